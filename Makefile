@@ -1,0 +1,35 @@
+# octvideo: `make demo` runs the main job on built-in data, `make test` runs the test suite.
+# Both create .venv on their own; nothing needs to be installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-heavy lint format demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch/torchvision are pinned exactly: on these machines they install from local files.
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check octvideo tests tools
+	$(VENV)/bin/ruff format --check octvideo tests tools
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format octvideo tests tools
+	$(VENV)/bin/ruff check --fix octvideo tests tools
+
+test: lint
+	$(PY) -m pytest -q -m "not heavy"
+
+# Cases too slow for every submission (whole-network compile, long training); run on demand.
+test-heavy: $(STAMP)
+	$(PY) -m pytest -q -m heavy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

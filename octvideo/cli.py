@@ -1,0 +1,52 @@
+"""Command-line entry point: a thin dispatcher over subcommands.
+
+Each subcommand lives in its own module, which exposes ``register(subparsers)``; ``register`` adds
+its parser and sets ``func`` to a plain function taking the parsed namespace. Tests call those
+functions in-process, and ``main`` is only argument parsing plus error reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="octvideo",
+        description="Video action recognition with 3D Octave Convolution.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, FileNotFoundError, ValueError) as err:
+        print(f"octvideo {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
