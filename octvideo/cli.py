@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (UsageError, FileNotFoundError, ValueError) as err:
+    except (UsageError, FileNotFoundError) as err:
         print(f"octvideo {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
         return 2
 

@@ -1,0 +1,62 @@
+"""Octave convolution operators for video: the (high, low) pair, OctConv3d, per-group layers and
+their analytic cost. Depends on torch only.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049).
+"""
+
+from octvideo.ops.cost import flops_ratio, low_share, memory_ratio
+from octvideo.ops.layers import (
+    OctAct,
+    OctDropout,
+    OctMerge,
+    OctNorm,
+    OctPool3d,
+    OctSplit,
+    oct_add,
+)
+from octvideo.ops.octconv import OctConv3d, conv_output_size
+from octvideo.ops.pair import (
+    SPATIAL_OCTAVE,
+    SPATIOTEMPORAL_OCTAVE,
+    Octave,
+    OctPair,
+    as_pair,
+    cat_pairs,
+    check_pair,
+    downsample,
+    fit_low,
+    low_channels,
+    low_size,
+    normalize_octave,
+    unpair,
+    upsample,
+)
+
+__all__ = [
+    "SPATIAL_OCTAVE",
+    "SPATIOTEMPORAL_OCTAVE",
+    "OctAct",
+    "OctConv3d",
+    "OctDropout",
+    "OctMerge",
+    "OctNorm",
+    "OctPair",
+    "OctPool3d",
+    "OctSplit",
+    "Octave",
+    "as_pair",
+    "cat_pairs",
+    "check_pair",
+    "conv_output_size",
+    "downsample",
+    "fit_low",
+    "flops_ratio",
+    "low_channels",
+    "low_share",
+    "low_size",
+    "memory_ratio",
+    "normalize_octave",
+    "oct_add",
+    "unpair",
+    "upsample",
+]

@@ -1,0 +1,198 @@
+"""Per-group layers for octave pairs: normalisation, activation, pooling, dropout, residual add,
+and the split and merge points where one tensor becomes two and two become one.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): each frequency group keeps
+its own batch-norm statistics and activation, and residual additions are made group by group.
+
+Every layer here takes either a plain tensor or an ``OctPair`` and returns the same kind, so a
+block written for pairs also runs at alpha 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from octvideo.ops.pair import (
+    Octave,
+    OctPair,
+    as_pair,
+    downsample,
+    fit_low,
+    low_channels,
+    normalize_octave,
+    upsample,
+)
+
+
+def _map(x: Tensor | OctPair, fn: Callable[[Tensor], Tensor]) -> Tensor | OctPair:
+    if isinstance(x, OctPair):
+        return OctPair(fn(x.high), None if x.low is None else fn(x.low))
+    return fn(x)
+
+
+class OctNorm(nn.Module):
+    """A normalisation layer per group, each with its own statistics.
+
+    Args:
+        num_features: channels of both groups together.
+        alpha: share of channels in the low group.
+        norm_layer: the normalisation class, built as ``norm_layer(channels, **norm_kwargs)``.
+        **norm_kwargs: passed to ``norm_layer`` (eps, momentum, ...).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        alpha: float = 0.0,
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        **norm_kwargs: float,
+    ) -> None:
+        super().__init__()
+        n_low = low_channels(num_features, alpha)
+        self.high = norm_layer(num_features - n_low, **norm_kwargs)
+        self.low = norm_layer(n_low, **norm_kwargs) if n_low else None
+
+    def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
+        if not isinstance(x, OctPair):
+            return self.high(x)
+        if (x.low is None) != (self.low is None):
+            raise ValueError("OctNorm was built for a different alpha than its input has")
+        return OctPair(self.high(x.high), None if x.low is None else self.low(x.low))
+
+
+class OctAct(nn.Module):
+    """One stateless activation applied to each group.
+
+    Args:
+        act_layer: the activation class, built as ``act_layer(**act_kwargs)``.
+        **act_kwargs: passed to ``act_layer`` (e.g. ``inplace=True``).
+    """
+
+    def __init__(self, act_layer: type[nn.Module] = nn.ReLU, **act_kwargs: bool) -> None:
+        super().__init__()
+        self.act = act_layer(**act_kwargs)
+
+    def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
+        return _map(x, self.act)
+
+
+class OctDropout(nn.Module):
+    """Dropout applied to each group independently."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
+        return _map(x, lambda t: F.dropout(t, self.p, self.training))
+
+
+class OctPool3d(nn.Module):
+    """Max or average pooling applied to each group, keeping the pair aligned.
+
+    The low group is pooled with ceil rounding and cropped to ceil(high / octave), so a floor-mode
+    pool of an odd-sized high group cannot leave the two groups one step apart.
+
+    Args:
+        kernel_size: (T, H, W) window.
+        stride: (T, H, W) stride; defaults to ``kernel_size``.
+        padding: (T, H, W) padding.
+        mode: "max" or "avg".
+        octave: the pair's (T, H, W) octave factor.
+    """
+
+    def __init__(
+        self,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] | None = None,
+        padding: int | Sequence[int] = 0,
+        *,
+        mode: str = "max",
+        octave: int | Sequence[int] = (1, 2, 2),
+    ) -> None:
+        super().__init__()
+        if mode not in ("max", "avg"):
+            raise ValueError(f"pooling mode must be 'max' or 'avg', got {mode!r}")
+        self.mode = mode
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.octave: Octave = normalize_octave(octave)
+
+    def _pool(self, x: Tensor, ceil_mode: bool) -> Tensor:
+        if self.mode == "max":
+            return F.max_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
+        return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
+
+    def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
+        if not isinstance(x, OctPair):
+            return self._pool(x, False)
+        high = self._pool(x.high, False)
+        if x.low is None:
+            return OctPair(high, None)
+        return OctPair(high, fit_low(self._pool(x.low, True), high, self.octave))
+
+    def extra_repr(self) -> str:
+        return (
+            f"mode={self.mode}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, octave={self.octave}"
+        )
+
+
+def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
+    """Residual addition, group by group; both sides must have the same groups."""
+    if isinstance(a, OctPair) or isinstance(b, OctPair):
+        a, b = as_pair(a), as_pair(b)
+        if (a.low is None) != (b.low is None):
+            raise ValueError("cannot add a pair with a low group to one without")
+        return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
+    return a + b
+
+
+class OctSplit(nn.Module):
+    """Where one tensor becomes two: the last ``low_channels`` channels go one octave down.
+
+    Args:
+        channels: channels of the incoming tensor.
+        alpha: share of channels that go to the low group.
+        octave: (T, H, W) octave factor.
+    """
+
+    def __init__(
+        self, channels: int, *, alpha: float, octave: int | Sequence[int] = (1, 2, 2)
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.n_low = low_channels(channels, alpha)
+        self.octave: Octave = normalize_octave(octave)
+
+    def forward(self, x: Tensor) -> OctPair:
+        n_high = self.channels - self.n_low
+        if self.n_low == 0:
+            return OctPair(x, None)
+        # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o)
+        return OctPair(x[:, :n_high], downsample(x[:, n_high:], self.octave))
+
+
+class OctMerge(nn.Module):
+    """Where two become one: the low group is upsampled to the high size and concatenated.
+
+    Args:
+        octave: (T, H, W) octave factor of the incoming pair.
+    """
+
+    def __init__(self, *, octave: int | Sequence[int] = (1, 2, 2)) -> None:
+        super().__init__()
+        self.octave: Octave = normalize_octave(octave)
+
+    def forward(self, x: Tensor | OctPair) -> Tensor:
+        high, low = as_pair(x)
+        if low is None:
+            return high
+        # (B, C_h + C_l, T, H, W)
+        return torch.cat([high, upsample(low, high.shape, self.octave)], dim=1)

@@ -1,0 +1,356 @@
+"""3D Octave Convolution.
+
+Reference: Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural
+Networks with Octave Convolution", ICCV 2019 (arXiv 1904.05049), Section 3 and the official MXNet
+code's handling of stride (pool, then stride-1 convolution).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from octvideo.ops.pair import (
+    Octave,
+    OctPair,
+    as_pair,
+    downsample,
+    low_channels,
+    low_size,
+    normalize_octave,
+    unpair,
+    upsample,
+)
+
+_Size3 = int | Sequence[int]
+
+
+def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
+    out = (value,) * 3 if isinstance(value, int) else tuple(value)
+    if len(out) != 3 or any(not isinstance(v, int) for v in out):
+        raise ValueError(f"{name} must be an int or three ints (T, H, W), got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def conv_output_size(
+    size: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+) -> tuple[int, int, int]:
+    """Output (T, H, W) of a plain strided convolution, as ``nn.Conv3d`` computes it."""
+    return tuple(
+        (s + 2 * p - d * (k - 1) - 1) // st + 1
+        for s, k, st, p, d in zip(size, kernel_size, stride, padding, dilation, strict=True)
+    )  # type: ignore[return-value]
+
+
+class OctConv3d(nn.Module):
+    """A 3D convolution over a (high, low) octave pair.
+
+    For input (X_H, X_L) and output (Y_H, Y_L)::
+
+        X_H ──┬───────────── conv_hh ────────────────────── + ──> Y_H
+              │                                             ^
+              └─ avgpool ─── conv_hl ──────────── + ──> Y_L |
+                                                  ^         |
+        X_L ──┬───────────── conv_ll ─────────────┘         |
+              └───────────── conv_lh ─── nearest upsample ──┘
+
+    ``avgpool`` and ``nearest upsample`` go one octave down and up (factor ``octave`` per axis, 2
+    on octave axes); the upsample is cropped to Y_H's exact size, so odd sizes work. A stride > 1
+    is applied the way the official code does when an octave is present: average-pool both inputs
+    by the stride, then convolve with stride 1. With ``alpha_in = alpha_out = 0`` only ``conv_hh``
+    exists and the layer is exactly ``nn.Conv3d`` (native stride and padding).
+
+    The four weights are the four blocks of a vanilla weight W[out, in] split at the high/low
+    channel boundary, so the parameter count equals the vanilla convolution's (``from_conv`` and
+    ``to_conv`` move between the two). Paths that would read or write zero channels are None.
+    Depthwise layers (``groups == in_channels == out_channels``) keep only H->H and L->L.
+
+    Args:
+        in_channels: input channels, both groups together.
+        out_channels: output channels, both groups together.
+        kernel_size: (T, H, W) kernel.
+        stride: (T, H, W) stride.
+        padding: (T, H, W) zero padding; None means "same" (``dilation * (kernel - 1) // 2``),
+            the only padding that keeps the two groups aligned when an octave is present.
+        dilation: (T, H, W) dilation.
+        groups: convolution groups, applied on every path.
+        bias: learnable bias on each output group (carried by H->H and by L->L, or H->L where
+            L->L is absent).
+        alpha_in: share of input channels in the low group; 0 means a plain tensor comes in.
+        alpha_out: share of output channels in the low group; 0 means a plain tensor comes out.
+        octave: per-axis (T, H, W) factor between the groups: (1, 2, 2) spatial, (2, 2, 2)
+            spatio-temporal.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _Size3,
+        stride: _Size3 = 1,
+        padding: _Size3 | None = None,
+        dilation: _Size3 = 1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        alpha_in: float = 0.0,
+        alpha_out: float = 0.0,
+        octave: _Size3 = (1, 2, 2),
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _triple(kernel_size, "kernel_size")
+        self.stride = _triple(stride, "stride")
+        self.dilation = _triple(dilation, "dilation")
+        same = tuple(d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation, strict=True))
+        self.padding = same if padding is None else _triple(padding, "padding")
+        self.octave: Octave = normalize_octave(octave)
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.alpha_in, self.alpha_out = float(alpha_in), float(alpha_out)
+        self.in_low = low_channels(in_channels, alpha_in)
+        self.out_low = low_channels(out_channels, alpha_out)
+        self.in_high = in_channels - self.in_low
+        self.out_high = out_channels - self.out_low
+        self.has_octave = self.in_low > 0 or self.out_low > 0
+        self.depthwise = groups > 1 and groups == in_channels == out_channels
+
+        if self.has_octave:
+            even = [
+                k for k, d in zip(self.kernel_size, self.dilation, strict=True) if d * (k - 1) % 2
+            ]
+            if even or self.padding != same:
+                raise ValueError(
+                    f"OctConv3d with an octave needs an odd kernel and 'same' padding {same} so "
+                    f"both groups stay aligned; got kernel {self.kernel_size}, padding "
+                    f"{self.padding}, dilation {self.dilation}"
+                )
+        if self.depthwise and self.in_low != self.out_low:
+            raise ValueError(
+                f"depthwise OctConv3d needs alpha_in == alpha_out, got {alpha_in} and {alpha_out}"
+            )
+        if not self.depthwise:
+            for name, n in (
+                ("high input", self.in_high),
+                ("low input", self.in_low),
+                ("high output", self.out_high),
+                ("low output", self.out_low),
+            ):
+                if n % groups:
+                    raise ValueError(
+                        f"groups={groups} does not divide the {name} channels ({n}) at "
+                        f"alpha_in={alpha_in}, alpha_out={alpha_out}; choose channels or alphas "
+                        f"whose groups split evenly"
+                    )
+        # Where an octave is present, stride is pool-then-convolve (official code); a plain layer
+        # keeps nn.Conv3d's native stride so alpha 0 is exactly the vanilla network.
+        self.pool_stride = self.has_octave and self.stride != (1, 1, 1)
+        conv_stride = (1, 1, 1) if self.pool_stride else self.stride
+
+        def make(cin: int, cout: int, with_bias: bool) -> nn.Conv3d | None:
+            if cin == 0 or cout == 0:
+                return None
+            return nn.Conv3d(
+                cin,
+                cout,
+                self.kernel_size,
+                stride=conv_stride,
+                padding=self.padding,
+                dilation=self.dilation,
+                groups=cin if self.depthwise else groups,
+                bias=with_bias,
+            )
+
+        cross = not self.depthwise
+        self.conv_hh = make(self.in_high, self.out_high, bias)
+        self.conv_hl = (
+            make(self.in_high, self.out_low, bias and self.in_low == 0) if cross else None
+        )
+        self.conv_lh = make(self.in_low, self.out_high, False) if cross else None
+        self.conv_ll = make(self.in_low, self.out_low, bias)
+
+    def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
+        x_h, x_l = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
+        if x_h.shape[1] != self.in_high or (x_l is None) != (self.in_low == 0):
+            got = (x_h.shape[1], None if x_l is None else x_l.shape[1])
+            raise ValueError(
+                f"OctConv3d expects (high, low) channels ({self.in_high}, {self.in_low or None}) "
+                f"at alpha_in={self.alpha_in}, got {got}"
+            )
+        if x_l is not None and x_l.shape[1] != self.in_low:
+            raise ValueError(f"OctConv3d expects {self.in_low} low channels, got {x_l.shape[1]}")
+        if self.pool_stride:
+            x_h = downsample(x_h, self.stride)
+            x_l = None if x_l is None else downsample(x_l, self.stride)
+
+        y_h = self.conv_hh(x_h)  # (B, out_h, T', H', W')
+        if self.conv_lh is not None:
+            y_h = y_h + upsample(self.conv_lh(x_l), y_h.shape, self.octave)
+
+        y_l: Tensor | None = None
+        if self.conv_ll is not None:
+            y_l = self.conv_ll(x_l)  # (B, out_l, T'/o, H'/o, W'/o)
+        if self.conv_hl is not None:
+            from_high = self.conv_hl(downsample(x_h, self.octave))
+            y_l = from_high if y_l is None else y_l + from_high
+        return unpair(OctPair(y_h, y_l))
+
+    # ------------------------------------------------------------------ vanilla <-> octave weights
+
+    def _blocks(self) -> list[tuple[nn.Conv3d | None, slice, slice]]:
+        """Each path with the (output, input) slice of the vanilla weight it holds."""
+        hi_o, lo_o = slice(0, self.out_high), slice(self.out_high, self.out_channels)
+        hi_i, lo_i = slice(0, self.in_high), slice(self.in_high, self.in_channels)
+        if self.depthwise:  # weight (C, 1, k...): input slice is the group's single channel
+            return [(self.conv_hh, hi_o, slice(0, 1)), (self.conv_ll, lo_o, slice(0, 1))]
+        return [
+            (self.conv_hh, hi_o, hi_i),
+            (self.conv_hl, lo_o, hi_i),
+            (self.conv_lh, hi_o, lo_i),
+            (self.conv_ll, lo_o, lo_i),
+        ]
+
+    def _check_sliceable(self) -> None:
+        if self.groups != 1 and not self.depthwise:
+            raise ValueError(
+                "slicing a vanilla weight into octave blocks needs groups=1 or a depthwise "
+                f"layer; this layer has groups={self.groups}"
+            )
+
+    @torch.no_grad()
+    def load_vanilla_weight(self, weight: Tensor, bias: Tensor | None = None) -> None:
+        """Fills the four paths from a vanilla ``nn.Conv3d`` weight (out, in/groups, kT, kH, kW).
+
+        Each path takes its block of ``weight``; a bias goes to the path that carries each output
+        group's bias (``conv_hh`` for high, ``conv_ll`` or ``conv_hl`` for low).
+        """
+        self._check_sliceable()
+        expected = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+        if tuple(weight.shape) != expected:
+            raise ValueError(
+                f"vanilla weight of shape {tuple(weight.shape)} does not fit an OctConv3d "
+                f"expecting {expected}"
+            )
+        for conv, out_sl, in_sl in self._blocks():
+            if conv is None:
+                continue
+            conv.weight.copy_(weight[out_sl, in_sl])
+            if conv.bias is not None:
+                if bias is None:
+                    raise ValueError("this OctConv3d has a bias but the vanilla weights have none")
+                conv.bias.copy_(bias[out_sl])
+
+    @classmethod
+    def from_conv(
+        cls,
+        conv: nn.Conv3d,
+        *,
+        alpha_in: float,
+        alpha_out: float,
+        octave: _Size3 = (1, 2, 2),
+    ) -> OctConv3d:
+        """An OctConv3d with ``conv``'s hyper-parameters and its weight sliced into four blocks."""
+        if isinstance(conv.padding, str):
+            raise ValueError("from_conv needs numeric padding, not padding='same'/'valid'")
+        layer = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            alpha_in=alpha_in,
+            alpha_out=alpha_out,
+            octave=octave,
+        ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+        layer.load_vanilla_weight(conv.weight, conv.bias)
+        return layer
+
+    @torch.no_grad()
+    def vanilla_weight(self) -> tuple[Tensor, Tensor | None]:
+        """The vanilla (weight, bias) that holds this layer's four blocks; the inverse of slicing.
+
+        Paths that an octave layer drops (cross paths of depthwise layers) are zero; absent paths
+        of a layer with alpha 0 at one side are simply not there, so their block is empty.
+        """
+        self._check_sliceable()
+        ref = self.conv_hh.weight
+        weight = ref.new_zeros(
+            self.out_channels, self.in_channels // self.groups, *self.kernel_size
+        )
+        bias = ref.new_zeros(self.out_channels) if self.conv_hh.bias is not None else None
+        for conv, out_sl, in_sl in self._blocks():
+            if conv is None:
+                continue
+            weight[out_sl, in_sl] = conv.weight
+            if conv.bias is not None and bias is not None:
+                bias[out_sl] = conv.bias
+        return weight, bias
+
+    def to_conv(self) -> nn.Conv3d:
+        """The vanilla ``nn.Conv3d`` with this layer's weights (native stride and padding)."""
+        weight, bias = self.vanilla_weight()
+        conv = nn.Conv3d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            bias=bias is not None,
+        ).to(device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(weight)
+            if bias is not None:
+                conv.bias.copy_(bias)
+        return conv
+
+    # ------------------------------------------------------------------------------ analytic cost
+
+    def output_size(self, size: Sequence[int]) -> tuple[int, int, int]:
+        """(T, H, W) of the high output for a high input of ``size`` (T, H, W)."""
+        size = tuple(size[-3:])
+        if self.pool_stride:
+            return tuple(-(-s // st) for s, st in zip(size, self.stride, strict=True))  # type: ignore[return-value]
+        return conv_output_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def flops(self, size: Sequence[int]) -> int:
+        """Multiply-adds of one sample through the four convolutions, for a high input of ``size``.
+
+        Pooling, upsampling and the additions are not counted (fvcore counts none of them either);
+        they are O(activations), small beside the convolutions.
+        """
+        out_hi = self.output_size(size)
+        out_lo = low_size(out_hi, self.octave)
+        k = math.prod(self.kernel_size)
+        total = 0
+        for conv, grid in (
+            (self.conv_hh, out_hi),
+            (self.conv_lh, out_lo),
+            (self.conv_hl, out_lo),
+            (self.conv_ll, out_lo),
+        ):
+            if conv is not None:
+                total += conv.out_channels * (conv.in_channels // conv.groups) * k * math.prod(grid)
+        return total
+
+    def activation_memory(self, size: Sequence[int]) -> int:
+        """Elements of one sample's output (both groups) for a high input of ``size``."""
+        out_hi = self.output_size(size)
+        out_lo = low_size(out_hi, self.octave)
+        return self.out_high * math.prod(out_hi) + self.out_low * math.prod(out_lo)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+            f"alpha_in={self.alpha_in}, alpha_out={self.alpha_out}, octave={self.octave}"
+        )

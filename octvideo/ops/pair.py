@@ -1,0 +1,151 @@
+"""The (high, low) frequency pair that flows through octave networks, and its resampling helpers.
+
+Reference: Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural
+Networks with Octave Convolution", ICCV 2019 (arXiv 1904.05049).
+
+A feature map with octave alpha keeps ``channels - low_channels(channels, alpha)`` channels at full
+resolution (``high``) and ``low_channels(channels, alpha)`` at a lower resolution (``low``), one
+octave down along each axis whose ``octave`` factor is 2. The low group's size is always
+``ceil(high_size / octave)`` per axis, so odd sizes (7x7, 15x15, 3 frames) stay aligned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Octave = tuple[int, int, int]
+
+SPATIAL_OCTAVE: Octave = (1, 2, 2)
+SPATIOTEMPORAL_OCTAVE: Octave = (2, 2, 2)
+
+
+class OctPair(NamedTuple):
+    """Two frequency groups of one feature map, high first.
+
+    Attributes:
+        high: (B, C_h, T, H, W) full-resolution group.
+        low: (B, C_l, ceil(T/o_t), ceil(H/o_h), ceil(W/o_w)) low-frequency group, or None when the
+            feature map has no low group (alpha = 0).
+    """
+
+    high: Tensor
+    low: Tensor | None
+
+
+def as_pair(x: Tensor | OctPair) -> OctPair:
+    """Views a plain tensor as a pair without a low group; passes pairs through."""
+    if isinstance(x, OctPair):
+        return x
+    return OctPair(x, None)
+
+
+def unpair(x: OctPair) -> Tensor | OctPair:
+    """Returns the plain tensor for a pair without a low group, else the pair itself."""
+    return x.high if x.low is None else x
+
+
+def low_channels(channels: int, alpha: float) -> int:
+    """Number of low-frequency channels for a layer of ``channels`` channels at octave ``alpha``.
+
+    The official OctConv code takes ``int(alpha * channels)``; the small epsilon keeps float error
+    (0.29 * 100 = 28.999...) from dropping a channel.
+
+    Args:
+        channels: total channel count.
+        alpha: share of channels in the low group, in [0, 1).
+
+    Returns:
+        The low-group channel count; the high group always keeps at least one channel.
+    """
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+    if channels < 1:
+        raise ValueError(f"channels must be positive, got {channels}")
+    return min(channels - 1, math.floor(alpha * channels + 1e-6))
+
+
+def normalize_octave(octave: int | Sequence[int]) -> Octave:
+    """Checks an octave factor (1 or 2 per axis, (T, H, W)) and returns it as a 3-tuple."""
+    octave_t = (octave,) * 3 if isinstance(octave, int) else tuple(octave)
+    if len(octave_t) != 3 or any(o not in (1, 2) for o in octave_t):
+        raise ValueError(
+            f"octave must be three factors of 1 or 2 for (T, H, W), e.g. (1, 2, 2) for the "
+            f"spatial octave or (2, 2, 2) for the spatio-temporal one; got {octave}"
+        )
+    return octave_t  # type: ignore[return-value]
+
+
+def low_size(size: tuple[int, ...], octave: Octave) -> tuple[int, int, int]:
+    """Size (T, H, W) of the low group for a high group of ``size`` (T, H, W)."""
+    t, h, w = size[-3:]
+    return (-(-t // octave[0]), -(-h // octave[1]), -(-w // octave[2]))
+
+
+def downsample(x: Tensor, factor: tuple[int, int, int]) -> Tensor:
+    """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up."""
+    if factor == (1, 1, 1):
+        return x
+    return F.avg_pool3d(x, kernel_size=factor, stride=factor, ceil_mode=True)
+
+
+def upsample(x: Tensor, size: tuple[int, ...], octave: Octave) -> Tensor:
+    """Nearest-upsamples a low group (B, C, t, h, w) by ``octave`` and crops to ``size`` (T, H, W).
+
+    Repeating each element (index i of the result reads i // 2) keeps the crop exact for odd sizes,
+    which a resize to the odd target size does not guarantee.
+    """
+    t, h, w = size[-3:]
+    if octave == (1, 1, 1):
+        return x
+    b, c, lt, lh, lw = x.shape
+    ot, oh, ow = octave
+    x = x.reshape(b, c, lt, 1, lh, 1, lw, 1).expand(b, c, lt, ot, lh, oh, lw, ow)
+    x = x.reshape(b, c, lt * ot, lh * oh, lw * ow)  # (B, C, t*ot, h*oh, w*ow)
+    if (lt * ot, lh * oh, lw * ow) != (t, h, w):
+        x = x[:, :, :t, :h, :w]
+    return x
+
+
+def check_pair(x: OctPair, octave: Octave) -> None:
+    """Raises ValueError when the low group's size is not ceil(high / octave)."""
+    if x.low is None:
+        return
+    want = low_size(tuple(x.high.shape), octave)
+    got = tuple(x.low.shape[-3:])
+    if got != want:
+        raise ValueError(
+            f"octave pair out of step: high {tuple(x.high.shape[-3:])} needs low {want}, got {got}"
+        )
+
+
+def fit_low(low: Tensor, high: Tensor, octave: Octave) -> Tensor:
+    """Crops a low group that came out one step too large (floor vs ceil rounding) to its pair size.
+
+    Pooling layers with floor rounding can leave the low group one element larger than
+    ceil(high / octave) on odd sizes; the extra border row carries no information the high group
+    lacks.
+    """
+    t, h, w = low_size(tuple(high.shape), octave)
+    if tuple(low.shape[-3:]) == (t, h, w):
+        return low
+    if low.shape[-3] < t or low.shape[-2] < h or low.shape[-1] < w:
+        raise ValueError(
+            f"low group {tuple(low.shape[-3:])} smaller than its pair size {(t, h, w)} "
+            f"for high group {tuple(high.shape[-3:])}"
+        )
+    return low[:, :, :t, :h, :w]
+
+
+def cat_pairs(pairs: list[OctPair], dim: int = 1) -> OctPair:
+    """Concatenates pairs group by group along ``dim`` (channels by default)."""
+    high = torch.cat([p.high for p in pairs], dim=dim)
+    lows = [p.low for p in pairs if p.low is not None]
+    if lows and len(lows) != len(pairs):
+        raise ValueError("cannot concatenate pairs with and without a low group")
+    return OctPair(high, torch.cat(lows, dim=dim) if lows else None)
