@@ -204,6 +204,8 @@ class OctConv3d(nn.Module):
 
     def _blocks(self) -> list[tuple[nn.Conv3d | None, slice, slice]]:
         """Each path with the (output, input) slice of the vanilla weight it holds."""
+        if not self.has_octave:  # one path holds the whole weight, whatever the groups
+            return [(self.conv_hh, slice(None), slice(None))]
         hi_o, lo_o = slice(0, self.out_high), slice(self.out_high, self.out_channels)
         hi_i, lo_i = slice(0, self.in_high), slice(self.in_high, self.in_channels)
         if self.depthwise:  # weight (C, 1, k...): input slice is the group's single channel
@@ -216,7 +218,7 @@ class OctConv3d(nn.Module):
         ]
 
     def _check_sliceable(self) -> None:
-        if self.groups != 1 and not self.depthwise:
+        if self.has_octave and self.groups != 1 and not self.depthwise:
             raise ValueError(
                 "slicing a vanilla weight into octave blocks needs groups=1 or a depthwise "
                 f"layer; this layer has groups={self.groups}"

@@ -88,7 +88,11 @@ def low_size(size: tuple[int, ...], octave: Octave) -> tuple[int, int, int]:
 
 
 def downsample(x: Tensor, factor: tuple[int, int, int]) -> Tensor:
-    """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up."""
+    """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up.
+
+    An axis of size 1 stays as it is (its ceil-half is 1), which pooling would refuse.
+    """
+    factor = tuple(f if s > 1 else 1 for f, s in zip(factor, x.shape[-3:], strict=True))
     if factor == (1, 1, 1):
         return x
     return F.avg_pool3d(x, kernel_size=factor, stride=factor, ceil_mode=True)

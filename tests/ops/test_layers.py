@@ -1,0 +1,104 @@
+"""Per-group layers, split/merge, and the pair helpers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from octvideo.ops import (
+    OctAct,
+    OctDropout,
+    OctMerge,
+    OctNorm,
+    OctPair,
+    OctPool3d,
+    OctSplit,
+    check_pair,
+    oct_add,
+    upsample,
+)
+
+
+def pair(c_h: int, c_l: int, size, octave, seed: int = 0) -> OctPair:
+    g = torch.Generator().manual_seed(seed)
+    low = [math.ceil(s / o) for s, o in zip(size, octave, strict=True)]
+    return OctPair(
+        torch.randn(2, c_h, *size, generator=g, dtype=torch.float64),
+        torch.randn(2, c_l, *low, generator=g, dtype=torch.float64),
+    )
+
+
+def test_norm_keeps_separate_statistics():
+    norm = OctNorm(8, alpha=0.25).double().train()
+    x = pair(6, 2, (2, 4, 4), (1, 2, 2))
+    x = OctPair(x.high + 5.0, x.low - 3.0)
+    norm(x)
+    assert norm.high.num_features == 6 and norm.low.num_features == 2
+    torch.testing.assert_close(norm.high.running_mean, 0.1 * x.high.mean(dim=(0, 2, 3, 4)))
+    torch.testing.assert_close(norm.low.running_mean, 0.1 * x.low.mean(dim=(0, 2, 3, 4)))
+
+
+def test_norm_and_act_accept_plain_tensors():
+    norm = OctNorm(4, alpha=0.0)
+    assert norm.low is None
+    x = torch.randn(2, 4, 2, 3, 3)
+    torch.testing.assert_close(OctAct(nn.ReLU)(norm(x)), torch.relu(norm(x)))
+
+
+def test_dropout_is_per_group_and_off_in_eval():
+    drop = OctDropout(0.5)
+    x = pair(4, 4, (2, 4, 4), (1, 2, 2))
+    y = drop(x)
+    assert (y.high == 0).any() and (y.low == 0).any()
+    drop.eval()
+    y = drop(x)
+    assert torch.equal(y.high, x.high) and torch.equal(y.low, x.low)
+
+
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+@pytest.mark.parametrize("t", [1, 2, 3, 5, 6, 8])
+@pytest.mark.parametrize("hw", [7, 14, 15, 56, 112])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"),
+    [((1, 3, 3), (1, 2, 2), (0, 1, 1)), ((2, 1, 1), (2, 1, 1), 0), ((3, 3, 3), 2, 1)],
+)
+def test_pooling_keeps_pairs_aligned(octave, t, hw, kernel, stride, padding):
+    if t < kernel[0] and padding == 0:
+        pytest.skip("window longer than the clip")
+    x = pair(2, 2, (t, hw, hw), octave)
+    pool = OctPool3d(kernel, stride, padding, mode="max", octave=octave)
+    y = pool(x)
+    check_pair(y, octave)
+    assert y.high.shape == nn.MaxPool3d(kernel, stride, padding)(x.high).shape
+
+
+def test_residual_add():
+    a, b = pair(4, 2, (2, 5, 5), (1, 2, 2)), pair(4, 2, (2, 5, 5), (1, 2, 2), seed=1)
+    y = oct_add(a, b)
+    torch.testing.assert_close(y.high, a.high + b.high)
+    torch.testing.assert_close(y.low, a.low + b.low)
+    with pytest.raises(ValueError, match="with a low group to one without"):
+        oct_add(a, OctPair(b.high, None))
+
+
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+@pytest.mark.parametrize("size", [(4, 8, 8), (3, 7, 7), (1, 15, 15)])
+def test_split_then_merge_round_trips_blocky_input(octave, size):
+    """Merging a split recovers the input when the low channels are constant over each block."""
+    c, alpha = 8, 0.25
+    split, merge = OctSplit(c, alpha=alpha, octave=octave), OctMerge(octave=octave)
+    coarse = torch.randn(2, 2, *[math.ceil(s / o) for s, o in zip(size, octave, strict=True)])
+    x = torch.cat([torch.randn(2, 6, *size), upsample(coarse, size, octave)], dim=1)
+    p = split(x)
+    assert p.high.shape[1] == 6 and p.low.shape[1] == 2
+    torch.testing.assert_close(p.low, coarse)
+    torch.testing.assert_close(merge(p), x)
+
+
+def test_upsample_is_exact_nearest_for_odd_sizes():
+    low = torch.arange(4.0).reshape(1, 1, 1, 1, 4)
+    up = upsample(low, (1, 1, 7), (1, 1, 2))
+    assert up.flatten().tolist() == [0, 0, 1, 1, 2, 2, 3]

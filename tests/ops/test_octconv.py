@@ -1,0 +1,247 @@
+"""OctConv3d: equivalence with nn.Conv3d and with a written-out reference, shapes, gradients."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from octvideo.ops import OctConv3d, OctPair, low_channels
+
+torch.set_default_dtype(torch.float64)
+
+KERNELS = [(1, 1, 1), (3, 1, 1), (1, 3, 3), (3, 3, 3)]
+ALPHAS = [0.0, 0.25, 0.5]
+OCTAVES = [(1, 2, 2), (2, 2, 2)]
+SIZES = [(4, 8, 8), (3, 7, 7)]  # even and odd
+
+
+def make_input(channels: int, alpha: float, size, octave, batch: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    n_low = low_channels(channels, alpha)
+    high = torch.randn(batch, channels - n_low, *size, generator=g)
+    if n_low == 0:
+        return high
+    low_size = [math.ceil(s / o) for s, o in zip(size, octave, strict=True)]
+    return OctPair(high, torch.randn(batch, n_low, *low_size, generator=g))
+
+
+def reference(layer: OctConv3d, x) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The operator written out from the paper with F.conv3d on the vanilla weight's blocks."""
+    weight, bias = layer.vanilla_weight()
+    x_h, x_l = (x.high, x.low) if isinstance(x, OctPair) else (x, None)
+    oh, ih = layer.out_high, layer.in_high
+
+    def conv(t, w, b=None):
+        return F.conv3d(t, w, b, 1, layer.padding, layer.dilation)
+
+    def pool(t, k):
+        return F.avg_pool3d(t, k, k, ceil_mode=True) if k != (1, 1, 1) else t
+
+    def up(t, size):
+        for dim, o in zip((2, 3, 4), layer.octave, strict=True):
+            t = t.repeat_interleave(o, dim=dim)
+        return t[:, :, : size[0], : size[1], : size[2]]
+
+    x_h = pool(x_h, layer.stride)
+    x_l = None if x_l is None else pool(x_l, layer.stride)
+    b_h = None if bias is None else bias[:oh]
+    b_l = None if bias is None else bias[oh:]
+    y_h = conv(x_h, weight[:oh, :ih], b_h)
+    if x_l is not None:
+        y_h = y_h + up(conv(x_l, weight[:oh, ih:]), y_h.shape[2:])
+    if layer.out_low == 0:
+        return y_h, None
+    y_l = conv(pool(x_h, layer.octave), weight[oh:, :ih], b_l)
+    if x_l is not None:
+        y_l = y_l + conv(x_l, weight[oh:, ih:])
+    return y_h, y_l
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("stride", [1, 2, (1, 2, 2)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_alpha_zero_is_nn_conv3d(kernel, stride, bias):
+    conv = nn.Conv3d(6, 10, kernel, stride=stride, padding=[k // 2 for k in kernel], bias=bias)
+    layer = OctConv3d(6, 10, kernel, stride=stride, bias=bias, alpha_in=0.0, alpha_out=0.0)
+    layer.load_vanilla_weight(conv.weight, conv.bias)
+    assert layer.conv_hl is None and layer.conv_lh is None and layer.conv_ll is None
+    x = torch.randn(2, 6, 5, 9, 9)
+    torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-12)
+
+
+def test_alpha_zero_keeps_any_padding_and_groups():
+    conv = nn.Conv3d(8, 12, (3, 3, 3), stride=(1, 2, 2), padding=0, dilation=(1, 2, 2), groups=4)
+    layer = OctConv3d.from_conv(conv, alpha_in=0.0, alpha_out=0.0)
+    x = torch.randn(1, 8, 5, 11, 11)
+    torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", [(1, 1, 1), (3, 1, 1)])
+@pytest.mark.parametrize(
+    ("alpha_in", "alpha_out"), [(0.25, 0.25), (0.5, 0.5), (0.0, 0.5), (0.5, 0.0)]
+)
+@pytest.mark.parametrize("size", SIZES)
+def test_sliced_vanilla_weights_give_vanilla_result(kernel, alpha_in, alpha_out, size):
+    """A spatial-1 kernel commutes with 2x2 nearest-up and average pooling, so on an input whose
+    low channels are constant over each 2x2 block the octave layer reproduces the vanilla one."""
+    cin, cout = 8, 12
+    conv = nn.Conv3d(cin, cout, kernel, padding=[k // 2 for k in kernel], bias=True)
+    layer = OctConv3d.from_conv(conv, alpha_in=alpha_in, alpha_out=alpha_out, octave=(1, 2, 2))
+    n_in_low, n_out_low = low_channels(cin, alpha_in), low_channels(cout, alpha_out)
+    t, h, w = size
+    coarse = torch.randn(2, n_in_low, t, (h + 1) // 2, (w + 1) // 2)
+    blocky = coarse.repeat_interleave(2, 3).repeat_interleave(2, 4)[..., :h, :w]
+    full = torch.cat([torch.randn(2, cin - n_in_low, t, h, w), blocky], dim=1)
+    x = OctPair(full[:, : cin - n_in_low], coarse) if n_in_low else full
+
+    y = layer(x)
+    vanilla = conv(full)
+    y_h, y_l = (y.high, y.low) if isinstance(y, OctPair) else (y, None)
+    torch.testing.assert_close(y_h, vanilla[:, : cout - n_out_low], rtol=0, atol=1e-12)
+    if n_out_low:
+        pooled = F.avg_pool3d(vanilla[:, cout - n_out_low :], (1, 2, 2), ceil_mode=True)
+        torch.testing.assert_close(y_l, pooled, rtol=0, atol=1e-12)
+    else:
+        assert y_l is None
+
+
+@pytest.mark.parametrize(
+    ("alpha_in", "alpha_out", "kernel", "stride", "size", "octave"),
+    list(itertools.product(ALPHAS, ALPHAS, KERNELS, [1, 2], SIZES, OCTAVES)),
+)
+def test_shapes_and_reference(alpha_in, alpha_out, kernel, stride, size, octave):
+    cin, cout = 8, 16
+    layer = OctConv3d(
+        cin,
+        cout,
+        kernel,
+        stride=stride,
+        bias=True,
+        alpha_in=alpha_in,
+        alpha_out=alpha_out,
+        octave=octave,
+    )
+    x = make_input(cin, alpha_in, size, octave)
+    y = layer(x)
+
+    high_size = tuple(math.ceil(s / stride) for s in size)
+    low_size = tuple(math.ceil(s / o) for s, o in zip(high_size, octave, strict=True))
+    n_low = low_channels(cout, alpha_out)
+    y_h, y_l = (y.high, y.low) if isinstance(y, OctPair) else (y, None)
+    assert y_h.shape == (2, cout - n_low, *high_size)
+    if n_low:
+        assert y_l.shape == (2, n_low, *low_size)
+    else:
+        assert not isinstance(y, OctPair), "alpha_out = 0 must return a plain tensor"
+
+    ref_h, ref_l = reference(layer, x)
+    if alpha_in == alpha_out == 0.0 and stride == 2:
+        return  # native strided conv, covered by test_alpha_zero_is_nn_conv3d
+    torch.testing.assert_close(y_h, ref_h, rtol=1e-10, atol=1e-10)
+    if n_low:
+        torch.testing.assert_close(y_l, ref_l, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("alpha_in", "alpha_out"), [(0.0, 0.5), (0.5, 0.5), (0.5, 0.0), (0.25, 0.5)]
+)
+def test_gradients_reach_every_weight(alpha_in, alpha_out):
+    layer = OctConv3d(8, 8, (3, 3, 3), bias=True, alpha_in=alpha_in, alpha_out=alpha_out)
+    x = make_input(8, alpha_in, (3, 7, 7), (1, 2, 2))
+    y = layer(x)
+    loss = sum(t.square().sum() for t in (y if isinstance(y, OctPair) else (y,)) if t is not None)
+    loss.backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    ("size", "octave"),
+    [
+        ((1, 7, 7), (2, 2, 2)),
+        ((3, 15, 15), (2, 2, 2)),
+        ((1, 112, 112), (1, 2, 2)),
+        ((5, 1, 1), (2, 2, 2)),
+    ],
+)
+def test_small_and_odd_sizes(size, octave):
+    layers = nn.Sequential(
+        OctConv3d(4, 8, 3, alpha_in=0.0, alpha_out=0.5, octave=octave),
+        OctConv3d(8, 8, 3, stride=2, alpha_in=0.5, alpha_out=0.5, octave=octave),
+        OctConv3d(8, 8, (1, 3, 3), stride=(1, 2, 2), alpha_in=0.5, alpha_out=0.25, octave=octave),
+        OctConv3d(8, 4, 1, alpha_in=0.25, alpha_out=0.0, octave=octave),
+    )
+    y = layers(torch.randn(1, 4, *size))
+    t, h, w = size
+    assert y.shape == (1, 4, math.ceil(t / 2), math.ceil(h / 4), math.ceil(w / 4))
+
+
+def test_depthwise_drops_cross_paths():
+    layer = OctConv3d(8, 8, (3, 3, 3), groups=8, alpha_in=0.5, alpha_out=0.5)
+    assert layer.conv_hl is None and layer.conv_lh is None
+    assert layer.conv_hh.groups == 4 and layer.conv_ll.groups == 4
+    x = make_input(8, 0.5, (3, 6, 6), (1, 2, 2))
+    y = layer(x)
+    torch.testing.assert_close(y.high, layer.conv_hh(x.high))
+    torch.testing.assert_close(y.low, layer.conv_ll(x.low))
+    # round trip through the vanilla depthwise weight
+    conv = layer.to_conv()
+    again = OctConv3d.from_conv(conv, alpha_in=0.5, alpha_out=0.5)
+    torch.testing.assert_close(again(x).high, y.high)
+
+
+def test_grouped_conv_paths_and_divisibility_error():
+    layer = OctConv3d(16, 16, 3, groups=4, alpha_in=0.25, alpha_out=0.25)
+    assert all(c.groups == 4 for c in (layer.conv_hh, layer.conv_hl, layer.conv_lh, layer.conv_ll))
+    with pytest.raises(ValueError, match=r"groups=4 does not divide the high input channels \(6\)"):
+        OctConv3d(8, 16, 3, groups=4, alpha_in=0.25, alpha_out=0.25)
+
+
+def test_parameter_count_equals_vanilla_and_round_trip():
+    conv = nn.Conv3d(12, 20, (3, 3, 3), padding=1, bias=True)
+    layer = OctConv3d.from_conv(conv, alpha_in=0.25, alpha_out=0.5)
+    assert sum(p.numel() for p in layer.parameters()) == sum(p.numel() for p in conv.parameters())
+    back = layer.to_conv()
+    torch.testing.assert_close(back.weight, conv.weight, rtol=0, atol=0)
+    torch.testing.assert_close(back.bias, conv.bias, rtol=0, atol=0)
+
+
+def test_input_mismatch_and_bad_arguments_name_the_problem():
+    layer = OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(ValueError, match=r"expects \(high, low\) channels \(4, 4\)"):
+        layer(torch.randn(1, 8, 2, 8, 8))
+    with pytest.raises(ValueError, match="odd kernel and 'same' padding"):
+        OctConv3d(8, 8, 2, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(ValueError, match="odd kernel and 'same' padding"):
+        OctConv3d(8, 8, 3, padding=0, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\)"):
+        OctConv3d(8, 8, 3, alpha_in=1.0, alpha_out=0.5)
+    with pytest.raises(ValueError, match="octave must be three factors"):
+        OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5, octave=(1, 3, 3))
+
+
+def test_low_channels_rule():
+    assert low_channels(64, 0.1) == 6  # int(6.4), the official rounding
+    assert low_channels(100, 0.29) == 29  # float error must not drop a channel
+    assert low_channels(64, 0.0) == 0
+    assert low_channels(3, 0.9) == 2  # the high group always keeps a channel
+    assert low_channels(1, 0.5) == 0
+
+
+def test_compiled_matches_eager():
+    torch.manual_seed(0)
+    layer = OctConv3d(8, 8, 3, stride=2, alpha_in=0.5, alpha_out=0.5).float()
+    x = OctPair(
+        torch.randn(2, 4, 3, 7, 7, dtype=torch.float32),
+        torch.randn(2, 4, 3, 4, 4, dtype=torch.float32),
+    )
+    compiled = torch.compile(layer)
+    eager = layer(x)
+    got = compiled(x)
+    torch.testing.assert_close(got.high, eager.high, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.low, eager.low, rtol=1e-5, atol=1e-5)
