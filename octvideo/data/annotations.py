@@ -1,0 +1,263 @@
+"""Annotation readers: every supported layout becomes ``(path, label index)`` records.
+
+Formats:
+    ``lines``         ``relative/or/absolute/path.mp4 3`` per line, space or comma separated (the
+                      PySlowFast / MMAction2 list format); blank lines and ``#`` comments skipped.
+    ``kinetics_csv``  the official Kinetics CSV ``label,youtube_id,time_start,time_end,split``;
+                      the video of a row is ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere
+                      under the root (``root/<split>/<class>/``, ``root/<split>/`` or ``root/``, the
+                      layouts the common download scripts produce). Rows without a file are
+                      dropped and counted in ``Annotations.missing``.
+    ``folders``       ``root/<class name>/<video>``: one folder per class.
+
+The class list is the contract between a training run and its checkpoints, so it is stable: names
+come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
+folders, ``"0" .. "K-1"`` for integer lines) and are written to ``classes_file`` when one is named.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
+
+
+class VideoRecord(NamedTuple):
+    """One annotated video."""
+
+    path: str  # absolute or root-resolved path to the video file
+    label: int  # index into the class list
+
+
+@dataclass
+class Annotations:
+    """What an annotation file holds, after resolving paths and labels."""
+
+    records: list[VideoRecord]
+    classes: list[str]
+    missing: int = 0  # Kinetics CSV rows whose video file was not found
+    missing_examples: list[str] = field(default_factory=list)  # a few of their expected names
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """Guess the annotation format of ``path``: a folder, a Kinetics CSV or a lines file."""
+    path = Path(path)
+    if path.is_dir():
+        return "folders"
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    with path.open(newline="") as f:
+        header = f.readline().strip().lower()
+    fields = {name.strip() for name in header.split(",")}
+    if {"youtube_id", "time_start", "time_end"} <= fields:
+        return "kinetics_csv"
+    return "lines"
+
+
+def read_classes(path: str | os.PathLike[str]) -> list[str]:
+    """Read a class list: one name a line, the line number being the label index."""
+    names = [line.strip() for line in Path(path).read_text().splitlines()]
+    names = [n for n in names if n]
+    if len(set(names)) != len(names):
+        raise ValueError(f"classes file {path} lists a class twice")
+    return names
+
+
+def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
+    """Write a class list, one name a line."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("".join(f"{c}\n" for c in classes))
+
+
+def _resolve(path: str, root: Path) -> str:
+    return path if os.path.isabs(path) else str(root / path)
+
+
+def read_lines(
+    path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> list[VideoRecord]:
+    """Read a ``path label`` list.
+
+    Args:
+        path: the list file.
+        root: folder relative paths are resolved against; default the list's folder.
+
+    Returns:
+        Records in file order.
+    """
+    path = Path(path)
+    base = Path(root) if root else path.parent
+    records = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].strip().lstrip("-").isdigit():
+            raise ValueError(
+                f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}"
+            )
+        label = int(parts[1])
+        if label < 0:
+            raise ValueError(f"{path}:{number}: negative label {label}")
+        records.append(VideoRecord(_resolve(parts[0].strip(), base), label))
+    return records
+
+
+def kinetics_name(youtube_id: str, time_start: str | float, time_end: str | float) -> str:
+    """File stem of a Kinetics clip: ``<youtube_id>_<start:06d>_<end:06d>``."""
+    return f"{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}"
+
+
+def index_videos(root: str | os.PathLike[str]) -> dict[str, str]:
+    """Map the stem of every video file under ``root`` to its path (one walk of the tree)."""
+    index: dict[str, str] = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS:
+                index.setdefault(stem, os.path.join(folder, name))
+    return index
+
+
+def read_kinetics_csv(
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    classes: list[str] | None = None,
+) -> Annotations:
+    """Read an official Kinetics CSV and find each row's video under ``root``.
+
+    Args:
+        path: the CSV (``label,youtube_id,time_start,time_end,split``; extra columns ignored).
+        root: folder searched recursively for the videos; default the CSV's folder.
+        classes: the class list to map labels with; default the sorted labels of this CSV.
+
+    Returns:
+        Records of the rows whose file exists, the class list, and the count of missing rows.
+
+    Raises:
+        ValueError: a required column is absent, or a label is not in ``classes``.
+    """
+    path = Path(path)
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    required = {"label", "youtube_id", "time_start", "time_end"}
+    if rows and not required <= set(rows[0]):
+        raise ValueError(
+            f"{path}: a Kinetics CSV needs the columns {sorted(required)}, found {sorted(rows[0])}"
+        )
+    if classes is None:
+        classes = sorted({row["label"] for row in rows})
+    label_of = {name: i for i, name in enumerate(classes)}
+    index = index_videos(root if root else path.parent)
+    records, missing = [], []
+    for row in rows:
+        if row["label"] not in label_of:
+            raise ValueError(f"{path}: label {row['label']!r} is not in the class list")
+        stem = kinetics_name(row["youtube_id"], row["time_start"], row["time_end"])
+        if stem in index:
+            records.append(VideoRecord(index[stem], label_of[row["label"]]))
+        else:
+            missing.append(stem)
+    if missing:
+        logger.warning(
+            "%s: %d of %d rows have no video file under %s (e.g. %s)",
+            path,
+            len(missing),
+            len(rows),
+            root or path.parent,
+            missing[0],
+        )
+    return Annotations(records, list(classes), len(missing), missing[:10])
+
+
+def read_folders(
+    root: str | os.PathLike[str],
+    classes: list[str] | None = None,
+    extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+) -> Annotations:
+    """Read a ``root/<class>/<video>`` tree.
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        classes: the class list; default the sorted sub-folder names.
+        extensions: file suffixes counted as videos (lower case).
+
+    Returns:
+        Records sorted by class then file name, and the class list.
+    """
+    root = Path(root)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if classes is None:
+        classes = folders
+    label_of = {name: i for i, name in enumerate(classes)}
+    records = []
+    for name in folders:
+        if name not in label_of:
+            raise ValueError(f"{root}: folder {name!r} is not in the class list")
+        for file in sorted((root / name).iterdir()):
+            if file.is_file() and file.suffix.lower() in extensions:
+                records.append(VideoRecord(str(file), label_of[name]))
+    return Annotations(records, list(classes))
+
+
+def load_annotations(
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    fmt: str = "auto",
+    classes_file: str | os.PathLike[str] | None = None,
+    classes: list[str] | None = None,
+    extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+) -> Annotations:
+    """Read annotations of any supported format with a stable class list.
+
+    Args:
+        path: a lines file, a Kinetics CSV, or a class-folder root.
+        root: folder relative paths / Kinetics videos are found under; default the
+            annotation's folder (for ``folders``: ``path`` itself).
+        fmt: ``"auto"``, ``"lines"``, ``"kinetics_csv"`` or ``"folders"``.
+        classes_file: class names, one a line. Used when it exists; written when it does not.
+        classes: a class list to use instead (e.g. the training list's, for validation).
+        extensions: video suffixes for the ``folders`` format.
+
+    Returns:
+        The records, the class list and the number of rows without a file.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: unknown format, malformed line, or a label outside the class list.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    known = classes
+    if known is None and classes_file and Path(classes_file).is_file():
+        known = read_classes(classes_file)
+    if fmt == "lines":
+        records = read_lines(path, root)
+        num = max((r.label for r in records), default=-1) + 1
+        classes = known if known is not None else [str(i) for i in range(num)]
+        if num > len(classes):
+            raise ValueError(
+                f"{path}: label {num - 1} is outside the {len(classes)} classes of {classes_file}"
+            )
+        result = Annotations(records, classes)
+    elif fmt == "kinetics_csv":
+        result = read_kinetics_csv(path, root, known)
+    elif fmt == "folders":
+        result = read_folders(root or path, known, tuple(e.lower() for e in extensions))
+    else:
+        raise ValueError(f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders")
+    if classes_file and known is None:
+        write_classes(classes_file, result.classes)
+        logger.info("wrote %d class names to %s", len(result.classes), classes_file)
+    return result

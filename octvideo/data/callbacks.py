@@ -1,0 +1,123 @@
+"""Reporting bad videos in the main process: each decoder error once, counts per epoch.
+
+Workers are other processes, so the data layer reports through the batch (see
+``octvideo.data.datasets``): training batches carry ``skipped`` and ``errors``, evaluation batches
+``ok`` and ``error``. ``BadVideoTracker`` reads those fields; ``BadVideoCallback`` wires it into a
+Lightning ``Trainer``:
+
+    train  WARNING once per file with the decoder's error; at epoch end an INFO line with the number
+           of bad videos stepped over and the metric ``data/skipped_videos`` (summed over ranks).
+    val    WARNING once per file; at epoch end ``data/failed_val_videos`` (distinct videos).
+    test   WARNING once per file; the engine's report counts the failed videos (rows ``ok=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class BadVideoTracker:
+    """Counts bad videos reported by batches and logs each file's error once."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}  # path -> first error seen, whole run
+        self.skipped = 0  # training items that stepped over a bad file, this epoch
+        self.failed: set[tuple[str, int]] = set()  # (stage, video_index) failed, this epoch
+
+    def _note(self, path: str, error: str) -> None:
+        if path not in self.errors:
+            self.errors[path] = error
+            logger.warning("bad video %s: %s", path, error)
+
+    def update(self, batch: dict[str, Any], stage: str) -> None:
+        """Record the bad videos of one batch of ``stage`` ("train", "val" or "test")."""
+        if "skipped" in batch:
+            self.skipped += int(torch.as_tensor(batch["skipped"]).sum())
+            for text in batch["errors"]:
+                for line in filter(None, text.split("\n")):
+                    path, _, error = line.partition("\t")
+                    self._note(path, error)
+        if "ok" in batch:
+            ok = torch.as_tensor(batch["ok"]).tolist()
+            for row, good in enumerate(ok):
+                if not good:
+                    self.failed.add((stage, int(batch["video_index"][row])))
+                    self._note(
+                        f"{stage} video #{int(batch['video_index'][row])}", batch["error"][row]
+                    )
+
+    def end_epoch(self, stage: str) -> int:
+        """Return and reset the epoch's count: skipped items (train) or failed videos (val/test)."""
+        if stage == "train":
+            count, self.skipped = self.skipped, 0
+            return count
+        count = sum(1 for s, _ in self.failed if s == stage)
+        self.failed = {f for f in self.failed if f[0] != stage}
+        return count
+
+
+class BadVideoCallback(L.Callback):
+    """Logs bad videos once and their count at each epoch end (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.tracker = BadVideoTracker()
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.tracker.update(batch, "train")
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking:
+            self.tracker.update(batch, "val")
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.tracker.update(batch, "test")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        count = self.tracker.end_epoch("train")
+        if count:
+            logger.info(
+                "epoch %d: stepped over %d bad training videos", trainer.current_epoch, count
+            )
+        pl_module.log("data/skipped_videos", float(count), reduce_fx="sum", sync_dist=True)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        count = self.tracker.end_epoch("val")
+        if count:
+            logger.warning("validation: %d videos failed to decode and were excluded", count)
+        pl_module.log("data/failed_val_videos", float(count), reduce_fx="sum", sync_dist=True)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        count = self.tracker.end_epoch("test")
+        if count:
+            logger.warning("test: %d videos failed to decode and were excluded", count)

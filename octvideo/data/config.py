@@ -1,0 +1,109 @@
+"""Settings of the data layer: where the videos are and how clips are sampled and transformed.
+
+``DataConfig`` is a plain dataclass of YAML-able fields (str, int, float, bool, tuples and lists of
+those, ``None``). The engine's config layer nests it as the ``data`` section; nothing here reads
+YAML. ``__post_init__`` only rejects impossible values, naming the field; it never changes a value.
+
+The defaults are the Kinetics recipe of the Octave Convolution paper's video models (Chen et al.,
+"Drop an Octave", ICCV 2019, Sec. 4.3) and of the Non-local video ResNets it builds on: 8 frames at
+stride 8, short-side scale jitter 256-320, 224 crop and flip for training; 10 temporal clips x 3
+spatial crops of 256 at short side 256 for testing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ANNOTATION_FORMATS = ("auto", "lines", "kinetics_csv", "folders")
+DECODERS = ("decord", "pyav", "auto")
+
+
+@dataclass
+class DataConfig:
+    """Data section of the run config.
+
+    Paths in annotation files are resolved against ``root`` unless they are absolute.
+    """
+
+    root: str = ""  # folder the annotation paths are relative to ("" = the annotation's folder)
+    train_list: str = ""  # training annotations: lines file, Kinetics CSV or class-folder tree
+    val_list: str = ""  # validation annotations (one centre clip per video during training)
+    test_list: str = ""  # test annotations (multi-view); "" = use val_list
+    annotation_format: str = "auto"  # "auto" | "lines" | "kinetics_csv" | "folders"
+    classes_file: str = ""  # class names, one a line; written from the train list when absent
+    video_extensions: tuple[str, ...] = (".mp4", ".webm", ".mkv", ".avi", ".mov")  # for folders
+    decoder: str = "decord"  # "decord" | "pyav" | "auto" (decord, then PyAV for files it fails)
+    decode_short_side: int | None = (
+        None  # resize frames on decode to this short side (None = as is)
+    )
+    num_frames: int = 8  # T: frames per clip
+    sampling_rate: int = 8  # tau: stride between sampled frames
+    train_jitter_scales: tuple[int, int] = (256, 320)  # random short side, inclusive range
+    train_crop_size: int = 224  # square training crop
+    val_crop_size: int = 224  # centre crop for the per-epoch validation (short side = jitter min)
+    test_short_side: int = 256  # short side before the test crops
+    test_crop_size: int = 256  # square test crop
+    test_num_clips: int = 10  # N temporal clips per test video
+    test_num_crops: int = 3  # 1 (centre) or 3 (left/top, centre, right/bottom) spatial crops
+    random_flip: bool = True  # horizontal flip in training
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)  # per channel, on [0, 1] pixels
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)  # per channel, on [0, 1] pixels
+    slowfast_alpha: int | None = None  # speed ratio; when set the video is a list [slow, fast]
+    batch_size: int = 8  # per device
+    num_workers: int = 4  # DataLoader worker processes
+    pin_memory: bool = True  # page-locked batches (only used when CUDA is available)
+    persistent_workers: bool = True  # keep workers between epochs (when num_workers > 0)
+    prefetch_factor: int = 2  # batches prefetched per worker (when num_workers > 0)
+    max_retries: int = 10  # training: other videos tried in place of a bad one before failing
+    seed: int = 0  # base of every random draw (clip start, scale, crop, flip, shuffling)
+
+    def __post_init__(self) -> None:
+        if self.annotation_format not in ANNOTATION_FORMATS:
+            raise ValueError(
+                f"data.annotation_format: {self.annotation_format!r} is not one of "
+                f"{', '.join(ANNOTATION_FORMATS)}"
+            )
+        if self.decoder not in DECODERS:
+            raise ValueError(f"data.decoder: {self.decoder!r} is not one of {', '.join(DECODERS)}")
+        for name in (
+            "num_frames",
+            "sampling_rate",
+            "train_crop_size",
+            "val_crop_size",
+            "test_short_side",
+            "test_crop_size",
+            "test_num_clips",
+            "batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        low, high = self.train_jitter_scales
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"data.train_jitter_scales must be (low, high) with 1 <= low <= high, got "
+                f"{tuple(self.train_jitter_scales)}"
+            )
+        if low < self.train_crop_size:
+            raise ValueError(
+                f"data.train_jitter_scales low end {low} is smaller than data.train_crop_size "
+                f"{self.train_crop_size}: the crop would not fit"
+            )
+        if self.test_short_side < self.test_crop_size:
+            raise ValueError(
+                f"data.test_short_side {self.test_short_side} is smaller than "
+                f"data.test_crop_size {self.test_crop_size}"
+            )
+        if self.test_num_crops not in (1, 3):
+            raise ValueError(f"data.test_num_crops must be 1 or 3, got {self.test_num_crops}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("data.mean and data.std need 3 values each, std > 0")
+        if self.slowfast_alpha is not None and not 1 <= self.slowfast_alpha <= self.num_frames:
+            raise ValueError(
+                f"data.slowfast_alpha must be in [1, num_frames={self.num_frames}], "
+                f"got {self.slowfast_alpha}"
+            )
+        if self.num_workers < 0 or self.max_retries < 0 or self.decode_short_side == 0:
+            raise ValueError(
+                "data.num_workers and data.max_retries must be >= 0 and "
+                "data.decode_short_side None or >= 1"
+            )

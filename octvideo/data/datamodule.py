@@ -1,0 +1,169 @@
+"""``VideoDataModule``: annotations -> datasets -> DataLoaders for Lightning.
+
+    dm = VideoDataModule(DataConfig(train_list=..., val_list=...))
+    dm.classes, dm.num_classes               # from the training list (or classes_file)
+    trainer.fit(model, datamodule=dm)        # add BadVideoCallback() to the trainer's callbacks
+
+Batches (default collate of ``octvideo.data.datasets`` items):
+
+    train  {"video": float32 (B, 3, T, H, W) | [slow (B, 3, T/alpha, H, W), fast (B, 3, T, H, W)],
+            "label": int64 (B,), "video_index": int64 (B,), "skipped": int64 (B,),
+            "errors": list[str] (B,)}
+    val    {"video", "label", "video_index", "ok": bool (B,), "error": list[str] (B,)}
+    test   val + "temporal_index": int64 (B,), "spatial_index": int64 (B,); one row per view
+
+Rows with ``ok == False`` are videos that failed to decode: drop them and count them (see
+``octvideo.data.datasets``); ``dm.test_dataset.records[video_index]`` names the video.
+
+Sampling: training uses ``EpochSampler`` (a ``DistributedSampler`` over the ranks of an initialised
+process group, or a single-rank one) that shuffles with ``(seed, epoch)`` and yields
+``(index, epoch)`` so each item seeds its own augmentation; Lightning calls its ``set_epoch`` and,
+since it is a ``DistributedSampler``, does not replace it under DDP. The last partial batch is
+dropped in training. Validation and test use Lightning's ``UnrepeatedDistributedSampler``: each rank
+gets a disjoint share and no view is repeated to pad (a padded view would be counted twice by the
+multi-view average).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import cached_property
+
+import lightning as L
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
+
+from octvideo.data.annotations import Annotations, load_annotations
+from octvideo.data.config import DataConfig
+from octvideo.data.datasets import VideoDataset
+
+logger = logging.getLogger(__name__)
+
+
+def _world() -> tuple[int, int]:
+    """(num_replicas, rank) of the initialised process group, or (1, 0)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+class EpochSampler(DistributedSampler):
+    """Shuffles per epoch like ``DistributedSampler`` and yields ``(index, epoch)`` pairs."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        epoch = self.epoch
+        return ((index, epoch) for index in super().__iter__())
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Train / val / test loaders over annotated videos.
+
+    Args:
+        cfg: the data section.
+    """
+
+    def __init__(self, cfg: DataConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.train_dataset: VideoDataset | None = None
+        self.val_dataset: VideoDataset | None = None
+        self.test_dataset: VideoDataset | None = None
+
+    def _read(self, path: str, classes: list[str] | None) -> Annotations:
+        cfg = self.cfg
+        return load_annotations(
+            path,
+            root=cfg.root or None,
+            fmt=cfg.annotation_format,
+            classes_file=cfg.classes_file or None,
+            classes=classes,
+            extensions=tuple(cfg.video_extensions),
+        )
+
+    @cached_property
+    def _train_annotations(self) -> Annotations:
+        cfg = self.cfg
+        first = cfg.train_list or cfg.val_list or cfg.test_list
+        if not first:
+            raise ValueError("data: set data.train_list, data.val_list or data.test_list")
+        return self._read(first, None)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names; label ``i`` is ``classes[i]``."""
+        return self._train_annotations.classes
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    def _dataset(self, path: str, mode: str) -> VideoDataset:
+        annotations = self._read(path, self.classes)
+        if not annotations.records:
+            raise ValueError(f"data: {path} lists no video that exists")
+        logger.info("%s: %d videos from %s", mode, len(annotations.records), path)
+        return VideoDataset(annotations.records, self.cfg, mode)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets a stage needs (``fit``, ``validate``, ``test`` or None for all)."""
+        cfg = self.cfg
+        if stage in ("fit", None) and cfg.train_list and self.train_dataset is None:
+            self.train_dataset = self._dataset(cfg.train_list, "train")
+        if stage in ("fit", "validate", None) and cfg.val_list and self.val_dataset is None:
+            self.val_dataset = self._dataset(cfg.val_list, "val")
+        test_list = cfg.test_list or cfg.val_list
+        if stage in ("test", None) and test_list and self.test_dataset is None:
+            self.test_dataset = self._dataset(test_list, "test")
+
+    def _loader(
+        self, dataset: VideoDataset | None, sampler: DistributedSampler, **kw
+    ) -> DataLoader:
+        cfg = self.cfg
+        workers = cfg.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=cfg.pin_memory and torch.cuda.is_available(),
+            persistent_workers=cfg.persistent_workers and workers > 0,
+            prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
+            **kw,
+        )
+
+    def _require(self, dataset: VideoDataset | None, name: str, stage: str) -> VideoDataset:
+        if dataset is None:
+            self.setup(stage)
+            dataset = getattr(self, name)
+        if dataset is None:
+            raise ValueError(f"data: no annotations for {name} (set the matching data.*_list)")
+        return dataset
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._require(self.train_dataset, "train_dataset", "fit")
+        replicas, rank = _world()
+        sampler = EpochSampler(
+            dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.cfg.seed
+        )
+        return self._loader(
+            dataset, sampler, drop_last=len(dataset) >= self.cfg.batch_size * replicas
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = self._require(self.val_dataset, "val_dataset", "validate")
+        replicas, rank = _world()
+        sampler = UnrepeatedDistributedSampler(
+            dataset, num_replicas=replicas, rank=rank, shuffle=False
+        )
+        return self._loader(dataset, sampler)
+
+    def test_dataloader(self) -> DataLoader:
+        dataset = self._require(self.test_dataset, "test_dataset", "test")
+        replicas, rank = _world()
+        sampler = UnrepeatedDistributedSampler(
+            dataset, num_replicas=replicas, rank=rank, shuffle=False
+        )
+        return self._loader(dataset, sampler)

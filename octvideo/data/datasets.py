@@ -1,0 +1,203 @@
+"""Map-style video datasets for training, validation and multi-view testing.
+
+Items (``VideoDataset.__getitem__``), collated by the default collate into batches:
+
+    train  {"video": (3, T, H, W) float32 | [slow, fast], "label": int, "video_index": int,
+            "skipped": int, "errors": str}
+    val    {"video", "label", "video_index", "ok": bool, "error": str}
+    test   {"video", "label", "video_index", "temporal_index": int, "spatial_index": int,
+            "ok": bool, "error": str}          (one item per view)
+
+Bad videos (missing, zero bytes, not a video, truncated, a decoder error):
+
+- train: the item is drawn again from another index picked at random (seeded by the item), up to
+  ``max_retries`` times; the item reports ``skipped`` (how many bad files it stepped over) and
+  ``errors`` (``"path<TAB>decoder error"`` lines). Counts and messages travel in the batch because
+  workers are other processes; ``BadVideoTracker`` / ``BadVideoCallback`` in the main process log
+  each file's error once and the skip count at each epoch end. When every retry fails the loader
+  raises ``RuntimeError`` with all the errors: a dataset that bad should stop the run.
+- val / test: never a substitute. The item keeps its video's label and indices, has
+  ``ok=False``, ``error`` set, and an all-zero ``video`` of the normal shape (so it collates); the
+  consumer must drop rows with ``ok == False`` and count them as failed. ``dataset.records[i]``
+  names video ``i``.
+
+Randomness: a training item ``(index, epoch)`` (``EpochSampler`` yields these) seeds its own
+generator from ``(cfg.seed, epoch, index, attempt)``: clip start, scale, crop and flip do not depend
+on the worker that loads the item, so 0 and N workers give the same batches.
+
+Test views of one video are ``num_clips * num_crops`` consecutive indices
+``(video * num_clips + temporal_index) * num_crops + spatial_index``; the dataset keeps the last
+decoded clip, so the crops of one temporal clip decode it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from octvideo.data.annotations import VideoRecord
+from octvideo.data.config import DataConfig
+from octvideo.data.decoding import DecodeError, VideoInfo, decode_clip
+from octvideo.data.sampling import (
+    center_clip_indices,
+    multiview_clip_indices,
+    random_clip_indices,
+)
+from octvideo.data.transforms import (
+    eval_transform,
+    pack_pathways,
+    train_transform,
+    val_transform,
+)
+
+logger = logging.getLogger(__name__)
+
+MODES = ("train", "val", "test")
+
+
+def item_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (numpy's SeedSequence hashing)."""
+    state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2)
+    return int(state[0]) << 31 ^ int(state[1])
+
+
+class VideoDataset(Dataset):
+    """Clips of annotated videos.
+
+    Args:
+        records: (path, label) of each video.
+        cfg: the data section.
+        mode: ``"train"`` (random clip, augmentation, retries), ``"val"`` (centre clip and crop)
+            or ``"test"`` (``test_num_clips x test_num_crops`` views per video).
+    """
+
+    def __init__(self, records: Sequence[VideoRecord], cfg: DataConfig, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.records = [VideoRecord(str(p), int(label)) for p, label in records]
+        self.cfg = cfg
+        self.mode = mode
+        self.views_per_video = cfg.test_num_clips * cfg.test_num_crops if mode == "test" else 1
+        if mode == "train":
+            self._transforms = [train_transform(cfg)]
+        elif mode == "val":
+            self._transforms = [val_transform(cfg)]
+        else:
+            positions = [1] if cfg.test_num_crops == 1 else [0, 1, 2]
+            self._transforms = [eval_transform(cfg, p) for p in positions]
+        self._cache: tuple[tuple[int, int], torch.Tensor] | None = None
+        self._failed: dict[int, str] = {}  # video index -> error, in this process
+
+    def __len__(self) -> int:
+        return len(self.records) * self.views_per_video
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        if self.mode == "train":
+            return self._train_item(int(index), int(epoch))
+        return self._eval_item(int(index))
+
+    def _pack(self, video: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        alpha = self.cfg.slowfast_alpha
+        return video if alpha is None else pack_pathways(video, alpha)
+
+    def _decode(self, video_index: int, choose) -> torch.Tensor:  # (T, H, W, 3) uint8
+        frames, _, _ = decode_clip(
+            self.records[video_index].path,
+            choose,
+            decoder=self.cfg.decoder,
+            short_side=self.cfg.decode_short_side,
+        )
+        return frames
+
+    def _train_item(self, index: int, epoch: int) -> dict:
+        cfg = self.cfg
+        errors: list[str] = []
+        video_index = index
+        for attempt in range(cfg.max_retries + 1):
+            seed = item_seed(cfg.seed, epoch, index, attempt)
+            if attempt > 0:
+                picker = torch.Generator().manual_seed(seed)
+                video_index = int(torch.randint(len(self.records), (1,), generator=picker))
+
+            def choose(info: VideoInfo, seed: int = seed) -> np.ndarray:
+                gen = torch.Generator().manual_seed(seed)
+                return random_clip_indices(info.num_frames, cfg.num_frames, cfg.sampling_rate, gen)
+
+            try:
+                frames = self._decode(video_index, choose)
+            except (DecodeError, OSError, IndexError) as err:
+                path = self.records[video_index].path
+                logger.debug("skipping %s: %s", path, err)
+                errors.append(f"{path}\t{err}")
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                video = self._transforms[0](frames)  # (3, T, H, W)
+            return {
+                "video": self._pack(video),
+                "label": self.records[video_index].label,
+                "video_index": video_index,
+                "skipped": len(errors),
+                "errors": "\n".join(errors),
+            }
+        raise RuntimeError(
+            f"{cfg.max_retries + 1} videos in a row failed to decode (data.max_retries="
+            f"{cfg.max_retries}); run `octvideo data check` on the annotations:\n"
+            + "\n".join(errors)
+        )
+
+    def _placeholder(self) -> torch.Tensor:
+        cfg = self.cfg
+        size = cfg.val_crop_size if self.mode == "val" else cfg.test_crop_size
+        return torch.zeros(3, cfg.num_frames, size, size)  # (3, T, S, S)
+
+    def _eval_item(self, index: int) -> dict:
+        cfg = self.cfg
+        video_index, view = divmod(index, self.views_per_video)
+        temporal_index, spatial_index = divmod(
+            view, cfg.test_num_crops if self.mode == "test" else 1
+        )
+        item = {"label": self.records[video_index].label, "video_index": video_index}
+        if self.mode == "test":
+            item.update(temporal_index=temporal_index, spatial_index=spatial_index)
+        try:
+            frames = self._eval_frames(video_index, temporal_index)
+        except (DecodeError, OSError, IndexError) as err:
+            self._failed[video_index] = f"{type(err).__name__}: {err}"
+            logger.debug("failed: %s", self._failed[video_index])
+            return {
+                **item,
+                "video": self._pack(self._placeholder()),
+                "ok": False,
+                "error": self._failed[video_index],
+            }
+        video = self._transforms[spatial_index](frames)  # (3, T, S, S)
+        return {**item, "video": self._pack(video), "ok": True, "error": ""}
+
+    def _eval_frames(self, video_index: int, temporal_index: int) -> torch.Tensor:
+        if video_index in self._failed:
+            raise DecodeError(self._failed[video_index])
+        key = (video_index, temporal_index)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        cfg = self.cfg
+        if self.mode == "val":
+
+            def choose(info: VideoInfo) -> np.ndarray:
+                return center_clip_indices(info.num_frames, cfg.num_frames, cfg.sampling_rate)
+
+        else:
+
+            def choose(info: VideoInfo) -> np.ndarray:
+                return multiview_clip_indices(
+                    info.num_frames, cfg.num_frames, cfg.sampling_rate, cfg.test_num_clips
+                )[temporal_index]
+
+        frames = self._decode(video_index, choose)
+        self._cache = (key, frames)
+        return frames

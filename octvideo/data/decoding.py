@@ -1,0 +1,264 @@
+"""Video decoding: decord by default, PyAV as the per-file fallback, video stream only.
+
+Public functions (also used by the predictor):
+    ``probe(path, decoder=...) -> VideoInfo``            frame count, fps, size.
+    ``decode(path, indices, decoder=..., short_side=...)`` -> uint8 Tensor (T, H, W, 3).
+    ``decode_clip(path, choose, ...)``                    one open: probe, pick indices, decode.
+
+Decoders (``decoder=``):
+    ``"decord"``  decord only. Frame indices come from decord's packet index.
+    ``"pyav"``    PyAV only. The frame count is the number of non-empty video packets (container
+                  metadata is not trusted: WebM/MKV carry none and broken files carry wrong ones);
+                  frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
+                  with a decode-from-start fallback when timestamps are missing or inconsistent.
+    ``"auto"``    decord, then PyAV for a file decord cannot open or decode (logged at DEBUG; both
+                  errors are kept in the ``DecodeError`` when PyAV fails too).
+
+Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the first video
+stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
+both decoders so they agree) so that the shorter side has that many pixels.
+
+Errors: a missing file raises ``FileNotFoundError``; anything a decoder rejects (zero bytes, text,
+a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError`` whose
+message carries the decoder's own words.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+logger = logging.getLogger(__name__)
+
+
+class DecodeError(RuntimeError):
+    """A video that exists but cannot be decoded; the message holds the decoder's error."""
+
+
+class VideoInfo(NamedTuple):
+    """What a decoder reports about a video stream."""
+
+    num_frames: int
+    fps: float  # average frame rate; 0.0 when the container does not say
+    width: int
+    height: int
+    decoder: str  # "decord" or "pyav": which decoder produced these numbers
+
+
+class _DecordReader:
+    def __init__(self, path: str) -> None:
+        import decord
+
+        self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+        num = len(self._vr)
+        if num == 0:
+            raise DecodeError(f"{path}: decord found no video frames")
+        height, width = self._vr[0].shape[:2]
+        self._vr.seek(0)
+        self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
+        return self._vr.get_batch(indices.tolist()).asnumpy()  # (T, H, W, 3)
+
+
+class _PyAVReader:
+    def __init__(self, path: str) -> None:
+        import av
+
+        self._path = path
+        with av.open(path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is None:
+                raise DecodeError(f"{path}: no video stream")
+            pts = [p.pts for p in container.demux(stream) if p.size > 0]
+            rate = stream.average_rate or stream.guessed_rate
+            width, height = stream.codec_context.width, stream.codec_context.height
+        if not pts:
+            raise DecodeError(f"{path}: PyAV found no video packets")
+        self._pts = None if any(p is None for p in pts) else sorted(pts)
+        fps = float(rate) if rate else 0.0
+        self.info = VideoInfo(len(pts), fps, int(width), int(height), "pyav")
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
+        frames = self._get_by_seek(indices) if self._pts is not None else None
+        if frames is None:
+            frames = self._get_sequential(indices)
+        return np.stack([frames[i] for i in indices.tolist()])  # (T, H, W, 3)
+
+    def _get_by_seek(self, indices: np.ndarray) -> dict[int, np.ndarray] | None:
+        import av
+
+        assert self._pts is not None
+        wanted = {self._pts[i]: i for i in set(indices.tolist())}
+        last = max(wanted)
+        frames: dict[int, np.ndarray] = {}
+        with av.open(self._path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            container.seek(min(wanted), stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    return None
+                if frame.pts in wanted:
+                    frames[wanted[frame.pts]] = frame.to_ndarray(format="rgb24")
+                if frame.pts >= last:
+                    break
+        return frames if len(frames) == len(wanted) else None
+
+    def _get_sequential(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        import av
+
+        wanted = set(indices.tolist())
+        last = max(wanted)
+        frames: dict[int, np.ndarray] = {}
+        with av.open(self._path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    frames[i] = frame.to_ndarray(format="rgb24")
+                if i >= last:
+                    break
+        if len(frames) != len(wanted):
+            raise DecodeError(
+                f"{self._path}: frame {last} requested but PyAV decoded only "
+                f"{max(frames, default=-1) + 1} frames (truncated or corrupt file)"
+            )
+        return frames
+
+
+_READERS = {"decord": _DecordReader, "pyav": _PyAVReader}
+
+
+def _open(path: str, decoder: str) -> _DecordReader | _PyAVReader:
+    try:
+        return _READERS[decoder](path)
+    except DecodeError:
+        raise
+    except Exception as err:  # decoders raise RuntimeError, av.FFmpegError, IndexError, ...
+        raise DecodeError(f"{path}: {decoder} cannot open it: {type(err).__name__}: {err}") from err
+
+
+def _read(reader: _DecordReader | _PyAVReader, path: str, indices: np.ndarray) -> np.ndarray:
+    num = reader.info.num_frames
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= num:
+        raise IndexError(f"{path}: frame indices must be in [0, {num}), got {indices.tolist()}")
+    try:
+        return reader.get(indices)
+    except DecodeError:
+        raise
+    except Exception as err:  # see _open
+        raise DecodeError(
+            f"{path}: {reader.info.decoder} failed to decode frames: {type(err).__name__}: {err}"
+        ) from err
+
+
+def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
+    """Resize uint8 frames (T, H, W, 3) so that min(H, W) == short_side (antialiased)."""
+    video = frames.permute(0, 3, 1, 2)  # (T, 3, H, W)
+    video = TF.resize(video, [short_side], antialias=True)
+    return video.permute(0, 2, 3, 1).contiguous()  # (T, H', W', 3)
+
+
+def _check_args(path: str | os.PathLike[str], decoder: str) -> str:
+    if decoder not in ("decord", "pyav", "auto"):
+        raise ValueError(f"decoder must be 'decord', 'pyav' or 'auto', got {decoder!r}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video {path} does not exist")
+    return path
+
+
+def decode_clip(
+    path: str | os.PathLike[str],
+    choose: Callable[[VideoInfo], Sequence[int] | np.ndarray],
+    *,
+    decoder: str = "auto",
+    short_side: int | None = None,
+) -> tuple[torch.Tensor, np.ndarray, VideoInfo]:
+    """Open a video once, choose frame indices from its info, and decode them.
+
+    Args:
+        path: the video file.
+        choose: maps the video's ``VideoInfo`` to the frame indices to decode (may repeat).
+            With ``decoder="auto"`` it is called again if PyAV takes over, so it must be a pure
+            function of the info.
+        decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
+        short_side: resize so that the shorter side has this many pixels; None keeps the size.
+
+    Returns:
+        The frames, uint8 (T, H, W, 3) RGB; the indices decoded; the info of the decoder used.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DecodeError: the decoder(s) failed.
+    """
+    path = _check_args(path, decoder)
+    errors = []
+    for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
+        try:
+            reader = _open(path, name)
+            indices = np.asarray(choose(reader.info), dtype=np.int64)
+            frames = torch.from_numpy(_read(reader, path, indices))  # (T, H, W, 3)
+        except DecodeError as err:
+            errors.append(str(err))
+            if decoder == "auto" and name == "decord":
+                logger.debug("decord failed, trying PyAV: %s", err)
+            continue
+        if short_side is not None:
+            frames = resize_short_side(frames, short_side)
+        return frames, indices, reader.info
+    raise DecodeError("; ".join(errors))
+
+
+def decode(
+    path: str | os.PathLike[str],
+    indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    decoder: str = "auto",
+    short_side: int | None = None,
+) -> torch.Tensor:
+    """Decode frames of a video.
+
+    Args:
+        path: the video file.
+        indices: frame indices (0-based, may repeat, any order); None decodes every frame.
+        decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
+        short_side: resize so that the shorter side has this many pixels; None keeps the size.
+
+    Returns:
+        uint8 Tensor (T, H, W, 3), RGB, frames in the order of ``indices``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DecodeError: the decoder(s) failed.
+        IndexError: an index is outside the video.
+    """
+
+    def choose(info: VideoInfo) -> np.ndarray:
+        return np.arange(info.num_frames) if indices is None else np.asarray(indices)
+
+    return decode_clip(path, choose, decoder=decoder, short_side=short_side)[0]
+
+
+def probe(path: str | os.PathLike[str], *, decoder: str = "auto") -> VideoInfo:
+    """Frame count, fps and size of a video, as the given decoder sees them.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DecodeError: the decoder(s) cannot open it.
+    """
+    path = _check_args(path, decoder)
+    errors = []
+    for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
+        try:
+            return _open(path, name).info
+        except DecodeError as err:
+            errors.append(str(err))
+    raise DecodeError("; ".join(errors))

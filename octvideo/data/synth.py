@@ -1,0 +1,153 @@
+"""A synthetic action dataset that needs temporal modelling, written as real H.264 files.
+
+Six classes, one asymmetric shape per clip doing one motion:
+
+    0 move_left   1 move_right   2 rotate_cw   3 rotate_ccw   4 grow   5 shrink
+
+Every frame on its own is drawn from the same distribution for all classes, so a single frame
+carries no class information: per clip the background colour, shape colour, shape, position,
+orientation and size are random; position is uniform because the shape wraps around the frame
+edges (it leaves on the left and re-enters on the right); orientation is uniform; size is
+log-uniform in every class because growth and shrinkage wrap around too (a shape that reaches the
+largest size restarts at the smallest, and vice versa); per-pixel noise changes every frame. Only
+the change between frames tells the classes apart: direction of motion, of rotation, of scaling.
+Speeds are bounded so that a stride of up to 2 frames stays unambiguous (rotation below 30 degrees
+per sampled step, and the shapes have no rotational symmetry).
+
+Layout written under ``out``: ``train.txt`` and ``val.txt`` (``relative/path.mp4 label`` lines),
+``classes.txt``, ``train/<class>/<n>.mp4`` and ``val/<class>/<n>.mp4``. The output is a function of
+the arguments: clip ``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])`` and
+x264 runs single-threaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+CLASSES = ("move_left", "move_right", "rotate_cw", "rotate_ccw", "grow", "shrink")
+
+# Asymmetric outlines (no rotational symmetry) in units of the shape's half-size.
+SHAPES: dict[str, np.ndarray] = {
+    "L": np.array([(-1, -1), (-0.3, -1), (-0.3, 0.4), (1, 0.4), (1, 1), (-1, 1)]),
+    "arrow": np.array(
+        [(-1, -0.35), (0.2, -0.35), (0.2, -0.9), (1, 0), (0.2, 0.9), (0.2, 0.35), (-1, 0.35)]
+    ),
+    "flag": np.array(
+        [(-0.9, -1), (-0.5, -1), (-0.5, -0.6), (1, -0.3), (-0.5, 0.1), (-0.5, 1), (-0.9, 1)]
+    ),
+    "wedge": np.array([(-1, -1), (1, -0.2), (0.2, 0.2), (-0.2, 1)]),
+}
+
+FPS = 8
+NOISE_STD = 12.0  # per-pixel noise, redrawn each frame
+SIZE_RANGE = (0.12, 0.30)  # shape half-size as a share of the frame side (log-uniform)
+
+
+def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw one clip of class ``label``.
+
+    Returns:
+        uint8 array (frames, size, size, 3).
+    """
+    background = rng.integers(0, 256, 3)
+    while True:  # a shape colour that stands out from the background
+        colour = rng.integers(0, 256, 3)
+        if np.abs(colour - background).sum() > 180:
+            break
+    outline = SHAPES[list(SHAPES)[rng.integers(len(SHAPES))]]
+    cx, cy = rng.uniform(0, size, 2)
+    angle = rng.uniform(0, 2 * math.pi)
+    lo, hi = math.log(SIZE_RANGE[0] * size), math.log(SIZE_RANGE[1] * size)
+    log_half = rng.uniform(lo, hi)
+    velocity = rng.uniform(0.03, 0.06) * size * (1.0 if label == 1 else -1.0)
+    spin = math.radians(rng.uniform(6, 14)) * (1.0 if label == 2 else -1.0)  # y points down: + = cw
+    growth = rng.uniform(0.05, 0.09) * (1.0 if label == 4 else -1.0)
+    clip = np.empty((frames, size, size, 3), np.uint8)
+    for t in range(frames):
+        if label in (0, 1):
+            cx += velocity if t else 0.0
+        elif label in (2, 3):
+            angle += spin if t else 0.0
+        elif t:
+            log_half = lo + (log_half + growth - lo) % (hi - lo)  # wraps around the size range
+        half = math.exp(log_half)
+        rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        points = outline @ rot.T * half + size / 2  # drawn at the centre, then rolled into place
+        mask_img = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(mask_img).polygon([tuple(p) for p in points], fill=255)
+        mask = np.asarray(mask_img, np.float32)[..., None] / 255.0  # (H, W, 1)
+        mask = np.roll(mask, (round(cy - size / 2), round(cx - size / 2)), axis=(0, 1))
+        frame = background * (1 - mask) + colour * mask + rng.normal(0, NOISE_STD, (size, size, 3))
+        clip[t] = np.clip(frame, 0, 255).astype(np.uint8)
+    return clip
+
+
+def write_video(path: str | os.PathLike[str], clip: np.ndarray, fps: int = FPS) -> None:
+    """Encode uint8 frames (T, H, W, 3) as H.264 (yuv420p, single-threaded, so reproducible)."""
+    with av.open(os.fspath(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
+        for array in clip:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def generate_synthetic(
+    out: str | os.PathLike[str],
+    num_train: int = 360,
+    num_val: int = 120,
+    size: int = 64,
+    frames: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Write the synthetic dataset (see the module docstring).
+
+    Args:
+        out: output folder (created; existing files of the same names are overwritten).
+        num_train: training clips, classes in turn (clip n has label n % 6).
+        num_val: validation clips.
+        size: frame side in pixels (even, >= 16: H.264 yuv420p needs even sizes).
+        frames: frames per clip.
+        seed: base seed.
+        progress: show a progress bar.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    if size < 16 or size % 2:
+        raise ValueError(f"--size must be an even number >= 16, got {size}")
+    if frames < 2 or num_train < 1 or num_val < 0:
+        raise ValueError(
+            f"need --frames >= 2, --num-train >= 1, --num-val >= 0; got {frames}, {num_train}, "
+            f"{num_val}"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
+    jobs = [("train", s, n) for s, n in ((0, i) for i in range(num_train))]
+    jobs += [("val", s, n) for s, n in ((1, i) for i in range(num_val))]
+    lines: dict[str, list[str]] = {"train": [], "val": []}
+    for split, split_id, n in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
+        label = n % len(CLASSES)
+        rel = Path(split) / CLASSES[label] / f"{n:05d}.mp4"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng([seed, split_id, n])
+        write_video(out / rel, render_clip(label, size, frames, rng))
+        lines[split].append(f"{rel.as_posix()} {label}\n")
+    for split, rows in lines.items():
+        (out / f"{split}.txt").write_text("".join(rows))
+    logger.info("wrote %d train and %d val clips to %s", num_train, num_val, out)
+    return out
