@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("octvideo.data.cli", "octvideo.engine.cli")
 
 
 class UsageError(Exception):

@@ -1,0 +1,133 @@
+"""``octvideo data synth | check | prepare``: the data subcommands.
+
+Each subcommand parses into a namespace and calls a plain function (``run_synth``, ``run_check``,
+``run_prepare``), which the tests call in-process. User errors raise ``UsageError`` or
+``FileNotFoundError`` naming the thing and what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from octvideo.cli import UsageError
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Write the synthetic action dataset."""
+    from octvideo.data.synth import generate_synthetic
+
+    try:
+        out = generate_synthetic(
+            args.out,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            size=args.size,
+            frames=args.frames,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    print(f"wrote {out}/train.txt, {out}/val.txt, {out}/classes.txt")  # noqa: T201
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Decode every listed video; exit status 1 when some are bad."""
+    from octvideo.data.check import check_videos
+
+    if not Path(args.annotations).exists():
+        raise FileNotFoundError(
+            f"annotations {args.annotations} do not exist: pass a path/label list, a Kinetics "
+            "CSV or a class-folder root"
+        )
+    out = args.out or f"{Path(args.annotations).with_suffix('')}.bad.txt"
+    report = check_videos(
+        args.annotations,
+        root=args.root,
+        fmt=args.format,
+        out=out,
+        workers=args.workers,
+        decoder=args.decoder,
+        timeout=args.timeout,
+        progress=not args.quiet,
+    )
+    print(  # noqa: T201
+        f"{report.ok} of {report.total} videos decode, {len(report.bad)} bad (listed in {out})"
+        + (f", {report.missing_rows} CSV rows without a file" if report.missing_rows else "")
+    )
+    return 1 if report.bad else 0
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Re-encode a raw Kinetics tree; exit status 1 when some videos failed."""
+    from octvideo.data.prepare import prepare_dataset
+
+    try:
+        counts = prepare_dataset(
+            args.src,
+            args.dst,
+            short_side=args.short_side,
+            workers=args.workers,
+            csvs=args.csv,
+            progress=not args.quiet,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    print(  # noqa: T201
+        f"{counts['encoded']} encoded, {counts['skipped']} already done, {counts['failed']} failed"
+        f" (see {Path(args.dst) / 'prepare_errors.txt'})"
+    )
+    return 1 if counts["failed"] else 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command and its subcommands."""
+    data = subparsers.add_parser("data", help="make, check and prepare video datasets")
+    commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    commands.required = True
+
+    synth = commands.add_parser("synth", help="write the synthetic action dataset")
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--num-train", type=int, default=360, help="training clips")
+    synth.add_argument("--num-val", type=int, default=120, help="validation clips")
+    synth.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
+    synth.add_argument("--frames", type=int, default=16, help="frames per clip")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(func=run_synth)
+
+    check = commands.add_parser("check", help="decode every listed video, list the bad ones")
+    check.add_argument("annotations", help="path/label list, Kinetics CSV or class-folder root")
+    check.add_argument("--root", default=None, help="folder the listed paths are relative to")
+    check.add_argument(
+        "--format", default="auto", choices=("auto", "lines", "kinetics_csv", "folders")
+    )
+    check.add_argument("--out", default=None, help="bad-file list (default ANNOTATIONS.bad.txt)")
+    check.add_argument("--workers", type=int, default=2, help="decoding processes")
+    check.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
+    check.add_argument("--timeout", type=float, default=300.0, help="seconds per video")
+    check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(func=run_check)
+
+    prepare = commands.add_parser("prepare", help="re-encode a raw Kinetics tree at short side S")
+    prepare.add_argument("src", help="raw video tree")
+    prepare.add_argument("dst", help="output tree")
+    prepare.add_argument("--short-side", type=int, default=320, choices=None, help="256 or 320")
+    prepare.add_argument("--workers", type=int, default=2, help="encoding processes")
+    prepare.add_argument(
+        "--csv",
+        action="append",
+        default=None,
+        help="official Kinetics CSV to write DST/<name>.txt from (repeatable)",
+    )
+    prepare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    prepare.set_defaults(func=run_prepare)
+
+
+if __name__ == "__main__":
+    from octvideo.cli import main
+
+    sys.exit(main(["data", *sys.argv[1:]]))
