@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from octvideo.ops.pair import (
@@ -18,6 +19,7 @@ from octvideo.ops.pair import (
     OctPair,
     as_pair,
     downsample,
+    is_channels_last,
     low_channels,
     low_size,
     normalize_octave,
@@ -187,7 +189,16 @@ class OctConv3d(nn.Module):
         if self.pool_stride:
             x_h = downsample(x_h, self.stride)
             x_l = None if x_l is None else downsample(x_l, self.stride)
+        if is_channels_last(x_h):
+            return unpair(self._forward_fast(x_h, x_l))
+        return unpair(self.forward_paths(x_h, x_l))
 
+    def forward_paths(self, x_h: Tensor, x_l: Tensor | None) -> OctPair:
+        """The four paths as the paper writes them, one convolution each (after any stride pool).
+
+        This is the reference the fast path is tested against, and the path taken for
+        contiguous (NCDHW) inputs.
+        """
         y_h = self.conv_hh(x_h)  # (B, out_h, T', H', W')
         if self.conv_lh is not None:
             y_h = y_h + upsample(self.conv_lh(x_l), y_h.shape, self.octave)
@@ -198,7 +209,36 @@ class OctConv3d(nn.Module):
         if self.conv_hl is not None:
             from_high = self.conv_hl(downsample(x_h, self.octave))
             y_l = from_high if y_l is None else y_l + from_high
-        return unpair(OctPair(y_h, y_l))
+        return OctPair(y_h, y_l)
+
+    def _forward_fast(self, x_h: Tensor, x_l: Tensor | None) -> OctPair:
+        """Same result as ``forward_paths`` for channels-last (NDHWC) inputs, with less work.
+
+        - H->L and L->L become one convolution over ``cat(pool(X_H), X_L)`` with the two weight
+          blocks side by side: one larger convolution runs faster than two small ones.
+        - Kernels of temporal size 1 run as 2D convolutions on a (B*T, C, H, W) view, which in
+          channels-last memory is free and, on CPU, about twice as fast as the 3D kernel.
+        - The L->H upsample is added in place through a broadcast view when sizes divide evenly,
+          so the upsampled tensor is never written out.
+        """
+        y_h = _conv(self.conv_hh, x_h, self.conv_hh.weight, self.conv_hh.bias)
+        if self.conv_lh is not None:
+            z = _conv(self.conv_lh, x_l, self.conv_lh.weight, None)
+            y_h = _add_upsampled(y_h, z, self.octave)
+
+        y_l: Tensor | None = None
+        if self.conv_hl is not None and self.conv_ll is not None and self.groups == 1:
+            x_cat = torch.cat([downsample(x_h, self.octave), x_l], dim=1)
+            weight = torch.cat([self.conv_hl.weight, self.conv_ll.weight], dim=1)
+            y_l = _conv(self.conv_ll, x_cat, weight, self.conv_ll.bias)
+        else:
+            if self.conv_ll is not None:
+                y_l = _conv(self.conv_ll, x_l, self.conv_ll.weight, self.conv_ll.bias)
+            if self.conv_hl is not None:
+                pooled = downsample(x_h, self.octave)
+                from_high = _conv(self.conv_hl, pooled, self.conv_hl.weight, self.conv_hl.bias)
+                y_l = from_high if y_l is None else y_l + from_high
+        return OctPair(y_h, y_l)
 
     # ------------------------------------------------------------------ vanilla <-> octave weights
 
@@ -356,3 +396,30 @@ class OctConv3d(nn.Module):
             f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
             f"alpha_in={self.alpha_in}, alpha_out={self.alpha_out}, octave={self.octave}"
         )
+
+
+def _conv(conv: nn.Conv3d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv``'s convolution with the given weight; temporal-1 kernels run as 2D convolutions.
+
+    For a channels-last (B, C, T, H, W) tensor, the (B*T, C, H, W) view is free and stays
+    channels-last, and so does the result's view back to 5D.
+    """
+    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or conv.padding[0] != 0:
+        return F.conv3d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    b, c, t, h, w = x.shape
+    x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B*T, C, H, W), a view
+    y2 = F.conv2d(
+        x2, weight[:, :, 0], bias, conv.stride[1:], conv.padding[1:], conv.dilation[1:], conv.groups
+    )
+    return y2.reshape(b, t, *y2.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, C', T, H', W')
+
+
+def _add_upsampled(y: Tensor, z: Tensor, octave: Octave) -> Tensor:
+    """``y + upsample(z)``; in place through a broadcast view when every size divides evenly."""
+    b, c, t, h, w = y.shape
+    ot, oh, ow = octave
+    if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):
+        return y + upsample(z, y.shape, octave)
+    # (B, C, t, ot, h, oh, w, ow) += (B, C, t, 1, h, 1, w, 1)
+    y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow).add_(z[:, :, :, None, :, None, :, None])
+    return y

@@ -95,7 +95,18 @@ def downsample(x: Tensor, factor: tuple[int, int, int]) -> Tensor:
     factor = tuple(f if s > 1 else 1 for f, s in zip(factor, x.shape[-3:], strict=True))
     if factor == (1, 1, 1):
         return x
+    if factor[0] == 1 and is_channels_last(x):
+        # avg_pool3d returns NCDHW; the 2D pool on the (B*T, C, H, W) view keeps channels-last.
+        b, c, t, h, w = x.shape
+        x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        y2 = F.avg_pool2d(x2, factor[1:], factor[1:], ceil_mode=True)
+        return y2.reshape(b, t, c, *y2.shape[-2:]).permute(0, 2, 1, 3, 4)
     return F.avg_pool3d(x, kernel_size=factor, stride=factor, ceil_mode=True)
+
+
+def is_channels_last(x: Tensor) -> bool:
+    """True for a 5D tensor laid out channels-last (NDHWC) and not also plain contiguous."""
+    return x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()
 
 
 def upsample(x: Tensor, size: tuple[int, ...], octave: Octave) -> Tensor:

@@ -245,3 +245,63 @@ def test_compiled_matches_eager():
     got = compiled(x)
     torch.testing.assert_close(got.high, eager.high, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.low, eager.low, rtol=1e-5, atol=1e-5)
+
+
+def _channels_last(x):
+    cl = torch.channels_last_3d
+    if isinstance(x, OctPair):
+        return OctPair(x.high.contiguous(memory_format=cl), x.low.contiguous(memory_format=cl))
+    return x.contiguous(memory_format=cl)
+
+
+@pytest.mark.parametrize(
+    ("alpha_in", "alpha_out", "kernel", "stride", "size", "octave", "groups"),
+    [
+        *itertools.product(ALPHAS, ALPHAS, KERNELS, [1, 2], SIZES, OCTAVES, [1]),
+        (0.5, 0.5, (1, 3, 3), 1, (4, 8, 8), (1, 2, 2), 4),
+        (0.5, 0.5, (1, 3, 3), 1, (3, 7, 7), (1, 2, 2), 8),
+    ],
+)
+def test_fast_path_equals_four_paths(alpha_in, alpha_out, kernel, stride, size, octave, groups):
+    """Channels-last inputs take the fast path; it must equal the paper's four paths."""
+    layer = OctConv3d(
+        8,
+        8,
+        kernel,
+        stride=stride,
+        bias=True,
+        groups=groups,
+        alpha_in=alpha_in,
+        alpha_out=alpha_out,
+        octave=octave,
+    )
+    x = make_input(8, alpha_in, size, octave)
+    x_cl = _channels_last(x)
+    x_grad = OctPair(
+        *[
+            t.clone().requires_grad_() if t is not None else None
+            for t in (x_cl if isinstance(x_cl, OctPair) else OctPair(x_cl, None))
+        ]
+    )
+    fast = layer(x_grad if isinstance(x, OctPair) else x_grad.high)
+    plain = layer(x)
+    fast_t = fast if isinstance(fast, OctPair) else (fast,)
+    plain_t = plain if isinstance(plain, OctPair) else (plain,)
+    for f, p in zip(fast_t, plain_t, strict=True):
+        torch.testing.assert_close(f, p, rtol=1e-10, atol=1e-10)
+    # gradients through the fast path match those through the plain one
+    sum(t.sum() for t in fast_t).backward()
+    grads_fast = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    sum(t.sum() for t in plain_t).backward()
+    for g_fast, p in zip(grads_fast, layer.parameters(), strict=True):
+        torch.testing.assert_close(g_fast, p.grad, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fast_path_keeps_channels_last(kernel):
+    layer = OctConv3d(8, 8, kernel, alpha_in=0.5, alpha_out=0.5).float()
+    x = _channels_last(make_input(8, 0.5, (4, 8, 8), (1, 2, 2)))
+    y = layer(OctPair(x.high.float(), x.low.float()))
+    assert y.high.is_contiguous(memory_format=torch.channels_last_3d)
+    assert y.low.is_contiguous(memory_format=torch.channels_last_3d)
