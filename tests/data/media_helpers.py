@@ -1,0 +1,63 @@
+"""Helpers of the data tests: encoding test videos with PyAV.
+
+Frame ``i`` of every generated video is a flat grey of level ``level(i) = 12 + 10 * i`` with a small
+dark square in one corner (so it is not a trivial stream), which lets a test read back which frame
+it got from any decoder and through any transform that keeps the mean.
+"""
+
+from __future__ import annotations
+
+import fractions
+from pathlib import Path
+
+import av
+import numpy as np
+
+NUM_FRAMES = 24
+SHORT_FRAMES = 5
+
+
+def level(i: int) -> int:
+    """Grey level of frame ``i``."""
+    return 12 + 10 * i
+
+
+def frame_index(mean_level: float) -> int:
+    """The frame index whose grey level is nearest ``mean_level``."""
+    return round((mean_level - 12) / 10)
+
+
+def make_frames(n: int, height: int, width: int) -> np.ndarray:
+    frames = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        frames[i] = level(i)
+        frames[i, :4, :4] = 0
+    return frames
+
+
+def encode(
+    path: Path,
+    codec: str,
+    n: int = NUM_FRAMES,
+    height: int = 64,
+    width: int = 96,
+    pix_fmt: str = "yuv420p",
+    pts_ms: list[int] | None = None,
+) -> Path:
+    """Encode test frames with PyAV; ``pts_ms`` gives variable frame timestamps."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if pts_ms is not None:
+            stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i, array in enumerate(make_frames(n, height, width)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[i], fractions.Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+GOOD = ("h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4")
+BAD = ("truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4")
