@@ -1,0 +1,301 @@
+"""Speed and memory of an octave model against its alpha-0 twin, measured interleaved in one run.
+
+For a registered model and a clip shape this times inference (batch ``--batch``) and a training
+step (forward, loss, backward, SGD step; batch ``--train-batch``) of the octave model and of the
+same network at alpha 0, alternating the two on every repeat so that machine noise hits both
+alike, and reports medians and ratios beside the FLOPs ratio (fvcore) and the analytic
+activation-memory ratio (the OctConv3d outputs of one sample).
+
+Activation memory of a training step is the bytes autograd keeps for backward (unique storages
+seen by ``torch.autograd.graph.saved_tensors_hooks``), on any device; on CUDA the allocator's
+peak during the step is reported as well.
+
+    python tools/bench_models.py --model i3d_r50 --alpha 0.5 --frames 8 --size 224 \
+        --threads 2 --compile none --append BENCHMARKS.md
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): the FLOPs and memory
+savings that these measurements hold the implementation to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from octvideo.models import create_model
+from octvideo.models.cost import example_input, measure_cost
+from octvideo.ops import OctConv3d
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Measured:
+    infer_ms: float
+    train_ms: float
+    saved_mb: float
+    cuda_peak_mb: float | None
+    gflops: float
+    analytic_mem: int
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _to_device(x, device: torch.device, dtype: torch.dtype, channels_last: bool):
+    if isinstance(x, list):
+        return [_to_device(t, device, dtype, channels_last) for t in x]
+    x = x.to(device=device, dtype=dtype)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+
+
+def analytic_activation_memory(model: nn.Module, clip) -> int:
+    """Output elements of every OctConv3d for one sample, from the layers' own formula."""
+    total = 0
+
+    def hook(layer: OctConv3d, args: tuple) -> None:
+        nonlocal total
+        x = args[0]
+        high = x[0] if isinstance(x, tuple) else x
+        total += layer.activation_memory(tuple(high.shape[-3:]))
+
+    handles = [
+        m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, OctConv3d)
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(clip)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def saved_bytes(step: Callable[[], torch.Tensor]) -> float:
+    """Bytes of the unique storages autograd saves for backward during ``step``'s forward."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step()
+    loss.backward()
+    return float(sum(seen.values()))
+
+
+class Runner:
+    """One model prepared for timed inference and training steps."""
+
+    def __init__(self, model: nn.Module, args: argparse.Namespace, device: torch.device) -> None:
+        dtype = DTYPES[args.dtype]
+        fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
+        self.device = device
+        self.model = model.to(device=device, dtype=dtype, memory_format=fmt)
+        self.infer_clip = _to_device(
+            example_input(model, args.frames, args.size, args.batch),
+            device,
+            dtype,
+            args.channels_last,
+        )
+        self.train_clip = _to_device(
+            example_input(model, args.frames, args.size, args.train_batch),
+            device,
+            dtype,
+            args.channels_last,
+        )
+        self.labels = torch.zeros(args.train_batch, dtype=torch.long, device=device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-6, momentum=0.9)
+        compiled = self.model
+        if args.compile != "none":
+            compiled = torch.compile(
+                self.model, mode=None if args.compile == "default" else args.compile
+            )
+        self.forward = compiled
+
+    def loss(self) -> torch.Tensor:
+        self.model.train()
+        logits = self.forward(self.train_clip)
+        return nn.functional.cross_entropy(logits.float(), self.labels)
+
+    def infer(self) -> float:
+        self.model.eval()
+        _sync(self.device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            self.forward(self.infer_clip)
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def train_step(self) -> float:
+        _sync(self.device)
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss().backward()
+        self.optimizer.step()
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def memory(self) -> tuple[float, float | None]:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+        saved = saved_bytes(self.loss)
+        peak = None
+        if self.device.type == "cuda":
+            peak = (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
+        return saved / 2**20, peak
+
+
+def measure_pair(args: argparse.Namespace) -> tuple[Measured, Measured]:
+    """Measures the octave model and its alpha-0 twin, interleaved."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    models = [
+        create_model(args.model, alpha=a, octave=args.octave, num_classes=400, dropout=0.0)
+        for a in (args.alpha, 0.0)
+    ]
+    costs = [measure_cost(m, args.frames, args.size).gflops for m in models]
+    analytic = [
+        analytic_activation_memory(m, example_input(m, args.frames, args.size)) for m in models
+    ]
+    runners = [Runner(m, args, device) for m in models]
+    memories = [r.memory() for r in runners]
+    for r in runners:  # warm-up (and compilation)
+        for _ in range(args.warmup):
+            r.infer()
+            r.train_step()
+    infer: list[list[float]] = [[], []]
+    train: list[list[float]] = [[], []]
+    for i in range(args.repeats):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for k in order:
+            infer[k].append(runners[k].infer())
+        if not args.skip_train:
+            for k in order:
+                train[k].append(runners[k].train_step())
+    return tuple(  # type: ignore[return-value]
+        Measured(
+            infer_ms=statistics.median(infer[k]) * 1e3,
+            train_ms=statistics.median(train[k]) * 1e3 if train[k] else float("nan"),
+            saved_mb=memories[k][0],
+            cuda_peak_mb=memories[k][1],
+            gflops=costs[k],
+            analytic_mem=analytic[k],
+        )
+        for k in (0, 1)
+    )
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        cpu += f"; {torch.cuda.get_device_name(0)}"
+    return f"{cpu}, torch {torch.__version__}"
+
+
+def report(args: argparse.Namespace, octm: Measured, van: Measured) -> str:
+    flops_ratio = octm.gflops / van.gflops
+    mem_ratio = octm.analytic_mem / van.analytic_mem
+    infer_ratio = octm.infer_ms / van.infer_ms
+    train_ratio = octm.train_ms / van.train_ms
+    saved_ratio = octm.saved_mb / van.saved_mb
+    lines = [
+        f"{args.model} alpha={args.alpha} octave={tuple(args.octave)} clip {args.frames}x"
+        f"{args.size}x{args.size}, {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
+        f"compile={args.compile}, channels_last={args.channels_last}, batch {args.batch} "
+        f"(train {args.train_batch}), {args.repeats} interleaved repeats (medians)",
+        "",
+        "| | alpha 0 | octave | ratio | ratio / FLOPs ratio |",
+        "| --- | --- | --- | --- | --- |",
+        f"| GFLOPs / view | {van.gflops:.2f} | {octm.gflops:.2f} | {flops_ratio:.3f} | |",
+        f"| inference ms | {van.infer_ms:.1f} | {octm.infer_ms:.1f} | {infer_ratio:.3f} | "
+        f"{infer_ratio / flops_ratio:.3f} |",
+    ]
+    if not args.skip_train:
+        lines.append(
+            f"| training step ms | {van.train_ms:.1f} | {octm.train_ms:.1f} | {train_ratio:.3f} | "
+            f"{train_ratio / flops_ratio:.3f} |"
+        )
+    lines += [
+        f"| activation memory, analytic (OctConv outputs, M elements) | "
+        f"{van.analytic_mem / 1e6:.1f} | {octm.analytic_mem / 1e6:.1f} | {mem_ratio:.3f} | |",
+        f"| saved for backward, MB (train batch) | {van.saved_mb:.0f} | {octm.saved_mb:.0f} | "
+        f"{saved_ratio:.3f} | (vs analytic {mem_ratio:.3f}: {saved_ratio - mem_ratio:+.3f}) |",
+    ]
+    if octm.cuda_peak_mb is not None and van.cuda_peak_mb is not None:
+        lines.append(
+            f"| CUDA peak during step, MB | {van.cuda_peak_mb:.0f} | {octm.cuda_peak_mb:.0f} | "
+            f"{octm.cuda_peak_mb / van.cuda_peak_mb:.3f} | |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="i3d_r50")
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--octave", type=int, nargs=3, default=[1, 2, 2])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--train-batch", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument(
+        "--compile", choices=["none", "default", "max-autotune", "reduce-overhead"], default="none"
+    )
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="NDHWC memory (the fast OctConv path)",
+    )
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    octm, van = measure_pair(args)
+    table = report(args, octm, van)
+    print(table)  # noqa: T201
+    if args.append:
+        command = "python tools/bench_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        with args.append.open("a", encoding="utf-8") as f:
+            f.write(f"\n`{command}`\n\n{stamp}, {machine()}\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
