@@ -14,7 +14,11 @@ import sys
 from collections.abc import Sequence
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("octvideo.data.cli", "octvideo.engine.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "octvideo.data.cli",
+    "octvideo.engine.cli",
+    "octvideo.inference.cli",
+)
 
 
 class UsageError(Exception):

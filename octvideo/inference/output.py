@@ -1,0 +1,107 @@
+"""Prediction records: one per window and one per video, as a terminal table, JSON Lines or CSV.
+
+Every record carries the input path, its type (``window`` or ``video``), times in seconds, the top-k
+classes with probabilities, the wall time and any error, so a failed input is a record too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from octvideo.inference.predictor import Prediction, VideoResult
+
+
+def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
+    return [
+        {"label": label, "index": classes.index(label), "prob": round(prob, 6)}
+        for label, prob in pred.top(classes, k)
+    ]
+
+
+def records(result: VideoResult, classes: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
+    """The window records of ``result`` (in time order), then its video record."""
+    out = [
+        {
+            "type": "window",
+            "path": result.path,
+            "window": i,
+            "start": round(w.start, 3),
+            "end": round(w.end, 3),
+            "top": _top(w, classes, k),
+        }
+        for i, w in enumerate(result.windows)
+    ]
+    out.append(
+        {
+            "type": "video",
+            "path": result.path,
+            "ok": result.ok,
+            "error": result.error,
+            "start": 0.0,
+            "end": round(result.duration, 3),
+            "num_frames": result.num_frames,
+            "fps": round(result.fps, 3),
+            "num_windows": len(result.windows),
+            "top": _top(result.video, classes, k) if result.video is not None else [],
+            "seconds": round(result.seconds, 3),
+        }
+    )
+    return out
+
+
+class RecordWriter:
+    """Writes records to ``path`` as JSON Lines (``.jsonl``/``.json``) or CSV (``.csv``)."""
+
+    def __init__(self, path: str | os.PathLike[str], k: int) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in (".jsonl", ".json", ".csv"):
+            raise ValueError(f"--out {self.path}: use a .jsonl or .csv file name")
+        self.format = "csv" if suffix == ".csv" else "jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = self.path.open("w", encoding="utf-8", newline="")
+        self._csv = None
+        if self.format == "csv":
+            fields = ["type", "path", "window", "start", "end", "ok", "error", "seconds"]
+            for i in range(1, k + 1):
+                fields += [f"label{i}", f"prob{i}"]
+            self._csv = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore")
+            self._csv.writeheader()
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            if self._csv is None:
+                self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                flat = dict(row)
+                for i, top in enumerate(row["top"], start=1):
+                    flat[f"label{i}"], flat[f"prob{i}"] = top["label"], top["prob"]
+                self._csv.writerow(flat)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:
+    """A readable block for the terminal: the video's top-k, then one line per window."""
+    if not result.ok:
+        return f"{result.path}\n  FAILED  {result.error}"
+    head = (
+        f"{result.path}  ({result.duration:.1f} s, {result.num_frames} frames, "
+        f"{result.seconds:.2f} s to predict)"
+    )
+    lines = [head]
+    for rank, (label, prob) in enumerate(result.video.top(classes, k), start=1):
+        lines.append(f"  {rank}. {label:<30} {100 * prob:6.2f}%")
+    if result.windows:
+        lines.append(f"  {'window':>17}  top-1")
+        for w in result.windows:
+            label, prob = w.top(classes, 1)[0]
+            lines.append(f"  {w.start:7.2f}-{w.end:7.2f} s  {label} ({100 * prob:.1f}%)")
+    return "\n".join(lines)

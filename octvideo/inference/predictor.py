@@ -1,0 +1,460 @@
+"""Clip-level inference on video files from a self-describing checkpoint.
+
+A training checkpoint carries, besides the weights, the model section, the class names, the input
+normalisation and the clip protocol (frames, stride, crop), so ``Predictor.from_checkpoint(path)``
+needs nothing else. Clips are sampled and transformed exactly as in testing (Chen et al., "Drop an
+Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, short side
+``test_short_side``, square crops of ``test_crop_size``):
+
+- one centre clip (the default), or the multi-view protocol (N temporal clips x 1 or 3 crops,
+  softmax averaged);
+- sliding windows over long videos: window k spans [k * stride, min(k * stride + window,
+  duration)] seconds, the last one ending at the video's end; each window is classified from one
+  clip of T frames at the trained stride tau centred in the window (clamped to the video), so the
+  model sees the temporal scale it was trained on; the video-level scores are the mean of the
+  windows' probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from octvideo.data.config import DataConfig
+from octvideo.data.decoding import DecodeError, VideoInfo, decode_clip
+from octvideo.data.sampling import center_clip_indices, clip_indices, multiview_clip_indices
+from octvideo.data.transforms import eval_transform, pack_pathways
+from octvideo.models import create_model
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that lacks what inference needs (not written by ``octvideo train``)."""
+
+
+@dataclass(frozen=True)
+class ClipProtocol:
+    """How a clip is sampled and transformed, as stored in the checkpoint."""
+
+    num_frames: int
+    sampling_rate: int
+    test_short_side: int
+    test_crop_size: int
+    test_num_clips: int = 10
+    test_num_crops: int = 3
+    slowfast_alpha: int | None = None
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+    def data_config(self) -> DataConfig:
+        """The data section the evaluation transforms are built from."""
+        return DataConfig(
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            test_short_side=self.test_short_side,
+            test_crop_size=self.test_crop_size,
+            test_num_clips=self.test_num_clips,
+            test_num_crops=self.test_num_crops,
+            slowfast_alpha=self.slowfast_alpha,
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+        )
+
+
+@dataclass
+class Prediction:
+    """Scores of one window or one whole video.
+
+    Attributes:
+        probs: (K,) class probabilities.
+        start: start time in seconds (windows; 0 for a whole video).
+        end: end time in seconds.
+    """
+
+    probs: Tensor
+    start: float
+    end: float
+
+    def top(self, classes: Sequence[str], k: int) -> list[tuple[str, float]]:
+        values, indices = self.probs.topk(min(k, self.probs.numel()))
+        return [
+            (classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
+
+
+@dataclass
+class VideoResult:
+    """What ``Predictor.predict`` returns for one input.
+
+    Attributes:
+        path: the input (a file path, or "<frames>" for a tensor).
+        video: video-level prediction (None when the input failed).
+        windows: per-window predictions (empty unless windows were asked for).
+        error: the decoder's or reader's error; None when the input succeeded.
+        duration: seconds of video (frames / fps).
+        num_frames: frames in the video.
+        fps: frame rate used for times.
+        seconds: wall time spent on this input.
+    """
+
+    path: str
+    video: Prediction | None = None
+    windows: list[Prediction] = field(default_factory=list)
+    error: str | None = None
+    duration: float = 0.0
+    num_frames: int = 0
+    fps: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def parse_seconds(text: str | float | None) -> float | None:
+    """``"2s"``, ``"1.5"``, ``"500ms"`` or a number -> seconds; None stays None."""
+    if text is None or isinstance(text, int | float):
+        return None if text is None else float(text)
+    value = text.strip().lower()
+    scale = 1.0
+    if value.endswith("ms"):
+        value, scale = value[:-2], 1e-3
+    elif value.endswith("s"):
+        value = value[:-1]
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        raise ValueError(
+            f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms"
+        ) from None
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return seconds
+
+
+def window_times(duration: float, window: float, stride: float) -> list[tuple[float, float]]:
+    """Windows [k * stride, min(k * stride + window, duration)] covering [0, duration].
+
+    The first window starts at 0 and the last ends at ``duration``; a video shorter than one
+    window gets one window over all of it.
+    """
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"window and stride must be positive, got {window} and {stride}")
+    count = 1 if duration <= window else math.ceil((duration - window) / stride - 1e-9) + 1
+    return [(k * stride, min(k * stride + window, duration)) for k in range(count)]
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Files as given; folders searched recursively for videos (sorted); ``.txt`` files read as
+    lists of paths (one a line, ``#`` comments skipped, relative to the list's folder).
+
+    A path that does not exist is kept, so that it is reported as failed rather than dropped.
+    """
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                str(p)
+                for p in path.rglob("*")
+                if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+            )
+            if not found:
+                logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
+            out.extend(found)
+        elif path.suffix.lower() == ".txt" and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    entry = Path(line)
+                    out.append(str(entry if entry.is_absolute() else path.parent / entry))
+        else:
+            out.append(str(path))
+    return out
+
+
+def _protocol_from_meta(meta: dict[str, Any]) -> ClipProtocol:
+    clip, norm = meta["clip"], meta["normalization"]
+    return ClipProtocol(
+        num_frames=int(clip["num_frames"]),
+        sampling_rate=int(clip["sampling_rate"]),
+        test_short_side=int(clip["test_short_side"]),
+        test_crop_size=int(clip["test_crop_size"]),
+        test_num_clips=int(clip.get("test_num_clips", 10)),
+        test_num_crops=int(clip.get("test_num_crops", 3)),
+        slowfast_alpha=clip.get("slowfast_alpha"),
+        mean=tuple(norm["mean"]),
+        std=tuple(norm["std"]),
+    )
+
+
+def model_from_meta(model_cfg: dict[str, Any]) -> nn.Module:
+    """Builds the network a checkpoint's model section describes (no pretrained weights)."""
+    return create_model(
+        model_cfg["name"],
+        num_classes=int(model_cfg["num_classes"]),
+        alpha=model_cfg["alpha"],
+        octave=tuple(model_cfg["octave"]),
+        dropout=float(model_cfg.get("dropout", 0.0)),
+        **dict(model_cfg.get("extra") or {}),
+    )
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The ``meta`` section and the network weights of an ``octvideo train`` checkpoint.
+
+    Raises:
+        UsageError: the file is missing or unsafe to load (see ``load_checkpoint``).
+        CheckpointError: it lacks the metadata inference needs.
+    """
+    from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+
+    checkpoint = load_checkpoint(path)
+    meta = (checkpoint.get("hyper_parameters") or {}).get("meta")
+    missing = [
+        k for k in ("model", "classes", "clip", "normalization") if not meta or k not in meta
+    ]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} has no {', '.join(missing)} metadata: inference needs "
+            f"a checkpoint written by 'octvideo train' (a bare state dict cannot say which model, "
+            f"classes and clip protocol it belongs to)"
+        )
+    return meta, model_state_dict(checkpoint)
+
+
+class Predictor:
+    """Runs a trained model on videos: centre clip, multi-view, or sliding windows.
+
+    Args:
+        model: the network (put in eval mode here).
+        classes: class names, by index.
+        protocol: clip sampling and normalisation.
+        device: where the model runs.
+        batch_size: clips per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: Sequence[str],
+        protocol: ClipProtocol,
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int = 8,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.classes = list(classes)
+        self.protocol = protocol
+        self.batch_size = max(1, int(batch_size))
+        self._data_cfg = protocol.data_config()
+        self._transforms = {i: eval_transform(self._data_cfg, i) for i in (0, 1, 2)}
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int = 8,
+    ) -> Predictor:
+        """Builds the model, loads its weights (``weights_only=True``) and reads the protocol."""
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA device is available")
+        meta, state = read_checkpoint(path)
+        model = model_from_meta(meta["model"])
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(
+                f"checkpoint {os.fspath(path)!r} does not fit model {meta['model']['name']!r}: "
+                f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            )
+        if len(meta["classes"]) != int(meta["model"]["num_classes"]):
+            raise CheckpointError(
+                f"checkpoint {os.fspath(path)!r} names {len(meta['classes'])} classes but its "
+                f"model has {meta['model']['num_classes']} outputs"
+            )
+        return cls(
+            model, meta["classes"], _protocol_from_meta(meta), device=device, batch_size=batch_size
+        )
+
+    # ---------------------------------------------------------------------------------- pieces
+
+    def preprocess(self, frames: Tensor, crop: int = 1) -> Tensor:
+        """uint8 frames (T, H, W, 3) -> normalised clip (3, T, S, S) at crop position ``crop``."""
+        short = min(frames.shape[1], frames.shape[2])
+        if short < 1:
+            raise ValueError(f"frames of size {tuple(frames.shape[1:3])} cannot be cropped")
+        return self._transforms[crop](frames)
+
+    @torch.inference_mode()
+    def logits(self, clips: Tensor) -> Tensor:
+        """(N, 3, T, S, S) normalised clips -> (N, K) logits, in batches of ``batch_size``."""
+        outputs = []
+        for chunk in clips.split(self.batch_size):
+            chunk = chunk.to(self.device)
+            if self.protocol.slowfast_alpha:
+                pathways = [pack_pathways(c, self.protocol.slowfast_alpha) for c in chunk]
+                chunk = [torch.stack([p[i] for p in pathways]) for i in range(2)]
+            outputs.append(self.model(chunk).float().cpu())
+        return torch.cat(outputs)
+
+    def _views(self, views: str | tuple[int, int]) -> tuple[int, tuple[int, ...]]:
+        if views == "center":
+            return 1, (1,)
+        if views == "multi":
+            clips, crops = self.protocol.test_num_clips, self.protocol.test_num_crops
+        else:
+            clips, crops = views
+        if clips < 1 or crops not in (1, 3):
+            raise ValueError(f"views must be N temporal clips x 1 or 3 crops, got {clips}x{crops}")
+        return clips, (1,) if crops == 1 else (0, 1, 2)
+
+    def _clip_plan(
+        self,
+        info: VideoInfo,
+        views: str | tuple[int, int],
+        window: float | None,
+        stride: float | None,
+    ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+        """Frame indices of every clip to run, and the window times (empty without windows)."""
+        p = self.protocol
+        total = info.num_frames
+        if window is None:
+            clips, _ = self._views(views)
+            if clips == 1:
+                return [center_clip_indices(total, p.num_frames, p.sampling_rate)], []
+            return multiview_clip_indices(total, p.num_frames, p.sampling_rate, clips), []
+        fps = info.fps if info.fps > 0 else 30.0
+        times = window_times(total / fps, window, stride or window)
+        span = (p.num_frames - 1) * p.sampling_rate
+        indices = []
+        for start, end in times:
+            centre = (start + end) / 2 * fps
+            first = int(round(centre - span / 2))
+            first = min(max(first, 0), max(total - 1 - span, 0))
+            indices.append(clip_indices(first, p.num_frames, p.sampling_rate, total))
+        return indices, times
+
+    # ---------------------------------------------------------------------------------- predict
+
+    def predict(
+        self,
+        source: str | os.PathLike[str] | Tensor,
+        *,
+        views: str | tuple[int, int] = "center",
+        window: float | str | None = None,
+        stride: float | str | None = None,
+        fps: float = 30.0,
+        decoder: str = "auto",
+        on_batch: Callable[[int], None] | None = None,
+    ) -> VideoResult:
+        """Predicts one video.
+
+        Args:
+            source: a video file, or uint8 frames (T, H, W, 3) already decoded.
+            views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol) or
+                (N, crops); ignored with windows, where each window runs one centre-cropped clip.
+            window: window length ("2s", seconds); None classifies the whole video at once.
+            stride: step between windows; defaults to the window length.
+            fps: frame rate of ``source`` frames (a file's own rate is read from it).
+            decoder: "decord", "pyav" or "auto".
+            on_batch: called with the number of clips after each forward batch (progress bars).
+
+        Returns:
+            A ``VideoResult``; a file that cannot be read gives ``error`` instead of raising.
+        """
+        start_time = time.perf_counter()
+        window_s, stride_s = parse_seconds(window), parse_seconds(stride)
+        name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
+        result = VideoResult(path=name)
+        try:
+            if isinstance(source, Tensor):
+                info, frames_of = self._tensor_source(source, fps)
+            else:
+                info, frames_of = self._file_source(name, decoder)
+            plan, times = self._clip_plan(info, views, window_s, stride_s)
+            crops = (1,) if window_s is not None else self._views(views)[1]
+            probs = self._run(plan, crops, frames_of, on_batch)  # (clips, K), crops averaged
+        except (DecodeError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+            result.error = f"{type(err).__name__}: {err}"
+            result.seconds = time.perf_counter() - start_time
+            logger.warning("%s: %s", name, result.error)
+            return result
+        fps_used = info.fps if info.fps > 0 else fps
+        result.num_frames, result.fps = info.num_frames, fps_used
+        result.duration = info.num_frames / fps_used
+        if times:
+            result.windows = [Prediction(p, s, e) for p, (s, e) in zip(probs, times, strict=True)]
+        result.video = Prediction(probs.mean(0), 0.0, result.duration)
+        result.seconds = time.perf_counter() - start_time
+        return result
+
+    def _tensor_source(self, frames: Tensor, fps: float):
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
+            raise ValueError(
+                f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
+            )
+        info = VideoInfo(frames.shape[0], fps, frames.shape[2], frames.shape[1], "tensor")
+
+        def frames_of(indices: np.ndarray) -> Tensor:
+            return frames[torch.as_tensor(indices)]
+
+        return info, frames_of
+
+    def _file_source(self, path: str, decoder: str):
+        from octvideo.data.decoding import probe
+
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a directory, not a video file")
+        info = probe(path, decoder=decoder)
+
+        def frames_of(indices: np.ndarray) -> Tensor:
+            # Full-size frames: the clip transform resizes once, exactly as in testing.
+            return decode_clip(path, lambda _: indices, decoder=decoder)[0]
+
+        return info, frames_of
+
+    def _run(
+        self,
+        plan: list[np.ndarray],
+        crops: Sequence[int],
+        frames_of: Callable[[np.ndarray], Tensor],
+        on_batch: Callable[[int], None] | None,
+    ) -> Tensor:
+        """Softmax of every clip in ``plan`` (crops averaged), decoding ``batch_size`` at a time."""
+        out = []
+        for group in _chunks(plan, self.batch_size):
+            wanted = np.unique(np.concatenate(group))
+            frames = frames_of(wanted)  # (U, H, W, 3), one decode pass per batch
+            position = {int(f): i for i, f in enumerate(wanted)}
+            clips = [
+                self.preprocess(frames[[position[int(f)] for f in idx]], crop)
+                for idx in group
+                for crop in crops
+            ]
+            probs = self.logits(torch.stack(clips)).softmax(-1)  # (len(group) * crops, K)
+            out.append(probs.reshape(len(group), len(crops), -1).mean(1))
+            if on_batch is not None:
+                on_batch(len(group))
+        return torch.cat(out)
+
+
+def _chunks(items: list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,73 @@
+"""Writes a video back with its predictions drawn on every frame.
+
+Each frame shows the top classes of the window whose centre is nearest to the frame's time (or the
+video-level prediction when there are no windows). The input is decoded and the output encoded one
+frame at a time with PyAV, so long videos need no more memory than short ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import ImageDraw, ImageFont
+
+from octvideo.inference.predictor import Prediction, VideoResult
+
+
+def _encoder_name() -> str:
+    for name in ("libx264", "mpeg4"):
+        try:
+            av.codec.Codec(name, "w")
+        except av.codec.codec.UnknownCodecError:
+            continue
+        return name
+    raise RuntimeError("PyAV has neither libx264 nor mpeg4 encoders; cannot render")
+
+
+def _label_for(result: VideoResult, t: float) -> Prediction:
+    if not result.windows:
+        return result.video
+    return min(result.windows, key=lambda w: abs((w.start + w.end) / 2 - t))
+
+
+def render(
+    result: VideoResult, classes: Sequence[str], out: str | os.PathLike[str], *, k: int = 3
+) -> Path:
+    """Draws ``result``'s predictions onto the frames of ``result.path`` and writes ``out``.
+
+    Raises:
+        ValueError: the result is a failure or has no source file.
+    """
+    if not result.ok or result.video is None:
+        raise ValueError(f"cannot render {result.path}: it has no prediction ({result.error})")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    font = ImageFont.load_default()
+    with av.open(result.path) as src, av.open(str(out), "w") as dst:
+        in_stream = src.streams.video[0]
+        rate = in_stream.average_rate or Fraction(round(result.fps or 30))
+        width = in_stream.codec_context.width // 2 * 2  # yuv420p needs even sizes
+        height = in_stream.codec_context.height // 2 * 2
+        stream = dst.add_stream(_encoder_name(), rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, frame in enumerate(src.decode(in_stream)):
+            t = float(frame.time) if frame.time is not None else index / float(rate)
+            image = frame.to_image().crop((0, 0, width, height))
+            draw = ImageDraw.Draw(image)
+            pred = _label_for(result, t)
+            lines = [f"{label} {100 * prob:.0f}%" for label, prob in pred.top(classes, k)]
+            box_h = 12 * len(lines) + 6
+            draw.rectangle((0, 0, width, box_h), fill=(0, 0, 0))
+            for i, line in enumerate(lines):
+                draw.text((4, 3 + 12 * i), line, fill=(255, 255, 255), font=font)
+            new = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+            for packet in stream.encode(new):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out

@@ -1,0 +1,232 @@
+"""Predictor and ``octvideo predict``: windows, equality with the model, records, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from octvideo.cli import main
+from octvideo.data.decoding import decode, probe
+from octvideo.data.sampling import center_clip_indices, clip_indices
+from octvideo.inference import Predictor, window_times
+from octvideo.inference.predictor import CheckpointError, expand_inputs, parse_seconds
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_checkpoint(checkpoint, batch_size=3)
+
+
+@pytest.mark.parametrize("duration", [0.4, 1.0, 2.0, 2.01, 9.5, 10.0, 61.3])
+@pytest.mark.parametrize(("window", "stride"), [(2.0, 1.0), (2.0, 2.0), (1.5, 0.5), (3.0, 4.0)])
+def test_window_times_cover_the_video_at_the_stride(duration, window, stride):
+    times = window_times(duration, window, stride)
+    assert times[0][0] == 0.0
+    assert times[-1][1] == pytest.approx(duration)
+    for k, (start, end) in enumerate(times):
+        assert start == pytest.approx(k * stride)
+        assert end == pytest.approx(min(start + window, duration))
+    # no gap between consecutive windows when stride <= window, and no window past the end
+    if stride <= window:
+        assert all(b[0] <= a[1] + 1e-9 for a, b in zip(times, times[1:], strict=False))
+    assert all(start < duration for start, _ in times)
+
+
+def test_parse_seconds():
+    assert parse_seconds("2s") == 2.0
+    assert parse_seconds("500ms") == 0.5
+    assert parse_seconds("1.5") == 1.5
+    with pytest.raises(ValueError, match="cannot read 'two' as a duration"):
+        parse_seconds("two")
+    with pytest.raises(ValueError, match="must be positive"):
+        parse_seconds("0s")
+
+
+def _expected_probs(predictor, path, indices, crop=1):
+    frames = decode(path, indices)
+    clip = predictor.preprocess(frames, crop)
+    with torch.no_grad():
+        return predictor.model(clip[None]).softmax(-1)[0]
+
+
+def test_centre_clip_prediction_equals_model_on_same_frames(predictor, videos):
+    path = videos["long"]
+    result = predictor.predict(path)
+    assert result.ok and not result.windows
+    info = probe(path)
+    indices = center_clip_indices(info.num_frames, 4, 2)
+    torch.testing.assert_close(result.video.probs, _expected_probs(predictor, path, indices))
+    assert result.video.probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_windows_equal_model_on_window_clips(predictor, videos):
+    path = videos["long"]
+    result = predictor.predict(path, window="2s", stride="1s")
+    info = probe(path)
+    duration = info.num_frames / info.fps
+    assert [(w.start, w.end) for w in result.windows] == window_times(duration, 2.0, 1.0)
+    span = (4 - 1) * 2
+    for w in result.windows:
+        centre = (w.start + w.end) / 2 * info.fps
+        first = min(max(int(round(centre - span / 2)), 0), info.num_frames - 1 - span)
+        indices = clip_indices(first, 4, 2, info.num_frames)
+        torch.testing.assert_close(w.probs, _expected_probs(predictor, path, indices))
+    mean = torch.stack([w.probs for w in result.windows]).mean(0)
+    torch.testing.assert_close(result.video.probs, mean)
+
+
+def test_multiview_averages_clips_and_crops(predictor, videos):
+    path = videos["audio"]
+    result = predictor.predict(path, views=(2, 3))
+    info = probe(path)
+    from octvideo.data.sampling import multiview_clip_indices
+
+    expected = torch.stack(
+        [
+            _expected_probs(predictor, path, idx, crop)
+            for idx in multiview_clip_indices(info.num_frames, 4, 2, 2)
+            for crop in (0, 1, 2)
+        ]
+    ).mean(0)
+    torch.testing.assert_close(result.video.probs, expected)
+
+
+def test_frames_tensor_input(predictor, videos):
+    frames = decode(videos["short"])
+    result = predictor.predict(frames, fps=10.0, window="0.3s")
+    assert result.ok and result.path == "<frames>"
+    assert result.duration == pytest.approx(frames.shape[0] / 10.0)
+    assert result.windows[-1].end == pytest.approx(result.duration)
+
+
+@pytest.mark.parametrize("name", ["short", "long", "odd", "audio", "vfr"])
+def test_every_kind_of_video_gets_windows_over_its_whole_length(predictor, videos, name):
+    result = predictor.predict(videos[name], window="1s", stride="0.5s")
+    assert result.ok, result.error
+    assert result.windows[0].start == 0.0
+    assert result.windows[-1].end == pytest.approx(result.duration)
+    assert len(result.windows) == max(1, math.ceil((result.duration - 1.0) / 0.5 - 1e-9) + 1)
+    assert all(torch.isfinite(w.probs).all() for w in result.windows)
+
+
+def test_cli_jsonl_one_record_per_window_and_failures_reported(
+    checkpoint, videos, tmp_path, capsys
+):
+    out = tmp_path / "preds.jsonl"
+    inputs = [str(videos["long"]), str(videos["corrupt"]), str(videos["odd"])]
+    code = main(
+        [
+            "predict",
+            "--ckpt",
+            str(checkpoint),
+            *inputs,
+            "--window",
+            "2s",
+            "--stride",
+            "1s",
+            "--out",
+            str(out),
+            "--topk",
+            "2",
+            "--quiet",
+        ]
+    )
+    assert code == 1  # one input failed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_path: dict[str, list[dict]] = {}
+    for row in rows:
+        by_path.setdefault(row["path"], []).append(row)
+    long_rows = by_path[inputs[0]]
+    info = probe(videos["long"])
+    n_windows = len(window_times(info.num_frames / info.fps, 2.0, 1.0))
+    assert [r["type"] for r in long_rows] == ["window"] * n_windows + ["video"]
+    assert long_rows[-1]["ok"] and long_rows[-1]["num_windows"] == n_windows
+    assert all(len(r["top"]) == 2 for r in long_rows)
+    bad = by_path[inputs[1]]
+    assert len(bad) == 1 and bad[0]["ok"] is False and "DecodeError" in bad[0]["error"]
+    assert by_path[inputs[2]][-1]["ok"]
+    assert "2 of 3 inputs predicted, 1 failed" in capsys.readouterr().out
+
+
+def test_cli_csv_and_exit_zero_when_all_succeed(checkpoint, videos, tmp_path):
+    out = tmp_path / "preds.csv"
+    code = main(
+        ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out), "--quiet"]
+    )
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert (
+        len(rows) == 1
+        and rows[0]["type"] == "video"
+        and rows[0]["label1"] in ("left", "right", "still")
+    )
+
+
+def test_cli_table_output(checkpoint, videos, capsys):
+    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--topk", "3"]) == 0
+    out = capsys.readouterr().out
+    assert str(videos["short"]) in out
+    assert "  1. " in out and "  3. " in out
+
+
+def test_folder_and_list_inputs(videos, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# videos\n{videos['short']}\n{videos['odd'].name}\n")
+    expanded = expand_inputs([listing])
+    assert expanded == [str(videos["short"]), str(tmp_path / videos["odd"].name)]
+    folder = expand_inputs([videos["short"].parent])
+    assert str(videos["short"]) in folder and all(p.endswith((".mp4",)) for p in folder)
+
+
+def test_missing_and_directory_inputs_fail_cleanly(predictor, videos, tmp_path):
+    missing = predictor.predict(tmp_path / "nope.mp4")
+    assert not missing.ok and "FileNotFoundError" in missing.error
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    result = predictor.predict(folder)
+    assert not result.ok and "directory" in result.error
+
+
+def test_render_writes_a_playable_video(predictor, videos, tmp_path):
+    from octvideo.inference.render import render
+
+    result = predictor.predict(videos["odd"], window="1s")
+    out = render(result, predictor.classes, tmp_path / "out.mp4")
+    rendered = decode(out)
+    assert rendered.shape[0] == probe(videos["odd"]).num_frames
+    assert rendered.shape[1:3] == (36, 52)  # even sizes for yuv420p
+    # the label box is drawn: the top rows are darker than the source's
+    assert rendered[:, :3].float().mean() < decode(videos["odd"])[:, :3].float().mean()
+
+
+def test_checkpoint_without_metadata_is_refused(tmp_path):
+    from octvideo.engine.checkpoint import atomic_save
+
+    path = tmp_path / "bare.ckpt"
+    atomic_save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(
+        CheckpointError, match="has no model, classes, clip, normalization metadata"
+    ):
+        Predictor.from_checkpoint(path)
+
+
+def test_cli_bad_arguments_are_one_line_errors(checkpoint, videos, capsys):
+    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--views", "ten"]) == 2
+    assert "--views 'ten': use center, multi or NxC" in capsys.readouterr().err
+    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--stride", "1s"]) == 2
+    assert "--stride needs --window" in capsys.readouterr().err
+    assert main(["predict", "--ckpt", "missing.ckpt", str(videos["short"])]) == 2
+    assert "missing.ckpt" in capsys.readouterr().err
+
+
+def test_windows_are_batched(predictor, videos):
+    calls = []
+    result = predictor.predict(videos["long"], window="1s", stride="0.5s", on_batch=calls.append)
+    assert sum(calls) == len(result.windows)
+    assert max(calls) <= predictor.batch_size
+    assert np.isclose(result.windows[-1].end, result.duration)
