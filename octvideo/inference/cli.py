@@ -119,3 +119,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument("--quiet", action="store_true", help="no table, no progress bars")
     p.set_defaults(func=predict)
+    register_export(subparsers)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Exports a checkpoint and reports the file, its preprocessing notes and the check."""
+    from octvideo.inference.export import ExportError, export
+
+    try:
+        result = export(args.ckpt, args.format, args.out)
+    except (CheckpointError, ExportError, ValueError) as err:
+        raise UsageError(str(err)) from err
+    print(  # noqa: T201
+        f"wrote {result.path} (logits within {result.max_abs_diff:.2e} of the checkpoint)\n"
+        f"preprocessing: {result.preprocessing}"
+    )
+    return 0
+
+
+def register_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write a checkpoint as TorchScript or ONNX, checked against its logits",
+        description="Export a trained checkpoint; the spatial/temporal size is fixed, batch free.",
+    )
+    p.add_argument("--ckpt", required=True, help="checkpoint written by 'octvideo train'")
+    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    p.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
+    p.set_defaults(func=export_command)

@@ -1,0 +1,155 @@
+"""Export a trained checkpoint to TorchScript or ONNX, checked against the checkpoint's logits.
+
+The exported network takes the normalised clip the predictor builds, (B, 3, T, S, S) with T, S from
+the checkpoint's clip protocol ([slow, fast] for SlowFast): the spatial and temporal sizes are fixed
+at export time (odd-size handling in the octave layers is resolved for that shape), the batch size
+is free. A JSON file beside the model states the preprocessing (frames, stride, short side, crop,
+mean, std, class names) that a deployment must reproduce.
+
+TorchScript is written by ``torch.jit.trace``; ONNX by ``torch.onnx.export`` (TorchScript-based
+exporter, opset 17) and checked with onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from octvideo.inference.predictor import ClipProtocol, Predictor
+
+FORMATS = ("torchscript", "onnx")
+SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+
+
+class ExportError(RuntimeError):
+    """The exported model does not reproduce the checkpoint's logits."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    preprocessing: Path
+    max_abs_diff: float
+
+
+def example_clip(protocol: ClipProtocol, batch: int, seed: int = 0) -> Tensor | list[Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    s, t = protocol.test_crop_size, protocol.num_frames
+    fast = torch.randn(batch, 3, t, s, s, generator=g)
+    if not protocol.slowfast_alpha:
+        return fast
+    index = torch.linspace(0, t - 1, max(t // protocol.slowfast_alpha, 1)).long()
+    return [fast.index_select(2, index), fast]
+
+
+class _Pathways(nn.Module):
+    """Takes SlowFast's two pathways as two arguments (exporters prefer flat inputs)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, slow: Tensor, fast: Tensor) -> Tensor:
+        return self.model([slow, fast])  # (B, K)
+
+
+def _inputs(clip: Tensor | list[Tensor]) -> tuple[Tensor, ...]:
+    return tuple(clip) if isinstance(clip, list) else (clip,)
+
+
+def export(
+    ckpt: str | os.PathLike[str],
+    fmt: str,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    atol: float = 1e-4,
+) -> ExportResult:
+    """Exports ``ckpt`` and checks the file against the checkpoint on a batch of 2 random clips.
+
+    Raises:
+        ValueError: an unknown format.
+        ExportError: the exported model's logits differ from the checkpoint's by more than atol.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    predictor = Predictor.from_checkpoint(ckpt)
+    protocol = predictor.protocol
+    model: nn.Module = predictor.model.float().eval()
+    if protocol.slowfast_alpha:
+        model = _Pathways(model).eval()
+    path = Path(out) if out else Path(ckpt).with_suffix(SUFFIX[fmt])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trace_inputs = _inputs(example_clip(protocol, 1))
+    names = ["slow", "fast"] if protocol.slowfast_alpha else ["clip"]
+    with warnings.catch_warnings():
+        # Shape checks turn into constants when traced; the shapes are fixed by design here.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        if fmt == "torchscript":
+            torch.jit.trace(model, trace_inputs, check_trace=False).save(str(path))
+        else:
+            torch.onnx.export(
+                model,
+                trace_inputs,
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]},
+            )
+    check_inputs = _inputs(example_clip(protocol, 2, seed=1))
+    with torch.no_grad():
+        expected = model(*check_inputs).numpy()
+    got = run_exported(path, fmt, check_inputs)
+    diff = float(np.abs(got - expected).max())
+    if not diff <= atol:
+        raise ExportError(
+            f"exported {fmt} model {path} differs from the checkpoint by {diff:.3g} (> {atol})"
+        )
+    sidecar = path.with_suffix(path.suffix + ".json")
+    sidecar.write_text(json.dumps(preprocessing(protocol, predictor.classes, names), indent=2))
+    return ExportResult(path, sidecar, diff)
+
+
+def run_exported(path: Path, fmt: str, inputs: tuple[Tensor, ...]) -> np.ndarray:
+    """Logits of an exported model on ``inputs`` (TorchScript via torch, ONNX via onnxruntime)."""
+    if fmt == "torchscript":
+        loaded = torch.jit.load(str(path))
+        with torch.no_grad():
+            return loaded(*inputs).numpy()
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
+    return session.run(None, feeds)[0]
+
+
+def preprocessing(protocol: ClipProtocol, classes: list[str], inputs: list[str]) -> dict:
+    """What a deployment must do to frames before the exported model, as plain values."""
+    return {
+        "inputs": inputs,
+        "input_layout": "(B, 3, T, S, S) float32, RGB",
+        "steps": [
+            f"decode {protocol.num_frames} frames {protocol.sampling_rate} apart (clamped to the "
+            f"last frame for short videos)",
+            f"resize so the short side is {protocol.test_short_side} px (antialiased bilinear)",
+            f"crop the centre {protocol.test_crop_size}x{protocol.test_crop_size}",
+            "scale to [0, 1], subtract mean and divide by std per channel",
+            *([_slow_step(protocol)] if protocol.slowfast_alpha else []),
+        ],
+        "output": "logits (B, num_classes); softmax gives class probabilities",
+        "protocol": asdict(protocol),
+        "classes": classes,
+    }
+
+
+def _slow_step(protocol: ClipProtocol) -> str:
+    frames = protocol.num_frames // (protocol.slowfast_alpha or 1)
+    return f"slow pathway: {frames} evenly spaced frames of the clip"

@@ -1,0 +1,35 @@
+"""``octvideo export``: the exported file reproduces the checkpoint's logits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from octvideo.cli import main
+from octvideo.inference import Predictor
+from octvideo.inference.export import example_clip, run_exported
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_checkpoint(checkpoint, tmp_path, fmt, capsys):
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    predictor = Predictor.from_checkpoint(checkpoint)
+    clip = example_clip(predictor.protocol, 3, seed=7)  # a batch size the export never saw
+    with torch.no_grad():
+        expected = predictor.model(clip).numpy()
+    got = run_exported(out, fmt, (clip,))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    notes = json.loads(out.with_suffix(out.suffix + ".json").read_text())
+    assert notes["classes"] == predictor.classes
+    assert notes["protocol"]["num_frames"] == 4 and notes["protocol"]["test_crop_size"] == 32
+
+
+def test_export_rejects_unknown_format(checkpoint, capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--ckpt", str(checkpoint), "--format", "tflite"])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
