@@ -1,0 +1,387 @@
+"""Typed run configuration: one dataclass section per part, loaded from YAML plus overrides.
+
+A run config has six sections: ``model``, ``data``, ``optim``, ``trainer``, ``test`` and
+``output``. Their defaults are the Kinetics recipe of the Octave Convolution paper's video models
+(Chen et al., "Drop an Octave", ICCV 2019, Sec. 4.3, following the Non-local paper's video
+ResNet-50), so a config file only states what differs. The YAML file is merged onto the defaults,
+then ``key=value`` overrides from the command line (``optim.lr=0.05``, ``model.alpha=[0.1,0.1,0]``).
+OmegaConf's structured configs do the merge and the type checks; every failure is re-raised as one
+:class:`ConfigError` that names the full key and the closest valid key. Validation never changes a
+value. Each part of the program receives only its own section.
+
+``--cfg`` takes a path or the name of a shipped config (``i3d_r50_oct_a0.1_8x8.yaml``,
+``kinetics600/i3d_r50_8x8_in1k``), looked up under the repository's ``configs/`` folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from octvideo.cli import UsageError
+from octvideo.data.config import DataConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRETRAINED_KINDS = ("octvideo", "pytorchvideo", "imagenet2d")
+SCHEDULES = ("cosine", "step")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
+
+
+class ConfigError(UsageError):
+    """A config file or override that does not fit the schema; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build; turned into keyword arguments of ``octvideo.models.create_model``."""
+
+    name: str = "i3d_r50"  # a name from octvideo.models.list_models()
+    num_classes: int = 400
+    alpha: Any = 0.0  # low-frequency share: one float, or one per OctConv stage (res2, res3, ...)
+    octave: tuple[int, int, int] = (1, 2, 2)  # (T, H, W) octave: spatial (paper) or (2, 2, 2)
+    dropout: float = 0.5  # before the classifier
+    pretrained: str = ""  # weights to start from ("" = random init)
+    pretrained_kind: str = "octvideo"  # "octvideo" | "pytorchvideo" | "imagenet2d" (inflated)
+    extra: dict[str, Any] = field(default_factory=dict)  # further create_model keyword arguments
+
+    def __post_init__(self) -> None:
+        alphas = self.alpha if isinstance(self.alpha, list | tuple) else [self.alpha]
+        if not alphas or any(
+            isinstance(a, bool) or not isinstance(a, int | float) or not 0.0 <= a < 1.0
+            for a in alphas
+        ):
+            raise ValueError(
+                f"model.alpha must be a number in [0, 1) or a list of them, got {self.alpha!r}"
+            )
+        if self.num_classes < 1:
+            raise ValueError(f"model.num_classes must be >= 1, got {self.num_classes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.pretrained_kind not in PRETRAINED_KINDS:
+            raise ValueError(
+                f"model.pretrained_kind: {self.pretrained_kind!r} is not one of "
+                f"{', '.join(PRETRAINED_KINDS)}"
+            )
+
+
+@dataclass
+class OptimConfig:
+    """SGD with momentum, warmup and decay; the loss and its regularisers."""
+
+    lr: float = 0.1  # learning rate at a global batch of lr_reference_batch
+    lr_reference_batch: int = 64  # lr is scaled by global_batch / lr_reference_batch
+    scale_lr: bool = True  # linear scaling rule (Goyal et al. 2017); False = use lr as is
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4  # on conv and linear weights only, never on norm or bias
+    schedule: str = "cosine"  # "cosine" | "step", applied per optimiser step after the warmup
+    warmup_epochs: float = 0.0  # linear warmup from warmup_start_factor * lr to lr
+    warmup_start_factor: float = 0.1
+    final_lr_factor: float = 0.0  # cosine: lr at the end, as a share of the peak
+    step_epochs: list[int] = field(default_factory=list)  # step: epochs at which lr *= step_gamma
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # Beta(a, a) mixing of clips and labels; 0 = off
+    cutmix_alpha: float = 0.0  # Beta(a, a) box area; 0 = off (both on: one of them per batch)
+    mix_prob: float = 1.0  # share of batches that are mixed when mixup or cutmix is on
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"optim.schedule: {self.schedule!r} is not one of {', '.join(SCHEDULES)}"
+            )
+        if self.lr <= 0 or self.lr_reference_batch < 1:
+            raise ValueError("optim.lr must be > 0 and optim.lr_reference_batch >= 1")
+        if self.warmup_epochs < 0 or not 0 < self.warmup_start_factor <= 1:
+            raise ValueError(
+                "optim.warmup_epochs must be >= 0 and optim.warmup_start_factor in (0, 1]"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0 or not 0.0 <= self.mix_prob <= 1.0:
+            raise ValueError(
+                "optim.mixup_alpha and optim.cutmix_alpha must be >= 0, optim.mix_prob in [0, 1]"
+            )
+        if list(self.step_epochs) != sorted(self.step_epochs):
+            raise ValueError(f"optim.step_epochs must be increasing, got {list(self.step_epochs)}")
+
+
+@dataclass
+class TrainerConfig:
+    """Where and how long to train: passed to ``lightning.Trainer``."""
+
+    max_epochs: int = 196
+    accelerator: str = "auto"  # "auto" | "cpu" | "gpu" | ...
+    devices: int = 1  # per node; -1 = all visible
+    num_nodes: int = 1
+    strategy: str = "auto"  # "auto" is DDP when devices * num_nodes > 1
+    precision: str = "auto"  # "auto": bf16-mixed on GPUs that have it, else 16-mixed; CPU 32-true
+    sync_batchnorm: bool = False  # batch statistics over all processes (small per-GPU batches)
+    gradient_clip_val: float = 0.0  # clip the global gradient norm; 0 = off
+    accumulate_grad_batches: int = 1
+    seed: int = 0
+    deterministic: bool = False
+    log_every_n_steps: int = 50
+    check_val_every_n_epoch: int = 1
+    num_sanity_val_steps: int = 0
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"trainer.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"trainer.strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}"
+            )
+        if self.max_epochs < 1 or self.num_nodes < 1 or self.accumulate_grad_batches < 1:
+            raise ValueError(
+                "trainer.max_epochs, trainer.num_nodes and trainer.accumulate_grad_batches "
+                "must be >= 1"
+            )
+        if self.devices == 0 or self.devices < -1:
+            raise ValueError(f"trainer.devices must be >= 1 or -1 (all), got {self.devices}")
+        if self.gradient_clip_val < 0:
+            raise ValueError(
+                f"trainer.gradient_clip_val must be >= 0, got {self.gradient_clip_val}"
+            )
+
+
+@dataclass
+class TestConfig:
+    """Multi-view evaluation (``octvideo test``); the views themselves are ``data.test_*``."""
+
+    count_flops: bool = True  # GFLOPs of one view (fvcore multiply-adds) in the summary
+    confusion_matrix: bool = True  # confusion-matrix PNG
+    out_dir: str = ""  # where the report goes ("" = <run dir>/test)
+
+
+@dataclass
+class OutputConfig:
+    """Where a run writes: checkpoints, logs, resolved config, plots."""
+
+    root: str = "runs"  # run dir = <root>/<name>
+    name: str = ""  # "" = the config file's stem
+    dir: str = ""  # explicit run dir (wins over root/name; ``--out``)
+    monitor: str = "val/top1"  # metric that decides best.ckpt (higher is better)
+    ckpt_every_n_steps: int = 0  # also refresh last.ckpt every N optimiser steps; 0 = per epoch
+    tensorboard: bool = True
+    plot_curves: bool = True  # training curves PNG at the end of training
+
+
+@dataclass
+class RunConfig:
+    """A whole run: one section per part."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    name: str = ""  # the recipe's name (the config file's stem unless set)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def shipped_configs() -> list[Path]:
+    """Every config file shipped in ``configs/``, sorted."""
+    if not CONFIG_DIR.is_dir():
+        return []
+    return sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.is_file())
+
+
+def resolve_config_path(cfg: str | Path) -> Path:
+    """A config path as given, or the shipped config with that name.
+
+    A name may omit ``.yaml`` and may include its folder (``kinetics600/i3d_r50_8x8_in1k``); a bare
+    file name must match exactly one shipped config.
+
+    Raises:
+        ConfigError: nothing matches, or a bare name matches several shipped configs.
+    """
+    path = Path(cfg).expanduser()
+    if path.is_file():
+        return path
+    name = str(cfg) if str(cfg).endswith((".yaml", ".yml")) else f"{cfg}.yaml"
+    shipped = shipped_configs()
+    relative = {p.relative_to(CONFIG_DIR).as_posix(): p for p in shipped}
+    if name in relative:
+        return relative[name]
+    matches = [p for p in shipped if p.name == Path(name).name and "/" not in name]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        options = ", ".join(p.relative_to(CONFIG_DIR).as_posix() for p in matches)
+        raise ConfigError(f"config name {cfg!r} is ambiguous: use one of {options}")
+    close = difflib.get_close_matches(name, list(relative), n=1) or difflib.get_close_matches(
+        Path(name).name, [p.name for p in shipped], n=1
+    )
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"config {str(cfg)!r} is neither a file nor a shipped config{hint}")
+
+
+def _valid_keys(schema: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted keys of a structured config, sections included."""
+    for f in dataclasses.fields(schema):
+        key = f"{prefix}{f.name}"
+        yield key
+        hint = typing.get_type_hints(schema)[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _valid_keys(hint, f"{key}.")
+
+
+def _suggest(key: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    if not close:
+        # The last component alone often finds the right section for a misplaced key.
+        leaf = key.rsplit(".", 1)[-1]
+        close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1]
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, leaf value) of a nested mapping; lists are leaves."""
+    if isinstance(node, dict) and (not prefix or node):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"config key {prefix}{key!r} is not a string")
+            yield from _flatten(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _apply(base: DictConfig, key: str, value: Any, valid: Sequence[str], where: str) -> None:
+    if key not in valid and not _under_free_mapping(key, valid):
+        raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, valid)}")
+    try:
+        OmegaConf.update(base, key, value, merge=True)
+    except OmegaConfBaseException as err:
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"{where}: bad value for {key!r}: {reason}") from err
+
+
+def _under_free_mapping(key: str, valid: Sequence[str]) -> bool:
+    """Keys inside a free-form mapping section (``model.extra.*``) are not checked by name."""
+    return any(key.startswith(f"{k}.") for k in _FREE_MAPPINGS if k in valid)
+
+
+_FREE_MAPPINGS = ("model.extra",)
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    """``key=value`` strings to (key, YAML-parsed value) pairs.
+
+    Raises:
+        ConfigError: an item without ``=``.
+    """
+    pairs = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not key=value")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {key!r}: {text!r} is not a YAML value ({err})") from err
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def _to_dataclass(schema: Any, data: dict[str, Any]) -> Any:
+    """Build a (nested) dataclass from plain values, running every ``__post_init__``."""
+    hints = typing.get_type_hints(schema)
+    kwargs = {}
+    for f in dataclasses.fields(schema):
+        value = data[f.name]
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            value = _to_dataclass(hint, value)
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return schema(**kwargs)
+
+
+def load_config(
+    cfg: str | Path | None = None, overrides: Sequence[str] = (), *, name: str = ""
+) -> RunConfig:
+    """Defaults, then the YAML file, then ``key=value`` overrides, validated.
+
+    Args:
+        cfg: a config path or shipped config name; None = defaults only.
+        overrides: ``key=value`` strings applied after the file.
+        name: the run's name when the config does not set one (default: the file's stem).
+
+    Raises:
+        ConfigError: missing file, unknown key, wrong type or impossible value; names the key.
+    """
+    base = OmegaConf.structured(RunConfig)
+    valid = list(_valid_keys(RunConfig))
+    stem = name
+    if cfg is not None:
+        path = resolve_config_path(cfg)
+        stem = stem or path.stem
+        try:
+            content = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(content, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        for key, value in _flatten(content):
+            _apply(base, key, value, valid, str(path))
+    for key, value in parse_overrides(overrides):
+        _apply(base, key, value, valid, "override")
+    if not base.name:
+        base.name = stem or "run"
+    plain = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)
+    try:
+        return _to_dataclass(RunConfig, plain)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A config (section) as plain dicts, lists and scalars: safe for YAML, JSON and checkpoints."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """The inverse of :func:`to_dict`, with the same checks as :func:`load_config`."""
+    base = OmegaConf.structured(RunConfig)
+    valid = list(_valid_keys(RunConfig))
+    for key, value in _flatten(data):
+        _apply(base, key, value, valid, "stored config")
+    plain = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)
+    try:
+        return _to_dataclass(RunConfig, plain)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def save_config(cfg: RunConfig, path: Path) -> Path:
+    """Write the resolved config as YAML (loadable again with ``--cfg``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path

@@ -1,0 +1,123 @@
+"""Callbacks of a training run: the training-curves PNG and the DDP replica check."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+logger = logging.getLogger(__name__)
+
+
+def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Columns of a Lightning ``metrics.csv``: name -> [(step, value)], blank cells skipped."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            step = int(row.get("step") or 0)
+            for name, text in row.items():
+                if name in ("step", "epoch") or text in ("", None):
+                    continue
+                series.setdefault(name, []).append((step, float(text)))
+    return series
+
+
+def plot_curves(metrics_csv: Path, out_png: Path) -> Path:
+    """Loss, accuracy and learning rate against the optimiser step, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = read_metrics(metrics_csv)
+    panels = (
+        ("loss", ("train/loss_step", "train/loss_epoch", "val/loss")),
+        ("accuracy", ("train/top1", "val/top1", "val/top5")),
+        ("learning rate", ("lr",)),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, (title, names) in zip(axes, panels, strict=True):
+        for name in names:
+            points = series.get(name)
+            if points:
+                steps, values = zip(*points, strict=True)
+                style = "-" if name.endswith("_step") or name == "lr" else "o-"
+                ax.plot(steps, values, style, label=name, markersize=3, linewidth=1)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if ax.has_data():
+            ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+class TrainingCurves(L.Callback):
+    """Saves the curves of the run's CSV log as a PNG when training ends (global rank 0)."""
+
+    def __init__(self, out_png: Path) -> None:
+        self.out_png = Path(out_png)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        csv_loggers = [lg for lg in trainer.loggers if isinstance(lg, CSVLogger)]
+        if not csv_loggers:
+            raise RuntimeError("TrainingCurves needs a CSVLogger among the trainer's loggers")
+        csv_logger = csv_loggers[0]
+        csv_logger.save()  # flush what is buffered
+        metrics_csv = Path(csv_logger.experiment.metrics_file_path)
+        if not metrics_csv.is_file():
+            logger.warning("no metrics logged; %s not written", self.out_png)
+            return
+        plot_curves(metrics_csv, self.out_png)
+        logger.info("training curves: %s", self.out_png)
+
+
+def parameter_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes, in ``named_parameters`` order."""
+    digest = hashlib.sha256()
+    for name, param in module.named_parameters():
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class ReplicaCheck(L.Callback):
+    """At the end of training, checks that every DDP replica holds the same parameters.
+
+    DDP keeps replicas identical only if every rank ran the same steps; a desynchronised run
+    (a rank skipping a step, a non-deterministic all-reduce) would otherwise go unnoticed. Rank 0
+    writes the digests to ``out_json``; differing digests raise ``RuntimeError``.
+    """
+
+    def __init__(self, out_json: Path) -> None:
+        self.out_json = Path(out_json)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        digest = parameter_digest(pl_module)
+        digests = [digest]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            digests = [""] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(digests, digest)
+        if trainer.is_global_zero:
+            self.out_json.parent.mkdir(parents=True, exist_ok=True)
+            record = {
+                "world_size": len(digests),
+                "global_step": trainer.global_step,
+                "param_sha256": digests,
+            }
+            self.out_json.write_text(json.dumps(record, indent=2) + "\n")
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"DDP replicas disagree after training: {digests}")
+        if len(digests) > 1:
+            logger.info("parameters identical on all %d ranks", len(digests))

@@ -1,0 +1,98 @@
+"""Checkpoints that survive a crash mid-write and load with ``weights_only=True``.
+
+Every checkpoint goes to a temporary file in the destination folder, is flushed and fsynced, and
+then atomically replaces the destination with ``os.replace``; the folder is fsynced so the rename
+itself is durable. A crash at any point leaves either the old file or the new one, never a torn
+one. Loading always uses ``torch.load(weights_only=True)``: a checkpoint holds tensors and plain
+Python values only (the module stores its config and metadata as plain dicts), so nothing in it
+can run code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from octvideo.cli import UsageError
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``.
+
+    Raises:
+        UsageError: the file is missing or holds objects other than tensors and plain values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
+        raise UsageError(
+            f"checkpoint {str(path)!r} cannot be loaded with weights_only=True: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from err
+
+
+def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's weights from an octvideo checkpoint (``model.`` prefix removed) or a plain
+    state dict."""
+    state = checkpoint.get("state_dict", checkpoint)
+    if any(k.startswith("model.") for k in state):
+        return {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return dict(state)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O with atomic writes and ``weights_only=True`` loading."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        atomic_save(checkpoint, path)
+        logger.debug("checkpoint written: %s", path)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if weights_only is False:
+            raise ValueError("octvideo checkpoints load with weights_only=True only")
+        return load_checkpoint(path, map_location=map_location or "cpu")

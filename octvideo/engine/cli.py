@@ -1,0 +1,66 @@
+"""``octvideo train`` and ``octvideo test`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from octvideo.engine.run import run_test, run_train
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)  # noqa: T201
+
+
+def train(args: argparse.Namespace) -> int:
+    result = run_train(args.cfg, args.overrides, resume=args.resume, out=args.out)
+    if result.run_dir and _is_rank_zero():
+        _print(f"run directory: {result.run_dir.resolve()}")
+        _print(f"last checkpoint: {result.last_ckpt.resolve()}")
+        if result.best_ckpt:
+            _print(f"best checkpoint: {result.best_ckpt.resolve()}")
+    return 0
+
+
+def test(args: argparse.Namespace) -> int:
+    result = run_test(args.cfg, args.overrides, ckpt=args.ckpt, out=args.out)
+    if _is_rank_zero():
+        m = result.metrics
+        _print(
+            f"video top-1 {100 * m['video_top1']:.2f}%  top-5 {100 * m['video_top5']:.2f}%  "
+            f"clip top-1 {100 * m['clip_top1']:.2f}%  mean class acc "
+            f"{100 * m['mean_class_accuracy']:.2f}%  ({m['num_videos']} videos, "
+            f"{m['num_failed']} failed)"
+        )
+        _print(f"report: {result.out_dir.resolve()}")
+    return 0
+
+
+def _is_rank_zero() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a config",
+        description="Train with PyTorch Lightning. CFG is a path or a shipped config name.",
+    )
+    p.add_argument("--cfg", required=True, help="config path or shipped name")
+    p.add_argument("--resume", metavar="auto|PATH", help="resume: auto = the run's last.ckpt")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=train)
+
+    p = subparsers.add_parser(
+        "test",
+        help="multi-view evaluation of a checkpoint",
+        description="Evaluate a checkpoint with multi-view testing; writes a report.",
+    )
+    p.add_argument("--cfg", required=True, help="config path or shipped name")
+    p.add_argument("--ckpt", required=True, help="checkpoint to evaluate")
+    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.set_defaults(func=test)

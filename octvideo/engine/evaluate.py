@@ -1,0 +1,286 @@
+"""Multi-view evaluation: per-video aggregation, Kinetics metrics and the report files.
+
+Kinetics results are reported on whole videos: each video is cut into ``num_clips`` temporal clips
+x ``num_crops`` spatial crops (10 x 3 in the Non-local and Octave papers), the softmax scores of
+all views are averaged, and top-1 / top-5 are taken on the average. Clip-level accuracy (each view
+on its own) and mean class accuracy (the mean over classes of per-class video accuracy) are
+reported beside it. A video whose decoding failed is never substituted: it is left out of every
+metric and listed. Everything here is a pure function of tensors, testable on fixed logits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ViewOutputs:
+    """Logits of every test view. Rows are views; ``ok`` False marks a view that failed to decode.
+
+    Attributes:
+        video_index: (N,) video of each view.
+        temporal_index: (N,) temporal clip of each view.
+        spatial_index: (N,) spatial crop of each view.
+        labels: (N,) ground-truth class of the view's video.
+        ok: (N,) False where the video could not be decoded.
+        logits: (N, K) float logits (rows of failed views are ignored).
+        errors: video index -> decoder error, for failed videos.
+    """
+
+    video_index: Tensor
+    temporal_index: Tensor
+    spatial_index: Tensor
+    labels: Tensor
+    ok: Tensor
+    logits: Tensor
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def deduplicated(self) -> ViewOutputs:
+        """One row per (video, temporal, spatial) view, the first seen.
+
+        A distributed sampler pads the last batch with repeated items; they must count once.
+        """
+        keys = torch.stack([self.video_index, self.temporal_index, self.spatial_index], dim=1)
+        _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), len(inverse))
+        first = first.scatter_reduce(0, inverse, torch.arange(len(inverse)), reduce="amin")
+        keep = torch.sort(first).values
+        return ViewOutputs(
+            video_index=self.video_index[keep],
+            temporal_index=self.temporal_index[keep],
+            spatial_index=self.spatial_index[keep],
+            labels=self.labels[keep],
+            ok=self.ok[keep],
+            logits=self.logits[keep],
+            errors=dict(self.errors),
+        )
+
+
+@dataclass
+class VideoScores:
+    """Per-video averaged softmax of the videos that decoded.
+
+    Attributes:
+        video_index: (V,) sorted video indices.
+        labels: (V,) their classes.
+        probs: (V, K) softmax averaged over the video's views.
+        num_views: (V,) views averaged.
+        failed: sorted indices of videos left out because a view failed to decode.
+    """
+
+    video_index: Tensor
+    labels: Tensor
+    probs: Tensor
+    num_views: Tensor
+    failed: list[int]
+
+
+def aggregate_views(views: ViewOutputs) -> VideoScores:
+    """Average the softmax of every view of a video; drop videos with any failed view."""
+    failed = sorted({int(v) for v in views.video_index[~views.ok]} | set(views.errors))
+    keep = views.ok.clone()
+    if failed:
+        keep &= ~torch.isin(views.video_index, torch.tensor(failed, dtype=torch.long))
+    video_index = views.video_index[keep]
+    probs = torch.softmax(views.logits[keep].double(), dim=1)  # (N', K)
+    videos, inverse = torch.unique(video_index, sorted=True, return_inverse=True)
+    num_classes = views.logits.shape[1]
+    sums = torch.zeros(len(videos), num_classes, dtype=torch.float64)
+    sums.index_add_(0, inverse, probs)
+    counts = torch.bincount(inverse, minlength=len(videos))
+    labels = torch.zeros(len(videos), dtype=torch.long)
+    labels[inverse] = views.labels[keep]
+    return VideoScores(
+        video_index=videos,
+        labels=labels,
+        probs=sums / counts.unsqueeze(1),
+        num_views=counts,
+        failed=failed,
+    )
+
+
+def topk_correct(scores: Tensor, labels: Tensor, k: int) -> Tensor:
+    """(N,) bool: the label is among the k highest scores (k capped at the class count)."""
+    k = min(k, scores.shape[1])
+    return (scores.topk(k, dim=1).indices == labels.unsqueeze(1)).any(dim=1)
+
+
+def per_class_accuracy(preds: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """(K,) accuracy (NaN for classes without videos) and (K,) video counts."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    correct = torch.bincount(labels[preds == labels], minlength=num_classes)
+    acc = torch.where(counts > 0, correct / counts.clamp(min=1), torch.nan)
+    return acc.double(), counts
+
+
+def confusion_matrix(preds: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """(K, K) counts: row = true class, column = predicted class."""
+    flat = torch.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
+    return flat.view(num_classes, num_classes)
+
+
+def _mean(values: Tensor) -> float:
+    return float(values.double().mean()) if values.numel() else math.nan
+
+
+def summarize(views: ViewOutputs, scores: VideoScores | None = None) -> dict[str, Any]:
+    """Clip- and video-level top-1 / top-5 and mean class accuracy, as fractions in [0, 1]."""
+    scores = scores or aggregate_views(views)
+    num_classes = views.logits.shape[1]
+    clip_rows = views.ok & ~torch.isin(
+        views.video_index, torch.tensor(scores.failed, dtype=torch.long)
+    )
+    clip_logits, clip_labels = views.logits[clip_rows], views.labels[clip_rows]
+    preds = scores.probs.argmax(dim=1)
+    class_acc, counts = per_class_accuracy(preds, scores.labels, num_classes)
+    present = counts > 0
+    return {
+        "clip_top1": _mean(topk_correct(clip_logits, clip_labels, 1)),
+        "clip_top5": _mean(topk_correct(clip_logits, clip_labels, 5)),
+        "video_top1": _mean(topk_correct(scores.probs, scores.labels, 1)),
+        "video_top5": _mean(topk_correct(scores.probs, scores.labels, 5)),
+        "mean_class_accuracy": _mean(class_acc[present]),
+        "num_videos": len(scores.video_index),
+        "num_views": int(clip_rows.sum()),
+        "num_failed": len(scores.failed),
+        "top5_k": min(5, num_classes),
+    }
+
+
+def write_report(
+    out_dir: Path,
+    views: ViewOutputs,
+    *,
+    classes: Sequence[str],
+    paths: Sequence[str],
+    protocol: dict[str, Any],
+    confusion_png: bool = True,
+) -> dict[str, Path]:
+    """Write the test report into ``out_dir``.
+
+    Files: ``summary.json`` (metrics + protocol), ``predictions.csv`` (one row per video),
+    ``per_class.csv``, ``confusion.png`` and ``failed_videos.txt`` (path and error per line).
+
+    Args:
+        out_dir: report folder (created).
+        views: the test views' outputs.
+        classes: class names, by index.
+        paths: video paths, by video index.
+        protocol: views, crop size, GFLOPs per view and so on, copied into the summary.
+        confusion_png: draw the confusion matrix.
+
+    Returns:
+        Name -> path of every file written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores = aggregate_views(views)
+    metrics = summarize(views, scores)
+    num_classes = views.logits.shape[1]
+    preds = scores.probs.argmax(dim=1)
+    files = {
+        "summary": out_dir / "summary.json",
+        "predictions": out_dir / "predictions.csv",
+        "per_class": out_dir / "per_class.csv",
+        "failed": out_dir / "failed_videos.txt",
+    }
+
+    with files["predictions"].open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "video_index",
+                "path",
+                "label",
+                "label_name",
+                "pred",
+                "pred_name",
+                "confidence",
+                "correct",
+                "top5",
+                "num_views",
+            ]
+        )
+        top = scores.probs.topk(min(5, num_classes), dim=1)
+        for row in range(len(scores.video_index)):
+            vid, label, pred = (
+                int(scores.video_index[row]),
+                int(scores.labels[row]),
+                int(preds[row]),
+            )
+            writer.writerow(
+                [
+                    vid,
+                    paths[vid],
+                    label,
+                    classes[label],
+                    pred,
+                    classes[pred],
+                    f"{float(scores.probs[row, pred]):.6f}",
+                    int(pred == label),
+                    " ".join(str(int(i)) for i in top.indices[row]),
+                    int(scores.num_views[row]),
+                ]
+            )
+
+    class_acc, counts = per_class_accuracy(preds, scores.labels, num_classes)
+    with files["per_class"].open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["class_index", "class_name", "videos", "correct", "accuracy"])
+        for k in range(num_classes):
+            acc = float(class_acc[k])
+            correct = round(acc * int(counts[k])) if counts[k] else 0
+            writer.writerow(
+                [k, classes[k], int(counts[k]), correct, "" if math.isnan(acc) else f"{acc:.6f}"]
+            )
+
+    with files["failed"].open("w") as fh:
+        for vid in scores.failed:
+            fh.write(f"{paths[vid]}\t{views.errors.get(vid, 'failed to decode')}\n")
+
+    if confusion_png:
+        files["confusion"] = out_dir / "confusion.png"
+        plot_confusion(
+            confusion_matrix(preds, scores.labels, num_classes), classes, files["confusion"]
+        )
+
+    summary = {
+        "metrics": metrics,
+        "protocol": protocol,
+        "files": {k: p.name for k, p in files.items()},
+    }
+    files["summary"].write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    return files
+
+
+def plot_confusion(matrix: Tensor, classes: Sequence[str], path: Path) -> Path:
+    """Row-normalised confusion matrix as a PNG (class names on the axes up to 50 classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    num_classes = matrix.shape[0]
+    rows = matrix.double() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
+    size = min(24.0, 4.0 + 0.25 * num_classes)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("confusion matrix (rows normalised)")
+    if num_classes <= 50:
+        ax.set_xticks(range(num_classes), labels=list(classes), rotation=90, fontsize=7)
+        ax.set_yticks(range(num_classes), labels=list(classes), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,240 @@
+"""The training logic: loss, metrics and optimisation around a video classifier.
+
+The network (``nn.Module`` from ``octvideo.models``), the training logic (this LightningModule) and
+the data (``octvideo.data.VideoDataModule``) are three separate things. The module receives the
+optim section, the class count and the per-device batch size; ``meta`` (model section, class
+names, normalisation, clip protocol, whole resolved config) is stored as plain values in the
+checkpoint's hyper-parameters, so a checkpoint alone can rebuild the model and its input pipeline
+and loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from octvideo.config import OptimConfig
+from octvideo.engine.evaluate import ViewOutputs
+from octvideo.engine.mixing import mix_batch, soft_targets
+from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
+
+logger = logging.getLogger(__name__)
+
+Clip = Tensor | list[Tensor]
+
+
+def _rows(video: Clip, mask: Tensor) -> Clip:
+    """The rows of a batch (one tensor or a list of pathways) where ``mask`` is true."""
+    return [v[mask] for v in video] if isinstance(video, list) else video[mask]
+
+
+class VideoClassifier(L.LightningModule):
+    """Trains and evaluates a clip classifier.
+
+    Batches are dicts: ``video`` (B, 3, T, H, W) or [slow, fast], ``label`` (B,), ``video_index``
+    (B,); evaluation batches carry ``ok`` (B,) (False = the video failed to decode; its row is
+    dropped, never substituted) and test batches ``temporal_index`` / ``spatial_index``.
+
+    Args:
+        model: the network; forward(clip) -> logits (B, num_classes).
+        optim: the optim section as a plain dict (``octvideo.config.to_dict``).
+        num_classes: classifier outputs.
+        batch_size: clips per device and step; with the world size and gradient accumulation it
+            gives the global batch that scales the learning rate.
+        seed: seeds mixup / CutMix draws (with the rank and the starting step).
+        meta: plain values stored with every checkpoint (see module docstring).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        optim: dict[str, Any],
+        num_classes: int,
+        batch_size: int,
+        seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.optim_cfg = OptimConfig(**optim)
+        self.num_classes = num_classes
+        top5 = min(5, num_classes)
+        self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
+        self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self._mix_rng: np.random.Generator | None = None
+        self._test_rows: list[dict[str, Tensor]] = []
+        self._test_errors: dict[int, str] = {}
+        self._val_failed = 0
+        self.test_views: ViewOutputs | None = None
+
+    def forward(self, video: Clip) -> Tensor:
+        return self.model(video)  # (B, K)
+
+    # -- training ---------------------------------------------------------------------------
+
+    @property
+    def mixing(self) -> bool:
+        cfg = self.optim_cfg
+        return cfg.mix_prob > 0 and (cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0)
+
+    def on_train_start(self) -> None:
+        # Seeded by the run's seed, the rank and the step it starts at (differs after a resume).
+        self._mix_rng = np.random.default_rng(
+            [self.hparams.seed, self.global_rank, self.global_step]
+        )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        video, labels = batch["video"], batch["label"]  # (B, 3, T, H, W) | [slow, fast], (B,)
+        cfg = self.optim_cfg
+        if self.mixing and self._mix_rng is not None and self._mix_rng.random() < cfg.mix_prob:
+            targets = soft_targets(labels, self.num_classes, cfg.label_smoothing)
+            video, targets, _ = mix_batch(
+                video,
+                targets,
+                mixup_alpha=cfg.mixup_alpha,
+                cutmix_alpha=cfg.cutmix_alpha,
+                rng=self._mix_rng,
+            )
+            logits = self(video)  # (B, K)
+            loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+        else:
+            logits = self(video)  # (B, K)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        batch_size = labels.shape[0]
+        self.train_top1(logits.detach(), labels)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=True,
+        )
+        self.log("train/top1", self.train_top1, on_step=False, on_epoch=True, batch_size=batch_size)
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        cfg = self.optim_cfg
+        trainer = self.trainer
+        global_batch = (
+            self.hparams.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        )
+        lr = scaled_lr(cfg, global_batch)
+        total_steps = int(trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total_steps // max(1, trainer.max_epochs))
+        logger.info(
+            "SGD: lr %.4g (%.4g x global batch %d / %d), %d steps (%d per epoch), %s schedule",
+            lr,
+            cfg.lr,
+            global_batch,
+            cfg.lr_reference_batch,
+            total_steps,
+            steps_per_epoch,
+            cfg.schedule,
+        )
+        optimizer = torch.optim.SGD(
+            param_groups(self.model, cfg.weight_decay),
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+        )
+        schedule = LRSchedule(cfg, steps_per_epoch, total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    # -- validation (one centre clip per video) ---------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_failed = 0
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        labels = batch["label"]  # (B,)
+        ok = batch.get("ok", torch.ones_like(labels, dtype=torch.bool)).bool()  # (B,)
+        self._val_failed += int((~ok).sum())
+        if not bool(ok.any()):
+            return
+        labels = labels[ok]
+        logits = self(_rows(batch["video"], ok))  # (B', K)
+        loss = F.cross_entropy(logits.float(), labels)
+        size = labels.shape[0]
+        self.val_top1(logits, labels)
+        self.val_top5(logits, labels)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/top1", self.val_top1, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("val/top5", self.val_top5, on_epoch=True, batch_size=size)
+
+    def on_validation_epoch_end(self) -> None:
+        failed = torch.tensor(float(self._val_failed), device=self.device)
+        self.log("val/failed", failed, reduce_fx="sum", sync_dist=True)
+        if self._val_failed:
+            logger.warning(
+                "validation: %d videos failed to decode and were left out", self._val_failed
+            )
+
+    # -- multi-view test ---------------------------------------------------------------------
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+        self._test_errors = {}
+        self.test_views = None
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        labels = batch["label"]  # (B,)
+        ok = batch.get("ok", torch.ones_like(labels, dtype=torch.bool)).bool()  # (B,)
+        logits = torch.zeros(labels.shape[0], self.num_classes, dtype=torch.float32)
+        if bool(ok.any()):
+            logits[ok.cpu()] = self(_rows(batch["video"], ok)).float().cpu()  # (B', K)
+        row = {
+            "video_index": batch["video_index"].cpu(),
+            "temporal_index": batch.get("temporal_index", torch.zeros_like(labels)).cpu(),
+            "spatial_index": batch.get("spatial_index", torch.zeros_like(labels)).cpu(),
+            "label": labels.cpu(),
+            "ok": ok.cpu(),
+            "logits": logits,
+        }
+        self._test_rows.append(row)
+        messages = batch.get("error", [""] * labels.shape[0])
+        for vid, good, message in zip(row["video_index"], row["ok"], messages, strict=True):
+            if not good:
+                self._test_errors[int(vid)] = message or "failed to decode"
+
+    def on_test_epoch_end(self) -> None:
+        keys = ("video_index", "temporal_index", "spatial_index", "label", "ok", "logits")
+        if self._test_rows:
+            local = {k: torch.cat([r[k] for r in self._test_rows]) for k in keys}
+        else:  # a rank with no test items still takes part in the gather
+            local = {k: torch.empty(0, dtype=torch.long) for k in keys}
+            local["ok"] = torch.empty(0, dtype=torch.bool)
+            local["logits"] = torch.empty(0, self.num_classes)
+        parts = [(local, self._test_errors)]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            parts = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(parts, (local, self._test_errors))
+        merged = {k: torch.cat([p[0][k] for p in parts]) for k in keys}
+        errors = {vid: msg for p in parts for vid, msg in p[1].items()}
+        self.test_views = ViewOutputs(
+            video_index=merged["video_index"].long(),
+            temporal_index=merged["temporal_index"].long(),
+            spatial_index=merged["spatial_index"].long(),
+            labels=merged["label"].long(),
+            ok=merged["ok"].bool(),
+            logits=merged["logits"],
+            errors=errors,
+        ).deduplicated()
+        self._test_rows = []

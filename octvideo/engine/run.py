@@ -1,0 +1,357 @@
+"""``octvideo train`` and ``octvideo test`` as plain functions that tests call in-process.
+
+    result = run_train("i3d_r50_oct_a0.1_8x8.yaml", ["optim.lr=0.05"], resume="auto")
+    report = run_test("i3d_r50_oct_a0.1_8x8.yaml", ckpt=result.best_ckpt)
+
+A run directory holds ``config.yaml`` (the resolved config), ``checkpoints/{last,best}.ckpt``,
+``logs/version_N/metrics.csv`` (CSV log), ``tb/`` (TensorBoard), ``curves.png``, ``replicas.json``
+and, after ``octvideo test``, ``test/`` with the evaluation report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from octvideo import __version__
+from octvideo.cli import UsageError
+from octvideo.config import ConfigError, RunConfig, load_config, save_config, to_dict
+from octvideo.engine.build import build_model, resolve_precision
+from octvideo.engine.callbacks import ReplicaCheck, TrainingCurves
+from octvideo.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, model_state_dict
+from octvideo.engine.evaluate import summarize, write_report
+from octvideo.engine.module import VideoClassifier
+
+logger = logging.getLogger(__name__)
+
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """What a training run left behind."""
+
+    run_dir: Path
+    last_ckpt: Path
+    best_ckpt: Path | None
+    global_step: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class TestResult:
+    """What ``octvideo test`` computed and wrote."""
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    files: dict[str, Path]
+
+
+def _config(cfg: str | Path | RunConfig, overrides: Sequence[str], out: str | None) -> RunConfig:
+    if isinstance(cfg, RunConfig):
+        if overrides or out:
+            raise UsageError("pass overrides together with a config path, not a RunConfig")
+        return cfg
+    extra = [f"output.dir={out}"] if out else []
+    return load_config(cfg, [*overrides, *extra])
+
+
+def run_dir_of(cfg: RunConfig) -> Path:
+    """``output.dir`` if set, else ``output.root/<output.name or the config's name>``."""
+    if cfg.output.dir:
+        return Path(cfg.output.dir)
+    return Path(cfg.output.root) / (cfg.output.name or cfg.name)
+
+
+def checkpoint_meta(cfg: RunConfig, classes: Sequence[str]) -> dict[str, Any]:
+    """Plain values stored in every checkpoint: enough to rebuild the model and its inputs."""
+    data = cfg.data
+    return {
+        "octvideo_version": __version__,
+        "name": cfg.name,
+        "model": to_dict(cfg.model),
+        "classes": list(classes),
+        "normalization": {"mean": list(data.mean), "std": list(data.std)},
+        "clip": {
+            "num_frames": data.num_frames,
+            "sampling_rate": data.sampling_rate,
+            "slowfast_alpha": data.slowfast_alpha,
+            "train_crop_size": data.train_crop_size,
+            "val_crop_size": data.val_crop_size,
+            "test_short_side": data.test_short_side,
+            "test_crop_size": data.test_crop_size,
+            "test_num_clips": data.test_num_clips,
+            "test_num_crops": data.test_num_crops,
+        },
+        "config": to_dict(cfg),
+    }
+
+
+def _datamodule(cfg: RunConfig):
+    from octvideo.data import VideoDataModule
+
+    datamodule = VideoDataModule(cfg.data)
+    if datamodule.num_classes != cfg.model.num_classes:
+        raise ConfigError(
+            f"model.num_classes={cfg.model.num_classes} but the data has "
+            f"{datamodule.num_classes} classes; set model.num_classes={datamodule.num_classes}"
+        )
+    return datamodule
+
+
+def _trainer(
+    cfg: RunConfig,
+    run_dir: Path,
+    callbacks: list[L.Callback],
+    loggers: list | bool,
+) -> L.Trainer:
+    t = cfg.trainer
+    world = t.devices * t.num_nodes
+    strategy = t.strategy
+    if strategy == "auto" and (world > 1 or t.devices == -1):
+        strategy = "ddp"
+    return L.Trainer(
+        default_root_dir=run_dir,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=resolve_precision(t.precision, t.accelerator),
+        sync_batchnorm=t.sync_batchnorm,
+        max_epochs=t.max_epochs,
+        gradient_clip_val=t.gradient_clip_val or None,
+        gradient_clip_algorithm="norm",
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        deterministic=t.deterministic,
+        log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
+    """``None`` = fresh start; ``"auto"`` = the run's last.ckpt if there is one; else a path.
+
+    Raises:
+        UsageError: an explicit path that does not exist.
+    """
+    if not resume:
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / LAST
+        if last.is_file():
+            logger.info("resuming from %s", last)
+            return last
+        logger.info("--resume auto: no %s yet, starting a new run", last)
+        return None
+    path = Path(resume)
+    if not path.is_file():
+        raise UsageError(f"--resume {resume}: no such checkpoint")
+    return path
+
+
+def run_train(
+    cfg: str | Path | RunConfig,
+    overrides: Sequence[str] = (),
+    *,
+    resume: str | None = None,
+    out: str | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> TrainResult:
+    """Train a model as the config says.
+
+    Args:
+        cfg: a config path, a shipped config name or a loaded config.
+        overrides: ``key=value`` strings.
+        resume: ``"auto"`` (last.ckpt of the run dir if present) or a checkpoint path; an
+            explicit path wins over auto.
+        out: run directory (overrides ``output.dir``).
+        callbacks: extra Lightning callbacks.
+
+    Returns:
+        Where the run wrote and its final metrics.
+    """
+    cfg = _config(cfg, overrides, out)
+    run_dir = run_dir_of(cfg)
+    ckpt_path = resolve_resume(resume, run_dir)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    datamodule = _datamodule(cfg)
+    model = build_model(cfg.model)
+    module = VideoClassifier(
+        model,
+        optim=to_dict(cfg.optim),
+        num_classes=cfg.model.num_classes,
+        batch_size=cfg.data.batch_size,
+        seed=cfg.trainer.seed,
+        meta=checkpoint_meta(cfg, datamodule.classes),
+    )
+    ckpt_dir = run_dir / "checkpoints"
+    monitor = cfg.output.monitor
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    own: list[L.Callback] = [best]
+    if cfg.output.ckpt_every_n_steps:
+        # Refreshes last.ckpt mid-epoch as well (a crash loses at most N steps).
+        own.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                save_top_k=0,
+                save_last=True,
+                every_n_train_steps=cfg.output.ckpt_every_n_steps,
+                enable_version_counter=False,
+            )
+        )
+    from octvideo.data import BadVideoCallback
+
+    own += [BadVideoCallback(), ReplicaCheck(run_dir / "replicas.json")]
+    if cfg.output.plot_curves:
+        own.append(TrainingCurves(run_dir / "curves.png"))
+    loggers: list = [CSVLogger(run_dir, name="logs")]
+    if cfg.output.tensorboard:
+        loggers.append(TensorBoardLogger(run_dir, name="tb", default_hp_metric=False))
+    trainer = _trainer(cfg, run_dir, [*own, *callbacks], loggers)
+    if trainer.is_global_zero:
+        save_config(cfg, run_dir / "config.yaml")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    best_path = Path(best.best_model_path) if best.best_model_path else None
+    result = TrainResult(
+        run_dir=run_dir,
+        last_ckpt=ckpt_dir / LAST,
+        best_ckpt=best_path,
+        global_step=trainer.global_step,
+        metrics=metrics,
+    )
+    if trainer.is_global_zero:
+        logger.info("run directory: %s", run_dir.resolve())
+    return result
+
+
+def _view_input(cfg: RunConfig) -> torch.Tensor | list[torch.Tensor]:
+    """One test view, (1, 3, T, S, S) or [slow, fast], for counting FLOPs."""
+    d = cfg.data
+    clip = torch.zeros(1, 3, d.num_frames, d.test_crop_size, d.test_crop_size)
+    if d.slowfast_alpha is None:
+        return clip
+    return [clip[:, :, :: d.slowfast_alpha], clip]
+
+
+def count_gflops(model: torch.nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> float:
+    """Multiply-adds of one forward pass in G (fvcore's convention, as the paper reports)."""
+    from fvcore.nn import FlopCountAnalysis
+
+    was_training = model.training
+    model.eval()
+    try:
+        analysis = FlopCountAnalysis(model, (clip,))
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return analysis.total() / 1e9
+    finally:
+        model.train(was_training)
+
+
+def run_test(
+    cfg: str | Path | RunConfig,
+    overrides: Sequence[str] = (),
+    *,
+    ckpt: str | Path | None,
+    out: str | None = None,
+) -> TestResult:
+    """Multi-view test of a checkpoint; writes the report into ``<run dir>/test``.
+
+    Raises:
+        UsageError: no checkpoint given (testing random weights is never what was meant), or a
+            checkpoint that does not fit the model.
+    """
+    if not ckpt:
+        raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
+    cfg = _config(cfg, overrides, out)
+    checkpoint = load_checkpoint(ckpt)
+    run_dir = run_dir_of(cfg)
+    out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    datamodule = _datamodule(cfg)
+    model = build_model(cfg.model)
+    try:
+        model.load_state_dict(model_state_dict(checkpoint), strict=True)
+    except RuntimeError as err:
+        raise UsageError(f"checkpoint {ckpt} does not fit model {cfg.model.name}: {err}") from err
+    module = VideoClassifier(
+        model,
+        optim=to_dict(cfg.optim),
+        num_classes=cfg.model.num_classes,
+        batch_size=cfg.data.batch_size,
+        seed=cfg.trainer.seed,
+    )
+    from octvideo.data import BadVideoCallback
+
+    trainer = _trainer(cfg, run_dir, [BadVideoCallback()], loggers=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    views = module.test_views
+    if views is None:
+        raise RuntimeError("the test loop produced no outputs")
+    d = cfg.data
+    protocol: dict[str, Any] = {
+        "checkpoint": str(ckpt),
+        "model": cfg.model.name,
+        "alpha": cfg.model.alpha,
+        "num_frames": d.num_frames,
+        "sampling_rate": d.sampling_rate,
+        "temporal_clips": d.test_num_clips,
+        "spatial_crops": d.test_num_crops,
+        "views": d.test_num_clips * d.test_num_crops,
+        "short_side": d.test_short_side,
+        "crop_size": d.test_crop_size,
+        "aggregation": "mean of softmax over views",
+    }
+    if cfg.test.count_flops:
+        gflops = count_gflops(model, _view_input(cfg))
+        protocol["gflops_per_view"] = round(gflops, 4)
+        protocol["gflops_total"] = round(gflops * protocol["views"], 4)
+        protocol["gflops"] = f"{gflops:.2f} x {protocol['views']} views at {d.test_crop_size}"
+    if not trainer.is_global_zero:
+        return TestResult(out_dir=out_dir, metrics=summarize(views), files={})
+    test_dataset = datamodule.test_dataset
+    paths = [r.path for r in test_dataset.records]
+    files = write_report(
+        out_dir,
+        views,
+        classes=datamodule.classes,
+        paths=paths,
+        protocol=protocol,
+        confusion_png=cfg.test.confusion_matrix,
+    )
+    metrics = summarize(views)
+    logger.info(
+        "video top-1 %.2f%%, top-5 %.2f%% (%d videos, %d failed); clip top-1 %.2f%%; "
+        "mean class accuracy %.2f%%",
+        100 * metrics["video_top1"],
+        100 * metrics["video_top5"],
+        metrics["num_videos"],
+        metrics["num_failed"],
+        100 * metrics["clip_top1"],
+        100 * metrics["mean_class_accuracy"],
+    )
+    return TestResult(out_dir=out_dir, metrics=metrics, files=files)

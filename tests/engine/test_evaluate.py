@@ -1,0 +1,129 @@
+"""Multi-view aggregation and metrics against hand computations on fixed logits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from octvideo.engine.evaluate import (
+    ViewOutputs,
+    aggregate_views,
+    confusion_matrix,
+    per_class_accuracy,
+    summarize,
+    write_report,
+)
+
+
+def _views(rows: list[tuple[int, int, int, list[float]]], ok: list[bool] | None = None):
+    """rows: (video, temporal, label, logits)."""
+    n = len(rows)
+    return ViewOutputs(
+        video_index=torch.tensor([r[0] for r in rows]),
+        temporal_index=torch.tensor([r[1] for r in rows]),
+        spatial_index=torch.zeros(n, dtype=torch.long),
+        labels=torch.tensor([r[2] for r in rows]),
+        ok=torch.tensor(ok if ok is not None else [True] * n),
+        logits=torch.tensor([r[3] for r in rows], dtype=torch.float32),
+    )
+
+
+# Three classes, three videos of two views each. Hand computation:
+# video 0 (label 0): view A softmax(2, 0, 0) = (.7870, .1065, .1065), view B softmax(0, 1, 0)
+#   = (.2119, .5761, .2119); mean = (.4995, .3413, .1592) -> class 0, correct, although one of its
+#   two views is wrong (clip-level 1 of 2).
+# video 1 (label 1): views (0, 3, 0) and (0, 3, 0): class 1, correct (clips 2 of 2).
+# video 2 (label 2): views (5, 0, 0) -> class 0 and (0, 0, 1) -> class 2; mean softmax of class 0
+#   (.9867 + .2119) / 2 = .599 beats class 2 (.0066 + .5761) / 2 = .291 -> wrong.
+FIXED = [
+    (0, 0, 0, [2.0, 0.0, 0.0]),
+    (0, 1, 0, [0.0, 1.0, 0.0]),
+    (1, 0, 1, [0.0, 3.0, 0.0]),
+    (1, 1, 1, [0.0, 3.0, 0.0]),
+    (2, 0, 2, [5.0, 0.0, 0.0]),
+    (2, 1, 2, [0.0, 0.0, 1.0]),
+]
+
+
+def test_video_accuracy_equals_hand_computation():
+    views = _views(FIXED)
+    scores = aggregate_views(views)
+    expected_v0 = (
+        torch.softmax(torch.tensor([2.0, 0, 0]), 0) + torch.softmax(torch.tensor([0.0, 1, 0]), 0)
+    ) / 2
+    torch.testing.assert_close(scores.probs[0].float(), expected_v0)
+    assert scores.probs.argmax(1).tolist() == [0, 1, 0]
+    m = summarize(views)
+    assert m["video_top1"] == pytest.approx(2 / 3)
+    assert m["clip_top1"] == pytest.approx(4 / 6)  # views correct: A, B1, B2, C2
+    # top-5 is capped at the class count: every label is among 3 of 3 classes.
+    assert m["video_top5"] == 1.0 and m["top5_k"] == 3
+    # Per class: class 0 1/1, class 1 1/1, class 2 0/1 -> mean 2/3.
+    assert m["mean_class_accuracy"] == pytest.approx(2 / 3)
+    assert m["num_videos"] == 3 and m["num_failed"] == 0 and m["num_views"] == 6
+
+
+def test_views_order_does_not_matter_and_duplicates_count_once():
+    perm = [5, 2, 0, 3, 1, 4]
+    shuffled = _views([FIXED[i] for i in perm])
+    padded = _views([FIXED[i] for i in perm] + [FIXED[4], FIXED[4]])  # a sampler's padding
+    base = summarize(_views(FIXED))
+    assert summarize(shuffled) == base
+    assert summarize(padded.deduplicated()) == base
+    # Without deduplication the repeated confident wrong view would change the result.
+    assert summarize(padded)["clip_top1"] != base["clip_top1"]
+
+
+def test_failed_video_is_excluded_not_substituted():
+    ok = [True, True, True, True, False, False]  # video 2 failed to decode
+    views = _views(FIXED, ok)
+    scores = aggregate_views(views)
+    assert scores.failed == [2]
+    assert scores.video_index.tolist() == [0, 1]
+    m = summarize(views)
+    assert m["num_videos"] == 2 and m["num_failed"] == 1
+    assert m["video_top1"] == 1.0
+    assert m["clip_top1"] == pytest.approx(3 / 4)
+    # Class 2 has no evaluated video: it is left out of the mean, not counted as 0.
+    assert m["mean_class_accuracy"] == 1.0
+
+
+def test_per_class_and_confusion():
+    preds = torch.tensor([0, 1, 1, 2, 0])
+    labels = torch.tensor([0, 1, 2, 2, 2])
+    acc, counts = per_class_accuracy(preds, labels, 4)
+    assert counts.tolist() == [1, 1, 3, 0]
+    assert acc[:3].tolist() == pytest.approx([1.0, 1.0, 1 / 3])
+    assert math.isnan(acc[3])
+    cm = confusion_matrix(preds, labels, 4)
+    assert cm[2].tolist() == [1, 1, 1, 0]
+    assert int(cm.sum()) == 5
+
+
+def test_write_report_files(tmp_path):
+    views = _views(FIXED, [True, True, True, True, False, False])
+    views.errors[2] = "DecodeError: truncated"
+    files = write_report(
+        tmp_path,
+        views,
+        classes=["a", "b", "c"],
+        paths=["v0.mp4", "v1.mp4", "v2.mp4"],
+        protocol={"views": 2, "crop_size": 32, "gflops": "1.00 x 2 views at 32"},
+    )
+    summary = json.loads(files["summary"].read_text())
+    assert summary["metrics"]["video_top1"] == 1.0
+    assert summary["protocol"]["gflops"] == "1.00 x 2 views at 32"
+    with files["predictions"].open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["path"] for r in rows] == ["v0.mp4", "v1.mp4"]
+    assert [r["pred_name"] for r in rows] == ["a", "b"]
+    with files["per_class"].open() as fh:
+        per_class = list(csv.DictReader(fh))
+    assert [r["videos"] for r in per_class] == ["1", "1", "0"]
+    assert per_class[2]["accuracy"] == ""
+    assert files["failed"].read_text() == "v2.mp4\tDecodeError: truncated\n"
+    assert files["confusion"].read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,102 @@
+"""Parameter groups, the learning-rate rule and schedule, mixup / CutMix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from octvideo.config import OptimConfig
+from octvideo.engine.mixing import mix_batch, soft_targets
+from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
+
+
+def test_no_weight_decay_on_norm_and_bias():
+    model = nn.Sequential(nn.Conv3d(3, 4, 3), nn.BatchNorm3d(4), nn.Flatten(), nn.Linear(4, 2))
+    decay, no_decay = param_groups(model, 1e-4)
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(decay["params"]) == {id(model[0].weight), id(model[3].weight)}
+    assert ids(no_decay["params"]) == {
+        id(model[0].bias),
+        id(model[1].weight),
+        id(model[1].bias),
+        id(model[3].bias),
+    }
+
+
+def test_lr_scales_with_global_batch():
+    cfg = OptimConfig(lr=0.1, lr_reference_batch=64)
+    assert scaled_lr(cfg, 64) == pytest.approx(0.1)
+    assert scaled_lr(cfg, 16) == pytest.approx(0.025)
+    assert scaled_lr(OptimConfig(lr=0.1, scale_lr=False), 16) == 0.1
+
+
+def test_warmup_then_cosine():
+    cfg = OptimConfig(warmup_epochs=2, warmup_start_factor=0.1, final_lr_factor=0.0)
+    f = LRSchedule(cfg, steps_per_epoch=10, total_steps=100)
+    assert f(0) == pytest.approx(0.1)
+    assert f(10) == pytest.approx(0.55)  # halfway through the warmup
+    assert f(20) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.5)  # halfway through the cosine
+    assert f(100) == pytest.approx(0.0, abs=1e-12)
+    values = [f(s) for s in range(20, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_step_decay():
+    cfg = OptimConfig(schedule="step", step_epochs=[3, 6], step_gamma=0.1)
+    f = LRSchedule(cfg, steps_per_epoch=5, total_steps=50)
+    assert [f(s) for s in (0, 14, 15, 29, 30, 49)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    )
+
+
+def test_schedule_state_is_plain_numbers():
+    # LambdaLR stores a callable object's __dict__: it must load with weights_only=True.
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, LRSchedule(OptimConfig(), 4, 40))
+    state = sched.state_dict()
+    for value in state["lr_lambdas"][0].values():
+        assert isinstance(value, int | float | str | list)
+
+
+def test_soft_targets_with_smoothing():
+    t = soft_targets(torch.tensor([2, 0]), 4, smoothing=0.2)
+    assert t.sum(1).tolist() == pytest.approx([1.0, 1.0])
+    assert t[0].tolist() == pytest.approx([0.05, 0.05, 0.85, 0.05])
+
+
+@pytest.mark.parametrize(("mixup", "cutmix"), [(0.8, 0.0), (0.0, 1.0)])
+def test_mixing_keeps_targets_consistent(mixup, cutmix):
+    rng = np.random.default_rng(0)
+    video = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 2, 8, 8)
+    targets = soft_targets(torch.tensor([0, 1, 2, 3]), 4)
+    mixed, mixed_targets, lam = mix_batch(
+        video, targets, mixup_alpha=mixup, cutmix_alpha=cutmix, rng=rng
+    )
+    assert mixed.shape == video.shape
+    assert mixed_targets.sum(1).tolist() == pytest.approx([1.0] * 4)
+    eye = torch.eye(4)
+    for i in range(4):
+        if cutmix:
+            # The share of clip i's own pixels is its own label's weight (1 if paired with itself).
+            own = float((mixed[i] == i).float().mean())
+            assert float(mixed_targets[i, i]) == pytest.approx(own, abs=1e-6)
+        else:
+            # Every pixel is lam * i + (1 - lam) * j: recover the partner j, check the target.
+            j = round((float(mixed[i].flatten()[0]) - lam * i) / (1.0 - lam))
+            expected = lam * eye[i] + (1.0 - lam) * eye[j]
+            torch.testing.assert_close(mixed_targets[i], expected)
+    assert 0.0 < lam < 1.0
+
+
+def test_cutmix_box_is_shared_by_pathways():
+    rng = np.random.default_rng(3)
+    slow = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 2, 8, 8)
+    fast = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 8, 8, 8)
+    (ms, mf), _, _ = mix_batch(
+        [slow, fast], soft_targets(torch.arange(4), 4), mixup_alpha=0, cutmix_alpha=1.0, rng=rng
+    )
+    assert torch.equal(ms[:, :, 0], mf[:, :, 0])
