@@ -11,6 +11,7 @@ The result lists every bad file with its error, and is written as ``path<TAB>err
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -18,6 +19,7 @@ import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -57,14 +59,16 @@ def check_one(path: str, decoder: str) -> str:
     return ""
 
 
-def _worker(tasks: mp.Queue, results: mp.Queue, decoder: str) -> None:
+def _worker(tasks: mp.Queue, results: mp.Queue, current: Any, decoder: str) -> None:
     while True:
         task = tasks.get()
         if task is None:
             return
         index, path = task
-        results.put(("start", index, os.getpid()))
-        results.put(("done", index, check_one(path, decoder)))
+        # Shared memory, written before decoding: it survives a crash (a queue message might not).
+        with current.get_lock():
+            current[0], current[1] = index, time.monotonic()
+        results.put((index, check_one(path, decoder)))
 
 
 class _Pool:
@@ -76,19 +80,22 @@ class _Pool:
         self.tasks = self.ctx.Queue()
         self.results = self.ctx.Queue()
         self.decoder = decoder
-        self.procs: dict[int, mp.Process] = {}
+        self.procs: dict[int, tuple[mp.Process, Any]] = {}  # pid -> (process, [index, started])
         for _ in range(size):
             self.spawn()
 
     def spawn(self) -> None:
-        proc = self.ctx.Process(target=_worker, args=(self.tasks, self.results, self.decoder))
+        current = self.ctx.Array("d", [-1.0, 0.0])
+        proc = self.ctx.Process(
+            target=_worker, args=(self.tasks, self.results, current, self.decoder)
+        )
         proc.start()
-        self.procs[proc.pid] = proc
+        self.procs[proc.pid] = (proc, current)
 
     def close(self) -> None:
         for _ in self.procs:
             self.tasks.put(None)
-        for proc in self.procs.values():
+        for proc, _ in self.procs.values():
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.kill()
@@ -125,45 +132,40 @@ def check_videos(
     paths = [r.path for r in found.records]
     errors: dict[int, str] = {}
     pool = _Pool(max(1, min(workers, len(paths) or 1)), decoder)
-    running: dict[int, tuple[int, float]] = {}  # pid -> (index, started)
     pending = set(range(len(paths)))
     for index, path in enumerate(paths):
         pool.tasks.put((index, path))
     bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)
+
+    def finish(index: int, error: str) -> None:
+        if index in pending:
+            pending.discard(index)
+            if error:
+                errors[index] = error
+            bar.update()
+
     try:
         while pending:
-            try:
-                kind, index, value = pool.results.get(timeout=0.2)
-            except queue.Empty:
-                kind = ""
-            if kind == "start":
-                running[value] = (index, time.monotonic())
-            elif kind == "done" and index in pending:
-                pending.discard(index)
-                running = {p: v for p, v in running.items() if v[0] != index}
-                if value:
-                    errors[index] = value
-                bar.update()
-            for pid, proc in list(pool.procs.items()):
-                started = running.get(pid)
-                overdue = started is not None and time.monotonic() - started[1] > timeout
+            with contextlib.suppress(queue.Empty):  # nothing finished in this slice: poll workers
+                finish(*pool.results.get(timeout=0.2))
+            for pid, (proc, current) in list(pool.procs.items()):
+                with current.get_lock():
+                    index, started = int(current[0]), current[1]
+                busy = index >= 0 and index in pending
+                overdue = busy and time.monotonic() - started > timeout
                 if proc.is_alive() and not overdue:
                     continue
                 if overdue:
                     proc.kill()
                 proc.join()
                 del pool.procs[pid]
-                if started is not None and started[0] in pending:
-                    index = started[0]
-                    reason = (
+                if busy:
+                    finish(
+                        index,
                         f"timed out after {timeout:.0f} s"
                         if overdue
-                        else f"decoder process died (exit code {proc.exitcode})"
+                        else f"decoder process died (exit code {proc.exitcode})",
                     )
-                    errors[index] = reason
-                    pending.discard(index)
-                    bar.update()
-                running.pop(pid, None)
                 pool.spawn()
     finally:
         bar.close()
