@@ -115,6 +115,14 @@ def _trainer(
     loggers: list | bool,
 ) -> L.Trainer:
     t = cfg.trainer
+    precision = resolve_precision(t.precision, t.accelerator)
+    on_gpu = t.accelerator in ("gpu", "cuda") or (
+        t.accelerator == "auto" and torch.cuda.is_available()
+    )
+    if t.sync_batchnorm and not on_gpu:
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm is CUDA-only)"
+        )
     world = t.devices * t.num_nodes
     strategy = t.strategy
     if strategy == "auto" and (world > 1 or t.devices == -1):
@@ -125,7 +133,7 @@ def _trainer(
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=strategy,
-        precision=resolve_precision(t.precision, t.accelerator),
+        precision=precision,
         sync_batchnorm=t.sync_batchnorm,
         max_epochs=t.max_epochs,
         gradient_clip_val=t.gradient_clip_val or None,
@@ -164,6 +172,18 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
+def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
+    return ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+        **trigger,
+    )
+
+
 def run_train(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -200,29 +220,20 @@ def run_train(
         meta=checkpoint_meta(cfg, datamodule.classes),
     )
     ckpt_dir = run_dir / "checkpoints"
-    monitor = cfg.output.monitor
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor=monitor,
+        monitor=cfg.output.monitor,
         mode="max",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    own: list[L.Callback] = [best]
+    # last.ckpt: the newest state, at every epoch end and, optionally, every N optimiser steps
+    # (a crash loses at most that much). Lightning wants the two triggers in separate callbacks.
+    own: list[L.Callback] = [best, _last_checkpoint(ckpt_dir, every_n_epochs=1)]
     if cfg.output.ckpt_every_n_steps:
-        # Refreshes last.ckpt mid-epoch as well (a crash loses at most N steps).
-        own.append(
-            ModelCheckpoint(
-                dirpath=ckpt_dir,
-                save_top_k=0,
-                save_last=True,
-                every_n_train_steps=cfg.output.ckpt_every_n_steps,
-                enable_version_counter=False,
-            )
-        )
+        own.append(_last_checkpoint(ckpt_dir, every_n_train_steps=cfg.output.ckpt_every_n_steps))
     from octvideo.data import BadVideoCallback
 
     own += [BadVideoCallback(), ReplicaCheck(run_dir / "replicas.json")]
