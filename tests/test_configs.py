@@ -1,0 +1,22 @@
+"""Every shipped config loads, validates and builds its model (at full size, no forward pass)."""
+
+from __future__ import annotations
+
+import pytest
+
+from octvideo.config import CONFIG_DIR, load_config, shipped_configs
+from octvideo.engine.build import build_model
+
+CONFIGS = shipped_configs()
+
+
+def test_configs_are_shipped():
+    assert {p.parent.name for p in CONFIGS} >= {"kinetics400", "kinetics600", "demo"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.relative_to(CONFIG_DIR).as_posix())
+def test_config_loads_and_builds(path):
+    cfg = load_config(path, ["model.pretrained="])  # the init weights are not shipped
+    model = build_model(cfg.model)
+    assert model.get_classifier().out_features == cfg.model.num_classes
+    assert cfg.name == path.stem
