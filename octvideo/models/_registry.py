@@ -1,0 +1,65 @@
+"""One flat model registry: ``register_model``, ``create_model``, ``list_models``.
+
+Each public variant is a short function decorated with ``@register_model``; the engine and the CLI
+build models by name with plain keyword arguments, never with config objects.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Registers a variant function under its own name; a duplicate name is an error."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is registered twice")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered variants, optionally filtered by a shell-style pattern."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    return name in _MODELS
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 400,
+    alpha: float | Sequence[float] = 0.0,
+    octave: int | Sequence[int] = (1, 2, 2),
+    dropout: float = 0.5,
+    **kwargs: object,
+) -> nn.Module:
+    """Builds a registered variant by name.
+
+    Args:
+        name: a name from ``list_models()``.
+        num_classes: classifier outputs.
+        alpha: low-frequency share, one value (res2-res4; res5 stays vanilla) or one per stage
+            (res2, res3, res4, res5).
+        octave: (T, H, W) octave: (1, 2, 2) spatial (the paper), (2, 2, 2) spatio-temporal.
+        dropout: dropout before the classifier.
+        **kwargs: passed to the model class (e.g. ``stride_in_1x1``, ``oct_stem``).
+
+    Raises:
+        ValueError: for an unknown name, naming the closest registered ones.
+    """
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} (known: {', '.join(list_models())})")
+    return _MODELS[name](
+        num_classes=num_classes, alpha=alpha, octave=octave, dropout=dropout, **kwargs
+    )

@@ -1,0 +1,126 @@
+"""Parameter and multiply-add counts of the models, measured with fvcore.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019, Table 8 reports GFLOPs as multiply-adds of
+one 8 x 224 x 224 view. fvcore counts one multiply-add per MAC for convolutions, linear layers and
+matrix products; the paper's figures match the convolution + classifier count (the Non-local
+figures only fit without the attention products), so the attention products are reported apart.
+fvcore is imported inside the function: ``import octvideo.models`` needs only torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+_CONV_FC_OPS = ("aten::_convolution", "aten::linear", "aten::addmm", "aten::mm")
+_ATTENTION_OPS = ("aten::matmul", "aten::bmm", "aten::einsum")
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Cost of one view.
+
+    Attributes:
+        params: parameters.
+        gflops: multiply-adds of convolutions and the classifier, in 1e9 (the paper's count).
+        attention_gflops: multiply-adds of the Non-local attention products, in 1e9.
+    """
+
+    params: int
+    gflops: float
+    attention_gflops: float
+
+    @property
+    def total_gflops(self) -> float:
+        return self.gflops + self.attention_gflops
+
+
+def example_input(
+    model: nn.Module, frames: int, size: int, batch: int = 1
+) -> torch.Tensor | list[torch.Tensor]:
+    """A zero clip for ``model``: a tensor, or the [slow, fast] list of a SlowFast model.
+
+    For SlowFast, ``frames`` is the Slow pathway's length (the "8" of "8x8"); the Fast pathway gets
+    ``slowfast_alpha`` times as many frames.
+    """
+    speed = getattr(model, "slowfast_alpha", None)
+    if speed is None:
+        return torch.zeros(batch, 3, frames, size, size)
+    return [
+        torch.zeros(batch, 3, frames, size, size),
+        torch.zeros(batch, 3, frames * speed, size, size),
+    ]
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def measure_cost(model: nn.Module, frames: int = 8, size: int = 224) -> ModelCost:
+    """Counts one view of ``frames`` x ``size`` x ``size`` (the fast pathway's frames for SlowFast).
+
+    Args:
+        model: the network, counted in eval mode.
+        frames: clip length.
+        size: spatial crop.
+    """
+    from fvcore.nn import FlopCountAnalysis
+
+    was_training = model.training
+    model.eval()
+    inputs = example_input(model, frames, size)
+    with torch.no_grad():
+        analysis = FlopCountAnalysis(model, (inputs,))
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        by_op = analysis.by_operator()
+    model.train(was_training)
+    logging.getLogger(__name__).debug("fvcore counts by operator: %s", by_op)
+    conv_fc = sum(v for k, v in by_op.items() if _op_key(k) in _CONV_FC_OPS)
+    attention = sum(v for k, v in by_op.items() if _op_key(k) in _ATTENTION_OPS)
+    return ModelCost(count_params(model), conv_fc / 1e9, attention / 1e9)
+
+
+def _op_key(name: str) -> str:
+    # fvcore reports operators by short name ("conv", "linear", "matmul") or by aten name.
+    short = {
+        "conv": "aten::_convolution",
+        "linear": "aten::linear",
+        "addmm": "aten::addmm",
+        "mm": "aten::mm",
+        "matmul": "aten::matmul",
+        "bmm": "aten::bmm",
+        "einsum": "aten::einsum",
+    }
+    return short.get(name, name)
+
+
+def cost_table(
+    names: Sequence[str],
+    *,
+    frames: int = 8,
+    size: int = 224,
+    alpha: float | Sequence[float] = 0.0,
+    octave: Sequence[int] = (1, 2, 2),
+) -> list[dict[str, object]]:
+    """One row per model name: params, GFLOPs (conv + fc) and attention GFLOPs per view."""
+    from octvideo.models._registry import create_model
+
+    rows = []
+    for name in names:
+        model = create_model(name, alpha=alpha, octave=octave)
+        cost = measure_cost(model, frames, size)
+        rows.append(
+            {
+                "model": name,
+                "alpha": alpha,
+                "octave": tuple(octave),
+                "params_m": cost.params / 1e6,
+                "gflops": cost.gflops,
+                "attention_gflops": cost.attention_gflops,
+            }
+        )
+    return rows

@@ -1,0 +1,304 @@
+"""Building blocks of the octave video ResNets: stem, residual blocks, shortcut, pooling, head.
+
+Reference: He et al., "Deep Residual Learning", CVPR 2016; Wang et al., "Non-local Neural
+Networks", CVPR 2018 (the video ResNet-50 layout: 1x7x7 / 5x7x7 stem, 3x1x1 inflation in conv_a);
+Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): every convolution is an OctConv3d,
+normalisation and activation are per group, residual additions are group by group.
+
+Every convolution here is an ``OctConv3d``, also where alpha is 0 (there it is exactly
+``nn.Conv3d`` and its only path is ``conv_hh``), so the state-dict keys of a layer do not depend on
+whether it carries an octave, only the low-group entries (``conv_hl``, ``conv_lh``, ``conv_ll``,
+``.low``) come and go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from octvideo.ops import (
+    OctAct,
+    OctConv3d,
+    OctMerge,
+    OctNorm,
+    OctPair,
+    OctPool3d,
+    OctSplit,
+    as_pair,
+    oct_add,
+)
+
+_Size3 = tuple[int, int, int]
+
+
+def stage_alphas(alpha: float | Sequence[float], num_stages: int = 4) -> tuple[float, ...]:
+    """Per-stage alphas (res2..res5) from one value or one per stage.
+
+    One value covers res2..res4 and leaves res5 vanilla, as the official OctConv code does (a 3x3
+    conv on the 3.5x3.5 low-frequency map of res5 at 224 does not make sense).
+    """
+    if isinstance(alpha, int | float):
+        return (float(alpha),) * (num_stages - 1) + (0.0,)
+    alphas = tuple(float(a) for a in alpha)
+    if len(alphas) != num_stages:
+        raise ValueError(f"alpha needs one value or {num_stages} (one per stage), got {alpha!r}")
+    return alphas
+
+
+class Stem(nn.Module):
+    """conv (kT x 7 x 7, stride (1, 2, 2)) -> norm -> act -> max-pool 1x3x3 stride (1, 2, 2).
+
+    Args:
+        in_chans: input channels (3 for RGB).
+        out_chans: stem width.
+        kernel_size: (T, H, W) conv kernel: (1, 7, 7) for C2D / Slow, (5, 7, 7) for I3D / Fast.
+        alpha: low share of the stem output; 0 (vanilla stem) by default in the models.
+        octave: (T, H, W) octave factor.
+        norm_layer: normalisation class.
+        act_layer: activation class.
+    """
+
+    def __init__(
+        self,
+        in_chans: int,
+        out_chans: int,
+        kernel_size: _Size3,
+        *,
+        alpha: float = 0.0,
+        octave: Sequence[int] = (1, 2, 2),
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.conv = OctConv3d(
+            in_chans, out_chans, kernel_size, stride=(1, 2, 2), alpha_out=alpha, octave=octave
+        )
+        self.bn = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer)
+        self.act = OctAct(act_layer)
+        self.pool = OctPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1), mode="max", octave=octave)
+
+    def forward(self, x: Tensor) -> OctPair:
+        x = self.act(self.bn(self.conv(x)))  # (B, C, T, H/2, W/2) or a pair
+        return as_pair(self.pool(x))  # (B, C, T, H/4, W/4) or a pair
+
+
+class Shortcut(nn.Module):
+    """Projection shortcut: 1x1x1 OctConv3d with the block's stride, then norm (per group)."""
+
+    def __init__(
+        self,
+        in_chans: int,
+        out_chans: int,
+        stride: _Size3,
+        *,
+        alpha_in: float,
+        alpha_out: float,
+        octave: Sequence[int],
+        norm_layer: type[nn.Module],
+    ) -> None:
+        super().__init__()
+        self.conv = OctConv3d(
+            in_chans, out_chans, 1, stride, alpha_in=alpha_in, alpha_out=alpha_out, octave=octave
+        )
+        self.bn = OctNorm(out_chans, alpha=alpha_out, norm_layer=norm_layer)
+
+    def forward(self, x: OctPair) -> Tensor | OctPair:
+        return self.bn(self.conv(x))  # (B, C_out, T/st, H/ss, W/ss) or a pair
+
+
+class Resplit(nn.Module):
+    """Parameter-free shortcut between two splits of the same channels: merge, then split again.
+
+    Used where a block keeps its width and stride but changes alpha (the first block of a
+    ResNet-18/34 res2 after a vanilla stem), so no projection is added that the vanilla network
+    does not have.
+    """
+
+    def __init__(self, channels: int, *, alpha: float, octave: Sequence[int]) -> None:
+        super().__init__()
+        self.merge = OctMerge(octave=octave)
+        self.split = OctSplit(channels, alpha=alpha, octave=octave)
+
+    def forward(self, x: Tensor | OctPair) -> OctPair:
+        return self.split(self.merge(x))  # (B, C, T, H, W) -> pair with the new split
+
+
+def make_shortcut(
+    in_chans: int,
+    out_chans: int,
+    stride: _Size3,
+    alpha_in: float,
+    alpha_out: float,
+    *,
+    octave: Sequence[int],
+    norm_layer: type[nn.Module],
+) -> nn.Module | None:
+    """The shortcut a block needs: None (identity), a re-split, or a projection."""
+    if in_chans != out_chans or tuple(stride) != (1, 1, 1):
+        return Shortcut(
+            in_chans,
+            out_chans,
+            stride,
+            alpha_in=alpha_in,
+            alpha_out=alpha_out,
+            octave=octave,
+            norm_layer=norm_layer,
+        )
+    if alpha_in != alpha_out:
+        return Resplit(out_chans, alpha=alpha_out, octave=octave)
+    return None
+
+
+class Bottleneck(nn.Module):
+    """Bottleneck residual block on octave pairs::
+
+        x ──> conv_a (kT x 1 x 1) -> bn_a -> act ──> conv_b (1 x 3 x 3) -> bn_b -> act
+          │                                           ──> conv_c (1 x 1 x 1) -> bn_c ──> + -> act
+          └──────────────── shortcut (identity, or 1x1x1 conv + bn) ────────────────────┘
+
+    ``conv_a`` carries the temporal kernel (kT = 3 for the I3D inflation, 1 for C2D). The spatial
+    stride sits on ``conv_b`` (torchvision / PyTorchVideo layout, whose cost matches the paper) or
+    on ``conv_a`` (``stride_in_1x1=True``, Caffe2 MSRA style). ``conv_a`` and the shortcut take
+    the incoming alpha; all outputs have the block's alpha, so the first block of a stage changes
+    the split (and the first block of a vanilla res5 merges the two groups).
+
+    Args:
+        in_chans: input channels.
+        mid_chans: bottleneck width.
+        out_chans: output channels (4 x ``mid_chans`` in ResNet-50).
+        temporal_kernel: kT of ``conv_a``.
+        stride: (T, H, W) stride of the block.
+        stride_in_1x1: put the stride on ``conv_a`` instead of ``conv_b``.
+        alpha_in: low share of the input.
+        alpha: low share of the block's features and output.
+        octave: (T, H, W) octave factor.
+        norm_layer: normalisation class.
+        act_layer: activation class.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_chans: int,
+        mid_chans: int,
+        out_chans: int,
+        *,
+        temporal_kernel: int = 1,
+        stride: _Size3 = (1, 1, 1),
+        stride_in_1x1: bool = False,
+        alpha_in: float = 0.0,
+        alpha: float = 0.0,
+        octave: Sequence[int] = (1, 2, 2),
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        stride_a, stride_b = (stride, (1, 1, 1)) if stride_in_1x1 else ((1, 1, 1), stride)
+        oct_kw = {"alpha_out": alpha, "octave": octave}
+        self.conv_a = OctConv3d(
+            in_chans, mid_chans, (temporal_kernel, 1, 1), stride_a, alpha_in=alpha_in, **oct_kw
+        )
+        self.bn_a = OctNorm(mid_chans, alpha=alpha, norm_layer=norm_layer)
+        self.conv_b = OctConv3d(mid_chans, mid_chans, (1, 3, 3), stride_b, alpha_in=alpha, **oct_kw)
+        self.bn_b = OctNorm(mid_chans, alpha=alpha, norm_layer=norm_layer)
+        self.conv_c = OctConv3d(mid_chans, out_chans, 1, alpha_in=alpha, **oct_kw)
+        self.bn_c = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer)
+        self.act = OctAct(act_layer)
+        self.downsample = make_shortcut(
+            in_chans, out_chans, stride, alpha_in, alpha, octave=octave, norm_layer=norm_layer
+        )
+
+    def forward(self, x: OctPair) -> OctPair:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.act(self.bn_a(self.conv_a(x)))  # (B, mid, T, H', W') per group
+        y = self.act(self.bn_b(self.conv_b(y)))  # (B, mid, T, H', W') per group
+        y = self.bn_c(self.conv_c(y))  # (B, out, T, H', W') per group
+        return as_pair(self.act(oct_add(y, shortcut)))
+
+
+class BasicBlock(nn.Module):
+    """Basic residual block (ResNet-18/34) on octave pairs::
+
+        x ──> conv_a (kT x 3 x 3, stride) -> bn_a -> act -> conv_b (1 x 3 x 3) -> bn_b ──> + -> act
+          └──────────────── shortcut (identity, or 1x1x1 conv + bn) ─────────────────────┘
+
+    Same arguments as ``Bottleneck``; ``mid_chans`` equals ``out_chans`` and ``stride_in_1x1`` has
+    no effect (the stride is on ``conv_a``, as in torchvision).
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_chans: int,
+        mid_chans: int,
+        out_chans: int,
+        *,
+        temporal_kernel: int = 1,
+        stride: _Size3 = (1, 1, 1),
+        stride_in_1x1: bool = False,
+        alpha_in: float = 0.0,
+        alpha: float = 0.0,
+        octave: Sequence[int] = (1, 2, 2),
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        del stride_in_1x1  # one strided conv only
+        oct_kw = {"alpha_out": alpha, "octave": octave}
+        self.conv_a = OctConv3d(
+            in_chans, mid_chans, (temporal_kernel, 3, 3), stride, alpha_in=alpha_in, **oct_kw
+        )
+        self.bn_a = OctNorm(mid_chans, alpha=alpha, norm_layer=norm_layer)
+        self.conv_b = OctConv3d(mid_chans, out_chans, (1, 3, 3), alpha_in=alpha, **oct_kw)
+        self.bn_b = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer)
+        self.act = OctAct(act_layer)
+        self.downsample = make_shortcut(
+            in_chans, out_chans, stride, alpha_in, alpha, octave=octave, norm_layer=norm_layer
+        )
+
+    def forward(self, x: OctPair) -> OctPair:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.act(self.bn_a(self.conv_a(x)))  # (B, C, T, H', W') per group
+        y = self.bn_b(self.conv_b(y))  # (B, C, T, H', W') per group
+        return as_pair(self.act(oct_add(y, shortcut)))
+
+
+class GlobalAvgPool(nn.Module):
+    """Global average pool of each group, concatenated: pair -> (B, C_h + C_l)."""
+
+    def forward(self, x: Tensor | OctPair) -> Tensor:
+        high, low = as_pair(x)
+        pooled = high.mean(dim=(2, 3, 4))  # (B, C_h)
+        if low is None:
+            return pooled
+        return torch.cat([pooled, low.mean(dim=(2, 3, 4))], dim=1)  # (B, C_h + C_l)
+
+
+class ClassifierHead(nn.Module):
+    """Dropout then a linear classifier on pooled features: (B, C) -> (B, num_classes)."""
+
+    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, num_classes)
+        nn.init.normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.drop(x))  # (B, num_classes)
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-normal (fan out) convolutions, unit/zero norms: the ResNet initialisation."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d | nn.GroupNorm | nn.LayerNorm) and m.weight is not None:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

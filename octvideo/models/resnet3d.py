@@ -1,0 +1,358 @@
+"""Octave 3D ResNets for video: C2D, I3D and Slow-only, with optional Non-local blocks.
+
+References:
+    Wang et al., "Non-local Neural Networks", CVPR 2018: the video ResNet-50 (C2D, I3D with 3x1x1
+        inflation in every res2 block, res3 blocks 1 and 3, res4 blocks 1, 3, 5, res5 block 2;
+        temporal max-pool after res2; Non-local blocks after every other block of res3 and res4).
+    Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019: Slow-only (3x1x1
+        in res4 and res5 only, no temporal pooling).
+    Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): Oct-C2D / Oct-I3D (Table 8):
+        OctConv in res2-res4 with a spatial octave; stem and res5 vanilla.
+
+Layout (8 x 224 x 224 clip, ResNet-50; shapes of the high group)::
+
+    clip (B, 3, 8, 224, 224)
+      stem: conv kT x 7 x 7 stride (1, 2, 2) -> bn -> relu -> max-pool 1x3x3 stride (1, 2, 2)
+                                                                 (B, 64, 8, 56, 56)   vanilla
+      res2: 3 blocks                                             (B, 256, 8, 56, 56)  alpha[0]
+      pool2: temporal max-pool 2x1x1 (C2D, I3D)                  (B, 256, 4, 56, 56)
+      res3: 4 blocks, stride (1, 2, 2)      [+ NL after 1, 3]    (B, 512, 4, 28, 28)  alpha[1]
+      res4: 6 blocks, stride (1, 2, 2)      [+ NL after 1, 3, 5] (B, 1024, 4, 14, 14) alpha[2]
+      res5: 3 blocks, stride (1, 2, 2)      (block 0 merges)     (B, 2048, 4, 7, 7)   alpha[3] = 0
+      global average pool (per group) -> dropout -> fc           (B, num_classes)
+
+With an octave every feature map is a pair (high, low): the low group holds
+``low_channels(C, alpha)`` channels one octave down (half H and W, and half T for the
+spatio-temporal octave). The split happens in res2's first block (its conv_a and shortcut take the
+vanilla stem output), the merge in res5's first block.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from octvideo.models._registry import register_model
+from octvideo.models.layers import (
+    BasicBlock,
+    Bottleneck,
+    ClassifierHead,
+    GlobalAvgPool,
+    Stem,
+    init_weights,
+    stage_alphas,
+)
+from octvideo.models.non_local import NonLocal3d
+from octvideo.ops import OctPair, OctPool3d, normalize_octave
+
+# Temporal kernel of conv_a per stage (res2..res5), cycled over the stage's blocks.
+C2D_TEMPORAL: tuple[tuple[int, ...], ...] = ((1,), (1,), (1,), (1,))
+I3D_TEMPORAL: tuple[tuple[int, ...], ...] = ((3,), (3, 1), (3, 1), (1, 3))
+SLOW_TEMPORAL: tuple[tuple[int, ...], ...] = ((1,), (1,), (3,), (3,))
+# Non-local blocks after these blocks (0-based) of res2..res5: every other block of res3 and res4.
+NL_RES34: tuple[tuple[int, ...], ...] = ((), (1, 3), (1, 3, 5), ())
+
+STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {
+    18: (2, 2, 2, 2),
+    34: (3, 4, 6, 3),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+}
+
+
+def block_for_depth(depth: int) -> type[Bottleneck] | type[BasicBlock]:
+    return BasicBlock if depth < 50 else Bottleneck
+
+
+def make_stage(
+    block: type[Bottleneck] | type[BasicBlock],
+    depth: int,
+    in_chans: int,
+    mid_chans: int,
+    *,
+    stride: tuple[int, int, int],
+    temporal_kernels: Sequence[int],
+    nonlocal_after: Sequence[int] = (),
+    alpha_in: float,
+    alpha: float,
+    octave: Sequence[int],
+    stride_in_1x1: bool,
+    norm_layer: type[nn.Module],
+    act_layer: type[nn.Module],
+) -> nn.Sequential:
+    """One residual stage: ``depth`` blocks named "0".."depth-1", Non-local blocks named "nl<i>"
+    after block i, so adding Non-local blocks leaves the residual blocks' keys unchanged."""
+    out_chans = mid_chans * block.expansion
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    for i in range(depth):
+        layers[str(i)] = block(
+            in_chans if i == 0 else out_chans,
+            mid_chans,
+            out_chans,
+            temporal_kernel=temporal_kernels[i % len(temporal_kernels)],
+            stride=stride if i == 0 else (1, 1, 1),
+            stride_in_1x1=stride_in_1x1,
+            alpha_in=alpha_in if i == 0 else alpha,
+            alpha=alpha,
+            octave=octave,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+        )
+        if i in nonlocal_after:
+            layers[f"nl{i}"] = NonLocal3d(
+                out_chans, alpha=alpha, octave=octave, norm_layer=norm_layer
+            )
+    bad = [i for i in nonlocal_after if not 0 <= i < depth]
+    if bad:
+        raise ValueError(f"Non-local positions {bad} outside a stage of {depth} blocks")
+    return nn.Sequential(layers)
+
+
+class ResNet3D(nn.Module):
+    """Octave video ResNet (C2D, I3D, Slow-only), see the module docstring for the layout.
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        num_classes: classifier outputs.
+        in_chans: input channels.
+        stem_kernel: (T, H, W) stem conv kernel: (1, 7, 7) C2D / Slow, (5, 7, 7) I3D.
+        temporal_kernels: per stage (res2..res5), conv_a temporal kernels cycled over the blocks.
+        temporal_pool: max-pool 2x1x1 after res2 (C2D, I3D) or not (Slow).
+        nonlocal_blocks: per stage, the blocks (0-based) followed by a Non-local block.
+        alpha: one low share (res2..res4, res5 vanilla) or one per stage (res2..res5).
+        octave: (T, H, W) octave: (1, 2, 2) spatial, (2, 2, 2) spatio-temporal.
+        oct_stem: give the stem an octave (alpha of res2) instead of keeping it vanilla.
+        stride_in_1x1: spatial stride on the 1x1 conv_a (Caffe2 MSRA style) instead of the 3x3
+            conv_b (torchvision / PyTorchVideo). The default (conv_b) is the layout whose
+            multiply-adds reproduce the OctConv paper's Table 8 (19.49 / 28.41 GFLOPs for C2D /
+            I3D; stride on conv_a gives 18.57 / 26.25).
+        width: stem width (64).
+        dropout: dropout before the classifier.
+        norm_layer: normalisation class.
+        act_layer: activation class.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        num_classes: int = 400,
+        in_chans: int = 3,
+        stem_kernel: tuple[int, int, int] = (1, 7, 7),
+        temporal_kernels: Sequence[Sequence[int]] = C2D_TEMPORAL,
+        temporal_pool: bool = True,
+        nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
+        alpha: float | Sequence[float] = 0.0,
+        octave: int | Sequence[int] = (1, 2, 2),
+        oct_stem: bool = False,
+        stride_in_1x1: bool = False,
+        width: int = 64,
+        dropout: float = 0.5,
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if depth not in STAGE_DEPTHS:
+            raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
+        if len(temporal_kernels) != 4 or len(nonlocal_blocks) != 4:
+            raise ValueError("temporal_kernels and nonlocal_blocks need one entry per stage (4)")
+        self.octave = normalize_octave(octave)
+        self.alphas = stage_alphas(alpha)
+        self.depth = depth
+        block = block_for_depth(depth)
+        depths = STAGE_DEPTHS[depth]
+        stem_alpha = self.alphas[0] if oct_stem else 0.0
+        common = {
+            "octave": self.octave,
+            "stride_in_1x1": stride_in_1x1,
+            "norm_layer": norm_layer,
+            "act_layer": act_layer,
+        }
+
+        self.stem = Stem(
+            in_chans,
+            width,
+            stem_kernel,
+            alpha=stem_alpha,
+            octave=self.octave,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+        )
+        mids = (width, width * 2, width * 4, width * 8)
+        outs = tuple(m * block.expansion for m in mids)
+        strides = ((1, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2))
+        ins = (width, *outs[:3])
+        alphas_in = (stem_alpha, *self.alphas[:3])
+        stages = [
+            make_stage(
+                block,
+                depths[i],
+                ins[i],
+                mids[i],
+                stride=strides[i],
+                temporal_kernels=temporal_kernels[i],
+                nonlocal_after=nonlocal_blocks[i],
+                alpha_in=alphas_in[i],
+                alpha=self.alphas[i],
+                **common,
+            )
+            for i in range(4)
+        ]
+        self.res2, self.res3, self.res4, self.res5 = stages
+        self.pool2 = (
+            OctPool3d((2, 1, 1), (2, 1, 1), mode="max", octave=self.octave)
+            if temporal_pool
+            else None
+        )
+        self.num_features = outs[3]
+        self.global_pool = GlobalAvgPool()
+        self.head = ClassifierHead(self.num_features, num_classes, dropout)
+        init_weights(self)
+        for m in self.modules():
+            if isinstance(m, NonLocal3d):
+                m.reset_parameters()
+
+    def forward_stages(self, x: Tensor) -> OctPair:
+        """Stem and the four stages: (B, 3, T, H, W) -> pair of res5 features."""
+        x = self.stem(x)  # (B, 64, T, H/4, W/4)
+        x = self.res2(x)  # (B, 256, T, H/4, W/4) per group
+        if self.pool2 is not None:
+            x = self.pool2(x)  # (B, 256, T/2, H/4, W/4) per group
+        x = self.res3(x)  # (B, 512, T', H/8, W/8) per group
+        x = self.res4(x)  # (B, 1024, T', H/16, W/16) per group
+        return self.res5(x)  # (B, 2048, T', H/32, W/32) per group
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Pooled features: (B, 3, T, H, W) -> (B, num_features)."""
+        return self.global_pool(self.forward_stages(x))  # (B, 2048)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.head(features)  # (B, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
+        """A new, freshly initialised classifier (for fine-tuning on another label set)."""
+        p = self.head.drop.p if dropout is None else dropout
+        self.head = ClassifierHead(self.num_features, num_classes, p).to(self.head.fc.weight)
+
+
+# ---------------------------------------------------------------------------------- variants
+
+
+def _create_resnet3d(depth: int, **kwargs: object) -> ResNet3D:
+    return ResNet3D(depth, **kwargs)  # type: ignore[arg-type]
+
+
+def _c2d(**kw: object) -> dict[str, object]:
+    return {"stem_kernel": (1, 7, 7), "temporal_kernels": C2D_TEMPORAL, **kw}
+
+
+def _i3d(**kw: object) -> dict[str, object]:
+    return {"stem_kernel": (5, 7, 7), "temporal_kernels": I3D_TEMPORAL, **kw}
+
+
+def _slow(**kw: object) -> dict[str, object]:
+    return {
+        "stem_kernel": (1, 7, 7),
+        "temporal_kernels": SLOW_TEMPORAL,
+        "temporal_pool": False,
+        **kw,
+    }
+
+
+@register_model
+def c2d_r18(**kwargs: object) -> ResNet3D:
+    """C2D ResNet-18 (basic blocks, no temporal kernels)."""
+    return _create_resnet3d(18, **_c2d(**kwargs))
+
+
+@register_model
+def c2d_r34(**kwargs: object) -> ResNet3D:
+    """C2D ResNet-34."""
+    return _create_resnet3d(34, **_c2d(**kwargs))
+
+
+@register_model
+def c2d_r50(**kwargs: object) -> ResNet3D:
+    """C2D ResNet-50 (Non-local paper baseline; Oct-C2D in the OctConv paper, Table 8)."""
+    return _create_resnet3d(50, **_c2d(**kwargs))
+
+
+@register_model
+def c2d_r101(**kwargs: object) -> ResNet3D:
+    """C2D ResNet-101."""
+    return _create_resnet3d(101, **_c2d(**kwargs))
+
+
+@register_model
+def c2d_r152(**kwargs: object) -> ResNet3D:
+    """C2D ResNet-152."""
+    return _create_resnet3d(152, **_c2d(**kwargs))
+
+
+@register_model
+def i3d_r18(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-18 (3x3x3 conv_a in the inflated blocks)."""
+    return _create_resnet3d(18, **_i3d(**kwargs))
+
+
+@register_model
+def i3d_r34(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-34."""
+    return _create_resnet3d(34, **_i3d(**kwargs))
+
+
+@register_model
+def i3d_r50(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-50 (Non-local paper's 3x1x1 inflation; Oct-I3D in the OctConv paper)."""
+    return _create_resnet3d(50, **_i3d(**kwargs))
+
+
+@register_model
+def i3d_r101(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-101."""
+    return _create_resnet3d(101, **_i3d(**kwargs))
+
+
+@register_model
+def i3d_r152(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-152."""
+    return _create_resnet3d(152, **_i3d(**kwargs))
+
+
+@register_model
+def i3d_nl_r50(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-50 + 5 Non-local blocks (after blocks 1, 3 of res3 and 1, 3, 5 of res4).
+
+    On octave features the Non-local block attends at full resolution with embeddings read from
+    both groups and the response written back to both (see ``octvideo.models.non_local``).
+    """
+    return _create_resnet3d(50, **_i3d(nonlocal_blocks=NL_RES34, **kwargs))
+
+
+@register_model
+def i3d_nl_r101(**kwargs: object) -> ResNet3D:
+    """I3D ResNet-101 + Non-local blocks after every other block of res3 and res4."""
+    return _create_resnet3d(
+        101, **_i3d(nonlocal_blocks=((), (1, 3), tuple(range(1, 23, 2)), ()), **kwargs)
+    )
+
+
+@register_model
+def slow_r50(**kwargs: object) -> ResNet3D:
+    """Slow-only ResNet-50 (SlowFast paper; 3x1x1 conv_a in res4 and res5, no temporal pool)."""
+    return _create_resnet3d(50, **_slow(**kwargs))
+
+
+@register_model
+def slow_r101(**kwargs: object) -> ResNet3D:
+    """Slow-only ResNet-101."""
+    return _create_resnet3d(101, **_slow(**kwargs))

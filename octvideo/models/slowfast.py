@@ -1,0 +1,294 @@
+"""Octave SlowFast networks: a Slow and a Fast pathway, both built from OctConv3d, with lateral
+Fast -> Slow connections.
+
+Reference: Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019 (speed ratio
+alpha = 4 here called ``slowfast_alpha``, channel ratio beta = 1/8, time-strided lateral
+convolutions with 2 x beta C output channels, concatenated into the Slow pathway after the stem and
+after res2, res3, res4); Chen et al., "Drop an Octave", ICCV 2019 for the octave convolutions.
+
+Layout (ResNet-50, 8x8: Slow T = 8, Fast alpha T = 32; high-group shapes)::
+
+    slow clip (B, 3, T, H, W)                   fast clip (B, 3, alpha T, H, W)
+      stem_slow 1x7x7 (B, 64, T, H/4)             stem_fast 5x7x7 (B, 8, alpha T, H/4)
+      <────── fuse_stem: conv 7x1x1 stride (alpha, 1, 1), 8 -> 16 ──────┘
+      res2 (in 64 + 16)  (B, 256, ...)           res2 (B, 32, ...)
+      <────── fuse_res2: 32 -> 64 ───────────────┘
+      res3 (in 256 + 64) (B, 512, ...)           res3 (B, 64, ...)
+      <────── fuse_res3: 64 -> 128 ──────────────┘
+      res4 (in 512 + 128) (B, 1024, ...)         res4 (B, 128, ...)
+      <────── fuse_res4: 128 -> 256 ─────────────┘
+      res5 (in 1024 + 256) (B, 2048, ...)        res5 (B, 256, ...)
+      global average pool of each pathway (per group), concatenated -> dropout -> fc
+
+With an octave, the lateral conv maps the Fast pair to a pair whose low share makes the
+concatenated Slow input split exactly as ``low_channels(C_slow + C_fuse, alpha)``: the next
+stage's convolutions then see the usual split. The concatenated channel order is
+[slow high, lateral high] and [slow low, lateral low].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from octvideo.models._registry import register_model
+from octvideo.models.layers import (
+    ClassifierHead,
+    GlobalAvgPool,
+    Stem,
+    init_weights,
+    stage_alphas,
+)
+from octvideo.models.resnet3d import STAGE_DEPTHS, block_for_depth, make_stage
+from octvideo.ops import (
+    OctAct,
+    OctConv3d,
+    OctNorm,
+    OctPair,
+    as_pair,
+    cat_pairs,
+    low_channels,
+    normalize_octave,
+)
+
+SLOWFAST_SLOW_TEMPORAL: tuple[tuple[int, ...], ...] = ((1,), (1,), (3,), (3,))
+SLOWFAST_FAST_TEMPORAL: tuple[tuple[int, ...], ...] = ((3,), (3,), (3,), (3,))
+
+
+def lateral_alpha(slow_chans: int, fuse_chans: int, alpha: float) -> float:
+    """The lateral output's alpha that makes [slow, lateral] split as ``alpha`` of the total."""
+    n_low = low_channels(slow_chans + fuse_chans, alpha) - low_channels(slow_chans, alpha)
+    if not 0 <= n_low < fuse_chans:
+        raise ValueError(
+            f"cannot split a {fuse_chans}-channel lateral to give {n_low} low channels"
+        )
+    return n_low / fuse_chans
+
+
+class FuseFastToSlow(nn.Module):
+    """Lateral connection: time-strided conv of the Fast pair, norm, act, concatenated to Slow.
+
+    Args:
+        fast_chans: Fast pathway channels.
+        slow_chans: Slow pathway channels at the same point.
+        fusion_ratio: lateral output channels per Fast channel (2 in the paper).
+        kernel_t: temporal kernel (7 for SlowFast R50 in the model zoo, 5 for R101).
+        speed: frame-rate ratio (the temporal stride).
+        fast_alpha: low share of the Fast pair.
+        slow_alpha: low share the Slow pair has (and the concatenation must have).
+        octave: (T, H, W) octave factor.
+        norm_layer: normalisation class.
+        act_layer: activation class.
+    """
+
+    def __init__(
+        self,
+        fast_chans: int,
+        slow_chans: int,
+        *,
+        fusion_ratio: int = 2,
+        kernel_t: int = 7,
+        speed: int = 4,
+        fast_alpha: float = 0.0,
+        slow_alpha: float = 0.0,
+        octave: Sequence[int] = (1, 2, 2),
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        out = fast_chans * fusion_ratio
+        alpha_out = lateral_alpha(slow_chans, out, slow_alpha)
+        self.out_chans = out
+        self.conv = OctConv3d(
+            fast_chans,
+            out,
+            (kernel_t, 1, 1),
+            stride=(speed, 1, 1),
+            alpha_in=fast_alpha,
+            alpha_out=alpha_out,
+            octave=octave,
+        )
+        self.bn = OctNorm(out, alpha=alpha_out, norm_layer=norm_layer)
+        self.act = OctAct(act_layer)
+
+    def forward(self, slow: OctPair, fast: OctPair) -> tuple[OctPair, OctPair]:
+        fuse = self.act(self.bn(self.conv(fast)))  # (B, 2 beta C, T, H, W) per group
+        fuse = as_pair(fuse)
+        if fuse.low is None and slow.low is not None:
+            # A tiny alpha can leave the lateral no low channel while Slow has some.
+            high = torch.cat([slow.high, fuse.high], dim=1)  # (B, C_h + 2 beta C, T, H, W)
+            return OctPair(high, slow.low), fast
+        return cat_pairs([slow, fuse]), fast  # (B, C + 2 beta C, T, H, W) per group
+
+
+class Pathway(nn.Module):
+    """Stem and four residual stages of one pathway (run step by step by ``SlowFast``)."""
+
+    def __init__(self, stem: Stem, stages: Sequence[nn.Sequential]) -> None:
+        super().__init__()
+        self.stem = stem
+        self.res2, self.res3, self.res4, self.res5 = stages
+
+
+class SlowFast(nn.Module):
+    """Octave SlowFast ResNet (see the module docstring for the layout).
+
+    Input: ``[slow (B, 3, T, H, W), fast (B, 3, slowfast_alpha * T, H, W)]``.
+
+    Args:
+        depth: 50, 101 or 152 (bottleneck ResNets).
+        num_classes: classifier outputs.
+        slowfast_alpha: speed ratio between the pathways' frame rates.
+        beta_inv: channel ratio 1/beta (Fast has 1/8 of Slow's channels).
+        fusion_ratio: lateral output channels per Fast channel.
+        fusion_kernel: temporal kernel of the lateral convs.
+        alpha: Slow pathway's low share: one value (res2..res4) or one per stage.
+        fast_alpha: Fast pathway's low share (same form); defaults to ``alpha``.
+        octave: (T, H, W) octave factor of both pathways.
+        stride_in_1x1: stride on conv_a instead of conv_b.
+        dropout: dropout before the classifier.
+        norm_layer: normalisation class.
+        act_layer: activation class.
+    """
+
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        num_classes: int = 400,
+        slowfast_alpha: int = 4,
+        beta_inv: int = 8,
+        fusion_ratio: int = 2,
+        fusion_kernel: int = 7,
+        alpha: float | Sequence[float] = 0.0,
+        fast_alpha: float | Sequence[float] | None = None,
+        octave: int | Sequence[int] = (1, 2, 2),
+        stride_in_1x1: bool = False,
+        dropout: float = 0.5,
+        norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if depth not in STAGE_DEPTHS or depth < 50:
+            raise ValueError(f"SlowFast depth must be 50, 101 or 152, got {depth}")
+        self.slowfast_alpha = slowfast_alpha
+        self.octave = normalize_octave(octave)
+        self.alphas = stage_alphas(alpha)
+        self.fast_alphas = self.alphas if fast_alpha is None else stage_alphas(fast_alpha)
+        block = block_for_depth(depth)
+        depths = STAGE_DEPTHS[depth]
+        width, fast_width = 64, 64 // beta_inv
+        norm_act = {"norm_layer": norm_layer, "act_layer": act_layer}
+        stage_kw = {"octave": self.octave, "stride_in_1x1": stride_in_1x1, **norm_act}
+        fuse_kw = {
+            "fusion_ratio": fusion_ratio,
+            "kernel_t": fusion_kernel,
+            "speed": slowfast_alpha,
+            "octave": self.octave,
+            **norm_act,
+        }
+        strides = ((1, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2))
+        mids = (width, width * 2, width * 4, width * 8)
+        fast_mids = tuple(m // beta_inv for m in mids)
+        outs = tuple(4 * m for m in mids)
+        fast_outs = tuple(4 * m for m in fast_mids)
+
+        # Channels the Fast pathway has at each fusion point, and those the Slow pathway has.
+        fast_points = (fast_width, *fast_outs[:3])
+        slow_points = (width, *outs[:3])
+        slow_alpha_points = (0.0, *self.alphas[:3])
+        fast_alpha_points = (0.0, *self.fast_alphas[:3])
+        fuses = [
+            FuseFastToSlow(
+                fast_points[i],
+                slow_points[i],
+                fast_alpha=fast_alpha_points[i],
+                slow_alpha=slow_alpha_points[i],
+                **fuse_kw,
+            )
+            for i in range(4)
+        ]
+        self.fuse_stem, self.fuse_res2, self.fuse_res3, self.fuse_res4 = fuses
+        slow_ins = tuple(slow_points[i] + fuses[i].out_chans for i in range(4))
+
+        self.slow = Pathway(
+            Stem(3, width, (1, 7, 7), octave=self.octave, **norm_act),
+            [
+                make_stage(
+                    block,
+                    depths[i],
+                    slow_ins[i],
+                    mids[i],
+                    stride=strides[i],
+                    temporal_kernels=SLOWFAST_SLOW_TEMPORAL[i],
+                    alpha_in=slow_alpha_points[i],
+                    alpha=self.alphas[i],
+                    **stage_kw,
+                )
+                for i in range(4)
+            ],
+        )
+        self.fast = Pathway(
+            Stem(3, fast_width, (5, 7, 7), octave=self.octave, **norm_act),
+            [
+                make_stage(
+                    block,
+                    depths[i],
+                    fast_points[i],
+                    fast_mids[i],
+                    stride=strides[i],
+                    temporal_kernels=SLOWFAST_FAST_TEMPORAL[i],
+                    alpha_in=fast_alpha_points[i],
+                    alpha=self.fast_alphas[i],
+                    **stage_kw,
+                )
+                for i in range(4)
+            ],
+        )
+        self.num_features = outs[3] + fast_outs[3]
+        self.global_pool = GlobalAvgPool()
+        self.head = ClassifierHead(self.num_features, num_classes, dropout)
+        init_weights(self)
+
+    def forward_features(self, x: Sequence[Tensor]) -> Tensor:
+        """Pooled features of both pathways: [slow, fast] clips -> (B, C_slow + C_fast)."""
+        if len(x) != 2:
+            raise ValueError("SlowFast takes a list [slow clip, fast clip]")
+        s, f = self.slow.stem(x[0]), self.fast.stem(x[1])  # (B, 64, T, H/4, W/4), (B, 8, aT, ...)
+        s, f = self.fuse_stem(s, f)  # (B, 80, T, H/4, W/4) per group
+        s, f = self.slow.res2(s), self.fast.res2(f)  # (B, 256, ...), (B, 32, ...)
+        s, f = self.fuse_res2(s, f)  # (B, 320, ...) per group
+        s, f = self.slow.res3(s), self.fast.res3(f)  # (B, 512, T, H/8, W/8), (B, 64, ...)
+        s, f = self.fuse_res3(s, f)  # (B, 640, ...) per group
+        s, f = self.slow.res4(s), self.fast.res4(f)  # (B, 1024, T, H/16, W/16), (B, 128, ...)
+        s, f = self.fuse_res4(s, f)  # (B, 1280, ...) per group
+        s, f = self.slow.res5(s), self.fast.res5(f)  # (B, 2048, T, H/32, W/32), (B, 256, ...)
+        return torch.cat([self.global_pool(s), self.global_pool(f)], dim=1)  # (B, 2304)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.head(features)  # (B, num_classes)
+
+    def forward(self, x: Sequence[Tensor]) -> Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
+        """A new, freshly initialised classifier (for fine-tuning on another label set)."""
+        p = self.head.drop.p if dropout is None else dropout
+        self.head = ClassifierHead(self.num_features, num_classes, p).to(self.head.fc.weight)
+
+
+@register_model
+def slowfast_r50(**kwargs: object) -> SlowFast:
+    """SlowFast 8x8 ResNet-50 (alpha 4, beta 1/8, 7x1x1 laterals as in the PyTorchVideo zoo)."""
+    return SlowFast(50, fusion_kernel=7, **kwargs)  # type: ignore[arg-type]
+
+
+@register_model
+def slowfast_r101(**kwargs: object) -> SlowFast:
+    """SlowFast 8x8 ResNet-101 (5x1x1 laterals as in the PyTorchVideo zoo)."""
+    return SlowFast(101, fusion_kernel=5, **kwargs)  # type: ignore[arg-type]
