@@ -32,7 +32,7 @@ class DataConfig:
     annotation_format: str = "auto"  # "auto" | "lines" | "kinetics_csv" | "folders"
     classes_file: str = ""  # class names, one a line; written from the train list when absent
     video_extensions: tuple[str, ...] = (".mp4", ".webm", ".mkv", ".avi", ".mov")  # for folders
-    decoder: str = "decord"  # "decord" | "pyav" | "auto" (decord, then PyAV for files it fails)
+    decoder: str = "auto"  # "auto" (decord, then PyAV for a file decord fails) | "decord" | "pyav"
     decode_short_side: int | None = (
         None  # resize frames on decode to this short side (None = as is)
     )

@@ -41,6 +41,51 @@ class DecodeError(RuntimeError):
     """A video that exists but cannot be decoded; the message holds the decoder's error."""
 
 
+# FFmpeg probes arbitrary bytes as exotic formats (a text file as "tty" ANSI art, junk as "cdg"
+# karaoke graphics); PyAV only accepts demuxers that hold real video.
+VIDEO_CONTAINERS = frozenset(
+    [
+        "mov",
+        "mp4",
+        "m4a",
+        "3gp",
+        "3g2",
+        "mj2",
+        "matroska",
+        "webm",
+        "avi",
+        "mpeg",
+        "mpegts",
+        "mpegvideo",
+        "flv",
+        "ogg",
+        "asf",
+        "h264",
+        "hevc",
+        "m4v",
+        "mjpeg",
+        "ivf",
+        "nut",
+        "mxf",
+        "gif",
+    ]
+)
+# Frames longer than this many times their height (or the reverse) are refused: resizing their
+# short side to a crop size would make a frame of gigabytes, and no action model sees them.
+MAX_ASPECT_RATIO = 10.0
+
+
+def _check_frame_size(path: str, width: int, height: int) -> None:
+    if min(width, height) < 2:
+        raise DecodeError(f"{path}: frame size {width}x{height} is too small to be a video")
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        raise DecodeError(
+            f"{path}: frame size {width}x{height} (aspect ratio {ratio:.0f}:1) is beyond the "
+            f"{MAX_ASPECT_RATIO:.0f}:1 octvideo decodes; crop or re-encode the video"
+        )
+
+
 class VideoInfo(NamedTuple):
     """What a decoder reports about a video stream."""
 
@@ -60,6 +105,7 @@ class _DecordReader:
         if num == 0:
             raise DecodeError(f"{path}: decord found no video frames")
         height, width = self._vr[0].shape[:2]
+        _check_frame_size(path, int(width), int(height))
         self._vr.seek(0)
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
 
@@ -73,6 +119,12 @@ class _PyAVReader:
 
         self._path = path
         with av.open(path, metadata_errors="ignore") as container:
+            formats = set(container.format.name.split(","))
+            if not formats & VIDEO_CONTAINERS:
+                raise DecodeError(
+                    f"{path}: PyAV reads it as {container.format.name!r}, not a video container "
+                    f"format (the file is probably not a video)"
+                )
             stream = container.streams.video[0] if container.streams.video else None
             if stream is None:
                 raise DecodeError(f"{path}: no video stream")
@@ -81,6 +133,7 @@ class _PyAVReader:
             width, height = stream.codec_context.width, stream.codec_context.height
         if not pts:
             raise DecodeError(f"{path}: PyAV found no video packets")
+        _check_frame_size(path, int(width), int(height))
         self._pts = None if any(p is None for p in pts) else sorted(pts)
         fps = float(rate) if rate else 0.0
         self.info = VideoInfo(len(pts), fps, int(width), int(height), "pyav")
@@ -170,7 +223,11 @@ def _check_args(path: str | os.PathLike[str], decoder: str) -> str:
     if decoder not in ("decord", "pyav", "auto"):
         raise ValueError(f"decoder must be 'decord', 'pyav' or 'auto', got {decoder!r}")
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a video file")
     if not os.path.isfile(path):
+        if os.path.islink(path):
+            raise FileNotFoundError(f"{path} is a broken symlink or a symlink loop, not a video")
         raise FileNotFoundError(f"video {path} does not exist")
     return path
 

@@ -161,7 +161,8 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     """Files as given; folders searched recursively for videos (sorted); ``.txt`` files read as
     lists of paths (one a line, ``#`` comments skipped, relative to the list's folder).
 
-    A path that does not exist is kept, so that it is reported as failed rather than dropped.
+    A path that does not exist, and a folder without videos, are kept, so that they are reported
+    as failed rather than dropped.
     """
     out: list[str] = []
     for item in inputs:
@@ -172,8 +173,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
                 for p in path.rglob("*")
                 if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
             )
-            if not found:
+            if not found:  # kept, so that it is reported as a failed input
                 logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
+                found = [str(path)]
             out.extend(found)
         elif path.suffix.lower() == ".txt" and path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -391,7 +393,7 @@ class Predictor:
             plan, times = self._clip_plan(info, views, window_s, stride_s)
             crops = (1,) if window_s is not None else self._views(views)[1]
             probs = self._run(plan, crops, frames_of, on_batch)  # (clips, K), crops averaged
-        except (DecodeError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        except (DecodeError, OSError) as err:  # a bad input is a result, not a crash
             result.error = f"{type(err).__name__}: {err}"
             result.seconds = time.perf_counter() - start_time
             logger.warning("%s: %s", name, result.error)
@@ -420,8 +422,6 @@ class Predictor:
     def _file_source(self, path: str, decoder: str):
         from octvideo.data.decoding import probe
 
-        if os.path.isdir(path):
-            raise IsADirectoryError(f"{path} is a directory, not a video file")
         info = probe(path, decoder=decoder)
 
         def frames_of(indices: np.ndarray) -> Tensor:

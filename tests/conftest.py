@@ -1,0 +1,51 @@
+"""Fixtures shared by several test folders: a small checkpoint in the format ``octvideo train``
+writes (weights under ``model.``, metadata under ``hyper_parameters.meta``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from octvideo.engine.checkpoint import atomic_save
+from octvideo.inference.predictor import model_from_meta
+
+CLASSES = ["left", "right", "still"]
+META = {
+    "name": "tiny",
+    "model": {
+        "name": "c2d_r18",
+        "num_classes": 3,
+        "alpha": 0.25,
+        "octave": [1, 2, 2],
+        "dropout": 0.0,
+        "extra": {"width": 8},
+    },
+    "classes": CLASSES,
+    "normalization": {"mean": [0.45, 0.45, 0.45], "std": [0.225, 0.225, 0.225]},
+    "clip": {
+        "num_frames": 4,
+        "sampling_rate": 2,
+        "slowfast_alpha": None,
+        "test_short_side": 32,
+        "test_crop_size": 32,
+        "test_num_clips": 3,
+        "test_num_crops": 3,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = model_from_meta(META["model"])
+    with torch.no_grad():  # non-trivial BN statistics, so eval mode matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META}}, path)
+    return path

@@ -1,0 +1,75 @@
+"""The bad-input matrix of the reliability tests: how each input is made, and its outcome.
+
+Each entry is a path and the outcome octvideo defines for it: ``ok`` (it is a usable video) or
+``bad`` (reported as failed, never a crash and never a substitute).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+GOOD_FRAMES = 12
+
+
+def write_video(
+    path: Path,
+    n: int = GOOD_FRAMES,
+    *,
+    height: int = 48,
+    width: int = 64,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    in_format: str = "rgb24",
+    metadata: dict[str, str] | None = None,
+    stream_metadata: dict[str, str] | None = None,
+) -> Path:
+    rng = np.random.default_rng(n + width)
+    with av.open(str(path), "w") as container:
+        if metadata:
+            container.metadata.update(metadata)
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if stream_metadata:
+            stream.metadata.update(stream_metadata)
+        channels = 1 if in_format == "gray" else 3
+        for _ in range(n):
+            array = rng.integers(0, 255, (height, width, channels), dtype=np.uint8)
+            if channels == 1:
+                array = array[..., 0]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format=in_format)))
+        container.mux(stream.encode())
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+        for start in range(0, samples.size - 1024, 1024):
+            frame = av.AudioFrame.from_ndarray(
+                samples[None, start : start + 1024], format="fltp", layout="mono"
+            )
+            frame.sample_rate = 16000
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+# name -> expected outcome ("ok": decodes and gets a prediction; "bad": reported as failed)
+EXPECTED = {
+    "zero_byte.mp4": "bad",
+    "truncated.mp4": "bad",
+    "not_video.mp4": "bad",
+    "audio_only.mp4": "bad",
+    "one_frame.mp4": "ok",
+    "wide_10000x10.mp4": "bad",
+    "grayscale.mkv": "ok",
+    "rotated.mp4": "ok",
+    "broken_utf8_meta.mp4": "ok",
+    "dir_named.mp4": "bad",
+    "symlink_loop.mp4": "bad",
+    "spaces and ünïcødé 東京.mp4": "ok",
+}
