@@ -75,8 +75,13 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
 
 
 def _converted_state(model: nn.Module, checkpoint: dict, kind: str) -> dict[str, torch.Tensor]:
-    from octvideo.models import weights
-
+    try:
+        from octvideo.models import weights
+    except ImportError as err:
+        raise ConfigError(
+            f"model.pretrained_kind={kind!r} needs octvideo.models.weights "
+            f"(convert_pytorchvideo / inflate_2d), which this install lacks"
+        ) from err
     if kind == "pytorchvideo":
         return weights.convert_pytorchvideo(model_state_dict(checkpoint), model)
     if kind == "imagenet2d":
