@@ -252,6 +252,38 @@ class SlowFast(nn.Module):
         self.head = ClassifierHead(self.num_features, num_classes, dropout)
         init_weights(self)
 
+    def octave_input_order(self) -> dict[str, Tensor]:
+        """Vanilla input-channel order of the convs that read a [Slow, lateral] concatenation.
+
+        The vanilla network concatenates [slow (S), lateral (F)]; the octave pair holds
+        [slow high, lateral high] and [slow low, lateral low], so slicing a vanilla weight into
+        OctConv3d blocks must first reorder its input channels (``octavise_state_dict`` does).
+        """
+        orders: dict[str, Tensor] = {}
+        points = (
+            ("res2", self.slow.res2, self.fuse_stem),
+            ("res3", self.slow.res3, self.fuse_res2),
+            ("res4", self.slow.res4, self.fuse_res3),
+            ("res5", self.slow.res5, self.fuse_res4),
+        )
+        for stage_name, stage, fuse in points:
+            conv_a = stage[0].conv_a
+            n_fuse, lf = fuse.out_chans, fuse.conv.out_low
+            n_slow = conv_a.in_channels - n_fuse
+            ls = conv_a.in_low - lf
+            order = torch.cat(
+                [
+                    torch.arange(0, n_slow - ls),
+                    torch.arange(n_slow, n_slow + n_fuse - lf),
+                    torch.arange(n_slow - ls, n_slow),
+                    torch.arange(n_slow + n_fuse - lf, n_slow + n_fuse),
+                ]
+            )
+            orders[f"slow.{stage_name}.0.conv_a"] = order
+            if stage[0].downsample is not None:
+                orders[f"slow.{stage_name}.0.downsample.conv"] = order
+        return orders
+
     def forward_features(self, x: Sequence[Tensor]) -> Tensor:
         """Pooled features of both pathways: [slow, fast] clips -> (B, C_slow + C_fast)."""
         if len(x) != 2:

@@ -1,0 +1,299 @@
+"""Moving weights between checkpoints and octave models.
+
+- PyTorchVideo model-zoo checkpoints (``slow_r50``, ``c2d_r50``, ``i3d_r50``, ``slowfast_r50``
+  and their depth variants) map key by key onto the alpha-0 octvideo model;
+- any vanilla (alpha-0) state dict initialises an alpha > 0 model by slicing each convolution
+  into its four OctConv3d blocks and each norm into its high and low channels ("octavising");
+- a 2D torchvision ResNet state dict inflates into C2D or I3D the I3D way (Carreira & Zisserman,
+  CVPR 2017): each 2D kernel is repeated over the temporal kernel and divided by its length.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019: the four OctConv weights are the blocks of a
+vanilla weight, so the parameter count is unchanged and a vanilla checkpoint slices in.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from octvideo.ops import OctConv3d, OctNorm
+
+log = logging.getLogger(__name__)
+
+_PTV_BLOCK = {
+    "branch1_conv": "downsample.conv.conv_hh",
+    "branch1_norm": "downsample.bn.high",
+    "branch2.conv_a": "conv_a.conv_hh",
+    "branch2.norm_a": "bn_a.high",
+    "branch2.conv_b": "conv_b.conv_hh",
+    "branch2.norm_b": "bn_b.high",
+    "branch2.conv_c": "conv_c.conv_hh",
+    "branch2.norm_c": "bn_c.high",
+}
+_PTV_STEM = {"conv": "conv.conv_hh", "norm": "bn.high"}
+_PTV_FUSE = {"conv_fast_to_slow": "conv.conv_hh", "norm": "bn.high"}
+_RESBLOCK = re.compile(
+    r"res_blocks\.(\d+)\.(branch1_conv|branch1_norm|branch2\.\w+?_[abc])\.(\w+)$"
+)
+
+
+def _split_module(rest: str, table: Mapping[str, str]) -> str:
+    module, _, leaf = rest.rpartition(".")
+    if module not in table:
+        raise KeyError(rest)
+    return f"{table[module]}.{leaf}"
+
+
+def _res_block(rest: str) -> str:
+    m = _RESBLOCK.match(rest)
+    if m is None:
+        raise KeyError(rest)
+    return f"{m.group(1)}.{_PTV_BLOCK[m.group(2)]}.{m.group(3)}"
+
+
+def convert_pytorchvideo_state_dict(
+    state_dict: Mapping[str, Tensor], model_name: str
+) -> dict[str, Tensor]:
+    """Renames a PyTorchVideo ResNet / SlowFast state dict to the alpha-0 octvideo model's keys.
+
+    Args:
+        state_dict: ``model.state_dict()`` of a ``pytorchvideo.models.hub`` model (or the
+            ``"model_state"`` entry of a zoo ``.pyth`` file).
+        model_name: the octvideo variant (``slow_r50``, ``c2d_r50``, ``i3d_r50``,
+            ``slowfast_r50``, ...); SlowFast names select the two-pathway layout.
+
+    Raises:
+        ValueError: naming every key that has no octvideo counterpart.
+    """
+    slowfast = model_name.startswith("slowfast")
+    blocks = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")})
+    stage_blocks = sorted(
+        {int(k.split(".")[1]) for k in state_dict if ".res_blocks." in k}
+    )  # the residual stages, in order, skipping pooling blocks
+    stage_name = {b: f"res{i + 2}" for i, b in enumerate(stage_blocks)}
+    head_block = blocks[-1] if blocks else -1
+    out: dict[str, Tensor] = {}
+    unknown: list[str] = []
+    for key, value in state_dict.items():
+        parts = key.split(".")
+        try:
+            if parts[0] != "blocks":
+                raise KeyError(key)
+            b, rest = int(parts[1]), ".".join(parts[2:])
+            if b == head_block and rest in ("proj.weight", "proj.bias"):
+                new = f"head.fc.{parts[-1]}"
+            elif not slowfast and b == 0:
+                new = f"stem.{_split_module(rest, _PTV_STEM)}"
+            elif not slowfast and b in stage_name:
+                new = f"{stage_name[b]}.{_res_block(rest)}"
+            elif slowfast and rest.startswith("multipathway_fusion."):
+                point = "stem" if b == 0 else f"res{b + 1}"
+                new = f"fuse_{point}.{_split_module(rest.split('.', 1)[1], _PTV_FUSE)}"
+            elif slowfast and rest.startswith("multipathway_blocks."):
+                _, path, inner = rest.split(".", 2)
+                pathway = ("slow", "fast")[int(path)]
+                if b == 0:
+                    new = f"{pathway}.stem.{_split_module(inner, _PTV_STEM)}"
+                else:
+                    new = f"{pathway}.res{b + 1}.{_res_block(inner)}"
+            else:
+                raise KeyError(key)
+        except (KeyError, ValueError):
+            unknown.append(key)
+            continue
+        out[new] = value
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} PyTorchVideo keys have no octvideo {model_name} counterpart: "
+            f"{unknown[:8]}{' ...' if len(unknown) > 8 else ''}"
+        )
+    return out
+
+
+def _read_checkpoint(path: str | Path) -> dict[str, Tensor]:
+    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    for key in ("model_state", "state_dict", "model"):
+        if isinstance(ckpt, Mapping) and key in ckpt and isinstance(ckpt[key], Mapping):
+            return dict(ckpt[key])
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"{path} does not hold a state dict")
+    return dict(ckpt)
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [
+        f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"state dict does not fit {type(model).__name__}: missing {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''} ({len(missing)}), unexpected "
+            f"{unexpected[:8]}{' ...' if len(unexpected) > 8 else ''} ({len(unexpected)}), "
+            f"shape mismatches {shapes[:8]}"
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Loads a PyTorchVideo zoo checkpoint (a local file) into an octvideo model of any alpha.
+
+    The checkpoint is renamed (``convert_pytorchvideo_state_dict``) and, when the model has an
+    octave, sliced (``octavise_state_dict``).
+    """
+    name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
+    vanilla = convert_pytorchvideo_state_dict(_read_checkpoint(path), name)
+    load_state_dict_checked(model, octavise_state_dict(vanilla, model))
+    return model
+
+
+def octavise_state_dict(
+    vanilla_sd: Mapping[str, Tensor],
+    model: nn.Module,
+    *,
+    keep_own: Iterable[str] = (),
+) -> dict[str, Tensor]:
+    """A state dict for ``model`` (any alpha) from the state dict of its alpha-0 twin.
+
+    Every ``OctConv3d`` takes the four blocks of its vanilla weight (``<name>.conv_hh.weight`` in
+    the vanilla dict); every ``OctNorm`` splits its vanilla statistics and affine parameters into
+    the first (high) and last (low) channels; everything else is copied. At alpha 0 this is the
+    identity.
+
+    Args:
+        vanilla_sd: state dict of the same variant built with alpha 0.
+        model: the octave model (its own weights are not changed).
+        keep_own: module-name prefixes whose weights are taken from ``model`` itself (e.g. a new
+            classifier, Non-local blocks absent from the source).
+
+    Raises:
+        ValueError: naming vanilla keys that are missing or left over.
+    """
+    keep = tuple(keep_own)
+    target = copy.deepcopy(model)
+    orders = model.octave_input_order() if hasattr(model, "octave_input_order") else {}
+    used: set[str] = set()
+    missing: list[str] = []
+
+    def take(key: str) -> Tensor | None:
+        if key not in vanilla_sd:
+            missing.append(key)
+            return None
+        used.add(key)
+        return vanilla_sd[key]
+
+    with torch.no_grad():
+        for name, m in target.named_modules():
+            if keep and name.startswith(keep):
+                continue
+            if isinstance(m, OctConv3d):
+                weight = take(f"{name}.conv_hh.weight")
+                bias = take(f"{name}.conv_hh.bias") if m.conv_hh.bias is not None else None
+                if weight is None:
+                    continue
+                if name in orders:
+                    weight = weight[:, orders[name]]
+                m.load_vanilla_weight(weight, bias)
+            elif isinstance(m, OctNorm):
+                n_high = m.high.num_features
+                for leaf, own in m.high.state_dict().items():
+                    value = take(f"{name}.high.{leaf}")
+                    if value is None:
+                        continue
+                    if value.ndim == 0:  # num_batches_tracked
+                        own.copy_(value)
+                        if m.low is not None:
+                            m.low.state_dict()[leaf].copy_(value)
+                        continue
+                    own.copy_(value[:n_high])
+                    if m.low is not None:
+                        m.low.state_dict()[leaf].copy_(value[n_high:])
+        out = target.state_dict()
+        octave_owned = tuple(
+            f"{n}." for n, m in target.named_modules() if isinstance(m, OctConv3d | OctNorm)
+        )
+        for key in out:
+            if key.startswith(octave_owned) or (keep and key.startswith(keep)):
+                continue
+            value = take(key)
+            if value is not None:
+                out[key] = value.to(out[key].dtype).clone()
+    extra = sorted(k for k in vanilla_sd if k not in used and not (keep and k.startswith(keep)))
+    if missing or extra:
+        raise ValueError(
+            f"vanilla state dict does not fit {type(model).__name__}: missing {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''} ({len(missing)}), unexpected {extra[:8]}"
+            f"{' ...' if len(extra) > 8 else ''} ({len(extra)})"
+        )
+    return out
+
+
+_TV_BLOCK = {
+    "conv1": "conv_a.conv_hh",
+    "bn1": "bn_a.high",
+    "conv2": "conv_b.conv_hh",
+    "bn2": "bn_b.high",
+    "conv3": "conv_c.conv_hh",
+    "bn3": "bn_c.high",
+    "downsample.0": "downsample.conv.conv_hh",
+    "downsample.1": "downsample.bn.high",
+}
+
+
+def inflate_resnet2d(state_dict_2d: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """A state dict for a C2D / I3D ``ResNet3D`` (any alpha, any depth) from a torchvision ResNet.
+
+    Each 2D kernel (O, I, kH, kW) becomes (O, I, kT, kH, kW): repeated kT times and divided by kT,
+    so a clip of identical frames gives the 2D network's activations (exactly so for C2D, and away
+    from the temporal borders for I3D). The classifier is copied when its shape fits (1000 ImageNet
+    classes), else the model keeps its own; Non-local blocks keep their own initialisation.
+
+    Args:
+        state_dict_2d: torchvision ``resnet{18,34,50,101,152}`` layout (conv1, bn1, layer1..4, fc).
+        model: the target ``ResNet3D``.
+
+    Raises:
+        ValueError: naming 2D keys with no 3D counterpart, or 3D weights left without a source.
+    """
+    kernels = {name: m.kernel_size for name, m in model.named_modules() if isinstance(m, OctConv3d)}
+    vanilla: dict[str, Tensor] = {}
+    unknown: list[str] = []
+    for key, value in state_dict_2d.items():
+        module, _, leaf = key.rpartition(".")
+        if module in ("conv1", "bn1"):
+            new = f"stem.{_PTV_STEM['conv' if module == 'conv1' else 'norm']}.{leaf}"
+        elif module == "fc":
+            new = f"head.fc.{leaf}"
+        elif (m := re.match(r"layer(\d)\.(\d+)\.(.+)$", module)) and m.group(3) in _TV_BLOCK:
+            new = f"res{int(m.group(1)) + 1}.{m.group(2)}.{_TV_BLOCK[m.group(3)]}.{leaf}"
+        else:
+            unknown.append(key)
+            continue
+        conv = new.rsplit(".conv_hh.", 1)[0]
+        if value.ndim == 4 and conv in kernels:
+            kt = kernels[conv][0]
+            value = value.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
+        vanilla[new] = value
+    if unknown:
+        raise ValueError(f"2D keys with no 3D counterpart: {unknown[:8]} ({len(unknown)})")
+    keep = [n for n, m in model.named_modules() if type(m).__name__ == "NonLocal3d"]
+    fc = model.get_classifier()
+    if "head.fc.weight" in vanilla and tuple(vanilla["head.fc.weight"].shape) != tuple(
+        fc.weight.shape
+    ):
+        log.info("2D classifier %s does not fit; keeping the model's own", fc)
+        vanilla.pop("head.fc.weight")
+        vanilla.pop("head.fc.bias", None)
+        keep.append("head.fc")
+    return octavise_state_dict(vanilla, model, keep_own=keep)

@@ -1,0 +1,158 @@
+"""Weights across layouts: PyTorchVideo zoo models (built here without weights) convert to the
+alpha-0 octvideo models output for output in float64; octavising slices every weight into blocks
+that reassemble to the vanilla one; torchvision ResNets inflate so identical frames give the 2D
+logits; files load with clear errors."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from octvideo.models import create_model
+from octvideo.models.weights import (
+    convert_pytorchvideo_state_dict,
+    inflate_resnet2d,
+    load_pytorchvideo_checkpoint,
+    load_state_dict_checked,
+    octavise_state_dict,
+)
+from octvideo.ops import OctConv3d
+
+
+def _pytorchvideo(name: str) -> nn.Module:
+    """The zoo architecture of ``name`` with a head pool that covers a 4x64x64 clip's features."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models import hub
+        from pytorchvideo.models.resnet import create_resnet
+
+    if name == "slow_r50":  # hub.slow_r50 fixes the (8, 7, 7) head pool; same arguments otherwise
+        return create_resnet(
+            stem_conv_kernel_size=(1, 7, 7), head_pool_kernel_size=(4, 2, 2), model_depth=50
+        )
+    if name == "slowfast_r50":
+        return hub.slowfast_r50(pretrained=False, head_pool_kernel_sizes=((2, 2, 2), (8, 2, 2)))
+    return getattr(hub, name)(pretrained=False, head_pool_kernel_size=(2, 2, 2))
+
+
+def _randomise(model: nn.Module) -> nn.Module:
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d | nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return model
+
+
+def _clip(name: str) -> torch.Tensor | list[torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    if name.startswith("slowfast"):
+        return [
+            torch.randn(2, 3, 2, 64, 64, generator=g, dtype=torch.float64),
+            torch.randn(2, 3, 8, 64, 64, generator=g, dtype=torch.float64),
+        ]
+    return torch.randn(2, 3, 4, 64, 64, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name", ["slow_r50", "c2d_r50", "i3d_r50", "slowfast_r50"])
+def test_pytorchvideo_checkpoint_matches(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    ref = _randomise(_pytorchvideo(name)).double().eval()
+    path = tmp_path / f"{name}.pyth"
+    torch.save({"model_state": ref.state_dict()}, path)  # the zoo's file layout
+    model = load_pytorchvideo_checkpoint(create_model(name).double().eval(), path)
+    x = _clip(name)
+    with torch.no_grad():
+        # PyTorchVideo's multi-pathway blocks write into the input list: give it a copy.
+        want = ref(list(x) if isinstance(x, list) else x)
+        torch.testing.assert_close(model(x), want, rtol=1e-10, atol=1e-10)
+
+
+def test_convert_names_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="no octvideo"):
+        convert_pytorchvideo_state_dict({"blocks.0.weird.weight": torch.zeros(1)}, "i3d_r50")
+
+
+def test_load_reports_missing_and_unexpected(tmp_path: Path) -> None:
+    model = create_model("c2d_r18")
+    sd = model.state_dict()
+    sd.pop("stem.conv.conv_hh.weight")
+    sd["extra.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r"missing \['stem.conv.conv_hh.weight'\].*extra.weight"):
+        load_state_dict_checked(model, sd)
+
+
+@pytest.mark.parametrize("name", ["i3d_nl_r50", "slowfast_r50", "c2d_r18"])
+@pytest.mark.parametrize("alpha", [0.25, (0.5, 0.5, 0.5, 0.5)])
+def test_octavise_slices_every_weight(name: str, alpha: float) -> None:
+    torch.manual_seed(0)
+    vanilla = _randomise(create_model(name))
+    octave = create_model(name, alpha=alpha)
+    load_state_dict_checked(octave, octavise_state_dict(vanilla.state_dict(), octave))
+    orders = octave.octave_input_order() if hasattr(octave, "octave_input_order") else {}
+    convs = dict(vanilla.named_modules())
+    n_oct = 0
+    for mname, m in octave.named_modules():
+        if isinstance(m, OctConv3d):
+            n_oct += m.has_octave
+            w, b = m.vanilla_weight()
+            ref = convs[mname].conv_hh.weight
+            if mname in orders:
+                ref = ref[:, orders[mname]]
+            torch.testing.assert_close(w, ref, rtol=0, atol=0)
+            if b is not None:
+                torch.testing.assert_close(b, convs[mname].conv_hh.bias, rtol=0, atol=0)
+    assert n_oct > 0
+    assert sum(p.numel() for p in octave.parameters()) == sum(
+        p.numel() for p in vanilla.parameters()
+    )
+
+
+def test_slowfast_octavised_lateral_order() -> None:
+    # The lateral's high channels land after the slow high channels in the octave pair.
+    octave = create_model("slowfast_r50", alpha=0.25)
+    orders = octave.octave_input_order()
+    assert orders["slow.res2.0.conv_a"].tolist() == list(range(80))  # after the vanilla stem
+    order = orders["slow.res3.0.conv_a"]  # [slow 256 | lateral 64], 80 of 320 low
+    assert sorted(order.tolist()) == list(range(320))
+    assert order[:192].tolist() == list(range(192))  # slow high
+    assert order[192:240].tolist() == list(range(256, 304))  # lateral high
+    assert order[240:304].tolist() == list(range(192, 256))  # slow low
+
+
+@pytest.mark.parametrize(("depth", "name"), [(50, "c2d_r50"), (18, "c2d_r18")])
+def test_inflated_c2d_gives_2d_logits(depth: int, name: str, tmp_path: Path) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    net2d = _randomise(getattr(torchvision.models, f"resnet{depth}")(weights=None)).double()
+    net2d.eval()
+    path = tmp_path / "resnet2d.pth"
+    torch.save(net2d.state_dict(), path)
+    sd2d = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model(name, num_classes=1000).double().eval()
+    load_state_dict_checked(model, inflate_resnet2d(sd2d, model))
+    image = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    clip = image[:, :, None].expand(2, 3, 4, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(clip), net2d(image), rtol=1e-10, atol=1e-10)
+
+
+def test_inflate_i3d_octave_nonlocal_keeps_own_parts() -> None:
+    import torchvision
+
+    sd2d = torchvision.models.resnet50(weights=None).state_dict()
+    model = create_model("i3d_nl_r50", num_classes=10, alpha=0.1)
+    sd = inflate_resnet2d(sd2d, model)
+    load_state_dict_checked(model, sd)
+    w3 = model.res2[0].conv_a.vanilla_weight()[0]
+    assert w3.shape[2] == 3
+    torch.testing.assert_close(w3.sum(dim=2), sd2d["layer1.0.conv1.weight"])
+    assert model.get_classifier().out_features == 10
