@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.data.cli",
     "octvideo.engine.cli",
     "octvideo.inference.cli",
+    "octvideo.models.cli",
 )
 
 

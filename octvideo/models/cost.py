@@ -10,6 +10,7 @@ fvcore is imported inside the function: ``import octvideo.models`` needs only to
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,7 +74,8 @@ def measure_cost(model: nn.Module, frames: int = 8, size: int = 224) -> ModelCos
     was_training = model.training
     model.eval()
     inputs = example_input(model, frames, size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
         analysis = FlopCountAnalysis(model, (inputs,))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         by_op = analysis.by_operator()
