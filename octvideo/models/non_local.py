@@ -13,6 +13,13 @@ its weights are the four blocks of the vanilla block's 1x1 convs, so a vanilla c
 Against the vanilla block it saves the low group's share of the embedding and projection
 multiply-adds at a quarter of the cost (1 - 0.75 * alpha each); the attention products
 (N x N/4 x C/2 per block) are unchanged.
+
+Cost at 8x224x224 (fvcore, convolutions only, as the paper counts): the five blocks of I3D + NL
+add 5.14 GFLOPs at alpha 0 (33.55 in all, paper 33.3) and 4.76 at alpha 0.1 (Oct-I3D + NL 30.40,
+paper 28.9, +5.2%). The paper's increment over Oct-I3D (28.9 - 25.6 = 3.3) is 63% of the vanilla
+blocks' 5.2: no split of these 1x1 convs at alpha 0.1 gets there (octave convs on both sides:
+86%, high group only: 81%, this design: 93%); the figure is matched by Non-local blocks in res4
+only (3.08 -> 28.7), which the paper does not state, so the Non-local paper's placement is kept.
 """
 
 from __future__ import annotations
