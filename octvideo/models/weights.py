@@ -297,3 +297,17 @@ def inflate_resnet2d(state_dict_2d: Mapping[str, Tensor], model: nn.Module) -> d
         vanilla.pop("head.fc.bias", None)
         keep.append("head.fc")
     return octavise_state_dict(vanilla, model, keep_own=keep)
+
+
+def convert_pytorchvideo(state_dict: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """A PyTorchVideo state dict renamed and sliced for ``model`` (any alpha); the engine's entry.
+
+    A classifier of another shape is passed through as is (the caller keeps its own).
+    """
+    name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
+    return octavise_state_dict(convert_pytorchvideo_state_dict(state_dict, name), model)
+
+
+def inflate_2d(state_dict_2d: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """``inflate_resnet2d`` under the name the engine calls."""
+    return inflate_resnet2d(state_dict_2d, model)

@@ -156,3 +156,15 @@ def test_inflate_i3d_octave_nonlocal_keeps_own_parts() -> None:
     assert w3.shape[2] == 3
     torch.testing.assert_close(w3.sum(dim=2), sd2d["layer1.0.conv1.weight"])
     assert model.get_classifier().out_features == 10
+
+
+def test_engine_entry_points_octave_model() -> None:
+    from octvideo.models.weights import convert_pytorchvideo, inflate_2d
+
+    ref = _pytorchvideo("i3d_r50")
+    model = create_model("i3d_r50", alpha=0.1)
+    load_state_dict_checked(model, convert_pytorchvideo(ref.state_dict(), model))
+    import torchvision
+
+    sd = inflate_2d(torchvision.models.resnet50(weights=None).state_dict(), model)
+    assert set(sd) == set(model.state_dict())
