@@ -33,7 +33,7 @@ test-heavy: $(STAMP)
 
 # Synthetic set -> train an Oct-I3D -> multi-view test -> predict one clip (configs/demo).
 demo: $(STAMP)
-	$(VENV)/bin/octvideo data synth --out data/synth --quiet
+	$(VENV)/bin/octvideo data synth --out data/synth --num-train 600 --quiet
 	$(VENV)/bin/octvideo train --cfg oct_i3d_synth.yaml --out runs/demo trainer.progress_bar=false
 	$(VENV)/bin/octvideo test --cfg oct_i3d_synth.yaml --ckpt runs/demo/checkpoints/best.ckpt --out runs/demo
 	$(VENV)/bin/octvideo predict --ckpt runs/demo/checkpoints/best.ckpt --quiet data/synth/val/rotate_cw/00002.mp4

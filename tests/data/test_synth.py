@@ -59,7 +59,10 @@ def test_layout_and_files(synth_set):
 def test_deterministic_for_a_seed(tmp_path):
     def digest(out):
         generate_synthetic(out, num_train=6, num_val=2, size=32, frames=8, seed=5, progress=False)
-        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in out.rglob("*.mp4")}
+        return {
+            p.relative_to(out).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in out.rglob("*.mp4")
+        }
 
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     with pytest.raises(UsageError, match="--size must be an even number"):
