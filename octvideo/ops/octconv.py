@@ -65,9 +65,10 @@ class OctConv3d(nn.Module):
 
     ``avgpool`` and ``nearest upsample`` go one octave down and up (factor ``octave`` per axis, 2
     on octave axes); the upsample is cropped to Y_H's exact size, so odd sizes work. A stride > 1
-    is applied the way the official code does when an octave is present: average-pool both inputs
-    by the stride, then convolve with stride 1. With ``alpha_in = alpha_out = 0`` only ``conv_hh``
-    exists and the layer is exactly ``nn.Conv3d`` (native stride and padding).
+    along an octave axis is applied the way the official code does: average-pool both inputs by
+    the stride, then convolve with stride 1; along an axis both groups share (factor 1, e.g. time
+    under the spatial octave) the convolution strides natively. With ``alpha_in = alpha_out = 0``
+    only ``conv_hh`` exists and the layer is exactly ``nn.Conv3d`` (native stride and padding).
 
     The four weights are the four blocks of a vanilla weight W[out, in] split at the high/low
     channel boundary, so the parameter count equals the vanilla convolution's (``from_conv`` and
@@ -149,10 +150,16 @@ class OctConv3d(nn.Module):
                         f"alpha_in={alpha_in}, alpha_out={alpha_out}; choose channels or alphas "
                         f"whose groups split evenly"
                     )
-        # Where an octave is present, stride is pool-then-convolve (official code); a plain layer
-        # keeps nn.Conv3d's native stride so alpha 0 is exactly the vanilla network.
-        self.pool_stride = self.has_octave and self.stride != (1, 1, 1)
-        conv_stride = (1, 1, 1) if self.pool_stride else self.stride
+        # With an octave, a stride along an octave axis is pool-then-convolve (official code), so
+        # both groups shrink in step; along an axis the groups share (octave factor 1) and in a
+        # plain layer the convolution strides natively, so alpha 0 is exactly nn.Conv3d.
+        if self.has_octave:
+            pairs = list(zip(self.stride, self.octave, strict=True))
+            self.pool_factor = tuple(s if o == 2 else 1 for s, o in pairs)
+            conv_stride = tuple(1 if o == 2 else s for s, o in pairs)
+        else:
+            self.pool_factor, conv_stride = (1, 1, 1), self.stride
+        self.pool_stride = self.pool_factor != (1, 1, 1)
 
         def make(cin: int, cout: int, with_bias: bool) -> nn.Conv3d | None:
             if cin == 0 or cout == 0:
@@ -187,8 +194,8 @@ class OctConv3d(nn.Module):
         if x_l is not None and x_l.shape[1] != self.in_low:
             raise ValueError(f"OctConv3d expects {self.in_low} low channels, got {x_l.shape[1]}")
         if self.pool_stride:
-            x_h = downsample(x_h, self.stride)
-            x_l = None if x_l is None else downsample(x_l, self.stride)
+            x_h = downsample(x_h, self.pool_factor)
+            x_l = None if x_l is None else downsample(x_l, self.pool_factor)
         if is_channels_last(x_h):
             return unpair(self._forward_fast(x_h, x_l))
         return unpair(self.forward_paths(x_h, x_l))
@@ -360,7 +367,7 @@ class OctConv3d(nn.Module):
     def output_size(self, size: Sequence[int]) -> tuple[int, int, int]:
         """(T, H, W) of the high output for a high input of ``size`` (T, H, W)."""
         size = tuple(size[-3:])
-        if self.pool_stride:
+        if self.has_octave:  # "same" padding: every axis gives ceil(size / stride)
             return tuple(-(-s // st) for s, st in zip(size, self.stride, strict=True))  # type: ignore[return-value]
         return conv_output_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
 

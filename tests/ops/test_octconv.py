@@ -36,8 +36,12 @@ def reference(layer: OctConv3d, x) -> tuple[torch.Tensor, torch.Tensor | None]:
     x_h, x_l = (x.high, x.low) if isinstance(x, OctPair) else (x, None)
     oh, ih = layer.out_high, layer.in_high
 
+    pairs = list(zip(layer.stride, layer.octave, strict=True))
+    pool_factor = tuple(s if o == 2 else 1 for s, o in pairs)
+    conv_stride = tuple(1 if o == 2 else s for s, o in pairs)
+
     def conv(t, w, b=None):
-        return F.conv3d(t, w, b, 1, layer.padding, layer.dilation)
+        return F.conv3d(t, w, b, conv_stride, layer.padding, layer.dilation)
 
     def pool(t, k):
         return F.avg_pool3d(t, k, k, ceil_mode=True) if k != (1, 1, 1) else t
@@ -47,8 +51,8 @@ def reference(layer: OctConv3d, x) -> tuple[torch.Tensor, torch.Tensor | None]:
             t = t.repeat_interleave(o, dim=dim)
         return t[:, :, : size[0], : size[1], : size[2]]
 
-    x_h = pool(x_h, layer.stride)
-    x_l = None if x_l is None else pool(x_l, layer.stride)
+    x_h = pool(x_h, pool_factor)
+    x_l = None if x_l is None else pool(x_l, pool_factor)
     b_h = None if bias is None else bias[:oh]
     b_l = None if bias is None else bias[oh:]
     y_h = conv(x_h, weight[:oh, :ih], b_h)
