@@ -36,8 +36,11 @@ demo: $(STAMP)
 	$(VENV)/bin/octvideo data synth --out data/synth --num-train 600 --quiet
 	$(VENV)/bin/octvideo train --cfg oct_i3d_synth.yaml --out runs/demo trainer.progress_bar=false
 	$(VENV)/bin/octvideo test --cfg oct_i3d_synth.yaml --ckpt runs/demo/checkpoints/best.ckpt --out runs/demo
-	$(VENV)/bin/octvideo predict --ckpt runs/demo/checkpoints/best.ckpt --quiet data/synth/val/rotate_cw/00002.mp4
-	@echo "results: runs/demo (config.yaml, checkpoints/, curves.png, logs/, test/summary.json, test/confusion.png)"
+	$(VENV)/bin/python tools/make_long_video.py data/synth --out runs/demo/long_video.mp4
+	$(VENV)/bin/octvideo predict --ckpt runs/demo/checkpoints/best.ckpt runs/demo/long_video.mp4 \
+		--window 2s --stride 1s --topk 3 --out runs/demo/predictions.jsonl
+	@echo "results: runs/demo (config.yaml, checkpoints/, curves.png, logs/, test/summary.json,"
+	@echo "         test/confusion.png, predictions.jsonl)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

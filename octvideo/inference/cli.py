@@ -56,10 +56,17 @@ def predict(args: argparse.Namespace) -> int:
     views = _views(args.views)
     writer = RecordWriter(args.out, args.topk) if args.out else None
     failed = 0
-    progress = tqdm(inputs, desc="predict", unit="video", disable=len(inputs) < 2 or args.quiet)
+    # disable=None: bars only on a terminal, so piped output and logs stay readable
+    progress = tqdm(
+        inputs,
+        desc="predict",
+        unit="video",
+        disable=True if len(inputs) < 2 or args.quiet else None,
+    )
     try:
         for path in progress:
-            with tqdm(desc=Path(path).name, unit="clip", leave=False, disable=args.quiet) as bar:
+            quiet = True if args.quiet else None
+            with tqdm(desc=Path(path).name, unit="clip", leave=False, disable=quiet) as bar:
                 result = predictor.predict(
                     path,
                     views=views,
