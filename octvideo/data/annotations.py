@@ -76,18 +76,36 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
     Path(path).write_text("".join(f"{c}\n" for c in classes))
 
 
-def _resolve(path: str, root: Path) -> str:
-    return path if os.path.isabs(path) else str(root / path)
+def _resolve(path: str, root: Path, allow_outside_root: bool, where: str) -> str:
+    """``root / path`` for a relative path; one that climbs out of ``root`` is refused.
+
+    An annotation file from elsewhere must not make the loader read files outside the data root
+    (``../../home/user/...``); absolute paths are the list author's explicit choice and kept.
+    """
+    if os.path.isabs(path):
+        return path
+    base = os.path.normpath(root)
+    joined = os.path.normpath(os.path.join(base, path))
+    if not allow_outside_root and os.path.commonpath([base, joined]) != base:
+        raise ValueError(
+            f"{where}: {path!r} leaves the data root {base}; fix the list, or set "
+            f"data.allow_outside_root=true if the files really live there"
+        )
+    return joined
 
 
 def read_lines(
-    path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    allow_outside_root: bool = False,
 ) -> list[VideoRecord]:
     """Read a ``path label`` list.
 
     Args:
         path: the list file.
         root: folder relative paths are resolved against; default the list's folder.
+        allow_outside_root: accept relative paths that climb out of ``root`` (``../x.mp4``).
 
     Returns:
         Records in file order.
@@ -107,7 +125,8 @@ def read_lines(
         label = int(parts[1])
         if label < 0:
             raise ValueError(f"{path}:{number}: negative label {label}")
-        records.append(VideoRecord(_resolve(parts[0].strip(), base), label))
+        video = _resolve(parts[0].strip(), base, allow_outside_root, f"{path}:{number}")
+        records.append(VideoRecord(video, label))
     return records
 
 
@@ -182,6 +201,7 @@ def read_folders(
     root: str | os.PathLike[str],
     classes: list[str] | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+    allow_outside_root: bool = False,
 ) -> Annotations:
     """Read a ``root/<class>/<video>`` tree.
 
@@ -216,6 +236,7 @@ def load_annotations(
     classes_file: str | os.PathLike[str] | None = None,
     classes: list[str] | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+    allow_outside_root: bool = False,
 ) -> Annotations:
     """Read annotations of any supported format with a stable class list.
 
@@ -227,6 +248,7 @@ def load_annotations(
         classes_file: class names, one a line. Used when it exists; written when it does not.
         classes: a class list to use instead (e.g. the training list's, for validation).
         extensions: video suffixes for the ``folders`` format.
+        allow_outside_root: accept relative list paths that climb out of ``root``.
 
     Returns:
         The records, the class list and the number of rows without a file.
@@ -243,7 +265,7 @@ def load_annotations(
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
     if fmt == "lines":
-        records = read_lines(path, root)
+        records = read_lines(path, root, allow_outside_root=allow_outside_root)
         num = max((r.label for r in records), default=-1) + 1
         classes = known if known is not None else [str(i) for i in range(num)]
         if num > len(classes):

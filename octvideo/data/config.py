@@ -55,6 +55,7 @@ class DataConfig:
     persistent_workers: bool = True  # keep workers between epochs (when num_workers > 0)
     prefetch_factor: int = 2  # batches prefetched per worker (when num_workers > 0)
     max_retries: int = 10  # training: other videos tried in place of a bad one before failing
+    allow_outside_root: bool = False  # accept list paths like ../x.mp4 that climb out of root
     seed: int = 0  # base of every random draw (clip start, scale, crop, flip, shuffling)
 
     def __post_init__(self) -> None:

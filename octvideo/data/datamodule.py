@@ -80,6 +80,7 @@ class VideoDataModule(L.LightningDataModule):
             classes_file=cfg.classes_file or None,
             classes=classes,
             extensions=tuple(cfg.video_extensions),
+            allow_outside_root=cfg.allow_outside_root,
         )
 
     @cached_property

@@ -113,3 +113,19 @@ def test_good_odd_inputs_decode_to_rgb_frames(bad_inputs, name):
 
     frames = decode(bad_inputs[name])
     assert frames.ndim == 4 and frames.shape[-1] == 3 and frames.shape[0] >= 1
+
+
+def test_list_paths_cannot_climb_out_of_the_data_root(tmp_path):
+    from octvideo.data import load_annotations
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "train.txt").write_text("clips/a.mp4 0\n../../etc/passwd 1\n")
+    with pytest.raises(ValueError, match=r"train.txt:2: '../../etc/passwd' leaves the data root"):
+        load_annotations(root / "train.txt")
+    found = load_annotations(root / "train.txt", allow_outside_root=True)
+    assert found.records[1].path == str(tmp_path.parent / "etc" / "passwd")
+    assert found.records[0].path == str(root / "clips" / "a.mp4")
+    # a path that only passes through ".." but stays inside is fine
+    (root / "ok.txt").write_text("clips/../clips/b.mp4 0\n")
+    assert load_annotations(root / "ok.txt").records[0].path == str(root / "clips" / "b.mp4")

@@ -1,0 +1,67 @@
+"""Files from strangers: checkpoints never run pickled code, YAML never builds Python objects."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+
+from octvideo.cli import UsageError, main
+from octvideo.config import ConfigError, load_config
+from octvideo.engine.checkpoint import load_checkpoint
+
+
+class _Payload:
+    """Unpickling this runs ``os.system`` and would create the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def malicious_checkpoint(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    with path.open("wb") as f:
+        pickle.dump({"state_dict": {}, "hyper_parameters": _Payload(str(marker))}, f)
+    return path, marker
+
+
+def test_malicious_checkpoint_is_refused_without_running_it(malicious_checkpoint):
+    path, marker = malicious_checkpoint
+    with pytest.raises(UsageError, match="cannot be loaded with weights_only=True"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    with path.open("rb") as f:  # the payload is live: a plain unpickler runs it
+        pickle.load(f)  # noqa: S301
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "test"])
+def test_every_command_refuses_the_malicious_checkpoint(
+    malicious_checkpoint, tmp_path, command, capsys
+):
+    path, marker = malicious_checkpoint
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    args = {
+        "predict": ["predict", "--ckpt", str(path), str(video)],
+        "export": ["export", "--ckpt", str(path), "--format", "onnx"],
+        "test": ["test", "--cfg", "oct_i3d_synth.yaml", "--ckpt", str(path)],
+    }[command]
+    assert main(args) == 2
+    assert "weights_only=True" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_yaml_with_python_tags_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    cfg = tmp_path / "evil.yaml"
+    cfg.write_text(f"model:\n  name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError):
+        load_config(cfg)
+    assert not marker.exists()
