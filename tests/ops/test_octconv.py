@@ -12,7 +12,15 @@ from torch import nn
 
 from octvideo.ops import OctConv3d, OctPair, low_channels
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Equivalence checks run in float64; the default is restored for the other test modules."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
 
 KERNELS = [(1, 1, 1), (3, 1, 1), (1, 3, 3), (3, 3, 3)]
 ALPHAS = [0.0, 0.25, 0.5]
