@@ -4,11 +4,13 @@ precision. Models receive plain keyword arguments, never a config object."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from octvideo.config import ConfigError, ModelConfig
+from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 
 logger = logging.getLogger(__name__)
@@ -20,6 +22,62 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     Raises:
         ConfigError: unknown model name or bad keyword in ``model.extra``.
     """
+    model = _create(cfg)
+    if cfg.pretrained:
+        load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
+    return model
+
+
+def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> None:
+    """Check that the network takes the clips the data section makes, before any work is done.
+
+    SlowFast settings are checked by name; everything else by running the network on the meta
+    device (shapes only: no memory, no arithmetic) on one clip of each crop size.
+
+    Raises:
+        ConfigError: one line naming the settings and what the network says about them.
+    """
+    from octvideo.data.transforms import pack_pathways
+
+    with torch.device("meta"):
+        model = _create(cfg)
+    model.eval()
+    frames, want, got = data.num_frames, getattr(model, "slowfast_alpha", None), data.slowfast_alpha
+    if want is not None and got is None:
+        raise ConfigError(
+            f"model.name={cfg.name} takes [slow, fast] pathways: set data.slowfast_alpha={want}"
+        )
+    if want is None and got is not None:
+        raise ConfigError(
+            f"model.name={cfg.name} takes one clip, not SlowFast pathways: "
+            "set data.slowfast_alpha=null"
+        )
+    if want is not None and got != want:
+        raise ConfigError(
+            f"data.slowfast_alpha={got} but {cfg.name} is built with slowfast_alpha={want}; "
+            f"set data.slowfast_alpha={want}"
+        )
+    if want is not None and frames % want:
+        raise ConfigError(
+            f"data.num_frames={frames} is not a multiple of data.slowfast_alpha={want} (the "
+            f"slow pathway takes every {want}th frame of the fast one); use "
+            f"data.num_frames={max(want, frames - frames % want)}"
+        )
+    for size in sorted(set(crop_sizes)):
+        clip = torch.empty(3, frames, size, size, device="meta")  # (3, T, S, S)
+        inputs = [v[None] for v in pack_pathways(clip, got)] if got else clip[None]
+        try:
+            with torch.no_grad():
+                model(inputs)
+        except (RuntimeError, ValueError, TypeError, IndexError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(
+                f"{cfg.name} cannot take clips of data.num_frames={frames} frames at "
+                f"{size}x{size} pixels: {reason}"
+            ) from err
+
+
+def _create(cfg: ModelConfig) -> nn.Module:
     from octvideo.models import create_model
 
     alpha = list(cfg.alpha) if isinstance(cfg.alpha, list | tuple) else float(cfg.alpha)
@@ -34,8 +92,6 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         )
     except (ValueError, TypeError) as err:
         raise ConfigError(f"model.name={cfg.name!r}: {err}") from err
-    if cfg.pretrained:
-        load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
     return model
 
 

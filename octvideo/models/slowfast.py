@@ -316,11 +316,12 @@ class SlowFast(nn.Module):
 
 @register_model
 def slowfast_r50(**kwargs: object) -> SlowFast:
-    """SlowFast 8x8 ResNet-50 (alpha 4, beta 1/8, 7x1x1 laterals as in the PyTorchVideo zoo)."""
-    return SlowFast(50, fusion_kernel=7, **kwargs)  # type: ignore[arg-type]
+    """SlowFast 8x8 ResNet-50 (alpha 4, beta 1/8, 7x1x1 laterals as in the PyTorchVideo zoo);
+    keyword arguments override (4x16: ``slowfast_alpha=8, fusion_kernel=5``)."""
+    return SlowFast(50, **{"fusion_kernel": 7, **kwargs})  # type: ignore[arg-type]
 
 
 @register_model
 def slowfast_r101(**kwargs: object) -> SlowFast:
     """SlowFast 8x8 ResNet-101 (5x1x1 laterals as in the PyTorchVideo zoo)."""
-    return SlowFast(101, fusion_kernel=5, **kwargs)  # type: ignore[arg-type]
+    return SlowFast(101, **{"fusion_kernel": 5, **kwargs})  # type: ignore[arg-type]
