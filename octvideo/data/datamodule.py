@@ -19,14 +19,22 @@ Sampling: training uses ``EpochSampler`` (a ``DistributedSampler`` over the rank
 process group, or a single-rank one) that shuffles with ``(seed, epoch)`` and yields
 ``(index, epoch)`` so each item seeds its own augmentation; Lightning calls its ``set_epoch`` and,
 since it is a ``DistributedSampler``, does not replace it under DDP. The last partial batch is
-dropped in training. Validation and test use Lightning's ``UnrepeatedDistributedSampler``: each rank
-gets a disjoint share and no view is repeated to pad (a padded view would be counted twice by the
-multi-view average).
+dropped in training. Validation and test use Lightning's ``UnrepeatedDistributedSampler``: each
+rank gets a disjoint share and no view is repeated to pad (a padded view would be counted twice by
+the multi-view average).
+
+Resuming: the datamodule's ``state_dict`` (saved by Lightning in every checkpoint) records the epoch
+and the batches of it already trained on; after ``load_state_dict`` the next training loader starts
+that epoch's permutation at the following batch. A run resumed from a mid-epoch checkpoint
+therefore sees exactly the batches an uninterrupted run would have seen, in the same order
+(Lightning alone would restart the epoch's permutation from its first batch, and would shuffle the
+first resumed epoch with the sampler's initial epoch number).
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator
 from functools import cached_property
 
@@ -37,7 +45,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig
-from octvideo.data.datasets import VideoDataset
+from octvideo.data.datasets import VideoDataset, worker_crash_report
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +58,26 @@ def _world() -> tuple[int, int]:
 
 
 class EpochSampler(DistributedSampler):
-    """Shuffles per epoch like ``DistributedSampler`` and yields ``(index, epoch)`` pairs."""
+    """Shuffles per epoch like ``DistributedSampler`` and yields ``(index, epoch)`` pairs.
+
+    ``resume(epoch, skip)`` makes the next pass over ``epoch`` start at position ``skip`` of this
+    rank's permutation (once; later epochs are whole). ``len`` stays the whole epoch's.
+    """
+
+    _resume: tuple[int, int] | None = None
+
+    def resume(self, epoch: int, skip: int) -> None:
+        """Start the next pass over ``epoch`` after its first ``skip`` items."""
+        self.set_epoch(epoch)
+        self._resume = (epoch, skip)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         epoch = self.epoch
-        return ((index, epoch) for index in super().__iter__())
+        indices = list(super().__iter__())
+        if self._resume is not None and self._resume[0] == epoch:
+            indices = indices[self._resume[1] :]
+            self._resume = None
+        return ((index, epoch) for index in indices)
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -70,6 +93,42 @@ class VideoDataModule(L.LightningDataModule):
         self.train_dataset: VideoDataset | None = None
         self.val_dataset: VideoDataset | None = None
         self.test_dataset: VideoDataset | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
+        self._trail: tempfile.TemporaryDirectory | None = None  # what each worker decodes
+
+    def worker_crash_report(self, err: BaseException) -> str | None:
+        """For an error from a DataLoader whose worker died: one line naming the file it was
+        decoding (None for any other error)."""
+        return worker_crash_report(err, self._trail.name if self._trail else None)
+
+    def state_dict(self) -> dict[str, int]:
+        """The training position: epoch, batches of it done, and the batch size they had."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {
+            "epoch": int(trainer.current_epoch),
+            "batches_done": int(done),
+            "batch_size": int(self.cfg.batch_size),
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue at the position ``state_dict`` recorded (see module docstring).
+
+        Raises:
+            ValueError: the checkpoint's batch size differs from ``data.batch_size`` (the batches
+                already done could not be located in the epoch).
+        """
+        if not state:
+            return
+        if state["batch_size"] != self.cfg.batch_size:
+            raise ValueError(
+                f"data.batch_size={self.cfg.batch_size} but the checkpoint was trained with "
+                f"batch size {state['batch_size']}; resume with data.batch_size="
+                f"{state['batch_size']}"
+            )
+        self._resume_at = (state["epoch"], state["batches_done"])
 
     def _read(self, path: str, classes: list[str] | None) -> Annotations:
         cfg = self.cfg
@@ -106,7 +165,12 @@ class VideoDataModule(L.LightningDataModule):
         if not annotations.records:
             raise ValueError(f"data: {path} lists no video that exists")
         logger.info("%s: %d videos from %s", mode, len(annotations.records), path)
-        return VideoDataset(annotations.records, self.cfg, mode)
+        dataset = VideoDataset(annotations.records, self.cfg, mode)
+        if self.cfg.num_workers > 0:
+            if self._trail is None:
+                self._trail = tempfile.TemporaryDirectory(prefix="octvideo-decoding-")
+            dataset.trail_dir = self._trail.name
+        return dataset
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets a stage needs (``fit``, ``validate``, ``test`` or None for all)."""
@@ -149,9 +213,21 @@ class VideoDataModule(L.LightningDataModule):
         sampler = EpochSampler(
             dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.cfg.seed
         )
-        return self._loader(
-            dataset, sampler, drop_last=len(dataset) >= self.cfg.batch_size * replicas
-        )
+        drop_last = len(dataset) >= self.cfg.batch_size * replicas
+        if self._resume_at is not None:
+            epoch, done = self._resume_at
+            per_epoch = (
+                len(sampler) // self.cfg.batch_size
+                if drop_last
+                else -(-len(sampler) // self.cfg.batch_size)
+            )
+            if done >= per_epoch:
+                sampler.resume(epoch + 1, 0)
+            else:
+                sampler.resume(epoch, done * self.cfg.batch_size)
+                logger.info("resuming epoch %d at batch %d of %d", epoch, done, per_epoch)
+            self._resume_at = None
+        return self._loader(dataset, sampler, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         dataset = self._require(self.val_dataset, "val_dataset", "validate")

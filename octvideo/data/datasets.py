@@ -25,6 +25,11 @@ Randomness: a training item ``(index, epoch)`` (``EpochSampler`` yields these) s
 generator from ``(cfg.seed, epoch, index, attempt)``: clip start, scale, crop and flip do not depend
 on the worker that loads the item, so 0 and N workers give the same batches.
 
+Crashes: a decoder can kill its worker process outright (a segfault in FFmpeg), and PyTorch then
+reports only the worker's pid. With ``trail_dir`` set, each worker writes the path it is about to
+decode to ``trail_dir/<pid>``; ``worker_crash_report`` turns the DataLoader's error back into the
+file that killed the worker.
+
 Test views of one video are ``num_clips * num_crops`` consecutive indices
 ``(video * num_clips + temporal_index) * num_crops + spatial_index``; the dataset keeps the last
 decoded clip, so the crops of one temporal clip decode it once.
@@ -33,7 +38,10 @@ decoded clip, so the crops of one temporal clip decode it once.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,6 +65,49 @@ from octvideo.data.transforms import (
 logger = logging.getLogger(__name__)
 
 MODES = ("train", "val", "test")
+# PyTorch's words for a dead worker: "DataLoader worker (pid 123) is killed by signal: ...",
+# "DataLoader worker (pid(s) 123, 456) exited unexpectedly".
+_WORKER_DIED = re.compile(r"DataLoader worker \(pid(?:\(s\))? ([\d, ]+)\)")
+
+
+def _leave_trail(folder: str, path: str) -> None:
+    """Note in ``folder/<pid>`` the file this process is about to decode (best effort: a folder
+    removed under a running loader costs the crash report its file name, never the clip)."""
+    try:
+        with open(  # noqa: PTH123
+            os.path.join(folder, str(os.getpid())),  # noqa: PTH118
+            "w",
+            encoding="utf-8",
+            errors="surrogateescape",
+        ) as fh:
+            fh.write(path)
+    except OSError:
+        pass
+
+
+def worker_crash_report(err: BaseException, trail_dir: str | os.PathLike | None) -> str | None:
+    """One line naming the file a dead DataLoader worker was decoding; None for other errors."""
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    for error in chain:
+        match = _WORKER_DIED.search(str(error))
+        if match is None:
+            continue
+        reason = str(error).strip().splitlines()[0]
+        files = []
+        for pid in re.findall(r"\d+", match.group(1)):
+            trail = Path(trail_dir, pid) if trail_dir else None
+            if trail is not None and trail.is_file():
+                files.append(trail.read_text(encoding="utf-8", errors="surrogateescape"))
+        if not files:
+            return f"{reason} (the file it was decoding is unknown)"
+        return (
+            f"{reason} while decoding {', '.join(files)}; check it with `octvideo data check` "
+            "and fix or remove it from the list"
+        )
+    return None
 
 
 def item_seed(*parts: int) -> int:
@@ -91,6 +142,7 @@ class VideoDataset(Dataset):
             self._transforms = [eval_transform(cfg, p) for p in positions]
         self._cache: tuple[tuple[int, int], torch.Tensor] | None = None
         self._failed: dict[int, str] = {}  # video index -> error, in this process
+        self.trail_dir: str | None = None  # see module docstring, "Crashes"
 
     def __len__(self) -> int:
         return len(self.records) * self.views_per_video
@@ -106,8 +158,11 @@ class VideoDataset(Dataset):
         return video if alpha is None else pack_pathways(video, alpha)
 
     def _decode(self, video_index: int, choose) -> torch.Tensor:  # (T, H, W, 3) uint8
+        path = self.records[video_index].path
+        if self.trail_dir is not None:
+            _leave_trail(self.trail_dir, path)
         frames, _, _ = decode_clip(
-            self.records[video_index].path,
+            path,
             choose,
             decoder=self.cfg.decoder,
             short_side=self.cfg.decode_short_side,
