@@ -26,6 +26,11 @@ class UsageError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
 
 
+class RunStopped(Exception):
+    """A run that stopped on a fault outside the code (a full disk, a non-finite loss, a
+    data-loader worker that died): one line without a traceback, saying what was kept."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octvideo",
@@ -51,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, FileNotFoundError) as err:
         print(f"octvideo {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
         return 2
+    except RunStopped as err:
+        print(f"octvideo {args.command}: stopped: {err}", file=sys.stderr)  # noqa: T201
+        return 1
 
 
 if __name__ == "__main__":

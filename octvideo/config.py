@@ -33,6 +33,7 @@ from octvideo.data.config import DataConfig
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRETRAINED_KINDS = ("octvideo", "pytorchvideo", "imagenet2d")
 SCHEDULES = ("cosine", "step")
+NONFINITE = ("stop", "skip")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
 
@@ -94,8 +95,17 @@ class OptimConfig:
     mixup_alpha: float = 0.0  # Beta(a, a) mixing of clips and labels; 0 = off
     cutmix_alpha: float = 0.0  # Beta(a, a) box area; 0 = off (both on: one of them per batch)
     mix_prob: float = 1.0  # share of batches that are mixed when mixup or cutmix is on
+    on_nonfinite_loss: str = "stop"  # NaN / inf loss: "stop" the run, or "skip" the step
+    max_skipped_steps: int = 10  # skip: stop anyway after this many non-finite steps in a row
 
     def __post_init__(self) -> None:
+        if self.on_nonfinite_loss not in NONFINITE:
+            raise ValueError(
+                f"optim.on_nonfinite_loss: {self.on_nonfinite_loss!r} is not one of "
+                f"{', '.join(NONFINITE)}"
+            )
+        if self.max_skipped_steps < 0:
+            raise ValueError(f"optim.max_skipped_steps must be >= 0, got {self.max_skipped_steps}")
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"optim.schedule: {self.schedule!r} is not one of {', '.join(SCHEDULES)}"

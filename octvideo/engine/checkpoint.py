@@ -3,9 +3,12 @@
 Every checkpoint goes to a temporary file in the destination folder, is flushed and fsynced, and
 then atomically replaces the destination with ``os.replace``; the folder is fsynced so the rename
 itself is durable. A crash at any point leaves either the old file or the new one, never a torn
-one. Loading always uses ``torch.load(weights_only=True)``: a checkpoint holds tensors and plain
-Python values only (the module stores its config and metadata as plain dicts), so nothing in it
-can run code.
+one. A process killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the next
+successful write of the same checkpoint removes it.
+
+Loading always uses ``torch.load(weights_only=True)``: a checkpoint holds tensors and plain Python
+values only (the module stores its config and metadata as plain dicts), so nothing in it can run
+code.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from octvideo.cli import UsageError
+from octvideo.cli import RunStopped, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +32,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix, suffix = f".{path.name}.", ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
@@ -41,6 +45,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    for stale in path.parent.glob(f"{prefix}*{suffix}"):  # left by writers that were killed
+        logger.info("removing %s, left by an interrupted checkpoint write", stale)
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     return path
 
 
@@ -79,6 +87,45 @@ def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """Why ``state`` does not load into ``model`` strictly, in one line; None if it does.
+
+    Shape differences come first (a classifier for another class count shows as
+    ``head.proj.weight (6, 512) here (400, 512)``), then missing and unexpected keys.
+    """
+    own = model.state_dict()
+    shapes = [
+        f"{k} {tuple(v.shape)} here {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    parts = []
+    groups = (("shape differs", shapes), ("missing", missing), ("unexpected", unexpected))
+    for what, items in groups:
+        if items:
+            more = f" and {len(items) - 2} more" if len(items) > 2 else ""
+            parts.append(f"{what}: {', '.join(items[:2])}{more}")
+    return "; ".join(parts) or None
+
+
+def last_good(path: str | os.PathLike) -> str:
+    """``"<path> (global step N) is kept"`` for a loadable checkpoint, else what is there."""
+    path = Path(path)
+    if not path.is_file():
+        return f"no checkpoint had been written yet ({path})"
+    try:
+        step = load_checkpoint(path).get("global_step", "?")
+    except UsageError as err:
+        return f"{path} cannot be loaded ({err})"
+    return f"{path} (global step {step}) is kept"
+
+
+class CheckpointWriteError(RunStopped):
+    """A checkpoint could not be written (full disk, lost permission); the old file is intact."""
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint I/O with atomic writes and ``weights_only=True`` loading."""
 
@@ -87,7 +134,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        atomic_save(checkpoint, path)
+        try:
+            atomic_save(checkpoint, path)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {path} ({reason}); {last_good(path)}. Free space "
+                "or fix the folder, then continue with --resume auto"
+            ) from err
         logger.debug("checkpoint written: %s", path)
 
     def load_checkpoint(

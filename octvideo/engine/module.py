@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from octvideo.cli import RunStopped
 from octvideo.config import OptimConfig
+from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.mixing import mix_batch, soft_targets
 from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
@@ -28,6 +30,10 @@ from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
 logger = logging.getLogger(__name__)
 
 Clip = Tensor | list[Tensor]
+
+
+class NonFiniteLoss(RunStopped):
+    """The training loss was NaN or infinite; the step was not taken."""
 
 
 def _rows(video: Clip, mask: Tensor) -> Clip:
@@ -71,7 +77,10 @@ class VideoClassifier(L.LightningModule):
         self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        self._mix_rng: np.random.Generator | None = None
+        self._step_rng: np.random.Generator | None = None
+        self._skipped_in_row = 0
+        self._skipped = 0
+        self._norm_stats: list[Tensor] = []
         self._test_rows: list[dict[str, Tensor]] = []
         self._test_errors: dict[int, str] = {}
         self._val_failed = 0
@@ -87,29 +96,47 @@ class VideoClassifier(L.LightningModule):
         cfg = self.optim_cfg
         return cfg.mix_prob > 0 and (cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0)
 
-    def on_train_start(self) -> None:
-        # Seeded by the run's seed, the rank and the step it starts at (differs after a resume).
-        self._mix_rng = np.random.default_rng(
-            [self.hparams.seed, self.global_rank, self.global_step]
-        )
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Every random draw of a step (dropout, mixup / CutMix) is seeded by the run's seed, the
+        # rank, the epoch and the batch: a run resumed from a mid-epoch checkpoint replays the
+        # steps of an uninterrupted one exactly, with no generator state to save.
+        parts = [self.hparams.seed, self.global_rank, self.current_epoch, batch_idx]
+        torch.manual_seed(item_seed(*parts))
+        self._step_rng = np.random.default_rng(parts)
+        if self.optim_cfg.on_nonfinite_loss == "skip":
+            # the forward pass of a skipped step has already updated the batch-norm statistics
+            # (with NaN, if the input was): keep a copy to put back (a few KiB per layer)
+            self._norm_stats = [b.detach().clone() for b in self._norm_buffers()]
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def _norm_buffers(self) -> list[Tensor]:
+        return [
+            b
+            for m in self.model.modules()
+            if isinstance(m, nn.modules.batchnorm._NormBase)
+            for b in m.buffers(recurse=False)
+        ]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         video, labels = batch["video"], batch["label"]  # (B, 3, T, H, W) | [slow, fast], (B,)
         cfg = self.optim_cfg
-        if self.mixing and self._mix_rng is not None and self._mix_rng.random() < cfg.mix_prob:
+        rng = self._step_rng if self._step_rng is not None else np.random.default_rng(0)
+        if self.mixing and rng.random() < cfg.mix_prob:
             targets = soft_targets(labels, self.num_classes, cfg.label_smoothing)
             video, targets, _ = mix_batch(
                 video,
                 targets,
                 mixup_alpha=cfg.mixup_alpha,
                 cutmix_alpha=cfg.cutmix_alpha,
-                rng=self._mix_rng,
+                rng=rng,
             )
             logits = self(video)  # (B, K)
             loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
         else:
             logits = self(video)  # (B, K)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
+            return self._nonfinite(loss, batch_idx)  # every rank skips or stops together
+        self._skipped_in_row = 0
         batch_size = labels.shape[0]
         self.train_top1(logits.detach(), labels)
         self.log(
@@ -125,6 +152,37 @@ class VideoClassifier(L.LightningModule):
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         return loss
+
+    def _nonfinite(self, loss: Tensor, batch_idx: int) -> None:
+        """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a
+        row) or stop the run, naming the step."""
+        cfg = self.optim_cfg
+        where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        value = float(loss.detach())
+        if cfg.on_nonfinite_loss == "skip" and self._skipped_in_row < cfg.max_skipped_steps:
+            self._skipped_in_row += 1
+            self._skipped += 1
+            if self._norm_stats:
+                torch._foreach_copy_(self._norm_buffers(), self._norm_stats)
+            logger.warning(
+                "loss is %s at %s: step skipped (%d in a row, %d in this run)",
+                value,
+                where,
+                self._skipped_in_row,
+                self._skipped,
+            )
+            # No backward pass, so no gradient: SGD leaves every weight and momentum buffer as it
+            # was. Lightning still counts the batch in global_step and the LR schedule.
+            return None
+        after = (
+            f" after {self._skipped_in_row} skipped steps in a row (optim.max_skipped_steps)"
+            if cfg.on_nonfinite_loss == "skip"
+            else ""
+        )
+        raise NonFiniteLoss(
+            f"loss is {value} at {where}{after}; the step was not taken. Lower optim.lr, set "
+            "trainer.gradient_clip_val, or skip such steps with optim.on_nonfinite_loss=skip"
+        )
 
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg

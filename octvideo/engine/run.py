@@ -11,6 +11,9 @@ and, after ``octvideo test``, ``test/`` with the evaluation report.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +25,19 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from octvideo import __version__
-from octvideo.cli import UsageError
+from octvideo.cli import RunStopped, UsageError
 from octvideo.config import ConfigError, RunConfig, load_config, save_config, to_dict
-from octvideo.engine.build import build_model, resolve_precision
+from octvideo.engine.build import build_model, check_clip, resolve_precision
 from octvideo.engine.callbacks import ReplicaCheck, TrainingCurves
-from octvideo.engine.checkpoint import AtomicCheckpointIO, load_checkpoint, model_state_dict
+from octvideo.engine.checkpoint import (
+    AtomicCheckpointIO,
+    last_good,
+    load_checkpoint,
+    model_state_dict,
+    state_mismatch,
+)
 from octvideo.engine.evaluate import summarize, write_report
-from octvideo.engine.module import VideoClassifier
+from octvideo.engine.module import NonFiniteLoss, VideoClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +181,62 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
+def check_output_dir(folder: Path) -> None:
+    """Create ``folder`` and write a file in it, so a run fails before training, not at its first
+    checkpoint.
+
+    Raises:
+        UsageError: the folder cannot be created or written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"output folder {folder} is not writable ({err.strerror or err}); choose another "
+            "with --out or output.dir"
+        ) from err
+
+
+def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:
+    """Fail before training when the disk cannot hold the run's two checkpoints (last and best).
+
+    Raises:
+        RunStopped: less free space than two checkpoints of this model need.
+    """
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    need = 2 * weights * (2 if momentum else 1)  # weights (+ momentum buffers), last + best
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise RunStopped(
+            f"only {free / 2**20:.1f} MiB free on the disk of {folder}; the run's two "
+            f"checkpoints need about {need / 2**20:.1f} MiB. Free space or choose another "
+            "--out"
+        )
+
+
+def check_checkpoint_fits(
+    model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path, cfg: RunConfig
+) -> None:
+    """One-line error when a checkpoint's weights do not fit the configured network.
+
+    Raises:
+        UsageError: names the class counts when they differ, else the first mismatching weights.
+    """
+    problem = state_mismatch(model, model_state_dict(checkpoint))
+    if problem is None:
+        return
+    meta = (checkpoint.get("hyper_parameters") or {}).get("meta") or {}
+    trained = (meta.get("model") or {}).get("num_classes")
+    if trained is not None and trained != cfg.model.num_classes:
+        raise UsageError(
+            f"checkpoint {path} has {trained} classes but model.num_classes="
+            f"{cfg.model.num_classes}; use the config and data it was trained with"
+        )
+    raise UsageError(f"checkpoint {path} does not fit model {cfg.model.name}: {problem}")
+
+
 def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
     return ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -204,13 +269,26 @@ def run_train(
 
     Returns:
         Where the run wrote and its final metrics.
+
+    Raises:
+        UsageError: a bad config, clips the model cannot take, an output folder that cannot be
+            written, a resume checkpoint that does not fit the model. Raised before training.
+        RunStopped: a fault during the run: a disk too full for the checkpoints (before
+            training or at a write), a non-finite loss, a data-loader worker that died. The
+            message names the cause and the last good checkpoint, which is kept.
     """
     cfg = _config(cfg, overrides, out)
     run_dir = run_dir_of(cfg)
+    ckpt_dir = run_dir / "checkpoints"
+    check_clip(cfg.model, cfg.data, (cfg.data.train_crop_size, cfg.data.val_crop_size))
+    check_output_dir(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_model(cfg.model)
+    if ckpt_path is not None:
+        check_checkpoint_fits(model, load_checkpoint(ckpt_path), ckpt_path, cfg)
+    check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
     module = VideoClassifier(
         model,
         optim=to_dict(cfg.optim),
@@ -219,7 +297,6 @@ def run_train(
         seed=cfg.trainer.seed,
         meta=checkpoint_meta(cfg, datamodule.classes),
     )
-    ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
@@ -245,7 +322,18 @@ def run_train(
     trainer = _trainer(cfg, run_dir, [*own, *callbacks], loggers)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except NonFiniteLoss as err:
+        raise NonFiniteLoss(f"{err}; {last_good(ckpt_dir / LAST)}") from err
+    except RuntimeError as err:
+        report = datamodule.worker_crash_report(err)
+        if report is None:
+            raise
+        raise RunStopped(f"{report}; {last_good(ckpt_dir / LAST)}") from err
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     best_path = Path(best.best_model_path) if best.best_model_path else None
     result = TrainResult(
@@ -293,22 +381,21 @@ def run_test(
     """Multi-view test of a checkpoint; writes the report into ``<run dir>/test``.
 
     Raises:
-        UsageError: no checkpoint given (testing random weights is never what was meant), or a
-            checkpoint that does not fit the model.
+        UsageError: no checkpoint given (testing random weights is never what was meant), a
+            checkpoint that does not fit the model, or clips the model cannot take.
     """
     if not ckpt:
         raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
     cfg = _config(cfg, overrides, out)
+    check_clip(cfg.model, cfg.data, (cfg.data.test_crop_size,))
     checkpoint = load_checkpoint(ckpt)
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_model(cfg.model)
-    try:
-        model.load_state_dict(model_state_dict(checkpoint), strict=True)
-    except RuntimeError as err:
-        raise UsageError(f"checkpoint {ckpt} does not fit model {cfg.model.name}: {err}") from err
+    check_checkpoint_fits(model, checkpoint, ckpt, cfg)
+    model.load_state_dict(model_state_dict(checkpoint), strict=True)
     module = VideoClassifier(
         model,
         optim=to_dict(cfg.optim),

@@ -1,0 +1,354 @@
+"""Faults during training: SIGKILL mid-epoch and mid-write, a full disk, an unwritable output
+folder, a non-finite loss, a data-loader worker killed by its decoder."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import get_worker_info
+
+from octvideo import cli
+from octvideo.cli import RunStopped, UsageError
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+from octvideo.engine.module import NonFiniteLoss
+from octvideo.engine.run import run_train
+from tests.engine.conftest import tiny_overrides
+
+SCRIPT = Path(__file__).with_name("train_and_die.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _overrides(tiny_synth: Path) -> list[str]:
+    # 12 clips, batch 4: 3 steps per epoch, 3 epochs; last.ckpt every 2 steps and at each epoch
+    # end; dropout and flips on, so the replay must also reproduce the random draws.
+    return tiny_overrides(
+        tiny_synth,
+        **{
+            "trainer.max_epochs": 3,
+            "trainer.deterministic": True,
+            "output.ckpt_every_n_steps": 2,
+            "output.plot_curves": False,
+            "model.dropout": 0.5,
+        },
+    )
+
+
+def _train_and_die(run: Path, overrides: list[str], mode: str, step: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), json.dumps(overrides), mode, str(step)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return model_state_dict(load_checkpoint(path))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_synth, tmp_path_factory):
+    """A whole run of the fault tests' settings."""
+    run = tmp_path_factory.mktemp("uninterrupted")
+    return run_train(None, _overrides(tiny_synth), out=str(run))
+
+
+@pytest.fixture(scope="module")
+def reference(uninterrupted) -> tuple[int, dict[str, torch.Tensor]]:
+    """The uninterrupted run's step count and final weights."""
+    return uninterrupted.global_step, _weights(uninterrupted.last_ckpt)
+
+
+def _assert_same_run(result, reference) -> None:
+    steps, weights = reference
+    assert result.global_step == steps == 9
+    got = _weights(result.last_ckpt)
+    assert got.keys() == weights.keys()
+    differing = [k for k in weights if not torch.equal(got[k], weights[k])]
+    assert not differing, f"weights differ from the uninterrupted run: {differing[:5]}"
+
+
+def test_sigkill_mid_epoch_then_resume_auto_gives_the_same_weights(tiny_synth, tmp_path, reference):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    _train_and_die(run, overrides, "step", 5)  # newest checkpoint: step 4, batch 1 of epoch 2
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 4
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny_synth, tmp_path, reference):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    _train_and_die(run, overrides, "ckpt-write", 4)
+    ckpt_dir = run / "checkpoints"
+    torn = [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
+    assert torn, "the kill should have left the half-written temporary file"
+    previous = load_checkpoint(ckpt_dir / "last.ckpt")
+    assert previous["global_step"] == 3  # the epoch-end checkpoint before the torn write
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+    assert not [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- disk and paths ---------------------------------------------------------------------------
+
+
+def _fast(tiny_synth: Path, **extra: object) -> list[str]:
+    return tiny_overrides(tiny_synth, **{"output.plot_curves": False, **extra})
+
+
+def test_a_full_disk_at_a_checkpoint_write_stops_and_keeps_the_last_good_one(
+    tiny_synth, tmp_path, monkeypatch
+):
+    real_save = torch.save
+
+    def save(obj, fh, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("global_step") == 4:
+            fh.write(b"the first bytes of a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    run = tmp_path / "run"
+    overrides = _fast(tiny_synth, **{"trainer.max_epochs": 3, "output.ckpt_every_n_steps": 2})
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(run))
+    message = str(info.value)
+    assert "No space left on device" in message and "\n" not in message
+    assert f"{run / 'checkpoints' / 'last.ckpt'} (global step 3) is kept" in message
+    monkeypatch.undo()
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 3
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_too_little_free_space_is_reported_before_training(tiny_synth, tmp_path, monkeypatch):
+    import octvideo.engine.run as run_module
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(run_module.shutil, "disk_usage", lambda _: usage._replace(free=64 * 1024))
+    with pytest.raises(RunStopped, match=r"only 0\.1 MiB free on the disk of .*checkpoints need"):
+        run_train(None, _fast(tiny_synth), out=str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "config.yaml").exists()  # failed before anything was written
+
+
+def test_an_output_folder_inside_a_file_is_reported_before_training(tiny_synth, tmp_path, capsys):
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(blocker / "run"), *_fast(tiny_synth)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("octvideo train: error: output folder ") and "\n" not in err
+    assert "is not writable (Not a directory); choose another with --out" in err
+
+
+def test_an_unwritable_output_folder_is_reported_before_training(tiny_synth, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    if os.geteuid() == 0:  # root writes through any mode bits: refuse as the kernel would
+        import octvideo.engine.run as run_module
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+        monkeypatch.setattr(run_module.tempfile, "TemporaryFile", refuse)
+    else:
+        (run / "checkpoints").chmod(0o500)
+    with pytest.raises(UsageError, match=r"is not writable \(Permission denied\)"):
+        run_train(None, _fast(tiny_synth), out=str(run))
+
+
+# -- divergence -------------------------------------------------------------------------------
+
+
+class PoisonBatch(L.Callback):
+    """Turns the clips of the batch at a given global step into NaN."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+        self.poisoned = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step and not self.poisoned:
+            batch["video"].fill_(float("nan"))
+            self.poisoned += 1
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    overrides = _fast(tiny_synth, **{"trainer.max_epochs": 3})
+    with pytest.raises(NonFiniteLoss) as info:
+        run_train(None, overrides, out=str(run), callbacks=[PoisonBatch(at_step=4)])
+    message = str(info.value)
+    assert message.startswith("loss is nan at global step 4 (epoch 1, batch 1)")
+    assert f"{run / 'checkpoints' / 'last.ckpt'} (global step 3) is kept" in message
+    kept = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert kept["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in model_state_dict(kept).values())
+
+
+class StateAround(L.Callback):
+    """The whole state dict (weights, batch-norm statistics) before and after one step."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+        self.before: dict[str, torch.Tensor] = {}
+        self.after: dict[str, torch.Tensor] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step and not self.before:
+            self.before = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step + 1 and not self.after:
+            self.after = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+
+def test_a_nan_loss_step_is_skipped_when_configured(tiny_synth, tmp_path, caplog):
+    overrides = _fast(tiny_synth, **{"optim.on_nonfinite_loss": "skip"})
+    poison, around = PoisonBatch(at_step=2), StateAround(at_step=2)
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        result = run_train(None, overrides, out=str(tmp_path / "run"), callbacks=[poison, around])
+    assert poison.poisoned == 1
+    assert "loss is nan at global step 2 (epoch 0, batch 2): step skipped" in caplog.text
+    # the skipped batch changed nothing: weights, batch-norm statistics and counters are as before
+    assert around.before and around.after
+    changed = [k for k in around.before if not torch.equal(around.before[k], around.after[k])]
+    assert not changed
+    assert result.global_step == 6  # Lightning counts the skipped batch as a step
+    final = model_state_dict(load_checkpoint(result.last_ckpt))
+    assert all(torch.isfinite(v).all() for v in final.values())
+
+
+def test_skipping_stops_after_max_skipped_steps_in_a_row(tiny_synth, tmp_path):
+    class PoisonAll(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            batch["video"].fill_(float("inf"))
+
+    overrides = _fast(
+        tiny_synth, **{"optim.on_nonfinite_loss": "skip", "optim.max_skipped_steps": 2}
+    )
+    with pytest.raises(NonFiniteLoss, match=r"after 2 skipped steps in a row"):
+        run_train(None, overrides, out=str(tmp_path / "run"), callbacks=[PoisonAll()])
+
+
+# -- data-loader workers ------------------------------------------------------------------------
+
+
+def test_a_worker_killed_by_its_decoder_is_reported_with_the_file(
+    tiny_synth, tmp_path, monkeypatch
+):
+    import octvideo.data.datasets as datasets
+
+    lines = (tiny_synth / "train.txt").read_text().splitlines()
+    culprit = lines[5].split()[0]
+    real_decode = datasets.decode_clip
+
+    def decode(path, *args, **kwargs):
+        if path.endswith(culprit) and get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a crashing FFmpeg does to a worker
+        return real_decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "decode_clip", decode)
+    overrides = _fast(tiny_synth, **{"data.num_workers": 1, "data.persistent_workers": False})
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    message = str(info.value)
+    # PyTorch's words depend on who notices first: "(pid N) is killed by signal: Segmentation
+    # fault" or "(pid(s) N) exited unexpectedly"
+    assert re.match(r"DataLoader worker \(pid(\(s\))? \d+\) (is killed|exited)", message)
+    assert f"while decoding {tiny_synth / culprit}" in message
+    assert "octvideo data check" in message and "\n" not in message
+
+
+# -- clips and checkpoints that do not fit the model ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cfg", "overrides", "needle"),
+    [
+        (
+            "slowfast_r50_4x16",
+            ["data.num_frames=30"],
+            "data.num_frames=30 is not a multiple of data.slowfast_alpha=8 (the slow pathway "
+            "takes every 8th frame of the fast one); use data.num_frames=24",
+        ),
+        (
+            "slowfast_r50_4x16",
+            ["data.slowfast_alpha=null"],
+            "model.name=slowfast_r50 takes [slow, fast] pathways: set data.slowfast_alpha=8",
+        ),
+        (
+            "slowfast_r50_4x16",
+            ["data.slowfast_alpha=4"],
+            "data.slowfast_alpha=4 but slowfast_r50 is built with slowfast_alpha=8",
+        ),
+        (
+            "i3d_r50_8x8",
+            ["data.slowfast_alpha=4"],
+            "model.name=i3d_r50 takes one clip, not SlowFast pathways",
+        ),
+        (
+            "c2d_r50_8x8",
+            ["data.num_frames=1"],
+            "c2d_r50 cannot take clips of data.num_frames=1 frames at",
+        ),
+    ],
+)
+def test_a_clip_the_model_cannot_take_is_one_line(cfg, overrides, needle, tmp_path, capsys):
+    for command in ("train", "test"):
+        ckpt = ["--ckpt", str(tmp_path / "none.ckpt")] if command == "test" else []
+        args = [command, "--cfg", cfg, "--out", str(tmp_path / "run"), *ckpt, *overrides]
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"octvideo {command}: error: ") and "\n" not in err
+        assert needle in err
+        if "cannot take" in needle:  # the network's own words come after the settings
+            assert err.endswith("Output size is too small")
+    assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+def test_a_checkpoint_for_another_class_count_is_one_line(
+    tiny_synth, tmp_path, uninterrupted, capsys
+):
+    classes = tmp_path / "classes7.txt"
+    classes.write_text((tiny_synth / "classes.txt").read_text() + "one_more\n")
+    overrides = _overrides(tiny_synth) + [
+        f"data.classes_file={classes}",
+        "model.num_classes=7",
+    ]
+    ckpt = uninterrupted.last_ckpt
+    args = [
+        "test",
+        "--cfg",
+        "oct_i3d_synth",
+        "--ckpt",
+        str(ckpt),
+        "--out",
+        str(tmp_path),
+        *overrides,
+    ]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err == (
+        f"octvideo test: error: checkpoint {ckpt} has 6 classes but model.num_classes=7; use "
+        "the config and data it was trained with"
+    )
+    with pytest.raises(UsageError, match="has 6 classes but model.num_classes=7"):
+        run_train(None, overrides, out=str(tmp_path / "run"), resume=str(ckpt))

@@ -1,0 +1,67 @@
+"""Runs ``run_train`` in this process and kills it with SIGKILL at a chosen point.
+
+    python train_and_die.py RUN_DIR OVERRIDES_JSON step N        # after optimiser step N
+    python train_and_die.py RUN_DIR OVERRIDES_JSON ckpt-write N  # half-way through writing the
+                                                                 # first checkpoint of step N
+
+SIGKILL cannot be caught: nothing in the process gets to clean up, as when a job is preempted or
+the kernel's OOM killer strikes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+
+import lightning as L
+import torch
+
+from octvideo.engine import checkpoint
+from octvideo.engine.run import run_train
+
+
+class KillAtStep(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_while_writing(step: int) -> None:
+    """Patch the checkpoint writer: the first checkpoint of ``step`` is cut in half, then kill."""
+    real_save = torch.save
+
+    def save(obj, fh, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("global_step") == step:
+            buf = io.BytesIO()
+            real_save(obj, buf)
+            fh.write(buf.getvalue()[: buf.tell() // 2])
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_save(obj, fh, *args, **kwargs)
+
+    checkpoint.torch.save = save  # the module's reference to torch is the torch module itself
+
+
+def main() -> None:
+    run_dir, overrides_json, mode, step = sys.argv[1:5]
+    overrides = json.loads(overrides_json)
+    callbacks = []
+    if mode == "step":
+        callbacks.append(KillAtStep(int(step)))
+    elif mode == "ckpt-write":
+        die_while_writing(int(step))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    run_train(None, overrides, out=run_dir, resume="auto", callbacks=callbacks)
+    raise SystemExit("the run finished without being killed")
+
+
+if __name__ == "__main__":
+    main()
