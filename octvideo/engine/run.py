@@ -406,7 +406,13 @@ def run_test(
     from octvideo.data import BadVideoCallback
 
     trainer = _trainer(cfg, run_dir, [BadVideoCallback()], loggers=False)
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    try:
+        trainer.test(module, datamodule=datamodule, verbose=False)
+    except RuntimeError as err:
+        report = datamodule.worker_crash_report(err)
+        if report is None:
+            raise
+        raise RunStopped(report) from err
     views = module.test_views
     if views is None:
         raise RuntimeError("the test loop produced no outputs")

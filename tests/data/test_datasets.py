@@ -220,3 +220,15 @@ def test_samplers_split_ranks_without_overlap(media):
     assert len(shares[0]) == len(shares[1]) == 5  # 9 videos padded to 10
     assert set(indices) == set(range(9))
     assert {epoch for share in shares for _, epoch in share} == {0}
+
+
+def test_a_resumed_sampler_continues_its_epoch_once(media):
+    dataset = VideoDataset(records(media, GOOD + GOOD[:3]), small_config(), "train")
+    whole = EpochSampler(dataset, num_replicas=1, rank=0, seed=3)
+    whole.set_epoch(2)
+    epoch2 = list(whole)
+    resumed = EpochSampler(dataset, num_replicas=1, rank=0, seed=3)
+    resumed.resume(2, 4)
+    assert list(resumed) == epoch2[4:]
+    assert list(resumed) == epoch2  # only the first pass skips
+    assert len(resumed) == len(epoch2)

@@ -137,14 +137,20 @@ def test_a_full_disk_at_a_checkpoint_write_stops_and_keeps_the_last_good_one(
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
 
 
-def test_too_little_free_space_is_reported_before_training(tiny_synth, tmp_path, monkeypatch):
+def test_too_little_free_space_is_reported_before_training(
+    tiny_synth, tmp_path, monkeypatch, capsys
+):
     import octvideo.engine.run as run_module
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(run_module.shutil, "disk_usage", lambda _: usage._replace(free=64 * 1024))
-    with pytest.raises(RunStopped, match=r"only 0\.1 MiB free on the disk of .*checkpoints need"):
-        run_train(None, _fast(tiny_synth), out=str(tmp_path / "run"))
-    assert not (tmp_path / "run" / "config.yaml").exists()  # failed before anything was written
+    run = tmp_path / "run"
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *_fast(tiny_synth)]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"octvideo train: stopped: only 0.1 MiB free on the disk of {run}")
+    assert "checkpoints need about" in err and "\n" not in err
+    assert not (run / "config.yaml").exists()  # failed before anything was written
 
 
 def test_an_output_folder_inside_a_file_is_reported_before_training(tiny_synth, tmp_path, capsys):
