@@ -27,7 +27,7 @@ from octvideo.ops import (
     OctPool3d,
     OctSplit,
     as_pair,
-    oct_add,
+    conv_norm_act,
 )
 
 _Size3 = tuple[int, int, int]
@@ -80,7 +80,7 @@ class Stem(nn.Module):
         self.pool = OctPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1), mode="max", octave=octave)
 
     def forward(self, x: Tensor) -> OctPair:
-        x = self.act(self.bn(self.conv(x)))  # (B, C, T, H/2, W/2) or a pair
+        x = conv_norm_act(self.conv, self.bn, self.act, x)  # (B, C, T, H/2, W/2) or a pair
         return as_pair(self.pool(x))  # (B, C, T, H/4, W/4) or a pair
 
 
@@ -105,7 +105,7 @@ class Shortcut(nn.Module):
         self.bn = OctNorm(out_chans, alpha=alpha_out, norm_layer=norm_layer)
 
     def forward(self, x: OctPair) -> Tensor | OctPair:
-        return self.bn(self.conv(x))  # (B, C_out, T/st, H/ss, W/ss) or a pair
+        return conv_norm_act(self.conv, self.bn, None, x)  # (B, C_out, T/st, H/ss, W/ss) or pair
 
 
 class Resplit(nn.Module):
@@ -213,10 +213,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: OctPair) -> OctPair:
         shortcut = x if self.downsample is None else self.downsample(x)
-        y = self.act(self.bn_a(self.conv_a(x)))  # (B, mid, T, H', W') per group
-        y = self.act(self.bn_b(self.conv_b(y)))  # (B, mid, T, H', W') per group
-        y = self.bn_c(self.conv_c(y))  # (B, out, T, H', W') per group
-        return as_pair(self.act(oct_add(y, shortcut)))
+        y = conv_norm_act(self.conv_a, self.bn_a, self.act, x)  # (B, mid, T, H', W') per group
+        y = conv_norm_act(self.conv_b, self.bn_b, self.act, y)  # (B, mid, T, H', W') per group
+        # act(bn_c(conv_c(y)) + shortcut): (B, out, T, H', W') per group
+        return as_pair(conv_norm_act(self.conv_c, self.bn_c, self.act, y, shortcut))
 
 
 class BasicBlock(nn.Module):
@@ -262,9 +262,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: OctPair) -> OctPair:
         shortcut = x if self.downsample is None else self.downsample(x)
-        y = self.act(self.bn_a(self.conv_a(x)))  # (B, C, T, H', W') per group
-        y = self.bn_b(self.conv_b(y))  # (B, C, T, H', W') per group
-        return as_pair(self.act(oct_add(y, shortcut)))
+        y = conv_norm_act(self.conv_a, self.bn_a, self.act, x)  # (B, C, T, H', W') per group
+        # act(bn_b(conv_b(y)) + shortcut): (B, C, T, H', W') per group
+        return as_pair(conv_norm_act(self.conv_b, self.bn_b, self.act, y, shortcut))
 
 
 class GlobalAvgPool(nn.Module):

@@ -12,6 +12,7 @@ from octvideo.ops.layers import (
     OctNorm,
     OctPool3d,
     OctSplit,
+    conv_norm_act,
     oct_add,
 )
 from octvideo.ops.octconv import OctConv3d, conv_output_size
@@ -47,6 +48,7 @@ __all__ = [
     "Octave",
     "as_pair",
     "cat_pairs",
+    "conv_norm_act",
     "check_pair",
     "conv_output_size",
     "downsample",

@@ -10,12 +10,14 @@ block written for pairs also runs at alpha 0.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from octvideo.ops.octconv import OctConv3d, PathWeights
 from octvideo.ops.pair import (
     Octave,
     OctPair,
@@ -24,6 +26,7 @@ from octvideo.ops.pair import (
     fit_low,
     low_channels,
     normalize_octave,
+    unpair,
     upsample,
 )
 
@@ -196,3 +199,119 @@ class OctMerge(nn.Module):
             return high
         # (B, C_h + C_l, T, H, W)
         return torch.cat([high, upsample(low, high.shape, self.octave)], dim=1)
+
+
+# Folded (conv, batch-norm) weights per convolution, with the tensor versions they were made from.
+_FOLDED: weakref.WeakKeyDictionary[OctConv3d, tuple[tuple[int, ...], PathWeights]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _foldable(conv: OctConv3d, norm: nn.Module) -> bool:
+    """Inference (no autograd, eval-mode batch norm with running statistics), eager mode."""
+    if torch.is_grad_enabled() or norm.training or not isinstance(norm, OctNorm):
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return False
+    if _hooked(conv, norm, *norm.children()):  # hooks expect to see each module called
+        return False
+    groups = [norm.high] if norm.low is None else [norm.high, norm.low]
+    return all(
+        type(bn) is nn.BatchNorm3d and bn.running_mean is not None and bn.running_var is not None
+        for bn in groups
+    )
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
+    """The conv's path weights and biases with each output group's batch norm folded in."""
+    key: list[int] = []
+    for module in (conv, norm):
+        for t in (*module.parameters(), *module.buffers()):
+            key += [t.data_ptr(), t._version]
+    cached = _FOLDED.get(conv)
+    if cached is not None and cached[0] == tuple(key):
+        return cached[1]
+
+    def scale_shift(bn: nn.BatchNorm3d) -> tuple[Tensor, Tensor]:
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        shift = -bn.running_mean * scale
+        return scale, shift if bn.bias is None else shift + bn.bias
+
+    w = conv.path_weights()
+    s_h, b_h = scale_shift(norm.high)
+    s_l, b_l = (None, None) if norm.low is None else scale_shift(norm.low)
+
+    def scaled(weight: Tensor | None, s: Tensor | None) -> Tensor | None:
+        if weight is None or s is None:
+            return weight
+        return weight * s.view(-1, 1, 1, 1, 1)  # keeps the weight's memory format
+
+    def bias(b: Tensor | None, s: Tensor | None, shift: Tensor | None) -> Tensor | None:
+        if shift is None:
+            return b
+        return shift if b is None else shift + b * s
+
+    folded = PathWeights(
+        scaled(w.hh, s_h),
+        scaled(w.hl, s_l),
+        scaled(w.lh, s_h),
+        scaled(w.ll, s_l),
+        bias(w.bias_h, s_h, b_h),
+        bias(w.bias_l, s_l, b_l),
+    )
+    _FOLDED[conv] = (tuple(key), folded)
+    return folded
+
+
+def conv_norm_act(
+    conv: OctConv3d,
+    norm: nn.Module,
+    act: OctAct | None,
+    x: Tensor | OctPair,
+    residual: Tensor | OctPair | None = None,
+) -> Tensor | OctPair:
+    """``act(norm(conv(x)) + residual)``, the unit every residual block is made of.
+
+    In inference (eval mode, no autograd) with ``nn.BatchNorm3d`` norms, the normalisation is
+    folded into the convolution's weights and bias (cached until a parameter or statistic
+    changes), and the residual add and a ReLU run in place on the convolution's fresh output:
+    one pass over the activations instead of three. Otherwise the modules run one after another.
+
+    Args:
+        conv: the convolution.
+        norm: its normalisation (an ``OctNorm``, per group).
+        act: the activation, or None.
+        x: input tensor or pair.
+        residual: added after the normalisation and before the activation, or None.
+    """
+    if not _foldable(conv, norm):
+        y = norm(conv(x))
+        if residual is not None:
+            y = oct_add(y, residual)
+        return y if act is None else act(y)
+    y = as_pair(conv.forward_with_weights(x, _fold(conv, norm)))
+    if residual is not None:
+        r = as_pair(residual)
+        if (y.low is None) != (r.low is None):
+            raise ValueError("cannot add a pair with a low group to one without")
+        y.high.add_(r.high)
+        if y.low is not None:
+            y.low.add_(r.low)
+    if act is not None:
+        if type(act.act) is nn.ReLU:
+            y.high.relu_()
+            if y.low is not None:
+                y.low.relu_()
+        else:
+            y = as_pair(act(unpair(y)))
+    return unpair(y)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -184,6 +185,18 @@ class OctConv3d(nn.Module):
         self.conv_ll = make(self.in_low, self.out_low, bias)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
+        x_h, x_l = self._prepare(x)
+        if is_channels_last(x_h):
+            return unpair(self._forward_fast(x_h, x_l))
+        return unpair(self.forward_paths(x_h, x_l))
+
+    def forward_with_weights(self, x: Tensor | OctPair, weights: PathWeights) -> Tensor | OctPair:
+        """The fast path with other weights (same shapes as ``path_weights()``), in any memory
+        layout; batch-norm folding for inference runs through here."""
+        return unpair(self._forward_fast(*self._prepare(x), weights))
+
+    def _prepare(self, x: Tensor | OctPair) -> tuple[Tensor, Tensor | None]:
+        """Checks the input's groups and applies any stride pooling."""
         x_h, x_l = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
         if x_h.shape[1] != self.in_high or (x_l is None) != (self.in_low == 0):
             got = (x_h.shape[1], None if x_l is None else x_l.shape[1])
@@ -196,9 +209,7 @@ class OctConv3d(nn.Module):
         if self.pool_stride:
             x_h = downsample(x_h, self.pool_factor)
             x_l = None if x_l is None else downsample(x_l, self.pool_factor)
-        if is_channels_last(x_h):
-            return unpair(self._forward_fast(x_h, x_l))
-        return unpair(self.forward_paths(x_h, x_l))
+        return x_h, x_l
 
     def forward_paths(self, x_h: Tensor, x_l: Tensor | None) -> OctPair:
         """The four paths as the paper writes them, one convolution each (after any stride pool).
@@ -218,34 +229,62 @@ class OctConv3d(nn.Module):
             y_l = from_high if y_l is None else y_l + from_high
         return OctPair(y_h, y_l)
 
-    def _forward_fast(self, x_h: Tensor, x_l: Tensor | None) -> OctPair:
+    def _forward_fast(
+        self, x_h: Tensor, x_l: Tensor | None, weights: PathWeights | None = None
+    ) -> OctPair:
         """Same result as ``forward_paths`` for channels-last (NDHWC) inputs, with less work.
 
         - H->L and L->L become one convolution over ``cat(pool(X_H), X_L)`` with the two weight
-          blocks side by side: one larger convolution runs faster than two small ones.
-        - Kernels of temporal size 1 run as 2D convolutions on a (B*T, C, H, W) view, which in
-          channels-last memory is free and, on CPU, about twice as fast as the 3D kernel.
+          blocks side by side: one larger convolution runs faster than two small ones. Its
+          backward recomputes ``pool(X_H)`` and the concatenation from X_H and X_L, which autograd
+          keeps anyway, instead of saving them (``_LowConv``).
+        - Kernels of temporal size 1 run as 2D convolutions on a (B*T, C, H, W) view, and kernels
+          of spatial size 1 (the I3D 3x1x1) on a (B, C, T, H*W) view; in channels-last memory
+          both views are free, and on CPU the 2D kernels are up to 4x faster than the 3D one.
         - The L->H upsample is added in place through a broadcast view when sizes divide evenly,
           so the upsampled tensor is never written out.
+
+        Args:
+            x_h: (B, C_h, T, H, W) channels-last high input (after any stride pooling).
+            x_l: low input or None.
+            weights: the paths' weights and the two output biases; None takes the layer's own.
+                Batch-norm folding (``conv_norm_act``) passes scaled copies here.
         """
-        y_h = _conv(self.conv_hh, x_h, self.conv_hh.weight, self.conv_hh.bias)
-        if self.conv_lh is not None:
-            z = _conv(self.conv_lh, x_l, self.conv_lh.weight, None)
+        w = self.path_weights() if weights is None else weights
+        y_h = _conv(self, x_h, w.hh, w.bias_h)
+        if w.lh is not None:
+            z = _conv(self, x_l, w.lh, None)
             y_h = _add_upsampled(y_h, z, self.octave)
 
         y_l: Tensor | None = None
-        if self.conv_hl is not None and self.conv_ll is not None and self.groups == 1:
-            x_cat = torch.cat([downsample(x_h, self.octave), x_l], dim=1)
-            weight = torch.cat([self.conv_hl.weight, self.conv_ll.weight], dim=1)
-            y_l = _conv(self.conv_ll, x_cat, weight, self.conv_ll.bias)
-        else:
-            if self.conv_ll is not None:
-                y_l = _conv(self.conv_ll, x_l, self.conv_ll.weight, self.conv_ll.bias)
-            if self.conv_hl is not None:
-                pooled = downsample(x_h, self.octave)
-                from_high = _conv(self.conv_hl, pooled, self.conv_hl.weight, self.conv_hl.bias)
-                y_l = from_high if y_l is None else y_l + from_high
+        if w.hl is not None and (w.ll is None or self.groups == 1):
+            y_l = _low_conv(self, x_h, x_l if w.ll is not None else None, w.hl, w.ll, w.bias_l)
+        elif w.hl is not None:  # grouped with both low paths: two convolutions
+            y_l = _conv(self, x_l, w.ll, w.bias_l)
+            y_l = y_l + _low_conv(self, x_h, None, w.hl, None, None)
+        elif w.ll is not None:
+            y_l = _conv(self, x_l, w.ll, w.bias_l)
         return OctPair(y_h, y_l)
+
+    def path_weights(self) -> PathWeights:
+        """The four paths' weights and the bias of each output group (None where absent)."""
+
+        def weight(conv: nn.Conv3d | None) -> Tensor | None:
+            return None if conv is None else conv.weight
+
+        bias_l = None
+        if self.conv_ll is not None:
+            bias_l = self.conv_ll.bias
+        elif self.conv_hl is not None:
+            bias_l = self.conv_hl.bias
+        return PathWeights(
+            weight(self.conv_hh),
+            weight(self.conv_hl),
+            weight(self.conv_lh),
+            weight(self.conv_ll),
+            None if self.conv_hh is None else self.conv_hh.bias,
+            bias_l,
+        )
 
     # ------------------------------------------------------------------ vanilla <-> octave weights
 
@@ -405,28 +444,192 @@ class OctConv3d(nn.Module):
         )
 
 
-def _conv(conv: nn.Conv3d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``conv``'s convolution with the given weight; temporal-1 kernels run as 2D convolutions.
+class PathWeights(NamedTuple):
+    """Weights of an OctConv3d's four paths and the bias of each output group (None: absent)."""
 
-    For a channels-last (B, C, T, H, W) tensor, the (B*T, C, H, W) view is free and stays
+    hh: Tensor
+    hl: Tensor | None
+    lh: Tensor | None
+    ll: Tensor | None
+    bias_h: Tensor | None
+    bias_l: Tensor | None
+
+
+class _Geometry(NamedTuple):
+    """How a convolution runs: as 3D, or as 2D on a free channels-last view.
+
+    ``view`` is "frames" (temporal kernel 1: (B*T, C, H, W)), "tubes" (spatial kernel 1:
+    (B, C, T, H*W)) or "3d".
+    """
+
+    view: str
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+
+def _geometry(layer: OctConv3d) -> _Geometry:
+    conv = layer.conv_hh
+    k, st, pad, dil = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    if k[0] == 1 and st[0] == 1 and pad[0] == 0:
+        return _Geometry("frames", st[1:], pad[1:], dil[1:])
+    if k[1:] == (1, 1) and st[1:] == (1, 1) and pad[1:] == (0, 0):
+        return _Geometry("tubes", (st[0], 1), (pad[0], 0), (dil[0], 1))
+    return _Geometry("3d", st, pad, dil)
+
+
+def _to_2d(x: Tensor, view: str) -> Tensor:
+    if view == "frames":  # (B, C, T, H, W) -> (B*T, C, H, W), a view in channels-last memory
+        b, c, t, h, w = x.shape
+        return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    if view == "tubes":  # (B, C, T, H, W) -> (B, C, T, H*W), a view in channels-last memory
+        return x.flatten(3)
+    return x
+
+
+def _from_2d(y: Tensor, view: str, like: Tensor) -> Tensor:
+    """The 5D result of a 2D convolution on ``_to_2d(like)``."""
+    if view == "frames":  # (B*T, C', H', W') -> (B, C', T, H', W')
+        b, t = like.shape[0], like.shape[2]
+        return y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
+    if view == "tubes":  # (B, C', T', H*W) -> (B, C', T', H, W)
+        return y.unflatten(3, like.shape[3:])
+    return y
+
+
+def _weight_2d(weight: Tensor, view: str) -> Tensor:
+    if view == "frames":
+        return weight[:, :, 0]  # (C', C, kH, kW)
+    if view == "tubes":
+        return weight.flatten(3)  # (C', C, kT, 1)
+    return weight
+
+
+def _conv(layer: OctConv3d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """A convolution with ``layer``'s geometry and the given weight, run as 2D where possible.
+
+    For a channels-last (B, C, T, H, W) tensor, the 2D views (``_to_2d``) are free and stay
     channels-last, and so does the result's view back to 5D.
     """
-    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or conv.padding[0] != 0:
-        return F.conv3d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    b, c, t, h, w = x.shape
-    x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # (B*T, C, H, W), a view
-    y2 = F.conv2d(
-        x2, weight[:, :, 0], bias, conv.stride[1:], conv.padding[1:], conv.dilation[1:], conv.groups
+    g = _geometry(layer)
+    groups = x.shape[1] // weight.shape[1]  # the path's own groups (depthwise: its channels)
+    if g.view == "3d":
+        return F.conv3d(x, weight, bias, g.stride, g.padding, g.dilation, groups)
+    y = F.conv2d(
+        _to_2d(x, g.view),
+        _weight_2d(weight, g.view),
+        bias,
+        g.stride,
+        g.padding,
+        g.dilation,
+        groups,
     )
-    return y2.reshape(b, t, *y2.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, C', T, H', W')
+    return _from_2d(y, g.view, x)
+
+
+def _low_input(x_h: Tensor, x_l: Tensor | None, octave: Octave) -> Tensor:
+    """``cat(pool(X_H), X_L)``: the input of the merged H->L / L->L convolution."""
+    pooled = downsample(x_h, octave)
+    return pooled if x_l is None else torch.cat([pooled, x_l], dim=1)
+
+
+class _LowConv(torch.autograd.Function):
+    """Y_L = conv(cat(pool(X_H), X_L), cat(W_HL, W_LL)) + b, saving X_H and X_L (which the other
+    paths' convolutions save as well) rather than the pooled, concatenated input: backward
+    recomputes it, which costs one pooling and one copy of a low-resolution tensor."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x_h: Tensor,
+        x_l: Tensor | None,
+        w_hl: Tensor,
+        w_ll: Tensor | None,
+        bias: Tensor | None,
+        layer: OctConv3d,
+    ) -> Tensor:
+        weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
+        y = _conv(layer, _low_input(x_h, x_l, layer.octave), weight, bias)
+        ctx.save_for_backward(x_h, x_l, w_hl, w_ll)
+        ctx.layer = layer
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
+        x_h, x_l, w_hl, w_ll = ctx.saved_tensors
+        layer: OctConv3d = ctx.layer
+        need_xh, need_xl, need_whl, need_wll, need_b, _ = ctx.needs_input_grad
+        g = _geometry(layer)
+        with torch.enable_grad():
+            x_h_ = x_h.detach().requires_grad_(need_xh)
+            pooled = downsample(x_h_, layer.octave)
+        x_in = pooled.detach() if x_l is None else torch.cat([pooled.detach(), x_l], dim=1)
+        weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
+        if grad_y.is_contiguous() and not grad_y.is_contiguous(
+            memory_format=torch.channels_last_3d
+        ):
+            grad_y = grad_y.contiguous(memory_format=torch.channels_last_3d)
+        out_padding = [0] * (3 if g.view == "3d" else 2)
+        gx2, gw2, gb = torch.ops.aten.convolution_backward(
+            _to_2d(grad_y, g.view),
+            _to_2d(x_in, g.view),
+            _weight_2d(weight, g.view),
+            [weight.shape[0]] if ctx.has_bias else None,
+            list(g.stride),
+            list(g.padding),
+            list(g.dilation),
+            False,
+            out_padding,
+            x_in.shape[1] // weight.shape[1],
+            [need_xh or need_xl, need_whl or need_wll, need_b],
+        )
+        g_xh = g_xl = g_whl = g_wll = None
+        if need_xh or need_xl:
+            gx = _from_2d(gx2, g.view, x_in)
+            n_high = x_h.shape[1]
+            if need_xh:
+                (g_xh,) = torch.autograd.grad(pooled, x_h_, gx[:, :n_high])
+            if need_xl:
+                g_xl = gx[:, n_high:]
+        if need_whl or need_wll:
+            gw = gw2.reshape(weight.shape)
+            g_whl = gw[:, : w_hl.shape[1]] if need_whl else None
+            g_wll = gw[:, w_hl.shape[1] :] if need_wll else None
+        return g_xh, g_xl, g_whl, g_wll, gb if need_b else None, None
+
+
+def _low_conv(
+    layer: OctConv3d,
+    x_h: Tensor,
+    x_l: Tensor | None,
+    w_hl: Tensor,
+    w_ll: Tensor | None,
+    bias: Tensor | None,
+) -> Tensor:
+    """The merged H->L (+ L->L) convolution; through ``_LowConv`` when autograd records."""
+    tensors = (x_h, x_l, w_hl, w_ll, bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return _LowConv.apply(x_h, x_l, w_hl, w_ll, bias, layer)
+    weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
+    return _conv(layer, _low_input(x_h, x_l, layer.octave), weight, bias)
 
 
 def _add_upsampled(y: Tensor, z: Tensor, octave: Octave) -> Tensor:
-    """``y + upsample(z)``; in place through a broadcast view when every size divides evenly."""
+    """``y + upsample(z)`` through a broadcast view when every size divides evenly, so the
+    upsampled tensor is never written out.
+
+    Without autograd the sum is written into ``y`` (a fresh convolution output); when autograd
+    records it is a new tensor, since an in-place add on a view of ``y`` would make backward clone
+    the full-resolution gradient.
+    """
     b, c, t, h, w = y.shape
     ot, oh, ow = octave
     if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):
         return y + upsample(z, y.shape, octave)
-    # (B, C, t, ot, h, oh, w, ow) += (B, C, t, 1, h, 1, w, 1)
-    y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow).add_(z[:, :, :, None, :, None, :, None])
+    y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
+    z8 = z[:, :, :, None, :, None, :, None]  # (B, C, t, 1, h, 1, w, 1)
+    if torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
+        return (y8 + z8).view(b, c, t, h, w)
+    y8.add_(z8)
     return y

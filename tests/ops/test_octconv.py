@@ -296,18 +296,29 @@ def test_fast_path_equals_four_paths(alpha_in, alpha_out, kernel, stride, size, 
         ]
     )
     fast = layer(x_grad if isinstance(x, OctPair) else x_grad.high)
-    plain = layer(x)
+    x_plain = OctPair(
+        *[None if t is None else t.detach().contiguous().clone().requires_grad_() for t in x_grad]
+    )
+    plain = layer(x_plain if isinstance(x, OctPair) else x_plain.high)
+    assert not x_plain.high.is_contiguous(memory_format=torch.channels_last_3d)
     fast_t = fast if isinstance(fast, OctPair) else (fast,)
     plain_t = plain if isinstance(plain, OctPair) else (plain,)
     for f, p in zip(fast_t, plain_t, strict=True):
         torch.testing.assert_close(f, p, rtol=1e-10, atol=1e-10)
-    # gradients through the fast path match those through the plain one
-    sum(t.sum() for t in fast_t).backward()
+    # gradients (of weights and of both inputs) through the fast path match the plain ones, for
+    # an upstream gradient that is not constant
+    g = torch.Generator().manual_seed(1)
+    upstream = [torch.randn(t.shape, generator=g) for t in plain_t]
+    sum((t * u).sum() for t, u in zip(fast_t, upstream, strict=True)).backward()
     grads_fast = [p.grad.clone() for p in layer.parameters()]
     layer.zero_grad()
-    sum(t.sum() for t in plain_t).backward()
+    sum((t * u).sum() for t, u in zip(plain_t, upstream, strict=True)).backward()
     for g_fast, p in zip(grads_fast, layer.parameters(), strict=True):
         torch.testing.assert_close(g_fast, p.grad, rtol=1e-10, atol=1e-10)
+    for t_fast, t_plain in zip(x_grad, x_plain, strict=True):
+        if t_fast is not None:
+            assert t_fast.grad is not None and t_fast.grad.abs().sum() > 0
+            torch.testing.assert_close(t_fast.grad, t_plain.grad, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

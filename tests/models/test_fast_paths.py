@@ -1,0 +1,188 @@
+"""Whole networks: the channels-last fast path (merged low convolutions, 2D views, pooled input
+recomputed in backward) and, in inference, batch norm folded into the convolutions, each equal in
+float64 to the plain four-path computation on contiguous (NCDHW) tensors."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from octvideo.models import create_model
+from octvideo.ops import OctAct, OctConv3d, OctNorm, OctPair, conv_norm_act, octconv
+
+CL = torch.channels_last_3d
+# (name, alpha, octave): vanilla, the paper's spatial octave, a spatio-temporal octave
+CASES = [
+    ("i3d_r50", 0.0, (1, 2, 2)),
+    ("i3d_r50", 0.5, (1, 2, 2)),
+    ("c2d_r18", 0.25, (1, 2, 2)),
+    ("i3d_r18", 0.5, (2, 2, 2)),
+]
+
+
+def _model(name: str, alpha: float, octave: tuple[int, int, int]) -> nn.Module:
+    torch.manual_seed(0)
+    model = create_model(
+        name, num_classes=5, alpha=alpha, octave=octave, dropout=0.0, width=8
+    ).double()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():  # statistics far from (0, 1) so that folding has work to do
+        if isinstance(m, nn.BatchNorm3d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64))
+                m.running_var.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64))
+                m.running_var.add_(0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64) - 0.5)
+    return model
+
+
+def _clip(size: tuple[int, int, int], batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(batch, 3, *size, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("name", "alpha", "octave"), CASES)
+@pytest.mark.parametrize("size", [(4, 32, 32), (4, 35, 29)], ids=["even", "odd"])
+def test_inference_fast_and_folded_equal_plain(name, alpha, octave, size, monkeypatch) -> None:
+    model = _model(name, alpha, octave).eval()
+    x = _clip(size)
+    with torch.no_grad():
+        plain = model(x)  # contiguous: the four paths, batch norm as a layer
+    folded = []
+    forward_with_weights = OctConv3d.forward_with_weights
+
+    def spy(self, *args):
+        folded.append(self)
+        return forward_with_weights(self, *args)
+
+    monkeypatch.setattr(OctConv3d, "forward_with_weights", spy)
+    with torch.no_grad():
+        grad_free = model.to(memory_format=CL)(x.contiguous(memory_format=CL))
+    with torch.inference_mode():
+        inference = model(x.contiguous(memory_format=CL))
+    # every convolution of the network is followed by a batch norm and is folded, in both runs
+    convs = [m for m in model.modules() if isinstance(m, OctConv3d)]
+    assert len(folded) == 2 * len(convs) and set(map(id, folded)) == set(map(id, convs))
+    torch.testing.assert_close(grad_free, plain, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(inference, plain, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("name", "alpha", "octave"), CASES)
+def test_training_fast_path_equals_plain(name, alpha, octave, monkeypatch) -> None:
+    """Forward, loss and every gradient (parameters and clip) in train mode, odd sizes."""
+    plain_model = _model(name, alpha, octave).train()
+    fast_model = copy.deepcopy(plain_model).to(memory_format=CL)
+    x = _clip((4, 35, 29))
+    recomputed = []
+    apply = octconv._LowConv.apply
+    monkeypatch.setattr(octconv._LowConv, "apply", lambda *a: recomputed.append(1) or apply(*a))
+    outs, grads = [], []
+    for model, clip in ((plain_model, x), (fast_model, x.contiguous(memory_format=CL))):
+        # float64 convolutions do not keep channels-last (no oneDNN kernel): force the fast
+        # path, which is exact in any layout, for the whole fast model
+        fast = model is fast_model
+        monkeypatch.setattr(octconv, "is_channels_last", lambda t, fast=fast: fast)
+        clip = clip.clone().requires_grad_()
+        out = model(clip)
+        upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+        (out * upstream.double()).sum().backward()
+        outs.append(out)
+        grads.append({"clip": clip.grad, **{n: p.grad for n, p in model.named_parameters()}})
+    # the fast model's low-output convolutions recompute their pooled input in backward
+    assert (len(recomputed) > 0) == (alpha > 0)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
+    assert grads[0].keys() == grads[1].keys()
+    for key, want in grads[0].items():
+        assert want is not None and grads[1][key] is not None, key
+        torch.testing.assert_close(grads[1][key], want, rtol=1e-9, atol=1e-9, msg=key)
+    # running statistics move identically
+    for (n, a), (_, b) in zip(plain_model.named_buffers(), fast_model.named_buffers(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10, msg=n)
+
+
+def _unit(alpha: float) -> tuple[OctConv3d, OctNorm, torch.Tensor | OctPair]:
+    conv = OctConv3d(8, 8, (1, 3, 3), bias=True, alpha_in=alpha, alpha_out=alpha).double()
+    norm = OctNorm(8, alpha=alpha).double().eval()
+    for bn in (norm.high, norm.low):
+        if bn is not None:
+            with torch.no_grad():
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+    g = torch.Generator().manual_seed(0)
+    high = torch.randn(2, 8 - conv.in_low, 3, 7, 7, generator=g, dtype=torch.float64)
+    if conv.in_low == 0:
+        return conv, norm, high
+    return conv, norm, OctPair(high, torch.randn(2, 4, 3, 4, 4, generator=g, dtype=torch.float64))
+
+
+def test_folded_weights_follow_parameter_and_statistic_changes() -> None:
+    """The folded weights are cached; a changed statistic or weight must not reuse them."""
+    conv, norm, x = _unit(0.5)
+    act = None
+
+    def both() -> tuple[OctPair, OctPair]:
+        with torch.no_grad():
+            want = norm(conv(x))
+        with torch.inference_mode():
+            got = conv_norm_act(conv, norm, act, x)
+        return got, want
+
+    for change in (
+        lambda: norm.low.running_var.mul_(3.0),
+        lambda: norm.high.running_mean.add_(1.0),
+        lambda: conv.conv_lh.weight.mul_(-2.0),
+        lambda: norm.low.bias.add_(0.5),
+        lambda: conv.load_vanilla_weight(conv.vanilla_weight()[0] * 2, conv.vanilla_weight()[1]),
+    ):
+        got, want = both()
+        torch.testing.assert_close(got.high, want.high, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got.low, want.low, rtol=1e-12, atol=1e-12)
+        with torch.no_grad():
+            change()
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_conv_norm_act_residual_and_relu_in_place_leave_inputs_alone(alpha: float) -> None:
+    conv, norm, x = _unit(alpha)
+    act = OctAct(nn.ReLU)
+    with torch.no_grad():
+        residual = conv(x)  # any tensor or pair of the output's shape
+    res_copy = copy.deepcopy(residual)
+    x_copy = copy.deepcopy(x)
+    with torch.no_grad():
+        want = act(
+            norm(conv(x)) + residual
+            if alpha == 0
+            else OctPair(*(a + b for a, b in zip(norm(conv(x)), residual, strict=True)))
+        )
+    with torch.inference_mode():
+        got = conv_norm_act(conv, norm, act, x, residual)
+    for g_, w_ in zip(got if alpha else (got,), want if alpha else (want,), strict=True):
+        torch.testing.assert_close(g_, w_, rtol=1e-12, atol=1e-12)
+    for a, b in zip(
+        residual if alpha else (residual,), res_copy if alpha else (res_copy,), strict=True
+    ):
+        assert torch.equal(a, b), "the residual was written to"
+    for a, b in zip(x if alpha else (x,), x_copy if alpha else (x_copy,), strict=True):
+        assert torch.equal(a, b), "the input was written to"
+
+
+def test_hooks_still_see_every_convolution_in_inference() -> None:
+    """A forward hook on a convolution or a norm turns folding off for that unit, so tools that
+    count or inspect layers through hooks (activation memory, feature extraction) still work."""
+    model = _model("i3d_r18", 0.5, (1, 2, 2)).eval().float().to(memory_format=CL)
+    convs = [m for m in model.modules() if isinstance(m, OctConv3d)]
+    seen: list[OctConv3d] = []
+    handles = [c.register_forward_pre_hook(lambda m, args: seen.append(m)) for c in convs]
+    x = _clip((4, 32, 32)).float().contiguous(memory_format=CL)
+    with torch.inference_mode():
+        hooked = model(x)
+    for h in handles:
+        h.remove()
+    assert len(seen) == len(convs)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), hooked, rtol=1e-4, atol=1e-4)
