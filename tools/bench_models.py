@@ -7,8 +7,13 @@ alike, and reports medians and ratios beside the FLOPs ratio (fvcore) and the an
 activation-memory ratio (the OctConv3d outputs of one sample).
 
 Activation memory of a training step is the bytes autograd keeps for backward (unique storages
-seen by ``torch.autograd.graph.saved_tensors_hooks``), on any device; on CUDA the allocator's
-peak during the step is reported as well.
+seen by ``torch.autograd.graph.saved_tensors_hooks``, parameters and buffers left out: the two
+models hold the same parameters, and they are not activations), on any device; on CUDA the
+allocator's peak during the step is reported as well.
+
+``--baseline pytorchvideo`` adds PyTorchVideo's zoo network of the same name
+(``pytorchvideo.models.hub``, plain ``nn.Conv3d`` layers), timed interleaved with the other two,
+to check that the alpha-0 octvideo model is no slower than it.
 
     python tools/bench_models.py --model i3d_r50 --alpha 0.5 --frames 8 --size 224 \
         --threads 2 --compile none --append BENCHMARKS.md
@@ -84,13 +89,18 @@ def analytic_activation_memory(model: nn.Module, clip) -> int:
     return total
 
 
-def saved_bytes(step: Callable[[], torch.Tensor]) -> float:
-    """Bytes of the unique storages autograd saves for backward during ``step``'s forward."""
+def saved_bytes(step: Callable[[], torch.Tensor], model: nn.Module | None = None) -> float:
+    """Bytes of the unique storages autograd saves for backward during ``step``'s forward,
+    leaving out ``model``'s parameters and buffers."""
     seen: dict[int, int] = {}
+    weights = set()
+    if model is not None:
+        weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
+        if storage.data_ptr() not in weights:
+            seen[storage.data_ptr()] = storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -157,41 +167,66 @@ class Runner:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             base = torch.cuda.memory_allocated(self.device)
-        saved = saved_bytes(self.loss)
+        saved = saved_bytes(self.loss, self.model)
         peak = None
         if self.device.type == "cuda":
             peak = (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
         return saved / 2**20, peak
 
 
-def measure_pair(args: argparse.Namespace) -> tuple[Measured, Measured]:
-    """Measures the octave model and its alpha-0 twin, interleaved."""
+def pytorchvideo_model(name: str, head_pool: tuple[int, ...]) -> nn.Module:
+    """PyTorchVideo's zoo network ``name`` (``hub.i3d_r50`` etc.), untrained, no dropout, its
+    head pool covering the (T, H, W) of the last stage's features."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its transforms warn about torchvision on import
+        from pytorchvideo.models import hub
+
+    if not hasattr(hub, name):
+        raise SystemExit(f"pytorchvideo.models.hub has no {name!r} to compare with")
+    return getattr(hub, name)(
+        pretrained=False, dropout_rate=0.0, head_pool_kernel_size=tuple(head_pool)
+    )
+
+
+def measure_pair(args: argparse.Namespace) -> list[Measured]:
+    """Measures the octave model, its alpha-0 twin and any baseline, interleaved."""
     device = torch.device(args.device)
     torch.manual_seed(0)
     models = [
         create_model(args.model, alpha=a, octave=args.octave, num_classes=400, dropout=0.0)
         for a in (args.alpha, 0.0)
     ]
-    costs = [measure_cost(m, args.frames, args.size).gflops for m in models]
+    if args.baseline == "pytorchvideo":
+        with torch.no_grad():
+            clip = example_input(models[1], args.frames, args.size)
+            features = models[1].eval().forward_stages(clip)  # type: ignore[operator]
+        models.append(pytorchvideo_model(args.model, tuple(features.high.shape[2:])))
+    costs = [measure_cost(m, args.frames, args.size).gflops for m in models[:2]]
+    costs += costs[1:2] * (len(models) - 2)  # the baseline is the alpha-0 network
     analytic = [
-        analytic_activation_memory(m, example_input(m, args.frames, args.size)) for m in models
+        analytic_activation_memory(m, example_input(m, args.frames, args.size)) for m in models[:2]
     ]
+    analytic += analytic[1:2] * (len(models) - 2)
     runners = [Runner(m, args, device) for m in models]
     memories = [r.memory() for r in runners]
     for r in runners:  # warm-up (and compilation)
         for _ in range(args.warmup):
             r.infer()
-            r.train_step()
-    infer: list[list[float]] = [[], []]
-    train: list[list[float]] = [[], []]
+            if not args.skip_train:
+                r.train_step()
+    n = len(runners)
+    infer: list[list[float]] = [[] for _ in range(n)]
+    train: list[list[float]] = [[] for _ in range(n)]
     for i in range(args.repeats):
-        order = (0, 1) if i % 2 == 0 else (1, 0)
+        order = list(range(n)) if i % 2 == 0 else list(reversed(range(n)))
         for k in order:
             infer[k].append(runners[k].infer())
         if not args.skip_train:
             for k in order:
                 train[k].append(runners[k].train_step())
-    return tuple(  # type: ignore[return-value]
+    return [
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
             train_ms=statistics.median(train[k]) * 1e3 if train[k] else float("nan"),
@@ -200,8 +235,8 @@ def measure_pair(args: argparse.Namespace) -> tuple[Measured, Measured]:
             gflops=costs[k],
             analytic_mem=analytic[k],
         )
-        for k in (0, 1)
-    )
+        for k in range(n)
+    ]
 
 
 def machine() -> str:
@@ -217,7 +252,9 @@ def machine() -> str:
     return f"{cpu}, torch {torch.__version__}"
 
 
-def report(args: argparse.Namespace, octm: Measured, van: Measured) -> str:
+def report(
+    args: argparse.Namespace, octm: Measured, van: Measured, base: Measured | None = None
+) -> str:
     flops_ratio = octm.gflops / van.gflops
     mem_ratio = octm.analytic_mem / van.analytic_mem
     infer_ratio = octm.infer_ms / van.infer_ms
@@ -243,9 +280,28 @@ def report(args: argparse.Namespace, octm: Measured, van: Measured) -> str:
     lines += [
         f"| activation memory, analytic (OctConv outputs, M elements) | "
         f"{van.analytic_mem / 1e6:.1f} | {octm.analytic_mem / 1e6:.1f} | {mem_ratio:.3f} | |",
-        f"| saved for backward, MB (train batch) | {van.saved_mb:.0f} | {octm.saved_mb:.0f} | "
-        f"{saved_ratio:.3f} | (vs analytic {mem_ratio:.3f}: {saved_ratio - mem_ratio:+.3f}) |",
+        f"| activations saved for backward, MB (train batch) | {van.saved_mb:.0f} | "
+        f"{octm.saved_mb:.0f} | {saved_ratio:.3f} | (vs analytic {mem_ratio:.3f}: "
+        f"{saved_ratio - mem_ratio:+.3f}) |",
     ]
+    if base is not None:
+        lines += [
+            "",
+            f"| alpha-0 octvideo vs PyTorchVideo hub.{args.model} | PyTorchVideo | octvideo "
+            f"alpha 0 | ratio | |",
+            "| --- | --- | --- | --- | --- |",
+            f"| inference ms | {base.infer_ms:.1f} | {van.infer_ms:.1f} | "
+            f"{van.infer_ms / base.infer_ms:.3f} | |",
+        ]
+        if not args.skip_train:
+            lines.append(
+                f"| training step ms | {base.train_ms:.1f} | {van.train_ms:.1f} | "
+                f"{van.train_ms / base.train_ms:.3f} | |"
+            )
+        lines.append(
+            f"| activations saved for backward, MB | {base.saved_mb:.0f} | {van.saved_mb:.0f} | "
+            f"{van.saved_mb / base.saved_mb:.3f} | |"
+        )
     if octm.cuda_peak_mb is not None and van.cuda_peak_mb is not None:
         lines.append(
             f"| CUDA peak during step, MB | {van.cuda_peak_mb:.0f} | {octm.cuda_peak_mb:.0f} | "
@@ -278,6 +334,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        choices=["none", "pytorchvideo"],
+        default="none",
+        help="also time PyTorchVideo's network of the same name against the alpha-0 model",
+    )
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
     return parser.parse_args(argv)
 
@@ -286,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    octm, van = measure_pair(args)
-    table = report(args, octm, van)
+    octm, van, *base = measure_pair(args)
+    table = report(args, octm, van, base[0] if base else None)
     print(table)  # noqa: T201
     if args.append:
         command = "python tools/bench_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
