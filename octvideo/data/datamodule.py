@@ -43,6 +43,7 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
+from octvideo.cli import UsageError
 from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig
 from octvideo.data.datasets import VideoDataset, worker_crash_report
@@ -117,13 +118,13 @@ class VideoDataModule(L.LightningDataModule):
         """Continue at the position ``state_dict`` recorded (see module docstring).
 
         Raises:
-            ValueError: the checkpoint's batch size differs from ``data.batch_size`` (the batches
+            UsageError: the checkpoint's batch size differs from ``data.batch_size`` (the batches
                 already done could not be located in the epoch).
         """
         if not state:
             return
         if state["batch_size"] != self.cfg.batch_size:
-            raise ValueError(
+            raise UsageError(
                 f"data.batch_size={self.cfg.batch_size} but the checkpoint was trained with "
                 f"batch size {state['batch_size']}; resume with data.batch_size="
                 f"{state['batch_size']}"

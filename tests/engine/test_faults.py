@@ -106,6 +106,12 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny_synth, tm
     assert not [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_resuming_with_another_batch_size_is_refused(tiny_synth, tmp_path, uninterrupted):
+    overrides = [*_overrides(tiny_synth), "data.batch_size=3", "trainer.max_epochs=4"]
+    with pytest.raises(UsageError, match=r"data.batch_size=3 but the checkpoint was trained with"):
+        run_train(None, overrides, out=str(tmp_path), resume=str(uninterrupted.last_ckpt))
+
+
 # -- disk and paths ---------------------------------------------------------------------------
 
 
