@@ -201,10 +201,11 @@ class OctMerge(nn.Module):
         return torch.cat([high, upsample(low, high.shape, self.octave)], dim=1)
 
 
-# Folded (conv, batch-norm) weights per convolution, with the tensor versions they were made from.
-_FOLDED: weakref.WeakKeyDictionary[OctConv3d, tuple[tuple[int, ...], PathWeights]] = (
-    weakref.WeakKeyDictionary()
-)
+# Folded (conv, batch-norm) weights per convolution, with the tensors (and their versions) they
+# were made from.
+_FOLDED: weakref.WeakKeyDictionary[
+    OctConv3d, tuple[tuple[Tensor, ...], tuple[int, ...], PathWeights]
+] = weakref.WeakKeyDictionary()
 
 
 def _foldable(conv: OctConv3d, norm: nn.Module) -> bool:
@@ -232,13 +233,23 @@ def _hooked(*modules: nn.Module) -> bool:
 
 def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
     """The conv's path weights and biases with each output group's batch norm folded in."""
-    key: list[int] = []
-    for module in (conv, norm):
-        for t in (*module.parameters(), *module.buffers()):
-            key += [t.data_ptr(), t._version]
+    w = conv.path_weights()
+    sources = [t for t in w if t is not None]
+    for bn in (norm.high, norm.low):
+        if bn is not None:
+            sources += [
+                t for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var) if t is not None
+            ]
+    # a version counter tracks in-place changes, the address a new tensor swapped in by .to()
+    versions = tuple(v for t in sources for v in (t._version, t.data_ptr()))
     cached = _FOLDED.get(conv)
-    if cached is not None and cached[0] == tuple(key):
-        return cached[1]
+    if (
+        cached is not None
+        and cached[1] == versions
+        and len(cached[0]) == len(sources)
+        and all(a is b for a, b in zip(cached[0], sources, strict=True))
+    ):
+        return cached[2]
 
     def scale_shift(bn: nn.BatchNorm3d) -> tuple[Tensor, Tensor]:
         scale = torch.rsqrt(bn.running_var + bn.eps)
@@ -247,7 +258,6 @@ def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
         shift = -bn.running_mean * scale
         return scale, shift if bn.bias is None else shift + bn.bias
 
-    w = conv.path_weights()
     s_h, b_h = scale_shift(norm.high)
     s_l, b_l = (None, None) if norm.low is None else scale_shift(norm.low)
 
@@ -261,15 +271,17 @@ def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
             return b
         return shift if b is None else shift + b * s
 
+    hl, ll = scaled(w.hl, s_l), scaled(w.ll, s_l)
     folded = PathWeights(
         scaled(w.hh, s_h),
-        scaled(w.hl, s_l),
+        hl,
         scaled(w.lh, s_h),
-        scaled(w.ll, s_l),
+        ll,
         bias(w.bias_h, s_h, b_h),
         bias(w.bias_l, s_l, b_l),
+        None if hl is None or ll is None else torch.cat([hl, ll], dim=1),
     )
-    _FOLDED[conv] = (tuple(key), folded)
+    _FOLDED[conv] = (tuple(sources), versions, folded)
     return folded
 
 

@@ -258,7 +258,9 @@ class OctConv3d(nn.Module):
 
         y_l: Tensor | None = None
         if w.hl is not None and (w.ll is None or self.groups == 1):
-            y_l = _low_conv(self, x_h, x_l if w.ll is not None else None, w.hl, w.ll, w.bias_l)
+            y_l = _low_conv(
+                self, x_h, x_l if w.ll is not None else None, w.hl, w.ll, w.bias_l, w.merged_low
+            )
         elif w.hl is not None:  # grouped with both low paths: two convolutions
             y_l = _conv(self, x_l, w.ll, w.bias_l)
             y_l = y_l + _low_conv(self, x_h, None, w.hl, None, None)
@@ -453,6 +455,8 @@ class PathWeights(NamedTuple):
     ll: Tensor | None
     bias_h: Tensor | None
     bias_l: Tensor | None
+    merged_low: Tensor | None = None
+    """``cat([hl, ll], dim=1)`` made ahead (folded inference weights), or None: made per call."""
 
 
 class _Geometry(NamedTuple):
@@ -606,12 +610,16 @@ def _low_conv(
     w_hl: Tensor,
     w_ll: Tensor | None,
     bias: Tensor | None,
+    merged: Tensor | None = None,
 ) -> Tensor:
-    """The merged H->L (+ L->L) convolution; through ``_LowConv`` when autograd records."""
+    """The merged H->L (+ L->L) convolution; through ``_LowConv`` when autograd records.
+
+    ``merged`` is ``cat([w_hl, w_ll], dim=1)`` when the caller has it ready.
+    """
     tensors = (x_h, x_l, w_hl, w_ll, bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return _LowConv.apply(x_h, x_l, w_hl, w_ll, bias, layer)
-    weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
+    weight = w_hl if w_ll is None else merged if merged is not None else torch.cat([w_hl, w_ll], 1)
     return _conv(layer, _low_input(x_h, x_l, layer.octave), weight, bias)
 
 
@@ -620,16 +628,36 @@ def _add_upsampled(y: Tensor, z: Tensor, octave: Octave) -> Tensor:
     upsampled tensor is never written out.
 
     Without autograd the sum is written into ``y`` (a fresh convolution output); when autograd
-    records it is a new tensor, since an in-place add on a view of ``y`` would make backward clone
-    the full-resolution gradient.
+    records it is a new tensor (``_UpsampleAdd``), since an in-place add on a view of ``y`` would
+    make backward clone the full-resolution gradient.
     """
     b, c, t, h, w = y.shape
     ot, oh, ow = octave
     if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):
         return y + upsample(z, y.shape, octave)
-    y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
-    z8 = z[:, :, :, None, :, None, :, None]  # (B, C, t, 1, h, 1, w, 1)
     if torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
-        return (y8 + z8).view(b, c, t, h, w)
-    y8.add_(z8)
+        return _UpsampleAdd.apply(y, z, octave)
+    y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
+    y8.add_(z[:, :, :, None, :, None, :, None])  # + (B, C, t, 1, h, 1, w, 1)
     return y
+
+
+class _UpsampleAdd(torch.autograd.Function):
+    """``y + upsample(z)`` for sizes that divide evenly. Backward sums the gradient over each
+    octave cell with a (channels-last) average pool times the cell size, several times faster
+    than autograd's reduction over the broadcast axes of the 8D view."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, z: Tensor, octave: Octave) -> Tensor:  # type: ignore[override]
+        b, c, t, h, w = y.shape
+        ot, oh, ow = octave
+        ctx.octave = octave
+        y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
+        return (y8 + z[:, :, :, None, :, None, :, None]).view(b, c, t, h, w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        g_z = None
+        if ctx.needs_input_grad[1]:
+            g_z = downsample(grad, ctx.octave) * math.prod(ctx.octave)
+        return grad if ctx.needs_input_grad[0] else None, g_z, None

@@ -72,11 +72,12 @@ def test_inference_fast_and_folded_equal_plain(name, alpha, octave, size, monkey
 
 
 @pytest.mark.parametrize(("name", "alpha", "octave"), CASES)
-def test_training_fast_path_equals_plain(name, alpha, octave, monkeypatch) -> None:
-    """Forward, loss and every gradient (parameters and clip) in train mode, odd sizes."""
+@pytest.mark.parametrize("size", [(4, 64, 64), (4, 35, 29)], ids=["even", "odd"])
+def test_training_fast_path_equals_plain(name, alpha, octave, size, monkeypatch) -> None:
+    """Forward, loss and every gradient (parameters and clip) in train mode."""
     plain_model = _model(name, alpha, octave).train()
     fast_model = copy.deepcopy(plain_model).to(memory_format=CL)
-    x = _clip((4, 35, 29))
+    x = _clip(size)
     recomputed = []
     apply = octconv._LowConv.apply
     monkeypatch.setattr(octconv._LowConv, "apply", lambda *a: recomputed.append(1) or apply(*a))
@@ -136,6 +137,8 @@ def test_folded_weights_follow_parameter_and_statistic_changes() -> None:
         lambda: norm.high.running_mean.add_(1.0),
         lambda: conv.conv_lh.weight.mul_(-2.0),
         lambda: norm.low.bias.add_(0.5),
+        # a new tensor in place of a buffer, with the same version counter as the old one
+        lambda: setattr(norm.high, "running_var", norm.high.running_var.clone().mul_(2.0)),
         lambda: conv.load_vanilla_weight(conv.vanilla_weight()[0] * 2, conv.vanilla_weight()[1]),
     ):
         got, want = both()
@@ -186,3 +189,19 @@ def test_hooks_still_see_every_convolution_in_inference() -> None:
     assert len(seen) == len(convs)
     with torch.inference_mode():
         torch.testing.assert_close(model(x), hooked, rtol=1e-4, atol=1e-4)
+
+
+def test_folded_weights_follow_a_dtype_change() -> None:
+    conv, norm, x = _unit(0.5)
+    with torch.inference_mode():
+        conv_norm_act(conv, norm, None, x)  # folded and cached in float64
+    conv.float()
+    norm.float()
+    x32 = OctPair(x.high.float(), x.low.float())
+    with torch.no_grad():
+        want = norm(conv(x32))
+    with torch.inference_mode():
+        got = conv_norm_act(conv, norm, None, x32)
+    assert got.high.dtype == torch.float32
+    torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
