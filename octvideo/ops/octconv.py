@@ -565,10 +565,8 @@ class _LowConv(torch.autograd.Function):
         layer: OctConv3d = ctx.layer
         need_xh, need_xl, need_whl, need_wll, need_b, _ = ctx.needs_input_grad
         g = _geometry(layer)
-        with torch.enable_grad():
-            x_h_ = x_h.detach().requires_grad_(need_xh)
-            pooled = downsample(x_h_, layer.octave)
-        x_in = pooled.detach() if x_l is None else torch.cat([pooled.detach(), x_l], dim=1)
+        pooled = downsample(x_h, layer.octave)
+        x_in = pooled if x_l is None else torch.cat([pooled, x_l], dim=1)
         weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
         if grad_y.is_contiguous() and not grad_y.is_contiguous(
             memory_format=torch.channels_last_3d
@@ -593,7 +591,7 @@ class _LowConv(torch.autograd.Function):
             gx = _from_2d(gx2, g.view, x_in)
             n_high = x_h.shape[1]
             if need_xh:
-                (g_xh,) = torch.autograd.grad(pooled, x_h_, gx[:, :n_high])
+                g_xh = _downsample_backward(gx[:, :n_high], x_h, layer.octave)
             if need_xl:
                 g_xl = gx[:, n_high:]
         if need_whl or need_wll:
@@ -601,6 +599,23 @@ class _LowConv(torch.autograd.Function):
             g_whl = gw[:, : w_hl.shape[1]] if need_whl else None
             g_wll = gw[:, w_hl.shape[1] :] if need_wll else None
         return g_xh, g_xl, g_whl, g_wll, gb if need_b else None, None
+
+
+def _downsample_backward(grad: Tensor, x: Tensor, factor: Octave) -> Tensor:
+    """Gradient of ``downsample(x, factor)`` for the output gradient ``grad``, without autograd
+    (so that torch.compile can trace the backward that calls it)."""
+    factor = tuple(f if s > 1 else 1 for f, s in zip(factor, x.shape[-3:], strict=True))
+    if factor == (1, 1, 1):
+        return grad
+    if factor[0] == 1 and is_channels_last(x):  # downsample's 2D path on (B*T, C, H, W) views
+        b, c, t, h, w = x.shape
+        x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        g2 = grad.permute(0, 2, 1, 3, 4).reshape(b * t, c, *grad.shape[-2:])
+        k = list(factor[1:])
+        out = torch.ops.aten.avg_pool2d_backward(g2, x2, k, k, [0, 0], True, True, None)
+        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
+    k3 = list(factor)
+    return torch.ops.aten.avg_pool3d_backward(grad, x, k3, k3, [0, 0, 0], True, True, None)
 
 
 def _low_conv(

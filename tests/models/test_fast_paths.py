@@ -205,3 +205,19 @@ def test_folded_weights_follow_a_dtype_change() -> None:
     assert got.high.dtype == torch.float32
     torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.heavy
+def test_fast_path_traces_without_graph_breaks() -> None:
+    """torch.compile sees the whole network in one graph, in training (the custom backward
+    functions) and in inference."""
+    import torch._dynamo
+
+    model = create_model("i3d_r50", num_classes=4, alpha=0.5, dropout=0.0, width=8)
+    model = model.to(memory_format=CL)
+    x = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=CL)
+    for train in (True, False):
+        torch._dynamo.reset()
+        with torch.set_grad_enabled(train):
+            explained = torch._dynamo.explain(model.train(train))(x)
+        assert explained.graph_break_count == 0, explained.break_reasons
