@@ -133,8 +133,13 @@ class Runner:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-6, momentum=0.9)
         compiled = self.model
         if args.compile != "none":
+            # static shapes: the training and inference batches differ, and a dynamic-shape
+            # recompile of these networks fails in inductor (torch 2.14: "cannot determine truth
+            # value of Relational")
             compiled = torch.compile(
-                self.model, mode=None if args.compile == "default" else args.compile
+                self.model,
+                mode=None if args.compile == "default" else args.compile,
+                dynamic=False,
             )
         self.forward = compiled
 
