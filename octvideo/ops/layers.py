@@ -26,7 +26,6 @@ from octvideo.ops.pair import (
     fit_low,
     low_channels,
     normalize_octave,
-    unpair,
     upsample,
 )
 
@@ -280,6 +279,7 @@ def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
         bias(w.bias_h, s_h, b_h),
         bias(w.bias_l, s_l, b_l),
         None if hl is None or ll is None else torch.cat([hl, ll], dim=1),
+        {} if all(t.device.type == "cpu" for t in sources) else None,
     )
     _FOLDED[conv] = (tuple(sources), versions, folded)
     return folded
@@ -296,8 +296,9 @@ def conv_norm_act(
 
     In inference (eval mode, no autograd) with ``nn.BatchNorm3d`` norms, the normalisation is
     folded into the convolution's weights and bias (cached until a parameter or statistic
-    changes), and the residual add and a ReLU run in place on the convolution's fresh output:
-    one pass over the activations instead of three. Otherwise the modules run one after another.
+    changes), and the residual add and a ReLU run on the convolution's fresh output: fused into
+    oneDNN's convolution on CPU (float32, weights reordered once), in place elsewhere; one pass
+    over the activations instead of three. Otherwise the modules run one after another.
 
     Args:
         conv: the convolution.
@@ -311,19 +312,10 @@ def conv_norm_act(
         if residual is not None:
             y = oct_add(y, residual)
         return y if act is None else act(y)
-    y = as_pair(conv.forward_with_weights(x, _fold(conv, norm)))
+    relu = act is not None and type(act.act) is nn.ReLU
     if residual is not None:
         r = as_pair(residual)
-        if (y.low is None) != (r.low is None):
+        if (conv.out_low == 0) != (r.low is None):
             raise ValueError("cannot add a pair with a low group to one without")
-        y.high.add_(r.high)
-        if y.low is not None:
-            y.low.add_(r.low)
-    if act is not None:
-        if type(act.act) is nn.ReLU:
-            y.high.relu_()
-            if y.low is not None:
-                y.low.relu_()
-        else:
-            y = as_pair(act(unpair(y)))
-    return unpair(y)
+    y = conv.forward_with_weights(x, _fold(conv, norm), residual=residual, relu=relu)
+    return y if act is None or relu else act(y)

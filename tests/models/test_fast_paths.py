@@ -11,7 +11,18 @@ import torch
 from torch import nn
 
 from octvideo.models import create_model
-from octvideo.ops import OctAct, OctConv3d, OctNorm, OctPair, conv_norm_act, octconv
+from octvideo.ops import (
+    OctAct,
+    OctConv3d,
+    OctNorm,
+    OctPair,
+    as_pair,
+    conv_norm_act,
+    layers,
+    oct_add,
+    octconv,
+    unpair,
+)
 
 CL = torch.channels_last_3d
 # (name, alpha, octave): vanilla, the paper's spatial octave, a spatio-temporal octave
@@ -55,9 +66,9 @@ def test_inference_fast_and_folded_equal_plain(name, alpha, octave, size, monkey
     folded = []
     forward_with_weights = OctConv3d.forward_with_weights
 
-    def spy(self, *args):
+    def spy(self, *args, **kwargs):
         folded.append(self)
-        return forward_with_weights(self, *args)
+        return forward_with_weights(self, *args, **kwargs)
 
     monkeypatch.setattr(OctConv3d, "forward_with_weights", spy)
     with torch.no_grad():
@@ -172,6 +183,118 @@ def test_conv_norm_act_residual_and_relu_in_place_leave_inputs_alone(alpha: floa
         assert torch.equal(a, b), "the residual was written to"
     for a, b in zip(x if alpha else (x,), x_copy if alpha else (x_copy,), strict=True):
         assert torch.equal(a, b), "the input was written to"
+
+
+mkldnn_only = pytest.mark.skipif(
+    not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN (mkldnn)"
+)
+
+
+def _spy_fused(monkeypatch) -> list[tuple[bool, bool]]:
+    """Records every convolution that ran on oneDNN's fused kernel: (residual added, relu)."""
+    calls: list[tuple[bool, bool]] = []
+    fused = octconv._fused_conv
+
+    def spy(pack, weight, x, w2, bias, g, groups, residual, relu):
+        y = fused(pack, weight, x, w2, bias, g, groups, residual, relu)
+        if y is not None:
+            calls.append((residual is not None, relu))
+        return y
+
+    monkeypatch.setattr(octconv, "_fused_conv", spy)
+    return calls
+
+
+@mkldnn_only
+@pytest.mark.parametrize(("name", "alpha", "octave"), CASES)
+@pytest.mark.parametrize("size", [(4, 32, 32), (4, 35, 29)], ids=["even", "odd"])
+def test_float32_inference_on_prepacked_weights_matches_float64_plain(
+    name, alpha, octave, size, monkeypatch
+) -> None:
+    """float32 CPU inference runs on weights reordered once into oneDNN's layout, with residual
+    adds and ReLUs fused into the convolutions: within float32 error of the float64 plain
+    network, the same on a second call (packed weights reused), and the same as plain
+    ``F.conv*`` calls (oneDNN switched off)."""
+    model = _model(name, alpha, octave).eval()
+    x = _clip(size)
+    with torch.no_grad():
+        want = model(x)
+    model = model.float().to(memory_format=CL)
+    x = x.float().contiguous(memory_format=CL)
+    calls = _spy_fused(monkeypatch)
+    with torch.inference_mode():
+        packed = model(x)
+        again = model(x)
+    with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=False):
+        unpacked = model(x)
+    assert {(True, True), (False, True), (False, False)} <= set(calls)
+    assert len(calls) % 2 == 0  # nothing packed ran with oneDNN switched off
+    torch.testing.assert_close(packed.double(), want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(again, packed)
+    torch.testing.assert_close(unpacked, packed, rtol=1e-5, atol=1e-5)
+
+
+@mkldnn_only
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("residual_layout", ["same", "other"])
+def test_fused_residual_and_relu_follow_the_residual_layout(
+    alpha: float, residual_layout: str, monkeypatch
+) -> None:
+    """``relu(bn(conv(x)) + residual)`` in float32: fused into oneDNN's convolution when the
+    residual's memory layout is the output's, added afterwards when it is not; the same result
+    either way, and neither the input nor the residual is written to."""
+    conv, norm, x64 = _unit(alpha)
+    act = OctAct(nn.ReLU)
+    with torch.no_grad():
+        r64 = as_pair(conv(x64))  # any pair of the output's shape
+        want = as_pair(act(oct_add(norm(conv(x64)), unpair(r64))))
+    conv.float()
+    norm.float()
+    r_fmt = CL if residual_layout == "same" else torch.contiguous_format
+    x = OctPair(
+        *(None if t is None else t.float().contiguous(memory_format=CL) for t in as_pair(x64))
+    )
+    r = OctPair(*(None if t is None else t.float().contiguous(memory_format=r_fmt) for t in r64))
+    x_copy, r_copy = copy.deepcopy(x), copy.deepcopy(r)
+    calls = _spy_fused(monkeypatch)
+    with torch.inference_mode():
+        got = as_pair(conv_norm_act(conv, norm, act, unpair(x), unpair(r)))
+    assert ((True, True) in calls) == (residual_layout == "same")
+    for g_, w_ in zip(got, want, strict=True):
+        if w_ is not None:
+            torch.testing.assert_close(g_.double(), w_, rtol=1e-5, atol=1e-5)
+    for a, b in zip((*x, *r), (*x_copy, *r_copy), strict=True):
+        assert a is None or torch.equal(a, b), "an input was written to"
+
+
+@mkldnn_only
+def test_prepacked_weights_are_kept_per_input_shape() -> None:
+    """One layer seeing clips of two sizes in turn packs its weights once per size and gives
+    each size its own correct result."""
+    conv, norm, x64 = _unit(0.5)
+    conv.float()
+    norm.float()
+    small = OctPair(*(t.float().contiguous(memory_format=CL) for t in x64))
+    g = torch.Generator().manual_seed(5)
+    big = OctPair(
+        torch.randn(2, 4, 3, 9, 9, generator=g).contiguous(memory_format=CL),
+        torch.randn(2, 4, 3, 5, 5, generator=g).contiguous(memory_format=CL),
+    )
+    for x in (small, big, small, big):
+        with torch.no_grad():
+            want = norm(conv(x))
+        with torch.inference_mode():
+            got = conv_norm_act(conv, norm, None, x)
+        torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
+    # hh, lh and the merged low weight, at each of the two sizes
+    assert len(layers._FOLDED[conv][2].packed) == 6
+
+
+def test_epilogues_are_inference_only() -> None:
+    conv, _, x = _unit(0.0)
+    with pytest.raises(RuntimeError, match="inference-only"):
+        conv.forward_with_weights(x, conv.path_weights(), relu=True)
 
 
 def test_hooks_still_see_every_convolution_in_inference() -> None:
