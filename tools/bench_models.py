@@ -4,7 +4,9 @@ For a registered model and a clip shape this times inference (batch ``--batch``)
 step (forward, loss, backward, SGD step; batch ``--train-batch``) of the octave model and of the
 same network at alpha 0, alternating the two on every repeat so that machine noise hits both
 alike, and reports medians and ratios beside the FLOPs ratio (fvcore) and the analytic
-activation-memory ratio (the OctConv3d outputs of one sample).
+activation-memory ratio (the OctConv3d outputs of one sample). All inference repeats run before
+the training steps, on fixed weights as in deployment: after a training step the next inference
+folds the batch norms and packs the weights again.
 
 Activation memory of a training step is the bytes autograd keeps for backward (unique storages
 seen by ``torch.autograd.graph.saved_tensors_hooks``, parameters and buffers left out: the two
@@ -216,21 +218,22 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     analytic += analytic[1:2] * (len(models) - 2)
     runners = [Runner(m, args, device) for m in models]
     memories = [r.memory() for r in runners]
-    for r in runners:  # warm-up (and compilation)
+    for r in runners:  # warm-up (and compilation), training first: it changes the weights
+        for _ in range(0 if args.skip_train else args.warmup):
+            r.train_step()
         for _ in range(args.warmup):
             r.infer()
-            if not args.skip_train:
-                r.train_step()
     n = len(runners)
     infer: list[list[float]] = [[] for _ in range(n)]
     train: list[list[float]] = [[] for _ in range(n)]
+    # inference first, on fixed weights as in deployment: a training step changes every weight,
+    # and the next inference would fold and pack them again (once per weight update)
     for i in range(args.repeats):
-        order = list(range(n)) if i % 2 == 0 else list(reversed(range(n)))
-        for k in order:
+        for k in list(range(n)) if i % 2 == 0 else list(reversed(range(n))):
             infer[k].append(runners[k].infer())
-        if not args.skip_train:
-            for k in order:
-                train[k].append(runners[k].train_step())
+    for i in range(0 if args.skip_train else args.repeats):
+        for k in list(range(n)) if i % 2 == 0 else list(reversed(range(n))):
+            train[k].append(runners[k].train_step())
     return [
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
