@@ -1,0 +1,68 @@
+"""tools/bench_conv_views.py: the 2D view it times is the same convolution as the 3D one, forward
+and backward, and a malformed case is refused by name."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_conv_views.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("bench_conv_views", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _to_5d(t: torch.Tensor, like: torch.Tensor, temporal_kernel: int) -> torch.Tensor:
+    b, _, frames, h, w = like.shape
+    if temporal_kernel == 1:  # (B*T, C, H, W)
+        return t.reshape(b, frames, *t.shape[1:]).permute(0, 2, 1, 3, 4)
+    return t.unflatten(3, (h, w))  # (B, C, T, H*W)
+
+
+@pytest.mark.parametrize("kernel", [(3, 1, 1), (5, 1, 1), (1, 3, 3), (1, 1, 1)])
+def test_view_is_the_3d_convolution(kernel: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    views = _tool()._views((2, 6, 4, 5, 7, 3, *kernel))
+    g3, x3, w3, p3 = views["3d"]
+    g2, x2, w2, p2 = views["2d"]
+    assert x2.data_ptr() == x3.data_ptr() and g2.data_ptr() == g3.data_ptr()  # free views
+    y3 = F.conv3d(x3, w3, None, 1, p3)
+    y2 = F.conv2d(x2, w2, None, 1, p2)
+    torch.testing.assert_close(_to_5d(y2, x3, kernel[0]), y3, rtol=1e-5, atol=1e-5)
+    mask = [True, True, False]
+    gx3, gw3, _ = torch.ops.aten.convolution_backward(
+        g3, x3, w3, None, [1] * 3, p3, [1] * 3, False, [0] * 3, 1, mask
+    )
+    gx2, gw2, _ = torch.ops.aten.convolution_backward(
+        g2, x2, w2, None, [1] * 2, p2, [1] * 2, False, [0] * 2, 1, mask
+    )
+    torch.testing.assert_close(_to_5d(gx2, x3, kernel[0]), gx3, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gw2.reshape(gw3.shape), gw3, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("1,2,3", "nine positive integers"),
+        ("2,8,4,8,8,0,3,1,1", "nine positive integers"),
+        ("2,8,4,8,8,4,3,3,3", "k x 1 x 1 or 1 x k x k"),
+    ],
+)
+def test_malformed_case_is_refused(case: str, message: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        _tool().main(["--case", case])
+    assert message in capsys.readouterr().err
+
+
+def test_one_small_case_prints_its_row(capsys) -> None:
+    assert _tool().main(["--case", "1,4,3,6,6,2,3,1,1", "--repeats", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1, 4")]
+    assert len(rows) == 1 and rows[0].startswith("| 1, 4, 3, 6, 6 -> 2 | 3x1x1 |")

@@ -1,0 +1,130 @@
+"""One convolution run as 3D or on the free 2D view of channels-last memory that the fast OctConv
+path uses, forward and backward, interleaved: the measurement behind ``octconv._geometry``'s
+choice of view.
+
+A k x 1 x 1 kernel runs on a (B, C, T, H*W) view ("tubes") and a 1 x k x k kernel on a
+(B*T, C, H, W) view ("frames"); both are the same numbers as the 3D convolution. Each line times
+the 3D convolution and its 2D view (the backward computes the input and weight gradients, as in
+training) and prints medians and the 2D / 3D ratio.
+
+    python tools/bench_conv_views.py --threads 2
+    python tools/bench_conv_views.py --case 2,256,8,56,56,64,3,1,1 --repeats 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+# (B, C_in, T, H, W, C_out, kT, kH, kW): I3D-R50's k x 1 x 1 and 1 x k x k layers, batch 2 (a
+# training step of the issue-7 benchmark) and batch 1 (inference)
+CASES = [
+    (2, 256, 8, 56, 56, 64, 3, 1, 1),
+    (2, 256, 4, 56, 56, 128, 3, 1, 1),
+    (2, 512, 4, 28, 28, 256, 3, 1, 1),
+    (2, 1024, 4, 14, 14, 256, 3, 1, 1),
+    (2, 128, 8, 56, 56, 32, 3, 1, 1),
+    (2, 64, 8, 56, 56, 256, 1, 1, 1),
+    (2, 64, 8, 56, 56, 64, 1, 3, 3),
+    (2, 256, 4, 14, 14, 1024, 1, 1, 1),
+    (1, 256, 8, 56, 56, 64, 3, 1, 1),
+    (1, 1024, 4, 14, 14, 256, 3, 1, 1),
+]
+
+
+def _case(text: str) -> tuple[int, ...]:
+    values = tuple(int(v) for v in text.split(","))
+    if len(values) != 9 or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--case wants nine positive integers B,C_in,T,H,W,C_out,kT,kH,kW; got {text!r}"
+        )
+    if values[7:] != (1, 1) and values[6] != 1:
+        raise argparse.ArgumentTypeError(
+            f"--case {text!r}: the kernel must be k x 1 x 1 or 1 x k x k to have a 2D view"
+        )
+    return values
+
+
+def _time_ms(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e3
+
+
+def _views(case: tuple[int, ...]) -> dict[str, tuple[torch.Tensor, ...]]:
+    """(grad_out, input, weight, padding) of the 3D convolution and of its 2D view."""
+    b, c_in, t, h, w, c_out, kt, kh, kw = case
+    x = torch.randn(b, c_in, t, h, w).contiguous(memory_format=torch.channels_last_3d)
+    weight = torch.randn(c_out, c_in, kt, kh, kw) * 0.01
+    pad = [kt // 2, kh // 2, kw // 2]
+    grad = torch.randn(b, c_out, t, h, w).contiguous(memory_format=torch.channels_last_3d)
+    if kt == 1:  # frames: (B*T, C, H, W)
+        x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c_in, h, w)
+        g2 = grad.permute(0, 2, 1, 3, 4).reshape(b * t, c_out, h, w)
+        w2, pad2 = weight[:, :, 0], pad[1:]
+    else:  # tubes: (B, C, T, H*W)
+        x2, g2, w2, pad2 = x.flatten(3), grad.flatten(3), weight.flatten(3), [pad[0], 0]
+    return {"3d": (grad, x, weight, pad), "2d": (g2, x2, w2, pad2)}
+
+
+def measure(case: tuple[int, ...], repeats: int) -> dict[str, float]:
+    views = _views(case)
+    runs: dict[str, Callable[[], object]] = {}
+    for name, (grad, x, weight, pad) in views.items():
+        conv = F.conv3d if x.dim() == 5 else F.conv2d
+        ones = [1] * (x.dim() - 2)
+
+        def forward(conv=conv, x=x, weight=weight, pad=pad) -> object:
+            return conv(x, weight, None, 1, pad)
+
+        def backward(grad=grad, x=x, weight=weight, pad=pad, ones=ones) -> object:
+            return torch.ops.aten.convolution_backward(
+                grad, x, weight, None, ones, pad, ones, False, [0] * len(ones), 1,
+                [True, True, False],
+            )  # fmt: skip
+
+        runs[f"forward {name}"], runs[f"backward {name}"] = forward, backward
+    with torch.no_grad():
+        for fn in runs.values():  # warm-up: oneDNN builds its kernels on first use
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        for _ in range(repeats):  # interleaved, one call each per round
+            for key, fn in runs.items():
+                times[key].append(_time_ms(fn))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--case", type=_case, action="append", help="B,C_in,T,H,W,C_out,kT,kH,kW")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lines = [
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, channels-last"
+    ]
+    columns = ["B, C_in, T, H, W -> C_out", "kernel", "fwd 3D ms", "fwd 2D ms", "2D/3D"]
+    columns += ["bwd 3D ms", "bwd 2D ms", "2D/3D"]
+    lines += ["| " + " | ".join(columns) + " |", "| " + " | ".join(["---"] * len(columns)) + " |"]
+    print("\n".join(lines), flush=True)  # noqa: T201
+    for case in args.case or CASES:
+        ms = measure(case, args.repeats)
+        f3, f2, b3, b2 = (ms[k] for k in ("forward 3d", "forward 2d", "backward 3d", "backward 2d"))
+        shape = ", ".join(map(str, case[:5]))
+        kernel = "x".join(map(str, case[6:]))
+        row = f"| {shape} -> {case[5]} | {kernel} | {f3:.1f} | {f2:.1f} | {f2 / f3:.2f} | "
+        print(row + f"{b3:.1f} | {b2:.1f} | {b2 / b3:.2f} |", flush=True)  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
