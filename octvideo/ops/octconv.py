@@ -535,7 +535,7 @@ def _from_2d(y: Tensor, view: str, like: Tensor) -> Tensor:
 
 def _weight_2d(weight: Tensor, view: str) -> Tensor:
     if view == "frames":
-        return weight[:, :, 0]  # (C', C, kH, kW)
+        return weight.squeeze(2)  # (C', C, kH, kW); its backward is a view (select's fills zeros)
     if view == "tubes":
         return weight.flatten(3)  # (C', C, kT, 1)
     return weight
