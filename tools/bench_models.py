@@ -226,13 +226,16 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     n = len(runners)
     infer: list[list[float]] = [[] for _ in range(n)]
     train: list[list[float]] = [[] for _ in range(n)]
+    orders = [
+        list(range(n)) if i % 2 == 0 else list(reversed(range(n))) for i in range(args.repeats)
+    ]
     # inference first, on fixed weights as in deployment: a training step changes every weight,
     # and the next inference would fold and pack them again (once per weight update)
-    for i in range(args.repeats):
-        for k in list(range(n)) if i % 2 == 0 else list(reversed(range(n))):
+    for order in orders:
+        for k in order:
             infer[k].append(runners[k].infer())
-    for i in range(0 if args.skip_train else args.repeats):
-        for k in list(range(n)) if i % 2 == 0 else list(reversed(range(n))):
+    for order in [] if args.skip_train else orders:
+        for k in order:
             train[k].append(runners[k].train_step())
     return [
         Measured(

@@ -609,25 +609,25 @@ def _fused_conv(
     """oneDNN's convolution of ``x`` (the 4D or 5D view ``_conv`` runs) with fused post-ops, on
     ``w2`` (the matching view of ``weight``) reordered once and kept in ``pack``; None where the
     residual's shape or layout does not match the output's (the caller then adds it itself)."""
-    fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
     if residual is not None:
+        fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
         out_fmt = fmt if x.is_contiguous(memory_format=fmt) else torch.contiguous_format
         size = conv_output_size(x.shape[2:], w2.shape[2:], g.stride, g.padding, g.dilation)
         if residual.shape != (x.shape[0], w2.shape[0], *size) or not residual.is_contiguous(
             memory_format=out_fmt
         ):
             return None
+    args = (list(g.padding), list(g.stride), list(g.dilation), groups)
     key = (id(weight), tuple(x.shape))  # ``pack`` lives in the PathWeights holding ``weight``
     packed = pack.get(key)
-    if packed is None and len(pack) >= _MAX_PACKED:
-        pack.clear()
-    reorder = (
-        torch._C._nn.mkldnn_reorder_conv2d_weight
-        if x.dim() == 4
-        else torch._C._nn.mkldnn_reorder_conv3d_weight
-    )
-    args = (list(g.padding), list(g.stride), list(g.dilation), groups)
     if packed is None:
+        if len(pack) >= _MAX_PACKED:
+            pack.clear()
+        reorder = (
+            torch._C._nn.mkldnn_reorder_conv2d_weight
+            if x.dim() == 4
+            else torch._C._nn.mkldnn_reorder_conv3d_weight
+        )
         packed = pack[key] = reorder(w2.to_mkldnn(), *args, list(x.shape))
     if residual is None:
         unary = "relu" if relu else "none"
