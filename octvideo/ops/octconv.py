@@ -278,9 +278,8 @@ class OctConv3d(nn.Module):
         if w.lh is None:  # Y_H is one convolution: the epilogue can be fused into it
             y_h = _conv(self, x_h, w.hh, w.bias_h, pack, r_h, relu)
         else:
-            y_h = _conv(self, x_h, w.hh, w.bias_h, pack)
-            y_h = _add_upsampled(y_h, _conv(self, x_l, w.lh, None, pack), self.octave)
-            y_h = _epilogue(y_h, r_h, relu)
+            y_h = _conv(self, x_h, w.hh, w.bias_h, pack, r_h)  # + r_h, fused where packed
+            y_h = _add_upsampled(y_h, _conv(self, x_l, w.lh, None, pack), self.octave, relu)
 
         y_l: Tensor | None = None
         if w.hl is not None and (w.ll is None or self.groups == 1):
@@ -578,9 +577,16 @@ def _conv(
 
 def _epilogue(y: Tensor, residual: Tensor | None, relu: bool) -> Tensor:
     """``relu(y + residual)`` in place on ``y``, a fresh output (inference only)."""
+    if residual is not None and relu and _add_relu_fusable(y):
+        return torch.ops.aten._add_relu_(y, residual)  # one pass over y instead of two
     if residual is not None:
         y.add_(residual)
     return y.relu_() if relu else y
+
+
+def _add_relu_fusable(y: Tensor) -> bool:
+    """Whether ATen's fused in-place ``relu(y + other)`` (CPU, float32/float64 only) applies."""
+    return y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64)
 
 
 def _packable(x: Tensor, weight: Tensor) -> bool:
@@ -754,23 +760,29 @@ def _low_conv(
     return _conv(layer, _low_input(x_h, x_l, layer.octave), weight, bias, pack, residual, relu)
 
 
-def _add_upsampled(y: Tensor, z: Tensor, octave: Octave) -> Tensor:
+def _add_upsampled(y: Tensor, z: Tensor, octave: Octave, relu: bool = False) -> Tensor:
     """``y + upsample(z)`` through a broadcast view when every size divides evenly, so the
-    upsampled tensor is never written out.
+    upsampled tensor is never written out; ``relu`` (inference only) applies ReLU to the sum.
 
-    Without autograd the sum is written into ``y`` (a fresh convolution output); when autograd
-    records it is a new tensor (``_UpsampleAdd``), since an in-place add on a view of ``y`` would
-    make backward clone the full-resolution gradient.
+    Without autograd the sum is written into ``y`` (a fresh convolution output), with the ReLU
+    in the same pass on CPU; when autograd records it is a new tensor (``_UpsampleAdd``), since
+    an in-place add on a view of ``y`` would make backward clone the full-resolution gradient.
     """
     b, c, t, h, w = y.shape
     ot, oh, ow = octave
     if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):
-        return y + upsample(z, y.shape, octave)
-    if torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
-        return _UpsampleAdd.apply(y, z, octave)
-    y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
-    y8.add_(z[:, :, :, None, :, None, :, None])  # + (B, C, t, 1, h, 1, w, 1)
-    return y
+        out = y + upsample(z, y.shape, octave)
+    elif torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
+        out = _UpsampleAdd.apply(y, z, octave)
+    else:
+        y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
+        z8 = z[:, :, :, None, :, None, :, None]  # (B, C, t, 1, h, 1, w, 1)
+        if relu and _add_relu_fusable(y):
+            torch.ops.aten._add_relu_(y8, z8)
+            return y
+        y8.add_(z8)
+        out = y
+    return out.relu_() if relu else out
 
 
 class _UpsampleAdd(torch.autograd.Function):
