@@ -37,6 +37,7 @@ from octvideo.ops import (
     OctPair,
     as_pair,
     fit_low,
+    max_pool3d,
     normalize_octave,
     oct_add,
 )
@@ -104,10 +105,10 @@ class NonLocal3d(nn.Module):
         if self.pool_size is None:
             return x
         k = self.pool_size
-        high = F.max_pool3d(x.high, k, k, ceil_mode=True)  # (B, C_h, T', H', W')
+        high = max_pool3d(x.high, k, k, ceil_mode=True)  # (B, C_h, T', H', W')
         if x.low is None:
             return OctPair(high, None)
-        low = F.max_pool3d(x.low, k, k, ceil_mode=True)  # (B, C_l, T'/o, H'/o, W'/o)
+        low = max_pool3d(x.low, k, k, ceil_mode=True)  # (B, C_l, T'/o, H'/o, W'/o)
         return OctPair(high, fit_low(low, high, self.octave))
 
     def forward(self, x: OctPair) -> OctPair:

@@ -25,6 +25,7 @@ from octvideo.ops.pair import (
     downsample,
     fit_low,
     low_channels,
+    max_pool3d,
     normalize_octave,
     upsample,
 )
@@ -128,7 +129,7 @@ class OctPool3d(nn.Module):
 
     def _pool(self, x: Tensor, ceil_mode: bool) -> Tensor:
         if self.mode == "max":
-            return F.max_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
+            return max_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
         return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:

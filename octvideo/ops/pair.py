@@ -104,6 +104,50 @@ def downsample(x: Tensor, factor: tuple[int, int, int]) -> Tensor:
     return F.avg_pool3d(x, kernel_size=factor, stride=factor, ceil_mode=True)
 
 
+def max_pool3d(
+    x: Tensor,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] = 0,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """``F.max_pool3d`` of (B, C, T, H, W); without autograd, windows that do not overlap (stride
+    = kernel, no padding along an axis) are reduced with elementwise maxima of strided views.
+
+    ``F.max_pool3d`` always computes the argmax indices as well (an int64 tensor twice the size
+    of its result, for backward); on channels-last maps the strided maxima keep the layout and
+    run 2-4x faster (I3D's temporal 2x1x1 pool). Overlapping windows (a 3x3 stride-2 pool), and
+    any call that autograd records, go to ``F.max_pool3d``. NaN propagates as it does there.
+    """
+    k3, s3, p3 = (
+        (v,) * 3 if isinstance(v, int) else tuple(v)
+        for v in (kernel_size, kernel_size if stride is None else stride, padding)
+    )
+    grad = torch.is_grad_enabled() and x.requires_grad
+    overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
+    size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)
+    out = [-(-n // k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
+    if grad or overlap or 0 in out:
+        return F.max_pool3d(x, k3, s3, p3, ceil_mode=ceil_mode)
+    y = x
+    for dim, n, k, m in zip((2, 3, 4), size, k3, out, strict=True):
+        if k == 1:
+            continue
+        step = (slice(None),) * dim + (slice(None, None, k),)
+        # element j of each of the m windows along dim (in ceil mode the last may lack it)
+        counts = [min(m, -(-(n - j) // k)) for j in range(min(k, n))]
+        taps = [y.narrow(dim, j, (c - 1) * k + 1)[step] for j, c in enumerate(counts)]
+        if len(taps) > 1 and counts[1] == m:  # two full taps: the first maximum allocates
+            z, rest = torch.maximum(taps[0], taps[1]), taps[2:]
+        else:
+            z, rest = taps[0].clone(), taps[1:]
+        for t in rest:
+            part = z.narrow(dim, 0, t.shape[dim])
+            torch.maximum(part, t, out=part)
+        y = z
+    return x.clone() if y is x else y
+
+
 def is_channels_last(x: Tensor) -> bool:
     """True for a 5D tensor laid out channels-last (NDHWC) and not also plain contiguous."""
     return x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()

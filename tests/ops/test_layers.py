@@ -17,6 +17,7 @@ from octvideo.ops import (
     OctPool3d,
     OctSplit,
     check_pair,
+    max_pool3d,
     oct_add,
     upsample,
 )
@@ -73,6 +74,55 @@ def test_pooling_keeps_pairs_aligned(octave, t, hw, kernel, stride, padding):
     y = pool(x)
     check_pair(y, octave)
     assert y.high.shape == nn.MaxPool3d(kernel, stride, padding)(x.high).shape
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [(8, 56, 56), (5, 7, 9), (1, 3, 2), (3, 1, 1)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"),
+    [
+        ((2, 1, 1), None, 0),
+        ((1, 2, 2), None, 0),
+        ((3, 3, 3), None, 0),
+        ((2, 3, 1), (2, 3, 1), 0),
+        ((1, 3, 3), (1, 2, 2), (0, 1, 1)),  # overlapping: F.max_pool3d's own path
+    ],
+)
+def test_max_pool_matches_torch_without_autograd(
+    size, kernel, stride, padding, channels_last, ceil_mode
+):
+    """Inference max pooling (strided maxima for windows that do not overlap) returns exactly
+    what F.max_pool3d returns, NaN included, in the same memory layout, or raises as it does."""
+    g = torch.Generator().manual_seed(sum(size))
+    x = torch.randn(2, 3, *size, generator=g, dtype=torch.float64)
+    x[1, 2, -1, -1, -1] = float("nan")
+    x[0, 1].view(-1)[size[-1] // 2] = float("nan")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    args = (kernel, stride, padding)
+    try:
+        expected = nn.functional.max_pool3d(x, *args, ceil_mode=ceil_mode)
+    except RuntimeError as error:
+        with pytest.raises(RuntimeError, match="size"):
+            max_pool3d(x, *args, ceil_mode=ceil_mode)
+        assert "size" in str(error)
+        return
+    with torch.inference_mode():
+        y = max_pool3d(x, *args, ceil_mode=ceil_mode)
+    assert y.shape == expected.shape
+    torch.testing.assert_close(y, expected, equal_nan=True, rtol=0, atol=0)
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    assert y.is_contiguous(memory_format=layout) == expected.is_contiguous(memory_format=layout)
+    assert y.data_ptr() != x.data_ptr()
+
+
+def test_max_pool_under_autograd_has_torch_gradient():
+    x = torch.randn(1, 2, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(1, 2, 2, 3, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(max_pool3d(x, 2), x, g)
+    (expected,) = torch.autograd.grad(nn.functional.max_pool3d(x, 2), x, g)
+    torch.testing.assert_close(grad, expected, rtol=0, atol=0)
 
 
 def test_residual_add():
