@@ -13,6 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from octvideo.allocator import keep_freed_memory
+
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.data.cli",
@@ -51,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    keep_freed_memory()  # no page faults for tensors freed and allocated again each step
     try:
         return int(args.func(args) or 0)
     except (UsageError, FileNotFoundError) as err:

@@ -17,6 +17,10 @@ allocator's peak during the step is reported as well.
 (``pytorchvideo.models.hub``, plain ``nn.Conv3d`` layers), timed interleaved with the other two,
 to check that the alpha-0 octvideo model is no slower than it.
 
+Like the octvideo commands, the run keeps freed memory in glibc's heap (``octvideo.allocator``);
+``--malloc default`` measures with glibc's defaults, under which large tensors are page-faulted
+in again on every step.
+
     python tools/bench_models.py --model i3d_r50 --alpha 0.5 --frames 8 --size 224 \
         --threads 2 --compile none --append BENCHMARKS.md
 
@@ -40,6 +44,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from octvideo import allocator
 from octvideo.models import create_model
 from octvideo.models.cost import example_input, measure_cost
 from octvideo.ops import OctConv3d
@@ -275,7 +280,8 @@ def report(
         f"{args.model} alpha={args.alpha} octave={tuple(args.octave)} clip {args.frames}x"
         f"{args.size}x{args.size}, {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
         f"compile={args.compile}, channels_last={args.channels_last}, batch {args.batch} "
-        f"(train {args.train_batch}), {args.repeats} interleaved repeats (medians)",
+        f"(train {args.train_batch}), {args.repeats} interleaved repeats (medians), malloc: "
+        f"{getattr(args, 'malloc_used', args.malloc)}",
         "",
         "| | alpha 0 | octave | ratio | ratio / FLOPs ratio |",
         "| --- | --- | --- | --- | --- |",
@@ -351,12 +357,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="none",
         help="also time PyTorchVideo's network of the same name against the alpha-0 model",
     )
+    parser.add_argument(
+        "--malloc",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep freed memory in the heap as the octvideo commands do (octvideo.allocator), or "
+        "glibc's defaults (freed large tensors go back to the kernel and fault in again)",
+    )
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if allocator.user_settings():
+        args.malloc_used = "the environment's own (GLIBC_TUNABLES / MALLOC_*)"
+    elif args.malloc == "keep" and allocator.keep_freed_memory():
+        args.malloc_used = "freed memory kept"
+    else:
+        args.malloc_used = "glibc defaults" if args.malloc == "default" else "not glibc: as is"
     if args.threads:
         torch.set_num_threads(args.threads)
     octm, van, *base = measure_pair(args)
