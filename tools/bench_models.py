@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,6 +57,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class Measured:
     infer_ms: float
     train_ms: float
+    train_faults: float | None  # minor page faults per training step (median), where counted
     saved_mb: float
     cuda_peak_mb: float | None
     gflops: float
@@ -149,6 +151,7 @@ class Runner:
                 dynamic=False,
             )
         self.forward = compiled
+        self.faults: list[int] = []  # minor page faults of each training step
 
     def loss(self) -> torch.Tensor:
         self.model.train()
@@ -166,12 +169,15 @@ class Runner:
 
     def train_step(self) -> float:
         _sync(self.device)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         self.loss().backward()
         self.optimizer.step()
         _sync(self.device)
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+        return elapsed
 
     def memory(self) -> tuple[float, float | None]:
         self.optimizer.zero_grad(set_to_none=True)
@@ -246,6 +252,9 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
             train_ms=statistics.median(train[k]) * 1e3 if train[k] else float("nan"),
+            train_faults=statistics.median(runners[k].faults[-len(train[k]) :])
+            if train[k]
+            else None,
             saved_mb=memories[k][0],
             cuda_peak_mb=memories[k][1],
             gflops=costs[k],
@@ -294,6 +303,11 @@ def report(
             f"| training step ms | {van.train_ms:.1f} | {octm.train_ms:.1f} | {train_ratio:.3f} | "
             f"{train_ratio / flops_ratio:.3f} |"
         )
+        if octm.train_faults is not None and van.train_faults is not None:
+            lines.append(
+                f"| minor page faults per training step | {van.train_faults:.0f} | "
+                f"{octm.train_faults:.0f} | | |"
+            )
     lines += [
         f"| activation memory, analytic (OctConv outputs, M elements) | "
         f"{van.analytic_mem / 1e6:.1f} | {octm.analytic_mem / 1e6:.1f} | {mem_ratio:.3f} | |",
@@ -315,6 +329,11 @@ def report(
                 f"| training step ms | {base.train_ms:.1f} | {van.train_ms:.1f} | "
                 f"{van.train_ms / base.train_ms:.3f} | |"
             )
+            if base.train_faults is not None and van.train_faults is not None:
+                lines.append(
+                    f"| minor page faults per training step | {base.train_faults:.0f} | "
+                    f"{van.train_faults:.0f} | | |"
+                )
         lines.append(
             f"| activations saved for backward, MB | {base.saved_mb:.0f} | {van.saved_mb:.0f} | "
             f"{van.saved_mb / base.saved_mb:.3f} | |"

@@ -45,3 +45,5 @@ def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path) -> None:
     text = out.read_text()
     assert "| inference ms |" in text and "PyTorchVideo hub.i3d_r50" in text
     assert "activations saved for backward" in text
+    assert text.count("| minor page faults per training step |") == 2  # octave pair, baseline
+    assert "malloc: freed memory kept" in text or "malloc: the environment's own" in text
