@@ -3,8 +3,8 @@
 With glibc's defaults, an allocation above the dynamic mmap threshold (at most 32 MiB) gets
 fresh pages from the kernel and gives them back when freed; the next step's tensor of the same
 size pays a minor page fault per 4 KiB page again. A CPU training step of I3D-R50 (batch 2,
-8x224x224) took about 460 000 faults and 2.9-4.3 s that way against 0 faults and 2.0-2.1 s with
-freed memory kept (BENCHMARKS.md, "allocator"). The octvideo commands therefore raise the mmap
+8x224x224) took 344 993 faults and 2.76 s that way against 0 faults and 1.88 s with freed memory
+kept (BENCHMARKS.md, fourth pass). The octvideo commands therefore raise the mmap
 threshold to 1 GiB and the heap-trim threshold to 2 GiB for their own process, the settings
 ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` make at start.
 
