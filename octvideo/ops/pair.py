@@ -116,18 +116,20 @@ def max_pool3d(
 
     ``F.max_pool3d`` always computes the argmax indices as well (an int64 tensor twice the size
     of its result, for backward); on channels-last maps the strided maxima keep the layout and
-    run 2-4x faster (I3D's temporal 2x1x1 pool). Overlapping windows (a 3x3 stride-2 pool), and
-    any call that autograd records, go to ``F.max_pool3d``. NaN propagates as it does there.
+    run 2-4x faster (I3D's temporal 2x1x1 pool). Overlapping windows (a 3x3 stride-2 pool), any
+    call that autograd records, and tracing, scripting and ``torch.compile`` (an exported graph
+    keeps its one MaxPool node) go to ``F.max_pool3d``. NaN propagates as it does there.
     """
     k3, s3, p3 = (
         (v,) * 3 if isinstance(v, int) else tuple(v)
         for v in (kernel_size, kernel_size if stride is None else stride, padding)
     )
     grad = torch.is_grad_enabled() and x.requires_grad
+    graph = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
     size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)
     out = [-(-n // k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
-    if grad or overlap or 0 in out:
+    if grad or graph or overlap or 0 in out:
         return F.max_pool3d(x, k3, s3, p3, ceil_mode=ceil_mode)
     y = x
     for dim, n, k, m in zip((2, 3, 4), size, k3, out, strict=True):

@@ -125,6 +125,16 @@ def test_max_pool_under_autograd_has_torch_gradient():
     torch.testing.assert_close(grad, expected, rtol=0, atol=0)
 
 
+def test_max_pool_stays_one_op_when_traced() -> None:
+    """Export (tracing) keeps F.max_pool3d, which maps to one ONNX MaxPool node."""
+    x = torch.randn(1, 2, 4, 6, 6)
+    with torch.no_grad():
+        traced = torch.jit.trace(lambda t: max_pool3d(t, (2, 1, 1)), x)
+    graph = str(traced.graph)
+    assert "max_pool3d" in graph and "maximum" not in graph
+    torch.testing.assert_close(traced(x), nn.functional.max_pool3d(x, (2, 1, 1)))
+
+
 def test_residual_add():
     a, b = pair(4, 2, (2, 5, 5), (1, 2, 2)), pair(4, 2, (2, 5, 5), (1, 2, 2), seed=1)
     y = oct_add(a, b)
