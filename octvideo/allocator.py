@@ -5,8 +5,9 @@ fresh pages from the kernel and gives them back when freed; the next step's tens
 size pays a minor page fault per 4 KiB page again. A CPU training step of I3D-R50 (batch 2,
 8x224x224) took 344 993 faults and 2.76 s that way against 0 faults and 1.88 s with freed memory
 kept (BENCHMARKS.md, fourth pass). The octvideo commands therefore raise the mmap
-threshold to 1 GiB and the heap-trim threshold to 2 GiB for their own process, the settings
-``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` make at start.
+threshold to 1 GiB and the heap-trim threshold to 2 GiB for their own process with ``mallopt``,
+as ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...:glibc.malloc.trim_threshold=...`` would at
+start.
 
 The cost is that the process keeps its peak heap until it exits. Nothing is changed where the
 user has set glibc's malloc tunables or ``MALLOC_*_`` variables, or ``OCTVIDEO_MALLOC=default``,

@@ -127,7 +127,7 @@ def max_pool3d(
     grad = torch.is_grad_enabled() and x.requires_grad
     graph = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
-    size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)
+    size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)  # unbatched 4D: F.max_pool3d's own
     out = [-(-n // k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
     if grad or graph or overlap or 0 in out:
         return F.max_pool3d(x, k3, s3, p3, ceil_mode=ceil_mode)
