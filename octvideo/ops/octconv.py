@@ -18,6 +18,8 @@ from torch import Tensor, nn
 from octvideo.ops.pair import (
     Octave,
     OctPair,
+    _Size3,
+    _triple,
     as_pair,
     downsample,
     is_channels_last,
@@ -27,15 +29,6 @@ from octvideo.ops.pair import (
     unpair,
     upsample,
 )
-
-_Size3 = int | Sequence[int]
-
-
-def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
-    out = (value,) * 3 if isinstance(value, int) else tuple(value)
-    if len(out) != 3 or any(not isinstance(v, int) for v in out):
-        raise ValueError(f"{name} must be an int or three ints (T, H, W), got {value!r}")
-    return out  # type: ignore[return-value]
 
 
 def conv_output_size(
@@ -579,16 +572,18 @@ def _conv(
 
 def _epilogue(y: Tensor, residual: Tensor | None, relu: bool) -> Tensor:
     """``relu(y + residual)`` in place on ``y``, a fresh output (inference only)."""
-    if residual is not None and relu and _add_relu_fusable(y):
-        return torch.ops.aten._add_relu_(y, residual)  # one pass over y instead of two
     if residual is not None:
-        y.add_(residual)
+        return _add_(y, residual, relu)
     return y.relu_() if relu else y
 
 
-def _add_relu_fusable(y: Tensor) -> bool:
-    """Whether ATen's fused in-place ``relu(y + other)`` (CPU, float32/float64 only) applies."""
-    return y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64)
+def _add_(y: Tensor, other: Tensor, relu: bool) -> Tensor:
+    """``y += other`` (broadcast), then ReLU where asked, in place; in one pass on CPU
+    float32/float64 (ATen's ``_add_relu_``), in two elsewhere."""
+    if relu and y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64):
+        return torch.ops.aten._add_relu_(y, other)
+    y.add_(other)
+    return y.relu_() if relu else y
 
 
 def _packable(x: Tensor, weight: Tensor) -> bool:
@@ -774,17 +769,12 @@ def _add_upsampled(y: Tensor, z: Tensor, octave: Octave, relu: bool = False) -> 
     ot, oh, ow = octave
     if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):
         out = y + upsample(z, y.shape, octave)
-    elif torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
-        out = _UpsampleAdd.apply(y, z, octave)
-    else:
-        y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
-        z8 = z[:, :, :, None, :, None, :, None]  # (B, C, t, 1, h, 1, w, 1)
-        if relu and _add_relu_fusable(y):
-            torch.ops.aten._add_relu_(y8, z8)
-            return y
-        y8.add_(z8)
-        out = y
-    return out.relu_() if relu else out
+        return out.relu_() if relu else out
+    if torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
+        return _UpsampleAdd.apply(y, z, octave)  # relu is inference-only: never set here
+    y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
+    _add_(y8, z[:, :, :, None, :, None, :, None], relu)  # + (B, C, t, 1, h, 1, w, 1)
+    return y
 
 
 class _UpsampleAdd(torch.autograd.Function):

@@ -38,6 +38,16 @@ class OctPair(NamedTuple):
     low: Tensor | None
 
 
+_Size3 = int | Sequence[int]
+
+
+def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
+    out = (value,) * 3 if isinstance(value, int) else tuple(value)
+    if len(out) != 3 or any(not isinstance(v, int) for v in out):
+        raise ValueError(f"{name} must be an int or three ints (T, H, W), got {value!r}")
+    return out  # type: ignore[return-value]
+
+
 def as_pair(x: Tensor | OctPair) -> OctPair:
     """Views a plain tensor as a pair without a low group; passes pairs through."""
     if isinstance(x, OctPair):
@@ -120,10 +130,9 @@ def max_pool3d(
     call that autograd records, and tracing, scripting and ``torch.compile`` (an exported graph
     keeps its one MaxPool node) go to ``F.max_pool3d``. NaN propagates as it does there.
     """
-    k3, s3, p3 = (
-        (v,) * 3 if isinstance(v, int) else tuple(v)
-        for v in (kernel_size, kernel_size if stride is None else stride, padding)
-    )
+    k3 = _triple(kernel_size, "kernel_size")
+    s3 = k3 if stride is None else _triple(stride, "stride")
+    p3 = _triple(padding, "padding")
     grad = torch.is_grad_enabled() and x.requires_grad
     graph = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
