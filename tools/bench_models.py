@@ -290,7 +290,7 @@ def report(
         f"{args.size}x{args.size}, {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
         f"compile={args.compile}, channels_last={args.channels_last}, batch {args.batch} "
         f"(train {args.train_batch}), {args.repeats} interleaved repeats (medians), malloc: "
-        f"{getattr(args, 'malloc_used', args.malloc)}",
+        f"{args.malloc_used}",
         "",
         "| | alpha 0 | octave | ratio | ratio / FLOPs ratio |",
         "| --- | --- | --- | --- | --- |",
