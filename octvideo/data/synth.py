@@ -17,8 +17,10 @@ small 3D network learns them in minutes on a CPU.
 
 Layout written under ``out``: ``train.txt`` and ``val.txt`` (``relative/path.mp4 label`` lines),
 ``classes.txt``, ``train/<class>/<n>.mp4`` and ``val/<class>/<n>.mp4``. The output is a function of
-the arguments: clip ``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])`` and
-x264 runs single-threaded.
+the arguments: clip ``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])``,
+x264 runs single-threaded and without MB-tree rate control (x264's MB-tree reads memory it has not
+written: with it the same frames encode to different bytes depending on what the allocator hands
+out, e.g. one clip in eight under two ``MALLOC_PERTURB_`` values).
 """
 
 from __future__ import annotations
@@ -100,12 +102,17 @@ def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) ->
 
 
 def write_video(path: str | os.PathLike[str], clip: np.ndarray, fps: int = FPS) -> None:
-    """Encode uint8 frames (T, H, W, 3) as H.264 (yuv420p, single-threaded, so reproducible)."""
+    """Encode uint8 frames (T, H, W, 3) as H.264 (yuv420p, one thread, no MB-tree: reproducible)."""
     with av.open(os.fspath(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1"}
+        stream.options = {
+            "crf": "18",
+            "preset": "veryfast",
+            "threads": "1",
+            "x264-params": "mbtree=0",
+        }
         for array in clip:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
