@@ -20,7 +20,7 @@ Layout written under ``out``: ``train.txt`` and ``val.txt`` (``relative/path.mp4
 the arguments: clip ``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])``,
 x264 runs single-threaded and without MB-tree rate control (x264's MB-tree reads memory it has not
 written: with it the same frames encode to different bytes depending on what the allocator hands
-out, e.g. one clip in eight under two ``MALLOC_PERTURB_`` values).
+out: 3 of 12 clips at 32x32 differed between two ``MALLOC_PERTURB_`` values).
 """
 
 from __future__ import annotations

@@ -63,8 +63,8 @@ def test_deterministic_for_a_seed(tmp_path):
     """Same bytes from two processes whose allocators hand out differently filled memory.
 
     glibc fills every allocation with the complement of ``MALLOC_PERTURB_``'s byte, so an encoder
-    that reads memory it never wrote gives different files here; x264's MB-tree did, for one clip
-    in eight of this set.
+    that reads memory it never wrote gives different files here; x264's MB-tree did, for 3 of these
+    12 clips.
     """
 
     def digest(out, perturb):
