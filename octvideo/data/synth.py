@@ -17,7 +17,8 @@ small 3D network learns them in minutes on a CPU.
 
 Layout written under ``out``: ``train.txt`` and ``val.txt`` (``relative/path.mp4 label`` lines),
 ``classes.txt``, ``train/<class>/<n>.mp4`` and ``val/<class>/<n>.mp4``. The output is a function of
-the arguments: clip ``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])``,
+the arguments (for one build of PyAV's libx264; another x264 version may encode the same frames
+differently): clip ``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])``,
 x264 runs single-threaded and without MB-tree rate control (x264's MB-tree reads memory it has not
 written: with it the same frames encode to different bytes depending on what the allocator hands
 out: 3 of 12 clips at 32x32 differed between two ``MALLOC_PERTURB_`` values).
