@@ -62,7 +62,7 @@ def test_layout_and_files(synth_set):
 def test_deterministic_for_a_seed(tmp_path):
     """Same bytes from two processes whose allocators hand out differently filled memory.
 
-    glibc fills every allocation with the complement of ``MALLOC_PERTURB_``'s byte, so an encoder
+    glibc fills each malloc'd block with the complement of ``MALLOC_PERTURB_``'s byte, so an encoder
     that reads memory it never wrote gives different files here; x264's MB-tree did, for 3 of these
     12 clips.
     """
