@@ -21,6 +21,7 @@ from octvideo.ops.octconv import OctConv3d, PathWeights
 from octvideo.ops.pair import (
     Octave,
     OctPair,
+    _capturing,
     as_pair,
     downsample,
     fit_low,
@@ -212,7 +213,7 @@ def _foldable(conv: OctConv3d, norm: nn.Module) -> bool:
     """Inference (no autograd, eval-mode batch norm with running statistics), eager mode."""
     if torch.is_grad_enabled() or norm.training or not isinstance(norm, OctNorm):
         return False
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+    if _capturing():
         return False
     if _hooked(conv, norm, *norm.children()):  # hooks expect to see each module called
         return False

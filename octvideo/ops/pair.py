@@ -48,6 +48,12 @@ def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
     return out  # type: ignore[return-value]
 
 
+def _capturing() -> bool:
+    """Whether tracing, scripting or ``torch.compile`` is recording the ops being run: eager-only
+    shortcuts step aside so that the captured graph holds the plain layers."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+
+
 def as_pair(x: Tensor | OctPair) -> OctPair:
     """Views a plain tensor as a pair without a low group; passes pairs through."""
     if isinstance(x, OctPair):
@@ -134,7 +140,7 @@ def max_pool3d(
     s3 = k3 if stride is None else _triple(stride, "stride")
     p3 = _triple(padding, "padding")
     grad = torch.is_grad_enabled() and x.requires_grad
-    graph = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+    graph = _capturing()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
     size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)  # unbatched 4D: F.max_pool3d's own
     out = [-(-n // k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
