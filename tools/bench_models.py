@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.malloc == "keep" and allocator.keep_freed_memory():
         args.malloc_used = "freed memory kept"
     else:
-        args.malloc_used = "glibc defaults" if args.malloc == "default" else "not glibc: as is"
+        # --malloc default, or keeping was skipped (OCTVIDEO_MALLOC=default, not glibc) or refused
+        args.malloc_used = "glibc defaults" if args.malloc == "default" else "left as it was"
     if args.threads:
         torch.set_num_threads(args.threads)
     octm, van, *base = measure_pair(args)
