@@ -1,9 +1,13 @@
 """Fixtures shared by several test folders: a small checkpoint in the format ``octvideo train``
-writes (weights under ``model.``, metadata under ``hyper_parameters.meta``)."""
+writes (weights under ``model.``, metadata under ``hyper_parameters.meta``), and a loader for the
+scripts in tools/."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -11,6 +15,7 @@ import torch
 from octvideo.engine.checkpoint import atomic_save
 from octvideo.inference.predictor import model_from_meta
 
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLASSES = ["left", "right", "still"]
 META = {
     "name": "tiny",
@@ -49,3 +54,17 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     atomic_save({"state_dict": state, "hyper_parameters": {"meta": META}}, path)
     return path
+
+
+def _load_tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("bench_models")`` imports tools/bench_models.py (tools/ is not a package)."""
+    return _load_tool

@@ -3,21 +3,14 @@ and backward, and a malformed case is refused by name."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_conv_views.py"
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("bench_conv_views", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def tool(load_tool):
+    return load_tool("bench_conv_views")
 
 
 def _to_5d(t: torch.Tensor, like: torch.Tensor, temporal_kernel: int) -> torch.Tensor:
@@ -28,9 +21,9 @@ def _to_5d(t: torch.Tensor, like: torch.Tensor, temporal_kernel: int) -> torch.T
 
 
 @pytest.mark.parametrize("kernel", [(3, 1, 1), (5, 1, 1), (1, 3, 3), (1, 1, 1)])
-def test_view_is_the_3d_convolution(kernel: tuple[int, int, int]) -> None:
+def test_view_is_the_3d_convolution(tool, kernel: tuple[int, int, int]) -> None:
     torch.manual_seed(0)
-    views = _tool()._views((2, 6, 4, 5, 7, 3, *kernel))
+    views = tool._views((2, 6, 4, 5, 7, 3, *kernel))
     g3, x3, w3, p3 = views["3d"]
     g2, x2, w2, p2 = views["2d"]
     assert x2.data_ptr() == x3.data_ptr() and g2.data_ptr() == g3.data_ptr()  # free views
@@ -56,13 +49,13 @@ def test_view_is_the_3d_convolution(kernel: tuple[int, int, int]) -> None:
         ("2,8,4,8,8,4,3,3,3", "k x 1 x 1 or 1 x k x k"),
     ],
 )
-def test_malformed_case_is_refused(case: str, message: str, capsys) -> None:
+def test_malformed_case_is_refused(tool, case: str, message: str, capsys) -> None:
     with pytest.raises(SystemExit):
-        _tool().main(["--case", case])
+        tool.main(["--case", case])
     assert message in capsys.readouterr().err
 
 
-def test_one_small_case_prints_its_row(capsys) -> None:
-    assert _tool().main(["--case", "1,4,3,6,6,2,3,1,1", "--repeats", "2"]) == 0
+def test_one_small_case_prints_its_row(tool, capsys) -> None:
+    assert tool.main(["--case", "1,4,3,6,6,2,3,1,1", "--repeats", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1, 4")]
     assert len(rows) == 1 and rows[0].startswith("| 1, 4, 3, 6, 6 -> 2 | 3x1x1 |")

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_models.py"
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("bench_models", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_models", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_saved_bytes_leave_out_parameters() -> None:
-    tool = _tool()
+def test_saved_bytes_leave_out_parameters(load_tool) -> None:
+    tool = load_tool("bench_models")
     layer = nn.Linear(64, 32)
     x = torch.randn(8, 64, requires_grad=True)  # a grad for x makes autograd keep the weight
 
@@ -37,8 +25,8 @@ def test_saved_bytes_leave_out_parameters() -> None:
 
 
 @pytest.mark.heavy
-def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path) -> None:
-    tool = _tool()
+def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
+    tool = load_tool("bench_models")
     out = tmp_path / "bench.md"
     argv = "--model i3d_r50 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 0 --threads 2"
     assert tool.main([*argv.split(), "--baseline", "pytorchvideo", "--append", str(out)]) == 0
