@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 7's benchmark on a CUDA machine: Oct-I3D-R50 at alpha 0.5, 0.2 and 0.1 against its alpha-0
 # twin (and PyTorchVideo's I3D-R50 at alpha 0.5), in float32 and bfloat16, eager and compiled,
-# batch 8 inference and batch 8 training steps at 8x224x224. Each line is one
+# batch 8 inference and batch 8 training steps at 8x224x224. Each case is one
 # tools/bench_models.py run (both models interleaved); every table is appended to
 # $OUT/BENCHMARKS-gpu.md (or ./BENCHMARKS-gpu.md without $OUT) with its command, date and GPU.
 #
@@ -10,7 +10,16 @@
 # first, then carry the folder:
 #
 #     bash tools/bench_gpu.sh --prepare         # here: fills .gpu_site/ (ignored by git)
-#     run(command="bash tools/bench_gpu.sh", carry=[".gpu_site"], timeout_s=560)   # there
+#     run(command="bash tools/bench_gpu.sh", carry=[".gpu_site"], timeout_s=580)   # there
+#
+# It first runs tools/check_device.py (float64: the device's channels-last paths against the
+# CPU's plain path; about 15 s on a 2-CPU machine). A lent machine gives a session 15 minutes in
+# all, its start included, and compiling one case takes minutes, so the timed cases run
+# most-wanted first: every eager case (alpha 0.5 with the PyTorchVideo baseline, then 0.2, then
+# 0.1; each in float32, then bfloat16), then the compiled ones in the same order. The whole run
+# keeps to BUDGET_S seconds (default 540): a case runs under `timeout` with the time that is left,
+# a case that would start with less than MIN_EAGER_S (45) or MIN_COMPILED_S (150) seconds left is
+# skipped, and both are written to the file as such.
 #
 # QUICK=1 runs one tiny case per setting (8 frames at 64x64, 2 repeats): a smoke test of the
 # script, here on the CPU with DEVICE=cpu.
@@ -49,31 +58,67 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
 EOF
 
-# One case; a case that fails (a compile error, say) is recorded with the end of its error output
-# and the others still run.
+START=$SECONDS
+BUDGET_S=${BUDGET_S:-540}
+MIN_EAGER_S=${MIN_EAGER_S:-45}
+MIN_COMPILED_S=${MIN_COMPILED_S:-150}
+RAN=0 FAILED=0 SKIPPED=0
+
+# Float64 first: the timings mean something only if the device computes what the CPU computes.
+check_log=$(mktemp)
+timeout --kill-after=10 120 "$PYTHON" tools/check_device.py --device "$DEVICE" >"$check_log" 2>&1 ||
+    echo "(exit $?)" >>"$check_log"
+{
+    printf '\n`python tools/check_device.py --device %s`:\n\n' "$DEVICE"
+    sed 's/^/    /' "$check_log"
+} >>"$OUT_FILE"
+cat "$check_log" >&2
+rm -f "$check_log"
+
+# One case; a case that fails (a compile error, say) or runs out of time is recorded with the end
+# of its output, one that would start too late is recorded as skipped, and the others still run.
 bench() {
-    echo "== $*" >&2
-    local log
+    local need=$1
+    shift
+    local left=$((BUDGET_S - (SECONDS - START)))
+    local cmd="python tools/bench_models.py --model i3d_r50 --device $DEVICE ${SHAPE[*]} $*"
+    if ((left < need)); then
+        printf '\n`%s` not run: %d s of the %d s budget left, it needs %d.\n' \
+            "$cmd" "$left" "$BUDGET_S" "$need" >>"$OUT_FILE"
+        echo "== skipped (${left} s left): $*" >&2
+        SKIPPED=$((SKIPPED + 1))
+        return
+    fi
+    echo "== $* (${left} s left)" >&2
+    local log rc=0
     log=$(mktemp)
-    if ! "$PYTHON" tools/bench_models.py --model i3d_r50 --device "$DEVICE" "${SHAPE[@]}" \
-        --append "$OUT_FILE" "$@" 2>"$log"; then
+    timeout --kill-after=10 "$left" "$PYTHON" tools/bench_models.py --model i3d_r50 \
+        --device "$DEVICE" "${SHAPE[@]}" --append "$OUT_FILE" "$@" 2>"$log" || rc=$?
+    if ((rc == 0)); then
+        RAN=$((RAN + 1))
+    else
+        local why="FAILED (exit $rc)"
+        ((rc == 124 || rc == 137)) && why="stopped at the end of the budget ($left s)"
         {
-            printf '\n`python tools/bench_models.py --model i3d_r50 --device %s %s %s` FAILED:\n\n' \
-                "$DEVICE" "${SHAPE[*]}" "$*"
+            printf '\n`%s` %s:\n\n' "$cmd" "$why"
             tail -n 5 "$log" | sed 's/^/    /'
         } >>"$OUT_FILE"
         tail -n 5 "$log" >&2
+        FAILED=$((FAILED + 1))
     fi
     rm -f "$log"
 }
 
-for dtype in float32 bfloat16; do
-    for compile in none default; do
-        for alpha in "${ALPHAS[@]}"; do
+for compile in none default; do
+    need=$MIN_EAGER_S
+    [[ "$compile" != none ]] && need=$MIN_COMPILED_S
+    for alpha in "${ALPHAS[@]}"; do
+        for dtype in float32 bfloat16; do
             extra=()
             [[ "$alpha" == 0.5 && "$compile" == none ]] && extra=(--baseline pytorchvideo)
-            bench --alpha "$alpha" --dtype "$dtype" --compile "$compile" "${extra[@]}"
+            bench "$need" --alpha "$alpha" --dtype "$dtype" --compile "$compile" "${extra[@]}"
         done
     done
 done
-echo "tables appended to $OUT_FILE" >&2
+echo "$RAN cases ran, $FAILED failed, $SKIPPED skipped in $((SECONDS - START)) s;" \
+    "tables appended to $OUT_FILE" >&2
