@@ -13,7 +13,7 @@
 #     run(command="bash tools/bench_gpu.sh", carry=[".gpu_site"], timeout_s=580)   # there
 #
 # It first runs tools/check_device.py (float64: the device's channels-last paths against the
-# CPU's plain path; about 15 s on a 2-CPU machine). A lent machine gives a session 15 minutes in
+# CPU's plain path; 6-13 s on a 2-CPU machine). A lent machine gives a session 15 minutes in
 # all, its start included, and compiling one case takes minutes, so the timed cases run
 # most-wanted first: every eager case (alpha 0.5 with the PyTorchVideo baseline, then 0.2, then
 # 0.1; each in float32, then bfloat16), then the compiled ones in the same order. The whole run
