@@ -1,0 +1,82 @@
+"""tools/bench_gpu.sh: the order of its cases, its time budget and what it writes down for a case
+that fails, runs out of time or cannot start, with a stand-in interpreter that answers at once
+(eager), hangs (compiled) or fails (bfloat16 with the PyTorchVideo baseline, as on a CPU) instead
+of running the benchmark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "bench_gpu.sh"
+
+FAKE_PYTHON = r"""#!/usr/bin/env bash
+case "$1" in
+-) cat >/dev/null; echo "torch stand-in" ;;
+tools/check_device.py) echo "ok   stand-in check on $3" ;;
+tools/bench_models.py)
+    args="$*"
+    echo "$args" >>"$CALLS"
+    if [[ "$args" == *"--compile default"* ]]; then sleep 60; fi
+    if [[ "$args" == *"--dtype bfloat16 --compile none --baseline"* ]]; then
+        echo 'NotImplementedError: "avg_pool3d_out_frame" not implemented for BFloat16' >&2
+        exit 1
+    fi
+    while [[ "$1" != --append ]]; do shift; done
+    echo "| table | $args |" >>"$2"
+    ;;
+*) echo "unexpected: $*" >&2; exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils' timeout")
+def test_order_budget_and_records(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    calls, out = tmp_path / "calls.txt", tmp_path / "out"
+    out.mkdir()
+    env = {
+        **os.environ,
+        "PYTHON": str(fake),
+        "CALLS": str(calls),
+        "OUT": str(out),
+        "DEVICE": "cpu",
+        "BUDGET_S": "8",
+        "MIN_EAGER_S": "1",
+        "MIN_COMPILED_S": "4",
+    }
+    run = subprocess.run(
+        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "5 cases ran, 2 failed, 5 skipped" in run.stderr
+
+    # eager before compiled, alpha 0.5 first, float32 before bfloat16; the first compiled case
+    # hangs until the budget is spent, so no other compiled case starts
+    started = [
+        tuple(line.split(f"--{key} ")[1].split()[0] for key in ("alpha", "dtype", "compile"))
+        for line in calls.read_text().splitlines()
+    ]
+    eager = [(a, d, "none") for a in ("0.5", "0.2", "0.1") for d in ("float32", "bfloat16")]
+    assert started == [*eager, ("0.5", "float32", "default")]
+
+    text = (out / "BENCHMARKS-gpu.md").read_text()
+    order = [
+        "`python tools/check_device.py --device cpu`:",
+        "    ok   stand-in check on cpu",
+        "| table |",
+        "--dtype bfloat16 --compile none --baseline pytorchvideo` FAILED (exit 1):",
+        "    NotImplementedError",
+        "--dtype float32 --compile default` stopped at the end of the budget",
+        "--dtype bfloat16 --compile default` not run:",
+    ]
+    positions = [text.index(s) for s in order]
+    assert positions == sorted(positions)
+    assert text.count("| table |") == 5
+    assert text.count("` not run: ") == 5
