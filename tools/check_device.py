@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import sys
 
 import torch
@@ -86,7 +87,9 @@ def _run(model: nn.Module, x, device: torch.device, channels_last: bool):
 
 
 def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
-    return float((a - ref).abs().max() / ref.abs().max().clamp_min(1e-300))
+    """Largest |a - ref| over the largest |ref|; a NaN anywhere counts as infinitely far."""
+    rel = float((a - ref).abs().max() / ref.abs().max().clamp_min(1e-300))
+    return math.inf if math.isnan(rel) else rel
 
 
 def check(device: torch.device, size: tuple[int, int], rtol: float) -> list[str]:

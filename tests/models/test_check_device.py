@@ -26,7 +26,7 @@ def test_cpu_fast_path_passes(tool, capsys) -> None:
     ]
 
 
-@pytest.mark.parametrize("which", ["inference", "training", "gradient"])
+@pytest.mark.parametrize("which", ["inference", "training", "gradient", "nan"])
 def test_a_difference_on_the_device_fails(tool, monkeypatch, capsys, which) -> None:
     run = tool._run
 
@@ -37,6 +37,11 @@ def test_a_difference_on_the_device_fails(tool, monkeypatch, capsys, which) -> N
                 infer = infer + 1e-6 * infer.abs().max()
             elif which == "training":
                 train = train * (1 + 1e-6)
+            elif which == "nan":
+                name = sorted(grads)[-1]
+                bad = grads[name].flatten().clone()
+                bad[0] = torch.nan
+                grads = {**grads, name: bad.reshape(grads[name].shape)}
             else:
                 name = sorted(grads)[-1]
                 grads = {**grads, name: grads[name] + 1e-6 * grads[name].abs().max()}
