@@ -81,7 +81,8 @@ bench() {
     local need=$1
     shift
     local left=$((BUDGET_S - (SECONDS - START)))
-    local cmd="python tools/bench_models.py --model i3d_r50 --device $DEVICE ${SHAPE[*]} $*"
+    local args=(--model i3d_r50 --device "$DEVICE" "${SHAPE[@]}" "$@")
+    local cmd="python tools/bench_models.py ${args[*]}"
     if ((left < need)); then
         printf '\n`%s` not run: %d s of the %d s budget left, it needs %d.\n' \
             "$cmd" "$left" "$BUDGET_S" "$need" >>"$OUT_FILE"
@@ -92,8 +93,8 @@ bench() {
     echo "== $* (${left} s left)" >&2
     local log rc=0
     log=$(mktemp)
-    timeout --kill-after=10 "$left" "$PYTHON" tools/bench_models.py --model i3d_r50 \
-        --device "$DEVICE" "${SHAPE[@]}" --append "$OUT_FILE" "$@" 2>"$log" || rc=$?
+    timeout --kill-after=10 "$left" "$PYTHON" tools/bench_models.py "${args[@]}" \
+        --append "$OUT_FILE" 2>"$log" || rc=$?
     if ((rc == 0)); then
         RAN=$((RAN + 1))
     else
