@@ -284,10 +284,33 @@ class SlowFast(nn.Module):
                 orders[f"slow.{stage_name}.0.downsample.conv"] = order
         return orders
 
-    def forward_features(self, x: Sequence[Tensor]) -> Tensor:
-        """Pooled features of both pathways: [slow, fast] clips -> (B, C_slow + C_fast)."""
+    def _check_clips(self, x: Sequence[Tensor]) -> None:
+        """Raises a ValueError naming the mismatch unless ``x`` is a [slow, fast] pair of clips
+        whose frame counts the lateral convolutions can join."""
         if len(x) != 2:
             raise ValueError("SlowFast takes a list [slow clip, fast clip]")
+        slow, fast = x
+        shapes = f"slow {tuple(slow.shape)}, fast {tuple(fast.shape)}"
+        if slow.dim() != 5 or fast.dim() != 5:
+            raise ValueError(f"SlowFast takes two (B, 3, T, H, W) clips, got {shapes}")
+        if slow.shape[0] != fast.shape[0] or slow.shape[3:] != fast.shape[3:]:
+            raise ValueError(
+                f"SlowFast's slow and fast clips need the same batch size and frame size, "
+                f"got {shapes}"
+            )
+        want = self.fuse_stem.conv.output_size((fast.shape[2], 1, 1))[0]
+        if slow.shape[2] != want:
+            a = self.slowfast_alpha
+            raise ValueError(
+                f"SlowFast's fast clip has {fast.shape[2]} frames, so the lateral connections "
+                f"(temporal stride {a}) need a slow clip of {want} frames, got {shapes}; take "
+                f"a fast clip of a multiple of {a} frames and every {a}th of them as the slow one "
+                f"(fast[:, :, ::{a}])"
+            )
+
+    def forward_features(self, x: Sequence[Tensor]) -> Tensor:
+        """Pooled features of both pathways: [slow, fast] clips -> (B, C_slow + C_fast)."""
+        self._check_clips(x)
         s, f = self.slow.stem(x[0]), self.fast.stem(x[1])  # (B, 64, T, H/4, W/4), (B, 8, aT, ...)
         s, f = self.fuse_stem(s, f)  # (B, 80, T, H/4, W/4) per group
         s, f = self.slow.res2(s), self.fast.res2(f)  # (B, 256, ...), (B, 32, ...)
