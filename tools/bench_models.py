@@ -13,6 +13,10 @@ seen by ``torch.autograd.graph.saved_tensors_hooks``, parameters and buffers lef
 models hold the same parameters, and they are not activations), on any device; on CUDA the
 allocator's peak during the step is reported as well.
 
+``--stages`` also times each stage (stem, res2, ..., head) of the two models, eager inference,
+interleaved, beside each stage's FLOPs: where the octave model keeps or loses its savings, and
+which stages are worth an octave (alpha can be set per stage).
+
 ``--baseline pytorchvideo`` adds PyTorchVideo's zoo network of the same name
 (``pytorchvideo.models.hub``, plain ``nn.Conv3d`` layers), timed interleaved with the other two,
 to check that the alpha-0 octvideo model is no slower than it.
@@ -47,7 +51,7 @@ from torch import nn
 
 from octvideo import allocator
 from octvideo.models import create_model
-from octvideo.models.cost import example_input, measure_cost
+from octvideo.models.cost import example_input, measure_cost, module_gflops
 from octvideo.ops import OctConv3d
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -62,6 +66,8 @@ class Measured:
     cuda_peak_mb: float | None
     gflops: float
     analytic_mem: int
+    stage_ms: dict[str, float] | None = None  # --stages: eager inference time of each stage
+    stage_gflops: dict[str, float] | None = None
 
 
 def _sync(device: torch.device) -> None:
@@ -192,6 +198,39 @@ class Runner:
         return saved / 2**20, peak
 
 
+STAGES = ("stem", "res2", "pool2", "res3", "res4", "res5")
+
+
+def stage_calls(model: nn.Module) -> list[tuple[str, Callable]]:
+    """The stages of a single-pathway ResNet (``ResNet3D``) in the order its forward runs them,
+    the global pool and classifier as "head"."""
+    if not all(hasattr(model, n) for n in (*STAGES, "global_pool", "forward_head")):
+        raise SystemExit(
+            f"--stages times the stages of the single-pathway ResNets (C2D, I3D, Slow); "
+            f"{type(model).__name__} is not one of them"
+        )
+    calls = [(n, getattr(model, n)) for n in STAGES if getattr(model, n) is not None]
+
+    def head(x):
+        return model.forward_head(model.global_pool(x))
+
+    return [*calls, ("head", head)]
+
+
+def time_stages(runner: Runner, calls: list[tuple[str, Callable]]) -> list[float]:
+    """Seconds each stage takes in one inference forward (eager, synchronised per stage)."""
+    runner.model.eval()
+    x, times = runner.infer_clip, []
+    with torch.inference_mode():
+        for _, call in calls:
+            _sync(runner.device)
+            start = time.perf_counter()
+            x = call(x)
+            _sync(runner.device)
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def pytorchvideo_model(name: str, head_pool: tuple[int, ...]) -> nn.Module:
     """PyTorchVideo's zoo network ``name`` (``hub.i3d_r50`` etc.), untrained, no dropout, its
     head pool covering the (T, H, W) of the last stage's features."""
@@ -227,6 +266,12 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
         analytic_activation_memory(m, example_input(m, args.frames, args.size)) for m in models[:2]
     ]
     analytic += analytic[1:2] * (len(models) - 2)
+    stage_gflops: list[dict[str, float] | None] = [None] * len(models)
+    if args.stages:  # checked and counted before the models move to the device and dtype
+        calls = [stage_calls(m) for m in models[:2]]
+        names = [name for name, _ in calls[0]]
+        for k in range(2):
+            stage_gflops[k] = module_gflops(models[k], names, args.frames, args.size)
     runners = [Runner(m, args, device) for m in models]
     memories = [r.memory() for r in runners]
     for r in runners:  # warm-up (and compilation), training first: it changes the weights
@@ -245,6 +290,19 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     for order in orders:
         for k in order:
             infer[k].append(runners[k].infer())
+    stage_ms: list[dict[str, float] | None] = [None] * n
+    if args.stages:  # the octave model and its twin, interleaved; not the baseline
+        for k in range(2):
+            time_stages(runners[k], calls[k])  # warm-up: a stage's first call may pack weights
+        per_stage: list[list[list[float]]] = [[], []]
+        for order in orders:
+            for k in (o for o in order if o < 2):
+                per_stage[k].append(time_stages(runners[k], calls[k]))
+        for k in range(2):
+            stage_ms[k] = {
+                name: statistics.median(t[i] for t in per_stage[k]) * 1e3
+                for i, name in enumerate(names)
+            }
     for order in [] if args.skip_train else orders:
         for k in order:
             train[k].append(runners[k].train_step())
@@ -259,6 +317,8 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
             cuda_peak_mb=memories[k][1],
             gflops=costs[k],
             analytic_mem=analytic[k],
+            stage_ms=stage_ms[k],
+            stage_gflops=stage_gflops[k],
         )
         for k in range(n)
     ]
@@ -343,7 +403,40 @@ def report(
             f"| CUDA peak during step, MB | {van.cuda_peak_mb:.0f} | {octm.cuda_peak_mb:.0f} | "
             f"{octm.cuda_peak_mb / van.cuda_peak_mb:.3f} | |"
         )
+    if octm.stage_ms is not None and van.stage_ms is not None:
+        lines += ["", *stage_table(octm, van)]
     return "\n".join(lines)
+
+
+def stage_table(octm: Measured, van: Measured) -> list[str]:
+    """Per-stage inference medians of the octave model and its twin beside their FLOPs."""
+    assert octm.stage_ms and van.stage_ms and octm.stage_gflops and van.stage_gflops
+    total_van = sum(van.stage_ms.values())
+    lines = [
+        "| stage (eager inference) | alpha 0 ms | octave ms | ratio | share of alpha-0 time | "
+        "GFLOPs alpha 0 | GFLOPs octave | FLOPs ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows = [
+        (n, van.stage_ms[n], octm.stage_ms[n], van.stage_gflops[n], octm.stage_gflops[n])
+        for n in van.stage_ms
+    ]
+    rows.append(
+        (
+            "all stages",
+            total_van,
+            sum(octm.stage_ms.values()),
+            sum(van.stage_gflops.values()),
+            sum(octm.stage_gflops.values()),
+        )
+    )
+    for name, t_van, t_oct, f_van, f_oct in rows:
+        flops = f"{f_oct / f_van:.3f}" if f_van else ""
+        lines.append(
+            f"| {name} | {t_van:.1f} | {t_oct:.1f} | {t_oct / t_van:.3f} | "
+            f"{t_van / total_van:.3f} | {f_van:.2f} | {f_oct:.2f} | {flops} |"
+        )
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -370,6 +463,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also time each stage of the two models (eager inference, interleaved) beside its "
+        "FLOPs: single-pathway ResNets only",
+    )
     parser.add_argument(
         "--baseline",
         choices=["none", "pytorchvideo"],

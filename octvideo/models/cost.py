@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 _CONV_FC_OPS = ("aten::_convolution", "aten::linear", "aten::addmm", "aten::mm")
 _ATTENTION_OPS = ("aten::matmul", "aten::bmm", "aten::einsum")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -69,21 +71,40 @@ def measure_cost(model: nn.Module, frames: int = 8, size: int = 224) -> ModelCos
         frames: clip length.
         size: spatial crop.
     """
+    by_op = _analysis(model, frames, size, lambda a: a.by_operator())
+    logging.getLogger(__name__).debug("fvcore counts by operator: %s", by_op)
+    conv_fc = sum(v for k, v in by_op.items() if _op_key(k) in _CONV_FC_OPS)
+    attention = sum(v for k, v in by_op.items() if _op_key(k) in _ATTENTION_OPS)
+    return ModelCost(count_params(model), conv_fc / 1e9, attention / 1e9)
+
+
+def module_gflops(
+    model: nn.Module, names: Sequence[str], frames: int = 8, size: int = 224
+) -> dict[str, float]:
+    """Convolution and classifier multiply-adds (1e9, as ``measure_cost`` counts them) of one
+    view inside each named submodule (``"res2"``, ``"head"``, ...); 0 for one that runs none."""
+    by_module = _analysis(model, frames, size, lambda a: a.by_module_and_operator())
+    return {
+        n: sum(v for k, v in by_module.get(n, {}).items() if _op_key(k) in _CONV_FC_OPS) / 1e9
+        for n in names
+    }
+
+
+def _analysis(model: nn.Module, frames: int, size: int, read: Callable[[object], T]) -> T:
+    """``read`` of fvcore's count of one zero view through ``model`` in eval mode."""
     from fvcore.nn import FlopCountAnalysis
 
     was_training = model.training
     model.eval()
     inputs = example_input(model, frames, size)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
-        analysis = FlopCountAnalysis(model, (inputs,))
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        by_op = analysis.by_operator()
-    model.train(was_training)
-    logging.getLogger(__name__).debug("fvcore counts by operator: %s", by_op)
-    conv_fc = sum(v for k, v in by_op.items() if _op_key(k) in _CONV_FC_OPS)
-    attention = sum(v for k, v in by_op.items() if _op_key(k) in _ATTENTION_OPS)
-    return ModelCost(count_params(model), conv_fc / 1e9, attention / 1e9)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
+            analysis = FlopCountAnalysis(model, (inputs,))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            return read(analysis)
+    finally:
+        model.train(was_training)
 
 
 def _op_key(name: str) -> str:

@@ -35,3 +35,33 @@ def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
     assert "activations saved for backward" in text
     assert text.count("| minor page faults per training step |") == 2  # octave pair, baseline
     assert "malloc: freed memory kept" in text or "malloc: the environment's own" in text
+
+
+def test_stage_table_sums_to_the_model(tmp_path: Path, load_tool) -> None:
+    tool = load_tool("bench_models")
+    out = tmp_path / "bench.md"
+    argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 2 --warmup 0 --threads 2"
+    assert tool.main([*argv.split(), "--skip-train", "--stages", "--append", str(out)]) == 0
+    text = out.read_text()
+    table = text[text.index("| stage (eager inference) |") :].splitlines()[2:]  # the body
+    rows = {
+        cells[0]: cells[1:]
+        for cells in ([c.strip() for c in ln.strip("|").split("|")] for ln in table)
+    }
+    assert list(rows) == ["stem", "res2", "pool2", "res3", "res4", "res5", "head", "all stages"]
+    gflops = next(ln for ln in text.splitlines() if ln.startswith("| GFLOPs / view |"))
+    van, octm = (float(c) for c in gflops.strip("|").split("|")[1:3])
+    # the stages' counts add up to the whole model's, and the shared stem costs the same in both
+    assert float(rows["all stages"][4]) == pytest.approx(van, abs=0.02)
+    assert float(rows["all stages"][5]) == pytest.approx(octm, abs=0.02)
+    assert rows["stem"][4] == rows["stem"][5] and rows["stem"][6] == "1.000"
+    assert float(rows["res2"][6]) < 0.6  # an alpha-0.5 stage does well under half the work
+    shares = [float(r[3]) for r in rows.values()]
+    assert sum(shares[:-1]) == pytest.approx(1.0, abs=0.005) and shares[-1] == 1.0
+
+
+def test_stages_name_models_without_them(load_tool) -> None:
+    tool = load_tool("bench_models")
+    argv = "--model slowfast_r50 --frames 2 --size 32 --repeats 1 --warmup 0 --skip-train --stages"
+    with pytest.raises(SystemExit, match="single-pathway ResNets.*SlowFast is not one of them"):
+        tool.main(argv.split())
