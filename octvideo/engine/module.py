@@ -26,6 +26,7 @@ from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.mixing import mix_batch, soft_targets
 from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
+from octvideo.ops import memory_format_for, to_memory_format
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class VideoClassifier(L.LightningModule):
             gives the global batch that scales the learning rate.
         seed: seeds mixup / CutMix draws (with the rank and the starting step).
         meta: plain values stored with every checkpoint (see module docstring).
+        memory_format: ``trainer.memory_format``; the model and every clip are put in it once
+            the device is known (``setup``): "auto" is channels-last on CPU, where OctConv3d
+            takes its fast path.
     """
 
     def __init__(
@@ -67,10 +71,14 @@ class VideoClassifier(L.LightningModule):
         batch_size: int,
         seed: int = 0,
         meta: dict[str, Any] | None = None,
+        memory_format: str = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
         self.model = model
+        memory_format_for("cpu", memory_format)  # a wrong name fails here, not in setup
+        self._format_setting = memory_format
+        self.memory_format: torch.memory_format | None = None  # set by setup
         self.optim_cfg = OptimConfig(**optim)
         self.num_classes = num_classes
         top5 = min(5, num_classes)
@@ -86,7 +94,17 @@ class VideoClassifier(L.LightningModule):
         self._val_failed = 0
         self.test_views: ViewOutputs | None = None
 
+    def setup(self, stage: str) -> None:
+        # before the strategy moves the model to its device (``.to(device)`` keeps the format)
+        # and before the optimiser is made, so its state takes the parameters' format as well
+        self.memory_format = memory_format_for(
+            self.trainer.strategy.root_device, self._format_setting
+        )
+        self.model.to(memory_format=self.memory_format)
+
     def forward(self, video: Clip) -> Tensor:
+        if self.memory_format is not None:
+            video = to_memory_format(video, self.memory_format)
         return self.model(video)  # (B, K)
 
     # -- training ---------------------------------------------------------------------------

@@ -296,6 +296,7 @@ def run_train(
         batch_size=cfg.data.batch_size,
         seed=cfg.trainer.seed,
         meta=checkpoint_meta(cfg, datamodule.classes),
+        memory_format=cfg.trainer.memory_format,
     )
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -402,6 +403,7 @@ def run_test(
         num_classes=cfg.model.num_classes,
         batch_size=cfg.data.batch_size,
         seed=cfg.trainer.seed,
+        memory_format=cfg.trainer.memory_format,
     )
     from octvideo.data import BadVideoCallback
 

@@ -6,7 +6,9 @@ at export time (odd-size handling in the octave layers is resolved for that shap
 is free. A JSON file beside the model states the preprocessing (frames, stride, short side, crop,
 mean, std, class names) that a deployment must reproduce.
 
-TorchScript is written by ``torch.jit.trace``; ONNX by ``torch.onnx.export`` (TorchScript-based
+TorchScript is written by ``torch.jit.trace``, channels-last on CPU (the fast OctConv path: feed it
+channels-last clips, ``clip.contiguous(memory_format=torch.channels_last_3d)``, to avoid a copy);
+ONNX by ``torch.onnx.export`` (TorchScript-based
 exporter, opset 17) and checked with onnxruntime.
 """
 
@@ -23,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.inference.predictor import ClipProtocol, Predictor
+from octvideo.ops import memory_format_for, to_memory_format
 
 FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -87,6 +90,13 @@ def export(
     path = Path(out) if out else Path(ckpt).with_suffix(SUFFIX[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
     trace_inputs = _inputs(example_clip(protocol, 1))
+    if fmt == "torchscript":
+        # a trace records the path its inputs take: channels-last records OctConv3d's fast path
+        # (on CPU an Oct-I3D-R50 alpha-0.5 forward 168 ms against 309 ms traced contiguous);
+        # ONNX runtimes choose their own layout, so ONNX gets the plain graph
+        layout = memory_format_for(predictor.device)
+        model = model.to(memory_format=layout)
+        trace_inputs = tuple(to_memory_format(list(trace_inputs), layout))
     names = ["slow", "fast"] if protocol.slowfast_alpha else ["clip"]
     with warnings.catch_warnings():
         # Shape checks turn into constants when traced; the shapes are fixed by design here.

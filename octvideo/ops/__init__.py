@@ -17,6 +17,7 @@ from octvideo.ops.layers import (
 )
 from octvideo.ops.octconv import OctConv3d, conv_output_size
 from octvideo.ops.pair import (
+    MEMORY_FORMATS,
     SPATIAL_OCTAVE,
     SPATIOTEMPORAL_OCTAVE,
     Octave,
@@ -30,12 +31,15 @@ from octvideo.ops.pair import (
     low_channels,
     low_size,
     max_pool3d,
+    memory_format_for,
     normalize_octave,
+    to_memory_format,
     unpair,
     upsample,
 )
 
 __all__ = [
+    "MEMORY_FORMATS",
     "SPATIAL_OCTAVE",
     "SPATIOTEMPORAL_OCTAVE",
     "OctAct",
@@ -60,9 +64,11 @@ __all__ = [
     "low_share",
     "low_size",
     "max_pool3d",
+    "memory_format_for",
     "memory_ratio",
     "normalize_octave",
     "oct_add",
+    "to_memory_format",
     "unpair",
     "upsample",
 ]

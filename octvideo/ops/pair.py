@@ -170,6 +170,31 @@ def is_channels_last(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()
 
 
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+def memory_format_for(device: torch.device | str, setting: str = "auto") -> torch.memory_format:
+    """The memory format a model and its clips run in on ``device``.
+
+    ``channels_last`` (NDHWC) is where OctConv3d takes its fast path; ``contiguous`` (NCDHW) runs
+    the paper's four convolutions in training. ``auto`` is channels-last on CPU, where a training
+    step takes 0.64-0.76 of the contiguous time (inference the same; BENCHMARKS.md, "memory
+    format of the commands"), and contiguous on other devices, where it has not been measured.
+    """
+    if setting not in MEMORY_FORMATS:
+        raise ValueError(f"memory format {setting!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    if setting == "auto":
+        setting = "channels_last" if torch.device(device).type == "cpu" else "contiguous"
+    return torch.channels_last_3d if setting == "channels_last" else torch.contiguous_format
+
+
+def to_memory_format(clip: Tensor | list[Tensor], fmt: torch.memory_format):
+    """A (B, 3, T, H, W) clip, or a list of them (SlowFast's pathways), in memory format ``fmt``."""
+    if isinstance(clip, (list, tuple)):
+        return [c.contiguous(memory_format=fmt) for c in clip]
+    return clip.contiguous(memory_format=fmt)
+
+
 def upsample(x: Tensor, size: tuple[int, ...], octave: Octave) -> Tensor:
     """Nearest-upsamples a low group (B, C, t, h, w) by ``octave`` and crops to ``size`` (T, H, W).
 

@@ -15,6 +15,7 @@ from octvideo import cli
 from octvideo.cli import UsageError
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
 from octvideo.engine.run import resolve_resume, run_test, run_train
+from octvideo.ops import is_channels_last
 from tests.engine.conftest import tiny_overrides
 
 
@@ -53,6 +54,44 @@ def test_training_steps_reduce_the_loss(tiny_synth, tmp_path):
     for name in ("config.yaml", "checkpoints/last.ckpt", "checkpoints/best.ckpt", "curves.png"):
         assert (run / name).is_file(), name
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+class LayoutProbe(L.Callback):
+    """Records the memory format of the clips the network sees and of its weights."""
+
+    def __init__(self) -> None:
+        self.inputs: list[bool] = []
+        self.weights: list[bool] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def see(module, args) -> None:
+            self.inputs.append(is_channels_last(args[0]))
+
+        pl_module.model.register_forward_pre_hook(see)
+        self.weights = [is_channels_last(p) for p in pl_module.model.parameters() if p.dim() == 5]
+
+
+@pytest.mark.parametrize(("setting", "channels_last"), [("auto", True), ("contiguous", False)])
+def test_memory_format_reaches_weights_and_clips(tiny_synth, tmp_path, setting, channels_last):
+    # "auto" on CPU: channels-last, where OctConv3d takes its fast path (a training step 0.64-0.76
+    # of the contiguous time in BENCHMARKS.md)
+    probe = LayoutProbe()
+    overrides = {"trainer.max_epochs": 1, "trainer.memory_format": setting}
+    run_train(
+        None, tiny_overrides(tiny_synth, **overrides), out=str(tmp_path / "run"), callbacks=[probe]
+    )
+    assert probe.inputs and set(probe.inputs) == {channels_last}
+    # the stem's 5x7x7 weight (1x1x1 kernels are both layouts at once)
+    assert probe.weights[0] is channels_last
+
+
+def test_unknown_memory_format_is_a_config_error(tiny_synth, tmp_path):
+    with pytest.raises(UsageError, match=r"trainer.memory_format: 'nhwc' is not one of auto"):
+        run_train(
+            None,
+            tiny_overrides(tiny_synth, **{"trainer.memory_format": "nhwc"}),
+            out=str(tmp_path / "run"),
+        )
 
 
 @pytest.fixture(scope="module")

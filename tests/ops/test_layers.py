@@ -17,8 +17,11 @@ from octvideo.ops import (
     OctPool3d,
     OctSplit,
     check_pair,
+    is_channels_last,
     max_pool3d,
+    memory_format_for,
     oct_add,
+    to_memory_format,
     upsample,
 )
 
@@ -162,3 +165,30 @@ def test_upsample_is_exact_nearest_for_odd_sizes():
     low = torch.arange(4.0).reshape(1, 1, 1, 1, 4)
     up = upsample(low, (1, 1, 7), (1, 1, 2))
     assert up.flatten().tolist() == [0, 0, 1, 1, 2, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("device", "setting", "want"),
+    [
+        ("cpu", "auto", torch.channels_last_3d),
+        ("cuda", "auto", torch.contiguous_format),
+        ("cuda:1", "channels_last", torch.channels_last_3d),
+        (torch.device("cpu"), "contiguous", torch.contiguous_format),
+    ],
+)
+def test_memory_format_for(device, setting: str, want: torch.memory_format) -> None:
+    assert memory_format_for(device, setting) == want
+
+
+def test_memory_format_for_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="'NDHWC' is not one of auto, channels_last, contiguous"):
+        memory_format_for("cpu", "NDHWC")
+
+
+def test_to_memory_format_converts_clips_and_pathways() -> None:
+    clip = torch.randn(2, 3, 4, 6, 6)
+    pathways = to_memory_format([clip[:, :, ::4], clip], torch.channels_last_3d)
+    assert all(is_channels_last(p) for p in pathways)
+    assert torch.equal(pathways[1], clip) and torch.equal(pathways[0], clip[:, :, ::4])
+    back = to_memory_format(pathways[1], torch.contiguous_format)
+    assert back.is_contiguous() and torch.equal(back, clip)
