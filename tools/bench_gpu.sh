@@ -15,8 +15,10 @@
 # It first runs tools/check_device.py (float64: the device's channels-last paths against the
 # CPU's plain path; 6-13 s on a 2-CPU machine). A lent machine gives a session 15 minutes in
 # all, its start included, and compiling one case takes minutes, so the timed cases run
-# most-wanted first: every eager case (alpha 0.5 with the PyTorchVideo baseline, then 0.2, then
-# 0.1; each in float32, then bfloat16), then the compiled ones in the same order. The whole run
+# most-wanted first: alpha 0.5 eager with the PyTorchVideo baseline (float32, then bfloat16),
+# tools/bench_layouts.py (contiguous against channels-last at alpha 0.5 and 0, float32 then
+# bfloat16: whether trainer.memory_format=auto should pick channels-last on GPUs too), alpha 0.2
+# and 0.1 eager, then the compiled bench_models cases in the same order. The whole run
 # keeps to BUDGET_S seconds (default 540): a case runs under `timeout` with the time that is left,
 # a case that would start with less than MIN_EAGER_S (45) or MIN_COMPILED_S (150) seconds left is
 # skipped, and both are written to the file as such.
@@ -75,14 +77,15 @@ timeout --kill-after=10 120 "$PYTHON" tools/check_device.py --device "$DEVICE" >
 cat "$check_log" >&2
 rm -f "$check_log"
 
-# One case; a case that fails (a compile error, say) or runs out of time is recorded with the end
-# of its output, one that would start too late is recorded as skipped, and the others still run.
+# One case: `bench SECONDS_NEEDED TOOL ARGS...` with TOOL bench_models or bench_layouts. A case
+# that fails (a compile error, say) or runs out of time is recorded with the end of its output,
+# one that would start too late is recorded as skipped, and the others still run.
 bench() {
-    local need=$1
-    shift
+    local need=$1 tool=tools/$2.py
+    shift 2
     local left=$((BUDGET_S - (SECONDS - START)))
     local args=(--model i3d_r50 --device "$DEVICE" "${SHAPE[@]}" "$@")
-    local cmd="python tools/bench_models.py ${args[*]}"
+    local cmd="python $tool ${args[*]}"
     if ((left < need)); then
         printf '\n`%s` not run: %d s of the %d s budget left, it needs %d.\n' \
             "$cmd" "$left" "$BUDGET_S" "$need" >>"$OUT_FILE"
@@ -93,7 +96,7 @@ bench() {
     echo "== $* (${left} s left)" >&2
     local log rc=0
     log=$(mktemp)
-    timeout --kill-after=10 "$left" "$PYTHON" tools/bench_models.py "${args[@]}" \
+    timeout --kill-after=10 "$left" "$PYTHON" "$tool" "${args[@]}" \
         --append "$OUT_FILE" 2>"$log" || rc=$?
     if ((rc == 0)); then
         RAN=$((RAN + 1))
@@ -117,8 +120,14 @@ for compile in none default; do
         for dtype in float32 bfloat16; do
             extra=()
             [[ "$alpha" == 0.5 && "$compile" == none ]] && extra=(--baseline pytorchvideo)
-            bench "$need" --alpha "$alpha" --dtype "$dtype" --compile "$compile" "${extra[@]}"
+            bench "$need" bench_models --alpha "$alpha" --dtype "$dtype" --compile "$compile" \
+                "${extra[@]}"
         done
+        if [[ "$alpha" == 0.5 && "$compile" == none ]]; then
+            for dtype in float32 bfloat16; do
+                bench "$MIN_EAGER_S" bench_layouts --alphas 0.5 0 --dtype "$dtype"
+            done
+        fi
     done
 done
 echo "$RAN cases ran, $FAILED failed, $SKIPPED skipped in $((SECONDS - START)) s;" \

@@ -3,7 +3,9 @@ memory, interleaved in one run: the measurement behind ``trainer.memory_format: 
 
 For each alpha the same weights run in both layouts; every repeat times each (alpha, layout) once,
 in alternating order, inference repeats first (fixed weights), then training steps (forward, loss,
-backward, SGD step). Medians, and the channels-last / contiguous ratio per alpha.
+backward, SGD step). Medians, and the channels-last / contiguous ratio per alpha. On CUDA
+(``--device cuda``, ``tools/bench_gpu.sh``) this is what decides whether ``auto`` should pick
+channels-last there too.
 
     python tools/bench_layouts.py --model i3d_r50 --alphas 0.5 0 --threads 2 --repeats 4
 """
@@ -11,9 +13,11 @@ backward, SGD step). Medians, and the channels-last / contiguous ratio per alpha
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,36 +28,52 @@ from octvideo.models.cost import example_input
 from octvideo.ops import to_memory_format
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last_3d}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class Case:
     """One model in one memory layout, with its clips and optimiser."""
 
     def __init__(self, model: nn.Module, layout: torch.memory_format, args: argparse.Namespace):
-        self.model = model.to(memory_format=layout)
-        self.infer_clip = to_memory_format(
-            example_input(model, args.frames, args.size, args.batch), layout
-        )
-        self.train_clip = to_memory_format(
-            example_input(model, args.frames, args.size, args.train_batch), layout
-        )
-        self.labels = torch.zeros(args.train_batch, dtype=torch.long)
+        self.device = torch.device(args.device)
+        dtype = DTYPES[args.dtype]
+        self.model = model.to(device=self.device, dtype=dtype, memory_format=layout)
+
+        def clip(batch: int):
+            x = example_input(model, args.frames, args.size, batch)
+            x = (
+                [t.to(self.device, dtype) for t in x]
+                if isinstance(x, list)
+                else x.to(self.device, dtype)
+            )
+            return to_memory_format(x, layout)
+
+        self.infer_clip, self.train_clip = clip(args.batch), clip(args.train_batch)
+        self.labels = torch.zeros(args.train_batch, dtype=torch.long, device=self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-6, momentum=0.9)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def infer(self) -> float:
         self.model.eval()
+        self._sync()
         start = time.perf_counter()
         with torch.inference_mode():
             self.model(self.infer_clip)
+        self._sync()
         return time.perf_counter() - start
 
     def train_step(self) -> float:
         self.model.train()
+        self._sync()
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(self.model(self.train_clip), self.labels)
-        loss.backward()
+        logits = self.model(self.train_clip)
+        nn.functional.cross_entropy(logits.float(), self.labels).backward()
         self.optimizer.step()
+        self._sync()
         return time.perf_counter() - start
 
 
@@ -90,7 +110,7 @@ def measure(args: argparse.Namespace) -> list[tuple[float, str, float, float]]:
 def report(args: argparse.Namespace, rows: list[tuple[float, str, float, float]]) -> str:
     lines = [
         f"{args.model}, clip {args.frames}x{args.size}x{args.size}, batch {args.batch} (training "
-        f"step {args.train_batch}), CPU float32, threads {torch.get_num_threads()}, "
+        f"step {args.train_batch}), {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
         f"{args.repeats} interleaved repeats (medians)",
         "",
         "| alpha | layout | inference ms | training step ms | inference ratio | training ratio |",
@@ -98,7 +118,7 @@ def report(args: argparse.Namespace, rows: list[tuple[float, str, float, float]]
     ]
     by_key = {(a, n): (i, t) for a, n, i, t in rows}
     for alpha, name, infer_ms, train_ms in rows:
-        ratios = "| |"
+        ratios = "| | |"
         if name == "channels-last":
             base_i, base_t = by_key[(alpha, "contiguous")]
             ratios = f"| {infer_ms / base_i:.3f} | {train_ms / base_t:.3f} |"
@@ -115,8 +135,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--train-batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
     return parser.parse_args(argv)
 
 
@@ -125,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     allocator.keep_freed_memory()  # as the octvideo commands run
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(report(args, measure(args)))  # noqa: T201
+    table = report(args, measure(args))
+    print(table)  # noqa: T201
+    if args.append:
+        command = "python tools/bench_layouts.py " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+        with args.append.open("a", encoding="utf-8") as f:
+            f.write(f"\n`{command}`\n\n{stamp}, {device}, torch {torch.__version__}\n\n{table}\n")
     return 0
 
 

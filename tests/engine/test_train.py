@@ -73,7 +73,7 @@ class LayoutProbe(L.Callback):
 
 @pytest.mark.parametrize(("setting", "channels_last"), [("auto", True), ("contiguous", False)])
 def test_memory_format_reaches_weights_and_clips(tiny_synth, tmp_path, setting, channels_last):
-    # "auto" on CPU: channels-last, where OctConv3d takes its fast path (a training step 0.64-0.76
+    # "auto" on CPU: channels-last, where OctConv3d takes its fast path (a training step 0.69-0.89
     # of the contiguous time in BENCHMARKS.md)
     probe = LayoutProbe()
     overrides = {"trainer.max_epochs": 1, "trainer.memory_format": setting}

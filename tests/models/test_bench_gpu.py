@@ -29,6 +29,11 @@ tools/bench_models.py)
     while [[ "$1" != --append ]]; do shift; done
     echo "| table | $args |" >>"$2"
     ;;
+tools/bench_layouts.py)
+    echo "layouts $*" >>"$CALLS"
+    while [[ "$1" != --append ]]; do shift; done
+    echo "| layouts table |" >>"$2"
+    ;;
 *) echo "unexpected: $*" >&2; exit 3 ;;
 esac
 """
@@ -55,16 +60,24 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
         ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0, run.stderr
-    assert "5 cases ran, 2 failed, 5 skipped" in run.stderr
+    assert "7 cases ran, 2 failed, 5 skipped" in run.stderr
 
-    # eager before compiled, alpha 0.5 first, float32 before bfloat16; the first compiled case
-    # hangs until the budget is spent, so no other compiled case starts
+    # eager before compiled, alpha 0.5 first, float32 before bfloat16, the layout comparison
+    # after alpha 0.5; the first compiled case hangs until the budget is spent, so no other
+    # compiled case starts
     started = [
-        tuple(line.split(f"--{key} ")[1].split()[0] for key in ("alpha", "dtype", "compile"))
+        ("layouts", line.split("--dtype ")[1].split()[0])
+        if line.startswith("layouts")
+        else tuple(line.split(f"--{key} ")[1].split()[0] for key in ("alpha", "dtype", "compile"))
         for line in calls.read_text().splitlines()
     ]
     eager = [(a, d, "none") for a in ("0.5", "0.2", "0.1") for d in ("float32", "bfloat16")]
-    assert started == [*eager, ("0.5", "float32", "default")]
+    layouts = [("layouts", "float32"), ("layouts", "bfloat16")]
+    assert started == [*eager[:2], *layouts, *eager[2:], ("0.5", "float32", "default")]
+    assert (
+        "layouts tools/bench_layouts.py --model i3d_r50 --device cpu --frames 8"
+        in calls.read_text()
+    )
 
     text = (out / "BENCHMARKS-gpu.md").read_text()
     order = [
@@ -78,5 +91,5 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
     ]
     positions = [text.index(s) for s in order]
     assert positions == sorted(positions)
-    assert text.count("| table |") == 5
+    assert text.count("| table |") == 5 and text.count("| layouts table |") == 2
     assert text.count("` not run: ") == 5
