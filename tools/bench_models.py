@@ -442,7 +442,13 @@ def stage_table(octm: Measured, van: Measured) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="i3d_r50")
-    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        nargs="+",
+        default=[0.5],
+        help="one value (res2-res4; res5 vanilla) or one per stage (res2 res3 res4 res5)",
+    )
     parser.add_argument("--octave", type=int, nargs=3, default=[1, 2, 2])
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
@@ -483,7 +489,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "glibc's defaults (freed large tensors go back to the kernel and fault in again)",
     )
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.alpha = args.alpha[0] if len(args.alpha) == 1 else tuple(args.alpha)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

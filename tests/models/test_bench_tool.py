@@ -65,3 +65,17 @@ def test_stages_name_models_without_them(load_tool) -> None:
     argv = "--model slowfast_r50 --frames 2 --size 32 --repeats 1 --warmup 0 --skip-train --stages"
     with pytest.raises(SystemExit, match="single-pathway ResNets.*SlowFast is not one of them"):
         tool.main(argv.split())
+
+
+def test_alpha_per_stage(tmp_path: Path, load_tool) -> None:
+    tool = load_tool("bench_models")
+    out = tmp_path / "bench.md"
+    argv = "--model i3d_r18 --frames 4 --size 64 --repeats 1 --warmup 0 --threads 2 --skip-train"
+    argv += " --stages --alpha 0 0.5 0.5 0"
+    assert tool.main([*argv.split(), "--append", str(out)]) == 0
+    text = out.read_text()
+    assert "alpha=(0.0, 0.5, 0.5, 0.0)" in text
+    table = text[text.index("| stage (eager inference) |") :].splitlines()[2:]
+    flops = {ln.split("|")[1].strip(): float(ln.split("|")[8].strip() or "nan") for ln in table}
+    assert flops["stem"] == flops["res2"] == 1.0  # res2 left vanilla
+    assert flops["res3"] < 0.6 and flops["res4"] < 0.6 and flops["res5"] < 1.0
