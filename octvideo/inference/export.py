@@ -102,7 +102,9 @@ def export(
         # Shape checks turn into constants when traced; the shapes are fixed by design here.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         if fmt == "torchscript":
-            torch.jit.trace(model, trace_inputs, check_trace=False).save(str(path))
+            # without autograd: the fast path's training-only autograd Functions cannot be traced
+            with torch.no_grad():
+                torch.jit.trace(model, trace_inputs, check_trace=False).save(str(path))
         else:
             torch.onnx.export(
                 model,
