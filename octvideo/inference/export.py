@@ -8,8 +8,7 @@ mean, std, class names) that a deployment must reproduce.
 
 TorchScript is written by ``torch.jit.trace``, channels-last on CPU (the fast OctConv path: feed it
 channels-last clips, ``clip.contiguous(memory_format=torch.channels_last_3d)``, to avoid a copy);
-ONNX by ``torch.onnx.export`` (TorchScript-based
-exporter, opset 17) and checked with onnxruntime.
+ONNX by ``torch.onnx.export`` (TorchScript-based exporter, opset 17) and checked with onnxruntime.
 """
 
 from __future__ import annotations

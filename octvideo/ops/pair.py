@@ -188,7 +188,9 @@ def memory_format_for(device: torch.device | str, setting: str = "auto") -> torc
     return torch.channels_last_3d if setting == "channels_last" else torch.contiguous_format
 
 
-def to_memory_format(clip: Tensor | list[Tensor], fmt: torch.memory_format):
+def to_memory_format(
+    clip: Tensor | list[Tensor], fmt: torch.memory_format
+) -> Tensor | list[Tensor]:
     """A (B, 3, T, H, W) clip, or a list of them (SlowFast's pathways), in memory format ``fmt``."""
     if isinstance(clip, (list, tuple)):
         return [c.contiguous(memory_format=fmt) for c in clip]
