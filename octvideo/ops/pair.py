@@ -178,8 +178,9 @@ def memory_format_for(device: torch.device | str, setting: str = "auto") -> torc
 
     ``channels_last`` (NDHWC) is where OctConv3d takes its fast path; ``contiguous`` (NCDHW) runs
     the paper's four convolutions in training. ``auto`` is channels-last on CPU, where a training
-    step takes 0.69-0.89 of the contiguous time and inference the same (BENCHMARKS.md, seventh
-    pass), and contiguous on other devices, where it has not been measured.
+    step on 224-pixel clips takes 0.69-0.89 of the contiguous time and inference the same (on
+    64-pixel clips 1.05-1.11; BENCHMARKS.md, seventh pass), and contiguous on other devices,
+    where it has not been measured.
     """
     if setting not in MEMORY_FORMATS:
         raise ValueError(f"memory format {setting!r} is not one of {', '.join(MEMORY_FORMATS)}")
