@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 7's benchmark on a CUDA machine: Oct-I3D-R50 at alpha 0.5, 0.2 and 0.1 against its alpha-0
 # twin (and PyTorchVideo's I3D-R50 at alpha 0.5), in float32 and bfloat16, eager and compiled,
-# batch 8 inference and batch 8 training steps at 8x224x224. Each case is one
-# tools/bench_models.py run (both models interleaved); every table is appended to
-# $OUT/BENCHMARKS-gpu.md (or ./BENCHMARKS-gpu.md without $OUT) with its command, date and GPU.
+# batch 8 inference and batch 8 training steps at 8x224x224, and the same models in NCDHW against
+# channels-last memory. Each case is one tools/bench_models.py or tools/bench_layouts.py run (the
+# variants interleaved); every table is appended to $OUT/BENCHMARKS-gpu.md (or
+# ./BENCHMARKS-gpu.md without $OUT) with its command, date and GPU.
 #
 # The GPU machines lent here have torch but no network and none of fvcore, iopath, yacs,
 # termcolor, pytorchvideo, parameterized. Copy them (pure Python) out of this checkout's .venv
