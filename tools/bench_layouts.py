@@ -13,22 +13,20 @@ channels-last there too.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from bench_models import DTYPES, _sync, _to_device, append_table  # tools/ is the script's path
 from torch import nn
 
 from octvideo import allocator
 from octvideo.models import create_model
 from octvideo.models.cost import example_input
-from octvideo.ops import to_memory_format
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channels_last_3d}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class Case:
@@ -41,39 +39,30 @@ class Case:
 
         def clip(batch: int):
             x = example_input(model, args.frames, args.size, batch)
-            x = (
-                [t.to(self.device, dtype) for t in x]
-                if isinstance(x, list)
-                else x.to(self.device, dtype)
-            )
-            return to_memory_format(x, layout)
+            return _to_device(x, self.device, dtype, layout == torch.channels_last_3d)
 
         self.infer_clip, self.train_clip = clip(args.batch), clip(args.train_batch)
         self.labels = torch.zeros(args.train_batch, dtype=torch.long, device=self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-6, momentum=0.9)
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def infer(self) -> float:
         self.model.eval()
-        self._sync()
+        _sync(self.device)
         start = time.perf_counter()
         with torch.inference_mode():
             self.model(self.infer_clip)
-        self._sync()
+        _sync(self.device)
         return time.perf_counter() - start
 
     def train_step(self) -> float:
         self.model.train()
-        self._sync()
+        _sync(self.device)
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(self.train_clip)
         nn.functional.cross_entropy(logits.float(), self.labels).backward()
         self.optimizer.step()
-        self._sync()
+        _sync(self.device)
         return time.perf_counter() - start
 
 
@@ -136,7 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-batch", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="float32")
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
@@ -151,13 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report(args, measure(args))
     print(table)  # noqa: T201
     if args.append:
-        command = "python tools/bench_layouts.py " + " ".join(
-            sys.argv[1:] if argv is None else argv
-        )
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
-        with args.append.open("a", encoding="utf-8") as f:
-            f.write(f"\n`{command}`\n\n{stamp}, {device}, torch {torch.__version__}\n\n{table}\n")
+        append_table(args.append, "bench_layouts", argv, table)
     return 0
 
 

@@ -337,6 +337,14 @@ def machine() -> str:
     return f"{cpu}, torch {torch.__version__}"
 
 
+def append_table(path: Path, tool: str, argv: list[str] | None, table: str) -> None:
+    """Appends ``table`` to ``path`` under the command that made it, the date and the machine."""
+    command = f"python tools/{tool}.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"\n`{command}`\n\n{stamp}, {machine()}\n\n{table}\n")
+
+
 def report(
     args: argparse.Namespace, octm: Measured, van: Measured, base: Measured | None = None
 ) -> str:
@@ -509,10 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report(args, octm, van, base[0] if base else None)
     print(table)  # noqa: T201
     if args.append:
-        command = "python tools/bench_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        with args.append.open("a", encoding="utf-8") as f:
-            f.write(f"\n`{command}`\n\n{stamp}, {machine()}\n\n{table}\n")
+        append_table(args.append, "bench_models", argv, table)
     return 0
 
 
