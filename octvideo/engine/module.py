@@ -77,7 +77,6 @@ class VideoClassifier(L.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         memory_format_for("cpu", memory_format)  # a wrong name fails here, not in setup
-        self._format_setting = memory_format
         self.memory_format: torch.memory_format | None = None  # set by setup
         self.optim_cfg = OptimConfig(**optim)
         self.num_classes = num_classes
@@ -98,7 +97,7 @@ class VideoClassifier(L.LightningModule):
         # before the strategy moves the model to its device (``.to(device)`` keeps the format)
         # and before the optimiser is made, so its state takes the parameters' format as well
         self.memory_format = memory_format_for(
-            self.trainer.strategy.root_device, self._format_setting
+            self.trainer.strategy.root_device, self.hparams.memory_format
         )
         self.model.to(memory_format=self.memory_format)
 
