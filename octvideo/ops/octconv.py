@@ -248,9 +248,11 @@ class OctConv3d(nn.Module):
         """Same result as ``forward_paths`` for channels-last (NDHWC) inputs, with less work.
 
         - H->L and L->L become one convolution over ``cat(pool(X_H), X_L)`` with the two weight
-          blocks side by side: one larger convolution runs faster than two small ones. Its
-          backward recomputes ``pool(X_H)`` and the concatenation from X_H and X_L, which autograd
-          keeps anyway, instead of saving them (``_LowConv``).
+          blocks side by side: one larger convolution runs faster than two small ones.
+        - In training the layer is one autograd node (``_OctConvTrain``): its backward
+          recomputes ``pool(X_H)`` and the concatenation from X_H and X_L, which autograd keeps
+          anyway, instead of saving them, and adds the pooled path's input gradient into H->H's
+          in place.
         - Kernels of temporal size 1 run as 2D convolutions on a (B*T, C, H, W) view, and kernels
           of spatial size 1 (the I3D 3x1x1) on a (B, C, T, H*W) view when no backward follows;
           in channels-last memory both views are free, and on CPU the 2D kernels are up to 4x
@@ -267,6 +269,8 @@ class OctConv3d(nn.Module):
             relu: apply ReLU after the residual (inference only).
         """
         w = self.path_weights() if weights is None else weights
+        if (w.hl is not None or w.lh is not None) and _records(x_h, x_l, *w[:6]):
+            return self._forward_fast_train(x_h, x_l, w)
         pack = w.packed
         if w.lh is None:  # Y_H is one convolution: the epilogue can be fused into it
             y_h = _conv(self, x_h, w.hh, w.bias_h, pack, r_h, relu)
@@ -285,6 +289,27 @@ class OctConv3d(nn.Module):
             y_l = _epilogue(y_l + _low_conv(self, x_h, None, w.hl, None, None), r_l, relu)
         elif w.ll is not None:
             y_l = _conv(self, x_l, w.ll, w.bias_l, pack, r_l, relu)
+        return OctPair(y_h, y_l)
+
+    def _forward_fast_train(self, x_h: Tensor, x_l: Tensor | None, w: PathWeights) -> OctPair:
+        """``_forward_fast`` when autograd records and the layer has a cross path: the layer is
+        one autograd node (``_OctConvTrain``), L->L inside it where the layer is not grouped."""
+        merged = w.ll is not None and w.hl is not None and self.groups == 1
+        y = _OctConvTrain.apply(
+            x_h,
+            x_l,
+            w.hh,
+            w.hl,
+            w.lh,
+            w.ll if merged else None,
+            w.bias_h,
+            w.bias_l if merged or w.ll is None else None,
+            self,
+        )
+        y_h, y_l = (y, None) if w.hl is None else y
+        if w.ll is not None and not merged:  # grouped: cat(pool(X_H), X_L) would mix groups
+            y_ll = _conv(self, x_l, w.ll, w.bias_l)
+            y_l = y_ll if y_l is None else y_l + y_ll
         return OctPair(y_h, y_l)
 
     def path_weights(self) -> PathWeights:
@@ -647,68 +672,135 @@ def _low_input(x_h: Tensor, x_l: Tensor | None, octave: Octave) -> Tensor:
     return pooled if x_l is None else torch.cat([pooled, x_l], dim=1)
 
 
-class _LowConv(torch.autograd.Function):
-    """Y_L = conv(cat(pool(X_H), X_L), cat(W_HL, W_LL)) + b, saving X_H and X_L (which the other
-    paths' convolutions save as well) rather than the pooled, concatenated input: backward
-    recomputes it, which costs one pooling and one copy of a low-resolution tensor."""
+def _records(*tensors: Tensor | None) -> bool:
+    """Whether autograd records a call on these tensors."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _conv_backward(
+    layer: OctConv3d, grad_y: Tensor, x: Tensor, weight: Tensor, has_bias: bool, mask: list[bool]
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """``(grad_x, grad_weight, grad_bias)`` of ``_conv(layer, x, weight, bias)`` for ``grad_y``,
+    each where ``mask`` asks for it, in the view oneDNN's backward runs fastest."""
+    g = _geometry(layer, backward=True)
+    if grad_y.is_contiguous() and not grad_y.is_contiguous(memory_format=torch.channels_last_3d):
+        grad_y = grad_y.contiguous(memory_format=torch.channels_last_3d)
+    gx2, gw2, gb = torch.ops.aten.convolution_backward(
+        _to_2d(grad_y, g.view),
+        _to_2d(x, g.view),
+        _weight_2d(weight, g.view),
+        [weight.shape[0]] if has_bias else None,
+        list(g.stride),
+        list(g.padding),
+        list(g.dilation),
+        False,
+        [0] * (3 if g.view == "3d" else 2),
+        x.shape[1] // weight.shape[1],
+        mask,
+    )
+    gx = None if gx2 is None else _from_2d(gx2, g.view, x)
+    gw = None if gw2 is None else gw2.reshape(weight.shape)
+    return gx, gw, gb
+
+
+class _OctConvTrain(torch.autograd.Function):
+    """An OctConv3d's paths in training as one autograd node:
+    Y_H = conv(X_H, W_HH) + b_H + upsample(conv(X_L, W_LH)) and
+    Y_L = conv(cat(pool(X_H), X_L), cat(W_HL, W_LL)) + b_L (W_LL None: L->L runs outside).
+
+    Against autograd over the separate paths, backward adds the pooled path's input gradient
+    into the H->H convolution's input gradient through a broadcast view, in place (autograd
+    writes an average-pool backward, a zero fill and a scatter at full resolution, and then
+    adds the two full-resolution gradients into a third tensor), and the forward adds the
+    L->H result in place. It saves X_H and X_L, which the caller's graph keeps anyway, and
+    recomputes the pooled, concatenated input from them (one pooling and one copy of a
+    low-resolution tensor) rather than saving it. BENCHMARKS.md, eighth pass, has the gain.
+    """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        x_h: Tensor,
-        x_l: Tensor | None,
-        w_hl: Tensor,
-        w_ll: Tensor | None,
-        bias: Tensor | None,
-        layer: OctConv3d,
-    ) -> Tensor:
-        weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
-        y = _conv(layer, _low_input(x_h, x_l, layer.octave), weight, bias)
-        ctx.save_for_backward(x_h, x_l, w_hl, w_ll)
+        ctx, x_h, x_l, w_hh, w_hl, w_lh, w_ll, bias_h, bias_l, layer: OctConv3d
+    ):
+        y_h = _conv(layer, x_h, w_hh, bias_h)
+        if w_lh is not None:
+            y_h = _add_upsampled(y_h, _conv(layer, x_l, w_lh, None), layer.octave)
+        y_l = None
+        if w_hl is not None:
+            x_in = _low_input(x_h, x_l if w_ll is not None else None, layer.octave)
+            y_l = _conv(layer, x_in, _low_weight(w_hl, w_ll), bias_l)
+        ctx.save_for_backward(x_h, x_l, w_hh, w_hl, w_lh, w_ll)
+        ctx.set_materialize_grads(False)
         ctx.layer = layer
-        ctx.has_bias = bias is not None
-        return y
+        ctx.has_bias = (bias_h is not None, bias_l is not None)
+        return y_h if y_l is None else (y_h, y_l)  # no None output: dynamo cannot trace one
 
     @staticmethod
-    def backward(ctx, grad_y: Tensor):  # type: ignore[override]
-        x_h, x_l, w_hl, w_ll = ctx.saved_tensors
+    def backward(ctx, g_h: Tensor | None, g_l: Tensor | None = None):  # type: ignore[override]
+        x_h, x_l, w_hh, w_hl, w_lh, w_ll = ctx.saved_tensors
         layer: OctConv3d = ctx.layer
-        need_xh, need_xl, need_whl, need_wll, need_b, _ = ctx.needs_input_grad
-        g = _geometry(layer, backward=True)
-        pooled = downsample(x_h, layer.octave)
-        x_in = pooled if x_l is None else torch.cat([pooled, x_l], dim=1)
-        weight = w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
-        if grad_y.is_contiguous() and not grad_y.is_contiguous(
-            memory_format=torch.channels_last_3d
-        ):
-            grad_y = grad_y.contiguous(memory_format=torch.channels_last_3d)
-        out_padding = [0] * (3 if g.view == "3d" else 2)
-        gx2, gw2, gb = torch.ops.aten.convolution_backward(
-            _to_2d(grad_y, g.view),
-            _to_2d(x_in, g.view),
-            _weight_2d(weight, g.view),
-            [weight.shape[0]] if ctx.has_bias else None,
-            list(g.stride),
-            list(g.padding),
-            list(g.dilation),
-            False,
-            out_padding,
-            x_in.shape[1] // weight.shape[1],
-            [need_xh or need_xl, need_whl or need_wll, need_b],
+        need_xh, need_xl, need_whh, need_whl, need_wlh, need_wll, need_bh, need_bl, _ = (
+            ctx.needs_input_grad
         )
-        g_xh = g_xl = g_whl = g_wll = None
-        if need_xh or need_xl:
-            gx = _from_2d(gx2, g.view, x_in)
-            n_high = x_h.shape[1]
+        n_high = x_h.shape[1]
+        gx_h = gx_l = gw_hh = gw_hl = gw_lh = gw_ll = gb_h = gb_l = None
+        if g_h is not None:  # None: Y_H was not used (grads are not materialised)
+            mask = [need_xh, need_whh, need_bh]
+            gx_h, gw_hh, gb_h = _conv_backward(layer, g_h, x_h, w_hh, ctx.has_bias[0], mask)
+            if w_lh is not None and (need_xl or need_wlh):
+                g_z = _upsample_backward(g_h, layer.octave)
+                gx_l, gw_lh, _ = _conv_backward(
+                    layer, g_z, x_l, w_lh, False, [need_xl, need_wlh, False]
+                )
+        if g_l is not None:
+            merged = w_ll is not None
+            x_in = _low_input(x_h, x_l if merged else None, layer.octave)
+            mask = [need_xh or (merged and need_xl), need_whl or need_wll, need_bl]
+            gx_in, gw_low, gb_l = _conv_backward(
+                layer, g_l, x_in, _low_weight(w_hl, w_ll), ctx.has_bias[1], mask
+            )
             if need_xh:
-                g_xh = _downsample_backward(gx[:, :n_high], x_h, layer.octave)
-            if need_xl:
-                g_xl = gx[:, n_high:]
-        if need_whl or need_wll:
-            gw = gw2.reshape(weight.shape)
-            g_whl = gw[:, : w_hl.shape[1]] if need_whl else None
-            g_wll = gw[:, w_hl.shape[1] :] if need_wll else None
-        return g_xh, g_xl, g_whl, g_wll, gb if need_b else None, None
+                gx_h = _add_pool_backward(gx_h, gx_in[:, :n_high], x_h, layer.octave)
+            if merged and need_xl:
+                gx_l = gx_in[:, n_high:] if gx_l is None else gx_l + gx_in[:, n_high:]
+            if gw_low is not None:
+                gw_hl = gw_low[:, : w_hl.shape[1]] if need_whl else None
+                gw_ll = gw_low[:, w_hl.shape[1] :] if need_wll else None
+        return gx_h, gx_l, gw_hh, gw_hl, gw_lh, gw_ll, gb_h, gb_l, None
+
+
+def _low_weight(w_hl: Tensor, w_ll: Tensor | None) -> Tensor:
+    """The merged H->L / L->L weight (H->L alone where L->L is absent or runs apart)."""
+    return w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
+
+
+def _upsample_backward(grad: Tensor, octave: Octave) -> Tensor:
+    """Gradient of ``upsample(z, grad.shape, octave)`` for the low group ``z``: each cell's
+    gradients summed (a sum pool; ceil mode covers the cropped cells of odd sizes)."""
+    factor = tuple(f if s > 1 else 1 for f, s in zip(octave, grad.shape[-3:], strict=True))
+    if factor[0] == 1 and is_channels_last(grad):  # channels-last 2D pool on (B*T, C, H, W)
+        b, c, t, h, w = grad.shape
+        g2 = grad.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        k = factor[1:]
+        s2 = F.avg_pool2d(g2, k, k, ceil_mode=True, divisor_override=1)
+        return s2.reshape(b, t, c, *s2.shape[-2:]).permute(0, 2, 1, 3, 4)
+    return F.avg_pool3d(grad, factor, factor, ceil_mode=True, divisor_override=1)
+
+
+def _add_pool_backward(
+    grad: Tensor | None, pooled_grad: Tensor, x: Tensor, octave: Octave
+) -> Tensor:
+    """``grad`` (None: zero) + the gradient of ``downsample(x, octave)`` for ``pooled_grad``; in
+    place on ``grad`` through a broadcast view where every size divides evenly (each cell's
+    share is ``pooled_grad / cell size``), else through ``_downsample_backward``."""
+    b, c, t, h, w = x.shape
+    factor = tuple(f if s > 1 else 1 for f, s in zip(octave, (t, h, w), strict=True))
+    ot, oh, ow = factor
+    if grad is None or t % ot or h % oh or w % ow:
+        pool_grad = _downsample_backward(pooled_grad, x, octave)
+        return pool_grad if grad is None else grad + pool_grad
+    g8 = grad.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)
+    g8.add_(pooled_grad[:, :, :, None, :, None, :, None], alpha=1.0 / math.prod(factor))
+    return grad
 
 
 def _downsample_backward(grad: Tensor, x: Tensor, factor: Octave) -> Tensor:
@@ -740,14 +832,12 @@ def _low_conv(
     residual: Tensor | None = None,
     relu: bool = False,
 ) -> Tensor:
-    """The merged H->L (+ L->L) convolution; through ``_LowConv`` when autograd records.
+    """The merged H->L (+ L->L) convolution where autograd does not record (in training it
+    runs inside ``_OctConvTrain``).
 
     ``merged`` is ``cat([w_hl, w_ll], dim=1)`` when the caller has it ready; ``pack``,
-    ``residual`` and ``relu`` are passed on to ``_conv`` (inference).
+    ``residual`` and ``relu`` are passed on to ``_conv``.
     """
-    tensors = (x_h, x_l, w_hl, w_ll, bias)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return _LowConv.apply(x_h, x_l, w_hl, w_ll, bias, layer)
     if w_ll is None:
         weight = w_hl
     elif merged is not None:
@@ -758,41 +848,15 @@ def _low_conv(
 
 
 def _add_upsampled(y: Tensor, z: Tensor, octave: Octave, relu: bool = False) -> Tensor:
-    """``y + upsample(z)`` through a broadcast view when every size divides evenly, so the
-    upsampled tensor is never written out; ``relu`` (inference only) applies ReLU to the sum.
-
-    Without autograd the sum is written into ``y`` (a fresh convolution output), with the ReLU
-    in the same pass on CPU; when autograd records it is a new tensor (``_UpsampleAdd``), since
-    an in-place add on a view of ``y`` would make backward clone the full-resolution gradient.
-    """
+    """``y + upsample(z)``, written into ``y`` (a fresh convolution output) through a broadcast
+    view when every size divides evenly, so the upsampled tensor is never written out, with the
+    ReLU (``relu``, inference only) in the same pass on CPU. Never under autograd: in training
+    it runs inside ``_OctConvTrain.forward``."""
     b, c, t, h, w = y.shape
     ot, oh, ow = octave
     if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):
         out = y + upsample(z, y.shape, octave)
         return out.relu_() if relu else out
-    if torch.is_grad_enabled() and (y.requires_grad or z.requires_grad):
-        return _UpsampleAdd.apply(y, z, octave)  # relu is inference-only: never set here
     y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
     _add_(y8, z[:, :, :, None, :, None, :, None], relu)  # + (B, C, t, 1, h, 1, w, 1)
     return y
-
-
-class _UpsampleAdd(torch.autograd.Function):
-    """``y + upsample(z)`` for sizes that divide evenly. Backward sums the gradient over each
-    octave cell with a (channels-last) average pool times the cell size, several times faster
-    than autograd's reduction over the broadcast axes of the 8D view."""
-
-    @staticmethod
-    def forward(ctx, y: Tensor, z: Tensor, octave: Octave) -> Tensor:  # type: ignore[override]
-        b, c, t, h, w = y.shape
-        ot, oh, ow = octave
-        ctx.octave = octave
-        y8 = y.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # (B, C, t, ot, h, oh, w, ow)
-        return (y8 + z[:, :, :, None, :, None, :, None]).view(b, c, t, h, w)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        g_z = None
-        if ctx.needs_input_grad[1]:
-            g_z = downsample(grad, ctx.octave) * math.prod(ctx.octave)
-        return grad if ctx.needs_input_grad[0] else None, g_z, None

@@ -328,3 +328,31 @@ def test_fast_path_keeps_channels_last(kernel):
     y = layer(OctPair(x.high.float(), x.low.float()))
     assert y.high.is_contiguous(memory_format=torch.channels_last_3d)
     assert y.low.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize("used", ["high", "low", "both"])
+@pytest.mark.parametrize("trainable", ["weights", "input", "low input"])
+@pytest.mark.parametrize("size", SIZES, ids=["even", "odd"])
+def test_fast_path_gradients_when_only_some_tensors_require_grad(trainable, size, used):
+    """A frozen layer under a trainable input, a trainable layer on a clip without grad, a loss
+    on one output group only: the fast path's training node returns exactly the gradients the
+    plain paths do, None (not zeros) where a tensor took no part."""
+    layer = OctConv3d(8, 8, (1, 3, 3), bias=True, alpha_in=0.5, alpha_out=0.5)
+    layer.requires_grad_(trainable == "weights")
+    x = make_input(8, 0.5, size, (1, 2, 2))
+    grads = []
+    for prepare in (_channels_last, lambda p: OctPair(*(t.contiguous() for t in p))):
+        inputs = [t.detach().clone() for t in prepare(x)]
+        inputs[0].requires_grad_(trainable == "input")
+        inputs[1].requires_grad_(trainable in ("input", "low input"))
+        y = layer(OctPair(*inputs))
+        g = torch.Generator().manual_seed(2)
+        outs = {"high": [y.high], "low": [y.low], "both": list(y)}[used]
+        sum((t * torch.randn(t.shape, generator=g)).sum() for t in outs).backward()
+        grads.append([t.grad for t in (*inputs, *layer.parameters())])
+        layer.zero_grad(set_to_none=True)
+    for fast, plain in zip(*grads, strict=True):
+        assert (fast is None) == (plain is None)
+        if plain is not None:
+            torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)
+    assert any(g is not None for g in grads[1])
