@@ -17,6 +17,11 @@ allocator's peak during the step is reported as well.
 interleaved, beside each stage's FLOPs: where the octave model keeps or loses its savings, and
 which stages are worth an octave (alpha can be set per stage).
 
+``--ops`` (CPU) also profiles three inference calls and three training steps of each of the two
+models (``torch.profiler``, interleaved) and splits their operators' own time into convolutions
+(forward and backward) and everything else: whether the octave model's convolutions keep their
+FLOPs share, and which added passes (pooling, concatenation, upsample-add) cost what.
+
 ``--baseline pytorchvideo`` adds PyTorchVideo's zoo network of the same name
 (``pytorchvideo.models.hub``, plain ``nn.Conv3d`` layers), timed interleaved with the other two,
 to check that the alpha-0 octvideo model is no slower than it.
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import platform
 import resource
 import statistics
@@ -68,6 +74,44 @@ class Measured:
     analytic_mem: int
     stage_ms: dict[str, float] | None = None  # --stages: eager inference time of each stage
     stage_gflops: dict[str, float] | None = None
+    ops: dict[str, OpSplit] | None = None  # --ops: "inference" / "training step" profiles
+
+
+@dataclass
+class OpSplit:
+    """Operators' own CPU time in one call (medians over the profiled calls), ms."""
+
+    convolution_ms: float
+    other_ms: float
+    top_other: list[tuple[str, float, int]]  # (operator, ms, calls), largest first
+
+
+def is_convolution(op: str) -> bool:
+    """A PyTorch or oneDNN convolution operator (forward or backward; not a Python function
+    such as OctConv3d's autograd node, whose own time is Python and bookkeeping)."""
+    return op.startswith(("aten::", "mkldnn::")) and "conv" in op
+
+
+def op_times(call: Callable[[], object]) -> dict[str, tuple[float, int]]:
+    """Own CPU time (ms) and call count of each operator in one ``call()``."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        call()
+    return {e.key: (e.self_cpu_time_total / 1e3, e.count) for e in prof.key_averages()}
+
+
+def op_split(profiles: list[dict[str, tuple[float, int]]], top: int = 8) -> OpSplit:
+    """Medians of the convolution and other time over ``profiles``, and the largest other
+    operators (median time each, calls of the first profile)."""
+    conv = [sum(t for op, (t, _) in p.items() if is_convolution(op)) for p in profiles]
+    other = [sum(t for op, (t, _) in p.items() if not is_convolution(op)) for p in profiles]
+    names = {op for p in profiles for op in p if not is_convolution(op)}
+    per_op = [
+        (op, statistics.median(p.get(op, (0.0, 0))[0] for p in profiles), profiles[0][op][1])
+        for op in names
+        if op in profiles[0]
+    ]
+    per_op.sort(key=lambda row: (-row[1], row[0]))
+    return OpSplit(statistics.median(conv), statistics.median(other), per_op[:top])
 
 
 def _sync(device: torch.device) -> None:
@@ -306,6 +350,21 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     for order in [] if args.skip_train else orders:
         for k in order:
             train[k].append(runners[k].train_step())
+    ops: list[dict[str, OpSplit] | None] = [None] * n
+    if args.ops:  # the octave model and its twin, interleaved, after the timed repeats
+        kinds = [("inference", Runner.infer)]
+        kinds += [] if args.skip_train else [("training step", Runner.train_step)]
+        for k in range(2):
+            ops[k] = {}
+        for kind, method in kinds:
+            for k in range(2):  # unprofiled: the first inference after training folds again
+                method(runners[k])
+            profiles: list[list[dict[str, tuple[float, int]]]] = [[], []]
+            for i in range(3):
+                for k in (0, 1) if i % 2 == 0 else (1, 0):
+                    profiles[k].append(op_times(functools.partial(method, runners[k])))
+            for k in range(2):
+                ops[k][kind] = op_split(profiles[k])
     return [
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
@@ -319,6 +378,7 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
             analytic_mem=analytic[k],
             stage_ms=stage_ms[k],
             stage_gflops=stage_gflops[k],
+            ops=ops[k],
         )
         for k in range(n)
     ]
@@ -413,7 +473,33 @@ def report(
         )
     if octm.stage_ms is not None and van.stage_ms is not None:
         lines += ["", *stage_table(octm, van)]
+    if octm.ops is not None and van.ops is not None:
+        lines += ["", *ops_table(octm, van, flops_ratio)]
     return "\n".join(lines)
+
+
+def ops_table(octm: Measured, van: Measured, flops_ratio: float) -> list[str]:
+    """The profiled split of each call into convolutions and other operators, and the octave
+    model's largest other operators."""
+    assert octm.ops is not None and van.ops is not None
+    lines = [
+        "| operators' own CPU time per call (profiled, median of 3) | alpha 0 ms | octave ms | "
+        "ratio | ratio / FLOPs ratio |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for kind, split in octm.ops.items():
+        twin = van.ops[kind]
+        for part, t_van, t_oct in (
+            ("convolutions", twin.convolution_ms, split.convolution_ms),
+            ("other operators", twin.other_ms, split.other_ms),
+        ):
+            ratio = t_oct / t_van if t_van else float("nan")
+            scaled = f"{ratio / flops_ratio:.3f}" if part == "convolutions" else ""
+            lines.append(f"| {kind}: {part} | {t_van:.1f} | {t_oct:.1f} | {ratio:.3f} | {scaled} |")
+    for kind, split in octm.ops.items():
+        top = ", ".join(f"{op} {ms:.1f} ms ({calls} calls)" for op, ms, calls in split.top_other)
+        lines += ["", f"Octave model, {kind}, largest other operators: {top}."]
+    return lines
 
 
 def stage_table(octm: Measured, van: Measured) -> list[str]:
@@ -484,6 +570,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "FLOPs: single-pathway ResNets only",
     )
     parser.add_argument(
+        "--ops",
+        action="store_true",
+        help="also profile each model's calls (CPU) and split their time into convolutions and "
+        "other operators",
+    )
+    parser.add_argument(
         "--baseline",
         choices=["none", "pytorchvideo"],
         default="none",
@@ -498,6 +590,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
     args = parser.parse_args(argv)
+    if args.ops and args.device != "cpu":
+        parser.error(
+            "--ops splits CPU operator time; on a GPU the kernels run asynchronously: use "
+            "torch.profiler's trace there"
+        )
     args.alpha = args.alpha[0] if len(args.alpha) == 1 else tuple(args.alpha)
     return args
 

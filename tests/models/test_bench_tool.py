@@ -79,3 +79,50 @@ def test_alpha_per_stage(tmp_path: Path, load_tool) -> None:
     flops = {ln.split("|")[1].strip(): float(ln.split("|")[8].strip() or "nan") for ln in table}
     assert flops["stem"] == flops["res2"] == 1.0  # res2 left vanilla
     assert flops["res3"] < 0.6 and flops["res4"] < 0.6 and flops["res5"] < 1.0
+
+
+def test_op_split_counts_only_convolution_operators(load_tool) -> None:
+    tool = load_tool("bench_models")
+    profiles = [
+        {
+            "mkldnn::_convolution_pointwise": (3.0, 1),
+            "aten::convolution_backward": (5.0, 2),
+            "_OctConvTrainBackward": (1.0, 1),  # a Python autograd node, not a convolution
+            "aten::avg_pool2d": (2.0, 4),
+            "aten::cat": (0.5, 2),
+        },
+        {"mkldnn::_convolution_pointwise": (4.0, 1), "aten::avg_pool2d": (1.0, 4)},
+        {"mkldnn::_convolution_pointwise": (6.0, 1), "aten::avg_pool2d": (3.0, 4)},
+    ]
+    split = tool.op_split(profiles, top=2)
+    assert split.convolution_ms == 6.0  # medians of 8, 4 and 6
+    assert split.other_ms == 3.0  # of 3.5, 1 and 3
+    assert split.top_other == [("aten::avg_pool2d", 2.0, 4), ("_OctConvTrainBackward", 0.0, 1)]
+
+
+def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool) -> None:
+    tool = load_tool("bench_models")
+    out = tmp_path / "bench.md"
+    argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 1 --threads 2"
+    assert tool.main([*argv.split(), "--ops", "--append", str(out)]) == 0
+    text = out.read_text()
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith(("| inference: ", "| training step: ")):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = [float(c) for c in cells[1:3]]
+    assert list(rows) == [
+        "inference: convolutions",
+        "inference: other operators",
+        "training step: convolutions",
+        "training step: other operators",
+    ]
+    assert all(t > 0 for pair in rows.values() for t in pair)
+    # the octave passes show among the octave model's other operators
+    assert "training step, largest other operators: " in text and "avg_pool2d" in text
+
+
+def test_ops_is_cpu_only(load_tool) -> None:
+    tool = load_tool("bench_models")
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--ops", "--device", "cuda"])
