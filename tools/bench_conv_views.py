@@ -5,10 +5,14 @@ choice of view.
 A k x 1 x 1 kernel runs on a (B, C, T, H*W) view ("tubes") and a 1 x k x k kernel on a
 (B*T, C, H, W) view ("frames"); both are the same numbers as the 3D convolution. Each line times
 the 3D convolution and its 2D view (the backward computes the input and weight gradients, as in
-training) and prints medians and the 2D / 3D ratio.
+training) and prints medians and the 2D / 3D ratio, and the forward's throughput (multiply-adds
+per second, faster view): cases that differ only in channel counts show what a count off
+the CPU's vector width costs (on AVX-512, 58 -> 58 channels take as long as 64 -> 64).
 
     python tools/bench_conv_views.py --threads 2
     python tools/bench_conv_views.py --case 2,256,8,56,56,64,3,1,1 --repeats 15
+    python tools/bench_conv_views.py --threads 2 --case 1,64,8,56,56,64,1,1,1 \
+        --case 1,58,8,56,56,58,1,1,1 --case 1,48,8,56,56,48,1,1,1
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ def _case(text: str) -> tuple[int, ...]:
             f"--case {text!r}: the kernel must be k x 1 x 1 or 1 x k x k to have a 2D view"
         )
     return values
+
+
+def macs(case: tuple[int, ...]) -> int:
+    """Multiply-adds of the case's convolution (stride 1, "same" padding)."""
+    b, c_in, t, h, w, c_out, kt, kh, kw = case
+    return b * t * h * w * c_in * c_out * kt * kh * kw
 
 
 def _time_ms(fn: Callable[[], object]) -> float:
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, channels-last"
     ]
     columns = ["B, C_in, T, H, W -> C_out", "kernel", "fwd 3D ms", "fwd 2D ms", "2D/3D"]
-    columns += ["bwd 3D ms", "bwd 2D ms", "2D/3D"]
+    columns += ["bwd 3D ms", "bwd 2D ms", "2D/3D", "fwd GMAC/s"]
     lines += ["| " + " | ".join(columns) + " |", "| " + " | ".join(["---"] * len(columns)) + " |"]
     print("\n".join(lines), flush=True)  # noqa: T201
     for case in args.case or CASES:
@@ -122,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         shape = ", ".join(map(str, case[:5]))
         kernel = "x".join(map(str, case[6:]))
         row = f"| {shape} -> {case[5]} | {kernel} | {f3:.1f} | {f2:.1f} | {f2 / f3:.2f} | "
-        print(row + f"{b3:.1f} | {b2:.1f} | {b2 / b3:.2f} |", flush=True)  # noqa: T201
+        rate = macs(case) / min(f3, f2) / 1e6  # per ms -> G per s
+        row += f"{b3:.1f} | {b2:.1f} | {b2 / b3:.2f} | {rate:.1f} |"
+        print(row, flush=True)  # noqa: T201
     return 0
 
 

@@ -59,3 +59,10 @@ def test_one_small_case_prints_its_row(tool, capsys) -> None:
     assert tool.main(["--case", "1,4,3,6,6,2,3,1,1", "--repeats", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1, 4")]
     assert len(rows) == 1 and rows[0].startswith("| 1, 4, 3, 6, 6 -> 2 | 3x1x1 |")
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert len(cells) == 9 and float(cells[-1]) > 0  # GMAC/s of the faster forward view
+
+
+def test_macs_counts_the_convolution(tool) -> None:
+    # B * T * H * W output positions, C_out * C_in * kT * kH * kW each
+    assert tool.macs((2, 6, 4, 5, 7, 3, 3, 1, 1)) == 2 * 4 * 5 * 7 * 3 * 6 * 3
