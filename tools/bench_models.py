@@ -19,8 +19,9 @@ which stages are worth an octave (alpha can be set per stage).
 
 ``--ops`` (CPU) also profiles three inference calls and three training steps of each of the two
 models (``torch.profiler``, interleaved) and splits their operators' own time into convolutions
-(forward and backward) and everything else: whether the octave model's convolutions keep their
-FLOPs share, and which added passes (pooling, concatenation, upsample-add) cost what.
+(forward and backward) and everything else (the training step's other operators include the SGD
+step, as the timed step does): whether the octave model's convolutions keep their FLOPs share,
+and which added passes (pooling, concatenation, upsample-add) cost what.
 
 ``--baseline pytorchvideo`` adds PyTorchVideo's zoo network of the same name
 (``pytorchvideo.models.hub``, plain ``nn.Conv3d`` layers), timed interleaved with the other two,

@@ -122,7 +122,8 @@ def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool) -> None:
     assert "training step, largest other operators: " in text and "avg_pool2d" in text
 
 
-def test_ops_is_cpu_only(load_tool) -> None:
+def test_ops_is_cpu_only(load_tool, capsys) -> None:
     tool = load_tool("bench_models")
     with pytest.raises(SystemExit):
         tool.parse_args(["--ops", "--device", "cuda"])
+    assert "--ops splits CPU operator time" in capsys.readouterr().err
