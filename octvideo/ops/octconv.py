@@ -747,7 +747,7 @@ class _OctConvTrain(torch.autograd.Function):
             mask = [need_xh, need_whh, need_bh]
             gx_h, gw_hh, gb_h = _conv_backward(layer, g_h, x_h, w_hh, ctx.has_bias[0], mask)
             if w_lh is not None and (need_xl or need_wlh):
-                g_z = _upsample_backward(g_h, layer.octave)
+                g_z = downsample(g_h, layer.octave, divisor_override=1)  # upsample's grad
                 gx_l, gw_lh, _ = _conv_backward(
                     layer, g_z, x_l, w_lh, False, [need_xl, need_wlh, False]
                 )
@@ -771,19 +771,6 @@ class _OctConvTrain(torch.autograd.Function):
 def _low_weight(w_hl: Tensor, w_ll: Tensor | None) -> Tensor:
     """The merged H->L / L->L weight (H->L alone where L->L is absent or runs apart)."""
     return w_hl if w_ll is None else torch.cat([w_hl, w_ll], dim=1)
-
-
-def _upsample_backward(grad: Tensor, octave: Octave) -> Tensor:
-    """Gradient of ``upsample(z, grad.shape, octave)`` for the low group ``z``: each cell's
-    gradients summed (a sum pool; ceil mode covers the cropped cells of odd sizes)."""
-    factor = tuple(f if s > 1 else 1 for f, s in zip(octave, grad.shape[-3:], strict=True))
-    if factor[0] == 1 and is_channels_last(grad):  # channels-last 2D pool on (B*T, C, H, W)
-        b, c, t, h, w = grad.shape
-        g2 = grad.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        k = factor[1:]
-        s2 = F.avg_pool2d(g2, k, k, ceil_mode=True, divisor_override=1)
-        return s2.reshape(b, t, c, *s2.shape[-2:]).permute(0, 2, 1, 3, 4)
-    return F.avg_pool3d(grad, factor, factor, ceil_mode=True, divisor_override=1)
 
 
 def _add_pool_backward(

@@ -103,10 +103,13 @@ def low_size(size: tuple[int, ...], octave: Octave) -> tuple[int, int, int]:
     return (-(-t // octave[0]), -(-h // octave[1]), -(-w // octave[2]))
 
 
-def downsample(x: Tensor, factor: tuple[int, int, int]) -> Tensor:
+def downsample(
+    x: Tensor, factor: tuple[int, int, int], divisor_override: int | None = None
+) -> Tensor:
     """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up.
 
     An axis of size 1 stays as it is (its ceil-half is 1), which pooling would refuse.
+    ``divisor_override=1`` sums each cell instead (the gradient of ``upsample``).
     """
     factor = tuple(f if s > 1 else 1 for f, s in zip(factor, x.shape[-3:], strict=True))
     if factor == (1, 1, 1):
@@ -115,9 +118,10 @@ def downsample(x: Tensor, factor: tuple[int, int, int]) -> Tensor:
         # avg_pool3d returns NCDHW; the 2D pool on the (B*T, C, H, W) view keeps channels-last.
         b, c, t, h, w = x.shape
         x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        y2 = F.avg_pool2d(x2, factor[1:], factor[1:], ceil_mode=True)
+        k = factor[1:]
+        y2 = F.avg_pool2d(x2, k, k, ceil_mode=True, divisor_override=divisor_override)
         return y2.reshape(b, t, c, *y2.shape[-2:]).permute(0, 2, 1, 3, 4)
-    return F.avg_pool3d(x, kernel_size=factor, stride=factor, ceil_mode=True)
+    return F.avg_pool3d(x, factor, factor, ceil_mode=True, divisor_override=divisor_override)
 
 
 def max_pool3d(

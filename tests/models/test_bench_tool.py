@@ -9,6 +9,13 @@ import torch
 from torch import nn
 
 
+def _appended(load_tool, tmp_path: Path, argv: str) -> str:
+    """What one ``bench_models`` run with ``argv`` appends to a fresh file."""
+    out = tmp_path / "bench.md"
+    assert load_tool("bench_models").main([*argv.split(), "--append", str(out)]) == 0
+    return out.read_text()
+
+
 def test_saved_bytes_leave_out_parameters(load_tool) -> None:
     tool = load_tool("bench_models")
     layer = nn.Linear(64, 32)
@@ -26,11 +33,8 @@ def test_saved_bytes_leave_out_parameters(load_tool) -> None:
 
 @pytest.mark.heavy
 def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
-    tool = load_tool("bench_models")
-    out = tmp_path / "bench.md"
     argv = "--model i3d_r50 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 0 --threads 2"
-    assert tool.main([*argv.split(), "--baseline", "pytorchvideo", "--append", str(out)]) == 0
-    text = out.read_text()
+    text = _appended(load_tool, tmp_path, argv + " --baseline pytorchvideo")
     assert "| inference ms |" in text and "PyTorchVideo hub.i3d_r50" in text
     assert "activations saved for backward" in text
     assert text.count("| minor page faults per training step |") == 2  # octave pair, baseline
@@ -38,11 +42,8 @@ def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
 
 
 def test_stage_table_sums_to_the_model(tmp_path: Path, load_tool) -> None:
-    tool = load_tool("bench_models")
-    out = tmp_path / "bench.md"
     argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 2 --warmup 0 --threads 2"
-    assert tool.main([*argv.split(), "--skip-train", "--stages", "--append", str(out)]) == 0
-    text = out.read_text()
+    text = _appended(load_tool, tmp_path, argv + " --skip-train --stages")
     table = text[text.index("| stage (eager inference) |") :].splitlines()[2:]  # the body
     rows = {
         cells[0]: cells[1:]
@@ -68,12 +69,8 @@ def test_stages_name_models_without_them(load_tool) -> None:
 
 
 def test_alpha_per_stage(tmp_path: Path, load_tool) -> None:
-    tool = load_tool("bench_models")
-    out = tmp_path / "bench.md"
     argv = "--model i3d_r18 --frames 4 --size 64 --repeats 1 --warmup 0 --threads 2 --skip-train"
-    argv += " --stages --alpha 0 0.5 0.5 0"
-    assert tool.main([*argv.split(), "--append", str(out)]) == 0
-    text = out.read_text()
+    text = _appended(load_tool, tmp_path, argv + " --stages --alpha 0 0.5 0.5 0")
     assert "alpha=(0.0, 0.5, 0.5, 0.0)" in text
     table = text[text.index("| stage (eager inference) |") :].splitlines()[2:]
     flops = {ln.split("|")[1].strip(): float(ln.split("|")[8].strip() or "nan") for ln in table}
@@ -101,11 +98,8 @@ def test_op_split_counts_only_convolution_operators(load_tool) -> None:
 
 
 def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool) -> None:
-    tool = load_tool("bench_models")
-    out = tmp_path / "bench.md"
     argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 1 --threads 2"
-    assert tool.main([*argv.split(), "--ops", "--append", str(out)]) == 0
-    text = out.read_text()
+    text = _appended(load_tool, tmp_path, argv + " --ops")
     rows = {}
     for line in text.splitlines():
         if line.startswith(("| inference: ", "| training step: ")):
