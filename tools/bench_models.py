@@ -85,6 +85,7 @@ class OpSplit:
     convolution_ms: float
     other_ms: float
     top_other: list[tuple[str, float, int]]  # (operator, ms, calls), largest first
+    faults: float  # minor page faults per profiled call (median): their time is in the split
 
 
 def is_convolution(op: str) -> bool:
@@ -93,16 +94,28 @@ def is_convolution(op: str) -> bool:
     return op.startswith(("aten::", "mkldnn::")) and "conv" in op
 
 
-def op_times(call: Callable[[], object]) -> dict[str, tuple[float, int]]:
-    """Own CPU time (ms) and call count of each operator in one ``call()``."""
+def minor_faults() -> int:
+    """Minor page faults of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def op_times(call: Callable[[], object]) -> tuple[dict[str, tuple[float, int]], int]:
+    """Own CPU time (ms) and call count of each operator in one ``call()``, and the minor page
+    faults the call took (the profiler's own allocations can make a call fault where an
+    unprofiled one does not; the faulting time is counted in the operators that touched the
+    pages)."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        faults = minor_faults()
         call()
-    return {e.key: (e.self_cpu_time_total / 1e3, e.count) for e in prof.key_averages()}
+        faults = minor_faults() - faults
+    return {e.key: (e.self_cpu_time_total / 1e3, e.count) for e in prof.key_averages()}, faults
 
 
-def op_split(profiles: list[dict[str, tuple[float, int]]], top: int = 8) -> OpSplit:
-    """Medians of the convolution and other time over ``profiles``, and the largest other
-    operators (median time each, calls of the first profile)."""
+def op_split(
+    profiles: list[dict[str, tuple[float, int]]], faults: list[int] | None = None, top: int = 8
+) -> OpSplit:
+    """Medians of the convolution and other time over ``profiles`` and of the calls' page
+    ``faults``, and the largest other operators (median time each, calls of the first profile)."""
     conv = [sum(t for op, (t, _) in p.items() if is_convolution(op)) for p in profiles]
     other = [sum(t for op, (t, _) in p.items() if not is_convolution(op)) for p in profiles]
     names = {op for p in profiles for op in p if not is_convolution(op)}
@@ -112,7 +125,8 @@ def op_split(profiles: list[dict[str, tuple[float, int]]], top: int = 8) -> OpSp
         if op in profiles[0]
     ]
     per_op.sort(key=lambda row: (-row[1], row[0]))
-    return OpSplit(statistics.median(conv), statistics.median(other), per_op[:top])
+    fault_median = statistics.median(faults) if faults else 0.0
+    return OpSplit(statistics.median(conv), statistics.median(other), per_op[:top], fault_median)
 
 
 def _sync(device: torch.device) -> None:
@@ -202,7 +216,7 @@ class Runner:
                 dynamic=False,
             )
         self.forward = compiled
-        self.faults: list[int] = []  # minor page faults of each training step
+        self.last_faults = 0  # minor page faults of the last training step
 
     def loss(self) -> torch.Tensor:
         self.model.train()
@@ -220,14 +234,14 @@ class Runner:
 
     def train_step(self) -> float:
         _sync(self.device)
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        faults = minor_faults()
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         self.loss().backward()
         self.optimizer.step()
         _sync(self.device)
         elapsed = time.perf_counter() - start
-        self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+        self.last_faults = minor_faults() - faults
         return elapsed
 
     def memory(self) -> tuple[float, float | None]:
@@ -327,6 +341,7 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     n = len(runners)
     infer: list[list[float]] = [[] for _ in range(n)]
     train: list[list[float]] = [[] for _ in range(n)]
+    faults: list[list[int]] = [[] for _ in range(n)]  # of the timed training steps only
     orders = [
         list(range(n)) if i % 2 == 0 else list(reversed(range(n))) for i in range(args.repeats)
     ]
@@ -351,6 +366,7 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     for order in [] if args.skip_train else orders:
         for k in order:
             train[k].append(runners[k].train_step())
+            faults[k].append(runners[k].last_faults)
     ops: list[dict[str, OpSplit] | None] = [None] * n
     if args.ops:  # the octave model and its twin, interleaved, after the timed repeats
         kinds = [("inference", Runner.infer)]
@@ -361,18 +377,19 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
             for k in range(2):  # unprofiled: the first inference after training folds again
                 method(runners[k])
             profiles: list[list[dict[str, tuple[float, int]]]] = [[], []]
+            profile_faults: list[list[int]] = [[], []]
             for i in range(3):
                 for k in (0, 1) if i % 2 == 0 else (1, 0):
-                    profiles[k].append(op_times(functools.partial(method, runners[k])))
+                    times, n_faults = op_times(functools.partial(method, runners[k]))
+                    profiles[k].append(times)
+                    profile_faults[k].append(n_faults)
             for k in range(2):
-                ops[k][kind] = op_split(profiles[k])
+                ops[k][kind] = op_split(profiles[k], profile_faults[k])
     return [
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
             train_ms=statistics.median(train[k]) * 1e3 if train[k] else float("nan"),
-            train_faults=statistics.median(runners[k].faults[-len(train[k]) :])
-            if train[k]
-            else None,
+            train_faults=statistics.median(faults[k]) if faults[k] else None,
             saved_mb=memories[k][0],
             cuda_peak_mb=memories[k][1],
             gflops=costs[k],
@@ -497,6 +514,10 @@ def ops_table(octm: Measured, van: Measured, flops_ratio: float) -> list[str]:
             ratio = t_oct / t_van if t_van else float("nan")
             scaled = f"{ratio / flops_ratio:.3f}" if part == "convolutions" else ""
             lines.append(f"| {kind}: {part} | {t_van:.1f} | {t_oct:.1f} | {ratio:.3f} | {scaled} |")
+        lines.append(
+            f"| {kind}: minor page faults per profiled call | {twin.faults:.0f} | "
+            f"{split.faults:.0f} | | |"
+        )
     for kind, split in octm.ops.items():
         top = ", ".join(f"{op} {ms:.1f} ms ({calls} calls)" for op, ms, calls in split.top_other)
         lines += ["", f"Octave model, {kind}, largest other operators: {top}."]

@@ -91,15 +91,27 @@ def test_op_split_counts_only_convolution_operators(load_tool) -> None:
         {"mkldnn::_convolution_pointwise": (4.0, 1), "aten::avg_pool2d": (1.0, 4)},
         {"mkldnn::_convolution_pointwise": (6.0, 1), "aten::avg_pool2d": (3.0, 4)},
     ]
-    split = tool.op_split(profiles, top=2)
+    split = tool.op_split(profiles, [40, 0, 7], top=2)
     assert split.convolution_ms == 6.0  # medians of 8, 4 and 6
     assert split.other_ms == 3.0  # of 3.5, 1 and 3
     assert split.top_other == [("aten::avg_pool2d", 2.0, 4), ("_OctConvTrainBackward", 0.0, 1)]
+    assert split.faults == 7
 
 
-def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool) -> None:
+def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool, monkeypatch) -> None:
+    tool = load_tool("bench_models")
+    count = 0
+
+    def faults() -> int:  # one fault per reading, a thousand while the profiler records
+        nonlocal count
+        count += 1000 if torch.autograd._profiler_enabled() else 1
+        return count
+
+    monkeypatch.setattr(tool, "minor_faults", faults)
+    out = tmp_path / "bench.md"
     argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 1 --threads 2"
-    text = _appended(load_tool, tmp_path, argv + " --ops")
+    assert tool.main([*argv.split(), "--ops", "--append", str(out)]) == 0
+    text = out.read_text()
     rows = {}
     for line in text.splitlines():
         if line.startswith(("| inference: ", "| training step: ")):
@@ -108,10 +120,17 @@ def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool) -> None:
     assert list(rows) == [
         "inference: convolutions",
         "inference: other operators",
+        "inference: minor page faults per profiled call",
         "training step: convolutions",
         "training step: other operators",
+        "training step: minor page faults per profiled call",
     ]
-    assert all(t > 0 for pair in rows.values() for t in pair)
+    assert all(t > 0 for name, pair in rows.items() if "faults" not in name for t in pair)
+    # a profiled inference reads the count twice, a profiled training step four times (its own
+    # two readings inside); the timed steps' row counts the timed steps only, not the profiled
+    assert rows["inference: minor page faults per profiled call"] == [1000, 1000]
+    assert rows["training step: minor page faults per profiled call"] == [3000, 3000]
+    assert "| minor page faults per training step | 1 | 1 | | |" in text
     # the octave passes show among the octave model's other operators
     assert "training step, largest other operators: " in text and "avg_pool2d" in text
 
