@@ -4,7 +4,10 @@ For a registered model and a clip shape this times inference (batch ``--batch``)
 step (forward, loss, backward, SGD step; batch ``--train-batch``) of the octave model and of the
 same network at alpha 0, alternating the two on every repeat so that machine noise hits both
 alike, and reports medians and ratios beside the FLOPs ratio (fvcore) and the analytic
-activation-memory ratio (the OctConv3d outputs of one sample). All inference repeats run before
+activation-memory ratio (the OctConv3d outputs of one sample). Below the table, the ratio of
+each round (the two models' calls back to back) is summarised by its median and range: on a
+shared machine a ratio of medians can move by 10% between runs, and the range shows whether a
+result is clear of a target or within that noise. All inference repeats run before
 the training steps, on fixed weights as in deployment: after a training step the next inference
 folds the batch norms and packs the weights again.
 
@@ -21,7 +24,9 @@ which stages are worth an octave (alpha can be set per stage).
 models (``torch.profiler``, interleaved) and splits their operators' own time into convolutions
 (forward and backward) and everything else (the training step's other operators include the SGD
 step, as the timed step does): whether the octave model's convolutions keep their FLOPs share,
-and which added passes (pooling, concatenation, upsample-add) cost what.
+and which added passes (pooling, concatenation, upsample-add) cost what. The profiled calls'
+page faults are printed with the split: the profiler's own allocations can make a call fault
+where the timed ones do not, and the faulting time lands in whichever operator touched the page.
 
 ``--baseline pytorchvideo`` adds PyTorchVideo's zoo network of the same name
 (``pytorchvideo.models.hub``, plain ``nn.Conv3d`` layers), timed interleaved with the other two,
@@ -50,7 +55,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -76,6 +81,8 @@ class Measured:
     stage_ms: dict[str, float] | None = None  # --stages: eager inference time of each stage
     stage_gflops: dict[str, float] | None = None
     ops: dict[str, OpSplit] | None = None  # --ops: "inference" / "training step" profiles
+    infer_runs: list[float] = field(default_factory=list)  # ms of each timed round, in order
+    train_runs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -388,6 +395,8 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     return [
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
+            infer_runs=[t * 1e3 for t in infer[k]],
+            train_runs=[t * 1e3 for t in train[k]],
             train_ms=statistics.median(train[k]) * 1e3 if train[k] else float("nan"),
             train_faults=statistics.median(faults[k]) if faults[k] else None,
             saved_mb=memories[k][0],
@@ -460,6 +469,8 @@ def report(
         f"| activations saved for backward, MB (train batch) | {van.saved_mb:.0f} | "
         f"{octm.saved_mb:.0f} | {saved_ratio:.3f} | (vs analytic {mem_ratio:.3f}: "
         f"{saved_ratio - mem_ratio:+.3f}) |",
+        "",
+        *paired_lines(octm, van, "octave / alpha 0", args.skip_train),
     ]
     if base is not None:
         lines += [
@@ -484,6 +495,7 @@ def report(
             f"| activations saved for backward, MB | {base.saved_mb:.0f} | {van.saved_mb:.0f} | "
             f"{van.saved_mb / base.saved_mb:.3f} | |"
         )
+        lines += ["", *paired_lines(van, base, "alpha 0 / PyTorchVideo", args.skip_train)]
     if octm.cuda_peak_mb is not None and van.cuda_peak_mb is not None:
         lines.append(
             f"| CUDA peak during step, MB | {van.cuda_peak_mb:.0f} | {octm.cuda_peak_mb:.0f} | "
@@ -494,6 +506,26 @@ def report(
     if octm.ops is not None and van.ops is not None:
         lines += ["", *ops_table(octm, van, flops_ratio)]
     return "\n".join(lines)
+
+
+def paired_ratios(a: list[float], b: list[float]) -> list[float]:
+    """``a[i] / b[i]``: the two models' times within each interleaved round."""
+    return [x / y for x, y in zip(a, b, strict=True)]
+
+
+def paired_lines(num: Measured, den: Measured, label: str, skip_train: bool) -> list[str]:
+    """Each round's ratio (the two models timed back to back, so a slow spell of the machine
+    slows both): median and range, to show how far a ratio of medians can be trusted."""
+    lines = []
+    kinds = [("inference", num.infer_runs, den.infer_runs)]
+    kinds += [] if skip_train else [("training step", num.train_runs, den.train_runs)]
+    for kind, a, b in kinds:
+        ratios = paired_ratios(a, b)
+        lines.append(
+            f"{label}, {kind}, per round: median {statistics.median(ratios):.3f}, range "
+            f"{min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} rounds."
+        )
+    return lines
 
 
 def ops_table(octm: Measured, van: Measured, flops_ratio: float) -> list[str]:

@@ -39,6 +39,34 @@ def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
     assert "activations saved for backward" in text
     assert text.count("| minor page faults per training step |") == 2  # octave pair, baseline
     assert "malloc: freed memory kept" in text or "malloc: the environment's own" in text
+    for label in ("octave / alpha 0", "alpha 0 / PyTorchVideo"):
+        for kind in ("inference", "training step"):
+            assert f"{label}, {kind}, per round: median " in text
+
+
+def test_paired_lines_give_each_rounds_ratio(load_tool) -> None:
+    tool = load_tool("bench_models")
+
+    def measured(infer: list[float], train: list[float]):
+        return tool.Measured(
+            infer_ms=0.0,
+            train_ms=0.0,
+            train_faults=None,
+            saved_mb=1.0,
+            cuda_peak_mb=None,
+            gflops=1.0,
+            analytic_mem=1,
+            infer_runs=infer,
+            train_runs=train,
+        )
+
+    # the second round ran in a slow spell for the octave model only
+    octm, van = measured([80, 100, 90], [50, 70, 60]), measured([100, 100, 120], [100, 100, 100])
+    assert tool.paired_lines(octm, van, "oct / van", skip_train=False) == [
+        "oct / van, inference, per round: median 0.800, range 0.750-1.000 over 3 rounds.",
+        "oct / van, training step, per round: median 0.600, range 0.500-0.700 over 3 rounds.",
+    ]
+    assert len(tool.paired_lines(octm, van, "x", skip_train=True)) == 1
 
 
 def test_stage_table_sums_to_the_model(tmp_path: Path, load_tool) -> None:
