@@ -23,6 +23,7 @@ from octvideo.ops.pair import (
     OctPair,
     _capturing,
     as_pair,
+    avg_pool3d,
     downsample,
     fit_low,
     low_channels,
@@ -131,7 +132,7 @@ class OctPool3d(nn.Module):
     def _pool(self, x: Tensor, ceil_mode: bool) -> Tensor:
         if self.mode == "max":
             return max_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
-        return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
+        return avg_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         if not isinstance(x, OctPair):

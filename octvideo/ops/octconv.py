@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from octvideo.ops.pair import (
     Octave,
     OctPair,
+    _pools_in_float32,
     _Size3,
     _triple,
     as_pair,
@@ -295,7 +296,7 @@ class OctConv3d(nn.Module):
         """``_forward_fast`` when autograd records and the layer has a cross path: the layer is
         one autograd node (``_OctConvTrain``), L->L inside it where the layer is not grouped."""
         merged = w.ll is not None and w.hl is not None and self.groups == 1
-        y = _OctConvTrain.apply(
+        args = [
             x_h,
             x_l,
             w.hh,
@@ -304,8 +305,18 @@ class OctConv3d(nn.Module):
             w.ll if merged else None,
             w.bias_h,
             w.bias_l if merged or w.ll is None else None,
-            self,
-        )
+        ]
+        device = x_h.device.type
+        if torch.is_autocast_enabled(device):
+            # As autocast treats a convolution: its inputs cast to the autocast dtype (the casts
+            # differentiable, outside the node), the node itself run without autocast, so that its
+            # backward, which autocast does not cover, sees the dtypes its forward saw.
+            dtype = torch.get_autocast_dtype(device)
+            args = [None if t is None else t.to(dtype) for t in args]
+            with torch.autocast(device, enabled=False):
+                y = _OctConvTrain.apply(*args, self)
+        else:
+            y = _OctConvTrain.apply(*args, self)
         y_h, y_l = (y, None) if w.hl is None else y
         if w.ll is not None and not merged:  # grouped: cat(pool(X_H), X_L) would mix groups
             y_ll = _conv(self, x_l, w.ll, w.bias_l)
@@ -615,6 +626,7 @@ def _packable(x: Tensor, weight: Tensor) -> bool:
     return (
         x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")  # the packed call would bypass its casts
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
     )
@@ -804,6 +816,11 @@ def _downsample_backward(grad: Tensor, x: Tensor, factor: Octave) -> Tensor:
         out = torch.ops.aten.avg_pool2d_backward(g2, x2, k, k, [0, 0], True, True, None)
         return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
     k3 = list(factor)
+    if _pools_in_float32(grad):  # no CPU kernel for float16 / bfloat16, as in ``avg_pool3d``
+        g32 = torch.ops.aten.avg_pool3d_backward(
+            grad.float(), x.float(), k3, k3, [0, 0, 0], True, True, None
+        )
+        return g32.to(grad.dtype)
     return torch.ops.aten.avg_pool3d_backward(grad, x, k3, k3, [0, 0, 0], True, True, None)
 
 

@@ -103,6 +103,32 @@ def low_size(size: tuple[int, ...], octave: Octave) -> tuple[int, int, int]:
     return (-(-t // octave[0]), -(-h // octave[1]), -(-w // octave[2]))
 
 
+# Dtypes for which PyTorch has no CPU avg_pool3d kernel (torch 2.14: "avg_pool3d_out_frame" not
+# implemented for 'BFloat16' / 'Half'); avg_pool2d, max_pool3d and convolutions have one.
+_NO_CPU_AVG_POOL3D = (torch.float16, torch.bfloat16)
+
+
+def _pools_in_float32(x: Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in _NO_CPU_AVG_POOL3D
+
+
+def avg_pool3d(
+    x: Tensor,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    padding: int | Sequence[int] = 0,
+    ceil_mode: bool = False,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """``F.avg_pool3d``; for float16 and bfloat16 on CPU, which it has no kernel for (training with
+    ``trainer.precision=bf16-mixed`` on a CPU), pooled in float32 and rounded back: the same
+    result a kernel in that dtype accumulating in float32 would give."""
+    if _pools_in_float32(x):
+        y = F.avg_pool3d(x.float(), kernel_size, stride, padding, ceil_mode, True, divisor_override)
+        return y.to(x.dtype)
+    return F.avg_pool3d(x, kernel_size, stride, padding, ceil_mode, True, divisor_override)
+
+
 def downsample(
     x: Tensor, factor: tuple[int, int, int], divisor_override: int | None = None
 ) -> Tensor:
@@ -121,7 +147,7 @@ def downsample(
         k = factor[1:]
         y2 = F.avg_pool2d(x2, k, k, ceil_mode=True, divisor_override=divisor_override)
         return y2.reshape(b, t, c, *y2.shape[-2:]).permute(0, 2, 1, 3, 4)
-    return F.avg_pool3d(x, factor, factor, ceil_mode=True, divisor_override=divisor_override)
+    return avg_pool3d(x, factor, factor, ceil_mode=True, divisor_override=divisor_override)
 
 
 def max_pool3d(
