@@ -38,6 +38,7 @@ from octvideo.engine.checkpoint import (
 )
 from octvideo.engine.evaluate import summarize, write_report
 from octvideo.engine.module import NonFiniteLoss, VideoClassifier
+from octvideo.models.cost import total_gflops
 
 logger = logging.getLogger(__name__)
 
@@ -358,20 +359,6 @@ def _view_input(cfg: RunConfig) -> torch.Tensor | list[torch.Tensor]:
     return [clip[:, :, :: d.slowfast_alpha], clip]
 
 
-def count_gflops(model: torch.nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> float:
-    """Multiply-adds of one forward pass in G (fvcore's convention, as the paper reports)."""
-    from fvcore.nn import FlopCountAnalysis
-
-    was_training = model.training
-    model.eval()
-    try:
-        analysis = FlopCountAnalysis(model, (clip,))
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return analysis.total() / 1e9
-    finally:
-        model.train(was_training)
-
-
 def run_test(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -433,9 +420,10 @@ def run_test(
         "aggregation": "mean of softmax over views",
     }
     if cfg.test.count_flops:
-        gflops = count_gflops(model, _view_input(cfg))
-        protocol["gflops_per_view"] = round(gflops, 4)
-        protocol["gflops_total"] = round(gflops * protocol["views"], 4)
+        gflops = total_gflops(model, _view_input(cfg))
+        # four significant digits: a small model's count would round to 0.0 at four decimals
+        protocol["gflops_per_view"] = float(f"{gflops:.4g}")
+        protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")
         protocol["gflops"] = f"{gflops:.2f} x {protocol['views']} views at {d.test_crop_size}"
     if not trainer.is_global_zero:
         return TestResult(out_dir=out_dir, metrics=summarize(views), files={})

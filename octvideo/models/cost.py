@@ -71,7 +71,7 @@ def measure_cost(model: nn.Module, frames: int = 8, size: int = 224) -> ModelCos
         frames: clip length.
         size: spatial crop.
     """
-    by_op = _analysis(model, frames, size, lambda a: a.by_operator())
+    by_op = _analysis(model, example_input(model, frames, size), lambda a: a.by_operator())
     logging.getLogger(__name__).debug("fvcore counts by operator: %s", by_op)
     conv_fc = sum(v for k, v in by_op.items() if _op_key(k) in _CONV_FC_OPS)
     attention = sum(v for k, v in by_op.items() if _op_key(k) in _ATTENTION_OPS)
@@ -83,24 +83,43 @@ def module_gflops(
 ) -> dict[str, float]:
     """Convolution and classifier multiply-adds (1e9, as ``measure_cost`` counts them) of one
     view inside each named submodule (``"res2"``, ``"head"``, ...); 0 for one that runs none."""
-    by_module = _analysis(model, frames, size, lambda a: a.by_module_and_operator())
+    clip = example_input(model, frames, size)
+    by_module = _analysis(model, clip, lambda a: a.by_module_and_operator())
     return {
         n: sum(v for k, v in by_module.get(n, {}).items() if _op_key(k) in _CONV_FC_OPS) / 1e9
         for n in names
     }
 
 
-def _analysis(model: nn.Module, frames: int, size: int, read: Callable[[object], T]) -> T:
-    """``read`` of fvcore's count of one zero view through ``model`` in eval mode."""
+def total_gflops(model: nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> float:
+    """Every multiply-add fvcore counts in one forward of ``clip`` (1e9, the paper's convention;
+    normalisation layers included, unlike ``measure_cost``)."""
+    return _analysis(model, clip, lambda a: a.total()) / 1e9
+
+
+def _analysis(
+    model: nn.Module, clip: torch.Tensor | list[torch.Tensor], read: Callable[[object], T]
+) -> T:
+    """``read`` of fvcore's count of one forward of ``clip`` through ``model`` in eval mode.
+
+    Autograd is off: a channels-last octave layer that records gradients runs as one autograd
+    node, which the trace shows as an opaque Python op whose convolutions fvcore cannot count.
+    The clip takes the model's parameter dtype and device (a bfloat16 model after a bf16-true
+    run, a model on a GPU).
+    """
     from fvcore.nn import FlopCountAnalysis
 
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is not None:
+        clips = [clip] if isinstance(clip, torch.Tensor) else clip
+        clips = [c.to(device=param.device, dtype=param.dtype) for c in clips]
+        clip = clips[0] if isinstance(clip, torch.Tensor) else clips
     was_training = model.training
     model.eval()
-    inputs = example_input(model, frames, size)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
-            analysis = FlopCountAnalysis(model, (inputs,))
+            analysis = FlopCountAnalysis(model, (clip,))
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             return read(analysis)
     finally:

@@ -13,8 +13,11 @@ import torch
 
 from octvideo import cli
 from octvideo.cli import UsageError
+from octvideo.config import load_config
+from octvideo.engine.build import build_model
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
 from octvideo.engine.run import resolve_resume, run_test, run_train
+from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
 from tests.engine.conftest import tiny_overrides
 
@@ -140,8 +143,13 @@ def test_test_command_writes_the_report(trained, capsys):
     summary = json.loads((report / "summary.json").read_text())
     m, protocol = summary["metrics"], summary["protocol"]
     assert (protocol["temporal_clips"], protocol["spatial_crops"], protocol["views"]) == (2, 1, 2)
-    assert protocol["crop_size"] == 32 and protocol["gflops_per_view"] > 0
-    assert protocol["gflops"].endswith("x 2 views at 32")
+    assert protocol["crop_size"] == 32 and protocol["gflops"].endswith("x 2 views at 32")
+    # the model as built, not as the test left it (channels-last, where a layer that records
+    # gradients is one autograd node that fvcore cannot count into)
+    cfg = load_config(trained / "config.yaml")
+    view = torch.zeros(1, 3, cfg.data.num_frames, 32, 32)
+    expected = total_gflops(build_model(cfg.model), view)
+    assert protocol["gflops_per_view"] == pytest.approx(expected, rel=1e-3)
     with (report / "predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 == m["num_videos"]

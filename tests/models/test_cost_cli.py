@@ -4,11 +4,12 @@ reproduces the OctConv paper's Table 8 cost column (multiply-adds) within 3%."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from octvideo.cli import main
 from octvideo.models import create_model
 from octvideo.models.cli import models_table
-from octvideo.models.cost import measure_cost
+from octvideo.models.cost import example_input, measure_cost, total_gflops
 
 # (model, alpha, paper GFLOPs). Which stages carry the octave: one alpha = res2-res4 (res5 and
 # stem vanilla, the official code); four alphas = res2-res5 (the only layout that fits 22.1 and
@@ -34,6 +35,26 @@ PAPER = [
 def test_paper_cost(name: str, alpha: float, paper: float) -> None:
     cost = measure_cost(create_model(name, alpha=alpha), frames=8, size=224)
     assert abs(cost.gflops - paper) / paper < 0.03, cost
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [("i3d_r18", {"width": 8}), pytest.param("slowfast_r50", {}, marks=pytest.mark.heavy)],
+)
+def test_count_does_not_depend_on_layout_dtype_or_mode(name: str, extra: dict) -> None:
+    """A model left channels-last, in bfloat16 or in training mode (as a run leaves it) counts
+    what a fresh one does: channels-last training layers run as one autograd node, which fvcore
+    cannot see into, and a float32 clip would not run through a bfloat16 model at all."""
+    fresh = create_model(name, alpha=0.25, num_classes=6, **extra)
+    clip = example_input(fresh, 2, 32)
+    expected = total_gflops(fresh, clip)
+    assert expected > 0
+    for dtype in (torch.float32, torch.bfloat16):
+        for fmt in (torch.contiguous_format, torch.channels_last_3d):
+            model = create_model(name, alpha=0.25, num_classes=6, **extra).to(dtype=dtype)
+            model.to(memory_format=fmt).train()
+            assert total_gflops(model, clip) == pytest.approx(expected, rel=1e-9), (dtype, fmt)
+            assert model.training  # the mode is given back
 
 
 def test_models_table_rows() -> None:
