@@ -3,6 +3,7 @@ precision. Models receive plain keyword arguments, never a config object."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -145,11 +146,75 @@ def _converted_state(model: nn.Module, checkpoint: dict, kind: str) -> dict[str,
     raise ConfigError(f"model.pretrained_kind: unknown kind {kind!r}")
 
 
+def _on_gpu(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     """``"auto"``: bf16-mixed on a GPU that has bf16, 16-mixed on other GPUs, 32-true on CPU."""
     if precision != "auto":
         return precision
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if not on_gpu:
+    if not _on_gpu(accelerator):
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def check_training_precision(precision: str, accelerator: str) -> None:
+    """Refuses bfloat16 training on a CPU whose PyTorch gets bfloat16 3D-convolution weight
+    gradients wrong.
+
+    PyTorch 2.14 (oneDNN 3.12) on an AVX-512 CPU returns NaN, inf or unrelated values for the
+    weight gradient of a bfloat16 3D convolution over a 2-frame map with a temporal kernel of 3
+    or more (the stem's 5x7x7 too), while its forward pass, its input gradient and float16 /
+    float32 are right. Video ResNets meet 2-frame maps at short clips and in the low group of the
+    temporal octave. A few such cases are checked against float32 once per process, so a PyTorch
+    without the fault is let through.
+
+    Raises:
+        ConfigError: bf16-mixed or bf16-true on a CPU where the check fails.
+    """
+    precision = resolve_precision(precision, accelerator)
+    if not precision.startswith("bf16") or _on_gpu(accelerator) or _cpu_bf16_weight_grads_ok():
+        return
+    raise ConfigError(
+        f"trainer.precision={precision} on a CPU: this PyTorch ({torch.__version__}) computes "
+        "wrong bfloat16 weight gradients for 3D convolutions over 2-frame feature maps (NaN or "
+        "unrelated values; checked against float32), which short clips and the temporal octave "
+        "produce; train with trainer.precision=32-true on a CPU (testing and prediction in "
+        "bfloat16 are not affected)"
+    )
+
+
+@functools.cache
+def _cpu_bf16_weight_grads_ok() -> bool:
+    """Whether bfloat16 3D-convolution weight gradients on this CPU match float32 on
+    ``_bf16_probes()`` (2-frame maps, temporal kernels of 3: the cases PyTorch 2.14 gets wrong)."""
+    for g, x, w in _bf16_probes():
+        want, got = (
+            _conv3d_weight_grad(g, x, w, dtype) for dtype in (torch.float32, torch.bfloat16)
+        )
+        if not bool(torch.isfinite(got).all()) or (got - want).norm() > 0.05 * want.norm():
+            return False
+    return True
+
+
+def _bf16_probes() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(output gradient, input, weight) of three small 2-frame 3D convolutions."""
+    generator = torch.Generator().manual_seed(0)
+    probes = []
+    for c_in, c_out, kernel in ((64, 64, (3, 1, 1)), (16, 8, (3, 3, 3)), (8, 64, (3, 3, 3))):
+        x = torch.randn(2, c_in, 2, 8, 8, generator=generator)
+        w = torch.randn(c_out, c_in, *kernel, generator=generator) / (c_in * 3) ** 0.5
+        g = torch.randn(2, c_out, 2, 8, 8, generator=generator)
+        probes.append((g, x, w))
+    return probes
+
+
+def _conv3d_weight_grad(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor, dtype) -> torch.Tensor:
+    """Weight gradient of a stride-1, "same"-padded 3D convolution, computed in ``dtype``."""
+    padding = [k // 2 for k in w.shape[2:]]
+    grads = torch.ops.aten.convolution_backward(
+        g.to(dtype), x.to(dtype), w.to(dtype), None, [1, 1, 1], padding, [1, 1, 1],
+        False, [0, 0, 0], 1, [False, True, False],
+    )  # fmt: skip
+    return grads[1].double()

@@ -88,7 +88,8 @@ def parameter_digest(module: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for name, param in module.named_parameters():
         digest.update(name.encode())
-        digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+        # as bytes: numpy has no bfloat16
+        digest.update(param.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 

@@ -27,7 +27,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from octvideo import __version__
 from octvideo.cli import RunStopped, UsageError
 from octvideo.config import ConfigError, RunConfig, load_config, save_config, to_dict
-from octvideo.engine.build import build_model, check_clip, resolve_precision
+from octvideo.engine.build import (
+    build_model,
+    check_clip,
+    check_training_precision,
+    resolve_precision,
+)
 from octvideo.engine.callbacks import ReplicaCheck, TrainingCurves
 from octvideo.engine.checkpoint import (
     AtomicCheckpointIO,
@@ -282,6 +287,7 @@ def run_train(
     run_dir = run_dir_of(cfg)
     ckpt_dir = run_dir / "checkpoints"
     check_clip(cfg.model, cfg.data, (cfg.data.train_crop_size, cfg.data.val_crop_size))
+    check_training_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     check_output_dir(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
