@@ -180,8 +180,8 @@ def check_training_precision(precision: str, accelerator: str) -> None:
         f"trainer.precision={precision} on a CPU: this PyTorch ({torch.__version__}) computes "
         "wrong bfloat16 weight gradients for 3D convolutions over 2-frame feature maps (NaN or "
         "unrelated values; checked against float32), which short clips and the temporal octave "
-        "produce; train with trainer.precision=32-true on a CPU (testing and prediction in "
-        "bfloat16 are not affected)"
+        "produce; train with trainer.precision=32-true on a CPU (testing in bfloat16, forward "
+        "only, is not affected)"
     )
 
 

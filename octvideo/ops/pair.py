@@ -120,9 +120,9 @@ def avg_pool3d(
     ceil_mode: bool = False,
     divisor_override: int | None = None,
 ) -> Tensor:
-    """``F.avg_pool3d``; for float16 and bfloat16 on CPU, which it has no kernel for (training with
-    ``trainer.precision=bf16-mixed`` on a CPU), pooled in float32 and rounded back: the same
-    result a kernel in that dtype accumulating in float32 would give."""
+    """``F.avg_pool3d``; for float16 and bfloat16 on CPU, which it has no kernel for (a model in
+    ``trainer.precision=bf16-true``, or the plain layout under autocast), pooled in float32 and
+    rounded back: what a kernel in that dtype accumulating in float32 would give."""
     if _pools_in_float32(x):
         y = F.avg_pool3d(x.float(), kernel_size, stride, padding, ceil_mode, True, divisor_override)
         return y.to(x.dtype)
