@@ -430,7 +430,7 @@ def run_test(
         # four significant digits: a small model's count would round to 0.0 at four decimals
         protocol["gflops_per_view"] = float(f"{gflops:.4g}")
         protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")
-        protocol["gflops"] = f"{gflops:.2f} x {protocol['views']} views at {d.test_crop_size}"
+        protocol["gflops"] = f"{gflops:.4g} x {protocol['views']} views at {d.test_crop_size}"
     if not trainer.is_global_zero:
         return TestResult(out_dir=out_dir, metrics=summarize(views), files={})
     test_dataset = datamodule.test_dataset

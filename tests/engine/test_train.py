@@ -150,6 +150,7 @@ def test_test_command_writes_the_report(trained, capsys):
     view = torch.zeros(1, 3, cfg.data.num_frames, 32, 32)
     expected = total_gflops(build_model(cfg.model), view)
     assert protocol["gflops_per_view"] == pytest.approx(expected, rel=1e-3)
+    assert protocol["gflops"] == f"{protocol['gflops_per_view']:.4g} x 2 views at 32"
     with (report / "predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 == m["num_videos"]
