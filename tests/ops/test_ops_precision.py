@@ -91,7 +91,9 @@ def test_model_inference_under_cpu_autocast(channels_last) -> None:
 
 def test_model_trains_in_bfloat16() -> None:
     """A whole bfloat16 model (``bf16-true``), channels-last and not: the pooling of the plain
-    layout and of the temporal octave has no bfloat16 CPU kernel of its own."""
+    layout and of the temporal octave has no bfloat16 CPU kernel of its own. Gradients are
+    checked for presence and dtype, not value: this 4-frame clip reaches 2-frame maps, where
+    PyTorch 2.14's bfloat16 CPU weight gradients are wrong (``check_training_precision``)."""
     torch.manual_seed(0)
     for octave in ((1, 2, 2), (2, 2, 2)):
         for fmt in (torch.contiguous_format, CL):
