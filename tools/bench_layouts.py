@@ -3,7 +3,8 @@ memory, interleaved in one run: the measurement behind ``trainer.memory_format: 
 
 For each alpha the same weights run in both layouts; every repeat times each (alpha, layout) once,
 in alternating order, inference repeats first (fixed weights), then training steps (forward, loss,
-backward, SGD step). Medians, and the channels-last / contiguous ratio per alpha. On CUDA
+backward, SGD step). Medians, and the channels-last / contiguous ratio per alpha, then each
+round's own ratio as a median and a range (the machine's noise, as in ``bench_models``). On CUDA
 (``--device cuda``, ``tools/bench_gpu.sh``) this is what decides whether ``auto`` should pick
 channels-last there too.
 
@@ -19,7 +20,14 @@ import time
 from pathlib import Path
 
 import torch
-from bench_models import DTYPES, _sync, _to_device, append_table  # tools/ is the script's path
+from bench_models import (  # tools/ is the script's path
+    DTYPES,
+    _sync,
+    _to_device,
+    append_table,
+    paired_ratios,
+    per_round_line,
+)
 from torch import nn
 
 from octvideo import allocator
@@ -66,18 +74,23 @@ class Case:
         return time.perf_counter() - start
 
 
-def interleaved(cases: list[Case], run, repeats: int) -> list[float]:
-    """Median seconds of ``run(case)`` per case, the order reversed on every other repeat."""
+def interleaved(cases: list[Case], run, repeats: int) -> list[list[float]]:
+    """Milliseconds of ``run(case)`` in each round, per case, the order reversed on every other
+    round."""
     times: list[list[float]] = [[] for _ in cases]
     for i in range(repeats):
         order = range(len(cases)) if i % 2 == 0 else reversed(range(len(cases)))
         for k in order:
-            times[k].append(run(cases[k]))
-    return [statistics.median(t) for t in times]
+            times[k].append(run(cases[k]) * 1e3)
+    return times
 
 
-def measure(args: argparse.Namespace) -> list[tuple[float, str, float, float]]:
-    """(alpha, layout, inference ms, training-step ms) for every alpha and layout."""
+Row = tuple[float, str, list[float], list[float]]
+
+
+def measure(args: argparse.Namespace) -> list[Row]:
+    """(alpha, layout, inference ms per round, training-step ms per round) for every alpha and
+    layout."""
     keys, cases = [], []
     for alpha in args.alphas:
         torch.manual_seed(0)
@@ -93,10 +106,10 @@ def measure(args: argparse.Namespace) -> list[tuple[float, str, float, float]]:
             case.infer()
     infer = interleaved(cases, Case.infer, args.repeats)
     train = interleaved(cases, Case.train_step, args.repeats)
-    return [(a, n, i * 1e3, t * 1e3) for (a, n), i, t in zip(keys, infer, train, strict=True)]
+    return [(a, n, i, t) for (a, n), i, t in zip(keys, infer, train, strict=True)]
 
 
-def report(args: argparse.Namespace, rows: list[tuple[float, str, float, float]]) -> str:
+def report(args: argparse.Namespace, rows: list[Row]) -> str:
     lines = [
         f"{args.model}, clip {args.frames}x{args.size}x{args.size}, batch {args.batch} (training "
         f"step {args.train_batch}), {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
@@ -106,13 +119,21 @@ def report(args: argparse.Namespace, rows: list[tuple[float, str, float, float]]
         "| --- | --- | --- | --- | --- | --- |",
     ]
     by_key = {(a, n): (i, t) for a, n, i, t in rows}
+    med = statistics.median
+    rounds = []
     for alpha, name, infer_ms, train_ms in rows:
         ratios = "| | |"
         if name == "channels-last":
             base_i, base_t = by_key[(alpha, "contiguous")]
-            ratios = f"| {infer_ms / base_i:.3f} | {train_ms / base_t:.3f} |"
-        lines.append(f"| {alpha} | {name} | {infer_ms:.1f} | {train_ms:.1f} {ratios}")
-    return "\n".join(lines)
+            ratios = f"| {med(infer_ms) / med(base_i):.3f} | {med(train_ms) / med(base_t):.3f} |"
+            for kind, a, b in (
+                ("inference", infer_ms, base_i),
+                ("training step", train_ms, base_t),
+            ):
+                label = f"alpha {alpha}, channels-last / contiguous, {kind}"
+                rounds.append(per_round_line(label, paired_ratios(a, b)))
+        lines.append(f"| {alpha} | {name} | {med(infer_ms):.1f} | {med(train_ms):.1f} {ratios}")
+    return "\n".join([*lines, "", *rounds])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -516,16 +516,17 @@ def paired_ratios(a: list[float], b: list[float]) -> list[float]:
 def paired_lines(num: Measured, den: Measured, label: str, skip_train: bool) -> list[str]:
     """Each round's ratio (the two models timed back to back, so a slow spell of the machine
     slows both): median and range, to show how far a ratio of medians can be trusted."""
-    lines = []
     kinds = [("inference", num.infer_runs, den.infer_runs)]
     kinds += [] if skip_train else [("training step", num.train_runs, den.train_runs)]
-    for kind, a, b in kinds:
-        ratios = paired_ratios(a, b)
-        lines.append(
-            f"{label}, {kind}, per round: median {statistics.median(ratios):.3f}, range "
-            f"{min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} rounds."
-        )
-    return lines
+    return [per_round_line(f"{label}, {kind}", paired_ratios(a, b)) for kind, a, b in kinds]
+
+
+def per_round_line(label: str, ratios: list[float]) -> str:
+    """``label``, then the rounds' ratios as a median and a range."""
+    return (
+        f"{label}, per round: median {statistics.median(ratios):.3f}, range "
+        f"{min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} rounds."
+    )
 
 
 def ops_table(octm: Measured, van: Measured, flops_ratio: float) -> list[str]:

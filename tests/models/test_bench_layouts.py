@@ -43,3 +43,8 @@ def test_tiny_run_reports_both_layouts_and_ratios(load_tool, capsys, tmp_path) -
         # the ratio is of unrounded medians; the printed times are rounded to 0.1 ms
         assert float(last[4]) == pytest.approx(float(last[2]) / float(contiguous[2]), rel=0.05)
         assert contiguous[4:] == ["", ""] and float(last[5]) > 0
+    for alpha in ("0.5", "0.0"):  # each round's own ratio, per alpha and kind
+        for kind in ("inference", "training step"):
+            prefix = f"alpha {alpha}, channels-last / contiguous, {kind}, per round: median "
+            line = next(ln for ln in printed.splitlines() if ln.startswith(prefix))
+            assert line.endswith("over 2 rounds.")
