@@ -146,7 +146,8 @@ def _converted_state(model: nn.Module, checkpoint: dict, kind: str) -> dict[str,
     raise ConfigError(f"model.pretrained_kind: unknown kind {kind!r}")
 
 
-def _on_gpu(accelerator: str) -> bool:
+def on_gpu(accelerator: str) -> bool:
+    """Whether ``trainer.accelerator`` runs on GPUs (``"auto"``: where CUDA is available)."""
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
@@ -154,7 +155,7 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     """``"auto"``: bf16-mixed on a GPU that has bf16, 16-mixed on other GPUs, 32-true on CPU."""
     if precision != "auto":
         return precision
-    if not _on_gpu(accelerator):
+    if not on_gpu(accelerator):
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
@@ -174,7 +175,7 @@ def check_training_precision(precision: str, accelerator: str) -> None:
         ConfigError: bf16-mixed or bf16-true on a CPU where the check fails.
     """
     precision = resolve_precision(precision, accelerator)
-    if not precision.startswith("bf16") or _on_gpu(accelerator) or _cpu_bf16_weight_grads_ok():
+    if not precision.startswith("bf16") or on_gpu(accelerator) or _cpu_bf16_weight_grads_ok():
         return
     raise ConfigError(
         f"trainer.precision={precision} on a CPU: this PyTorch ({torch.__version__}) computes "

@@ -31,6 +31,7 @@ from octvideo.engine.build import (
     build_model,
     check_clip,
     check_training_precision,
+    on_gpu,
     resolve_precision,
 )
 from octvideo.engine.callbacks import ReplicaCheck, TrainingCurves
@@ -131,10 +132,7 @@ def _trainer(
 ) -> L.Trainer:
     t = cfg.trainer
     precision = resolve_precision(t.precision, t.accelerator)
-    on_gpu = t.accelerator in ("gpu", "cuda") or (
-        t.accelerator == "auto" and torch.cuda.is_available()
-    )
-    if t.sync_batchnorm and not on_gpu:
+    if t.sync_batchnorm and not on_gpu(t.accelerator):
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm is CUDA-only)"
         )

@@ -111,9 +111,8 @@ def _analysis(
 
     param = next((p for p in model.parameters() if p.is_floating_point()), None)
     if param is not None:
-        clips = [clip] if isinstance(clip, torch.Tensor) else clip
-        clips = [c.to(device=param.device, dtype=param.dtype) for c in clips]
-        clip = clips[0] if isinstance(clip, torch.Tensor) else clips
+        to = {"device": param.device, "dtype": param.dtype}
+        clip = [c.to(**to) for c in clip] if isinstance(clip, (list, tuple)) else clip.to(**to)
     was_training = model.training
     model.eval()
     try:

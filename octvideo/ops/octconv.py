@@ -27,6 +27,7 @@ from octvideo.ops.pair import (
     low_channels,
     low_size,
     normalize_octave,
+    pool_factor,
     unpair,
     upsample,
 )
@@ -792,7 +793,7 @@ def _add_pool_backward(
     place on ``grad`` through a broadcast view where every size divides evenly (each cell's
     share is ``pooled_grad / cell size``), else through ``_downsample_backward``."""
     b, c, t, h, w = x.shape
-    factor = tuple(f if s > 1 else 1 for f, s in zip(octave, (t, h, w), strict=True))
+    factor = pool_factor(octave, (t, h, w))
     ot, oh, ow = factor
     if grad is None or t % ot or h % oh or w % ow:
         pool_grad = _downsample_backward(pooled_grad, x, octave)
@@ -805,7 +806,7 @@ def _add_pool_backward(
 def _downsample_backward(grad: Tensor, x: Tensor, factor: Octave) -> Tensor:
     """Gradient of ``downsample(x, factor)`` for the output gradient ``grad``, without autograd
     (so that torch.compile can trace the backward that calls it)."""
-    factor = tuple(f if s > 1 else 1 for f, s in zip(factor, x.shape[-3:], strict=True))
+    factor = pool_factor(factor, x.shape[-3:])
     if factor == (1, 1, 1):
         return grad
     if factor[0] == 1 and is_channels_last(x):  # downsample's 2D path on (B*T, C, H, W) views

@@ -129,6 +129,12 @@ def avg_pool3d(
     return F.avg_pool3d(x, kernel_size, stride, padding, ceil_mode, True, divisor_override)
 
 
+def pool_factor(factor: Sequence[int], size: Sequence[int]) -> Octave:
+    """``factor`` with 1 along every axis of ``size`` (T, H, W) that is 1: such an axis stays as
+    it is (its ceil-half is 1), which pooling would refuse."""
+    return tuple(f if s > 1 else 1 for f, s in zip(factor, size, strict=True))  # type: ignore[return-value]
+
+
 def downsample(
     x: Tensor, factor: tuple[int, int, int], divisor_override: int | None = None
 ) -> Tensor:
@@ -137,7 +143,7 @@ def downsample(
     An axis of size 1 stays as it is (its ceil-half is 1), which pooling would refuse.
     ``divisor_override=1`` sums each cell instead (the gradient of ``upsample``).
     """
-    factor = tuple(f if s > 1 else 1 for f, s in zip(factor, x.shape[-3:], strict=True))
+    factor = pool_factor(factor, x.shape[-3:])
     if factor == (1, 1, 1):
         return x
     if factor[0] == 1 and is_channels_last(x):
