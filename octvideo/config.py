@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ SCHEDULES = ("cosine", "step")
 NONFINITE = ("stop", "skip")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
+# Metrics the training module logs where higher is better: best.ckpt keeps the maximum
+# (``mode="max"`` in run.py), so a loss or a failure count would keep the worst epoch.
+MONITORS = ("val/top1", "val/top5")
+MAX_SEED = 2**32 - 1  # lightning.seed_everything takes seeds in [0, 2**32 - 1]
 
 
 class ConfigError(UsageError):
@@ -111,20 +116,38 @@ class OptimConfig:
             raise ValueError(
                 f"optim.schedule: {self.schedule!r} is not one of {', '.join(SCHEDULES)}"
             )
-        if self.lr <= 0 or self.lr_reference_batch < 1:
-            raise ValueError("optim.lr must be > 0 and optim.lr_reference_batch >= 1")
-        if self.warmup_epochs < 0 or not 0 < self.warmup_start_factor <= 1:
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"optim.lr must be finite and > 0, got {self.lr}")
+        if self.lr_reference_batch < 1:
             raise ValueError(
-                "optim.warmup_epochs must be >= 0 and optim.warmup_start_factor in (0, 1]"
+                f"optim.lr_reference_batch must be >= 1, got {self.lr_reference_batch}"
             )
+        # SGD's own check is momentum >= 0; 1 or more never forgets a gradient and diverges.
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"optim.momentum must be in [0, 1), got {self.momentum}")
+        # NaN and inf too. A negative weight decay grows the weights: SGD checks its default
+        # but not the values of the parameter groups, which is where this one goes.
+        for name in ("weight_decay", "warmup_epochs", "mixup_alpha", "cutmix_alpha"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"optim.{name} must be finite and >= 0, got {value}")
+        if not 0.0 < self.warmup_start_factor <= 1.0:
+            raise ValueError(
+                f"optim.warmup_start_factor must be in (0, 1], got {self.warmup_start_factor}"
+            )
+        # Shares of the peak lr: below 0 the lr turns negative (gradient ascent), above 1 it grows.
+        if not 0.0 <= self.final_lr_factor <= 1.0:
+            raise ValueError(f"optim.final_lr_factor must be in [0, 1], got {self.final_lr_factor}")
+        if not 0.0 < self.step_gamma <= 1.0:
+            raise ValueError(f"optim.step_gamma must be in (0, 1], got {self.step_gamma}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.mixup_alpha < 0 or self.cutmix_alpha < 0 or not 0.0 <= self.mix_prob <= 1.0:
-            raise ValueError(
-                "optim.mixup_alpha and optim.cutmix_alpha must be >= 0, optim.mix_prob in [0, 1]"
-            )
+        if not 0.0 <= self.mix_prob <= 1.0:
+            raise ValueError(f"optim.mix_prob must be in [0, 1], got {self.mix_prob}")
         if list(self.step_epochs) != sorted(self.step_epochs):
             raise ValueError(f"optim.step_epochs must be increasing, got {list(self.step_epochs)}")
+        if any(e < 0 for e in self.step_epochs):
+            raise ValueError(f"optim.step_epochs must be >= 0, got {list(self.step_epochs)}")
 
 
 @dataclass
@@ -172,10 +195,25 @@ class TrainerConfig:
             )
         if self.devices == 0 or self.devices < -1:
             raise ValueError(f"trainer.devices must be >= 1 or -1 (all), got {self.devices}")
-        if self.gradient_clip_val < 0:
+        if not math.isfinite(self.gradient_clip_val) or self.gradient_clip_val < 0:
             raise ValueError(
-                f"trainer.gradient_clip_val must be >= 0, got {self.gradient_clip_val}"
+                f"trainer.gradient_clip_val must be finite and >= 0, got {self.gradient_clip_val}"
             )
+        if self.check_val_every_n_epoch < 1:
+            raise ValueError(
+                f"trainer.check_val_every_n_epoch must be >= 1, got {self.check_val_every_n_epoch}"
+            )
+        if self.log_every_n_steps < 0:
+            raise ValueError(
+                f"trainer.log_every_n_steps must be >= 0 (0 = never), got {self.log_every_n_steps}"
+            )
+        if self.num_sanity_val_steps < -1:
+            raise ValueError(
+                f"trainer.num_sanity_val_steps must be >= 0 or -1 (all), got "
+                f"{self.num_sanity_val_steps}"
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"trainer.seed must be in [0, {MAX_SEED}], got {self.seed}")
 
 
 @dataclass
@@ -194,10 +232,22 @@ class OutputConfig:
     root: str = "runs"  # run dir = <root>/<name>
     name: str = ""  # "" = the config file's stem
     dir: str = ""  # explicit run dir (wins over root/name; ``--out``)
-    monitor: str = "val/top1"  # metric that decides best.ckpt (higher is better)
+    monitor: str = "val/top1"  # metric that decides best.ckpt (highest): "val/top1" | "val/top5"
     ckpt_every_n_steps: int = 0  # also refresh last.ckpt every N optimiser steps; 0 = per epoch
     tensorboard: bool = True
     plot_curves: bool = True  # training curves PNG at the end of training
+
+    def __post_init__(self) -> None:
+        if self.monitor not in MONITORS:
+            raise ValueError(
+                f"output.monitor: {self.monitor!r} is not one of {', '.join(MONITORS)} "
+                "(best.ckpt keeps the highest value)"
+            )
+        if self.ckpt_every_n_steps < 0:
+            raise ValueError(
+                f"output.ckpt_every_n_steps must be >= 0 (0 = per epoch only), got "
+                f"{self.ckpt_every_n_steps}"
+            )
 
 
 @dataclass

@@ -12,6 +12,7 @@ spatial crops of 256 at short side 256 for testing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 ANNOTATION_FORMATS = ("auto", "lines", "kinetics_csv", "folders")
@@ -75,6 +76,9 @@ class DataConfig:
             "test_crop_size",
             "test_num_clips",
             "batch_size",
+            # used only when num_workers > 0, checked always: a later num_workers=N override
+            # would hand 0 to the DataLoader, whose workers assert prefetch_factor > 0
+            "prefetch_factor",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
@@ -89,6 +93,12 @@ class DataConfig:
                 f"data.train_jitter_scales low end {low} is smaller than data.train_crop_size "
                 f"{self.train_crop_size}: the crop would not fit"
             )
+        if low < self.val_crop_size:
+            # validation clips are resized to short side = the low end (transforms.val_transform)
+            raise ValueError(
+                f"data.train_jitter_scales low end {low} is smaller than data.val_crop_size "
+                f"{self.val_crop_size}: the crop would not fit"
+            )
         if self.test_short_side < self.test_crop_size:
             raise ValueError(
                 f"data.test_short_side {self.test_short_side} is smaller than "
@@ -98,13 +108,20 @@ class DataConfig:
             raise ValueError(f"data.test_num_crops must be 1 or 3, got {self.test_num_crops}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("data.mean and data.std need 3 values each, std > 0")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            raise ValueError(
+                f"data.mean and data.std must be finite, got {tuple(self.mean)}, {tuple(self.std)}"
+            )
         if self.slowfast_alpha is not None and not 1 <= self.slowfast_alpha <= self.num_frames:
             raise ValueError(
                 f"data.slowfast_alpha must be in [1, num_frames={self.num_frames}], "
                 f"got {self.slowfast_alpha}"
             )
-        if self.num_workers < 0 or self.max_retries < 0 or self.decode_short_side == 0:
+        for name in ("num_workers", "max_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.{name} must be >= 0, got {getattr(self, name)}")
+        if self.decode_short_side is not None and self.decode_short_side < 1:
             raise ValueError(
-                "data.num_workers and data.max_retries must be >= 0 and "
-                "data.decode_short_side None or >= 1"
+                f"data.decode_short_side must be null (no resize) or >= 1, got "
+                f"{self.decode_short_side}"
             )
