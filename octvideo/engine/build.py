@@ -172,17 +172,22 @@ def check_training_precision(precision: str, accelerator: str) -> None:
     without the fault is let through.
 
     Raises:
-        ConfigError: bf16-mixed or bf16-true on a CPU where the check fails.
+        ConfigError: bf16-mixed or bf16-true on a CPU where the check fails, and 16-mixed there
+            too: Lightning trains 16-mixed on a CPU as bf16-mixed.
     """
     precision = resolve_precision(precision, accelerator)
-    if not precision.startswith("bf16") or on_gpu(accelerator) or _cpu_bf16_weight_grads_ok():
+    if on_gpu(accelerator):
         return
+    runs_as = "bf16-mixed" if precision == "16-mixed" else precision
+    if not runs_as.startswith("bf16") or _cpu_bf16_weight_grads_ok():
+        return
+    as_bf16 = "" if runs_as == precision else " (Lightning trains it as bf16-mixed there)"
     raise ConfigError(
-        f"trainer.precision={precision} on a CPU: this PyTorch ({torch.__version__}) computes "
-        "wrong bfloat16 weight gradients for 3D convolutions over 2-frame feature maps (NaN or "
-        "unrelated values; checked against float32), which short clips and the temporal octave "
-        "produce; train with trainer.precision=32-true on a CPU (testing in bfloat16, forward "
-        "only, is not affected)"
+        f"trainer.precision={precision} on a CPU{as_bf16}: this PyTorch ({torch.__version__}) "
+        "computes wrong bfloat16 weight gradients for 3D convolutions over 2-frame feature "
+        "maps (NaN or unrelated values; checked against float32), which short clips and the "
+        "temporal octave produce; train with trainer.precision=32-true on a CPU (testing in "
+        "bfloat16, forward only, is not affected)"
     )
 
 

@@ -18,22 +18,25 @@ from octvideo.engine.run import run_train
 from tests.engine.conftest import tiny_overrides
 
 
-@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true", "16-mixed"])
 def test_bf16_training_on_cpu_is_refused_before_anything_is_written(
     tiny_synth, tmp_path, monkeypatch, precision
 ) -> None:
     monkeypatch.setattr(build, "_cpu_bf16_weight_grads_ok", lambda: False)
     run = tmp_path / "run"
     overrides = tiny_overrides(tiny_synth, **{"trainer.precision": precision})
-    with pytest.raises(UsageError, match=rf"trainer.precision={precision} on a CPU: .*32-true"):
+    refusal = rf"trainer.precision={precision} on a CPU[^:]*: .*32-true"
+    with pytest.raises(UsageError, match=refusal):
         run_train(None, overrides, out=str(run))
     assert not run.exists()
 
 
 def test_bf16_training_check_lets_good_setups_through(monkeypatch) -> None:
     monkeypatch.setattr(build, "_cpu_bf16_weight_grads_ok", lambda: False)
-    for precision in ("32-true", "16-mixed", "auto", "64-true"):
+    for precision in ("32-true", "16-true", "auto", "64-true"):
         build.check_training_precision(precision, "cpu")  # no bfloat16: nothing to check
+    for precision in ("16-mixed", "bf16-mixed"):  # on a GPU these are what they say
+        build.check_training_precision(precision, "gpu")
     monkeypatch.setattr(build, "_cpu_bf16_weight_grads_ok", lambda: True)
     build.check_training_precision("bf16-mixed", "cpu")  # a PyTorch without the fault
 
