@@ -1,4 +1,5 @@
-"""Callbacks of a training run: the training-curves PNG and the DDP replica check."""
+"""Callbacks of a training run: the training-curves PNG, the DDP replica check and the
+checkpoint written when the job is told to stop (SIGTERM)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,22 @@ class ReplicaCheck(L.Callback):
             raise RuntimeError(f"DDP replicas disagree after training: {digests}")
         if len(digests) > 1:
             logger.info("parameters identical on all %d ranks", len(digests))
+
+
+class CheckpointOnSigterm(L.Callback):
+    """Writes ``path`` (the run's last.ckpt) at the end of the batch during which the process was
+    sent SIGTERM, as a scheduler does before it preempts a job.
+
+    Lightning answers SIGTERM by stopping after that batch (``SIGTERMException``) without a
+    checkpoint; this one is written at the same point in the batch as the step-triggered
+    last.ckpt, so ``--resume auto`` continues exactly where the job stopped. Every process
+    takes part in the decision (any one signalled), so the write is collective under DDP.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
+            trainer.save_checkpoint(self.path)
+            logger.info("SIGTERM: checkpoint written at global step %d", trainer.global_step)

@@ -23,6 +23,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from octvideo import __version__
 from octvideo.cli import RunStopped, UsageError
@@ -34,7 +35,7 @@ from octvideo.engine.build import (
     on_gpu,
     resolve_precision,
 )
-from octvideo.engine.callbacks import ReplicaCheck, TrainingCurves
+from octvideo.engine.callbacks import CheckpointOnSigterm, ReplicaCheck, TrainingCurves
 from octvideo.engine.checkpoint import (
     AtomicCheckpointIO,
     last_good,
@@ -185,7 +186,7 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
-def check_output_dir(folder: Path) -> None:
+def check_output_dir(folder: Path, setting: str = "--out or output.dir") -> None:
     """Create ``folder`` and write a file in it, so a run fails before training, not at its first
     checkpoint.
 
@@ -199,8 +200,24 @@ def check_output_dir(folder: Path) -> None:
     except OSError as err:
         raise UsageError(
             f"output folder {folder} is not writable ({err.strerror or err}); choose another "
-            "with --out or output.dir"
+            f"with {setting}"
         ) from err
+
+
+def check_new_run(ckpt_dir: Path) -> None:
+    """Refuses to start a run over another run's checkpoints, which it would replace.
+
+    Raises:
+        UsageError: ``ckpt_dir`` holds last.ckpt or best.ckpt.
+    """
+    kept = [name for name in (LAST, BEST) if (ckpt_dir / name).is_file()]
+    if not kept:
+        return
+    then = "continue it with --resume auto, or" if LAST in kept else "delete them or"
+    raise UsageError(
+        f"{ckpt_dir.parent} already holds a run ({' and '.join(kept)} in {ckpt_dir}); {then} "
+        "start a new run with another --out (nothing was changed)"
+    )
 
 
 def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:
@@ -241,6 +258,30 @@ def check_checkpoint_fits(
     raise UsageError(f"checkpoint {path} does not fit model {cfg.model.name}: {problem}")
 
 
+def check_same_classes(
+    checkpoint: dict[str, Any], classes: Sequence[str], path: str | Path
+) -> None:
+    """One-line error when a checkpoint was trained on another class list, or the same classes
+    in another order: its outputs would be scored against the wrong labels.
+
+    Raises:
+        UsageError: names the first class that differs.
+    """
+    meta = (checkpoint.get("hyper_parameters") or {}).get("meta") or {}
+    trained = meta.get("classes")
+    if trained is None or list(trained) == list(classes):
+        return
+    if len(trained) != len(classes):
+        differs = f"{len(trained)} classes there, {len(classes)} here"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(trained, classes, strict=True)) if a != b)
+        differs = f"class {i} is {trained[i]!r} there, {classes[i]!r} here"
+    raise UsageError(
+        f"checkpoint {path} was trained on other classes than the data's ({differs}); use the "
+        "class list it was trained with (data.classes_file, or the training list's classes)"
+    )
+
+
 def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
     return ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -276,23 +317,38 @@ def run_train(
 
     Raises:
         UsageError: a bad config, clips the model cannot take, an output folder that cannot be
-            written, a resume checkpoint that does not fit the model. Raised before training.
+            written, a run folder that already holds another run's checkpoints (without
+            ``resume``), a resume checkpoint that does not fit the model, its classes or its
+            batch size. Raised before anything is written.
         RunStopped: a fault during the run: a disk too full for the checkpoints (before
-            training or at a write), a non-finite loss, a data-loader worker that died. The
-            message names the cause and the last good checkpoint, which is kept.
+            training or at a write), a non-finite loss, a data-loader worker that died, SIGTERM
+            (last.ckpt is written at the end of the batch first) or Ctrl-C. The message names
+            the cause and the last good checkpoint, which is kept.
     """
     cfg = _config(cfg, overrides, out)
     run_dir = run_dir_of(cfg)
     ckpt_dir = run_dir / "checkpoints"
     check_clip(cfg.model, cfg.data, (cfg.data.train_crop_size, cfg.data.val_crop_size))
+    missing = [f"data.{k}" for k in ("train_list", "val_list") if not getattr(cfg.data, k)]
+    if missing:  # else the validation set would be asked for only after the first epoch
+        raise ConfigError(
+            f"training needs {' and '.join(missing)} (best.ckpt is chosen by validation "
+            "accuracy); set them to annotation files"
+        )
     check_training_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     check_output_dir(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
+    if ckpt_path is None:
+        check_new_run(ckpt_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_model(cfg.model)
-    if ckpt_path is not None:
-        check_checkpoint_fits(model, load_checkpoint(ckpt_path), ckpt_path, cfg)
+    if ckpt_path is not None:  # refusals before config.yaml and the logs are touched
+        checkpoint = load_checkpoint(ckpt_path)
+        check_checkpoint_fits(model, checkpoint, ckpt_path, cfg)
+        check_same_classes(checkpoint, datamodule.classes, ckpt_path)
+        datamodule.load_state_dict(checkpoint.get(type(datamodule).__qualname__) or {})
+        del checkpoint
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
     module = VideoClassifier(
         model,
@@ -319,7 +375,11 @@ def run_train(
         own.append(_last_checkpoint(ckpt_dir, every_n_train_steps=cfg.output.ckpt_every_n_steps))
     from octvideo.data import BadVideoCallback
 
-    own += [BadVideoCallback(), ReplicaCheck(run_dir / "replicas.json")]
+    own += [
+        CheckpointOnSigterm(ckpt_dir / LAST),
+        BadVideoCallback(),
+        ReplicaCheck(run_dir / "replicas.json"),
+    ]
     if cfg.output.plot_curves:
         own.append(TrainingCurves(run_dir / "curves.png"))
     loggers: list = [CSVLogger(run_dir, name="logs")]
@@ -335,6 +395,14 @@ def run_train(
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLoss as err:
         raise NonFiniteLoss(f"{err}; {last_good(ckpt_dir / LAST)}") from err
+    except SystemExit as err:  # Lightning's way out after SIGTERM and Ctrl-C (exit status 0/1)
+        if not trainer.interrupted:
+            raise
+        cause = "SIGTERM" if isinstance(err, SIGTERMException) else "an interrupt (Ctrl-C)"
+        raise RunStopped(
+            f"stopped by {cause} at global step {trainer.global_step}; "
+            f"{last_good(ckpt_dir / LAST)}; continue with --resume auto"
+        ) from err
     except RuntimeError as err:
         report = datamodule.worker_crash_report(err)
         if report is None:
@@ -374,7 +442,9 @@ def run_test(
 
     Raises:
         UsageError: no checkpoint given (testing random weights is never what was meant), a
-            checkpoint that does not fit the model, or clips the model cannot take.
+            checkpoint that does not fit the model or was trained on other classes, clips the
+            model cannot take, or a report folder that cannot be written. Raised before the
+            evaluation.
     """
     if not ckpt:
         raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
@@ -383,10 +453,12 @@ def run_test(
     checkpoint = load_checkpoint(ckpt)
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
+    check_output_dir(out_dir, "--out or test.out_dir")  # not after the whole evaluation
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_model(cfg.model)
     check_checkpoint_fits(model, checkpoint, ckpt, cfg)
+    check_same_classes(checkpoint, datamodule.classes, ckpt)
     model.load_state_dict(model_state_dict(checkpoint), strict=True)
     module = VideoClassifier(
         model,

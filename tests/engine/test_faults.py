@@ -23,7 +23,7 @@ from octvideo import cli
 from octvideo.cli import RunStopped, UsageError
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.module import NonFiniteLoss
-from octvideo.engine.run import run_train
+from octvideo.engine.run import run_test, run_train
 from tests.engine.conftest import tiny_overrides
 
 SCRIPT = Path(__file__).with_name("train_and_die.py")
@@ -110,6 +110,95 @@ def test_resuming_with_another_batch_size_is_refused(tiny_synth, tmp_path, unint
     overrides = [*_overrides(tiny_synth), "data.batch_size=3", "trainer.max_epochs=4"]
     with pytest.raises(UsageError, match=r"data.batch_size=3 but the checkpoint was trained with"):
         run_train(None, overrides, out=str(tmp_path), resume=str(uninterrupted.last_ckpt))
+
+
+def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    overrides = [*_overrides(tiny_synth), "data.batch_size=3", "trainer.max_epochs=4"]
+    with pytest.raises(UsageError, match=r"data.batch_size=3 but the checkpoint"):
+        run_train(None, overrides, out=str(run), resume="auto")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # config.yaml and the logs untouched, no new log version
+
+
+def test_a_new_run_over_an_earlier_one_is_refused(tiny_synth, tmp_path, uninterrupted, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *_overrides(tiny_synth)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"octvideo train: error: {run} already holds a run (last.ckpt and best.ckpt in "
+        f"{run / 'checkpoints'}); continue it with --resume auto, or start a new run with "
+        "another --out (nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+class SigtermDuring(L.Callback):
+    """Sends this process SIGTERM as the batch of a given global step starts."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
+    tiny_synth, tmp_path, reference
+):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    with pytest.raises(RunStopped) as info:  # SIGTERM during step 5's batch (checkpoints: 2, 4)
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(4)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 5; {last} (global step 5) is kept; continue with "
+        "--resume auto"
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # Lightning's handler is gone
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+
+
+def test_another_class_list_is_refused_by_test_and_resume(tiny_synth, tmp_path, uninterrupted):
+    classes = (tiny_synth / "classes.txt").read_text().split()
+    swapped = [classes[1], classes[0], *classes[2:]]
+    names = tmp_path / "swapped.txt"
+    names.write_text("\n".join(swapped) + "\n")
+    overrides = [*_overrides(tiny_synth), f"data.classes_file={names}"]
+    ckpt = uninterrupted.last_ckpt
+    needle = (
+        f"checkpoint {ckpt} was trained on other classes than the data's (class 0 is "
+        f"{classes[0]!r} there, {classes[1]!r} here)"
+    )
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        run_test(None, overrides, ckpt=str(ckpt), out=str(tmp_path / "test"))
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        run_train(None, overrides, out=str(tmp_path / "train"), resume=str(ckpt))
+
+
+def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
+    tiny_synth, tmp_path, uninterrupted, monkeypatch, capsys
+):
+    import octvideo.engine.run as run_module
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    evaluated = []
+    monkeypatch.setattr(run_module, "_trainer", lambda *a, **k: evaluated.append(1))
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(uninterrupted.last_ckpt)]
+    args += ["--out", str(tmp_path / "run"), *_overrides(tiny_synth)]
+    assert cli.main([*args, f"test.out_dir={blocker / 'report'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"octvideo test: error: output folder {blocker / 'report'} is not")
+    assert err.endswith("(Not a directory); choose another with --out or test.out_dir")
+    assert not evaluated
 
 
 # -- disk and paths ---------------------------------------------------------------------------
@@ -333,6 +422,13 @@ def test_a_clip_the_model_cannot_take_is_one_line(cfg, overrides, needle, tmp_pa
         if "cannot take" in needle:  # the network's own words come after the settings
             assert err.endswith("Output size is too small")
     assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+def test_training_without_a_validation_list_is_refused_before_it_starts(tiny_synth, tmp_path):
+    overrides = [*_fast(tiny_synth), "data.val_list="]
+    with pytest.raises(UsageError, match=r"^training needs data.val_list \(best.ckpt is chosen"):
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_checkpoint_for_another_class_count_is_one_line(
