@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from octvideo import __version__
 from octvideo.cli import RunStopped, UsageError
@@ -137,14 +137,36 @@ def _trainer(
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm is CUDA-only)"
         )
-    world = t.devices * t.num_nodes
+    # -1 is "all devices": all GPUs, and on a CPU the one process (Lightning refuses -1 there)
+    devices = t.devices if t.devices != -1 or on_gpu(t.accelerator) else 1
+    world = devices * t.num_nodes
     strategy = t.strategy
-    if strategy == "auto" and (world > 1 or t.devices == -1):
+    if strategy == "auto" and (world > 1 or devices == -1):
         strategy = "ddp"
+    try:
+        return _lightning_trainer(cfg, run_dir, callbacks, loggers, devices, strategy, precision)
+    except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ConfigError(
+            f"trainer.accelerator={t.accelerator} trainer.devices={t.devices} "
+            f"trainer.strategy={t.strategy}: {reason}"
+        ) from err
+
+
+def _lightning_trainer(
+    cfg: RunConfig,
+    run_dir: Path,
+    callbacks: list[L.Callback],
+    loggers: list | bool,
+    devices: int,
+    strategy: str,
+    precision: str,
+) -> L.Trainer:
+    t = cfg.trainer
     return L.Trainer(
         default_root_dir=run_dir,
         accelerator=t.accelerator,
-        devices=t.devices,
+        devices=devices,
         num_nodes=t.num_nodes,
         strategy=strategy,
         precision=precision,

@@ -431,6 +431,24 @@ def test_training_without_a_validation_list_is_refused_before_it_starts(tiny_syn
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_accelerator_without_a_gpu_is_one_line(tiny_synth, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *_fast(tiny_synth)]
+    assert cli.main([*args, "trainer.accelerator=gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "octvideo train: error: trainer.accelerator=gpu trainer.devices=1 trainer.strategy=auto: "
+    )
+    assert "\n" not in err and not (run / "config.yaml").exists()
+
+
+def test_all_devices_on_a_cpu_is_the_one_process(tiny_synth, tmp_path):
+    overrides = [*_fast(tiny_synth), "trainer.accelerator=cpu", "trainer.devices=-1"]
+    result = run_train(None, [*overrides, "trainer.max_epochs=1"], out=str(tmp_path / "run"))
+    assert result.global_step == 3  # 12 clips at batch 4, one process (before: a TypeError)
+
+
 def test_a_checkpoint_for_another_class_count_is_one_line(
     tiny_synth, tmp_path, uninterrupted, capsys
 ):
