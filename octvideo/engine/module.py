@@ -25,7 +25,7 @@ from octvideo.config import OptimConfig
 from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.mixing import mix_batch, soft_targets
-from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
+from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr
 from octvideo.ops import memory_format_for, to_memory_format
 
 logger = logging.getLogger(__name__)
@@ -226,8 +226,7 @@ class VideoClassifier(L.LightningModule):
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
         )
-        schedule = LRSchedule(cfg, steps_per_epoch, total_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = ScheduleLR(optimizer, LRSchedule(cfg, steps_per_epoch, total_steps))
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -5,17 +5,34 @@ Wang et al., "Non-local Neural Networks", CVPR 2018): SGD with momentum 0.9 (Nes
 decay 1e-4 on weights but not on batch-norm or bias parameters. The learning rate follows the
 linear scaling rule (Goyal et al., "Accurate, Large Minibatch SGD", 2017): ``lr`` is stated for a
 global batch of ``lr_reference_batch`` clips and scaled to the actual global batch, then warmed up
-linearly and decayed by a half cosine or by steps, per optimiser step.
+linearly and decayed by a half cosine or by steps, per optimiser step. A resumed run keeps its step
+count and follows the schedule of its current config (``ScheduleLR``).
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import math
+from typing import Any
 
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from octvideo.config import OptimConfig
+
+logger = logging.getLogger(__name__)
+
+# LRSchedule attribute -> how the resume message names a change of it
+_SCHEDULE_CHANGES = {
+    "schedule": "{} -> {} schedule",
+    "total_steps": "{} -> {} steps",
+    "warmup_steps": "warmup {} -> {} steps",
+    "warmup_start": "warmup start factor {} -> {}",
+    "final": "final factor {} -> {}",
+    "milestones": "milestones {} -> {}",
+    "gamma": "step gamma {} -> {}",
+}
 
 
 def scaled_lr(cfg: OptimConfig, global_batch_size: int) -> float:
@@ -77,3 +94,54 @@ class LRSchedule:
         span = max(1, self.total_steps - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class ScheduleLR(LambdaLR):
+    """``LambdaLR`` of an ``LRSchedule`` that resumes on the schedule of the current config.
+
+    ``LambdaLR.load_state_dict`` brings back the saved schedule (its total and warmup steps,
+    milestones) and base learning rates along with the step count, and the optimiser's state
+    brings back its learning rates: a run resumed with a longer ``trainer.max_epochs`` or another
+    ``optim.lr`` would go on with the old schedule (past its end at ``final_lr_factor``, 0.0 by
+    default) while the log states the new one. As in PySlowFast, which computes the rate from the
+    config at every step, only the step count comes from the checkpoint: the learning rate at the
+    saved step is the current schedule's (the very number an uninterrupted run has there when
+    nothing changed), and one info line says what differs from the saved schedule. Momentum
+    buffers are the optimiser's state and are restored as they were.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        base_lrs = list(self.base_lrs)
+        schedules = [dict(fn.__dict__) for fn in self.lr_lambdas]
+        changes = _schedule_changes(state_dict, base_lrs, schedules[0])
+        super().load_state_dict(state_dict)
+        self.base_lrs = base_lrs
+        for fn, attrs in zip(self.lr_lambdas, schedules, strict=True):
+            fn.__dict__.clear()
+            fn.__dict__.update(attrs)
+        groups = self.optimizer.param_groups
+        for group, base_lr, fn in zip(groups, self.base_lrs, self.lr_lambdas, strict=True):
+            group["initial_lr"] = base_lr
+            group["lr"] = base_lr * fn(self.last_epoch)
+        self._last_lr = [group["lr"] for group in groups]
+        if changes:
+            logger.info(
+                "resumed schedule differs from the config: %s; following the config",
+                ", ".join(changes),
+            )
+
+
+def _schedule_changes(
+    saved: dict[str, Any], base_lrs: list[float], schedule: dict[str, Any]
+) -> list[str]:
+    """What differs between a saved ``LambdaLR`` state and the current base learning rates and
+    schedule, as ``"lr 0.1 -> 0.2"``, ``"72 -> 108 steps"``, ..."""
+    changes = []
+    old_lrs = saved.get("base_lrs")
+    if old_lrs is not None and [float(lr) for lr in old_lrs] != [float(lr) for lr in base_lrs]:
+        changes.append(f"lr {float(old_lrs[0]):.6g} -> {float(base_lrs[0]):.6g}")
+    old = (saved.get("lr_lambdas") or [None])[0] or {}
+    for key, words in _SCHEDULE_CHANGES.items():
+        if key in old and key in schedule and old[key] != schedule[key]:
+            changes.append(words.format(old[key], schedule[key]))
+    return changes
