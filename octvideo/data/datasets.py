@@ -220,23 +220,19 @@ class VideoDataset(Dataset):
         item = {"label": self.records[video_index].label, "video_index": video_index}
         if self.mode == "test":
             item.update(temporal_index=temporal_index, spatial_index=spatial_index)
-        try:
-            frames = self._eval_frames(video_index, temporal_index)
-        except (DecodeError, OSError, IndexError) as err:
-            self._failed[video_index] = f"{type(err).__name__}: {err}"
-            logger.debug("failed: %s", self._failed[video_index])
-            return {
-                **item,
-                "video": self._pack(self._placeholder()),
-                "ok": False,
-                "error": self._failed[video_index],
-            }
+        error = self._failed.get(video_index)  # its other views are not decoded again
+        if error is None:
+            try:
+                frames = self._eval_frames(video_index, temporal_index)
+            except (DecodeError, OSError, IndexError) as err:
+                error = self._failed[video_index] = f"{type(err).__name__}: {err}"
+                logger.debug("failed: %s", error)
+        if error is not None:
+            return {**item, "video": self._pack(self._placeholder()), "ok": False, "error": error}
         video = self._transforms[spatial_index](frames)  # (3, T, S, S)
         return {**item, "video": self._pack(video), "ok": True, "error": ""}
 
     def _eval_frames(self, video_index: int, temporal_index: int) -> torch.Tensor:
-        if video_index in self._failed:
-            raise DecodeError(self._failed[video_index])
         key = (video_index, temporal_index)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
