@@ -2,7 +2,9 @@
 
 Reference: Chen et al., "Drop an Octave", ICCV 2019, Table 8 (GFLOPs = multiply-adds of one
 8 x 224 x 224 view; the attention products of Non-local blocks are listed apart, see
-``octvideo.models.cost``).
+``octvideo.models.cost``). A model that cannot take the view (too few frames or pixels for its
+pooling) is listed as not applicable, with the network's own words, as ``octvideo train`` would
+refuse it (``octvideo.engine.build.check_clip``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ def _alpha(text: str) -> float | tuple[float, ...]:
     if len(values) not in (1, 4):
         raise argparse.ArgumentTypeError("--alpha takes one value or four (res2,res3,res4,res5)")
     return values[0] if len(values) == 1 else values
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def _octave(text: str) -> tuple[int, int, int]:
@@ -38,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "length (the Fast pathway gets slowfast_alpha times as many)."
         ),
     )
-    parser.add_argument("--frames", type=int, default=8, help="frames per view (default 8)")
-    parser.add_argument("--size", type=int, default=224, help="crop size (default 224)")
+    parser.add_argument("--frames", type=_positive, default=8, help="frames per view (default 8)")
+    parser.add_argument("--size", type=_positive, default=224, help="crop size (default 224)")
     parser.add_argument(
         "--alpha",
         type=_alpha,
@@ -63,11 +72,74 @@ def models_table(
     octave: tuple[int, int, int] = (1, 2, 2),
     pattern: str = "*",
 ) -> list[dict[str, object]]:
-    """Rows of the table (what ``octvideo models`` prints), one per matching model."""
+    """Rows of the table (what ``octvideo models`` prints), one per matching model.
+
+    A model that cannot take a view of ``frames`` x ``size`` x ``size`` has None for its counts
+    and the network's reason under ``"not_applicable"`` (None in the other rows).
+
+    Raises:
+        ValueError: no model matches, ``frames`` or ``size`` below 1, or no matching model can
+            take the view.
+    """
     names = list_models(pattern)
     if not names:
         raise ValueError(f"no model matches {pattern!r}")
-    return cost_table(names, frames=frames, size=size, alpha=alpha, octave=octave)
+    if frames < 1 or size < 1:
+        raise ValueError(f"--frames and --size must be >= 1, got {frames} and {size}")
+    reasons = {name: _not_applicable(name, frames, size, alpha, octave) for name in names}
+    fit = [name for name in names if reasons[name] is None]
+    if not fit:
+        name = names[0]
+        more = f" (and {len(names) - 1} more models)" if len(names) > 1 else ""
+        raise ValueError(
+            f"{name}{more} cannot take views of {frames}x{size}x{size} (--frames x --size x "
+            f"--size): {reasons[name]}; use more frames or a larger size"
+        )
+    costs = {
+        row["model"]: row
+        for row in cost_table(fit, frames=frames, size=size, alpha=alpha, octave=octave)
+    }
+    empty = {"params_m": None, "gflops": None, "attention_gflops": None}
+    return [
+        {**costs[name], "not_applicable": None}
+        if name in costs
+        else {
+            "model": name,
+            "alpha": alpha,
+            "octave": tuple(octave),
+            **empty,
+            "not_applicable": reasons[name],
+        }
+        for name in names
+    ]
+
+
+def _not_applicable(
+    name: str,
+    frames: int,
+    size: int,
+    alpha: float | tuple[float, ...],
+    octave: tuple[int, int, int],
+) -> str | None:
+    """Why ``name`` cannot take a view of ``frames`` x ``size`` x ``size`` (frames of the Slow
+    pathway for SlowFast), in the network's words; None if it can. Decided as ``octvideo train``
+    does, by ``check_clip`` on the meta device."""
+    import torch
+
+    from octvideo.config import ConfigError, ModelConfig
+    from octvideo.data.config import DataConfig
+    from octvideo.engine.build import check_clip
+    from octvideo.models._registry import create_model
+
+    with torch.device("meta"):
+        speed = getattr(create_model(name, alpha=alpha, octave=octave), "slowfast_alpha", None)
+    data = DataConfig(num_frames=frames * (speed or 1), slowfast_alpha=speed)
+    try:
+        check_clip(ModelConfig(name=name, alpha=alpha, octave=octave), data, (size,))
+    except ConfigError as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return None
 
 
 def format_table(rows: list[dict[str, object]], frames: int, size: int) -> str:
@@ -76,9 +148,12 @@ def format_table(rows: list[dict[str, object]], frames: int, size: int) -> str:
     lines = [f"GFLOPs per view of {frames}x{size}x{size} (multiply-adds)", header]
     for r in rows:
         octave = ",".join(str(o) for o in r["octave"])  # type: ignore[union-attr]
+        line = f"{r['model']:<16} {r['alpha']!s:<22} {octave:<10} "
+        if r.get("not_applicable"):
+            lines.append(f"{line}not applicable: {r['not_applicable']}")
+            continue
         lines.append(
-            f"{r['model']:<16} {r['alpha']!s:<22} {octave:<10} {r['params_m']:>10.2f} "
-            f"{r['gflops']:>8.2f} {r['attention_gflops']:>6.2f}"
+            f"{line}{r['params_m']:>10.2f} {r['gflops']:>8.2f} {r['attention_gflops']:>6.2f}"
         )
     return "\n".join(lines)
 
