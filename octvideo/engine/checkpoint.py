@@ -27,6 +27,9 @@ from octvideo.cli import RunStopped, UsageError
 
 logger = logging.getLogger(__name__)
 
+# the lines of torch's weights_only error that are advice, not the cause
+_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
@@ -64,18 +67,51 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     """Load a checkpoint with ``weights_only=True``.
 
     Raises:
-        UsageError: the file is missing or holds objects other than tensors and plain values.
+        UsageError: the file is missing or a directory, cannot be read with ``weights_only=True``
+            (objects other than tensors and plain values, or not a checkpoint at all), or holds
+            something other than a dict (octvideo and Lightning checkpoints and state dicts are
+            dicts).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"checkpoint {str(path)!r} is a directory, not a checkpoint file")
     if not path.is_file():
         raise UsageError(f"checkpoint {str(path)!r} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
         raise UsageError(
             f"checkpoint {str(path)!r} cannot be loaded with weights_only=True: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            f"{type(err).__name__}: {_load_failure(err, path)}"
         ) from err
+    if not isinstance(checkpoint, dict):
+        raise UsageError(
+            f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not an octvideo or "
+            "Lightning checkpoint (a dict of weights and metadata); pass a file written by "
+            "'octvideo train'"
+        )
+    return checkpoint
+
+
+def _load_failure(err: Exception, path: Path) -> str:
+    """The cause of a failed ``torch.load`` in one line, without torch's advice to load the file
+    with ``weights_only=False`` (which would let it run code)."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:  # what the unpickler refused comes after the advice
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and "weights_only" not in line and not line.strip().startswith(_ADVICE)
+    ]
+    if lines:
+        return lines[0].split(". ")[0].rstrip(".")
+    if "Weights only load failed" in str(err):
+        return "it holds objects other than tensors and plain values"
+    if isinstance(err, EOFError):
+        empty = path.stat().st_size == 0
+        return "the file is empty" if empty else "the file ends before the checkpoint does"
+    return "no reason given"
 
 
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
