@@ -116,6 +116,11 @@ def item_seed(*parts: int) -> int:
     return int(state[0]) << 31 ^ int(state[1])
 
 
+class TooManyBadVideos(RuntimeError):
+    """A training item found no decodable video in ``data.max_retries`` + 1 tries; the message
+    is one line naming every file tried and its error."""
+
+
 class VideoDataset(Dataset):
     """Clips of annotated videos.
 
@@ -200,10 +205,10 @@ class VideoDataset(Dataset):
                 "skipped": len(errors),
                 "errors": "\n".join(errors),
             }
-        raise RuntimeError(
+        tried = "; ".join(e.replace("\t", ": ", 1) for e in errors)
+        raise TooManyBadVideos(
             f"{cfg.max_retries + 1} videos in a row failed to decode (data.max_retries="
-            f"{cfg.max_retries}); run `octvideo data check` on the annotations:\n"
-            + "\n".join(errors)
+            f"{cfg.max_retries}); run `octvideo data check` on the annotations: {tried}"
         )
 
     def _placeholder(self) -> torch.Tensor:

@@ -28,6 +28,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from octvideo import __version__
 from octvideo.cli import RunStopped, UsageError
 from octvideo.config import ConfigError, RunConfig, load_config, save_config, to_dict
+from octvideo.data.datasets import TooManyBadVideos
 from octvideo.engine.build import (
     build_model,
     check_clip,
@@ -425,6 +426,10 @@ def run_train(
             f"stopped by {cause} at global step {trainer.global_step}; "
             f"{last_good(ckpt_dir / LAST)}; continue with --resume auto"
         ) from err
+    except TooManyBadVideos as err:
+        # from a worker, the message is "Caught TooManyBadVideos in ...", its traceback, then ours
+        reason = str(err).rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
+        raise RunStopped(f"{reason}; {last_good(ckpt_dir / LAST)}") from err
     except RuntimeError as err:
         report = datamodule.worker_crash_report(err)
         if report is None:

@@ -431,6 +431,31 @@ def test_training_without_a_validation_list_is_refused_before_it_starts(tiny_syn
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_training_list_of_bad_videos_stops_in_one_line(tiny_synth, tmp_path, workers):
+    bad = []
+    for i in range(3):
+        bad.append(tmp_path / f"empty{i}.mp4")
+        bad[-1].write_bytes(b"")
+    listing = tmp_path / "bad_train.txt"
+    listing.write_text("".join(f"{p} 0\n" for p in bad))
+    overrides = _fast(
+        tiny_synth,
+        **{"data.train_list": listing, "data.max_retries": 2, "data.num_workers": workers},
+    )
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    message = str(info.value)
+    assert message.startswith("3 videos in a row failed to decode (data.max_retries=2); run ")
+    assert "\n" not in message and "Traceback" not in message
+    tried = message.split("on the annotations: ", 1)[1].split("; ")[:3]  # retries pick at random
+    assert [t.split(": ", 1)[0] in map(str, bad) for t in tried] == [True] * 3
+    assert all("cannot open it" in t for t in tried)
+    assert message.endswith(
+        f"no checkpoint had been written yet ({tmp_path / 'run'}/checkpoints/last.ckpt)"
+    )
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_a_gpu_accelerator_without_a_gpu_is_one_line(tiny_synth, tmp_path, capsys):
     run = tmp_path / "run"
