@@ -204,6 +204,11 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
         logger.info("--resume auto: no %s yet, starting a new run", last)
         return None
     path = Path(resume)
+    if path.is_dir():
+        raise UsageError(
+            f"--resume {resume} is a directory; pass a checkpoint file, or continue a run folder "
+            "with --out FOLDER --resume auto"
+        )
     if not path.is_file():
         raise UsageError(f"--resume {resume}: no such checkpoint")
     return path

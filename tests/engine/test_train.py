@@ -284,3 +284,5 @@ def test_explicit_resume_path_wins_over_auto(tmp_path):
     assert resolve_resume(None, run) is None
     with pytest.raises(UsageError, match="no such checkpoint"):
         resolve_resume(str(tmp_path / "missing.ckpt"), run)
+    with pytest.raises(UsageError, match=r"is a directory; pass a checkpoint file, or continue"):
+        resolve_resume(str(run), run)
