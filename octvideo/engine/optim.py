@@ -17,12 +17,15 @@ import math
 from typing import Any
 
 from torch import nn
+from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from octvideo.config import OptimConfig
 
 logger = logging.getLogger(__name__)
 
+# the parameter-group settings a resume takes from the config, not from the saved optimiser
+_GROUP_SETTINGS = ("momentum", "nesterov", "weight_decay", "dampening")
 # LRSchedule attribute -> how the resume message names a change of it
 _SCHEDULE_CHANGES = {
     "schedule": "{} -> {} schedule",
@@ -106,14 +109,29 @@ class ScheduleLR(LambdaLR):
     default) while the log states the new one. As in PySlowFast, which computes the rate from the
     config at every step, only the step count comes from the checkpoint: the learning rate at the
     saved step is the current schedule's (the very number an uninterrupted run has there when
-    nothing changed), and one info line says what differs from the saved schedule. Momentum
-    buffers are the optimiser's state and are restored as they were.
+    nothing changed), and one info line says what differs from the saved schedule. So do the
+    parameter groups' momentum, Nesterov flag and weight decay, which the optimiser's state brings
+    back as saved (Lightning restores the optimiser before its scheduler); momentum buffers are
+    restored as they were.
     """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: LRSchedule) -> None:
+        self._group_settings = [
+            {k: group[k] for k in _GROUP_SETTINGS if k in group} for group in optimizer.param_groups
+        ]
+        super().__init__(optimizer, lr_lambda)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         base_lrs = list(self.base_lrs)
         schedules = [dict(fn.__dict__) for fn in self.lr_lambdas]
         changes = _schedule_changes(state_dict, base_lrs, schedules[0])
+        for i, (group, own) in enumerate(
+            zip(self.optimizer.param_groups, self._group_settings, strict=True)
+        ):
+            for key, value in own.items():
+                if group.get(key) != value:
+                    changes.append(f"group {i} {key} {group.get(key)} -> {value}")
+                    group[key] = value
         super().load_state_dict(state_dict)
         self.base_lrs = base_lrs
         for fn, attrs in zip(self.lr_lambdas, schedules, strict=True):
@@ -126,7 +144,7 @@ class ScheduleLR(LambdaLR):
         self._last_lr = [group["lr"] for group in groups]
         if changes:
             logger.info(
-                "resumed schedule differs from the config: %s; following the config",
+                "resumed optimiser settings differ from the config: %s; following the config",
                 ", ".join(changes),
             )
 

@@ -55,11 +55,35 @@ def test_a_resumed_schedule_follows_the_current_config(caplog):
         saved_opt["state"][0]["momentum_buffer"],
     )
     assert (
-        "resumed schedule differs from the config: lr 0.1 -> 0.2, 8 -> 12 steps, "
+        "resumed optimiser settings differ from the config: lr 0.1 -> 0.2, 8 -> 12 steps, "
         "warmup 0 -> 4 steps; following the config"
     ) in caplog.text
     _train(param, opt, sched, 1)
     assert opt.param_groups[0]["lr"] == 0.2 * schedule(9)
+
+
+def test_a_resume_takes_momentum_and_weight_decay_from_the_config(caplog):
+    param, opt = _sgd(0.1)
+    schedule = LRSchedule(OptimConfig(lr=0.1), steps_per_epoch=4, total_steps=8)
+    sched = ScheduleLR(opt, schedule)
+    _train(param, opt, sched, 2)
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+    param = nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([{"params": [param], "weight_decay": 1e-3}], lr=0.1, momentum=0.5)
+    sched = ScheduleLR(opt, schedule)
+    opt.load_state_dict(saved_opt)  # as Lightning does: the optimiser, then its scheduler
+    assert opt.param_groups[0]["momentum"] == 0.9  # the saved one
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.optim"):
+        sched.load_state_dict(saved_sched)
+    group = opt.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.5, False, 1e-3)
+    assert (
+        "resumed optimiser settings differ from the config: group 0 momentum 0.9 -> 0.5, "
+        "group 0 nesterov True -> False, group 0 weight_decay 0 -> 0.001; following the config"
+    ) in caplog.text
+    assert torch.equal(
+        opt.state[param]["momentum_buffer"], saved_opt["state"][0]["momentum_buffer"]
+    )
 
 
 def test_a_resume_with_the_same_config_is_exact_and_silent(caplog):
@@ -143,6 +167,9 @@ def test_resume_with_more_epochs_and_another_lr_trains_on_the_new_schedule(
     logged = _logged_lrs(run / "logs" / "version_1" / "metrics.csv")
     assert logged[0] == (3, pytest.approx(want, rel=1e-6))
     assert all(lr > 0 for _, lr in logged[:-1])
-    assert "resumed schedule differs from the config: lr 0.05 -> 0.2, 3 -> 9 steps" in caplog.text
+    assert (
+        "resumed optimiser settings differ from the config: lr 0.05 -> 0.2, 3 -> 9 steps"
+        in caplog.text
+    )
     for got, want_buffer in zip(probe.momentum, momentum, strict=True):
         assert torch.equal(got, want_buffer)
