@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from octvideo.engine.checkpoint import (
 from octvideo.engine.evaluate import summarize, write_report
 from octvideo.engine.module import NonFiniteLoss, VideoClassifier
 from octvideo.models.cost import total_gflops
+from octvideo.paths import make_writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -222,9 +222,7 @@ def check_output_dir(folder: Path, setting: str = "--out or output.dir") -> None
         UsageError: the folder cannot be created or written.
     """
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        make_writable_folder(folder)
     except OSError as err:
         raise UsageError(
             f"output folder {folder} is not writable ({err.strerror or err}); choose another "

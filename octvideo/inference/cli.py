@@ -1,8 +1,8 @@
 """``octvideo predict``: clip-level predictions for video files from a checkpoint.
 
 Prints a table per video, writes JSON Lines or CSV records with ``--out``, draws the predictions
-into a copy of the video with ``--render``. One unreadable input is reported and skipped; the exit
-status is 0 when every input succeeded, 1 when any failed.
+into a copy of the video with ``--render``. One unreadable input, or one that cannot be rendered, is
+reported and skipped; the exit status is 0 when every input succeeded, 1 when any failed.
 """
 
 from __future__ import annotations
@@ -15,8 +15,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from octvideo.cli import UsageError
-from octvideo.inference.output import RecordWriter, format_result, records
-from octvideo.inference.predictor import CheckpointError, Predictor, expand_inputs, parse_seconds
+from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
+from octvideo.inference.predictor import (
+    CheckpointError,
+    Predictor,
+    VideoResult,
+    expand_inputs,
+    parse_seconds,
+)
+from octvideo.paths import ReadFiles, check_folder, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -27,33 +34,117 @@ def _views(text: str) -> str | tuple[int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)", text)
     if not match:
         raise UsageError(f"--views {text!r}: use center, multi or NxC (e.g. 10x3)")
-    return int(match[1]), int(match[2])
+    clips, crops = int(match[1]), int(match[2])
+    if clips < 1 or crops not in (1, 3):
+        raise UsageError(
+            f"--views {text}: N temporal clips (at least 1) x 1 or 3 crops, e.g. 10x3 or 5x1"
+        )
+    return clips, crops
 
 
-def _render_path(render: str, source: str, many: bool) -> Path:
-    if not many:
-        return Path(render)
-    return Path(render) / f"{Path(source).stem}.pred.mp4"
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
+def _render_paths(render: str, inputs: list[str]) -> list[Path]:
+    """Where each input's video goes: ``render`` itself for one input, else
+    ``render/<stem>.pred.mp4``, numbered (``<stem>.2.pred.mp4``) when names repeat, so that two
+    inputs of one name in different folders do not overwrite each other."""
+    if len(inputs) == 1:
+        return [Path(render)]
+    taken: set[str] = set()
+    paths = []
+    for source in inputs:
+        stem = Path(source).stem
+        name, n = f"{stem}.pred.mp4", 1
+        while name.lower() in taken:  # case-insensitive file systems too
+            n += 1
+            name = f"{stem}.{n}.pred.mp4"
+        taken.add(name.lower())
+        paths.append(Path(render) / name)
+    return paths
+
+
+def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | None:
+    """Checks ``--out`` and ``--render`` before any work; returns the render path of each input.
+
+    Raises:
+        UsageError: a path that cannot be written, or that is the checkpoint or an input video.
+    """
+    from octvideo.inference.render import RENDER_EXTENSIONS
+
+    reads = ReadFiles([("the checkpoint", args.ckpt), *(("the input", p) for p in inputs)])
+    if args.out:
+        check_output_file("--out", args.out, reads)
+    if not args.render:
+        return None
+    paths = _render_paths(args.render, inputs)
+    if len(inputs) == 1:
+        if paths[0].suffix.lower() not in RENDER_EXTENSIONS:
+            raise UsageError(
+                f"--render {args.render}: use a {', '.join(RENDER_EXTENSIONS)} file name"
+            )
+        check_output_file("--render", paths[0], reads)
+    else:
+        check_folder("--render", args.render)  # several inputs: a folder of videos
+        for path in paths:
+            check_output_file("--render", path, reads, folder=False)
+    return paths
+
+
+def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], out: Path) -> bool:
+    """Renders one result; a failure becomes the result's error, and the next input goes on."""
+    import av
+
+    from octvideo.inference.render import render
+
+    try:
+        render(result, classes, out, k=args.topk)
+    except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else ""
+        result.error = f"cannot render {out}: {type(err).__name__}: {reason}"
+        logger.warning("%s: %s", result.path, result.error)
+        return False
+    return True
 
 
 def predict(args: argparse.Namespace) -> int:
-    """Runs the predictor on every input; returns 1 when any input failed."""
+    """Runs the predictor on every input; returns 1 when any input failed.
+
+    Every argument and output path is checked before the checkpoint is loaded, and ``--out`` is
+    opened (emptied) only after it loaded, so a refused command changes no file.
+    """
+    views = _views(args.views)
     try:
         window, stride = parse_seconds(args.window), parse_seconds(args.stride)
     except ValueError as err:
         raise UsageError(str(err)) from err
     if stride is not None and window is None:
         raise UsageError("--stride needs --window")
-    inputs = expand_inputs(args.inputs)
+    if args.out:
+        try:
+            check_record_path(args.out)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+    try:
+        inputs = expand_inputs(args.inputs)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     if not inputs:
         raise UsageError("no inputs: give video files, folders of videos or a .txt list")
+    render_to = _check_outputs(args, inputs)
     try:
         predictor = Predictor.from_checkpoint(
             args.ckpt, device=args.device, batch_size=args.batch_size
         )
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err)) from err
-    views = _views(args.views)
     writer = RecordWriter(args.out, args.topk) if args.out else None
     failed = 0
     # disable=None: bars only on a terminal, so piped output and logs stay readable
@@ -64,7 +155,7 @@ def predict(args: argparse.Namespace) -> int:
         disable=True if len(inputs) < 2 or args.quiet else None,
     )
     try:
-        for path in progress:
+        for i, path in enumerate(progress):
             quiet = True if args.quiet else None
             with tqdm(desc=Path(path).name, unit="clip", leave=False, disable=quiet) as bar:
                 result = predictor.predict(
@@ -75,18 +166,16 @@ def predict(args: argparse.Namespace) -> int:
                     decoder=args.decoder,
                     on_batch=bar.update,
                 )
+            rendered = False
+            if render_to is not None and result.ok:
+                rendered = _render(args, result, predictor.classes, render_to[i])
             failed += not result.ok
             if not args.quiet:
                 tqdm.write(format_result(result, predictor.classes, args.topk))
+                if rendered:
+                    tqdm.write(f"  rendered {render_to[i]}")
             if writer is not None:
                 writer.write(records(result, predictor.classes, args.topk))
-            if args.render and result.ok:
-                from octvideo.inference.render import render
-
-                out = render(
-                    result, predictor.classes, _render_path(args.render, path, len(inputs) > 1)
-                )
-                tqdm.write(f"  rendered {out}")
     finally:
         if writer is not None:
             writer.close()
@@ -114,7 +203,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--window", default=None, help="sliding window length, e.g. 2s (long videos)")
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
-    p.add_argument("--topk", type=int, default=5, help="classes per record")
+    p.add_argument(
+        "--topk", type=_positive_int, default=5, help="classes per record and in --render"
+    )
     p.add_argument("--out", default=None, help="write records to a .jsonl or .csv file")
     p.add_argument(
         "--render",

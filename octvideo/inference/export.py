@@ -25,9 +25,12 @@ from torch import Tensor, nn
 
 from octvideo.inference.predictor import ClipProtocol, Predictor
 from octvideo.ops import memory_format_for, to_memory_format
+from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
 FORMATS = ("torchscript", "onnx")
-SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+# default output: <checkpoint stem><suffix> beside the checkpoint; ".torchscript.pt" rather than
+# ".pt", so that a checkpoint named model.pt is never the default output
+SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 
 
 class ExportError(RuntimeError):
@@ -75,28 +78,66 @@ def export(
 ) -> ExportResult:
     """Exports ``ckpt`` and checks the file against the checkpoint on a batch of 2 random clips.
 
+    The output (default: ``<stem>.torchscript.pt`` or ``<stem>.onnx`` beside the checkpoint) is
+    checked before the checkpoint is loaded, and written through a temporary file that replaces
+    it only when the check passed: the checkpoint is never written over, and a failed export
+    leaves an earlier file of that name as it was.
+
     Raises:
         ValueError: an unknown format.
+        UsageError: the output is the checkpoint, a folder, or cannot be written.
         ExportError: the exported model's logits differ from the checkpoint's by more than atol.
     """
     if fmt not in FORMATS:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    path = default_output(ckpt, fmt) if out is None else Path(out)
+    reads = ReadFiles([("the checkpoint", ckpt)])
+    check_output_file("--out", path, reads)
+    sidecar = path.with_suffix(path.suffix + ".json")
+    check_output_file("--out", sidecar, reads, folder=False)
     predictor = Predictor.from_checkpoint(ckpt)
     protocol = predictor.protocol
     model: nn.Module = predictor.model.float().eval()
     if protocol.slowfast_alpha:
         model = _Pathways(model).eval()
-    path = Path(out) if out else Path(ckpt).with_suffix(SUFFIX[fmt])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        diff = _export_to(model, protocol, predictor.device, fmt, tmp, atol, path)
+    notes = preprocessing(protocol, predictor.classes, _names(protocol))
+    with atomic_output(sidecar) as tmp:
+        tmp.write_text(json.dumps(notes, indent=2))
+    return ExportResult(path, sidecar, diff)
+
+
+def default_output(ckpt: str | os.PathLike[str], fmt: str) -> Path:
+    """``<stem>.torchscript.pt`` or ``<stem>.onnx`` beside the checkpoint."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.stem + SUFFIX[fmt])
+
+
+def _names(protocol: ClipProtocol) -> list[str]:
+    return ["slow", "fast"] if protocol.slowfast_alpha else ["clip"]
+
+
+def _export_to(
+    model: nn.Module,
+    protocol: ClipProtocol,
+    device: torch.device,
+    fmt: str,
+    path: Path,
+    atol: float,
+    final: Path,
+) -> float:
+    """Writes the model to ``path`` (a temporary name of ``final``) and returns its largest logit
+    difference from ``model``."""
     trace_inputs = _inputs(example_clip(protocol, 1))
     if fmt == "torchscript":
         # a trace records the path its inputs take: channels-last records OctConv3d's fast path
         # (on CPU an Oct-I3D-R50 alpha-0.5 forward 168 ms against 309 ms traced contiguous);
         # ONNX runtimes choose their own layout, so ONNX gets the plain graph
-        layout = memory_format_for(predictor.device)
+        layout = memory_format_for(device)
         model = model.to(memory_format=layout)
         trace_inputs = tuple(to_memory_format(list(trace_inputs), layout))
-    names = ["slow", "fast"] if protocol.slowfast_alpha else ["clip"]
+    names = _names(protocol)
     with warnings.catch_warnings():
         # Shape checks turn into constants when traced; the shapes are fixed by design here.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -122,11 +163,9 @@ def export(
     diff = float(np.abs(got - expected).max())
     if not diff <= atol:
         raise ExportError(
-            f"exported {fmt} model {path} differs from the checkpoint by {diff:.3g} (> {atol})"
+            f"exported {fmt} model {final} differs from the checkpoint by {diff:.3g} (> {atol})"
         )
-    sidecar = path.with_suffix(path.suffix + ".json")
-    sidecar.write_text(json.dumps(preprocessing(protocol, predictor.classes, names), indent=2))
-    return ExportResult(path, sidecar, diff)
+    return diff
 
 
 def run_exported(path: Path, fmt: str, inputs: tuple[Tensor, ...]) -> np.ndarray:

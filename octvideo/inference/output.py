@@ -54,14 +54,27 @@ def records(result: VideoResult, classes: Sequence[str], k: int = 5) -> list[dic
     return out
 
 
+RECORD_EXTENSIONS = (".jsonl", ".json", ".csv")
+
+
+def check_record_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if its extension names a record format.
+
+    Raises:
+        ValueError: another extension, or none.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in RECORD_EXTENSIONS:
+        raise ValueError(f"--out {path}: use a .jsonl or .csv file name")
+    return path
+
+
 class RecordWriter:
     """Writes records to ``path`` as JSON Lines (``.jsonl``/``.json``) or CSV (``.csv``)."""
 
     def __init__(self, path: str | os.PathLike[str], k: int) -> None:
-        self.path = Path(path)
+        self.path = check_record_path(path)
         suffix = self.path.suffix.lower()
-        if suffix not in (".jsonl", ".json", ".csv"):
-            raise ValueError(f"--out {self.path}: use a .jsonl or .csv file name")
         self.format = "csv" if suffix == ".csv" else "jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO = self.path.open("w", encoding="utf-8", newline="")
@@ -89,8 +102,9 @@ class RecordWriter:
 
 
 def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:
-    """A readable block for the terminal: the video's top-k, then one line per window."""
-    if not result.ok:
+    """A readable block for the terminal: the video's top-k, then one line per window; a result
+    that failed after its prediction (a render) ends with its error."""
+    if result.video is None:
         return f"{result.path}\n  FAILED  {result.error}"
     head = (
         f"{result.path}  ({result.duration:.1f} s, {result.num_frames} frames, "
@@ -104,4 +118,6 @@ def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:
         for w in result.windows:
             label, prob = w.top(classes, 1)[0]
             lines.append(f"  {w.start:7.2f}-{w.end:7.2f} s  {label} ({100 * prob:.1f}%)")
+    if not result.ok:
+        lines.append(f"  FAILED  {result.error}")
     return "\n".join(lines)

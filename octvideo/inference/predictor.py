@@ -9,10 +9,11 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 - one centre clip (the default), or the multi-view protocol (N temporal clips x 1 or 3 crops,
   softmax averaged);
 - sliding windows over long videos: window k spans [k * stride, min(k * stride + window,
-  duration)] seconds, the last one ending at the video's end; each window is classified from one
-  clip of T frames at the trained stride tau centred in the window (clamped to the video), so the
-  model sees the temporal scale it was trained on; the video-level scores are the mean of the
-  windows' probabilities.
+  duration)] seconds for every k that starts before the video's end, up to the first that
+  reaches it (with a stride longer than the window the windows leave gaps); each window is
+  classified from one clip of T frames at the trained stride tau centred in the window (clamped
+  to the video), so the model sees the temporal scale it was trained on; the video-level scores
+  are the mean of the windows' probabilities.
 """
 
 from __future__ import annotations
@@ -146,14 +147,20 @@ def parse_seconds(text: str | float | None) -> float | None:
 
 
 def window_times(duration: float, window: float, stride: float) -> list[tuple[float, float]]:
-    """Windows [k * stride, min(k * stride + window, duration)] covering [0, duration].
+    """Windows [k * stride, min(k * stride + window, duration)] over [0, duration].
 
-    The first window starts at 0 and the last ends at ``duration``; a video shorter than one
-    window gets one window over all of it.
+    The first window starts at 0; windows follow while they start before ``duration``, up to the
+    first that reaches it, so every window has a positive length. With ``stride <= window`` they
+    cover the video and the last ends at ``duration``; with a longer stride they leave gaps and the
+    last may end before it. A video shorter than one window gets one window over all of it.
     """
     if window <= 0 or stride <= 0:
         raise ValueError(f"window and stride must be positive, got {window} and {stride}")
-    count = 1 if duration <= window else math.ceil((duration - window) / stride - 1e-9) + 1
+    if duration <= window:
+        return [(0.0, duration)]
+    reaching = math.ceil((duration - window) / stride - 1e-9) + 1  # up to the one reaching the end
+    starting = math.ceil(duration / stride - 1e-9)  # those starting before the end
+    count = min(reaching, starting)
     return [(k * stride, min(k * stride + window, duration)) for k in range(count)]
 
 
@@ -163,6 +170,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
 
     A path that does not exist, and a folder without videos, are kept, so that they are reported
     as failed rather than dropped.
+
+    Raises:
+        ValueError: a ``.txt`` list cannot be read or is not UTF-8 text.
     """
     out: list[str] = []
     for item in inputs:
@@ -178,7 +188,18 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
                 found = [str(path)]
             out.extend(found)
         elif path.suffix.lower() == ".txt" and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"input list {path} is not UTF-8 text (byte {err.start} is "
+                    f"{err.object[err.start : err.start + 1]!r}); save it as UTF-8"
+                ) from None
+            except OSError as err:
+                raise ValueError(
+                    f"input list {path} cannot be read ({err.strerror or err})"
+                ) from None
+            for line in text.splitlines():
                 line = line.strip()
                 if line and not line.startswith("#"):
                     entry = Path(line)
@@ -225,7 +246,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 
     checkpoint = load_checkpoint(path)
-    meta = (checkpoint.get("hyper_parameters") or {}).get("meta")
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} holds a {type(checkpoint).__name__}, not the dict "
+            f"'octvideo train' writes (weights and metadata)"
+        )
+    hyper = checkpoint.get("hyper_parameters")
+    meta = hyper.get("meta") if isinstance(hyper, dict) else None
+    if not isinstance(meta, dict):
+        meta = None
     missing = [
         k for k in ("model", "classes", "clip", "normalization") if not meta or k not in meta
     ]
@@ -235,7 +264,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             f"a checkpoint written by 'octvideo train' (a bare state dict cannot say which model, "
             f"classes and clip protocol it belongs to)"
         )
-    return meta, model_state_dict(checkpoint)
+    state = model_state_dict(checkpoint)
+    if not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} has a state_dict that is not all tensors: it was "
+            f"not written by 'octvideo train'"
+        )
+    return meta, state
 
 
 class Predictor:
@@ -278,14 +313,23 @@ class Predictor:
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but no CUDA device is available")
+        from octvideo.engine.checkpoint import state_mismatch
+
         meta, state = read_checkpoint(path)
-        model = model_from_meta(meta["model"])
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
+        try:
+            model = model_from_meta(meta["model"])
+        except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(
-                f"checkpoint {os.fspath(path)!r} does not fit model {meta['model']['name']!r}: "
-                f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+                f"checkpoint {os.fspath(path)!r} describes a model that cannot be built "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            ) from None
+        mismatch = state_mismatch(model, state)
+        if mismatch:
+            raise CheckpointError(
+                f"checkpoint {os.fspath(path)!r} does not fit the model its metadata describes "
+                f"({meta['model'].get('name')!r}): {mismatch}"
             )
+        model.load_state_dict(state)
         if len(meta["classes"]) != int(meta["model"]["num_classes"]):
             raise CheckpointError(
                 f"checkpoint {os.fspath(path)!r} names {len(meta['classes'])} classes but its "

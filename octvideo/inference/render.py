@@ -2,7 +2,9 @@
 
 Each frame shows the top classes of the window whose centre is nearest to the frame's time (or the
 video-level prediction when there are no windows). The input is decoded and the output encoded one
-frame at a time with PyAV, so long videos need no more memory than short ones.
+frame at a time with PyAV, so long videos need no more memory than short ones. The output is
+written to a temporary file beside it and renamed when complete: a render that fails half-way
+leaves no half file and an earlier file of that name as it was.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import numpy as np
 from PIL import ImageDraw, ImageFont
 
 from octvideo.inference.predictor import Prediction, VideoResult
+from octvideo.paths import atomic_output, same_file
+
+# containers that take the H.264 (or MPEG-4 part 2) stream ``render`` writes
+RENDER_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
 
 
 def _encoder_name() -> str:
@@ -38,15 +44,27 @@ def _label_for(result: VideoResult, t: float) -> Prediction:
 def render(
     result: VideoResult, classes: Sequence[str], out: str | os.PathLike[str], *, k: int = 3
 ) -> Path:
-    """Draws ``result``'s predictions onto the frames of ``result.path`` and writes ``out``.
+    """Draws ``result``'s top ``k`` classes onto the frames of ``result.path`` and writes ``out``.
 
     Raises:
-        ValueError: the result is a failure or has no source file.
+        ValueError: the result is a failure or has no source file, ``out`` is not a video
+            name or is the source.
+        av.FFmpegError, OSError: the source cannot be decoded to its end, or ``out`` written.
     """
     if not result.ok or result.video is None:
         raise ValueError(f"cannot render {result.path}: it has no prediction ({result.error})")
     out = Path(out)
+    if out.suffix.lower() not in RENDER_EXTENSIONS:
+        raise ValueError(f"cannot render to {out}: use a {', '.join(RENDER_EXTENSIONS)} file name")
+    if same_file(out, result.path):
+        raise ValueError(f"cannot render {result.path} onto itself; choose another output file")
     out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        _draw(result, classes, tmp, k)
+    return out
+
+
+def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> None:
     font = ImageFont.load_default()
     with av.open(result.path) as src, av.open(str(out), "w") as dst:
         in_stream = src.streams.video[0]
@@ -70,4 +88,3 @@ def render(
                 dst.mux(packet)
         for packet in stream.encode():
             dst.mux(packet)
-    return out

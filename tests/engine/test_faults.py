@@ -262,12 +262,12 @@ def test_an_unwritable_output_folder_is_reported_before_training(tiny_synth, tmp
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     if os.geteuid() == 0:  # root writes through any mode bits: refuse as the kernel would
-        import octvideo.engine.run as run_module
+        import octvideo.paths
 
         def refuse(*args, **kwargs):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-        monkeypatch.setattr(run_module.tempfile, "TemporaryFile", refuse)
+        monkeypatch.setattr(octvideo.paths.tempfile, "TemporaryFile", refuse)
     else:
         (run / "checkpoints").chmod(0o500)
     with pytest.raises(UsageError, match=r"is not writable \(Permission denied\)"):
