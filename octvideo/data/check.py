@@ -1,10 +1,13 @@
 """``octvideo data check``: decode every listed video in worker processes that may crash.
 
 Decoders are C code; a corrupt file can make one segfault or hang. Each video is decoded, every
-frame in chunks, by a long-lived worker process; the parent watches them. A worker that dies while
-decoding a video (signal or exit) marks that video bad with its exit code and is replaced; a video
-that takes longer than ``timeout`` seconds marks it bad and its worker is killed and replaced. So a
-bad file can only take down its own worker, never the check.
+frame in chunks, by a long-lived worker process; the parent watches them. Each worker has its own
+pipe and holds at most one video at a time, so the parent always knows which video a worker is
+decoding and no lock is shared between workers. A worker that dies while decoding a video (signal
+or exit) marks that video bad with its exit code and is replaced; a video that takes longer than
+``timeout`` seconds marks it bad and its worker is killed and replaced. Only a worker decoding a
+video past its deadline is ever killed, and killing it cannot stall the others. So a bad file can
+only take down its own worker, never the check.
 
 The result lists every bad file with its error, and is written as ``path<TAB>error`` lines.
 """
@@ -15,20 +18,21 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
-import queue
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.data.annotations import load_annotations
+from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 64  # frames decoded per call, to bound memory on long videos
+POLL = 0.2  # seconds between looks at the workers when no result arrives
 
 
 @dataclass
@@ -59,47 +63,80 @@ def check_one(path: str, decoder: str) -> str:
     return ""
 
 
-def _worker(tasks: mp.Queue, results: mp.Queue, current: Any, decoder: str) -> None:
+def _worker(conn: Connection, decoder: str) -> None:
+    """Decode the videos the parent sends, one at a time, until it sends None or goes away."""
     while True:
-        task = tasks.get()
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
         if task is None:
             return
         index, path = task
-        # Shared memory, written before decoding: it survives a crash (a queue message might not).
-        with current.get_lock():
-            current[0], current[1] = index, time.monotonic()
-        results.put((index, check_one(path, decoder)))
+        conn.send((index, check_one(path, decoder)))
+
+
+class _Worker:
+    """One decoding process, its own pipe, and the video it holds (if any) with its start time."""
+
+    def __init__(self, ctx: mp.context.BaseContext, decoder: str) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, decoder))
+        self.proc.start()
+        child.close()  # the worker's end lives in the worker only: its death is EOF here
+        self.task: int | None = None
+        self.started = 0.0
+
+    def give(self, index: int, path: str) -> None:
+        self.task, self.started = index, time.monotonic()
+        self.conn.send((index, path))
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        else:
+            with contextlib.suppress(OSError):  # already gone
+                self.conn.send(None)
+            self.proc.join(timeout=10)
+            if self.proc.is_alive():
+                self.proc.kill()
+        self.proc.join()
+        self.conn.close()
 
 
 class _Pool:
-    """Worker processes fed from one queue, replaceable one at a time."""
+    """Worker processes, each fed one video at a time through its own pipe, replaceable."""
 
     def __init__(self, size: int, decoder: str) -> None:
         # fork: workers inherit the imported modules (spawn would re-import torch per worker)
         self.ctx = mp.get_context("fork")
-        self.tasks = self.ctx.Queue()
-        self.results = self.ctx.Queue()
         self.decoder = decoder
-        self.procs: dict[int, tuple[mp.Process, Any]] = {}  # pid -> (process, [index, started])
-        for _ in range(size):
-            self.spawn()
+        self.workers = [_Worker(self.ctx, decoder) for _ in range(size)]
 
-    def spawn(self) -> None:
-        current = self.ctx.Array("d", [-1.0, 0.0])
-        proc = self.ctx.Process(
-            target=_worker, args=(self.tasks, self.results, current, self.decoder)
-        )
-        proc.start()
-        self.procs[proc.pid] = (proc, current)
+    def replace(self, worker: _Worker, kill: bool) -> None:
+        """Stop ``worker`` (killing it if asked) and start a fresh one in its place."""
+        worker.stop(kill=kill)
+        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self.decoder)
 
     def close(self) -> None:
-        for _ in self.procs:
-            self.tasks.put(None)
-        for proc, _ in self.procs.values():
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+        for worker in self.workers:
+            worker.stop(kill=worker.task is not None)
+
+
+def _check_out(out: str | os.PathLike[str]) -> None:
+    """Refuse an ``out`` file that cannot be written, before any video is decoded."""
+    path = Path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"--out {out} cannot be written ({err.strerror or err}); choose another --out"
+        ) from err
 
 
 def check_videos(
@@ -127,14 +164,24 @@ def check_videos(
 
     Returns:
         The report: total, bad files with errors, Kinetics rows without a file.
+
+    Raises:
+        ValueError: ``timeout`` is not positive, ``out`` cannot be written, a malformed list, or
+            nothing to check (a folder without class folders of videos, an empty list); all
+            before any video is decoded.
     """
+    if not timeout > 0:
+        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+    if out is not None:
+        _check_out(out)
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]
+    if not paths and not found.missing:
+        raise ValueError(_nothing_to_check(annotations, root, fmt))
     errors: dict[int, str] = {}
     pool = _Pool(max(1, min(workers, len(paths) or 1)), decoder)
+    todo = deque(enumerate(paths))
     pending = set(range(len(paths)))
-    for index, path in enumerate(paths):
-        pool.tasks.put((index, path))
     bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)
 
     def finish(index: int, error: str) -> None:
@@ -146,27 +193,34 @@ def check_videos(
 
     try:
         while pending:
-            with contextlib.suppress(queue.Empty):  # nothing finished in this slice: poll workers
-                finish(*pool.results.get(timeout=0.2))
-            for pid, (proc, current) in list(pool.procs.items()):
-                with current.get_lock():
-                    index, started = int(current[0]), current[1]
-                busy = index >= 0 and index in pending
-                overdue = busy and time.monotonic() - started > timeout
-                if proc.is_alive() and not overdue:
+            for worker in list(pool.workers):
+                if worker.task is None and todo:
+                    try:
+                        worker.give(*todo[0])
+                    except OSError:  # died while idle: its replacement takes the video
+                        worker.task = None
+                        pool.replace(worker, kill=True)
+                        continue
+                    todo.popleft()
+            busy = [w for w in pool.workers if w.task is not None]
+            now = time.monotonic()
+            soonest = min((w.started + timeout - now for w in busy), default=POLL)
+            for conn in wait([w.conn for w in busy], timeout=max(0.0, min(POLL, soonest))):
+                worker = next(w for w in busy if w.conn is conn)
+                try:
+                    index, error = worker.conn.recv()
+                except (EOFError, OSError):  # the worker died while decoding its video
+                    worker.proc.join()
+                    finish(worker.task, f"decoder process died (exit code {worker.proc.exitcode})")
+                    pool.replace(worker, kill=True)
                     continue
-                if overdue:
-                    proc.kill()
-                proc.join()
-                del pool.procs[pid]
-                if busy:
-                    finish(
-                        index,
-                        f"timed out after {timeout:.0f} s"
-                        if overdue
-                        else f"decoder process died (exit code {proc.exitcode})",
-                    )
-                pool.spawn()
+                worker.task = None
+                finish(index, error)
+            now = time.monotonic()
+            for worker in list(pool.workers):
+                if worker.task is not None and now - worker.started > timeout:
+                    finish(worker.task, f"timed out after {timeout:g} s")
+                    pool.replace(worker, kill=True)
     finally:
         bar.close()
         pool.close()
@@ -186,3 +240,21 @@ def check_videos(
         f" (listed in {out})" if out else "",
     )
     return report
+
+
+def _nothing_to_check(
+    annotations: str | os.PathLike[str], root: str | os.PathLike[str] | None, fmt: str
+) -> str:
+    """The error for an annotation source that lists no video: what was found, what is needed."""
+    folder = Path(root or annotations)
+    if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
+        loose = sum(
+            1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+        )
+        plural = "video" if loose == 1 else "videos"
+        found = f"{loose} {plural} directly in it but none" if loose else "no videos"
+        return (
+            f"{folder}: found {found} in class folders; a class-folder root holds one folder per "
+            f"class with its videos ({folder}/<class>/<video>.mp4), or pass a 'path label' list"
+        )
+    return f"{annotations} lists no videos; nothing to check"

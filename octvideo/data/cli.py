@@ -44,16 +44,19 @@ def run_check(args: argparse.Namespace) -> int:
             "CSV or a class-folder root"
         )
     out = args.out or f"{Path(args.annotations).with_suffix('')}.bad.txt"
-    report = check_videos(
-        args.annotations,
-        root=args.root,
-        fmt=args.format,
-        out=out,
-        workers=args.workers,
-        decoder=args.decoder,
-        timeout=args.timeout,
-        progress=not args.quiet,
-    )
+    try:
+        report = check_videos(
+            args.annotations,
+            root=args.root,
+            fmt=args.format,
+            out=out,
+            workers=args.workers,
+            decoder=args.decoder,
+            timeout=args.timeout,
+            progress=not args.quiet,
+        )
+    except ValueError as err:  # a malformed list, a bad --timeout or --out: before any decoding
+        raise UsageError(str(err)) from err
     print(  # noqa: T201
         f"{report.ok} of {report.total} videos decode, {len(report.bad)} bad (listed in {out})"
         + (f", {report.missing_rows} CSV rows without a file" if report.missing_rows else "")
@@ -93,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--num-train", type=int, default=360, help="training clips")
     synth.add_argument("--num-val", type=int, default=120, help="validation clips")
-    synth.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
+    synth.add_argument(
+        "--size", type=int, default=64, help="frame side in pixels (even, 16 to 1024)"
+    )
     synth.add_argument("--frames", type=int, default=16, help="frames per clip")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -7,10 +7,17 @@ scaled to short side 256 or 320, which is what this writes:
 - every video under SRC -> the same relative path under DST, extension ``.mp4``, H.264 (crf 23,
   yuv420p, even sizes), video stream only, frames re-timed at the source's average rate (frame
   order and count are kept; that is all the frame-index sampler uses);
-- in parallel (processes), with a progress bar;
-- resumable: a file is written as ``*.part.mp4`` and renamed when complete, so a finished output
-  means a finished file and a rerun skips it;
-- failures do not stop the run: they are listed in ``DST/prepare_errors.txt``;
+- sources that would land on the same output (``a/dup.webm`` and ``a/dup.mkv``) are found before
+  anything is encoded; none of them is encoded (which one is meant cannot be told), each is a
+  failure naming the others, and an output already there is left as it is;
+- in parallel, each video in a process of its own, with a progress bar;
+- resumable: a file is written as ``<source name>.part.mp4`` (one name per source, so no two jobs
+  share it) and renamed when complete, so a finished output means a finished file and a rerun
+  skips it;
+- failures do not stop the run: they are listed in ``DST/prepare_errors.txt``; an encoding process
+  that dies (a decoder crash, the OOM killer) is a failure of the video it was encoding;
+- bad arguments are refused before anything is encoded: a DST that is SRC, lies inside it or
+  holds it, and ``--csv`` files that are missing or not Kinetics CSVs;
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
@@ -19,10 +26,13 @@ scaled to short side 256 or 320, which is what this writes:
 
 from __future__ import annotations
 
+import csv
 import logging
+import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import defaultdict
 from fractions import Fraction
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from tqdm import tqdm
@@ -40,10 +50,28 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 def transcode(src: str, dst: str, short_side: int) -> int:
     """Re-encode one video at the given short side; return the number of frames written."""
+    part = part_path(src, dst)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        frames = _encode(src, part, short_side)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
+    if frames == 0:
+        os.remove(part)
+        raise ValueError(f"{src}: no frame decoded")
+    os.replace(part, dst)
+    return frames
+
+
+def part_path(src: str, dst: str) -> str:
+    """The file ``src`` is encoded into before it becomes ``dst``: one per source, never shared."""
+    return str(Path(dst).parent / f"{Path(src).name}.part.mp4")
+
+
+def _encode(src: str, part: str, short_side: int) -> int:
     import av
 
-    part = dst[: -len(".mp4")] + ".part.mp4"
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
     frames = 0
     with av.open(src, metadata_errors="ignore") as source:
         if not source.streams.video:
@@ -66,19 +94,113 @@ def transcode(src: str, dst: str, short_side: int) -> int:
                 target.mux(out.encode(image))
                 frames += 1
             target.mux(out.encode())
-    if frames == 0:
-        os.remove(part)
-        raise ValueError(f"{src}: no frame decoded")
-    os.replace(part, dst)
     return frames
 
 
-def _job(src: str, dst: str, short_side: int) -> tuple[str, str]:
+def _job(conn: Connection, src: str, dst: str, short_side: int) -> None:
+    """Encode one video in its own process and send back "" or the error."""
     try:
         transcode(src, dst, short_side)
     except Exception as err:  # reported per file in prepare_errors.txt, the run goes on
-        return src, f"{type(err).__name__}: {err}"
-    return src, ""
+        conn.send(f"{type(err).__name__}: {err}")
+    else:
+        conn.send("")
+    conn.close()
+
+
+def _run_jobs(
+    jobs: list[tuple[str, str]], short_side: int, workers: int, progress: bool
+) -> list[tuple[str, str]]:
+    """Encode ``(src, dst)`` jobs, ``workers`` at a time, each in a forked process of its own.
+
+    A process per video costs a fork (milliseconds) against seconds of encoding, and makes a
+    process that dies (a decoder crash, the OOM killer) the failure of exactly its own video: the
+    others go on.
+
+    Returns:
+        ``(src, error)`` of the videos that failed.
+    """
+    import av  # noqa: F401 (imported once here, inherited by every forked job)
+
+    ctx = mp.get_context("fork")  # jobs inherit the imported modules
+    todo = list(reversed(jobs))
+    running: dict[Connection, tuple[mp.process.BaseProcess, str, str]] = {}
+    errors = []
+    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
+    try:
+        while todo or running:
+            while todo and len(running) < max(1, workers):
+                src, dst = todo.pop()
+                receive, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_job, args=(send, src, dst, short_side))
+                proc.start()
+                send.close()  # the job's end lives in the job only: its death is EOF here
+                running[receive] = (proc, src, dst)
+            for conn in wait(list(running)):
+                proc, src, dst = running.pop(conn)
+                try:
+                    error = conn.recv()
+                except (EOFError, OSError):
+                    error = None
+                conn.close()
+                proc.join()
+                if error is None:
+                    Path(part_path(src, dst)).unlink(missing_ok=True)
+                    error = f"encoding process died (exit code {proc.exitcode})"
+                if error:
+                    errors.append((src, error))
+                bar.update()
+    finally:
+        bar.close()
+        for proc, _, _ in running.values():  # stopped early (Ctrl-C): no orphan encoders
+            proc.kill()
+            proc.join()
+    return errors
+
+
+def _check_csvs(csvs: list[str]) -> None:
+    """Refuse ``--csv`` files that are missing or not Kinetics CSVs, before anything is encoded."""
+    required = {"label", "youtube_id", "time_start", "time_end"}
+    classes: set[str] | None = None
+    for path in csvs:
+        try:
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                fields = set(reader.fieldnames or ())
+                labels = {row.get("label") for row in reader} if required <= fields else set()
+        except OSError as err:
+            raise ValueError(
+                f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
+                "Kinetics CSVs (train.csv, validate.csv, ...)"
+            ) from err
+        if not required <= fields:
+            raise ValueError(
+                f"--csv {path} is not a Kinetics CSV: it needs the columns {sorted(required)}, "
+                f"found {sorted(fields)}"
+            )
+        if classes is None:
+            classes = labels
+        elif not labels <= classes:
+            raise ValueError(
+                f"--csv {path} has labels that the first --csv {csvs[0]} does not have "
+                f"(e.g. {sorted(map(str, labels - classes))[0]!r}); the first CSV sets the class "
+                "list, so pass the training CSV first"
+            )
+
+
+def _check_folders(src: Path, dst: Path) -> None:
+    """Refuse a DST that is SRC, lies inside it, or holds it: outputs would mix with sources."""
+    real_src, real_dst = src.resolve(), dst.resolve()
+    if real_dst == real_src or real_src in real_dst.parents:
+        raise ValueError(
+            f"DST {dst} is inside SRC {src} (or is it): the outputs and annotation files would "
+            "mix with the raw videos; choose a DST outside SRC"
+        )
+    if real_dst in real_src.parents:
+        raise ValueError(
+            f"SRC {src} is inside DST {dst}: the annotation files would list the raw videos as a "
+            "split; choose a DST that does not hold SRC"
+        )
 
 
 def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
@@ -146,33 +268,43 @@ def prepare_dataset(
         raise FileNotFoundError(f"source folder {src} does not exist")
     if short_side < 16:
         raise ValueError(f"--short-side must be >= 16, got {short_side}")
-    jobs, skipped = [], 0
+    _check_folders(src, dst)
+    if csvs:
+        _check_csvs(csvs)
+    sources: dict[Path, list[str]] = defaultdict(list)  # output (relative) -> its sources
     for folder, _, files in os.walk(src):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
-            rel = Path(folder, name).relative_to(src).with_suffix(".mp4")
-            if (dst / rel).is_file():
-                skipped += 1
-            else:
-                jobs.append((str(Path(folder, name)), str(dst / rel)))
+            sources[Path(folder, name).relative_to(src).with_suffix(".mp4")].append(
+                str(Path(folder, name))
+            )
+    jobs, skipped, errors = [], 0, []
+    for rel, paths in sorted(sources.items()):
+        if len(paths) > 1:  # which one is meant cannot be told: none is encoded
+            for path in paths:
+                others = ", ".join(p for p in paths if p != path)
+                errors.append(
+                    (
+                        path,
+                        f"same output {dst / rel} as {others}; rename or remove one of them and "
+                        "run again",
+                    )
+                )
+        elif (dst / rel).is_file():
+            skipped += 1
+        else:
+            jobs.append((paths[0], str(dst / rel)))
     dst.mkdir(parents=True, exist_ok=True)
-    errors = []
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_job, s, d, short_side) for s, d in jobs]
-        for future in tqdm(
-            as_completed(futures),
-            total=len(futures),
-            desc="prepare",
-            unit="video",
-            disable=not progress,
-        ):
-            path, error = future.result()
-            if error:
-                errors.append((path, error))
+    encode_errors = _run_jobs(jobs, short_side, workers, progress)
+    errors += encode_errors
     (dst / "prepare_errors.txt").write_text("".join(f"{p}\t{e}\n" for p, e in sorted(errors)))
     write_annotations(dst, csvs)
-    counts = {"encoded": len(jobs) - len(errors), "skipped": skipped, "failed": len(errors)}
+    counts = {
+        "encoded": len(jobs) - len(encode_errors),
+        "skipped": skipped,
+        "failed": len(errors),
+    }
     logger.info(
         "prepared %s: %d encoded, %d already done, %d failed (see %s)",
         dst,

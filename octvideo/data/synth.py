@@ -58,6 +58,7 @@ SIZE_RANGE = (0.12, 0.25)  # shape half-size as a share of the frame side
 TRAVEL = (0.25, 0.35)  # distance a moving shape covers in a clip, as a share of the frame side
 SPIN = (8.0, 14.0)  # degrees per frame of a rotating shape
 GROWTH = 0.8  # share of the log-size range a growing / shrinking shape crosses
+MAX_SIZE = 1024  # frame side limit: 16 frames of 1024x1024 are 48 MiB per clip
 
 
 def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -134,7 +135,7 @@ def generate_synthetic(
         out: output folder (created; existing files of the same names are overwritten).
         num_train: training clips, classes in turn (clip n has label n % 6).
         num_val: validation clips.
-        size: frame side in pixels (even, >= 16: H.264 yuv420p needs even sizes).
+        size: frame side in pixels (even, 16 to ``MAX_SIZE``: H.264 yuv420p needs even sizes).
         frames: frames per clip.
         seed: base seed.
         progress: show a progress bar.
@@ -149,8 +150,19 @@ def generate_synthetic(
             f"need --frames >= 2, --num-train >= 1, --num-val >= 0; got {frames}, {num_train}, "
             f"{num_val}"
         )
+    if size > MAX_SIZE:
+        raise ValueError(
+            f"--size must be at most {MAX_SIZE} (a synthetic clip of {size}x{size} pixels would "
+            f"need {frames * size * size * 3 / 2**30:.0f} GiB of memory), got {size}"
+        )
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file of that name, or a folder that cannot be written
+        reason = "it is a file" if out.is_file() else err.strerror or str(err)
+        raise ValueError(
+            f"--out {out} cannot be the output folder ({reason}); choose another --out"
+        ) from err
     (out / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
     jobs = [("train", s, n) for s, n in ((0, i) for i in range(num_train))]
     jobs += [("val", s, n) for s, n in ((1, i) for i in range(num_val))]

@@ -1,4 +1,5 @@
-"""Helpers of the data tests: encoding test videos with PyAV.
+"""Helpers of the data tests: encoding test videos with PyAV, and running ``octvideo data``
+commands that must refuse their arguments.
 
 Frame ``i`` of every generated video is a flat grey of level ``level(i) = 12 + 10 * i`` with a small
 dark square in one corner (so it is not a trivial stream), which lets a test read back which frame
@@ -61,3 +62,15 @@ def encode(
 
 GOOD = ("h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4")
 BAD = ("truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4")
+
+
+def data_error(capsys, command: str, *args: str) -> str:
+    """Run ``octvideo data COMMAND ARGS -q``; assert exit status 2 and return its one stderr
+    line."""
+    from octvideo.cli import main
+
+    capsys.readouterr()
+    assert main(["data", command, *args, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.rstrip("\n")
