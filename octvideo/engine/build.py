@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from octvideo.cli import UsageError
 from octvideo.config import ConfigError, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
@@ -109,7 +110,14 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
     Raises:
         ConfigError: a weight the model has no place for, or a missing non-classifier weight.
     """
-    checkpoint = load_checkpoint(path)
+    try:
+        checkpoint = load_checkpoint(path)
+    except UsageError as err:  # the shipped _in1k configs name a file the user downloads
+        raise ConfigError(
+            f"model.pretrained={path} ({kind}): {err}; put the weights there (the README's "
+            "'Training on Kinetics' says which), set model.pretrained=PATH, or "
+            "model.pretrained=null to start from random weights"
+        ) from err
     if kind == "octvideo":
         state = model_state_dict(checkpoint)
     else:

@@ -474,6 +474,19 @@ def test_all_devices_on_a_cpu_is_the_one_process(tiny_synth, tmp_path):
     assert result.global_step == 3  # 12 clips at batch 4, one process (before: a TypeError)
 
 
+def test_missing_pretrained_weights_say_which_setting_names_them(tiny_synth, tmp_path):
+    weights = tmp_path / "pretrained" / "resnet50.pth"
+    overrides = [*_fast(tiny_synth), f"model.pretrained={weights}"]
+    overrides.append("model.pretrained_kind=imagenet2d")
+    with pytest.raises(UsageError) as info:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert str(info.value) == (
+        f"model.pretrained={weights} (imagenet2d): checkpoint '{weights}' does not exist; put the "
+        "weights there (the README's 'Training on Kinetics' says which), set "
+        "model.pretrained=PATH, or model.pretrained=null to start from random weights"
+    )
+
+
 def test_a_checkpoint_for_another_class_count_is_one_line(
     tiny_synth, tmp_path, uninterrupted, capsys
 ):
