@@ -166,6 +166,31 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
     _assert_same_run(result, reference)
 
 
+class InterruptAt(L.Callback):
+    """Raises KeyboardInterrupt, as Ctrl-C does, at the end of a given global step's batch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_in_one_line_naming_the_checkpoint_kept(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(RunStopped) as info:
+            run_train(None, _overrides(tiny_synth), out=str(run), callbacks=[InterruptAt(5)])
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C once stopping
+    assert str(info.value) == (
+        f"stopped by an interrupt (Ctrl-C) at global step 5; {run / 'checkpoints' / 'last.ckpt'} "
+        "(global step 4) is kept; continue with --resume auto"
+    )
+
+
 def test_another_class_list_is_refused_by_test_and_resume(tiny_synth, tmp_path, uninterrupted):
     classes = (tiny_synth / "classes.txt").read_text().split()
     swapped = [classes[1], classes[0], *classes[2:]]
