@@ -12,7 +12,9 @@ depend on which worker loads it. pytorchvideo's ``RandomClipSampler`` draws from
 Testing: ``N`` clips whose starts split ``[0, num_video_frames - window]`` evenly, start
 ``i * (num_video_frames - window) / N`` rounded down: pytorchvideo's
 ``ConstantClipsPerVideoSampler`` with frames as its time unit (the same rule as PySlowFast's
-``get_start_end_idx`` for test clips). Validation during training uses the one centre clip.
+``get_start_end_idx`` for test clips). One test clip is the centre clip, which validation during
+training also uses (the rule above would take the first: the test would score another clip than
+validation and ``predict``).
 
 Videos shorter than a clip: indices past the last frame are clamped to it, i.e. the last frame
 repeats (PySlowFast's choice); the clip keeps its T frames and all views of such a video are equal.
@@ -68,8 +70,10 @@ def center_clip_indices(video_frames: int, num_frames: int, sampling_rate: int) 
 def uniform_clip_starts(
     video_frames: int, num_frames: int, sampling_rate: int, num_clips: int
 ) -> list[int]:
-    """Starts of the ``num_clips`` evenly spread test clips of a video."""
+    """Starts of the ``num_clips`` evenly spread test clips of a video (one: the centre clip)."""
     window = clip_window(num_frames, sampling_rate)
+    if num_clips == 1:
+        return [max(video_frames - window, 0) // 2]
     sampler = ConstantClipsPerVideoSampler(
         clip_duration=Fraction(window), clips_per_video=num_clips
     )

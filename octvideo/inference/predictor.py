@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from octvideo.data.config import DataConfig
 from octvideo.data.decoding import DecodeError, VideoInfo, decode_clip
-from octvideo.data.sampling import center_clip_indices, clip_indices, multiview_clip_indices
+from octvideo.data.sampling import clip_indices, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.models import create_model
 
@@ -383,8 +383,6 @@ class Predictor:
         total = info.num_frames
         if window is None:
             clips, _ = self._views(views)
-            if clips == 1:
-                return [center_clip_indices(total, p.num_frames, p.sampling_rate)], []
             return multiview_clip_indices(total, p.num_frames, p.sampling_rate, clips), []
         fps = info.fps if info.fps > 0 else 30.0
         times = window_times(total / fps, window, stride or window)

@@ -36,6 +36,12 @@ def test_multiview_starts_split_the_video_evenly():
     assert center_clip_indices(100, 8, 8)[0] == 43 // 2
 
 
+def test_one_test_clip_is_the_centre_clip_validation_takes():
+    (only,) = multiview_clip_indices(100, 8, 8, 1)
+    assert only.tolist() == center_clip_indices(100, 8, 8).tolist()
+    assert only[0] == 21  # not the first clip, which the N-clip rule gives at N = 1
+
+
 def test_short_video_repeats_its_last_frame():
     clip = random_clip_indices(5, 8, 2, torch.Generator().manual_seed(0))
     assert clip.tolist() == [0, 2, 4, 4, 4, 4, 4, 4]
