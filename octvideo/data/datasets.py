@@ -179,12 +179,16 @@ class VideoDataset(Dataset):
         errors: list[str] = []
         video_index = index
         for attempt in range(cfg.max_retries + 1):
-            seed = item_seed(cfg.seed, epoch, index, attempt)
+            # one seed per draw: seeded alike, the first draws of the replacement video, the clip
+            # start and the scale jitter were one number (start and scale tied modulo their gcd)
+            pick_seed, clip_seed, aug_seed = (
+                item_seed(cfg.seed, epoch, index, attempt, draw) for draw in range(3)
+            )
             if attempt > 0:
-                picker = torch.Generator().manual_seed(seed)
+                picker = torch.Generator().manual_seed(pick_seed)
                 video_index = int(torch.randint(len(self.records), (1,), generator=picker))
 
-            def choose(info: VideoInfo, seed: int = seed) -> np.ndarray:
+            def choose(info: VideoInfo, seed: int = clip_seed) -> np.ndarray:
                 gen = torch.Generator().manual_seed(seed)
                 return random_clip_indices(info.num_frames, cfg.num_frames, cfg.sampling_rate, gen)
 
@@ -196,7 +200,7 @@ class VideoDataset(Dataset):
                 errors.append(f"{path}\t{err}")
                 continue
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.manual_seed(aug_seed)
                 video = self._transforms[0](frames)  # (3, T, H, W)
             return {
                 "video": self._pack(video),

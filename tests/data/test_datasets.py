@@ -11,6 +11,7 @@ from media_helpers import NUM_FRAMES, frame_index
 from octvideo.data import BadVideoTracker, DataConfig, VideoDataModule, VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.datamodule import EpochSampler
+from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import multiview_clip_indices
 
 GOOD = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4"]
@@ -46,6 +47,20 @@ def indices_of(video: torch.Tensor) -> list[int]:
 
 def records(media, names) -> list[VideoRecord]:
     return [VideoRecord(str(media[n]), i) for i, n in enumerate(names)]
+
+
+def test_clip_start_and_augmentation_are_drawn_independently(media, monkeypatch):
+    # 186 frames, clips of 8 at stride 8: 130 starts; a 65-way scale draw seeded like the start
+    # was the start modulo 65 for every item
+    dataset = VideoDataset(
+        records(media, GOOD[:1]), small_config(num_frames=8, sampling_rate=8), "train"
+    )
+    info = VideoInfo(num_frames=186, fps=30.0, width=64, height=48, decoder="pyav")
+    monkeypatch.setattr(dataset, "_decode", lambda i, choose: torch.from_numpy(choose(info)))
+    monkeypatch.setattr(dataset, "_transforms", [lambda start: (start, torch.randint(65, ()))])
+    pairs = [dataset[(0, epoch)]["video"] for epoch in range(200)]
+    tied = sum(int(start[0]) % 65 == int(scale) for start, scale in pairs)
+    assert tied < 20  # about 200 / 65 by chance; 200 when tied
 
 
 def test_train_items_shapes_labels_and_strided_indices(media):
