@@ -43,6 +43,22 @@ class _ToCTHW(torch.nn.Module):
         return video.as_subclass(torch.Tensor).permute(1, 0, 2, 3).contiguous()  # (3, T, H, W)
 
 
+class RandomShortSide(torch.nn.Module):
+    """Resize so that the short side is a size drawn uniformly from ``[low, high]``, exactly.
+
+    ``v2.RandomShortestSize`` scales both sides by a float ratio and truncates, which lands one
+    pixel short for some frame sizes (190x300 to short side 224 gives 223x353), and the random
+    crop that follows then fails when the crop equals the lower scale."""
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__()
+        self.low, self.high = low, high
+
+    def forward(self, video: tv_tensors.Video) -> tv_tensors.Video:
+        size = int(torch.randint(self.low, self.high + 1, ()))
+        return v2.functional.resize(video, size, antialias=True)
+
+
 class PositionCrop(torch.nn.Module):
     """Square crop at the start, centre or end of the long side (the three test crops).
 
@@ -82,7 +98,7 @@ def train_transform(cfg: DataConfig) -> ClipTransform:
     low, high = cfg.train_jitter_scales
     steps: list[torch.nn.Module] = [
         _ToVideo(),
-        v2.RandomShortestSize(min_size=list(range(low, high + 1)), antialias=True),
+        RandomShortSide(low, high),
         v2.RandomCrop(cfg.train_crop_size),
     ]
     if cfg.random_flip:
