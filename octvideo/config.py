@@ -223,6 +223,8 @@ class TestConfig:
     count_flops: bool = True  # GFLOPs of one view (fvcore multiply-adds) in the summary
     confusion_matrix: bool = True  # confusion-matrix PNG
     out_dir: str = ""  # where the report goes ("" = <run dir>/test)
+    # test on other frames, frame rate or normalisation than the checkpoint was trained with
+    allow_other_clip: bool = False
 
 
 @dataclass

@@ -10,6 +10,7 @@ and, after ``octvideo test``, ``test/`` with the evaluation report.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import warnings
@@ -308,6 +309,50 @@ def check_same_classes(
     )
 
 
+def check_same_clips(
+    checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, allow: bool = False
+) -> None:
+    """Refuses to test a checkpoint on clips other than it was trained on: other frames, frame
+    rate, SlowFast ratio or normalisation than its metadata records (``allow``: a warning).
+
+    Raises:
+        UsageError: names each setting, its value here and in training, and the overrides.
+    """
+    meta = (checkpoint.get("hyper_parameters") or {}).get("meta") or {}
+    clip, norm = meta.get("clip") or {}, meta.get("normalization") or {}
+    d = cfg.data
+    pairs = {
+        "num_frames": (clip, d.num_frames),
+        "sampling_rate": (clip, d.sampling_rate),
+        "slowfast_alpha": (clip, d.slowfast_alpha),
+        "mean": (norm, [float(v) for v in d.mean]),
+        "std": (norm, [float(v) for v in d.std]),
+    }
+    differ = {
+        key: (section[key], here)
+        for key, (section, here) in pairs.items()
+        if key in section and section[key] != here
+    }
+    if not differ:
+        return
+    said = "; ".join(
+        f"data.{k}={here} here, {trained} in training" for k, (trained, here) in differ.items()
+    )
+    fix = " ".join(
+        f"data.{k}={json.dumps(trained, separators=(',', ':'))}"
+        for k, (trained, _) in differ.items()
+    )
+    if allow:
+        logger.warning(
+            "checkpoint %s is tested on other clips than it was trained on: %s", path, said
+        )
+        return
+    raise UsageError(
+        f"checkpoint {path} was trained on other clips than the config gives ({said}); test "
+        f"with {fix}, or set test.allow_other_clip=true to test on these on purpose"
+    )
+
+
 def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
     return ModelCheckpoint(
         dirpath=ckpt_dir,
@@ -489,6 +534,7 @@ def run_test(
     model = build_model(cfg.model)
     check_checkpoint_fits(model, checkpoint, ckpt, cfg)
     check_same_classes(checkpoint, datamodule.classes, ckpt)
+    check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)
     model.load_state_dict(model_state_dict(checkpoint), strict=True)
     module = VideoClassifier(
         model,

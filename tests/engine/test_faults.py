@@ -208,6 +208,27 @@ def test_another_class_list_is_refused_by_test_and_resume(tiny_synth, tmp_path, 
         run_train(None, overrides, out=str(tmp_path / "train"), resume=str(ckpt))
 
 
+def test_testing_on_other_clips_than_trained_is_refused_unless_allowed(
+    tiny_synth, tmp_path, uninterrupted, caplog
+):
+    ckpt = uninterrupted.last_ckpt
+    other = [*_overrides(tiny_synth), "data.num_frames=8", "data.mean=[0.5,0.5,0.5]"]
+    with pytest.raises(UsageError) as info:
+        run_test(None, other, ckpt=str(ckpt), out=str(tmp_path / "refused"))
+    assert str(info.value) == (
+        f"checkpoint {ckpt} was trained on other clips than the config gives (data.num_frames=8 "
+        "here, 4 in training; data.mean=[0.5, 0.5, 0.5] here, [0.45, 0.45, 0.45] in training); "
+        "test with data.num_frames=4 data.mean=[0.45,0.45,0.45], or set "
+        "test.allow_other_clip=true to test on these on purpose"
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.run"):
+        result = run_test(
+            None, [*other, "test.allow_other_clip=true"], ckpt=str(ckpt), out=str(tmp_path / "ok")
+        )
+    assert result.metrics["num_videos"] == 6
+    assert "is tested on other clips than it was trained on: data.num_frames=8 here" in caplog.text
+
+
 def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
     tiny_synth, tmp_path, uninterrupted, monkeypatch, capsys
 ):
