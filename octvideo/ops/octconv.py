@@ -23,11 +23,13 @@ from octvideo.ops.pair import (
     _triple,
     as_pair,
     downsample,
+    from_frames,
     is_channels_last,
     low_channels,
     low_size,
     normalize_octave,
     pool_factor,
+    to_frames,
     unpair,
     upsample,
 )
@@ -547,8 +549,7 @@ def _geometry(layer: OctConv3d, backward: bool = False) -> _Geometry:
 
 def _to_2d(x: Tensor, view: str) -> Tensor:
     if view == "frames":  # (B, C, T, H, W) -> (B*T, C, H, W), a view in channels-last memory
-        b, c, t, h, w = x.shape
-        return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        return to_frames(x)
     if view == "tubes":  # (B, C, T, H, W) -> (B, C, T, H*W), a view in channels-last memory
         return x.flatten(3)
     return x
@@ -557,8 +558,7 @@ def _to_2d(x: Tensor, view: str) -> Tensor:
 def _from_2d(y: Tensor, view: str, like: Tensor) -> Tensor:
     """The 5D result of a 2D convolution on ``_to_2d(like)``."""
     if view == "frames":  # (B*T, C', H', W') -> (B, C', T, H', W')
-        b, t = like.shape[0], like.shape[2]
-        return y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
+        return from_frames(y, like.shape[0], like.shape[2])
     if view == "tubes":  # (B, C', T', H*W) -> (B, C', T', H, W)
         return y.unflatten(3, like.shape[3:])
     return y
@@ -810,12 +810,11 @@ def _downsample_backward(grad: Tensor, x: Tensor, factor: Octave) -> Tensor:
     if factor == (1, 1, 1):
         return grad
     if factor[0] == 1 and is_channels_last(x):  # downsample's 2D path on (B*T, C, H, W) views
-        b, c, t, h, w = x.shape
-        x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        g2 = grad.permute(0, 2, 1, 3, 4).reshape(b * t, c, *grad.shape[-2:])
         k = list(factor[1:])
-        out = torch.ops.aten.avg_pool2d_backward(g2, x2, k, k, [0, 0], True, True, None)
-        return out.reshape(b, t, c, h, w).permute(0, 2, 1, 3, 4)
+        out = torch.ops.aten.avg_pool2d_backward(
+            to_frames(grad), to_frames(x), k, k, [0, 0], True, True, None
+        )
+        return from_frames(out, x.shape[0], x.shape[2])
     k3 = list(factor)
     if _pools_in_float32(grad):  # no CPU kernel for float16 / bfloat16, as in ``avg_pool3d``
         g32 = torch.ops.aten.avg_pool3d_backward(

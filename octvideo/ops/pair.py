@@ -135,6 +135,25 @@ def pool_factor(factor: Sequence[int], size: Sequence[int]) -> Octave:
     return tuple(f if s > 1 else 1 for f, s in zip(factor, size, strict=True))  # type: ignore[return-value]
 
 
+def to_frames(x: Tensor) -> Tensor:
+    """(B, C, T, H, W) -> (B*T, C, H, W): a view of a channels-last clip, its frames as a batch."""
+    b, c, t, h, w = x.shape
+    return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+
+
+def from_frames(y: Tensor, b: int, t: int) -> Tensor:
+    """(B*T, C, H, W) -> (B, C, T, H, W), the inverse of ``to_frames``: a view.
+
+    At T = 1 the reshape would give the time axis the channel stride (C instead of H*W*C): a
+    size-1 axis can take any stride, and the tensor still counts as channels-last, but PyTorch
+    2.14's CPU batch-norm backward returns wrong input, weight and bias gradients for such an
+    input when its output gradient is NCDHW. ``unsqueeze`` gives the standard stride.
+    """
+    if t == 1:
+        return y.unsqueeze(2)
+    return y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
 def downsample(
     x: Tensor, factor: tuple[int, int, int], divisor_override: int | None = None
 ) -> Tensor:
@@ -148,11 +167,9 @@ def downsample(
         return x
     if factor[0] == 1 and is_channels_last(x):
         # avg_pool3d returns NCDHW; the 2D pool on the (B*T, C, H, W) view keeps channels-last.
-        b, c, t, h, w = x.shape
-        x2 = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         k = factor[1:]
-        y2 = F.avg_pool2d(x2, k, k, ceil_mode=True, divisor_override=divisor_override)
-        return y2.reshape(b, t, c, *y2.shape[-2:]).permute(0, 2, 1, 3, 4)
+        y2 = F.avg_pool2d(to_frames(x), k, k, ceil_mode=True, divisor_override=divisor_override)
+        return from_frames(y2, x.shape[0], x.shape[2])
     return avg_pool3d(x, factor, factor, ceil_mode=True, divisor_override=divisor_override)
 
 
