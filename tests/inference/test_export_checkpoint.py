@@ -10,7 +10,7 @@ import torch
 
 from octvideo.cli import main
 from octvideo.inference import Predictor
-from octvideo.inference.export import example_clip, run_exported
+from octvideo.inference.export import example_clip, logit_gap, run_exported
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -33,3 +33,13 @@ def test_export_rejects_unknown_format(checkpoint, capsys):
     with pytest.raises(SystemExit):
         main(["export", "--ckpt", str(checkpoint), "--format", "tflite"])
     assert "invalid choice: 'tflite'" in capsys.readouterr().err
+
+
+def test_the_export_check_scales_with_the_logits():
+    small = np.array([[0.5, -0.25]], dtype=np.float32)
+    assert logit_gap(small + 5e-5, small, 1e-4)[1] == 1e-4  # logits below 1: absolute 1e-4
+    diff, allowed = logit_gap(small + 2e-4, small, 1e-4)
+    assert diff > allowed
+    large = np.array([[2800.0, -1600.0]], dtype=np.float32)  # an untrained SlowFast's logits
+    diff, allowed = logit_gap(large + 9.8e-4, large, 1e-4)  # float32 rounding at this size
+    assert diff <= allowed == pytest.approx(0.28)
