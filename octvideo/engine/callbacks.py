@@ -140,5 +140,5 @@ class CheckpointOnSigterm(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # the whole training state
             logger.info("SIGTERM: checkpoint written at global step %d", trainer.global_step)

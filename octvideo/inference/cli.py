@@ -127,6 +127,10 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if stride is not None and window is None:
         raise UsageError("--stride needs --window")
+    if window is not None and args.views != "center":
+        raise UsageError(
+            f"--views {args.views} does not apply with --window: each window is one centre clip"
+        )
     if args.out:
         try:
             check_record_path(args.out)

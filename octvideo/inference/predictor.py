@@ -399,7 +399,7 @@ class Predictor:
 
     def predict(
         self,
-        source: str | os.PathLike[str] | Tensor,
+        source: str | os.PathLike[str] | Tensor | np.ndarray,
         *,
         views: str | tuple[int, int] = "center",
         window: float | str | None = None,
@@ -411,7 +411,8 @@ class Predictor:
         """Predicts one video.
 
         Args:
-            source: a video file, or uint8 frames (T, H, W, 3) already decoded.
+            source: a video file, or uint8 frames (T, H, W, 3) already decoded (a tensor or a
+                numpy array).
             views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol) or
                 (N, crops); ignored with windows, where each window runs one centre-cropped clip.
             window: window length ("2s", seconds); None classifies the whole video at once.
@@ -425,6 +426,8 @@ class Predictor:
         """
         start_time = time.perf_counter()
         window_s, stride_s = parse_seconds(window), parse_seconds(stride)
+        if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
+            source = torch.from_numpy(source)
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
         result = VideoResult(path=name)
         try:

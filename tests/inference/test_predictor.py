@@ -102,6 +102,8 @@ def test_frames_tensor_input(predictor, videos):
     assert result.ok and result.path == "<frames>"
     assert result.duration == pytest.approx(frames.shape[0] / 10.0)
     assert result.windows[-1].end == pytest.approx(result.duration)
+    from_array = predictor.predict(frames.numpy(), fps=10.0, window="0.3s")  # as decoders give
+    assert from_array.ok and torch.equal(from_array.video.probs, result.video.probs)
 
 
 @pytest.mark.parametrize("name", ["short", "long", "odd", "audio", "vfr"])
@@ -220,6 +222,11 @@ def test_cli_bad_arguments_are_one_line_errors(checkpoint, videos, capsys):
     assert "--views 'ten': use center, multi or NxC" in capsys.readouterr().err
     assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--stride", "1s"]) == 2
     assert "--stride needs --window" in capsys.readouterr().err
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--window", "1s"]
+    assert main([*args, "--views", "10x3"]) == 2  # it used to run one clip per window silently
+    assert "--views 10x3 does not apply with --window: each window is one centre clip" in (
+        capsys.readouterr().err
+    )
     assert main(["predict", "--ckpt", "missing.ckpt", str(videos["short"])]) == 2
     assert "missing.ckpt" in capsys.readouterr().err
 
