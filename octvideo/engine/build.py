@@ -104,8 +104,9 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
         model: the freshly built network.
         path: the weights file.
         kind: ``"octvideo"`` (an octvideo checkpoint or plain state dict of the same
-            architecture), ``"pytorchvideo"`` (a PyTorchVideo ResNet checkpoint) or
-            ``"imagenet2d"`` (a torchvision 2D ResNet, inflated to 3D).
+            architecture, or of its alpha-0 twin, sliced into the octave blocks),
+            ``"pytorchvideo"`` (a PyTorchVideo ResNet checkpoint) or ``"imagenet2d"`` (a
+            torchvision 2D ResNet, inflated to 3D).
 
     Raises:
         ConfigError: a weight the model has no place for, or a missing non-classifier weight.
@@ -120,6 +121,13 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
         ) from err
     if kind == "octvideo":
         state = model_state_dict(checkpoint)
+        if _vanilla(state) and not _vanilla(model.state_dict()):
+            # an alpha-0 network's weights for an octave one: each convolution sliced into its
+            # four blocks, each norm into its two groups (same parameters, same channel order)
+            from octvideo.models.weights import octavise_state_dict
+
+            state = octavise_state_dict(state, model)
+            logger.info("pretrained %s: alpha-0 weights sliced into the octave blocks", path)
     else:
         state = _converted_state(model, checkpoint, kind)
     own = model.state_dict()
@@ -137,6 +145,13 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
     if fresh:
         logger.info("pretrained %s: new weights for %s (shape differs)", path, ", ".join(fresh))
     logger.info("initialised from %s (%s): %d tensors", path, kind, len(state))
+
+
+def _vanilla(state: dict[str, torch.Tensor]) -> bool:
+    """Whether a state dict has no octave cross or low paths (an alpha-0 network's)."""
+    return not any(
+        k.endswith(("conv_hl.weight", "conv_lh.weight", "conv_ll.weight")) for k in state
+    )
 
 
 def _converted_state(model: nn.Module, checkpoint: dict, kind: str) -> dict[str, torch.Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 import yaml
 
 from octvideo import cli
@@ -105,3 +106,20 @@ def test_ambiguous_shipped_name_lists_the_choices():
     dup = next(n for n, ps in by_name.items() if len(ps) > 1)  # K400 and K600 recipes
     with pytest.raises(ConfigError, match="ambiguous"):
         resolve_config_path(dup)
+
+
+def test_an_alpha_0_checkpoint_initialises_an_octave_model(tmp_path):
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+    from octvideo.models.weights import octavise_state_dict
+
+    settings = dict(name="i3d_r18", num_classes=6, extra={"width": 4})
+    vanilla = build_model(ModelConfig(alpha=0.0, **settings))
+    path = tmp_path / "vanilla.pt"
+    torch.save(vanilla.state_dict(), path)
+    octave = build_model(ModelConfig(alpha=0.25, pretrained=str(path), **settings))
+    fresh = build_model(ModelConfig(alpha=0.25, **settings))
+    want = octavise_state_dict(vanilla.state_dict(), fresh)
+    got = octave.state_dict()
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)  # before: "does not fit", missing hl
