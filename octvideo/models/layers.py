@@ -292,6 +292,22 @@ class ClassifierHead(nn.Module):
         return self.fc(self.drop(x))  # (B, num_classes)
 
 
+def zero_init_last_norms(model: nn.Module) -> None:
+    """Zero scale for the last norm of every residual block (``bn_c`` of a bottleneck, ``bn_b``
+    of a basic block), both groups: each block starts as its shortcut. Goyal et al. 2017;
+    PySlowFast's ``ZERO_INIT_FINAL_BN``, which its Kinetics ResNet configs set."""
+    for m in model.modules():
+        last = (
+            m.bn_c if isinstance(m, Bottleneck) else m.bn_b if isinstance(m, BasicBlock) else None
+        )
+        for norm in () if last is None else last.modules():
+            if (
+                isinstance(norm, nn.BatchNorm3d | nn.GroupNorm | nn.LayerNorm)
+                and norm.weight is not None
+            ):
+                nn.init.zeros_(norm.weight)
+
+
 def init_weights(model: nn.Module) -> None:
     """Kaiming-normal (fan out) convolutions, unit/zero norms: the ResNet initialisation."""
     for m in model.modules():

@@ -43,6 +43,7 @@ from octvideo.models.layers import (
     Stem,
     init_weights,
     stage_alphas,
+    zero_init_last_norms,
 )
 from octvideo.models.non_local import NonLocal3d
 from octvideo.ops import OctPair, OctPool3d, normalize_octave
@@ -133,6 +134,8 @@ class ResNet3D(nn.Module):
         dropout: dropout before the classifier.
         norm_layer: normalisation class.
         act_layer: activation class.
+        zero_init_final_bn: zero scale for each residual block's last norm (PySlowFast's
+            ``ZERO_INIT_FINAL_BN``): every block starts as its shortcut.
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class ResNet3D(nn.Module):
         dropout: float = 0.5,
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
+        zero_init_final_bn: bool = False,
     ) -> None:
         super().__init__()
         if depth not in STAGE_DEPTHS:
@@ -211,6 +215,8 @@ class ResNet3D(nn.Module):
         self.global_pool = GlobalAvgPool()
         self.head = ClassifierHead(self.num_features, num_classes, dropout)
         init_weights(self)
+        if zero_init_final_bn:
+            zero_init_last_norms(self)
         for m in self.modules():
             if isinstance(m, NonLocal3d):
                 m.reset_parameters()

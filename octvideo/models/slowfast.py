@@ -40,6 +40,7 @@ from octvideo.models.layers import (
     Stem,
     init_weights,
     stage_alphas,
+    zero_init_last_norms,
 )
 from octvideo.models.resnet3d import STAGE_DEPTHS, block_for_depth, make_stage
 from octvideo.ops import (
@@ -151,6 +152,8 @@ class SlowFast(nn.Module):
         dropout: dropout before the classifier.
         norm_layer: normalisation class.
         act_layer: activation class.
+        zero_init_final_bn: zero scale for each residual block's last norm (PySlowFast's
+            ``ZERO_INIT_FINAL_BN``): every block starts as its shortcut.
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class SlowFast(nn.Module):
         dropout: float = 0.5,
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
+        zero_init_final_bn: bool = False,
     ) -> None:
         super().__init__()
         if depth not in STAGE_DEPTHS or depth < 50:
@@ -251,6 +255,8 @@ class SlowFast(nn.Module):
         self.global_pool = GlobalAvgPool()
         self.head = ClassifierHead(self.num_features, num_classes, dropout)
         init_weights(self)
+        if zero_init_final_bn:
+            zero_init_last_norms(self)
 
     def octave_input_order(self) -> dict[str, Tensor]:
         """Vanilla input-channel order of the convs that read a [Slow, lateral] concatenation.
