@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from octvideo.data import DataConfig
+
 NUM_FRAMES = 24
 SHORT_FRAMES = 5
 
@@ -74,3 +76,26 @@ def data_error(capsys, command: str, *args: str) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     return err.rstrip("\n")
+
+
+def small_config(**overrides) -> DataConfig:
+    """Tiny clips, identity normalisation so pixel values map back to frame indices."""
+    base = dict(
+        num_frames=4,
+        sampling_rate=3,
+        train_jitter_scales=(40, 48),
+        train_crop_size=32,
+        val_crop_size=32,
+        test_short_side=36,
+        test_crop_size=32,
+        test_num_clips=3,
+        test_num_crops=3,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        batch_size=4,
+        num_workers=0,
+        decoder="auto",
+        max_retries=5,
+    )
+    base.update(overrides)
+    return DataConfig(**base)

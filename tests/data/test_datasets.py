@@ -6,38 +6,15 @@ import logging
 
 import pytest
 import torch
-from media_helpers import NUM_FRAMES, frame_index
+from media_helpers import NUM_FRAMES, frame_index, small_config
 
-from octvideo.data import BadVideoTracker, DataConfig, VideoDataModule, VideoDataset
+from octvideo.data import BadVideoTracker, VideoDataModule, VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.datamodule import EpochSampler
 from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import multiview_clip_indices
 
 GOOD = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4"]
-
-
-def small_config(**overrides) -> DataConfig:
-    """Tiny clips, identity normalisation so pixel values map back to frame indices."""
-    base = dict(
-        num_frames=4,
-        sampling_rate=3,
-        train_jitter_scales=(40, 48),
-        train_crop_size=32,
-        val_crop_size=32,
-        test_short_side=36,
-        test_crop_size=32,
-        test_num_clips=3,
-        test_num_crops=3,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-        batch_size=4,
-        num_workers=0,
-        decoder="auto",
-        max_retries=5,
-    )
-    base.update(overrides)
-    return DataConfig(**base)
 
 
 def indices_of(video: torch.Tensor) -> list[int]:

@@ -4,24 +4,17 @@ whatever the number of views and data-loader workers, from the dataset to ``fail
 from __future__ import annotations
 
 import pytest
+from media_helpers import small_config
 from torch.utils.data import DataLoader
 
-from octvideo.data import DataConfig, VideoDataset
+from octvideo.data import VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.engine.run import run_test
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_every_view_of_a_failed_video_has_the_same_single_prefix_error(media, workers):
-    cfg = DataConfig(
-        num_frames=4,
-        sampling_rate=3,
-        test_short_side=36,
-        test_crop_size=32,
-        test_num_clips=3,
-        test_num_crops=3,
-        decoder="auto",
-    )
+    cfg = small_config()  # 3 clips x 3 crops
     videos = [VideoRecord(str(media["h264.mp4"]), 0), VideoRecord(str(media["zero.mp4"]), 1)]
     dataset = VideoDataset(videos, cfg, "test")
     assert dataset.views_per_video == 9
