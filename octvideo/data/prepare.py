@@ -38,6 +38,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from octvideo.data.annotations import VIDEO_EXTENSIONS, read_kinetics_csv, write_classes
+from octvideo.paths import make_writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +204,21 @@ def _check_folders(src: Path, dst: Path) -> None:
         )
 
 
+def _make_dst(dst: Path) -> None:
+    """Create DST and write in it before any encoding: a DST that is a file, lies inside one, or
+    cannot be written is refused in one line."""
+    try:
+        make_writable_folder(dst)
+    except NotADirectoryError as err:
+        raise ValueError(
+            f"DST {dst}: {err.filename} is a file, not a folder; choose another DST"
+        ) from err
+    except OSError as err:
+        raise ValueError(
+            f"DST {dst} cannot be written ({err.strerror or err}); choose another DST"
+        ) from err
+
+
 def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
     """Write the annotation files of a prepared tree (see the module docstring)."""
     written = []
@@ -271,6 +287,7 @@ def prepare_dataset(
     _check_folders(src, dst)
     if csvs:
         _check_csvs(csvs)
+    _make_dst(dst)
     sources: dict[Path, list[str]] = defaultdict(list)  # output (relative) -> its sources
     for folder, _, files in os.walk(src):
         for name in sorted(files):

@@ -156,3 +156,16 @@ def test_dst_inside_src_or_src_inside_dst_is_refused(tmp_path, media, capsys, no
         "raw/train/a",
         "raw/train/a/one.mp4",
     ]
+
+
+def test_a_dst_that_is_a_file_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me\n")
+    for dst in (blocker, blocker / "prepared"):
+        line = prepare_error(capsys, str(src), str(dst))
+        assert line == (
+            f"octvideo data: error: DST {dst}: {blocker} is a file, not a folder; choose "
+            "another DST"
+        )
+    assert blocker.read_text() == "keep me\n"
