@@ -245,12 +245,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     """
     from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 
-    checkpoint = load_checkpoint(path)
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(
-            f"checkpoint {os.fspath(path)!r} holds a {type(checkpoint).__name__}, not the dict "
-            f"'octvideo train' writes (weights and metadata)"
-        )
+    checkpoint = load_checkpoint(path)  # a dict: anything else is refused there
     hyper = checkpoint.get("hyper_parameters")
     meta = hyper.get("meta") if isinstance(hyper, dict) else None
     if not isinstance(meta, dict):
