@@ -17,7 +17,8 @@ scaled to short side 256 or 320, which is what this writes:
 - failures do not stop the run: they are listed in ``DST/prepare_errors.txt``; an encoding process
   that dies (a decoder crash, the OOM killer) is a failure of the video it was encoding;
 - bad arguments are refused before anything is encoded: a DST that is SRC, lies inside it or
-  holds it, and ``--csv`` files that are missing or not Kinetics CSVs;
+  holds it, a DST that is a file or cannot be written, and ``--csv`` files that are missing or
+  not Kinetics CSVs;
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
