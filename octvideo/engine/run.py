@@ -146,47 +146,34 @@ def _trainer(
     if strategy == "auto" and (world > 1 or devices == -1):
         strategy = "ddp"
     try:
-        return _lightning_trainer(cfg, run_dir, callbacks, loggers, devices, strategy, precision)
+        return L.Trainer(
+            default_root_dir=run_dir,
+            accelerator=t.accelerator,
+            devices=devices,
+            num_nodes=t.num_nodes,
+            strategy=strategy,
+            precision=precision,
+            sync_batchnorm=t.sync_batchnorm,
+            max_epochs=t.max_epochs,
+            gradient_clip_val=t.gradient_clip_val or None,
+            gradient_clip_algorithm="norm",
+            accumulate_grad_batches=t.accumulate_grad_batches,
+            deterministic=t.deterministic,
+            log_every_n_steps=t.log_every_n_steps,
+            check_val_every_n_epoch=t.check_val_every_n_epoch,
+            num_sanity_val_steps=t.num_sanity_val_steps,
+            enable_progress_bar=t.progress_bar,
+            enable_model_summary=False,
+            callbacks=callbacks,
+            logger=loggers,
+            plugins=[AtomicCheckpointIO()],
+        )
     except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as err:
         reason = " ".join(str(err).split()) or type(err).__name__
         raise ConfigError(
             f"trainer.accelerator={t.accelerator} trainer.devices={t.devices} "
             f"trainer.strategy={t.strategy}: {reason}"
         ) from err
-
-
-def _lightning_trainer(
-    cfg: RunConfig,
-    run_dir: Path,
-    callbacks: list[L.Callback],
-    loggers: list | bool,
-    devices: int,
-    strategy: str,
-    precision: str,
-) -> L.Trainer:
-    t = cfg.trainer
-    return L.Trainer(
-        default_root_dir=run_dir,
-        accelerator=t.accelerator,
-        devices=devices,
-        num_nodes=t.num_nodes,
-        strategy=strategy,
-        precision=precision,
-        sync_batchnorm=t.sync_batchnorm,
-        max_epochs=t.max_epochs,
-        gradient_clip_val=t.gradient_clip_val or None,
-        gradient_clip_algorithm="norm",
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        deterministic=t.deterministic,
-        log_every_n_steps=t.log_every_n_steps,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
-        num_sanity_val_steps=t.num_sanity_val_steps,
-        enable_progress_bar=t.progress_bar,
-        enable_model_summary=False,
-        callbacks=callbacks,
-        logger=loggers,
-        plugins=[AtomicCheckpointIO()],
-    )
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
