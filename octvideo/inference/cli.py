@@ -20,6 +20,7 @@ from octvideo.inference.predictor import (
     CheckpointError,
     Predictor,
     VideoResult,
+    check_views,
     expand_inputs,
     parse_seconds,
 )
@@ -35,10 +36,12 @@ def _views(text: str) -> str | tuple[int, int]:
     if not match:
         raise UsageError(f"--views {text!r}: use center, multi or NxC (e.g. 10x3)")
     clips, crops = int(match[1]), int(match[2])
-    if clips < 1 or crops not in (1, 3):
+    try:
+        check_views(clips, crops)
+    except ValueError as err:
         raise UsageError(
             f"--views {text}: N temporal clips (at least 1) x 1 or 3 crops, e.g. 10x3 or 5x1"
-        )
+        ) from err
     return clips, crops
 
 

@@ -146,6 +146,13 @@ def parse_seconds(text: str | float | None) -> float | None:
     return seconds
 
 
+def check_views(clips: int, crops: int) -> None:
+    """Raises ValueError unless ``clips`` x ``crops`` is a view protocol: N >= 1 temporal clips
+    x 1 or 3 spatial crops."""
+    if clips < 1 or crops not in (1, 3):
+        raise ValueError(f"views must be N temporal clips x 1 or 3 crops, got {clips}x{crops}")
+
+
 def window_times(duration: float, window: float, stride: float) -> list[tuple[float, float]]:
     """Windows [k * stride, min(k * stride + window, duration)] over [0, duration].
 
@@ -362,8 +369,7 @@ class Predictor:
             clips, crops = self.protocol.test_num_clips, self.protocol.test_num_crops
         else:
             clips, crops = views
-        if clips < 1 or crops not in (1, 3):
-            raise ValueError(f"views must be N temporal clips x 1 or 3 crops, got {clips}x{crops}")
+        check_views(clips, crops)
         return clips, (1,) if crops == 1 else (0, 1, 2)
 
     def _clip_plan(
