@@ -169,6 +169,10 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     num_sanity_val_steps: int = 0
     progress_bar: bool = True
+    # recompute every batch norm's statistics over this many training batches, with the weights
+    # held, before each validation and at each epoch's end, so checkpoints carry them ("precise
+    # BN", PySlowFast's BN.NUM_BATCHES_PRECISE); 0 = off (the running averages of training)
+    precise_bn_batches: int = 0
     # "auto": channels-last (NDHWC) on CPU, where OctConv3d takes its fast path and a training
     # step at 224 is 11-31% faster (at 64x64 5-11% slower); contiguous (NCDHW) on GPUs until
     # measured there | "channels_last" | "contiguous"
@@ -211,6 +215,10 @@ class TrainerConfig:
             raise ValueError(
                 f"trainer.num_sanity_val_steps must be >= 0 or -1 (all), got "
                 f"{self.num_sanity_val_steps}"
+            )
+        if self.precise_bn_batches < 0:
+            raise ValueError(
+                f"trainer.precise_bn_batches must be >= 0 (0 = off), got {self.precise_bn_batches}"
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"trainer.seed must be in [0, {MAX_SEED}], got {self.seed}")

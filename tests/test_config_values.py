@@ -65,6 +65,7 @@ from octvideo.config import MONITORS, ConfigError, load_config, parse_overrides
         (["trainer.num_sanity_val_steps=-2"], ["trainer.num_sanity_val_steps", "-1 (all)", "-2"]),
         (["trainer.seed=-1"], ["trainer.seed", "[0, 4294967295]", "-1"]),
         (["trainer.seed=4294967296"], ["trainer.seed", "4294967296"]),
+        (["trainer.precise_bn_batches=-1"], ["trainer.precise_bn_batches", ">= 0", "-1"]),
         (["data.num_workers=-1"], ["data.num_workers", ">= 0", "-1"]),
         (["data.max_retries=-1"], ["data.max_retries", ">= 0", "-1"]),
         (["data.std=[0.2, .nan, 0.2]"], ["data.std", "finite", "nan"]),
@@ -110,6 +111,8 @@ def test_bad_value_names_the_key(overrides, needles):
         ["trainer.num_sanity_val_steps=-1"],
         ["trainer.seed=0"],
         ["trainer.seed=4294967295"],
+        ["trainer.precise_bn_batches=0"],
+        ["trainer.precise_bn_batches=1"],
         ["data.num_workers=0", "data.max_retries=0"],
     ],
 )

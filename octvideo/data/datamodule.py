@@ -29,6 +29,9 @@ that epoch's permutation at the following batch. A run resumed from a mid-epoch 
 therefore sees exactly the batches an uninterrupted run would have seen, in the same order
 (Lightning alone would restart the epoch's permutation from its first batch, and would shuffle the
 first resumed epoch with the sampler's initial epoch number).
+
+Precise BN (``trainer.precise_bn_batches``) reads ``precise_bn_dataloader(epoch)``: the same
+sampler and augmentation in a loader of its own, so the training position is untouched.
 """
 
 from __future__ import annotations
@@ -185,7 +188,11 @@ class VideoDataModule(L.LightningDataModule):
             self.test_dataset = self._dataset(test_list, "test")
 
     def _loader(
-        self, dataset: VideoDataset | None, sampler: DistributedSampler, **kw
+        self,
+        dataset: VideoDataset | None,
+        sampler: DistributedSampler,
+        persistent: bool = True,
+        **kw,
     ) -> DataLoader:
         cfg = self.cfg
         workers = cfg.num_workers
@@ -195,7 +202,7 @@ class VideoDataModule(L.LightningDataModule):
             sampler=sampler,
             num_workers=workers,
             pin_memory=cfg.pin_memory and torch.cuda.is_available(),
-            persistent_workers=cfg.persistent_workers and workers > 0,
+            persistent_workers=persistent and cfg.persistent_workers and workers > 0,
             prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
             **kw,
         )
@@ -208,13 +215,18 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"data: no annotations for {name} (set the matching data.*_list)")
         return dataset
 
-    def train_dataloader(self) -> DataLoader:
+    def _train_sampler(self) -> tuple[VideoDataset, EpochSampler, bool]:
+        """The training set, its sampler over this rank's share, and whether to drop the last
+        partial batch."""
         dataset = self._require(self.train_dataset, "train_dataset", "fit")
         replicas, rank = _world()
         sampler = EpochSampler(
             dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.cfg.seed
         )
-        drop_last = len(dataset) >= self.cfg.batch_size * replicas
+        return dataset, sampler, len(dataset) >= self.cfg.batch_size * replicas
+
+    def train_dataloader(self) -> DataLoader:
+        dataset, sampler, drop_last = self._train_sampler()
         if self._resume_at is not None:
             epoch, done = self._resume_at
             per_epoch = (
@@ -229,6 +241,14 @@ class VideoDataModule(L.LightningDataModule):
                 logger.info("resuming epoch %d at batch %d of %d", epoch, done, per_epoch)
             self._resume_at = None
         return self._loader(dataset, sampler, drop_last=drop_last)
+
+    def precise_bn_dataloader(self, epoch: int) -> DataLoader:
+        """Training batches for recomputing batch-norm statistics (``PreciseBatchNorm``): epoch
+        ``epoch``'s order from its start, augmented as in training, from a loader of its own
+        whose workers end with it, so the training loader's position is not touched."""
+        dataset, sampler, drop_last = self._train_sampler()
+        sampler.set_epoch(epoch)
+        return self._loader(dataset, sampler, persistent=False, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         dataset = self._require(self.val_dataset, "val_dataset", "validate")

@@ -1,5 +1,5 @@
-"""Callbacks of a training run: the training-curves PNG, the DDP replica check and the
-checkpoint written when the job is told to stop (SIGTERM)."""
+"""Callbacks of a training run: the training-curves PNG, the DDP replica check, the checkpoint
+written when the job is told to stop (SIGTERM) and precise batch-norm statistics."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import csv
 import hashlib
 import json
 import logging
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from fvcore.nn import update_bn_stats
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.trainer.states import TrainerFn
+from torch import nn
+from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
 
@@ -142,3 +150,94 @@ class CheckpointOnSigterm(L.Callback):
         if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
             trainer.save_checkpoint(self.path, weights_only=False)  # the whole training state
             logger.info("SIGTERM: checkpoint written at global step %d", trainer.global_step)
+
+
+class PreciseBatchNorm(L.Callback):
+    """Recomputes every batch norm's running statistics from ``num_batches`` training batches,
+    with the weights held, before each validation of a fit and at each training epoch's end (at
+    most once per global step), so validation, best.ckpt and last.ckpt use them.
+
+    The running averages that training keeps mix statistics of many past weights; these are the
+    mean and variance of the current network's activations over the batches ("precise BN",
+    Wu & Johnson, "Rethinking Batch in BatchNorm", 2021; PySlowFast's BN.USE_PRECISE_STATS).
+    fvcore's ``update_bn_stats`` does the averaging. Under DDP each process averages its own
+    batches and the processes then combine their means and second moments, so every rank ends
+    with the statistics of all of them. Parameters, the modules' train/eval modes, momenta and
+    ``num_batches_tracked`` are left as they were; the buffers keep their identity (DDP
+    broadcasts the tensors it was built with).
+
+    Args:
+        num_batches: batches per update (fewer if an epoch has fewer).
+        loader: ``epoch -> batches`` of the training set (dicts with ``"video"``), augmented as
+            in training; ``VideoDataModule.precise_bn_dataloader``.
+    """
+
+    def __init__(self, num_batches: int, loader: Callable[[int], DataLoader]) -> None:
+        if num_batches < 1:
+            raise ValueError(f"num_batches must be >= 1, got {num_batches}")
+        self.num_batches = num_batches
+        self.loader = loader
+        self._updated_at: int | None = None  # the global step of the last update
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self.update(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.update(trainer, pl_module)  # epochs without a validation
+
+    def update(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Recompute the statistics, unless they were at this global step already."""
+        if self._updated_at == trainer.global_step:
+            return
+        self._updated_at = trainer.global_step
+        norms = [
+            m
+            for m in pl_module.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
+        if not norms:
+            return
+        loader = self.loader(trainer.current_epoch)
+        batches = min(self.num_batches, len(loader))
+        if not batches:
+            return
+        start = time.perf_counter()
+        kept = [(m, m.running_mean, m.running_var, m.num_batches_tracked.clone()) for m in norms]
+        modes = [(m, m.training) for m in pl_module.modules()]
+        device = pl_module.device
+
+        def clips() -> Iterator[Any]:
+            for batch in loader:
+                yield move_data_to_device(batch["video"], device)
+
+        pl_module.train()
+        try:
+            with torch.no_grad():
+                with trainer.precision_plugin.train_step_context():
+                    update_bn_stats(pl_module, clips(), num_iters=batches)
+                means = torch.cat([m.running_mean for m in norms])
+                squares = torch.cat([m.running_var + m.running_mean.square() for m in norms])
+                moments = trainer.strategy.reduce(torch.stack([means, squares]), reduce_op="mean")
+                mean, square = moments
+                var = (square - mean.square()).clamp_min_(0)
+                at = 0
+                for m, running_mean, running_var, tracked in kept:
+                    n = running_mean.numel()
+                    running_mean.copy_(mean[at : at + n])
+                    running_var.copy_(var[at : at + n])
+                    m.running_mean, m.running_var = running_mean, running_var
+                    m.num_batches_tracked.copy_(tracked)
+                    at += n
+        finally:
+            for module, training in modes:
+                module.training = training
+        logger.info(
+            "precise BN: statistics of %d batch-norm layers from %d batches x %d processes in "
+            "%.1f s, at global step %d",
+            len(norms),
+            batches,
+            trainer.world_size,
+            time.perf_counter() - start,
+            trainer.global_step,
+        )

@@ -36,7 +36,12 @@ from octvideo.engine.build import (
     on_gpu,
     resolve_precision,
 )
-from octvideo.engine.callbacks import CheckpointOnSigterm, ReplicaCheck, TrainingCurves
+from octvideo.engine.callbacks import (
+    CheckpointOnSigterm,
+    PreciseBatchNorm,
+    ReplicaCheck,
+    TrainingCurves,
+)
 from octvideo.engine.checkpoint import (
     AtomicCheckpointIO,
     last_good,
@@ -438,6 +443,10 @@ def run_train(
         BadVideoCallback(),
         ReplicaCheck(run_dir / "replicas.json"),
     ]
+    if cfg.trainer.precise_bn_batches:
+        own.append(
+            PreciseBatchNorm(cfg.trainer.precise_bn_batches, datamodule.precise_bn_dataloader)
+        )
     if cfg.output.plot_curves:
         own.append(TrainingCurves(run_dir / "curves.png"))
     loggers: list = [CSVLogger(run_dir, name="logs")]

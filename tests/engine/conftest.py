@@ -1,10 +1,14 @@
-"""Shared fixtures: a tiny synthetic video set and the overrides of a tiny, fast run."""
+"""Shared fixtures: a tiny synthetic video set, the overrides of a tiny, fast run, and the
+reference batch-norm statistics precise BN is checked against."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+import torch
 
 from octvideo.data.synth import generate_synthetic
 
@@ -53,3 +57,30 @@ def tiny_overrides(data: Path, **extra: object) -> list[str]:
         **extra,
     }
     return [f"{k}={v}" for k, v in settings.items()]
+
+
+def bn_population_moments(
+    model: torch.nn.Module, clips: Iterable[torch.Tensor | list[torch.Tensor]]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per batch norm (``modules()`` order): the mean and the biased variance of its input over
+    every clip of every batch, the model run in float64 in training mode (batch statistics) on
+    a copy: what precise BN should store."""
+    model = copy.deepcopy(model).double().train()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    seen: dict[torch.nn.Module, list[torch.Tensor]] = {m: [] for m in norms}
+
+    def keep(module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0].detach()
+        seen[module].append(x.transpose(0, 1).reshape(x.shape[1], -1))  # (C, N*T*H*W)
+
+    hooks = [m.register_forward_pre_hook(keep) for m in norms]
+    with torch.no_grad():
+        for clip in clips:
+            model(clip.double() if isinstance(clip, torch.Tensor) else [c.double() for c in clip])
+    for hook in hooks:
+        hook.remove()
+    moments = []
+    for m in norms:
+        x = torch.cat(seen[m], dim=1)
+        moments.append((x.mean(dim=1), x.var(dim=1, unbiased=False)))
+    return moments

@@ -1,4 +1,5 @@
-"""Two-process CPU DDP (gloo) through the real command line: the run completes and ranks agree."""
+"""Two-process CPU DDP (gloo) through the real command line: the run completes, ranks agree, and
+precise BN combines the two ranks' batches."""
 
 from __future__ import annotations
 
@@ -8,13 +9,28 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from octvideo.config import load_config
+from octvideo.data import VideoDataModule
+from octvideo.data.datamodule import EpochSampler
 from octvideo.engine.checkpoint import load_checkpoint
-from tests.engine.conftest import tiny_overrides
+from octvideo.inference.predictor import model_from_meta, read_checkpoint
+from tests.engine.conftest import bn_population_moments, tiny_overrides
 
 
 def test_two_process_cpu_ddp(tiny_synth, tmp_path):
     run = tmp_path / "ddp"
+    overrides = tiny_overrides(
+        tiny_synth,
+        **{
+            "trainer.devices": 2,
+            "trainer.strategy": "ddp",
+            "trainer.max_epochs": 1,
+            "trainer.precise_bn_batches": 1,
+            "data.batch_size": 2,
+        },
+    )
     cmd = [
         sys.executable,
         "-m",
@@ -24,15 +40,7 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
         "oct_i3d_synth",
         "--out",
         str(run),
-        *tiny_overrides(
-            tiny_synth,
-            **{
-                "trainer.devices": 2,
-                "trainer.strategy": "ddp",
-                "trainer.max_epochs": 1,
-                "data.batch_size": 2,
-            },
-        ),
+        *overrides,
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     env["OMP_NUM_THREADS"] = "1"
@@ -46,3 +54,27 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
     assert ckpt["global_step"] == 3 == replicas["global_step"]
     # Per-rank batch 2 x 2 ranks = lr_reference_batch 4: the full 0.05 (one rank alone: 0.025).
     assert ckpt["lr_schedulers"][0]["base_lrs"][0] == pytest.approx(0.05)
+
+    # Precise BN: each rank took the first batch of its share of epoch 0; the stored statistics
+    # are the moments of both batches together (rank 0's alone would differ).
+    meta, state = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    model = model_from_meta(meta["model"])
+    model.load_state_dict(state)
+    data = load_config("oct_i3d_synth", overrides).data
+    dataset = VideoDataModule(data).train_dataloader().dataset
+    clips = []
+    for rank in (0, 1):
+        sampler = EpochSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=data.seed)
+        sampler.set_epoch(0)
+        first = list(sampler)[: data.batch_size]
+        clips.append(torch.stack([dataset[key]["video"] for key in first]))
+    both = bn_population_moments(model, clips)  # two batches, each normalised by its own
+    alone = bn_population_moments(model, clips[:1])
+    norms = [k.removesuffix(".running_mean") for k in state if k.endswith(".running_mean")]
+    assert len(norms) == len(both)
+    for key, (mean, var) in zip(norms, both, strict=True):
+        torch.testing.assert_close(
+            state[f"{key}.running_mean"].double(), mean, rtol=1e-4, atol=1e-5
+        )
+        torch.testing.assert_close(state[f"{key}.running_var"].double(), var, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(state[f"{norms[0]}.running_mean"].double(), alone[0][0], atol=1e-3)
