@@ -14,12 +14,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from fvcore.nn import update_bn_stats
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.data import DataLoader
+
+from octvideo.models.cost import fvcore_nn
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,7 @@ class PreciseBatchNorm(L.Callback):
             for batch in loader:
                 yield move_data_to_device(batch["video"], device)
 
+        update_bn_stats = fvcore_nn().update_bn_stats
         pl_module.train()
         try:
             with torch.no_grad():

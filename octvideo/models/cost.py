@@ -13,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TypeVar
 
 import torch
@@ -21,6 +22,17 @@ from torch import nn
 _CONV_FC_OPS = ("aten::_convolution", "aten::linear", "aten::addmm", "aten::mm")
 _ATTENTION_OPS = ("aten::matmul", "aten::bmm", "aten::einsum")
 T = TypeVar("T")
+
+
+def fvcore_nn() -> ModuleType:
+    """``fvcore.nn``, imported without the FutureWarning its focal-loss module prints on import
+    (it calls ``torch.jit.script``, which this torch deprecates) on every command that uses it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning
+        )
+        import fvcore.nn
+    return fvcore.nn
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ def _analysis(
     The clip takes the model's parameter dtype and device (a bfloat16 model after a bf16-true
     run, a model on a GPU).
     """
-    from fvcore.nn import FlopCountAnalysis
+    FlopCountAnalysis = fvcore_nn().FlopCountAnalysis  # noqa: N806 (a class)
 
     param = next((p for p in model.parameters() if p.is_floating_point()), None)
     if param is not None:
