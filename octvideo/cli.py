@@ -33,6 +33,17 @@ class RunStopped(Exception):
     data-loader worker that died): one line without a traceback, saying what was kept."""
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (``--workers``, ``--topk``, ``--frames``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octvideo",

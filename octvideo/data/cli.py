@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from octvideo.cli import UsageError
+from octvideo.cli import UsageError, positive_int
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -111,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format", default="auto", choices=("auto", "lines", "kinetics_csv", "folders")
     )
     check.add_argument("--out", default=None, help="bad-file list (default ANNOTATIONS.bad.txt)")
-    check.add_argument("--workers", type=int, default=2, help="decoding processes")
+    check.add_argument("--workers", type=positive_int, default=2, help="decoding processes")
     check.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
     check.add_argument("--timeout", type=float, default=300.0, help="seconds per video")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -121,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("src", help="raw video tree")
     prepare.add_argument("dst", help="output tree")
     prepare.add_argument("--short-side", type=int, default=320, choices=None, help="256 or 320")
-    prepare.add_argument("--workers", type=int, default=2, help="encoding processes")
+    prepare.add_argument("--workers", type=positive_int, default=2, help="encoding processes")
     prepare.add_argument(
         "--csv",
         action="append",

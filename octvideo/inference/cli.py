@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.cli import UsageError
+from octvideo.cli import UsageError, positive_int
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.predictor import (
     CheckpointError,
@@ -43,16 +43,6 @@ def _views(text: str) -> str | tuple[int, int]:
             f"--views {text}: N temporal clips (at least 1) x 1 or 3 crops, e.g. 10x3 or 5x1"
         ) from err
     return clips, crops
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
-    return value
 
 
 def _render_paths(render: str, inputs: list[str]) -> list[Path]:
@@ -211,7 +201,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--window", default=None, help="sliding window length, e.g. 2s (long videos)")
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
     p.add_argument(
-        "--topk", type=_positive_int, default=5, help="classes per record and in --render"
+        "--topk", type=positive_int, default=5, help="classes per record and in --render"
     )
     p.add_argument("--out", default=None, help="write records to a .jsonl or .csv file")
     p.add_argument(
@@ -220,7 +210,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the video with predictions drawn (a folder for several inputs)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="clips per forward pass")
     p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument("--quiet", action="store_true", help="no table, no progress bars")
     p.set_defaults(func=predict)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from octvideo.cli import positive_int
 from octvideo.models._registry import list_models
 from octvideo.models.cost import cost_table
 
@@ -20,13 +21,6 @@ def _alpha(text: str) -> float | tuple[float, ...]:
     if len(values) not in (1, 4):
         raise argparse.ArgumentTypeError("--alpha takes one value or four (res2,res3,res4,res5)")
     return values[0] if len(values) == 1 else values
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _octave(text: str) -> tuple[int, int, int]:
@@ -47,8 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "length (the Fast pathway gets slowfast_alpha times as many)."
         ),
     )
-    parser.add_argument("--frames", type=_positive, default=8, help="frames per view (default 8)")
-    parser.add_argument("--size", type=_positive, default=224, help="crop size (default 224)")
+    parser.add_argument(
+        "--frames", type=positive_int, default=8, help="frames per view (default 8)"
+    )
+    parser.add_argument("--size", type=positive_int, default=224, help="crop size (default 224)")
     parser.add_argument(
         "--alpha",
         type=_alpha,

@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 
+import pytest
+
 from octvideo.cli import main
 from octvideo.data import check as check_module
 from octvideo.data import probe
@@ -70,3 +72,18 @@ def test_prepare_rescales_resumes_and_writes_annotations(tmp_path, media):
     assert main(args) == 1  # resumed: only the failing file is tried again
     assert (dst / "train" / "id1_000000_000010.mp4").stat().st_mtime_ns == before
     assert not list(dst.rglob("*.part.mp4"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "check", "--workers", "0", "list.txt"],
+        ["data", "prepare", "--workers", "-2", "src", "dst"],
+    ],
+)
+def test_worker_counts_below_one_are_refused_by_the_parser(argv, capsys):
+    # they used to run with one worker as if nothing were wrong
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"argument --workers: {argv[3]!r}: give 1 or more" in capsys.readouterr().err

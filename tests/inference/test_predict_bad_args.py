@@ -290,12 +290,14 @@ def test_checkpoint_holding_no_dict_is_one_line(videos, tmp_path, capsys, payloa
 # ------------------------------------------------------------------------- 9. topk and quiet
 
 
-@pytest.mark.parametrize("topk", ["-1", "0"])
-def test_topk_below_one_is_refused_by_the_parser(checkpoint, videos, capsys, topk):
+@pytest.mark.parametrize(
+    ("option", "value"), [("--topk", "-1"), ("--topk", "0"), ("--batch-size", "0")]
+)
+def test_counts_below_one_are_refused_by_the_parser(checkpoint, videos, capsys, option, value):
     with pytest.raises(SystemExit) as info:
-        _predict(checkpoint, videos["short"], "--topk", topk)
+        _predict(checkpoint, videos["short"], option, value)
     assert info.value.code == 2
-    assert f"argument --topk: {topk!r}: give 1 or more" in capsys.readouterr().err
+    assert f"argument {option}: {value!r}: give 1 or more" in capsys.readouterr().err
 
 
 def test_render_draws_topk_classes_and_quiet_prints_nothing(checkpoint, videos, tmp_path, capsys):

@@ -35,7 +35,7 @@ def test_non_positive_frames_or_size_are_refused_by_the_parser(option, value, ca
         main(["models", option, value, "--filter", "c2d_r18"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert f"argument {option}: must be a positive integer, got {value}" in err
+    assert f"argument {option}: {value!r}: give 1 or more" in err
     assert "Traceback" not in err
 
 
