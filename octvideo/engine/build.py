@@ -109,7 +109,8 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
             torchvision 2D ResNet, inflated to 3D).
 
     Raises:
-        ConfigError: a weight the model has no place for, or a missing non-classifier weight.
+        ConfigError: a weight the model has no place for, a missing non-classifier weight, or
+            one besides the classifier's of another shape.
     """
     try:
         checkpoint = load_checkpoint(path)
@@ -132,6 +133,18 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
         state = _converted_state(model, checkpoint, kind)
     own = model.state_dict()
     fresh = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    head = _classifier_keys(model)
+    other = [k for k in fresh if k not in head]
+    if other:  # another width, depth or alpha split: starting from random weights unnoticed
+        shapes = ", ".join(
+            f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in other[:3]
+        )
+        raise ConfigError(
+            f"model.pretrained={path!r} ({kind}) does not fit {type(model).__name__}: "
+            f"{len(other)} weights besides the classifier differ in shape ({shapes}"
+            f"{', ...' if len(other) > 3 else ''}); use weights of the same architecture, "
+            "width and alpha (only the classifier may differ)"
+        )
     for key in fresh:
         del state[key]
     result = model.load_state_dict(state, strict=False)
@@ -145,6 +158,19 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
     if fresh:
         logger.info("pretrained %s: new weights for %s (shape differs)", path, ", ".join(fresh))
     logger.info("initialised from %s (%s): %d tensors", path, kind, len(state))
+
+
+def _classifier_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the model's classifier (``get_classifier()``), the one layer a
+    pretrained checkpoint for another label set may not fit."""
+    get = getattr(model, "get_classifier", None)
+    if get is None:
+        return set()
+    classifier = get()
+    for name, module in model.named_modules():
+        if module is classifier:
+            return {f"{name}.{key}" for key in module.state_dict()}
+    return set()
 
 
 def _vanilla(state: dict[str, torch.Tensor]) -> bool:

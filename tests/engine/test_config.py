@@ -123,3 +123,41 @@ def test_an_alpha_0_checkpoint_initialises_an_octave_model(tmp_path):
     got = octave.state_dict()
     assert got.keys() == want.keys()
     assert all(torch.equal(got[k], want[k]) for k in want)  # before: "does not fit", missing hl
+
+
+def test_pretrained_weights_for_another_label_set_renew_only_the_classifier(tmp_path):
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+
+    source = build_model(ModelConfig(name="i3d_r18", num_classes=6, extra={"width": 4}))
+    path = tmp_path / "six.pt"
+    torch.save(source.state_dict(), path)
+    model = build_model(
+        ModelConfig(name="i3d_r18", num_classes=3, pretrained=str(path), extra={"width": 4})
+    )
+    want = source.state_dict()
+    for key, value in model.state_dict().items():
+        if key.startswith("head.fc."):
+            assert value.shape[0] == 3
+        else:
+            assert torch.equal(value, want[key]), key
+
+
+def test_pretrained_weights_of_another_width_are_refused(tmp_path):
+    # they used to load as "new weights (shape differs)" for every layer: a random start
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+
+    narrow = build_model(ModelConfig(name="i3d_r18", num_classes=6, extra={"width": 4}))
+    path = tmp_path / "narrow.pt"
+    torch.save(narrow.state_dict(), path)
+    with pytest.raises(ConfigError) as err:
+        build_model(
+            ModelConfig(name="i3d_r18", num_classes=6, pretrained=str(path), extra={"width": 8})
+        )
+    message = str(err.value)
+    assert message.startswith(f"model.pretrained={str(path)!r} (octvideo) does not fit ")
+    assert "besides the classifier differ in shape (stem.conv.conv_hh.weight (4, 3, " in message
+    assert message.endswith(
+        "use weights of the same architecture, width and alpha (only the classifier may differ)"
+    )
