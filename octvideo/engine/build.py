@@ -18,14 +18,19 @@ from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 logger = logging.getLogger(__name__)
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
+def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
     """``octvideo.models.create_model`` with the section's settings, then its pretrained weights.
+
+    Args:
+        cfg: the model section.
+        pretrained: load ``cfg.pretrained``; False where a checkpoint's weights replace them
+            anyway (test, resume), so the file need not exist any more.
 
     Raises:
         ConfigError: unknown model name or bad keyword in ``model.extra``.
     """
     model = _create(cfg)
-    if cfg.pretrained:
+    if pretrained and cfg.pretrained:
         load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
     return model
 

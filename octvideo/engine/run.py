@@ -405,7 +405,7 @@ def run_train(
         check_new_run(ckpt_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, pretrained=ckpt_path is None)
     if ckpt_path is not None:  # refusals before config.yaml and the logs are touched
         checkpoint = load_checkpoint(ckpt_path)
         check_checkpoint_fits(model, checkpoint, ckpt_path, cfg)
@@ -527,7 +527,7 @@ def run_test(
     check_output_dir(out_dir, "--out or test.out_dir")  # not after the whole evaluation
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, pretrained=False)  # the checkpoint holds the weights
     check_checkpoint_fits(model, checkpoint, ckpt, cfg)
     check_same_classes(checkpoint, datamodule.classes, ckpt)
     check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)

@@ -286,3 +286,20 @@ def test_explicit_resume_path_wins_over_auto(tmp_path):
         resolve_resume(str(tmp_path / "missing.ckpt"), run)
     with pytest.raises(UsageError, match=r"is a directory; pass a checkpoint file, or continue"):
         resolve_resume(str(run), run)
+
+
+def test_test_and_resume_do_not_need_the_init_weights_any_more(trained, tiny_synth, tmp_path):
+    # a fine-tuned run's config names the weights it started from; the checkpoint replaces them
+    # in test and resume, which used to fail once that file had been moved
+    init = tmp_path / "init.ckpt"
+    init.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes())
+    run = tmp_path / "finetune"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+    run_train(None, [*overrides, f"model.pretrained={init}"], out=str(run))
+    init.unlink()
+    saved = load_config(run / "config.yaml")
+    assert saved.model.pretrained == str(init)
+    result = run_test(run / "config.yaml", ckpt=run / "checkpoints" / "best.ckpt", out=str(run))
+    assert result.metrics["num_videos"] == 6
+    resumed = run_train(run / "config.yaml", ["trainer.max_epochs=2"], out=str(run), resume="auto")
+    assert resumed.global_step == 6
