@@ -134,6 +134,18 @@ class ReplicaCheck(L.Callback):
             logger.info("parameters identical on all %d ranks", len(digests))
 
 
+def at_final_step(trainer: L.Trainer) -> bool:
+    """Whether the optimiser step just taken is the run's last.
+
+    A checkpoint written there, before the last epoch's validation, precise BN and epoch-end
+    checkpoint, is one a resumed run would take as finished: Lightning resumes it with nothing
+    left to do, so that validation and precise BN would never run. The step-triggered and the
+    SIGTERM last.ckpt are not written at that step; a run stopped during that last stretch
+    resumes from the one before.
+    """
+    return trainer.global_step >= trainer.estimated_stepping_batches
+
+
 class CheckpointOnSigterm(L.Callback):
     """Writes ``path`` (the run's last.ckpt) at the end of the batch during which the process was
     sent SIGTERM, as a scheduler does before it preempts a job.
@@ -149,6 +161,9 @@ class CheckpointOnSigterm(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
+            if at_final_step(trainer):
+                logger.info("SIGTERM at the last step: last.ckpt kept as it was")
+                return
             trainer.save_checkpoint(self.path, weights_only=False)  # the whole training state
             logger.info("SIGTERM: checkpoint written at global step %d", trainer.global_step)
 

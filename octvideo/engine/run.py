@@ -41,6 +41,7 @@ from octvideo.engine.callbacks import (
     PreciseBatchNorm,
     ReplicaCheck,
     TrainingCurves,
+    at_final_step,
 )
 from octvideo.engine.checkpoint import (
     AtomicCheckpointIO,
@@ -345,8 +346,16 @@ def check_same_clips(
     )
 
 
+class _LastCheckpoint(ModelCheckpoint):
+    """last.ckpt; the step trigger skips the run's last step (``at_final_step``)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if not at_final_step(trainer):
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+
 def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
-    return ModelCheckpoint(
+    return _LastCheckpoint(
         dirpath=ckpt_dir,
         filename="last",
         monitor=None,

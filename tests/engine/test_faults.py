@@ -166,6 +166,22 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
     _assert_same_run(result, reference)
 
 
+def test_sigterm_in_the_last_step_keeps_the_checkpoint_before_it(tiny_synth, tmp_path, reference):
+    # a last.ckpt at step 9, before the last validation and epoch-end checkpoint, would resume
+    # as a finished run that never validated its last epoch
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(8)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 9; {last} (global step 8) is kept; continue with "
+        "--resume auto"
+    )
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+
+
 class InterruptAt(L.Callback):
     """Raises KeyboardInterrupt, as Ctrl-C does, at the end of a given global step's batch."""
 

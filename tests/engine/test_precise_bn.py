@@ -184,3 +184,37 @@ def test_training_run_stores_precise_statistics_and_trains_the_same(tiny_synth, 
         for (mean, var), (want_mean, want_var) in zip(got, want, strict=True):
             torch.testing.assert_close(mean.double(), want_mean, rtol=1e-4, atol=1e-5)
             torch.testing.assert_close(var.double(), want_var, rtol=1e-4, atol=1e-5)
+
+
+class CrashInLastValidation(L.Callback):
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == trainer.estimated_stepping_batches:
+            raise RuntimeError("preempted")
+
+
+def test_a_run_stopped_in_its_last_validation_resumes_to_the_same_end(tiny_synth, tmp_path):
+    # 3 epochs x 3 steps, last.ckpt every 3 steps. A last.ckpt written at step 9, before the
+    # last validation, resumed as a finished run: no precise BN (last.ckpt kept the running
+    # averages) and no last validation. The step trigger now skips the last step.
+    overrides = tiny_overrides(
+        tiny_synth,
+        **{
+            "trainer.max_epochs": 3,
+            "trainer.precise_bn_batches": 2,
+            "trainer.deterministic": "true",
+            "output.ckpt_every_n_steps": 3,
+        },
+    )
+    run_train(None, overrides, out=str(tmp_path / "ref"))
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="preempted"):
+        run_train(None, overrides, out=str(run), callbacks=[CrashInLastValidation()])
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 6
+    assert run_train(None, overrides, out=str(run), resume="auto").global_step == 9
+    for name in ("last", "best"):
+        want = load_checkpoint(tmp_path / "ref" / "checkpoints" / f"{name}.ckpt")
+        got = load_checkpoint(run / "checkpoints" / f"{name}.ckpt")
+        assert got["global_step"] == want["global_step"]
+        want_state, got_state = model_state_dict(want), model_state_dict(got)
+        for key, value in want_state.items():
+            torch.testing.assert_close(got_state[key], value, rtol=0, atol=0, msg=key)
