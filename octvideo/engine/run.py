@@ -126,9 +126,16 @@ def _datamodule(cfg: RunConfig):
 
     datamodule = VideoDataModule(cfg.data)
     if datamodule.num_classes != cfg.model.num_classes:
+        data = cfg.data
+        source = (
+            f"data.classes_file={data.classes_file}"
+            if data.classes_file
+            else f"the labels of {data.train_list or data.val_list or data.test_list}"
+        )
         raise ConfigError(
             f"model.num_classes={cfg.model.num_classes} but the data has "
-            f"{datamodule.num_classes} classes; set model.num_classes={datamodule.num_classes}"
+            f"{datamodule.num_classes} classes (from {source}); set model.num_classes="
+            f"{datamodule.num_classes}, or point data.classes_file at this dataset's classes"
         )
     return datamodule
 

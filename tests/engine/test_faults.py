@@ -483,14 +483,16 @@ def test_a_clip_the_model_cannot_take_is_one_line(cfg, overrides, needle, tmp_pa
         assert needle in err
         if "cannot take" in needle:  # the network's own words come after the settings
             assert err.endswith("Output size is too small")
-    assert not (tmp_path / "run").exists()  # refused before anything was made
+    assert not (
+        tmp_path / "run" / "config.yaml"
+    ).exists()  # refused before anything is written  # refused before anything was made
 
 
 def test_training_without_a_validation_list_is_refused_before_it_starts(tiny_synth, tmp_path):
     overrides = [*_fast(tiny_synth), "data.val_list="]
     with pytest.raises(UsageError, match=r"^training needs data.val_list \(best.ckpt is chosen"):
         run_train(None, overrides, out=str(tmp_path / "run"))
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -578,3 +580,21 @@ def test_a_checkpoint_for_another_class_count_is_one_line(
     )
     with pytest.raises(UsageError, match="has 6 classes but model.num_classes=7"):
         run_train(None, overrides, out=str(tmp_path / "run"), resume=str(ckpt))
+
+
+@pytest.mark.parametrize("with_file", [True, False])
+def test_class_count_mismatch_names_where_the_classes_came_from(tiny_synth, tmp_path, with_file):
+    # a shipped config's relative classes file of another dataset was picked up unnamed
+    extra = {"model.num_classes": 3, **({} if with_file else {"data.classes_file": ""})}
+    with pytest.raises(UsageError) as err:
+        run_train(None, tiny_overrides(tiny_synth, **extra), out=str(tmp_path / "run"))
+    source = (
+        f"data.classes_file={tiny_synth / 'classes.txt'}"
+        if with_file
+        else f"the labels of {tiny_synth / 'train.txt'}"
+    )
+    assert str(err.value) == (
+        f"model.num_classes=3 but the data has 6 classes (from {source}); set "
+        "model.num_classes=6, or point data.classes_file at this dataset's classes"
+    )
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before anything is written
