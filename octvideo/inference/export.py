@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from octvideo.cli import UsageError
 from octvideo.inference.predictor import ClipProtocol, Predictor
 from octvideo.ops import memory_format_for, to_memory_format
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
@@ -31,6 +32,8 @@ FORMATS = ("torchscript", "onnx")
 # default output: <checkpoint stem><suffix> beside the checkpoint; ".torchscript.pt" rather than
 # ".pt", so that a checkpoint named model.pt is never the default output
 SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+# what --out may end in: never a checkpoint's .ckpt, a config or a video
+EXTENSIONS = {"torchscript": (".pt", ".torchscript"), "onnx": (".onnx",)}
 
 
 class ExportError(RuntimeError):
@@ -85,7 +88,8 @@ def export(
 
     Raises:
         ValueError: an unknown format.
-        UsageError: the output is the checkpoint, a folder, or cannot be written.
+        UsageError: the output is the checkpoint, a folder, cannot be written, or does not
+            end in one of the format's ``EXTENSIONS``.
         ExportError: the exported model's logits differ from the checkpoint's by more than
             ``tol`` times the largest logit (at least 1): float32 rounding grows with the
             logits, which reach 1e3-1e4 in an untrained SlowFast.
@@ -95,6 +99,11 @@ def export(
     path = default_output(ckpt, fmt) if out is None else Path(out)
     reads = ReadFiles([("the checkpoint", ckpt)])
     check_output_file("--out", path, reads)
+    if path.suffix.lower() not in EXTENSIONS[fmt]:
+        raise UsageError(
+            f"--out {path}: a {fmt} export is written to a {' or '.join(EXTENSIONS[fmt])} file; "
+            f"give such a name (default: {default_output(ckpt, fmt).name})"
+        )
     sidecar = path.with_suffix(path.suffix + ".json")
     check_output_file("--out", sidecar, reads, folder=False)
     predictor = Predictor.from_checkpoint(ckpt)

@@ -65,3 +65,27 @@ def test_outputs_that_cannot_be_written_are_one_line_errors(checkpoint, tmp_path
         assert capsys.readouterr().err == f"octvideo export: error: {message}\n"
     assert a_file.read_text() == "kept"
     assert list(some_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("onnx", "last.ckpt"),
+        ("torchscript", "config.yaml"),
+        ("torchscript", "clip.mp4"),
+        ("onnx", "model.pt"),
+        ("torchscript", "model.onnx"),
+    ],
+)
+def test_out_must_end_in_the_format_extension(checkpoint, tmp_path, capsys, fmt, name):
+    # any name was taken: an ONNX graph replaced the run's last.ckpt, its config or a video
+    out = tmp_path / name
+    out.write_text("kept")
+    assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 2
+    extension = ".onnx" if fmt == "onnx" else ".pt or .torchscript"
+    default = checkpoint.stem + (".onnx" if fmt == "onnx" else ".torchscript.pt")
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: --out {out}: a {fmt} export is written to a {extension} file; "
+        f"give such a name (default: {default})\n"
+    )
+    assert out.read_text() == "kept"
