@@ -171,9 +171,22 @@ def window_times(duration: float, window: float, stride: float) -> list[tuple[fl
     return [(k * stride, min(k * stride + window, duration)) for k in range(count)]
 
 
+def _list_entry(line: str, folder: Path) -> Path:
+    """A line of an input list as a path: relative to the list's folder, and without the integer
+    label of an annotation list (``path label``, as ``octvideo data`` writes) unless the whole
+    line names a file."""
+    whole = Path(line) if Path(line).is_absolute() else folder / line
+    parts = line.rsplit(maxsplit=1)
+    if len(parts) == 2 and parts[1].isdigit() and not whole.exists():
+        entry = Path(parts[0])
+        return entry if entry.is_absolute() else folder / entry
+    return whole
+
+
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     """Files as given; folders searched recursively for videos (sorted); ``.txt`` files read as
-    lists of paths (one a line, ``#`` comments skipped, relative to the list's folder).
+    lists of paths (one a line, ``#`` comments skipped, relative to the list's folder; an
+    annotation list's ``path label`` lines are taken as their paths).
 
     A path that does not exist, and a folder without videos, are kept, so that they are reported
     as failed rather than dropped.
@@ -209,8 +222,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
             for line in text.splitlines():
                 line = line.strip()
                 if line and not line.startswith("#"):
-                    entry = Path(line)
-                    out.append(str(entry if entry.is_absolute() else path.parent / entry))
+                    out.append(str(_list_entry(line, path.parent)))
         else:
             out.append(str(path))
     return out

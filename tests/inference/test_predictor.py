@@ -185,6 +185,22 @@ def test_folder_and_list_inputs(videos, tmp_path):
     assert str(videos["short"]) in folder and all(p.endswith((".mp4",)) for p in folder)
 
 
+def test_annotation_lists_are_input_lists(tmp_path):
+    # "path label" lines, as `octvideo data synth` writes them, used to be taken whole: every
+    # video "did not exist"
+    (tmp_path / "val").mkdir()
+    for name in ("a.mp4", "b c.mp4", "d 7"):
+        (tmp_path / "val" / name).write_bytes(b"")
+    listing = tmp_path / "val.txt"
+    listing.write_text("val/a.mp4 0\nval/b c.mp4 12\nval/d 7\nval/missing.mp4 3\n")
+    assert expand_inputs([listing]) == [
+        str(tmp_path / "val" / "a.mp4"),
+        str(tmp_path / "val" / "b c.mp4"),
+        str(tmp_path / "val" / "d 7"),  # a file named so: the line is its name
+        str(tmp_path / "val" / "missing.mp4"),  # reported as failed, by its path
+    ]
+
+
 def test_missing_and_directory_inputs_fail_cleanly(predictor, videos, tmp_path):
     missing = predictor.predict(tmp_path / "nope.mp4")
     assert not missing.ok and "FileNotFoundError" in missing.error
