@@ -8,11 +8,19 @@ Formats:
                       under the root (``root/<split>/<class>/``, ``root/<split>/`` or ``root/``, the
                       layouts the common download scripts produce). Rows without a file are
                       dropped and counted in ``Annotations.missing``.
-    ``folders``       ``root/<class name>/<video>``: one folder per class.
+    ``folders``       ``<folder>/<class name>/<video>``: one folder per class. The folder is the
+                      annotation path itself (``data.train_list=my/train``); ``root`` plays no
+                      part, as the videos are found in the folder, not named by a list.
 
 The class list is the contract between a training run and its checkpoints, so it is stable: names
 come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
 folders, ``"0" .. "K-1"`` for integer lines) and are written to ``classes_file`` when one is named.
+A classes file with classes that no video of the list uses (another dataset's file left behind) is
+used as it is, with a warning naming those classes.
+
+Errors: a malformed annotation (a bad line, a label outside the class list, a folder that is not a
+class, ...) raises ``AnnotationError``, a ``UsageError`` (the command line prints it as one line)
+that is also a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -24,9 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from octvideo.cli import UsageError
+
 logger = logging.getLogger(__name__)
 
+# suffixes (lower case) of the files counted as videos: class folders (``DataConfig``'s default
+# ``video_extensions``), Kinetics trees, ``data check`` and ``data prepare``
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
+
+
+class AnnotationError(UsageError, ValueError):
+    """An annotation file, folder or class list that cannot be used as given; the message names
+    it and what to fix."""
 
 
 class VideoRecord(NamedTuple):
@@ -66,7 +83,7 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
     names = [line.strip() for line in Path(path).read_text().splitlines()]
     names = [n for n in names if n]
     if len(set(names)) != len(names):
-        raise ValueError(f"classes file {path} lists a class twice")
+        raise AnnotationError(f"classes file {path} lists a class twice")
     return names
 
 
@@ -87,7 +104,7 @@ def _resolve(path: str, root: Path, allow_outside_root: bool, where: str) -> str
     base = os.path.normpath(root)
     joined = os.path.normpath(os.path.join(base, path))
     if not allow_outside_root and os.path.commonpath([base, joined]) != base:
-        raise ValueError(
+        raise AnnotationError(
             f"{where}: {path!r} leaves the data root {base}; fix the list, or set "
             f"data.allow_outside_root=true if the files really live there"
         )
@@ -119,12 +136,12 @@ def read_lines(
             continue
         parts = line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].strip().lstrip("-").isdigit():
-            raise ValueError(
+            raise AnnotationError(
                 f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}"
             )
         label = int(parts[1])
         if label < 0:
-            raise ValueError(f"{path}:{number}: negative label {label}")
+            raise AnnotationError(f"{path}:{number}: negative label {label}")
         video = _resolve(parts[0].strip(), base, allow_outside_root, f"{path}:{number}")
         records.append(VideoRecord(video, label))
     return records
@@ -162,14 +179,14 @@ def read_kinetics_csv(
         Records of the rows whose file exists, the class list, and the count of missing rows.
 
     Raises:
-        ValueError: a required column is absent, or a label is not in ``classes``.
+        AnnotationError: a required column is absent, or a label is not in ``classes``.
     """
     path = Path(path)
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     required = {"label", "youtube_id", "time_start", "time_end"}
     if rows and not required <= set(rows[0]):
-        raise ValueError(
+        raise AnnotationError(
             f"{path}: a Kinetics CSV needs the columns {sorted(required)}, found {sorted(rows[0])}"
         )
     if classes is None:
@@ -179,7 +196,10 @@ def read_kinetics_csv(
     records, missing = [], []
     for row in rows:
         if row["label"] not in label_of:
-            raise ValueError(f"{path}: label {row['label']!r} is not in the class list")
+            raise AnnotationError(
+                f"{path}: label {row['label']!r} is not in the class list; use the classes file "
+                "of this dataset (data.classes_file), or pass the training CSV first"
+            )
         stem = kinetics_name(row["youtube_id"], row["time_start"], row["time_end"])
         if stem in index:
             records.append(VideoRecord(index[stem], label_of[row["label"]]))
@@ -212,8 +232,16 @@ def read_folders(
 
     Returns:
         Records sorted by class then file name, and the class list.
+
+    Raises:
+        AnnotationError: ``root`` is not a folder, or holds a folder not in ``classes``.
     """
     root = Path(root)
+    if not root.is_dir():
+        raise AnnotationError(
+            f"{root} is not a folder: the folders format reads {root}/<class>/<video>; pass the "
+            "class-folder root, or another data.annotation_format"
+        )
     folders = sorted(p.name for p in root.iterdir() if p.is_dir())
     if classes is None:
         classes = folders
@@ -221,11 +249,36 @@ def read_folders(
     records = []
     for name in folders:
         if name not in label_of:
-            raise ValueError(f"{root}: folder {name!r} is not in the class list")
+            raise AnnotationError(
+                f"{root}: folder {name!r} is not in the class list; use the classes file of this "
+                "dataset (data.classes_file), or remove the folder"
+            )
         for file in sorted((root / name).iterdir()):
             if file.is_file() and file.suffix.lower() in extensions:
                 records.append(VideoRecord(str(file), label_of[name]))
     return Annotations(records, list(classes))
+
+
+def _warn_unused_classes(
+    classes_file: str | os.PathLike[str] | None,
+    path: str | os.PathLike[str],
+    found: Annotations,
+) -> None:
+    """Warn when the classes file lists classes that no video of ``path`` uses: often a classes
+    file of another dataset left at ``data.classes_file``, which would train a head too wide."""
+    used = {r.label for r in found.records}
+    unused = [name for i, name in enumerate(found.classes) if i not in used]
+    if unused:
+        logger.warning(
+            "classes file %s: %d of its %d classes are used by no video of %s (e.g. %s); "
+            "is it another dataset's? Point data.classes_file at this dataset's, or delete the "
+            "file to have it written from the data",
+            classes_file,
+            len(unused),
+            len(found.classes),
+            path,
+            ", ".join(repr(name) for name in unused[:3]),
+        )
 
 
 def load_annotations(
@@ -241,11 +294,13 @@ def load_annotations(
     """Read annotations of any supported format with a stable class list.
 
     Args:
-        path: a lines file, a Kinetics CSV, or a class-folder root.
-        root: folder relative paths / Kinetics videos are found under; default the
-            annotation's folder (for ``folders``: ``path`` itself).
+        path: a lines file, a Kinetics CSV, or a class-folder root (the folder read; a relative
+            one is taken from the working directory, like a list file).
+        root: folder relative list paths / Kinetics videos are found under; default the
+            annotation's folder. Not used by ``folders``: the videos are those in ``path``.
         fmt: ``"auto"``, ``"lines"``, ``"kinetics_csv"`` or ``"folders"``.
-        classes_file: class names, one a line. Used when it exists; written when it does not.
+        classes_file: class names, one a line. Used when it exists (with a warning naming its
+            classes that no video of ``path`` uses); written when it does not.
         classes: a class list to use instead (e.g. the training list's, for validation).
         extensions: video suffixes for the ``folders`` format.
         allow_outside_root: accept relative list paths that climb out of ``root``.
@@ -255,13 +310,14 @@ def load_annotations(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: unknown format, malformed line, or a label outside the class list.
+        AnnotationError: unknown format, malformed line, a label outside the class list, a
+            class folder not in it (a ``UsageError`` and a ``ValueError``).
     """
     if not Path(path).exists():
         raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
     if fmt == "auto":
         fmt = detect_format(path)
-    known = classes
+    known = classes_arg = classes
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
     if fmt == "lines":
@@ -269,16 +325,22 @@ def load_annotations(
         num = max((r.label for r in records), default=-1) + 1
         classes = known if known is not None else [str(i) for i in range(num)]
         if num > len(classes):
-            raise ValueError(
-                f"{path}: label {num - 1} is outside the {len(classes)} classes of {classes_file}"
+            source = "the training list" if known is classes_arg else f"classes file {classes_file}"
+            raise AnnotationError(
+                f"{path}: label {num - 1} is outside the {len(classes)} classes of {source}; use "
+                "the classes file of this dataset (data.classes_file), or fix the labels"
             )
         result = Annotations(records, classes)
     elif fmt == "kinetics_csv":
         result = read_kinetics_csv(path, root, known)
     elif fmt == "folders":
-        result = read_folders(root or path, known, tuple(e.lower() for e in extensions))
+        result = read_folders(path, known, tuple(e.lower() for e in extensions))
     else:
-        raise ValueError(f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders")
+        raise AnnotationError(
+            f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders"
+        )
+    if classes_arg is None and known is not None:
+        _warn_unused_classes(classes_file, path, result)
     if classes_file and known is None:
         write_classes(classes_file, result.classes)
         logger.info("wrote %d class names to %s", len(result.classes), classes_file)

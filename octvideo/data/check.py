@@ -154,7 +154,8 @@ def check_videos(
 
     Args:
         annotations: a lines file, Kinetics CSV or class-folder root.
-        root: where relative paths are resolved (default: the annotation's folder).
+        root: where relative list paths are resolved (default: the annotation's folder); not
+            used for a class-folder root, which is read itself.
         fmt: annotation format (``"auto"`` detects it).
         out: file to write the bad videos to (``path<TAB>error`` lines); None writes nothing.
         workers: decoding processes.
@@ -246,7 +247,7 @@ def _nothing_to_check(
     annotations: str | os.PathLike[str], root: str | os.PathLike[str] | None, fmt: str
 ) -> str:
     """The error for an annotation source that lists no video: what was found, what is needed."""
-    folder = Path(root or annotations)
+    folder = Path(annotations)  # a class-folder root is the folder read, whatever ``root`` says
     if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
         loose = sum(
             1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from octvideo.data.annotations import VIDEO_EXTENSIONS
+
 ANNOTATION_FORMATS = ("auto", "lines", "kinetics_csv", "folders")
 DECODERS = ("decord", "pyav", "auto")
 
@@ -32,7 +34,8 @@ class DataConfig:
     test_list: str = ""  # test annotations (multi-view); "" = use val_list
     annotation_format: str = "auto"  # "auto" | "lines" | "kinetics_csv" | "folders"
     classes_file: str = ""  # class names, one a line; written from the train list when absent
-    video_extensions: tuple[str, ...] = (".mp4", ".webm", ".mkv", ".avi", ".mov")  # for folders
+    # for folders; the default is the suffixes data check, data prepare and Kinetics CSVs accept
+    video_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
     decoder: str = "auto"  # "auto" (decord, then PyAV for a file decord fails) | "decord" | "pyav"
     decode_short_side: int | None = (
         None  # resize frames on decode to this short side (None = as is)

@@ -32,6 +32,9 @@ first resumed epoch with the sampler's initial epoch number).
 
 Precise BN (``trainer.precise_bn_batches``) reads ``precise_bn_dataloader(epoch)``: the same
 sampler and augmentation in a loader of its own, so the training position is untouched.
+
+User errors (no list set, a list with no existing video, a malformed annotation) raise
+``octvideo.data.annotations.AnnotationError``, a ``UsageError`` the command line prints as one line.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from octvideo.cli import UsageError
-from octvideo.data.annotations import Annotations, load_annotations
+from octvideo.data.annotations import AnnotationError, Annotations, load_annotations
 from octvideo.data.config import DataConfig
 from octvideo.data.datasets import VideoDataset, worker_crash_report
 
@@ -151,7 +154,7 @@ class VideoDataModule(L.LightningDataModule):
         cfg = self.cfg
         first = cfg.train_list or cfg.val_list or cfg.test_list
         if not first:
-            raise ValueError("data: set data.train_list, data.val_list or data.test_list")
+            raise AnnotationError("data: set data.train_list, data.val_list or data.test_list")
         return self._read(first, None)
 
     @property
@@ -167,7 +170,10 @@ class VideoDataModule(L.LightningDataModule):
     def _dataset(self, path: str, mode: str) -> VideoDataset:
         annotations = self._read(path, self.classes)
         if not annotations.records:
-            raise ValueError(f"data: {path} lists no video that exists")
+            raise AnnotationError(
+                f"data: {path} lists no video that exists; check the list's paths against "
+                "data.root, or the class folders' videos against data.video_extensions"
+            )
         logger.info("%s: %d videos from %s", mode, len(annotations.records), path)
         dataset = VideoDataset(annotations.records, self.cfg, mode)
         if self.cfg.num_workers > 0:
@@ -212,7 +218,7 @@ class VideoDataModule(L.LightningDataModule):
             self.setup(stage)
             dataset = getattr(self, name)
         if dataset is None:
-            raise ValueError(f"data: no annotations for {name} (set the matching data.*_list)")
+            raise AnnotationError(f"data: no annotations for {name} (set the matching data.*_list)")
         return dataset
 
     def _train_sampler(self) -> tuple[VideoDataset, EpochSampler, bool]:
