@@ -34,6 +34,18 @@ def run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_bad_list(annotations: str) -> str:
+    """Where ``data check`` lists the bad files by default: beside the annotations, named after
+    them. A list file's extension is dropped (``val.txt`` -> ``val.bad.txt``); a folder's name is
+    kept whole (``sets/a.v2`` -> ``sets/a.v2.bad.txt``, so ``sets/a.v1`` does not share it)."""
+    path = Path(annotations)
+    if path.is_dir():
+        if path.name in ("", ".", ".."):  # "." or "..": name the report after the real folder
+            path = path.resolve()
+        return f"{path}.bad.txt"
+    return f"{path.with_suffix('')}.bad.txt"
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Decode every listed video; exit status 1 when some are bad."""
     from octvideo.data.check import check_videos
@@ -43,7 +55,7 @@ def run_check(args: argparse.Namespace) -> int:
             f"annotations {args.annotations} do not exist: pass a path/label list, a Kinetics "
             "CSV or a class-folder root"
         )
-    out = args.out or f"{Path(args.annotations).with_suffix('')}.bad.txt"
+    out = args.out or default_bad_list(args.annotations)
     try:
         report = check_videos(
             args.annotations,
@@ -66,7 +78,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Re-encode a raw Kinetics tree; exit status 1 when some videos failed."""
-    from octvideo.data.prepare import prepare_dataset
+    from octvideo.data.prepare import prepare_dataset, redone_note
 
     try:
         counts = prepare_dataset(
@@ -80,7 +92,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from err
     print(  # noqa: T201
-        f"{counts['encoded']} encoded, {counts['skipped']} already done, {counts['failed']} failed"
+        f"{counts['encoded']} encoded{redone_note(counts['redone'], args.short_side)}, "
+        f"{counts['skipped']} already done, {counts['failed']} failed"
         f" (see {Path(args.dst) / 'prepare_errors.txt'})"
     )
     return 1 if counts["failed"] else 0
@@ -106,11 +119,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     check = commands.add_parser("check", help="decode every listed video, list the bad ones")
     check.add_argument("annotations", help="path/label list, Kinetics CSV or class-folder root")
-    check.add_argument("--root", default=None, help="folder the listed paths are relative to")
+    check.add_argument(
+        "--root",
+        default=None,
+        help="folder the listed paths are relative to (not used for a class-folder root)",
+    )
     check.add_argument(
         "--format", default="auto", choices=("auto", "lines", "kinetics_csv", "folders")
     )
-    check.add_argument("--out", default=None, help="bad-file list (default ANNOTATIONS.bad.txt)")
+    check.add_argument(
+        "--out",
+        default=None,
+        help="bad-file list (default: LIST.txt -> LIST.bad.txt, FOLDER -> FOLDER.bad.txt)",
+    )
     check.add_argument("--workers", type=positive_int, default=2, help="decoding processes")
     check.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
     check.add_argument("--timeout", type=float, default=300.0, help="seconds per video")

@@ -13,12 +13,14 @@ scaled to short side 256 or 320, which is what this writes:
 - in parallel, each video in a process of its own, with a progress bar;
 - resumable: a file is written as ``<source name>.part.mp4`` (one name per source, so no two jobs
   share it) and renamed when complete, so a finished output means a finished file and a rerun
-  skips it;
+  skips it, provided its short side is the one asked for: a rerun with another ``--short-side``
+  (or an output that cannot be probed) encodes the video again, and says how many it did;
 - failures do not stop the run: they are listed in ``DST/prepare_errors.txt``; an encoding process
   that dies (a decoder crash, the OOM killer) is a failure of the video it was encoding;
 - bad arguments are refused before anything is encoded: a DST that is SRC, lies inside it or
-  holds it, a DST that is a file or cannot be written, and ``--csv`` files that are missing or
-  not Kinetics CSVs;
+  holds it, a DST that is a file or cannot be written, ``--csv`` files that are missing or
+  not Kinetics CSVs, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>``
+  (a plain ``SRC/<class>/<video>`` tree would give no annotation file);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
@@ -258,6 +260,47 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
     return written + [dst / "classes.txt"]
 
 
+def redone_note(redone: int, short_side: int) -> str:
+    """What the summary says of outputs encoded again at a new short side ("" when none)."""
+    if not redone:
+        return ""
+    return f" ({redone} of them again: they were not at short side {short_side})"
+
+
+def _check_layout(src: Path, outputs: list[Path]) -> None:
+    """Without ``--csv``, refuse a SRC whose videos are not at ``<split>/<class>/<video>``: the
+    annotation files are made from that level, so nothing would be listed."""
+    if any(len(rel.parts) == 3 for rel in outputs):
+        return
+    found = (
+        f"its videos are at {src}/{outputs[0].as_posix()} and the like"
+        if outputs
+        else f"it holds no video ({', '.join(VIDEO_EXTENSIONS)})"
+    )
+    raise ValueError(
+        f"SRC {src}: {found}; without --csv prepare needs SRC/<split>/<class>/<video> (e.g. "
+        f"{src}/train/abseiling/x.mp4): move the class folders into a split folder, or pass the "
+        "Kinetics CSVs with --csv"
+    )
+
+
+def _done(output: Path, short_side: int) -> bool:
+    """Whether ``output`` is a finished encoding at ``short_side``: a file that the decoder opens
+    and that scaling to ``short_side`` would leave as it is (a rerun with another ``--short-side``
+    must not keep the old size)."""
+    if not output.is_file():
+        return False
+    from octvideo.data.decoding import probe
+
+    try:
+        info = probe(output, decoder="pyav")  # the decoder that wrote it; reads no frame
+    except Exception as err:  # a file a decoder rejects is encoded again, whatever the reason
+        logger.warning("%s cannot be probed (%s); encoding it again", output, err)
+        return False
+    size = (info.width, info.height)
+    return min(scaled_size(*size, short_side)) == min(size)
+
+
 def prepare_dataset(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -278,7 +321,12 @@ def prepare_dataset(
         progress: show a progress bar.
 
     Returns:
-        Counts: ``encoded``, ``skipped`` (already done), ``failed``.
+        Counts: ``encoded``, ``redone`` (of those, outputs that were there at another short side
+        and were encoded again), ``skipped`` (already done), ``failed``.
+
+    Raises:
+        FileNotFoundError: ``src`` is not a folder.
+        ValueError: a bad argument or layout (see the module docstring), before any encoding.
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -288,16 +336,20 @@ def prepare_dataset(
     _check_folders(src, dst)
     if csvs:
         _check_csvs(csvs)
-    _make_dst(dst)
     sources: dict[Path, list[str]] = defaultdict(list)  # output (relative) -> its sources
-    for folder, _, files in os.walk(src):
+    for folder, dirs, files in os.walk(src):
+        dirs.sort()
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
             sources[Path(folder, name).relative_to(src).with_suffix(".mp4")].append(
                 str(Path(folder, name))
             )
+    if not csvs:
+        _check_layout(src, list(sources))
+    _make_dst(dst)
     jobs, skipped, errors = [], 0, []
+    again: set[str] = set()  # sources whose output is there at another short side
     for rel, paths in sorted(sources.items()):
         if len(paths) > 1:  # which one is meant cannot be told: none is encoded
             for path in paths:
@@ -309,10 +361,20 @@ def prepare_dataset(
                         "run again",
                     )
                 )
-        elif (dst / rel).is_file():
+        elif _done(dst / rel, short_side):
             skipped += 1
         else:
+            if (dst / rel).is_file():
+                again.add(paths[0])
             jobs.append((paths[0], str(dst / rel)))
+    if again:
+        logger.info(
+            "%d videos of %s are not at short side %d (an earlier run with another --short-side): "
+            "encoding them again",
+            len(again),
+            dst,
+            short_side,
+        )
     dst.mkdir(parents=True, exist_ok=True)
     encode_errors = _run_jobs(jobs, short_side, workers, progress)
     errors += encode_errors
@@ -320,13 +382,15 @@ def prepare_dataset(
     write_annotations(dst, csvs)
     counts = {
         "encoded": len(jobs) - len(encode_errors),
+        "redone": len(again - {path for path, _ in encode_errors}),
         "skipped": skipped,
         "failed": len(errors),
     }
     logger.info(
-        "prepared %s: %d encoded, %d already done, %d failed (see %s)",
+        "prepared %s: %d encoded%s, %d already done, %d failed (see %s)",
         dst,
         counts["encoded"],
+        redone_note(counts["redone"], short_side),
         skipped,
         len(errors),
         dst / "prepare_errors.txt",

@@ -30,3 +30,14 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4"):
         files[name] = root / name
     return files
+
+
+@pytest.fixture
+def no_encoding(monkeypatch):
+    """Fail the test if ``data prepare`` encodes anything (its checks must refuse first)."""
+    from octvideo.data import prepare as prepare_module
+
+    def refuse(*args, **kwargs) -> None:
+        raise AssertionError("encoded before the checks refused the run")
+
+    monkeypatch.setattr(prepare_module, "_run_jobs", refuse)

@@ -9,6 +9,7 @@ it got from any decoder and through any transform that keeps the mean.
 from __future__ import annotations
 
 import fractions
+import shutil
 from pathlib import Path
 
 import av
@@ -99,3 +100,12 @@ def small_config(**overrides) -> DataConfig:
     )
     base.update(overrides)
     return DataConfig(**base)
+
+
+def raw_tree(tmp_path: Path, media: dict[str, Path], files: dict[str, str]) -> Path:
+    """``tmp_path/raw`` with ``files`` (relative path -> test video name) copied in."""
+    src = tmp_path / "raw"
+    for rel, name in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(media[name], src / rel)
+    return src

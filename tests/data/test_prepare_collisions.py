@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 
-import pytest
-from media_helpers import data_error
+from media_helpers import data_error, raw_tree
 
 from octvideo.data import prepare as prepare_module
 from octvideo.data.annotations import kinetics_name
 from octvideo.data.prepare import part_path, prepare_dataset
-
-
-def raw_tree(tmp_path, media, files: dict[str, str]):
-    """``tmp_path/raw`` with ``files`` (relative path -> test video name) copied in."""
-    src = tmp_path / "raw"
-    for rel, name in files.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(media[name], src / rel)
-    return src
 
 
 def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, media):
@@ -36,7 +25,7 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     )
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 2, "skipped": 0, "failed": 2}
+    assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 2}
     webm, mkv = src / "train/a/dup.webm", src / "train/a/dup.mkv"
     target = dst / "train/a/dup.mp4"
     assert (dst / "prepare_errors.txt").read_text() == (
@@ -47,7 +36,7 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\ntrain/b/two.mp4 1\n"
     # A rerun does not call them done: they are failures again, the others already done.
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 0, "skipped": 2, "failed": 2}
+    assert counts == {"encoded": 0, "redone": 0, "skipped": 2, "failed": 2}
     assert not list(dst.rglob("*.part.mp4"))
 
 
@@ -77,7 +66,7 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
     monkeypatch.setattr(prepare_module, "transcode", killed_on_crash)  # inherited by the forks
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 3, "skipped": 0, "failed": 1}
+    assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
     assert (dst / "prepare_errors.txt").read_text() == (
         f"{src / 'train/a/crash.mkv'}\tencoding process died (exit code -9)\n"
     )
@@ -89,16 +78,6 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
 
 def prepare_error(capsys, *args: str) -> str:
     return data_error(capsys, "prepare", *args)
-
-
-@pytest.fixture
-def no_encoding(monkeypatch):
-    """Fail the test if anything is encoded."""
-
-    def refuse(*args, **kwargs) -> None:
-        raise AssertionError("encoded before the arguments were checked")
-
-    monkeypatch.setattr(prepare_module, "_run_jobs", refuse)
 
 
 def test_a_missing_or_wrong_csv_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
