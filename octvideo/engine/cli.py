@@ -27,7 +27,8 @@ def test(args: argparse.Namespace) -> int:
     if _is_rank_zero():
         m = result.metrics
         _print(
-            f"video top-1 {100 * m['video_top1']:.2f}%  top-5 {100 * m['video_top5']:.2f}%  "
+            f"video top-1 {100 * m['video_top1']:.2f}%  top-{m['top5_k']} "
+            f"{100 * m['video_top5']:.2f}%  "
             f"clip top-1 {100 * m['clip_top1']:.2f}%  mean class acc "
             f"{100 * m['mean_class_accuracy']:.2f}%  ({m['num_videos']} videos, "
             f"{m['num_failed']} failed)"

@@ -603,9 +603,10 @@ def run_test(
     )
     metrics = summarize(views)
     logger.info(
-        "video top-1 %.2f%%, top-5 %.2f%% (%d videos, %d failed); clip top-1 %.2f%%; "
+        "video top-1 %.2f%%, top-%d %.2f%% (%d videos, %d failed); clip top-1 %.2f%%; "
         "mean class accuracy %.2f%%",
         100 * metrics["video_top1"],
+        metrics["top5_k"],  # 5, or the class count when there are fewer classes
         100 * metrics["video_top5"],
         metrics["num_videos"],
         metrics["num_failed"],

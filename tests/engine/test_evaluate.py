@@ -127,3 +127,24 @@ def test_write_report_files(tmp_path):
     assert per_class[2]["accuracy"] == ""
     assert files["failed"].read_text() == "v2.mp4\tDecodeError: truncated\n"
     assert files["confusion"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_test_names_top_k_by_the_class_count(monkeypatch, tmp_path, capsys):
+    # on a 3-class set "top-5" was printed for what is top-3
+    from octvideo import cli
+    from octvideo.engine import cli as engine_cli
+    from octvideo.engine.run import TestResult
+
+    metrics = {
+        "video_top1": 0.5,
+        "video_top5": 1.0,
+        "top5_k": 3,
+        "clip_top1": 0.25,
+        "mean_class_accuracy": 0.5,
+        "num_videos": 4,
+        "num_failed": 0,
+    }
+    monkeypatch.setattr(engine_cli, "run_test", lambda *a, **k: TestResult(tmp_path, metrics, {}))
+    assert cli.main(["test", "--cfg", "any.yaml", "--ckpt", "any.ckpt"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("video top-1 50.00%  top-3 100.00%  clip top-1 25.00%")
