@@ -353,6 +353,22 @@ def check_same_clips(
     )
 
 
+class _BestCheckpoint(ModelCheckpoint):
+    """best.ckpt; an epoch whose validation scored no video (every one failed to decode) leaves
+    it as it was, with a warning, where Lightning stopped the run (the metric is missing)."""
+
+    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        if self.monitor not in monitor_candidates:
+            logger.warning(
+                "best.ckpt not updated at epoch %d: validation scored no video, so there is no "
+                "%s; check data.val_list with 'octvideo data check'",
+                trainer.current_epoch,
+                self.monitor,
+            )
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+
 class _LastCheckpoint(ModelCheckpoint):
     """last.ckpt; the step trigger skips the run's last step (``at_final_step``)."""
 
@@ -438,7 +454,7 @@ def run_train(
         meta=checkpoint_meta(cfg, datamodule.classes),
         memory_format=cfg.trainer.memory_format,
     )
-    best = ModelCheckpoint(
+    best = _BestCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor=cfg.output.monitor,

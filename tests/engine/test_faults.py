@@ -598,3 +598,30 @@ def test_class_count_mismatch_names_where_the_classes_came_from(tiny_synth, tmp_
         "model.num_classes=6, or point data.classes_file at this dataset's classes"
     )
     assert not (tmp_path / "run" / "config.yaml").exists()  # refused before anything is written
+
+
+def test_a_validation_set_that_all_fails_to_decode_leaves_best_alone(tiny_synth, tmp_path, caplog):
+    # Lightning stopped the run with a traceback: ModelCheckpoint found no val/top1
+    val = tmp_path / "val.txt"
+    lines = []
+    for i in range(3):
+        broken = tmp_path / f"broken{i}.mp4"
+        broken.write_bytes(b"not a video")
+        lines.append(f"{broken} {i}\n")
+    val.write_text("".join(lines))
+    train = tmp_path / "train.txt"
+    train.write_text(
+        (tiny_synth / "train.txt").read_text().replace("train/", f"{tiny_synth}/train/")
+    )
+    overrides = tiny_overrides(
+        tiny_synth, **{"trainer.max_epochs": 1, "data.root": "/", "data.val_list": val}
+    )
+    overrides.append(f"data.train_list={train}")
+    caplog.set_level(logging.WARNING)
+    result = run_train(None, overrides, out=str(tmp_path / "run"))
+    assert result.last_ckpt.is_file() and result.best_ckpt is None
+    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
+    assert (
+        "best.ckpt not updated at epoch 0: validation scored no video, so there is no val/top1; "
+        "check data.val_list with 'octvideo data check'"
+    ) in caplog.text
