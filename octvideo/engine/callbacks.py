@@ -233,8 +233,11 @@ class PreciseBatchNorm(L.Callback):
             with torch.no_grad():
                 with trainer.precision_plugin.train_step_context():
                     update_bn_stats(pl_module, clips(), num_iters=batches)
-                means = torch.cat([m.running_mean for m in norms])
-                squares = torch.cat([m.running_var + m.running_mean.square() for m in norms])
+                # float64: the variance comes back as a difference of second moments
+                means = torch.cat([m.running_mean.double() for m in norms])
+                squares = torch.cat(
+                    [m.running_var.double() + m.running_mean.double() ** 2 for m in norms]
+                )
                 moments = trainer.strategy.reduce(torch.stack([means, squares]), reduce_op="mean")
                 mean, square = moments
                 var = (square - mean.square()).clamp_min_(0)
