@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from octvideo.cli import RunStopped
@@ -84,6 +85,7 @@ class VideoClassifier(L.LightningModule):
         self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
+        self.val_loss = MeanMetric()  # over videos: ranks' shares may differ in size
         self._step_rng: np.random.Generator | None = None
         self._skipped_in_row = 0
         self._skipped = 0
@@ -91,6 +93,7 @@ class VideoClassifier(L.LightningModule):
         self._test_rows: list[dict[str, Tensor]] = []
         self._test_errors: dict[int, str] = {}
         self._val_failed = 0
+        self._val_scored = 0
         self.test_views: ViewOutputs | None = None
 
     def setup(self, stage: str) -> None:
@@ -236,30 +239,47 @@ class VideoClassifier(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_failed = 0
+        self._val_scored = 0
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         labels = batch["label"]  # (B,)
         ok = batch.get("ok", torch.ones_like(labels, dtype=torch.bool)).bool()  # (B,)
         self._val_failed += int((~ok).sum())
         if not bool(ok.any()):
-            return
+            return  # nothing collective here: a rank may have no video that decodes
         labels = labels[ok]
         logits = self(_rows(batch["video"], ok))  # (B', K)
-        loss = F.cross_entropy(logits.float(), labels)
-        size = labels.shape[0]
-        self.val_top1(logits, labels)
-        self.val_top5(logits, labels)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
-        self.log("val/top1", self.val_top1, on_epoch=True, prog_bar=True, batch_size=size)
-        self.log("val/top5", self.val_top5, on_epoch=True, batch_size=size)
+        self._val_scored += labels.shape[0]
+        self.val_loss.update(F.cross_entropy(logits.float(), labels, reduction="none"))
+        self.val_top1.update(logits, labels)
+        self.val_top5.update(logits, labels)
 
     def on_validation_epoch_end(self) -> None:
-        failed = torch.tensor(float(self._val_failed), device=self.device)
-        self.log("val/failed", failed, reduce_fx="sum", sync_dist=True)
-        if self._val_failed:
-            logger.warning(
-                "validation: %d videos failed to decode and were left out", self._val_failed
-            )
+        """Logs the epoch's metrics over every rank's videos. Every rank takes part in the same
+        collectives whatever its share held (a share whose videos all failed to decode, a share
+        of another size), and nothing is logged for an epoch that scored no video, so best.ckpt
+        is not chosen on an empty validation."""
+        local = torch.tensor([self._val_scored, self._val_failed], device=self.device)
+        scored, failed = (int(n) for n in self.trainer.strategy.reduce(local, reduce_op="sum"))
+        # the values are the same on every rank: "max" syncs them exactly
+        self.log("val/failed", float(failed), reduce_fx="max", sync_dist=True)
+        if scored:
+            for name, metric in (
+                ("val/loss", self.val_loss),
+                ("val/top1", self.val_top1),
+                ("val/top5", self.val_top5),
+            ):
+                self.log(
+                    name,
+                    metric.compute(),
+                    prog_bar=name != "val/top5",
+                    reduce_fx="max",
+                    sync_dist=True,
+                )
+        for metric in (self.val_loss, self.val_top1, self.val_top5):
+            metric.reset()
+        if failed and self.trainer.is_global_zero:
+            logger.warning("validation: %d videos failed to decode and were left out", failed)
 
     # -- multi-view test ---------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import torch
 from octvideo.config import load_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
+from octvideo.engine.callbacks import read_metrics
 from octvideo.engine.checkpoint import load_checkpoint
 from octvideo.inference.predictor import model_from_meta, read_checkpoint
 from tests.engine.conftest import bn_population_moments, tiny_overrides
@@ -21,6 +22,18 @@ from tests.engine.conftest import bn_population_moments, tiny_overrides
 
 def test_two_process_cpu_ddp(tiny_synth, tmp_path):
     run = tmp_path / "ddp"
+    # Validation: 2 good videos on rank 0, a broken one alone on rank 1 (shares of different
+    # sizes, one with no video that decodes: the ranks' collectives used to mismatch).
+    good = [line.split() for line in (tiny_synth / "val.txt").read_text().splitlines()[:2]]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    val = tmp_path / "val.txt"
+    lines = [f"{tiny_synth / good[0][0]} {good[0][1]}", f"{broken} 0"]
+    val.write_text("\n".join([*lines, f"{tiny_synth / good[1][0]} {good[1][1]}", ""]))
+    train = tmp_path / "train.txt"
+    train.write_text(
+        (tiny_synth / "train.txt").read_text().replace("train/", f"{tiny_synth}/train/")
+    )
     overrides = tiny_overrides(
         tiny_synth,
         **{
@@ -29,8 +42,10 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
             "trainer.max_epochs": 1,
             "trainer.precise_bn_batches": 1,
             "data.batch_size": 2,
+            "data.root": "/",
         },
     )
+    overrides += [f"data.train_list={train}", f"data.val_list={val}"]
     cmd = [
         sys.executable,
         "-m",
@@ -78,3 +93,17 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
         )
         torch.testing.assert_close(state[f"{key}.running_var"].double(), var, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(state[f"{norms[0]}.running_mean"].double(), alone[0][0], atol=1e-3)
+
+    # Validation metrics are over both ranks' videos, each video once: the mean loss of the 2
+    # good videos (the mean of the ranks' means was 7/6 of it with shares of 4 and 3).
+    model.eval()
+    dataset = VideoDataModule(data).val_dataloader().dataset
+    with torch.no_grad():
+        logits = torch.cat([model(dataset[i]["video"][None]) for i in (0, 2)])
+    labels = torch.tensor([int(good[0][1]), int(good[1][1])])
+    logged = read_metrics(run / "logs" / "version_0" / "metrics.csv")
+    assert logged["val/loss"][-1][1] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, labels)), rel=1e-4
+    )
+    assert logged["val/top1"][-1][1] == float((logits.argmax(1) == labels).float().mean())
+    assert logged["val/failed"][-1][1] == 1.0
