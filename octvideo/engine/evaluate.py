@@ -253,11 +253,14 @@ def write_report(
         )
 
     summary = {
-        "metrics": metrics,
+        # no video scored: the accuracies are NaN, written as null (JSON has no NaN)
+        "metrics": {
+            k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()
+        },
         "protocol": protocol,
         "files": {k: p.name for k, p in files.items()},
     }
-    files["summary"].write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    files["summary"].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return files
 
 

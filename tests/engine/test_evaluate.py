@@ -129,6 +129,26 @@ def test_write_report_files(tmp_path):
     assert files["confusion"].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_report_with_no_scored_video_is_strict_json(tmp_path):
+    # the NaN accuracies were written as bare NaN, which strict JSON readers (jq) refuse
+    views = _views(FIXED, [False] * 6)
+    files = write_report(
+        tmp_path,
+        views,
+        classes=["a", "b", "c"],
+        paths=["v0.mp4", "v1.mp4", "v2.mp4"],
+        protocol={"views": 2},
+        confusion_png=False,
+    )
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} in summary.json")
+
+    summary = json.loads(files["summary"].read_text(), parse_constant=refuse)
+    assert summary["metrics"]["video_top1"] is None
+    assert summary["metrics"]["num_failed"] == 3
+
+
 def test_test_names_top_k_by_the_class_count(monkeypatch, tmp_path, capsys):
     # on a 3-class set "top-5" was printed for what is top-3
     from octvideo import cli
