@@ -19,9 +19,10 @@ Sampling: training uses ``EpochSampler`` (a ``DistributedSampler`` over the rank
 process group, or a single-rank one) that shuffles with ``(seed, epoch)`` and yields
 ``(index, epoch)`` so each item seeds its own augmentation; Lightning calls its ``set_epoch`` and,
 since it is a ``DistributedSampler``, does not replace it under DDP. The last partial batch is
-dropped in training. Validation and test use Lightning's ``UnrepeatedDistributedSampler``: each
-rank gets a disjoint share and no view is repeated to pad (a padded view would be counted twice by
-the multi-view average).
+dropped in training. Validation uses Lightning's ``UnrepeatedDistributedSampler`` and test
+``ShareSampler`` (a contiguous share, so a clip's crops are decoded once): each rank gets a
+disjoint share and no view is repeated to pad (a padded view would be counted twice by the
+multi-view average).
 
 Resuming: the datamodule's ``state_dict`` (saved by Lightning in every checkpoint) records the epoch
 and the batches of it already trained on; after ``load_state_dict`` the next training loader starts
@@ -85,6 +86,32 @@ class EpochSampler(DistributedSampler):
             indices = indices[self._resume[1] :]
             self._resume = None
         return ((index, epoch) for index in indices)
+
+
+class ShareSampler(DistributedSampler):
+    """This rank's contiguous share of the dataset, each index on exactly one rank, in order.
+
+    The test views of a video are neighbours (its clips, each clip's crops), so a rank decodes
+    a clip once for all its crops; ``UnrepeatedDistributedSampler`` deals the indices round
+    robin, which put a clip's 3 crops on 3 ranks, each decoding it. A ``DistributedSampler``,
+    so Lightning keeps it under DDP.
+    """
+
+    def __init__(self, dataset: VideoDataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        size = len(dataset)
+        if size < num_replicas:  # a rank with nothing would not join the others' gather
+            raise UsageError(
+                f"data: {size} test views for {num_replicas} processes; test with at most "
+                f"trainer.devices={size} (x nodes)"
+            )
+        self.start, self.end = rank * size // num_replicas, (rank + 1) * size // num_replicas
+
+    def __iter__(self) -> Iterator[int]:  # type: ignore[override]
+        return iter(range(self.start, self.end))
+
+    def __len__(self) -> int:
+        return self.end - self.start
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -267,7 +294,4 @@ class VideoDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         dataset = self._require(self.test_dataset, "test_dataset", "test")
         replicas, rank = _world()
-        sampler = UnrepeatedDistributedSampler(
-            dataset, num_replicas=replicas, rank=rank, shuffle=False
-        )
-        return self._loader(dataset, sampler)
+        return self._loader(dataset, ShareSampler(dataset, replicas, rank))

@@ -1,0 +1,52 @@
+"""``ShareSampler``: the test views split into contiguous shares, each view on one rank once, so
+a clip's crops stay on one rank and are decoded once."""
+
+from __future__ import annotations
+
+import pytest
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+from octvideo.cli import UsageError
+from octvideo.data.datamodule import ShareSampler
+
+
+class Views:
+    """Test views of ``videos`` videos x ``clips`` clips x ``crops`` crops, in the dataset's
+    order (``VideoDataset._eval_item``)."""
+
+    def __init__(self, videos: int, clips: int, crops: int) -> None:
+        self.clips, self.crops = clips, crops
+        self.size = videos * clips * crops
+
+    def __len__(self) -> int:
+        return self.size
+
+    def clip_of(self, index: int) -> tuple[int, int]:
+        video, view = divmod(index, self.clips * self.crops)
+        return video, view // self.crops
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+@pytest.mark.parametrize("videos", [1, 7, 20])
+def test_shares_cover_every_view_once_and_keep_clips_together(world, videos):
+    views = Views(videos, clips=10, crops=3)
+    shares = [list(ShareSampler(views, world, rank)) for rank in range(world)]
+    assert [len(ShareSampler(views, world, rank)) for rank in range(world)] == list(
+        map(len, shares)
+    )
+    assert sorted(i for share in shares for i in share) == list(range(len(views)))
+    # decodes: one per clip per rank that holds any of its crops; a share boundary can split
+    # at most one clip
+    decodes = sum(len({views.clip_of(i) for i in share}) for share in shares)
+    assert decodes <= videos * 10 + world - 1
+    if world > 1:  # the round-robin deal decoded each clip on up to 3 ranks
+        dealt = [
+            list(UnrepeatedDistributedSampler(views, num_replicas=world, rank=r, shuffle=False))
+            for r in range(world)
+        ]
+        assert sum(len({views.clip_of(i) for i in share}) for share in dealt) > decodes
+
+
+def test_fewer_views_than_processes_is_refused():
+    with pytest.raises(UsageError, match="data: 2 test views for 4 processes; test with at most"):
+        ShareSampler(Views(1, clips=2, crops=1), 4, 0)
