@@ -317,11 +317,21 @@ class VideoClassifier(L.LightningModule):
             local["ok"] = torch.empty(0, dtype=torch.bool)
             local["logits"] = torch.empty(0, self.num_classes)
         parts = [(local, self._test_errors)]
+        self._test_rows = []
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            parts = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(parts, (local, self._test_errors))
+            # to rank 0 only, which writes the report: the views' logits of a Kinetics test
+            # (20k videos x 30 views x 400 classes) are about 1 GB, several times that while
+            # unpickled and merged, on every process of a node if every rank gathered them
+            rank0 = torch.distributed.get_rank() == 0
+            gathered = [None] * torch.distributed.get_world_size() if rank0 else None
+            torch.distributed.gather_object((local, self._test_errors), gathered, dst=0)
+            if not rank0:
+                self.test_views = None
+                return
+            parts = gathered
         merged = {k: torch.cat([p[0][k] for p in parts]) for k in keys}
         errors = {vid: msg for p in parts for vid, msg in p[1].items()}
+        del parts
         self.test_views = ViewOutputs(
             video_index=merged["video_index"].long(),
             temporal_index=merged["temporal_index"].long(),
@@ -331,4 +341,3 @@ class VideoClassifier(L.LightningModule):
             logits=merged["logits"],
             errors=errors,
         ).deduplicated()
-        self._test_rows = []

@@ -74,7 +74,8 @@ class TrainResult:
 
 @dataclass
 class TestResult:
-    """What ``octvideo test`` computed and wrote."""
+    """What ``octvideo test`` computed and wrote (under DDP, on global rank 0; the other ranks
+    get empty ``metrics`` and ``files``)."""
 
     out_dir: Path
     metrics: dict[str, Any]
@@ -582,6 +583,8 @@ def run_test(
         if report is None:
             raise
         raise RunStopped(report) from err
+    if not trainer.is_global_zero:  # rank 0 gathered the views and writes the report
+        return TestResult(out_dir=out_dir, metrics={}, files={})
     views = module.test_views
     if views is None:
         raise RuntimeError("the test loop produced no outputs")
@@ -605,8 +608,6 @@ def run_test(
         protocol["gflops_per_view"] = float(f"{gflops:.4g}")
         protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")
         protocol["gflops"] = f"{gflops:.4g} x {protocol['views']} views at {d.test_crop_size}"
-    if not trainer.is_global_zero:
-        return TestResult(out_dir=out_dir, metrics=summarize(views), files={})
     test_dataset = datamodule.test_dataset
     paths = [r.path for r in test_dataset.records]
     files = write_report(

@@ -16,8 +16,16 @@ from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
 from octvideo.engine.callbacks import read_metrics
 from octvideo.engine.checkpoint import load_checkpoint
+from octvideo.engine.run import run_test
 from octvideo.inference.predictor import model_from_meta, read_checkpoint
 from tests.engine.conftest import bn_population_moments, tiny_overrides
+
+
+def _octvideo(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "octvideo.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_two_process_cpu_ddp(tiny_synth, tmp_path):
@@ -46,20 +54,7 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
         },
     )
     overrides += [f"data.train_list={train}", f"data.val_list={val}"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "octvideo.cli",
-        "train",
-        "--cfg",
-        "oct_i3d_synth",
-        "--out",
-        str(run),
-        *overrides,
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = _octvideo("train", "--cfg", "oct_i3d_synth", "--out", str(run), *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     replicas = json.loads((run / "replicas.json").read_text())
     assert replicas["world_size"] == 2
@@ -107,3 +102,22 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
     )
     assert logged["val/top1"][-1][1] == float((logits.argmax(1) == labels).float().mean())
     assert logged["val/failed"][-1][1] == 1.0
+
+    # Multi-view test on 2 processes (contiguous shares, gathered on rank 0): the report of one
+    # process, byte for byte.
+    test_overrides = [o for o in overrides if not o.startswith("data.val_list=")]
+    test_overrides += [f"data.test_list={tiny_synth / 'val.txt'}", "data.root="]
+    last = run / "checkpoints" / "last.ckpt"
+    proc = _octvideo(
+        "test", "--cfg", "oct_i3d_synth", "--ckpt", str(last), "--out", str(run), *test_overrides
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = run_test(
+        "oct_i3d_synth",
+        [*test_overrides, "trainer.devices=1", "trainer.strategy=auto"],
+        ckpt=last,
+        out=str(tmp_path / "one"),
+    )
+    for name in ("predictions.csv", "failed_videos.txt"):
+        assert (run / "test" / name).read_text() == (one.out_dir / name).read_text()
+    assert one.metrics["num_views"] == 6 * 2
