@@ -4,6 +4,7 @@ Public functions (also used by the predictor):
     ``probe(path, decoder=...) -> VideoInfo``            frame count, fps, size.
     ``decode(path, indices, decoder=..., short_side=...)`` -> uint8 Tensor (T, H, W, 3).
     ``decode_clip(path, choose, ...)``                    one open: probe, pick indices, decode.
+    ``Video(path, decoder=...)``                          one open, many reads, frame timestamps.
 
 Decoders (``decoder=``):
     ``"decord"``  decord only. Frame indices come from decord's packet index.
@@ -12,7 +13,21 @@ Decoders (``decoder=``):
                   frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
                   with a decode-from-start fallback when timestamps are missing or inconsistent.
     ``"auto"``    decord, then PyAV for a file decord cannot open or decode (logged at DEBUG; both
-                  errors are kept in the ``DecodeError`` when PyAV fails too).
+                  errors are kept in the ``DecodeError`` when PyAV fails too), and PyAV straight
+                  away for a stream decord returns in the wrong order (below).
+
+decord returns the frames of MPEG-1, MPEG-2 and MPEG-4 Part 2 (Xvid, DivX) streams with B-frames out
+of order, in every container (AVI, MKV, MP4, MOV, MPEG-PS: frames 0, 6, 12, 18 come back as 0, 6,
+2, 8), silently, and now and then H.264 with B-frames in AVI (after a backward seek); it orders
+H.264 and HEVC with B-frames in MP4, MKV and MOV correctly. Before decord opens a file, PyAV reads
+the stream's header (a fraction of a millisecond): a stream that reorders frames (B-frames) in a
+codec other than H.264 and HEVC, or in AVI, is given to PyAV under ``"auto"`` and refused with a
+``DecodeError`` under ``"decord"``. AVI stores no presentation timestamps (its packet times count
+in decode order), so for an AVI stream with B-frames PyAV counts decoded frames instead of seeking
+by timestamp.
+
+``Video(path, decoder)`` keeps a file open (indexed once) for many reads, and gives the frames'
+timestamps; ``decode_clip`` opens, reads and closes in one call.
 
 Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the first video
 stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
@@ -96,10 +111,49 @@ class VideoInfo(NamedTuple):
     decoder: str  # "decord" or "pyav": which decoder produced these numbers
 
 
+# Codecs whose B-frames decord puts in presentation order (measured: H.264 and HEVC in MP4, MKV and
+# MOV). Any other codec that reorders frames, and any that does in AVI, is decoded by PyAV.
+DECORD_REORDERS = frozenset(["h264", "hevc"])
+CODEC_LABELS = {
+    "mpeg4": "MPEG-4 Part 2",
+    "mpeg2video": "MPEG-2",
+    "mpeg1video": "MPEG-1",
+    "h264": "H.264",
+    "hevc": "HEVC",
+}
+
+
+def _decord_misorders(path: str) -> str | None:
+    """What decord would return out of order in ``path`` ("MPEG-4 Part 2 video with B-frames"):
+    a first video stream that reorders frames (B-frames) in a codec other than H.264 and HEVC, or
+    in an AVI file (which stores no presentation times); None otherwise, or when PyAV cannot read
+    the header (decord then decides for itself)."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return None
+            avi = "avi" in container.format.name.split(",")
+            context = container.streams.video[0].codec_context
+            name, reorders = context.name, bool(context.has_b_frames)
+    except Exception:  # not readable by PyAV: decord reports its own error
+        return None
+    if not reorders or (name in DECORD_REORDERS and not avi):
+        return None
+    return f"{CODEC_LABELS.get(name, name)} video with B-frames{' in AVI' if avi else ''}"
+
+
 class _DecordReader:
     def __init__(self, path: str) -> None:
         import decord
 
+        misordered = _decord_misorders(path)
+        if misordered is not None:
+            raise DecodeError(
+                f"{path}: decord returns the frames of {misordered} in the wrong order; decode "
+                f"it with decoder 'pyav' (or 'auto', which does so)"
+            )
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         num = len(self._vr)
         if num == 0:
@@ -111,6 +165,10 @@ class _DecordReader:
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         return self._vr.get_batch(indices.tolist()).asnumpy()  # (T, H, W, 3)
+
+    def times(self) -> np.ndarray | None:
+        """Start time of every frame in seconds, as decord's index gives them."""
+        return self._vr.get_frame_timestamp(list(range(self.info.num_frames)))[:, 0]
 
 
 class _PyAVReader:
@@ -131,10 +189,16 @@ class _PyAVReader:
             pts = [p.pts for p in container.demux(stream) if p.size > 0]
             rate = stream.average_rate or stream.guessed_rate
             width, height = stream.codec_context.width, stream.codec_context.height
+            reorders = bool(stream.codec_context.has_b_frames)
+            self._time_base = stream.time_base
         if not pts:
             raise DecodeError(f"{path}: PyAV found no video packets")
         _check_frame_size(path, int(width), int(height))
         self._pts = None if any(p is None for p in pts) else sorted(pts)
+        if self._pts is not None and reorders and "avi" in formats and pts == self._pts:
+            # AVI packet times count in decode order: with B-frames they are not the frames'
+            # presentation times, and a decoded frame does not carry its own index
+            self._pts = None
         fps = float(rate) if rate else 0.0
         self.info = VideoInfo(len(pts), fps, int(width), int(height), "pyav")
 
@@ -143,6 +207,12 @@ class _PyAVReader:
         if frames is None:
             frames = self._get_sequential(indices)
         return np.stack([frames[i] for i in indices.tolist()])  # (T, H, W, 3)
+
+    def times(self) -> np.ndarray | None:
+        """Presentation time of every frame in seconds; None when the file has none."""
+        if self._pts is None or self._time_base is None:
+            return None
+        return np.asarray(self._pts, dtype=np.float64) * float(self._time_base)
 
     def _get_by_seek(self, indices: np.ndarray) -> dict[int, np.ndarray] | None:
         import av
@@ -272,6 +342,77 @@ def decode_clip(
             frames = resize_short_side(frames, short_side)
         return frames, indices, reader.info
     raise DecodeError("; ".join(errors))
+
+
+class Video:
+    """A video opened (and indexed) once, for many reads: a long video read in pieces.
+
+    Args:
+        path: the video file.
+        decoder: ``"decord"``, ``"pyav"`` or ``"auto"``. Under ``"auto"`` a read that decord fails
+            is retried with PyAV, which then serves the later reads too.
+
+    Attributes:
+        path: the file, as a string.
+        info: the ``VideoInfo`` of the decoder that opened it.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DecodeError: the decoder(s) cannot open it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, decoder: str = "auto") -> None:
+        self.path = _check_args(path, decoder)
+        self._decoder = decoder
+        errors = []
+        for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
+            try:
+                self._reader = _open(self.path, name)
+                break
+            except DecodeError as err:
+                errors.append(str(err))
+        else:
+            raise DecodeError("; ".join(errors))
+        self.info = self._reader.info
+
+    def times(self) -> np.ndarray | None:
+        """Time of every frame in seconds from the first frame (index order); None when the file
+        has no usable timestamps (missing, not increasing, or not one per frame)."""
+        try:
+            times = self._reader.times()
+        except Exception:  # decord raises on files without an index of times
+            return None
+        if times is None or len(times) != self.info.num_frames:
+            return None
+        times = np.asarray(times, dtype=np.float64)
+        if not np.isfinite(times).all() or (np.diff(times) <= 0).any():
+            return None  # decord gives -3e17 for every frame of an AVI with B-frames
+        return times - times[0]
+
+    def read(
+        self, indices: Sequence[int] | np.ndarray, *, short_side: int | None = None
+    ) -> torch.Tensor:
+        """Decode frames (0-based, may repeat, any order) -> uint8 Tensor (T, H, W, 3), RGB.
+
+        Raises:
+            DecodeError: the decoder(s) failed, or PyAV (taking over from decord) finds fewer
+                frames than ``indices`` need.
+            IndexError: an index is outside the video.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        try:
+            frames = _read(self._reader, self.path, indices)
+        except DecodeError as err:
+            if self._decoder != "auto" or self._reader.info.decoder != "decord":
+                raise
+            logger.debug("decord failed, trying PyAV: %s", err)
+            try:
+                self._reader = _open(self.path, "pyav")
+                frames = _read(self._reader, self.path, indices)
+            except (DecodeError, IndexError) as second:
+                raise DecodeError(f"{err}; {second}") from None
+        frames = torch.from_numpy(frames)  # (T, H, W, 3)
+        return frames if short_side is None else resize_short_side(frames, short_side)
 
 
 def decode(

@@ -109,3 +109,19 @@ def raw_tree(tmp_path: Path, media: dict[str, Path], files: dict[str, str]) -> P
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(media[name], src / rel)
     return src
+
+
+def encode_b_frames(path: Path, codec: str, n: int = NUM_FRAMES, b_frames: int = 2) -> Path:
+    """Encode test frames with up to ``b_frames`` B-frames between reference frames (Xvid and
+    DivX files have them in MPEG-4 Part 2; x264 in H.264), which the decoder has to reorder."""
+    with av.open(str(path), "w") as container:
+        options = {"bf": str(b_frames)}
+        if codec == "libx264":  # else x264 leaves B-frames out of frames this plain
+            options["x264-params"] = "b-adapt=0"
+        stream = container.add_stream(codec, rate=12, options=options)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.bit_rate = 4_000_000  # MPEG-4's default rate blurs neighbouring grey levels
+        for array in make_frames(n, 64, 96):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    return path
