@@ -1,7 +1,9 @@
 """Writes a video back with its predictions drawn on every frame.
 
 Each frame shows the top classes of the window whose centre is nearest to the frame's time (or the
-video-level prediction when there are no windows). The input is decoded and the output encoded one
+video-level prediction when there are no windows). Times count from the first frame, as the windows
+do: a clip cut from a longer recording keeps its start time in MKV and MP4 (its first frame at 10 s,
+say), which is not part of the windows' times. The input is decoded and the output encoded one
 frame at a time with PyAV, so long videos need no more memory than short ones. The output is
 written to a temporary file beside it and renamed when complete: a render that fails half-way
 leaves no half file and an earlier file of that name as it was.
@@ -73,8 +75,14 @@ def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> Non
         height = in_stream.codec_context.height // 2 * 2
         stream = dst.add_stream(_encoder_name(), rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        origin = None  # time of the first frame: window times count from it
         for index, frame in enumerate(src.decode(in_stream)):
-            t = float(frame.time) if frame.time is not None else index / float(rate)
+            if frame.time is None:
+                t = index / float(rate)
+            else:
+                if origin is None:
+                    origin = float(frame.time) - index / float(rate)
+                t = float(frame.time) - origin
             image = frame.to_image().crop((0, 0, width, height))
             draw = ImageDraw.Draw(image)
             pred = _label_for(result, t)
