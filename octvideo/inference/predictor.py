@@ -13,7 +13,12 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
   reaches it (with a stride longer than the window the windows leave gaps); each window is
   classified from one clip of T frames at the trained stride tau centred in the window (clamped
   to the video), so the model sees the temporal scale it was trained on; the video-level scores
-  are the mean of the windows' probabilities.
+  are the mean of the windows' probabilities. Seconds are counted from the first frame and map to
+  frames as ``seconds x fps``, or through the frames' own timestamps in a variable-frame-rate file
+  (one whose timestamps are somewhere half a frame or more away from ``index / fps``).
+
+A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
+one reader, so a long video costs time in proportion to its length and memory for one batch.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.data.config import DataConfig
-from octvideo.data.decoding import DecodeError, VideoInfo, decode_clip
+from octvideo.data.decoding import DecodeError, Video, VideoInfo
 from octvideo.data.sampling import clip_indices, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.models import create_model
@@ -390,8 +395,13 @@ class Predictor:
         views: str | tuple[int, int],
         window: float | None,
         stride: float | None,
+        frame_times: np.ndarray | None = None,
     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
-        """Frame indices of every clip to run, and the window times (empty without windows)."""
+        """Frame indices of every clip to run, and the window times (empty without windows).
+
+        ``frame_times`` (seconds from the first frame, one per frame) maps a window's centre to a
+        frame in a variable-frame-rate video; None maps it as ``seconds x fps``.
+        """
         p = self.protocol
         total = info.num_frames
         if window is None:
@@ -402,7 +412,10 @@ class Predictor:
         span = (p.num_frames - 1) * p.sampling_rate
         indices = []
         for start, end in times:
-            centre = (start + end) / 2 * fps
+            if frame_times is None:
+                centre = (start + end) / 2 * fps
+            else:
+                centre = float(np.interp((start + end) / 2, frame_times, np.arange(total)))
             first = int(round(centre - span / 2))
             first = min(max(first, 0), max(total - 1 - span, 0))
             indices.append(clip_indices(first, p.num_frames, p.sampling_rate, total))
@@ -444,11 +457,12 @@ class Predictor:
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
         result = VideoResult(path=name)
         try:
+            frame_times = None
             if isinstance(source, Tensor):
                 info, frames_of = self._tensor_source(source, fps)
             else:
-                info, frames_of = self._file_source(name, decoder)
-            plan, times = self._clip_plan(info, views, window_s, stride_s)
+                info, frames_of, frame_times = self._file_source(name, decoder)
+            plan, times = self._clip_plan(info, views, window_s, stride_s, frame_times)
             crops = (1,) if window_s is not None else self._views(views)[1]
             probs = self._run(plan, crops, frames_of, on_batch)  # (clips, K), crops averaged
         except (DecodeError, OSError) as err:  # a bad input is a result, not a crash
@@ -478,15 +492,11 @@ class Predictor:
         return info, frames_of
 
     def _file_source(self, path: str, decoder: str):
-        from octvideo.data.decoding import probe
-
-        info = probe(path, decoder=decoder)
-
-        def frames_of(indices: np.ndarray) -> Tensor:
-            # Full-size frames: the clip transform resizes once, exactly as in testing.
-            return decode_clip(path, lambda _: indices, decoder=decoder)[0]
-
-        return info, frames_of
+        """The file's info, a reader of its frames (full size: the clip transform resizes once,
+        exactly as in testing) from one open file, and its frame times when its frame rate is
+        variable (None when ``index / fps`` gives them)."""
+        video = Video(path, decoder=decoder)
+        return video.info, video.read, _variable_frame_times(video, video.info.fps or 30.0)
 
     def _run(
         self,
@@ -511,6 +521,16 @@ class Predictor:
             if on_batch is not None:
                 on_batch(len(group))
         return torch.cat(out)
+
+
+def _variable_frame_times(video: Video, fps: float) -> np.ndarray | None:
+    """The frames' times (seconds from the first frame) when some frame is half a frame or more
+    away from ``index / fps``; None for a constant frame rate or a file without timestamps."""
+    times = video.times()
+    if times is None:
+        return None
+    uniform = np.arange(times.size) / fps
+    return times if np.abs(times - uniform).max() >= 0.5 / fps else None
 
 
 def _chunks(items: list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

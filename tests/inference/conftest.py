@@ -66,3 +66,19 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     files["corrupt"] = corrupt
     return files
+
+
+def encode_timed(path: Path, pts_ms: list[int]) -> Path:
+    """Noise frames (H.264, 10 fps nominal) at the given millisecond timestamps: a variable frame
+    rate, or a first frame at a time other than 0."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for pts in pts_ms:
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8))
+            frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
