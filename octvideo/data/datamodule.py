@@ -136,7 +136,8 @@ class VideoDataModule(L.LightningDataModule):
         return worker_crash_report(err, self._trail.name if self._trail else None)
 
     def state_dict(self) -> dict[str, int]:
-        """The training position: epoch, batches of it done, and the batch size they had."""
+        """The training position: epoch, batches of it done, the batch size they had, and the
+        processes and training videos the epoch was shared out over (a resume checks them)."""
         trainer = self.trainer
         if trainer is None:
             return {}
@@ -145,7 +146,14 @@ class VideoDataModule(L.LightningDataModule):
             "epoch": int(trainer.current_epoch),
             "batches_done": int(done),
             "batch_size": int(self.cfg.batch_size),
+            "world_size": int(trainer.world_size),
+            "train_videos": self.num_train_videos,
         }
+
+    @property
+    def num_train_videos(self) -> int:
+        """Videos of the training list that exist (0 without a training list)."""
+        return len(self._train_annotations.records) if self.cfg.train_list else 0
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue at the position ``state_dict`` recorded (see module docstring).

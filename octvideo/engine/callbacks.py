@@ -148,7 +148,9 @@ def at_final_step(trainer: L.Trainer) -> bool:
 
 class CheckpointOnSigterm(L.Callback):
     """Writes ``path`` (the run's last.ckpt) at the end of the batch during which the process was
-    sent SIGTERM, as a scheduler does before it preempts a job.
+    sent SIGTERM, as a scheduler does before it preempts a job; not at the run's last step
+    (``at_final_step``) nor inside a gradient-accumulation window, whose gradient a checkpoint
+    does not hold (the last.ckpt before is kept).
 
     Lightning answers SIGTERM by stopping after that batch (``SIGTERMException``) without a
     checkpoint; this one is written at the same point in the batch as the step-triggered
@@ -163,6 +165,13 @@ class CheckpointOnSigterm(L.Callback):
         if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
             if at_final_step(trainer):
                 logger.info("SIGTERM at the last step: last.ckpt kept as it was")
+                return
+            if trainer.accumulate_grad_batches > 1 and (
+                trainer.fit_loop.epoch_loop._should_accumulate()  # no step after this batch
+            ):
+                # the gradient accumulated so far is not saved: resumed after this batch, the
+                # step would miss the window's first batches
+                logger.info("SIGTERM inside an accumulation window: last.ckpt kept as it was")
                 return
             trainer.save_checkpoint(self.path, weights_only=False)  # the whole training state
             logger.info("SIGTERM: checkpoint written at global step %d", trainer.global_step)

@@ -141,6 +141,14 @@ def _datamodule(cfg: RunConfig):
     return datamodule
 
 
+def world_size(cfg: RunConfig) -> int:
+    """Processes a run takes: devices per node (-1: every GPU; one process on a CPU) x nodes."""
+    t = cfg.trainer
+    if t.devices != -1:
+        return t.devices * t.num_nodes
+    return (max(1, torch.cuda.device_count()) if on_gpu(t.accelerator) else 1) * t.num_nodes
+
+
 def _trainer(
     cfg: RunConfig,
     run_dir: Path,
@@ -155,7 +163,7 @@ def _trainer(
         )
     # -1 is "all devices": all GPUs, and on a CPU the one process (Lightning refuses -1 there)
     devices = t.devices if t.devices != -1 or on_gpu(t.accelerator) else 1
-    world = devices * t.num_nodes
+    world = world_size(cfg)
     strategy = t.strategy
     if strategy == "auto" and (world > 1 or devices == -1):
         strategy = "ddp"
@@ -284,6 +292,31 @@ def check_checkpoint_fits(
             f"{cfg.model.num_classes}; use the config and data it was trained with"
         )
     raise UsageError(f"checkpoint {path} does not fit model {cfg.model.name}: {problem}")
+
+
+def check_same_position(state: dict[str, int], world: int, videos: int, path: str | Path) -> None:
+    """One-line error when a resume would run over other processes or another training list than
+    the checkpoint's epoch was shared out over (``state``: the datamodule's saved state): its
+    position in the epoch and the steps left could not be found (an epoch was trained again and
+    the rest ran at lr 0).
+
+    Raises:
+        UsageError: names what changed.
+    """
+    changed = []
+    if state.get("world_size", world) != world:
+        changed.append(
+            f"world size {state['world_size']} there, {world} here (trainer.devices x "
+            "trainer.num_nodes)"
+        )
+    if state.get("train_videos", videos) != videos:
+        changed.append(f"training videos {state['train_videos']} there, {videos} here")
+    if changed:
+        raise UsageError(
+            f"cannot resume from {path}: {'; '.join(changed)}, so its place in the epoch and "
+            f"the steps left are not known; resume with the same, or start a new run from its "
+            f"weights with model.pretrained={path}"
+        )
 
 
 def check_same_classes(
@@ -432,6 +465,13 @@ def run_train(
             "accuracy); set them to annotation files"
         )
     check_training_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    if cfg.optim.on_nonfinite_loss == "skip" and cfg.trainer.accumulate_grad_batches > 1:
+        raise ConfigError(
+            "optim.on_nonfinite_loss=skip skips a step by leaving out its backward pass, which "
+            "cannot take back the other batches accumulated into it (trainer."
+            f"accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}): the step would be "
+            "taken on a partial gradient; use optim.on_nonfinite_loss=stop with accumulation"
+        )
     check_output_dir(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None:
@@ -443,7 +483,9 @@ def run_train(
         checkpoint = load_checkpoint(ckpt_path)
         check_checkpoint_fits(model, checkpoint, ckpt_path, cfg)
         check_same_classes(checkpoint, datamodule.classes, ckpt_path)
-        datamodule.load_state_dict(checkpoint.get(type(datamodule).__qualname__) or {})
+        position = checkpoint.get(type(datamodule).__qualname__) or {}
+        check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
+        datamodule.load_state_dict(position)
         del checkpoint
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
     module = VideoClassifier(

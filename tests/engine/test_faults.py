@@ -112,6 +112,30 @@ def test_resuming_with_another_batch_size_is_refused(tiny_synth, tmp_path, unint
         run_train(None, overrides, out=str(tmp_path), resume=str(uninterrupted.last_ckpt))
 
 
+@pytest.mark.parametrize("change", ["devices", "videos"])
+def test_resuming_over_other_processes_or_videos_is_refused(
+    tiny_synth, tmp_path, uninterrupted, change
+):
+    # the epoch's position was taken as is: an epoch was trained again and the rest ran at lr 0
+    ckpt = uninterrupted.last_ckpt
+    if change == "devices":
+        extra = ["trainer.devices=2", "trainer.strategy=ddp"]
+        differs = "world size 1 there, 2 here (trainer.devices x trainer.num_nodes)"
+    else:
+        fewer = tmp_path / "fewer.txt"
+        fewer.write_text("".join((tiny_synth / "train.txt").read_text().splitlines(True)[:8]))
+        extra = [f"data.train_list={fewer}", f"data.root={tiny_synth}"]
+        differs = "training videos 12 there, 8 here"
+    overrides = [*_overrides(tiny_synth), "trainer.max_epochs=4", *extra]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(tmp_path / "run"), resume=str(ckpt))
+    assert str(err.value) == (
+        f"cannot resume from {ckpt}: {differs}, so its place in the epoch and the steps left are "
+        f"not known; resume with the same, or start a new run from its weights with "
+        f"model.pretrained={ckpt}"
+    )
+
+
 def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, uninterrupted):
     run = tmp_path / "run"
     shutil.copytree(uninterrupted.run_dir, run)
@@ -180,6 +204,42 @@ def test_sigterm_in_the_last_step_keeps_the_checkpoint_before_it(tiny_synth, tmp
     )
     result = run_train(None, overrides, out=str(run), resume="auto")
     _assert_same_run(result, reference)
+
+
+def test_sigterm_inside_an_accumulation_window_keeps_the_checkpoint_before_it(tiny_synth, tmp_path):
+    # a checkpoint there lacked the window's accumulated gradient: the resumed run differed
+    overrides = [*_overrides(tiny_synth), "trainer.accumulate_grad_batches=2"]
+    want = run_train(None, overrides, out=str(tmp_path / "ref"))  # 3 batches, 2 steps an epoch
+    run = tmp_path / "run"
+    with pytest.raises(RunStopped) as info:  # during epoch 1's first batch: no step after it
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(2)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 2; {last} (global step 2) is kept; continue with "
+        "--resume auto"
+    )
+    assert load_checkpoint(last)["VideoDataModule"]["batches_done"] == 3  # epoch 0's end
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    assert result.global_step == want.global_step == 6
+    got, expected = _weights(result.last_ckpt), _weights(want.last_ckpt)
+    assert [k for k in expected if not torch.equal(got[k], expected[k])] == []
+
+
+def test_skipping_nonfinite_steps_with_accumulation_is_refused(tiny_synth, tmp_path):
+    # the skipped batch's step was taken anyway, on the window's other batches' gradient
+    overrides = [
+        *_overrides(tiny_synth),
+        "trainer.accumulate_grad_batches=2",
+        "optim.on_nonfinite_loss=skip",
+    ]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert str(err.value) == (
+        "optim.on_nonfinite_loss=skip skips a step by leaving out its backward pass, which cannot "
+        "take back the other batches accumulated into it (trainer.accumulate_grad_batches=2): the "
+        "step would be taken on a partial gradient; use optim.on_nonfinite_loss=stop with "
+        "accumulation"
+    )
 
 
 class InterruptAt(L.Callback):
