@@ -88,6 +88,20 @@ class EpochSampler(DistributedSampler):
         return ((index, epoch) for index in indices)
 
 
+def check_every_rank_has_one(size: int, num_replicas: int, what: str) -> None:
+    """One-line error when an evaluation set has fewer items than processes: a rank with none
+    would not take part in the others' gathers and reductions (the run would hang or abort).
+
+    Raises:
+        UsageError: names the counts.
+    """
+    if size < num_replicas:
+        raise UsageError(
+            f"data: {size} {what} for {num_replicas} processes; evaluate with at most "
+            f"{size} processes (trainer.devices x trainer.num_nodes), or list more videos"
+        )
+
+
 class ShareSampler(DistributedSampler):
     """This rank's contiguous share of the dataset, each index on exactly one rank, in order.
 
@@ -100,11 +114,7 @@ class ShareSampler(DistributedSampler):
     def __init__(self, dataset: VideoDataset, num_replicas: int, rank: int) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
         size = len(dataset)
-        if size < num_replicas:  # a rank with nothing would not join the others' gather
-            raise UsageError(
-                f"data: {size} test views for {num_replicas} processes; test with at most "
-                f"trainer.devices={size} (x nodes)"
-            )
+        check_every_rank_has_one(size, num_replicas, "test views")
         self.start, self.end = rank * size // num_replicas, (rank + 1) * size // num_replicas
 
     def __iter__(self) -> Iterator[int]:  # type: ignore[override]
@@ -294,6 +304,7 @@ class VideoDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         dataset = self._require(self.val_dataset, "val_dataset", "validate")
         replicas, rank = _world()
+        check_every_rank_has_one(len(dataset), replicas, "validation videos")
         sampler = UnrepeatedDistributedSampler(
             dataset, num_replicas=replicas, rank=rank, shuffle=False
         )

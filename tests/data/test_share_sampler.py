@@ -3,10 +3,15 @@ a clip's crops stay on one rank and are decoded once."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from media_helpers import small_config
 
 from octvideo.cli import UsageError
+from octvideo.data import VideoDataModule
+from octvideo.data import datamodule as datamodule_module
 from octvideo.data.datamodule import ShareSampler
 
 
@@ -48,5 +53,20 @@ def test_shares_cover_every_view_once_and_keep_clips_together(world, videos):
 
 
 def test_fewer_views_than_processes_is_refused():
-    with pytest.raises(UsageError, match="data: 2 test views for 4 processes; test with at most"):
+    with pytest.raises(UsageError) as err:
         ShareSampler(Views(1, clips=2, crops=1), 4, 0)
+    assert str(err.value) == (
+        "data: 2 test views for 4 processes; evaluate with at most 2 processes (trainer.devices "
+        "x trainer.num_nodes), or list more videos"
+    )
+
+
+def test_fewer_validation_videos_than_processes_is_refused(tmp_path, media, monkeypatch):
+    # Lightning's sampler asserted; a rank without a video would not join the metrics' sync
+    for i in range(2):
+        (tmp_path / "val" / "jump").mkdir(parents=True, exist_ok=True)
+        shutil.copy(media["h264.mp4"], tmp_path / "val" / "jump" / f"{i}.mp4")
+    monkeypatch.setattr(datamodule_module, "_world", lambda: (4, 1))
+    dm = VideoDataModule(small_config(val_list=str(tmp_path / "val")))
+    with pytest.raises(UsageError, match="data: 2 validation videos for 4 processes; evaluate"):
+        dm.val_dataloader()
