@@ -42,6 +42,9 @@ class DataConfig:
     )
     num_frames: int = 8  # T: frames per clip
     sampling_rate: int = 8  # tau: stride between sampled frames
+    # count the stride at this frame rate: tau frames at target_fps are tau * fps / target_fps
+    # frames of a video at fps (PySlowFast's DATA.TARGET_FPS, 30); None = the video's own frames
+    target_fps: float | None = None
     train_jitter_scales: tuple[int, int] = (256, 320)  # random short side, inclusive range
     train_crop_size: int = 224  # square training crop
     val_crop_size: int = 224  # centre crop for the per-epoch validation (short side = jitter min)
@@ -85,6 +88,13 @@ class DataConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.target_fps is not None and not (
+            math.isfinite(self.target_fps) and self.target_fps > 0
+        ):
+            raise ValueError(
+                f"data.target_fps must be > 0 or null (the video's own frames), got "
+                f"{self.target_fps}"
+            )
         low, high = self.train_jitter_scales
         if not 1 <= low <= high:
             raise ValueError(

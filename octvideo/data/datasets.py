@@ -52,6 +52,7 @@ from octvideo.data.config import DataConfig
 from octvideo.data.decoding import DecodeError, VideoInfo, decode_clip
 from octvideo.data.sampling import (
     center_clip_indices,
+    clip_stride,
     multiview_clip_indices,
     random_clip_indices,
 )
@@ -190,7 +191,8 @@ class VideoDataset(Dataset):
 
             def choose(info: VideoInfo, seed: int = clip_seed) -> np.ndarray:
                 gen = torch.Generator().manual_seed(seed)
-                return random_clip_indices(info.num_frames, cfg.num_frames, cfg.sampling_rate, gen)
+                stride = clip_stride(cfg.sampling_rate, info.fps, cfg.target_fps)
+                return random_clip_indices(info.num_frames, cfg.num_frames, stride, gen)
 
             try:
                 frames = self._decode(video_index, choose)
@@ -249,13 +251,15 @@ class VideoDataset(Dataset):
         if self.mode == "val":
 
             def choose(info: VideoInfo) -> np.ndarray:
-                return center_clip_indices(info.num_frames, cfg.num_frames, cfg.sampling_rate)
+                stride = clip_stride(cfg.sampling_rate, info.fps, cfg.target_fps)
+                return center_clip_indices(info.num_frames, cfg.num_frames, stride)
 
         else:
 
             def choose(info: VideoInfo) -> np.ndarray:
+                stride = clip_stride(cfg.sampling_rate, info.fps, cfg.target_fps)
                 return multiview_clip_indices(
-                    info.num_frames, cfg.num_frames, cfg.sampling_rate, cfg.test_num_clips
+                    info.num_frames, cfg.num_frames, stride, cfg.test_num_clips
                 )[temporal_index]
 
         frames = self._decode(video_index, choose)

@@ -2,7 +2,10 @@
 
 A clip is ``T = num_frames`` frames ``tau = sampling_rate`` apart, spanning
 ``window = (T - 1) * tau + 1`` frames. Time is counted in frames, not seconds, so variable frame
-rate files and wrong container durations cannot shift a clip.
+rate files and wrong container durations cannot shift a clip. With ``data.target_fps`` the stride
+is counted at that rate instead (``clip_stride``): ``tau * fps / target_fps`` frames of a video at
+``fps``, so a clip spans the same seconds at any frame rate (PySlowFast's ``DATA.TARGET_FPS``);
+the k-th frame is ``start + round(k * stride)``.
 
 Training: the start is uniform over ``[0, num_video_frames - window]`` (``random_clip_indices``),
 drawn from a ``torch.Generator`` the dataset seeds per (seed, epoch, index), so a clip does not
@@ -29,23 +32,33 @@ import torch
 from pytorchvideo.data.clip_sampling import ConstantClipsPerVideoSampler
 
 
-def clip_window(num_frames: int, sampling_rate: int) -> int:
+def clip_stride(sampling_rate: int, fps: float, target_fps: float | None) -> float:
+    """Frames between a clip's frames in a video at ``fps``: ``sampling_rate``, or, counted at
+    ``target_fps``, ``sampling_rate * fps / target_fps`` (as is when the video's fps is unknown)."""
+    if target_fps is None or not fps or fps <= 0:
+        return sampling_rate
+    return sampling_rate * fps / target_fps
+
+
+def clip_window(num_frames: int, sampling_rate: float) -> int:
     """Frames spanned by a clip of ``num_frames`` frames ``sampling_rate`` apart."""
-    return (num_frames - 1) * sampling_rate + 1
+    return int(round((num_frames - 1) * sampling_rate)) + 1
 
 
-def clip_indices(start: int, num_frames: int, sampling_rate: int, video_frames: int) -> np.ndarray:
-    """Indices ``start + k * sampling_rate`` for k < num_frames, clamped to the last frame.
+def clip_indices(
+    start: int, num_frames: int, sampling_rate: float, video_frames: int
+) -> np.ndarray:
+    """Indices ``start + round(k * sampling_rate)`` for k < num_frames, clamped to the last frame.
 
     Returns:
         int64 array (num_frames,).
     """
-    indices = start + np.arange(num_frames, dtype=np.int64) * sampling_rate
-    return np.minimum(indices, video_frames - 1)
+    steps = np.rint(np.arange(num_frames, dtype=np.float64) * sampling_rate).astype(np.int64)
+    return np.minimum(start + steps, video_frames - 1)
 
 
 def random_clip_indices(
-    video_frames: int, num_frames: int, sampling_rate: int, generator: torch.Generator
+    video_frames: int, num_frames: int, sampling_rate: float, generator: torch.Generator
 ) -> np.ndarray:
     """A training clip at a uniformly random start.
 
@@ -57,7 +70,7 @@ def random_clip_indices(
     return clip_indices(start, num_frames, sampling_rate, video_frames)
 
 
-def center_clip_indices(video_frames: int, num_frames: int, sampling_rate: int) -> np.ndarray:
+def center_clip_indices(video_frames: int, num_frames: int, sampling_rate: float) -> np.ndarray:
     """The clip centred in the video (validation).
 
     Returns:
@@ -68,7 +81,7 @@ def center_clip_indices(video_frames: int, num_frames: int, sampling_rate: int) 
 
 
 def uniform_clip_starts(
-    video_frames: int, num_frames: int, sampling_rate: int, num_clips: int
+    video_frames: int, num_frames: int, sampling_rate: float, num_clips: int
 ) -> list[int]:
     """Starts of the ``num_clips`` evenly spread test clips of a video (one: the centre clip)."""
     window = clip_window(num_frames, sampling_rate)
@@ -86,7 +99,7 @@ def uniform_clip_starts(
 
 
 def multiview_clip_indices(
-    video_frames: int, num_frames: int, sampling_rate: int, num_clips: int
+    video_frames: int, num_frames: int, sampling_rate: float, num_clips: int
 ) -> list[np.ndarray]:
     """The frame indices of each of the ``num_clips`` test clips.
 

@@ -110,6 +110,7 @@ def checkpoint_meta(cfg: RunConfig, classes: Sequence[str]) -> dict[str, Any]:
         "clip": {
             "num_frames": data.num_frames,
             "sampling_rate": data.sampling_rate,
+            "target_fps": data.target_fps,
             "slowfast_alpha": data.slowfast_alpha,
             "train_crop_size": data.train_crop_size,
             "val_crop_size": data.val_crop_size,
@@ -358,6 +359,7 @@ def check_same_clips(
     pairs = {
         "num_frames": (clip, d.num_frames),
         "sampling_rate": (clip, d.sampling_rate),
+        "target_fps": (clip, d.target_fps),
         "slowfast_alpha": (clip, d.slowfast_alpha),
         "mean": (norm, [float(v) for v in d.mean]),
         "std": (norm, [float(v) for v in d.std]),
@@ -637,6 +639,7 @@ def run_test(
         "alpha": cfg.model.alpha,
         "num_frames": d.num_frames,
         "sampling_rate": d.sampling_rate,
+        "target_fps": d.target_fps,
         "temporal_clips": d.test_num_clips,
         "spatial_crops": d.test_num_crops,
         "views": d.test_num_clips * d.test_num_crops,

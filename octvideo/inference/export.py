@@ -205,8 +205,14 @@ def preprocessing(protocol: ClipProtocol, classes: list[str], inputs: list[str])
         "inputs": inputs,
         "input_layout": "(B, 3, T, S, S) float32, RGB",
         "steps": [
-            f"decode {protocol.num_frames} frames {protocol.sampling_rate} apart (clamped to the "
-            f"last frame for short videos)",
+            f"decode {protocol.num_frames} frames {protocol.sampling_rate} apart"
+            + (
+                f" at {protocol.target_fps:g} fps (x fps / {protocol.target_fps:g} frames of the "
+                "video, rounded)"
+                if protocol.target_fps
+                else ""
+            )
+            + " (clamped to the last frame for short videos)",
             f"resize so the short side is {protocol.test_short_side} px (antialiased bilinear)",
             f"crop the centre {protocol.test_crop_size}x{protocol.test_crop_size}",
             "scale to [0, 1], subtract mean and divide by std per channel",

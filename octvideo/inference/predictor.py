@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from octvideo.data.config import DataConfig
 from octvideo.data.decoding import DecodeError, Video, VideoInfo
-from octvideo.data.sampling import clip_indices, multiview_clip_indices
+from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.models import create_model
 
@@ -64,12 +64,14 @@ class ClipProtocol:
     slowfast_alpha: int | None = None
     mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
     std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    target_fps: float | None = None  # the stride counted at this frame rate (data.target_fps)
 
     def data_config(self) -> DataConfig:
         """The data section the evaluation transforms are built from."""
         return DataConfig(
             num_frames=self.num_frames,
             sampling_rate=self.sampling_rate,
+            target_fps=self.target_fps,
             test_short_side=self.test_short_side,
             test_crop_size=self.test_crop_size,
             test_num_clips=self.test_num_clips,
@@ -245,6 +247,7 @@ def _protocol_from_meta(meta: dict[str, Any]) -> ClipProtocol:
         slowfast_alpha=clip.get("slowfast_alpha"),
         mean=tuple(norm["mean"]),
         std=tuple(norm["std"]),
+        target_fps=clip.get("target_fps"),
     )
 
 
@@ -404,12 +407,13 @@ class Predictor:
         """
         p = self.protocol
         total = info.num_frames
+        step = clip_stride(p.sampling_rate, info.fps, p.target_fps)  # frames between clip frames
         if window is None:
             clips, _ = self._views(views)
-            return multiview_clip_indices(total, p.num_frames, p.sampling_rate, clips), []
+            return multiview_clip_indices(total, p.num_frames, step, clips), []
         fps = info.fps if info.fps > 0 else 30.0
         times = window_times(total / fps, window, stride or window)
-        span = (p.num_frames - 1) * p.sampling_rate
+        span = clip_window(p.num_frames, step) - 1
         indices = []
         for start, end in times:
             if frame_times is None:
@@ -418,7 +422,7 @@ class Predictor:
                 centre = float(np.interp((start + end) / 2, frame_times, np.arange(total)))
             first = int(round(centre - span / 2))
             first = min(max(first, 0), max(total - 1 - span, 0))
-            indices.append(clip_indices(first, p.num_frames, p.sampling_rate, total))
+            indices.append(clip_indices(first, p.num_frames, step, total))
         return indices, times
 
     # ---------------------------------------------------------------------------------- predict
