@@ -12,7 +12,9 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
   duration)] seconds for every k that starts before the video's end, up to the first that
   reaches it (with a stride longer than the window the windows leave gaps); each window is
   classified from one clip of T frames at the trained stride tau centred in the window (clamped
-  to the video), so the model sees the temporal scale it was trained on; the video-level scores
+  to the video; tau counted at the trained ``data.target_fps`` when it was set), so the model
+  sees the temporal scale it was trained on (without target_fps: at the trained frame rate); the
+  video-level scores
   are the mean of the windows' probabilities. Seconds are counted from the first frame and map to
   frames as ``seconds x fps``, or through the frames' own timestamps in a variable-frame-rate file
   (one whose timestamps are somewhere half a frame or more away from ``index / fps``).
