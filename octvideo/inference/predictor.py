@@ -467,7 +467,9 @@ class Predictor:
             if isinstance(source, Tensor):
                 info, frames_of = self._tensor_source(source, fps)
             else:
-                info, frames_of, frame_times = self._file_source(name, decoder)
+                info, frames_of, frame_times = self._file_source(
+                    name, decoder, timed=window_s is not None
+                )
             plan, times = self._clip_plan(info, views, window_s, stride_s, frame_times)
             crops = (1,) if window_s is not None else self._views(views)[1]
             probs = self._run(plan, crops, frames_of, on_batch)  # (clips, K), crops averaged
@@ -497,12 +499,13 @@ class Predictor:
 
         return info, frames_of
 
-    def _file_source(self, path: str, decoder: str):
+    def _file_source(self, path: str, decoder: str, *, timed: bool):
         """The file's info, a reader of its frames (full size: the clip transform resizes once,
-        exactly as in testing) from one open file, and its frame times when its frame rate is
-        variable (None when ``index / fps`` gives them)."""
+        exactly as in testing) from one open file, and, when windows need them (``timed``), its
+        frame times if its frame rate is variable (None when ``index / fps`` gives them)."""
         video = Video(path, decoder=decoder)
-        return video.info, video.read, _variable_frame_times(video, video.info.fps or 30.0)
+        times = _variable_frame_times(video, video.info.fps or 30.0) if timed else None
+        return video.info, video.read, times
 
     def _run(
         self,
