@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from octvideo.ops.octconv import OctConv3d, PathWeights
+from octvideo.ops.octconv import OctConv3d, PathWeights, pools_after, stack_weights
 from octvideo.ops.pair import (
     Octave,
     OctPair,
@@ -284,6 +284,8 @@ def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
         None if hl is None or ll is None else torch.cat([hl, ll], dim=1),
         {} if all(t.device.type == "cpu" for t in sources) else None,
     )
+    if pools_after(conv):
+        folded = folded._replace(stacked=stack_weights(folded))
     _FOLDED[conv] = (tuple(sources), versions, folded)
     return folded
 

@@ -263,6 +263,9 @@ class OctConv3d(nn.Module):
           faster than the 3D one in inference (the 3D backward is the faster one in training).
         - The L->H upsample is added in place through a broadcast view when sizes divide evenly,
           so the upsampled tensor is never written out.
+        - In folded inference, channel-reducing layers with a kernel of 1 along the octave axes
+          and a small low share run H->L at full resolution and pool afterwards, two
+          convolutions in all (``pools_after``, ``_pool_after``).
 
         Args:
             x_h: (B, C_h, T, H, W) channels-last high input (after any stride pooling).
@@ -275,6 +278,10 @@ class OctConv3d(nn.Module):
         w = self.path_weights() if weights is None else weights
         if (w.hl is not None or w.lh is not None) and _records(x_h, x_l, *w[:6]):
             return self._forward_fast_train(x_h, x_l, w)
+        if w.stacked is not None and r_h is None and r_l is None:
+            y = _pool_after(self, x_h, x_l, w, relu)
+            if y is not None:
+                return y
         pack = w.packed
         if w.lh is None:  # Y_H is one convolution: the epilogue can be fused into it
             y_h = _conv(self, x_h, w.hh, w.bias_h, pack, r_h, relu)
@@ -518,6 +525,9 @@ class PathWeights(NamedTuple):
     packed: dict | None = None
     """Where set (folded float32 CPU weights), the weights reordered once into oneDNN's own
     layout, filled per (weight, input shape) on first use; None: plain ``F.conv*`` calls."""
+    stacked: tuple[Tensor, Tensor, Tensor | None] | None = None
+    """``(cat([hh, hl], 0), cat([lh, ll], 0), cat([bias_h, bias_l]))`` for folded inference
+    weights of a layer that runs "pool after" (``pools_after``), else None."""
 
 
 class _Geometry(NamedTuple):
@@ -849,6 +859,83 @@ def _low_conv(
     else:  # made per call: never packed (the cache is keyed by the weight's identity)
         weight, pack = torch.cat([w_hl, w_ll], 1), None
     return _conv(layer, _low_input(x_h, x_l, layer.octave), weight, bias, pack, residual, relu)
+
+
+def pools_after(layer: OctConv3d) -> bool:
+    """Whether ``layer``'s folded inference runs "pool after" (``_pool_after``).
+
+    That is exact where the kernel is 1 (and the convolution's stride 1) along every octave
+    axis, so that average pooling commutes with the convolution, and all four paths exist
+    ungrouped. It is chosen where it measured faster (``tools/bench_pool_after.py``,
+    BENCHMARKS.md tenth pass): channel-reducing layers (C_in >= 2 C_out, the bottlenecks'
+    conv_a) with a low output share of at most 0.2, where the paper's split leaves high groups
+    such as 58 of 64 channels that a CPU convolution pads to 64 anyway.
+    """
+    conv = layer.conv_hh
+    if any(c is None for c in (conv, layer.conv_hl, layer.conv_lh, layer.conv_ll)):
+        return False
+    axes = [i for i, o in enumerate(layer.octave) if o == 2]
+    return (
+        layer.groups == 1
+        and all(conv.kernel_size[i] == 1 and conv.stride[i] == 1 for i in axes)
+        and layer.in_channels >= 2 * layer.out_channels
+        and layer.out_low <= 0.2 * layer.out_channels
+    )
+
+
+def stack_weights(w: PathWeights) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``PathWeights.stacked`` for weights ``w`` of a layer that ``pools_after``."""
+    bias = None
+    if w.bias_h is not None or w.bias_l is not None:
+        bias_h = w.hh.new_zeros(w.hh.shape[0]) if w.bias_h is None else w.bias_h
+        bias_l = w.hl.new_zeros(w.hl.shape[0]) if w.bias_l is None else w.bias_l
+        bias = torch.cat([bias_h, bias_l])
+    return torch.cat([w.hh, w.hl], dim=0), torch.cat([w.lh, w.ll], dim=0), bias
+
+
+def _pool_after(
+    layer: OctConv3d, x_h: Tensor, x_l: Tensor, w: PathWeights, relu: bool
+) -> OctPair | None:
+    """``_forward_fast`` in inference for a layer that ``pools_after``, from ``w.stacked``::
+
+        A = conv(X_H, [W_HH; W_HL]) + [b_H; b_L]    every output channel, high resolution
+        B = conv(X_L, [W_LH; W_LL])                 every output channel, low resolution
+        Y_H = A[:C_H] + upsample(B[:C_H])
+        Y_L = pool(A[C_H:]) + B[C_H:]               (then ReLU where ``relu``)
+
+    Two convolutions instead of three, no pooled or concatenated input, at 4x the H->L
+    multiply-adds; None (the caller then runs its usual path) off the CPU or channels-last
+    memory, where it has not been measured, and where a size does not divide by the octave.
+    """
+    w_a, w_b, bias = w.stacked
+    b, _, t, h, wd = x_h.shape
+    ot, oh, ow = layer.octave
+    cpu_cl = x_h.device.type == "cpu" and is_channels_last(x_h)  # x_l may have one channel
+    if not cpu_cl or not x_l.is_contiguous(memory_format=torch.channels_last_3d):
+        return None
+    if t % ot or h % oh or wd % ow or tuple(x_l.shape[2:]) != (t // ot, h // oh, wd // ow):
+        return None
+    a = _conv(layer, x_h, w_a, bias, w.packed)
+    z = _conv(layer, x_l, w_b, None, w.packed)
+    n_high = layer.out_high
+    a8 = a.view(b, a.shape[1], t // ot, ot, h // oh, oh, wd // ow, ow)
+    up = z[:, :n_high, :, None, :, None, :, None]
+    if relu and a.dtype in (torch.float32, torch.float64):
+        y_h = torch.ops.aten._add_relu(a8[:, :n_high], up)
+    else:
+        y_h = a8[:, :n_high] + up
+        if relu:
+            y_h.relu_()
+    corners = [
+        a8[:, n_high:, :, i, :, j, :, k] for i in range(ot) for j in range(oh) for k in range(ow)
+    ]
+    y_l = corners[0] + corners[1]
+    for corner in corners[2:]:
+        y_l.add_(corner)
+    y_l = _add_(y_l.mul_(1.0 / len(corners)), z[:, n_high:], relu)
+    fmt = torch.channels_last_3d  # both already are (no copy): checked for safety
+    y_h = y_h.reshape(b, n_high, t, h, wd).contiguous(memory_format=fmt)
+    return OctPair(y_h, y_l.contiguous(memory_format=fmt))
 
 
 def _add_upsampled(y: Tensor, z: Tensor, octave: Octave, relu: bool = False) -> Tensor:

@@ -346,3 +346,108 @@ def test_fast_path_traces_without_graph_breaks() -> None:
         with torch.set_grad_enabled(train):
             explained = torch._dynamo.explain(model.train(train))(x)
         assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def _spy_pool_after(monkeypatch) -> list[bool]:
+    """Records each "pool after" attempt: True where it ran, False where it fell back."""
+    ran: list[bool] = []
+    pool_after = octconv._pool_after
+
+    def spy(*args):
+        y = pool_after(*args)
+        ran.append(y is not None)
+        return y
+
+    monkeypatch.setattr(octconv, "_pool_after", spy)
+    return ran
+
+
+# (kernel, octave, alpha_out, C_in, C_out): layers whose folded inference pools after
+POOL_AFTER = [
+    ((1, 1, 1), (1, 2, 2), 0.125, 32, 16),
+    ((3, 1, 1), (1, 2, 2), 0.125, 64, 16),  # I3D's conv_a: time is not an octave axis
+    ((1, 1, 1), (2, 2, 2), 0.2, 40, 20),
+]
+
+
+@pytest.mark.parametrize(("kernel", "octave", "alpha", "c_in", "c_out"), POOL_AFTER)
+@pytest.mark.parametrize("relu", [True, False])
+def test_pool_after_equals_the_four_paths_in_float64(
+    kernel, octave, alpha, c_in, c_out, relu, monkeypatch
+) -> None:
+    """``act(norm(conv(x)))`` with H->L run at full resolution and pooled afterwards equals the
+    paper's four paths with batch norm as a layer, in float64, and keeps channels-last."""
+    torch.manual_seed(0)
+    conv = OctConv3d(c_in, c_out, kernel, alpha_in=0.25, alpha_out=alpha, octave=octave)
+    norm = OctNorm(c_out, alpha=alpha)
+    conv, norm = conv.double(), norm.double().eval()
+    for bn in (norm.high, norm.low):
+        with torch.no_grad():
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+    assert octconv.pools_after(conv)
+    g = torch.Generator().manual_seed(1)
+    lo = [s // o for s, o in zip((4, 6, 8), octave, strict=True)]
+    x = OctPair(
+        torch.randn(2, conv.in_high, 4, 6, 8, generator=g, dtype=torch.float64),
+        torch.randn(2, conv.in_low, *lo, generator=g, dtype=torch.float64),
+    )
+    act = OctAct(nn.ReLU) if relu else None
+    with torch.no_grad():
+        want = norm(conv.forward_paths(*x))
+        want = act(want) if relu else want
+    # float64 convolutions do not keep channels-last (no oneDNN kernel): the variant checks
+    # the layout of its inputs only, which are channels-last here
+    ran = _spy_pool_after(monkeypatch)
+    x_cl = OctPair(*(t.contiguous(memory_format=CL) for t in x))
+    with torch.inference_mode():
+        got = conv_norm_act(conv, norm, act, x_cl)
+    assert ran == [True]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        assert a.is_contiguous(memory_format=CL)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "octave", "alpha_in", "alpha_out", "c_in", "c_out"),
+    [
+        ((1, 3, 3), (1, 2, 2), 0.125, 0.125, 32, 16),  # a spatial kernel does not commute
+        ((3, 1, 1), (2, 2, 2), 0.125, 0.125, 32, 16),  # nor a temporal one with a time octave
+        ((1, 1, 1), (1, 2, 2), 0.5, 0.5, 64, 16),  # measured slower at alpha 0.5
+        ((1, 1, 1), (1, 2, 2), 0.125, 0.125, 16, 64),  # and on expanding layers
+        ((1, 1, 1), (1, 2, 2), 0.0, 0.125, 64, 16),  # no low input: nothing to merge
+    ],
+)
+def test_pool_after_is_chosen_only_where_exact_and_measured_faster(
+    kernel, octave, alpha_in, alpha_out, c_in, c_out
+) -> None:
+    conv = OctConv3d(c_in, c_out, kernel, alpha_in=alpha_in, alpha_out=alpha_out, octave=octave)
+    assert not octconv.pools_after(conv)
+    assert _fold(conv).stacked is None
+
+
+def _fold(conv: OctConv3d) -> octconv.PathWeights:
+    norm = OctNorm(conv.out_channels, alpha=conv.alpha_out).eval()
+    with torch.inference_mode():
+        return layers._fold(conv, norm)
+
+
+@mkldnn_only
+@pytest.mark.parametrize("size", [(4, 64, 64), (4, 35, 29)], ids=["even", "odd"])
+def test_pool_after_in_a_float32_network_matches_float64_plain(size, monkeypatch) -> None:
+    """An Oct-I3D at alpha 0.125 (whose conv_a layers pool after) in float32 channels-last
+    inference, on packed weights, against the float64 plain network; where a size does not
+    divide by the octave the layer falls back to its usual path."""
+    model = _model("i3d_r50", 0.125, (1, 2, 2)).eval()
+    x = _clip(size)
+    with torch.no_grad():
+        want = model(x)
+    ran = _spy_pool_after(monkeypatch)
+    model = model.float().to(memory_format=CL)
+    with torch.inference_mode():
+        got = model(x.float().contiguous(memory_format=CL))
+    convs = [m for m in model.modules() if isinstance(m, OctConv3d) and octconv.pools_after(m)]
+    assert len(ran) == len(convs) > 0
+    # even: it runs (a low group in another layout falls back); odd: no size divides
+    assert any(ran) if size == (4, 64, 64) else not any(ran)
+    torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
