@@ -46,6 +46,7 @@ class OctNorm(nn.Module):
         num_features: channels of both groups together.
         alpha: share of channels in the low group.
         norm_layer: the normalisation class, built as ``norm_layer(channels, **norm_kwargs)``.
+        channel_multiple: the split's rounding (``low_channels``); None for the paper's split.
         **norm_kwargs: passed to ``norm_layer`` (eps, momentum, ...).
     """
 
@@ -55,10 +56,11 @@ class OctNorm(nn.Module):
         *,
         alpha: float = 0.0,
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        channel_multiple: int | None = None,
         **norm_kwargs: float,
     ) -> None:
         super().__init__()
-        n_low = low_channels(num_features, alpha)
+        n_low = low_channels(num_features, alpha, channel_multiple)
         self.high = norm_layer(num_features - n_low, **norm_kwargs)
         self.low = norm_layer(n_low, **norm_kwargs) if n_low else None
 
@@ -166,14 +168,20 @@ class OctSplit(nn.Module):
         channels: channels of the incoming tensor.
         alpha: share of channels that go to the low group.
         octave: (T, H, W) octave factor.
+        channel_multiple: the split's rounding (``low_channels``); None for the paper's split.
     """
 
     def __init__(
-        self, channels: int, *, alpha: float, octave: int | Sequence[int] = (1, 2, 2)
+        self,
+        channels: int,
+        *,
+        alpha: float,
+        octave: int | Sequence[int] = (1, 2, 2),
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         self.channels = channels
-        self.n_low = low_channels(channels, alpha)
+        self.n_low = low_channels(channels, alpha, channel_multiple)
         self.octave: Octave = normalize_octave(octave)
 
     def forward(self, x: Tensor) -> OctPair:

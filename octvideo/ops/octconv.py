@@ -88,6 +88,8 @@ class OctConv3d(nn.Module):
         alpha_out: share of output channels in the low group; 0 means a plain tensor comes out.
         octave: per-axis (T, H, W) factor between the groups: (1, 2, 2) spatial, (2, 2, 2)
             spatio-temporal.
+        channel_multiple: round each low group to a multiple of this (``low_channels``), so
+            that no group is a size the convolution kernels pad; None for the paper's split.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class OctConv3d(nn.Module):
         alpha_in: float = 0.0,
         alpha_out: float = 0.0,
         octave: _Size3 = (1, 2, 2),
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         self.kernel_size = _triple(kernel_size, "kernel_size")
@@ -114,8 +117,9 @@ class OctConv3d(nn.Module):
         self.octave: Octave = normalize_octave(octave)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.alpha_in, self.alpha_out = float(alpha_in), float(alpha_out)
-        self.in_low = low_channels(in_channels, alpha_in)
-        self.out_low = low_channels(out_channels, alpha_out)
+        self.channel_multiple = channel_multiple
+        self.in_low = low_channels(in_channels, alpha_in, channel_multiple)
+        self.out_low = low_channels(out_channels, alpha_out, channel_multiple)
         self.in_high = in_channels - self.in_low
         self.out_high = out_channels - self.out_low
         self.has_octave = self.in_low > 0 or self.out_low > 0
@@ -408,6 +412,7 @@ class OctConv3d(nn.Module):
         alpha_in: float,
         alpha_out: float,
         octave: _Size3 = (1, 2, 2),
+        channel_multiple: int | None = None,
     ) -> OctConv3d:
         """An OctConv3d with ``conv``'s hyper-parameters and its weight sliced into four blocks."""
         if isinstance(conv.padding, str):
@@ -424,6 +429,7 @@ class OctConv3d(nn.Module):
             alpha_in=alpha_in,
             alpha_out=alpha_out,
             octave=octave,
+            channel_multiple=channel_multiple,
         ).to(device=conv.weight.device, dtype=conv.weight.dtype)
         layer.load_vanilla_weight(conv.weight, conv.bias)
         return layer
@@ -508,6 +514,11 @@ class OctConv3d(nn.Module):
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
             f"alpha_in={self.alpha_in}, alpha_out={self.alpha_out}, octave={self.octave}"
+            + (
+                ""
+                if self.channel_multiple is None
+                else f", channel_multiple={self.channel_multiple}"
+            )
         )
 
 

@@ -54,11 +54,30 @@ def _capturing() -> bool:
     return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
 
 
-def as_pair(x: Tensor | OctPair) -> OctPair:
-    """Views a plain tensor as a pair without a low group; passes pairs through."""
+def as_pair(x: Tensor | OctPair | Sequence[Tensor | None]) -> OctPair:
+    """Views a plain tensor as a pair without a low group; passes pairs through.
+
+    Any other two-item sequence ``(high, low)`` (a plain tuple or list, with ``low`` a tensor or
+    None) becomes an ``OctPair``; anything else is refused with a TypeError.
+    """
     if isinstance(x, OctPair):
         return x
-    return OctPair(x, None)
+    if isinstance(x, Tensor):
+        return OctPair(x, None)
+    if (
+        isinstance(x, tuple | list)
+        and len(x) == 2
+        and isinstance(x[0], Tensor)
+        and (x[1] is None or isinstance(x[1], Tensor))
+    ):
+        return OctPair(x[0], x[1])
+    got = type(x).__name__
+    if isinstance(x, tuple | list):
+        got = f"a {got} of {len(x)} ({', '.join(type(v).__name__ for v in x)})"
+    raise TypeError(
+        f"expected a tensor, an OctPair or a (high, low) pair of tensors (low may be None), "
+        f"got {got}"
+    )
 
 
 def unpair(x: OctPair) -> Tensor | OctPair:
@@ -66,15 +85,24 @@ def unpair(x: OctPair) -> Tensor | OctPair:
     return x.high if x.low is None else x
 
 
-def low_channels(channels: int, alpha: float) -> int:
+def low_channels(channels: int, alpha: float, multiple: int | None = None) -> int:
     """Number of low-frequency channels for a layer of ``channels`` channels at octave ``alpha``.
 
-    The official OctConv code takes ``int(alpha * channels)``; the small epsilon keeps float error
-    (0.29 * 100 = 28.999...) from dropping a channel.
+    The one place a split is decided. By default it is the paper's: the official OctConv code
+    takes ``int(alpha * channels)``; the small epsilon keeps float error (0.29 * 100 = 28.999...)
+    from dropping a channel. With ``multiple`` (the models' ``channel_multiple``), the count is
+    ``alpha * channels`` rounded to the nearest multiple of ``multiple`` (halves round up), so
+    that the low group, and the high group where ``channels`` is a multiple too, is a size a CPU
+    or GPU convolution does not pad: 0.1 of 256 channels gives 32 + 224 at a multiple of 16
+    instead of the paper's 25 + 231. Neither group becomes empty where alpha is above 0: the low
+    group keeps at least one multiple and the high group at least one channel. A layer too narrow
+    to hold a multiple in its low group and a channel in its high one (``channels <= multiple``)
+    keeps the paper's split.
 
     Args:
         channels: total channel count.
         alpha: share of channels in the low group, in [0, 1).
+        multiple: round the low group to a multiple of this; None for the paper's split.
 
     Returns:
         The low-group channel count; the high group always keeps at least one channel.
@@ -83,7 +111,16 @@ def low_channels(channels: int, alpha: float) -> int:
         raise ValueError(f"alpha must be in [0, 1), got {alpha}")
     if channels < 1:
         raise ValueError(f"channels must be positive, got {channels}")
-    return min(channels - 1, math.floor(alpha * channels + 1e-6))
+    paper = min(channels - 1, math.floor(alpha * channels + 1e-6))
+    if multiple is None:
+        return paper
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"channel_multiple must be a whole number of 1 or more, got {multiple!r}")
+    if alpha == 0.0 or channels <= multiple:
+        return paper
+    nearest = math.floor(alpha * channels / multiple + 0.5 + 1e-6) * multiple
+    most = (channels - 1) // multiple * multiple  # leaves the high group at least one channel
+    return min(max(nearest, multiple), most)
 
 
 def normalize_octave(octave: int | Sequence[int]) -> Octave:

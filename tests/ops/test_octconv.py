@@ -376,3 +376,45 @@ def test_compiled_training_fast_path_matches_eager():
         layer.zero_grad(set_to_none=True)
     for got, want in zip(results[1], results[0], strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_plain_tuple_input_is_taken_as_a_pair():
+    torch.manual_seed(0)
+    layer = OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5)
+    x = make_input(8, 0.5, (2, 4, 4), (1, 2, 2))
+    expected = layer(x)
+    for given in (tuple(x), list(x)):
+        y = layer(given)
+        assert isinstance(y, OctPair)
+        torch.testing.assert_close(y, expected, rtol=0, atol=0)
+
+
+def test_input_that_is_no_pair_is_one_type_error():
+    layer = OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(TypeError, match=r"\(high, low\) pair of tensors"):
+        layer((torch.randn(1, 4, 2, 4, 4),))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("kernel", [(1, 1, 1), (3, 3, 3)])
+def test_aligned_layer_equals_unaligned_layer_of_the_same_channel_counts(channels_last, kernel):
+    # 0.1 of 64 / 256 channels: 16 / 32 low channels at a multiple of 16 (the paper's: 6 / 25)
+    aligned = OctConv3d(64, 256, kernel, alpha_in=0.1, alpha_out=0.1, channel_multiple=16)
+    assert (aligned.in_low, aligned.out_low) == (16, 32)
+    plain = OctConv3d(64, 256, kernel, alpha_in=16 / 64, alpha_out=32 / 256)
+    assert (plain.in_low, plain.out_low) == (16, 32)
+    torch.manual_seed(0)
+    weight = torch.randn(256, 64, *kernel)
+    aligned.load_vanilla_weight(weight)
+    plain.load_vanilla_weight(weight)
+    assert aligned.state_dict().keys() == plain.state_dict().keys()
+    x = make_input(64, 0.25, (2, 6, 6), (1, 2, 2))
+    if channels_last:
+        x = OctPair(*(t.contiguous(memory_format=torch.channels_last_3d) for t in x))
+    x = OctPair(*(t.requires_grad_() for t in x))
+    y_a, y_p = aligned(x), plain(x)
+    torch.testing.assert_close(y_a, y_p, rtol=1e-12, atol=1e-12)
+    g_a = torch.autograd.grad(sum(t.square().sum() for t in y_a), [*x, *aligned.parameters()])
+    g_p = torch.autograd.grad(sum(t.square().sum() for t in y_p), [*x, *plain.parameters()])
+    for a, p in zip(g_a, g_p, strict=True):
+        torch.testing.assert_close(a, p, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,65 @@
+"""The (high, low) pair helpers: how many channels are low-frequency, and what counts as a pair."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from octvideo.ops import OctPair, as_pair, low_channels
+
+
+def test_paper_split_stays_the_default():
+    assert low_channels(64, 0.1) == low_channels(64, 0.1, None) == 6
+    assert low_channels(256, 0.1) == 25
+
+
+@pytest.mark.parametrize(
+    ("channels", "alpha", "multiple", "low"),
+    [
+        (256, 0.1, 16, 32),  # 25.6 -> nearest multiple
+        (512, 0.1, 16, 48),  # 51.2
+        (1024, 0.1, 16, 96),  # 102.4
+        (64, 0.125, 16, 16),  # 8: halves round up
+        (64, 0.1, 16, 16),  # 6.4 rounds to 0: the low group keeps one multiple
+        (64, 0.9, 16, 48),  # 57.6 rounds to 64: the high group keeps channels
+        (40, 0.9, 16, 32),  # not a multiple: the low group is, the high group keeps 8
+        (24, 0.5, 16, 16),  # room for one multiple only
+        (16, 0.5, 16, 8),  # too narrow for a multiple and a high channel: the paper's split
+        (64, 0.0, 16, 0),  # alpha 0 stays vanilla
+        (64, 0.3, 1, 19),  # 19.2 -> nearest whole channel (the paper floors: also 19)
+        (64, 0.29, 1, 19),  # 18.56 -> 19 (the paper floors to 18)
+    ],
+)
+def test_aligned_split_is_the_nearest_multiple(channels, alpha, multiple, low):
+    assert low_channels(channels, alpha, multiple) == low
+
+
+@pytest.mark.parametrize("channels", [32, 48, 64, 128, 256, 1024])
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.125, 0.25, 0.5, 0.75, 0.95])
+def test_aligned_groups_are_multiples_and_never_empty(channels, alpha):
+    low = low_channels(channels, alpha, 16)
+    assert low % 16 == 0 and (channels - low) % 16 == 0
+    assert 0 < low < channels
+
+
+@pytest.mark.parametrize("bad", [0, -16, 2.5, True, "16"])
+def test_bad_channel_multiple_is_refused(bad):
+    with pytest.raises(ValueError, match="channel_multiple must be a whole number"):
+        low_channels(64, 0.25, bad)
+
+
+def test_two_tensor_sequences_become_pairs():
+    high, low = torch.zeros(1, 2, 1, 2, 2), torch.zeros(1, 1, 1, 1, 1)
+    for given in ((high, low), [high, low], (high, None)):
+        pair = as_pair(given)
+        assert isinstance(pair, OctPair)
+        assert pair.high is high and pair.low is given[1]
+    assert as_pair(high) == OctPair(high, None)
+
+
+@pytest.mark.parametrize(
+    "bad", [(torch.zeros(1),), (torch.zeros(1), torch.zeros(1), torch.zeros(1)), (None, None), 3]
+)
+def test_anything_else_is_refused_in_one_type_error(bad):
+    with pytest.raises(TypeError, match=r"a \(high, low\) pair of tensors"):
+        as_pair(bad)
