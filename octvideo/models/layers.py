@@ -58,6 +58,8 @@ class Stem(nn.Module):
         octave: (T, H, W) octave factor.
         norm_layer: normalisation class.
         act_layer: activation class.
+        channel_multiple: the low groups' rounding (``octvideo.ops.low_channels``); None for the
+            paper's split.
     """
 
     def __init__(
@@ -70,12 +72,20 @@ class Stem(nn.Module):
         octave: Sequence[int] = (1, 2, 2),
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
+        m = channel_multiple
         self.conv = OctConv3d(
-            in_chans, out_chans, kernel_size, stride=(1, 2, 2), alpha_out=alpha, octave=octave
+            in_chans,
+            out_chans,
+            kernel_size,
+            stride=(1, 2, 2),
+            alpha_out=alpha,
+            octave=octave,
+            channel_multiple=m,
         )
-        self.bn = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer)
+        self.bn = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer, channel_multiple=m)
         self.act = OctAct(act_layer)
         self.pool = OctPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1), mode="max", octave=octave)
 
@@ -97,12 +107,21 @@ class Shortcut(nn.Module):
         alpha_out: float,
         octave: Sequence[int],
         norm_layer: type[nn.Module],
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
+        m = channel_multiple
         self.conv = OctConv3d(
-            in_chans, out_chans, 1, stride, alpha_in=alpha_in, alpha_out=alpha_out, octave=octave
+            in_chans,
+            out_chans,
+            1,
+            stride,
+            alpha_in=alpha_in,
+            alpha_out=alpha_out,
+            octave=octave,
+            channel_multiple=m,
         )
-        self.bn = OctNorm(out_chans, alpha=alpha_out, norm_layer=norm_layer)
+        self.bn = OctNorm(out_chans, alpha=alpha_out, norm_layer=norm_layer, channel_multiple=m)
 
     def forward(self, x: OctPair) -> Tensor | OctPair:
         return conv_norm_act(self.conv, self.bn, None, x)  # (B, C_out, T/st, H/ss, W/ss) or pair
@@ -116,10 +135,19 @@ class Resplit(nn.Module):
     does not have.
     """
 
-    def __init__(self, channels: int, *, alpha: float, octave: Sequence[int]) -> None:
+    def __init__(
+        self,
+        channels: int,
+        *,
+        alpha: float,
+        octave: Sequence[int],
+        channel_multiple: int | None = None,
+    ) -> None:
         super().__init__()
         self.merge = OctMerge(octave=octave)
-        self.split = OctSplit(channels, alpha=alpha, octave=octave)
+        self.split = OctSplit(
+            channels, alpha=alpha, octave=octave, channel_multiple=channel_multiple
+        )
 
     def forward(self, x: Tensor | OctPair) -> OctPair:
         return self.split(self.merge(x))  # (B, C, T, H, W) -> pair with the new split
@@ -134,6 +162,7 @@ def make_shortcut(
     *,
     octave: Sequence[int],
     norm_layer: type[nn.Module],
+    channel_multiple: int | None = None,
 ) -> nn.Module | None:
     """The shortcut a block needs: None (identity), a re-split, or a projection."""
     if in_chans != out_chans or tuple(stride) != (1, 1, 1):
@@ -145,9 +174,10 @@ def make_shortcut(
             alpha_out=alpha_out,
             octave=octave,
             norm_layer=norm_layer,
+            channel_multiple=channel_multiple,
         )
     if alpha_in != alpha_out:
-        return Resplit(out_chans, alpha=alpha_out, octave=octave)
+        return Resplit(out_chans, alpha=alpha_out, octave=octave, channel_multiple=channel_multiple)
     return None
 
 
@@ -176,6 +206,8 @@ class Bottleneck(nn.Module):
         octave: (T, H, W) octave factor.
         norm_layer: normalisation class.
         act_layer: activation class.
+        channel_multiple: the low groups' rounding (``octvideo.ops.low_channels``); None for the
+            paper's split.
     """
 
     expansion = 4
@@ -194,21 +226,31 @@ class Bottleneck(nn.Module):
         octave: Sequence[int] = (1, 2, 2),
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         stride_a, stride_b = (stride, (1, 1, 1)) if stride_in_1x1 else ((1, 1, 1), stride)
-        oct_kw = {"alpha_out": alpha, "octave": octave}
+        m = channel_multiple
+        oct_kw = {"alpha_out": alpha, "octave": octave, "channel_multiple": m}
+        norm_kw = {"alpha": alpha, "norm_layer": norm_layer, "channel_multiple": m}
         self.conv_a = OctConv3d(
             in_chans, mid_chans, (temporal_kernel, 1, 1), stride_a, alpha_in=alpha_in, **oct_kw
         )
-        self.bn_a = OctNorm(mid_chans, alpha=alpha, norm_layer=norm_layer)
+        self.bn_a = OctNorm(mid_chans, **norm_kw)
         self.conv_b = OctConv3d(mid_chans, mid_chans, (1, 3, 3), stride_b, alpha_in=alpha, **oct_kw)
-        self.bn_b = OctNorm(mid_chans, alpha=alpha, norm_layer=norm_layer)
+        self.bn_b = OctNorm(mid_chans, **norm_kw)
         self.conv_c = OctConv3d(mid_chans, out_chans, 1, alpha_in=alpha, **oct_kw)
-        self.bn_c = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer)
+        self.bn_c = OctNorm(out_chans, **norm_kw)
         self.act = OctAct(act_layer)
         self.downsample = make_shortcut(
-            in_chans, out_chans, stride, alpha_in, alpha, octave=octave, norm_layer=norm_layer
+            in_chans,
+            out_chans,
+            stride,
+            alpha_in,
+            alpha,
+            octave=octave,
+            norm_layer=norm_layer,
+            channel_multiple=m,
         )
 
     def forward(self, x: OctPair) -> OctPair:
@@ -245,19 +287,29 @@ class BasicBlock(nn.Module):
         octave: Sequence[int] = (1, 2, 2),
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         del stride_in_1x1  # one strided conv only
-        oct_kw = {"alpha_out": alpha, "octave": octave}
+        m = channel_multiple
+        oct_kw = {"alpha_out": alpha, "octave": octave, "channel_multiple": m}
+        norm_kw = {"alpha": alpha, "norm_layer": norm_layer, "channel_multiple": m}
         self.conv_a = OctConv3d(
             in_chans, mid_chans, (temporal_kernel, 3, 3), stride, alpha_in=alpha_in, **oct_kw
         )
-        self.bn_a = OctNorm(mid_chans, alpha=alpha, norm_layer=norm_layer)
+        self.bn_a = OctNorm(mid_chans, **norm_kw)
         self.conv_b = OctConv3d(mid_chans, out_chans, (1, 3, 3), alpha_in=alpha, **oct_kw)
-        self.bn_b = OctNorm(out_chans, alpha=alpha, norm_layer=norm_layer)
+        self.bn_b = OctNorm(out_chans, **norm_kw)
         self.act = OctAct(act_layer)
         self.downsample = make_shortcut(
-            in_chans, out_chans, stride, alpha_in, alpha, octave=octave, norm_layer=norm_layer
+            in_chans,
+            out_chans,
+            stride,
+            alpha_in,
+            alpha,
+            octave=octave,
+            norm_layer=norm_layer,
+            channel_multiple=m,
         )
 
     def forward(self, x: OctPair) -> OctPair:

@@ -63,6 +63,8 @@ class NonLocal3d(nn.Module):
             none.
         norm_layer: normalisation class of the output (its scale starts at zero, so a new block
             starts as the identity).
+        channel_multiple: the pair's low-group rounding (``octvideo.ops.low_channels``); None
+            for the paper's split.
     """
 
     def __init__(
@@ -74,20 +76,35 @@ class NonLocal3d(nn.Module):
         inner_chans: int | None = None,
         pool_size: Sequence[int] | None = (1, 2, 2),
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         inner = inner_chans or channels // 2
         self.inner_chans = inner
-        embed = {"alpha_in": alpha, "alpha_out": 0.0, "octave": octave, "bias": True}
+        m = channel_multiple
+        embed = {
+            "alpha_in": alpha,
+            "alpha_out": 0.0,
+            "octave": octave,
+            "bias": True,
+            "channel_multiple": m,
+        }
         self.theta = OctConv3d(channels, inner, 1, **embed)
         self.phi = OctConv3d(channels, inner, 1, **embed)
         self.g = OctConv3d(channels, inner, 1, **embed)
         self.pool_size = None if pool_size is None else tuple(pool_size)
         self.octave: Octave = normalize_octave(octave)
         self.out = OctConv3d(
-            inner, channels, 1, alpha_in=0.0, alpha_out=alpha, octave=octave, bias=True
+            inner,
+            channels,
+            1,
+            alpha_in=0.0,
+            alpha_out=alpha,
+            octave=octave,
+            bias=True,
+            channel_multiple=m,
         )
-        self.bn = OctNorm(channels, alpha=alpha, norm_layer=norm_layer)
+        self.bn = OctNorm(channels, alpha=alpha, norm_layer=norm_layer, channel_multiple=m)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -83,6 +83,7 @@ def make_stage(
     stride_in_1x1: bool,
     norm_layer: type[nn.Module],
     act_layer: type[nn.Module],
+    channel_multiple: int | None = None,
 ) -> nn.Sequential:
     """One residual stage: ``depth`` blocks named "0".."depth-1", Non-local blocks named "nl<i>"
     after block i, so adding Non-local blocks leaves the residual blocks' keys unchanged."""
@@ -101,10 +102,15 @@ def make_stage(
             octave=octave,
             norm_layer=norm_layer,
             act_layer=act_layer,
+            channel_multiple=channel_multiple,
         )
         if i in nonlocal_after:
             layers[f"nl{i}"] = NonLocal3d(
-                out_chans, alpha=alpha, octave=octave, norm_layer=norm_layer
+                out_chans,
+                alpha=alpha,
+                octave=octave,
+                norm_layer=norm_layer,
+                channel_multiple=channel_multiple,
             )
     bad = [i for i in nonlocal_after if not 0 <= i < depth]
     if bad:
@@ -136,6 +142,9 @@ class ResNet3D(nn.Module):
         act_layer: activation class.
         zero_init_final_bn: zero scale for each residual block's last norm (PySlowFast's
             ``ZERO_INIT_FINAL_BN``): every block starts as its shortcut.
+        channel_multiple: round every low group to the nearest multiple of this
+            (``octvideo.ops.low_channels``), so that no group is a size the convolution kernels
+            pad; None (the default) keeps the paper's split ``int(alpha * C)``.
     """
 
     def __init__(
@@ -157,6 +166,7 @@ class ResNet3D(nn.Module):
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
         zero_init_final_bn: bool = False,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         if depth not in STAGE_DEPTHS:
@@ -174,7 +184,9 @@ class ResNet3D(nn.Module):
             "stride_in_1x1": stride_in_1x1,
             "norm_layer": norm_layer,
             "act_layer": act_layer,
+            "channel_multiple": channel_multiple,
         }
+        self.channel_multiple = channel_multiple
 
         self.stem = Stem(
             in_chans,
@@ -184,6 +196,7 @@ class ResNet3D(nn.Module):
             octave=self.octave,
             norm_layer=norm_layer,
             act_layer=act_layer,
+            channel_multiple=channel_multiple,
         )
         mids = (width, width * 2, width * 4, width * 8)
         outs = tuple(m * block.expansion for m in mids)

@@ -58,9 +58,13 @@ SLOWFAST_SLOW_TEMPORAL: tuple[tuple[int, ...], ...] = ((1,), (1,), (3,), (3,))
 SLOWFAST_FAST_TEMPORAL: tuple[tuple[int, ...], ...] = ((3,), (3,), (3,), (3,))
 
 
-def lateral_alpha(slow_chans: int, fuse_chans: int, alpha: float) -> float:
-    """The lateral output's alpha that makes [slow, lateral] split as ``alpha`` of the total."""
-    n_low = low_channels(slow_chans + fuse_chans, alpha) - low_channels(slow_chans, alpha)
+def lateral_alpha(
+    slow_chans: int, fuse_chans: int, alpha: float, channel_multiple: int | None = None
+) -> float:
+    """The lateral output's alpha that makes [slow, lateral] split as ``alpha`` of the total
+    (with the same ``channel_multiple`` rounding as the Slow pathway's layers)."""
+    m = channel_multiple
+    n_low = low_channels(slow_chans + fuse_chans, alpha, m) - low_channels(slow_chans, alpha, m)
     if not 0 <= n_low < fuse_chans:
         raise ValueError(
             f"cannot split a {fuse_chans}-channel lateral to give {n_low} low channels"
@@ -82,6 +86,8 @@ class FuseFastToSlow(nn.Module):
         octave: (T, H, W) octave factor.
         norm_layer: normalisation class.
         act_layer: activation class.
+        channel_multiple: the low groups' rounding (``octvideo.ops.low_channels``); None for the
+            paper's split.
     """
 
     def __init__(
@@ -97,10 +103,12 @@ class FuseFastToSlow(nn.Module):
         octave: Sequence[int] = (1, 2, 2),
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         out = fast_chans * fusion_ratio
-        alpha_out = lateral_alpha(slow_chans, out, slow_alpha)
+        m = channel_multiple
+        alpha_out = lateral_alpha(slow_chans, out, slow_alpha, m)
         self.out_chans = out
         self.conv = OctConv3d(
             fast_chans,
@@ -110,8 +118,15 @@ class FuseFastToSlow(nn.Module):
             alpha_in=fast_alpha,
             alpha_out=alpha_out,
             octave=octave,
+            channel_multiple=m,
         )
-        self.bn = OctNorm(out, alpha=alpha_out, norm_layer=norm_layer)
+        want = round(alpha_out * out)
+        if self.conv.out_low != want:  # the lateral's rounding must not move the split
+            raise ValueError(
+                f"channel_multiple={m} cannot split a {out}-channel lateral into {want} low "
+                f"channels; choose another channel_multiple"
+            )
+        self.bn = OctNorm(out, alpha=alpha_out, norm_layer=norm_layer, channel_multiple=m)
         self.act = OctAct(act_layer)
 
     def forward(self, slow: OctPair, fast: OctPair) -> tuple[OctPair, OctPair]:
@@ -154,6 +169,8 @@ class SlowFast(nn.Module):
         act_layer: activation class.
         zero_init_final_bn: zero scale for each residual block's last norm (PySlowFast's
             ``ZERO_INIT_FINAL_BN``): every block starts as its shortcut.
+        channel_multiple: round every low group of both pathways to the nearest multiple of
+            this (``octvideo.ops.low_channels``); None (the default) keeps the paper's split.
     """
 
     def __init__(
@@ -173,6 +190,7 @@ class SlowFast(nn.Module):
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
         act_layer: type[nn.Module] = nn.ReLU,
         zero_init_final_bn: bool = False,
+        channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
         if depth not in STAGE_DEPTHS or depth < 50:
@@ -184,7 +202,12 @@ class SlowFast(nn.Module):
         block = block_for_depth(depth)
         depths = STAGE_DEPTHS[depth]
         width, fast_width = 64, 64 // beta_inv
-        norm_act = {"norm_layer": norm_layer, "act_layer": act_layer}
+        self.channel_multiple = channel_multiple
+        norm_act = {
+            "norm_layer": norm_layer,
+            "act_layer": act_layer,
+            "channel_multiple": channel_multiple,
+        }
         stage_kw = {"octave": self.octave, "stride_in_1x1": stride_in_1x1, **norm_act}
         fuse_kw = {
             "fusion_ratio": fusion_ratio,

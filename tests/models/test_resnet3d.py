@@ -1,0 +1,75 @@
+"""ResNet3D (C2D, I3D, Slow, Non-local): the hardware-aligned channel split option."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from octvideo.models import create_model
+from octvideo.ops import OctConv3d, OctNorm
+
+
+def _splits(model: torch.nn.Module) -> dict[str, tuple[int, int, int, int]]:
+    """(in_high, in_low, out_high, out_low) of every OctConv3d, by name."""
+    return {
+        name: (m.in_high, m.in_low, m.out_high, m.out_low)
+        for name, m in model.named_modules()
+        if isinstance(m, OctConv3d)
+    }
+
+
+def test_i3d_r50_alpha_0_1_at_multiple_16_has_the_rounded_split():
+    splits = _splits(create_model("i3d_r50", alpha=0.1, channel_multiple=16))
+    assert splits["stem.conv"] == (3, 0, 64, 0)  # vanilla stem
+    assert splits["res2.0.conv_a"] == (64, 0, 48, 16)  # 6.4 of 64 -> one multiple, not none
+    assert splits["res2.0.conv_c"] == (48, 16, 224, 32)  # 25.6 of 256 -> 32
+    assert splits["res2.0.downsample.conv"] == (64, 0, 224, 32)
+    assert splits["res3.0.conv_a"] == (224, 32, 112, 16)  # 12.8 of 128 -> 16
+    assert splits["res3.0.conv_c"] == (112, 16, 464, 48)  # 51.2 of 512 -> 48
+    assert splits["res4.0.conv_a"] == (464, 48, 224, 32)
+    assert splits["res4.0.conv_c"] == (224, 32, 928, 96)  # 102.4 of 1024 -> 96
+    assert splits["res5.0.conv_a"] == (928, 96, 512, 0)  # res5 stays vanilla
+    for name, (in_h, in_l, _, out_l) in splits.items():
+        assert in_l % 16 == 0 and out_l % 16 == 0, name
+        if in_l:
+            assert in_h % 16 == 0, name
+
+
+def test_the_paper_split_stays_the_default():
+    default = _splits(create_model("i3d_r50", alpha=0.1))
+    assert default == _splits(create_model("i3d_r50", alpha=0.1, channel_multiple=None))
+    assert default["res2.0.conv_c"] == (58, 6, 231, 25)
+
+
+@pytest.mark.parametrize("name", ["c2d_r50", "i3d_r50", "slow_r50", "i3d_nl_r50", "i3d_r18"])
+def test_aligned_state_dict_has_the_same_keys_and_split_shapes(name):
+    plain = create_model(name, alpha=0.1).state_dict()
+    aligned_model = create_model(name, alpha=0.1, channel_multiple=16)
+    aligned = aligned_model.state_dict()
+    assert aligned.keys() == plain.keys()
+    # the split only moves channels between the groups: every vanilla weight keeps its shape
+    for conv_name, m in aligned_model.named_modules():
+        if isinstance(m, OctConv3d):
+            assert m.vanilla_weight()[0].shape == (m.out_channels, m.in_channels, *m.kernel_size)
+            hh = aligned[f"{conv_name}.conv_hh.weight"].shape
+            assert (hh[0], hh[1] * m.groups) == (m.out_high, m.in_high), conv_name
+            if m.conv_ll is not None:
+                ll = aligned[f"{conv_name}.conv_ll.weight"].shape
+                assert (ll[0], ll[1] * m.groups) == (m.out_low, m.in_low), conv_name
+        if isinstance(m, OctNorm) and m.low is not None:
+            assert aligned[f"{conv_name}.low.weight"].shape[0] % 16 == 0, conv_name
+    assert sum(t.numel() for t in aligned.values()) == sum(t.numel() for t in plain.values())
+
+
+def test_non_local_blocks_take_the_aligned_split():
+    model = create_model("i3d_nl_r50", alpha=0.1, channel_multiple=16)
+    nl = model.res3.nl1
+    assert (nl.theta.in_low, nl.out.out_low, nl.bn.low.num_features) == (48, 48, 48)
+
+
+def test_aligned_model_runs_forward_and_backward():
+    torch.manual_seed(0)
+    model = create_model("i3d_r18", alpha=0.25, channel_multiple=8, num_classes=3, width=16)
+    clip = torch.randn(2, 3, 4, 32, 32)
+    model(clip).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
