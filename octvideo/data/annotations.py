@@ -18,27 +18,44 @@ folders, ``"0" .. "K-1"`` for integer lines) and are written to ``classes_file``
 A classes file with classes that no video of the list uses (another dataset's file left behind) is
 used as it is, with a warning naming those classes.
 
+Text: lists, classes files and CSVs are read as UTF-8, with or without a byte-order mark (the
+mark is not part of the first line); a file that is not UTF-8 is refused naming its first bad
+line. Lines end at ``\n`` (a ``\r`` before it is dropped), as editors count them.
+
+Bounds: at most ``MAX_CLASSES`` classes, so a list label is below it; a larger label is refused at
+its line, before a class list is built from it (a label of 10**23 made ``range(label + 1)`` run
+forever, and 300000000 took 5 GB).
+
 Errors: a malformed annotation (a bad line, a label outside the class list, a folder that is not a
-class, ...) raises ``AnnotationError``, a ``UsageError`` (the command line prints it as one line)
-that is also a ``ValueError``.
+class, text that is not UTF-8, ...) raises ``AnnotationError``, a ``UsageError`` (the command
+line prints it as one line) that is also a ``ValueError``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from octvideo.cli import UsageError
+from octvideo.paths import atomic_output
 
 logger = logging.getLogger(__name__)
 
 # suffixes (lower case) of the files counted as videos: class folders (``DataConfig``'s default
 # ``video_extensions``), Kinetics trees, ``data check`` and ``data prepare``
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
+
+# Classes a dataset may have (Kinetics-700 has 700, ImageNet-21k's largest release 21841): list
+# labels are below it, and classes files and Kinetics CSVs list at most this many.
+MAX_CLASSES = 100_000
+
+_LABEL = re.compile(r"-?[0-9]+")  # ASCII digits only: "²" and "٣" pass str.isdigit, not int()
 
 
 class AnnotationError(UsageError, ValueError):
@@ -63,6 +80,31 @@ class Annotations:
     missing_examples: list[str] = field(default_factory=list)  # a few of their expected names
 
 
+def read_text(path: str | os.PathLike[str], what: str = "annotation file") -> str:
+    """The text of a UTF-8 file (a leading byte-order mark dropped), newlines untranslated.
+
+    Raises:
+        AnnotationError: the file is not UTF-8; the message names it, the line and the byte.
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise AnnotationError(
+            f"{what} {path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save it as UTF-8"
+        ) from None
+
+
+def text_lines(path: str | os.PathLike[str], what: str = "annotation file") -> list[str]:
+    """The lines of a UTF-8 text file (see ``read_text``), split at ``\n`` only: a file name may
+    hold the other characters ``str.splitlines`` breaks at (``\x1c``, ``\u2028``, ...)."""
+    lines = read_text(path, what).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
 def detect_format(path: str | os.PathLike[str]) -> str:
     """Guess the annotation format of ``path``: a folder, a Kinetics CSV or a lines file."""
     path = Path(path)
@@ -70,8 +112,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "folders"
     if not path.is_file():
         raise FileNotFoundError(f"annotation file {path} does not exist")
-    with path.open(newline="") as f:
-        header = f.readline().strip().lower()
+    with path.open("rb") as f:  # the reader of the format reports text that is not UTF-8
+        header = f.readline().decode("utf-8-sig", errors="replace").strip().lower()
     fields = {name.strip() for name in header.split(",")}
     if {"youtube_id", "time_start", "time_end"} <= fields:
         return "kinetics_csv"
@@ -79,18 +121,44 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def read_classes(path: str | os.PathLike[str]) -> list[str]:
-    """Read a class list: one name a line, the line number being the label index."""
-    names = [line.strip() for line in Path(path).read_text().splitlines()]
+    """Read a class list: one name a line, the line number being the label index.
+
+    Raises:
+        AnnotationError: a class is listed twice, there are more than ``MAX_CLASSES``, or the file
+            is not UTF-8.
+    """
+    names = [line.strip() for line in text_lines(path, "classes file")]
     names = [n for n in names if n]
     if len(set(names)) != len(names):
         raise AnnotationError(f"classes file {path} lists a class twice")
+    if len(names) > MAX_CLASSES:
+        raise AnnotationError(
+            f"classes file {path} lists {len(names)} classes; octvideo takes at most "
+            f"{MAX_CLASSES}: is it a class list?"
+        )
     return names
 
 
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 ``text`` to a temporary file beside ``path``, renamed to it when complete.
+
+    Raises:
+        OSError: it cannot be written (a full disk); ``path`` is then left as it was.
+    """
+    with atomic_output(path) as part:
+        part.write_text(text, encoding="utf-8")
+
+
+def write_failure(err: BaseException) -> str:
+    """Why an output could not be written (``No space left on device``): an ``OSError``'s text,
+    or the ``reason`` of the ``RunStopped`` that ``paths.atomic_output`` may turn one into."""
+    return getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err)
+
+
 def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
-    """Write a class list, one name a line."""
+    """Write a class list, one name a line (complete or not at all, see ``write_text``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("".join(f"{c}\n" for c in classes))
+    write_text(path, "".join(f"{c}\n" for c in classes))
 
 
 def _resolve(path: str, root: Path, allow_outside_root: bool, where: str) -> str:
@@ -103,7 +171,9 @@ def _resolve(path: str, root: Path, allow_outside_root: bool, where: str) -> str
         return path
     base = os.path.normpath(root)
     joined = os.path.normpath(os.path.join(base, path))
-    if not allow_outside_root and os.path.commonpath([base, joined]) != base:
+    # compared absolute: relative ones share no prefix with "." (commonpath(".", "a") is "")
+    real_base, real_joined = os.path.abspath(base), os.path.abspath(joined)
+    if not allow_outside_root and os.path.commonpath([real_base, real_joined]) != real_base:
         raise AnnotationError(
             f"{where}: {path!r} leaves the data root {base}; fix the list, or set "
             f"data.allow_outside_root=true if the files really live there"
@@ -126,22 +196,32 @@ def read_lines(
 
     Returns:
         Records in file order.
+
+    Raises:
+        AnnotationError: a line that is not ``path label``, a label that is negative or not
+            below ``MAX_CLASSES``, a path that leaves ``root``, or text that is not UTF-8.
     """
     path = Path(path)
     base = Path(root) if root else path.parent
     records = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(text_lines(path), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].strip().lstrip("-").isdigit():
+        text = parts[1].strip() if len(parts) == 2 else ""
+        if not _LABEL.fullmatch(text):
             raise AnnotationError(
                 f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}"
             )
-        label = int(parts[1])
-        if label < 0:
-            raise AnnotationError(f"{path}:{number}: negative label {label}")
+        if text.startswith("-") and text.strip("-0"):
+            raise AnnotationError(f"{path}:{number}: negative label {text}")
+        if len(text.lstrip("-0")) > len(str(MAX_CLASSES)) or int(text) >= MAX_CLASSES:
+            raise AnnotationError(
+                f"{path}:{number}: label {text} is beyond the {MAX_CLASSES} classes octvideo "
+                f"takes (labels 0 to {MAX_CLASSES - 1}); fix the label"
+            )
+        label = int(text)
         video = _resolve(parts[0].strip(), base, allow_outside_root, f"{path}:{number}")
         records.append(VideoRecord(video, label))
     return records
@@ -182,8 +262,7 @@ def read_kinetics_csv(
         AnnotationError: a required column is absent, or a label is not in ``classes``.
     """
     path = Path(path)
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
     required = {"label", "youtube_id", "time_start", "time_end"}
     if rows and not required <= set(rows[0]):
         raise AnnotationError(
@@ -191,16 +270,26 @@ def read_kinetics_csv(
         )
     if classes is None:
         classes = sorted({row["label"] for row in rows})
+        if len(classes) > MAX_CLASSES:
+            raise AnnotationError(
+                f"{path}: {len(classes)} labels; octvideo takes at most {MAX_CLASSES} classes"
+            )
     label_of = {name: i for i, name in enumerate(classes)}
     index = index_videos(root if root else path.parent)
     records, missing = [], []
-    for row in rows:
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
         if row["label"] not in label_of:
             raise AnnotationError(
                 f"{path}: label {row['label']!r} is not in the class list; use the classes file "
                 "of this dataset (data.classes_file), or pass the training CSV first"
             )
-        stem = kinetics_name(row["youtube_id"], row["time_start"], row["time_end"])
+        try:
+            stem = kinetics_name(row["youtube_id"], row["time_start"], row["time_end"])
+        except (TypeError, ValueError, OverflowError):  # a short row, "abc", "inf"
+            raise AnnotationError(
+                f"{path}: row {number}: time_start {row['time_start']!r} and time_end "
+                f"{row['time_end']!r} must be numbers of seconds"
+            ) from None
         if stem in index:
             records.append(VideoRecord(index[stem], label_of[row["label"]]))
         else:

@@ -7,7 +7,13 @@ import shutil
 import pytest
 
 from octvideo.data import load_annotations
-from octvideo.data.annotations import detect_format, kinetics_name
+from octvideo.data.annotations import (
+    MAX_CLASSES,
+    AnnotationError,
+    detect_format,
+    kinetics_name,
+    read_lines,
+)
 
 
 def test_lines_space_and_comma_relative_and_absolute(tmp_path, media):
@@ -91,3 +97,98 @@ def test_folders_sorted_classes(tmp_path, media):
         (["walk", "a.webm"], 2),
         (["walk", "b.mp4"], 2),
     ]
+
+
+@pytest.mark.parametrize("root", [None, "."])
+def test_a_list_in_the_current_folder_resolves_inside_its_root(tmp_path, monkeypatch, root):
+    # "." and "train/x.mp4" share no common path: every line was refused as leaving the root
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.txt").write_text("train/a.mp4 0\nb.mp4 1\n")
+    found = load_annotations("train.txt", root=root)
+    assert [(r.path, r.label) for r in found.records] == [("train/a.mp4", 0), ("b.mp4", 1)]
+    (tmp_path / "up.txt").write_text("../a.mp4 0\n")
+    with pytest.raises(AnnotationError, match=r"up.txt:1: '../a.mp4' leaves the data root \."):
+        load_annotations("up.txt", root=root)
+
+
+@pytest.mark.parametrize("label", ["99999999999999999999999", "300000000", "100000", "9" * 5000])
+def test_a_label_past_the_class_bound_is_refused_at_its_line(tmp_path, label):
+    (tmp_path / "list.txt").write_text(f"a.mp4 0\nb.mp4 {label}\n")
+    with pytest.raises(AnnotationError) as caught:  # before a class list is built from it
+        read_lines(tmp_path / "list.txt")
+    assert str(caught.value) == (
+        f"{tmp_path / 'list.txt'}:2: label {label} is beyond the {MAX_CLASSES} classes octvideo "
+        f"takes (labels 0 to {MAX_CLASSES - 1}); fix the label"
+    )
+
+
+def test_the_largest_label_under_the_bound_is_read(tmp_path):
+    (tmp_path / "list.txt").write_text(f"a.mp4 {MAX_CLASSES - 1}\nb.mp4 -0\n")
+    found = load_annotations(tmp_path / "list.txt")
+    assert [r.label for r in found.records] == [MAX_CLASSES - 1, 0]
+    assert len(found.classes) == MAX_CLASSES
+
+
+def test_a_classes_file_past_the_class_bound_is_refused(tmp_path):
+    (tmp_path / "classes.txt").write_text("".join(f"c{i}\n" for i in range(MAX_CLASSES + 1)))
+    (tmp_path / "list.txt").write_text("a.mp4 0\n")
+    with pytest.raises(AnnotationError, match=f"lists {MAX_CLASSES + 1} classes; octvideo takes"):
+        load_annotations(tmp_path / "list.txt", classes_file=tmp_path / "classes.txt")
+
+
+@pytest.mark.parametrize("label", ["--1", "²", "٣", "1.0", "+-2"])
+def test_a_label_that_is_not_an_ascii_integer_is_one_error_naming_its_line(tmp_path, label):
+    # "--1" and "²" passed str.isdigit and then failed int() with a bare ValueError
+    (tmp_path / "list.txt").write_text(f"a.mp4 0\nb.mp4 {label}\n", encoding="utf-8")
+    with pytest.raises(AnnotationError) as caught:
+        load_annotations(tmp_path / "list.txt")
+    assert str(caught.value) == (
+        f"{tmp_path / 'list.txt'}:2: expected 'path label' (label an integer), got 'b.mp4 {label}'"
+    )
+
+
+def test_a_list_that_is_not_utf8_is_one_error_naming_its_line(tmp_path):
+    (tmp_path / "list.txt").write_bytes("a.mp4 0\nb.mp4 1\ncaf\u00e9.mp4 1\n".encode("latin-1"))
+    with pytest.raises(AnnotationError) as caught:
+        load_annotations(tmp_path / "list.txt")
+    assert str(caught.value) == (
+        f"annotation file {tmp_path / 'list.txt'}:3: not UTF-8 text (byte 0xe9); save it as UTF-8"
+    )
+
+
+def test_a_classes_file_or_csv_that_is_not_utf8_is_one_error(tmp_path, kinetics_tree):
+    (tmp_path / "list.txt").write_text("a.mp4 0\n")
+    (tmp_path / "classes.txt").write_bytes(b"walk\n\xffjump\n")
+    with pytest.raises(AnnotationError, match=r"classes file .*classes.txt:2: not UTF-8 text"):
+        load_annotations(tmp_path / "list.txt", classes_file=tmp_path / "classes.txt")
+    folder, root = kinetics_tree
+    csv = folder / "train.csv"
+    csv.write_bytes(csv.read_bytes() + b"caf\xe9,x,0,10,train\n")
+    with pytest.raises(AnnotationError, match=r"train.csv:5: not UTF-8 text \(byte 0xe9\)"):
+        load_annotations(csv, root=root)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path, kinetics_tree):
+    # read as part of the first path, the mark made the first video a missing file
+    (tmp_path / "list.txt").write_bytes("a.mp4 1\r\nb.mp4 0\r\n".encode("utf-8-sig"))
+    (tmp_path / "classes.txt").write_bytes("walk\njump\n".encode("utf-8-sig"))
+    found = load_annotations(tmp_path / "list.txt", classes_file=tmp_path / "classes.txt")
+    assert [(r.path, r.label) for r in found.records] == [
+        (str(tmp_path / "a.mp4"), 1),
+        (str(tmp_path / "b.mp4"), 0),
+    ]
+    assert found.classes == ["walk", "jump"]
+    folder, root = kinetics_tree
+    csv = folder / "train.csv"
+    plain = load_annotations(csv, root=root)
+    csv.write_bytes(csv.read_bytes().decode().encode("utf-8-sig"))
+    assert detect_format(csv) == "kinetics_csv"
+    assert load_annotations(csv, root=root) == plain
+
+
+def test_kinetics_times_that_are_not_numbers_are_one_error(tmp_path, kinetics_tree):
+    folder, root = kinetics_tree
+    csv = folder / "train.csv"
+    csv.write_text(csv.read_text() + "walk,x,inf,10,train\n")
+    with pytest.raises(AnnotationError, match=r"row 5: time_start 'inf' and time_end '10' must"):
+        load_annotations(csv, root=root)
