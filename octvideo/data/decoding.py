@@ -29,6 +29,13 @@ by timestamp.
 ``Video(path, decoder)`` keeps a file open (indexed once) for many reads, and gives the frames'
 timestamps; ``decode_clip`` opens, reads and closes in one call.
 
+Frame size: a stream whose short side is beyond ``MAX_DECODE_SHORT_SIDE`` (1080 pixels) is scaled
+down in the decoder (decord's ``VideoReader(width=, height=)``, PyAV's ``reformat``), aspect ratio
+kept, so its short side is 1080: an 8K (7680x4320) frame is 100 MB decoded (3.2 GB for a clip of
+32 frames), 6 MB at 1920x1080. Anything at or below 1080p (short side <= 1080, portrait included)
+decodes unchanged, and training and test resize far below that. ``VideoInfo.width`` and
+``height`` are the size the frames are decoded at.
+
 Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the first video
 stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
 both decoders so they agree) so that the shorter side has that many pixels.
@@ -88,6 +95,19 @@ VIDEO_CONTAINERS = frozenset(
 # Frames longer than this many times their height (or the reverse) are refused: resizing their
 # short side to a crop size would make a frame of gigabytes, and no action model sees them.
 MAX_ASPECT_RATIO = 10.0
+# Short side, in pixels, beyond which frames are scaled down while decoding (see the docstring).
+MAX_DECODE_SHORT_SIDE = 1080
+
+
+def decoded_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) frames of a ``width`` x ``height`` stream are decoded at: the same, or
+    scaled to short side ``MAX_DECODE_SHORT_SIDE`` (aspect kept) when it is beyond that."""
+    bound = MAX_DECODE_SHORT_SIDE
+    if min(width, height) <= bound:
+        return width, height
+    if width <= height:
+        return bound, max(1, round(height * bound / width))
+    return max(1, round(width * bound / height)), bound
 
 
 def _check_frame_size(path: str, width: int, height: int) -> None:
@@ -106,7 +126,7 @@ class VideoInfo(NamedTuple):
 
     num_frames: int
     fps: float  # average frame rate; 0.0 when the container does not say
-    width: int
+    width: int  # of the decoded frames (see ``decoded_size``)
     height: int
     decoder: str  # "decord" or "pyav": which decoder produced these numbers
 
@@ -158,8 +178,17 @@ class _DecordReader:
         num = len(self._vr)
         if num == 0:
             raise DecodeError(f"{path}: decord found no video frames")
-        height, width = self._vr[0].shape[:2]
-        _check_frame_size(path, int(width), int(height))
+        stream_h, stream_w = self._vr[0].shape[:2]
+        _check_frame_size(path, int(stream_w), int(stream_h))
+        width, height = decoded_size(int(stream_w), int(stream_h))
+        if (width, height) != (stream_w, stream_h):  # a second index pass, for big frames only
+            self._vr = decord.VideoReader(
+                path, ctx=decord.cpu(0), num_threads=1, width=width, height=height
+            )
+            if self._vr[0].shape != (height, width, 3):  # decord 0.6 pads some small widths
+                raise DecodeError(
+                    f"{path}: decord cannot scale {stream_w}x{stream_h} to {width}x{height}"
+                )
         self._vr.seek(0)
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
 
@@ -189,11 +218,17 @@ class _PyAVReader:
             pts = [p.pts for p in container.demux(stream) if p.size > 0]
             rate = stream.average_rate or stream.guessed_rate
             width, height = stream.codec_context.width, stream.codec_context.height
+            stream_w, stream_h = width, height
             reorders = bool(stream.codec_context.has_b_frames)
             self._time_base = stream.time_base
         if not pts:
             raise DecodeError(f"{path}: PyAV found no video packets")
         _check_frame_size(path, int(width), int(height))
+        width, height = decoded_size(int(width), int(height))
+        # None keeps the stream's size: the frames at or below the bound are as they were
+        self._size = (
+            {} if (width, height) == (stream_w, stream_h) else {"width": width, "height": height}
+        )
         self._pts = None if any(p is None for p in pts) else sorted(pts)
         if self._pts is not None and reorders and "avi" in formats and pts == self._pts:
             # AVI packet times count in decode order: with B-frames they are not the frames'
@@ -229,7 +264,7 @@ class _PyAVReader:
                 if frame.pts is None:
                     return None
                 if frame.pts in wanted:
-                    frames[wanted[frame.pts]] = frame.to_ndarray(format="rgb24")
+                    frames[wanted[frame.pts]] = frame.to_ndarray(format="rgb24", **self._size)
                 if frame.pts >= last:
                     break
         return frames if len(frames) == len(wanted) else None
@@ -245,7 +280,7 @@ class _PyAVReader:
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
-                    frames[i] = frame.to_ndarray(format="rgb24")
+                    frames[i] = frame.to_ndarray(format="rgb24", **self._size)
                 if i >= last:
                     break
         if len(frames) != len(wanted):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from media_helpers import GOOD, NUM_FRAMES, frame_index
 
 from octvideo.data import DecodeError, decode, probe
@@ -78,3 +79,32 @@ def test_auto_falls_back_to_pyav_per_file(media, monkeypatch):
     assert frame_index(float(frames[0, 8:, 8:].float().mean())) == 23
     with pytest.raises(DecodeError, match="decord refuses"):
         decode(media["h264.mp4"], [0], decoder="decord")
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_frames_beyond_the_size_bound_are_decoded_scaled_down(media, monkeypatch, decoder):
+    # an 8K video took 100 MB a frame; the decoders now scale down to short side <= the bound
+    monkeypatch.setattr(decoding_module, "MAX_DECODE_SHORT_SIDE", 40)  # h264.mp4 is 96x64
+    info = probe(media["h264.mp4"], decoder=decoder)
+    assert (info.width, info.height) == (60, 40)
+    frames = decode(media["h264.mp4"], INDICES, decoder=decoder)
+    assert frames.shape == (len(INDICES), 40, 60, 3)
+    assert [frame_index(float(f[5:, 5:].float().mean())) for f in frames] == INDICES
+    video = decoding_module.Video(media["h264.mp4"], decoder=decoder)
+    assert video.read([3, 1]).shape == (2, 40, 60, 3)
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_frames_at_the_size_bound_decode_unchanged(media, monkeypatch, decoder):
+    full = decode(media["h264.mp4"], INDICES, decoder=decoder)
+    monkeypatch.setattr(decoding_module, "MAX_DECODE_SHORT_SIDE", 64)
+    assert torch.equal(decode(media["h264.mp4"], INDICES, decoder=decoder), full)
+
+
+def test_the_decoded_size_keeps_the_aspect_and_leaves_1080p_as_it_is():
+    assert decoding_module.MAX_DECODE_SHORT_SIDE == 1080
+    assert decoding_module.decoded_size(7680, 4320) == (1920, 1080)
+    assert decoding_module.decoded_size(4320, 7680) == (1080, 1920)
+    assert decoding_module.decoded_size(2560, 1440) == (1920, 1080)
+    for size in ((1920, 1080), (1080, 1920), (1440, 1080), (320, 240)):
+        assert decoding_module.decoded_size(*size) == size
