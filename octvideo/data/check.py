@@ -9,12 +9,21 @@ or exit) marks that video bad with its exit code and is replaced; a video that t
 video past its deadline is ever killed, and killing it cannot stall the others. So a bad file can
 only take down its own worker, never the check.
 
-The result lists every bad file with its error, and is written as ``path<TAB>error`` lines.
+The result lists every bad file with its error, and is written as UTF-8 JSON lines
+(``write_report``; ``read_report`` reads them back): one ``{"path": ..., "error": ...}`` object a
+line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON escapes of
+Python's ``surrogateescape`` code points) and any message.
+The file is written to a temporary name and renamed when complete: a write that fails (a full
+disk) stops with ``RunStopped`` and leaves no half report.
+
+Bounds: ``workers`` 1 to ``MAX_WORKERS``, ``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day):
+outside them the check is refused before any video is decoded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -27,7 +36,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations
+from octvideo.cli import RunStopped
+from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
+from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
+from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +59,29 @@ class CheckReport:
     def ok(self) -> int:
         """Videos that decoded completely."""
         return self.total - len(self.bad)
+
+
+def write_report(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> None:
+    """Write ``(path, error)`` rows as JSON lines, to a temporary file renamed when complete.
+
+    Raises:
+        OSError: the file cannot be written; ``path`` is then left as it was.
+    """
+    text = "".join(
+        json.dumps({"path": name, "error": error}, ensure_ascii=False) + "\n"
+        for name, error in rows
+    )
+    # a name's undecodable bytes (lone surrogates) are the one thing UTF-8 cannot hold: written as
+    # the JSON escape \udcff they read back as the same str
+    with atomic_output(path) as part:
+        part.write_text(text, encoding="utf-8", errors="backslashreplace")
+
+
+def read_report(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """The ``(path, error)`` rows of a report that ``write_report`` wrote, in order."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [(row["path"], row["error"]) for row in rows]
 
 
 def check_one(path: str, decoder: str) -> str:
@@ -157,24 +192,36 @@ def check_videos(
         root: where relative list paths are resolved (default: the annotation's folder); not
             used for a class-folder root, which is read itself.
         fmt: annotation format (``"auto"`` detects it).
-        out: file to write the bad videos to (``path<TAB>error`` lines); None writes nothing.
-        workers: decoding processes.
+        out: file to write the bad videos to (JSON lines, see ``write_report``); None writes
+            nothing.
+        workers: decoding processes, 1 to ``MAX_WORKERS``.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
-        timeout: seconds one video may take before it is declared bad.
+        timeout: seconds one video may take before it is declared bad (at most ``MAX_TIMEOUT``).
         progress: show a progress bar.
 
     Returns:
         The report: total, bad files with errors, Kinetics rows without a file.
 
     Raises:
-        ValueError: ``timeout`` is not positive, ``out`` cannot be written, a malformed list, or
-            nothing to check (a folder without class folders of videos, an empty list); all
-            before any video is decoded.
+        ValueError: ``workers`` or ``timeout`` out of bounds, ``out`` cannot be written, a
+            malformed list, or nothing to check (a folder without class folders of videos, an
+            empty list); all before any video is decoded.
+        UsageError: ``out`` is the annotation file (before any video is decoded).
+        RunStopped: ``out`` could not be written at the end (a full disk); no half file is left.
     """
+    check_range("--workers", workers, 1, MAX_WORKERS, " processes")
     if not timeout > 0:
         raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+    if timeout > MAX_TIMEOUT:
+        raise ValueError(
+            f"--timeout must be at most {MAX_TIMEOUT:g} seconds (one day), got {timeout:g}"
+        )
     if out is not None:
         _check_out(out)
+        # the report must not replace the list it reports on
+        check_output_file(
+            "--out", out, ReadFiles([("the annotation file", annotations)]), folder=False
+        )
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]
     if not paths and not found.missing:
@@ -231,8 +278,14 @@ def check_videos(
         missing_rows=found.missing,
     )
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text("".join(f"{p}\t{e}\n" for p, e in report.bad))
+        try:
+            write_report(out, report.bad)
+        except (OSError, RunStopped) as err:  # a full disk after the decoding: say what is lost
+            raise RunStopped(
+                f"writing --out {out} failed ({write_failure(err)}); {len(report.bad)} of "
+                f"{report.total} videos are bad and are not listed anywhere; free space and run "
+                "again"
+            ) from err
     logger.info(
         "%d of %d videos decode; %d bad%s",
         report.ok,

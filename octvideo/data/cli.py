@@ -36,14 +36,15 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def default_bad_list(annotations: str) -> str:
     """Where ``data check`` lists the bad files by default: beside the annotations, named after
-    them. A list file's extension is dropped (``val.txt`` -> ``val.bad.txt``); a folder's name is
-    kept whole (``sets/a.v2`` -> ``sets/a.v2.bad.txt``, so ``sets/a.v1`` does not share it)."""
+    them, as JSON lines. A list file's extension is dropped (``val.txt`` -> ``val.bad.jsonl``); a
+    folder's name is kept whole (``sets/a.v2`` -> ``sets/a.v2.bad.jsonl``, so ``sets/a.v1`` does
+    not share it)."""
     path = Path(annotations)
     if path.is_dir():
         if path.name in ("", ".", ".."):  # "." or "..": name the report after the real folder
             path = path.resolve()
-        return f"{path}.bad.txt"
-    return f"{path.with_suffix('')}.bad.txt"
+        return f"{path}.bad.jsonl"
+    return f"{path.with_suffix('')}.bad.jsonl"
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -78,7 +79,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Re-encode a raw Kinetics tree; exit status 1 when some videos failed."""
-    from octvideo.data.prepare import prepare_dataset, redone_note
+    from octvideo.data.prepare import ERRORS_FILE, prepare_dataset, redone_note
 
     try:
         counts = prepare_dataset(
@@ -94,7 +95,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(  # noqa: T201
         f"{counts['encoded']} encoded{redone_note(counts['redone'], args.short_side)}, "
         f"{counts['skipped']} already done, {counts['failed']} failed"
-        f" (see {Path(args.dst) / 'prepare_errors.txt'})"
+        f" (see {Path(args.dst) / ERRORS_FILE})"
     )
     return 1 if counts["failed"] else 0
 
@@ -107,12 +108,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     synth = commands.add_parser("synth", help="write the synthetic action dataset")
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--num-train", type=int, default=360, help="training clips")
-    synth.add_argument("--num-val", type=int, default=120, help="validation clips")
+    synth.add_argument("--num-train", type=int, default=360, help="training clips (1 to 100000)")
+    synth.add_argument("--num-val", type=int, default=120, help="validation clips (0 to 100000)")
     synth.add_argument(
         "--size", type=int, default=64, help="frame side in pixels (even, 16 to 1024)"
     )
-    synth.add_argument("--frames", type=int, default=16, help="frames per clip")
+    synth.add_argument("--frames", type=int, default=16, help="frames per clip (2 to 1024)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=run_synth)
@@ -130,19 +131,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--out",
         default=None,
-        help="bad-file list (default: LIST.txt -> LIST.bad.txt, FOLDER -> FOLDER.bad.txt)",
+        help="bad-file report, JSON lines {path, error} (default: LIST.txt -> LIST.bad.jsonl, "
+        "FOLDER -> FOLDER.bad.jsonl)",
     )
-    check.add_argument("--workers", type=positive_int, default=2, help="decoding processes")
+    check.add_argument(
+        "--workers", type=positive_int, default=2, help="decoding processes (1 to 256)"
+    )
     check.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
-    check.add_argument("--timeout", type=float, default=300.0, help="seconds per video")
+    check.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds per video (at most a day)"
+    )
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=run_check)
 
     prepare = commands.add_parser("prepare", help="re-encode a raw Kinetics tree at short side S")
     prepare.add_argument("src", help="raw video tree")
     prepare.add_argument("dst", help="output tree")
-    prepare.add_argument("--short-side", type=int, default=320, choices=None, help="256 or 320")
-    prepare.add_argument("--workers", type=positive_int, default=2, help="encoding processes")
+    prepare.add_argument(
+        "--short-side", type=int, default=320, choices=None, help="256 or 320 (16 to 1080)"
+    )
+    prepare.add_argument(
+        "--workers", type=positive_int, default=2, help="encoding processes (1 to 256)"
+    )
     prepare.add_argument(
         "--csv",
         action="append",

@@ -15,21 +15,28 @@ scaled to short side 256 or 320, which is what this writes:
   share it) and renamed when complete, so a finished output means a finished file and a rerun
   skips it, provided its short side is the one asked for: a rerun with another ``--short-side``
   (or an output that cannot be probed) encodes the video again, and says how many it did;
-- failures do not stop the run: they are listed in ``DST/prepare_errors.txt``; an encoding process
-  that dies (a decoder crash, the OOM killer) is a failure of the video it was encoding;
-- bad arguments are refused before anything is encoded: a DST that is SRC, lies inside it or
+- failures do not stop the run: they are listed in ``DST/prepare_errors.jsonl`` (JSON lines
+  ``{"path": ..., "error": ...}``, the format of ``data check``'s report, which holds any file
+  name); an encoding process that dies (a decoder crash, the OOM killer) is a failure of the video
+  it was encoding;
+- bad arguments are refused before anything is encoded: ``--short-side`` outside 16 to
+  ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) and ``--workers`` outside 1 to
+  ``MAX_WORKERS``, a DST that is SRC, lies inside it or
   holds it, a DST that is a file or cannot be written, ``--csv`` files that are missing or
   not Kinetics CSVs, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>``
   (a plain ``SRC/<class>/<video>`` tree would give no annotation file);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
-  ``DST/classes.txt`` from the sorted class folders.
+  ``DST/classes.txt`` from the sorted class folders. These and the error list are written to a
+  temporary name and renamed: a write that fails (a full disk) stops the run with ``RunStopped``
+  and leaves no half file.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import multiprocessing as mp
 import os
@@ -40,10 +47,23 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.data.annotations import VIDEO_EXTENSIONS, read_kinetics_csv, write_classes
+from octvideo.cli import RunStopped
+from octvideo.data.annotations import (
+    VIDEO_EXTENSIONS,
+    read_kinetics_csv,
+    read_text,
+    write_classes,
+    write_failure,
+    write_text,
+)
+from octvideo.data.check import write_report
+from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE
+from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.paths import make_writable_folder
 
 logger = logging.getLogger(__name__)
+
+ERRORS_FILE = "prepare_errors.jsonl"  # under DST: the videos that failed, JSON lines
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -105,7 +125,7 @@ def _job(conn: Connection, src: str, dst: str, short_side: int) -> None:
     """Encode one video in its own process and send back "" or the error."""
     try:
         transcode(src, dst, short_side)
-    except Exception as err:  # reported per file in prepare_errors.txt, the run goes on
+    except Exception as err:  # reported per file in ERRORS_FILE, the run goes on
         conn.send(f"{type(err).__name__}: {err}")
     else:
         conn.send("")
@@ -168,10 +188,9 @@ def _check_csvs(csvs: list[str]) -> None:
     classes: set[str] | None = None
     for path in csvs:
         try:
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                fields = set(reader.fieldnames or ())
-                labels = {row.get("label") for row in reader} if required <= fields else set()
+            reader = csv.DictReader(io.StringIO(read_text(path, "--csv"), newline=""))
+            fields = set(reader.fieldnames or ())
+            labels = {row.get("label") for row in reader} if required <= fields else set()
         except OSError as err:
             raise ValueError(
                 f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
@@ -231,10 +250,11 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
             found = read_kinetics_csv(csv_path, root=dst, classes=classes)
             classes = found.classes
             target = dst / f"{Path(csv_path).stem}.txt"
-            target.write_text(
+            write_text(
+                target,
                 "".join(
                     f"{Path(r.path).relative_to(dst).as_posix()} {r.label}\n" for r in found.records
-                )
+                ),
             )
             logger.info(
                 "%s: %d videos, %d rows without a file", target, len(found.records), found.missing
@@ -254,7 +274,7 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
             if not video.name.endswith(".part.mp4")
         ]
         if lines:
-            (dst / f"{split.name}.txt").write_text("".join(lines))
+            write_text(dst / f"{split.name}.txt", "".join(lines))
             written.append(dst / f"{split.name}.txt")
     write_classes(dst / "classes.txt", classes)
     return written + [dst / "classes.txt"]
@@ -315,7 +335,7 @@ def prepare_dataset(
     Args:
         src: the raw tree (``<split>/<class>/<video>`` or any layout with ``csvs``).
         dst: the output tree (created).
-        short_side: 256 or 320 in the usual recipes; any value >= 16 works.
+        short_side: 256 or 320 in the usual recipes; 16 to ``MAX_DECODE_SHORT_SIDE``.
         workers: encoding processes.
         csvs: official Kinetics CSVs to build the annotation files from.
         progress: show a progress bar.
@@ -331,8 +351,8 @@ def prepare_dataset(
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} does not exist")
-    if short_side < 16:
-        raise ValueError(f"--short-side must be >= 16, got {short_side}")
+    check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
+    check_range("--workers", workers, 1, MAX_WORKERS, " processes")
     _check_folders(src, dst)
     if csvs:
         _check_csvs(csvs)
@@ -378,8 +398,14 @@ def prepare_dataset(
     dst.mkdir(parents=True, exist_ok=True)
     encode_errors = _run_jobs(jobs, short_side, workers, progress)
     errors += encode_errors
-    (dst / "prepare_errors.txt").write_text("".join(f"{p}\t{e}\n" for p, e in sorted(errors)))
-    write_annotations(dst, csvs)
+    try:
+        write_report(dst / ERRORS_FILE, sorted(errors))
+        write_annotations(dst, csvs)
+    except (OSError, RunStopped) as err:  # a full disk: encoded videos are complete, kept
+        raise RunStopped(
+            f"writing in DST {dst} failed ({write_failure(err)}) after encoding; free space and "
+            "run again (finished videos are kept and skipped)"
+        ) from err
     counts = {
         "encoded": len(jobs) - len(encode_errors),
         "redone": len(again - {path for path, _ in encode_errors}),
@@ -393,6 +419,6 @@ def prepare_dataset(
         redone_note(counts["redone"], short_side),
         skipped,
         len(errors),
-        dst / "prepare_errors.txt",
+        dst / ERRORS_FILE,
     )
     return counts

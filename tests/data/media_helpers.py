@@ -79,6 +79,28 @@ def data_error(capsys, command: str, *args: str) -> str:
     return err.rstrip("\n")
 
 
+def data_stopped(capsys, command: str, *args: str) -> str:
+    """Run ``octvideo data COMMAND ARGS -q``; assert exit status 1 (a run stopped by a fault
+    outside the code) and return its one stderr line."""
+    from octvideo.cli import main
+
+    capsys.readouterr()
+    assert main(["data", command, *args, "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.rstrip("\n")
+
+
+def fill(folder: Path) -> None:
+    """Write into ``folder`` until its file system is full."""
+    with open(folder / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
 def small_config(**overrides) -> DataConfig:
     """Tiny clips, identity normalisation so pixel values map back to frame indices."""
     base = dict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from octvideo.cli import main
+from octvideo.data.check import read_report
 from octvideo.data.cli import default_bad_list
 
 
@@ -16,19 +17,20 @@ def test_folders_with_dotted_names_get_a_report_each(tmp_path, media, capsys):
     assert main(["data", "check", str(sets / "a.v1"), "--workers", "1", "-q"]) == 1
     assert main(["data", "check", str(sets / "a.v2"), "--workers", "1", "-q"]) == 0
     assert sorted(p.name for p in sets.iterdir() if p.is_file()) == [
-        "a.v1.bad.txt",
-        "a.v2.bad.txt",
+        "a.v1.bad.jsonl",
+        "a.v2.bad.jsonl",
     ]
-    assert str(sets / "a.v1" / "jump" / "zero.mp4") in (sets / "a.v1.bad.txt").read_text()
-    assert (sets / "a.v2.bad.txt").read_text() == ""
-    assert f"(listed in {sets / 'a.v2.bad.txt'})" in capsys.readouterr().out
+    [(path, _)] = read_report(sets / "a.v1.bad.jsonl")
+    assert path == str(sets / "a.v1" / "jump" / "zero.mp4")
+    assert (sets / "a.v2.bad.jsonl").read_text() == ""
+    assert f"(listed in {sets / 'a.v2.bad.jsonl'})" in capsys.readouterr().out
 
 
 def test_a_list_file_loses_only_its_extension(tmp_path, monkeypatch):
     (tmp_path / "k400.v2").mkdir()
     (tmp_path / "k400.v2" / "validate.txt").write_text("")
     assert default_bad_list(str(tmp_path / "k400.v2" / "validate.txt")) == str(
-        tmp_path / "k400.v2" / "validate.bad.txt"
+        tmp_path / "k400.v2" / "validate.bad.jsonl"
     )
     monkeypatch.chdir(tmp_path / "k400.v2")
-    assert default_bad_list(".") == str(tmp_path / "k400.v2.bad.txt")
+    assert default_bad_list(".") == str(tmp_path / "k400.v2.bad.jsonl")

@@ -10,7 +10,7 @@ import pytest
 from media_helpers import data_error
 
 from octvideo.data import check as check_module
-from octvideo.data.check import check_videos
+from octvideo.data.check import check_videos, read_report
 
 
 def run_with_deadline(seconds: float, function, *args, **kwargs):
@@ -59,9 +59,7 @@ def test_a_slow_video_times_out_and_every_other_video_is_checked(tmp_path, media
         ("mpeg4.avi", "timed out after 3 s"),
         ("zero.mp4", "DecodeError"),
     ]
-    assert (tmp_path / "bad.txt").read_text().splitlines()[0] == (
-        f"{media['mpeg4.avi']}\ttimed out after 3 s"
-    )
+    assert read_report(tmp_path / "bad.txt")[0] == (str(media["mpeg4.avi"]), "timed out after 3 s")
 
 
 def test_a_tiny_timeout_returns_with_every_video_accounted_for(tmp_path, media):
@@ -83,7 +81,7 @@ def test_timeout_zero_is_refused(tmp_path, media, capsys):
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     line = check_error(capsys, str(tmp_path / "list.txt"), "--timeout", "0")
     assert line == "octvideo data: error: --timeout must be a number of seconds > 0, got 0"
-    assert not (tmp_path / "list.bad.txt").exists()
+    assert not (tmp_path / "list.bad.jsonl").exists()
 
 
 def test_a_malformed_list_is_one_line(tmp_path, capsys):

@@ -12,6 +12,7 @@ from octvideo.cli import main
 from octvideo.data import check as check_module
 from octvideo.data import probe
 from octvideo.data.annotations import kinetics_name
+from octvideo.data.check import read_report
 
 
 def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, monkeypatch):
@@ -28,7 +29,7 @@ def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, mon
     out = tmp_path / "bad.txt"
     status = main(["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "-q"])
     assert status == 1
-    bad = dict(line.split("\t", 1) for line in out.read_text().splitlines())
+    bad = dict(read_report(out))
     assert set(bad) == {str(media[n]) for n in names[1:]}
     assert "exit code -11" in bad[str(media["vp9.webm"])]
     assert "DecodeError" in bad[str(media["zero.mp4"])]
@@ -60,8 +61,8 @@ def test_prepare_rescales_resumes_and_writes_annotations(tmp_path, media):
         "-q",
     ]
     assert main(args) == 1  # text.mp4 failed
-    errors = (dst / "prepare_errors.txt").read_text()
-    assert errors.count("\n") == 1 and "id2_000000_000010.mp4" in errors
+    [(failed, _)] = read_report(dst / "prepare_errors.jsonl")
+    assert failed.endswith("id2_000000_000010.mp4")
     info = probe(dst / "train" / "id0_000000_000010.mp4")
     assert (info.num_frames, info.height, info.width) == (24, 32, 46)
     assert (dst / "classes.txt").read_text() == "abseiling\nzumba\n"

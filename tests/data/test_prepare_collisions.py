@@ -9,6 +9,7 @@ from media_helpers import data_error, raw_tree
 
 from octvideo.data import prepare as prepare_module
 from octvideo.data.annotations import kinetics_name
+from octvideo.data.check import read_report
 from octvideo.data.prepare import part_path, prepare_dataset
 
 
@@ -28,10 +29,10 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 2}
     webm, mkv = src / "train/a/dup.webm", src / "train/a/dup.mkv"
     target = dst / "train/a/dup.mp4"
-    assert (dst / "prepare_errors.txt").read_text() == (
-        f"{mkv}\tsame output {target} as {webm}; rename or remove one of them and run again\n"
-        f"{webm}\tsame output {target} as {mkv}; rename or remove one of them and run again\n"
-    )
+    assert read_report(dst / "prepare_errors.jsonl") == [
+        (str(mkv), f"same output {target} as {webm}; rename or remove one of them and run again"),
+        (str(webm), f"same output {target} as {mkv}; rename or remove one of them and run again"),
+    ]
     assert not target.exists()
     assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\ntrain/b/two.mp4 1\n"
     # A rerun does not call them done: they are failures again, the others already done.
@@ -67,9 +68,9 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
     assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
-    assert (dst / "prepare_errors.txt").read_text() == (
-        f"{src / 'train/a/crash.mkv'}\tencoding process died (exit code -9)\n"
-    )
+    assert read_report(dst / "prepare_errors.jsonl") == [
+        (str(src / "train/a/crash.mkv"), "encoding process died (exit code -9)")
+    ]
     assert (dst / "train.txt").read_text() == (
         "train/a/one.mp4 0\ntrain/b/three.mp4 1\ntrain/b/two.mp4 1\n"
     )

@@ -1,0 +1,32 @@
+"""Bounds on the numeric arguments of ``octvideo data synth | check | prepare``.
+
+Every size, count and duration a user can type has a bound; a value outside it is refused in one
+line that names the option and the bound, before any work or output (``--frames 10000000`` made
+``data synth`` allocate 114 GiB, ``--workers 100000`` would fork a process per video). The bounds
+sit far beyond any real use; each module keeps its own (``synth.MAX_FRAMES``,
+``decoding.MAX_DECODE_SHORT_SIDE``, ...), and the ones shared by several commands live here.
+"""
+
+from __future__ import annotations
+
+MAX_WORKERS = (
+    256  # processes of ``data check`` / ``data prepare``: more than any one machine's cores
+)
+MAX_TIMEOUT = 86_400.0  # seconds one video may take in ``data check``: one day
+
+
+def check_range(option: str, value: float, low: float, high: float, unit: str = "") -> None:
+    """Refuse ``value`` outside ``[low, high]`` (NaN included) in one line naming the bound.
+
+    Raises:
+        ValueError: ``{option} must be {low} to {high}{unit}, got {value}``.
+    """
+    if not low <= value <= high:
+        raise ValueError(
+            f"{option} must be {_show(low)} to {_show(high)}{unit}, got {_show(value)}"
+        )
+
+
+def _show(value: float) -> str:
+    """``300``, ``0.5``, ``inf``: an int as typed (``:g`` would round 10**23), a float short."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
