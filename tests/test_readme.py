@@ -1,0 +1,278 @@
+"""The commands and links in the README and the other docs are real.
+
+Every shell line in a code block (fenced, or indented after a blank line) that runs `octvideo`,
+`make`, or a tool under `tools/` is checked without being run: an `octvideo` line must parse with
+the real argument parser, its `--cfg` must resolve to a config and its `key=value` overrides must
+load onto it; a `make` target must exist in the Makefile; a tool must exist and take every option
+the line gives it. Every relative link and every backquoted repository path must exist. A renamed
+option, config key, target, tool or file fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from octvideo.cli import build_parser
+from octvideo.config import ConfigError, load_config, resolve_config_path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "BENCHMARKS.md",
+    ROOT / "datasets" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
+# Fenced blocks in these languages hold code or data, not shell lines.
+NOT_SHELL = {"python", "py", "yaml", "yml", "json", "jsonl", "toml"}
+ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+REPO_PATH = re.compile(
+    r"`((?:docs|tools|configs|datasets|octvideo|tests)/[\w./-]*|[A-Z]+\.md|Makefile)`"
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    doc: Path
+    line: int
+    text: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc.relative_to(ROOT)}:{self.line}"
+
+
+def _shell_lines(doc: Path) -> list[tuple[int, str]]:
+    """(line number, text) of each line of a doc's shell blocks, continuations joined."""
+    lines = doc.read_text(encoding="utf-8").splitlines()
+    found: list[tuple[int, str]] = []
+    fence: str | None = None
+    in_indented = False
+    previous_blank = True
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if fence is not None:
+            if stripped.startswith("```"):
+                fence = None
+            elif fence not in NOT_SHELL:
+                found.append((number, stripped))
+        elif stripped.startswith("```"):
+            fence = stripped[3:].strip().lower()
+        elif line.startswith("    ") and (in_indented or previous_blank):
+            in_indented = True
+            found.append((number, stripped))
+        else:
+            in_indented = False
+        previous_blank = not stripped
+    joined: list[tuple[int, str]] = []
+    pending: tuple[int, str] | None = None
+    for number, text in found:
+        if pending is not None:
+            number, text = pending[0], pending[1] + " " + text
+            pending = None
+        if text.endswith("\\"):
+            pending = (number, text[:-1].rstrip())
+        else:
+            joined.append((number, text))
+    return joined
+
+
+def _argv(text: str) -> list[str]:
+    """The words of a shell line, without a prompt, a comment and leading VAR=value settings."""
+    text = text.removeprefix("$ ")
+    words = shlex.split(text, comments=True)
+    while words and ENV_ASSIGNMENT.match(words[0]):
+        words.pop(0)
+    return words
+
+
+def _kind(argv: list[str]) -> str | None:
+    if not argv:
+        return None
+    head = Path(argv[0]).name
+    if head == "octvideo":
+        return "octvideo"
+    if head == "make":
+        return "make"
+    if head in ("python", "python3", "bash") and len(argv) > 1:
+        if argv[1].startswith("tools/"):
+            return "tool"
+        if argv[1:3] in (["-m", "octvideo"], ["-m", "octvideo.cli"]):
+            return "octvideo"
+    return None
+
+
+def collect_commands(docs: list[Path]) -> list[Command]:
+    commands = []
+    for doc in docs:
+        for number, text in _shell_lines(doc):
+            if _kind(_argv(text)) is not None:
+                commands.append(Command(doc, number, text))
+    return commands
+
+
+@functools.cache
+def _parser():
+    return build_parser()
+
+
+def check_octvideo(argv: list[str]) -> None:
+    """Parses an `octvideo` line and loads its config and overrides; raises AssertionError."""
+    args = argv[3:] if argv[1] == "-m" else argv[1:]
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            ns = _parser().parse_args(args)
+    except SystemExit as err:
+        raise AssertionError(f"does not parse: {stderr.getvalue().strip()}") from err
+    cfg = getattr(ns, "cfg", None)
+    if cfg is not None:
+        path = resolve_config_path(cfg)
+        overrides = [o for o in getattr(ns, "overrides", None) or [] if "=" in o]
+        load_config(path, overrides)
+
+
+def _make_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    return set(re.findall(r"^([\w.-]+)\s*:(?!=)", text, flags=re.MULTILINE))
+
+
+def check_make(argv: list[str]) -> None:
+    targets = [a for a in argv[1:] if not a.startswith("-") and "=" not in a]
+    missing = sorted(set(targets) - _make_targets())
+    assert not missing, f"Makefile has no target {missing}"
+
+
+def check_tool(argv: list[str]) -> None:
+    tool = ROOT / argv[1]
+    assert tool.is_file(), f"{argv[1]} does not exist"
+    source = tool.read_text(encoding="utf-8")
+    for word in argv[2:]:
+        if not word.startswith("--"):
+            continue
+        option = word.split("=", 1)[0]
+        names = {option}
+        if option.startswith("--no-"):  # argparse.BooleanOptionalAction's negative form
+            names.add("--" + option[len("--no-") :])
+        assert any(n in source for n in names), f"{argv[1]} takes no option {option}"
+
+
+def check_command(text: str) -> None:
+    argv = _argv(text)
+    kind = _kind(argv)
+    if kind == "octvideo":
+        check_octvideo(argv)
+    elif kind == "make":
+        check_make(argv)
+    elif kind == "tool":
+        check_tool(argv)
+
+
+COMMANDS = collect_commands(DOCS)
+
+
+def _case(command: Command):
+    marks = []
+    # `octvideo train/test --cfg i3d_oct.yaml` uses the short config names that another change
+    # adds (issue 22, "the first thing a new user meets"); until it lands they do not resolve.
+    # Drop this mark when it has: the case then passes and must keep passing.
+    if re.search(r"--cfg (i3d|c2d|slowfast)_oct\.yaml", command.text):
+        marks.append(pytest.mark.xfail(reason="short config names not shipped yet", strict=False))
+    return pytest.param(command, id=command.id, marks=marks)
+
+
+@pytest.mark.parametrize("command", [_case(c) for c in COMMANDS])
+def test_doc_command_is_real(command):
+    check_command(command.text)
+
+
+def test_readme_commands_are_found():
+    found = [c.text for c in COMMANDS if c.doc.name == "README.md" and c.doc.parent == ROOT]
+    assert any(t.startswith("make demo") for t in found)
+    assert any(t.startswith("make test") for t in found)
+    assert any(t.startswith("octvideo train") for t in found)
+    assert any(t.startswith("$ octvideo predict") for t in found)
+
+
+def _links(doc: Path) -> list[tuple[str, Path]]:
+    text = doc.read_text(encoding="utf-8")
+    out = []
+    for target in LINK.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue
+        out.append((target, doc.parent / target.split("#", 1)[0]))
+    for name in REPO_PATH.findall(text):
+        out.append((name, ROOT / name))
+    return out
+
+
+# Pages that other changes add (issue 25's zoo import, issue 23's alpha study) and the docs link
+# to already; each has its own case below, marked until it lands. Drop a page from here when it
+# has: every link to it is then checked with the others.
+PENDING_PAGES = {ROOT / "docs" / "zoo.md", ROOT / "docs" / "study.md"}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: str(d.relative_to(ROOT)))
+def test_doc_links_exist(doc):
+    missing = [
+        target
+        for target, path in _links(doc)
+        if path.resolve() not in PENDING_PAGES and not path.exists()
+    ]
+    assert not missing, f"{doc.relative_to(ROOT)} names files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(reason="written by another change", strict=False))
+        for p in sorted(PENDING_PAGES)
+    ],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_pending_page_exists(page):
+    linked = {path.resolve() for doc in DOCS for _, path in _links(doc)}
+    assert page in linked  # still linked from the docs, so it must exist
+    assert page.exists()
+
+
+def test_readme_and_benchmarks_stay_short():
+    assert len((ROOT / "README.md").read_bytes()) <= 11_000
+    assert len((ROOT / "BENCHMARKS.md").read_bytes()) <= 16_500
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "octvideo predict --ckpt best.ckpt video.mp4 --windw 2s",  # a renamed option
+        "octvideo train --cfg no_such_recipe.yaml",
+        "octvideo train --cfg i3d_r50_8x8.yaml optim.learning_rate=0.1",  # an unknown key
+        "make no-such-target",
+        "python tools/bench_models.py --no-such-option 3",
+        "python tools/no_such_tool.py",
+    ],
+)
+def test_a_stale_command_is_caught(line):
+    with pytest.raises((AssertionError, ConfigError)):
+        check_command(line)
+
+
+def test_shell_blocks_are_read_with_continuations(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Text\n\n    octvideo models \\\n        --frames 8\n\n```python\noctvideo = 1\n```\n"
+        "```\n$ make demo   # comment\noutput line\n```\n",
+        encoding="utf-8",
+    )
+    assert [text for _, text in _shell_lines(doc) if _kind(_argv(text))] == [
+        "octvideo models --frames 8",
+        "$ make demo   # comment",
+    ]
