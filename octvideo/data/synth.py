@@ -22,19 +22,34 @@ differently): clip ``n`` of a split draws from ``numpy.random.default_rng([seed,
 x264 runs single-threaded and without MB-tree rate control (x264's MB-tree reads memory it has not
 written: with it the same frames encode to different bytes depending on what the allocator hands
 out: 3 of 12 clips at 32x32 differed between two ``MALLOC_PERTURB_`` values).
+
+Bounds: ``--size`` 16 to ``MAX_SIZE``, ``--frames`` 2 to ``MAX_FRAMES``, ``--num-train`` and
+``--num-val`` up to ``MAX_CLIPS``, ``--seed`` 0 to 2**63 - 1; a value outside is refused before
+anything is written. A clip is rendered and encoded one frame at a time, so memory does not grow
+with ``--frames``.
+
+Every file is written to a temporary name and renamed when complete; a write that fails (a full
+disk) stops the run with ``RunStopped``, leaving only complete files (the lists are written last).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
+
+from octvideo.cli import RunStopped
+from octvideo.data.annotations import write_failure, write_text
+from octvideo.data.limits import check_range
+from octvideo.paths import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +74,9 @@ TRAVEL = (0.25, 0.35)  # distance a moving shape covers in a clip, as a share of
 SPIN = (8.0, 14.0)  # degrees per frame of a rotating shape
 GROWTH = 0.8  # share of the log-size range a growing / shrinking shape crosses
 MAX_SIZE = 1024  # frame side limit: 16 frames of 1024x1024 are 48 MiB per clip
+MAX_FRAMES = 1024  # frames per clip: 128 s at FPS
+MAX_CLIPS = 100_000  # clips per split: 5 GB at the default size
+MAX_SEED = 2**63 - 1
 
 
 def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,6 +85,11 @@ def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) ->
     Returns:
         uint8 array (frames, size, size, 3).
     """
+    return np.stack(list(iter_clip(label, size, frames, rng)))
+
+
+def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The frames of ``render_clip`` one at a time, uint8 (size, size, 3), from the same draws."""
     # A bright shape on a dark background, colours random within those ranges: one contrast
     # polarity, so a motion's direction is one oriented pattern, not two of opposite sign.
     background = rng.integers(0, 90, 3)
@@ -86,7 +109,6 @@ def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) ->
     u = rng.uniform()  # where on its path a static property sits (same law as a moving one)
     kind = label // 2  # 0 move, 1 rotate, 2 scale
     forward = label in (1, 2, 4)  # right, clockwise, grow
-    clip = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
         f = t / steps if forward else 1 - t / steps  # place along the path, 0 -> 1 or 1 -> 0
         x = cx + travel * ((f if kind == 0 else u) - 0.5)
@@ -99,15 +121,19 @@ def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) ->
         ImageDraw.Draw(mask_img).polygon([tuple(p) for p in points], fill=255)
         mask = np.asarray(mask_img, np.float32)[..., None] / 255.0  # (H, W, 1)
         frame = background * (1 - mask) + colour * mask + rng.normal(0, NOISE_STD, (size, size, 3))
-        clip[t] = np.clip(frame, 0, 255).astype(np.uint8)
-    return clip
+        yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def write_video(path: str | os.PathLike[str], clip: np.ndarray, fps: int = FPS) -> None:
-    """Encode uint8 frames (T, H, W, 3) as H.264 (yuv420p, one thread, no MB-tree: reproducible)."""
+def write_video(
+    path: str | os.PathLike[str], clip: np.ndarray | Iterable[np.ndarray], fps: int = FPS
+) -> None:
+    """Encode uint8 frames (T, H, W, 3), an array or frames (H, W, 3) one at a time, as H.264
+    (yuv420p, one thread, no MB-tree: reproducible)."""
+    frames = iter(clip)
+    first = next(frames)
     with av.open(os.fspath(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = clip.shape[2], clip.shape[1], "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
         stream.codec_context.thread_count = 1
         stream.options = {
             "crf": "18",
@@ -115,7 +141,7 @@ def write_video(path: str | os.PathLike[str], clip: np.ndarray, fps: int = FPS) 
             "threads": "1",
             "x264-params": "mbtree=0",
         }
-        for array in clip:
+        for array in itertools.chain([first], frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
 
@@ -142,19 +168,23 @@ def generate_synthetic(
 
     Returns:
         ``out`` as a Path.
+
+    Raises:
+        ValueError: an argument outside its bound, or an ``out`` that cannot be a folder; before
+            anything is written.
+        RunStopped: a file could not be written (a full disk); no file is left half written.
     """
     if size < 16 or size % 2:
         raise ValueError(f"--size must be an even number >= 16, got {size}")
-    if frames < 2 or num_train < 1 or num_val < 0:
-        raise ValueError(
-            f"need --frames >= 2, --num-train >= 1, --num-val >= 0; got {frames}, {num_train}, "
-            f"{num_val}"
-        )
     if size > MAX_SIZE:
         raise ValueError(
             f"--size must be at most {MAX_SIZE} (a synthetic clip of {size}x{size} pixels would "
             f"need {frames * size * size * 3 / 2**30:.0f} GiB of memory), got {size}"
         )
+    check_range("--frames", frames, 2, MAX_FRAMES, " frames per clip")
+    check_range("--num-train", num_train, 1, MAX_CLIPS, " clips")
+    check_range("--num-val", num_val, 0, MAX_CLIPS, " clips")
+    check_range("--seed", seed, 0, MAX_SEED)
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -163,18 +193,31 @@ def generate_synthetic(
         raise ValueError(
             f"--out {out} cannot be the output folder ({reason}); choose another --out"
         ) from err
-    (out / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES))
     jobs = [("train", s, n) for s, n in ((0, i) for i in range(num_train))]
     jobs += [("val", s, n) for s, n in ((1, i) for i in range(num_val))]
     lines: dict[str, list[str]] = {"train": [], "val": []}
-    for split, split_id, n in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
-        label = n % len(CLASSES)
-        rel = Path(split) / CLASSES[label] / f"{n:05d}.mp4"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([seed, split_id, n])
-        write_video(out / rel, render_clip(label, size, frames, rng))
-        lines[split].append(f"{rel.as_posix()} {label}\n")
-    for split, rows in lines.items():
-        (out / f"{split}.txt").write_text("".join(rows))
+    target = out / "classes.txt"
+    try:
+        for split in lines:  # a list there means a finished run: an old one goes first
+            (out / f"{split}.txt").unlink(missing_ok=True)
+        write_text(target, "".join(f"{c}\n" for c in CLASSES))
+        for split, split_id, n in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
+            label = n % len(CLASSES)
+            target = out / split / CLASSES[label] / f"{n:05d}.mp4"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng([seed, split_id, n])
+            with atomic_output(target) as part:
+                write_video(part, iter_clip(label, size, frames, rng))
+            lines[split].append(f"{target.relative_to(out).as_posix()} {label}\n")
+        for split, rows in lines.items():
+            target = out / f"{split}.txt"
+            write_text(target, "".join(rows))
+    except (OSError, RunStopped) as err:  # a full disk: the files there are complete, none half
+        done = len(lines["train"]) + len(lines["val"])
+        raise RunStopped(
+            f"writing {target} failed ({write_failure(err)}); {done} of {len(jobs)} clips were "
+            f"written{'' if done == len(jobs) else ', the lists not yet'}; free space in {out} "
+            "and run again"
+        ) from err
     logger.info("wrote %d train and %d val clips to %s", num_train, num_val, out)
     return out

@@ -7,18 +7,22 @@ of the shape statistics between two consecutive frames separates the classes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from media_helpers import data_error, data_stopped
 
 from octvideo.cli import UsageError, main
 from octvideo.data import decode, load_annotations, probe
-from octvideo.data.synth import CLASSES
+from octvideo.data import synth as synth_module
+from octvideo.data.synth import CLASSES, iter_clip, render_clip
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +165,78 @@ def test_one_frame_is_near_chance_two_frames_suffice(synth_set):
     chance = 1 / len(CLASSES)
     assert single < chance + 0.12, f"one frame reaches {single:.2f} (chance {chance:.2f})"
     assert pair > 3 * chance, f"two frames reach only {pair:.2f}"  # measured 0.64 at 32 px
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--frames", "10000000", "--frames must be 2 to 1024 frames per clip, got 10000000"),
+        ("--frames", "1", "--frames must be 2 to 1024 frames per clip, got 1"),
+        ("--num-train", "100001", "--num-train must be 1 to 100000 clips, got 100001"),
+        ("--num-train", "0", "--num-train must be 1 to 100000 clips, got 0"),
+        ("--num-val", "99999999999", "--num-val must be 0 to 100000 clips, got 99999999999"),
+        ("--seed", "-1", "--seed must be 0 to 9223372036854775807, got -1"),
+    ],
+)
+def test_counts_past_their_bounds_are_refused_before_any_output(
+    tmp_path, capsys, option, value, message
+):
+    line = data_error(capsys, "synth", "--out", str(tmp_path / "s"), option, value)
+    assert line == f"octvideo data: error: {message}"
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_clip_is_rendered_a_frame_at_a_time_from_the_same_draws():
+    clip = render_clip(3, 32, 5, np.random.default_rng(7))
+    frames = list(iter_clip(3, 32, 5, np.random.default_rng(7)))
+    assert len(frames) == 5 and np.array_equal(np.stack(frames), clip)
+
+
+def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypatch, capsys):
+    real = synth_module.write_video
+    written = []
+
+    def full_disk_at_the_third(path, clip, fps=synth_module.FPS):
+        if len(written) == 2:
+            Path(path).write_bytes(b"\0" * 100)  # half a video reached the disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        written.append(path)
+        real(path, clip, fps)
+
+    monkeypatch.setattr(synth_module, "write_video", full_disk_at_the_third)
+    out = tmp_path / "s"
+    (out).mkdir()
+    (out / "train.txt").write_text("old list of an earlier run\n")
+    args = [
+        "--out",
+        str(out),
+        "--num-train",
+        "4",
+        "--num-val",
+        "0",
+        "--size",
+        "16",
+        "--frames",
+        "2",
+    ]
+    line = data_stopped(capsys, "synth", *args)
+    assert line == (
+        f"octvideo data: stopped: writing {out / 'train/rotate_cw/00002.mp4'} failed (No space "
+        f"left on device); 2 of 4 clips were written, the lists not yet; free space in {out} and "
+        "run again"
+    )
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["classes.txt", "train/move_left/00000.mp4", "train/move_right/00001.mp4"]
+
+
+def test_a_real_full_disk_is_one_line_and_every_clip_left_decodes(tiny_disk, capsys):
+    out = tiny_disk / "s"
+    line = data_stopped(capsys, "synth", "--out", str(out), "--num-train", "200")
+    assert line.startswith("octvideo data: stopped: writing ")
+    assert "(No space left on device)" in line
+    assert not (out / "train.txt").exists()
+    clips = sorted(out.rglob("*.mp4"))
+    assert clips and all(p.name[0].isdigit() for p in clips)  # no temporary file left
+    for clip in clips:
+        assert probe(clip, decoder="pyav").num_frames == 16
+        assert decode(clip, [15], decoder="pyav").shape == (1, 64, 64, 3)
