@@ -1,11 +1,23 @@
-"""Output files and folders, checked before any work and written atomically (``predict``,
-``export``; ``train`` and ``test`` check their folders with ``make_writable_folder``).
+"""Output files and folders, checked before any work and written atomically; checkpoint files
+checked before they are loaded.
 
 An output path is checked before the checkpoint is loaded or a video decoded: it must not be a
-folder, its folder must be writable (a file is created there and removed), and it must not be one
-of the files the command reads (the checkpoint, an input video), which writing would destroy.
-Rendered videos and exported models go to a temporary file in the destination folder that is
-renamed over the destination only when complete, so a failure never leaves half a file.
+folder or a symbolic link, its folder must be writable (a file is created there and removed), and
+it must not be one of the files the command reads (the checkpoint, an input video), which writing
+would destroy.
+
+Every output file (checkpoints, reports, records, renders, exports) is written by
+``AtomicOutput``: to a temporary file beside it, created with the umask's permissions, fsynced
+and renamed over the destination only when complete, so a failure never leaves half a file and an
+earlier file of that name stays as it was. A write failure (full disk, quota, read-only file
+system) becomes ``OutputWriteError``, one line naming the file, with the temporary file removed.
+A symbolic link at an output path is refused, never written through and never replaced: writing
+through it would overwrite the file it points to, which the command was not given.
+
+A torch checkpoint is a zip archive whose members torch writes stored (uncompressed);
+``check_torch_archive`` reads its directory and refuses, before ``torch.load`` reads a byte of
+it, members that would take more memory than the file's size (a 4 MB file whose member inflates
+to 4 GiB) and pickles larger than any checkpoint's metadata.
 """
 
 from __future__ import annotations
@@ -13,11 +25,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import secrets
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
-from octvideo.cli import UsageError
+from octvideo.cli import RunStopped, UsageError
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -105,6 +122,21 @@ class ReadFiles:
         return None
 
 
+def refuse_link(path: str | os.PathLike[str], option: str | None = None) -> None:
+    """Refuses a symbolic link at an output path: writing through it would overwrite the file it
+    points to, and replacing it would silently undo the link.
+
+    Raises:
+        UsageError: ``path`` is a symbolic link (a dangling one too).
+    """
+    if os.path.islink(path):
+        name = f"{option} {os.fspath(path)}" if option else os.fspath(path)
+        raise UsageError(
+            f"{name} is a symbolic link to {os.readlink(path)}; give the real path or remove "
+            "the link"
+        )
+
+
 def check_output_file(
     option: str,
     path: str | os.PathLike[str],
@@ -116,7 +148,8 @@ def check_output_file(
     (``folder=False`` skips the check of its folder, done once for many files).
 
     Raises:
-        UsageError: ``path`` is a file the command reads, a folder, or cannot be written.
+        UsageError: ``path`` is a file the command reads, a symbolic link, a folder, or cannot
+            be written.
     """
     path = Path(path)
     found = reads.find(path) if reads is not None else None
@@ -126,6 +159,7 @@ def check_output_file(
             f"{option} {path} is {what} {os.fspath(source)}: writing it would destroy it; "
             f"choose another path"
         )
+    refuse_link(path, option)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file name")
     if folder:
@@ -133,24 +167,249 @@ def check_output_file(
     return path
 
 
+# errors of a write that say the output cannot be written (not that an input cannot be read)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+_ADVICE = {
+    errno.ENOSPC: "free space there or choose another folder",
+    errno.EDQUOT: "free space within your quota or choose another folder",
+    errno.EROFS: "choose a folder on a writable file system",
+    errno.EFBIG: "choose a file system that takes larger files",
+}
+
+
+class OutputWriteError(RunStopped):
+    """An output file could not be written (full disk, quota, read-only file system, lost
+    permission); its temporary file is removed and an earlier file of that name is as it was.
+
+    Attributes:
+        path: the output file.
+        errno: the ``OSError``'s errno (None when it had none).
+        reason: the ``OSError``'s text (``No space left on device``).
+        existed: whether an earlier file of that name was there (and is kept).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], err: OSError, *, existed: bool) -> None:
+        self.path = Path(path)
+        self.errno = err.errno
+        self.reason = err.strerror or str(err) or type(err).__name__
+        self.existed = existed
+        kept = "the earlier file is kept" if existed else "no part of it is left"
+        advice = _ADVICE.get(err.errno, "check the folder and its permissions, or choose another")
+        super().__init__(f"cannot write {self.path} ({self.reason}); {kept}; {advice}")
+
+
+def _temporary_name(path: Path, token: str) -> str:
+    # the destination's extension last: writers that choose a format by it (PyAV, matplotlib)
+    # write the right one; name and extension cut so the name stays within 255 bytes
+    suffix = path.suffix if len(path.suffix) <= 16 else ""
+    return f".{path.name[:120]}.{token}.tmp{suffix}"
+
+
+def temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Temporary files of ``path`` beside it: left by writers that were killed mid-write (or
+    being written now)."""
+    path = Path(path)
+    pattern = re.compile(re.escape(_temporary_name(path, "TOKEN")).replace("TOKEN", "[0-9a-f]{8}"))
+    with contextlib.suppress(FileNotFoundError):
+        return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+    return []
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)  # fsync needs no write access (Linux, macOS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicOutput:
+    """A temporary file beside ``path`` (same extension, the umask's permissions) that replaces
+    ``path`` when complete.
+
+    As a context manager: on a clean exit the temporary file is fsynced and renamed over
+    ``path`` (and the folder fsynced, so the rename is durable); on an exception it is removed.
+    Every ``OSError`` of creating, writing (``write``) or renaming it becomes
+    ``OutputWriteError``; an ``OSError`` raised by the code inside the block does so when its
+    errno says the output cannot be written (``WRITE_ERRNOS``: full disk, quota, read-only file
+    system), while others (a source video that cannot be read) pass unchanged.
+
+    Raises:
+        UsageError: ``path`` is a symbolic link (see ``refuse_link``).
+        OutputWriteError: the output cannot be written; nothing is left of it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], option: str | None = None) -> None:
+        self.path = Path(path)
+        refuse_link(self.path, option)
+        self.existed = self.path.exists()
+        for _ in range(100):
+            tmp = self.path.with_name(_temporary_name(self.path, secrets.token_hex(4)))
+            try:  # 0o666 less the umask, as open() gives every other output (mkstemp: 0o600)
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise self.error(err) from err
+            self.tmp = tmp
+            return
+        raise self.error(FileExistsError(errno.EEXIST, "no free temporary file name"))
+
+    def error(self, err: OSError) -> OutputWriteError:
+        """The ``OutputWriteError`` for ``err``, a failure to write this output."""
+        return OutputWriteError(self.path, err, existed=self.existed)
+
+    def write(self, data: bytes | bytearray | memoryview | str) -> None:
+        """Writes ``data`` (``str`` as UTF-8) as the whole temporary file.
+
+        Raises:
+            OutputWriteError: it cannot be written; the temporary file is removed.
+        """
+        try:
+            with open(self.tmp, "wb") as fh:
+                fh.write(data.encode() if isinstance(data, str) else data)
+        except OSError as err:
+            self.discard()
+            raise self.error(err) from err
+
+    def commit(self) -> Path:
+        """Makes the temporary file ``path``.
+
+        Raises:
+            OutputWriteError: the file cannot be flushed to disk or renamed; the temporary file is
+                removed and an earlier ``path`` kept.
+        """
+        try:
+            _fsync(self.tmp)  # a full disk that the writes did not report shows here (NFS)
+            os.replace(self.tmp, self.path)  # replaces a link made since the check, never follows
+        except OSError as err:
+            self.discard()
+            raise self.error(err) from err
+        try:  # makes the rename durable
+            _fsync(self.path.parent)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.ENOTSUP):  # file systems without it
+                raise self.error(err) from err
+        return self.path
+
+    def discard(self) -> None:
+        """Removes the temporary file (if it is still there)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    def __enter__(self) -> AtomicOutput:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if err is None:
+            self.commit()
+            return
+        self.discard()
+        if isinstance(err, OSError) and err.errno in WRITE_ERRNOS:
+            raise self.error(err) from err
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same extension) that replaces ``path`` on success.
+def atomic_output(path: str | os.PathLike[str], option: str | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same extension) that replaces ``path`` on success (see
+    ``AtomicOutput``, which says which errors become ``OutputWriteError``).
 
     On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        UsageError: ``path`` is a symbolic link.
+        OutputWriteError: the output cannot be written.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
+    with AtomicOutput(path, option) as out:
+        yield out.tmp
+
+
+def write_atomically(
+    path: str | os.PathLike[str],
+    data: bytes | bytearray | memoryview | str,
+    option: str | None = None,
+) -> Path:
+    """Writes ``data`` (``str`` as UTF-8) as ``path`` through ``AtomicOutput``.
+
+    Raises:
+        UsageError: ``path`` is a symbolic link.
+        OutputWriteError: it cannot be written; an earlier file is kept, no temporary file left.
+    """
+    with AtomicOutput(path, option) as out:
+        out.write(data)
+    return out.path
+
+
+# A checkpoint's pickle holds its metadata (names, shapes, config, loop state): about 10 KB for
+# ResNets, under 1 MB for any octvideo model with its optimiser state. A larger pickle is not a
+# checkpoint's, and unpickling can build objects tens of times its size.
+MAX_PICKLE_BYTES = 16 * 2**20
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.serialization._is_zipfile checks the same bytes
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
+    """Refuses a torch checkpoint whose zip directory declares more than the file can hold,
+    before ``torch.load`` reads any member (it reads members whole into memory).
+
+    torch writes every member stored, so a checkpoint's members together are never larger than
+    the file. Refused: a compressed member, a member or all members together declaring more
+    bytes than the file has, a pickle over ``MAX_PICKLE_BYTES``, a zip directory that cannot be
+    read. A file that is not a zip archive (torch's legacy format, or no checkpoint at all) is
+    left to ``torch.load``. ``file`` is read from its current position, which is restored.
+
+    Raises:
+        UsageError: one line naming ``name`` and the member.
+    """
+    start = file.tell()
+    magic = file.read(len(_ZIP_MAGIC))
+    file.seek(start)
+    if magic != _ZIP_MAGIC:
+        return
+    size = os.fstat(file.fileno()).st_size - start
+    what = f"checkpoint {os.fspath(name)!r}"
+    advice = "pass a checkpoint written by 'octvideo train' or torch.save"
     try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the output private
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
+        raise UsageError(
+            f"{what} is a damaged zip archive ({err}): a checkpoint cut short or corrupted; "
+            f"{advice}"
+        ) from err
+    finally:
+        file.seek(start)
+    total = 0
+    for member in members:
+        if member.compress_type != zipfile.ZIP_STORED:
+            raise UsageError(
+                f"{what} is refused before loading: its member {member.filename} is compressed "
+                f"({_mib(member.file_size)} inflated from a {_mib(size)} file), which torch never "
+                f"writes; {advice}"
+            )
+        if member.file_size > size:
+            raise UsageError(
+                f"{what} is refused before loading: its member {member.filename} declares "
+                f"{_mib(member.file_size)}, more than the whole file ({_mib(size)}); {advice}"
+            )
+        if member.filename.endswith(".pkl") and member.file_size > MAX_PICKLE_BYTES:
+            raise UsageError(
+                f"{what} is refused before loading: its pickle {member.filename} is "
+                f"{_mib(member.file_size)}, more than a checkpoint's metadata takes "
+                f"({_mib(MAX_PICKLE_BYTES)} at most); {advice}"
+            )
+        total += member.file_size
+    if total > size:
+        raise UsageError(
+            f"{what} is refused before loading: its members declare {_mib(total)} together, more "
+            f"than the whole file ({_mib(size)}; members that share their bytes); {advice}"
+        )

@@ -1,0 +1,204 @@
+"""Output files: written whole or not at all with the umask's permissions, never through a
+symbolic link, and a write failure (a real full disk) is one line; checkpoint archives are
+checked before torch reads them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import zipfile
+
+import pytest
+import torch
+
+from octvideo import paths
+from octvideo.cli import RunStopped, UsageError
+from octvideo.paths import (
+    AtomicOutput,
+    OutputWriteError,
+    atomic_output,
+    check_output_file,
+    check_torch_archive,
+    temporaries,
+    write_atomically,
+)
+from tests.crafted_checkpoints import declaring, inflating, sharing
+from tests.small_disk import fill, small_disk
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.parametrize("how", ["write_atomically", "atomic_output", "AtomicOutput"])
+def test_atomic_outputs_follow_the_umask(tmp_path, umask_022, how):
+    path = tmp_path / "out.json"
+    if how == "write_atomically":
+        write_atomically(path, "{}")
+    elif how == "atomic_output":
+        with atomic_output(path) as tmp:
+            tmp.write_text("{}")
+    else:
+        with AtomicOutput(path) as out:
+            out.write(b"{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_text() == "{}"
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_file(request, tmp_path):
+    disk = small_disk(request, tmp_path / "disk")
+    path = disk / "summary.json"
+    path.write_text("earlier")
+    fill(disk, leave=8192)
+    with pytest.raises(OutputWriteError) as info:
+        write_atomically(path, b"x" * 2**20)
+    err = info.value
+    assert isinstance(err, RunStopped) and err.errno == errno.ENOSPC and err.existed
+    assert str(err) == (
+        f"cannot write {path} (No space left on device); the earlier file is kept; free space "
+        "there or choose another folder"
+    )
+    assert path.read_text() == "earlier"
+    assert sorted(os.listdir(disk)) == ["ballast", "summary.json"]  # no temporary file
+
+
+def test_a_real_full_disk_inside_an_atomic_block_is_one_line(request, tmp_path):
+    disk = small_disk(request, tmp_path / "disk")
+    fill(disk, leave=8192)
+    path = disk / "video.mp4"
+    with pytest.raises(OutputWriteError, match=r"no part of it is left") as info:  # noqa: SIM117
+        with atomic_output(path) as tmp, tmp.open("wb") as fh:  # a writer of its own, as PyAV's
+            fh.write(bytes(2**20))
+    assert "\n" not in str(info.value)
+    assert sorted(os.listdir(disk)) == ["ballast"]
+
+
+def test_an_error_that_is_no_write_failure_passes_unchanged(tmp_path):
+    path = tmp_path / "video.mp4"
+    path.write_text("earlier")
+    with pytest.raises(FileNotFoundError, match="the source video"), atomic_output(path) as tmp:
+        tmp.write_text("half")
+        raise FileNotFoundError(errno.ENOENT, "the source video")
+    assert path.read_text() == "earlier"
+    assert os.listdir(tmp_path) == ["video.mp4"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
+def test_every_out_of_room_errno_becomes_one_line(tmp_path, code):
+    with pytest.raises(OutputWriteError) as info, atomic_output(tmp_path / "out.png"):
+        raise OSError(code, os.strerror(code))
+    assert str(info.value).startswith(f"cannot write {tmp_path / 'out.png'} ({os.strerror(code)})")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_temporary_name_keeps_the_extension_and_is_found_again(tmp_path):
+    with atomic_output(tmp_path / "clip.pred.mp4") as tmp:
+        assert tmp.parent == tmp_path and tmp.name.endswith(".tmp.mp4")
+        assert temporaries(tmp_path / "clip.pred.mp4") == [tmp]
+        assert temporaries(tmp_path / "clip.mp4") == []
+
+
+def _link(tmp_path):
+    target = tmp_path / "precious.jsonl"
+    target.write_text("keep me\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)
+    return link, target
+
+
+def test_check_output_file_refuses_a_symbolic_link(tmp_path):
+    link, target = _link(tmp_path)
+    with pytest.raises(UsageError) as info:
+        check_output_file("--out", link)
+    assert str(info.value) == (
+        f"--out {link} is a symbolic link to {target}; give the real path or remove the link"
+    )
+
+
+def test_a_dangling_symbolic_link_is_refused_too(tmp_path):
+    link = tmp_path / "out.onnx"
+    link.symlink_to(tmp_path / "nowhere.onnx")
+    with pytest.raises(UsageError, match="is a symbolic link to"):
+        check_output_file("--out", link)
+    assert not (tmp_path / "nowhere.onnx").exists()
+
+
+@pytest.mark.parametrize("how", ["write_atomically", "atomic_output"])
+def test_atomic_writers_never_write_through_or_replace_a_link(tmp_path, how):
+    link, target = _link(tmp_path)
+    with pytest.raises(UsageError, match="give the real path or remove the link"):
+        if how == "write_atomically":
+            write_atomically(link, "new")
+        else:
+            with atomic_output(link) as tmp:
+                tmp.write_text("new")
+    assert target.read_text() == "keep me\n" and link.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["out.jsonl", "precious.jsonl"]
+
+
+# -- checkpoint archives -----------------------------------------------------------------------
+
+
+def _check(path):
+    with path.open("rb") as fh:
+        check_torch_archive(fh, path)
+        assert fh.tell() == 0
+
+
+def test_a_checkpoint_torch_wrote_passes(tmp_path):
+    path = tmp_path / "ok.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "meta": {"classes": ["a"] * 100}}, path)
+    _check(path)
+
+
+def test_a_file_that_is_no_zip_is_left_to_torch(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(3)}, path, _use_new_zipfile_serialization=False)
+    _check(path)
+
+
+def test_a_compressed_member_is_refused_before_it_is_read(tmp_path):
+    path = inflating(tmp_path / "bomb.ckpt", mib=64)
+    assert path.stat().st_size < 2**20  # 64 MiB of tensor in well under 1 MiB
+    with pytest.raises(UsageError) as info:
+        _check(path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {str(path)!r} is refused before loading: its member ")
+    assert "data/0 is compressed (64.0 MiB inflated from a 0.1 MiB file)" in message
+    assert "\n" not in message
+
+
+def test_a_member_declaring_more_than_the_file_is_refused(tmp_path):
+    path = declaring(tmp_path / "big.ckpt", 0xF0000000)
+    with pytest.raises(UsageError, match=r"data/0 declares 3840\.0 MiB, more than the whole file"):
+        _check(path)
+
+
+def test_members_sharing_their_bytes_are_refused(tmp_path):
+    path = sharing(tmp_path / "shared.ckpt", copies=8)
+    with pytest.raises(UsageError, match=r"its members declare 0\.6 MiB together, more than"):
+        _check(path)
+
+
+def test_a_pickle_larger_than_any_checkpoint_metadata_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "meta.ckpt"
+    torch.save({f"key{i}": i for i in range(2000)}, path)
+    monkeypatch.setattr(paths, "MAX_PICKLE_BYTES", 4096)
+    with pytest.raises(UsageError, match=r"its pickle \S+data\.pkl is 0\.0 MiB, more than a"):
+        _check(path)
+
+
+def test_a_checkpoint_cut_short_is_a_damaged_archive(tmp_path):
+    path = tmp_path / "cut.ckpt"
+    torch.save({"w": torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(
+        UsageError, match=r"is a damaged zip archive \(.*\): a checkpoint cut short"
+    ):
+        _check(path)
+    assert not zipfile.is_zipfile(path)
