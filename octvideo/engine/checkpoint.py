@@ -1,22 +1,27 @@
-"""Checkpoints that survive a crash mid-write and load with ``weights_only=True``.
+"""Checkpoints that survive a crash or a full disk mid-write and load with ``weights_only=True``.
 
-Every checkpoint goes to a temporary file in the destination folder, is flushed and fsynced, and
-then atomically replaces the destination with ``os.replace``; the folder is fsynced so the rename
-itself is durable. A crash at any point leaves either the old file or the new one, never a torn
-one. A process killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the next
-successful write of the same checkpoint removes it.
+A checkpoint is serialised in memory (one extra copy of it in host memory, about 300 MB for the
+largest models), then written by ``octvideo.paths.AtomicOutput``: to a temporary file in the
+destination folder, fsynced, and atomically renamed over the destination; the folder is fsynced
+so the rename itself is durable. A crash at any point leaves either the old file or the new one,
+never a torn one; a full disk is a plain ``OSError`` from the file write (torch's own zip writer
+wraps it in a ``RuntimeError``), which becomes one line naming the checkpoint kept. A process
+killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the next successful
+write of the same checkpoint removes it. Checkpoints get the umask's permissions, as every other
+output.
 
-Loading always uses ``torch.load(weights_only=True)``: a checkpoint holds tensors and plain Python
-values only (the module stores its config and metadata as plain dicts), so nothing in it can run
-code.
+Loading checks the zip structure first (``octvideo.paths.check_torch_archive``: no member may
+declare more bytes than the file has), then always uses ``torch.load(weights_only=True)``: a
+checkpoint holds tensors and plain Python values only (the module stores its config and metadata
+as plain dicts), so nothing in it can run code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from octvideo.cli import RunStopped, UsageError
+from octvideo.paths import AtomicOutput, OutputWriteError, check_torch_archive, temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -32,43 +38,39 @@ _ADVICE = ("Weights only load failed", "Please file an issue", "Check the docume
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
+    """``torch.save`` to ``path`` through memory, a temporary file and an atomic rename.
+
+    Raises:
+        UsageError: ``path`` is a symbolic link.
+        OutputWriteError: the file cannot be written (full disk, quota, read-only file system);
+            the previous file is intact and no temporary file is left.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix, suffix = f".{path.name}.", ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    for stale in path.parent.glob(f"{prefix}*{suffix}"):  # left by writers that were killed
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputWriteError(path, err, existed=False) from err
+    with AtomicOutput(path) as out:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)  # in memory: the file write below fails with a plain OSError
+        with buffer.getbuffer() as data:
+            out.write(data)
+    for stale in [*temporaries(path), *path.parent.glob(f".{path.name}.*.tmp")]:
+        # left by writers that were killed (the second pattern: names of earlier versions)
         logger.info("removing %s, left by an interrupted checkpoint write", stale)
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
     return path
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``.
+    """Load a checkpoint with ``weights_only=True``, after checking its zip structure.
 
     Raises:
-        UsageError: the file is missing or a directory, cannot be read with ``weights_only=True``
-            (objects other than tensors and plain values, or not a checkpoint at all), or holds
+        UsageError: the file is missing, a directory or unreadable, is a zip archive whose
+            members declare more than the file holds (``check_torch_archive``), cannot be read
+            with ``weights_only=True`` (objects other than tensors and plain values, or not a
+            checkpoint at all), or holds
             something other than a dict (octvideo and Lightning checkpoints and state dicts are
             dicts).
     """
@@ -78,12 +80,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not path.is_file():
         raise UsageError(f"checkpoint {str(path)!r} does not exist")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
+        fh = path.open("rb")
+    except OSError as err:
         raise UsageError(
-            f"checkpoint {str(path)!r} cannot be loaded with weights_only=True: "
-            f"{type(err).__name__}: {_load_failure(err, path)}"
+            f"checkpoint {str(path)!r} cannot be read ({err.strerror or err}); check its "
+            "permissions"
         ) from err
+    with fh:  # one open file for the check and the load: the file checked is the file loaded
+        check_torch_archive(fh, path)
+        try:
+            checkpoint = torch.load(fh, map_location=map_location, weights_only=True)
+        except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
+            raise UsageError(
+                f"checkpoint {str(path)!r} cannot be loaded with weights_only=True: "
+                f"{type(err).__name__}: {_load_failure(err, path)}"
+            ) from err
     if not isinstance(checkpoint, dict):
         raise UsageError(
             f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not an octvideo or "
@@ -172,10 +183,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         try:
             atomic_save(checkpoint, path)
-        except OSError as err:
-            reason = err.strerror or str(err)
+        except OutputWriteError as err:
             raise CheckpointWriteError(
-                f"cannot write checkpoint {path} ({reason}); {last_good(path)}. Free space "
+                f"cannot write checkpoint {path} ({err.reason}); {last_good(path)}. Free space "
                 "or fix the folder, then continue with --resume auto"
             ) from err
         logger.debug("checkpoint written: %s", path)

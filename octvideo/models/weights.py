@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.ops import OctConv3d, OctNorm
+from octvideo.paths import check_torch_archive
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,9 @@ def convert_pytorchvideo_state_dict(
 
 
 def _read_checkpoint(path: str | Path) -> dict[str, Tensor]:
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    with Path(path).open("rb") as fh:
+        check_torch_archive(fh, path)  # before torch reads members whole into memory
+        ckpt = torch.load(fh, map_location="cpu", weights_only=True)
     for key in ("model_state", "state_dict", "model"):
         if isinstance(ckpt, Mapping) and key in ckpt and isinstance(ckpt[key], Mapping):
             return dict(ckpt[key])

@@ -24,6 +24,7 @@ from octvideo.cli import RunStopped, UsageError
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.module import NonFiniteLoss
 from octvideo.engine.run import run_test, run_train
+from octvideo.paths import temporaries
 from tests.engine.conftest import tiny_overrides
 
 SCRIPT = Path(__file__).with_name("train_and_die.py")
@@ -97,13 +98,13 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny_synth, tm
     overrides = _overrides(tiny_synth)
     _train_and_die(run, overrides, "ckpt-write", 4)
     ckpt_dir = run / "checkpoints"
-    torn = [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
+    torn = temporaries(ckpt_dir / "last.ckpt")
     assert torn, "the kill should have left the half-written temporary file"
     previous = load_checkpoint(ckpt_dir / "last.ckpt")
     assert previous["global_step"] == 3  # the epoch-end checkpoint before the torn write
     result = run_train(None, overrides, out=str(run), resume="auto")
     _assert_same_run(result, reference)
-    assert not [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
+    assert not temporaries(ckpt_dir / "last.ckpt")
 
 
 def test_resuming_with_another_batch_size_is_refused(tiny_synth, tmp_path, uninterrupted):
@@ -351,7 +352,7 @@ def test_a_full_disk_at_a_checkpoint_write_stops_and_keeps_the_last_good_one(
     assert f"{run / 'checkpoints' / 'last.ckpt'} (global step 3) is kept" in message
     monkeypatch.undo()
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 3
-    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+    assert not temporaries(run / "checkpoints" / "last.ckpt")
 
 
 def test_too_little_free_space_is_reported_before_training(

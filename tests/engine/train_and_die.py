@@ -10,7 +10,6 @@ the kernel's OOM killer strikes.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -35,18 +34,25 @@ class KillAtStep(L.Callback):
 def die_while_writing(step: int) -> None:
     """Patch the checkpoint writer: the first checkpoint of ``step`` is cut in half, then kill."""
     real_save = torch.save
+    real_write = checkpoint.AtomicOutput.write
+    dying = []
 
     def save(obj, fh, *args, **kwargs):
         if isinstance(obj, dict) and obj.get("global_step") == step:
-            buf = io.BytesIO()
-            real_save(obj, buf)
-            fh.write(buf.getvalue()[: buf.tell() // 2])
-            fh.flush()
-            os.fsync(fh.fileno())
-            os.kill(os.getpid(), signal.SIGKILL)
+            dying.append(step)
         real_save(obj, fh, *args, **kwargs)
 
+    def write(self, data) -> None:
+        if dying:  # the serialised checkpoint of ``step``, on its way to the temporary file
+            with open(self.tmp, "wb") as fh:
+                fh.write(bytes(data)[: len(data) // 2])
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_write(self, data)
+
     checkpoint.torch.save = save  # the module's reference to torch is the torch module itself
+    checkpoint.AtomicOutput.write = write
 
 
 def main() -> None:

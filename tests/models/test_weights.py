@@ -75,6 +75,15 @@ def test_pytorchvideo_checkpoint_matches(name: str, tmp_path: Path) -> None:
         torch.testing.assert_close(model(x), want, rtol=1e-10, atol=1e-10)
 
 
+def test_an_inflating_pytorchvideo_file_is_refused_before_loading(tmp_path: Path) -> None:
+    from octvideo.cli import UsageError
+    from tests.crafted_checkpoints import inflating
+
+    path = inflating(tmp_path / "zoo.pyth", mib=8)
+    with pytest.raises(UsageError, match=r"is refused before loading: its member .* compressed"):
+        load_pytorchvideo_checkpoint(create_model("i3d_r50"), path)
+
+
 def test_convert_names_unknown_keys() -> None:
     with pytest.raises(ValueError, match="no octvideo"):
         convert_pytorchvideo_state_dict({"blocks.0.weird.weight": torch.zeros(1)}, "i3d_r50")

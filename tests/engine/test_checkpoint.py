@@ -1,0 +1,136 @@
+"""Checkpoint files on disk: a real full disk mid-write is one line with the previous checkpoint
+intact, checkpoints get the umask's permissions, never go through a symbolic link, and a file
+whose zip directory declares more than it holds is refused before torch reads it."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import lightning as L
+import pytest
+import torch
+
+from octvideo.cli import RunStopped, UsageError, main
+from octvideo.engine import checkpoint as checkpoint_module
+from octvideo.engine.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointWriteError,
+    atomic_save,
+    load_checkpoint,
+)
+from octvideo.engine.run import run_train
+from octvideo.paths import OutputWriteError
+from tests.crafted_checkpoints import inflating
+from tests.engine.conftest import tiny_overrides
+from tests.small_disk import fill, free_bytes, small_disk
+
+
+def _state(step: int) -> dict:
+    return {"global_step": step, "state_dict": {"w": torch.full((50_000,), float(step))}}
+
+
+def test_a_real_full_disk_during_a_checkpoint_write_is_one_line(request, tmp_path):
+    disk = small_disk(request, tmp_path / "run", size="1m")
+    last = disk / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(_state(3), last)  # about 200 KB
+    fill(disk, leave=64 * 1024)
+    with pytest.raises(CheckpointWriteError) as info:
+        io.save_checkpoint(_state(4), last)
+    message = str(info.value)
+    assert isinstance(info.value, RunStopped)
+    assert message == (
+        f"cannot write checkpoint {last} (No space left on device); {last} (global step 3) is "
+        "kept. Free space or fix the folder, then continue with --resume auto"
+    )
+    assert load_checkpoint(last)["global_step"] == 3
+    assert sorted(os.listdir(disk)) == ["ballast", "last.ckpt"]  # no temporary file
+
+
+def test_atomic_save_on_a_real_full_disk_raises_one_line(request, tmp_path):
+    disk = small_disk(request, tmp_path / "disk", size="1m")
+    fill(disk, leave=16 * 1024)
+    with pytest.raises(OutputWriteError, match=r"\(No space left on device\); no part of it"):
+        atomic_save(_state(1), disk / "best.ckpt")
+    assert sorted(os.listdir(disk)) == ["ballast"]
+
+
+class _FillDisk(L.Callback):
+    """Fills the run's disk once training started (after the free-space check)."""
+
+    def __init__(self, disk) -> None:
+        self.disk = disk
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        fill(self.disk, leave=4096)
+
+
+@pytest.mark.heavy  # a short training run, about 20 s on two cores
+def test_a_real_full_disk_stops_a_training_run_in_one_line(request, tmp_path, tiny_synth):
+    disk = small_disk(request, tmp_path / "disk", size="4m")
+    run = disk / "run"
+    overrides = tiny_overrides(tiny_synth, **{"output.plot_curves": False})
+    assert free_bytes(disk) > 2**20
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(run), callbacks=[_FillDisk(disk)])
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.fullmatch(
+        rf"cannot write checkpoint {re.escape(str(run / 'checkpoints'))}/(best|last)\.ckpt \(No "
+        r"space left on device\); no checkpoint had been written yet \(.*\)\. Free space or fix "
+        r"the folder, then continue with --resume auto",
+        message,
+    ), message
+    assert os.listdir(run / "checkpoints") == []
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_save(_state(1), tmp_path / "last.ckpt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # mkstemp made them 0600
+
+
+def test_a_symbolic_link_at_a_checkpoint_is_refused(tmp_path):
+    target = tmp_path / "elsewhere.ckpt"
+    atomic_save(_state(1), target)
+    link = tmp_path / "last.ckpt"
+    link.symlink_to(target)
+    with pytest.raises(UsageError, match=r"last\.ckpt is a symbolic link to .*elsewhere\.ckpt; "):
+        atomic_save(_state(2), link)
+    assert link.is_symlink() and load_checkpoint(target)["global_step"] == 1
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    """64 MiB of tensor in a 66 KB file (a 4 MB file of this kind holds 4 GiB)."""
+    return inflating(tmp_path_factory.mktemp("bomb") / "bomb.ckpt", mib=64)
+
+
+def test_an_inflating_checkpoint_is_refused_before_torch_reads_it(bomb, monkeypatch):
+    loads = []
+    monkeypatch.setattr(checkpoint_module.torch, "load", lambda *a, **k: loads.append(a))
+    with pytest.raises(UsageError) as info:
+        load_checkpoint(bomb)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {str(bomb)!r} is refused before loading: its member")
+    assert "is compressed (64.0 MiB inflated from a 0.1 MiB file)" in message
+    assert not loads
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "test"])
+def test_every_command_refuses_an_inflating_checkpoint_in_one_line(bomb, command, capsys):
+    video = bomb.with_name("v.mp4")
+    video.write_bytes(b"")
+    args = {
+        "predict": ["predict", "--ckpt", str(bomb), str(video)],
+        "export": ["export", "--ckpt", str(bomb), "--format", "onnx"],
+        "test": ["test", "--cfg", "oct_i3d_synth.yaml", "--ckpt", str(bomb)],
+    }[command]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"octvideo {command}: error: checkpoint {str(bomb)!r} is refused")
