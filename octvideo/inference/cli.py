@@ -3,6 +3,9 @@
 Prints a table per video, writes JSON Lines or CSV records with ``--out``, draws the predictions
 into a copy of the video with ``--render``. One unreadable input, or one that cannot be rendered, is
 reported and skipped; the exit status is 0 when every input succeeded, 1 when any failed.
+
+Every argument is parsed, bounded and checked before any output is opened: a refused command
+(exit 2, one line naming the option and its bound) leaves every file as it was.
 """
 
 from __future__ import annotations
@@ -10,23 +13,46 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.cli import UsageError, positive_int
+from octvideo.cli import UsageError
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.predictor import (
+    MAX_VIEW_CLIPS,
     CheckpointError,
     Predictor,
     VideoResult,
     check_views,
     expand_inputs,
-    parse_seconds,
+    window_seconds,
 )
 from octvideo.paths import ReadFiles, check_folder, check_output_file
 
 logger = logging.getLogger(__name__)
+
+MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-700)
+MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
+
+
+def _count(high: int) -> Callable[[str], int]:
+    """argparse type: a whole number from 1 to ``high``."""
+
+    def parse(text: str) -> int:
+        digits = text.strip()
+        if not re.fullmatch(r"[+-]?\d+", digits):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        # past 12 digits only the sign matters (and int() refuses past 4300)
+        value = int(digits) if len(digits) <= 12 else (0 if digits[0] == "-" else high + 1)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{text!r}: give at most {high}")
+        return value
+
+    return parse
 
 
 def _views(text: str) -> str | tuple[int, int]:
@@ -35,14 +61,35 @@ def _views(text: str) -> str | tuple[int, int]:
     match = re.fullmatch(r"(\d+)x(\d+)", text)
     if not match:
         raise UsageError(f"--views {text!r}: use center, multi or NxC (e.g. 10x3)")
-    clips, crops = int(match[1]), int(match[2])
+    # past 9 digits only "too many" matters (and int() refuses past 4300)
+    clips, crops = (int(n) if len(n) <= 9 else 10**9 for n in (match[1], match[2]))
     try:
         check_views(clips, crops)
     except ValueError as err:
         raise UsageError(
-            f"--views {text}: N temporal clips (at least 1) x 1 or 3 crops, e.g. 10x3 or 5x1"
+            f"--views {text}: N temporal clips (1 to {MAX_VIEW_CLIPS}) x 1 or 3 crops, e.g. 10x3 "
+            f"or 5x1"
         ) from err
     return clips, crops
+
+
+def _device(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` for a CUDA device this machine has."""
+    match = re.fullmatch(r"cpu|cuda(?::(\d{1,3}))?", text)
+    if not match:
+        raise UsageError(f"--device {text!r}: use cpu, cuda or cuda:N")
+    if text.startswith("cuda"):
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {text}: no CUDA device is available; use cpu")
+        if match[1] is not None and int(match[1]) >= count:
+            raise UsageError(
+                f"--device {text}: this machine has {count} CUDA device(s), cuda:0 to "
+                f"cuda:{count - 1}"
+            )
+    return text
 
 
 def _render_paths(render: str, inputs: list[str]) -> list[Path]:
@@ -115,7 +162,8 @@ def predict(args: argparse.Namespace) -> int:
     """
     views = _views(args.views)
     try:
-        window, stride = parse_seconds(args.window), parse_seconds(args.stride)
+        window = window_seconds(args.window, "--window")
+        stride = window_seconds(args.stride, "--stride")
     except ValueError as err:
         raise UsageError(str(err)) from err
     if stride is not None and window is None:
@@ -135,13 +183,21 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if not inputs:
         raise UsageError("no inputs: give video files, folders of videos or a .txt list")
+    device = _device(args.device)
     render_to = _check_outputs(args, inputs)
     try:
-        predictor = Predictor.from_checkpoint(
-            args.ckpt, device=args.device, batch_size=args.batch_size
-        )
+        predictor = Predictor.from_checkpoint(args.ckpt, device=device, batch_size=args.batch_size)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err)) from err
+    if views == "multi" and window is None:
+        clips, crops = predictor.protocol.test_num_clips, predictor.protocol.test_num_crops
+        try:
+            check_views(clips, crops)
+        except ValueError as err:
+            raise UsageError(
+                f"--views multi: the checkpoint's protocol is {clips}x{crops}; give --views NxC "
+                f"with N from 1 to {MAX_VIEW_CLIPS} and 1 or 3 crops"
+            ) from err
     writer = RecordWriter(args.out, args.topk) if args.out else None
     failed = 0
     # disable=None: bars only on a terminal, so piped output and logs stay readable
@@ -201,7 +257,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--window", default=None, help="sliding window length, e.g. 2s (long videos)")
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
     p.add_argument(
-        "--topk", type=positive_int, default=5, help="classes per record and in --render"
+        "--topk",
+        type=_count(MAX_TOPK),
+        default=5,
+        help=f"classes per record and in --render (1 to {MAX_TOPK})",
     )
     p.add_argument("--out", default=None, help="write records to a .jsonl or .csv file")
     p.add_argument(
@@ -209,8 +268,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="write the video with predictions drawn (a folder for several inputs)",
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="clips per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument(
+        "--batch-size",
+        type=_count(MAX_BATCH_SIZE),
+        default=8,
+        help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
+    )
     p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument("--quiet", action="store_true", help="no table, no progress bars")
     p.set_defaults(func=predict)

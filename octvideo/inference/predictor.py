@@ -19,6 +19,11 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
   frames as ``seconds x fps``, or through the frames' own timestamps in a variable-frame-rate file
   (one whose timestamps are somewhere half a frame or more away from ``index / fps``).
 
+Every number is bounded before a video is read: windows and strides are finite and at least
+``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
+more than ``MAX_WINDOWS`` windows is a failed input (its frame count and rate decide, so a corrupt
+header cannot make the window list exhaust memory).
+
 A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
 one reader, so a long video costs time in proportion to its length and memory for one batch.
 """
@@ -48,9 +53,20 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 
+# a tenth of a second: three frames at 30 fps; shorter windows or strides only repeat a clip
+MIN_WINDOW_SECONDS = 0.1
+# a day of video at a 1 s stride; each window keeps its clip's frame indices and K probabilities
+MAX_WINDOWS = 100_000
+# multi-view protocols use 10 or 30 temporal clips; each clip is one forward pass per crop
+MAX_VIEW_CLIPS = 100
+
 
 class CheckpointError(ValueError):
     """A checkpoint that lacks what inference needs (not written by ``octvideo train``)."""
+
+
+class TooManyWindows(ValueError):
+    """A video that would get more than ``MAX_WINDOWS`` windows at the stride asked for."""
 
 
 @dataclass(frozen=True)
@@ -150,33 +166,70 @@ def parse_seconds(text: str | float | None) -> float | None:
         raise ValueError(
             f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms"
         ) from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, got {text!r}")
     if seconds <= 0:
         raise ValueError(f"a duration must be positive, got {text!r}")
     return seconds
 
 
+def window_seconds(text: str | float | None, name: str = "window") -> float | None:
+    """A window length or stride in seconds (``parse_seconds``), at least ``MIN_WINDOW_SECONDS``.
+
+    Raises:
+        ValueError: a message that starts with ``name`` and the text given.
+    """
+    try:
+        seconds = parse_seconds(text)
+    except ValueError as err:
+        raise ValueError(f"{name} {text}: {err}") from None
+    if seconds is not None and seconds < MIN_WINDOW_SECONDS:
+        raise ValueError(
+            f"{name} {text}: give at least {MIN_WINDOW_SECONDS:g}s (a shorter window or stride "
+            f"only repeats clips)"
+        )
+    return seconds
+
+
 def check_views(clips: int, crops: int) -> None:
-    """Raises ValueError unless ``clips`` x ``crops`` is a view protocol: N >= 1 temporal clips
-    x 1 or 3 spatial crops."""
-    if clips < 1 or crops not in (1, 3):
-        raise ValueError(f"views must be N temporal clips x 1 or 3 crops, got {clips}x{crops}")
+    """Raises ValueError unless ``clips`` x ``crops`` is a view protocol: 1 to ``MAX_VIEW_CLIPS``
+    temporal clips x 1 or 3 spatial crops."""
+    if not 1 <= clips <= MAX_VIEW_CLIPS or crops not in (1, 3):
+        raise ValueError(
+            f"views must be N temporal clips (1 to {MAX_VIEW_CLIPS}) x 1 or 3 crops, "
+            f"got {clips}x{crops}"
+        )
 
 
-def window_times(duration: float, window: float, stride: float) -> list[tuple[float, float]]:
+def window_times(
+    duration: float, window: float, stride: float, *, limit: int = MAX_WINDOWS
+) -> list[tuple[float, float]]:
     """Windows [k * stride, min(k * stride + window, duration)] over [0, duration].
 
     The first window starts at 0; windows follow while they start before ``duration``, up to the
     first that reaches it, so every window has a positive length. With ``stride <= window`` they
     cover the video and the last ends at ``duration``; with a longer stride they leave gaps and the
     last may end before it. A video shorter than one window gets one window over all of it.
+
+    Raises:
+        ValueError: a window, stride or duration that is not finite, or not positive.
+        TooManyWindows: more than ``limit`` windows (counted before any is made).
     """
-    if window <= 0 or stride <= 0:
-        raise ValueError(f"window and stride must be positive, got {window} and {stride}")
+    if not (math.isfinite(window) and math.isfinite(stride)) or window <= 0 or stride <= 0:
+        raise ValueError(f"window and stride must be positive and finite, got {window}, {stride}")
+    if not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"a video's duration must be finite and not negative, got {duration}")
     if duration <= window:
         return [(0.0, duration)]
     reaching = math.ceil((duration - window) / stride - 1e-9) + 1  # up to the one reaching the end
     starting = math.ceil(duration / stride - 1e-9)  # those starting before the end
     count = min(reaching, starting)
+    if count > limit:
+        least = math.ceil(duration / limit * 1e3) / 1e3  # rounded up: it gives at most ``limit``
+        raise TooManyWindows(
+            f"windows {stride:g}s apart over {duration:g}s of video make {count}, more than "
+            f"{limit} a video; use a stride of at least {least:g}s"
+        )
     return [(k * stride, min(k * stride + window, duration)) for k in range(count)]
 
 
@@ -413,8 +466,9 @@ class Predictor:
         if window is None:
             clips, _ = self._views(views)
             return multiview_clip_indices(total, p.num_frames, step, clips), []
-        fps = info.fps if info.fps > 0 else 30.0
-        times = window_times(total / fps, window, stride or window)
+        duration = _duration(info, frame_times)
+        times = window_times(duration, window, stride or window, limit=MAX_WINDOWS)
+        fps = _frame_rate(info.fps)
         span = clip_window(p.num_frames, step) - 1
         indices = []
         for start, end in times:
@@ -457,7 +511,7 @@ class Predictor:
             A ``VideoResult``; a file that cannot be read gives ``error`` instead of raising.
         """
         start_time = time.perf_counter()
-        window_s, stride_s = parse_seconds(window), parse_seconds(stride)
+        window_s, stride_s = window_seconds(window, "window"), window_seconds(stride, "stride")
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
             source = torch.from_numpy(source)
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
@@ -473,14 +527,13 @@ class Predictor:
             plan, times = self._clip_plan(info, views, window_s, stride_s, frame_times)
             crops = (1,) if window_s is not None else self._views(views)[1]
             probs = self._run(plan, crops, frames_of, on_batch)  # (clips, K), crops averaged
-        except (DecodeError, OSError) as err:  # a bad input is a result, not a crash
+        except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
             result.error = f"{type(err).__name__}: {err}"
             result.seconds = time.perf_counter() - start_time
             logger.warning("%s: %s", name, result.error)
             return result
-        fps_used = info.fps if info.fps > 0 else fps
-        result.num_frames, result.fps = info.num_frames, fps_used
-        result.duration = info.num_frames / fps_used
+        result.num_frames, result.fps = info.num_frames, _frame_rate(info.fps)
+        result.duration = _duration(info, frame_times)
         if times:
             result.windows = [Prediction(p, s, e) for p, (s, e) in zip(probs, times, strict=True)]
         result.video = Prediction(probs.mean(0), 0.0, result.duration)
@@ -492,6 +545,8 @@ class Predictor:
             raise ValueError(
                 f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
             )
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a positive finite frame rate, got {fps}")
         info = VideoInfo(frames.shape[0], fps, frames.shape[2], frames.shape[1], "tensor")
 
         def frames_of(indices: np.ndarray) -> Tensor:
@@ -504,7 +559,7 @@ class Predictor:
         exactly as in testing) from one open file, and, when windows need them (``timed``), its
         frame times if its frame rate is variable (None when ``index / fps`` gives them)."""
         video = Video(path, decoder=decoder)
-        times = _variable_frame_times(video, video.info.fps or 30.0) if timed else None
+        times = _variable_frame_times(video, _frame_rate(video.info.fps)) if timed else None
         return video.info, video.read, times
 
     def _run(
@@ -530,6 +585,16 @@ class Predictor:
             if on_batch is not None:
                 on_batch(len(group))
         return torch.cat(out)
+
+
+def _frame_rate(fps: float) -> float:
+    """A container's frame rate, or 30 when it gives none (0) or one that is not a number."""
+    return fps if math.isfinite(fps) and fps > 0 else 30.0
+
+
+def _duration(info: VideoInfo, frame_times: np.ndarray | None) -> float:
+    """Seconds the windows span: ``frames / fps``, the end of the last frame."""
+    return info.num_frames / _frame_rate(info.fps)
 
 
 def _variable_frame_times(video: Video, fps: float) -> np.ndarray | None:

@@ -168,11 +168,11 @@ def test_a_refused_command_leaves_the_earlier_records(checkpoint, videos, tmp_pa
     assert out.read_text() == '{"type": "video"}\n'
 
 
-@pytest.mark.parametrize("views", ["2x2", "0x1", "3x0"])
+@pytest.mark.parametrize("views", ["2x2", "0x1", "3x0", "101x1"])
 def test_views_the_model_cannot_take_are_one_line_errors(checkpoint, videos, capsys, views):
     assert _predict(checkpoint, videos["short"], "--views", views) == 2
     assert _error(capsys) == (
-        f"--views {views}: N temporal clips (at least 1) x 1 or 3 crops, e.g. 10x3 or 5x1"
+        f"--views {views}: N temporal clips (1 to 100) x 1 or 3 crops, e.g. 10x3 or 5x1"
     )
 
 

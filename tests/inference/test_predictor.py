@@ -14,7 +14,13 @@ from octvideo.cli import main
 from octvideo.data.decoding import decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.inference import Predictor, window_times
-from octvideo.inference.predictor import CheckpointError, expand_inputs, parse_seconds
+from octvideo.inference.predictor import (
+    CheckpointError,
+    TooManyWindows,
+    expand_inputs,
+    parse_seconds,
+    window_seconds,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,45 @@ def test_parse_seconds():
         parse_seconds("two")
     with pytest.raises(ValueError, match="must be positive"):
         parse_seconds("0s")
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400s", "NaNms"])
+def test_durations_that_are_not_finite_are_refused(text):
+    with pytest.raises(ValueError, match=f"must be a finite number of seconds, got {text!r}"):
+        parse_seconds(text)
+
+
+@pytest.mark.parametrize("text", ["1e-9s", "0.05", "99ms"])
+def test_windows_and_strides_under_a_tenth_of_a_second_are_refused(predictor, videos, text):
+    assert window_seconds("100ms") == 0.1
+    with pytest.raises(ValueError, match=rf"^stride {text}: give at least 0.1s"):
+        window_seconds(text, "stride")
+    with pytest.raises(ValueError, match=rf"^window {text}: give at least 0.1s"):
+        predictor.predict(videos["short"], window=text)
+    with pytest.raises(ValueError, match=rf"^stride {text}: give at least 0.1s"):
+        predictor.predict(videos["short"], window="1s", stride=text)
+
+
+def test_window_count_is_bounded_before_any_window_is_made():
+    assert len(window_times(100.0, 1.0, 10.0, limit=10)) == 10
+    with pytest.raises(TooManyWindows, match="make 11, more than 10 a video; use a stride of at"):
+        window_times(100.0, 1.0, 9.5, limit=10)
+
+
+@pytest.mark.parametrize(
+    ("duration", "window", "stride"),
+    [(math.inf, 1.0, 1.0), (math.nan, 1.0, 1.0), (10.0, math.nan, 1.0), (10.0, 1.0, math.inf)],
+)
+def test_window_times_refuse_numbers_that_are_not_finite(duration, window, stride):
+    with pytest.raises(ValueError, match="finite"):
+        window_times(duration, window, stride)
+
+
+@pytest.mark.parametrize("fps", [math.nan, math.inf, 0.0, -10.0])
+def test_frames_at_a_rate_that_is_not_a_positive_number_are_refused(predictor, fps):
+    frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="fps must be a positive finite frame rate"):
+        predictor.predict(frames, fps=fps, window="1s")
 
 
 def _expected_probs(predictor, path, indices, crop=1):
