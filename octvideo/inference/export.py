@@ -9,10 +9,14 @@ mean, std, class names) that a deployment must reproduce.
 TorchScript is written by ``torch.jit.trace``, channels-last on CPU (the fast OctConv path: feed it
 channels-last clips, ``clip.contiguous(memory_format=torch.channels_last_3d)``, to avoid a copy);
 ONNX by ``torch.onnx.export`` (TorchScript-based exporter, opset 17) and checked with onnxruntime.
+Both are serialised in memory and written by ``octvideo.paths.AtomicOutput``: torch's own file
+writer aborts the whole process on a full disk (``c10::Error``), a plain file write fails with an
+``OSError`` that becomes one line, with no temporary file left.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -26,7 +30,7 @@ from torch import Tensor, nn
 from octvideo.cli import UsageError
 from octvideo.inference.predictor import ClipProtocol, Predictor
 from octvideo.ops import memory_format_for, to_memory_format
-from octvideo.paths import ReadFiles, atomic_output, check_output_file
+from octvideo.paths import AtomicOutput, ReadFiles, check_output_file, write_atomically
 
 FORMATS = ("torchscript", "onnx")
 # default output: <checkpoint stem><suffix> beside the checkpoint; ".torchscript.pt" rather than
@@ -88,8 +92,9 @@ def export(
 
     Raises:
         ValueError: an unknown format.
-        UsageError: the output is the checkpoint, a folder, cannot be written, or does not
-            end in one of the format's ``EXTENSIONS``.
+        UsageError: the output is the checkpoint, a folder, a symbolic link, cannot be written,
+            or does not end in one of the format's ``EXTENSIONS``.
+        OutputWriteError: the export cannot be written (full disk); an earlier file is kept.
         ExportError: the exported model's logits differ from the checkpoint's by more than
             ``tol`` times the largest logit (at least 1): float32 rounding grows with the
             logits, which reach 1e3-1e4 in an untrained SlowFast.
@@ -111,11 +116,10 @@ def export(
     model: nn.Module = predictor.model.float().eval()
     if protocol.slowfast_alpha:
         model = _Pathways(model).eval()
-    with atomic_output(path) as tmp:
-        diff = _export_to(model, protocol, predictor.device, fmt, tmp, tol, path)
+    with AtomicOutput(path, "--out") as out:
+        diff = _export_to(model, protocol, predictor.device, fmt, out, tol)
     notes = preprocessing(protocol, predictor.classes, _names(protocol))
-    with atomic_output(sidecar) as tmp:
-        tmp.write_text(json.dumps(notes, indent=2))
+    write_atomically(sidecar, json.dumps(notes, indent=2), "--out")
     return ExportResult(path, sidecar, diff)
 
 
@@ -140,12 +144,11 @@ def _export_to(
     protocol: ClipProtocol,
     device: torch.device,
     fmt: str,
-    path: Path,
+    out: AtomicOutput,
     tol: float,
-    final: Path,
 ) -> float:
-    """Writes the model to ``path`` (a temporary name of ``final``) and returns its largest logit
-    difference from ``model``."""
+    """Writes the model to ``out``'s temporary file and returns its largest logit difference
+    from ``model``."""
     trace_inputs = _inputs(example_clip(protocol, 1))
     if fmt == "torchscript":
         # a trace records the path its inputs take: channels-last records OctConv3d's fast path
@@ -155,32 +158,35 @@ def _export_to(
         model = model.to(memory_format=layout)
         trace_inputs = tuple(to_memory_format(list(trace_inputs), layout))
     names = _names(protocol)
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         # Shape checks turn into constants when traced; the shapes are fixed by design here.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         if fmt == "torchscript":
             # without autograd: the fast path's training-only autograd Functions cannot be traced
             with torch.no_grad():
-                torch.jit.trace(model, trace_inputs, check_trace=False).save(str(path))
+                torch.jit.save(torch.jit.trace(model, trace_inputs, check_trace=False), buffer)
         else:
             torch.onnx.export(
                 model,
                 trace_inputs,
-                str(path),
+                buffer,
                 dynamo=False,
                 opset_version=17,
                 input_names=names,
                 output_names=["logits"],
                 dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]},
             )
+    with buffer.getbuffer() as data:
+        out.write(data)
     check_inputs = _inputs(example_clip(protocol, 2, seed=1))
     with torch.no_grad():
         expected = model(*check_inputs).numpy()
-    got = run_exported(path, fmt, check_inputs)
+    got = run_exported(out.tmp, fmt, check_inputs)
     diff, allowed = logit_gap(got, expected, tol)
     if not diff <= allowed:
         raise ExportError(
-            f"exported {fmt} model {final} differs from the checkpoint by {diff:.3g} "
+            f"exported {fmt} model {out.path} differs from the checkpoint by {diff:.3g} "
             f"(> {allowed:.3g}, {tol:g} of the largest logit)"
         )
     return diff

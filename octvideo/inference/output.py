@@ -2,10 +2,14 @@
 
 Every record carries the input path, its type (``window`` or ``video``), times in seconds, the top-k
 classes with probabilities, the wall time and any error, so a failed input is a record too.
+Records go to a temporary file beside the output (``octvideo.paths.AtomicOutput``) that replaces
+it when the writer is closed: an earlier file of that name is never half overwritten, a symbolic
+link is refused, and a full disk is one line with the temporary file removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from octvideo.inference.predictor import Prediction, VideoResult
+from octvideo.paths import AtomicOutput
 
 
 def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
@@ -70,35 +75,67 @@ def check_record_path(path: str | os.PathLike[str]) -> Path:
 
 
 class RecordWriter:
-    """Writes records to ``path`` as JSON Lines (``.jsonl``/``.json``) or CSV (``.csv``)."""
+    """Writes records to ``path`` as JSON Lines (``.jsonl``/``.json``) or CSV (``.csv``).
+
+    The records go to a temporary file that ``close`` renames to ``path``: a run stopped by
+    Ctrl-C or a crash still leaves the records of the videos done, while a failed write leaves
+    ``path`` as it was.
+
+    Raises:
+        ValueError: ``path`` does not end in a record extension.
+        UsageError: ``path`` is a symbolic link.
+        OutputWriteError: the records cannot be written (full disk), from any method; the
+            temporary file is removed and an earlier ``path`` kept.
+    """
 
     def __init__(self, path: str | os.PathLike[str], k: int) -> None:
         self.path = check_record_path(path)
         suffix = self.path.suffix.lower()
         self.format = "csv" if suffix == ".csv" else "jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = self.path.open("w", encoding="utf-8", newline="")
+        self._out: AtomicOutput | None = AtomicOutput(self.path, "--out")
+        self._file: TextIO = self._out.tmp.open("w", encoding="utf-8", newline="")
         self._csv = None
         if self.format == "csv":
             fields = ["type", "path", "window", "start", "end", "ok", "error", "seconds"]
             for i in range(1, k + 1):
                 fields += [f"label{i}", f"prob{i}"]
             self._csv = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore")
-            self._csv.writeheader()
+            self._guard(self._csv.writeheader)
+
+    def _guard(self, write: Any, *args: Any) -> None:
+        """Runs ``write``; an ``OSError`` discards the temporary file and becomes
+        ``OutputWriteError``."""
+        out = self._out
+        if out is None:
+            raise ValueError(f"records for {self.path} are closed")
+        try:
+            write(*args)
+        except OSError as err:
+            self._out = None
+            with contextlib.suppress(OSError):  # the buffer the disk refused is lost anyway
+                self._file.close()
+            out.discard()
+            raise out.error(err) from err
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             if self._csv is None:
-                self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self._guard(self._file.write, json.dumps(row, ensure_ascii=False) + "\n")
             else:
                 flat = dict(row)
                 for i, top in enumerate(row["top"], start=1):
                     flat[f"label{i}"], flat[f"prob{i}"] = top["label"], top["prob"]
-                self._csv.writerow(flat)
-        self._file.flush()
+                self._guard(self._csv.writerow, flat)
+        self._guard(self._file.flush)
 
     def close(self) -> None:
-        self._file.close()
+        """Renames the records to ``path``; nothing to do after a failed write."""
+        if self._out is None:
+            return
+        self._guard(self._file.close)
+        out, self._out = self._out, None
+        out.commit()
 
 
 def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:

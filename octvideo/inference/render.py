@@ -5,8 +5,9 @@ video-level prediction when there are no windows). Times count from the first fr
 do: a clip cut from a longer recording keeps its start time in MKV and MP4 (its first frame at 10 s,
 say), which is not part of the windows' times. The input is decoded and the output encoded one
 frame at a time with PyAV, so long videos need no more memory than short ones. The output is
-written to a temporary file beside it and renamed when complete: a render that fails half-way
-leaves no half file and an earlier file of that name as it was.
+written to a temporary file beside it and renamed when complete (``octvideo.paths.AtomicOutput``):
+a render that fails half-way leaves no half file and an earlier file of that name as it was, a
+symbolic link at the output is refused, and a full disk is one line (``OutputWriteError``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def render(
     Raises:
         ValueError: the result is a failure or has no source file, ``out`` is not a video
             name or is the source.
-        av.FFmpegError, OSError: the source cannot be decoded to its end, or ``out`` written.
+        UsageError: ``out`` is a symbolic link.
+        OutputWriteError: ``out`` cannot be written (full disk, quota, read-only file system).
+        av.FFmpegError, OSError: the source cannot be decoded to its end, or the encoder fails.
     """
     if not result.ok or result.video is None:
         raise ValueError(f"cannot render {result.path}: it has no prediction ({result.error})")
@@ -61,7 +64,7 @@ def render(
     if same_file(out, result.path):
         raise ValueError(f"cannot render {result.path} onto itself; choose another output file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as tmp:
+    with atomic_output(out, "--render") as tmp:
         _draw(result, classes, tmp, k)
     return out
 

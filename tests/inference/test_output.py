@@ -1,0 +1,71 @@
+"""``predict --out`` records: written whole through a temporary file, never through a symbolic
+link, and a real full disk is one line with the earlier file kept."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from octvideo.cli import main
+from octvideo.inference.output import RecordWriter
+from octvideo.paths import OutputWriteError
+from tests.small_disk import fill, small_disk
+
+
+def test_predict_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
+    checkpoint, videos, tmp_path, capsys
+):
+    target = tmp_path / "results.jsonl"
+    target.write_text("earlier records\n")
+    link = tmp_path / "x.jsonl"
+    link.symlink_to(target)
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(link)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo predict: error: --out {link} is a symbolic link to {target}; give the real "
+        "path or remove the link\n"
+    )
+    assert target.read_text() == "earlier records\n" and link.is_symlink()
+
+
+def test_predict_out_on_a_real_full_disk_is_one_line(request, checkpoint, videos, tmp_path, capsys):
+    disk = small_disk(request, tmp_path / "disk")
+    out = disk / "preds.jsonl"
+    out.write_text("earlier records\n")
+    fill(disk, leave=0)
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out)]
+    assert main([*args, "--quiet"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"octvideo predict: stopped: cannot write {out} (No space left on device); the earlier "
+        "file is kept; free space there or choose another folder"
+    )
+    assert out.read_text() == "earlier records\n"
+    assert sorted(os.listdir(disk)) == ["ballast", "preds.jsonl"]  # no temporary file
+
+
+def _row(i: int) -> dict:
+    return {"type": "video", "path": f"v{i}.mp4", "top": [{"label": "a", "prob": 1.0}]}
+
+
+def test_records_replace_the_file_only_when_closed(tmp_path):
+    out = tmp_path / "preds.jsonl"
+    out.write_text("earlier records\n")
+    writer = RecordWriter(out, k=1)
+    writer.write([_row(0)])
+    assert out.read_text() == "earlier records\n"  # not emptied while the run goes on
+    writer.close()
+    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == ["v0.mp4"]
+    assert os.listdir(tmp_path) == ["preds.jsonl"]
+
+
+def test_a_failed_write_leaves_nothing_and_close_changes_nothing(request, tmp_path):
+    disk = small_disk(request, tmp_path / "disk")
+    fill(disk, leave=0)
+    writer = RecordWriter(disk / "preds.csv", k=1)
+    with pytest.raises(OutputWriteError, match=r"\(No space left on device\); no part of it"):
+        writer.write([_row(i) for i in range(100)])
+    writer.close()  # predict's finally: nothing to rename
+    assert sorted(os.listdir(disk)) == ["ballast"]
