@@ -5,14 +5,19 @@ x ``num_crops`` spatial crops (10 x 3 in the Non-local and Octave papers), the s
 all views are averaged, and top-1 / top-5 are taken on the average. Clip-level accuracy (each view
 on its own) and mean class accuracy (the mean over classes of per-class video accuracy) are
 reported beside it. A video whose decoding failed is never substituted: it is left out of every
-metric and listed. Everything here is a pure function of tensors, testable on fixed logits.
+metric and listed. Everything but the report writing is a pure function of tensors, testable on
+fixed logits. ``write_report`` writes each file whole or not at all (``octvideo.paths``): a full
+disk is one line naming the file, and a symbolic link among them is refused
+(``check_report_files`` refuses it before the evaluation).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +25,17 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from octvideo.paths import check_output_file, write_atomically
+
+# the files of a test report in its folder
+REPORT_FILES = {
+    "summary": "summary.json",
+    "predictions": "predictions.csv",
+    "per_class": "per_class.csv",
+    "failed": "failed_videos.txt",
+    "confusion": "confusion.png",
+}
 
 
 @dataclass
@@ -180,6 +196,11 @@ def write_report(
 
     Returns:
         Name -> path of every file written.
+
+    Raises:
+        UsageError: a report file is a symbolic link or a folder.
+        OutputWriteError: a file cannot be written (full disk); it is left as it was, and the
+            files before it are written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = aggregate_views(views)
@@ -187,13 +208,10 @@ def write_report(
     num_classes = views.logits.shape[1]
     preds = scores.probs.argmax(dim=1)
     files = {
-        "summary": out_dir / "summary.json",
-        "predictions": out_dir / "predictions.csv",
-        "per_class": out_dir / "per_class.csv",
-        "failed": out_dir / "failed_videos.txt",
+        k: out_dir / REPORT_FILES[k] for k in ("summary", "predictions", "per_class", "failed")
     }
 
-    with files["predictions"].open("w", newline="") as fh:
+    with io.StringIO(newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
             [
@@ -230,9 +248,10 @@ def write_report(
                     int(scores.num_views[row]),
                 ]
             )
+        write_atomically(files["predictions"], fh.getvalue())
 
     class_acc, counts = per_class_accuracy(preds, scores.labels, num_classes)
-    with files["per_class"].open("w", newline="") as fh:
+    with io.StringIO(newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["class_index", "class_name", "videos", "correct", "accuracy"])
         for k in range(num_classes):
@@ -241,13 +260,15 @@ def write_report(
             writer.writerow(
                 [k, classes[k], int(counts[k]), correct, "" if math.isnan(acc) else f"{acc:.6f}"]
             )
+        write_atomically(files["per_class"], fh.getvalue())
 
-    with files["failed"].open("w") as fh:
-        for vid in scores.failed:
-            fh.write(f"{paths[vid]}\t{views.errors.get(vid, 'failed to decode')}\n")
+    failed = (
+        f"{paths[vid]}\t{views.errors.get(vid, 'failed to decode')}\n" for vid in scores.failed
+    )
+    write_atomically(files["failed"], "".join(failed))
 
     if confusion_png:
-        files["confusion"] = out_dir / "confusion.png"
+        files["confusion"] = out_dir / REPORT_FILES["confusion"]
         plot_confusion(
             confusion_matrix(preds, scores.labels, num_classes), classes, files["confusion"]
         )
@@ -260,12 +281,24 @@ def write_report(
         "protocol": protocol,
         "files": {k: p.name for k, p in files.items()},
     }
-    files["summary"].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_atomically(files["summary"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return files
 
 
+def check_report_files(out_dir: str | os.PathLike[str], option: str = "report file") -> None:
+    """Refuses, before an evaluation, report files in ``out_dir`` that ``write_report`` would
+    refuse after it (symbolic links, folders).
+
+    Raises:
+        UsageError: naming ``option`` and the file.
+    """
+    for name in REPORT_FILES.values():
+        check_output_file(option, Path(out_dir) / name, folder=False)
+
+
 def plot_confusion(matrix: Tensor, classes: Sequence[str], path: Path) -> Path:
-    """Row-normalised confusion matrix as a PNG (class names on the axes up to 50 classes)."""
+    """Row-normalised confusion matrix as a PNG (class names on the axes up to 50 classes),
+    written whole or not at all (``write_atomically``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,6 +317,7 @@ def plot_confusion(matrix: Tensor, classes: Sequence[str], path: Path) -> Path:
         ax.set_xticks(range(num_classes), labels=list(classes), rotation=90, fontsize=7)
         ax.set_yticks(range(num_classes), labels=list(classes), fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
-    return path
+    return write_atomically(path, png.getbuffer())

@@ -50,7 +50,7 @@ from octvideo.engine.checkpoint import (
     model_state_dict,
     state_mismatch,
 )
-from octvideo.engine.evaluate import summarize, write_report
+from octvideo.engine.evaluate import check_report_files, summarize, write_report
 from octvideo.engine.module import NonFiniteLoss, VideoClassifier
 from octvideo.models.cost import total_gflops
 from octvideo.paths import make_writable_folder
@@ -602,6 +602,7 @@ def run_test(
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     check_output_dir(out_dir, "--out or test.out_dir")  # not after the whole evaluation
+    check_report_files(out_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_model(cfg.model, pretrained=False)  # the checkpoint holds the weights

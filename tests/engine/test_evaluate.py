@@ -168,3 +168,66 @@ def test_test_names_top_k_by_the_class_count(monkeypatch, tmp_path, capsys):
     assert cli.main(["test", "--cfg", "any.yaml", "--ckpt", "any.ckpt"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("video top-1 50.00%  top-3 100.00%  clip top-1 25.00%")
+
+
+def _report(out_dir, confusion_png=True):
+    return write_report(
+        out_dir,
+        _views(FIXED),
+        classes=["a", "b", "c"],
+        paths=["v0.mp4", "v1.mp4", "v2.mp4"],
+        protocol={"views": 2},
+        confusion_png=confusion_png,
+    )
+
+
+def test_a_real_full_disk_under_the_report_is_one_line(request, tmp_path):
+    from octvideo.paths import OutputWriteError
+    from tests.small_disk import fill, small_disk
+
+    disk = small_disk(request, tmp_path / "report")
+    (disk / "summary.json").write_text("earlier")
+    fill(disk, leave=0)
+    with pytest.raises(OutputWriteError) as info:
+        _report(disk)
+    message = str(info.value)
+    assert message.startswith(f"cannot write {disk / 'predictions.csv'} (No space left on device)")
+    assert "\n" not in message
+    assert sorted(p.name for p in disk.iterdir()) == ["ballast", "summary.json"]  # no temporary
+    assert (disk / "summary.json").read_text() == "earlier"
+
+
+def test_a_symbolic_link_among_the_report_files_is_refused(tmp_path):
+    from octvideo.cli import UsageError
+
+    target = tmp_path / "keep.json"
+    target.write_text("keep")
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "summary.json").symlink_to(target)
+    with pytest.raises(UsageError, match=r"summary\.json is a symbolic link to .*keep\.json; give"):
+        _report(out, confusion_png=False)
+    assert target.read_text() == "keep"
+
+
+def test_test_refuses_a_linked_report_file_before_the_evaluation(monkeypatch, tmp_path, capsys):
+    from octvideo import cli
+    from octvideo.engine import run as run_module
+    from octvideo.engine.checkpoint import atomic_save
+
+    ckpt = atomic_save({}, tmp_path / "any.ckpt")
+    report = tmp_path / "run" / "test"
+    report.mkdir(parents=True)
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("keep")
+    (report / "predictions.csv").symlink_to(target)
+    evaluated = []
+    monkeypatch.setattr(run_module, "_trainer", lambda *a, **k: evaluated.append(1))
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"octvideo test: error: report file {report / 'predictions.csv'} is a symbolic link to "
+        f"{target}; give the real path or remove the link"
+    )
+    assert not evaluated and target.read_text() == "keep"
