@@ -17,7 +17,8 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
   video-level scores
   are the mean of the windows' probabilities. Seconds are counted from the first frame and map to
   frames as ``seconds x fps``, or through the frames' own timestamps in a variable-frame-rate file
-  (one whose timestamps are somewhere half a frame or more away from ``index / fps``).
+  (one whose timestamps are somewhere half a frame or more away from ``index / fps``); there the
+  windows end at the last frame's time, not at ``frames / average fps``.
 
 Every number is bounded before a video is read: windows and strides are finite and at least
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
@@ -130,7 +131,8 @@ class VideoResult:
         video: video-level prediction (None when the input failed).
         windows: per-window predictions (empty unless windows were asked for).
         error: the decoder's or reader's error; None when the input succeeded.
-        duration: seconds of video (frames / fps).
+        duration: seconds of video (frames / fps; with windows over a variable-frame-rate file,
+            the last frame's time).
         num_frames: frames in the video.
         fps: frame rate used for times.
         seconds: wall time spent on this input.
@@ -593,7 +595,11 @@ def _frame_rate(fps: float) -> float:
 
 
 def _duration(info: VideoInfo, frame_times: np.ndarray | None) -> float:
-    """Seconds the windows span: ``frames / fps``, the end of the last frame."""
+    """Seconds the windows span: up to the last frame's time when the frame rate varies (the
+    average rate of a few long gaps puts ``frames / fps`` before or after the last frame), else
+    ``frames / fps``, the end of the last frame."""
+    if frame_times is not None:
+        return float(frame_times[-1])
     return info.num_frames / _frame_rate(info.fps)
 
 
