@@ -19,6 +19,7 @@ from octvideo.allocator import keep_freed_memory
 _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.data.cli",
     "octvideo.engine.cli",
+    "octvideo.engine.sweep_cli",
     "octvideo.inference.cli",
     "octvideo.models.cli",
 )

@@ -83,7 +83,12 @@ def measure_cost(model: nn.Module, frames: int = 8, size: int = 224) -> ModelCos
         frames: clip length.
         size: spatial crop.
     """
-    by_op = _analysis(model, example_input(model, frames, size), lambda a: a.by_operator())
+    return clip_cost(model, example_input(model, frames, size))
+
+
+def clip_cost(model: nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> ModelCost:
+    """``measure_cost`` of one forward of ``clip`` (a tensor, or a SlowFast [slow, fast] list)."""
+    by_op = _analysis(model, clip, lambda a: a.by_operator())
     logging.getLogger(__name__).debug("fvcore counts by operator: %s", by_op)
     conv_fc = sum(v for k, v in by_op.items() if _op_key(k) in _CONV_FC_OPS)
     attention = sum(v for k, v in by_op.items() if _op_key(k) in _ATTENTION_OPS)

@@ -1,0 +1,888 @@
+"""``octvideo sweep``: a study over config values, each point and seed an ordinary run, gathered
+into one table and one figure of accuracy against cost.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049), Table 8 and its
+accuracy-vs-GFLOPs figure: what a user keeps in accuracy and saves in compute, time and memory
+when swapping a network for its octave version at a given alpha, measured on their own data.
+
+    result = run_study("oct_i3d_synth.yaml", [[parse_grid("model.alpha=0,0.25,0.5")]],
+                       seeds=3, out="runs/study")
+
+Layout of ``out``::
+
+    out/
+      alpha-0/seed0/        an ordinary run folder (config.yaml, checkpoints/, test/summary.json)
+      alpha-0/seed0/sweep.log     the run's output; sweep.json: its status, reason, wall time
+      ...
+      measured.json         cost, memory and interleaved times of every point (made once)
+      study.csv  study.json  study.md  study.png
+
+Each run is a fresh process (``octvideo train`` then ``octvideo test``), so a crash, a leak or a
+hard kill of one run leaves the study going. A run is finished when its test summary exists;
+starting the study again skips finished runs and continues unfinished ones from their
+``last.ckpt`` (``--resume auto``). A point whose config is refused, or whose run fails, is
+recorded with its one-line reason and the study goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import logging
+import math
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octvideo.cli import UsageError
+from octvideo.config import ConfigError, RunConfig, load_config
+
+logger = logging.getLogger(__name__)
+
+# keys the study sets itself on every run
+RESERVED_KEYS = ("trainer.seed", "output.dir", "output.root", "output.name", "test.out_dir")
+CHECKPOINTS = ("last", "best")
+SUMMARY = Path("test") / "summary.json"
+RECORD = "sweep.json"
+LOG = "sweep.log"
+MEASURED = "measured.json"
+METRICS = ("video_top1", "clip_top1", "mean_class_accuracy")
+
+
+class RunFailed(Exception):
+    """One run of the study failed; the message is its one-line reason."""
+
+
+# ------------------------------------------------------------------------------------ the grid
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """One ``--grid KEY=V1,V2,...``: a config key and its values as override text."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+def split_values(text: str) -> list[str]:
+    """``text`` split at commas outside brackets and quotes: ``0,[2,2,2],'a,b'`` gives three."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced {ch!r}")
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    if depth or quote:
+        raise ValueError("unbalanced brackets or quotes")
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def parse_grid(spec: str) -> GridAxis:
+    """``KEY=V1,V2,...`` to a ``GridAxis``; lists in brackets (``model.octave=[1,2,2],[2,2,2]``).
+
+    Raises:
+        UsageError: no ``=``, an empty key or value, a reserved key, or a repeated value.
+    """
+    key, sep, text = spec.partition("=")
+    key = key.strip()
+    if not sep or not key or " " in key:
+        raise UsageError(f"--grid {spec!r} is not KEY=V1,V2,... (e.g. model.alpha=0,0.25,0.5)")
+    if key in RESERVED_KEYS:
+        raise UsageError(
+            f"--grid {key}: the study sets {key} itself (seeds come from --seeds, folders from "
+            "--out); grid over other keys"
+        )
+    try:
+        values = split_values(text)
+    except ValueError as err:
+        raise UsageError(f"--grid {spec!r}: {err} in the values") from None
+    if any(not v for v in values):
+        raise UsageError(
+            f"--grid {spec!r} has an empty value; give values separated by single commas"
+        )
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise UsageError(f"--grid {key} lists {', '.join(repeated)} more than once")
+    return GridAxis(key, tuple(values))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: the (key, value text) pairs it sets, in grid order."""
+
+    settings: tuple[tuple[str, str], ...]
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"{k}={v}" for k, v in self.settings]
+
+    @property
+    def label(self) -> str:
+        """Short text for tables and the figure: ``alpha=0.25 octave=[2,2,2]``."""
+        if not self.settings:
+            return "config as given"
+        return " ".join(f"{_short(k, self.settings)}={v}" for k, v in self.settings)
+
+    @property
+    def name(self) -> str:
+        """A folder name made of the settings: ``alpha-0.25_octave-2-2-2``."""
+        if not self.settings:
+            return "base"
+        parts = []
+        for k, v in self.settings:
+            value = re.sub(r"[^A-Za-z0-9.+-]+", "-", v).strip("-") or "x"
+            parts.append(f"{_short(k, self.settings)}-{value}")
+        return "_".join(parts)
+
+
+def _short(key: str, settings: Sequence[tuple[str, str]]) -> str:
+    """The key's last component, or the whole key where another key shares it."""
+    leaf = key.rsplit(".", 1)[-1]
+    same = [k for k, _ in settings if k.rsplit(".", 1)[-1] == leaf]
+    return leaf if len(same) == 1 else key
+
+
+def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
+    """The points of each group (the product of its axes), groups one after another, each point
+    once. The first point is the study's baseline.
+
+    Raises:
+        UsageError: a key given twice in one group, or two points sharing a folder name.
+    """
+    points: list[Point] = []
+    for axes in groups or [[]]:
+        keys = [a.key for a in axes]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise UsageError(
+                f"--grid {twice[0]} is given twice in one group; list all its values in one "
+                "--grid, or start another group with --plus"
+            )
+        for values in itertools.product(*(a.values for a in axes)):
+            point = Point(tuple(zip(keys, values, strict=True)))
+            if point not in points:
+                points.append(point)
+    names: dict[str, Point] = {}
+    for p in points:
+        if p.name in names:
+            raise UsageError(
+                f"grid points {names[p.name].label!r} and {p.label!r} would share the folder "
+                f"{p.name}; write their values the same way"
+            )
+        names[p.name] = p
+    return points
+
+
+def split_groups(items: Sequence[str | None]) -> list[list[GridAxis]]:
+    """``--grid`` specs with ``None`` where ``--plus`` starts another group."""
+    groups: list[list[GridAxis]] = [[]]
+    for item in items:
+        if item is None:
+            groups.append([])
+        else:
+            groups[-1].append(parse_grid(item))
+    if len(groups) > 1 and any(not g for g in groups):
+        raise UsageError("--plus needs --grid options on both sides")
+    return groups
+
+
+# ------------------------------------------------------------------------------------ the runs
+
+
+def run_folder(out: Path, point: Point, seed: int) -> Path:
+    return out / point.name / f"seed{seed}"
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run is finished when its multi-view test wrote its summary."""
+    return (run_dir / SUMMARY).is_file()
+
+
+Runner = Callable[[str, Sequence[str], Path], None]
+
+
+def _cli_command(*args: str) -> list[str]:
+    code = "import sys; from octvideo.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, *args]
+
+
+def _reason(log_tail: list[str], returncode: int) -> str:
+    """One line saying why a command failed: its own one-line error where it printed one, else
+    its last line (a traceback's exception), else its exit status."""
+    lines = [ln.strip() for ln in log_tail if ln.strip()]
+    for line in reversed(lines):
+        if line.startswith("octvideo ") and (": error: " in line or ": stopped: " in line):
+            return line
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        last = f": {lines[-1]}" if lines else ""
+        return f"killed by {name}{last}"
+    return lines[-1] if lines else f"exit status {returncode}"
+
+
+class SubprocessRunner:
+    """Runs one point and seed as ``octvideo train`` then ``octvideo test``, each its own process,
+    their output appended to ``<run>/sweep.log``.
+
+    Args:
+        ckpt: which checkpoint is tested: "last" (every point gets the same training budget, no
+            choice made on the validation set) or "best".
+        timeout: seconds one command may run (None: no limit); a command past it is stopped.
+    """
+
+    def __init__(self, ckpt: str = "last", timeout: float | None = None) -> None:
+        self.ckpt = ckpt
+        self.timeout = timeout
+
+    def __call__(self, cfg: str, overrides: Sequence[str], run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._run(
+            run_dir,
+            "train",
+            "--cfg",
+            cfg,
+            "--out",
+            str(run_dir),
+            "--resume",
+            "auto",
+            "trainer.progress_bar=false",
+            *overrides,
+        )
+        ckpt = run_dir / "checkpoints" / f"{self.ckpt}.ckpt"
+        if not ckpt.is_file():
+            raise RunFailed(f"training left no {ckpt.name} in {ckpt.parent}")
+        self._run(
+            run_dir,
+            "test",
+            "--cfg",
+            str(run_dir / "config.yaml"),
+            "--ckpt",
+            str(ckpt),
+            "--out",
+            str(run_dir),
+        )
+
+    def _run(self, run_dir: Path, *args: str) -> None:
+        log = run_dir / LOG
+        with log.open("a") as fh:
+            fh.write(f"\n$ octvideo {' '.join(args)}\n")
+            fh.flush()
+            proc = subprocess.Popen(_cli_command(*args), stdout=fh, stderr=subprocess.STDOUT)
+            try:
+                returncode = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+                raise RunFailed(
+                    f"octvideo {args[0]} ran past --run-timeout {self.timeout:g} s and was "
+                    "stopped (its last.ckpt is kept: a rerun continues it)"
+                ) from None
+            finally:
+                if proc.poll() is None:  # interrupted: the child keeps its checkpoint and ends
+                    _stop(proc)
+        if returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-40:]
+            raise RunFailed(_reason(tail, returncode))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (a training run writes last.ckpt first), then SIGKILL after a minute."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class RunRecord:
+    """What the study knows of one run (``<run>/sweep.json``)."""
+
+    point: str
+    seed: int
+    status: str  # "finished" | "failed" | "pending"
+    reason: str = ""
+    wall_s: float | None = None  # train + test, summed over the attempts that ended
+
+
+def _read_record(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+
+
+def check_point(cfg: str, overrides: Sequence[str], point: Point) -> str:
+    """'' when the point's config loads, else the config's one-line refusal."""
+    try:
+        load_config(cfg, [*overrides, *point.overrides])
+    except ConfigError as err:
+        return str(err)
+    return ""
+
+
+def run_points(
+    cfg: str,
+    points: Sequence[Point],
+    seeds: Sequence[int],
+    out: Path,
+    overrides: Sequence[str] = (),
+    *,
+    runner: Runner | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[RunRecord]:
+    """Runs every point and seed not finished yet, seed by seed (every point's first seed before
+    any second seed, so a study stopped early still has a whole first row); a point whose config
+    is refused, or whose run fails, is recorded with its reason and the others go on."""
+    runner = runner or SubprocessRunner()
+    refused = {p: check_point(cfg, overrides, p) for p in points}
+    records = []
+    for seed in seeds:
+        for i, point in enumerate(points):
+            run_dir = run_folder(out, point, seed)
+            what = f"[{point.label}, seed {seed}]"
+            previous = _read_record(run_dir)
+            if is_finished(run_dir):
+                logger.info("%s finished before: skipped (%s)", what, run_dir)
+                records.append(
+                    RunRecord(point.name, seed, "finished", wall_s=previous.get("wall_s"))
+                )
+                continue
+            if refused[point]:
+                logger.warning("%s refused: %s", what, refused[point])
+                record = RunRecord(point.name, seed, "failed", refused[point])
+                run_dir.mkdir(parents=True, exist_ok=True)
+                _write_json(run_dir / RECORD, dataclasses.asdict(record))
+                records.append(record)
+                continue
+            logger.info("%s run %d of %d: %s", what, i + 1, len(points), run_dir)
+            start = clock()
+            reason = ""
+            try:
+                runner(cfg, [*overrides, *point.overrides, f"trainer.seed={seed}"], run_dir)
+            except RunFailed as err:
+                reason = str(err) or "failed"
+            wall = clock() - start + (previous.get("wall_s") or 0.0)
+            if not reason and not is_finished(run_dir):
+                reason = f"the run ended without a test summary ({run_dir / SUMMARY})"
+            record = RunRecord(point.name, seed, "failed" if reason else "finished", reason, wall)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(run_dir / RECORD, dataclasses.asdict(record))
+            if reason:
+                logger.warning("%s failed: %s", what, reason)
+            records.append(record)
+    return records
+
+
+# --------------------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Measured:
+    """One point's cost, measured once per study (not per seed)."""
+
+    gflops: float | None = None  # per test view, convolutions + classifier (the paper's count)
+    params: int | None = None
+    saved_mib_per_clip: float | None = None  # activations saved for backward in a training step
+    infer_ms: float | None = None
+    infer_ratio: float | None = None  # per-round ratios against the baseline point
+    infer_ratio_min: float | None = None
+    infer_ratio_max: float | None = None
+    train_ms: float | None = None
+    train_ratio: float | None = None
+    train_ratio_min: float | None = None
+    train_ratio_max: float | None = None
+    error: str = ""
+
+
+def _clips(cfg: RunConfig, batch: int, crop: int):
+    import torch
+
+    d = cfg.data
+    clip = torch.randn(batch, 3, d.num_frames, crop, crop)
+    if d.slowfast_alpha is None:
+        return clip
+    return [clip[:, :, :: d.slowfast_alpha].contiguous(), clip]
+
+
+def measure_points(
+    cfg: str,
+    points: Sequence[Point],
+    overrides: Sequence[str] = (),
+    *,
+    repeats: int = 10,
+    batch: int = 2,
+    timer: Callable[[], float] = time.perf_counter,
+) -> dict[str, Measured]:
+    """Cost of each point's network: GFLOPs of one test view, parameters, activations a training
+    step saves (per clip, at ``batch`` training clips), and inference (one test view) and
+    training-step (``batch`` clips) times measured interleaved in this one process, as per-round
+    ratios against the first point (``repeats`` rounds; 0 skips the timing)."""
+    import torch
+
+    from octvideo.engine.build import build_model, on_gpu
+    from octvideo.models.cost import clip_cost
+    from octvideo.models.measure import StepTimer, ratio_stats, time_interleaved
+    from octvideo.ops import memory_format_for
+
+    results: dict[str, Measured] = {}
+    timers: dict[str, StepTimer] = {}
+    for point in points:
+        m = results[point.name] = Measured()
+        try:
+            run_cfg = load_config(cfg, [*overrides, *point.overrides])
+            torch.manual_seed(0)
+            model = build_model(run_cfg.model, pretrained=False)
+            d = run_cfg.data
+            cost = clip_cost(model, _clips(run_cfg, 1, d.test_crop_size))
+            m.gflops, m.params = cost.gflops, cost.params
+            gpu = on_gpu(run_cfg.trainer.accelerator) and torch.cuda.is_available()
+            device = torch.device("cuda" if gpu else "cpu")
+            timer_ = StepTimer(
+                model,
+                _clips(run_cfg, 1, d.test_crop_size),
+                _clips(run_cfg, batch, d.train_crop_size),
+                memory_format=memory_format_for(device, run_cfg.trainer.memory_format),
+                device=device,
+            )
+            m.saved_mib_per_clip = timer_.saved_bytes() / 2**20 / batch
+            timers[point.name] = timer_
+        except (ConfigError, ValueError, TypeError, RuntimeError) as err:
+            m.error = " ".join(str(err).split()) or type(err).__name__
+            logger.warning("[%s] not measured: %s", point.label, m.error)
+    base = points[0].name if points else ""
+    if repeats and base in timers:
+        names = list(timers)
+        logger.info("timing %d networks, %d interleaved rounds", len(names), repeats)
+        runs = [timers[n] for n in names]
+        infer = ratio_stats(
+            time_interleaved([r.infer for r in runs], repeats=repeats, timer=timer), 0
+        )
+        train = ratio_stats(
+            time_interleaved([r.train_step for r in runs], repeats=repeats, timer=timer), 0
+        )
+        for n, i, t in zip(names, infer, train, strict=True):
+            m = results[n]
+            m.infer_ms, m.train_ms = i.median_s * 1e3, t.median_s * 1e3
+            m.infer_ratio, m.infer_ratio_min, m.infer_ratio_max = i.ratio, i.ratio_min, i.ratio_max
+            m.train_ratio, m.train_ratio_min, m.train_ratio_max = t.ratio, t.ratio_min, t.ratio_max
+    elif repeats:
+        logger.warning("the baseline point could not be built: no time ratios")
+    return results
+
+
+# ------------------------------------------------------------------------------------ the table
+
+
+def _spread(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean, sample standard deviation (None for one value), min and max."""
+    if not values:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def collect(
+    out: Path, points: Sequence[Point], seeds: Sequence[int], measured: dict[str, Measured]
+) -> list[dict[str, Any]]:
+    """One row per point from the run folders: accuracies over the finished seeds (mean, sample
+    std, min, max), the measured cost, wall time, and the status with the first failure's
+    reason."""
+    rows = []
+    for index, point in enumerate(points):
+        values: dict[str, list[float]] = {k: [] for k in METRICS}
+        walls, failures, finished = [], [], 0
+        for seed in seeds:
+            run_dir = run_folder(out, point, seed)
+            record = _read_record(run_dir)
+            if is_finished(run_dir):
+                finished += 1
+                summary = json.loads((run_dir / SUMMARY).read_text())
+                for k in METRICS:
+                    v = (summary.get("metrics") or {}).get(k)
+                    if v is not None:
+                        values[k].append(float(v))
+                if record.get("wall_s") is not None:
+                    walls.append(float(record["wall_s"]))
+            elif record.get("status") == "failed":
+                failures.append(f"seed {seed}: {record.get('reason', '')}")
+        if finished == len(seeds):
+            status = "ok"
+        elif failures:
+            status = "failed" if not finished else f"{finished}/{len(seeds)} seeds"
+            status += f": {failures[0]}"
+        else:
+            status = f"{finished}/{len(seeds)} seeds (not run yet)"
+        m = measured.get(point.name, Measured())
+        row: dict[str, Any] = {
+            "point": point.label,
+            "folder": point.name,
+            "baseline": index == 0,
+            "settings": dict(point.settings),
+            "status": status,
+            "seeds_finished": finished,
+        }
+        for k in METRICS:
+            for stat, v in _spread(values[k]).items():
+                row[f"{k}_{stat}"] = v
+        row.update({k: v for k, v in dataclasses.asdict(m).items() if k != "error"})
+        row["measure_error"] = m.error
+        row["wall_s_mean"] = statistics.fmean(walls) if walls else None
+        rows.append(row)
+    return rows
+
+
+CSV_COLUMNS = (
+    "point",
+    "status",
+    "seeds_finished",
+    *(f"{k}_{s}" for k in METRICS for s in ("mean", "std", "min", "max")),
+    "gflops",
+    "params",
+    "saved_mib_per_clip",
+    "infer_ms",
+    "infer_ratio",
+    "infer_ratio_min",
+    "infer_ratio_max",
+    "train_ms",
+    "train_ratio",
+    "train_ratio_min",
+    "train_ratio_max",
+    "wall_s_mean",
+    "baseline",
+    "folder",
+    "measure_error",
+)
+
+
+def _pct(row: dict[str, Any], key: str) -> str:
+    mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+    if mean is None:
+        return "-"
+    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _ratio(row: dict[str, Any], key: str) -> str:
+    if row[f"{key}_ratio"] is None:
+        return "-"
+    return (
+        f"{row[f'{key}_ratio']:.3f} ({row[f'{key}_ratio_min']:.3f}-{row[f'{key}_ratio_max']:.3f})"
+    )
+
+
+def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Study of `{meta['config']}`, {meta['seeds']} seed(s) per point; {meta['date']}, "
+        f"{meta['machine']}.",
+        "",
+        f"`{meta['command']}`",
+        "",
+        "Accuracies in %: mean ± sample standard deviation over the finished seeds (study.csv "
+        "also has min and max). GFLOPs: multiply-adds of one test view (convolutions and "
+        "classifier). Saved MiB: activations a training step keeps for backward, per clip. "
+        "Times: medians of interleaved rounds in one process; ratios against the baseline "
+        "(first) point: median of the per-round ratios (range). Wall: train + test of one run, "
+        "mean over seeds.",
+        "",
+        "| point | video top-1 | clip top-1 | mean class acc | GFLOPs | params (M) | saved MiB "
+        "| inference ms | inference ratio | train step ms | train ratio | wall s | status |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        name = row["point"] + (" (baseline)" if row["baseline"] else "")
+        params = None if row["params"] is None else row["params"] / 1e6
+        lines.append(
+            f"| {name} | {_pct(row, 'video_top1')} | {_pct(row, 'clip_top1')} | "
+            f"{_pct(row, 'mean_class_accuracy')} | {_num(row['gflops'], '.4g')} | "
+            f"{_num(params, '.3f')} | {_num(row['saved_mib_per_clip'], '.3g')} | "
+            f"{_num(row['infer_ms'], '.1f')} | {_ratio(row, 'infer')} | "
+            f"{_num(row['train_ms'], '.1f')} | {_ratio(row, 'train')} | "
+            f"{_num(row['wall_s_mean'], '.0f')} | {row['status'].replace('|', '/')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """The paper's figure: video top-1 (error bars: min-max over seeds) against GFLOPs per view,
+    and against the measured inference time ratio; one marker per point, the baseline a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("gflops", None, "GFLOPs per view"),
+        ("infer_ratio", ("infer_ratio_min", "infer_ratio_max"), "inference time / baseline"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    markers = itertools.cycle("osD^v<>phX")
+    for row in rows:
+        marker = "*" if row["baseline"] else next(markers)
+        y = row["video_top1_mean"]
+        for ax, (xkey, xrange_, _) in zip(axes, panels, strict=True):
+            x = row[xkey]
+            if x is None or y is None:
+                continue
+            yerr = [[100 * (y - row["video_top1_min"])], [100 * (row["video_top1_max"] - y)]]
+            xerr = None
+            if xrange_ is not None and row[xrange_[0]] is not None:
+                xerr = [[x - row[xrange_[0]]], [row[xrange_[1]] - x]]
+            label = row["point"] + (" (baseline)" if row["baseline"] else "")
+            ax.errorbar(
+                x,
+                100 * y,
+                yerr=yerr,
+                xerr=xerr,
+                fmt=marker,
+                markersize=12 if row["baseline"] else 7,
+                capsize=3,
+                label=label,
+            )
+            ax.annotate(
+                row["point"], (x, 100 * y), textcoords="offset points", xytext=(6, 6), fontsize=7
+            )
+    for ax, (_, _, xlabel) in zip(axes, panels, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("video top-1 (%)")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_title("accuracy vs FLOPs")
+    axes[1].set_title("accuracy vs measured time")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        cpu += f"; {torch.cuda.get_device_name(0)}"
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
+    """study.csv, study.json, study.md and study.png in ``out``."""
+    import csv
+
+    files = {
+        "csv": out / "study.csv",
+        "json": out / "study.json",
+        "md": out / "study.md",
+        "png": out / "study.png",
+    }
+    with files["csv"].open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
+    clean = [{k: _finite(v) for k, v in row.items()} for row in rows]
+    _write_json(files["json"], {"meta": meta, "rows": clean})
+    files["md"].write_text(markdown(rows, meta))
+    plot(rows, files["png"])
+    return files
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# ---------------------------------------------------------------------------------- the study
+
+
+@dataclass
+class StudyResult:
+    out: Path
+    rows: list[dict[str, Any]]
+    files: dict[str, Path]
+    records: list[RunRecord] = field(default_factory=list)
+
+
+def _check_base(cfg: str, overrides: Sequence[str], groups: Sequence[Sequence[GridAxis]]) -> None:
+    """The config and overrides must load, and each grid axis must have a value that loads.
+
+    Raises:
+        UsageError: the base config is refused, an override sets a reserved key, or every value
+            of an axis is refused (a misspelt key): the refusal of its first value.
+    """
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in RESERVED_KEYS:
+            raise UsageError(
+                f"override {key}: the study sets {key} itself (seeds from --seeds, folders "
+                "from --out)"
+            )
+    load_config(cfg, overrides)  # a ConfigError is a UsageError: one line
+    for axis in (a for g in groups for a in g):
+        reasons = []
+        for value in axis.values:
+            try:
+                load_config(cfg, [*overrides, f"{axis.key}={value}"])
+                break
+            except ConfigError as err:
+                reasons.append(str(err))
+        else:
+            raise UsageError(f"--grid {axis.key}: every value is refused; {reasons[0]}")
+
+
+def run_study(
+    cfg: str,
+    groups: Sequence[Sequence[GridAxis]],
+    *,
+    seeds: int,
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    runner: Runner | None = None,
+    measure: bool = True,
+    repeats: int = 10,
+    batch: int = 2,
+    clock: Callable[[], float] = time.monotonic,
+    timer: Callable[[], float] = time.perf_counter,
+    command: str = "",
+) -> StudyResult:
+    """Runs (or continues) a study and writes its table and figure.
+
+    Args:
+        cfg: config path or shipped name every run starts from.
+        groups: grid groups: each the product of its axes; the groups' points are joined.
+        seeds: runs per point, with ``trainer.seed`` 0, 1, ...
+        out: the study folder.
+        overrides: ``key=value`` applied to every run before the point's own.
+        runner: runs one point and seed (default: ``SubprocessRunner()``).
+        measure: measure cost, memory and times of each point (``measured.json``, made once and
+            reused while the points are the same).
+        repeats: interleaved timing rounds (0: cost and memory only).
+        batch: training clips per timed step.
+        clock: wall clock of the runs; timer: clock of the timed calls (tests inject both).
+        command: the command line, written into the table.
+
+    Raises:
+        UsageError: a bad grid, seed count or config (see ``_check_base``), or an unwritable
+            ``out``.
+    """
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds}: give 1 or more")
+    out = Path(out)
+    _check_base(cfg, overrides, groups)
+    points = expand(groups)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(
+            out / "plan.json",
+            {
+                "config": str(cfg),
+                "overrides": list(overrides),
+                "points": [p.overrides for p in points],
+                "seeds": seeds,
+            },
+        )
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from err
+    seed_list = list(range(seeds))
+    records = run_points(str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock)
+    measured: dict[str, Measured] = {}
+    if measure:
+        measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+    rows = collect(out, points, seed_list, measured)
+    meta = {
+        "config": str(cfg),
+        "overrides": list(overrides),
+        "seeds": seeds,
+        "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "timing": {"repeats": repeats, "train_batch": batch} if measure else None,
+        "spread": "std: sample standard deviation over seeds; min/max: over seeds; time ratios: "
+        "median and range of per-round ratios against the baseline point",
+    }
+    files = write_study(out, rows, meta)
+    return StudyResult(out, rows, files, records)
+
+
+def _measured(
+    out: Path,
+    cfg: str,
+    points: Sequence[Point],
+    overrides: Sequence[str],
+    repeats: int,
+    batch: int,
+    timer: Callable[[], float],
+) -> dict[str, Measured]:
+    """``measured.json`` when it holds these points at these settings, else a new measurement."""
+    key = {
+        "points": [p.overrides for p in points],
+        "overrides": list(overrides),
+        "repeats": repeats,
+        "batch": batch,
+    }
+    path = out / MEASURED
+    try:
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return {n: Measured(**m) for n, m in stored["points"].items()}
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    measured = measure_points(cfg, points, overrides, repeats=repeats, batch=batch, timer=timer)
+    data = {
+        n: {k: _finite(v) for k, v in dataclasses.asdict(m).items()} for n, m in measured.items()
+    }
+    _write_json(path, {"key": key, "points": data})
+    return measured
+
+
+def iter_rows(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
+    """One line per point for the terminal."""
+    for row in rows:
+        yield (
+            f"{row['point']}{' (baseline)' if row['baseline'] else ''}: video top-1 "
+            f"{_pct(row, 'video_top1')}%, GFLOPs {_num(row['gflops'], '.4g')}, inference "
+            f"{_ratio(row, 'infer')}, {row['status']}"
+        )

@@ -1,0 +1,125 @@
+"""``octvideo sweep``: a study over config values (``octvideo.engine.sweep``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from types import FrameType
+
+from octvideo.cli import RunStopped, positive_int
+from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stdout, flush=True)  # noqa: T201
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # raised inside the wait on the current run, which then stops that run (it keeps last.ckpt)
+    raise RunStopped("stopped by SIGTERM; run the same command again to continue the study")
+
+
+def sweep(args: argparse.Namespace) -> int:
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = run_study(
+            args.cfg,
+            split_groups(args.grid or []),
+            seeds=args.seeds,
+            out=args.out,
+            overrides=args.overrides,
+            runner=SubprocessRunner(args.ckpt, args.run_timeout),
+            measure=not args.no_measure,
+            repeats=args.time_repeats,
+            batch=args.bench_batch,
+            command="octvideo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "",
+        )
+    except KeyboardInterrupt:
+        raise RunStopped("interrupted; run the same command again to continue the study") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for line in iter_rows(result.rows):
+        _print(line)
+    _print(f"study: {result.files['md'].resolve()}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a study over config values and tabulate accuracy against cost",
+        description=(
+            "Train and test every grid point x seed as an ordinary run in its own folder under "
+            "--out, skipping finished runs (run the same command again to continue a stopped "
+            "study), then write study.csv/json/md/png: accuracy (mean and spread over seeds) "
+            "beside GFLOPs, parameters, saved activations and interleaved time ratios against "
+            "the first point. Example: octvideo sweep --cfg oct_i3d_synth.yaml --grid "
+            "model.alpha=0,0.125,0.25,0.5 --seeds 3 --out runs/study"
+        ),
+    )
+    p.add_argument("--cfg", required=True, help="config path or shipped name")
+    p.add_argument("--out", required=True, help="study folder")
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2,...",
+        help="a config key and its values (lists in brackets: model.octave=[1,2,2],[2,2,2]); "
+        "several --grid make a product; the first point is the baseline",
+    )
+    p.add_argument(
+        "--plus",
+        dest="grid",
+        action="append_const",
+        const=None,
+        help="start another group of --grid options: its points join the study's",
+    )
+    p.add_argument("--seeds", type=positive_int, default=1, help="runs per point (default 1)")
+    p.add_argument(
+        "--ckpt",
+        choices=CHECKPOINTS,
+        default="last",
+        help="checkpoint each run is tested with (default last: the same budget for every "
+        "point, no choice made on validation accuracy)",
+    )
+    p.add_argument(
+        "--time-repeats",
+        type=_non_negative_int,
+        default=10,
+        help="interleaved timing rounds per network (0: no timing)",
+    )
+    p.add_argument(
+        "--bench-batch", type=positive_int, default=2, help="clips per timed training step"
+    )
+    p.add_argument("--no-measure", action="store_true", help="no cost, memory or timing columns")
+    p.add_argument(
+        "--run-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop a train or test command that runs longer (recorded as failed; a rerun "
+        "continues it from last.ckpt)",
+    )
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run")
+    p.set_defaults(func=sweep)

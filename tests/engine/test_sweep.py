@@ -1,0 +1,279 @@
+"""The study command: grid parsing, resuming, failed points, the table's aggregation and its
+files, on made-up run folders and a recording runner (no training)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from octvideo.cli import UsageError, main
+from octvideo.engine import sweep
+from octvideo.engine.sweep import (
+    GridAxis,
+    Measured,
+    Point,
+    RunFailed,
+    collect,
+    expand,
+    parse_grid,
+    run_folder,
+    run_study,
+    split_groups,
+)
+
+CFG = "oct_i3d_synth.yaml"
+
+
+# ------------------------------------------------------------------------------------ the grid
+
+
+def test_grid_values_split_at_top_level_commas():
+    assert parse_grid("model.alpha=0,0.125, 0.25") == GridAxis(
+        "model.alpha", ("0", "0.125", "0.25")
+    )
+    assert parse_grid("model.octave=[1,2,2],[2,2,2]").values == ("[1,2,2]", "[2,2,2]")
+    assert parse_grid("model.name=i3d_r18,c2d_r18").values == ("i3d_r18", "c2d_r18")
+    assert parse_grid("model.extra={width: 8, depth: 2},{}").values == (
+        "{width: 8, depth: 2}",
+        "{}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("model.alpha", "is not KEY=V1,V2"),
+        ("=0,1", "is not KEY=V1,V2"),
+        ("model.alpha=", "empty value"),
+        ("model.alpha=0,,0.5", "empty value"),
+        ("model.alpha=0,0.5,", "empty value"),
+        ("model.octave=[1,2,2", "unbalanced"),
+        ("model.octave=1,2,2]", "unbalanced"),
+        ("model.alpha=0,0.5,0", "lists 0 more than once"),
+        ("trainer.seed=0,1", "the study sets trainer.seed itself"),
+        ("output.dir=a,b", "the study sets output.dir itself"),
+    ],
+)
+def test_bad_grid_spec_is_one_line_usage_error(spec, match):
+    with pytest.raises(UsageError, match=match) as err:
+        parse_grid(spec)
+    assert "\n" not in str(err.value)
+
+
+def test_groups_are_products_joined_in_order():
+    groups = split_groups(
+        ["model.alpha=0,0.25", "model.octave=[1,2,2],[2,2,2]", None, "model.alpha=0.5"]
+    )
+    points = expand(groups)
+    assert [p.overrides for p in points] == [
+        ["model.alpha=0", "model.octave=[1,2,2]"],
+        ["model.alpha=0", "model.octave=[2,2,2]"],
+        ["model.alpha=0.25", "model.octave=[1,2,2]"],
+        ["model.alpha=0.25", "model.octave=[2,2,2]"],
+        ["model.alpha=0.5"],
+    ]
+    assert points[1].name == "alpha-0_octave-2-2-2"
+    assert points[1].label == "alpha=0 octave=[2,2,2]"
+
+
+def test_same_key_twice_in_a_group_and_dangling_plus_are_refused():
+    with pytest.raises(UsageError, match="given twice in one group"):
+        expand(split_groups(["model.alpha=0", "model.alpha=0.5"]))
+    with pytest.raises(UsageError, match="--plus needs --grid options on both sides"):
+        split_groups(["model.alpha=0", None])
+
+
+def test_points_that_would_share_a_folder_are_refused():
+    with pytest.raises(UsageError, match="would share the folder"):
+        expand([[GridAxis("model.extra.tag", ("a b", "a-b"))]])
+
+
+def test_cli_reports_a_bad_grid_in_one_line(tmp_path, capsys):
+    code = main(["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("octvideo sweep: error: --grid 'model.alpha' is not KEY=V1,V2")
+    assert len(err.splitlines()) == 1
+
+
+def test_misspelt_grid_key_is_refused_before_any_run(tmp_path):
+    calls = []
+    with pytest.raises(UsageError, match="--grid model.alpah: every value is refused.*alpha"):
+        run_study(
+            CFG,
+            [[parse_grid("model.alpah=0,0.5")]],
+            seeds=1,
+            out=tmp_path,
+            runner=lambda *a: calls.append(a),
+            measure=False,
+        )
+    assert calls == []
+
+
+# ------------------------------------------------------------------------------------ the runs
+
+
+def _finish(run_dir: Path, video: float, clip: float, mca: float) -> None:
+    """A made-up finished run: its test summary."""
+    (run_dir / "test").mkdir(parents=True, exist_ok=True)
+    metrics = {"video_top1": video, "clip_top1": clip, "mean_class_accuracy": mca}
+    (run_dir / "test" / "summary.json").write_text(json.dumps({"metrics": metrics}))
+
+
+class Recorder:
+    """A runner that records its calls and finishes each run with made-up accuracies; points
+    named in ``fail`` raise RunFailed instead."""
+
+    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+        self.calls: list[tuple[list[str], Path]] = []
+        self.fail = fail
+
+    def __call__(self, cfg, overrides, run_dir: Path) -> None:
+        self.calls.append((list(overrides), run_dir))
+        if any(f in overrides for f in self.fail):
+            raise RunFailed("octvideo train: stopped: loss is NaN at step 3")
+        _finish(run_dir, 0.5, 0.4, 0.45)
+
+
+def _clock() -> itertools.count:
+    ticks = itertools.count(0.0, 10.0)  # every call 10 s after the one before
+    return lambda: next(ticks)
+
+
+def _study(out: Path, runner, grid="model.alpha=0,0.25,0.5", seeds=2):
+    return run_study(
+        CFG,
+        [[parse_grid(grid)]],
+        seeds=seeds,
+        out=out,
+        runner=runner,
+        measure=False,
+        clock=_clock(),
+    )
+
+
+def test_each_point_and_seed_runs_once_in_its_own_folder(tmp_path):
+    runner = Recorder()
+    _study(tmp_path, runner)
+    folders = [d.relative_to(tmp_path).as_posix() for _, d in runner.calls]
+    assert folders == [
+        "alpha-0/seed0",
+        "alpha-0.25/seed0",
+        "alpha-0.5/seed0",
+        "alpha-0/seed1",
+        "alpha-0.25/seed1",
+        "alpha-0.5/seed1",
+    ]
+    overrides = runner.calls[4][0]
+    assert overrides[-2:] == ["model.alpha=0.25", "trainer.seed=1"]
+
+
+def test_started_again_a_study_skips_finished_runs(tmp_path):
+    point = Point((("model.alpha", "0.25"),))
+    _finish(run_folder(tmp_path, point, 0), 0.9, 0.8, 0.85)  # finished before the "kill"
+    (run_folder(tmp_path, point, 1) / "checkpoints").mkdir(parents=True)  # killed mid-training
+    runner = Recorder()
+    result = _study(tmp_path, runner)
+    ran = [d.relative_to(tmp_path).as_posix() for _, d in runner.calls]
+    assert "alpha-0.25/seed0" not in ran and "alpha-0.25/seed1" in ran
+    assert len(ran) == 5
+    again = Recorder()
+    _study(tmp_path, again)
+    assert again.calls == []  # everything finished: nothing runs
+    row = next(r for r in result.rows if r["folder"] == "alpha-0.25")
+    assert row["video_top1_max"] == pytest.approx(0.9)
+
+
+def test_a_failed_point_is_reported_and_the_others_go_on(tmp_path):
+    runner = Recorder(fail=("model.alpha=0.25",))
+    result = _study(tmp_path, runner, grid="model.alpha=0,0.25,0.5,1.5", seeds=1)
+    status = {r["folder"]: r["status"] for r in result.rows}
+    assert status["alpha-0"] == status["alpha-0.5"] == "ok"
+    assert status["alpha-0.25"] == "failed: seed 0: octvideo train: stopped: loss is NaN at step 3"
+    # a value the config refuses never runs; its one-line reason is in the table
+    assert status["alpha-1.5"].startswith("failed: seed 0: model.alpha must be a number in [0, 1)")
+    assert [d.name for _, d in runner.calls] == ["seed0"] * 3
+    table = (tmp_path / "study.md").read_text()
+    assert "loss is NaN at step 3" in table and "alpha=0.5" in table
+    # the failed point runs again when the study is started again (a crash may not recur)
+    again = Recorder()
+    _study(tmp_path, again, grid="model.alpha=0,0.25,0.5,1.5", seeds=1)
+    assert [d.parent.name for _, d in again.calls] == ["alpha-0.25"]
+
+
+def test_subprocess_runner_reason_is_the_commands_one_line_error():
+    tail = ["Traceback (most recent call last):", "octvideo train: error: model.name='x': bad", ""]
+    assert sweep._reason(tail, 2) == "octvideo train: error: model.name='x': bad"
+    assert sweep._reason(["...", "RuntimeError: boom"], 1) == "RuntimeError: boom"
+    assert sweep._reason(["last words"], -9) == "killed by SIGKILL: last words"
+    assert sweep._reason([], 3) == "exit status 3"
+
+
+# ------------------------------------------------------------------------------- the table
+
+
+def test_table_aggregates_mean_and_spread_over_seeds(tmp_path):
+    base, octave = Point((("model.alpha", "0"),)), Point((("model.alpha", "0.5"),))
+    for seed, (v, c, m) in enumerate([(0.6, 0.5, 0.55), (0.8, 0.7, 0.75), (0.7, 0.6, 0.65)]):
+        _finish(run_folder(tmp_path, base, seed), v, c, m)
+        (run_folder(tmp_path, base, seed) / "sweep.json").write_text(
+            json.dumps({"wall_s": 10 * (seed + 1)})
+        )
+    _finish(run_folder(tmp_path, octave, 0), 0.5, 0.5, 0.5)
+    measured = {"alpha-0": Measured(gflops=2.0, params=10), "alpha-0.5": Measured(gflops=1.0)}
+    rows = collect(tmp_path, [base, octave], [0, 1, 2], measured)
+    row = rows[0]
+    assert row["baseline"] and not rows[1]["baseline"]
+    assert row["video_top1_mean"] == pytest.approx(0.7)
+    assert row["video_top1_std"] == pytest.approx(0.1)  # sample standard deviation
+    assert (row["video_top1_min"], row["video_top1_max"]) == (0.6, 0.8)
+    assert row["clip_top1_mean"] == pytest.approx(0.6)
+    assert row["mean_class_accuracy_mean"] == pytest.approx(0.65)
+    assert row["wall_s_mean"] == pytest.approx(20.0)
+    assert row["gflops"] == 2.0 and row["status"] == "ok"
+    one = rows[1]
+    assert one["video_top1_mean"] == 0.5 and one["video_top1_std"] is None
+    assert one["status"] == "1/3 seeds (not run yet)"
+
+
+def test_study_files_are_written(tmp_path):
+    result = _study(tmp_path, Recorder(), seeds=2)
+    for name in ("study.csv", "study.json", "study.md", "study.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((tmp_path / "study.json").read_text())
+    assert [r["point"] for r in data["rows"]] == ["alpha=0", "alpha=0.25", "alpha=0.5"]
+    assert data["rows"][0]["video_top1_mean"] == 0.5
+    header = (tmp_path / "study.csv").read_text().splitlines()[0]
+    assert header.startswith("point,status,seeds_finished,video_top1_mean,video_top1_std")
+    assert "(baseline)" in (tmp_path / "study.md").read_text()
+    assert result.files["png"] == tmp_path / "study.png"
+
+
+# --------------------------------------------------------------------------------- measuring
+
+
+def test_measured_cost_and_ratios_of_tiny_points(tmp_path):
+    points = expand([[parse_grid("model.alpha=0,0.5")]])
+    tick = itertools.count()
+    measured = sweep.measure_points(
+        CFG,
+        points,
+        [
+            "model.extra={width: 4}",
+            "data.num_frames=4",
+            "data.test_crop_size=32",
+            "data.train_crop_size=32",
+        ],
+        repeats=2,
+        batch=2,
+        timer=lambda: float(next(tick)),  # every timed call takes one "second"
+    )
+    base, octave = measured["alpha-0"], measured["alpha-0.5"]
+    assert base.params == octave.params and octave.gflops < base.gflops
+    assert octave.saved_mib_per_clip > 0
+    assert base.infer_ratio == octave.infer_ratio == 1.0 and math.isclose(base.train_ms, 1e3)
