@@ -14,12 +14,16 @@ from octvideo import allocator
 GLIBC = "glibc" in (allocator._confstr("CS_GNU_LIBC_VERSION") or "")
 
 # Allocates, touches and frees 64 MiB (above glibc's largest dynamic mmap threshold, 32 MiB),
-# then counts the minor page faults of doing it again.
+# then counts the minor page faults of doing it again. Transparent huge pages are turned off for
+# the process (PR_SET_THP_DISABLE): where they are on ("always"), a fault maps 2 MiB or 4 KiB
+# depending on how much contiguous memory is free, so the count would depend on the machine's
+# free memory.
 _FAULTS = """
 import ctypes, resource, sys
 from octvideo.allocator import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 libc = ctypes.CDLL("libc.so.6")
+libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
