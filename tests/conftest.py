@@ -70,3 +70,13 @@ def _load_tool(name: str) -> ModuleType:
 def load_tool():
     """``load_tool("bench_models")`` imports tools/bench_models.py (tools/ is not a package)."""
     return _load_tool
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A tool's ``main(["--threads", "1"])`` sets torch's thread count for the whole process:
+    restored after each test, so no test runs with what an earlier one left."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
