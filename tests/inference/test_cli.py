@@ -120,3 +120,22 @@ def test_a_video_with_more_windows_than_the_bound_fails_alone(
     assert short_rows == ["window", "window", "video"]
     assert len(rows[-1]["top"]) == 3  # every class of the checkpoint, not more
     assert "1 of 2 inputs predicted, 1 failed" in capsys.readouterr().out
+
+
+def test_a_cuda_device_the_machine_lacks_is_refused(
+    checkpoint, videos, earlier, capsys, monkeypatch
+):
+    import torch
+
+    from octvideo.inference import cli as predict_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert predict_cli._device("cuda") == "cuda" and predict_cli._device("cuda:1") == "cuda:1"
+    code = _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, "--device", "cuda:2")
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "octvideo predict: error: --device cuda:2: this machine has 2 CUDA device(s), cuda:0 to "
+        "cuda:1\n"
+    )
+    assert earlier.read_bytes() == EARLIER
