@@ -205,6 +205,13 @@ def test_a_failed_point_is_reported_and_the_others_go_on(tmp_path):
     assert [d.parent.name for _, d in again.calls] == ["alpha-0.25"]
 
 
+def test_subprocess_runner_fails_with_the_runs_own_one_line_error(tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunFailed, match=r"^octvideo train: error: model.name='nope'"):
+        sweep.SubprocessRunner()(CFG, ["model.name=nope"], run_dir)
+    assert "$ octvideo train --cfg" in (run_dir / "sweep.log").read_text()
+
+
 def test_subprocess_runner_reason_is_the_commands_one_line_error():
     tail = ["Traceback (most recent call last):", "octvideo train: error: model.name='x': bad", ""]
     assert sweep._reason(tail, 2) == "octvideo train: error: model.name='x': bad"
