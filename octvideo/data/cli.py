@@ -27,6 +27,7 @@ def run_synth(args: argparse.Namespace) -> int:
             frames=args.frames,
             seed=args.seed,
             progress=not args.quiet,
+            preset=args.preset,
         )
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -108,8 +109,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     synth = commands.add_parser("synth", help="write the synthetic action dataset")
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--num-train", type=int, default=360, help="training clips (1 to 100000)")
-    synth.add_argument("--num-val", type=int, default=120, help="validation clips (0 to 100000)")
+    synth.add_argument(
+        "--preset",
+        default="demo",
+        choices=("demo", "yardstick"),
+        help="demo: 6 motion classes, the demo's set; yardstick: 12 classes under nuisances, "
+        "calibrated for comparing models (octvideo sweep)",
+    )
+    synth.add_argument(
+        "--num-train",
+        type=int,
+        default=None,
+        help="training clips (1 to 100000; default: demo 360, yardstick 480)",
+    )
+    synth.add_argument(
+        "--num-val",
+        type=int,
+        default=None,
+        help="validation clips (0 to 100000; default: demo 120, yardstick 240)",
+    )
     synth.add_argument(
         "--size", type=int, default=64, help="frame side in pixels (even, 16 to 1024)"
     )

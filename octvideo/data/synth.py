@@ -15,6 +15,10 @@ frames tells the classes apart: the direction of motion, of rotation, of scaling
 strong (a few pixels or 15-25 degrees per frame, well inside the frame: no wrap-around), so a
 small 3D network learns them in minutes on a CPU.
 
+``--preset yardstick`` (``generate_synthetic(..., preset="yardstick")``) writes the study's set
+instead, twelve classes under nuisances (``octvideo.data.yardstick``), with the same layout,
+determinism and bounds.
+
 Layout written under ``out``: ``train.txt`` and ``val.txt`` (``relative/path.mp4 label`` lines),
 ``classes.txt``, ``train/<class>/<n>.mp4`` and ``val/<class>/<n>.mp4``. The output is a function of
 the arguments (for one build of PyAV's libx264; another x264 version may encode the same frames
@@ -38,7 +42,8 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -125,10 +130,13 @@ def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> I
 
 
 def write_video(
-    path: str | os.PathLike[str], clip: np.ndarray | Iterable[np.ndarray], fps: int = FPS
+    path: str | os.PathLike[str],
+    clip: np.ndarray | Iterable[np.ndarray],
+    fps: int = FPS,
+    crf: int = 18,
 ) -> None:
     """Encode uint8 frames (T, H, W, 3), an array or frames (H, W, 3) one at a time, as H.264
-    (yuv420p, one thread, no MB-tree: reproducible)."""
+    (yuv420p, one thread, no MB-tree: reproducible) at constant rate factor ``crf``."""
     frames = iter(clip)
     first = next(frames)
     with av.open(os.fspath(path), "w") as container:
@@ -136,7 +144,7 @@ def write_video(
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
         stream.codec_context.thread_count = 1
         stream.options = {
-            "crf": "18",
+            "crf": str(crf),
             "preset": "veryfast",
             "threads": "1",
             "x264-params": "mbtree=0",
@@ -146,34 +154,78 @@ def write_video(
         container.mux(stream.encode())
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A built-in set: its classes, how a clip is drawn and encoded, and its default clip counts."""
+
+    classes: tuple[str, ...]
+    iter_clip: Callable[[int, int, int, np.random.Generator], Iterator[np.ndarray]]
+    num_train: int
+    num_val: int
+    encode: dict[str, int] = field(default_factory=dict)  # write_video keyword arguments
+
+
+PRESETS = ("demo", "yardstick")
+
+
+def get_preset(name: str) -> Preset:
+    """The built-in set called ``name`` (one of ``PRESETS``).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name == "demo":
+        return Preset(CLASSES, iter_clip, num_train=360, num_val=120)
+    if name == "yardstick":
+        from octvideo.data import yardstick  # it draws the demo's shapes: imported once both exist
+
+        return Preset(
+            yardstick.CLASSES,
+            yardstick.iter_clip,
+            num_train=yardstick.NUM_TRAIN,
+            num_val=yardstick.NUM_VAL,
+            encode={"crf": yardstick.CRF},
+        )
+    raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
+
+
 def generate_synthetic(
     out: str | os.PathLike[str],
-    num_train: int = 360,
-    num_val: int = 120,
+    num_train: int | None = None,
+    num_val: int | None = None,
     size: int = 64,
     frames: int = 16,
     seed: int = 0,
     progress: bool = True,
+    preset: str = "demo",
 ) -> Path:
-    """Write the synthetic dataset (see the module docstring).
+    """Write a built-in synthetic set (see the module docstring; the yardstick's is
+    ``octvideo.data.yardstick``).
 
     Args:
         out: output folder (created; existing files of the same names are overwritten).
-        num_train: training clips, classes in turn (clip n has label n % 6).
-        num_val: validation clips.
+        num_train: training clips, classes in turn (clip n has label n % number of classes);
+            None: the preset's (demo 360).
+        num_val: validation clips; None: the preset's (demo 120).
         size: frame side in pixels (even, 16 to ``MAX_SIZE``: H.264 yuv420p needs even sizes).
         frames: frames per clip.
         seed: base seed.
         progress: show a progress bar.
+        preset: ``"demo"`` (six classes, the demo's set) or ``"yardstick"`` (twelve classes
+            under nuisances, the study's set).
 
     Returns:
         ``out`` as a Path.
 
     Raises:
-        ValueError: an argument outside its bound, or an ``out`` that cannot be a folder; before
-            anything is written.
+        ValueError: an unknown preset, an argument outside its bound, or an ``out`` that cannot
+            be a folder; before anything is written.
         RunStopped: a file could not be written (a full disk); no file is left half written.
     """
+    chosen = get_preset(preset)
+    classes = chosen.classes
+    num_train = chosen.num_train if num_train is None else num_train
+    num_val = chosen.num_val if num_val is None else num_val
     if size < 16 or size % 2:
         raise ValueError(f"--size must be an even number >= 16, got {size}")
     if size > MAX_SIZE:
@@ -200,14 +252,14 @@ def generate_synthetic(
     try:
         for split in lines:  # a list there means a finished run: an old one goes first
             (out / f"{split}.txt").unlink(missing_ok=True)
-        write_text(target, "".join(f"{c}\n" for c in CLASSES))
+        write_text(target, "".join(f"{c}\n" for c in classes))
         for split, split_id, n in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
-            label = n % len(CLASSES)
-            target = out / split / CLASSES[label] / f"{n:05d}.mp4"
+            label = n % len(classes)
+            target = out / split / classes[label] / f"{n:05d}.mp4"
             target.parent.mkdir(parents=True, exist_ok=True)
             rng = np.random.default_rng([seed, split_id, n])
             with atomic_output(target) as part:
-                write_video(part, iter_clip(label, size, frames, rng))
+                write_video(part, chosen.iter_clip(label, size, frames, rng), **chosen.encode)
             lines[split].append(f"{target.relative_to(out).as_posix()} {label}\n")
         for split, rows in lines.items():
             target = out / f"{split}.txt"

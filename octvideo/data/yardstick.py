@@ -1,0 +1,321 @@
+"""The yardstick action set: twelve classes told apart only by how things move, under nuisances.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049), Table 8: the set on which
+``octvideo sweep`` weighs an octave network's accuracy against its savings. The demo set
+(``octvideo.data.synth``) is solved by every model; this one is calibrated so that the vanilla
+reference (``configs/study/i3d_r18_yardstick.yaml``: I3D ResNet-18, width 16, alpha 0) lands
+between 55% and 85% video top-1 within the study's budget, and it asks for what octave
+convolution trades away: spatial detail (a small texture turning) and temporal order.
+
+Every clip shows the same cast, drawn from the same law in every class: an *actor* (a large shape
+with a small four-sector textured disc, its *part*, inside it), a *partner* (a smaller plain
+shape), one to three *distractors* (small discs moving in straight lines of their own), a
+textured, cluttered background, and in half the clips an occluding bar. The class says which of
+them moves and how; everything else holds still (the camera aside). The classes, in label order::
+
+     0 slide_slow          the actor slides in a straight line, slowly
+     1 slide_fast          the same, SPEED_RATIO times as fast (same start, same direction law)
+     2 oscillate           the actor slides back and forth along a line (1.5-2 periods), at
+                           slide_fast's speed: periodic vs one-way
+     3 turn_cw             the actor turns clockwise (150-220 degrees in a clip)
+     4 turn_ccw            ... anticlockwise
+     5 rock                the actor turns back and forth (1.5-2 periods) at a turn's rate:
+                           periodic vs one-way
+     6 part_cw             the actor holds still; only its small textured part turns clockwise
+     7 part_ccw            ... anticlockwise
+     8 actor_hops_first    the actor hops (up and back down), then the partner hops
+     9 partner_hops_first  the partner hops, then the actor: the order of two events
+    10 approach            actor and partner move towards each other and stop side by side
+    11 pass                they move the same way but pass each other and go on
+
+Why one frame cannot tell them: the first frame of every class is drawn from one law (the
+positions, sizes, colours, shapes, angles and the part's angle; the tests check this per
+fine-grained pair), and a later frame shows the same kinds of things at other places and angles:
+a pose, never a velocity. The actor's orientation and its part's angle are uniform, so a turned
+actor looks like any other; positions along a slide, an oscillation or an approach are positions
+the start law also produces; a hop's top is an actor a little higher; the two hop classes, and the
+two pair classes up to their stop, differ only in when things happen. Only the change between
+frames, its rate, its direction, its reversals and its order carry the class, and the same change
+at another place (a distractor, the camera) carries none.
+
+Nuisances, drawn per clip from one law for every class: a background of gratings and 8-16
+cluttered shapes; a camera that pans (up to PAN of the side over the clip, per axis) and shakes
+(SHAKE of the side per frame); distractors whose straight-line speeds span the slides' speeds; an
+occluding bar (half the clips); an illumination ramp (gain 0.7-1.3 at each end); Gaussian blur
+(sigma up to BLUR pixels at 64 px); per-pixel noise (NOISE); H.264 at CRF ``CRF`` (about 100-150
+kbit/s at 64x64 and 8 fps: a phone upload scaled to this frame size). Frames are drawn at twice
+the size and averaged down, so sub-pixel motion moves edges smoothly.
+
+The output's layout, determinism and bounds are the demo set's (``octvideo.data.synth``): clip
+``n`` of a split draws from ``numpy.random.default_rng([seed, split, n])``, x264 runs
+single-threaded without MB-tree, files are written atomically and the lists last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from octvideo.data.synth import SHAPES
+
+CLASSES = (
+    "slide_slow",
+    "slide_fast",
+    "oscillate",
+    "turn_cw",
+    "turn_ccw",
+    "rock",
+    "part_cw",
+    "part_ccw",
+    "actor_hops_first",
+    "partner_hops_first",
+    "approach",
+    "pass",
+)
+# The fine-grained pairs: (class, class, what only the motion tells apart).
+PAIRS = (
+    ("slide_slow", "slide_fast", "speed"),
+    ("slide_fast", "oscillate", "periodic vs one-way"),
+    ("turn_cw", "rock", "periodic vs one-way"),
+    ("actor_hops_first", "partner_hops_first", "order of two events"),
+    ("approach", "pass", "approach vs pass"),
+    ("part_cw", "part_ccw", "a small textured part moving inside a still object"),
+)
+
+# Difficulty knobs. Lengths are shares of the frame side, angles degrees over the whole clip.
+SLOW_TRAVEL = (0.16, 0.22)  # distance the slow slide covers in a clip
+SPEED_RATIO = 2.0  # slide_fast / slide_slow (and oscillate's path length)
+PERIODS = (1.5, 2.0)  # oscillate and rock: periods in a clip
+TURN = (150.0, 220.0)  # turn_cw / turn_ccw (rock turns at the same rate)
+PART_TURN = (180.0, 270.0)  # part_cw / part_ccw: the part's turn (4 sectors, 3 colours)
+HOP = 0.3  # a hop's duration, as a share of the clip
+HOP_HEIGHT = (0.10, 0.15)
+PAIR_DISTANCE = (0.30, 0.38)  # actor to partner along their axis at the start
+PAN = 0.08  # camera pan over the clip, per axis, at most
+SHAKE = 0.012  # camera shake per frame (standard deviation)
+DISTRACTOR_TRAVEL = (0.05, 0.45)
+BLUR = 0.8  # Gaussian blur sigma at most, in pixels of a 64-pixel frame
+NOISE = (3.0, 8.0)  # per-pixel noise standard deviation
+GAIN = (0.7, 1.3)  # illumination at the start and at the end of a clip, linear between
+CRF = 26  # H.264 constant rate factor (x264's default is 23; higher is coarser)
+NUM_TRAIN = 480  # default clip counts of ``data synth --preset yardstick``
+NUM_VAL = 240
+
+SUPERSAMPLE = 2
+ACTOR_SIZE = (0.15, 0.19)  # half-size of the actor
+PART_SIZE = 0.5  # the part's radius, as a share of the actor's half-size
+PARTNER_SIZE = (0.08, 0.11)
+DISTRACTOR_SIZE = (0.035, 0.06)
+# Actor bodies: outlines in units of the half-size, none with a rotational symmetry, each holding
+# a disc of radius PART_SIZE around its origin (the hub the part turns on).
+BODIES: dict[str, np.ndarray] = {
+    "house": np.array([(-1, 1), (1, 1), (1, -0.15), (0, -1.1), (-1, -0.15)]) - (0, 0.2),
+    "tab": np.array([(-1, -0.7), (0.1, -0.7), (0.3, -1.2), (0.9, -1.2), (1, 0.7), (-1, 0.7)]),
+    "arrow": np.array([(-1, -0.75), (0.35, -0.75), (1.15, 0), (0.35, 0.75), (-1, 0.75)])
+    + (
+        0.05,
+        0,
+    ),
+    "kite": np.array([(-1.1, 0), (-0.2, -0.8), (1, -0.6), (0.8, 0.7), (-0.2, 0.9)]),
+}
+
+
+def _triangle(x: float) -> float:
+    """A triangle wave of period 2: 0 at 0, 1 at 1, 0 at 2."""
+    x = x % 2.0
+    return x if x <= 1.0 else 2.0 - x
+
+
+def _hop(tau: float, start: float, height: float) -> float:
+    """Upward offset of a hop that starts at clip time ``start`` (a share of the clip)."""
+    s = (tau - start) / HOP
+    return height * math.sin(math.pi * s) if 0.0 <= s <= 1.0 else 0.0
+
+
+def _colour(rng: np.random.Generator, low: int, high: int) -> tuple[int, int, int]:
+    return tuple(int(c) for c in rng.integers(low, high, 3))
+
+
+def _background(rng: np.random.Generator, side: int, size: int) -> Image.Image:
+    """A textured, cluttered canvas ``side`` pixels square (supersampled; ``size`` is the output
+    frame side the scales refer to)."""
+    base = rng.integers(30, 100, 3).astype(np.float32)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / SUPERSAMPLE
+    canvas = np.broadcast_to(base, (side, side, 3)).copy()
+    for _ in range(2):  # two gratings: period 3-12 px of the output frame, any orientation
+        period = rng.uniform(3.0, 12.0) * size / 64
+        angle = rng.uniform(0, math.pi)
+        phase = rng.uniform(0, 2 * math.pi)
+        wave = np.sin(2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period + phase)
+        canvas += wave[..., None] * rng.uniform(6, 18, 3).astype(np.float32)
+    image = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(8, 17))):  # clutter: still rectangles and ellipses
+        w, h = rng.uniform(0.05, 0.2, 2) * size * SUPERSAMPLE
+        x, y = rng.uniform(0, side, 2)
+        fill = tuple(int(c) for c in np.clip(base + rng.uniform(-45, 45, 3), 0, 255))
+        box = (x - w, y - h, x + w, y + h)
+        (draw.rectangle if rng.uniform() < 0.5 else draw.ellipse)(box, fill=fill)
+    return image
+
+
+def _polygon(outline: np.ndarray, centre: np.ndarray, half: float, angle: float) -> list:
+    """Points of ``outline`` turned by ``angle`` (radians, clockwise on screen: y points down),
+    scaled by ``half`` and moved to ``centre``."""
+    c, s = math.cos(angle), math.sin(angle)
+    points = outline @ np.array([[c, -s], [s, c]]).T * half + centre
+    return [tuple(p) for p in points]
+
+
+def _inward_direction(rng: np.random.Generator, start: np.ndarray, travel: float, size: int):
+    """A unit vector: the first of 16 uniform directions whose path of length ``travel`` from
+    ``start`` ends inside the frame's middle (0.15-0.85 of the side), else the one ending
+    nearest the centre. Draws 16 angles whatever the outcome, so later draws do not shift."""
+    angles = rng.uniform(0, 2 * math.pi, 16)
+    ends = start + travel * np.stack([np.cos(angles), np.sin(angles)], 1)
+    inside = np.all((ends > 0.15 * size) & (ends < 0.85 * size), axis=1)
+    pick = (
+        int(np.argmax(inside)) if inside.any() else int(np.argmin(np.abs(ends - size / 2).sum(1)))
+    )
+    return np.array([math.cos(angles[pick]), math.sin(angles[pick])])
+
+
+def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw one clip of class ``label``.
+
+    Returns:
+        uint8 array (frames, size, size, 3).
+    """
+    return np.stack(list(iter_clip(label, size, frames, rng)))
+
+
+def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """The frames of ``render_clip`` one at a time, uint8 (size, size, 3), from the same draws.
+
+    Every draw below is made for every class, in the same order, so the scene's law does not
+    depend on the class; the class only chooses which drawn motion is played.
+    """
+    name = CLASSES[label]
+    ss = SUPERSAMPLE
+    # -- the scene: background, camera, cast
+    margin = int(math.ceil((PAN + 4 * SHAKE) * size)) + 2
+    background = _background(rng, (size + 2 * margin) * ss, size)
+    pan = rng.uniform(-PAN, PAN, 2) * size
+    shake = np.clip(rng.normal(0, SHAKE * size, (frames, 2)), -3 * SHAKE * size, 3 * SHAKE * size)
+    body = BODIES[list(BODIES)[rng.integers(len(BODIES))]]
+    actor_half = rng.uniform(*ACTOR_SIZE) * size
+    actor_colour = _colour(rng, 120, 256)
+    part_colours = [_colour(rng, 0, 70), _colour(rng, 170, 256), _colour(rng, 0, 70)]
+    part_colours.insert(3, _colour(rng, 170, 256))  # sectors: dark, bright, dark, other bright
+    partner = SHAPES[list(SHAPES)[rng.integers(len(SHAPES))]]
+    partner_half = rng.uniform(*PARTNER_SIZE) * size
+    partner_colour = _colour(rng, 120, 256)
+    # actor and partner: on an axis at a random angle, side by side across it (the pair classes
+    # move them along it and they pass without touching)
+    axis_angle = rng.uniform(0, 2 * math.pi)
+    axis = np.array([math.cos(axis_angle), math.sin(axis_angle)])
+    across = np.array([-axis[1], axis[0]]) * rng.choice([-1.0, 1.0])
+    distance = rng.uniform(*PAIR_DISTANCE) * size
+    offset = (actor_half + partner_half) * 1.05
+    middle = rng.uniform(0.4, 0.6, 2) * size
+    actor0 = middle - (distance * axis + offset * across) / 2
+    partner0 = middle + (distance * axis + offset * across) / 2
+    actor_angle0 = rng.uniform(0, 2 * math.pi)
+    part_angle0 = rng.uniform(0, 2 * math.pi)
+    partner_angle = rng.uniform(0, 2 * math.pi)
+    # -- the motions each class may play
+    slow = rng.uniform(*SLOW_TRAVEL) * size
+    fast = SPEED_RATIO * slow
+    direction = _inward_direction(rng, actor0, fast, size)
+    periods = rng.uniform(*PERIODS)
+    turn = math.radians(rng.uniform(*TURN))
+    part_turn = math.radians(rng.uniform(*PART_TURN))
+    rock_sign = rng.choice([-1.0, 1.0])
+    first_hop = rng.uniform(0.05, 0.2)
+    second_hop = rng.uniform(0.55, 1.0 - HOP)
+    hop_height = rng.uniform(*HOP_HEIGHT) * size
+    meet = rng.uniform(0.0, 0.3)  # approach: along-axis gap left when they stop, share of distance
+    # -- distractors, occluder, photometry
+    count = int(rng.integers(1, 4))
+    d_pos = rng.uniform(0.1, 0.9, (count, 2)) * size
+    d_angle = rng.uniform(0, 2 * math.pi, count)
+    d_travel = rng.uniform(*DISTRACTOR_TRAVEL, count) * size
+    d_vel = d_travel[:, None] * np.stack([np.cos(d_angle), np.sin(d_angle)], 1)
+    d_half = rng.uniform(*DISTRACTOR_SIZE, count) * size
+    d_colour = [_colour(rng, 100, 256) for _ in range(count)]
+    occluded = rng.uniform() < 0.5
+    bar_vertical = rng.uniform() < 0.5
+    bar_at = rng.uniform(0.15, 0.85) * size
+    bar_half = rng.uniform(0.04, 0.07) * size
+    bar_colour = _colour(rng, 0, 256)
+    gain0, gain1 = rng.uniform(*GAIN, 2)
+    blur = rng.uniform(0, BLUR) * size / 64
+    noise = rng.uniform(*NOISE)
+
+    steps = max(frames - 1, 1)
+    for t in range(frames):
+        tau = t / steps
+        actor, partner_at = actor0.copy(), partner0.copy()
+        actor_angle, part_angle = actor_angle0, part_angle0
+        if name == "slide_slow":
+            actor += slow * tau * direction
+        elif name == "slide_fast":
+            actor += fast * tau * direction
+        elif name == "oscillate":  # 2 * periods legs, each fast / (2 * periods) long
+            actor += fast / (2 * periods) * _triangle(2 * periods * tau) * direction
+        elif name in ("turn_cw", "turn_ccw"):
+            actor_angle += turn * tau * (1.0 if name == "turn_cw" else -1.0)
+        elif name == "rock":
+            actor_angle += rock_sign * turn / (2 * periods) * _triangle(2 * periods * tau)
+        elif name in ("part_cw", "part_ccw"):
+            part_angle += part_turn * tau * (1.0 if name == "part_cw" else -1.0)
+        elif name in ("actor_hops_first", "partner_hops_first"):
+            actor_first = name == "actor_hops_first"
+            actor[1] -= _hop(tau, first_hop if actor_first else second_hop, hop_height)
+            partner_at[1] -= _hop(tau, second_hop if actor_first else first_hop, hop_height)
+        elif name in ("approach", "pass"):
+            # pass: each covers `distance`, so they cross mid-clip; approach: the same until
+            # their along-axis gap is `meet * distance`, then they stop
+            stop = (1 - meet) / 2 if name == "approach" else 1.0
+            actor += distance * min(tau, stop) * axis
+            partner_at -= distance * min(tau, stop) * axis
+        camera = pan * tau + shake[t]
+        # the view's top-left corner in the canvas, in supersampled pixels
+        corner = np.round((margin + camera) * ss).astype(int)
+        shift = corner / ss - margin  # the camera offset the crop realises
+        image = background.crop(
+            (corner[0], corner[1], corner[0] + size * ss, corner[1] + size * ss)
+        )
+        draw = ImageDraw.Draw(image)
+        for pos, vel, half, colour in zip(d_pos, d_vel, d_half, d_colour, strict=True):
+            x, y = (pos + vel * tau - shift) * ss
+            r = half * ss
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+        draw.polygon(
+            _polygon(partner, (partner_at - shift) * ss, partner_half * ss, partner_angle),
+            fill=partner_colour,
+        )
+        hub = (actor - shift) * ss
+        draw.polygon(_polygon(body, hub, actor_half * ss, actor_angle), fill=actor_colour)
+        r = PART_SIZE * actor_half * ss
+        box = (hub[0] - r, hub[1] - r, hub[0] + r, hub[1] + r)
+        start = math.degrees(actor_angle + part_angle)  # the part turns with its body
+        for k, colour in enumerate(part_colours):
+            draw.pieslice(box, start + 90 * k, start + 90 * (k + 1), fill=colour)
+        if occluded:
+            at = (bar_at - shift[0 if bar_vertical else 1]) * ss
+            h = bar_half * ss
+            edge = size * ss
+            draw.rectangle(
+                (at - h, 0, at + h, edge) if bar_vertical else (0, at - h, edge, at + h),
+                fill=bar_colour,
+            )
+        image = image.resize((size, size), Image.Resampling.BOX)
+        if blur > 0.05:
+            image = image.filter(ImageFilter.GaussianBlur(blur))
+        frame = np.asarray(image, np.float32) * (gain0 + (gain1 - gain0) * tau)
+        frame += rng.normal(0, noise, frame.shape)
+        yield np.clip(frame, 0, 255).astype(np.uint8)
