@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.data.cli",
     "octvideo.engine.cli",
     "octvideo.engine.sweep_cli",
+    "octvideo.engine.zoo_cli",
     "octvideo.inference.cli",
     "octvideo.models.cli",
 )

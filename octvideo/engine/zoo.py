@@ -1,0 +1,768 @@
+"""Published weights as self-describing octvideo checkpoints (``octvideo import``).
+
+A checkpoint ``octvideo train`` writes carries, besides the weights, the model section, the class
+names, the normalisation and the clip protocol, which is what ``predict``, ``test``, ``export`` and
+``train model.pretrained=`` read. ``import_checkpoint`` writes such a file from weights made
+elsewhere, with the protocol their authors evaluated them with:
+
+- a PyTorchVideo model-zoo checkpoint (``SLOW_8x8_R50.pyth``: a state dict under
+  ``"model_state"``) of C2D, I3D, Slow or SlowFast ResNets: renamed key by key, exact at alpha 0;
+  the zoo's Kinetics protocol (T x tau frames counted at 30 fps, mean 0.45 / std 0.225, short side
+  256, 10 temporal clips x 3 crops of 256; Feichtenhofer et al., "SlowFast Networks for Video
+  Recognition", ICCV 2019, and its PySlowFast / PyTorchVideo code);
+- a torchvision 2D ImageNet ResNet state dict: inflated into C2D, I3D or Slow (Carreira &
+  Zisserman, CVPR 2017), with ImageNet's normalisation, as a starting point for fine-tuning;
+- an octvideo checkpoint (or a bare octvideo state dict), to octavise it or give it class names.
+
+``alpha`` writes the octave network whose four OctConv blocks are slices of each vanilla weight
+(Chen et al., "Drop an Octave", ICCV 2019: the paper fine-tunes Oct models from such weights).
+
+Beside ``OUT.ckpt`` goes ``OUT.yaml``, a run config of the same model and clip protocol, so that
+``octvideo test --cfg OUT.yaml --ckpt OUT.ckpt data.test_list=...`` tests it as its source did.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.resources
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from octvideo import __version__
+from octvideo.cli import RunStopped, UsageError
+from octvideo.config import ModelConfig, RunConfig, to_dict
+from octvideo.data.config import DataConfig
+from octvideo.engine.checkpoint import (
+    atomic_save,
+    load_checkpoint,
+    model_state_dict,
+    state_mismatch,
+)
+from octvideo.models import is_model, list_models
+from octvideo.paths import ReadFiles, atomic_output, check_output_file
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("pytorchvideo", "torchvision", "octvideo")
+KINETICS400 = "kinetics400"
+CLASS_FILES = {KINETICS400: "kinetics400_classes.txt"}  # shipped in octvideo/data
+
+# The PyTorchVideo zoo's Kinetics test protocol (PySlowFast's TEST and DATA sections): frames
+# counted at 30 fps, 10 temporal clips x 3 spatial crops of 256 at short side 256.
+ZOO_FPS = 30.0
+ZOO_MEAN = (0.45, 0.45, 0.45)
+ZOO_STD = (0.225, 0.225, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's ImageNet ResNets were trained on
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CLIP = (8, 8)  # T x tau of every zoo model's 8x8 recipe and the paper's
+FAST_STRIDE = 2  # the zoo's SlowFast Fast pathways take every 2nd frame (alpha = tau / 2)
+
+CONFIG_MARK = b"# Written by octvideo import"  # first bytes of the run config beside a checkpoint
+_ZOO_NAME = re.compile(r"(?:^|[_-])(\d+)x(\d+)(?:[_.-]|$)")  # SLOW_4x16_R50.pyth -> 4x16
+_TV_BLOCKS = {  # torchvision ResNet depth by (blocks per layer, bottleneck)
+    ((2, 2, 2, 2), False): 18,
+    ((3, 4, 6, 3), False): 34,
+    ((3, 4, 6, 3), True): 50,
+    ((3, 4, 23, 3), True): 101,
+    ((3, 8, 36, 3), True): 152,
+}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``import_checkpoint`` wrote.
+
+    Attributes:
+        checkpoint: the octvideo checkpoint.
+        config: the run config beside it (``--cfg`` of ``octvideo test``).
+        meta: the metadata stored in the checkpoint (model section, classes, clip protocol).
+        clip_source: where the clip protocol came from, for the command's report.
+    """
+
+    checkpoint: Path
+    config: Path
+    meta: dict[str, Any]
+    clip_source: str
+
+
+def kinetics400_classes() -> list[str]:
+    """The 400 Kinetics class names in the order the zoo's classifiers use (alphabetical)."""
+    return _shipped_classes(KINETICS400)
+
+
+def _shipped_classes(name: str) -> list[str]:
+    text = importlib.resources.files("octvideo.data").joinpath(CLASS_FILES[name]).read_text()
+    return [line for line in text.splitlines() if line]
+
+
+def _shipped_path(name: str) -> Path:
+    return Path(str(importlib.resources.files("octvideo.data").joinpath(CLASS_FILES[name])))
+
+
+def parse_clip(text: str) -> tuple[int, int]:
+    """``"8x8"`` -> (8, 8): frames x stride of the clip (the slow pathway's, for SlowFast).
+
+    Raises:
+        UsageError: not two whole numbers of 1 or more joined by ``x``.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise UsageError(f"--clip {text!r}: give frames x stride, e.g. 8x8 or 4x16")
+    return int(match[1]), int(match[2])
+
+
+def import_checkpoint(
+    src: str | os.PathLike[str],
+    *,
+    source: str,
+    model: str,
+    out: str | os.PathLike[str],
+    classes: str | None = None,
+    alpha: float | None = None,
+    clip: str | None = None,
+) -> ImportResult:
+    """Writes ``out`` (an octvideo checkpoint) and its run config ``out`` with ``.yaml``.
+
+    Args:
+        src: the weights file.
+        source: ``"pytorchvideo"``, ``"torchvision"`` or ``"octvideo"``.
+        model: the octvideo variant the weights belong to (``slow_r50``, ``i3d_r50``, ...).
+        out: the checkpoint to write (a ``.ckpt`` name).
+        classes: ``"kinetics400"``, a class-names file (one a line) or a whole number (classes
+            named ``0``..``N-1``); default: the source's own (Kinetics-400 for a 400-output
+            PyTorchVideo classifier, an octvideo checkpoint's names).
+        alpha: write the octave network of this low-frequency share (res2-res4), its weights
+            sliced from the vanilla ones; default: as the source is.
+        clip: ``TxTAU`` frames x stride for a source without a clip protocol (the slow
+            pathway's for SlowFast); default: the ``TxTAU`` in a zoo file name, else 8x8.
+
+    Raises:
+        UsageError: a bad argument, a missing or unreadable file, weights of another architecture
+            than ``model`` (naming the one that fits, when one does), classes of another count
+            than the classifier, or an output that is an input or cannot be written. Raised
+            before anything is written.
+        RunStopped: the output could not be written (full disk); no file is left half written.
+    """
+    src, out = Path(src), Path(out)
+    if source not in SOURCES:
+        close = difflib.get_close_matches(source, SOURCES, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"--from {source!r}: use one of {', '.join(SOURCES)}{hint}")
+    if not is_model(model):
+        close = difflib.get_close_matches(model, list_models(), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(
+            f"--model {model!r} is not an octvideo model{hint}; 'octvideo models' lists them"
+        )
+    _check_model_for_source(model, source)
+    if alpha is not None and not 0.0 <= alpha < 1.0:
+        raise UsageError(f"--alpha {alpha}: give a low-frequency share in [0, 1), e.g. 0.1")
+    clip_tt = parse_clip(clip) if clip is not None else None
+    if out.suffix != ".ckpt":
+        raise UsageError(f"--out {out}: give a .ckpt file name (the run config goes beside it)")
+    config_path = out.with_suffix(".yaml")
+    class_file = _class_file(classes)
+    reads = ReadFiles(
+        [
+            ("the source checkpoint", src),
+            *([("the classes file", class_file)] if class_file else []),
+        ]
+    )
+    check_output_file("--out", out, reads)
+    check_output_file("--out", config_path, reads, folder=False)
+    _check_not_a_users_config(config_path, out)
+    names = _read_classes(classes, class_file)
+
+    checkpoint = load_checkpoint(src)
+    if source == "pytorchvideo":
+        state, meta = _from_pytorchvideo(src, checkpoint, model, names, alpha, clip_tt)
+    elif source == "torchvision":
+        state, meta = _from_torchvision(src, checkpoint, model, names, alpha, clip_tt)
+    else:
+        state, meta = _from_octvideo(src, checkpoint, model, names, alpha, clip_tt)
+    del checkpoint
+    meta["name"] = out.stem
+    meta["source"] = {"from": source, "file": src.name, "sha256": _sha256(src)}
+    if classes is None and meta["classes"] == kinetics400_classes():
+        classes = KINETICS400  # the zoo's default, so the run config names the shipped list
+    data = _data_config(meta, classes, class_file, meta.pop("_classes_file", ""))
+    run_cfg = RunConfig(model=ModelConfig(**meta["model"]), data=data, name=out.stem)
+    meta["config"] = to_dict(run_cfg)
+    problem = _mismatch(meta["model"], state)
+    if problem:  # each conversion checks its own; this guards the file predict reads
+        raise RuntimeError(f"imported weights do not fit {meta['model']['name']}: {problem}")
+    clip_source = meta.pop("_clip_source")
+    _write(out, config_path, state, meta, run_cfg)
+    return ImportResult(out, config_path, meta, clip_source)
+
+
+# ------------------------------------------------------------------------------------ sources
+
+
+def _from_pytorchvideo(
+    src: Path,
+    checkpoint: dict[str, Any],
+    model: str,
+    names: list[str] | None,
+    alpha: float | None,
+    clip: tuple[int, int] | None,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    raw = checkpoint.get("model_state", checkpoint)
+    if not isinstance(raw, Mapping) or not any(str(k).startswith("blocks.") for k in raw):
+        raise UsageError(
+            f"{src} holds no PyTorchVideo weights (no 'model_state' of 'blocks.*' tensors)"
+            f"{_other_source_hint(checkpoint, 'pytorchvideo')}"
+        )
+    vanilla = _pytorchvideo_vanilla(raw, model)
+    extra = _extra_from_weights(model, vanilla, clip_tt=clip, src=src) if vanilla else {}
+    num_classes = _classifier_rows(vanilla or {})
+    probe = _model_section(model, max(num_classes, 1), 0.0, extra, dropout=0.5)
+    if vanilla is None or _mismatch(probe, vanilla):
+        candidates = [n for n in list_models() if _zoo_family(n)]
+        fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), clip, src, candidates)
+        raise UsageError(_wrong_model(src, "PyTorchVideo", model, fits))
+    if names is None:
+        if num_classes != 400:
+            raise UsageError(
+                f"{src}: its classifier has {num_classes} outputs, not Kinetics-400's 400; name "
+                "its classes with --classes FILE"
+            )
+        names = kinetics400_classes()
+    _check_class_count(src, names, num_classes)
+    t, tau, clip_source = _clip_or_default(clip, src)
+    target = _model_section(model, num_classes, alpha or 0.0, extra, dropout=0.5)
+    state = _octavised(vanilla, target)
+    protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD)
+    return state, _meta(target, names, protocol, clip_source)
+
+
+def _from_torchvision(
+    src: Path,
+    checkpoint: dict[str, Any],
+    model: str,
+    names: list[str] | None,
+    alpha: float | None,
+    clip: tuple[int, int] | None,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    from octvideo.models.weights import inflate_resnet2d
+
+    raw = _plain_state(checkpoint)
+    if "conv1.weight" not in raw or not any(k.startswith("layer1.") for k in raw):
+        raise UsageError(
+            f"{src} holds no torchvision ResNet weights (no conv1 / layer1 keys)"
+            f"{_other_source_hint(checkpoint, 'torchvision')}"
+        )
+    if names is None:
+        raise UsageError(
+            f"--from torchvision: {src} has an ImageNet classifier, not a video one; name the "
+            "classes to fine-tune on with --classes kinetics400, FILE or a number"
+        )
+    depth = _torchvision_depth(raw)
+    extra = {"width": int(raw["conv1.weight"].shape[0])}
+    extra = {} if extra["width"] == 64 else extra
+    with torch.device("meta"):
+        probe = _build(_model_section(model, len(names), 0.0, extra, dropout=0.5))
+    if getattr(probe, "depth", None) != depth:
+        fits = [n for n in _family(model) if n.endswith(f"_r{depth}")] if depth else []
+        what = f"a torchvision ResNet-{depth}" if depth else "a torchvision network"
+        hint = f"; use --model {fits[0]}" if fits else " (octvideo has no such depth)"
+        raise UsageError(f"{src} holds {what}, which does not inflate into {model}{hint}")
+    t, tau, clip_source = _clip_or_default(clip, src)
+    target = _model_section(model, len(names), alpha or 0.0, extra, dropout=0.5)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # a fresh classifier that is the same on every import
+        net = _build(target)
+    try:
+        state = inflate_resnet2d(raw, net)
+    except ValueError as err:
+        raise UsageError(f"{src} does not inflate into {model}: {_first_line(err)}") from err
+    protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD)
+    return state, _meta(target, names, protocol, clip_source)
+
+
+def _from_octvideo(
+    src: Path,
+    checkpoint: dict[str, Any],
+    model: str,
+    names: list[str] | None,
+    alpha: float | None,
+    clip: tuple[int, int] | None,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    what, trained_on = "--classes", ""
+    hyper = checkpoint.get("hyper_parameters")
+    meta = hyper.get("meta") if isinstance(hyper, dict) else None
+    own = (
+        meta
+        if isinstance(meta, dict)
+        and all(isinstance(meta.get(k), dict) for k in ("model", "clip", "normalization"))
+        else None
+    )
+    state = _plain_state(checkpoint)
+    if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
+        raise UsageError(
+            f"{src} holds no octvideo weights{_other_source_hint(checkpoint, 'octvideo')}"
+        )
+    if own is not None:
+        trained = own["model"].get("name")
+        if trained != model:
+            raise UsageError(
+                f"{src} is an octvideo {trained} checkpoint, not {model}; use --model {trained}"
+            )
+        if clip is not None:
+            raise UsageError(
+                f"--clip: {src} keeps the clip protocol it was trained with; --clip applies to "
+                "weights without one (PyTorchVideo, torchvision, a bare state dict)"
+            )
+        section = _with_alpha(own["model"], own["model"].get("alpha", 0.0))
+        protocol = {"clip": dict(own["clip"]), "normalization": dict(own["normalization"])}
+        clip_source = "the source checkpoint"
+        if names is None and own.get("classes"):
+            names, what = list(own["classes"]), "its metadata"
+            config = own.get("config") if isinstance(own.get("config"), dict) else {}
+            trained_on = (config.get("data") or {}).get("classes_file") or ""
+        problem = _mismatch(section, state)
+        if problem:
+            raise UsageError(
+                f"{src} does not fit the model its metadata describes ({model}): {problem}"
+            )
+    else:
+        if not _vanilla(state):
+            raise UsageError(
+                f"{src} is a bare state dict of an octave network, which does not record its "
+                "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
+            )
+        extra = _extra_from_weights(model, state, clip_tt=clip, src=src)
+        section = _model_section(model, _classifier_rows(state), 0.0, extra, dropout=0.5)
+        if _mismatch(section, state):
+            fits = _guess(lambda name: state, clip, src, list_models())
+            raise UsageError(_wrong_model(src, "octvideo", model, fits))
+        t, tau, clip_source = _clip_or_default(clip, src)
+        protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std)
+    if names is None:
+        raise UsageError(
+            f"{src} has no class names (a bare state dict); name them with --classes "
+            "kinetics400, FILE or a number"
+        )
+    _check_class_count(src, names, section["num_classes"], what)
+    source_alpha = section["alpha"]
+    if alpha is None or alpha == source_alpha:
+        target = section
+    elif _vanilla_alpha(source_alpha):
+        target = _with_alpha(section, alpha)
+        state = _octavised(state, target)
+    else:
+        raise UsageError(
+            f"--alpha {alpha}: {src} is already an octave network (alpha {source_alpha}); "
+            "octavise from its alpha-0 checkpoint"
+        )
+    meta = _meta(target, names, protocol, clip_source)
+    meta["_classes_file"] = trained_on  # the run config names it again
+    return state, meta
+
+
+# ---------------------------------------------------------------------------------- checks
+
+
+def _check_model_for_source(model: str, source: str) -> None:
+    if source == "pytorchvideo" and not _zoo_family(model):
+        raise UsageError(
+            f"--model {model}: PyTorchVideo's zoo has C2D, I3D, Slow and SlowFast ResNets of "
+            "depth 50 and more, without Non-local blocks; choose one of "
+            f"{', '.join(n for n in list_models() if _zoo_family(n))}"
+        )
+    if source == "torchvision" and model.startswith("slowfast"):
+        raise UsageError(
+            f"--model {model}: a torchvision 2D ResNet inflates into one pathway (C2D, I3D, "
+            "Slow), not SlowFast's two"
+        )
+
+
+def _zoo_family(model: str) -> bool:
+    """Whether PyTorchVideo builds this architecture (bottleneck ResNets, no Non-local)."""
+    return (
+        model.startswith(("c2d_", "i3d_", "slow_", "slowfast_"))
+        and "_nl_" not in model
+        and not model.endswith(("_r18", "_r34"))
+    )
+
+
+def _check_not_a_users_config(config_path: Path, out: Path) -> None:
+    """Refuses to replace a YAML file beside ``out`` that ``octvideo import`` did not write (a
+    training config of the same name, say)."""
+    if not config_path.is_file():
+        return
+    try:
+        with config_path.open("rb") as fh:
+            first = fh.read(len(CONFIG_MARK))
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot read {config_path} ({err.strerror})") from err
+    if first != CONFIG_MARK:
+        raise UsageError(
+            f"--out {out}: {config_path} exists and was not written by 'octvideo import'; the "
+            "run config goes there, so choose another --out name or move that file"
+        )
+
+
+def _class_file(classes: str | None) -> Path | None:
+    if classes is None or classes in CLASS_FILES or classes.isdigit():
+        return None
+    return Path(classes)
+
+
+def _read_classes(classes: str | None, class_file: Path | None) -> list[str] | None:
+    """The class names ``--classes`` gives, or None when it is not given."""
+    from octvideo.data.annotations import read_classes
+
+    if classes is None:
+        return None
+    if classes in CLASS_FILES:
+        return _shipped_classes(classes)
+    if classes.isdigit():
+        if int(classes) < 1:
+            raise UsageError(f"--classes {classes}: give 1 or more classes")
+        return [str(i) for i in range(int(classes))]
+    assert class_file is not None
+    if not class_file.is_file():
+        raise UsageError(
+            f"--classes {classes}: no such file; give kinetics400, a class-names file (one a "
+            "line) or a number of classes"
+        )
+    names = read_classes(class_file)
+    if not names:
+        raise UsageError(f"--classes {classes}: the file names no class")
+    return names
+
+
+def _check_class_count(src: Path, names: Sequence[str], rows: int, what: str = "--classes") -> None:
+    if len(names) != rows:
+        raise UsageError(
+            f"{what} names {len(names)} classes but the classifier of {src} has {rows} "
+            "outputs; give its own class list (fine-tune for another one with 'octvideo train "
+            "model.pretrained=...', which replaces the classifier)"
+        )
+
+
+def _wrong_model(src: Path, kind: str, model: str, fits: Sequence[str]) -> str:
+    if fits:
+        return f"{src} holds a {kind} {fits[0]}, not a {model}; use --model {fits[0]}"
+    return (
+        f"{src} does not hold {kind} weights of {model}, nor of another octvideo model; "
+        "check --model and --from"
+    )
+
+
+def _other_source_hint(checkpoint: Mapping[str, Any], asked: str) -> str:
+    state = _plain_state(checkpoint)
+    if asked != "pytorchvideo" and (
+        "model_state" in checkpoint or any(k.startswith("blocks.") for k in state)
+    ):
+        return "; it looks like a PyTorchVideo checkpoint: use --from pytorchvideo"
+    if asked != "torchvision" and "conv1.weight" in state:
+        return "; it looks like a torchvision ResNet: use --from torchvision"
+    if asked != "octvideo" and any(k.startswith(("stem.", "slow.stem.")) for k in state):
+        return "; it looks like an octvideo checkpoint: use --from octvideo"
+    return ""
+
+
+def _mismatch(section: Mapping[str, Any], vanilla: Mapping[str, Tensor]) -> str | None:
+    """Why ``vanilla`` does not load into the model ``section`` describes (built on the meta
+    device: shapes only), or None."""
+    try:
+        with torch.device("meta"):
+            net = _build(section)
+    except (ValueError, TypeError) as err:
+        return _first_line(err)
+    return state_mismatch(net, dict(vanilla))
+
+
+def _guess(
+    state_of: Callable[[str], Mapping[str, Tensor] | None],
+    clip: tuple[int, int] | None,
+    src: Path,
+    candidates: Sequence[str],
+) -> list[str]:
+    """The ``candidates`` whose alpha-0 network ``state_of(name)`` fits (first: the one to
+    name in an error)."""
+    fits = []
+    for name in candidates:
+        state = state_of(name)
+        if state is None:
+            continue
+        extra = _extra_from_weights(name, state, clip_tt=clip, src=src)
+        section = _model_section(name, max(_classifier_rows(state), 1), 0.0, extra, dropout=0.5)
+        if not _mismatch(section, state):
+            fits.append(name)
+    return fits
+
+
+def _pytorchvideo_vanilla(raw: Mapping[str, Tensor], model: str) -> dict[str, Tensor] | None:
+    """A PyTorchVideo state dict under ``model``'s alpha-0 keys; None where its layout (one
+    pathway or two) is not ``model``'s."""
+    from octvideo.models.weights import convert_pytorchvideo_state_dict
+
+    try:
+        return convert_pytorchvideo_state_dict(raw, model)
+    except ValueError:
+        return None
+
+
+def _torchvision_depth(raw: Mapping[str, Tensor]) -> int | None:
+    blocks = []
+    for layer in range(1, 5):
+        found = {int(k.split(".")[1]) for k in raw if k.startswith(f"layer{layer}.")}
+        blocks.append(max(found) + 1 if found else 0)
+    bottleneck = "layer1.0.conv3.weight" in raw
+    return _TV_BLOCKS.get((tuple(blocks), bottleneck))
+
+
+def _family(model: str) -> list[str]:
+    prefix = model.rsplit("_r", 1)[0]
+    return [n for n in list_models() if n.rsplit("_r", 1)[0] == prefix]
+
+
+# ------------------------------------------------------------------------------- building
+
+
+def _extra_from_weights(
+    model: str, vanilla: Mapping[str, Tensor], *, clip_tt: tuple[int, int] | None, src: Path
+) -> dict[str, Any]:
+    """Model keyword arguments the weights decide: a ResNet's width (stem channels) and a
+    SlowFast's lateral kernel; a SlowFast's speed ratio comes from the clip (alpha = tau / 2)."""
+    if model.startswith("slowfast"):
+        fuse = vanilla.get("fuse_stem.conv.conv_hh.weight")
+        extra: dict[str, Any] = {}
+        if fuse is not None and fuse.ndim == 5:
+            extra["fusion_kernel"] = int(fuse.shape[2])
+        _, tau, _ = _clip_or_default(clip_tt, src)
+        extra["slowfast_alpha"] = max(1, tau // FAST_STRIDE)
+        return extra
+    stem = vanilla.get("stem.conv.conv_hh.weight")
+    if stem is not None and int(stem.shape[0]) != 64:
+        return {"width": int(stem.shape[0])}
+    return {}
+
+
+def _clip_or_default(clip: tuple[int, int] | None, src: Path) -> tuple[int, int, str]:
+    """(T, tau, where it came from): ``--clip``, else the ``TxTAU`` of a zoo file name, else
+    8x8."""
+    if clip is not None:
+        return clip[0], clip[1], "--clip"
+    match = _ZOO_NAME.search(src.name)
+    if match and int(match[1]) >= 1 and int(match[2]) >= 1:
+        return int(match[1]), int(match[2]), f"the file name {src.name}"
+    return DEFAULT_CLIP[0], DEFAULT_CLIP[1], "the 8x8 default"
+
+
+def _with_alpha(section: Mapping[str, Any], alpha: Any) -> dict[str, Any]:
+    """A model section (validated as ``ModelConfig``) with another alpha."""
+    fields = {k: v for k, v in section.items() if k in ModelConfig.__dataclass_fields__}
+    fields["alpha"] = list(alpha) if isinstance(alpha, list | tuple) else float(alpha)
+    fields["octave"] = tuple(fields.get("octave", (1, 2, 2)))
+    try:
+        return to_dict(ModelConfig(**fields))
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"model section {dict(section)}: {_first_line(err)}") from err
+
+
+def _model_section(
+    model: str,
+    num_classes: int,
+    alpha: float,
+    extra: Mapping[str, Any],
+    *,
+    dropout: float,
+    octave: Sequence[int] = (1, 2, 2),
+) -> dict[str, Any]:
+    try:
+        section = ModelConfig(
+            name=model,
+            num_classes=num_classes,
+            alpha=float(alpha) if not isinstance(alpha, list | tuple) else list(alpha),
+            octave=tuple(octave),
+            dropout=dropout,
+            extra=dict(extra),
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    return to_dict(section)
+
+
+def _build(section: Mapping[str, Any]) -> nn.Module:
+    from octvideo.inference.predictor import model_from_meta
+
+    return model_from_meta(dict(section))
+
+
+def _octavised(vanilla: Mapping[str, Tensor], section: Mapping[str, Any]) -> dict[str, Tensor]:
+    """``vanilla`` (alpha-0 keys) for the model ``section`` describes, sliced at its alpha."""
+    from octvideo.models.weights import octavise_state_dict
+
+    if _vanilla_alpha(section["alpha"]):
+        return dict(vanilla)
+    return octavise_state_dict(vanilla, _build(section))
+
+
+def _vanilla_alpha(alpha: Any) -> bool:
+    values = alpha if isinstance(alpha, list | tuple) else [alpha]
+    return all(float(a) == 0.0 for a in values)
+
+
+def _vanilla(state: Mapping[str, Tensor]) -> bool:
+    return not any(
+        k.endswith(("conv_hl.weight", "conv_lh.weight", "conv_ll.weight")) for k in state
+    )
+
+
+def _classifier_rows(state: Mapping[str, Tensor]) -> int:
+    weight = state.get("head.fc.weight")
+    return int(weight.shape[0]) if weight is not None else 0
+
+
+def _plain_state(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
+    """The tensors of a checkpoint: ``state_dict`` (``model.`` prefix removed), ``model`` or the
+    checkpoint itself."""
+    if isinstance(checkpoint.get("model"), Mapping) and "state_dict" not in checkpoint:
+        checkpoint = checkpoint["model"]
+    state = model_state_dict(dict(checkpoint))
+    return {k: v for k, v in state.items() if isinstance(v, Tensor)}
+
+
+def _protocol(
+    model: str,
+    t: int,
+    tau: int,
+    fps: float | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> dict[str, Any]:
+    """The ``clip`` and ``normalization`` metadata of a T x tau clip (the slow pathway's for
+    SlowFast, whose Fast pathway takes alpha x T frames every ``FAST_STRIDE``th)."""
+    slowfast_alpha = None
+    frames, stride = t, tau
+    if model.startswith("slowfast"):
+        if tau % FAST_STRIDE or tau < 2 * FAST_STRIDE:
+            raise UsageError(
+                f"--clip {t}x{tau}: a SlowFast clip's stride is an even number of 4 or more "
+                "(its Fast pathway takes every 2nd frame: 8x8, 4x16)"
+            )
+        slowfast_alpha = tau // FAST_STRIDE
+        frames, stride = t * slowfast_alpha, FAST_STRIDE
+    d = DataConfig()
+    clip = {
+        "num_frames": frames,
+        "sampling_rate": stride,
+        "target_fps": fps,
+        "slowfast_alpha": slowfast_alpha,
+        "train_crop_size": d.train_crop_size,
+        "val_crop_size": d.val_crop_size,
+        "test_short_side": d.test_short_side,
+        "test_crop_size": d.test_crop_size,
+        "test_num_clips": d.test_num_clips,
+        "test_num_crops": d.test_num_crops,
+    }
+    return {"clip": clip, "normalization": {"mean": list(mean), "std": list(std)}}
+
+
+def _meta(
+    section: dict[str, Any], names: list[str], protocol: dict[str, Any], clip_source: str
+) -> dict[str, Any]:
+    return {
+        "octvideo_version": __version__,
+        "model": section,
+        "classes": list(names),
+        "normalization": protocol["normalization"],
+        "clip": protocol["clip"],
+        "_clip_source": clip_source,
+    }
+
+
+def _data_config(
+    meta: Mapping[str, Any], classes: str | None, class_file: Path | None, trained_on: str
+) -> DataConfig:
+    """The data section of the run config beside the checkpoint: its clip protocol, and the
+    classes file its names came from (the shipped list, ``--classes FILE``, the source run's
+    ``data.classes_file``; none for numbered classes)."""
+    clip, norm = meta["clip"], meta["normalization"]
+    if classes in CLASS_FILES:
+        classes_file = str(_shipped_path(classes))
+    elif class_file is not None:
+        classes_file = str(class_file.resolve())
+    else:
+        classes_file = trained_on
+    fields = {k: clip[k] for k in DataConfig.__dataclass_fields__ if k in clip}
+    return DataConfig(
+        **fields,
+        classes_file=classes_file,
+        mean=tuple(float(v) for v in norm["mean"]),
+        std=tuple(float(v) for v in norm["std"]),
+    )
+
+
+# ---------------------------------------------------------------------------------- writing
+
+
+def _write(
+    out: Path,
+    config_path: Path,
+    state: Mapping[str, Tensor],
+    meta: dict[str, Any],
+    run_cfg: RunConfig,
+) -> None:
+    """The checkpoint (``octvideo train``'s layout) and its run config, each atomically."""
+    checkpoint = {
+        "state_dict": {f"model.{k}": v.contiguous() for k, v in state.items()},
+        "hyper_parameters": {"meta": meta},
+        "octvideo_version": __version__,
+    }
+    text = _config_text(run_cfg, meta)
+    try:
+        atomic_save(checkpoint, out)
+        with atomic_output(config_path) as tmp:
+            tmp.write_text(text)
+    except OSError as err:
+        raise RunStopped(
+            f"cannot write {out} ({err.strerror or err}); no half-written file is left. Free "
+            "space or choose another --out"
+        ) from err
+    logger.debug("wrote %s and %s", out, config_path)
+
+
+def _config_text(run_cfg: RunConfig, meta: Mapping[str, Any]) -> str:
+    """A short run config: the model and data sections; every other setting is the default."""
+    model = {k: v for k, v in to_dict(run_cfg.model).items() if not k.startswith("pretrained")}
+    data = to_dict(run_cfg.data)
+    protocol = [*meta["clip"], "mean", "std", "classes_file"]
+    sections = {"model": model, "data": {k: data[k] for k in protocol if k in data}}
+    source = meta["source"]
+    header = (
+        f"{CONFIG_MARK.decode()}: {meta['model']['name']} from {source['file']} (--from "
+        f"{source['from']}), the model and clip protocol of {run_cfg.name}.ckpt.\n"
+        f"# test:      octvideo test --cfg {run_cfg.name}.yaml --ckpt {run_cfg.name}.ckpt "
+        "data.test_list=LIST\n"
+        f"# fine-tune: octvideo train --cfg {run_cfg.name}.yaml "
+        f"model.pretrained={run_cfg.name}.ckpt data.train_list=... data.val_list=...\n"
+    )
+    return header + yaml.safe_dump(sections, sort_keys=False, default_flow_style=None)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

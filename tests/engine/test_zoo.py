@@ -1,0 +1,419 @@
+"""``octvideo import``'s logic: PyTorchVideo zoo files (made here with PyTorchVideo's own builders
+and random weights, at width 8 where PyTorchVideo allows it) import into checkpoints that predict
+the PyTorchVideo model's own probabilities in float64; ``--alpha`` writes Oct models whose alpha-0
+slices are the source's weights and that train fine-tunes; torchvision ResNets inflate; octvideo
+checkpoints octavise; every bad input is one line and writes nothing."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from octvideo.cli import UsageError
+from octvideo.data.transforms import pack_pathways
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+from octvideo.engine.zoo import (
+    CONFIG_MARK,
+    import_checkpoint,
+    kinetics400_classes,
+)
+from octvideo.inference.predictor import Predictor, model_from_meta
+from octvideo.models.weights import convert_pytorchvideo_state_dict
+from octvideo.ops import OctConv3d
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHS = ["c2d_r50", "i3d_r50", "slow_r50", "slowfast_r50"]
+
+
+def _pytorchvideo(name: str, num_classes: int = 400, width: int = 8) -> nn.Module:
+    """PyTorchVideo's own network of ``name`` (random weights, non-trivial BN statistics), its
+    head pool covering a 4 x 64 x 64 clip's features; ResNets at stem width ``width``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models import hub
+        from pytorchvideo.models.resnet import create_resnet
+
+    torch.manual_seed(0)
+    if name == "slow_r50":  # hub.slow_r50 fixes an (8, 7, 7) head pool; same arguments otherwise
+        net = create_resnet(
+            stem_conv_kernel_size=(1, 7, 7),
+            head_pool_kernel_size=(4, 2, 2),
+            model_depth=50,
+            stem_dim_out=width,
+            model_num_class=num_classes,
+        )
+    elif name == "slowfast_r50":  # no width argument in octvideo's SlowFast: the zoo's own
+        net = hub.slowfast_r50(
+            pretrained=False,
+            head_pool_kernel_sizes=((2, 2, 2), (8, 2, 2)),
+            model_num_class=num_classes,
+        )
+    else:
+        net = getattr(hub, name)(
+            pretrained=False,
+            head_pool_kernel_size=(2, 2, 2),
+            stem_dim_out=width,
+            model_num_class=num_classes,
+        )
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm3d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return net.eval()
+
+
+def _zoo_file(folder: Path, net: nn.Module, name: str = "I3D_8x8_R50.pyth") -> Path:
+    path = folder / name
+    torch.save({"model_state": net.state_dict()}, path)  # the zoo's file layout
+    return path
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory):
+    """``zoo(name, file_name)`` -> (PyTorchVideo network, its zoo file under ``file_name``),
+    each network built and saved once (float32, as the zoo's files are)."""
+    folder = tmp_path_factory.mktemp("zoo")
+    made: dict[str, tuple[nn.Module, Path]] = {}
+
+    def make(name: str, file_name: str | None = None) -> tuple[nn.Module, Path]:
+        if name not in made:
+            net = _pytorchvideo(name)
+            made[name] = (net, _zoo_file(folder, net, f"{name}.pyth"))
+        net, path = made[name]
+        if file_name is not None:  # the zoo's file names carry the clip (SLOW_4x16_R50.pyth)
+            link = folder / file_name
+            if not link.exists():
+                link.symlink_to(path)
+            path = link
+        return net, path
+
+    return make
+
+
+@pytest.fixture
+def i3d_zoo(zoo) -> Path:
+    return zoo("i3d_r50", "I3D_8x8_R50.pyth")[1]
+
+
+# ------------------------------------------------------------------------------ class list
+
+
+def test_kinetics400_classes_are_torchvisions_400_in_order() -> None:
+    from torchvision.models._meta import _KINETICS400_CATEGORIES
+
+    names = kinetics400_classes()
+    assert len(names) == 400
+    assert len(set(names)) == 400
+    assert names == list(_KINETICS400_CATEGORIES)
+    assert names == sorted(names)  # the zoo's classifiers: alphabetical, as PySlowFast sorts
+
+
+def test_kinetics400_classes_ship_as_package_data() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    shipped = config["tool"]["setuptools"]["package-data"]["octvideo"]
+    assert "data/kinetics400_classes.txt" in shipped
+    assert (ROOT / "octvideo" / "data" / "kinetics400_classes.txt").is_file()
+
+
+# --------------------------------------------------------------------------- PyTorchVideo
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_zoo_import_predicts_the_pytorchvideo_models_probabilities(
+    name: str, zoo, tmp_path: Path
+) -> None:
+    net, pyth = zoo(name)
+    ref = copy.deepcopy(net).double()  # float64 on the file's own float32 weights, both sides
+    out = tmp_path / f"{name}_k400.ckpt"
+    result = import_checkpoint(pyth, source="pytorchvideo", model=name, out=out)
+    assert result.checkpoint == out and result.config == out.with_suffix(".yaml")
+
+    predictor = Predictor.from_checkpoint(out)  # what octvideo predict builds
+    predictor.model.double()
+    assert predictor.classes == kinetics400_classes()
+    g = torch.Generator().manual_seed(2)
+    frames = 8 if name.startswith("slowfast") else 4
+    clips = torch.randn(2, 3, frames, 64, 64, generator=g, dtype=torch.float64)  # preprocessed
+    got = predictor.logits(clips).double().softmax(-1)  # predict's path: logits of float32
+    with torch.no_grad():
+        if name.startswith("slowfast"):
+            pathways = [pack_pathways(c, predictor.protocol.slowfast_alpha) for c in clips]
+            inputs = [torch.stack([p[i] for p in pathways]) for i in range(2)]
+            want_logits = ref(list(inputs))  # PyTorchVideo writes into its input list
+            own_logits = predictor.model(inputs)
+        else:
+            want_logits = ref(clips)
+            own_logits = predictor.model(clips)
+    torch.testing.assert_close(own_logits, want_logits, rtol=1e-10, atol=1e-10)  # float64
+    # predict's logits are float32: their rounding (1e-7 of a logit of ~10) is all that differs
+    torch.testing.assert_close(got, want_logits.softmax(-1), rtol=1e-5, atol=1e-7)
+
+
+def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "i3d.ckpt"
+    result = import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out)
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    assert meta["clip"] == {
+        "num_frames": 8,
+        "sampling_rate": 8,
+        "target_fps": 30.0,
+        "slowfast_alpha": None,
+        "train_crop_size": 224,
+        "val_crop_size": 224,
+        "test_short_side": 256,
+        "test_crop_size": 256,
+        "test_num_clips": 10,
+        "test_num_crops": 3,
+    }
+    assert meta["normalization"] == {"mean": [0.45] * 3, "std": [0.225] * 3}
+    assert meta["model"]["name"] == "i3d_r50" and meta["model"]["extra"] == {"width": 8}
+    assert meta["source"]["file"] == i3d_zoo.name and len(meta["source"]["sha256"]) == 64
+    assert result.clip_source == f"the file name {i3d_zoo.name}"
+    text = result.config.read_text()
+    assert text.encode().startswith(CONFIG_MARK)
+    data = yaml.safe_load(text)["data"]
+    assert data["classes_file"].endswith("kinetics400_classes.txt")
+    assert Path(data["classes_file"]).read_text().splitlines() == kinetics400_classes()
+
+
+@pytest.mark.parametrize(
+    ("clip", "file_name", "want"),
+    [
+        (None, "SLOWFAST_4x16_R50.pyth", (32, 2, 8)),  # the zoo file name's TxTAU
+        (None, "weights.pyth", (32, 2, 4)),  # the 8x8 default
+        ("4x16", "weights.pyth", (32, 2, 8)),
+    ],
+)
+def test_slowfast_clip_sets_frames_stride_and_speed_ratio(
+    clip: str | None, file_name: str, want: tuple[int, int, int], zoo, tmp_path: Path
+) -> None:
+    pyth = zoo("slowfast_r50", file_name)[1]
+    out = tmp_path / "sf.ckpt"
+    import_checkpoint(pyth, source="pytorchvideo", model="slowfast_r50", out=out, clip=clip)
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    c = meta["clip"]
+    assert (c["num_frames"], c["sampling_rate"], c["slowfast_alpha"]) == want
+    assert meta["model"]["extra"] == {"fusion_kernel": 7, "slowfast_alpha": want[2]}
+
+
+def test_slow_4x16_from_the_zoo_file_name(zoo, tmp_path: Path) -> None:
+    pyth = zoo("slow_r50", "SLOW_4x16_R50.pyth")[1]
+    out = tmp_path / "slow.ckpt"
+    import_checkpoint(pyth, source="pytorchvideo", model="slow_r50", out=out)
+    clip = load_checkpoint(out)["hyper_parameters"]["meta"]["clip"]
+    assert (clip["num_frames"], clip["sampling_rate"]) == (4, 16)
+
+
+# ------------------------------------------------------------------------------- --alpha
+
+
+def test_alpha_import_slices_are_the_source_weights(i3d_zoo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "oct.ckpt"
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out, alpha=0.1)
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    assert meta["model"]["alpha"] == 0.1
+    model = model_from_meta(meta["model"])
+    model.load_state_dict(model_state_dict(load_checkpoint(out)))
+    raw = torch.load(i3d_zoo, map_location="cpu", weights_only=True)["model_state"]
+    source = convert_pytorchvideo_state_dict(raw, "i3d_r50")
+    octave = 0
+    for name, m in model.named_modules():
+        if isinstance(m, OctConv3d):
+            octave += m.has_octave
+            weight, _ = m.vanilla_weight()
+            torch.testing.assert_close(weight, source[f"{name}.conv_hh.weight"], rtol=0, atol=0)
+    assert octave > 0
+    norm = model.res3[0].bn_b  # 16 channels, 2 of them low at alpha 0.1
+    assert norm.low is not None
+    want = source["res3.0.bn_b.high.running_mean"]
+    got = torch.cat([norm.high.running_mean, norm.low.running_mean])
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_octave_import_fine_tunes_a_step(tiny_synth: Path, tmp_path: Path) -> None:
+    from octvideo.engine.run import run_train
+    from tests.engine.conftest import tiny_overrides
+
+    pyth = _zoo_file(tmp_path, _pytorchvideo("i3d_r50", width=8))
+    out = tmp_path / "i3d_oct.ckpt"
+    import_checkpoint(pyth, source="pytorchvideo", model="i3d_r50", out=out, alpha=0.1)
+    overrides = tiny_overrides(
+        tiny_synth,
+        **{
+            "model.name": "i3d_r50",
+            "model.alpha": 0.1,
+            "model.extra": "{width: 8}",
+            "model.pretrained": out,
+            "trainer.max_epochs": 1,
+            "output.plot_curves": False,
+        },
+    )
+    result = run_train(out.with_suffix(".yaml"), overrides, out=str(tmp_path / "run"))
+    assert result.global_step >= 1
+    assert torch.isfinite(torch.tensor(result.metrics["train/loss_epoch"]))
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+def test_torchvision_resnet_inflates_for_fine_tuning(tmp_path: Path) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    sd2d = torchvision.models.resnet18(weights=None).state_dict()
+    src = tmp_path / "resnet18.pth"
+    torch.save(sd2d, src)
+    out = tmp_path / "i3d_r18.ckpt"
+    import_checkpoint(
+        src, source="torchvision", model="i3d_r18", out=out, classes="kinetics400", alpha=0.25
+    )
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    assert meta["normalization"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert meta["model"]["num_classes"] == 400 and meta["classes"] == kinetics400_classes()
+    predictor = Predictor.from_checkpoint(out)  # loads strictly: every weight is there
+    weight, _ = predictor.model.res2[0].conv_a.vanilla_weight()
+    kt = weight.shape[2]
+    want = sd2d["layer1.0.conv1.weight"].unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
+    torch.testing.assert_close(weight, want, rtol=0, atol=0)
+    # the classifier is new and the same on every import
+    again = tmp_path / "again.ckpt"
+    import_checkpoint(
+        src, source="torchvision", model="i3d_r18", out=again, classes="kinetics400", alpha=0.25
+    )
+    a, b = (model_state_dict(load_checkpoint(p)) for p in (out, again))
+    assert torch.equal(a["head.fc.weight"], b["head.fc.weight"])
+
+
+# -------------------------------------------------------------------------------- octvideo
+
+
+def test_octvideo_alpha0_checkpoint_octavises(i3d_zoo: Path, tmp_path: Path) -> None:
+    vanilla = tmp_path / "vanilla.ckpt"
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=vanilla)
+    out = tmp_path / "oct.ckpt"
+    import_checkpoint(vanilla, source="octvideo", model="i3d_r50", out=out, alpha=0.1)
+    direct = tmp_path / "direct.ckpt"
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=direct, alpha=0.1)
+    a, b = (load_checkpoint(p) for p in (out, direct))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())
+    ma, mb = a["hyper_parameters"]["meta"], b["hyper_parameters"]["meta"]
+    assert (ma["model"], ma["clip"], ma["classes"]) == (mb["model"], mb["clip"], mb["classes"])
+
+
+def test_octvideo_checkpoint_keeps_its_classes_and_protocol(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "renamed.ckpt"
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\nc\n")
+    import_checkpoint(checkpoint, source="octvideo", model="c2d_r18", out=out, classes=str(names))
+    source, written = load_checkpoint(checkpoint), load_checkpoint(out)
+    meta, own = written["hyper_parameters"]["meta"], source["hyper_parameters"]["meta"]
+    assert meta["classes"] == ["a", "b", "c"]
+    assert meta["clip"] == own["clip"] and meta["model"]["alpha"] == own["model"]["alpha"]
+    assert all(torch.equal(v, source["state_dict"][k]) for k, v in written["state_dict"].items())
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def _refusal(tmp_path: Path, src: Path, **kwargs: object) -> str:
+    out = kwargs.pop("out", tmp_path / "out.ckpt")
+    args = {"source": "pytorchvideo", "model": "i3d_r50", **kwargs}
+    with pytest.raises(UsageError) as err:
+        import_checkpoint(src, out=out, **args)
+    message = str(err.value)
+    assert "\n" not in message
+    assert not (tmp_path / "out.ckpt").exists() and not (tmp_path / "out.yaml").exists()
+    return message
+
+
+def test_wrong_architecture_names_the_one_that_fits(i3d_zoo: Path, tmp_path: Path) -> None:
+    message = _refusal(tmp_path, i3d_zoo, model="slow_r50")
+    assert message.endswith("holds a PyTorchVideo i3d_r50, not a slow_r50; use --model i3d_r50")
+    message = _refusal(tmp_path, i3d_zoo, model="slowfast_r50")
+    assert "use --model i3d_r50" in message
+
+
+def test_torchvision_depth_mismatch_is_refused(tmp_path: Path) -> None:
+    import torchvision
+
+    src = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), src)
+    message = _refusal(tmp_path, src, source="torchvision", model="c2d_r50", classes="7")
+    assert message.endswith("holds a torchvision ResNet-18, which does not inflate into c2d_r50; "
+                            "use --model c2d_r18")  # fmt: skip
+    message = _refusal(tmp_path, src, source="torchvision", model="c2d_r18")
+    assert "--classes" in message
+
+
+def test_wrong_source_kind_says_which_it_looks_like(i3d_zoo: Path, checkpoint: Path, tmp_path):
+    message = _refusal(tmp_path, i3d_zoo, source="octvideo")
+    assert message.endswith("use --from pytorchvideo")
+    message = _refusal(tmp_path, checkpoint, source="pytorchvideo")
+    assert message.endswith("use --from octvideo")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"source": "tensorflow"}, "--from 'tensorflow': use one of pytorchvideo, torchvision"),
+        ({"model": "i3d_r51"}, "--model 'i3d_r51' is not an octvideo model; did you mean"),
+        ({"model": "i3d_nl_r50"}, "--model i3d_nl_r50: PyTorchVideo's zoo has"),
+        ({"classes": "7"}, "--classes names 7 classes but the classifier of"),
+        ({"classes": "missing.txt"}, "--classes missing.txt: no such file"),
+        ({"alpha": 1.0}, "--alpha 1.0: give a low-frequency share in [0, 1)"),
+        ({"clip": "8by8"}, "--clip '8by8': give frames x stride"),
+        ({"out": "out.pt"}, "--out out.pt: give a .ckpt file name"),
+    ],
+)
+def test_bad_arguments_are_one_line(i3d_zoo: Path, tmp_path: Path, kwargs, expected) -> None:
+    assert _refusal(tmp_path, i3d_zoo, **kwargs).startswith(expected)
+
+
+def test_missing_source_file_is_one_line(tmp_path: Path) -> None:
+    assert "does not exist" in _refusal(tmp_path, tmp_path / "SLOW_8x8_R50.pyth")
+
+
+def test_classes_file_of_another_count_is_refused(i3d_zoo: Path, tmp_path: Path) -> None:
+    names = tmp_path / "k600.txt"
+    names.write_text("".join(f"class {i}\n" for i in range(600)))
+    message = _refusal(tmp_path, i3d_zoo, classes=str(names))
+    assert message.startswith("--classes names 600 classes but the classifier of")
+
+
+def test_output_over_an_input_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    before = checkpoint.read_bytes()
+    message = _refusal(tmp_path, checkpoint, source="octvideo", model="c2d_r18", out=checkpoint)
+    assert "writing it would destroy it" in message
+    assert checkpoint.read_bytes() == before
+
+
+def test_a_users_yaml_beside_the_output_is_not_replaced(i3d_zoo: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "out.yaml"
+    mine.write_text("model: {name: i3d_r50}\n")
+    with pytest.raises(UsageError, match="was not written by 'octvideo import'"):
+        import_checkpoint(
+            i3d_zoo, source="pytorchvideo", model="i3d_r50", out=tmp_path / "out.ckpt"
+        )
+    assert mine.read_text() == "model: {name: i3d_r50}\n"
+    assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_octave_source_is_not_octavised_again(checkpoint: Path, tmp_path: Path) -> None:
+    message = _refusal(tmp_path, checkpoint, source="octvideo", model="c2d_r18", alpha=0.1)
+    assert "is already an octave network (alpha 0.25)" in message
+    message = _refusal(tmp_path, checkpoint, source="octvideo", model="i3d_r18")
+    assert "is an octvideo c2d_r18 checkpoint, not i3d_r18; use --model c2d_r18" in message
