@@ -417,3 +417,26 @@ def test_octave_source_is_not_octavised_again(checkpoint: Path, tmp_path: Path) 
     assert "is already an octave network (alpha 0.25)" in message
     message = _refusal(tmp_path, checkpoint, source="octvideo", model="i3d_r18")
     assert "is an octvideo c2d_r18 checkpoint, not i3d_r18; use --model c2d_r18" in message
+
+
+def test_importing_again_replaces_its_own_files(i3d_zoo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "i3d.ckpt"
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out)
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out, alpha=0.1)
+    assert load_checkpoint(out)["hyper_parameters"]["meta"]["model"]["alpha"] == 0.1
+    assert yaml.safe_load(out.with_suffix(".yaml").read_text())["model"]["alpha"] == 0.1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i3d.ckpt", "i3d.yaml"]
+
+
+def test_octvideo_run_config_names_the_runs_classes_file(checkpoint: Path, tmp_path: Path) -> None:
+    from octvideo.engine.checkpoint import atomic_save
+
+    trained = load_checkpoint(checkpoint)
+    trained["hyper_parameters"]["meta"]["config"] = {"data": {"classes_file": "data/classes.txt"}}
+    src = tmp_path / "trained.ckpt"
+    atomic_save(trained, src)
+    out = tmp_path / "again.ckpt"
+    import_checkpoint(src, source="octvideo", model="c2d_r18", out=out)
+    assert yaml.safe_load(out.with_suffix(".yaml").read_text())["data"]["classes_file"] == (
+        "data/classes.txt"
+    )
