@@ -4,12 +4,14 @@ run in one line with no half video left."""
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
+import torch
 
 from octvideo.cli import UsageError, main
-from octvideo.inference.predictor import Predictor
-from octvideo.inference.render import render
+from octvideo.inference.predictor import Prediction, Predictor, VideoResult, window_times
+from octvideo.inference.render import _label_for, render
 from tests.small_disk import fill, small_disk
 
 
@@ -58,3 +60,48 @@ def test_render_on_a_real_full_disk_stops_in_one_line(
         "is left; free space there or choose another folder"
     )
     assert sorted(os.listdir(disk)) == ["ballast"]
+
+
+class _CountedWindow(Prediction):
+    """A window that counts the reads of its times."""
+
+    reads = 0
+
+    def __getattribute__(self, name: str):
+        if name in ("start", "end"):
+            _CountedWindow.reads += 1
+        return object.__getattribute__(self, name)
+
+
+def test_each_frame_finds_its_window_without_reading_every_window(videos, tmp_path):
+    # a day at a 1 s stride makes 86 400 windows: reading all of them for each frame made a
+    # render of a long video take frames x windows steps
+    probs = torch.tensor([0.2, 0.3, 0.5])
+    windows = [_CountedWindow(probs, k * 0.01, k * 0.01 + 0.02) for k in range(20_000)]
+    result = VideoResult(
+        path=str(videos["short"]),
+        video=Prediction(probs, 0.0, 0.6),
+        windows=windows,
+        duration=0.6,
+        num_frames=6,
+        fps=10.0,
+    )
+    _CountedWindow.reads = 0
+    render(result, ["a", "b", "c"], tmp_path / "out.mp4", k=1)
+    assert _CountedWindow.reads <= 2 * len(windows) + 100  # the centres, once
+    # and the window found is the one a search of every window finds
+    rng = random.Random(0)
+    probs = torch.zeros(3)
+    for stride, window in [(1.0, 2.0), (0.5, 0.5), (3.0, 1.0), (0.3, 1.7)]:
+        times = window_times(20.3, window, stride)
+        result = VideoResult(
+            path="x.mp4",
+            video=Prediction(probs, 0.0, 20.3),
+            windows=[Prediction(probs, s, e) for s, e in times],
+        )
+        centres = sorted({(s + e) / 2 for s, e in times})
+        ts = [rng.uniform(-1.0, 21.0) for _ in range(300)] + centres
+        ts += [(a + b) / 2 for a, b in zip(centres, centres[1:], strict=False)]  # ties
+        for t in ts:
+            expected = min(result.windows, key=lambda w: abs((w.start + w.end) / 2 - t))
+            assert _label_for(result, t) is expected, (stride, window, t)

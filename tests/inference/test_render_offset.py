@@ -25,8 +25,8 @@ def test_render_counts_frame_times_from_the_first_frame(predictor, tmp_path, mon
     chosen: list[tuple[float, int]] = []
     label_for = render_module._label_for
 
-    def spy(result, t):
-        window = label_for(result, t)
+    def spy(result, t, *rest):
+        window = label_for(result, t, *rest)
         chosen.append((t, [id(w) for w in result.windows].index(id(window))))
         return window
 
