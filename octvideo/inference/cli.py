@@ -4,6 +4,11 @@ Prints a table per video, writes JSON Lines or CSV records with ``--out``, draws
 into a copy of the video with ``--render``. One unreadable input, or one that cannot be rendered, is
 reported and skipped; the exit status is 0 when every input succeeded, 1 when any failed.
 
+Inputs are decoded in ``--workers`` processes ahead of the model and their clips share forward
+passes (``octvideo.inference.pipeline``); an input whose decoder hangs fails after ``--timeout``
+seconds without progress, one whose decoder crashes fails alone. Progress: a bar over the inputs
+when stdout is a terminal, else one line per input on stderr.
+
 Every argument is parsed, bounded and checked before any output is opened: a refused command
 (exit 2, one line naming the option and its bound) leaves every file as it was.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +26,13 @@ from tqdm import tqdm
 
 from octvideo.cli import UsageError
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
+from octvideo.inference.pipeline import (
+    DEFAULT_TIMEOUT,
+    MAX_TIMEOUT,
+    MAX_WORKERS,
+    default_workers,
+    predict_many,
+)
 from octvideo.inference.predictor import (
     MAX_VIEW_CLIPS,
     CheckpointError,
@@ -27,6 +40,7 @@ from octvideo.inference.predictor import (
     VideoResult,
     check_views,
     expand_inputs,
+    parse_seconds,
     window_seconds,
 )
 from octvideo.paths import ReadFiles, check_folder, check_output_file
@@ -37,17 +51,17 @@ MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-7
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
 
 
-def _count(high: int) -> Callable[[str], int]:
-    """argparse type: a whole number from 1 to ``high``."""
+def _count(high: int, low: int = 1) -> Callable[[str], int]:
+    """argparse type: a whole number from ``low`` (0 or 1) to ``high``."""
 
     def parse(text: str) -> int:
         digits = text.strip()
         if not re.fullmatch(r"[+-]?\d+", digits):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
         # past 12 digits only the sign matters (and int() refuses past 4300)
-        value = int(digits) if len(digits) <= 12 else (0 if digits[0] == "-" else high + 1)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+        value = int(digits) if len(digits) <= 12 else (low - 1 if digits[0] == "-" else high + 1)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: give {low} or more")
         if value > high:
             raise argparse.ArgumentTypeError(f"{text!r}: give at most {high}")
         return value
@@ -90,6 +104,26 @@ def _device(text: str) -> str:
                 f"cuda:{count - 1}"
             )
     return text
+
+
+def _timeout(text: str | None, workers: int) -> float:
+    """``--timeout`` in seconds (``60s``, ``90``, ``500ms``), above 0 and at most a day; only
+    with workers, since a decoder in this process cannot be stopped."""
+    if text is None:
+        return DEFAULT_TIMEOUT
+    if workers == 0:
+        raise UsageError(
+            f"--timeout {text} needs --workers 1 or more: a decoder in the model's own process "
+            f"cannot be stopped"
+        )
+    try:
+        seconds = parse_seconds(text)
+    except ValueError as err:
+        raise UsageError(f"--timeout {text}: {err}") from None
+    assert seconds is not None
+    if seconds > MAX_TIMEOUT:
+        raise UsageError(f"--timeout {text}: give at most {MAX_TIMEOUT:g}s (a day)")
+    return seconds
 
 
 def _render_paths(render: str, inputs: list[str]) -> list[Path]:
@@ -183,6 +217,8 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if not inputs:
         raise UsageError("no inputs: give video files, folders of videos or a .txt list")
+    workers = default_workers() if args.workers is None else args.workers
+    timeout = _timeout(args.timeout, workers)
     device = _device(args.device)
     render_to = _check_outputs(args, inputs)
     try:
@@ -198,27 +234,32 @@ def predict(args: argparse.Namespace) -> int:
                 f"--views multi: the checkpoint's protocol is {clips}x{crops}; give --views NxC "
                 f"with N from 1 to {MAX_VIEW_CLIPS} and 1 or 3 crops"
             ) from err
+    # a bar on a terminal; a line per input where stdout goes to a file or a pipe, so that logs
+    # stay readable
+    show_bar = not args.quiet and sys.stdout.isatty()
+    bar = tqdm(total=len(inputs), desc="predict", unit="video", disable=not show_bar)
+    views_run = 0
+
+    def on_views(count: int) -> None:
+        nonlocal views_run
+        views_run += count
+        bar.set_postfix_str(f"{views_run} clips")
+
+    results = predict_many(
+        predictor,
+        inputs,
+        views=views,
+        window=window,
+        stride=stride,
+        decoder=args.decoder,
+        workers=workers,
+        timeout=timeout,
+        on_views=on_views,
+    )
     writer = RecordWriter(args.out, args.topk) if args.out else None
     failed = 0
-    # disable=None: bars only on a terminal, so piped output and logs stay readable
-    progress = tqdm(
-        inputs,
-        desc="predict",
-        unit="video",
-        disable=True if len(inputs) < 2 or args.quiet else None,
-    )
     try:
-        for i, path in enumerate(progress):
-            quiet = True if args.quiet else None
-            with tqdm(desc=Path(path).name, unit="clip", leave=False, disable=quiet) as bar:
-                result = predictor.predict(
-                    path,
-                    views=views,
-                    window=window,
-                    stride=stride,
-                    decoder=args.decoder,
-                    on_batch=bar.update,
-                )
+        for i, result in enumerate(results):
             rendered = False
             if render_to is not None and result.ok:
                 rendered = _render(args, result, predictor.classes, render_to[i])
@@ -229,7 +270,18 @@ def predict(args: argparse.Namespace) -> int:
                     tqdm.write(f"  rendered {render_to[i]}")
             if writer is not None:
                 writer.write(records(result, predictor.classes, args.topk))
+            bar.update()
+            if not args.quiet and not show_bar:
+                state = "ok" if result.ok else f"FAILED: {result.error}"
+                print(  # noqa: T201
+                    f"predict {i + 1}/{len(inputs)} {result.path}: {state} "
+                    f"({result.seconds:.2f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
+        bar.close()
+        results.close()
         if writer is not None:
             writer.close()
     summary = f"{len(inputs) - failed} of {len(inputs)} inputs predicted"
@@ -276,7 +328,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
     )
     p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
-    p.add_argument("--quiet", action="store_true", help="no table, no progress bars")
+    p.add_argument(
+        "--workers",
+        type=_count(MAX_WORKERS, low=0),
+        default=None,
+        help=f"decoding processes ahead of the model (0 to {MAX_WORKERS}; 0: decode in turn with "
+        f"the model; default {default_workers()} here: 2, or 1 on one CPU)",
+    )
+    p.add_argument(
+        "--timeout",
+        default=None,
+        help=f"seconds a worker may make no progress on an input before it fails, e.g. 90s "
+        f"(default {DEFAULT_TIMEOUT:g}s, at most a day; needs workers)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no table, no progress bar or lines")
     p.set_defaults(func=predict)
     register_export(subparsers)
 

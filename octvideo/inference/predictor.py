@@ -123,6 +123,30 @@ class Prediction:
 
 
 @dataclass
+class OpenInput:
+    """An input opened for prediction (``Predictor.open_input``): what its records say about it,
+    the frame indices of its clips, and a reader of its frames.
+
+    Attributes:
+        num_frames: frames in the video.
+        fps: frame rate used for times.
+        duration: seconds the windows span (see ``VideoResult.duration``).
+        plan: frame indices of every clip, in order.
+        times: (start, end) of each window; empty without windows.
+        crops: crop positions run for each clip (their softmax averaged).
+        frames_of: decodes frames by index -> uint8 (N, H, W, 3).
+    """
+
+    num_frames: int
+    fps: float
+    duration: float
+    plan: list[np.ndarray]
+    times: list[tuple[float, float]]
+    crops: tuple[int, ...]
+    frames_of: Callable[[np.ndarray], Tensor]
+
+
+@dataclass
 class VideoResult:
     """What ``Predictor.predict`` returns for one input.
 
@@ -135,7 +159,8 @@ class VideoResult:
             the last frame's time).
         num_frames: frames in the video.
         fps: frame rate used for times.
-        seconds: wall time spent on this input.
+        seconds: wall time spent on this input (by ``predict_many``: from when the model side
+            took it up to its result; workers may have started decoding it earlier).
     """
 
     path: str
@@ -519,28 +544,89 @@ class Predictor:
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
         result = VideoResult(path=name)
         try:
-            frame_times = None
-            if isinstance(source, Tensor):
-                info, frames_of = self._tensor_source(source, fps)
-            else:
-                info, frames_of, frame_times = self._file_source(
-                    name, decoder, timed=window_s is not None
-                )
-            plan, times = self._clip_plan(info, views, window_s, stride_s, frame_times)
-            crops = (1,) if window_s is not None else self._views(views)[1]
-            probs = self._run(plan, crops, frames_of, on_batch)  # (clips, K), crops averaged
+            opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
+            probs = self._run(opened.plan, opened.crops, opened.frames_of, on_batch)  # (clips, K)
         except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
             result.error = f"{type(err).__name__}: {err}"
             result.seconds = time.perf_counter() - start_time
             logger.warning("%s: %s", name, result.error)
             return result
-        result.num_frames, result.fps = info.num_frames, _frame_rate(info.fps)
-        result.duration = _duration(info, frame_times)
-        if times:
-            result.windows = [Prediction(p, s, e) for p, (s, e) in zip(probs, times, strict=True)]
+        result.num_frames, result.fps, result.duration = (
+            opened.num_frames,
+            opened.fps,
+            opened.duration,
+        )
+        if opened.times:
+            result.windows = [
+                Prediction(p, s, e) for p, (s, e) in zip(probs, opened.times, strict=True)
+            ]
         result.video = Prediction(probs.mean(0), 0.0, result.duration)
         result.seconds = time.perf_counter() - start_time
         return result
+
+    def open_input(
+        self,
+        source: str | os.PathLike[str] | Tensor,
+        views: str | tuple[int, int],
+        window: float | None,
+        stride: float | None,
+        *,
+        fps: float = 30.0,
+        decoder: str = "auto",
+    ) -> OpenInput:
+        """Opens one input (a file once, indexed once) and plans its clips; no model involved,
+        so decoding workers call it too.
+
+        Args:
+            source: a video file, or uint8 frames (T, H, W, 3).
+            views: as in ``predict``; ignored with windows.
+            window: window length in seconds (checked by ``window_seconds``), or None.
+            stride: step between windows in seconds, or None for the window length.
+            fps: frame rate of ``source`` frames (a file's own rate is read from it).
+            decoder: "decord", "pyav" or "auto".
+
+        Raises:
+            FileNotFoundError, DecodeError: the file cannot be opened.
+            TooManyWindows: more than ``MAX_WINDOWS`` windows.
+            ValueError: frames that are not uint8 (T, H, W, 3), or views out of bounds.
+        """
+        frame_times = None
+        if isinstance(source, Tensor):
+            info, frames_of = self._tensor_source(source, fps)
+        else:
+            info, frames_of, frame_times = self._file_source(
+                os.fspath(source), decoder, timed=window is not None
+            )
+        plan, times = self._clip_plan(info, views, window, stride, frame_times)
+        crops = (1,) if window is not None else self._views(views)[1]
+        return OpenInput(
+            num_frames=info.num_frames,
+            fps=_frame_rate(info.fps),
+            duration=_duration(info, frame_times),
+            plan=plan,
+            times=times,
+            crops=crops,
+            frames_of=frames_of,
+        )
+
+    def clip_views(
+        self,
+        group: Sequence[np.ndarray],
+        crops: Sequence[int],
+        frames_of: Callable[[np.ndarray], Tensor],
+    ) -> Tensor:
+        """Decodes the clips of ``group`` in one pass and transforms them: (len(group) x
+        len(crops), 3, T, S, S), each clip's crops next to each other."""
+        wanted = np.unique(np.concatenate(group))
+        frames = frames_of(wanted)  # (U, H, W, 3), one decode pass per group
+        position = {int(f): i for i, f in enumerate(wanted)}
+        return torch.stack(
+            [
+                self.preprocess(frames[[position[int(f)] for f in idx]], crop)
+                for idx in group
+                for crop in crops
+            ]
+        )
 
     def _tensor_source(self, frames: Tensor, fps: float):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
@@ -574,15 +660,8 @@ class Predictor:
         """Softmax of every clip in ``plan`` (crops averaged), decoding ``batch_size`` at a time."""
         out = []
         for group in _chunks(plan, self.batch_size):
-            wanted = np.unique(np.concatenate(group))
-            frames = frames_of(wanted)  # (U, H, W, 3), one decode pass per batch
-            position = {int(f): i for i, f in enumerate(wanted)}
-            clips = [
-                self.preprocess(frames[[position[int(f)] for f in idx]], crop)
-                for idx in group
-                for crop in crops
-            ]
-            probs = self.logits(torch.stack(clips)).softmax(-1)  # (len(group) * crops, K)
+            clips = self.clip_views(group, crops, frames_of)
+            probs = self.logits(clips).softmax(-1)  # (len(group) * crops, K)
             out.append(probs.reshape(len(group), len(crops), -1).mean(1))
             if on_batch is not None:
                 on_batch(len(group))

@@ -40,6 +40,16 @@ def earlier(tmp_path):
         (["--device", "foo"], "--device 'foo': use cpu, cuda or cuda:N"),
         (["--device", "meta"], "--device 'meta': use cpu, cuda or cuda:N"),
         (["--device", "cuda:999"], "--device cuda:999: "),
+        (["--timeout", "0"], "--timeout 0: a duration must be positive, got '0'"),
+        (["--timeout", "nan"], "--timeout nan: a duration must be a finite number of seconds"),
+        (["--timeout", "1e400s"], "--timeout 1e400s: a duration must be a finite number of "),
+        (["--timeout", "soon"], "--timeout soon: cannot read 'soon' as a duration"),
+        (["--timeout", "86401"], "--timeout 86401: give at most 86400s (a day)"),
+        (
+            ["--workers", "0", "--timeout", "5s"],
+            "--timeout 5s needs --workers 1 or more: a decoder in the model's own process cannot "
+            "be stopped",
+        ),
     ],
 )
 def test_refused_arguments_name_the_option_and_keep_the_out_file(
@@ -61,6 +71,9 @@ def test_refused_arguments_name_the_option_and_keep_the_out_file(
         ("--batch-size", "9" * 5000, "give at most 512"),
         ("--topk", "-" + "9" * 5000, "give 1 or more"),
         ("--topk", "five", "is not a whole number"),
+        ("--workers", "65", "give at most 64"),
+        ("--workers", "-1", "give 0 or more"),
+        ("--workers", "9" * 5000, "give at most 64"),
     ],
 )
 def test_counts_past_their_bound_are_refused_by_the_parser(
@@ -139,3 +152,25 @@ def test_a_cuda_device_the_machine_lacks_is_refused(
         "cuda:1\n"
     )
     assert earlier.read_bytes() == EARLIER
+
+
+def test_progress_is_a_line_per_input_when_stdout_is_not_a_terminal(checkpoint, videos, capsys):
+    code = _predict("--ckpt", checkpoint, videos["short"], videos["corrupt"], "--workers", 1)
+    assert code == 1
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("predict ")]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"predict 1/2 {videos['short']}: ok (")
+    assert lines[1].startswith(f"predict 2/2 {videos['corrupt']}: FAILED: DecodeError: ")
+    assert _predict("--ckpt", checkpoint, videos["short"], "--quiet") == 0
+    assert "predict 1/1" not in capsys.readouterr().err
+
+
+def test_progress_is_a_bar_over_the_inputs_on_a_terminal(checkpoint, videos, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code = _predict("--ckpt", checkpoint, videos["short"], videos["odd"], "--workers", 0)
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "predict: 100%" in err and "2/2" in err and "2 clips" in err
+    assert "predict 1/2" not in err

@@ -1,0 +1,616 @@
+"""Prediction over many inputs at the model's speed: decoding in worker processes ahead of the
+model, clips of several videos in one forward pass, and inputs that fail or hang alone.
+
+Dataflow (``workers`` >= 1; with ``workers=0`` the readers run in this process, one input after
+the other, and everything below the pipes is the same)::
+
+    input paths ──> worker 1: open, plan, decode + transform a chunk of clips ─┐ (pipe; one
+               └──> worker 2: ...                                             │ reader thread
+                                                                              v per worker)
+    model side (this process), inputs in order:  events of input i ──> batcher ──> forward
+      "open" (frames, fps, windows), "clips" (views), "end" | "error"   batch_size views a pass
+
+The model side takes the inputs' events in input order and puts their views, in that order, into
+forward passes of exactly ``batch_size`` views (the last one shorter), so a pass can hold the clips
+of several short videos. The passes, and with them every probability, are the same whether the
+views were decoded in workers or in this process: the model runs here either way, and a forward
+pass's result depends on what else is in the batch (a few ulps), so the batches are the same too.
+A result is handed out once all its views have been through the model, in input order.
+
+Workers (forked: they inherit the loaded modules and any injected function) use one torch thread
+and decode one input at a time, chunk after chunk; a reader thread per worker takes what it sends
+as soon as it is sent, up to ``2 x batch_size / workers`` views waiting a worker (then that worker
+waits), so memory holds about two forward passes' clips plus one chunk a worker.
+
+Faults stay with their input: an exception while reading an input is that input's error; a
+worker that sends nothing for ``timeout`` seconds while it has work (opening and indexing a
+file, or decoding one chunk of clips) is killed and its input fails with a timeout; a worker that
+dies (a decoder's segfault) fails its input. Either way a fresh worker takes the next input. With
+``workers=0`` a hanging decoder hangs the run: only a separate process can be stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from octvideo.inference.predictor import (
+    Prediction,
+    Predictor,
+    VideoResult,
+    check_views,
+    window_seconds,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_WORKERS = 64  # decoding processes; each holds up to two chunks of clips
+MAX_TIMEOUT = 86_400.0  # seconds one step of one input may take: a day
+DEFAULT_TIMEOUT = 60.0  # opening a 2-hour file or decoding a batch of clips takes seconds
+POLL = 1.0  # seconds between looks at the workers when nothing arrives
+
+
+def default_workers() -> int:
+    """Decoding processes when none is asked for: 2, or 1 on a one-CPU machine. Two keep a
+    CPU model fed with 320-pixel H.264 (``tools/bench_predict.py``); on a GPU ask for more."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
+
+
+class InputHeader(NamedTuple):
+    """What a reader reports once an input is open: the fields of its records and its clips."""
+
+    num_frames: int
+    fps: float
+    duration: float
+    times: list[tuple[float, float]]  # windows; empty without
+    clips: int
+    crops: int
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What to read from each input (checked by ``predict_many`` before any input is read)."""
+
+    views: str | tuple[int, int] = "center"
+    window: float | None = None
+    stride: float | None = None
+    decoder: str = "auto"
+
+
+@dataclass
+class PipelineStats:
+    """Where the time of a ``predict_many`` run went (filled in as it runs).
+
+    Attributes:
+        inputs: inputs handed out.
+        views: clip views through the model.
+        forwards: forward passes.
+        model_seconds: time in forward passes (copies to the device and back included).
+        wait_seconds: time the model side waited for decoded clips.
+    """
+
+    inputs: int = 0
+    views: int = 0
+    forwards: int = 0
+    model_seconds: float = 0.0
+    wait_seconds: float = 0.0
+
+
+Event = tuple[str, Any]  # ("open", InputHeader) | ("clips", views) | ("end", None) | ("error", str)
+
+
+def read_input(
+    predictor: Predictor, path: str, request: ReadRequest, chunk: int
+) -> Iterator[Event]:
+    """The events of one input: "open", then "clips" of up to ``chunk`` clips (their crops
+    together), then "end"; or "error" with the reason at the first failure, which ends them.
+
+    Anything raised while reading is the input's error (decoders raise many kinds); it is logged
+    with its traceback at DEBUG level.
+    """
+    try:
+        opened = predictor.open_input(
+            path, request.views, request.window, request.stride, decoder=request.decoder
+        )
+        header = InputHeader(
+            opened.num_frames,
+            opened.fps,
+            opened.duration,
+            opened.times,
+            len(opened.plan),
+            len(opened.crops),
+        )
+        yield "open", header
+        for start in range(0, len(opened.plan), chunk):
+            group = opened.plan[start : start + chunk]
+            yield "clips", predictor.clip_views(group, opened.crops, opened.frames_of)
+    except Exception as err:  # the input's failure, reported in its record
+        logger.debug("%s failed", path, exc_info=True)
+        yield "error", f"{type(err).__name__}: {err}"
+        return
+    yield "end", None
+
+
+def _worker_main(
+    conn: Connection,
+    predictor: Predictor,
+    request: ReadRequest,
+    chunk: int,
+    inherited: list[Connection],
+) -> None:
+    """A decoding process: reads the inputs the parent sends, one at a time, until it sends None
+    or goes away."""
+    for other in inherited:  # the parent's ends of the pipes: theirs alone, so EOF means exit
+        with contextlib.suppress(OSError):
+            other.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    torch.set_num_threads(1)  # the model's process owns the intra-op threads
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        index, path = task
+        for kind, payload in read_input(predictor, path, request, chunk):
+            if kind == "clips":
+                payload = payload.numpy()  # pickled as its bytes, not a shared-memory handle
+            conn.send((index, kind, payload))
+
+
+@dataclass(eq=False)
+class _Worker:
+    """One decoding process, its pipe, its reader thread and what it holds (shared with the
+    reader thread under the pool's condition)."""
+
+    conn: Connection
+    proc: mp.process.BaseProcess
+    index: int | None = None  # the input it is reading
+    buffered: int = 0  # views it sent that the model side has not taken yet
+    last_seen: float = 0.0  # when it last sent something or was given work
+    paused: bool = False  # its reader thread waits for the model side (its clock stops)
+    dead: bool = False  # its pipe closed: the process exited
+    retired: bool = False  # being stopped; what it still sends is dropped
+    thread: threading.Thread | None = None
+
+
+class _Pool:
+    """Worker processes that read inputs ahead of the model side, with timeouts and crashes
+    failing only their input."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        request: ReadRequest,
+        chunk: int,
+        paths: Sequence[str],
+        size: int,
+        timeout: float,
+        budget: int,
+    ) -> None:
+        # fork: workers inherit the imported modules (spawn would re-import torch per worker)
+        self._ctx = mp.get_context("fork")
+        self._args = (predictor, request, chunk)
+        self._paths = list(paths)
+        self._timeout = timeout
+        self._budget = budget
+        self._cv = threading.Condition()
+        self._events: list[deque[tuple[str, Any, _Worker | None]]] = [deque() for _ in paths]
+        self._todo = deque(range(len(paths)))
+        self._workers: list[_Worker] = []
+        for _ in range(size):
+            self._workers.append(self._start())
+
+    def _start(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        inherited = [w.conn for w in self._workers] + [parent]
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, *self._args, inherited), daemon=True
+        )
+        proc.start()
+        child.close()  # the worker's end lives in the worker only: its death is EOF here
+        worker = _Worker(parent, proc)
+        worker.thread = threading.Thread(target=self._receive, args=(worker,), daemon=True)
+        worker.thread.start()
+        return worker
+
+    def _receive(self, worker: _Worker) -> None:
+        """A worker's reader thread: takes each message as it comes, while the model side keeps
+        fewer than ``budget`` of the worker's views; until the pipe closes or it is retired."""
+        while True:
+            with self._cv:
+                while worker.buffered >= self._budget and not worker.retired:
+                    worker.paused = True
+                    self._cv.wait()
+                if worker.retired:
+                    return
+                if worker.paused:
+                    worker.paused, worker.last_seen = False, time.monotonic()
+            try:
+                index, kind, payload = worker.conn.recv()
+            except (EOFError, OSError):
+                with self._cv:
+                    worker.dead = True
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                if worker.retired:
+                    return
+                worker.last_seen = time.monotonic()
+                if kind == "clips":
+                    payload = torch.from_numpy(payload)
+                    worker.buffered += len(payload)
+                elif kind in ("end", "error"):
+                    worker.index = None
+                self._events[index].append((kind, payload, worker))
+                self._cv.notify_all()
+
+    def events(self, index: int) -> Iterator[Event]:
+        """The events of input ``index`` as they arrive, up to its "end" or "error"."""
+        while True:
+            kind, payload = self._next(index)
+            yield kind, payload
+            if kind in ("end", "error"):
+                return
+
+    def _next(self, index: int) -> Event:
+        while True:
+            self._assign()
+            with self._cv:
+                if self._events[index]:
+                    kind, payload, worker = self._events[index].popleft()
+                    if kind == "clips" and worker is not None:
+                        worker.buffered -= len(payload)
+                        self._cv.notify_all()
+                    return kind, payload
+                broken = self._broken()
+                if not broken:
+                    self._cv.wait(self._wait_time())
+                    continue
+            for worker, reason in broken:
+                self._replace(worker, reason)
+
+    def _assign(self) -> None:
+        """Gives the next inputs, in order, to idle workers under their budget."""
+        given = []
+        with self._cv:
+            for worker in self._workers:
+                idle = worker.index is None and not (worker.dead or worker.retired)
+                if idle and self._todo and worker.buffered < self._budget:
+                    worker.index, worker.last_seen = self._todo.popleft(), time.monotonic()
+                    given.append(worker)
+        for worker in given:
+            try:
+                worker.conn.send((worker.index, self._paths[worker.index]))
+            except OSError:  # died while idle: the input goes back, the worker is replaced
+                with self._cv:
+                    self._todo.appendleft(worker.index)
+                    worker.index, worker.dead = None, True
+
+    def _broken(self) -> list[tuple[_Worker, str | None]]:
+        """Workers to replace (under the condition): dead ones, and those past their timeout;
+        each retired here, with the reason its input fails (None: it held none)."""
+        now, broken = time.monotonic(), []
+        for worker in self._workers:
+            if worker.retired:
+                continue
+            if worker.dead:
+                broken.append((worker, "died"))
+            elif (
+                worker.index is not None
+                and not worker.paused
+                and now - worker.last_seen > self._timeout
+            ):
+                broken.append((worker, "timeout"))
+        for worker, _ in broken:
+            worker.retired = True
+        self._cv.notify_all()
+        return broken
+
+    def _wait_time(self) -> float:
+        """Seconds until the nearest deadline of a busy worker, at most ``POLL``."""
+        now = time.monotonic()
+        left = [
+            w.last_seen + self._timeout - now
+            for w in self._workers
+            if w.index is not None and not (w.paused or w.retired)
+        ]
+        return max(0.0, min([POLL, *left])) + 1e-3
+
+    def _replace(self, worker: _Worker, reason: str) -> None:
+        """Stops ``worker``, fails its input with ``reason`` and starts a fresh worker."""
+        worker.proc.kill()
+        worker.proc.join()
+        if worker.thread is not None:
+            worker.thread.join(timeout=10)
+        worker.conn.close()
+        if worker.index is not None:
+            if reason == "timeout":
+                error = (
+                    f"DecodeTimeout: no progress in {self._timeout:g} s (opening the file or "
+                    f"decoding one batch of clips); raise --timeout if it is just slow"
+                )
+            else:
+                error = f"DecoderDied: the decoding process died ({_exit_reason(worker.proc)})"
+            with self._cv:
+                self._events[worker.index].append(("error", error, None))
+        self._workers[self._workers.index(worker)] = self._start()
+
+    def close(self) -> None:
+        """Stops every worker: idle ones are asked to exit, busy ones are killed."""
+        with self._cv:
+            for worker in self._workers:
+                worker.retired = True
+            self._cv.notify_all()
+        for worker in self._workers:
+            if worker.index is None and not worker.dead:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)
+            else:
+                worker.proc.kill()
+        for worker in self._workers:
+            worker.proc.join(timeout=10)
+            if worker.proc.is_alive():
+                worker.proc.kill()
+                worker.proc.join()
+            if worker.thread is not None:
+                worker.thread.join(timeout=10)
+            worker.conn.close()
+
+
+def _exit_reason(proc: mp.process.BaseProcess) -> str:
+    code = proc.exitcode
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+class _Local:
+    """The readers in this process, one input after the other (``workers=0``)."""
+
+    def __init__(
+        self, predictor: Predictor, request: ReadRequest, chunk: int, paths: Sequence[str]
+    ) -> None:
+        self._args = (predictor, request, chunk)
+        self._paths = list(paths)
+
+    def events(self, index: int) -> Iterator[Event]:
+        predictor, request, chunk = self._args
+        return read_input(predictor, self._paths[index], request, chunk)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class _Pending:
+    """An input on the model side: its result so far and the views of it still to run."""
+
+    result: VideoResult
+    started: float
+    header: InputHeader | None = None
+    rows: list[Tensor] = field(default_factory=list)  # (n, K) probabilities, in clip order
+    views_sent: int = 0
+    views_done: int = 0
+    read: bool = False  # its "end" or "error" came
+
+    @property
+    def complete(self) -> bool:
+        return self.read and self.views_done == self.views_sent
+
+
+class _Batcher:
+    """Forward passes of exactly ``batch_size`` views, filled in the order the views come."""
+
+    def __init__(self, predictor: Predictor, stats: PipelineStats) -> None:
+        self._predictor = predictor
+        self._stats = stats
+        self._queue: deque[tuple[_Pending, Tensor]] = deque()
+        self._queued = 0
+
+    def add(self, owner: _Pending, views: Tensor) -> None:
+        owner.views_sent += len(views)
+        self._queue.append((owner, views))
+        self._queued += len(views)
+        while self._queued >= self._predictor.batch_size:
+            self._forward(self._predictor.batch_size)
+
+    def drop(self, owner: _Pending) -> None:
+        """Removes ``owner``'s views that have not run (they are the last in the queue)."""
+        while self._queue and self._queue[-1][0] is owner:
+            _, views = self._queue.pop()
+            self._queued -= len(views)
+            owner.views_sent -= len(views)
+
+    def flush(self) -> None:
+        if self._queued:
+            self._forward(self._queued)
+
+    def _forward(self, size: int) -> None:
+        parts: list[tuple[_Pending, Tensor]] = []
+        taken = 0
+        while taken < size:
+            owner, views = self._queue.popleft()
+            if taken + len(views) > size:  # split: the rest waits for the next pass
+                views, rest = views[: size - taken], views[size - taken :]
+                self._queue.appendleft((owner, rest))
+            parts.append((owner, views))
+            taken += len(views)
+        self._queued -= size
+        batch = parts[0][1] if len(parts) == 1 else torch.cat([v for _, v in parts])
+        start = time.perf_counter()
+        probs = self._predictor.logits(batch).softmax(-1)  # (size, K)
+        self._stats.model_seconds += time.perf_counter() - start
+        self._stats.forwards += 1
+        self._stats.views += size
+        for owner, rows in zip(
+            (o for o, _ in parts), probs.split([len(v) for _, v in parts]), strict=True
+        ):
+            owner.rows.append(rows)
+            owner.views_done += len(rows)
+
+
+def _finish(pending: _Pending, error: str | None) -> VideoResult:
+    result = pending.result
+    if error is not None:
+        result.error = error
+        logger.warning("%s: %s", result.path, error)
+    else:
+        header = pending.header
+        assert header is not None
+        probs = torch.cat(pending.rows) if pending.rows else torch.empty(0)
+        # (clips, crops, K) -> the crops' mean, as Predictor.predict averages them
+        probs = probs.reshape(header.clips, header.crops, -1).mean(1)
+        result.num_frames, result.fps = header.num_frames, header.fps
+        result.duration = header.duration
+        if header.times:
+            result.windows = [
+                Prediction(p, s, e) for p, (s, e) in zip(probs, header.times, strict=True)
+            ]
+        result.video = Prediction(probs.mean(0), 0.0, result.duration)
+    result.seconds = time.perf_counter() - pending.started
+    return result
+
+
+def check_request(request: ReadRequest) -> ReadRequest:
+    """``request`` with its window and stride checked (``window_seconds``) and its views bounded.
+
+    Raises:
+        ValueError: a window or stride below ``MIN_WINDOW_SECONDS`` or not finite, a stride
+            without a window, or views outside the bounds.
+    """
+    window = window_seconds(request.window, "window")
+    stride = window_seconds(request.stride, "stride")
+    if stride is not None and window is None:
+        raise ValueError("a stride needs a window")
+    if isinstance(request.views, tuple):
+        check_views(*request.views)
+    elif request.views not in ("center", "multi"):
+        raise ValueError(f"views must be 'center', 'multi' or (clips, crops), got {request.views}")
+    return ReadRequest(request.views, window, stride, request.decoder)
+
+
+def predict_many(
+    predictor: Predictor,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    views: str | tuple[int, int] = "center",
+    window: float | str | None = None,
+    stride: float | str | None = None,
+    decoder: str = "auto",
+    workers: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    stats: PipelineStats | None = None,
+    on_views: Callable[[int], None] | None = None,
+) -> Iterator[VideoResult]:
+    """Predicts video files, decoding in ``workers`` processes ahead of the model; yields one
+    ``VideoResult`` per path, in order, each as soon as its last clip has been through the model.
+
+    Args:
+        predictor: the model, its classes and clip protocol; ``batch_size`` views a forward pass,
+            filled across inputs.
+        paths: video files (an unreadable one gives a result with ``error`` set).
+        views, window, stride, decoder: as in ``Predictor.predict``.
+        workers: decoding processes, 0 to ``MAX_WORKERS`` (0: decode here, in turn with the
+            model); None: ``default_workers()``. Never more than there are paths.
+        timeout: seconds a worker may take for one step of an input (opening it, or one chunk of
+            clips) before the input fails; 0 < timeout <= ``MAX_TIMEOUT``.
+        stats: filled in with where the time went.
+        on_views: called with the number of views after each forward pass (progress).
+
+    Raises:
+        ValueError: an argument out of its bounds, before any input is read.
+    """
+    request = check_request(ReadRequest(views, window, stride, decoder))
+    workers = default_workers() if workers is None else workers
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers}")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
+    if request.window is None and views == "multi":
+        protocol = predictor.protocol
+        check_views(protocol.test_num_clips, protocol.test_num_crops)
+    return _predict_many(
+        predictor, [os.fspath(p) for p in paths], request, workers, timeout, stats, on_views
+    )
+
+
+def _predict_many(
+    predictor: Predictor,
+    paths: list[str],
+    request: ReadRequest,
+    workers: int,
+    timeout: float,
+    stats: PipelineStats | None,
+    on_views: Callable[[int], None] | None,
+) -> Iterator[VideoResult]:
+    stats = PipelineStats() if stats is None else stats
+    crops = 1 if request.window is not None else len(predictor._views(request.views)[1])
+    batch = predictor.batch_size
+    chunk = max(1, batch // crops)  # clips a worker sends at once: about one forward pass
+    size = min(workers, len(paths))
+    if size:
+        budget = max(1, math.ceil(2 * batch / size))
+        source: _Pool | _Local = _Pool(predictor, request, chunk, paths, size, timeout, budget)
+    else:
+        source = _Local(predictor, request, chunk, paths)
+    batcher = _Batcher(predictor, stats)
+    order: deque[_Pending] = deque()
+
+    def done() -> Iterator[VideoResult]:
+        while order and order[0].complete:
+            pending = order.popleft()
+            yield _finish(pending, pending.result.error)
+
+    try:
+        for index, path in enumerate(paths):
+            pending = _Pending(VideoResult(path=path), time.perf_counter())
+            order.append(pending)
+            stats.inputs += 1
+            events = source.events(index)
+            while True:
+                start = time.perf_counter()
+                kind, payload = next(events)
+                stats.wait_seconds += time.perf_counter() - start
+                if kind == "open":
+                    pending.header = payload
+                elif kind == "clips":
+                    before = stats.views
+                    batcher.add(pending, payload)
+                    if on_views is not None and stats.views > before:
+                        on_views(stats.views - before)
+                else:
+                    if kind == "error":
+                        batcher.drop(pending)
+                        pending.result.error = payload
+                    pending.read = True
+                    break
+                yield from done()
+            yield from done()
+        before = stats.views
+        batcher.flush()
+        if on_views is not None and stats.views > before:
+            on_views(stats.views - before)
+        yield from done()
+    finally:
+        source.close()

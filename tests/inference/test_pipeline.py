@@ -1,0 +1,266 @@
+"""``predict_many`` and ``octvideo predict --workers``: decoding in worker processes gives the
+sequential path's records bit for bit, clips of several videos share a forward pass, and an input
+whose decoder hangs or crashes fails alone while the others are predicted."""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from octvideo.cli import main
+from octvideo.inference import Predictor
+from octvideo.inference import pipeline as pipeline_module
+from octvideo.inference.pipeline import PipelineStats, predict_many
+
+NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_checkpoint(checkpoint, batch_size=3)
+
+
+def run_with_deadline(seconds: float, function, *args, **kwargs):
+    """``function(*args, **kwargs)``, failing the test (not hanging it) past ``seconds``."""
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = function(*args, **kwargs)
+        except BaseException as err:  # handed to the test below
+            result["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"did not return within {seconds} s"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _same(a, b) -> None:
+    assert (a.path, a.error, a.num_frames, a.fps, a.duration) == (
+        b.path,
+        b.error,
+        b.num_frames,
+        b.fps,
+        b.duration,
+    )
+    assert (a.video is None) == (b.video is None)
+    if a.video is not None:
+        assert torch.equal(a.video.probs, b.video.probs)
+    assert [(w.start, w.end) for w in a.windows] == [(w.start, w.end) for w in b.windows]
+    assert all(torch.equal(x.probs, y.probs) for x, y in zip(a.windows, b.windows, strict=True))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"window": "1s", "stride": "0.5s"}, {"views": (2, 3)}],
+    ids=["centre", "windows", "multi-view"],
+)
+def test_worker_probabilities_equal_the_sequential_ones_bit_for_bit(predictor, videos, options):
+    paths = [videos[n] for n in NAMES]
+    sequential = list(predict_many(predictor, paths, workers=0, **options))
+    stats = PipelineStats()
+    workers = list(predict_many(predictor, paths, workers=2, stats=stats, **options))
+    assert [r.ok for r in workers] == [n != "corrupt" for n in NAMES]
+    for a, b in zip(sequential, workers, strict=True):
+        _same(a, b)
+    assert stats.inputs == len(NAMES) and stats.forwards >= 2
+
+
+def _without_seconds(text: str) -> str:
+    return re.sub(r"[\d.]+ s to predict", "_ s to predict", text)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "extra"), [(".jsonl", ["--window", "1s", "--stride", "0.5s"]), (".csv", [])]
+)
+def test_worker_records_and_tables_equal_the_sequential_ones(
+    checkpoint, videos, tmp_path, capsys, extra, suffix
+):
+    paths = [str(videos[n]) for n in ("short", "long", "corrupt", "odd", "vfr")]
+    outputs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"w{workers}{suffix}"
+        args = ["--ckpt", str(checkpoint), *paths, "--batch-size", "3", "--topk", "3"]
+        code = main(["predict", *args, *extra, "--workers", workers, "--out", str(out)])
+        assert code == 1  # the corrupt file
+        table = _without_seconds(capsys.readouterr().out).replace(str(out), "OUT")
+        if suffix == ".jsonl":
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+            for row in rows:
+                row.pop("seconds", None)
+        else:
+            rows = [re.sub(r",[\d.]+,", ",_,", line) for line in out.read_text().splitlines()]
+        outputs[workers] = rows, table
+    assert outputs["0"] == outputs["2"]
+    assert "4 of 5 inputs predicted, 1 failed" in outputs["2"][1]
+
+
+def test_clips_of_several_videos_share_a_forward_pass(checkpoint, videos, monkeypatch):
+    sizes = []
+    logits = Predictor.logits
+
+    def spy(self, clips):
+        sizes.append(len(clips))
+        return logits(self, clips)
+
+    monkeypatch.setattr(Predictor, "logits", spy)
+    paths = [str(videos[n]) for n in ("short", "long", "odd", "audio", "vfr")]
+    args = ["predict", "--ckpt", str(checkpoint), *paths, "--quiet", "--batch-size", "4"]
+    assert main([*args, "--workers", "0"]) == 0
+    assert sizes == [4, 1]  # five centre clips, not one pass per video
+    sizes.clear()
+    assert main([*args, "--workers", "2", "--views", "1x3"]) == 0
+    assert sizes == [4, 4, 4, 3]  # three crops of five clips: 15 views in passes of 4
+
+
+def _precomputed(predictor, paths, request_args):
+    """Each input's events, read here, so that a worker hands them over at once: the outcome of
+    a timeout test must not depend on how fast the machine decodes."""
+    request = pipeline_module.check_request(pipeline_module.ReadRequest(*request_args))
+    return {str(p): list(pipeline_module.read_input(predictor, str(p), request, 3)) for p in paths}
+
+
+def test_a_hanging_decoder_fails_its_input_after_the_timeout_and_the_others_are_predicted(
+    predictor, videos, monkeypatch
+):
+    paths = [str(videos[n]) for n in ("short", "long", "odd", "audio")]
+    events = _precomputed(predictor, paths, ("center", None, None))
+    hanging = paths[1]
+
+    def read_input(predictor, path, request, chunk):
+        if path == hanging:
+            time.sleep(600)  # a decoder stuck in a loop
+        yield from events[path]
+
+    expected = list(predict_many(predictor, paths, workers=0))
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)  # inherited by the workers
+    results = run_with_deadline(  # 120 s: a safety net against a hang, not a measured time
+        120, lambda: list(predict_many(predictor, paths, workers=2, timeout=2))
+    )
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert results[1].error.startswith("DecodeTimeout: no progress in 2 s")
+    assert results[1].video is None and results[1].windows == []
+    for result in (results[0], results[2], results[3]):
+        assert torch.allclose(result.video.probs, expected[paths.index(result.path)].video.probs)
+
+
+def test_a_decoder_that_hangs_half_way_through_a_long_video_fails_it_alone(
+    checkpoint, videos, tmp_path, monkeypatch
+):
+    predictor = Predictor.from_checkpoint(checkpoint, batch_size=3)
+    paths = [str(videos[n]) for n in ("long", "short", "odd")]
+    events = _precomputed(predictor, paths, ("center", 0.5, None))
+
+    def read_input(predictor, path, request, chunk):
+        for number, event in enumerate(events[path]):
+            if path == paths[0] and number == 3:  # after the header and two chunks of clips
+                time.sleep(600)
+            yield event
+
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    out = tmp_path / "preds.jsonl"
+    args = ["predict", "--ckpt", str(checkpoint), *paths, "--window", "0.5s", "--out", str(out)]
+    code = run_with_deadline(
+        120, main, [*args, "--batch-size", "3", "--workers", "2", "--timeout", "2s", "--quiet"]
+    )
+    assert code == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    videos_rows = [r for r in rows if r["type"] == "video"]
+    assert [(r["path"], r["ok"]) for r in videos_rows] == [
+        (paths[0], False),
+        (paths[1], True),
+        (paths[2], True),
+    ]
+    assert videos_rows[0]["error"].startswith("DecodeTimeout: no progress in 2 s")
+    assert not [r for r in rows if r["type"] == "window" and r["path"] == paths[0]]
+    windows = [events[p][0][1].clips for p in paths[1:]]  # from the headers read above
+    assert [r["path"] for r in rows if r["type"] == "window"] == [paths[1]] * windows[0] + [
+        paths[2]
+    ] * windows[1]
+
+
+def test_a_decoder_that_crashes_fails_its_input_alone(predictor, videos, monkeypatch):
+    paths = [str(videos[n]) for n in ("short", "odd", "long", "audio", "vfr")]
+    parent, real = os.getpid(), pipeline_module.read_input
+
+    def read_input(predictor, path, request, chunk):
+        if path == paths[1]:
+            assert os.getpid() != parent, "only a worker may crash"
+            faulthandler.disable()  # pytest's: no stack dump of the crash in the test's output
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a decoder's bad pointer does
+        yield from real(predictor, path, request, chunk)
+
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    results = run_with_deadline(
+        120, lambda: list(predict_many(predictor, paths, workers=2, timeout=600))
+    )
+    assert [r.ok for r in results] == [True, False, True, True, True]
+    assert results[1].error == "DecoderDied: the decoding process died (signal SIGSEGV)"
+
+
+def test_workers_decode_with_one_torch_thread(predictor, videos, monkeypatch):
+    def read_input(predictor, path, request, chunk):
+        yield "error", f"threads {torch.get_num_threads()}"
+
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    torch.set_num_threads(2)
+    (result,) = predict_many(predictor, [videos["short"]], workers=1)
+    assert result.error == "threads 1"
+
+
+@pytest.mark.heavy
+def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, videos, monkeypatch):
+    # The workers are ahead of a model that takes 4 s a pass; what they sent waits for it, and
+    # that wait is not a decoder making no progress.
+    paths = [str(videos[n]) for n in ("short", "long", "odd", "audio")]
+    events = _precomputed(predictor, paths, ("center", None, None))
+
+    def read_input(predictor, path, request, chunk):
+        yield from events[path]
+
+    logits = Predictor.logits
+
+    def slow(self, clips):
+        time.sleep(4)
+        return logits(self, clips)
+
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    monkeypatch.setattr(Predictor, "logits", slow)
+    slow_predictor = Predictor(predictor.model, predictor.classes, predictor.protocol, batch_size=1)
+    results = run_with_deadline(
+        120, lambda: list(predict_many(slow_predictor, paths, workers=2, timeout=1))
+    )
+    assert [r.error for r in results] == [None] * 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": -1}, "workers must be 0 to 64, got -1"),
+        ({"workers": 65}, "workers must be 0 to 64, got 65"),
+        ({"timeout": 0}, "timeout must be above 0 and at most 86400 s, got 0"),
+        ({"timeout": float("nan")}, "timeout must be above 0 and at most 86400 s, got nan"),
+        ({"timeout": 1e6}, "timeout must be above 0 and at most 86400 s, got 1000000.0"),
+        ({"window": "0.01s"}, "window 0.01s: give at least 0.1s"),
+        ({"stride": "1s"}, "a stride needs a window"),
+        ({"views": (1000, 3)}, "views must be N temporal clips (1 to 100) x 1 or 3 crops"),
+    ],
+)
+def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
+    predictor, videos, kwargs, message
+):
+    with pytest.raises(ValueError) as caught:
+        predict_many(predictor, [videos["short"]], **kwargs)
+    assert str(caught.value).startswith(message)
