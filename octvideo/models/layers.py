@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from octvideo.ops import (
@@ -319,15 +320,68 @@ class BasicBlock(nn.Module):
         return as_pair(conv_norm_act(self.conv_b, self.bn_b, self.act, y, shortcut))
 
 
+def check_window(window: Sequence[int], what: str = "head_pool") -> _Size3:
+    """A (T, H, W) pooling window of whole numbers of 1 or more, or a ValueError naming ``what``."""
+    try:
+        size = tuple(window)
+    except TypeError:
+        size = ()
+    if len(size) != 3 or not all(isinstance(k, int) and not isinstance(k, bool) for k in size):
+        raise ValueError(f"{what} must be three whole numbers (T, H, W), got {window!r}")
+    if min(size) < 1:
+        raise ValueError(f"{what} must be three numbers of 1 or more (T, H, W), got {window!r}")
+    return size  # type: ignore[return-value]
+
+
+def window_mean(x: Tensor, window: _Size3 | None) -> Tensor:
+    """(B, C, T, H, W) -> (B, C): the mean over every position of a stride-1 average pool of
+    ``window`` cells, each dimension's window cut to the map; the global mean without a window,
+    or where the map is no larger than it."""
+    if window is not None:
+        size = tuple(min(k, n) for k, n in zip(window, x.shape[2:], strict=True))
+        if size != tuple(x.shape[2:]):
+            x = F.avg_pool3d(x, size, stride=1)  # (B, C, T-kT+1, H-kH+1, W-kW+1)
+    return x.mean(dim=(2, 3, 4))  # (B, C)
+
+
 class GlobalAvgPool(nn.Module):
-    """Global average pool of each group, concatenated: pair -> (B, C_h + C_l)."""
+    """Global average pool of each group, concatenated: pair -> (B, C_h + C_l).
+
+    With a ``window``, the pool of PyTorchVideo's heads (``ResNetBasicHead`` and SlowFast's
+    ``PoolConcatPathway``): an average pool of that fixed kernel (sized for the training crop,
+    e.g. (8, 7, 7) for Slow 8x8 at 224) at stride 1, whose positions the head projects and then
+    averages (``output_pool``). The projection is linear and dropout is off at inference, so
+    averaging the positions' features before the one projection gives the same logits for a
+    fraction of the work. On a 256 crop the 8 x 8 map has 2 x 2 positions, and the centre cells,
+    which every window covers, weigh more than a global mean gives them. Where the map is no
+    larger than the window (the training crop), this is the global mean.
+
+    Args:
+        window: (T, H, W) kernel in cells of the high group's map; None: global pooling.
+        octave: (T, H, W) octave factor; the low group's window is the kernel divided by it,
+            rounded up, so that it covers the same part of the clip.
+    """
+
+    def __init__(
+        self, window: Sequence[int] | None = None, *, octave: Sequence[int] = (1, 2, 2)
+    ) -> None:
+        super().__init__()
+        self.window = None if window is None else check_window(window)
+        self.low_window = (
+            None
+            if self.window is None
+            else tuple(-(-k // int(o)) for k, o in zip(self.window, octave, strict=True))
+        )
 
     def forward(self, x: Tensor | OctPair) -> Tensor:
         high, low = as_pair(x)
-        pooled = high.mean(dim=(2, 3, 4))  # (B, C_h)
+        pooled = window_mean(high, self.window)  # (B, C_h)
         if low is None:
             return pooled
-        return torch.cat([pooled, low.mean(dim=(2, 3, 4))], dim=1)  # (B, C_h + C_l)
+        return torch.cat([pooled, window_mean(low, self.low_window)], dim=1)  # (B, C_h + C_l)
+
+    def extra_repr(self) -> str:
+        return "" if self.window is None else f"window={self.window}"
 
 
 class ClassifierHead(nn.Module):

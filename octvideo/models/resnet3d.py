@@ -20,6 +20,7 @@ Layout (8 x 224 x 224 clip, ResNet-50; shapes of the high group)::
       res4: 6 blocks, stride (1, 2, 2)      [+ NL after 1, 3, 5] (B, 1024, 4, 14, 14) alpha[2]
       res5: 3 blocks, stride (1, 2, 2)      (block 0 merges)     (B, 2048, 4, 7, 7)   alpha[3] = 0
       global average pool (per group) -> dropout -> fc           (B, num_classes)
+        (``head_pool``: PyTorchVideo's fixed-kernel pool, averaged over its positions)
 
 With an octave every feature map is a pair (high, low): the low group holds
 ``low_channels(C, alpha)`` channels one octave down (half H and W, and half T for the
@@ -41,6 +42,7 @@ from octvideo.models.layers import (
     ClassifierHead,
     GlobalAvgPool,
     Stem,
+    check_window,
     init_weights,
     stage_alphas,
     zero_init_last_norms,
@@ -145,6 +147,10 @@ class ResNet3D(nn.Module):
         channel_multiple: round every low group to the nearest multiple of this
             (``octvideo.ops.low_channels``), so that no group is a size the convolution kernels
             pad; None (the default) keeps the paper's split ``int(alpha * C)``.
+        head_pool: (T, H, W) kernel, in res5 cells, of PyTorchVideo's head: average-pool with it
+            at stride 1 and average the positions (``GlobalAvgPool``), e.g. (8, 7, 7) for the
+            zoo's Slow 8x8, which differs from a global pool on crops larger than the training
+            crop; None (the default): global average pooling.
     """
 
     def __init__(
@@ -167,12 +173,14 @@ class ResNet3D(nn.Module):
         act_layer: type[nn.Module] = nn.ReLU,
         zero_init_final_bn: bool = False,
         channel_multiple: int | None = None,
+        head_pool: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if depth not in STAGE_DEPTHS:
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
         if len(temporal_kernels) != 4 or len(nonlocal_blocks) != 4:
             raise ValueError("temporal_kernels and nonlocal_blocks need one entry per stage (4)")
+        window = None if head_pool is None else check_window(head_pool)  # before building
         self.octave = normalize_octave(octave)
         self.alphas = stage_alphas(alpha)
         self.depth = depth
@@ -225,7 +233,7 @@ class ResNet3D(nn.Module):
             else None
         )
         self.num_features = outs[3]
-        self.global_pool = GlobalAvgPool()
+        self.global_pool = GlobalAvgPool(window, octave=self.octave)
         self.head = ClassifierHead(self.num_features, num_classes, dropout)
         init_weights(self)
         if zero_init_final_bn:

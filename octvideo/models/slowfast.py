@@ -19,6 +19,7 @@ Layout (ResNet-50, 8x8: Slow T = 8, Fast alpha T = 32; high-group shapes)::
       <────── fuse_res4: 128 -> 256 ─────────────┘
       res5 (in 1024 + 256) (B, 2048, ...)        res5 (B, 256, ...)
       global average pool of each pathway (per group), concatenated -> dropout -> fc
+        (``head_pool``: PyTorchVideo's fixed-kernel pool per pathway, averaged over its positions)
 
 With an octave, the lateral conv maps the Fast pair to a pair whose low share makes the
 concatenated Slow input split exactly as ``low_channels(C_slow + C_fuse, alpha)``: the next
@@ -38,6 +39,7 @@ from octvideo.models.layers import (
     ClassifierHead,
     GlobalAvgPool,
     Stem,
+    check_window,
     init_weights,
     stage_alphas,
     zero_init_last_norms,
@@ -70,6 +72,24 @@ def lateral_alpha(
             f"cannot split a {fuse_chans}-channel lateral to give {n_low} low channels"
         )
     return n_low / fuse_chans
+
+
+def _pathway_windows(
+    head_pool: Sequence[Sequence[int]] | None,
+) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:
+    """(slow window, fast window) from ``head_pool``, or a ValueError naming it."""
+    if head_pool is None:
+        return None, None
+    try:
+        pair = list(head_pool)
+    except TypeError:
+        pair = []
+    if len(pair) != 2 or any(isinstance(w, int | str) for w in pair):
+        raise ValueError(
+            f"head_pool of SlowFast needs one (T, H, W) kernel per pathway, Slow first, e.g. "
+            f"((8, 7, 7), (32, 7, 7)); got {head_pool!r}"
+        )
+    return check_window(pair[0], "head_pool[0]"), check_window(pair[1], "head_pool[1]")
 
 
 class FuseFastToSlow(nn.Module):
@@ -171,6 +191,10 @@ class SlowFast(nn.Module):
             ``ZERO_INIT_FINAL_BN``): every block starts as its shortcut.
         channel_multiple: round every low group of both pathways to the nearest multiple of
             this (``octvideo.ops.low_channels``); None (the default) keeps the paper's split.
+        head_pool: one (T, H, W) kernel per pathway, Slow first, in res5 cells, of
+            PyTorchVideo's head: average-pool each pathway with its kernel at stride 1 and
+            average the positions (``GlobalAvgPool``), e.g. ((8, 7, 7), (32, 7, 7)) for the
+            zoo's SlowFast 8x8; None (the default): global average pooling.
     """
 
     def __init__(
@@ -191,10 +215,12 @@ class SlowFast(nn.Module):
         act_layer: type[nn.Module] = nn.ReLU,
         zero_init_final_bn: bool = False,
         channel_multiple: int | None = None,
+        head_pool: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
         if depth not in STAGE_DEPTHS or depth < 50:
             raise ValueError(f"SlowFast depth must be 50, 101 or 152, got {depth}")
+        windows = _pathway_windows(head_pool)  # before building
         self.slowfast_alpha = slowfast_alpha
         self.octave = normalize_octave(octave)
         self.alphas = stage_alphas(alpha)
@@ -275,7 +301,8 @@ class SlowFast(nn.Module):
             ],
         )
         self.num_features = outs[3] + fast_outs[3]
-        self.global_pool = GlobalAvgPool()
+        self.slow_pool = GlobalAvgPool(windows[0], octave=self.octave)
+        self.fast_pool = GlobalAvgPool(windows[1], octave=self.octave)
         self.head = ClassifierHead(self.num_features, num_classes, dropout)
         init_weights(self)
         if zero_init_final_bn:
@@ -349,7 +376,7 @@ class SlowFast(nn.Module):
         s, f = self.slow.res4(s), self.fast.res4(f)  # (B, 1024, T, H/16, W/16), (B, 128, ...)
         s, f = self.fuse_res4(s, f)  # (B, 1280, ...) per group
         s, f = self.slow.res5(s), self.fast.res5(f)  # (B, 2048, T, H/32, W/32), (B, 256, ...)
-        return torch.cat([self.global_pool(s), self.global_pool(f)], dim=1)  # (B, 2304)
+        return torch.cat([self.slow_pool(s), self.fast_pool(f)], dim=1)  # (B, 2304)
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.head(features)  # (B, num_classes)

@@ -73,3 +73,47 @@ def test_aligned_model_runs_forward_and_backward():
     clip = torch.randn(2, 3, 4, 32, 32)
     model(clip).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------- head_pool
+
+
+def _slow(head_pool=None, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return create_model("slow_r50", width=8, num_classes=5, head_pool=head_pool).double().eval()
+
+
+def test_head_pool_averages_the_windows_logits_over_a_larger_map():
+    model = _slow((4, 2, 2))
+    clip = torch.randn(2, 3, 4, 96, 96, dtype=torch.float64)  # res5: 4 x 3 x 3, 2 x 2 positions
+    with torch.no_grad():
+        res5 = model.forward_stages(clip).high  # (2, 256, 4, 3, 3)
+        windows = torch.nn.functional.avg_pool3d(res5, (4, 2, 2), stride=1)  # (2, 256, 1, 2, 2)
+        per_position = model.head.fc(windows.permute(0, 2, 3, 4, 1))  # (2, 1, 2, 2, 5)
+        want = per_position.mean(dim=(1, 2, 3))
+        got = model(clip)
+        global_logits = model.forward_head(res5.mean(dim=(2, 3, 4)))
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(got, global_logits, rtol=1e-6, atol=1e-8)
+
+
+def test_head_pool_off_is_the_global_head():
+    clip = torch.randn(1, 3, 4, 64, 64, dtype=torch.float64)  # res5: 4 x 2 x 2
+    with torch.no_grad():
+        default = _slow()(clip)
+        res5 = _slow().forward_stages(clip).high
+        assert torch.equal(default, _slow().forward_head(res5.mean(dim=(2, 3, 4))))
+        # a window no smaller than the map is the global pool too, bit for bit
+        assert torch.equal(_slow((4, 7, 7))(clip), default)
+
+
+def test_head_pool_leaves_the_state_dict_keys():
+    plain = create_model("c2d_r50", width=8).state_dict()
+    windowed = create_model("c2d_r50", width=8, head_pool=[4, 7, 7]).state_dict()
+    assert windowed.keys() == plain.keys()
+
+
+@pytest.mark.parametrize("head_pool", [(7, 7), [4, 7.5, 7], ((8, 7, 7), (32, 7, 7))])
+def test_bad_head_pool_is_refused_naming_it(head_pool):
+    with pytest.raises(ValueError, match="head_pool must be three"):
+        create_model("i3d_r50", width=8, head_pool=head_pool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from octvideo.models import create_model
@@ -26,3 +27,38 @@ def test_aligned_slowfast_runs():
     with torch.no_grad():
         out = model([torch.randn(1, 3, 2, 32, 32), torch.randn(1, 3, 8, 32, 32)])
     assert out.shape == (1, 3)
+
+
+def test_head_pool_pools_each_pathway_with_its_own_window():
+    torch.manual_seed(0)
+    model = create_model("slowfast_r50", num_classes=5, head_pool=((2, 2, 2), (8, 2, 2))).eval()
+    maps = {}
+    for name in ("slow_pool", "fast_pool"):
+        pool = getattr(model, name)
+        pool.register_forward_hook(lambda m, args, out, name=name: maps.update({name: args[0]}))
+    slow, fast = torch.randn(1, 3, 2, 96, 96), torch.randn(1, 3, 8, 96, 96)
+    with torch.no_grad():
+        got = model([slow, fast])
+        s, f = maps["slow_pool"].high, maps["fast_pool"].high  # res5 maps: 3 x 3 cells
+        assert s.shape[2:] == (2, 3, 3) and f.shape[2:] == (8, 3, 3)
+        pooled = [
+            torch.nn.functional.avg_pool3d(m, k, stride=1).mean(dim=(2, 3, 4))
+            for m, k in ((s, (2, 2, 2)), (f, (8, 2, 2)))
+        ]
+        want = model.forward_head(torch.cat(pooled, dim=1))
+        global_logits = model.forward_head(torch.cat([s.mean((2, 3, 4)), f.mean((2, 3, 4))], 1))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(got, global_logits, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("head_pool", "message"),
+    [
+        ((8, 7, 7), "one \\(T, H, W\\) kernel per pathway"),
+        (((8, 7, 7),), "one \\(T, H, W\\) kernel per pathway"),
+        (((8, 7, 7), (32, 7)), "head_pool\\[1\\] must be three"),
+    ],
+)
+def test_bad_slowfast_head_pool_is_refused_naming_it(head_pool, message):
+    with pytest.raises(ValueError, match=message):
+        create_model("slowfast_r50", head_pool=head_pool)

@@ -1,0 +1,70 @@
+"""The building blocks' pooling: ``GlobalAvgPool`` with a window is PyTorchVideo's head pool
+(fixed kernel at stride 1, projected, averaged over its positions), in float64."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from octvideo.models.layers import GlobalAvgPool
+from octvideo.ops import OctPair
+
+
+def _pytorchvideo_head(in_features: int, num_classes: int, kernel: tuple[int, int, int]):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models.head import create_res_basic_head
+
+    return create_res_basic_head(
+        in_features=in_features,
+        out_features=num_classes,
+        pool=nn.AvgPool3d,
+        pool_kernel_size=kernel,
+        dropout_rate=0.5,
+    )
+
+
+def test_window_pool_then_one_projection_is_pytorchvideos_head() -> None:
+    torch.manual_seed(0)
+    head = _pytorchvideo_head(6, 5, (2, 3, 3)).double().eval()
+    x = torch.randn(2, 6, 3, 5, 4, dtype=torch.float64)  # 2 x 3 x 2 window positions
+    pooled = GlobalAvgPool((2, 3, 3))(x)  # (2, 6)
+    got = F.linear(pooled, head.proj.weight, head.proj.bias)
+    torch.testing.assert_close(got, head(x), rtol=1e-12, atol=1e-12)
+    global_logits = F.linear(x.mean(dim=(2, 3, 4)), head.proj.weight, head.proj.bias)
+    assert not torch.allclose(global_logits, head(x), rtol=1e-6, atol=1e-6)
+
+
+def test_without_a_window_or_on_a_map_no_larger_it_is_the_global_mean() -> None:
+    x = torch.randn(2, 4, 3, 7, 7)
+    assert torch.equal(GlobalAvgPool()(x), x.mean(dim=(2, 3, 4)))
+    assert torch.equal(GlobalAvgPool((3, 7, 7))(x), x.mean(dim=(2, 3, 4)))
+    assert torch.equal(GlobalAvgPool((8, 9, 9))(x), x.mean(dim=(2, 3, 4)))
+
+
+def test_each_dimension_of_the_window_is_cut_to_the_map() -> None:
+    x = torch.randn(2, 4, 2, 5, 6, dtype=torch.float64)
+    want = F.avg_pool3d(x, (2, 3, 3), stride=1).mean(dim=(2, 3, 4))
+    torch.testing.assert_close(GlobalAvgPool((8, 3, 3))(x), want, rtol=0, atol=0)
+
+
+def test_low_group_window_is_the_kernel_over_the_octave_rounded_up() -> None:
+    high = torch.randn(1, 4, 2, 8, 8, dtype=torch.float64)
+    low = torch.randn(1, 2, 2, 4, 4, dtype=torch.float64)
+    pool = GlobalAvgPool((2, 7, 7), octave=(1, 2, 2))
+    assert pool.low_window == (2, 4, 4)
+    got = pool(OctPair(high, low))
+    want_high = F.avg_pool3d(high, (2, 7, 7), stride=1).mean(dim=(2, 3, 4))
+    torch.testing.assert_close(got, torch.cat([want_high, low.mean(dim=(2, 3, 4))], dim=1))
+
+
+@pytest.mark.parametrize(
+    "window", [(7, 7), (0, 7, 7), (8.0, 7, 7), (True, 7, 7), "877", 7, (8, -1, 7)]
+)
+def test_a_window_of_other_than_three_whole_numbers_is_refused(window) -> None:
+    with pytest.raises(ValueError, match="head_pool must be three"):
+        GlobalAvgPool(window)
