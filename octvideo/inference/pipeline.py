@@ -154,10 +154,13 @@ def _worker_main(
     predictor: Predictor,
     request: ReadRequest,
     chunk: int,
+    nice: int,
     inherited: list[Connection],
 ) -> None:
     """A decoding process: reads the inputs the parent sends, one at a time, until it sends None
     or goes away."""
+    if nice:
+        os.nice(nice)
     for other in inherited:  # the parent's ends of the pipes: theirs alone, so EOF means exit
         with contextlib.suppress(OSError):
             other.close()
@@ -206,10 +209,11 @@ class _Pool:
         size: int,
         timeout: float,
         budget: int,
+        nice: int = 0,
     ) -> None:
         # fork: workers inherit the imported modules (spawn would re-import torch per worker)
         self._ctx = mp.get_context("fork")
-        self._args = (predictor, request, chunk)
+        self._args = (predictor, request, chunk, nice)
         self._paths = list(paths)
         self._timeout = timeout
         self._budget = budget
@@ -217,8 +221,12 @@ class _Pool:
         self._events: list[deque[tuple[str, Any, _Worker | None]]] = [deque() for _ in paths]
         self._todo = deque(range(len(paths)))
         self._workers: list[_Worker] = []
-        for _ in range(size):
-            self._workers.append(self._start())
+        try:
+            for _ in range(size):
+                self._workers.append(self._start())
+        except BaseException:  # cannot fork (memory, process limits): stop those started
+            self.close()
+            raise
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
@@ -522,6 +530,7 @@ def predict_many(
     timeout: float = DEFAULT_TIMEOUT,
     stats: PipelineStats | None = None,
     on_views: Callable[[int], None] | None = None,
+    worker_nice: int = 0,
 ) -> Iterator[VideoResult]:
     """Predicts video files, decoding in ``workers`` processes ahead of the model; yields one
     ``VideoResult`` per path, in order, each as soon as its last clip has been through the model.
@@ -537,6 +546,8 @@ def predict_many(
             clips) before the input fails; 0 < timeout <= ``MAX_TIMEOUT``.
         stats: filled in with where the time went.
         on_views: called with the number of views after each forward pass (progress).
+        worker_nice: added to the workers' niceness (0 to 19): a higher one leaves the cores to
+            the model's threads first (``tools/bench_predict.py --nice`` measures it).
 
     Raises:
         ValueError: an argument out of its bounds, before any input is read.
@@ -547,12 +558,13 @@ def predict_many(
         raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers}")
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
+    if not 0 <= worker_nice <= 19:
+        raise ValueError(f"worker_nice must be 0 to 19, got {worker_nice}")
     if request.window is None and views == "multi":
         protocol = predictor.protocol
         check_views(protocol.test_num_clips, protocol.test_num_crops)
-    return _predict_many(
-        predictor, [os.fspath(p) for p in paths], request, workers, timeout, stats, on_views
-    )
+    paths = [os.fspath(p) for p in paths]
+    return _predict_many(predictor, paths, request, workers, timeout, stats, on_views, worker_nice)
 
 
 def _predict_many(
@@ -563,17 +575,15 @@ def _predict_many(
     timeout: float,
     stats: PipelineStats | None,
     on_views: Callable[[int], None] | None,
+    nice: int,
 ) -> Iterator[VideoResult]:
     stats = PipelineStats() if stats is None else stats
     crops = 1 if request.window is not None else len(predictor._views(request.views)[1])
     batch = predictor.batch_size
     chunk = max(1, batch // crops)  # clips a worker sends at once: about one forward pass
     size = min(workers, len(paths))
-    if size:
-        budget = max(1, math.ceil(2 * batch / size))
-        source: _Pool | _Local = _Pool(predictor, request, chunk, paths, size, timeout, budget)
-    else:
-        source = _Local(predictor, request, chunk, paths)
+    budget = max(1, math.ceil(2 * batch / max(size, 1)))
+    source: _Pool | _Local | None = None
     batcher = _Batcher(predictor, stats)
     order: deque[_Pending] = deque()
 
@@ -583,6 +593,10 @@ def _predict_many(
             yield _finish(pending, pending.result.error)
 
     try:
+        if size:
+            source = _Pool(predictor, request, chunk, paths, size, timeout, budget, nice)
+        else:
+            source = _Local(predictor, request, chunk, paths)
         for index, path in enumerate(paths):
             pending = _Pending(VideoResult(path=path), time.perf_counter())
             order.append(pending)
@@ -613,4 +627,5 @@ def _predict_many(
             on_views(stats.views - before)
         yield from done()
     finally:
-        source.close()
+        if source is not None:
+            source.close()

@@ -210,14 +210,17 @@ def test_a_decoder_that_crashes_fails_its_input_alone(predictor, videos, monkeyp
     assert results[1].error == "DecoderDied: the decoding process died (signal SIGSEGV)"
 
 
-def test_workers_decode_with_one_torch_thread(predictor, videos, monkeypatch):
+def test_workers_decode_with_one_torch_thread_at_the_niceness_asked(predictor, videos, monkeypatch):
     def read_input(predictor, path, request, chunk):
-        yield "error", f"threads {torch.get_num_threads()}"
+        yield "error", f"threads {torch.get_num_threads()}, nice {os.nice(0)}"
 
     monkeypatch.setattr(pipeline_module, "read_input", read_input)
     torch.set_num_threads(2)
+    nice = os.nice(0)
     (result,) = predict_many(predictor, [videos["short"]], workers=1)
-    assert result.error == "threads 1"
+    assert result.error == f"threads 1, nice {nice}"
+    (result,) = predict_many(predictor, [videos["short"]], workers=1, worker_nice=5)
+    assert result.error == f"threads 1, nice {min(nice + 5, 19)}"
 
 
 @pytest.mark.heavy
@@ -256,6 +259,7 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
         ({"window": "0.01s"}, "window 0.01s: give at least 0.1s"),
         ({"stride": "1s"}, "a stride needs a window"),
         ({"views": (1000, 3)}, "views must be N temporal clips (1 to 100) x 1 or 3 crops"),
+        ({"worker_nice": 20}, "worker_nice must be 0 to 19, got 20"),
     ],
 )
 def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
