@@ -13,16 +13,22 @@
 #     bash tools/bench_gpu.sh --prepare         # here: fills .gpu_site/ (ignored by git)
 #     run(command="bash tools/bench_gpu.sh", carry=[".gpu_site"], timeout_s=580)   # there
 #
+# tools/bench_predict.py also needs PyAV and decord (compiled, 140 MB with their libraries: too
+# large to carry); where the machine lacks them that case fails alone, with its error recorded.
+#
 # It first runs tools/check_device.py (float64: the device's channels-last paths against the
 # CPU's plain path; 6-13 s on a 2-CPU machine). A lent machine gives a session 15 minutes in
 # all, its start included, and compiling one case takes minutes, so the timed cases run
 # most-wanted first: alpha 0.5 eager with the PyTorchVideo baseline (float32, then bfloat16),
 # tools/bench_layouts.py (contiguous against channels-last at alpha 0.5 and 0, float32 then
-# bfloat16: whether trainer.memory_format=auto should pick channels-last on GPUs too), alpha 0.2
-# and 0.1 eager, then the compiled bench_models cases in the same order. The whole run
+# bfloat16: whether trainer.memory_format=auto should pick channels-last on GPUs too),
+# tools/bench_predict.py (issue 25: `octvideo predict` over 40 clips of 320-pixel H.264 with 0, 2
+# and 8 decoding workers against the model's decode-free time, Oct-I3D-R50 alpha 0.1 at
+# 8x224x224 on the GPU), alpha 0.2 and 0.1 eager, then the compiled bench_models cases in the
+# same order. The whole run
 # keeps to BUDGET_S seconds (default 540): a case runs under `timeout` with the time that is left,
-# a case that would start with less than MIN_EAGER_S (45) or MIN_COMPILED_S (150) seconds left is
-# skipped, and both are written to the file as such.
+# a case that would start with less than MIN_EAGER_S (45), MIN_PREDICT_S (120) or MIN_COMPILED_S
+# (150) seconds left is skipped, and both are written to the file as such.
 #
 # QUICK=1 runs one tiny case per setting (8 frames at 64x64, 2 repeats): a smoke test of the
 # script, here on the CPU with DEVICE=cpu.
@@ -49,9 +55,12 @@ DEVICE=${DEVICE:-cuda}
 OUT_FILE="${OUT:-.}/BENCHMARKS-gpu.md"
 if [[ "${QUICK:-0}" == 1 ]]; then
     SHAPE=(--frames 8 --size 64 --batch 2 --train-batch 2 --repeats 2 --warmup 1)
+    PREDICT=(--clips 2 --seconds 1 --short-side 64 --frames 4 --size 32 --batch-size 2 --rounds 1
+        --workers 1)
     ALPHAS=(0.5)
 else
     SHAPE=(--frames 8 --size 224 --batch 8 --train-batch 8 --repeats 20 --warmup 5)
+    PREDICT=(--clips 40 --frames 8 --size 224 --batch-size 8 --rounds 2 --workers 2 8)
     ALPHAS=(0.5 0.2 0.1)
 fi
 
@@ -64,6 +73,7 @@ EOF
 START=$SECONDS
 BUDGET_S=${BUDGET_S:-540}
 MIN_EAGER_S=${MIN_EAGER_S:-45}
+MIN_PREDICT_S=${MIN_PREDICT_S:-120}
 MIN_COMPILED_S=${MIN_COMPILED_S:-150}
 RAN=0 FAILED=0 SKIPPED=0
 
@@ -78,14 +88,16 @@ timeout --kill-after=10 120 "$PYTHON" tools/check_device.py --device "$DEVICE" >
 cat "$check_log" >&2
 rm -f "$check_log"
 
-# One case: `bench SECONDS_NEEDED TOOL ARGS...` with TOOL bench_models or bench_layouts. A case
-# that fails (a compile error, say) or runs out of time is recorded with the end of its output,
-# one that would start too late is recorded as skipped, and the others still run.
+# One case: `bench SECONDS_NEEDED TOOL ARGS...` with TOOL bench_models, bench_layouts or
+# bench_predict (which takes the PREDICT shape). A case that fails (a compile error, say) or runs
+# out of time is recorded with the end of its output, one that would start too late is recorded
+# as skipped, and the others still run.
 bench() {
-    local need=$1 tool=tools/$2.py
+    local need=$1 tool=tools/$2.py shape=("${SHAPE[@]}")
+    [[ "$2" == bench_predict ]] && shape=("${PREDICT[@]}")
     shift 2
     local left=$((BUDGET_S - (SECONDS - START)))
-    local args=(--model i3d_r50 --device "$DEVICE" "${SHAPE[@]}" "$@")
+    local args=(--model i3d_r50 --device "$DEVICE" "${shape[@]}" "$@")
     local cmd="python $tool ${args[*]}"
     if ((left < need)); then
         printf '\n`%s` not run: %d s of the %d s budget left, it needs %d.\n' \
@@ -128,6 +140,7 @@ for compile in none default; do
             for dtype in float32 bfloat16; do
                 bench "$MIN_EAGER_S" bench_layouts --alphas 0.5 0 --dtype "$dtype"
             done
+            bench "$MIN_PREDICT_S" bench_predict --alpha 0.1 --threads 2
         fi
     done
 done

@@ -34,6 +34,11 @@ tools/bench_layouts.py)
     while [[ "$1" != --append ]]; do shift; done
     echo "| layouts table |" >>"$2"
     ;;
+tools/bench_predict.py)
+    echo "predict $*" >>"$CALLS"
+    while [[ "$1" != --append ]]; do shift; done
+    echo "| predict table |" >>"$2"
+    ;;
 *) echo "unexpected: $*" >&2; exit 3 ;;
 esac
 """
@@ -58,13 +63,14 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
         # the budget (0-1 s left, bash counts whole seconds) no other compiled case has 2 s.
         "BUDGET_S": "8",
         "MIN_EAGER_S": "0",
+        "MIN_PREDICT_S": "0",
         "MIN_COMPILED_S": "2",
     }
     run = subprocess.run(
         ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0, run.stderr
-    assert "7 cases ran, 2 failed, 5 skipped" in run.stderr
+    assert "8 cases ran, 2 failed, 5 skipped" in run.stderr
 
     # eager before compiled, alpha 0.5 first, float32 before bfloat16, the layout comparison
     # after alpha 0.5; the first compiled case hangs until the budget is spent, so no other
@@ -72,12 +78,21 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
     started = [
         ("layouts", line.split("--dtype ")[1].split()[0])
         if line.startswith("layouts")
+        else ("predict", line.split("--alpha ")[1].split()[0])
+        if line.startswith("predict")
         else tuple(line.split(f"--{key} ")[1].split()[0] for key in ("alpha", "dtype", "compile"))
         for line in calls.read_text().splitlines()
     ]
     eager = [(a, d, "none") for a in ("0.5", "0.2", "0.1") for d in ("float32", "bfloat16")]
     layouts = [("layouts", "float32"), ("layouts", "bfloat16")]
-    assert started == [*eager[:2], *layouts, *eager[2:], ("0.5", "float32", "default")]
+    predict = [("predict", "0.1")]
+    assert started == [*eager[:2], *layouts, *predict, *eager[2:], ("0.5", "float32", "default")]
+    # issue 25's predict benchmark: its own shape, 40 clips at 8x224x224, 0, 2 and 8 workers
+    assert (
+        "predict tools/bench_predict.py --model i3d_r50 --device cpu --clips 40 --frames 8 "
+        "--size 224 --batch-size 8 --rounds 2 --workers 2 8 --alpha 0.1 --threads 2 --append"
+        in calls.read_text()
+    )
     assert (
         "layouts tools/bench_layouts.py --model i3d_r50 --device cpu --frames 8"
         in calls.read_text()
@@ -96,4 +111,5 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
     positions = [text.index(s) for s in order]
     assert positions == sorted(positions)
     assert text.count("| table |") == 5 and text.count("| layouts table |") == 2
+    assert text.count("| predict table |") == 1
     assert text.count("` not run: ") == 5
