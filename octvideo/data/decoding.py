@@ -97,6 +97,9 @@ VIDEO_CONTAINERS = frozenset(
 MAX_ASPECT_RATIO = 10.0
 # Short side, in pixels, beyond which frames are scaled down while decoding (see the docstring).
 MAX_DECODE_SHORT_SIDE = 1080
+# FFmpeg threads of a PyAV decode: 0 lets FFmpeg choose (one per core); a process that decodes
+# beside others (predict's decoding workers) sets 1, as decord's readers always use.
+PYAV_THREADS = 0
 
 
 def decoded_size(width: int, height: int) -> tuple[int, int]:
@@ -259,6 +262,7 @@ class _PyAVReader:
         with av.open(self._path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = PYAV_THREADS
             container.seek(min(wanted), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -278,6 +282,7 @@ class _PyAVReader:
         with av.open(self._path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = PYAV_THREADS
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
                     frames[i] = frame.to_ndarray(format="rgb24", **self._size)

@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from octvideo.data import decoding
 from octvideo.inference.predictor import (
     Prediction,
     Predictor,
@@ -166,6 +167,7 @@ def _worker_main(
             other.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(1)  # the model's process owns the intra-op threads
+    decoding.PYAV_THREADS = 1  # and FFmpeg's: one thread a worker (decord's readers use one)
     while True:
         try:
             task = conn.recv()

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from octvideo.cli import main
+from octvideo.data import decoding
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference.pipeline import PipelineStats, predict_many
@@ -210,17 +211,19 @@ def test_a_decoder_that_crashes_fails_its_input_alone(predictor, videos, monkeyp
     assert results[1].error == "DecoderDied: the decoding process died (signal SIGSEGV)"
 
 
-def test_workers_decode_with_one_torch_thread_at_the_niceness_asked(predictor, videos, monkeypatch):
+def test_workers_decode_with_one_thread_at_the_niceness_asked(predictor, videos, monkeypatch):
     def read_input(predictor, path, request, chunk):
-        yield "error", f"threads {torch.get_num_threads()}, nice {os.nice(0)}"
+        threads = f"{torch.get_num_threads()} and {decoding.PYAV_THREADS}"
+        yield "error", f"threads {threads}, nice {os.nice(0)}"
 
     monkeypatch.setattr(pipeline_module, "read_input", read_input)
     torch.set_num_threads(2)
     nice = os.nice(0)
     (result,) = predict_many(predictor, [videos["short"]], workers=1)
-    assert result.error == f"threads 1, nice {nice}"
+    assert result.error == f"threads 1 and 1, nice {nice}"
     (result,) = predict_many(predictor, [videos["short"]], workers=1, worker_nice=5)
-    assert result.error == f"threads 1, nice {min(nice + 5, 19)}"
+    assert result.error == f"threads 1 and 1, nice {min(nice + 5, 19)}"
+    assert decoding.PYAV_THREADS == 0  # FFmpeg's choice in this process
 
 
 @pytest.mark.heavy
