@@ -65,6 +65,12 @@ ZOO_STD = (0.225, 0.225, 0.225)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's ImageNet ResNets were trained on
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CLIP = (8, 8)  # T x tau of every zoo model's 8x8 recipe and the paper's
+# The zoo's heads average-pool a fixed window, the res5 map of a 224 training crop (7 x 7 cells
+# at the ResNets' stride of 32), at stride 1 and average the positions' logits (PyTorchVideo's
+# hub: (8, 7, 7) for Slow 8x8, (4, 7, 7) for C2D / I3D 8x8, ((8, 7, 7), (32, 7, 7)) for SlowFast
+# 8x8); imports set the same ``head_pool``, so that 256 crops score as they do in PyTorchVideo.
+ZOO_TRAIN_CROP = 224
+RES5_STRIDE = 32
 FAST_STRIDE = 2  # the zoo's SlowFast Fast pathways take every 2nd frame (alpha = tau / 2)
 
 CONFIG_MARK = b"# Written by octvideo import"  # first bytes of the run config beside a checkpoint
@@ -240,6 +246,7 @@ def _from_pytorchvideo(
         names = kinetics400_classes()
     _check_class_count(src, names, num_classes)
     t, tau, clip_source = _clip_or_default(clip, src)
+    extra = {**extra, "head_pool": zoo_head_pool(model, t, tau)}
     target = _model_section(model, num_classes, alpha or 0.0, extra, dropout=0.5)
     state = _octavised(vanilla, target)
     protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD)
@@ -550,6 +557,18 @@ def _extra_from_weights(
     if stem is not None and int(stem.shape[0]) != 64:
         return {"width": int(stem.shape[0])}
     return {}
+
+
+def zoo_head_pool(model: str, t: int, tau: int) -> list[int] | list[list[int]]:
+    """The ``head_pool`` of a zoo model trained on T x tau clips: its res5 map at the zoo's
+    training crop, in cells (T halved by the temporal pool after res2 of C2D and I3D; for
+    SlowFast one kernel per pathway, the Fast one of alpha x T frames, alpha = tau / 2)."""
+    side = ZOO_TRAIN_CROP // RES5_STRIDE
+    if model.startswith("slowfast"):
+        alpha = max(1, tau // FAST_STRIDE)  # as _extra_from_weights sets slowfast_alpha
+        return [[t, side, side], [t * alpha, side, side]]
+    frames = max(1, t // 2) if model.startswith(("c2d_", "i3d_")) else t
+    return [frames, side, side]
 
 
 def _clip_or_default(clip: tuple[int, int] | None, src: Path) -> tuple[int, int, str]:

@@ -18,11 +18,13 @@ from torch import nn
 
 from octvideo.cli import UsageError
 from octvideo.data.transforms import pack_pathways
+from octvideo.engine import zoo as zoo_module
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.zoo import (
     CONFIG_MARK,
     import_checkpoint,
     kinetics400_classes,
+    zoo_head_pool,
 )
 from octvideo.inference.predictor import Predictor, model_from_meta
 from octvideo.models.weights import convert_pytorchvideo_state_dict
@@ -160,6 +162,93 @@ def test_zoo_import_predicts_the_pytorchvideo_models_probabilities(
     torch.testing.assert_close(got, want_logits.softmax(-1), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ARCHS)
+def test_zoo_import_pools_as_pytorchvideo_on_crops_larger_than_training(
+    name: str, zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The zoo's heads pool the 7 x 7 res5 map of a 224 crop, which a 256 crop makes 8 x 8 (2 x 2
+    window positions). The nets here pool 2 x 2 cells, a 64 crop's map (the import is told so),
+    and a 96 crop gives them 3 x 3 cells: 2 x 2 positions again."""
+    monkeypatch.setattr(zoo_module, "ZOO_TRAIN_CROP", 64)
+    net, pyth = zoo(name)
+    ref = copy.deepcopy(net).double()
+    out = tmp_path / f"{name}.ckpt"
+    clip = "2x8" if name.startswith("slowfast") else "4x8"  # the clips the nets' kernels fit
+    import_checkpoint(pyth, source="pytorchvideo", model=name, out=out, clip=clip)
+
+    predictor = Predictor.from_checkpoint(out)  # the window comes from the checkpoint
+    predictor.model.double()
+    g = torch.Generator().manual_seed(3)
+    frames = predictor.protocol.num_frames  # 4, or SlowFast's 8 (2 slow)
+    clips = torch.randn(1, 3, frames, 96, 96, generator=g, dtype=torch.float64)
+    got = predictor.logits(clips).double().softmax(-1)
+    with torch.no_grad():
+        if name.startswith("slowfast"):
+            inputs = [p.unsqueeze(0) for p in pack_pathways(clips[0], 4)]
+            want_logits = ref(list(inputs))
+            own_logits = predictor.model(inputs)
+        else:
+            want_logits = ref(clips)
+            own_logits = predictor.model(clips)
+    torch.testing.assert_close(own_logits, want_logits, rtol=1e-10, atol=1e-10)  # float64
+    torch.testing.assert_close(got, want_logits.softmax(-1), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "hub_name", "clip"),
+    [
+        ("slow_r50", "slow_r50", (8, 8)),
+        ("c2d_r50", "c2d_r50", (8, 8)),
+        ("i3d_r50", "i3d_r50", (8, 8)),
+        ("slowfast_r50", "slowfast_r50", (8, 8)),
+        ("slowfast_r101", "slowfast_r101", (8, 8)),
+    ],
+)
+def test_import_sets_the_head_kernels_of_pytorchvideos_own_zoo_models(
+    name: str, hub_name: str, clip: tuple[int, int]
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models import hub
+
+    with torch.device("meta"):  # shapes only: no weights are made
+        net = getattr(hub, hub_name)(pretrained=False)
+    kernels = [list(m.kernel_size) for m in net.modules() if isinstance(m, nn.AvgPool3d)]
+    want = zoo_head_pool(name, *clip)
+    assert kernels == (want if name.startswith("slowfast") else [want])
+
+
+def test_run_config_builds_the_zoo_head_pool(i3d_zoo: Path, tmp_path: Path) -> None:
+    from octvideo.config import load_config
+    from octvideo.engine.build import build_model
+
+    out = tmp_path / "i3d.ckpt"
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out)
+    cfg = load_config(out.with_suffix(".yaml"))  # what octvideo test --cfg builds
+    assert build_model(cfg.model, pretrained=False).global_pool.window == (4, 7, 7)
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    assert model_from_meta(meta["model"]).global_pool.window == (4, 7, 7)  # predict, export
+
+
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("torchscript", marks=pytest.mark.heavy)])
+def test_export_keeps_the_zoo_head_pool(fmt: str, i3d_zoo: Path, tmp_path: Path) -> None:
+    from octvideo.inference.export import example_clip, export, run_exported
+
+    out = tmp_path / "i3d.ckpt"
+    import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out, clip="2x8")
+    result = export(out, fmt)  # traced on the protocol's 256 crop, checked against the model
+    predictor = Predictor.from_checkpoint(out)
+    assert predictor.model.global_pool.window == (1, 7, 7)
+    clip = example_clip(predictor.protocol, 1, seed=3)  # 2 x 256 x 256: res5 1 x 8 x 8 cells
+    got = torch.from_numpy(run_exported(result.path, fmt, (clip,)))
+    with torch.no_grad():
+        windowed = predictor.model(clip)
+        res5 = predictor.model.forward_stages(clip).high
+        global_logits = predictor.model.forward_head(res5.mean(dim=(2, 3, 4)))
+    torch.testing.assert_close(got, windowed, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(got, global_logits, rtol=1e-3, atol=1e-3)
+
+
 def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> None:
     out = tmp_path / "i3d.ckpt"
     result = import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out)
@@ -177,7 +266,8 @@ def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> 
         "test_num_crops": 3,
     }
     assert meta["normalization"] == {"mean": [0.45] * 3, "std": [0.225] * 3}
-    assert meta["model"]["name"] == "i3d_r50" and meta["model"]["extra"] == {"width": 8}
+    assert meta["model"]["name"] == "i3d_r50"
+    assert meta["model"]["extra"] == {"width": 8, "head_pool": [4, 7, 7]}  # the zoo's I3D head
     assert meta["source"]["file"] == i3d_zoo.name and len(meta["source"]["sha256"]) == 64
     assert result.clip_source == f"the file name {i3d_zoo.name}"
     text = result.config.read_text()
@@ -188,15 +278,20 @@ def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    ("clip", "file_name", "want"),
+    ("clip", "file_name", "want", "head_pool"),
     [
-        (None, "SLOWFAST_4x16_R50.pyth", (32, 2, 8)),  # the zoo file name's TxTAU
-        (None, "weights.pyth", (32, 2, 4)),  # the 8x8 default
-        ("4x16", "weights.pyth", (32, 2, 8)),
+        (None, "SLOWFAST_4x16_R50.pyth", (32, 2, 8), [[4, 7, 7], [32, 7, 7]]),  # its TxTAU
+        (None, "weights.pyth", (32, 2, 4), [[8, 7, 7], [32, 7, 7]]),  # the 8x8 default
+        ("4x16", "weights.pyth", (32, 2, 8), [[4, 7, 7], [32, 7, 7]]),
     ],
 )
 def test_slowfast_clip_sets_frames_stride_and_speed_ratio(
-    clip: str | None, file_name: str, want: tuple[int, int, int], zoo, tmp_path: Path
+    clip: str | None,
+    file_name: str,
+    want: tuple[int, int, int],
+    head_pool: list[list[int]],
+    zoo,
+    tmp_path: Path,
 ) -> None:
     pyth = zoo("slowfast_r50", file_name)[1]
     out = tmp_path / "sf.ckpt"
@@ -204,15 +299,17 @@ def test_slowfast_clip_sets_frames_stride_and_speed_ratio(
     meta = load_checkpoint(out)["hyper_parameters"]["meta"]
     c = meta["clip"]
     assert (c["num_frames"], c["sampling_rate"], c["slowfast_alpha"]) == want
-    assert meta["model"]["extra"] == {"fusion_kernel": 7, "slowfast_alpha": want[2]}
+    extra = {"fusion_kernel": 7, "slowfast_alpha": want[2], "head_pool": head_pool}
+    assert meta["model"]["extra"] == extra
 
 
 def test_slow_4x16_from_the_zoo_file_name(zoo, tmp_path: Path) -> None:
     pyth = zoo("slow_r50", "SLOW_4x16_R50.pyth")[1]
     out = tmp_path / "slow.ckpt"
     import_checkpoint(pyth, source="pytorchvideo", model="slow_r50", out=out)
-    clip = load_checkpoint(out)["hyper_parameters"]["meta"]["clip"]
-    assert (clip["num_frames"], clip["sampling_rate"]) == (4, 16)
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    assert (meta["clip"]["num_frames"], meta["clip"]["sampling_rate"]) == (4, 16)
+    assert meta["model"]["extra"]["head_pool"] == [4, 7, 7]
 
 
 # ------------------------------------------------------------------------------- --alpha
