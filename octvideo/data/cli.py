@@ -120,7 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--num-train",
         type=int,
         default=None,
-        help="training clips (1 to 100000; default: demo 360, yardstick 480)",
+        help="training clips (1 to 100000; default: demo 360, yardstick 600)",
     )
     synth.add_argument(
         "--num-val",
