@@ -10,7 +10,14 @@ OmegaConf's structured configs do the merge and the type checks; every failure i
 value. Each part of the program receives only its own section.
 
 ``--cfg`` takes a path or the name of a shipped config (``i3d_r50_oct_a0.1_8x8.yaml``,
-``kinetics600/i3d_r50_8x8_in1k``), looked up under the repository's ``configs/`` folder.
+``kinetics600/i3d_r50_8x8_in1k``), looked up under the repository's ``configs/`` folder, or one of
+the short names in ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
+
+Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
+"billion laughs"), the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep,
+and a ``${...}`` in a value is kept as text, never resolved by OmegaConf. Every size and count has
+an upper bound in ``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the
+config loads, before a run writes anything.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +50,62 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
 # (``mode="max"`` in run.py), so a loss or a failure count would keep the worst epoch.
 MONITORS = ("val/top1", "val/top5")
 MAX_SEED = 2**32 - 1  # lightning.seed_everything takes seeds in [0, 2**32 - 1]
+
+# Short names a reader of the paper would type for its Kinetics-400 recipes (alpha 0.1).
+ALIASES = {
+    "i3d_oct": "kinetics400/i3d_r50_oct_a0.1_8x8.yaml",
+    "c2d_oct": "kinetics400/c2d_r50_oct_a0.1_8x8.yaml",
+    "slowfast_oct": "kinetics400/slowfast_r50_oct_a0.1_4x16.yaml",
+    "oct_i3d": "kinetics400/i3d_r50_oct_a0.1_8x8.yaml",
+    "oct_c2d": "kinetics400/c2d_r50_oct_a0.1_8x8.yaml",
+    "oct_slowfast": "kinetics400/slowfast_r50_oct_a0.1_4x16.yaml",
+}
+
+# A config file is a few KB of settings; the bound keeps a wrong file (a video, a log) from
+# being read into memory and parsed.
+MAX_CONFIG_BYTES = 2**20
+# Sections, keys and model.extra's values need 4 or 5 levels; the YAML composer recurses per level.
+MAX_YAML_DEPTH = 16
+
+# Upper bounds of every size and count in the schema, far beyond the paper's recipes (224 crops,
+# 8-32 frames, 10 x 3 views), so that a typo (an extra zero or three) is one line before a run
+# writes anything instead of a 120 GB allocation later. Key -> (bound, unit). A tuple or list
+# value is bounded element-wise. Periods (trainer.log_every_n_steps, check_val_every_n_epoch,
+# output.ckpt_every_n_steps) have none: one longer than the run only never fires.
+LIMITS: dict[str, tuple[float, str]] = {
+    "model.num_classes": (100_000, "classes"),
+    "model.octave": (4, "per axis"),
+    "data.decode_short_side": (2048, "pixels"),
+    "data.num_frames": (256, "frames"),
+    "data.sampling_rate": (64, "frames"),
+    "data.train_jitter_scales": (2048, "pixels"),
+    "data.train_crop_size": (1024, "pixels"),
+    "data.val_crop_size": (1024, "pixels"),
+    "data.test_short_side": (2048, "pixels"),
+    "data.test_crop_size": (1024, "pixels"),
+    "data.test_num_clips": (100, "clips"),
+    "data.batch_size": (1024, "clips"),
+    "data.num_workers": (256, "processes"),
+    "data.prefetch_factor": (64, "batches"),
+    "data.max_retries": (1000, "videos"),
+    "optim.lr_reference_batch": (65_536, "clips"),
+    "optim.warmup_epochs": (10_000, "epochs"),
+    "optim.step_epochs": (10_000, "epochs"),
+    "optim.max_skipped_steps": (10_000, "steps"),
+    "trainer.max_epochs": (10_000, "epochs"),
+    "trainer.devices": (1024, "devices"),
+    "trainer.num_nodes": (1024, "nodes"),
+    "trainer.accumulate_grad_batches": (1024, "batches"),
+    "trainer.num_sanity_val_steps": (10_000, "batches"),
+    "trainer.precise_bn_batches": (10_000, "batches"),
+}
+# Pixels of one clip the network takes (frames x crop x crop): 64 x 512 x 512, 42 times the
+# paper's 8 x 224 x 224; and of one device's batch of them (batch x frames x crop x crop).
+MAX_CLIP_PIXELS = 2**24
+MAX_BATCH_PIXELS = 2**28
+# Parameters of the network model.name and model.extra build (counted on the meta device, before
+# any memory is taken): a ResNet-50 has 30 million; 2**30 are 4 GiB of float32 weights.
+MAX_PARAMETERS = 2**30
 
 
 class ConfigError(UsageError):
@@ -168,6 +232,8 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     check_val_every_n_epoch: int = 1
     num_sanity_val_steps: int = 0
+    # Lightning's progress bar where stdout is a terminal; elsewhere (a log file, a pipe), and
+    # always when false, one log line per epoch: epoch N/M, train loss, val top-1, time left
     progress_bar: bool = True
     # recompute every batch norm's statistics over this many training batches, with the weights
     # held, before each validation and at each epoch's end, so checkpoints carry them ("precise
@@ -272,6 +338,53 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     name: str = ""  # the recipe's name (the config file's stem unless set)
 
+    def __post_init__(self) -> None:
+        check_limits(self)
+
+
+def check_limits(cfg: RunConfig) -> None:
+    """Refuses a size or count above its bound in ``LIMITS``, and clips or batches of more
+    pixels than ``MAX_CLIP_PIXELS`` / ``MAX_BATCH_PIXELS``.
+
+    Raises:
+        ValueError: one line naming the key, its value and the bound.
+    """
+    for key, (bound, unit) in LIMITS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            if v is not None and v > bound:
+                raise ValueError(
+                    f"{key}={_show(value)} is over the limit of {bound:g} {unit} "
+                    "(octvideo.config.LIMITS)"
+                )
+    d = cfg.data
+    crops = {"train_crop_size": d.train_crop_size, "val_crop_size": d.val_crop_size}
+    crops["test_crop_size"] = d.test_crop_size
+    for name, crop in crops.items():
+        if d.num_frames * crop * crop > MAX_CLIP_PIXELS:
+            raise ValueError(
+                f"data.num_frames={d.num_frames} x data.{name}={crop}^2 is "
+                f"{d.num_frames * crop * crop:,} pixels a clip, over the limit of "
+                f"{MAX_CLIP_PIXELS:,} (e.g. 64 frames at 512x512); use fewer frames or a smaller "
+                "crop"
+            )
+    name, crop = max(crops.items(), key=lambda item: item[1])
+    if d.batch_size * d.num_frames * crop * crop > MAX_BATCH_PIXELS:
+        raise ValueError(
+            f"data.batch_size={d.batch_size} clips of data.num_frames={d.num_frames} x "
+            f"data.{name}={crop}^2 are {d.batch_size * d.num_frames * crop * crop:,} pixels a "
+            f"batch, over the limit of {MAX_BATCH_PIXELS:,}; use a smaller data.batch_size "
+            "(trainer.accumulate_grad_batches keeps the global batch)"
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_show(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -285,10 +398,11 @@ def shipped_configs() -> list[Path]:
 
 
 def resolve_config_path(cfg: str | Path) -> Path:
-    """A config path as given, or the shipped config with that name.
+    """A config path as given, the shipped config with that name, or a short name's recipe.
 
     A name may omit ``.yaml`` and may include its folder (``kinetics600/i3d_r50_8x8_in1k``); a bare
-    file name must match exactly one shipped config.
+    file name must match exactly one shipped config. The short names of ``ALIASES``
+    (``i3d_oct.yaml``, ``c2d_oct``, ``slowfast_oct``) are the paper's Kinetics-400 recipes.
 
     Raises:
         ConfigError: nothing matches, or a bare name matches several shipped configs.
@@ -301,17 +415,32 @@ def resolve_config_path(cfg: str | Path) -> Path:
     relative = {p.relative_to(CONFIG_DIR).as_posix(): p for p in shipped}
     if name in relative:
         return relative[name]
+    alias = ALIASES.get(name.removesuffix(".yaml").removesuffix(".yml"))
+    if alias is not None and alias in relative:
+        return relative[alias]
     matches = [p for p in shipped if p.name == Path(name).name and "/" not in name]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
         options = ", ".join(p.relative_to(CONFIG_DIR).as_posix() for p in matches)
         raise ConfigError(f"config name {cfg!r} is ambiguous: use one of {options}")
-    close = difflib.get_close_matches(name, list(relative), n=1) or difflib.get_close_matches(
-        Path(name).name, [p.name for p in shipped], n=1
+    shorts = [f"{short}.yaml" for short in ALIASES]
+    close = difflib.get_close_matches(name, [*shorts, *relative], n=1) or difflib.get_close_matches(
+        Path(name).name, [*shorts, *(p.name for p in shipped)], n=1
     )
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"config {str(cfg)!r} is neither a file nor a shipped config{hint}")
+    raise ConfigError(
+        f"config {str(cfg)!r} is neither a file nor a shipped config{hint} (short names: "
+        f"{short_names()})"
+    )
+
+
+def short_names() -> str:
+    """The short config names and the recipes they stand for, one phrase."""
+    firsts: dict[str, list[str]] = {}
+    for short, target in ALIASES.items():
+        firsts.setdefault(target, []).append(f"{short}.yaml")
+    return ", ".join(f"{' / '.join(names)} = {Path(t).stem}" for t, names in firsts.items())
 
 
 def _valid_keys(schema: Any, prefix: str = "") -> Iterator[str]:
@@ -348,10 +477,36 @@ def _apply(base: DictConfig, key: str, value: Any, valid: Sequence[str], where: 
     if key not in valid and not _under_free_mapping(key, valid):
         raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, valid)}")
     try:
-        OmegaConf.update(base, key, value, merge=True)
+        OmegaConf.update(base, key, _literal(value), merge=True)
+        # a "${" value of a number or bool field is stored as an interpolation and checked
+        # only when read: read it now (the cause says what the field takes)
+        OmegaConf.select(base, key)
     except OmegaConfBaseException as err:
-        reason = str(err).splitlines()[0]
+        reason = str(err.__cause__ or err).splitlines()[0]
+        if isinstance(value, str):  # the value as given, not as escaped for OmegaConf
+            reason = reason.replace(_literal(value), value)
         raise ConfigError(f"{where}: bad value for {key!r}: {reason}") from err
+
+
+# "${" and the backslashes right before it: OmegaConf reads \${ as a literal "${", and each \\
+# right before one as a literal backslash
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def _literal(value: Any) -> Any:
+    """``value`` with every ``${`` escaped, so OmegaConf keeps it as text.
+
+    Config values are data, not templates: ``a${b}`` would fail to resolve and
+    ``${oc.env:HOME}`` would be replaced by an environment variable. OmegaConf turns the escaped
+    text back into the text as given when the config is resolved.
+    """
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, list):
+        return [_literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    return value
 
 
 def _under_free_mapping(key: str, valid: Sequence[str]) -> bool:
@@ -362,11 +517,99 @@ def _under_free_mapping(key: str, valid: Sequence[str]) -> bool:
 _FREE_MAPPINGS = ("model.extra",)
 
 
-def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
-    """``key=value`` strings to (key, YAML-parsed value) pairs.
+class _DataLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and with a depth bound.
+
+    An alias (``*name``) inserts its anchor's node again; nested ones grow exponentially, so a
+    1 KB file can expand to gigabytes ("billion laughs"). Configs need neither aliases nor merge
+    keys (``<<: *name``), so both are refused where they appear. The composer recurses once per
+    nesting level, so a deep ``[[[[...`` would exhaust the stack: more than ``MAX_YAML_DEPTH``
+    levels are refused.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"found the alias *{event.anchor}: configs take no YAML aliases (nor << merge "
+                "keys); write the value out",
+                event.start_mark,
+            )
+        if self._depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested more than {MAX_YAML_DEPTH} levels deep",
+                self.peek_event().start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
+    """(``"line:column"`` or ``""``, the problem in one line) of a PyYAML error, whose text spans
+    several lines with a quote of the offending line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None)
+    if problem is None:  # a ReaderError (a control character) and other unmarked errors
+        return "", " ".join(str(err).split())
+    context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context:
+        at = f" at line {context_mark.line + 1}" if context_mark is not None else ""
+        problem = f"{problem} ({context}{at})"
+    return (f"{mark.line + 1}:{mark.column + 1}" if mark is not None else ""), problem
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_DataLoader)  # a SafeLoader: plain data types only
+
+
+def read_config_file(path: Path) -> Any:
+    """The YAML content of a config file, read as data (see ``_DataLoader``).
 
     Raises:
-        ConfigError: an item without ``=``.
+        ConfigError: one line naming the file: it cannot be read, is over ``MAX_CONFIG_BYTES``,
+            is not UTF-8, or is not valid YAML (``file:line:column: problem``).
+    """
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: over {MAX_CONFIG_BYTES // 2**10} KiB, which no config is (a few KB of "
+            "settings); is this the right file?"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the config as UTF-8"
+        ) from err
+    try:
+        return _parse_yaml(text)
+    except yaml.YAMLError as err:
+        where, problem = _yaml_problem(err)
+        raise ConfigError(
+            f"{path}:{where + ':' if where else ''} not valid YAML: {problem}"
+        ) from err
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    """``key=value`` strings to (key, YAML-parsed value) pairs; YAML as in config files (no
+    aliases, bounded depth), and a ``${...}`` stays text.
+
+    Raises:
+        ConfigError: an item without ``=``, or a value that is not YAML.
     """
     pairs = []
     for item in overrides:
@@ -374,9 +617,13 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
         try:
-            value = yaml.safe_load(text) if text else ""
+            value = _parse_yaml(text) if text else ""
         except yaml.YAMLError as err:
-            raise ConfigError(f"override {key!r}: {text!r} is not a YAML value ({err})") from err
+            where, problem = _yaml_problem(err)
+            at = f" at {where}" if where else ""
+            raise ConfigError(
+                f"override {key.strip()!r}: {text!r} is not a YAML value{at}: {problem}"
+            ) from err
         pairs.append((key.strip(), value))
     return pairs
 
@@ -415,10 +662,7 @@ def load_config(
     if cfg is not None:
         path = resolve_config_path(cfg)
         stem = stem or path.stem
-        try:
-            content = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        content = read_config_file(path) or {}
         if not isinstance(content, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         for key, value in _flatten(content):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from octvideo.config import short_names
 from octvideo.engine.run import run_test, run_train
 
 
@@ -16,8 +17,10 @@ def train(args: argparse.Namespace) -> int:
     result = run_train(args.cfg, args.overrides, resume=args.resume, out=args.out)
     if result.run_dir and _is_rank_zero():
         _print(f"run directory: {result.run_dir.resolve()}")
-        _print(f"last checkpoint: {result.last_ckpt.resolve()}")
-        if result.best_ckpt:
+        # only files that are there: a run that trained nothing has no last.ckpt of its own
+        if result.last_ckpt.is_file():
+            _print(f"last checkpoint: {result.last_ckpt.resolve()}")
+        if result.best_ckpt and result.best_ckpt.is_file():
             _print(f"best checkpoint: {result.best_ckpt.resolve()}")
     return 0
 
@@ -47,9 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a model from a config",
-        description="Train with PyTorch Lightning. CFG is a path or a shipped config name.",
+        description=(
+            "Train with PyTorch Lightning. CFG is a path, a shipped config name "
+            "(kinetics400/i3d_r50_oct_a0.1_8x8.yaml, or its file name alone) or a short name "
+            f"of the paper's Kinetics-400 recipes: {short_names()}."
+        ),
     )
-    p.add_argument("--cfg", required=True, help="config path or shipped name")
+    p.add_argument("--cfg", required=True, help="config path, shipped name or short name")
     p.add_argument("--resume", metavar="auto|PATH", help="resume: auto = the run's last.ckpt")
     p.add_argument("--out", help="run directory (default runs/<config name>)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")

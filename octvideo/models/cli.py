@@ -24,10 +24,41 @@ def _alpha(text: str) -> float | tuple[float, ...]:
 
 
 def _octave(text: str) -> tuple[int, int, int]:
+    from octvideo.config import LIMITS
+
     values = tuple(int(v) for v in text.split(","))
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError("--octave takes three factors T,H,W, e.g. 1,2,2")
+    bound = int(LIMITS["model.octave"][0])
+    if len(values) != 3 or not all(1 <= v <= bound for v in values):
+        raise argparse.ArgumentTypeError(
+            f"--octave takes three factors T,H,W from 1 to {bound}, e.g. 1,2,2"
+        )
     return values  # type: ignore[return-value]
+
+
+def check_view(frames: int, size: int) -> None:
+    """Refuses a view the training config would refuse: more than ``data.num_frames``'s bound of
+    frames, a crop over ``data.test_crop_size``'s, or more pixels than ``MAX_CLIP_PIXELS``
+    (each listed model runs one view to count its FLOPs).
+
+    Raises:
+        ValueError: naming the option, its value and the bound.
+    """
+    from octvideo.config import LIMITS, MAX_CLIP_PIXELS
+
+    if frames < 1 or size < 1:
+        raise ValueError(f"--frames and --size must be >= 1, got {frames} and {size}")
+    for option, value, key in (
+        ("--frames", frames, "data.num_frames"),
+        ("--size", size, "data.test_crop_size"),
+    ):
+        bound, unit = LIMITS[key]
+        if value > bound:
+            raise ValueError(f"{option} {value} is over the limit of {bound:g} {unit} ({key}'s)")
+    if frames * size * size > MAX_CLIP_PIXELS:
+        raise ValueError(
+            f"--frames {frames} x --size {size}^2 is {frames * size * size:,} pixels a view, over "
+            f"the limit of {MAX_CLIP_PIXELS:,} (e.g. 64 frames at 512x512)"
+        )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,22 +105,27 @@ def models_table(
     and the network's reason under ``"not_applicable"`` (None in the other rows).
 
     Raises:
-        ValueError: no model matches, ``frames`` or ``size`` below 1, or no matching model can
-            take the view.
+        ValueError: no model matches, ``frames`` or ``size`` below 1 or over their bounds
+            (``check_view``), or no matching model can take the view.
     """
+    check_view(frames, size)
     names = list_models(pattern)
     if not names:
         raise ValueError(f"no model matches {pattern!r}")
-    if frames < 1 or size < 1:
-        raise ValueError(f"--frames and --size must be >= 1, got {frames} and {size}")
-    reasons = {name: _not_applicable(name, frames, size, alpha, octave) for name in names}
+    too_large = {name: _fast_pixels(name, frames, size, alpha, octave) for name in names}
+    reasons = {
+        name: too_large[name] or _not_applicable(name, frames, size, alpha, octave)
+        for name in names
+    }
     fit = [name for name in names if reasons[name] is None]
     if not fit:
         name = names[0]
         more = f" (and {len(names) - 1} more models)" if len(names) > 1 else ""
         raise ValueError(
             f"{name}{more} cannot take views of {frames}x{size}x{size} (--frames x --size x "
-            f"--size): {reasons[name]}; use more frames or a larger size"
+            f"--size): {reasons[name]}; use "
+            f"{'fewer frames or a smaller' if too_large[name] else 'more frames or a larger'} "
+            "size"
         )
     costs = {
         row["model"]: row
@@ -110,6 +146,35 @@ def models_table(
     ]
 
 
+def _speed(name: str, alpha: float | tuple[float, ...], octave: tuple[int, int, int]) -> int | None:
+    """Frames of the Fast pathway per frame of the Slow one (None: a single-pathway model)."""
+    import torch
+
+    from octvideo.models._registry import create_model
+
+    with torch.device("meta"):
+        return getattr(create_model(name, alpha=alpha, octave=octave), "slowfast_alpha", None)
+
+
+def _fast_pixels(
+    name: str,
+    frames: int,
+    size: int,
+    alpha: float | tuple[float, ...],
+    octave: tuple[int, int, int],
+) -> str | None:
+    """Why a SlowFast view (``frames`` of the Slow pathway) is over ``MAX_CLIP_PIXELS``, or None."""
+    from octvideo.config import MAX_CLIP_PIXELS
+
+    speed = _speed(name, alpha, octave)
+    if speed is None or frames * speed * size * size <= MAX_CLIP_PIXELS:
+        return None
+    return (
+        f"its Fast pathway's {frames * speed} frames at {size}x{size} are over the limit of "
+        f"{MAX_CLIP_PIXELS:,} pixels a view"
+    )
+
+
 def _not_applicable(
     name: str,
     frames: int,
@@ -120,15 +185,12 @@ def _not_applicable(
     """Why ``name`` cannot take a view of ``frames`` x ``size`` x ``size`` (frames of the Slow
     pathway for SlowFast), in the network's words; None if it can. Decided as ``octvideo train``
     does, by ``check_clip`` on the meta device."""
-    import torch
 
     from octvideo.config import ConfigError, ModelConfig
     from octvideo.data.config import DataConfig
     from octvideo.engine.build import check_clip
-    from octvideo.models._registry import create_model
 
-    with torch.device("meta"):
-        speed = getattr(create_model(name, alpha=alpha, octave=octave), "slowfast_alpha", None)
+    speed = _speed(name, alpha, octave)
     data = DataConfig(num_frames=frames * (speed or 1), slowfast_alpha=speed)
     try:
         check_clip(ModelConfig(name=name, alpha=alpha, octave=octave), data, (size,))

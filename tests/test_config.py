@@ -1,0 +1,276 @@
+"""Config text is data and every size in it is bounded: YAML aliases, deep nesting, oversized or
+non-UTF-8 files and syntax errors are one-line refusals naming the file; ``${...}`` stays text;
+every size and count has a bound named in one place (``LIMITS``); the paper's recipes have short
+names."""
+
+from __future__ import annotations
+
+import pytest
+
+from octvideo import cli
+from octvideo.config import (
+    ALIASES,
+    CONFIG_DIR,
+    LIMITS,
+    MAX_BATCH_PIXELS,
+    MAX_CLIP_PIXELS,
+    MAX_CONFIG_BYTES,
+    MAX_YAML_DEPTH,
+    ConfigError,
+    load_config,
+    resolve_config_path,
+    save_config,
+)
+
+# the start of a "billion laughs": each level nine times the last (kept small here, so the test
+# fails quickly rather than exhausting memory where aliases are expanded)
+BOMB = """\
+model:
+  extra:
+    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+"""
+
+
+def _one_line_cli_error(capsys, path) -> str:
+    assert cli.main(["train", "--cfg", str(path)]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("octvideo train: error: ")
+    assert "Traceback" not in captured.err
+    return line
+
+
+# -- YAML is data ------------------------------------------------------------------------------
+
+
+def test_yaml_alias_bomb_is_refused_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    with pytest.raises(ConfigError, match=r"bomb\.yaml:4:\d+: .*alias \*a"):
+        load_config(path)
+    assert str(path) in _one_line_cli_error(capsys, path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "model:\n  extra:\n    a: &x 1\n    b: *x\n",
+        "base: &base {lr: 0.1}\noptim:\n  <<: *base\n",  # merge keys are aliases too
+    ],
+)
+def test_any_alias_is_refused(tmp_path, text):
+    path = tmp_path / "alias.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"no YAML aliases \(nor << merge keys\)"):
+        load_config(path)
+
+
+def test_alias_in_an_override_is_refused():
+    with pytest.raises(ConfigError, match=r"override 'model.extra'.*alias \*x"):
+        load_config(None, ["model.extra={a: &x [1, 2], b: *x}"])
+
+
+def test_nesting_past_the_depth_bound_is_refused(tmp_path):
+    deep = "[" * (MAX_YAML_DEPTH + 5) + "]" * (MAX_YAML_DEPTH + 5)
+    path = tmp_path / "deep.yaml"
+    path.write_text(f"model:\n  extra:\n    a: {deep}\n")
+    with pytest.raises(ConfigError, match=f"deep.yaml:3:.*more than {MAX_YAML_DEPTH} levels"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="override 'model.extra'.*levels deep"):
+        load_config(None, [f"model.extra={{a: {deep}}}"])
+
+
+def test_a_file_over_the_size_bound_is_refused_before_parsing(tmp_path, capsys):
+    path = tmp_path / "huge.yaml"
+    path.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError, match=r"huge\.yaml: over 1024 KiB"):
+        load_config(path)
+    assert "huge.yaml" in _one_line_cli_error(capsys, path)
+
+
+def test_a_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("model:\n  name: c2d_r50\noutput:\n  name: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml:4: not UTF-8 text \(byte 0xe9\)"):
+        load_config(path)
+    assert "latin1.yaml:4" in _one_line_cli_error(capsys, path)
+
+
+def test_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path, capsys):
+    path = tmp_path / "indent.yaml"
+    path.write_text("model:\n  name: c2d_r50\n alpha: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:3:2: not valid YAML: expected <block end>")
+    assert f"{path}:3:2" in _one_line_cli_error(capsys, path)
+
+
+def test_a_bad_override_is_one_line():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model.extra={a: [1, 2}"])
+    assert "\n" not in str(err.value)
+    assert "override 'model.extra'" in str(err.value)
+
+
+# -- ${...} is text ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["a${b}", "${oc.env:HOME}", "x\\${y}", "${a}${b}/${"])
+def test_interpolation_syntax_is_kept_as_text_in_a_file(tmp_path, value):
+    path = tmp_path / "interp.yaml"
+    quoted = value.replace("\\", "\\\\")
+    path.write_text(f'output:\n  name: "{quoted}"\nmodel:\n  extra:\n    tag: ["{quoted}"]\n')
+    cfg = load_config(path)
+    assert cfg.output.name == value
+    assert cfg.model.extra == {"tag": [value]}
+
+
+@pytest.mark.parametrize("value", ["a${b}", "${oc.env:HOME}", "x\\${y}"])
+def test_interpolation_syntax_is_kept_as_text_in_an_override(value):
+    cfg = load_config(None, [f"output.name={value}", f"data.root={value}"])
+    assert cfg.output.name == value
+    assert cfg.data.root == value
+
+
+def test_literal_interpolation_text_survives_a_save_and_load(tmp_path):
+    cfg = load_config(None, ["output.name=${oc.env:HOME}"])
+    again = load_config(save_config(cfg, tmp_path / "saved.yaml"))
+    assert again.output.name == "${oc.env:HOME}"
+
+
+def test_interpolation_text_in_a_number_field_is_refused_naming_the_key():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["data.num_frames=${b}"])
+    assert "'data.num_frames'" in str(err.value) and "Integer" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+# -- bounded sizes -----------------------------------------------------------------------------
+
+# one value over each bound, with what else it needs to pass the checks that come first
+OVER = {
+    "model.num_classes": ["model.num_classes=100001"],
+    "model.octave": ["model.octave=[1,2,5]"],
+    "data.decode_short_side": ["data.decode_short_side=2049"],
+    "data.num_frames": ["data.num_frames=257"],
+    "data.sampling_rate": ["data.sampling_rate=65"],
+    "data.train_jitter_scales": ["data.train_jitter_scales=[256,2049]"],
+    "data.train_crop_size": ["data.train_crop_size=1025", "data.train_jitter_scales=[1025,1025]"],
+    "data.val_crop_size": ["data.val_crop_size=1025", "data.train_jitter_scales=[1025,1025]"],
+    "data.test_short_side": ["data.test_short_side=2049"],
+    "data.test_crop_size": ["data.test_crop_size=1025", "data.test_short_side=1025"],
+    "data.test_num_clips": ["data.test_num_clips=101"],
+    "data.batch_size": ["data.batch_size=1025"],
+    "data.num_workers": ["data.num_workers=257"],
+    "data.prefetch_factor": ["data.prefetch_factor=65"],
+    "data.max_retries": ["data.max_retries=1001"],
+    "optim.lr_reference_batch": ["optim.lr_reference_batch=65537"],
+    "optim.warmup_epochs": ["optim.warmup_epochs=10000.5"],
+    "optim.step_epochs": ["optim.step_epochs=[30,10001]"],
+    "optim.max_skipped_steps": ["optim.max_skipped_steps=10001"],
+    "trainer.max_epochs": ["trainer.max_epochs=10001"],
+    "trainer.devices": ["trainer.devices=1025"],
+    "trainer.num_nodes": ["trainer.num_nodes=1025"],
+    "trainer.accumulate_grad_batches": ["trainer.accumulate_grad_batches=1025"],
+    "trainer.num_sanity_val_steps": ["trainer.num_sanity_val_steps=10001"],
+    "trainer.precise_bn_batches": ["trainer.precise_bn_batches=10001"],
+}
+
+
+def test_every_bound_has_a_case():
+    assert set(OVER) == set(LIMITS)
+
+
+@pytest.mark.parametrize("key", sorted(OVER))
+def test_a_size_over_its_bound_is_refused_naming_key_and_bound(key):
+    bound, unit = LIMITS[key]
+    with pytest.raises(ConfigError) as err:
+        load_config(None, OVER[key])
+    message = str(err.value)
+    assert message.startswith(f"{key}=")
+    assert f"over the limit of {bound:g} {unit}" in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [f"data.{k}=256" for k in ("num_frames", "train_crop_size", "val_crop_size")],
+        [
+            *(f"data.{k}=1024" for k in ("train_crop_size", "val_crop_size", "test_crop_size")),
+            "data.train_jitter_scales=[1024,1024]",
+            "data.test_short_side=1024",
+        ],
+        ["data.train_jitter_scales=[2048,2048]", "data.test_short_side=2048"],
+        ["data.num_workers=256", "trainer.max_epochs=10000", "model.num_classes=100000"],
+    ],
+)
+def test_sizes_at_their_bounds_load(overrides):
+    load_config(None, overrides)
+
+
+def test_a_clip_of_too_many_pixels_is_refused():
+    # each value within its own bound, the clip 256 x 512^2 = 4 x MAX_CLIP_PIXELS
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            None,
+            [
+                "data.num_frames=256",
+                "data.train_crop_size=512",
+                "data.train_jitter_scales=[512,600]",
+            ],
+        )
+    assert "data.num_frames=256 x data.train_crop_size=512^2" in str(err.value)
+    assert f"{MAX_CLIP_PIXELS:,}" in str(err.value)
+
+
+def test_a_batch_of_too_many_pixels_is_refused():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["data.batch_size=1024", "data.num_frames=32"])
+    assert "data.batch_size=1024" in str(err.value) and f"{MAX_BATCH_PIXELS:,}" in str(err.value)
+
+
+# -- short names -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("short", "recipe", "model"),
+    [
+        ("i3d_oct.yaml", "i3d_r50_oct_a0.1_8x8", "i3d_r50"),
+        ("c2d_oct.yaml", "c2d_r50_oct_a0.1_8x8", "c2d_r50"),
+        ("slowfast_oct.yaml", "slowfast_r50_oct_a0.1_4x16", "slowfast_r50"),
+        ("i3d_oct", "i3d_r50_oct_a0.1_8x8", "i3d_r50"),
+        ("oct_slowfast.yaml", "slowfast_r50_oct_a0.1_4x16", "slowfast_r50"),
+    ],
+)
+def test_short_names_are_the_papers_kinetics400_recipes(short, recipe, model):
+    path = resolve_config_path(short)
+    assert path.parent.name == "kinetics400" and path.stem == recipe
+    cfg = load_config(short)
+    assert (cfg.name, cfg.model.name, cfg.model.alpha) == (recipe, model, 0.1)
+    assert cfg.model.num_classes == 400
+
+
+def test_every_short_name_points_at_a_shipped_config():
+    for target in ALIASES.values():
+        assert (CONFIG_DIR / target).is_file()
+
+
+def test_an_unknown_name_lists_the_short_names(capsys):
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path("i3d_octt.yaml")
+    message = str(err.value)
+    assert "did you mean 'i3d_oct.yaml'?" in message
+    assert "i3d_oct.yaml" in message and "slowfast_oct.yaml" in message
+
+
+def test_train_help_lists_the_short_names(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for short in ("i3d_oct.yaml", "c2d_oct.yaml", "slowfast_oct.yaml"):
+        assert short in out
