@@ -36,7 +36,7 @@ demo: $(STAMP)
 	$(VENV)/bin/octvideo data synth --out data/synth --num-train 600 --quiet
 # every `make demo` is a new run: train refuses to start over an earlier run's checkpoints
 	rm -rf runs/demo
-	$(VENV)/bin/octvideo train --cfg oct_i3d_synth.yaml --out runs/demo trainer.progress_bar=false
+	$(VENV)/bin/octvideo train --cfg oct_i3d_synth.yaml --out runs/demo
 	$(VENV)/bin/octvideo test --cfg oct_i3d_synth.yaml --ckpt runs/demo/checkpoints/best.ckpt --out runs/demo
 	$(VENV)/bin/python tools/make_long_video.py data/synth --out runs/demo/long_video.mp4
 	$(VENV)/bin/octvideo predict --ckpt runs/demo/checkpoints/best.ckpt runs/demo/long_video.mp4 \

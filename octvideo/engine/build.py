@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from octvideo.cli import UsageError
-from octvideo.config import ConfigError, ModelConfig
+from octvideo.config import MAX_PARAMETERS, ConfigError, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 
@@ -27,8 +27,11 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
             anyway (test, resume), so the file need not exist any more.
 
     Raises:
-        ConfigError: unknown model name or bad keyword in ``model.extra``.
+        ConfigError: unknown model name, bad keyword in ``model.extra``, or a network of more
+            than ``MAX_PARAMETERS`` parameters (counted on the meta device first).
     """
+    with torch.device("meta"):
+        check_size(_create(cfg), cfg)
     model = _create(cfg)
     if pretrained and cfg.pretrained:
         load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
@@ -38,8 +41,9 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
 def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> None:
     """Check that the network takes the clips the data section makes, before any work is done.
 
-    SlowFast settings are checked by name; everything else by running the network on the meta
-    device (shapes only: no memory, no arithmetic) on one clip of each crop size.
+    SlowFast settings are checked by name; the network's size (``check_size``) and everything
+    else by running it on the meta device (shapes only: no memory, no arithmetic) on one clip of
+    each crop size.
 
     Raises:
         ConfigError: one line naming the settings and what the network says about them.
@@ -48,6 +52,7 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
 
     with torch.device("meta"):
         model = _create(cfg)
+    check_size(model, cfg)
     model.eval()
     frames, want, got = data.num_frames, getattr(model, "slowfast_alpha", None), data.slowfast_alpha
     if want is not None and got is None:
@@ -82,6 +87,22 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
                 f"{cfg.name} cannot take clips of data.num_frames={frames} frames at "
                 f"{size}x{size} pixels: {reason}"
             ) from err
+
+
+def check_size(model: nn.Module, cfg: ModelConfig) -> None:
+    """Refuses a network of more than ``MAX_PARAMETERS`` parameters (``model.extra`` can set
+    widths and depths); ``model`` is best built on the meta device, where this costs nothing.
+
+    Raises:
+        ConfigError: names the count, the bound and the settings that made it.
+    """
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"model.name={cfg.name} with model.extra={cfg.extra} has {count:,} parameters, over "
+            f"the limit of {MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a smaller "
+            "width or depth"
+        )
 
 
 def _create(cfg: ModelConfig) -> nn.Module:
@@ -125,17 +146,26 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
             "'Training on Kinetics' says which), set model.pretrained=PATH, or "
             "model.pretrained=null to start from random weights"
         ) from err
-    if kind == "octvideo":
-        state = model_state_dict(checkpoint)
-        if _vanilla(state) and not _vanilla(model.state_dict()):
-            # an alpha-0 network's weights for an octave one: each convolution sliced into its
-            # four blocks, each norm into its two groups (same parameters, same channel order)
-            from octvideo.models.weights import octavise_state_dict
+    try:
+        if kind == "octvideo":
+            state = model_state_dict(checkpoint)
+            if _vanilla(state) and not _vanilla(model.state_dict()):
+                # an alpha-0 network's weights for an octave one: each convolution sliced into
+                # its four blocks, each norm into its two groups (same parameters, same order)
+                from octvideo.models.weights import octavise_state_dict
 
-            state = octavise_state_dict(state, model)
-            logger.info("pretrained %s: alpha-0 weights sliced into the octave blocks", path)
-    else:
-        state = _converted_state(model, checkpoint, kind)
+                state = octavise_state_dict(state, model)
+                logger.info("pretrained %s: alpha-0 weights sliced into the octave blocks", path)
+        else:
+            state = _converted_state(model, checkpoint, kind)
+    except (ValueError, KeyError) as err:  # the converters name the layer or keys
+        reason = " ".join(str(err).split())
+        raise ConfigError(
+            f"model.pretrained={path!r} ({kind}) does not fit {type(model).__name__}: "
+            f"{reason}; use weights of this architecture and width (of alpha 0 or of this "
+            "alpha; only the classifier may differ), or model.pretrained_kind for another "
+            "source"
+        ) from err
     own = model.state_dict()
     fresh = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     head = _classifier_keys(model)

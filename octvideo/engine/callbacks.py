@@ -1,5 +1,6 @@
 """Callbacks of a training run: the training-curves PNG, the DDP replica check, the checkpoint
-written when the job is told to stop (SIGTERM) and precise batch-norm statistics."""
+written when the job is told to stop (SIGTERM), precise batch-norm statistics and the one log
+line per epoch where no progress bar is shown."""
 
 from __future__ import annotations
 
@@ -91,6 +92,62 @@ class TrainingCurves(L.Callback):
             return
         plot_curves(metrics_csv, self.out_png)
         logger.info("training curves: %s", self.out_png)
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS``."""
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+class EpochLog(L.Callback):
+    """Logs one line at the end of each training epoch (global rank 0), for runs without a
+    progress bar (output not to a terminal, or ``trainer.progress_bar=false``), where training
+    would otherwise print nothing for minutes or hours::
+
+        epoch 3/14: train loss 1.2345, val top-1 41.67%, 0:01:02 elapsed, about 0:03:38 left
+
+    The validation part is there for epochs that validated (``trainer.check_val_every_n_epoch``);
+    the time left is the mean time of the epochs this process trained times the epochs to go.
+    """
+
+    def __init__(self) -> None:
+        self._start = 0.0
+        self._first_epoch = 0
+        self._validated = False
+        self._top1: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.monotonic()
+        self._first_epoch = trainer.current_epoch
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._validated = True
+        top1 = trainer.callback_metrics.get("val/top1")  # absent: no video was scored
+        self._top1 = None if top1 is None else float(top1)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        validated, top1 = self._validated, self._top1
+        self._validated, self._top1 = False, None
+        if not trainer.is_global_zero:
+            return
+        epoch, total = trainer.current_epoch + 1, trainer.max_epochs
+        parts = [f"epoch {epoch}/{total}: "]
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        parts.append("train loss -" if loss is None else f"train loss {float(loss):.4f}")
+        if validated:
+            parts.append(
+                ", val top-1 - (no video scored)"
+                if top1 is None
+                else f", val top-1 {100 * top1:.2f}%"
+            )
+        elapsed = time.monotonic() - self._start
+        trained = max(1, epoch - self._first_epoch)
+        left = elapsed / trained * max(0, total - epoch)
+        parts.append(f", {_clock(elapsed)} elapsed, about {_clock(left)} left")
+        logger.info("".join(parts))
 
 
 def parameter_digest(module: torch.nn.Module) -> str:

@@ -10,9 +10,13 @@ and, after ``octvideo test``, ``test/`` with the evaluation report.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import logging
+import os
 import shutil
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ from octvideo.engine.build import (
 )
 from octvideo.engine.callbacks import (
     CheckpointOnSigterm,
+    EpochLog,
     PreciseBatchNorm,
     ReplicaCheck,
     TrainingCurves,
@@ -87,7 +92,8 @@ def _config(cfg: str | Path | RunConfig, overrides: Sequence[str], out: str | No
         if overrides or out:
             raise UsageError("pass overrides together with a config path, not a RunConfig")
         return cfg
-    extra = [f"output.dir={out}"] if out else []
+    # quoted: a folder named "yes", "null" or "[1]" is that text, not a YAML bool, null or list
+    extra = [f"output.dir={json.dumps(out)}"] if out else []
     return load_config(cfg, [*overrides, *extra])
 
 
@@ -124,11 +130,16 @@ def checkpoint_meta(cfg: RunConfig, classes: Sequence[str]) -> dict[str, Any]:
 
 
 def _datamodule(cfg: RunConfig):
+    """The data module, its class count checked against the model's. A ``data.classes_file``
+    that does not exist yet is not written here (the classes come from the training list), but
+    by ``_write_classes_file`` once every check of the run has passed."""
     from octvideo.data import VideoDataModule
 
-    datamodule = VideoDataModule(cfg.data)
+    data = cfg.data
+    if data.classes_file and not Path(data.classes_file).exists():
+        data = dataclasses.replace(data, classes_file="")
+    datamodule = VideoDataModule(data)
     if datamodule.num_classes != cfg.model.num_classes:
-        data = cfg.data
         source = (
             f"data.classes_file={data.classes_file}"
             if data.classes_file
@@ -140,6 +151,35 @@ def _datamodule(cfg: RunConfig):
             f"{datamodule.num_classes}, or point data.classes_file at this dataset's classes"
         )
     return datamodule
+
+
+def _write_classes_file(cfg: RunConfig, classes: Sequence[str]) -> None:
+    """Writes ``data.classes_file`` from the data's classes when it does not exist (the data
+    layer's contract), after the run's checks.
+
+    Raises:
+        UsageError: the file cannot be written.
+    """
+    path = cfg.data.classes_file
+    if not path or Path(path).exists():
+        return
+    from octvideo.data.annotations import write_classes
+
+    try:
+        write_classes(path, list(classes))
+    except OSError as err:
+        raise UsageError(
+            f"data.classes_file={path} cannot be written ({err.strerror or err}); choose "
+            "another path, or write the class names there, one a line"
+        ) from err
+    logger.info("wrote %d class names to %s", len(classes), path)
+
+
+def show_progress_bar(cfg: RunConfig) -> bool:
+    """Lightning's progress bar where ``trainer.progress_bar`` is on and stdout is a terminal;
+    elsewhere (a log file, a pipe, ``make demo`` under a CI job) it would be pages of carriage
+    returns, and training logs one line per epoch instead (``EpochLog``)."""
+    return cfg.trainer.progress_bar and sys.stdout.isatty()
 
 
 def world_size(cfg: RunConfig) -> int:
@@ -185,7 +225,7 @@ def _trainer(
             log_every_n_steps=t.log_every_n_steps,
             check_val_every_n_epoch=t.check_val_every_n_epoch,
             num_sanity_val_steps=t.num_sanity_val_steps,
-            enable_progress_bar=t.progress_bar,
+            enable_progress_bar=show_progress_bar(cfg),
             enable_model_summary=False,
             callbacks=callbacks,
             logger=loggers,
@@ -223,6 +263,34 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     if not path.is_file():
         raise UsageError(f"--resume {resume}: no such checkpoint")
     return path
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_output_path(folder: Path, setting: str = "--out or output.dir") -> None:
+    """Refuses an output folder that could not be created or written, creating nothing (the
+    checks of a run come before its first file; ``check_output_dir`` creates it after them).
+
+    Raises:
+        UsageError: a file where the folder or one of its parents would be, or a nearest
+            existing folder this process may not write in.
+    """
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        problem = errno.ENOTDIR  # the message check_output_dir gives
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = errno.EACCES
+    else:
+        return
+    raise UsageError(
+        f"output folder {folder} is not writable ({os.strerror(problem)}); choose another with "
+        f"{setting}"
+    )
 
 
 def check_output_dir(folder: Path, setting: str = "--out or output.dir") -> None:
@@ -265,7 +333,7 @@ def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> No
     """
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     need = 2 * weights * (2 if momentum else 1)  # weights (+ momentum buffers), last + best
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(_nearest_existing(folder)).free  # before the folder is made
     if free < need:
         raise RunStopped(
             f"only {free / 2**20:.1f} MiB free on the disk of {folder}; the run's two "
@@ -293,6 +361,39 @@ def check_checkpoint_fits(
             f"{cfg.model.num_classes}; use the config and data it was trained with"
         )
     raise UsageError(f"checkpoint {path} does not fit model {cfg.model.name}: {problem}")
+
+
+def epochs_done(checkpoint: dict[str, Any]) -> int | None:
+    """Training epochs a Lightning checkpoint has completed (None: not a training state)."""
+    loops = checkpoint.get("loops") or {}
+    progress = ((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}
+    done = progress.get("processed")
+    return int(done) if done is not None else None
+
+
+def check_resume_target(
+    checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, ckpt_dir: Path
+) -> None:
+    """What ``--resume PATH`` may continue into another run folder (``--out``) than PATH's: a
+    run with epochs left, continued there as a new branch, into a folder without a run of its
+    own. A finished run resumed there would train and write nothing (Lightning stops at once),
+    leaving a folder without checkpoints; in its own folder it only reports its checkpoints.
+
+    Raises:
+        UsageError: the checkpoint has trained ``trainer.max_epochs``, or the folder holds a run.
+    """
+    if Path(path).resolve().parent == ckpt_dir.resolve():
+        return
+    done = epochs_done(checkpoint)
+    if done is not None and done >= cfg.trainer.max_epochs:
+        raise UsageError(
+            f"checkpoint {path} has trained all {done} epochs of its run "
+            f"(trainer.max_epochs={cfg.trainer.max_epochs}), so resuming it into "
+            f"{ckpt_dir.parent} would train and write nothing; use its checkpoints in "
+            f"{Path(path).parent}, or start a new run from its weights with "
+            f"model.pretrained={path}"
+        )
+    check_new_run(ckpt_dir)
 
 
 def check_same_position(state: dict[str, int], world: int, videos: int, path: str | Path) -> None:
@@ -459,6 +560,7 @@ def run_train(
     cfg = _config(cfg, overrides, out)
     run_dir = run_dir_of(cfg)
     ckpt_dir = run_dir / "checkpoints"
+    # Every check comes before the first file or folder is written: a refused run leaves nothing.
     check_clip(cfg.model, cfg.data, (cfg.data.train_crop_size, cfg.data.val_crop_size))
     missing = [f"data.{k}" for k in ("train_list", "val_list") if not getattr(cfg.data, k)]
     if missing:  # else the validation set would be asked for only after the first epoch
@@ -474,7 +576,7 @@ def run_train(
             f"accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}): the step would be "
             "taken on a partial gradient; use optim.on_nonfinite_loss=stop with accumulation"
         )
-    check_output_dir(ckpt_dir)
+    check_output_path(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None:
         check_new_run(ckpt_dir)
@@ -485,6 +587,7 @@ def run_train(
         checkpoint = load_checkpoint(ckpt_path)
         check_checkpoint_fits(model, checkpoint, ckpt_path, cfg)
         check_same_classes(checkpoint, datamodule.classes, ckpt_path)
+        check_resume_target(checkpoint, cfg, ckpt_path, ckpt_dir)
         position = checkpoint.get(type(datamodule).__qualname__) or {}
         check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
         datamodule.load_state_dict(position)
@@ -526,10 +629,16 @@ def run_train(
         )
     if cfg.output.plot_curves:
         own.append(TrainingCurves(run_dir / "curves.png"))
+    if not show_progress_bar(cfg):
+        own.append(EpochLog())
     loggers: list = [CSVLogger(run_dir, name="logs")]
     if cfg.output.tensorboard:
         loggers.append(TensorBoardLogger(run_dir, name="tb", default_hp_metric=False))
     trainer = _trainer(cfg, run_dir, [*own, *callbacks], loggers)
+    # checks done: the first writes
+    if trainer.is_global_zero:
+        _write_classes_file(cfg, datamodule.classes)
+    check_output_dir(ckpt_dir)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
     try:
@@ -557,7 +666,9 @@ def run_train(
             raise
         raise RunStopped(f"{report}; {last_good(ckpt_dir / LAST)}") from err
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    best_path = Path(best.best_model_path) if best.best_model_path else None
+    # this folder's best.ckpt: resumed from another folder's checkpoint, Lightning keeps that
+    # folder's best_model_path until this run writes its own
+    best_path = ckpt_dir / BEST if (ckpt_dir / BEST).is_file() else None
     result = TrainResult(
         run_dir=run_dir,
         last_ckpt=ckpt_dir / LAST,
@@ -601,7 +712,7 @@ def run_test(
     checkpoint = load_checkpoint(ckpt)
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
-    check_output_dir(out_dir, "--out or test.out_dir")  # not after the whole evaluation
+    check_output_path(out_dir, "--out or test.out_dir")  # not after the whole evaluation
     check_report_files(out_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
@@ -621,6 +732,10 @@ def run_test(
     from octvideo.data import BadVideoCallback
 
     trainer = _trainer(cfg, run_dir, [BadVideoCallback()], loggers=False)
+    # checks done: the first writes
+    if trainer.is_global_zero:
+        _write_classes_file(cfg, datamodule.classes)
+    check_output_dir(out_dir, "--out or test.out_dir")
     try:
         trainer.test(module, datamodule=datamodule, verbose=False)
     except RuntimeError as err:

@@ -181,7 +181,8 @@ def octavise_state_dict(
             classifier, Non-local blocks absent from the source).
 
     Raises:
-        ValueError: naming vanilla keys that are missing or left over.
+        ValueError: naming vanilla keys that are missing or left over, or the first layer whose
+            vanilla weight has another shape.
     """
     keep = tuple(keep_own)
     target = copy.deepcopy(model)
@@ -205,15 +206,24 @@ def octavise_state_dict(
                 bias = take(f"{name}.conv_hh.bias") if m.conv_hh.bias is not None else None
                 if weight is None:
                     continue
-                if name in orders:
-                    weight = weight[:, orders[name]]
-                m.load_vanilla_weight(weight, bias)
+                try:
+                    if name in orders:
+                        weight = weight[:, orders[name]]
+                    m.load_vanilla_weight(weight, bias)
+                except (ValueError, IndexError, RuntimeError) as err:
+                    raise ValueError(f"layer {name}: {err}") from err
             elif isinstance(m, OctNorm):
                 n_high = m.high.num_features
+                n_all = n_high + (m.low.num_features if m.low is not None else 0)
                 for leaf, own in m.high.state_dict().items():
                     value = take(f"{name}.high.{leaf}")
                     if value is None:
                         continue
+                    if value.ndim != 0 and tuple(value.shape) != (n_all,):
+                        raise ValueError(
+                            f"layer {name}: vanilla {leaf} of shape {tuple(value.shape)} does "
+                            f"not fit an OctNorm of {n_all} channels"
+                        )
                     if value.ndim == 0:  # num_batches_tracked
                         own.copy_(value)
                         if m.low is not None:

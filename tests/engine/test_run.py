@@ -1,0 +1,108 @@
+"""``run_train``'s order and its resume targets: every check before the first file or folder (a
+refused run leaves nothing behind, not even a classes file), a finished run resumed into another
+folder is refused, a run resumed there as a branch reports that folder's checkpoints, and --out is
+a path, never YAML."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from octvideo import cli
+from octvideo.cli import UsageError
+from octvideo.config import ConfigError
+from octvideo.engine.run import run_train
+from tests.engine.conftest import NUM_CLASSES, tiny_overrides
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"model.num_classes": NUM_CLASSES + 1}, "model.num_classes=7 but the data has 6"),
+        ({"trainer.sync_batchnorm": "true"}, "trainer.sync_batchnorm=true needs GPUs"),
+        ({"model.num_classes": 100001}, "model.num_classes=100001 is over the limit"),
+        ({"model.extra": "{width: 100000}"}, "parameters, over the limit"),
+    ],
+)
+def test_a_refused_run_writes_nothing(tiny_synth, tmp_path, extra, needle):
+    # a classes file that does not exist yet: a run writes it, a refused one must not
+    classes = tmp_path / "data" / "classes.txt"
+    overrides = tiny_overrides(tiny_synth, **{**extra, "data.classes_file": classes})
+    before = _files(tmp_path)
+    run = tmp_path / "runs" / "refused"
+    with pytest.raises((ConfigError, UsageError), match=needle):
+        run_train(None, overrides, out=str(run))
+    assert _files(tmp_path) == before  # no run folder, no checkpoints/, no classes.txt
+
+
+def test_a_missing_classes_file_is_written_only_by_a_run_that_starts(tiny_synth, tmp_path):
+    classes = tmp_path / "classes.txt"
+    settings = {"data.classes_file": classes, "trainer.max_epochs": 1}
+    wrong = tiny_overrides(tiny_synth, **settings, **{"model.num_classes": NUM_CLASSES + 1})
+    with pytest.raises(ConfigError, match="model.num_classes=7 but the data has 6"):
+        run_train(None, wrong, out=str(tmp_path / "run"))
+    assert not classes.exists()
+    run_train(None, tiny_overrides(tiny_synth, **settings), out=str(tmp_path / "run"))
+    assert classes.read_text().splitlines() == [str(i) for i in range(NUM_CLASSES)]  # labels
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_synth, tmp_path_factory) -> Path:
+    """A run that has trained all its (one) epoch."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    run_train(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1}), out=str(run))
+    return run
+
+
+def test_a_finished_run_resumed_elsewhere_is_refused_and_at_home_reports_its_checkpoints(
+    finished, tiny_synth, tmp_path, capsys
+):
+    new = tmp_path / "new"
+    last = finished / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+    train = ["train", "--cfg", "oct_i3d_synth.yaml", "--resume"]
+    assert cli.main([*train, str(last), "--out", str(new), *overrides]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = captured.err.strip().splitlines()[-1]
+    assert line.startswith(f"octvideo train: error: checkpoint {last} has trained all 1 epochs")
+    assert f"model.pretrained={last}" in line
+    assert not new.exists()
+    # in its own folder there is nothing to train either: it names the checkpoints it has
+    assert cli.main([*train, "auto", "--out", str(finished), *overrides]) == 0
+    out = capsys.readouterr().out
+    assert f"last checkpoint: {last.resolve()}" in out
+    assert f"best checkpoint: {(finished / 'checkpoints' / 'best.ckpt').resolve()}" in out
+
+
+def test_a_run_resumed_into_another_folder_continues_there_unless_it_holds_a_run(
+    finished, tiny_synth, tmp_path
+):
+    last = finished / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 2})
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "checkpoints" / "best.ckpt").write_bytes(b"kept")
+    with pytest.raises(UsageError, match="already holds a run"):
+        run_train(None, overrides, out=str(other), resume=str(last))
+    assert (other / "checkpoints" / "best.ckpt").read_bytes() == b"kept"
+    new = tmp_path / "branch"
+    result = run_train(None, overrides, out=str(new), resume=str(last))
+    assert result.last_ckpt == new / "checkpoints" / "last.ckpt" and result.last_ckpt.is_file()
+    assert result.best_ckpt == new / "checkpoints" / "best.ckpt" and result.best_ckpt.is_file()
+    assert (finished / "checkpoints" / "best.ckpt").is_file()  # the other run's is left alone
+
+
+@pytest.mark.parametrize("name", ["null", "yes", "[1]"])
+def test_out_is_a_path_not_yaml(tiny_synth, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name / "checkpoints").mkdir(parents=True)
+    (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(UsageError, match=rf"^{re.escape(name)} already holds a run"):
+        run_train(None, tiny_overrides(tiny_synth), out=name)
