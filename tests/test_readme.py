@@ -201,17 +201,7 @@ def check_command(text: str, written: frozenset[str] = frozenset()) -> None:
 COMMANDS = collect_commands(DOCS)
 
 
-def _case(command: Command):
-    marks = []
-    # `octvideo train/test --cfg i3d_oct.yaml` uses the short config names that another change
-    # adds (issue 22, "the first thing a new user meets"); until it lands they do not resolve.
-    # Drop this mark when it has: the case then passes and must keep passing.
-    if re.search(r"--cfg (i3d|c2d|slowfast)_oct\.yaml", command.text):
-        marks.append(pytest.mark.xfail(reason="short config names not shipped yet", strict=False))
-    return pytest.param(command, id=command.id, marks=marks)
-
-
-@pytest.mark.parametrize("command", [_case(c) for c in COMMANDS])
+@pytest.mark.parametrize("command", [pytest.param(c, id=c.id) for c in COMMANDS])
 def test_doc_command_is_real(command):
     check_command(command.text, command.written)
 
@@ -236,34 +226,10 @@ def _links(doc: Path) -> list[tuple[str, Path]]:
     return out
 
 
-# Pages that other changes add (issue 25's zoo import) and the docs link to already; each has its
-# own case below, marked until it lands. Drop a page from here when it has: every link to it is
-# then checked with the others.
-PENDING_PAGES = {ROOT / "docs" / "zoo.md"}
-
-
 @pytest.mark.parametrize("doc", DOCS, ids=lambda d: str(d.relative_to(ROOT)))
 def test_doc_links_exist(doc):
-    missing = [
-        target
-        for target, path in _links(doc)
-        if path.resolve() not in PENDING_PAGES and not path.exists()
-    ]
+    missing = [target for target, path in _links(doc) if not path.exists()]
     assert not missing, f"{doc.relative_to(ROOT)} names files that do not exist: {missing}"
-
-
-@pytest.mark.parametrize(
-    "page",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason="written by another change", strict=False))
-        for p in sorted(PENDING_PAGES)
-    ],
-    ids=lambda p: str(p.relative_to(ROOT)),
-)
-def test_pending_page_exists(page):
-    linked = {path.resolve() for doc in DOCS for _, path in _links(doc)}
-    assert page in linked  # still linked from the docs, so it must exist
-    assert page.exists()
 
 
 def test_readme_and_benchmarks_stay_short():
