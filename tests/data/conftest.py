@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
+
+from tests.data.media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from media_helpers import small_config
 
 from octvideo import cli
 from octvideo.cli import UsageError
 from octvideo.data import VideoDataModule, load_annotations
 from octvideo.data.annotations import AnnotationError
+from tests.data.media_helpers import small_config
 
 
 def test_annotation_errors_are_usage_errors_and_value_errors(tmp_path, media):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from media_helpers import small_config
-
 from octvideo.data import VideoDataModule, load_annotations
+from tests.data.media_helpers import small_config
 
 
 def split_tree(tmp_path, media):

@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from media_helpers import data_error, data_stopped, fill
 
 from octvideo.cli import main
 from octvideo.data.check import read_report, write_report
+from tests.data.media_helpers import data_error, data_stopped, fill
 
 ODD_NAMES = ["tab\there.mp4", "new\nline.mp4", "caf\u00e9 \u65e5\u672c.mp4", " lead.mp4"]
 

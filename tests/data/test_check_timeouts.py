@@ -7,10 +7,10 @@ import threading
 import time
 
 import pytest
-from media_helpers import data_error
 
 from octvideo.data import check as check_module
 from octvideo.data.check import check_videos, read_report
+from tests.data.media_helpers import data_error
 
 
 def run_with_deadline(seconds: float, function, *args, **kwargs):

@@ -6,13 +6,13 @@ import logging
 
 import pytest
 import torch
-from media_helpers import NUM_FRAMES, frame_index, small_config
 
 from octvideo.data import BadVideoTracker, VideoDataModule, VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.datamodule import EpochSampler
 from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import multiview_clip_indices
+from tests.data.media_helpers import NUM_FRAMES, frame_index, small_config
 
 GOOD = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from media_helpers import GOOD, NUM_FRAMES, frame_index
 
 from octvideo.data import DecodeError, decode, probe
 from octvideo.data import decoding as decoding_module
+from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index
 
 INDICES = [0, 5, 23, 5, 11]
 

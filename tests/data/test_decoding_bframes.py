@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from media_helpers import NUM_FRAMES, encode_b_frames, frame_index
 
 from octvideo.data import DecodeError, decode, probe
 from octvideo.data.decoding import Video
+from tests.data.media_helpers import NUM_FRAMES, encode_b_frames, frame_index
 
 ALL = list(range(NUM_FRAMES))
 STRIDED = [0, 6, 12, 18, 3, 21]

@@ -4,12 +4,12 @@ whatever the number of views and data-loader workers, from the dataset to ``fail
 from __future__ import annotations
 
 import pytest
-from media_helpers import small_config
 from torch.utils.data import DataLoader
 
 from octvideo.data import VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.engine.run import run_test
+from tests.data.media_helpers import small_config
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from media_helpers import data_error, raw_tree
 
 from octvideo.data.annotations import kinetics_name
+from tests.data.media_helpers import data_error, raw_tree
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 
-from media_helpers import data_error, raw_tree
-
 from octvideo.data import prepare as prepare_module
 from octvideo.data.annotations import kinetics_name
 from octvideo.data.check import read_report
 from octvideo.data.prepare import part_path, prepare_dataset
+from tests.data.media_helpers import data_error, raw_tree
 
 
 def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, media):

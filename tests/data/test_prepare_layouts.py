@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from media_helpers import data_error, raw_tree
-
 from octvideo.cli import main
 from octvideo.data import probe
 from octvideo.data.prepare import prepare_dataset
+from tests.data.media_helpers import data_error, raw_tree
 
 
 def test_a_class_only_tree_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):

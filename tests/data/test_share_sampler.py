@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from media_helpers import small_config
 
 from octvideo.cli import UsageError
 from octvideo.data import VideoDataModule
 from octvideo.data import datamodule as datamodule_module
 from octvideo.data.datamodule import ShareSampler
+from tests.data.media_helpers import small_config
 
 
 class Views:

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from media_helpers import data_error, data_stopped
 
 from octvideo.cli import UsageError, main
 from octvideo.data import decode, load_annotations, probe
 from octvideo.data import synth as synth_module
 from octvideo.data.synth import CLASSES, iter_clip, render_clip
+from tests.data.media_helpers import data_error, data_stopped
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from media_helpers import data_error
+from tests.data.media_helpers import data_error
 
 
 def synth_error(capsys, *args: str) -> str:

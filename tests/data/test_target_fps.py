@@ -9,12 +9,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from media_helpers import small_config
 
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.datasets import VideoDataset
 from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import center_clip_indices, clip_indices, clip_stride, clip_window
+from tests.data.media_helpers import small_config
 
 
 def test_stride_is_counted_at_the_target_rate():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from media_helpers import small_config
-
 from octvideo.data import DataConfig, VideoDataModule
 from octvideo.data.annotations import VIDEO_EXTENSIONS
+from tests.data.media_helpers import small_config
 
 
 def test_default_video_extensions_are_the_annotation_ones():

@@ -11,12 +11,12 @@ import sys
 
 import numpy as np
 import pytest
-from media_helpers import data_error
 
 from octvideo.cli import main
 from octvideo.data import load_annotations, probe
 from octvideo.data import synth as synth_module
 from octvideo.data.yardstick import CLASSES, PAIRS, render_clip
+from tests.data.media_helpers import data_error
 
 SEEDS = range(6)
 SIZE, FRAMES = 32, 12

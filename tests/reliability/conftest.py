@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from bad_input_matrix import EXPECTED, write_audio_only, write_video
+
+from tests.reliability.bad_input_matrix import EXPECTED, write_audio_only, write_video
 
 
 @pytest.fixture(scope="session")

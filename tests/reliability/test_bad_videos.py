@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from bad_input_matrix import EXPECTED
 
 from octvideo.cli import main
 from octvideo.data import DataConfig, VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.check import check_videos
+from tests.reliability.bad_input_matrix import EXPECTED
 
 # What the error of each bad input says, so a user knows what is wrong with it.
 REASONS = {
