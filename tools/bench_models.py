@@ -7,9 +7,10 @@ alike, and reports medians and ratios beside the FLOPs ratio (fvcore) and the an
 activation-memory ratio (the OctConv3d outputs of one sample). Below the table, the ratio of
 each round (the two models' calls back to back) is summarised by its median and range: on a
 shared machine a ratio of medians can move by 10% between runs, and the range shows whether a
-result is clear of a target or within that noise. All inference repeats run before
-the training steps, on fixed weights as in deployment: after a training step the next inference
-folds the batch norms and packs the weights again.
+result is clear of a target or within that noise. Inference runs the model as the commands do,
+fused by ``fuse_for_inference`` (eager runs; compiled ones keep the model). All inference repeats
+run before the training steps, on fixed weights as in deployment: after a training step the next
+inference fuses the model again.
 
 Activation memory of a training step is the bytes autograd keeps for backward (unique storages
 seen by ``torch.autograd.graph.saved_tensors_hooks``, parameters and buffers left out: the two
@@ -64,7 +65,7 @@ from torch import nn
 from octvideo import allocator
 from octvideo.models import create_model
 from octvideo.models.cost import example_input, measure_cost, module_gflops
-from octvideo.ops import OctConv3d
+from octvideo.ops import OctConv3d, fuse_for_inference
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -223,7 +224,18 @@ class Runner:
                 dynamic=False,
             )
         self.forward = compiled
+        self.compiled = args.compile != "none"
+        self._fused: nn.Module | None = None  # fused for inference from the current weights
         self.last_faults = 0  # minor page faults of the last training step
+
+    def inference_model(self) -> nn.Module:
+        """The model as the commands run inference: fused (``fuse_for_inference``) from the
+        current weights, fused again after a training step; compiled runs keep the model."""
+        if self.compiled:
+            return self.forward
+        if self._fused is None:
+            self._fused = fuse_for_inference(self.model)
+        return self._fused
 
     def loss(self) -> torch.Tensor:
         self.model.train()
@@ -232,10 +244,11 @@ class Runner:
 
     def infer(self) -> float:
         self.model.eval()
+        model = self.inference_model()
         _sync(self.device)
         start = time.perf_counter()
         with torch.inference_mode():
-            self.forward(self.infer_clip)
+            model(self.infer_clip)
         _sync(self.device)
         return time.perf_counter() - start
 
@@ -248,6 +261,7 @@ class Runner:
         self.optimizer.step()
         _sync(self.device)
         elapsed = time.perf_counter() - start
+        self._fused = None  # new weights
         self.last_faults = minor_faults() - faults
         return elapsed
 
@@ -283,9 +297,11 @@ def stage_calls(model: nn.Module) -> list[tuple[str, Callable]]:
     return [*calls, ("head", head)]
 
 
-def time_stages(runner: Runner, calls: list[tuple[str, Callable]]) -> list[float]:
-    """Seconds each stage takes in one inference forward (eager, synchronised per stage)."""
+def time_stages(runner: Runner) -> list[float]:
+    """Seconds each stage takes in one inference forward (eager, fused, synchronised per
+    stage)."""
     runner.model.eval()
+    calls = stage_calls(runner.inference_model())
     x, times = runner.infer_clip, []
     with torch.inference_mode():
         for _, call in calls:
@@ -353,18 +369,18 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
         list(range(n)) if i % 2 == 0 else list(reversed(range(n))) for i in range(args.repeats)
     ]
     # inference first, on fixed weights as in deployment: a training step changes every weight,
-    # and the next inference would fold and pack them again (once per weight update)
+    # and the next inference would fuse the model and pack its weights again
     for order in orders:
         for k in order:
             infer[k].append(runners[k].infer())
     stage_ms: list[dict[str, float] | None] = [None] * n
     if args.stages:  # the octave model and its twin, interleaved; not the baseline
         for k in range(2):
-            time_stages(runners[k], calls[k])  # warm-up: a stage's first call may pack weights
+            time_stages(runners[k])  # warm-up: a stage's first call may pack weights
         per_stage: list[list[list[float]]] = [[], []]
         for order in orders:
             for k in (o for o in order if o < 2):
-                per_stage[k].append(time_stages(runners[k], calls[k]))
+                per_stage[k].append(time_stages(runners[k]))
         for k in range(2):
             stage_ms[k] = {
                 name: statistics.median(t[i] for t in per_stage[k]) * 1e3
@@ -381,7 +397,7 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
         for k in range(2):
             ops[k] = {}
         for kind, method in kinds:
-            for k in range(2):  # unprofiled: the first inference after training folds again
+            for k in range(2):  # unprofiled: the first inference after training fuses again
                 method(runners[k])
             profiles: list[list[dict[str, tuple[float, int]]]] = [[], []]
             profile_faults: list[list[int]] = [[], []]

@@ -2,14 +2,15 @@
 
 The CPU's plain path (NCDHW tensors, four convolution paths, batch norm as a layer) is the
 reference; each model is run on ``--device`` with channels-last tensors (the fast path: merged
-low convolutions, 2D views, fused epilogues where that device has them), in inference (eval,
-no autograd) and in a training step (train-mode batch norm, forward and backward). The check
-prints the largest difference of the logits and of the weight gradients, relative to the
-reference's largest magnitude, for each model, and exits 1 if any is above ``--rtol``.
+low convolutions, 2D views), in inference (fused by ``fuse_for_inference``: batch norm folded,
+residual and ReLU fused where that device has them; no autograd) and in a training step
+(train-mode batch norm, forward and backward). The check prints the largest difference of the
+logits and of the weight gradients, relative to the reference's largest magnitude, for each
+model, and exits 1 if any is above ``--rtol``.
 
-The CPU test suite holds the CPU's fast paths to the same standard (tests/models/
-test_fast_paths.py); this is the same question for a GPU, run by tools/bench_gpu.sh before it
-times anything there:
+The CPU test suite holds the CPU's fast paths to the same standard (tests/ops/test_fast.py,
+tests/ops/test_fusion.py); this is the same question for a GPU, run by tools/bench_gpu.sh
+before it times anything there:
 
     python tools/check_device.py --device cuda
 """
@@ -26,6 +27,7 @@ from torch import nn
 
 from octvideo.models import create_model
 from octvideo.models.cost import example_input
+from octvideo.ops import fuse_for_inference
 
 # (model, alpha, octave): vanilla, the paper's spatial octave, a spatio-temporal octave, and
 # SlowFast's two pathways with their lateral connections
@@ -75,8 +77,8 @@ def _run(model: nn.Module, x, device: torch.device, channels_last: bool):
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     model = copy.deepcopy(model).to(device=device, memory_format=fmt)
     x = _move(x, device, channels_last)
-    with torch.no_grad():
-        infer = model.eval()(x)
+    with torch.no_grad():  # the fast path runs fused for inference, as the commands do
+        infer = (fuse_for_inference(model) if channels_last else model.eval())(x)
     model.train()
     logits = model(x)
     # a loss that weighs every logit differently, so that no gradient is a plain sum

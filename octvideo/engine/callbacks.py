@@ -276,7 +276,8 @@ class PreciseBatchNorm(L.Callback):
         norms = [
             m
             for m in pl_module.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d | nn.SyncBatchNorm)
+            and m.track_running_stats
         ]
         if not norms:
             return

@@ -31,6 +31,17 @@ from octvideo.ops import memory_format_for, to_memory_format
 
 logger = logging.getLogger(__name__)
 
+# the norm layers that keep running statistics (torch's public classes: their base is private)
+_RUNNING_STAT_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+)
+
 Clip = Tensor | list[Tensor]
 
 
@@ -132,7 +143,7 @@ class VideoClassifier(L.LightningModule):
         return [
             b
             for m in self.model.modules()
-            if isinstance(m, nn.modules.batchnorm._NormBase)
+            if isinstance(m, _RUNNING_STAT_NORMS)
             for b in m.buffers(recurse=False)
         ]
 
@@ -183,7 +194,8 @@ class VideoClassifier(L.LightningModule):
             self._skipped_in_row += 1
             self._skipped += 1
             if self._norm_stats:
-                torch._foreach_copy_(self._norm_buffers(), self._norm_stats)
+                for buffer, saved in zip(self._norm_buffers(), self._norm_stats, strict=True):
+                    buffer.copy_(saved)
             logger.warning(
                 "loss is %s at %s: step skipped (%d in a row, %d in this run)",
                 value,

@@ -58,6 +58,7 @@ from octvideo.engine.checkpoint import (
 from octvideo.engine.evaluate import check_report_files, summarize, write_report
 from octvideo.engine.module import NonFiniteLoss, VideoClassifier
 from octvideo.models.cost import total_gflops
+from octvideo.ops import fuse_for_inference
 from octvideo.paths import make_writable_folder
 
 logger = logging.getLogger(__name__)
@@ -722,7 +723,7 @@ def run_test(
     check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)
     model.load_state_dict(model_state_dict(checkpoint), strict=True)
     module = VideoClassifier(
-        model,
+        fuse_for_inference(model),  # a fused copy; the FLOPs below count the model as built
         optim=to_dict(cfg.optim),
         num_classes=cfg.model.num_classes,
         batch_size=cfg.data.batch_size,

@@ -6,6 +6,11 @@ at export time (odd-size handling in the octave layers is resolved for that shap
 is free. A JSON file beside the model states the preprocessing (frames, stride, short side, crop,
 mean, std, class names) that a deployment must reproduce.
 
+The traced network is the predictor's, fused for inference (``octvideo.ops.fuse_for_inference``):
+each batch norm folded into its convolution's weights and bias. Traced, a fused layer records
+standard operators only (convolution, add, ReLU; no oneDNN calls), so the exported graph is a
+plain one with fewer nodes.
+
 TorchScript is written by ``torch.jit.trace``, channels-last on CPU (the fast OctConv path: feed it
 channels-last clips, ``clip.contiguous(memory_format=torch.channels_last_3d)``, to avoid a copy);
 ONNX by ``torch.onnx.export`` (TorchScript-based exporter, opset 17) and checked with onnxruntime.

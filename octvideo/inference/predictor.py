@@ -49,6 +49,7 @@ from octvideo.data.decoding import DecodeError, Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.models import create_model
+from octvideo.ops import fuse_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +399,7 @@ class Predictor:
         batch_size: int = 8,
     ) -> None:
         self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
+        self.model = fuse_for_inference(model.to(self.device))  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol
         self.batch_size = max(1, int(batch_size))

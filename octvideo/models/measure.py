@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from octvideo.ops import to_memory_format
+from octvideo.ops import fuse_for_inference, to_memory_format
 
 
 def saved_activation_bytes(step: Callable[[], torch.Tensor], model: nn.Module) -> int:
@@ -72,6 +72,7 @@ class StepTimer:
         self.labels = torch.zeros(batch, dtype=torch.long, device=self.device)
         # a tiny learning rate: the step does all its work, the weights barely move
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-6, momentum=0.9)
+        self._fused: nn.Module | None = None
 
     def loss(self) -> torch.Tensor:
         self.model.train()
@@ -79,15 +80,19 @@ class StepTimer:
         return nn.functional.cross_entropy(logits.float(), self.labels)
 
     def infer(self) -> None:
-        self.model.eval()
+        """One inference call as the commands run it: on the model fused for inference
+        (``fuse_for_inference``), fused again after a training step changed the weights."""
+        if self._fused is None:
+            self._fused = fuse_for_inference(self.model)
         with torch.inference_mode():
-            self.model(self.infer_clip)
+            self._fused(self.infer_clip)
         self._sync()
 
     def train_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         self.loss().backward()
         self.optimizer.step()
+        self._fused = None
         self._sync()
 
     def _sync(self) -> None:

@@ -1,11 +1,13 @@
-"""Octave convolution operators for video: the (high, low) pair, OctConv3d, per-group layers and
-their analytic cost. Depends on torch only.
+"""Octave convolution operators for video: the (high, low) pair, OctConv3d, per-group layers,
+their analytic cost and the inference fusion step. Depends on torch only.
 
 Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049).
 """
 
 from octvideo.ops.cost import flops_ratio, low_share, memory_ratio
+from octvideo.ops.fusion import FusedOctConv3d, fuse_for_inference
 from octvideo.ops.layers import (
+    FoldedNorm,
     OctAct,
     OctDropout,
     OctMerge,
@@ -42,6 +44,8 @@ __all__ = [
     "MEMORY_FORMATS",
     "SPATIAL_OCTAVE",
     "SPATIOTEMPORAL_OCTAVE",
+    "FoldedNorm",
+    "FusedOctConv3d",
     "OctAct",
     "OctConv3d",
     "OctDropout",
@@ -58,6 +62,7 @@ __all__ = [
     "conv_output_size",
     "downsample",
     "fit_low",
+    "fuse_for_inference",
     "is_channels_last",
     "flops_ratio",
     "low_channels",

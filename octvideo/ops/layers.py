@@ -10,18 +10,16 @@ block written for pairs also runs at alpha 0.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from octvideo.ops.octconv import OctConv3d, PathWeights, pools_after, stack_weights
+from octvideo.ops.octconv import OctConv3d
 from octvideo.ops.pair import (
     Octave,
     OctPair,
-    _capturing,
     as_pair,
     avg_pool3d,
     downsample,
@@ -211,91 +209,10 @@ class OctMerge(nn.Module):
         return torch.cat([high, upsample(low, high.shape, self.octave)], dim=1)
 
 
-# Folded (conv, batch-norm) weights per convolution, with the tensors (and their versions) they
-# were made from.
-_FOLDED: weakref.WeakKeyDictionary[
-    OctConv3d, tuple[tuple[Tensor, ...], tuple[int, ...], PathWeights]
-] = weakref.WeakKeyDictionary()
-
-
-def _foldable(conv: OctConv3d, norm: nn.Module) -> bool:
-    """Inference (no autograd, eval-mode batch norm with running statistics), eager mode."""
-    if torch.is_grad_enabled() or norm.training or not isinstance(norm, OctNorm):
-        return False
-    if _capturing():
-        return False
-    if _hooked(conv, norm, *norm.children()):  # hooks expect to see each module called
-        return False
-    groups = [norm.high] if norm.low is None else [norm.high, norm.low]
-    return all(
-        type(bn) is nn.BatchNorm3d and bn.running_mean is not None and bn.running_var is not None
-        for bn in groups
-    )
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    from torch.nn.modules import module as torch_module
-
-    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
-
-
-def _fold(conv: OctConv3d, norm: OctNorm) -> PathWeights:
-    """The conv's path weights and biases with each output group's batch norm folded in."""
-    w = conv.path_weights()
-    sources = [t for t in w if t is not None]
-    for bn in (norm.high, norm.low):
-        if bn is not None:
-            sources += [
-                t for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var) if t is not None
-            ]
-    # a version counter tracks in-place changes, the address a new tensor swapped in by .to()
-    versions = tuple(v for t in sources for v in (t._version, t.data_ptr()))
-    cached = _FOLDED.get(conv)
-    if (
-        cached is not None
-        and cached[1] == versions
-        and len(cached[0]) == len(sources)
-        and all(a is b for a, b in zip(cached[0], sources, strict=True))
-    ):
-        return cached[2]
-
-    def scale_shift(bn: nn.BatchNorm3d) -> tuple[Tensor, Tensor]:
-        scale = torch.rsqrt(bn.running_var + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight
-        shift = -bn.running_mean * scale
-        return scale, shift if bn.bias is None else shift + bn.bias
-
-    s_h, b_h = scale_shift(norm.high)
-    s_l, b_l = (None, None) if norm.low is None else scale_shift(norm.low)
-
-    def scaled(weight: Tensor | None, s: Tensor | None) -> Tensor | None:
-        if weight is None or s is None:
-            return weight
-        return weight * s.view(-1, 1, 1, 1, 1)  # keeps the weight's memory format
-
-    def bias(b: Tensor | None, s: Tensor | None, shift: Tensor | None) -> Tensor | None:
-        if shift is None:
-            return b
-        return shift if b is None else shift + b * s
-
-    hl, ll = scaled(w.hl, s_l), scaled(w.ll, s_l)
-    folded = PathWeights(
-        scaled(w.hh, s_h),
-        hl,
-        scaled(w.lh, s_h),
-        ll,
-        bias(w.bias_h, s_h, b_h),
-        bias(w.bias_l, s_l, b_l),
-        None if hl is None or ll is None else torch.cat([hl, ll], dim=1),
-        {} if all(t.device.type == "cpu" for t in sources) else None,
-    )
-    if pools_after(conv):
-        folded = folded._replace(stacked=stack_weights(folded))
-    _FOLDED[conv] = (tuple(sources), versions, folded)
-    return folded
+class FoldedNorm(nn.Identity):
+    """Stands where a normalisation was folded into the convolution before it
+    (``octvideo.ops.fuse_for_inference``): ``conv_norm_act`` then hands the residual and the ReLU
+    to that convolution."""
 
 
 def conv_norm_act(
@@ -307,11 +224,8 @@ def conv_norm_act(
 ) -> Tensor | OctPair:
     """``act(norm(conv(x)) + residual)``, the unit every residual block is made of.
 
-    In inference (eval mode, no autograd) with ``nn.BatchNorm3d`` norms, the normalisation is
-    folded into the convolution's weights and bias (cached until a parameter or statistic
-    changes), and the residual add and a ReLU run on the convolution's fresh output: fused into
-    oneDNN's convolution on CPU (float32, weights reordered once), in place elsewhere; one pass
-    over the activations instead of three. Otherwise the modules run one after another.
+    After ``fuse_for_inference`` (``norm`` a ``FoldedNorm``, ``conv`` a ``FusedOctConv3d``), the
+    convolution adds the residual and applies a ReLU on its own output.
 
     Args:
         conv: the convolution.
@@ -320,15 +234,11 @@ def conv_norm_act(
         x: input tensor or pair.
         residual: added after the normalisation and before the activation, or None.
     """
-    if not _foldable(conv, norm):
-        y = norm(conv(x))
-        if residual is not None:
-            y = oct_add(y, residual)
-        return y if act is None else act(y)
-    relu = act is not None and type(act.act) is nn.ReLU
+    if isinstance(norm, FoldedNorm):
+        relu = act is not None and type(act.act) is nn.ReLU
+        y = conv(x, residual=residual, relu=relu)
+        return y if act is None or relu else act(y)
+    y = norm(conv(x))
     if residual is not None:
-        r = as_pair(residual)
-        if (conv.out_low == 0) != (r.low is None):
-            raise ValueError("cannot add a pair with a low group to one without")
-    y = conv.forward_with_weights(x, _fold(conv, norm), residual=residual, relu=relu)
-    return y if act is None or relu else act(y)
+        y = oct_add(y, residual)
+    return y if act is None else act(y)

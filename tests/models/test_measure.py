@@ -48,3 +48,23 @@ def test_octave_model_saves_fewer_activation_bytes_than_vanilla():
 def test_zero_repeats_is_refused():
     with pytest.raises(ValueError, match="repeats must be 1 or more"):
         time_interleaved([lambda: None], repeats=0)
+
+
+def test_inference_is_timed_on_the_model_fused_from_the_current_weights(monkeypatch):
+    """As the commands run it: fused for inference (``fuse_for_inference``), once per set of
+    weights, and fused again after a training step."""
+    import octvideo.models.measure as measure
+
+    fused = []
+    fuse = measure.fuse_for_inference
+    monkeypatch.setattr(measure, "fuse_for_inference", lambda m: fused.append(m) or fuse(m))
+    torch.manual_seed(0)
+    model = create_model("c2d_r18", alpha=0.5, num_classes=3, width=8)
+    clip = torch.randn(2, 3, 2, 32, 32)
+    timer = StepTimer(model, clip[:1], clip, memory_format=torch.channels_last_3d)
+    timer.infer()
+    timer.infer()
+    assert fused == [timer.model]
+    timer.train_step()
+    timer.infer()
+    assert fused == [timer.model, timer.model]

@@ -1,0 +1,306 @@
+"""Inference fusion: ``fuse_for_inference(model)``, one explicit deploy step, in the spirit of
+timm's ``reparameterize_model``.
+
+Each ``OctConv3d`` registered directly before the ``OctNorm`` (of ``nn.BatchNorm3d`` groups) that
+normalises its output becomes a ``FusedOctConv3d`` with the batch norm folded into its weights and
+biases, and the norm a ``FoldedNorm``. In inference (autograd off) a fused layer:
+
+- runs the fast path's merged low convolution and 2D views (``octvideo.ops.fast``) in any memory
+  layout;
+- on a float32 CPU input, convolves on weights reordered once into oneDNN's layout (``F.conv*``
+  reorders the weight on every call, 15-40% of a call on the small maps of res4/res5), kept per
+  input shape;
+- adds the residual and applies the ReLU of ``conv_norm_act`` on its fresh output: inside
+  oneDNN's convolution where it can, else in place in one pass; one pass over the activations
+  instead of three.
+
+Under autograd, tracing, scripting or ``torch.compile`` a fused layer runs plain public operators
+on its folded weights, so an exported graph holds standard convolutions (batch norm folded) and
+no oneDNN calls.
+
+This is the one module that calls private PyTorch API (``torch.ops.mkldnn``, ``torch._C``,
+underscored ATen operators): a PyTorch upgrade that changes them touches this file only.
+
+Reference: Ioffe and Szegedy, "Batch Normalization", ICML 2015 (the inference-time affine map that
+folds into the preceding convolution).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from octvideo.ops import fast
+from octvideo.ops.layers import FoldedNorm, OctNorm
+from octvideo.ops.octconv import OctConv3d, conv_output_size
+from octvideo.ops.pair import OctPair, _capturing, as_pair, is_channels_last, unpair
+
+_MAX_PACKED = 32  # packed weights kept per layer (paths x input shapes) before starting over
+
+
+def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """``model`` in eval mode with every (OctConv3d, batch norm) pair folded into one layer.
+
+    Call it once, after the weights are loaded and before inference; a fused model is for
+    inference: train the unfused one and fuse again. Its output equals the unfused model's in
+    eval mode up to float rounding (float64: 1e-10).
+
+    Args:
+        model: any module; the pairs are found among each module's children, a norm being the
+            child registered right after its convolution.
+        inplace: change ``model`` itself; by default a copy is fused and ``model`` is left as
+            it is.
+
+    Returns:
+        The fused model, in eval mode.
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+    model.eval()
+    for parent in list(model.modules()):
+        children = list(parent.named_children())
+        for (conv_name, conv), (norm_name, norm) in zip(children, children[1:], strict=False):
+            if type(conv) is OctConv3d and _foldable(conv, norm):
+                setattr(parent, conv_name, FusedOctConv3d.fold(conv, norm))
+                setattr(parent, norm_name, FoldedNorm())
+    return model
+
+
+def _foldable(conv: OctConv3d, norm: nn.Module) -> bool:
+    """Whether ``norm`` is an OctNorm of plain batch norms with running statistics that fits
+    ``conv``'s output groups."""
+    if not isinstance(norm, OctNorm):
+        return False
+    groups = [(norm.high, conv.out_high), (norm.low, conv.out_low)]
+    return all(
+        (bn is None and n == 0)
+        or (
+            type(bn) is nn.BatchNorm3d
+            and bn.running_mean is not None
+            and bn.running_var is not None
+            and bn.num_features == n
+        )
+        for bn, n in groups
+    )
+
+
+def _scale_shift(bn: nn.BatchNorm3d) -> tuple[Tensor, Tensor]:
+    """The eval-mode batch norm as ``x * scale + shift``."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    return scale, shift if bn.bias is None else shift + bn.bias
+
+
+class FusedOctConv3d(OctConv3d):
+    """An OctConv3d with the batch norm after it folded into its weights and biases, made by
+    ``fuse_for_inference``; ``forward`` also takes the residual and ReLU of ``conv_norm_act``.
+
+    Without autograd and outside tracing or compilation it runs the inference path described
+    in this module's docstring; otherwise ``OctConv3d.forward`` on the folded weights, then the
+    residual and ReLU as plain operators.
+    """
+
+    @classmethod
+    def fold(cls, conv: OctConv3d, norm: OctNorm) -> FusedOctConv3d:
+        """A layer computing ``norm(conv(x))`` with ``norm`` in eval mode, in one convolution."""
+        with torch.device("meta"):  # no initialisation: every weight is written below
+            fused = cls(
+                conv.in_channels,
+                conv.out_channels,
+                conv.kernel_size,
+                stride=conv.stride,
+                padding=conv.padding,
+                dilation=conv.dilation,
+                groups=conv.groups,
+                bias=True,
+                alpha_in=conv.alpha_in,
+                alpha_out=conv.alpha_out,
+                octave=conv.octave,
+                channel_multiple=conv.channel_multiple,
+            )
+        w = fast.path_weights(conv)
+        # the weights keep their memory format (channels-last models stay channels-last)
+        fmt = torch.channels_last_3d if is_channels_last(w.hh) else torch.contiguous_format
+        fused = fused.to_empty(device=w.hh.device).to(dtype=w.hh.dtype, memory_format=fmt)
+        s_h, b_h = _scale_shift(norm.high)
+        s_l, b_l = (None, None) if norm.low is None else _scale_shift(norm.low)
+        into = fast.path_weights(fused)
+        with torch.no_grad():
+            for src, dst, s in zip(w[:4], into[:4], (s_h, s_l, s_h, s_l), strict=True):
+                if src is not None:
+                    dst.copy_(src * s.view(-1, 1, 1, 1, 1))  # each output channel scaled
+            into.bias_h.copy_(b_h if w.bias_h is None else b_h + w.bias_h * s_h)
+            if into.bias_l is not None:
+                into.bias_l.copy_(b_l if w.bias_l is None else b_l + w.bias_l * s_l)
+        return fused
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._cache: dict = {}  # oneDNN-packed weights per (path, input shape); the merged weight
+
+    def _apply(self, fn, recurse=True):  # .to(), .float(), .cuda(): packed weights go stale
+        self._cache.clear()
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # new weights: packed go stale
+        self._cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def forward(  # type: ignore[override]
+        self,
+        x: Tensor | OctPair,
+        residual: Tensor | OctPair | None = None,
+        relu: bool = False,
+    ) -> Tensor | OctPair:
+        if residual is not None and (self.out_low == 0) != (as_pair(residual).low is None):
+            raise ValueError("cannot add a pair with a low group to one without")
+        if torch.is_grad_enabled() or _capturing():
+            y = as_pair(super().forward(x))
+            r_h, r_l = as_pair(residual) if residual is not None else (None, None)
+            return unpair(
+                OctPair(_plain_epilogue(y.high, r_h, relu), _plain_epilogue(y.low, r_l, relu))
+            )
+        x_h, x_l = self._prepare(x)
+        r_h, r_l = (None, None) if residual is None else as_pair(residual)
+        return unpair(self._infer(x_h, x_l, r_h, r_l, relu))
+
+    def _infer(
+        self, x_h: Tensor, x_l: Tensor | None, r_h: Tensor | None, r_l: Tensor | None, relu: bool
+    ) -> OctPair:
+        w = fast.path_weights(self)
+        octave = self.octave
+        if w.lh is None:  # Y_H is one convolution: the epilogue can be fused into it
+            y_h = self._conv(x_h, w.hh, w.bias_h, r_h, relu)
+        else:
+            y_h = self._conv(x_h, w.hh, w.bias_h)
+            if r_h is not None:  # its own pass: as a oneDNN binary post-op, 2-4% slower overall
+                y_h.add_(r_h)
+            add_ = _add_relu_ if relu else _add_
+            y_h = fast.add_upsampled(y_h, self._conv(x_l, w.lh, None), octave, add_)
+        y_l: Tensor | None = None
+        if w.hl is not None and (w.ll is None or self.groups == 1):
+            x_in = fast.low_input(x_h, None if w.ll is None else x_l, octave)
+            y_l = self._conv(x_in, self._low_weight(w), w.bias_l, r_l, relu)
+        elif w.hl is not None:  # grouped with both low paths: two convolutions
+            y_l = self._conv(x_l, w.ll, w.bias_l)
+            y_l.add_(self._conv(fast.low_input(x_h, None, octave), w.hl, None))
+            y_l = _epilogue(y_l, r_l, relu)
+        elif w.ll is not None:
+            y_l = self._conv(x_l, w.ll, w.bias_l, r_l, relu)
+        return OctPair(y_h, y_l)
+
+    def _low_weight(self, w: fast.PathWeights) -> Tensor:
+        """The merged H->L / L->L weight, made once."""
+        if w.ll is None:
+            return w.hl
+        merged = self._cache.get("merged")
+        if merged is None:
+            merged = self._cache["merged"] = fast.low_weight(w.hl, w.ll)
+        return merged
+
+    def _conv(
+        self,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        residual: Tensor | None = None,
+        relu: bool = False,
+    ) -> Tensor:
+        """``relu(conv(x) + residual)`` (``fast.conv``'s geometry): on a float32 CPU input, on a
+        weight reordered once into oneDNN's layout with the residual and ReLU fused into its
+        output pass; else ``fast.conv`` and the epilogue in place."""
+        if not _packable(x, weight):
+            return _epilogue(fast.conv(self, x, weight, bias), residual, relu)
+        g = fast.geometry(self)
+        x2, w2 = fast.to_2d(x, g.view), fast.weight_2d(weight, g.view)
+        r2 = None if residual is None else fast.to_2d(residual, g.view)
+        if r2 is not None and not _fits(r2, x2, w2, g):  # added afterwards
+            y = self._packed_conv(weight, x2, w2, bias, g, None, False)
+            return _epilogue(fast.from_2d(y, g.view, x), residual, relu)
+        return fast.from_2d(self._packed_conv(weight, x2, w2, bias, g, r2, relu), g.view, x)
+
+    def _packed_conv(
+        self,
+        weight: Tensor,
+        x: Tensor,
+        w2: Tensor,
+        bias: Tensor | None,
+        g: fast.Geometry,
+        residual: Tensor | None,
+        relu: bool,
+    ) -> Tensor:
+        """oneDNN's convolution of ``x`` (the 4D or 5D view ``fast.conv`` runs) with the
+        residual add and ReLU as post-ops, on ``w2`` (the matching view of ``weight``) reordered
+        once into oneDNN's layout and kept per input shape."""
+        args = (list(g.padding), list(g.stride), list(g.dilation), x.shape[1] // w2.shape[1])
+        key = (id(weight), tuple(x.shape))  # ``weight`` is one of this layer's own
+        packed = self._cache.get(key)
+        if packed is None:
+            if len(self._cache) >= _MAX_PACKED:
+                self._cache.clear()
+            reorder = (
+                torch._C._nn.mkldnn_reorder_conv2d_weight
+                if x.dim() == 4
+                else torch._C._nn.mkldnn_reorder_conv3d_weight
+            )
+            packed = self._cache[key] = reorder(w2.to_mkldnn(), *args, list(x.shape))
+        if residual is None:
+            unary = "relu" if relu else "none"
+            return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, *args, unary, [], "")
+        unary_or_none = "relu" if relu else None
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, residual, packed, bias, *args, "add", 1.0, unary_or_none, [], ""
+        )
+
+
+def _fits(residual: Tensor, x: Tensor, w2: Tensor, g: fast.Geometry) -> bool:
+    """Whether ``residual`` has the shape and memory layout of the convolution's output, so
+    that oneDNN can add it as a post-op."""
+    fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+    out_fmt = fmt if x.is_contiguous(memory_format=fmt) else torch.contiguous_format
+    size = conv_output_size(x.shape[2:], w2.shape[2:], g.stride, g.padding, g.dilation)
+    return residual.shape == (x.shape[0], w2.shape[0], *size) and residual.is_contiguous(
+        memory_format=out_fmt
+    )
+
+
+def _packable(x: Tensor, weight: Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")  # the packed call would bypass its casts
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+    )
+
+
+def _plain_epilogue(y: Tensor | None, residual: Tensor | None, relu: bool) -> Tensor | None:
+    """``relu(y + residual)`` out of place (autograd may need ``y``)."""
+    if y is None:
+        return None
+    if residual is not None:
+        y = y + residual
+    return torch.relu(y) if relu else y
+
+
+def _epilogue(y: Tensor, residual: Tensor | None, relu: bool) -> Tensor:
+    """``relu(y + residual)`` in place on ``y``, a fresh output."""
+    if residual is not None:
+        return (_add_relu_ if relu else _add_)(y, residual)
+    return y.relu_() if relu else y
+
+
+def _add_(y: Tensor, other: Tensor) -> Tensor:
+    return y.add_(other)
+
+
+def _add_relu_(y: Tensor, other: Tensor) -> Tensor:
+    """``relu(y + other)`` (broadcast) in place: in one pass on CPU float32/float64 (ATen's
+    ``_add_relu_``), in two elsewhere."""
+    if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64):
+        return torch.ops.aten._add_relu_(y, other)
+    return y.add_(other).relu_()

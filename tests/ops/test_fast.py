@@ -1,0 +1,270 @@
+"""The channels-last fast path (``octvideo.ops.fast``): merged low convolutions, 2D views, one
+autograd node per layer in training; equal in float64 to the paper's four paths
+(``OctConv3d.forward_paths``) on contiguous (NCDHW) tensors, for single layers and whole
+networks, forward and backward."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from octvideo.models import create_model
+from octvideo.ops import OctConv3d, OctPair, fast, low_channels, octconv
+
+CL = torch.channels_last_3d
+KERNELS = [(1, 1, 1), (3, 1, 1), (1, 3, 3), (3, 3, 3)]
+ALPHAS = [0.0, 0.25, 0.5]
+OCTAVES = [(1, 2, 2), (2, 2, 2)]
+SIZES = [(4, 8, 8), (3, 7, 7)]  # even and odd
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Single-layer equivalence checks run in float64; the default is restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def make_input(channels: int, alpha: float, size, octave, batch: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    n_low = low_channels(channels, alpha)
+    high = torch.randn(batch, channels - n_low, *size, generator=g)
+    if n_low == 0:
+        return high
+    low_size = [math.ceil(s / o) for s, o in zip(size, octave, strict=True)]
+    return OctPair(high, torch.randn(batch, n_low, *low_size, generator=g))
+
+
+def _channels_last(x):
+    cl = torch.channels_last_3d
+    if isinstance(x, OctPair):
+        return OctPair(x.high.contiguous(memory_format=cl), x.low.contiguous(memory_format=cl))
+    return x.contiguous(memory_format=cl)
+
+
+@pytest.mark.parametrize(
+    ("alpha_in", "alpha_out", "kernel", "stride", "size", "octave", "groups"),
+    [
+        *itertools.product(ALPHAS, ALPHAS, KERNELS, [1, 2], SIZES, OCTAVES, [1]),
+        (0.5, 0.5, (1, 3, 3), 1, (4, 8, 8), (1, 2, 2), 4),
+        (0.5, 0.5, (1, 3, 3), 1, (3, 7, 7), (1, 2, 2), 8),
+    ],
+)
+def test_fast_path_equals_four_paths(alpha_in, alpha_out, kernel, stride, size, octave, groups):
+    """Channels-last inputs take the fast path; it must equal the paper's four paths."""
+    layer = OctConv3d(
+        8,
+        8,
+        kernel,
+        stride=stride,
+        bias=True,
+        groups=groups,
+        alpha_in=alpha_in,
+        alpha_out=alpha_out,
+        octave=octave,
+    )
+    x = make_input(8, alpha_in, size, octave)
+    x_cl = _channels_last(x)
+    x_grad = OctPair(
+        *[
+            t.clone().requires_grad_() if t is not None else None
+            for t in (x_cl if isinstance(x_cl, OctPair) else OctPair(x_cl, None))
+        ]
+    )
+    fast = layer(x_grad if isinstance(x, OctPair) else x_grad.high)
+    x_plain = OctPair(
+        *[None if t is None else t.detach().contiguous().clone().requires_grad_() for t in x_grad]
+    )
+    plain = layer(x_plain if isinstance(x, OctPair) else x_plain.high)
+    assert not x_plain.high.is_contiguous(memory_format=torch.channels_last_3d)
+    fast_t = fast if isinstance(fast, OctPair) else (fast,)
+    plain_t = plain if isinstance(plain, OctPair) else (plain,)
+    for f, p in zip(fast_t, plain_t, strict=True):
+        torch.testing.assert_close(f, p, rtol=1e-10, atol=1e-10)
+    # gradients (of weights and of both inputs) through the fast path match the plain ones, for
+    # an upstream gradient that is not constant
+    g = torch.Generator().manual_seed(1)
+    upstream = [torch.randn(t.shape, generator=g) for t in plain_t]
+    sum((t * u).sum() for t, u in zip(fast_t, upstream, strict=True)).backward()
+    grads_fast = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad()
+    sum((t * u).sum() for t, u in zip(plain_t, upstream, strict=True)).backward()
+    for g_fast, p in zip(grads_fast, layer.parameters(), strict=True):
+        torch.testing.assert_close(g_fast, p.grad, rtol=1e-10, atol=1e-10)
+    for t_fast, t_plain in zip(x_grad, x_plain, strict=True):
+        if t_fast is not None:
+            assert t_fast.grad is not None and t_fast.grad.abs().sum() > 0
+            torch.testing.assert_close(t_fast.grad, t_plain.grad, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fast_path_keeps_channels_last(kernel):
+    layer = OctConv3d(8, 8, kernel, alpha_in=0.5, alpha_out=0.5).float()
+    x = _channels_last(make_input(8, 0.5, (4, 8, 8), (1, 2, 2)))
+    y = layer(OctPair(x.high.float(), x.low.float()))
+    assert y.high.is_contiguous(memory_format=torch.channels_last_3d)
+    assert y.low.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize("used", ["high", "low", "both"])
+@pytest.mark.parametrize("trainable", ["weights", "input", "low input"])
+@pytest.mark.parametrize("size", SIZES, ids=["even", "odd"])
+def test_fast_path_gradients_when_only_some_tensors_require_grad(trainable, size, used):
+    """A frozen layer under a trainable input, a trainable layer on a clip without grad, a loss
+    on one output group only: the fast path's training node returns exactly the gradients the
+    plain paths do, None (not zeros) where a tensor took no part."""
+    layer = OctConv3d(8, 8, (1, 3, 3), bias=True, alpha_in=0.5, alpha_out=0.5)
+    layer.requires_grad_(trainable == "weights")
+    x = make_input(8, 0.5, size, (1, 2, 2))
+    grads = []
+    for prepare in (_channels_last, lambda p: OctPair(*(t.contiguous() for t in p))):
+        inputs = [t.detach().clone() for t in prepare(x)]
+        inputs[0].requires_grad_(trainable == "input")
+        inputs[1].requires_grad_(trainable in ("input", "low input"))
+        y = layer(OctPair(*inputs))
+        g = torch.Generator().manual_seed(2)
+        outs = {"high": [y.high], "low": [y.low], "both": list(y)}[used]
+        sum((t * torch.randn(t.shape, generator=g)).sum() for t in outs).backward()
+        grads.append([t.grad for t in (*inputs, *layer.parameters())])
+        layer.zero_grad(set_to_none=True)
+    for got, plain in zip(*grads, strict=True):
+        assert (got is None) == (plain is None)
+        if plain is not None:
+            torch.testing.assert_close(got, plain, rtol=1e-10, atol=1e-10)
+    assert any(g is not None for g in grads[1])
+
+
+def test_compiled_training_fast_path_matches_eager():
+    """torch.compile traces the fast path's training node (forward and its backward) and gives
+    the eager gradients."""
+    torch.manual_seed(0)
+    layer = OctConv3d(16, 16, (1, 3, 3), bias=True, alpha_in=0.5, alpha_out=0.5)
+    layer = layer.float().to(memory_format=torch.channels_last_3d)  # oneDNN: float32
+    x = _channels_last(make_input(16, 0.5, (2, 8, 8), (1, 2, 2)))
+    x = OctPair(x.high.float(), x.low.float())
+    upstream = [torch.randn(t.shape) for t in layer(x)]
+    results = []
+    for fn in (layer, torch.compile(layer, dynamic=False)):
+        inputs = OctPair(*(t.detach().clone().requires_grad_() for t in x))
+        out = fn(inputs)
+        sum((t * u).sum() for t, u in zip(out, upstream, strict=True)).backward()
+        results.append([*out, *(t.grad for t in inputs), *(p.grad for p in layer.parameters())])
+        layer.zero_grad(set_to_none=True)
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+# whole networks, (name, alpha, octave): vanilla, the paper's spatial octave, a spatio-temporal one
+NETWORKS = [
+    ("i3d_r50", 0.0, (1, 2, 2)),
+    ("i3d_r50", 0.5, (1, 2, 2)),
+    ("c2d_r18", 0.25, (1, 2, 2)),
+    ("i3d_r18", 0.5, (2, 2, 2)),
+]
+
+
+def network(name: str, alpha: float, octave: tuple[int, int, int]) -> nn.Module:
+    """A narrow float64 network whose batch norms hold statistics far from (0, 1)."""
+    torch.manual_seed(0)
+    model = create_model(
+        name, num_classes=5, alpha=alpha, octave=octave, dropout=0.0, width=8
+    ).double()
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64))
+                m.running_var.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64))
+                m.running_var.add_(0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g, dtype=torch.float64) - 0.5)
+    return model
+
+
+def clip(size: tuple[int, int, int], batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(2)
+    return torch.randn(batch, 3, *size, generator=g, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("name", "alpha", "octave"), NETWORKS)
+@pytest.mark.parametrize("size", [(4, 32, 32), (4, 35, 29)], ids=["even", "odd"])
+def test_inference_fast_path_equals_plain(name, alpha, octave, size, monkeypatch) -> None:
+    """Eval mode without autograd, and in inference mode: every OctConv3d of the channels-last
+    network takes the fast path and the logits equal the plain network's."""
+    model = network(name, alpha, octave).eval()
+    x = clip(size)
+    with torch.no_grad():
+        plain = model(x)  # contiguous: the four paths
+    ran = []
+    forward_fast = fast.forward_fast
+    monkeypatch.setattr(
+        fast, "forward_fast", lambda layer, *a: ran.append(layer) or forward_fast(layer, *a)
+    )
+    # float64 convolutions do not keep channels-last (no oneDNN kernel): force the fast path,
+    # which is exact in any layout, past the first layer
+    monkeypatch.setattr(octconv, "is_channels_last", lambda t: True)
+    with torch.no_grad():
+        grad_free = model.to(memory_format=CL)(x.contiguous(memory_format=CL))
+    with torch.inference_mode():
+        inference = model(x.contiguous(memory_format=CL))
+    convs = [m for m in model.modules() if isinstance(m, OctConv3d)]
+    assert len(ran) == 2 * len(convs) and set(map(id, ran)) == set(map(id, convs))
+    torch.testing.assert_close(grad_free, plain, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(inference, plain, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("name", "alpha", "octave"), NETWORKS)
+@pytest.mark.parametrize("size", [(4, 64, 64), (4, 35, 29)], ids=["even", "odd"])
+def test_training_fast_path_equals_plain(name, alpha, octave, size, monkeypatch) -> None:
+    """Forward, loss and every gradient (parameters and clip) in train mode."""
+    plain_model = network(name, alpha, octave).train()
+    fast_model = copy.deepcopy(plain_model).to(memory_format=CL)
+    x = clip(size)
+    recomputed = []
+    apply = fast._OctConvTrain.apply
+    monkeypatch.setattr(fast._OctConvTrain, "apply", lambda *a: recomputed.append(1) or apply(*a))
+    outs, grads = [], []
+    for model, x_in in ((plain_model, x), (fast_model, x.contiguous(memory_format=CL))):
+        # float64 convolutions do not keep channels-last (no oneDNN kernel): force the fast
+        # path, which is exact in any layout, for the whole fast model
+        is_fast = model is fast_model
+        monkeypatch.setattr(octconv, "is_channels_last", lambda t, f=is_fast: f)
+        x_in = x_in.clone().requires_grad_()
+        out = model(x_in)
+        upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+        (out * upstream.double()).sum().backward()
+        outs.append(out)
+        grads.append({"clip": x_in.grad, **{n: p.grad for n, p in model.named_parameters()}})
+    # the fast model's octave layers ran as one autograd node each
+    assert (len(recomputed) > 0) == (alpha > 0)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-10)
+    assert grads[0].keys() == grads[1].keys()
+    for key, want in grads[0].items():
+        assert want is not None and grads[1][key] is not None, key
+        torch.testing.assert_close(grads[1][key], want, rtol=1e-9, atol=1e-9, msg=key)
+    # running statistics move identically
+    for (n, a), (_, b) in zip(plain_model.named_buffers(), fast_model.named_buffers(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10, msg=n)
+
+
+@pytest.mark.heavy
+def test_fast_path_traces_without_graph_breaks() -> None:
+    """torch.compile sees the whole network in one graph, in training (the custom backward
+    functions) and in inference."""
+    import torch._dynamo
+
+    model = create_model("i3d_r50", num_classes=4, alpha=0.5, dropout=0.0, width=8)
+    model = model.float().to(memory_format=CL)
+    x = torch.randn(2, 3, 4, 32, 32, dtype=torch.float32).contiguous(memory_format=CL)
+    for train in (True, False):
+        torch._dynamo.reset()
+        with torch.set_grad_enabled(train):
+            explained = torch._dynamo.explain(model.train(train))(x)
+        assert explained.graph_break_count == 0, explained.break_reasons

@@ -1,0 +1,392 @@
+"""``fuse_for_inference`` (``octvideo.ops.fusion``): batch norm folded into the convolutions,
+weights packed for oneDNN, residual and ReLU fused; equal in float64 to the unfused model for
+every registered model family, and the one home of private PyTorch API."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import octvideo
+from octvideo.models import create_model, list_models
+from octvideo.models.cost import example_input
+from octvideo.ops import (
+    FoldedNorm,
+    FusedOctConv3d,
+    OctAct,
+    OctConv3d,
+    OctNorm,
+    OctPair,
+    as_pair,
+    conv_norm_act,
+    fuse_for_inference,
+    oct_add,
+    unpair,
+)
+
+CL = torch.channels_last_3d
+FAMILIES = sorted({name.rsplit("_r", 1)[0] for name in list_models()})
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    """Batch-norm statistics and affine parameters far from (0, 1), so folding has work to do."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            n, dtype = m.num_features, m.running_mean.dtype
+            with torch.no_grad():
+                m.running_mean.copy_(torch.rand(n, generator=g, dtype=dtype))
+                m.running_var.copy_(torch.rand(n, generator=g, dtype=dtype) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g, dtype=dtype) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g, dtype=dtype) - 0.5)
+    return model
+
+
+def _smallest(family: str) -> str:
+    """The registered model of ``family`` with the fewest layers."""
+    names = [n for n in list_models() if n.rsplit("_r", 1)[0] == family]
+    return min(names, key=lambda n: int(n.rsplit("_r", 1)[1]))
+
+
+def _network(name: str, alpha: float, octave=(1, 2, 2)) -> nn.Module:
+    torch.manual_seed(0)
+    narrow = {} if name.startswith("slowfast") else {"width": 8}  # ResNet3D's width option
+    model = create_model(name, num_classes=5, alpha=alpha, octave=octave, dropout=0.0, **narrow)
+    return _randomise_norms(model.double()).eval()
+
+
+def _clip(model: nn.Module, frames: int, side: int, fmt=torch.contiguous_format):
+    x = example_input(model, frames, side, 2)
+    g = torch.Generator().manual_seed(2)
+    if isinstance(x, list):
+        return [
+            torch.randn(t.shape, generator=g, dtype=torch.float64).contiguous(memory_format=fmt)
+            for t in x
+        ]
+    return torch.randn(x.shape, generator=g, dtype=torch.float64).contiguous(memory_format=fmt)
+
+
+def _family_cases() -> list:
+    """(family, alpha, memory format), every combination; SlowFast (full width: about 5 s a
+    float64 forward) once by default and the rest under ``heavy``."""
+    cases = []
+    for family in FAMILIES:
+        for alpha in (0.0, 0.5):
+            for fmt in ("contiguous", "channels_last"):
+                heavy = family == "slowfast" and (alpha, fmt) != (0.5, "channels_last")
+                marks = [pytest.mark.heavy] if heavy else []
+                cases.append(pytest.param(family, alpha, fmt, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("family", "alpha", "fmt"), _family_cases())
+def test_fused_model_equals_unfused_in_float64(family: str, alpha: float, fmt: str) -> None:
+    """Every (conv, batch norm) pair of the network is folded; the logits equal the unfused
+    eval-mode network's in float64, in both memory formats."""
+    model = _network(_smallest(family), alpha)
+    memory_format = CL if fmt == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    x = _clip(model, 4, 35, memory_format)  # odd side: the cropped upsample
+    with torch.no_grad():
+        want = model(x)
+    fused = fuse_for_inference(model)
+    norms = sum(isinstance(m, OctNorm) for m in model.modules())
+    assert sum(isinstance(m, FusedOctConv3d) for m in fused.modules()) == norms > 0
+    assert sum(isinstance(m, FoldedNorm) for m in fused.modules()) == norms
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in fused.modules())
+    with torch.inference_mode():
+        got = fused(x)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_fuse_for_inference_copies_unless_asked_and_returns_eval_mode() -> None:
+    model = _network("i3d_r18", 0.5).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fuse_for_inference(model)
+    assert fused is not model and not fused.training
+    assert model.training and not any(isinstance(m, FusedOctConv3d) for m in model.modules())
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert fuse_for_inference(model, inplace=True) is model
+    assert any(isinstance(m, FusedOctConv3d) for m in model.modules())
+
+
+def test_a_norm_that_does_not_follow_its_convolution_is_left_alone() -> None:
+    """Only a batch norm of the convolution's output groups is folded."""
+    model = nn.Sequential(OctConv3d(4, 8, 1), OctNorm(6), OctConv3d(6, 6, 1), nn.BatchNorm3d(6))
+    fused = fuse_for_inference(model)
+    assert [type(m) for m in fused] == [OctConv3d, OctNorm, OctConv3d, nn.BatchNorm3d]
+
+
+def _unit(alpha: float) -> tuple[OctConv3d, OctNorm, torch.Tensor | OctPair]:
+    conv = OctConv3d(8, 8, (1, 3, 3), bias=True, alpha_in=alpha, alpha_out=alpha).double()
+    norm = OctNorm(8, alpha=alpha).double().eval()
+    for bn in (norm.high, norm.low):
+        if bn is not None:
+            with torch.no_grad():
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+    g = torch.Generator().manual_seed(0)
+    high = torch.randn(2, 8 - conv.in_low, 3, 7, 7, generator=g, dtype=torch.float64)
+    if conv.in_low == 0:
+        return conv, norm, high
+    return conv, norm, OctPair(high, torch.randn(2, 4, 3, 4, 4, generator=g, dtype=torch.float64))
+
+
+def _fused_unit(conv: OctConv3d, norm: OctNorm) -> tuple[FusedOctConv3d, FoldedNorm]:
+    fused = fuse_for_inference(nn.Sequential(conv, norm))
+    assert isinstance(fused[0], FusedOctConv3d) and isinstance(fused[1], FoldedNorm)
+    return fused[0], fused[1]
+
+
+def test_fused_copy_keeps_the_weights_it_was_fused_from() -> None:
+    """Changes to the source model after fusing do not reach the fused copy; fusing again takes
+    them; weights loaded into the fused layer replace its packed weights."""
+    conv, norm, x = _unit(0.5)
+    fused, _ = _fused_unit(conv, norm)
+    with torch.no_grad():
+        before = norm(conv(x))
+        norm.low.running_var.mul_(3.0)
+        conv.conv_lh.weight.mul_(-2.0)
+        after = norm(conv(x))
+    with torch.inference_mode():
+        stale = fused(x)
+        fresh = _fused_unit(conv, norm)[0](x)
+    torch.testing.assert_close(stale, before, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fresh, after, rtol=1e-12, atol=1e-12)
+    fused.load_state_dict(_fused_unit(conv, norm)[0].state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), after, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_conv_norm_act_residual_and_relu_in_place_leave_inputs_alone(alpha: float) -> None:
+    conv, norm, x = _unit(alpha)
+    act = OctAct(nn.ReLU)
+    with torch.no_grad():
+        residual = conv(x)  # any tensor or pair of the output's shape
+        want = act(oct_add(norm(conv(x)), residual))
+    res_copy, x_copy = copy.deepcopy(residual), copy.deepcopy(x)
+    fused, folded = _fused_unit(conv, norm)
+    with torch.inference_mode():
+        got = conv_norm_act(fused, folded, act, x, residual)
+    for g_, w_ in zip(as_pair(got), as_pair(want), strict=True):
+        if w_ is not None:
+            torch.testing.assert_close(g_, w_, rtol=1e-12, atol=1e-12)
+    for a, b in zip(as_pair(residual), as_pair(res_copy), strict=True):
+        assert a is None or torch.equal(a, b), "the residual was written to"
+    for a, b in zip(as_pair(x), as_pair(x_copy), strict=True):
+        assert a is None or torch.equal(a, b), "the input was written to"
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_fused_layer_under_autograd_gives_the_same_values_and_gradients(alpha: float) -> None:
+    """With autograd on, the residual and ReLU run out of place and gradients reach the input."""
+    conv, norm, x = _unit(alpha)
+    act = OctAct(nn.ReLU)
+    fused, folded = _fused_unit(conv, norm)
+    grads = []
+    for unit in ((conv, norm), (fused, folded)):
+        x_in = unpair(
+            OctPair(*(None if t is None else t.clone().requires_grad_() for t in as_pair(x)))
+        )
+        with torch.no_grad():
+            r = conv(x)
+        y = as_pair(conv_norm_act(*unit, act, x_in, r))
+        sum(t.square().sum() for t in y if t is not None).backward()
+        grads.append([t.grad for t in as_pair(x_in) if t is not None])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_layers_are_modules_that_hooks_see() -> None:
+    """Tools that count or inspect layers through hooks see every fused convolution once."""
+    model = fuse_for_inference(_network("i3d_r18", 0.5)).float().to(memory_format=CL)
+    convs = [m for m in model.modules() if isinstance(m, FusedOctConv3d)]
+    seen: list[nn.Module] = []
+    handles = [c.register_forward_pre_hook(lambda m, args: seen.append(m)) for c in convs]
+    x = _clip(model, 4, 32).float().contiguous(memory_format=CL)
+    with torch.inference_mode():
+        model(x)
+    for h in handles:
+        h.remove()
+    assert len(seen) == len(convs) and set(map(id, seen)) == set(map(id, convs))
+
+
+def test_fused_model_follows_a_dtype_change() -> None:
+    conv, norm, x = _unit(0.5)
+    fused, _ = _fused_unit(conv, norm)
+    with torch.inference_mode():
+        fused(x)  # float64
+    fused.float()
+    conv.float()
+    norm.float()
+    x32 = OctPair(x.high.float(), x.low.float())
+    with torch.no_grad():
+        want = norm(conv(x32))
+    with torch.inference_mode():
+        got = fused(x32)
+    assert got.high.dtype == torch.float32
+    torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_traced_fused_model_is_standard_operators(alpha: float) -> None:
+    """A trace of a fused channels-last model records plain convolutions on the folded weights:
+    no batch norm, no oneDNN calls; its output equals the eager one."""
+    model = fuse_for_inference(_network("i3d_r18", alpha)).float().to(memory_format=CL)
+    x = _clip(model, 4, 32).float().contiguous(memory_format=CL)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x,), check_trace=False)
+        want = model(x)
+        got = traced(x)
+    kinds = {node.kind() for node in traced.inlined_graph.nodes()}
+    assert "aten::_convolution" in kinds or "aten::conv2d" in kinds or "aten::conv3d" in kinds
+    assert not any("mkldnn" in k or "batch_norm" in k for k in kinds), sorted(kinds)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+mkldnn_only = pytest.mark.skipif(
+    not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN (mkldnn)"
+)
+
+
+def _spy_packed(monkeypatch) -> list[tuple[bool, bool]]:
+    """Records every convolution that ran on oneDNN's packed kernel: (residual added, relu)."""
+    calls: list[tuple[bool, bool]] = []
+    packed_conv = FusedOctConv3d._packed_conv
+
+    def spy(self, weight, x, w2, bias, g, residual, relu):
+        calls.append((residual is not None, relu))
+        return packed_conv(self, weight, x, w2, bias, g, residual, relu)
+
+    monkeypatch.setattr(FusedOctConv3d, "_packed_conv", spy)
+    return calls
+
+
+NETWORKS = [
+    ("i3d_r50", 0.0, (1, 2, 2)),
+    ("i3d_r50", 0.5, (1, 2, 2)),
+    ("c2d_r18", 0.25, (1, 2, 2)),
+    ("i3d_r18", 0.5, (2, 2, 2)),
+]
+
+
+@mkldnn_only
+@pytest.mark.parametrize(("name", "alpha", "octave"), NETWORKS)
+@pytest.mark.parametrize("size", [(4, 32, 32), (4, 35, 29)], ids=["even", "odd"])
+def test_float32_inference_on_prepacked_weights_matches_float64_plain(
+    name, alpha, octave, size, monkeypatch
+) -> None:
+    """float32 CPU inference of a fused model runs on weights reordered once into oneDNN's
+    layout, with residual adds and ReLUs fused into the convolutions: within float32 error of
+    the float64 unfused network, the same on a second call (packed weights reused), and the
+    same as plain ``F.conv*`` calls (oneDNN switched off)."""
+    model = _network(name, alpha, octave)
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x)
+    fused = fuse_for_inference(model).float().to(memory_format=CL)
+    x = x.float().contiguous(memory_format=CL)
+    calls = _spy_packed(monkeypatch)
+    with torch.inference_mode():
+        packed = fused(x)
+        again = fused(x)
+    with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=False):
+        unpacked = fused(x)
+    assert {(True, True), (False, True), (False, False)} <= set(calls)
+    assert len(calls) % 2 == 0  # nothing packed ran with oneDNN switched off
+    torch.testing.assert_close(packed.double(), want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(again, packed)
+    torch.testing.assert_close(unpacked, packed, rtol=1e-5, atol=1e-5)
+
+
+@mkldnn_only
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("residual_layout", ["same", "other"])
+def test_fused_residual_and_relu_follow_the_residual_layout(
+    alpha: float, residual_layout: str, monkeypatch
+) -> None:
+    """``relu(bn(conv(x)) + residual)`` in float32: fused into oneDNN's convolution when the
+    residual's memory layout is the output's, added afterwards when it is not; the same result
+    either way, and neither the input nor the residual is written to."""
+    conv, norm, x64 = _unit(alpha)
+    act = OctAct(nn.ReLU)
+    with torch.no_grad():
+        r64 = as_pair(conv(x64))  # any pair of the output's shape
+        want = as_pair(act(oct_add(norm(conv(x64)), unpair(r64))))
+    fused, folded = _fused_unit(conv, norm)
+    fused.float()
+    r_fmt = CL if residual_layout == "same" else torch.contiguous_format
+    x = OctPair(
+        *(None if t is None else t.float().contiguous(memory_format=CL) for t in as_pair(x64))
+    )
+    r = OctPair(*(None if t is None else t.float().contiguous(memory_format=r_fmt) for t in r64))
+    x_copy, r_copy = copy.deepcopy(x), copy.deepcopy(r)
+    calls = _spy_packed(monkeypatch)
+    with torch.inference_mode():
+        got = as_pair(conv_norm_act(fused, folded, act, unpair(x), unpair(r)))
+    assert ((True, True) in calls) == (residual_layout == "same")
+    for g_, w_ in zip(got, want, strict=True):
+        if w_ is not None:
+            torch.testing.assert_close(g_.double(), w_, rtol=1e-5, atol=1e-5)
+    for a, b in zip((*x, *r), (*x_copy, *r_copy), strict=True):
+        assert a is None or torch.equal(a, b), "an input was written to"
+
+
+@mkldnn_only
+def test_prepacked_weights_are_kept_per_input_shape(monkeypatch) -> None:
+    """One layer seeing clips of two sizes in turn packs its weights once per size and gives
+    each size its own correct result."""
+    conv, norm, x64 = _unit(0.5)
+    fused, _ = _fused_unit(conv, norm)
+    conv.float()
+    norm.float()
+    fused.float()
+    small = OctPair(*(t.float().contiguous(memory_format=CL) for t in x64))
+    g = torch.Generator().manual_seed(5)
+    big = OctPair(
+        torch.randn(2, 4, 3, 9, 9, generator=g).contiguous(memory_format=CL),
+        torch.randn(2, 4, 3, 5, 5, generator=g).contiguous(memory_format=CL),
+    )
+    calls = _spy_packed(monkeypatch)
+    for x in (small, big, small, big):
+        with torch.no_grad():
+            want = norm(conv(x))
+        with torch.inference_mode():
+            got = fused(x)
+        torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
+    assert len(calls) == 12  # hh, lh and the merged low weight, per call
+    # packed once each: hh, lh and the merged low weight, at each of the two sizes
+    assert sum(isinstance(k, tuple) for k in fused._cache) == 6
+
+
+# Private PyTorch API: torch._anything, an underscored name anywhere in a torch.* path,
+# oneDNN's operator namespace, and private attributes that torch objects carry.
+PRIVATE = re.compile(
+    r"\b(?:torch|nn|F)(?:\.\w+)*\._(?!_)"
+    r"|\btorch\.ops\.mkldnn\b"
+    r"|\b(?:from|import)\s+torch(?:\.\w+)*\._"
+    r"|\._(?:version|forward_hooks|forward_pre_hooks|global_forward_hooks|C)\b"
+)
+FUSION = Path(octvideo.__file__).parent / "ops" / "fusion.py"
+
+
+def test_private_torch_api_is_called_only_in_the_fusion_module() -> None:
+    """So that a PyTorch upgrade that changes private API touches one file."""
+    root = Path(octvideo.__file__).parent
+    found = [
+        f"{path.relative_to(root.parent)}:{n}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if path != FUSION
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE.search(line.split("#", 1)[0])  # a comment may name one
+    ]
+    assert found == []
+    assert PRIVATE.search(FUSION.read_text())  # the pattern finds what the fusion module calls
