@@ -16,6 +16,7 @@ import torch
 import yaml
 from torch import nn
 
+import octvideo.inference.predictor as predictor_module
 from octvideo.cli import UsageError
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo as zoo_module
@@ -32,6 +33,14 @@ from octvideo.ops import OctConv3d
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHS = ["c2d_r50", "i3d_r50", "slow_r50", "slowfast_r50"]
+
+
+@pytest.fixture
+def unfused(monkeypatch):
+    """Predictors keep the model as loaded: these tests compare its weights and its float64
+    outputs with the source's, and ``fuse_for_inference`` (which folds batch norm in the
+    predictor's float32) has its own float64 tests against the unfused model."""
+    monkeypatch.setattr(predictor_module, "fuse_for_inference", lambda model, **_: model.eval())
 
 
 def _pytorchvideo(name: str, num_classes: int = 400, width: int = 8) -> nn.Module:
@@ -133,7 +142,7 @@ def test_kinetics400_classes_ship_as_package_data() -> None:
 
 @pytest.mark.parametrize("name", ARCHS)
 def test_zoo_import_predicts_the_pytorchvideo_models_probabilities(
-    name: str, zoo, tmp_path: Path
+    unfused, name: str, zoo, tmp_path: Path
 ) -> None:
     net, pyth = zoo(name)
     ref = copy.deepcopy(net).double()  # float64 on the file's own float32 weights, both sides
@@ -164,7 +173,7 @@ def test_zoo_import_predicts_the_pytorchvideo_models_probabilities(
 
 @pytest.mark.parametrize("name", ARCHS)
 def test_zoo_import_pools_as_pytorchvideo_on_crops_larger_than_training(
-    name: str, zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    unfused, name: str, zoo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The zoo's heads pool the 7 x 7 res5 map of a 224 crop, which a 256 crop makes 8 x 8 (2 x 2
     window positions). The nets here pool 2 x 2 cells, a 64 crop's map (the import is told so),
@@ -364,7 +373,7 @@ def test_octave_import_fine_tunes_a_step(tiny_synth: Path, tmp_path: Path) -> No
 # ----------------------------------------------------------------------------- torchvision
 
 
-def test_torchvision_resnet_inflates_for_fine_tuning(tmp_path: Path) -> None:
+def test_torchvision_resnet_inflates_for_fine_tuning(unfused, tmp_path: Path) -> None:
     import torchvision
 
     torch.manual_seed(0)
