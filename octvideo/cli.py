@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from octvideo.allocator import keep_freed_memory
+from octvideo.errors import RunStopped, UsageError
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -24,15 +25,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.inference.cli",
     "octvideo.models.cli",
 )
-
-
-class UsageError(Exception):
-    """A problem with the user's input, reported as one line without a traceback."""
-
-
-class RunStopped(Exception):
-    """A run that stopped on a fault outside the code (a full disk, a non-finite loss, a
-    data-loader worker that died): one line without a traceback, saying what was kept."""
 
 
 def positive_int(text: str) -> int:

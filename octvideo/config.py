@@ -36,8 +36,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from octvideo.cli import UsageError
 from octvideo.data.config import DataConfig
+from octvideo.errors import ConfigError
 from octvideo.ops import MEMORY_FORMATS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -106,10 +106,6 @@ MAX_BATCH_PIXELS = 2**28
 # Parameters of the network model.name and model.extra build (counted on the meta device, before
 # any memory is taken): a ResNet-50 has 30 million; 2**30 are 4 GiB of float32 weights.
 MAX_PARAMETERS = 2**30
-
-
-class ConfigError(UsageError):
-    """A config file or override that does not fit the schema; the message names the key."""
 
 
 @dataclass

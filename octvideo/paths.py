@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from octvideo.cli import RunStopped, UsageError
+from octvideo.errors import OutputWriteError, UsageError
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -169,34 +169,6 @@ def check_output_file(
 
 # errors of a write that say the output cannot be written (not that an input cannot be read)
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
-
-_ADVICE = {
-    errno.ENOSPC: "free space there or choose another folder",
-    errno.EDQUOT: "free space within your quota or choose another folder",
-    errno.EROFS: "choose a folder on a writable file system",
-    errno.EFBIG: "choose a file system that takes larger files",
-}
-
-
-class OutputWriteError(RunStopped):
-    """An output file could not be written (full disk, quota, read-only file system, lost
-    permission); its temporary file is removed and an earlier file of that name is as it was.
-
-    Attributes:
-        path: the output file.
-        errno: the ``OSError``'s errno (None when it had none).
-        reason: the ``OSError``'s text (``No space left on device``).
-        existed: whether an earlier file of that name was there (and is kept).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], err: OSError, *, existed: bool) -> None:
-        self.path = Path(path)
-        self.errno = err.errno
-        self.reason = err.strerror or str(err) or type(err).__name__
-        self.existed = existed
-        kept = "the earlier file is kept" if existed else "no part of it is left"
-        advice = _ADVICE.get(err.errno, "check the folder and its permissions, or choose another")
-        super().__init__(f"cannot write {self.path} ({self.reason}); {kept}; {advice}")
 
 
 def _temporary_name(path: Path, token: str) -> str:

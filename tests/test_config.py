@@ -16,11 +16,11 @@ from octvideo.config import (
     MAX_CLIP_PIXELS,
     MAX_CONFIG_BYTES,
     MAX_YAML_DEPTH,
-    ConfigError,
     load_config,
     resolve_config_path,
     save_config,
 )
+from octvideo.errors import ConfigError
 
 # the start of a "billion laughs": each level nine times the last (kept small here, so the test
 # fails quickly rather than exhausting memory where aliases are expanded)

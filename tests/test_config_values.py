@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from octvideo import cli
-from octvideo.config import MONITORS, ConfigError, load_config, parse_overrides
+from octvideo.config import MONITORS, load_config, parse_overrides
+from octvideo.errors import ConfigError, UsageError
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_bad_value_names_the_key(overrides, needles):
     assert "\n" not in message
     for needle in needles:
         assert needle in message, (needle, message)
-    assert isinstance(err.value, cli.UsageError)  # the CLI prints it and exits with status 2
+    assert isinstance(err.value, UsageError)  # the CLI prints it and exits with status 2
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,9 @@ import pytest
 import torch
 
 from octvideo import paths
-from octvideo.cli import RunStopped, UsageError
+from octvideo.errors import OutputWriteError, RunStopped, UsageError
 from octvideo.paths import (
     AtomicOutput,
-    OutputWriteError,
     atomic_output,
     check_output_file,
     check_torch_archive,

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from octvideo.cli import build_parser
-from octvideo.config import ConfigError, load_config, resolve_config_path
+from octvideo.config import load_config, resolve_config_path
+from octvideo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [

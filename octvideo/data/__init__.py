@@ -38,14 +38,13 @@ from octvideo.data.callbacks import BadVideoCallback, BadVideoTracker
 from octvideo.data.config import DataConfig
 from octvideo.data.datamodule import EpochSampler, VideoDataModule
 from octvideo.data.datasets import VideoDataset
-from octvideo.data.decoding import DecodeError, VideoInfo, decode, decode_clip, probe
+from octvideo.data.decoding import VideoInfo, decode, decode_clip, probe
 
 __all__ = [
     "Annotations",
     "BadVideoCallback",
     "BadVideoTracker",
     "DataConfig",
-    "DecodeError",
     "EpochSampler",
     "VideoDataModule",
     "VideoDataset",

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from octvideo.cli import UsageError
+from octvideo.errors import AnnotationError
 from octvideo.paths import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,6 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 MAX_CLASSES = 100_000
 
 _LABEL = re.compile(r"-?[0-9]+")  # ASCII digits only: "²" and "٣" pass str.isdigit, not int()
-
-
-class AnnotationError(UsageError, ValueError):
-    """An annotation file, folder or class list that cannot be used as given; the message names
-    it and what to fix."""
 
 
 class VideoRecord(NamedTuple):

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.cli import RunStopped
 from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
+from octvideo.errors import RunStopped
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
 logger = logging.getLogger(__name__)

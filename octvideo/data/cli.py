@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from octvideo.cli import UsageError, positive_int
+from octvideo.cli import positive_int
+from octvideo.errors import UsageError
 
 
 def run_synth(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ Precise BN (``trainer.precise_bn_batches``) reads ``precise_bn_dataloader(epoch)
 sampler and augmentation in a loader of its own, so the training position is untouched.
 
 User errors (no list set, a list with no existing video, a malformed annotation) raise
-``octvideo.data.annotations.AnnotationError``, a ``UsageError`` the command line prints as one line.
+``octvideo.errors.AnnotationError``, a ``UsageError`` the command line prints as one line.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
-from octvideo.cli import UsageError
-from octvideo.data.annotations import AnnotationError, Annotations, load_annotations
+from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig
 from octvideo.data.datasets import VideoDataset, worker_crash_report
+from octvideo.errors import AnnotationError, UsageError
 
 logger = logging.getLogger(__name__)
 

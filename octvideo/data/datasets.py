@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.config import DataConfig
-from octvideo.data.decoding import DecodeError, VideoInfo, decode_clip
+from octvideo.data.decoding import VideoInfo, decode_clip
 from octvideo.data.sampling import (
     center_clip_indices,
     clip_stride,
@@ -62,6 +62,7 @@ from octvideo.data.transforms import (
     train_transform,
     val_transform,
 )
+from octvideo.errors import DecodeError, TooManyBadVideos
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +116,6 @@ def item_seed(*parts: int) -> int:
     """A 63-bit seed mixed from integers (numpy's SeedSequence hashing)."""
     state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2)
     return int(state[0]) << 31 ^ int(state[1])
-
-
-class TooManyBadVideos(RuntimeError):
-    """A training item found no decodable video in ``data.max_retries`` + 1 tries; the message
-    is one line naming every file tried and its error."""
 
 
 class VideoDataset(Dataset):

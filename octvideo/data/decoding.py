@@ -56,12 +56,9 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from octvideo.errors import DecodeError
+
 logger = logging.getLogger(__name__)
-
-
-class DecodeError(RuntimeError):
-    """A video that exists but cannot be decoded; the message holds the decoder's error."""
-
 
 # FFmpeg probes arbitrary bytes as exotic formats (a text file as "tty" ANSI art, junk as "cdg"
 # karaoke graphics); PyAV only accepts demuxers that hold real video.

@@ -47,7 +47,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.cli import RunStopped
 from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
     read_kinetics_csv,
@@ -59,6 +58,7 @@ from octvideo.data.annotations import (
 from octvideo.data.check import write_report
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE
 from octvideo.data.limits import MAX_WORKERS, check_range
+from octvideo.errors import RunStopped
 from octvideo.paths import make_writable_folder
 
 logger = logging.getLogger(__name__)

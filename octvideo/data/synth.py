@@ -51,9 +51,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from octvideo.cli import RunStopped
 from octvideo.data.annotations import write_failure, write_text
 from octvideo.data.limits import check_range
+from octvideo.errors import RunStopped
 from octvideo.paths import atomic_output
 
 logger = logging.getLogger(__name__)

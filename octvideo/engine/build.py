@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from octvideo.cli import UsageError
-from octvideo.config import MAX_PARAMETERS, ConfigError, ModelConfig
+from octvideo.config import MAX_PARAMETERS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+from octvideo.errors import ConfigError, UsageError
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from octvideo.cli import RunStopped, UsageError
-from octvideo.paths import AtomicOutput, OutputWriteError, check_torch_archive, temporaries
+from octvideo.errors import CheckpointWriteError, OutputWriteError, UsageError
+from octvideo.paths import AtomicOutput, check_torch_archive, temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +167,6 @@ def last_good(path: str | os.PathLike) -> str:
     except UsageError as err:
         return f"{path} cannot be loaded ({err})"
     return f"{path} (global step {step}) is kept"
-
-
-class CheckpointWriteError(RunStopped):
-    """A checkpoint could not be written (full disk, lost permission); the old file is intact."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

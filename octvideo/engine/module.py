@@ -21,12 +21,12 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from octvideo.cli import RunStopped
 from octvideo.config import OptimConfig
 from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.mixing import mix_batch, soft_targets
 from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr
+from octvideo.errors import NonFiniteLoss
 from octvideo.ops import memory_format_for, to_memory_format
 
 logger = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ _RUNNING_STAT_NORMS = (
 )
 
 Clip = Tensor | list[Tensor]
-
-
-class NonFiniteLoss(RunStopped):
-    """The training loss was NaN or infinite; the step was not taken."""
 
 
 def _rows(video: Clip, mask: Tensor) -> Clip:

@@ -30,9 +30,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from octvideo import __version__
-from octvideo.cli import RunStopped, UsageError
-from octvideo.config import ConfigError, RunConfig, load_config, save_config, to_dict
-from octvideo.data.datasets import TooManyBadVideos
+from octvideo.config import RunConfig, load_config, save_config, to_dict
 from octvideo.engine.build import (
     build_model,
     check_clip,
@@ -56,7 +54,8 @@ from octvideo.engine.checkpoint import (
     state_mismatch,
 )
 from octvideo.engine.evaluate import check_report_files, summarize, write_report
-from octvideo.engine.module import NonFiniteLoss, VideoClassifier
+from octvideo.engine.module import VideoClassifier
+from octvideo.errors import ConfigError, NonFiniteLoss, RunStopped, TooManyBadVideos, UsageError
 from octvideo.models.cost import total_gflops
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import make_writable_folder

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octvideo.cli import UsageError
-from octvideo.config import ConfigError, RunConfig, load_config
+from octvideo.config import RunConfig, load_config
+from octvideo.errors import ConfigError, RunFailed, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,6 @@ RECORD = "sweep.json"
 LOG = "sweep.log"
 MEASURED = "measured.json"
 METRICS = ("video_top1", "clip_top1", "mean_class_accuracy")
-
-
-class RunFailed(Exception):
-    """One run of the study failed; the message is its one-line reason."""
 
 
 # ------------------------------------------------------------------------------------ the grid

@@ -8,8 +8,9 @@ import signal
 import sys
 from types import FrameType
 
-from octvideo.cli import RunStopped, positive_int
+from octvideo.cli import positive_int
 from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
+from octvideo.errors import RunStopped
 
 
 def _print(text: str) -> None:

@@ -39,7 +39,6 @@ import yaml
 from torch import Tensor, nn
 
 from octvideo import __version__
-from octvideo.cli import RunStopped, UsageError
 from octvideo.config import ModelConfig, RunConfig, to_dict
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
@@ -48,6 +47,7 @@ from octvideo.engine.checkpoint import (
     model_state_dict,
     state_mismatch,
 )
+from octvideo.errors import RunStopped, UsageError
 from octvideo.models import is_model, list_models
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 

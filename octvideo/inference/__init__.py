@@ -8,7 +8,6 @@ prediction records (table, JSON Lines, CSV), rendering predictions into video, a
 """
 
 from octvideo.inference.predictor import (
-    CheckpointError,
     ClipProtocol,
     Prediction,
     Predictor,
@@ -19,7 +18,6 @@ from octvideo.inference.predictor import (
 )
 
 __all__ = [
-    "CheckpointError",
     "ClipProtocol",
     "Prediction",
     "Predictor",

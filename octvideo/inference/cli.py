@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.cli import UsageError
+from octvideo.errors import CheckpointError, UsageError
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
@@ -35,7 +35,6 @@ from octvideo.inference.pipeline import (
 )
 from octvideo.inference.predictor import (
     MAX_VIEW_CLIPS,
-    CheckpointError,
     Predictor,
     VideoResult,
     check_views,
@@ -348,7 +347,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def export_command(args: argparse.Namespace) -> int:
     """Exports a checkpoint and reports the file, its preprocessing notes and the check."""
-    from octvideo.inference.export import ExportError, export
+    from octvideo.errors import ExportError
+    from octvideo.inference.export import export
 
     try:
         result = export(args.ckpt, args.format, args.out)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from octvideo.cli import UsageError
+from octvideo.errors import ExportError, UsageError
 from octvideo.inference.predictor import ClipProtocol, Predictor
 from octvideo.ops import memory_format_for, to_memory_format
 from octvideo.paths import AtomicOutput, ReadFiles, check_output_file, write_atomically
@@ -43,10 +43,6 @@ FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 # what --out may end in: never a checkpoint's .ckpt, a config or a video
 EXTENSIONS = {"torchscript": (".pt", ".torchscript"), "onnx": (".onnx",)}
-
-
-class ExportError(RuntimeError):
-    """The exported model does not reproduce the checkpoint's logits."""
 
 
 @dataclass

@@ -45,9 +45,10 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.data.config import DataConfig
-from octvideo.data.decoding import DecodeError, Video, VideoInfo
+from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
+from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
 from octvideo.models import create_model
 from octvideo.ops import fuse_for_inference
 
@@ -61,14 +62,6 @@ MIN_WINDOW_SECONDS = 0.1
 MAX_WINDOWS = 100_000
 # multi-view protocols use 10 or 30 temporal clips; each clip is one forward pass per crop
 MAX_VIEW_CLIPS = 100
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that lacks what inference needs (not written by ``octvideo train``)."""
-
-
-class TooManyWindows(ValueError):
-    """A video that would get more than ``MAX_WINDOWS`` windows at the stride asked for."""
 
 
 @dataclass(frozen=True)

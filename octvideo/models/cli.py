@@ -186,9 +186,10 @@ def _not_applicable(
     pathway for SlowFast), in the network's words; None if it can. Decided as ``octvideo train``
     does, by ``check_clip`` on the meta device."""
 
-    from octvideo.config import ConfigError, ModelConfig
+    from octvideo.config import ModelConfig
     from octvideo.data.config import DataConfig
     from octvideo.engine.build import check_clip
+    from octvideo.errors import ConfigError
 
     speed = _speed(name, alpha, octave)
     data = DataConfig(num_frames=frames * (speed or 1), slowfast_alpha=speed)
@@ -226,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             pattern=args.filter,
         )
     except ValueError as err:
-        from octvideo.cli import UsageError
+        from octvideo.errors import UsageError
 
         raise UsageError(str(err)) from err
     print(format_table(rows, args.frames, args.size))  # noqa: T201

@@ -8,9 +8,8 @@ import shutil
 import pytest
 
 from octvideo import cli
-from octvideo.cli import UsageError
 from octvideo.data import VideoDataModule, load_annotations
-from octvideo.data.annotations import AnnotationError
+from octvideo.errors import AnnotationError, UsageError
 from tests.data.media_helpers import small_config
 
 

@@ -7,13 +7,8 @@ import shutil
 import pytest
 
 from octvideo.data import load_annotations
-from octvideo.data.annotations import (
-    MAX_CLASSES,
-    AnnotationError,
-    detect_format,
-    kinetics_name,
-    read_lines,
-)
+from octvideo.data.annotations import MAX_CLASSES, detect_format, kinetics_name, read_lines
+from octvideo.errors import AnnotationError
 
 
 def test_lines_space_and_comma_relative_and_absolute(tmp_path, media):

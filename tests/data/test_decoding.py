@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.data import DecodeError, decode, probe
+from octvideo.data import decode, probe
 from octvideo.data import decoding as decoding_module
+from octvideo.errors import DecodeError
 from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index
 
 INDICES = [0, 5, 23, 5, 11]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from octvideo.data import DecodeError, decode, probe
+from octvideo.data import decode, probe
 from octvideo.data.decoding import Video
+from octvideo.errors import DecodeError
 from tests.data.media_helpers import NUM_FRAMES, encode_b_frames, frame_index
 
 ALL = list(range(NUM_FRAMES))

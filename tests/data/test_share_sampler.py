@@ -8,10 +8,10 @@ import shutil
 import pytest
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-from octvideo.cli import UsageError
 from octvideo.data import VideoDataModule
 from octvideo.data import datamodule as datamodule_module
 from octvideo.data.datamodule import ShareSampler
+from octvideo.errors import UsageError
 from tests.data.media_helpers import small_config
 
 

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.cli import UsageError, main
+from octvideo.cli import main
 from octvideo.data import decode, load_annotations, probe
 from octvideo.data import synth as synth_module
 from octvideo.data.synth import CLASSES, iter_clip, render_clip
+from octvideo.errors import UsageError
 from tests.data.media_helpers import data_error, data_stopped
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from octvideo import cli
-from octvideo.config import MAX_PARAMETERS, ConfigError, ModelConfig, load_config
+from octvideo.config import MAX_PARAMETERS, ModelConfig, load_config
 from octvideo.engine.build import build_model, check_clip
+from octvideo.errors import ConfigError
 from octvideo.models import create_model
 from tests.engine.conftest import tiny_overrides
 

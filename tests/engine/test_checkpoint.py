@@ -12,16 +12,11 @@ import lightning as L
 import pytest
 import torch
 
-from octvideo.cli import RunStopped, UsageError, main
+from octvideo.cli import main
 from octvideo.engine import checkpoint as checkpoint_module
-from octvideo.engine.checkpoint import (
-    AtomicCheckpointIO,
-    CheckpointWriteError,
-    atomic_save,
-    load_checkpoint,
-)
+from octvideo.engine.checkpoint import AtomicCheckpointIO, atomic_save, load_checkpoint
 from octvideo.engine.run import run_train
-from octvideo.paths import OutputWriteError
+from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
 from tests.crafted_checkpoints import inflating
 from tests.engine.conftest import tiny_overrides
 from tests.small_disk import fill, free_bytes, small_disk

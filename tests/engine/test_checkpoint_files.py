@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from octvideo.cli import UsageError, main
+from octvideo.cli import main
 from octvideo.engine.checkpoint import last_good, load_checkpoint
+from octvideo.errors import UsageError
 
 
 class _System:

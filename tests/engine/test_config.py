@@ -11,7 +11,6 @@ import yaml
 from octvideo import cli
 from octvideo.config import (
     CONFIG_DIR,
-    ConfigError,
     RunConfig,
     from_dict,
     load_config,
@@ -20,6 +19,7 @@ from octvideo.config import (
     shipped_configs,
     to_dict,
 )
+from octvideo.errors import ConfigError, UsageError
 
 
 def test_defaults_are_the_paper_recipe():
@@ -64,7 +64,7 @@ def test_bad_config_names_the_key(tmp_path, text, overrides, needle):
     with pytest.raises(ConfigError) as err:
         load_config(path, overrides)
     assert needle in str(err.value)
-    assert isinstance(err.value, cli.UsageError)  # the CLI prints it as one line
+    assert isinstance(err.value, UsageError)  # the CLI prints it as one line
 
 
 def test_cli_reports_a_bad_key_in_one_line(tmp_path, capsys):

@@ -182,7 +182,7 @@ def _report(out_dir, confusion_png=True):
 
 
 def test_a_real_full_disk_under_the_report_is_one_line(request, tmp_path):
-    from octvideo.paths import OutputWriteError
+    from octvideo.errors import OutputWriteError
     from tests.small_disk import fill, small_disk
 
     disk = small_disk(request, tmp_path / "report")
@@ -198,7 +198,7 @@ def test_a_real_full_disk_under_the_report_is_one_line(request, tmp_path):
 
 
 def test_a_symbolic_link_among_the_report_files_is_refused(tmp_path):
-    from octvideo.cli import UsageError
+    from octvideo.errors import UsageError
 
     target = tmp_path / "keep.json"
     target.write_text("keep")

@@ -20,10 +20,9 @@ import torch
 from torch.utils.data import get_worker_info
 
 from octvideo import cli
-from octvideo.cli import RunStopped, UsageError
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
-from octvideo.engine.module import NonFiniteLoss
 from octvideo.engine.run import run_test, run_train
+from octvideo.errors import NonFiniteLoss, RunStopped, UsageError
 from octvideo.paths import temporaries
 from tests.engine.conftest import tiny_overrides
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from octvideo import cli
-from octvideo.cli import UsageError
-from octvideo.config import ConfigError
 from octvideo.engine.run import run_train
+from octvideo.errors import ConfigError, UsageError
 from tests.engine.conftest import NUM_CLASSES, tiny_overrides
 
 

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from octvideo import cli
-from octvideo.cli import UsageError
 from octvideo.engine import build
 from octvideo.engine.callbacks import parameter_digest
 from octvideo.engine.run import run_train
+from octvideo.errors import UsageError
 from tests.engine.conftest import tiny_overrides
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from octvideo.cli import UsageError, main
+from octvideo.cli import main
 from octvideo.engine import sweep
 from octvideo.engine.sweep import (
     GridAxis,
     Measured,
     Point,
-    RunFailed,
     collect,
     expand,
     parse_grid,
@@ -24,6 +23,7 @@ from octvideo.engine.sweep import (
     run_study,
     split_groups,
 )
+from octvideo.errors import RunFailed, UsageError
 
 CFG = "oct_i3d_synth.yaml"
 

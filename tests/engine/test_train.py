@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from octvideo import cli
-from octvideo.cli import UsageError
 from octvideo.config import load_config
 from octvideo.engine.build import build_model
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
 from octvideo.engine.run import resolve_resume, run_test, run_train
+from octvideo.errors import UsageError
 from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
 from tests.engine.conftest import tiny_overrides

@@ -17,7 +17,6 @@ import yaml
 from torch import nn
 
 import octvideo.inference.predictor as predictor_module
-from octvideo.cli import UsageError
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo as zoo_module
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
@@ -27,6 +26,7 @@ from octvideo.engine.zoo import (
     kinetics400_classes,
     zoo_head_pool,
 )
+from octvideo.errors import UsageError
 from octvideo.inference.predictor import Predictor, model_from_meta
 from octvideo.models.weights import convert_pytorchvideo_state_dict
 from octvideo.ops import OctConv3d

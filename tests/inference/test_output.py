@@ -9,8 +9,8 @@ import os
 import pytest
 
 from octvideo.cli import main
+from octvideo.errors import OutputWriteError
 from octvideo.inference.output import RecordWriter
-from octvideo.paths import OutputWriteError
 from tests.small_disk import fill, small_disk
 
 

@@ -15,8 +15,9 @@ import torch
 from octvideo.cli import main
 from octvideo.data.decoding import decode, probe
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
+from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
-from octvideo.inference.predictor import CheckpointError, expand_inputs
+from octvideo.inference.predictor import expand_inputs
 
 
 def _predict(checkpoint, *args: str) -> int:

@@ -8,10 +8,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from octvideo.cli import UsageError
 from octvideo.config import load_config
 from octvideo.data.decoding import VideoInfo
 from octvideo.engine.run import check_same_clips, checkpoint_meta
+from octvideo.errors import UsageError
 from octvideo.inference import Predictor
 from octvideo.inference.predictor import _protocol_from_meta
 

@@ -13,14 +13,9 @@ import torch
 from octvideo.cli import main
 from octvideo.data.decoding import decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
+from octvideo.errors import CheckpointError, TooManyWindows
 from octvideo.inference import Predictor, window_times
-from octvideo.inference.predictor import (
-    CheckpointError,
-    TooManyWindows,
-    expand_inputs,
-    parse_seconds,
-    window_seconds,
-)
+from octvideo.inference.predictor import expand_inputs, parse_seconds, window_seconds
 
 
 @pytest.fixture(scope="module")

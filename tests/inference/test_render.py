@@ -9,7 +9,8 @@ import random
 import pytest
 import torch
 
-from octvideo.cli import UsageError, main
+from octvideo.cli import main
+from octvideo.errors import UsageError
 from octvideo.inference.predictor import Prediction, Predictor, VideoResult, window_times
 from octvideo.inference.render import _label_for, render
 from tests.small_disk import fill, small_disk

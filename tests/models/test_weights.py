@@ -76,7 +76,7 @@ def test_pytorchvideo_checkpoint_matches(name: str, tmp_path: Path) -> None:
 
 
 def test_an_inflating_pytorchvideo_file_is_refused_before_loading(tmp_path: Path) -> None:
-    from octvideo.cli import UsageError
+    from octvideo.errors import UsageError
     from tests.crafted_checkpoints import inflating
 
     path = inflating(tmp_path / "zoo.pyth", mib=8)

@@ -7,9 +7,10 @@ import pickle
 
 import pytest
 
-from octvideo.cli import UsageError, main
-from octvideo.config import ConfigError, load_config
+from octvideo.cli import main
+from octvideo.config import load_config
 from octvideo.engine.checkpoint import load_checkpoint
+from octvideo.errors import ConfigError, UsageError
 
 
 class _Payload:

@@ -1,0 +1,123 @@
+"""Every exception octvideo raises, in one module that imports nothing of octvideo.
+
+Any layer may import this module (``octvideo.ops`` and ``octvideo.models`` need none of it and
+import none); the command line (``octvideo.cli``) sits on top and reports two families as one
+line without a traceback:
+
+    OctvideoError
+    |-- UsageError            what the user passed cannot be used: ``octvideo CMD: error: ...``,
+    |   |                     exit status 2
+    |   |-- ConfigError       a config file or ``key=value`` override that does not fit the schema
+    |   `-- AnnotationError   an annotation file, video folder or class list (also a ValueError)
+    |-- RunStopped            a run that ended on a fault outside the code (a full disk, a
+    |   |                     non-finite loss, a dead data-loader worker): ``octvideo CMD:
+    |   |                     stopped: ...``, exit status 1, saying what was kept
+    |   |-- OutputWriteError  an output file that cannot be written; nothing half-written is left
+    |   |-- CheckpointWriteError  a checkpoint that cannot be written; the old file is intact
+    |   `-- NonFiniteLoss     the training loss was NaN or infinite; the step was not taken
+    |-- DecodeError           a video that exists but cannot be decoded (a RuntimeError)
+    |-- TooManyBadVideos      a training item found no decodable video in its retries (a
+    |                         RuntimeError)
+    |-- CheckpointError       a checkpoint without what inference needs (a ValueError)
+    |-- TooManyWindows        a video that would get more sliding windows than allowed (a
+    |                         ValueError)
+    |-- ExportError           an exported model that does not reproduce the checkpoint's logits
+    |                         (a RuntimeError)
+    `-- RunFailed             one run of a sweep failed; the sweep records it and goes on
+
+The built-in base each class had before this module existed (``ValueError``, ``RuntimeError``)
+stays, so ``except ValueError`` around a library call still catches what it caught.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from pathlib import Path
+
+
+class OctvideoError(Exception):
+    """The base of every exception octvideo raises on purpose."""
+
+
+class UsageError(OctvideoError):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+class RunStopped(OctvideoError):
+    """A run that stopped on a fault outside the code (a full disk, a non-finite loss, a
+    data-loader worker that died): one line without a traceback, saying what was kept."""
+
+
+class ConfigError(UsageError):
+    """A config file or override that does not fit the schema; the message names the key."""
+
+
+class AnnotationError(UsageError, ValueError):
+    """An annotation file, folder or class list that cannot be used as given; the message names
+    it and what to fix."""
+
+
+# what to do about an output that cannot be written, by the OSError's errno
+_WRITE_ADVICE = {
+    _errno.ENOSPC: "free space there or choose another folder",
+    _errno.EDQUOT: "free space within your quota or choose another folder",
+    _errno.EROFS: "choose a folder on a writable file system",
+    _errno.EFBIG: "choose a file system that takes larger files",
+}
+
+
+class OutputWriteError(RunStopped):
+    """An output file could not be written (full disk, quota, read-only file system, lost
+    permission); its temporary file is removed and an earlier file of that name is as it was.
+
+    Attributes:
+        path: the output file.
+        errno: the ``OSError``'s errno (None when it had none).
+        reason: the ``OSError``'s text (``No space left on device``).
+        existed: whether an earlier file of that name was there (and is kept).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], err: OSError, *, existed: bool) -> None:
+        self.path = Path(path)
+        self.errno = err.errno
+        self.reason = err.strerror or str(err) or type(err).__name__
+        self.existed = existed
+        kept = "the earlier file is kept" if existed else "no part of it is left"
+        advice = _WRITE_ADVICE.get(
+            err.errno, "check the folder and its permissions, or choose another"
+        )
+        super().__init__(f"cannot write {self.path} ({self.reason}); {kept}; {advice}")
+
+
+class CheckpointWriteError(RunStopped):
+    """A checkpoint could not be written (full disk, lost permission); the old file is intact."""
+
+
+class NonFiniteLoss(RunStopped):
+    """The training loss was NaN or infinite; the step was not taken."""
+
+
+class DecodeError(OctvideoError, RuntimeError):
+    """A video that exists but cannot be decoded; the message holds the decoder's error."""
+
+
+class TooManyBadVideos(OctvideoError, RuntimeError):
+    """A training item found no decodable video in ``data.max_retries`` + 1 tries; the message
+    is one line naming every file tried and its error."""
+
+
+class CheckpointError(OctvideoError, ValueError):
+    """A checkpoint that lacks what inference needs (not written by ``octvideo train``)."""
+
+
+class TooManyWindows(OctvideoError, ValueError):
+    """A video that would get more than ``MAX_WINDOWS`` windows at the stride asked for."""
+
+
+class ExportError(OctvideoError, RuntimeError):
+    """The exported model does not reproduce the checkpoint's logits."""
+
+
+class RunFailed(OctvideoError):
+    """One run of the study failed; the message is its one-line reason."""
