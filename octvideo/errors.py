@@ -99,12 +99,69 @@ class NonFiniteLoss(RunStopped):
 
 
 class DecodeError(OctvideoError, RuntimeError):
-    """A video that exists but cannot be decoded; the message holds the decoder's error."""
+    """A video that exists but cannot be decoded.
+
+    The message is ``"<path>: <reason>"``; when several decoders were tried (``decoder="auto"``),
+    it is their messages joined by ``"; "``, in the order they were tried.
+
+    Attributes:
+        path: the video file.
+        reason: what went wrong, in the decoder's own words where it gave any, without the path;
+            for several decoders, their reasons joined by ``"; "``.
+        decoder: ``"decord"`` or ``"pyav"``, the decoder that failed; None for several.
+        frame: the frame index that could not be read, where one is known; else None.
+        attempts: the error of each decoder tried, in order, when there were several; else
+            empty.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reason: str,
+        *,
+        decoder: str | None = None,
+        frame: int | None = None,
+        attempts: tuple[DecodeError, ...] = (),
+    ) -> None:
+        super().__init__(os.fspath(path), reason)  # the args pickle rebuilds it from
+        self.path = os.fspath(path)
+        self.reason = reason
+        self.decoder = decoder
+        self.frame = frame
+        self.attempts = tuple(attempts)
+
+    @classmethod
+    def of_attempts(cls, attempts: list[DecodeError] | tuple[DecodeError, ...]) -> DecodeError:
+        """The error of a video that every decoder tried failed on: the one error itself when
+        one decoder was tried, else an error holding each in ``attempts``."""
+        if len(attempts) == 1:
+            return attempts[0]
+        return cls(
+            attempts[0].path, "; ".join(a.reason for a in attempts), attempts=tuple(attempts)
+        )
+
+    def __str__(self) -> str:
+        if self.attempts:
+            return "; ".join(str(a) for a in self.attempts)
+        return f"{self.path}: {self.reason}"
 
 
 class TooManyBadVideos(OctvideoError, RuntimeError):
     """A training item found no decodable video in ``data.max_retries`` + 1 tries; the message
-    is one line naming every file tried and its error."""
+    is one line naming every file tried and its error.
+
+    Raised in a DataLoader worker, it reaches the main process rebuilt by PyTorch from its
+    formatted traceback alone (``TooManyBadVideos(text)``): the message is then PyTorch's
+    ``Caught TooManyBadVideos in DataLoader worker ...`` text, whose last line is the original
+    message, and ``failures`` is empty.
+
+    Attributes:
+        failures: ``(path, error)`` of each video tried, in order.
+    """
+
+    def __init__(self, message: str, *, failures: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures or [])
 
 
 class CheckpointError(OctvideoError, ValueError):

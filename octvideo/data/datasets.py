@@ -173,7 +173,7 @@ class VideoDataset(Dataset):
 
     def _train_item(self, index: int, epoch: int) -> dict:
         cfg = self.cfg
-        errors: list[str] = []
+        failures: list[tuple[str, str]] = []  # (path, error) of each video tried
         video_index = index
         for attempt in range(cfg.max_retries + 1):
             # one seed per draw: seeded alike, the first draws of the replacement video, the clip
@@ -195,7 +195,7 @@ class VideoDataset(Dataset):
             except (DecodeError, OSError, IndexError) as err:
                 path = self.records[video_index].path
                 logger.debug("skipping %s: %s", path, err)
-                errors.append(f"{path}\t{err}")
+                failures.append((path, str(err)))
                 continue
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(aug_seed)
@@ -204,13 +204,14 @@ class VideoDataset(Dataset):
                 "video": self._pack(video),
                 "label": self.records[video_index].label,
                 "video_index": video_index,
-                "skipped": len(errors),
-                "errors": "\n".join(errors),
+                "skipped": len(failures),
+                "errors": "\n".join(f"{path}\t{error}" for path, error in failures),
             }
-        tried = "; ".join(e.replace("\t", ": ", 1) for e in errors)
+        tried = "; ".join(f"{path}: {error}" for path, error in failures)
         raise TooManyBadVideos(
             f"{cfg.max_retries + 1} videos in a row failed to decode (data.max_retries="
-            f"{cfg.max_retries}); run `octvideo data check` on the annotations: {tried}"
+            f"{cfg.max_retries}); run `octvideo data check` on the annotations: {tried}",
+            failures=failures,
         )
 
     def _placeholder(self) -> torch.Tensor:

@@ -41,8 +41,9 @@ stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, t
 both decoders so they agree) so that the shorter side has that many pixels.
 
 Errors: a missing file raises ``FileNotFoundError``; anything a decoder rejects (zero bytes, text,
-a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError`` whose
-message carries the decoder's own words.
+a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError``
+(``octvideo.errors``), which holds the path, the decoder, the reason in the decoder's own words
+and, under ``"auto"``, the error of each decoder tried.
 """
 
 from __future__ import annotations
@@ -110,14 +111,18 @@ def decoded_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * bound / height)), bound
 
 
-def _check_frame_size(path: str, width: int, height: int) -> None:
+def _check_frame_size(path: str, width: int, height: int, decoder: str) -> None:
     if min(width, height) < 2:
-        raise DecodeError(f"{path}: frame size {width}x{height} is too small to be a video")
+        raise DecodeError(
+            path, f"frame size {width}x{height} is too small to be a video", decoder=decoder
+        )
     ratio = max(width, height) / min(width, height)
     if ratio > MAX_ASPECT_RATIO:
         raise DecodeError(
-            f"{path}: frame size {width}x{height} (aspect ratio {ratio:.0f}:1) is beyond the "
-            f"{MAX_ASPECT_RATIO:.0f}:1 octvideo decodes; crop or re-encode the video"
+            path,
+            f"frame size {width}x{height} (aspect ratio {ratio:.0f}:1) is beyond the "
+            f"{MAX_ASPECT_RATIO:.0f}:1 octvideo decodes; crop or re-encode the video",
+            decoder=decoder,
         )
 
 
@@ -171,15 +176,17 @@ class _DecordReader:
         misordered = _decord_misorders(path)
         if misordered is not None:
             raise DecodeError(
-                f"{path}: decord returns the frames of {misordered} in the wrong order; decode "
-                f"it with decoder 'pyav' (or 'auto', which does so)"
+                path,
+                f"decord returns the frames of {misordered} in the wrong order; decode it with "
+                f"decoder 'pyav' (or 'auto', which does so)",
+                decoder="decord",
             )
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         num = len(self._vr)
         if num == 0:
-            raise DecodeError(f"{path}: decord found no video frames")
+            raise DecodeError(path, "decord found no video frames", decoder="decord")
         stream_h, stream_w = self._vr[0].shape[:2]
-        _check_frame_size(path, int(stream_w), int(stream_h))
+        _check_frame_size(path, int(stream_w), int(stream_h), "decord")
         width, height = decoded_size(int(stream_w), int(stream_h))
         if (width, height) != (stream_w, stream_h):  # a second index pass, for big frames only
             self._vr = decord.VideoReader(
@@ -187,7 +194,9 @@ class _DecordReader:
             )
             if self._vr[0].shape != (height, width, 3):  # decord 0.6 pads some small widths
                 raise DecodeError(
-                    f"{path}: decord cannot scale {stream_w}x{stream_h} to {width}x{height}"
+                    path,
+                    f"decord cannot scale {stream_w}x{stream_h} to {width}x{height}",
+                    decoder="decord",
                 )
         self._vr.seek(0)
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
@@ -209,12 +218,14 @@ class _PyAVReader:
             formats = set(container.format.name.split(","))
             if not formats & VIDEO_CONTAINERS:
                 raise DecodeError(
-                    f"{path}: PyAV reads it as {container.format.name!r}, not a video container "
-                    f"format (the file is probably not a video)"
+                    path,
+                    f"PyAV reads it as {container.format.name!r}, not a video container format "
+                    f"(the file is probably not a video)",
+                    decoder="pyav",
                 )
             stream = container.streams.video[0] if container.streams.video else None
             if stream is None:
-                raise DecodeError(f"{path}: no video stream")
+                raise DecodeError(path, "no video stream", decoder="pyav")
             pts = [p.pts for p in container.demux(stream) if p.size > 0]
             rate = stream.average_rate or stream.guessed_rate
             width, height = stream.codec_context.width, stream.codec_context.height
@@ -222,8 +233,8 @@ class _PyAVReader:
             reorders = bool(stream.codec_context.has_b_frames)
             self._time_base = stream.time_base
         if not pts:
-            raise DecodeError(f"{path}: PyAV found no video packets")
-        _check_frame_size(path, int(width), int(height))
+            raise DecodeError(path, "PyAV found no video packets", decoder="pyav")
+        _check_frame_size(path, int(width), int(height), "pyav")
         width, height = decoded_size(int(width), int(height))
         # None keeps the stream's size: the frames at or below the bound are as they were
         self._size = (
@@ -287,8 +298,11 @@ class _PyAVReader:
                     break
         if len(frames) != len(wanted):
             raise DecodeError(
-                f"{self._path}: frame {last} requested but PyAV decoded only "
-                f"{max(frames, default=-1) + 1} frames (truncated or corrupt file)"
+                self._path,
+                f"frame {last} requested but PyAV decoded only "
+                f"{max(frames, default=-1) + 1} frames (truncated or corrupt file)",
+                decoder="pyav",
+                frame=last,
             )
         return frames
 
@@ -302,20 +316,30 @@ def _open(path: str, decoder: str) -> _DecordReader | _PyAVReader:
     except DecodeError:
         raise
     except Exception as err:  # decoders raise RuntimeError, av.FFmpegError, IndexError, ...
-        raise DecodeError(f"{path}: {decoder} cannot open it: {type(err).__name__}: {err}") from err
+        raise DecodeError(
+            path, f"{decoder} cannot open it: {type(err).__name__}: {err}", decoder=decoder
+        ) from err
+
+
+def _outside(num: int, indices: np.ndarray) -> str | None:
+    """Why ``indices`` cannot be read from a video of ``num`` frames; None when they can."""
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= num:
+        return f"frame indices must be in [0, {num}), got {indices.tolist()}"
+    return None
 
 
 def _read(reader: _DecordReader | _PyAVReader, path: str, indices: np.ndarray) -> np.ndarray:
-    num = reader.info.num_frames
-    if indices.size == 0 or indices.min() < 0 or indices.max() >= num:
-        raise IndexError(f"{path}: frame indices must be in [0, {num}), got {indices.tolist()}")
+    outside = _outside(reader.info.num_frames, indices)
+    if outside is not None:
+        raise IndexError(f"{path}: {outside}")
     try:
         return reader.get(indices)
     except DecodeError:
         raise
     except Exception as err:  # see _open
+        decoder = reader.info.decoder
         raise DecodeError(
-            f"{path}: {reader.info.decoder} failed to decode frames: {type(err).__name__}: {err}"
+            path, f"{decoder} failed to decode frames: {type(err).__name__}: {err}", decoder=decoder
         ) from err
 
 
@@ -364,21 +388,21 @@ def decode_clip(
         DecodeError: the decoder(s) failed.
     """
     path = _check_args(path, decoder)
-    errors = []
+    errors: list[DecodeError] = []
     for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
         try:
             reader = _open(path, name)
             indices = np.asarray(choose(reader.info), dtype=np.int64)
             frames = torch.from_numpy(_read(reader, path, indices))  # (T, H, W, 3)
         except DecodeError as err:
-            errors.append(str(err))
+            errors.append(err)
             if decoder == "auto" and name == "decord":
                 logger.debug("decord failed, trying PyAV: %s", err)
             continue
         if short_side is not None:
             frames = resize_short_side(frames, short_side)
         return frames, indices, reader.info
-    raise DecodeError("; ".join(errors))
+    raise DecodeError.of_attempts(errors)
 
 
 class Video:
@@ -401,15 +425,15 @@ class Video:
     def __init__(self, path: str | os.PathLike[str], *, decoder: str = "auto") -> None:
         self.path = _check_args(path, decoder)
         self._decoder = decoder
-        errors = []
+        errors: list[DecodeError] = []
         for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
             try:
                 self._reader = _open(self.path, name)
                 break
             except DecodeError as err:
-                errors.append(str(err))
+                errors.append(err)
         else:
-            raise DecodeError("; ".join(errors))
+            raise DecodeError.of_attempts(errors)
         self.info = self._reader.info
 
     def times(self) -> np.ndarray | None:
@@ -445,9 +469,12 @@ class Video:
             logger.debug("decord failed, trying PyAV: %s", err)
             try:
                 self._reader = _open(self.path, "pyav")
+                outside = _outside(self._reader.info.num_frames, indices)
+                if outside is not None:  # PyAV counts fewer frames than decord did
+                    raise DecodeError(self.path, outside, decoder="pyav", frame=int(indices.max()))
                 frames = _read(self._reader, self.path, indices)
-            except (DecodeError, IndexError) as second:
-                raise DecodeError(f"{err}; {second}") from None
+            except DecodeError as second:
+                raise DecodeError.of_attempts([err, second]) from None
         frames = torch.from_numpy(frames)  # (T, H, W, 3)
         return frames if short_side is None else resize_short_side(frames, short_side)
 
@@ -490,10 +517,10 @@ def probe(path: str | os.PathLike[str], *, decoder: str = "auto") -> VideoInfo:
         DecodeError: the decoder(s) cannot open it.
     """
     path = _check_args(path, decoder)
-    errors = []
+    errors: list[DecodeError] = []
     for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
         try:
             return _open(path, name).info
         except DecodeError as err:
-            errors.append(str(err))
-    raise DecodeError("; ".join(errors))
+            errors.append(err)
+    raise DecodeError.of_attempts(errors)

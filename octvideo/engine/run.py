@@ -657,8 +657,9 @@ def run_train(
             f"{last_good(ckpt_dir / LAST)}; continue with --resume auto"
         ) from err
     except TooManyBadVideos as err:
-        # from a worker, the message is "Caught TooManyBadVideos in ...", its traceback, then ours
-        reason = str(err).rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
+        reason = str(err)
+        if not err.failures:  # rebuilt by PyTorch from a worker's traceback: ours is the end
+            reason = reason.rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
         raise RunStopped(f"{reason}; {last_good(ckpt_dir / LAST)}") from err
     except RuntimeError as err:
         report = datamodule.worker_crash_report(err)

@@ -12,6 +12,7 @@ from octvideo.data.annotations import VideoRecord
 from octvideo.data.datamodule import EpochSampler
 from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import multiview_clip_indices
+from octvideo.errors import TooManyBadVideos
 from tests.data.media_helpers import NUM_FRAMES, frame_index, small_config
 
 GOOD = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4"]
@@ -110,6 +111,17 @@ def test_training_gives_up_after_max_retries(media):
     dataset = VideoDataset(records(media, BAD), small_config(max_retries=2), "train")
     with pytest.raises(RuntimeError, match=r"3 videos in a row failed.*octvideo data check"):
         dataset[0]
+
+
+def test_training_gives_up_naming_each_video_tried_and_its_error(media):
+    dataset = VideoDataset(records(media, BAD), small_config(max_retries=2), "train")
+    with pytest.raises(TooManyBadVideos) as err:
+        dataset[0]
+    bad = {str(media[name]) for name in BAD}
+    assert len(err.value.failures) == 3
+    assert all(path in bad and error for path, error in err.value.failures)
+    for path, error in err.value.failures:
+        assert f"{path}: {error}" in str(err.value)
 
 
 def test_evaluation_never_substitutes_and_counts_failures(media, caplog):

@@ -58,6 +58,42 @@ def test_bad_files_raise_decode_error_with_the_decoder_message(media, name, deco
         assert "decord" in str(err.value) and "pyav" in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["zero.mp4", "text.mp4"])
+def test_auto_decode_error_holds_each_decoders_error_as_fields(media, name):
+    with pytest.raises(DecodeError) as err:
+        probe(media[name], decoder="auto")
+    error = err.value
+    assert error.path == str(media[name]) and error.decoder is None
+    assert [a.decoder for a in error.attempts] == ["decord", "pyav"]
+    assert all(a.path == str(media[name]) and a.reason for a in error.attempts)
+    assert str(error) == "; ".join(f"{a.path}: {a.reason}" for a in error.attempts)
+
+
+def test_one_decoders_error_names_that_decoder_and_its_reason(media):
+    with pytest.raises(DecodeError) as err:
+        decode(media["zero.mp4"], [0], decoder="pyav")
+    assert err.value.decoder == "pyav" and err.value.attempts == ()
+    assert str(err.value) == f"{media['zero.mp4']}: {err.value.reason}"
+
+
+def test_pyav_taking_over_with_fewer_frames_names_the_frame(media, monkeypatch):
+    video = decoding_module.Video(media["h264.mp4"], decoder="auto")
+    assert video.info.decoder == "decord"
+
+    def fail(indices):
+        raise RuntimeError("decord lost the stream")
+
+    # decord's index counted frames PyAV does not find, then decord failed to read one
+    video._reader.info = video._reader.info._replace(num_frames=NUM_FRAMES + 6)
+    monkeypatch.setattr(video._reader, "get", fail)
+    with pytest.raises(DecodeError) as err:
+        video.read([NUM_FRAMES + 3])
+    first, second = err.value.attempts
+    assert first.decoder == "decord" and "decord lost the stream" in first.reason
+    assert second.decoder == "pyav" and second.frame == NUM_FRAMES + 3
+    assert second.reason.startswith(f"frame indices must be in [0, {NUM_FRAMES})")
+
+
 def test_missing_file_and_bad_index(media):
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         decode(media["missing.mp4"])

@@ -1,0 +1,108 @@
+"""octvideo.errors: one hierarchy, the built-in bases kept, fields that survive pickling."""
+
+from __future__ import annotations
+
+import errno
+import pickle
+
+import pytest
+
+from octvideo import errors
+from octvideo.errors import (
+    AnnotationError,
+    CheckpointError,
+    CheckpointWriteError,
+    ConfigError,
+    DecodeError,
+    ExportError,
+    NonFiniteLoss,
+    OctvideoError,
+    OutputWriteError,
+    RunFailed,
+    RunStopped,
+    TooManyBadVideos,
+    TooManyWindows,
+    UsageError,
+)
+
+KINDS = [
+    (UsageError, OctvideoError),
+    (RunStopped, OctvideoError),
+    (ConfigError, UsageError),
+    (AnnotationError, UsageError),
+    (AnnotationError, ValueError),
+    (OutputWriteError, RunStopped),
+    (CheckpointWriteError, RunStopped),
+    (NonFiniteLoss, RunStopped),
+    (DecodeError, RuntimeError),
+    (TooManyBadVideos, RuntimeError),
+    (CheckpointError, ValueError),
+    (TooManyWindows, ValueError),
+    (ExportError, RuntimeError),
+    (RunFailed, OctvideoError),
+]
+
+
+@pytest.mark.parametrize(("kind", "base"), KINDS, ids=lambda k: k.__name__)
+def test_each_error_keeps_its_place_in_the_hierarchy(kind, base):
+    assert issubclass(kind, base) and issubclass(kind, OctvideoError)
+
+
+def test_every_exception_class_in_the_module_is_listed_here():
+    defined = {
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    assert defined == {kind for kind, _ in KINDS} | {OctvideoError}
+
+
+def test_decode_error_reads_as_path_then_reason():
+    error = DecodeError("clip.mp4", "decord found no video frames", decoder="decord")
+    assert str(error) == "clip.mp4: decord found no video frames"
+    assert (error.path, error.decoder, error.frame, error.attempts) == (
+        "clip.mp4",
+        "decord",
+        None,
+        (),
+    )
+
+
+def test_decode_error_of_several_attempts_keeps_each_and_their_old_message():
+    first = DecodeError("a.avi", "decord cannot open it: RuntimeError: x", decoder="decord")
+    second = DecodeError("a.avi", "frame 9 requested", decoder="pyav", frame=9)
+    error = DecodeError.of_attempts([first, second])
+    assert error.attempts == (first, second) and error.decoder is None
+    assert error.reason == "decord cannot open it: RuntimeError: x; frame 9 requested"
+    assert str(error) == "a.avi: decord cannot open it: RuntimeError: x; a.avi: frame 9 requested"
+
+
+def test_decode_error_of_one_attempt_is_that_error():
+    only = DecodeError("a.mp4", "no video stream", decoder="pyav")
+    assert DecodeError.of_attempts([only]) is only
+
+
+def test_decode_error_pickles_with_its_fields():
+    first = DecodeError("a.mp4", "bad", decoder="decord")
+    second = DecodeError("a.mp4", "worse", decoder="pyav", frame=3)
+    back = pickle.loads(pickle.dumps(DecodeError.of_attempts([first, second])))
+    assert str(back) == "a.mp4: bad; a.mp4: worse"
+    assert [(a.decoder, a.frame) for a in back.attempts] == [("decord", None), ("pyav", 3)]
+
+
+def test_too_many_bad_videos_can_be_rebuilt_from_its_text_alone():
+    # PyTorch's DataLoader re-raises a worker's exception as ``type(err)(text)``
+    rebuilt = TooManyBadVideos("Caught TooManyBadVideos in DataLoader worker process 0.")
+    assert rebuilt.failures == []
+    kept = TooManyBadVideos("2 videos failed", failures=[("a.mp4", "DecodeError: x")])
+    assert pickle.loads(pickle.dumps(kept)).failures == [("a.mp4", "DecodeError: x")]
+
+
+def test_output_write_error_names_the_file_what_was_kept_and_what_to_do(tmp_path):
+    err = OSError(errno.ENOSPC, "No space left on device")
+    error = OutputWriteError(tmp_path / "report.json", err, existed=True)
+    assert (error.errno, error.reason, error.existed) == (errno.ENOSPC, err.strerror, True)
+    assert str(error) == (
+        f"cannot write {tmp_path / 'report.json'} (No space left on device); the earlier file "
+        "is kept; free space there or choose another folder"
+    )
