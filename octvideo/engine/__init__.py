@@ -1,5 +1,5 @@
 """Training and evaluation: the LightningModule, multi-view evaluation, checkpoints, callbacks
-and the ``octvideo train`` / ``octvideo test`` commands.
+behind the ``octvideo train`` / ``octvideo test`` commands (``octvideo.cli.run``).
 
 Public API:
     run_train(cfg, overrides=(), *, resume=None, out=None, callbacks=()) -> TrainResult

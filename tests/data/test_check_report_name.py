@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 from octvideo.cli import main
+from octvideo.cli.data import default_bad_list
 from octvideo.data.check import read_report
-from octvideo.data.cli import default_bad_list
 
 
 def test_folders_with_dotted_names_get_a_report_each(tmp_path, media, capsys):

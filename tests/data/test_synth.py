@@ -90,7 +90,7 @@ def test_deterministic_for_a_seed(tmp_path):
     with pytest.raises(UsageError, match="--size must be an even number"):
         main_args = ["data", "synth", "--out", str(tmp_path / "c"), "--size", "33", "-q"]
         from octvideo.cli import build_parser
-        from octvideo.data.cli import run_synth
+        from octvideo.cli.data import run_synth
 
         run_synth(build_parser().parse_args(main_args))
 

@@ -152,7 +152,7 @@ def test_a_report_with_no_scored_video_is_strict_json(tmp_path):
 def test_test_names_top_k_by_the_class_count(monkeypatch, tmp_path, capsys):
     # on a 3-class set "top-5" was printed for what is top-3
     from octvideo import cli
-    from octvideo.engine import cli as engine_cli
+    from octvideo.cli import run as run_cli
     from octvideo.engine.run import TestResult
 
     metrics = {
@@ -164,7 +164,7 @@ def test_test_names_top_k_by_the_class_count(monkeypatch, tmp_path, capsys):
         "num_videos": 4,
         "num_failed": 0,
     }
-    monkeypatch.setattr(engine_cli, "run_test", lambda *a, **k: TestResult(tmp_path, metrics, {}))
+    monkeypatch.setattr(run_cli, "run_test", lambda *a, **k: TestResult(tmp_path, metrics, {}))
     assert cli.main(["test", "--cfg", "any.yaml", "--ckpt", "any.ckpt"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("video top-1 50.00%  top-3 100.00%  clip top-1 25.00%")

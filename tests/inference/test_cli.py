@@ -140,7 +140,7 @@ def test_a_cuda_device_the_machine_lacks_is_refused(
 ):
     import torch
 
-    from octvideo.inference import cli as predict_cli
+    from octvideo.cli import inference as predict_cli
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

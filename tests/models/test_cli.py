@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from octvideo.cli import main
+from octvideo.cli.models import models_table
 from octvideo.config import LIMITS, MAX_CLIP_PIXELS
-from octvideo.models.cli import models_table
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,8 @@ def test_a_view_over_the_bounds_is_one_line(args, needle, capsys, monkeypatch):
     def no_model_may_run(*args, **kwargs):
         raise AssertionError("a model was built for a refused view")
 
-    monkeypatch.setattr("octvideo.models.cli.cost_table", no_model_may_run)
-    monkeypatch.setattr("octvideo.models.cli._not_applicable", no_model_may_run)
+    monkeypatch.setattr("octvideo.cli.models.cost_table", no_model_may_run)
+    monkeypatch.setattr("octvideo.cli.models._not_applicable", no_model_may_run)
     assert main(["models", *args, "--filter", "c2d_r18"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from octvideo.cli import main
+from octvideo.cli.models import models_table
 from octvideo.models import create_model
-from octvideo.models.cli import models_table
 from octvideo.models.cost import example_input, measure_cost, total_gflops
 
 # (model, alpha, paper GFLOPs). Which stages carry the octave: one alpha = res2-res4 (res5 and

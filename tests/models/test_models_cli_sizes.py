@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from octvideo.cli import main
-from octvideo.models.cli import format_table, models_table
+from octvideo.cli.models import format_table, models_table
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,16 @@
 """Command-line entry point: a thin dispatcher over subcommands.
 
-Each subcommand lives in its own module, which exposes ``register(subparsers)``; ``register`` adds
-its parser and sets ``func`` to a plain function taking the parsed namespace. Tests call those
-functions in-process, and ``main`` is only argument parsing plus error reporting.
+Each command group is a module of this package, which exposes ``register(subparsers)``;
+``register`` adds its parsers and sets ``func`` to a plain function taking the parsed namespace.
+Tests call those functions in-process, and ``main`` is only argument parsing plus error reporting.
+The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
+
+    data.py       octvideo data synth | check | prepare
+    run.py        octvideo train, octvideo test
+    sweep.py      octvideo sweep
+    zoo.py        octvideo import
+    inference.py  octvideo predict, octvideo export
+    models.py     octvideo models
 """
 
 from __future__ import annotations
@@ -18,12 +26,12 @@ from octvideo.errors import RunStopped, UsageError
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "octvideo.data.cli",
-    "octvideo.engine.cli",
-    "octvideo.engine.sweep_cli",
-    "octvideo.engine.zoo_cli",
-    "octvideo.inference.cli",
-    "octvideo.models.cli",
+    "octvideo.cli.data",
+    "octvideo.cli.run",
+    "octvideo.cli.sweep",
+    "octvideo.cli.zoo",
+    "octvideo.cli.inference",
+    "octvideo.cli.models",
 )
 
 
@@ -67,7 +75,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStopped as err:
         print(f"octvideo {args.command}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
