@@ -11,6 +11,7 @@ The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
     zoo.py        octvideo import
     inference.py  octvideo predict, octvideo export
     models.py     octvideo models
+    args.py       the argparse types they share
 """
 
 from __future__ import annotations
@@ -33,17 +34,6 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.cli.inference",
     "octvideo.cli.models",
 )
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (``--workers``, ``--topk``, ``--frames``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,11 +19,11 @@ import argparse
 import logging
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from octvideo.cli.args import bounded_int
 from octvideo.errors import CheckpointError, UsageError
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
@@ -48,24 +48,6 @@ logger = logging.getLogger(__name__)
 
 MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-700)
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
-
-
-def _count(high: int, low: int = 1) -> Callable[[str], int]:
-    """argparse type: a whole number from ``low`` (0 or 1) to ``high``."""
-
-    def parse(text: str) -> int:
-        digits = text.strip()
-        if not re.fullmatch(r"[+-]?\d+", digits):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-        # past 12 digits only the sign matters (and int() refuses past 4300)
-        value = int(digits) if len(digits) <= 12 else (low - 1 if digits[0] == "-" else high + 1)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text!r}: give {low} or more")
-        if value > high:
-            raise argparse.ArgumentTypeError(f"{text!r}: give at most {high}")
-        return value
-
-    return parse
 
 
 def _views(text: str) -> str | tuple[int, int]:
@@ -309,7 +291,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
     p.add_argument(
         "--topk",
-        type=_count(MAX_TOPK),
+        type=bounded_int(MAX_TOPK),
         default=5,
         help=f"classes per record and in --render (1 to {MAX_TOPK})",
     )
@@ -322,14 +304,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(
         "--batch-size",
-        type=_count(MAX_BATCH_SIZE),
+        type=bounded_int(MAX_BATCH_SIZE),
         default=8,
         help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
     )
     p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
     p.add_argument(
         "--workers",
-        type=_count(MAX_WORKERS, low=0),
+        type=bounded_int(MAX_WORKERS, low=0),
         default=None,
         help=f"decoding processes ahead of the model (0 to {MAX_WORKERS}; 0: decode in turn with "
         f"the model; default {default_workers()} here: 2, or 1 on one CPU)",

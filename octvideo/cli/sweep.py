@@ -8,33 +8,13 @@ import signal
 import sys
 from types import FrameType
 
-from octvideo.cli import positive_int
+from octvideo.cli.args import non_negative_int, positive_int, seconds
 from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
 from octvideo.errors import RunStopped
 
 
 def _print(text: str) -> None:
     print(text, file=sys.stdout, flush=True)  # noqa: T201
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
-    return value
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -106,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--time-repeats",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=10,
         help="interleaved timing rounds per network (0: no timing)",
     )
@@ -116,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-measure", action="store_true", help="no cost, memory or timing columns")
     p.add_argument(
         "--run-timeout",
-        type=_seconds,
+        type=seconds,
         default=None,
         metavar="SECONDS",
         help="stop a train or test command that runs longer (recorded as failed; a rerun "

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _alpha(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+from octvideo.cli.args import number
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -73,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--alpha",
-        type=_alpha,
+        type=number,
         default=None,
         help="write the octave network of this low-frequency share (e.g. 0.1), sliced from "
         "the vanilla weights",
