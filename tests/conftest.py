@@ -12,8 +12,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from octvideo.engine.checkpoint import atomic_save
-from octvideo.inference.predictor import model_from_meta
+from octvideo.engine.checkpoint import atomic_save, model_from_meta
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLASSES = ["left", "right", "still"]

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from bench_models import append_table  # tools/ is the script's path
 
-from octvideo.engine.checkpoint import atomic_save
+from octvideo.engine.checkpoint import atomic_save, model_from_meta
 from octvideo.inference.pipeline import (
     PipelineStats,
     ReadRequest,
@@ -48,7 +48,7 @@ from octvideo.inference.pipeline import (
     predict_many,
     read_input,
 )
-from octvideo.inference.predictor import Predictor, model_from_meta
+from octvideo.inference.predictor import Predictor
 
 MODEL = "model"
 TARGET_WORKERS_OVER_MODEL = 1.15

@@ -13,7 +13,9 @@ output.
 Loading checks the zip structure first (``octvideo.paths.check_torch_archive``: no member may
 declare more bytes than the file has), then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
-as plain dicts), so nothing in it can run code.
+as plain dicts), so nothing in it can run code. ``model_from_meta`` builds the network a
+checkpoint's model section describes; ``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo
+file into an octvideo model of any alpha.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ import contextlib
 import io
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from torch import Tensor, nn
 
 from octvideo.errors import CheckpointWriteError, OutputWriteError, UsageError
+from octvideo.models import create_model
+from octvideo.models.weights import (
+    convert_pytorchvideo_state_dict,
+    load_state_dict_checked,
+    octavise_state_dict,
+)
 from octvideo.paths import AtomicOutput, check_torch_archive, temporaries
 
 logger = logging.getLogger(__name__)
@@ -155,6 +165,44 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> st
             more = f" and {len(items) - 2} more" if len(items) > 2 else ""
             parts.append(f"{what}: {', '.join(items[:2])}{more}")
     return "; ".join(parts) or None
+
+
+def model_from_meta(model_cfg: dict[str, Any]) -> nn.Module:
+    """Builds the network a checkpoint's model section describes (no pretrained weights)."""
+    return create_model(
+        model_cfg["name"],
+        num_classes=int(model_cfg["num_classes"]),
+        alpha=model_cfg["alpha"],
+        octave=tuple(model_cfg["octave"]),
+        dropout=float(model_cfg.get("dropout", 0.0)),
+        **dict(model_cfg.get("extra") or {}),
+    )
+
+
+def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """The state dict a torch file holds, whole or under ``model_state`` (PyTorchVideo's zoo),
+    ``state_dict`` or ``model``."""
+    with Path(path).open("rb") as fh:
+        check_torch_archive(fh, path)  # before torch reads members whole into memory
+        ckpt = torch.load(fh, map_location="cpu", weights_only=True)
+    for key in ("model_state", "state_dict", "model"):
+        if isinstance(ckpt, Mapping) and key in ckpt and isinstance(ckpt[key], Mapping):
+            return dict(ckpt[key])
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"{path} does not hold a state dict")
+    return dict(ckpt)
+
+
+def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Loads a PyTorchVideo zoo checkpoint (a local file) into an octvideo model of any alpha.
+
+    The checkpoint is renamed (``convert_pytorchvideo_state_dict``) and, when the model has an
+    octave, sliced (``octavise_state_dict``).
+    """
+    name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
+    vanilla = convert_pytorchvideo_state_dict(_read_state_dict(path), name)
+    load_state_dict_checked(model, octavise_state_dict(vanilla, model))
+    return model
 
 
 def last_good(path: str | os.PathLike) -> str:

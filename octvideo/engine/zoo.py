@@ -44,6 +44,7 @@ from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
     atomic_save,
     load_checkpoint,
+    model_from_meta,
     model_state_dict,
     state_mismatch,
 )
@@ -617,8 +618,6 @@ def _model_section(
 
 
 def _build(section: Mapping[str, Any]) -> nn.Module:
-    from octvideo.inference.predictor import model_from_meta
-
     return model_from_meta(dict(section))
 
 

@@ -49,7 +49,6 @@ from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
-from octvideo.models import create_model
 from octvideo.ops import fuse_for_inference
 
 logger = logging.getLogger(__name__)
@@ -327,18 +326,6 @@ def _protocol_from_meta(meta: dict[str, Any]) -> ClipProtocol:
     )
 
 
-def model_from_meta(model_cfg: dict[str, Any]) -> nn.Module:
-    """Builds the network a checkpoint's model section describes (no pretrained weights)."""
-    return create_model(
-        model_cfg["name"],
-        num_classes=int(model_cfg["num_classes"]),
-        alpha=model_cfg["alpha"],
-        octave=tuple(model_cfg["octave"]),
-        dropout=float(model_cfg.get("dropout", 0.0)),
-        **dict(model_cfg.get("extra") or {}),
-    )
-
-
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """The ``meta`` section and the network weights of an ``octvideo train`` checkpoint.
 
@@ -411,7 +398,7 @@ class Predictor:
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but no CUDA device is available")
-        from octvideo.engine.checkpoint import state_mismatch
+        from octvideo.engine.checkpoint import model_from_meta, state_mismatch
 
         meta, state = read_checkpoint(path)
         try:

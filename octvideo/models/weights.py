@@ -17,13 +17,11 @@ import copy
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from octvideo.ops import OctConv3d, OctNorm
-from octvideo.paths import check_torch_archive
 
 log = logging.getLogger(__name__)
 
@@ -117,18 +115,6 @@ def convert_pytorchvideo_state_dict(
     return out
 
 
-def _read_checkpoint(path: str | Path) -> dict[str, Tensor]:
-    with Path(path).open("rb") as fh:
-        check_torch_archive(fh, path)  # before torch reads members whole into memory
-        ckpt = torch.load(fh, map_location="cpu", weights_only=True)
-    for key in ("model_state", "state_dict", "model"):
-        if isinstance(ckpt, Mapping) and key in ckpt and isinstance(ckpt[key], Mapping):
-            return dict(ckpt[key])
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f"{path} does not hold a state dict")
-    return dict(ckpt)
-
-
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys."""
     own = model.state_dict()
@@ -147,18 +133,6 @@ def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) 
             f"shape mismatches {shapes[:8]}"
         )
     model.load_state_dict(state_dict, strict=True)
-
-
-def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Loads a PyTorchVideo zoo checkpoint (a local file) into an octvideo model of any alpha.
-
-    The checkpoint is renamed (``convert_pytorchvideo_state_dict``) and, when the model has an
-    octave, sliced (``octavise_state_dict``).
-    """
-    name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
-    vanilla = convert_pytorchvideo_state_dict(_read_checkpoint(path), name)
-    load_state_dict_checked(model, octavise_state_dict(vanilla, model))
-    return model
 
 
 def octavise_state_dict(

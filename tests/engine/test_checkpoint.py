@@ -1,6 +1,7 @@
 """Checkpoint files on disk: a real full disk mid-write is one line with the previous checkpoint
 intact, checkpoints get the umask's permissions, never go through a symbolic link, and a file
-whose zip directory declares more than it holds is refused before torch reads it."""
+whose zip directory declares more than it holds (an octvideo checkpoint or a PyTorchVideo zoo file)
+is refused before torch reads it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ import torch
 
 from octvideo.cli import main
 from octvideo.engine import checkpoint as checkpoint_module
-from octvideo.engine.checkpoint import AtomicCheckpointIO, atomic_save, load_checkpoint
+from octvideo.engine.checkpoint import (
+    AtomicCheckpointIO,
+    atomic_save,
+    load_checkpoint,
+    load_pytorchvideo_checkpoint,
+)
 from octvideo.engine.run import run_train
 from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
+from octvideo.models import create_model
 from tests.crafted_checkpoints import inflating
 from tests.engine.conftest import tiny_overrides
 from tests.small_disk import fill, free_bytes, small_disk
@@ -115,6 +122,12 @@ def test_an_inflating_checkpoint_is_refused_before_torch_reads_it(bomb, monkeypa
     assert message.startswith(f"checkpoint {str(bomb)!r} is refused before loading: its member")
     assert "is compressed (64.0 MiB inflated from a 0.1 MiB file)" in message
     assert not loads
+
+
+def test_an_inflating_pytorchvideo_file_is_refused_before_loading(tmp_path):
+    path = inflating(tmp_path / "zoo.pyth", mib=8)
+    with pytest.raises(UsageError, match=r"is refused before loading: its member .* compressed"):
+        load_pytorchvideo_checkpoint(create_model("i3d_r50"), path)
 
 
 @pytest.mark.parametrize("command", ["predict", "export", "test"])

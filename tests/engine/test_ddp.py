@@ -15,9 +15,9 @@ from octvideo.config import load_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
 from octvideo.engine.callbacks import read_metrics
-from octvideo.engine.checkpoint import load_checkpoint
+from octvideo.engine.checkpoint import load_checkpoint, model_from_meta
 from octvideo.engine.run import run_test
-from octvideo.inference.predictor import model_from_meta, read_checkpoint
+from octvideo.inference.predictor import read_checkpoint
 from tests.engine.conftest import bn_population_moments, tiny_overrides
 
 

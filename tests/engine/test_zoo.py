@@ -19,7 +19,7 @@ from torch import nn
 import octvideo.inference.predictor as predictor_module
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo as zoo_module
-from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+from octvideo.engine.checkpoint import load_checkpoint, model_from_meta, model_state_dict
 from octvideo.engine.zoo import (
     CONFIG_MARK,
     import_checkpoint,
@@ -27,7 +27,7 @@ from octvideo.engine.zoo import (
     zoo_head_pool,
 )
 from octvideo.errors import UsageError
-from octvideo.inference.predictor import Predictor, model_from_meta
+from octvideo.inference.predictor import Predictor
 from octvideo.models.weights import convert_pytorchvideo_state_dict
 from octvideo.ops import OctConv3d
 
