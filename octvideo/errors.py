@@ -25,8 +25,13 @@ line without a traceback:
     |                         (a RuntimeError)
     `-- RunFailed             one run of a sweep failed; the sweep records it and goes on
 
-The built-in base each class had before this module existed (``ValueError``, ``RuntimeError``)
-stays, so ``except ValueError`` around a library call still catches what it caught.
+The others are caught where they happen and become part of a result: a ``DecodeError`` makes a
+failed input (predict), a bad-file row (data check) or a skipped or failed video (train, test);
+``TooManyBadVideos`` ends a training run as a ``RunStopped``;
+``CheckpointError`` and ``ExportError`` are reported by predict and export as usage errors;
+``TooManyWindows`` fails one input of predict; ``RunFailed`` is one failed row of a sweep.
+Classes also raised to library callers as ``ValueError`` or ``RuntimeError`` keep that base, so
+``except ValueError`` around a library call catches them.
 """
 
 from __future__ import annotations
