@@ -268,6 +268,9 @@ def predict(args: argparse.Namespace) -> int:
                 tqdm.write(format_result(result, predictor.classes, args.topk))
                 if rendered:
                     tqdm.write(f"  rendered {render_to[i]}")
+                # each video's table as it is done, also into a pipe; a reader that went away
+                # (``| head``) stops the run here rather than after the last input
+                sys.stdout.flush()
             if writer is not None:
                 writer.write(records(result, predictor.classes, args.topk))
             bar.update()
