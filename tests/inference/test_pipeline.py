@@ -227,6 +227,22 @@ def test_workers_decode_with_one_thread_at_the_niceness_asked(predictor, videos,
     assert decoding.PYAV_THREADS == 0  # FFmpeg's choice in this process
 
 
+def test_workers_keep_their_freed_memory(predictor, videos, monkeypatch):
+    # set in each worker, whoever called predict_many: its clips' buffers are reused, not faulted
+    # in afresh chunk after chunk
+    def kept() -> None:
+        os.environ["OCTVIDEO_TEST_KEPT"] = "yes"
+
+    def read_input(predictor, path, request, chunk):
+        yield "error", f"kept: {os.environ.get('OCTVIDEO_TEST_KEPT', 'no')}"
+
+    monkeypatch.setattr(pipeline_module, "keep_freed_memory", kept)
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    (result,) = predict_many(predictor, [videos["short"]], workers=1)
+    assert result.error == "kept: yes"
+    assert "OCTVIDEO_TEST_KEPT" not in os.environ  # the worker's, not this process's
+
+
 @pytest.mark.heavy
 def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, videos, monkeypatch):
     # The workers are ahead of a model that takes 4 s a pass; what they sent waits for it, and
