@@ -10,6 +10,7 @@ and, after ``octvideo test``, ``test/`` with the evaluation report.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -18,7 +19,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -475,6 +476,29 @@ def _module(
     )
 
 
+@contextlib.contextmanager
+def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
+    """Turns a data fault in the loop inside into ``RunStopped``: a data-loader worker that died
+    (a decoder crash, the kernel's out-of-memory killer) names the file it was decoding, and a
+    training item that found no decodable video names the files tried. ``last``: the run's
+    last.ckpt, which the message then says is kept (as it is at the time of the fault)."""
+    try:
+        yield
+    except TooManyBadVideos as err:
+        # from a worker, the message is "Caught TooManyBadVideos in ...", its traceback, then ours
+        reason = str(err).rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
+        raise RunStopped(f"{reason}{_kept(last)}") from err
+    except RuntimeError as err:
+        report = datamodule.worker_crash_report(err)
+        if report is None:
+            raise
+        raise RunStopped(f"{report}{_kept(last)}") from err
+
+
+def _kept(last: Path | None) -> str:
+    return "" if last is None else f"; {last_good(last)}"
+
+
 def run_train(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -582,7 +606,7 @@ def run_train(
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _data_faults(datamodule, ckpt_dir / LAST):
             # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -596,15 +620,6 @@ def run_train(
             f"stopped by {cause} at global step {trainer.global_step}; "
             f"{last_good(ckpt_dir / LAST)}; continue with --resume auto"
         ) from err
-    except TooManyBadVideos as err:
-        # from a worker, the message is "Caught TooManyBadVideos in ...", its traceback, then ours
-        reason = str(err).rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
-        raise RunStopped(f"{reason}; {last_good(ckpt_dir / LAST)}") from err
-    except RuntimeError as err:
-        report = datamodule.worker_crash_report(err)
-        if report is None:
-            raise
-        raise RunStopped(f"{report}; {last_good(ckpt_dir / LAST)}") from err
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     # this folder's best.ckpt: resumed from another folder's checkpoint, Lightning keeps that
     # folder's best_model_path until this run writes its own
@@ -667,13 +682,8 @@ def run_test(
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
     check_output_dir(out_dir, "--out or test.out_dir")
-    try:
+    with _data_faults(datamodule):
         trainer.test(module, datamodule=datamodule, verbose=False)
-    except RuntimeError as err:
-        report = datamodule.worker_crash_report(err)
-        if report is None:
-            raise
-        raise RunStopped(report) from err
     if not trainer.is_global_zero:  # rank 0 gathered the views and writes the report
         return TestResult(out_dir=out_dir, metrics={}, files={})
     views = module.test_views
