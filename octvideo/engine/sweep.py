@@ -521,7 +521,7 @@ def measure_points(
     ratios against the first point (``repeats`` rounds; 0 skips the timing)."""
     import torch
 
-    from octvideo.models.measure import StepTimer, ratio_stats, time_interleaved
+    from octvideo.bench.measure import StepTimer, ratio_stats, time_interleaved
     from octvideo.engine.build import build_model, on_gpu
     from octvideo.models.cost import clip_cost
     from octvideo.ops import memory_format_for
