@@ -38,7 +38,7 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(VENV)/bin/octvideo train --cfg oct_i3d_synth.yaml --out runs/demo
 	$(VENV)/bin/octvideo test --cfg oct_i3d_synth.yaml --ckpt runs/demo/checkpoints/best.ckpt --out runs/demo
-	$(VENV)/bin/python tools/make_long_video.py data/synth --out runs/demo/long_video.mp4
+	$(VENV)/bin/python tools/bench.py long-video data/synth --out runs/demo/long_video.mp4
 	$(VENV)/bin/octvideo predict --ckpt runs/demo/checkpoints/best.ckpt runs/demo/long_video.mp4 \
 		--window 2s --stride 1s --topk 3 --out runs/demo/predictions.jsonl
 	@echo "results: runs/demo (config.yaml, checkpoints/, curves.png, logs/, test/summary.json,"

@@ -8,7 +8,9 @@ line without a traceback:
     |-- UsageError            what the user passed cannot be used: ``octvideo CMD: error: ...``,
     |   |                     exit status 2
     |   |-- ConfigError       a config file or ``key=value`` override that does not fit the schema
-    |   `-- AnnotationError   an annotation file, video folder or class list (also a ValueError)
+    |   |-- AnnotationError   an annotation file, video folder or class list (also a ValueError)
+    |   `-- CheckpointError   a checkpoint without what it is used for, or with malformed
+    |                         metadata (also a ValueError)
     |-- RunStopped            a run that ended on a fault outside the code (a full disk, a
     |   |                     non-finite loss, a dead data-loader worker): ``octvideo CMD:
     |   |                     stopped: ...``, exit status 1, saying what was kept
@@ -18,7 +20,6 @@ line without a traceback:
     |-- DecodeError           a video that exists but cannot be decoded (a RuntimeError)
     |-- TooManyBadVideos      a training item found no decodable video in its retries (a
     |                         RuntimeError)
-    |-- CheckpointError       a checkpoint without what inference needs (a ValueError)
     |-- TooManyWindows        a video that would get more sliding windows than allowed (a
     |                         ValueError)
     |-- ExportError           an exported model that does not reproduce the checkpoint's logits
@@ -28,7 +29,7 @@ line without a traceback:
 The others are caught where they happen and become part of a result: a ``DecodeError`` makes a
 failed input (predict), a bad-file row (data check) or a skipped or failed video (train, test);
 ``TooManyBadVideos`` ends a training run as a ``RunStopped``;
-``CheckpointError`` and ``ExportError`` are reported by predict and export as usage errors;
+``ExportError`` is reported by export as a usage error;
 ``TooManyWindows`` fails one input of predict; ``RunFailed`` is one failed row of a sweep.
 Classes also raised to library callers as ``ValueError`` or ``RuntimeError`` keep that base, so
 ``except ValueError`` around a library call catches them.
@@ -169,8 +170,19 @@ class TooManyBadVideos(OctvideoError, RuntimeError):
         self.failures = list(failures or [])
 
 
-class CheckpointError(OctvideoError, ValueError):
-    """A checkpoint that lacks what inference needs (not written by ``octvideo train``)."""
+class CheckpointError(UsageError, ValueError):
+    """A checkpoint that lacks what it is used for, or whose metadata is malformed.
+
+    Attributes:
+        field: the metadata entry at fault (``"clip.num_frames"``), None when it is not one.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple[type[CheckpointError], tuple[str, str | None]]:
+        return type(self), (str(self), self.field)  # the field survives pickling
 
 
 class TooManyWindows(OctvideoError, ValueError):

@@ -12,38 +12,31 @@ from types import ModuleType
 import pytest
 import torch
 
-from octvideo.engine.checkpoint import atomic_save, model_from_meta
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
+from octvideo.config import ModelConfig
+from octvideo.engine.checkpoint import atomic_save
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLASSES = ["left", "right", "still"]
-META = {
-    "name": "tiny",
-    "model": {
-        "name": "c2d_r18",
-        "num_classes": 3,
-        "alpha": 0.25,
-        "octave": [1, 2, 2],
-        "dropout": 0.0,
-        "extra": {"width": 8},
-    },
-    "classes": CLASSES,
-    "normalization": {"mean": [0.45, 0.45, 0.45], "std": [0.225, 0.225, 0.225]},
-    "clip": {
-        "num_frames": 4,
-        "sampling_rate": 2,
-        "slowfast_alpha": None,
-        "test_short_side": 32,
-        "test_crop_size": 32,
-        "test_num_clips": 3,
-        "test_num_crops": 3,
-    },
-}
+META = CheckpointMeta(
+    model=ModelConfig(name="c2d_r18", num_classes=3, alpha=0.25, dropout=0.0, extra={"width": 8}),
+    classes=tuple(CLASSES),
+    clip=ClipProtocol(
+        num_frames=4,
+        sampling_rate=2,
+        test_short_side=32,
+        test_crop_size=32,
+        test_num_clips=3,
+        test_num_crops=3,
+    ),
+    name="tiny",
+)
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    model = model_from_meta(META["model"])
+    model = build_network(META.model)
     with torch.no_grad():  # non-trivial BN statistics, so eval mode matters
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm3d):
@@ -51,13 +44,11 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 m.running_var.uniform_(0.5, 1.5)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META}}, path)
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
     return path
 
 
 def _load_tool(name: str) -> ModuleType:
-    if str(TOOLS) not in sys.path:  # tools import each other, as they do when run from tools/
-        sys.path.insert(0, str(TOOLS))
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while the class is made
@@ -67,7 +58,7 @@ def _load_tool(name: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def load_tool():
-    """``load_tool("bench_models")`` imports tools/bench_models.py (tools/ is not a package)."""
+    """``load_tool("bench")`` imports tools/bench.py (tools/ is not a package)."""
     return _load_tool
 
 

@@ -31,6 +31,7 @@ KINDS = [
     (ConfigError, UsageError),
     (AnnotationError, UsageError),
     (AnnotationError, ValueError),
+    (CheckpointError, UsageError),
     (OutputWriteError, RunStopped),
     (CheckpointWriteError, RunStopped),
     (NonFiniteLoss, RunStopped),
@@ -88,6 +89,12 @@ def test_decode_error_pickles_with_its_fields():
     back = pickle.loads(pickle.dumps(DecodeError.of_attempts([first, second])))
     assert str(back) == "a.mp4: bad; a.mp4: worse"
     assert [(a.decoder, a.frame) for a in back.attempts] == [("decord", None), ("pyav", 3)]
+
+
+def test_checkpoint_error_pickles_with_its_field():
+    error = CheckpointError("checkpoint metadata clip.num_frames is 0", field="clip.num_frames")
+    back = pickle.loads(pickle.dumps(error))
+    assert (str(back), back.field) == (str(error), "clip.num_frames")
 
 
 def test_too_many_bad_videos_can_be_rebuilt_from_its_text_alone():

@@ -7,6 +7,10 @@ Layers, bottom to top:
     models           imports only ops
     errors           every exception (octvideo.errors) and the version (octvideo): import
                      nothing of octvideo
+    argtypes         the argparse types the commands and the benchmarks share: imports nothing
+                     of octvideo
+    measure          interleaved timing and the model calls it times (the study and the
+                     benchmarks share it): torch and ops
     paths            output files and checkpoint archives (octvideo.paths), octvideo.allocator
     data             annotations, decoding, datasets; data.config is the data section
     config           the run config, built from data.config's section and the others
@@ -31,6 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ops", ("octvideo.ops",)),
     ("models", ("octvideo.models",)),
     ("errors", ("octvideo.errors", "octvideo")),
+    ("argtypes", ("octvideo.argtypes",)),
+    ("measure", ("octvideo.measure",)),
     ("paths", ("octvideo.paths", "octvideo.allocator")),
     ("data", ("octvideo.data",)),
     ("config", ("octvideo.config",)),
@@ -40,7 +46,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench", ("octvideo.bench",)),
     ("cli", ("octvideo.cli",)),
 )
-LEAVES = ("errors",)  # layers that import nothing of octvideo, though layers lie below them
+# layers that import nothing of octvideo, though layers lie below them
+LEAVES = ("errors", "argtypes")
 
 Graph = dict[str, list[tuple[str, int]]]  # module -> (imported module, line)
 
@@ -155,6 +162,10 @@ def test_an_upward_import_is_reported_naming_the_module_the_line_and_both_layers
         ("octvideo.engine.zoo", "octvideo.inference.predictor"),  # inference sits on engine
         ("octvideo.config", "octvideo.engine.build"),
         ("octvideo.bench.predict", "octvideo.cli.inference"),
+        ("octvideo.bench.models", "octvideo.cli"),  # argparse types come from argtypes
+        ("octvideo.engine.sweep", "octvideo.bench.models"),  # the study measures via measure
+        ("octvideo.measure.steps", "octvideo.engine.build"),
+        ("octvideo.checkpoint_meta", "octvideo.engine.checkpoint"),
     ],
 )
 def test_each_rule_of_the_issue_is_an_upward_edge(module, target):
@@ -165,6 +176,13 @@ def test_each_rule_of_the_issue_is_an_upward_edge(module, target):
 def test_errors_imports_nothing_of_octvideo_though_ops_lies_below(target):
     assert violations({"octvideo.errors": [(target, 3)]}) == [
         f"octvideo.errors:3 (errors) imports {target}: errors imports nothing of octvideo"
+    ]
+
+
+def test_argtypes_imports_nothing_of_octvideo():
+    assert violations({"octvideo.argtypes": [("octvideo.errors", 9)]}) == [
+        "octvideo.argtypes:9 (argtypes) imports octvideo.errors: argtypes imports nothing of "
+        "octvideo"
     ]
 
 

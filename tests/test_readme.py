@@ -3,8 +3,9 @@
 Every shell line in a code block (fenced, or indented after a blank line) that runs `octvideo`,
 `make`, or a tool under `tools/` is checked without being run: an `octvideo` line must parse with
 the real argument parser, its `--cfg` must resolve to a config and its `key=value` overrides must
-load onto it; a `make` target must exist in the Makefile; a tool must exist and take every option
-the line gives it. Every relative link and every backquoted repository path must exist. A renamed
+load onto it; a `make` target must exist in the Makefile; a `tools/bench.py` line must parse with
+the benchmarks' own parser, and any other tool must exist and take every option the line gives
+it. Every relative link and every backquoted repository path must exist. A renamed
 option, config key, target, tool or file fails here.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from octvideo.bench.cli import parse_args as parse_bench_args
 from octvideo.cli import build_parser
 from octvideo.config import load_config, resolve_config_path
 from octvideo.errors import ConfigError
@@ -174,7 +176,21 @@ def check_make(argv: list[str]) -> None:
     assert not missing, f"Makefile has no target {missing}"
 
 
+def check_bench(argv: list[str]) -> None:
+    """Parses a `tools/bench.py` line with the benchmarks' parser (and its option checks)."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            parse_bench_args(argv[2:])
+    except SystemExit as err:
+        if err.code != 0:  # 0: a --help line
+            raise AssertionError(f"does not parse: {stderr.getvalue().strip()}") from err
+
+
 def check_tool(argv: list[str]) -> None:
+    if argv[1] == "tools/bench.py":
+        check_bench(argv)
+        return
     tool = ROOT / argv[1]
     assert tool.is_file(), f"{argv[1]} does not exist"
     source = tool.read_text(encoding="utf-8")
@@ -245,7 +261,10 @@ def test_readme_and_benchmarks_stay_short():
         "octvideo train --cfg no_such_recipe.yaml",
         "octvideo train --cfg i3d_r50_8x8.yaml optim.learning_rate=0.1",  # an unknown key
         "make no-such-target",
-        "python tools/bench_models.py --no-such-option 3",
+        "python tools/bench.py models --no-such-option 3",
+        "python tools/bench.py no-such-bench",
+        "python tools/bench.py predict --workers 0",  # parses, but its check refuses it
+        "python tools/bench_models.py --alpha 0.5",  # the scripts before tools/bench.py
         "python tools/no_such_tool.py",
     ],
 )

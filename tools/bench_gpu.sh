@@ -2,8 +2,8 @@
 # Issue 7's benchmark on a CUDA machine: Oct-I3D-R50 at alpha 0.5, 0.2 and 0.1 against its alpha-0
 # twin (and PyTorchVideo's I3D-R50 at alpha 0.5), in float32 and bfloat16, eager and compiled,
 # batch 8 inference and batch 8 training steps at 8x224x224, and the same models in NCDHW against
-# channels-last memory. Each case is one tools/bench_models.py or tools/bench_layouts.py run (the
-# variants interleaved); every table is appended to $OUT/BENCHMARKS-gpu.md (or
+# channels-last memory. Each case is one `tools/bench.py models` or `tools/bench.py layouts` run
+# (the variants interleaved); every table is appended to $OUT/BENCHMARKS-gpu.md (or
 # ./BENCHMARKS-gpu.md without $OUT) with its command, date and GPU.
 #
 # The GPU machines lent here have torch but no network and none of fvcore, iopath, yacs,
@@ -13,22 +13,21 @@
 #     bash tools/bench_gpu.sh --prepare         # here: fills .gpu_site/ (ignored by git)
 #     run(command="bash tools/bench_gpu.sh", carry=[".gpu_site"], timeout_s=580)   # there
 #
-# tools/bench_predict.py also needs PyAV and decord (compiled, 140 MB with their libraries: too
+# `tools/bench.py predict` also needs PyAV and decord (compiled, 140 MB with their libraries: too
 # large to carry); where the machine lacks them that case fails alone, with its error recorded.
 #
 # It first runs tools/check_device.py (float64: the device's channels-last paths against the
 # CPU's plain path; 6-13 s on a 2-CPU machine). A lent machine gives a session 15 minutes in
 # all, its start included, and compiling one case takes minutes, so the timed cases run
 # most-wanted first: alpha 0.5 eager with the PyTorchVideo baseline (float32, then bfloat16),
-# tools/bench_layouts.py (contiguous against channels-last at alpha 0.5 and 0, float32 then
+# `tools/bench.py layouts` (contiguous against channels-last at alpha 0.5 and 0, float32 then
 # bfloat16: whether trainer.memory_format=auto should pick channels-last on GPUs too),
-# tools/bench_predict.py (issue 25: `octvideo predict` over 40 clips of 320-pixel H.264 with 0, 2
-# and 8 decoding workers against the model's decode-free time, Oct-I3D-R50 alpha 0.1 at
-# 8x224x224 on the GPU), alpha 0.2 and 0.1 eager, then the compiled bench_models cases in the
-# same order. The whole run
-# keeps to BUDGET_S seconds (default 540): a case runs under `timeout` with the time that is left,
-# a case that would start with less than MIN_EAGER_S (45), MIN_PREDICT_S (120) or MIN_COMPILED_S
-# (150) seconds left is skipped, and both are written to the file as such.
+# `tools/bench.py predict` (issue 25: `octvideo predict` over 40 clips of 320-pixel H.264 with 0,
+# 2 and 8 decoding workers against the model's decode-free time, Oct-I3D-R50 alpha 0.1 at
+# 8x224x224 on the GPU), alpha 0.2 and 0.1 eager, then the compiled `models` cases in the same
+# order. The whole run keeps to BUDGET_S seconds (default 540): a case runs under `timeout` with
+# the time that is left, a case that would start with less than MIN_EAGER_S (45), MIN_PREDICT_S
+# (120) or MIN_COMPILED_S (150) seconds left is skipped, and both are written to the file as such.
 #
 # QUICK=1 runs one tiny case per setting (8 frames at 64x64, 2 repeats): a smoke test of the
 # script, here on the CPU with DEVICE=cpu.
@@ -88,17 +87,17 @@ timeout --kill-after=10 120 "$PYTHON" tools/check_device.py --device "$DEVICE" >
 cat "$check_log" >&2
 rm -f "$check_log"
 
-# One case: `bench SECONDS_NEEDED TOOL ARGS...` with TOOL bench_models, bench_layouts or
-# bench_predict (which takes the PREDICT shape). A case that fails (a compile error, say) or runs
-# out of time is recorded with the end of its output, one that would start too late is recorded
-# as skipped, and the others still run.
+# One case: `bench SECONDS_NEEDED SUBCOMMAND ARGS...` with SUBCOMMAND models, layouts or predict
+# (which takes the PREDICT shape), run as `tools/bench.py SUBCOMMAND ...`. A case that fails (a
+# compile error, say) or runs out of time is recorded with the end of its output, one that would
+# start too late is recorded as skipped, and the others still run.
 bench() {
-    local need=$1 tool=tools/$2.py shape=("${SHAPE[@]}")
-    [[ "$2" == bench_predict ]] && shape=("${PREDICT[@]}")
+    local need=$1 subcommand=$2 shape=("${SHAPE[@]}")
+    [[ "$subcommand" == predict ]] && shape=("${PREDICT[@]}")
     shift 2
     local left=$((BUDGET_S - (SECONDS - START)))
-    local args=(--model i3d_r50 --device "$DEVICE" "${shape[@]}" "$@")
-    local cmd="python $tool ${args[*]}"
+    local args=("$subcommand" --model i3d_r50 --device "$DEVICE" "${shape[@]}" "$@")
+    local cmd="python tools/bench.py ${args[*]}"
     if ((left < need)); then
         printf '\n`%s` not run: %d s of the %d s budget left, it needs %d.\n' \
             "$cmd" "$left" "$BUDGET_S" "$need" >>"$OUT_FILE"
@@ -109,7 +108,7 @@ bench() {
     echo "== $* (${left} s left)" >&2
     local log rc=0
     log=$(mktemp)
-    timeout --kill-after=10 "$left" "$PYTHON" "$tool" "${args[@]}" \
+    timeout --kill-after=10 "$left" "$PYTHON" tools/bench.py "${args[@]}" \
         --append "$OUT_FILE" 2>"$log" || rc=$?
     if ((rc == 0)); then
         RAN=$((RAN + 1))
@@ -133,14 +132,14 @@ for compile in none default; do
         for dtype in float32 bfloat16; do
             extra=()
             [[ "$alpha" == 0.5 && "$compile" == none ]] && extra=(--baseline pytorchvideo)
-            bench "$need" bench_models --alpha "$alpha" --dtype "$dtype" --compile "$compile" \
+            bench "$need" models --alpha "$alpha" --dtype "$dtype" --compile "$compile" \
                 "${extra[@]}"
         done
         if [[ "$alpha" == 0.5 && "$compile" == none ]]; then
             for dtype in float32 bfloat16; do
-                bench "$MIN_EAGER_S" bench_layouts --alphas 0.5 0 --dtype "$dtype"
+                bench "$MIN_EAGER_S" layouts --alphas 0.5 0 --dtype "$dtype"
             done
-            bench "$MIN_PREDICT_S" bench_predict --alpha 0.1 --threads 2
+            bench "$MIN_PREDICT_S" predict --alpha 0.1 --threads 2
         fi
     done
 done

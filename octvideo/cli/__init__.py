@@ -12,13 +12,18 @@ The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
     inference.py  octvideo predict, octvideo export
     models.py     octvideo models
     args.py       the argparse types they share
+
+A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
+status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,10 +63,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     keep_freed_memory()  # no page faults for tensors freed and allocated again each step
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # stdout's reader went away (``| head``): nobody reads the rest
+        _stdout_to_devnull()
+        return 1
     except (UsageError, FileNotFoundError) as err:
         print(f"octvideo {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     except RunStopped as err:
         print(f"octvideo {args.command}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
+
+
+def _stdout_to_devnull() -> None:
+    """Points stdout at /dev/null, so that the interpreter's own flush at exit finds no closed
+    pipe to complain about in a traceback (the recipe of Python's ``signal`` documentation)."""
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from octvideo.cli.args import positive_int
+from octvideo.argtypes import positive_int
 from octvideo.errors import UsageError
 
 

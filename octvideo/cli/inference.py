@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.cli.args import bounded_int
+from octvideo.argtypes import bounded_int
 from octvideo.errors import CheckpointError, UsageError
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
@@ -249,6 +249,9 @@ def predict(args: argparse.Namespace) -> int:
                 tqdm.write(format_result(result, predictor.classes, args.topk))
                 if rendered:
                     tqdm.write(f"  rendered {render_to[i]}")
+                # each video's table as it is done, also into a pipe; a reader that went away
+                # (``| head``) stops the run here rather than after the last input
+                sys.stdout.flush()
             if writer is not None:
                 writer.write(records(result, predictor.classes, args.topk))
             bar.update()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from octvideo.cli.args import positive_int
+from octvideo.argtypes import positive_int
 from octvideo.models._registry import list_models
 from octvideo.models.cost import cost_table
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from octvideo.cli.args import number
+from octvideo.argtypes import number
 
 
 def import_command(args: argparse.Namespace) -> int:

@@ -1,18 +1,22 @@
-"""From config sections to objects: the network (with its starting weights) and the trainer's
-precision. Models receive plain keyword arguments, never a config object."""
+"""From config sections to objects: the network (with its starting weights: pretrained ones, or a
+checkpoint's for ``octvideo test`` and ``train --resume``) and the trainer's precision. Models
+receive plain keyword arguments, never a config object."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from octvideo.checkpoint_meta import build_network, stored_meta
 from octvideo.config import MAX_PARAMETERS, ModelConfig
 from octvideo.data.config import DataConfig
-from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
 from octvideo.errors import ConfigError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,82 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
     if pretrained and cfg.pretrained:
         load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
     return model
+
+
+def build_classifier(
+    cfg: ModelConfig,
+    classes: Sequence[str],
+    checkpoint: dict[str, Any] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> nn.Module:
+    """The network of a run: with the model section's pretrained weights, or with the weights of
+    ``checkpoint`` (``octvideo test``, ``train --resume``) once they are checked to fit it.
+
+    Args:
+        cfg: the model section.
+        classes: the data's class names, which the checkpoint must have been trained on.
+        checkpoint: a loaded checkpoint (``load_checkpoint``), or None for a new run.
+        path: the checkpoint's file, named in errors.
+
+    Raises:
+        ConfigError: as ``build_model``.
+        UsageError: the checkpoint's weights do not fit the network, it was trained on other
+            classes, or its metadata is malformed (``CheckpointError``).
+    """
+    model = build_model(cfg, pretrained=checkpoint is None)  # else its weights replace them
+    if checkpoint is None:
+        return model
+    check_checkpoint_fits(model, checkpoint, path, cfg)
+    check_same_classes(checkpoint, classes, path)
+    model.load_state_dict(model_state_dict(checkpoint), strict=True)
+    return model
+
+
+def check_checkpoint_fits(
+    model: nn.Module,
+    checkpoint: dict[str, Any],
+    path: str | os.PathLike[str] | None,
+    cfg: ModelConfig,
+) -> None:
+    """One-line error when a checkpoint's weights do not fit the configured network.
+
+    Raises:
+        UsageError: names the class counts when they differ, else the first mismatching weights.
+    """
+    problem = state_mismatch(model, model_state_dict(checkpoint))
+    if problem is None:
+        return
+    meta = stored_meta(checkpoint, path)
+    if meta is not None and meta.model.num_classes != cfg.num_classes:
+        raise UsageError(
+            f"checkpoint {path} has {meta.model.num_classes} classes but model.num_classes="
+            f"{cfg.num_classes}; use the config and data it was trained with"
+        )
+    raise UsageError(f"checkpoint {path} does not fit model {cfg.name}: {problem}")
+
+
+def check_same_classes(
+    checkpoint: dict[str, Any], classes: Sequence[str], path: str | os.PathLike[str] | None
+) -> None:
+    """One-line error when a checkpoint was trained on another class list, or the same classes
+    in another order: its outputs would be scored against the wrong labels.
+
+    Raises:
+        UsageError: names the first class that differs.
+    """
+    meta = stored_meta(checkpoint, path)
+    if meta is None or list(meta.classes) == list(classes):
+        return
+    trained = meta.classes
+    if len(trained) != len(classes):
+        differs = f"{len(trained)} classes there, {len(classes)} here"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(trained, classes, strict=True)) if a != b)
+        differs = f"class {i} is {trained[i]!r} there, {classes[i]!r} here"
+    raise UsageError(
+        f"checkpoint {path} was trained on other classes than the data's ({differs}); use the "
+        "class list it was trained with (data.classes_file, or the training list's classes)"
+    )
 
 
 def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> None:
@@ -106,21 +186,10 @@ def check_size(model: nn.Module, cfg: ModelConfig) -> None:
 
 
 def _create(cfg: ModelConfig) -> nn.Module:
-    from octvideo.models import create_model
-
-    alpha = list(cfg.alpha) if isinstance(cfg.alpha, list | tuple) else float(cfg.alpha)
     try:
-        model = create_model(
-            cfg.name,
-            num_classes=cfg.num_classes,
-            alpha=alpha,
-            octave=tuple(cfg.octave),
-            dropout=cfg.dropout,
-            **cfg.extra,
-        )
+        return build_network(cfg)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"model.name={cfg.name!r}: {err}") from err
-    return model
 
 
 def load_pretrained(model: nn.Module, path: str, kind: str) -> None:

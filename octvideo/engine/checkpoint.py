@@ -13,9 +13,9 @@ output.
 Loading checks the zip structure first (``octvideo.paths.check_torch_archive``: no member may
 declare more bytes than the file has), then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
-as plain dicts), so nothing in it can run code. ``model_from_meta`` builds the network a
-checkpoint's model section describes; ``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo
-file into an octvideo model of any alpha.
+as plain dicts), so nothing in it can run code. ``load_pytorchvideo_checkpoint`` loads a
+PyTorchVideo zoo file into an octvideo model of any alpha (the network a checkpoint's own metadata
+describes is ``octvideo.checkpoint_meta.build_network``'s).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor, nn
 
 from octvideo.errors import CheckpointWriteError, OutputWriteError, UsageError
-from octvideo.models import create_model
 from octvideo.models.weights import (
     convert_pytorchvideo_state_dict,
     load_state_dict_checked,
@@ -165,18 +164,6 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> st
             more = f" and {len(items) - 2} more" if len(items) > 2 else ""
             parts.append(f"{what}: {', '.join(items[:2])}{more}")
     return "; ".join(parts) or None
-
-
-def model_from_meta(model_cfg: dict[str, Any]) -> nn.Module:
-    """Builds the network a checkpoint's model section describes (no pretrained weights)."""
-    return create_model(
-        model_cfg["name"],
-        num_classes=int(model_cfg["num_classes"]),
-        alpha=model_cfg["alpha"],
-        octave=tuple(model_cfg["octave"]),
-        dropout=float(model_cfg.get("dropout", 0.0)),
-        **dict(model_cfg.get("extra") or {}),
-    )
 
 
 def _read_state_dict(path: str | Path) -> dict[str, Tensor]:

@@ -10,6 +10,7 @@ and, after ``octvideo test``, ``test/`` with the evaluation report.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -18,7 +19,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from octvideo import __version__
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, stored_meta
 from octvideo.config import RunConfig, load_config, save_config, to_dict
 from octvideo.engine.build import (
-    build_model,
+    build_classifier,
     check_clip,
     check_training_precision,
     on_gpu,
@@ -50,8 +51,6 @@ from octvideo.engine.checkpoint import (
     AtomicCheckpointIO,
     last_good,
     load_checkpoint,
-    model_state_dict,
-    state_mismatch,
 )
 from octvideo.engine.evaluate import check_report_files, summarize, write_report
 from octvideo.engine.module import VideoClassifier
@@ -105,28 +104,9 @@ def run_dir_of(cfg: RunConfig) -> Path:
 
 
 def checkpoint_meta(cfg: RunConfig, classes: Sequence[str]) -> dict[str, Any]:
-    """Plain values stored in every checkpoint: enough to rebuild the model and its inputs."""
-    data = cfg.data
-    return {
-        "octvideo_version": __version__,
-        "name": cfg.name,
-        "model": to_dict(cfg.model),
-        "classes": list(classes),
-        "normalization": {"mean": list(data.mean), "std": list(data.std)},
-        "clip": {
-            "num_frames": data.num_frames,
-            "sampling_rate": data.sampling_rate,
-            "target_fps": data.target_fps,
-            "slowfast_alpha": data.slowfast_alpha,
-            "train_crop_size": data.train_crop_size,
-            "val_crop_size": data.val_crop_size,
-            "test_short_side": data.test_short_side,
-            "test_crop_size": data.test_crop_size,
-            "test_num_clips": data.test_num_clips,
-            "test_num_crops": data.test_num_crops,
-        },
-        "config": to_dict(cfg),
-    }
+    """Plain values stored in every checkpoint: enough to rebuild the model and its inputs
+    (``CheckpointMeta.to_dict``)."""
+    return CheckpointMeta.from_run(cfg, classes).to_dict()
 
 
 def _datamodule(cfg: RunConfig):
@@ -342,27 +322,6 @@ def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> No
         )
 
 
-def check_checkpoint_fits(
-    model: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path, cfg: RunConfig
-) -> None:
-    """One-line error when a checkpoint's weights do not fit the configured network.
-
-    Raises:
-        UsageError: names the class counts when they differ, else the first mismatching weights.
-    """
-    problem = state_mismatch(model, model_state_dict(checkpoint))
-    if problem is None:
-        return
-    meta = (checkpoint.get("hyper_parameters") or {}).get("meta") or {}
-    trained = (meta.get("model") or {}).get("num_classes")
-    if trained is not None and trained != cfg.model.num_classes:
-        raise UsageError(
-            f"checkpoint {path} has {trained} classes but model.num_classes="
-            f"{cfg.model.num_classes}; use the config and data it was trained with"
-        )
-    raise UsageError(f"checkpoint {path} does not fit model {cfg.model.name}: {problem}")
-
-
 def epochs_done(checkpoint: dict[str, Any]) -> int | None:
     """Training epochs a Lightning checkpoint has completed (None: not a training state)."""
     loops = checkpoint.get("loops") or {}
@@ -421,30 +380,6 @@ def check_same_position(state: dict[str, int], world: int, videos: int, path: st
         )
 
 
-def check_same_classes(
-    checkpoint: dict[str, Any], classes: Sequence[str], path: str | Path
-) -> None:
-    """One-line error when a checkpoint was trained on another class list, or the same classes
-    in another order: its outputs would be scored against the wrong labels.
-
-    Raises:
-        UsageError: names the first class that differs.
-    """
-    meta = (checkpoint.get("hyper_parameters") or {}).get("meta") or {}
-    trained = meta.get("classes")
-    if trained is None or list(trained) == list(classes):
-        return
-    if len(trained) != len(classes):
-        differs = f"{len(trained)} classes there, {len(classes)} here"
-    else:
-        i = next(i for i, (a, b) in enumerate(zip(trained, classes, strict=True)) if a != b)
-        differs = f"class {i} is {trained[i]!r} there, {classes[i]!r} here"
-    raise UsageError(
-        f"checkpoint {path} was trained on other classes than the data's ({differs}); use the "
-        "class list it was trained with (data.classes_file, or the training list's classes)"
-    )
-
-
 def check_same_clips(
     checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, allow: bool = False
 ) -> None:
@@ -454,21 +389,14 @@ def check_same_clips(
     Raises:
         UsageError: names each setting, its value here and in training, and the overrides.
     """
-    meta = (checkpoint.get("hyper_parameters") or {}).get("meta") or {}
-    clip, norm = meta.get("clip") or {}, meta.get("normalization") or {}
-    d = cfg.data
-    pairs = {
-        "num_frames": (clip, d.num_frames),
-        "sampling_rate": (clip, d.sampling_rate),
-        "target_fps": (clip, d.target_fps),
-        "slowfast_alpha": (clip, d.slowfast_alpha),
-        "mean": (norm, [float(v) for v in d.mean]),
-        "std": (norm, [float(v) for v in d.std]),
-    }
+    meta = stored_meta(checkpoint, path)
+    if meta is None:  # a bare state dict: nothing recorded to compare
+        return
+    stored, ours = meta.clip, ClipProtocol.from_data(cfg.data)
     differ = {
-        key: (section[key], here)
-        for key, (section, here) in pairs.items()
-        if key in section and section[key] != here
+        key: (_shown(getattr(stored, key)), _shown(getattr(ours, key)))
+        for key in ("num_frames", "sampling_rate", "target_fps", "slowfast_alpha", "mean", "std")
+        if getattr(stored, key) != getattr(ours, key)
     }
     if not differ:
         return
@@ -488,6 +416,11 @@ def check_same_clips(
         f"checkpoint {path} was trained on other clips than the config gives ({said}); test "
         f"with {fix}, or set test.allow_other_clip=true to test on these on purpose"
     )
+
+
+def _shown(value: Any) -> Any:
+    """A setting as the config writes it (a list for a tuple)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 class _BestCheckpoint(ModelCheckpoint):
@@ -524,6 +457,46 @@ def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
         enable_version_counter=False,
         **trigger,
     )
+
+
+def _module(
+    cfg: RunConfig, model: torch.nn.Module, meta: dict[str, Any] | None = None
+) -> VideoClassifier:
+    """The training logic around ``model`` (``VideoClassifier``), from the run's sections;
+    ``meta`` goes into every checkpoint it writes."""
+    return VideoClassifier(
+        model,
+        optim=to_dict(cfg.optim),
+        num_classes=cfg.model.num_classes,
+        batch_size=cfg.data.batch_size,
+        seed=cfg.trainer.seed,
+        meta=meta,
+        memory_format=cfg.trainer.memory_format,
+    )
+
+
+@contextlib.contextmanager
+def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
+    """Turns a data fault in the loop inside into ``RunStopped``: a data-loader worker that died
+    (a decoder crash, the kernel's out-of-memory killer) names the file it was decoding, and a
+    training item that found no decodable video names the files tried. ``last``: the run's
+    last.ckpt, which the message then says is kept (as it is at the time of the fault)."""
+    try:
+        yield
+    except TooManyBadVideos as err:
+        reason = str(err)
+        if not err.failures:  # rebuilt by PyTorch from a worker's traceback: ours is the end
+            reason = reason.rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
+        raise RunStopped(f"{reason}{_kept(last)}") from err
+    except RuntimeError as err:
+        report = datamodule.worker_crash_report(err)
+        if report is None:
+            raise
+        raise RunStopped(f"{report}{_kept(last)}") from err
+
+
+def _kept(last: Path | None) -> str:
+    return "" if last is None else f"; {last_good(last)}"
 
 
 def run_train(
@@ -582,26 +555,17 @@ def run_train(
         check_new_run(ckpt_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
-    model = build_model(cfg.model, pretrained=ckpt_path is None)
-    if ckpt_path is not None:  # refusals before config.yaml and the logs are touched
-        checkpoint = load_checkpoint(ckpt_path)
-        check_checkpoint_fits(model, checkpoint, ckpt_path, cfg)
-        check_same_classes(checkpoint, datamodule.classes, ckpt_path)
+    # a resume checkpoint's refusals come before config.yaml and the logs are touched
+    checkpoint = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)
+    if checkpoint is not None:
         check_resume_target(checkpoint, cfg, ckpt_path, ckpt_dir)
         position = checkpoint.get(type(datamodule).__qualname__) or {}
         check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
         datamodule.load_state_dict(position)
         del checkpoint
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
-    module = VideoClassifier(
-        model,
-        optim=to_dict(cfg.optim),
-        num_classes=cfg.model.num_classes,
-        batch_size=cfg.data.batch_size,
-        seed=cfg.trainer.seed,
-        meta=checkpoint_meta(cfg, datamodule.classes),
-        memory_format=cfg.trainer.memory_format,
-    )
+    module = _module(cfg, model, meta=checkpoint_meta(cfg, datamodule.classes))
     best = _BestCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
@@ -642,7 +606,7 @@ def run_train(
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _data_faults(datamodule, ckpt_dir / LAST):
             # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -656,16 +620,6 @@ def run_train(
             f"stopped by {cause} at global step {trainer.global_step}; "
             f"{last_good(ckpt_dir / LAST)}; continue with --resume auto"
         ) from err
-    except TooManyBadVideos as err:
-        reason = str(err)
-        if not err.failures:  # rebuilt by PyTorch from a worker's traceback: ours is the end
-            reason = reason.rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
-        raise RunStopped(f"{reason}; {last_good(ckpt_dir / LAST)}") from err
-    except RuntimeError as err:
-        report = datamodule.worker_crash_report(err)
-        if report is None:
-            raise
-        raise RunStopped(f"{report}; {last_good(ckpt_dir / LAST)}") from err
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     # this folder's best.ckpt: resumed from another folder's checkpoint, Lightning keeps that
     # folder's best_model_path until this run writes its own
@@ -717,19 +671,10 @@ def run_test(
     check_report_files(out_dir)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
-    model = build_model(cfg.model, pretrained=False)  # the checkpoint holds the weights
-    check_checkpoint_fits(model, checkpoint, ckpt, cfg)
-    check_same_classes(checkpoint, datamodule.classes, ckpt)
+    model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt)
     check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)
-    model.load_state_dict(model_state_dict(checkpoint), strict=True)
-    module = VideoClassifier(
-        fuse_for_inference(model),  # a fused copy; the FLOPs below count the model as built
-        optim=to_dict(cfg.optim),
-        num_classes=cfg.model.num_classes,
-        batch_size=cfg.data.batch_size,
-        seed=cfg.trainer.seed,
-        memory_format=cfg.trainer.memory_format,
-    )
+    # a fused copy; the FLOPs below count the model as built
+    module = _module(cfg, fuse_for_inference(model))
     from octvideo.data import BadVideoCallback
 
     trainer = _trainer(cfg, run_dir, [BadVideoCallback()], loggers=False)
@@ -737,13 +682,8 @@ def run_test(
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
     check_output_dir(out_dir, "--out or test.out_dir")
-    try:
+    with _data_faults(datamodule):
         trainer.test(module, datamodule=datamodule, verbose=False)
-    except RuntimeError as err:
-        report = datamodule.worker_crash_report(err)
-        if report is None:
-            raise
-        raise RunStopped(report) from err
     if not trainer.is_global_zero:  # rank 0 gathered the views and writes the report
         return TestResult(out_dir=out_dir, metrics={}, files={})
     views = module.test_views

@@ -32,14 +32,17 @@ import itertools
 import json
 import logging
 import math
+import os
 import platform
 import re
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,11 +250,19 @@ class SubprocessRunner:
         ckpt: which checkpoint is tested: "last" (every point gets the same training budget, no
             choice made on the validation set) or "best".
         timeout: seconds one command may run (None: no limit); a command past it is stopped.
+        threads: intra-op threads of each command (``OMP_NUM_THREADS``); None: torch's default,
+            one per core. Runs side by side (``run_points(jobs=...)``) share the cores this way.
     """
 
-    def __init__(self, ckpt: str = "last", timeout: float | None = None) -> None:
+    def __init__(
+        self, ckpt: str = "last", timeout: float | None = None, threads: int | None = None
+    ) -> None:
         self.ckpt = ckpt
         self.timeout = timeout
+        self.threads = threads
+        self._live: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._stopped = False
 
     def __call__(self, cfg: str, overrides: Sequence[str], run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -286,7 +297,18 @@ class SubprocessRunner:
         with log.open("a") as fh:
             fh.write(f"\n$ octvideo {' '.join(args)}\n")
             fh.flush()
-            proc = subprocess.Popen(_cli_command(*args), stdout=fh, stderr=subprocess.STDOUT)
+            env = (
+                None
+                if self.threads is None
+                else {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
+            )
+            proc = subprocess.Popen(
+                _cli_command(*args), stdout=fh, stderr=subprocess.STDOUT, env=env
+            )
+            with self._lock:
+                self._live.add(proc)
+                if self._stopped:  # started as the study was being stopped
+                    proc.terminate()
             try:
                 returncode = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
@@ -298,9 +320,20 @@ class SubprocessRunner:
             finally:
                 if proc.poll() is None:  # interrupted: the child keeps its checkpoint and ends
                     _stop(proc)
+                with self._lock:
+                    self._live.discard(proc)
         if returncode != 0:
             tail = log.read_text(errors="replace").splitlines()[-40:]
             raise RunFailed(_reason(tail, returncode))
+
+    def stop_all(self) -> None:
+        """Stops every command running now (from another thread: the study was told to stop)."""
+        with self._lock:
+            self._stopped = True
+            live = list(self._live)
+        for proc in live:
+            if proc.poll() is None:
+                proc.terminate()  # each run's own thread waits for it and escalates
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -355,48 +388,87 @@ def run_points(
     *,
     runner: Runner | None = None,
     clock: Callable[[], float] = time.monotonic,
+    jobs: int = 1,
 ) -> list[RunRecord]:
     """Runs every point and seed not finished yet, seed by seed (every point's first seed before
     any second seed, so a study stopped early still has a whole first row); a point whose config
-    is refused, or whose run fails, is recorded with its reason and the others go on."""
+    is refused, or whose run fails, is recorded with its reason and the others go on.
+
+    With ``jobs`` above 1, that many runs go side by side (in this order), each in its own
+    thread waiting on its commands; give the runner ``threads`` so that they share the cores.
+    Stopped (SIGTERM, Ctrl-C), the study stops every running command and records none of them.
+    """
     runner = runner or SubprocessRunner()
     refused = {p: check_point(cfg, overrides, p) for p in points}
-    records = []
+    records: list[RunRecord | None] = []
+    todo: list[tuple[int, int, int, Point]] = []  # (slot in records, seed, index, point)
     for seed in seeds:
         for i, point in enumerate(points):
             run_dir = run_folder(out, point, seed)
             what = f"[{point.label}, seed {seed}]"
-            previous = _read_record(run_dir)
             if is_finished(run_dir):
                 logger.info("%s finished before: skipped (%s)", what, run_dir)
-                records.append(
-                    RunRecord(point.name, seed, "finished", wall_s=previous.get("wall_s"))
-                )
-                continue
-            if refused[point]:
+                wall = _read_record(run_dir).get("wall_s")
+                records.append(RunRecord(point.name, seed, "finished", wall_s=wall))
+            elif refused[point]:
                 logger.warning("%s refused: %s", what, refused[point])
                 record = RunRecord(point.name, seed, "failed", refused[point])
                 run_dir.mkdir(parents=True, exist_ok=True)
                 _write_json(run_dir / RECORD, dataclasses.asdict(record))
                 records.append(record)
-                continue
-            logger.info("%s run %d of %d: %s", what, i + 1, len(points), run_dir)
-            start = clock()
-            reason = ""
+            else:
+                todo.append((len(records), seed, i, point))
+                records.append(None)
+    stopping = threading.Event()
+
+    def one(seed: int, i: int, point: Point) -> RunRecord | None:
+        run_dir = run_folder(out, point, seed)
+        what = f"[{point.label}, seed {seed}]"
+        previous = _read_record(run_dir)
+        logger.info("%s run %d of %d: %s", what, i + 1, len(points), run_dir)
+        start = clock()
+        reason = ""
+        try:
+            runner(cfg, [*overrides, *point.overrides, f"trainer.seed={seed}"], run_dir)
+        except RunFailed as err:
+            reason = str(err) or "failed"
+        if stopping.is_set():  # stopped from outside: not a result of this run
+            return None
+        wall = clock() - start + (previous.get("wall_s") or 0.0)
+        if not reason and not is_finished(run_dir):
+            reason = f"the run ended without a test summary ({run_dir / SUMMARY})"
+        record = RunRecord(point.name, seed, "failed" if reason else "finished", reason, wall)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / RECORD, dataclasses.asdict(record))
+        if reason:
+            logger.warning("%s failed: %s", what, reason)
+        return record
+
+    if jobs <= 1:
+        for slot, seed, i, point in todo:
+            records[slot] = one(seed, i, point)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-run") as pool:
+            futures: dict[Future, int] = {}
             try:
-                runner(cfg, [*overrides, *point.overrides, f"trainer.seed={seed}"], run_dir)
-            except RunFailed as err:
-                reason = str(err) or "failed"
-            wall = clock() - start + (previous.get("wall_s") or 0.0)
-            if not reason and not is_finished(run_dir):
-                reason = f"the run ended without a test summary ({run_dir / SUMMARY})"
-            record = RunRecord(point.name, seed, "failed" if reason else "finished", reason, wall)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(run_dir / RECORD, dataclasses.asdict(record))
-            if reason:
-                logger.warning("%s failed: %s", what, reason)
-            records.append(record)
-    return records
+                for slot, seed, i, point in todo:
+                    futures[pool.submit(one, seed, i, point)] = slot
+                pending = set(futures)
+                while pending:
+                    # short waits: a signal that lands on a run's thread is handled in this
+                    # (the main) thread only when it runs Python code again
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        records[futures[future]] = future.result()
+            except BaseException:
+                stopping.set()
+                for future in futures:
+                    future.cancel()
+                stop_all = getattr(runner, "stop_all", None)
+                if stop_all is not None:
+                    stop_all()
+                raise
+    return [r for r in records if r is not None]
 
 
 # --------------------------------------------------------------------------------- measurement
@@ -446,8 +518,9 @@ def measure_points(
     import torch
 
     from octvideo.engine.build import build_model, on_gpu
+    from octvideo.measure.steps import StepTimer
+    from octvideo.measure.timing import ratio_stats, time_interleaved
     from octvideo.models.cost import clip_cost
-    from octvideo.models.measure import StepTimer, ratio_stats, time_interleaved
     from octvideo.ops import memory_format_for
 
     results: dict[str, Measured] = {}
@@ -783,6 +856,7 @@ def run_study(
     clock: Callable[[], float] = time.monotonic,
     timer: Callable[[], float] = time.perf_counter,
     command: str = "",
+    jobs: int = 1,
 ) -> StudyResult:
     """Runs (or continues) a study and writes its table and figure.
 
@@ -799,6 +873,7 @@ def run_study(
         batch: training clips per timed step.
         clock: wall clock of the runs; timer: clock of the timed calls (tests inject both).
         command: the command line, written into the table.
+        jobs: runs side by side (see ``run_points``).
 
     Raises:
         UsageError: a bad grid, seed count or config (see ``_check_base``), or an unwritable
@@ -823,7 +898,9 @@ def run_study(
     except OSError as err:
         raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from err
     seed_list = list(range(seeds))
-    records = run_points(str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock)
+    records = run_points(
+        str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock, jobs=jobs
+    )
     measured: dict[str, Measured] = {}
     if measure:
         measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)

@@ -39,12 +39,12 @@ import yaml
 from torch import Tensor, nn
 
 from octvideo import __version__
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network, model_config
 from octvideo.config import ModelConfig, RunConfig, to_dict
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
     atomic_save,
     load_checkpoint,
-    model_from_meta,
     model_state_dict,
     state_mismatch,
 )
@@ -100,6 +100,19 @@ class ImportResult:
     config: Path
     meta: dict[str, Any]
     clip_source: str
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """What a source's conversion gives: the weights under octvideo's keys, and what the
+    checkpoint will say about them."""
+
+    state: dict[str, Tensor]
+    model: dict[str, Any]  # the model section (``to_dict(ModelConfig)``)
+    classes: list[str]
+    clip: ClipProtocol
+    clip_source: str  # where the clip protocol came from, for the command's report
+    classes_file: str = ""  # the source run's data.classes_file, which the run config names
 
 
 def kinetics400_classes() -> list[str]:
@@ -192,25 +205,31 @@ def import_checkpoint(
 
     checkpoint = load_checkpoint(src)
     if source == "pytorchvideo":
-        state, meta = _from_pytorchvideo(src, checkpoint, model, names, alpha, clip_tt)
+        got = _from_pytorchvideo(src, checkpoint, model, names, alpha, clip_tt)
     elif source == "torchvision":
-        state, meta = _from_torchvision(src, checkpoint, model, names, alpha, clip_tt)
+        got = _from_torchvision(src, checkpoint, model, names, alpha, clip_tt)
     else:
-        state, meta = _from_octvideo(src, checkpoint, model, names, alpha, clip_tt)
+        got = _from_octvideo(src, checkpoint, model, names, alpha, clip_tt)
     del checkpoint
-    meta["name"] = out.stem
-    meta["source"] = {"from": source, "file": src.name, "sha256": _sha256(src)}
-    if classes is None and meta["classes"] == kinetics400_classes():
+    if classes is None and got.classes == kinetics400_classes():
         classes = KINETICS400  # the zoo's default, so the run config names the shipped list
-    data = _data_config(meta, classes, class_file, meta.pop("_classes_file", ""))
-    run_cfg = RunConfig(model=ModelConfig(**meta["model"]), data=data, name=out.stem)
-    meta["config"] = to_dict(run_cfg)
-    problem = _mismatch(meta["model"], state)
+    data = _data_config(got.clip, classes, class_file, got.classes_file)
+    section = model_config(got.model)
+    run_cfg = RunConfig(model=section, data=data, name=out.stem)
+    meta = CheckpointMeta(
+        model=section,
+        classes=tuple(got.classes),
+        clip=got.clip,
+        name=out.stem,
+        config=to_dict(run_cfg),
+        source={"from": source, "file": src.name, "sha256": _sha256(src)},
+        octvideo_version=__version__,
+    )
+    problem = _mismatch(got.model, got.state)
     if problem:  # each conversion checks its own; this guards the file predict reads
-        raise RuntimeError(f"imported weights do not fit {meta['model']['name']}: {problem}")
-    clip_source = meta.pop("_clip_source")
-    _write(out, config_path, state, meta, run_cfg)
-    return ImportResult(out, config_path, meta, clip_source)
+        raise RuntimeError(f"imported weights do not fit {section.name}: {problem}")
+    _write(out, config_path, got.state, meta, run_cfg)
+    return ImportResult(out, config_path, meta.to_dict(), got.clip_source)
 
 
 # ------------------------------------------------------------------------------------ sources
@@ -223,7 +242,7 @@ def _from_pytorchvideo(
     names: list[str] | None,
     alpha: float | None,
     clip: tuple[int, int] | None,
-) -> tuple[dict[str, Tensor], dict[str, Any]]:
+) -> _Converted:
     raw = checkpoint.get("model_state", checkpoint)
     if not isinstance(raw, Mapping) or not any(str(k).startswith("blocks.") for k in raw):
         raise UsageError(
@@ -251,7 +270,7 @@ def _from_pytorchvideo(
     target = _model_section(model, num_classes, alpha or 0.0, extra, dropout=0.5)
     state = _octavised(vanilla, target)
     protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD)
-    return state, _meta(target, names, protocol, clip_source)
+    return _Converted(state, target, names, protocol, clip_source)
 
 
 def _from_torchvision(
@@ -261,7 +280,7 @@ def _from_torchvision(
     names: list[str] | None,
     alpha: float | None,
     clip: tuple[int, int] | None,
-) -> tuple[dict[str, Tensor], dict[str, Any]]:
+) -> _Converted:
     from octvideo.models.weights import inflate_resnet2d
 
     raw = _plain_state(checkpoint)
@@ -295,7 +314,7 @@ def _from_torchvision(
     except ValueError as err:
         raise UsageError(f"{src} does not inflate into {model}: {_first_line(err)}") from err
     protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD)
-    return state, _meta(target, names, protocol, clip_source)
+    return _Converted(state, target, names, protocol, clip_source)
 
 
 def _from_octvideo(
@@ -305,7 +324,7 @@ def _from_octvideo(
     names: list[str] | None,
     alpha: float | None,
     clip: tuple[int, int] | None,
-) -> tuple[dict[str, Tensor], dict[str, Any]]:
+) -> _Converted:
     what, trained_on = "--classes", ""
     hyper = checkpoint.get("hyper_parameters")
     meta = hyper.get("meta") if isinstance(hyper, dict) else None
@@ -332,7 +351,7 @@ def _from_octvideo(
                 "weights without one (PyTorchVideo, torchvision, a bare state dict)"
             )
         section = _with_alpha(own["model"], own["model"].get("alpha", 0.0))
-        protocol = {"clip": dict(own["clip"]), "normalization": dict(own["normalization"])}
+        protocol = ClipProtocol.from_dict(own["clip"], own["normalization"], path=src)
         clip_source = "the source checkpoint"
         if names is None and own.get("classes"):
             names, what = list(own["classes"]), "its metadata"
@@ -373,9 +392,7 @@ def _from_octvideo(
             f"--alpha {alpha}: {src} is already an octave network (alpha {source_alpha}); "
             "octavise from its alpha-0 checkpoint"
         )
-    meta = _meta(target, names, protocol, clip_source)
-    meta["_classes_file"] = trained_on  # the run config names it again
-    return state, meta
+    return _Converted(state, target, names, protocol, clip_source, classes_file=trained_on)
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -618,7 +635,7 @@ def _model_section(
 
 
 def _build(section: Mapping[str, Any]) -> nn.Module:
-    return model_from_meta(dict(section))
+    return build_network(model_config(section))
 
 
 def _octavised(vanilla: Mapping[str, Tensor], section: Mapping[str, Any]) -> dict[str, Tensor]:
@@ -662,9 +679,10 @@ def _protocol(
     fps: float | None,
     mean: Sequence[float],
     std: Sequence[float],
-) -> dict[str, Any]:
-    """The ``clip`` and ``normalization`` metadata of a T x tau clip (the slow pathway's for
-    SlowFast, whose Fast pathway takes alpha x T frames every ``FAST_STRIDE``th)."""
+) -> ClipProtocol:
+    """The clip protocol of a T x tau clip (the slow pathway's for SlowFast, whose Fast pathway
+    takes alpha x T frames every ``FAST_STRIDE``th); the test views and crops are the config's
+    defaults (the zoo's 10 x 3 of 256)."""
     slowfast_alpha = None
     frames, stride = t, tau
     if model.startswith("slowfast"):
@@ -676,54 +694,35 @@ def _protocol(
         slowfast_alpha = tau // FAST_STRIDE
         frames, stride = t * slowfast_alpha, FAST_STRIDE
     d = DataConfig()
-    clip = {
-        "num_frames": frames,
-        "sampling_rate": stride,
-        "target_fps": fps,
-        "slowfast_alpha": slowfast_alpha,
-        "train_crop_size": d.train_crop_size,
-        "val_crop_size": d.val_crop_size,
-        "test_short_side": d.test_short_side,
-        "test_crop_size": d.test_crop_size,
-        "test_num_clips": d.test_num_clips,
-        "test_num_crops": d.test_num_crops,
-    }
-    return {"clip": clip, "normalization": {"mean": list(mean), "std": list(std)}}
-
-
-def _meta(
-    section: dict[str, Any], names: list[str], protocol: dict[str, Any], clip_source: str
-) -> dict[str, Any]:
-    return {
-        "octvideo_version": __version__,
-        "model": section,
-        "classes": list(names),
-        "normalization": protocol["normalization"],
-        "clip": protocol["clip"],
-        "_clip_source": clip_source,
-    }
+    return ClipProtocol(
+        num_frames=frames,
+        sampling_rate=stride,
+        target_fps=fps,
+        slowfast_alpha=slowfast_alpha,
+        test_short_side=d.test_short_side,
+        test_crop_size=d.test_crop_size,
+        test_num_clips=d.test_num_clips,
+        test_num_crops=d.test_num_crops,
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+        train_crop_size=d.train_crop_size,
+        val_crop_size=d.val_crop_size,
+    )
 
 
 def _data_config(
-    meta: Mapping[str, Any], classes: str | None, class_file: Path | None, trained_on: str
+    clip: ClipProtocol, classes: str | None, class_file: Path | None, trained_on: str
 ) -> DataConfig:
     """The data section of the run config beside the checkpoint: its clip protocol, and the
     classes file its names came from (the shipped list, ``--classes FILE``, the source run's
     ``data.classes_file``; none for numbered classes)."""
-    clip, norm = meta["clip"], meta["normalization"]
     if classes in CLASS_FILES:
         classes_file = str(_shipped_path(classes))
     elif class_file is not None:
         classes_file = str(class_file.resolve())
     else:
         classes_file = trained_on
-    fields = {k: clip[k] for k in DataConfig.__dataclass_fields__ if k in clip}
-    return DataConfig(
-        **fields,
-        classes_file=classes_file,
-        mean=tuple(float(v) for v in norm["mean"]),
-        std=tuple(float(v) for v in norm["std"]),
-    )
+    return DataConfig(**clip.clip_dict(), classes_file=classes_file, mean=clip.mean, std=clip.std)
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -733,13 +732,13 @@ def _write(
     out: Path,
     config_path: Path,
     state: Mapping[str, Tensor],
-    meta: dict[str, Any],
+    meta: CheckpointMeta,
     run_cfg: RunConfig,
 ) -> None:
     """The checkpoint (``octvideo train``'s layout) and its run config, each atomically."""
     checkpoint = {
         "state_dict": {f"model.{k}": v.contiguous() for k, v in state.items()},
-        "hyper_parameters": {"meta": meta},
+        "hyper_parameters": {"meta": meta.to_dict()},
         "octvideo_version": __version__,
     }
     text = _config_text(run_cfg, meta)
@@ -755,15 +754,16 @@ def _write(
     logger.debug("wrote %s and %s", out, config_path)
 
 
-def _config_text(run_cfg: RunConfig, meta: Mapping[str, Any]) -> str:
+def _config_text(run_cfg: RunConfig, meta: CheckpointMeta) -> str:
     """A short run config: the model and data sections; every other setting is the default."""
     model = {k: v for k, v in to_dict(run_cfg.model).items() if not k.startswith("pretrained")}
     data = to_dict(run_cfg.data)
-    protocol = [*meta["clip"], "mean", "std", "classes_file"]
+    protocol = [*meta.clip.clip_dict(), "mean", "std", "classes_file"]
     sections = {"model": model, "data": {k: data[k] for k in protocol if k in data}}
-    source = meta["source"]
+    source = meta.source
+    assert source is not None  # an import always records its source
     header = (
-        f"{CONFIG_MARK.decode()}: {meta['model']['name']} from {source['file']} (--from "
+        f"{CONFIG_MARK.decode()}: {meta.model.name} from {source['file']} (--from "
         f"{source['from']}), the model and clip protocol of {run_cfg.name}.ckpt.\n"
         f"# test:      octvideo test --cfg {run_cfg.name}.yaml --ckpt {run_cfg.name}.ckpt "
         "data.test_list=LIST\n"

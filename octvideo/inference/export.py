@@ -32,8 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from octvideo.checkpoint_meta import ClipProtocol
 from octvideo.errors import ExportError, UsageError
-from octvideo.inference.predictor import ClipProtocol, Predictor
+from octvideo.inference.predictor import Predictor
 from octvideo.ops import memory_format_for, to_memory_format
 from octvideo.paths import AtomicOutput, ReadFiles, check_output_file, write_atomically
 

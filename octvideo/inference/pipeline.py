@@ -18,9 +18,16 @@ pass's result depends on what else is in the batch (a few ulps), so the batches 
 A result is handed out once all its views have been through the model, in input order.
 
 Workers (forked: they inherit the loaded modules and any injected function) use one torch thread
-and decode one input at a time, chunk after chunk; a reader thread per worker takes what it sends
-as soon as it is sent, up to ``2 x batch_size / workers`` views waiting a worker (then that worker
-waits), so memory holds about two forward passes' clips plus one chunk a worker.
+and decode one input at a time, chunk after chunk; each is given the next input as soon as it has
+sent the end of the one before, whatever the model side is doing (a forward pass, say). A chunk
+comes as its size first, then its views; a reader thread per worker takes the views once the
+decoded views waiting for the model side, all workers together, leave room for them under a bound
+of two forward passes, else that worker waits (``ReadAhead``). So while the model runs a pass the
+workers decode up to two passes ahead, and a worker only waits while more than a pass is decoded
+and waiting. Memory holds at most the bound's views waiting (plus one chunk, below), the pass in
+the model, and one decoded chunk in each worker. The model side takes the views of the input it
+reads as they come, so that input's worker may always hand over one chunk past the bound: later
+inputs that filled the bound cannot block the one before them.
 
 Faults stay with their input: an exception while reading an input is that input's error; a
 worker that sends nothing for ``timeout`` seconds while it has work (opening and indexing a
@@ -48,6 +55,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
 from octvideo.inference.predictor import (
     Prediction,
@@ -59,7 +67,7 @@ from octvideo.inference.predictor import (
 
 logger = logging.getLogger(__name__)
 
-MAX_WORKERS = 64  # decoding processes; each holds up to two chunks of clips
+MAX_WORKERS = 64  # decoding processes; each holds up to one decoded chunk of clips
 MAX_TIMEOUT = 86_400.0  # seconds one step of one input may take: a day
 DEFAULT_TIMEOUT = 60.0  # opening a 2-hour file or decoding a batch of clips takes seconds
 POLL = 1.0  # seconds between looks at the workers when nothing arrives
@@ -67,7 +75,8 @@ POLL = 1.0  # seconds between looks at the workers when nothing arrives
 
 def default_workers() -> int:
     """Decoding processes when none is asked for: 2, or 1 on a one-CPU machine. Two keep a
-    CPU model fed with 320-pixel H.264 (``tools/bench_predict.py``); on a GPU ask for more."""
+    CPU model fed with 320-pixel H.264 (``python tools/bench.py predict``); on a GPU ask for
+    more."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -96,6 +105,44 @@ class ReadRequest:
     decoder: str = "auto"
 
 
+@dataclass(frozen=True)
+class ReadAhead:
+    """How far the decoding workers may run ahead of the model side, counted in views (a clip at
+    one crop position, the unit of a forward pass).
+
+    Attributes:
+        bound: decoded views that may wait for the model side, all workers together.
+        chunk: views a worker sends at once, at most (one chunk of clips).
+    """
+
+    bound: int
+    chunk: int
+
+    @classmethod
+    def passes(cls, batch_size: int, chunk: int) -> ReadAhead:
+        """Two forward passes of ``batch_size`` views (two chunks where a chunk is larger): a
+        reader is then only refused while more than ``bound - chunk``, at least one full pass,
+        is decoded and waiting."""
+        return cls(2 * max(batch_size, chunk), chunk)
+
+    def may_take(self, views: int, waiting: int, *, head: bool, holds: int) -> bool:
+        """Whether a reader may take a chunk of ``views`` views now.
+
+        Args:
+            views: the chunk's views (at most ``chunk``).
+            waiting: decoded views waiting for the model side, all workers together.
+            head: the chunk belongs to the input the model side is reading.
+            holds: views of this worker the model side has not taken yet (with ``head``,
+                all of that same input: earlier ones are done).
+
+        Within the bound, always. Beyond it, only the first chunk the model side has not taken
+        yet of the input it is reading: it takes those views as they come, while views of later
+        inputs wait for that input's end, so refusing it would stop both sides. Waiting views
+        therefore never exceed ``bound + chunk``.
+        """
+        return waiting + views <= self.bound or (head and holds == 0)
+
+
 @dataclass
 class PipelineStats:
     """Where the time of a ``predict_many`` run went (filled in as it runs).
@@ -106,6 +153,8 @@ class PipelineStats:
         forwards: forward passes.
         model_seconds: time in forward passes (copies to the device and back included).
         wait_seconds: time the model side waited for decoded clips.
+        waiting_peak: the most decoded views that waited for the model side at once (memory;
+            0 with ``workers=0``, where each chunk goes to the model as it is decoded).
     """
 
     inputs: int = 0
@@ -113,6 +162,7 @@ class PipelineStats:
     forwards: int = 0
     model_seconds: float = 0.0
     wait_seconds: float = 0.0
+    waiting_peak: int = 0
 
 
 Event = tuple[str, Any]  # ("open", InputHeader) | ("clips", views) | ("end", None) | ("error", str)
@@ -159,9 +209,14 @@ def _worker_main(
     inherited: list[Connection],
 ) -> None:
     """A decoding process: reads the inputs the parent sends, one at a time, until it sends None
-    or goes away."""
+    or goes away. A chunk of clips goes as ``(index, "clips", views)`` and then its array, so that
+    the parent can make room before it takes the views."""
     if nice:
         os.nice(nice)
+    # frames and clips of the same sizes are allocated and freed chunk after chunk: keep the
+    # freed memory instead of faulting in fresh pages each time (15% of a worker's CPU on
+    # 320-pixel H.264). The commands set this before forking; a library caller may not have.
+    keep_freed_memory()
     for other in inherited:  # the parent's ends of the pipes: theirs alone, so EOF means exit
         with contextlib.suppress(OSError):
             other.close()
@@ -178,8 +233,10 @@ def _worker_main(
         index, path = task
         for kind, payload in read_input(predictor, path, request, chunk):
             if kind == "clips":
-                payload = payload.numpy()  # pickled as its bytes, not a shared-memory handle
-            conn.send((index, kind, payload))
+                conn.send((index, kind, len(payload)))
+                conn.send(payload.numpy())  # pickled as its bytes, not a shared-memory handle
+            else:
+                conn.send((index, kind, payload))
 
 
 @dataclass(eq=False)
@@ -192,15 +249,15 @@ class _Worker:
     index: int | None = None  # the input it is reading
     buffered: int = 0  # views it sent that the model side has not taken yet
     last_seen: float = 0.0  # when it last sent something or was given work
-    paused: bool = False  # its reader thread waits for the model side (its clock stops)
+    paused: bool = False  # its reader thread waits for room for a chunk (its clock stops)
     dead: bool = False  # its pipe closed: the process exited
     retired: bool = False  # being stopped; what it still sends is dropped
     thread: threading.Thread | None = None
 
 
 class _Pool:
-    """Worker processes that read inputs ahead of the model side, with timeouts and crashes
-    failing only their input."""
+    """Worker processes that read inputs ahead of the model side, as far as ``ahead`` lets them,
+    with timeouts and crashes failing only their input."""
 
     def __init__(
         self,
@@ -210,7 +267,7 @@ class _Pool:
         paths: Sequence[str],
         size: int,
         timeout: float,
-        budget: int,
+        ahead: ReadAhead,
         nice: int = 0,
     ) -> None:
         # fork: workers inherit the imported modules (spawn would re-import torch per worker)
@@ -218,10 +275,13 @@ class _Pool:
         self._args = (predictor, request, chunk, nice)
         self._paths = list(paths)
         self._timeout = timeout
-        self._budget = budget
+        self._ahead = ahead
         self._cv = threading.Condition()
         self._events: list[deque[tuple[str, Any, _Worker | None]]] = [deque() for _ in paths]
         self._todo = deque(range(len(paths)))
+        self._head = 0  # the input the model side reads
+        self.waiting = 0  # decoded views waiting for the model side, all workers together
+        self.peak = 0  # the most that ever waited
         self._workers: list[_Worker] = []
         try:
             for _ in range(size):
@@ -229,6 +289,8 @@ class _Pool:
         except BaseException:  # cannot fork (memory, process limits): stop those started
             self.close()
             raise
+        with self._cv:
+            self._assign()
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
@@ -244,19 +306,15 @@ class _Pool:
         return worker
 
     def _receive(self, worker: _Worker) -> None:
-        """A worker's reader thread: takes each message as it comes, while the model side keeps
-        fewer than ``budget`` of the worker's views; until the pipe closes or it is retired."""
+        """A worker's reader thread: takes each message as it comes, and a chunk's views once
+        ``ReadAhead`` leaves room for them; until the pipe closes or the worker is retired."""
         while True:
-            with self._cv:
-                while worker.buffered >= self._budget and not worker.retired:
-                    worker.paused = True
-                    self._cv.wait()
-                if worker.retired:
-                    return
-                if worker.paused:
-                    worker.paused, worker.last_seen = False, time.monotonic()
             try:
                 index, kind, payload = worker.conn.recv()
+                if kind == "clips":
+                    if not self._make_room(worker, index, payload):
+                        return
+                    payload = torch.from_numpy(worker.conn.recv())
             except (EOFError, OSError):
                 with self._cv:
                     worker.dead = True
@@ -267,15 +325,33 @@ class _Pool:
                     return
                 worker.last_seen = time.monotonic()
                 if kind == "clips":
-                    payload = torch.from_numpy(payload)
                     worker.buffered += len(payload)
+                    self.waiting += len(payload)
+                    self.peak = max(self.peak, self.waiting)
                 elif kind in ("end", "error"):
                     worker.index = None
+                    self._assign()  # its next input, now: the model side may be busy
                 self._events[index].append((kind, payload, worker))
                 self._cv.notify_all()
 
+    def _make_room(self, worker: _Worker, index: int, views: int) -> bool:
+        """Waits until ``worker`` may take a chunk of ``views`` views of input ``index`` (its
+        clock stopped meanwhile); False when it was retired instead."""
+        with self._cv:
+            while not worker.retired and not self._ahead.may_take(
+                views, self.waiting, head=index == self._head, holds=worker.buffered
+            ):
+                worker.paused = True
+                self._cv.wait()
+            if worker.paused:
+                worker.paused, worker.last_seen = False, time.monotonic()
+            return not worker.retired
+
     def events(self, index: int) -> Iterator[Event]:
         """The events of input ``index`` as they arrive, up to its "end" or "error"."""
+        with self._cv:
+            self._head = index
+            self._cv.notify_all()  # its worker may be waiting for room
         while True:
             kind, payload = self._next(index)
             yield kind, payload
@@ -284,12 +360,13 @@ class _Pool:
 
     def _next(self, index: int) -> Event:
         while True:
-            self._assign()
             with self._cv:
+                self._assign()
                 if self._events[index]:
                     kind, payload, worker = self._events[index].popleft()
                     if kind == "clips" and worker is not None:
                         worker.buffered -= len(payload)
+                        self.waiting -= len(payload)
                         self._cv.notify_all()
                     return kind, payload
                 broken = self._broken()
@@ -300,19 +377,16 @@ class _Pool:
                 self._replace(worker, reason)
 
     def _assign(self) -> None:
-        """Gives the next inputs, in order, to idle workers under their budget."""
-        given = []
-        with self._cv:
-            for worker in self._workers:
-                idle = worker.index is None and not (worker.dead or worker.retired)
-                if idle and self._todo and worker.buffered < self._budget:
-                    worker.index, worker.last_seen = self._todo.popleft(), time.monotonic()
-                    given.append(worker)
-        for worker in given:
-            try:
-                worker.conn.send((worker.index, self._paths[worker.index]))
-            except OSError:  # died while idle: the input goes back, the worker is replaced
-                with self._cv:
+        """Gives the next inputs, in order, to idle workers (under the condition; the message is
+        a few bytes, so sending it does not block)."""
+        for worker in self._workers:
+            if not self._todo:
+                return
+            if worker.index is None and not (worker.dead or worker.retired):
+                worker.index, worker.last_seen = self._todo.popleft(), time.monotonic()
+                try:
+                    worker.conn.send((worker.index, self._paths[worker.index]))
+                except OSError:  # died while idle: the input goes back, the worker is replaced
                     self._todo.appendleft(worker.index)
                     worker.index, worker.dead = None, True
 
@@ -397,6 +471,8 @@ def _exit_reason(proc: mp.process.BaseProcess) -> str:
 
 class _Local:
     """The readers in this process, one input after the other (``workers=0``)."""
+
+    peak = 0  # no decoded views wait: each chunk goes to the model as it is decoded
 
     def __init__(
         self, predictor: Predictor, request: ReadRequest, chunk: int, paths: Sequence[str]
@@ -549,7 +625,7 @@ def predict_many(
         stats: filled in with where the time went.
         on_views: called with the number of views after each forward pass (progress).
         worker_nice: added to the workers' niceness (0 to 19): a higher one leaves the cores to
-            the model's threads first (``tools/bench_predict.py --nice`` measures it).
+            the model's threads first (``python tools/bench.py predict --nice`` measures it).
 
     Raises:
         ValueError: an argument out of its bounds, before any input is read.
@@ -584,7 +660,7 @@ def _predict_many(
     batch = predictor.batch_size
     chunk = max(1, batch // crops)  # clips a worker sends at once: about one forward pass
     size = min(workers, len(paths))
-    budget = max(1, math.ceil(2 * batch / max(size, 1)))
+    ahead = ReadAhead.passes(batch, chunk * crops)
     source: _Pool | _Local | None = None
     batcher = _Batcher(predictor, stats)
     order: deque[_Pending] = deque()
@@ -596,7 +672,7 @@ def _predict_many(
 
     try:
         if size:
-            source = _Pool(predictor, request, chunk, paths, size, timeout, budget, nice)
+            source = _Pool(predictor, request, chunk, paths, size, timeout, ahead, nice)
         else:
             source = _Local(predictor, request, chunk, paths)
         for index, path in enumerate(paths):
@@ -608,6 +684,7 @@ def _predict_many(
                 start = time.perf_counter()
                 kind, payload = next(events)
                 stats.wait_seconds += time.perf_counter() - start
+                stats.waiting_peak = source.peak
                 if kind == "open":
                     pending.header = payload
                 elif kind == "clips":

@@ -38,13 +38,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from octvideo.data.config import DataConfig
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
@@ -61,37 +60,6 @@ MIN_WINDOW_SECONDS = 0.1
 MAX_WINDOWS = 100_000
 # multi-view protocols use 10 or 30 temporal clips; each clip is one forward pass per crop
 MAX_VIEW_CLIPS = 100
-
-
-@dataclass(frozen=True)
-class ClipProtocol:
-    """How a clip is sampled and transformed, as stored in the checkpoint."""
-
-    num_frames: int
-    sampling_rate: int
-    test_short_side: int
-    test_crop_size: int
-    test_num_clips: int = 10
-    test_num_crops: int = 3
-    slowfast_alpha: int | None = None
-    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
-    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
-    target_fps: float | None = None  # the stride counted at this frame rate (data.target_fps)
-
-    def data_config(self) -> DataConfig:
-        """The data section the evaluation transforms are built from."""
-        return DataConfig(
-            num_frames=self.num_frames,
-            sampling_rate=self.sampling_rate,
-            target_fps=self.target_fps,
-            test_short_side=self.test_short_side,
-            test_crop_size=self.test_crop_size,
-            test_num_clips=self.test_num_clips,
-            test_num_crops=self.test_num_crops,
-            slowfast_alpha=self.slowfast_alpha,
-            mean=tuple(self.mean),
-            std=tuple(self.std),
-        )
 
 
 @dataclass
@@ -310,45 +278,11 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def _protocol_from_meta(meta: dict[str, Any]) -> ClipProtocol:
-    clip, norm = meta["clip"], meta["normalization"]
-    return ClipProtocol(
-        num_frames=int(clip["num_frames"]),
-        sampling_rate=int(clip["sampling_rate"]),
-        test_short_side=int(clip["test_short_side"]),
-        test_crop_size=int(clip["test_crop_size"]),
-        test_num_clips=int(clip.get("test_num_clips", 10)),
-        test_num_crops=int(clip.get("test_num_crops", 3)),
-        slowfast_alpha=clip.get("slowfast_alpha"),
-        mean=tuple(norm["mean"]),
-        std=tuple(norm["std"]),
-        target_fps=clip.get("target_fps"),
-    )
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """The ``meta`` section and the network weights of an ``octvideo train`` checkpoint.
-
-    Raises:
-        UsageError: the file is missing or unsafe to load (see ``load_checkpoint``).
-        CheckpointError: it lacks the metadata inference needs.
-    """
+def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tensor]]:
     from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 
     checkpoint = load_checkpoint(path)  # a dict: anything else is refused there
-    hyper = checkpoint.get("hyper_parameters")
-    meta = hyper.get("meta") if isinstance(hyper, dict) else None
-    if not isinstance(meta, dict):
-        meta = None
-    missing = [
-        k for k in ("model", "classes", "clip", "normalization") if not meta or k not in meta
-    ]
-    if missing:
-        raise CheckpointError(
-            f"checkpoint {os.fspath(path)!r} has no {', '.join(missing)} metadata: inference needs "
-            f"a checkpoint written by 'octvideo train' (a bare state dict cannot say which model, "
-            f"classes and clip protocol it belongs to)"
-        )
+    meta = CheckpointMeta.from_checkpoint(checkpoint, path)
     state = model_state_dict(checkpoint)
     if not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(
@@ -398,12 +332,12 @@ class Predictor:
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but no CUDA device is available")
-        from octvideo.engine.checkpoint import model_from_meta, state_mismatch
+        from octvideo.engine.checkpoint import state_mismatch
 
-        meta, state = read_checkpoint(path)
+        meta, state = _read(path)
         try:
-            model = model_from_meta(meta["model"])
-        except (KeyError, TypeError, ValueError) as err:
+            model = build_network(meta.model)
+        except (TypeError, ValueError) as err:
             raise CheckpointError(
                 f"checkpoint {os.fspath(path)!r} describes a model that cannot be built "
                 f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
@@ -412,17 +346,16 @@ class Predictor:
         if mismatch:
             raise CheckpointError(
                 f"checkpoint {os.fspath(path)!r} does not fit the model its metadata describes "
-                f"({meta['model'].get('name')!r}): {mismatch}"
+                f"({meta.model.name!r}): {mismatch}"
             )
         model.load_state_dict(state)
-        if len(meta["classes"]) != int(meta["model"]["num_classes"]):
+        if len(meta.classes) != meta.model.num_classes:
             raise CheckpointError(
-                f"checkpoint {os.fspath(path)!r} names {len(meta['classes'])} classes but its "
-                f"model has {meta['model']['num_classes']} outputs"
+                f"checkpoint {os.fspath(path)!r} names {len(meta.classes)} classes but its "
+                f"model has {meta.model.num_classes} outputs",
+                field="classes",
             )
-        return cls(
-            model, meta["classes"], _protocol_from_meta(meta), device=device, batch_size=batch_size
-        )
+        return cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
 
     # ---------------------------------------------------------------------------------- pieces
 

@@ -43,6 +43,18 @@ def test_decode_all_frames_and_resize(media):
     assert decode(media["odd.mkv"], [0], short_side=20).shape == (1, 20, 28, 3)
 
 
+@pytest.mark.parametrize("name", GOOD)
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_sampled_frames_equal_the_same_frames_of_a_whole_decode(media, name, decoder):
+    # a clip decodes (and converts to RGB) only the frames it samples, seeking where it can, one
+    # open file read in pieces as predict reads it: the pixels are those of decoding every frame
+    whole = decode(media[name], decoder=decoder)
+    assert torch.equal(decode(media[name], INDICES, decoder=decoder), whole[INDICES])
+    video = decoding_module.Video(media[name], decoder=decoder)
+    for piece in ([11, 5, 5], [23], [0, 1, 2]):
+        assert torch.equal(video.read(piece), whole[piece])
+
+
 def test_variable_frame_rate_indices_are_frame_order(media):
     frames = decode(media["vfr.mp4"], np.arange(NUM_FRAMES), decoder="pyav")
     assert [frame_index(float(f[8:, 8:].float().mean())) for f in frames] == list(range(24))

@@ -11,13 +11,13 @@ import sys
 import pytest
 import torch
 
+from octvideo.checkpoint_meta import CheckpointMeta, build_network
 from octvideo.config import load_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
 from octvideo.engine.callbacks import read_metrics
-from octvideo.engine.checkpoint import load_checkpoint, model_from_meta
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.run import run_test
-from octvideo.inference.predictor import read_checkpoint
 from tests.engine.conftest import bn_population_moments, tiny_overrides
 
 
@@ -67,8 +67,8 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
 
     # Precise BN: each rank took the first batch of its share of epoch 0; the stored statistics
     # are the moments of both batches together (rank 0's alone would differ).
-    meta, state = read_checkpoint(run / "checkpoints" / "last.ckpt")
-    model = model_from_meta(meta["model"])
+    state = model_state_dict(ckpt)
+    model = build_network(CheckpointMeta.from_checkpoint(ckpt).model)
     model.load_state_dict(state)
     data = load_config("oct_i3d_synth", overrides).data
     dataset = VideoDataModule(data).train_dataloader().dataset

@@ -1,7 +1,7 @@
 """``run_train``'s order and its resume targets: every check before the first file or folder (a
 refused run leaves nothing behind, not even a classes file), a finished run resumed into another
-folder is refused, a run resumed there as a branch reports that folder's checkpoints, and --out is
-a path, never YAML."""
+folder is refused, a run resumed there as a branch reports that folder's checkpoints, --out is a
+path, never YAML, and test and resume refuse a checkpoint whose metadata does not read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from octvideo import cli
-from octvideo.engine.run import run_train
+from octvideo.checkpoint_meta import ADVICE
+from octvideo.config import load_config
+from octvideo.engine.build import build_model
+from octvideo.engine.checkpoint import atomic_save
+from octvideo.engine.run import checkpoint_meta, run_train
 from octvideo.errors import ConfigError, UsageError
 from tests.engine.conftest import NUM_CLASSES, tiny_overrides
 
@@ -105,3 +109,41 @@ def test_out_is_a_path_not_yaml(tiny_synth, tmp_path, monkeypatch, name):
     (tmp_path / name / "checkpoints" / "last.ckpt").write_bytes(b"x")
     with pytest.raises(UsageError, match=rf"^{re.escape(name)} already holds a run"):
         run_train(None, tiny_overrides(tiny_synth), out=name)
+
+
+def test_a_checkpoint_with_malformed_metadata_is_refused_by_test_and_resume(
+    tiny_synth, tmp_path, capsys
+):
+    overrides = tiny_overrides(tiny_synth)
+    cfg = load_config("oct_i3d_synth.yaml", overrides)
+    classes = (tiny_synth / "classes.txt").read_text().split()
+    meta = checkpoint_meta(cfg, classes)
+    meta["clip"]["num_frames"] = "4"  # the weights fit; the description does not parse
+    state = build_model(cfg.model, pretrained=False).state_dict()
+    path = tmp_path / "odd.ckpt"
+    atomic_save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in state.items()},
+            "hyper_parameters": {"meta": meta},
+        },
+        path,
+    )
+    line = (
+        f"checkpoint {str(path)!r} metadata clip.num_frames is '4' (str), not a whole number of 1 "
+        f"or more; {ADVICE}"
+    )
+    test = [
+        "test",
+        "--cfg",
+        "oct_i3d_synth.yaml",
+        "--ckpt",
+        str(path),
+        "--out",
+        str(tmp_path / "t"),
+    ]
+    assert cli.main([*test, *overrides]) == 2
+    assert capsys.readouterr().err == f"octvideo test: error: {line}\n"
+    with pytest.raises(UsageError) as info:
+        run_train("oct_i3d_synth.yaml", overrides, out=str(tmp_path / "r"), resume=str(path))
+    assert str(info.value) == line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.ckpt"]  # nothing written

@@ -6,6 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -203,6 +206,115 @@ def test_a_failed_point_is_reported_and_the_others_go_on(tmp_path):
     again = Recorder()
     _study(tmp_path, again, grid="model.alpha=0,0.25,0.5,1.5", seeds=1)
     assert [d.parent.name for _, d in again.calls] == ["alpha-0.25"]
+
+
+def test_runs_side_by_side_meet_report_failures_and_keep_the_order(tmp_path):
+    together = threading.Barrier(2)
+
+    class SideBySide(Recorder):
+        def __init__(self, fail: tuple[str, ...]) -> None:
+            super().__init__(fail)
+            self.lock = threading.Lock()
+            self.started = 0
+
+        def __call__(self, cfg, overrides, run_dir: Path) -> None:
+            with self.lock:  # counted under a lock: which runs are the first two is not a race
+                self.started += 1
+                first_two = self.started <= 2
+            if first_two:  # the first two runs must be running at the same time
+                together.wait(timeout=60)
+            super().__call__(cfg, overrides, run_dir)
+
+    runner = SideBySide(fail=("model.alpha=0.25",))
+    grid = "model.alpha=0,0.25,0.5,1.5"
+    result = run_study(
+        CFG, [[parse_grid(grid)]], seeds=2, out=tmp_path, runner=runner, measure=False, jobs=2
+    )
+    ran = [d.relative_to(tmp_path).as_posix() for _, d in runner.calls]
+    assert sorted(ran) == sorted(f"alpha-{a}/seed{s}" for a in ("0", "0.25", "0.5") for s in (0, 1))
+    status = {r["folder"]: r["status"] for r in result.rows}
+    assert status["alpha-0"] == status["alpha-0.5"] == "ok"
+    assert status["alpha-0.25"].startswith("failed: seed 0: octvideo train: stopped: loss is NaN")
+    assert status["alpha-1.5"].startswith("failed: seed 0: model.alpha must be a number")
+    records = [(r.point, r.seed) for r in result.records]
+    assert records == [
+        (p, s) for s in (0, 1) for p in ("alpha-0", "alpha-0.25", "alpha-0.5", "alpha-1.5")
+    ]
+
+
+def test_a_stopped_side_by_side_study_stops_every_run_and_records_none(tmp_path, monkeypatch):
+    class Blocking:
+        """Each run waits until the study stops it; the second run to start stops the study."""
+
+        def __init__(self) -> None:
+            self.calls: list[Path] = []
+            self.released = threading.Event()
+            self.stopped = False
+
+        def __call__(self, cfg, overrides, run_dir: Path) -> None:
+            self.calls.append(run_dir)
+            if len(self.calls) == 2:
+                os.kill(os.getpid(), signal.SIGUSR1)  # handled in the main thread
+            self.released.wait(timeout=60)
+            raise RunFailed("octvideo train: stopped: SIGTERM")
+
+        def stop_all(self) -> None:
+            self.stopped = True
+            self.released.set()
+
+    def stop(signum, frame):
+        raise RuntimeError("told to stop")
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    try:
+        runner = Blocking()
+        with pytest.raises(RuntimeError, match="told to stop"):
+            run_study(
+                CFG,
+                [[parse_grid("model.alpha=0,0.25,0.5")]],
+                seeds=1,
+                out=tmp_path,
+                runner=runner,
+                measure=False,
+                jobs=2,
+            )
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert runner.stopped and len(runner.calls) == 2  # the third run never started
+    assert not list(tmp_path.glob("*/seed0/sweep.json"))  # a stop is not a failed run
+
+
+def test_subprocess_runner_gives_each_command_its_thread_count(tmp_path, monkeypatch):
+    seen = []
+
+    class FakeProc:
+        def __init__(self, cmd, stdout, stderr, env):
+            seen.append(env)
+            self.returncode = 0
+
+        def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(sweep.subprocess, "Popen", FakeProc)
+    sweep.SubprocessRunner(threads=1)._run(tmp_path, "test", "--cfg", CFG)
+    sweep.SubprocessRunner()._run(tmp_path, "test", "--cfg", CFG)
+    assert seen[0]["OMP_NUM_THREADS"] == "1"
+    assert seen[1] is None  # torch's own default: one thread per core
+
+
+def test_cli_refuses_more_jobs_than_cores_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    args = ["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha=0", "--jobs"]
+    assert main([*args, "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "octvideo sweep: error: --jobs 3: this machine has 2 cores; give 1 to 2"
+    assert not list(tmp_path.iterdir())  # refused before any run
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "0"])
+    assert exit_.value.code == 2
 
 
 def test_subprocess_runner_fails_with_the_runs_own_one_line_error(tmp_path):

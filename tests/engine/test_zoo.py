@@ -17,9 +17,10 @@ import yaml
 from torch import nn
 
 import octvideo.inference.predictor as predictor_module
+from octvideo.checkpoint_meta import CheckpointMeta, build_network
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo as zoo_module
-from octvideo.engine.checkpoint import load_checkpoint, model_from_meta, model_state_dict
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.zoo import (
     CONFIG_MARK,
     import_checkpoint,
@@ -235,8 +236,8 @@ def test_run_config_builds_the_zoo_head_pool(i3d_zoo: Path, tmp_path: Path) -> N
     import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out)
     cfg = load_config(out.with_suffix(".yaml"))  # what octvideo test --cfg builds
     assert build_model(cfg.model, pretrained=False).global_pool.window == (4, 7, 7)
-    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
-    assert model_from_meta(meta["model"]).global_pool.window == (4, 7, 7)  # predict, export
+    meta = CheckpointMeta.from_checkpoint(load_checkpoint(out))
+    assert build_network(meta.model).global_pool.window == (4, 7, 7)  # predict, export
 
 
 @pytest.mark.parametrize("fmt", ["onnx", pytest.param("torchscript", marks=pytest.mark.heavy)])
@@ -329,7 +330,7 @@ def test_alpha_import_slices_are_the_source_weights(i3d_zoo: Path, tmp_path: Pat
     import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=out, alpha=0.1)
     meta = load_checkpoint(out)["hyper_parameters"]["meta"]
     assert meta["model"]["alpha"] == 0.1
-    model = model_from_meta(meta["model"])
+    model = build_network(CheckpointMeta.from_dict(meta).model)
     model.load_state_dict(model_state_dict(load_checkpoint(out)))
     raw = torch.load(i3d_zoo, map_location="cpu", weights_only=True)["model_state"]
     source = convert_pytorchvideo_state_dict(raw, "i3d_r50")

@@ -1,9 +1,13 @@
 """``octvideo predict`` arguments: every number bounded, every argument checked before any output
-is opened, so a refused command leaves an existing ``--out`` file as it was."""
+is opened, so a refused command leaves an existing ``--out`` file as it was; progress, and output
+into a pipe whose reader goes away."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -174,3 +178,30 @@ def test_progress_is_a_bar_over_the_inputs_on_a_terminal(checkpoint, videos, cap
     err = capsys.readouterr().err
     assert "predict: 100%" in err and "2/2" in err and "2 clips" in err
     assert "predict 1/2" not in err
+
+
+def _buffered_env() -> dict[str, str]:
+    """The environment with stdout block-buffered into a pipe, as in a user's shell (this one
+    may set PYTHONUNBUFFERED)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
+def test_predict_into_a_pipe_whose_reader_went_away_stops_quietly_at_the_first_video(
+    checkpoint, videos
+):
+    # ``octvideo predict ... | head -1`` once head has exited: no traceback, status 1, and the
+    # run ends at the first table it cannot write instead of predicting every input first
+    inputs = [str(videos[n]) for n in ("short", "odd", "audio")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octvideo.cli", "predict", "--ckpt", str(checkpoint), *inputs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_buffered_env(),
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    _, err = proc.communicate(timeout=300)
+    stderr = err.decode()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert "predict 1/3" not in stderr, stderr  # the first table's flush ended the run

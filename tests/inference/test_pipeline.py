@@ -1,6 +1,7 @@
 """``predict_many`` and ``octvideo predict --workers``: decoding in worker processes gives the
-sequential path's records bit for bit, clips of several videos share a forward pass, and an input
-whose decoder hangs or crashes fails alone while the others are predicted."""
+sequential path's records bit for bit, clips of several videos share a forward pass, the workers
+decode up to two passes ahead of the model and no further, and an input whose decoder hangs or
+crashes fails alone while the others are predicted."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from octvideo.cli import main
 from octvideo.data import decoding
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
-from octvideo.inference.pipeline import PipelineStats, predict_many
+from octvideo.inference.pipeline import InputHeader, PipelineStats, ReadAhead, predict_many
 
 NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
 
@@ -226,6 +227,22 @@ def test_workers_decode_with_one_thread_at_the_niceness_asked(predictor, videos,
     assert decoding.PYAV_THREADS == 0  # FFmpeg's choice in this process
 
 
+def test_workers_keep_their_freed_memory(predictor, videos, monkeypatch):
+    # set in each worker, whoever called predict_many: its clips' buffers are reused, not faulted
+    # in afresh chunk after chunk
+    def kept() -> None:
+        os.environ["OCTVIDEO_TEST_KEPT"] = "yes"
+
+    def read_input(predictor, path, request, chunk):
+        yield "error", f"kept: {os.environ.get('OCTVIDEO_TEST_KEPT', 'no')}"
+
+    monkeypatch.setattr(pipeline_module, "keep_freed_memory", kept)
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    (result,) = predict_many(predictor, [videos["short"]], workers=1)
+    assert result.error == "kept: yes"
+    assert "OCTVIDEO_TEST_KEPT" not in os.environ  # the worker's, not this process's
+
+
 @pytest.mark.heavy
 def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, videos, monkeypatch):
     # The workers are ahead of a model that takes 4 s a pass; what they sent waits for it, and
@@ -298,3 +315,97 @@ def test_the_model_side_runs_every_batch_on_the_predictors_device(predictor, vid
     assert {device for device, _ in seen} == {"meta"}
     assert sum(n for _, n in seen) == sum(len(r.windows) for r in results)
     assert all(torch.equal(r.video.probs, torch.full((3,), 1 / 3)) for r in results)
+
+
+@pytest.mark.parametrize(("batch", "crops"), [(8, 1), (8, 3), (2, 3), (1, 1), (64, 1)])
+def test_a_reader_waits_only_while_more_than_a_pass_is_decoded_and_never_past_the_bound(
+    batch, crops
+):
+    chunk = max(1, batch // crops) * crops  # views of one chunk, as predict_many cuts them
+    ahead = ReadAhead.passes(batch, chunk)
+    assert ahead.bound >= 2 * batch and ahead.chunk == chunk
+    for views in range(1, chunk + 1):
+        for waiting in range(ahead.bound + 1):
+            if ahead.may_take(views, waiting, head=False, holds=1):
+                assert waiting + views <= ahead.bound
+            else:
+                assert waiting > batch  # the model has more than a whole pass waiting
+    # the input the model side reads passes a full bound by one chunk, not by two
+    assert ahead.may_take(chunk, ahead.bound, head=True, holds=0)
+    assert not ahead.may_take(chunk, ahead.bound, head=True, holds=chunk)
+    assert not ahead.may_take(chunk, ahead.bound, head=False, holds=0)
+
+
+def _header(clips: int) -> InputHeader:
+    return InputHeader(10 * clips, 10.0, float(clips), [], clips, 1)
+
+
+def _wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + 120  # a safety net against a hang, not a measured time
+    while not condition():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.01)
+
+
+def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predictor, monkeypatch):
+    # one clip a video: before, a worker got its next video only when the model side asked for
+    # clips, so during a forward pass the workers idled after one video each
+    def read_input(predictor, path, request, chunk):
+        yield "open", _header(1)
+        yield "clips", torch.full((1, 3), float(path))
+        yield "end", None
+
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    ahead = ReadAhead(bound=6, chunk=3)
+    request = pipeline_module.check_request(pipeline_module.ReadRequest())
+    paths = [str(i) for i in range(16)]
+    pool = pipeline_module._Pool(predictor, request, 3, paths, 2, 600.0, ahead)
+    try:
+        _wait_for(lambda: pool.waiting == ahead.bound, "filled the bound")
+        _wait_for(lambda: all(w.paused for w in pool._workers), "held both workers")
+        assert pool.waiting == pool.peak == ahead.bound  # and not one view more
+        for index in range(len(paths)):
+            kinds, values = [], []
+            for kind, payload in pool.events(index):
+                kinds.append(kind)
+                if kind == "clips":
+                    values.append(payload[0, 0].item())
+            assert kinds == ["open", "clips", "end"] and values == [index]
+        assert pool.peak <= ahead.bound + ahead.chunk
+    finally:
+        pool.close()
+
+
+def test_the_input_the_model_waits_for_passes_later_inputs_that_fill_the_bound(
+    predictor, tmp_path, monkeypatch
+):
+    # A slow first input and quick later ones: the other worker fills the bound with videos 1-4,
+    # and the model side waits for video 0, whose worker may then hand over one chunk past the
+    # bound (else both sides would wait for each other for ever).
+    started = tmp_path / "video 5 started"
+    paths = ["long", *(f"short{i}" for i in range(1, 9))]
+
+    def read_input(predictor, path, request, chunk):
+        if path == "long":
+            yield "open", _header(6)
+            while not started.exists():  # a slow decoder
+                time.sleep(0.01)
+            for _ in range(3):
+                yield "clips", torch.zeros(2, 3)
+        else:
+            if path == "short5":  # videos 1-4 are read: their views fill the bound
+                started.touch()
+            yield "open", _header(1)
+            yield "clips", torch.zeros(1, 3)
+        yield "end", None
+
+    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    spy = Predictor(_DeviceSpy(), predictor.classes, predictor.protocol, batch_size=2)
+    stats = PipelineStats()
+    results = run_with_deadline(  # 120 s: a safety net against a hang, not a measured time
+        120, lambda: list(predict_many(spy, paths, workers=2, timeout=600, stats=stats))
+    )
+    assert [(r.path, r.ok) for r in results] == [(p, True) for p in paths]
+    assert len(spy.model.seen) == 7  # 6 + 8 views in passes of 2
+    ahead = ReadAhead.passes(2, 2)
+    assert stats.waiting_peak == ahead.bound + ahead.chunk  # 4 of videos 1-4, 2 of video 0

@@ -8,22 +8,20 @@ import dataclasses
 import numpy as np
 import pytest
 
+from octvideo.checkpoint_meta import CheckpointMeta
 from octvideo.config import load_config
 from octvideo.data.decoding import VideoInfo
 from octvideo.engine.run import check_same_clips, checkpoint_meta
 from octvideo.errors import UsageError
 from octvideo.inference import Predictor
-from octvideo.inference.predictor import _protocol_from_meta
 
 
 def test_the_checkpoint_records_target_fps_and_test_checks_it():
     trained = load_config(None, ["data.target_fps=30"])
     meta = checkpoint_meta(trained, ["a", "b"])
-    assert _protocol_from_meta(meta).target_fps == 30.0
-    assert (
-        _protocol_from_meta({**meta, "clip": {**meta["clip"]} | {"target_fps": None}}).target_fps
-        is None
-    )
+    assert CheckpointMeta.from_dict(meta).clip.target_fps == 30.0
+    unset = {**meta, "clip": {**meta["clip"]} | {"target_fps": None}}
+    assert CheckpointMeta.from_dict(unset).clip.target_fps is None
     checkpoint = {"hyper_parameters": {"meta": meta}}
     check_same_clips(checkpoint, trained, "x.ckpt")  # the same: no error
     with pytest.raises(UsageError, match=r"data.target_fps=None here, 30.0 in training"):

@@ -1,15 +1,19 @@
-"""Data-loader throughput: training clips per second, decord vs PyAV, 0/1/2 workers.
+"""``data-loader``: data-loader throughput, training clips per second, decord vs PyAV, 0/1/2
+workers.
 
-Two datasets, both written to a temporary folder by this script:
+Two datasets, both written to a temporary folder by this benchmark:
     synth   ``octvideo data synth`` clips (64x64, 16 frames), clips of 8 frames at stride 2,
             scale 64-80, crop 56;
     320p    H.264 clips at 428x320 (5 s at 30 fps, moving noise texture, like a prepared
             Kinetics video), clips of 8 frames at stride 8, scale 256-320, crop 224 (the paper's).
 
-    .venv/bin/python tools/bench_data_loader.py [--batches 6] [--videos-320 16]
+    python tools/bench.py data-loader [--batches 6] [--videos-320 16]
 
 Prints one Markdown table row per setting. Timing starts after the first batch (worker start-up
 excluded) and covers ``--batches`` further batches of 8.
+
+Reference: Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019: the
+training clips (scale jitter 256-320, crop 224) whose loading this measures.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import argparse
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from octvideo.argtypes import positive_int
 from octvideo.data import DataConfig, VideoDataModule
 from octvideo.data.synth import generate_synthetic, write_video
 
@@ -40,7 +46,26 @@ def make_320(root: Path, count: int, frames: int = 150) -> Path:
     return root / "train.txt"
 
 
-def clips_per_second(cfg: DataConfig, batches: int) -> float:
+def synth_config(train_list: Path, size: int = 64) -> DataConfig:
+    """Clips of 8 frames at stride 2 from synthetic videos of ``size`` pixels, the short side
+    jittered over size-1.25 size and cropped to 7/8 of it (64: scale 64-80, crop 56)."""
+    crop = size * 7 // 8
+    return DataConfig(
+        train_list=str(train_list),
+        num_frames=8,
+        sampling_rate=2,
+        train_jitter_scales=(size, size * 5 // 4),
+        train_crop_size=crop,
+        val_crop_size=crop,
+        test_short_side=size,
+        test_crop_size=crop,
+    )
+
+
+def clips_per_second(
+    cfg: DataConfig, batches: int, timer: Callable[[], float] = time.perf_counter
+) -> float:
+    """Training clips per second of ``cfg``'s loader over ``batches`` batches after the first."""
     loader = VideoDataModule(cfg).train_dataloader()
 
     def forever():
@@ -50,33 +75,27 @@ def clips_per_second(cfg: DataConfig, batches: int) -> float:
 
     iterator = forever()
     next(iterator)  # start-up (workers, first files) excluded
-    start, seen = time.perf_counter(), 0
+    start, seen = timer(), 0
     for _ in range(batches):
         seen += len(next(iterator)["label"])
-    return seen / (time.perf_counter() - start)
+    return seen / (timer() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=6)
-    parser.add_argument("--videos-320", type=int, default=16)
-    args = parser.parse_args()
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tools/bench.py data-loader``."""
+    parser.add_argument("--batches", type=positive_int, default=6)
+    parser.add_argument("--videos-320", type=positive_int, default=16)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         synth = generate_synthetic(Path(tmp) / "synth", 120, 0, progress=False)
         (Path(tmp) / "k320").mkdir()
         k320 = make_320(Path(tmp) / "k320", args.videos_320)
         settings = {
-            "synth 64px, 8x2, crop 56": DataConfig(
-                train_list=str(synth / "train.txt"),
-                num_frames=8,
-                sampling_rate=2,
-                train_jitter_scales=(64, 80),
-                train_crop_size=56,
-                val_crop_size=56,
-                test_short_side=64,
-                test_crop_size=56,
-            ),
+            "synth 64px, 8x2, crop 56": synth_config(synth / "train.txt"),
             "320p H.264, 8x8, crop 224": DataConfig(train_list=str(k320)),
         }
         print("| data | decoder | workers | clips/s |")  # noqa: T201
@@ -96,6 +115,4 @@ def main() -> None:
                     rate = clips_per_second(cfg, args.batches)
                     print(f"| {name} | {decoder} | {workers} | {rate:.1f} |")  # noqa: T201
 
-
-if __name__ == "__main__":
-    main()
+    return 0

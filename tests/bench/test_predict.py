@@ -1,5 +1,6 @@
-"""tools/bench_predict.py: the clips it makes, its interleaved rounds, and its table and ratios on
-injected timings (never on measured speed), and one tiny run end to end for its structure."""
+"""``tools/bench.py predict`` (octvideo.bench.predict): the clips it makes, its interleaved
+rounds, and its table and ratios on injected timings (never on measured speed), and one tiny run
+end to end for its structure."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import argparse
 
 import pytest
 
+import octvideo.bench.predict as predict
+from octvideo.bench.cli import main, parse_args
 from octvideo.data.decoding import probe
 
 
 @pytest.fixture(scope="module")
-def tool(load_tool):
-    return load_tool("bench_predict")
+def tool():
+    return predict
 
 
 def test_clips_are_h264_at_the_asked_size_rate_and_length(tool, tmp_path):
@@ -112,21 +115,25 @@ def test_a_target_missed_is_said(tool):
     assert "workers 0 / workers 2: 1.000 (target >= 1.3, NOT met)" in text
 
 
-def test_workers_zero_is_always_timed_and_not_asked_for_twice(tool):
-    assert tool.parse_args(["--workers", "0", "2", "1", "2"]).workers == [1, 2]
-    with pytest.raises(SystemExit):
-        tool.parse_args(["--workers", "0"])
-    with pytest.raises(SystemExit):
-        tool.parse_args(["--nice", "20"])
+def test_workers_zero_is_always_timed_and_not_asked_for_twice(capsys):
+    assert parse_args(["predict", "--workers", "0", "2", "1", "2"]).workers == [1, 2]
+    for argv, message in (
+        (["--workers", "0"], "--workers: give at least one count above 0 (0 is always timed)"),
+        (["--nice", "20"], "--seconds must be above 0 and --nice 0 to 19"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(["predict", *argv])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err == f"tools/bench.py predict: error: {message}\n"
 
 
-def test_tiny_run_end_to_end(tool, tmp_path, capsys):
+def test_tiny_run_end_to_end(tmp_path, capsys):
     out = tmp_path / "bench.md"
     argv = (
         f"--clips 2 --seconds 1 --short-side 64 --model c2d_r18 --classes 3 --frames 4 --size 32 "
         f"--batch-size 2 --rounds 1 --workers 1 --threads 1 --folder {tmp_path / 'clips'}"
     ).split()
-    assert tool.main([*argv, "--append", str(out)]) == 0
+    assert main(["predict", *argv, "--append", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.split("\n\nthe same runs")[0].strip() in out.read_text()
     names = [ln.split("|")[1].strip() for ln in printed.splitlines() if ln.startswith("| ")]

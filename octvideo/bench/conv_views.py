@@ -1,6 +1,6 @@
-"""One convolution run as 3D or on the free 2D view of channels-last memory that the fast OctConv
-path uses, forward and backward, interleaved: the measurement behind ``octconv._geometry``'s
-choice of view.
+"""``conv-views``: one convolution run as 3D or on the free 2D view of channels-last memory that
+the fast OctConv path uses, forward and backward, interleaved: the measurement behind
+``octconv._geometry``'s choice of view.
 
 A k x 1 x 1 kernel runs on a (B, C, T, H*W) view ("tubes") and a 1 x k x k kernel on a
 (B*T, C, H, W) view ("frames"); both are the same numbers as the 3D convolution. Each line times
@@ -10,10 +10,13 @@ per second, faster view): cases that differ only in channel counts show what a c
 the CPU's vector width costs (on AVX-512, 58 -> 58 channels take 0.92-0.96 of the 64 -> 64
 time for 0.82 of the work).
 
-    python tools/bench_conv_views.py --threads 2
-    python tools/bench_conv_views.py --case 2,256,8,56,56,64,3,1,1 --repeats 15
-    python tools/bench_conv_views.py --threads 2 --case 1,64,8,56,56,64,1,1,1 \
+    python tools/bench.py conv-views --threads 2
+    python tools/bench.py conv-views --case 2,256,8,56,56,64,3,1,1 --repeats 15
+    python tools/bench.py conv-views --threads 2 --case 1,64,8,56,56,64,1,1,1 \
         --case 1,58,8,56,56,58,1,1,1 --case 1,48,8,56,56,48,1,1,1
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): the octave layers whose
+k x 1 x 1 and 1 x k x k convolutions these are.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from octvideo.argtypes import positive_int
+from octvideo.measure.timing import time_interleaved
 
 # (B, C_in, T, H, W, C_out, kT, kH, kW): I3D-R50's k x 1 x 1 and 1 x k x k layers, batch 2 (a
 # training step of the issue-7 benchmark) and batch 1 (inference)
@@ -61,12 +67,6 @@ def macs(case: tuple[int, ...]) -> int:
     return b * t * h * w * c_in * c_out * kt * kh * kw
 
 
-def _time_ms(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
-
-
 def _views(case: tuple[int, ...]) -> dict[str, tuple[torch.Tensor, ...]]:
     """(grad_out, input, weight, padding) of the 3D convolution and of its 2D view."""
     b, c_in, t, h, w, c_out, kt, kh, kw = case
@@ -83,7 +83,12 @@ def _views(case: tuple[int, ...]) -> dict[str, tuple[torch.Tensor, ...]]:
     return {"3d": (grad, x, weight, pad), "2d": (g2, x2, w2, pad2)}
 
 
-def measure(case: tuple[int, ...], repeats: int) -> dict[str, float]:
+def measure(
+    case: tuple[int, ...], repeats: int, timer: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Median ms of the 3D convolution and its 2D view, forward and backward, over ``repeats``
+    interleaved rounds (one call each per round, after one untimed call each: oneDNN builds its
+    kernels on first use)."""
     views = _views(case)
     runs: dict[str, Callable[[], object]] = {}
     for name, (grad, x, weight, pad) in views.items():
@@ -101,23 +106,19 @@ def measure(case: tuple[int, ...], repeats: int) -> dict[str, float]:
 
         runs[f"forward {name}"], runs[f"backward {name}"] = forward, backward
     with torch.no_grad():
-        for fn in runs.values():  # warm-up: oneDNN builds its kernels on first use
-            fn()
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(repeats):  # interleaved, one call each per round
-            for key, fn in runs.items():
-                times[key].append(_time_ms(fn))
-    return {k: statistics.median(v) for k, v in times.items()}
+        times = time_interleaved(list(runs.values()), repeats=repeats, warmup=1, timer=timer)
+    return {k: statistics.median(t) * 1e3 for k, t in zip(runs, times, strict=True)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tools/bench.py conv-views``."""
     parser.add_argument("--case", type=_case, action="append", help="B,C_in,T,H,W,C_out,kT,kH,kW")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    parser.add_argument("--repeats", type=positive_int, default=7)
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     lines = [
@@ -137,7 +138,3 @@ def main(argv: list[str] | None = None) -> int:
         row += f"{b3:.1f} | {b2:.1f} | {b2 / b3:.2f} | {rate:.1f} |"
         print(row, flush=True)  # noqa: T201
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

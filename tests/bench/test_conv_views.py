@@ -1,5 +1,6 @@
-"""tools/bench_conv_views.py: the 2D view it times is the same convolution as the 3D one, forward
-and backward, and a malformed case is refused by name."""
+"""``tools/bench.py conv-views`` (octvideo.bench.conv_views): the 2D view it times is the same
+convolution as the 3D one, forward and backward, a malformed case is refused by name, and its
+rows on injected times."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import octvideo.bench.conv_views as conv_views
+from octvideo.bench.cli import main
+
 
 @pytest.fixture
-def tool(load_tool):
-    return load_tool("bench_conv_views")
+def tool():
+    return conv_views
 
 
 def _to_5d(t: torch.Tensor, like: torch.Tensor, temporal_kernel: int) -> torch.Tensor:
@@ -49,14 +53,17 @@ def test_view_is_the_3d_convolution(tool, kernel: tuple[int, int, int]) -> None:
         ("2,8,4,8,8,4,3,3,3", "k x 1 x 1 or 1 x k x k"),
     ],
 )
-def test_malformed_case_is_refused(tool, case: str, message: str, capsys) -> None:
-    with pytest.raises(SystemExit):
-        tool.main(["--case", case])
-    assert message in capsys.readouterr().err
+def test_malformed_case_is_refused(case: str, message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["conv-views", "--case", case])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tools/bench.py conv-views: error: argument --case: ")
+    assert message in line
 
 
-def test_one_small_case_prints_its_row(tool, capsys) -> None:
-    assert tool.main(["--case", "1,4,3,6,6,2,3,1,1", "--repeats", "2"]) == 0
+def test_one_small_case_prints_its_row(capsys) -> None:
+    assert main(["conv-views", "--case", "1,4,3,6,6,2,3,1,1", "--repeats", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1, 4")]
     assert len(rows) == 1 and rows[0].startswith("| 1, 4, 3, 6, 6 -> 2 | 3x1x1 |")
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
@@ -64,25 +71,25 @@ def test_one_small_case_prints_its_row(tool, capsys) -> None:
     assert len(cells) == 9 and all(float(c) >= 0 for c in cells[2:])
 
 
-def test_measure_takes_medians_of_interleaved_rounds(tool, monkeypatch) -> None:
-    calls, clock = [], iter([5.0, 9.0, 1.0, 7.0, 3.0, 8.0, 2.0, 6.0, 4.0, 10.0, 3.0, 5.0])
-
-    def fake_time_ms(fn) -> float:  # an injected timer: no real time is read
-        calls.append(fn.__name__)
-        return next(clock)
-
-    monkeypatch.setattr(tool, "_time_ms", fake_time_ms)
-    ms = tool.measure((1, 4, 3, 6, 6, 2, 3, 1, 1), repeats=3)
-    # one call of each per round, in the order forward 3D, backward 3D, forward 2D, backward 2D
-    assert calls == ["forward", "backward"] * 6
-    assert ms == {"forward 3d": 4.0, "backward 3d": 9.0, "forward 2d": 2.0, "backward 2d": 6.0}
+def test_measure_takes_medians_of_interleaved_rounds(tool) -> None:
+    # an injected clock (no real time is read): start 0, then the call's duration in ms / 1e3
+    durations = [5.0, 9.0, 1.0, 7.0, 3.0, 8.0, 2.0, 6.0, 4.0, 10.0, 3.0, 5.0]
+    readings = iter(v for d in durations for v in (0.0, d / 1e3))
+    ms = tool.measure((1, 4, 3, 6, 6, 2, 3, 1, 1), repeats=3, timer=lambda: next(readings))
+    # one call of each per round, forward 3D, backward 3D, forward 2D, backward 2D in the first
+    # and third rounds, reversed in the second: forward 3D took 5, 6 and 4 ms, backward 3D 9, 2
+    # and 10, forward 2D 1, 8 and 3, backward 2D 7, 3 and 5
+    assert ms == pytest.approx(
+        {"forward 3d": 5.0, "backward 3d": 9.0, "forward 2d": 3.0, "backward 2d": 5.0}
+    )
+    assert next(readings, None) is None  # the clock read twice a timed call, never in warm-up
 
 
 def test_row_arithmetic_on_injected_times(tool, monkeypatch, capsys) -> None:
     case = (2, 256, 8, 56, 56, 64, 3, 1, 1)  # never run: measure is replaced
     times = {"forward 3d": 4.0, "forward 2d": 2.0, "backward 3d": 8.0, "backward 2d": 6.0}
     monkeypatch.setattr(tool, "measure", lambda c, repeats: times)
-    assert tool.main(["--case", ",".join(map(str, case)), "--repeats", "3"]) == 0
+    assert main(["conv-views", "--case", ",".join(map(str, case)), "--repeats", "3"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2, 256")]
     # 2 466 250 752 multiply-adds in the faster forward's 2 ms: 1233.1 G per second
     assert rows == [

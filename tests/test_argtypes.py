@@ -1,4 +1,4 @@
-"""octvideo.cli.args: the argparse types refuse out-of-range text in one line, through argparse."""
+"""octvideo.argtypes: the argparse types refuse out-of-range text in one line, through argparse."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from octvideo.cli.args import bounded_int, non_negative_int, number, positive_int, seconds
+from octvideo.argtypes import bounded_int, non_negative_int, number, positive_int, seconds
 
 
 @pytest.mark.parametrize(

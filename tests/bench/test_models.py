@@ -1,4 +1,5 @@
-"""tools/bench_models.py: what it counts as activation memory, and one tiny run end to end."""
+"""``tools/bench.py models`` (octvideo.bench.models): its stage, operator and per-round tables on
+injected figures, and tiny runs end to end for their structure (never for measured speed)."""
 
 from __future__ import annotations
 
@@ -6,35 +7,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+
+import octvideo.bench.models as tool
+from octvideo.bench.cli import main, parse_args
 
 
-def _appended(load_tool, tmp_path: Path, argv: str) -> str:
-    """What one ``bench_models`` run with ``argv`` appends to a fresh file."""
+def _appended(tmp_path: Path, argv: str) -> str:
+    """What one ``models`` run with ``argv`` appends to a fresh file."""
     out = tmp_path / "bench.md"
-    assert load_tool("bench_models").main([*argv.split(), "--append", str(out)]) == 0
+    assert main(["models", *argv.split(), "--append", str(out)]) == 0
     return out.read_text()
 
 
-def test_saved_bytes_leave_out_parameters(load_tool) -> None:
-    tool = load_tool("bench_models")
-    layer = nn.Linear(64, 32)
-    x = torch.randn(8, 64, requires_grad=True)  # a grad for x makes autograd keep the weight
-
-    def step() -> torch.Tensor:
-        return layer(x).square().sum()
-
-    activations = tool.saved_bytes(step, layer)
-    everything = tool.saved_bytes(step)
-    # square() saves its input (8 x 32) as well
-    assert activations == 4 * (8 * 64 + 8 * 32)
-    assert everything == activations + 4 * 64 * 32
-
-
 @pytest.mark.heavy
-def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
+def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path) -> None:
     argv = "--model i3d_r50 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 0 --threads 2"
-    text = _appended(load_tool, tmp_path, argv + " --baseline pytorchvideo")
+    text = _appended(tmp_path, argv + " --baseline pytorchvideo")
     assert "| inference ms |" in text and "PyTorchVideo hub.i3d_r50" in text
     assert "activations saved for backward" in text
     assert text.count("| minor page faults per training step |") == 2  # octave pair, baseline
@@ -44,9 +32,7 @@ def test_tiny_run_with_pytorchvideo_baseline(tmp_path: Path, load_tool) -> None:
             assert f"{label}, {kind}, per round: median " in text
 
 
-def test_paired_lines_give_each_rounds_ratio(load_tool) -> None:
-    tool = load_tool("bench_models")
-
+def test_paired_lines_give_each_rounds_ratio() -> None:
     def measured(infer: list[float], train: list[float]):
         return tool.Measured(
             infer_ms=0.0,
@@ -69,9 +55,9 @@ def test_paired_lines_give_each_rounds_ratio(load_tool) -> None:
     assert len(tool.paired_lines(octm, van, "x", skip_train=True)) == 1
 
 
-def test_stage_table_sums_to_the_model(tmp_path: Path, load_tool) -> None:
+def test_stage_table_sums_to_the_model(tmp_path: Path) -> None:
     argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 2 --warmup 0 --threads 2"
-    text = _appended(load_tool, tmp_path, argv + " --skip-train --stages")
+    text = _appended(tmp_path, argv + " --skip-train --stages")
     table = text[text.index("| stage (eager inference) |") :].splitlines()[2:]  # the body
     rows = {
         cells[0]: cells[1:]
@@ -89,16 +75,17 @@ def test_stage_table_sums_to_the_model(tmp_path: Path, load_tool) -> None:
     assert sum(shares[:-1]) == pytest.approx(1.0, abs=0.005) and shares[-1] == 1.0
 
 
-def test_stages_name_models_without_them(load_tool) -> None:
-    tool = load_tool("bench_models")
+def test_stages_name_models_without_them(capsys) -> None:
     argv = "--model slowfast_r50 --frames 2 --size 32 --repeats 1 --warmup 0 --skip-train --stages"
-    with pytest.raises(SystemExit, match="single-pathway ResNets.*SlowFast is not one of them"):
-        tool.main(argv.split())
+    assert main(["models", *argv.split()]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tools/bench.py models: error: --stages times the stages of the ")
+    assert line.endswith("single-pathway ResNets (C2D, I3D, Slow); SlowFast is not one of them")
 
 
-def test_alpha_per_stage(tmp_path: Path, load_tool) -> None:
+def test_alpha_per_stage(tmp_path: Path) -> None:
     argv = "--model i3d_r18 --frames 4 --size 64 --repeats 1 --warmup 0 --threads 2 --skip-train"
-    text = _appended(load_tool, tmp_path, argv + " --stages --alpha 0 0.5 0.5 0")
+    text = _appended(tmp_path, argv + " --stages --alpha 0 0.5 0.5 0")
     assert "alpha=(0.0, 0.5, 0.5, 0.0)" in text
     table = text[text.index("| stage (eager inference) |") :].splitlines()[2:]
     flops = {ln.split("|")[1].strip(): float(ln.split("|")[8].strip() or "nan") for ln in table}
@@ -106,8 +93,7 @@ def test_alpha_per_stage(tmp_path: Path, load_tool) -> None:
     assert flops["res3"] < 0.6 and flops["res4"] < 0.6 and flops["res5"] < 1.0
 
 
-def test_op_split_counts_only_convolution_operators(load_tool) -> None:
-    tool = load_tool("bench_models")
+def test_op_split_counts_only_convolution_operators() -> None:
     profiles = [
         {
             "mkldnn::_convolution_pointwise": (3.0, 1),
@@ -126,8 +112,7 @@ def test_op_split_counts_only_convolution_operators(load_tool) -> None:
     assert split.faults == 7
 
 
-def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool, monkeypatch) -> None:
-    tool = load_tool("bench_models")
+def test_ops_table_of_a_tiny_run(tmp_path: Path, monkeypatch) -> None:
     count = 0
 
     def faults() -> int:  # one fault per reading, a thousand while the profiler records
@@ -146,7 +131,7 @@ def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool, monkeypatch) -> None
     monkeypatch.setattr(tool, "op_times", op_times)
     out = tmp_path / "bench.md"
     argv = "--model i3d_r18 --alpha 0.5 --frames 4 --size 64 --repeats 1 --warmup 1 --threads 2"
-    assert tool.main([*argv.split(), "--ops", "--append", str(out)]) == 0
+    assert main(["models", *argv.split(), "--ops", "--append", str(out)]) == 0
     text = out.read_text()
     rows = {}
     for line in text.splitlines():
@@ -177,8 +162,9 @@ def test_ops_table_of_a_tiny_run(tmp_path: Path, load_tool, monkeypatch) -> None
     assert "training step, largest other operators: " in text and "avg_pool2d" in text
 
 
-def test_ops_is_cpu_only(load_tool, capsys) -> None:
-    tool = load_tool("bench_models")
-    with pytest.raises(SystemExit):
-        tool.parse_args(["--ops", "--device", "cuda"])
-    assert "--ops splits CPU operator time" in capsys.readouterr().err
+def test_ops_is_cpu_only(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["models", "--ops", "--device", "cuda"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tools/bench.py models: error: --ops splits CPU operator time")

@@ -1,4 +1,5 @@
-"""Speed and memory of an octave model against its alpha-0 twin, measured interleaved in one run.
+"""``models``: speed and memory of an octave model against its alpha-0 twin, measured
+interleaved in one run.
 
 For a registered model and a clip shape this times inference (batch ``--batch``) and a training
 step (forward, loss, backward, SGD step; batch ``--train-batch``) of the octave model and of the
@@ -37,7 +38,7 @@ Like the octvideo commands, the run keeps freed memory in glibc's heap (``octvid
 ``--malloc default`` measures with glibc's defaults, under which large tensors are page-faulted
 in again on every step.
 
-    python tools/bench_models.py --model i3d_r50 --alpha 0.5 --frames 8 --size 224 \
+    python tools/bench.py models --model i3d_r50 --alpha 0.5 --frames 8 --size 224 \
         --threads 2 --compile none --append BENCHMARKS.md
 
 Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): the FLOPs and memory
@@ -47,15 +48,11 @@ savings that these measurements hold the implementation to.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
-import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,11 +60,21 @@ import torch
 from torch import nn
 
 from octvideo import allocator
+from octvideo.argtypes import positive_int
+from octvideo.bench.cli import model_name
+from octvideo.bench.record import append_table
+from octvideo.errors import UsageError
+from octvideo.measure.steps import COMPILE_MODES, DTYPES, StepTimer
+from octvideo.measure.timing import (
+    paired_ratios,
+    per_round_line,
+    run_rounds,
+    sync,
+    time_interleaved,
+)
 from octvideo.models import create_model
 from octvideo.models.cost import example_input, measure_cost, module_gflops
-from octvideo.ops import OctConv3d, fuse_for_inference
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from octvideo.ops import OctConv3d
 
 
 @dataclass
@@ -96,6 +103,11 @@ class OpSplit:
     faults: float  # minor page faults per profiled call (median): their time is in the split
 
 
+def model_alpha(values: Sequence[float]) -> float | tuple[float, ...]:
+    """``--alpha``'s values as ``create_model`` takes them: one value, or one per stage."""
+    return values[0] if len(values) == 1 else tuple(values)
+
+
 def is_convolution(op: str) -> bool:
     """A PyTorch or oneDNN convolution operator (forward or backward; not a Python function
     such as OctConv3d's autograd node, whose own time is Python and bookkeeping)."""
@@ -105,6 +117,19 @@ def is_convolution(op: str) -> bool:
 def minor_faults() -> int:
     """Minor page faults of this process so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+class FaultCounted:
+    """A training step that also counts the minor page faults it takes (``counts``, in order)."""
+
+    def __init__(self, step: Callable[[], object]) -> None:
+        self.step = step
+        self.counts: list[int] = []
+
+    def __call__(self) -> None:
+        faults = minor_faults()
+        self.step()
+        self.counts.append(minor_faults() - faults)
 
 
 def op_times(call: Callable[[], object]) -> tuple[dict[str, tuple[float, int]], int]:
@@ -137,18 +162,6 @@ def op_split(
     return OpSplit(statistics.median(conv), statistics.median(other), per_op[:top], fault_median)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _to_device(x, device: torch.device, dtype: torch.dtype, channels_last: bool):
-    if isinstance(x, list):
-        return [_to_device(t, device, dtype, channels_last) for t in x]
-    x = x.to(device=device, dtype=dtype)
-    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
-
-
 def analytic_activation_memory(model: nn.Module, clip) -> int:
     """Output elements of every OctConv3d for one sample, from the layers' own formula."""
     total = 0
@@ -171,111 +184,39 @@ def analytic_activation_memory(model: nn.Module, clip) -> int:
     return total
 
 
-def saved_bytes(step: Callable[[], torch.Tensor], model: nn.Module | None = None) -> float:
-    """Bytes of the unique storages autograd saves for backward during ``step``'s forward,
-    leaving out ``model``'s parameters and buffers."""
-    seen: dict[int, int] = {}
-    weights = set()
-    if model is not None:
-        weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+def step_timer(
+    model: nn.Module,
+    args: argparse.Namespace,
+    memory_format: torch.memory_format,
+    compile: str = "none",
+) -> StepTimer:
+    """``model`` with zero clips of ``args.frames`` x ``args.size`` (``args.batch`` of them for
+    inference, ``args.train_batch`` for a training step) on ``args.device`` in ``args.dtype``."""
+    return StepTimer(
+        model,
+        example_input(model, args.frames, args.size, args.batch),
+        example_input(model, args.frames, args.size, args.train_batch),
+        memory_format=memory_format,
+        device=args.device,
+        dtype=DTYPES[args.dtype],
+        compile=compile,
+    )
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in weights:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = step()
-    loss.backward()
-    return float(sum(seen.values()))
-
-
-class Runner:
-    """One model prepared for timed inference and training steps."""
-
-    def __init__(self, model: nn.Module, args: argparse.Namespace, device: torch.device) -> None:
-        dtype = DTYPES[args.dtype]
-        fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
-        self.device = device
-        self.model = model.to(device=device, dtype=dtype, memory_format=fmt)
-        self.infer_clip = _to_device(
-            example_input(model, args.frames, args.size, args.batch),
-            device,
-            dtype,
-            args.channels_last,
-        )
-        self.train_clip = _to_device(
-            example_input(model, args.frames, args.size, args.train_batch),
-            device,
-            dtype,
-            args.channels_last,
-        )
-        self.labels = torch.zeros(args.train_batch, dtype=torch.long, device=device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-6, momentum=0.9)
-        compiled = self.model
-        if args.compile != "none":
-            # static shapes: the training and inference batches differ, and a dynamic-shape
-            # recompile of these networks fails in inductor (torch 2.14: "cannot determine truth
-            # value of Relational")
-            compiled = torch.compile(
-                self.model,
-                mode=None if args.compile == "default" else args.compile,
-                dynamic=False,
-            )
-        self.forward = compiled
-        self.compiled = args.compile != "none"
-        self._fused: nn.Module | None = None  # fused for inference from the current weights
-        self.last_faults = 0  # minor page faults of the last training step
-
-    def inference_model(self) -> nn.Module:
-        """The model as the commands run inference: fused (``fuse_for_inference``) from the
-        current weights, fused again after a training step; compiled runs keep the model."""
-        if self.compiled:
-            return self.forward
-        if self._fused is None:
-            self._fused = fuse_for_inference(self.model)
-        return self._fused
-
-    def loss(self) -> torch.Tensor:
-        self.model.train()
-        logits = self.forward(self.train_clip)
-        return nn.functional.cross_entropy(logits.float(), self.labels)
-
-    def infer(self) -> float:
-        self.model.eval()
-        model = self.inference_model()
-        _sync(self.device)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            model(self.infer_clip)
-        _sync(self.device)
-        return time.perf_counter() - start
-
-    def train_step(self) -> float:
-        _sync(self.device)
-        faults = minor_faults()
-        start = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.loss().backward()
-        self.optimizer.step()
-        _sync(self.device)
-        elapsed = time.perf_counter() - start
-        self._fused = None  # new weights
-        self.last_faults = minor_faults() - faults
-        return elapsed
-
-    def memory(self) -> tuple[float, float | None]:
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            base = torch.cuda.memory_allocated(self.device)
-        saved = saved_bytes(self.loss, self.model)
-        peak = None
-        if self.device.type == "cuda":
-            peak = (torch.cuda.max_memory_allocated(self.device) - base) / 2**20
-        return saved / 2**20, peak
+def step_memory(timer: StepTimer) -> tuple[float, float | None]:
+    """MiB of activations one training step saves for backward, and on CUDA the allocator's
+    peak above what was allocated before the step."""
+    timer.optimizer.zero_grad(set_to_none=True)
+    device = timer.device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    saved = timer.saved_bytes()
+    peak = None
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return saved / 2**20, peak
 
 
 STAGES = ("stem", "res2", "pool2", "res3", "res4", "res5")
@@ -285,7 +226,7 @@ def stage_calls(model: nn.Module) -> list[tuple[str, Callable]]:
     """The stages of a single-pathway ResNet (``ResNet3D``) in the order its forward runs them,
     the global pool and classifier as "head"."""
     if not all(hasattr(model, n) for n in (*STAGES, "global_pool", "forward_head")):
-        raise SystemExit(
+        raise UsageError(
             f"--stages times the stages of the single-pathway ResNets (C2D, I3D, Slow); "
             f"{type(model).__name__} is not one of them"
         )
@@ -297,18 +238,17 @@ def stage_calls(model: nn.Module) -> list[tuple[str, Callable]]:
     return [*calls, ("head", head)]
 
 
-def time_stages(runner: Runner) -> list[float]:
+def time_stages(timer: StepTimer) -> list[float]:
     """Seconds each stage takes in one inference forward (eager, fused, synchronised per
     stage)."""
-    runner.model.eval()
-    calls = stage_calls(runner.inference_model())
-    x, times = runner.infer_clip, []
+    calls = stage_calls(timer.inference_model())
+    x, times = timer.infer_clip, []
     with torch.inference_mode():
         for _, call in calls:
-            _sync(runner.device)
+            sync(timer.device)
             start = time.perf_counter()
             x = call(x)
-            _sync(runner.device)
+            sync(timer.device)
             times.append(time.perf_counter() - start)
     return times
 
@@ -323,7 +263,7 @@ def pytorchvideo_model(name: str, head_pool: tuple[int, ...]) -> nn.Module:
         from pytorchvideo.models import hub
 
     if not hasattr(hub, name):
-        raise SystemExit(f"pytorchvideo.models.hub has no {name!r} to compare with")
+        raise UsageError(f"pytorchvideo.models.hub has no {name!r} to compare with")
     return getattr(hub, name)(
         pretrained=False, dropout_rate=0.0, head_pool_kernel_size=tuple(head_pool)
     )
@@ -331,11 +271,10 @@ def pytorchvideo_model(name: str, head_pool: tuple[int, ...]) -> nn.Module:
 
 def measure_pair(args: argparse.Namespace) -> list[Measured]:
     """Measures the octave model, its alpha-0 twin and any baseline, interleaved."""
-    device = torch.device(args.device)
     torch.manual_seed(0)
     models = [
         create_model(args.model, alpha=a, octave=args.octave, num_classes=400, dropout=0.0)
-        for a in (args.alpha, 0.0)
+        for a in (model_alpha(args.alpha), 0.0)
     ]
     if args.baseline == "pytorchvideo":
         with torch.no_grad():
@@ -354,66 +293,56 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
         names = [name for name, _ in calls[0]]
         for k in range(2):
             stage_gflops[k] = module_gflops(models[k], names, args.frames, args.size)
-    runners = [Runner(m, args, device) for m in models]
-    memories = [r.memory() for r in runners]
-    for r in runners:  # warm-up (and compilation), training first: it changes the weights
-        for _ in range(0 if args.skip_train else args.warmup):
-            r.train_step()
+    fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
+    timers = [step_timer(m, args, fmt, args.compile) for m in models]
+    memories = [step_memory(t) for t in timers]
+    trains = [FaultCounted(t.train_step) for t in timers]
+    for t, train in zip(timers, trains, strict=True):  # warm-up (and compilation), training
+        for _ in range(0 if args.skip_train else args.warmup):  # first: it changes the weights
+            train()
         for _ in range(args.warmup):
-            r.infer()
-    n = len(runners)
-    infer: list[list[float]] = [[] for _ in range(n)]
-    train: list[list[float]] = [[] for _ in range(n)]
-    faults: list[list[int]] = [[] for _ in range(n)]  # of the timed training steps only
-    orders = [
-        list(range(n)) if i % 2 == 0 else list(reversed(range(n))) for i in range(args.repeats)
-    ]
+            t.infer()
+        train.counts.clear()  # the timed training steps' faults only
+    n = len(timers)
     # inference first, on fixed weights as in deployment: a training step changes every weight,
     # and the next inference would fuse the model and pack its weights again
-    for order in orders:
-        for k in order:
-            infer[k].append(runners[k].infer())
+    infer = time_interleaved([t.infer for t in timers], repeats=args.repeats, warmup=0)
     stage_ms: list[dict[str, float] | None] = [None] * n
     if args.stages:  # the octave model and its twin, interleaved; not the baseline
-        for k in range(2):
-            time_stages(runners[k])  # warm-up: a stage's first call may pack weights
-        per_stage: list[list[list[float]]] = [[], []]
-        for order in orders:
-            for k in (o for o in order if o < 2):
-                per_stage[k].append(time_stages(runners[k]))
+        per_stage = run_rounds(
+            [functools.partial(time_stages, t) for t in timers[:2]],
+            repeats=args.repeats,
+            warmup=1,  # a stage's first call may pack weights
+        )
         for k in range(2):
             stage_ms[k] = {
                 name: statistics.median(t[i] for t in per_stage[k]) * 1e3
                 for i, name in enumerate(names)
             }
-    for order in [] if args.skip_train else orders:
-        for k in order:
-            train[k].append(runners[k].train_step())
-            faults[k].append(runners[k].last_faults)
+    train_s: list[list[float]] = [[] for _ in range(n)]
+    if not args.skip_train:
+        train_s = time_interleaved(trains, repeats=args.repeats, warmup=0)
+    faults = [list(train.counts) for train in trains]
     ops: list[dict[str, OpSplit] | None] = [None] * n
     if args.ops:  # the octave model and its twin, interleaved, after the timed repeats
-        kinds = [("inference", Runner.infer)]
-        kinds += [] if args.skip_train else [("training step", Runner.train_step)]
+        kinds: list[tuple[str, list[Callable[[], object]]]] = [
+            ("inference", [t.infer for t in timers[:2]])
+        ]
+        kinds += [] if args.skip_train else [("training step", list(trains[:2]))]
         for k in range(2):
             ops[k] = {}
-        for kind, method in kinds:
-            for k in range(2):  # unprofiled: the first inference after training fuses again
-                method(runners[k])
-            profiles: list[list[dict[str, tuple[float, int]]]] = [[], []]
-            profile_faults: list[list[int]] = [[], []]
-            for i in range(3):
-                for k in (0, 1) if i % 2 == 0 else (1, 0):
-                    times, n_faults = op_times(functools.partial(method, runners[k]))
-                    profiles[k].append(times)
-                    profile_faults[k].append(n_faults)
+        for kind, methods in kinds:
+            for method in methods:  # unprofiled: the first inference after training fuses again
+                method()
+            profiles = run_rounds([functools.partial(op_times, m) for m in methods], repeats=3)
             for k in range(2):
-                ops[k][kind] = op_split(profiles[k], profile_faults[k])
+                ops[k][kind] = op_split([p for p, _ in profiles[k]], [f for _, f in profiles[k]])
     return [
         Measured(
             infer_ms=statistics.median(infer[k]) * 1e3,
             infer_runs=[t * 1e3 for t in infer[k]],
-            train_runs=[t * 1e3 for t in train[k]],
-            train_ms=statistics.median(train[k]) * 1e3 if train[k] else float("nan"),
+            train_runs=[t * 1e3 for t in train_s[k]],
+            train_ms=statistics.median(train_s[k]) * 1e3 if train_s[k] else float("nan"),
             train_faults=statistics.median(faults[k]) if faults[k] else None,
             saved_mb=memories[k][0],
             cuda_peak_mb=memories[k][1],
@@ -427,41 +356,25 @@ def measure_pair(args: argparse.Namespace) -> list[Measured]:
     ]
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        cpu += f"; {torch.cuda.get_device_name(0)}"
-    return f"{cpu}, torch {torch.__version__}"
-
-
-def append_table(path: Path, tool: str, argv: list[str] | None, table: str) -> None:
-    """Appends ``table`` to ``path`` under the command that made it, the date and the machine."""
-    command = f"python tools/{tool}.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    with path.open("a", encoding="utf-8") as f:
-        f.write(f"\n`{command}`\n\n{stamp}, {machine()}\n\n{table}\n")
-
-
 def report(
-    args: argparse.Namespace, octm: Measured, van: Measured, base: Measured | None = None
+    args: argparse.Namespace,
+    octm: Measured,
+    van: Measured,
+    base: Measured | None = None,
+    malloc: str = "left as it was",
 ) -> str:
+    """The table of the octave model against its alpha-0 twin (and the baseline), each round's
+    own ratios below it, then the stage and operator tables that were asked for."""
     flops_ratio = octm.gflops / van.gflops
     mem_ratio = octm.analytic_mem / van.analytic_mem
     infer_ratio = octm.infer_ms / van.infer_ms
-    train_ratio = octm.train_ms / van.train_ms
     saved_ratio = octm.saved_mb / van.saved_mb
     lines = [
-        f"{args.model} alpha={args.alpha} octave={tuple(args.octave)} clip {args.frames}x"
-        f"{args.size}x{args.size}, {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
-        f"compile={args.compile}, channels_last={args.channels_last}, batch {args.batch} "
-        f"(train {args.train_batch}), {args.repeats} interleaved repeats (medians), malloc: "
-        f"{args.malloc_used}",
+        f"{args.model} alpha={model_alpha(args.alpha)} octave={tuple(args.octave)} clip "
+        f"{args.frames}x{args.size}x{args.size}, {args.device} {args.dtype}, threads "
+        f"{torch.get_num_threads()}, compile={args.compile}, channels_last={args.channels_last}, "
+        f"batch {args.batch} (train {args.train_batch}), {args.repeats} interleaved repeats "
+        f"(medians), malloc: {malloc}",
         "",
         "| | alpha 0 | octave | ratio | ratio / FLOPs ratio |",
         "| --- | --- | --- | --- | --- |",
@@ -470,15 +383,7 @@ def report(
         f"{infer_ratio / flops_ratio:.3f} |",
     ]
     if not args.skip_train:
-        lines.append(
-            f"| training step ms | {van.train_ms:.1f} | {octm.train_ms:.1f} | {train_ratio:.3f} | "
-            f"{train_ratio / flops_ratio:.3f} |"
-        )
-        if octm.train_faults is not None and van.train_faults is not None:
-            lines.append(
-                f"| minor page faults per training step | {van.train_faults:.0f} | "
-                f"{octm.train_faults:.0f} | | |"
-            )
+        lines += training_rows(van, octm, flops_ratio)
     lines += [
         f"| activation memory, analytic (OctConv outputs, M elements) | "
         f"{van.analytic_mem / 1e6:.1f} | {octm.analytic_mem / 1e6:.1f} | {mem_ratio:.3f} | |",
@@ -498,15 +403,7 @@ def report(
             f"{van.infer_ms / base.infer_ms:.3f} | |",
         ]
         if not args.skip_train:
-            lines.append(
-                f"| training step ms | {base.train_ms:.1f} | {van.train_ms:.1f} | "
-                f"{van.train_ms / base.train_ms:.3f} | |"
-            )
-            if base.train_faults is not None and van.train_faults is not None:
-                lines.append(
-                    f"| minor page faults per training step | {base.train_faults:.0f} | "
-                    f"{van.train_faults:.0f} | | |"
-                )
+            lines += training_rows(base, van)
         lines.append(
             f"| activations saved for backward, MB | {base.saved_mb:.0f} | {van.saved_mb:.0f} | "
             f"{van.saved_mb / base.saved_mb:.3f} | |"
@@ -524,9 +421,21 @@ def report(
     return "\n".join(lines)
 
 
-def paired_ratios(a: list[float], b: list[float]) -> list[float]:
-    """``a[i] / b[i]``: the two models' times within each interleaved round."""
-    return [x / y for x, y in zip(a, b, strict=True)]
+def training_rows(first: Measured, second: Measured, flops_ratio: float | None = None) -> list[str]:
+    """The training step's row (``second`` / ``first``, scaled by ``flops_ratio`` where given)
+    and, where both were counted, its page faults' row."""
+    ratio = second.train_ms / first.train_ms
+    scaled = f"{ratio / flops_ratio:.3f} |" if flops_ratio else "|"
+    rows = [
+        f"| training step ms | {first.train_ms:.1f} | {second.train_ms:.1f} | {ratio:.3f} | "
+        + scaled
+    ]
+    if first.train_faults is not None and second.train_faults is not None:
+        rows.append(
+            f"| minor page faults per training step | {first.train_faults:.0f} | "
+            f"{second.train_faults:.0f} | | |"
+        )
+    return rows
 
 
 def paired_lines(num: Measured, den: Measured, label: str, skip_train: bool) -> list[str]:
@@ -535,14 +444,6 @@ def paired_lines(num: Measured, den: Measured, label: str, skip_train: bool) -> 
     kinds = [("inference", num.infer_runs, den.infer_runs)]
     kinds += [] if skip_train else [("training step", num.train_runs, den.train_runs)]
     return [per_round_line(f"{label}, {kind}", paired_ratios(a, b)) for kind, a, b in kinds]
-
-
-def per_round_line(label: str, ratios: list[float]) -> str:
-    """``label``, then the rounds' ratios as a median and a range."""
-    return (
-        f"{label}, per round: median {statistics.median(ratios):.3f}, range "
-        f"{min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} rounds."
-    )
 
 
 def ops_table(octm: Measured, van: Measured, flops_ratio: float) -> list[str]:
@@ -604,9 +505,20 @@ def stage_table(octm: Measured, van: Measured) -> list[str]:
     return lines
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="i3d_r50")
+def add_step_options(parser: argparse.ArgumentParser) -> None:
+    """The clip, batch, thread and device options of ``step_timer``'s timed calls (``models``
+    and ``layouts`` take them alike)."""
+    parser.add_argument("--frames", type=positive_int, default=8)
+    parser.add_argument("--size", type=positive_int, default=224)
+    parser.add_argument("--batch", type=positive_int, default=1, help="inference clips")
+    parser.add_argument("--train-batch", type=positive_int, default=2, help="training clips")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (CPU)")
+    parser.add_argument("--device", default="cpu")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tools/bench.py models``."""
+    parser.add_argument("--model", type=model_name, default="i3d_r50")
     parser.add_argument(
         "--alpha",
         type=float,
@@ -615,23 +527,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one value (res2-res4; res5 vanilla) or one per stage (res2 res3 res4 res5)",
     )
     parser.add_argument("--octave", type=int, nargs=3, default=[1, 2, 2])
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--train-batch", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
-    parser.add_argument("--device", default="cpu")
+    add_step_options(parser)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument(
-        "--compile", choices=["none", "default", "max-autotune", "reduce-overhead"], default="none"
-    )
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="none")
     parser.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="NDHWC memory (the fast OctConv path)",
     )
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=positive_int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument(
@@ -660,34 +565,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "glibc's defaults (freed large tensors go back to the kernel and fault in again)",
     )
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
-    args = parser.parse_args(argv)
+    parser.set_defaults(check=check, run=run)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuses option combinations that cannot be measured."""
     if args.ops and args.device != "cpu":
-        parser.error(
+        raise UsageError(
             "--ops splits CPU operator time; on a GPU the kernels run asynchronously: use "
             "torch.profiler's trace there"
         )
-    args.alpha = args.alpha[0] if len(args.alpha) == 1 else tuple(args.alpha)
-    return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def malloc_setting(choice: str) -> str:
+    """Applies ``--malloc`` and says which allocator settings the run measures under."""
     if allocator.user_settings():
-        args.malloc_used = "the environment's own (GLIBC_TUNABLES / MALLOC_*)"
-    elif args.malloc == "keep" and allocator.keep_freed_memory():
-        args.malloc_used = "freed memory kept"
-    else:
-        # --malloc default, or keeping was skipped (OCTVIDEO_MALLOC=default, not glibc) or refused
-        args.malloc_used = "glibc defaults" if args.malloc == "default" else "left as it was"
+        return "the environment's own (GLIBC_TUNABLES / MALLOC_*)"
+    if choice == "keep" and allocator.keep_freed_memory():
+        return "freed memory kept"
+    # --malloc default, or keeping was skipped (OCTVIDEO_MALLOC=default, not glibc) or refused
+    return "glibc defaults" if choice == "default" else "left as it was"
+
+
+def run(args: argparse.Namespace) -> int:
+    malloc = malloc_setting(args.malloc)
     if args.threads:
         torch.set_num_threads(args.threads)
     octm, van, *base = measure_pair(args)
-    table = report(args, octm, van, base[0] if base else None)
+    table = report(args, octm, van, base[0] if base else None, malloc)
     print(table)  # noqa: T201
     if args.append:
-        append_table(args.append, "bench_models", argv, table)
+        append_table(args.append, args.command_line, table)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,9 @@
-"""argparse types the subcommands share.
+"""argparse types that the octvideo commands (``octvideo.cli``) and the benchmarks
+(``octvideo.bench``, ``tools/bench.py``) share.
 
 Each parses one option's text or raises ``argparse.ArgumentTypeError``, which argparse prints as
-one line, ``octvideo CMD: error: argument --X: ...``, with exit status 2.
+one line, ``octvideo CMD: error: argument --X: ...``, with exit status 2. This module imports
+nothing of octvideo, so any layer that parses options may import it.
 """
 
 from __future__ import annotations

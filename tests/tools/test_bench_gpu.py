@@ -18,26 +18,31 @@ FAKE_PYTHON = r"""#!/usr/bin/env bash
 case "$1" in
 -) cat >/dev/null; echo "torch stand-in" ;;
 tools/check_device.py) echo "ok   stand-in check on $3" ;;
-tools/bench_models.py)
-    args="$*"
-    echo "$args" >>"$CALLS"
-    if [[ "$args" == *"--compile default"* ]]; then sleep 60; fi
-    if [[ "$args" == *"--dtype bfloat16 --compile none --baseline"* ]]; then
-        echo 'NotImplementedError: "avg_pool3d_out_frame" not implemented for BFloat16' >&2
-        exit 1
-    fi
-    while [[ "$1" != --append ]]; do shift; done
-    echo "| table | $args |" >>"$2"
-    ;;
-tools/bench_layouts.py)
-    echo "layouts $*" >>"$CALLS"
-    while [[ "$1" != --append ]]; do shift; done
-    echo "| layouts table |" >>"$2"
-    ;;
-tools/bench_predict.py)
-    echo "predict $*" >>"$CALLS"
-    while [[ "$1" != --append ]]; do shift; done
-    echo "| predict table |" >>"$2"
+tools/bench.py)
+    case "$2" in
+    models)
+        args="$*"
+        echo "$args" >>"$CALLS"
+        if [[ "$args" == *"--compile default"* ]]; then sleep 60; fi
+        if [[ "$args" == *"--dtype bfloat16 --compile none --baseline"* ]]; then
+            echo 'NotImplementedError: "avg_pool3d_out_frame" not implemented for BFloat16' >&2
+            exit 1
+        fi
+        while [[ "$1" != --append ]]; do shift; done
+        echo "| table | $args |" >>"$2"
+        ;;
+    layouts)
+        echo "layouts $*" >>"$CALLS"
+        while [[ "$1" != --append ]]; do shift; done
+        echo "| layouts table |" >>"$2"
+        ;;
+    predict)
+        echo "predict $*" >>"$CALLS"
+        while [[ "$1" != --append ]]; do shift; done
+        echo "| predict table |" >>"$2"
+        ;;
+    *) echo "unexpected: $*" >&2; exit 3 ;;
+    esac
     ;;
 *) echo "unexpected: $*" >&2; exit 3 ;;
 esac
@@ -89,12 +94,12 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
     assert started == [*eager[:2], *layouts, *predict, *eager[2:], ("0.5", "float32", "default")]
     # issue 25's predict benchmark: its own shape, 40 clips at 8x224x224, 0, 2 and 8 workers
     assert (
-        "predict tools/bench_predict.py --model i3d_r50 --device cpu --clips 40 --frames 8 "
+        "predict tools/bench.py predict --model i3d_r50 --device cpu --clips 40 --frames 8 "
         "--size 224 --batch-size 8 --rounds 2 --workers 2 8 --alpha 0.1 --threads 2 --append"
         in calls.read_text()
     )
     assert (
-        "layouts tools/bench_layouts.py --model i3d_r50 --device cpu --frames 8"
+        "layouts tools/bench.py layouts --model i3d_r50 --device cpu --frames 8"
         in calls.read_text()
     )
 

@@ -1,4 +1,5 @@
-"""``octvideo predict`` over a folder of videos against the model's own time, in one run.
+"""``predict``: ``octvideo predict`` over a folder of videos against the model's own time, in one
+run.
 
 Over N clips (H.264, 320-pixel short side, 10 s at 30 fps, a moving texture; made once with PyAV
 and kept in ``--folder``) and a checkpoint this tool writes (random weights; default Oct-I3D-R50,
@@ -19,7 +20,10 @@ the model side waited for decoded clips. The model uses ``--threads`` intra-op t
 decoding workers one each, on the same cores: the forward time inside a run above the decode-free
 time is that competition.
 
-    python tools/bench_predict.py --clips 40 --threads 2 --rounds 3
+    python tools/bench.py predict --clips 40 --threads 2 --rounds 3
+
+Reference: Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019: the
+centre-clip test views whose decoding and forward passes this times.
 """
 
 from __future__ import annotations
@@ -38,9 +42,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_models import append_table  # tools/ is the script's path
 
-from octvideo.engine.checkpoint import atomic_save, model_from_meta
+from octvideo.argtypes import positive_int
+from octvideo.bench.cli import model_name
+from octvideo.bench.record import append_table
+from octvideo.checkpoint_meta import build_network, model_config
+from octvideo.engine.checkpoint import atomic_save
+from octvideo.errors import UsageError
 from octvideo.inference.pipeline import (
     PipelineStats,
     ReadRequest,
@@ -49,6 +57,7 @@ from octvideo.inference.pipeline import (
     read_input,
 )
 from octvideo.inference.predictor import Predictor
+from octvideo.measure.timing import run_rounds, spread_text
 
 MODEL = "model"
 TARGET_WORKERS_OVER_MODEL = 1.15
@@ -151,7 +160,7 @@ def write_checkpoint(args: argparse.Namespace, path: Path) -> Path:
             "test_num_crops": 3,
         },
     }
-    model = model_from_meta(model_section)
+    model = build_network(model_config(model_section))
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     atomic_save({"state_dict": state, "hyper_parameters": {"meta": meta}}, path)
     return path
@@ -206,13 +215,8 @@ def predict_runner(
 def interleaved(variants: dict[str, Callable[[], Timing]], rounds: int) -> dict[str, list[Timing]]:
     """Each round runs every variant once, the order rotated by one each round (so no variant
     always follows the same one: a cache or a slow spell it leaves behind is shared)."""
-    names = list(variants)
-    times: dict[str, list[Timing]] = {name: [] for name in names}
-    for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            times[name].append(variants[name]())
-    return times
+    runs = run_rounds(list(variants.values()), repeats=rounds, order="rotate")
+    return dict(zip(variants, runs, strict=True))
 
 
 # ---------------------------------------------------------------------------------- the report
@@ -223,10 +227,7 @@ def _median(values: Sequence[float]) -> float:
 
 
 def _rounds(ratios: Sequence[float]) -> str:
-    return (
-        f"each round: median {_median(ratios):.3f}, range {min(ratios):.3f}-{max(ratios):.3f} "
-        f"over {len(ratios)} rounds"
-    )
+    return f"each round: {spread_text(ratios)}"
 
 
 def ratio_lines(times: dict[str, list[Timing]], workers: Sequence[int]) -> list[str]:
@@ -287,24 +288,24 @@ def report(
 # ------------------------------------------------------------------------------------ the tool
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tools/bench.py predict``."""
     parser.add_argument("--clips", type=int, default=40, help="videos in the folder")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each video")
-    parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--short-side", type=int, default=320, help="pixels")
+    parser.add_argument("--fps", type=positive_int, default=30)
+    parser.add_argument("--short-side", type=positive_int, default=320, help="pixels")
     parser.add_argument(
         "--folder", type=Path, default=None, help="where the videos are made and kept"
     )
-    parser.add_argument("--model", default="i3d_r50")
+    parser.add_argument("--model", type=model_name, default="i3d_r50")
     parser.add_argument("--alpha", type=float, default=0.1)
-    parser.add_argument("--classes", type=int, default=400)
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--sampling-rate", type=int, default=8, help="frames between clip frames")
-    parser.add_argument("--size", type=int, default=224, help="crop size")
-    parser.add_argument("--batch-size", type=int, default=8, help="clips a forward pass")
+    parser.add_argument("--classes", type=positive_int, default=400)
+    parser.add_argument("--frames", type=positive_int, default=8)
+    parser.add_argument(
+        "--sampling-rate", type=positive_int, default=8, help="frames between clip frames"
+    )
+    parser.add_argument("--size", type=positive_int, default=224, help="crop size")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="clips a forward pass")
     parser.add_argument("--threads", type=int, default=2, help="the model's torch threads")
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[2], help="worker counts to time besides 0"
@@ -315,19 +316,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
-    args = parser.parse_args(argv)
+    parser.set_defaults(check=check, run=run)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuses counts below 1 and a niceness outside 0-19, and keeps the worker counts above 0
+    once each, in order (0 is always timed)."""
     if min(args.clips, args.rounds, args.threads) < 1:
-        parser.error("--clips, --rounds and --threads must be 1 or more")
+        raise UsageError("--clips, --rounds and --threads must be 1 or more")
     if not (math.isfinite(args.seconds) and args.seconds > 0) or not 0 <= args.nice <= 19:
-        parser.error("--seconds must be above 0 and --nice 0 to 19")
+        raise UsageError("--seconds must be above 0 and --nice 0 to 19")
     args.workers = sorted({w for w in args.workers if w > 0})
     if not args.workers:
-        parser.error("--workers: give at least one count above 0 (0 is always timed)")
-    return args
+        raise UsageError("--workers: give at least one count above 0 (0 is always timed)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     folder = args.folder or default_folder(args.seconds, args.fps, args.short_side)
     paths = make_clips(folder, args.clips, args.seconds, args.fps, args.short_side)
@@ -352,9 +356,5 @@ def main(argv: list[str] | None = None) -> int:
     print("\nthe same runs from the command line (CKPT: a checkpoint of the model):")  # noqa: T201
     print("\n".join(f"    {c}" for c in commands))  # noqa: T201
     if args.append:
-        append_table(args.append, "bench_predict", argv, table)
+        append_table(args.append, args.command_line, table)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,61 @@
+"""``long-video``: joins synthetic clips of different classes into one long video, for
+sliding-window prediction.
+
+Takes the first validation clip of each class of an ``octvideo data synth`` folder, in the order of
+``classes.txt``, and writes them one after another as a single H.264 file, printing which class
+occupies which seconds. ``make demo`` runs it to show ``octvideo predict --window``; it is also
+an input for timing sliding-window prediction.
+
+    python tools/bench.py long-video data/synth --out runs/demo/long_video.mp4
+
+Reference: Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019: clips
+sampled along a video, as the windows over this one are.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from octvideo.data import decode, probe
+from octvideo.data.synth import write_video
+from octvideo.errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tools/bench.py long-video``."""
+    parser.add_argument("synth", type=Path, help="folder written by 'octvideo data synth'")
+    parser.add_argument("--out", type=Path, required=True, help="the long video to write")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    lists = [args.synth / "classes.txt", args.synth / "val.txt"]
+    if not all(p.is_file() for p in lists):
+        raise UsageError(
+            f"{args.synth} has no classes.txt and val.txt: pass a folder written by "
+            "'octvideo data synth'"
+        )
+    classes = lists[0].read_text().split()
+    first: dict[int, str] = {}
+    for line in lists[1].read_text().splitlines():
+        rel, label = line.rsplit(maxsplit=1)
+        first.setdefault(int(label), rel)
+    missing = [name for index, name in enumerate(classes) if index not in first]
+    if missing:
+        raise UsageError(f"{lists[1]} has no clip of {', '.join(missing)}")
+    clips, fps, t = [], 0.0, 0.0
+    for index, name in enumerate(classes):
+        path = args.synth / first[index]
+        info = probe(path)
+        fps = info.fps
+        clips.append(decode(path).numpy())  # (T, H, W, 3)
+        duration = info.num_frames / info.fps
+        print(f"{t:5.1f}-{t + duration:5.1f} s  {name}")  # noqa: T201
+        t += duration
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_video(args.out, np.concatenate(clips), fps=round(fps))
+    print(f"wrote {args.out} ({t:.1f} s)")  # noqa: T201
+    return 0

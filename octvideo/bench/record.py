@@ -1,0 +1,45 @@
+"""Where a benchmark's table goes: appended to a Markdown file under the command that made it, the
+date and the machine, so that every figure in BENCHMARKS.md can be traced and run again.
+
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): the savings whose
+measurements these records keep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+ENTRY_POINT = "python tools/bench.py"
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The shell line that runs the entry point with ``argv`` (its subcommand first)."""
+    return " ".join([ENTRY_POINT, *argv])
+
+
+def machine() -> str:
+    """The CPU's model name (and the first GPU's, where there is one) and torch's version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
+        cpu = names[0] if names else cpu
+    except OSError:  # no lscpu on this machine: the platform's name stands
+        pass
+    if torch.cuda.is_available():
+        cpu += f"; {torch.cuda.get_device_name(0)}"
+    return f"{cpu}, torch {torch.__version__}"
+
+
+def append_table(path: Path, command: str, table: str) -> None:
+    """Appends ``table`` to ``path`` under ``command`` (``command_line``), the date and the
+    machine."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"\n`{command}`\n\n{stamp}, {machine()}\n\n{table}\n")

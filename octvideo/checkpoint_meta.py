@@ -1,0 +1,435 @@
+"""What a checkpoint says about itself: one description, written by training and import, read by
+test, predict, export and import.
+
+``octvideo train`` and ``octvideo import`` store, beside the weights, the model section, the class
+names, the input normalisation and the clip protocol (Chen et al., "Drop an Octave", ICCV 2019,
+after the Non-local video ResNets: T frames tau apart, short side, square crops, N temporal clips
+x 1 or 3 crops), so that a checkpoint alone can rebuild the network and its inputs. On disk it is
+plain values under ``hyper_parameters.meta`` (the checkpoint loads with ``weights_only=True``)::
+
+    octvideo_version  "0.1.0"
+    name              the run's (or the imported file's) name
+    model             the model section: name, num_classes, alpha, octave, dropout, pretrained,
+                      pretrained_kind, extra
+    classes           class names, by classifier output
+    normalization     mean, std (per channel, on [0, 1] pixels)
+    clip              num_frames, sampling_rate, target_fps, slowfast_alpha, train_crop_size,
+                      val_crop_size, test_short_side, test_crop_size, test_num_clips,
+                      test_num_crops
+    config            the whole resolved run config (training), the run config beside the file
+                      (import)
+    source            import only: from, file, sha256
+
+``CheckpointMeta.from_dict`` reads every checkpoint octvideo has written: an entry that earlier
+versions did not write (``target_fps``, ``octvideo_version``) takes its config section's default,
+and entries it does not know are skipped. A missing required entry or one of the wrong type is a
+``CheckpointError`` naming it.
+
+This module sits below ``octvideo.engine`` and ``octvideo.inference`` (both read checkpoints and
+neither imports the other at load time); it imports the config sections and the model registry.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from octvideo import __version__
+from octvideo.config import ModelConfig, RunConfig, to_dict
+from octvideo.data.config import DataConfig
+from octvideo.errors import CheckpointError
+
+# what to do about a checkpoint whose metadata is missing or malformed
+ADVICE = "use a checkpoint written by 'octvideo train' or 'octvideo import'"
+# the sections every checkpoint's metadata has (the others are optional)
+SECTIONS = ("model", "classes", "clip", "normalization")
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ClipProtocol:
+    """How a clip is sampled and normalised: the ``data`` settings a checkpoint keeps.
+
+    Fields after ``test_crop_size`` default to ``DataConfig``'s defaults, which is also what a
+    checkpoint of an earlier version that lacks them was trained with.
+    """
+
+    num_frames: int
+    sampling_rate: int
+    test_short_side: int
+    test_crop_size: int
+    test_num_clips: int = DataConfig.test_num_clips
+    test_num_crops: int = DataConfig.test_num_crops
+    slowfast_alpha: int | None = None
+    mean: tuple[float, float, float] = DataConfig.mean
+    std: tuple[float, float, float] = DataConfig.std
+    target_fps: float | None = None  # the stride counted at this frame rate (data.target_fps)
+    train_crop_size: int = DataConfig.train_crop_size
+    val_crop_size: int = DataConfig.val_crop_size
+
+    @classmethod
+    def from_data(cls, data: DataConfig) -> ClipProtocol:
+        """The protocol of a run's data section."""
+        return cls(
+            num_frames=data.num_frames,
+            sampling_rate=data.sampling_rate,
+            test_short_side=data.test_short_side,
+            test_crop_size=data.test_crop_size,
+            test_num_clips=data.test_num_clips,
+            test_num_crops=data.test_num_crops,
+            slowfast_alpha=data.slowfast_alpha,
+            mean=_floats(data.mean),
+            std=_floats(data.std),
+            target_fps=None if data.target_fps is None else float(data.target_fps),
+            train_crop_size=data.train_crop_size,
+            val_crop_size=data.val_crop_size,
+        )
+
+    @classmethod
+    def from_dict(
+        cls,
+        clip: Any,
+        normalization: Any,
+        *,
+        path: str | os.PathLike[str] | None = None,
+    ) -> ClipProtocol:
+        """The protocol of a checkpoint's ``clip`` and ``normalization`` entries.
+
+        Raises:
+            CheckpointError: a required entry is missing or an entry has the wrong type.
+        """
+        c = _Entries(clip, "clip", path)
+        n = _Entries(normalization, "normalization", path)
+        return cls(
+            num_frames=c.whole("num_frames"),
+            sampling_rate=c.whole("sampling_rate"),
+            test_short_side=c.whole("test_short_side"),
+            test_crop_size=c.whole("test_crop_size"),
+            test_num_clips=c.whole("test_num_clips", DataConfig.test_num_clips),
+            test_num_crops=c.whole("test_num_crops", DataConfig.test_num_crops),
+            slowfast_alpha=c.whole("slowfast_alpha", None),
+            mean=n.triple("mean"),
+            std=n.triple("std"),
+            target_fps=c.rate("target_fps", None),
+            train_crop_size=c.whole("train_crop_size", DataConfig.train_crop_size),
+            val_crop_size=c.whole("val_crop_size", DataConfig.val_crop_size),
+        )
+
+    def clip_dict(self) -> dict[str, Any]:
+        """The ``clip`` entry on disk (``normalization`` holds ``mean`` and ``std``)."""
+        return {
+            "num_frames": self.num_frames,
+            "sampling_rate": self.sampling_rate,
+            "target_fps": self.target_fps,
+            "slowfast_alpha": self.slowfast_alpha,
+            "train_crop_size": self.train_crop_size,
+            "val_crop_size": self.val_crop_size,
+            "test_short_side": self.test_short_side,
+            "test_crop_size": self.test_crop_size,
+            "test_num_clips": self.test_num_clips,
+            "test_num_crops": self.test_num_crops,
+        }
+
+    def data_config(self) -> DataConfig:
+        """The data section the evaluation transforms are built from."""
+        return DataConfig(
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            target_fps=self.target_fps,
+            test_short_side=self.test_short_side,
+            test_crop_size=self.test_crop_size,
+            test_num_clips=self.test_num_clips,
+            test_num_crops=self.test_num_crops,
+            slowfast_alpha=self.slowfast_alpha,
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything a checkpoint says about its weights (see the module docstring for the layout).
+
+    Attributes:
+        model: the model section the weights belong to.
+        classes: class names, by classifier output.
+        clip: how clips were sampled and normalised.
+        name: the run's name (the imported file's stem for ``octvideo import``).
+        config: the resolved run config as plain values; None where none was stored.
+        source: where imported weights came from (``from``, ``file``, ``sha256``); None for
+            trained ones.
+        octvideo_version: the version that wrote it; None where it was not recorded.
+    """
+
+    model: ModelConfig
+    classes: tuple[str, ...]
+    clip: ClipProtocol
+    name: str = ""
+    config: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    octvideo_version: str | None = None
+
+    @classmethod
+    def from_run(cls, cfg: RunConfig, classes: Sequence[str]) -> CheckpointMeta:
+        """What a training run of ``cfg`` on ``classes`` stores in its checkpoints."""
+        return cls(
+            model=model_config(to_dict(cfg.model)),  # plain values, as they read back
+            classes=tuple(classes),
+            clip=ClipProtocol.from_data(cfg.data),
+            name=cfg.name,
+            config=to_dict(cfg),
+            octvideo_version=__version__,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (dicts, lists, strings, numbers) for ``hyper_parameters.meta``; entries
+        that are None (``config``, ``source``, ``octvideo_version``) are left out."""
+        out: dict[str, Any] = {}
+        if self.octvideo_version is not None:
+            out["octvideo_version"] = self.octvideo_version
+        out["name"] = self.name
+        out["model"] = to_dict(self.model)
+        out["classes"] = list(self.classes)
+        out["normalization"] = {"mean": list(self.clip.mean), "std": list(self.clip.std)}
+        out["clip"] = self.clip.clip_dict()
+        if self.config is not None:
+            out["config"] = _plain(self.config)
+        if self.source is not None:
+            out["source"] = _plain(self.source)
+        return out
+
+    @classmethod
+    def from_dict(cls, meta: Any, *, path: str | os.PathLike[str] | None = None) -> CheckpointMeta:
+        """The description a checkpoint's ``hyper_parameters.meta`` holds, checked entry by entry.
+
+        Args:
+            meta: what the checkpoint stores (``to_dict``'s output, or an earlier version's).
+            path: the checkpoint, named in errors.
+
+        Raises:
+            CheckpointError: a section of ``SECTIONS`` is missing (all missing ones are named),
+                or an entry is missing or of the wrong type (the first is named).
+        """
+        meta = meta if isinstance(meta, Mapping) else {}
+        missing = [k for k in SECTIONS if k not in meta]
+        if missing:
+            raise CheckpointError(
+                f"{_name(path)} has no {', '.join(missing)} metadata: {ADVICE} (a bare state "
+                "dict cannot say which model, classes and clip protocol it belongs to)",
+                field=missing[0],
+            )
+        top = _Entries(meta, "", path)
+        return cls(
+            model=model_config(meta["model"], path=path),
+            classes=top.names("classes"),
+            clip=ClipProtocol.from_dict(meta["clip"], meta["normalization"], path=path),
+            name=top.text("name", ""),
+            config=top.mapping("config", None),
+            source=top.mapping("source", None),
+            octvideo_version=top.text("octvideo_version", None),
+        )
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: Mapping[str, Any], path: str | os.PathLike[str] | None = None
+    ) -> CheckpointMeta:
+        """The description in a loaded checkpoint (``hyper_parameters.meta``).
+
+        Raises:
+            CheckpointError: it has none (a bare state dict, a Lightning checkpoint of another
+                module), or it is malformed (``from_dict``).
+        """
+        return cls.from_dict(_stored(checkpoint) or {}, path=path)
+
+
+def stored_meta(
+    checkpoint: Mapping[str, Any], path: str | os.PathLike[str] | None = None
+) -> CheckpointMeta | None:
+    """The description in a loaded checkpoint; None where it stores none (a bare state dict,
+    which ``octvideo test`` and ``train --resume`` take with the config's model section).
+
+    Raises:
+        CheckpointError: it stores one that is malformed (``CheckpointMeta.from_dict``).
+    """
+    meta = _stored(checkpoint)
+    return None if meta is None else CheckpointMeta.from_dict(meta, path=path)
+
+
+def model_config(section: Any, *, path: str | os.PathLike[str] | None = None) -> ModelConfig:
+    """The model section a checkpoint stores (``to_dict(ModelConfig)``), checked.
+
+    ``name``, ``num_classes``, ``alpha`` and ``octave`` are required; ``dropout``,
+    ``pretrained``, ``pretrained_kind`` and ``extra`` default to ``ModelConfig``'s defaults.
+
+    Raises:
+        CheckpointError: a required entry is missing, or an entry has the wrong type or a value
+            ``ModelConfig`` refuses (an alpha outside [0, 1)).
+    """
+    m = _Entries(section, "model", path)
+    fields = {
+        "name": m.text("name"),
+        "num_classes": m.whole("num_classes"),
+        "alpha": m.alpha("alpha"),
+        "octave": m.wholes("octave", 3),
+        "dropout": m.number("dropout", ModelConfig.dropout),
+        "pretrained": m.text("pretrained", ModelConfig.pretrained),
+        "pretrained_kind": m.text("pretrained_kind", ModelConfig.pretrained_kind),
+        "extra": dict(m.mapping("extra", {})),
+    }
+    try:
+        return ModelConfig(**fields)
+    except ValueError as err:  # the message names the model.* entry
+        raise CheckpointError(f"{_name(path)} metadata: {err}; {ADVICE}", field="model") from err
+
+
+def build_network(model: ModelConfig) -> nn.Module:
+    """The network a model section describes, without pretrained weights: the one place a
+    section becomes ``octvideo.models.create_model``'s keyword arguments.
+
+    Raises:
+        ValueError, TypeError: an unknown model name, or keywords in ``extra`` it does not take.
+    """
+    from octvideo.models import create_model
+
+    alpha = list(model.alpha) if isinstance(model.alpha, list | tuple) else float(model.alpha)
+    return create_model(
+        model.name,
+        num_classes=model.num_classes,
+        alpha=alpha,
+        octave=tuple(model.octave),
+        dropout=model.dropout,
+        **model.extra,
+    )
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _stored(checkpoint: Mapping[str, Any]) -> Any:
+    hyper = checkpoint.get("hyper_parameters")
+    return hyper.get("meta") if isinstance(hyper, Mapping) else None
+
+
+def _name(path: str | os.PathLike[str] | None) -> str:
+    return "checkpoint" if path is None else f"checkpoint {os.fspath(path)!r}"
+
+
+def _floats(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _plain(value: Any) -> Any:
+    """Dicts, lists and scalars: a copy that shares nothing with the dataclass."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Entries:
+    """The entries of one section of the stored metadata, read with their types checked; an
+    error names ``section.key`` and the checkpoint."""
+
+    def __init__(self, values: Any, section: str, path: str | os.PathLike[str] | None) -> None:
+        self.section, self.path = section, path
+        if not isinstance(values, Mapping):
+            raise self._wrong("", values, "a mapping of entries")
+        self.values = values
+
+    def _key(self, key: str) -> str:
+        return ".".join(k for k in (self.section, key) if k)
+
+    def _wrong(self, key: str, value: Any, want: str) -> CheckpointError:
+        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+        return CheckpointError(
+            f"{_name(self.path)} metadata {self._key(key)} is {shown} "
+            f"({type(value).__name__}), not {want}; {ADVICE}",
+            field=self._key(key),
+        )
+
+    def _get(self, key: str, default: Any) -> Any:
+        if key in self.values:
+            return self.values[key]
+        if default is _REQUIRED:
+            raise CheckpointError(
+                f"{_name(self.path)} has no {self._key(key)} metadata; {ADVICE}",
+                field=self._key(key),
+            )
+        return default
+
+    def whole(self, key: str, default: Any = _REQUIRED) -> Any:
+        value = self._get(key, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self._wrong(key, value, "a whole number of 1 or more")
+        return value
+
+    def wholes(self, key: str, count: int) -> tuple[int, ...]:
+        value = self._get(key, _REQUIRED)
+        ok = isinstance(value, list | tuple) and len(value) == count
+        if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+            raise self._wrong(key, value, f"a list of {count} whole numbers of 1 or more")
+        return tuple(value)
+
+    def number(self, key: str, default: Any = _REQUIRED) -> float:
+        value = self._get(key, default)
+        if not _is_number(value):
+            raise self._wrong(key, value, "a number")
+        return float(value)
+
+    def rate(self, key: str, default: Any = _REQUIRED) -> float | None:
+        value = self._get(key, default)
+        if value is None:
+            return None
+        if not _is_number(value) or value <= 0:
+            raise self._wrong(key, value, "a positive number or null")
+        return float(value)
+
+    def triple(self, key: str) -> tuple[float, float, float]:
+        value = self._get(key, _REQUIRED)
+        ok = isinstance(value, list | tuple) and len(value) == 3
+        if not ok or not all(_is_number(v) for v in value):
+            raise self._wrong(key, value, "a list of 3 numbers (one per channel)")
+        return _floats(value)  # type: ignore[return-value]
+
+    def alpha(self, key: str) -> float | list[float]:
+        value = self._get(key, _REQUIRED)
+        if _is_number(value):
+            return float(value)
+        if isinstance(value, list | tuple) and value and all(_is_number(v) for v in value):
+            return [float(v) for v in value]
+        raise self._wrong(key, value, "a number or a list of numbers (one per stage)")
+
+    def text(self, key: str, default: Any = _REQUIRED) -> Any:
+        value = self._get(key, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, str):
+            raise self._wrong(key, value, "text")
+        return value
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self._get(key, _REQUIRED)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise self._wrong(key, value, "a list of class names")
+        return tuple(value)
+
+    def mapping(self, key: str, default: Any = _REQUIRED) -> Any:
+        value = self._get(key, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise self._wrong(key, value, "a mapping of named entries")
+        return _plain(value)

@@ -1,0 +1,67 @@
+"""The benchmarks' parser and dispatcher (octvideo.bench.cli): subcommands in order, one-line
+refusals with exit status 2, a stop with exit status 1, and the command line a table is filed
+under."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+import octvideo.bench.cli as cli
+from octvideo.errors import RunStopped, UsageError
+
+
+def test_subcommands_in_the_order_help_lists_them() -> None:
+    assert cli.subcommands() == [
+        "models",
+        "layouts",
+        "conv-views",
+        "data-loader",
+        "predict",
+        "long-video",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        ([], "tools/bench.py: error: the following arguments are required: SUBCOMMAND"),
+        (["models", "--repeats", "0"], "tools/bench.py models: error: argument --repeats: "),
+        (["layouts", "--model", "i3d_r05"], "tools/bench.py layouts: error: argument --model: "),
+        (["predict", "--rounds", "0"], "tools/bench.py predict: error: --clips, --rounds and "),
+    ],
+)
+def test_a_refusal_is_one_line_and_exit_status_2(argv, line, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(line)
+
+
+def test_unknown_model_names_the_close_ones() -> None:
+    assert cli.model_name("i3d_r50") == "i3d_r50"
+    with pytest.raises(argparse.ArgumentTypeError, match="did you mean i3d_r50"):
+        cli.model_name("i3d_r05")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "line"),
+    [
+        (UsageError("no such input"), 2, "tools/bench.py conv-views: error: no such input"),
+        (RunStopped("disk full"), 1, "tools/bench.py conv-views: stopped: disk full"),
+    ],
+)
+def test_what_a_run_raises_is_one_line(monkeypatch, capsys, error, status, line) -> None:
+    seen = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args.command_line)
+        raise error
+
+    monkeypatch.setattr("octvideo.bench.conv_views.run", run)
+    assert cli.main(["conv-views", "--repeats", "2"]) == status
+    assert capsys.readouterr().err == line + "\n"
+    # the line a table is filed under runs the same benchmark again
+    assert seen == ["python tools/bench.py conv-views --repeats 2"]

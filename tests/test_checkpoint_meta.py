@@ -1,0 +1,204 @@
+"""One description of a checkpoint: ``to_dict`` and ``from_dict`` give back the same description,
+a dict written by earlier versions still loads, and a missing or malformed entry is one line that
+names it."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from octvideo.checkpoint_meta import (
+    ADVICE,
+    CheckpointMeta,
+    ClipProtocol,
+    build_network,
+    stored_meta,
+)
+from octvideo.config import ModelConfig, load_config, to_dict
+from octvideo.errors import CheckpointError, UsageError
+from tests.conftest import META
+
+# what octvideo train wrote before the metadata was one dataclass (run.checkpoint_meta), for a
+# config of slowfast_r50 at 2 classes
+TRAINED_BEFORE = {
+    "octvideo_version": "0.1.0",
+    "name": "slowfast_demo",
+    "model": {
+        "name": "slowfast_r50",
+        "num_classes": 2,
+        "alpha": [0.1, 0.1, 0.0],
+        "octave": [1, 2, 2],
+        "dropout": 0.5,
+        "pretrained": "",
+        "pretrained_kind": "octvideo",
+        "extra": {"slowfast_alpha": 4},
+    },
+    "classes": ["a", "b"],
+    "normalization": {"mean": [0.45, 0.45, 0.45], "std": [0.225, 0.225, 0.225]},
+    "clip": {
+        "num_frames": 32,
+        "sampling_rate": 2,
+        "target_fps": 30.0,
+        "slowfast_alpha": 4,
+        "train_crop_size": 224,
+        "val_crop_size": 224,
+        "test_short_side": 256,
+        "test_crop_size": 256,
+        "test_num_clips": 10,
+        "test_num_crops": 3,
+    },
+    "config": {"name": "slowfast_demo", "data": {"classes_file": "classes.txt"}},
+}
+# and what its first versions wrote: no version, no target_fps and no training crops
+FIRST_FORMAT = {
+    "name": "tiny",
+    "model": {
+        "name": "c2d_r18",
+        "num_classes": 3,
+        "alpha": 0.25,
+        "octave": [1, 2, 2],
+        "dropout": 0.0,
+        "extra": {"width": 8},
+    },
+    "classes": ["left", "right", "still"],
+    "normalization": {"mean": [0.45, 0.45, 0.45], "std": [0.225, 0.225, 0.225]},
+    "clip": {
+        "num_frames": 4,
+        "sampling_rate": 2,
+        "slowfast_alpha": None,
+        "test_short_side": 32,
+        "test_crop_size": 32,
+        "test_num_clips": 3,
+        "test_num_crops": 3,
+    },
+}
+
+
+def _trained_meta() -> CheckpointMeta:
+    cfg = load_config(
+        None, ["data.target_fps=30", "model.alpha=[0.1,0.1,0]", "model.num_classes=2"]
+    )
+    return CheckpointMeta.from_run(cfg, ["a", "b"])
+
+
+@pytest.mark.parametrize("make", [lambda: META, _trained_meta], ids=["fixture", "trained"])
+def test_from_dict_of_to_dict_is_the_same_description(make):
+    meta = make()
+    stored = meta.to_dict()
+    assert CheckpointMeta.from_dict(stored) == meta
+    assert CheckpointMeta.from_dict(copy.deepcopy(stored)).to_dict() == stored
+
+
+def test_a_training_run_records_its_model_clips_config_and_version():
+    cfg = load_config(None, ["data.target_fps=30", "data.num_frames=16", "model.num_classes=2"])
+    meta = CheckpointMeta.from_run(cfg, ["a", "b"])
+    assert meta.model == cfg.model and meta.classes == ("a", "b")
+    assert meta.clip == ClipProtocol.from_data(cfg.data)
+    assert (meta.clip.num_frames, meta.clip.target_fps) == (16, 30.0)
+    assert meta.config == to_dict(cfg) and meta.octvideo_version is not None
+    stored = meta.to_dict()
+    assert "source" not in stored  # only imports record one
+    assert stored["normalization"] == {"mean": [0.45] * 3, "std": [0.225] * 3}
+
+
+def test_a_dict_written_before_the_dataclass_loads_unchanged():
+    meta = CheckpointMeta.from_dict(copy.deepcopy(TRAINED_BEFORE))
+    assert meta.model.alpha == [0.1, 0.1, 0.0] and meta.model.extra == {"slowfast_alpha": 4}
+    assert (meta.clip.slowfast_alpha, meta.clip.target_fps, meta.clip.num_frames) == (4, 30.0, 32)
+    assert meta.config == TRAINED_BEFORE["config"]
+    assert meta.to_dict() == TRAINED_BEFORE  # the on-disk format is the one it was
+
+
+def test_a_dict_of_the_first_format_takes_the_config_defaults():
+    meta = CheckpointMeta.from_dict(copy.deepcopy(FIRST_FORMAT))
+    assert meta.octvideo_version is None and meta.config is None
+    assert meta.clip.target_fps is None  # trained at each video's own frame rate
+    assert (meta.clip.train_crop_size, meta.clip.val_crop_size) == (224, 224)
+    assert (meta.clip.test_num_clips, meta.clip.test_num_crops) == (3, 3)
+    assert meta.model.pretrained_kind == ModelConfig.pretrained_kind
+    assert meta == META  # the test fixture's checkpoint, written the new way
+    net = build_network(meta.model)
+    assert net(torch.zeros(1, 3, 4, 32, 32)).shape == (1, 3)
+
+
+def _without(meta: dict, key: str) -> dict:
+    meta = copy.deepcopy(meta)
+    *sections, last = key.split(".")
+    target = meta
+    for section in sections:
+        target = target[section]
+    del target[last]
+    return meta
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["clip.num_frames", "clip.test_crop_size", "normalization.mean", "model.name", "model.octave"],
+)
+def test_a_missing_entry_is_one_line_naming_it(key):
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(_without(TRAINED_BEFORE, key), path="run/last.ckpt")
+    message = str(info.value)
+    assert message == f"checkpoint 'run/last.ckpt' has no {key} metadata; {ADVICE}"
+    assert info.value.field == key
+    assert isinstance(info.value, UsageError)  # the command line's one-line error, exit 2
+
+
+def test_a_missing_section_is_named_with_every_other_missing_one():
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(_without(_without(TRAINED_BEFORE, "clip"), "classes"))
+    message = str(info.value)
+    assert message.startswith(f"checkpoint has no classes, clip metadata: {ADVICE}")
+    assert "\n" not in message and info.value.field == "classes"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "want"),
+    [
+        ("clip.num_frames", "32", "a whole number of 1 or more"),
+        ("clip.sampling_rate", 0, "a whole number of 1 or more"),
+        ("clip.slowfast_alpha", True, "a whole number of 1 or more"),
+        ("clip.target_fps", -30, "a positive number or null"),
+        ("normalization.std", [0.2, 0.2], "a list of 3 numbers (one per channel)"),
+        ("model.alpha", "0.1", "a number or a list of numbers (one per stage)"),
+        ("model.extra", [1], "a mapping of named entries"),
+        ("classes", "abc", "a list of class names"),
+        ("model", None, "a mapping of entries"),
+    ],
+)
+def test_an_entry_of_the_wrong_type_is_one_line_naming_it(key, value, want):
+    meta = copy.deepcopy(TRAINED_BEFORE)
+    *sections, last = key.split(".")
+    target = meta
+    for section in sections:
+        target = target[section]
+    target[last] = value
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(meta, path="x.ckpt")
+    message = str(info.value)
+    assert message == (
+        f"checkpoint 'x.ckpt' metadata {key} is {value!r} ({type(value).__name__}), not {want}; "
+        f"{ADVICE}"
+    )
+    assert info.value.field == key
+
+
+def test_a_value_the_model_section_refuses_names_it():
+    meta = copy.deepcopy(TRAINED_BEFORE)
+    meta["model"]["alpha"] = 1.5
+    with pytest.raises(CheckpointError, match=r"^checkpoint metadata: model\.alpha must be a "):
+        CheckpointMeta.from_dict(meta)
+
+
+def test_a_checkpoint_without_metadata_has_none_stored_and_no_description():
+    bare = {"state_dict": {"conv.weight": torch.zeros(1)}}
+    lightning = {"state_dict": {}, "hyper_parameters": {"meta": None, "seed": 0}}
+    assert stored_meta(bare) is None and stored_meta(lightning) is None
+    with pytest.raises(
+        CheckpointError, match=r"^checkpoint 'b\.ckpt' has no model, classes, clip, normalization "
+    ):
+        CheckpointMeta.from_checkpoint(bare, "b.ckpt")
+    stored = {"hyper_parameters": {"meta": META.to_dict()}}
+    assert stored_meta(stored) == CheckpointMeta.from_checkpoint(stored) == META
