@@ -5,6 +5,7 @@ scripts in tools/."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,12 @@ import torch
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.config import ModelConfig
 from octvideo.engine.checkpoint import atomic_save
+
+# The tests' tensors are tiny: one intra-op thread runs them about as fast as two, and on a busy
+# machine (CI shares its cores) no test waits at an OpenMP barrier for a thread the kernel put
+# aside. Commands that tests start as subprocesses get the same through the environment.
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLASSES = ["left", "right", "still"]
