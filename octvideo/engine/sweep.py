@@ -678,8 +678,8 @@ def _ratio(row: dict[str, Any], key: str) -> str:
 
 def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"Study of `{meta['config']}`, {meta['seeds']} seed(s) per point; {meta['date']}, "
-        f"{meta['machine']}.",
+        f"Study of `{meta['config']}`, {meta['seeds']} seed(s) per point, "
+        f"{meta.get('jobs', 1)} run(s) at a time; {meta['date']}, {meta['machine']} (timings).",
         "",
         f"`{meta['command']}`",
         "",
@@ -912,6 +912,7 @@ def run_study(
         "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
+        "jobs": jobs,
         "timing": {"repeats": repeats, "train_batch": batch} if measure else None,
         "spread": "std: sample standard deviation over seeds; min/max: over seeds; time ratios: "
         "median and range of per-round ratios against the baseline point",

@@ -371,6 +371,21 @@ def test_study_files_are_written(tmp_path):
     assert header.startswith("point,status,seeds_finished,video_top1_mean,video_top1_std")
     assert "(baseline)" in (tmp_path / "study.md").read_text()
     assert result.files["png"] == tmp_path / "study.png"
+    assert data["meta"]["jobs"] == 1
+
+
+def test_study_table_says_how_many_runs_went_side_by_side(tmp_path):
+    run_study(
+        CFG,
+        [[parse_grid("model.alpha=0")]],
+        seeds=1,
+        out=tmp_path,
+        runner=Recorder(),
+        measure=False,
+        jobs=2,
+    )
+    first = (tmp_path / "study.md").read_text().splitlines()[0]
+    assert "1 seed(s) per point, 2 run(s) at a time;" in first
 
 
 # --------------------------------------------------------------------------------- measuring
