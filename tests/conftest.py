@@ -1,6 +1,7 @@
 """Fixtures shared by several test folders: a small checkpoint in the format ``octvideo train``
 writes (weights under ``model.``, metadata under ``hyper_parameters.meta``), the data tests' videos
-(good, short and bad ones, encoded once with PyAV), and a loader for the scripts in tools/."""
+(good, short and bad ones, encoded once with PyAV), the inference tests' videos (short, long,
+odd-sized, with audio, variable frame rate, corrupt), and a loader for the scripts in tools/."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.config import ModelConfig
 from octvideo.engine.checkpoint import atomic_save
 from tests.data.media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
+from tests.inference.media_helpers import encode as encode_clip
 
 # The tests' tensors are tiny: one intra-op thread runs them about as fast as two, and on a busy
 # machine (CI shares its cores) no test waits at an OpenMP barrier for a thread the kernel put
@@ -77,6 +79,23 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "text.mp4").write_text("this is not a video\n" * 50)
     for name in ("truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4"):
         files[name] = root / name
+    return files
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("predict_videos")
+    gaps = [50 if i % 4 else 200 for i in range(39)]
+    files = {
+        "short": encode_clip(root / "short.mp4", 6),
+        "long": encode_clip(root / "long.mp4", 95),  # 9.5 s at 10 fps
+        "odd": encode_clip(root / "odd size.mp4", 20, height=37, width=53, codec="mpeg4"),
+        "audio": encode_clip(root / "with_audio.mp4", 30, audio=True),
+        "vfr": encode_clip(root / "vfr.mp4", 40, pts_ms=np.cumsum([0, *gaps]).tolist()),
+    }
+    corrupt = root / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    files["corrupt"] = corrupt
     return files
 
 

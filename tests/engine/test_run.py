@@ -1,7 +1,8 @@
 """``run_train``'s order and its resume targets: every check before the first file or folder (a
 refused run leaves nothing behind, not even a classes file), a finished run resumed into another
 folder is refused, a run resumed there as a branch reports that folder's checkpoints, --out is a
-path, never YAML, and test and resume refuse a checkpoint whose metadata does not read."""
+path, never YAML, and test and resume refuse a checkpoint whose metadata does not read; the
+checkpoint records ``data.target_fps`` and test refuses another one."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from octvideo import cli
-from octvideo.checkpoint_meta import ADVICE
+from octvideo.checkpoint_meta import ADVICE, CheckpointMeta
 from octvideo.config import load_config
 from octvideo.engine.build import build_model
 from octvideo.engine.checkpoint import atomic_save
-from octvideo.engine.run import checkpoint_meta, run_train
+from octvideo.engine.run import check_same_clips, checkpoint_meta, run_train
 from octvideo.errors import ConfigError, UsageError
 from tests.engine.conftest import NUM_CLASSES, tiny_overrides
 
@@ -147,3 +148,15 @@ def test_a_checkpoint_with_malformed_metadata_is_refused_by_test_and_resume(
         run_train("oct_i3d_synth.yaml", overrides, out=str(tmp_path / "r"), resume=str(path))
     assert str(info.value) == line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.ckpt"]  # nothing written
+
+
+def test_the_checkpoint_records_target_fps_and_test_checks_it():
+    trained = load_config(None, ["data.target_fps=30"])
+    meta = checkpoint_meta(trained, ["a", "b"])
+    assert CheckpointMeta.from_dict(meta).clip.target_fps == 30.0
+    unset = {**meta, "clip": {**meta["clip"]} | {"target_fps": None}}
+    assert CheckpointMeta.from_dict(unset).clip.target_fps is None
+    checkpoint = {"hyper_parameters": {"meta": meta}}
+    check_same_clips(checkpoint, trained, "x.ckpt")  # the same: no error
+    with pytest.raises(UsageError, match=r"data.target_fps=None here, 30.0 in training"):
+        check_same_clips(checkpoint, load_config(None, []), "x.ckpt")
