@@ -1,7 +1,9 @@
 """Building the network from the model section: pretrained weights initialise it (an alpha-0
 checkpoint an octave model, another label set all but the classifier), pretrained weights of
 another network are one line naming the file and the first layer that does not fit, and a network
-over the parameter bound is refused on the meta device before any memory is taken."""
+over the parameter bound is refused on the meta device before any memory is taken. The training
+precision check: bfloat16 on a CPU is refused where this PyTorch's bfloat16 3D-convolution weight
+gradients are wrong, as a float64 reference says."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from octvideo.config import (
     ModelConfig,
     load_config,
 )
+from octvideo.engine import build as build_module
 from octvideo.engine.build import build_model, check_clip
 from octvideo.errors import ConfigError
 from octvideo.models import create_model
@@ -134,3 +137,25 @@ def test_pretrained_weights_of_another_width_are_refused(tmp_path):
     assert message.endswith(
         "use weights of the same architecture, width and alpha (only the classifier may differ)"
     )
+
+
+def test_bf16_training_check_lets_good_setups_through(monkeypatch) -> None:
+    monkeypatch.setattr(build_module, "_cpu_bf16_weight_grads_ok", lambda: False)
+    for precision in ("32-true", "16-true", "auto", "64-true"):
+        build_module.check_training_precision(precision, "cpu")  # no bfloat16: nothing to check
+    for precision in ("16-mixed", "bf16-mixed"):  # on a GPU these are what they say
+        build_module.check_training_precision(precision, "gpu")
+    monkeypatch.setattr(build_module, "_cpu_bf16_weight_grads_ok", lambda: True)
+    build_module.check_training_precision("bf16-mixed", "cpu")  # a PyTorch without the fault
+
+
+def test_bf16_weight_grad_check_agrees_with_float64() -> None:
+    """The check (bfloat16 against float32) says what a float64 reference says of its cases."""
+    right = []
+    for g, x, w in build_module._bf16_probes():
+        want = build_module._conv3d_weight_grad(g, x, w, torch.float64)
+        got = build_module._conv3d_weight_grad(g, x, w, torch.bfloat16)
+        right.append(
+            bool(torch.isfinite(got).all()) and float((got - want).norm() / want.norm()) < 0.05
+        )
+    assert build_module._cpu_bf16_weight_grads_ok() is all(right)
