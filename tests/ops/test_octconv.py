@@ -320,6 +320,9 @@ def test_octconv_trains_under_cpu_autocast(octave, size) -> None:
 
     At least 3 frames in every group: PyTorch 2.14's bfloat16 CPU weight gradient is wrong for
     2-frame maps under 3-frame kernels (``engine.build.check_training_precision``)."""
+    # autocast takes float32 tensors and parameters; this module's _float64 fixture made float64
+    # the default, and puts the previous default back after the test
+    torch.set_default_dtype(torch.float32)
     torch.manual_seed(0)
     layer = OctConv3d(16, 16, 3, alpha_in=0.5, alpha_out=0.5, octave=octave)
     x_h = torch.randn(2, 8, *size)
