@@ -1,6 +1,7 @@
 """Fixtures shared by several test folders: a small checkpoint in the format ``octvideo train``
-writes (weights under ``model.``, metadata under ``hyper_parameters.meta``), and a loader for the
-scripts in tools/."""
+writes (weights under ``model.``, metadata under ``hyper_parameters.meta``), the data tests' videos
+(good, short and bad ones, encoded once with PyAV), the inference tests' videos (short, long,
+odd-sized, with audio, variable frame rate, corrupt), and a loader for the scripts in tools/."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.config import ModelConfig
 from octvideo.engine.checkpoint import atomic_save
+from tests.data.media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
+from tests.inference.media_helpers import encode as encode_clip
 
 # The tests' tensors are tiny: one intra-op thread runs them about as fast as two, and on a busy
 # machine (CI shares its cores) no test waits at an OpenMP barrier for a thread the kernel put
@@ -53,6 +57,46 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """name -> path of the test videos: good ones, a short one, and bad ones."""
+    root = tmp_path_factory.mktemp("media")
+    files = {
+        "h264.mp4": encode(root / "h264.mp4", "libx264"),
+        "mpeg4.avi": encode(root / "mpeg4.avi", "mpeg4"),
+        "mjpeg.avi": encode(root / "mjpeg.avi", "mjpeg", pix_fmt="yuvj420p"),
+        "vp9.webm": encode(root / "vp9.webm", "libvpx-vp9"),
+        "odd.mkv": encode(root / "odd.mkv", "mpeg4", height=37, width=53),
+        "short.mp4": encode(root / "short.mp4", "libx264", n=SHORT_FRAMES),
+    }
+    gaps = [40 if i % 3 else 120 for i in range(NUM_FRAMES - 1)]
+    files["vfr.mp4"] = encode(root / "vfr.mp4", "libx264", pts_ms=np.cumsum([0, *gaps]).tolist())
+    whole = files["h264.mp4"].read_bytes()
+    (root / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+    (root / "zero.mp4").write_bytes(b"")
+    (root / "text.mp4").write_text("this is not a video\n" * 50)
+    for name in ("truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4"):
+        files[name] = root / name
+    return files
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("predict_videos")
+    gaps = [50 if i % 4 else 200 for i in range(39)]
+    files = {
+        "short": encode_clip(root / "short.mp4", 6),
+        "long": encode_clip(root / "long.mp4", 95),  # 9.5 s at 10 fps
+        "odd": encode_clip(root / "odd size.mp4", 20, height=37, width=53, codec="mpeg4"),
+        "audio": encode_clip(root / "with_audio.mp4", 30, audio=True),
+        "vfr": encode_clip(root / "vfr.mp4", 40, pts_ms=np.cumsum([0, *gaps]).tolist()),
+    }
+    corrupt = root / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    files["corrupt"] = corrupt
+    return files
 
 
 def _load_tool(name: str) -> ModuleType:

@@ -1,4 +1,5 @@
-"""Session fixtures of the data tests: the test videos, encoded once with PyAV."""
+"""Fixtures of the data tests: a guard against encoding, and a tiny disk to fill (the test videos
+are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,33 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from tests.data.media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
-
-
-@pytest.fixture(scope="session")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """name -> path of the test videos: good ones, a short one, and bad ones."""
-    root = tmp_path_factory.mktemp("media")
-    files = {
-        "h264.mp4": encode(root / "h264.mp4", "libx264"),
-        "mpeg4.avi": encode(root / "mpeg4.avi", "mpeg4"),
-        "mjpeg.avi": encode(root / "mjpeg.avi", "mjpeg", pix_fmt="yuvj420p"),
-        "vp9.webm": encode(root / "vp9.webm", "libvpx-vp9"),
-        "odd.mkv": encode(root / "odd.mkv", "mpeg4", height=37, width=53),
-        "short.mp4": encode(root / "short.mp4", "libx264", n=SHORT_FRAMES),
-    }
-    gaps = [40 if i % 3 else 120 for i in range(NUM_FRAMES - 1)]
-    files["vfr.mp4"] = encode(root / "vfr.mp4", "libx264", pts_ms=np.cumsum([0, *gaps]).tolist())
-    whole = files["h264.mp4"].read_bytes()
-    (root / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
-    (root / "zero.mp4").write_bytes(b"")
-    (root / "text.mp4").write_text("this is not a video\n" * 50)
-    for name in ("truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4"):
-        files[name] = root / name
-    return files
 
 
 @pytest.fixture

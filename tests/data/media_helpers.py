@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import fractions
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
 import numpy as np
 
 from octvideo.data import DataConfig
+from octvideo.data.annotations import VideoRecord
 
 NUM_FRAMES = 24
 SHORT_FRAMES = 5
@@ -124,6 +126,11 @@ def small_config(**overrides) -> DataConfig:
     return DataConfig(**base)
 
 
+def records(media: dict[str, Path], names: Sequence[str]) -> list[VideoRecord]:
+    """One record per test video name, labelled by its position."""
+    return [VideoRecord(str(media[n]), i) for i, n in enumerate(names)]
+
+
 def raw_tree(tmp_path: Path, media: dict[str, Path], files: dict[str, str]) -> Path:
     """``tmp_path/raw`` with ``files`` (relative path -> test video name) copied in."""
     src = tmp_path / "raw"
@@ -131,6 +138,16 @@ def raw_tree(tmp_path: Path, media: dict[str, Path], files: dict[str, str]) -> P
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(media[name], src / rel)
     return src
+
+
+def split_tree(tmp_path: Path, media: dict[str, Path]) -> Path:
+    """``my/train/{jump,walk}/`` and ``my/val/{jump,walk}/``, one video each, distinct names."""
+    root = tmp_path / "my"
+    for split in ("train", "val"):
+        for cls in ("jump", "walk"):
+            (root / split / cls).mkdir(parents=True)
+            shutil.copy(media["h264.mp4"], root / split / cls / f"{split}_{cls}.mp4")
+    return root
 
 
 def encode_b_frames(path: Path, codec: str, n: int = NUM_FRAMES, b_frames: int = 2) -> Path:

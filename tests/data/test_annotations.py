@@ -1,14 +1,19 @@
-"""Annotation readers: records, labels, stable class lists, missing Kinetics files."""
+"""Annotation readers: records, labels, stable class lists, missing Kinetics files; bad
+annotations as user errors (``AnnotationError``, a ``UsageError`` and a ``ValueError``); a
+class-folder path read as given whatever ``data.root`` says; a warning for a classes file with
+classes no video of the list uses."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import pytest
 
 from octvideo.data import load_annotations
 from octvideo.data.annotations import MAX_CLASSES, detect_format, kinetics_name, read_lines
-from octvideo.errors import AnnotationError
+from octvideo.errors import AnnotationError, UsageError
+from tests.data.media_helpers import split_tree
 
 
 def test_lines_space_and_comma_relative_and_absolute(tmp_path, media):
@@ -187,3 +192,64 @@ def test_kinetics_times_that_are_not_numbers_are_one_error(tmp_path, kinetics_tr
     csv.write_text(csv.read_text() + "walk,x,inf,10,train\n")
     with pytest.raises(AnnotationError, match=r"row 5: time_start 'inf' and time_end '10' must"):
         load_annotations(csv, root=root)
+
+
+def test_annotation_errors_are_usage_errors_and_value_errors(tmp_path, media):
+    (tmp_path / "classes.txt").write_text("jump\nwalk\n")
+    cases = {
+        "bad.txt": "a.mp4 walking\n",  # malformed line
+        "big.txt": "a.mp4 2\n",  # label outside the classes file
+        "neg.txt": "a.mp4 -1\n",
+        "out.txt": "../../a.mp4 0\n",  # leaves the data root
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(AnnotationError) as info:
+            load_annotations(tmp_path / name, classes_file=tmp_path / "classes.txt")
+        assert isinstance(info.value, UsageError) and isinstance(info.value, ValueError)
+    (tmp_path / "tree" / "yoga").mkdir(parents=True)  # a folder not in the classes file
+    with pytest.raises(AnnotationError, match="folder 'yoga' is not in the class list"):
+        load_annotations(tmp_path / "tree", classes_file=tmp_path / "classes.txt")
+    with pytest.raises(AnnotationError, match="is not a folder"):
+        load_annotations(tmp_path / "bad.txt", fmt="folders")
+
+
+def test_the_folder_given_is_the_folder_read(tmp_path, media):
+    root = split_tree(tmp_path, media)
+    # data.root=my/train used to make the validation folder my/val read my/train
+    found = load_annotations(root / "val", root=root / "train")
+    assert [r.path for r in found.records] == [
+        str(root / "val/jump/val_jump.mp4"),
+        str(root / "val/walk/val_walk.mp4"),
+    ]
+    # data.root=my used to make the classes "train" and "val"
+    found = load_annotations(root / "train", root=root, fmt="folders")
+    assert found.classes == ["jump", "walk"]
+
+
+def test_a_classes_file_of_another_dataset_is_named_in_a_warning(tmp_path, caplog):
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("jump\nwalk\nabseiling\nzumba\nyoga\n")
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / "train.txt", classes_file=classes)
+    assert found.classes == ["jump", "walk", "abseiling", "zumba", "yoga"]
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert str(classes) in message and "3 of its 5 classes" in message
+    assert "'abseiling', 'zumba', 'yoga'" in message
+
+
+def test_no_warning_when_every_class_is_used_or_the_classes_come_from_training(tmp_path, caplog):
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("c.mp4 1\n")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("jump\nwalk\n")
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        train = load_annotations(tmp_path / "train.txt", classes_file=classes)
+        # a validation list needs not hold every class of the training list
+        load_annotations(tmp_path / "val.txt", classes_file=classes, classes=train.classes)
+        # a classes file written from the list itself
+        load_annotations(tmp_path / "train.txt", classes_file=tmp_path / "new.txt")
+    assert not caplog.records

@@ -1,30 +1,27 @@
-"""Datasets and the datamodule: shapes, frame indices, bad-video policy, workers, DDP shares."""
+"""Datasets: shapes, frame indices, bad-video policy and one error text for every view of a video
+that fails, and ``data.target_fps`` (a clip spans the same seconds at any frame rate)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
+import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from octvideo.data import BadVideoTracker, VideoDataModule, VideoDataset
+from octvideo.data import BadVideoTracker, VideoDataset
 from octvideo.data.annotations import VideoRecord
-from octvideo.data.datamodule import EpochSampler
 from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import multiview_clip_indices
 from octvideo.errors import TooManyBadVideos
-from tests.data.media_helpers import NUM_FRAMES, frame_index, small_config
-
-GOOD = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4"]
+from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index, records, small_config
 
 
 def indices_of(video: torch.Tensor) -> list[int]:
     """Frame indices of a (3, T, H, W) clip of the test videos (median grey level per frame)."""
     return [frame_index(float(video[:, t].median()) * 255) for t in range(video.shape[1])]
-
-
-def records(media, names) -> list[VideoRecord]:
-    return [VideoRecord(str(media[n]), i) for i, n in enumerate(names)]
 
 
 def test_clip_start_and_augmentation_are_drawn_independently(media, monkeypatch):
@@ -165,74 +162,49 @@ def test_tracker_counts_training_skips_per_epoch(caplog):
     ]
 
 
-@pytest.fixture
-def lines_dataset(tmp_path, media):
-    names = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4", "short.mp4"]
-    body = "".join(f"{media[n]} {i % 3}\n" for i, n in enumerate(names))
-    (tmp_path / "train.txt").write_text(body + f"{media['zero.mp4']} 1\n")
-    (tmp_path / "val.txt").write_text(body)
-    return tmp_path
+def _chosen(cfg, mode: str, fps: float) -> list[np.ndarray]:
+    """The frame indices each item of a one-video dataset asks of a 300-frame video at fps."""
+    dataset = VideoDataset([VideoRecord("v.mp4", 0)], cfg, mode)
+    chosen = []
+
+    def decode(video_index, choose):
+        indices = choose(VideoInfo(300, fps, 64, 48, "pyav"))
+        chosen.append(indices)
+        return torch.zeros(len(indices), 48, 64, 3, dtype=torch.uint8)
+
+    dataset._decode = decode
+    for i in range(len(dataset) if mode != "train" else 1):
+        dataset[(i, 0) if mode == "train" else i]
+    return chosen
 
 
-def test_datamodule_batches_follow_the_contract(lines_dataset):
-    cfg = small_config(
-        train_list=str(lines_dataset / "train.txt"),
-        val_list=str(lines_dataset / "val.txt"),
-        classes_file=str(lines_dataset / "classes.txt"),
-    )
-    dm = VideoDataModule(cfg)
-    assert dm.classes == ["0", "1", "2"] and dm.num_classes == 3
-    train = list(dm.train_dataloader())
-    assert len(train) == 2  # 8 videos, batch 4, last partial batch dropped
-    batch = train[0]
-    assert batch["video"].shape == (4, 3, 4, 32, 32) and batch["video"].dtype == torch.float32
-    assert batch["label"].dtype == torch.int64 and batch["video_index"].dtype == torch.int64
-    # zero.mp4 is stepped over at least once (a retry may draw it again); each skip is named.
-    skipped = sum(int(b["skipped"].sum()) for b in train)
-    named = [line for b in train for text in b["errors"] for line in text.split("\n") if line]
-    assert skipped >= 1 and len(named) == skipped
-    assert all(line.startswith(str(lines_dataset.parent)) and "zero.mp4" in line for line in named)
-    val = next(iter(dm.val_dataloader()))
-    assert val["video"].shape == (4, 3, 4, 32, 32) and val["ok"].all()
-    test = list(dm.test_dataloader())
-    assert sum(len(b["label"]) for b in test) == 7 * 9
-    assert dm.test_dataset.records[6][0].endswith("short.mp4")
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_every_mode_spans_the_same_seconds_at_any_frame_rate(mode):
+    cfg = small_config(sampling_rate=3, target_fps=30.0, test_num_crops=1)
+    for fps, stride in ((30.0, 3), (60.0, 6), (15.0, 1.5)):
+        for indices in _chosen(cfg, mode, fps):
+            steps = np.diff(indices)
+            assert np.abs(steps - stride).max() <= 0.5, (fps, indices)
+    own = dataclasses.replace(cfg, target_fps=None)
+    for indices in _chosen(own, mode, 60.0):
+        assert np.diff(indices).tolist() == [3, 3, 3]
 
 
-def test_two_workers_yield_the_same_batches_as_none(lines_dataset):
-    def batches(workers: int) -> list[dict]:
-        cfg = small_config(train_list=str(lines_dataset / "val.txt"), num_workers=workers, seed=7)
-        loader = VideoDataModule(cfg).train_dataloader()
-        out = []
-        for epoch in range(2):
-            loader.sampler.set_epoch(epoch)
-            out.extend(loader)
-        return out
-
-    serial, parallel = batches(0), batches(2)
-    assert len(serial) == len(parallel) == 2
-    for a, b in zip(serial, parallel, strict=True):
-        assert torch.equal(a["video_index"], b["video_index"])
-        assert torch.equal(a["video"], b["video"])
-    assert not torch.equal(serial[0]["video"], serial[1]["video"])
-
-
-def test_samplers_split_ranks_without_overlap(media):
-    dataset = VideoDataset(records(media, GOOD + GOOD[:3]), small_config(), "train")
-    shares = [list(EpochSampler(dataset, num_replicas=2, rank=r, seed=0)) for r in (0, 1)]
-    indices = [i for share in shares for i, _ in share]
-    assert len(shares[0]) == len(shares[1]) == 5  # 9 videos padded to 10
-    assert set(indices) == set(range(9))
-    assert {epoch for share in shares for _, epoch in share} == {0}
-
-
-def test_a_resumed_sampler_continues_its_epoch_once(media):
-    dataset = VideoDataset(records(media, GOOD + GOOD[:3]), small_config(), "train")
-    whole = EpochSampler(dataset, num_replicas=1, rank=0, seed=3)
-    whole.set_epoch(2)
-    epoch2 = list(whole)
-    resumed = EpochSampler(dataset, num_replicas=1, rank=0, seed=3)
-    resumed.resume(2, 4)
-    assert list(resumed) == epoch2[4:]
-    assert list(resumed) == epoch2  # only the first pass skips
-    assert len(resumed) == len(epoch2)
+@pytest.mark.parametrize("workers", [0, 2])
+def test_every_view_of_a_failed_video_has_the_same_single_prefix_error(media, workers):
+    cfg = small_config()  # 3 clips x 3 crops
+    videos = [VideoRecord(str(media["h264.mp4"]), 0), VideoRecord(str(media["zero.mp4"]), 1)]
+    dataset = VideoDataset(videos, cfg, "test")
+    assert dataset.views_per_video == 9
+    loader = DataLoader(dataset, batch_size=4, num_workers=workers)
+    errors = [
+        (int(vid), message)
+        for batch in loader
+        for vid, ok, message in zip(batch["video_index"], batch["ok"], batch["error"], strict=True)
+        if not ok
+    ]
+    assert [vid for vid, _ in errors] == [1] * 9
+    assert len({message for _, message in errors}) == 1
+    message = errors[0][1]
+    assert message.startswith("DecodeError: ") and message.count("DecodeError") == 1, message
+    assert "cannot open it" in message

@@ -1,12 +1,16 @@
-"""Clip sampling: training starts, multi-view starts, short videos."""
+"""Clip sampling: training starts, multi-view starts, short videos, and the stride counted at
+``data.target_fps``."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from octvideo.data.sampling import (
     center_clip_indices,
+    clip_indices,
+    clip_stride,
     clip_window,
     multiview_clip_indices,
     random_clip_indices,
@@ -47,3 +51,15 @@ def test_short_video_repeats_its_last_frame():
     assert clip.tolist() == [0, 2, 4, 4, 4, 4, 4, 4]
     views = multiview_clip_indices(5, 8, 2, 3)
     assert all(v.tolist() == [0, 2, 4, 4, 4, 4, 4, 4] for v in views)
+
+
+def test_stride_is_counted_at_the_target_rate():
+    assert clip_stride(8, 60.0, 30.0) == 16.0
+    assert clip_stride(8, 25.0, 30.0) == pytest.approx(8 * 25 / 30)
+    assert clip_stride(8, 60.0, None) == 8  # the video's own frames
+    assert clip_stride(8, 0.0, 30.0) == 8  # fps unknown: as is
+    # a fractional stride rounds each frame, and an integer one is exactly as before
+    assert clip_indices(10, 4, 8 * 25 / 30, 1000).tolist() == [10, 17, 23, 30]
+    assert clip_indices(10, 4, 8, 1000).tolist() == [10, 18, 26, 34]
+    assert clip_window(8, 8 * 25 / 30) == 48 and clip_window(8, 8) == 57
+    assert center_clip_indices(100, 4, 2.5).tolist() == [45, 47, 50, 53]  # window 9, start 45

@@ -1,6 +1,9 @@
-"""Building the network from the model section: pretrained weights of another network are one
-line naming the file and the first layer that does not fit, and a network over the parameter
-bound is refused on the meta device before any memory is taken."""
+"""Building the network from the model section: pretrained weights initialise it (an alpha-0
+checkpoint an octave model, another label set all but the classifier), pretrained weights of
+another network are one line naming the file and the first layer that does not fit, and a network
+over the parameter bound is refused on the meta device before any memory is taken. The training
+precision check: bfloat16 on a CPU is refused where this PyTorch's bfloat16 3D-convolution weight
+gradients are wrong, as a float64 reference says."""
 
 from __future__ import annotations
 
@@ -8,7 +11,12 @@ import pytest
 import torch
 
 from octvideo import cli
-from octvideo.config import MAX_PARAMETERS, ModelConfig, load_config
+from octvideo.config import (
+    MAX_PARAMETERS,
+    ModelConfig,
+    load_config,
+)
+from octvideo.engine import build as build_module
 from octvideo.engine.build import build_model, check_clip
 from octvideo.errors import ConfigError
 from octvideo.models import create_model
@@ -74,3 +82,80 @@ def test_a_network_over_the_parameter_bound_is_refused_on_the_meta_device():
             build()
         assert "model.extra={'width': 100000}" in str(err.value)
         assert f"over the limit of {MAX_PARAMETERS:,}" in str(err.value)
+
+
+def test_an_alpha_0_checkpoint_initialises_an_octave_model(tmp_path):
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+    from octvideo.models.weights import octavise_state_dict
+
+    settings = dict(name="i3d_r18", num_classes=6, extra={"width": 4})
+    vanilla = build_model(ModelConfig(alpha=0.0, **settings))
+    path = tmp_path / "vanilla.pt"
+    torch.save(vanilla.state_dict(), path)
+    octave = build_model(ModelConfig(alpha=0.25, pretrained=str(path), **settings))
+    fresh = build_model(ModelConfig(alpha=0.25, **settings))
+    want = octavise_state_dict(vanilla.state_dict(), fresh)
+    got = octave.state_dict()
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)  # before: "does not fit", missing hl
+
+
+def test_pretrained_weights_for_another_label_set_renew_only_the_classifier(tmp_path):
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+
+    source = build_model(ModelConfig(name="i3d_r18", num_classes=6, extra={"width": 4}))
+    path = tmp_path / "six.pt"
+    torch.save(source.state_dict(), path)
+    model = build_model(
+        ModelConfig(name="i3d_r18", num_classes=3, pretrained=str(path), extra={"width": 4})
+    )
+    want = source.state_dict()
+    for key, value in model.state_dict().items():
+        if key.startswith("head.fc."):
+            assert value.shape[0] == 3
+        else:
+            assert torch.equal(value, want[key]), key
+
+
+def test_pretrained_weights_of_another_width_are_refused(tmp_path):
+    # they used to load as "new weights (shape differs)" for every layer: a random start
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+
+    narrow = build_model(ModelConfig(name="i3d_r18", num_classes=6, extra={"width": 4}))
+    path = tmp_path / "narrow.pt"
+    torch.save(narrow.state_dict(), path)
+    with pytest.raises(ConfigError) as err:
+        build_model(
+            ModelConfig(name="i3d_r18", num_classes=6, pretrained=str(path), extra={"width": 8})
+        )
+    message = str(err.value)
+    assert message.startswith(f"model.pretrained={str(path)!r} (octvideo) does not fit ")
+    assert "besides the classifier differ in shape (stem.conv.conv_hh.weight (4, 3, " in message
+    assert message.endswith(
+        "use weights of the same architecture, width and alpha (only the classifier may differ)"
+    )
+
+
+def test_bf16_training_check_lets_good_setups_through(monkeypatch) -> None:
+    monkeypatch.setattr(build_module, "_cpu_bf16_weight_grads_ok", lambda: False)
+    for precision in ("32-true", "16-true", "auto", "64-true"):
+        build_module.check_training_precision(precision, "cpu")  # no bfloat16: nothing to check
+    for precision in ("16-mixed", "bf16-mixed"):  # on a GPU these are what they say
+        build_module.check_training_precision(precision, "gpu")
+    monkeypatch.setattr(build_module, "_cpu_bf16_weight_grads_ok", lambda: True)
+    build_module.check_training_precision("bf16-mixed", "cpu")  # a PyTorch without the fault
+
+
+def test_bf16_weight_grad_check_agrees_with_float64() -> None:
+    """The check (bfloat16 against float32) says what a float64 reference says of its cases."""
+    right = []
+    for g, x, w in build_module._bf16_probes():
+        want = build_module._conv3d_weight_grad(g, x, w, torch.float64)
+        got = build_module._conv3d_weight_grad(g, x, w, torch.bfloat16)
+        right.append(
+            bool(torch.isfinite(got).all()) and float((got - want).norm() / want.norm()) < 0.05
+        )
+    assert build_module._cpu_bf16_weight_grads_ok() is all(right)

@@ -1,4 +1,5 @@
-"""Multi-view aggregation and metrics against hand computations on fixed logits."""
+"""Multi-view aggregation and metrics against hand computations on fixed logits; the report files
+(``failed_videos.txt`` names a failed video's error once)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from octvideo.engine.evaluate import (
     summarize,
     write_report,
 )
+from octvideo.engine.run import run_test
 
 
 def _views(rows: list[tuple[int, int, int, list[float]]], ok: list[bool] | None = None):
@@ -231,3 +233,44 @@ def test_test_refuses_a_linked_report_file_before_the_evaluation(monkeypatch, tm
         f"{target}; give the real path or remove the link"
     )
     assert not evaluated and target.read_text() == "keep"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_failed_videos_txt_names_the_error_once(media, checkpoint, tmp_path, workers):
+    # the shared tiny checkpoint (tests/conftest.py): c2d_r18 of width 8, 3 classes, 4 x 32 x 32
+    (tmp_path / "classes.txt").write_text("left\nright\nstill\n")
+    val = tmp_path / "val.txt"
+    val.write_text(f"{media['h264.mp4']} 0\n{media['zero.mp4']} 1\n{media['odd.mkv']} 2\n")
+    overrides = {
+        "model.name": "c2d_r18",
+        "model.num_classes": 3,
+        "model.alpha": 0.25,
+        "model.extra": "{width: 8}",
+        "data.val_list": val,
+        "data.classes_file": tmp_path / "classes.txt",
+        "data.decoder": "pyav",
+        "data.num_frames": 4,
+        "data.sampling_rate": 2,
+        "data.test_short_side": 32,
+        "data.test_crop_size": 32,
+        "data.test_num_clips": 3,
+        "data.test_num_crops": 3,
+        "data.batch_size": 4,
+        "data.num_workers": workers,
+        "trainer.accelerator": "cpu",
+        "trainer.progress_bar": False,
+        "test.count_flops": False,
+        "test.confusion_matrix": False,
+    }
+    result = run_test(
+        None,
+        [f"{k}={v}" for k, v in overrides.items()],
+        ckpt=checkpoint,
+        out=str(tmp_path / "run"),
+    )
+    assert result.metrics["num_failed"] == 1 and result.metrics["num_videos"] == 2
+    (line,) = result.files["failed"].read_text().splitlines()
+    path, message = line.split("\t")
+    assert path == str(media["zero.mp4"])
+    assert message.startswith("DecodeError: ") and message.count("DecodeError") == 1, message
+    assert "cannot open it" in message

@@ -1,15 +1,16 @@
-"""Parameter groups, the learning-rate rule and schedule, mixup / CutMix."""
+"""Parameter groups, the learning-rate rule and schedule. A resumed schedule keeps its step count
+and momentum and follows the current config's rate, momentum and weight decay."""
 
 from __future__ import annotations
 
-import numpy as np
+import logging
+
 import pytest
 import torch
 from torch import nn
 
 from octvideo.config import OptimConfig
-from octvideo.engine.mixing import mix_batch, soft_targets
-from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
+from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr
 
 
 def test_no_weight_decay_on_norm_and_bias():
@@ -62,41 +63,95 @@ def test_schedule_state_is_plain_numbers():
         assert isinstance(value, int | float | str | list)
 
 
-def test_soft_targets_with_smoothing():
-    t = soft_targets(torch.tensor([2, 0]), 4, smoothing=0.2)
-    assert t.sum(1).tolist() == pytest.approx([1.0, 1.0])
-    assert t[0].tolist() == pytest.approx([0.05, 0.05, 0.85, 0.05])
+def _sgd(lr: float) -> tuple[nn.Parameter, torch.optim.SGD]:
+    param = nn.Parameter(torch.ones(3))
+    return param, torch.optim.SGD([param], lr=lr, momentum=0.9, nesterov=True)
 
 
-@pytest.mark.parametrize(("mixup", "cutmix"), [(0.8, 0.0), (0.0, 1.0)])
-def test_mixing_keeps_targets_consistent(mixup, cutmix):
-    rng = np.random.default_rng(0)
-    video = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 2, 8, 8)
-    targets = soft_targets(torch.tensor([0, 1, 2, 3]), 4)
-    mixed, mixed_targets, lam = mix_batch(
-        video, targets, mixup_alpha=mixup, cutmix_alpha=cutmix, rng=rng
+def _train(param: nn.Parameter, opt: torch.optim.SGD, sched: ScheduleLR, steps: int) -> None:
+    for _ in range(steps):
+        param.grad = torch.full_like(param, 0.5)
+        opt.step()
+        sched.step()
+
+
+def test_a_resumed_schedule_follows_the_current_config(caplog):
+    param, opt = _sgd(0.1)
+    sched = ScheduleLR(opt, LRSchedule(OptimConfig(lr=0.1), steps_per_epoch=4, total_steps=8))
+    _train(param, opt, sched, 8)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # the old schedule's end
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+
+    cfg = OptimConfig(lr=0.2, warmup_epochs=1)
+    param, opt = _sgd(0.2)
+    schedule = LRSchedule(cfg, steps_per_epoch=4, total_steps=12)
+    sched = ScheduleLR(opt, schedule)
+    opt.load_state_dict(saved_opt)
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.optim"):
+        sched.load_state_dict(saved_sched)
+    assert sched.last_epoch == 8
+    assert opt.param_groups[0]["lr"] == 0.2 * schedule(8) == 0.2 * 0.5  # half-way down the cosine
+    assert opt.param_groups[0]["initial_lr"] == 0.2 and sched.base_lrs == [0.2]
+    assert sched.get_last_lr() == [0.2 * schedule(8)]
+    assert vars(sched.lr_lambdas[0]) == vars(LRSchedule(cfg, 4, 12))
+    assert torch.equal(
+        opt.state[param]["momentum_buffer"],
+        saved_opt["state"][0]["momentum_buffer"],
     )
-    assert mixed.shape == video.shape
-    assert mixed_targets.sum(1).tolist() == pytest.approx([1.0] * 4)
-    eye = torch.eye(4)
-    for i in range(4):
-        if cutmix:
-            # The share of clip i's own pixels is its own label's weight (1 if paired with itself).
-            own = float((mixed[i] == i).float().mean())
-            assert float(mixed_targets[i, i]) == pytest.approx(own, abs=1e-6)
-        else:
-            # Every pixel is lam * i + (1 - lam) * j: recover the partner j, check the target.
-            j = round((float(mixed[i].flatten()[0]) - lam * i) / (1.0 - lam))
-            expected = lam * eye[i] + (1.0 - lam) * eye[j]
-            torch.testing.assert_close(mixed_targets[i], expected)
-    assert 0.0 < lam < 1.0
+    assert (
+        "resumed optimiser settings differ from the config: lr 0.1 -> 0.2, 8 -> 12 steps, "
+        "warmup 0 -> 4 steps; following the config"
+    ) in caplog.text
+    _train(param, opt, sched, 1)
+    assert opt.param_groups[0]["lr"] == 0.2 * schedule(9)
 
 
-def test_cutmix_box_is_shared_by_pathways():
-    rng = np.random.default_rng(3)
-    slow = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 2, 8, 8)
-    fast = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1, 1).expand(4, 3, 8, 8, 8)
-    (ms, mf), _, _ = mix_batch(
-        [slow, fast], soft_targets(torch.arange(4), 4), mixup_alpha=0, cutmix_alpha=1.0, rng=rng
+def test_a_resume_takes_momentum_and_weight_decay_from_the_config(caplog):
+    param, opt = _sgd(0.1)
+    schedule = LRSchedule(OptimConfig(lr=0.1), steps_per_epoch=4, total_steps=8)
+    sched = ScheduleLR(opt, schedule)
+    _train(param, opt, sched, 2)
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+    param = nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([{"params": [param], "weight_decay": 1e-3}], lr=0.1, momentum=0.5)
+    sched = ScheduleLR(opt, schedule)
+    opt.load_state_dict(saved_opt)  # as Lightning does: the optimiser, then its scheduler
+    assert opt.param_groups[0]["momentum"] == 0.9  # the saved one
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.optim"):
+        sched.load_state_dict(saved_sched)
+    group = opt.param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.5, False, 1e-3)
+    assert (
+        "resumed optimiser settings differ from the config: group 0 momentum 0.9 -> 0.5, "
+        "group 0 nesterov True -> False, group 0 weight_decay 0 -> 0.001; following the config"
+    ) in caplog.text
+    assert torch.equal(
+        opt.state[param]["momentum_buffer"], saved_opt["state"][0]["momentum_buffer"]
     )
-    assert torch.equal(ms[:, :, 0], mf[:, :, 0])
+
+
+def test_a_resume_with_the_same_config_is_exact_and_silent(caplog):
+    cfg = OptimConfig(lr=0.1, warmup_epochs=1)
+
+    def run(steps: int, resume_from: tuple | None = None) -> tuple:
+        param, opt = _sgd(0.1)
+        sched = ScheduleLR(opt, LRSchedule(cfg, steps_per_epoch=4, total_steps=12))
+        if resume_from is not None:
+            weights, opt_state, sched_state = resume_from
+            with torch.no_grad():
+                param.copy_(weights)
+            opt.load_state_dict(opt_state)
+            sched.load_state_dict(sched_state)
+        lrs = []
+        for _ in range(steps):
+            lrs.append(opt.param_groups[0]["lr"])
+            _train(param, opt, sched, 1)
+        return param.detach().clone(), opt, sched, lrs
+
+    whole, _, _, lrs = run(12)
+    part, opt, sched, _ = run(5)
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.optim"):
+        resumed, _, _, resumed_lrs = run(7, (part, opt.state_dict(), sched.state_dict()))
+    assert "resumed schedule differs" not in caplog.text
+    assert resumed_lrs == lrs[5:]  # the same numbers, bit for bit
+    assert torch.equal(resumed, whole)

@@ -1,23 +1,58 @@
-"""``run_train``'s order and its resume targets: every check before the first file or folder (a
-refused run leaves nothing behind, not even a classes file), a finished run resumed into another
-folder is refused, a run resumed there as a branch reports that folder's checkpoints, --out is a
-path, never YAML, and test and resume refuse a checkpoint whose metadata does not read."""
+"""``octvideo train`` / ``octvideo test`` in-process (``run_train``, ``run_test``) on a tiny model
+and tiny real video files.
+
+The run's order and its resume targets: every check before the first file or folder (a refused
+run leaves nothing behind, not even a classes file), a finished run resumed into another folder is
+refused, a run resumed there as a branch reports that folder's checkpoints, --out is a path, never
+YAML, and test and resume refuse a checkpoint whose metadata does not read; the checkpoint records
+``data.target_fps`` and test refuses another one. A resumed run follows the learning-rate schedule
+of its current config. Reduced precision: bfloat16 training on a CPU is refused before anything is
+written, bfloat16 testing works. Two-process CPU DDP (gloo) through the real command line: the run
+completes, ranks agree, and precise BN combines the two ranks' batches. Faults during training:
+SIGKILL mid-epoch and mid-write, SIGTERM and Ctrl-C, a full disk, an unwritable output folder, a
+non-finite loss, a data-loader worker killed by its decoder."""
 
 from __future__ import annotations
 
+import csv
+import errno
+import json
+import logging
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
+from torch.utils.data import get_worker_info
 
 from octvideo import cli
-from octvideo.checkpoint_meta import ADVICE
-from octvideo.config import load_config
+from octvideo.checkpoint_meta import ADVICE, CheckpointMeta, build_network
+from octvideo.config import OptimConfig, load_config
+from octvideo.data import VideoDataModule
+from octvideo.data.datamodule import EpochSampler
+from octvideo.engine import build
 from octvideo.engine.build import build_model
-from octvideo.engine.checkpoint import atomic_save
-from octvideo.engine.run import checkpoint_meta, run_train
-from octvideo.errors import ConfigError, UsageError
-from tests.engine.conftest import NUM_CLASSES, tiny_overrides
+from octvideo.engine.callbacks import read_metrics
+from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
+from octvideo.engine.optim import LRSchedule
+from octvideo.engine.run import (
+    check_same_clips,
+    checkpoint_meta,
+    resolve_resume,
+    run_test,
+    run_train,
+)
+from octvideo.errors import ConfigError, NonFiniteLoss, RunStopped, UsageError
+from octvideo.models.cost import total_gflops
+from octvideo.ops import is_channels_last
+from octvideo.paths import temporaries
+from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overrides
 
 
 def _files(folder: Path) -> list[Path]:
@@ -147,3 +182,1157 @@ def test_a_checkpoint_with_malformed_metadata_is_refused_by_test_and_resume(
         run_train("oct_i3d_synth.yaml", overrides, out=str(tmp_path / "r"), resume=str(path))
     assert str(info.value) == line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.ckpt"]  # nothing written
+
+
+def test_the_checkpoint_records_target_fps_and_test_checks_it():
+    trained = load_config(None, ["data.target_fps=30"])
+    meta = checkpoint_meta(trained, ["a", "b"])
+    assert CheckpointMeta.from_dict(meta).clip.target_fps == 30.0
+    unset = {**meta, "clip": {**meta["clip"]} | {"target_fps": None}}
+    assert CheckpointMeta.from_dict(unset).clip.target_fps is None
+    checkpoint = {"hyper_parameters": {"meta": meta}}
+    check_same_clips(checkpoint, trained, "x.ckpt")  # the same: no error
+    with pytest.raises(UsageError, match=r"data.target_fps=None here, 30.0 in training"):
+        check_same_clips(checkpoint, load_config(None, []), "x.ckpt")
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true", "16-mixed"])
+def test_bf16_training_on_cpu_is_refused_before_anything_is_written(
+    tiny_synth, tmp_path, monkeypatch, precision
+) -> None:
+    monkeypatch.setattr(build, "_cpu_bf16_weight_grads_ok", lambda: False)
+    run = tmp_path / "run"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.precision": precision})
+    refusal = rf"trainer.precision={precision} on a CPU[^:]*: .*32-true"
+    with pytest.raises(UsageError, match=refusal):
+        run_train(None, overrides, out=str(run))
+    assert not run.exists()
+
+
+def test_bf16_test_command_on_a_float32_checkpoint(tiny_synth, tmp_path_factory) -> None:
+    """Testing (inference only) runs in bfloat16 on a CPU, FLOPs counted on the bfloat16 model."""
+    run = tmp_path_factory.mktemp("bf16test")
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+    assert cli.main(["train", "--cfg", "oct_i3d_synth", "--out", str(run), *overrides]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    results = {}
+    for precision in ("32-true", "bf16-true", "bf16-mixed"):
+        out = run / precision
+        extra = {"trainer.precision": precision, "test.count_flops": True}
+        args = ["test", "--cfg", str(run / "config.yaml"), "--ckpt", str(ckpt), "--out", str(out)]
+        assert cli.main([*args, *tiny_overrides(tiny_synth, **extra)]) == 0
+        results[precision] = json.loads((out / "test" / "summary.json").read_text())
+    counts = {p: r["protocol"]["gflops_per_view"] for p, r in results.items()}
+    assert counts["bf16-true"] == counts["bf16-mixed"] == counts["32-true"] > 0
+    for r in results.values():
+        assert r["metrics"]["num_videos"] == 6 and r["metrics"]["num_failed"] == 0
+
+
+class FirstStep(L.Callback):
+    """The momentum buffers when training starts; the step and learning rate of its first batch."""
+
+    def __init__(self) -> None:
+        self.momentum: list[torch.Tensor] = []
+        self.first: tuple[int, float] | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        opt = trainer.optimizers[0]
+        self.momentum = [
+            opt.state[p]["momentum_buffer"].clone() for g in opt.param_groups for p in g["params"]
+        ]
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.first is None:
+            self.first = (trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def _logged_lrs(metrics_csv) -> list[tuple[int, float]]:
+    with metrics_csv.open() as fh:
+        return [(int(r["step"]), float(r["lr"])) for r in csv.DictReader(fh) if r.get("lr")]
+
+
+def test_resume_with_more_epochs_and_another_lr_trains_on_the_new_schedule(
+    tiny_synth, tmp_path, caplog
+):
+    # 12 clips at batch 4: 3 steps per epoch; cosine without warmup; lr not scaled (batch 4 is
+    # the reference batch)
+    run = tmp_path / "run"
+    fast = {"output.plot_curves": False}
+    first = run_train(
+        None, tiny_overrides(tiny_synth, **fast, **{"trainer.max_epochs": 1}), out=str(run)
+    )
+    assert first.global_step == 3
+    saved = load_checkpoint(first.last_ckpt)
+    momentum = [s["momentum_buffer"] for s in saved["optimizer_states"][0]["state"].values()]
+
+    probe = FirstStep()
+    changed = {"trainer.max_epochs": 3, "optim.lr": 0.2}
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.optim"):
+        result = run_train(
+            None,
+            tiny_overrides(tiny_synth, **fast, **changed),
+            out=str(run),
+            resume="auto",
+            callbacks=[probe],
+        )
+    assert result.global_step == 9
+    want = 0.2 * LRSchedule(OptimConfig(lr=0.2), steps_per_epoch=3, total_steps=9)(3)
+    assert want == pytest.approx(0.15)  # not 0.0 (the old schedule's end), not 0.05 (old lr)
+    assert probe.first == (3, want)
+    logged = _logged_lrs(run / "logs" / "version_1" / "metrics.csv")
+    assert logged[0] == (3, pytest.approx(want, rel=1e-6))
+    assert all(lr > 0 for _, lr in logged[:-1])
+    assert (
+        "resumed optimiser settings differ from the config: lr 0.05 -> 0.2, 3 -> 9 steps"
+        in caplog.text
+    )
+    for got, want_buffer in zip(probe.momentum, momentum, strict=True):
+        assert torch.equal(got, want_buffer)
+
+
+class LossRecorder(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_training_steps_reduce_the_loss(tiny_synth, tmp_path):
+    # Same 4 clips every step (one batch per epoch, no augmentation): the loss must go down.
+    train4 = tmp_path / "train4.txt"
+    lines = (tiny_synth / "train.txt").read_text().splitlines()[:4]
+    train4.write_text("".join(f"{tiny_synth / line}\n" for line in lines))
+    recorder = LossRecorder()
+    result = run_train(
+        None,
+        tiny_overrides(
+            tiny_synth,
+            **{
+                "data.train_list": train4,
+                "data.random_flip": False,
+                "trainer.max_epochs": 8,
+                "optim.schedule": "step",
+            },
+        ),
+        out=str(tmp_path / "run"),
+        callbacks=[recorder],
+    )
+    assert len(recorder.losses) == 8
+    assert recorder.losses[-1] < 0.5 * recorder.losses[0]
+    assert result.global_step == 8
+    run = tmp_path / "run"
+    for name in ("config.yaml", "checkpoints/last.ckpt", "checkpoints/best.ckpt", "curves.png"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+class LayoutProbe(L.Callback):
+    """Records the memory format of the clips the network sees and of its weights."""
+
+    def __init__(self) -> None:
+        self.inputs: list[bool] = []
+        self.weights: list[bool] = []
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def see(module, args) -> None:
+            self.inputs.append(is_channels_last(args[0]))
+
+        pl_module.model.register_forward_pre_hook(see)
+        self.weights = [is_channels_last(p) for p in pl_module.model.parameters() if p.dim() == 5]
+
+
+@pytest.mark.parametrize(("setting", "channels_last"), [("auto", True), ("contiguous", False)])
+def test_memory_format_reaches_weights_and_clips(tiny_synth, tmp_path, setting, channels_last):
+    # "auto" on CPU: channels-last, where OctConv3d takes its fast path (a training step 0.69-0.89
+    # of the contiguous time in BENCHMARKS.md)
+    probe = LayoutProbe()
+    overrides = {"trainer.max_epochs": 1, "trainer.memory_format": setting}
+    run_train(
+        None, tiny_overrides(tiny_synth, **overrides), out=str(tmp_path / "run"), callbacks=[probe]
+    )
+    assert probe.inputs and set(probe.inputs) == {channels_last}
+    # the stem's 5x7x7 weight (1x1x1 kernels are both layouts at once)
+    assert probe.weights[0] is channels_last
+
+
+def test_unknown_memory_format_is_a_config_error(tiny_synth, tmp_path):
+    with pytest.raises(UsageError, match=r"trainer.memory_format: 'nhwc' is not one of auto"):
+        run_train(
+            None,
+            tiny_overrides(tiny_synth, **{"trainer.memory_format": "nhwc"}),
+            out=str(tmp_path / "run"),
+        )
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_synth, tmp_path_factory) -> Path:
+    """A 2-epoch tiny run through the CLI entry point; returns its run dir."""
+    run = tmp_path_factory.mktemp("trained")
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *tiny_overrides(tiny_synth)]
+    assert cli.main(args) == 0
+    return run
+
+
+def test_checkpoint_is_self_describing_and_weights_only(trained):
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    meta = ckpt["hyper_parameters"]["meta"]
+    assert meta["classes"][:2] == ["move_left", "move_right"]
+    assert meta["model"]["name"] == "i3d_r18" and meta["model"]["extra"] == {"width": 4}
+    assert meta["clip"]["num_frames"] == 4 and meta["normalization"]["mean"] == [0.45] * 3
+    assert ckpt["global_step"] == 6  # 12 clips / batch 4 x 2 epochs
+    assert {"optimizer_states", "lr_schedulers", "loops"} <= set(ckpt)
+    assert (trained / "logs" / "version_0" / "metrics.csv").is_file()
+
+
+def test_test_command_writes_the_report(trained, capsys):
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    overrides = tiny_overrides(
+        Path(
+            load_checkpoint(ckpt)["hyper_parameters"]["meta"]["config"]["data"]["train_list"]
+        ).parent
+    )
+    code = cli.main(
+        [
+            "test",
+            "--cfg",
+            str(trained / "config.yaml"),
+            "--ckpt",
+            str(ckpt),
+            "--out",
+            str(trained),
+            *overrides,
+            "test.count_flops=true",
+        ]
+    )
+    assert code == 0
+    assert "video top-1" in capsys.readouterr().out
+    report = trained / "test"
+    summary = json.loads((report / "summary.json").read_text())
+    m, protocol = summary["metrics"], summary["protocol"]
+    assert (protocol["temporal_clips"], protocol["spatial_crops"], protocol["views"]) == (2, 1, 2)
+    assert protocol["crop_size"] == 32 and protocol["gflops"].endswith("x 2 views at 32")
+    # the model as built, not as the test left it (channels-last, where a layer that records
+    # gradients is one autograd node that fvcore cannot count into)
+    cfg = load_config(trained / "config.yaml")
+    view = torch.zeros(1, 3, cfg.data.num_frames, 32, 32)
+    expected = total_gflops(build_model(cfg.model), view)
+    assert protocol["gflops_per_view"] == pytest.approx(expected, rel=1e-3)
+    assert protocol["gflops"] == f"{protocol['gflops_per_view']:.4g} x 2 views at 32"
+    with (report / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 == m["num_videos"]
+    assert m["video_top1"] == pytest.approx(sum(int(r["correct"]) for r in rows) / len(rows))
+    assert {int(r["num_views"]) for r in rows} == {2}
+    assert (report / "confusion.png").is_file() and (report / "per_class.csv").is_file()
+    assert (report / "failed_videos.txt").read_text() == ""
+
+
+def test_failed_video_is_listed_not_scored(trained, tiny_synth, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"")
+    val = tmp_path / "val.txt"
+    val.write_text(
+        (tiny_synth / "val.txt").read_text().replace("val/", f"{tiny_synth}/val/") + f"{broken} 0\n"
+    )
+    result = run_test(
+        None,
+        [*tiny_overrides(tiny_synth), f"data.val_list={val}", "data.root=/"],
+        ckpt=trained / "checkpoints" / "last.ckpt",
+        out=str(tmp_path / "run"),
+    )
+    assert result.metrics["num_failed"] == 1 and result.metrics["num_videos"] == 6
+    assert result.files["failed"].read_text().startswith(f"{broken}\t")
+
+
+def test_test_without_checkpoint_is_an_error(tiny_synth, tmp_path, capsys):
+    with pytest.raises(UsageError, match="checkpoint is required"):
+        run_test(None, tiny_overrides(tiny_synth), ckpt=None)
+    assert cli.main(["test", "--cfg", "oct_i3d_synth", "--ckpt", str(tmp_path / "no.ckpt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "obj": Path("x")}, path)
+    with pytest.raises(UsageError, match="weights_only=True"):
+        load_checkpoint(path)
+
+
+def test_crash_during_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    atomic_save({"step": torch.tensor(1)}, path)
+
+    def torn_save(obj, fh):
+        fh.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save({"step": torch.tensor(2)}, path)
+    monkeypatch.undo()
+    assert int(load_checkpoint(path)["step"]) == 1
+    assert os.listdir(tmp_path) == ["last.ckpt"]  # no temporary file left behind
+
+
+class Crash(L.Callback):
+    """Kills the run after a given optimiser step, the way a preempted job dies."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            raise RuntimeError("preempted")
+
+
+class StateAt(L.Callback):
+    """Records step, learning rate and momentum buffers when training starts or at a step."""
+
+    def __init__(self, at_step: int | None = None) -> None:
+        self.at_step = at_step
+        self.state: dict | None = None
+
+    def _grab(self, trainer) -> None:
+        opt = trainer.optimizers[0]
+        self.state = {
+            "step": trainer.global_step,
+            "lr": opt.param_groups[0]["lr"],
+            "momentum": [
+                opt.state[p]["momentum_buffer"].clone()
+                for g in opt.param_groups
+                for p in g["params"]
+            ],
+        }
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.at_step is None:
+            self._grab(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.at_step == trainer.global_step:
+            self._grab(trainer)
+
+
+def test_resume_continues_at_the_same_step_lr_and_optimiser_state(tiny_synth, tmp_path):
+    # 3 epochs x 3 steps; last.ckpt refreshed every 2 steps; the run dies after step 5, so the
+    # newest checkpoint is from step 4, in the middle of epoch 2.
+    overrides = tiny_overrides(
+        tiny_synth,
+        **{"trainer.max_epochs": 3, "output.ckpt_every_n_steps": 2, "optim.warmup_epochs": 1},
+    )
+    reference = StateAt(at_step=4)
+    run_train(None, overrides, out=str(tmp_path / "ref"), callbacks=[reference])
+
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="preempted"):
+        run_train(None, overrides, out=str(run), callbacks=[Crash(at_step=5)])
+    saved = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert saved["global_step"] == 4
+
+    resumed = StateAt()
+    result = run_train(None, overrides, out=str(run), resume="auto", callbacks=[resumed])
+    assert resumed.state["step"] == 4 == reference.state["step"]
+    assert resumed.state["lr"] == pytest.approx(reference.state["lr"], rel=1e-12)
+    saved_momentum = [s["momentum_buffer"] for s in saved["optimizer_states"][0]["state"].values()]
+    for got, want in zip(resumed.state["momentum"], saved_momentum, strict=True):
+        assert torch.equal(got, want)
+    for got, want in zip(resumed.state["momentum"], reference.state["momentum"], strict=True):
+        torch.testing.assert_close(got, want)
+    assert result.global_step == 9
+
+
+def test_explicit_resume_path_wins_over_auto(tmp_path):
+    run = tmp_path / "run"
+    atomic_save({}, run / "checkpoints" / "last.ckpt")
+    other = atomic_save({}, tmp_path / "other.ckpt")
+    assert resolve_resume("auto", run) == run / "checkpoints" / "last.ckpt"
+    assert resolve_resume(str(other), run) == other
+    assert resolve_resume("auto", tmp_path / "fresh") is None
+    assert resolve_resume(None, run) is None
+    with pytest.raises(UsageError, match="no such checkpoint"):
+        resolve_resume(str(tmp_path / "missing.ckpt"), run)
+    with pytest.raises(UsageError, match=r"is a directory; pass a checkpoint file, or continue"):
+        resolve_resume(str(run), run)
+
+
+def test_test_and_resume_do_not_need_the_init_weights_any_more(trained, tiny_synth, tmp_path):
+    # a fine-tuned run's config names the weights it started from; the checkpoint replaces them
+    # in test and resume, which used to fail once that file had been moved
+    init = tmp_path / "init.ckpt"
+    init.write_bytes((trained / "checkpoints" / "last.ckpt").read_bytes())
+    run = tmp_path / "finetune"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+    run_train(None, [*overrides, f"model.pretrained={init}"], out=str(run))
+    init.unlink()
+    saved = load_config(run / "config.yaml")
+    assert saved.model.pretrained == str(init)
+    result = run_test(run / "config.yaml", ckpt=run / "checkpoints" / "best.ckpt", out=str(run))
+    assert result.metrics["num_videos"] == 6
+    resumed = run_train(run / "config.yaml", ["trainer.max_epochs=2"], out=str(run), resume="auto")
+    assert resumed.global_step == 6
+
+
+def _octvideo(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "octvideo.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_two_process_cpu_ddp(tiny_synth, tmp_path):
+    run = tmp_path / "ddp"
+    # Validation: 2 good videos on rank 0, a broken one alone on rank 1 (shares of different
+    # sizes, one with no video that decodes: the ranks' collectives used to mismatch).
+    good = [line.split() for line in (tiny_synth / "val.txt").read_text().splitlines()[:2]]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    val = tmp_path / "val.txt"
+    lines = [f"{tiny_synth / good[0][0]} {good[0][1]}", f"{broken} 0"]
+    val.write_text("\n".join([*lines, f"{tiny_synth / good[1][0]} {good[1][1]}", ""]))
+    train = tmp_path / "train.txt"
+    train.write_text(
+        (tiny_synth / "train.txt").read_text().replace("train/", f"{tiny_synth}/train/")
+    )
+    overrides = tiny_overrides(
+        tiny_synth,
+        **{
+            "trainer.devices": 2,
+            "trainer.strategy": "ddp",
+            "trainer.max_epochs": 1,
+            "trainer.precise_bn_batches": 1,
+            "data.batch_size": 2,
+            "data.root": "/",
+        },
+    )
+    overrides += [f"data.train_list={train}", f"data.val_list={val}"]
+    proc = _octvideo("train", "--cfg", "oct_i3d_synth", "--out", str(run), *overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    replicas = json.loads((run / "replicas.json").read_text())
+    assert replicas["world_size"] == 2
+    assert len(set(replicas["param_sha256"])) == 1  # identical parameters on both ranks
+    # 12 clips over 2 ranks x 2 per rank = 3 steps.
+    ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 3 == replicas["global_step"]
+    # Per-rank batch 2 x 2 ranks = lr_reference_batch 4: the full 0.05 (one rank alone: 0.025).
+    assert ckpt["lr_schedulers"][0]["base_lrs"][0] == pytest.approx(0.05)
+
+    # Precise BN: each rank took the first batch of its share of epoch 0; the stored statistics
+    # are the moments of both batches together (rank 0's alone would differ).
+    state = model_state_dict(ckpt)
+    model = build_network(CheckpointMeta.from_checkpoint(ckpt).model)
+    model.load_state_dict(state)
+    data = load_config("oct_i3d_synth", overrides).data
+    dataset = VideoDataModule(data).train_dataloader().dataset
+    clips = []
+    for rank in (0, 1):
+        sampler = EpochSampler(dataset, num_replicas=2, rank=rank, shuffle=True, seed=data.seed)
+        sampler.set_epoch(0)
+        first = list(sampler)[: data.batch_size]
+        clips.append(torch.stack([dataset[key]["video"] for key in first]))
+    both = bn_population_moments(model, clips)  # two batches, each normalised by its own
+    alone = bn_population_moments(model, clips[:1])
+    norms = [k.removesuffix(".running_mean") for k in state if k.endswith(".running_mean")]
+    assert len(norms) == len(both)
+    for key, (mean, var) in zip(norms, both, strict=True):
+        torch.testing.assert_close(
+            state[f"{key}.running_mean"].double(), mean, rtol=1e-4, atol=1e-5
+        )
+        torch.testing.assert_close(state[f"{key}.running_var"].double(), var, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(state[f"{norms[0]}.running_mean"].double(), alone[0][0], atol=1e-3)
+
+    # Validation metrics are over both ranks' videos, each video once: the mean loss of the 2
+    # good videos (the mean of the ranks' means was 7/6 of it with shares of 4 and 3).
+    model.eval()
+    dataset = VideoDataModule(data).val_dataloader().dataset
+    with torch.no_grad():
+        logits = torch.cat([model(dataset[i]["video"][None]) for i in (0, 2)])
+    labels = torch.tensor([int(good[0][1]), int(good[1][1])])
+    logged = read_metrics(run / "logs" / "version_0" / "metrics.csv")
+    assert logged["val/loss"][-1][1] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, labels)), rel=1e-4
+    )
+    assert logged["val/top1"][-1][1] == float((logits.argmax(1) == labels).float().mean())
+    assert logged["val/failed"][-1][1] == 1.0
+
+    # Multi-view test on 2 processes (contiguous shares, gathered on rank 0): the report of one
+    # process, byte for byte.
+    test_overrides = [o for o in overrides if not o.startswith("data.val_list=")]
+    test_overrides += [f"data.test_list={tiny_synth / 'val.txt'}", "data.root="]
+    last = run / "checkpoints" / "last.ckpt"
+    proc = _octvideo(
+        "test", "--cfg", "oct_i3d_synth", "--ckpt", str(last), "--out", str(run), *test_overrides
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = run_test(
+        "oct_i3d_synth",
+        [*test_overrides, "trainer.devices=1", "trainer.strategy=auto"],
+        ckpt=last,
+        out=str(tmp_path / "one"),
+    )
+    for name in ("predictions.csv", "failed_videos.txt"):
+        assert (run / "test" / name).read_text() == (one.out_dir / name).read_text()
+    assert one.metrics["num_views"] == 6 * 2
+
+
+SCRIPT = Path(__file__).with_name("train_and_die.py")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _overrides(tiny_synth: Path) -> list[str]:
+    # 12 clips, batch 4: 3 steps per epoch, 3 epochs; last.ckpt every 2 steps and at each epoch
+    # end; dropout and flips on, so the replay must also reproduce the random draws.
+    return tiny_overrides(
+        tiny_synth,
+        **{
+            "trainer.max_epochs": 3,
+            "trainer.deterministic": True,
+            "output.ckpt_every_n_steps": 2,
+            "output.plot_curves": False,
+            "model.dropout": 0.5,
+        },
+    )
+
+
+def _train_and_die(run: Path, overrides: list[str], mode: str, step: int) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), json.dumps(overrides), mode, str(step)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return model_state_dict(load_checkpoint(path))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_synth, tmp_path_factory):
+    """A whole run of the fault tests' settings."""
+    run = tmp_path_factory.mktemp("uninterrupted")
+    return run_train(None, _overrides(tiny_synth), out=str(run))
+
+
+@pytest.fixture(scope="module")
+def reference(uninterrupted) -> tuple[int, dict[str, torch.Tensor]]:
+    """The uninterrupted run's step count and final weights."""
+    return uninterrupted.global_step, _weights(uninterrupted.last_ckpt)
+
+
+def _assert_same_run(result, reference) -> None:
+    steps, weights = reference
+    assert result.global_step == steps == 9
+    got = _weights(result.last_ckpt)
+    assert got.keys() == weights.keys()
+    differing = [k for k in weights if not torch.equal(got[k], weights[k])]
+    assert not differing, f"weights differ from the uninterrupted run: {differing[:5]}"
+
+
+def test_sigkill_mid_epoch_then_resume_auto_gives_the_same_weights(tiny_synth, tmp_path, reference):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    _train_and_die(run, overrides, "step", 5)  # newest checkpoint: step 4, batch 1 of epoch 2
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 4
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tiny_synth, tmp_path, reference):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    _train_and_die(run, overrides, "ckpt-write", 4)
+    ckpt_dir = run / "checkpoints"
+    torn = temporaries(ckpt_dir / "last.ckpt")
+    assert torn, "the kill should have left the half-written temporary file"
+    previous = load_checkpoint(ckpt_dir / "last.ckpt")
+    assert previous["global_step"] == 3  # the epoch-end checkpoint before the torn write
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+    assert not temporaries(ckpt_dir / "last.ckpt")
+
+
+def test_resuming_with_another_batch_size_is_refused(tiny_synth, tmp_path, uninterrupted):
+    overrides = [*_overrides(tiny_synth), "data.batch_size=3", "trainer.max_epochs=4"]
+    with pytest.raises(UsageError, match=r"data.batch_size=3 but the checkpoint was trained with"):
+        run_train(None, overrides, out=str(tmp_path), resume=str(uninterrupted.last_ckpt))
+
+
+@pytest.mark.parametrize("change", ["devices", "videos"])
+def test_resuming_over_other_processes_or_videos_is_refused(
+    tiny_synth, tmp_path, uninterrupted, change
+):
+    # the epoch's position was taken as is: an epoch was trained again and the rest ran at lr 0
+    ckpt = uninterrupted.last_ckpt
+    if change == "devices":
+        extra = ["trainer.devices=2", "trainer.strategy=ddp"]
+        differs = "world size 1 there, 2 here (trainer.devices x trainer.num_nodes)"
+    else:
+        fewer = tmp_path / "fewer.txt"
+        fewer.write_text("".join((tiny_synth / "train.txt").read_text().splitlines(True)[:8]))
+        extra = [f"data.train_list={fewer}", f"data.root={tiny_synth}"]
+        differs = "training videos 12 there, 8 here"
+    overrides = [*_overrides(tiny_synth), "trainer.max_epochs=4", *extra]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(tmp_path / "run"), resume=str(ckpt))
+    assert str(err.value) == (
+        f"cannot resume from {ckpt}: {differs}, so its place in the epoch and the steps left are "
+        f"not known; resume with the same, or start a new run from its weights with "
+        f"model.pretrained={ckpt}"
+    )
+
+
+def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    overrides = [*_overrides(tiny_synth), "data.batch_size=3", "trainer.max_epochs=4"]
+    with pytest.raises(UsageError, match=r"data.batch_size=3 but the checkpoint"):
+        run_train(None, overrides, out=str(run), resume="auto")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # config.yaml and the logs untouched, no new log version
+
+
+def test_a_new_run_over_an_earlier_one_is_refused(tiny_synth, tmp_path, uninterrupted, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *_overrides(tiny_synth)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"octvideo train: error: {run} already holds a run (last.ckpt and best.ckpt in "
+        f"{run / 'checkpoints'}); continue it with --resume auto, or start a new run with "
+        "another --out (nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+class SigtermDuring(L.Callback):
+    """Sends this process SIGTERM as the batch of a given global step starts."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
+    tiny_synth, tmp_path, reference
+):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    with pytest.raises(RunStopped) as info:  # SIGTERM during step 5's batch (checkpoints: 2, 4)
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(4)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 5; {last} (global step 5) is kept; continue with "
+        "--resume auto"
+    )
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # Lightning's handler is gone
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+
+
+def test_sigterm_in_the_last_step_keeps_the_checkpoint_before_it(tiny_synth, tmp_path, reference):
+    # a last.ckpt at step 9, before the last validation and epoch-end checkpoint, would resume
+    # as a finished run that never validated its last epoch
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(8)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 9; {last} (global step 8) is kept; continue with "
+        "--resume auto"
+    )
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    _assert_same_run(result, reference)
+
+
+def test_sigterm_inside_an_accumulation_window_keeps_the_checkpoint_before_it(tiny_synth, tmp_path):
+    # a checkpoint there lacked the window's accumulated gradient: the resumed run differed
+    overrides = [*_overrides(tiny_synth), "trainer.accumulate_grad_batches=2"]
+    want = run_train(None, overrides, out=str(tmp_path / "ref"))  # 3 batches, 2 steps an epoch
+    run = tmp_path / "run"
+    with pytest.raises(RunStopped) as info:  # during epoch 1's first batch: no step after it
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(2)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 2; {last} (global step 2) is kept; continue with "
+        "--resume auto"
+    )
+    assert load_checkpoint(last)["VideoDataModule"]["batches_done"] == 3  # epoch 0's end
+    result = run_train(None, overrides, out=str(run), resume="auto")
+    assert result.global_step == want.global_step == 6
+    got, expected = _weights(result.last_ckpt), _weights(want.last_ckpt)
+    assert [k for k in expected if not torch.equal(got[k], expected[k])] == []
+
+
+def test_skipping_nonfinite_steps_with_accumulation_is_refused(tiny_synth, tmp_path):
+    # the skipped batch's step was taken anyway, on the window's other batches' gradient
+    overrides = [
+        *_overrides(tiny_synth),
+        "trainer.accumulate_grad_batches=2",
+        "optim.on_nonfinite_loss=skip",
+    ]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert str(err.value) == (
+        "optim.on_nonfinite_loss=skip skips a step by leaving out its backward pass, which cannot "
+        "take back the other batches accumulated into it (trainer.accumulate_grad_batches=2): the "
+        "step would be taken on a partial gradient; use optim.on_nonfinite_loss=stop with "
+        "accumulation"
+    )
+
+
+class InterruptAt(L.Callback):
+    """Raises KeyboardInterrupt, as Ctrl-C does, at the end of a given global step's batch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_in_one_line_naming_the_checkpoint_kept(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(RunStopped) as info:
+            run_train(None, _overrides(tiny_synth), out=str(run), callbacks=[InterruptAt(5)])
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C once stopping
+    assert str(info.value) == (
+        f"stopped by an interrupt (Ctrl-C) at global step 5; {run / 'checkpoints' / 'last.ckpt'} "
+        "(global step 4) is kept; continue with --resume auto"
+    )
+
+
+def test_another_class_list_is_refused_by_test_and_resume(tiny_synth, tmp_path, uninterrupted):
+    classes = (tiny_synth / "classes.txt").read_text().split()
+    swapped = [classes[1], classes[0], *classes[2:]]
+    names = tmp_path / "swapped.txt"
+    names.write_text("\n".join(swapped) + "\n")
+    overrides = [*_overrides(tiny_synth), f"data.classes_file={names}"]
+    ckpt = uninterrupted.last_ckpt
+    needle = (
+        f"checkpoint {ckpt} was trained on other classes than the data's (class 0 is "
+        f"{classes[0]!r} there, {classes[1]!r} here)"
+    )
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        run_test(None, overrides, ckpt=str(ckpt), out=str(tmp_path / "test"))
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        run_train(None, overrides, out=str(tmp_path / "train"), resume=str(ckpt))
+
+
+def test_testing_on_other_clips_than_trained_is_refused_unless_allowed(
+    tiny_synth, tmp_path, uninterrupted, caplog
+):
+    ckpt = uninterrupted.last_ckpt
+    other = [*_overrides(tiny_synth), "data.num_frames=8", "data.mean=[0.5,0.5,0.5]"]
+    with pytest.raises(UsageError) as info:
+        run_test(None, other, ckpt=str(ckpt), out=str(tmp_path / "refused"))
+    assert str(info.value) == (
+        f"checkpoint {ckpt} was trained on other clips than the config gives (data.num_frames=8 "
+        "here, 4 in training; data.mean=[0.5, 0.5, 0.5] here, [0.45, 0.45, 0.45] in training); "
+        "test with data.num_frames=4 data.mean=[0.45,0.45,0.45], or set "
+        "test.allow_other_clip=true to test on these on purpose"
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.run"):
+        result = run_test(
+            None, [*other, "test.allow_other_clip=true"], ckpt=str(ckpt), out=str(tmp_path / "ok")
+        )
+    assert result.metrics["num_videos"] == 6
+    assert "is tested on other clips than it was trained on: data.num_frames=8 here" in caplog.text
+
+
+def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
+    tiny_synth, tmp_path, uninterrupted, monkeypatch, capsys
+):
+    import octvideo.engine.run as run_module
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    evaluated = []
+    monkeypatch.setattr(run_module, "_trainer", lambda *a, **k: evaluated.append(1))
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(uninterrupted.last_ckpt)]
+    args += ["--out", str(tmp_path / "run"), *_overrides(tiny_synth)]
+    assert cli.main([*args, f"test.out_dir={blocker / 'report'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"octvideo test: error: output folder {blocker / 'report'} is not")
+    assert err.endswith("(Not a directory); choose another with --out or test.out_dir")
+    assert not evaluated
+
+
+# -- disk and paths ---------------------------------------------------------------------------
+
+
+def _fast(tiny_synth: Path, **extra: object) -> list[str]:
+    return tiny_overrides(tiny_synth, **{"output.plot_curves": False, **extra})
+
+
+def test_a_full_disk_at_a_checkpoint_write_stops_and_keeps_the_last_good_one(
+    tiny_synth, tmp_path, monkeypatch
+):
+    real_save = torch.save
+
+    def save(obj, fh, *args, **kwargs):
+        if isinstance(obj, dict) and obj.get("global_step") == 4:
+            fh.write(b"the first bytes of a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    run = tmp_path / "run"
+    overrides = _fast(tiny_synth, **{"trainer.max_epochs": 3, "output.ckpt_every_n_steps": 2})
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(run))
+    message = str(info.value)
+    assert "No space left on device" in message and "\n" not in message
+    assert f"{run / 'checkpoints' / 'last.ckpt'} (global step 3) is kept" in message
+    monkeypatch.undo()
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 3
+    assert not temporaries(run / "checkpoints" / "last.ckpt")
+
+
+def test_too_little_free_space_is_reported_before_training(
+    tiny_synth, tmp_path, monkeypatch, capsys
+):
+    import octvideo.engine.run as run_module
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(run_module.shutil, "disk_usage", lambda _: usage._replace(free=64 * 1024))
+    run = tmp_path / "run"
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *_fast(tiny_synth)]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"octvideo train: stopped: only 0.1 MiB free on the disk of {run}")
+    assert "checkpoints need about" in err and "\n" not in err
+    assert not (run / "config.yaml").exists()  # failed before anything was written
+
+
+def test_an_output_folder_inside_a_file_is_reported_before_training(tiny_synth, tmp_path, capsys):
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(blocker / "run"), *_fast(tiny_synth)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("octvideo train: error: output folder ") and "\n" not in err
+    assert "is not writable (Not a directory); choose another with --out" in err
+
+
+def test_an_unwritable_output_folder_is_reported_before_training(tiny_synth, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    if os.geteuid() == 0:  # root writes through any mode bits: refuse as the kernel would
+        import octvideo.paths
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+        monkeypatch.setattr(octvideo.paths.tempfile, "TemporaryFile", refuse)
+    else:
+        (run / "checkpoints").chmod(0o500)
+    with pytest.raises(UsageError, match=r"is not writable \(Permission denied\)"):
+        run_train(None, _fast(tiny_synth), out=str(run))
+
+
+# -- divergence -------------------------------------------------------------------------------
+
+
+class PoisonBatch(L.Callback):
+    """Turns the clips of the batch at a given global step into NaN."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+        self.poisoned = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step and not self.poisoned:
+            batch["video"].fill_(float("nan"))
+            self.poisoned += 1
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    overrides = _fast(tiny_synth, **{"trainer.max_epochs": 3})
+    with pytest.raises(NonFiniteLoss) as info:
+        run_train(None, overrides, out=str(run), callbacks=[PoisonBatch(at_step=4)])
+    message = str(info.value)
+    assert message.startswith("loss is nan at global step 4 (epoch 1, batch 1)")
+    assert f"{run / 'checkpoints' / 'last.ckpt'} (global step 3) is kept" in message
+    kept = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert kept["global_step"] == 3
+    assert all(torch.isfinite(v).all() for v in model_state_dict(kept).values())
+
+
+class StateAround(L.Callback):
+    """The whole state dict (weights, batch-norm statistics) before and after one step."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+        self.before: dict[str, torch.Tensor] = {}
+        self.after: dict[str, torch.Tensor] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step and not self.before:
+            self.before = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step + 1 and not self.after:
+            self.after = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+
+def test_a_nan_loss_step_is_skipped_when_configured(tiny_synth, tmp_path, caplog):
+    overrides = _fast(tiny_synth, **{"optim.on_nonfinite_loss": "skip"})
+    poison, around = PoisonBatch(at_step=2), StateAround(at_step=2)
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        result = run_train(None, overrides, out=str(tmp_path / "run"), callbacks=[poison, around])
+    assert poison.poisoned == 1
+    assert "loss is nan at global step 2 (epoch 0, batch 2): step skipped" in caplog.text
+    # the skipped batch changed nothing: weights, batch-norm statistics and counters are as before
+    assert around.before and around.after
+    changed = [k for k in around.before if not torch.equal(around.before[k], around.after[k])]
+    assert not changed
+    assert result.global_step == 6  # Lightning counts the skipped batch as a step
+    final = model_state_dict(load_checkpoint(result.last_ckpt))
+    assert all(torch.isfinite(v).all() for v in final.values())
+
+
+def test_skipping_stops_after_max_skipped_steps_in_a_row(tiny_synth, tmp_path):
+    class PoisonAll(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            batch["video"].fill_(float("inf"))
+
+    overrides = _fast(
+        tiny_synth, **{"optim.on_nonfinite_loss": "skip", "optim.max_skipped_steps": 2}
+    )
+    with pytest.raises(NonFiniteLoss, match=r"after 2 skipped steps in a row"):
+        run_train(None, overrides, out=str(tmp_path / "run"), callbacks=[PoisonAll()])
+
+
+# -- data-loader workers ------------------------------------------------------------------------
+
+
+def test_a_worker_killed_by_its_decoder_is_reported_with_the_file(
+    tiny_synth, tmp_path, monkeypatch
+):
+    import octvideo.data.datasets as datasets
+
+    lines = (tiny_synth / "train.txt").read_text().splitlines()
+    culprit = lines[5].split()[0]
+    real_decode = datasets.decode_clip
+
+    def decode(path, *args, **kwargs):
+        if path.endswith(culprit) and get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a crashing FFmpeg does to a worker
+        return real_decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "decode_clip", decode)
+    overrides = _fast(tiny_synth, **{"data.num_workers": 1, "data.persistent_workers": False})
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    message = str(info.value)
+    # PyTorch's words depend on who notices first: "(pid N) is killed by signal: Segmentation
+    # fault" or "(pid(s) N) exited unexpectedly"
+    assert re.match(r"DataLoader worker \(pid(\(s\))? \d+\) (is killed|exited)", message)
+    assert f"while decoding {tiny_synth / culprit}" in message
+    assert "octvideo data check" in message and "\n" not in message
+
+
+# -- clips and checkpoints that do not fit the model ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cfg", "overrides", "needle"),
+    [
+        (
+            "slowfast_r50_4x16",
+            ["data.num_frames=30"],
+            "data.num_frames=30 is not a multiple of data.slowfast_alpha=8 (the slow pathway "
+            "takes every 8th frame of the fast one); use data.num_frames=24",
+        ),
+        (
+            "slowfast_r50_4x16",
+            ["data.slowfast_alpha=null"],
+            "model.name=slowfast_r50 takes [slow, fast] pathways: set data.slowfast_alpha=8",
+        ),
+        (
+            "slowfast_r50_4x16",
+            ["data.slowfast_alpha=4"],
+            "data.slowfast_alpha=4 but slowfast_r50 is built with slowfast_alpha=8",
+        ),
+        (
+            "i3d_r50_8x8",
+            ["data.slowfast_alpha=4"],
+            "model.name=i3d_r50 takes one clip, not SlowFast pathways",
+        ),
+        (
+            "c2d_r50_8x8",
+            ["data.num_frames=1"],
+            "c2d_r50 cannot take clips of data.num_frames=1 frames at",
+        ),
+    ],
+)
+def test_a_clip_the_model_cannot_take_is_one_line(cfg, overrides, needle, tmp_path, capsys):
+    for command in ("train", "test"):
+        ckpt = ["--ckpt", str(tmp_path / "none.ckpt")] if command == "test" else []
+        args = [command, "--cfg", cfg, "--out", str(tmp_path / "run"), *ckpt, *overrides]
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"octvideo {command}: error: ") and "\n" not in err
+        assert needle in err
+        if "cannot take" in needle:  # the network's own words come after the settings
+            assert err.endswith("Output size is too small")
+    assert not (
+        tmp_path / "run" / "config.yaml"
+    ).exists()  # refused before anything is written  # refused before anything was made
+
+
+def test_training_without_a_validation_list_is_refused_before_it_starts(tiny_synth, tmp_path):
+    overrides = [*_fast(tiny_synth), "data.val_list="]
+    with pytest.raises(UsageError, match=r"^training needs data.val_list \(best.ckpt is chosen"):
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_training_list_of_bad_videos_stops_in_one_line(tiny_synth, tmp_path, workers):
+    bad = []
+    for i in range(3):
+        bad.append(tmp_path / f"empty{i}.mp4")
+        bad[-1].write_bytes(b"")
+    listing = tmp_path / "bad_train.txt"
+    listing.write_text("".join(f"{p} 0\n" for p in bad))
+    overrides = _fast(
+        tiny_synth,
+        **{"data.train_list": listing, "data.max_retries": 2, "data.num_workers": workers},
+    )
+    with pytest.raises(RunStopped) as info:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    message = str(info.value)
+    assert message.startswith("3 videos in a row failed to decode (data.max_retries=2); run ")
+    assert "\n" not in message and "Traceback" not in message
+    tried = message.split("on the annotations: ", 1)[1].split("; ")[:3]  # retries pick at random
+    assert [t.split(": ", 1)[0] in map(str, bad) for t in tried] == [True] * 3
+    assert all("cannot open it" in t for t in tried)
+    assert message.endswith(
+        f"no checkpoint had been written yet ({tmp_path / 'run'}/checkpoints/last.ckpt)"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_accelerator_without_a_gpu_is_one_line(tiny_synth, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *_fast(tiny_synth)]
+    assert cli.main([*args, "trainer.accelerator=gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        "octvideo train: error: trainer.accelerator=gpu trainer.devices=1 trainer.strategy=auto: "
+    )
+    assert "\n" not in err and not (run / "config.yaml").exists()
+
+
+def test_all_devices_on_a_cpu_is_the_one_process(tiny_synth, tmp_path):
+    overrides = [*_fast(tiny_synth), "trainer.accelerator=cpu", "trainer.devices=-1"]
+    result = run_train(None, [*overrides, "trainer.max_epochs=1"], out=str(tmp_path / "run"))
+    assert result.global_step == 3  # 12 clips at batch 4, one process (before: a TypeError)
+
+
+def test_missing_pretrained_weights_say_which_setting_names_them(tiny_synth, tmp_path):
+    weights = tmp_path / "pretrained" / "resnet50.pth"
+    overrides = [*_fast(tiny_synth), f"model.pretrained={weights}"]
+    overrides.append("model.pretrained_kind=imagenet2d")
+    with pytest.raises(UsageError) as info:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert str(info.value) == (
+        f"model.pretrained={weights} (imagenet2d): checkpoint '{weights}' does not exist; put the "
+        "weights there (the README's 'Training on Kinetics' says which), set "
+        "model.pretrained=PATH, or model.pretrained=null to start from random weights"
+    )
+
+
+def test_a_checkpoint_for_another_class_count_is_one_line(
+    tiny_synth, tmp_path, uninterrupted, capsys
+):
+    classes = tmp_path / "classes7.txt"
+    classes.write_text((tiny_synth / "classes.txt").read_text() + "one_more\n")
+    overrides = _overrides(tiny_synth) + [
+        f"data.classes_file={classes}",
+        "model.num_classes=7",
+    ]
+    ckpt = uninterrupted.last_ckpt
+    args = [
+        "test",
+        "--cfg",
+        "oct_i3d_synth",
+        "--ckpt",
+        str(ckpt),
+        "--out",
+        str(tmp_path),
+        *overrides,
+    ]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err == (
+        f"octvideo test: error: checkpoint {ckpt} has 6 classes but model.num_classes=7; use "
+        "the config and data it was trained with"
+    )
+    with pytest.raises(UsageError, match="has 6 classes but model.num_classes=7"):
+        run_train(None, overrides, out=str(tmp_path / "run"), resume=str(ckpt))
+
+
+@pytest.mark.parametrize("with_file", [True, False])
+def test_class_count_mismatch_names_where_the_classes_came_from(tiny_synth, tmp_path, with_file):
+    # a shipped config's relative classes file of another dataset was picked up unnamed
+    extra = {"model.num_classes": 3, **({} if with_file else {"data.classes_file": ""})}
+    with pytest.raises(UsageError) as err:
+        run_train(None, tiny_overrides(tiny_synth, **extra), out=str(tmp_path / "run"))
+    source = (
+        f"data.classes_file={tiny_synth / 'classes.txt'}"
+        if with_file
+        else f"the labels of {tiny_synth / 'train.txt'}"
+    )
+    assert str(err.value) == (
+        f"model.num_classes=3 but the data has 6 classes (from {source}); set "
+        "model.num_classes=6, or point data.classes_file at this dataset's classes"
+    )
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before anything is written
+
+
+def test_a_validation_set_that_all_fails_to_decode_leaves_best_alone(tiny_synth, tmp_path, caplog):
+    # Lightning stopped the run with a traceback: ModelCheckpoint found no val/top1
+    val = tmp_path / "val.txt"
+    lines = []
+    for i in range(3):
+        broken = tmp_path / f"broken{i}.mp4"
+        broken.write_bytes(b"not a video")
+        lines.append(f"{broken} {i}\n")
+    val.write_text("".join(lines))
+    train = tmp_path / "train.txt"
+    train.write_text(
+        (tiny_synth / "train.txt").read_text().replace("train/", f"{tiny_synth}/train/")
+    )
+    overrides = tiny_overrides(
+        tiny_synth, **{"trainer.max_epochs": 1, "data.root": "/", "data.val_list": val}
+    )
+    overrides.append(f"data.train_list={train}")
+    caplog.set_level(logging.WARNING)
+    result = run_train(None, overrides, out=str(tmp_path / "run"))
+    assert result.last_ckpt.is_file() and result.best_ckpt is None
+    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
+    assert (
+        "best.ckpt not updated at epoch 0: validation scored no video, so there is no val/top1; "
+        "check data.val_list with 'octvideo data check'"
+    ) in caplog.text

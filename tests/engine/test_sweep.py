@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from octvideo.cli import main
 from octvideo.engine import sweep
 from octvideo.engine.sweep import (
     GridAxis,
@@ -93,14 +92,6 @@ def test_same_key_twice_in_a_group_and_dangling_plus_are_refused():
 def test_points_that_would_share_a_folder_are_refused():
     with pytest.raises(UsageError, match="would share the folder"):
         expand([[GridAxis("model.extra.tag", ("a b", "a-b"))]])
-
-
-def test_cli_reports_a_bad_grid_in_one_line(tmp_path, capsys):
-    code = main(["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert err.startswith("octvideo sweep: error: --grid 'model.alpha' is not KEY=V1,V2")
-    assert len(err.splitlines()) == 1
 
 
 def test_misspelt_grid_key_is_refused_before_any_run(tmp_path):
@@ -303,18 +294,6 @@ def test_subprocess_runner_gives_each_command_its_thread_count(tmp_path, monkeyp
     sweep.SubprocessRunner()._run(tmp_path, "test", "--cfg", CFG)
     assert seen[0]["OMP_NUM_THREADS"] == "1"
     assert seen[1] is None  # torch's own default: one thread per core
-
-
-def test_cli_refuses_more_jobs_than_cores_in_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    args = ["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha=0", "--jobs"]
-    assert main([*args, "3"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == "octvideo sweep: error: --jobs 3: this machine has 2 cores; give 1 to 2"
-    assert not list(tmp_path.iterdir())  # refused before any run
-    with pytest.raises(SystemExit) as exit_:
-        main([*args, "0"])
-    assert exit_.value.code == 2
 
 
 def test_subprocess_runner_fails_with_the_runs_own_one_line_error(tmp_path):

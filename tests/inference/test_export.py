@@ -1,14 +1,22 @@
-"""``octvideo export`` on a real full disk and onto a symbolic link: one line, no temporary file,
-an earlier export and the link's target as they were. TorchScript's own file writer aborted the
-whole process on a full disk (``c10::Error``) and left its temporary file."""
+"""``octvideo export``: the exported file reproduces the checkpoint's logits; it never writes over
+its checkpoint, and refuses outputs it cannot write with one line before loading the checkpoint;
+on a real full disk and onto a symbolic link: one line, no temporary file, an earlier export and
+the link's target as they were. TorchScript's own file writer aborted the whole process on a full
+disk (``c10::Error``) and left its temporary file."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
+import numpy as np
 import pytest
+import torch
 
 from octvideo.cli import main
+from octvideo.inference import Predictor
+from octvideo.inference.export import example_clip, logit_gap, run_exported
 from tests.small_disk import fill, small_disk
 
 
@@ -45,3 +53,116 @@ def test_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
         "path or remove the link\n"
     )
     assert target.read_bytes() == b"keep" and link.is_symlink()
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_checkpoint(checkpoint, tmp_path, fmt, capsys):
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    predictor = Predictor.from_checkpoint(checkpoint)
+    clip = example_clip(predictor.protocol, 3, seed=7)  # a batch size the export never saw
+    with torch.no_grad():
+        expected = predictor.model(clip).numpy()
+    got = run_exported(out, fmt, (clip,))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    notes = json.loads(out.with_suffix(out.suffix + ".json").read_text())
+    assert notes["classes"] == predictor.classes
+    assert notes["protocol"]["num_frames"] == 4 and notes["protocol"]["test_crop_size"] == 32
+
+
+def test_export_rejects_unknown_format(checkpoint, capsys):
+    with pytest.raises(SystemExit):
+        main(["export", "--ckpt", str(checkpoint), "--format", "tflite"])
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+
+
+def test_the_export_check_scales_with_the_logits():
+    small = np.array([[0.5, -0.25]], dtype=np.float32)
+    assert logit_gap(small + 5e-5, small, 1e-4)[1] == 1e-4  # logits below 1: absolute 1e-4
+    diff, allowed = logit_gap(small + 2e-4, small, 1e-4)
+    assert diff > allowed
+    large = np.array([[2800.0, -1600.0]], dtype=np.float32)  # an untrained SlowFast's logits
+    diff, allowed = logit_gap(large + 9.8e-4, large, 1e-4)  # float32 rounding at this size
+    assert diff <= allowed == pytest.approx(0.28)
+
+
+@pytest.fixture
+def pt_checkpoint(checkpoint, tmp_path):
+    """The tiny checkpoint under a name ending in .pt, like TorchScript's old default output."""
+    path = tmp_path / "model.pt"
+    shutil.copy(checkpoint, path)
+    return path
+
+
+def test_default_output_is_beside_and_never_the_checkpoint(pt_checkpoint, capsys):
+    before = pt_checkpoint.read_bytes()
+    assert main(["export", "--ckpt", str(pt_checkpoint), "--format", "torchscript"]) == 0
+    out = pt_checkpoint.with_name("model.torchscript.pt")
+    assert f"wrote {out} " in capsys.readouterr().out
+    assert pt_checkpoint.read_bytes() == before
+    assert sorted(p.name for p in pt_checkpoint.parent.iterdir()) == [
+        "model.pt",
+        "model.torchscript.pt",
+        "model.torchscript.pt.json",
+    ]
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotdot"])
+def test_out_onto_the_checkpoint_is_refused(pt_checkpoint, capsys, spelling):
+    before = pt_checkpoint.read_bytes()
+    (pt_checkpoint.parent / "sub").mkdir()
+    out = pt_checkpoint if spelling == "same" else pt_checkpoint.parent / "sub" / ".." / "model.pt"
+    code = main(
+        ["export", "--ckpt", str(pt_checkpoint), "--format", "torchscript", "--out", str(out)]
+    )
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: --out {out} is the checkpoint {pt_checkpoint}: writing it "
+        f"would destroy it; choose another path\n"
+    )
+    assert pt_checkpoint.read_bytes() == before
+
+
+def test_outputs_that_cannot_be_written_are_one_line_errors(checkpoint, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    some_dir = tmp_path / "some_dir"
+    some_dir.mkdir()
+    cases = {
+        f"{a_file}/m.pt": f"--out {a_file}/m.pt: {a_file} is a file, not a folder; choose "
+        f"another path",
+        "/proc/m.pt": "--out /proc/m.pt: cannot write in /proc (No such file or directory); "
+        "choose another path",
+        str(some_dir): f"--out {some_dir} is a folder; give a file name",
+    }
+    for out, message in cases.items():
+        args = ["export", "--ckpt", str(checkpoint), "--format", "torchscript", "--out", out]
+        assert main(args) == 2, out
+        assert capsys.readouterr().err == f"octvideo export: error: {message}\n"
+    assert a_file.read_text() == "kept"
+    assert list(some_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("onnx", "last.ckpt"),
+        ("torchscript", "config.yaml"),
+        ("torchscript", "clip.mp4"),
+        ("onnx", "model.pt"),
+        ("torchscript", "model.onnx"),
+    ],
+)
+def test_out_must_end_in_the_format_extension(checkpoint, tmp_path, capsys, fmt, name):
+    # any name was taken: an ONNX graph replaced the run's last.ckpt, its config or a video
+    out = tmp_path / name
+    out.write_text("kept")
+    assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 2
+    extension = ".onnx" if fmt == "onnx" else ".pt or .torchscript"
+    default = checkpoint.stem + (".onnx" if fmt == "onnx" else ".torchscript.pt")
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: --out {out}: a {fmt} export is written to a {extension} file; "
+        f"give such a name (default: {default})\n"
+    )
+    assert out.read_text() == "kept"

@@ -1,21 +1,24 @@
-"""Predictor and ``octvideo predict``: windows, equality with the model, records, failures."""
+"""Predictor: windows (over variable frame rates too, and at the trained ``data.target_fps``
+stride), equality with the model, multi-view averages, inputs, failures, and a long video opened
+once for all its windows."""
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from octvideo.cli import main
-from octvideo.data.decoding import decode, probe
+from octvideo.data import decoding as decoding_module
+from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.errors import CheckpointError, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference.predictor import expand_inputs, parse_seconds, window_seconds
+from tests.inference.media_helpers import encode_timed
 
 
 @pytest.fixture(scope="module")
@@ -156,66 +159,6 @@ def test_every_kind_of_video_gets_windows_over_its_whole_length(predictor, video
     assert all(torch.isfinite(w.probs).all() for w in result.windows)
 
 
-def test_cli_jsonl_one_record_per_window_and_failures_reported(
-    checkpoint, videos, tmp_path, capsys
-):
-    out = tmp_path / "preds.jsonl"
-    inputs = [str(videos["long"]), str(videos["corrupt"]), str(videos["odd"])]
-    code = main(
-        [
-            "predict",
-            "--ckpt",
-            str(checkpoint),
-            *inputs,
-            "--window",
-            "2s",
-            "--stride",
-            "1s",
-            "--out",
-            str(out),
-            "--topk",
-            "2",
-            "--quiet",
-        ]
-    )
-    assert code == 1  # one input failed
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    by_path: dict[str, list[dict]] = {}
-    for row in rows:
-        by_path.setdefault(row["path"], []).append(row)
-    long_rows = by_path[inputs[0]]
-    info = probe(videos["long"])
-    n_windows = len(window_times(info.num_frames / info.fps, 2.0, 1.0))
-    assert [r["type"] for r in long_rows] == ["window"] * n_windows + ["video"]
-    assert long_rows[-1]["ok"] and long_rows[-1]["num_windows"] == n_windows
-    assert all(len(r["top"]) == 2 for r in long_rows)
-    bad = by_path[inputs[1]]
-    assert len(bad) == 1 and bad[0]["ok"] is False and "DecodeError" in bad[0]["error"]
-    assert by_path[inputs[2]][-1]["ok"]
-    assert "2 of 3 inputs predicted, 1 failed" in capsys.readouterr().out
-
-
-def test_cli_csv_and_exit_zero_when_all_succeed(checkpoint, videos, tmp_path):
-    out = tmp_path / "preds.csv"
-    code = main(
-        ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out), "--quiet"]
-    )
-    assert code == 0
-    rows = list(csv.DictReader(out.open()))
-    assert (
-        len(rows) == 1
-        and rows[0]["type"] == "video"
-        and rows[0]["label1"] in ("left", "right", "still")
-    )
-
-
-def test_cli_table_output(checkpoint, videos, capsys):
-    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--topk", "3"]) == 0
-    out = capsys.readouterr().out
-    assert str(videos["short"]) in out
-    assert "  1. " in out and "  3. " in out
-
-
 def test_folder_and_list_inputs(videos, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# videos\n{videos['short']}\n{videos['odd'].name}\n")
@@ -273,23 +216,119 @@ def test_checkpoint_without_metadata_is_refused(tmp_path):
         Predictor.from_checkpoint(path)
 
 
-def test_cli_bad_arguments_are_one_line_errors(checkpoint, videos, capsys):
-    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--views", "ten"]) == 2
-    assert "--views 'ten': use center, multi or NxC" in capsys.readouterr().err
-    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--stride", "1s"]) == 2
-    assert "--stride needs --window" in capsys.readouterr().err
-    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--window", "1s"]
-    assert main([*args, "--views", "10x3"]) == 2  # it used to run one clip per window silently
-    assert "--views 10x3 does not apply with --window: each window is one centre clip" in (
-        capsys.readouterr().err
-    )
-    assert main(["predict", "--ckpt", "missing.ckpt", str(videos["short"])]) == 2
-    assert "missing.ckpt" in capsys.readouterr().err
-
-
 def test_windows_are_batched(predictor, videos):
     calls = []
     result = predictor.predict(videos["long"], window="1s", stride="0.5s", on_batch=calls.append)
     assert sum(calls) == len(result.windows)
     assert max(calls) <= predictor.batch_size
     assert np.isclose(result.windows[-1].end, result.duration)
+
+
+# ------------------------------------------------------------------------------------------ windows
+
+
+@pytest.mark.parametrize(
+    ("window", "stride", "expected"),
+    [
+        (1.0, 5.0, [(0.0, 1.0), (5.0, 6.0), (10.0, 11.0)]),
+        (2.0, 3.0, [(0.0, 2.0), (3.0, 5.0), (6.0, 8.0), (9.0, 11.0)]),
+        (2.0, 4.0, [(0.0, 2.0), (4.0, 6.0), (8.0, 10.0)]),
+        (5.0, 6.0, [(0.0, 5.0), (6.0, 11.0)]),
+        (5.0, 7.0, [(0.0, 5.0), (7.0, 12.0)]),
+        (3.0, 3.0, [(0.0, 3.0), (3.0, 6.0), (6.0, 9.0), (9.0, 12.0)]),
+        (5.0, 2.0, [(0.0, 5.0), (2.0, 7.0), (4.0, 9.0), (6.0, 11.0), (8.0, 12.0)]),
+        (20.0, 30.0, [(0.0, 12.0)]),
+    ],
+)
+def test_windows_start_before_the_end_and_have_a_length(window, stride, expected):
+    assert window_times(12.0, window, stride) == expected
+
+
+def test_video_score_averages_only_real_windows(checkpoint, videos):
+    predictor = Predictor.from_checkpoint(checkpoint)
+    result = predictor.predict(videos["long"], window="1s", stride="5s")  # 9.5 s
+    assert [(w.start, w.end) for w in result.windows] == [(0.0, 1.0), (5.0, 6.0)]
+    mean = torch.stack([w.probs for w in result.windows]).mean(0)
+    torch.testing.assert_close(result.video.probs, mean)
+
+
+@pytest.mark.parametrize("decoder", ["auto", "decord", "pyav"])
+def test_windows_decode_from_one_open_file(predictor, videos, monkeypatch, decoder):
+    opened = []
+    open_file = decoding_module._open
+
+    def counting(path, name):
+        opened.append(name)
+        return open_file(path, name)
+
+    monkeypatch.setattr(decoding_module, "_open", counting)
+    batches = []
+    result = predictor.predict(
+        videos["long"], window="0.5s", decoder=decoder, on_batch=batches.append
+    )
+    assert result.ok, result.error
+    assert len(result.windows) == 19 and len(batches) == 7  # 9.5 s, 3 clips a batch
+    assert opened == ["pyav" if decoder == "pyav" else "decord"]
+
+
+# 12 frames 250 ms apart (0-2.75 s), then 12 frames 50 ms apart (2.8-3.35 s)
+PTS_MS = [250 * i for i in range(12)] + [2800 + 50 * i for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def vfr_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return encode_timed(tmp_path_factory.mktemp("vfr") / "vfr.mp4", PTS_MS)
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_window_clips_lie_in_their_windows(predictor, vfr_video, monkeypatch, decoder):
+    plans = []
+    run = Predictor._run
+
+    def spy(self, plan, *args):
+        plans.append(plan)
+        return run(self, plan, *args)
+
+    monkeypatch.setattr(Predictor, "_run", spy)
+    result = predictor.predict(vfr_video, window="1s", decoder=decoder)
+    assert result.ok, result.error
+    assert len(result.windows) >= 3
+    for window, indices in zip(result.windows, plans[0], strict=True):
+        # the clip's middle (4 frames, 2 apart: between its 2nd and 3rd) at the window's middle
+        middle = (PTS_MS[indices[1]] + PTS_MS[indices[2]]) / 2000
+        assert window.start <= middle <= window.end, (window.start, window.end, indices)
+
+
+@pytest.mark.parametrize(
+    "pts_ms",
+    [
+        PTS_MS,  # frames / average fps: 3.85 s, after the last frame (3.35 s)
+        [100 * i for i in range(10)] + [1000 + 500 * i for i in range(10)],  # 4.8 s, before 5.5 s
+    ],
+    ids=["long-gaps-first", "long-gaps-last"],
+)
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_windows_end_at_the_last_frame(predictor, tmp_path, decoder, pts_ms):
+    path = encode_timed(tmp_path / "vfr.mp4", pts_ms)
+    result = predictor.predict(path, window="1s", stride="0.5s", decoder=decoder)
+    assert result.ok, result.error
+    last = (pts_ms[-1] - pts_ms[0]) / 1000
+    assert result.windows[-1].end == pytest.approx(last, abs=1e-6)
+    assert result.windows[-2].end < last  # only the last window reaches it
+    assert result.duration == pytest.approx(last, abs=1e-6)
+    assert result.video.end == result.duration
+
+
+@pytest.mark.parametrize(
+    ("target", "fps", "stride"), [(None, 60.0, 2), (30.0, 60.0, 4), (30.0, 30.0, 2)]
+)
+def test_predict_windows_use_the_trained_stride(checkpoint, target, fps, stride):
+    predictor = Predictor.from_checkpoint(checkpoint)
+    assert predictor.protocol.sampling_rate == 2
+    predictor.protocol = dataclasses.replace(predictor.protocol, target_fps=target)
+    info = VideoInfo(int(10 * fps), fps, 64, 48, "pyav")
+    for views in ("center", "multi"):
+        plan, _ = predictor._clip_plan(info, views, None, None)
+        assert all(np.diff(p).tolist() == [stride] * (len(p) - 1) for p in plan)
+    plan, times = predictor._clip_plan(info, "center", 2.0, 1.0)
+    assert len(times) == 9 and all(np.diff(p).tolist() == [stride] * (len(p) - 1) for p in plan)

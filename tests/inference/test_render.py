@@ -1,18 +1,28 @@
-"""``predict --render`` outputs: never through a symbolic link, and a real full disk stops the
-run in one line with no half video left."""
+"""``predict --render`` outputs: never through a symbolic link, a real full disk stops the run in
+one line with no half video left, a failed render keeps an earlier file, and frames are labelled by
+their time from the first frame (a clip cut from a longer recording starts at a time other than
+0)."""
 
 from __future__ import annotations
 
 import os
 import random
 
+import av
 import pytest
 import torch
 
 from octvideo.cli import main
 from octvideo.errors import UsageError
-from octvideo.inference.predictor import Prediction, Predictor, VideoResult, window_times
+from octvideo.inference import Predictor
+from octvideo.inference import render as render_module
+from octvideo.inference.predictor import (
+    Prediction,
+    VideoResult,
+    window_times,
+)
 from octvideo.inference.render import _label_for, render
+from tests.inference.media_helpers import encode_timed, faststart
 from tests.small_disk import fill, small_disk
 
 
@@ -106,3 +116,55 @@ def test_each_frame_finds_its_window_without_reading_every_window(videos, tmp_pa
         for t in ts:
             expected = min(result.windows, key=lambda w: abs((w.start + w.end) / 2 - t))
             assert _label_for(result, t) is expected, (stride, window, t)
+
+
+def test_a_failed_render_keeps_an_earlier_file(predictor_and_cut, tmp_path):
+    predictor, cut = predictor_and_cut
+    from octvideo.inference.render import render
+
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier render")
+    result = predictor.predict(cut)
+    assert result.ok
+    with pytest.raises(av.FFmpegError):
+        render(result, predictor.classes, out)
+    assert out.read_bytes() == b"an earlier render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+@pytest.fixture
+def predictor_and_cut(checkpoint, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cut")
+    whole = faststart(root / "whole.mp4")
+    cut = root / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+    return Predictor.from_checkpoint(checkpoint), cut
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_checkpoint(checkpoint, batch_size=3)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_render_counts_frame_times_from_the_first_frame(predictor, tmp_path, monkeypatch, suffix):
+    # 4 s at 10 fps whose first frame is at 10 s
+    path = encode_timed(tmp_path / f"cut{suffix}", [10_000 + 100 * i for i in range(40)])
+    result = predictor.predict(path, window="1s")
+    assert result.ok, result.error
+    assert [(w.start, w.end) for w in result.windows] == [(k, k + 1.0) for k in range(4)]
+    chosen: list[tuple[float, int]] = []
+    label_for = render_module._label_for
+
+    def spy(result, t, *rest):
+        window = label_for(result, t, *rest)
+        chosen.append((t, [id(w) for w in result.windows].index(id(window))))
+        return window
+
+    monkeypatch.setattr(render_module, "_label_for", spy)
+    render_module.render(result, predictor.classes, tmp_path / "out.mp4", k=1)
+    assert len(chosen) == 40
+    assert chosen[0] == (pytest.approx(0.0), 0)
+    assert chosen[15] == (pytest.approx(1.5), 1)
+    # frame i at i / 10 s lies in window i // 10 (on a boundary, two windows are as near)
+    assert all(index == i // 10 for i, (_, index) in enumerate(chosen) if i % 10)

@@ -1,4 +1,7 @@
-"""ResNet3D (C2D, I3D, Slow, Non-local): the hardware-aligned channel split option."""
+"""ResNet3D (C2D, I3D, Slow, Non-local): the hardware-aligned channel split option, alpha per
+stage, ``head_pool``, ``zero_init_final_bn`` (every residual block starts as its shortcut, in both
+frequency groups, for bottleneck and basic blocks), and a whole model in reduced precision on a
+CPU (autocast inference, bfloat16 training)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import pytest
 import torch
 
 from octvideo.models import create_model
-from octvideo.ops import OctConv3d, OctNorm
+from octvideo.models.layers import BasicBlock, Bottleneck
+from octvideo.ops import OctConv3d, OctNorm, OctPair
+from tests.ops.tensor_helpers import CL, relative_error
 
 
 def _splits(model: torch.nn.Module) -> dict[str, tuple[int, int, int, int]]:
@@ -117,3 +122,65 @@ def test_head_pool_leaves_the_state_dict_keys():
 def test_bad_head_pool_is_refused_naming_it(head_pool):
     with pytest.raises(ValueError, match="head_pool must be three"):
         create_model("i3d_r50", width=8, head_pool=head_pool)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_model_inference_under_cpu_autocast(channels_last) -> None:
+    """Eval-mode inference folds batch norm and, in float32, runs oneDNN on prepacked weights,
+    which would bypass autocast; under autocast it runs the autocast convolutions instead."""
+    torch.manual_seed(0)
+    model = create_model("i3d_r18", alpha=0.5, num_classes=6, width=8).eval()
+    clip = torch.randn(2, 3, 4, 32, 32)
+    if channels_last:
+        model, clip = model.to(memory_format=CL), clip.contiguous(memory_format=CL)
+    with torch.inference_mode():
+        reference = model(clip)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(clip)
+    assert out.dtype == torch.bfloat16 and relative_error(out, reference) < 5e-2
+
+
+def test_model_trains_in_bfloat16() -> None:
+    """A whole bfloat16 model (``bf16-true``), channels-last and not: the pooling of the plain
+    layout and of the temporal octave has no bfloat16 CPU kernel of its own. Gradients are
+    checked for presence and dtype, not value: this 4-frame clip reaches 2-frame maps, where
+    PyTorch 2.14's bfloat16 CPU weight gradients are wrong (``check_training_precision``)."""
+    torch.manual_seed(0)
+    for octave in ((1, 2, 2), (2, 2, 2)):
+        for fmt in (torch.contiguous_format, CL):
+            model = create_model("i3d_r18", alpha=0.5, octave=octave, num_classes=6, width=8)
+            model = model.to(dtype=torch.bfloat16, memory_format=fmt)
+            clip = torch.randn(2, 3, 4, 32, 32).to(torch.bfloat16).contiguous(memory_format=fmt)
+            model(clip).float().logsumexp(1).sum().backward()
+            assert all(
+                p.grad is not None and p.grad.dtype == torch.bfloat16 for p in model.parameters()
+            )
+
+
+def test_alpha_per_stage_and_res5_default() -> None:
+    model = create_model("i3d_r50", alpha=0.1)
+    assert model.alphas == (0.1, 0.1, 0.1, 0.0)
+    assert model.res5[0].conv_a.alpha_in == 0.1 and model.res5[0].conv_a.alpha_out == 0.0
+    assert model.res5[1].conv_a.conv_ll is None
+    with pytest.raises(ValueError, match="one per stage"):
+        create_model("i3d_r50", alpha=(0.1, 0.2))
+
+
+@pytest.mark.parametrize("name", ["i3d_r18", "i3d_r50", "slowfast_r50"])
+def test_each_block_starts_as_its_shortcut(name):
+    torch.manual_seed(0)
+    model = create_model(name, alpha=0.25, num_classes=5, zero_init_final_bn=True).eval()
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck | BasicBlock)]
+    assert blocks
+    block = blocks[1]  # an identity shortcut
+    last = block.bn_c if isinstance(block, Bottleneck) else block.bn_b
+    assert block.downsample is None and last.low is not None
+    c, c_low = last.high.num_features, last.low.num_features
+    x = OctPair(torch.randn(1, c, 2, 8, 8), torch.randn(1, c_low, 2, 4, 4))
+    with torch.no_grad():
+        y = block(x)
+    torch.testing.assert_close(y.high, x.high.relu())
+    torch.testing.assert_close(y.low, x.low.relu())
+    default = create_model(name, alpha=0.25, num_classes=5)  # off by default: unit scales
+    scales = [m.weight for m in default.modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert all(bool((w == 1).all()) for w in scales)

@@ -1,4 +1,5 @@
-"""SlowFast: the hardware-aligned channel split option through both pathways and the laterals."""
+"""SlowFast: the hardware-aligned channel split option through both pathways and the laterals,
+``head_pool``, and the slow and fast clips it is called with."""
 
 from __future__ import annotations
 
@@ -62,3 +63,27 @@ def test_head_pool_pools_each_pathway_with_its_own_window():
 def test_bad_slowfast_head_pool_is_refused_naming_it(head_pool, message):
     with pytest.raises(ValueError, match=message):
         create_model("slowfast_r50", head_pool=head_pool)
+
+
+@pytest.mark.parametrize(
+    ("slow", "fast", "match"),
+    [
+        ((1, 3, 1, 32, 32), (1, 3, 7, 32, 32), r"need a slow clip of 2 frames.*fast\[:, :, ::4\]"),
+        ((1, 3, 3, 32, 32), (1, 3, 8, 32, 32), r"need a slow clip of 2 frames"),
+        ((1, 3, 2, 32, 32), (1, 3, 8, 32, 40), "same batch size and frame size"),
+        ((2, 3, 2, 32, 32), (1, 3, 8, 32, 32), "same batch size and frame size"),
+        ((3, 2, 32, 32), (1, 3, 8, 32, 32), r"two \(B, 3, T, H, W\) clips"),
+    ],
+)
+def test_slowfast_names_mismatched_clips(slow: tuple, fast: tuple, match: str) -> None:
+    model = create_model("slowfast_r50", num_classes=3, alpha=0.25).eval()
+    with pytest.raises(ValueError, match=match):
+        model([torch.randn(slow), torch.randn(fast)])
+
+
+def test_slowfast_takes_fast_frames_not_a_multiple_of_its_speed() -> None:
+    # 7 fast frames: the lateral's stride-4 convolution gives ceil(7 / 4) = 2 slow frames
+    model = create_model("slowfast_r50", num_classes=3, alpha=0.25).eval()
+    with torch.no_grad():
+        logits = model([torch.randn(1, 3, 2, 32, 32), torch.randn(1, 3, 7, 32, 32)])
+    assert logits.shape == (1, 3)

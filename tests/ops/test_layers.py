@@ -1,4 +1,5 @@
-"""Per-group layers, split/merge, and the pair helpers."""
+"""Per-group layers, split/merge, and the pair helpers; average pooling in bfloat16, and batch norm
+after a one-frame low group (standard channels-last strides, contiguous gradients)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from octvideo.ops import (
     OctAct,
+    OctConv3d,
     OctDropout,
     OctMerge,
     OctNorm,
@@ -24,6 +26,7 @@ from octvideo.ops import (
     to_memory_format,
     upsample,
 )
+from tests.ops.tensor_helpers import CL, relative_error
 
 
 def pair(c_h: int, c_l: int, size, octave, seed: int = 0) -> OctPair:
@@ -192,3 +195,36 @@ def test_to_memory_format_converts_clips_and_pathways() -> None:
     assert torch.equal(pathways[1], clip) and torch.equal(pathways[0], clip[:, :, ::4])
     back = to_memory_format(pathways[1], torch.contiguous_format)
     assert back.is_contiguous() and torch.equal(back, clip)
+
+
+def test_average_pool_layer_in_bfloat16() -> None:
+    pool = OctPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1), mode="avg")
+    pair = OctPair(torch.randn(1, 4, 2, 8, 8), torch.randn(1, 4, 2, 4, 4))
+    out = pool(OctPair(pair.high.bfloat16(), pair.low.bfloat16()))
+    reference = pool(pair)
+    for got, want in zip(out, reference, strict=True):
+        assert got.dtype == torch.bfloat16 and relative_error(got, want) < 1e-2
+
+
+# PyTorch 2.14's CPU batch-norm backward returns wrong gradients for an input whose size-1 time
+# axis has another stride (the tensor still counts as channels-last) when its output gradient is
+# NCDHW: channels-last outputs with a size-1 axis carry the standard strides.
+def test_batch_norm_after_a_one_frame_low_group_gets_the_contiguous_gradients():
+    torch.manual_seed(0)
+    conv = OctConv3d(32, 64, 1, alpha_in=0.0, alpha_out=0.25, octave=(2, 2, 2), bias=True)
+    conv, norm = conv.double(), OctNorm(64, alpha=0.25).double()
+    with torch.no_grad():
+        norm.low.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, 32, 2, 5, 5, dtype=torch.float64)
+    g_low = torch.randn(2, 16, 1, 3, 3, dtype=torch.float64)  # an NCDHW gradient, as NL gives
+    grads = []
+    for fmt in (torch.contiguous_format, CL):
+        layer = conv.to(memory_format=fmt)
+        xi = x.clone().contiguous(memory_format=fmt).requires_grad_()
+        layer.zero_grad()
+        norm.zero_grad()
+        norm(layer(xi)).low.backward(g_low)
+        grads.append([xi.grad, norm.low.weight.grad, norm.low.bias.grad, layer.conv_hl.weight.grad])
+    for plain, fast in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grads[1][2], g_low.sum((0, 2, 3, 4)))  # bias gradient = sum(g)

@@ -1,4 +1,6 @@
-"""OctConv3d: equivalence with nn.Conv3d and with a written-out reference, shapes, gradients."""
+"""OctConv3d: equivalence with nn.Conv3d and with a written-out reference, shapes, gradients,
+training under CPU autocast, and outputs with one frame that carry the standard channels-last
+strides."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from octvideo.ops import OctConv3d, OctPair, low_channels
+from octvideo.ops import OctConv3d, OctPair, low_channels, low_size
+from octvideo.ops.pair import downsample
+from tests.ops.tensor_helpers import CL, relative_error
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +27,14 @@ def _float64():
 
 
 KERNELS = [(1, 1, 1), (3, 1, 1), (1, 3, 3), (3, 3, 3)]
+
+
 ALPHAS = [0.0, 0.25, 0.5]
+
+
 OCTAVES = [(1, 2, 2), (2, 2, 2)]
+
+
 SIZES = [(4, 8, 8), (3, 7, 7)]  # even and odd
 
 
@@ -299,3 +309,56 @@ def test_aligned_layer_equals_unaligned_layer_of_the_same_channel_counts(channel
     g_p = torch.autograd.grad(sum(t.square().sum() for t in y_p), [*x, *plain.parameters()])
     for a, p in zip(g_a, g_p, strict=True):
         torch.testing.assert_close(a, p, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+@pytest.mark.parametrize("size", [(8, 8, 8), (7, 7, 9)])
+def test_octconv_trains_under_cpu_autocast(octave, size) -> None:
+    """The channels-last training node under autocast: its inputs are cast as autocast casts a
+    convolution's, so its backward (which autocast does not cover) sees its forward's dtypes.
+    Gradients match the plain four-path layer's under the same autocast, within bfloat16.
+
+    At least 3 frames in every group: PyTorch 2.14's bfloat16 CPU weight gradient is wrong for
+    2-frame maps under 3-frame kernels (``engine.build.check_training_precision``)."""
+    # autocast takes float32 tensors and parameters; this module's _float64 fixture made float64
+    # the default, and puts the previous default back after the test
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+    layer = OctConv3d(16, 16, 3, alpha_in=0.5, alpha_out=0.5, octave=octave)
+    x_h = torch.randn(2, 8, *size)
+    x_l = torch.randn(2, 8, *low_size(size, octave))
+    grads = {}
+    for fast in (True, False):
+        fmt = CL if fast else torch.contiguous_format
+        inputs = [t.contiguous(memory_format=fmt).requires_grad_() for t in (x_h, x_l)]
+        layer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(OctPair(*inputs))
+        assert y.high.dtype == y.low.dtype == torch.bfloat16
+        (y.high.float().square().sum() + y.low.float().square().sum()).backward()
+        grads[fast] = [t.grad for t in inputs] + [p.grad for p in layer.parameters()]
+    for got, want in zip(grads[True], grads[False], strict=True):
+        assert got.dtype == want.dtype == torch.float32  # float32 inputs and parameters
+        assert relative_error(got, want) < 3e-2
+
+
+def _standard(shape: torch.Size) -> tuple[int, ...]:
+    return torch.empty(shape, memory_format=CL).stride()
+
+
+# PyTorch 2.14's CPU batch-norm backward returns wrong gradients for an input whose size-1 time
+# axis has another stride (the tensor still counts as channels-last) when its output gradient is
+# NCDHW: channels-last outputs with a size-1 axis carry the standard strides.
+@pytest.mark.parametrize("kernel", [1, (1, 3, 3), (3, 1, 1)])
+def test_octave_outputs_with_one_frame_have_standard_strides(kernel):
+    conv = OctConv3d(8, 16, kernel, alpha_in=0.5, alpha_out=0.5, octave=(2, 2, 2)).double()
+    conv = conv.to(memory_format=CL)
+    x = OctPair(torch.randn(2, 4, 2, 6, 6), torch.randn(2, 4, 1, 3, 3))
+    x = OctPair(*(t.double().contiguous(memory_format=CL).requires_grad_() for t in x))
+    y = conv(x)
+    for part in y:
+        assert part.stride() == _standard(part.shape)
+    pooled = downsample(y.high.detach(), (1, 2, 2))
+    assert pooled.shape[2] == 2 and pooled.stride() == _standard(pooled.shape)
+    one_frame = downsample(torch.randn(2, 4, 1, 6, 6).contiguous(memory_format=CL), (1, 2, 2))
+    assert one_frame.stride() == _standard(one_frame.shape)

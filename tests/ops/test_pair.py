@@ -1,11 +1,13 @@
-"""The (high, low) pair helpers: how many channels are low-frequency, and what counts as a pair."""
+"""The (high, low) pair helpers: how many channels are low-frequency, what counts as a pair, and
+``downsample`` in reduced precision (bfloat16 / float16 on a CPU)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from octvideo.ops import OctPair, as_pair, low_channels
+from octvideo.ops import OctPair, as_pair, downsample, low_channels, low_size
+from tests.ops.tensor_helpers import CL, relative_error
 
 
 def test_paper_split_stays_the_default():
@@ -63,3 +65,22 @@ def test_two_tensor_sequences_become_pairs():
 def test_anything_else_is_refused_in_one_type_error(bad):
     with pytest.raises(TypeError, match=r"a \(high, low\) pair of tensors"):
         as_pair(bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_downsample_in_reduced_precision(dtype, octave, channels_last) -> None:
+    """CPU PyTorch has no avg_pool3d for these dtypes; the pool runs in float32 and rounds back,
+    gradients included."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 7, 9)  # odd sizes: ceil mode
+    if channels_last:
+        x = x.contiguous(memory_format=CL)
+    x = x.to(dtype).requires_grad_()
+    y = downsample(x, octave)
+    assert y.dtype == dtype and y.shape[2:] == low_size(x.shape[2:], octave)
+    reference = downsample(x.detach().float(), octave)
+    assert relative_error(y.detach(), reference) < 1e-2
+    y.float().square().sum().backward()
+    assert x.grad is not None and x.grad.dtype == dtype

@@ -1,4 +1,5 @@
-"""Fixtures of the inference tests: encoded test videos (the checkpoint is in tests/conftest.py)."""
+"""Helpers of the inference tests: encoding test videos with PyAV (moving squares, audio, variable
+frame rates, a first frame at a time other than 0, an index-first MP4)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 
 def encode(
@@ -51,23 +51,6 @@ def encode(
     return path
 
 
-@pytest.fixture(scope="session")
-def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("predict_videos")
-    gaps = [50 if i % 4 else 200 for i in range(39)]
-    files = {
-        "short": encode(root / "short.mp4", 6),
-        "long": encode(root / "long.mp4", 95),  # 9.5 s at 10 fps
-        "odd": encode(root / "odd size.mp4", 20, height=37, width=53, codec="mpeg4"),
-        "audio": encode(root / "with_audio.mp4", 30, audio=True),
-        "vfr": encode(root / "vfr.mp4", 40, pts_ms=np.cumsum([0, *gaps]).tolist()),
-    }
-    corrupt = root / "corrupt.mp4"
-    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
-    files["corrupt"] = corrupt
-    return files
-
-
 def encode_timed(path: Path, pts_ms: list[int]) -> Path:
     """Noise frames (H.264, 10 fps nominal) at the given millisecond timestamps: a variable frame
     rate, or a first frame at a time other than 0."""
@@ -80,5 +63,18 @@ def encode_timed(path: Path, pts_ms: list[int]) -> Path:
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), np.uint8))
             frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
             container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def faststart(path: Path, n: int = 60) -> Path:
+    """An MP4 with its index first, so that a truncated copy still opens and predicts."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(n):
+            array = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
     return path

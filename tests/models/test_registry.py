@@ -1,8 +1,23 @@
 """Every registered variant: builds, runs forward and backward on tiny clips (even and odd sizes,
 spatial and spatio-temporal octave), every parameter gets a finite, non-zero gradient, and the
-registry behaves (unknown names, listing)."""
+registry behaves (unknown names, listing).
+
+State-dict keys are a public contract (checkpoints, conversions): each variant's keys at alpha 0
+and the keys an octave adds (alpha 0.25, spatial octave) are pinned in state_dict_keys.json.
+After an intended change, regenerate with ``.venv/bin/python tests/models/test_registry.py``
+and review the JSON diff.
+
+Deployment paths: every model runs under ``torch.compile`` and exports to ONNX (the legacy
+TorchScript-tracing exporter, ``dynamo=False``: the pair type is a NamedTuple of tensors, which
+tracing flattens) at alpha 0.1 and 0.5, with outputs equal to eager. `make test` runs one small
+model; the full matrix is heavy.
+"""
 
 from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,14 +26,40 @@ from torch import nn
 from octvideo.models import create_model, list_models
 from octvideo.models.cost import example_input
 
+PINNED = Path(__file__).with_name("state_dict_keys.json")
+
+
+def current_keys(name: str) -> dict[str, list[str]]:
+    vanilla = list(create_model(name).state_dict())
+    octave = create_model(name, alpha=0.25).state_dict()
+    return {
+        "alpha0": vanilla,
+        "alpha0.25_added": sorted(set(octave) - set(vanilla)),
+        "alpha0.25_removed": sorted(set(vanilla) - set(octave)),
+    }
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_state_dict_keys_pinned(name: str) -> None:
+    pinned = json.loads(PINNED.read_text())
+    assert name in pinned, f"{name} has no pinned keys: regenerate {PINNED.name}"
+    assert current_keys(name) == pinned[name]
+
+
+def test_every_pinned_model_is_registered() -> None:
+    assert sorted(json.loads(PINNED.read_text())) == list_models()
+
+
 # (alpha, octave) settings: vanilla, the paper's spatial octave, and every stage spatio-temporal.
 SETTINGS = [
     (0.0, (1, 2, 2), "a0"),
     (0.25, (1, 2, 2), "a0.25"),
     ((0.25, 0.25, 0.25, 0.25), (2, 2, 2), "a0.25-all-st"),
 ]
+
+
 # ResNet-101/152 share every block with ResNet-50 but take ~10x longer on 2 cores: they run in the
-# heavy set (their keys are still pinned by test_state_dict_keys).
+# heavy set (their keys are still pinned by test_state_dict_keys_pinned).
 DEEP = {n for n in list_models() if n.endswith(("r101", "r152"))}
 
 
@@ -104,34 +145,63 @@ def test_list_models_filters() -> None:
         assert name in list_models()
 
 
-def test_alpha_per_stage_and_res5_default() -> None:
-    model = create_model("i3d_r50", alpha=0.1)
-    assert model.alphas == (0.1, 0.1, 0.1, 0.0)
-    assert model.res5[0].conv_a.alpha_in == 0.1 and model.res5[0].conv_a.alpha_out == 0.0
-    assert model.res5[1].conv_a.conv_ll is None
-    with pytest.raises(ValueError, match="one per stage"):
-        create_model("i3d_r50", alpha=(0.1, 0.2))
+SMALL = "c2d_r18"
 
 
-@pytest.mark.parametrize(
-    ("slow", "fast", "match"),
-    [
-        ((1, 3, 1, 32, 32), (1, 3, 7, 32, 32), r"need a slow clip of 2 frames.*fast\[:, :, ::4\]"),
-        ((1, 3, 3, 32, 32), (1, 3, 8, 32, 32), r"need a slow clip of 2 frames"),
-        ((1, 3, 2, 32, 32), (1, 3, 8, 32, 40), "same batch size and frame size"),
-        ((2, 3, 2, 32, 32), (1, 3, 8, 32, 32), "same batch size and frame size"),
-        ((3, 2, 32, 32), (1, 3, 8, 32, 32), r"two \(B, 3, T, H, W\) clips"),
-    ],
-)
-def test_slowfast_names_mismatched_clips(slow: tuple, fast: tuple, match: str) -> None:
-    model = create_model("slowfast_r50", num_classes=3, alpha=0.25).eval()
-    with pytest.raises(ValueError, match=match):
-        model([torch.randn(slow), torch.randn(fast)])
+def _deploy_cases(light: tuple[float, ...] = (0.1, 0.5)) -> list[object]:
+    return [
+        pytest.param(
+            name,
+            alpha,
+            id=f"{name}-a{alpha}",
+            marks=[] if name == SMALL and alpha in light else [pytest.mark.heavy],
+        )
+        for name in list_models()
+        for alpha in (0.1, 0.5)
+    ]
 
 
-def test_slowfast_takes_fast_frames_not_a_multiple_of_its_speed() -> None:
-    # 7 fast frames: the lateral's stride-4 convolution gives ceil(7 / 4) = 2 slow frames
-    model = create_model("slowfast_r50", num_classes=3, alpha=0.25).eval()
+def _inputs(model: torch.nn.Module) -> torch.Tensor | list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    if hasattr(model, "slowfast_alpha"):
+        return [
+            torch.randn(1, 3, 2, 40, 40, generator=g),
+            torch.randn(1, 3, 8, 40, 40, generator=g),
+        ]
+    return torch.randn(1, 3, 4, 40, 40, generator=g)
+
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> None:
+    scale = want.abs().max().item()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * max(scale, 1.0))
+
+
+@pytest.mark.parametrize(("name", "alpha"), _deploy_cases())
+def test_onnx_export_matches_eager(name: str, alpha: float, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    model = create_model(name, alpha=alpha, num_classes=5).eval()
+    x = _inputs(model)
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings of the legacy exporter
+        torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    tensors = x if isinstance(x, list) else [x]
+    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), tensors, strict=True)}
+    got = torch.from_numpy(session.run(None, feeds)[0])
     with torch.no_grad():
-        logits = model([torch.randn(1, 3, 2, 32, 32), torch.randn(1, 3, 7, 32, 32)])
-    assert logits.shape == (1, 3)
+        _close(got, model(x))
+
+
+# Inductor on 2 CPU cores takes ~1.5 min per model: one case in `make test`.
+@pytest.mark.parametrize(("name", "alpha"), _deploy_cases(light=(0.5,)))
+def test_compile_matches_eager(name: str, alpha: float) -> None:
+    model = create_model(name, alpha=alpha, num_classes=5).eval()
+    x = _inputs(model)
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        _close(compiled(x), model(x))
+
+
+if __name__ == "__main__":
+    PINNED.write_text(json.dumps({n: current_keys(n) for n in list_models()}, indent=1) + "\n")

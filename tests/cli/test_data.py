@@ -1,8 +1,11 @@
-"""``data check``'s default bad-file list: named after the list file or the whole folder name."""
+"""``octvideo data``'s own arguments: ``data check``'s default bad-file list (named after the list
+file or the whole folder name) and worker counts the parser refuses."""
 
 from __future__ import annotations
 
 import shutil
+
+import pytest
 
 from octvideo.cli import main
 from octvideo.cli.data import default_bad_list
@@ -34,3 +37,18 @@ def test_a_list_file_loses_only_its_extension(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path / "k400.v2")
     assert default_bad_list(".") == str(tmp_path / "k400.v2.bad.jsonl")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "check", "--workers", "0", "list.txt"],
+        ["data", "prepare", "--workers", "-2", "src", "dst"],
+    ],
+)
+def test_worker_counts_below_one_are_refused_by_the_parser(argv, capsys):
+    # they used to run with one worker as if nothing were wrong
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"argument --workers: {argv[3]!r}: give 1 or more" in capsys.readouterr().err

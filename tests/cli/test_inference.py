@@ -1,0 +1,538 @@
+"""``octvideo predict`` on the command line: every number bounded, every argument checked before
+any output is opened, so a refused command leaves an existing ``--out`` file or an input as it
+was; renders named apart, a render failure reported as that input's failure; checkpoints that do
+not fit are one line; records as JSON lines, CSV or a table; progress, and output into a pipe
+whose reader goes away."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from octvideo.cli import main
+from octvideo.data.decoding import decode, probe
+from octvideo.engine.checkpoint import atomic_save, load_checkpoint
+from octvideo.errors import CheckpointError
+from octvideo.inference import Predictor, window_times
+from octvideo.inference import predictor as predictor_module
+from octvideo.inference.predictor import expand_inputs
+from tests.inference.media_helpers import faststart
+
+EARLIER = b'{"type": "video", "path": "earlier.mp4"}\n'
+
+
+def _predict(*args: object) -> int:
+    return main(["predict", *map(str, args)])
+
+
+@pytest.fixture
+def earlier(tmp_path):
+    out = tmp_path / "earlier.jsonl"
+    out.write_bytes(EARLIER)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["--window", "nan"], "--window nan: a duration must be a finite number of seconds, got "),
+        (["--window", "inf"], "--window inf: a duration must be a finite number of seconds, got "),
+        (["--window", "1s", "--stride", "nan"], "--stride nan: a duration must be a finite "),
+        (["--window=-inf"], "--window -inf: a duration must be a finite number of seconds"),
+        (["--window", "1e-9s"], "--window 1e-9s: give at least 0.1s"),
+        (["--window", "1s", "--stride", "1e-7"], "--stride 1e-7: give at least 0.1s"),
+        (["--window", "99ms"], "--window 99ms: give at least 0.1s"),
+        (["--views", "100000x1"], "--views 100000x1: N temporal clips (1 to 100) x 1 or 3 crops"),
+        (["--views", "9" * 5000 + "x3"], f"--views {'9' * 5000}x3: N temporal clips (1 to 100)"),
+        (["--device", "foo"], "--device 'foo': use cpu, cuda or cuda:N"),
+        (["--device", "meta"], "--device 'meta': use cpu, cuda or cuda:N"),
+        (["--device", "cuda:999"], "--device cuda:999: "),
+        (["--timeout", "0"], "--timeout 0: a duration must be positive, got '0'"),
+        (["--timeout", "nan"], "--timeout nan: a duration must be a finite number of seconds"),
+        (["--timeout", "1e400s"], "--timeout 1e400s: a duration must be a finite number of "),
+        (["--timeout", "soon"], "--timeout soon: cannot read 'soon' as a duration"),
+        (["--timeout", "86401"], "--timeout 86401: give at most 86400s (a day)"),
+        (
+            ["--workers", "0", "--timeout", "5s"],
+            "--timeout 5s needs --workers 1 or more: a decoder in the model's own process cannot "
+            "be stopped",
+        ),
+    ],
+)
+def test_refused_arguments_name_the_option_and_keep_the_out_file(
+    checkpoint, videos, earlier, capsys, bad, message
+):
+    code = _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, *bad)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert err.startswith(f"octvideo predict: error: {message}")
+    assert earlier.read_bytes() == EARLIER
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--topk", "1001", "give at most 1000"),
+        ("--batch-size", "513", "give at most 512"),
+        ("--batch-size", "9" * 5000, "give at most 512"),
+        ("--topk", "-" + "9" * 5000, "give 1 or more"),
+        ("--topk", "five", "is not a whole number"),
+        ("--workers", "65", "give at most 64"),
+        ("--workers", "-1", "give 0 or more"),
+        ("--workers", "9" * 5000, "give at most 64"),
+    ],
+)
+def test_counts_past_their_bound_are_refused_by_the_parser(
+    checkpoint, videos, earlier, capsys, option, value, message
+):
+    with pytest.raises(SystemExit) as info:
+        _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, option, value)
+    assert info.value.code == 2
+    sep = " " if message.startswith("is") else ": "
+    assert f"argument {option}: {value!r}{sep}{message}\n" in capsys.readouterr().err
+    assert earlier.read_bytes() == EARLIER
+
+
+def test_multi_views_past_the_bound_in_the_checkpoint_are_refused(
+    checkpoint, videos, earlier, tmp_path, capsys
+):
+    saved = load_checkpoint(checkpoint)
+    saved["hyper_parameters"]["meta"]["clip"]["test_num_clips"] = 1000
+    changed = tmp_path / "many_views.ckpt"
+    atomic_save(saved, changed)
+    code = _predict("--ckpt", changed, videos["short"], "--views", "multi", "--out", earlier)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "octvideo predict: error: --views multi: the checkpoint's protocol is 1000x3; give "
+        "--views NxC with N from 1 to 100 and 1 or 3 crops\n"
+    )
+    assert earlier.read_bytes() == EARLIER
+
+
+def test_a_video_with_more_windows_than_the_bound_fails_alone(
+    checkpoint, videos, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(predictor_module, "MAX_WINDOWS", 10)
+    out = tmp_path / "preds.jsonl"
+    # 9.5 s at 0.5 s: 19 windows, over the bound; 0.6 s: two windows
+    bounds = ["--topk", 1000, "--batch-size", 512]  # the largest counts are taken
+    code = _predict(
+        "--ckpt",
+        checkpoint,
+        videos["long"],
+        videos["short"],
+        "--window",
+        "0.5s",
+        "--out",
+        out,
+        *bounds,
+    )
+    assert code == 1
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    long_row = next(r for r in rows if r["path"] == str(videos["long"]))
+    assert long_row["ok"] is False and long_row["num_windows"] == 0
+    assert long_row["error"] == (
+        "TooManyWindows: windows 0.5s apart over 9.5s of video make 19, more than 10 a video; "
+        "use a stride of at least 0.95s"
+    )
+    short_rows = [r["type"] for r in rows if r["path"] == str(videos["short"])]
+    assert short_rows == ["window", "window", "video"]
+    assert len(rows[-1]["top"]) == 3  # every class of the checkpoint, not more
+    assert "1 of 2 inputs predicted, 1 failed" in capsys.readouterr().out
+
+
+def test_a_cuda_device_the_machine_lacks_is_refused(
+    checkpoint, videos, earlier, capsys, monkeypatch
+):
+    import torch
+
+    from octvideo.cli import inference as predict_cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert predict_cli._device("cuda") == "cuda" and predict_cli._device("cuda:1") == "cuda:1"
+    code = _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, "--device", "cuda:2")
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "octvideo predict: error: --device cuda:2: this machine has 2 CUDA device(s), cuda:0 to "
+        "cuda:1\n"
+    )
+    assert earlier.read_bytes() == EARLIER
+
+
+def test_progress_is_a_line_per_input_when_stdout_is_not_a_terminal(checkpoint, videos, capsys):
+    code = _predict("--ckpt", checkpoint, videos["short"], videos["corrupt"], "--workers", 1)
+    assert code == 1
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("predict ")]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"predict 1/2 {videos['short']}: ok (")
+    assert lines[1].startswith(f"predict 2/2 {videos['corrupt']}: FAILED: DecodeError: ")
+    assert _predict("--ckpt", checkpoint, videos["short"], "--quiet") == 0
+    assert "predict 1/1" not in capsys.readouterr().err
+
+
+def test_progress_is_a_bar_over_the_inputs_on_a_terminal(checkpoint, videos, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code = _predict("--ckpt", checkpoint, videos["short"], videos["odd"], "--workers", 0)
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "predict: 100%" in err and "2/2" in err and "2 clips" in err
+    assert "predict 1/2" not in err
+
+
+def _buffered_env() -> dict[str, str]:
+    """The environment with stdout block-buffered into a pipe, as in a user's shell (this one
+    may set PYTHONUNBUFFERED)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
+def test_predict_into_a_pipe_whose_reader_went_away_stops_quietly_at_the_first_video(
+    checkpoint, videos
+):
+    # ``octvideo predict ... | head -1`` once head has exited: no traceback, status 1, and the
+    # run ends at the first table it cannot write instead of predicting every input first
+    inputs = [str(videos[n]) for n in ("short", "odd", "audio")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octvideo.cli", "predict", "--ckpt", str(checkpoint), *inputs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_buffered_env(),
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    _, err = proc.communicate(timeout=300)
+    stderr = err.decode()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert "predict 1/3" not in stderr, stderr  # the first table's flush ended the run
+
+
+def _predict_ckpt(checkpoint, *args: str) -> int:
+    return main(["predict", "--ckpt", str(checkpoint), *map(str, args)])
+
+
+def _error(capsys) -> str:
+    """The one line ``main`` printed for a refused command (nothing else on stderr)."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.removeprefix("octvideo predict: error: ").removesuffix("\n")
+
+
+# ----------------------------------------------------------------------------------- render outputs
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotdot"])
+def test_render_onto_the_input_is_refused_and_the_input_kept(
+    checkpoint, videos, tmp_path, capsys, spelling
+):
+    video = tmp_path / "v.mp4"
+    shutil.copy(videos["short"], video)
+    before = video.read_bytes()
+    target = video if spelling == "same" else tmp_path / "sub" / ".." / "v.mp4"
+    (tmp_path / "sub").mkdir()
+    assert _predict_ckpt(checkpoint, video, "--render", target) == 2
+    assert _error(capsys) == (
+        f"--render {target} is the input {video}: writing it would destroy it; choose another path"
+    )
+    assert video.read_bytes() == before
+
+
+def test_render_into_a_folder_holding_an_input_is_refused(checkpoint, videos, tmp_path, capsys):
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    earlier = folder / "short.pred.mp4"  # an input that is also where its render would go
+    shutil.copy(videos["short"], earlier)
+    before = earlier.read_bytes()
+    code = _predict_ckpt(checkpoint, videos["short"], earlier, "--render", folder)
+    assert code == 2
+    assert _error(capsys) == (
+        f"--render {earlier} is the input {earlier}: writing it would destroy it; "
+        f"choose another path"
+    )
+    assert earlier.read_bytes() == before
+
+
+def test_inputs_of_one_name_render_to_distinct_files(checkpoint, videos, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy(videos["short"], a / "clip.mp4")
+    shutil.copy(videos["odd"], b / "clip.mp4")
+    out = tmp_path / "renders"
+    assert _predict_ckpt(checkpoint, a / "clip.mp4", b / "clip.mp4", "--render", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip.2.pred.mp4", "clip.pred.mp4"]
+    assert probe(out / "clip.pred.mp4").num_frames == probe(videos["short"]).num_frames
+    assert probe(out / "clip.2.pred.mp4").num_frames == probe(videos["odd"]).num_frames
+    stdout = capsys.readouterr().out
+    assert f"  rendered {out / 'clip.pred.mp4'}\n" in stdout
+    assert f"  rendered {out / 'clip.2.pred.mp4'}\n" in stdout
+
+
+# ---------------------------------------------------------------------------------- render failures
+
+
+def test_a_render_failure_fails_that_input_and_the_others_go_on(
+    checkpoint, videos, tmp_path, capsys
+):
+    whole = faststart(tmp_path / "whole.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+    renders, records = tmp_path / "renders", tmp_path / "preds.jsonl"
+    code = _predict_ckpt(checkpoint, cut, whole, "--render", renders, "--out", records, "--quiet")
+    assert code == 1
+    assert capsys.readouterr().out == "1 of 2 inputs predicted, 1 failed; records in " + (
+        f"{records}\n"
+    )
+    assert sorted(p.name for p in renders.iterdir()) == ["whole.pred.mp4"]  # no half file
+    rows = {r["path"]: r for r in map(json.loads, records.read_text().splitlines())}
+    assert rows[str(whole)]["ok"] and rows[str(whole)]["error"] is None
+    bad = rows[str(cut)]
+    assert bad["ok"] is False and len(bad["top"]) == 3  # the prediction is kept
+    assert bad["error"].startswith(f"cannot render {renders / 'cut.pred.mp4'}: InvalidDataError")
+
+
+@pytest.mark.parametrize("name", ["out.txt", "noext"])
+def test_render_name_without_a_video_extension_is_refused_first(
+    checkpoint, videos, tmp_path, capsys, name
+):
+    target = tmp_path / name
+    assert _predict_ckpt(checkpoint, videos["short"], "--render", target) == 2
+    assert _error(capsys) == f"--render {target}: use a .mp4, .mkv, .mov, .m4v, .avi file name"
+    assert not target.exists()
+
+
+# ---------------------------------------------------------------------------------- arguments first
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--views", "2x2"],
+        ["--render", "x.txt"],
+        ["--window", "0s"],
+        ["--ckpt", "missing.ckpt"],
+    ],
+)
+def test_a_refused_command_leaves_the_earlier_records(checkpoint, videos, tmp_path, capsys, bad):
+    out = tmp_path / "prev.jsonl"
+    out.write_text('{"type": "video"}\n')
+    assert _predict_ckpt(checkpoint, videos["short"], "--out", out, *bad) == 2
+    _error(capsys)
+    assert out.read_text() == '{"type": "video"}\n'
+
+
+@pytest.mark.parametrize("views", ["2x2", "0x1", "3x0", "101x1"])
+def test_views_the_model_cannot_take_are_one_line_errors(checkpoint, videos, capsys, views):
+    assert _predict_ckpt(checkpoint, videos["short"], "--views", views) == 2
+    assert _error(capsys) == (
+        f"--views {views}: N temporal clips (1 to 100) x 1 or 3 crops, e.g. 10x3 or 5x1"
+    )
+
+
+# ------------------------------------------------------------------------------------- output paths
+
+
+def test_out_paths_that_cannot_be_written_are_one_line_errors(checkpoint, videos, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    cases = {
+        "x.txt": "--out x.txt: use a .jsonl or .csv file name",
+        f"{tmp_path}/dir/": f"--out {tmp_path}/dir: use a .jsonl or .csv file name",
+        str(folder): f"--out {folder} is a folder; give a file name",
+        f"{a_file}/x.jsonl": f"--out {a_file}/x.jsonl: {a_file} is a file, not a folder; "
+        f"choose another path",
+        "/proc/x.jsonl": "--out /proc/x.jsonl: cannot write in /proc (No such file or "
+        "directory); choose another path",
+    }
+    for out, message in cases.items():
+        assert _predict_ckpt(checkpoint, videos["short"], "--out", out) == 2, out
+        assert _error(capsys) == message
+    assert a_file.read_text() == "kept"
+
+
+def test_render_inside_a_file_is_a_one_line_error(checkpoint, videos, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    assert _predict_ckpt(checkpoint, videos["short"], "--render", a_file / "x.mp4") == 2
+    assert _error(capsys) == (
+        f"--render {a_file}/x.mp4: {a_file} is a file, not a folder; choose another path"
+    )
+    two = [videos["short"], videos["odd"]]
+    assert _predict_ckpt(checkpoint, *two, "--render", a_file) == 2
+    assert _error(capsys) == f"--render {a_file}: {a_file} is a file, not a folder; choose " + (
+        "another path"
+    )
+
+
+# -------------------------------------------------------------------------------------- checkpoints
+
+
+def _rewrite(checkpoint, tmp_path, change) -> Path:
+    saved = load_checkpoint(checkpoint)
+    saved = change(saved)
+    path = tmp_path / "changed.ckpt"
+    atomic_save(saved, path)
+    return path
+
+
+def _wider(saved):
+    saved["hyper_parameters"]["meta"]["model"] = {
+        **saved["hyper_parameters"]["meta"]["model"],
+        "extra": {"width": 16},
+    }
+    return saved
+
+
+def test_checkpoint_that_does_not_fit_its_model_is_one_line(checkpoint, videos, tmp_path, capsys):
+    path = _rewrite(checkpoint, tmp_path, _wider)
+    with pytest.raises(CheckpointError) as info:
+        Predictor.from_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"checkpoint {str(path)!r} does not fit the model its metadata describes ('c2d_r18'): "
+        f"shape differs: "
+    )
+    assert _predict_ckpt(path, videos["short"]) == 2
+    assert _error(capsys) == message
+    assert main(["export", "--ckpt", str(path), "--format", "onnx", "--out", "m.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"octvideo export: error: {message}\n"
+
+
+@pytest.mark.parametrize(("payload", "kind"), [([1, 2, 3], "list"), (torch.zeros(3), "Tensor")])
+def test_checkpoint_holding_no_dict_is_one_line(videos, tmp_path, capsys, payload, kind):
+    path = tmp_path / "odd.ckpt"
+    atomic_save(payload, path)
+    assert _predict_ckpt(path, videos["short"]) == 2
+    message = _error(capsys)  # one line naming the file and what it holds
+    assert message.startswith(f"checkpoint {str(path)!r} holds a {kind}, not ")
+    assert "'octvideo train'" in message
+
+
+# ----------------------------------------------------------------------------------- topk and quiet
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--topk", "-1"), ("--topk", "0"), ("--batch-size", "0")]
+)
+def test_counts_below_one_are_refused_by_the_parser(checkpoint, videos, capsys, option, value):
+    with pytest.raises(SystemExit) as info:
+        _predict_ckpt(checkpoint, videos["short"], option, value)
+    assert info.value.code == 2
+    assert f"argument {option}: {value!r}: give 1 or more" in capsys.readouterr().err
+
+
+def test_render_draws_topk_classes_and_quiet_prints_nothing(checkpoint, videos, tmp_path, capsys):
+    one, three = tmp_path / "one.mp4", tmp_path / "three.mp4"
+    assert _predict_ckpt(checkpoint, videos["long"], "--render", one, "--topk", "1", "--quiet") == 0
+    assert (
+        _predict_ckpt(checkpoint, videos["long"], "--render", three, "--topk", "3", "--quiet") == 0
+    )
+    assert capsys.readouterr().out == "1 of 1 inputs predicted\n" * 2  # no "rendered ..."
+    # the label box is 12 rows a class + 6, black right of the text: rows 20-40 with 3 classes
+    rows_one = decode(one)[:, 20:40, 60:].float().mean()
+    rows_three = decode(three)[:, 20:40, 60:].float().mean()
+    assert rows_three < 5 < 15 < rows_one
+
+
+# -------------------------------------------------------------------------------------- input lists
+
+
+def test_input_list_that_is_not_utf8_is_one_line(checkpoint, videos, tmp_path, capsys):
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(f"{videos['short']}\n".encode() + b"caf\xe9.mp4\n")
+    offset = len(f"{videos['short']}\n".encode()) + 3
+    message = (
+        f"input list {listing} is not UTF-8 text (byte {offset} is b'\\xe9'); save it as UTF-8"
+    )
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        expand_inputs([listing])
+    assert _predict_ckpt(checkpoint, listing) == 2
+    assert _error(capsys) == message
+
+
+def test_cli_jsonl_one_record_per_window_and_failures_reported(
+    checkpoint, videos, tmp_path, capsys
+):
+    out = tmp_path / "preds.jsonl"
+    inputs = [str(videos["long"]), str(videos["corrupt"]), str(videos["odd"])]
+    code = main(
+        [
+            "predict",
+            "--ckpt",
+            str(checkpoint),
+            *inputs,
+            "--window",
+            "2s",
+            "--stride",
+            "1s",
+            "--out",
+            str(out),
+            "--topk",
+            "2",
+            "--quiet",
+        ]
+    )
+    assert code == 1  # one input failed
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    by_path: dict[str, list[dict]] = {}
+    for row in rows:
+        by_path.setdefault(row["path"], []).append(row)
+    long_rows = by_path[inputs[0]]
+    info = probe(videos["long"])
+    n_windows = len(window_times(info.num_frames / info.fps, 2.0, 1.0))
+    assert [r["type"] for r in long_rows] == ["window"] * n_windows + ["video"]
+    assert long_rows[-1]["ok"] and long_rows[-1]["num_windows"] == n_windows
+    assert all(len(r["top"]) == 2 for r in long_rows)
+    bad = by_path[inputs[1]]
+    assert len(bad) == 1 and bad[0]["ok"] is False and "DecodeError" in bad[0]["error"]
+    assert by_path[inputs[2]][-1]["ok"]
+    assert "2 of 3 inputs predicted, 1 failed" in capsys.readouterr().out
+
+
+def test_cli_csv_and_exit_zero_when_all_succeed(checkpoint, videos, tmp_path):
+    out = tmp_path / "preds.csv"
+    code = main(
+        ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out), "--quiet"]
+    )
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert (
+        len(rows) == 1
+        and rows[0]["type"] == "video"
+        and rows[0]["label1"] in ("left", "right", "still")
+    )
+
+
+def test_cli_table_output(checkpoint, videos, capsys):
+    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--topk", "3"]) == 0
+    out = capsys.readouterr().out
+    assert str(videos["short"]) in out
+    assert "  1. " in out and "  3. " in out
+
+
+def test_cli_bad_arguments_are_one_line_errors(checkpoint, videos, capsys):
+    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--views", "ten"]) == 2
+    assert "--views 'ten': use center, multi or NxC" in capsys.readouterr().err
+    assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--stride", "1s"]) == 2
+    assert "--stride needs --window" in capsys.readouterr().err
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--window", "1s"]
+    assert main([*args, "--views", "10x3"]) == 2  # it used to run one clip per window silently
+    assert "--views 10x3 does not apply with --window: each window is one centre clip" in (
+        capsys.readouterr().err
+    )
+    assert main(["predict", "--ckpt", "missing.ckpt", str(videos["short"])]) == 2
+    assert "missing.ckpt" in capsys.readouterr().err

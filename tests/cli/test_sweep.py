@@ -1,0 +1,32 @@
+"""``octvideo sweep`` on the command line: a bad grid and more jobs than cores are one line and
+exit status 2, before any run."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from octvideo.cli import main
+
+CFG = "oct_i3d_synth.yaml"
+
+
+def test_cli_reports_a_bad_grid_in_one_line(tmp_path, capsys):
+    code = main(["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("octvideo sweep: error: --grid 'model.alpha' is not KEY=V1,V2")
+    assert len(err.splitlines()) == 1
+
+
+def test_cli_refuses_more_jobs_than_cores_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    args = ["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha=0", "--jobs"]
+    assert main([*args, "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "octvideo sweep: error: --jobs 3: this machine has 2 cores; give 1 to 2"
+    assert not list(tmp_path.iterdir())  # refused before any run
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "0"])
+    assert exit_.value.code == 2

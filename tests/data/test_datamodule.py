@@ -1,0 +1,189 @@
+"""The datamodule: the batch contract, workers, samplers across ranks and resumes, input errors
+as user errors, class folders read as given (``data.root``, ``.m4v`` videos), and ``ShareSampler``
+(the test views split into contiguous shares, so a clip's crops stay on one rank)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+from octvideo.data import VideoDataModule, VideoDataset
+from octvideo.data import datamodule as datamodule_module
+from octvideo.data.datamodule import EpochSampler, ShareSampler
+from octvideo.errors import UsageError
+from tests.data.media_helpers import (
+    GOOD,
+    records,
+    small_config,
+    split_tree,
+)
+
+
+def test_datamodule_input_errors_are_usage_errors(tmp_path, media):
+    with pytest.raises(UsageError, match="set data.train_list"):
+        _ = VideoDataModule(small_config()).classes
+    (tmp_path / "val.txt").write_text("# every video of this list was removed\n")
+    shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
+    (tmp_path / "train.txt").write_text("a.mp4 0\n")
+    cfg = small_config(train_list=str(tmp_path / "train.txt"), val_list=str(tmp_path / "val.txt"))
+    with pytest.raises(UsageError, match="val.txt lists no video that exists"):
+        VideoDataModule(cfg).setup("fit")
+    with pytest.raises(UsageError, match="no annotations for test_dataset"):
+        VideoDataModule(small_config(train_list=str(tmp_path / "train.txt"))).test_dataloader()
+
+
+def test_datamodule_with_a_root_reads_each_split_folder(tmp_path, media, monkeypatch):
+    split_tree(tmp_path, media)
+    monkeypatch.chdir(tmp_path)  # relative folders are taken like relative list files
+    cfg = small_config(root="my/train", train_list="my/train", val_list="my/val")
+    dm = VideoDataModule(cfg)
+    dm.setup("fit")
+    assert dm.classes == ["jump", "walk"]
+    assert [r.path for r in dm.val_dataset.records] == [
+        "my/val/jump/val_jump.mp4",
+        "my/val/walk/val_walk.mp4",
+    ]
+    dm = VideoDataModule(small_config(root="my", train_list="my/train", val_list="my/val"))
+    assert dm.classes == ["jump", "walk"]
+
+
+def test_m4v_videos_of_a_class_folder_are_trained_on(tmp_path, media):
+    for cls, suffix in (("jump", ".mp4"), ("walk", ".m4v")):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        shutil.copy(media["h264.mp4"], tmp_path / "train" / cls / f"clip{suffix}")
+    dm = VideoDataModule(small_config(train_list=str(tmp_path / "train")))
+    dm.setup("fit")
+    assert [r.label for r in dm.train_dataset.records] == [0, 1]  # the .m4v was dropped
+
+
+class Views:
+    """Test views of ``videos`` videos x ``clips`` clips x ``crops`` crops, in the dataset's
+    order (``VideoDataset._eval_item``)."""
+
+    def __init__(self, videos: int, clips: int, crops: int) -> None:
+        self.clips, self.crops = clips, crops
+        self.size = videos * clips * crops
+
+    def __len__(self) -> int:
+        return self.size
+
+    def clip_of(self, index: int) -> tuple[int, int]:
+        video, view = divmod(index, self.clips * self.crops)
+        return video, view // self.crops
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+@pytest.mark.parametrize("videos", [1, 7, 20])
+def test_shares_cover_every_view_once_and_keep_clips_together(world, videos):
+    views = Views(videos, clips=10, crops=3)
+    shares = [list(ShareSampler(views, world, rank)) for rank in range(world)]
+    assert [len(ShareSampler(views, world, rank)) for rank in range(world)] == list(
+        map(len, shares)
+    )
+    assert sorted(i for share in shares for i in share) == list(range(len(views)))
+    # decodes: one per clip per rank that holds any of its crops; a share boundary can split
+    # at most one clip
+    decodes = sum(len({views.clip_of(i) for i in share}) for share in shares)
+    assert decodes <= videos * 10 + world - 1
+    if world > 1:  # the round-robin deal decoded each clip on up to 3 ranks
+        dealt = [
+            list(UnrepeatedDistributedSampler(views, num_replicas=world, rank=r, shuffle=False))
+            for r in range(world)
+        ]
+        assert sum(len({views.clip_of(i) for i in share}) for share in dealt) > decodes
+
+
+def test_fewer_views_than_processes_is_refused():
+    with pytest.raises(UsageError) as err:
+        ShareSampler(Views(1, clips=2, crops=1), 4, 0)
+    assert str(err.value) == (
+        "data: 2 test views for 4 processes; evaluate with at most 2 processes (trainer.devices "
+        "x trainer.num_nodes), or list more videos"
+    )
+
+
+def test_fewer_validation_videos_than_processes_is_refused(tmp_path, media, monkeypatch):
+    # Lightning's sampler asserted; a rank without a video would not join the metrics' sync
+    for i in range(2):
+        (tmp_path / "val" / "jump").mkdir(parents=True, exist_ok=True)
+        shutil.copy(media["h264.mp4"], tmp_path / "val" / "jump" / f"{i}.mp4")
+    monkeypatch.setattr(datamodule_module, "_world", lambda: (4, 1))
+    dm = VideoDataModule(small_config(val_list=str(tmp_path / "val")))
+    with pytest.raises(UsageError, match="data: 2 validation videos for 4 processes; evaluate"):
+        dm.val_dataloader()
+
+
+@pytest.fixture
+def lines_dataset(tmp_path, media):
+    names = ["h264.mp4", "mpeg4.avi", "mjpeg.avi", "vp9.webm", "odd.mkv", "vfr.mp4", "short.mp4"]
+    body = "".join(f"{media[n]} {i % 3}\n" for i, n in enumerate(names))
+    (tmp_path / "train.txt").write_text(body + f"{media['zero.mp4']} 1\n")
+    (tmp_path / "val.txt").write_text(body)
+    return tmp_path
+
+
+def test_datamodule_batches_follow_the_contract(lines_dataset):
+    cfg = small_config(
+        train_list=str(lines_dataset / "train.txt"),
+        val_list=str(lines_dataset / "val.txt"),
+        classes_file=str(lines_dataset / "classes.txt"),
+    )
+    dm = VideoDataModule(cfg)
+    assert dm.classes == ["0", "1", "2"] and dm.num_classes == 3
+    train = list(dm.train_dataloader())
+    assert len(train) == 2  # 8 videos, batch 4, last partial batch dropped
+    batch = train[0]
+    assert batch["video"].shape == (4, 3, 4, 32, 32) and batch["video"].dtype == torch.float32
+    assert batch["label"].dtype == torch.int64 and batch["video_index"].dtype == torch.int64
+    # zero.mp4 is stepped over at least once (a retry may draw it again); each skip is named.
+    skipped = sum(int(b["skipped"].sum()) for b in train)
+    named = [line for b in train for text in b["errors"] for line in text.split("\n") if line]
+    assert skipped >= 1 and len(named) == skipped
+    assert all(line.startswith(str(lines_dataset.parent)) and "zero.mp4" in line for line in named)
+    val = next(iter(dm.val_dataloader()))
+    assert val["video"].shape == (4, 3, 4, 32, 32) and val["ok"].all()
+    test = list(dm.test_dataloader())
+    assert sum(len(b["label"]) for b in test) == 7 * 9
+    assert dm.test_dataset.records[6][0].endswith("short.mp4")
+
+
+def test_two_workers_yield_the_same_batches_as_none(lines_dataset):
+    def batches(workers: int) -> list[dict]:
+        cfg = small_config(train_list=str(lines_dataset / "val.txt"), num_workers=workers, seed=7)
+        loader = VideoDataModule(cfg).train_dataloader()
+        out = []
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)
+            out.extend(loader)
+        return out
+
+    serial, parallel = batches(0), batches(2)
+    assert len(serial) == len(parallel) == 2
+    for a, b in zip(serial, parallel, strict=True):
+        assert torch.equal(a["video_index"], b["video_index"])
+        assert torch.equal(a["video"], b["video"])
+    assert not torch.equal(serial[0]["video"], serial[1]["video"])
+
+
+def test_samplers_split_ranks_without_overlap(media):
+    dataset = VideoDataset(records(media, GOOD + GOOD[:3]), small_config(), "train")
+    shares = [list(EpochSampler(dataset, num_replicas=2, rank=r, seed=0)) for r in (0, 1)]
+    indices = [i for share in shares for i, _ in share]
+    assert len(shares[0]) == len(shares[1]) == 5  # 9 videos padded to 10
+    assert set(indices) == set(range(9))
+    assert {epoch for share in shares for _, epoch in share} == {0}
+
+
+def test_a_resumed_sampler_continues_its_epoch_once(media):
+    dataset = VideoDataset(records(media, GOOD + GOOD[:3]), small_config(), "train")
+    whole = EpochSampler(dataset, num_replicas=1, rank=0, seed=3)
+    whole.set_epoch(2)
+    epoch2 = list(whole)
+    resumed = EpochSampler(dataset, num_replicas=1, rank=0, seed=3)
+    resumed.resume(2, 4)
+    assert list(resumed) == epoch2[4:]
+    assert list(resumed) == epoch2  # only the first pass skips
+    assert len(resumed) == len(epoch2)
