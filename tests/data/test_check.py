@@ -8,7 +8,6 @@ import errno
 import os
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from octvideo.cli import main
 from octvideo.data import check as check_module
 from octvideo.data.check import check_videos, read_report, write_report
 from tests.data.media_helpers import data_error, data_stopped, fill
+from tests.deadline import run_with_deadline
 
 ODD_NAMES = ["tab\there.mp4", "new\nline.mp4", "caf\u00e9 \u65e5\u672c.mp4", " lead.mp4"]
 
@@ -140,25 +140,6 @@ def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, mon
     assert "exit code -11" in bad[str(media["vp9.webm"])]
     assert "DecodeError" in bad[str(media["zero.mp4"])]
     assert "FileNotFoundError" in bad[str(media["missing.mp4"])]
-
-
-def run_with_deadline(seconds: float, function, *args, **kwargs):
-    """``function(*args, **kwargs)``, failing the test (not hanging it) past ``seconds``."""
-    result: dict = {}
-
-    def target() -> None:
-        try:
-            result["value"] = function(*args, **kwargs)
-        except BaseException as err:  # handed to the test below
-            result["error"] = err
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"did not return within {seconds} s"
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 def test_a_slow_video_times_out_and_every_other_video_is_checked(tmp_path, media, monkeypatch):

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 
 import pytest
@@ -21,6 +20,7 @@ from octvideo.data import decoding
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference.pipeline import InputHeader, PipelineStats, ReadAhead, predict_many
+from tests.deadline import run_with_deadline
 
 NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
 
@@ -28,25 +28,6 @@ NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
 @pytest.fixture(scope="module")
 def predictor(checkpoint):
     return Predictor.from_checkpoint(checkpoint, batch_size=3)
-
-
-def run_with_deadline(seconds: float, function, *args, **kwargs):
-    """``function(*args, **kwargs)``, failing the test (not hanging it) past ``seconds``."""
-    result: dict = {}
-
-    def target() -> None:
-        try:
-            result["value"] = function(*args, **kwargs)
-        except BaseException as err:  # handed to the test below
-            result["error"] = err
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"did not return within {seconds} s"
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
 
 
 def _same(a, b) -> None:
