@@ -196,7 +196,9 @@ def check_videos(
             nothing.
         workers: decoding processes, 1 to ``MAX_WORKERS``.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
-        timeout: seconds one video may take before it is declared bad (at most ``MAX_TIMEOUT``).
+        timeout: seconds one video may take (at most ``MAX_TIMEOUT``); a video past it is tried
+            once more in a fresh process (decord's threaded decoder can hang in a race) and is
+            bad when it runs past it again.
         progress: show a progress bar.
 
     Returns:
@@ -227,6 +229,7 @@ def check_videos(
     if not paths and not found.missing:
         raise ValueError(_nothing_to_check(annotations, root, fmt))
     errors: dict[int, str] = {}
+    timed_out: set[int] = set()  # videos that ran past the timeout once
     pool = _Pool(max(1, min(workers, len(paths) or 1)), decoder)
     todo = deque(enumerate(paths))
     pending = set(range(len(paths)))
@@ -267,8 +270,13 @@ def check_videos(
             now = time.monotonic()
             for worker in list(pool.workers):
                 if worker.task is not None and now - worker.started > timeout:
-                    finish(worker.task, f"timed out after {timeout:g} s")
+                    index = worker.task
                     pool.replace(worker, kill=True)
+                    if index in timed_out:
+                        finish(index, f"timed out after {timeout:g} s, twice")
+                    else:  # once more in a fresh process: the hang may be the decoder's
+                        timed_out.add(index)
+                        todo.append((index, paths[index]))
     finally:
         bar.close()
         pool.close()

@@ -84,7 +84,7 @@ def test_data_check_lists_exactly_the_bad_files(bad_inputs, tmp_path):
     report = check_videos(listing, out=tmp_path / "bad.txt", workers=2, progress=False)
     assert report.total == len(EXPECTED)
     bad = {path: error for path, error in report.bad}
-    assert set(bad) == {str(bad_inputs[n]) for n in BAD}
+    assert set(bad) == {str(bad_inputs[n]) for n in BAD}, bad
     for name in BAD:
         assert REASONS[name] in bad[str(bad_inputs[name])], name
     written = (tmp_path / "bad.txt").read_text(encoding="utf-8").splitlines()
