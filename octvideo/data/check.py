@@ -196,9 +196,9 @@ def check_videos(
             nothing.
         workers: decoding processes, 1 to ``MAX_WORKERS``.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
-        timeout: seconds one video may take (at most ``MAX_TIMEOUT``); a video past it is tried
-            once more in a fresh process (decord's threaded decoder can hang in a race) and is
-            bad when it runs past it again.
+        timeout: seconds one video may take (at most ``MAX_TIMEOUT``). A video past it, or whose
+            worker dies, is tried once more in a fresh process (decord's threaded decoder can
+            hang or abort in a race) and is bad when that happens again.
         progress: show a progress bar.
 
     Returns:
@@ -229,11 +229,20 @@ def check_videos(
     if not paths and not found.missing:
         raise ValueError(_nothing_to_check(annotations, root, fmt))
     errors: dict[int, str] = {}
-    timed_out: set[int] = set()  # videos that ran past the timeout once
+    retried: set[int] = set()  # videos whose worker hung or died once
     pool = _Pool(max(1, min(workers, len(paths) or 1)), decoder)
     todo = deque(enumerate(paths))
     pending = set(range(len(paths)))
     bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)
+
+    def retry(index: int, error: str) -> None:
+        # once more in a fresh process: a hang or a crash can be the decoder's (decord's threaded
+        # decoder races when a reader is destroyed), not the file's; bad when it happens again
+        if index in retried:
+            finish(index, f"{error}, twice")
+        else:
+            retried.add(index)
+            todo.append((index, paths[index]))
 
     def finish(index: int, error: str) -> None:
         if index in pending:
@@ -262,8 +271,9 @@ def check_videos(
                     index, error = worker.conn.recv()
                 except (EOFError, OSError):  # the worker died while decoding its video
                     worker.proc.join()
-                    finish(worker.task, f"decoder process died (exit code {worker.proc.exitcode})")
+                    index, code = worker.task, worker.proc.exitcode
                     pool.replace(worker, kill=True)
+                    retry(index, f"decoder process died (exit code {code})")
                     continue
                 worker.task = None
                 finish(index, error)
@@ -272,11 +282,7 @@ def check_videos(
                 if worker.task is not None and now - worker.started > timeout:
                     index = worker.task
                     pool.replace(worker, kill=True)
-                    if index in timed_out:
-                        finish(index, f"timed out after {timeout:g} s, twice")
-                    else:  # once more in a fresh process: the hang may be the decoder's
-                        timed_out.add(index)
-                        todo.append((index, paths[index]))
+                    retry(index, f"timed out after {timeout:g} s")
     finally:
         bar.close()
         pool.close()

@@ -6,9 +6,10 @@ Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049), Table 8:
 (``configs/study/i3d_r18_yardstick.yaml``: I3D ResNet-18, width 16, alpha 0) to land between 55%
 and 85% video top-1 within the study's budget (not solved, not chance), and it asks for what octave
 convolution trades away: spatial detail (a small texture turning) and temporal order. Measured on
-2026-12-06 at the config's budget (600 training clips, 16 epochs), the reference reached 42.9,
-61.3 and 52.9% video top-1 for seeds 0-2 (mean 52.4%): just under the band, with a spread between
-seeds that is larger than the differences a study looks for. The calibration is not finished.
+2026-12-06 at the config's budget (600 training clips, 20 epochs, one thread per run), the
+reference reached 45.0, 62.1 and 54.2% video top-1 for seeds 0-2 (mean 53.8%; at 16 epochs 52.4%):
+just under the band. A run's result follows how soon its training loss leaves the chance plateau
+(ln 12) in the first epochs, so the calibration is not finished.
 
 Every clip shows the same cast, drawn from the same law in every class: an *actor* (a large shape
 with a small four-sector textured disc, its *part*, inside it), a *partner* (a smaller plain

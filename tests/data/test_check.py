@@ -137,7 +137,7 @@ def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, mon
     assert status == 1
     bad = dict(read_report(out))
     assert set(bad) == {str(media[n]) for n in names[1:]}
-    assert "exit code -11" in bad[str(media["vp9.webm"])]
+    assert bad[str(media["vp9.webm"])] == "decoder process died (exit code -11), twice"
     assert "DecodeError" in bad[str(media["zero.mp4"])]
     assert "FileNotFoundError" in bad[str(media["missing.mp4"])]
 
@@ -197,6 +197,27 @@ def test_a_video_that_hangs_once_is_tried_again_in_a_fresh_process(tmp_path, med
         120, check_videos, tmp_path / "list.txt", workers=1, timeout=2, progress=False
     )
     assert marker.exists()  # it did hang once
+    assert report.total == 2 and report.bad == []
+
+
+def test_a_video_whose_worker_dies_once_is_tried_again_in_a_fresh_process(
+    tmp_path, media, monkeypatch
+):
+    names = ["h264.mp4", "mpeg4.avi"]
+    (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
+    marker = tmp_path / "died-once"
+
+    def die_first_time(path: str, decoder: str) -> str:
+        if path.endswith("mpeg4.avi") and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGABRT)  # as decord's threaded decoder did once
+        return ""
+
+    monkeypatch.setattr(check_module, "check_one", die_first_time)  # inherited by forked workers
+    report = run_with_deadline(
+        120, check_videos, tmp_path / "list.txt", workers=1, timeout=60, progress=False
+    )
+    assert marker.exists()
     assert report.total == 2 and report.bad == []
 
 
