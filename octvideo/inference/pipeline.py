@@ -341,7 +341,9 @@ class _Pool:
             while not worker.retired and not self._ahead.may_take(
                 views, self.waiting, head=index == self._head, holds=worker.buffered
             ):
-                worker.paused = True
+                if not worker.paused:  # a state the others read: its clock stops
+                    worker.paused = True
+                    self._cv.notify_all()
                 self._cv.wait()
             if worker.paused:
                 worker.paused, worker.last_seen = False, time.monotonic()

@@ -321,11 +321,11 @@ def _header(clips: int) -> InputHeader:
     return InputHeader(10 * clips, 10.0, float(clips), [], clips, 1)
 
 
-def _wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + 120  # a safety net against a hang, not a measured time
-    while not condition():
-        assert time.monotonic() < deadline, f"never {what}"
-        time.sleep(0.01)
+def _wait_for(pool, condition, what: str) -> None:
+    """Blocks until the pool's state satisfies ``condition``: woken by each change the pool
+    announces, with no clock read here (the timeout only keeps a bug from hanging the suite)."""
+    with pool._cv:
+        assert pool._cv.wait_for(condition, timeout=120), f"never {what}"
 
 
 def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predictor, monkeypatch):
@@ -342,8 +342,8 @@ def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predi
     paths = [str(i) for i in range(16)]
     pool = pipeline_module._Pool(predictor, request, 3, paths, 2, 600.0, ahead)
     try:
-        _wait_for(lambda: pool.waiting == ahead.bound, "filled the bound")
-        _wait_for(lambda: all(w.paused for w in pool._workers), "held both workers")
+        _wait_for(pool, lambda: pool.waiting == ahead.bound, "filled the bound")
+        _wait_for(pool, lambda: all(w.paused for w in pool._workers), "held both workers")
         assert pool.waiting == pool.peak == ahead.bound  # and not one view more
         for index in range(len(paths)):
             kinds, values = [], []
