@@ -13,26 +13,24 @@ import re
 from collections.abc import Callable
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (``--workers``, ``--seeds``, ``--frames``)."""
+def _at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: give {low} or more")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (``--workers``, ``--seeds``, ``--frames``)."""
+    return _at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number of 0 or more (``sweep --time-repeats``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more")
-    return value
+    return _at_least(text, 0)
 
 
 def bounded_int(high: int, low: int = 1) -> Callable[[str], int]:
