@@ -401,9 +401,9 @@ def run_points(
     runner = runner or SubprocessRunner()
     refused = {p: check_point(cfg, overrides, p) for p in points}
     records: list[RunRecord | None] = []
-    todo: list[tuple[int, int, int, Point]] = []  # (slot in records, seed, index, point)
+    todo: list[tuple[int, int, Point]] = []  # (slot in records, seed, point)
     for seed in seeds:
-        for i, point in enumerate(points):
+        for point in points:
             run_dir = run_folder(out, point, seed)
             what = f"[{point.label}, seed {seed}]"
             if is_finished(run_dir):
@@ -417,15 +417,15 @@ def run_points(
                 _write_json(run_dir / RECORD, dataclasses.asdict(record))
                 records.append(record)
             else:
-                todo.append((len(records), seed, i, point))
+                todo.append((len(records), seed, point))
                 records.append(None)
     stopping = threading.Event()
 
-    def one(seed: int, i: int, point: Point) -> RunRecord | None:
+    def one(slot: int, seed: int, point: Point) -> RunRecord | None:
         run_dir = run_folder(out, point, seed)
         what = f"[{point.label}, seed {seed}]"
         previous = _read_record(run_dir)
-        logger.info("%s run %d of %d: %s", what, i + 1, len(points), run_dir)
+        logger.info("%s run %d of %d: %s", what, slot + 1, len(records), run_dir)
         start = clock()
         reason = ""
         try:
@@ -445,14 +445,14 @@ def run_points(
         return record
 
     if jobs <= 1:
-        for slot, seed, i, point in todo:
-            records[slot] = one(seed, i, point)
+        for slot, seed, point in todo:
+            records[slot] = one(slot, seed, point)
     else:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-run") as pool:
             futures: dict[Future, int] = {}
             try:
-                for slot, seed, i, point in todo:
-                    futures[pool.submit(one, seed, i, point)] = slot
+                for slot, seed, point in todo:
+                    futures[pool.submit(one, slot, seed, point)] = slot
                 pending = set(futures)
                 while pending:
                     # short waits: a signal that lands on a run's thread is handled in this

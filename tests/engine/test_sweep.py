@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import os
 import signal
@@ -164,6 +165,18 @@ def test_each_point_and_seed_runs_once_in_its_own_folder(tmp_path):
     ]
     overrides = runner.calls[4][0]
     assert overrides[-2:] == ["model.alpha=0.25", "trainer.seed=1"]
+
+
+def test_the_log_counts_runs_over_all_points_and_seeds(tmp_path, caplog):
+    _finish(run_folder(tmp_path, Point((("model.alpha", "0"),)), 0), 0.9, 0.8, 0.85)
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.sweep"):
+        _study(tmp_path, Recorder(), grid="model.alpha=0,0.5")
+    started = [r.getMessage() for r in caplog.records if " run " in r.getMessage()]
+    assert [m.split(":")[0] for m in started] == [
+        "[alpha=0.5, seed 0] run 2 of 4",
+        "[alpha=0, seed 1] run 3 of 4",
+        "[alpha=0.5, seed 1] run 4 of 4",
+    ]
 
 
 def test_started_again_a_study_skips_finished_runs(tmp_path):
