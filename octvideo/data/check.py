@@ -9,6 +9,10 @@ or exit) marks that video bad with its exit code and is replaced; a video that t
 video past its deadline is ever killed, and killing it cannot stall the others. So a bad file can
 only take down its own worker, never the check.
 
+Workers start from a fork server, a clean process that has imported the decoders but never
+decoded: forked from a process that had decoded with decord (a notebook, a test session), a
+worker could hang when its reader closed, its decode thread waiting on a queue copied mid-use.
+
 The result lists every bad file with its error, and is written as UTF-8 JSON lines
 (``write_report``; ``read_report`` reads them back): one ``{"path": ..., "error": ...}`` object a
 line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON escapes of
@@ -29,6 +33,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -98,8 +103,9 @@ def check_one(path: str, decoder: str) -> str:
     return ""
 
 
-def _worker(conn: Connection, decoder: str) -> None:
-    """Decode the videos the parent sends, one at a time, until it sends None or goes away."""
+def _worker(conn: Connection, decoder: str, check: Callable[[str, str], str]) -> None:
+    """Decode the videos the parent sends with ``check``, one at a time, until it sends None or
+    goes away."""
     while True:
         try:
             task = conn.recv()
@@ -108,15 +114,17 @@ def _worker(conn: Connection, decoder: str) -> None:
         if task is None:
             return
         index, path = task
-        conn.send((index, check_one(path, decoder)))
+        conn.send((index, check(path, decoder)))
 
 
 class _Worker:
     """One decoding process, its own pipe, and the video it holds (if any) with its start time."""
 
-    def __init__(self, ctx: mp.context.BaseContext, decoder: str) -> None:
+    def __init__(
+        self, ctx: mp.context.BaseContext, decoder: str, check: Callable[[str, str], str]
+    ) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, decoder))
+        self.proc = ctx.Process(target=_worker, args=(child, decoder, check))
         self.proc.start()
         child.close()  # the worker's end lives in the worker only: its death is EOF here
         self.task: int | None = None
@@ -143,15 +151,18 @@ class _Pool:
     """Worker processes, each fed one video at a time through its own pipe, replaceable."""
 
     def __init__(self, size: int, decoder: str) -> None:
-        # fork: workers inherit the imported modules (spawn would re-import torch per worker)
-        self.ctx = mp.get_context("fork")
+        # a fork server (see the module's docstring); it imports the decoders once, so a worker
+        # starts in milliseconds where spawn would import torch again in each
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload([__name__, "octvideo.data.decoding"])
         self.decoder = decoder
-        self.workers = [_Worker(self.ctx, decoder) for _ in range(size)]
+        self.check = check_one  # looked up now: what each worker runs (pickled by reference)
+        self.workers = [_Worker(self.ctx, decoder, self.check) for _ in range(size)]
 
     def replace(self, worker: _Worker, kill: bool) -> None:
         """Stop ``worker`` (killing it if asked) and start a fresh one in its place."""
         worker.stop(kill=kill)
-        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self.decoder)
+        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self.decoder, self.check)
 
     def close(self) -> None:
         for worker in self.workers:

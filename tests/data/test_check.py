@@ -7,8 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import signal
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from octvideo.cli import main
 from octvideo.data import check as check_module
 from octvideo.data.check import check_videos, read_report, write_report
+from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
 from tests.deadline import run_with_deadline
 
@@ -124,14 +124,7 @@ def test_a_real_full_disk_at_the_report_is_one_line(tmp_path, media, tiny_disk, 
 def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, monkeypatch):
     names = ["h264.mp4", "vp9.webm", "truncated.mp4", "zero.mp4", "text.mp4", "missing.mp4"]
     (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
-    real = check_module.check_one
-
-    def crash_on_vp9(path: str, decoder: str) -> str:
-        if path.endswith("vp9.webm"):
-            os.kill(os.getpid(), signal.SIGSEGV)  # what a decoder bug does to its process
-        return real(path, decoder)
-
-    monkeypatch.setattr(check_module, "check_one", crash_on_vp9)  # inherited by forked workers
+    monkeypatch.setattr(check_module, "check_one", partial(faults.crash_on, "vp9.webm"))
     out = tmp_path / "bad.txt"
     status = main(["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "-q"])
     assert status == 1
@@ -153,13 +146,7 @@ def test_a_slow_video_times_out_and_every_other_video_is_checked(tmp_path, media
         for n in names
         if n != "mpeg4.avi"
     }
-
-    def hang_on_mpeg4(path: str, decoder: str) -> str:
-        if path.endswith("mpeg4.avi"):
-            time.sleep(600)  # a decoder stuck in a loop
-        return decoded[path]
-
-    monkeypatch.setattr(check_module, "check_one", hang_on_mpeg4)  # inherited by forked workers
+    monkeypatch.setattr(check_module, "check_one", partial(faults.hang_on, "mpeg4.avi", decoded))
     report = run_with_deadline(  # 120 s: a safety net against a hang, not a measured time
         120,
         check_videos,
@@ -185,14 +172,8 @@ def test_a_video_that_hangs_once_is_tried_again_in_a_fresh_process(tmp_path, med
     names = ["h264.mp4", "mpeg4.avi"]
     (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
     marker = tmp_path / "hung-once"
-
-    def hang_first_time(path: str, decoder: str) -> str:
-        if path.endswith("mpeg4.avi") and not marker.exists():
-            marker.touch()
-            time.sleep(600)
-        return ""
-
-    monkeypatch.setattr(check_module, "check_one", hang_first_time)  # inherited by forked workers
+    hang = partial(faults.hang_first_time, "mpeg4.avi", str(marker))
+    monkeypatch.setattr(check_module, "check_one", hang)
     report = run_with_deadline(
         120, check_videos, tmp_path / "list.txt", workers=1, timeout=2, progress=False
     )
@@ -206,19 +187,24 @@ def test_a_video_whose_worker_dies_once_is_tried_again_in_a_fresh_process(
     names = ["h264.mp4", "mpeg4.avi"]
     (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
     marker = tmp_path / "died-once"
-
-    def die_first_time(path: str, decoder: str) -> str:
-        if path.endswith("mpeg4.avi") and not marker.exists():
-            marker.touch()
-            os.kill(os.getpid(), signal.SIGABRT)  # as decord's threaded decoder did once
-        return ""
-
-    monkeypatch.setattr(check_module, "check_one", die_first_time)  # inherited by forked workers
+    die = partial(faults.die_first_time, "mpeg4.avi", str(marker))
+    monkeypatch.setattr(check_module, "check_one", die)
     report = run_with_deadline(
         120, check_videos, tmp_path / "list.txt", workers=1, timeout=60, progress=False
     )
     assert marker.exists()
     assert report.total == 2 and report.bad == []
+
+
+def test_workers_are_not_forks_of_a_process_that_has_decoded(tmp_path, media, monkeypatch):
+    # forked from this process, which decodes with decord in other tests, a worker could hang
+    # closing its reader (decord's queue copied mid-use); they start from a clean fork server
+    (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
+    check_module.check_one(str(media["h264.mp4"]), "auto")
+    monkeypatch.setattr(check_module, "check_one", faults.parent_pid)
+    report = run_with_deadline(120, check_videos, tmp_path / "list.txt", progress=False)
+    ((_, error),) = report.bad
+    assert error.startswith("parent ") and error != f"parent {os.getpid()}"
 
 
 def test_a_tiny_timeout_returns_with_every_video_accounted_for(tmp_path, media):
@@ -262,15 +248,15 @@ def test_a_malformed_list_is_one_line(tmp_path, capsys):
 def test_an_out_that_cannot_be_written_is_refused_before_decoding(tmp_path, media, monkeypatch):
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     (tmp_path / "existing_file").write_text("")
-    decoded = []
-    monkeypatch.setattr(check_module, "check_one", lambda path, decoder: decoded.append(path))
+    started = []
+    monkeypatch.setattr(check_module, "_Pool", lambda *args: started.append(args))
     with pytest.raises(ValueError) as caught:
         check_videos(tmp_path / "list.txt", out=tmp_path / "existing_file" / "bad.txt")
     assert str(caught.value) == (
         f"--out {tmp_path / 'existing_file' / 'bad.txt'} cannot be written (File exists); "
         "choose another --out"
     )
-    assert decoded == []
+    assert started == []  # no worker was started
 
 
 def test_an_out_that_cannot_be_written_is_one_line(tmp_path, media, capsys):
