@@ -24,8 +24,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format octvideo tests tools
 	$(VENV)/bin/ruff check --fix octvideo tests tools
 
+# pytest-xdist: TEST_JOBS processes, each with one torch thread (tests/conftest.py); a test file
+# stays in one process, so its fixtures are built once.
+TEST_JOBS ?= 2
+
 test: lint
-	$(PY) -m pytest -q -m "not heavy"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not heavy"
 
 # Cases too slow for every submission (whole-network compile, long training); run on demand.
 test-heavy: $(STAMP)
