@@ -6,10 +6,10 @@ Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049), Table 8:
 (``configs/study/i3d_r18_yardstick.yaml``: I3D ResNet-18, width 16, alpha 0) to land between 55%
 and 85% video top-1 within the study's budget (not solved, not chance), and it asks for what octave
 convolution trades away: spatial detail (a small texture turning) and temporal order. Measured on
-2026-12-06 at the config's budget (600 training clips, 20 epochs, one thread per run), the
-reference reached 45.0, 62.1 and 54.2% video top-1 for seeds 0-2 (mean 53.8%; at 16 epochs 52.4%):
-just under the band. A run's result follows how soon its training loss leaves the chance plateau
-(ln 12) in the first epochs, so the calibration is not finished.
+2026-12-06 at the config's budget (600 training clips, 20 epochs with a 4-epoch warmup, one
+thread per run), the reference reached 63.8, 58.8 and 65.0% video top-1 for seeds 0-2 (mean
+62.5%). With a 1-epoch warmup some seeds sat at chance (a loss of ln 12) for their first epochs
+and the mean was 53.8%.
 
 Every clip shows the same cast, drawn from the same law in every class: an *actor* (a large shape
 with a small four-sector textured disc, its *part*, inside it), a *partner* (a smaller plain
