@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import itertools
 import json
 import logging
@@ -48,7 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from octvideo.config import RunConfig, load_config
-from octvideo.errors import ConfigError, RunFailed, UsageError
+from octvideo.data.annotations import write_failure
+from octvideo.errors import ConfigError, RunFailed, RunStopped, UsageError
+from octvideo.paths import atomic_output, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -365,9 +368,7 @@ def _read_record(run_dir: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    write_atomically(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def check_point(cfg: str, overrides: Sequence[str], point: Point) -> str:
@@ -779,7 +780,11 @@ def machine() -> str:
 
 
 def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
-    """study.csv, study.json, study.md and study.png in ``out``."""
+    """study.csv, study.json, study.md and study.png in ``out``, each whole or not at all.
+
+    Raises:
+        OutputWriteError: a file cannot be written (a full disk); an earlier one is kept.
+    """
     import csv
 
     files = {
@@ -788,15 +793,17 @@ def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any])
         "md": out / "study.md",
         "png": out / "study.png",
     }
-    with files["csv"].open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
+    write_atomically(files["csv"], table.getvalue())
     clean = [{k: _finite(v) for k, v in row.items()} for row in rows]
     _write_json(files["json"], {"meta": meta, "rows": clean})
-    files["md"].write_text(markdown(rows, meta))
-    plot(rows, files["png"])
+    write_atomically(files["md"], markdown(rows, meta))
+    with atomic_output(files["png"]) as part:  # same extension: the figure's format
+        plot(rows, part)
     return files
 
 
@@ -878,6 +885,8 @@ def run_study(
     Raises:
         UsageError: a bad grid, seed count or config (see ``_check_base``), or an unwritable
             ``out``.
+        RunStopped: a run's folder or record, or the measurements, cannot be written (a full
+            disk); the runs that finished are kept for the next start.
     """
     if seeds < 1:
         raise UsageError(f"--seeds {seeds}: give 1 or more")
@@ -898,12 +907,19 @@ def run_study(
     except OSError as err:
         raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from err
     seed_list = list(range(seeds))
-    records = run_points(
-        str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock, jobs=jobs
-    )
-    measured: dict[str, Measured] = {}
-    if measure:
-        measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+    try:
+        records = run_points(
+            str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock, jobs=jobs
+        )
+        measured: dict[str, Measured] = {}
+        if measure:
+            measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+    except OSError as err:  # the study's own folders and records (a full disk)
+        where = f" {err.filename}" if err.filename else f" in {out}"
+        raise RunStopped(
+            f"cannot write{where} ({write_failure(err)}); the finished runs are kept: free "
+            "space and run the same command again to continue"
+        ) from err
     rows = collect(out, points, seed_list, measured)
     meta = {
         "config": str(cfg),

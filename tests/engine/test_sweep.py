@@ -3,6 +3,7 @@ files, on made-up run folders and a recording runner (no training)."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
@@ -26,7 +27,7 @@ from octvideo.engine.sweep import (
     run_study,
     split_groups,
 )
-from octvideo.errors import RunFailed, UsageError
+from octvideo.errors import OutputWriteError, RunFailed, RunStopped, UsageError
 
 CFG = "oct_i3d_synth.yaml"
 
@@ -210,6 +211,52 @@ def test_a_failed_point_is_reported_and_the_others_go_on(tmp_path):
     again = Recorder()
     _study(tmp_path, again, grid="model.alpha=0,0.25,0.5,1.5", seeds=1)
     assert [d.parent.name for _, d in again.calls] == ["alpha-0.25"]
+
+
+class FullDisk(Recorder):
+    """Finishes its first ``room`` runs, then cannot create a run folder: the disk is full."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def __call__(self, cfg, overrides, run_dir: Path) -> None:
+        if len(self.calls) == self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir))
+        super().__call__(cfg, overrides, run_dir)
+
+
+def test_a_full_disk_stops_the_study_in_one_line_and_keeps_the_finished_runs(tmp_path):
+    with pytest.raises(RunStopped) as caught:
+        _study(tmp_path, FullDisk(room=2), seeds=1)
+    assert str(caught.value) == (
+        f"cannot write {tmp_path / 'alpha-0.5' / 'seed0'} (No space left on device); the "
+        "finished runs are kept: free space and run the same command again to continue"
+    )
+    again = Recorder()
+    _study(tmp_path, again, seeds=1)
+    assert [d.parent.name for _, d in again.calls] == ["alpha-0.5"]
+
+
+def test_study_files_are_whole_or_not_written(tmp_path, monkeypatch):
+    _study(tmp_path, Recorder(), seeds=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("study.*")}
+
+    def full_disk(rows, path):
+        Path(path).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sweep, "plot", full_disk)
+    with pytest.raises(OutputWriteError):
+        _study(tmp_path, Recorder(), seeds=1)
+    assert (tmp_path / "study.png").read_bytes() == before["study.png"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        "plan.json",
+        "study.csv",
+        "study.json",
+        "study.md",
+        "study.png",
+    ]
 
 
 def test_runs_side_by_side_meet_report_failures_and_keep_the_order(tmp_path):
