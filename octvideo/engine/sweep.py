@@ -50,7 +50,7 @@ from typing import Any
 
 from octvideo.config import RunConfig, load_config
 from octvideo.data.annotations import write_failure
-from octvideo.errors import ConfigError, RunFailed, RunStopped, UsageError
+from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
 from octvideo.paths import atomic_output, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -904,8 +904,8 @@ def run_study(
                 "seeds": seeds,
             },
         )
-    except OSError as err:
-        raise UsageError(f"--out {out}: cannot write there ({err.strerror or err})") from err
+    except (OSError, OutputWriteError) as err:
+        raise UsageError(f"--out {out}: cannot write there ({write_failure(err)})") from err
     seed_list = list(range(seeds))
     try:
         records = run_points(

@@ -226,6 +226,13 @@ class FullDisk(Recorder):
         super().__call__(cfg, overrides, run_dir)
 
 
+def test_an_out_where_the_plan_cannot_be_written_is_a_usage_error(tmp_path):
+    (tmp_path / "plan.json").mkdir()  # a folder where the study's plan goes
+    with pytest.raises(UsageError) as caught:
+        _study(tmp_path, Recorder(), seeds=1)
+    assert str(caught.value).startswith(f"--out {tmp_path}: cannot write there (")
+
+
 def test_a_full_disk_stops_the_study_in_one_line_and_keeps_the_finished_runs(tmp_path):
     with pytest.raises(RunStopped) as caught:
         _study(tmp_path, FullDisk(room=2), seeds=1)
