@@ -9,9 +9,10 @@ or exit) marks that video bad with its exit code and is replaced; a video that t
 video past its deadline is ever killed, and killing it cannot stall the others. So a bad file can
 only take down its own worker, never the check.
 
-Workers start from a fork server, a clean process that has imported the decoders but never
-decoded: forked from a process that had decoded with decord (a notebook, a test session), a
-worker could hang when its reader closed, its decode thread waiting on a queue copied mid-use.
+Workers start from octvideo's fork server (``octvideo.data.workers``), a clean process that has
+imported the decoders but never decoded: forked from a process that had decoded with decord (a
+notebook, a test session), a worker could hang when its reader closed, its decode thread waiting
+on a queue copied mid-use.
 
 The result lists every bad file with its error, and is written as UTF-8 JSON lines
 (``write_report``; ``read_report`` reads them back): one ``{"path": ..., "error": ...}`` object a
@@ -43,6 +44,7 @@ from tqdm import tqdm
 
 from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
+from octvideo.data.workers import worker_context
 from octvideo.errors import RunStopped
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
@@ -151,10 +153,9 @@ class _Pool:
     """Worker processes, each fed one video at a time through its own pipe, replaceable."""
 
     def __init__(self, size: int, decoder: str) -> None:
-        # a fork server (see the module's docstring); it imports the decoders once, so a worker
+        # the fork server (see the module's docstring); it imports the decoders once, so a worker
         # starts in milliseconds where spawn would import torch again in each
-        self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload([__name__, "octvideo.data.decoding"])
+        self.ctx = worker_context()
         self.decoder = decoder
         self.check = check_one  # looked up now: what each worker runs (pickled by reference)
         self.workers = [_Worker(self.ctx, decoder, self.check) for _ in range(size)]

@@ -1,0 +1,40 @@
+"""Where octvideo's worker processes come from: one fork server, never a fork of the caller.
+
+A process forked from the caller inherits everything the caller holds, decoders included: forked
+from a process that had decoded with decord (a notebook, a test session), a worker could hang for
+ever as its reader closed, in decord's ``~FFMPEGThreadedDecoder`` waiting on a packet queue that
+the fork copied mid-use. So the workers of ``data check``, the jobs of ``data prepare`` and the
+decoding workers of ``predict --workers`` all start from a fork server: a clean process, started
+once per calling process, that has imported the modules the workers run but has never decoded.
+Forking it costs milliseconds where ``spawn`` would import torch again in every worker; starting
+it (importing ``PRELOAD``) is a one-off cost of about a second, paid by the first worker.
+
+What a worker runs travels pickled: a module-level function by reference, its arguments by value
+(pipes as file descriptors). A worker inherits nothing else of the caller: not a function a test
+replaced, not its signal handlers, thread counts, malloc settings or later changes to its
+environment or niceness (it has the fork server's, taken when the server started); each worker
+sets up what it needs itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from multiprocessing.context import ForkServerContext
+
+# The fork server is one per process and imports its preload list once, when it starts: the list
+# is the union of what every kind of worker runs, so no caller's list replaces another's. Names,
+# not imports: a module of a higher layer (the pipeline) is only imported in the server.
+PRELOAD = (
+    "av",  # a prepare job encodes one video and exits: importing PyAV once, not once a job
+    "octvideo.data.decoding",
+    "octvideo.data.check",
+    "octvideo.data.prepare",
+    "octvideo.inference.pipeline",
+)
+
+
+def worker_context() -> ForkServerContext:
+    """The multiprocessing context every octvideo worker process is started from."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
