@@ -17,10 +17,16 @@ views were decoded in workers or in this process: the model runs here either way
 pass's result depends on what else is in the batch (a few ulps), so the batches are the same too.
 A result is handed out once all its views have been through the model, in input order.
 
-Workers (forked: they inherit the loaded modules and any injected function) use one torch thread
-and decode one input at a time, chunk after chunk; each is given the next input as soon as it has
-sent the end of the one before, whatever the model side is doing (a forward pass, say). A chunk
-comes as its size first, then its views; a reader thread per worker takes the views once the
+Workers start from octvideo's fork server (``octvideo.data.workers``), never as forks of the
+calling process, which may hold decoders mid-use (a forked decord reader can hang as it closes).
+What a worker runs is taken when the pool starts and travels pickled: ``read_input`` (or what
+replaced it) and ``keep_freed_memory`` by reference, and the predictor without its network, which
+stays in this process. Each worker sets its own niceness (the caller's plus ``worker_nice``), one
+torch thread and one FFmpeg thread, and leaves Ctrl-C to the parent.
+
+Workers decode one input at a time, chunk after chunk; each is given the next input as soon as it
+has sent the end of the one before, whatever the model side is doing (a forward pass, say). A
+chunk comes as its size first, then its views; a reader thread per worker takes the views once the
 decoded views waiting for the model side, all workers together, leave room for them under a bound
 of two forward passes, else that worker waits (``ReadAhead``). So while the model runs a pass the
 workers decode up to two passes ahead, and a worker only waits while more than a pass is decoded
@@ -39,6 +45,7 @@ dies (a decoder's segfault) fails its input. Either way a fresh worker takes the
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import multiprocessing as mp
@@ -57,6 +64,7 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
+from octvideo.data.workers import worker_context
 from octvideo.inference.predictor import (
     Prediction,
     Predictor,
@@ -202,24 +210,25 @@ def read_input(
 
 def _worker_main(
     conn: Connection,
+    read: Callable[[Predictor, str, ReadRequest, int], Iterator[Event]],
+    keep_memory: Callable[[], object],
     predictor: Predictor,
     request: ReadRequest,
     chunk: int,
-    nice: int,
-    inherited: list[Connection],
+    niceness: int,
 ) -> None:
-    """A decoding process: reads the inputs the parent sends, one at a time, until it sends None
-    or goes away. A chunk of clips goes as ``(index, "clips", views)`` and then its array, so that
-    the parent can make room before it takes the views."""
-    if nice:
-        os.nice(nice)
+    """A decoding process: reads the inputs the parent sends with ``read``, one at a time, until
+    it sends None or goes away. A chunk of clips goes as ``(index, "clips", views)`` and then its
+    array, so that the parent can make room before it takes the views.
+
+    ``niceness`` is the one to run at: the fork server's may be lower than the caller's.
+    """
+    if niceness > os.nice(0):
+        os.nice(niceness - os.nice(0))
     # frames and clips of the same sizes are allocated and freed chunk after chunk: keep the
     # freed memory instead of faulting in fresh pages each time (15% of a worker's CPU on
-    # 320-pixel H.264). The commands set this before forking; a library caller may not have.
-    keep_freed_memory()
-    for other in inherited:  # the parent's ends of the pipes: theirs alone, so EOF means exit
-        with contextlib.suppress(OSError):
-            other.close()
+    # 320-pixel H.264). A process started by the fork server has glibc's defaults.
+    keep_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(1)  # the model's process owns the intra-op threads
     decoding.PYAV_THREADS = 1  # and FFmpeg's: one thread a worker (decord's readers use one)
@@ -231,7 +240,7 @@ def _worker_main(
         if task is None:
             return
         index, path = task
-        for kind, payload in read_input(predictor, path, request, chunk):
+        for kind, payload in read(predictor, path, request, chunk):
             if kind == "clips":
                 conn.send((index, kind, len(payload)))
                 conn.send(payload.numpy())  # pickled as its bytes, not a shared-memory handle
@@ -270,9 +279,12 @@ class _Pool:
         ahead: ReadAhead,
         nice: int = 0,
     ) -> None:
-        # fork: workers inherit the imported modules (spawn would re-import torch per worker)
-        self._ctx = mp.get_context("fork")
-        self._args = (predictor, request, chunk, nice)
+        self._ctx = worker_context()  # a fork server that has imported this module
+        # what each worker runs, looked up now (a caller may have replaced them) and pickled by
+        # reference; the niceness is the caller's plus ``nice``, as a fork would have had it
+        niceness = min(os.nice(0) + nice, 19)
+        reader = _without_model(predictor)
+        self._args = (read_input, keep_freed_memory, reader, request, chunk, niceness)
         self._paths = list(paths)
         self._timeout = timeout
         self._ahead = ahead
@@ -286,7 +298,7 @@ class _Pool:
         try:
             for _ in range(size):
                 self._workers.append(self._start())
-        except BaseException:  # cannot fork (memory, process limits): stop those started
+        except BaseException:  # cannot start one (memory, process limits): stop those started
             self.close()
             raise
         with self._cv:
@@ -294,10 +306,7 @@ class _Pool:
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        inherited = [w.conn for w in self._workers] + [parent]
-        proc = self._ctx.Process(
-            target=_worker_main, args=(child, *self._args, inherited), daemon=True
-        )
+        proc = self._ctx.Process(target=_worker_main, args=(child, *self._args), daemon=True)
         proc.start()
         child.close()  # the worker's end lives in the worker only: its death is EOF here
         worker = _Worker(parent, proc)
@@ -461,6 +470,15 @@ class _Pool:
             if worker.thread is not None:
                 worker.thread.join(timeout=10)
             worker.conn.close()
+
+
+def _without_model(predictor: Predictor) -> Predictor:
+    """``predictor`` as a worker gets it: what opens, decodes and transforms an input, without the
+    network, which only the model side runs (pickled, its weights would be copied to every
+    worker, and a CUDA model would start CUDA there)."""
+    reader = copy.copy(predictor)
+    del reader.model
+    return reader
 
 
 def _exit_reason(proc: mp.process.BaseProcess) -> str:

@@ -1,16 +1,19 @@
 """``predict_many`` and ``octvideo predict --workers``: decoding in worker processes gives the
 sequential path's records bit for bit, clips of several videos share a forward pass, the workers
-decode up to two passes ahead of the model and no further, and an input whose decoder hangs or
-crashes fails alone while the others are predicted."""
+decode up to two passes ahead of the model and no further, an input whose decoder hangs or
+crashes fails alone while the others are predicted, and workers are not forks of the caller.
+
+Faulty decoders are put in place of ``pipeline.read_input`` from ``tests/inference/
+pipeline_faults.py``: a worker starts from a fork server and gets what it runs pickled by
+reference, so a function defined in a test would not reach it."""
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
 import re
-import signal
 import time
+from functools import partial
 
 import pytest
 import torch
@@ -19,8 +22,9 @@ from octvideo.cli import main
 from octvideo.data import decoding
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
-from octvideo.inference.pipeline import InputHeader, PipelineStats, ReadAhead, predict_many
+from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
 from tests.deadline import run_with_deadline
+from tests.inference import pipeline_faults as faults
 
 NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
 
@@ -120,15 +124,8 @@ def test_a_hanging_decoder_fails_its_input_after_the_timeout_and_the_others_are_
 ):
     paths = [str(videos[n]) for n in ("short", "long", "odd", "audio")]
     events = _precomputed(predictor, paths, ("center", None, None))
-    hanging = paths[1]
-
-    def read_input(predictor, path, request, chunk):
-        if path == hanging:
-            time.sleep(600)  # a decoder stuck in a loop
-        yield from events[path]
-
     expected = list(predict_many(predictor, paths, workers=0))
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)  # inherited by the workers
+    monkeypatch.setattr(pipeline_module, "read_input", partial(faults.hang_on, paths[1], events))
     results = run_with_deadline(  # 120 s: a safety net against a hang, not a measured time
         120, lambda: list(predict_many(predictor, paths, workers=2, timeout=2))
     )
@@ -145,14 +142,8 @@ def test_a_decoder_that_hangs_half_way_through_a_long_video_fails_it_alone(
     predictor = Predictor.from_checkpoint(checkpoint, batch_size=3)
     paths = [str(videos[n]) for n in ("long", "short", "odd")]
     events = _precomputed(predictor, paths, ("center", 0.5, None))
-
-    def read_input(predictor, path, request, chunk):
-        for number, event in enumerate(events[path]):
-            if path == paths[0] and number == 3:  # after the header and two chunks of clips
-                time.sleep(600)
-            yield event
-
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    # the first video hangs after its header and two chunks of clips
+    monkeypatch.setattr(pipeline_module, "read_input", partial(faults.hang_at, paths[0], 3, events))
     out = tmp_path / "preds.jsonl"
     args = ["predict", "--ckpt", str(checkpoint), *paths, "--window", "0.5s", "--out", str(out)]
     code = run_with_deadline(
@@ -176,16 +167,8 @@ def test_a_decoder_that_hangs_half_way_through_a_long_video_fails_it_alone(
 
 def test_a_decoder_that_crashes_fails_its_input_alone(predictor, videos, monkeypatch):
     paths = [str(videos[n]) for n in ("short", "odd", "long", "audio", "vfr")]
-    parent, real = os.getpid(), pipeline_module.read_input
-
-    def read_input(predictor, path, request, chunk):
-        if path == paths[1]:
-            assert os.getpid() != parent, "only a worker may crash"
-            faulthandler.disable()  # pytest's: no stack dump of the crash in the test's output
-            os.kill(os.getpid(), signal.SIGSEGV)  # what a decoder's bad pointer does
-        yield from real(predictor, path, request, chunk)
-
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    crash = partial(faults.crash_on, paths[1], os.getpid())  # segfaults on the odd-sized video
+    monkeypatch.setattr(pipeline_module, "read_input", crash)
     results = run_with_deadline(
         120, lambda: list(predict_many(predictor, paths, workers=2, timeout=600))
     )
@@ -194,11 +177,7 @@ def test_a_decoder_that_crashes_fails_its_input_alone(predictor, videos, monkeyp
 
 
 def test_workers_decode_with_one_thread_at_the_niceness_asked(predictor, videos, monkeypatch):
-    def read_input(predictor, path, request, chunk):
-        threads = f"{torch.get_num_threads()} and {decoding.PYAV_THREADS}"
-        yield "error", f"threads {threads}, nice {os.nice(0)}"
-
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    monkeypatch.setattr(pipeline_module, "read_input", faults.report_setup)
     torch.set_num_threads(2)
     nice = os.nice(0)
     (result,) = predict_many(predictor, [videos["short"]], workers=1)
@@ -211,17 +190,23 @@ def test_workers_decode_with_one_thread_at_the_niceness_asked(predictor, videos,
 def test_workers_keep_their_freed_memory(predictor, videos, monkeypatch):
     # set in each worker, whoever called predict_many: its clips' buffers are reused, not faulted
     # in afresh chunk after chunk
-    def kept() -> None:
-        os.environ["OCTVIDEO_TEST_KEPT"] = "yes"
-
-    def read_input(predictor, path, request, chunk):
-        yield "error", f"kept: {os.environ.get('OCTVIDEO_TEST_KEPT', 'no')}"
-
-    monkeypatch.setattr(pipeline_module, "keep_freed_memory", kept)
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    monkeypatch.setattr(pipeline_module, "keep_freed_memory", faults.mark_kept)
+    monkeypatch.setattr(pipeline_module, "read_input", faults.report_kept)
     (result,) = predict_many(predictor, [videos["short"]], workers=1)
     assert result.error == "kept: yes"
     assert "OCTVIDEO_TEST_KEPT" not in os.environ  # the worker's, not this process's
+
+
+def test_workers_are_not_forks_of_a_process_that_has_decoded(predictor, videos, monkeypatch):
+    # forked from this process, which has decoded with decord, a worker could hang closing its
+    # reader (decord's packet queue copied mid-use); they start from a clean fork server
+    (decoded,) = predict_many(predictor, [videos["short"]], workers=0)
+    assert decoded.ok
+    monkeypatch.setattr(pipeline_module, "read_input", faults.report_parent)
+    (result,) = run_with_deadline(
+        120, lambda: list(predict_many(predictor, [videos["short"]], workers=1))
+    )
+    assert result.error.startswith("parent ") and result.error != f"parent {os.getpid()}"
 
 
 @pytest.mark.heavy
@@ -230,17 +215,13 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
     # that wait is not a decoder making no progress.
     paths = [str(videos[n]) for n in ("short", "long", "odd", "audio")]
     events = _precomputed(predictor, paths, ("center", None, None))
-
-    def read_input(predictor, path, request, chunk):
-        yield from events[path]
-
     logits = Predictor.logits
 
-    def slow(self, clips):
+    def slow(self, clips):  # in this process: the model side runs here
         time.sleep(4)
         return logits(self, clips)
 
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    monkeypatch.setattr(pipeline_module, "read_input", partial(faults.replay, events))
     monkeypatch.setattr(Predictor, "logits", slow)
     slow_predictor = Predictor(predictor.model, predictor.classes, predictor.protocol, batch_size=1)
     results = run_with_deadline(
@@ -317,10 +298,6 @@ def test_a_reader_waits_only_while_more_than_a_pass_is_decoded_and_never_past_th
     assert not ahead.may_take(chunk, ahead.bound, head=False, holds=0)
 
 
-def _header(clips: int) -> InputHeader:
-    return InputHeader(10 * clips, 10.0, float(clips), [], clips, 1)
-
-
 def _wait_for(pool, condition, what: str) -> None:
     """Blocks until the pool's state satisfies ``condition``: woken by each change the pool
     announces, with no clock read here (the timeout only keeps a bug from hanging the suite)."""
@@ -331,12 +308,7 @@ def _wait_for(pool, condition, what: str) -> None:
 def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predictor, monkeypatch):
     # one clip a video: before, a worker got its next video only when the model side asked for
     # clips, so during a forward pass the workers idled after one video each
-    def read_input(predictor, path, request, chunk):
-        yield "open", _header(1)
-        yield "clips", torch.full((1, 3), float(path))
-        yield "end", None
-
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    monkeypatch.setattr(pipeline_module, "read_input", faults.one_clip_each)
     ahead = ReadAhead(bound=6, chunk=3)
     request = pipeline_module.check_request(pipeline_module.ReadRequest())
     paths = [str(i) for i in range(16)]
@@ -363,24 +335,9 @@ def test_the_input_the_model_waits_for_passes_later_inputs_that_fill_the_bound(
     # A slow first input and quick later ones: the other worker fills the bound with videos 1-4,
     # and the model side waits for video 0, whose worker may then hand over one chunk past the
     # bound (else both sides would wait for each other for ever).
-    started = tmp_path / "video 5 started"
     paths = ["long", *(f"short{i}" for i in range(1, 9))]
-
-    def read_input(predictor, path, request, chunk):
-        if path == "long":
-            yield "open", _header(6)
-            while not started.exists():  # a slow decoder
-                time.sleep(0.01)
-            for _ in range(3):
-                yield "clips", torch.zeros(2, 3)
-        else:
-            if path == "short5":  # videos 1-4 are read: their views fill the bound
-                started.touch()
-            yield "open", _header(1)
-            yield "clips", torch.zeros(1, 3)
-        yield "end", None
-
-    monkeypatch.setattr(pipeline_module, "read_input", read_input)
+    started = tmp_path / "video 5 started"
+    monkeypatch.setattr(pipeline_module, "read_input", partial(faults.slow_long, str(started)))
     spy = Predictor(_DeviceSpy(), predictor.classes, predictor.protocol, batch_size=2)
     stats = PipelineStats()
     results = run_with_deadline(  # 120 s: a safety net against a hang, not a measured time
