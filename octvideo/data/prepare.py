@@ -10,7 +10,9 @@ scaled to short side 256 or 320, which is what this writes:
 - sources that would land on the same output (``a/dup.webm`` and ``a/dup.mkv``) are found before
   anything is encoded; none of them is encoded (which one is meant cannot be told), each is a
   failure naming the others, and an output already there is left as it is;
-- in parallel, each video in a process of its own, with a progress bar;
+- in parallel, each video in a process of its own, with a progress bar; the processes start
+  from octvideo's fork server (``octvideo.data.workers``), never as forks of the caller, which
+  may hold decoders mid-use;
 - resumable: a file is written as ``<source name>.part.mp4`` (one name per source, so no two jobs
   share it) and renamed when complete, so a finished output means a finished file and a rerun
   skips it, provided its short side is the one asked for: a rerun with another ``--short-side``
@@ -41,12 +43,14 @@ import logging
 import multiprocessing as mp
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from tqdm import tqdm
 
+from octvideo.allocator import keep_freed_memory
 from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
     read_kinetics_csv,
@@ -58,6 +62,7 @@ from octvideo.data.annotations import (
 from octvideo.data.check import write_report
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE
 from octvideo.data.limits import MAX_WORKERS, check_range
+from octvideo.data.workers import worker_context
 from octvideo.errors import RunStopped
 from octvideo.paths import make_writable_folder
 
@@ -121,10 +126,14 @@ def _encode(src: str, part: str, short_side: int) -> int:
     return frames
 
 
-def _job(conn: Connection, src: str, dst: str, short_side: int) -> None:
-    """Encode one video in its own process and send back "" or the error."""
+def _job(
+    conn: Connection, encode: Callable[[str, str, int], int], src: str, dst: str, short_side: int
+) -> None:
+    """Encode one video with ``encode`` in its own process and send back "" or the error."""
+    # a fork server's child has glibc's defaults; a forked job had the command's (octvideo.cli)
+    keep_freed_memory()
     try:
-        transcode(src, dst, short_side)
+        encode(src, dst, short_side)
     except Exception as err:  # reported per file in ERRORS_FILE, the run goes on
         conn.send(f"{type(err).__name__}: {err}")
     else:
@@ -135,18 +144,18 @@ def _job(conn: Connection, src: str, dst: str, short_side: int) -> None:
 def _run_jobs(
     jobs: list[tuple[str, str]], short_side: int, workers: int, progress: bool
 ) -> list[tuple[str, str]]:
-    """Encode ``(src, dst)`` jobs, ``workers`` at a time, each in a forked process of its own.
+    """Encode ``(src, dst)`` jobs, ``workers`` at a time, each in a process of its own.
 
-    A process per video costs a fork (milliseconds) against seconds of encoding, and makes a
-    process that dies (a decoder crash, the OOM killer) the failure of exactly its own video: the
-    others go on.
+    A process per video costs a fork of the fork server, which has imported PyAV and this module
+    (milliseconds; once, for the first job, the server's start: about as long as importing
+    octvideo), against seconds of encoding, and makes a process that dies (a decoder crash, the
+    OOM killer) the failure of exactly its own video: the others go on.
 
     Returns:
         ``(src, error)`` of the videos that failed.
     """
-    import av  # noqa: F401 (imported once here, inherited by every forked job)
-
-    ctx = mp.get_context("fork")  # jobs inherit the imported modules
+    ctx = worker_context()
+    encode = transcode  # what each job runs, looked up now and pickled by reference
     todo = list(reversed(jobs))
     running: dict[Connection, tuple[mp.process.BaseProcess, str, str]] = {}
     errors = []
@@ -156,7 +165,7 @@ def _run_jobs(
             while todo and len(running) < max(1, workers):
                 src, dst = todo.pop()
                 receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_job, args=(send, src, dst, short_side))
+                proc = ctx.Process(target=_job, args=(send, encode, src, dst, short_side))
                 proc.start()
                 send.close()  # the job's end lives in the job only: its death is EOF here
                 running[receive] = (proc, src, dst)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
+from functools import partial
 
 import pytest
 
@@ -14,9 +14,11 @@ from octvideo.cli import main
 from octvideo.data import prepare as prepare_module
 from octvideo.data import probe
 from octvideo.data.annotations import kinetics_name
-from octvideo.data.check import read_report
+from octvideo.data.check import check_one, read_report
 from octvideo.data.prepare import part_path, prepare_dataset
+from tests.data import prepare_faults as faults
 from tests.data.media_helpers import data_error, raw_tree
+from tests.deadline import run_with_deadline
 
 
 @pytest.mark.parametrize(
@@ -149,14 +151,7 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
             "train/b/three.webm": "vp9.webm",
         },
     )
-    real = prepare_module.transcode
-
-    def killed_on_crash(src: str, dst: str, short_side: int) -> int:
-        if src.endswith("crash.mkv"):
-            os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer, or a decoder crash
-        return real(src, dst, short_side)
-
-    monkeypatch.setattr(prepare_module, "transcode", killed_on_crash)  # inherited by the forks
+    monkeypatch.setattr(prepare_module, "transcode", partial(faults.killed_on, "crash.mkv"))
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
     assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
@@ -167,6 +162,23 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
         "train/a/one.mp4 0\ntrain/b/three.mp4 1\ntrain/b/two.mp4 1\n"
     )
     assert (dst / "classes.txt").read_text() == "a\nb\n"
+
+
+def test_encoders_are_not_forks_of_a_process_that_has_decoded(tmp_path, media, monkeypatch):
+    # forked from this process, which decodes with decord, a job could hang closing a reader it
+    # inherited mid-use; jobs start from a clean fork server
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    assert check_one(str(media["h264.mp4"]), "auto") == ""  # decoded here first
+    monkeypatch.setattr(prepare_module, "transcode", faults.report_parent)
+    dst = tmp_path / "out"
+    counts = run_with_deadline(
+        120, prepare_dataset, src, dst, short_side=32, workers=1, progress=False
+    )
+    assert counts["failed"] == 1
+    ((_, error),) = read_report(dst / "prepare_errors.jsonl")
+    assert (
+        error.startswith("RuntimeError: parent ") and error != f"RuntimeError: parent {os.getpid()}"
+    )
 
 
 def prepare_error(capsys, *args: str) -> str:
