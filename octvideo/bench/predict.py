@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -47,6 +46,7 @@ from octvideo.argtypes import positive_int
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
 from octvideo.checkpoint_meta import build_network, model_config
+from octvideo.data.workers import worker_context
 from octvideo.engine.checkpoint import atomic_save
 from octvideo.errors import UsageError
 from octvideo.inference.pipeline import (
@@ -120,7 +120,7 @@ def make_clips(folder: Path, count: int, seconds: float, fps: int, short_side: i
     if missing:
         started = time.perf_counter()
         processes = max(1, min(len(missing), os.cpu_count() or 1, 8))
-        with mp.get_context("fork").Pool(processes) as pool:
+        with worker_context().Pool(processes) as pool:  # as every octvideo worker
             pool.starmap(make_clip, missing)
         print(  # noqa: T201
             f"made {len(missing)} clips in {folder} in {time.perf_counter() - started:.0f} s",
