@@ -121,10 +121,10 @@ def test_multi_views_past_the_bound_in_the_checkpoint_are_refused(
 def test_a_video_with_more_windows_than_the_bound_fails_alone(
     checkpoint, videos, tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.setattr(predictor_module, "MAX_WINDOWS", 10)
+    monkeypatch.setattr(predictor_module, "MAX_WINDOWS", 10)  # in this process: no workers
     out = tmp_path / "preds.jsonl"
     # 9.5 s at 0.5 s: 19 windows, over the bound; 0.6 s: two windows
-    bounds = ["--topk", 1000, "--batch-size", 512]  # the largest counts are taken
+    bounds = ["--topk", 1000, "--batch-size", 512, "--workers", 0]  # the largest are taken
     code = _predict(
         "--ckpt",
         checkpoint,
