@@ -12,7 +12,11 @@ biases, and the norm a ``FoldedNorm``. In inference (autograd off) a fused layer
   input shape;
 - adds the residual and applies the ReLU of ``conv_norm_act`` on its fresh output: inside
   oneDNN's convolution where it can, else in place in one pass; one pass over the activations
-  instead of three.
+  instead of three;
+- on a CPU channels-last input, pools after where that is exact and measured faster: a
+  channel-reducing layer (the bottlenecks' first) with a small low share runs H->L at full
+  resolution inside H->H's convolution and pools its output, two convolutions instead of three
+  and no pooled or concatenated input (``FusedOctConv3d._pool_after``).
 
 Under autograd, tracing, scripting or ``torch.compile`` a fused layer runs plain public operators
 on its folded weights, so an exported graph holds standard convolutions (batch norm folded) and
@@ -136,11 +140,13 @@ class FusedOctConv3d(OctConv3d):
             into.bias_h.copy_(b_h if w.bias_h is None else b_h + w.bias_h * s_h)
             if into.bias_l is not None:
                 into.bias_l.copy_(b_l if w.bias_l is None else b_l + w.bias_l * s_l)
+        fused.pools_after = _pools_after(conv)
         return fused
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._cache: dict = {}  # oneDNN-packed weights per (path, input shape); the merged weight
+        self._cache: dict = {}  # oneDNN-packed weights per (path, input shape); merged weights
+        self.pools_after = False  # set by ``fold``: see ``_pools_after``
 
     def _apply(self, fn, recurse=True):  # .to(), .float(), .cuda(): packed weights go stale
         self._cache.clear()
@@ -171,6 +177,8 @@ class FusedOctConv3d(OctConv3d):
     def _infer(
         self, x_h: Tensor, x_l: Tensor | None, r_h: Tensor | None, r_l: Tensor | None, relu: bool
     ) -> OctPair:
+        if self.pools_after and r_h is None and r_l is None and _pool_after_fits(x_h, x_l, self):
+            return self._pool_after(x_h, x_l, relu)
         w = fast.path_weights(self)
         octave = self.octave
         if w.lh is None:  # Y_H is one convolution: the epilogue can be fused into it
@@ -192,6 +200,41 @@ class FusedOctConv3d(OctConv3d):
         elif w.ll is not None:
             y_l = self._conv(x_l, w.ll, w.bias_l, r_l, relu)
         return OctPair(y_h, y_l)
+
+    def _pool_after(self, x_h: Tensor, x_l: Tensor, relu: bool) -> OctPair:
+        """The layer's output with H->L pooled after its convolution (``_pools_after``), in
+        two convolutions::
+
+            A = conv(X_H, [W_HH; W_HL]) + [b_H; b_L]    every output channel, high resolution
+            Z = conv(X_L, [W_LH; W_LL])                 every output channel, low resolution
+            Y_H = A[:C_H] + upsample(Z[:C_H])
+            Y_L = pool(A[C_H:]) + Z[C_H:]               (each then through the ReLU if asked)
+        """
+        stacked = self._cache.get("stacked")
+        if stacked is None:
+            w = fast.path_weights(self)
+            stacked = self._cache["stacked"] = (
+                torch.cat([w.hh, w.hl]),
+                torch.cat([w.lh, w.ll]),
+                torch.cat([w.bias_h, w.bias_l]),
+            )
+        a = self._conv(x_h, stacked[0], stacked[2])
+        z = self._conv(x_l, stacked[1], None)
+        n, (ot, oh, ow) = self.out_high, self.octave
+        b, c, t, h, w = a.shape
+        a8 = a.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # each octave cell apart
+        up = z[:, :n, :, None, :, None, :, None]  # the upsample as a view, never written out
+        y_h = _add_relu(a8[:, :n], up) if relu else a8[:, :n] + up
+        cells = [
+            a8[:, n:, :, i, :, j, :, k] for i in range(ot) for j in range(oh) for k in range(ow)
+        ]
+        y_l = torch.add(*cells[:2])
+        for cell in cells[2:]:
+            y_l.add_(cell)
+        y_l = (_add_relu_ if relu else _add_)(y_l.mul_(1.0 / len(cells)), z[:, n:])
+        fmt = torch.channels_last_3d  # both are already: no copy
+        y_h = y_h.reshape(b, n, t, h, w).contiguous(memory_format=fmt)
+        return OctPair(y_h, y_l.contiguous(memory_format=fmt))
 
     def _low_weight(self, w: fast.PathWeights) -> Tensor:
         """The merged H->L / L->L weight, made once."""
@@ -257,6 +300,40 @@ class FusedOctConv3d(OctConv3d):
         )
 
 
+def _pools_after(conv: OctConv3d) -> bool:
+    """Whether ``conv`` runs pooled after in fused inference (``FusedOctConv3d._pool_after``).
+
+    That is exact where the kernel is 1, with stride 1 and no padding, along every octave axis
+    (average pooling then commutes with the convolution), with all four paths ungrouped. It is
+    chosen where it measured faster: channel-reducing layers (C_in >= 2 C_out) with a low
+    output share of at most 0.2, whose H->L outputs ride in the padding a CPU convolution gives
+    a high group such as 58 of 64 channels anyway; 4x the H->L multiply-adds cost more elsewhere.
+    """
+    c = conv.conv_hh
+    axes = [i for i, o in enumerate(conv.octave) if o > 1]
+    return (
+        None not in (conv.conv_hl, conv.conv_lh, conv.conv_ll)
+        and conv.groups == 1
+        and all(c.kernel_size[i] == 1 and c.stride[i] == 1 and c.padding[i] == 0 for i in axes)
+        and conv.in_channels >= 2 * conv.out_channels
+        and conv.out_low <= 0.2 * conv.out_channels
+    )
+
+
+def _pool_after_fits(x_h: Tensor, x_l: Tensor | None, conv: OctConv3d) -> bool:
+    """Whether this input takes ``_pool_after``: on the CPU in channels-last memory, where it
+    was measured, with sizes that divide by the octave."""
+    if x_l is None or x_h.device.type != "cpu" or not is_channels_last(x_h):
+        return False
+    if not x_l.is_contiguous(memory_format=torch.channels_last_3d):
+        return False
+    size = x_h.shape[2:]
+    divides = all(s % o == 0 for s, o in zip(size, conv.octave, strict=True))
+    return divides and tuple(x_l.shape[2:]) == tuple(
+        s // o for s, o in zip(size, conv.octave, strict=True)
+    )
+
+
 def _fits(residual: Tensor, x: Tensor, w2: Tensor, g: fast.Geometry) -> bool:
     """Whether ``residual`` has the shape and memory layout of the convolution's output, so
     that oneDNN can add it as a post-op."""
@@ -296,6 +373,13 @@ def _epilogue(y: Tensor, residual: Tensor | None, relu: bool) -> Tensor:
 
 def _add_(y: Tensor, other: Tensor) -> Tensor:
     return y.add_(other)
+
+
+def _add_relu(y: Tensor, other: Tensor) -> Tensor:
+    """``relu(y + other)`` (broadcast) into a new tensor, in one pass where ATen has it."""
+    if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64):
+        return torch.ops.aten._add_relu(y, other)
+    return (y + other).relu_()
 
 
 def _add_relu_(y: Tensor, other: Tensor) -> Tensor:

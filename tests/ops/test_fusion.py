@@ -390,3 +390,112 @@ def test_private_torch_api_is_called_only_in_the_fusion_module() -> None:
     ]
     assert found == []
     assert PRIVATE.search(FUSION.read_text())  # the pattern finds what the fusion module calls
+
+
+def _reducing_unit(kernel, octave, alpha=0.1, c_in=64, c_out=16) -> nn.Sequential:
+    """A channel-reducing (conv, norm) pair, the bottlenecks' first, with norms far from (0, 1),
+    in float64 channels-last."""
+    torch.manual_seed(3)
+    pad = tuple(k // 2 for k in kernel)
+    conv = OctConv3d(
+        c_in, c_out, kernel, padding=pad, alpha_in=alpha, alpha_out=alpha, octave=octave
+    )
+    model = _randomise_norms(nn.Sequential(conv, OctNorm(c_out, alpha=alpha)).double()).eval()
+    return model.to(memory_format=CL)
+
+
+def _pair_input(conv: OctConv3d, size: tuple[int, int, int]) -> OctPair:
+    """A channels-last float64 (high, low) input of ``conv`` at high size ``size``."""
+    g = torch.Generator().manual_seed(4)
+    low = tuple(-(-s // o) for s, o in zip(size, conv.octave, strict=True))
+    shapes = ((2, conv.in_high, *size), (2, conv.in_low, *low))
+    return OctPair(
+        *(
+            torch.randn(s, generator=g, dtype=torch.float64).contiguous(memory_format=CL)
+            for s in shapes
+        )
+    )
+
+
+def _spy_pool_after(monkeypatch) -> list[FusedOctConv3d]:
+    calls: list[FusedOctConv3d] = []
+    pool_after = FusedOctConv3d._pool_after
+
+    def spy(self, *args):
+        calls.append(self)
+        return pool_after(self, *args)
+
+    monkeypatch.setattr(FusedOctConv3d, "_pool_after", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("kernel", "octave"),
+    [((1, 1, 1), (1, 2, 2)), ((3, 1, 1), (1, 2, 2)), ((1, 1, 1), (2, 2, 2))],
+    ids=["1x1x1", "3x1x1", "spatio-temporal"],
+)
+@pytest.mark.parametrize("relu", [False, True])
+def test_channel_reducing_layer_pools_after_and_equals_the_four_paths(
+    kernel, octave, relu, monkeypatch
+) -> None:
+    """A fused channel-reducing layer with a small low share, on a channels-last CPU input whose
+    sizes divide by the octave, runs H->L at full resolution and pools afterwards: in float64 its
+    output equals the unfused layer's, batch norm and ReLU included."""
+    model = _reducing_unit(kernel, octave)
+    x = _pair_input(model[0], (4, 8, 6))
+    act = OctAct(nn.ReLU)
+    with torch.no_grad():
+        want = as_pair(act(model(x)) if relu else model(x))
+    fused, folded = _fused_unit(*model)
+    assert fused.pools_after
+    calls = _spy_pool_after(monkeypatch)
+    with torch.inference_mode():
+        got = as_pair(conv_norm_act(fused, folded, act if relu else None, x))
+    assert calls == [fused]
+    for g_, w_ in zip(got, want, strict=True):
+        assert g_.is_contiguous(memory_format=CL)
+        torch.testing.assert_close(g_, w_, rtol=1e-12, atol=1e-12)
+
+
+S = (1, 2, 2)  # the spatial octave
+
+
+@pytest.mark.parametrize(
+    ("kernel", "octave", "alpha", "c_in", "c_out", "size"),
+    [
+        ((1, 3, 3), S, 0.1, 64, 16, (4, 8, 6)),  # a spatial kernel: pooling does not commute
+        ((3, 1, 1), (2, 2, 2), 0.1, 64, 16, (4, 8, 6)),  # nor with a temporal one in time
+        ((1, 1, 1), S, 0.5, 64, 16, (4, 8, 6)),  # a large low share
+        ((1, 1, 1), S, 0.1, 16, 64, (4, 8, 6)),  # expanding
+        ((1, 1, 1), S, 0.1, 64, 16, (4, 7, 6)),  # a size the octave does not divide: at run time
+    ],
+    ids=["spatial-kernel", "temporal-kernel", "alpha-0.5", "expanding", "odd-size"],
+)
+def test_other_layers_and_inputs_take_the_usual_path(
+    kernel, octave, alpha, c_in, c_out, size, monkeypatch
+) -> None:
+    model = _reducing_unit(kernel, octave, alpha, c_in, c_out)
+    x = _pair_input(model[0], size)
+    with torch.no_grad():
+        want = as_pair(model(x))
+    fused = fuse_for_inference(model)
+    calls = _spy_pool_after(monkeypatch)
+    with torch.inference_mode():
+        got = as_pair(fused(x))
+    assert calls == []
+    for g_, w_ in zip(got, want, strict=True):
+        torch.testing.assert_close(g_, w_, rtol=1e-12, atol=1e-12)
+
+
+def test_bottleneck_network_at_a_small_alpha_pools_after_and_equals_unfused() -> None:
+    """In a whole I3D-R50 at alpha 0.1 (channels-last float64), the bottlenecks' first layers
+    pool after, and the logits equal the unfused network's."""
+    model = _network("i3d_r50", 0.1).to(memory_format=CL)
+    x = _clip(model, 4, 64, CL)
+    with torch.no_grad():
+        want = model(x)
+    fused = fuse_for_inference(model)
+    assert sum(getattr(m, "pools_after", False) for m in fused.modules()) > 0
+    with torch.inference_mode():
+        got = fused(x)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
