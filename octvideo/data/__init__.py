@@ -33,12 +33,37 @@ Failure design. Workers are separate processes, so failures travel in the batch 
   once and the number skipped at each epoch end (metric ``data/skipped_videos``).
 """
 
-from octvideo.data.annotations import Annotations, VideoRecord, load_annotations
-from octvideo.data.callbacks import BadVideoCallback, BadVideoTracker
-from octvideo.data.config import DataConfig
-from octvideo.data.datamodule import EpochSampler, VideoDataModule
-from octvideo.data.datasets import VideoDataset
-from octvideo.data.decoding import VideoInfo, decode, decode_clip, probe
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from octvideo.data.annotations import Annotations, VideoRecord, load_annotations
+    from octvideo.data.callbacks import BadVideoCallback, BadVideoTracker
+    from octvideo.data.config import DataConfig
+    from octvideo.data.datamodule import EpochSampler, VideoDataModule
+    from octvideo.data.datasets import VideoDataset
+    from octvideo.data.decoding import VideoInfo, decode, decode_clip, probe
+
+# Each public name and its submodule, imported on first use (PEP 562): ``callbacks`` and
+# ``datamodule`` import Lightning, which the commands that never train (predict, data check,
+# data prepare) and their workers would otherwise pay for at start-up.
+_SUBMODULES = {
+    "Annotations": "annotations",
+    "VideoRecord": "annotations",
+    "load_annotations": "annotations",
+    "BadVideoCallback": "callbacks",
+    "BadVideoTracker": "callbacks",
+    "DataConfig": "config",
+    "EpochSampler": "datamodule",
+    "VideoDataModule": "datamodule",
+    "VideoDataset": "datasets",
+    "VideoInfo": "decoding",
+    "decode": "decoding",
+    "decode_clip": "decoding",
+    "probe": "decoding",
+}
 
 __all__ = [
     "Annotations",
@@ -55,3 +80,15 @@ __all__ = [
     "load_annotations",
     "probe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUBMODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULES[name]}"), name)
+    globals()[name] = value  # the next lookup finds it without calling this
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
