@@ -6,28 +6,60 @@ Public API:
     run_test(cfg, overrides=(), *, ckpt, out=None) -> TestResult
     VideoClassifier(model, *, optim, num_classes, batch_size, seed=0, meta=None)
     evaluate:   ViewOutputs, VideoScores, aggregate_views, summarize, write_report
-    checkpoint: AtomicCheckpointIO, atomic_save, load_checkpoint, model_state_dict
+    checkpoint: atomic_save, load_checkpoint, model_state_dict
+    run:        AtomicCheckpointIO, Lightning's checkpoint I/O over atomic_save and load_checkpoint
     optim:      LRSchedule, param_groups, scaled_lr
     build:      build_model(model_cfg)
 """
 
-from octvideo.engine.build import build_model
-from octvideo.engine.checkpoint import (
-    AtomicCheckpointIO,
-    atomic_save,
-    load_checkpoint,
-    model_state_dict,
-)
-from octvideo.engine.evaluate import (
-    VideoScores,
-    ViewOutputs,
-    aggregate_views,
-    summarize,
-    write_report,
-)
-from octvideo.engine.module import VideoClassifier
-from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
-from octvideo.engine.run import TestResult, TrainResult, run_test, run_train
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from octvideo.engine.build import build_model
+    from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
+    from octvideo.engine.evaluate import (
+        VideoScores,
+        ViewOutputs,
+        aggregate_views,
+        summarize,
+        write_report,
+    )
+    from octvideo.engine.module import VideoClassifier
+    from octvideo.engine.optim import LRSchedule, param_groups, scaled_lr
+    from octvideo.engine.run import (
+        AtomicCheckpointIO,
+        TestResult,
+        TrainResult,
+        run_test,
+        run_train,
+    )
+
+# Each public name and its submodule, imported on first use (PEP 562): ``module`` and ``run``
+# import Lightning, which ``octvideo predict`` and ``octvideo export`` (through ``build`` and
+# ``checkpoint``) would otherwise pay for at start-up.
+_SUBMODULES = {
+    "build_model": "build",
+    "atomic_save": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "model_state_dict": "checkpoint",
+    "VideoScores": "evaluate",
+    "ViewOutputs": "evaluate",
+    "aggregate_views": "evaluate",
+    "summarize": "evaluate",
+    "write_report": "evaluate",
+    "VideoClassifier": "module",
+    "LRSchedule": "optim",
+    "param_groups": "optim",
+    "scaled_lr": "optim",
+    "AtomicCheckpointIO": "run",
+    "TestResult": "run",
+    "TrainResult": "run",
+    "run_test": "run",
+    "run_train": "run",
+}
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -49,3 +81,15 @@ __all__ = [
     "summarize",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUBMODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULES[name]}"), name)
+    globals()[name] = value  # the next lookup finds it without calling this
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import Tensor, nn
 
-from octvideo.errors import CheckpointWriteError, OutputWriteError, UsageError
+from octvideo.errors import OutputWriteError, UsageError
 from octvideo.models.weights import (
     convert_pytorchvideo_state_dict,
     load_state_dict_checked,
@@ -202,28 +201,3 @@ def last_good(path: str | os.PathLike) -> str:
     except UsageError as err:
         return f"{path} cannot be loaded ({err})"
     return f"{path} (global step {step}) is kept"
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint I/O with atomic writes and ``weights_only=True`` loading."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
-    ) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        try:
-            atomic_save(checkpoint, path)
-        except OutputWriteError as err:
-            raise CheckpointWriteError(
-                f"cannot write checkpoint {path} ({err.reason}); {last_good(path)}. Free space "
-                "or fix the folder, then continue with --resume auto"
-            ) from err
-        logger.debug("checkpoint written: %s", path)
-
-    def load_checkpoint(
-        self, path: Any, map_location: Any = None, weights_only: bool | None = None
-    ) -> dict[str, Any]:
-        if weights_only is False:
-            raise ValueError("octvideo checkpoints load with weights_only=True only")
-        return load_checkpoint(path, map_location=map_location or "cpu")

@@ -26,6 +26,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
@@ -47,14 +48,18 @@ from octvideo.engine.callbacks import (
     TrainingCurves,
     at_final_step,
 )
-from octvideo.engine.checkpoint import (
-    AtomicCheckpointIO,
-    last_good,
-    load_checkpoint,
-)
+from octvideo.engine.checkpoint import atomic_save, last_good, load_checkpoint
 from octvideo.engine.evaluate import check_report_files, summarize, write_report
 from octvideo.engine.module import VideoClassifier
-from octvideo.errors import ConfigError, NonFiniteLoss, RunStopped, TooManyBadVideos, UsageError
+from octvideo.errors import (
+    CheckpointWriteError,
+    ConfigError,
+    NonFiniteLoss,
+    OutputWriteError,
+    RunStopped,
+    TooManyBadVideos,
+    UsageError,
+)
 from octvideo.models.cost import total_gflops
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import make_writable_folder
@@ -168,6 +173,31 @@ def world_size(cfg: RunConfig) -> int:
     if t.devices != -1:
         return t.devices * t.num_nodes
     return (max(1, torch.cuda.device_count()) if on_gpu(t.accelerator) else 1) * t.num_nodes
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O with atomic writes and ``weights_only=True`` loading."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        try:
+            atomic_save(checkpoint, path)
+        except OutputWriteError as err:
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {path} ({err.reason}); {last_good(path)}. Free space "
+                "or fix the folder, then continue with --resume auto"
+            ) from err
+        logger.debug("checkpoint written: %s", path)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if weights_only is False:
+            raise ValueError("octvideo checkpoints load with weights_only=True only")
+        return load_checkpoint(path, map_location=map_location or "cpu")
 
 
 def _trainer(

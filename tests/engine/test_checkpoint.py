@@ -20,13 +20,12 @@ import torch
 from octvideo.cli import main
 from octvideo.engine import checkpoint as checkpoint_module
 from octvideo.engine.checkpoint import (
-    AtomicCheckpointIO,
     atomic_save,
     last_good,
     load_checkpoint,
     load_pytorchvideo_checkpoint,
 )
-from octvideo.engine.run import run_train
+from octvideo.engine.run import AtomicCheckpointIO, run_train
 from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
 from octvideo.models import create_model
 from tests.crafted_checkpoints import inflating
