@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from octvideo.config import short_names
-from octvideo.engine.run import run_test, run_train
+
+if TYPE_CHECKING:
+    from octvideo.engine.run import TestResult, TrainResult
+
+
+# Lightning is imported by the two commands that train and test, when they run: building the
+# parser for any command (``octvideo predict --help``) registers these and must not import it.
+def run_train(
+    cfg: str, overrides: Sequence[str], *, resume: str | None, out: str | None
+) -> TrainResult:
+    from octvideo.engine import run
+
+    return run.run_train(cfg, overrides, resume=resume, out=out)
+
+
+def run_test(cfg: str, overrides: Sequence[str], *, ckpt: str, out: str | None) -> TestResult:
+    from octvideo.engine import run
+
+    return run.run_test(cfg, overrides, ckpt=ckpt, out=out)
 
 
 def _print(text: str) -> None:

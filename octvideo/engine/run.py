@@ -66,6 +66,12 @@ from octvideo.paths import make_writable_folder
 
 logger = logging.getLogger(__name__)
 
+# ``import lightning`` gives the "lightning" logger a console handler of its own. Its packages'
+# loggers print through handlers of their own when logging was not configured before the import,
+# and through the root logger when it was (``octvideo train`` imports this module after ``main``
+# configured logging): that handler then printed each of their lines a second time.
+logging.getLogger("lightning").handlers.clear()
+
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 
