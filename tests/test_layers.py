@@ -19,11 +19,19 @@ Layers, bottom to top:
     inference        predictor, pipeline, records, renders, export
     bench            measurement harnesses
     cli              the commands: nothing imports octvideo.cli
+
+Lightning is imported by the code that trains only: a command that never trains (predict, export,
+data check, data prepare, models) and the worker server's preloaded modules start without it.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -225,3 +233,61 @@ def test_the_graph_is_read_from_the_files_of_a_package(tmp_path):
     assert violations(graph) == [
         "octvideo.models.weights:2 (models) imports octvideo.paths (paths), a layer above its own"
     ]
+
+
+# In a fresh interpreter: each step, then which of Lightning's packages are imported after it.
+_WITHOUT_LIGHTNING = textwrap.dedent(
+    """
+    import contextlib, importlib, io, json, sys
+    from octvideo.cli import main
+    from octvideo.data.workers import PRELOAD
+
+    def lightning():
+        return [m for m in ("lightning", "lightning.pytorch") if m in sys.modules]
+
+    found = {}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(["predict", "--help"])  # builds every command's parser
+    found["octvideo predict --help"] = lightning()
+    for name in dict.fromkeys([
+        *PRELOAD,
+        "octvideo.inference.pipeline",
+        "octvideo.inference.export",
+        "octvideo.data.check",
+        "octvideo.data.prepare",
+        "octvideo.engine.checkpoint",
+        "octvideo.engine.build",
+        "octvideo.data",
+        "octvideo.engine",
+    ]):
+        importlib.import_module(name)
+        found[f"import {name}"] = lightning()
+    print(json.dumps(found))
+    """
+)
+
+
+def test_the_commands_that_never_train_and_the_worker_server_start_without_lightning():
+    # Lightning adds about 0.8 s to the start of each command and of the worker server
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_LIGHTNING],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert "import octvideo.inference.pipeline" in found
+    assert found == {step: [] for step in found}
+
+
+@pytest.mark.parametrize("package", ["octvideo.data", "octvideo.engine"])
+def test_each_public_name_of_a_lazy_package_resolves_and_is_listed(package):
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name).__name__ == name
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        module.no_such_name  # noqa: B018
