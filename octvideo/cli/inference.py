@@ -24,6 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from octvideo.argtypes import bounded_int
+from octvideo.data.workers import start_worker_server
 from octvideo.errors import CheckpointError, UsageError
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
@@ -202,6 +203,8 @@ def predict(args: argparse.Namespace) -> int:
     timeout = _timeout(args.timeout, workers)
     device = _device(args.device)
     render_to = _check_outputs(args, inputs)
+    if workers:
+        start_worker_server()  # its imports overlap the model's loading
     try:
         predictor = Predictor.from_checkpoint(args.ckpt, device=device, batch_size=args.batch_size)
     except (CheckpointError, ValueError) as err:

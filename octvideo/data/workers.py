@@ -7,7 +7,8 @@ the fork copied mid-use. So the workers of ``data check``, the jobs of ``data pr
 decoding workers of ``predict --workers`` all start from a fork server: a clean process, started
 once per calling process, that has imported the modules the workers run but has never decoded.
 Forking it costs milliseconds where ``spawn`` would import torch again in every worker; starting
-it (importing ``PRELOAD``) is a one-off cost of about a second, paid by the first worker.
+it (importing ``PRELOAD``: torch, torchvision and the decoders, 2-3 s on 2 CPUs) is a one-off
+cost, which ``start_worker_server`` lets a caller overlap with its own start-up.
 
 What a worker runs travels pickled: a module-level function by reference, its arguments by value
 (pipes as file descriptors). A worker inherits nothing else of the caller: not a function a test
@@ -19,6 +20,7 @@ sets up what it needs itself.
 from __future__ import annotations
 
 import multiprocessing as mp
+from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
 
 # The fork server is one per process and imports its preload list once, when it starts: the list
@@ -38,3 +40,11 @@ def worker_context() -> ForkServerContext:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(PRELOAD))
     return ctx
+
+
+def start_worker_server() -> None:
+    """Start the fork server now, without waiting for it: it imports ``PRELOAD`` while the caller
+    goes on (``octvideo predict`` loads its model meanwhile), instead of when the first worker is
+    asked for. Starting it again is a no-op."""
+    worker_context()
+    forkserver.ensure_running()

@@ -169,6 +169,25 @@ def test_a_cuda_device_the_machine_lacks_is_refused(
     assert earlier.read_bytes() == EARLIER
 
 
+@pytest.mark.parametrize(("workers", "want"), [(1, ["server", "model"]), (0, ["model"])])
+def test_predict_with_workers_starts_their_server_before_it_loads_the_model(
+    workers, want, checkpoint, videos, monkeypatch
+):
+    """The worker server imports its modules while the checkpoint loads, not after."""
+    from octvideo.cli import inference as predict_cli
+
+    order: list[str] = []
+    load = Predictor.from_checkpoint.__func__
+    monkeypatch.setattr(predict_cli, "start_worker_server", lambda: order.append("server"))
+    monkeypatch.setattr(
+        Predictor,
+        "from_checkpoint",
+        classmethod(lambda cls, *a, **k: order.append("model") or load(cls, *a, **k)),
+    )
+    assert _predict("--ckpt", checkpoint, videos["short"], "--workers", workers, "--quiet") == 0
+    assert order == want
+
+
 def test_progress_is_a_line_per_input_when_stdout_is_not_a_terminal(checkpoint, videos, capsys):
     code = _predict("--ckpt", checkpoint, videos["short"], videos["corrupt"], "--workers", 1)
     assert code == 1
