@@ -46,7 +46,7 @@ from octvideo.argtypes import positive_int
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
 from octvideo.checkpoint_meta import build_network, model_config
-from octvideo.data.workers import worker_context
+from octvideo.data.workers import start_worker_server, worker_context
 from octvideo.engine.checkpoint import atomic_save
 from octvideo.errors import UsageError
 from octvideo.inference.pipeline import (
@@ -337,6 +337,8 @@ def run(args: argparse.Namespace) -> int:
     paths = make_clips(folder, args.clips, args.seconds, args.fps, args.short_side)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = write_checkpoint(args, Path(tmp) / f"{args.model}.ckpt")
+        if any(args.workers):
+            start_worker_server()  # as octvideo predict does, while the checkpoint loads
         predictor = Predictor.from_checkpoint(
             checkpoint, device=args.device, batch_size=args.batch_size
         )
