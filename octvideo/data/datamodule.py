@@ -31,15 +31,6 @@ therefore sees exactly the batches an uninterrupted run would have seen, in the 
 (Lightning alone would restart the epoch's permutation from its first batch, and would shuffle the
 first resumed epoch with the sampler's initial epoch number).
 
-Workers (``data.num_workers > 0``) start from octvideo's fork server
-(``octvideo.data.workers``), never as forks of this process, which may have decoded (a notebook, a
-test session; a forked decord reader can hang as it closes). Each gets the dataset pickled, and
-``start_loader_worker`` as its ``worker_init_fn`` sets up what a fork would have inherited. Under
-``seed_everything(workers=True)`` Lightning adds no seeding ``worker_init_fn`` of its own (there is
-one already): PyTorch's per-worker seeds remain, and the items seed themselves. A worker is the
-fork server's child, not this process's, so a worker that dies is noticed by PyTorch's periodic
-liveness check (every 5 s) as "exited unexpectedly", not by its exit signal.
-
 Precise BN (``trainer.precise_bn_batches``) reads ``precise_bn_dataloader(epoch)``: the same
 sampler and augmentation in a loader of its own, so the training position is untouched.
 
@@ -50,21 +41,18 @@ User errors (no list set, a list with no existing video, a malformed annotation)
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
-from functools import cached_property, partial
+from functools import cached_property
 
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
-from octvideo.data import decoding
 from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig
 from octvideo.data.datasets import VideoDataset, worker_crash_report
-from octvideo.data.workers import start_loader_worker, worker_context
 from octvideo.errors import AnnotationError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -259,14 +247,6 @@ class VideoDataModule(L.LightningDataModule):
     ) -> DataLoader:
         cfg = self.cfg
         workers = cfg.num_workers
-        if workers > 0:
-            # from the fork server, not forks of this process (which may hold decoders mid-use):
-            # what a worker needs travels pickled, looked up now (a caller may have replaced it)
-            then = kw.pop("worker_init_fn", None)
-            kw["worker_init_fn"] = partial(
-                start_loader_worker, os.nice(0), decoding.PYAV_THREADS, then
-            )
-            kw["multiprocessing_context"] = worker_context()
         return DataLoader(
             dataset,
             batch_size=cfg.batch_size,

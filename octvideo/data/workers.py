@@ -3,34 +3,25 @@
 A process forked from the caller inherits everything the caller holds, decoders included: forked
 from a process that had decoded with decord (a notebook, a test session), a worker could hang for
 ever as its reader closed, in decord's ``~FFMPEGThreadedDecoder`` waiting on a packet queue that
-the fork copied mid-use. So the workers of ``data check``, the jobs of ``data prepare``, the
-decoding workers of ``predict --workers`` and the DataLoader workers of training and evaluation
-(``VideoDataModule`` with ``data.num_workers > 0``) all start from a fork server: a clean process,
-started once per calling process, that has imported the modules the workers run but has never
-decoded. Forking it costs milliseconds where ``spawn`` would import torch again in every worker;
-starting it (importing ``PRELOAD``: torch, torchvision and the decoders, 2-3 s on 2 CPUs) is a
-one-off cost, which ``start_worker_server`` lets a caller overlap with its own start-up.
+the fork copied mid-use. So the workers of ``data check``, the jobs of ``data prepare`` and the
+decoding workers of ``predict --workers`` all start from a fork server: a clean process, started
+once per calling process, that has imported the modules the workers run but has never decoded.
+Forking it costs milliseconds where ``spawn`` would import torch again in every worker; starting
+it (importing ``PRELOAD``: torch, torchvision and the decoders, 2-3 s on 2 CPUs) is a one-off
+cost, which ``start_worker_server`` lets a caller overlap with its own start-up.
 
 What a worker runs travels pickled: a module-level function by reference, its arguments by value
 (pipes as file descriptors). A worker inherits nothing else of the caller: not a function a test
 replaced, not its signal handlers, thread counts, malloc settings or later changes to its
 environment or niceness (it has the fork server's, taken when the server started); each worker
-sets up what it needs itself. A DataLoader worker does so in ``start_loader_worker``, its
-``worker_init_fn``: the caller's niceness, glibc's kept freed memory (``keep_freed_memory``) and
-``decoding.PYAV_THREADS`` as the caller had it when the loader was made. PyTorch itself gives each
-loader worker one torch thread and seeds its ``random``, ``torch`` and ``numpy`` generators; the
-datasets seed every item from the item itself and depend on none of them.
+sets up what it needs itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-from collections.abc import Callable
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
-
-from octvideo.allocator import keep_freed_memory
 
 # The fork server is one per process and imports its preload list once, when it starts: the list
 # is the union of what every kind of worker runs, so no caller's list replaces another's. Names,
@@ -40,8 +31,6 @@ PRELOAD = (
     "octvideo.data.decoding",
     "octvideo.data.check",
     "octvideo.data.prepare",
-    "octvideo.data.datasets",  # a DataLoader worker's items; it imports sampling and transforms
-    "octvideo.data.workers",  # and its worker_init_fn
     "octvideo.inference.pipeline",
 )
 
@@ -59,28 +48,3 @@ def start_worker_server() -> None:
     asked for. Starting it again is a no-op."""
     worker_context()
     forkserver.ensure_running()
-
-
-def start_loader_worker(
-    niceness: int, pyav_threads: int, then: Callable[[int], None] | None, worker_id: int
-) -> None:
-    """A DataLoader worker's ``worker_init_fn`` (bound with ``functools.partial``): sets up what a
-    fork of the caller would have inherited, then runs the loader's own ``worker_init_fn``.
-
-    Args:
-        niceness: the caller's; the fork server's may be lower.
-        pyav_threads: the caller's ``decoding.PYAV_THREADS``.
-        then: the loader's own ``worker_init_fn``, or None.
-        worker_id: from the DataLoader.
-    """
-    from octvideo.data import decoding  # preloaded: imported by the datasets
-
-    if niceness > os.nice(0):
-        os.nice(niceness - os.nice(0))
-    # a worker allocates and frees clips of the same sizes item after item: keep the freed
-    # memory, as the octvideo commands do in their own process (a fork server's child has
-    # glibc's defaults)
-    keep_freed_memory()
-    decoding.PYAV_THREADS = pyav_threads
-    if then is not None:
-        then(worker_id)

@@ -4,18 +4,16 @@ as user errors, class folders read as given (``data.root``, ``.m4v`` videos), an
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-from octvideo.data import VideoDataModule, VideoDataset, decoding
+from octvideo.data import VideoDataModule, VideoDataset
 from octvideo.data import datamodule as datamodule_module
 from octvideo.data.datamodule import EpochSampler, ShareSampler
 from octvideo.errors import UsageError
-from tests.data.loader_probes import WorkerOrigin
 from tests.data.media_helpers import (
     GOOD,
     records,
@@ -168,24 +166,6 @@ def test_two_workers_yield_the_same_batches_as_none(lines_dataset):
         assert torch.equal(a["video_index"], b["video_index"])
         assert torch.equal(a["video"], b["video"])
     assert not torch.equal(serial[0]["video"], serial[1]["video"])
-
-
-def test_loader_workers_start_from_the_fork_server_with_the_callers_decoding_settings(
-    monkeypatch,
-):
-    # a fork of this process would inherit its decoders mid-use (a forked decord reader can hang
-    # as it closes); what a fork inherited for free, a worker is given
-    monkeypatch.setattr(decoding, "PYAV_THREADS", 3)
-    dm = VideoDataModule(small_config(num_workers=2, persistent_workers=False))
-    dm.val_dataset = WorkerOrigin(4)
-    items = [
-        row
-        for parents, threads in dm.val_dataloader()
-        for row in zip(parents, threads, strict=True)
-    ]
-    assert len(items) == 4
-    assert all(int(parent) != os.getpid() for parent, _ in items)
-    assert all(int(threads) == 3 for _, threads in items)
 
 
 def test_samplers_split_ranks_without_overlap(media):

@@ -24,12 +24,12 @@ import shutil
 import signal
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+from torch.utils.data import get_worker_info
 
 from octvideo import cli
 from octvideo.checkpoint_meta import ADVICE, CheckpointMeta, build_network
@@ -1127,13 +1127,18 @@ def test_skipping_stops_after_max_skipped_steps_in_a_row(tiny_synth, tmp_path):
 def test_a_worker_killed_by_its_decoder_is_reported_with_the_file(
     tiny_synth, tmp_path, monkeypatch
 ):
-    from octvideo.data import datamodule
-    from tests.engine import loader_faults
+    import octvideo.data.datasets as datasets
 
     lines = (tiny_synth / "train.txt").read_text().splitlines()
     culprit = lines[5].split()[0]
-    # the workers start from the fork server: the fault reaches them as their worker_init_fn
-    monkeypatch.setattr(datamodule, "start_loader_worker", partial(loader_faults.crash_on, culprit))
+    real_decode = datasets.decode_clip
+
+    def decode(path, *args, **kwargs):
+        if path.endswith(culprit) and get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a crashing FFmpeg does to a worker
+        return real_decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "decode_clip", decode)
     overrides = _fast(tiny_synth, **{"data.num_workers": 1, "data.persistent_workers": False})
     with pytest.raises(RunStopped) as info:
         run_train(None, overrides, out=str(tmp_path / "run"))
