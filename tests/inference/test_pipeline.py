@@ -316,7 +316,9 @@ def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predi
     try:
         _wait_for(pool, lambda: pool.waiting == ahead.bound, "filled the bound")
         _wait_for(pool, lambda: all(w.paused for w in pool._workers), "held both workers")
-        assert pool.waiting == pool.peak == ahead.bound  # and not one view more
+        # and not one view more, but for video 0's: the model side reads it first, so its worker
+        # may always pass the bound (when it started last, as it can under load)
+        assert pool.waiting == pool.peak in (ahead.bound, ahead.bound + 1)
         for index in range(len(paths)):
             kinds, values = [], []
             for kind, payload in pool.events(index):
