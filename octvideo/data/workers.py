@@ -14,14 +14,18 @@ What a worker runs travels pickled: a module-level function by reference, its ar
 (pipes as file descriptors). A worker inherits nothing else of the caller: not a function a test
 replaced, not its signal handlers, thread counts, malloc settings or later changes to its
 environment or niceness (it has the fork server's, taken when the server started); each worker
-sets up what it needs itself.
+sets up what it needs itself. The one exception is logging: a worker logs to stderr at the level
+and in the format the caller's root logger had when the worker was made (``-v`` shows the
+workers' debug lines too), and not at all where the caller configured none.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import logging
+import pickle
+import sys
 from multiprocessing import forkserver
-from multiprocessing.context import ForkServerContext
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 
 # The fork server is one per process and imports its preload list once, when it starts: the list
 # is the union of what every kind of worker runs, so no caller's list replaces another's. Names,
@@ -35,11 +39,55 @@ PRELOAD = (
 )
 
 
+class _WorkerProcess(ForkServerProcess):
+    """A fork-server process that logs as its caller did: the root logger's level, and a handler
+    on the same standard stream with the same formatter for each of its handlers on stdout or
+    stderr, taken when the process is made."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        root = logging.getLogger()
+        self._log_level = root.level
+        self._log_handlers = [
+            (name, h.formatter)
+            for h in root.handlers
+            for name in ("stdout", "stderr")
+            if isinstance(h, logging.StreamHandler)
+            and h.stream is getattr(sys, name)
+            and _pickles(h.formatter)
+        ]
+
+    def run(self) -> None:
+        if self._log_handlers:
+            root = logging.getLogger()
+            root.setLevel(self._log_level)
+            for name, formatter in self._log_handlers:
+                handler = logging.StreamHandler(getattr(sys, name))
+                handler.setFormatter(formatter)
+                root.addHandler(handler)
+        super().run()
+
+
+def _pickles(obj: object) -> bool:
+    """Whether ``obj`` can travel to a worker (a formatter of some logging library may not)."""
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    return True
+
+
+class _WorkerContext(ForkServerContext):
+    Process = _WorkerProcess
+
+
+_CONTEXT = _WorkerContext()
+
+
 def worker_context() -> ForkServerContext:
     """The multiprocessing context every octvideo worker process is started from."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))
-    return ctx
+    _CONTEXT.set_forkserver_preload(list(PRELOAD))
+    return _CONTEXT
 
 
 def start_worker_server() -> None:

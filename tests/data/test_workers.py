@@ -1,11 +1,14 @@
 """``worker_context``: worker processes come from one fork server that has imported every module a
-worker runs, and are not children of the process that starts them."""
+worker runs, are not children of the process that starts them, and log as their caller does."""
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from octvideo.data.workers import PRELOAD, worker_context
 from tests.deadline import run_with_deadline
@@ -36,3 +39,37 @@ def test_a_worker_starts_with_every_worker_module_imported_and_not_as_a_fork_of_
     loaded, parent = run_with_deadline(120, _start_one)
     assert loaded == list(PRELOAD)
     assert parent != os.getpid()
+
+
+def _log_a_line() -> None:
+    """Runs in a worker: one debug line."""
+    logging.getLogger("octvideo.test").debug("a debug line from a worker")
+
+
+_LOGGING_CALLER = """
+import logging
+from octvideo.data.workers import worker_context
+from tests.data.test_workers import _log_a_line
+
+ctx = worker_context()
+logging.basicConfig(level=logging.DEBUG, format="caller's %(levelname)s %(name)s: %(message)s")
+for _ in range(2):
+    worker = ctx.Process(target=_log_a_line)
+    worker.start()
+    worker.join()
+    logging.getLogger().handlers.clear()  # the second worker: a caller that configured none
+"""
+
+
+def test_a_worker_logs_at_its_callers_level_and_format_and_not_at_all_without_one():
+    # ``octvideo -v`` shows the workers' debug lines (a decoder's fallback, a traceback)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOGGING_CALLER],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if "octvideo.test" in ln]
+    assert lines == ["caller's DEBUG octvideo.test: a debug line from a worker"]
