@@ -11,7 +11,8 @@ Layers, bottom to top:
                      of octvideo
     measure          interleaved timing and the model calls it times (the study and the
                      benchmarks share it): torch and ops
-    paths            output files and checkpoint archives (octvideo.paths), octvideo.allocator
+    paths            output files and checkpoint archives (octvideo.paths), octvideo.allocator,
+                     octvideo.lazy
     data             annotations, decoding, datasets; data.config is the data section
     config           the run config, built from data.config's section and the others
     checkpoint_meta  what a checkpoint says about itself
@@ -45,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("errors", ("octvideo.errors", "octvideo")),
     ("argtypes", ("octvideo.argtypes",)),
     ("measure", ("octvideo.measure",)),
-    ("paths", ("octvideo.paths", "octvideo.allocator")),
+    ("paths", ("octvideo.paths", "octvideo.allocator", "octvideo.lazy")),
     ("data", ("octvideo.data",)),
     ("config", ("octvideo.config",)),
     ("checkpoint_meta", ("octvideo.checkpoint_meta",)),

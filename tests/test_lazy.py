@@ -1,0 +1,41 @@
+"""``lazy_exports``: a package's public names are imported from their submodules on first use,
+then kept in the package; ``dir()`` lists them before; an unknown name is an AttributeError."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+_FIRST_USE = textwrap.dedent(
+    """
+    import sys
+    import octvideo.engine as engine
+    assert "octvideo.engine.optim" not in sys.modules
+    assert "scaled_lr" in dir(engine) and "scaled_lr" not in vars(engine)
+    first = engine.scaled_lr
+    assert "octvideo.engine.optim" in sys.modules
+    assert vars(engine)["scaled_lr"] is first is sys.modules["octvideo.engine.optim"].scaled_lr
+    """
+)
+
+
+def test_a_name_is_imported_on_first_use_and_then_kept_by_the_package():
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_unknown_name_is_an_attribute_error_naming_the_package():
+    import octvideo.data
+
+    with pytest.raises(AttributeError, match="module 'octvideo.data' has no attribute 'nope'"):
+        octvideo.data.nope  # noqa: B018
