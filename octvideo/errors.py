@@ -96,6 +96,13 @@ class OutputWriteError(RunStopped):
         super().__init__(f"cannot write {self.path} ({self.reason}); {kept}; {advice}")
 
 
+class WorkerStartError(RunStopped):
+    """A worker process exited before it ran its work: Python first runs the caller's main script
+    again in it (as ``__mp_main__``), and a script that starts workers outside ``if __name__ ==
+    "__main__":`` fails there; a broken install can fail there too. The process's own error is
+    on stderr above the message."""
+
+
 class CheckpointWriteError(RunStopped):
     """A checkpoint could not be written (full disk, lost permission); the old file is intact."""
 

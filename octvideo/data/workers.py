@@ -17,15 +17,27 @@ environment or niceness (it has the fork server's, taken when the server started
 sets up what it needs itself. The one exception is logging: a worker logs to stderr at the level
 and in the format the caller's root logger had when the worker was made (``-v`` shows the
 workers' debug lines too), and not at all where the caller configured none.
+
+Before a worker runs anything, Python runs the caller's main script again in it (as
+``__mp_main__``, so that what the script defines can be unpickled there). A script that starts
+workers at its top level, outside ``if __name__ == "__main__":``, would start them again there,
+which Python refuses: the worker exits. ``start()`` therefore waits until the worker runs, and
+raises ``WorkerStartError`` for one that exits first, instead of each caller taking it for a
+worker that died at its work and starting the next one, input after input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing as mp
 import pickle
+import signal
 import sys
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext, ForkServerProcess
+
+from octvideo.errors import WorkerStartError
 
 # The fork server is one per process and imports its preload list once, when it starts: the list
 # is the union of what every kind of worker runs, so no caller's list replaces another's. Names,
@@ -40,9 +52,9 @@ PRELOAD = (
 
 
 class _WorkerProcess(ForkServerProcess):
-    """A fork-server process that logs as its caller did: the root logger's level, and a handler
-    on the same standard stream with the same formatter for each of its handlers on stdout or
-    stderr, taken when the process is made."""
+    """A fork-server process that has run when ``start()`` returns, and logs as its caller did:
+    the root logger's level, and a handler on the same standard stream with the same formatter
+    for each of its handlers on stdout or stderr, taken when the process is made."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -57,7 +69,31 @@ class _WorkerProcess(ForkServerProcess):
             and _pickles(h.formatter)
         ]
 
+    def start(self) -> None:
+        """Starts the process and waits until it runs (a few milliseconds).
+
+        Raises:
+            WorkerStartError: it exited before it ran (its error is on stderr).
+        """
+        running, self._running = mp.Pipe(duplex=False)
+        try:
+            super().start()
+        finally:
+            self._running.close()  # the worker has its own end: its exit is EOF here
+        with running:
+            try:
+                running.recv_bytes()
+            except EOFError:
+                self.join()
+                raise WorkerStartError(
+                    f"a worker process exited as it started ({exit_reason(self)}; its error is "
+                    "above); a script that starts octvideo's workers must keep its top-level "
+                    'code under `if __name__ == "__main__":`'
+                ) from None
+
     def run(self) -> None:
+        self._running.send_bytes(b"")
+        self._running.close()
         if self._log_handlers:
             root = logging.getLogger()
             root.setLevel(self._log_level)
@@ -66,6 +102,15 @@ class _WorkerProcess(ForkServerProcess):
                 handler.setFormatter(formatter)
                 root.addHandler(handler)
         super().run()
+
+
+def exit_reason(proc: mp.process.BaseProcess) -> str:
+    """How a process that has exited ended: ``exit code 1``, ``signal SIGKILL``."""
+    code = proc.exitcode
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def _pickles(obj: object) -> bool:

@@ -64,7 +64,7 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
-from octvideo.data.workers import worker_context
+from octvideo.data.workers import exit_reason, worker_context
 from octvideo.inference.predictor import (
     Prediction,
     Predictor,
@@ -445,7 +445,7 @@ class _Pool:
                     f"decoding one batch of clips); raise --timeout if it is just slow"
                 )
             else:
-                error = f"DecoderDied: the decoding process died ({_exit_reason(worker.proc)})"
+                error = f"DecoderDied: the decoding process died ({exit_reason(worker.proc)})"
             with self._cv:
                 self._events[worker.index].append(("error", error, None))
         self._workers[self._workers.index(worker)] = self._start()
@@ -479,14 +479,6 @@ def _without_model(predictor: Predictor) -> Predictor:
     reader = copy.copy(predictor)
     del reader.model
     return reader
-
-
-def _exit_reason(proc: mp.process.BaseProcess) -> str:
-    code = proc.exitcode
-    if code is not None and code < 0:
-        with contextlib.suppress(ValueError):
-            return f"signal {signal.Signals(-code).name}"
-    return f"exit code {code}"
 
 
 class _Local:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from octvideo.data.workers import PRELOAD, worker_context
 from tests.deadline import run_with_deadline
+from tests.scripts import run_script
 
 
 def _report(conn: Connection) -> None:
@@ -73,3 +74,29 @@ def test_a_worker_logs_at_its_callers_level_and_format_and_not_at_all_without_on
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if "octvideo.test" in ln]
     assert lines == ["caller's DEBUG octvideo.test: a debug line from a worker"]
+
+
+_UNGUARDED_SCRIPT = """
+from octvideo.data.workers import worker_context
+from octvideo.errors import WorkerStartError
+
+try:  # at the top level: the worker runs this file again before anything else
+    worker_context().Process(target=print, args=("the worker ran",)).start()
+except WorkerStartError as err:
+    print("refused:", err)
+"""
+
+
+def test_a_script_that_starts_a_worker_outside_a_main_guard_gets_one_worker_start_error(
+    tmp_path,
+):
+    # the worker runs the script again first, and Python refuses the start in there: the worker
+    # exits before it runs, and start() says so instead of returning as if it had started
+    done = run_script(tmp_path, _UNGUARDED_SCRIPT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "refused: a worker process exited as it started (exit code 1; its error is above); a "
+        "script that starts octvideo's workers must keep its top-level code under "
+        '`if __name__ == "__main__":`'
+    ]
+    assert "bootstrapping phase" in done.stderr  # Python's own reason, from the worker

@@ -25,6 +25,7 @@ from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
 from tests.deadline import run_with_deadline
 from tests.inference import pipeline_faults as faults
+from tests.scripts import run_script
 
 NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
 
@@ -207,6 +208,33 @@ def test_workers_are_not_forks_of_a_process_that_has_decoded(predictor, videos, 
         120, lambda: list(predict_many(predictor, [videos["short"]], workers=1))
     )
     assert result.error.startswith("parent ") and result.error != f"parent {os.getpid()}"
+
+
+_UNGUARDED_SCRIPT = """
+import sys
+from octvideo.errors import WorkerStartError
+from octvideo.inference import Predictor
+from octvideo.inference.pipeline import predict_many
+
+predictor = Predictor.from_checkpoint(sys.argv[1])
+try:  # at the top level: each worker runs this file again before anything else
+    for result in predict_many(predictor, sys.argv[2:], workers=2):
+        print(result.path, result.error)
+except WorkerStartError as err:
+    print("stopped:", err)
+"""
+
+
+def test_a_script_without_a_main_guard_stops_at_the_first_worker_not_at_each_input(
+    checkpoint, videos, tmp_path
+):
+    # the documented example without its guard: each worker would start workers again as it
+    # starts, and exit; one error, not every input failing as a decoder that died
+    inputs = [str(videos[name]) for name in ("short", "long", "odd")]
+    done = run_script(tmp_path, _UNGUARDED_SCRIPT, str(checkpoint), *inputs)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("stopped: a worker process exited as it started (exit code 1;")
 
 
 @pytest.mark.heavy
