@@ -90,6 +90,10 @@ class _WorkerProcess(ForkServerProcess):
                     "above); a script that starts octvideo's workers must keep its top-level "
                     'code under `if __name__ == "__main__":`'
                 ) from None
+            except BaseException:  # Ctrl-C while it starts: no process is left behind
+                self.kill()
+                self.join()
+                raise
 
     def run(self) -> None:
         self._running.send_bytes(b"")

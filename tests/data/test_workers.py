@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+import pytest
 
 from octvideo.data.workers import PRELOAD, worker_context
 from tests.deadline import run_with_deadline
@@ -100,3 +104,14 @@ def test_a_script_that_starts_a_worker_outside_a_main_guard_gets_one_worker_star
         '`if __name__ == "__main__":`'
     ]
     assert "bootstrapping phase" in done.stderr  # Python's own reason, from the worker
+
+
+def test_ctrl_c_while_a_worker_starts_leaves_no_worker_behind(monkeypatch):
+    def interrupted(self, *args):
+        raise KeyboardInterrupt
+
+    worker = worker_context().Process(target=time.sleep, args=(600,))
+    monkeypatch.setattr(Connection, "recv_bytes", interrupted)  # here, not in the worker
+    with pytest.raises(KeyboardInterrupt):
+        run_with_deadline(120, worker.start)
+    assert worker.exitcode == -signal.SIGKILL
