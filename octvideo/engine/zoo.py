@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from octvideo import __version__
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network, model_config
-from octvideo.config import ModelConfig, RunConfig, to_dict
+from octvideo.config import LIMITS, ModelConfig, RunConfig, to_dict
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
     atomic_save,
@@ -133,12 +133,18 @@ def parse_clip(text: str) -> tuple[int, int]:
     """``"8x8"`` -> (8, 8): frames x stride of the clip (the slow pathway's, for SlowFast).
 
     Raises:
-        UsageError: not two whole numbers of 1 or more joined by ``x``.
+        UsageError: not two whole numbers joined by ``x``, from 1 to the bounds of
+            ``data.num_frames`` and ``data.sampling_rate``.
     """
-    match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", text)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise UsageError(f"--clip {text!r}: give frames x stride, e.g. 8x8 or 4x16")
-    return int(match[1]), int(match[2])
+    most = int(LIMITS["data.num_frames"][0]), int(LIMITS["data.sampling_rate"][0])
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*x\s*([0-9]{1,9})\s*", text)
+    clip = (int(match[1]), int(match[2])) if match else (0, 0)
+    if not all(1 <= n <= bound for n, bound in zip(clip, most, strict=True)):
+        raise UsageError(
+            f"--clip {text!r}: give frames x stride from 1x1 to {most[0]}x{most[1]}, e.g. 8x8 "
+            "or 4x16"
+        )
+    return clip
 
 
 def import_checkpoint(
@@ -438,24 +444,30 @@ def _check_not_a_users_config(config_path: Path, out: Path) -> None:
         )
 
 
+def _is_count(classes: str) -> bool:
+    """Whether ``--classes`` gives a number of classes (ASCII digits; anything else is a file)."""
+    return re.fullmatch(r"[0-9]+", classes) is not None
+
+
 def _class_file(classes: str | None) -> Path | None:
-    if classes is None or classes in CLASS_FILES or classes.isdigit():
+    if classes is None or classes in CLASS_FILES or _is_count(classes):
         return None
     return Path(classes)
 
 
 def _read_classes(classes: str | None, class_file: Path | None) -> list[str] | None:
     """The class names ``--classes`` gives, or None when it is not given."""
-    from octvideo.data.annotations import read_classes
+    from octvideo.data.annotations import MAX_CLASSES, read_classes
 
     if classes is None:
         return None
     if classes in CLASS_FILES:
         return _shipped_classes(classes)
-    if classes.isdigit():
-        if int(classes) < 1:
-            raise UsageError(f"--classes {classes}: give 1 or more classes")
-        return [str(i) for i in range(int(classes))]
+    if _is_count(classes):
+        digits = classes.lstrip("0")
+        if not digits or len(digits) > len(str(MAX_CLASSES)) or int(digits) > MAX_CLASSES:
+            raise UsageError(f"--classes {classes}: give 1 to {MAX_CLASSES} classes")
+        return [str(i) for i in range(int(digits))]
     assert class_file is not None
     if not class_file.is_file():
         raise UsageError(

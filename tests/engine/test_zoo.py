@@ -481,8 +481,16 @@ def test_wrong_source_kind_says_which_it_looks_like(i3d_zoo: Path, checkpoint: P
         ({"model": "i3d_nl_r50"}, "--model i3d_nl_r50: PyTorchVideo's zoo has"),
         ({"classes": "7"}, "--classes names 7 classes but the classifier of"),
         ({"classes": "missing.txt"}, "--classes missing.txt: no such file"),
+        ({"classes": "0"}, "--classes 0: give 1 to 100000 classes"),
+        ({"classes": "100001"}, "--classes 100001: give 1 to 100000 classes"),
+        ({"classes": "9" * 5000}, f"--classes {'9' * 5000}: give 1 to 100000 classes"),
+        ({"classes": "\u00b2"}, "--classes \u00b2: no such file"),  # a digit, not a number
         ({"alpha": 1.0}, "--alpha 1.0: give a low-frequency share in [0, 1)"),
-        ({"clip": "8by8"}, "--clip '8by8': give frames x stride"),
+        ({"clip": "8by8"}, "--clip '8by8': give frames x stride from 1x1 to 256x64"),
+        ({"clip": "257x8"}, "--clip '257x8': give frames x stride from 1x1 to 256x64"),
+        ({"clip": "8x65"}, "--clip '8x65': give frames x stride from 1x1 to 256x64"),
+        ({"clip": "0x8"}, "--clip '0x8': give frames x stride"),
+        ({"clip": "9" * 5000 + "x8"}, f"--clip '{'9' * 5000}x8': give frames x stride from"),
         ({"out": "out.pt"}, "--out out.pt: give a .ckpt file name"),
     ],
 )
