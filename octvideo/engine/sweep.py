@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octvideo.config import RunConfig, load_config
+from octvideo.config import LIMITS, RunConfig, load_config
 from octvideo.data.annotations import write_failure
 from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
 from octvideo.paths import atomic_output, write_atomically
@@ -63,6 +63,11 @@ RECORD = "sweep.json"
 LOG = "sweep.log"
 MEASURED = "measured.json"
 METRICS = ("video_top1", "clip_top1", "mean_class_accuracy")
+# Bounds of the study's own counts, far beyond a real study (3-5 seeds, 10 timing rounds, batch
+# 2): a typo is one line before the plan is written, not a 10^9-run plan or a week of timing.
+MAX_SEEDS = 1000
+MAX_TIME_REPEATS = 1000
+MAX_BENCH_BATCH = int(LIMITS["data.batch_size"][0])
 
 
 # ------------------------------------------------------------------------------------ the grid
@@ -883,13 +888,19 @@ def run_study(
         jobs: runs side by side (see ``run_points``).
 
     Raises:
-        UsageError: a bad grid, seed count or config (see ``_check_base``), or an unwritable
-            ``out``.
+        UsageError: a bad grid or config (see ``_check_base``), ``seeds``, ``repeats`` or
+            ``batch`` outside its bound (``MAX_SEEDS``, ...), or an unwritable ``out``; all
+            before anything is written.
         RunStopped: a run's folder or record, or the measurements, cannot be written (a full
             disk); the runs that finished are kept for the next start.
     """
-    if seeds < 1:
-        raise UsageError(f"--seeds {seeds}: give 1 or more")
+    for option, value, low, high in (
+        ("--seeds", seeds, 1, MAX_SEEDS),
+        ("--time-repeats", repeats, 0, MAX_TIME_REPEATS),
+        ("--bench-batch", batch, 1, MAX_BENCH_BATCH),
+    ):
+        if not low <= value <= high:
+            raise UsageError(f"{option} {value}: give {low} to {high}")
     out = Path(out)
     _check_base(cfg, overrides, groups)
     points = expand(groups)

@@ -110,6 +110,30 @@ def test_misspelt_grid_key_is_refused_before_any_run(tmp_path):
     assert calls == []
 
 
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ({"seeds": 0}, "--seeds 0: give 1 to 1000"),
+        ({"seeds": 10**9}, "--seeds 1000000000: give 1 to 1000"),
+        ({"repeats": 1001}, "--time-repeats 1001: give 0 to 1000"),
+        ({"batch": 1025}, "--bench-batch 1025: give 1 to 1024"),
+    ],
+)
+def test_counts_past_their_bounds_are_refused_before_the_plan_is_written(tmp_path, counts, message):
+    calls = []
+    kwargs = {"seeds": 1, **counts}
+    with pytest.raises(UsageError) as err:
+        run_study(
+            CFG,
+            [[parse_grid("model.alpha=0,0.5")]],
+            out=tmp_path / "study",
+            runner=lambda *a: calls.append(a),
+            **kwargs,
+        )
+    assert str(err.value) == message
+    assert calls == [] and not (tmp_path / "study").exists()
+
+
 # ------------------------------------------------------------------------------------ the runs
 
 
