@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import bounded_int
 from octvideo.measure.timing import time_interleaved
 
 # (B, C_in, T, H, W, C_out, kT, kH, kW): I3D-R50's k x 1 x 1 and 1 x k x k layers, batch 2 (a
@@ -48,6 +48,9 @@ CASES = [
 ]
 
 
+MAX_ELEMENTS = 2**28  # a tensor of the case: 1 GB of float32
+
+
 def _case(text: str) -> tuple[int, ...]:
     values = tuple(int(v) for v in text.split(","))
     if len(values) != 9 or min(values) < 1:
@@ -57,6 +60,11 @@ def _case(text: str) -> tuple[int, ...]:
     if values[7:] != (1, 1) and values[6] != 1:
         raise argparse.ArgumentTypeError(
             f"--case {text!r}: the kernel must be k x 1 x 1 or 1 x k x k to have a 2D view"
+        )
+    b, c_in, t, h, w, c_out, kt, kh, kw = values
+    if max(b * c_in * t * h * w, b * c_out * t * h * w, c_out * c_in * kt * kh * kw) > MAX_ELEMENTS:
+        raise argparse.ArgumentTypeError(
+            f"--case {text!r}: its input, output or weight is over {MAX_ELEMENTS} elements"
         )
     return values
 
@@ -113,8 +121,8 @@ def measure(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tools/bench.py conv-views``."""
     parser.add_argument("--case", type=_case, action="append", help="B,C_in,T,H,W,C_out,kT,kH,kW")
-    parser.add_argument("--repeats", type=positive_int, default=7)
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    parser.add_argument("--repeats", type=bounded_int(1000), default=7)
+    parser.add_argument("--threads", type=bounded_int(1024), default=None, help="torch threads")
     parser.set_defaults(run=run)
 
 

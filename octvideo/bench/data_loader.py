@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import bounded_int
 from octvideo.data import DataConfig, VideoDataModule
 from octvideo.data.synth import generate_synthetic, write_video
 
@@ -83,8 +83,8 @@ def clips_per_second(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tools/bench.py data-loader``."""
-    parser.add_argument("--batches", type=positive_int, default=6)
-    parser.add_argument("--videos-320", type=positive_int, default=16)
+    parser.add_argument("--batches", type=bounded_int(1000), default=6)
+    parser.add_argument("--videos-320", type=bounded_int(1000), default=16)
     parser.set_defaults(run=run)
 
 

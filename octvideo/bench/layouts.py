@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from octvideo import allocator
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import bounded_int
 from octvideo.bench.cli import model_name
 from octvideo.bench.models import add_step_options, step_timer
 from octvideo.bench.record import append_table
@@ -94,8 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.0])
     add_step_options(parser)
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="float32")
-    parser.add_argument("--repeats", type=positive_int, default=4)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=bounded_int(1000), default=4)
+    parser.add_argument("--warmup", type=bounded_int(1000, low=0), default=1)
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
     parser.set_defaults(run=run)
 

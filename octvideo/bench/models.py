@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from octvideo import allocator
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import bounded_int
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
 from octvideo.errors import UsageError
@@ -508,11 +508,13 @@ def stage_table(octm: Measured, van: Measured) -> list[str]:
 def add_step_options(parser: argparse.ArgumentParser) -> None:
     """The clip, batch, thread and device options of ``step_timer``'s timed calls (``models``
     and ``layouts`` take them alike)."""
-    parser.add_argument("--frames", type=positive_int, default=8)
-    parser.add_argument("--size", type=positive_int, default=224)
-    parser.add_argument("--batch", type=positive_int, default=1, help="inference clips")
-    parser.add_argument("--train-batch", type=positive_int, default=2, help="training clips")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (CPU)")
+    parser.add_argument("--frames", type=bounded_int(256), default=8)
+    parser.add_argument("--size", type=bounded_int(1024), default=224)
+    parser.add_argument("--batch", type=bounded_int(1024), default=1, help="inference clips")
+    parser.add_argument("--train-batch", type=bounded_int(1024), default=2, help="training clips")
+    parser.add_argument(
+        "--threads", type=bounded_int(1024), default=None, help="torch threads (CPU)"
+    )
     parser.add_argument("--device", default="cpu")
 
 
@@ -526,7 +528,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[0.5],
         help="one value (res2-res4; res5 vanilla) or one per stage (res2 res3 res4 res5)",
     )
-    parser.add_argument("--octave", type=int, nargs=3, default=[1, 2, 2])
+    parser.add_argument("--octave", type=bounded_int(4), nargs=3, default=[1, 2, 2])
     add_step_options(parser)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--compile", choices=COMPILE_MODES, default="none")
@@ -536,8 +538,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="NDHWC memory (the fast OctConv path)",
     )
-    parser.add_argument("--repeats", type=positive_int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=bounded_int(1000), default=10)
+    parser.add_argument("--warmup", type=bounded_int(1000, low=0), default=2)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument(
         "--stages",

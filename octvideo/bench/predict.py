@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import bounded_int
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
 from octvideo.checkpoint_meta import build_network, model_config
@@ -50,6 +50,7 @@ from octvideo.data.workers import start_worker_server, worker_context
 from octvideo.engine.checkpoint import atomic_save
 from octvideo.errors import UsageError
 from octvideo.inference.pipeline import (
+    MAX_WORKERS,
     PipelineStats,
     ReadRequest,
     check_request,
@@ -62,6 +63,7 @@ from octvideo.measure.timing import run_rounds, spread_text
 MODEL = "model"
 TARGET_WORKERS_OVER_MODEL = 1.15
 TARGET_SEQUENTIAL_OVER_WORKERS = 1.3
+MAX_SECONDS = 3600  # one video's length: an hour
 
 
 @dataclass(frozen=True)
@@ -290,42 +292,55 @@ def report(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tools/bench.py predict``."""
-    parser.add_argument("--clips", type=int, default=40, help="videos in the folder")
+    parser.add_argument(
+        "--clips", type=bounded_int(10_000), default=40, help="videos in the folder"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each video")
-    parser.add_argument("--fps", type=positive_int, default=30)
-    parser.add_argument("--short-side", type=positive_int, default=320, help="pixels")
+    parser.add_argument("--fps", type=bounded_int(240), default=30)
+    parser.add_argument("--short-side", type=bounded_int(1080, low=16), default=320, help="pixels")
     parser.add_argument(
         "--folder", type=Path, default=None, help="where the videos are made and kept"
     )
     parser.add_argument("--model", type=model_name, default="i3d_r50")
     parser.add_argument("--alpha", type=float, default=0.1)
-    parser.add_argument("--classes", type=positive_int, default=400)
-    parser.add_argument("--frames", type=positive_int, default=8)
+    parser.add_argument("--classes", type=bounded_int(100_000), default=400)
+    parser.add_argument("--frames", type=bounded_int(256), default=8)
     parser.add_argument(
-        "--sampling-rate", type=positive_int, default=8, help="frames between clip frames"
+        "--sampling-rate", type=bounded_int(64), default=8, help="frames between clip frames"
     )
-    parser.add_argument("--size", type=positive_int, default=224, help="crop size")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="clips a forward pass")
-    parser.add_argument("--threads", type=int, default=2, help="the model's torch threads")
+    parser.add_argument("--size", type=bounded_int(1024), default=224, help="crop size")
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[2], help="worker counts to time besides 0"
+        "--batch-size", type=bounded_int(512), default=8, help="clips a forward pass"
     )
     parser.add_argument(
-        "--nice", type=int, default=0, help="the workers' niceness (0 to 19): cores to the model"
+        "--threads", type=bounded_int(1024), default=2, help="the model's torch threads"
+    )
+    parser.add_argument(
+        "--workers",
+        type=bounded_int(MAX_WORKERS, low=0),
+        nargs="+",
+        default=[2],
+        help="worker counts to time besides 0",
+    )
+    parser.add_argument(
+        "--nice",
+        type=bounded_int(19, low=0),
+        default=0,
+        help="the workers' niceness (0 to 19): cores to the model",
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--rounds", type=bounded_int(1000), default=3, help="interleaved rounds")
     parser.add_argument("--append", type=Path, default=None, help="append the table to this file")
     parser.set_defaults(check=check, run=run)
 
 
 def check(args: argparse.Namespace) -> None:
-    """Refuses counts below 1 and a niceness outside 0-19, and keeps the worker counts above 0
-    once each, in order (0 is always timed)."""
-    if min(args.clips, args.rounds, args.threads) < 1:
-        raise UsageError("--clips, --rounds and --threads must be 1 or more")
-    if not (math.isfinite(args.seconds) and args.seconds > 0) or not 0 <= args.nice <= 19:
-        raise UsageError("--seconds must be above 0 and --nice 0 to 19")
+    """Refuses a video length outside (0, MAX_SECONDS], and keeps the worker counts above 0 once
+    each, in order (0 is always timed); argparse bounds the other numbers."""
+    if not (math.isfinite(args.seconds) and 0 < args.seconds <= MAX_SECONDS):
+        raise UsageError(
+            f"--seconds {args.seconds:g}: give a length above 0, at most {MAX_SECONDS}"
+        )
     args.workers = sorted({w for w in args.workers if w > 0})
     if not args.workers:
         raise UsageError("--workers: give at least one count above 0 (0 is always timed)")

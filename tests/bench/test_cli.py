@@ -29,7 +29,12 @@ def test_subcommands_in_the_order_help_lists_them() -> None:
         ([], "tools/bench.py: error: the following arguments are required: SUBCOMMAND"),
         (["models", "--repeats", "0"], "tools/bench.py models: error: argument --repeats: "),
         (["layouts", "--model", "i3d_r05"], "tools/bench.py layouts: error: argument --model: "),
-        (["predict", "--rounds", "0"], "tools/bench.py predict: error: --clips, --rounds and "),
+        (["predict", "--rounds", "0"], "tools/bench.py predict: error: argument --rounds: "),
+        (["predict", "--clips", "10001"], "tools/bench.py predict: error: argument --clips: "),
+        (["models", "--frames", "257"], "tools/bench.py models: error: argument --frames: "),
+        (["layouts", "--size", "1025"], "tools/bench.py layouts: error: argument --size: "),
+        (["data-loader", "--batches", "1001"], "tools/bench.py data-loader: error: argument "),
+        (["conv-views", "--repeats", "1001"], "tools/bench.py conv-views: error: argument "),
     ],
 )
 def test_a_refusal_is_one_line_and_exit_status_2(argv, line, capsys) -> None:

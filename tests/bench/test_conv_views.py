@@ -51,6 +51,7 @@ def test_view_is_the_3d_convolution(tool, kernel: tuple[int, int, int]) -> None:
         ("1,2,3", "nine positive integers"),
         ("2,8,4,8,8,0,3,1,1", "nine positive integers"),
         ("2,8,4,8,8,4,3,3,3", "k x 1 x 1 or 1 x k x k"),
+        ("64,256,64,256,256,64,3,1,1", "over 268435456 elements"),  # a 68 GB input
     ],
 )
 def test_malformed_case_is_refused(case: str, message: str, capsys) -> None:

@@ -119,7 +119,10 @@ def test_workers_zero_is_always_timed_and_not_asked_for_twice(capsys):
     assert parse_args(["predict", "--workers", "0", "2", "1", "2"]).workers == [1, 2]
     for argv, message in (
         (["--workers", "0"], "--workers: give at least one count above 0 (0 is always timed)"),
-        (["--nice", "20"], "--seconds must be above 0 and --nice 0 to 19"),
+        (["--nice", "20"], "argument --nice: '20': give at most 19"),
+        (["--seconds", "nan"], "--seconds nan: give a length above 0, at most 3600"),
+        (["--seconds", "3601"], "--seconds 3601: give a length above 0, at most 3600"),
+        (["--workers", "65"], "argument --workers: '65': give at most 64"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(["predict", *argv])
