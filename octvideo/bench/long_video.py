@@ -22,6 +22,7 @@ import numpy as np
 from octvideo.data import decode, probe
 from octvideo.data.synth import write_video
 from octvideo.errors import UsageError
+from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,16 +47,21 @@ def run(args: argparse.Namespace) -> int:
     missing = [name for index, name in enumerate(classes) if index not in first]
     if missing:
         raise UsageError(f"{lists[1]} has no clip of {', '.join(missing)}")
+    picked = [args.synth / first[index] for index in range(len(classes))]
+    reads = ReadFiles(
+        [("the class list", lists[0]), ("the validation list", lists[1])]
+        + [("a clip it joins", path) for path in picked]
+    )
+    check_output_file("--out", args.out, reads)
     clips, fps, t = [], 0.0, 0.0
-    for index, name in enumerate(classes):
-        path = args.synth / first[index]
+    for name, path in zip(classes, picked, strict=True):
         info = probe(path)
         fps = info.fps
         clips.append(decode(path).numpy())  # (T, H, W, 3)
         duration = info.num_frames / info.fps
         print(f"{t:5.1f}-{t + duration:5.1f} s  {name}")  # noqa: T201
         t += duration
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_video(args.out, np.concatenate(clips), fps=round(fps))
+    with atomic_output(args.out, "--out") as tmp:  # a stopped run leaves no half video
+        write_video(tmp, np.concatenate(clips), fps=round(fps))
     print(f"wrote {args.out} ({t:.1f} s)")  # noqa: T201
     return 0

@@ -32,3 +32,17 @@ def test_a_folder_without_lists_is_refused(tmp_path: Path, capsys) -> None:
         "folder written by 'octvideo data synth'\n"
     )
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_an_out_that_is_one_of_its_clips_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys
+) -> None:
+    synth = generate_synthetic(tmp_path / "synth", 1, 6, size=32, frames=4, progress=False)
+    clip = synth / "val" / (synth / "classes.txt").read_text().split()[0] / "00000.mp4"
+    before = clip.read_bytes()
+    assert main(["long-video", str(synth), "--out", str(clip)]) == 2
+    assert capsys.readouterr().err == (
+        f"tools/bench.py long-video: error: --out {clip} is a clip it joins {clip}: writing it "
+        "would destroy it; choose another path\n"
+    )
+    assert clip.read_bytes() == before
