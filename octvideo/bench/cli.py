@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from octvideo.bench.record import command_line
+from octvideo.bench.record import check_append, command_line
 from octvideo.errors import RunStopped, UsageError
 from octvideo.models import list_models
 
@@ -114,6 +114,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     try:
         if check is not None:
             check(args)
+        if getattr(args, "append", None) is not None:
+            check_append(args.append)
     except UsageError as err:
         raise SystemExit(_say(args.subcommand, "error", err, 2)) from None
     return args

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import torch
 
+from octvideo.errors import UsageError
+from octvideo.paths import check_folder, refuse_link
+
 ENTRY_POINT = "python tools/bench.py"
+MAX_RECORD_BYTES = 2**24  # a Markdown record such as BENCHMARKS.md (16 kB) is far below it
 
 
 def command_line(argv: Sequence[str]) -> str:
@@ -35,6 +39,36 @@ def machine() -> str:
     if torch.cuda.is_available():
         cpu += f"; {torch.cuda.get_device_name(0)}"
     return f"{cpu}, torch {torch.__version__}"
+
+
+def check_append(path: Path) -> None:
+    """Refuses an ``--append`` file that a table would spoil or that cannot take one, before the
+    benchmark runs: a symbolic link, a folder, a file that is not UTF-8 text of at most
+    ``MAX_RECORD_BYTES`` (a checkpoint, a video), or a path where no file can be written.
+
+    Raises:
+        UsageError: naming ``--append``, the path and why.
+    """
+    refuse_link(path, "--append")
+    if path.is_dir():
+        raise UsageError(f"--append {path} is a folder; give a Markdown file")
+    if not path.exists():
+        check_folder("--append", path.parent, path)
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(MAX_RECORD_BYTES + 1)
+    except OSError as err:
+        raise UsageError(f"--append {path} cannot be read ({err.strerror or err})") from err
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if len(head) > MAX_RECORD_BYTES or "\0" in text:
+        raise UsageError(
+            f"--append {path} is not a Markdown record (UTF-8 text of at most "
+            f"{MAX_RECORD_BYTES >> 20} MiB); a table appended would spoil it"
+        )
 
 
 def append_table(path: Path, command: str, table: str) -> None:
