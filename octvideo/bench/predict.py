@@ -59,6 +59,7 @@ from octvideo.inference.pipeline import (
 )
 from octvideo.inference.predictor import Predictor
 from octvideo.measure.timing import run_rounds, spread_text
+from octvideo.paths import check_folder
 
 MODEL = "model"
 TARGET_WORKERS_OVER_MODEL = 1.15
@@ -335,12 +336,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Refuses a video length outside (0, MAX_SECONDS], and keeps the worker counts above 0 once
-    each, in order (0 is always timed); argparse bounds the other numbers."""
+    """Refuses a video length outside (0, MAX_SECONDS] and a ``--folder`` where no video can be
+    written, and keeps the worker counts above 0 once each, in order (0 is always timed);
+    argparse bounds the other numbers."""
     if not (math.isfinite(args.seconds) and 0 < args.seconds <= MAX_SECONDS):
         raise UsageError(
             f"--seconds {args.seconds:g}: give a length above 0, at most {MAX_SECONDS}"
         )
+    if args.folder is not None:
+        check_folder("--folder", args.folder)
     args.workers = sorted({w for w in args.workers if w > 0})
     if not args.workers:
         raise UsageError("--workers: give at least one count above 0 (0 is always timed)")

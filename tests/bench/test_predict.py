@@ -115,7 +115,7 @@ def test_a_target_missed_is_said(tool):
     assert "workers 0 / workers 2: 1.000 (target >= 1.3, NOT met)" in text
 
 
-def test_workers_zero_is_always_timed_and_not_asked_for_twice(capsys):
+def test_workers_zero_is_always_timed_and_options_out_of_bounds_are_one_line(capsys):
     assert parse_args(["predict", "--workers", "0", "2", "1", "2"]).workers == [1, 2]
     for argv, message in (
         (["--workers", "0"], "--workers: give at least one count above 0 (0 is always timed)"),
@@ -123,6 +123,10 @@ def test_workers_zero_is_always_timed_and_not_asked_for_twice(capsys):
         (["--seconds", "nan"], "--seconds nan: give a length above 0, at most 3600"),
         (["--seconds", "3601"], "--seconds 3601: give a length above 0, at most 3600"),
         (["--workers", "65"], "argument --workers: '65': give at most 64"),
+        (
+            ["--folder", __file__],
+            f"--folder {__file__}: {__file__} is a file, not a folder; choose another path",
+        ),
     ):
         with pytest.raises(SystemExit) as exit_info:
             parse_args(["predict", *argv])
