@@ -359,6 +359,8 @@ def _check_args(path: str | os.PathLike[str], decoder: str) -> str:
     if not os.path.isfile(path):
         if os.path.islink(path):
             raise FileNotFoundError(f"{path} is a broken symlink or a symlink loop, not a video")
+        if os.path.exists(path):  # a pipe, socket or device: reading it could wait for ever
+            raise FileNotFoundError(f"{path} is a pipe or a device, not a video file")
         raise FileNotFoundError(f"video {path} does not exist")
     return path
 

@@ -40,6 +40,8 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     loop = root / "symlink_loop.mp4"
     os.symlink(loop.name, loop)
     files["symlink_loop.mp4"] = loop
+    files["fifo.mp4"] = root / "fifo.mp4"
+    os.mkfifo(files["fifo.mp4"])
     name = "spaces and ünïcødé 東京.mp4"
     files[name] = write_video(root / name)
     assert set(files) == set(EXPECTED)

@@ -22,6 +22,7 @@ REASONS = {
     "wide_10000x10.mp4": "aspect ratio 1000:1",
     "dir_named.mp4": "is a directory",
     "symlink_loop.mp4": "symlink loop",
+    "fifo.mp4": "is a pipe or a device",
 }
 BAD = sorted(n for n, outcome in EXPECTED.items() if outcome == "bad")
 GOOD = sorted(n for n, outcome in EXPECTED.items() if outcome == "ok")
