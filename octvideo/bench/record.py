@@ -43,18 +43,18 @@ def machine() -> str:
 
 def check_append(path: Path) -> None:
     """Refuses an ``--append`` file that a table would spoil or that cannot take one, before the
-    benchmark runs: a symbolic link, a folder, a file that is not UTF-8 text of at most
+    benchmark runs: a symbolic link, a folder or pipe, a file that is not UTF-8 text of at most
     ``MAX_RECORD_BYTES`` (a checkpoint, a video), or a path where no file can be written.
 
     Raises:
         UsageError: naming ``--append``, the path and why.
     """
     refuse_link(path, "--append")
-    if path.is_dir():
-        raise UsageError(f"--append {path} is a folder; give a Markdown file")
     if not path.exists():
         check_folder("--append", path.parent, path)
         return
+    if not path.is_file():  # reading a pipe would wait for a writer
+        raise UsageError(f"--append {path} is a folder, pipe or device; give a Markdown file")
     try:
         with path.open("rb") as f:
             head = f.read(MAX_RECORD_BYTES + 1)
