@@ -23,6 +23,7 @@ from octvideo.errors import (
     TooManyBadVideos,
     TooManyWindows,
     UsageError,
+    WorkerStartError,
 )
 
 KINDS = [
@@ -35,6 +36,7 @@ KINDS = [
     (OutputWriteError, RunStopped),
     (CheckpointWriteError, RunStopped),
     (NonFiniteLoss, RunStopped),
+    (WorkerStartError, RunStopped),
     (DecodeError, RuntimeError),
     (TooManyBadVideos, RuntimeError),
     (CheckpointError, ValueError),
