@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
-from octvideo.data.workers import worker_context
+from octvideo.data.workers import exit_reason, worker_context
 from octvideo.errors import RunStopped
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
@@ -283,9 +283,9 @@ def check_videos(
                     index, error = worker.conn.recv()
                 except (EOFError, OSError):  # the worker died while decoding its video
                     worker.proc.join()
-                    index, code = worker.task, worker.proc.exitcode
+                    index, reason = worker.task, exit_reason(worker.proc)
                     pool.replace(worker, kill=True)
-                    retry(index, f"decoder process died (exit code {code})")
+                    retry(index, f"decoder process died ({reason})")
                     continue
                 worker.task = None
                 finish(index, error)

@@ -62,7 +62,7 @@ from octvideo.data.annotations import (
 from octvideo.data.check import write_report
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE
 from octvideo.data.limits import MAX_WORKERS, check_range
-from octvideo.data.workers import worker_context
+from octvideo.data.workers import exit_reason, worker_context
 from octvideo.errors import RunStopped
 from octvideo.paths import make_writable_folder
 
@@ -179,7 +179,7 @@ def _run_jobs(
                 proc.join()
                 if error is None:
                     Path(part_path(src, dst)).unlink(missing_ok=True)
-                    error = f"encoding process died (exit code {proc.exitcode})"
+                    error = f"encoding process died ({exit_reason(proc)})"
                 if error:
                     errors.append((src, error))
                 bar.update()

@@ -130,7 +130,7 @@ def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, mon
     assert status == 1
     bad = dict(read_report(out))
     assert set(bad) == {str(media[n]) for n in names[1:]}
-    assert bad[str(media["vp9.webm"])] == "decoder process died (exit code -11), twice"
+    assert bad[str(media["vp9.webm"])] == "decoder process died (signal SIGSEGV), twice"
     assert "DecodeError" in bad[str(media["zero.mp4"])]
     assert "FileNotFoundError" in bad[str(media["missing.mp4"])]
 

@@ -156,7 +156,7 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
     assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
     assert read_report(dst / "prepare_errors.jsonl") == [
-        (str(src / "train/a/crash.mkv"), "encoding process died (exit code -9)")
+        (str(src / "train/a/crash.mkv"), "encoding process died (signal SIGKILL)")
     ]
     assert (dst / "train.txt").read_text() == (
         "train/a/one.mp4 0\ntrain/b/three.mp4 1\ntrain/b/two.mp4 1\n"
