@@ -24,7 +24,8 @@ line. Lines end at ``\n`` (a ``\r`` before it is dropped), as editors count them
 
 Bounds: at most ``MAX_CLASSES`` classes, so a list label is below it; a larger label is refused at
 its line, before a class list is built from it (a label of 10**23 made ``range(label + 1)`` run
-forever, and 300000000 took 5 GB).
+forever, and 300000000 took 5 GB). A text file is at most ``MAX_TEXT_BYTES`` (256 MiB), read no
+further: a video given as a list is refused without being read whole.
 
 Errors: a malformed annotation (a bad line, a label outside the class list, a folder that is not a
 class, text that is not UTF-8, ...) raises ``AnnotationError``, a ``UsageError`` (the command
@@ -54,6 +55,8 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 # Classes a dataset may have (Kinetics-700 has 700, ImageNet-21k's largest release 21841): list
 # labels are below it, and classes files and Kinetics CSVs list at most this many.
 MAX_CLASSES = 100_000
+# Bytes of a list, classes file or CSV: Kinetics-700's training list (545k lines) is about 40 MB.
+MAX_TEXT_BYTES = 2**28
 
 _LABEL = re.compile(r"-?[0-9]+")  # ASCII digits only: "²" and "٣" pass str.isdigit, not int()
 
@@ -79,9 +82,16 @@ def read_text(path: str | os.PathLike[str], what: str = "annotation file") -> st
     """The text of a UTF-8 file (a leading byte-order mark dropped), newlines untranslated.
 
     Raises:
-        AnnotationError: the file is not UTF-8; the message names it, the line and the byte.
+        AnnotationError: the file is over ``MAX_TEXT_BYTES`` or not UTF-8; the message names it
+            (and the line and the byte).
     """
-    data = Path(path).read_bytes()
+    with open(path, "rb") as f:
+        data = f.read(MAX_TEXT_BYTES + 1)  # a video given as a list is not read whole
+    if len(data) > MAX_TEXT_BYTES:
+        raise AnnotationError(
+            f"{what} {path} is over {MAX_TEXT_BYTES >> 20} MiB: not a {what}? (Kinetics-700's "
+            "training list is about 40 MB)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
+from octvideo.data.annotations import text_lines
 from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
@@ -259,17 +260,12 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
             out.extend(found)
         elif path.suffix.lower() == ".txt" and path.is_file():
             try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as err:
-                raise ValueError(
-                    f"input list {path} is not UTF-8 text (byte {err.start} is "
-                    f"{err.object[err.start : err.start + 1]!r}); save it as UTF-8"
-                ) from None
+                lines = text_lines(path, "input list")
             except OSError as err:
                 raise ValueError(
                     f"input list {path} cannot be read ({err.strerror or err})"
                 ) from None
-            for line in text.splitlines():
+            for line in lines:
                 line = line.strip()
                 if line and not line.startswith("#"):
                     out.append(str(_list_entry(line, path.parent)))

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from octvideo.data import load_annotations
+from octvideo.data import annotations, load_annotations
 from octvideo.data.annotations import MAX_CLASSES, detect_format, kinetics_name, read_lines
 from octvideo.errors import AnnotationError, UsageError
 from tests.data.media_helpers import split_tree
@@ -154,6 +154,17 @@ def test_a_list_that_is_not_utf8_is_one_error_naming_its_line(tmp_path):
     assert str(caught.value) == (
         f"annotation file {tmp_path / 'list.txt'}:3: not UTF-8 text (byte 0xe9); save it as UTF-8"
     )
+
+
+def test_a_file_over_the_text_bound_is_refused_unread(tmp_path, monkeypatch):
+    # a video given as a list: refused after MAX_TEXT_BYTES + 1 bytes, not read whole
+    monkeypatch.setattr(annotations, "MAX_TEXT_BYTES", 16)
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 1\n")  # 16 bytes: taken
+    assert len(load_annotations(tmp_path / "list.txt").records) == 2
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 1\nc.mp4 0\n")
+    with pytest.raises(AnnotationError) as caught:
+        load_annotations(tmp_path / "list.txt")
+    assert str(caught.value).startswith(f"annotation file {tmp_path / 'list.txt'} is over ")
 
 
 def test_a_classes_file_or_csv_that_is_not_utf8_is_one_error(tmp_path, kinetics_tree):
