@@ -1,5 +1,7 @@
 """``worker_context``: worker processes come from one fork server that has imported every module a
-worker runs, are not children of the process that starts them, and log as their caller does."""
+worker runs, are not children of the process that starts them, log as their caller does, and
+have run when ``start()`` returns: one that exits first (a script without a main guard) is a
+``WorkerStartError``, and one interrupted while it starts is killed."""
 
 from __future__ import annotations
 
