@@ -1,5 +1,6 @@
-"""Running a test's Python source as a user's script: a file run by path, in a fresh interpreter,
-which multiprocessing runs again in each worker it starts (unlike ``python -c``)."""
+"""Running a test's Python source in a fresh interpreter from the repository root, octvideo
+importable: as a user's script (a file run by path, which multiprocessing runs again in each worker
+it starts) or as ``python -c`` (which it does not)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,28 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def run_script(
-    folder: Path, source: str, *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Writes ``source`` to ``folder/script.py`` and runs it with ``args`` from the repository
-    root, octvideo importable; its output is captured as text. ``timeout`` only stops a hang."""
-    script = folder / "script.py"
-    script.write_text(source)
+def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(script), *args],
+        [sys.executable, *argv],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_script(
+    folder: Path, source: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Writes ``source`` to ``folder/script.py`` and runs it with ``args``; its output is captured
+    as text. ``timeout`` only stops a hang."""
+    script = folder / "script.py"
+    script.write_text(source)
+    return _run([str(script), *args], timeout)
+
+
+def run_code(source: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs ``source`` as ``python -c`` with ``args``; its output is captured as text.
+    ``timeout`` only stops a hang."""
+    return _run(["-c", source, *args], timeout)

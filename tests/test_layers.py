@@ -30,12 +30,12 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import run_code
 
 PACKAGE = Path(__file__).resolve().parents[1] / "octvideo"
 
@@ -270,14 +270,7 @@ _WITHOUT_LIGHTNING = textwrap.dedent(
 
 def test_the_commands_that_never_train_and_the_worker_server_start_without_lightning():
     # Lightning adds about 0.8 s to the start of each command and of the worker server
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_LIGHTNING],
-        cwd=PACKAGE.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_code(_WITHOUT_LIGHTNING)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.splitlines()[-1])
     assert "import octvideo.inference.pipeline" in found

@@ -3,12 +3,11 @@ then kept in the package; ``dir()`` lists them before; an unknown name is an Att
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+
+from tests.scripts import run_code
 
 _FIRST_USE = textwrap.dedent(
     """
@@ -24,13 +23,7 @@ _FIRST_USE = textwrap.dedent(
 
 
 def test_a_name_is_imported_on_first_use_and_then_kept_by_the_package():
-    done = subprocess.run(
-        [sys.executable, "-c", _FIRST_USE],
-        cwd=Path(__file__).parents[1],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_code(_FIRST_USE)
     assert done.returncode == 0, done.stderr
 
 

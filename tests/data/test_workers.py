@@ -8,17 +8,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import pytest
 
 from octvideo.data.workers import PRELOAD, worker_context
 from tests.deadline import run_with_deadline
-from tests.scripts import run_script
+from tests.scripts import run_code, run_script
 
 
 def _report(conn: Connection) -> None:
@@ -70,13 +68,7 @@ for _ in range(2):
 
 def test_a_worker_logs_at_its_callers_level_and_format_and_not_at_all_without_one():
     # ``octvideo -v`` shows the workers' debug lines (a decoder's fallback, a traceback)
-    done = subprocess.run(
-        [sys.executable, "-c", _LOGGING_CALLER],
-        cwd=Path(__file__).parents[2],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_code(_LOGGING_CALLER)
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if "octvideo.test" in ln]
     assert lines == ["caller's DEBUG octvideo.test: a debug line from a worker"]
