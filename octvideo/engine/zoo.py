@@ -23,6 +23,7 @@ Beside ``OUT.ckpt`` goes ``OUT.yaml``, a run config of the same model and clip p
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import hashlib
 import importlib.resources
@@ -39,6 +40,7 @@ import yaml
 from torch import Tensor, nn
 
 from octvideo import __version__
+from octvideo.argtypes import bounded_int
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network, model_config
 from octvideo.config import LIMITS, ModelConfig, RunConfig, to_dict
 from octvideo.data.config import DataConfig
@@ -464,10 +466,11 @@ def _read_classes(classes: str | None, class_file: Path | None) -> list[str] | N
     if classes in CLASS_FILES:
         return _shipped_classes(classes)
     if _is_count(classes):
-        digits = classes.lstrip("0")
-        if not digits or len(digits) > len(str(MAX_CLASSES)) or int(digits) > MAX_CLASSES:
-            raise UsageError(f"--classes {classes}: give 1 to {MAX_CLASSES} classes")
-        return [str(i) for i in range(int(digits))]
+        try:
+            count = bounded_int(MAX_CLASSES)(classes)
+        except argparse.ArgumentTypeError:
+            raise UsageError(f"--classes {classes}: give 1 to {MAX_CLASSES} classes") from None
+        return [str(i) for i in range(count)]
     assert class_file is not None
     if not class_file.is_file():
         raise UsageError(
