@@ -4,7 +4,7 @@ checked before they are loaded.
 An output path is checked before the checkpoint is loaded or a video decoded: it must not be a
 folder or a symbolic link, its folder must be writable (a file is created there and removed), and
 it must not be one of the files the command reads (the checkpoint, an input video), which writing
-would destroy.
+would destroy, nor a pipe or a device, which the finished file would replace.
 
 Every output file (checkpoints, reports, records, renders, exports) is written by
 ``AtomicOutput``: to a temporary file beside it, created with the umask's permissions, fsynced
@@ -27,6 +27,7 @@ import errno
 import os
 import re
 import secrets
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -123,17 +124,28 @@ class ReadFiles:
 
 
 def refuse_link(path: str | os.PathLike[str], option: str | None = None) -> None:
-    """Refuses a symbolic link at an output path: writing through it would overwrite the file it
-    points to, and replacing it would silently undo the link.
+    """Refuses what an output file must not replace: a symbolic link (writing through it would
+    overwrite the file it points to, and replacing it would silently undo the link), and a pipe,
+    device or socket (``/dev/null``, a FIFO a reader waits on), which the rename of a finished
+    output would replace with a regular file. A folder is refused by ``check_output_file``.
 
     Raises:
-        UsageError: ``path`` is a symbolic link (a dangling one too).
+        UsageError: ``path`` is a symbolic link (a dangling one too), a pipe, a device or a socket.
     """
+    name = f"{option} {os.fspath(path)}" if option else os.fspath(path)
     if os.path.islink(path):
-        name = f"{option} {os.fspath(path)}" if option else os.fspath(path)
         raise UsageError(
             f"{name} is a symbolic link to {os.readlink(path)}; give the real path or remove "
             "the link"
+        )
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # not there (yet), or not to be looked at: the write will say
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UsageError(
+            f"{name} is a pipe, a device or a socket, not a file; give a file name (an output is "
+            "written beside it and renamed over it, which would replace it)"
         )
 
 
@@ -148,8 +160,8 @@ def check_output_file(
     (``folder=False`` skips the check of its folder, done once for many files).
 
     Raises:
-        UsageError: ``path`` is a file the command reads, a symbolic link, a folder, or cannot
-            be written.
+        UsageError: ``path`` is a file the command reads, a symbolic link, a pipe or a device,
+            a folder, or cannot be written.
     """
     path = Path(path)
     found = reads.find(path) if reads is not None else None
@@ -208,7 +220,7 @@ class AtomicOutput:
     system), while others (a source video that cannot be read) pass unchanged.
 
     Raises:
-        UsageError: ``path`` is a symbolic link (see ``refuse_link``).
+        UsageError: ``path`` is a symbolic link, a pipe or a device (see ``refuse_link``).
         OutputWriteError: the output cannot be written; nothing is left of it.
     """
 
@@ -295,7 +307,7 @@ def atomic_output(path: str | os.PathLike[str], option: str | None = None) -> It
     On an exception the temporary file is removed and ``path`` is left as it was.
 
     Raises:
-        UsageError: ``path`` is a symbolic link.
+        UsageError: ``path`` is a symbolic link, a pipe or a device.
         OutputWriteError: the output cannot be written.
     """
     with AtomicOutput(path, option) as out:
@@ -310,7 +322,7 @@ def write_atomically(
     """Writes ``data`` (``str`` as UTF-8) as ``path`` through ``AtomicOutput``.
 
     Raises:
-        UsageError: ``path`` is a symbolic link.
+        UsageError: ``path`` is a symbolic link, a pipe or a device.
         OutputWriteError: it cannot be written; an earlier file is kept, no temporary file left.
     """
     with AtomicOutput(path, option) as out:

@@ -140,6 +140,32 @@ def test_atomic_writers_never_write_through_or_replace_a_link(tmp_path, how):
     assert sorted(os.listdir(tmp_path)) == ["out.jsonl", "precious.jsonl"]
 
 
+@pytest.mark.parametrize("how", ["check_output_file", "write_atomically", "atomic_output"])
+def test_a_named_pipe_at_an_output_path_is_refused_and_kept(tmp_path, how):
+    fifo = tmp_path / "out.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError) as info:
+        if how == "check_output_file":
+            check_output_file("--out", fifo)
+        elif how == "write_atomically":
+            write_atomically(fifo, "new", "--out")
+        else:
+            with atomic_output(fifo, "--out") as tmp:
+                tmp.write_text("new")
+    assert str(info.value).startswith(
+        f"--out {fifo} is a pipe, a device or a socket, not a file; give a file name"
+    )
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["out.jsonl"]
+
+
+def test_a_device_at_an_output_path_is_refused():
+    with pytest.raises(UsageError, match=r"^--out /dev/null is a pipe, a device or a socket"):
+        check_output_file("--out", "/dev/null")
+    with pytest.raises(UsageError, match="not a file"):
+        AtomicOutput("/dev/null")
+
+
 # -- checkpoint archives -----------------------------------------------------------------------
 
 

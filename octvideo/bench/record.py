@@ -53,8 +53,8 @@ def check_append(path: Path) -> None:
     if not path.exists():
         check_folder("--append", path.parent, path)
         return
-    if not path.is_file():  # reading a pipe would wait for a writer
-        raise UsageError(f"--append {path} is a folder, pipe or device; give a Markdown file")
+    if path.is_dir():  # a pipe or device: refuse_link (reading a pipe would wait for a writer)
+        raise UsageError(f"--append {path} is a folder; give a Markdown file")
     try:
         with path.open("rb") as f:
             head = f.read(MAX_RECORD_BYTES + 1)

@@ -35,8 +35,8 @@ def test_a_markdown_file_or_a_new_one_is_taken(tmp_path: Path) -> None:
     [
         (lambda p: p.write_bytes(b"PK\x03\x04\x00binary"), "is not a Markdown record"),
         (lambda p: p.write_bytes(b"\xff\xfe not utf-8"), "is not a Markdown record"),
-        (lambda p: p.mkdir(), "is a folder, pipe or device; give a Markdown file"),
-        (os.mkfifo, "is a folder, pipe or device; give a Markdown file"),  # reading would wait
+        (lambda p: p.mkdir(), "is a folder; give a Markdown file"),
+        (os.mkfifo, "is a pipe, a device or a socket, not a file"),  # reading would wait
         (lambda p: p.symlink_to(p.with_name("elsewhere.md")), "is a symbolic link to"),
     ],
 )
