@@ -39,6 +39,7 @@ from omegaconf.errors import OmegaConfBaseException
 from octvideo.data.config import DataConfig
 from octvideo.errors import ConfigError
 from octvideo.ops import MEMORY_FORMATS
+from octvideo.paths import write_atomically
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRETRAINED_KINDS = ("octvideo", "pytorchvideo", "imagenet2d")
@@ -701,7 +702,13 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 def save_config(cfg: RunConfig, path: Path) -> Path:
-    """Write the resolved config as YAML (loadable again with ``--cfg``)."""
+    """Write the resolved config as YAML (loadable again with ``--cfg``), atomically: a reader
+    sees the old file or the whole new one, and a symbolic link at ``path`` is refused rather
+    than written through (it would overwrite the file it points to).
+
+    Raises:
+        UsageError: ``path`` is a symbolic link, a pipe or a device.
+        OutputWriteError: it cannot be written; an earlier file is kept.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    return path
+    return write_atomically(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -486,6 +486,16 @@ def test_resolved_config_round_trips(tmp_path):
     assert load_config(path) == dataclasses.replace(cfg, name="run")
 
 
+def test_saving_the_config_refuses_a_symlink_and_leaves_its_target(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim data\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").symlink_to(victim)
+    with pytest.raises(UsageError, match="symbolic link"):
+        save_config(load_config(None, []), tmp_path / "run" / "config.yaml")
+    assert victim.read_text() == "victim data\n"
+
+
 def test_shipped_name_resolves_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert shipped_configs(), "configs/ ships no config"
