@@ -24,6 +24,12 @@ workers at its top level, outside ``if __name__ == "__main__":``, would start th
 which Python refuses: the worker exits. ``start()`` therefore waits until the worker runs, and
 raises ``WorkerStartError`` for one that exits first, instead of each caller taking it for a
 worker that died at its work and starting the next one, input after input.
+
+The server is started as ``python -c``, which would put the current folder first on its
+``sys.path``: its imports (PyAV and torch import ``grp``, ``socket``, ...) would then run a
+``grp.py`` of whatever folder the user is in. It starts with ``PYTHONSAFEPATH=1``, which leaves the
+folder out. Ctrl-C is the caller's: the server and every worker ignore it (a terminal sends it to
+the whole process group), and the caller, which stops its workers as it unwinds, reports it once.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import pickle
 import signal
 import sys
+import threading
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 
@@ -77,6 +85,7 @@ class _WorkerProcess(ForkServerProcess):
         """
         running, self._running = mp.Pipe(duplex=False)
         try:
+            start_worker_server()
             super().start()
         finally:
             self._running.close()  # the worker has its own end: its exit is EOF here
@@ -96,6 +105,7 @@ class _WorkerProcess(ForkServerProcess):
                 raise
 
     def run(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller stops its workers on Ctrl-C
         self._running.send_bytes(b"")
         self._running.close()
         if self._log_handlers:
@@ -144,4 +154,20 @@ def start_worker_server() -> None:
     goes on (``octvideo predict`` loads its model meanwhile), instead of when the first worker is
     asked for. Starting it again is a no-op."""
     worker_context()
-    forkserver.ensure_running()
+    with _server_start_lock:  # the environment and Ctrl-C as the server is to start with
+        saved = os.environ.get("PYTHONSAFEPATH")
+        os.environ["PYTHONSAFEPATH"] = "1"  # no current folder on its sys.path
+        in_main = threading.current_thread() is threading.main_thread()
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            forkserver.ensure_running()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, handler)
+            if saved is None:
+                del os.environ["PYTHONSAFEPATH"]
+            else:
+                os.environ["PYTHONSAFEPATH"] = saved
+
+
+_server_start_lock = threading.Lock()

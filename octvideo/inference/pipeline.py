@@ -50,7 +50,6 @@ import logging
 import math
 import multiprocessing as mp
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -229,7 +228,6 @@ def _worker_main(
     # freed memory instead of faulting in fresh pages each time (15% of a worker's CPU on
     # 320-pixel H.264). A process started by the fork server has glibc's defaults.
     keep_memory()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(1)  # the model's process owns the intra-op threads
     decoding.PYAV_THREADS = 1  # and FFmpeg's: one thread a worker (decord's readers use one)
     while True:

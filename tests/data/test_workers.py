@@ -109,3 +109,51 @@ def test_ctrl_c_while_a_worker_starts_leaves_no_worker_behind(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_with_deadline(120, worker.start)
     assert worker.exitcode == -signal.SIGKILL
+
+
+_GUARDED_SCRIPT = """
+import os
+from octvideo.data.workers import worker_context
+
+if __name__ == "__main__":
+    proc = worker_context().Process(target=os.getpid)
+    proc.start()
+    proc.join()
+    print("exit", proc.exitcode)
+"""
+
+
+def test_the_worker_server_runs_no_module_of_the_folder_it_is_started_in(tmp_path):
+    # as `octvideo predict` run from a downloads folder: the server's imports (PyAV, torch) import
+    # the standard library's grp and socket, which Python would take from there first
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    for name in ("grp", "socket", "tarfile"):
+        (folder / f"{name}.py").write_text(f"open({name!r} + '.ran', 'w').close()\n")
+    done = run_script(tmp_path, _GUARDED_SCRIPT, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["exit 0"]
+    assert sorted(p.name for p in folder.iterdir()) == ["grp.py", "socket.py", "tarfile.py"]
+
+
+def _wait_for_sigint(conn: Connection) -> None:
+    """Runs in a worker: signals itself SIGINT, then reports that it is still running."""
+    os.kill(os.getpid(), signal.SIGINT)
+    conn.send("running")
+    conn.close()
+
+
+def test_a_worker_leaves_ctrl_c_to_its_caller():
+    # a terminal's Ctrl-C reaches every process of the group: the caller stops its workers and
+    # reports it once, rather than each worker printing a KeyboardInterrupt traceback
+    ctx = worker_context()
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_wait_for_sigint, args=(send,))
+    proc.start()
+    send.close()
+    try:
+        assert run_with_deadline(120, receive.recv) == "running"
+    finally:
+        proc.join()
+        receive.close()
+    assert proc.exitcode == 0
