@@ -3,6 +3,10 @@
 Formats:
     ``lines``         ``relative/or/absolute/path.mp4 3`` per line, space or comma separated (the
                       PySlowFast / MMAction2 list format); blank lines and ``#`` comments skipped.
+                      A line ending in ``,<label>`` (``, <label>``) is split at that comma, any
+                      other at its last run of whitespace, so a path may hold spaces and commas
+                      (``take 2, final.mp4 0``). ``list_line`` writes lines that read back as
+                      written: a path starting with ``#`` or a space gets ``./`` before it.
     ``kinetics_csv``  the official Kinetics CSV ``label,youtube_id,time_start,time_end,split``;
                       the video of a row is ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere
                       under the root (``root/<split>/<class>/``, ``root/<split>/`` or ``root/``, the
@@ -44,7 +48,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from octvideo.errors import AnnotationError
-from octvideo.paths import atomic_output
+from octvideo.paths import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,10 @@ MAX_CLASSES = 100_000
 MAX_TEXT_BYTES = 2**28
 
 _LABEL = re.compile(r"-?[0-9]+")  # ASCII digits only: "²" and "٣" pass str.isdigit, not int()
+# ``path,label`` (a space may follow the comma), else ``path label``; the label as typed, checked
+# by ``_LABEL`` after the split so that a bad label is named at its line
+_COMMA_LINE = re.compile(r"(.*?)\s*,\s*(-?[0-9]+)")
+_SPACE_LINE = re.compile(r"(.*?)\s+(\S+)")
 
 
 class VideoRecord(NamedTuple):
@@ -145,13 +153,14 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 ``text`` to a temporary file beside ``path``, renamed to it when complete.
+    """Write UTF-8 ``text`` to a temporary file beside ``path``, renamed to it when complete
+    (``paths.write_atomically``).
 
     Raises:
-        OSError: it cannot be written (a full disk); ``path`` is then left as it was.
+        UsageError: ``path`` is a symbolic link.
+        OutputWriteError: it cannot be written (a full disk); ``path`` is then left as it was.
     """
-    with atomic_output(path) as part:
-        part.write_text(text, encoding="utf-8")
+    write_atomically(path, text)
 
 
 def write_failure(err: BaseException) -> str:
@@ -164,6 +173,31 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
     """Write a class list, one name a line (complete or not at all, see ``write_text``)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text(path, "".join(f"{c}\n" for c in classes))
+
+
+def list_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a line of a list (a line break in it, a space or comma at its end),
+    or None: ``list_line`` writes every other path so that ``read_lines`` reads it back."""
+    if "\n" in path:
+        return "its name holds a line break, which a 'path label' list cannot hold"
+    if path != path.rstrip() or path.endswith(","):
+        return "its name ends in a space or a comma, which a 'path label' list drops"
+    return None
+
+
+def list_line(path: str, label: int) -> str:
+    """The ``path label`` line of a list (with its ``\n``), read back by ``read_lines`` as
+    ``path``: one starting with ``#`` (a comment) or a space (stripped) gets ``./`` first.
+
+    Raises:
+        ValueError: ``path`` cannot be written in a list (see ``list_path_problem``).
+    """
+    problem = list_path_problem(path)
+    if problem:
+        raise ValueError(f"{path!r}: {problem}")
+    if path[:1] == "#" or path[:1].isspace():
+        path = f"./{path}"
+    return f"{path} {label}\n"
 
 
 def _resolve(path: str, root: Path, allow_outside_root: bool, where: str) -> str:
@@ -213,9 +247,12 @@ def read_lines(
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = line.rsplit(",", 1) if "," in line else line.rsplit(maxsplit=1)
-        text = parts[1].strip() if len(parts) == 2 else ""
-        if not _LABEL.fullmatch(text):
+        # a comma before the label makes it a comma list; else the label follows the last space,
+        # so that a path may hold commas ("take 2, final.mp4 0", as prepare writes it)
+        split = _COMMA_LINE.fullmatch(line) or _SPACE_LINE.fullmatch(line)
+        parts = [split.group(1), split.group(2)] if split else [line]
+        text = parts[1] if len(parts) == 2 else ""
+        if not parts[0] or not _LABEL.fullmatch(text):
             raise AnnotationError(
                 f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}"
             )
@@ -375,6 +412,10 @@ def _warn_unused_classes(
         )
 
 
+# what the formats that read one file read (the folders format reads a folder)
+_FILE_FORMATS = {"lines": "a 'path label' list file", "kinetics_csv": "a Kinetics CSV file"}
+
+
 def load_annotations(
     path: str | os.PathLike[str],
     *,
@@ -411,6 +452,11 @@ def load_annotations(
         raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
     if fmt == "auto":
         fmt = detect_format(path)
+    if fmt in _FILE_FORMATS and Path(path).is_dir():
+        raise AnnotationError(
+            f"{path} is a folder: the {fmt} format reads {_FILE_FORMATS[fmt]}; pass that file, "
+            "or the class-folder root with the folders format (data.annotation_format)"
+        )
     known = classes_arg = classes
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)

@@ -11,7 +11,13 @@ import shutil
 import pytest
 
 from octvideo.data import annotations, load_annotations
-from octvideo.data.annotations import MAX_CLASSES, detect_format, kinetics_name, read_lines
+from octvideo.data.annotations import (
+    MAX_CLASSES,
+    detect_format,
+    kinetics_name,
+    list_line,
+    read_lines,
+)
 from octvideo.errors import AnnotationError, UsageError
 from tests.data.media_helpers import split_tree
 
@@ -223,6 +229,46 @@ def test_annotation_errors_are_usage_errors_and_value_errors(tmp_path, media):
         load_annotations(tmp_path / "tree", classes_file=tmp_path / "classes.txt")
     with pytest.raises(AnnotationError, match="is not a folder"):
         load_annotations(tmp_path / "bad.txt", fmt="folders")
+
+
+@pytest.mark.parametrize("fmt", ["lines", "kinetics_csv"])
+def test_a_folder_given_to_a_file_format_is_one_error_naming_the_format(tmp_path, media, fmt):
+    root = split_tree(tmp_path, media)
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(root / "val", fmt=fmt)
+    assert str(info.value).startswith(f"{root / 'val'} is a folder: the {fmt} format reads ")
+
+
+def test_a_list_line_reads_back_as_the_path_written(tmp_path):
+    # prepare wrote "train/b/take 2, final.mp4 0", which was split at its comma and refused;
+    # a path starting with "#" was dropped as a comment
+    paths = [
+        "train/b/take 2, final.mp4",
+        "#x.mp4",
+        " lead.mp4",
+        "a,b.mp4",
+        "take, 5.mp4",
+        "t\tb.mp4",
+    ]
+    (tmp_path / "list.txt").write_text("".join(list_line(p, i) for i, p in enumerate(paths)))
+    found = read_lines(tmp_path / "list.txt")
+    assert found == [(str(tmp_path / p), i) for i, p in enumerate(paths)]
+
+
+def test_comma_lists_still_split_at_the_comma_before_the_label(tmp_path):
+    (tmp_path / "list.txt").write_text("a.mp4,3\nb c.mp4, 4\nd.mp4 , 5\n")
+    found = read_lines(tmp_path / "list.txt")
+    assert found == [
+        (str(tmp_path / "a.mp4"), 3),
+        (str(tmp_path / "b c.mp4"), 4),
+        (str(tmp_path / "d.mp4"), 5),
+    ]
+
+
+@pytest.mark.parametrize("path", ["new\nline.mp4", "trailing.mp4 ", "trailing.mp4,"])
+def test_a_path_a_list_cannot_hold_is_refused_when_writing(path):
+    with pytest.raises(ValueError, match="a 'path label' list"):
+        list_line(path, 0)
 
 
 def test_the_folder_given_is_the_folder_read(tmp_path, media):
