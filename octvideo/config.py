@@ -14,10 +14,11 @@ value. Each part of the program receives only its own section.
 the short names in ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
 
 Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
-"billion laughs"), the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep,
-and a ``${...}`` in a value is kept as text, never resolved by OmegaConf. Every size and count has
-an upper bound in ``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the
-config loads, before a run writes anything.
+"billion laughs"), so is a key given twice in one mapping; the file is at most
+``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a value is kept as
+text, never resolved by OmegaConf. Every size and count has an upper bound in ``LIMITS`` (and
+``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the config loads, before a run writes
+anything.
 """
 
 from __future__ import annotations
@@ -515,16 +516,39 @@ _FREE_MAPPINGS = ("model.extra",)
 
 
 class _DataLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases and with a depth bound.
+    """PyYAML's safe loader without aliases, with a depth bound and with unique keys.
 
     An alias (``*name``) inserts its anchor's node again; nested ones grow exponentially, so a
     1 KB file can expand to gigabytes ("billion laughs"). Configs need neither aliases nor merge
     keys (``<<: *name``), so both are refused where they appear. The composer recurses once per
     nesting level, so a deep ``[[[[...`` would exhaust the stack: more than ``MAX_YAML_DEPTH``
-    levels are refused.
+    levels are refused. A key given twice in one mapping is refused (PyYAML keeps the last one,
+    so a second ``model:`` section would silently reset the first one's keys to their
+    defaults).
     """
 
     _depth = 0
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}  # key -> the line it is first given on
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = lines.get(key)
+                except TypeError:  # an unhashable key: the constructor below says so
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} appears twice (first at line {first}); give each key once",
+                        key_node.start_mark,
+                    )
+                lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

@@ -122,6 +122,32 @@ def test_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path, capsys):
     assert f"{path}:3:2" in _one_line_cli_error(capsys, path)
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "key"),
+    [
+        # a second section would reset the first one's keys to their defaults
+        (
+            "model:\n  name: i3d_r18\n  num_classes: 6\ndata: {}\nmodel:\n  alpha: 0.25\n",
+            5,
+            "model",
+        ),
+        ("optim:\n  lr: 0.05\n  momentum: 0.8\n  lr: 0.5\n", 4, "lr"),
+        ("model:\n  extra: {width: 8, width: 16}\n", 2, "width"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_file_and_line(tmp_path, capsys, text, where, key):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"dup\.yaml:{where}:\d+: .*key '{key}' appears twice"):
+        load_config(path)
+    assert f"key '{key}' appears twice" in _one_line_cli_error(capsys, path)
+
+
+def test_a_key_given_twice_in_an_override_is_refused():
+    with pytest.raises(ConfigError, match=r"override 'model.extra'.*key 'a' appears twice"):
+        load_config(None, ["model.extra={a: 1, a: 2}"])
+
+
 def test_a_bad_override_is_one_line():
     with pytest.raises(ConfigError) as err:
         load_config(None, ["model.extra={a: [1, 2}"])
