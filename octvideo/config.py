@@ -14,11 +14,12 @@ value. Each part of the program receives only its own section.
 the short names in ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
 
 Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
-"billion laughs"), so is a key given twice in one mapping; the file is at most
-``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a value is kept as
-text, never resolved by OmegaConf. Every size and count has an upper bound in ``LIMITS`` (and
-``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the config loads, before a run writes
-anything.
+"billion laughs"), so is a key given twice in one mapping; numbers are read as YAML 1.2 reads them
+(``010`` is 10, ``1e-1`` is 0.1, ``1:20`` is text, where PyYAML's YAML 1.1 reads 8, text and 80);
+the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a
+value is kept as text, never resolved by OmegaConf. Every size and count has an upper bound in
+``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the config loads, before a
+run writes anything.
 """
 
 from __future__ import annotations
@@ -515,8 +516,21 @@ def _under_free_mapping(key: str, valid: Sequence[str]) -> bool:
 _FREE_MAPPINGS = ("model.extra",)
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+# The numbers of the YAML 1.2 core schema. PyYAML implements YAML 1.1, where ``010`` is octal
+# (8), ``1:20`` is base 60 (80) and ``1e-1`` (an exponent without a dot) is text: a config means
+# 10, the text ``1:20`` (refused where a number is wanted) and 0.1.
+_YAML12_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
 class _DataLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases, with a depth bound and with unique keys.
+    """PyYAML's safe loader without aliases, with a depth bound, with unique keys and with the
+    numbers of YAML 1.2.
 
     An alias (``*name``) inserts its anchor's node again; nested ones grow exponentially, so a
     1 KB file can expand to gigabytes ("billion laughs"). Configs need neither aliases nor merge
@@ -524,10 +538,16 @@ class _DataLoader(yaml.SafeLoader):
     nesting level, so a deep ``[[[[...`` would exhaust the stack: more than ``MAX_YAML_DEPTH``
     levels are refused. A key given twice in one mapping is refused (PyYAML keeps the last one,
     so a second ``model:`` section would silently reset the first one's keys to their
-    defaults).
+    defaults). Numbers are read as YAML 1.2 reads them (``_YAML12_INT``, ``_YAML12_FLOAT``).
     """
 
     _depth = 0
+
+    # YAML 1.1's int and float resolvers out, YAML 1.2's in (first characters they can start with)
+    yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -549,6 +569,29 @@ class _DataLoader(yaml.SafeLoader):
                     )
                 lines[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> int:
+        """A YAML 1.2 integer: decimal (leading zeros too), ``0o`` octal or ``0x`` hex."""
+        text = str(self.construct_scalar(node))
+        base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+        try:
+            return int(text[2:] if base != 10 else text, base)
+        except ValueError as err:  # an explicit !!int tag on something else
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a YAML 1.2 integer", node.start_mark
+            ) from err
+
+    def construct_yaml_float(self, node: Any) -> float:
+        """A YAML 1.2 float; ``.inf`` and ``.nan`` (Python spells them without the dot)."""
+        text = str(self.construct_scalar(node))
+        if text.lower().lstrip("+-") in (".inf", ".nan"):
+            text = text.replace(".", "", 1)
+        try:
+            return float(text)
+        except ValueError as err:  # an explicit !!float tag on something else
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a YAML 1.2 float", node.start_mark
+            ) from err
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -572,6 +615,12 @@ class _DataLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+_DataLoader.add_constructor(_INT_TAG, _DataLoader.construct_yaml_int)
+_DataLoader.add_constructor(_FLOAT_TAG, _DataLoader.construct_yaml_float)
+_DataLoader.add_implicit_resolver(_INT_TAG, _YAML12_INT, list("-+0123456789"))
+_DataLoader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
 
 
 def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:

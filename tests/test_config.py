@@ -148,6 +148,33 @@ def test_a_key_given_twice_in_an_override_is_refused():
         load_config(None, ["model.extra={a: 1, a: 2}"])
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("010", 10),  # YAML 1.1: octal 8
+        ("0010", 10),
+        ("0x10", 16),
+        ("1e-1", 0.1),  # YAML 1.1: the text '1e-1'
+        ("1E+2", 100.0),
+        ("-2.5e-3", -0.0025),
+        ("1:20", "1:20"),  # YAML 1.1: base 60, 80
+    ],
+)
+def test_numbers_read_as_yaml_1_2_reads_them(text, value):
+    ((_, got),) = parse_overrides([f"model.extra={{a: {text}}}"])
+    assert got == {"a": value} and type(got["a"]) is type(value)
+
+
+def test_yaml_1_1_number_forms_do_not_change_a_value_in_a_file_or_override(tmp_path):
+    path = tmp_path / "forms.yaml"
+    path.write_text("trainer:\n  max_epochs: 010\ndata:\n  batch_size: 010\n")
+    cfg = load_config(path, ["model.alpha=1e-1", "model.extra={width: 016}"])
+    assert cfg.trainer.max_epochs == 10 and cfg.data.batch_size == 10
+    assert cfg.model.alpha == 0.1 and cfg.model.extra == {"width": 16}
+    with pytest.raises(ConfigError, match="trainer.max_epochs.*'1:20'"):
+        load_config(None, ["trainer.max_epochs=1:20"])  # not 80
+
+
 def test_a_bad_override_is_one_line():
     with pytest.raises(ConfigError) as err:
         load_config(None, ["model.extra={a: [1, 2}"])
