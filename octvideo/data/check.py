@@ -19,7 +19,11 @@ The result lists every bad file with its error, and is written as UTF-8 JSON lin
 line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON escapes of
 Python's ``surrogateescape`` code points) and any message.
 The file is written to a temporary name and renamed when complete: a write that fails (a full
-disk) stops with ``RunStopped`` and leaves no half report.
+disk) stops with ``RunStopped`` and leaves no half report. Before any video is decoded, an
+``--out`` that the report would destroy is refused: the annotation file, a listed video, a file
+that is not regular (a device such as ``/dev/null``, a pipe: renaming over it would replace it)
+or an existing file that is not an earlier report (a checkpoint, a config); an earlier report is
+replaced.
 
 Bounds: ``workers`` 1 to ``MAX_WORKERS``, ``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day):
 outside them the check is refused before any video is decoded.
@@ -32,6 +36,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -45,13 +50,14 @@ from tqdm import tqdm
 from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
-from octvideo.errors import RunStopped
-from octvideo.paths import ReadFiles, atomic_output, check_output_file
+from octvideo.errors import RunStopped, UsageError
+from octvideo.paths import ReadFiles, check_output_file, write_atomically
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 64  # frames decoded per call, to bound memory on long videos
 POLL = 0.2  # seconds between looks at the workers when no result arrives
+MAX_REPORT_LINE = 2**20  # bytes of an existing --out read to tell whether it is a report
 
 
 @dataclass
@@ -69,10 +75,12 @@ class CheckReport:
 
 
 def write_report(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> None:
-    """Write ``(path, error)`` rows as JSON lines, to a temporary file renamed when complete.
+    """Write ``(path, error)`` rows as JSON lines, to a temporary file renamed when complete
+    (``paths.write_atomically``).
 
     Raises:
-        OSError: the file cannot be written; ``path`` is then left as it was.
+        UsageError: ``path`` is a symbolic link.
+        OutputWriteError: the file cannot be written; ``path`` is then left as it was.
     """
     text = "".join(
         json.dumps({"path": name, "error": error}, ensure_ascii=False) + "\n"
@@ -80,8 +88,7 @@ def write_report(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> N
     )
     # a name's undecodable bytes (lone surrogates) are the one thing UTF-8 cannot hold: written as
     # the JSON escape \udcff they read back as the same str
-    with atomic_output(path) as part:
-        part.write_text(text, encoding="utf-8", errors="backslashreplace")
+    write_atomically(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def read_report(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -170,20 +177,50 @@ class _Pool:
             worker.stop(kill=worker.task is not None)
 
 
-def _check_out(out: str | os.PathLike[str]) -> None:
-    """Refuse an ``out`` file that cannot be written, before any video is decoded."""
-    path = Path(out)
+def is_report(path: str | os.PathLike[str]) -> bool:
+    """Whether the regular file ``path`` holds a report of ``write_report`` (empty, or a first
+    line ``{"path": ..., "error": ...}``): one that ``data check --out`` may replace. At most
+    ``MAX_REPORT_LINE`` bytes are read, so a video given as ``--out`` is not read whole."""
+    with open(path, "rb") as f:
+        first = f.readline(MAX_REPORT_LINE)
+    if not first:
+        return True  # the report of a check that found no bad video
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        existed = path.exists()
-        with path.open("a"):
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as err:
-        raise ValueError(
-            f"--out {out} cannot be written ({err.strerror or err}); choose another --out"
-        ) from err
+        row = json.loads(first)
+    except ValueError:  # not JSON, not UTF-8, a line cut at the bound
+        return False
+    return isinstance(row, dict) and set(row) == {"path", "error"}
+
+
+def _check_out(
+    out: str | os.PathLike[str], annotations: str | os.PathLike[str], videos: list[str]
+) -> None:
+    """Refuse an ``out`` that writing the report would destroy or that cannot be written, before
+    any video is decoded: the annotation file, a listed video, a folder, a link, a file that is
+    not regular (a device such as ``/dev/null``, a pipe, a socket: it would be replaced by a
+    regular file) or an existing file that is not an earlier report (a checkpoint, a config).
+
+    Raises:
+        UsageError: one line naming ``--out`` and what it is.
+    """
+    reads = [("the annotation file", annotations)]
+    if os.path.exists(out):  # else no listed video is there either: scanning them is not needed
+        reads += [("a listed video", path) for path in videos]
+    check_output_file("--out", out, ReadFiles(reads))
+    try:
+        mode = os.stat(out).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"--out {out} is not a regular file (a device, pipe or socket), which the report "
+            "would replace; give a file path"
+        )
+    if not is_report(out):
+        raise UsageError(
+            f"--out {out} exists and is not a report of data check (JSON lines "
+            '{"path", "error"}): writing it would destroy it; choose another path or remove it'
+        )
 
 
 def check_videos(
@@ -217,10 +254,12 @@ def check_videos(
         The report: total, bad files with errors, Kinetics rows without a file.
 
     Raises:
-        ValueError: ``workers`` or ``timeout`` out of bounds, ``out`` cannot be written, a
-            malformed list, or nothing to check (a folder without class folders of videos, an
-            empty list); all before any video is decoded.
-        UsageError: ``out`` is the annotation file (before any video is decoded).
+        ValueError: ``workers`` or ``timeout`` out of bounds, a malformed list, or nothing to
+            check (a folder without class folders of videos, an empty list); all before any
+            video is decoded.
+        UsageError: ``out`` cannot be written, or would destroy a file: the annotation file, a
+            listed video, a file that is not regular, an existing file that is not a report
+            (see ``_check_out``); before any video is decoded.
         RunStopped: ``out`` could not be written at the end (a full disk); no half file is left.
     """
     check_range("--workers", workers, 1, MAX_WORKERS, " processes")
@@ -230,14 +269,10 @@ def check_videos(
         raise ValueError(
             f"--timeout must be at most {MAX_TIMEOUT:g} seconds (one day), got {timeout:g}"
         )
-    if out is not None:
-        _check_out(out)
-        # the report must not replace the list it reports on
-        check_output_file(
-            "--out", out, ReadFiles([("the annotation file", annotations)]), folder=False
-        )
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]
+    if out is not None:
+        _check_out(out, annotations, paths)
     if not paths and not found.missing:
         raise ValueError(_nothing_to_check(annotations, root, fmt))
     errors: dict[int, str] = {}

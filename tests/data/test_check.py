@@ -7,14 +7,16 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from functools import partial
-from pathlib import Path
 
 import pytest
 
+from octvideo import paths
 from octvideo.cli import main
 from octvideo.data import check as check_module
 from octvideo.data.check import check_videos, read_report, write_report
+from octvideo.errors import UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
 from tests.deadline import run_with_deadline
@@ -91,17 +93,64 @@ def test_an_out_that_is_the_list_is_refused(tmp_path, media, capsys):
     assert (tmp_path / "list.txt").read_text() == f"{media['zero.mp4']} 0\n"
 
 
+def test_an_out_that_is_a_listed_video_is_refused(tmp_path, media, capsys):
+    video = tmp_path / "clips" / "a.mp4"
+    video.parent.mkdir()
+    shutil.copy(media["h264.mp4"], video)
+    (tmp_path / "list.txt").write_text("clips/a.mp4 0\n")
+    line = check_error(capsys, str(tmp_path / "list.txt"), "--out", str(video))
+    assert line == (
+        f"octvideo data: error: --out {video} is a listed video {video}: writing it would "
+        "destroy it; choose another path"
+    )
+    assert video.read_bytes() == media["h264.mp4"].read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"model: {name: i3d_r18}\n", b"PK\x03\x04checkpoint", b'{"path": "a.mp4"}\n'],
+    ids=["config", "checkpoint", "other-json"],
+)
+def test_an_existing_out_that_is_not_a_report_is_refused(tmp_path, media, capsys, content):
+    (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n")
+    out = tmp_path / "kept.yaml"
+    out.write_bytes(content)
+    line = check_error(capsys, str(tmp_path / "list.txt"), "--out", str(out))
+    assert line == (
+        f"octvideo data: error: --out {out} exists and is not a report of data check (JSON "
+        'lines {"path", "error"}): writing it would destroy it; choose another path or remove it'
+    )
+    assert out.read_bytes() == content
+
+
+@pytest.mark.parametrize("earlier", ["", '{"path": "old.mp4", "error": "DecodeError: x"}\n'])
+def test_an_earlier_report_is_replaced(tmp_path, media, earlier):
+    (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n")
+    out = tmp_path / "bad.txt"
+    out.write_text(earlier)
+    assert main(["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "-q"]) == 1
+    assert [path for path, _ in read_report(out)] == [str(media["zero.mp4"])]
+
+
+def test_an_out_that_is_a_pipe_is_refused_unopened(tmp_path, media):
+    # renamed over, a device (--out /dev/null as root) or a pipe became a regular file
+    (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n")
+    out = tmp_path / "pipe"
+    os.mkfifo(out)
+    with pytest.raises(UsageError, match=f"^--out {out} "):
+        run_with_deadline(60, check_videos, tmp_path / "list.txt", out=out, progress=False)
+    assert stat.S_ISFIFO(os.lstat(out).st_mode)
+
+
 def test_a_full_disk_at_the_report_is_one_line_and_leaves_no_half_file(
     tmp_path, media, monkeypatch, capsys
 ):
     (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n{media['h264.mp4']} 0\n")
-    real = Path.write_text
 
-    def full_disk(self, data, *args, **kwargs):
-        real(self, data[: len(data) // 2], *args, **kwargs)  # a part made it to the disk
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+    def full_disk(path):  # the report was written; the disk says it is full as it is flushed
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    monkeypatch.setattr(paths, "_fsync", full_disk)
     out = tmp_path / "reports" / "bad.jsonl"
     out.parent.mkdir()
     line = data_stopped(capsys, "check", str(tmp_path / "list.txt"), "--out", str(out))
@@ -242,11 +291,11 @@ def test_an_out_that_cannot_be_written_is_refused_before_decoding(tmp_path, medi
     (tmp_path / "existing_file").write_text("")
     started = []
     monkeypatch.setattr(check_module, "_Pool", lambda *args: started.append(args))
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(UsageError) as caught:
         check_videos(tmp_path / "list.txt", out=tmp_path / "existing_file" / "bad.txt")
     assert str(caught.value) == (
-        f"--out {tmp_path / 'existing_file' / 'bad.txt'} cannot be written (File exists); "
-        "choose another --out"
+        f"--out {tmp_path / 'existing_file' / 'bad.txt'}: {tmp_path / 'existing_file'} is a "
+        "file, not a folder; choose another path"
     )
     assert started == []  # no worker was started
 
@@ -257,7 +306,8 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, media, capsys):
     out = tmp_path / "existing_file" / "bad.txt"
     line = check_error(capsys, str(tmp_path / "list.txt"), "--out", str(out))
     assert line == (
-        f"octvideo data: error: --out {out} cannot be written (File exists); choose another --out"
+        f"octvideo data: error: --out {out}: {tmp_path / 'existing_file'} is a file, not a "
+        "folder; choose another path"
     )
 
 
