@@ -32,6 +32,10 @@ Bounds: ``--size`` 16 to ``MAX_SIZE``, ``--frames`` 2 to ``MAX_FRAMES``, ``--num
 anything is written. A clip is rendered and encoded one frame at a time, so memory does not grow
 with ``--frames``.
 
+``out`` is new, holds none of the names synth writes, or holds an earlier synth set (its
+``classes.txt``, the first file written, lists a preset's classes), which is replaced: another
+dataset's lists or class list there is refused before anything is written.
+
 Every file is written to a temporary name and renamed when complete; a write that fails (a full
 disk) stops the run with ``RunStopped``, leaving only complete files (the lists are written last).
 """
@@ -189,6 +193,36 @@ def get_preset(name: str) -> Preset:
     raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {name!r}")
 
 
+def _earlier_set(classes_file: Path) -> bool:
+    """Whether ``classes_file`` is a regular file listing a preset's classes: the first file a
+    synth run writes, so it marks a folder synth wrote (an interrupted run too)."""
+    if classes_file.is_symlink() or not classes_file.is_file():
+        return False
+    if classes_file.stat().st_size > 4096:  # far more than a preset's names; not read whole
+        return False
+    names = classes_file.read_bytes().decode("utf-8", errors="replace").splitlines()
+    return tuple(names) in {get_preset(name).classes for name in PRESETS}
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` whose files synth would replace (lists, ``classes.txt``, split
+    folders) unless it holds an earlier synth set (its ``classes.txt`` is a preset's class
+    list): a prepared Kinetics folder, say, would lose its lists and class list.
+
+    Raises:
+        ValueError: one line naming the files in the way.
+    """
+    if not out.is_dir() or _earlier_set(out / "classes.txt"):
+        return
+    names = ("train.txt", "val.txt", "classes.txt", "train", "val")
+    in_the_way = [name for name in names if os.path.lexists(out / name)]
+    if in_the_way:
+        raise ValueError(
+            f"--out {out} holds {', '.join(in_the_way)} of another dataset (its classes.txt is "
+            "no synth class list), which synth would replace; choose an empty or new --out"
+        )
+
+
 def generate_synthetic(
     out: str | os.PathLike[str],
     num_train: int | None = None,
@@ -203,7 +237,9 @@ def generate_synthetic(
     ``octvideo.data.yardstick``).
 
     Args:
-        out: output folder (created; existing files of the same names are overwritten).
+        out: output folder (created): new, without synth's names (``train.txt``, ``val.txt``,
+            ``classes.txt``, ``train``, ``val``), or holding an earlier synth set, whose files
+            of the same names are replaced.
         num_train: training clips, classes in turn (clip n has label n % number of classes);
             None: the preset's (demo 360).
         num_val: validation clips; None: the preset's (demo 120).
@@ -218,8 +254,8 @@ def generate_synthetic(
         ``out`` as a Path.
 
     Raises:
-        ValueError: an unknown preset, an argument outside its bound, or an ``out`` that cannot
-            be a folder; before anything is written.
+        ValueError: an unknown preset, an argument outside its bound, an ``out`` that cannot
+            be a folder or holds another dataset's files; before anything is written.
         RunStopped: a file could not be written (a full disk); no file is left half written.
     """
     chosen = get_preset(preset)
@@ -238,6 +274,7 @@ def generate_synthetic(
     check_range("--num-val", num_val, 0, MAX_CLIPS, " clips")
     check_range("--seed", seed, 0, MAX_SEED)
     out = Path(out)
+    _check_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file of that name, or a folder that cannot be written

@@ -207,6 +207,7 @@ def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypat
     monkeypatch.setattr(synth_module, "write_video", full_disk_at_the_third)
     out = tmp_path / "s"
     (out).mkdir()
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))  # an earlier run
     (out / "train.txt").write_text("old list of an earlier run\n")
     args = [
         "--out",
@@ -255,6 +256,33 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
         "(it is a file); choose another --out"
     )
     assert (tmp_path / "existing_file").read_text() == "keep me\n"
+
+
+def test_an_out_holding_another_dataset_is_refused_naming_its_files(tmp_path, capsys):
+    # synth used to delete train.txt and replace classes.txt of any folder, a Kinetics one too
+    out = tmp_path / "k400"
+    out.mkdir()
+    (out / "train.txt").write_text("abseiling/a.mp4 0\n")
+    (out / "classes.txt").write_text("abseiling\nair drumming\n")
+    line = synth_error(capsys, "--out", str(out), "--num-train", "1", "--num-val", "0")
+    assert line == (
+        f"octvideo data: error: --out {out} holds train.txt, classes.txt of another dataset (its "
+        "classes.txt is no synth class list), which synth would replace; choose an empty or new "
+        "--out"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "train.txt"]
+    assert (out / "train.txt").read_text() == "abseiling/a.mp4 0\n"
+
+
+def test_an_earlier_synth_set_or_a_folder_of_other_files_is_written(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "notes.md").write_text("mine\n")  # nothing synth writes: kept
+    args = ["data", "synth", "--out", str(out), "--num-train", "2", "--num-val", "1", "-q"]
+    assert main([*args, "--size", "16", "--frames", "2"]) == 0
+    assert main([*args, "--size", "16", "--frames", "2", "--seed", "1"]) == 0  # its own set
+    assert (out / "notes.md").read_text() == "mine\n"
+    assert len((out / "train.txt").read_text().splitlines()) == 2
 
 
 def test_a_size_beyond_the_limit_is_refused_before_allocating(tmp_path, capsys):
