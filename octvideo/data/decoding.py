@@ -12,9 +12,12 @@ Decoders (``decoder=``):
                   metadata is not trusted: WebM/MKV carry none and broken files carry wrong ones);
                   frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
                   with a decode-from-start fallback when timestamps are missing or inconsistent.
-    ``"auto"``    decord, then PyAV for a file decord cannot open or decode (logged at DEBUG; both
-                  errors are kept in the ``DecodeError`` when PyAV fails too), and PyAV straight
-                  away for a stream decord returns in the wrong order (below).
+    ``"auto"``    decord, then PyAV for a file decord cannot open or decode (decord's error logged
+                  at DEBUG; when PyAV fails too, the ``DecodeError`` is PyAV's, which says what is
+                  wrong with the file in octvideo's words where it can), and PyAV straight away for
+                  a file PyAV cannot open or finds no video stream in (decord would only fail too,
+                  printing FFmpeg's and its own lines) and for a stream decord returns in the wrong
+                  order (below).
 
 decord returns the frames of MPEG-1, MPEG-2 and MPEG-4 Part 2 (Xvid, DivX) streams with B-frames out
 of order, in every container (AVI, MKV, MP4, MOV, MPEG-PS: frames 0, 6, 12, 18 come back as 0, 6,
@@ -36,14 +39,25 @@ kept, so its short side is 1080: an 8K (7680x4320) frame is 100 MB decoded (3.2 
 decodes unchanged, and training and test resize far below that. ``VideoInfo.width`` and
 ``height`` are the size the frames are decoded at.
 
+Orientation: a video whose display matrix turns or mirrors its frames (a phone held upright stores
+landscape frames and a 90 degree matrix) is decoded as it is displayed, by both decoders: PyAV
+returns the stored frames, which are then turned (``Orientation``, from the first frame's display
+matrix), and decord turns right angles itself but takes a mirroring matrix for a rotation (a
+left-right mirror as 180 degrees), which is then corrected. A matrix that is not a right angle
+(rare, and no action model wants a tilted frame) is ignored by both. ``VideoInfo.width`` and
+``height`` are the displayed size.
+
 Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the first video
 stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
 both decoders so they agree) so that the shorter side has that many pixels.
 
 Errors: a missing file raises ``FileNotFoundError``; anything a decoder rejects (zero bytes, text,
 a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError``
-(``octvideo.errors``), which holds the path, the decoder, the reason in the decoder's own words
-and, under ``"auto"``, the error of each decoder tried.
+(``octvideo.errors``), which holds the path, the decoder and the reason. FFmpeg's own log lines are
+silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet when decord is first used),
+as octvideo reports the error itself; decord's C++ code still prints a line of its own
+(``video_reader.cc:83: ERROR opening: ...``) for a file PyAV can open and decord cannot, which it
+writes to the process's stderr with no setting to stop it.
 """
 
 from __future__ import annotations
@@ -51,7 +65,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -126,6 +140,115 @@ def _check_frame_size(path: str, width: int, height: int, decoder: str) -> None:
         )
 
 
+class Orientation(NamedTuple):
+    """How stored frames become displayed ones: swap rows and columns, then mirror.
+
+    A right angle or a mirror of a display matrix is one of eight such turns (90 degrees
+    clockwise: transpose, then mirror left-right). As a map of pixel coordinates, from the centre,
+    it is the signed permutation matrix ``matrix()``: ``x' = m[0][0] x + m[0][1] y``,
+    ``y' = m[1][0] x + m[1][1] y``.
+    """
+
+    transpose: bool = False
+    mirror_x: bool = False  # left-right
+    mirror_y: bool = False  # top-bottom
+
+    def matrix(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        sx, sy = -1 if self.mirror_x else 1, -1 if self.mirror_y else 1
+        return ((0, sx), (sy, 0)) if self.transpose else ((sx, 0), (0, sy))
+
+    @classmethod
+    def of_matrix(cls, m: tuple[tuple[int, int], tuple[int, int]]) -> Orientation:
+        if m[0][0] == 0:
+            return cls(True, m[0][1] < 0, m[1][0] < 0)
+        return cls(False, m[0][0] < 0, m[1][1] < 0)
+
+    def then(self, other: Orientation) -> Orientation:
+        """This turn followed by ``other``."""
+        a, b = self.matrix(), other.matrix()
+        return Orientation.of_matrix(
+            tuple(  # type: ignore[arg-type]
+                tuple(sum(b[i][k] * a[k][j] for k in range(2)) for j in range(2)) for i in range(2)
+            )
+        )
+
+    def inverse(self) -> Orientation:
+        m = self.matrix()  # orthogonal: its inverse is its transpose
+        return Orientation.of_matrix(((m[0][0], m[1][0]), (m[0][1], m[1][1])))
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of a turned ``width`` x ``height`` frame."""
+        return (height, width) if self.transpose else (width, height)
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Turn frames (..., H, W, C): a contiguous copy, or ``frames`` itself when unturned."""
+        if self == Orientation():
+            return frames
+        if self.transpose:
+            frames = frames.swapaxes(-3, -2)  # (..., W, H, C)
+        if self.mirror_x:
+            frames = frames[..., :, ::-1, :]
+        if self.mirror_y:
+            frames = frames[..., ::-1, :, :]
+        return np.ascontiguousarray(frames)
+
+
+UPRIGHT = Orientation()
+# decord's turn for its rotation angle (degrees clockwise; its filter graph knows only these)
+_DECORD_TURNS = {
+    90: Orientation(True, True, False),
+    180: Orientation(False, True, True),
+    270: Orientation(True, False, True),
+}
+
+
+def display_matrix(frame: object) -> np.ndarray | None:
+    """The 3x3 display matrix (16.16 fixed point, FFmpeg's layout) a decoded PyAV frame carries;
+    None when it has none."""
+    for data in getattr(frame, "side_data", ()):
+        if data.type.name == "DISPLAYMATRIX":
+            matrix = np.frombuffer(bytes(data), dtype=np.int32)
+            return matrix if matrix.size == 9 else None
+    return None
+
+
+def orientation_of(matrix: np.ndarray | None) -> Orientation:
+    """The turn a display matrix asks for: a right angle and a mirror; upright for none, or for a
+    matrix that is not a right angle (ignored, as decord ignores it)."""
+    if matrix is None:
+        return UPRIGHT
+    a, b, c, d = (int(matrix[k]) for k in (0, 1, 3, 4))  # x' = a x + c y, y' = b x + d y
+    if b == c == 0 and a != 0 and d != 0:
+        return Orientation.of_matrix(((int(np.sign(a)), 0), (0, int(np.sign(d)))))
+    if a == d == 0 and b != 0 and c != 0:
+        return Orientation.of_matrix(((0, int(np.sign(c))), (int(np.sign(b)), 0)))
+    return UPRIGHT
+
+
+def _decord_turn(matrix: np.ndarray | None) -> Orientation:
+    """The turn decord 0.6 gives frames of this display matrix: FFmpeg 4's ``rotate`` angle
+    (``-av_display_rotation_get``, printed with ``%g``, cut to a whole degree), by its filter
+    graph for 90, 180 and 270 only. It sees no mirror: a left-right mirror is 180 degrees to it."""
+    if matrix is None:
+        return UPRIGHT
+    m = matrix.astype(np.float64) / 65536.0
+    scale0, scale1 = np.hypot(m[0], m[3]), np.hypot(m[1], m[4])
+    if scale0 == 0 or scale1 == 0:
+        return UPRIGHT
+    angle = float(np.degrees(np.arctan2(m[1] / scale1, m[0] / scale0)))
+    angle = float(f"{angle + 360 if angle < 0 else angle:g}") % 360
+    return _DECORD_TURNS.get(int(angle), UPRIGHT)
+
+
+class _Header(NamedTuple):
+    """What PyAV reads of a file before a decoder opens it."""
+
+    error: DecodeError | None  # PyAV cannot open it, or it has no video stream
+    misordered: str | None  # what decord would return out of order, in words
+    matrix: np.ndarray | None  # the first frame's display matrix
+    size: tuple[int, int] | None  # stored (width, height) of the first frame
+
+
 class VideoInfo(NamedTuple):
     """What a decoder reports about a video stream."""
 
@@ -148,51 +271,104 @@ CODEC_LABELS = {
 }
 
 
-def _decord_misorders(path: str) -> str | None:
-    """What decord would return out of order in ``path`` ("MPEG-4 Part 2 video with B-frames"):
-    a first video stream that reorders frames (B-frames) in a codec other than H.264 and HEVC, or
-    in an AVI file (which stores no presentation times); None otherwise, or when PyAV cannot read
-    the header (decord then decides for itself)."""
+def _pyav_open_error(path: str, err: Exception) -> DecodeError:
+    """PyAV's failure to open ``path``, in words: FFmpeg's reason without its errno and the
+    path again, and an empty file called empty."""
+    import av
+
+    if os.path.getsize(path) == 0:
+        return DecodeError(path, "pyav cannot open it: the file is empty (0 bytes)", decoder="pyav")
+    if isinstance(err, av.FFmpegError) and err.strerror:
+        return DecodeError(path, f"pyav cannot open it: {err.strerror}", decoder="pyav")
+    return DecodeError(path, f"pyav cannot open it: {type(err).__name__}: {err}", decoder="pyav")
+
+
+def _read_header(path: str) -> _Header:
+    """PyAV's look at ``path`` before decord opens it: whether PyAV can open it and finds a video
+    stream, what decord would return out of order (``misordered``: "MPEG-4 Part 2 video with
+    B-frames", for a first video stream that reorders frames (B-frames) in a codec other than
+    H.264 and HEVC, or in an AVI file, which stores no presentation times), and the first frame's
+    display matrix and stored size. A frame PyAV cannot decode leaves those None: decord then
+    decides for itself."""
     import av
 
     try:
-        with av.open(path, metadata_errors="ignore") as container:
-            if not container.streams.video:
-                return None
-            avi = "avi" in container.format.name.split(",")
-            context = container.streams.video[0].codec_context
-            name, reorders = context.name, bool(context.has_b_frames)
-    except Exception:  # not readable by PyAV: decord reports its own error
-        return None
-    if not reorders or (name in DECORD_REORDERS and not avi):
-        return None
-    return f"{CODEC_LABELS.get(name, name)} video with B-frames{' in AVI' if avi else ''}"
+        container = av.open(path, metadata_errors="ignore")
+    except Exception as err:  # av.FFmpegError, OSError, ...: not readable by PyAV
+        return _Header(_pyav_open_error(path, err), None, None, None)
+    with container:
+        if not container.streams.video:
+            return _Header(DecodeError(path, "no video stream", decoder="pyav"), None, None, None)
+        stream = container.streams.video[0]
+        avi = "avi" in container.format.name.split(",")
+        context = stream.codec_context
+        name, reorders = context.name, bool(context.has_b_frames)
+        matrix, size = None, None
+        try:
+            for frame in container.decode(stream):
+                matrix, size = display_matrix(frame), (frame.width, frame.height)
+                break
+        except Exception:  # a broken stream: the decoder reports it
+            pass
+    misordered = None
+    if reorders and (name not in DECORD_REORDERS or avi):
+        label = CODEC_LABELS.get(name, name)
+        misordered = f"{label} video with B-frames{' in AVI' if avi else ''}"
+    return _Header(None, misordered, matrix, size)
+
+
+_decord_quiet = False
+
+
+def _quiet_decord() -> None:
+    """Set decord's FFmpeg to log nothing (``[mov,mp4,...] moov atom not found`` and the like):
+    octvideo reports each error itself. Once a process."""
+    global _decord_quiet
+    if not _decord_quiet:
+        import decord.logging
+
+        decord.logging.set_level(decord.logging.QUIET)
+        _decord_quiet = True
 
 
 class _DecordReader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, header: _Header | None = None) -> None:
         import decord
 
-        misordered = _decord_misorders(path)
-        if misordered is not None:
+        _quiet_decord()
+        header = _read_header(path) if header is None else header
+        if header.misordered is not None:
             raise DecodeError(
                 path,
-                f"decord returns the frames of {misordered} in the wrong order; decode it with "
-                f"decoder 'pyav' (or 'auto', which does so)",
+                f"decord returns the frames of {header.misordered} in the wrong order; decode it "
+                f"with decoder 'pyav' (or 'auto', which does so)",
                 decoder="decord",
             )
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         num = len(self._vr)
         if num == 0:
             raise DecodeError(path, "decord found no video frames", decoder="decord")
-        stream_h, stream_w = self._vr[0].shape[:2]
-        _check_frame_size(path, int(stream_w), int(stream_h), "decord")
-        width, height = decoded_size(int(stream_w), int(stream_h))
-        if (width, height) != (stream_w, stream_h):  # a second index pass, for big frames only
-            self._vr = decord.VideoReader(
-                path, ctx=decord.cpu(0), num_threads=1, width=width, height=height
+        turned_h, turned_w = (int(n) for n in self._vr[0].shape[:2])  # as decord turned them
+        turn = _decord_turn(header.matrix)
+        if header.size is not None and turn.size(*header.size) != (turned_w, turned_h):
+            raise DecodeError(
+                path,
+                f"decord turns its {header.size[0]}x{header.size[1]} frames to "
+                f"{turned_w}x{turned_h}, not as their display matrix says; decode it with "
+                f"decoder 'pyav' (or 'auto', which does so)",
+                decoder="decord",
             )
-            if self._vr[0].shape != (height, width, 3):  # decord 0.6 pads some small widths
+        # what is left to do after decord's turn: undo it, then turn as displayed
+        self._turn = turn.inverse().then(orientation_of(header.matrix))
+        stream_w, stream_h = self._turn.size(turned_w, turned_h)  # displayed
+        _check_frame_size(path, stream_w, stream_h, "decord")
+        width, height = decoded_size(stream_w, stream_h)
+        if (width, height) != (stream_w, stream_h):  # a second index pass, for big frames only
+            scaled_w, scaled_h = self._turn.size(width, height)  # as decord turns them
+            self._vr = decord.VideoReader(
+                path, ctx=decord.cpu(0), num_threads=1, width=scaled_w, height=scaled_h
+            )
+            if self._vr[0].shape != (scaled_h, scaled_w, 3):  # decord 0.6 pads some small widths
                 raise DecodeError(
                     path,
                     f"decord cannot scale {stream_w}x{stream_h} to {width}x{height}",
@@ -202,7 +378,7 @@ class _DecordReader:
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
 
     def get(self, indices: np.ndarray) -> np.ndarray:
-        return self._vr.get_batch(indices.tolist()).asnumpy()  # (T, H, W, 3)
+        return self._turn.apply(self._vr.get_batch(indices.tolist()).asnumpy())  # (T, H, W, 3)
 
     def times(self) -> np.ndarray | None:
         """Start time of every frame in seconds, as decord's index gives them."""
@@ -210,10 +386,14 @@ class _DecordReader:
 
 
 class _PyAVReader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, header: _Header | None = None) -> None:
         import av
 
         self._path = path
+        header = _read_header(path) if header is None else header
+        if header.error is not None:
+            raise header.error
+        self._turn = orientation_of(header.matrix)
         with av.open(path, metadata_errors="ignore") as container:
             formats = set(container.format.name.split(","))
             if not formats & VIDEO_CONTAINERS:
@@ -234,11 +414,15 @@ class _PyAVReader:
             self._time_base = stream.time_base
         if not pts:
             raise DecodeError(path, "PyAV found no video packets", decoder="pyav")
-        _check_frame_size(path, int(width), int(height), "pyav")
-        width, height = decoded_size(int(width), int(height))
-        # None keeps the stream's size: the frames at or below the bound are as they were
+        width, height = self._turn.size(int(width), int(height))  # displayed
+        _check_frame_size(path, width, height, "pyav")
+        width, height = decoded_size(width, height)
+        scaled_w, scaled_h = self._turn.size(width, height)  # stored, before the turn
+        # empty keeps the stream's size: the frames at or below the bound are as they were
         self._size = (
-            {} if (width, height) == (stream_w, stream_h) else {"width": width, "height": height}
+            {}
+            if (scaled_w, scaled_h) == (stream_w, stream_h)
+            else {"width": scaled_w, "height": scaled_h}
         )
         self._pts = None if any(p is None for p in pts) else sorted(pts)
         if self._pts is not None and reorders and "avi" in formats and pts == self._pts:
@@ -252,7 +436,7 @@ class _PyAVReader:
         frames = self._get_by_seek(indices) if self._pts is not None else None
         if frames is None:
             frames = self._get_sequential(indices)
-        return np.stack([frames[i] for i in indices.tolist()])  # (T, H, W, 3)
+        return self._turn.apply(np.stack([frames[i] for i in indices.tolist()]))  # (T, H, W, 3)
 
     def times(self) -> np.ndarray | None:
         """Presentation time of every frame in seconds; None when the file has none."""
@@ -310,15 +494,36 @@ class _PyAVReader:
 _READERS = {"decord": _DecordReader, "pyav": _PyAVReader}
 
 
-def _open(path: str, decoder: str) -> _DecordReader | _PyAVReader:
+def _open(path: str, decoder: str, header: _Header | None = None) -> _DecordReader | _PyAVReader:
     try:
-        return _READERS[decoder](path)
+        return _READERS[decoder](path, header)
     except DecodeError:
         raise
     except Exception as err:  # decoders raise RuntimeError, av.FFmpegError, IndexError, ...
         raise DecodeError(
             path, f"{decoder} cannot open it: {type(err).__name__}: {err}", decoder=decoder
         ) from err
+
+
+_T = TypeVar("_T")
+
+
+def _with_fallback(
+    path: str, decoder: str, work: Callable[[_DecordReader | _PyAVReader], _T]
+) -> _T:
+    """``work`` done with a reader of ``decoder``. Under ``"auto"``: with decord's, then with
+    PyAV's when decord's fails (decord's error logged at DEBUG: PyAV's, raised when it fails too,
+    says what is wrong with the file), or with PyAV's straight away when PyAV's look at the file
+    finds that decord would fail (no video stream, not openable) or misorder it."""
+    if decoder != "auto":
+        return work(_open(path, decoder))
+    header = _read_header(path)
+    if header.error is None and header.misordered is None:
+        try:
+            return work(_open(path, "decord", header))
+        except DecodeError as err:
+            logger.debug("decord failed, trying PyAV: %s", err)
+    return work(_open(path, "pyav", header))
 
 
 def _outside(num: int, indices: np.ndarray) -> str | None:
@@ -390,21 +595,18 @@ def decode_clip(
         DecodeError: the decoder(s) failed.
     """
     path = _check_args(path, decoder)
-    errors: list[DecodeError] = []
-    for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
-        try:
-            reader = _open(path, name)
-            indices = np.asarray(choose(reader.info), dtype=np.int64)
-            frames = torch.from_numpy(_read(reader, path, indices))  # (T, H, W, 3)
-        except DecodeError as err:
-            errors.append(err)
-            if decoder == "auto" and name == "decord":
-                logger.debug("decord failed, trying PyAV: %s", err)
-            continue
-        if short_side is not None:
-            frames = resize_short_side(frames, short_side)
-        return frames, indices, reader.info
-    raise DecodeError.of_attempts(errors)
+
+    def work(
+        reader: _DecordReader | _PyAVReader,
+    ) -> tuple[_DecordReader | _PyAVReader, np.ndarray, np.ndarray]:
+        indices = np.asarray(choose(reader.info), dtype=np.int64)
+        return reader, indices, _read(reader, path, indices)
+
+    reader, indices, array = _with_fallback(path, decoder, work)
+    frames = torch.from_numpy(array)  # (T, H, W, 3)
+    if short_side is not None:
+        frames = resize_short_side(frames, short_side)
+    return frames, indices, reader.info
 
 
 class Video:
@@ -427,15 +629,7 @@ class Video:
     def __init__(self, path: str | os.PathLike[str], *, decoder: str = "auto") -> None:
         self.path = _check_args(path, decoder)
         self._decoder = decoder
-        errors: list[DecodeError] = []
-        for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
-            try:
-                self._reader = _open(self.path, name)
-                break
-            except DecodeError as err:
-                errors.append(err)
-        else:
-            raise DecodeError.of_attempts(errors)
+        self._reader = _with_fallback(self.path, decoder, lambda reader: reader)
         self.info = self._reader.info
 
     def times(self) -> np.ndarray | None:
@@ -475,8 +669,8 @@ class Video:
                 if outside is not None:  # PyAV counts fewer frames than decord did
                     raise DecodeError(self.path, outside, decoder="pyav", frame=int(indices.max()))
                 frames = _read(self._reader, self.path, indices)
-            except DecodeError as second:
-                raise DecodeError.of_attempts([err, second]) from None
+            except DecodeError as second:  # PyAV's words; decord's went to the DEBUG log
+                raise second from None
         frames = torch.from_numpy(frames)  # (T, H, W, 3)
         return frames if short_side is None else resize_short_side(frames, short_side)
 
@@ -519,10 +713,4 @@ def probe(path: str | os.PathLike[str], *, decoder: str = "auto") -> VideoInfo:
         DecodeError: the decoder(s) cannot open it.
     """
     path = _check_args(path, decoder)
-    errors: list[DecodeError] = []
-    for name in ("decord", "pyav") if decoder == "auto" else (decoder,):
-        try:
-            return _open(path, name).info
-        except DecodeError as err:
-            errors.append(err)
-    raise DecodeError.of_attempts(errors)
+    return _with_fallback(path, decoder, lambda reader: reader.info)

@@ -164,3 +164,31 @@ def encode_b_frames(path: Path, codec: str, n: int = NUM_FRAMES, b_frames: int =
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+def turned_pattern(height: int = 64, width: int = 96) -> np.ndarray:
+    """A frame whose every turn and mirror differs: red grows to the right, green downwards."""
+    array = np.zeros((height, width, 3), np.uint8)
+    array[..., 0] = np.linspace(20, 235, width, dtype=np.uint8)[None, :]
+    array[..., 1] = np.linspace(20, 235, height, dtype=np.uint8)[:, None]
+    array[..., 2] = 128
+    return array
+
+
+def encode_turned(path: Path, turn: tuple[int, int, int, int] | None, n: int = 6) -> Path:
+    """``n`` H.264 frames of ``turned_pattern`` (96x64 stored) with a display matrix whose
+    rotation-and-mirror part is ``turn`` = (a, b, c, d), in units of 1 (x' = a x + c y,
+    y' = b x + d y, FFmpeg's layout), as a phone writes one for a video shot upright; None
+    writes no matrix."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"crf": "4"}
+        if turn is not None:
+            a, b, c, d = (65536 * v for v in turn)
+            stream.set_display_matrix([a, b, 0, c, d, 0, 0, 0, 1 << 30])
+        for _ in range(n):
+            frame = av.VideoFrame.from_ndarray(turned_pattern(), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
