@@ -171,6 +171,12 @@ def check_output_file(
             f"{option} {path} is {what} {os.fspath(source)}: writing it would destroy it; "
             f"choose another path"
         )
+    try:
+        os.stat(path)  # a name too long, a loop of links: nothing can be written there either
+    except (FileNotFoundError, NotADirectoryError):  # the folder's check says which
+        pass
+    except OSError as err:
+        raise UsageError(f"{option} {path}: {err.strerror or err}; choose another path") from err
     refuse_link(path, option)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file name")
@@ -270,6 +276,9 @@ class AtomicOutput:
         except OSError as err:
             self.discard()
             raise self.error(err) from err
+        except BaseException:  # Ctrl-C during the fsync: no temporary file is left behind
+            self.discard()
+            raise
         try:  # makes the rename durable
             _fsync(self.path.parent)
         except OSError as err:

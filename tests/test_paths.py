@@ -159,6 +159,13 @@ def test_a_named_pipe_at_an_output_path_is_refused_and_kept(tmp_path, how):
     assert os.listdir(tmp_path) == ["out.jsonl"]
 
 
+def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path):
+    path = tmp_path / ("a" * 300 + ".jsonl")
+    with pytest.raises(UsageError) as info:
+        check_output_file("--out", path)
+    assert str(info.value) == f"--out {path}: File name too long; choose another path"
+
+
 def test_a_device_at_an_output_path_is_refused():
     with pytest.raises(UsageError, match=r"^--out /dev/null is a pipe, a device or a socket"):
         check_output_file("--out", "/dev/null")
