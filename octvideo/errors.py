@@ -26,6 +26,10 @@ line without a traceback:
     |                         (a RuntimeError)
     `-- RunFailed             one run of a sweep failed; the sweep records it and goes on
 
+    KeyboardInterrupt
+    `-- Terminated            SIGTERM, raised where a command is so that it unwinds as on Ctrl-C:
+                              ``octvideo CMD: stopped: ...``, exit status 143
+
 The others are caught where they happen and become part of a result: a ``DecodeError`` makes a
 failed input (predict), a bad-file row (data check) or a skipped or failed video (train, test);
 ``TooManyBadVideos`` ends a training run as a ``RunStopped``;
@@ -94,6 +98,13 @@ class OutputWriteError(RunStopped):
             err.errno, "check the folder and its permissions, or choose another"
         )
         super().__init__(f"cannot write {self.path} ({self.reason}); {kept}; {advice}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread of a command that does not stop on it by itself (all
+    but ``train``, ``test`` and ``sweep``, which stop at a step boundary): a ``KeyboardInterrupt``,
+    so that the command unwinds as on Ctrl-C, stopping its workers, committing what it finished
+    and removing what it had not."""
 
 
 class WorkerStartError(RunStopped):

@@ -20,6 +20,7 @@ from octvideo.errors import (
     OutputWriteError,
     RunFailed,
     RunStopped,
+    Terminated,
     TooManyBadVideos,
     TooManyWindows,
     UsageError,
@@ -57,7 +58,11 @@ def test_every_exception_class_in_the_module_is_listed_here():
         for value in vars(errors).values()
         if isinstance(value, type) and issubclass(value, BaseException)
     }
-    assert defined == {kind for kind, _ in KINDS} | {OctvideoError}
+    assert defined == {kind for kind, _ in KINDS} | {OctvideoError, Terminated}
+
+
+def test_sigterm_unwinds_a_command_as_ctrl_c_does():
+    assert issubclass(Terminated, KeyboardInterrupt)
 
 
 def test_decode_error_reads_as_path_then_reason():

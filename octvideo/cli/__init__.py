@@ -14,21 +14,27 @@ The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
     args.py       the argparse types they share
 
 A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
-status 1.
+status 1, and one started with stdout or stderr closed (``>&-``) writes what it would print there
+to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped: ...``,
+and status 130 or 143: the command unwinds, stopping its workers, committing the outputs it
+finished and removing those it had not. ``train``, ``test`` and ``sweep`` answer SIGTERM
+themselves, at a step boundary; for the others it raises ``Terminated`` where the command is.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from octvideo.allocator import keep_freed_memory
-from octvideo.errors import RunStopped, UsageError
+from octvideo.errors import RunStopped, Terminated, UsageError
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -54,7 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that answer SIGTERM themselves: Lightning stops training and testing after the step
+# it is in (``octvideo.engine.run``), and a sweep stops its runs (``octvideo.cli.sweep``).
+_OWN_SIGTERM = frozenset({"train", "test", "sweep"})
+
+# errors that say a path the user gave cannot be used at all, wherever a command meets it: a
+# name too long, a loop of links, no permission. A command's own checks name the option first.
+_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _open_closed_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -62,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     keep_freed_memory()  # no page faults for tensors freed and allocated again each step
+    sigterm = None if args.command in _OWN_SIGTERM else signal.getsignal(signal.SIGTERM)
+    if sigterm is not None:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
@@ -75,6 +94,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStopped as err:
         print(f"octvideo {args.command}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
+    except OSError as err:
+        if err.errno not in _PATH_ERRNOS:
+            raise
+        name = f"{err.filename}: " if err.filename is not None else ""
+        print(  # noqa: T201
+            f"octvideo {args.command}: error: {name}{err.strerror}; check the path",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt as err:
+        cause = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+        with contextlib.suppress(OSError, ValueError):  # stdout's reader may be gone too
+            sys.stdout.flush()
+        print(f"octvideo {args.command}: stopped by {cause}", file=sys.stderr)  # noqa: T201
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+    finally:
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _open_closed_streams() -> None:
+    """Gives a stdout or stderr that was closed (``>&-``; Python sets it to None) /dev/null, on
+    its own file descriptor: so that the command runs and prints nowhere instead of failing at
+    its first print, and no file the command opens takes descriptor 1 or 2, where a library's
+    messages would land in it."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115
 
 
 def _stdout_to_devnull() -> None:

@@ -1,13 +1,23 @@
 """``octvideo``'s entry point: what every command shares. A command whose stdout reader went away
-ends quietly; what a command prints on stderr is its own: no library's import-time warnings
-(fvcore's focal-loss module calls the deprecated ``torch.jit.script`` when ``fvcore.nn`` is
-imported, which the engine and the FLOP count both do)."""
+ends quietly, one with stdout closed prints nowhere, Ctrl-C and SIGTERM stop a command with one
+line, and a path that cannot be used is one line; what a command prints on stderr is its own: no
+library's import-time warnings (fvcore's focal-loss module calls the deprecated
+``torch.jit.script`` when ``fvcore.nn`` is imported, which the engine and the FLOP count both
+do)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import subprocess
 import sys
+
+import pytest
+
+from octvideo.cli import main
+from octvideo.cli import models as cli_models
+from octvideo.cli import run as cli_run
 
 
 def _buffered_env() -> dict[str, str]:
@@ -58,3 +68,66 @@ def test_flop_count_prints_no_warning():
     assert proc.returncode == 0, proc.stderr
     assert "c2d_r18" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_a_command_with_stdout_closed_runs_and_prints_nowhere():
+    # ``octvideo models >&-``: Python sets sys.stdout to None; the command used to fail with an
+    # AttributeError at its first flush, after its work
+    args = "models --frames 4 --size 32 --filter c2d_r18"
+    proc = subprocess.run(
+        ["sh", "-c", f'exec "$0" -m octvideo.cli {args} >&-', sys.executable],
+        capture_output=True,
+        text=True,
+        env=_buffered_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def _signalling(signum: int):
+    """A command that receives ``signum`` while it works."""
+
+    def run(args):
+        os.kill(os.getpid(), signum)
+        raise AssertionError("the signal did not stop the command")
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("signum", "cause", "status"),
+    [(signal.SIGINT, "Ctrl-C", 130), (signal.SIGTERM, "SIGTERM", 143)],
+)
+def test_ctrl_c_and_sigterm_stop_a_command_with_one_line(
+    monkeypatch, capsys, signum, cause, status
+):
+    monkeypatch.setattr(cli_models, "run", _signalling(signum))
+    before = signal.getsignal(signal.SIGTERM)
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        assert main(["models"]) == status
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert capsys.readouterr().err == f"octvideo models: stopped by {cause}\n"
+    assert signal.getsignal(signal.SIGTERM) is before  # put back for whoever called main
+
+
+def test_train_test_and_sweep_keep_answering_sigterm_themselves(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        cli_run, "train", lambda args: seen.append(signal.getsignal(signal.SIGTERM))
+    )
+    main(["train", "--cfg", "oct_i3d.yaml"])
+    assert seen == [signal.getsignal(signal.SIGTERM)]
+
+
+def test_a_path_that_cannot_be_used_is_one_line(monkeypatch, capsys):
+    def run(args):
+        raise OSError(errno.ENAMETOOLONG, "File name too long", "a" * 300)
+
+    monkeypatch.setattr(cli_models, "run", run)
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo models: error: {'a' * 300}: File name too long; check the path\n"
+    )
