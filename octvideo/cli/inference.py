@@ -16,6 +16,7 @@ Every argument is parsed, bounded and checked before any output is opened: a ref
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import sys
@@ -241,43 +242,51 @@ def predict(args: argparse.Namespace) -> int:
         on_views=on_views,
     )
     writer = RecordWriter(args.out, args.topk) if args.out else None
-    failed = 0
+    failed = done = 0
     try:
-        for i, result in enumerate(results):
-            rendered = False
-            if render_to is not None and result.ok:
-                rendered = _render(args, result, predictor.classes, render_to[i])
-            failed += not result.ok
-            if not args.quiet:
-                tqdm.write(format_result(result, predictor.classes, args.topk))
-                if rendered:
-                    tqdm.write(f"  rendered {render_to[i]}")
-                # each video's table as it is done, also into a pipe; a reader that went away
-                # (``| head``) stops the run here rather than after the last input
-                sys.stdout.flush()
+        with contextlib.ExitStack() as stack:  # closed in reverse order: the records last
             if writer is not None:
-                writer.write(records(result, predictor.classes, args.topk))
-            bar.update()
-            if not args.quiet and not show_bar:
-                state = "ok" if result.ok else f"FAILED: {result.error}"
-                print(  # noqa: T201
-                    f"predict {i + 1}/{len(inputs)} {result.path}: {state} "
-                    f"({result.seconds:.2f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    finally:
-        bar.close()
-        results.close()
-        if writer is not None:
-            writer.close()
-    summary = f"{len(inputs) - failed} of {len(inputs)} inputs predicted"
+                stack.callback(writer.close)
+            stack.callback(results.close)
+            stack.callback(bar.close)
+            for number, result in enumerate(results, 1):
+                rendered = False
+                if render_to is not None and result.ok:
+                    rendered = _render(args, result, predictor.classes, render_to[number - 1])
+                if not args.quiet:
+                    tqdm.write(format_result(result, predictor.classes, args.topk))
+                    if rendered:
+                        tqdm.write(f"  rendered {render_to[number - 1]}")
+                    # each video's table as it is done, also into a pipe; a reader that went
+                    # away (``| head``) stops the run here rather than after the last input
+                    sys.stdout.flush()
+                if writer is not None:
+                    writer.write(records(result, predictor.classes, args.topk))
+                done, failed = number, failed + (not result.ok)  # its records are written
+                bar.update()
+                if not args.quiet and not show_bar:
+                    state = "ok" if result.ok else f"FAILED: {result.error}"
+                    print(  # noqa: T201
+                        f"predict {number}/{len(inputs)} {result.path}: {state} "
+                        f"({result.seconds:.2f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the records of the inputs done are kept
+        print(_summary(done, len(inputs), failed, writer))  # noqa: T201
+        raise
+    print(_summary(done, len(inputs), failed, writer))  # noqa: T201
+    return 1 if failed else 0
+
+
+def _summary(done: int, total: int, failed: int, writer: RecordWriter | None) -> str:
+    """``7 of 9 inputs predicted, 2 failed; records in FILE``, of the first ``done`` inputs."""
+    summary = f"{done - failed} of {total} inputs predicted"
     if failed:
         summary += f", {failed} failed"
     if writer is not None:
         summary += f"; records in {writer.path}"
-    print(summary)  # noqa: T201
-    return 1 if failed else 0
+    return summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -44,6 +44,7 @@ FORMATS = ("torchscript", "onnx")
 SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 # what --out may end in: never a checkpoint's .ckpt, a config or a video
 EXTENSIONS = {"torchscript": (".pt", ".torchscript"), "onnx": (".onnx",)}
+_TITLE = {"torchscript": "a TorchScript", "onnx": "an ONNX"}
 
 
 @dataclass
@@ -104,15 +105,17 @@ def export(
     if fmt not in FORMATS:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path = default_output(ckpt, fmt) if out is None else Path(out)
+    option = "--out" if out is not None else "the default --out"  # a name the user did not give
     reads = ReadFiles([("the checkpoint", ckpt)])
-    check_output_file("--out", path, reads)
+    check_output_file(option, path, reads)
     if path.suffix.lower() not in EXTENSIONS[fmt]:
         raise UsageError(
-            f"--out {path}: a {fmt} export is written to a {' or '.join(EXTENSIONS[fmt])} file; "
-            f"give such a name (default: {default_output(ckpt, fmt).name})"
+            f"--out {path}: {_TITLE[fmt]} export is written to a "
+            f"{' or '.join(EXTENSIONS[fmt])} file; give such a name (default: "
+            f"{default_output(ckpt, fmt).name})"
         )
     sidecar = path.with_suffix(path.suffix + ".json")
-    check_output_file("--out", sidecar, reads, folder=False)
+    check_output_file(option, sidecar, reads, folder=False)
     predictor = Predictor.from_checkpoint(ckpt)
     protocol = predictor.protocol
     model: nn.Module = predictor.model.float().eval()

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from octvideo.cli import inference as cli_inference
 from octvideo.cli import main
 from octvideo.data.decoding import decode, probe
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
@@ -552,3 +554,30 @@ def test_cli_bad_arguments_are_one_line_errors(checkpoint, videos, capsys):
     )
     assert main(["predict", "--ckpt", "missing.ckpt", str(videos["short"])]) == 2
     assert "missing.ckpt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_keeps_the_records_of_the_inputs_done_and_says_how_many(
+    checkpoint, videos, tmp_path, capsys, monkeypatch, workers
+):
+    out = tmp_path / "preds.jsonl"
+    out.write_bytes(EARLIER)
+    written, real = [], cli_inference.records
+
+    def records(result, classes, k):  # the second input's records: SIGTERM arrives
+        if written:
+            os.kill(os.getpid(), signal.SIGTERM)
+        written.append(result.path)
+        return real(result, classes, k)
+
+    monkeypatch.setattr(cli_inference, "records", records)
+    short = videos["short"]
+    code = _predict("--ckpt", checkpoint, short, short, short, "--out", out, "--workers", workers)
+    assert code == 143
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == f"1 of 3 inputs predicted; records in {out}"
+    assert captured.err.splitlines()[-1] == "octvideo predict: stopped by SIGTERM"
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {line["path"] for line in lines} == {str(short)}
+    assert [line["type"] for line in lines].count("video") == 1
+    assert sorted(os.listdir(tmp_path)) == ["preds.jsonl"]  # no temporary file left

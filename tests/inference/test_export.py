@@ -124,6 +124,17 @@ def test_out_onto_the_checkpoint_is_refused(pt_checkpoint, capsys, spelling):
     assert pt_checkpoint.read_bytes() == before
 
 
+def test_a_default_output_onto_the_checkpoint_says_it_is_the_default(checkpoint, capsys):
+    # a checkpoint named model.onnx: the default ONNX output is the checkpoint itself
+    ckpt = checkpoint.parent / "model.onnx"
+    ckpt.write_bytes(checkpoint.read_bytes())
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx"]) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: the default --out {ckpt} is the checkpoint {ckpt}: writing it "
+        "would destroy it; choose another path\n"
+    )
+
+
 def test_outputs_that_cannot_be_written_are_one_line_errors(checkpoint, tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("kept")
@@ -161,8 +172,9 @@ def test_out_must_end_in_the_format_extension(checkpoint, tmp_path, capsys, fmt,
     assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 2
     extension = ".onnx" if fmt == "onnx" else ".pt or .torchscript"
     default = checkpoint.stem + (".onnx" if fmt == "onnx" else ".torchscript.pt")
+    title = "an ONNX" if fmt == "onnx" else "a TorchScript"
     assert capsys.readouterr().err == (
-        f"octvideo export: error: --out {out}: a {fmt} export is written to a {extension} file; "
-        f"give such a name (default: {default})\n"
+        f"octvideo export: error: --out {out}: {title} export is written to a {extension} "
+        f"file; give such a name (default: {default})\n"
     )
     assert out.read_text() == "kept"
