@@ -37,10 +37,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from octvideo import __version__
-from octvideo.config import ModelConfig, RunConfig, to_dict
+from octvideo.config import (
+    LIMITS,
+    MAX_CLIP_PIXELS,
+    MAX_PARAMETERS,
+    TARGET_FPS_RANGE,
+    ModelConfig,
+    RunConfig,
+    to_dict,
+)
 from octvideo.data.config import DataConfig
 from octvideo.errors import CheckpointError
 
@@ -101,25 +110,81 @@ class ClipProtocol:
     ) -> ClipProtocol:
         """The protocol of a checkpoint's ``clip`` and ``normalization`` entries.
 
+        Every size is bounded as the config bounds its ``data.*`` field (``LIMITS``,
+        ``MAX_CLIP_PIXELS``, ``TARGET_FPS_RANGE``), so a damaged or hand-edited checkpoint cannot
+        make predict allocate gigabytes, and the values ``DataConfig`` refuses are named by their
+        entry here (``clip.test_num_crops``), not by a config key predict has none of.
+
         Raises:
-            CheckpointError: a required entry is missing or an entry has the wrong type.
+            CheckpointError: a required entry is missing, an entry has the wrong type, a size is
+                beyond its bound, or the entries do not make a clip protocol.
         """
         c = _Entries(clip, "clip", path)
         n = _Entries(normalization, "normalization", path)
-        return cls(
-            num_frames=c.whole("num_frames"),
-            sampling_rate=c.whole("sampling_rate"),
-            test_short_side=c.whole("test_short_side"),
-            test_crop_size=c.whole("test_crop_size"),
-            test_num_clips=c.whole("test_num_clips", DataConfig.test_num_clips),
+        protocol = cls(
+            num_frames=c.whole("num_frames", limit="data.num_frames"),
+            sampling_rate=c.whole("sampling_rate", limit="data.sampling_rate"),
+            test_short_side=c.whole("test_short_side", limit="data.test_short_side"),
+            test_crop_size=c.whole("test_crop_size", limit="data.test_crop_size"),
+            test_num_clips=c.whole(
+                "test_num_clips", DataConfig.test_num_clips, limit="data.test_num_clips"
+            ),
             test_num_crops=c.whole("test_num_crops", DataConfig.test_num_crops),
             slowfast_alpha=c.whole("slowfast_alpha", None),
             mean=n.triple("mean"),
             std=n.triple("std"),
             target_fps=c.rate("target_fps", None),
-            train_crop_size=c.whole("train_crop_size", DataConfig.train_crop_size),
-            val_crop_size=c.whole("val_crop_size", DataConfig.val_crop_size),
+            train_crop_size=c.whole(
+                "train_crop_size", DataConfig.train_crop_size, limit="data.train_crop_size"
+            ),
+            val_crop_size=c.whole(
+                "val_crop_size", DataConfig.val_crop_size, limit="data.val_crop_size"
+            ),
         )
+        protocol._check(path)
+        return protocol
+
+    def _check(self, path: str | os.PathLike[str] | None) -> None:
+        """The checks ``DataConfig`` and ``check_limits`` make on the same values, each naming
+        the metadata entry."""
+
+        def bad(entry: str, problem: str) -> CheckpointError:
+            return CheckpointError(
+                f"{_name(path)} metadata: {entry} {problem}; {ADVICE}", field=entry
+            )
+
+        if self.test_num_crops not in (1, 3):
+            raise bad("clip.test_num_crops", f"must be 1 or 3, got {self.test_num_crops}")
+        if self.test_short_side < self.test_crop_size:
+            raise bad(
+                "clip.test_short_side",
+                f"{self.test_short_side} is smaller than clip.test_crop_size {self.test_crop_size}",
+            )
+        if self.slowfast_alpha is not None and self.slowfast_alpha > self.num_frames:
+            raise bad(
+                "clip.slowfast_alpha",
+                f"{self.slowfast_alpha} is beyond clip.num_frames {self.num_frames}",
+            )
+        if min(self.std) <= 0:
+            raise bad("normalization.std", f"must be > 0, got {list(self.std)}")
+        low, high = TARGET_FPS_RANGE
+        if self.target_fps is not None and not low <= self.target_fps <= high:
+            raise bad(
+                "clip.target_fps",
+                f"{self.target_fps:g} is beyond [{low:g}, {high:g}] frames per second",
+            )
+        for name in ("test_crop_size", "train_crop_size", "val_crop_size"):
+            crop = getattr(self, name)
+            if self.num_frames * crop * crop > MAX_CLIP_PIXELS:
+                raise bad(
+                    "clip.num_frames",
+                    f"{self.num_frames} x clip.{name} {crop}^2 is beyond the limit of "
+                    f"{MAX_CLIP_PIXELS:,} pixels a clip (octvideo.config.MAX_CLIP_PIXELS)",
+                )
+        try:
+            self.data_config()
+        except ValueError as err:  # a check DataConfig makes and the ones above do not
+            raise bad("clip", f"does not make a data section: {err}") from err
 
     def clip_dict(self) -> dict[str, Any]:
         """The ``clip`` entry on disk (``normalization`` holds ``mean`` and ``std``)."""
@@ -268,15 +333,16 @@ def model_config(section: Any, *, path: str | os.PathLike[str] | None = None) ->
     ``pretrained``, ``pretrained_kind`` and ``extra`` default to ``ModelConfig``'s defaults.
 
     Raises:
-        CheckpointError: a required entry is missing, or an entry has the wrong type or a value
-            ``ModelConfig`` refuses (an alpha outside [0, 1)).
+        CheckpointError: a required entry is missing, or an entry has the wrong type, a size
+            beyond its ``LIMITS`` bound, or a value ``ModelConfig`` refuses (an alpha outside
+            [0, 1), a ``model.extra.width`` that is not a whole number up to its bound).
     """
     m = _Entries(section, "model", path)
     fields = {
         "name": m.text("name"),
-        "num_classes": m.whole("num_classes"),
+        "num_classes": m.whole("num_classes", limit="model.num_classes"),
         "alpha": m.alpha("alpha"),
-        "octave": m.wholes("octave", 3),
+        "octave": m.wholes("octave", 3, limit="model.octave"),
         "dropout": m.number("dropout", ModelConfig.dropout),
         "pretrained": m.text("pretrained", ModelConfig.pretrained),
         "pretrained_kind": m.text("pretrained_kind", ModelConfig.pretrained_kind),
@@ -292,20 +358,33 @@ def build_network(model: ModelConfig) -> nn.Module:
     """The network a model section describes, without pretrained weights: the one place a
     section becomes ``octvideo.models.create_model``'s keyword arguments.
 
+    The network is built on the meta device first (shapes only, no memory) and refused when it
+    has more than ``MAX_PARAMETERS`` parameters, so a section read from a checkpoint (predict,
+    export) cannot take gigabytes before its weights are compared with the stored ones.
+
     Raises:
-        ValueError, TypeError: an unknown model name, or keywords in ``extra`` it does not take.
+        ValueError, TypeError: an unknown model name, keywords in ``extra`` it does not take, or
+            a network over ``MAX_PARAMETERS``.
     """
     from octvideo.models import create_model
 
     alpha = list(model.alpha) if isinstance(model.alpha, list | tuple) else float(model.alpha)
-    return create_model(
-        model.name,
-        num_classes=model.num_classes,
-        alpha=alpha,
-        octave=tuple(model.octave),
-        dropout=model.dropout,
+    kwargs = {
+        "num_classes": model.num_classes,
+        "alpha": alpha,
+        "octave": tuple(model.octave),
+        "dropout": model.dropout,
         **model.extra,
-    )
+    }
+    with torch.device("meta"):
+        count = sum(p.numel() for p in create_model(model.name, **kwargs).parameters())
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"model.name={model.name} with model.extra={model.extra} has {count:,} parameters, "
+            f"over the limit of {MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a "
+            "smaller width or depth"
+        )
+    return create_model(model.name, **kwargs)
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -368,19 +447,33 @@ class _Entries:
             )
         return default
 
-    def whole(self, key: str, default: Any = _REQUIRED) -> Any:
+    def _beyond(self, key: str, value: Any, limit: str | None) -> None:
+        """Refuses a size over the bound ``LIMITS[limit]`` of the config field it comes from."""
+        if limit is None or value <= LIMITS[limit][0]:
+            return
+        bound, unit = LIMITS[limit]
+        raise CheckpointError(
+            f"{_name(self.path)} metadata: {self._key(key)} {value} is beyond the limit of "
+            f"{bound:g} {unit} (octvideo.config.LIMITS {limit}); {ADVICE}",
+            field=self._key(key),
+        )
+
+    def whole(self, key: str, default: Any = _REQUIRED, *, limit: str | None = None) -> Any:
         value = self._get(key, default)
         if value is None and default is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self._wrong(key, value, "a whole number of 1 or more")
+        self._beyond(key, value, limit)
         return value
 
-    def wholes(self, key: str, count: int) -> tuple[int, ...]:
+    def wholes(self, key: str, count: int, *, limit: str | None = None) -> tuple[int, ...]:
         value = self._get(key, _REQUIRED)
         ok = isinstance(value, list | tuple) and len(value) == count
         if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
             raise self._wrong(key, value, f"a list of {count} whole numbers of 1 or more")
+        for v in value:
+            self._beyond(key, v, limit)
         return tuple(value)
 
     def number(self, key: str, default: Any = _REQUIRED) -> float:

@@ -106,6 +106,25 @@ LIMITS: dict[str, tuple[float, str]] = {
 # paper's 8 x 224 x 224; and of one device's batch of them (batch x frames x crop x crop).
 MAX_CLIP_PIXELS = 2**24
 MAX_BATCH_PIXELS = 2**28
+# data.target_fps, frames per second: from one frame every 10 s to a high-speed camera's rate. A
+# tiny rate made the stride tau * fps / target_fps overflow into negative frame indices.
+TARGET_FPS_RANGE = (0.1, 1000.0)
+# The model.extra keywords the registered models take (ResNet3D, SlowFast) as whole numbers:
+# keyword -> (bound, what it counts). A stem wider than 1024 channels is over MAX_PARAMETERS in
+# every model; the other bounds are far beyond the papers' values (3 channels, alpha 4 or 8,
+# beta_inv 8, ratio 2, kernel 5 or 7, multiples of 8). None is allowed where the model's own
+# default is None (channel_multiple).
+EXTRA_WHOLES: dict[str, tuple[int, str]] = {
+    "width": (1024, "channels of the stem"),
+    "in_chans": (64, "input channels"),
+    "slowfast_alpha": (64, "Fast frames per Slow frame"),
+    "beta_inv": (64, "Slow channels per Fast channel"),
+    "fusion_ratio": (64, "lateral channels per Fast channel"),
+    "fusion_kernel": (64, "frames"),
+    "channel_multiple": (1024, "channels"),
+}
+# The model.extra keywords the registered models take as true or false.
+EXTRA_FLAGS = ("temporal_pool", "oct_stem", "stride_in_1x1", "zero_init_final_bn")
 # Parameters of the network model.name and model.extra build (counted on the meta device, before
 # any memory is taken): a ResNet-50 has 30 million; 2**30 are 4 GiB of float32 weights.
 MAX_PARAMETERS = 2**30
@@ -142,6 +161,31 @@ class ModelConfig:
                 f"model.pretrained_kind: {self.pretrained_kind!r} is not one of "
                 f"{', '.join(PRETRAINED_KINDS)}"
             )
+        check_extra(self.extra)
+
+
+def check_extra(extra: dict[str, Any]) -> None:
+    """Refuses a ``model.extra`` value of the wrong type or size for the keywords the models take
+    (``EXTRA_WHOLES``, ``EXTRA_FLAGS``): ``width: abc`` or ``.inf`` failed deep in the model,
+    ``true`` built a network of width 1, and a huge width allocated gigabytes. Keywords a model
+    does not take are refused when the network is built, naming the model.
+
+    Raises:
+        ValueError: one line naming ``model.extra.KEY``, the value and what the key takes.
+    """
+    for key, value in extra.items():
+        if key in EXTRA_WHOLES:
+            bound, unit = EXTRA_WHOLES[key]
+            if key == "channel_multiple" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+                none = " or null" if key == "channel_multiple" else ""
+                raise ValueError(
+                    f"model.extra.{key} must be a whole number in [1, {bound}] ({unit}){none}, "
+                    f"got {value!r}"
+                )
+        elif key in EXTRA_FLAGS and not isinstance(value, bool):
+            raise ValueError(f"model.extra.{key} must be true or false, got {value!r}")
 
 
 @dataclass

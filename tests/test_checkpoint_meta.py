@@ -202,3 +202,100 @@ def test_a_checkpoint_without_metadata_has_none_stored_and_no_description():
         CheckpointMeta.from_checkpoint(bare, "b.ckpt")
     stored = {"hyper_parameters": {"meta": META.to_dict()}}
     assert stored_meta(stored) == CheckpointMeta.from_checkpoint(stored) == META
+
+
+def _with(meta: dict, **entries: object) -> dict:
+    """``meta`` with ``section__key=value`` entries replaced."""
+    meta = copy.deepcopy(meta)
+    for dotted, value in entries.items():
+        section, key = dotted.split("__")
+        meta[section][key] = value
+    return meta
+
+
+@pytest.mark.parametrize(
+    ("entries", "key", "bound"),
+    [
+        ({"clip__num_frames": 10**9}, "clip.num_frames", "256 frames"),
+        ({"clip__num_frames": 100_000}, "clip.num_frames", "256 frames"),
+        ({"clip__sampling_rate": 1000}, "clip.sampling_rate", "64 frames"),
+        (
+            {"clip__test_short_side": 20_000, "clip__test_crop_size": 20_000},
+            "clip.test_short_side",
+            "2048 pixels",
+        ),
+        (
+            {"clip__test_crop_size": 2000, "clip__test_short_side": 2000},
+            "clip.test_crop_size",
+            "1024 pixels",
+        ),
+        ({"clip__test_num_clips": 10**6}, "clip.test_num_clips", "100 clips"),
+        ({"clip__train_crop_size": 5000}, "clip.train_crop_size", "1024 pixels"),
+        ({"model__num_classes": 10**7}, "model.num_classes", "100000 classes"),
+    ],
+)
+def test_a_size_beyond_the_configs_bound_is_one_line_naming_the_entry(entries, key, bound):
+    # predict would allocate gigabytes for it, or die with an allocator traceback
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(_with(TRAINED_BEFORE, **entries), path="x.ckpt")
+    message = str(info.value)
+    assert message.startswith(f"checkpoint 'x.ckpt' metadata: {key} ")
+    assert f"is beyond the limit of {bound}" in message and message.endswith(ADVICE)
+    assert info.value.field == key
+
+
+def test_an_octave_beyond_its_bound_names_the_entry():
+    with pytest.raises(
+        CheckpointError, match=r"metadata: model\.octave 99 is beyond the limit of 4"
+    ):
+        CheckpointMeta.from_dict(_with(TRAINED_BEFORE, model__octave=[1, 2, 99]))
+
+
+@pytest.mark.parametrize("width", [10**6, 0, "abc", True, float("inf"), 8.0])
+def test_a_model_extra_width_the_config_refuses_is_one_line_naming_it(width):
+    meta = copy.deepcopy(FIRST_FORMAT)
+    meta["model"]["extra"] = {"width": width}
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(meta, path="x.ckpt")
+    assert str(info.value).startswith(
+        "checkpoint 'x.ckpt' metadata: model.extra.width must be a whole number in [1, 1024] "
+    )
+    assert f"got {width!r}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ({"clip__test_num_crops": 2}, "clip.test_num_crops must be 1 or 3, got 2"),
+        (
+            {"clip__test_short_side": 200},
+            "clip.test_short_side 200 is smaller than clip.test_crop_size 256",
+        ),
+        ({"clip__slowfast_alpha": 64}, "clip.slowfast_alpha 64 is beyond clip.num_frames 32"),
+        (
+            {"normalization__std": [0, 0.2, 0.2]},
+            "normalization.std must be > 0, got [0.0, 0.2, 0.2]",
+        ),
+        ({"clip__target_fps": 1e-300}, "clip.target_fps 1e-300 is beyond [0.1, 1000] frames"),
+        (
+            {"clip__num_frames": 256, "clip__test_crop_size": 1024, "clip__test_short_side": 1024},
+            "clip.num_frames 256 x clip.test_crop_size 1024^2 is beyond the limit of 16,777,216",
+        ),
+    ],
+)
+def test_a_clip_protocol_the_config_refuses_names_the_checkpoint_entry(entries, problem):
+    # not "data.test_num_crops must be ...": predict has no data section
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(_with(TRAINED_BEFORE, **entries), path="x.ckpt")
+    message = str(info.value)
+    assert message.startswith(f"checkpoint 'x.ckpt' metadata: {problem}")
+    assert "data." not in message and message.endswith(ADVICE)
+    assert info.value.field == problem.split()[0]
+
+
+def test_a_network_over_the_parameter_bound_is_refused_before_it_is_built(monkeypatch):
+    import octvideo.checkpoint_meta as checkpoint_meta
+
+    monkeypatch.setattr(checkpoint_meta, "MAX_PARAMETERS", 1000)
+    with pytest.raises(ValueError, match=r"has [\d,]+ parameters, over the limit of 1,000"):
+        build_network(ModelConfig(name="c2d_r18", num_classes=3, extra={"width": 8}))

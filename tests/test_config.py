@@ -381,6 +381,14 @@ def test_train_help_lists_the_short_names(capsys):
         (["optim.step_gamma=.inf"], ["optim.step_gamma", "inf"]),
         (["optim.step_epochs=[-1, 5]"], ["optim.step_epochs", ">= 0", "[-1, 5]"]),
         (["optim.label_smoothing=.nan"], ["optim.label_smoothing", "nan"]),
+        # 8. model.extra keywords the models take: their type and size
+        (["model.extra.width=abc"], ["model.extra.width", "whole number in [1, 1024]", "'abc'"]),
+        (["model.extra.width=.inf"], ["model.extra.width", "whole number", "inf"]),
+        (["model.extra.width=true"], ["model.extra.width", "whole number", "True"]),
+        (["model.extra.width=1000000"], ["model.extra.width", "[1, 1024]", "1000000"]),
+        (["model.extra.width=0"], ["model.extra.width", "[1, 1024]", "got 0"]),
+        (["model.extra.slowfast_alpha=8.0"], ["model.extra.slowfast_alpha", "got 8.0"]),
+        (["model.extra.oct_stem=1"], ["model.extra.oct_stem", "true or false", "got 1"]),
         (["optim.mixup_alpha=.inf"], ["optim.mixup_alpha", "finite", "inf"]),
         (["optim.cutmix_alpha=.nan"], ["optim.cutmix_alpha", "nan"]),
         (["optim.mix_prob=1.5"], ["optim.mix_prob", "[0, 1]", "1.5"]),
@@ -557,6 +565,18 @@ def test_shipped_name_resolves_from_any_directory(tmp_path, monkeypatch):
         assert resolve_config_path(name) == some
     with pytest.raises(ConfigError, match="neither a file nor a shipped config"):
         resolve_config_path("no_such_recipe.yaml")
+
+
+def test_model_extra_values_at_their_bounds_load():
+    extra = "{width: 1024, channel_multiple: null, oct_stem: true, fusion_kernel: 64}"
+    cfg = load_config(None, [f"model.extra={extra}", "model.extra.in_chans=1"])
+    assert cfg.model.extra == {
+        "width": 1024,
+        "channel_multiple": None,
+        "oct_stem": True,
+        "fusion_kernel": 64,
+        "in_chans": 1,
+    }
 
 
 def test_ambiguous_shipped_name_lists_the_choices():
