@@ -192,6 +192,25 @@ def is_report(path: str | os.PathLike[str]) -> bool:
     return isinstance(row, dict) and set(row) == {"path", "error"}
 
 
+def refuse_special(option: str, path: str | os.PathLike[str]) -> None:
+    """Refuse an output ``path`` that exists and is not a regular file (a device such as
+    ``/dev/null``, a pipe, a socket): renaming the finished output over it would replace it, and
+    opening it to look could wait for ever.
+
+    Raises:
+        UsageError: one line naming ``option`` and ``path``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a file in the way of its
+        return  # folder is the folder check's to report)
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a folder: check_output_file's
+        raise UsageError(
+            f"{option} {os.fspath(path)} is not a regular file (a device, pipe or socket), which "
+            "the output would replace; give a file path"
+        )
+
+
 def _check_out(
     out: str | os.PathLike[str], annotations: str | os.PathLike[str], videos: list[str]
 ) -> None:
@@ -207,16 +226,8 @@ def _check_out(
     if os.path.exists(out):  # else no listed video is there either: scanning them is not needed
         reads += [("a listed video", path) for path in videos]
     check_output_file("--out", out, ReadFiles(reads))
-    try:
-        mode = os.stat(out).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        raise UsageError(
-            f"--out {out} is not a regular file (a device, pipe or socket), which the report "
-            "would replace; give a file path"
-        )
-    if not is_report(out):
+    refuse_special("--out", out)
+    if os.path.exists(out) and not is_report(out):
         raise UsageError(
             f"--out {out} exists and is not a report of data check (JSON lines "
             '{"path", "error"}): writing it would destroy it; choose another path or remove it'

@@ -24,9 +24,18 @@ scaled to short side 256 or 320, which is what this writes:
 - bad arguments are refused before anything is encoded: ``--short-side`` outside 16 to
   ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) and ``--workers`` outside 1 to
   ``MAX_WORKERS``, a DST that is SRC, lies inside it or
-  holds it, a DST that is a file or cannot be written, ``--csv`` files that are missing or
-  not Kinetics CSVs, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>``
+  holds it, a DST that is a file or cannot be written, ``--csv`` files that are missing, not
+  Kinetics CSVs or hold a malformed row (fields that do not match the header, times that are not
+  numbers, a quote never closed: every row is parsed), annotation files that collide (two CSVs
+  of one stem, a CSV or split folder named ``classes``) or would replace an input (a ``--csv``
+  in DST named as its list, a source video), a link or a file that is not regular at their
+  names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>``
   (a plain ``SRC/<class>/<video>`` tree would give no annotation file);
+- a source that is not a regular file (a pipe, which would block its encoder for ever, a
+  device, a broken link) and one whose name no list can hold (a line break) are failures in
+  ``DST/prepare_errors.jsonl``, never opened; list lines are written by
+  ``annotations.list_line``, so ``data check`` and ``train`` read back every path written
+  (commas and spaces in it, a leading ``#``);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
@@ -43,7 +52,7 @@ import logging
 import multiprocessing as mp
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -53,18 +62,21 @@ from tqdm import tqdm
 from octvideo.allocator import keep_freed_memory
 from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
+    kinetics_name,
+    list_line,
+    list_path_problem,
     read_kinetics_csv,
     read_text,
     write_classes,
     write_failure,
     write_text,
 )
-from octvideo.data.check import write_report
-from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE
+from octvideo.data.check import refuse_special, write_report
+from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, _check_args
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
-from octvideo.errors import RunStopped
-from octvideo.paths import make_writable_folder
+from octvideo.errors import RunStopped, UsageError
+from octvideo.paths import ReadFiles, check_output_file, make_writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -192,24 +204,20 @@ def _run_jobs(
 
 
 def _check_csvs(csvs: list[str]) -> None:
-    """Refuse ``--csv`` files that are missing or not Kinetics CSVs, before anything is encoded."""
+    """Refuse ``--csv`` files that are missing, not Kinetics CSVs or malformed (a row whose
+    fields do not match the header, times that are not numbers, a quote never closed), before
+    anything is encoded: every row is parsed here, as ``read_kinetics_csv`` will after."""
     required = {"label", "youtube_id", "time_start", "time_end"}
     classes: set[str] | None = None
     for path in csvs:
         try:
-            reader = csv.DictReader(io.StringIO(read_text(path, "--csv"), newline=""))
-            fields = set(reader.fieldnames or ())
-            labels = {row.get("label") for row in reader} if required <= fields else set()
+            text = read_text(path, "--csv")
         except OSError as err:
             raise ValueError(
                 f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
                 "Kinetics CSVs (train.csv, validate.csv, ...)"
             ) from err
-        if not required <= fields:
-            raise ValueError(
-                f"--csv {path} is not a Kinetics CSV: it needs the columns {sorted(required)}, "
-                f"found {sorted(fields)}"
-            )
+        labels = _csv_labels(path, text, required)
         if classes is None:
             classes = labels
         elif not labels <= classes:
@@ -218,6 +226,92 @@ def _check_csvs(csvs: list[str]) -> None:
                 f"(e.g. {sorted(map(str, labels - classes))[0]!r}); the first CSV sets the class "
                 "list, so pass the training CSV first"
             )
+
+
+def _csv_labels(path: str, text: str, required: set[str]) -> set[str]:
+    """The labels of the Kinetics CSV ``path`` (its ``text``), every row checked.
+
+    Raises:
+        ValueError: a missing column, or a row that is malformed; the message names its line.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = [name.strip() for name in next(reader, [])]
+    if not required <= set(header):
+        raise ValueError(
+            f"--csv {path} is not a Kinetics CSV: it needs the columns {sorted(required)}, "
+            f"found {sorted(header)}"
+        )
+    column = {name: header.index(name) for name in required}
+    labels = set()
+    start = reader.line_num + 1  # the line a row starts at (a quoted field may span lines)
+    try:
+        for row in reader:
+            where, start = f"--csv {path}:{start}", reader.line_num + 1
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ValueError(
+                    f"{where}: {len(row)} fields where the header has {len(header)} "
+                    f"({', '.join(header)}); fix the row"
+                )
+            begin, end = row[column["time_start"]], row[column["time_end"]]
+            try:
+                kinetics_name(row[column["youtube_id"]], begin, end)
+            except (ValueError, OverflowError):  # "abc", "nan", "inf"
+                raise ValueError(
+                    f"{where}: time_start {begin!r} and time_end {end!r} must be numbers of seconds"
+                ) from None
+            labels.add(row[column["label"]])
+    except csv.Error as err:
+        problem = (
+            "a quoted field opened on this row is never closed"
+            if "end of data" in str(err)
+            else f"malformed CSV ({err})"
+        )
+        raise ValueError(f"--csv {path}:{start}: {problem}; fix the quotes") from None
+    return labels
+
+
+def _check_outputs(dst: Path, csvs: list[str] | None, splits: set[str], sources: list[str]) -> None:
+    """Refuse annotation outputs that collide (two CSVs of one stem, a CSV or split named
+    ``classes``) or that would overwrite an input (a ``--csv`` inside DST, a source video), a
+    link or a file that is not regular, before anything is encoded.
+
+    Raises:
+        UsageError: one line naming the outputs and their inputs.
+    """
+    made_by: dict[Path, str] = {}  # output -> what writes it
+    for name in csvs if csvs else sorted(splits):
+        option = f"--csv {name}" if csvs else f"split folder {name}"
+        target = dst / f"{Path(name).stem if csvs else name}.txt"
+        if target.name == "classes.txt":
+            raise UsageError(
+                f"{option} would be written as {target}, the class list's name; rename it"
+            )
+        if target in made_by:
+            raise UsageError(
+                f"{option} and {made_by[target]} would both be written as {target}; rename one"
+            )
+        made_by[target] = option
+    outputs = [*made_by, dst / "classes.txt", dst / ERRORS_FILE]
+    reads = [("the --csv", path) for path in csvs or []]
+    if any(os.path.lexists(path) for path in outputs):  # else no input is there either
+        reads += [("a source video", path) for path in sources]
+    read = ReadFiles(reads)
+    for path in outputs:
+        check_output_file(f"DST {dst}: output", path, read, folder=False)
+        refuse_special(f"DST {dst}: output", path)
+
+
+def _not_listable(path: str, rel: Path) -> str | None:
+    """Why the video ``path`` (output ``rel`` under DST) cannot be prepared, or None: a file that
+    is not regular (a pipe would block the encoder for ever) or a name no list can hold."""
+    try:
+        _check_args(path, "pyav")  # what data check and training say of such a file
+    except OSError as err:
+        return f"{type(err).__name__}: {err}"
+    problem = list_path_problem(rel.as_posix())
+    return f"{problem}; rename it" if problem else None
 
 
 def _check_folders(src: Path, dst: Path) -> None:
@@ -250,6 +344,19 @@ def _make_dst(dst: Path) -> None:
         ) from err
 
 
+def _lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
+    """The list lines of ``(video, label)`` (see ``annotations.list_line``), paths relative to
+    ``dst``; a video whose name no list can hold (put in DST by hand) is left out, with a
+    warning."""
+    lines = []
+    for video, label in videos:
+        try:
+            lines.append(list_line(video.relative_to(dst).as_posix(), label))
+        except ValueError as err:
+            logger.warning("%s is not listed: %s", video, err)
+    return lines
+
+
 def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
     """Write the annotation files of a prepared tree (see the module docstring)."""
     written = []
@@ -260,10 +367,7 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
             classes = found.classes
             target = dst / f"{Path(csv_path).stem}.txt"
             write_text(
-                target,
-                "".join(
-                    f"{Path(r.path).relative_to(dst).as_posix()} {r.label}\n" for r in found.records
-                ),
+                target, "".join(_lines(((Path(r.path), r.label) for r in found.records), dst))
             )
             logger.info(
                 "%s: %d videos, %d rows without a file", target, len(found.records), found.missing
@@ -276,12 +380,15 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
     classes = sorted({c.name for s in splits for c in s.iterdir() if c.is_dir()})
     label_of = {name: i for i, name in enumerate(classes)}
     for split in splits:
-        lines = [
-            f"{video.relative_to(dst).as_posix()} {label_of[folder.name]}\n"
-            for folder in sorted(p for p in split.iterdir() if p.is_dir())
-            for video in sorted(folder.glob("*.mp4"))
-            if not video.name.endswith(".part.mp4")
-        ]
+        lines = _lines(
+            (
+                (video, label_of[folder.name])
+                for folder in sorted(p for p in split.iterdir() if p.is_dir())
+                for video in sorted(folder.glob("*.mp4"))
+                if not video.name.endswith(".part.mp4")
+            ),
+            dst,
+        )
         if lines:
             write_text(dst / f"{split.name}.txt", "".join(lines))
             written.append(dst / f"{split.name}.txt")
@@ -366,18 +473,27 @@ def prepare_dataset(
     if csvs:
         _check_csvs(csvs)
     sources: dict[Path, list[str]] = defaultdict(list)  # output (relative) -> its sources
+    errors: list[tuple[str, str]] = []
     for folder, dirs, files in os.walk(src):
         dirs.sort()
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
-            sources[Path(folder, name).relative_to(src).with_suffix(".mp4")].append(
-                str(Path(folder, name))
-            )
+            path = str(Path(folder, name))
+            rel = Path(path).relative_to(src).with_suffix(".mp4")
+            problem = _not_listable(path, rel)
+            if problem:  # failed without opening it
+                errors.append((path, problem))
+            else:
+                sources[rel].append(path)
     if not csvs:
-        _check_layout(src, list(sources))
+        _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
+    splits = {rel.parts[0] for rel in sources if len(rel.parts) == 3}
+    if dst.is_dir():
+        splits |= {p.name for p in dst.iterdir() if p.is_dir()}
+    _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])
     _make_dst(dst)
-    jobs, skipped, errors = [], 0, []
+    jobs, skipped = [], 0
     again: set[str] = set()  # sources whose output is there at another short side
     for rel, paths in sorted(sources.items()):
         if len(paths) > 1:  # which one is meant cannot be told: none is encoded

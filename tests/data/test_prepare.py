@@ -13,7 +13,7 @@ import pytest
 from octvideo.cli import main
 from octvideo.data import prepare as prepare_module
 from octvideo.data import probe
-from octvideo.data.annotations import kinetics_name
+from octvideo.data.annotations import kinetics_name, read_lines
 from octvideo.data.check import check_one, read_report
 from octvideo.data.prepare import part_path, prepare_dataset
 from tests.data import prepare_faults as faults
@@ -296,3 +296,107 @@ def test_a_rerun_with_another_short_side_encodes_again(tmp_path, media, capsys):
     counts = prepare_dataset(src, dst, short_side=48, workers=2, progress=False)
     assert counts == {"encoded": 1, "redone": 1, "skipped": 1, "failed": 0}
     assert probe(output).height == 48
+
+
+HEADER = "label,youtube_id,time_start,time_end,split\n"
+
+
+def test_csvs_whose_lists_collide_or_overwrite_a_csv_are_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding
+):
+    src = raw_tree(tmp_path, media, {f"train/{kinetics_name('id0', 0, 10)}.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.csv").write_text(HEADER + "zumba,id0,0,10,train\n")
+    a, b = tmp_path / "a" / "train.csv", tmp_path / "b" / "train.csv"
+    line = prepare_error(capsys, str(src), str(dst), "--csv", str(a), "--csv", str(b))
+    assert line == (
+        f"octvideo data: error: --csv {b} and --csv {a} would both be written as "
+        f"{dst / 'train.txt'}; rename one"
+    )
+    shutil.copy(a, tmp_path / "a" / "classes.csv")
+    line = prepare_error(capsys, str(src), str(dst), "--csv", str(tmp_path / "a/classes.csv"))
+    assert line == (
+        f"octvideo data: error: --csv {tmp_path / 'a/classes.csv'} would be written as "
+        f"{dst / 'classes.txt'}, the class list's name; rename it"
+    )
+    dst.mkdir()
+    inside = dst / "train.txt"  # a CSV in DST named as its own list
+    shutil.copy(a, inside)
+    line = prepare_error(capsys, str(src), str(dst), "--csv", str(inside))
+    assert line == (
+        f"octvideo data: error: DST {dst}: output {inside} is the --csv {inside}: writing it "
+        "would destroy it; choose another path"
+    )
+    assert inside.read_text() == HEADER + "zumba,id0,0,10,train\n"
+
+
+def test_a_split_folder_named_classes_is_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding
+):
+    src = raw_tree(tmp_path, media, {"classes/a/one.mp4": "h264.mp4"})
+    line = prepare_error(capsys, str(src), str(tmp_path / "out"))
+    assert line == (
+        f"octvideo data: error: split folder classes would be written as "
+        f"{tmp_path / 'out' / 'classes.txt'}, the class list's name; rename it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("zumba,id0,0\n", ":2: 3 fields where the header has 5"),
+        ("zumba,id0,0,10,train,extra\n", ":2: 6 fields where the header has 5"),
+        ("zumba,id0,0,10,train\nzumba,id0,soon,10,train\n", ":3: time_start 'soon' and "),
+        ("zumba,id0,nan,10,train\n", ":2: time_start 'nan' and time_end '10' must be numbers"),
+        ('"zumba,id0,0,10,train\nzumba,id1,0,10,train\n', ":2: a quoted field opened on this "),
+    ],
+    ids=["short", "long", "not-a-number", "nan", "unclosed-quote"],
+)
+def test_malformed_csv_rows_are_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding, rows, message
+):
+    src = raw_tree(tmp_path, media, {f"train/{kinetics_name('id0', 0, 10)}.mp4": "h264.mp4"})
+    (tmp_path / "train.csv").write_text(HEADER + rows)
+    line = prepare_error(
+        capsys, str(src), str(tmp_path / "out"), "--csv", str(tmp_path / "train.csv")
+    )
+    assert line.startswith(f"octvideo data: error: --csv {tmp_path / 'train.csv'}{message}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_in_src_is_a_failed_video_never_opened(tmp_path, media):
+    # the encoder opened it and waited for a writer for ever
+    src = raw_tree(tmp_path, media, {"train/a/ok.mp4": "h264.mp4"})
+    os.mkfifo(src / "train/a/pipe.mp4")
+    dst = tmp_path / "out"
+    counts = run_with_deadline(
+        60, prepare_dataset, src, dst, short_side=32, workers=1, progress=False
+    )
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
+    pipe = src / "train/a/pipe.mp4"
+    assert read_report(dst / "prepare_errors.jsonl") == [
+        (str(pipe), f"FileNotFoundError: {pipe} is a pipe or a device, not a video file")
+    ]
+    assert (dst / "train.txt").read_text() == "train/a/ok.mp4 0\n"
+
+
+def test_the_lists_written_read_back_whatever_the_names(tmp_path, media, capsys):
+    # "take 2, final.mp4" was split at its comma by data check and train; "#old/..." was a comment
+    names = ["train/b/take 2, final.mp4", "train/cls,a/v1.mp4", "#old/b/x.mp4"]
+    src = raw_tree(tmp_path, media, {name: "h264.mp4" for name in names})
+    (src / "train/b/new\nline.mp4").write_bytes(media["h264.mp4"].read_bytes())
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
+    assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
+    assert read_report(dst / "prepare_errors.jsonl") == [
+        (
+            str(src / "train/b/new\nline.mp4"),
+            "its name holds a line break, which a 'path label' list cannot hold; rename it",
+        )
+    ]
+    assert (dst / "#old.txt").read_text() == "./#old/b/x.mp4 0\n"
+    found = read_lines(dst / "train.txt") + read_lines(dst / "#old.txt")
+    assert sorted(path for path, _ in found) == sorted(str(dst / name) for name in names)
+    assert main(["data", "check", str(dst / "train.txt"), "-q"]) == 0
