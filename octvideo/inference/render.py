@@ -5,11 +5,15 @@ earlier of two as near; the video-level prediction when there are no windows), f
 the windows' centres sorted once, so a frame costs log(windows), not windows (up to
 ``MAX_WINDOWS``). Times count from the first frame, as the windows do: a clip cut from a longer
 recording keeps its start time in MKV and MP4 (its first frame at 10 s, say), which is not part of
-the windows' times. The input is decoded and the output encoded one frame at a time with PyAV, so
-long videos need no more memory than short ones. The output is written to a temporary file beside it
-and renamed when complete (``octvideo.paths.AtomicOutput``): a render that fails half-way leaves no
-half file and an earlier file of that name as it was, a symbolic link at the output is refused, and
-a full disk is one line (``OutputWriteError``).
+the windows' times. Each output frame keeps its source time (from 0, in the source's time base, no
+B-frames), so a variable-frame-rate video keeps its length and its labels play when their frames
+do; and frames are turned by the source's display matrix before drawing, as decoding turns them
+(``octvideo.data.decoding.Orientation``), so a phone video shot upright is written upright,
+labels included, with no matrix. The input is decoded and the output encoded one frame at a time
+with PyAV, so long videos need no more memory than short ones. The output is written to a temporary
+file beside it and renamed when complete (``octvideo.paths.AtomicOutput``): a render that fails
+half-way leaves no half file and an earlier file of that name as it was, a symbolic link at the
+output is refused, and a full disk is one line (``OutputWriteError``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
+from octvideo.data.decoding import UPRIGHT, display_matrix, orientation_of
 from octvideo.inference.predictor import Prediction, VideoResult
 from octvideo.paths import atomic_output, same_file
 
@@ -97,20 +102,27 @@ def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> Non
     with av.open(result.path) as src, av.open(str(out), "w") as dst:
         in_stream = src.streams.video[0]
         rate = in_stream.average_rate or Fraction(round(result.fps or 30))
-        width = in_stream.codec_context.width // 2 * 2  # yuv420p needs even sizes
-        height = in_stream.codec_context.height // 2 * 2
-        stream = dst.add_stream(_encoder_name(), rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        time_base = in_stream.time_base or Fraction(1, 90_000)
+        stream = None
+        turn = UPRIGHT
+        width = height = 0
         origin = None  # time of the first frame: window times count from it
+        first_pts = last_pts = None
         centres = _Centres(result.windows)
         for index, frame in enumerate(src.decode(in_stream)):
+            if stream is None:  # the first frame's display matrix turns them all, as decoding does
+                turn = orientation_of(display_matrix(frame))
+                width, height = turn.size(frame.width, frame.height)
+                width, height = width // 2 * 2, height // 2 * 2  # yuv420p needs even sizes
+                stream = _add_stream(dst, rate, time_base, width, height)
             if frame.time is None:
                 t = index / float(rate)
             else:
                 if origin is None:
                     origin = float(frame.time) - index / float(rate)
                 t = float(frame.time) - origin
-            image = frame.to_image().crop((0, 0, width, height))
+            array = turn.apply(frame.to_ndarray(format="rgb24"))[:height, :width]  # (H, W, 3)
+            image = Image.fromarray(array)
             draw = ImageDraw.Draw(image)
             pred = _label_for(result, t, centres)
             lines = [f"{label} {100 * prob:.0f}%" for label, prob in pred.top(classes, k)]
@@ -119,7 +131,35 @@ def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> Non
             for i, line in enumerate(lines):
                 draw.text((4, 3 + 12 * i), line, fill=(255, 255, 255), font=font)
             new = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+            # the source's own times (a variable frame rate kept), from 0, strictly increasing
+            if frame.pts is not None and first_pts is None:
+                first_pts = frame.pts
+            if frame.pts is not None and first_pts is not None:
+                pts = frame.pts - first_pts
+            else:
+                pts = round(t / time_base)
+            pts = pts if last_pts is None else max(pts, last_pts + 1)
+            new.pts, new.time_base, last_pts = pts, time_base, pts
+            if frame.duration:
+                new.duration = frame.duration
             for packet in stream.encode(new):
                 dst.mux(packet)
+        if stream is None:  # no frame decoded: an empty video of the stream's size
+            width = in_stream.codec_context.width // 2 * 2
+            height = in_stream.codec_context.height // 2 * 2
+            stream = _add_stream(dst, rate, time_base, width, height)
         for packet in stream.encode():
             dst.mux(packet)
+
+
+def _add_stream(
+    dst: av.container.OutputContainer, rate: Fraction, time_base: Fraction, width: int, height: int
+) -> av.video.stream.VideoStream:
+    """The output's video stream, counting time in the source's time base, so that each frame
+    keeps its source time. No B-frames: with them the encoder makes decode times from earlier
+    frames' times, which at a change of frame rate shortens the MP4's length (10.5 s as 9.65 s),
+    and AVI, which stores decode times only, would play frames out of order."""
+    stream = dst.add_stream(_encoder_name(), rate=rate, options={"bf": "0"})
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.time_base = stream.codec_context.time_base = time_base
+    return stream

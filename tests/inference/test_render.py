@@ -1,7 +1,8 @@
 """``predict --render`` outputs: never through a symbolic link, a real full disk stops the run in
-one line with no half video left, a failed render keeps an earlier file, and frames are labelled by
+one line with no half video left, a failed render keeps an earlier file, frames are labelled by
 their time from the first frame (a clip cut from a longer recording starts at a time other than
-0)."""
+0), each frame keeps its source time (a variable frame rate keeps the video's length), and a video
+with a display matrix (a phone shot upright) is drawn on as displayed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import random
 
 import av
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +24,7 @@ from octvideo.inference.predictor import (
     window_times,
 )
 from octvideo.inference.render import _label_for, render
+from tests.data.media_helpers import encode_turned, turned_pattern
 from tests.inference.media_helpers import encode_timed, faststart
 from tests.small_disk import fill, small_disk
 
@@ -168,3 +171,40 @@ def test_render_counts_frame_times_from_the_first_frame(predictor, tmp_path, mon
     assert chosen[15] == (pytest.approx(1.5), 1)
     # frame i at i / 10 s lies in window i // 10 (on a boundary, two windows are as near)
     assert all(index == i // 10 for i, (_, index) in enumerate(chosen) if i % 10)
+
+
+def _plain_result(path) -> VideoResult:
+    probs = torch.tensor([0.2, 0.8])
+    return VideoResult(path=str(path), video=Prediction(probs, 0.0, 1.0), duration=1.0)
+
+
+def _times(path) -> tuple[list[float], float]:
+    with av.open(str(path)) as container:
+        times = [float(f.time) for f in container.decode(video=0)]
+        return times, container.duration / 1e6
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_render_keeps_each_frames_time_of_a_variable_frame_rate(tmp_path, suffix):
+    # 20 frames 50 ms apart, then 20 frames 500 ms apart: written at the average rate, the 10.5 s
+    # video came out 2 s long and the labels no longer played at their times
+    pts_ms = [50 * i for i in range(20)] + [1000 + 500 * i for i in range(20)]
+    source = encode_timed(tmp_path / "vfr.mkv", pts_ms)
+    out = render(_plain_result(source), ["a", "b"], tmp_path / f"out{suffix}", k=1)
+    times, duration = _times(out)
+    assert times == pytest.approx([t / 1000 for t in pts_ms], abs=1e-3)
+    assert duration == pytest.approx(_times(source)[1], abs=0.06)
+
+
+def test_render_of_a_turned_video_is_drawn_as_displayed(tmp_path):
+    # it drew on the stored (sideways) frames and wrote no matrix: the output played sideways
+    source = encode_turned(tmp_path / "phone.mp4", (0, 1, -1, 0))  # 90 degrees clockwise
+    out = render(_plain_result(source), ["a", "b"], tmp_path / "out.mp4", k=1)
+    with av.open(str(out)) as container:
+        frame = next(container.decode(video=0))
+        assert not any(d.type.name == "DISPLAYMATRIX" for d in frame.side_data)
+        array = frame.to_ndarray(format="rgb24").astype(np.float32)
+    expected = np.rot90(turned_pattern(), -1).astype(np.float32)  # (96, 64, 3)
+    assert array.shape == expected.shape
+    below_labels = slice(30, None)  # the label box is drawn over the top rows
+    assert np.abs(array[below_labels] - expected[below_labels]).mean() < 4.0
