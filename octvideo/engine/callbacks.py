@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from octvideo.models.cost import fvcore_nn
+from octvideo.paths import atomic_output, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,11 @@ def plot_curves(metrics_csv: Path, out_png: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    try:  # whole or not at all, never through a link (see octvideo.paths)
+        with atomic_output(out_png) as part:  # same extension: the figure's format
+            fig.savefig(part, dpi=100)
+    finally:
+        plt.close(fig)
     return out_png
 
 
@@ -165,7 +169,8 @@ class ReplicaCheck(L.Callback):
 
     DDP keeps replicas identical only if every rank ran the same steps; a desynchronised run
     (a rank skipping a step, a non-deterministic all-reduce) would otherwise go unnoticed. Rank 0
-    writes the digests to ``out_json``; differing digests raise ``RuntimeError``.
+    writes the digests to ``out_json`` (atomically, never through a symbolic link); differing
+    digests raise ``RuntimeError``.
     """
 
     def __init__(self, out_json: Path) -> None:
@@ -184,7 +189,8 @@ class ReplicaCheck(L.Callback):
                 "global_step": trainer.global_step,
                 "param_sha256": digests,
             }
-            self.out_json.write_text(json.dumps(record, indent=2) + "\n")
+            # atomic, and refused at a symbolic link (it would overwrite the file it points to)
+            write_atomically(self.out_json, json.dumps(record, indent=2) + "\n")
         if len(set(digests)) != 1:
             raise RuntimeError(f"DDP replicas disagree after training: {digests}")
         if len(digests) > 1:

@@ -2,12 +2,15 @@
 elapsed and time left; Lightning's bar only where stdout is a terminal. Parameter digests of a
 bfloat16 model. Precise BN (``trainer.precise_bn_batches``): each batch norm's running statistics
 become the mean and variance of its input over the given training batches, with everything else
-as it was, at the points where checkpoints are written."""
+as it was, at the points where checkpoints are written. The replica record and the curves PNG are
+written whole, never through a symbolic link."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -17,9 +20,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from octvideo.config import load_config
-from octvideo.engine.callbacks import PreciseBatchNorm, parameter_digest
+from octvideo.engine.callbacks import (
+    PreciseBatchNorm,
+    ReplicaCheck,
+    parameter_digest,
+    plot_curves,
+)
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.run import run_train, show_progress_bar
+from octvideo.errors import UsageError
+from octvideo.paths import temporaries
 from tests.engine.conftest import bn_population_moments, tiny_overrides
 
 LINE = re.compile(
@@ -266,3 +276,32 @@ def test_a_run_stopped_in_its_last_validation_resumes_to_the_same_end(tiny_synth
         want_state, got_state = model_state_dict(want), model_state_dict(got)
         for key, value in want_state.items():
             torch.testing.assert_close(got_state[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_replica_record_is_written_whole_and_never_through_a_link(tmp_path):
+    out = tmp_path / "replicas.json"
+    trainer = SimpleNamespace(is_global_zero=True, global_step=3)
+    ReplicaCheck(out).on_train_end(trainer, nn.Linear(2, 2))
+    assert json.loads(out.read_text())["global_step"] == 3
+    assert not temporaries(out)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim data\n")
+    link = tmp_path / "link.json"
+    link.symlink_to(victim)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        ReplicaCheck(link).on_train_end(trainer, nn.Linear(2, 2))
+    assert victim.read_text() == "victim data\n"
+
+
+def test_training_curves_are_written_whole_and_never_through_a_link(tmp_path):
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,step,train/loss_step,lr\n0,0,1.5,0.1\n0,1,1.2,0.1\n")
+    png = plot_curves(metrics, tmp_path / "curves.png")
+    assert png.read_bytes().startswith(b"\x89PNG") and not temporaries(png)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim data\n")
+    link = tmp_path / "link.png"
+    link.symlink_to(victim)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        plot_curves(metrics, link)
+    assert victim.read_text() == "victim data\n"
