@@ -32,7 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, stored_meta
-from octvideo.config import RunConfig, load_config, save_config, to_dict
+from octvideo.config import RunConfig, load_config, resolve_config_path, save_config, to_dict
 from octvideo.engine.build import (
     build_classifier,
     check_clip,
@@ -52,6 +52,7 @@ from octvideo.engine.checkpoint import atomic_save, last_good, load_checkpoint
 from octvideo.engine.evaluate import check_report_files, summarize, write_report
 from octvideo.engine.module import VideoClassifier
 from octvideo.errors import (
+    AnnotationError,
     CheckpointWriteError,
     ConfigError,
     NonFiniteLoss,
@@ -62,7 +63,7 @@ from octvideo.errors import (
 )
 from octvideo.models.cost import total_gflops
 from octvideo.ops import fuse_for_inference
-from octvideo.paths import make_writable_folder
+from octvideo.paths import ReadFiles, make_writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,21 @@ def _datamodule(cfg: RunConfig):
     from octvideo.data import VideoDataModule
 
     data = cfg.data
+    if data.classes_file and Path(data.classes_file).is_dir():
+        raise UsageError(
+            f"data.classes_file={data.classes_file} is a folder; give the path of a classes file "
+            "(one class name a line), or of a new file to write the training list's classes to"
+        )
     if data.classes_file and not Path(data.classes_file).exists():
         data = dataclasses.replace(data, classes_file="")
     datamodule = VideoDataModule(data)
+    if datamodule.num_classes == 0:  # no classes file and a list without videos: no labels
+        listed = data.train_list or data.val_list or data.test_list
+        raise AnnotationError(
+            f"data: {listed} lists no video that exists, so there are no classes to take from "
+            "it; check the list's paths against data.root, or the class folders' videos against "
+            "data.video_extensions"
+        )
     if datamodule.num_classes != cfg.model.num_classes:
         source = (
             f"data.classes_file={data.classes_file}"
@@ -339,6 +352,58 @@ def check_new_run(ckpt_dir: Path) -> None:
         f"{ckpt_dir.parent} already holds a run ({' and '.join(kept)} in {ckpt_dir}); {then} "
         "start a new run with another --out (nothing was changed)"
     )
+
+
+def check_run_files(
+    cfg: RunConfig, cfg_file: Path | None, run_dir: Path, ckpt_path: Path | None
+) -> None:
+    """Refuses, before anything is written, a run whose own files would destroy another file:
+    a symbolic link at one of them (writing through it would overwrite the file it points to),
+    a folder there, or one of the files the run reads (the ``--cfg`` file, the lists, the
+    classes file, the resume checkpoint).
+
+    The run folder's ``config.yaml`` may be the ``--cfg`` file only when the run continues from a
+    checkpoint of that folder: it is then the run's own record, which the resumed run rewrites
+    with the config it continues with. A new run would replace it, and with it whatever the
+    user's file held beyond the resolved config.
+
+    Raises:
+        UsageError: names the file and what it is.
+    """
+    d = cfg.data
+    inputs = [("--cfg", cfg_file), ("data.train_list", d.train_list), ("data.val_list", d.val_list)]
+    inputs += [("data.classes_file", d.classes_file)] if Path(d.classes_file).is_file() else []
+    inputs += [("the resume checkpoint", ckpt_path)]
+    reads = ReadFiles([(what, path) for what, path in inputs if path])
+    ckpt_dir = run_dir / "checkpoints"
+    config_yaml = run_dir / "config.yaml"
+    outputs = [config_yaml, run_dir / "replicas.json", ckpt_dir / LAST, ckpt_dir / BEST]
+    outputs += [run_dir / "curves.png"] if cfg.output.plot_curves else []
+    for path in outputs:
+        found = reads.find(path)
+        if found and found[0] == "--cfg" and path == config_yaml:
+            if ckpt_path is not None and ckpt_path.resolve().parent == ckpt_dir.resolve():
+                continue  # the run's own record, continued
+            raise UsageError(
+                f"--cfg {cfg_file} is the config.yaml of the run folder {run_dir}, which a new "
+                "run replaces with its resolved config; pass a copy kept outside the run "
+                "folder, or choose another --out (nothing was changed)"
+            )
+        problem = ""
+        if found and path.parent != ckpt_dir:  # a checkpoint resumed from is rewritten
+            problem = f"is {found[0]} {found[1]}: writing it would destroy it"
+        if os.path.islink(path):
+            problem = (
+                f"is a symbolic link to {os.readlink(path)}: writing through it would overwrite "
+                "that file"
+            )
+        elif path.is_dir():
+            problem = "is a folder"
+        if problem:
+            raise UsageError(
+                f"{path}, a file the run writes, {problem}; remove it or choose another --out "
+                "(nothing was changed)"
+            )
 
 
 def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:
@@ -566,7 +631,9 @@ def run_train(
             (last.ckpt is written at the end of the batch first) or Ctrl-C. The message names
             the cause and the last good checkpoint, which is kept.
     """
+    cfg_file = None if isinstance(cfg, RunConfig) else cfg
     cfg = _config(cfg, overrides, out)
+    cfg_file = None if cfg_file is None else resolve_config_path(cfg_file)
     run_dir = run_dir_of(cfg)
     ckpt_dir = run_dir / "checkpoints"
     # Every check comes before the first file or folder is written: a refused run leaves nothing.
@@ -589,8 +656,15 @@ def run_train(
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None:
         check_new_run(ckpt_dir)
+    check_run_files(cfg, cfg_file, run_dir, ckpt_path)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
+    # the training and validation lists read and counted here, not in trainer.fit after
+    # config.yaml and the logs are written (an empty list refused there left them changed)
+    datamodule.setup("fit")
+    from octvideo.data.datamodule import check_every_rank_has_one
+
+    check_every_rank_has_one(len(datamodule.val_dataset), world_size(cfg), "validation videos")
     # a resume checkpoint's refusals come before config.yaml and the logs are touched
     checkpoint = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)

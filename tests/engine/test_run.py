@@ -1,16 +1,19 @@
 """``octvideo train`` / ``octvideo test`` in-process (``run_train``, ``run_test``) on a tiny model
 and tiny real video files.
 
-The run's order and its resume targets: every check before the first file or folder (a refused
-run leaves nothing behind, not even a classes file), a finished run resumed into another folder is
-refused, a run resumed there as a branch reports that folder's checkpoints, --out is a path, never
-YAML, and test and resume refuse a checkpoint whose metadata does not read; the checkpoint records
-``data.target_fps`` and test refuses another one. A resumed run follows the learning-rate schedule
-of its current config. Reduced precision: bfloat16 training on a CPU is refused before anything is
-written, bfloat16 testing works. Two-process CPU DDP (gloo) through the real command line: the run
-completes, ranks agree, and precise BN combines the two ranks' batches. Faults during training:
-SIGKILL mid-epoch and mid-write, SIGTERM and Ctrl-C, a full disk, an unwritable output folder, a
-non-finite loss, a data-loader worker killed by its decoder."""
+The run's order and its resume targets: every check before the first file or folder (a refused run
+leaves nothing behind, not even a classes file; the training and validation lists are read and
+counted before it, so an empty one changes nothing, on a resume neither), a symbolic link at a run
+file, or the --cfg file at a new run's config.yaml, is refused (a resume may read the run's own
+config.yaml), an empty training list or a folder as classes file is one line, a finished run resumed
+into another folder is refused, a run resumed there as a branch reports that folder's checkpoints,
+--out is a path, never YAML, and test and resume refuse a checkpoint whose metadata does not read;
+the checkpoint records ``data.target_fps`` and test refuses another one. A resumed run follows the
+learning-rate schedule of its current config. Reduced precision: bfloat16 training on a CPU is
+refused before anything is written, bfloat16 testing works. Two-process CPU DDP (gloo) through the
+real command line: the run completes, ranks agree, and precise BN combines the two ranks' batches.
+Faults during training: SIGKILL mid-epoch and mid-write, SIGTERM and Ctrl-C, a full disk, an
+unwritable output folder, a non-finite loss, a data-loader worker killed by its decoder."""
 
 from __future__ import annotations
 
@@ -88,6 +91,75 @@ def test_a_missing_classes_file_is_written_only_by_a_run_that_starts(tiny_synth,
     assert not classes.exists()
     run_train(None, tiny_overrides(tiny_synth, **settings), out=str(tmp_path / "run"))
     assert classes.read_text().splitlines() == [str(i) for i in range(NUM_CLASSES)]  # labels
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "replicas.json", "curves.png"])
+def test_a_symbolic_link_at_a_run_file_is_refused_and_its_target_kept(tiny_synth, tmp_path, name):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim data\n")
+    run = tmp_path / "run"
+    (run / name).parent.mkdir(parents=True)
+    (run / name).symlink_to(victim)
+    before = _files(tmp_path)
+    with pytest.raises(UsageError, match=f"{run / name}, a file the run writes, is a symbolic"):
+        run_train(None, tiny_overrides(tiny_synth), out=str(run))
+    assert victim.read_text() == "victim data\n"
+    assert _files(tmp_path) == before
+
+
+def test_a_new_run_refuses_its_cfg_as_the_run_folders_config_yaml(tiny_synth, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    mine = run / "config.yaml"
+    mine.write_text("model: {name: i3d_r18}  # my notes\n")
+    before = _files(tmp_path)
+    args = ["train", "--cfg", str(mine), "--out", str(run), *tiny_overrides(tiny_synth)]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"octvideo train: error: --cfg {mine} is the config.yaml of the run folder {run}, which a "
+        "new run replaces with its resolved config; pass a copy kept outside the run folder, or "
+        "choose another --out (nothing was changed)"
+    )
+    assert mine.read_text() == "model: {name: i3d_r18}  # my notes\n"
+    assert _files(tmp_path) == before
+
+
+def test_an_empty_validation_list_is_refused_before_the_run_folder_is_made(tiny_synth, tmp_path):
+    empty = tmp_path / "val.txt"
+    empty.write_text("# only a comment\n")
+    before = _files(tmp_path)
+    overrides = tiny_overrides(tiny_synth, **{"data.val_list": empty})
+    with pytest.raises(UsageError, match=f"data: {empty} lists no video that exists"):
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert _files(tmp_path) == before  # no config.yaml, logs/ or checkpoints/
+
+
+def test_an_empty_training_list_says_it_lists_no_video(tiny_synth, tmp_path):
+    empty = tmp_path / "train.txt"
+    empty.write_text("")
+    overrides = tiny_overrides(
+        tiny_synth, **{"data.train_list": empty, "data.classes_file": tmp_path / "classes.txt"}
+    )
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert str(err.value) == (
+        f"data: {empty} lists no video that exists, so there are no classes to take from it; "
+        "check the list's paths against data.root, or the class folders' videos against "
+        "data.video_extensions"
+    )
+    assert sorted(tmp_path.iterdir()) == [empty]
+
+
+def test_a_classes_file_that_is_a_folder_is_a_usage_error_naming_it(tiny_synth, tmp_path, capsys):
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(tmp_path / "run")]
+    overrides = tiny_overrides(tiny_synth, **{"data.classes_file": tiny_synth})
+    assert cli.main([*args, *overrides]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"octvideo train: error: data.classes_file={tiny_synth} is a folder; give the path of a "
+        "classes file (one class name a line), or of a new file to write the training list's "
+        "classes to"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")
@@ -796,6 +868,30 @@ def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, unint
         run_train(None, overrides, out=str(run), resume="auto")
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before  # config.yaml and the logs untouched, no new log version
+
+
+def test_a_resume_refused_for_an_empty_validation_list_keeps_the_runs_config(
+    tiny_synth, tmp_path, uninterrupted
+):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    empty = tmp_path / "val.txt"
+    empty.write_text("# only a comment\n")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    extra = {"data.val_list": empty, "optim.lr": 0.7, "trainer.max_epochs": 4}
+    with pytest.raises(UsageError, match=f"data: {empty} lists no video that exists"):
+        overrides = [*_overrides(tiny_synth), *(f"{k}={v}" for k, v in extra.items())]
+        run_train(None, overrides, out=str(run), resume="auto")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # config.yaml keeps the config that ran
+
+
+def test_a_resume_may_read_the_runs_own_config_yaml(tiny_synth, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    result = run_train(run / "config.yaml", ["trainer.max_epochs=4"], out=str(run), resume="auto")
+    assert result.run_dir == run and result.global_step == 12
+    assert load_config(run / "config.yaml").trainer.max_epochs == 4
 
 
 def test_a_new_run_over_an_earlier_one_is_refused(tiny_synth, tmp_path, uninterrupted, capsys):
