@@ -386,8 +386,9 @@ class RunConfig:
 
 
 def check_limits(cfg: RunConfig) -> None:
-    """Refuses a size or count above its bound in ``LIMITS``, and clips or batches of more
-    pixels than ``MAX_CLIP_PIXELS`` / ``MAX_BATCH_PIXELS``.
+    """Refuses a size or count above its bound in ``LIMITS``, clips or batches of more pixels
+    than ``MAX_CLIP_PIXELS`` / ``MAX_BATCH_PIXELS``, a ``data.seed`` outside ``[0, MAX_SEED]``
+    and a ``data.target_fps`` outside ``TARGET_FPS_RANGE``.
 
     Raises:
         ValueError: one line naming the key, its value and the bound.
@@ -403,6 +404,15 @@ def check_limits(cfg: RunConfig) -> None:
                     "(octvideo.config.LIMITS)"
                 )
     d = cfg.data
+    # torch's generators take 64-bit seeds; data.seed + epoch seeds the sampler's
+    if not 0 <= d.seed <= MAX_SEED:
+        raise ValueError(f"data.seed must be in [0, {MAX_SEED}], got {d.seed}")
+    low, high = TARGET_FPS_RANGE
+    if d.target_fps is not None and not low <= d.target_fps <= high:
+        raise ValueError(
+            f"data.target_fps must be null (the video's own frames) or in [{low:g}, {high:g}] "
+            f"frames per second, got {d.target_fps:g}"
+        )
     crops = {"train_crop_size": d.train_crop_size, "val_crop_size": d.val_crop_size}
     crops["test_crop_size"] = d.test_crop_size
     for name, crop in crops.items():
