@@ -91,6 +91,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             workers=args.workers,
             csvs=args.csv,
             progress=not args.quiet,
+            timeout=args.timeout,
         )
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -177,6 +178,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         help="official Kinetics CSV to write DST/<name>.txt from (repeatable)",
+    )
+    prepare.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds one video may take to encode; past it the video fails (at most a day)",
     )
     prepare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(func=run_prepare)

@@ -177,6 +177,21 @@ class _Pool:
             worker.stop(kill=worker.task is not None)
 
 
+def check_timeout(timeout: float) -> None:
+    """Refuse a ``--timeout`` (seconds one video may take) that is not above 0 and at most
+    ``MAX_TIMEOUT`` (NaN included).
+
+    Raises:
+        ValueError: one line naming ``--timeout`` and the bound.
+    """
+    if not timeout > 0:
+        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+    if timeout > MAX_TIMEOUT:
+        raise ValueError(
+            f"--timeout must be at most {MAX_TIMEOUT:g} seconds (one day), got {timeout:g}"
+        )
+
+
 def is_report(path: str | os.PathLike[str]) -> bool:
     """Whether the regular file ``path`` holds a report of ``write_report`` (empty, or a first
     line ``{"path": ..., "error": ...}``): one that ``data check --out`` may replace. At most
@@ -274,12 +289,7 @@ def check_videos(
         RunStopped: ``out`` could not be written at the end (a full disk); no half file is left.
     """
     check_range("--workers", workers, 1, MAX_WORKERS, " processes")
-    if not timeout > 0:
-        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
-    if timeout > MAX_TIMEOUT:
-        raise ValueError(
-            f"--timeout must be at most {MAX_TIMEOUT:g} seconds (one day), got {timeout:g}"
-        )
+    check_timeout(timeout)
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]
     if out is not None:

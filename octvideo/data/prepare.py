@@ -20,7 +20,8 @@ scaled to short side 256 or 320, which is what this writes:
 - failures do not stop the run: they are listed in ``DST/prepare_errors.jsonl`` (JSON lines
   ``{"path": ..., "error": ...}``, the format of ``data check``'s report, which holds any file
   name); an encoding process that dies (a decoder crash, the OOM killer) is a failure of the video
-  it was encoding;
+  it was encoding, and so is a video past ``--timeout`` seconds (default an hour, at most a day;
+  a decoder stuck in a loop), whose process is killed;
 - bad arguments are refused before anything is encoded: ``--short-side`` outside 16 to
   ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) and ``--workers`` outside 1 to
   ``MAX_WORKERS``, a DST that is SRC, lies inside it or
@@ -51,6 +52,7 @@ import io
 import logging
 import multiprocessing as mp
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -71,7 +73,7 @@ from octvideo.data.annotations import (
     write_failure,
     write_text,
 )
-from octvideo.data.check import refuse_special, write_report
+from octvideo.data.check import check_timeout, refuse_special, write_report
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, _check_args
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
@@ -81,6 +83,7 @@ from octvideo.paths import ReadFiles, check_output_file, make_writable_folder
 logger = logging.getLogger(__name__)
 
 ERRORS_FILE = "prepare_errors.jsonl"  # under DST: the videos that failed, JSON lines
+DEFAULT_TIMEOUT = 3600.0  # seconds one video may take to encode: a 10 s clip takes seconds
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -154,14 +157,19 @@ def _job(
 
 
 def _run_jobs(
-    jobs: list[tuple[str, str]], short_side: int, workers: int, progress: bool
+    jobs: list[tuple[str, str]],
+    short_side: int,
+    workers: int,
+    progress: bool,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> list[tuple[str, str]]:
     """Encode ``(src, dst)`` jobs, ``workers`` at a time, each in a process of its own.
 
     A process per video costs a fork of the fork server, which has imported PyAV and this module
     (milliseconds; once, for the first job, the server's start: about as long as importing
     octvideo), against seconds of encoding, and makes a process that dies (a decoder crash, the
-    OOM killer) the failure of exactly its own video: the others go on.
+    OOM killer) the failure of exactly its own video: the others go on. A job past ``timeout``
+    seconds (a decoder stuck in a loop) is killed, its part file removed, and its video failed.
 
     Returns:
         ``(src, error)`` of the videos that failed.
@@ -170,6 +178,7 @@ def _run_jobs(
     encode = transcode  # what each job runs, looked up now and pickled by reference
     todo = list(reversed(jobs))
     running: dict[Connection, tuple[mp.process.BaseProcess, str, str]] = {}
+    started: dict[Connection, float] = {}
     errors = []
     bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
     try:
@@ -181,7 +190,10 @@ def _run_jobs(
                 proc.start()
                 send.close()  # the job's end lives in the job only: its death is EOF here
                 running[receive] = (proc, src, dst)
-            for conn in wait(list(running)):
+                started[receive] = time.monotonic()
+            soonest = min(started.values()) + timeout - time.monotonic()
+            for conn in wait(list(running), timeout=max(0.0, soonest)):
+                started.pop(conn)
                 proc, src, dst = running.pop(conn)
                 try:
                     error = conn.recv()
@@ -194,6 +206,16 @@ def _run_jobs(
                     error = f"encoding process died ({exit_reason(proc)})"
                 if error:
                     errors.append((src, error))
+                bar.update()
+            now = time.monotonic()
+            for conn in [c for c, start in started.items() if now - start > timeout]:
+                started.pop(conn)
+                proc, src, dst = running.pop(conn)
+                proc.kill()
+                proc.join()
+                conn.close()
+                Path(part_path(src, dst)).unlink(missing_ok=True)
+                errors.append((src, f"timed out after {timeout:g} s"))
                 bar.update()
     finally:
         bar.close()
@@ -445,6 +467,7 @@ def prepare_dataset(
     workers: int = 2,
     csvs: list[str] | None = None,
     progress: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, int]:
     """Re-encode every video under ``src`` into ``dst`` and write annotation files.
 
@@ -455,6 +478,8 @@ def prepare_dataset(
         workers: encoding processes.
         csvs: official Kinetics CSVs to build the annotation files from.
         progress: show a progress bar.
+        timeout: seconds one video may take (above 0, at most ``MAX_TIMEOUT``); a video past
+            it fails, its encoder killed.
 
     Returns:
         Counts: ``encoded``, ``redone`` (of those, outputs that were there at another short side
@@ -469,6 +494,7 @@ def prepare_dataset(
         raise FileNotFoundError(f"source folder {src} does not exist")
     check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
     check_range("--workers", workers, 1, MAX_WORKERS, " processes")
+    check_timeout(timeout)
     _check_folders(src, dst)
     if csvs:
         _check_csvs(csvs)
@@ -521,7 +547,7 @@ def prepare_dataset(
             short_side,
         )
     dst.mkdir(parents=True, exist_ok=True)
-    encode_errors = _run_jobs(jobs, short_side, workers, progress)
+    encode_errors = _run_jobs(jobs, short_side, workers, progress, timeout)
     errors += encode_errors
     try:
         write_report(dst / ERRORS_FILE, sorted(errors))

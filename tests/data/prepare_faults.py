@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from octvideo.data.prepare import transcode
 
@@ -23,3 +24,10 @@ def killed_on(suffix: str, src: str, dst: str, short_side: int) -> int:
 def report_parent(src: str, dst: str, short_side: int) -> int:
     """Fails every video with the job's parent process as the error."""
     raise RuntimeError(f"parent {os.getppid()}")
+
+
+def hangs_on(suffix: str, src: str, dst: str, short_side: int) -> int:
+    """Encodes for real, except that a source ending in ``suffix`` never returns."""
+    if src.endswith(suffix):
+        time.sleep(600)  # a decoder stuck in a loop
+    return transcode(src, dst, short_side)

@@ -400,3 +400,28 @@ def test_the_lists_written_read_back_whatever_the_names(tmp_path, media, capsys)
     found = read_lines(dst / "train.txt") + read_lines(dst / "#old.txt")
     assert sorted(path for path, _ in found) == sorted(str(dst / name) for name in names)
     assert main(["data", "check", str(dst / "train.txt"), "-q"]) == 0
+
+
+def test_a_video_past_the_timeout_fails_alone_and_its_encoder_is_killed(
+    tmp_path, media, monkeypatch
+):
+    src = raw_tree(
+        tmp_path, media, {"train/a/one.mp4": "h264.mp4", "train/a/stuck.avi": "mpeg4.avi"}
+    )
+    monkeypatch.setattr(prepare_module, "transcode", partial(faults.hangs_on, "stuck.avi"))
+    dst = tmp_path / "out"
+    counts = run_with_deadline(
+        120, prepare_dataset, src, dst, short_side=32, workers=2, progress=False, timeout=5
+    )
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
+    assert read_report(dst / "prepare_errors.jsonl") == [
+        (str(src / "train/a/stuck.avi"), "timed out after 5 s")
+    ]
+    assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\n"
+
+
+def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    for value, message in (("0", "> 0, got 0"), ("1e9", "at most 86400 seconds (one day)")):
+        line = prepare_error(capsys, str(src), str(tmp_path / "out"), "--timeout", value)
+        assert line.startswith("octvideo data: error: --timeout must be ") and message in line
