@@ -382,6 +382,13 @@ class RunConfig:
     name: str = ""  # the recipe's name (the config file's stem unless set)
 
     def __post_init__(self) -> None:
+        # train and test score with torchmetrics' multiclass accuracy, which needs two classes;
+        # a checkpoint's model section (predict) may have one
+        if self.model.num_classes < 2:
+            raise ValueError(
+                f"model.num_classes must be >= 2 to train or test (a classifier tells classes "
+                f"apart), got {self.model.num_classes}"
+            )
         check_limits(self)
 
 

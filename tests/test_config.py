@@ -389,7 +389,9 @@ def test_train_help_lists_the_short_names(capsys):
         (["model.extra.width=0"], ["model.extra.width", "[1, 1024]", "got 0"]),
         (["model.extra.slowfast_alpha=8.0"], ["model.extra.slowfast_alpha", "got 8.0"]),
         (["model.extra.oct_stem=1"], ["model.extra.oct_stem", "true or false", "got 1"]),
-        # 9. torch's generators take 64-bit seeds; a tiny frame rate overflows the stride
+        # 9. train and test score with a multiclass accuracy, which needs two classes
+        (["model.num_classes=1"], ["model.num_classes", ">= 2", "got 1"]),
+        # 10. torch's generators take 64-bit seeds; a tiny frame rate overflows the stride
         (["data.seed=100000000000000000000000"], ["data.seed", "[0, 4294967295]"]),
         (["data.seed=-1"], ["data.seed", "[0, 4294967295]", "got -1"]),
         (["data.target_fps=1e-300"], ["data.target_fps", "[0.1, 1000]", "1e-300"]),
@@ -460,6 +462,7 @@ def test_bad_value_names_the_key(overrides, needles):
         ["data.seed=4294967295"],
         ["data.target_fps=0.1"],
         ["data.target_fps=1000"],
+        ["model.num_classes=2"],
         ["trainer.precise_bn_batches=0"],
         ["data.target_fps=null"],
         ["data.target_fps=29.97"],
