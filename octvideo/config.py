@@ -465,7 +465,8 @@ def resolve_config_path(cfg: str | Path) -> Path:
     (``i3d_oct.yaml``, ``c2d_oct``, ``slowfast_oct``) are the paper's Kinetics-400 recipes.
 
     Raises:
-        ConfigError: nothing matches, or a bare name matches several shipped configs.
+        ConfigError: nothing matches (a folder is named as such), or a bare name matches several
+            shipped configs.
     """
     path = Path(cfg).expanduser()
     if path.is_file():
@@ -484,6 +485,8 @@ def resolve_config_path(cfg: str | Path) -> Path:
     if len(matches) > 1:
         options = ", ".join(p.relative_to(CONFIG_DIR).as_posix() for p in matches)
         raise ConfigError(f"config name {cfg!r} is ambiguous: use one of {options}")
+    if path.is_dir():
+        raise ConfigError(f"config {str(cfg)!r} is a folder; pass a config file (a .yaml file)")
     shorts = [f"{short}.yaml" for short in ALIASES]
     close = difflib.get_close_matches(name, [*shorts, *relative], n=1) or difflib.get_close_matches(
         Path(name).name, [*shorts, *(p.name for p in shipped)], n=1

@@ -591,6 +591,17 @@ def test_model_extra_values_at_their_bounds_load():
     }
 
 
+def test_a_folder_given_as_the_config_is_named_a_folder(tmp_path, capsys):
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path(folder)
+    assert (
+        str(err.value) == f"config {str(folder)!r} is a folder; pass a config file (a .yaml file)"
+    )
+    assert "is a folder" in _one_line_cli_error(capsys, folder)
+
+
 def test_ambiguous_shipped_name_lists_the_choices():
     by_name: dict[str, list] = {}
     for path in shipped_configs():
