@@ -435,7 +435,8 @@ def load_annotations(
             annotation's folder. Not used by ``folders``: the videos are those in ``path``.
         fmt: ``"auto"``, ``"lines"``, ``"kinetics_csv"`` or ``"folders"``.
         classes_file: class names, one a line. Used when it exists (with a warning naming its
-            classes that no video of ``path`` uses); written when it does not.
+            classes that no video of ``path`` uses); written when it does not; refused when it
+            is a folder, a device or a pipe.
         classes: a class list to use instead (e.g. the training list's, for validation).
         extensions: video suffixes for the ``folders`` format.
         allow_outside_root: accept relative list paths that climb out of ``root``.
@@ -456,6 +457,12 @@ def load_annotations(
         raise AnnotationError(
             f"{path} is a folder: the {fmt} format reads {_FILE_FORMATS[fmt]}; pass that file, "
             "or the class-folder root with the folders format (data.annotation_format)"
+        )
+    if classes_file and os.path.exists(classes_file) and not os.path.isfile(classes_file):
+        # a device or pipe was not read (is_file() is False) but written over; a folder too
+        raise AnnotationError(
+            f"classes file {classes_file} is a folder or not a regular file (a device, pipe or "
+            "socket); point data.classes_file at a file"
         )
     known = classes_arg = classes
     if known is None and classes_file and Path(classes_file).is_file():

@@ -6,7 +6,9 @@ classes no video of the list uses."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import stat
 
 import pytest
 
@@ -237,6 +239,17 @@ def test_a_folder_given_to_a_file_format_is_one_error_naming_the_format(tmp_path
     with pytest.raises(AnnotationError) as info:
         load_annotations(root / "val", fmt=fmt)
     assert str(info.value).startswith(f"{root / 'val'} is a folder: the {fmt} format reads ")
+
+
+def test_a_classes_file_that_is_a_pipe_or_folder_is_refused_unwritten(tmp_path, media):
+    # a FIFO or device was not read (is_file() is False) and was replaced by a regular file
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    for name in ("pipe", "folder"):
+        with pytest.raises(AnnotationError, match=f"classes file {tmp_path / name} is a folder "):
+            load_annotations(tmp_path / "list.txt", classes_file=tmp_path / name)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
 
 
 def test_a_list_line_reads_back_as_the_path_written(tmp_path):

@@ -142,6 +142,14 @@ def test_an_out_that_is_a_pipe_is_refused_unopened(tmp_path, media):
     assert stat.S_ISFIFO(os.lstat(out).st_mode)
 
 
+@pytest.mark.parametrize("fmt", ["lines", "kinetics_csv"])
+def test_a_folder_with_a_file_format_is_one_line(tmp_path, media, capsys, fmt):
+    (tmp_path / "set" / "jump").mkdir(parents=True)
+    shutil.copy(media["h264.mp4"], tmp_path / "set" / "jump" / "a.mp4")
+    line = check_error(capsys, str(tmp_path / "set"), "--format", fmt)
+    assert line.startswith(f"octvideo data: error: {tmp_path / 'set'} is a folder: the {fmt} ")
+
+
 def test_a_full_disk_at_the_report_is_one_line_and_leaves_no_half_file(
     tmp_path, media, monkeypatch, capsys
 ):
