@@ -240,6 +240,21 @@ def _decord_turn(matrix: np.ndarray | None) -> Orientation:
     return _DECORD_TURNS.get(int(angle), UPRIGHT)
 
 
+def _rotate_tag_matrix(tag: str | None) -> np.ndarray | None:
+    """The display matrix of a ``rotate`` metadata tag (degrees clockwise, as FFmpeg 4 wrote it
+    into MKV), which decord's FFmpeg 4 applies and PyAV's FFmpeg 7 does not; None for no tag, 0,
+    or an angle that is not a right angle."""
+    try:
+        angle = int(tag or "0") % 360
+    except ValueError:
+        return None
+    if angle not in _DECORD_TURNS:
+        return None
+    cos, sin = {90: (0, 1), 180: (-1, 0), 270: (0, -1)}[angle]
+    a, b, c, d = cos, sin, -sin, cos  # x' = a x + c y, y' = b x + d y
+    return np.array([a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30], dtype=np.int32)
+
+
 class _Header(NamedTuple):
     """What PyAV reads of a file before a decoder opens it."""
 
@@ -310,6 +325,9 @@ def _read_header(path: str) -> _Header:
                 break
         except Exception:  # a broken stream: the decoder reports it
             pass
+        if matrix is None:
+            tags = {key.lower(): value for key, value in stream.metadata.items()}
+            matrix = _rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
     misordered = None
     if reorders and (name not in DECORD_REORDERS or avi):
         label = CODEC_LABELS.get(name, name)

@@ -336,3 +336,25 @@ def test_decord_refuses_a_turn_it_makes_otherwise_than_expected(turned, monkeypa
     with pytest.raises(DecodeError, match="not as their display matrix says"):
         probe(turned["90"], decoder="decord")
     assert probe(turned["90"], decoder="auto").decoder == "pyav"
+
+
+def test_a_rotate_tag_in_mkv_is_applied_by_every_decoder(tmp_path):
+    # FFmpeg 4 wrote a rotation into MKV as a ROTATE tag: decord (FFmpeg 4 inside) turns it and
+    # PyAV's FFmpeg 7 did not, so the two decoders disagreed on the frame size
+    import av
+
+    path = tmp_path / "tagged.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"crf": "4"}
+        stream.metadata["rotate"] = "90"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(turned_pattern(), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    expected = np.rot90(turned_pattern(), -1).astype(np.float32)
+    for decoder in ("decord", "pyav", "auto"):
+        frames = decode(path, [0, 2], decoder=decoder)
+        assert frames.shape == (2, 96, 64, 3), decoder
+        assert np.abs(frames.float().numpy() - expected).mean() < 3.0, decoder
