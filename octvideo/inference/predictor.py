@@ -31,6 +31,7 @@ one reader, so a long video costs time in proportion to its length and memory fo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -48,7 +49,7 @@ from octvideo.data.annotations import text_lines
 from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
-from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
+from octvideo.errors import CheckpointError, ConfigError, DecodeError, TooManyWindows
 from octvideo.ops import fuse_for_inference
 
 logger = logging.getLogger(__name__)
@@ -288,6 +289,74 @@ def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tenso
     return meta, state
 
 
+def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
+    """Refuses a checkpoint whose model cannot take its own test clips (e.g. C2D and I3D pool
+    time after res2, so one frame leaves none), before any video is read: decided as
+    ``octvideo train`` decides it (``octvideo.engine.build.check_clip``, on the meta device).
+
+    Raises:
+        CheckpointError: one line naming the checkpoint's clip and, when more frames would do,
+            the fewest frames its model takes.
+    """
+    from octvideo.engine.build import check_clip
+
+    clip = meta.clip
+    try:
+        check_clip(meta.model, clip.data_config(), (clip.test_crop_size,))
+    except ConfigError as err:
+        cause = err.__cause__  # the network's own error when running it failed, else None
+        reason = str(cause or err).strip().splitlines()[0] if str(cause or err).strip() else ""
+        least = _least_frames(meta) if cause is not None else None
+        fix = (
+            f"; {meta.model.name} takes clips of at least {least} frames: import or train it "
+            f"with a clip of {least} frames or more"
+            if least is not None
+            else ""
+        )
+        raise CheckpointError(
+            f"checkpoint {os.fspath(path)!r} has clips of {clip.num_frames} frames at "
+            f"{clip.test_crop_size}x{clip.test_crop_size} pixels (clip {clip.num_frames}x"
+            f"{clip.sampling_rate}), which its model {meta.model.name} cannot take "
+            f"({reason or type(cause or err).__name__}){fix}",
+            field="clip" if least is None else "clip.num_frames",
+        ) from None
+
+
+def _least_frames(meta: CheckpointMeta) -> int | None:
+    """The fewest frames (a multiple of the SlowFast ratio) over the checkpoint's that its model
+    takes at its test crop size, up to the bound on ``data.num_frames``; None if even that many
+    do not do (the crop size is at fault). More frames never shrink a network's time axis, so
+    a search that doubles its step, then bisects, finds it in a few meta-device runs (one when
+    a frame or two more will do)."""
+    from octvideo.config import LIMITS
+    from octvideo.engine.build import check_clip
+
+    clip, step = meta.clip, meta.clip.slowfast_alpha or 1
+
+    def takes(frames: int) -> bool:
+        data = dataclasses.replace(clip, num_frames=frames).data_config()
+        try:
+            check_clip(meta.model, data, (clip.test_crop_size,))
+        except ConfigError:
+            return False
+        return True
+
+    low, bound = clip.num_frames // step, int(LIMITS["data.num_frames"][0]) // step  # in steps
+    high, gap = None, 1
+    while high is None and low < bound:  # low * step frames are refused
+        probe = min(low + gap, bound)
+        if takes(probe * step):
+            high = probe
+        else:
+            low, gap = probe, gap * 2
+    if high is None:
+        return None
+    while high - low > 1:  # low * step frames are refused, high * step taken
+        middle = (low + high) // 2
+        low, high = (low, middle) if takes(middle * step) else (middle, high)
+    return high * step
+
+
 class Predictor:
     """Runs a trained model on videos: centre clip, multi-view, or sliding windows.
 
@@ -324,7 +393,12 @@ class Predictor:
         device: str | torch.device = "cpu",
         batch_size: int = 8,
     ) -> Predictor:
-        """Builds the model, loads its weights (``weights_only=True``) and reads the protocol."""
+        """Builds the model, loads its weights (``weights_only=True``) and reads the protocol.
+
+        Raises:
+            CheckpointError: metadata that is missing or malformed, weights that do not fit the
+                model it describes, or a clip that model cannot take (``check_runs``).
+        """
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda was asked for but no CUDA device is available")
@@ -351,6 +425,7 @@ class Predictor:
                 f"model has {meta.model.num_classes} outputs",
                 field="classes",
             )
+        check_runs(meta, path)
         return cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
 
     # ---------------------------------------------------------------------------------- pieces

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from octvideo.checkpoint_meta import build_network
 from octvideo.data import decoding as decoding_module
 from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.errors import CheckpointError, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference.predictor import expand_inputs, parse_seconds, window_seconds
+from tests.conftest import META
 from tests.inference.media_helpers import encode_timed
 
 
@@ -88,6 +90,28 @@ def test_frames_at_a_rate_that_is_not_a_positive_number_are_refused(predictor, f
     frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
     with pytest.raises(ValueError, match="fps must be a positive finite frame rate"):
         predictor.predict(frames, fps=fps, window="1s")
+
+
+def test_checkpoint_whose_model_cannot_take_its_clip_is_refused(tmp_path):
+    # C2D pools time after res2: one frame leaves none, and two are the fewest it takes
+    from octvideo.engine.checkpoint import atomic_save
+
+    meta = dataclasses.replace(META, clip=dataclasses.replace(META.clip, num_frames=1))
+    state = {f"model.{k}": v for k, v in build_network(meta.model).state_dict().items()}
+    path = tmp_path / "one_frame.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": meta.to_dict()}}, path)
+    with pytest.raises(CheckpointError) as caught:
+        Predictor.from_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message and caught.value.field == "clip.num_frames"
+    assert message.startswith(
+        f"checkpoint {str(path)!r} has clips of 1 frames at 32x32 pixels (clip 1x2), which its "
+        "model c2d_r18 cannot take (Given input size: "
+    )
+    assert message.endswith(
+        "; c2d_r18 takes clips of at least 2 frames: import or train it with a clip of 2 "
+        "frames or more"
+    )
 
 
 def _expected_probs(predictor, path, indices, crop=1):
@@ -257,9 +281,9 @@ def test_windows_decode_from_one_open_file(predictor, videos, monkeypatch, decod
     opened = []
     open_file = decoding_module._open
 
-    def counting(path, name):
+    def counting(path, name, *rest):  # rest: what else the decoding module hands its readers
         opened.append(name)
-        return open_file(path, name)
+        return open_file(path, name, *rest)
 
     monkeypatch.setattr(decoding_module, "_open", counting)
     batches = []
