@@ -71,11 +71,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+# how a torch checkpoint starts: a zip archive (torch.save since 1.6), or the legacy format's
+# pickle of its magic number (protocol 2)
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80\x02")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``, after checking its zip structure.
 
     Raises:
-        UsageError: the file is missing, a directory or unreadable, is a zip archive whose
+        UsageError: the file is missing, a directory or unreadable, is no torch checkpoint at
+            all (neither a zip archive nor torch's legacy format), is a zip archive whose
             members declare more than the file holds (``check_torch_archive``), cannot be read
             with ``weights_only=True`` (objects other than tensors and plain values, or not a
             checkpoint at all), or holds
@@ -96,6 +102,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         ) from err
     with fh:  # one open file for the check and the load: the file checked is the file loaded
         check_torch_archive(fh, path)
+        head = fh.read(4)
+        fh.seek(0)
+        if head and not head.startswith(_TORCH_MAGIC):
+            raise UsageError(
+                f"checkpoint {str(path)!r} is not a torch checkpoint: neither the zip archive "
+                "torch.save writes nor its legacy format (a video or another file given as the "
+                "checkpoint?); pass a checkpoint written by 'octvideo train', 'octvideo import' "
+                "or torch.save"
+            )
         try:
             checkpoint = torch.load(fh, map_location=map_location, weights_only=True)
         except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here

@@ -186,7 +186,6 @@ def _write(path: Path, data: bytes) -> Path:
 @pytest.mark.parametrize(
     ("make", "cause"),
     [
-        (lambda d: _write(d / "x.ckpt", b"garbage" * 10), "UnpicklingError: Unsupported operand"),
         (lambda d: _write(d / "x.ckpt", b""), "EOFError: the file is empty"),
         (lambda d: _write(d / "x.ckpt", b"\x80\x02}q\x00"), "EOFError: the file ends before"),
         (
@@ -202,7 +201,7 @@ def _write(path: Path, data: bytes) -> Path:
             "UnpicklingError: Unsupported global: GLOBAL numpy.",
         ),
     ],
-    ids=["garbage", "empty", "cut-short", "os-system", "pathlib", "numpy"],
+    ids=["empty", "cut-short", "os-system", "pathlib", "numpy"],
 )
 def test_an_unloadable_file_names_the_cause_without_unsafe_advice(tmp_path, make, cause):
     make(tmp_path)
@@ -217,6 +216,22 @@ def test_an_unloadable_file_names_the_cause_without_unsafe_advice(tmp_path, make
     assert "Re-running" not in message and "trusted source" not in message
     assert "add_safe_globals" not in message and "if you trust" not in message
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"garbage" * 10, b"\x00\x00\x00\x18ftypisom", pickle.dumps([1, 2, 3], protocol=4)],
+    ids=["garbage", "mp4", "pickle"],
+)
+def test_a_file_that_is_no_torch_checkpoint_says_so_before_it_is_unpickled(tmp_path, data):
+    path = _write(tmp_path / "x.ckpt", data)
+    with pytest.raises(UsageError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (
+        f"checkpoint {str(path)!r} is not a torch checkpoint: neither the zip archive torch.save "
+        "writes nor its legacy format (a video or another file given as the checkpoint?); pass "
+        "a checkpoint written by 'octvideo train', 'octvideo import' or torch.save"
+    )
 
 
 def test_a_directory_is_not_a_checkpoint_file(tmp_path, capsys):

@@ -28,7 +28,8 @@ def malicious_checkpoint(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.ckpt"
     with path.open("wb") as f:
-        pickle.dump({"state_dict": {}, "hyper_parameters": _Payload(str(marker))}, f)
+        # protocol 2 starts as torch's legacy format does, so the payload reaches the unpickler
+        pickle.dump({"state_dict": {}, "hyper_parameters": _Payload(str(marker))}, f, protocol=2)
     return path, marker
 
 
