@@ -380,9 +380,8 @@ def build_network(model: ModelConfig) -> nn.Module:
         count = sum(p.numel() for p in create_model(model.name, **kwargs).parameters())
     if count > MAX_PARAMETERS:
         raise ValueError(
-            f"model.name={model.name} with model.extra={model.extra} has {count:,} parameters, "
-            f"over the limit of {MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a "
-            "smaller width or depth"
+            f"with model.extra={model.extra} it has {count:,} parameters, over the limit of "
+            f"{MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a smaller width or depth"
         )
     return create_model(model.name, **kwargs)
 
