@@ -626,7 +626,9 @@ def predict_many(
     Args:
         predictor: the model, its classes and clip protocol; ``batch_size`` views a forward pass,
             filled across inputs.
-        paths: video files (an unreadable one gives a result with ``error`` set).
+        paths: a list (or other sequence) of video files; an unreadable one gives a result
+            with ``error`` set. One path alone (a str, bytes or ``os.PathLike``) is
+            refused, not read as a sequence of one-character paths: pass ``[path]``.
         views, window, stride, decoder: as in ``Predictor.predict``.
         workers: decoding processes, 0 to ``MAX_WORKERS`` (0: decode here, in turn with the
             model); None: ``default_workers()``. Never more than there are paths.
@@ -640,6 +642,11 @@ def predict_many(
     Raises:
         ValueError: an argument out of its bounds, before any input is read.
     """
+    if isinstance(paths, str | bytes | os.PathLike):
+        raise ValueError(
+            f"paths must be a list of paths; got the single path {os.fsdecode(paths)!r}: pass "
+            f"[{os.fsdecode(paths)!r}]"
+        )
     request = check_request(ReadRequest(views, window, stride, decoder))
     workers = default_workers() if workers is None else workers
     if not 0 <= workers <= MAX_WORKERS:

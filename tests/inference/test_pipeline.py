@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import time
 from functools import partial
@@ -278,6 +279,12 @@ def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
     with pytest.raises(ValueError) as caught:
         predict_many(predictor, [videos["short"]], **kwargs)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("single", ["v.mp4", b"v.mp4", pathlib.Path("v.mp4")], ids=repr)
+def test_one_path_alone_is_refused_not_read_as_its_characters(predictor, single):
+    with pytest.raises(ValueError, match=r"^paths must be a list of paths; got the single path "):
+        predict_many(predictor, single, workers=0)
 
 
 class _DeviceSpy(torch.nn.Module):
