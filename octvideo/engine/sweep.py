@@ -22,12 +22,20 @@ hard kill of one run leaves the study going. A run is finished when its test sum
 starting the study again skips finished runs and continues unfinished ones from their
 ``last.ckpt`` (``--resume auto``). A point whose config is refused, or whose run fails, is
 recorded with its one-line reason and the study goes on.
+
+``plan.json`` records the resolved base config (the config file's content and the overrides)
+and the points; a study started again in the same ``out`` with another config or overrides, or
+with a point whose folder an earlier point of other settings holds, is refused: its finished
+runs are not this command's. More or fewer points or seeds continue the study. A study has at
+most ``MAX_RUNS`` runs (points x seeds), counted before the grid is expanded.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
+import errno
 import io
 import itertools
 import json
@@ -48,10 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octvideo.config import LIMITS, RunConfig, load_config
+from octvideo.config import LIMITS, RunConfig, load_config, resolve_config_path, to_dict
 from octvideo.data.annotations import write_failure
 from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
-from octvideo.paths import atomic_output, write_atomically
+from octvideo.paths import ReadFiles, atomic_output, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +72,10 @@ LOG = "sweep.log"
 MEASURED = "measured.json"
 METRICS = ("video_top1", "clip_top1", "mean_class_accuracy")
 # Bounds of the study's own counts, far beyond a real study (3-5 seeds, 10 timing rounds, batch
-# 2): a typo is one line before the plan is written, not a 10^9-run plan or a week of timing.
+# 2, tens of runs): a typo is one line before the plan is written, not a 10^9-run plan or a week
+# of timing. MAX_RUNS bounds points x seeds (the points counted before duplicates are dropped).
 MAX_SEEDS = 1000
+MAX_RUNS = 10_000
 MAX_TIME_REPEATS = 1000
 MAX_BENCH_BATCH = int(LIMITS["data.batch_size"][0])
 
@@ -127,7 +137,7 @@ def parse_grid(spec: str) -> GridAxis:
         raise UsageError(
             f"--grid {spec!r} has an empty value; give values separated by single commas"
         )
-    repeated = sorted({v for v in values if values.count(v) > 1})
+    repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)
     if repeated:
         raise UsageError(f"--grid {key} lists {', '.join(repeated)} more than once")
     return GridAxis(key, tuple(values))
@@ -176,7 +186,7 @@ def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
     Raises:
         UsageError: a key given twice in one group, or two points sharing a folder name.
     """
-    points: list[Point] = []
+    points: dict[Point, None] = {}  # in grid order, each once
     for axes in groups or [[]]:
         keys = [a.key for a in axes]
         twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -186,9 +196,7 @@ def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
                 "--grid, or start another group with --plus"
             )
         for values in itertools.product(*(a.values for a in axes)):
-            point = Point(tuple(zip(keys, values, strict=True)))
-            if point not in points:
-                points.append(point)
+            points.setdefault(Point(tuple(zip(keys, values, strict=True))))
     names: dict[str, Point] = {}
     for p in points:
         if p.name in names:
@@ -197,7 +205,13 @@ def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
                 f"{p.name}; write their values the same way"
             )
         names[p.name] = p
-    return points
+    return list(points)
+
+
+def count_runs(groups: Sequence[Sequence[GridAxis]], seeds: int) -> int:
+    """Runs of a study: its points (each group's product of its axes' value counts, before the
+    points that several groups share are dropped) x ``seeds``; counted, not expanded."""
+    return sum(math.prod(len(a.values) for a in axes) for axes in groups or [[]]) * seeds
 
 
 def split_groups(items: Sequence[str | None]) -> list[list[GridAxis]]:
@@ -302,7 +316,13 @@ class SubprocessRunner:
 
     def _run(self, run_dir: Path, *args: str) -> None:
         log = run_dir / LOG
-        with log.open("a") as fh:
+        try:  # appended to, never through a symbolic link (it would grow the file it points to)
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as err:
+            if err.errno != errno.ELOOP:
+                raise
+            raise RunFailed(f"{log} is a symbolic link; remove it to run this point") from None
+        with open(fd, "a") as fh:
             fh.write(f"\n$ octvideo {' '.join(args)}\n")
             fh.flush()
             env = (
@@ -827,8 +847,11 @@ class StudyResult:
     records: list[RunRecord] = field(default_factory=list)
 
 
-def _check_base(cfg: str, overrides: Sequence[str], groups: Sequence[Sequence[GridAxis]]) -> None:
-    """The config and overrides must load, and each grid axis must have a value that loads.
+def _check_base(
+    cfg: str, overrides: Sequence[str], groups: Sequence[Sequence[GridAxis]]
+) -> RunConfig:
+    """The config and overrides must load (returned), and each grid axis must have a value that
+    loads.
 
     Raises:
         UsageError: the base config is refused, an override sets a reserved key, or every value
@@ -841,7 +864,7 @@ def _check_base(cfg: str, overrides: Sequence[str], groups: Sequence[Sequence[Gr
                 f"override {key}: the study sets {key} itself (seeds from --seeds, folders "
                 "from --out)"
             )
-    load_config(cfg, overrides)  # a ConfigError is a UsageError: one line
+    base = load_config(cfg, overrides)  # a ConfigError is a UsageError: one line
     for axis in (a for g in groups for a in g):
         reasons = []
         for value in axis.values:
@@ -852,6 +875,114 @@ def _check_base(cfg: str, overrides: Sequence[str], groups: Sequence[Sequence[Gr
                 reasons.append(str(err))
         else:
             raise UsageError(f"--grid {axis.key}: every value is refused; {reasons[0]}")
+    return base
+
+
+PLAN = "plan.json"
+STUDY_FILES = (PLAN, MEASURED, "study.csv", "study.json", "study.md", "study.png")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"section.key": value}`` (an empty mapping is a value)."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+    """What makes the runs of ``stored`` (an earlier plan.json) others than ``plan``'s: settings
+    of the resolved base config (the config file's content and the overrides; its ``name`` is
+    only a label), or a run folder that another point's settings would share. More or fewer
+    points or seeds are the same study grown or cut."""
+    if "base" in stored:
+        there, here = _flat(stored["base"]), _flat(json.loads(json.dumps(plan["base"])))
+        keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
+        differ = [
+            f"{k}={_shown(there.get(k))} there, {_shown(here.get(k))} here"
+            for k in keys
+            if there.get(k) != here.get(k)
+        ]
+    else:  # a plan of an earlier octvideo: the config and overrides as given
+        differ = [
+            f"{key} {_shown(stored.get(key))} there, {_shown(plan[key])} here"
+            for key in ("config", "overrides")
+            if stored.get(key) != plan[key]
+        ]
+    ours = {p.name: p for p in map(_point_of, plan["points"])}
+    for point in map(_point_of, stored.get("points") or []):
+        other = ours.get(point.name)
+        if other is not None and other != point:
+            differ.append(
+                f"folder {point.name} holds {' '.join(point.overrides)} there, "
+                f"{' '.join(other.overrides)} here"
+            )
+    return differ
+
+
+def _point_of(overrides: Sequence[str]) -> Point:
+    """The point a plan's ``key=value`` list stands for."""
+    return Point(tuple((k, v) for k, _, v in (str(o).partition("=") for o in overrides)))
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
+
+
+def check_study_files(out: Path, cfg_file: Path) -> None:
+    """Refuses, before the first run, a study file in ``out`` that would be written through a
+    symbolic link (over the file it points to), over the ``--cfg`` file, or over a folder: the
+    study's table is written only after all its runs.
+
+    Raises:
+        UsageError: names the file and what it is.
+    """
+    reads = ReadFiles([("--cfg", cfg_file)])
+    for path in (out / name for name in STUDY_FILES):
+        problem = "is --cfg: writing it would destroy it" if reads.find(path) else ""
+        if os.path.islink(path):
+            problem = (
+                f"is a symbolic link to {os.readlink(path)}: writing through it would overwrite "
+                "that file"
+            )
+        elif path.is_dir():
+            problem = "is a folder"
+        if problem:
+            raise UsageError(
+                f"{path}, a file the study writes, {problem}; remove it or choose another --out"
+            )
+
+
+def check_same_study(out: Path, plan: dict[str, Any]) -> None:
+    """Refuses to continue a study in ``out`` whose plan.json says its runs are of another config
+    or overrides (their results would be tabulated under this command); the same study, or one
+    with more or fewer points or seeds, continues.
+
+    Raises:
+        UsageError: names the first differences and the way out.
+    """
+    path = out / PLAN
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except OSError as err:
+        raise UsageError(
+            f"--out {out}: its {PLAN} cannot be read ({err.strerror or err}); choose another --out"
+        ) from err
+    except ValueError as err:
+        raise UsageError(
+            f"--out {out}: its {PLAN} is not a study's plan ({err}); choose another --out"
+        ) from err
+    differ = _plan_differences(stored, plan) if isinstance(stored, dict) else ["not a plan"]
+    if differ:
+        more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+        raise UsageError(
+            f"--out {out} holds a study of other runs ({'; '.join(differ[:3])}{more}); choose "
+            f"another --out, or continue it with the config and overrides of its {PLAN}"
+        )
 
 
 def run_study(
@@ -901,20 +1032,27 @@ def run_study(
     ):
         if not low <= value <= high:
             raise UsageError(f"{option} {value}: give {low} to {high}")
+    runs = count_runs(groups, seeds)
+    if runs > MAX_RUNS:  # before the grid is expanded and each of its points loaded
+        raise UsageError(
+            f"--grid and --seeds make {runs} runs ({runs // seeds} points x {seeds} seed(s)), "
+            f"more than {MAX_RUNS}; give fewer values, or split the study over several --out"
+        )
     out = Path(out)
-    _check_base(cfg, overrides, groups)
+    base = _check_base(cfg, overrides, groups)
     points = expand(groups)
+    check_study_files(out, resolve_config_path(cfg))
+    plan = {
+        "config": str(cfg),
+        "overrides": list(overrides),
+        "base": to_dict(base),
+        "points": [p.overrides for p in points],
+        "seeds": seeds,
+    }
+    check_same_study(out, plan)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(
-            out / "plan.json",
-            {
-                "config": str(cfg),
-                "overrides": list(overrides),
-                "points": [p.overrides for p in points],
-                "seeds": seeds,
-            },
-        )
+        _write_json(out / PLAN, plan)
     except (OSError, OutputWriteError) as err:
         raise UsageError(f"--out {out}: cannot write there ({write_failure(err)})") from err
     seed_list = list(range(seeds))

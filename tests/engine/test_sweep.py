@@ -1,5 +1,6 @@
-"""The study command: grid parsing, resuming, failed points, the table's aggregation and its
-files, on made-up run folders and a recording runner (no training)."""
+"""The study command: grid parsing, its bound on runs, resuming (refused for another config,
+overrides or point in a folder), failed points, the table's aggregation and its files (never
+through a symbolic link), on made-up run folders and a recording runner (no training)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from octvideo.config import load_config, save_config
 from octvideo.engine import sweep
 from octvideo.engine.sweep import (
     GridAxis,
@@ -134,6 +136,26 @@ def test_counts_past_their_bounds_are_refused_before_the_plan_is_written(tmp_pat
     assert calls == [] and not (tmp_path / "study").exists()
 
 
+def test_a_study_of_more_runs_than_the_bound_is_refused_before_the_grid_is_expanded(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(sweep, "expand", lambda groups: pytest.fail("the grid was expanded"))
+    values = ",".join(str(i) for i in range(300))
+    groups = split_groups([f"data.seed={values}", f"trainer.max_epochs={values}"])
+    with pytest.raises(UsageError) as err:
+        run_study(CFG, groups, seeds=2, out=tmp_path / "study", runner=Recorder(), measure=False)
+    assert str(err.value) == (
+        f"--grid and --seeds make 180000 runs (90000 points x 2 seed(s)), more than "
+        f"{sweep.MAX_RUNS}; give fewer values, or split the study over several --out"
+    )
+    assert not (tmp_path / "study").exists()
+
+
+def test_points_shared_by_groups_come_once_in_grid_order():
+    groups = split_groups(["model.alpha=0,0.5", None, "model.alpha=0.25,0,0.5"])
+    assert [p.name for p in expand(groups)] == ["alpha-0", "alpha-0.5", "alpha-0.25"]
+
+
 # ------------------------------------------------------------------------------------ the runs
 
 
@@ -237,6 +259,69 @@ def test_a_failed_point_is_reported_and_the_others_go_on(tmp_path):
     assert [d.parent.name for _, d in again.calls] == ["alpha-0.25"]
 
 
+def test_a_study_started_again_with_another_config_or_overrides_is_refused(tmp_path):
+    out = tmp_path / "study"
+    grid = [[parse_grid("model.alpha=0,0.5")]]
+    run_study(CFG, grid, seeds=1, out=out, runner=Recorder(), measure=False)
+    plan = (out / "plan.json").read_bytes()
+    runner = Recorder()
+    with pytest.raises(UsageError) as err:
+        run_study(
+            CFG, grid, seeds=1, out=out, runner=runner, measure=False, overrides=["optim.lr=0.9"]
+        )
+    lr = load_config(CFG).optim.lr
+    assert str(err.value) == (
+        f"--out {out} holds a study of other runs (optim.lr={lr} there, 0.9 here); choose "
+        "another --out, or continue it with the config and overrides of its plan.json"
+    )
+    other = save_config(load_config(CFG, ["trainer.max_epochs=7"]), tmp_path / "other.yaml")
+    epochs = load_config(CFG).trainer.max_epochs
+    with pytest.raises(UsageError, match=f"trainer.max_epochs={epochs} there, 7 here"):
+        run_study(str(other), grid, seeds=1, out=out, runner=runner, measure=False)
+    assert runner.calls == [] and (out / "plan.json").read_bytes() == plan
+    # the same config from another path, and the study grown by a point and a seed, continue
+    same = save_config(load_config(CFG), tmp_path / "same.yaml")
+    grown = [[parse_grid("model.alpha=0,0.5,0.25")]]
+    run_study(str(same), grown, seeds=2, out=out, runner=runner, measure=False)
+    assert len(runner.calls) == 3 * 2 - 2
+
+
+def test_a_run_folder_that_another_point_would_share_is_refused(tmp_path):
+    out = tmp_path / "study"
+    study = {"seeds": 1, "out": out, "measure": False}
+    run_study(CFG, [[parse_grid("model.alpha=0.5")]], runner=Recorder(), **study)
+    runner = Recorder()
+    with pytest.raises(UsageError) as err:
+        run_study(CFG, [[parse_grid("model.extra.alpha=0.5")]], runner=runner, **study)
+    assert "folder alpha-0.5 holds model.alpha=0.5 there, model.extra.alpha=0.5 here" in str(
+        err.value
+    )
+    assert runner.calls == []
+
+
+def test_a_symbolic_link_at_a_study_file_is_refused_before_any_run(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim data\n")
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "study.md").symlink_to(victim)
+    runner = Recorder()
+    with pytest.raises(UsageError, match=f"{out / 'study.md'}, a file the study writes, is a sym"):
+        _study(out, runner, seeds=1)
+    assert runner.calls == [] and victim.read_text() == "victim data\n"
+
+
+def test_a_runs_log_is_never_appended_through_a_link(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("victim data\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "sweep.log").symlink_to(victim)
+    with pytest.raises(RunFailed, match="sweep.log is a symbolic link; remove it"):
+        sweep.SubprocessRunner()(CFG, [], run_dir)
+    assert victim.read_text() == "victim data\n"
+
+
 class FullDisk(Recorder):
     """Finishes its first ``room`` runs, then cannot create a run folder: the disk is full."""
 
@@ -254,7 +339,10 @@ def test_an_out_where_the_plan_cannot_be_written_is_a_usage_error(tmp_path):
     (tmp_path / "plan.json").mkdir()  # a folder where the study's plan goes
     with pytest.raises(UsageError) as caught:
         _study(tmp_path, Recorder(), seeds=1)
-    assert str(caught.value).startswith(f"--out {tmp_path}: cannot write there (")
+    assert str(caught.value) == (
+        f"{tmp_path / 'plan.json'}, a file the study writes, is a folder; remove it or choose "
+        "another --out"
+    )
 
 
 def test_a_full_disk_stops_the_study_in_one_line_and_keeps_the_finished_runs(tmp_path):
