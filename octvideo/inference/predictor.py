@@ -141,21 +141,29 @@ class VideoResult:
 
 
 def parse_seconds(text: str | float | None) -> float | None:
-    """``"2s"``, ``"1.5"``, ``"500ms"`` or a number -> seconds; None stays None."""
-    if text is None or isinstance(text, int | float):
-        return None if text is None else float(text)
-    value = text.strip().lower()
-    scale = 1.0
-    if value.endswith("ms"):
-        value, scale = value[:-2], 1e-3
-    elif value.endswith("s"):
-        value = value[:-1]
-    try:
-        seconds = float(value) * scale
-    except ValueError:
-        raise ValueError(
-            f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms"
-        ) from None
+    """``"2s"``, ``"1.5"``, ``"500ms"`` or a number -> seconds; None stays None.
+
+    Raises:
+        ValueError: text that is no duration, or a duration (text or number) that is not a
+            finite positive number of seconds.
+    """
+    if text is None:
+        return None
+    if isinstance(text, int | float):  # a number is held to the same bounds as text
+        seconds = float(text)
+    else:
+        value = text.strip().lower()
+        scale = 1.0
+        if value.endswith("ms"):
+            value, scale = value[:-2], 1e-3
+        elif value.endswith("s"):
+            value = value[:-1]
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            raise ValueError(
+                f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms"
+            ) from None
     if not math.isfinite(seconds):
         raise ValueError(f"a duration must be a finite number of seconds, got {text!r}")
     if seconds <= 0:

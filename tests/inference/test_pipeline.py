@@ -10,6 +10,7 @@ reference, so a function defined in a test would not reach it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import re
@@ -269,6 +270,10 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
         ({"timeout": 1e6}, "timeout must be above 0 and at most 86400 s, got 1000000.0"),
         ({"window": "0.01s"}, "window 0.01s: give at least 0.1s"),
         ({"stride": "1s"}, "a stride needs a window"),
+        ({"window": float("nan")}, "window nan: a duration must be a finite number of seconds"),
+        ({"window": float("inf")}, "window inf: a duration must be a finite number of seconds"),
+        ({"window": "2s", "stride": math.inf}, "stride inf: a duration must be a finite number"),
+        ({"window": -1.0}, "window -1.0: a duration must be positive"),
         ({"views": (1000, 3)}, "views must be N temporal clips (1 to 100) x 1 or 3 crops"),
         ({"worker_nice": 20}, "worker_nice must be 0 to 19, got 20"),
     ],

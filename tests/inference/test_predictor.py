@@ -92,6 +92,15 @@ def test_frames_at_a_rate_that_is_not_a_positive_number_are_refused(predictor, f
         predictor.predict(frames, fps=fps, window="1s")
 
 
+@pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf, -1.0, 0.0])
+def test_windows_given_as_numbers_are_held_to_the_bounds_of_text(predictor, seconds):
+    with pytest.raises(ValueError, match=rf"^window {seconds}: a duration must be "):
+        window_seconds(seconds)
+    frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=rf"^stride {seconds}: a duration must be "):
+        predictor.predict(frames, window=1.0, stride=seconds)
+
+
 def test_checkpoint_whose_model_cannot_take_its_clip_is_refused(tmp_path):
     # C2D pools time after res2: one frame leaves none, and two are the fewest it takes
     from octvideo.engine.checkpoint import atomic_save
