@@ -69,6 +69,7 @@ from octvideo.inference.predictor import (
     Predictor,
     VideoResult,
     check_views,
+    parse_views,
     window_seconds,
 )
 
@@ -589,21 +590,18 @@ def _finish(pending: _Pending, error: str | None) -> VideoResult:
 
 
 def check_request(request: ReadRequest) -> ReadRequest:
-    """``request`` with its window and stride checked (``window_seconds``) and its views bounded.
+    """``request`` with its window and stride checked (``window_seconds``, numbers as well as
+    text) and its views read and bounded (``parse_views``: "NxC" becomes (N, C)).
 
     Raises:
         ValueError: a window or stride below ``MIN_WINDOW_SECONDS`` or not finite, a stride
-            without a window, or views outside the bounds.
+            without a window, or views that are not a view protocol or are outside the bounds.
     """
     window = window_seconds(request.window, "window")
     stride = window_seconds(request.stride, "stride")
     if stride is not None and window is None:
         raise ValueError("a stride needs a window")
-    if isinstance(request.views, tuple):
-        check_views(*request.views)
-    elif request.views not in ("center", "multi"):
-        raise ValueError(f"views must be 'center', 'multi' or (clips, crops), got {request.views}")
-    return ReadRequest(request.views, window, stride, request.decoder)
+    return ReadRequest(parse_views(request.views), window, stride, request.decoder)
 
 
 def predict_many(
@@ -655,7 +653,7 @@ def predict_many(
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
     if not 0 <= worker_nice <= 19:
         raise ValueError(f"worker_nice must be 0 to 19, got {worker_nice}")
-    if request.window is None and views == "multi":
+    if request.window is None and request.views == "multi":
         protocol = predictor.protocol
         check_views(protocol.test_num_clips, protocol.test_num_crops)
     paths = [os.fspath(p) for p in paths]

@@ -34,7 +34,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import numbers
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -197,6 +199,42 @@ def check_views(clips: int, crops: int) -> None:
             f"views must be N temporal clips (1 to {MAX_VIEW_CLIPS}) x 1 or 3 crops, "
             f"got {clips}x{crops}"
         )
+
+
+def parse_views(views: object) -> str | tuple[int, int]:
+    """The view protocol ``Predictor.predict`` and ``predict_many`` take: ``"center"``,
+    ``"multi"``, ``"NxC"`` as ``--views`` spells it (``"10x3"``: N temporal clips x C crops) or
+    a (clips, crops) pair of integers, bounded by ``check_views``.
+
+    Returns:
+        ``"center"``, ``"multi"`` or (clips, crops).
+
+    Raises:
+        ValueError: one line naming what was given and what is taken.
+    """
+    pair: tuple[int, int] | None = None
+    if isinstance(views, str):
+        if views in ("center", "multi"):
+            return views
+        match = re.fullmatch(r"(\d+)x(\d+)", views)
+        if match:  # past 9 digits only "too many" matters (and int() refuses past 4300)
+            pair = (_count(match[1]), _count(match[2]))
+    elif (
+        isinstance(views, tuple | list)
+        and len(views) == 2
+        and all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in views)
+    ):
+        pair = (int(views[0]), int(views[1]))
+    if pair is None:
+        raise ValueError(
+            f"views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips, crops), got {views!r}"
+        )
+    check_views(*pair)
+    return pair
+
+
+def _count(digits: str) -> int:
+    return int(digits) if len(digits) <= 9 else 10**9
 
 
 def window_times(
@@ -458,13 +496,16 @@ class Predictor:
         return torch.cat(outputs)
 
     def _views(self, views: str | tuple[int, int]) -> tuple[int, tuple[int, ...]]:
+        """Temporal clips and crop positions of ``views`` (``parse_views``; "multi": the
+        checkpoint's protocol)."""
+        views = parse_views(views)
         if views == "center":
             return 1, (1,)
         if views == "multi":
             clips, crops = self.protocol.test_num_clips, self.protocol.test_num_crops
+            check_views(clips, crops)
         else:
             clips, crops = views
-        check_views(clips, crops)
         return clips, (1,) if crops == 1 else (0, 1, 2)
 
     def _clip_plan(
@@ -519,8 +560,9 @@ class Predictor:
         Args:
             source: a video file, or uint8 frames (T, H, W, 3) already decoded (a tensor or a
                 numpy array).
-            views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol) or
-                (N, crops); ignored with windows, where each window runs one centre-cropped clip.
+            views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol),
+                "NxC" (e.g. "10x3") or (N, crops) (``parse_views``); checked, then ignored with
+                windows, where each window runs one centre-cropped clip.
             window: window length ("2s", seconds); None classifies the whole video at once.
             stride: step between windows; defaults to the window length.
             fps: frame rate of ``source`` frames (a file's own rate is read from it).
@@ -532,6 +574,7 @@ class Predictor:
         """
         start_time = time.perf_counter()
         window_s, stride_s = window_seconds(window, "window"), window_seconds(stride, "stride")
+        views = parse_views(views)
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
             source = torch.from_numpy(source)
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)

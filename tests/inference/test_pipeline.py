@@ -275,6 +275,9 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
         ({"window": "2s", "stride": math.inf}, "stride inf: a duration must be a finite number"),
         ({"window": -1.0}, "window -1.0: a duration must be positive"),
         ({"views": (1000, 3)}, "views must be N temporal clips (1 to 100) x 1 or 3 crops"),
+        ({"views": "1000x3"}, "views must be N temporal clips (1 to 100) x 1 or 3 crops"),
+        ({"views": "bogus"}, "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips,"),
+        ({"views": (2, 3, 1)}, "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips,"),
         ({"worker_nice": 20}, "worker_nice must be 0 to 19, got 20"),
     ],
 )
@@ -290,6 +293,15 @@ def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
 def test_one_path_alone_is_refused_not_read_as_its_characters(predictor, single):
     with pytest.raises(ValueError, match=r"^paths must be a list of paths; got the single path "):
         predict_many(predictor, single, workers=0)
+
+
+def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
+    paths = [videos["short"], videos["odd"]]
+    spelled = list(predict_many(predictor, paths, workers=0, views="2x3"))
+    pair = list(predict_many(predictor, paths, workers=0, views=(2, 3)))
+    for a, b in zip(spelled, pair, strict=True):
+        _same(a, b)
+    assert all(r.ok for r in spelled)
 
 
 class _DeviceSpy(torch.nn.Module):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,12 @@ from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.errors import CheckpointError, TooManyWindows
 from octvideo.inference import Predictor, window_times
-from octvideo.inference.predictor import expand_inputs, parse_seconds, window_seconds
+from octvideo.inference.predictor import (
+    expand_inputs,
+    parse_seconds,
+    parse_views,
+    window_seconds,
+)
 from tests.conftest import META
 from tests.inference.media_helpers import encode_timed
 
@@ -99,6 +105,47 @@ def test_windows_given_as_numbers_are_held_to_the_bounds_of_text(predictor, seco
     frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
     with pytest.raises(ValueError, match=rf"^stride {seconds}: a duration must be "):
         predictor.predict(frames, window=1.0, stride=seconds)
+
+
+def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
+    assert parse_views("10x3") == (10, 3)
+    assert parse_views([5, 1]) == (5, 1)
+    spelled = predictor.predict(videos["odd"], views="2x3")
+    assert torch.equal(
+        spelled.video.probs, predictor.predict(videos["odd"], views=(2, 3)).video.probs
+    )
+
+
+@pytest.mark.parametrize(
+    ("views", "message"),
+    [
+        (
+            "bogus",
+            "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips, crops), got 'bogus'",
+        ),
+        (
+            (2, 3, 1),
+            "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips, crops), got (2, 3, 1)",
+        ),
+        (
+            (2.0, 3),
+            "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips, crops), got (2.0, 3)",
+        ),
+        ("2x2", "views must be N temporal clips (1 to 100) x 1 or 3 crops, got 2x2"),
+        ("0x1", "views must be N temporal clips (1 to 100) x 1 or 3 crops, got 0x1"),
+        (
+            "99999999999x3",
+            "views must be N temporal clips (1 to 100) x 1 or 3 crops, got 1000000000x3",
+        ),
+    ],
+)
+def test_views_that_are_no_view_protocol_are_refused_in_one_line(predictor, views, message):
+    frames = torch.zeros(20, 40, 48, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError) as caught:
+        predictor.predict(frames, views=views)
+    assert str(caught.value) == message
+    with pytest.raises(ValueError, match=re.escape(message)):  # checked with windows too
+        predictor.predict(frames, views=views, window="1s")
 
 
 def test_checkpoint_whose_model_cannot_take_its_clip_is_refused(tmp_path):
