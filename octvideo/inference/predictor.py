@@ -571,6 +571,10 @@ class Predictor:
 
         Returns:
             A ``VideoResult``; a file that cannot be read gives ``error`` instead of raising.
+
+        Raises:
+            ValueError: views, a window or stride out of their bounds, or frames that are not
+                uint8 (T, H, W, 3) with at least one frame; before any input is read.
         """
         start_time = time.perf_counter()
         window_s, stride_s = window_seconds(window, "window"), window_seconds(stride, "stride")
@@ -624,7 +628,8 @@ class Predictor:
         Raises:
             FileNotFoundError, DecodeError: the file cannot be opened.
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
-            ValueError: frames that are not uint8 (T, H, W, 3), or views out of bounds.
+            ValueError: frames that are not uint8 (T, H, W, 3) or hold no frame, or views out
+                of bounds.
         """
         frame_times = None
         if isinstance(source, Tensor):
@@ -669,6 +674,8 @@ class Predictor:
             raise ValueError(
                 f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
             )
+        if frames.shape[0] < 1:  # no clip can be sampled from it
+            raise ValueError(f"frames must hold at least 1 frame, got {frames.shape[0]}")
         if not (math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be a positive finite frame rate, got {fps}")
         info = VideoInfo(frames.shape[0], fps, frames.shape[2], frames.shape[1], "tensor")

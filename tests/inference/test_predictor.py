@@ -107,6 +107,11 @@ def test_windows_given_as_numbers_are_held_to_the_bounds_of_text(predictor, seco
         predictor.predict(frames, window=1.0, stride=seconds)
 
 
+def test_frames_without_a_frame_are_refused(predictor):
+    with pytest.raises(ValueError, match=r"^frames must hold at least 1 frame, got 0$"):
+        predictor.predict(torch.zeros(0, 40, 48, 3, dtype=torch.uint8))
+
+
 def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
     assert parse_views("10x3") == (10, 3)
     assert parse_views([5, 1]) == (5, 1)
