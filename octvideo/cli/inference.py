@@ -210,15 +210,6 @@ def predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.ckpt, device=device, batch_size=args.batch_size)
     except (CheckpointError, ValueError) as err:
         raise UsageError(str(err)) from err
-    if views == "multi" and window is None:
-        clips, crops = predictor.protocol.test_num_clips, predictor.protocol.test_num_crops
-        try:
-            check_views(clips, crops)
-        except ValueError as err:
-            raise UsageError(
-                f"--views multi: the checkpoint's protocol is {clips}x{crops}; give --views NxC "
-                f"with N from 1 to {MAX_VIEW_CLIPS} and 1 or 3 crops"
-            ) from err
     # a bar on a terminal; a line per input where stdout goes to a file or a pipe, so that logs
     # stay readable
     show_bar = not args.quiet and sys.stdout.isatty()

@@ -68,7 +68,7 @@ def _files(folder: Path) -> list[Path]:
         ({"model.num_classes": NUM_CLASSES + 1}, "model.num_classes=7 but the data has 6"),
         ({"trainer.sync_batchnorm": "true"}, "trainer.sync_batchnorm=true needs GPUs"),
         ({"model.num_classes": 100001}, "model.num_classes=100001 is over the limit"),
-        ({"model.extra": "{width: 100000}"}, "parameters, over the limit"),
+        ({"model.extra": "{width: 1000}"}, "parameters, over the limit"),
     ],
 )
 def test_a_refused_run_writes_nothing(tiny_synth, tmp_path, extra, needle):
