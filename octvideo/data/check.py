@@ -36,7 +36,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -207,25 +206,6 @@ def is_report(path: str | os.PathLike[str]) -> bool:
     return isinstance(row, dict) and set(row) == {"path", "error"}
 
 
-def refuse_special(option: str, path: str | os.PathLike[str]) -> None:
-    """Refuse an output ``path`` that exists and is not a regular file (a device such as
-    ``/dev/null``, a pipe, a socket): renaming the finished output over it would replace it, and
-    opening it to look could wait for ever.
-
-    Raises:
-        UsageError: one line naming ``option`` and ``path``.
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):  # nothing there (a file in the way of its
-        return  # folder is the folder check's to report)
-    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a folder: check_output_file's
-        raise UsageError(
-            f"{option} {os.fspath(path)} is not a regular file (a device, pipe or socket), which "
-            "the output would replace; give a file path"
-        )
-
-
 def _check_out(
     out: str | os.PathLike[str], annotations: str | os.PathLike[str], videos: list[str]
 ) -> None:
@@ -240,8 +220,7 @@ def _check_out(
     reads = [("the annotation file", annotations)]
     if os.path.exists(out):  # else no listed video is there either: scanning them is not needed
         reads += [("a listed video", path) for path in videos]
-    check_output_file("--out", out, ReadFiles(reads))
-    refuse_special("--out", out)
+    check_output_file("--out", out, ReadFiles(reads))  # a link, a folder, a pipe or device too
     if os.path.exists(out) and not is_report(out):
         raise UsageError(
             f"--out {out} exists and is not a report of data check (JSON lines "

@@ -73,7 +73,7 @@ from octvideo.data.annotations import (
     write_failure,
     write_text,
 )
-from octvideo.data.check import check_timeout, refuse_special, write_report
+from octvideo.data.check import check_timeout, write_report
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, _check_args
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
@@ -321,8 +321,7 @@ def _check_outputs(dst: Path, csvs: list[str] | None, splits: set[str], sources:
         reads += [("a source video", path) for path in sources]
     read = ReadFiles(reads)
     for path in outputs:
-        check_output_file(f"DST {dst}: output", path, read, folder=False)
-        refuse_special(f"DST {dst}: output", path)
+        check_output_file(f"DST {dst}: output", path, read, folder=False)  # a pipe, a link too
 
 
 def _not_listable(path: str, rel: Path) -> str | None:

@@ -58,7 +58,7 @@ from tqdm import tqdm
 from octvideo.data.annotations import write_failure, write_text
 from octvideo.data.limits import check_range
 from octvideo.errors import RunStopped
-from octvideo.paths import atomic_output
+from octvideo.paths import atomic_output, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -211,16 +211,20 @@ def _check_out(out: Path) -> None:
 
     Raises:
         ValueError: one line naming the files in the way.
+        UsageError: a list name is a link, a folder or a file that is not regular.
     """
-    if not out.is_dir() or _earlier_set(out / "classes.txt"):
+    if not out.is_dir():
         return
-    names = ("train.txt", "val.txt", "classes.txt", "train", "val")
-    in_the_way = [name for name in names if os.path.lexists(out / name)]
-    if in_the_way:
-        raise ValueError(
-            f"--out {out} holds {', '.join(in_the_way)} of another dataset (its classes.txt is "
-            "no synth class list), which synth would replace; choose an empty or new --out"
-        )
+    if not _earlier_set(out / "classes.txt"):
+        names = ("train.txt", "val.txt", "classes.txt", "train", "val")
+        in_the_way = [name for name in names if os.path.lexists(out / name)]
+        if in_the_way:
+            raise ValueError(
+                f"--out {out} holds {', '.join(in_the_way)} of another dataset (its classes.txt "
+                "is no synth class list), which synth would replace; choose an empty or new --out"
+            )
+    for name in ("train.txt", "val.txt", "classes.txt"):  # a link, folder, device or pipe
+        check_output_file("--out", out / name, folder=False)
 
 
 def generate_synthetic(

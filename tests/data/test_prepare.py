@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from functools import partial
 
 import pytest
@@ -425,3 +426,15 @@ def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, ca
     for value, message in (("0", "> 0, got 0"), ("1e9", "at most 86400 seconds (one day)")):
         line = prepare_error(capsys, str(src), str(tmp_path / "out"), "--timeout", value)
         assert line.startswith("octvideo data: error: --timeout must be ") and message in line
+
+
+def test_a_pipe_at_an_output_name_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    dst.mkdir()
+    os.mkfifo(dst / "prepare_errors.jsonl")  # renamed over, it became a regular file
+    line = prepare_error(capsys, str(src), str(dst))
+    assert line.startswith(
+        f"octvideo data: error: DST {dst}: output {dst / 'prepare_errors.jsonl'} is "
+    )
+    assert stat.S_ISFIFO(os.lstat(dst / "prepare_errors.jsonl").st_mode)

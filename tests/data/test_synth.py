@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -272,6 +273,16 @@ def test_an_out_holding_another_dataset_is_refused_naming_its_files(tmp_path, ca
     )
     assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "train.txt"]
     assert (out / "train.txt").read_text() == "abseiling/a.mp4 0\n"
+
+
+def test_a_list_name_that_is_a_pipe_is_refused_in_an_earlier_set(tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
+    os.mkfifo(out / "val.txt")
+    line = synth_error(capsys, "--out", str(out), "--num-train", "1", "--num-val", "0")
+    assert line.startswith(f"octvideo data: error: --out {out / 'val.txt'} is ")
+    assert stat.S_ISFIFO(os.lstat(out / "val.txt").st_mode)
 
 
 def test_an_earlier_synth_set_or_a_folder_of_other_files_is_written(tmp_path):
