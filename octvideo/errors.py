@@ -125,17 +125,14 @@ class NonFiniteLoss(RunStopped):
 class DecodeError(OctvideoError, RuntimeError):
     """A video that exists but cannot be decoded.
 
-    The message is ``"<path>: <reason>"``; when several decoders were tried (``decoder="auto"``),
-    it is their messages joined by ``"; "``, in the order they were tried.
+    The message is ``"<path>: <reason>"``. Under ``decoder="auto"`` it is the error of the
+    decoder tried last (PyAV's, when decord failed first; decord's own is logged at DEBUG).
 
     Attributes:
         path: the video file.
-        reason: what went wrong, in the decoder's own words where it gave any, without the path;
-            for several decoders, their reasons joined by ``"; "``.
-        decoder: ``"decord"`` or ``"pyav"``, the decoder that failed; None for several.
+        reason: what went wrong, in the decoder's own words where it gave any, without the path.
+        decoder: ``"decord"`` or ``"pyav"``, the decoder that failed; None where none is known.
         frame: the frame index that could not be read, where one is known; else None.
-        attempts: the error of each decoder tried, in order, when there were several; else
-            empty.
     """
 
     def __init__(
@@ -145,28 +142,14 @@ class DecodeError(OctvideoError, RuntimeError):
         *,
         decoder: str | None = None,
         frame: int | None = None,
-        attempts: tuple[DecodeError, ...] = (),
     ) -> None:
         super().__init__(os.fspath(path), reason)  # the args pickle rebuilds it from
         self.path = os.fspath(path)
         self.reason = reason
         self.decoder = decoder
         self.frame = frame
-        self.attempts = tuple(attempts)
-
-    @classmethod
-    def of_attempts(cls, attempts: list[DecodeError] | tuple[DecodeError, ...]) -> DecodeError:
-        """The error of a video that every decoder tried failed on: the one error itself when
-        one decoder was tried, else an error holding each in ``attempts``."""
-        if len(attempts) == 1:
-            return attempts[0]
-        return cls(
-            attempts[0].path, "; ".join(a.reason for a in attempts), attempts=tuple(attempts)
-        )
 
     def __str__(self) -> str:
-        if self.attempts:
-            return "; ".join(str(a) for a in self.attempts)
         return f"{self.path}: {self.reason}"
 
 

@@ -68,34 +68,13 @@ def test_sigterm_unwinds_a_command_as_ctrl_c_does():
 def test_decode_error_reads_as_path_then_reason():
     error = DecodeError("clip.mp4", "decord found no video frames", decoder="decord")
     assert str(error) == "clip.mp4: decord found no video frames"
-    assert (error.path, error.decoder, error.frame, error.attempts) == (
-        "clip.mp4",
-        "decord",
-        None,
-        (),
-    )
-
-
-def test_decode_error_of_several_attempts_keeps_each_and_their_old_message():
-    first = DecodeError("a.avi", "decord cannot open it: RuntimeError: x", decoder="decord")
-    second = DecodeError("a.avi", "frame 9 requested", decoder="pyav", frame=9)
-    error = DecodeError.of_attempts([first, second])
-    assert error.attempts == (first, second) and error.decoder is None
-    assert error.reason == "decord cannot open it: RuntimeError: x; frame 9 requested"
-    assert str(error) == "a.avi: decord cannot open it: RuntimeError: x; a.avi: frame 9 requested"
-
-
-def test_decode_error_of_one_attempt_is_that_error():
-    only = DecodeError("a.mp4", "no video stream", decoder="pyav")
-    assert DecodeError.of_attempts([only]) is only
+    assert (error.path, error.decoder, error.frame) == ("clip.mp4", "decord", None)
 
 
 def test_decode_error_pickles_with_its_fields():
-    first = DecodeError("a.mp4", "bad", decoder="decord")
-    second = DecodeError("a.mp4", "worse", decoder="pyav", frame=3)
-    back = pickle.loads(pickle.dumps(DecodeError.of_attempts([first, second])))
-    assert str(back) == "a.mp4: bad; a.mp4: worse"
-    assert [(a.decoder, a.frame) for a in back.attempts] == [("decord", None), ("pyav", 3)]
+    back = pickle.loads(pickle.dumps(DecodeError("a.mp4", "worse", decoder="pyav", frame=3)))
+    assert str(back) == "a.mp4: worse"
+    assert (back.path, back.reason, back.decoder, back.frame) == ("a.mp4", "worse", "pyav", 3)
 
 
 def test_checkpoint_error_pickles_with_its_field():
