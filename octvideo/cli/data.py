@@ -152,7 +152,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         default=None,
         help="bad-file report, JSON lines {path, error} (default: LIST.txt -> LIST.bad.jsonl, "
-        "FOLDER -> FOLDER.bad.jsonl)",
+        "FOLDER -> FOLDER.bad.jsonl); an existing file is replaced only if it is an earlier "
+        "report",
     )
     check.add_argument(
         "--workers", type=positive_int, default=2, help="decoding processes (1 to 256)"
