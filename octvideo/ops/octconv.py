@@ -78,7 +78,7 @@ class OctConv3d(nn.Module):
         padding: (T, H, W) zero padding; None means "same" (``dilation * (kernel - 1) // 2``),
             the only padding that keeps the two groups aligned when an octave is present.
         dilation: (T, H, W) dilation.
-        groups: convolution groups, applied on every path.
+        groups: convolution groups (a positive integer), applied on every path.
         bias: learnable bias on each output group (carried by H->H and by L->L, or H->L where
             L->L is absent).
         alpha_in: share of input channels in the low group; 0 means a plain tensor comes in.
@@ -106,6 +106,8 @@ class OctConv3d(nn.Module):
         channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups!r}")
         self.kernel_size = _triple(kernel_size, "kernel_size")
         self.stride = _triple(stride, "stride")
         self.dilation = _triple(dilation, "dilation")

@@ -247,6 +247,12 @@ def test_input_mismatch_and_bad_arguments_name_the_problem():
         OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5, octave=(1, 3, 3))
 
 
+@pytest.mark.parametrize("groups", [0, -2, 1.5, True])
+def test_groups_must_be_a_positive_integer(groups):
+    with pytest.raises(ValueError, match=rf"^groups must be a positive integer, got {groups}$"):
+        OctConv3d(8, 8, 3, groups=groups)
+
+
 def test_low_channels_rule():
     assert low_channels(64, 0.1) == 6  # int(6.4), the official rounding
     assert low_channels(100, 0.29) == 29  # float error must not drop a channel
