@@ -191,8 +191,18 @@ class OctConv3d(nn.Module):
         return unpair(self.forward_paths(x_h, x_l))
 
     def _prepare(self, x: Tensor | OctPair) -> tuple[Tensor, Tensor | None]:
-        """Checks the input's groups and applies any stride pooling."""
+        """Checks the input's rank and groups and applies any stride pooling.
+
+        Only batched (B, C, T, H, W) groups are taken: ``nn.Conv3d`` also takes an unbatched
+        (C, T, H, W) one, but refusing it keeps a wrong rank from passing for a channel count.
+        """
         x_h, x_l = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
+        for group, tensor in (("", x_h), (" low", x_l)):
+            if tensor is not None and tensor.ndim != 5:
+                raise ValueError(
+                    f"OctConv3d expects (B, C, T, H, W){group} input, got a {tensor.ndim}-D "
+                    f"tensor of shape {tuple(tensor.shape)}"
+                )
         if x_h.shape[1] != self.in_high or (x_l is None) != (self.in_low == 0):
             got = (x_h.shape[1], None if x_l is None else x_l.shape[1])
             raise ValueError(

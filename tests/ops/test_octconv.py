@@ -247,6 +247,35 @@ def test_input_mismatch_and_bad_arguments_name_the_problem():
         OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5, octave=(1, 3, 3))
 
 
+@pytest.mark.parametrize(
+    ("alpha", "x", "rank"),
+    [
+        (0.0, torch.randn(4, 5, 9, 9), 4),  # unbatched: taken by nn.Conv3d, not here
+        (0.0, torch.randn(4, 4, 6, 6), 4),  # T == C does not make it a channel count
+        (0.0, torch.randn(9, 9), 2),
+        (0.0, torch.randn(1, 2, 4, 5, 9, 9), 6),
+        (0.5, OctPair(torch.randn(2, 4, 8, 8), torch.randn(2, 4, 4, 4)), 4),
+    ],
+    ids=["4d", "4d-t-equals-c", "2d", "6d", "4d-pair"],
+)
+def test_input_that_is_not_five_dimensional_is_refused_by_its_rank(alpha, x, rank):
+    layer = OctConv3d(4, 8, 3, alpha_in=alpha, alpha_out=alpha)
+    shape = tuple(x.high.shape if isinstance(x, OctPair) else x.shape)
+    message = f"OctConv3d expects (B, C, T, H, W) input, got a {rank}-D tensor of shape {shape}"
+    with pytest.raises(ValueError) as caught:
+        layer(x)
+    assert str(caught.value) == message
+
+
+def test_low_group_that_is_not_five_dimensional_is_refused_by_its_rank():
+    layer = OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(ValueError) as caught:
+        layer(OctPair(torch.randn(1, 4, 2, 8, 8), torch.randn(4, 2, 4, 4)))
+    assert str(caught.value) == (
+        "OctConv3d expects (B, C, T, H, W) low input, got a 4-D tensor of shape (4, 2, 4, 4)"
+    )
+
+
 @pytest.mark.parametrize("groups", [0, -2, 1.5, True])
 def test_groups_must_be_a_positive_integer(groups):
     with pytest.raises(ValueError, match=rf"^groups must be a positive integer, got {groups}$"):
