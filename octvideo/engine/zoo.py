@@ -41,7 +41,14 @@ from torch import Tensor, nn
 
 from octvideo import __version__
 from octvideo.argtypes import bounded_int
-from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network, model_config
+from octvideo.checkpoint_meta import (
+    ADVICE,
+    CheckpointMeta,
+    ClipProtocol,
+    build_network,
+    model_config,
+    stored_meta,
+)
 from octvideo.config import LIMITS, ModelConfig, RunConfig, to_dict
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
@@ -50,7 +57,7 @@ from octvideo.engine.checkpoint import (
     model_state_dict,
     state_mismatch,
 )
-from octvideo.errors import RunStopped, UsageError
+from octvideo.errors import CheckpointError, RunStopped, UsageError
 from octvideo.models import is_model, list_models
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
@@ -236,6 +243,10 @@ def import_checkpoint(
     problem = _mismatch(got.model, got.state)
     if problem:  # each conversion checks its own; this guards the file predict reads
         raise RuntimeError(f"imported weights do not fit {section.name}: {problem}")
+    try:  # and the metadata predict reads, as it reads it
+        CheckpointMeta.from_dict(meta.to_dict(), path=out)
+    except CheckpointError as err:
+        raise RuntimeError(f"import wrote metadata that predict refuses: {err}") from err
     _write(out, config_path, got.state, meta, run_cfg)
     return ImportResult(out, config_path, meta.to_dict(), got.clip_source)
 
@@ -334,21 +345,19 @@ def _from_octvideo(
     clip: tuple[int, int] | None,
 ) -> _Converted:
     what, trained_on = "--classes", ""
-    hyper = checkpoint.get("hyper_parameters")
-    meta = hyper.get("meta") if isinstance(hyper, dict) else None
-    own = (
-        meta
-        if isinstance(meta, dict)
-        and all(isinstance(meta.get(k), dict) for k in ("model", "clip", "normalization"))
-        else None
-    )
     state = _plain_state(checkpoint)
     if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
         raise UsageError(
             f"{src} holds no octvideo weights{_other_source_hint(checkpoint, 'octvideo')}"
         )
+    own = stored_meta(checkpoint, src)  # checked as predict checks it: one line per bad entry
     if own is not None:
-        trained = own["model"].get("name")
+        trained = own.model.name
+        if not is_model(trained):
+            raise UsageError(
+                f"{src} metadata model.name is {trained!r}, which is not an octvideo model; "
+                f"{ADVICE}"
+            )
         if trained != model:
             raise UsageError(
                 f"{src} is an octvideo {trained} checkpoint, not {model}; use --model {trained}"
@@ -358,13 +367,14 @@ def _from_octvideo(
                 f"--clip: {src} keeps the clip protocol it was trained with; --clip applies to "
                 "weights without one (PyTorchVideo, torchvision, a bare state dict)"
             )
-        section = _with_alpha(own["model"], own["model"].get("alpha", 0.0))
-        protocol = ClipProtocol.from_dict(own["clip"], own["normalization"], path=src)
+        section = to_dict(own.model)
+        protocol = own.clip
         clip_source = "the source checkpoint"
-        if names is None and own.get("classes"):
-            names, what = list(own["classes"]), "its metadata"
-            config = own.get("config") if isinstance(own.get("config"), dict) else {}
-            trained_on = (config.get("data") or {}).get("classes_file") or ""
+        trained_on = _trained_classes_file(own, src)
+        if names is None:
+            names, what = list(own.classes), "its metadata"
+        else:
+            trained_on = ""  # the names --classes gives, not the run's
         problem = _mismatch(section, state)
         if problem:
             raise UsageError(
@@ -404,6 +414,33 @@ def _from_octvideo(
 
 
 # ---------------------------------------------------------------------------------- checks
+
+
+def _trained_classes_file(meta: CheckpointMeta, src: Path) -> str:
+    """The source run's ``data.classes_file`` (its config's), "" where it names none.
+
+    Raises:
+        CheckpointError: ``config.data`` or its ``classes_file`` is of the wrong type.
+    """
+    data = (meta.config or {}).get("data")
+    if data is None:
+        return ""
+    if not isinstance(data, Mapping):
+        raise _bad_entry(src, "config.data", data, "a mapping of named entries")
+    classes_file = data.get("classes_file")
+    if classes_file is not None and not isinstance(classes_file, str):
+        raise _bad_entry(src, "config.data.classes_file", classes_file, "text or null")
+    return classes_file or ""
+
+
+def _bad_entry(src: Path, key: str, value: Any, want: str) -> CheckpointError:
+    """A metadata entry of the wrong type, worded as ``CheckpointMeta`` words its own."""
+    shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+    return CheckpointError(
+        f"checkpoint {os.fspath(src)!r} metadata {key} is {shown} ({type(value).__name__}), "
+        f"not {want}; {ADVICE}",
+        field=key,
+    )
 
 
 def _check_model_for_source(model: str, source: str) -> None:

@@ -433,6 +433,46 @@ def test_octvideo_checkpoint_keeps_its_classes_and_protocol(
     assert all(torch.equal(v, source["state_dict"][k]) for k, v in written["state_dict"].items())
 
 
+def _edited_meta(checkpoint: Path, tmp_path: Path, edit) -> Path:
+    """A copy of ``checkpoint`` whose ``hyper_parameters.meta`` went through ``edit``."""
+    from octvideo.engine.checkpoint import atomic_save
+
+    source = load_checkpoint(checkpoint)
+    edit(source["hyper_parameters"]["meta"])
+    path = tmp_path / "edited.ckpt"
+    atomic_save(source, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda m: m.update(classes="abc"), "metadata classes is 'abc' (str), not a list of"),
+        (lambda m: m.update(classes=[1, 2, 3]), "metadata classes is [1, 2, 3] (list), not a"),
+        (lambda m: m["model"].update(alpha="abc"), "metadata model.alpha is 'abc' (str), not a"),
+        (lambda m: m["model"].update(name=None), "metadata model.name is None (NoneType), not"),
+        (lambda m: m.update(config={"data": "x"}), "metadata config.data is 'x' (str), not a"),
+        (
+            lambda m: m.update(config={"data": {"classes_file": 3}}),
+            "metadata config.data.classes_file is 3 (int), not text or null",
+        ),
+        (lambda m: m["model"].update(name="r9"), "model.name is 'r9', which is not an octvideo"),
+    ],
+)
+def test_octvideo_source_metadata_is_checked_as_predict_checks_it(
+    checkpoint: Path, tmp_path: Path, edit, expected: str
+) -> None:
+    """A malformed source is refused in one line naming the entry, never passed on into a
+    checkpoint (a string of classes split into one class per letter) or a traceback."""
+    src = _edited_meta(checkpoint, tmp_path, edit)
+    message = _refusal(tmp_path, src, source="octvideo", model="c2d_r18", classes="3")
+    assert expected in message
+    try:  # where predict refuses it, it refuses it in the same words
+        CheckpointMeta.from_checkpoint(load_checkpoint(src), src)
+    except UsageError as err:
+        assert str(err) == message
+
+
 # ----------------------------------------------------------------------------- refusals
 
 
