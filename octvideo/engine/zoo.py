@@ -145,7 +145,7 @@ def parse_clip(text: str) -> tuple[int, int]:
         UsageError: not two whole numbers joined by ``x``, from 1 to the bounds of
             ``data.num_frames`` and ``data.sampling_rate``.
     """
-    most = int(LIMITS["data.num_frames"][0]), int(LIMITS["data.sampling_rate"][0])
+    most = _clip_bounds()
     match = re.fullmatch(r"\s*([0-9]{1,9})\s*x\s*([0-9]{1,9})\s*", text)
     clip = (int(match[1]), int(match[2])) if match else (0, 0)
     if not all(1 <= n <= bound for n, bound in zip(clip, most, strict=True)):
@@ -154,6 +154,12 @@ def parse_clip(text: str) -> tuple[int, int]:
             "or 4x16"
         )
     return clip
+
+
+def _clip_bounds() -> tuple[int, int]:
+    """The largest T and tau of a clip: the bounds of ``data.num_frames`` and
+    ``data.sampling_rate`` in ``octvideo.config.LIMITS``."""
+    return int(LIMITS["data.num_frames"][0]), int(LIMITS["data.sampling_rate"][0])
 
 
 def import_checkpoint(
@@ -230,7 +236,14 @@ def import_checkpoint(
         classes = KINETICS400  # the zoo's default, so the run config names the shipped list
     data = _data_config(got.clip, classes, class_file, got.classes_file)
     section = model_config(got.model)
-    run_cfg = RunConfig(model=section, data=data, name=out.stem)
+    try:
+        run_cfg = RunConfig(model=section, data=data, name=out.stem)
+    except ValueError as err:  # a bound of octvideo.config.LIMITS (a SlowFast's Fast frames)
+        t, tau = _user_clip(got.clip)
+        raise UsageError(
+            f"{_clip_words(t, tau, got.clip_source)}: {_first_line(err)}"
+            f"{_clip_advice(got.clip_source)}"
+        ) from err
     meta = CheckpointMeta(
         model=section,
         classes=tuple(got.classes),
@@ -288,7 +301,7 @@ def _from_pytorchvideo(
     extra = {**extra, "head_pool": zoo_head_pool(model, t, tau)}
     target = _model_section(model, num_classes, alpha or 0.0, extra, dropout=0.5)
     state = _octavised(vanilla, target)
-    protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD)
+    protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD, clip_source)
     return _Converted(state, target, names, protocol, clip_source)
 
 
@@ -332,7 +345,7 @@ def _from_torchvision(
         state = inflate_resnet2d(raw, net)
     except ValueError as err:
         raise UsageError(f"{src} does not inflate into {model}: {_first_line(err)}") from err
-    protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD)
+    protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD, clip_source)
     return _Converted(state, target, names, protocol, clip_source)
 
 
@@ -392,7 +405,7 @@ def _from_octvideo(
             fits = _guess(lambda name: state, clip, src, list_models())
             raise UsageError(_wrong_model(src, "octvideo", model, fits))
         t, tau, clip_source = _clip_or_default(clip, src)
-        protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std)
+        protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, clip_source)
     if names is None:
         raise UsageError(
             f"{src} has no class names (a bare state dict); name them with --classes "
@@ -648,7 +661,14 @@ def _clip_or_default(clip: tuple[int, int] | None, src: Path) -> tuple[int, int,
         return clip[0], clip[1], "--clip"
     match = _ZOO_NAME.search(src.name)
     if match and int(match[1]) >= 1 and int(match[2]) >= 1:
-        return int(match[1]), int(match[2]), f"the file name {src.name}"
+        t, tau = int(match[1]), int(match[2])
+        most = _clip_bounds()
+        if t > most[0] or tau > most[1]:
+            raise UsageError(
+                f"the file name {src.name} gives clip {t}x{tau}, beyond the bounds "
+                f"{most[0]}x{most[1]} (data.num_frames x data.sampling_rate); pass --clip TxTAU"
+            )
+        return t, tau, f"the file name {src.name}"
     return DEFAULT_CLIP[0], DEFAULT_CLIP[1], "the 8x8 default"
 
 
@@ -731,6 +751,7 @@ def _protocol(
     fps: float | None,
     mean: Sequence[float],
     std: Sequence[float],
+    clip_source: str,
 ) -> ClipProtocol:
     """The clip protocol of a T x tau clip (the slow pathway's for SlowFast, whose Fast pathway
     takes alpha x T frames every ``FAST_STRIDE``th); the test views and crops are the config's
@@ -740,8 +761,9 @@ def _protocol(
     if model.startswith("slowfast"):
         if tau % FAST_STRIDE or tau < 2 * FAST_STRIDE:
             raise UsageError(
-                f"--clip {t}x{tau}: a SlowFast clip's stride is an even number of 4 or more "
-                "(its Fast pathway takes every 2nd frame: 8x8, 4x16)"
+                f"{_clip_words(t, tau, clip_source)}: a SlowFast clip's stride is an even number "
+                f"of 4 or more (its Fast pathway takes every 2nd frame: 8x8, 4x16)"
+                f"{_clip_advice(clip_source)}"
             )
         slowfast_alpha = tau // FAST_STRIDE
         frames, stride = t * slowfast_alpha, FAST_STRIDE
@@ -760,6 +782,26 @@ def _protocol(
         train_crop_size=d.train_crop_size,
         val_crop_size=d.val_crop_size,
     )
+
+
+def _user_clip(clip: ClipProtocol) -> tuple[int, int]:
+    """The ``TxTAU`` of a clip protocol as ``--clip`` gives it (the Slow pathway's for
+    SlowFast)."""
+    speed = clip.slowfast_alpha or 1
+    return clip.num_frames // speed, clip.sampling_rate * speed
+
+
+def _clip_words(t: int, tau: int, clip_source: str) -> str:
+    """The clip as an error names it: ``--clip 8x3`` where the user gave it, else with where it
+    came from (a zoo file name, the default, the source checkpoint)."""
+    return (
+        f"--clip {t}x{tau}" if clip_source == "--clip" else f"clip {t}x{tau} (from {clip_source})"
+    )
+
+
+def _clip_advice(clip_source: str) -> str:
+    """What to do about a clip that import did not take from the user: pass one."""
+    return "" if clip_source in ("--clip", "the source checkpoint") else "; pass --clip TxTAU"
 
 
 def _data_config(

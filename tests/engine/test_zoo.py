@@ -322,6 +322,29 @@ def test_slow_4x16_from_the_zoo_file_name(zoo, tmp_path: Path) -> None:
     assert meta["model"]["extra"]["head_pool"] == [4, 7, 7]
 
 
+def test_a_clip_in_the_file_name_beyond_the_bounds_is_one_line(zoo, tmp_path: Path) -> None:
+    pyth = zoo("slow_r50", "k400_320x256_slow_r50.pyth")[1]
+    assert _refusal(tmp_path, pyth, model="slow_r50") == (
+        "the file name k400_320x256_slow_r50.pyth gives clip 320x256, beyond the bounds 256x64 "
+        "(data.num_frames x data.sampling_rate); pass --clip TxTAU"
+    )
+
+
+def test_a_clip_from_the_file_name_is_not_called_clip_option(zoo, tmp_path: Path) -> None:
+    pyth = zoo("slowfast_r50", "SLOWFAST_8x3_R50.pyth")[1]
+    message = _refusal(tmp_path, pyth, model="slowfast_r50")
+    assert message.startswith(
+        "clip 8x3 (from the file name SLOWFAST_8x3_R50.pyth): a SlowFast clip's stride is"
+    )
+    assert message.endswith("; pass --clip TxTAU")
+
+
+def test_slowfast_fast_frames_over_the_bound_are_one_line(zoo, tmp_path: Path) -> None:
+    pyth = zoo("slowfast_r50")[1]
+    message = _refusal(tmp_path, pyth, model="slowfast_r50", clip="256x8")
+    assert message.startswith("--clip 256x8: data.num_frames=1024 is over the limit of 256")
+
+
 # ------------------------------------------------------------------------------- --alpha
 
 
