@@ -24,6 +24,7 @@ Beside ``OUT.ckpt`` goes ``OUT.yaml``, a run config of the same model and clip p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import hashlib
 import importlib.resources
@@ -57,7 +58,7 @@ from octvideo.engine.checkpoint import (
     model_state_dict,
     state_mismatch,
 )
-from octvideo.errors import CheckpointError, RunStopped, UsageError
+from octvideo.errors import CheckpointError, ConfigError, RunStopped, UsageError
 from octvideo.models import is_model, list_models
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
@@ -244,6 +245,7 @@ def import_checkpoint(
             f"{_clip_words(t, tau, got.clip_source)}: {_first_line(err)}"
             f"{_clip_advice(got.clip_source)}"
         ) from err
+    _check_clip_fits(section, data, got)
     meta = CheckpointMeta(
         model=section,
         classes=tuple(got.classes),
@@ -802,6 +804,65 @@ def _clip_words(t: int, tau: int, clip_source: str) -> str:
 def _clip_advice(clip_source: str) -> str:
     """What to do about a clip that import did not take from the user: pass one."""
     return "" if clip_source in ("--clip", "the source checkpoint") else "; pass --clip TxTAU"
+
+
+def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) -> None:
+    """Refuses a clip the network cannot run (too few frames for its temporal pools), as
+    ``octvideo train`` does (``check_clip``, on the meta device), so that no checkpoint is written
+    that predict and export would fail on; names the fewest frames it takes.
+
+    Raises:
+        UsageError: one line naming the clip, where it came from and the fewest frames.
+    """
+    from octvideo.engine.build import check_clip
+
+    crops = (data.train_crop_size, data.val_crop_size, data.test_crop_size)
+    try:
+        check_clip(section, data, crops)
+    except ConfigError as err:
+        t, tau = _user_clip(got.clip)
+        if err.__cause__ is None:  # a setting refused by name, not by the network's run
+            raise UsageError(f"{_clip_words(t, tau, got.clip_source)}: {err}") from err
+        least = _fewest_frames(section, data, crops)
+        most = _clip_bounds()[0]
+        takes = f"it takes {least} or more" if least else f"nor any of up to {most} frames"
+        example = (
+            f" (e.g. --clip {least}x{tau})"
+            if least and got.clip_source != "the source checkpoint"
+            else ""
+        )
+        raise UsageError(
+            f"{_clip_words(t, tau, got.clip_source)}: {section.name} cannot take clips of {t} "
+            f"frame{'s' if t != 1 else ''}; {takes}{example} ({_first_line(err.__cause__)})"
+        ) from err
+
+
+def _fewest_frames(section: ModelConfig, data: DataConfig, crops: Sequence[int]) -> int | None:
+    """The fewest frames (the Slow pathway's for SlowFast) of a clip ``check_clip`` takes, up to
+    the bound of ``data.num_frames``; None if it takes none. A network that takes T frames takes
+    more, so the search doubles, then halves the gap."""
+    from octvideo.engine.build import check_clip
+
+    speed = data.slowfast_alpha or 1
+    most = _clip_bounds()[0] // speed
+
+    def fits(t: int) -> bool:
+        try:
+            check_clip(section, dataclasses.replace(data, num_frames=t * speed), crops)
+        except ConfigError:
+            return False
+        return True
+
+    low = data.num_frames // speed  # refused
+    high = low
+    while not fits(high := min(high * 2, most)):
+        if high == most:
+            return None
+        low = high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return high
 
 
 def _data_config(

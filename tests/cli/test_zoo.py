@@ -48,6 +48,7 @@ def test_import_writes_and_reports_the_checkpoint(c2d_zoo: Path, tmp_path: Path,
     [
         (["--from", "caffe2"], "--from 'caffe2': use one of pytorchvideo, torchvision, octvideo"),
         (["--from", "pytorchvideo", "--model", "slow_r50"], "holds a PyTorchVideo c2d_r50, not"),
+        (["--from", "pytorchvideo", "--clip", "1x8"], "--clip 1x8: c2d_r50 cannot take clips of"),
     ],
 )
 def test_a_refused_import_prints_one_line(

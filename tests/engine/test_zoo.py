@@ -322,6 +322,16 @@ def test_slow_4x16_from_the_zoo_file_name(zoo, tmp_path: Path) -> None:
     assert meta["model"]["extra"]["head_pool"] == [4, 7, 7]
 
 
+@pytest.mark.parametrize("name", ["c2d_r50", "i3d_r50"])
+def test_a_clip_too_short_for_the_temporal_pool_is_refused(zoo, tmp_path: Path, name: str) -> None:
+    """C2D and I3D halve T after res2: a 1-frame clip would write a checkpoint that predict and
+    export cannot run."""
+    message = _refusal(tmp_path, zoo(name)[1], model=name, clip="1x8")
+    assert message.startswith(
+        f"--clip 1x8: {name} cannot take clips of 1 frame; it takes 2 or more (e.g. --clip 2x8)"
+    )
+
+
 def test_a_clip_in_the_file_name_beyond_the_bounds_is_one_line(zoo, tmp_path: Path) -> None:
     pyth = zoo("slow_r50", "k400_320x256_slow_r50.pyth")[1]
     assert _refusal(tmp_path, pyth, model="slow_r50") == (
