@@ -283,6 +283,7 @@ def _from_pytorchvideo(
             f"{src} holds no PyTorchVideo weights (no 'model_state' of 'blocks.*' tensors)"
             f"{_other_source_hint(checkpoint, 'pytorchvideo')}"
         )
+    raw = _with_batch_counts(raw)
     vanilla = _pytorchvideo_vanilla(raw, model)
     extra = _extra_from_weights(model, vanilla, clip_tt=clip, src=src) if vanilla else {}
     num_classes = _classifier_rows(vanilla or {})
@@ -290,6 +291,12 @@ def _from_pytorchvideo(
     if vanilla is None or _mismatch(probe, vanilla):
         candidates = [n for n in list_models() if _zoo_family(n)]
         fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), clip, src, candidates)
+        keys = None if fits else _pytorchvideo_keys_off(raw, model, clip, src)
+        if keys:
+            raise UsageError(
+                f"{src} has the layout of PyTorchVideo's {model} but not all its weights ({keys}); "
+                "the file is damaged or of a modified network: download it again"
+            )
         raise UsageError(_wrong_model(src, "PyTorchVideo", model, fits))
     if names is None:
         if num_classes != 400:
@@ -317,7 +324,7 @@ def _from_torchvision(
 ) -> _Converted:
     from octvideo.models.weights import inflate_resnet2d
 
-    raw = _plain_state(checkpoint)
+    raw = _with_batch_counts(_plain_state(checkpoint))
     if "conv1.weight" not in raw or not any(k.startswith("layer1.") for k in raw):
         raise UsageError(
             f"{src} holds no torchvision ResNet weights (no conv1 / layer1 keys)"
@@ -360,7 +367,7 @@ def _from_octvideo(
     clip: tuple[int, int] | None,
 ) -> _Converted:
     what, trained_on = "--classes", ""
-    state = _plain_state(checkpoint)
+    state = _with_batch_counts(_plain_state(checkpoint))
     if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
         raise UsageError(
             f"{src} holds no octvideo weights{_other_source_hint(checkpoint, 'octvideo')}"
@@ -606,6 +613,81 @@ def _pytorchvideo_vanilla(raw: Mapping[str, Tensor], model: str) -> dict[str, Te
         return convert_pytorchvideo_state_dict(raw, model)
     except ValueError:
         return None
+
+
+def _pytorchvideo_keys_off(
+    raw: Mapping[str, Tensor], model: str, clip: tuple[int, int] | None, src: Path
+) -> str | None:
+    """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
+    names ("missing K; unexpected U", a few then a count), where it is ``model``'s but for a
+    few keys (at most a tenth of them); else None.
+
+    A key the converter has no name for is unexpected; the others are converted, and the
+    network's missing keys are named after a converted key of the same module (a norm's
+    ``running_var`` after its ``running_mean``), in octvideo's names where there is none.
+    """
+    unknown = [k for k in raw if _pytorchvideo_vanilla({k: raw[k]}, model) is None]
+    dropped = set(unknown)
+    kept = {k: v for k, v in raw.items() if k not in dropped}
+    vanilla = _pytorchvideo_vanilla(kept, model) if kept else None
+    if not vanilla:
+        return None
+    extra = _extra_from_weights(model, vanilla, clip_tt=clip, src=src)
+    section = _model_section(model, max(_classifier_rows(vanilla), 1), 0.0, extra, dropout=0.5)
+    try:
+        with torch.device("meta"):
+            own = _build(section).state_dict()
+    except (ValueError, TypeError):
+        return None
+    shapes = [k for k, v in vanilla.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in vanilla]
+    extra_keys = [k for k in vanilla if k not in own]
+    if len(shapes) + len(missing) + len(unknown) + len(extra_keys) > max(1, len(own) // 10):
+        return None
+    by_tensor = {id(v): k for k, v in kept.items()}  # the converter renames, it does not copy
+    module_of: dict[str, str] = {}  # octvideo module -> the file's
+    for key, value in vanilla.items():
+        theirs = by_tensor.get(id(value))
+        if theirs is not None:
+            module_of[key.rpartition(".")[0]] = theirs.rpartition(".")[0]
+
+    parts = []
+    groups = (
+        ("shape differs", [_in_file(k, vanilla, by_tensor, module_of) for k in shapes]),
+        ("missing", [_in_file(k, vanilla, by_tensor, module_of) for k in missing]),
+        ("unexpected", unknown + [_in_file(k, vanilla, by_tensor, module_of) for k in extra_keys]),
+    )
+    for what, items in groups:
+        if items:
+            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+            parts.append(f"{what} {', '.join(items[:3])}{more}")
+    return "; ".join(parts) or None
+
+
+def _in_file(
+    key: str,
+    vanilla: Mapping[str, Tensor],
+    by_tensor: Mapping[int, str],
+    module_of: Mapping[str, str],
+) -> str:
+    """An octvideo key under the name the file has (or would have) for it."""
+    if key in vanilla and id(vanilla[key]) in by_tensor:
+        return by_tensor[id(vanilla[key])]
+    module, _, leaf = key.rpartition(".")
+    return f"{module_of[module]}.{leaf}" if module in module_of else key
+
+
+def _with_batch_counts(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with ``num_batches_tracked`` of 0 beside each batch norm's ``running_mean``
+    that lacks one, as torch's ``BatchNorm`` fills it when it loads such a dict (PyTorchVideo
+    and torchvision load them strictly); the count plays no part in inference, nor in training
+    at a set momentum."""
+    out = dict(state)
+    for key in state:
+        if key.endswith(".running_mean"):
+            count = f"{key.removesuffix('running_mean')}num_batches_tracked"
+            out.setdefault(count, torch.tensor(0, dtype=torch.long))
+    return out
 
 
 def _torchvision_depth(raw: Mapping[str, Tensor]) -> int | None:

@@ -571,6 +571,66 @@ def test_bad_arguments_are_one_line(i3d_zoo: Path, tmp_path: Path, kwargs, expec
     assert _refusal(tmp_path, i3d_zoo, **kwargs).startswith(expected)
 
 
+def _without_batch_counts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def test_pytorchvideo_weights_without_batch_counts_import(zoo, tmp_path: Path) -> None:
+    """PyTorchVideo and torch's BatchNorm load a state dict without ``num_batches_tracked``
+    (filled with 0); so does import, with the same weights."""
+    net, full = zoo("slow_r50")
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": _without_batch_counts(net.state_dict())}, src)
+    out, whole = tmp_path / "nonbt.ckpt", tmp_path / "whole.ckpt"
+    import_checkpoint(src, source="pytorchvideo", model="slow_r50", out=out)
+    import_checkpoint(full, source="pytorchvideo", model="slow_r50", out=whole)
+    a, b = (model_state_dict(load_checkpoint(p)) for p in (out, whole))
+    assert a.keys() == b.keys()
+    counts = [k for k in a if k.endswith("num_batches_tracked")]
+    assert counts and all(int(a[k]) == 0 for k in counts)
+    assert all(torch.equal(v, b[k]) for k, v in a.items() if k not in counts)
+
+
+def test_torchvision_weights_without_batch_counts_inflate(tmp_path: Path) -> None:
+    import torchvision
+
+    src = tmp_path / "resnet18.pth"
+    torch.save(_without_batch_counts(torchvision.models.resnet18(weights=None).state_dict()), src)
+    out = tmp_path / "i3d.ckpt"
+    import_checkpoint(src, source="torchvision", model="i3d_r18", out=out, classes="3")
+    state = model_state_dict(load_checkpoint(out))
+    assert int(state["stem.bn.high.num_batches_tracked"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda d: d.pop("blocks.4.res_blocks.2.branch2.norm_c.running_var"),
+            "(missing blocks.4.res_blocks.2.branch2.norm_c.running_var)",
+        ),
+        (
+            lambda d: d.update({"blocks.5.extra.weight": torch.zeros(3)}),
+            "(unexpected blocks.5.extra.weight)",
+        ),
+        (
+            lambda d: d.update({"blocks.1.res_blocks.0.branch2.conv_a.weight": torch.zeros(1)}),
+            "(shape differs blocks.1.res_blocks.0.branch2.conv_a.weight)",
+        ),
+    ],
+)
+def test_a_zoo_file_off_by_a_key_names_the_key(zoo, tmp_path: Path, edit, expected: str) -> None:
+    """A file of ``--model``'s layout but for a few keys is not called another model's."""
+    net, _ = zoo("slow_r50")
+    state = dict(net.state_dict())
+    edit(state)
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": state}, src)
+    message = _refusal(tmp_path, src, model="slow_r50")
+    assert message.startswith(f"{src} has the layout of PyTorchVideo's slow_r50 but not all its")
+    assert expected in message
+
+
 def test_missing_source_file_is_one_line(tmp_path: Path) -> None:
     assert "does not exist" in _refusal(tmp_path, tmp_path / "SLOW_8x8_R50.pyth")
 
