@@ -31,6 +31,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from octvideo.allocator import keep_freed_memory
@@ -78,9 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     keep_freed_memory()  # no page faults for tensors freed and allocated again each step
-    sigterm = None if args.command in _OWN_SIGTERM else signal.getsignal(signal.SIGTERM)
-    if sigterm is not None:
-        signal.signal(signal.SIGTERM, _terminate)
+    sigterm = None
+    in_main = threading.current_thread() is threading.main_thread()  # where handlers can be set
+    if in_main and args.command not in _OWN_SIGTERM:
+        sigterm = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
