@@ -576,6 +576,17 @@ def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
 def _check_args(path: str | os.PathLike[str], decoder: str) -> str:
     if decoder not in ("decord", "pyav", "auto"):
         raise ValueError(f"decoder must be 'decord', 'pyav' or 'auto', got {decoder!r}")
+    return check_video_path(path)
+
+
+def check_video_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a string when it is a regular file (through links), without opening it.
+
+    Raises:
+        IsADirectoryError: it is a folder.
+        FileNotFoundError: it does not exist, is a broken link or a loop of links, or is a pipe,
+            socket or device (reading one could wait for ever).
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory, not a video file")

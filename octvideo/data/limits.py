@@ -12,7 +12,7 @@ from __future__ import annotations
 MAX_WORKERS = (
     256  # processes of ``data check`` / ``data prepare``: more than any one machine's cores
 )
-MAX_TIMEOUT = 86_400.0  # seconds one video may take in ``data check``: one day
+MAX_TIMEOUT = 86_400.0  # seconds one video may take in ``data check`` or ``prepare``: a day
 
 
 def check_range(option: str, value: float, low: float, high: float, unit: str = "") -> None:

@@ -74,7 +74,7 @@ from octvideo.data.annotations import (
     write_text,
 )
 from octvideo.data.check import check_timeout, write_report
-from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, _check_args
+from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
 from octvideo.errors import RunStopped, UsageError
@@ -219,9 +219,10 @@ def _run_jobs(
                 bar.update()
     finally:
         bar.close()
-        for proc, _, _ in running.values():  # stopped early (Ctrl-C): no orphan encoders
-            proc.kill()
+        for proc, src, dst in running.values():  # stopped early (Ctrl-C, SIGTERM): no orphan
+            proc.kill()  # encoders, and none of their part files
             proc.join()
+            Path(part_path(src, dst)).unlink(missing_ok=True)
     return errors
 
 
@@ -328,7 +329,7 @@ def _not_listable(path: str, rel: Path) -> str | None:
     """Why the video ``path`` (output ``rel`` under DST) cannot be prepared, or None: a file that
     is not regular (a pipe would block the encoder for ever) or a name no list can hold."""
     try:
-        _check_args(path, "pyav")  # what data check and training say of such a file
+        check_video_path(path)  # what data check and training say of such a file
     except OSError as err:
         return f"{type(err).__name__}: {err}"
     problem = list_path_problem(rel.as_posix())

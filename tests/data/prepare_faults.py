@@ -31,3 +31,15 @@ def hangs_on(suffix: str, src: str, dst: str, short_side: int) -> int:
     if src.endswith(suffix):
         time.sleep(600)  # a decoder stuck in a loop
     return transcode(src, dst, short_side)
+
+
+def interrupts_caller(caller: int, src: str, dst: str, short_side: int) -> int:
+    """Starts a part file as an encoder does, then Ctrl-C reaches ``caller`` while it encodes."""
+    from octvideo.data.prepare import part_path
+
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with open(part_path(src, dst), "wb") as part:
+        part.write(b"half a video")
+    os.kill(caller, signal.SIGINT)
+    time.sleep(600)
+    return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 from functools import partial
 
@@ -419,6 +420,19 @@ def test_a_video_past_the_timeout_fails_alone_and_its_encoder_is_killed(
         (str(src / "train/a/stuck.avi"), "timed out after 5 s")
     ]
     assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\n"
+
+
+def test_ctrl_c_kills_the_encoders_and_leaves_no_part_file(tmp_path, media, monkeypatch):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    monkeypatch.setattr(prepare_module, "transcode", partial(faults.interrupts_caller, os.getpid()))
+    dst = tmp_path / "out"
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            prepare_dataset(src, dst, short_side=32, progress=False, timeout=120)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert not list(dst.rglob("*.part.mp4"))
 
 
 def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
