@@ -36,12 +36,11 @@ from octvideo.inference.pipeline import (
     predict_many,
 )
 from octvideo.inference.predictor import (
-    MAX_VIEW_CLIPS,
     Predictor,
     VideoResult,
-    check_views,
     expand_inputs,
     parse_seconds,
+    parse_views,
     window_seconds,
 )
 from octvideo.paths import ReadFiles, check_folder, check_output_file
@@ -53,21 +52,10 @@ MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded a
 
 
 def _views(text: str) -> str | tuple[int, int]:
-    if text in ("center", "multi"):
-        return text
-    match = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not match:
-        raise UsageError(f"--views {text!r}: use center, multi or NxC (e.g. 10x3)")
-    # past 9 digits only "too many" matters (and int() refuses past 4300)
-    clips, crops = (int(n) if len(n) <= 9 else 10**9 for n in (match[1], match[2]))
     try:
-        check_views(clips, crops)
+        return parse_views(text)
     except ValueError as err:
-        raise UsageError(
-            f"--views {text}: N temporal clips (1 to {MAX_VIEW_CLIPS}) x 1 or 3 crops, e.g. 10x3 "
-            f"or 5x1"
-        ) from err
-    return clips, crops
+        raise UsageError(f"--views {text}: {err}") from err
 
 
 def _device(text: str) -> str:

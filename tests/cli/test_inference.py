@@ -52,8 +52,8 @@ def earlier(tmp_path):
         (["--window", "1e-9s"], "--window 1e-9s: give at least 0.1s"),
         (["--window", "1s", "--stride", "1e-7"], "--stride 1e-7: give at least 0.1s"),
         (["--window", "99ms"], "--window 99ms: give at least 0.1s"),
-        (["--views", "100000x1"], "--views 100000x1: N temporal clips (1 to 100) x 1 or 3 crops"),
-        (["--views", "9" * 5000 + "x3"], f"--views {'9' * 5000}x3: N temporal clips (1 to 100)"),
+        (["--views", "100000x1"], "--views 100000x1: views must be N temporal clips (1 to 100) x"),
+        (["--views", "9" * 5000 + "x3"], f"--views {'9' * 5000}x3: views must be N temporal clips"),
         (["--device", "foo"], "--device 'foo': use cpu, cuda or cuda:N"),
         (["--device", "meta"], "--device 'meta': use cpu, cuda or cuda:N"),
         (["--device", "cuda:999"], "--device cuda:999: "),
@@ -356,7 +356,7 @@ def test_a_refused_command_leaves_the_earlier_records(checkpoint, videos, tmp_pa
 def test_views_the_model_cannot_take_are_one_line_errors(checkpoint, videos, capsys, views):
     assert _predict_ckpt(checkpoint, videos["short"], "--views", views) == 2
     assert _error(capsys) == (
-        f"--views {views}: N temporal clips (1 to 100) x 1 or 3 crops, e.g. 10x3 or 5x1"
+        f"--views {views}: views must be N temporal clips (1 to 100) x 1 or 3 crops, got {views}"
     )
 
 
@@ -544,7 +544,9 @@ def test_cli_table_output(checkpoint, videos, capsys):
 
 def test_cli_bad_arguments_are_one_line_errors(checkpoint, videos, capsys):
     assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--views", "ten"]) == 2
-    assert "--views 'ten': use center, multi or NxC" in capsys.readouterr().err
+    assert "--views ten: views must be 'center', 'multi', 'NxC' (e.g. '10x3')" in (
+        capsys.readouterr().err
+    )
     assert main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--stride", "1s"]) == 2
     assert "--stride needs --window" in capsys.readouterr().err
     args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--window", "1s"]
