@@ -4,6 +4,7 @@ receive plain keyword arguments, never a config object."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from octvideo.checkpoint_meta import build_network, stored_meta
-from octvideo.config import MAX_PARAMETERS, ModelConfig
+from octvideo.config import LIMITS, MAX_PARAMETERS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
 from octvideo.errors import ConfigError, UsageError
@@ -167,6 +168,33 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
                 f"{cfg.name} cannot take clips of data.num_frames={frames} frames at "
                 f"{size}x{size} pixels: {reason}"
             ) from err
+
+
+def fewest_frames(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> int | None:
+    """The fewest ``data.num_frames`` above ``data``'s (a multiple of ``data.slowfast_alpha``) that
+    ``check_clip`` takes, up to the bound of ``data.num_frames``; None if none up to it (the
+    crop size is at fault). A network that takes T frames takes more, so the search doubles its
+    step, then bisects: a few runs on the meta device."""
+    speed = data.slowfast_alpha or 1
+    most = int(LIMITS["data.num_frames"][0]) // speed  # in steps of ``speed`` frames
+
+    def fits(steps: int) -> bool:
+        try:
+            check_clip(cfg, dataclasses.replace(data, num_frames=steps * speed), crop_sizes)
+        except ConfigError:
+            return False
+        return True
+
+    low = data.num_frames // speed  # refused
+    high = max(low, 1)
+    while not fits(high := min(high * 2, most)):
+        if high == most:
+            return None
+        low = high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high * speed
 
 
 def check_size(model: nn.Module, cfg: ModelConfig) -> None:

@@ -24,7 +24,6 @@ Beside ``OUT.ckpt`` goes ``OUT.yaml``, a run config of the same model and clip p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import hashlib
 import importlib.resources
@@ -896,7 +895,7 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
     Raises:
         UsageError: one line naming the clip, where it came from and the fewest frames.
     """
-    from octvideo.engine.build import check_clip
+    from octvideo.engine.build import check_clip, fewest_frames
 
     crops = (data.train_crop_size, data.val_crop_size, data.test_crop_size)
     try:
@@ -905,7 +904,8 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
         t, tau = _user_clip(got.clip)
         if err.__cause__ is None:  # a setting refused by name, not by the network's run
             raise UsageError(f"{_clip_words(t, tau, got.clip_source)}: {err}") from err
-        least = _fewest_frames(section, data, crops)
+        fewest = fewest_frames(section, data, crops)
+        least = fewest // (data.slowfast_alpha or 1) if fewest else None  # as --clip counts
         most = _clip_bounds()[0]
         takes = f"it takes {least} or more" if least else f"nor any of up to {most} frames"
         example = (
@@ -917,34 +917,6 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
             f"{_clip_words(t, tau, got.clip_source)}: {section.name} cannot take clips of {t} "
             f"frame{'s' if t != 1 else ''}; {takes}{example} ({_first_line(err.__cause__)})"
         ) from err
-
-
-def _fewest_frames(section: ModelConfig, data: DataConfig, crops: Sequence[int]) -> int | None:
-    """The fewest frames (the Slow pathway's for SlowFast) of a clip ``check_clip`` takes, up to
-    the bound of ``data.num_frames``; None if it takes none. A network that takes T frames takes
-    more, so the search doubles, then halves the gap."""
-    from octvideo.engine.build import check_clip
-
-    speed = data.slowfast_alpha or 1
-    most = _clip_bounds()[0] // speed
-
-    def fits(t: int) -> bool:
-        try:
-            check_clip(section, dataclasses.replace(data, num_frames=t * speed), crops)
-        except ConfigError:
-            return False
-        return True
-
-    low = data.num_frames // speed  # refused
-    high = low
-    while not fits(high := min(high * 2, most)):
-        if high == most:
-            return None
-        low = high
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if fits(mid) else (mid, high)
-    return high
 
 
 def _data_config(

@@ -31,7 +31,6 @@ one reader, so a long video costs time in proportion to its length and memory fo
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import numbers
@@ -344,7 +343,7 @@ def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
         CheckpointError: one line naming the checkpoint's clip and, when more frames would do,
             the fewest frames its model takes.
     """
-    from octvideo.engine.build import check_clip
+    from octvideo.engine.build import check_clip, fewest_frames
 
     clip = meta.clip
     try:
@@ -352,7 +351,11 @@ def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
     except ConfigError as err:
         cause = err.__cause__  # the network's own error when running it failed, else None
         reason = str(cause or err).strip().splitlines()[0] if str(cause or err).strip() else ""
-        least = _least_frames(meta) if cause is not None else None
+        least = (
+            fewest_frames(meta.model, clip.data_config(), (clip.test_crop_size,))
+            if cause is not None
+            else None
+        )
         fix = (
             f"; {meta.model.name} takes clips of at least {least} frames: import or train it "
             f"with a clip of {least} frames or more"
@@ -366,41 +369,6 @@ def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
             f"({reason or type(cause or err).__name__}){fix}",
             field="clip" if least is None else "clip.num_frames",
         ) from None
-
-
-def _least_frames(meta: CheckpointMeta) -> int | None:
-    """The fewest frames (a multiple of the SlowFast ratio) over the checkpoint's that its model
-    takes at its test crop size, up to the bound on ``data.num_frames``; None if even that many
-    do not do (the crop size is at fault). More frames never shrink a network's time axis, so
-    a search that doubles its step, then bisects, finds it in a few meta-device runs (one when
-    a frame or two more will do)."""
-    from octvideo.config import LIMITS
-    from octvideo.engine.build import check_clip
-
-    clip, step = meta.clip, meta.clip.slowfast_alpha or 1
-
-    def takes(frames: int) -> bool:
-        data = dataclasses.replace(clip, num_frames=frames).data_config()
-        try:
-            check_clip(meta.model, data, (clip.test_crop_size,))
-        except ConfigError:
-            return False
-        return True
-
-    low, bound = clip.num_frames // step, int(LIMITS["data.num_frames"][0]) // step  # in steps
-    high, gap = None, 1
-    while high is None and low < bound:  # low * step frames are refused
-        probe = min(low + gap, bound)
-        if takes(probe * step):
-            high = probe
-        else:
-            low, gap = probe, gap * 2
-    if high is None:
-        return None
-    while high - low > 1:  # low * step frames are refused, high * step taken
-        middle = (low + high) // 2
-        low, high = (low, middle) if takes(middle * step) else (middle, high)
-    return high * step
 
 
 class Predictor:

@@ -7,6 +7,8 @@ gradients are wrong, as a float64 reference says."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ from octvideo.config import (
     load_config,
 )
 from octvideo.engine import build as build_module
-from octvideo.engine.build import build_model, check_clip
+from octvideo.engine.build import build_model, check_clip, fewest_frames
 from octvideo.errors import ConfigError
 from octvideo.models import create_model
 from tests.engine.conftest import tiny_overrides
@@ -159,3 +161,12 @@ def test_bf16_weight_grad_check_agrees_with_float64() -> None:
             bool(torch.isfinite(got).all()) and float((got - want).norm() / want.norm()) < 0.05
         )
     assert build_module._cpu_bf16_weight_grads_ok() is all(right)
+
+
+def test_fewest_frames_is_the_least_clip_length_the_network_runs_on():
+    # C2D and I3D pool time after res2: one frame leaves none, two leave one
+    cfg = load_config(None, ["model.name=c2d_r18", "data.num_frames=1"])
+    assert fewest_frames(cfg.model, cfg.data, (64,)) == 2
+    with pytest.raises(ConfigError):
+        check_clip(cfg.model, cfg.data, (64,))
+    check_clip(cfg.model, dataclasses.replace(cfg.data, num_frames=2), (64,))
