@@ -63,7 +63,7 @@ from octvideo.errors import (
 )
 from octvideo.models.cost import total_gflops
 from octvideo.ops import fuse_for_inference
-from octvideo.paths import ReadFiles, make_writable_folder
+from octvideo.paths import ReadFiles, check_output_file, make_writable_folder
 
 logger = logging.getLogger(__name__)
 
@@ -389,21 +389,8 @@ def check_run_files(
                 "run replaces with its resolved config; pass a copy kept outside the run "
                 "folder, or choose another --out (nothing was changed)"
             )
-        problem = ""
-        if found and path.parent != ckpt_dir:  # a checkpoint resumed from is rewritten
-            problem = f"is {found[0]} {found[1]}: writing it would destroy it"
-        if os.path.islink(path):
-            problem = (
-                f"is a symbolic link to {os.readlink(path)}: writing through it would overwrite "
-                "that file"
-            )
-        elif path.is_dir():
-            problem = "is a folder"
-        if problem:
-            raise UsageError(
-                f"{path}, a file the run writes, {problem}; remove it or choose another --out "
-                "(nothing was changed)"
-            )
+        resumed = path.parent == ckpt_dir  # a checkpoint resumed from is rewritten
+        check_output_file("the run's file", path, None if resumed else reads, folder=False)
 
 
 def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:

@@ -59,7 +59,7 @@ from typing import Any
 from octvideo.config import LIMITS, RunConfig, load_config, resolve_config_path, to_dict
 from octvideo.data.annotations import write_failure
 from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
-from octvideo.paths import ReadFiles, atomic_output, write_atomically
+from octvideo.paths import ReadFiles, atomic_output, check_output_file, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -941,18 +941,7 @@ def check_study_files(out: Path, cfg_file: Path) -> None:
     """
     reads = ReadFiles([("--cfg", cfg_file)])
     for path in (out / name for name in STUDY_FILES):
-        problem = "is --cfg: writing it would destroy it" if reads.find(path) else ""
-        if os.path.islink(path):
-            problem = (
-                f"is a symbolic link to {os.readlink(path)}: writing through it would overwrite "
-                "that file"
-            )
-        elif path.is_dir():
-            problem = "is a folder"
-        if problem:
-            raise UsageError(
-                f"{path}, a file the study writes, {problem}; remove it or choose another --out"
-            )
+        check_output_file("the study's file", path, reads, folder=False)
 
 
 def check_same_study(out: Path, plan: dict[str, Any]) -> None:

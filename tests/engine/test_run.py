@@ -101,7 +101,7 @@ def test_a_symbolic_link_at_a_run_file_is_refused_and_its_target_kept(tiny_synth
     (run / name).parent.mkdir(parents=True)
     (run / name).symlink_to(victim)
     before = _files(tmp_path)
-    with pytest.raises(UsageError, match=f"{run / name}, a file the run writes, is a symbolic"):
+    with pytest.raises(UsageError, match=f"^the run's file {run / name} is a symbolic link to"):
         run_train(None, tiny_overrides(tiny_synth), out=str(run))
     assert victim.read_text() == "victim data\n"
     assert _files(tmp_path) == before

@@ -306,7 +306,9 @@ def test_a_symbolic_link_at_a_study_file_is_refused_before_any_run(tmp_path):
     out.mkdir()
     (out / "study.md").symlink_to(victim)
     runner = Recorder()
-    with pytest.raises(UsageError, match=f"{out / 'study.md'}, a file the study writes, is a sym"):
+    with pytest.raises(
+        UsageError, match=f"^the study's file {out / 'study.md'} is a symbolic link"
+    ):
         _study(out, runner, seeds=1)
     assert runner.calls == [] and victim.read_text() == "victim data\n"
 
@@ -340,8 +342,7 @@ def test_an_out_where_the_plan_cannot_be_written_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError) as caught:
         _study(tmp_path, Recorder(), seeds=1)
     assert str(caught.value) == (
-        f"{tmp_path / 'plan.json'}, a file the study writes, is a folder; remove it or choose "
-        "another --out"
+        f"the study's file {tmp_path / 'plan.json'} is a folder; give a file name"
     )
 
 
