@@ -687,6 +687,19 @@ _DataLoader.add_implicit_resolver(_INT_TAG, _YAML12_INT, list("-+0123456789"))
 _DataLoader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
 
 
+class _DataDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that quotes a string by what ``_DataLoader`` would read it as: the
+    text ``1e5`` (a folder's name) is quoted, since YAML 1.2 reads it as a number, where YAML
+    1.1's dumper writes it bare."""
+
+    yaml_implicit_resolvers = _DataLoader.yaml_implicit_resolvers
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """``data`` as YAML text that ``load_config`` reads back as the same values."""
+    return yaml.dump(data, Dumper=_DataDumper, allow_unicode=True, **options)
+
+
 def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
     """(``"line:column"`` or ``""``, the problem in one line) of a PyYAML error, whose text spans
     several lines with a quote of the offending line."""
@@ -848,4 +861,4 @@ def save_config(cfg: RunConfig, path: Path) -> Path:
         OutputWriteError: it cannot be written; an earlier file is kept.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomically(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return write_atomically(path, dump_yaml(to_dict(cfg), sort_keys=False))

@@ -208,6 +208,15 @@ def test_literal_interpolation_text_survives_a_save_and_load(tmp_path):
     assert again.output.name == "${oc.env:HOME}"
 
 
+@pytest.mark.parametrize("text", ["1e5", "010", "0x1f", ".5", "1:20", "Zürich"])
+def test_text_that_reads_as_a_number_elsewhere_survives_a_save_and_load(tmp_path, text):
+    # YAML 1.1's dumper writes 1e5 bare (text to YAML 1.1), which YAML 1.2 reads as a number
+    cfg = load_config(None, [f"data.train_list='{text}'", f"output.name='{text}'"])
+    assert (cfg.data.train_list, cfg.output.name) == (text, text)
+    again = load_config(save_config(cfg, tmp_path / "saved.yaml"))
+    assert (again.data.train_list, again.output.name) == (text, text)
+
+
 def test_interpolation_text_in_a_number_field_is_refused_naming_the_key():
     with pytest.raises(ConfigError) as err:
         load_config(None, ["data.num_frames=${b}"])

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 
 from octvideo import __version__
@@ -49,7 +48,7 @@ from octvideo.checkpoint_meta import (
     model_config,
     stored_meta,
 )
-from octvideo.config import LIMITS, ModelConfig, RunConfig, to_dict
+from octvideo.config import LIMITS, ModelConfig, RunConfig, dump_yaml, to_dict
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
     atomic_save,
@@ -979,7 +978,7 @@ def _config_text(run_cfg: RunConfig, meta: CheckpointMeta) -> str:
         f"# fine-tune: octvideo train --cfg {run_cfg.name}.yaml "
         f"model.pretrained={run_cfg.name}.ckpt data.train_list=... data.val_list=...\n"
     )
-    return header + yaml.safe_dump(sections, sort_keys=False, default_flow_style=None)
+    return header + dump_yaml(sections, sort_keys=False, default_flow_style=None)
 
 
 def _sha256(path: Path) -> str:
