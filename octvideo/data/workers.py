@@ -106,16 +106,19 @@ class _WorkerProcess(ForkServerProcess):
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller stops its workers on Ctrl-C
-        self._running.send_bytes(b"")
-        self._running.close()
-        if self._log_handlers:
-            root = logging.getLogger()
-            root.setLevel(self._log_level)
-            for name, formatter in self._log_handlers:
-                handler = logging.StreamHandler(getattr(sys, name))
-                handler.setFormatter(formatter)
-                root.addHandler(handler)
-        super().run()
+        try:
+            self._running.send_bytes(b"")
+            self._running.close()
+            if self._log_handlers:
+                root = logging.getLogger()
+                root.setLevel(self._log_level)
+                for name, formatter in self._log_handlers:
+                    handler = logging.StreamHandler(getattr(sys, name))
+                    handler.setFormatter(formatter)
+                    root.addHandler(handler)
+            super().run()
+        except BrokenPipeError:  # the caller closed its end: it stopped (Ctrl-C) and wants none
+            pass
 
 
 def exit_reason(proc: mp.process.BaseProcess) -> str:

@@ -157,3 +157,26 @@ def test_a_worker_leaves_ctrl_c_to_its_caller():
         proc.join()
         receive.close()
     assert proc.exitcode == 0
+
+
+def _send_to_a_closed_pipe(conn: Connection, ready: Connection) -> None:
+    """Runs in a worker: waits until its caller has closed its end, then sends to it."""
+    ready.recv()
+    conn.send("result")
+
+
+def test_a_worker_whose_caller_closed_its_pipe_exits_quietly(capfd):
+    # the caller stopped (Ctrl-C) and closed the pipe a worker sends its result to: the worker
+    # printed a BrokenPipeError traceback after the caller's one "stopped" line
+    ctx = worker_context()
+    receive, send = ctx.Pipe(duplex=False)
+    go, ready = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_send_to_a_closed_pipe, args=(send, go))
+    proc.start()
+    send.close()
+    go.close()
+    receive.close()
+    ready.send("closed")
+    proc.join(120)
+    assert proc.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
