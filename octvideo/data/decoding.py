@@ -591,10 +591,11 @@ def check_video_path(path: str | os.PathLike[str]) -> str:
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory, not a video file")
     if not os.path.isfile(path):
+        if os.path.exists(path):  # a pipe, socket or device: reading it could wait for ever
+            verb = "links to" if os.path.islink(path) else "is"
+            raise FileNotFoundError(f"{path} {verb} a pipe or a device, not a video file")
         if os.path.islink(path):
             raise FileNotFoundError(f"{path} is a broken symlink or a symlink loop, not a video")
-        if os.path.exists(path):  # a pipe, socket or device: reading it could wait for ever
-            raise FileNotFoundError(f"{path} is a pipe or a device, not a video file")
         raise FileNotFoundError(f"video {path} does not exist")
     return path
 

@@ -226,9 +226,15 @@ def _run_jobs(
     return errors
 
 
+# The largest time_start / time_end of a Kinetics CSV row: a video's name holds them as six
+# digits (``<youtube_id>_000010_000020``), over eleven days of video.
+MAX_CSV_SECONDS = 999_999
+
+
 def _check_csvs(csvs: list[str]) -> None:
     """Refuse ``--csv`` files that are missing, not Kinetics CSVs or malformed (a row whose
-    fields do not match the header, times that are not numbers, a quote never closed), before
+    fields do not match the header, times that are not seconds from 0 to ``MAX_CSV_SECONDS``, an
+    empty label or YouTube id, a quote never closed), before
     anything is encoded: every row is parsed here, as ``read_kinetics_csv`` will after."""
     required = {"label", "youtube_id", "time_start", "time_end"}
     classes: set[str] | None = None
@@ -280,10 +286,17 @@ def _csv_labels(path: str, text: str, required: set[str]) -> set[str]:
             begin, end = row[column["time_start"]], row[column["time_end"]]
             try:
                 kinetics_name(row[column["youtube_id"]], begin, end)
+                times_ok = 0 <= float(begin) <= float(end) <= MAX_CSV_SECONDS
             except (ValueError, OverflowError):  # "abc", "nan", "inf"
+                times_ok = False
+            if not times_ok:
                 raise ValueError(
-                    f"{where}: time_start {begin!r} and time_end {end!r} must be numbers of seconds"
-                ) from None
+                    f"{where}: time_start {begin!r} and time_end {end!r} must be seconds from 0 "
+                    f"to {MAX_CSV_SECONDS}, the start not after the end; fix the row"
+                )
+            for name in ("label", "youtube_id"):
+                if not row[column[name]].strip():
+                    raise ValueError(f"{where}: its {name} is empty; fix the row or remove it")
             labels.add(row[column["label"]])
     except csv.Error as err:
         problem = (

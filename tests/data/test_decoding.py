@@ -8,6 +8,7 @@ presentation times."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -358,3 +359,22 @@ def test_a_rotate_tag_in_mkv_is_applied_by_every_decoder(tmp_path):
         frames = decode(path, [0, 2], decoder=decoder)
         assert frames.shape == (2, 96, 64, 3), decoder
         assert np.abs(frames.float().numpy() - expected).mean() < 3.0, decoder
+
+
+def test_a_path_that_is_no_regular_file_says_what_it_is_without_opening_it(tmp_path):
+    fifo, device, dangling = tmp_path / "fifo.mp4", tmp_path / "zero.mp4", tmp_path / "gone.mp4"
+    os.mkfifo(fifo)  # opening it would wait for a writer for ever
+    device.symlink_to("/dev/zero")  # a link that resolves, to something endless
+    dangling.symlink_to(tmp_path / "nowhere.mp4")
+    cases = {
+        fifo: f"{fifo} is a pipe or a device, not a video file",
+        device: f"{device} links to a pipe or a device, not a video file",
+        dangling: f"{dangling} is a broken symlink or a symlink loop, not a video",
+        tmp_path / "none.mp4": f"video {tmp_path / 'none.mp4'} does not exist",
+    }
+    for path, message in cases.items():
+        with pytest.raises(FileNotFoundError) as err:
+            decoding_module.check_video_path(path)
+        assert str(err.value) == message
+    with pytest.raises(IsADirectoryError, match="is a directory, not a video file"):
+        decoding_module.check_video_path(tmp_path)

@@ -351,10 +351,26 @@ def test_a_split_folder_named_classes_is_refused_before_encoding(
         ("zumba,id0,0\n", ":2: 3 fields where the header has 5"),
         ("zumba,id0,0,10,train,extra\n", ":2: 6 fields where the header has 5"),
         ("zumba,id0,0,10,train\nzumba,id0,soon,10,train\n", ":3: time_start 'soon' and "),
-        ("zumba,id0,nan,10,train\n", ":2: time_start 'nan' and time_end '10' must be numbers"),
+        ("zumba,id0,nan,10,train\n", ":2: time_start 'nan' and time_end '10' must be seconds"),
+        ("zumba,id0,1e300,1e301,train\n", ":2: time_start '1e300' and time_end '1e301' must be"),
+        ("zumba,id0,-5,10,train\n", ":2: time_start '-5' and time_end '10' must be seconds from"),
+        ("zumba,id0,20,10,train\n", ":2: time_start '20' and time_end '10' must be seconds from"),
+        (",id0,0,10,train\n", ":2: its label is empty; fix the row or remove it"),
+        ("zumba, ,0,10,train\n", ":2: its youtube_id is empty; fix the row or remove it"),
         ('"zumba,id0,0,10,train\nzumba,id1,0,10,train\n', ":2: a quoted field opened on this "),
     ],
-    ids=["short", "long", "not-a-number", "nan", "unclosed-quote"],
+    ids=[
+        "short",
+        "long",
+        "not-a-number",
+        "nan",
+        "huge",
+        "negative",
+        "backwards",
+        "no-label",
+        "no-id",
+        "unclosed-quote",
+    ],
 )
 def test_malformed_csv_rows_are_refused_before_encoding(
     tmp_path, media, capsys, no_encoding, rows, message
