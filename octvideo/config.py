@@ -536,9 +536,67 @@ def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix[:-1], node
 
 
-def _apply(base: DictConfig, key: str, value: Any, valid: Sequence[str], where: str) -> None:
+def _text_keys(schema: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted keys of a structured config whose values are text (``str``, ``str | None`` and
+    tuples of ``str``): paths, names and choices."""
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _text_keys(hint, f"{prefix}{f.name}.")
+        elif hint in (str, str | None) or (
+            typing.get_origin(hint) is tuple and set(typing.get_args(hint)) <= {str, Ellipsis}
+        ):
+            yield f"{prefix}{f.name}"
+
+
+_TEXT_KEYS = frozenset(_text_keys(RunConfig))
+
+
+def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
+    """Refuses a number or a true/false for a text key: YAML reads ``0123``, ``1e3`` and ``no``
+    as 123, 1000.0 and False, and OmegaConf turned them into the text ``'123'``, ``'1000.0'`` and
+    ``'False'``, a file or a choice of another name than the one typed.
+
+    Args:
+        text: the value as typed (an override's text), or None where only the YAML value is
+            known (a config file).
+
+    Raises:
+        ConfigError: one line naming the key, what the value reads as, and to quote it.
+    """
+    values = value if isinstance(value, list) else [value]
+    found = next((v for v in values if isinstance(v, bool | int | float)), None)
+    if found is None:
+        return
+    kind = "true or false" if isinstance(found, bool) else "a number"
+    if text is not None and not isinstance(value, list):
+        typed = text.strip()
+        raise ConfigError(
+            f"{where}: {key}={typed} reads as {kind}; quote it ({key}=\"'{typed}'\") to mean "
+            "the text"
+        )
+    shown = str(found).lower() if isinstance(found, bool) else repr(found)
+    what = "an item of " if isinstance(value, list) else ""
+    raise ConfigError(
+        f"{where}: {what}{key} reads as {kind} ({shown}); quote it ('...') to mean the text as "
+        "typed"
+    )
+
+
+def _apply(
+    base: DictConfig,
+    key: str,
+    value: Any,
+    valid: Sequence[str],
+    where: str,
+    text: str | None = None,
+) -> None:
+    """Sets ``key`` to ``value`` in ``base``; ``text`` is the value as typed, where known."""
     if key not in valid and not _under_free_mapping(key, valid):
         raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, valid)}")
+    if key in _TEXT_KEYS:
+        _check_text(key, value, where, text)
     try:
         OmegaConf.update(base, key, _literal(value), merge=True)
         # a "${" value of a number or bool field is stored as an interpolation and checked
@@ -814,8 +872,8 @@ def load_config(
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         for key, value in _flatten(content):
             _apply(base, key, value, valid, str(path))
-    for key, value in parse_overrides(overrides):
-        _apply(base, key, value, valid, "override")
+    for item, (key, value) in zip(overrides, parse_overrides(overrides), strict=True):
+        _apply(base, key, value, valid, "override", text=item.partition("=")[2])
     if not base.name:
         base.name = stem or "run"
     plain = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)

@@ -618,3 +618,46 @@ def test_ambiguous_shipped_name_lists_the_choices():
     dup = next(n for n, ps in by_name.items() if len(ps) > 1)  # K400 and K600 recipes
     with pytest.raises(ConfigError, match="ambiguous"):
         resolve_config_path(dup)
+
+
+# -- text keys take text -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "kind"),
+    [
+        ("data.classes_file=0123", "a number"),
+        ("data.classes_file=0x1F", "a number"),
+        ("data.train_list=1e3", "a number"),
+        ("output.name=.inf", "a number"),
+        ("data.classes_file=no", "true or false"),
+        ("model.name=on", "true or false"),
+        ("data.decoder=yes", "true or false"),
+    ],
+)
+def test_a_number_or_bool_for_a_text_key_is_refused_naming_it_as_typed(override, kind):
+    key, text = override.split("=")
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value) == (
+        f"override: {override} reads as {kind}; quote it ({key}=\"'{text}'\") to mean the text"
+    )
+
+
+def test_a_number_or_bool_for_a_text_key_in_a_file_is_refused_naming_the_key(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("data:\n  classes_file: 0700\n")
+    with pytest.raises(ConfigError, match=r"data\.classes_file reads as a number \(700\); quote"):
+        load_config(path)
+    path.write_text("data:\n  decoder: no\n")
+    with pytest.raises(ConfigError, match=r"data\.decoder reads as true or false \(false\)"):
+        load_config(path)
+
+
+def test_quoted_number_text_and_null_keep_their_meaning_in_text_keys():
+    cfg = load_config(None, ["data.classes_file='0123'", "data.decoder='pyav'"])
+    assert cfg.data.classes_file == "0123"
+    assert load_config(None, ["data.video_extensions=['.mp4', '1']"]).data.video_extensions == (
+        ".mp4",
+        "1",
+    )
