@@ -123,6 +123,17 @@ EXTRA_WHOLES: dict[str, tuple[int, str]] = {
     "fusion_kernel": (64, "frames"),
     "channel_multiple": (1024, "channels"),
 }
+# Keywords create_model receives from the model section itself (model.alpha, ...) or that
+# model.name sets (a variant passes its depth): as model.extra keys they overrode model.alpha
+# unseen (the config and every report said 0.25, the network was 0.5), or failed mid-run
+# (num_classes) or in the builder (depth). Keyword -> the key that sets it.
+EXTRA_RESERVED: dict[str, str] = {
+    "num_classes": "model.num_classes",
+    "alpha": "model.alpha",
+    "octave": "model.octave",
+    "dropout": "model.dropout",
+    "depth": "model.name",
+}
 # The model.extra keywords the registered models take as true or false.
 EXTRA_FLAGS = ("temporal_pool", "oct_stem", "stride_in_1x1", "zero_init_final_bn")
 # Parameters of the network model.name and model.extra build (counted on the meta device, before
@@ -170,10 +181,21 @@ def check_extra(extra: dict[str, Any]) -> None:
     ``true`` built a network of width 1, and a huge width allocated gigabytes. Keywords a model
     does not take are refused when the network is built, naming the model.
 
+    A keyword the section sets itself (``EXTRA_RESERVED``: ``alpha``, ``num_classes``, ...) is
+    refused, naming the key that sets it.
+
     Raises:
         ValueError: one line naming ``model.extra.KEY``, the value and what the key takes.
     """
     for key, value in extra.items():
+        if key in EXTRA_RESERVED:
+            owner = EXTRA_RESERVED[key]
+            if owner == "model.name":
+                raise ValueError(
+                    f"model.extra.{key} is set by model.name (i3d_r18 is depth 18); choose a "
+                    f"model.name of the {key} you want"
+                )
+            raise ValueError(f"model.extra.{key} duplicates {owner}; set {owner}")
         if key in EXTRA_WHOLES:
             bound, unit = EXTRA_WHOLES[key]
             if key == "channel_multiple" and value is None:

@@ -661,3 +661,18 @@ def test_quoted_number_text_and_null_keep_their_meaning_in_text_keys():
         ".mp4",
         "1",
     )
+
+
+# -- model.extra keys the section sets itself --------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["alpha", "num_classes", "octave", "dropout"])
+def test_a_model_extra_key_that_duplicates_a_model_key_is_refused(key):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"model.extra.{key}=1"])
+    assert str(err.value) == f"model.extra.{key} duplicates model.{key}; set model.{key}"
+
+
+def test_model_extra_depth_is_refused_as_set_by_the_model_name():
+    with pytest.raises(ConfigError, match=r"^model\.extra\.depth is set by model\.name "):
+        load_config(None, ["model.extra.depth=3"])
