@@ -31,8 +31,10 @@ neither imports the other at load time); it imports the config sections and the 
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,7 @@ from torch import nn
 
 from octvideo import __version__
 from octvideo.config import (
+    EXTRA_RESERVED,
     LIMITS,
     MAX_CLIP_PIXELS,
     MAX_PARAMETERS,
@@ -368,6 +371,7 @@ def build_network(model: ModelConfig) -> nn.Module:
     """
     from octvideo.models import create_model
 
+    check_extra_keys(model)
     alpha = list(model.alpha) if isinstance(model.alpha, list | tuple) else float(model.alpha)
     kwargs = {
         "num_classes": model.num_classes,
@@ -384,6 +388,51 @@ def build_network(model: ModelConfig) -> nn.Module:
             f"{MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a smaller width or depth"
         )
     return create_model(model.name, **kwargs)
+
+
+def model_settings(name: str) -> list[str] | None:
+    """The ``model.extra`` keywords the registered model ``name`` takes: the keyword parameters of
+    the class its variant function returns, less those the model section sets
+    (``EXTRA_RESERVED``) and the layer classes (``norm_layer``, ...), which YAML cannot give.
+
+    Returns:
+        The names in signature order; None for an unknown name or a class that takes
+        ``**kwargs`` (anything then goes to the builder, which says what it refuses).
+    """
+    from octvideo.models._registry import _MODELS
+
+    variant = _MODELS.get(name)
+    if variant is None:
+        return None
+    cls = typing.get_type_hints(variant).get("return")
+    if not isinstance(cls, type):
+        return None
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # less self
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in params
+        if p.kind in named and p.name not in EXTRA_RESERVED and not isinstance(p.default, type)
+    ]
+
+
+def check_extra_keys(model: ModelConfig) -> None:
+    """Refuses a ``model.extra`` key that ``model.name``'s model does not take, naming the ones it
+    does, where the builder's TypeError named a private function or ``__init__``.
+
+    Raises:
+        ValueError: one line: ``model.extra.KEY is not a setting of NAME; it takes: ...``.
+    """
+    takes = model_settings(model.name)
+    if takes is None:
+        return
+    for key in model.extra:
+        if key not in takes:
+            raise ValueError(
+                f"model.extra.{key} is not a setting of {model.name}; it takes: {', '.join(takes)}"
+            )
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from octvideo.checkpoint_meta import build_network, stored_meta
+from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_meta
 from octvideo.config import LIMITS, MAX_PARAMETERS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
@@ -214,6 +214,10 @@ def check_size(model: nn.Module, cfg: ModelConfig) -> None:
 
 
 def _create(cfg: ModelConfig) -> nn.Module:
+    try:
+        check_extra_keys(cfg)  # names model.extra.KEY itself: no model.name prefix
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     try:
         return build_network(cfg)
     except (ValueError, TypeError) as err:

@@ -86,6 +86,16 @@ def test_a_network_over_the_parameter_bound_is_refused_on_the_meta_device():
         assert f"over the limit of {MAX_PARAMETERS:,}" in str(err.value)
 
 
+def test_a_model_extra_key_the_model_does_not_take_is_one_line_naming_it():
+    cfg = load_config(None, ["model.name=i3d_r18", "model.extra.bogus=1"])
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg.model)
+    assert str(err.value).startswith(
+        "model.extra.bogus is not a setting of i3d_r18; it takes: in_chans, stem_kernel, "
+    )
+    assert "width" in str(err.value) and "alpha" not in str(err.value)
+
+
 def test_an_alpha_0_checkpoint_initialises_an_octave_model(tmp_path):
     from octvideo.config import ModelConfig
     from octvideo.engine.build import build_model
