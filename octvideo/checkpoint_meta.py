@@ -34,7 +34,6 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -399,13 +398,10 @@ def model_settings(name: str) -> list[str] | None:
         The names in signature order; None for an unknown name or a class that takes
         ``**kwargs`` (anything then goes to the builder, which says what it refuses).
     """
-    from octvideo.models._registry import _MODELS
+    from octvideo.models import model_class
 
-    variant = _MODELS.get(name)
-    if variant is None:
-        return None
-    cls = typing.get_type_hints(variant).get("return")
-    if not isinstance(cls, type):
+    cls = model_class(name)
+    if cls is None:
         return None
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # less self
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):

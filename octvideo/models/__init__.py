@@ -6,7 +6,13 @@ Importing this package needs only torch; fvcore and pytorchvideo are imported in
 that use them.
 """
 
-from octvideo.models._registry import create_model, is_model, list_models, register_model
+from octvideo.models._registry import (
+    create_model,
+    is_model,
+    list_models,
+    model_class,
+    register_model,
+)
 from octvideo.models.layers import (
     BasicBlock,
     Bottleneck,
@@ -32,6 +38,7 @@ __all__ = [
     "create_model",
     "is_model",
     "list_models",
+    "model_class",
     "register_model",
     "stage_alphas",
 ]

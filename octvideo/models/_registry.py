@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import typing
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -31,6 +32,16 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def is_model(name: str) -> bool:
     return name in _MODELS
+
+
+def model_class(name: str) -> type[nn.Module] | None:
+    """The class the registered variant ``name`` builds (its function's return annotation); None
+    for an unknown name or a function without one."""
+    variant = _MODELS.get(name)
+    if variant is None:
+        return None
+    cls = typing.get_type_hints(variant).get("return")
+    return cls if isinstance(cls, type) else None
 
 
 def create_model(

@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch import nn
 
-from octvideo.models import create_model, list_models
+from octvideo.models import create_model, list_models, model_class
 from octvideo.models.cost import example_input
 
 PINNED = Path(__file__).with_name("state_dict_keys.json")
@@ -205,3 +205,10 @@ def test_compile_matches_eager(name: str, alpha: float) -> None:
 
 if __name__ == "__main__":
     PINNED.write_text(json.dumps({n: current_keys(n) for n in list_models()}, indent=1) + "\n")
+
+
+def test_model_class_is_the_class_a_variant_builds() -> None:
+    for name in list_models():
+        cls = model_class(name)
+        assert cls is not None and type(create_model(name, num_classes=3)) is cls, name
+    assert model_class("no_such_model") is None
