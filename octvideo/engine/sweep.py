@@ -23,11 +23,12 @@ starting the study again skips finished runs and continues unfinished ones from 
 ``last.ckpt`` (``--resume auto``). A point whose config is refused, or whose run fails, is
 recorded with its one-line reason and the study goes on.
 
-``plan.json`` records the resolved base config (the config file's content and the overrides)
-and the points; a study started again in the same ``out`` with another config or overrides, or
-with a point whose folder an earlier point of other settings holds, is refused: its finished
-runs are not this command's. More or fewer points or seeds continue the study. A study has at
-most ``MAX_RUNS`` runs (points x seeds), counted before the grid is expanded.
+``plan.json`` records the resolved base config (the config file's content and the overrides),
+the points and the checkpoint each run is tested on (``--ckpt``); a study started again in the
+same ``out`` with another config, overrides or ``--ckpt``, or with a point whose folder an
+earlier point of other settings holds, is refused: its finished runs are not this command's.
+More or fewer points or seeds continue the study. A study has at most ``MAX_RUNS`` runs
+(points x seeds), counted before the grid is expanded.
 """
 
 from __future__ import annotations
@@ -895,8 +896,9 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
 def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]:
     """What makes the runs of ``stored`` (an earlier plan.json) others than ``plan``'s: settings
     of the resolved base config (the config file's content and the overrides; its ``name`` is
-    only a label), or a run folder that another point's settings would share. More or fewer
-    points or seeds are the same study grown or cut."""
+    only a label), the checkpoint its runs were tested on (plans written before it was recorded
+    are not compared on it), or a run folder that another point's settings would share. More or
+    fewer points or seeds are the same study grown or cut."""
     if "base" in stored:
         there, here = _flat(stored["base"]), _flat(json.loads(json.dumps(plan["base"])))
         keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
@@ -911,6 +913,9 @@ def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]
             for key in ("config", "overrides")
             if stored.get(key) != plan[key]
         ]
+    there_ckpt, here_ckpt = stored.get("ckpt"), plan.get("ckpt")
+    if there_ckpt is not None and here_ckpt is not None and there_ckpt != here_ckpt:
+        differ.insert(0, f"runs tested with --ckpt {_shown(there_ckpt)} there, {here_ckpt} here")
     ours = {p.name: p for p in map(_point_of, plan["points"])}
     for point in map(_point_of, stored.get("points") or []):
         other = ours.get(point.name)
@@ -946,8 +951,8 @@ def check_study_files(out: Path, cfg_file: Path) -> None:
 
 def check_same_study(out: Path, plan: dict[str, Any]) -> None:
     """Refuses to continue a study in ``out`` whose plan.json says its runs are of another config
-    or overrides (their results would be tabulated under this command); the same study, or one
-    with more or fewer points or seeds, continues.
+    or overrides, or were tested on another checkpoint (their results would be tabulated under
+    this command); the same study, or one with more or fewer points or seeds, continues.
 
     Raises:
         UsageError: names the first differences and the way out.
@@ -968,9 +973,12 @@ def check_same_study(out: Path, plan: dict[str, Any]) -> None:
     differ = _plan_differences(stored, plan) if isinstance(stored, dict) else ["not a plan"]
     if differ:
         more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+        given = "config and overrides"
+        if differ[0].startswith("runs tested with --ckpt"):
+            given = "config, overrides and --ckpt"
         raise UsageError(
             f"--out {out} holds a study of other runs ({'; '.join(differ[:3])}{more}); choose "
-            f"another --out, or continue it with the config and overrides of its {PLAN}"
+            f"another --out, or continue it with the {given} of its {PLAN}"
         )
 
 
@@ -1038,6 +1046,10 @@ def run_study(
         "points": [p.overrides for p in points],
         "seeds": seeds,
     }
+    runner = runner or SubprocessRunner()
+    tested = getattr(runner, "ckpt", None)  # a runner that tests no named checkpoint records none
+    if tested is not None:
+        plan["ckpt"] = tested
     check_same_study(out, plan)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -286,15 +286,56 @@ def test_a_study_started_again_with_another_config_or_overrides_is_refused(tmp_p
     assert len(runner.calls) == 3 * 2 - 2
 
 
+class CheckpointRecorder(Recorder):
+    """A ``Recorder`` that says which checkpoint it tests, as ``SubprocessRunner`` does."""
+
+    def __init__(self, ckpt: str) -> None:
+        super().__init__()
+        self.ckpt = ckpt
+
+
+def test_a_study_started_again_with_another_tested_checkpoint_is_refused(tmp_path):
+    out = tmp_path / "study"
+    study = {"seeds": 1, "out": out, "measure": False}
+    grid = [[parse_grid("model.alpha=0,0.5")]]
+    run_study(CFG, grid, runner=CheckpointRecorder("last"), **study)
+    plan = (out / "plan.json").read_bytes()
+    assert json.loads(plan)["ckpt"] == "last"
+    runner = CheckpointRecorder("best")
+    with pytest.raises(UsageError) as err:
+        run_study(CFG, grid, runner=runner, **study)
+    assert str(err.value) == (
+        f"--out {out} holds a study of other runs (runs tested with --ckpt last there, best "
+        "here); choose another --out, or continue it with the config, overrides and --ckpt of "
+        "its plan.json"
+    )
+    assert runner.calls == [] and (out / "plan.json").read_bytes() == plan
+    same = CheckpointRecorder("last")
+    run_study(CFG, grid, runner=same, **{**study, "seeds": 2})  # the same --ckpt continues
+    assert len(same.calls) == 2  # the second seed of each point
+
+
+def test_a_plan_that_records_no_tested_checkpoint_is_compared_as_before(tmp_path):
+    out = tmp_path / "study"
+    study = {"seeds": 1, "out": out, "measure": False}
+    grid = [[parse_grid("model.alpha=0,0.5")]]
+    run_study(CFG, grid, runner=Recorder(), **study)  # a plan.json without "ckpt"
+    assert "ckpt" not in json.loads((out / "plan.json").read_text())
+    runner = CheckpointRecorder("best")
+    run_study(CFG, grid, runner=runner, **study)
+    assert runner.calls == [] and json.loads((out / "plan.json").read_text())["ckpt"] == "best"
+
+
 def test_a_run_folder_that_another_point_would_share_is_refused(tmp_path):
     out = tmp_path / "study"
     study = {"seeds": 1, "out": out, "measure": False}
-    run_study(CFG, [[parse_grid("model.alpha=0.5")]], runner=Recorder(), **study)
+    run_study(CFG, [[parse_grid("model.extra={width: 4}")]], runner=Recorder(), **study)
     runner = Recorder()
     with pytest.raises(UsageError) as err:
-        run_study(CFG, [[parse_grid("model.extra.alpha=0.5")]], runner=runner, **study)
-    assert "folder alpha-0.5 holds model.alpha=0.5 there, model.extra.alpha=0.5 here" in str(
-        err.value
+        run_study(CFG, [[parse_grid("model.extra={width:4}")]], runner=runner, **study)
+    assert (
+        "folder extra-width-4 holds model.extra={width: 4} there, model.extra={width:4} here"
+        in (str(err.value))
     )
     assert runner.calls == []
 
