@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from octvideo.paths import check_output_file, write_atomically
+from octvideo.paths import ReadFiles, check_output_file, write_atomically
 
 # the files of a test report in its folder
 REPORT_FILES = {
@@ -285,15 +285,19 @@ def write_report(
     return files
 
 
-def check_report_files(out_dir: str | os.PathLike[str], option: str = "report file") -> None:
+def check_report_files(
+    out_dir: str | os.PathLike[str], option: str = "report file", reads: ReadFiles | None = None
+) -> None:
     """Refuses, before an evaluation, report files in ``out_dir`` that ``write_report`` would
-    refuse after it (symbolic links, folders).
+    refuse after it (symbolic links, folders) or that are files the evaluation reads
+    (``reads``: the test list, the classes file, the checkpoint), which writing the report would
+    destroy.
 
     Raises:
         UsageError: naming ``option`` and the file.
     """
     for name in REPORT_FILES.values():
-        check_output_file(option, Path(out_dir) / name, folder=False)
+        check_output_file(option, Path(out_dir) / name, reads, folder=False)
 
 
 def plot_confusion(matrix: Tensor, classes: Sequence[str], path: Path) -> Path:

@@ -742,6 +742,17 @@ def _view_input(cfg: RunConfig) -> torch.Tensor | list[torch.Tensor]:
     return [clip[:, :, :: d.slowfast_alpha], clip]
 
 
+def _test_reads(cfg: RunConfig, cfg_file: Path | None, ckpt: str | Path) -> ReadFiles:
+    """The files ``octvideo test`` reads, which its report must not overwrite: the ``--cfg``
+    file, the checkpoint, the lists (the test list, and the list the classes come from) and the
+    classes file (also when it does not exist yet: the test writes it from the list first)."""
+    d = cfg.data
+    files = [("--cfg", cfg_file), ("the checkpoint --ckpt", ckpt)]
+    files += [(f"data.{key}", getattr(d, key)) for key in ("test_list", "val_list", "train_list")]
+    files += [("data.classes_file", d.classes_file)]
+    return ReadFiles([(what, path) for what, path in files if path])
+
+
 def run_test(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -759,13 +770,16 @@ def run_test(
     """
     if not ckpt:
         raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
+    cfg_file = None if isinstance(cfg, RunConfig) else cfg
     cfg = _config(cfg, overrides, out)
+    cfg_file = None if cfg_file is None else resolve_config_path(cfg_file)
     check_clip(cfg.model, cfg.data, (cfg.data.test_crop_size,))
-    checkpoint = load_checkpoint(ckpt)
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
-    check_output_path(out_dir, "--out or test.out_dir")  # not after the whole evaluation
-    check_report_files(out_dir)
+    # the report is checked before the checkpoint is loaded, not after the whole evaluation
+    check_output_path(out_dir, "--out or test.out_dir")
+    check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
+    checkpoint = load_checkpoint(ckpt)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt)

@@ -517,6 +517,44 @@ def test_failed_video_is_listed_not_scored(trained, tiny_synth, tmp_path):
     assert result.files["failed"].read_text().startswith(f"{broken}\t")
 
 
+@pytest.mark.parametrize(
+    ("name", "setting", "what"),
+    [
+        ("failed_videos.txt", "data.test_list", "data.test_list"),
+        ("per_class.csv", "data.classes_file", "data.classes_file"),
+        ("summary.json", None, "the checkpoint --ckpt"),
+    ],
+)
+def test_a_report_file_that_the_test_reads_is_refused_before_the_evaluation(
+    trained, tiny_synth, tmp_path, capsys, name, setting, what
+):
+    report = tmp_path / "run" / "test"
+    report.mkdir(parents=True)
+    victim = report / name
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth)
+    if setting == "data.test_list":
+        victim.write_text(
+            (tiny_synth / "val.txt").read_text().replace("val/", f"{tiny_synth}/val/")
+        )
+        overrides += [f"data.test_list={victim}", "data.root=/"]
+    elif setting == "data.classes_file":
+        shutil.copy(tiny_synth / "classes.txt", victim)
+        overrides += [f"data.classes_file={victim}"]
+    else:
+        shutil.copy(ckpt, victim)
+        ckpt = victim
+    before = victim.read_bytes()
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(tmp_path / "run")]
+    assert cli.main([*args, *overrides]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"octvideo test: error: report file {victim} is {what} {victim}: "
+        "writing it would destroy it; choose another path"
+    )
+    assert victim.read_bytes() == before
+    assert sorted(report.iterdir()) == [victim]
+
+
 def test_test_without_checkpoint_is_an_error(tiny_synth, tmp_path, capsys):
     with pytest.raises(UsageError, match="checkpoint is required"):
         run_test(None, tiny_overrides(tiny_synth), ckpt=None)
