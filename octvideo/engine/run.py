@@ -652,6 +652,7 @@ def run_train(
     from octvideo.data.datamodule import check_every_rank_has_one
 
     check_every_rank_has_one(len(datamodule.val_dataset), world_size(cfg), "validation videos")
+    check_some_video_exists(datamodule.train_dataset.records, cfg.data.train_list)
     # a resume checkpoint's refusals come before config.yaml and the logs are touched
     checkpoint = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)
@@ -733,6 +734,22 @@ def run_train(
     return result
 
 
+def check_some_video_exists(records: Sequence[Any], listed: str) -> None:
+    """Refuses a list none of whose videos is a file, before the run's first write: training on
+    it would only fail to decode every video and stop, leaving the run folder behind. A stat
+    per video up to the first that exists; videos that are missing among others are reported
+    by the data loader as they fail.
+
+    Raises:
+        AnnotationError: no listed video exists.
+    """
+    if records and not any(os.path.exists(r.path) for r in records):
+        raise AnnotationError(
+            f"data: {listed} lists no video that exists ({len(records)} listed, e.g. "
+            f"{records[0].path}); check the list's paths against data.root"
+        )
+
+
 def _view_input(cfg: RunConfig) -> torch.Tensor | list[torch.Tensor]:
     """One test view, (1, 3, T, S, S) or [slow, fast], for counting FLOPs."""
     d = cfg.data
@@ -784,6 +801,9 @@ def run_test(
     datamodule = _datamodule(cfg)
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt)
     check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)
+    # the test list read and counted here, not in trainer.test after the report folder is made
+    # (an empty list refused there left it behind)
+    datamodule.setup("test")
     # a fused copy; the FLOPs below count the model as built
     module = _module(cfg, fuse_for_inference(model))
     from octvideo.data import BadVideoCallback

@@ -134,6 +134,20 @@ def test_an_empty_validation_list_is_refused_before_the_run_folder_is_made(tiny_
     assert _files(tmp_path) == before  # no config.yaml, logs/ or checkpoints/
 
 
+def test_a_training_list_of_missing_videos_is_refused_before_the_run_folder_is_made(
+    tiny_synth, tmp_path
+):
+    listing = tmp_path / "train.txt"
+    listing.write_text("nope/a.mp4 0\nnope/b.mp4 1\n")
+    overrides = tiny_overrides(tiny_synth, **{"data.train_list": listing})
+    before = _files(tmp_path)
+    with pytest.raises(
+        UsageError, match=f"^data: {listing} lists no video that exists \\(2 listed"
+    ):
+        run_train(None, overrides, out=str(tmp_path / "run"))
+    assert _files(tmp_path) == before  # no config.yaml, logs/ or checkpoints/
+
+
 def test_an_empty_training_list_says_it_lists_no_video(tiny_synth, tmp_path):
     empty = tmp_path / "train.txt"
     empty.write_text("")
@@ -553,6 +567,17 @@ def test_a_report_file_that_the_test_reads_is_refused_before_the_evaluation(
     )
     assert victim.read_bytes() == before
     assert sorted(report.iterdir()) == [victim]
+
+
+def test_a_refused_test_leaves_no_report_folder(trained, tiny_synth, tmp_path):
+    empty = tmp_path / "test.txt"
+    empty.write_text("# only a comment\n")
+    overrides = [*tiny_overrides(tiny_synth), f"data.test_list={empty}"]
+    with pytest.raises(UsageError, match=f"data: {empty} lists no video that exists"):
+        run_test(
+            None, overrides, ckpt=trained / "checkpoints" / "last.ckpt", out=str(tmp_path / "run")
+        )
+    assert sorted(tmp_path.iterdir()) == [empty]  # no run/ or run/test/
 
 
 def test_test_without_checkpoint_is_an_error(tiny_synth, tmp_path, capsys):
