@@ -15,7 +15,8 @@ the short names in ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I
 
 Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
 "billion laughs"), so is a key given twice in one mapping; numbers are read as YAML 1.2 reads them
-(``010`` is 10, ``1e-1`` is 0.1, ``1:20`` is text, where PyYAML's YAML 1.1 reads 8, text and 80);
+(``010`` is 10, ``1e-1`` is 0.1, ``1:20`` is text, where PyYAML's YAML 1.1 reads 8, text and 80),
+and a key that takes text refuses a value that reads as a number or true/false (quote it);
 the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a
 value is kept as text, never resolved by OmegaConf. Every size and count has an upper bound in
 ``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the config loads, before a
