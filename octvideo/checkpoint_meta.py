@@ -456,6 +456,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters for a one-line message."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else f"{shown[:57]}..."
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -474,9 +480,8 @@ class _Entries:
         return ".".join(k for k in (self.section, key) if k)
 
     def _wrong(self, key: str, value: Any, want: str) -> CheckpointError:
-        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
         return CheckpointError(
-            f"{_name(self.path)} metadata {self._key(key)} is {shown} "
+            f"{_name(self.path)} metadata {self._key(key)} is {_shown(value)} "
             f"({type(value).__name__}), not {want}; {ADVICE}",
             field=self._key(key),
         )
@@ -558,9 +563,29 @@ class _Entries:
         return value
 
     def names(self, key: str) -> tuple[str, ...]:
+        """A list of class names that a classes file could hold (``annotations.read_classes``):
+        each one non-blank, on one line and listed once, so that records, the predict table and a
+        classes file written from them tell every class apart."""
         value = self._get(key, _REQUIRED)
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise self._wrong(key, value, "a list of class names")
+        first: dict[str, int] = {}
+        for index, name in enumerate(value):
+            if not name.strip():
+                problem = f"{self._key(key)}[{index}] is {_shown(name)}, an empty class name"
+            elif "\n" in name:
+                problem = f"{self._key(key)}[{index}] {_shown(name)} holds a line break"
+            elif name in first:
+                problem = (
+                    f"{self._key(key)} lists {_shown(name)} twice "
+                    f"(entries {first[name]} and {index})"
+                )
+            else:
+                first[name] = index
+                continue
+            raise CheckpointError(
+                f"{_name(self.path)} metadata: {problem}; {ADVICE}", field=self._key(key)
+            )
         return tuple(value)
 
     def mapping(self, key: str, default: Any = _REQUIRED) -> Any:

@@ -328,3 +328,24 @@ def test_the_settings_of_a_model_are_its_class_keywords_less_the_section_s():
     assert {"width", "in_chans", "oct_stem", "channel_multiple"} <= set(takes)
     assert not {"depth", "alpha", "num_classes", "octave", "dropout", "norm_layer"} & set(takes)
     assert model_settings("no_such_model") is None
+
+
+@pytest.mark.parametrize(
+    ("classes", "problem"),
+    [
+        (["a", "b", "a"], "classes lists 'a' twice (entries 0 and 2)"),
+        (["a", "", "b"], "classes[1] is '', an empty class name"),
+        (["a", "  ", "b"], "classes[1] is '  ', an empty class name"),
+        (["a\nb", "c"], "classes[0] 'a\\nb' holds a line break"),
+    ],
+)
+def test_class_names_a_classes_file_could_not_hold_are_one_line_naming_them(classes, problem):
+    # two equal labels cannot be told apart in the records; a line break splits the table and
+    # any classes file written from them (import --from octvideo copies them on)
+    meta = copy.deepcopy(TRAINED_BEFORE)
+    meta["classes"] = classes
+    with pytest.raises(CheckpointError) as info:
+        CheckpointMeta.from_dict(meta, path="x.ckpt")
+    message = str(info.value)
+    assert message == f"checkpoint 'x.ckpt' metadata: {problem}; {ADVICE}"
+    assert "\n" not in message and info.value.field == "classes"
