@@ -98,10 +98,10 @@ def _timeout(text: str | None, workers: int) -> float:
 
 
 def _render_paths(render: str, inputs: list[str]) -> list[Path]:
-    """Where each input's video goes: ``render`` itself for one input, else
+    """Where each input's video goes: ``render`` itself for one input unless it is a folder, else
     ``render/<stem>.pred.mp4``, numbered (``<stem>.2.pred.mp4``) when names repeat, so that two
     inputs of one name in different folders do not overwrite each other."""
-    if len(inputs) == 1:
+    if len(inputs) == 1 and not Path(render).is_dir():
         return [Path(render)]
     taken: set[str] = set()
     paths = []
@@ -130,13 +130,19 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
     if not args.render:
         return None
     paths = _render_paths(args.render, inputs)
-    if len(inputs) == 1:
+    if paths == [Path(args.render)]:  # one input, and no folder there: the video itself
         if paths[0].suffix.lower() not in RENDER_EXTENSIONS:
             raise UsageError(
-                f"--render {args.render}: use a {', '.join(RENDER_EXTENSIONS)} file name"
+                f"--render {args.render}: use a {', '.join(RENDER_EXTENSIONS)} file name, or an "
+                "existing folder"
             )
         check_output_file("--render", paths[0], reads)
     else:
+        if Path(args.render).suffix.lower() in RENDER_EXTENSIONS and not Path(args.render).is_dir():
+            raise UsageError(
+                f"--render {args.render} names a video file, but the inputs are {len(inputs)} "
+                "videos: give a folder, which gets one <name>.pred.mp4 each"
+            )
         check_folder("--render", args.render)  # several inputs: a folder of videos
         for path in paths:
             check_output_file("--render", path, reads, folder=False)

@@ -175,6 +175,15 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
     write_text(path, "".join(f"{c}\n" for c in classes))
 
 
+def split_line(line: str) -> list[str]:
+    """A stripped list line as ``[path, label]`` as typed (the label unchecked), or ``[line]``
+    when it has no separator: a comma before the label makes it a comma list; else the label
+    follows the last run of whitespace, so that a path may hold commas (``take 2, final.mp4 0``,
+    as prepare writes it)."""
+    split = _COMMA_LINE.fullmatch(line) or _SPACE_LINE.fullmatch(line)
+    return [split.group(1), split.group(2)] if split else [line]
+
+
 def list_path_problem(path: str) -> str | None:
     """Why ``path`` cannot be a line of a list (a line break in it, a space or comma at its end),
     or None: ``list_line`` writes every other path so that ``read_lines`` reads it back."""
@@ -247,10 +256,7 @@ def read_lines(
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        # a comma before the label makes it a comma list; else the label follows the last space,
-        # so that a path may hold commas ("take 2, final.mp4 0", as prepare writes it)
-        split = _COMMA_LINE.fullmatch(line) or _SPACE_LINE.fullmatch(line)
-        parts = [split.group(1), split.group(2)] if split else [line]
+        parts = split_line(line)
         text = parts[1] if len(parts) == 2 else ""
         if not parts[0] or not _LABEL.fullmatch(text):
             raise AnnotationError(

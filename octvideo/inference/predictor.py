@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
-from octvideo.data.annotations import text_lines
+from octvideo.data.annotations import split_line, text_lines
 from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
@@ -273,11 +273,20 @@ def _list_entry(line: str, folder: Path) -> Path:
     label of an annotation list (``path label``, as ``octvideo data`` writes) unless the whole
     line names a file."""
     whole = Path(line) if Path(line).is_absolute() else folder / line
-    parts = line.rsplit(maxsplit=1)
-    if len(parts) == 2 and parts[1].isdigit() and not whole.exists():
+    parts = split_line(line)  # as ``octvideo data`` and training read the same list
+    if len(parts) == 2 and parts[1].isdigit() and not _quietly(whole.exists):
         entry = Path(parts[0])
         return entry if entry.is_absolute() else folder / entry
     return whole
+
+
+def _quietly(test: Callable[[], bool]) -> bool:
+    """``test()`` (``path.exists``, ``path.is_dir``), False for a path that cannot even be looked
+    at (a name too long for the file system): it is kept as an input, which then fails alone."""
+    try:
+        return test()
+    except OSError:
+        return False
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -294,7 +303,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     out: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if _quietly(path.is_dir):
             found = sorted(
                 str(p)
                 for p in path.rglob("*")
@@ -304,7 +313,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
                 logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
                 found = [str(path)]
             out.extend(found)
-        elif path.suffix.lower() == ".txt" and path.is_file():
+        elif path.suffix.lower() == ".txt" and _quietly(path.is_file):
             try:
                 lines = text_lines(path, "input list")
             except OSError as err:

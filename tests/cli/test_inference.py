@@ -299,6 +299,26 @@ def test_inputs_of_one_name_render_to_distinct_files(checkpoint, videos, tmp_pat
     assert f"  rendered {out / 'clip.2.pred.mp4'}\n" in stdout
 
 
+def test_an_existing_folder_at_render_takes_one_input_inside_it(checkpoint, videos, tmp_path):
+    out = tmp_path / "renders"
+    out.mkdir()
+    assert _predict_ckpt(checkpoint, videos["short"], "--render", out, "--quiet") == 0
+    assert [p.name for p in out.iterdir()] == [f"{videos['short'].stem}.pred.mp4"]
+
+
+def test_a_video_file_name_at_render_for_several_inputs_is_refused(
+    checkpoint, videos, tmp_path, capsys
+):
+    # it used to become a folder named out.mp4
+    out = tmp_path / "out.mp4"
+    assert _predict_ckpt(checkpoint, videos["short"], videos["odd"], "--render", out) == 2
+    assert _error(capsys) == (
+        f"--render {out} names a video file, but the inputs are 2 videos: give a folder, which "
+        "gets one <name>.pred.mp4 each"
+    )
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------------- render failures
 
 
@@ -328,7 +348,9 @@ def test_render_name_without_a_video_extension_is_refused_first(
 ):
     target = tmp_path / name
     assert _predict_ckpt(checkpoint, videos["short"], "--render", target) == 2
-    assert _error(capsys) == f"--render {target}: use a .mp4, .mkv, .mov, .m4v, .avi file name"
+    assert _error(capsys) == (
+        f"--render {target}: use a .mp4, .mkv, .mov, .m4v, .avi file name, or an existing folder"
+    )
     assert not target.exists()
 
 

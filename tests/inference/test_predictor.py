@@ -269,6 +269,26 @@ def test_annotation_lists_are_input_lists(tmp_path):
     ]
 
 
+def test_an_input_list_splits_its_lines_as_training_reads_them(tmp_path):
+    # "path,label" lines (a comma list) were taken whole, where test and train split them
+    (tmp_path / "val").mkdir()
+    for name in ("a.mp4", "take 2, final.mp4"):
+        (tmp_path / "val" / name).write_bytes(b"")
+    listing = tmp_path / "val.txt"
+    listing.write_text("val/a.mp4,4\nval/take 2, final.mp4 5\n")
+    assert expand_inputs([listing]) == [
+        str(tmp_path / "val" / "a.mp4"),
+        str(tmp_path / "val" / "take 2, final.mp4"),
+    ]
+
+
+def test_an_input_whose_name_is_too_long_to_look_at_is_kept_to_fail_alone(predictor, tmp_path):
+    long = tmp_path / ("a" * 300 + ".mp4")
+    assert expand_inputs([long]) == [str(long)]
+    result = predictor.predict(long)
+    assert not result.ok and "FileNotFoundError" in result.error
+
+
 def test_missing_and_directory_inputs_fail_cleanly(predictor, videos, tmp_path):
     missing = predictor.predict(tmp_path / "nope.mp4")
     assert not missing.ok and "FileNotFoundError" in missing.error
