@@ -68,6 +68,8 @@ _OWN_SIGTERM = frozenset({"train", "test", "sweep"})
 # errors that say a path the user gave cannot be used at all, wherever a command meets it: a
 # name too long, a loop of links, no permission. A command's own checks name the option first.
 _PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM})
+# errors of a write to stdout or stderr (``> /dev/full``): the output has nowhere to go
+_STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"octvideo {args.command}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
     except OSError as err:
+        if err.filename is None and err.errno in _STREAM_ERRNOS:  # stdout or stderr is full
+            _stdout_to_devnull()
+            with contextlib.suppress(OSError):
+                print(  # noqa: T201
+                    f"octvideo {args.command}: stopped: cannot write to stdout or stderr "
+                    f"({err.strerror}); the files written are kept",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return 1
         if err.errno not in _PATH_ERRNOS:
             raise
         name = f"{err.filename}: " if err.filename is not None else ""

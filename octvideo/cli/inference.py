@@ -238,6 +238,8 @@ def predict(args: argparse.Namespace) -> int:
                 rendered = False
                 if render_to is not None and result.ok:
                     rendered = _render(args, result, predictor.classes, render_to[number - 1])
+                if writer is not None:  # kept before anything is printed, which may fail
+                    writer.write(records(result, predictor.classes, args.topk))
                 if not args.quiet:
                     tqdm.write(format_result(result, predictor.classes, args.topk))
                     if rendered:
@@ -245,8 +247,6 @@ def predict(args: argparse.Namespace) -> int:
                     # each video's table as it is done, also into a pipe; a reader that went
                     # away (``| head``) stops the run here rather than after the last input
                     sys.stdout.flush()
-                if writer is not None:
-                    writer.write(records(result, predictor.classes, args.topk))
                 done, failed = number, failed + (not result.ok)  # its records are written
                 bar.update()
                 if not args.quiet and not show_bar:

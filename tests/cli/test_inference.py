@@ -7,6 +7,7 @@ whose reader goes away."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -605,3 +606,19 @@ def test_sigterm_keeps_the_records_of_the_inputs_done_and_says_how_many(
     assert {line["path"] for line in lines} == {str(short)}
     assert [line["type"] for line in lines].count("video") == 1
     assert sorted(os.listdir(tmp_path)) == ["preds.jsonl"]  # no temporary file left
+
+
+def test_a_stdout_that_fails_keeps_the_record_of_the_input_it_was_showing(
+    checkpoint, videos, tmp_path, capsys, monkeypatch
+):
+    def full(text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cli_inference.tqdm, "write", full)
+    out = tmp_path / "preds.jsonl"
+    assert _predict("--ckpt", checkpoint, videos["short"], "--out", out, "--workers", 0) == 1
+    assert [json.loads(line)["type"] for line in out.read_text().splitlines()] == ["video"]
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "octvideo predict: stopped: cannot write to stdout or stderr (No space left on device); "
+        "the files written are kept"
+    )

@@ -131,3 +131,20 @@ def test_a_path_that_cannot_be_used_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         f"octvideo models: error: {'a' * 300}: File name too long; check the path\n"
     )
+
+
+def test_a_full_stdout_is_one_stopped_line_not_a_traceback():
+    # ``octvideo models > /dev/full``: every print fails with ENOSPC
+    args = "models --frames 4 --size 32 --filter c2d_r18"
+    proc = subprocess.run(
+        ["sh", "-c", f'exec "$0" -m octvideo.cli {args} >/dev/full', sys.executable],
+        capture_output=True,
+        text=True,
+        env=_buffered_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "octvideo models: stopped: cannot write to stdout or stderr (No space left on device); "
+        "the files written are kept\n"
+    )
