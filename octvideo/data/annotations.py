@@ -97,8 +97,8 @@ def read_text(path: str | os.PathLike[str], what: str = "annotation file") -> st
         data = f.read(MAX_TEXT_BYTES + 1)  # a video given as a list is not read whole
     if len(data) > MAX_TEXT_BYTES:
         raise AnnotationError(
-            f"{what} {path} is over {MAX_TEXT_BYTES >> 20} MiB: not a {what}? (Kinetics-700's "
-            "training list is about 40 MB)"
+            f"{what} {path} is over {MAX_TEXT_BYTES >> 20} MiB, more than any {what} takes "
+            "(Kinetics-700's training list is about 40 MB); pass the right file"
         )
     try:
         return data.decode("utf-8-sig")
