@@ -179,6 +179,9 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if stride is not None and window is None:
         raise UsageError("--stride needs --window")
+    for option, value in (("--out", args.out), ("--render", args.render)):
+        if value == "":  # was taken as no output at all
+            raise UsageError(f"{option} is empty; give a path, or no {option}")
     if window is not None and args.views != "center":
         raise UsageError(
             f"--views {args.views} does not apply with --window: each window is one centre clip"

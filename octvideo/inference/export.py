@@ -45,6 +45,9 @@ SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
 # what --out may end in: never a checkpoint's .ckpt, a config or a video
 EXTENSIONS = {"torchscript": (".pt", ".torchscript"), "onnx": (".onnx",)}
 _TITLE = {"torchscript": "a TorchScript", "onnx": "an ONNX"}
+# torch 2.14 warns that each torch.jit call it makes is deprecated (in favour of torch.export):
+# four lines on every TorchScript export, about a format the user chose; docs/commands.md says it
+_JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 
 
 @dataclass
@@ -107,6 +110,8 @@ def export(
     path = default_output(ckpt, fmt) if out is None else Path(out)
     option = "--out" if out is not None else "the default --out"  # a name the user did not give
     reads = ReadFiles([("the checkpoint", ckpt)])
+    if out is not None and not os.fspath(out):
+        raise UsageError("--out is empty; give a file name, or no --out for the default")
     check_output_file(option, path, reads)
     if path.suffix.lower() not in EXTENSIONS[fmt]:
         raise UsageError(
@@ -115,7 +120,7 @@ def export(
             f"{default_output(ckpt, fmt).name})"
         )
     sidecar = path.with_suffix(path.suffix + ".json")
-    check_output_file(option, sidecar, reads, folder=False)
+    check_output_file(f"{option} {path}: its preprocessing file", sidecar, reads, folder=False)
     predictor = Predictor.from_checkpoint(ckpt)
     protocol = predictor.protocol
     model: nn.Module = predictor.model.float().eval()
@@ -167,6 +172,7 @@ def _export_to(
     with warnings.catch_warnings():
         # Shape checks turn into constants when traced; the shapes are fixed by design here.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", _JIT_DEPRECATED, FutureWarning)
         if fmt == "torchscript":
             # without autograd: the fast path's training-only autograd Functions cannot be traced
             with torch.no_grad():
@@ -200,7 +206,9 @@ def _export_to(
 def run_exported(path: Path, fmt: str, inputs: tuple[Tensor, ...]) -> np.ndarray:
     """Logits of an exported model on ``inputs`` (TorchScript via torch, ONNX via onnxruntime)."""
     if fmt == "torchscript":
-        loaded = torch.jit.load(str(path))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _JIT_DEPRECATED, FutureWarning)
+            loaded = torch.jit.load(str(path))
         with torch.no_grad():
             return loaded(*inputs).numpy()
     import onnxruntime

@@ -53,6 +53,8 @@ def earlier(tmp_path):
         (["--window", "1e-9s"], "--window 1e-9s: give at least 0.1s"),
         (["--window", "1s", "--stride", "1e-7"], "--stride 1e-7: give at least 0.1s"),
         (["--window", "99ms"], "--window 99ms: give at least 0.1s"),
+        (["--out", ""], "--out is empty; give a path, or no --out"),
+        (["--render", ""], "--render is empty; give a path, or no --render"),
         (["--views", "100000x1"], "--views 100000x1: views must be N temporal clips (1 to 100) x"),
         (["--views", "9" * 5000 + "x3"], f"--views {'9' * 5000}x3: views must be N temporal clips"),
         (["--device", "foo"], "--device 'foo': use cpu, cuda or cuda:N"),

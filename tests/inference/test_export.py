@@ -48,9 +48,10 @@ def test_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
     link = out.with_name("m.onnx.json") if sidecar else out
     link.symlink_to(target)
     assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 2
+    named = f"--out {out}: its preprocessing file {link}" if sidecar else f"--out {link}"
     assert capsys.readouterr().err == (
-        f"octvideo export: error: --out {link} is a symbolic link to {target}; give the real "
-        "path or remove the link\n"
+        f"octvideo export: error: {named} is a symbolic link to {target}; give the real path or "
+        "remove the link\n"
     )
     assert target.read_bytes() == b"keep" and link.is_symlink()
 
@@ -178,3 +179,23 @@ def test_out_must_end_in_the_format_extension(checkpoint, tmp_path, capsys, fmt,
         f"file; give such a name (default: {default})\n"
     )
     assert out.read_text() == "kept"
+
+
+def test_an_empty_out_and_a_sidecar_in_the_way_name_what_the_user_gave(checkpoint, capsys):
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", ""]) == 2
+    assert capsys.readouterr().err == (
+        "octvideo export: error: --out is empty; give a file name, or no --out for the default\n"
+    )
+    out = checkpoint.parent / "model.onnx"
+    sidecar = checkpoint.parent / "model.onnx.json"
+    sidecar.mkdir()
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: --out {out}: its preprocessing file {sidecar} is a folder; give "
+        "a file name\n"
+    )
+
+
+def test_a_torchscript_export_prints_no_torch_deprecation_warning(checkpoint, tmp_path, recwarn):
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "torchscript"]) == 0
+    assert not [w for w in recwarn if "torch.jit" in str(w.message)]
