@@ -12,26 +12,23 @@ from __future__ import annotations
 import argparse
 
 from octvideo.argtypes import positive_int
-from octvideo.models._registry import list_models
+from octvideo.models import list_models
 from octvideo.models.cost import cost_table
 
 
 def _alpha(text: str) -> float | tuple[float, ...]:
     values = tuple(float(v) for v in text.split(","))
-    if len(values) not in (1, 4):
-        raise argparse.ArgumentTypeError("--alpha takes one value or four (res2,res3,res4,res5)")
+    if len(values) not in (1, 4) or not all(0 <= v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            "--alpha takes one value or four (res2,res3,res4,res5), each in [0, 1)"
+        )
     return values[0] if len(values) == 1 else values
 
 
 def _octave(text: str) -> tuple[int, int, int]:
-    from octvideo.config import LIMITS
-
     values = tuple(int(v) for v in text.split(","))
-    bound = int(LIMITS["model.octave"][0])
-    if len(values) != 3 or not all(1 <= v <= bound for v in values):
-        raise argparse.ArgumentTypeError(
-            f"--octave takes three factors T,H,W from 1 to {bound}, e.g. 1,2,2"
-        )
+    if len(values) != 3 or not all(v in (1, 2) for v in values):  # what OctConv3d takes
+        raise argparse.ArgumentTypeError("--octave takes three factors T,H,W of 1 or 2, e.g. 1,2,2")
     return values  # type: ignore[return-value]
 
 

@@ -40,12 +40,24 @@ def test_a_view_over_the_bounds_is_one_line(args, needle, capsys, monkeypatch):
     assert line.startswith("octvideo models: error: ") and needle in line
 
 
-def test_an_octave_factor_over_the_bound_is_refused_by_the_parser(capsys):
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--octave", "1,2,100", "--octave takes three factors T,H,W of 1 or 2, e.g. 1,2,2"),
+        ("--octave", "1,3,3", "--octave takes three factors T,H,W of 1 or 2, e.g. 1,2,2"),
+        ("--alpha", "1", "--alpha takes one value or four (res2,res3,res4,res5), each in [0, 1)"),
+        ("--alpha", "0.1,0.2", "--alpha takes one value or four (res2,res3,res4,res5), each in"),
+    ],
+)
+def test_an_octave_or_alpha_the_models_do_not_take_is_refused_by_the_parser(
+    capsys, option, value, message
+):
+    # 3 passed the parser's "1 to 4" and was then refused without naming --octave
     with pytest.raises(SystemExit) as exit_:
-        main(["models", "--octave", "1,2,100", "--filter", "c2d_r18"])
+        main(["models", option, value, "--filter", "c2d_r18"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --octave: --octave takes three factors T,H,W from 1 to 4" in err
+    assert f"argument {option}: {message}" in err
     assert "Traceback" not in err
 
 
