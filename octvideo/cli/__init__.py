@@ -74,7 +74,11 @@ _STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 def main(argv: Sequence[str] | None = None) -> int:
     _open_closed_streams()
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports torch: seconds, during which Ctrl-C is likely
+    except KeyboardInterrupt:
+        print("octvideo: stopped by Ctrl-C", file=sys.stderr)  # noqa: T201
+        return 128 + signal.SIGINT
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

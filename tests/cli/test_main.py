@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from octvideo import cli
 from octvideo.cli import main
 from octvideo.cli import models as cli_models
 from octvideo.cli import run as cli_run
@@ -148,3 +149,12 @@ def test_a_full_stdout_is_one_stopped_line_not_a_traceback():
         "octvideo models: stopped: cannot write to stdout or stderr (No space left on device); "
         "the files written are kept\n"
     )
+
+
+def test_ctrl_c_while_the_commands_import_is_one_line(monkeypatch, capsys):
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    assert main(["models"]) == 130
+    assert capsys.readouterr().err == "octvideo: stopped by Ctrl-C\n"
