@@ -211,6 +211,16 @@ class OctConv3d(nn.Module):
             )
         if x_l is not None and x_l.shape[1] != self.in_low:
             raise ValueError(f"OctConv3d expects {self.in_low} low channels, got {x_l.shape[1]}")
+        if x_l is not None:
+            # Shapes only (no data is read); a smaller batch would otherwise broadcast into the
+            # sum of the paths, giving every sample the first one's low group.
+            want = (x_h.shape[0], self.in_low, *low_size(tuple(x_h.shape), self.octave))
+            if tuple(x_l.shape) != want:
+                raise ValueError(
+                    f"OctConv3d expects a low group of shape {want} (the same batch, the high "
+                    f"(T, H, W) divided by octave {self.octave}, rounded up) beside a high group "
+                    f"of shape {tuple(x_h.shape)}, got {tuple(x_l.shape)}"
+                )
         if self.pool_stride:
             x_h = downsample(x_h, self.pool_factor)
             x_l = None if x_l is None else downsample(x_l, self.pool_factor)

@@ -276,6 +276,37 @@ def test_low_group_that_is_not_five_dimensional_is_refused_by_its_rank():
     )
 
 
+@pytest.mark.parametrize(
+    ("alpha_out", "high", "low"),
+    [
+        (0.5, (2, 4, 4, 8, 8), (1, 4, 4, 4, 4)),  # would broadcast sample 0's low group
+        (0.0, (2, 4, 4, 8, 8), (1, 4, 4, 4, 4)),  # only the low-to-high path reads it
+        (0.5, (1, 4, 4, 8, 8), (1, 4, 2, 4, 4)),  # T halved under a spatial octave
+        (0.5, (1, 4, 4, 8, 8), (1, 4, 4, 3, 3)),
+        (0.0, (1, 4, 3, 7, 7), (1, 4, 3, 5, 5)),  # one too large: the upsample crop hid it
+        (0.5, (1, 4, 3, 7, 7), (1, 4, 3, 3, 3)),  # odd sizes round up, not down
+    ],
+    ids=["batch", "batch-low-to-high-only", "frames", "height-width", "too-large", "floor"],
+)
+def test_a_low_group_out_of_step_with_the_high_one_names_both_shapes(alpha_out, high, low):
+    layer = OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=alpha_out)
+    want = (high[0], 4, *low_size(high[2:], (1, 2, 2)))
+    with pytest.raises(ValueError) as caught:
+        layer(OctPair(torch.randn(high), torch.randn(low)))
+    assert str(caught.value) == (
+        f"OctConv3d expects a low group of shape {want} (the same batch, the high (T, H, W) "
+        f"divided by octave (1, 2, 2), rounded up) beside a high group of shape {high}, got {low}"
+    )
+
+
+@pytest.mark.parametrize("size", [(4, 8, 8), (3, 7, 7), (1, 1, 1), (2, 3, 2)])
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+def test_a_low_group_of_the_high_size_divided_by_the_octave_rounded_up_is_taken(size, octave):
+    layer = OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5, octave=octave)
+    y = layer(OctPair(torch.randn(2, 4, *size), torch.randn(2, 4, *low_size(size, octave))))
+    assert tuple(y.high.shape[2:]) == size
+
+
 @pytest.mark.parametrize("groups", [0, -2, 1.5, True])
 def test_groups_must_be_a_positive_integer(groups):
     with pytest.raises(ValueError, match=rf"^groups must be a positive integer, got {groups}$"):
