@@ -49,6 +49,7 @@ import copy
 import logging
 import math
 import multiprocessing as mp
+import numbers
 import os
 import threading
 import time
@@ -63,6 +64,7 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
+from octvideo.data.config import DECODERS
 from octvideo.data.workers import exit_reason, worker_context
 from octvideo.inference.predictor import (
     Prediction,
@@ -595,12 +597,16 @@ def check_request(request: ReadRequest) -> ReadRequest:
 
     Raises:
         ValueError: a window or stride below ``MIN_WINDOW_SECONDS`` or not finite, a stride
-            without a window, or views that are not a view protocol or are outside the bounds.
+            without a window, views that are not a view protocol or are outside the bounds, or
+            a decoder that is not one of ``DECODERS``.
     """
     window = window_seconds(request.window, "window")
     stride = window_seconds(request.stride, "stride")
     if stride is not None and window is None:
         raise ValueError("a stride needs a window")
+    if not isinstance(request.decoder, str) or request.decoder not in DECODERS:
+        # Predictor.predict's message (decoding refuses it as each input opens)
+        raise ValueError(f"decoder must be 'decord', 'pyav' or 'auto', got {request.decoder!r}")
     return ReadRequest(parse_views(request.views), window, stride, request.decoder)
 
 
@@ -628,8 +634,8 @@ def predict_many(
             with ``error`` set. One path alone (a str, bytes or ``os.PathLike``) is
             refused, not read as a sequence of one-character paths: pass ``[path]``.
         views, window, stride, decoder: as in ``Predictor.predict``.
-        workers: decoding processes, 0 to ``MAX_WORKERS`` (0: decode here, in turn with the
-            model); None: ``default_workers()``. Never more than there are paths.
+        workers: decoding processes, a whole number 0 to ``MAX_WORKERS`` (0: decode here, in
+            turn with the model); None: ``default_workers()``. Never more than there are paths.
         timeout: seconds a worker may take for one step of an input (opening it, or one chunk of
             clips) before the input fails; 0 < timeout <= ``MAX_TIMEOUT``.
         stats: filled in with where the time went.
@@ -647,8 +653,12 @@ def predict_many(
         )
     request = check_request(ReadRequest(views, window, stride, decoder))
     workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral):
+        # a count of processes: 2.5 would reach range() and min() as it is, True reads as 1
+        raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers!r}: a whole number")
     if not 0 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers}")
+    workers = int(workers)
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
     if not 0 <= worker_nice <= 19:

@@ -265,6 +265,10 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
     [
         ({"workers": -1}, "workers must be 0 to 64, got -1"),
         ({"workers": 65}, "workers must be 0 to 64, got 65"),
+        ({"workers": 2.5}, "workers must be 0 to 64, got 2.5: a whole number"),
+        ({"workers": True}, "workers must be 0 to 64, got True: a whole number"),
+        ({"decoder": "xx"}, "decoder must be 'decord', 'pyav' or 'auto', got 'xx'"),
+        ({"decoder": None}, "decoder must be 'decord', 'pyav' or 'auto', got None"),
         ({"timeout": 0}, "timeout must be above 0 and at most 86400 s, got 0"),
         ({"timeout": float("nan")}, "timeout must be above 0 and at most 86400 s, got nan"),
         ({"timeout": 1e6}, "timeout must be above 0 and at most 86400 s, got 1000000.0"),
@@ -287,6 +291,14 @@ def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
     with pytest.raises(ValueError) as caught:
         predict_many(predictor, [videos["short"]], **kwargs)
     assert str(caught.value).startswith(message)
+
+
+def test_an_unknown_decoder_is_refused_with_the_message_predict_gives(predictor, videos):
+    with pytest.raises(ValueError) as one:
+        predictor.predict(videos["short"], decoder="xx")
+    with pytest.raises(ValueError) as many:
+        predict_many(predictor, [videos["short"]], workers=0, decoder="xx")
+    assert str(many.value) == str(one.value)
 
 
 @pytest.mark.parametrize("single", ["v.mp4", b"v.mp4", pathlib.Path("v.mp4")], ids=repr)
