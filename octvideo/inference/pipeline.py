@@ -661,7 +661,11 @@ def predict_many(
     workers = int(workers)
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
-    if not 0 <= worker_nice <= 19:
+    if (
+        isinstance(worker_nice, bool)
+        or not isinstance(worker_nice, int)
+        or not 0 <= worker_nice <= 19
+    ):
         raise ValueError(f"worker_nice must be 0 to 19, got {worker_nice}")
     if request.window is None and request.views == "multi":
         protocol = predictor.protocol

@@ -150,6 +150,8 @@ def parse_seconds(text: str | float | None) -> float | None:
     """
     if text is None:
         return None
+    if isinstance(text, bool):  # an int to Python: True was a 1 s window
+        raise ValueError(f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms")
     if isinstance(text, int | float):  # a number is held to the same bounds as text
         seconds = float(text)
     else:

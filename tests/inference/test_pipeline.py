@@ -283,6 +283,8 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
         ({"views": "bogus"}, "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips,"),
         ({"views": (2, 3, 1)}, "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips,"),
         ({"worker_nice": 20}, "worker_nice must be 0 to 19, got 20"),
+        ({"worker_nice": 2.5}, "worker_nice must be 0 to 19, got 2.5"),
+        ({"window": True}, "window True: cannot read True as a duration"),
     ],
 )
 def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
