@@ -71,17 +71,22 @@ def test_flop_count_prints_no_warning():
     assert proc.stderr == ""
 
 
-def test_a_command_with_stdout_closed_runs_and_prints_nowhere():
-    # ``octvideo models >&-``: Python sets sys.stdout to None; the command used to fail with an
-    # AttributeError at its first flush, after its work
+def _models_with_stdout(redirect: str) -> subprocess.CompletedProcess:
+    """``octvideo models ...`` run by the shell with its stdout redirected (``>&-``)."""
     args = "models --frames 4 --size 32 --filter c2d_r18"
-    proc = subprocess.run(
-        ["sh", "-c", f'exec "$0" -m octvideo.cli {args} >&-', sys.executable],
+    return subprocess.run(
+        ["sh", "-c", f'exec "$0" -m octvideo.cli {args} {redirect}', sys.executable],
         capture_output=True,
         text=True,
         env=_buffered_env(),
         timeout=300,
     )
+
+
+def test_a_command_with_stdout_closed_runs_and_prints_nowhere():
+    # ``octvideo models >&-``: Python sets sys.stdout to None; the command used to fail with an
+    # AttributeError at its first flush, after its work
+    proc = _models_with_stdout(">&-")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
 
@@ -136,14 +141,7 @@ def test_a_path_that_cannot_be_used_is_one_line(monkeypatch, capsys):
 
 def test_a_full_stdout_is_one_stopped_line_not_a_traceback():
     # ``octvideo models > /dev/full``: every print fails with ENOSPC
-    args = "models --frames 4 --size 32 --filter c2d_r18"
-    proc = subprocess.run(
-        ["sh", "-c", f'exec "$0" -m octvideo.cli {args} >/dev/full', sys.executable],
-        capture_output=True,
-        text=True,
-        env=_buffered_env(),
-        timeout=300,
-    )
+    proc = _models_with_stdout(">/dev/full")
     assert proc.returncode == 1
     assert proc.stderr == (
         "octvideo models: stopped: cannot write to stdout or stderr (No space left on device); "
