@@ -319,6 +319,7 @@ def _read_header(path: str) -> _Header:
         context = stream.codec_context
         name, reorders = context.name, bool(context.has_b_frames)
         matrix, size = None, None
+        context.thread_count = 1  # frame threads would decode several frames before the first
         try:
             for frame in container.decode(stream):
                 matrix, size = display_matrix(frame), (frame.width, frame.height)
