@@ -25,23 +25,25 @@ def _report(conn: Connection) -> None:
     conn.close()
 
 
-def _start_one() -> tuple[list[str], int]:
+def _reply_of(target) -> tuple[object, int | None]:
+    """What one worker running ``target(conn)`` sends first, and its exit code."""
     ctx = worker_context()
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_report, args=(send,))
+    proc = ctx.Process(target=target, args=(send,))
     proc.start()
     send.close()
     try:
-        return receive.recv()
+        reply = run_with_deadline(120, receive.recv)
     finally:
         proc.join()
         receive.close()
+    return reply, proc.exitcode
 
 
 def test_a_worker_starts_with_every_worker_module_imported_and_not_as_a_fork_of_its_caller():
     # the fork server skips a module it cannot import without a word: a misspelt name would
     # cost every worker that import instead
-    loaded, parent = run_with_deadline(120, _start_one)
+    (loaded, parent), _ = _reply_of(_report)
     assert loaded == list(PRELOAD)
     assert parent != os.getpid()
 
@@ -146,17 +148,7 @@ def _wait_for_sigint(conn: Connection) -> None:
 def test_a_worker_leaves_ctrl_c_to_its_caller():
     # a terminal's Ctrl-C reaches every process of the group: the caller stops its workers and
     # reports it once, rather than each worker printing a KeyboardInterrupt traceback
-    ctx = worker_context()
-    receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_wait_for_sigint, args=(send,))
-    proc.start()
-    send.close()
-    try:
-        assert run_with_deadline(120, receive.recv) == "running"
-    finally:
-        proc.join()
-        receive.close()
-    assert proc.exitcode == 0
+    assert _reply_of(_wait_for_sigint) == ("running", 0)
 
 
 def _send_to_a_closed_pipe(conn: Connection, ready: Connection) -> None:
