@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_meta
-from octvideo.config import LIMITS, MAX_PARAMETERS, ModelConfig
+from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
 from octvideo.errors import ConfigError, UsageError
@@ -35,9 +35,7 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
         ConfigError: unknown model name, bad keyword in ``model.extra``, or a network of more
             than ``MAX_PARAMETERS`` parameters (counted on the meta device first).
     """
-    with torch.device("meta"):
-        check_size(_create(cfg), cfg)
-    model = _create(cfg)
+    model = _create(cfg)  # build_network counts the parameters on the meta device first
     if pretrained and cfg.pretrained:
         load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
     return model
@@ -122,7 +120,7 @@ def check_same_classes(
 def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> None:
     """Check that the network takes the clips the data section makes, before any work is done.
 
-    SlowFast settings are checked by name; the network's size (``check_size``) and everything
+    SlowFast settings are checked by name; the network's size (``build_network``) and everything
     else by running it on the meta device (shapes only: no memory, no arithmetic) on one clip of
     each crop size.
 
@@ -133,7 +131,6 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
 
     with torch.device("meta"):
         model = _create(cfg)
-    check_size(model, cfg)
     model.eval()
     frames, want, got = data.num_frames, getattr(model, "slowfast_alpha", None), data.slowfast_alpha
     if want is not None and got is None:
@@ -195,22 +192,6 @@ def fewest_frames(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int])
         middle = (low + high) // 2
         low, high = (low, middle) if fits(middle) else (middle, high)
     return high * speed
-
-
-def check_size(model: nn.Module, cfg: ModelConfig) -> None:
-    """Refuses a network of more than ``MAX_PARAMETERS`` parameters (``model.extra`` can set
-    widths and depths); ``model`` is best built on the meta device, where this costs nothing.
-
-    Raises:
-        ConfigError: names the count, the bound and the settings that made it.
-    """
-    count = sum(p.numel() for p in model.parameters())
-    if count > MAX_PARAMETERS:
-        raise ConfigError(
-            f"model.name={cfg.name} with model.extra={cfg.extra} has {count:,} parameters, over "
-            f"the limit of {MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a smaller "
-            "width or depth"
-        )
 
 
 def _create(cfg: ModelConfig) -> nn.Module:
