@@ -253,33 +253,35 @@ def test_folder_and_list_inputs(videos, tmp_path):
     assert str(videos["short"]) in folder and all(p.endswith((".mp4",)) for p in folder)
 
 
-def test_annotation_lists_are_input_lists(tmp_path):
-    # "path label" lines, as `octvideo data synth` writes them, used to be taken whole: every
-    # video "did not exist"
+@pytest.mark.parametrize(
+    ("names", "lines", "want"),
+    [
+        # "path label" lines, as `octvideo data synth` writes them, were taken whole: every
+        # video "did not exist"; a file named "d 7" is its whole line; a missing one is kept,
+        # to be reported as failed by its path
+        (
+            ["a.mp4", "b c.mp4", "d 7"],
+            "val/a.mp4 0\nval/b c.mp4 12\nval/d 7\nval/missing.mp4 3\n",
+            ["a.mp4", "b c.mp4", "d 7", "missing.mp4"],
+        ),
+        # "path,label" lines (a comma list) were taken whole, where test and train split them
+        (
+            ["a.mp4", "take 2, final.mp4"],
+            "val/a.mp4,4\nval/take 2, final.mp4 5\n",
+            ["a.mp4", "take 2, final.mp4"],
+        ),
+    ],
+    ids=["space", "comma"],
+)
+def test_annotation_lists_are_input_lists_split_as_training_splits_them(
+    tmp_path, names, lines, want
+):
     (tmp_path / "val").mkdir()
-    for name in ("a.mp4", "b c.mp4", "d 7"):
+    for name in names:
         (tmp_path / "val" / name).write_bytes(b"")
     listing = tmp_path / "val.txt"
-    listing.write_text("val/a.mp4 0\nval/b c.mp4 12\nval/d 7\nval/missing.mp4 3\n")
-    assert expand_inputs([listing]) == [
-        str(tmp_path / "val" / "a.mp4"),
-        str(tmp_path / "val" / "b c.mp4"),
-        str(tmp_path / "val" / "d 7"),  # a file named so: the line is its name
-        str(tmp_path / "val" / "missing.mp4"),  # reported as failed, by its path
-    ]
-
-
-def test_an_input_list_splits_its_lines_as_training_reads_them(tmp_path):
-    # "path,label" lines (a comma list) were taken whole, where test and train split them
-    (tmp_path / "val").mkdir()
-    for name in ("a.mp4", "take 2, final.mp4"):
-        (tmp_path / "val" / name).write_bytes(b"")
-    listing = tmp_path / "val.txt"
-    listing.write_text("val/a.mp4,4\nval/take 2, final.mp4 5\n")
-    assert expand_inputs([listing]) == [
-        str(tmp_path / "val" / "a.mp4"),
-        str(tmp_path / "val" / "take 2, final.mp4"),
-    ]
+    listing.write_text(lines)
+    assert expand_inputs([listing]) == [str(tmp_path / "val" / name) for name in want]
 
 
 def test_an_input_whose_name_is_too_long_to_look_at_is_kept_to_fail_alone(predictor, tmp_path):
