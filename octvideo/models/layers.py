@@ -13,6 +13,7 @@ whether it carries an octave, only the low-group entries (``conv_hl``, ``conv_lh
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -40,12 +41,19 @@ def stage_alphas(alpha: float | Sequence[float], num_stages: int = 4) -> tuple[f
     One value covers res2..res4 and leaves res5 vanilla, as the official OctConv code does (a 3x3
     conv on the 3.5x3.5 low-frequency map of res5 at 224 does not make sense).
     """
-    if isinstance(alpha, int | float):
+    if _is_share(alpha):
         return (float(alpha),) * (num_stages - 1) + (0.0,)
-    alphas = tuple(float(a) for a in alpha)
-    if len(alphas) != num_stages:
-        raise ValueError(f"alpha needs one value or {num_stages} (one per stage), got {alpha!r}")
-    return alphas
+    alphas = tuple(alpha) if isinstance(alpha, Sequence) and not isinstance(alpha, str) else ()
+    if len(alphas) != num_stages or not all(_is_share(a) for a in alphas):
+        raise ValueError(
+            f"alpha needs one number in [0, 1) or {num_stages} (one per stage), got {alpha!r}"
+        )
+    return tuple(float(a) for a in alphas)
+
+
+def _is_share(value: object) -> bool:
+    """A low-frequency share: a real number (not a bool or text) in [0, 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
 
 
 class Stem(nn.Module):
@@ -389,6 +397,10 @@ class ClassifierHead(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                f"num_classes must be a whole number of at least 1, got {num_classes!r}"
+            )
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(in_features, num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)

@@ -362,14 +362,14 @@ def i3d_nl_r50(**kwargs: object) -> ResNet3D:
     On octave features the Non-local block attends at full resolution with embeddings read from
     both groups and the response written back to both (see ``octvideo.models.non_local``).
     """
-    return _create_resnet3d(50, **_i3d(nonlocal_blocks=NL_RES34, **kwargs))
+    return _create_resnet3d(50, **_i3d(**{"nonlocal_blocks": NL_RES34, **kwargs}))
 
 
 @register_model
 def i3d_nl_r101(**kwargs: object) -> ResNet3D:
     """I3D ResNet-101 + Non-local blocks after every other block of res3 and res4."""
     return _create_resnet3d(
-        101, **_i3d(nonlocal_blocks=((), (1, 3), tuple(range(1, 23, 2)), ()), **kwargs)
+        101, **_i3d(**{"nonlocal_blocks": ((), (1, 3), tuple(range(1, 23, 2)), ()), **kwargs})
     )
 
 

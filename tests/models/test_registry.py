@@ -148,6 +148,48 @@ def test_list_models_filters() -> None:
 SMALL = "c2d_r18"
 
 
+@pytest.mark.parametrize(
+    "alpha", ["0.5", 1.0, -0.1, float("nan"), True, None, (0.1, 0.1, "0.1", 0.0), (0.1, 0.2)]
+)
+@pytest.mark.parametrize("name", [SMALL, "slowfast_r50"])
+def test_an_alpha_other_than_shares_in_0_to_1_is_refused_in_one_line(name, alpha) -> None:
+    with pytest.raises(
+        ValueError, match=r"alpha needs one number in \[0, 1\) or 4 \(one per stage\)"
+    ):
+        create_model(name, alpha=alpha)
+
+
+def test_an_alpha_of_any_real_number_type_is_taken() -> None:
+    import numpy as np
+
+    assert create_model(SMALL, alpha=np.float32(0.25), width=8).alphas == (0.25, 0.25, 0.25, 0.0)
+    assert create_model(SMALL, alpha=[0, 0.5, 0.5, 0], width=8).alphas == (0.0, 0.5, 0.5, 0.0)
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 2.5, True, "3"])
+def test_num_classes_other_than_a_whole_number_from_1_is_refused(num_classes) -> None:
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 1"):
+        create_model(SMALL, num_classes=num_classes, width=8)
+    model = create_model(SMALL, num_classes=3, width=8)
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 1"):
+        model.reset_classifier(num_classes)
+
+
+@pytest.mark.parametrize("name", ["i3d_nl_r50", "i3d_nl_r101"])
+def test_a_non_local_variant_takes_other_non_local_positions(name) -> None:
+    """``nonlocal_blocks`` replaces the variant's own, as ``stem_kernel`` does the C2D one."""
+    plain = create_model(name.replace("_nl", ""), width=8)
+    none = create_model(name, nonlocal_blocks=((), (), (), ()), width=8)
+    assert list(none.state_dict()) == list(plain.state_dict())
+    one = create_model(name, nonlocal_blocks=((), (0,), (), ()), width=8)
+    assert [n for n, _ in one.named_children()] == [n for n, _ in plain.named_children()]
+    assert list(dict(one.res3.named_children())) == [
+        "0",
+        "nl0",
+        *map(str, range(1, len(one.res3) - 1)),
+    ]
+
+
 def _deploy_cases(light: tuple[float, ...] = (0.1, 0.5)) -> list[object]:
     return [
         pytest.param(
