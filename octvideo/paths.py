@@ -1,5 +1,4 @@
-"""Output files and folders, checked before any work and written atomically; checkpoint files
-checked before they are loaded.
+"""Output files and folders, checked before any work and written atomically.
 
 An output path is checked before the checkpoint is loaded or a video decoded: it must not be a
 folder or a symbolic link, its folder must be writable (a file is created there and removed), and
@@ -13,11 +12,6 @@ earlier file of that name stays as it was. A write failure (full disk, quota, re
 system) becomes ``OutputWriteError``, one line naming the file, with the temporary file removed.
 A symbolic link at an output path is refused, never written through and never replaced: writing
 through it would overwrite the file it points to, which the command was not given.
-
-A torch checkpoint is a zip archive whose members torch writes stored (uncompressed);
-``check_torch_archive`` reads its directory and refuses, before ``torch.load`` reads a byte of
-it, members that would take more memory than the file's size (a 4 MB file whose member inflates
-to 4 GiB) and pickles larger than any checkpoint's metadata.
 """
 
 from __future__ import annotations
@@ -29,11 +23,9 @@ import re
 import secrets
 import stat
 import tempfile
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
 from octvideo.errors import OutputWriteError, UsageError
 
@@ -337,72 +329,3 @@ def write_atomically(
     with AtomicOutput(path, option) as out:
         out.write(data)
     return out.path
-
-
-# A checkpoint's pickle holds its metadata (names, shapes, config, loop state): about 10 KB for
-# ResNets, under 1 MB for any octvideo model with its optimiser state. A larger pickle is not a
-# checkpoint's, and unpickling can build objects tens of times its size.
-MAX_PICKLE_BYTES = 16 * 2**20
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.serialization._is_zipfile checks the same bytes
-
-
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
-def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
-    """Refuses a torch checkpoint whose zip directory declares more than the file can hold,
-    before ``torch.load`` reads any member (it reads members whole into memory).
-
-    torch writes every member stored, so a checkpoint's members together are never larger than
-    the file. Refused: a compressed member, a member or all members together declaring more
-    bytes than the file has, a pickle over ``MAX_PICKLE_BYTES``, a zip directory that cannot be
-    read. A file that is not a zip archive (torch's legacy format, or no checkpoint at all) is
-    left to ``torch.load``. ``file`` is read from its current position, which is restored.
-
-    Raises:
-        UsageError: one line naming ``name`` and the member.
-    """
-    start = file.tell()
-    magic = file.read(len(_ZIP_MAGIC))
-    file.seek(start)
-    if magic != _ZIP_MAGIC:
-        return
-    size = os.fstat(file.fileno()).st_size - start
-    what = f"checkpoint {os.fspath(name)!r}"
-    advice = "pass a checkpoint written by 'octvideo train' or torch.save"
-    try:
-        with zipfile.ZipFile(file) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
-        raise UsageError(
-            f"{what} is a damaged zip archive ({err}): a checkpoint cut short or corrupted; "
-            f"{advice}"
-        ) from err
-    finally:
-        file.seek(start)
-    total = 0
-    for member in members:
-        if member.compress_type != zipfile.ZIP_STORED:
-            raise UsageError(
-                f"{what} is refused before loading: its member {member.filename} is compressed "
-                f"({_mib(member.file_size)} inflated from a {_mib(size)} file), which torch never "
-                f"writes; {advice}"
-            )
-        if member.file_size > size:
-            raise UsageError(
-                f"{what} is refused before loading: its member {member.filename} declares "
-                f"{_mib(member.file_size)}, more than the whole file ({_mib(size)}); {advice}"
-            )
-        if member.filename.endswith(".pkl") and member.file_size > MAX_PICKLE_BYTES:
-            raise UsageError(
-                f"{what} is refused before loading: its pickle {member.filename} is "
-                f"{_mib(member.file_size)}, more than a checkpoint's metadata takes "
-                f"({_mib(MAX_PICKLE_BYTES)} at most); {advice}"
-            )
-        total += member.file_size
-    if total > size:
-        raise UsageError(
-            f"{what} is refused before loading: its members declare {_mib(total)} together, more "
-            f"than the whole file ({_mib(size)}; members that share their bytes); {advice}"
-        )

@@ -1,28 +1,22 @@
 """Output files: written whole or not at all with the umask's permissions, never through a
-symbolic link, and a write failure (a real full disk) is one line; checkpoint archives are
-checked before torch reads them."""
+symbolic link, and a write failure (a real full disk) is one line."""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
-import zipfile
 
 import pytest
-import torch
 
-from octvideo import paths
 from octvideo.errors import OutputWriteError, RunStopped, UsageError
 from octvideo.paths import (
     AtomicOutput,
     atomic_output,
     check_output_file,
-    check_torch_archive,
     temporaries,
     write_atomically,
 )
-from tests.crafted_checkpoints import declaring, inflating, sharing
 from tests.small_disk import fill, small_disk
 
 
@@ -171,66 +165,3 @@ def test_a_device_at_an_output_path_is_refused():
         check_output_file("--out", "/dev/null")
     with pytest.raises(UsageError, match="not a file"):
         AtomicOutput("/dev/null")
-
-
-# -- checkpoint archives -----------------------------------------------------------------------
-
-
-def _check(path):
-    with path.open("rb") as fh:
-        check_torch_archive(fh, path)
-        assert fh.tell() == 0
-
-
-def test_a_checkpoint_torch_wrote_passes(tmp_path):
-    path = tmp_path / "ok.ckpt"
-    torch.save({"state_dict": {"w": torch.zeros(1000)}, "meta": {"classes": ["a"] * 100}}, path)
-    _check(path)
-
-
-def test_a_file_that_is_no_zip_is_left_to_torch(tmp_path):
-    path = tmp_path / "legacy.pt"
-    torch.save({"w": torch.zeros(3)}, path, _use_new_zipfile_serialization=False)
-    _check(path)
-
-
-def test_a_compressed_member_is_refused_before_it_is_read(tmp_path):
-    path = inflating(tmp_path / "bomb.ckpt", mib=64)
-    assert path.stat().st_size < 2**20  # 64 MiB of tensor in well under 1 MiB
-    with pytest.raises(UsageError) as info:
-        _check(path)
-    message = str(info.value)
-    assert message.startswith(f"checkpoint {str(path)!r} is refused before loading: its member ")
-    assert "data/0 is compressed (64.0 MiB inflated from a 0.1 MiB file)" in message
-    assert "\n" not in message
-
-
-def test_a_member_declaring_more_than_the_file_is_refused(tmp_path):
-    path = declaring(tmp_path / "big.ckpt", 0xF0000000)
-    with pytest.raises(UsageError, match=r"data/0 declares 3840\.0 MiB, more than the whole file"):
-        _check(path)
-
-
-def test_members_sharing_their_bytes_are_refused(tmp_path):
-    path = sharing(tmp_path / "shared.ckpt", copies=8)
-    with pytest.raises(UsageError, match=r"its members declare 0\.6 MiB together, more than"):
-        _check(path)
-
-
-def test_a_pickle_larger_than_any_checkpoint_metadata_is_refused(tmp_path, monkeypatch):
-    path = tmp_path / "meta.ckpt"
-    torch.save({f"key{i}": i for i in range(2000)}, path)
-    monkeypatch.setattr(paths, "MAX_PICKLE_BYTES", 4096)
-    with pytest.raises(UsageError, match=r"its pickle \S+data\.pkl is 0\.0 MiB, more than a"):
-        _check(path)
-
-
-def test_a_checkpoint_cut_short_is_a_damaged_archive(tmp_path):
-    path = tmp_path / "cut.ckpt"
-    torch.save({"w": torch.zeros(1000)}, path)
-    path.write_bytes(path.read_bytes()[:3000])
-    with pytest.raises(
-        UsageError, match=r"is a damaged zip archive \(.*\): a checkpoint cut short"
-    ):
-        _check(path)
-    assert not zipfile.is_zipfile(path)

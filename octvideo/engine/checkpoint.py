@@ -10,8 +10,10 @@ killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the nex
 write of the same checkpoint removes it. Checkpoints get the umask's permissions, as every other
 output.
 
-Loading checks the zip structure first (``octvideo.paths.check_torch_archive``: no member may
-declare more bytes than the file has), then always uses ``torch.load(weights_only=True)``: a
+Loading checks the zip structure first: ``check_torch_archive`` refuses, before ``torch.load``
+reads a byte of it, members that would take more memory than the file's size (torch writes them
+stored, uncompressed; a 4 MB file whose member inflates to 4 GiB is refused) and pickles larger
+than any checkpoint's metadata. It then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
 as plain dicts), so nothing in it can run code. ``load_pytorchvideo_checkpoint`` loads a
 PyTorchVideo zoo file into an octvideo model of any alpha (the network a checkpoint's own metadata
@@ -24,9 +26,10 @@ import contextlib
 import io
 import logging
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +40,7 @@ from octvideo.models.weights import (
     load_state_dict_checked,
     octavise_state_dict,
 )
-from octvideo.paths import AtomicOutput, check_torch_archive, temporaries
+from octvideo.paths import AtomicOutput, temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +74,76 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+# A checkpoint's pickle holds its metadata (names, shapes, config, loop state): about 10 KB for
+# ResNets, under 1 MB for any octvideo model with its optimiser state. A larger pickle is not a
+# checkpoint's, and unpickling can build objects tens of times its size.
+MAX_PICKLE_BYTES = 16 * 2**20
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.serialization._is_zipfile checks the same bytes
 # how a torch checkpoint starts: a zip archive (torch.save since 1.6), or the legacy format's
 # pickle of its magic number (protocol 2)
-_TORCH_MAGIC = (b"PK\x03\x04", b"\x80\x02")
+_TORCH_MAGIC = (_ZIP_MAGIC, b"\x80\x02")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
+    """Refuses a torch checkpoint whose zip directory declares more than the file can hold,
+    before ``torch.load`` reads any member (it reads members whole into memory).
+
+    torch writes every member stored, so a checkpoint's members together are never larger than
+    the file. Refused: a compressed member, a member or all members together declaring more
+    bytes than the file has, a pickle over ``MAX_PICKLE_BYTES``, a zip directory that cannot be
+    read. A file that is not a zip archive (torch's legacy format, or no checkpoint at all) is
+    left to ``torch.load``. ``file`` is read from its current position, which is restored.
+
+    Raises:
+        UsageError: one line naming ``name`` and the member.
+    """
+    start = file.tell()
+    magic = file.read(len(_ZIP_MAGIC))
+    file.seek(start)
+    if magic != _ZIP_MAGIC:
+        return
+    size = os.fstat(file.fileno()).st_size - start
+    what = f"checkpoint {os.fspath(name)!r}"
+    advice = "pass a checkpoint written by 'octvideo train' or torch.save"
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
+        raise UsageError(
+            f"{what} is a damaged zip archive ({err}): a checkpoint cut short or corrupted; "
+            f"{advice}"
+        ) from err
+    finally:
+        file.seek(start)
+    total = 0
+    for member in members:
+        if member.compress_type != zipfile.ZIP_STORED:
+            raise UsageError(
+                f"{what} is refused before loading: its member {member.filename} is compressed "
+                f"({_mib(member.file_size)} inflated from a {_mib(size)} file), which torch never "
+                f"writes; {advice}"
+            )
+        if member.file_size > size:
+            raise UsageError(
+                f"{what} is refused before loading: its member {member.filename} declares "
+                f"{_mib(member.file_size)}, more than the whole file ({_mib(size)}); {advice}"
+            )
+        if member.filename.endswith(".pkl") and member.file_size > MAX_PICKLE_BYTES:
+            raise UsageError(
+                f"{what} is refused before loading: its pickle {member.filename} is "
+                f"{_mib(member.file_size)}, more than a checkpoint's metadata takes "
+                f"({_mib(MAX_PICKLE_BYTES)} at most); {advice}"
+            )
+        total += member.file_size
+    if total > size:
+        raise UsageError(
+            f"{what} is refused before loading: its members declare {_mib(total)} together, more "
+            f"than the whole file ({_mib(size)}; members that share their bytes); {advice}"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -84,9 +154,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             all (neither a zip archive nor torch's legacy format), is a zip archive whose
             members declare more than the file holds (``check_torch_archive``), cannot be read
             with ``weights_only=True`` (objects other than tensors and plain values, or not a
-            checkpoint at all), or holds
-            something other than a dict (octvideo and Lightning checkpoints and state dicts are
-            dicts).
+            checkpoint at all), or holds something other than a dict (octvideo and Lightning
+            checkpoints and state dicts are dicts).
     """
     path = Path(path)
     if path.is_dir():

@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import stat
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +22,7 @@ from octvideo.cli import main
 from octvideo.engine import checkpoint as checkpoint_module
 from octvideo.engine.checkpoint import (
     atomic_save,
+    check_torch_archive,
     last_good,
     load_checkpoint,
     load_pytorchvideo_checkpoint,
@@ -28,7 +30,7 @@ from octvideo.engine.checkpoint import (
 from octvideo.engine.run import AtomicCheckpointIO, run_train
 from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
 from octvideo.models import create_model
-from tests.crafted_checkpoints import inflating
+from tests.crafted_checkpoints import declaring, inflating, sharing
 from tests.engine.conftest import tiny_overrides
 from tests.small_disk import fill, free_bytes, small_disk
 
@@ -243,3 +245,66 @@ def test_a_directory_is_not_a_checkpoint_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"checkpoint {str(folder)!r} is a directory, not a checkpoint file" in err
     assert "does not exist" not in err
+
+
+# -- checkpoint archives -----------------------------------------------------------------------
+
+
+def _check(path):
+    with path.open("rb") as fh:
+        check_torch_archive(fh, path)
+        assert fh.tell() == 0
+
+
+def test_a_checkpoint_torch_wrote_passes(tmp_path):
+    path = tmp_path / "ok.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "meta": {"classes": ["a"] * 100}}, path)
+    _check(path)
+
+
+def test_a_file_that_is_no_zip_is_left_to_torch(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(3)}, path, _use_new_zipfile_serialization=False)
+    _check(path)
+
+
+def test_a_compressed_member_is_refused_before_it_is_read(tmp_path):
+    path = inflating(tmp_path / "bomb.ckpt", mib=64)
+    assert path.stat().st_size < 2**20  # 64 MiB of tensor in well under 1 MiB
+    with pytest.raises(UsageError) as info:
+        _check(path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {str(path)!r} is refused before loading: its member ")
+    assert "data/0 is compressed (64.0 MiB inflated from a 0.1 MiB file)" in message
+    assert "\n" not in message
+
+
+def test_a_member_declaring_more_than_the_file_is_refused(tmp_path):
+    path = declaring(tmp_path / "big.ckpt", 0xF0000000)
+    with pytest.raises(UsageError, match=r"data/0 declares 3840\.0 MiB, more than the whole file"):
+        _check(path)
+
+
+def test_members_sharing_their_bytes_are_refused(tmp_path):
+    path = sharing(tmp_path / "shared.ckpt", copies=8)
+    with pytest.raises(UsageError, match=r"its members declare 0\.6 MiB together, more than"):
+        _check(path)
+
+
+def test_a_pickle_larger_than_any_checkpoint_metadata_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "meta.ckpt"
+    torch.save({f"key{i}": i for i in range(2000)}, path)
+    monkeypatch.setattr(checkpoint_module, "MAX_PICKLE_BYTES", 4096)
+    with pytest.raises(UsageError, match=r"its pickle \S+data\.pkl is 0\.0 MiB, more than a"):
+        _check(path)
+
+
+def test_a_checkpoint_cut_short_is_a_damaged_archive(tmp_path):
+    path = tmp_path / "cut.ckpt"
+    torch.save({"w": torch.zeros(1000)}, path)
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(
+        UsageError, match=r"is a damaged zip archive \(.*\): a checkpoint cut short"
+    ):
+        _check(path)
+    assert not zipfile.is_zipfile(path)
