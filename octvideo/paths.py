@@ -66,10 +66,14 @@ def make_writable_folder(folder: str | os.PathLike[str]) -> Path:
 
 
 def check_folder(
-    option: str, folder: str | os.PathLike[str], given: str | os.PathLike[str] | None = None
+    option: str,
+    folder: str | os.PathLike[str],
+    given: str | os.PathLike[str] | None = None,
+    *,
+    advice: str = "choose another path",
 ) -> Path:
     """``make_writable_folder`` with errors that name ``option`` and ``given`` (the path given,
-    default ``folder``).
+    default ``folder``) and end with ``advice``.
 
     Raises:
         UsageError: ``folder`` is a file, lies inside one, or cannot be created or written.
@@ -80,12 +84,11 @@ def check_folder(
         return make_writable_folder(folder)
     except NotADirectoryError as err:
         raise UsageError(
-            f"{option} {given}: {err.filename} is a file, not a folder; choose another path"
+            f"{option} {given}: {err.filename} is a file, not a folder; {advice}"
         ) from err
     except OSError as err:
         raise UsageError(
-            f"{option} {given}: cannot write in {folder} ({err.strerror or err}); "
-            f"choose another path"
+            f"{option} {given}: cannot write in {folder} ({err.strerror or err}); {advice}"
         ) from err
 
 

@@ -78,7 +78,7 @@ from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
 from octvideo.errors import RunStopped, UsageError
-from octvideo.paths import ReadFiles, check_output_file, make_writable_folder
+from octvideo.paths import ReadFiles, check_folder, check_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -364,21 +364,6 @@ def _check_folders(src: Path, dst: Path) -> None:
         )
 
 
-def _make_dst(dst: Path) -> None:
-    """Create DST and write in it before any encoding: a DST that is a file, lies inside one, or
-    cannot be written is refused in one line."""
-    try:
-        make_writable_folder(dst)
-    except NotADirectoryError as err:
-        raise ValueError(
-            f"DST {dst}: {err.filename} is a file, not a folder; choose another DST"
-        ) from err
-    except OSError as err:
-        raise ValueError(
-            f"DST {dst} cannot be written ({err.strerror or err}); choose another DST"
-        ) from err
-
-
 def _lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
     """The list lines of ``(video, label)`` (see ``annotations.list_line``), paths relative to
     ``dst``; a video whose name no list can hold (put in DST by hand) is left out, with a
@@ -500,7 +485,9 @@ def prepare_dataset(
 
     Raises:
         FileNotFoundError: ``src`` is not a folder.
-        ValueError: a bad argument or layout (see the module docstring), before any encoding.
+        ValueError: a bad argument, CSV or layout (see the module docstring), before any encoding.
+        UsageError: a DST that cannot be written, or annotation outputs that collide or would
+            replace an input, before any encoding.
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -531,7 +518,7 @@ def prepare_dataset(
     if dst.is_dir():
         splits |= {p.name for p in dst.iterdir() if p.is_dir()}
     _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])
-    _make_dst(dst)
+    check_folder("DST", dst, advice="choose another DST")  # before any encoding
     jobs, skipped = [], 0
     again: set[str] = set()  # sources whose output is there at another short side
     for rel, paths in sorted(sources.items()):

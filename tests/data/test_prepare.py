@@ -257,6 +257,19 @@ def test_a_dst_that_is_a_file_is_refused_before_encoding(tmp_path, media, capsys
     assert blocker.read_text() == "keep me\n"
 
 
+def test_a_dst_that_cannot_be_written_is_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding
+):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    line = prepare_error(
+        capsys, str(src), "/proc/prepared"
+    )  # /proc takes no new folder, even as root
+    assert line == (
+        "octvideo data: error: DST /proc/prepared: cannot write in /proc/prepared (No such file "
+        "or directory); choose another DST"
+    )
+
+
 def test_a_class_only_tree_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
     # it used to report success with an empty classes.txt and no list
     src = raw_tree(tmp_path, media, {"jump/a.mp4": "h264.mp4", "walk/b.avi": "mpeg4.avi"})
