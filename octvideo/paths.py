@@ -40,12 +40,12 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _file_in_the_way(folder: Path) -> Path | None:
-    """The nearest existing ancestor of ``folder`` (itself included) when it is not a folder."""
-    for path in (folder, *folder.parents):
-        if path.exists():
-            return None if path.is_dir() else path
-    return None
+def nearest_existing(path: str | os.PathLike[str]) -> Path:
+    """``path`` or its nearest ancestor that exists (``/`` or ``.`` when none does)."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 def make_writable_folder(folder: str | os.PathLike[str]) -> Path:
@@ -56,9 +56,9 @@ def make_writable_folder(folder: str | os.PathLike[str]) -> Path:
             to the file when ``folder`` is a file or lies inside one.
     """
     folder = Path(folder)
-    blocker = _file_in_the_way(folder)
-    if blocker is not None:
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(blocker))
+    existing = nearest_existing(folder)
+    if existing.exists() and not existing.is_dir():  # a file where the folder or a parent would be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(existing))
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder):
         pass

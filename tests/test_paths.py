@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from octvideo.paths import (
     AtomicOutput,
     atomic_output,
     check_output_file,
+    nearest_existing,
     temporaries,
     write_atomically,
 )
@@ -165,3 +167,13 @@ def test_a_device_at_an_output_path_is_refused():
         check_output_file("--out", "/dev/null")
     with pytest.raises(UsageError, match="not a file"):
         AtomicOutput("/dev/null")
+
+
+def test_nearest_existing_is_the_path_or_its_closest_existing_ancestor(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("")
+    assert nearest_existing(tmp_path / "a") == tmp_path / "a"
+    assert nearest_existing(tmp_path / "a" / "b" / "c") == tmp_path / "a"
+    assert nearest_existing(tmp_path / "a" / "f" / "x") == tmp_path / "a" / "f"  # a file too
+    monkeypatch.chdir(tmp_path)
+    assert nearest_existing("x/y") == Path(".")
