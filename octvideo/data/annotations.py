@@ -52,9 +52,10 @@ from octvideo.paths import write_atomically
 
 logger = logging.getLogger(__name__)
 
-# suffixes (lower case) of the files counted as videos: class folders (``DataConfig``'s default
-# ``video_extensions``), Kinetics trees, ``data check`` and ``data prepare``
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
+# suffixes (lower case) of the files counted as videos, the same for every command: class folders
+# (``DataConfig``'s default ``video_extensions``), Kinetics trees, ``data check``, ``data prepare``
+# and the folders given to ``predict``
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 
 # Classes a dataset may have (Kinetics-700 has 700, ImageNet-21k's largest release 21841): list
 # labels are below it, and classes files and Kinetics CSVs list at most this many.

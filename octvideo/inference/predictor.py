@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
-from octvideo.data.annotations import split_line, text_lines
+from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines
 from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
@@ -54,8 +54,6 @@ from octvideo.errors import CheckpointError, ConfigError, DecodeError, TooManyWi
 from octvideo.ops import fuse_for_inference
 
 logger = logging.getLogger(__name__)
-
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
 
 # a tenth of a second: three frames at 30 fps; shorter windows or strides only repeat a clip
 MIN_WINDOW_SECONDS = 0.1

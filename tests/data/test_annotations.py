@@ -107,6 +107,14 @@ def test_folders_sorted_classes(tmp_path, media):
     ]
 
 
+def test_class_folders_count_mpeg_and_ogg_files_as_videos(tmp_path):
+    (tmp_path / "walk").mkdir()
+    for name in ("a.mpg", "b.MPEG", "c.ogv", "notes.txt"):
+        (tmp_path / "walk" / name).write_bytes(b"")
+    found = load_annotations(tmp_path)
+    assert [os.path.basename(r.path) for r in found.records] == ["a.mpg", "b.MPEG", "c.ogv"]
+
+
 @pytest.mark.parametrize("root", [None, "."])
 def test_a_list_in_the_current_folder_resolves_inside_its_root(tmp_path, monkeypatch, root):
     # "." and "train/x.mp4" share no common path: every line was refused as leaving the root

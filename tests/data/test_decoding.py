@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
 
 from octvideo.data import decode, probe
 from octvideo.data import decoding as decoding_module
+from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.decoding import Video
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
@@ -25,6 +27,7 @@ from tests.data.media_helpers import (
     encode_b_frames,
     encode_turned,
     frame_index,
+    make_frames,
     turned_pattern,
 )
 
@@ -70,6 +73,32 @@ def test_sampled_frames_equal_the_same_frames_of_a_whole_decode(media, name, dec
     video = decoding_module.Video(media[name], decoder=decoder)
     for piece in ([11, 5, 5], [23], [0, 1, 2]):
         assert torch.equal(video.read(piece), whole[piece])
+
+
+# a usual stream of each suffix counted as a video (Ogg holds VP8 here: PyAV has no Theora encoder)
+_STREAM_OF = {
+    ".mp4": "libx264",
+    ".webm": "libvpx-vp9",
+    ".mkv": "libx264",
+    ".avi": "mpeg4",
+    ".mov": "libx264",
+    ".m4v": "libx264",
+    ".mpg": "mpeg1video",
+    ".mpeg": "mpeg2video",
+    ".ogv": "libvpx",
+}
+
+
+@pytest.mark.parametrize("suffix", VIDEO_EXTENSIONS)
+def test_a_file_of_every_suffix_counted_as_a_video_decodes(tmp_path, suffix):
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(_STREAM_OF[suffix], rate=24)  # a rate MPEG-1 can store
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for array in make_frames(NUM_FRAMES, 64, 96):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    assert _indices(decode(path, INDICES)) == INDICES
 
 
 def test_variable_frame_rate_indices_are_frame_order(media):

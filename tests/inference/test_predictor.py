@@ -15,6 +15,7 @@ import torch
 
 from octvideo.checkpoint_meta import build_network
 from octvideo.data import decoding as decoding_module
+from octvideo.data import load_annotations
 from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.errors import CheckpointError, TooManyWindows
@@ -251,6 +252,13 @@ def test_folder_and_list_inputs(videos, tmp_path):
     assert expanded == [str(videos["short"]), str(tmp_path / videos["odd"].name)]
     folder = expand_inputs([videos["short"].parent])
     assert str(videos["short"]) in folder and all(p.endswith((".mp4",)) for p in folder)
+
+
+def test_a_folder_given_to_predict_yields_the_videos_data_commands_count(tmp_path):
+    (tmp_path / "walk").mkdir()
+    for name in ("a.mpg", "b.MPEG", "c.ogv", "d.m4v", "e.mp4", "notes.txt", "song.mp3"):
+        (tmp_path / "walk" / name).write_bytes(b"")
+    assert expand_inputs([tmp_path]) == [r.path for r in load_annotations(tmp_path).records]
 
 
 @pytest.mark.parametrize(
