@@ -30,7 +30,7 @@ import difflib
 import math
 import re
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,22 +539,28 @@ def _valid_keys(schema: Any, prefix: str = "") -> Iterator[str]:
             yield from _valid_keys(hint, f"{key}.")
 
 
-def _suggest(key: str, valid: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+def _suggest(key: str) -> str:
+    """``"; did you mean 'KEY'?"`` for the valid key closest to ``key``, or ""."""
+    close = difflib.get_close_matches(key, _VALID_KEYS, n=1, cutoff=0.5)
     if not close:
         # The last component alone often finds the right section for a misplaced key.
         leaf = key.rsplit(".", 1)[-1]
-        close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1]
+        close = [k for k in _VALID_KEYS if k.rsplit(".", 1)[-1] == leaf][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, leaf value) of a nested mapping; lists are leaves."""
+def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, leaf value) of a nested mapping (``{"model": {"alpha": 0.1}}`` gives
+    ``("model.alpha", 0.1)``); lists and empty mappings below the top are leaves.
+
+    Raises:
+        ConfigError: a key that is not a string.
+    """
     if isinstance(node, dict) and (not prefix or node):
         for key, value in node.items():
             if not isinstance(key, str):
                 raise ConfigError(f"config key {prefix}{key!r} is not a string")
-            yield from _flatten(value, f"{prefix}{key}.")
+            yield from flatten(value, f"{prefix}{key}.")
     else:
         yield prefix[:-1], node
 
@@ -574,6 +580,7 @@ def _text_keys(schema: Any, prefix: str = "") -> Iterator[str]:
 
 
 _TEXT_KEYS = frozenset(_text_keys(RunConfig))
+_VALID_KEYS = tuple(_valid_keys(RunConfig))
 
 
 def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
@@ -607,17 +614,10 @@ def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
     )
 
 
-def _apply(
-    base: DictConfig,
-    key: str,
-    value: Any,
-    valid: Sequence[str],
-    where: str,
-    text: str | None = None,
-) -> None:
+def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None = None) -> None:
     """Sets ``key`` to ``value`` in ``base``; ``text`` is the value as typed, where known."""
-    if key not in valid and not _under_free_mapping(key, valid):
-        raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key, valid)}")
+    if key not in _VALID_KEYS and not _under_free_mapping(key):
+        raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key)}")
     if key in _TEXT_KEYS:
         _check_text(key, value, where, text)
     try:
@@ -653,9 +653,9 @@ def _literal(value: Any) -> Any:
     return value
 
 
-def _under_free_mapping(key: str, valid: Sequence[str]) -> bool:
+def _under_free_mapping(key: str) -> bool:
     """Keys inside a free-form mapping section (``model.extra.*``) are not checked by name."""
-    return any(key.startswith(f"{k}.") for k in _FREE_MAPPINGS if k in valid)
+    return any(key.startswith(f"{k}.") for k in _FREE_MAPPINGS)
 
 
 _FREE_MAPPINGS = ("model.extra",)
@@ -885,7 +885,6 @@ def load_config(
         ConfigError: missing file, unknown key, wrong type or impossible value; names the key.
     """
     base = OmegaConf.structured(RunConfig)
-    valid = list(_valid_keys(RunConfig))
     stem = name
     if cfg is not None:
         path = resolve_config_path(cfg)
@@ -893,43 +892,49 @@ def load_config(
         content = read_config_file(path) or {}
         if not isinstance(content, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
-        for key, value in _flatten(content):
-            _apply(base, key, value, valid, str(path))
+        for key, value in flatten(content):
+            _apply(base, key, value, str(path))
     for item, (key, value) in zip(overrides, parse_overrides(overrides), strict=True):
-        _apply(base, key, value, valid, "override", text=item.partition("=")[2])
+        _apply(base, key, value, "override", text=item.partition("=")[2])
     if not base.name:
         base.name = stem or "run"
-    plain = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)
+    return _resolved(base)
+
+
+def _resolved(base: DictConfig) -> RunConfig:
+    """The ``RunConfig`` of ``base``, every section's ``__post_init__`` run.
+
+    Raises:
+        ConfigError: an impossible value (the section's message).
+    """
+    values = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)
     try:
-        return _to_dataclass(RunConfig, plain)
+        return _to_dataclass(RunConfig, values)
     except ValueError as err:
         raise ConfigError(str(err)) from err
 
 
+def plain(value: Any) -> Any:
+    """``value`` as plain dicts, lists and scalars (mappings to dicts, tuples to lists): a copy
+    that shares no dict or list with ``value``, safe for YAML, JSON and checkpoints."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A config (section) as plain dicts, lists and scalars: safe for YAML, JSON and checkpoints."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [plain(v) for v in value]
-        return value
-
     return plain(dataclasses.asdict(cfg))
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """The inverse of :func:`to_dict`, with the same checks as :func:`load_config`."""
     base = OmegaConf.structured(RunConfig)
-    valid = list(_valid_keys(RunConfig))
-    for key, value in _flatten(data):
-        _apply(base, key, value, valid, "stored config")
-    plain = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)
-    try:
-        return _to_dataclass(RunConfig, plain)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
+    for key, value in flatten(data):
+        _apply(base, key, value, "stored config")
+    return _resolved(base)
 
 
 def save_config(cfg: RunConfig, path: Path) -> Path:

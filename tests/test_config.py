@@ -24,9 +24,11 @@ from octvideo.config import (
     MAX_YAML_DEPTH,
     MONITORS,
     RunConfig,
+    flatten,
     from_dict,
     load_config,
     parse_overrides,
+    plain,
     resolve_config_path,
     save_config,
     shipped_configs,
@@ -559,6 +561,30 @@ def test_validation_never_changes_values():
     cfg = load_config(None, ["model.alpha=0", "optim.lr=0.3", "trainer.gradient_clip_val=0"])
     assert cfg.model.alpha == 0 and cfg.optim.lr == 0.3 and cfg.trainer.gradient_clip_val == 0
     assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_plain_is_a_copy_of_dicts_and_lists_that_shares_nothing():
+    from types import MappingProxyType
+
+    inner = {"b": [1, (2, 3)]}
+    value = {"a": inner, "m": MappingProxyType({"k": (4,)})}
+    copy = plain(value)
+    assert copy == {"a": {"b": [1, [2, 3]]}, "m": {"k": [4]}}
+    assert type(copy["m"]) is dict
+    copy["a"]["b"].append(5)
+    assert inner == {"b": [1, (2, 3)]}
+
+
+def test_flatten_gives_dotted_keys_with_lists_and_empty_mappings_as_values():
+    nested = {"model": {"alpha": [0.1, 0.2], "extra": {}}, "name": "x"}
+    assert list(flatten(nested)) == [
+        ("model.alpha", [0.1, 0.2]),
+        ("model.extra", {}),
+        ("name", "x"),
+    ]
+    assert list(flatten({})) == []
+    with pytest.raises(ConfigError, match=r"^config key model\.1 is not a string$"):
+        list(flatten({"model": {1: 2}}))
 
 
 def test_resolved_config_round_trips(tmp_path):
