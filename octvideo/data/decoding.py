@@ -71,6 +71,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from octvideo.data.config import DECODERS
 from octvideo.errors import DecodeError
 
 logger = logging.getLogger(__name__)
@@ -574,9 +575,20 @@ def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
     return video.permute(0, 2, 3, 1).contiguous()  # (T, H', W', 3)
 
 
+def check_decoder(decoder: object) -> str:
+    """``decoder`` when it is one of ``DECODERS``.
+
+    Raises:
+        ValueError: anything else, named in one line with the decoders taken.
+    """
+    if not isinstance(decoder, str) or decoder not in DECODERS:
+        names = ", ".join(repr(name) for name in DECODERS[:-1])
+        raise ValueError(f"decoder must be {names} or {DECODERS[-1]!r}, got {decoder!r}")
+    return decoder
+
+
 def _check_args(path: str | os.PathLike[str], decoder: str) -> str:
-    if decoder not in ("decord", "pyav", "auto"):
-        raise ValueError(f"decoder must be 'decord', 'pyav' or 'auto', got {decoder!r}")
+    check_decoder(decoder)
     return check_video_path(path)
 
 

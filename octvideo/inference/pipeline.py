@@ -64,7 +64,6 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
-from octvideo.data.config import DECODERS
 from octvideo.data.workers import exit_reason, worker_context
 from octvideo.inference.predictor import (
     Prediction,
@@ -604,9 +603,7 @@ def check_request(request: ReadRequest) -> ReadRequest:
     stride = window_seconds(request.stride, "stride")
     if stride is not None and window is None:
         raise ValueError("a stride needs a window")
-    if not isinstance(request.decoder, str) or request.decoder not in DECODERS:
-        # Predictor.predict's message (decoding refuses it as each input opens)
-        raise ValueError(f"decoder must be 'decord', 'pyav' or 'auto', got {request.decoder!r}")
+    decoding.check_decoder(request.decoder)
     return ReadRequest(parse_views(request.views), window, stride, request.decoder)
 
 

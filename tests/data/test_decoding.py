@@ -197,8 +197,17 @@ def test_missing_file_and_bad_index(media):
         decode(media["missing.mp4"])
     with pytest.raises(IndexError, match=r"\[0, 24\)"):
         decode(media["h264.mp4"], [24], decoder="pyav")
-    with pytest.raises(ValueError, match="decoder"):
-        decode(media["h264.mp4"], [0], decoder="ffmpeg")
+
+
+@pytest.mark.parametrize("decoder", ["ffmpeg", "AUTO", None])
+def test_a_decoder_not_in_decoders_is_one_line_naming_them(media, decoder):
+    path = media["h264.mp4"]
+    for read in (lambda: decode(path, [0], decoder=decoder), lambda: probe(path, decoder=decoder)):
+        with pytest.raises(ValueError) as err:
+            read()
+        assert str(err.value) == f"decoder must be 'decord', 'pyav' or 'auto', got {decoder!r}"
+    with pytest.raises(ValueError, match="^decoder must be"):
+        Video(path, decoder=decoder)
 
 
 def test_auto_falls_back_to_pyav_per_file(media, monkeypatch):
