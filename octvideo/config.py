@@ -108,7 +108,7 @@ LIMITS: dict[str, tuple[float, str]] = {
 MAX_CLIP_PIXELS = 2**24
 MAX_BATCH_PIXELS = 2**28
 # data.target_fps, frames per second: from one frame every 10 s to a high-speed camera's rate. A
-# tiny rate made the stride tau * fps / target_fps overflow into negative frame indices.
+# tiny rate would make the stride tau * fps / target_fps overflow into negative frame indices.
 TARGET_FPS_RANGE = (0.1, 1000.0)
 # The model.extra keywords the registered models take (ResNet3D, SlowFast) as whole numbers:
 # keyword -> (bound, what it counts). A stem wider than 1024 channels is over MAX_PARAMETERS in
@@ -125,9 +125,9 @@ EXTRA_WHOLES: dict[str, tuple[int, str]] = {
     "channel_multiple": (1024, "channels"),
 }
 # Keywords create_model receives from the model section itself (model.alpha, ...) or that
-# model.name sets (a variant passes its depth): as model.extra keys they overrode model.alpha
-# unseen (the config and every report said 0.25, the network was 0.5), or failed mid-run
-# (num_classes) or in the builder (depth). Keyword -> the key that sets it.
+# model.name sets (a variant passes its depth): as model.extra keys they would override
+# model.alpha unseen (the config and every report saying 0.25 of a network built at 0.5), or fail
+# mid-run (num_classes) or in the builder (depth). Keyword -> the key that sets it.
 EXTRA_RESERVED: dict[str, str] = {
     "num_classes": "model.num_classes",
     "alpha": "model.alpha",
@@ -178,9 +178,9 @@ class ModelConfig:
 
 def check_extra(extra: dict[str, Any]) -> None:
     """Refuses a ``model.extra`` value of the wrong type or size for the keywords the models take
-    (``EXTRA_WHOLES``, ``EXTRA_FLAGS``): ``width: abc`` or ``.inf`` failed deep in the model,
-    ``true`` built a network of width 1, and a huge width allocated gigabytes. Keywords a model
-    does not take are refused when the network is built, naming the model.
+    (``EXTRA_WHOLES``, ``EXTRA_FLAGS``): ``width: abc`` or ``.inf`` would fail deep in the model,
+    ``true`` would build a network of width 1, and a huge width would allocate gigabytes. Keywords
+    a model does not take are refused when the network is built, naming the model.
 
     A keyword the section sets itself (``EXTRA_RESERVED``: ``alpha``, ``num_classes``, ...) is
     refused, naming the key that sets it.
@@ -585,8 +585,8 @@ _VALID_KEYS = tuple(_valid_keys(RunConfig))
 
 def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
     """Refuses a number or a true/false for a text key: YAML reads ``0123``, ``1e3`` and ``no``
-    as 123, 1000.0 and False, and OmegaConf turned them into the text ``'123'``, ``'1000.0'`` and
-    ``'False'``, a file or a choice of another name than the one typed.
+    as 123, 1000.0 and False, which OmegaConf would turn into the text ``'123'``, ``'1000.0'``
+    and ``'False'``, a file or a choice of another name than the one typed.
 
     Args:
         text: the value as typed (an override's text), or None where only the YAML value is

@@ -145,7 +145,7 @@ def _job(
     conn: Connection, encode: Callable[[str, str, int], int], src: str, dst: str, short_side: int
 ) -> None:
     """Encode one video with ``encode`` in its own process and send back "" or the error."""
-    # a fork server's child has glibc's defaults; a forked job had the command's (octvideo.cli)
+    # a fork server's child starts with glibc's defaults, not those octvideo.cli set for the command
     keep_freed_memory()
     try:
         encode(src, dst, short_side)

@@ -271,7 +271,7 @@ def test_a_dst_that_cannot_be_written_is_refused_before_encoding(
 
 
 def test_a_class_only_tree_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
-    # it used to report success with an empty classes.txt and no list
+    # without a split level no list would be written, and classes.txt would be empty
     src = raw_tree(tmp_path, media, {"jump/a.mp4": "h264.mp4", "walk/b.avi": "mpeg4.avi"})
     dst = tmp_path / "out"
     line = data_error(capsys, "prepare", str(src), str(dst))

@@ -100,7 +100,7 @@ def test_checkpoints_follow_the_umask(tmp_path):
         path = atomic_save(_state(1), tmp_path / "last.ckpt")
     finally:
         os.umask(old)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # mkstemp made them 0600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's 0600
 
 
 def test_a_symbolic_link_at_a_checkpoint_is_refused(tmp_path):
