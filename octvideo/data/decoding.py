@@ -62,10 +62,11 @@ writes to the process's stderr with no setting to stop it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -464,17 +465,23 @@ class _PyAVReader:
             return None
         return np.asarray(self._pts, dtype=np.float64) * float(self._time_base)
 
-    def _get_by_seek(self, indices: np.ndarray) -> dict[int, np.ndarray] | None:
+    @contextlib.contextmanager
+    def _stream(self) -> Iterator[tuple[Any, Any]]:
+        """The file opened again, and its video stream set to decode on ``PYAV_THREADS``."""
         import av
 
-        assert self._pts is not None
-        wanted = {self._pts[i]: i for i in set(indices.tolist())}
-        last = max(wanted)
-        frames: dict[int, np.ndarray] = {}
         with av.open(self._path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = PYAV_THREADS
+            yield container, stream
+
+    def _get_by_seek(self, indices: np.ndarray) -> dict[int, np.ndarray] | None:
+        assert self._pts is not None
+        wanted = {self._pts[i]: i for i in set(indices.tolist())}
+        last = max(wanted)
+        frames: dict[int, np.ndarray] = {}
+        with self._stream() as (container, stream):
             container.seek(min(wanted), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -486,15 +493,10 @@ class _PyAVReader:
         return frames if len(frames) == len(wanted) else None
 
     def _get_sequential(self, indices: np.ndarray) -> dict[int, np.ndarray]:
-        import av
-
         wanted = set(indices.tolist())
         last = max(wanted)
         frames: dict[int, np.ndarray] = {}
-        with av.open(self._path, metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = PYAV_THREADS
+        with self._stream() as (container, stream):
             for i, frame in enumerate(container.decode(stream)):
                 if i in wanted:
                     frames[i] = frame.to_ndarray(format="rgb24", **self._size)
