@@ -283,10 +283,8 @@ def _from_pytorchvideo(
         )
     raw = _with_batch_counts(raw)
     vanilla = _pytorchvideo_vanilla(raw, model)
-    extra = _extra_from_weights(model, vanilla, clip_tt=clip, src=src) if vanilla else {}
-    num_classes = _classifier_rows(vanilla or {})
-    probe = _model_section(model, max(num_classes, 1), 0.0, extra, dropout=0.5)
-    if vanilla is None or _mismatch(probe, vanilla):
+    probe = _alpha0_section(model, vanilla, clip, src) if vanilla else None
+    if probe is None or _mismatch(probe, vanilla):
         candidates = [n for n in list_models() if _zoo_family(n)]
         fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), clip, src, candidates)
         keys = None if fits else _pytorchvideo_keys_off(raw, model, clip, src)
@@ -296,6 +294,7 @@ def _from_pytorchvideo(
                 "the file is damaged or of a modified network: download it again"
             )
         raise UsageError(_wrong_model(src, "PyTorchVideo", model, fits))
+    num_classes = _classifier_rows(vanilla)
     if names is None:
         if num_classes != 400:
             raise UsageError(
@@ -305,8 +304,8 @@ def _from_pytorchvideo(
         names = kinetics400_classes()
     _check_class_count(src, names, num_classes)
     t, tau, clip_source = _clip_or_default(clip, src)
-    extra = {**extra, "head_pool": zoo_head_pool(model, t, tau)}
-    target = _model_section(model, num_classes, alpha or 0.0, extra, dropout=0.5)
+    extra = {**probe["extra"], "head_pool": zoo_head_pool(model, t, tau)}
+    target = _model_section(model, num_classes, alpha or 0.0, extra)
     state = _octavised(vanilla, target)
     protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD, clip_source)
     return _Converted(state, target, names, protocol, clip_source)
@@ -337,14 +336,14 @@ def _from_torchvision(
     extra = {"width": int(raw["conv1.weight"].shape[0])}
     extra = {} if extra["width"] == 64 else extra
     with torch.device("meta"):
-        probe = _build(_model_section(model, len(names), 0.0, extra, dropout=0.5))
+        probe = _build(_model_section(model, len(names), 0.0, extra))
     if getattr(probe, "depth", None) != depth:
         fits = [n for n in _family(model) if n.endswith(f"_r{depth}")] if depth else []
         what = f"a torchvision ResNet-{depth}" if depth else "a torchvision network"
         hint = f"; use --model {fits[0]}" if fits else " (octvideo has no such depth)"
         raise UsageError(f"{src} holds {what}, which does not inflate into {model}{hint}")
     t, tau, clip_source = _clip_or_default(clip, src)
-    target = _model_section(model, len(names), alpha or 0.0, extra, dropout=0.5)
+    target = _model_section(model, len(names), alpha or 0.0, extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # a fresh classifier that is the same on every import
         net = _build(target)
@@ -407,7 +406,7 @@ def _from_octvideo(
                 "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
             )
         extra = _extra_from_weights(model, state, clip_tt=clip, src=src)
-        section = _model_section(model, _classifier_rows(state), 0.0, extra, dropout=0.5)
+        section = _model_section(model, _classifier_rows(state), 0.0, extra)
         if _mismatch(section, state):
             fits = _guess(lambda name: state, clip, src, list_models())
             raise UsageError(_wrong_model(src, "octvideo", model, fits))
@@ -423,7 +422,7 @@ def _from_octvideo(
     if alpha is None or alpha == source_alpha:
         target = section
     elif _vanilla_alpha(source_alpha):
-        target = _with_alpha(section, alpha)
+        target = {**section, "alpha": float(alpha)}  # alpha is checked, in [0, 1)
         state = _octavised(state, target)
     else:
         raise UsageError(
@@ -595,9 +594,7 @@ def _guess(
         state = state_of(name)
         if state is None:
             continue
-        extra = _extra_from_weights(name, state, clip_tt=clip, src=src)
-        section = _model_section(name, max(_classifier_rows(state), 1), 0.0, extra, dropout=0.5)
-        if not _mismatch(section, state):
+        if not _mismatch(_alpha0_section(name, state, clip, src), state):
             fits.append(name)
     return fits
 
@@ -630,11 +627,9 @@ def _pytorchvideo_keys_off(
     vanilla = _pytorchvideo_vanilla(kept, model) if kept else None
     if not vanilla:
         return None
-    extra = _extra_from_weights(model, vanilla, clip_tt=clip, src=src)
-    section = _model_section(model, max(_classifier_rows(vanilla), 1), 0.0, extra, dropout=0.5)
     try:
         with torch.device("meta"):
-            own = _build(section).state_dict()
+            own = _build(_alpha0_section(model, vanilla, clip, src)).state_dict()
     except (ValueError, TypeError):
         return None
     shapes = [k for k, v in vanilla.items() if k in own and own[k].shape != v.shape]
@@ -754,38 +749,27 @@ def _clip_or_default(clip: tuple[int, int] | None, src: Path) -> tuple[int, int,
     return DEFAULT_CLIP[0], DEFAULT_CLIP[1], "the 8x8 default"
 
 
-def _with_alpha(section: Mapping[str, Any], alpha: Any) -> dict[str, Any]:
-    """A model section (validated as ``ModelConfig``) with another alpha."""
-    fields = {k: v for k, v in section.items() if k in ModelConfig.__dataclass_fields__}
-    fields["alpha"] = list(alpha) if isinstance(alpha, list | tuple) else float(alpha)
-    fields["octave"] = tuple(fields.get("octave", (1, 2, 2)))
-    try:
-        return to_dict(ModelConfig(**fields))
-    except (TypeError, ValueError) as err:
-        raise UsageError(f"model section {dict(section)}: {_first_line(err)}") from err
-
-
 def _model_section(
-    model: str,
-    num_classes: int,
-    alpha: float,
-    extra: Mapping[str, Any],
-    *,
-    dropout: float,
-    octave: Sequence[int] = (1, 2, 2),
+    model: str, num_classes: int, alpha: float, extra: Mapping[str, Any]
 ) -> dict[str, Any]:
+    """The model section (``to_dict(ModelConfig)``) of ``model``; the other settings are the
+    config's defaults."""
     try:
         section = ModelConfig(
-            name=model,
-            num_classes=num_classes,
-            alpha=float(alpha) if not isinstance(alpha, list | tuple) else list(alpha),
-            octave=tuple(octave),
-            dropout=dropout,
-            extra=dict(extra),
+            name=model, num_classes=num_classes, alpha=float(alpha), extra=dict(extra)
         )
     except ValueError as err:
         raise UsageError(str(err)) from err
     return to_dict(section)
+
+
+def _alpha0_section(
+    model: str, state: Mapping[str, Tensor], clip: tuple[int, int] | None, src: Path
+) -> dict[str, Any]:
+    """The section of ``model``'s alpha-0 network with the width, lateral kernel and classifier
+    rows of ``state`` (one row where it has no classifier), to compare ``state`` against."""
+    extra = _extra_from_weights(model, state, clip_tt=clip, src=src)
+    return _model_section(model, max(_classifier_rows(state), 1), 0.0, extra)
 
 
 def _build(section: Mapping[str, Any]) -> nn.Module:
