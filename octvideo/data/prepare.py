@@ -183,7 +183,7 @@ def _run_jobs(
     bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
     try:
         while todo or running:
-            while todo and len(running) < max(1, workers):
+            while todo and len(running) < workers:
                 src, dst = todo.pop()
                 receive, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_job, args=(send, encode, src, dst, short_side))
@@ -457,6 +457,56 @@ def _done(output: Path, short_side: int) -> bool:
     return min(scaled_size(*size, short_side)) == min(size)
 
 
+def _find_sources(src: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
+    """The videos under ``src`` (by extension, folders and files in name order).
+
+    Returns:
+        ``{output relative to DST: its sources}`` (two or more where sources would land on one
+        output), and ``(path, error)`` of the videos that fail without being opened
+        (``_not_listable``).
+    """
+    sources: dict[Path, list[str]] = defaultdict(list)
+    errors: list[tuple[str, str]] = []
+    for folder, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
+                continue
+            path = str(Path(folder, name))
+            rel = Path(path).relative_to(src).with_suffix(".mp4")
+            problem = _not_listable(path, rel)
+            if problem:
+                errors.append((path, problem))
+            else:
+                sources[rel].append(path)
+    return sources, errors
+
+
+def _plan_jobs(
+    sources: dict[Path, list[str]], dst: Path, short_side: int
+) -> tuple[list[tuple[str, str]], int, set[str], list[tuple[str, str]]]:
+    """What to encode of ``sources`` (see ``_find_sources``) into ``dst``.
+
+    Returns:
+        ``(src, output)`` jobs; how many outputs are done already (``_done``); the sources whose
+        output is there at another short side (encoded again); and ``(path, error)`` of sources
+        that share an output, none of which is encoded (which one is meant cannot be told).
+    """
+    jobs, skipped, again, errors = [], 0, set(), []
+    for rel, paths in sorted(sources.items()):
+        if len(paths) > 1:
+            for path in paths:
+                same = f"same output {dst / rel} as {', '.join(p for p in paths if p != path)}"
+                errors.append((path, f"{same}; rename or remove one of them and run again"))
+        elif _done(dst / rel, short_side):
+            skipped += 1
+        else:
+            if (dst / rel).is_file():
+                again.add(paths[0])
+            jobs.append((paths[0], str(dst / rel)))
+    return jobs, skipped, again, errors
+
+
 def prepare_dataset(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -498,20 +548,7 @@ def prepare_dataset(
     _check_folders(src, dst)
     if csvs:
         _check_csvs(csvs)
-    sources: dict[Path, list[str]] = defaultdict(list)  # output (relative) -> its sources
-    errors: list[tuple[str, str]] = []
-    for folder, dirs, files in os.walk(src):
-        dirs.sort()
-        for name in sorted(files):
-            if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
-                continue
-            path = str(Path(folder, name))
-            rel = Path(path).relative_to(src).with_suffix(".mp4")
-            problem = _not_listable(path, rel)
-            if problem:  # failed without opening it
-                errors.append((path, problem))
-            else:
-                sources[rel].append(path)
+    sources, errors = _find_sources(src)
     if not csvs:
         _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
     splits = {rel.parts[0] for rel in sources if len(rel.parts) == 3}
@@ -519,25 +556,8 @@ def prepare_dataset(
         splits |= {p.name for p in dst.iterdir() if p.is_dir()}
     _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])
     check_folder("DST", dst, advice="choose another DST")  # before any encoding
-    jobs, skipped = [], 0
-    again: set[str] = set()  # sources whose output is there at another short side
-    for rel, paths in sorted(sources.items()):
-        if len(paths) > 1:  # which one is meant cannot be told: none is encoded
-            for path in paths:
-                others = ", ".join(p for p in paths if p != path)
-                errors.append(
-                    (
-                        path,
-                        f"same output {dst / rel} as {others}; rename or remove one of them and "
-                        "run again",
-                    )
-                )
-        elif _done(dst / rel, short_side):
-            skipped += 1
-        else:
-            if (dst / rel).is_file():
-                again.add(paths[0])
-            jobs.append((paths[0], str(dst / rel)))
+    jobs, skipped, again, clashes = _plan_jobs(sources, dst, short_side)
+    errors += clashes
     if again:
         logger.info(
             "%d videos of %s are not at short side %d (an earlier run with another --short-side): "
@@ -546,7 +566,6 @@ def prepare_dataset(
             dst,
             short_side,
         )
-    dst.mkdir(parents=True, exist_ok=True)
     encode_errors = _run_jobs(jobs, short_side, workers, progress, timeout)
     errors += encode_errors
     try:
