@@ -314,6 +314,17 @@ class CheckpointMeta:
         """
         return cls.from_dict(_stored(checkpoint) or {}, path=path)
 
+    def trained_classes_file(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The training run's ``data.classes_file`` (in ``config``); "" where it names none.
+
+        Raises:
+            CheckpointError: ``config.data`` or its ``classes_file`` is of the wrong type.
+        """
+        data = _Entries(self.config or {}, "config", path).mapping("data", None)
+        if data is None:
+            return ""
+        return _Entries(data, "config.data", path).text("classes_file", None) or ""
+
 
 def stored_meta(
     checkpoint: Mapping[str, Any], path: str | os.PathLike[str] | None = None
@@ -559,7 +570,7 @@ class _Entries:
         if value is None and default is None:
             return None
         if not isinstance(value, str):
-            raise self._wrong(key, value, "text")
+            raise self._wrong(key, value, "text or null" if default is None else "text")
         return value
 
     def names(self, key: str) -> tuple[str, ...]:

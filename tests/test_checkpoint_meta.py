@@ -5,6 +5,7 @@ names it."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -167,6 +168,7 @@ def test_a_missing_section_is_named_with_every_other_missing_one():
         ("model.extra", [1], "a mapping of named entries"),
         ("classes", "abc", "a list of class names"),
         ("model", None, "a mapping of entries"),
+        ("octvideo_version", 1, "text or null"),
     ],
 )
 def test_an_entry_of_the_wrong_type_is_one_line_naming_it(key, value, want):
@@ -184,6 +186,27 @@ def test_an_entry_of_the_wrong_type_is_one_line_naming_it(key, value, want):
         f"{ADVICE}"
     )
     assert info.value.field == key
+
+
+def test_the_trained_classes_file_is_the_runs_data_classes_file():
+    assert CheckpointMeta.from_dict(copy.deepcopy(TRAINED_BEFORE)).trained_classes_file() == (
+        "classes.txt"
+    )
+    for config in (None, {}, {"data": {}}, {"data": {"classes_file": None}}):
+        assert dataclasses.replace(META, config=config).trained_classes_file() == ""
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"data": "x"}, "config.data is 'x' (str), not a mapping of named entries"),
+        ({"data": {"classes_file": 3}}, "config.data.classes_file is 3 (int), not text or null"),
+    ],
+)
+def test_a_trained_classes_file_of_the_wrong_type_is_one_line_naming_it(config, problem):
+    with pytest.raises(CheckpointError) as info:
+        dataclasses.replace(META, config=config).trained_classes_file("x.ckpt")
+    assert str(info.value) == f"checkpoint 'x.ckpt' metadata {problem}; {ADVICE}"
 
 
 def test_a_value_the_model_section_refuses_names_it():

@@ -389,7 +389,7 @@ def _from_octvideo(
         section = to_dict(own.model)
         protocol = own.clip
         clip_source = "the source checkpoint"
-        trained_on = _trained_classes_file(own, src)
+        trained_on = own.trained_classes_file(src)
         if names is None:
             names, what = list(own.classes), "its metadata"
         else:
@@ -433,33 +433,6 @@ def _from_octvideo(
 
 
 # ---------------------------------------------------------------------------------- checks
-
-
-def _trained_classes_file(meta: CheckpointMeta, src: Path) -> str:
-    """The source run's ``data.classes_file`` (its config's), "" where it names none.
-
-    Raises:
-        CheckpointError: ``config.data`` or its ``classes_file`` is of the wrong type.
-    """
-    data = (meta.config or {}).get("data")
-    if data is None:
-        return ""
-    if not isinstance(data, Mapping):
-        raise _bad_entry(src, "config.data", data, "a mapping of named entries")
-    classes_file = data.get("classes_file")
-    if classes_file is not None and not isinstance(classes_file, str):
-        raise _bad_entry(src, "config.data.classes_file", classes_file, "text or null")
-    return classes_file or ""
-
-
-def _bad_entry(src: Path, key: str, value: Any, want: str) -> CheckpointError:
-    """A metadata entry of the wrong type, worded as ``CheckpointMeta`` words its own."""
-    shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
-    return CheckpointError(
-        f"checkpoint {os.fspath(src)!r} metadata {key} is {shown} ({type(value).__name__}), "
-        f"not {want}; {ADVICE}",
-        field=key,
-    )
 
 
 def _check_model_for_source(model: str, source: str) -> None:
