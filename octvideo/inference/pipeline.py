@@ -57,7 +57,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -66,10 +66,9 @@ from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
 from octvideo.data.workers import exit_reason, worker_context
 from octvideo.inference.predictor import (
-    Prediction,
+    InputHeader,
     Predictor,
     VideoResult,
-    check_views,
     parse_views,
     window_seconds,
 )
@@ -91,17 +90,6 @@ def default_workers() -> int:
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     return max(1, min(2, cpus))
-
-
-class InputHeader(NamedTuple):
-    """What a reader reports once an input is open: the fields of its records and its clips."""
-
-    num_frames: int
-    fps: float
-    duration: float
-    times: list[tuple[float, float]]  # windows; empty without
-    clips: int
-    crops: int
 
 
 @dataclass(frozen=True)
@@ -190,15 +178,7 @@ def read_input(
         opened = predictor.open_input(
             path, request.views, request.window, request.stride, decoder=request.decoder
         )
-        header = InputHeader(
-            opened.num_frames,
-            opened.fps,
-            opened.duration,
-            opened.times,
-            len(opened.plan),
-            len(opened.crops),
-        )
-        yield "open", header
+        yield "open", opened.header()
         for start in range(0, len(opened.plan), chunk):
             group = opened.plan[start : start + chunk]
             yield "clips", predictor.clip_views(group, opened.crops, opened.frames_of)
@@ -578,14 +558,7 @@ def _finish(pending: _Pending, error: str | None) -> VideoResult:
         assert header is not None
         probs = torch.cat(pending.rows) if pending.rows else torch.empty(0)
         # (clips, crops, K) -> the crops' mean, as Predictor.predict averages them
-        probs = probs.reshape(header.clips, header.crops, -1).mean(1)
-        result.num_frames, result.fps = header.num_frames, header.fps
-        result.duration = header.duration
-        if header.times:
-            result.windows = [
-                Prediction(p, s, e) for p, (s, e) in zip(probs, header.times, strict=True)
-            ]
-        result.video = Prediction(probs.mean(0), 0.0, result.duration)
+        result.set_scores(header, probs.reshape(header.clips, header.crops, -1).mean(1))
     result.seconds = time.perf_counter() - pending.started
     return result
 
@@ -664,17 +637,18 @@ def predict_many(
         or not 0 <= worker_nice <= 19
     ):
         raise ValueError(f"worker_nice must be 0 to 19, got {worker_nice}")
-    if request.window is None and request.views == "multi":
-        protocol = predictor.protocol
-        check_views(protocol.test_num_clips, protocol.test_num_crops)
+    crops = len(predictor.crop_positions(request.views, request.window))  # "multi" checked
     paths = [os.fspath(p) for p in paths]
-    return _predict_many(predictor, paths, request, workers, timeout, stats, on_views, worker_nice)
+    return _predict_many(
+        predictor, paths, request, crops, workers, timeout, stats, on_views, worker_nice
+    )
 
 
 def _predict_many(
     predictor: Predictor,
     paths: list[str],
     request: ReadRequest,
+    crops: int,
     workers: int,
     timeout: float,
     stats: PipelineStats | None,
@@ -682,7 +656,6 @@ def _predict_many(
     nice: int,
 ) -> Iterator[VideoResult]:
     stats = PipelineStats() if stats is None else stats
-    crops = 1 if request.window is not None else len(predictor._views(request.views)[1])
     batch = predictor.batch_size
     chunk = max(1, batch // crops)  # clips a worker sends at once: about one forward pass
     size = min(workers, len(paths))

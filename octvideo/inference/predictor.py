@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -84,6 +85,18 @@ class Prediction:
         ]
 
 
+class InputHeader(NamedTuple):
+    """What a reader reports once an input is open (``OpenInput.header``; ``predict_many``'s
+    workers send it): the fields of its records and its clips."""
+
+    num_frames: int
+    fps: float
+    duration: float
+    times: list[tuple[float, float]]  # windows; empty without
+    clips: int
+    crops: int
+
+
 @dataclass
 class OpenInput:
     """An input opened for prediction (``Predictor.open_input``): what its records say about it,
@@ -106,6 +119,11 @@ class OpenInput:
     times: list[tuple[float, float]]
     crops: tuple[int, ...]
     frames_of: Callable[[np.ndarray], Tensor]
+
+    def header(self) -> InputHeader:
+        return InputHeader(
+            self.num_frames, self.fps, self.duration, self.times, len(self.plan), len(self.crops)
+        )
 
 
 @dataclass
@@ -137,6 +155,16 @@ class VideoResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def set_scores(self, header: InputHeader, probs: Tensor) -> None:
+        """Fills in the input's numbers from ``header`` and its scores from ``probs`` (clips, K;
+        crops averaged): a window's are its clip's, the video's are the mean of all clips."""
+        self.num_frames, self.fps, self.duration = header.num_frames, header.fps, header.duration
+        if header.times:
+            self.windows = [
+                Prediction(p, s, e) for p, (s, e) in zip(probs, header.times, strict=True)
+            ]
+        self.video = Prediction(probs.mean(0), 0.0, self.duration)
 
 
 def parse_seconds(text: str | float | None) -> float | None:
@@ -472,6 +500,16 @@ class Predictor:
             outputs.append(self.model(chunk).float().cpu())
         return torch.cat(outputs)
 
+    def crop_positions(self, views: str | tuple[int, int], window: float | None) -> tuple[int, ...]:
+        """Crop positions each clip runs at (0, 1, 2: left or top, centre, right or bottom): the
+        centre with a ``window``, else those of ``views`` (``parse_views``; "multi": the
+        checkpoint's protocol, bounded by ``check_views``).
+
+        Raises:
+            ValueError: views, or a checkpoint's multi-view protocol, out of the bounds.
+        """
+        return (1,) if window is not None else self._views(views)[1]
+
     def _views(self, views: str | tuple[int, int]) -> tuple[int, tuple[int, ...]]:
         """Temporal clips and crop positions of ``views`` (``parse_views``; "multi": the
         checkpoint's protocol)."""
@@ -568,16 +606,7 @@ class Predictor:
             result.seconds = time.perf_counter() - start_time
             logger.warning("%s: %s", name, result.error)
             return result
-        result.num_frames, result.fps, result.duration = (
-            opened.num_frames,
-            opened.fps,
-            opened.duration,
-        )
-        if opened.times:
-            result.windows = [
-                Prediction(p, s, e) for p, (s, e) in zip(probs, opened.times, strict=True)
-            ]
-        result.video = Prediction(probs.mean(0), 0.0, result.duration)
+        result.set_scores(opened.header(), probs)
         result.seconds = time.perf_counter() - start_time
         return result
 
@@ -616,14 +645,13 @@ class Predictor:
                 os.fspath(source), decoder, timed=window is not None
             )
         plan, times = self._clip_plan(info, views, window, stride, frame_times)
-        crops = (1,) if window is not None else self._views(views)[1]
         return OpenInput(
             num_frames=info.num_frames,
             fps=_frame_rate(info.fps),
             duration=_duration(info, frame_times),
             plan=plan,
             times=times,
-            crops=crops,
+            crops=self.crop_positions(views, window),
             frames_of=frames_of,
         )
 

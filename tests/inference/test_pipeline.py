@@ -9,6 +9,7 @@ reference, so a function defined in a test would not reach it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -293,6 +294,18 @@ def test_arguments_out_of_bounds_are_refused_before_any_input_is_read(
     with pytest.raises(ValueError) as caught:
         predict_many(predictor, [videos["short"]], **kwargs)
     assert str(caught.value).startswith(message)
+
+
+def test_a_multi_view_protocol_out_of_bounds_is_refused_before_any_input_is_read(
+    checkpoint, tmp_path
+):
+    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor.protocol = dataclasses.replace(predictor.protocol, test_num_clips=1000)
+    never = tmp_path / "never.mp4"  # reading it would give a result, not this error
+    with pytest.raises(ValueError, match=r"^views must be N temporal clips \(1 to 100\)"):
+        predict_many(predictor, [never], views="multi", workers=0)
+    windows = predict_many(predictor, [never], views="multi", window="1s", workers=0)
+    assert [r.error.split(":")[0] for r in windows] == ["FileNotFoundError"]  # one centre clip
 
 
 def test_an_unknown_decoder_is_refused_with_the_message_predict_gives(predictor, videos):

@@ -434,6 +434,19 @@ def test_windows_end_at_the_last_frame(predictor, tmp_path, decoder, pts_ms):
     assert result.video.end == result.duration
 
 
+def test_crop_positions_are_the_centre_with_a_window_else_those_of_the_views(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint)
+    assert predictor.crop_positions("center", None) == (1,)
+    assert predictor.crop_positions("multi", None) == (0, 1, 2)  # the checkpoint's 3 x 3
+    assert predictor.crop_positions("10x1", None) == (1,)
+    assert predictor.crop_positions((2, 3), None) == (0, 1, 2)
+    assert predictor.crop_positions("multi", 2.0) == (1,)
+    predictor.protocol = dataclasses.replace(predictor.protocol, test_num_clips=1000)
+    with pytest.raises(ValueError, match=r"^views must be N temporal clips \(1 to 100\)"):
+        predictor.crop_positions("multi", None)
+    assert predictor.crop_positions("multi", 2.0) == (1,)  # windows run one centre clip
+
+
 @pytest.mark.parametrize(
     ("target", "fps", "stride"), [(None, 60.0, 2), (30.0, 60.0, 4), (30.0, 30.0, 2)]
 )
