@@ -498,11 +498,18 @@ class _Pending:
 
 
 class _Batcher:
-    """Forward passes of exactly ``batch_size`` views, filled in the order the views come."""
+    """Forward passes of exactly ``batch_size`` views, filled in the order the views come;
+    ``on_views`` is called with the views of each pass once it has run."""
 
-    def __init__(self, predictor: Predictor, stats: PipelineStats) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        stats: PipelineStats,
+        on_views: Callable[[int], None] | None = None,
+    ) -> None:
         self._predictor = predictor
         self._stats = stats
+        self._on_views = on_views
         self._queue: deque[tuple[_Pending, Tensor]] = deque()
         self._queued = 0
 
@@ -546,13 +553,14 @@ class _Batcher:
         ):
             owner.rows.append(rows)
             owner.views_done += len(rows)
+        if self._on_views is not None:
+            self._on_views(size)
 
 
-def _finish(pending: _Pending, error: str | None) -> VideoResult:
+def _finish(pending: _Pending) -> VideoResult:
     result = pending.result
-    if error is not None:
-        result.error = error
-        logger.warning("%s: %s", result.path, error)
+    if result.error is not None:
+        logger.warning("%s: %s", result.path, result.error)
     else:
         header = pending.header
         assert header is not None
@@ -661,13 +669,12 @@ def _predict_many(
     size = min(workers, len(paths))
     ahead = ReadAhead.passes(batch, chunk * crops)
     source: _Pool | _Local | None = None
-    batcher = _Batcher(predictor, stats)
+    batcher = _Batcher(predictor, stats, on_views)
     order: deque[_Pending] = deque()
 
     def done() -> Iterator[VideoResult]:
         while order and order[0].complete:
-            pending = order.popleft()
-            yield _finish(pending, pending.result.error)
+            yield _finish(order.popleft())
 
     try:
         if size:
@@ -687,10 +694,7 @@ def _predict_many(
                 if kind == "open":
                     pending.header = payload
                 elif kind == "clips":
-                    before = stats.views
                     batcher.add(pending, payload)
-                    if on_views is not None and stats.views > before:
-                        on_views(stats.views - before)
                 else:
                     if kind == "error":
                         batcher.drop(pending)
@@ -699,10 +703,7 @@ def _predict_many(
                     break
                 yield from done()
             yield from done()
-        before = stats.views
         batcher.flush()
-        if on_views is not None and stats.views > before:
-            on_views(stats.views - before)
         yield from done()
     finally:
         if source is not None:

@@ -69,6 +69,15 @@ def test_worker_probabilities_equal_the_sequential_ones_bit_for_bit(predictor, v
     assert stats.inputs == len(NAMES) and stats.forwards >= 2
 
 
+def test_on_views_counts_the_views_of_each_forward_pass(predictor, videos):
+    calls, stats = [], PipelineStats()
+    paths = [videos[n] for n in ("short", "long", "odd", "audio")]  # a centre clip each
+    results = predict_many(predictor, paths, workers=0, stats=stats, on_views=calls.append)
+    assert all(r.ok for r in results)
+    assert calls == [3, 1]  # passes of batch_size 3, the last one shorter
+    assert (len(calls), sum(calls)) == (stats.forwards, stats.views)
+
+
 def _without_seconds(text: str) -> str:
     return re.sub(r"[\d.]+ s to predict", "_ s to predict", text)
 
