@@ -14,11 +14,11 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
   classified from one clip of T frames at the trained stride tau centred in the window (clamped
   to the video; tau counted at the trained ``data.target_fps`` when it was set), so the model
   sees the temporal scale it was trained on (without target_fps: at the trained frame rate); the
-  video-level scores
-  are the mean of the windows' probabilities. Seconds are counted from the first frame and map to
-  frames as ``seconds x fps``, or through the frames' own timestamps in a variable-frame-rate file
-  (one whose timestamps are somewhere half a frame or more away from ``index / fps``); there the
-  windows end at the last frame's time, not at ``frames / average fps``.
+  video-level scores are the mean of the windows' probabilities. Seconds are counted from the
+  first frame and map to frames as ``seconds x fps``, or through the frames' own timestamps in a
+  variable-frame-rate file (one whose timestamps are somewhere half a frame or more away from
+  ``index / fps``); there the windows end at the last frame's time, not at ``frames / average
+  fps``.
 
 Every number is bounded before a video is read: windows and strides are finite and at least
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
@@ -176,7 +176,7 @@ def parse_seconds(text: str | float | None) -> float | None:
     """
     if text is None:
         return None
-    if isinstance(text, bool):  # an int to Python: True was a 1 s window
+    if isinstance(text, bool):  # an int to Python: True would be a 1 s window
         raise ValueError(f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms")
     if isinstance(text, int | float):  # a number is held to the same bounds as text
         seconds = float(text)
