@@ -34,7 +34,7 @@ class DataConfig:
     test_list: str = ""  # test annotations (multi-view); "" = use val_list
     annotation_format: str = "auto"  # "auto" | "lines" | "kinetics_csv" | "folders"
     classes_file: str = ""  # class names, one a line; written from the train list when absent
-    # for folders; the default is the suffixes data check, data prepare and Kinetics CSVs accept
+    # for folders; the default is the suffixes every command counts as videos (VIDEO_EXTENSIONS)
     video_extensions: tuple[str, ...] = VIDEO_EXTENSIONS
     decoder: str = "auto"  # "auto" (decord, then PyAV for a file decord fails) | "decord" | "pyav"
     decode_short_side: int | None = (
