@@ -35,7 +35,7 @@ import inspect
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -59,6 +59,22 @@ from octvideo.errors import CheckpointError
 ADVICE = "use a checkpoint written by 'octvideo train' or 'octvideo import'"
 # the sections every checkpoint's metadata has (the others are optional)
 SECTIONS = ("model", "classes", "clip", "normalization")
+# ClipProtocol's fields in the order its clip entry is written (normalization holds mean and std)
+_CLIP_ENTRIES = (
+    "num_frames",
+    "sampling_rate",
+    "target_fps",
+    "slowfast_alpha",
+    "train_crop_size",
+    "val_crop_size",
+    "test_short_side",
+    "test_crop_size",
+    "test_num_clips",
+    "test_num_crops",
+)
+# the crops a data section takes only with the data.train_jitter_scales they fit in, which a
+# checkpoint does not record
+_TRAINING_CROPS = ("train_crop_size", "val_crop_size")
 
 _REQUIRED = object()
 
@@ -87,20 +103,11 @@ class ClipProtocol:
     @classmethod
     def from_data(cls, data: DataConfig) -> ClipProtocol:
         """The protocol of a run's data section."""
-        return cls(
-            num_frames=data.num_frames,
-            sampling_rate=data.sampling_rate,
-            test_short_side=data.test_short_side,
-            test_crop_size=data.test_crop_size,
-            test_num_clips=data.test_num_clips,
-            test_num_crops=data.test_num_crops,
-            slowfast_alpha=data.slowfast_alpha,
-            mean=_floats(data.mean),
-            std=_floats(data.std),
-            target_fps=None if data.target_fps is None else float(data.target_fps),
-            train_crop_size=data.train_crop_size,
-            val_crop_size=data.val_crop_size,
-        )
+        values = {f.name: getattr(data, f.name) for f in fields(cls)}
+        values["mean"], values["std"] = _floats(data.mean), _floats(data.std)
+        if data.target_fps is not None:
+            values["target_fps"] = float(data.target_fps)
+        return cls(**values)
 
     @classmethod
     def from_dict(
@@ -190,33 +197,15 @@ class ClipProtocol:
 
     def clip_dict(self) -> dict[str, Any]:
         """The ``clip`` entry on disk (``normalization`` holds ``mean`` and ``std``)."""
-        return {
-            "num_frames": self.num_frames,
-            "sampling_rate": self.sampling_rate,
-            "target_fps": self.target_fps,
-            "slowfast_alpha": self.slowfast_alpha,
-            "train_crop_size": self.train_crop_size,
-            "val_crop_size": self.val_crop_size,
-            "test_short_side": self.test_short_side,
-            "test_crop_size": self.test_crop_size,
-            "test_num_clips": self.test_num_clips,
-            "test_num_crops": self.test_num_crops,
-        }
+        return {name: getattr(self, name) for name in _CLIP_ENTRIES}
 
     def data_config(self) -> DataConfig:
-        """The data section the evaluation transforms are built from."""
-        return DataConfig(
-            num_frames=self.num_frames,
-            sampling_rate=self.sampling_rate,
-            target_fps=self.target_fps,
-            test_short_side=self.test_short_side,
-            test_crop_size=self.test_crop_size,
-            test_num_clips=self.test_num_clips,
-            test_num_crops=self.test_num_crops,
-            slowfast_alpha=self.slowfast_alpha,
-            mean=tuple(self.mean),
-            std=tuple(self.std),
-        )
+        """The data section the evaluation transforms are built from. Its train and val crops
+        are ``DataConfig``'s defaults: a data section refuses crops larger than the low end of
+        its ``train_jitter_scales``, which a checkpoint does not record, so a run's own crops of
+        288 (at scales 320-400) would be refused against the default scales."""
+        clip = {k: v for k, v in self.clip_dict().items() if k not in _TRAINING_CROPS}
+        return DataConfig(**clip, mean=tuple(self.mean), std=tuple(self.std))
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,30 @@ def test_a_dict_written_before_the_dataclass_loads_unchanged():
     assert (meta.clip.slowfast_alpha, meta.clip.target_fps, meta.clip.num_frames) == (4, 30.0, 32)
     assert meta.config == TRAINED_BEFORE["config"]
     assert meta.to_dict() == TRAINED_BEFORE  # the on-disk format is the one it was
+    assert list(meta.to_dict()["clip"]) == list(TRAINED_BEFORE["clip"])  # in the same order
+
+
+def test_the_clip_entry_and_normalization_hold_every_field_of_the_protocol():
+    stored = META.to_dict()
+    written = {*stored["clip"], *stored["normalization"]}
+    assert written == {f.name for f in dataclasses.fields(ClipProtocol)}
+
+
+def test_training_crops_beyond_the_default_jitter_scales_load_and_evaluate():
+    """The data section a checkpoint evaluates with takes its test crops, not its training
+    crops, which fit only the run's own ``data.train_jitter_scales`` (not recorded)."""
+    cfg = load_config(
+        None,
+        [
+            "data.train_jitter_scales=[320,400]",
+            "data.train_crop_size=288",
+            "data.val_crop_size=288",
+        ],
+    )
+    meta = CheckpointMeta.from_dict(CheckpointMeta.from_run(cfg, ["a"]).to_dict())
+    assert (meta.clip.train_crop_size, meta.clip.val_crop_size) == (288, 288)
+    data = meta.clip.data_config()
+    assert (data.test_short_side, data.test_crop_size) == (256, 256)
 
 
 def test_a_dict_of_the_first_format_takes_the_config_defaults():

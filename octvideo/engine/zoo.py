@@ -806,21 +806,15 @@ def _protocol(
             )
         slowfast_alpha = tau // FAST_STRIDE
         frames, stride = t * slowfast_alpha, FAST_STRIDE
-    d = DataConfig()
-    return ClipProtocol(
+    data = DataConfig(
         num_frames=frames,
         sampling_rate=stride,
         target_fps=fps,
         slowfast_alpha=slowfast_alpha,
-        test_short_side=d.test_short_side,
-        test_crop_size=d.test_crop_size,
-        test_num_clips=d.test_num_clips,
-        test_num_crops=d.test_num_crops,
-        mean=tuple(float(v) for v in mean),
-        std=tuple(float(v) for v in std),
-        train_crop_size=d.train_crop_size,
-        val_crop_size=d.val_crop_size,
+        mean=tuple(mean),
+        std=tuple(std),
     )
+    return ClipProtocol.from_data(data)
 
 
 def _user_clip(clip: ClipProtocol) -> tuple[int, int]:

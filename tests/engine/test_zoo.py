@@ -283,6 +283,7 @@ def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> 
     text = result.config.read_text()
     assert text.encode().startswith(CONFIG_MARK)
     data = yaml.safe_load(text)["data"]
+    assert list(data) == [*meta["clip"], "mean", "std", "classes_file"]  # in the stored order
     assert data["classes_file"].endswith("kinetics400_classes.txt")
     assert Path(data["classes_file"]).read_text().splitlines() == kinetics400_classes()
 
