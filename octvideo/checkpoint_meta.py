@@ -416,7 +416,7 @@ def model_settings(name: str) -> list[str] | None:
 
 def check_extra_keys(model: ModelConfig) -> None:
     """Refuses a ``model.extra`` key that ``model.name``'s model does not take, naming the ones it
-    does, where the builder's TypeError named a private function or ``__init__``.
+    does (the builder's own TypeError names a private function or ``__init__``).
 
     Raises:
         ValueError: one line: ``model.extra.KEY is not a setting of NAME; it takes: ...``.
