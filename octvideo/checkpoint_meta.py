@@ -456,7 +456,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _shown(value: Any) -> str:
+def _short_repr(value: Any) -> str:
     """``repr(value)``, cut to 60 characters for a one-line message."""
     shown = repr(value)
     return shown if len(shown) <= 60 else f"{shown[:57]}..."
@@ -481,7 +481,7 @@ class _Entries:
 
     def _wrong(self, key: str, value: Any, want: str) -> CheckpointError:
         return CheckpointError(
-            f"{_name(self.path)} metadata {self._key(key)} is {_shown(value)} "
+            f"{_name(self.path)} metadata {self._key(key)} is {_short_repr(value)} "
             f"({type(value).__name__}), not {want}; {ADVICE}",
             field=self._key(key),
         )
@@ -572,12 +572,12 @@ class _Entries:
         first: dict[str, int] = {}
         for index, name in enumerate(value):
             if not name.strip():
-                problem = f"{self._key(key)}[{index}] is {_shown(name)}, an empty class name"
+                problem = f"{self._key(key)}[{index}] is {_short_repr(name)}, an empty class name"
             elif "\n" in name:
-                problem = f"{self._key(key)}[{index}] {_shown(name)} holds a line break"
+                problem = f"{self._key(key)}[{index}] {_short_repr(name)} holds a line break"
             elif name in first:
                 problem = (
-                    f"{self._key(key)} lists {_shown(name)} twice "
+                    f"{self._key(key)} lists {_short_repr(name)} twice "
                     f"(entries {first[name]} and {index})"
                 )
             else:
