@@ -309,10 +309,27 @@ class CheckpointMeta:
         Raises:
             CheckpointError: ``config.data`` or its ``classes_file`` is of the wrong type.
         """
+        data = self._trained_data(path)
+        return "" if data is None else data.text("classes_file", None) or ""
+
+    def trained_jitter_scales(
+        self, path: str | os.PathLike[str] | None = None
+    ) -> tuple[int, int] | None:
+        """The training run's ``data.train_jitter_scales`` (in ``config``); None where it names
+        none.
+
+        Raises:
+            CheckpointError: ``config.data`` or its scales are of the wrong type.
+        """
+        data = self._trained_data(path)
+        if data is None or data.values.get("train_jitter_scales") is None:
+            return None
+        low, high = data.wholes("train_jitter_scales", 2, limit="data.train_jitter_scales")
+        return low, high
+
+    def _trained_data(self, path: str | os.PathLike[str] | None) -> _Entries | None:
         data = _Entries(self.config or {}, "config", path).mapping("data", None)
-        if data is None:
-            return ""
-        return _Entries(data, "config.data", path).text("classes_file", None) or ""
+        return None if data is None else _Entries(data, "config.data", path)
 
 
 def stored_meta(

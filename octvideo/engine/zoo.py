@@ -121,6 +121,7 @@ class _Converted:
     clip: ClipProtocol
     clip_source: str  # where the clip protocol came from, for the command's report
     classes_file: str = ""  # the source run's data.classes_file, which the run config names
+    jitter_scales: tuple[int, int] | None = None  # the source run's data.train_jitter_scales
 
 
 def kinetics400_classes() -> list[str]:
@@ -233,7 +234,7 @@ def import_checkpoint(
     del checkpoint
     if classes is None and got.classes == kinetics400_classes():
         classes = KINETICS400  # the zoo's default, so the run config names the shipped list
-    data = _data_config(got.clip, classes, class_file, got.classes_file)
+    data = _data_config(src, got, classes, class_file)
     section = model_config(got.model)
     try:
         run_cfg = RunConfig(model=section, data=data, name=out.stem)
@@ -363,7 +364,7 @@ def _from_octvideo(
     alpha: float | None,
     clip: tuple[int, int] | None,
 ) -> _Converted:
-    what, trained_on = "--classes", ""
+    what, trained_on, scales = "--classes", "", None
     state = _with_batch_counts(_plain_state(checkpoint))
     if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
         raise UsageError(
@@ -389,7 +390,7 @@ def _from_octvideo(
         section = to_dict(own.model)
         protocol = own.clip
         clip_source = "the source checkpoint"
-        trained_on = own.trained_classes_file(src)
+        trained_on, scales = own.trained_classes_file(src), own.trained_jitter_scales(src)
         if names is None:
             names, what = list(own.classes), "its metadata"
         else:
@@ -429,7 +430,15 @@ def _from_octvideo(
             f"--alpha {alpha}: {src} is already an octave network (alpha {source_alpha}); "
             "octavise from its alpha-0 checkpoint"
         )
-    return _Converted(state, target, names, protocol, clip_source, classes_file=trained_on)
+    return _Converted(
+        state,
+        target,
+        names,
+        protocol,
+        clip_source,
+        classes_file=trained_on,
+        jitter_scales=scales,
+    )
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -870,18 +879,41 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
 
 
 def _data_config(
-    clip: ClipProtocol, classes: str | None, class_file: Path | None, trained_on: str
+    src: Path, got: _Converted, classes: str | None, class_file: Path | None
 ) -> DataConfig:
-    """The data section of the run config beside the checkpoint: its clip protocol, and the
-    classes file its names came from (the shipped list, ``--classes FILE``, the source run's
-    ``data.classes_file``; none for numbered classes)."""
+    """The data section of the run config beside the checkpoint: its clip protocol, the classes
+    file its names came from (the shipped list, ``--classes FILE``, the source run's
+    ``data.classes_file``; none for numbered classes), and the training scales: the source run's,
+    else the default 256-320, grown in proportion where the clip's crops are larger than 256.
+
+    Raises:
+        CheckpointError: the source run's scales are smaller than its crops (an edited file).
+    """
+    clip = got.clip
     if classes in CLASS_FILES:
         classes_file = str(_shipped_path(classes))
     elif class_file is not None:
         classes_file = str(class_file.resolve())
     else:
-        classes_file = trained_on
-    return DataConfig(**clip.clip_dict(), classes_file=classes_file, mean=clip.mean, std=clip.std)
+        classes_file = got.classes_file
+    scales = got.jitter_scales
+    if scales is None:
+        low, high = DataConfig.train_jitter_scales
+        crop = max(clip.train_crop_size, clip.val_crop_size, low)
+        scales = (crop, -(-crop * high // low))
+    try:
+        return DataConfig(
+            **clip.clip_dict(),
+            train_jitter_scales=scales,
+            classes_file=classes_file,
+            mean=clip.mean,
+            std=clip.std,
+        )
+    except ValueError as err:
+        raise CheckpointError(
+            f"checkpoint {str(src)!r} metadata: config.{_first_line(err)}; {ADVICE}",
+            field="config.data",
+        ) from err
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -917,7 +949,7 @@ def _config_text(run_cfg: RunConfig, meta: CheckpointMeta) -> str:
     """A short run config: the model and data sections; every other setting is the default."""
     model = {k: v for k, v in to_dict(run_cfg.model).items() if not k.startswith("pretrained")}
     data = to_dict(run_cfg.data)
-    protocol = [*meta.clip.clip_dict(), "mean", "std", "classes_file"]
+    protocol = [*meta.clip.clip_dict(), "train_jitter_scales", "mean", "std", "classes_file"]
     sections = {"model": model, "data": {k: data[k] for k in protocol if k in data}}
     source = meta.source
     assert source is not None  # an import always records its source

@@ -18,6 +18,7 @@ from torch import nn
 
 import octvideo.inference.predictor as predictor_module
 from octvideo.checkpoint_meta import CheckpointMeta, build_network
+from octvideo.config import load_config
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo as zoo_module
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
@@ -283,7 +284,7 @@ def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> 
     text = result.config.read_text()
     assert text.encode().startswith(CONFIG_MARK)
     data = yaml.safe_load(text)["data"]
-    assert list(data) == [*meta["clip"], "mean", "std", "classes_file"]  # in the stored order
+    assert list(data) == [*meta["clip"], "train_jitter_scales", "mean", "std", "classes_file"]
     assert data["classes_file"].endswith("kinetics400_classes.txt")
     assert Path(data["classes_file"]).read_text().splitlines() == kinetics400_classes()
 
@@ -490,6 +491,10 @@ def _edited_meta(checkpoint: Path, tmp_path: Path, edit) -> Path:
             lambda m: m.update(config={"data": {"classes_file": 3}}),
             "metadata config.data.classes_file is 3 (int), not text or null",
         ),
+        (
+            lambda m: m.update(config={"data": {"train_jitter_scales": [320]}}),
+            "metadata config.data.train_jitter_scales is [320] (list), not a list of 2 whole",
+        ),
         (lambda m: m["model"].update(name="r9"), "model.name is 'r9', which is not an octvideo"),
     ],
 )
@@ -688,4 +693,43 @@ def test_octvideo_run_config_names_the_runs_classes_file(checkpoint: Path, tmp_p
     import_checkpoint(src, source="octvideo", model="c2d_r18", out=out)
     assert yaml.safe_load(out.with_suffix(".yaml").read_text())["data"]["classes_file"] == (
         "data/classes.txt"
+    )
+
+
+def _with_larger_crops(checkpoint: Path, tmp_path: Path, config: dict) -> Path:
+    """``checkpoint`` as a run trained and tested at 288-pixel crops would store it."""
+
+    def edit(meta: dict) -> None:
+        clip = {"train_crop_size": 288, "val_crop_size": 288, "test_crop_size": 288}
+        meta["clip"].update(clip, test_short_side=320)
+        meta["config"] = config
+
+    return _edited_meta(checkpoint, tmp_path, edit)
+
+
+@pytest.mark.parametrize(
+    ("config", "scales"),
+    [
+        ({"data": {"train_jitter_scales": [320, 400]}}, [320, 400]),  # the run's own
+        ({}, [288, 360]),  # none stored: the default 256-320 grown to the crop
+    ],
+)
+def test_octvideo_run_config_has_training_scales_that_fit_its_crops(
+    checkpoint: Path, tmp_path: Path, config: dict, scales: list[int]
+) -> None:
+    src = _with_larger_crops(checkpoint, tmp_path, config)
+    out = tmp_path / "again.ckpt"
+    import_checkpoint(src, source="octvideo", model="c2d_r18", out=out)
+    run_cfg = load_config(out.with_suffix(".yaml"))  # a config train and test take
+    assert list(run_cfg.data.train_jitter_scales) == scales
+    assert run_cfg.data.train_crop_size == 288
+
+
+def test_octvideo_source_whose_scales_are_below_its_crops_is_refused(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    src = _with_larger_crops(checkpoint, tmp_path, {"data": {"train_jitter_scales": [256, 320]}})
+    message = _refusal(tmp_path, src, source="octvideo", model="c2d_r18")
+    assert message.startswith(
+        f"checkpoint {str(src)!r} metadata: config.data.train_jitter_scales low end 256 is"
     )
