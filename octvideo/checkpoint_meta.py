@@ -50,6 +50,7 @@ from octvideo.config import (
     TARGET_FPS_RANGE,
     ModelConfig,
     RunConfig,
+    plain,
     to_dict,
 )
 from octvideo.data.config import DataConfig
@@ -255,9 +256,9 @@ class CheckpointMeta:
         out["normalization"] = {"mean": list(self.clip.mean), "std": list(self.clip.std)}
         out["clip"] = self.clip.clip_dict()
         if self.config is not None:
-            out["config"] = _plain(self.config)
+            out["config"] = plain(self.config)
         if self.source is not None:
-            out["source"] = _plain(self.source)
+            out["source"] = plain(self.source)
         return out
 
     @classmethod
@@ -464,15 +465,6 @@ def _floats(values: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-def _plain(value: Any) -> Any:
-    """Dicts, lists and scalars: a copy that shares nothing with the dataclass."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _short_repr(value: Any) -> str:
     """``repr(value)``, cut to 60 characters for a one-line message."""
     shown = repr(value)
@@ -611,4 +603,4 @@ class _Entries:
             return None
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise self._wrong(key, value, "a mapping of named entries")
-        return _plain(value)
+        return plain(value)
