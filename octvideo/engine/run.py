@@ -98,14 +98,19 @@ class TestResult:
     files: dict[str, Path]
 
 
-def _config(cfg: str | Path | RunConfig, overrides: Sequence[str], out: str | None) -> RunConfig:
+def _config(
+    cfg: str | Path | RunConfig | None, overrides: Sequence[str], out: str | None
+) -> tuple[RunConfig, Path | None]:
+    """The run's config, and the file it was read from (None for the defaults or a loaded
+    config)."""
     if isinstance(cfg, RunConfig):
         if overrides or out:
             raise UsageError("pass overrides together with a config path, not a RunConfig")
-        return cfg
+        return cfg, None
     # quoted: a folder named "yes", "null" or "[1]" is that text, not a YAML bool, null or list
     extra = [f"output.dir={json.dumps(out)}"] if out else []
-    return load_config(cfg, [*overrides, *extra])
+    loaded = load_config(cfg, [*overrides, *extra])
+    return loaded, None if cfg is None else resolve_config_path(cfg)
 
 
 def run_dir_of(cfg: RunConfig) -> Path:
@@ -587,6 +592,67 @@ def _kept(last: Path | None) -> str:
     return "" if last is None else f"; {last_good(last)}"
 
 
+def _check_training(cfg: RunConfig) -> None:
+    """Refuses the settings a training run cannot start with: clips the model cannot take, a
+    missing training or validation list, a precision the accelerator cannot train in, and the
+    skipping of non-finite steps under gradient accumulation.
+
+    Raises:
+        ConfigError: names the setting and what to set instead.
+    """
+    check_clip(cfg.model, cfg.data, (cfg.data.train_crop_size, cfg.data.val_crop_size))
+    missing = [f"data.{k}" for k in ("train_list", "val_list") if not getattr(cfg.data, k)]
+    if missing:  # else the validation set would be asked for only after the first epoch
+        raise ConfigError(
+            f"training needs {' and '.join(missing)} (best.ckpt is chosen by validation "
+            "accuracy); set them to annotation files"
+        )
+    check_training_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    if cfg.optim.on_nonfinite_loss == "skip" and cfg.trainer.accumulate_grad_batches > 1:
+        raise ConfigError(
+            "optim.on_nonfinite_loss=skip skips a step by leaving out its backward pass, which "
+            "cannot take back the other batches accumulated into it (trainer."
+            f"accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}): the step would be "
+            "taken on a partial gradient; use optim.on_nonfinite_loss=stop with accumulation"
+        )
+
+
+def _train_callbacks(cfg: RunConfig, run_dir: Path, datamodule: Any) -> list[L.Callback]:
+    """The run's own callbacks: best.ckpt and last.ckpt, last.ckpt on SIGTERM, bad videos,
+    replicas.json, and as the config says precise BatchNorm, curves.png and the epoch log."""
+    ckpt_dir = run_dir / "checkpoints"
+    best = _BestCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=cfg.output.monitor,
+        mode="max",
+        save_top_k=1,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    # last.ckpt: the newest state, at every epoch end and, optionally, every N optimiser steps
+    # (a crash loses at most that much). Lightning wants the two triggers in separate callbacks.
+    own: list[L.Callback] = [best, _last_checkpoint(ckpt_dir, every_n_epochs=1)]
+    if cfg.output.ckpt_every_n_steps:
+        own.append(_last_checkpoint(ckpt_dir, every_n_train_steps=cfg.output.ckpt_every_n_steps))
+    from octvideo.data import BadVideoCallback
+
+    own += [
+        CheckpointOnSigterm(ckpt_dir / LAST),
+        BadVideoCallback(),
+        ReplicaCheck(run_dir / "replicas.json"),
+    ]
+    if cfg.trainer.precise_bn_batches:
+        own.append(
+            PreciseBatchNorm(cfg.trainer.precise_bn_batches, datamodule.precise_bn_dataloader)
+        )
+    if cfg.output.plot_curves:
+        own.append(TrainingCurves(run_dir / "curves.png"))
+    if not show_progress_bar(cfg):
+        own.append(EpochLog())
+    return own
+
+
 def run_train(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -618,27 +684,11 @@ def run_train(
             (last.ckpt is written at the end of the batch first) or Ctrl-C. The message names
             the cause and the last good checkpoint, which is kept.
     """
-    cfg_file = None if isinstance(cfg, RunConfig) else cfg
-    cfg = _config(cfg, overrides, out)
-    cfg_file = None if cfg_file is None else resolve_config_path(cfg_file)
+    cfg, cfg_file = _config(cfg, overrides, out)
     run_dir = run_dir_of(cfg)
     ckpt_dir = run_dir / "checkpoints"
     # Every check comes before the first file or folder is written: a refused run leaves nothing.
-    check_clip(cfg.model, cfg.data, (cfg.data.train_crop_size, cfg.data.val_crop_size))
-    missing = [f"data.{k}" for k in ("train_list", "val_list") if not getattr(cfg.data, k)]
-    if missing:  # else the validation set would be asked for only after the first epoch
-        raise ConfigError(
-            f"training needs {' and '.join(missing)} (best.ckpt is chosen by validation "
-            "accuracy); set them to annotation files"
-        )
-    check_training_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    if cfg.optim.on_nonfinite_loss == "skip" and cfg.trainer.accumulate_grad_batches > 1:
-        raise ConfigError(
-            "optim.on_nonfinite_loss=skip skips a step by leaving out its backward pass, which "
-            "cannot take back the other batches accumulated into it (trainer."
-            f"accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}): the step would be "
-            "taken on a partial gradient; use optim.on_nonfinite_loss=stop with accumulation"
-        )
+    _check_training(cfg)
     check_output_path(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None:
@@ -664,35 +714,7 @@ def run_train(
         del checkpoint
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
     module = _module(cfg, model, meta=checkpoint_meta(cfg, datamodule.classes))
-    best = _BestCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
-        monitor=cfg.output.monitor,
-        mode="max",
-        save_top_k=1,
-        enable_version_counter=False,
-        auto_insert_metric_name=False,
-    )
-    # last.ckpt: the newest state, at every epoch end and, optionally, every N optimiser steps
-    # (a crash loses at most that much). Lightning wants the two triggers in separate callbacks.
-    own: list[L.Callback] = [best, _last_checkpoint(ckpt_dir, every_n_epochs=1)]
-    if cfg.output.ckpt_every_n_steps:
-        own.append(_last_checkpoint(ckpt_dir, every_n_train_steps=cfg.output.ckpt_every_n_steps))
-    from octvideo.data import BadVideoCallback
-
-    own += [
-        CheckpointOnSigterm(ckpt_dir / LAST),
-        BadVideoCallback(),
-        ReplicaCheck(run_dir / "replicas.json"),
-    ]
-    if cfg.trainer.precise_bn_batches:
-        own.append(
-            PreciseBatchNorm(cfg.trainer.precise_bn_batches, datamodule.precise_bn_dataloader)
-        )
-    if cfg.output.plot_curves:
-        own.append(TrainingCurves(run_dir / "curves.png"))
-    if not show_progress_bar(cfg):
-        own.append(EpochLog())
+    own = _train_callbacks(cfg, run_dir, datamodule)
     loggers: list = [CSVLogger(run_dir, name="logs")]
     if cfg.output.tensorboard:
         loggers.append(TensorBoardLogger(run_dir, name="tb", default_hp_metric=False))
@@ -770,6 +792,33 @@ def _test_reads(cfg: RunConfig, cfg_file: Path | None, ckpt: str | Path) -> Read
     return ReadFiles([(what, path) for what, path in files if path])
 
 
+def _test_protocol(cfg: RunConfig, ckpt: str | Path, model: torch.nn.Module) -> dict[str, Any]:
+    """How the report's figures were made: the checkpoint, the model, the clips and views, and
+    (``test.count_flops``) the model's GFLOPs per view and in all."""
+    d = cfg.data
+    protocol: dict[str, Any] = {
+        "checkpoint": str(ckpt),
+        "model": cfg.model.name,
+        "alpha": cfg.model.alpha,
+        "num_frames": d.num_frames,
+        "sampling_rate": d.sampling_rate,
+        "target_fps": d.target_fps,
+        "temporal_clips": d.test_num_clips,
+        "spatial_crops": d.test_num_crops,
+        "views": d.test_num_clips * d.test_num_crops,
+        "short_side": d.test_short_side,
+        "crop_size": d.test_crop_size,
+        "aggregation": "mean of softmax over views",
+    }
+    if cfg.test.count_flops:
+        gflops = total_gflops(model, _view_input(cfg))
+        # four significant digits: a small model's count would round to 0.0 at four decimals
+        protocol["gflops_per_view"] = float(f"{gflops:.4g}")
+        protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")
+        protocol["gflops"] = f"{gflops:.4g} x {protocol['views']} views at {d.test_crop_size}"
+    return protocol
+
+
 def run_test(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -787,9 +836,7 @@ def run_test(
     """
     if not ckpt:
         raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
-    cfg_file = None if isinstance(cfg, RunConfig) else cfg
-    cfg = _config(cfg, overrides, out)
-    cfg_file = None if cfg_file is None else resolve_config_path(cfg_file)
+    cfg, cfg_file = _config(cfg, overrides, out)
     check_clip(cfg.model, cfg.data, (cfg.data.test_crop_size,))
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
@@ -820,35 +867,12 @@ def run_test(
     views = module.test_views
     if views is None:
         raise RuntimeError("the test loop produced no outputs")
-    d = cfg.data
-    protocol: dict[str, Any] = {
-        "checkpoint": str(ckpt),
-        "model": cfg.model.name,
-        "alpha": cfg.model.alpha,
-        "num_frames": d.num_frames,
-        "sampling_rate": d.sampling_rate,
-        "target_fps": d.target_fps,
-        "temporal_clips": d.test_num_clips,
-        "spatial_crops": d.test_num_crops,
-        "views": d.test_num_clips * d.test_num_crops,
-        "short_side": d.test_short_side,
-        "crop_size": d.test_crop_size,
-        "aggregation": "mean of softmax over views",
-    }
-    if cfg.test.count_flops:
-        gflops = total_gflops(model, _view_input(cfg))
-        # four significant digits: a small model's count would round to 0.0 at four decimals
-        protocol["gflops_per_view"] = float(f"{gflops:.4g}")
-        protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")
-        protocol["gflops"] = f"{gflops:.4g} x {protocol['views']} views at {d.test_crop_size}"
-    test_dataset = datamodule.test_dataset
-    paths = [r.path for r in test_dataset.records]
     files = write_report(
         out_dir,
         views,
         classes=datamodule.classes,
-        paths=paths,
-        protocol=protocol,
+        paths=[r.path for r in datamodule.test_dataset.records],
+        protocol=_test_protocol(cfg, ckpt, model),
         confusion_png=cfg.test.confusion_matrix,
     )
     metrics = summarize(views)
