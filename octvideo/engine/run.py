@@ -70,7 +70,7 @@ logger = logging.getLogger(__name__)
 # ``import lightning`` gives the "lightning" logger a console handler of its own. Its packages'
 # loggers print through handlers of their own when logging was not configured before the import,
 # and through the root logger when it was (``octvideo train`` imports this module after ``main``
-# configured logging): that handler then printed each of their lines a second time.
+# configured logging): with its own handler as well, each of their lines would print twice.
 logging.getLogger("lightning").handlers.clear()
 
 LAST = "last.ckpt"
@@ -697,7 +697,7 @@ def run_train(
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     # the training and validation lists read and counted here, not in trainer.fit after
-    # config.yaml and the logs are written (an empty list refused there left them changed)
+    # config.yaml and the logs are written (an empty list refused there would change them)
     datamodule.setup("fit")
     from octvideo.data.datamodule import check_every_rank_has_one
 
@@ -849,7 +849,7 @@ def run_test(
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt)
     check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)
     # the test list read and counted here, not in trainer.test after the report folder is made
-    # (an empty list refused there left it behind)
+    # (an empty list refused there would leave it behind)
     datamodule.setup("test")
     # a fused copy; the FLOPs below count the model as built
     module = _module(cfg, fuse_for_inference(model))
