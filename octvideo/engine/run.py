@@ -63,7 +63,7 @@ from octvideo.errors import (
 )
 from octvideo.models.cost import total_gflops
 from octvideo.ops import fuse_for_inference
-from octvideo.paths import ReadFiles, check_output_file, make_writable_folder
+from octvideo.paths import ReadFiles, check_output_file, make_writable_folder, nearest_existing
 
 logger = logging.getLogger(__name__)
 
@@ -299,24 +299,17 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
-def _nearest_existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists."""
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    return path
-
-
-def check_output_path(folder: Path, setting: str = "--out or output.dir") -> None:
+def check_can_create_folder(folder: Path, setting: str = "--out or output.dir") -> None:
     """Refuses an output folder that could not be created or written, creating nothing (the
-    checks of a run come before its first file; ``check_output_dir`` creates it after them).
+    checks of a run come before its first file; ``make_output_folder`` creates it after them).
 
     Raises:
         UsageError: a file where the folder or one of its parents would be, or a nearest
             existing folder this process may not write in.
     """
-    existing = _nearest_existing(folder)
+    existing = nearest_existing(folder)
     if not existing.is_dir():
-        problem = errno.ENOTDIR  # the message check_output_dir gives
+        problem = errno.ENOTDIR  # the message make_output_folder gives
     elif not os.access(existing, os.W_OK | os.X_OK):
         problem = errno.EACCES
     else:
@@ -327,7 +320,7 @@ def check_output_path(folder: Path, setting: str = "--out or output.dir") -> Non
     )
 
 
-def check_output_dir(folder: Path, setting: str = "--out or output.dir") -> None:
+def make_output_folder(folder: Path, setting: str = "--out or output.dir") -> None:
     """Create ``folder`` and write a file in it, so a run fails before training, not at its first
     checkpoint.
 
@@ -406,7 +399,7 @@ def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> No
     """
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     need = 2 * weights * (2 if momentum else 1)  # weights (+ momentum buffers), last + best
-    free = shutil.disk_usage(_nearest_existing(folder)).free  # before the folder is made
+    free = shutil.disk_usage(nearest_existing(folder)).free  # before the folder is made
     if free < need:
         raise RunStopped(
             f"only {free / 2**20:.1f} MiB free on the disk of {folder}; the run's two "
@@ -689,7 +682,7 @@ def run_train(
     ckpt_dir = run_dir / "checkpoints"
     # Every check comes before the first file or folder is written: a refused run leaves nothing.
     _check_training(cfg)
-    check_output_path(ckpt_dir)
+    check_can_create_folder(ckpt_dir)
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None:
         check_new_run(ckpt_dir)
@@ -722,7 +715,7 @@ def run_train(
     # checks done: the first writes
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
-    check_output_dir(ckpt_dir)
+    make_output_folder(ckpt_dir)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
     try:
@@ -841,7 +834,7 @@ def run_test(
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     # the report is checked before the checkpoint is loaded, not after the whole evaluation
-    check_output_path(out_dir, "--out or test.out_dir")
+    check_can_create_folder(out_dir, "--out or test.out_dir")
     check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
     checkpoint = load_checkpoint(ckpt)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -859,7 +852,7 @@ def run_test(
     # checks done: the first writes
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
-    check_output_dir(out_dir, "--out or test.out_dir")
+    make_output_folder(out_dir, "--out or test.out_dir")
     with _data_faults(datamodule):
         trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:  # rank 0 gathered the views and writes the report
