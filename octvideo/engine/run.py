@@ -120,12 +120,6 @@ def run_dir_of(cfg: RunConfig) -> Path:
     return Path(cfg.output.root) / (cfg.output.name or cfg.name)
 
 
-def checkpoint_meta(cfg: RunConfig, classes: Sequence[str]) -> dict[str, Any]:
-    """Plain values stored in every checkpoint: enough to rebuild the model and its inputs
-    (``CheckpointMeta.to_dict``)."""
-    return CheckpointMeta.from_run(cfg, classes).to_dict()
-
-
 def _datamodule(cfg: RunConfig):
     """The data module, its class count checked against the model's. A ``data.classes_file``
     that does not exist yet is not written here (the classes come from the training list), but
@@ -706,7 +700,7 @@ def run_train(
         datamodule.load_state_dict(position)
         del checkpoint
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
-    module = _module(cfg, model, meta=checkpoint_meta(cfg, datamodule.classes))
+    module = _module(cfg, model, meta=CheckpointMeta.from_run(cfg, datamodule.classes).to_dict())
     own = _train_callbacks(cfg, run_dir, datamodule)
     loggers: list = [CSVLogger(run_dir, name="logs")]
     if cfg.output.tensorboard:

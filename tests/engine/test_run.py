@@ -46,7 +46,6 @@ from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state
 from octvideo.engine.optim import LRSchedule
 from octvideo.engine.run import (
     check_same_clips,
-    checkpoint_meta,
     resolve_resume,
     run_test,
     run_train,
@@ -238,7 +237,7 @@ def test_a_checkpoint_with_malformed_metadata_is_refused_by_test_and_resume(
     overrides = tiny_overrides(tiny_synth)
     cfg = load_config("oct_i3d_synth.yaml", overrides)
     classes = (tiny_synth / "classes.txt").read_text().split()
-    meta = checkpoint_meta(cfg, classes)
+    meta = CheckpointMeta.from_run(cfg, classes).to_dict()
     meta["clip"]["num_frames"] = "4"  # the weights fit; the description does not parse
     state = build_model(cfg.model, pretrained=False).state_dict()
     path = tmp_path / "odd.ckpt"
@@ -272,7 +271,7 @@ def test_a_checkpoint_with_malformed_metadata_is_refused_by_test_and_resume(
 
 def test_the_checkpoint_records_target_fps_and_test_checks_it():
     trained = load_config(None, ["data.target_fps=30"])
-    meta = checkpoint_meta(trained, ["a", "b"])
+    meta = CheckpointMeta.from_run(trained, ["a", "b"]).to_dict()
     assert CheckpointMeta.from_dict(meta).clip.target_fps == 30.0
     unset = {**meta, "clip": {**meta["clip"]} | {"target_fps": None}}
     assert CheckpointMeta.from_dict(unset).clip.target_fps is None
