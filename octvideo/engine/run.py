@@ -474,7 +474,7 @@ def check_same_clips(
         return
     stored, ours = meta.clip, ClipProtocol.from_data(cfg.data)
     differ = {
-        key: (_shown(getattr(stored, key)), _shown(getattr(ours, key)))
+        key: (_config_value(getattr(stored, key)), _config_value(getattr(ours, key)))
         for key in ("num_frames", "sampling_rate", "target_fps", "slowfast_alpha", "mean", "std")
         if getattr(stored, key) != getattr(ours, key)
     }
@@ -498,7 +498,7 @@ def check_same_clips(
     )
 
 
-def _shown(value: Any) -> Any:
+def _config_value(value: Any) -> Any:
     """A setting as the config writes it (a list for a tuple)."""
     return list(value) if isinstance(value, tuple) else value
 

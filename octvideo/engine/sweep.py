@@ -903,19 +903,19 @@ def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]
         there, here = _flat(stored["base"]), _flat(json.loads(json.dumps(plan["base"])))
         keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
         differ = [
-            f"{k}={_shown(there.get(k))} there, {_shown(here.get(k))} here"
+            f"{k}={_as_text(there.get(k))} there, {_as_text(here.get(k))} here"
             for k in keys
             if there.get(k) != here.get(k)
         ]
     else:  # a plan of an earlier octvideo: the config and overrides as given
         differ = [
-            f"{key} {_shown(stored.get(key))} there, {_shown(plan[key])} here"
+            f"{key} {_as_text(stored.get(key))} there, {_as_text(plan[key])} here"
             for key in ("config", "overrides")
             if stored.get(key) != plan[key]
         ]
     there_ckpt, here_ckpt = stored.get("ckpt"), plan.get("ckpt")
     if there_ckpt is not None and here_ckpt is not None and there_ckpt != here_ckpt:
-        differ.insert(0, f"runs tested with --ckpt {_shown(there_ckpt)} there, {here_ckpt} here")
+        differ.insert(0, f"runs tested with --ckpt {_as_text(there_ckpt)} there, {here_ckpt} here")
     ours = {p.name: p for p in map(_point_of, plan["points"])}
     for point in map(_point_of, stored.get("points") or []):
         other = ours.get(point.name)
@@ -932,7 +932,8 @@ def _point_of(overrides: Sequence[str]) -> Point:
     return Point(tuple((k, v) for k, _, v in (str(o).partition("=") for o in overrides)))
 
 
-def _shown(value: Any) -> str:
+def _as_text(value: Any) -> str:
+    """A plan's value as a message shows it: text as it is, anything else as compact JSON."""
     return json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
 
 
