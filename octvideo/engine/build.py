@@ -19,6 +19,7 @@ from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
 from octvideo.errors import ConfigError, UsageError
+from octvideo.models.cost import example_input
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,6 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
     Raises:
         ConfigError: one line naming the settings and what the network says about them.
     """
-    from octvideo.data.transforms import pack_pathways
-
     with torch.device("meta"):
         model = _create(cfg)
     model.eval()
@@ -154,8 +153,8 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
             f"data.num_frames={max(want, frames - frames % want)}"
         )
     for size in sorted(set(crop_sizes)):
-        clip = torch.empty(3, frames, size, size, device="meta")  # (3, T, S, S)
-        inputs = [v[None] for v in pack_pathways(clip, got)] if got else clip[None]
+        with torch.device("meta"):
+            inputs = example_input(model, frames // (want or 1), size)
         try:
             with torch.no_grad():
                 model(inputs)

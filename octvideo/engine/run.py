@@ -61,7 +61,7 @@ from octvideo.errors import (
     TooManyBadVideos,
     UsageError,
 )
-from octvideo.models.cost import total_gflops
+from octvideo.models.cost import example_input, total_gflops
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import ReadFiles, check_output_file, make_writable_folder, nearest_existing
 
@@ -759,15 +759,6 @@ def check_some_video_exists(records: Sequence[Any], listed: str) -> None:
         )
 
 
-def _view_input(cfg: RunConfig) -> torch.Tensor | list[torch.Tensor]:
-    """One test view, (1, 3, T, S, S) or [slow, fast], for counting FLOPs."""
-    d = cfg.data
-    clip = torch.zeros(1, 3, d.num_frames, d.test_crop_size, d.test_crop_size)
-    if d.slowfast_alpha is None:
-        return clip
-    return [clip[:, :, :: d.slowfast_alpha], clip]
-
-
 def _test_reads(cfg: RunConfig, cfg_file: Path | None, ckpt: str | Path) -> ReadFiles:
     """The files ``octvideo test`` reads, which its report must not overwrite: the ``--cfg``
     file, the checkpoint, the lists (the test list, and the list the classes come from) and the
@@ -798,7 +789,8 @@ def _test_protocol(cfg: RunConfig, ckpt: str | Path, model: torch.nn.Module) -> 
         "aggregation": "mean of softmax over views",
     }
     if cfg.test.count_flops:
-        gflops = total_gflops(model, _view_input(cfg))
+        view = example_input(model, d.num_frames // (d.slowfast_alpha or 1), d.test_crop_size)
+        gflops = total_gflops(model, view)
         # four significant digits: a small model's count would round to 0.0 at four decimals
         protocol["gflops_per_view"] = float(f"{gflops:.4g}")
         protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")

@@ -519,16 +519,6 @@ class Measured:
     error: str = ""
 
 
-def _clips(cfg: RunConfig, batch: int, crop: int):
-    import torch
-
-    d = cfg.data
-    clip = torch.randn(batch, 3, d.num_frames, crop, crop)
-    if d.slowfast_alpha is None:
-        return clip
-    return [clip[:, :, :: d.slowfast_alpha].contiguous(), clip]
-
-
 def measure_points(
     cfg: str,
     points: Sequence[Point],
@@ -547,7 +537,7 @@ def measure_points(
     from octvideo.engine.build import build_model, on_gpu
     from octvideo.measure.steps import StepTimer
     from octvideo.measure.timing import ratio_stats, time_interleaved
-    from octvideo.models.cost import clip_cost
+    from octvideo.models.cost import clip_cost, example_input
     from octvideo.ops import memory_format_for
 
     results: dict[str, Measured] = {}
@@ -559,14 +549,15 @@ def measure_points(
             torch.manual_seed(0)
             model = build_model(run_cfg.model, pretrained=False)
             d = run_cfg.data
-            cost = clip_cost(model, _clips(run_cfg, 1, d.test_crop_size))
+            frames = d.num_frames // (d.slowfast_alpha or 1)  # the slow pathway's, for SlowFast
+            cost = clip_cost(model, example_input(model, frames, d.test_crop_size))
             m.gflops, m.params = cost.gflops, cost.params
             gpu = on_gpu(run_cfg.trainer.accelerator) and torch.cuda.is_available()
             device = torch.device("cuda" if gpu else "cpu")
             timer_ = StepTimer(
                 model,
-                _clips(run_cfg, 1, d.test_crop_size),
-                _clips(run_cfg, batch, d.train_crop_size),
+                example_input(model, frames, d.test_crop_size, fill=torch.randn),
+                example_input(model, frames, d.train_crop_size, batch, torch.randn),
                 memory_format=memory_format_for(device, run_cfg.trainer.memory_format),
                 device=device,
             )

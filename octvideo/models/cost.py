@@ -55,20 +55,23 @@ class ModelCost:
 
 
 def example_input(
-    model: nn.Module, frames: int, size: int, batch: int = 1
+    model: nn.Module,
+    frames: int,
+    size: int,
+    batch: int = 1,
+    fill: Callable[..., torch.Tensor] = torch.zeros,
 ) -> torch.Tensor | list[torch.Tensor]:
-    """A zero clip for ``model``: a tensor, or the [slow, fast] list of a SlowFast model.
+    """A clip of ``batch`` x 3 x ``frames`` x ``size`` x ``size`` for ``model``, made by ``fill``
+    (``torch.randn`` for timings) on the default device: a tensor, or the [slow, fast] list of a
+    SlowFast model.
 
     For SlowFast, ``frames`` is the Slow pathway's length (the "8" of "8x8"); the Fast pathway gets
     ``slowfast_alpha`` times as many frames.
     """
     speed = getattr(model, "slowfast_alpha", None)
     if speed is None:
-        return torch.zeros(batch, 3, frames, size, size)
-    return [
-        torch.zeros(batch, 3, frames, size, size),
-        torch.zeros(batch, 3, frames * speed, size, size),
-    ]
+        return fill(batch, 3, frames, size, size)
+    return [fill(batch, 3, frames, size, size), fill(batch, 3, frames * speed, size, size)]
 
 
 def count_params(model: nn.Module) -> int:

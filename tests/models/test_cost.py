@@ -53,3 +53,15 @@ def test_count_does_not_depend_on_layout_dtype_or_mode(name: str, extra: dict) -
             model.to(memory_format=fmt).train()
             assert total_gflops(model, clip) == pytest.approx(expected, rel=1e-9), (dtype, fmt)
             assert model.training  # the mode is given back
+
+
+def test_example_input_is_a_clip_or_the_slow_and_fast_pathways_made_by_fill() -> None:
+    clip = example_input(torch.nn.Identity(), 8, 32)
+    assert clip.shape == (1, 3, 8, 32, 32) and not clip.any()
+    slowfast = torch.nn.Identity()
+    slowfast.slowfast_alpha = 4  # the Fast pathway takes 4 frames per Slow frame
+    slow, fast = example_input(slowfast, 2, 16, batch=3, fill=torch.ones)
+    assert (slow.shape, fast.shape) == ((3, 3, 2, 16, 16), (3, 3, 8, 16, 16))
+    assert bool(slow.eq(1).all()) and bool(fast.eq(1).all())
+    with torch.device("meta"):  # shapes only, as build.check_clip runs a network
+        assert example_input(slowfast, 2, 16)[1].is_meta
