@@ -8,14 +8,11 @@ measurements these records keep.
 from __future__ import annotations
 
 import datetime as dt
-import platform
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from octvideo.errors import UsageError
+from octvideo.measure.machine import machine
 from octvideo.paths import check_folder, refuse_link
 
 ENTRY_POINT = "python tools/bench.py"
@@ -25,20 +22,6 @@ MAX_RECORD_BYTES = 2**24  # a Markdown record such as BENCHMARKS.md (16 kB) is f
 def command_line(argv: Sequence[str]) -> str:
     """The shell line that runs the entry point with ``argv`` (its subcommand first)."""
     return " ".join([ENTRY_POINT, *argv])
-
-
-def machine() -> str:
-    """The CPU's model name (and the first GPU's, where there is one) and torch's version."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        names = [ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln]
-        cpu = names[0] if names else cpu
-    except OSError:  # no lscpu on this machine: the platform's name stands
-        pass
-    if torch.cuda.is_available():
-        cpu += f"; {torch.cuda.get_device_name(0)}"
-    return f"{cpu}, torch {torch.__version__}"
 
 
 def check_append(path: Path) -> None:

@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import os
-import platform
 import re
 import signal
 import statistics
@@ -60,6 +59,7 @@ from typing import Any
 from octvideo.config import LIMITS, RunConfig, load_config, resolve_config_path, to_dict
 from octvideo.data.annotations import write_failure
 from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
+from octvideo.measure.machine import machine
 from octvideo.paths import ReadFiles, atomic_output, check_output_file, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -780,22 +780,6 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        cpu += f"; {torch.cuda.get_device_name(0)}"
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-
-
 def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
     """study.csv, study.json, study.md and study.png in ``out``, each whole or not at all.
 
@@ -1069,7 +1053,7 @@ def run_study(
         "seeds": seeds,
         "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": machine(threads=True),
         "jobs": jobs,
         "timing": {"repeats": repeats, "train_batch": batch} if measure else None,
         "spread": "std: sample standard deviation over seeds; min/max: over seeds; time ratios: "

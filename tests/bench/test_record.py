@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from octvideo.bench.cli import parse_args
-from octvideo.bench.record import append_table, command_line, machine
+from octvideo.bench.record import append_table, command_line
+from octvideo.measure.machine import machine
 
 
 def test_a_table_is_appended_under_its_command_date_and_machine(tmp_path: Path) -> None:
