@@ -858,28 +858,23 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]:
-    """What makes the runs of ``stored`` (an earlier plan.json) others than ``plan``'s: settings
-    of the resolved base config (the config file's content and the overrides; its ``name`` is
-    only a label), the checkpoint its runs were tested on (plans written before it was recorded
-    are not compared on it), or a run folder that another point's settings would share. More or
-    fewer points or seeds are the same study grown or cut."""
-    if "base" in stored:
-        there, here = _flat(stored["base"]), _flat(json.loads(json.dumps(plan["base"])))
-        keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
-        differ = [
-            f"{k}={_as_text(there.get(k))} there, {_as_text(here.get(k))} here"
-            for k in keys
-            if there.get(k) != here.get(k)
-        ]
-    else:  # a plan of an earlier octvideo: the config and overrides as given
-        differ = [
-            f"{key} {_as_text(stored.get(key))} there, {_as_text(plan[key])} here"
-            for key in ("config", "overrides")
-            if stored.get(key) != plan[key]
-        ]
+def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> tuple[list[str], bool]:
+    """What makes the runs of ``stored`` (an earlier plan.json) others than ``plan``'s, and
+    whether the checkpoint they were tested on is one of those things: settings of the resolved
+    base config (the config file's content and the overrides; its ``name`` is only a label), the
+    checkpoint (not compared where a plan names none: its runner tests no named checkpoint), or
+    a run folder that another point's settings would share. More or fewer points or seeds are
+    the same study grown or cut."""
+    there, here = _flat(stored["base"]), _flat(json.loads(json.dumps(plan["base"])))
+    keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
+    differ = [
+        f"{k}={_as_text(there.get(k))} there, {_as_text(here.get(k))} here"
+        for k in keys
+        if there.get(k) != here.get(k)
+    ]
     there_ckpt, here_ckpt = stored.get("ckpt"), plan.get("ckpt")
-    if there_ckpt is not None and here_ckpt is not None and there_ckpt != here_ckpt:
+    other_ckpt = there_ckpt is not None and here_ckpt is not None and there_ckpt != here_ckpt
+    if other_ckpt:
         differ.insert(0, f"runs tested with --ckpt {_as_text(there_ckpt)} there, {here_ckpt} here")
     ours = {p.name: p for p in map(_point_of, plan["points"])}
     for point in map(_point_of, stored.get("points") or []):
@@ -889,7 +884,7 @@ def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> list[str]
                 f"folder {point.name} holds {' '.join(point.overrides)} there, "
                 f"{' '.join(other.overrides)} here"
             )
-    return differ
+    return differ, other_ckpt
 
 
 def _point_of(overrides: Sequence[str]) -> Point:
@@ -928,6 +923,8 @@ def check_same_study(out: Path, plan: dict[str, Any]) -> None:
         return
     try:
         stored = json.loads(path.read_text())
+        if not isinstance(stored, dict) or not isinstance(stored.get("base"), dict):
+            raise ValueError("no resolved base config")
     except OSError as err:
         raise UsageError(
             f"--out {out}: its {PLAN} cannot be read ({err.strerror or err}); choose another --out"
@@ -936,12 +933,10 @@ def check_same_study(out: Path, plan: dict[str, Any]) -> None:
         raise UsageError(
             f"--out {out}: its {PLAN} is not a study's plan ({err}); choose another --out"
         ) from err
-    differ = _plan_differences(stored, plan) if isinstance(stored, dict) else ["not a plan"]
+    differ, other_ckpt = _plan_differences(stored, plan)
     if differ:
         more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
-        given = "config and overrides"
-        if differ[0].startswith("runs tested with --ckpt"):
-            given = "config, overrides and --ckpt"
+        given = "config, overrides and --ckpt" if other_ckpt else "config and overrides"
         raise UsageError(
             f"--out {out} holds a study of other runs ({'; '.join(differ[:3])}{more}); choose "
             f"another --out, or continue it with the {given} of its {PLAN}"

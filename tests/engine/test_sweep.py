@@ -326,6 +326,32 @@ def test_a_plan_that_records_no_tested_checkpoint_is_compared_as_before(tmp_path
     assert runner.calls == [] and json.loads((out / "plan.json").read_text())["ckpt"] == "best"
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{", None),  # not JSON: json's own reason
+        ("[]", "no resolved base config"),
+        (
+            json.dumps({"config": CFG, "overrides": [], "points": [], "seeds": 1}),
+            "no resolved base config",
+        ),
+    ],
+)
+def test_a_plan_json_that_is_not_a_studys_plan_is_refused(tmp_path, content, reason):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "plan.json").write_text(content)
+    runner = Recorder()
+    grid = [[parse_grid("model.alpha=0")]]
+    with pytest.raises(UsageError) as err:
+        run_study(CFG, grid, seeds=1, out=out, runner=runner, measure=False)
+    line = str(err.value)
+    assert line.startswith(f"--out {out}: its plan.json is not a study's plan (")
+    assert line.endswith("); choose another --out")
+    assert reason is None or f"({reason})" in line
+    assert runner.calls == [] and (out / "plan.json").read_text() == content
+
+
 def test_a_run_folder_that_another_point_would_share_is_refused(tmp_path):
     out = tmp_path / "study"
     study = {"seeds": 1, "out": out, "measure": False}
