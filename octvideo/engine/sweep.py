@@ -381,7 +381,7 @@ class RunRecord:
 
     point: str
     seed: int
-    status: str  # "finished" | "failed" | "pending"
+    status: str  # "finished" | "failed"
     reason: str = ""
     wall_s: float | None = None  # train + test, summed over the attempts that ended
 
