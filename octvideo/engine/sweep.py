@@ -56,7 +56,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from octvideo.config import LIMITS, RunConfig, load_config, resolve_config_path, to_dict
+from octvideo.config import (
+    LIMITS,
+    RunConfig,
+    flatten,
+    load_config,
+    resolve_config_path,
+    to_dict,
+)
 from octvideo.data.annotations import write_failure
 from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
 from octvideo.measure.machine import machine
@@ -848,16 +855,6 @@ PLAN = "plan.json"
 STUDY_FILES = (PLAN, MEASURED, "study.csv", "study.json", "study.md", "study.png")
 
 
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as ``{"section.key": value}`` (an empty mapping is a value)."""
-    if not isinstance(node, dict) or not node:
-        return {prefix: node}
-    flat: dict[str, Any] = {}
-    for key, value in node.items():
-        flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> tuple[list[str], bool]:
     """What makes the runs of ``stored`` (an earlier plan.json) others than ``plan``'s, and
     whether the checkpoint they were tested on is one of those things: settings of the resolved
@@ -865,7 +862,8 @@ def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> tuple[lis
     checkpoint (not compared where a plan names none: its runner tests no named checkpoint), or
     a run folder that another point's settings would share. More or fewer points or seeds are
     the same study grown or cut."""
-    there, here = _flat(stored["base"]), _flat(json.loads(json.dumps(plan["base"])))
+    there = dict(flatten(stored["base"]))
+    here = dict(flatten(json.loads(json.dumps(plan["base"]))))
     keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
     differ = [
         f"{k}={_as_text(there.get(k))} there, {_as_text(here.get(k))} here"
