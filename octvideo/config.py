@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from octvideo.data.config import DataConfig
-from octvideo.errors import ConfigError
+from octvideo.errors import ConfigError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
 from octvideo.paths import write_atomically
 
@@ -626,7 +626,7 @@ def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None 
         # only when read: read it now (the cause says what the field takes)
         OmegaConf.select(base, key)
     except OmegaConfBaseException as err:
-        reason = str(err.__cause__ or err).splitlines()[0]
+        reason = first_line(err.__cause__ or err)
         if isinstance(value, str):  # the value as given, not as escaped for OmegaConf
             reason = reason.replace(_literal(value), value)
         raise ConfigError(f"{where}: bad value for {key!r}: {reason}") from err
@@ -787,7 +787,7 @@ def _yaml_problem(err: yaml.YAMLError) -> tuple[str, str]:
     mark = getattr(err, "problem_mark", None)
     problem = getattr(err, "problem", None)
     if problem is None:  # a ReaderError (a control character) and other unmarked errors
-        return "", " ".join(str(err).split())
+        return "", one_line(err)
     context, context_mark = getattr(err, "context", None), getattr(err, "context_mark", None)
     if context:
         at = f" at line {context_mark.line + 1}" if context_mark is not None else ""

@@ -196,3 +196,23 @@ class ExportError(OctvideoError, RuntimeError):
 
 class RunFailed(OctvideoError):
     """One run of the study failed; the message is its one-line reason."""
+
+
+def first_line(err: BaseException, empty: str | None = None) -> str:
+    """The first line of ``err``'s message, for a one-line report of an error whose text goes on
+    with detail (torch's shape errors, PyYAML's quote of the line); ``empty``, by default the
+    exception's type name, where the message is blank."""
+    text = str(err).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(err).__name__ if empty is None else empty
+
+
+def one_line(err: BaseException, empty: str | None = None) -> str:
+    """``err``'s whole message on one line (each run of spaces and line breaks one space), for
+    errors whose every line says something (a converter's list of keys); ``empty``, by default
+    the exception's type name, where the message is blank."""
+    text = " ".join(str(err).split())
+    if text:
+        return text
+    return type(err).__name__ if empty is None else empty

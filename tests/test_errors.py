@@ -25,6 +25,8 @@ from octvideo.errors import (
     TooManyWindows,
     UsageError,
     WorkerStartError,
+    first_line,
+    one_line,
 )
 
 KINDS = [
@@ -99,3 +101,17 @@ def test_output_write_error_names_the_file_what_was_kept_and_what_to_do(tmp_path
         f"cannot write {tmp_path / 'report.json'} (No space left on device); the earlier file "
         "is kept; free space there or choose another folder"
     )
+
+
+def test_first_line_is_the_first_line_of_a_message_that_goes_on() -> None:
+    err = RuntimeError("\n  shapes do not match\n  mat1: 2x3\n")
+    assert first_line(err) == "shapes do not match"
+    assert first_line(ValueError("")) == "ValueError"
+    assert first_line(ValueError(" \n"), empty="") == ""
+
+
+def test_one_line_keeps_every_line_of_a_message_on_one() -> None:
+    err = ValueError("missing keys:\n  stem.conv.weight\n\tres2.0.conv_a.weight")
+    assert one_line(err) == "missing keys: stem.conv.weight res2.0.conv_a.weight"
+    assert one_line(OSError()) == "OSError"
+    assert one_line(OSError(), empty="") == ""

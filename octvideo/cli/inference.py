@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from octvideo.argtypes import bounded_int
 from octvideo.data.workers import start_worker_server
-from octvideo.errors import CheckpointError, UsageError
+from octvideo.errors import CheckpointError, UsageError, first_line
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
@@ -158,7 +158,7 @@ def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], o
     try:
         render(result, classes, out, k=args.topk)
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else ""
+        reason = first_line(err, empty="")
         result.error = f"cannot render {out}: {type(err).__name__}: {reason}"
         logger.warning("%s: %s", result.path, result.error)
         return False

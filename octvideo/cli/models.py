@@ -186,7 +186,7 @@ def _not_applicable(
     from octvideo.config import ModelConfig
     from octvideo.data.config import DataConfig
     from octvideo.engine.build import check_clip
-    from octvideo.errors import ConfigError
+    from octvideo.errors import ConfigError, first_line
 
     speed = _speed(name, alpha, octave)
     data = DataConfig(num_frames=frames * (speed or 1), slowfast_alpha=speed)
@@ -194,7 +194,7 @@ def _not_applicable(
         check_clip(ModelConfig(name=name, alpha=alpha, octave=octave), data, (size,))
     except ConfigError as err:
         cause = err.__cause__ if err.__cause__ is not None else err
-        return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        return first_line(cause)
     return None
 
 

@@ -62,7 +62,7 @@ from octvideo.data.transforms import (
     train_transform,
     val_transform,
 )
-from octvideo.errors import DecodeError, TooManyBadVideos
+from octvideo.errors import DecodeError, TooManyBadVideos, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def worker_crash_report(err: BaseException, trail_dir: str | os.PathLike | None)
         match = _WORKER_DIED.search(str(error))
         if match is None:
             continue
-        reason = str(error).strip().splitlines()[0]
+        reason = first_line(error)
         files = []
         for pid in re.findall(r"\d+", match.group(1)):
             trail = Path(trail_dir, pid) if trail_dir else None

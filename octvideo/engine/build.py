@@ -18,7 +18,7 @@ from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_met
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
-from octvideo.errors import ConfigError, UsageError
+from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
             with torch.no_grad():
                 model(inputs)
         except (RuntimeError, ValueError, TypeError, IndexError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err)
             raise ConfigError(
                 f"{cfg.name} cannot take clips of data.num_frames={frames} frames at "
                 f"{size}x{size} pixels: {reason}"
@@ -240,7 +240,7 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
         else:
             state = _converted_state(model, checkpoint, kind)
     except (ValueError, KeyError) as err:  # the converters name the layer or keys
-        reason = " ".join(str(err).split())
+        reason = one_line(err)
         raise ConfigError(
             f"model.pretrained={path!r} ({kind}) does not fit {type(model).__name__}: "
             f"{reason}; use weights of this architecture and width (of alpha 0 or of this "

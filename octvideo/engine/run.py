@@ -60,6 +60,7 @@ from octvideo.errors import (
     RunStopped,
     TooManyBadVideos,
     UsageError,
+    one_line,
 )
 from octvideo.models.cost import example_input, total_gflops
 from octvideo.ops import fuse_for_inference
@@ -260,7 +261,7 @@ def _trainer(
             plugins=[AtomicCheckpointIO()],
         )
     except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = one_line(err)
         raise ConfigError(
             f"trainer.accelerator={t.accelerator} trainer.devices={t.devices} "
             f"trainer.strategy={t.strategy}: {reason}"

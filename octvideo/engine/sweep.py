@@ -65,7 +65,14 @@ from octvideo.config import (
     to_dict,
 )
 from octvideo.data.annotations import write_failure
-from octvideo.errors import ConfigError, OutputWriteError, RunFailed, RunStopped, UsageError
+from octvideo.errors import (
+    ConfigError,
+    OutputWriteError,
+    RunFailed,
+    RunStopped,
+    UsageError,
+    one_line,
+)
 from octvideo.measure.machine import machine
 from octvideo.paths import ReadFiles, atomic_output, check_output_file, write_atomically
 
@@ -571,7 +578,7 @@ def measure_points(
             m.saved_mib_per_clip = timer_.saved_bytes() / 2**20 / batch
             timers[point.name] = timer_
         except (ConfigError, ValueError, TypeError, RuntimeError) as err:
-            m.error = " ".join(str(err).split()) or type(err).__name__
+            m.error = one_line(err)
             logger.warning("[%s] not measured: %s", point.label, m.error)
     base = points[0].name if points else ""
     if repeats and base in timers:

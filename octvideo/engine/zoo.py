@@ -56,7 +56,7 @@ from octvideo.engine.checkpoint import (
     model_state_dict,
     state_mismatch,
 )
-from octvideo.errors import CheckpointError, ConfigError, RunStopped, UsageError
+from octvideo.errors import CheckpointError, ConfigError, RunStopped, UsageError, first_line
 from octvideo.models import is_model, list_models
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
@@ -241,7 +241,7 @@ def import_checkpoint(
     except ValueError as err:  # a bound of octvideo.config.LIMITS (a SlowFast's Fast frames)
         t, tau = _user_clip(got.clip)
         raise UsageError(
-            f"{_clip_words(t, tau, got.clip_source)}: {_first_line(err)}"
+            f"{_clip_words(t, tau, got.clip_source)}: {first_line(err)}"
             f"{_clip_advice(got.clip_source)}"
         ) from err
     _check_clip_fits(section, data, got)
@@ -351,7 +351,7 @@ def _from_torchvision(
     try:
         state = inflate_resnet2d(raw, net)
     except ValueError as err:
-        raise UsageError(f"{src} does not inflate into {model}: {_first_line(err)}") from err
+        raise UsageError(f"{src} does not inflate into {model}: {first_line(err)}") from err
     protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD, clip_source)
     return _Converted(state, target, names, protocol, clip_source)
 
@@ -559,7 +559,7 @@ def _mismatch(section: Mapping[str, Any], vanilla: Mapping[str, Tensor]) -> str 
         with torch.device("meta"):
             net = _build(section)
     except (ValueError, TypeError) as err:
-        return _first_line(err)
+        return first_line(err)
     return state_mismatch(net, dict(vanilla))
 
 
@@ -874,7 +874,7 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
         )
         raise UsageError(
             f"{_clip_words(t, tau, got.clip_source)}: {section.name} cannot take clips of {t} "
-            f"frame{'s' if t != 1 else ''}; {takes}{example} ({_first_line(err.__cause__)})"
+            f"frame{'s' if t != 1 else ''}; {takes}{example} ({first_line(err.__cause__)})"
         ) from err
 
 
@@ -911,7 +911,7 @@ def _data_config(
         )
     except ValueError as err:
         raise CheckpointError(
-            f"checkpoint {str(src)!r} metadata: config.{_first_line(err)}; {ADVICE}",
+            f"checkpoint {str(src)!r} metadata: config.{first_line(err)}; {ADVICE}",
             field="config.data",
         ) from err
 
@@ -970,8 +970,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -51,7 +51,13 @@ from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines
 from octvideo.data.decoding import Video, VideoInfo
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
-from octvideo.errors import CheckpointError, ConfigError, DecodeError, TooManyWindows
+from octvideo.errors import (
+    CheckpointError,
+    ConfigError,
+    DecodeError,
+    TooManyWindows,
+    first_line,
+)
 from octvideo.ops import fuse_for_inference
 
 logger = logging.getLogger(__name__)
@@ -387,7 +393,7 @@ def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
         check_clip(meta.model, clip.data_config(), (clip.test_crop_size,))
     except ConfigError as err:
         cause = err.__cause__  # the network's own error when running it failed, else None
-        reason = str(cause or err).strip().splitlines()[0] if str(cause or err).strip() else ""
+        reason = first_line(cause or err, empty="")
         least = (
             fewest_frames(meta.model, clip.data_config(), (clip.test_crop_size,))
             if cause is not None
@@ -461,7 +467,7 @@ class Predictor:
         except (TypeError, ValueError) as err:
             raise CheckpointError(
                 f"checkpoint {os.fspath(path)!r} describes a model that cannot be built "
-                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                f"({type(err).__name__}: {first_line(err, empty='')})"
             ) from None
         mismatch = state_mismatch(model, state)
         if mismatch:
