@@ -223,8 +223,8 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
         checkpoint = load_checkpoint(path)
     except UsageError as err:  # the shipped _in1k configs name a file the user downloads
         raise ConfigError(
-            f"model.pretrained={path} ({kind}): {err}; put the weights there (the README's "
-            "'Training on Kinetics' says which), set model.pretrained=PATH, or "
+            f"model.pretrained={path} ({kind}): {err}; put the weights there (docs/training.md, "
+            "'ImageNet init', says how), set model.pretrained=PATH, or "
             "model.pretrained=null to start from random weights"
         ) from err
     try:

@@ -1415,7 +1415,7 @@ def test_missing_pretrained_weights_say_which_setting_names_them(tiny_synth, tmp
         run_train(None, overrides, out=str(tmp_path / "run"))
     assert str(info.value) == (
         f"model.pretrained={weights} (imagenet2d): checkpoint '{weights}' does not exist; put the "
-        "weights there (the README's 'Training on Kinetics' says which), set "
+        "weights there (docs/training.md, 'ImageNet init', says how), set "
         "model.pretrained=PATH, or model.pretrained=null to start from random weights"
     )
 
