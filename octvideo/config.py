@@ -480,43 +480,75 @@ def shipped_configs() -> list[Path]:
     return sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.is_file())
 
 
+def _shipped_names(name: str) -> list[Path]:
+    """The shipped configs ``name`` (ending in ``.yaml``) stands for: the config of that relative
+    name, a short name's recipe, or, for a bare file name, every shipped config of that name."""
+    shipped = shipped_configs()
+    relative = {p.relative_to(CONFIG_DIR).as_posix(): p for p in shipped}
+    if name in relative:
+        return [relative[name]]
+    alias = ALIASES.get(name.removesuffix(".yaml").removesuffix(".yml"))
+    if alias is not None and alias in relative:
+        return [relative[alias]]
+    return [p for p in shipped if p.name == name and "/" not in name]
+
+
+def _refuse_two_meanings(text: str, name: str, shipped: list[Path]) -> None:
+    """Refuse ``text``, a file here and also the name of the ``shipped`` configs, naming how to
+    ask for either."""
+    bare = "/" not in name
+    names = [p.relative_to(CONFIG_DIR).as_posix() if bare else str(p) for p in shipped]
+    if ALIASES.get(name.removesuffix(".yaml").removesuffix(".yml")):
+        what, which = f"the short name of {names[0]}", f"{names[0]} for the recipe"
+    elif len(names) == 1:
+        what, which = "a shipped config", f"{names[0]} for the shipped one"
+    else:
+        what, which = (
+            f"{len(names)} shipped configs",
+            f"one of {', '.join(names)} for a shipped one",
+        )
+    raise ConfigError(
+        f"config name {text!r} is both a file here and {what}; use ./{text} for the file or {which}"
+    )
+
+
 def resolve_config_path(cfg: str | Path) -> Path:
     """A config path as given, the shipped config with that name, or a short name's recipe.
 
     A name may omit ``.yaml`` and may include its folder (``kinetics600/i3d_r50_8x8_in1k``); a bare
     file name must match exactly one shipped config. The short names of ``ALIASES``
-    (``i3d_oct.yaml``, ``c2d_oct``, ``slowfast_oct``) are the paper's Kinetics-400 recipes.
+    (``i3d_oct.yaml``, ``c2d_oct``, ``slowfast_oct``) are the paper's Kinetics-400 recipes. A name
+    that is both a file here and a shipped config or short name is refused, not guessed: ``./NAME``
+    names the file, the shipped config's folder and name the shipped one.
 
     Raises:
-        ConfigError: nothing matches (a folder is named as such), or a bare name matches several
-            shipped configs.
+        ConfigError: nothing matches (a folder is named as such), a bare name matches several
+            shipped configs, or a name is both a file here and a shipped config or short name.
     """
-    path = Path(cfg).expanduser()
+    text = str(cfg)
+    path = Path(text).expanduser()
+    name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
+    matches = _shipped_names(name)
     if path.is_file():
+        if matches and not any(path.samefile(p) for p in matches):  # not run in configs/
+            _refuse_two_meanings(text, name, matches)
         return path
-    name = str(cfg) if str(cfg).endswith((".yaml", ".yml")) else f"{cfg}.yaml"
-    shipped = shipped_configs()
-    relative = {p.relative_to(CONFIG_DIR).as_posix(): p for p in shipped}
-    if name in relative:
-        return relative[name]
-    alias = ALIASES.get(name.removesuffix(".yaml").removesuffix(".yml"))
-    if alias is not None and alias in relative:
-        return relative[alias]
-    matches = [p for p in shipped if p.name == Path(name).name and "/" not in name]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
         options = ", ".join(p.relative_to(CONFIG_DIR).as_posix() for p in matches)
         raise ConfigError(f"config name {cfg!r} is ambiguous: use one of {options}")
     if path.is_dir():
-        raise ConfigError(f"config {str(cfg)!r} is a folder; pass a config file (a .yaml file)")
+        raise ConfigError(f"config {text!r} is a folder; pass a config file (a .yaml file)")
+    shipped = shipped_configs()
+    relative = [p.relative_to(CONFIG_DIR).as_posix() for p in shipped]
     shorts = [f"{short}.yaml" for short in ALIASES]
     close = difflib.get_close_matches(name, [*shorts, *relative], n=1) or difflib.get_close_matches(
         Path(name).name, [*shorts, *(p.name for p in shipped)], n=1
     )
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigError(
-        f"config {str(cfg)!r} is neither a file nor a shipped config{hint} (short names: "
+        f"config {text!r} is neither a file nor a shipped config{hint} (short names: "
         f"{short_names()})"
     )
 

@@ -646,6 +646,60 @@ def test_ambiguous_shipped_name_lists_the_choices():
         resolve_config_path(dup)
 
 
+@pytest.mark.parametrize(
+    ("name", "shipped", "kind"),
+    [
+        ("i3d_oct.yaml", "kinetics400/i3d_r50_oct_a0.1_8x8.yaml", "the short name of"),
+        ("c2d_oct", "kinetics400/c2d_r50_oct_a0.1_8x8.yaml", "the short name of"),
+        ("i3d_r50_8x8.yaml", "kinetics400/i3d_r50_8x8.yaml", "a shipped config"),
+        ("oct_i3d_synth.yaml", "demo/oct_i3d_synth.yaml", "a shipped config"),
+    ],
+)
+def test_a_file_here_named_like_a_shipped_config_is_refused_naming_both(
+    tmp_path, monkeypatch, capsys, name, shipped, kind
+):
+    # `import --out i3d_oct.ckpt` writes i3d_oct.yaml here; it used to win over the short name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text("name: mine\n")
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path(name)
+    message = str(err.value)
+    assert message.startswith(f"config name {name!r} is both a file here and {kind}")
+    assert f"use ./{name} for the file or {shipped} for the " in message
+    assert "both a file here" in _one_line_cli_error(capsys, name)
+    assert resolve_config_path(f"./{name}").resolve() == (tmp_path / name).resolve()
+    assert resolve_config_path(shipped) == CONFIG_DIR / shipped
+
+
+def test_a_file_here_named_like_two_shipped_configs_names_all_three(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "i3d_r50_8x8_in1k.yaml").write_text("name: mine\n")
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path("i3d_r50_8x8_in1k.yaml")
+    assert str(err.value).endswith(
+        "use ./i3d_r50_8x8_in1k.yaml for the file or one of kinetics400/i3d_r50_8x8_in1k.yaml, "
+        "kinetics600/i3d_r50_8x8_in1k.yaml for a shipped one"
+    )
+
+
+def test_a_relative_path_that_is_also_a_shipped_name_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kinetics400").mkdir()
+    (tmp_path / "kinetics400" / "i3d_r50_8x8.yaml").write_text("name: mine\n")
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path("kinetics400/i3d_r50_8x8.yaml")
+    assert str(err.value).endswith(
+        f"use ./kinetics400/i3d_r50_8x8.yaml for the file or "
+        f"{CONFIG_DIR / 'kinetics400/i3d_r50_8x8.yaml'} for the shipped one"
+    )
+
+
+def test_a_shipped_config_named_from_its_own_folder_is_that_file(monkeypatch):
+    monkeypatch.chdir(CONFIG_DIR / "kinetics600")
+    path = resolve_config_path("i3d_r50_8x8_in1k.yaml")  # K400 ships the same name
+    assert path.resolve() == CONFIG_DIR / "kinetics600" / "i3d_r50_8x8_in1k.yaml"
+
+
 # -- text keys take text -----------------------------------------------------------------------
 
 
