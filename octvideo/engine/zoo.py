@@ -959,7 +959,10 @@ def _config_text(run_cfg: RunConfig, meta: CheckpointMeta) -> str:
         f"# test:      octvideo test --cfg {run_cfg.name}.yaml --ckpt {run_cfg.name}.ckpt "
         "data.test_list=LIST\n"
         f"# fine-tune: octvideo train --cfg {run_cfg.name}.yaml "
-        f"model.pretrained={run_cfg.name}.ckpt data.train_list=... data.val_list=...\n"
+        f"model.pretrained={run_cfg.name}.ckpt model.num_classes=N data.train_list=TRAIN "
+        "data.val_list=VAL data.classes_file=CLASSES\n"
+        "#            N: your number of classes; CLASSES: a file of yours that names them, one a "
+        "line (written from TRAIN when it does not exist)\n"
     )
     return header + dump_yaml(sections, sort_keys=False, default_flow_style=None)
 

@@ -406,6 +406,47 @@ def test_octave_import_fine_tunes_a_step(tiny_synth: Path, tmp_path: Path) -> No
     assert torch.isfinite(torch.tensor(result.metrics["train/loss_epoch"]))
 
 
+def _imported(source: str, i3d_zoo: Path, checkpoint: Path, tmp_path: Path) -> Path:
+    """The run config that importing a file of ``source`` writes."""
+    if source == "pytorchvideo":
+        src, model, classes = i3d_zoo, "i3d_r50", None
+    elif source == "torchvision":
+        import torchvision
+
+        src, model, classes = tmp_path / "resnet18.pth", "c2d_r18", "kinetics400"
+        torch.save(torchvision.models.resnet18(weights=None).state_dict(), src)
+    else:
+        src, model, classes = checkpoint, "c2d_r18", None
+    out = tmp_path / "imported.ckpt"
+    import_checkpoint(src, source=source, model=model, out=out, classes=classes)
+    return out.with_suffix(".yaml")
+
+
+@pytest.mark.parametrize("source", ["pytorchvideo", "torchvision", "octvideo"])
+def test_the_run_configs_fine_tune_line_trains_on_the_users_classes(
+    source: str, i3d_zoo: Path, checkpoint: Path, tiny_synth: Path, tmp_path: Path
+) -> None:
+    from octvideo.data import VideoDataModule
+
+    config = _imported(source, i3d_zoo, checkpoint, tmp_path)
+    [line] = [x for x in config.read_text().splitlines() if x.startswith("# fine-tune:")]
+    words = line.split("octvideo train ", 1)[1].split()
+    assert words[:2] == ["--cfg", config.name]
+    classes = (tiny_synth / "classes.txt").read_text().splitlines()
+    fill = {
+        "N": str(len(classes)),
+        "TRAIN": str(tiny_synth / "train.txt"),
+        "VAL": str(tiny_synth / "val.txt"),
+        "CLASSES": str(tiny_synth / "classes.txt"),
+    }
+    overrides = [f"{k}={fill.get(v, v)}" for k, v in (w.split("=", 1) for w in words[2:])]
+    run_cfg = load_config(config, overrides)
+    assert run_cfg.model.pretrained == "imported.ckpt"
+    # the user's classes and head width, not the imported file's Kinetics list
+    assert run_cfg.model.num_classes == len(classes)
+    assert VideoDataModule(run_cfg.data).classes == classes
+
+
 # ----------------------------------------------------------------------------- torchvision
 
 
