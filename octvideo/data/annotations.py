@@ -20,7 +20,8 @@ The class list is the contract between a training run and its checkpoints, so it
 come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
 folders, ``"0" .. "K-1"`` for integer lines) and are written to ``classes_file`` when one is named.
 A classes file with classes that no video of the list uses (another dataset's file left behind) is
-used as it is, with a warning naming those classes.
+used as it is, with a warning naming those classes. A classes file in the installed octvideo
+package (the shipped Kinetics-400 list) is read, never written: writing one there is refused.
 
 Text: lists, classes files and CSVs are read as UTF-8, with or without a byte-order mark (the
 mark is not part of the first line); a file that is not UTF-8 is refused naming its first bad
@@ -47,10 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from octvideo.errors import AnnotationError
+from octvideo.errors import AnnotationError, UsageError
 from octvideo.paths import write_atomically
 
 logger = logging.getLogger(__name__)
+
+# the installed octvideo package (this file is octvideo/data/annotations.py)
+PACKAGE = Path(os.path.realpath(__file__)).parents[1]
 
 # suffixes (lower case) of the files counted as videos, the same for every command: class folders
 # (``DataConfig``'s default ``video_extensions``), Kinetics trees, ``data check``, ``data prepare``
@@ -170,8 +174,24 @@ def write_failure(err: BaseException) -> str:
     return getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err)
 
 
+def in_package(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (through links and ``..``) lies in the installed octvideo package, whose
+    files (the shipped class lists) are read and never written."""
+    return Path(os.path.realpath(path)).is_relative_to(PACKAGE)
+
+
 def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
-    """Write a class list, one name a line (complete or not at all, see ``write_text``)."""
+    """Write a class list, one name a line (complete or not at all, see ``write_text``).
+
+    Raises:
+        UsageError: ``path`` lies in the installed octvideo package, or is a symbolic link.
+        OutputWriteError: it cannot be written (a full disk); ``path`` is then left as it was.
+    """
+    if in_package(path):
+        raise UsageError(
+            f"classes file {path} is inside the installed octvideo package ({PACKAGE}), which "
+            "octvideo never writes; point data.classes_file at a path of your own"
+        )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_text(path, "".join(f"{c}\n" for c in classes))
 
@@ -406,17 +426,29 @@ def _warn_unused_classes(
     file of another dataset left at ``data.classes_file``, which would train a head too wide."""
     used = {r.label for r in found.records}
     unused = [name for i, name in enumerate(found.classes) if i not in used]
-    if unused:
-        logger.warning(
-            "classes file %s: %d of its %d classes are used by no video of %s (e.g. %s); "
-            "is it another dataset's? Point data.classes_file at this dataset's, or delete the "
-            "file to have it written from the data",
-            classes_file,
-            len(unused),
-            len(found.classes),
-            path,
-            ", ".join(repr(name) for name in unused[:3]),
+    if not unused:
+        return
+    if classes_file is not None and in_package(classes_file):  # a shipped list, never deleted
+        advice = (
+            "It ships with octvideo: for your own classes, set model.num_classes to their number "
+            "and point data.classes_file at a file of yours (written from the data when it does "
+            "not exist)"
         )
+    else:
+        advice = (
+            "Point data.classes_file at this dataset's, or delete the file to have it written "
+            "from the data"
+        )
+    logger.warning(
+        "classes file %s: %d of its %d classes are used by no video of %s (e.g. %s); is it "
+        "another dataset's? %s",
+        classes_file,
+        len(unused),
+        len(found.classes),
+        path,
+        ", ".join(repr(name) for name in unused[:3]),
+        advice,
+    )
 
 
 # what the formats that read one file read (the folders format reads a folder)

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -331,3 +332,43 @@ def test_no_warning_when_every_class_is_used_or_the_classes_come_from_training(t
         # a classes file written from the list itself
         load_annotations(tmp_path / "train.txt", classes_file=tmp_path / "new.txt")
     assert not caplog.records
+
+
+def test_the_shipped_class_list_is_never_offered_for_deletion(tmp_path, caplog):
+    import octvideo
+
+    assert Path(octvideo.__file__).resolve().parent == annotations.PACKAGE
+    shipped = annotations.PACKAGE / "data" / "kinetics400_classes.txt"
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / "train.txt", classes_file=shipped)
+    assert len(found.classes) == 400
+    [record] = caplog.records
+    message = record.getMessage()
+    assert "398 of its 400 classes" in message and "ships with octvideo" in message
+    assert "model.num_classes" in message and "delete" not in message
+
+
+@pytest.mark.parametrize("via", ["direct", "dotdot", "link"])
+def test_class_names_are_never_written_into_the_package(tmp_path, monkeypatch, via):
+    package = tmp_path / "site-packages" / "octvideo"
+    (package / "data").mkdir(parents=True)
+    monkeypatch.setattr(annotations, "PACKAGE", package)
+    if via == "direct":
+        target = package / "data" / "classes.txt"
+    elif via == "dotdot":
+        (tmp_path / "elsewhere").mkdir()
+        target = tmp_path / "elsewhere" / ".." / "site-packages" / "octvideo" / "classes.txt"
+    else:
+        (tmp_path / "link").symlink_to(package / "data")
+        target = tmp_path / "link" / "classes.txt"
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    with pytest.raises(UsageError) as err:
+        load_annotations(tmp_path / "train.txt", classes_file=target)
+    message = str(err.value)
+    assert message.startswith(f"classes file {target} is inside the installed octvideo package")
+    assert "\n" not in message and "data.classes_file" in message
+    assert sorted(p.name for p in package.rglob("*")) == ["data"]
+    # a path outside the package is written as before
+    load_annotations(tmp_path / "train.txt", classes_file=tmp_path / "classes.txt")
+    assert (tmp_path / "classes.txt").read_text() == "0\n1\n"
