@@ -33,8 +33,10 @@ anything is written. A clip is rendered and encoded one frame at a time, so memo
 with ``--frames``.
 
 ``out`` is new, holds none of the names synth writes, or holds an earlier synth set (its
-``classes.txt``, the first file written, lists a preset's classes), which is replaced: another
-dataset's lists or class list there is refused before anything is written.
+``classes.txt``, the first file written, lists a preset's classes), which is replaced: its lists
+and its clips (``NNNNN.mp4`` in a preset's class folders) are removed first, so that ``out`` holds
+exactly the new set; other files there are kept. Another dataset's lists or class list there is
+refused before anything is written.
 
 Every file is written to a temporary name and renamed when complete; a write that fails (a full
 disk) stops the run with ``RunStopped``, leaving only complete files (the lists are written last).
@@ -42,10 +44,12 @@ disk) stops the run with ``RunStopped``, leaving only complete files (the lists 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +62,7 @@ from tqdm import tqdm
 from octvideo.data.annotations import write_failure, write_text
 from octvideo.data.limits import check_range
 from octvideo.errors import RunStopped
-from octvideo.paths import atomic_output, check_output_file
+from octvideo.paths import atomic_output, check_output_file, temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -204,18 +208,22 @@ def _earlier_set(classes_file: Path) -> bool:
     return tuple(names) in {get_preset(name).classes for name in PRESETS}
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path) -> bool:
     """Refuse an ``out`` whose files synth would replace (lists, ``classes.txt``, split
     folders) unless it holds an earlier synth set (its ``classes.txt`` is a preset's class
     list): a prepared Kinetics folder, say, would lose its lists and class list.
+
+    Returns:
+        Whether ``out`` holds an earlier synth set.
 
     Raises:
         ValueError: one line naming the files in the way.
         UsageError: a list name is a link, a folder or a file that is not regular.
     """
     if not out.is_dir():
-        return
-    if not _earlier_set(out / "classes.txt"):
+        return False
+    earlier = _earlier_set(out / "classes.txt")
+    if not earlier:
         names = ("train.txt", "val.txt", "classes.txt", "train", "val")
         in_the_way = [name for name in names if os.path.lexists(out / name)]
         if in_the_way:
@@ -225,6 +233,57 @@ def _check_out(out: Path) -> None:
             )
     for name in ("train.txt", "val.txt", "classes.txt"):  # a link, folder, device or pipe
         check_output_file("--out", out / name, folder=False)
+    return earlier
+
+
+_CLIP_NAME = re.compile(r"\d{5,}\.mp4")  # f"{n:05d}.mp4"
+
+
+def _earlier_clips(out: Path) -> Iterator[Path]:
+    """The clips an earlier synth run wrote in ``out``: ``NNNNN.mp4`` files (and temporaries of
+    them that a killed run left) in the class folders of any preset under ``train/`` and ``val/``.
+    Nothing else is synth's: other files there, and folders reached through a link, are left."""
+    names = sorted({name for preset in PRESETS for name in get_preset(preset).classes})
+    for split in ("train", "val"):
+        if (out / split).is_symlink():
+            continue
+        for name in names:
+            folder = out / split / name
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            for entry in sorted(folder.iterdir()):
+                if not (entry.is_symlink() or entry.is_file()):
+                    continue
+                if _CLIP_NAME.fullmatch(entry.name):
+                    yield entry
+                elif entry.name.startswith(".") and ".mp4." in entry.name:
+                    clip = folder / f"{entry.name[1:].split('.mp4.')[0]}.mp4"
+                    if _CLIP_NAME.fullmatch(clip.name) and entry in temporaries(clip):
+                        yield entry
+
+
+def _clear_earlier_set(out: Path) -> None:
+    """Remove what an earlier synth run wrote in ``out`` but ``classes.txt``: its lists first (a
+    list means a finished run), then its clips, then the class and split folders they leave
+    empty, so that ``out`` ends up holding exactly the new set.
+
+    Raises:
+        RunStopped: one line naming a file that could not be removed.
+    """
+    clips = list(_earlier_clips(out))
+    for path in [out / "train.txt", out / "val.txt", *clips]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            raise RunStopped(
+                f"removing {path} of the earlier synth set failed ({write_failure(err)}); "
+                "remove it or choose another --out"
+            ) from err
+    for folder in sorted({path.parent for path in clips}) + [out / "train", out / "val"]:
+        with contextlib.suppress(OSError):  # not empty: it holds other files (or the new set's)
+            folder.rmdir()
+    if clips:
+        logger.info("removed %d clips of the earlier synth set in %s", len(clips), out)
 
 
 def generate_synthetic(
@@ -242,8 +301,8 @@ def generate_synthetic(
 
     Args:
         out: output folder (created): new, without synth's names (``train.txt``, ``val.txt``,
-            ``classes.txt``, ``train``, ``val``), or holding an earlier synth set, whose files
-            of the same names are replaced.
+            ``classes.txt``, ``train``, ``val``), or holding an earlier synth set, whose lists
+            and clips are removed first (other files are kept).
         num_train: training clips, classes in turn (clip n has label n % number of classes);
             None: the preset's (demo 360).
         num_val: validation clips; None: the preset's (demo 120).
@@ -260,7 +319,8 @@ def generate_synthetic(
     Raises:
         ValueError: an unknown preset, an argument outside its bound, an ``out`` that cannot
             be a folder or holds another dataset's files; before anything is written.
-        RunStopped: a file could not be written (a full disk); no file is left half written.
+        RunStopped: a file could not be written (a full disk), no file is left half written; or
+            a file of the earlier set could not be removed.
     """
     chosen = get_preset(preset)
     classes = chosen.classes
@@ -278,7 +338,7 @@ def generate_synthetic(
     check_range("--num-val", num_val, 0, MAX_CLIPS, " clips")
     check_range("--seed", seed, 0, MAX_SEED)
     out = Path(out)
-    _check_out(out)
+    earlier = _check_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file of that name, or a folder that cannot be written
@@ -289,10 +349,10 @@ def generate_synthetic(
     jobs = [("train", s, n) for s, n in ((0, i) for i in range(num_train))]
     jobs += [("val", s, n) for s, n in ((1, i) for i in range(num_val))]
     lines: dict[str, list[str]] = {"train": [], "val": []}
+    if earlier:
+        _clear_earlier_set(out)
     target = out / "classes.txt"
     try:
-        for split in lines:  # a list there means a finished run: an old one goes first
-            (out / f"{split}.txt").unlink(missing_ok=True)
         write_text(target, "".join(f"{c}\n" for c in classes))
         for split, split_id, n in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
             label = n % len(classes)

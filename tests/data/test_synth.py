@@ -303,3 +303,52 @@ def test_a_size_beyond_the_limit_is_refused_before_allocating(tmp_path, capsys):
         "pixels would need 447 GiB of memory), got 100000"
     )
     assert not (tmp_path / "s").exists()
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir())
+
+
+def test_rewriting_an_earlier_set_leaves_exactly_the_new_set_and_other_files(tmp_path):
+    # the lists used to be rewritten while the earlier clips stayed in the class folders, where a
+    # class-folder reader (data.train_list=out/train) would train on them
+    out = tmp_path / "s"
+    args = ["data", "synth", "--out", str(out), "--size", "16", "--frames", "2", "-q"]
+    assert main([*args, "--num-train", "12", "--num-val", "6"]) == 0
+    (out / "train" / "grow" / "mine.mp4").write_bytes(b"a user's clip")
+    killed = out / "train" / "grow" / ".00010.mp4.0123abcd.tmp.mp4"  # left by a killed run
+    killed.write_bytes(b"half")
+    assert main([*args, "--num-train", "3", "--num-val", "0"]) == 0
+    assert _files(out) == [
+        "classes.txt",
+        "train.txt",
+        "train/grow/mine.mp4",
+        "train/move_left/00000.mp4",
+        "train/move_right/00001.mp4",
+        "train/rotate_cw/00002.mp4",
+        "val.txt",
+    ]
+    assert main([*args, "--preset", "yardstick", "--num-train", "2", "--num-val", "1"]) == 0
+    listed = {
+        line.split()[0]
+        for split in ("train", "val")
+        for line in (out / f"{split}.txt").read_text().splitlines()
+    }
+    clips = {name for name in _files(out) if name.endswith(".mp4")}
+    assert len(listed) == 3
+    assert clips == listed | {"train/grow/mine.mp4"}
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["grow", "slide_fast", "slide_slow"]
+
+
+def test_rewriting_an_earlier_set_does_not_follow_a_linked_class_folder(tmp_path):
+    out = tmp_path / "s"
+    args = ["data", "synth", "--out", str(out), "--size", "16", "--frames", "2", "-q"]
+    assert main([*args, "--num-train", "1", "--num-val", "0"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "00001.mp4").write_bytes(b"not synth's")
+    (out / "train" / "move_right").symlink_to(elsewhere)
+    assert main([*args, "--num-train", "1", "--num-val", "0"]) == 0
+    assert (elsewhere / "00001.mp4").read_bytes() == b"not synth's"
+    assert (out / "train" / "move_right").is_symlink()
+    assert (out / "train.txt").read_text() == "train/move_left/00000.mp4 0\n"
