@@ -11,7 +11,10 @@ The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
     zoo.py        octvideo import
     inference.py  octvideo predict, octvideo export
     models.py     octvideo models
-    args.py       the argparse types they share
+
+Every parser is a ``CommandParser``: a command's options, inputs and overrides come in any order,
+and an argument that nothing takes is refused under the command's own usage. The argparse types
+the commands share are in ``octvideo.argtypes``.
 
 A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
 status 1, and one started with stdout or stderr closed (``>&-``) writes what it would print there
@@ -48,8 +51,51 @@ _COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class CommandParser(argparse.ArgumentParser):
+    """The parser of ``octvideo`` and of each of its commands.
+
+    A command without subcommands takes its options and positionals in any order (argparse's
+    intermixed parsing): ``predict --ckpt C a.mp4 --topk 3 b.mp4``, ``train --cfg C key=value
+    --out D key=value``; a command line with ``--`` is parsed in order, as argparse does. An
+    argument that nothing takes is refused under the usage and the name of the command it was
+    given to (``octvideo predict: error: unrecognized arguments: ...``), not under
+    ``octvideo``'s: ``parse_known_args`` leaves no extras to the parser above.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._has_subcommands = False
+        self._in_intermixed = False
+
+    def add_subparsers(self, **kwargs: object) -> argparse._SubParsersAction:
+        self._has_subcommands = True
+        return super().add_subparsers(**kwargs)  # type: ignore[arg-type]
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._in_intermixed:  # one of the two passes of the intermixed parse below
+            return super().parse_known_args(args, namespace)
+        words = list(sys.argv[1:] if args is None else args)
+        # argparse parses a subcommand's words in order only; and its intermixed parse loses a
+        # "--" (Python 3.11), after which every word is a positional: that parse is in order too
+        if self._has_subcommands or "--" in words:
+            namespace, extras = super().parse_known_args(words, namespace)
+        else:
+            self._in_intermixed = True
+            try:
+                namespace, extras = self.parse_known_intermixed_args(words, namespace)
+            finally:
+                self._in_intermixed = False
+        if extras:
+            # an unknown option also leaves the positionals after it untaken: name the options
+            unknown = [word for word in extras if word.startswith("-")] or extras
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return namespace, extras
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="octvideo",
         description="Video action recognition with 3D Octave Convolution.",
     )

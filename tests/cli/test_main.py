@@ -1,9 +1,10 @@
-"""``octvideo``'s entry point: what every command shares. A command whose stdout reader went away
-ends quietly, one with stdout closed prints nowhere, Ctrl-C and SIGTERM stop a command with one
-line, and a path that cannot be used is one line; what a command prints on stderr is its own: no
-library's import-time warnings (fvcore's focal-loss module calls the deprecated
-``torch.jit.script`` when ``fvcore.nn`` is imported, which the engine and the FLOP count both
-do)."""
+"""``octvideo``'s entry point: what every command shares. A command takes its inputs or overrides
+between its options, and an argument it does not take is refused under its own usage. A command
+whose stdout reader went away ends quietly, one with stdout closed prints nowhere, Ctrl-C and
+SIGTERM stop a command with one line, and a path that cannot be used is one line; what a command
+prints on stderr is its own: no library's import-time warnings (fvcore's focal-loss module calls
+the deprecated ``torch.jit.script`` when ``fvcore.nn`` is imported, which the engine and the FLOP
+count both do)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,46 @@ import sys
 import pytest
 
 from octvideo import cli
-from octvideo.cli import main
+from octvideo.cli import build_parser, main
 from octvideo.cli import models as cli_models
 from octvideo.cli import run as cli_run
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest"),
+    [
+        (["predict", "--ckpt", "c.ckpt", "a", "--topk", "3", "b"], "inputs"),
+        (["train", "--cfg", "c.yaml", "a", "--out", "runs/a", "b"], "overrides"),
+        (["test", "--cfg", "c.yaml", "a", "--ckpt", "c.ckpt", "b"], "overrides"),
+        (["sweep", "--cfg", "c.yaml", "a", "--out", "s", "--seeds", "2", "b"], "overrides"),
+    ],
+)
+def test_inputs_and_overrides_may_come_between_options(argv, dest):
+    # each used to be refused: "octvideo: error: unrecognized arguments: b"
+    assert getattr(build_parser().parse_args(argv), dest) == ["a", "b"]
+
+
+def test_words_after_a_double_dash_are_inputs():
+    args = build_parser().parse_args(["predict", "--ckpt", "c.ckpt", "--", "-a.mp4", "b.mp4"])
+    assert args.inputs == ["-a.mp4", "b.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "unknown"),
+    [
+        (["predict", "--ckpt", "c.ckpt", "a.mp4", "--bogus", "3", "b.mp4"], "predict", "--bogus"),
+        (["train", "--cfg", "c.yaml", "a=1", "--bogus"], "train", "--bogus"),
+        (["data", "check", "list.txt", "more.txt"], "data check", "more.txt"),
+        (["models", "--bogus"], "models", "--bogus"),
+    ],
+)
+def test_an_unknown_argument_is_refused_under_the_commands_own_usage(argv, prog, unknown, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: octvideo {prog} ")
+    assert err.splitlines()[-1] == f"octvideo {prog}: error: unrecognized arguments: {unknown}"
 
 
 def _buffered_env() -> dict[str, str]:
