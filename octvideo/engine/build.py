@@ -317,12 +317,14 @@ def on_gpu(accelerator: str) -> bool:
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """``"auto"``: bf16-mixed on a GPU that has bf16, 16-mixed on other GPUs, 32-true on CPU."""
+    """``"auto"``: bf16-mixed on a GPU with bfloat16 arithmetic (compute capability 8 or more),
+    16-mixed on other GPUs (where bfloat16 would be emulated, slowly), 32-true on CPU."""
     if precision != "auto":
         return precision
     if not on_gpu(accelerator):
         return "32-true"
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return "bf16-mixed" if native else "16-mixed"
 
 
 def check_training_precision(precision: str, accelerator: str) -> None:

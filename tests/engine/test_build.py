@@ -180,3 +180,19 @@ def test_fewest_frames_is_the_least_clip_length_the_network_runs_on():
     with pytest.raises(ConfigError):
         check_clip(cfg.model, cfg.data, (64,))
     check_clip(cfg.model, dataclasses.replace(cfg.data, num_frames=2), (64,))
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "16-mixed")])
+def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    """torch counts emulated bfloat16 (GPUs before compute capability 8) as supported by
+    default; ``auto`` must not pick it there."""
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return native or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert build_module.resolve_precision("auto", "gpu") == expected
+    assert build_module.resolve_precision("auto", "cpu") == "32-true"
+    assert build_module.resolve_precision("16-true", "gpu") == "16-true"
