@@ -13,8 +13,8 @@ The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
     models.py     octvideo models
 
 Every parser is a ``CommandParser``: a command's options, inputs and overrides come in any order,
-and an argument that nothing takes is refused under the command's own usage. The argparse types
-the commands share are in ``octvideo.argtypes``.
+an argument that nothing takes is refused under the command's own usage, and ``--help`` gives
+every option's default. The argparse types the commands share are in ``octvideo.argtypes``.
 
 A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
 status 1, and one started with stdout or stderr closed (``>&-``) writes what it would print there
@@ -51,6 +51,20 @@ _COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` that ends each option's text with its default, ``(default: 5)``, unless the
+    text gives it already or there is none to give (a required option, a flag that is off, an
+    option whose absence means nothing is done)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text is None or "default" in text or action.required:
+            return text
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class CommandParser(argparse.ArgumentParser):
     """The parser of ``octvideo`` and of each of its commands.
 
@@ -59,10 +73,12 @@ class CommandParser(argparse.ArgumentParser):
     --out D key=value``; a command line with ``--`` is parsed in order, as argparse does. An
     argument that nothing takes is refused under the usage and the name of the command it was
     given to (``octvideo predict: error: unrecognized arguments: ...``), not under
-    ``octvideo``'s: ``parse_known_args`` leaves no extras to the parser above.
+    ``octvideo``'s: ``parse_known_args`` leaves no extras to the parser above. ``--help`` gives
+    every option's default (``DefaultsFormatter``).
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._has_subcommands = False
         self._in_intermixed = False

@@ -122,19 +122,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--num-train",
         type=int,
         default=None,
-        help="training clips (1 to 100000; default: demo 360, yardstick 600)",
+        help="training clips (1 to 100000) (default: demo 360, yardstick 600)",
     )
     synth.add_argument(
         "--num-val",
         type=int,
         default=None,
-        help="validation clips (0 to 100000; default: demo 120, yardstick 240)",
+        help="validation clips (0 to 100000) (default: demo 120, yardstick 240)",
     )
     synth.add_argument(
         "--size", type=int, default=64, help="frame side in pixels (even, 16 to 1024)"
     )
     synth.add_argument("--frames", type=int, default=16, help="frames per clip (2 to 1024)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=run_synth)
 
@@ -143,24 +143,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--root",
         default=None,
-        help="folder the listed paths are relative to (not used for a class-folder root)",
+        help="folder the listed paths are relative to, not used for a class-folder root "
+        "(default: the list's folder)",
     )
     check.add_argument(
-        "--format", default="auto", choices=("auto", "lines", "kinetics_csv", "folders")
+        "--format",
+        default="auto",
+        choices=("auto", "lines", "kinetics_csv", "folders"),
+        help="path/label lines, a Kinetics CSV or a class-folder root; auto tells them apart",
     )
     check.add_argument(
         "--out",
         default=None,
-        help="bad-file report, JSON lines {path, error} (default: LIST.txt -> LIST.bad.jsonl, "
-        "FOLDER -> FOLDER.bad.jsonl); an existing file is replaced only if it is an earlier "
-        "report",
+        help="bad-file report, JSON lines {path, error}; an existing file is replaced only if "
+        "it is an earlier report (default: LIST.txt -> LIST.bad.jsonl, FOLDER -> "
+        "FOLDER.bad.jsonl)",
     )
     check.add_argument(
         "--workers", type=positive_int, default=2, help="decoding processes (1 to 256)"
     )
-    check.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav"))
     check.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds per video (at most a day)"
+        "--decoder",
+        default="auto",
+        choices=("auto", "decord", "pyav"),
+        help="auto: decord, then PyAV for a file decord cannot read",
+    )
+    check.add_argument(
+        "--timeout", type=float, default="300", help="seconds per video (at most a day)"
     )
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=run_check)
@@ -169,7 +178,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("src", help="raw video tree")
     prepare.add_argument("dst", help="output tree")
     prepare.add_argument(
-        "--short-side", type=int, default=320, choices=None, help="256 or 320 (16 to 1080)"
+        "--short-side",
+        type=int,
+        default=320,
+        help="short side of the videos written, in pixels: 256 or 320 (16 to 1080)",
     )
     prepare.add_argument(
         "--workers", type=positive_int, default=2, help="encoding processes (1 to 256)"
@@ -178,12 +190,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--csv",
         action="append",
         default=None,
-        help="official Kinetics CSV to write DST/<name>.txt from (repeatable)",
+        help="official Kinetics CSV to write DST/<name>.txt from, repeatable (default: a "
+        "DST/<split>.txt for each SRC/<split> folder)",
     )
     prepare.add_argument(
         "--timeout",
         type=float,
-        default=3600.0,
+        default="3600",
         help="seconds one video may take to encode; past it the video fails (at most a day)",
     )
     prepare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

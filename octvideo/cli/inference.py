@@ -311,19 +311,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8,
         help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
     )
-    p.add_argument("--decoder", default="auto", choices=["auto", "decord", "pyav"])
+    p.add_argument(
+        "--decoder",
+        default="auto",
+        choices=["auto", "decord", "pyav"],
+        help="auto: decord, then PyAV for a file decord cannot read",
+    )
     p.add_argument(
         "--workers",
         type=bounded_int(MAX_WORKERS, low=0),
         default=None,
         help=f"decoding processes ahead of the model (0 to {MAX_WORKERS}; 0: decode in turn with "
-        f"the model; default {default_workers()} here: 2, or 1 on one CPU)",
+        f"the model) (default: 2, or 1 on one CPU: {default_workers()} here)",
     )
     p.add_argument(
         "--timeout",
         default=None,
         help=f"seconds a worker may make no progress on an input before it fails, e.g. 90s "
-        f"(default {DEFAULT_TIMEOUT:g}s, at most a day; needs workers)",
+        f"(at most a day; needs workers) (default: {DEFAULT_TIMEOUT:g}s)",
     )
     p.add_argument("--quiet", action="store_true", help="no table, no progress bar or lines")
     p.set_defaults(func=predict)
@@ -353,6 +358,8 @@ def register_export(subparsers: argparse._SubParsersAction) -> None:
         description="Export a trained checkpoint; the spatial/temporal size is fixed, batch free.",
     )
     p.add_argument("--ckpt", required=True, help="checkpoint written by 'octvideo train'")
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    p.add_argument(
+        "--format", required=True, choices=["torchscript", "onnx"], help="the file to write"
+    )
     p.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
     p.set_defaults(func=export_command)

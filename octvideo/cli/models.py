@@ -69,18 +69,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "length (the Fast pathway gets slowfast_alpha times as many)."
         ),
     )
-    parser.add_argument(
-        "--frames", type=positive_int, default=8, help="frames per view (default 8)"
-    )
-    parser.add_argument("--size", type=positive_int, default=224, help="crop size (default 224)")
+    parser.add_argument("--frames", type=positive_int, default=8, help="frames per view")
+    parser.add_argument("--size", type=positive_int, default=224, help="crop size")
     parser.add_argument(
         "--alpha",
         type=_alpha,
-        default=0.0,
+        default="0",
         help="low share: one value (res2-res4, res5 vanilla) or four comma-separated",
     )
     parser.add_argument(
-        "--octave", type=_octave, default=(1, 2, 2), help="T,H,W octave (default 1,2,2)"
+        "--octave",
+        type=_octave,
+        default="1,2,2",
+        help="T,H,W octave factors: 1,2,2 spatial, 2,2,2 also halves time",
     )
     parser.add_argument(
         "--filter", "--name", dest="filter", default="*", help="shell pattern on model names"

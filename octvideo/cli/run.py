@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cfg", required=True, help="config path, shipped name or short name")
     p.add_argument("--resume", metavar="auto|PATH", help="resume: auto = the run's last.ckpt")
-    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=train)
 
@@ -89,6 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cfg", required=True, help="config path or shipped name")
     p.add_argument("--ckpt", required=True, help="checkpoint to evaluate")
-    p.add_argument("--out", help="run directory (default runs/<config name>)")
+    p.add_argument(
+        "--out", help="run directory; the report goes to OUT/test (default: runs/<config name>)"
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=test)

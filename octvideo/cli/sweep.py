@@ -89,13 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         const=None,
         help="start another group of --grid options: its points join the study's",
     )
-    p.add_argument("--seeds", type=positive_int, default=1, help="runs per point (default 1)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="runs per point")
     p.add_argument(
         "--ckpt",
         choices=CHECKPOINTS,
         default="last",
-        help="checkpoint each run is tested with (default last: the same budget for every "
-        "point, no choice made on validation accuracy)",
+        help="checkpoint each run is tested with (last: the same budget for every point, no "
+        "choice made on validation accuracy)",
     )
     p.add_argument(
         "--time-repeats",
@@ -119,8 +119,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--jobs",
         type=positive_int,
         default=1,
-        help="runs side by side, the cores shared between them (default 1; small networks "
-        "train faster as 2 runs of 1 thread than as 1 run of 2 threads)",
+        help="runs side by side, the cores shared between them (small networks train faster "
+        "as 2 runs of 1 thread than as 1 run of 2 threads)",
     )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run")
     p.set_defaults(func=sweep)

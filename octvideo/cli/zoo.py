@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=number,
         default=None,
         help="write the octave network of this low-frequency share (e.g. 0.1), sliced from "
-        "the vanilla weights",
+        "the vanilla weights (default: the source's: 0 for pytorchvideo and torchvision)",
     )
     p.add_argument(
         "--clip",

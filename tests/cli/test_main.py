@@ -1,5 +1,6 @@
 """``octvideo``'s entry point: what every command shares. A command takes its inputs or overrides
-between its options, and an argument it does not take is refused under its own usage. A command
+between its options, an argument it does not take is refused under its own usage, and its
+``--help`` gives every option's default. A command
 whose stdout reader went away ends quietly, one with stdout closed prints nowhere, Ctrl-C and
 SIGTERM stop a command with one line, and a path that cannot be used is one line; what a command
 prints on stderr is its own: no library's import-time warnings (fvcore's focal-loss module calls
@@ -8,6 +9,7 @@ count both do)."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import signal
@@ -57,6 +59,37 @@ def test_an_unknown_argument_is_refused_under_the_commands_own_usage(argv, prog,
     err = capsys.readouterr().err
     assert err.startswith(f"usage: octvideo {prog} ")
     assert err.splitlines()[-1] == f"octvideo {prog}: error: unrecognized arguments: {unknown}"
+
+
+def _commands(parser: argparse.ArgumentParser):
+    """The parser of every command, ``data``'s subcommands included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                yield command
+                yield from _commands(command)
+
+
+def _help_of(option: str, help_text: str) -> str:
+    """The help text of ``option``: its line of ``--help`` and those under it."""
+    lines = help_text.splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line[:3] == "  -" and line.split()[0] == option
+    )
+    end = next(
+        (i for i in range(start + 1, len(lines)) if not lines[i].startswith(" " * 8)), len(lines)
+    )
+    return " ".join(line.strip() for line in lines[start:end])
+
+
+def test_help_gives_the_default_of_every_option_that_has_one():
+    # predict --topk, data check --workers, sweep --time-repeats and others gave none
+    for command in _commands(build_parser()):
+        help_text = command.format_help()
+        for action in command._actions:
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                text = _help_of(action.option_strings[0], help_text)
+                assert "(default: " in text, f"{command.prog} {action.option_strings}: {text}"
 
 
 def _buffered_env() -> dict[str, str]:
