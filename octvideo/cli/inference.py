@@ -330,7 +330,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"seconds a worker may make no progress on an input before it fails, e.g. 90s "
         f"(at most a day; needs workers) (default: {DEFAULT_TIMEOUT:g}s)",
     )
-    p.add_argument("--quiet", action="store_true", help="no table, no progress bar or lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no table, no progress bar or lines")
     p.set_defaults(func=predict)
     register_export(subparsers)
 

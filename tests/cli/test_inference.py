@@ -494,6 +494,13 @@ def test_render_draws_topk_classes_and_quiet_prints_nothing(checkpoint, videos, 
     assert rows_three < 5 < 15 < rows_one
 
 
+def test_q_is_short_for_quiet(checkpoint, videos, capsys):
+    assert _predict_ckpt(checkpoint, videos["short"], "-q") == 0
+    captured = capsys.readouterr()
+    assert captured.out == "1 of 1 inputs predicted\n"
+    assert "predict 1/1" not in captured.err
+
+
 # -------------------------------------------------------------------------------------- input lists
 
 

@@ -92,6 +92,13 @@ def test_help_gives_the_default_of_every_option_that_has_one():
                 assert "(default: " in text, f"{command.prog} {action.option_strings}: {text}"
 
 
+def test_every_quiet_option_is_also_q():
+    for command in _commands(build_parser()):
+        for action in command._actions:
+            if "--quiet" in action.option_strings:
+                assert action.option_strings == ["-q", "--quiet"], command.prog
+
+
 def _buffered_env() -> dict[str, str]:
     """The environment with stdout block-buffered into a pipe, as in a user's shell (this one
     may set PYTHONUNBUFFERED)."""
