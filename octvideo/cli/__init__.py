@@ -18,10 +18,11 @@ every option's default. The argparse types the commands share are in ``octvideo.
 
 A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
 status 1, and one started with stdout or stderr closed (``>&-``) writes what it would print there
-to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped: ...``,
-and status 130 or 143: the command unwinds, stopping its workers, committing the outputs it
-finished and removing those it had not. ``train``, ``test`` and ``sweep`` answer SIGTERM
-themselves, at a step boundary; for the others it raises ``Terminated`` where the command is.
+to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
+(CMD is ``data check`` for a data subcommand), and status 130 or 143: the command unwinds,
+stopping its workers, committing the outputs it finished and removing those it had not.
+``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others it
+raises ``Terminated`` where the command is.
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ class CommandParser(argparse.ArgumentParser):
     argument that nothing takes is refused under the usage and the name of the command it was
     given to (``octvideo predict: error: unrecognized arguments: ...``), not under
     ``octvideo``'s: ``parse_known_args`` leaves no extras to the parser above. ``--help`` gives
-    every option's default (``DefaultsFormatter``).
+    every option's default (``DefaultsFormatter``). The namespace's ``prog`` is the name of the
+    innermost command, ``octvideo data check``: the prefix of the lines ``main`` prints.
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.set_defaults(prog=self.prog)  # a subcommand's parse sets its own over its group's
         self._has_subcommands = False
         self._in_intermixed = False
 
@@ -159,17 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stdout_to_devnull()
         return 1
     except (UsageError, FileNotFoundError) as err:
-        print(f"octvideo {args.command}: error: {err}", file=sys.stderr)  # noqa: T201
+        print(f"{args.prog}: error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     except RunStopped as err:
-        print(f"octvideo {args.command}: stopped: {err}", file=sys.stderr)  # noqa: T201
+        print(f"{args.prog}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
     except OSError as err:
         if err.filename is None and err.errno in _STREAM_ERRNOS:  # stdout or stderr is full
             _stdout_to_devnull()
             with contextlib.suppress(OSError):
                 print(  # noqa: T201
-                    f"octvideo {args.command}: stopped: cannot write to stdout or stderr "
+                    f"{args.prog}: stopped: cannot write to stdout or stderr "
                     f"({err.strerror}); the files written are kept",
                     file=sys.stderr,
                     flush=True,
@@ -179,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         name = f"{err.filename}: " if err.filename is not None else ""
         print(  # noqa: T201
-            f"octvideo {args.command}: error: {name}{err.strerror}; check the path",
+            f"{args.prog}: error: {name}{err.strerror}; check the path",
             file=sys.stderr,
         )
         return 2
@@ -187,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
         with contextlib.suppress(OSError, ValueError):  # stdout's reader may be gone too
             sys.stdout.flush()
-        print(f"octvideo {args.command}: stopped by {cause}", file=sys.stderr)  # noqa: T201
+        print(f"{args.prog}: stopped by {cause}", file=sys.stderr)  # noqa: T201
         return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
     finally:
         if sigterm is not None:

@@ -20,8 +20,10 @@ import pytest
 
 from octvideo import cli
 from octvideo.cli import build_parser, main
+from octvideo.cli import data as cli_data
 from octvideo.cli import models as cli_models
 from octvideo.cli import run as cli_run
+from octvideo.errors import UsageError
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_a_refused_command_prints_one_line(tmp_path):
     proc = _octvideo("data", "check", str(tmp_path / "missing.txt"))
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        f"octvideo data: error: annotations {tmp_path / 'missing.txt'} do not exist: pass a "
+        f"octvideo data check: error: annotations {tmp_path / 'missing.txt'} do not exist: pass a "
         "path/label list, a Kinetics CSV or a class-folder root"
     ]
 
@@ -195,6 +197,21 @@ def test_ctrl_c_and_sigterm_stop_a_command_with_one_line(
         signal.signal(signal.SIGINT, sigint)
     assert capsys.readouterr().err == f"octvideo models: stopped by {cause}\n"
     assert signal.getsignal(signal.SIGTERM) is before  # put back for whoever called main
+
+
+def test_a_data_subcommand_names_itself_in_its_error_and_stop_lines(monkeypatch, capsys):
+    # both said "octvideo data: ..."
+    def refused(args):
+        raise UsageError("--out x is a file; choose another --out")
+
+    monkeypatch.setattr(cli_data, "run_check", refused)
+    monkeypatch.setattr(cli_data, "run_synth", _signalling(signal.SIGTERM))
+    assert main(["data", "check", "list.txt"]) == 2
+    assert main(["data", "synth", "--out", "x"]) == 143
+    assert capsys.readouterr().err.splitlines() == [
+        "octvideo data check: error: --out x is a file; choose another --out",
+        "octvideo data synth: stopped by SIGTERM",
+    ]
 
 
 def test_train_test_and_sweep_keep_answering_sigterm_themselves(monkeypatch):
