@@ -77,7 +77,7 @@ def test_sizes_and_durations_past_their_bounds_are_refused_first(
 ):
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     line = data_error(capsys, "check", str(tmp_path / "list.txt"), option, value)
-    assert line == f"octvideo data: error: {message}"
+    assert line == f"octvideo data check: error: {message}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt"]
 
 
@@ -87,7 +87,7 @@ def test_an_out_that_is_the_list_is_refused(tmp_path, media, capsys):
         capsys, "check", str(tmp_path / "list.txt"), "--out", str(tmp_path / "list.txt")
     )
     assert line == (
-        f"octvideo data: error: --out {tmp_path / 'list.txt'} is the annotation file "
+        f"octvideo data check: error: --out {tmp_path / 'list.txt'} is the annotation file "
         f"{tmp_path / 'list.txt'}: writing it would destroy it; choose another path"
     )
     assert (tmp_path / "list.txt").read_text() == f"{media['zero.mp4']} 0\n"
@@ -100,7 +100,7 @@ def test_an_out_that_is_a_listed_video_is_refused(tmp_path, media, capsys):
     (tmp_path / "list.txt").write_text("clips/a.mp4 0\n")
     line = check_error(capsys, str(tmp_path / "list.txt"), "--out", str(video))
     assert line == (
-        f"octvideo data: error: --out {video} is a listed video {video}: writing it would "
+        f"octvideo data check: error: --out {video} is a listed video {video}: writing it would "
         "destroy it; choose another path"
     )
     assert video.read_bytes() == media["h264.mp4"].read_bytes()
@@ -117,7 +117,7 @@ def test_an_existing_out_that_is_not_a_report_is_refused(tmp_path, media, capsys
     out.write_bytes(content)
     line = check_error(capsys, str(tmp_path / "list.txt"), "--out", str(out))
     assert line == (
-        f"octvideo data: error: --out {out} exists and is not a report of data check (JSON "
+        f"octvideo data check: error: --out {out} exists and is not a report of data check (JSON "
         'lines {"path", "error"}): writing it would destroy it; choose another path or remove it'
     )
     assert out.read_bytes() == content
@@ -147,7 +147,9 @@ def test_a_folder_with_a_file_format_is_one_line(tmp_path, media, capsys, fmt):
     (tmp_path / "set" / "jump").mkdir(parents=True)
     shutil.copy(media["h264.mp4"], tmp_path / "set" / "jump" / "a.mp4")
     line = check_error(capsys, str(tmp_path / "set"), "--format", fmt)
-    assert line.startswith(f"octvideo data: error: {tmp_path / 'set'} is a folder: the {fmt} ")
+    assert line.startswith(
+        f"octvideo data check: error: {tmp_path / 'set'} is a folder: the {fmt} "
+    )
 
 
 def test_a_full_disk_at_the_report_is_one_line_and_leaves_no_half_file(
@@ -163,8 +165,8 @@ def test_a_full_disk_at_the_report_is_one_line_and_leaves_no_half_file(
     out.parent.mkdir()
     line = data_stopped(capsys, "check", str(tmp_path / "list.txt"), "--out", str(out))
     assert line == (
-        f"octvideo data: stopped: writing --out {out} failed (No space left on device); 1 of 2 "
-        "videos are bad and are not listed anywhere; free space and run again"
+        f"octvideo data check: stopped: writing --out {out} failed (No space left on device); 1 of "
+        "2 videos are bad and are not listed anywhere; free space and run again"
     )
     assert list(out.parent.iterdir()) == []
 
@@ -174,7 +176,9 @@ def test_a_real_full_disk_at_the_report_is_one_line(tmp_path, media, tiny_disk, 
     fill(tiny_disk)
     out = tiny_disk / "bad.jsonl"
     line = data_stopped(capsys, "check", str(tmp_path / "list.txt"), "--out", str(out))
-    assert line.startswith(f"octvideo data: stopped: writing --out {out} failed (No space left")
+    assert line.startswith(
+        f"octvideo data check: stopped: writing --out {out} failed (No space left"
+    )
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"]
 
 
@@ -274,7 +278,7 @@ def check_error(capsys, *args: str) -> str:
 def test_timeout_zero_is_refused(tmp_path, media, capsys):
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     line = check_error(capsys, str(tmp_path / "list.txt"), "--timeout", "0")
-    assert line == "octvideo data: error: --timeout must be a number of seconds > 0, got 0"
+    assert line == "octvideo data check: error: --timeout must be a number of seconds > 0, got 0"
     assert not (tmp_path / "list.bad.jsonl").exists()
 
 
@@ -282,13 +286,13 @@ def test_a_malformed_list_is_one_line(tmp_path, capsys):
     (tmp_path / "list.txt").write_text("ok.mp4\n")
     line = check_error(capsys, str(tmp_path / "list.txt"))
     assert line == (
-        f"octvideo data: error: {tmp_path / 'list.txt'}:1: expected 'path label' (label an "
+        f"octvideo data check: error: {tmp_path / 'list.txt'}:1: expected 'path label' (label an "
         "integer), got 'ok.mp4'"
     )
     (tmp_path / "list.txt").write_text("../x.mp4 0\n")
     line = check_error(capsys, str(tmp_path / "list.txt"))
     assert line == (
-        f"octvideo data: error: {tmp_path / 'list.txt'}:1: '../x.mp4' leaves the data root "
+        f"octvideo data check: error: {tmp_path / 'list.txt'}:1: '../x.mp4' leaves the data root "
         f"{tmp_path}; fix the list, or set data.allow_outside_root=true if the files really "
         "live there"
     )
@@ -314,7 +318,7 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, media, capsys):
     out = tmp_path / "existing_file" / "bad.txt"
     line = check_error(capsys, str(tmp_path / "list.txt"), "--out", str(out))
     assert line == (
-        f"octvideo data: error: --out {out}: {tmp_path / 'existing_file'} is a file, not a "
+        f"octvideo data check: error: --out {out}: {tmp_path / 'existing_file'} is a file, not a "
         "folder; choose another path"
     )
 
@@ -326,15 +330,15 @@ def test_a_folder_without_class_folders_is_refused(tmp_path, media, capsys):
         (flat / name).write_bytes(media[name].read_bytes())
     line = check_error(capsys, str(flat))
     assert line == (
-        f"octvideo data: error: {flat}: found 2 videos directly in it but none in class folders; "
-        f"a class-folder root holds one folder per class with its videos "
+        f"octvideo data check: error: {flat}: found 2 videos directly in it but none in class "
+        f"folders; a class-folder root holds one folder per class with its videos "
         f"({flat}/<class>/<video>.mp4), or pass a 'path label' list"
     )
     empty = tmp_path / "empty"
     empty.mkdir()
     line = check_error(capsys, str(empty))
     assert line == (
-        f"octvideo data: error: {empty}: found no videos in class folders; a class-folder root "
-        f"holds one folder per class with its videos ({empty}/<class>/<video>.mp4), or pass a "
+        f"octvideo data check: error: {empty}: found no videos in class folders; a class-folder "
+        f"root holds one folder per class with its videos ({empty}/<class>/<video>.mp4), or pass a "
         "'path label' list"
     )

@@ -37,7 +37,7 @@ def test_sizes_and_counts_past_their_bounds_are_refused_before_encoding(
 ):
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
     line = data_error(capsys, "prepare", str(src), str(tmp_path / "out"), option, value)
-    assert line == f"octvideo data: error: {message}"
+    assert line == f"octvideo data prepare: error: {message}"
     assert not (tmp_path / "out").exists()
 
 
@@ -49,8 +49,8 @@ def test_a_csv_that_is_not_utf8_is_refused_before_encoding(tmp_path, media, caps
         capsys, "prepare", str(src), str(tmp_path / "out"), "--csv", str(tmp_path / "train.csv")
     )
     assert line == (
-        f"octvideo data: error: --csv {tmp_path / 'train.csv'}:2: not UTF-8 text (byte 0xe9); "
-        "save it as UTF-8"
+        f"octvideo data prepare: error: --csv {tmp_path / 'train.csv'}:2: not UTF-8 text (byte "
+        "0xe9); save it as UTF-8"
     )
 
 
@@ -194,14 +194,15 @@ def test_a_missing_or_wrong_csv_is_refused_before_encoding(tmp_path, media, caps
     missing = tmp_path / "nonexist.csv"
     line = prepare_error(capsys, str(src), str(dst), "--csv", str(missing))
     assert line == (
-        f"octvideo data: error: --csv {missing} cannot be read (No such file or directory); "
-        "pass the official Kinetics CSVs (train.csv, validate.csv, ...)"
+        f"octvideo data prepare: error: --csv {missing} cannot be read (No such file or "
+        "directory); pass the official Kinetics CSVs (train.csv, validate.csv, ...)"
     )
     (tmp_path / "list.csv").write_text("path,label\na.mp4,0\n")
     line = prepare_error(capsys, str(src), str(dst), "--csv", str(tmp_path / "list.csv"))
     assert line == (
-        f"octvideo data: error: --csv {tmp_path / 'list.csv'} is not a Kinetics CSV: it needs "
-        "the columns ['label', 'time_end', 'time_start', 'youtube_id'], found ['label', 'path']"
+        f"octvideo data prepare: error: --csv {tmp_path / 'list.csv'} is not a Kinetics CSV: it "
+        "needs the columns ['label', 'time_end', 'time_start', 'youtube_id'], found "
+        "['label', 'path']"
     )
     header = "label,youtube_id,time_start,time_end,split\n"
     (tmp_path / "train.csv").write_text(header + "zumba,id0,0,10,train\n")
@@ -216,8 +217,8 @@ def test_a_missing_or_wrong_csv_is_refused_before_encoding(tmp_path, media, caps
         str(tmp_path / "validate.csv"),
     )
     assert line == (
-        f"octvideo data: error: --csv {tmp_path / 'validate.csv'} has labels that the first "
-        f"--csv {tmp_path / 'train.csv'} does not have (e.g. 'yoga'); the first CSV sets the "
+        f"octvideo data prepare: error: --csv {tmp_path / 'validate.csv'} has labels that the "
+        f"first --csv {tmp_path / 'train.csv'} does not have (e.g. 'yoga'); the first CSV sets the "
         "class list, so pass the training CSV first"
     )
     assert not dst.exists()
@@ -228,13 +229,13 @@ def test_dst_inside_src_or_src_inside_dst_is_refused(tmp_path, media, capsys, no
     for dst in (src, src / ".", src / "prepared"):
         line = prepare_error(capsys, str(src), str(dst))
         assert line == (
-            f"octvideo data: error: DST {dst} is inside SRC {src} (or is it): the outputs and "
-            "annotation files would mix with the raw videos; choose a DST outside SRC"
+            f"octvideo data prepare: error: DST {dst} is inside SRC {src} (or is it): the outputs "
+            "and annotation files would mix with the raw videos; choose a DST outside SRC"
         )
     line = prepare_error(capsys, str(src), str(tmp_path))
     assert line == (
-        f"octvideo data: error: SRC {src} is inside DST {tmp_path}: the annotation files would "
-        "list the raw videos as a split; choose a DST that does not hold SRC"
+        f"octvideo data prepare: error: SRC {src} is inside DST {tmp_path}: the annotation files "
+        "would list the raw videos as a split; choose a DST that does not hold SRC"
     )
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "raw",
@@ -251,7 +252,7 @@ def test_a_dst_that_is_a_file_is_refused_before_encoding(tmp_path, media, capsys
     for dst in (blocker, blocker / "prepared"):
         line = prepare_error(capsys, str(src), str(dst))
         assert line == (
-            f"octvideo data: error: DST {dst}: {blocker} is a file, not a folder; choose "
+            f"octvideo data prepare: error: DST {dst}: {blocker} is a file, not a folder; choose "
             "another DST"
         )
     assert blocker.read_text() == "keep me\n"
@@ -265,8 +266,8 @@ def test_a_dst_that_cannot_be_written_is_refused_before_encoding(
         capsys, str(src), "/proc/prepared"
     )  # /proc takes no new folder, even as root
     assert line == (
-        "octvideo data: error: DST /proc/prepared: cannot write in /proc/prepared (No such file "
-        "or directory); choose another DST"
+        "octvideo data prepare: error: DST /proc/prepared: cannot write in /proc/prepared (No such "
+        "file or directory); choose another DST"
     )
 
 
@@ -276,8 +277,8 @@ def test_a_class_only_tree_is_refused_before_encoding(tmp_path, media, capsys, n
     dst = tmp_path / "out"
     line = data_error(capsys, "prepare", str(src), str(dst))
     assert line == (
-        f"octvideo data: error: SRC {src}: its videos are at {src}/jump/a.mp4 and the like; "
-        f"without --csv prepare needs SRC/<split>/<class>/<video> (e.g. "
+        f"octvideo data prepare: error: SRC {src}: its videos are at {src}/jump/a.mp4 and the "
+        f"like; without --csv prepare needs SRC/<split>/<class>/<video> (e.g. "
         f"{src}/train/abseiling/x.mp4): move the class folders into a split folder, or pass the "
         "Kinetics CSVs with --csv"
     )
@@ -327,13 +328,13 @@ def test_csvs_whose_lists_collide_or_overwrite_a_csv_are_refused_before_encoding
     a, b = tmp_path / "a" / "train.csv", tmp_path / "b" / "train.csv"
     line = prepare_error(capsys, str(src), str(dst), "--csv", str(a), "--csv", str(b))
     assert line == (
-        f"octvideo data: error: --csv {b} and --csv {a} would both be written as "
+        f"octvideo data prepare: error: --csv {b} and --csv {a} would both be written as "
         f"{dst / 'train.txt'}; rename one"
     )
     shutil.copy(a, tmp_path / "a" / "classes.csv")
     line = prepare_error(capsys, str(src), str(dst), "--csv", str(tmp_path / "a/classes.csv"))
     assert line == (
-        f"octvideo data: error: --csv {tmp_path / 'a/classes.csv'} would be written as "
+        f"octvideo data prepare: error: --csv {tmp_path / 'a/classes.csv'} would be written as "
         f"{dst / 'classes.txt'}, the class list's name; rename it"
     )
     dst.mkdir()
@@ -341,8 +342,8 @@ def test_csvs_whose_lists_collide_or_overwrite_a_csv_are_refused_before_encoding
     shutil.copy(a, inside)
     line = prepare_error(capsys, str(src), str(dst), "--csv", str(inside))
     assert line == (
-        f"octvideo data: error: DST {dst}: output {inside} is the --csv {inside}: writing it "
-        "would destroy it; choose another path"
+        f"octvideo data prepare: error: DST {dst}: output {inside} is the --csv {inside}: writing "
+        "it would destroy it; choose another path"
     )
     assert inside.read_text() == HEADER + "zumba,id0,0,10,train\n"
 
@@ -353,7 +354,7 @@ def test_a_split_folder_named_classes_is_refused_before_encoding(
     src = raw_tree(tmp_path, media, {"classes/a/one.mp4": "h264.mp4"})
     line = prepare_error(capsys, str(src), str(tmp_path / "out"))
     assert line == (
-        f"octvideo data: error: split folder classes would be written as "
+        f"octvideo data prepare: error: split folder classes would be written as "
         f"{tmp_path / 'out' / 'classes.txt'}, the class list's name; rename it"
     )
 
@@ -393,7 +394,7 @@ def test_malformed_csv_rows_are_refused_before_encoding(
     line = prepare_error(
         capsys, str(src), str(tmp_path / "out"), "--csv", str(tmp_path / "train.csv")
     )
-    assert line.startswith(f"octvideo data: error: --csv {tmp_path / 'train.csv'}{message}")
+    assert line.startswith(f"octvideo data prepare: error: --csv {tmp_path / 'train.csv'}{message}")
     assert not (tmp_path / "out").exists()
 
 
@@ -468,7 +469,9 @@ def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, ca
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
     for value, message in (("0", "> 0, got 0"), ("1e9", "at most 86400 seconds (one day)")):
         line = prepare_error(capsys, str(src), str(tmp_path / "out"), "--timeout", value)
-        assert line.startswith("octvideo data: error: --timeout must be ") and message in line
+        assert (
+            line.startswith("octvideo data prepare: error: --timeout must be ") and message in line
+        )
 
 
 def test_a_pipe_at_an_output_name_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
@@ -478,6 +481,6 @@ def test_a_pipe_at_an_output_name_is_refused_before_encoding(tmp_path, media, ca
     os.mkfifo(dst / "prepare_errors.jsonl")  # renamed over, it became a regular file
     line = prepare_error(capsys, str(src), str(dst))
     assert line.startswith(
-        f"octvideo data: error: DST {dst}: output {dst / 'prepare_errors.jsonl'} is "
+        f"octvideo data prepare: error: DST {dst}: output {dst / 'prepare_errors.jsonl'} is "
     )
     assert stat.S_ISFIFO(os.lstat(dst / "prepare_errors.jsonl").st_mode)

@@ -184,7 +184,7 @@ def test_counts_past_their_bounds_are_refused_before_any_output(
     tmp_path, capsys, option, value, message
 ):
     line = data_error(capsys, "synth", "--out", str(tmp_path / "s"), option, value)
-    assert line == f"octvideo data: error: {message}"
+    assert line == f"octvideo data synth: error: {message}"
     assert not (tmp_path / "s").exists()
 
 
@@ -224,9 +224,9 @@ def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypat
     ]
     line = data_stopped(capsys, "synth", *args)
     assert line == (
-        f"octvideo data: stopped: writing {out / 'train/rotate_cw/00002.mp4'} failed (No space "
-        f"left on device); 2 of 4 clips were written, the lists not yet; free space in {out} and "
-        "run again"
+        f"octvideo data synth: stopped: writing {out / 'train/rotate_cw/00002.mp4'} failed (No "
+        f"space left on device); 2 of 4 clips were written, the lists not yet; free space in {out} "
+        "and run again"
     )
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["classes.txt", "train/move_left/00000.mp4", "train/move_right/00001.mp4"]
@@ -235,7 +235,7 @@ def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypat
 def test_a_real_full_disk_is_one_line_and_every_clip_left_decodes(tiny_disk, capsys):
     out = tiny_disk / "s"
     line = data_stopped(capsys, "synth", "--out", str(out), "--num-train", "200")
-    assert line.startswith("octvideo data: stopped: writing ")
+    assert line.startswith("octvideo data synth: stopped: writing ")
     assert "(No space left on device)" in line
     assert not (out / "train.txt").exists()
     clips = sorted(out.rglob("*.mp4"))
@@ -253,8 +253,8 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "existing_file").write_text("keep me\n")
     line = synth_error(capsys, "--out", str(tmp_path / "existing_file"), "--num-train", "1")
     assert line == (
-        f"octvideo data: error: --out {tmp_path / 'existing_file'} cannot be the output folder "
-        "(it is a file); choose another --out"
+        f"octvideo data synth: error: --out {tmp_path / 'existing_file'} cannot be the output "
+        "folder (it is a file); choose another --out"
     )
     assert (tmp_path / "existing_file").read_text() == "keep me\n"
 
@@ -267,9 +267,9 @@ def test_an_out_holding_another_dataset_is_refused_naming_its_files(tmp_path, ca
     (out / "classes.txt").write_text("abseiling\nair drumming\n")
     line = synth_error(capsys, "--out", str(out), "--num-train", "1", "--num-val", "0")
     assert line == (
-        f"octvideo data: error: --out {out} holds train.txt, classes.txt of another dataset (its "
-        "classes.txt is no synth class list), which synth would replace; choose an empty or new "
-        "--out"
+        f"octvideo data synth: error: --out {out} holds train.txt, classes.txt of another dataset "
+        "(its classes.txt is no synth class list), which synth would replace; choose an empty or "
+        "new --out"
     )
     assert sorted(p.name for p in out.iterdir()) == ["classes.txt", "train.txt"]
     assert (out / "train.txt").read_text() == "abseiling/a.mp4 0\n"
@@ -281,7 +281,7 @@ def test_a_list_name_that_is_a_pipe_is_refused_in_an_earlier_set(tmp_path, capsy
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
     os.mkfifo(out / "val.txt")
     line = synth_error(capsys, "--out", str(out), "--num-train", "1", "--num-val", "0")
-    assert line.startswith(f"octvideo data: error: --out {out / 'val.txt'} is ")
+    assert line.startswith(f"octvideo data synth: error: --out {out / 'val.txt'} is ")
     assert stat.S_ISFIFO(os.lstat(out / "val.txt").st_mode)
 
 
@@ -299,8 +299,8 @@ def test_an_earlier_synth_set_or_a_folder_of_other_files_is_written(tmp_path):
 def test_a_size_beyond_the_limit_is_refused_before_allocating(tmp_path, capsys):
     line = synth_error(capsys, "--out", str(tmp_path / "s"), "--size", "100000")
     assert line == (
-        "octvideo data: error: --size must be at most 1024 (a synthetic clip of 100000x100000 "
-        "pixels would need 447 GiB of memory), got 100000"
+        "octvideo data synth: error: --size must be at most 1024 (a synthetic clip of "
+        "100000x100000 pixels would need 447 GiB of memory), got 100000"
     )
     assert not (tmp_path / "s").exists()
 

@@ -111,7 +111,7 @@ def test_bounds_are_the_demos_and_refused_before_any_output(
 ):
     out = tmp_path / "y"
     line = data_error(capsys, "synth", "--preset", "yardstick", "--out", str(out), option, value)
-    assert line == f"octvideo data: error: {message}"
+    assert line == f"octvideo data synth: error: {message}"
     assert not out.exists()
 
 
