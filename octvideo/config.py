@@ -14,9 +14,11 @@ value. Each part of the program receives only its own section.
 the short names in ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
 
 Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
-"billion laughs"), so is a key given twice in one mapping; numbers are read as YAML 1.2 reads them
-(``010`` is 10, ``1e-1`` is 0.1, ``1:20`` is text, where PyYAML's YAML 1.1 reads 8, text and 80),
-and a key that takes text refuses a value that reads as a number or true/false (quote it);
+"billion laughs"), so is a key given twice in one mapping; numbers and true/false are read as YAML
+1.2 reads them (``010`` is 10, ``1e-1`` is 0.1, ``1:20`` and ``yes`` are text, where PyYAML's YAML
+1.1 reads 8, text, 80 and true); a key that takes text refuses a value that reads as a number or
+true/false (quote it), and a key that takes a number or true/false refuses text, even text that
+Python reads as one (``6_0``, ``nan``, ``'6'``), naming how to write it;
 the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a
 value is kept as text, never resolved by OmegaConf. Every size and count has an upper bound in
 ``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the config loads, before a
@@ -29,6 +31,7 @@ import dataclasses
 import difflib
 import math
 import re
+import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -611,12 +614,38 @@ def _text_keys(schema: Any, prefix: str = "") -> Iterator[str]:
             yield f"{prefix}{f.name}"
 
 
+def _typed_keys(schema: Any, prefix: str = "") -> Iterator[tuple[str, tuple[type, bool, bool]]]:
+    """(dotted key, (type, takes null, takes a list)) of the keys of a structured config whose
+    values are whole numbers, numbers or true/false, alone or in a list or tuple."""
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        hint, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            yield from _typed_keys(hint, f"{key}.")
+            continue
+        args = typing.get_args(hint)
+        optional = type(None) in args and typing.get_origin(hint) in (typing.Union, types.UnionType)
+        if optional and len(args) == 2:
+            (hint,) = (a for a in args if a is not type(None))
+        many = typing.get_origin(hint) in (list, tuple)
+        kinds = {a for a in typing.get_args(hint) if a is not Ellipsis} if many else {hint}
+        if len(kinds) == 1 and (kind := kinds.pop()) in _TAKES:
+            yield key, (kind, optional, many)
+
+
+# what a key of each type takes, in words: one value, and several
+_TAKES = {
+    bool: ("true or false", "true or false values"),
+    int: ("a whole number", "whole numbers"),
+    float: ("a number", "numbers"),
+}
 _TEXT_KEYS = frozenset(_text_keys(RunConfig))
+_TYPED_KEYS = dict(_typed_keys(RunConfig))
 _VALID_KEYS = tuple(_valid_keys(RunConfig))
 
 
 def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
-    """Refuses a number or a true/false for a text key: YAML reads ``0123``, ``1e3`` and ``no``
+    """Refuses a number or a true/false for a text key: YAML reads ``0123``, ``1e3`` and ``False``
     as 123, 1000.0 and False, which OmegaConf would turn into the text ``'123'``, ``'1000.0'``
     and ``'False'``, a file or a choice of another name than the one typed.
 
@@ -646,12 +675,76 @@ def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
     )
 
 
+def _check_typed(key: str, value: Any, where: str) -> None:
+    """Refuses a value of a number or true/false key (``_TYPED_KEYS``) that YAML 1.2 does not
+    read as one: OmegaConf would convert the text ``6_0``, ``' 6'``, ``nan`` or ``yes`` and the
+    number ``2`` (as Python reads them: 60, 6, NaN, True, True), where YAML 1.2 reads them as text
+    and a number. A whole number is a number too; a list for a key of one value (and the other
+    way round) and null are left to OmegaConf, which names what the key takes.
+
+    Raises:
+        ConfigError: one line naming the key, what it takes, the value and, where Python reads
+            it as one, how to write it.
+    """
+    kind, optional, many = _TYPED_KEYS[key]
+    if many != isinstance(value, list):
+        return
+    for item in value if many else [value]:
+        if item is None or _is_kind(item, kind):
+            continue
+        one, several = _TAKES[kind]
+        takes = f"a list of {several}" if many else one + (" or null" if optional else "")
+        shown = repr(item) if isinstance(item, str) else _yaml_text(item)
+        inside = f" in {_yaml_text(value)}" if many else ""
+        spelling = _yaml12_spelling(item, kind)
+        fix = ""
+        if spelling is not None:
+            text = ", which YAML 1.2 reads as text" if isinstance(item, str) else ""
+            fix = f"{text}; write {spelling}"
+        raise ConfigError(f"{where}: {key} takes {takes}, got {shown}{inside}{fix}")
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """Whether ``value`` as YAML 1.2 reads it is of ``kind`` (a whole number is a number)."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, int) or (kind is float and isinstance(value, float))
+
+
+def _yaml_text(value: Any) -> str:
+    """``value`` as YAML writes it inline (``true``, ``.inf``, ``[1, 2]``)."""
+    return dump_yaml(value, default_flow_style=True, width=2**16).removesuffix("\n...\n").strip()
+
+
+def _yaml12_spelling(value: Any, kind: type) -> str | None:
+    """How to write in YAML 1.2 the ``kind`` value that Python (and so OmegaConf) reads in
+    ``value`` (``'6_0'``: 60, ``'yes'`` and ``1``: true, ``'nan'``: .nan); None if none."""
+    if kind is bool:
+        word = str(value).strip().lower() if isinstance(value, str | int) else ""
+        if word in ("y", "yes", "on", "true", "1"):
+            return "true"
+        return "false" if word in ("n", "no", "off", "false", "0") else None
+    if isinstance(value, bool):
+        return None
+    if kind is int and isinstance(value, float):
+        return str(int(value)) if value.is_integer() else None
+    if not isinstance(value, str):
+        return None
+    try:
+        number = int(value) if kind is int else float(value)
+    except ValueError:
+        return None
+    return _yaml_text(number)
+
+
 def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None = None) -> None:
     """Sets ``key`` to ``value`` in ``base``; ``text`` is the value as typed, where known."""
     if key not in _VALID_KEYS and not _under_free_mapping(key):
         raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key)}")
     if key in _TEXT_KEYS:
         _check_text(key, value, where, text)
+    if key in _TYPED_KEYS:
+        _check_typed(key, value, where)
     try:
         OmegaConf.update(base, key, _literal(value), merge=True)
         # a "${" value of a number or bool field is stored as an interpolation and checked
@@ -695,6 +788,18 @@ _FREE_MAPPINGS = ("model.extra",)
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# What PyYAML's YAML 1.1 resolves in plain text and the YAML 1.2 core schema does not: its
+# numbers (below), true/false spelt yes, no, on or off, dates (2024-01-01) and "=". YAML 1.2
+# reads all of these as text.
+_YAML11_TAGS = (
+    _INT_TAG,
+    _FLOAT_TAG,
+    _BOOL_TAG,
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:value",
+)
+_YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 # The numbers of the YAML 1.2 core schema. PyYAML implements YAML 1.1, where ``010`` is octal
 # (8), ``1:20`` is base 60 (80) and ``1e-1`` (an exponent without a dot) is text: a config means
 # 10, the text ``1:20`` (refused where a number is wanted) and 0.1.
@@ -707,7 +812,7 @@ _YAML12_FLOAT = re.compile(
 
 class _DataLoader(yaml.SafeLoader):
     """PyYAML's safe loader without aliases, with a depth bound, with unique keys and with the
-    numbers of YAML 1.2.
+    numbers and true/false of YAML 1.2.
 
     An alias (``*name``) inserts its anchor's node again; nested ones grow exponentially, so a
     1 KB file can expand to gigabytes ("billion laughs"). Configs need neither aliases nor merge
@@ -715,14 +820,16 @@ class _DataLoader(yaml.SafeLoader):
     nesting level, so a deep ``[[[[...`` would exhaust the stack: more than ``MAX_YAML_DEPTH``
     levels are refused. A key given twice in one mapping is refused (PyYAML keeps the last one,
     so a second ``model:`` section would silently reset the first one's keys to their
-    defaults). Numbers are read as YAML 1.2 reads them (``_YAML12_INT``, ``_YAML12_FLOAT``).
+    defaults). Numbers and true/false are read as YAML 1.2 reads them (``_YAML12_INT``,
+    ``_YAML12_FLOAT``, ``_YAML12_BOOL``); ``yes``, ``off`` and dates are text.
     """
 
     _depth = 0
 
-    # YAML 1.1's int and float resolvers out, YAML 1.2's in (first characters they can start with)
+    # YAML 1.1's resolvers of _YAML11_TAGS out, YAML 1.2's in (first characters they can start
+    # with)
     yaml_implicit_resolvers = {
-        first: [(tag, regex) for tag, regex in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+        first: [(tag, regex) for tag, regex in resolvers if tag not in _YAML11_TAGS]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
@@ -798,14 +905,19 @@ _DataLoader.add_constructor(_INT_TAG, _DataLoader.construct_yaml_int)
 _DataLoader.add_constructor(_FLOAT_TAG, _DataLoader.construct_yaml_float)
 _DataLoader.add_implicit_resolver(_INT_TAG, _YAML12_INT, list("-+0123456789"))
 _DataLoader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
+_DataLoader.add_implicit_resolver(_BOOL_TAG, _YAML12_BOOL, list("tTfF"))
 
 
 class _DataDumper(yaml.SafeDumper):
-    """PyYAML's safe dumper that quotes a string by what ``_DataLoader`` would read it as: the
-    text ``1e5`` (a folder's name) is quoted, since YAML 1.2 reads it as a number, where YAML
-    1.1's dumper writes it bare."""
+    """PyYAML's safe dumper that quotes a string that YAML 1.2 or YAML 1.1 would read as
+    something else: the text ``1e5`` (a folder's name) is quoted, since YAML 1.2 reads it as a
+    number, where YAML 1.1's dumper writes it bare; ``yes`` is quoted for YAML 1.1 readers."""
 
-    yaml_implicit_resolvers = _DataLoader.yaml_implicit_resolvers
+    yaml_implicit_resolvers: dict[Any, list[Any]] = {}
+    for _table in (_DataLoader.yaml_implicit_resolvers, yaml.SafeLoader.yaml_implicit_resolvers):
+        for _first, _resolvers in _table.items():
+            yaml_implicit_resolvers.setdefault(_first, []).extend(_resolvers)
+    del _table, _first, _resolvers
 
 
 def dump_yaml(data: Any, **options: Any) -> str:
