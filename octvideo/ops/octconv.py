@@ -10,6 +10,7 @@ code's handling of stride (pool, then stride-1 convolution).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -20,7 +21,6 @@ from octvideo.ops.pair import (
     Octave,
     OctPair,
     _Size3,
-    _triple,
     as_pair,
     downsample,
     is_channels_last,
@@ -44,6 +44,27 @@ def conv_output_size(
         (s + 2 * p - d * (k - 1) - 1) // st + 1
         for s, k, st, p, d in zip(size, kernel_size, stride, padding, dilation, strict=True)
     )  # type: ignore[return-value]
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _whole3(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
+    """``value`` as (T, H, W): one whole number for all three axes, or three; each ``low`` or
+    more (1 for kernel, stride and dilation, 0 for padding)."""
+    if _whole(value):
+        items: tuple = (value,) * 3
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = tuple(value)
+    else:
+        items = ()
+    if len(items) != 3 or not all(_whole(v) and v >= low for v in items):
+        raise ValueError(
+            f"{name} must be a whole number of {low} or more, or three of them (T, H, W); "
+            f"got {value!r}"
+        )
+    return tuple(int(v) for v in items)  # type: ignore[return-value]
 
 
 class OctConv3d(nn.Module):
@@ -70,17 +91,30 @@ class OctConv3d(nn.Module):
     ``to_conv`` move between the two). Paths that would read or write zero channels are None.
     Depthwise layers (``groups == in_channels == out_channels``) keep only H->H and L->L.
 
+    The arguments are ``nn.Conv3d``'s, in its order, with ``bias`` False by default and these
+    differences: ``padding`` defaults to ``dilation * (kernel - 1) // 2`` at both ends (not 0);
+    ``padding="same"`` also takes a stride but needs an odd kernel; ``padding_mode`` is "zeros"
+    only; the input is batched, (B, C, T, H, W). Each argument out of its bounds is one ValueError
+    line naming it.
+
     Args:
         in_channels: input channels, both groups together.
         out_channels: output channels, both groups together.
         kernel_size: (T, H, W) kernel.
         stride: (T, H, W) stride.
-        padding: (T, H, W) zero padding; None means "same" (``dilation * (kernel - 1) // 2``),
+        padding: (T, H, W) zero padding, one number for all three, "valid" (0) or "same"; None
+            pads ``dilation * (kernel - 1) // 2`` at both ends: "same" for an odd kernel, and
             the only padding that keeps the two groups aligned when an octave is present.
+            "same" takes a stride (each axis gives ceil(size / stride)), which ``nn.Conv3d``
+            refuses, and needs ``dilation * (kernel - 1)`` even along every axis, where
+            ``nn.Conv3d`` pads the end of an axis one more. ``self.padding`` holds the numbers.
         dilation: (T, H, W) dilation.
         groups: convolution groups (a positive integer), applied on every path.
         bias: learnable bias on each output group (carried by H->H and by L->L, or H->L where
             L->L is absent).
+        padding_mode: "zeros" only.
+        device: where the weights are made, as in ``nn.Conv3d``.
+        dtype: the weights' dtype, as in ``nn.Conv3d``.
         alpha_in: share of input channels in the low group; 0 means a plain tensor comes in.
         alpha_out: share of output channels in the low group; 0 means a plain tensor comes out.
         octave: per-axis (T, H, W) factor between the groups: (1, 2, 2) spatial, (2, 2, 2)
@@ -95,10 +129,13 @@ class OctConv3d(nn.Module):
         out_channels: int,
         kernel_size: _Size3,
         stride: _Size3 = 1,
-        padding: _Size3 | None = None,
+        padding: _Size3 | str | None = None,
         dilation: _Size3 = 1,
         groups: int = 1,
         bias: bool = False,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         *,
         alpha_in: float = 0.0,
         alpha_out: float = 0.0,
@@ -106,15 +143,41 @@ class OctConv3d(nn.Module):
         channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not _whole(n) or n < 1:
+                raise ValueError(f"{name} must be a whole number of 1 or more, got {n!r}")
+        if not _whole(groups) or groups < 1:
             raise ValueError(f"groups must be a positive integer, got {groups!r}")
-        self.kernel_size = _triple(kernel_size, "kernel_size")
-        self.stride = _triple(stride, "stride")
-        self.dilation = _triple(dilation, "dilation")
-        same = tuple(d * (k - 1) // 2 for k, d in zip(self.kernel_size, self.dilation, strict=True))
-        self.padding = same if padding is None else _triple(padding, "padding")
+        for name, a in (("alpha_in", alpha_in), ("alpha_out", alpha_out)):
+            if not isinstance(a, numbers.Real) or isinstance(a, bool) or not 0 <= a < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {a!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be True or False, got {bias!r}")
+        if padding_mode != "zeros":
+            raise ValueError(
+                f"padding_mode must be 'zeros' (OctConv3d pads with zeros only), got "
+                f"{padding_mode!r}"
+            )
+        self.kernel_size = _whole3(kernel_size, "kernel_size", 1)
+        self.stride = _whole3(stride, "stride", 1)
+        self.dilation = _whole3(dilation, "dilation", 1)
+        span = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
+        same = tuple(s // 2 for s in span)
+        text = padding if isinstance(padding, str) else None
+        if padding is None or text == "same":
+            self.padding = same
+        elif text == "valid":
+            self.padding = (0, 0, 0)
+        elif text is not None:
+            raise ValueError(
+                f"padding must be 'same', 'valid', a whole number of 0 or more or three of them "
+                f"(T, H, W); got {padding!r}"
+            )
+        else:
+            self.padding = _whole3(padding, "padding", 0)
         self.octave: Octave = normalize_octave(octave)
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.groups = int(groups)
         self.alpha_in, self.alpha_out = float(alpha_in), float(alpha_out)
         self.channel_multiple = channel_multiple
         self.in_low = low_channels(in_channels, alpha_in, channel_multiple)
@@ -124,16 +187,20 @@ class OctConv3d(nn.Module):
         self.has_octave = self.in_low > 0 or self.out_low > 0
         self.depthwise = groups > 1 and groups == in_channels == out_channels
 
-        if self.has_octave:
-            even = [
-                k for k, d in zip(self.kernel_size, self.dilation, strict=True) if d * (k - 1) % 2
-            ]
-            if even or self.padding != same:
-                raise ValueError(
-                    f"OctConv3d with an octave needs an odd kernel and 'same' padding {same} so "
-                    f"both groups stay aligned; got kernel {self.kernel_size}, padding "
-                    f"{self.padding}, dilation {self.dilation}"
-                )
+        even = any(s % 2 for s in span)  # "same" would pad one side more than the other
+        if self.has_octave and (even or self.padding != same):
+            raise ValueError(
+                f"OctConv3d with an octave needs an odd kernel and 'same' padding {same} so "
+                f"both groups stay aligned; got kernel {self.kernel_size}, padding "
+                f"{self.padding}, dilation {self.dilation}"
+            )
+        if text == "same" and even:  # None keeps dilation * (kernel - 1) // 2 at both ends
+            raise ValueError(
+                f"padding 'same' needs an odd kernel along every axis (dilation * (kernel - 1) "
+                f"even); got kernel {self.kernel_size}, dilation {self.dilation}: nn.Conv3d pads "
+                f"such an axis one more at the end, OctConv3d pads both ends alike; give numeric "
+                f"padding"
+            )
         if self.depthwise and self.in_low != self.out_low:
             raise ValueError(
                 f"depthwise OctConv3d needs alpha_in == alpha_out, got {alpha_in} and {alpha_out}"
@@ -174,6 +241,8 @@ class OctConv3d(nn.Module):
                 dilation=self.dilation,
                 groups=cin if self.depthwise else groups,
                 bias=with_bias,
+                device=device,
+                dtype=dtype,
             )
 
         cross = not self.depthwise
@@ -277,18 +346,29 @@ class OctConv3d(nn.Module):
         """
         self._check_sliceable()
         expected = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        if tuple(weight.shape) != expected:
+        for name, value, shape in (("weight", weight, expected), ("bias", bias, expected[:1])):
+            if value is None:
+                continue
+            if not isinstance(value, Tensor):
+                raise ValueError(f"vanilla {name} must be a tensor, got {type(value).__name__}")
+            if tuple(value.shape) != shape:
+                raise ValueError(
+                    f"vanilla {name} of shape {tuple(value.shape)} does not fit an OctConv3d "
+                    f"expecting {shape}"
+                )
+        has_bias = self.conv_hh.bias is not None
+        if has_bias and bias is None:
+            raise ValueError("this OctConv3d has a bias but the vanilla weights have none")
+        if bias is not None and not has_bias:
             raise ValueError(
-                f"vanilla weight of shape {tuple(weight.shape)} does not fit an OctConv3d "
-                f"expecting {expected}"
+                "the vanilla weights have a bias but this OctConv3d has none; make it with "
+                "bias=True"
             )
         for conv, out_sl, in_sl in self._blocks():
             if conv is None:
                 continue
             conv.weight.copy_(weight[out_sl, in_sl])
             if conv.bias is not None:
-                if bias is None:
-                    raise ValueError("this OctConv3d has a bias but the vanilla weights have none")
                 conv.bias.copy_(bias[out_sl])
 
     @classmethod
@@ -301,9 +381,10 @@ class OctConv3d(nn.Module):
         octave: _Size3 = (1, 2, 2),
         channel_multiple: int | None = None,
     ) -> OctConv3d:
-        """An OctConv3d with ``conv``'s hyper-parameters and its weight sliced into four blocks."""
-        if isinstance(conv.padding, str):
-            raise ValueError("from_conv needs numeric padding, not padding='same'/'valid'")
+        """An OctConv3d with ``conv``'s hyper-parameters and its weight sliced into four blocks,
+        on its device and in its dtype."""
+        if not isinstance(conv, nn.Conv3d):
+            raise ValueError(f"from_conv takes an nn.Conv3d, got {type(conv).__name__}")
         layer = cls(
             conv.in_channels,
             conv.out_channels,
@@ -313,11 +394,14 @@ class OctConv3d(nn.Module):
             dilation=conv.dilation,
             groups=conv.groups,
             bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
             alpha_in=alpha_in,
             alpha_out=alpha_out,
             octave=octave,
             channel_multiple=channel_multiple,
-        ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+        )
         layer.load_vanilla_weight(conv.weight, conv.bias)
         return layer
 

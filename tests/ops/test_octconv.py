@@ -241,7 +241,7 @@ def test_input_mismatch_and_bad_arguments_name_the_problem():
         OctConv3d(8, 8, 2, alpha_in=0.5, alpha_out=0.5)
     with pytest.raises(ValueError, match="odd kernel and 'same' padding"):
         OctConv3d(8, 8, 3, padding=0, alpha_in=0.5, alpha_out=0.5)
-    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"^alpha_in must be a number in \[0, 1\), got 1.0$"):
         OctConv3d(8, 8, 3, alpha_in=1.0, alpha_out=0.5)
     with pytest.raises(ValueError, match="octave must be three factors"):
         OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5, octave=(1, 3, 3))
@@ -311,6 +311,126 @@ def test_a_low_group_of_the_high_size_divided_by_the_octave_rounded_up_is_taken(
 def test_groups_must_be_a_positive_integer(groups):
     with pytest.raises(ValueError, match=rf"^groups must be a positive integer, got {groups}$"):
         OctConv3d(8, 8, 3, groups=groups)
+
+
+@pytest.mark.parametrize(
+    ("padding", "nn_padding"), [("same", "same"), ("valid", "valid"), (None, "same")]
+)
+def test_padding_same_and_valid_are_taken_as_nn_conv3d_takes_them(padding, nn_padding):
+    conv = nn.Conv3d(6, 10, (3, 1, 5), padding=nn_padding, dilation=(1, 1, 2), bias=True)
+    layer = OctConv3d(6, 10, (3, 1, 5), padding=padding, dilation=(1, 1, 2), bias=True)
+    layer.load_vanilla_weight(conv.weight, conv.bias)
+    x = torch.randn(2, 6, 5, 9, 11)
+    torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-12)
+    if padding != "valid":  # "same" keeps the groups aligned, so an octave layer takes it
+        octave = OctConv3d(8, 8, (3, 1, 5), padding=padding, alpha_in=0.5, alpha_out=0.5)
+        assert octave.padding == (1, 0, 2)
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_from_conv_takes_a_conv_with_same_or_valid_padding(padding):
+    conv = nn.Conv3d(8, 8, (1, 3, 3), padding=padding)
+    alpha = 0.5 if padding == "same" else 0.0
+    layer = OctConv3d.from_conv(conv, alpha_in=alpha, alpha_out=alpha)
+    torch.testing.assert_close(layer.to_conv().weight, conv.weight, rtol=0, atol=0)
+    x = torch.randn(1, 8, 3, 6, 6)
+    torch.testing.assert_close(layer.to_conv()(x), conv(x), rtol=0, atol=1e-12)
+
+
+def test_same_padding_of_an_even_kernel_is_refused_naming_what_differs():
+    with pytest.raises(ValueError) as caught:
+        OctConv3d(4, 4, (2, 3, 3), padding="same")
+    assert str(caught.value) == (
+        "padding 'same' needs an odd kernel along every axis (dilation * (kernel - 1) even); got "
+        "kernel (2, 3, 3), dilation (1, 1, 1): nn.Conv3d pads such an axis one more at the end, "
+        "OctConv3d pads both ends alike; give numeric padding"
+    )
+    # the default pads dilation * (kernel - 1) // 2 at both ends, as it always has
+    assert OctConv3d(4, 4, (2, 3, 3)).padding == (0, 1, 1)
+
+
+def test_device_and_dtype_place_every_path_as_nn_conv3d_does():
+    layer = OctConv3d(
+        8, 8, 3, bias=True, device="meta", dtype=torch.float16, alpha_in=0.5, alpha_out=0.5
+    )
+    params = list(layer.parameters())
+    assert len(params) == 6  # four weights, two biases
+    assert all(p.device.type == "meta" and p.dtype == torch.float16 for p in params)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_padding_other_than_zeros_is_refused_also_from_a_conv(mode):
+    message = f"padding_mode must be 'zeros' (OctConv3d pads with zeros only), got {mode!r}"
+    with pytest.raises(ValueError) as caught:
+        OctConv3d(8, 8, 3, padding_mode=mode)
+    assert str(caught.value) == message
+    with pytest.raises(ValueError) as caught:  # was taken, and padded with zeros
+        OctConv3d.from_conv(
+            nn.Conv3d(8, 8, 3, padding=1, padding_mode=mode), alpha_in=0, alpha_out=0
+        )
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("in_channels", 0, "in_channels must be a whole number of 1 or more, got 0"),
+        ("in_channels", 8.0, "in_channels must be a whole number of 1 or more, got 8.0"),
+        ("out_channels", True, "out_channels must be a whole number of 1 or more, got True"),
+        (
+            "kernel_size",
+            0,
+            "kernel_size must be a whole number of 1 or more, or three of them (T, H, W); got 0",
+        ),
+        (
+            "kernel_size",
+            (3, 3),
+            "kernel_size must be a whole number of 1 or more, or three of "
+            "them (T, H, W); got (3, 3)",
+        ),
+        (
+            "stride",
+            (1, 0, 1),
+            "stride must be a whole number of 1 or more, or three of them (T, H, W); got (1, 0, 1)",
+        ),
+        (
+            "dilation",
+            True,
+            "dilation must be a whole number of 1 or more, or three of them (T, H, W); got True",
+        ),
+        (
+            "padding",
+            -1,
+            "padding must be a whole number of 0 or more, or three of them (T, H, W); got -1",
+        ),
+        (
+            "padding",
+            "full",
+            "padding must be 'same', 'valid', a whole number of 0 or more or "
+            "three of them (T, H, W); got 'full'",
+        ),
+        ("bias", "yes", "bias must be True or False, got 'yes'"),
+        ("alpha_out", "0.5", "alpha_out must be a number in [0, 1), got '0.5'"),
+        ("alpha_out", float("nan"), "alpha_out must be a number in [0, 1), got nan"),
+    ],
+)
+def test_each_argument_out_of_its_bounds_is_one_line_naming_it(argument, value, message):
+    kwargs = {"in_channels": 8, "out_channels": 8, "kernel_size": 1, argument: value}
+    with pytest.raises(ValueError) as caught:
+        OctConv3d(**kwargs)
+    assert str(caught.value) == message
+
+
+def test_a_vanilla_bias_for_a_layer_without_one_is_refused_not_dropped():
+    layer = OctConv3d(8, 8, 1, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(ValueError, match=r"^the vanilla weights have a bias but this OctConv3d"):
+        layer.load_vanilla_weight(torch.randn(8, 8, 1, 1, 1), torch.randn(8))
+    with_bias = OctConv3d(8, 8, 1, bias=True, alpha_in=0.5, alpha_out=0.5)
+    with pytest.raises(ValueError) as caught:
+        with_bias.load_vanilla_weight(torch.randn(8, 8, 1, 1, 1), torch.randn(6))
+    assert str(caught.value) == (
+        "vanilla bias of shape (6,) does not fit an OctConv3d expecting (8,)"
+    )
 
 
 def test_low_channels_rule():
