@@ -39,7 +39,18 @@ def conv_output_size(
     padding: Sequence[int],
     dilation: Sequence[int],
 ) -> tuple[int, int, int]:
-    """Output (T, H, W) of a plain strided convolution, as ``nn.Conv3d`` computes it."""
+    """Output (T, H, W) of a plain strided convolution, as ``nn.Conv3d`` computes it (any number
+    of axes, one value of each argument per axis).
+
+    Raises:
+        ValueError: the arguments do not give one value per axis each.
+    """
+    lengths = [len(v) for v in (size, kernel_size, stride, padding, dilation)]
+    if len(set(lengths)) != 1:
+        raise ValueError(
+            "conv_output_size needs one value per axis in each of size, kernel_size, stride, "
+            f"padding and dilation, got {', '.join(map(str, lengths))} values"
+        )
     return tuple(
         (s + 2 * p - d * (k - 1) - 1) // st + 1
         for s, k, st, p, d in zip(size, kernel_size, stride, padding, dilation, strict=True)
@@ -65,6 +76,20 @@ def _whole3(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
             f"got {value!r}"
         )
     return tuple(int(v) for v in items)  # type: ignore[return-value]
+
+
+def _input_size(size: Sequence[int]) -> tuple[int, int, int]:
+    """An input's (T, H, W) as the cost methods take it: three whole numbers of 1 or more."""
+    if not (
+        isinstance(size, Sequence)
+        and not isinstance(size, str)
+        and len(size) == 3
+        and all(_whole(s) and s >= 1 for s in size)
+    ):
+        raise ValueError(
+            f"size must be the input's (T, H, W), three whole numbers of 1 or more; got {size!r}"
+        )
+    return tuple(int(s) for s in size)  # type: ignore[return-value]
 
 
 class OctConv3d(nn.Module):
@@ -448,11 +473,23 @@ class OctConv3d(nn.Module):
     # ------------------------------------------------------------------------------ analytic cost
 
     def output_size(self, size: Sequence[int]) -> tuple[int, int, int]:
-        """(T, H, W) of the high output for a high input of ``size`` (T, H, W)."""
-        size = tuple(size[-3:])
+        """(T, H, W) of the high output for a high input of ``size`` (T, H, W).
+
+        Raises:
+            ValueError: ``size`` is not three whole numbers of 1 or more, or is smaller than the
+                kernel of a layer without an octave, which gives no output for it.
+        """
+        size = _input_size(size)
         if self.has_octave:  # "same" padding: every axis gives ceil(size / stride)
             return tuple(-(-s // st) for s, st in zip(size, self.stride, strict=True))  # type: ignore[return-value]
-        return conv_output_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
+        out = conv_output_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
+        if min(out) < 1:
+            raise ValueError(
+                f"an input of (T, H, W) {size} is smaller than the kernel {self.kernel_size} "
+                f"(dilation {self.dilation}, padding {self.padding}): the layer gives no output "
+                f"for it"
+            )
+        return out
 
     def flops(self, size: Sequence[int]) -> int:
         """Multiply-adds of one sample through the four convolutions, for a high input of ``size``.

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from octvideo.ops import OctConv3d, OctPair, low_channels, low_size
+from octvideo.ops import OctConv3d, OctPair, conv_output_size, low_channels, low_size
 from octvideo.ops.pair import downsample
 from tests.ops.tensor_helpers import CL, relative_error
 
@@ -548,3 +548,39 @@ def test_octave_outputs_with_one_frame_have_standard_strides(kernel):
     assert pooled.shape[2] == 2 and pooled.stride() == _standard(pooled.shape)
     one_frame = downsample(torch.randn(2, 4, 1, 6, 6).contiguous(memory_format=CL), (1, 2, 2))
     assert one_frame.stride() == _standard(one_frame.shape)
+
+
+@pytest.mark.parametrize(
+    "size", [(4, 9), (4, 9, 9, 9), 5, (4.0, 9, 9), (0, 9, 9), (True, 9, 9), "abc"]
+)
+@pytest.mark.parametrize("method", ["output_size", "flops", "activation_memory"])
+def test_cost_methods_name_the_input_size_they_take(method, size):
+    layer = OctConv3d(16, 8, 3, alpha_in=0.25, alpha_out=0.25)
+    with pytest.raises(ValueError) as caught:
+        getattr(layer, method)(size)
+    assert str(caught.value) == (
+        f"size must be the input's (T, H, W), three whole numbers of 1 or more; got {size!r}"
+    )
+    assert getattr(layer, method)(torch.Size([4, 9, 9])) == getattr(layer, method)((4, 9, 9))
+
+
+@pytest.mark.parametrize("method", ["output_size", "flops", "activation_memory"])
+def test_an_input_smaller_than_a_plain_kernel_has_no_cost_but_one_line(method):
+    layer = OctConv3d(4, 4, 3, padding=0)
+    with pytest.raises(ValueError) as caught:
+        getattr(layer, method)((2, 9, 9))
+    assert str(caught.value) == (
+        "an input of (T, H, W) (2, 9, 9) is smaller than the kernel (3, 3, 3) (dilation "
+        "(1, 1, 1), padding (0, 0, 0)): the layer gives no output for it"
+    )
+    assert layer.output_size((3, 9, 9)) == (1, 7, 7)
+
+
+def test_conv_output_size_needs_one_value_per_axis():
+    assert conv_output_size((5, 9), (3, 3), (1, 2), (1, 1), (1, 1)) == (5, 5)
+    with pytest.raises(ValueError) as caught:
+        conv_output_size((4, 9), (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1))
+    assert str(caught.value) == (
+        "conv_output_size needs one value per axis in each of size, kernel_size, stride, "
+        "padding and dilation, got 2, 3, 3, 3, 3 values"
+    )
