@@ -640,6 +640,11 @@ _TAKES = {
     float: ("a number", "numbers"),
 }
 _TEXT_KEYS = frozenset(_text_keys(RunConfig))
+_SECTIONS = frozenset(
+    name
+    for name, hint in typing.get_type_hints(RunConfig).items()
+    if dataclasses.is_dataclass(hint)
+)
 _TYPED_KEYS = dict(_typed_keys(RunConfig))
 _VALID_KEYS = tuple(_valid_keys(RunConfig))
 
@@ -738,7 +743,18 @@ def _yaml12_spelling(value: Any, kind: type) -> str | None:
 
 
 def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None = None) -> None:
-    """Sets ``key`` to ``value`` in ``base``; ``text`` is the value as typed, where known."""
+    """Sets ``key`` to ``value`` in ``base``; ``text`` is the value as typed, where known.
+
+    A mapping given for a section (``model={alpha: 0.1}``) sets the keys it names, each checked
+    as if given alone; a mapping given for any other key (``model.extra={}``) replaces its
+    value, as a number or a list does: the keys it leaves out are gone.
+    """
+    if key in _SECTIONS and isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise ConfigError(f"{where}: config key {key}.{name!r} is not a string")
+            _apply(base, f"{key}.{name}", item, where)
+        return
     if key not in _VALID_KEYS and not _under_free_mapping(key):
         raise ConfigError(f"{where}: unknown key {key!r}{_suggest(key)}")
     if key in _TEXT_KEYS:
@@ -746,7 +762,7 @@ def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None 
     if key in _TYPED_KEYS:
         _check_typed(key, value, where)
     try:
-        OmegaConf.update(base, key, _literal(value), merge=True)
+        OmegaConf.update(base, key, _literal(value), merge=False)
         # a "${" value of a number or bool field is stored as an interpolation and checked
         # only when read: read it now (the cause says what the field takes)
         OmegaConf.select(base, key)

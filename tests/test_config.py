@@ -602,6 +602,34 @@ def test_defaults_are_the_paper_recipe():
     assert (cfg.data.test_num_clips, cfg.data.test_num_crops) == (10, 3)
 
 
+@pytest.mark.parametrize(
+    ("override", "extra"),
+    [
+        ("model.extra={}", {}),
+        ("model.extra={channel_multiple: 4}", {"channel_multiple": 4}),
+        ("model={extra: {}}", {}),  # the same, given through its section
+        ("model.extra.channel_multiple=4", {"width": 8, "channel_multiple": 4}),  # one key
+    ],
+)
+def test_a_mapping_override_replaces_the_files_mapping(tmp_path, override, extra):
+    path = tmp_path / "mine.yaml"
+    path.write_text("model:\n  name: c2d_r18\n  alpha: 0.25\n  extra: {width: 8}\n")
+    cfg = load_config(path, [override])
+    assert cfg.model.extra == extra
+    assert (cfg.model.name, cfg.model.alpha) == ("c2d_r18", 0.25)
+
+
+def test_a_section_override_sets_only_the_keys_it_names_each_checked(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("model:\n  name: c2d_r18\n  extra: {width: 8}\n")
+    cfg = load_config(path, ["model={alpha: 0.1, extra: {}}"])
+    assert (cfg.model.name, cfg.model.alpha, cfg.model.extra) == ("c2d_r18", 0.1, {})
+    with pytest.raises(ConfigError, match=r"^override: model\.num_classes takes a whole number"):
+        load_config(path, ["model={num_classes: 6_0}"])
+    with pytest.raises(ConfigError, match=r"unknown key 'model\.alpah'; did you mean"):
+        load_config(path, ["model={alpah: 0.1}"])
+
+
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("model:\n  name: c2d_r50\n  alpha: 0.1\noptim:\n  lr: 0.4\n")
