@@ -11,9 +11,10 @@ write of the same checkpoint removes it. Checkpoints get the umask's permissions
 output.
 
 Loading checks the zip structure first: ``check_torch_archive`` refuses, before ``torch.load``
-reads a byte of it, members that would take more memory than the file's size (torch writes them
-stored, uncompressed; a 4 MB file whose member inflates to 4 GiB is refused) and pickles larger
-than any checkpoint's metadata. It then always uses ``torch.load(weights_only=True)``: a
+reads a byte of it, a TorchScript model (an ``octvideo export``, named as one), members that
+would take more memory than the file's size (torch writes them stored, uncompressed; a 4 MB
+file whose member inflates to 4 GiB is refused) and pickles larger than any checkpoint's
+metadata. It then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
 as plain dicts), so nothing in it can run code. ``load_pytorchvideo_checkpoint`` loads a
 PyTorchVideo zoo file into an octvideo model of any alpha (the network a checkpoint's own metadata
@@ -88,18 +89,27 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
+def _is_torchscript(members: list[zipfile.ZipInfo]) -> bool:
+    """Whether a zip archive is a TorchScript model: it holds ``constants.pkl`` and ``code/``
+    beside its data (as torch's own ``_is_torchscript_zip`` tells them), which torch.save never
+    writes."""
+    inside = [m.filename.partition("/")[2] for m in members]
+    return "constants.pkl" in inside or any(n.startswith("code/") for n in inside)
+
+
 def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
     """Refuses a torch checkpoint whose zip directory declares more than the file can hold,
     before ``torch.load`` reads any member (it reads members whole into memory).
 
     torch writes every member stored, so a checkpoint's members together are never larger than
-    the file. Refused: a compressed member, a member or all members together declaring more
-    bytes than the file has, a pickle over ``MAX_PICKLE_BYTES``, a zip directory that cannot be
-    read. A file that is not a zip archive (torch's legacy format, or no checkpoint at all) is
-    left to ``torch.load``. ``file`` is read from its current position, which is restored.
+    the file. Refused: a TorchScript model (``octvideo export``), a compressed member, a member
+    or all members together declaring more bytes than the file has, a pickle over
+    ``MAX_PICKLE_BYTES``, a zip directory that cannot be read. A file that is not a zip archive
+    (torch's legacy format, or no checkpoint at all) is left to ``torch.load``. ``file`` is read
+    from its current position, which is restored.
 
     Raises:
-        UsageError: one line naming ``name`` and the member.
+        UsageError: one line naming ``name`` and the member, or what the file is.
     """
     start = file.tell()
     magic = file.read(len(_ZIP_MAGIC))
@@ -119,6 +129,12 @@ def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
         ) from err
     finally:
         file.seek(start)
+    if _is_torchscript(members):  # its code members are compressed: say what the file is
+        raise UsageError(
+            f"{what} is a TorchScript model (what 'octvideo export --format torchscript' and "
+            "torch.jit.save write), not a checkpoint: it holds no training state or metadata; "
+            "pass the .ckpt it was exported from (a run's checkpoints/last.ckpt or best.ckpt)"
+        )
     total = 0
     for member in members:
         if member.compress_type != zipfile.ZIP_STORED:

@@ -11,6 +11,7 @@ import os
 import pickle
 import re
 import stat
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -136,18 +137,56 @@ def test_an_inflating_pytorchvideo_file_is_refused_before_loading(tmp_path):
         load_pytorchvideo_checkpoint(create_model("i3d_r50"), path)
 
 
+def _given_as_checkpoint(command: str, path: Path) -> list[str]:
+    """Arguments of ``command`` with ``path`` as its checkpoint (and an empty video to predict)."""
+    video = path.with_name("v.mp4")
+    video.write_bytes(b"")
+    return {
+        "predict": ["predict", "--ckpt", str(path), str(video)],
+        "export": ["export", "--ckpt", str(path), "--format", "onnx"],
+        "test": ["test", "--cfg", "oct_i3d_synth.yaml", "--ckpt", str(path)],
+    }[command]
+
+
 @pytest.mark.parametrize("command", ["predict", "export", "test"])
 def test_every_command_refuses_an_inflating_checkpoint_in_one_line(bomb, command, capsys):
-    video = bomb.with_name("v.mp4")
-    video.write_bytes(b"")
-    args = {
-        "predict": ["predict", "--ckpt", str(bomb), str(video)],
-        "export": ["export", "--ckpt", str(bomb), "--format", "onnx"],
-        "test": ["test", "--cfg", "oct_i3d_synth.yaml", "--ckpt", str(bomb)],
-    }[command]
-    assert main(args) == 2
+    assert main(_given_as_checkpoint(command, bomb)) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"octvideo {command}: error: checkpoint {str(bomb)!r} is refused")
+
+
+@pytest.fixture(scope="module")
+def torchscript(tmp_path_factory):
+    """A TorchScript model as ``octvideo export --format torchscript`` writes one (torch.jit.save;
+    its code members are compressed)."""
+    path = tmp_path_factory.mktemp("export") / "last.torchscript.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace and save are deprecated
+        torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2)), path)
+    return path
+
+
+def _torchscript_refused(path: Path) -> str:
+    return (
+        f"checkpoint {str(path)!r} is a TorchScript model (what 'octvideo export --format "
+        "torchscript' and torch.jit.save write), not a checkpoint: it holds no training state or "
+        "metadata; pass the .ckpt it was exported from (a run's checkpoints/last.ckpt or best.ckpt)"
+    )
+
+
+def test_a_torchscript_export_given_as_a_checkpoint_is_named_as_one(torchscript):
+    with pytest.raises(UsageError) as info:
+        load_checkpoint(torchscript)
+    assert str(info.value) == _torchscript_refused(torchscript)
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "test"])
+def test_every_command_names_a_torchscript_export_given_as_its_checkpoint(
+    torchscript, command, capsys
+):
+    assert main(_given_as_checkpoint(command, torchscript)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"octvideo {command}: error: {_torchscript_refused(torchscript)}"
 
 
 class _System:
