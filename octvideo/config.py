@@ -219,7 +219,9 @@ class OptimConfig:
     """SGD with momentum, warmup and decay; the loss and its regularisers."""
 
     lr: float = 0.1  # learning rate at a global batch of lr_reference_batch
-    lr_reference_batch: int = 64  # lr is scaled by global_batch / lr_reference_batch
+    # lr is scaled by global_batch / lr_reference_batch, the global batch being the clips of one
+    # optimiser step over all devices (no more than one epoch holds: engine.optim.step_batch)
+    lr_reference_batch: int = 64
     scale_lr: bool = True  # linear scaling rule (Goyal et al. 2017); False = use lr as is
     momentum: float = 0.9
     nesterov: bool = True

@@ -25,7 +25,7 @@ from octvideo.config import OptimConfig
 from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.mixing import mix_batch, soft_targets
-from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr
+from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr, step_batch
 from octvideo.errors import NonFiniteLoss
 from octvideo.ops import memory_format_for, to_memory_format
 
@@ -45,6 +45,14 @@ _RUNNING_STAT_NORMS = (
 Clip = Tensor | list[Tensor]
 
 
+def _clips_per_epoch(loader: Any) -> int | None:
+    """Clips of one process's epoch of a training loader (its sampler's length), or None."""
+    try:
+        return len(loader.sampler)
+    except (AttributeError, TypeError):
+        return None
+
+
 def _rows(video: Clip, mask: Tensor) -> Clip:
     """The rows of a batch (one tensor or a list of pathways) where ``mask`` is true."""
     return [v[mask] for v in video] if isinstance(video, list) else video[mask]
@@ -61,8 +69,10 @@ class VideoClassifier(L.LightningModule):
         model: the network; forward(clip) -> logits (B, num_classes).
         optim: the optim section as a plain dict (``octvideo.config.to_dict``).
         num_classes: classifier outputs.
-        batch_size: clips per device and step; with the world size and gradient accumulation it
-            gives the global batch that scales the learning rate.
+        batch_size: clips per device and batch; with the world size and gradient accumulation
+            it gives the global batch that scales the learning rate, unless an epoch holds fewer
+            clips or batches: then a step has those, and the rate is scaled for them
+            (``step_batch``).
         seed: seeds mixup / CutMix draws (with the rank and the starting step).
         meta: plain values stored with every checkpoint (see module docstring).
         memory_format: ``trainer.memory_format``; the model and every clip are put in it once
@@ -101,6 +111,7 @@ class VideoClassifier(L.LightningModule):
         self._test_errors: dict[int, str] = {}
         self._val_failed = 0
         self._val_scored = 0
+        self._loss_scale = 1.0  # set by configure_optimizers
         self.test_views: ViewOutputs | None = None
 
     def setup(self, stage: str) -> None:
@@ -178,7 +189,7 @@ class VideoClassifier(L.LightningModule):
         self.log("train/top1", self.train_top1, on_step=False, on_epoch=True, batch_size=batch_size)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
-        return loss
+        return loss * self._loss_scale if self._loss_scale != 1 else loss
 
     def _nonfinite(self, loss: Tensor, batch_idx: int) -> None:
         """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a
@@ -215,12 +226,34 @@ class VideoClassifier(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg
         trainer = self.trainer
-        global_batch = (
-            self.hparams.batch_size * trainer.world_size * trainer.accumulate_grad_batches
-        )
-        lr = scaled_lr(cfg, global_batch)
-        total_steps = int(trainer.estimated_stepping_batches)
+        total_steps = int(trainer.estimated_stepping_batches)  # loads the training data
         steps_per_epoch = max(1, total_steps // max(1, trainer.max_epochs))
+        batch_size, accumulate = self.hparams.batch_size, trainer.accumulate_grad_batches
+        batches = trainer.num_training_batches
+        clips = _clips_per_epoch(trainer.train_dataloader)
+        global_batch, accumulated = step_batch(
+            batch_size, trainer.world_size, accumulate, batches, clips
+        )
+        # Lightning divides each batch's loss by accumulate_grad_batches, which a step of fewer
+        # batches would leave as a share of the gradient
+        self._loss_scale = accumulate / accumulated
+        if clips is not None and clips < batch_size:
+            logger.warning(
+                "data.batch_size=%d is more than the %d training clips a process has per epoch: "
+                "a step takes those, so lr is scaled for a global batch of %d",
+                batch_size,
+                clips,
+                global_batch,
+            )
+        if accumulated < accumulate:
+            logger.warning(
+                "trainer.accumulate_grad_batches=%d is more than the %d batches of an epoch: a "
+                "step accumulates those, so lr is scaled for a global batch of %d",
+                accumulate,
+                accumulated,
+                global_batch,
+            )
+        lr = scaled_lr(cfg, global_batch)
         logger.info(
             "SGD: lr %.4g (%.4g x global batch %d / %d), %d steps (%d per epoch), %s schedule",
             lr,

@@ -4,8 +4,9 @@ Recipe of the paper's video baselines (Chen et al., "Drop an Octave", ICCV 2019,
 Wang et al., "Non-local Neural Networks", CVPR 2018): SGD with momentum 0.9 (Nesterov), weight
 decay 1e-4 on weights but not on batch-norm or bias parameters. The learning rate follows the
 linear scaling rule (Goyal et al., "Accurate, Large Minibatch SGD", 2017): ``lr`` is stated for a
-global batch of ``lr_reference_batch`` clips and scaled to the actual global batch, then warmed up
-linearly and decayed by a half cosine or by steps, per optimiser step. A resumed run keeps its step
+global batch of ``lr_reference_batch`` clips and scaled to the global batch a step really has (no
+more than an epoch holds, ``step_batch``), then warmed up linearly and decayed by a half cosine or
+by steps, per optimiser step. A resumed run keeps its step
 count and follows the schedule of its current config (``ScheduleLR``).
 """
 
@@ -43,6 +44,33 @@ def scaled_lr(cfg: OptimConfig, global_batch_size: int) -> float:
     if not cfg.scale_lr:
         return cfg.lr
     return cfg.lr * global_batch_size / cfg.lr_reference_batch
+
+
+def step_batch(
+    batch_size: int, world_size: int, accumulate: int, batches: float, clips: int | None
+) -> tuple[int, int]:
+    """The global batch an optimiser step really has, and the batches it accumulates.
+
+    It is ``batch_size x world_size x accumulate`` unless an epoch is shorter: a process whose
+    epoch holds fewer ``clips`` than ``batch_size`` steps on those clips, and one whose epoch has
+    fewer ``batches`` than ``accumulate`` steps once at the end of it, on those batches. The
+    linear scaling rule is about the clips a step averages its gradient over, so the learning rate
+    is scaled for these, not for a global batch no step has.
+
+    Args:
+        batch_size: clips per process and batch (``data.batch_size``).
+        world_size: processes (devices x nodes).
+        accumulate: batches per optimiser step (``trainer.accumulate_grad_batches``).
+        batches: batches of one process's epoch (inf for an endless loader).
+        clips: clips of one process's epoch, or None where unknown.
+
+    Returns:
+        (clips of one step over all processes, batches of one process it accumulates)
+    """
+    per_batch = batch_size if clips is None else max(1, min(batch_size, clips))
+    if batches != float("inf"):
+        accumulate = max(1, min(accumulate, int(batches)))
+    return per_batch * world_size * accumulate, accumulate
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from octvideo.config import OptimConfig
-from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr
+from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr, step_batch
 
 
 def test_no_weight_decay_on_norm_and_bias():
@@ -32,6 +32,22 @@ def test_lr_scales_with_global_batch():
     assert scaled_lr(cfg, 64) == pytest.approx(0.1)
     assert scaled_lr(cfg, 16) == pytest.approx(0.025)
     assert scaled_lr(OptimConfig(lr=0.1, scale_lr=False), 16) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "world", "accumulate", "batches", "clips", "expected"),
+    [
+        (4, 2, 3, 10, 40, (24, 3)),  # the epoch holds the global batch
+        (1024, 1, 1, 1, 24, (24, 1)),  # one batch of the whole epoch
+        (4, 1, 1024, 6, 24, (24, 6)),  # one step of the epoch's 6 batches
+        (8, 4, 2, 1, 3, (12, 1)),  # 3 clips a process (4 processes), one step
+        (4, 2, 3, float("inf"), None, (24, 3)),  # an endless loader of unknown size
+    ],
+)
+def test_the_global_batch_is_what_a_step_really_has(
+    batch_size, world, accumulate, batches, clips, expected
+):
+    assert step_batch(batch_size, world, accumulate, batches, clips) == expected
 
 
 def test_warmup_then_cosine():

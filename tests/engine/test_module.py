@@ -1,0 +1,97 @@
+"""The training logic: the learning rate is scaled for the global batch a step really has."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from octvideo.config import OptimConfig, to_dict
+from octvideo.engine.module import VideoClassifier
+
+NUM_CLASSES = 3
+
+
+class _Clips(Dataset):
+    """``size`` fixed random clips of 2 frames at 4x4 with labels."""
+
+    def __init__(self, size: int) -> None:
+        generator = torch.Generator().manual_seed(size)
+        self.videos = torch.randn(size, 3, 2, 4, 4, generator=generator)
+        self.labels = torch.randint(0, NUM_CLASSES, (size,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"video": self.videos[i], "label": self.labels[i], "video_index": torch.tensor(i)}
+
+
+def _network() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 4 * 4, NUM_CLASSES))
+
+
+def _train(network: nn.Module, clips: int, batch_size: int, accumulate: int = 1) -> VideoClassifier:
+    """One epoch of SGD (lr 0.05 at batch 4, momentum, weight decay) over ``clips`` clips."""
+    optim = OptimConfig(lr=0.05, lr_reference_batch=4, weight_decay=0.1, schedule="step")
+    module = VideoClassifier(
+        copy.deepcopy(network),
+        optim=to_dict(optim),
+        num_classes=NUM_CLASSES,
+        batch_size=batch_size,
+        memory_format="contiguous",
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        accumulate_grad_batches=accumulate,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(_Clips(clips), batch_size=batch_size))
+    return module
+
+
+def _lr(module: VideoClassifier) -> float:
+    return module.trainer.optimizers[0].param_groups[0]["initial_lr"]
+
+
+def test_lr_is_scaled_for_the_configured_global_batch_when_an_epoch_holds_it():
+    module = _train(_network(), clips=16, batch_size=4, accumulate=2)
+    assert _lr(module) == pytest.approx(0.05 * 8 / 4)
+
+
+def test_a_batch_larger_than_the_epoch_scales_lr_for_the_clips_a_step_has(caplog):
+    network = _network()
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        big = _train(network, clips=6, batch_size=1024)
+    assert _lr(big) == pytest.approx(0.05 * 6 / 4)  # not 0.05 x 1024 / 4 = 12.8
+    assert "data.batch_size=1024 is more than the 6 training clips" in caplog.text
+    exact = _train(network, clips=6, batch_size=6)
+    for got, want in zip(big.model.parameters(), exact.model.parameters(), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_accumulating_more_batches_than_an_epoch_has_steps_as_one_batch_of_the_epoch(caplog):
+    # Lightning divides each batch's loss by accumulate_grad_batches; a step of 4 batches out
+    # of 1024 would take 4/1024 of the gradient, with weight decay at an lr for 1024 batches
+    network = _network()
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        accumulated = _train(network, clips=8, batch_size=2, accumulate=1024)
+    assert _lr(accumulated) == pytest.approx(0.05 * 8 / 4)  # not 0.05 x 2048 / 4 = 25.6
+    assert "trainer.accumulate_grad_batches=1024 is more than the 4 batches" in caplog.text
+    whole = _train(network, clips=8, batch_size=8)
+    assert not torch.equal(whole.model[1].weight, network[1].weight)  # it trained
+    for got, want in zip(accumulated.model.parameters(), whole.model.parameters(), strict=True):
+        torch.testing.assert_close(got, want)
