@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines
-from octvideo.data.decoding import Video, VideoInfo
+from octvideo.data.decoding import Video, VideoInfo, check_decoder
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.errors import (
@@ -68,6 +68,9 @@ MIN_WINDOW_SECONDS = 0.1
 MAX_WINDOWS = 100_000
 # multi-view protocols use 10 or 30 temporal clips; each clip is one forward pass per crop
 MAX_VIEW_CLIPS = 100
+# clips per forward pass (``octvideo predict --batch-size``); one batch's frames are decoded at
+# full size
+MAX_BATCH_SIZE = 512
 
 
 @dataclass
@@ -270,6 +273,68 @@ def _count(digits: str) -> int:
     return int(digits) if len(digits) <= 9 else 10**9
 
 
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` when it is a whole number from 1 to ``MAX_BATCH_SIZE``.
+
+    Raises:
+        ValueError: anything else, in one line.
+    """
+    if (
+        not isinstance(batch_size, numbers.Integral)
+        or isinstance(batch_size, bool)
+        or not 1 <= batch_size <= MAX_BATCH_SIZE
+    ):
+        raise ValueError(
+            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, got {batch_size!r}"
+        )
+    return int(batch_size)
+
+
+def _torch_device(device: object) -> torch.device:
+    """``device`` as a ``torch.device``; one line for anything torch does not read as one."""
+    try:
+        return torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r} is no torch device: use cpu, cuda or cuda:N") from None
+
+
+def check_device(device: object) -> torch.device:
+    """``device`` when it is one ``octvideo predict --device`` takes: the CPU, or a CUDA device
+    this machine has (``cuda`` or ``cuda:N``).
+
+    Raises:
+        ValueError: another device, or a CUDA device this machine lacks, in one line.
+    """
+    found = _torch_device(device)
+    if found.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: use cpu, cuda or cuda:N")
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: no CUDA device is available; use cpu")
+        if found.index is not None and found.index >= count:
+            raise ValueError(
+                f"device {device!r}: this machine has {count} CUDA device(s), cuda:0 to "
+                f"cuda:{count - 1}"
+            )
+    return found
+
+
+def check_fps(fps: object) -> float:
+    """``fps`` when it is a finite frame rate above 0.
+
+    Raises:
+        ValueError: anything else, in one line.
+    """
+    if (
+        not isinstance(fps, numbers.Real)
+        or isinstance(fps, bool)
+        or not (math.isfinite(fps) and fps > 0)
+    ):
+        raise ValueError(f"fps must be a positive finite frame rate, got {fps!r}")
+    return float(fps)
+
+
 def window_times(
     duration: float, window: float, stride: float, *, limit: int = MAX_WINDOWS
 ) -> list[tuple[float, float]]:
@@ -417,12 +482,17 @@ def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
 class Predictor:
     """Runs a trained model on videos: centre clip, multi-view, or sliding windows.
 
+    Every argument is checked before any work, each out of its bounds one ``ValueError`` line:
+    the bounds ``octvideo predict`` sets on its options (``check_batch_size``, ``check_device``,
+    ``parse_views``, ``window_seconds``, ``check_decoder``).
+
     Args:
         model: the network (put in eval mode here).
         classes: class names, by index.
         protocol: clip sampling and normalisation.
-        device: where the model runs.
-        batch_size: clips per forward pass.
+        device: where the model runs: any torch device here (a model of the caller's own, on
+            the device it was made for); ``from_checkpoint`` takes those ``--device`` takes.
+        batch_size: clips per forward pass, 1 to ``MAX_BATCH_SIZE``.
     """
 
     def __init__(
@@ -434,11 +504,17 @@ class Predictor:
         device: str | torch.device = "cpu",
         batch_size: int = 8,
     ) -> None:
-        self.device = torch.device(device)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
+        if isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"classes must be a list of class names, got {classes!r:.80}")
+        if not isinstance(protocol, ClipProtocol):
+            raise ValueError(f"protocol must be a ClipProtocol, got {type(protocol).__name__}")
+        self.batch_size = check_batch_size(batch_size)
+        self.device = _torch_device(device)
         self.model = fuse_for_inference(model.to(self.device))  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol
-        self.batch_size = max(1, int(batch_size))
         self._data_cfg = protocol.data_config()
         self._transforms = {i: eval_transform(self._data_cfg, i) for i in (0, 1, 2)}
 
@@ -452,13 +528,19 @@ class Predictor:
     ) -> Predictor:
         """Builds the model, loads its weights (``weights_only=True``) and reads the protocol.
 
+        Args:
+            path: a checkpoint written by ``octvideo train`` (or ``octvideo import``).
+            device: cpu, cuda or cuda:N for a CUDA device this machine has (``check_device``).
+            batch_size: clips per forward pass, 1 to ``MAX_BATCH_SIZE``.
+
         Raises:
+            ValueError: ``device`` or ``batch_size`` out of its bounds, before the checkpoint
+                is read.
             CheckpointError: metadata that is missing or malformed, weights that do not fit the
                 model it describes, or a clip that model cannot take (``check_runs``).
         """
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for but no CUDA device is available")
+        device = check_device(device)
+        check_batch_size(batch_size)
         from octvideo.engine.checkpoint import state_mismatch
 
         meta, state = _read(path)
@@ -488,7 +570,12 @@ class Predictor:
     # ---------------------------------------------------------------------------------- pieces
 
     def preprocess(self, frames: Tensor, crop: int = 1) -> Tensor:
-        """uint8 frames (T, H, W, 3) -> normalised clip (3, T, S, S) at crop position ``crop``."""
+        """uint8 frames (T, H, W, 3) -> normalised clip (3, T, S, S) at crop position ``crop``
+        (0, 1, 2: left or top, centre, right or bottom)."""
+        if isinstance(crop, bool) or crop not in self._transforms:
+            raise ValueError(
+                f"crop must be 0, 1 or 2 (left or top, centre, right or bottom), got {crop!r}"
+            )
         short = min(frames.shape[1], frames.shape[2])
         if short < 1:
             raise ValueError(f"frames of size {tuple(frames.shape[1:3])} cannot be cropped")
@@ -594,12 +681,21 @@ class Predictor:
             A ``VideoResult``; a file that cannot be read gives ``error`` instead of raising.
 
         Raises:
-            ValueError: views, a window or stride out of their bounds, or frames that are not
-                uint8 (T, H, W, 3) with at least one frame; before any input is read.
+            ValueError: a source that is neither a path nor frames; views, a window, stride,
+                fps or decoder out of their bounds; an ``on_batch`` that cannot be called; or
+                frames that are not uint8 (T, H, W, 3) with at least one frame; before any
+                input is read.
         """
         start_time = time.perf_counter()
+        if not isinstance(source, str | bytes | os.PathLike | Tensor | np.ndarray):
+            raise ValueError(
+                f"source must be a video file's path or uint8 frames (T, H, W, 3), a tensor or a "
+                f"numpy array; got {type(source).__name__}"
+            )
         window_s, stride_s = window_seconds(window, "window"), window_seconds(stride, "stride")
-        views = parse_views(views)
+        views = parse_views(views)  # fps and decoder: checked by open_input before it reads
+        if on_batch is not None and not callable(on_batch):
+            raise ValueError(f"on_batch must be callable or None, got {type(on_batch).__name__}")
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
             source = torch.from_numpy(source)
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
@@ -640,9 +736,11 @@ class Predictor:
         Raises:
             FileNotFoundError, DecodeError: the file cannot be opened.
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
-            ValueError: frames that are not uint8 (T, H, W, 3) or hold no frame, or views out
-                of bounds.
+            ValueError: frames that are not uint8 (T, H, W, 3) or hold no frame, or views, fps
+                or decoder out of bounds; before the input is read.
         """
+        fps = check_fps(fps)
+        check_decoder(decoder)
         frame_times = None
         if isinstance(source, Tensor):
             info, frames_of = self._tensor_source(source, fps)
@@ -687,8 +785,6 @@ class Predictor:
             )
         if frames.shape[0] < 1:  # no clip can be sampled from it
             raise ValueError(f"frames must hold at least 1 frame, got {frames.shape[0]}")
-        if not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive finite frame rate, got {fps}")
         info = VideoInfo(frames.shape[0], fps, frames.shape[2], frames.shape[1], "tensor")
 
         def frames_of(indices: np.ndarray) -> Tensor:

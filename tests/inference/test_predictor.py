@@ -20,6 +20,7 @@ from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.errors import CheckpointError, TooManyWindows
 from octvideo.inference import Predictor, window_times
+from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import (
     expand_inputs,
     parse_seconds,
@@ -111,6 +112,80 @@ def test_windows_given_as_numbers_are_held_to_the_bounds_of_text(predictor, seco
 def test_frames_without_a_frame_are_refused(predictor):
     with pytest.raises(ValueError, match=r"^frames must hold at least 1 frame, got 0$"):
         predictor.predict(torch.zeros(0, 40, 48, 3, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 513, 10**9, 2.5, True, "8"])
+def test_a_batch_size_outside_the_cli_bounds_is_refused_before_the_checkpoint_is_read(
+    predictor, checkpoint, monkeypatch, batch_size
+):
+    message = f"batch_size must be a whole number from 1 to 512, got {batch_size!r}"
+    reads = []
+    monkeypatch.setattr(predictor_module, "_read", lambda *args: reads.append(args))
+    with pytest.raises(ValueError) as caught:
+        Predictor.from_checkpoint(checkpoint, batch_size=batch_size)
+    assert str(caught.value) == message and not reads
+    with pytest.raises(ValueError) as caught:  # was max(1, int(batch_size))
+        Predictor(predictor.model, predictor.classes, predictor.protocol, batch_size=batch_size)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "message"),
+    [
+        ("meta", 1, "device 'meta': use cpu, cuda or cuda:N"),
+        ("mps", 1, "device 'mps': use cpu, cuda or cuda:N"),
+        ("gpu", 1, "device 'gpu' is no torch device: use cpu, cuda or cuda:N"),
+        ("cuda", 0, "device 'cuda': no CUDA device is available; use cpu"),
+        ("cuda:1", 1, "device 'cuda:1': this machine has 1 CUDA device(s), cuda:0 to cuda:0"),
+    ],
+)
+def test_from_checkpoint_takes_the_devices_predict_takes(
+    checkpoint, monkeypatch, device, gpus, message
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    with pytest.raises(ValueError) as caught:  # "meta" failed later, in predict
+        Predictor.from_checkpoint(checkpoint, device=device)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("decoder", "FOO", "decoder must be 'decord', 'pyav' or 'auto', got 'FOO'"),
+        ("fps", "30", "fps must be a positive finite frame rate, got '30'"),
+        ("fps", True, "fps must be a positive finite frame rate, got True"),
+        ("on_batch", 5, "on_batch must be callable or None, got int"),
+    ],
+)
+def test_each_predict_argument_is_bounded_for_frames_as_for_a_file(
+    predictor, videos, argument, value, message
+):
+    frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
+    for source in (frames, videos["short"]):
+        with pytest.raises(ValueError) as caught:
+            predictor.predict(source, **{argument: value})
+        assert str(caught.value) == message
+
+
+def test_a_source_that_is_no_path_or_frames_and_a_crop_out_of_range_are_one_line(predictor):
+    with pytest.raises(ValueError) as caught:
+        predictor.predict(5)
+    assert str(caught.value) == (
+        "source must be a video file's path or uint8 frames (T, H, W, 3), a tensor or a numpy "
+        "array; got int"
+    )
+    with pytest.raises(ValueError) as caught:
+        predictor.preprocess(torch.zeros(2, 8, 8, 3, dtype=torch.uint8), crop=3)
+    assert str(caught.value) == (
+        "crop must be 0, 1 or 2 (left or top, centre, right or bottom), got 3"
+    )
+
+
+def test_class_names_given_as_one_string_are_refused_not_split(predictor):
+    with pytest.raises(ValueError) as caught:
+        Predictor(predictor.model, "abc", predictor.protocol)
+    assert str(caught.value) == "classes must be a list of class names, got 'abc'"
 
 
 def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
