@@ -208,10 +208,13 @@ def check_extra(extra: dict[str, Any]) -> None:
                 none = " or null" if key == "channel_multiple" else ""
                 raise ValueError(
                     f"model.extra.{key} must be a whole number in [1, {bound}] ({unit}){none}, "
-                    f"got {value!r}"
+                    f"got {value!r}{_how_to_write(value, int)}"
                 )
         elif key in EXTRA_FLAGS and not isinstance(value, bool):
-            raise ValueError(f"model.extra.{key} must be true or false, got {value!r}")
+            raise ValueError(
+                f"model.extra.{key} must be true or false, got {value!r}"
+                f"{_how_to_write(value, bool)}"
+            )
 
 
 @dataclass
@@ -703,12 +706,20 @@ def _check_typed(key: str, value: Any, where: str) -> None:
         takes = f"a list of {several}" if many else one + (" or null" if optional else "")
         shown = repr(item) if isinstance(item, str) else _yaml_text(item)
         inside = f" in {_yaml_text(value)}" if many else ""
-        spelling = _yaml12_spelling(item, kind)
-        fix = ""
-        if spelling is not None:
-            text = ", which YAML 1.2 reads as text" if isinstance(item, str) else ""
-            fix = f"{text}; write {spelling}"
-        raise ConfigError(f"{where}: {key} takes {takes}, got {shown}{inside}{fix}")
+        raise ConfigError(
+            f"{where}: {key} takes {takes}, got {shown}{inside}{_how_to_write(item, kind)}"
+        )
+
+
+def _how_to_write(value: Any, kind: type) -> str:
+    """``", which YAML 1.2 reads as text; write 60"`` for a ``value`` that Python reads as a
+    ``kind`` value (``'6_0'``), ``"; write 6"`` for one YAML 1.2 reads as another kind (6.0), or
+    ``""``."""
+    spelling = _yaml12_spelling(value, kind)
+    if spelling is None:
+        return ""
+    text = ", which YAML 1.2 reads as text" if isinstance(value, str) else ""
+    return f"{text}; write {spelling}"
 
 
 def _is_kind(value: Any, kind: type) -> bool:

@@ -488,6 +488,8 @@ def test_train_help_lists_the_short_names(capsys):
         (["model.extra.width=0"], ["model.extra.width", "[1, 1024]", "got 0"]),
         (["model.extra.slowfast_alpha=8.0"], ["model.extra.slowfast_alpha", "got 8.0"]),
         (["model.extra.oct_stem=1"], ["model.extra.oct_stem", "true or false", "got 1"]),
+        (["model.extra.width=6_0"], ["model.extra.width", "'6_0', which YAML 1.2", "write 60"]),
+        (["model.extra.temporal_pool=yes"], ["model.extra.temporal_pool", "write true"]),
         # 9. train and test score with a multiclass accuracy, which needs two classes
         (["model.num_classes=1"], ["model.num_classes", ">= 2", "got 1"]),
         # 10. torch's generators take 64-bit seeds; a tiny frame rate overflows the stride
