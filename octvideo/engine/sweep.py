@@ -61,6 +61,7 @@ from octvideo.config import (
     RunConfig,
     flatten,
     load_config,
+    parse_overrides,
     resolve_config_path,
     to_dict,
 )
@@ -93,6 +94,8 @@ MAX_SEEDS = 1000
 MAX_RUNS = 10_000
 MAX_TIME_REPEATS = 1000
 MAX_BENCH_BATCH = int(LIMITS["data.batch_size"][0])
+MAX_JOBS = 1024  # runs side by side; the command bounds them by the machine's cores
+MAX_RUN_TIMEOUT = 86_400.0  # seconds one train or test command may run: a day, as every duration
 
 
 # ------------------------------------------------------------------------------------ the grid
@@ -133,7 +136,8 @@ def parse_grid(spec: str) -> GridAxis:
     """``KEY=V1,V2,...`` to a ``GridAxis``; lists in brackets (``model.octave=[1,2,2],[2,2,2]``).
 
     Raises:
-        UsageError: no ``=``, an empty key or value, a reserved key, or a repeated value.
+        UsageError: no ``=``, an empty key or value, a reserved key, or a repeated value (also
+            one written two ways, ``0,0.0``).
     """
     key, sep, text = spec.partition("=")
     key = key.strip()
@@ -155,7 +159,38 @@ def parse_grid(spec: str) -> GridAxis:
     repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)
     if repeated:
         raise UsageError(f"--grid {key} lists {', '.join(repeated)} more than once")
+    spellings: dict[Any, list[str]] = collections.defaultdict(list)
+    for v in values:
+        spellings[_value_of(key, v)].append(v)
+    for texts in spellings.values():
+        if len(texts) > 1:  # 0 and 0.0: the runs would be the same
+            raise UsageError(
+                f"--grid {key} lists {' and '.join(texts)}, which are the same value; give it once"
+            )
     return GridAxis(key, tuple(values))
+
+
+def _value_of(key: str, text: str) -> Any:
+    """What ``key=text`` sets, as the runs read the override, in a form that compares and hashes
+    (``0`` and ``0.0`` are one value, ``true`` and ``1`` are not); the text itself where it is
+    no YAML value (its runs then fail with their reason)."""
+    try:
+        ((_, value),) = parse_overrides([f"{key}={text}"])
+    except ConfigError:
+        return ("text", text)
+    return _comparable(value)
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, bool):  # True == 1 in Python, not in a config
+        return ("bool", value)
+    if isinstance(value, float) and math.isnan(value):  # nan != nan
+        return ("nan",)
+    if isinstance(value, list):
+        return ("list", tuple(_comparable(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", frozenset((k, _comparable(v)) for k, v in value.items()))
+    return value
 
 
 @dataclass(frozen=True)
@@ -196,12 +231,14 @@ def _short(key: str, settings: Sequence[tuple[str, str]]) -> str:
 
 def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
     """The points of each group (the product of its axes), groups one after another, each point
-    once. The first point is the study's baseline.
+    once. The first point is the study's baseline. A point that sets what an earlier one sets
+    (the same keys to the same values, in any order or spelling: ``0`` and ``0.0``) is that
+    point, as it was first given.
 
     Raises:
         UsageError: a key given twice in one group, or two points sharing a folder name.
     """
-    points: dict[Point, None] = {}  # in grid order, each once
+    points: dict[frozenset, Point] = {}  # by what each sets, in grid order, each once
     for axes in groups or [[]]:
         keys = [a.key for a in axes]
         twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -211,16 +248,18 @@ def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
                 "--grid, or start another group with --plus"
             )
         for values in itertools.product(*(a.values for a in axes)):
-            points.setdefault(Point(tuple(zip(keys, values, strict=True))))
+            settings = tuple(zip(keys, values, strict=True))
+            sets = frozenset((k, _value_of(k, v)) for k, v in settings)
+            points.setdefault(sets, Point(settings))
     names: dict[str, Point] = {}
-    for p in points:
+    for p in points.values():
         if p.name in names:
             raise UsageError(
                 f"grid points {names[p.name].label!r} and {p.label!r} would share the folder "
                 f"{p.name}; write their values the same way"
             )
         names[p.name] = p
-    return list(points)
+    return list(points.values())
 
 
 def count_runs(groups: Sequence[Sequence[GridAxis]], seeds: int) -> int:
@@ -286,7 +325,8 @@ class SubprocessRunner:
     Args:
         ckpt: which checkpoint is tested: "last" (every point gets the same training budget, no
             choice made on the validation set) or "best".
-        timeout: seconds one command may run (None: no limit); a command past it is stopped.
+        timeout: seconds one command may run, above 0 and at most ``MAX_RUN_TIMEOUT`` (a day;
+            None: no limit); a command past it is stopped.
         threads: intra-op threads of each command (``OMP_NUM_THREADS``); None: torch's default,
             one per core. Runs side by side (``run_points(jobs=...)``) share the cores this way.
     """
@@ -294,6 +334,25 @@ class SubprocessRunner:
     def __init__(
         self, ckpt: str = "last", timeout: float | None = None, threads: int | None = None
     ) -> None:
+        if ckpt not in CHECKPOINTS:
+            raise UsageError(f"--ckpt {ckpt!r}: give {' or '.join(CHECKPOINTS)}")
+        if timeout is not None:
+            if (
+                not isinstance(timeout, int | float)
+                or isinstance(timeout, bool)
+                or not 0 < timeout < math.inf
+            ):
+                raise UsageError(f"--run-timeout {timeout!r}: give a number of seconds above 0")
+            if timeout > MAX_RUN_TIMEOUT:
+                raise UsageError(
+                    f"--run-timeout {timeout:g}: give at most {MAX_RUN_TIMEOUT:g} seconds (a day)"
+                )
+        if threads is not None and (
+            not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+        ):
+            raise ValueError(
+                f"threads must be a whole number of 1 or more or None, got {threads!r}"
+            )
         self.ckpt = ckpt
         self.timeout = timeout
         self.threads = threads
@@ -982,9 +1041,9 @@ def run_study(
         jobs: runs side by side (see ``run_points``).
 
     Raises:
-        UsageError: a bad grid or config (see ``_check_base``), ``seeds``, ``repeats`` or
-            ``batch`` outside its bound (``MAX_SEEDS``, ...), or an unwritable ``out``; all
-            before anything is written.
+        UsageError: a bad grid or config (see ``_check_base``), ``seeds``, ``repeats``,
+            ``batch`` or ``jobs`` not a whole number within its bound (``MAX_SEEDS``, ...), or
+            an unwritable ``out``; all before anything is written.
         RunStopped: a run's folder or record, or the measurements, cannot be written (a full
             disk); the runs that finished are kept for the next start.
     """
@@ -992,9 +1051,10 @@ def run_study(
         ("--seeds", seeds, 1, MAX_SEEDS),
         ("--time-repeats", repeats, 0, MAX_TIME_REPEATS),
         ("--bench-batch", batch, 1, MAX_BENCH_BATCH),
+        ("--jobs", jobs, 1, MAX_JOBS),
     ):
-        if not low <= value <= high:
-            raise UsageError(f"{option} {value}: give {low} to {high}")
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise UsageError(f"{option} {value!r}: give {low} to {high}")
     runs = count_runs(groups, seeds)
     if runs > MAX_RUNS:  # before the grid is expanded and each of its points loaded
         raise UsageError(

@@ -60,6 +60,8 @@ def test_grid_values_split_at_top_level_commas():
         ("model.octave=[1,2,2", "unbalanced"),
         ("model.octave=1,2,2]", "unbalanced"),
         ("model.alpha=0,0.5,0", "lists 0 more than once"),
+        ("model.octave=[1,2,2],[1, 2, 2.0]", "lists \\[1,2,2\\] and \\[1, 2, 2.0\\], which"),
+        ("model.extra={width: 8},{'width': 8}", "lists {width: 8} and {'width': 8}, which"),
         ("trainer.seed=0,1", "the study sets trainer.seed itself"),
         ("output.dir=a,b", "the study sets output.dir itself"),
     ],
@@ -68,6 +70,18 @@ def test_bad_grid_spec_is_one_line_usage_error(spec, match):
     with pytest.raises(UsageError, match=match) as err:
         parse_grid(spec)
     assert "\n" not in str(err.value)
+
+
+def test_grid_values_are_compared_as_the_runs_read_them():
+    with pytest.raises(UsageError) as err:  # trained two identical points, alpha-0 and alpha-0.0
+        parse_grid("model.alpha=0,0.0")
+    assert str(err.value) == (
+        "--grid model.alpha lists 0 and 0.0, which are the same value; give it once"
+    )
+    # values the runs read differently stay two points
+    assert parse_grid("trainer.deterministic=true,1").values == ("true", "1")
+    assert parse_grid("model.extra.tag='0',0").values == ("'0'", "0")
+    assert parse_grid("model.alpha=.nan,0").values == (".nan", "0")
 
 
 def test_groups_are_products_joined_in_order():
@@ -119,6 +133,9 @@ def test_misspelt_grid_key_is_refused_before_any_run(tmp_path):
         ({"seeds": 10**9}, "--seeds 1000000000: give 1 to 1000"),
         ({"repeats": 1001}, "--time-repeats 1001: give 0 to 1000"),
         ({"batch": 1025}, "--bench-batch 1025: give 1 to 1024"),
+        ({"seeds": 2.5}, "--seeds 2.5: give 1 to 1000"),
+        ({"seeds": True}, "--seeds True: give 1 to 1000"),
+        ({"jobs": 0}, "--jobs 0: give 1 to 1024"),
     ],
 )
 def test_counts_past_their_bounds_are_refused_before_the_plan_is_written(tmp_path, counts, message):
@@ -154,6 +171,23 @@ def test_a_study_of_more_runs_than_the_bound_is_refused_before_the_grid_is_expan
 def test_points_shared_by_groups_come_once_in_grid_order():
     groups = split_groups(["model.alpha=0,0.5", None, "model.alpha=0.25,0,0.5"])
     assert [p.name for p in expand(groups)] == ["alpha-0", "alpha-0.5", "alpha-0.25"]
+
+
+def test_a_point_another_group_sets_in_another_spelling_or_order_comes_once():
+    groups = split_groups(
+        [
+            "model.alpha=0,0.5",
+            "model.octave=[1,2,2]",
+            None,
+            "model.octave=[1, 2, 2]",
+            "model.alpha=0.0,0.25",
+        ]
+    )
+    assert [p.label for p in expand(groups)] == [
+        "alpha=0 octave=[1,2,2]",
+        "alpha=0.5 octave=[1,2,2]",
+        "octave=[1, 2, 2] alpha=0.25",
+    ]
 
 
 # ------------------------------------------------------------------------------------ the runs
@@ -541,6 +575,24 @@ def test_subprocess_runner_gives_each_command_its_thread_count(tmp_path, monkeyp
     sweep.SubprocessRunner()._run(tmp_path, "test", "--cfg", CFG)
     assert seen[0]["OMP_NUM_THREADS"] == "1"
     assert seen[1] is None  # torch's own default: one thread per core
+
+
+@pytest.mark.parametrize(
+    ("timeout", "message"),
+    [
+        (1e20, "--run-timeout 1e+20: give at most 86400 seconds (a day)"),
+        (86_401, "--run-timeout 86401: give at most 86400 seconds (a day)"),
+        (0, "--run-timeout 0: give a number of seconds above 0"),
+        (math.inf, "--run-timeout inf: give a number of seconds above 0"),
+        (math.nan, "--run-timeout nan: give a number of seconds above 0"),
+        ("60", "--run-timeout '60': give a number of seconds above 0"),
+    ],
+)
+def test_a_run_timeout_is_bounded_as_every_duration_at_most_a_day(timeout, message):
+    with pytest.raises(UsageError) as err:
+        sweep.SubprocessRunner(timeout=timeout)
+    assert str(err.value) == message
+    assert sweep.SubprocessRunner(timeout=86_400).timeout == 86_400
 
 
 def test_subprocess_runner_fails_with_the_runs_own_one_line_error(tmp_path):
