@@ -79,17 +79,19 @@ def _whole3(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
 
 
 def _input_size(size: Sequence[int]) -> tuple[int, int, int]:
-    """An input's (T, H, W) as the cost methods take it: three whole numbers of 1 or more."""
+    """An input's (T, H, W) as the cost methods take it: three whole numbers of 1 or more. A
+    shape read under ``torch.jit.trace`` (ONNX and TorchScript export) holds tensors, which pass
+    as they are, so that the trace records the arithmetic on them."""
     if not (
         isinstance(size, Sequence)
         and not isinstance(size, str)
         and len(size) == 3
-        and all(_whole(s) and s >= 1 for s in size)
+        and all(isinstance(s, torch.Tensor) or (_whole(s) and s >= 1) for s in size)
     ):
         raise ValueError(
             f"size must be the input's (T, H, W), three whole numbers of 1 or more; got {size!r}"
         )
-    return tuple(int(s) for s in size)  # type: ignore[return-value]
+    return tuple(s if isinstance(s, torch.Tensor) else int(s) for s in size)  # type: ignore[return-value]
 
 
 class OctConv3d(nn.Module):
@@ -483,7 +485,7 @@ class OctConv3d(nn.Module):
         if self.has_octave:  # "same" padding: every axis gives ceil(size / stride)
             return tuple(-(-s // st) for s, st in zip(size, self.stride, strict=True))  # type: ignore[return-value]
         out = conv_output_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
-        if min(out) < 1:
+        if all(isinstance(o, int) for o in out) and min(out) < 1:
             raise ValueError(
                 f"an input of (T, H, W) {size} is smaller than the kernel {self.kernel_size} "
                 f"(dilation {self.dilation}, padding {self.padding}): the layer gives no output "

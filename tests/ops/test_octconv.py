@@ -584,3 +584,13 @@ def test_conv_output_size_needs_one_value_per_axis():
         "conv_output_size needs one value per axis in each of size, kernel_size, stride, "
         "padding and dilation, got 2, 3, 3, 3, 3 values"
     )
+
+
+@pytest.mark.parametrize("padding", [None, 0])
+def test_output_size_of_a_traced_shape_is_computed_on_its_tensors(padding):
+    """``torch.jit.trace`` (ONNX and TorchScript export) gives shapes as tensors; SlowFast reads
+    its lateral connection's frames from them while traced."""
+    layer = OctConv3d(4, 4, (5, 1, 1), stride=(4, 1, 1), padding=padding)
+    frames = layer.output_size((torch.tensor(32), 1, 1))[0]
+    assert isinstance(frames, torch.Tensor)
+    assert int(frames) == layer.output_size((32, 1, 1))[0]
