@@ -12,59 +12,57 @@ import argparse
 import re
 from collections.abc import Callable
 
+# the forms YAML 1.2 and a reader take for numbers: ASCII digits, no "_" separators (int() and
+# float() also read "1_0" and other scripts' digits, and float() "inf" and "nan")
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_LONGEST = 30  # digits of a whole number: every bound is far shorter (a seed: 19)
 
-def _at_least(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"{text!r}: give {low} or more")
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
+
+
+def _whole(text: str, low: int | None = None, high: int | None = None) -> int:
+    digits = text.strip()
+    if not _WHOLE.fullmatch(digits):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number")
+    if len(digits.lstrip("+-")) > _LONGEST:  # int() refuses past 4300 digits
+        if low is None or high is None:
+            raise argparse.ArgumentTypeError(f"{_shown(text)}: give at most {_LONGEST} digits")
+        value = low - 1 if digits[0] == "-" else high + 1  # only its sign matters
+    else:
+        value = int(digits)
+    if low is not None and value < low:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: give {low} or more")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: give at most {high}")
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (``--workers``, ``--seeds``, ``--frames``)."""
-    return _at_least(text, 1)
+def _decimal(text: str, what: str) -> float:
+    digits = text.strip()
+    if not _DECIMAL.fullmatch(digits):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a {what}")
+    return float(digits)
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number of 0 or more (``sweep --time-repeats``)."""
-    return _at_least(text, 0)
+def whole(text: str) -> int:
+    """argparse type: a whole number, of any size and sign; the command checks its range, in one
+    line naming the option and the bound (``data synth --frames``, ``sweep --seeds``)."""
+    return _whole(text)
 
 
 def bounded_int(high: int, low: int = 1) -> Callable[[str], int]:
     """argparse type: a whole number from ``low`` (0 or 1) to ``high`` (``predict --topk``)."""
 
     def parse(text: str) -> int:
-        digits = text.strip()
-        if not re.fullmatch(r"[+-]?\d+", digits):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-        # past 12 digits only the sign matters (and int() refuses past 4300)
-        value = int(digits) if len(digits) <= 12 else (low - 1 if digits[0] == "-" else high + 1)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text!r}: give {low} or more")
-        if value > high:
-            raise argparse.ArgumentTypeError(f"{text!r}: give at most {high}")
-        return value
+        return _whole(text, low, high)
 
     return parse
 
 
-def seconds(text: str) -> float:
-    """argparse type: a finite number of seconds above 0 (``sweep --run-timeout``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
-    return value
-
-
 def number(text: str) -> float:
-    """argparse type: any number ``float`` reads (``import --alpha``)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    """argparse type: a decimal number; the command checks its range (``import --alpha``,
+    ``data check --timeout``)."""
+    return _decimal(text, "number")

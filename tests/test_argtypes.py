@@ -1,4 +1,5 @@
-"""octvideo.argtypes: the argparse types refuse out-of-range text in one line, through argparse."""
+"""octvideo.argtypes: the argparse types read numbers as YAML 1.2 and a reader write them, and
+refuse other text, or out-of-range text, in one line, through argparse."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ import re
 
 import pytest
 
-from octvideo.argtypes import bounded_int, non_negative_int, number, positive_int, seconds
+from octvideo.argtypes import bounded_int, number, whole
 
 
 @pytest.mark.parametrize(
     ("parse", "text", "value"),
     [
-        (positive_int, "1", 1),
-        (positive_int, "256", 256),
-        (non_negative_int, "0", 0),
+        (whole, "0", 0),
+        (whole, "-3", -3),
+        (whole, "+12", 12),
+        (whole, "9" * 30, int("9" * 30)),  # exact: the command names its own bound
         (bounded_int(5), "5", 5),
         (bounded_int(5, low=0), "0", 0),
         (bounded_int(5), " 3 ", 3),
-        (seconds, "0.5", 0.5),
+        (number, "0.5", 0.5),
         (number, "-0.25", -0.25),
+        (number, ".5", 0.5),
+        (number, "1e-3", 0.001),
+        (number, "300", 300.0),
     ],
 )
 def test_text_in_range_is_read_as_its_value(parse, text, value):
@@ -30,20 +35,21 @@ def test_text_in_range_is_read_as_its_value(parse, text, value):
 @pytest.mark.parametrize(
     ("parse", "text", "message"),
     [
-        (positive_int, "0", "'0': give 1 or more"),
-        (positive_int, "two", "'two' is not a whole number"),
-        (non_negative_int, "-1", "'-1': give 0 or more"),
-        (non_negative_int, "1.5", "'1.5' is not a whole number"),
+        (whole, "two", "'two' is not a whole number"),
+        (whole, "1.5", "'1.5' is not a whole number"),
+        (whole, "1_0", "'1_0' is not a whole number"),  # int() reads 10
+        (whole, "\u0663", "'\u0663' is not a whole number"),  # int() reads the Arabic-Indic 3
+        (whole, "9" * 31, "give at most 30 digits"),
         (bounded_int(5), "6", "'6': give at most 5"),
         (bounded_int(5), "0", "'0': give 1 or more"),
         (bounded_int(5), "9" * 5000, "give at most 5"),  # int() refuses past 4300 digits
         (bounded_int(5, low=0), "-" + "9" * 5000, "give 0 or more"),
         (bounded_int(5), "1e3", "'1e3' is not a whole number"),
-        (seconds, "0", "'0': give a number of seconds above 0"),
-        (seconds, "inf", "'inf': give a number of seconds above 0"),
-        (seconds, "nan", "'nan': give a number of seconds above 0"),
-        (seconds, "soon", "'soon' is not a number of seconds"),
         (number, "a tenth", "'a tenth' is not a number"),
+        (number, "nan", "'nan' is not a number"),  # float() reads these three
+        (number, "inf", "'inf' is not a number"),
+        (number, "0_0.5", "'0_0.5' is not a number"),
+        (number, "x" * 100, "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is not a number"),
     ],
 )
 def test_text_out_of_range_is_refused_naming_the_text(parse, text, message):
@@ -52,10 +58,10 @@ def test_text_out_of_range_is_refused_naming_the_text(parse, text, message):
 
 
 def test_a_refused_value_is_one_argparse_error_naming_the_option(capsys):
-    parser = argparse.ArgumentParser(prog="octvideo data check")
-    parser.add_argument("--workers", type=positive_int)
+    parser = argparse.ArgumentParser(prog="octvideo predict")
+    parser.add_argument("--topk", type=bounded_int(10))
     with pytest.raises(SystemExit) as exit_:
-        parser.parse_args(["--workers", "0"])
+        parser.parse_args(["--topk", "0"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == "octvideo data check: error: argument --workers: '0': give 1 or more"
+    assert err == "octvideo predict: error: argument --topk: '0': give 1 or more"

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import number, whole
 from octvideo.errors import UsageError
 
 
@@ -120,21 +120,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     synth.add_argument(
         "--num-train",
-        type=int,
+        type=whole,
         default=None,
         help="training clips (1 to 100000) (default: demo 360, yardstick 600)",
     )
     synth.add_argument(
         "--num-val",
-        type=int,
+        type=whole,
         default=None,
         help="validation clips (0 to 100000) (default: demo 120, yardstick 240)",
     )
     synth.add_argument(
-        "--size", type=int, default=64, help="frame side in pixels (even, 16 to 1024)"
+        "--size", type=whole, default=64, help="frame side in pixels (even, 16 to 1024)"
     )
-    synth.add_argument("--frames", type=int, default=16, help="frames per clip (2 to 1024)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--frames", type=whole, default=16, help="frames per clip (2 to 1024)")
+    synth.add_argument("--seed", type=whole, default=0, help="random seed")
     synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=run_synth)
 
@@ -159,9 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "it is an earlier report (default: LIST.txt -> LIST.bad.jsonl, FOLDER -> "
         "FOLDER.bad.jsonl)",
     )
-    check.add_argument(
-        "--workers", type=positive_int, default=2, help="decoding processes (1 to 256)"
-    )
+    check.add_argument("--workers", type=whole, default=2, help="decoding processes (1 to 256)")
     check.add_argument(
         "--decoder",
         default="auto",
@@ -169,7 +167,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto: decord, then PyAV for a file decord cannot read",
     )
     check.add_argument(
-        "--timeout", type=float, default="300", help="seconds per video (at most a day)"
+        "--timeout", type=number, default="300", help="seconds per video (at most a day)"
     )
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=run_check)
@@ -179,13 +177,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("dst", help="output tree")
     prepare.add_argument(
         "--short-side",
-        type=int,
+        type=whole,
         default=320,
         help="short side of the videos written, in pixels: 256 or 320 (16 to 1080)",
     )
-    prepare.add_argument(
-        "--workers", type=positive_int, default=2, help="encoding processes (1 to 256)"
-    )
+    prepare.add_argument("--workers", type=whole, default=2, help="encoding processes (1 to 256)")
     prepare.add_argument(
         "--csv",
         action="append",
@@ -195,7 +191,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument(
         "--timeout",
-        type=float,
+        type=number,
         default="3600",
         help="seconds one video may take to encode; past it the video fails (at most a day)",
     )

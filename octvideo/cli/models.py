@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from octvideo.argtypes import positive_int
+from octvideo.argtypes import whole
 from octvideo.models import list_models
 from octvideo.models.cost import cost_table
 
@@ -69,8 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "length (the Fast pathway gets slowfast_alpha times as many)."
         ),
     )
-    parser.add_argument("--frames", type=positive_int, default=8, help="frames per view")
-    parser.add_argument("--size", type=positive_int, default=224, help="crop size")
+    parser.add_argument("--frames", type=whole, default=8, help="frames per view")
+    parser.add_argument("--size", type=whole, default=224, help="crop size")
     parser.add_argument(
         "--alpha",
         type=_alpha,

@@ -9,7 +9,7 @@ import signal
 import sys
 from types import FrameType
 
-from octvideo.argtypes import non_negative_int, positive_int, seconds
+from octvideo.argtypes import number, whole
 from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
 from octvideo.errors import RunStopped, UsageError
 
@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         const=None,
         help="start another group of --grid options: its points join the study's",
     )
-    p.add_argument("--seeds", type=positive_int, default=1, help="runs per point")
+    p.add_argument("--seeds", type=whole, default=1, help="runs per point")
     p.add_argument(
         "--ckpt",
         choices=CHECKPOINTS,
@@ -99,17 +99,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--time-repeats",
-        type=non_negative_int,
+        type=whole,
         default=10,
         help="interleaved timing rounds per network (0: no timing)",
     )
-    p.add_argument(
-        "--bench-batch", type=positive_int, default=2, help="clips per timed training step"
-    )
+    p.add_argument("--bench-batch", type=whole, default=2, help="clips per timed training step")
     p.add_argument("--no-measure", action="store_true", help="no cost, memory or timing columns")
     p.add_argument(
         "--run-timeout",
-        type=seconds,
+        type=number,
         default=None,
         metavar="SECONDS",
         help="stop a train or test command that runs longer (recorded as failed; a rerun "
@@ -117,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=positive_int,
+        type=whole,
         default=1,
         help="runs side by side, the cores shared between them (small networks train faster "
         "as 2 runs of 1 thread than as 1 run of 2 threads)",

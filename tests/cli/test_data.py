@@ -40,15 +40,25 @@ def test_a_list_file_loses_only_its_extension(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "line"),
     [
-        ["data", "check", "--workers", "0", "list.txt"],
-        ["data", "prepare", "--workers", "-2", "src", "dst"],
+        (["check", "list.txt", "--workers", "0"], "--workers must be 1 to 256 processes, got 0"),
+        (["prepare", "src", "dst", "--workers", "-2"], "--workers must be 1 to 256 processes"),
+        (["synth", "--out", "s", "--frames", "1_6"], "argument --frames: '1_6' is not a whole"),
+        (["check", "list.txt", "--timeout", "nan"], "argument --timeout: 'nan' is not a number"),
     ],
 )
-def test_worker_counts_below_one_are_refused_by_the_parser(argv, capsys):
-    # they used to run with one worker as if nothing were wrong
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == 2
-    assert f"argument --workers: {argv[3]!r}: give 1 or more" in capsys.readouterr().err
+def test_numbers_are_refused_in_one_line_before_any_work(argv, line, tmp_path, monkeypatch, capsys):
+    """A count out of its bound is one line from the command; text that is not a number as YAML
+    1.2 writes it (int() reads "1_6" as 16) is one line from the parser."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text("")
+    (tmp_path / "src").mkdir()
+    try:
+        code = main(["data", *argv])
+    except SystemExit as stop:  # the parser's refusal
+        code = stop.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"octvideo data {argv[0]}: error: {line}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt", "src"]

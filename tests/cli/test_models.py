@@ -85,14 +85,20 @@ def test_a_view_no_listed_model_can_take_is_one_line(args, capsys):
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("--frames", "0"), ("--size", "0"), ("--size", "-5")]
+    ("option", "value"), [("--frames", "0"), ("--size", "0"), ("--size", "-5"), ("--size", "6_4")]
 )
-def test_non_positive_frames_or_size_are_refused_by_the_parser(option, value, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["models", option, value, "--filter", "c2d_r18"])
-    assert exit_.value.code == 2
+def test_frames_or_size_other_than_whole_numbers_from_1_are_refused_in_one_line(
+    option, value, capsys
+):
+    try:
+        code = main(["models", option, value, "--filter", "c2d_r18"])
+    except SystemExit as stop:  # the parser's refusal of text that is not a whole number
+        code = stop.code
+    assert code == 2
     err = capsys.readouterr().err
-    assert f"argument {option}: {value!r}: give 1 or more" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("octvideo models: error: ")
+    assert "must be >= 1" in last or f"{value!r} is not a whole number" in last
     assert "Traceback" not in err
 
 
