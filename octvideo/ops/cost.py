@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from octvideo.ops.pair import normalize_octave
+from octvideo.ops.pair import check_share, normalize_octave
 
 
 def low_share(octave: int | Sequence[int]) -> float:
@@ -24,9 +24,11 @@ def low_share(octave: int | Sequence[int]) -> float:
 
 def flops_ratio(alpha: float, octave: int | Sequence[int] = (1, 2, 2)) -> float:
     """Multiply-adds of an OctConv (alpha_in = alpha_out = alpha) relative to the vanilla conv."""
+    alpha = check_share(alpha)
     return 1.0 - (1.0 - low_share(octave)) * alpha * (2.0 - alpha)
 
 
 def memory_ratio(alpha: float, octave: int | Sequence[int] = (1, 2, 2)) -> float:
     """Output activation elements of an OctConv relative to the vanilla conv."""
+    alpha = check_share(alpha)
     return 1.0 - (1.0 - low_share(octave)) * alpha

@@ -28,6 +28,7 @@ from octvideo.ops.pair import (
     max_pool3d,
     normalize_octave,
     upsample,
+    whole_triple,
 )
 
 
@@ -124,9 +125,9 @@ class OctPool3d(nn.Module):
         if mode not in ("max", "avg"):
             raise ValueError(f"pooling mode must be 'max' or 'avg', got {mode!r}")
         self.mode = mode
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
+        self.kernel_size = whole_triple(kernel_size, "kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else whole_triple(stride, "stride", 1)
+        self.padding = whole_triple(padding, "padding", 0)
         self.octave: Octave = normalize_octave(octave)
 
     def _pool(self, x: Tensor, ceil_mode: bool) -> Tensor:

@@ -10,7 +10,6 @@ code's handling of stride (pool, then stride-1 convolution).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -22,13 +21,16 @@ from octvideo.ops.pair import (
     OctPair,
     _Size3,
     as_pair,
+    check_share,
     downsample,
     is_channels_last,
+    is_whole,
     low_channels,
     low_size,
     normalize_octave,
     unpair,
     upsample,
+    whole_triple,
 )
 
 
@@ -57,27 +59,6 @@ def conv_output_size(
     )  # type: ignore[return-value]
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _whole3(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
-    """``value`` as (T, H, W): one whole number for all three axes, or three; each ``low`` or
-    more (1 for kernel, stride and dilation, 0 for padding)."""
-    if _whole(value):
-        items: tuple = (value,) * 3
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        items = tuple(value)
-    else:
-        items = ()
-    if len(items) != 3 or not all(_whole(v) and v >= low for v in items):
-        raise ValueError(
-            f"{name} must be a whole number of {low} or more, or three of them (T, H, W); "
-            f"got {value!r}"
-        )
-    return tuple(int(v) for v in items)  # type: ignore[return-value]
-
-
 def _input_size(size: Sequence[int]) -> tuple[int, int, int]:
     """An input's (T, H, W) as the cost methods take it: three whole numbers of 1 or more. A
     shape read under ``torch.jit.trace`` (ONNX and TorchScript export) holds tensors, which pass
@@ -86,7 +67,7 @@ def _input_size(size: Sequence[int]) -> tuple[int, int, int]:
         isinstance(size, Sequence)
         and not isinstance(size, str)
         and len(size) == 3
-        and all(isinstance(s, torch.Tensor) or (_whole(s) and s >= 1) for s in size)
+        and all(isinstance(s, torch.Tensor) or (is_whole(s) and s >= 1) for s in size)
     ):
         raise ValueError(
             f"size must be the input's (T, H, W), three whole numbers of 1 or more; got {size!r}"
@@ -171,13 +152,11 @@ class OctConv3d(nn.Module):
     ) -> None:
         super().__init__()
         for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not _whole(n) or n < 1:
+            if not is_whole(n) or n < 1:
                 raise ValueError(f"{name} must be a whole number of 1 or more, got {n!r}")
-        if not _whole(groups) or groups < 1:
+        if not is_whole(groups) or groups < 1:
             raise ValueError(f"groups must be a positive integer, got {groups!r}")
-        for name, a in (("alpha_in", alpha_in), ("alpha_out", alpha_out)):
-            if not isinstance(a, numbers.Real) or isinstance(a, bool) or not 0 <= a < 1:
-                raise ValueError(f"{name} must be a number in [0, 1), got {a!r}")
+        check_share(alpha_in, "alpha_in"), check_share(alpha_out, "alpha_out")
         if not isinstance(bias, bool):
             raise ValueError(f"bias must be True or False, got {bias!r}")
         if padding_mode != "zeros":
@@ -185,9 +164,9 @@ class OctConv3d(nn.Module):
                 f"padding_mode must be 'zeros' (OctConv3d pads with zeros only), got "
                 f"{padding_mode!r}"
             )
-        self.kernel_size = _whole3(kernel_size, "kernel_size", 1)
-        self.stride = _whole3(stride, "stride", 1)
-        self.dilation = _whole3(dilation, "dilation", 1)
+        self.kernel_size = whole_triple(kernel_size, "kernel_size", 1)
+        self.stride = whole_triple(stride, "stride", 1)
+        self.dilation = whole_triple(dilation, "dilation", 1)
         span = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
         same = tuple(s // 2 for s in span)
         text = padding if isinstance(padding, str) else None
@@ -201,7 +180,7 @@ class OctConv3d(nn.Module):
                 f"(T, H, W); got {padding!r}"
             )
         else:
-            self.padding = _whole3(padding, "padding", 0)
+            self.padding = whole_triple(padding, "padding", 0)
         self.octave: Octave = normalize_octave(octave)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.groups = int(groups)

@@ -12,6 +12,7 @@ octave down along each axis whose ``octave`` factor is 2. The low group's size i
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -39,6 +40,43 @@ class OctPair(NamedTuple):
 
 
 _Size3 = int | Sequence[int]
+
+
+def is_whole(value: object) -> bool:
+    """A whole number (numpy's and torch's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def whole_triple(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
+    """``value`` as (T, H, W): one whole number for all three axes, or three; each ``low`` or
+    more (1 for a kernel, stride or dilation, 0 for padding).
+
+    Raises:
+        ValueError: one line naming ``name`` and what it takes.
+    """
+    if is_whole(value):
+        items: tuple = (value,) * 3
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = tuple(value)
+    else:
+        items = ()
+    if len(items) != 3 or not all(is_whole(v) and v >= low for v in items):
+        raise ValueError(
+            f"{name} must be a whole number of {low} or more, or three of them (T, H, W); "
+            f"got {value!r}"
+        )
+    return tuple(int(v) for v in items)  # type: ignore[return-value]
+
+
+def check_share(alpha: object, name: str = "alpha") -> float:
+    """A low-frequency share: a real number (not a bool or text) in [0, 1).
+
+    Raises:
+        ValueError: ``{name} must be a number in [0, 1), got ...``.
+    """
+    if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0 <= alpha < 1):
+        raise ValueError(f"{name} must be a number in [0, 1), got {alpha!r}")
+    return float(alpha)
 
 
 def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
@@ -107,10 +145,9 @@ def low_channels(channels: int, alpha: float, multiple: int | None = None) -> in
     Returns:
         The low-group channel count; the high group always keeps at least one channel.
     """
-    if not 0.0 <= alpha < 1.0:
-        raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-    if channels < 1:
-        raise ValueError(f"channels must be positive, got {channels}")
+    alpha = check_share(alpha)
+    if not is_whole(channels) or channels < 1:
+        raise ValueError(f"channels must be a whole number of 1 or more, got {channels!r}")
     paper = min(channels - 1, math.floor(alpha * channels + 1e-6))
     if multiple is None:
         return paper
@@ -126,7 +163,7 @@ def low_channels(channels: int, alpha: float, multiple: int | None = None) -> in
 def normalize_octave(octave: int | Sequence[int]) -> Octave:
     """Checks an octave factor (1 or 2 per axis, (T, H, W)) and returns it as a 3-tuple."""
     octave_t = (octave,) * 3 if isinstance(octave, int) else tuple(octave)
-    if len(octave_t) != 3 or any(o not in (1, 2) for o in octave_t):
+    if len(octave_t) != 3 or any(isinstance(o, bool) or o not in (1, 2) for o in octave_t):
         raise ValueError(
             f"octave must be three factors of 1 or 2 for (T, H, W), e.g. (1, 2, 2) for the "
             f"spatial octave or (2, 2, 2) for the spatio-temporal one; got {octave}"

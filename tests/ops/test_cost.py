@@ -82,3 +82,10 @@ def test_layer_counts_reproduce_closed_form(alpha, octave):
     assert oct_layer.activation_memory(size) / vanilla.activation_memory(size) == pytest.approx(
         memory_ratio(alpha, octave)
     )
+
+
+@pytest.mark.parametrize("alpha", [2.0, -1, 1.0, True, "0.5", float("nan")])
+@pytest.mark.parametrize("ratio", [flops_ratio, memory_ratio])
+def test_ratios_refuse_an_alpha_outside_0_to_1(ratio, alpha):
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\)"):
+        ratio(alpha)

@@ -228,3 +228,17 @@ def test_batch_norm_after_a_one_frame_low_group_gets_the_contiguous_gradients():
     for plain, fast in zip(*grads, strict=True):
         torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(grads[1][2], g_low.sum((0, 2, 3, 4)))  # bias gradient = sum(g)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kernel_size": 0}, "kernel_size must be a whole number of 1 or more"),
+        ({"kernel_size": (2, 2)}, "kernel_size must be a whole number of 1 or more"),
+        ({"kernel_size": 2, "stride": 0}, "stride must be a whole number of 1 or more"),
+        ({"kernel_size": 2, "padding": -1}, "padding must be a whole number of 0 or more"),
+    ],
+)
+def test_a_pool_window_other_than_whole_numbers_is_refused_when_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OctPool3d(**kwargs)

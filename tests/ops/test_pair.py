@@ -84,3 +84,28 @@ def test_downsample_in_reduced_precision(dtype, octave, channels_last) -> None:
     assert relative_error(y.detach(), reference) < 1e-2
     y.float().square().sum().backward()
     assert x.grad is not None and x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("channels", "alpha", "message"),
+    [
+        (8.5, 0.5, "channels must be a whole number of 1 or more, got 8.5"),
+        (True, 0.5, "channels must be a whole number of 1 or more, got True"),
+        (0, 0.5, "channels must be a whole number of 1 or more, got 0"),
+        (8, "0.5", "alpha must be a number in [0, 1), got '0.5'"),
+        (8, True, "alpha must be a number in [0, 1), got True"),
+        (8, 1.0, "alpha must be a number in [0, 1), got 1.0"),
+    ],
+)
+def test_low_channels_refuses_other_than_a_whole_count_and_a_share(channels, alpha, message):
+    with pytest.raises(ValueError) as caught:
+        low_channels(channels, alpha)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("octave", [True, (True, 2, 2), (1, 2, 3), (2, 2)])
+def test_an_octave_of_other_than_three_factors_of_1_or_2_is_refused(octave):
+    from octvideo.ops.pair import normalize_octave
+
+    with pytest.raises(ValueError, match="octave must be three factors of 1 or 2"):
+        normalize_octave(octave)
