@@ -1,7 +1,7 @@
 """Every exception octvideo raises, in one module that imports nothing of octvideo.
 
 Any layer may import this module (``octvideo.ops`` and ``octvideo.models`` need none of it and
-import none); the command line (``octvideo.cli``) sits on top and reports two families as one
+import none); the command line (``octvideo.cli``) sits on top and reports three families as one
 line without a traceback:
 
     OctvideoError
@@ -27,8 +27,12 @@ line without a traceback:
     `-- RunFailed             one run of a sweep failed; the sweep records it and goes on
 
     KeyboardInterrupt
-    `-- Terminated            SIGTERM, raised where a command is so that it unwinds as on Ctrl-C:
-                              ``octvideo CMD: stopped: ...``, exit status 143
+    `-- Interrupted           Ctrl-C stopped a command: ``octvideo CMD: stopped by Ctrl-C``, exit
+        |                     status 130; ``train`` and ``test`` go on to say where they
+        |                     stopped and what was kept (``str(err)`` is the line after CMD)
+        `-- Terminated        SIGTERM, raised where a command is so that it unwinds as on Ctrl-C
+                              (``train`` and ``test`` stop at a batch boundary first): ``octvideo
+                              CMD: stopped by SIGTERM``, exit status 143
 
 The others are caught where they happen and become part of a result: a ``DecodeError`` makes a
 failed input (predict), a bad-file row (data check) or a skipped or failed video (train, test);
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import signal as _signal
 from pathlib import Path
 
 
@@ -100,11 +105,38 @@ class OutputWriteError(RunStopped):
         super().__init__(f"cannot write {self.path} ({self.reason}); {kept}; {advice}")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread of a command that does not stop on it by itself (all
-    but ``train``, ``test`` and ``sweep``, which stop at a step boundary): a ``KeyboardInterrupt``,
-    so that the command unwinds as on Ctrl-C, stopping its workers, committing what it finished
-    and removing what it had not."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command: a ``KeyboardInterrupt``, so that ``except Exception`` around a
+    library call does not swallow it. ``str()`` is the command's line after its name: the
+    message it was raised with, which says where the command stopped and what it kept (``stopped
+    by Ctrl-C at global step 6; .../last.ckpt (global step 4) is kept; continue with --resume
+    auto``), or ``stopped by Ctrl-C`` without one.
+
+    Attributes:
+        cause: ``"Ctrl-C"`` (``"SIGTERM"`` for ``Terminated``), the words after ``stopped by``.
+        signum: the signal, SIGINT (SIGTERM); the command's exit status is ``status``,
+            128 + signum: 130 (143).
+    """
+
+    cause = "Ctrl-C"
+    signum = _signal.SIGINT
+
+    @property
+    def status(self) -> int:
+        return 128 + int(self.signum)
+
+    def __str__(self) -> str:
+        return super().__str__() or f"stopped by {self.cause}"
+
+
+class Terminated(Interrupted):
+    """SIGTERM, as ``Interrupted`` is Ctrl-C. The command line raises it in the main thread of a
+    command that does not stop on it by itself, so that the command unwinds as on Ctrl-C,
+    stopping its workers, committing what it finished and removing what it had not; ``train``
+    and ``test`` raise it where Lightning stops at a batch boundary, with their line."""
+
+    cause = "SIGTERM"
+    signum = _signal.SIGTERM
 
 
 class WorkerStartError(RunStopped):

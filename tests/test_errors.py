@@ -15,6 +15,7 @@ from octvideo.errors import (
     ConfigError,
     DecodeError,
     ExportError,
+    Interrupted,
     NonFiniteLoss,
     OctvideoError,
     OutputWriteError,
@@ -60,11 +61,19 @@ def test_every_exception_class_in_the_module_is_listed_here():
         for value in vars(errors).values()
         if isinstance(value, type) and issubclass(value, BaseException)
     }
-    assert defined == {kind for kind, _ in KINDS} | {OctvideoError, Terminated}
+    assert defined == {kind for kind, _ in KINDS} | {OctvideoError, Interrupted, Terminated}
 
 
 def test_sigterm_unwinds_a_command_as_ctrl_c_does():
-    assert issubclass(Terminated, KeyboardInterrupt)
+    assert issubclass(Terminated, Interrupted) and issubclass(Interrupted, KeyboardInterrupt)
+    assert not issubclass(Interrupted, Exception)  # ``except Exception`` does not swallow it
+
+
+def test_an_interrupt_is_the_line_after_the_command_and_its_exit_status():
+    assert (str(Interrupted()), Interrupted().status) == ("stopped by Ctrl-C", 130)
+    assert (str(Terminated()), Terminated().status) == ("stopped by SIGTERM", 143)
+    where = "stopped by SIGTERM at global step 5; last.ckpt (global step 5) is kept"
+    assert str(Terminated(where)) == where
 
 
 def test_decode_error_reads_as_path_then_reason():

@@ -8,7 +8,8 @@ reported beside it. A video whose decoding failed is never substituted: it is le
 metric and listed. Everything but the report writing is a pure function of tensors, testable on
 fixed logits. ``write_report`` writes each file whole or not at all (``octvideo.paths``): a full
 disk is one line naming the file, and a symbolic link among them is refused
-(``check_report_files`` refuses it before the evaluation).
+(``check_report_files`` refuses it before the evaluation). ``summary.json`` is written last and
+``remove_report`` removes it first, so that a folder with a summary holds one whole report.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from octvideo.paths import ReadFiles, check_output_file, write_atomically
 
-# the files of a test report in its folder
+# the files of a test report in its folder; the summary first (``remove_report``)
 REPORT_FILES = {
     "summary": "summary.json",
     "predictions": "predictions.csv",
@@ -185,6 +186,8 @@ def write_report(
 
     Files: ``summary.json`` (metrics + protocol), ``predictions.csv`` (one row per video),
     ``per_class.csv``, ``confusion.png`` and ``failed_videos.txt`` (path and error per line).
+    The summary is written last: with ``remove_report`` before the evaluation, a folder that
+    holds one holds the other files of the same report.
 
     Args:
         out_dir: report folder (created).
@@ -283,6 +286,26 @@ def write_report(
     }
     write_atomically(files["summary"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return files
+
+
+def remove_report(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Removes the files of an earlier report from ``out_dir`` as a new evaluation begins, the
+    summary first, so that an evaluation that is stopped or fails leaves no report that would
+    pass for its own (and one without ``confusion.png`` none of an earlier test's).
+    ``check_report_files`` has refused links and folders among them.
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for name in REPORT_FILES.values():
+        path = Path(out_dir) / name
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def check_report_files(

@@ -15,11 +15,14 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +52,17 @@ from octvideo.engine.callbacks import (
     at_final_step,
 )
 from octvideo.engine.checkpoint import atomic_save, last_good, load_checkpoint
-from octvideo.engine.evaluate import check_report_files, summarize, write_report
+from octvideo.engine.evaluate import check_report_files, remove_report, summarize, write_report
 from octvideo.engine.module import VideoClassifier
 from octvideo.errors import (
     AnnotationError,
     CheckpointWriteError,
     ConfigError,
+    Interrupted,
     NonFiniteLoss,
     OutputWriteError,
     RunStopped,
+    Terminated,
     TooManyBadVideos,
     UsageError,
     one_line,
@@ -556,6 +561,56 @@ def _module(
     )
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()  # where handlers can be set
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` where the command is (its checks, loading, report), as Ctrl-C
+    raises ``KeyboardInterrupt``; inside Lightning's loops, Lightning's own handler stops at a
+    batch boundary instead (``_lightning_loop``). Only in the main thread and where SIGTERM has
+    no handler (a caller's own is left alone); the default is put back after."""
+    if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[None]:
+    """Runs ``trainer.fit`` or ``trainer.test``, which stop at a batch boundary on SIGTERM and
+    Ctrl-C and leave by ``SystemExit`` (status 0 or 1): that becomes ``Terminated`` or
+    ``Interrupted``, ``stopped by SIGTERM <stopped()>``, ``stopped()`` saying where the loop
+    stopped and what was kept. Lightning ignores Ctrl-C once it is stopping and leaves it so:
+    the SIGINT handler is put back."""
+    main = _in_main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main else None
+    ours = main and signal.getsignal(signal.SIGTERM) is _raise_terminated
+    if ours:  # Lightning's handler alone, which lets the batch end (it calls one it finds)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    except SystemExit as err:
+        if not trainer.interrupted:
+            raise
+        kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
+        raise kind(f"stopped by {kind.cause} {stopped()}") from err
+    finally:
+        if ours:
+            signal.signal(signal.SIGTERM, _raise_terminated)
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
+
+
 @contextlib.contextmanager
 def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
     """Turns a data fault in the loop inside into ``RunStopped``: a data-loader worker that died
@@ -666,12 +721,27 @@ def run_train(
         UsageError: a bad config, clips the model cannot take, an output folder that cannot be
             written, a run folder that already holds another run's checkpoints (without
             ``resume``), a resume checkpoint that does not fit the model, its classes or its
-            batch size. Raised before anything is written.
+            batch size.
+            Raised before anything is written.
         RunStopped: a fault during the run: a disk too full for the checkpoints (before
-            training or at a write), a non-finite loss, a data-loader worker that died, SIGTERM
-            (last.ckpt is written at the end of the batch first) or Ctrl-C. The message names
-            the cause and the last good checkpoint, which is kept.
+            training or at a write), a non-finite loss, a data-loader worker that died. The
+            message names the cause and the last good checkpoint, which is kept.
+        Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, before which last.ckpt is
+            written at the end of the batch under way. Where they come during training, the
+            message says so: ``stopped by SIGTERM at global step 5; <last.ckpt> (global step 5)
+            is kept; continue with --resume auto``.
     """
+    with _sigterm_raises():
+        return _train(cfg, overrides, resume, out, callbacks)
+
+
+def _train(
+    cfg: str | Path | RunConfig,
+    overrides: Sequence[str],
+    resume: str | None,
+    out: str | None,
+    callbacks: Sequence[L.Callback],
+) -> TrainResult:
     cfg, cfg_file = _config(cfg, overrides, out)
     run_dir = run_dir_of(cfg)
     ckpt_dir = run_dir / "checkpoints"
@@ -713,21 +783,24 @@ def run_train(
     make_output_folder(ckpt_dir)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
+
+    def stopped() -> str:
+        return (
+            f"at global step {trainer.global_step}; {last_good(ckpt_dir / LAST)}; continue with "
+            "--resume auto"
+        )
+
     try:
-        with warnings.catch_warnings(), _data_faults(datamodule, ckpt_dir / LAST):
+        with (
+            warnings.catch_warnings(),
+            _lightning_loop(trainer, stopped),
+            _data_faults(datamodule, ckpt_dir / LAST),
+        ):
             # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLoss as err:
         raise NonFiniteLoss(f"{err}; {last_good(ckpt_dir / LAST)}") from err
-    except SystemExit as err:  # Lightning's way out after SIGTERM and Ctrl-C (exit status 0/1)
-        if not trainer.interrupted:
-            raise
-        cause = "SIGTERM" if isinstance(err, SIGTERMException) else "an interrupt (Ctrl-C)"
-        raise RunStopped(
-            f"stopped by {cause} at global step {trainer.global_step}; "
-            f"{last_good(ckpt_dir / LAST)}; continue with --resume auto"
-        ) from err
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     # this folder's best.ckpt: resumed from another folder's checkpoint, Lightning keeps that
     # folder's best_model_path until this run writes its own
@@ -805,15 +878,37 @@ def run_test(
     *,
     ckpt: str | Path | None,
     out: str | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TestResult:
     """Multi-view test of a checkpoint; writes the report into ``<run dir>/test``.
+    ``callbacks``: extra Lightning callbacks.
+
+    The evaluation begins by removing the report files of an earlier test there (a refused test
+    leaves them as they were): a test that is stopped or fails leaves no report, never the
+    earlier one, which would pass for its result. ``summary.json`` is written last, so a folder
+    that holds one holds the whole report of the test that finished last.
 
     Raises:
         UsageError: no checkpoint given (testing random weights is never what was meant), a
             checkpoint that does not fit the model or was trained on other classes, clips the
             model cannot take, or a report folder that cannot be written. Raised before the
             evaluation.
+        Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, on which the evaluation
+            stops after the batch under way: ``stopped by SIGTERM after 3 of 12 test batches;
+            <report folder> holds no report ...``. SIGTERM during the last batch lets the test
+            finish and write its report.
     """
+    with _sigterm_raises():
+        return _test(cfg, overrides, ckpt, out, callbacks)
+
+
+def _test(
+    cfg: str | Path | RunConfig,
+    overrides: Sequence[str],
+    ckpt: str | Path | None,
+    out: str | None,
+    callbacks: Sequence[L.Callback],
+) -> TestResult:
     if not ckpt:
         raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
     cfg, cfg_file = _config(cfg, overrides, out)
@@ -835,13 +930,31 @@ def run_test(
     module = _module(cfg, fuse_for_inference(model))
     from octvideo.data import BadVideoCallback
 
-    trainer = _trainer(cfg, run_dir, [BadVideoCallback()], loggers=False)
+    trainer = _trainer(cfg, run_dir, [BadVideoCallback(), *callbacks], loggers=False)
     # checks done: the first writes
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
     make_output_folder(out_dir, "--out or test.out_dir")
-    with _data_faults(datamodule):
+    removed = remove_report(out_dir) if trainer.is_global_zero else []
+    if removed:
+        logger.info("removed the earlier report in %s", out_dir)
+
+    def stopped() -> str:
+        done = trainer.test_loop.batch_progress.current.completed
+        total = sum(trainer.num_test_batches)
+        batches = f"{done} of {total:g}" if math.isfinite(total) else f"{done}"
+        earlier = " (the earlier one was removed as this test began)" if removed else ""
+        return (
+            f"after {batches} test batches; {out_dir} holds no report{earlier}; run the test "
+            "again for one"
+        )
+
+    with _lightning_loop(trainer, stopped), _data_faults(datamodule):
         trainer.test(module, datamodule=datamodule, verbose=False)
+    if trainer.received_sigterm:
+        logger.info(
+            "SIGTERM during the last test batch: the evaluation is whole, writing its report"
+        )
     if not trainer.is_global_zero:  # rank 0 gathered the views and writes the report
         return TestResult(out_dir=out_dir, metrics={}, files={})
     views = module.test_views

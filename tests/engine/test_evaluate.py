@@ -1,5 +1,6 @@
 """Multi-view aggregation and metrics against hand computations on fixed logits; the report files
-(``failed_videos.txt`` names a failed video's error once)."""
+(``failed_videos.txt`` names a failed video's error once; the summary is written last and removed
+first, so that it is there only beside the whole report it sums up)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import math
 import pytest
 import torch
 
+from octvideo.engine import evaluate
 from octvideo.engine.evaluate import (
+    REPORT_FILES,
     ViewOutputs,
     aggregate_views,
     confusion_matrix,
     per_class_accuracy,
+    remove_report,
     summarize,
     write_report,
 )
@@ -129,6 +133,27 @@ def test_write_report_files(tmp_path):
     assert per_class[2]["accuracy"] == ""
     assert files["failed"].read_text() == "v2.mp4\tDecodeError: truncated\n"
     assert files["confusion"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_summary_is_written_last_and_removed_first(tmp_path, monkeypatch):
+    # a test stopped between the two leaves no summary beside another test's files
+    written = []
+    real = evaluate.write_atomically
+
+    def record(path, data):
+        written.append(path.name)
+        return real(path, data)
+
+    monkeypatch.setattr(evaluate, "write_atomically", record)
+    args = {"classes": ["a", "b", "c"], "paths": ["v0.mp4", "v1.mp4", "v2.mp4"], "protocol": {}}
+    write_report(tmp_path, _views(FIXED), **args)
+    assert written[-1] == "summary.json" and sorted(written) == sorted(REPORT_FILES.values())
+    (tmp_path / "notes.txt").write_text("mine")
+    removed = remove_report(tmp_path)
+    assert [p.name for p in removed] == list(REPORT_FILES.values())
+    assert removed[0].name == "summary.json"
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert remove_report(tmp_path) == []
 
 
 def test_a_report_with_no_scored_video_is_strict_json(tmp_path):

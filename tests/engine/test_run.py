@@ -17,6 +17,7 @@ unwritable output folder, a non-finite loss, a data-loader worker killed by its 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -40,6 +42,7 @@ from octvideo.config import OptimConfig, load_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
 from octvideo.engine import build
+from octvideo.engine import run as engine_run
 from octvideo.engine.build import build_model
 from octvideo.engine.callbacks import read_metrics
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
@@ -50,7 +53,14 @@ from octvideo.engine.run import (
     run_test,
     run_train,
 )
-from octvideo.errors import ConfigError, NonFiniteLoss, RunStopped, UsageError
+from octvideo.errors import (
+    ConfigError,
+    Interrupted,
+    NonFiniteLoss,
+    RunStopped,
+    Terminated,
+    UsageError,
+)
 from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
 from octvideo.paths import temporaries
@@ -59,6 +69,18 @@ from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overr
 
 def _files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*"))
+
+
+@contextlib.contextmanager
+def _sigint_handler_put_back() -> Iterator[None]:
+    """Checks that the command inside put back the SIGINT handler (Lightning ignores Ctrl-C once
+    it is stopping, and left it so), and puts it back itself either way."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 @pytest.mark.parametrize(
@@ -579,6 +601,127 @@ def test_a_refused_test_leaves_no_report_folder(trained, tiny_synth, tmp_path):
     assert sorted(tmp_path.iterdir()) == [empty]  # no run/ or run/test/
 
 
+class StopAtTestBatch(L.Callback):
+    """As a test batch starts, sends this process SIGTERM or raises KeyboardInterrupt (Ctrl-C)."""
+
+    def __init__(self, batch: int, how: str) -> None:
+        self.batch, self.how = batch, how
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx != self.batch:
+            return
+        if self.how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            raise KeyboardInterrupt
+
+
+def _report(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("how", "kind", "line", "status"),
+    [
+        ("sigterm", Terminated, "stopped by SIGTERM after 1 of 3 test batches", 143),
+        ("ctrl-c", Interrupted, "stopped by Ctrl-C after 0 of 3 test batches", 130),
+    ],
+)
+def test_a_stopped_test_leaves_no_report_not_even_the_earlier_one(
+    trained, tiny_synth, tmp_path, how, kind, line, status
+):
+    # SIGTERM exited 0 with the earlier summary.json in place, which passed for this test's
+    out, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth)  # 6 videos x 2 views, 4 a batch: 3 batches
+    run_test(None, overrides, ckpt=ckpt, out=str(out))
+    with _sigint_handler_put_back(), pytest.raises(kind) as info:
+        run_test(None, overrides, ckpt=ckpt, out=str(out), callbacks=[StopAtTestBatch(0, how)])
+    assert str(info.value) == (
+        f"{line}; {out / 'test'} holds no report (the earlier one was removed as this test "
+        "began); run the test again for one"
+    )
+    assert info.value.status == status
+    assert list((out / "test").iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_test_stopped_by_sigterm_exits_143(trained, tiny_synth, tmp_path, monkeypatch, capsys):
+    real = engine_run.run_test
+
+    def stopped_at_batch_1(*args, **kwargs):
+        return real(*args, **kwargs, callbacks=[StopAtTestBatch(1, "sigterm")])
+
+    monkeypatch.setattr(engine_run, "run_test", stopped_at_batch_1)
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(tmp_path / "run")]
+    assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 143
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("octvideo test: stopped by SIGTERM")
+
+
+def test_sigterm_in_the_last_test_batch_lets_the_test_finish(trained, tiny_synth, tmp_path):
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    callbacks = [StopAtTestBatch(2, "sigterm")]
+    result = run_test(
+        None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(tmp_path), callbacks=callbacks
+    )
+    assert result.metrics["num_videos"] == 6 and (tmp_path / "test" / "summary.json").is_file()
+
+
+def test_sigterm_before_the_evaluation_stops_the_test_where_it_is(
+    trained, tiny_synth, tmp_path, monkeypatch
+):
+    # it killed the process without a line: only Lightning's loop answered SIGTERM
+    real = engine_run.load_checkpoint
+
+    def told_to_stop(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_run, "load_checkpoint", told_to_stop)
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    with pytest.raises(Terminated) as info:
+        run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(tmp_path / "run"))
+    assert str(info.value) == "stopped by SIGTERM"
+    assert not (tmp_path / "run").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_callers_own_sigterm_handler_is_left_alone(trained, tiny_synth, tmp_path, monkeypatch):
+    seen = []
+    real = engine_run.load_checkpoint
+
+    def look(*args, **kwargs):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_run, "load_checkpoint", look)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        ckpt = trained / "checkpoints" / "last.ckpt"
+        run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(tmp_path))
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_test_replaces_the_whole_earlier_report_and_a_refused_one_keeps_it(
+    trained, tiny_synth, tmp_path
+):
+    out, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth)
+    run_test(None, overrides, ckpt=ckpt, out=str(out))
+    earlier = _report(out / "test")
+    empty = tmp_path / "test.txt"
+    empty.write_text("# only a comment\n")
+    with pytest.raises(UsageError, match="lists no video"):
+        run_test(None, [*overrides, f"data.test_list={empty}"], ckpt=ckpt, out=str(out))
+    assert _report(out / "test") == earlier
+    # without a confusion matrix, the earlier test's is not left beside the new report
+    run_test(None, [*overrides, "test.confusion_matrix=false"], ckpt=ckpt, out=str(out))
+    assert "confusion.png" in earlier and "confusion.png" not in _report(out / "test")
+
+
 def test_test_without_checkpoint_is_an_error(tiny_synth, tmp_path, capsys):
     with pytest.raises(UsageError, match="checkpoint is required"):
         run_test(None, tiny_overrides(tiny_synth), ckpt=None)
@@ -987,13 +1130,14 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
 ):
     run = tmp_path / "run"
     overrides = _overrides(tiny_synth)
-    with pytest.raises(RunStopped) as info:  # SIGTERM during step 5's batch (checkpoints: 2, 4)
+    with pytest.raises(Terminated) as info:  # SIGTERM during step 5's batch (checkpoints: 2, 4)
         run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(4)])
     last = run / "checkpoints" / "last.ckpt"
     assert str(info.value) == (
         f"stopped by SIGTERM at global step 5; {last} (global step 5) is kept; continue with "
         "--resume auto"
     )
+    assert info.value.status == 143
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # Lightning's handler is gone
     result = run_train(None, overrides, out=str(run), resume="auto")
     _assert_same_run(result, reference)
@@ -1004,7 +1148,7 @@ def test_sigterm_in_the_last_step_keeps_the_checkpoint_before_it(tiny_synth, tmp
     # as a finished run that never validated its last epoch
     run = tmp_path / "run"
     overrides = _overrides(tiny_synth)
-    with pytest.raises(RunStopped) as info:
+    with pytest.raises(Terminated) as info:
         run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(8)])
     last = run / "checkpoints" / "last.ckpt"
     assert str(info.value) == (
@@ -1020,7 +1164,7 @@ def test_sigterm_inside_an_accumulation_window_keeps_the_checkpoint_before_it(ti
     overrides = [*_overrides(tiny_synth), "trainer.accumulate_grad_batches=2"]
     want = run_train(None, overrides, out=str(tmp_path / "ref"))  # 3 batches, 2 steps an epoch
     run = tmp_path / "run"
-    with pytest.raises(RunStopped) as info:  # during epoch 1's first batch: no step after it
+    with pytest.raises(Terminated) as info:  # during epoch 1's first batch: no step after it
         run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(2)])
     last = run / "checkpoints" / "last.ckpt"
     assert str(info.value) == (
@@ -1064,16 +1208,29 @@ class InterruptAt(L.Callback):
 
 def test_ctrl_c_stops_in_one_line_naming_the_checkpoint_kept(tiny_synth, tmp_path):
     run = tmp_path / "run"
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        with pytest.raises(RunStopped) as info:
-            run_train(None, _overrides(tiny_synth), out=str(run), callbacks=[InterruptAt(5)])
-    finally:
-        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C once stopping
+    with _sigint_handler_put_back(), pytest.raises(Interrupted) as info:
+        run_train(None, _overrides(tiny_synth), out=str(run), callbacks=[InterruptAt(5)])
     assert str(info.value) == (
-        f"stopped by an interrupt (Ctrl-C) at global step 5; {run / 'checkpoints' / 'last.ckpt'} "
+        f"stopped by Ctrl-C at global step 5; {run / 'checkpoints' / 'last.ckpt'} "
         "(global step 4) is kept; continue with --resume auto"
     )
+    assert not isinstance(info.value, Terminated) and info.value.status == 130
+
+
+@pytest.mark.parametrize(
+    ("callback", "status", "line"),
+    [(InterruptAt(2), 130, "stopped by Ctrl-C"), (SigtermDuring(2), 143, "stopped by SIGTERM")],
+)
+def test_train_stopped_by_ctrl_c_or_sigterm_exits_130_or_143(
+    tiny_synth, tmp_path, monkeypatch, capsys, callback, status, line
+):
+    # both were "octvideo train: stopped: stopped by ...", exit status 1
+    own = engine_run._train_callbacks
+    monkeypatch.setattr(engine_run, "_train_callbacks", lambda *a: [*own(*a), callback])
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(tmp_path / "run")]
+    with _sigint_handler_put_back():
+        assert cli.main([*args, *_overrides(tiny_synth)]) == status
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"octvideo train: {line}")
 
 
 def test_another_class_list_is_refused_by_test_and_resume(tiny_synth, tmp_path, uninterrupted):
