@@ -409,36 +409,72 @@ def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> No
 
 
 def epochs_done(checkpoint: dict[str, Any]) -> int | None:
-    """Training epochs a Lightning checkpoint has completed (None: not a training state)."""
-    loops = checkpoint.get("loops") or {}
-    progress = ((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}
-    done = progress.get("processed")
+    """Whole training epochs a Lightning checkpoint has completed (None: not a training state);
+    a checkpoint written during an epoch (``epoch_in_progress``) has trained part of one more."""
+    done = _epoch_progress(checkpoint).get("processed")
     return int(done) if done is not None else None
+
+
+def epoch_in_progress(checkpoint: dict[str, Any]) -> bool:
+    """Whether a Lightning checkpoint was written during an epoch (by the step trigger or on
+    SIGTERM), not at an epoch's end: the epoch started is not processed yet."""
+    progress = _epoch_progress(checkpoint)
+    return int(progress.get("started") or 0) > int(progress.get("processed") or 0)
+
+
+def _epoch_progress(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    loops = checkpoint.get("loops") or {}
+    return ((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}
 
 
 def check_resume_target(
     checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, ckpt_dir: Path
-) -> None:
-    """What ``--resume PATH`` may continue into another run folder (``--out``) than PATH's: a
-    run with epochs left, continued there as a new branch, into a folder without a run of its
-    own. A finished run resumed there would train and write nothing (Lightning stops at once),
-    leaving a folder without checkpoints; in its own folder it only reports its checkpoints.
+) -> bool:
+    """Whether ``trainer.max_epochs`` leaves the checkpoint something to train, and where it may
+    be continued. Lightning trains nothing once the epochs a checkpoint has completed reach
+    ``trainer.max_epochs`` (or fails on a lower value). So a checkpoint that has trained more
+    (also part of an epoch beyond it) is refused: the run folder would be rewritten for a run
+    that trains nothing, its config.yaml recording a schedule its checkpoints do not have.
+    One that has trained exactly ``trainer.max_epochs`` is a finished run: in its own folder
+    there is nothing to do (True: the caller reports its checkpoints and writes nothing), and
+    resumed into another folder (``--out``) it is refused, as it would leave a folder without
+    checkpoints. A run with epochs left may go on in another folder, as a new branch, where that
+    holds no run of its own.
+
+    Returns:
+        True for a finished run resumed in its own folder, else False.
 
     Raises:
-        UsageError: the checkpoint has trained ``trainer.max_epochs``, or the folder holds a run.
+        UsageError: the checkpoint has trained ``trainer.max_epochs`` or more (in its own
+            folder: more), or the other folder holds a run.
     """
-    if Path(path).resolve().parent == ckpt_dir.resolve():
-        return
-    done = epochs_done(checkpoint)
-    if done is not None and done >= cfg.trainer.max_epochs:
+    own = Path(path).resolve().parent == ckpt_dir.resolve()
+    done, limit = epochs_done(checkpoint), cfg.trainer.max_epochs
+    if done is not None and done >= limit:
+        partial = epoch_in_progress(checkpoint)
+        finished = done == limit and not partial
+        if finished and own:
+            return True
+        if finished:
+            has = f"has trained all {done} epochs of trainer.max_epochs={limit}"
+        else:
+            trained = f"{done} epochs{f' and part of epoch {done + 1}' if partial else ''}"
+            has = f"has trained {trained}, more than trainer.max_epochs={limit}"
+        further = f"set trainer.max_epochs={done + 1} or more to train it further"
+        if own:
+            raise UsageError(
+                f"checkpoint {path} {has}, so resuming it would train nothing; {further}, or "
+                f"start a new run from its weights with model.pretrained={path} and another "
+                "--out (nothing was changed)"
+            )
         raise UsageError(
-            f"checkpoint {path} has trained all {done} epochs of its run "
-            f"(trainer.max_epochs={cfg.trainer.max_epochs}), so resuming it into "
-            f"{ckpt_dir.parent} would train and write nothing; use its checkpoints in "
-            f"{Path(path).parent}, or start a new run from its weights with "
-            f"model.pretrained={path}"
+            f"checkpoint {path} {has}, so resuming it into {ckpt_dir.parent} would train and "
+            f"write nothing; {further}, use its checkpoints in {Path(path).parent}, or start a "
+            f"new run from its weights with model.pretrained={path}"
         )
-    check_new_run(ckpt_dir)
+    if not own:
+        check_new_run(ckpt_dir)
+    return False
 
 
 def check_same_position(state: dict[str, int], world: int, videos: int, path: str | Path) -> None:
@@ -715,13 +751,15 @@ def run_train(
         callbacks: extra Lightning callbacks.
 
     Returns:
-        Where the run wrote and its final metrics.
+        Where the run wrote and its final metrics. A run resumed in its own folder from a
+        checkpoint that has trained all ``trainer.max_epochs`` trains and writes nothing, and
+        returns its checkpoints (with empty ``metrics``).
 
     Raises:
         UsageError: a bad config, clips the model cannot take, an output folder that cannot be
             written, a run folder that already holds another run's checkpoints (without
             ``resume``), a resume checkpoint that does not fit the model, its classes or its
-            batch size.
+            batch size, or with fewer ``trainer.max_epochs`` than it has trained.
             Raised before anything is written.
         RunStopped: a fault during the run: a disk too full for the checkpoints (before
             training or at a write), a non-finite loss, a data-loader worker that died. The
@@ -764,12 +802,28 @@ def _train(
     # a resume checkpoint's refusals come before config.yaml and the logs are touched
     checkpoint = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)
+    finished, step = False, 0
     if checkpoint is not None:
-        check_resume_target(checkpoint, cfg, ckpt_path, ckpt_dir)
+        finished = check_resume_target(checkpoint, cfg, ckpt_path, ckpt_dir)
         position = checkpoint.get(type(datamodule).__qualname__) or {}
         check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
         datamodule.load_state_dict(position)
+        step = int(checkpoint.get("global_step") or 0)
         del checkpoint
+    if finished:  # nothing to train: its folder, config.yaml and logs are left as they are
+        logger.info(
+            "%s has trained all trainer.max_epochs=%d epochs: nothing to train, nothing written",
+            ckpt_path,
+            cfg.trainer.max_epochs,
+        )
+        best = ckpt_dir / BEST
+        return TrainResult(
+            run_dir=run_dir,
+            last_ckpt=ckpt_dir / LAST,
+            best_ckpt=best if best.is_file() else None,
+            global_step=step,
+            metrics={},
+        )
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
     module = _module(cfg, model, meta=CheckpointMeta.from_run(cfg, datamodule.classes).to_dict())
     own = _train_callbacks(cfg, run_dir, datamodule)

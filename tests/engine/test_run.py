@@ -48,6 +48,7 @@ from octvideo.engine.callbacks import read_metrics
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
 from octvideo.engine.optim import LRSchedule
 from octvideo.engine.run import (
+    check_resume_target,
     check_same_clips,
     resolve_resume,
     run_test,
@@ -219,11 +220,61 @@ def test_a_finished_run_resumed_elsewhere_is_refused_and_at_home_reports_its_che
     assert line.startswith(f"octvideo train: error: checkpoint {last} has trained all 1 epochs")
     assert f"model.pretrained={last}" in line
     assert not new.exists()
-    # in its own folder there is nothing to train either: it names the checkpoints it has
+    # in its own folder there is nothing to train either: it names the checkpoints it has, and
+    # writes nothing (it added a log version and rewrote config.yaml)
+    before = {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
     assert cli.main([*train, "auto", "--out", str(finished), *overrides]) == 0
     out = capsys.readouterr().out
     assert f"last checkpoint: {last.resolve()}" in out
     assert f"best checkpoint: {(finished / 'checkpoints' / 'best.ckpt').resolve()}" in out
+    assert {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("max_epochs", [1, 2])
+def test_a_resume_with_fewer_epochs_than_trained_is_refused_and_changes_nothing(
+    tiny_synth, tmp_path, uninterrupted, max_epochs
+):
+    # 1 was Lightning's traceback, 2 trained nothing: both rewrote config.yaml and added logs
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    overrides = [*_overrides(tiny_synth), f"trainer.max_epochs={max_epochs}"]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(run), resume="auto")
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(err.value) == (
+        f"checkpoint {last} has trained 3 epochs, more than trainer.max_epochs={max_epochs}, so "
+        "resuming it would train nothing; set trainer.max_epochs=4 or more to train it further, "
+        f"or start a new run from its weights with model.pretrained={last} and another --out "
+        "(nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("started", "max_epochs", "home", "said"),
+    [
+        (2, 2, True, None),  # a finished run at home: nothing to do
+        (3, 2, True, "has trained 2 epochs and part of epoch 3, more than trainer.max_epochs=2"),
+        (3, 3, True, None),  # part of its last epoch left: it goes on
+        (2, 2, False, "has trained all 2 epochs of trainer.max_epochs=2"),
+        (2, 1, False, "has trained 2 epochs, more than trainer.max_epochs=1"),
+    ],
+)
+def test_what_a_resume_may_continue_counts_an_epoch_under_way(
+    tiny_synth, tmp_path, started, max_epochs, home, said
+):
+    # a checkpoint written during epoch 3 (started 3, processed 2) trains nothing at 2 epochs
+    progress = {"started": started, "processed": 2}
+    checkpoint = {"loops": {"fit_loop": {"epoch_progress": {"current": progress}}}}
+    cfg = load_config(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": max_epochs}))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt_dir = path.parent if home else tmp_path / "other" / "checkpoints"
+    if said is None:
+        assert check_resume_target(checkpoint, cfg, path, ckpt_dir) is (started == 2)
+        return
+    with pytest.raises(UsageError, match=f"^checkpoint {re.escape(str(path))} {said}, so "):
+        check_resume_target(checkpoint, cfg, path, ckpt_dir)
 
 
 def test_a_run_resumed_into_another_folder_continues_there_unless_it_holds_a_run(
