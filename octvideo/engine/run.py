@@ -34,8 +34,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, stored_meta
-from octvideo.config import RunConfig, load_config, resolve_config_path, save_config, to_dict
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, model_config, stored_meta
+from octvideo.config import (
+    RunConfig,
+    flatten,
+    load_config,
+    resolve_config_path,
+    save_config,
+    to_dict,
+)
 from octvideo.engine.build import (
     build_classifier,
     check_clip,
@@ -502,6 +509,88 @@ def check_same_position(state: dict[str, int], world: int, videos: int, path: st
         )
 
 
+# What a resumed run keeps of its run's config besides the model section: the settings that
+# decide the clips training and validation see (data.seed also which videos the batches of the
+# epoch under way held, so that a change mid-epoch would show some videos twice and others
+# never), and trainer.seed, the rest of the run's random draws. The schedule and the optimiser's
+# settings may change (``octvideo.engine.optim`` logs what did); the batch size, world size and
+# training videos are checked with the position in the epoch (``check_same_position``).
+RESUME_KEEPS = (
+    "data.seed",
+    "data.num_frames",
+    "data.sampling_rate",
+    "data.target_fps",
+    "data.slowfast_alpha",
+    "data.train_jitter_scales",
+    "data.train_crop_size",
+    "data.val_crop_size",
+    "data.random_flip",
+    "data.mean",
+    "data.std",
+    "trainer.seed",
+)
+
+_UNSET = object()  # a key one side does not have
+
+
+def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
+    """Refuses to resume a checkpoint with another model section (any key: a dropout, an octave
+    whose weights have the same shapes) or another setting of ``RESUME_KEEPS`` than its run's,
+    which the checkpoint's metadata records: the weights trained so far would go on as another
+    network or on other clips, while config.yaml and every checkpoint after it would call the
+    whole run by the new settings. The class count is left to ``build_classifier``, whose
+    refusal names the classes. A checkpoint without metadata (a bare state dict) is not
+    compared, nor are the ``RESUME_KEEPS`` of one that stores no run config.
+
+    Raises:
+        UsageError: names each setting that differs, its run's value and this one, and the
+            overrides that resume it as it was.
+    """
+    meta = stored_meta(checkpoint, path)
+    if meta is None:
+        return
+    there = dict(flatten({"model": to_dict(meta.model)}))
+    here = dict(flatten({"model": to_dict(model_config(to_dict(cfg.model)))}))
+    del there["model.num_classes"], here["model.num_classes"]
+    stored = dict(flatten(meta.config or {}))
+    ours = dict(flatten(to_dict(cfg)))
+    for key in RESUME_KEEPS:
+        if key in stored:
+            there[key], here[key] = stored[key], ours[key]
+    differ = [
+        key
+        for key in dict.fromkeys([*there, *here])
+        if there.get(key, _UNSET) != here.get(key, _UNSET)
+        and not {_json(there.get(key, _UNSET)), _json(here.get(key, _UNSET))} <= {"unset", "{}"}
+    ]
+    if not differ:
+        return
+    said = "; ".join(
+        f"{key} {_json(there.get(key, _UNSET))} there, {_json(here.get(key, _UNSET))} here"
+        for key in differ
+    )
+    # a model.extra key set on one side only: the run's whole mapping puts it back
+    fixes = dict.fromkeys(
+        "model.extra" if key.startswith("model.extra.") else key for key in differ
+    )
+    fix = " ".join(
+        f"{key}={_json(to_dict(meta.model)['extra'] if key == 'model.extra' else there[key])}"
+        for key in fixes
+    )
+    raise UsageError(
+        f"cannot resume from {path} with other settings than its run's ({said}): its "
+        f"weights would go on as another run; resume with {fix}, or start a new run from its "
+        f"weights with model.pretrained={path} (nothing was changed)"
+    )
+
+
+def _json(value: Any) -> str:
+    """A setting as an override writes it (``[1,2,2]``, ``"c2d_r18"``); "unset" for none."""
+    if value is _UNSET:
+        return "unset"
+    return json.dumps(value, separators=(",", ":"))
+
+
 def check_same_clips(
     checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, allow: bool = False
 ) -> None:
@@ -759,7 +848,8 @@ def run_train(
         UsageError: a bad config, clips the model cannot take, an output folder that cannot be
             written, a run folder that already holds another run's checkpoints (without
             ``resume``), a resume checkpoint that does not fit the model, its classes or its
-            batch size, or with fewer ``trainer.max_epochs`` than it has trained.
+            batch size, of another model section, seed or clip settings than its run
+            (``check_same_run``), or with fewer ``trainer.max_epochs`` than it has trained.
             Raised before anything is written.
         RunStopped: a fault during the run: a disk too full for the checkpoints (before
             training or at a write), a non-finite loss, a data-loader worker that died. The
@@ -801,6 +891,8 @@ def _train(
     check_some_video_exists(datamodule.train_dataset.records, cfg.data.train_list)
     # a resume checkpoint's refusals come before config.yaml and the logs are touched
     checkpoint = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    if checkpoint is not None:
+        check_same_run(checkpoint, cfg, ckpt_path)  # names a changed key, not a shape
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)
     finished, step = False, 0
     if checkpoint is not None:

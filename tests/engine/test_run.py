@@ -50,6 +50,7 @@ from octvideo.engine.optim import LRSchedule
 from octvideo.engine.run import (
     check_resume_target,
     check_same_clips,
+    check_same_run,
     resolve_resume,
     run_test,
     run_train,
@@ -212,7 +213,7 @@ def test_a_finished_run_resumed_elsewhere_is_refused_and_at_home_reports_its_che
     new = tmp_path / "new"
     last = finished / "checkpoints" / "last.ckpt"
     overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
-    train = ["train", "--cfg", "oct_i3d_synth.yaml", "--resume"]
+    train = ["train", "--cfg", str(finished / "config.yaml"), "--resume"]
     assert cli.main([*train, str(last), "--out", str(new), *overrides]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -1124,6 +1125,46 @@ def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, unint
         run_train(None, overrides, out=str(run), resume="auto")
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before  # config.yaml and the logs untouched, no new log version
+
+
+@pytest.mark.parametrize(
+    ("change", "said", "fix"),
+    [
+        ("model.dropout=0.3", "model.dropout 0.5 there, 0.3 here", "model.dropout=0.5"),
+        (
+            "model.octave=[2,2,2]",
+            "model.octave [1,2,2] there, [2,2,2] here",
+            "model.octave=[1,2,2]",
+        ),
+        ("model.extra={width: 8}", "model.extra.width 4 there, 8 here", 'model.extra={"width":4}'),
+        ("data.seed=5", "data.seed 0 there, 5 here", "data.seed=0"),
+        ("data.num_frames=2", "data.num_frames 4 there, 2 here", "data.num_frames=4"),
+        ("trainer.seed=3", "trainer.seed 0 there, 3 here", "trainer.seed=0"),
+    ],
+)
+def test_a_resume_with_another_model_seed_or_clip_than_its_run_is_refused(
+    tiny_synth, tmp_path, uninterrupted, change, said, fix
+):
+    # the weights' shapes fitted (or the shapes were named, not the key): the run went on as
+    # another one, its config.yaml and checkpoints calling all of it by the new settings
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    overrides = [*_overrides(tiny_synth), "trainer.max_epochs=4", "optim.lr=0.2", change]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(run), resume="auto")
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(err.value) == (
+        f"cannot resume from {last} with other settings than its run's ({said}): its weights "
+        f"would go on as another run; resume with {fix}, or start a new run from its weights "
+        f"with model.pretrained={last} (nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_without_metadata_resumes_on_the_configs_settings(tiny_synth):
+    cfg = load_config(None, tiny_overrides(tiny_synth))
+    check_same_run({"state_dict": {}}, cfg, "bare.ckpt")  # nothing recorded to compare
 
 
 def test_a_resume_refused_for_an_empty_validation_list_keeps_the_runs_config(
