@@ -39,7 +39,7 @@ import threading
 from collections.abc import Sequence
 
 from octvideo.allocator import keep_freed_memory
-from octvideo.errors import RunStopped, Terminated, UsageError
+from octvideo.errors import Interrupted, RunStopped, Terminated, UsageError
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -187,11 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt as err:
-        cause = "SIGTERM" if isinstance(err, Terminated) else "Ctrl-C"
+        # Interrupted says where the command stopped and what it kept; a bare Ctrl-C says no more
+        stop = err if isinstance(err, Interrupted) else Interrupted()
         with contextlib.suppress(OSError, ValueError):  # stdout's reader may be gone too
             sys.stdout.flush()
-        print(f"{args.prog}: stopped by {cause}", file=sys.stderr)  # noqa: T201
-        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
+        print(f"{args.prog}: {stop}", file=sys.stderr)  # noqa: T201
+        return stop.status
     finally:
         if sigterm is not None:
             signal.signal(signal.SIGTERM, sigterm)

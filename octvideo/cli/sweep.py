@@ -11,7 +11,7 @@ from types import FrameType
 
 from octvideo.argtypes import number, whole
 from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
-from octvideo.errors import RunStopped, UsageError
+from octvideo.errors import Interrupted, Terminated, UsageError
 
 
 def _print(text: str) -> None:
@@ -25,9 +25,12 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+_AGAIN = "run the same command again to continue the study"
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # raised inside the wait on the current run, which then stops that run (it keeps last.ckpt)
-    raise RunStopped("stopped by SIGTERM; run the same command again to continue the study")
+    raise Terminated(f"stopped by SIGTERM; {_AGAIN}")
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -50,8 +53,10 @@ def sweep(args: argparse.Namespace) -> int:
             command="octvideo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "",
             jobs=args.jobs,
         )
-    except KeyboardInterrupt:
-        raise RunStopped("interrupted; run the same command again to continue the study") from None
+    except KeyboardInterrupt as err:
+        if isinstance(err, Terminated):
+            raise
+        raise Interrupted(f"stopped by Ctrl-C; {_AGAIN}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     for line in iter_rows(result.rows):

@@ -23,7 +23,7 @@ from octvideo.cli import build_parser, main
 from octvideo.cli import data as cli_data
 from octvideo.cli import models as cli_models
 from octvideo.cli import run as cli_run
-from octvideo.errors import UsageError
+from octvideo.errors import Interrupted, Terminated, UsageError
 
 
 @pytest.mark.parametrize(
@@ -251,3 +251,21 @@ def test_ctrl_c_while_the_commands_import_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli.importlib, "import_module", interrupted)
     assert main(["models"]) == 130
     assert capsys.readouterr().err == "octvideo: stopped by Ctrl-C\n"
+
+
+@pytest.mark.parametrize(
+    ("stop", "status"),
+    [
+        (Interrupted("stopped by Ctrl-C at global step 6; last.ckpt is kept"), 130),
+        (Terminated("stopped by SIGTERM after 1 of 3 test batches"), 143),
+    ],
+)
+def test_a_command_that_says_where_it_stopped_is_reported_in_its_words(
+    monkeypatch, capsys, stop, status
+):
+    def run(args):
+        raise stop
+
+    monkeypatch.setattr(cli_models, "run", run)
+    assert main(["models"]) == status
+    assert capsys.readouterr().err == f"octvideo models: {stop}\n"

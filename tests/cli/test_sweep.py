@@ -1,11 +1,15 @@
 """``octvideo sweep`` on the command line: a bad grid and more jobs than cores are one line and
-exit status 2, before any run."""
+exit status 2, before any run; Ctrl-C and SIGTERM stop it with one line and status 130 / 143."""
 
 from __future__ import annotations
 
 import os
+import signal
+
+import pytest
 
 from octvideo.cli import main
+from octvideo.cli import sweep as cli_sweep
 
 CFG = "oct_i3d_synth.yaml"
 
@@ -28,3 +32,26 @@ def test_cli_refuses_more_jobs_than_cores_in_one_line(tmp_path, capsys, monkeypa
     assert main([*args, "0"]) == 2  # the study's own bound, in one line too
     assert capsys.readouterr().err.strip() == "octvideo sweep: error: --jobs 0: give 1 to 1024"
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("signum", "line", "status"),
+    [
+        (signal.SIGINT, "stopped by Ctrl-C", 130),
+        (signal.SIGTERM, "stopped by SIGTERM", 143),
+    ],
+)
+def test_a_stopped_study_says_so_and_how_to_continue(
+    tmp_path, capsys, monkeypatch, signum, line, status
+):
+    def run_study(*args, **kwargs):
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        cli_sweep._on_sigterm(signum, None)  # what the handler sweep installs raises
+
+    monkeypatch.setattr(cli_sweep, "run_study", run_study)
+    code = main(["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha=0"])
+    assert code == status
+    assert capsys.readouterr().err == (
+        f"octvideo sweep: {line}; run the same command again to continue the study\n"
+    )
