@@ -530,17 +530,21 @@ RESUME_KEEPS = (
     "trainer.seed",
 )
 
+# model keys a resume may change: the class count (build_classifier's refusal names the classes)
+# and the weights a new run starts from, which a resume takes from its checkpoint instead
+RESUME_FREE = ("model.num_classes", "model.pretrained", "model.pretrained_kind")
+
 _UNSET = object()  # a key one side does not have
 
 
 def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
-    """Refuses to resume a checkpoint with another model section (any key: a dropout, an octave
-    whose weights have the same shapes) or another setting of ``RESUME_KEEPS`` than its run's,
-    which the checkpoint's metadata records: the weights trained so far would go on as another
-    network or on other clips, while config.yaml and every checkpoint after it would call the
-    whole run by the new settings. The class count is left to ``build_classifier``, whose
-    refusal names the classes. A checkpoint without metadata (a bare state dict) is not
-    compared, nor are the ``RESUME_KEEPS`` of one that stores no run config.
+    """Refuses to resume a checkpoint with another model section (any key but those of
+    ``RESUME_FREE``: a dropout, an octave whose weights have the same shapes) or another setting
+    of ``RESUME_KEEPS`` than its run's, which the checkpoint's metadata records: the weights
+    trained so far would go on as another network or on other clips, while config.yaml and every
+    checkpoint after it would call the whole run by the new settings. A checkpoint without
+    metadata (a bare state dict) is not compared, nor are the ``RESUME_KEEPS`` of one that stores
+    no run config.
 
     Raises:
         UsageError: names each setting that differs, its run's value and this one, and the
@@ -551,7 +555,8 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
         return
     there = dict(flatten({"model": to_dict(meta.model)}))
     here = dict(flatten({"model": to_dict(model_config(to_dict(cfg.model)))}))
-    del there["model.num_classes"], here["model.num_classes"]
+    for key in RESUME_FREE:
+        there.pop(key, None), here.pop(key, None)
     stored = dict(flatten(meta.config or {}))
     ours = dict(flatten(to_dict(cfg)))
     for key in RESUME_KEEPS:

@@ -1162,6 +1162,15 @@ def test_a_resume_with_another_model_seed_or_clip_than_its_run_is_refused(
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_resume_may_name_other_starting_weights(tiny_synth, uninterrupted):
+    """A fine-tune run started with model.pretrained=P resumes with or without it: a resume
+    takes every weight from its checkpoint, not from P."""
+    checkpoint = load_checkpoint(uninterrupted.last_ckpt)
+    for change in ("model.pretrained=elsewhere/pre.ckpt", "model.pretrained_kind=pytorchvideo"):
+        cfg = load_config(None, [*_overrides(tiny_synth), change])
+        check_same_run(checkpoint, cfg, uninterrupted.last_ckpt)
+
+
 def test_a_checkpoint_without_metadata_resumes_on_the_configs_settings(tiny_synth):
     cfg = load_config(None, tiny_overrides(tiny_synth))
     check_same_run({"state_dict": {}}, cfg, "bare.ckpt")  # nothing recorded to compare
