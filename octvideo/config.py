@@ -752,7 +752,8 @@ def _yaml12_spelling(value: Any, kind: type) -> str | None:
         number = int(value) if kind is int else float(value)
     except ValueError:
         return None
-    return _yaml_text(number)
+    # no number key takes .nan or .inf: naming them would point at a second refusal
+    return _yaml_text(number) if math.isfinite(number) else None
 
 
 def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None = None) -> None:
