@@ -237,7 +237,8 @@ class VideoClassifier(L.LightningModule):
         # Lightning divides each batch's loss by accumulate_grad_batches, which a step of fewer
         # batches would leave as a share of the gradient
         self._loss_scale = accumulate / accumulated
-        if clips is not None and clips < batch_size:
+        say = trainer.is_global_zero  # each process computes the same: one of them says it
+        if say and clips is not None and clips < batch_size:
             logger.warning(
                 "data.batch_size=%d is more than the %d training clips a process has per epoch: "
                 "a step takes those, so lr is scaled for a global batch of %d",
@@ -245,7 +246,7 @@ class VideoClassifier(L.LightningModule):
                 clips,
                 global_batch,
             )
-        if accumulated < accumulate:
+        if say and accumulated < accumulate:
             logger.warning(
                 "trainer.accumulate_grad_batches=%d is more than the %d batches of an epoch: a "
                 "step accumulates those, so lr is scaled for a global batch of %d",
@@ -254,16 +255,17 @@ class VideoClassifier(L.LightningModule):
                 global_batch,
             )
         lr = scaled_lr(cfg, global_batch)
-        logger.info(
-            "SGD: lr %.4g (%.4g x global batch %d / %d), %d steps (%d per epoch), %s schedule",
-            lr,
-            cfg.lr,
-            global_batch,
-            cfg.lr_reference_batch,
-            total_steps,
-            steps_per_epoch,
-            cfg.schedule,
-        )
+        if say:
+            logger.info(
+                "SGD: lr %.4g (%.4g x global batch %d / %d), %d steps (%d per epoch), %s schedule",
+                lr,
+                cfg.lr,
+                global_batch,
+                cfg.lr_reference_batch,
+                total_steps,
+                steps_per_epoch,
+                cfg.schedule,
+            )
         optimizer = torch.optim.SGD(
             param_groups(self.model, cfg.weight_decay),
             lr=lr,

@@ -95,3 +95,13 @@ def test_accumulating_more_batches_than_an_epoch_has_steps_as_one_batch_of_the_e
     assert not torch.equal(whole.model[1].weight, network[1].weight)  # it trained
     for got, want in zip(accumulated.model.parameters(), whole.model.parameters(), strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_only_the_first_process_says_how_lr_was_scaled(caplog, monkeypatch):
+    """Every process of a multi-process run computes the same lr; one line each would repeat
+    it per process."""
+    monkeypatch.setattr(L.Trainer, "is_global_zero", property(lambda self: False))
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.module"):
+        other = _train(_network(), clips=6, batch_size=1024)
+    assert _lr(other) == pytest.approx(0.05 * 6 / 4)  # scaled all the same
+    assert not [r for r in caplog.records if r.name == "octvideo.engine.module"]
