@@ -50,6 +50,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -143,11 +144,6 @@ def parse_grid(spec: str) -> GridAxis:
     key = key.strip()
     if not sep or not key or " " in key:
         raise UsageError(f"--grid {spec!r} is not KEY=V1,V2,... (e.g. model.alpha=0,0.25,0.5)")
-    if key in RESERVED_KEYS:
-        raise UsageError(
-            f"--grid {key}: the study sets {key} itself (seeds come from --seeds, folders from "
-            "--out); grid over other keys"
-        )
     try:
         values = split_values(text)
     except ValueError as err:
@@ -156,6 +152,13 @@ def parse_grid(spec: str) -> GridAxis:
         raise UsageError(
             f"--grid {spec!r} has an empty value; give values separated by single commas"
         )
+    for v in values:
+        reserved = [k for k in _sets(key, v) if k in RESERVED_KEYS]
+        if reserved:
+            raise UsageError(
+                f"--grid {key}: the study sets {reserved[0]} itself (seeds come from --seeds, "
+                "folders from --out); grid over other keys"
+            )
     repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)
     if repeated:
         raise UsageError(f"--grid {key} lists {', '.join(repeated)} more than once")
@@ -179,6 +182,48 @@ def _value_of(key: str, text: str) -> Any:
     except ConfigError:
         return ("text", text)
     return _comparable(value)
+
+
+# the config's sections: a mapping given for one sets the keys it names (``model={alpha: 0.5}``)
+_SECTIONS = frozenset(
+    name
+    for name, hint in typing.get_type_hints(RunConfig).items()
+    if dataclasses.is_dataclass(hint)
+)
+
+
+def _sets(key: str, text: str) -> dict[str, Any]:
+    """The config keys ``key=text`` sets, each to what it sets it to (as ``_value_of``), read as
+    ``load_config`` applies the override: a mapping given for a section sets each key it names
+    (``model={alpha: 0.5}`` sets ``model.alpha``, as ``model.alpha=0.5`` does); any other value,
+    a mapping for ``model.extra`` included, sets ``key`` whole, and so everything under it."""
+    try:
+        ((_, value),) = parse_overrides([f"{key}={text}"])
+    except ConfigError:
+        return {key: ("text", text)}
+    sets: dict[str, Any] = {}
+
+    def split(key: str, value: Any) -> None:
+        if key in _SECTIONS and isinstance(value, dict):
+            for name, item in value.items():
+                split(f"{key}.{name}", item)
+        else:
+            sets[key] = _comparable(value)
+
+    split(key, value)
+    return sets
+
+
+def _overlap(a: Sequence[str], b: Sequence[str]) -> str | None:
+    """A key that both key lists set: one key in both, or one under a key the other sets whole
+    (``model.extra.width`` under ``model.extra``); None where they set apart."""
+    for x in a:
+        for y in b:
+            if x == y or x.startswith(f"{y}."):
+                return x
+            if y.startswith(f"{x}."):
+                return y
+    return None
 
 
 def _comparable(value: Any) -> Any:
@@ -232,25 +277,35 @@ def _short(key: str, settings: Sequence[tuple[str, str]]) -> str:
 def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
     """The points of each group (the product of its axes), groups one after another, each point
     once. The first point is the study's baseline. A point that sets what an earlier one sets
-    (the same keys to the same values, in any order or spelling: ``0`` and ``0.0``) is that
-    point, as it was first given.
+    (the same keys to the same values, in any order or spelling: ``0`` and ``0.0``,
+    ``model.alpha=0.5`` and ``model={alpha: 0.5}``) is that point, as it was first given.
 
     Raises:
-        UsageError: a key given twice in one group, or two points sharing a folder name.
+        UsageError: two ``--grid`` of one group that set one key (``model.alpha`` and
+            ``model={alpha: ...}``, ``model.extra.width`` and ``model.extra={...}``), or two
+            points sharing a folder name.
     """
     points: dict[frozenset, Point] = {}  # by what each sets, in grid order, each once
     for axes in groups or [[]]:
         keys = [a.key for a in axes]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            raise UsageError(
-                f"--grid {twice[0]} is given twice in one group; list all its values in one "
-                "--grid, or start another group with --plus"
-            )
+        sets = [{v: _sets(a.key, v) for v in a.values} for a in axes]
+        sets_keys = [[k for s in by_value.values() for k in s] for by_value in sets]
+        for (i, a), (j, b) in itertools.combinations(enumerate(axes), 2):
+            both = _overlap(sets_keys[i], sets_keys[j])
+            if both:
+                raise UsageError(
+                    f"--grid {a.key}={','.join(a.values)} and --grid {b.key}={','.join(b.values)} "
+                    f"both set {both} in one group; give its values in one --grid, or start "
+                    "another group with --plus"
+                )
         for values in itertools.product(*(a.values for a in axes)):
             settings = tuple(zip(keys, values, strict=True))
-            sets = frozenset((k, _value_of(k, v)) for k, v in settings)
-            points.setdefault(sets, Point(settings))
+            point_sets = frozenset(
+                item
+                for by_value, v in zip(sets, values, strict=True)
+                for item in by_value[v].items()
+            )
+            points.setdefault(point_sets, Point(settings))
     names: dict[str, Point] = {}
     for p in points.values():
         if p.name in names:
@@ -897,11 +952,12 @@ def _check_base(
             of an axis is refused (a misspelt key): the refusal of its first value.
     """
     for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key in RESERVED_KEYS:
+        key, _, text = item.partition("=")
+        reserved = [k for k in _sets(key.strip(), text) if k in RESERVED_KEYS]
+        if reserved:
             raise UsageError(
-                f"override {key}: the study sets {key} itself (seeds from --seeds, folders "
-                "from --out)"
+                f"override {key.strip()}: the study sets {reserved[0]} itself (seeds from "
+                "--seeds, folders from --out)"
             )
     base = load_config(cfg, overrides)  # a ConfigError is a UsageError: one line
     for axis in (a for g in groups for a in g):

@@ -64,6 +64,8 @@ def test_grid_values_split_at_top_level_commas():
         ("model.extra={width: 8},{'width': 8}", "lists {width: 8} and {'width': 8}, which"),
         ("trainer.seed=0,1", "the study sets trainer.seed itself"),
         ("output.dir=a,b", "the study sets output.dir itself"),
+        ("trainer={seed: 3}", "the study sets trainer.seed itself"),
+        ("output={dir: a},{name: b}", "the study sets output.dir itself"),
     ],
 )
 def test_bad_grid_spec_is_one_line_usage_error(spec, match):
@@ -101,10 +103,37 @@ def test_groups_are_products_joined_in_order():
 
 
 def test_same_key_twice_in_a_group_and_dangling_plus_are_refused():
-    with pytest.raises(UsageError, match="given twice in one group"):
+    with pytest.raises(UsageError, match="both set model.alpha in one group"):
         expand(split_groups(["model.alpha=0", "model.alpha=0.5"]))
     with pytest.raises(UsageError, match="--plus needs --grid options on both sides"):
         split_groups(["model.alpha=0", None])
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "key"),
+    [  # each pair trained every point at the second's value, under the first's labels
+        ("model.alpha=0.5,0.25", "model={alpha: 0.125}", "model.alpha"),
+        ("model.extra.width=8,16", "model.extra={width: 4}", "model.extra.width"),
+        ("model.extra.width=8,16", "model={extra: {}}", "model.extra.width"),
+        ("model={extra: {width: 4}}", "model.extra={}", "model.extra"),
+        ("model={alpha: 0.5},{dropout: 0.1}", "model.dropout=0.2", "model.dropout"),
+    ],
+)
+def test_two_grids_of_a_group_that_set_one_key_in_any_spelling_are_refused(first, second, key):
+    with pytest.raises(UsageError) as err:
+        expand(split_groups([first, second]))
+    assert str(err.value) == (
+        f"--grid {first} and --grid {second} both set {key} in one group; give its values in "
+        "one --grid, or start another group with --plus"
+    )
+
+
+def test_grids_of_a_group_that_set_apart_make_a_product():
+    groups = split_groups(["model={alpha: 0.5}", "model.extra.width=4", "model.dropout=0,0.1"])
+    assert [p.overrides for p in expand(groups)] == [
+        ["model={alpha: 0.5}", "model.extra.width=4", "model.dropout=0"],
+        ["model={alpha: 0.5}", "model.extra.width=4", "model.dropout=0.1"],
+    ]
 
 
 def test_points_that_would_share_a_folder_are_refused():
@@ -112,16 +141,30 @@ def test_points_that_would_share_a_folder_are_refused():
         expand([[GridAxis("model.extra.tag", ("a b", "a-b"))]])
 
 
-def test_misspelt_grid_key_is_refused_before_any_run(tmp_path):
+_SEED_SET = r"the study sets trainer\.seed itself \(seeds from --seeds, folders from --out\)$"
+
+
+@pytest.mark.parametrize(
+    ("grid", "overrides", "match"),
+    [
+        ("model.alpah=0,0.5", [], "--grid model.alpah: every value is refused.*alpha"),
+        ("model.alpha=0,0.5", ["trainer.seed=3"], f"^override trainer.seed: {_SEED_SET}"),
+        ("model.alpha=0,0.5", ["trainer={seed: 3}"], f"^override trainer: {_SEED_SET}"),
+    ],
+)
+def test_a_misspelt_grid_key_or_an_override_the_study_sets_is_refused_before_any_run(
+    tmp_path, grid, overrides, match
+):
     calls = []
-    with pytest.raises(UsageError, match="--grid model.alpah: every value is refused.*alpha"):
+    with pytest.raises(UsageError, match=match):
         run_study(
             CFG,
-            [[parse_grid("model.alpah=0,0.5")]],
+            [[parse_grid(grid)]],
             seeds=1,
             out=tmp_path,
             runner=lambda *a: calls.append(a),
             measure=False,
+            overrides=overrides,
         )
     assert calls == []
 
@@ -187,6 +230,31 @@ def test_a_point_another_group_sets_in_another_spelling_or_order_comes_once():
         "alpha=0 octave=[1,2,2]",
         "alpha=0.5 octave=[1,2,2]",
         "octave=[1, 2, 2] alpha=0.25",
+    ]
+
+
+def test_a_point_another_group_sets_through_a_section_mapping_comes_once():
+    groups = split_groups(
+        [
+            "model.alpha=0.5",
+            "model.dropout=0.1",
+            None,
+            "model={dropout: 0.1, alpha: .5},{alpha: 0.25}",
+            None,
+            "model.extra={width: 4}",
+            None,
+            "model={extra: {width: 4}}",
+            "model.alpha=0.25",
+            None,
+            "model.extra.width=4",  # sets width alone: not the whole model.extra above
+        ]
+    )
+    assert [p.label for p in expand(groups)] == [
+        "alpha=0.5 dropout=0.1",
+        "model={alpha: 0.25}",
+        "extra={width: 4}",
+        "model={extra: {width: 4}} alpha=0.25",
+        "width=4",
     ]
 
 
