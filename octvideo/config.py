@@ -537,10 +537,12 @@ def resolve_config_path(cfg: str | Path) -> Path:
     path = Path(text).expanduser()
     name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
     matches = _shipped_names(name)
-    if path.is_file():
-        if matches and not any(path.samefile(p) for p in matches):  # not run in configs/
-            _refuse_two_meanings(text, name, matches)
-        return path
+    # the file as given, or NAME.yaml here for a NAME given without its suffix
+    here = path if path.is_file() else Path(name).expanduser()
+    if here.is_file():
+        if matches and not any(here.samefile(p) for p in matches):  # not run in configs/
+            _refuse_two_meanings(text if here is path else name, name, matches)
+        return here
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:

@@ -9,6 +9,7 @@ that are allowed still load."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -786,6 +787,19 @@ def test_a_file_here_named_like_a_shipped_config_is_refused_naming_both(
     assert "both a file here" in _one_line_cli_error(capsys, name)
     assert resolve_config_path(f"./{name}").resolve() == (tmp_path / name).resolve()
     assert resolve_config_path(shipped) == CONFIG_DIR / shipped
+
+
+def test_a_name_without_its_suffix_finds_the_file_here_as_it_does_a_shipped_one(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("name: mine\n")
+    assert resolve_config_path("mine") == Path("mine.yaml")
+    (tmp_path / "i3d_oct.yaml").write_text("name: mine\n")  # the short name's own file name
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path("i3d_oct")  # it took the shipped recipe without a word
+    assert str(err.value).startswith("config name 'i3d_oct.yaml' is both a file here and the")
+    assert "use ./i3d_oct.yaml for the file" in str(err.value)
 
 
 def test_a_file_here_named_like_two_shipped_configs_names_all_three(tmp_path, monkeypatch):
