@@ -488,7 +488,7 @@ def shipped_configs() -> list[Path]:
     return sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.is_file())
 
 
-def _shipped_names(name: str) -> list[Path]:
+def shipped_names(name: str) -> list[Path]:
     """The shipped configs ``name`` (ending in ``.yaml``) stands for: the config of that relative
     name, a short name's recipe, or, for a bare file name, every shipped config of that name."""
     shipped = shipped_configs()
@@ -536,7 +536,7 @@ def resolve_config_path(cfg: str | Path) -> Path:
     text = str(cfg)
     path = Path(text).expanduser()
     name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
-    matches = _shipped_names(name)
+    matches = shipped_names(name)
     # the file as given, or NAME.yaml here for a NAME given without its suffix
     here = path if path.is_file() else Path(name).expanduser()
     if here.is_file():

@@ -48,7 +48,15 @@ from octvideo.checkpoint_meta import (
     model_config,
     stored_meta,
 )
-from octvideo.config import LIMITS, ModelConfig, RunConfig, dump_yaml, to_dict
+from octvideo.config import (
+    CONFIG_DIR,
+    LIMITS,
+    ModelConfig,
+    RunConfig,
+    dump_yaml,
+    shipped_names,
+    to_dict,
+)
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import (
     atomic_save,
@@ -468,19 +476,34 @@ def _zoo_family(model: str) -> bool:
 
 
 def _check_not_a_users_config(config_path: Path, out: Path) -> None:
-    """Refuses to replace a YAML file beside ``out`` that ``octvideo import`` did not write (a
-    training config of the same name, say)."""
-    if not config_path.is_file():
-        return
-    try:
-        with config_path.open("rb") as fh:
-            first = fh.read(len(CONFIG_MARK))
-    except OSError as err:
-        raise UsageError(f"--out {out}: cannot read {config_path} ({err.strerror})") from err
-    if first != CONFIG_MARK:
+    """Refuses outputs that are not an earlier import's: a YAML file beside ``out`` that
+    ``octvideo import`` did not write (a training config of the same name, say), a checkpoint
+    at ``out`` without such a run config beside it (a run's last.ckpt, its resume point), and a
+    run config named like a shipped config or short name, which ``--cfg`` would refuse as
+    naming two configs."""
+    shipped = shipped_names(config_path.name)
+    if shipped:
         raise UsageError(
-            f"--out {out}: {config_path} exists and was not written by 'octvideo import'; the "
-            "run config goes there, so choose another --out name or move that file"
+            f"--out {out}: its run config {config_path.name} would be named like the shipped "
+            f"config {shipped[0].relative_to(CONFIG_DIR).as_posix()}, which --cfg would not "
+            "tell apart; choose another --out name"
+        )
+    ours = False
+    if config_path.is_file():
+        try:
+            with config_path.open("rb") as fh:
+                ours = fh.read(len(CONFIG_MARK)) == CONFIG_MARK
+        except OSError as err:
+            raise UsageError(f"--out {out}: cannot read {config_path} ({err.strerror})") from err
+        if not ours:
+            raise UsageError(
+                f"--out {out}: {config_path} exists and was not written by 'octvideo import'; "
+                "the run config goes there, so choose another --out name or move that file"
+            )
+    if out.is_file() and not ours:
+        raise UsageError(
+            f"--out {out} exists and is not an earlier import (no run config of "
+            "'octvideo import' beside it); choose another --out name or move that file"
         )
 
 

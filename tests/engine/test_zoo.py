@@ -7,6 +7,7 @@ checkpoints octavise; every bad input is one line and writes nothing."""
 from __future__ import annotations
 
 import copy
+import shutil
 import tomllib
 import warnings
 from pathlib import Path
@@ -388,7 +389,7 @@ def test_octave_import_fine_tunes_a_step(tiny_synth: Path, tmp_path: Path) -> No
     from tests.engine.conftest import tiny_overrides
 
     pyth = _zoo_file(tmp_path, _pytorchvideo("i3d_r50", width=8))
-    out = tmp_path / "i3d_oct.ckpt"
+    out = tmp_path / "i3d_r50_oct.ckpt"
     import_checkpoint(pyth, source="pytorchvideo", model="i3d_r50", out=out, alpha=0.1)
     overrides = tiny_overrides(
         tiny_synth,
@@ -712,6 +713,31 @@ def test_octave_source_is_not_octavised_again(checkpoint: Path, tmp_path: Path) 
     assert "is already an octave network (alpha 0.25)" in message
     message = _refusal(tmp_path, checkpoint, source="octvideo", model="i3d_r18")
     assert "is an octvideo c2d_r18 checkpoint, not i3d_r18; use --model c2d_r18" in message
+
+
+def test_an_out_named_like_a_shipped_config_is_refused(i3d_zoo: Path, tmp_path: Path) -> None:
+    # its run config's own header commands (--cfg i3d_oct.yaml) would be refused as ambiguous
+    message = _refusal(tmp_path, i3d_zoo, out=tmp_path / "i3d_oct.ckpt")
+    assert message == (
+        f"--out {tmp_path / 'i3d_oct.ckpt'}: its run config i3d_oct.yaml would be named like the "
+        "shipped config kinetics400/i3d_r50_oct_a0.1_8x8.yaml, which --cfg would not tell "
+        "apart; choose another --out name"
+    )
+
+
+def test_an_out_that_is_another_runs_checkpoint_is_kept(
+    i3d_zoo: Path, checkpoint: Path, tmp_path: Path
+) -> None:
+    last = tmp_path / "last.ckpt"  # a run's resume point, with no import's run config beside it
+    shutil.copy(checkpoint, last)
+    before = last.read_bytes()
+    with pytest.raises(UsageError) as err:
+        import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=last)
+    assert str(err.value) == (
+        f"--out {last} exists and is not an earlier import (no run config of 'octvideo import' "
+        "beside it); choose another --out name or move that file"
+    )
+    assert last.read_bytes() == before and not (tmp_path / "last.yaml").exists()
 
 
 def test_importing_again_replaces_its_own_files(i3d_zoo: Path, tmp_path: Path) -> None:
