@@ -4,8 +4,9 @@ and the split and merge points where one tensor becomes two and two become one.
 Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): each frequency group keeps
 its own batch-norm statistics and activation, and residual additions are made group by group.
 
-Every layer here takes either a plain tensor or an ``OctPair`` and returns the same kind, so a
-block written for pairs also runs at alpha 0.
+Every layer here takes what ``OctConv3d`` takes, a plain tensor, an ``OctPair`` or a plain
+``(high, low)`` tuple (``as_pair``), and returns a plain tensor for a plain tensor and an
+``OctPair`` otherwise, so a block written for pairs also runs at alpha 0.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from octvideo.ops.pair import (
     OctPair,
     as_pair,
     avg_pool3d,
+    check_pair,
     downsample,
     fit_low,
     low_channels,
@@ -33,9 +35,10 @@ from octvideo.ops.pair import (
 
 
 def _map(x: Tensor | OctPair, fn: Callable[[Tensor], Tensor]) -> Tensor | OctPair:
-    if isinstance(x, OctPair):
-        return OctPair(fn(x.high), None if x.low is None else fn(x.low))
-    return fn(x)
+    if isinstance(x, Tensor):
+        return fn(x)
+    high, low = as_pair(x)
+    return OctPair(fn(high), None if low is None else fn(low))
 
 
 class OctNorm(nn.Module):
@@ -64,11 +67,12 @@ class OctNorm(nn.Module):
         self.low = norm_layer(n_low, **norm_kwargs) if n_low else None
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
-        if not isinstance(x, OctPair):
+        if isinstance(x, Tensor):
             return self.high(x)
-        if (x.low is None) != (self.low is None):
+        high, low = as_pair(x)
+        if (low is None) != (self.low is None):
             raise ValueError("OctNorm was built for a different alpha than its input has")
-        return OctPair(self.high(x.high), None if x.low is None else self.low(x.low))
+        return OctPair(self.high(high), None if low is None else self.low(low))
 
 
 class OctAct(nn.Module):
@@ -102,12 +106,15 @@ class OctPool3d(nn.Module):
     """Max or average pooling applied to each group, keeping the pair aligned.
 
     The low group is pooled with ceil rounding and cropped to ceil(high / octave), so a floor-mode
-    pool of an odd-sized high group cannot leave the two groups one step apart.
+    pool of an odd-sized high group cannot leave the two groups one step apart. The input pair's
+    low group must be ceil(high / octave) already (``check_pair``). A kernel and stride that leave
+    the pooled low group smaller than that for the input's size (kernel 2, stride 1 on an even
+    size) raise a ValueError naming them.
 
     Args:
         kernel_size: (T, H, W) window.
         stride: (T, H, W) stride; defaults to ``kernel_size``.
-        padding: (T, H, W) padding.
+        padding: (T, H, W) padding, at most ``kernel_size // 2`` per axis (as ``nn.MaxPool3d``).
         mode: "max" or "avg".
         octave: the pair's (T, H, W) octave factor.
     """
@@ -128,6 +135,11 @@ class OctPool3d(nn.Module):
         self.kernel_size = whole_triple(kernel_size, "kernel_size", 1)
         self.stride = self.kernel_size if stride is None else whole_triple(stride, "stride", 1)
         self.padding = whole_triple(padding, "padding", 0)
+        if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ValueError(
+                f"OctPool3d padding must be at most kernel_size // 2 per axis "
+                f"({tuple(k // 2 for k in self.kernel_size)}), got {padding!r}"
+            )
         self.octave: Octave = normalize_octave(octave)
 
     def _pool(self, x: Tensor, ceil_mode: bool) -> Tensor:
@@ -136,12 +148,24 @@ class OctPool3d(nn.Module):
         return avg_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
-        if not isinstance(x, OctPair):
+        if isinstance(x, Tensor):
             return self._pool(x, False)
+        x = as_pair(x)
         high = self._pool(x.high, False)
         if x.low is None:
             return OctPair(high, None)
-        return OctPair(high, fit_low(self._pool(x.low, True), high, self.octave))
+        check_pair(x, self.octave)
+        low = self._pool(x.low, True)
+        try:
+            return OctPair(high, fit_low(low, high, self.octave))
+        except ValueError:
+            raise ValueError(
+                f"OctPool3d with kernel_size {self.kernel_size} and stride {self.stride} cannot "
+                f"keep a pair with high (T, H, W) {tuple(x.high.shape[-3:])} aligned: it pools "
+                f"the low group to {tuple(low.shape[-3:])}, smaller than the pooled high "
+                f"{tuple(high.shape[-3:])} needs; choose another kernel_size and stride (a "
+                f"stride equal to kernel_size, without padding, keeps every size aligned)"
+            ) from None
 
     def extra_repr(self) -> str:
         return (
@@ -152,12 +176,12 @@ class OctPool3d(nn.Module):
 
 def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
     """Residual addition, group by group; both sides must have the same groups."""
-    if isinstance(a, OctPair) or isinstance(b, OctPair):
-        a, b = as_pair(a), as_pair(b)
-        if (a.low is None) != (b.low is None):
-            raise ValueError("cannot add a pair with a low group to one without")
-        return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
-    return a + b
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a + b
+    a, b = as_pair(a), as_pair(b)
+    if (a.low is None) != (b.low is None):
+        raise ValueError("cannot add a pair with a low group to one without")
+    return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
 
 
 class OctSplit(nn.Module):

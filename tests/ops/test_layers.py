@@ -237,8 +237,60 @@ def test_batch_norm_after_a_one_frame_low_group_gets_the_contiguous_gradients():
         ({"kernel_size": (2, 2)}, "kernel_size must be a whole number of 1 or more"),
         ({"kernel_size": 2, "stride": 0}, "stride must be a whole number of 1 or more"),
         ({"kernel_size": 2, "padding": -1}, "padding must be a whole number of 0 or more"),
+        ({"kernel_size": 3, "padding": 2}, r"padding must be at most kernel_size // 2"),
+        ({"kernel_size": (1, 3, 3), "padding": (1, 1, 1)}, r"\(0, 1, 1\)\), got \(1, 1, 1\)"),
     ],
 )
 def test_a_pool_window_other_than_whole_numbers_is_refused_when_built(kwargs, message):
     with pytest.raises(ValueError, match=message):
         OctPool3d(**kwargs)
+
+
+PAIR_LAYERS = {
+    "OctNorm": lambda: OctNorm(16, alpha=0.5).double().eval(),
+    "OctAct": lambda: OctAct(nn.ReLU),
+    "OctDropout": lambda: OctDropout(0.5).eval(),
+    "OctPool3d": lambda: OctPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", PAIR_LAYERS)
+@pytest.mark.parametrize("as_list", [False, True])
+def test_per_group_layers_take_a_plain_high_low_tuple_as_octconv_does(name, as_list):
+    layer = PAIR_LAYERS[name]()
+    x = pair(8, 8, (2, 8, 8), (1, 2, 2))
+    given = [x.high, x.low] if as_list else (x.high, x.low)
+    y = layer(given)
+    assert isinstance(y, OctPair)
+    want = layer(x)
+    assert torch.equal(y.high, want.high) and torch.equal(y.low, want.low)
+
+
+def test_residual_add_takes_plain_tuples_group_by_group():
+    x = pair(4, 4, (2, 4, 4), (1, 2, 2))
+    y = oct_add((x.high, x.low), [x.high, x.low])
+    assert isinstance(y, OctPair)
+    assert torch.equal(y.high, 2 * x.high) and torch.equal(y.low, 2 * x.low)
+
+
+@pytest.mark.parametrize("name", PAIR_LAYERS)
+def test_per_group_layers_refuse_what_is_not_a_pair_in_one_line(name):
+    x = pair(8, 8, (2, 8, 8), (1, 2, 2))
+    with pytest.raises(TypeError, match=r"expected a tensor, an OctPair .* tuple of 3"):
+        PAIR_LAYERS[name]()((x.high, x.low, x.low))
+
+
+def test_pooling_refuses_a_low_group_octconv_refuses():
+    x = pair(8, 8, (2, 8, 8), (1, 2, 2))
+    wrong = OctPair(x.high, x.high)  # the low group at the high size
+    with pytest.raises(ValueError, match="OctConv3d expects a low group of shape"):
+        OctConv3d(16, 8, 3, alpha_in=0.5, alpha_out=0.5).double()(wrong)
+    with pytest.raises(ValueError, match=r"high \(2, 8, 8\) needs low \(2, 4, 4\)"):
+        OctPool3d(3, 1, 1)(wrong)
+
+
+def test_pooling_that_cannot_keep_the_pair_aligned_names_its_kernel_and_stride():
+    pool = OctPool3d(2, stride=1)
+    pool(pair(2, 2, (3, 7, 7), (1, 2, 2)))  # odd sizes stay aligned
+    with pytest.raises(ValueError, match=r"kernel_size \(2, 2, 2\) and stride \(1, 1, 1\)"):
+        pool(pair(2, 2, (4, 8, 8), (1, 2, 2)))
