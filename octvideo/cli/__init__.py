@@ -71,10 +71,11 @@ class CommandParser(argparse.ArgumentParser):
 
     A command without subcommands takes its options and positionals in any order (argparse's
     intermixed parsing): ``predict --ckpt C a.mp4 --topk 3 b.mp4``, ``train --cfg C key=value
-    --out D key=value``; a command line with ``--`` is parsed in order, as argparse does. An
-    argument that nothing takes is refused under the usage and the name of the command it was
-    given to (``octvideo predict: error: unrecognized arguments: ...``), not under
-    ``octvideo``'s: ``parse_known_args`` leaves no extras to the parser above. ``--help`` gives
+    --out D key=value``. After ``--`` every word is an input or override, also one that starts
+    with ``-`` (``predict --ckpt C a.mp4 -- -b.mp4``); before it, the order is free. An argument
+    that nothing takes is refused under the usage and the name of the command it was given to
+    (``octvideo predict: error: unrecognized arguments: ...``), not under ``octvideo``'s:
+    ``parse_known_args`` leaves no extras to the parser above. ``--help`` gives
     every option's default (``DefaultsFormatter``). The namespace's ``prog`` is the name of the
     innermost command, ``octvideo data check``: the prefix of the lines ``main`` prints.
     """
@@ -85,6 +86,8 @@ class CommandParser(argparse.ArgumentParser):
         self.set_defaults(prog=self.prog)  # a subcommand's parse sets its own over its group's
         self._has_subcommands = False
         self._in_intermixed = False
+        self._passes = 0  # of the intermixed parse below: options, then positionals
+        self._after_dashes: list[str] = []  # the words after "--", all of them positionals
 
     def add_subparsers(self, **kwargs: object) -> argparse._SubParsersAction:
         self._has_subcommands = True
@@ -94,21 +97,28 @@ class CommandParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         if self._in_intermixed:  # one of the two passes of the intermixed parse below
+            self._passes += 1
+            if self._passes == 2 and self._after_dashes:  # positionals: append those after --
+                args = [*(args or ()), "--", *self._after_dashes]
             return super().parse_known_args(args, namespace)
         words = list(sys.argv[1:] if args is None else args)
-        # argparse parses a subcommand's words in order only; and its intermixed parse loses a
-        # "--" (Python 3.11), after which every word is a positional: that parse is in order too
-        if self._has_subcommands or "--" in words:
+        if self._has_subcommands:  # argparse parses a subcommand's words in order only
             namespace, extras = super().parse_known_args(words, namespace)
         else:
-            self._in_intermixed = True
+            # argparse's intermixed parse drops a "--" (Python 3.11) and then reads the words
+            # after it as options: those words join the positionals' pass here, after a "--"
+            dashes = words.index("--") if "--" in words else len(words)
+            self._after_dashes = words[dashes + 1 :]
+            self._in_intermixed, self._passes = True, 0
             try:
-                namespace, extras = self.parse_known_intermixed_args(words, namespace)
+                namespace, extras = self.parse_known_intermixed_args(words[:dashes], namespace)
             finally:
-                self._in_intermixed = False
+                self._in_intermixed, self._after_dashes = False, []
         if extras:
             # an unknown option also leaves the positionals after it untaken: name the options
-            unknown = [word for word in extras if word.startswith("-")] or extras
+            # ("--" itself is no argument, only the mark that the words after it are positional)
+            words_left = [word for word in extras if word != "--"]
+            unknown = [word for word in words_left if word.startswith("-")] or words_left
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
         return namespace, extras
 

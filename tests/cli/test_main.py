@@ -46,6 +46,41 @@ def test_words_after_a_double_dash_are_inputs():
 
 
 @pytest.mark.parametrize(
+    ("argv", "dest", "words"),
+    [
+        # each was refused: "unrecognized arguments: --" (the words before -- were parsed in order)
+        (
+            ["train", "--cfg", "c.yaml", "a=1", "--out", "r", "--", "b=2"],
+            "overrides",
+            ["a=1", "b=2"],
+        ),
+        (["predict", "a.mp4", "--ckpt", "c.ckpt", "--", "-b.mp4"], "inputs", ["a.mp4", "-b.mp4"]),
+        (["predict", "a.mp4", "--ckpt", "c.ckpt", "-q", "--"], "inputs", ["a.mp4"]),
+        (["predict", "--ckpt", "c.ckpt", "--", "-b.mp4", "--topk"], "inputs", ["-b.mp4", "--topk"]),
+        (["data", "check", "--workers", "0", "--", "-list.txt"], "annotations", "-list.txt"),
+    ],
+)
+def test_options_and_words_mix_in_any_order_before_a_double_dash(argv, dest, words):
+    assert getattr(build_parser().parse_args(argv), dest) == words
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "unknown"),
+    [
+        (["models", "--", "x"], "models", "x"),  # was "unrecognized arguments: --"
+        (["data", "check", "a.txt", "--bogus", "--", "b.txt"], "data check", "--bogus"),
+        (["data", "check", "a.txt", "--", "-b.txt"], "data check", "-b.txt"),
+    ],
+)
+def test_a_double_dash_is_never_named_as_an_unknown_argument(argv, prog, unknown, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line == f"octvideo {prog}: error: unrecognized arguments: {unknown}"
+
+
+@pytest.mark.parametrize(
     ("argv", "prog", "unknown"),
     [
         (["predict", "--ckpt", "c.ckpt", "a.mp4", "--bogus", "3", "b.mp4"], "predict", "--bogus"),
