@@ -15,35 +15,37 @@ from collections.abc import Callable
 # the forms YAML 1.2 and a reader take for numbers: ASCII digits, no "_" separators (int() and
 # float() also read "1_0" and other scripts' digits, and float() "inf" and "nan")
 _WHOLE = re.compile(r"[+-]?[0-9]+")
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A decimal number as YAML 1.2 writes it (no ``inf`` or ``nan``), for ``re.fullmatch``."""
 _LONGEST = 30  # digits of a whole number: every bound is far shorter (a seed: 19)
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
+    """``text`` as a refusal quotes it: its repr, cut after 37 characters."""
     return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
 
 
 def _whole(text: str, low: int | None = None, high: int | None = None) -> int:
     digits = text.strip()
     if not _WHOLE.fullmatch(digits):
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number")
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number")
     if len(digits.lstrip("+-")) > _LONGEST:  # int() refuses past 4300 digits
         if low is None or high is None:
-            raise argparse.ArgumentTypeError(f"{_shown(text)}: give at most {_LONGEST} digits")
+            raise argparse.ArgumentTypeError(f"{shown(text)}: give at most {_LONGEST} digits")
         value = low - 1 if digits[0] == "-" else high + 1  # only its sign matters
     else:
         value = int(digits)
     if low is not None and value < low:
-        raise argparse.ArgumentTypeError(f"{_shown(text)}: give {low} or more")
+        raise argparse.ArgumentTypeError(f"{shown(text)}: give {low} or more")
     if high is not None and value > high:
-        raise argparse.ArgumentTypeError(f"{_shown(text)}: give at most {high}")
+        raise argparse.ArgumentTypeError(f"{shown(text)}: give at most {high}")
     return value
 
 
 def _decimal(text: str, what: str) -> float:
     digits = text.strip()
-    if not _DECIMAL.fullmatch(digits):
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a {what}")
+    if not DECIMAL.fullmatch(digits):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a {what}")
     return float(digits)
 
 

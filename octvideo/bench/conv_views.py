@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from octvideo.argtypes import bounded_int
+from octvideo.argtypes import bounded_int, whole
 from octvideo.measure.timing import time_interleaved
 
 # (B, C_in, T, H, W, C_out, kT, kH, kW): I3D-R50's k x 1 x 1 and 1 x k x k layers, batch 2 (a
@@ -52,7 +52,10 @@ MAX_ELEMENTS = 2**28  # a tensor of the case: 1 GB of float32
 
 
 def _case(text: str) -> tuple[int, ...]:
-    values = tuple(int(v) for v in text.split(","))
+    try:
+        values = tuple(whole(v) for v in text.split(","))
+    except argparse.ArgumentTypeError:
+        values = ()
     if len(values) != 9 or min(values) < 1:
         raise argparse.ArgumentTypeError(
             f"--case wants nine positive integers B,C_in,T,H,W,C_out,kT,kH,kW; got {text!r}"

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from octvideo import allocator
-from octvideo.argtypes import bounded_int
+from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
 from octvideo.bench.models import add_step_options, step_timer
 from octvideo.bench.record import append_table
@@ -91,7 +91,7 @@ def report(args: argparse.Namespace, rows: list[Row]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``tools/bench.py layouts``."""
     parser.add_argument("--model", type=model_name, default="i3d_r50")
-    parser.add_argument("--alphas", type=float, nargs="+", default=[0.5, 0.0])
+    parser.add_argument("--alphas", type=number, nargs="+", default=[0.5, 0.0])
     add_step_options(parser)
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="float32")
     parser.add_argument("--repeats", type=bounded_int(1000), default=4)

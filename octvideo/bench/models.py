@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from octvideo import allocator
-from octvideo.argtypes import bounded_int
+from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
 from octvideo.errors import UsageError
@@ -523,7 +523,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=model_name, default="i3d_r50")
     parser.add_argument(
         "--alpha",
-        type=float,
+        type=number,
         nargs="+",
         default=[0.5],
         help="one value (res2-res4; res5 vanilla) or one per stage (res2 res3 res4 res5)",

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from octvideo.argtypes import bounded_int
+from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
 from octvideo.checkpoint_meta import build_network, model_config
@@ -296,14 +296,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clips", type=bounded_int(10_000), default=40, help="videos in the folder"
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each video")
+    parser.add_argument("--seconds", type=number, default=10.0, help="length of each video")
     parser.add_argument("--fps", type=bounded_int(240), default=30)
     parser.add_argument("--short-side", type=bounded_int(1080, low=16), default=320, help="pixels")
     parser.add_argument(
         "--folder", type=Path, default=None, help="where the videos are made and kept"
     )
     parser.add_argument("--model", type=model_name, default="i3d_r50")
-    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--alpha", type=number, default=0.1)
     parser.add_argument("--classes", type=bounded_int(100_000), default=400)
     parser.add_argument("--frames", type=bounded_int(256), default=8)
     parser.add_argument(

@@ -11,24 +11,32 @@ from __future__ import annotations
 
 import argparse
 
-from octvideo.argtypes import whole
+from octvideo.argtypes import number, shown, whole
 from octvideo.models import list_models
 from octvideo.models.cost import cost_table
 
 
 def _alpha(text: str) -> float | tuple[float, ...]:
-    values = tuple(float(v) for v in text.split(","))
+    try:
+        values = tuple(number(v) for v in text.split(","))
+    except argparse.ArgumentTypeError:
+        values = ()
     if len(values) not in (1, 4) or not all(0 <= v < 1 for v in values):
         raise argparse.ArgumentTypeError(
-            "--alpha takes one value or four (res2,res3,res4,res5), each in [0, 1)"
+            f"{shown(text)}: give one value or four (res2,res3,res4,res5), each in [0, 1), e.g. 0.5"
         )
     return values[0] if len(values) == 1 else values
 
 
 def _octave(text: str) -> tuple[int, int, int]:
-    values = tuple(int(v) for v in text.split(","))
+    try:
+        values = tuple(whole(v) for v in text.split(","))
+    except argparse.ArgumentTypeError:
+        values = ()
     if len(values) != 3 or not all(v in (1, 2) for v in values):  # what OctConv3d takes
-        raise argparse.ArgumentTypeError("--octave takes three factors T,H,W of 1 or 2, e.g. 1,2,2")
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)}: give three factors T,H,W, each 1 or 2, e.g. 1,2,2"
+        )
     return values  # type: ignore[return-value]
 
 

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from octvideo.argtypes import DECIMAL
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines
 from octvideo.data.decoding import Video, VideoInfo, check_decoder
@@ -196,12 +197,11 @@ def parse_seconds(text: str | float | None) -> float | None:
             value, scale = value[:-2], 1e-3
         elif value.endswith("s"):
             value = value[:-1]
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            raise ValueError(
-                f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms"
-            ) from None
+        value = value.strip()
+        # float() also reads 2_0 and other scripts' digits; inf and nan are refused below
+        if not DECIMAL.fullmatch(value) and value.lstrip("+-") not in ("inf", "infinity", "nan"):
+            raise ValueError(f"cannot read {text!r} as a duration; write e.g. 2s, 1.5 or 500ms")
+        seconds = float(value) * scale
     if not math.isfinite(seconds):
         raise ValueError(f"a duration must be a finite number of seconds, got {text!r}")
     if seconds <= 0:
@@ -252,7 +252,7 @@ def parse_views(views: object) -> str | tuple[int, int]:
     if isinstance(views, str):
         if views in ("center", "multi"):
             return views
-        match = re.fullmatch(r"(\d+)x(\d+)", views)
+        match = re.fullmatch(r"([0-9]+)x([0-9]+)", views)
         if match:  # past 9 digits only "too many" matters (and int() refuses past 4300)
             pair = (_count(match[1]), _count(match[2]))
     elif (

@@ -49,6 +49,9 @@ def test_view_is_the_3d_convolution(tool, kernel: tuple[int, int, int]) -> None:
     ("case", "message"),
     [
         ("1,2,3", "nine positive integers"),
+        ("x", "nine positive integers"),  # int() refused it as "invalid _case value"
+        ("2,8,4,8,8,4,3,1,1_0", "nine positive integers"),  # int() reads 10
+        ("2,8,4,8,8,4,3,1,\u0661", "nine positive integers"),  # the Arabic-Indic 1
         ("2,8,4,8,8,0,3,1,1", "nine positive integers"),
         ("2,8,4,8,8,4,3,3,3", "k x 1 x 1 or 1 x k x k"),
         ("64,256,64,256,256,64,3,1,1", "over 268435456 elements"),  # a 68 GB input

@@ -3,6 +3,8 @@ on injected times, and one tiny run end to end."""
 
 from __future__ import annotations
 
+import pytest
+
 import octvideo.bench.layouts as tool
 from octvideo.bench.cli import main, parse_args
 from octvideo.models import create_model
@@ -112,3 +114,13 @@ def test_report_ratios_are_of_medians_on_injected_times() -> None:
         "alpha 0.5, channels-last / contiguous, training step, per round: median 0.500, range "
         "0.400-0.625 over 3 rounds.",
     ]
+
+
+@pytest.mark.parametrize("alpha", ["0.0_1", "nan", "\u0660.5"])  # float() reads each
+def test_an_alpha_is_a_decimal_as_yaml_writes_it(alpha, capsys) -> None:
+    assert parse_args(["layouts", "--alphas", ".5", "0"]).alphas == [0.5, 0.0]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["layouts", "--alphas", "0.5", alpha])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"tools/bench.py layouts: error: argument --alphas: {alpha!r} is not a number"

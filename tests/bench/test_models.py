@@ -168,3 +168,13 @@ def test_ops_is_cpu_only(capsys) -> None:
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("tools/bench.py models: error: --ops splits CPU operator time")
+
+
+@pytest.mark.parametrize("alpha", ["0.0_1", "inf", "\u0660.5"])  # float() reads each
+def test_an_alpha_is_a_decimal_as_yaml_writes_it(alpha, capsys) -> None:
+    assert parse_args(["models", "--alpha", ".5"]).alpha == [0.5]
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["models", "--alpha", alpha])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == f"tools/bench.py models: error: argument --alpha: {alpha!r} is not a number"

@@ -120,7 +120,10 @@ def test_workers_zero_is_always_timed_and_options_out_of_bounds_are_one_line(cap
     for argv, message in (
         (["--workers", "0"], "--workers: give at least one count above 0 (0 is always timed)"),
         (["--nice", "20"], "argument --nice: '20': give at most 19"),
-        (["--seconds", "nan"], "--seconds nan: give a length above 0, at most 3600"),
+        (["--seconds", "nan"], "argument --seconds: 'nan' is not a number"),
+        (["--seconds", "1_0"], "argument --seconds: '1_0' is not a number"),  # float(): 10
+        (["--seconds", "0"], "--seconds 0: give a length above 0, at most 3600"),
+        (["--alpha", "0.0_1"], "argument --alpha: '0.0_1' is not a number"),
         (["--seconds", "3601"], "--seconds 3601: give a length above 0, at most 3600"),
         (["--workers", "65"], "argument --workers: '65': give at most 64"),
         (

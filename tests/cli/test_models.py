@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from octvideo.cli import main
+from octvideo.cli import build_parser, main
 from octvideo.cli.models import format_table, models_table
 from octvideo.config import LIMITS, MAX_CLIP_PIXELS
 
@@ -40,25 +40,44 @@ def test_a_view_over_the_bounds_is_one_line(args, needle, capsys, monkeypatch):
     assert line.startswith("octvideo models: error: ") and needle in line
 
 
+_OCTAVE = "give three factors T,H,W, each 1 or 2, e.g. 1,2,2"
+_ALPHA = "give one value or four (res2,res3,res4,res5), each in [0, 1), e.g. 0.5"
+
+
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
+    ("option", "value"),
     [
-        ("--octave", "1,2,100", "--octave takes three factors T,H,W of 1 or 2, e.g. 1,2,2"),
-        ("--octave", "1,3,3", "--octave takes three factors T,H,W of 1 or 2, e.g. 1,2,2"),
-        ("--alpha", "1", "--alpha takes one value or four (res2,res3,res4,res5), each in [0, 1)"),
-        ("--alpha", "0.1,0.2", "--alpha takes one value or four (res2,res3,res4,res5), each in"),
+        ("--octave", "1,2,100"),
+        ("--octave", "1,3,3"),
+        ("--octave", "inf"),  # int() refused it as "invalid _octave value"
+        ("--octave", "2,2,\u0662"),  # int() reads the Arabic-Indic 2
+        ("--octave", "1,2,2_0"),
+        ("--alpha", "1"),
+        ("--alpha", "0.1,0.2"),
+        ("--alpha", "0.0_1"),  # float() reads 0.01
+        ("--alpha", "0x10"),  # float() refused it as "invalid _alpha value"
+        ("--alpha", "nan"),
     ],
 )
-def test_an_octave_or_alpha_the_models_do_not_take_is_refused_by_the_parser(
-    capsys, option, value, message
-):
-    # 3 passed the parser's "1 to 4" and was then refused without naming --octave
+def test_an_octave_or_alpha_the_models_do_not_take_is_refused_by_the_parser(capsys, option, value):
     with pytest.raises(SystemExit) as exit_:
         main(["models", option, value, "--filter", "c2d_r18"])
     assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert f"argument {option}: {message}" in err
-    assert "Traceback" not in err
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    message = _OCTAVE if option == "--octave" else _ALPHA
+    assert line == f"octvideo models: error: argument {option}: {value!r}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("args", "alpha", "octave"),
+    [
+        (["--alpha", "0.25", "--octave", "2,2,2"], 0.25, (2, 2, 2)),
+        (["--alpha", ".5,0,0,0.25", "--octave", "1,2,2"], (0.5, 0.0, 0.0, 0.25), (1, 2, 2)),
+    ],
+)
+def test_alpha_and_octave_are_read_as_the_config_reads_numbers(args, alpha, octave):
+    namespace = build_parser().parse_args(["models", *args])
+    assert (namespace.alpha, namespace.octave) == (alpha, octave)
 
 
 def test_a_slowfast_view_whose_fast_pathway_is_over_the_bound_is_not_applicable():

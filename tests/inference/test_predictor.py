@@ -67,6 +67,20 @@ def test_durations_that_are_not_finite_are_refused(text):
         parse_seconds(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2 s", 2.0), (".5S", 0.5), ("1e3ms", 1.0), ("+3", 3.0)]
+)
+def test_durations_are_decimals_as_yaml_writes_them_with_a_unit(text, seconds):
+    assert parse_seconds(text) == seconds
+
+
+# float() reads the first three as 20, 90 and 2 (the Arabic-Indic digit)
+@pytest.mark.parametrize("text", ["2_0s", "9_0", "\u0662s", "0x2s", "two"])
+def test_durations_in_other_forms_are_refused(text):
+    with pytest.raises(ValueError, match=re.escape(f"cannot read {text!r} as a duration")):
+        parse_seconds(text)
+
+
 @pytest.mark.parametrize("text", ["1e-9s", "0.05", "99ms"])
 def test_windows_and_strides_under_a_tenth_of_a_second_are_refused(predictor, videos, text):
     assert window_seconds("100ms") == 0.1
@@ -211,6 +225,11 @@ def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
         (
             (2.0, 3),
             "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips, crops), got (2.0, 3)",
+        ),
+        (
+            "\u0662x\u0661",  # the Arabic-Indic 2 and 1, which re's \\d matches
+            "views must be 'center', 'multi', 'NxC' (e.g. '10x3') or (clips, crops), "
+            "got '\u0662x\u0661'",
         ),
         ("2x2", "views must be N temporal clips (1 to 100) x 1 or 3 crops, got 2x2"),
         ("0x1", "views must be N temporal clips (1 to 100) x 1 or 3 crops, got 0x1"),
