@@ -12,9 +12,10 @@ import argparse
 import re
 from collections.abc import Callable
 
-# the forms YAML 1.2 and a reader take for numbers: ASCII digits, no "_" separators (int() and
-# float() also read "1_0" and other scripts' digits, and float() "inf" and "nan")
-_WHOLE = re.compile(r"[+-]?[0-9]+")
+# the forms of the YAML 1.2 core schema, which a config also reads: ASCII digits with no "_"
+# separators (int() and float() also read "1_0" and other scripts' digits, and float() "inf"
+# and "nan"); a whole number may also be 0o octal or 0x hexadecimal
+_WHOLE = re.compile(r"[+-]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 """A decimal number as YAML 1.2 writes it (no ``inf`` or ``nan``), for ``re.fullmatch``."""
 _LONGEST = 30  # digits of a whole number: every bound is far shorter (a seed: 19)
@@ -29,12 +30,14 @@ def _whole(text: str, low: int | None = None, high: int | None = None) -> int:
     digits = text.strip()
     if not _WHOLE.fullmatch(digits):
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number")
-    if len(digits.lstrip("+-")) > _LONGEST:  # int() refuses past 4300 digits
+    base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
+    body = digits[2:] if base != 10 else digits
+    if len(body.lstrip("+-")) > _LONGEST:  # int() refuses past 4300 digits
         if low is None or high is None:
             raise argparse.ArgumentTypeError(f"{shown(text)}: give at most {_LONGEST} digits")
         value = low - 1 if digits[0] == "-" else high + 1  # only its sign matters
     else:
-        value = int(digits)
+        value = int(body, base)
     if low is not None and value < low:
         raise argparse.ArgumentTypeError(f"{shown(text)}: give {low} or more")
     if high is not None and value > high:
@@ -50,8 +53,9 @@ def _decimal(text: str, what: str) -> float:
 
 
 def whole(text: str) -> int:
-    """argparse type: a whole number, of any size and sign; the command checks its range, in one
-    line naming the option and the bound (``data synth --frames``, ``sweep --seeds``)."""
+    """argparse type: a whole number (``12``, ``-3``, ``0x1f``, ``0o17``), of any size and sign;
+    the command checks its range, in one line naming the option and the bound (``data synth
+    --frames``, ``sweep --seeds``)."""
     return _whole(text)
 
 

@@ -18,6 +18,10 @@ from octvideo.argtypes import bounded_int, number, whole
         (whole, "-3", -3),
         (whole, "+12", 12),
         (whole, "9" * 30, int("9" * 30)),  # exact: the command names its own bound
+        (whole, "0x1f", 31),  # YAML 1.2's core schema, as a config reads it
+        (whole, "0o17", 15),
+        (whole, "0x1F", 31),
+        (bounded_int(100), "0x10", 16),
         (bounded_int(5), "5", 5),
         (bounded_int(5, low=0), "0", 0),
         (bounded_int(5), " 3 ", 3),
@@ -40,6 +44,12 @@ def test_text_in_range_is_read_as_its_value(parse, text, value):
         (whole, "1_0", "'1_0' is not a whole number"),  # int() reads 10
         (whole, "\u0663", "'\u0663' is not a whole number"),  # int() reads the Arabic-Indic 3
         (whole, "9" * 31, "give at most 30 digits"),
+        (whole, "0x", "'0x' is not a whole number"),
+        (whole, "0o8", "'0o8' is not a whole number"),
+        (whole, "-0x1", "'-0x1' is not a whole number"),  # YAML 1.2: 0x and 0o take no sign
+        (whole, "0X1", "'0X1' is not a whole number"),
+        (whole, "0b1", "'0b1' is not a whole number"),
+        (bounded_int(5), "0x6", "'0x6': give at most 5"),
         (bounded_int(5), "6", "'6': give at most 5"),
         (bounded_int(5), "0", "'0': give 1 or more"),
         (bounded_int(5), "9" * 5000, "give at most 5"),  # int() refuses past 4300 digits
@@ -49,6 +59,7 @@ def test_text_in_range_is_read_as_its_value(parse, text, value):
         (number, "nan", "'nan' is not a number"),  # float() reads these three
         (number, "inf", "'inf' is not a number"),
         (number, "0_0.5", "'0_0.5' is not a number"),
+        (number, "0x10", "'0x10' is not a number"),  # a decimal: YAML 1.2's float form
         (number, "x" * 100, "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is not a number"),
     ],
 )

@@ -72,7 +72,7 @@ def test_an_octave_or_alpha_the_models_do_not_take_is_refused_by_the_parser(caps
     ("args", "alpha", "octave"),
     [
         (["--alpha", "0.25", "--octave", "2,2,2"], 0.25, (2, 2, 2)),
-        (["--alpha", ".5,0,0,0.25", "--octave", "1,2,2"], (0.5, 0.0, 0.0, 0.25), (1, 2, 2)),
+        (["--alpha", ".5,0,0,0.25", "--octave", "0x1,2,2"], (0.5, 0.0, 0.0, 0.25), (1, 2, 2)),
     ],
 )
 def test_alpha_and_octave_are_read_as_the_config_reads_numbers(args, alpha, octave):
