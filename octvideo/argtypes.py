@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Callable
 
 # the forms of the YAML 1.2 core schema, which a config also reads: ASCII digits with no "_"
@@ -18,12 +19,17 @@ from collections.abc import Callable
 _WHOLE = re.compile(r"[+-]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 """A decimal number as YAML 1.2 writes it (no ``inf`` or ``nan``), for ``re.fullmatch``."""
-_LONGEST = 30  # digits of a whole number: every bound is far shorter (a seed: 19)
 
 
 def shown(text: str) -> str:
     """``text`` as a refusal quotes it: its repr, cut after 37 characters."""
     return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
+
+
+def _longest() -> int:
+    """The most decimal digits int() reads (Python 3.11's guard against quadratic time: 4300 by
+    default; 0 is no limit)."""
+    return sys.get_int_max_str_digits() or 1_000_000
 
 
 def _whole(text: str, low: int | None = None, high: int | None = None) -> int:
@@ -32,12 +38,14 @@ def _whole(text: str, low: int | None = None, high: int | None = None) -> int:
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number")
     base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
     body = digits[2:] if base != 10 else digits
-    if len(body.lstrip("+-")) > _LONGEST:  # int() refuses past 4300 digits
-        if low is None or high is None:
-            raise argparse.ArgumentTypeError(f"{shown(text)}: give at most {_LONGEST} digits")
-        value = low - 1 if digits[0] == "-" else high + 1  # only its sign matters
-    else:
+    if len(body.lstrip("+-")) <= _longest():
         value = int(body, base)
+    elif low is not None and high is not None:  # past int()'s limit only the sign matters
+        value = low - 1 if digits[0] == "-" else high + 1
+    else:
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} has more than {_longest()} digits; give a shorter number"
+        )
     if low is not None and value < low:
         raise argparse.ArgumentTypeError(f"{shown(text)}: give {low} or more")
     if high is not None and value > high:
@@ -49,13 +57,18 @@ def _decimal(text: str, what: str) -> float:
     digits = text.strip()
     if not DECIMAL.fullmatch(digits):
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a {what}")
-    return float(digits)
+    value = float(digits)
+    if value in (float("inf"), float("-inf")):  # 1e400
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} is past the largest number a float holds (about 1.8e308)"
+        )
+    return value
 
 
 def whole(text: str) -> int:
-    """argparse type: a whole number (``12``, ``-3``, ``0x1f``, ``0o17``), of any size and sign;
-    the command checks its range, in one line naming the option and the bound (``data synth
-    --frames``, ``sweep --seeds``)."""
+    """argparse type: a whole number (``12``, ``-3``, ``0x1f``, ``0o17``), of any sign and up to
+    int()'s digits; the command checks its range, in one line naming the option and the bound
+    (``data synth --frames``, ``sweep --seeds``)."""
     return _whole(text)
 
 

@@ -18,6 +18,8 @@ from octvideo.argtypes import bounded_int, number, whole
         (whole, "-3", -3),
         (whole, "+12", 12),
         (whole, "9" * 30, int("9" * 30)),  # exact: the command names its own bound
+        (whole, "9" * 4000, int("9" * 4000)),  # up to int()'s own limit, 4300 digits
+        (whole, "-" + "9" * 4000, -int("9" * 4000)),
         (whole, "0x1f", 31),  # YAML 1.2's core schema, as a config reads it
         (whole, "0o17", 15),
         (whole, "0x1F", 31),
@@ -43,7 +45,7 @@ def test_text_in_range_is_read_as_its_value(parse, text, value):
         (whole, "1.5", "'1.5' is not a whole number"),
         (whole, "1_0", "'1_0' is not a whole number"),  # int() reads 10
         (whole, "\u0663", "'\u0663' is not a whole number"),  # int() reads the Arabic-Indic 3
-        (whole, "9" * 31, "give at most 30 digits"),
+        (whole, "9" * 5000, "has more than 4300 digits; give a shorter number"),
         (whole, "0x", "'0x' is not a whole number"),
         (whole, "0o8", "'0o8' is not a whole number"),
         (whole, "-0x1", "'-0x1' is not a whole number"),  # YAML 1.2: 0x and 0o take no sign
@@ -60,6 +62,8 @@ def test_text_in_range_is_read_as_its_value(parse, text, value):
         (number, "inf", "'inf' is not a number"),
         (number, "0_0.5", "'0_0.5' is not a number"),
         (number, "0x10", "'0x10' is not a number"),  # a decimal: YAML 1.2's float form
+        (number, "1e400", "'1e400' is past the largest number a float holds"),  # float(): inf
+        (number, "-1e400", "'-1e400' is past the largest number a float holds"),
         (number, "x" * 100, "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is not a number"),
     ],
 )

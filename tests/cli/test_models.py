@@ -25,6 +25,10 @@ from octvideo.config import LIMITS, MAX_CLIP_PIXELS
             f"--frames 100000 is over the limit of {LIMITS['data.num_frames'][0]}",
         ),
         (["--frames", "256", "--size", "1024"], f"over the limit of {MAX_CLIP_PIXELS:,}"),
+        (  # the parser refused it: "give at most 30 digits"
+            ["--frames", "9" * 40],
+            f"--frames {'9' * 40} is over the limit of {LIMITS['data.num_frames'][0]}",
+        ),
     ],
 )
 def test_a_view_over_the_bounds_is_one_line(args, needle, capsys, monkeypatch):
