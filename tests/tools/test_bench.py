@@ -41,7 +41,7 @@ def test_a_bad_option_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        "tools/bench.py models: error: argument --alpha: invalid float value: 'half'"
+        "tools/bench.py models: error: argument --alpha: 'half' is not a number"
     ]
 
 
