@@ -13,7 +13,6 @@ whether it carries an octave, only the low-group entries (``conv_hl``, ``conv_lh
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -31,6 +30,7 @@ from octvideo.ops import (
     as_pair,
     conv_norm_act,
 )
+from octvideo.ops.pair import is_share
 
 _Size3 = tuple[int, int, int]
 
@@ -41,19 +41,14 @@ def stage_alphas(alpha: float | Sequence[float], num_stages: int = 4) -> tuple[f
     One value covers res2..res4 and leaves res5 vanilla, as the official OctConv code does (a 3x3
     conv on the 3.5x3.5 low-frequency map of res5 at 224 does not make sense).
     """
-    if _is_share(alpha):
+    if is_share(alpha):
         return (float(alpha),) * (num_stages - 1) + (0.0,)
     alphas = tuple(alpha) if isinstance(alpha, Sequence) and not isinstance(alpha, str) else ()
-    if len(alphas) != num_stages or not all(_is_share(a) for a in alphas):
+    if len(alphas) != num_stages or not all(is_share(a) for a in alphas):
         raise ValueError(
             f"alpha needs one number in [0, 1) or {num_stages} (one per stage), got {alpha!r}"
         )
     return tuple(float(a) for a in alphas)
-
-
-def _is_share(value: object) -> bool:
-    """A low-frequency share: a real number (not a bool or text) in [0, 1)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
 
 
 class Stem(nn.Module):

@@ -68,13 +68,18 @@ def whole_triple(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in items)  # type: ignore[return-value]
 
 
+def is_share(value: object) -> bool:
+    """A low-frequency share: a real number (not a bool or text) in [0, 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= value < 1
+
+
 def check_share(alpha: object, name: str = "alpha") -> float:
-    """A low-frequency share: a real number (not a bool or text) in [0, 1).
+    """A low-frequency share (``is_share``).
 
     Raises:
         ValueError: ``{name} must be a number in [0, 1), got ...``.
     """
-    if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0 <= alpha < 1):
+    if not is_share(alpha):
         raise ValueError(f"{name} must be a number in [0, 1), got {alpha!r}")
     return float(alpha)
 
