@@ -13,10 +13,10 @@ import re
 import sys
 from collections.abc import Callable
 
-# the forms of the YAML 1.2 core schema, which a config also reads: ASCII digits with no "_"
-# separators (int() and float() also read "1_0" and other scripts' digits, and float() "inf"
-# and "nan"); a whole number may also be 0o octal or 0x hexadecimal
-_WHOLE = re.compile(r"[+-]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+# the numbers of the YAML 1.2 core schema, which octvideo.config reads config values with too:
+# ASCII digits with no "_" separators (int() and float() also read "1_0" and other scripts'
+# digits, and float() "inf" and "nan"); a whole number may also be 0o octal or 0x hexadecimal
+WHOLE = re.compile(r"[+-]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 """A decimal number as YAML 1.2 writes it (no ``inf`` or ``nan``), for ``re.fullmatch``."""
 
@@ -34,7 +34,7 @@ def _longest() -> int:
 
 def _whole(text: str, low: int | None = None, high: int | None = None) -> int:
     digits = text.strip()
-    if not _WHOLE.fullmatch(digits):
+    if not WHOLE.fullmatch(digits):
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number")
     base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
     body = digits[2:] if base != 10 else digits

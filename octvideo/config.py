@@ -42,6 +42,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from octvideo.argtypes import DECIMAL, WHOLE
 from octvideo.data.config import DataConfig
 from octvideo.errors import ConfigError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
@@ -647,7 +648,8 @@ _TAKES = {
     float: ("a number", "numbers"),
 }
 _TEXT_KEYS = frozenset(_text_keys(RunConfig))
-_SECTIONS = frozenset(
+# the config's sections: a mapping given for one sets the keys it names (``model={alpha: 0.5}``)
+SECTIONS = frozenset(
     name
     for name, hint in typing.get_type_hints(RunConfig).items()
     if dataclasses.is_dataclass(hint)
@@ -765,7 +767,7 @@ def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None 
     as if given alone; a mapping given for any other key (``model.extra={}``) replaces its
     value, as a number or a list does: the keys it leaves out are gone.
     """
-    if key in _SECTIONS and isinstance(value, dict):
+    if key in SECTIONS and isinstance(value, dict):
         for name, item in value.items():
             if not isinstance(name, str):
                 raise ConfigError(f"{where}: config key {key}.{name!r} is not a string")
@@ -835,11 +837,9 @@ _YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 # The numbers of the YAML 1.2 core schema. PyYAML implements YAML 1.1, where ``010`` is octal
 # (8), ``1:20`` is base 60 (80) and ``1e-1`` (an exponent without a dot) is text: a config means
 # 10, the text ``1:20`` (refused where a number is wanted) and 0.1.
-_YAML12_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_YAML12_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
+# (the forms options take too: ``octvideo.argtypes``)
+_YAML12_INT = re.compile(rf"^(?:{WHOLE.pattern})$")
+_YAML12_FLOAT = re.compile(rf"^(?:{DECIMAL.pattern}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
 class _DataLoader(yaml.SafeLoader):

@@ -50,7 +50,6 @@ import subprocess
 import sys
 import threading
 import time
-import typing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from typing import Any
 
 from octvideo.config import (
     LIMITS,
+    SECTIONS,
     RunConfig,
     flatten,
     load_config,
@@ -184,14 +184,6 @@ def _value_of(key: str, text: str) -> Any:
     return _comparable(value)
 
 
-# the config's sections: a mapping given for one sets the keys it names (``model={alpha: 0.5}``)
-_SECTIONS = frozenset(
-    name
-    for name, hint in typing.get_type_hints(RunConfig).items()
-    if dataclasses.is_dataclass(hint)
-)
-
-
 def _sets(key: str, text: str) -> dict[str, Any]:
     """The config keys ``key=text`` sets, each to what it sets it to (as ``_value_of``), read as
     ``load_config`` applies the override: a mapping given for a section sets each key it names
@@ -204,7 +196,7 @@ def _sets(key: str, text: str) -> dict[str, Any]:
     sets: dict[str, Any] = {}
 
     def split(key: str, value: Any) -> None:
-        if key in _SECTIONS and isinstance(value, dict):
+        if key in SECTIONS and isinstance(value, dict):
             for name, item in value.items():
                 split(f"{key}.{name}", item)
         else:
