@@ -15,9 +15,9 @@ notebook, a test session), a worker could hang when its reader closed, its decod
 on a queue copied mid-use.
 
 The result lists every bad file with its error, and is written as UTF-8 JSON lines
-(``write_report``; ``read_report`` reads them back): one ``{"path": ..., "error": ...}`` object a
-line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON escapes of
-Python's ``surrogateescape`` code points) and any message.
+(``write_bad_videos``; ``read_bad_videos`` reads them back): one ``{"path": ..., "error": ...}``
+object a line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON
+escapes of Python's ``surrogateescape`` code points) and any message.
 The file is written to a temporary name and renamed when complete: a write that fails (a full
 disk) stops with ``RunStopped`` and leaves no half report. Before any video is decoded, an
 ``--out`` that the report would destroy is refused: the annotation file, a listed video, a file
@@ -73,7 +73,7 @@ class CheckReport:
         return self.total - len(self.bad)
 
 
-def write_report(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> None:
+def write_bad_videos(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> None:
     """Write ``(path, error)`` rows as JSON lines, to a temporary file renamed when complete
     (``paths.write_atomically``).
 
@@ -90,8 +90,8 @@ def write_report(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> N
     write_atomically(path, text.encode("utf-8", errors="backslashreplace"))
 
 
-def read_report(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """The ``(path, error)`` rows of a report that ``write_report`` wrote, in order."""
+def read_bad_videos(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """The ``(path, error)`` rows of a report that ``write_bad_videos`` wrote, in order."""
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     return [(row["path"], row["error"]) for row in rows]
@@ -192,9 +192,9 @@ def check_timeout(timeout: float) -> None:
 
 
 def is_report(path: str | os.PathLike[str]) -> bool:
-    """Whether the regular file ``path`` holds a report of ``write_report`` (empty, or a first
-    line ``{"path": ..., "error": ...}``): one that ``data check --out`` may replace. At most
-    ``MAX_REPORT_LINE`` bytes are read, so a video given as ``--out`` is not read whole."""
+    """Whether the regular file ``path`` holds a report of ``write_bad_videos`` (empty, or a
+    first line ``{"path": ..., "error": ...}``): one that ``data check --out`` may replace. At
+    most ``MAX_REPORT_LINE`` bytes are read, so a video given as ``--out`` is not read whole."""
     with open(path, "rb") as f:
         first = f.readline(MAX_REPORT_LINE)
     if not first:
@@ -246,7 +246,7 @@ def check_videos(
         root: where relative list paths are resolved (default: the annotation's folder); not
             used for a class-folder root, which is read itself.
         fmt: annotation format (``"auto"`` detects it).
-        out: file to write the bad videos to (JSON lines, see ``write_report``); None writes
+        out: file to write the bad videos to (JSON lines, see ``write_bad_videos``); None writes
             nothing.
         workers: decoding processes, 1 to ``MAX_WORKERS``.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
@@ -340,7 +340,7 @@ def check_videos(
     )
     if out is not None:
         try:
-            write_report(out, report.bad)
+            write_bad_videos(out, report.bad)
         except (OSError, RunStopped) as err:  # a full disk after the decoding: say what is lost
             raise RunStopped(
                 f"writing --out {out} failed ({write_failure(err)}); {len(report.bad)} of "

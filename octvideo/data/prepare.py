@@ -73,7 +73,7 @@ from octvideo.data.annotations import (
     write_failure,
     write_text,
 )
-from octvideo.data.check import check_timeout, write_report
+from octvideo.data.check import check_timeout, write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
@@ -569,7 +569,7 @@ def prepare_dataset(
     encode_errors = _run_jobs(jobs, short_side, workers, progress, timeout)
     errors += encode_errors
     try:
-        write_report(dst / ERRORS_FILE, sorted(errors))
+        write_bad_videos(dst / ERRORS_FILE, sorted(errors))
         write_annotations(dst, csvs)
     except (OSError, RunStopped) as err:  # a full disk: encoded videos are complete, kept
         raise RunStopped(

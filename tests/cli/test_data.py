@@ -9,7 +9,7 @@ import pytest
 
 from octvideo.cli import main
 from octvideo.cli.data import default_bad_list
-from octvideo.data.check import read_report
+from octvideo.data.check import read_bad_videos
 
 
 def test_folders_with_dotted_names_get_a_report_each(tmp_path, media, capsys):
@@ -23,7 +23,7 @@ def test_folders_with_dotted_names_get_a_report_each(tmp_path, media, capsys):
         "a.v1.bad.jsonl",
         "a.v2.bad.jsonl",
     ]
-    [(path, _)] = read_report(sets / "a.v1.bad.jsonl")
+    [(path, _)] = read_bad_videos(sets / "a.v1.bad.jsonl")
     assert path == str(sets / "a.v1" / "jump" / "zero.mp4")
     assert (sets / "a.v2.bad.jsonl").read_text() == ""
     assert f"(listed in {sets / 'a.v2.bad.jsonl'})" in capsys.readouterr().out

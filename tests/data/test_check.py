@@ -15,7 +15,7 @@ import pytest
 from octvideo import paths
 from octvideo.cli import main
 from octvideo.data import check as check_module
-from octvideo.data.check import check_videos, read_report, write_report
+from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
@@ -34,16 +34,16 @@ def test_a_list_in_the_current_folder_is_checked(tmp_path, media, monkeypatch, c
     for root in ([], ["--root", "."]):
         assert main(["data", "check", "train.txt", *root, "--workers", "1", "-q"]) == 1
         assert "1 of 2 videos decode, 1 bad (listed in train.bad.jsonl)" in capsys.readouterr().out
-        assert [path for path, _ in read_report("train.bad.jsonl")] == ["b.mp4"]
+        assert [path for path, _ in read_bad_videos("train.bad.jsonl")] == ["b.mp4"]
 
 
 def test_the_report_round_trips_any_file_name(tmp_path):
     rows = [(name, f"DecodeError: {name}: no\tframes\n") for name in ODD_NAMES]
     rows.append(("not-utf8-\udcff.mp4", "caf\u00e9"))  # os.fsdecode of the byte 0xff
-    write_report(tmp_path / "bad.jsonl", rows)
+    write_bad_videos(tmp_path / "bad.jsonl", rows)
     text = (tmp_path / "bad.jsonl").read_bytes().decode("utf-8")  # strict UTF-8
     assert text.count("\n") == len(rows)  # one line a video
-    assert read_report(tmp_path / "bad.jsonl") == rows
+    assert read_bad_videos(tmp_path / "bad.jsonl") == rows
 
 
 def test_bad_files_with_tabs_and_newlines_in_their_names_are_reported_whole(
@@ -57,7 +57,7 @@ def test_bad_files_with_tabs_and_newlines_in_their_names_are_reported_whole(
     shutil.copy(media["h264.mp4"], folder / "good.mp4")
     out = tmp_path / "bad.jsonl"
     assert main(["data", "check", str(tmp_path / "set"), "--out", str(out), "-q"]) == 1
-    report = read_report(out)
+    report = read_bad_videos(out)
     assert sorted(path for path, _ in report) == sorted(str(folder / n) for n in ODD_NAMES)
     assert all(error.startswith("DecodeError: ") for _, error in report)
 
@@ -129,7 +129,7 @@ def test_an_earlier_report_is_replaced(tmp_path, media, earlier):
     out = tmp_path / "bad.txt"
     out.write_text(earlier)
     assert main(["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "-q"]) == 1
-    assert [path for path, _ in read_report(out)] == [str(media["zero.mp4"])]
+    assert [path for path, _ in read_bad_videos(out)] == [str(media["zero.mp4"])]
 
 
 def test_an_out_that_is_a_pipe_is_refused_unopened(tmp_path, media):
@@ -189,7 +189,7 @@ def test_check_lists_bad_files_and_survives_a_decoder_crash(tmp_path, media, mon
     out = tmp_path / "bad.txt"
     status = main(["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "-q"])
     assert status == 1
-    bad = dict(read_report(out))
+    bad = dict(read_bad_videos(out))
     assert set(bad) == {str(media[n]) for n in names[1:]}
     assert bad[str(media["vp9.webm"])] == "decoder process died (signal SIGSEGV), twice"
     assert "DecodeError" in bad[str(media["zero.mp4"])]
@@ -222,7 +222,7 @@ def test_a_slow_video_times_out_and_every_other_video_is_checked(tmp_path, media
         ("mpeg4.avi", "timed out after 3 s, twice"),
         ("zero.mp4", "DecodeError"),
     ]
-    assert read_report(tmp_path / "bad.txt")[0] == (
+    assert read_bad_videos(tmp_path / "bad.txt")[0] == (
         str(media["mpeg4.avi"]),
         "timed out after 3 s, twice",
     )

@@ -16,7 +16,7 @@ from octvideo.cli import main
 from octvideo.data import prepare as prepare_module
 from octvideo.data import probe
 from octvideo.data.annotations import kinetics_name, read_lines
-from octvideo.data.check import check_one, read_report
+from octvideo.data.check import check_one, read_bad_videos
 from octvideo.data.prepare import part_path, prepare_dataset
 from tests.data import prepare_faults as faults
 from tests.data.media_helpers import data_error, raw_tree
@@ -95,7 +95,7 @@ def test_prepare_rescales_resumes_and_writes_annotations(tmp_path, media):
         "-q",
     ]
     assert main(args) == 1  # text.mp4 failed
-    [(failed, _)] = read_report(dst / "prepare_errors.jsonl")
+    [(failed, _)] = read_bad_videos(dst / "prepare_errors.jsonl")
     assert failed.endswith("id2_000000_000010.mp4")
     info = probe(dst / "train" / "id0_000000_000010.mp4")
     assert (info.num_frames, info.height, info.width) == (24, 32, 46)
@@ -125,7 +125,7 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 2}
     webm, mkv = src / "train/a/dup.webm", src / "train/a/dup.mkv"
     target = dst / "train/a/dup.mp4"
-    assert read_report(dst / "prepare_errors.jsonl") == [
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(mkv), f"same output {target} as {webm}; rename or remove one of them and run again"),
         (str(webm), f"same output {target} as {mkv}; rename or remove one of them and run again"),
     ]
@@ -157,7 +157,7 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
     assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
-    assert read_report(dst / "prepare_errors.jsonl") == [
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(src / "train/a/crash.mkv"), "encoding process died (signal SIGKILL)")
     ]
     assert (dst / "train.txt").read_text() == (
@@ -177,7 +177,7 @@ def test_encoders_are_not_forks_of_a_process_that_has_decoded(tmp_path, media, m
         120, prepare_dataset, src, dst, short_side=32, workers=1, progress=False
     )
     assert counts["failed"] == 1
-    ((_, error),) = read_report(dst / "prepare_errors.jsonl")
+    ((_, error),) = read_bad_videos(dst / "prepare_errors.jsonl")
     assert (
         error.startswith("RuntimeError: parent ") and error != f"RuntimeError: parent {os.getpid()}"
     )
@@ -408,7 +408,7 @@ def test_a_pipe_in_src_is_a_failed_video_never_opened(tmp_path, media):
     )
     assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
     pipe = src / "train/a/pipe.mp4"
-    assert read_report(dst / "prepare_errors.jsonl") == [
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(pipe), f"FileNotFoundError: {pipe} is a pipe or a device, not a video file")
     ]
     assert (dst / "train.txt").read_text() == "train/a/ok.mp4 0\n"
@@ -422,7 +422,7 @@ def test_the_lists_written_read_back_whatever_the_names(tmp_path, media, capsys)
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
     assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
-    assert read_report(dst / "prepare_errors.jsonl") == [
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (
             str(src / "train/b/new\nline.mp4"),
             "its name holds a line break, which a 'path label' list cannot hold; rename it",
@@ -446,7 +446,7 @@ def test_a_video_past_the_timeout_fails_alone_and_its_encoder_is_killed(
         120, prepare_dataset, src, dst, short_side=32, workers=2, progress=False, timeout=5
     )
     assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
-    assert read_report(dst / "prepare_errors.jsonl") == [
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(src / "train/a/stuck.avi"), "timed out after 5 s")
     ]
     assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\n"
