@@ -61,6 +61,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -201,14 +203,74 @@ def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) ->
 def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """The frames of ``render_clip`` one at a time, uint8 (size, size, 3), from the same draws.
 
-    Every draw below is made for every class, in the same order, so the scene's law does not
-    depend on the class; the class only chooses which drawn motion is played.
+    Every class makes the same draws in the same order (``_draw_scene``, then one noise draw per
+    frame), so the scene's law does not depend on the class; the class only chooses which drawn
+    motion is played (``_pose``).
     """
     name = CLASSES[label]
-    ss = SUPERSAMPLE
+    scene = _draw_scene(rng, size, frames)
+    steps = max(frames - 1, 1)
+    for t in range(frames):
+        tau = t / steps
+        yield _render(scene, t, tau, _pose(name, tau, scene), rng)
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """Every draw of one clip but its per-frame noise: the scene, the motions each class may
+    play, and the nuisances. Lengths are in pixels of the output frame, angles in radians."""
+
+    size: int
+    margin: int  # canvas border the camera may pan and shake into
+    background: Image.Image  # supersampled, (size + 2 * margin) * SUPERSAMPLE square
+    pan: np.ndarray  # (2,) camera travel over the clip
+    shake: np.ndarray  # (frames, 2) camera offset per frame
+    body: np.ndarray  # the actor's outline
+    actor_half: float
+    actor_colour: tuple[int, int, int]
+    part_colours: list[tuple[int, int, int]]  # the part's four sectors
+    partner: np.ndarray  # the partner's outline
+    partner_half: float
+    partner_colour: tuple[int, int, int]
+    axis: np.ndarray  # unit vector the pair classes move actor and partner along
+    distance: float  # actor to partner along the axis at the start
+    actor0: np.ndarray
+    partner0: np.ndarray
+    actor_angle0: float
+    part_angle0: float
+    partner_angle: float
+    slow: float  # slide_slow's travel over the clip
+    fast: float  # slide_fast's, and oscillate's path length
+    direction: np.ndarray  # unit vector of the slides and the oscillation
+    periods: float  # oscillate and rock
+    turn: float  # turn_cw / turn_ccw over the clip (rock turns at its rate)
+    part_turn: float
+    rock_sign: float
+    first_hop: float  # start of the first and the second hop, shares of the clip
+    second_hop: float
+    hop_height: float
+    meet: float  # approach: along-axis gap left when they stop, share of distance
+    d_pos: np.ndarray  # distractors: (count, 2) start positions
+    d_vel: np.ndarray  # (count, 2) travel over the clip
+    d_half: np.ndarray  # (count,)
+    d_colour: list[tuple[int, int, int]]
+    occluded: bool
+    bar_vertical: bool
+    bar_at: float
+    bar_half: float
+    bar_colour: tuple[int, int, int]
+    gain0: float  # illumination at the start and at the end of the clip
+    gain1: float
+    blur: float  # Gaussian blur sigma, in output pixels
+    noise: float  # per-pixel noise standard deviation
+
+
+def _draw_scene(rng: np.random.Generator, size: int, frames: int) -> _Scene:
+    """The clip's draws, whatever its class, in an order that must not change (a changed order
+    changes every yardstick clip)."""
     # -- the scene: background, camera, cast
     margin = int(math.ceil((PAN + 4 * SHAKE) * size)) + 2
-    background = _background(rng, (size + 2 * margin) * ss, size)
+    background = _background(rng, (size + 2 * margin) * SUPERSAMPLE, size)
     pan = rng.uniform(-PAN, PAN, 2) * size
     shake = np.clip(rng.normal(0, SHAKE * size, (frames, 2)), -3 * SHAKE * size, 3 * SHAKE * size)
     body = BODIES[list(BODIES)[rng.integers(len(BODIES))]]
@@ -243,7 +305,7 @@ def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> I
     first_hop = rng.uniform(0.05, 0.2)
     second_hop = rng.uniform(0.55, 1.0 - HOP)
     hop_height = rng.uniform(*HOP_HEIGHT) * size
-    meet = rng.uniform(0.0, 0.3)  # approach: along-axis gap left when they stop, share of distance
+    meet = rng.uniform(0.0, 0.3)
     # -- distractors, occluder, photometry
     count = int(rng.integers(1, 4))
     d_pos = rng.uniform(0.1, 0.9, (count, 2)) * size
@@ -260,68 +322,96 @@ def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> I
     gain0, gain1 = rng.uniform(*GAIN, 2)
     blur = rng.uniform(0, BLUR) * size / 64
     noise = rng.uniform(*NOISE)
+    return _Scene(
+        size=size, margin=margin, background=background, pan=pan, shake=shake, body=body,
+        actor_half=actor_half, actor_colour=actor_colour, part_colours=part_colours,
+        partner=partner, partner_half=partner_half, partner_colour=partner_colour, axis=axis,
+        distance=distance, actor0=actor0, partner0=partner0, actor_angle0=actor_angle0,
+        part_angle0=part_angle0, partner_angle=partner_angle, slow=slow, fast=fast,
+        direction=direction, periods=periods, turn=turn, part_turn=part_turn, rock_sign=rock_sign,
+        first_hop=first_hop, second_hop=second_hop, hop_height=hop_height, meet=meet, d_pos=d_pos,
+        d_vel=d_vel, d_half=d_half, d_colour=d_colour, occluded=occluded,
+        bar_vertical=bar_vertical, bar_at=bar_at, bar_half=bar_half, bar_colour=bar_colour,
+        gain0=gain0, gain1=gain1, blur=blur, noise=noise,
+    )  # fmt: skip
 
-    steps = max(frames - 1, 1)
-    for t in range(frames):
-        tau = t / steps
-        actor, partner_at = actor0.copy(), partner0.copy()
-        actor_angle, part_angle = actor_angle0, part_angle0
-        if name == "slide_slow":
-            actor += slow * tau * direction
-        elif name == "slide_fast":
-            actor += fast * tau * direction
-        elif name == "oscillate":  # 2 * periods legs, each fast / (2 * periods) long
-            actor += fast / (2 * periods) * _triangle(2 * periods * tau) * direction
-        elif name in ("turn_cw", "turn_ccw"):
-            actor_angle += turn * tau * (1.0 if name == "turn_cw" else -1.0)
-        elif name == "rock":
-            actor_angle += rock_sign * turn / (2 * periods) * _triangle(2 * periods * tau)
-        elif name in ("part_cw", "part_ccw"):
-            part_angle += part_turn * tau * (1.0 if name == "part_cw" else -1.0)
-        elif name in ("actor_hops_first", "partner_hops_first"):
-            actor_first = name == "actor_hops_first"
-            actor[1] -= _hop(tau, first_hop if actor_first else second_hop, hop_height)
-            partner_at[1] -= _hop(tau, second_hop if actor_first else first_hop, hop_height)
-        elif name in ("approach", "pass"):
-            # pass: each covers `distance`, so they cross mid-clip; approach: the same until
-            # their along-axis gap is `meet * distance`, then they stop
-            stop = (1 - meet) / 2 if name == "approach" else 1.0
-            actor += distance * min(tau, stop) * axis
-            partner_at -= distance * min(tau, stop) * axis
-        camera = pan * tau + shake[t]
-        # the view's top-left corner in the canvas, in supersampled pixels
-        corner = np.round((margin + camera) * ss).astype(int)
-        shift = corner / ss - margin  # the camera offset the crop realises
-        image = background.crop(
-            (corner[0], corner[1], corner[0] + size * ss, corner[1] + size * ss)
+
+class _Pose(NamedTuple):
+    """Where class ``name`` has the actor and partner at one time, and how they are turned."""
+
+    actor: np.ndarray  # centre (hub) of the actor, output pixels
+    partner: np.ndarray  # centre of the partner
+    actor_angle: float
+    part_angle: float  # the part's angle relative to its body
+
+
+def _pose(name: str, tau: float, scene: _Scene) -> _Pose:
+    """The pose of class ``name`` at clip time ``tau`` (0 to 1); it makes no draws. At ``tau``
+    0 every class has the same pose."""
+    s = scene
+    actor, partner = s.actor0.copy(), s.partner0.copy()
+    actor_angle, part_angle = s.actor_angle0, s.part_angle0
+    if name == "slide_slow":
+        actor += s.slow * tau * s.direction
+    elif name == "slide_fast":
+        actor += s.fast * tau * s.direction
+    elif name == "oscillate":  # 2 * periods legs, each fast / (2 * periods) long
+        actor += s.fast / (2 * s.periods) * _triangle(2 * s.periods * tau) * s.direction
+    elif name in ("turn_cw", "turn_ccw"):
+        actor_angle += s.turn * tau * (1.0 if name == "turn_cw" else -1.0)
+    elif name == "rock":
+        actor_angle += s.rock_sign * s.turn / (2 * s.periods) * _triangle(2 * s.periods * tau)
+    elif name in ("part_cw", "part_ccw"):
+        part_angle += s.part_turn * tau * (1.0 if name == "part_cw" else -1.0)
+    elif name in ("actor_hops_first", "partner_hops_first"):
+        actor_first = name == "actor_hops_first"
+        actor[1] -= _hop(tau, s.first_hop if actor_first else s.second_hop, s.hop_height)
+        partner[1] -= _hop(tau, s.second_hop if actor_first else s.first_hop, s.hop_height)
+    elif name in ("approach", "pass"):
+        # pass: each covers `distance`, so they cross mid-clip; approach: the same until
+        # their along-axis gap is `meet * distance`, then they stop
+        stop = (1 - s.meet) / 2 if name == "approach" else 1.0
+        actor += s.distance * min(tau, stop) * s.axis
+        partner -= s.distance * min(tau, stop) * s.axis
+    return _Pose(actor, partner, actor_angle, part_angle)
+
+
+def _render(scene: _Scene, t: int, tau: float, pose: _Pose, rng: np.random.Generator) -> np.ndarray:
+    """Frame ``t`` (at clip time ``tau``) of ``scene`` with the cast at ``pose``: uint8 (size,
+    size, 3). Its per-pixel noise is the clip's only draw after ``_draw_scene``."""
+    s, ss, size = scene, SUPERSAMPLE, scene.size
+    camera = s.pan * tau + s.shake[t]
+    # the view's top-left corner in the canvas, in supersampled pixels
+    corner = np.round((s.margin + camera) * ss).astype(int)
+    shift = corner / ss - s.margin  # the camera offset the crop realises
+    image = s.background.crop((corner[0], corner[1], corner[0] + size * ss, corner[1] + size * ss))
+    draw = ImageDraw.Draw(image)
+    for pos, vel, half, colour in zip(s.d_pos, s.d_vel, s.d_half, s.d_colour, strict=True):
+        x, y = (pos + vel * tau - shift) * ss
+        r = half * ss
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    draw.polygon(
+        _polygon(s.partner, (pose.partner - shift) * ss, s.partner_half * ss, s.partner_angle),
+        fill=s.partner_colour,
+    )
+    hub = (pose.actor - shift) * ss
+    draw.polygon(_polygon(s.body, hub, s.actor_half * ss, pose.actor_angle), fill=s.actor_colour)
+    r = PART_SIZE * s.actor_half * ss
+    box = (hub[0] - r, hub[1] - r, hub[0] + r, hub[1] + r)
+    start = math.degrees(pose.actor_angle + pose.part_angle)  # the part turns with its body
+    for k, colour in enumerate(s.part_colours):
+        draw.pieslice(box, start + 90 * k, start + 90 * (k + 1), fill=colour)
+    if s.occluded:
+        at = (s.bar_at - shift[0 if s.bar_vertical else 1]) * ss
+        h = s.bar_half * ss
+        edge = size * ss
+        draw.rectangle(
+            (at - h, 0, at + h, edge) if s.bar_vertical else (0, at - h, edge, at + h),
+            fill=s.bar_colour,
         )
-        draw = ImageDraw.Draw(image)
-        for pos, vel, half, colour in zip(d_pos, d_vel, d_half, d_colour, strict=True):
-            x, y = (pos + vel * tau - shift) * ss
-            r = half * ss
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-        draw.polygon(
-            _polygon(partner, (partner_at - shift) * ss, partner_half * ss, partner_angle),
-            fill=partner_colour,
-        )
-        hub = (actor - shift) * ss
-        draw.polygon(_polygon(body, hub, actor_half * ss, actor_angle), fill=actor_colour)
-        r = PART_SIZE * actor_half * ss
-        box = (hub[0] - r, hub[1] - r, hub[0] + r, hub[1] + r)
-        start = math.degrees(actor_angle + part_angle)  # the part turns with its body
-        for k, colour in enumerate(part_colours):
-            draw.pieslice(box, start + 90 * k, start + 90 * (k + 1), fill=colour)
-        if occluded:
-            at = (bar_at - shift[0 if bar_vertical else 1]) * ss
-            h = bar_half * ss
-            edge = size * ss
-            draw.rectangle(
-                (at - h, 0, at + h, edge) if bar_vertical else (0, at - h, edge, at + h),
-                fill=bar_colour,
-            )
-        image = image.resize((size, size), Image.Resampling.BOX)
-        if blur > 0.05:
-            image = image.filter(ImageFilter.GaussianBlur(blur))
-        frame = np.asarray(image, np.float32) * (gain0 + (gain1 - gain0) * tau)
-        frame += rng.normal(0, noise, frame.shape)
-        yield np.clip(frame, 0, 255).astype(np.uint8)
+    image = image.resize((size, size), Image.Resampling.BOX)
+    if s.blur > 0.05:
+        image = image.filter(ImageFilter.GaussianBlur(s.blur))
+    frame = np.asarray(image, np.float32) * (s.gain0 + (s.gain1 - s.gain0) * tau)
+    frame += rng.normal(0, s.noise, frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
