@@ -21,8 +21,9 @@ status 1, and one started with stdout or stderr closed (``>&-``) writes what it 
 to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
 (CMD is ``data check`` for a data subcommand), and status 130 or 143: the command unwinds,
 stopping its workers, committing the outputs it finished and removing those it had not.
-``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others it
-raises ``Terminated`` where the command is.
+``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others,
+and for every command while it starts (importing torch and Lightning), it raises ``Terminated``
+where the command is: ``octvideo: stopped by SIGTERM`` before the command line is parsed.
 """
 
 from __future__ import annotations
@@ -136,10 +137,6 @@ def build_parser() -> CommandParser:
     return parser
 
 
-# Commands that answer SIGTERM themselves: Lightning stops training and testing after the step
-# it is in (``octvideo.engine.run``), and a sweep stops its runs (``octvideo.cli.sweep``).
-_OWN_SIGTERM = frozenset({"train", "test", "sweep"})
-
 # errors that say a path the user gave cannot be used at all, wherever a command meets it: a
 # name too long, a loop of links, no permission. A command's own checks name the option first.
 _PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM})
@@ -148,23 +145,24 @@ _STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _open_closed_streams()
-    try:
-        parser = build_parser()  # imports torch: seconds, during which Ctrl-C is likely
-    except KeyboardInterrupt:
-        print("octvideo: stopped by Ctrl-C", file=sys.stderr)  # noqa: T201
-        return 128 + signal.SIGINT
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    keep_freed_memory()  # no page faults for tensors freed and allocated again each step
-    sigterm = None
+    # SIGTERM raises Terminated from the first line on: the commands' modules import torch (and
+    # train's, Lightning) for seconds, in which a scheduler's SIGTERM is as likely as later on.
+    # The commands that answer it themselves take it over: train and test hand it to the engine
+    # once Lightning is imported (``octvideo.cli.run``), whose loops stop at a step boundary;
+    # a sweep stops its runs (``octvideo.cli.sweep``).
     in_main = threading.current_thread() is threading.main_thread()  # where handlers can be set
-    if in_main and args.command not in _OWN_SIGTERM:
-        sigterm = signal.signal(signal.SIGTERM, _terminate)
+    sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    prog = "octvideo"  # the prefix of the lines below until the command is known
     try:
+        _open_closed_streams()
+        parser = build_parser()  # imports torch: seconds, during which Ctrl-C is likely
+        args = parser.parse_args(argv)
+        prog = args.prog
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        keep_freed_memory()  # no page faults for tensors freed and allocated again each step
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return code
@@ -172,17 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stdout_to_devnull()
         return 1
     except (UsageError, FileNotFoundError) as err:
-        print(f"{args.prog}: error: {err}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     except RunStopped as err:
-        print(f"{args.prog}: stopped: {err}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
     except OSError as err:
         if err.filename is None and err.errno in _STREAM_ERRNOS:  # stdout or stderr is full
             _stdout_to_devnull()
             with contextlib.suppress(OSError):
                 print(  # noqa: T201
-                    f"{args.prog}: stopped: cannot write to stdout or stderr "
+                    f"{prog}: stopped: cannot write to stdout or stderr "
                     f"({err.strerror}); the files written are kept",
                     file=sys.stderr,
                     flush=True,
@@ -192,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         name = f"{err.filename}: " if err.filename is not None else ""
         print(  # noqa: T201
-            f"{args.prog}: error: {name}{err.strerror}; check the path",
+            f"{prog}: error: {name}{err.strerror}; check the path",
             file=sys.stderr,
         )
         return 2
@@ -201,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop = err if isinstance(err, Interrupted) else Interrupted()
         with contextlib.suppress(OSError, ValueError):  # stdout's reader may be gone too
             sys.stdout.flush()
-        print(f"{args.prog}: {stop}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: {stop}", file=sys.stderr)  # noqa: T201
         return stop.status
     finally:
         if sigterm is not None:
