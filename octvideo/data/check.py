@@ -38,7 +38,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
-from octvideo.data.workers import exit_reason, worker_context
+from octvideo.data.workers import exit_reason, serve, worker_context
 from octvideo.errors import RunStopped, UsageError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically
 
@@ -113,19 +113,16 @@ def check_one(path: str, decoder: str) -> str:
 
 def _worker(conn: Connection, decoder: str, check: Callable[[str, str], str]) -> None:
     """Decode the videos the parent sends with ``check``, one at a time, until it sends None or
-    goes away."""
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
+    goes away; each ``(index, path)`` is answered with ``(index, error)``."""
+
+    def decode(task: tuple[int, str]) -> Iterator[tuple[int, str]]:
         index, path = task
-        conn.send((index, check(path, decoder)))
+        yield index, check(path, decoder)
+
+    serve(conn, decode)
 
 
-class _Worker:
+class _CheckWorker:
     """One decoding process, its own pipe, and the video it holds (if any) with its start time."""
 
     def __init__(
@@ -155,7 +152,7 @@ class _Worker:
         self.conn.close()
 
 
-class _Pool:
+class _CheckPool:
     """Worker processes, each fed one video at a time through its own pipe, replaceable."""
 
     def __init__(self, size: int, decoder: str) -> None:
@@ -164,12 +161,12 @@ class _Pool:
         self.ctx = worker_context()
         self.decoder = decoder
         self.check = check_one  # looked up now: what each worker runs (pickled by reference)
-        self.workers = [_Worker(self.ctx, decoder, self.check) for _ in range(size)]
+        self.workers = [_CheckWorker(self.ctx, decoder, self.check) for _ in range(size)]
 
-    def replace(self, worker: _Worker, kill: bool) -> None:
+    def replace(self, worker: _CheckWorker, kill: bool) -> None:
         """Stop ``worker`` (killing it if asked) and start a fresh one in its place."""
         worker.stop(kill=kill)
-        self.workers[self.workers.index(worker)] = _Worker(self.ctx, self.decoder, self.check)
+        self.workers[self.workers.index(worker)] = _CheckWorker(self.ctx, self.decoder, self.check)
 
     def close(self) -> None:
         for worker in self.workers:
@@ -277,7 +274,7 @@ def check_videos(
         raise ValueError(_nothing_to_check(annotations, root, fmt))
     errors: dict[int, str] = {}
     retried: set[int] = set()  # videos whose worker hung or died once
-    pool = _Pool(max(1, min(workers, len(paths) or 1)), decoder)
+    pool = _CheckPool(max(1, min(workers, len(paths) or 1)), decoder)
     todo = deque(enumerate(paths))
     pending = set(range(len(paths)))
     bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)

@@ -18,6 +18,9 @@ sets up what it needs itself. The one exception is logging: a worker logs to std
 and in the format the caller's root logger had when the worker was made (``-v`` shows the
 workers' debug lines too), and not at all where the caller configured none.
 
+A worker that takes tasks one at a time (``data check``, ``predict --workers``) runs ``serve``:
+the task comes through its pipe, its answers go back through it, and None or a closed pipe ends it.
+
 Before a worker runs anything, Python runs the caller's main script again in it (as
 ``__mp_main__``, so that what the script defines can be unpickled there). A script that starts
 workers at its top level, outside ``if __name__ == "__main__":``, would start them again there,
@@ -42,8 +45,11 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, ForkServerProcess
+from typing import Any
 
 from octvideo.errors import WorkerStartError
 
@@ -119,6 +125,21 @@ class _WorkerProcess(ForkServerProcess):
             super().run()
         except BrokenPipeError:  # the caller closed its end: it stopped (Ctrl-C) and wants none
             pass
+
+
+def serve(conn: Connection, handle: Callable[[Any], Iterable[object]]) -> None:
+    """A worker's loop: takes the tasks the parent sends on ``conn``, one at a time, and sends
+    back each message ``handle(task)`` yields, in order; returns when the parent sends None or
+    goes away (its end closed: EOF)."""
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        for message in handle(task):
+            conn.send(message)
 
 
 def exit_reason(proc: mp.process.BaseProcess) -> str:

@@ -64,7 +64,7 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
-from octvideo.data.workers import exit_reason, worker_context
+from octvideo.data.workers import exit_reason, serve, worker_context
 from octvideo.inference.predictor import (
     InputHeader,
     Predictor,
@@ -212,20 +212,17 @@ def _worker_main(
     keep_memory()
     torch.set_num_threads(1)  # the model's process owns the intra-op threads
     decoding.PYAV_THREADS = 1  # and FFmpeg's: one thread a worker (decord's readers use one)
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
+
+    def messages(task: tuple[int, str]) -> Iterator[object]:
         index, path = task
         for kind, payload in read(predictor, path, request, chunk):
             if kind == "clips":
-                conn.send((index, kind, len(payload)))
-                conn.send(payload.numpy())  # pickled as its bytes, not a shared-memory handle
+                yield index, kind, len(payload)
+                yield payload.numpy()  # pickled as its bytes, not a shared-memory handle
             else:
-                conn.send((index, kind, payload))
+                yield index, kind, payload
+
+    serve(conn, messages)
 
 
 @dataclass(eq=False)

@@ -302,7 +302,7 @@ def test_an_out_that_cannot_be_written_is_refused_before_decoding(tmp_path, medi
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     (tmp_path / "existing_file").write_text("")
     started = []
-    monkeypatch.setattr(check_module, "_Pool", lambda *args: started.append(args))
+    monkeypatch.setattr(check_module, "_CheckPool", lambda *args: started.append(args))
     with pytest.raises(UsageError) as caught:
         check_videos(tmp_path / "list.txt", out=tmp_path / "existing_file" / "bad.txt")
     assert str(caught.value) == (

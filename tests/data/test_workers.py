@@ -1,7 +1,8 @@
 """``worker_context``: worker processes come from one fork server that has imported every module a
 worker runs, are not children of the process that starts them, log as their caller does, and
 have run when ``start()`` returns: one that exits first (a script without a main guard) is a
-``WorkerStartError``, and one interrupted while it starts is killed."""
+``WorkerStartError``, and one interrupted while it starts is killed. ``serve``: a worker answers
+its tasks in order until None or a closed pipe."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import os
 import signal
 import sys
 import time
+from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
 import pytest
 
-from octvideo.data.workers import PRELOAD, worker_context
+from octvideo.data.workers import PRELOAD, serve, worker_context
 from tests.deadline import run_with_deadline
 from tests.scripts import run_code, run_script
 
@@ -172,3 +174,33 @@ def test_a_worker_whose_caller_closed_its_pipe_exits_quietly(capfd):
     proc.join(120)
     assert proc.exitcode == 0
     assert "Traceback" not in capfd.readouterr().err
+
+
+def _twice(task: int):
+    """A task's messages: the task, then its double."""
+    yield task
+    yield 2 * task
+
+
+def test_serve_answers_each_task_in_order_and_stops_at_none():
+    parent, child = Pipe()
+    for message in (1, 5, None, 7):  # 7 comes after the stop: never taken
+        parent.send(message)
+    serve(child, _twice)
+    assert [parent.recv() for _ in range(4)] == [1, 2, 5, 10]
+    assert not parent.poll()  # nothing more was sent
+    assert child.recv() == 7
+
+
+def test_serve_stops_when_the_parent_goes_away():
+    parent, child = Pipe()
+    parent.send(3)
+    parent.close()  # the task already sent is still taken, then EOF ends the loop
+    taken = []
+
+    def take(task: int) -> tuple[()]:
+        taken.append(task)
+        return ()
+
+    serve(child, take)
+    assert taken == [3]
