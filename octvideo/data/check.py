@@ -168,6 +168,56 @@ class _CheckPool:
         worker.stop(kill=kill)
         self.workers[self.workers.index(worker)] = _CheckWorker(self.ctx, self.decoder, self.check)
 
+    def assign(self, todo: deque[tuple[int, str]]) -> None:
+        """Give the next ``(index, path)`` of ``todo`` to each idle worker, taking it off
+        ``todo``; a worker found dead while idle is replaced and its video stays first."""
+        for worker in list(self.workers):
+            if worker.task is None and todo:
+                try:
+                    worker.give(*todo[0])
+                except OSError:  # died while idle: its replacement takes the video
+                    worker.task = None
+                    self.replace(worker, kill=True)
+                    continue
+                todo.popleft()
+
+    def receive(self, timeout: float) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """Wait for answers, at most ``POLL`` seconds and not past the soonest deadline of a
+        busy worker (``timeout`` seconds after it was given its video).
+
+        Returns:
+            ``(decoded, lost)``: ``(index, error)`` of each video a worker answered (error ""
+            when it decodes), and ``(index, reason)`` of each video whose worker died decoding
+            it; that worker is replaced.
+        """
+        decoded: list[tuple[int, str]] = []
+        lost: list[tuple[int, str]] = []
+        busy = [w for w in self.workers if w.task is not None]
+        now = time.monotonic()
+        soonest = min((w.started + timeout - now for w in busy), default=POLL)
+        for conn in wait([w.conn for w in busy], timeout=max(0.0, min(POLL, soonest))):
+            worker = next(w for w in busy if w.conn is conn)
+            try:
+                index, error = worker.conn.recv()
+            except (EOFError, OSError):  # the worker died while decoding its video
+                worker.proc.join()
+                lost.append((worker.task, f"decoder process died ({exit_reason(worker.proc)})"))
+                self.replace(worker, kill=True)
+                continue
+            worker.task = None
+            decoded.append((index, error))
+        return decoded, lost
+
+    def reap(self, timeout: float) -> list[tuple[int, str]]:
+        """Kill and replace each worker that has held its video more than ``timeout`` seconds;
+        the ``(index, reason)`` of each such video."""
+        now, lost = time.monotonic(), []
+        for worker in list(self.workers):
+            if worker.task is not None and now - worker.started > timeout:
+                lost.append((worker.task, f"timed out after {timeout:g} s"))
+                self.replace(worker, kill=True)
+        return lost
+
     def close(self) -> None:
         for worker in self.workers:
             worker.stop(kill=worker.task is not None)
@@ -272,64 +322,7 @@ def check_videos(
         _check_out(out, annotations, paths)
     if not paths and not found.missing:
         raise ValueError(_nothing_to_check(annotations, root, fmt))
-    errors: dict[int, str] = {}
-    retried: set[int] = set()  # videos whose worker hung or died once
-    pool = _CheckPool(max(1, min(workers, len(paths) or 1)), decoder)
-    todo = deque(enumerate(paths))
-    pending = set(range(len(paths)))
-    bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)
-
-    def retry(index: int, error: str) -> None:
-        # once more in a fresh process: a hang or a crash can be the decoder's (decord's threaded
-        # decoder races when a reader is destroyed), not the file's; bad when it happens again
-        if index in retried:
-            finish(index, f"{error}, twice")
-        else:
-            retried.add(index)
-            todo.append((index, paths[index]))
-
-    def finish(index: int, error: str) -> None:
-        if index in pending:
-            pending.discard(index)
-            if error:
-                errors[index] = error
-            bar.update()
-
-    try:
-        while pending:
-            for worker in list(pool.workers):
-                if worker.task is None and todo:
-                    try:
-                        worker.give(*todo[0])
-                    except OSError:  # died while idle: its replacement takes the video
-                        worker.task = None
-                        pool.replace(worker, kill=True)
-                        continue
-                    todo.popleft()
-            busy = [w for w in pool.workers if w.task is not None]
-            now = time.monotonic()
-            soonest = min((w.started + timeout - now for w in busy), default=POLL)
-            for conn in wait([w.conn for w in busy], timeout=max(0.0, min(POLL, soonest))):
-                worker = next(w for w in busy if w.conn is conn)
-                try:
-                    index, error = worker.conn.recv()
-                except (EOFError, OSError):  # the worker died while decoding its video
-                    worker.proc.join()
-                    index, reason = worker.task, exit_reason(worker.proc)
-                    pool.replace(worker, kill=True)
-                    retry(index, f"decoder process died ({reason})")
-                    continue
-                worker.task = None
-                finish(index, error)
-            now = time.monotonic()
-            for worker in list(pool.workers):
-                if worker.task is not None and now - worker.started > timeout:
-                    index = worker.task
-                    pool.replace(worker, kill=True)
-                    retry(index, f"timed out after {timeout:g} s")
-    finally:
-        bar.close()
-        pool.close()
+    errors = _decode_all(paths, workers, decoder, timeout, progress)
     report = CheckReport(
         total=len(paths),
         bad=[(paths[i], errors[i]) for i in sorted(errors)],
@@ -352,6 +345,42 @@ def check_videos(
         f" (listed in {out})" if out else "",
     )
     return report
+
+
+def _decode_all(
+    paths: list[str], workers: int, decoder: str, timeout: float, progress: bool
+) -> dict[int, str]:
+    """Decode every video of ``paths`` in up to ``workers`` processes; the error of each bad one
+    by its index. A video whose worker hangs past ``timeout`` or dies is tried once more in a
+    fresh process, and is bad when that happens again."""
+    errors: dict[int, str] = {}
+    retried: set[int] = set()  # videos whose worker hung or died once
+    pool = _CheckPool(max(1, min(workers, len(paths) or 1)), decoder)
+    todo = deque(enumerate(paths))
+    pending = set(range(len(paths)))
+    bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)
+    try:
+        while pending:
+            pool.assign(todo)
+            decoded, lost = pool.receive(timeout)
+            for index, reason in lost + pool.reap(timeout):
+                # once more in a fresh process: a hang or a crash can be the decoder's (decord's
+                # threaded decoder races when a reader is destroyed), not the file's
+                if index in retried:
+                    decoded.append((index, f"{reason}, twice"))
+                else:
+                    retried.add(index)
+                    todo.append((index, paths[index]))
+            for index, error in decoded:
+                if index in pending:
+                    pending.discard(index)
+                    if error:
+                        errors[index] = error
+                    bar.update()
+    finally:
+        bar.close()
+        pool.close()
+    return errors
 
 
 def _nothing_to_check(
