@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -64,6 +65,13 @@ STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
 }
+# (T, H, W) stride of each stage's first block, res2..res5.
+STAGE_STRIDES: tuple[tuple[int, int, int], ...] = ((1, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2))
+
+
+def stage_widths(width: int) -> tuple[int, int, int, int]:
+    """Bottleneck (mid) channels of res2..res5 after a stem of ``width``: doubled per stage."""
+    return (width, width * 2, width * 4, width * 8)
 
 
 def block_for_depth(depth: int) -> type[Bottleneck] | type[BasicBlock]:
@@ -118,6 +126,38 @@ def make_stage(
     if bad:
         raise ValueError(f"Non-local positions {bad} outside a stage of {depth} blocks")
     return nn.Sequential(layers)
+
+
+def make_stages(
+    block: type[Bottleneck] | type[BasicBlock],
+    depths: Sequence[int],
+    ins: Sequence[int],
+    mids: Sequence[int],
+    *,
+    temporal_kernels: Sequence[Sequence[int]],
+    nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
+    alphas_in: Sequence[float],
+    alphas: Sequence[float],
+    **stage_kw: Any,
+) -> list[nn.Sequential]:
+    """res2..res5 (``make_stage`` each, with ``STAGE_STRIDES``): stage i has ``depths[i]`` blocks
+    of ``mids[i]`` mid channels, and its first block takes ``ins[i]`` channels split as
+    ``alphas_in[i]``. ``stage_kw``: the rest of ``make_stage``'s keywords, for every stage."""
+    return [
+        make_stage(
+            block,
+            depths[i],
+            ins[i],
+            mids[i],
+            stride=STAGE_STRIDES[i],
+            temporal_kernels=temporal_kernels[i],
+            nonlocal_after=nonlocal_blocks[i],
+            alpha_in=alphas_in[i],
+            alpha=alphas[i],
+            **stage_kw,
+        )
+        for i in range(4)
+    ]
 
 
 class ResNet3D(nn.Module):
@@ -206,27 +246,20 @@ class ResNet3D(nn.Module):
             act_layer=act_layer,
             channel_multiple=channel_multiple,
         )
-        mids = (width, width * 2, width * 4, width * 8)
+        mids = stage_widths(width)
         outs = tuple(m * block.expansion for m in mids)
-        strides = ((1, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2))
         ins = (width, *outs[:3])
-        alphas_in = (stem_alpha, *self.alphas[:3])
-        stages = [
-            make_stage(
-                block,
-                depths[i],
-                ins[i],
-                mids[i],
-                stride=strides[i],
-                temporal_kernels=temporal_kernels[i],
-                nonlocal_after=nonlocal_blocks[i],
-                alpha_in=alphas_in[i],
-                alpha=self.alphas[i],
-                **common,
-            )
-            for i in range(4)
-        ]
-        self.res2, self.res3, self.res4, self.res5 = stages
+        self.res2, self.res3, self.res4, self.res5 = make_stages(
+            block,
+            depths,
+            ins,
+            mids,
+            temporal_kernels=temporal_kernels,
+            nonlocal_blocks=nonlocal_blocks,
+            alphas_in=(stem_alpha, *self.alphas[:3]),
+            alphas=self.alphas,
+            **common,
+        )
         self.pool2 = (
             OctPool3d((2, 1, 1), (2, 1, 1), mode="max", octave=self.octave)
             if temporal_pool

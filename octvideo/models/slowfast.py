@@ -30,12 +30,15 @@ stage's convolutions then see the usual split. The concatenated channel order is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from octvideo.models._registry import register_model
 from octvideo.models.layers import (
+    BasicBlock,
+    Bottleneck,
     ClassifierHead,
     GlobalAvgPool,
     Stem,
@@ -44,7 +47,13 @@ from octvideo.models.layers import (
     stage_alphas,
     zero_init_last_norms,
 )
-from octvideo.models.resnet3d import STAGE_DEPTHS, block_for_depth, make_stage
+from octvideo.models.resnet3d import (
+    SLOW_TEMPORAL,
+    STAGE_DEPTHS,
+    block_for_depth,
+    make_stages,
+    stage_widths,
+)
 from octvideo.ops import (
     OctAct,
     OctConv3d,
@@ -56,7 +65,8 @@ from octvideo.ops import (
     normalize_octave,
 )
 
-SLOWFAST_SLOW_TEMPORAL: tuple[tuple[int, ...], ...] = ((1,), (1,), (3,), (3,))
+# Temporal kernel of conv_a per stage (res2..res5) of the Fast pathway; the Slow pathway is
+# Slow-only's (SLOW_TEMPORAL).
 SLOWFAST_FAST_TEMPORAL: tuple[tuple[int, ...], ...] = ((3,), (3,), (3,), (3,))
 
 
@@ -168,6 +178,38 @@ class Pathway(nn.Module):
         self.res2, self.res3, self.res4, self.res5 = stages
 
 
+def _pathway(
+    block: type[Bottleneck] | type[BasicBlock],
+    depths: Sequence[int],
+    *,
+    stem_kernel: tuple[int, int, int],
+    width: int,
+    ins: Sequence[int],
+    mids: Sequence[int],
+    temporal: Sequence[Sequence[int]],
+    alphas_in: Sequence[float],
+    alphas: Sequence[float],
+    stride_in_1x1: bool,
+    **layer_kw: Any,
+) -> Pathway:
+    """One pathway: a vanilla stem of ``width`` channels, then res2..res5, whose first blocks
+    take ``ins`` channels split as ``alphas_in``. ``layer_kw`` (octave, norm_layer, act_layer,
+    channel_multiple) goes to the stem and every stage."""
+    stem = Stem(3, width, stem_kernel, **layer_kw)
+    stages = make_stages(
+        block,
+        depths,
+        ins,
+        mids,
+        temporal_kernels=temporal,
+        alphas_in=alphas_in,
+        alphas=alphas,
+        stride_in_1x1=stride_in_1x1,
+        **layer_kw,
+    )
+    return Pathway(stem, stages)
+
+
 class SlowFast(nn.Module):
     """Octave SlowFast ResNet (see the module docstring for the layout).
 
@@ -229,24 +271,16 @@ class SlowFast(nn.Module):
         depths = STAGE_DEPTHS[depth]
         width, fast_width = 64, 64 // beta_inv
         self.channel_multiple = channel_multiple
-        norm_act = {
+        layer_kw = {
+            "octave": self.octave,
             "norm_layer": norm_layer,
             "act_layer": act_layer,
             "channel_multiple": channel_multiple,
         }
-        stage_kw = {"octave": self.octave, "stride_in_1x1": stride_in_1x1, **norm_act}
-        fuse_kw = {
-            "fusion_ratio": fusion_ratio,
-            "kernel_t": fusion_kernel,
-            "speed": slowfast_alpha,
-            "octave": self.octave,
-            **norm_act,
-        }
-        strides = ((1, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2))
-        mids = (width, width * 2, width * 4, width * 8)
+        mids = stage_widths(width)
         fast_mids = tuple(m // beta_inv for m in mids)
-        outs = tuple(4 * m for m in mids)
-        fast_outs = tuple(4 * m for m in fast_mids)
+        outs = tuple(m * block.expansion for m in mids)
+        fast_outs = tuple(m * block.expansion for m in fast_mids)
 
         # Channels the Fast pathway has at each fusion point, and those the Slow pathway has.
         fast_points = (fast_width, *fast_outs[:3])
@@ -257,48 +291,43 @@ class SlowFast(nn.Module):
             FuseFastToSlow(
                 fast_points[i],
                 slow_points[i],
+                fusion_ratio=fusion_ratio,
+                kernel_t=fusion_kernel,
+                speed=slowfast_alpha,
                 fast_alpha=fast_alpha_points[i],
                 slow_alpha=slow_alpha_points[i],
-                **fuse_kw,
+                **layer_kw,
             )
             for i in range(4)
         ]
         self.fuse_stem, self.fuse_res2, self.fuse_res3, self.fuse_res4 = fuses
         slow_ins = tuple(slow_points[i] + fuses[i].out_chans for i in range(4))
 
-        self.slow = Pathway(
-            Stem(3, width, (1, 7, 7), octave=self.octave, **norm_act),
-            [
-                make_stage(
-                    block,
-                    depths[i],
-                    slow_ins[i],
-                    mids[i],
-                    stride=strides[i],
-                    temporal_kernels=SLOWFAST_SLOW_TEMPORAL[i],
-                    alpha_in=slow_alpha_points[i],
-                    alpha=self.alphas[i],
-                    **stage_kw,
-                )
-                for i in range(4)
-            ],
+        self.slow = _pathway(
+            block,
+            depths,
+            stem_kernel=(1, 7, 7),
+            width=width,
+            ins=slow_ins,
+            mids=mids,
+            temporal=SLOW_TEMPORAL,
+            alphas_in=slow_alpha_points,
+            alphas=self.alphas,
+            stride_in_1x1=stride_in_1x1,
+            **layer_kw,
         )
-        self.fast = Pathway(
-            Stem(3, fast_width, (5, 7, 7), octave=self.octave, **norm_act),
-            [
-                make_stage(
-                    block,
-                    depths[i],
-                    fast_points[i],
-                    fast_mids[i],
-                    stride=strides[i],
-                    temporal_kernels=SLOWFAST_FAST_TEMPORAL[i],
-                    alpha_in=fast_alpha_points[i],
-                    alpha=self.fast_alphas[i],
-                    **stage_kw,
-                )
-                for i in range(4)
-            ],
+        self.fast = _pathway(
+            block,
+            depths,
+            stem_kernel=(5, 7, 7),
+            width=fast_width,
+            ins=fast_points,
+            mids=fast_mids,
+            temporal=SLOWFAST_FAST_TEMPORAL,
+            alphas_in=fast_alpha_points,
+            alphas=self.fast_alphas,
+            stride_in_1x1=stride_in_1x1,
+            **layer_kw,
         )
         self.num_features = outs[3] + fast_outs[3]
         self.slow_pool = GlobalAvgPool(windows[0], octave=self.octave)

@@ -87,3 +87,21 @@ def test_slowfast_takes_fast_frames_not_a_multiple_of_its_speed() -> None:
     with torch.no_grad():
         logits = model([torch.randn(1, 3, 2, 32, 32), torch.randn(1, 3, 7, 32, 32)])
     assert logits.shape == (1, 3)
+
+
+def test_the_slow_pathway_is_slow_only_widened_by_the_laterals():
+    """Slow pathway == slow_r50's stem and stages conv for conv (kernels, strides, widths), but
+    for the lateral channels that each stage's first block also reads."""
+    fast_chans = {"res2": 16, "res3": 64, "res4": 128, "res5": 256}  # 2 beta C of each lateral
+    slow_only = dict(create_model("slow_r50").named_modules())
+    for name, m in create_model("slowfast_r50").slow.named_modules():
+        if isinstance(m, OctConv3d):
+            ref = slow_only[name]
+            assert (m.kernel_size, m.stride, m.out_channels) == (
+                ref.kernel_size,
+                ref.stride,
+                ref.out_channels,
+            ), name
+            first = name.endswith(".0.conv_a") or name.endswith(".0.downsample.conv")
+            extra = fast_chans[name[:4]] if first else 0
+            assert m.in_channels == ref.in_channels + extra, name
