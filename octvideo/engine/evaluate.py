@@ -208,12 +208,27 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = aggregate_views(views)
     metrics = summarize(views, scores)
-    num_classes = views.logits.shape[1]
     preds = scores.probs.argmax(dim=1)
     files = {
         k: out_dir / REPORT_FILES[k] for k in ("summary", "predictions", "per_class", "failed")
     }
+    write_atomically(files["predictions"], _predictions_csv(scores, preds, classes, paths))
+    write_atomically(files["per_class"], _per_class_csv(scores, preds, classes))
+    write_atomically(files["failed"], _failed_text(scores.failed, views.errors, paths))
+    if confusion_png:
+        files["confusion"] = out_dir / REPORT_FILES["confusion"]
+        num_classes = scores.probs.shape[1]
+        plot_confusion(
+            confusion_matrix(preds, scores.labels, num_classes), classes, files["confusion"]
+        )
+    write_atomically(files["summary"], _summary_json(metrics, protocol, files))
+    return files
 
+
+def _predictions_csv(
+    scores: VideoScores, preds: Tensor, classes: Sequence[str], paths: Sequence[str]
+) -> str:
+    """``predictions.csv``: one row per scored video, with its top-5 class indices."""
     with io.StringIO(newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
@@ -230,7 +245,7 @@ def write_report(
                 "num_views",
             ]
         )
-        top = scores.probs.topk(min(5, num_classes), dim=1)
+        top = scores.probs.topk(min(5, scores.probs.shape[1]), dim=1)
         for row in range(len(scores.video_index)):
             vid, label, pred = (
                 int(scores.video_index[row]),
@@ -251,8 +266,12 @@ def write_report(
                     int(scores.num_views[row]),
                 ]
             )
-        write_atomically(files["predictions"], fh.getvalue())
+        return fh.getvalue()
 
+
+def _per_class_csv(scores: VideoScores, preds: Tensor, classes: Sequence[str]) -> str:
+    """``per_class.csv``: videos, correct and accuracy of every class (empty: no video)."""
+    num_classes = scores.probs.shape[1]
     class_acc, counts = per_class_accuracy(preds, scores.labels, num_classes)
     with io.StringIO(newline="") as fh:
         writer = csv.writer(fh)
@@ -263,19 +282,16 @@ def write_report(
             writer.writerow(
                 [k, classes[k], int(counts[k]), correct, "" if math.isnan(acc) else f"{acc:.6f}"]
             )
-        write_atomically(files["per_class"], fh.getvalue())
+        return fh.getvalue()
 
-    failed = (
-        f"{paths[vid]}\t{views.errors.get(vid, 'failed to decode')}\n" for vid in scores.failed
-    )
-    write_atomically(files["failed"], "".join(failed))
 
-    if confusion_png:
-        files["confusion"] = out_dir / REPORT_FILES["confusion"]
-        plot_confusion(
-            confusion_matrix(preds, scores.labels, num_classes), classes, files["confusion"]
-        )
+def _failed_text(failed: Sequence[int], errors: dict[int, str], paths: Sequence[str]) -> str:
+    """``failed_videos.txt``: the path and decoder error of each failed video, a tab between."""
+    return "".join(f"{paths[vid]}\t{errors.get(vid, 'failed to decode')}\n" for vid in failed)
 
+
+def _summary_json(metrics: dict[str, Any], protocol: dict[str, Any], files: dict[str, Path]) -> str:
+    """``summary.json``: metrics, protocol and the names of the report's files."""
     summary = {
         # no video scored: the accuracies are NaN, written as null (JSON has no NaN)
         "metrics": {
@@ -284,8 +300,7 @@ def write_report(
         "protocol": protocol,
         "files": {k: p.name for k, p in files.items()},
     }
-    write_atomically(files["summary"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    return files
+    return json.dumps(summary, indent=2, allow_nan=False) + "\n"
 
 
 def remove_report(out_dir: str | os.PathLike[str]) -> list[Path]:

@@ -135,6 +135,30 @@ def test_write_report_files(tmp_path):
     assert files["confusion"].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_report_texts_are_built_without_the_disk():
+    views = _views(FIXED, [True, True, True, True, False, False])
+    scores = aggregate_views(views)
+    preds = scores.probs.argmax(dim=1)
+    classes, paths = ["a", "b", "c"], ["v0.mp4", "v1.mp4", "v2.mp4"]
+    predictions = evaluate._predictions_csv(scores, preds, classes, paths).splitlines()
+    assert predictions[0].startswith("video_index,path,label,label_name,pred,pred_name,")
+    # video 0: the mean softmax of FIXED's hand computation, (.4995, .3413, .1592)
+    assert len(predictions) == 3 and predictions[1] == "0,v0.mp4,0,a,0,a,0.499464,1,0 1 2,2"
+    assert evaluate._per_class_csv(scores, preds, classes).splitlines() == [
+        "class_index,class_name,videos,correct,accuracy",
+        "0,a,1,1,1.000000",
+        "1,b,1,1,1.000000",
+        "2,c,0,0,",
+    ]
+    assert evaluate._failed_text([2], {}, paths) == "v2.mp4\tfailed to decode\n"
+    summary = evaluate._summary_json({"video_top1": math.nan}, {"views": 2}, {})
+    assert json.loads(summary) == {
+        "metrics": {"video_top1": None},
+        "protocol": {"views": 2},
+        "files": {},
+    }
+
+
 def test_the_summary_is_written_last_and_removed_first(tmp_path, monkeypatch):
     # a test stopped between the two leaves no summary beside another test's files
     written = []
