@@ -208,7 +208,7 @@ def _earlier_set(classes_file: Path) -> bool:
     return tuple(names) in {get_preset(name).classes for name in PRESETS}
 
 
-def _check_out(out: Path) -> bool:
+def _refuse_foreign_out(out: Path) -> bool:
     """Refuse an ``out`` whose files synth would replace (lists, ``classes.txt``, split
     folders) unless it holds an earlier synth set (its ``classes.txt`` is a preset's class
     list): a prepared Kinetics folder, say, would lose its lists and class list.
@@ -286,6 +286,34 @@ def _clear_earlier_set(out: Path) -> None:
         logger.info("removed %d clips of the earlier synth set in %s", len(clips), out)
 
 
+def _check_arguments(size: int, frames: int, num_train: int, num_val: int, seed: int) -> None:
+    """Raises a ValueError naming the first argument outside its bound (see the module
+    docstring), before anything is allocated or written."""
+    if size < 16 or size % 2:
+        raise ValueError(f"--size must be an even number >= 16, got {size}")
+    if size > MAX_SIZE:
+        raise ValueError(
+            f"--size must be at most {MAX_SIZE} (a synthetic clip of {size}x{size} pixels would "
+            f"need {frames * size * size * 3 / 2**30:.0f} GiB of memory), got {size}"
+        )
+    check_range("--frames", frames, 2, MAX_FRAMES, " frames per clip")
+    check_range("--num-train", num_train, 1, MAX_CLIPS, " clips")
+    check_range("--num-val", num_val, 0, MAX_CLIPS, " clips")
+    check_range("--seed", seed, 0, MAX_SEED)
+
+
+def _make_out(out: Path) -> None:
+    """Create the folder ``out`` (and its parents), or raise a ValueError saying why it cannot
+    be the output folder."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file of that name, or a folder that cannot be written
+        reason = "it is a file" if out.is_file() else err.strerror or str(err)
+        raise ValueError(
+            f"--out {out} cannot be the output folder ({reason}); choose another --out"
+        ) from err
+
+
 def generate_synthetic(
     out: str | os.PathLike[str],
     num_train: int | None = None,
@@ -326,28 +354,11 @@ def generate_synthetic(
     classes = chosen.classes
     num_train = chosen.num_train if num_train is None else num_train
     num_val = chosen.num_val if num_val is None else num_val
-    if size < 16 or size % 2:
-        raise ValueError(f"--size must be an even number >= 16, got {size}")
-    if size > MAX_SIZE:
-        raise ValueError(
-            f"--size must be at most {MAX_SIZE} (a synthetic clip of {size}x{size} pixels would "
-            f"need {frames * size * size * 3 / 2**30:.0f} GiB of memory), got {size}"
-        )
-    check_range("--frames", frames, 2, MAX_FRAMES, " frames per clip")
-    check_range("--num-train", num_train, 1, MAX_CLIPS, " clips")
-    check_range("--num-val", num_val, 0, MAX_CLIPS, " clips")
-    check_range("--seed", seed, 0, MAX_SEED)
+    _check_arguments(size, frames, num_train, num_val, seed)
     out = Path(out)
-    earlier = _check_out(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file of that name, or a folder that cannot be written
-        reason = "it is a file" if out.is_file() else err.strerror or str(err)
-        raise ValueError(
-            f"--out {out} cannot be the output folder ({reason}); choose another --out"
-        ) from err
-    jobs = [("train", s, n) for s, n in ((0, i) for i in range(num_train))]
-    jobs += [("val", s, n) for s, n in ((1, i) for i in range(num_val))]
+    earlier = _refuse_foreign_out(out)
+    _make_out(out)
+    jobs = [("train", 0, n) for n in range(num_train)] + [("val", 1, n) for n in range(num_val)]
     lines: dict[str, list[str]] = {"train": [], "val": []}
     if earlier:
         _clear_earlier_set(out)

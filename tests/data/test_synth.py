@@ -194,6 +194,21 @@ def test_a_clip_is_rendered_a_frame_at_a_time_from_the_same_draws():
     assert len(frames) == 5 and np.array_equal(np.stack(frames), clip)
 
 
+def test_clip_n_of_a_split_draws_from_seed_split_and_n(tmp_path):
+    """The module docstring's promise: clip n of split s (train 0, val 1) is the clip drawn from
+    ``default_rng([seed, s, n])``, encoded alike, whatever the other clips."""
+    out = synth_module.generate_synthetic(
+        tmp_path / "s", num_train=2, num_val=2, size=16, frames=2, seed=4, progress=False
+    )
+    for split, split_id in (("train", 0), ("val", 1)):
+        for n in range(2):
+            want = tmp_path / f"{split}{n}.mp4"
+            rng = np.random.default_rng([4, split_id, n])
+            synth_module.write_video(want, iter_clip(n % 6, 16, 2, rng))
+            got = out / split / CLASSES[n % 6] / f"{n:05d}.mp4"
+            assert got.read_bytes() == want.read_bytes(), got
+
+
 def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypatch, capsys):
     real = synth_module.write_video
     written = []
