@@ -1,15 +1,13 @@
 """The yardstick action set: twelve classes told apart only by how things move, under nuisances.
 
-Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049), Table 8: the set on which
-``octvideo sweep`` weighs an octave network's accuracy against its savings. The demo set
+Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049): on this set
+``octvideo sweep`` compares the Oct-I3D variants of the paper's Table 8, weighing an octave
+network's accuracy against its savings (the set itself is octvideo's). The demo set
 (``octvideo.data.synth``) is solved by every model; this one is tuned for the vanilla reference
 (``configs/study/i3d_r18_yardstick.yaml``: I3D ResNet-18, width 16, alpha 0) to land between 55%
 and 85% video top-1 within the study's budget (not solved, not chance), and it asks for what octave
-convolution trades away: spatial detail (a small texture turning) and temporal order. Measured on
-2026-12-06 at the config's budget (600 training clips, 20 epochs with a 4-epoch warmup, one
-thread per run), the reference reached 63.8, 58.8 and 65.0% video top-1 for seeds 0-2 (mean
-62.5%). With a 1-epoch warmup some seeds sat at chance (a loss of ln 12) for their first epochs
-and the mean was 53.8%.
+convolution trades away: spatial detail (a small texture turning) and temporal order. What the
+reference reaches, and the alpha study on the set, are in docs/study.md ("The yardstick set").
 
 Every clip shows the same cast, drawn from the same law in every class: an *actor* (a large shape
 with a small four-sector textured disc, its *part*, inside it), a *partner* (a smaller plain
