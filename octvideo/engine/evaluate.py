@@ -64,7 +64,9 @@ class ViewOutputs:
     def deduplicated(self) -> ViewOutputs:
         """One row per (video, temporal, spatial) view, the first seen.
 
-        A distributed sampler pads the last batch with repeated items; they must count once.
+        A guard: octvideo's test sampler (``ShareSampler``) repeats no view, but a sampler that
+        does, such as ``DistributedSampler`` padding the last batch, must not count a view twice
+        in the multi-view average.
         """
         keys = torch.stack([self.video_index, self.temporal_index, self.spatial_index], dim=1)
         _, inverse = torch.unique(keys, dim=0, return_inverse=True)

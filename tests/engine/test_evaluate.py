@@ -76,7 +76,7 @@ def test_video_accuracy_equals_hand_computation():
 def test_views_order_does_not_matter_and_duplicates_count_once():
     perm = [5, 2, 0, 3, 1, 4]
     shuffled = _views([FIXED[i] for i in perm])
-    padded = _views([FIXED[i] for i in perm] + [FIXED[4], FIXED[4]])  # a sampler's padding
+    padded = _views([FIXED[i] for i in perm] + [FIXED[4], FIXED[4]])  # a padding sampler's repeats
     base = summarize(_views(FIXED))
     assert summarize(shuffled) == base
     assert summarize(padded.deduplicated()) == base
