@@ -325,19 +325,17 @@ def remove_report(out_dir: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def check_report_files(
-    out_dir: str | os.PathLike[str], option: str = "report file", reads: ReadFiles | None = None
-) -> None:
+def check_report_files(out_dir: str | os.PathLike[str], reads: ReadFiles | None = None) -> None:
     """Refuses, before an evaluation, report files in ``out_dir`` that ``write_report`` would
     refuse after it (symbolic links, folders) or that are files the evaluation reads
     (``reads``: the test list, the classes file, the checkpoint), which writing the report would
     destroy.
 
     Raises:
-        UsageError: naming ``option`` and the file.
+        UsageError: naming the report file.
     """
     for name in REPORT_FILES.values():
-        check_output_file(option, Path(out_dir) / name, reads, folder=False)
+        check_output_file("report file", Path(out_dir) / name, reads, folder=False)
 
 
 def plot_confusion(matrix: Tensor, classes: Sequence[str], path: Path) -> Path:
