@@ -379,7 +379,6 @@ def read_folders(
     root: str | os.PathLike[str],
     classes: list[str] | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
-    allow_outside_root: bool = False,
 ) -> Annotations:
     """Read a ``root/<class>/<video>`` tree.
 
