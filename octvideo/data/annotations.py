@@ -296,6 +296,37 @@ def read_lines(
     return records
 
 
+def _read_lines_annotations(
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None,
+    classes: list[str] | None,
+    source: str,
+    allow_outside_root: bool,
+) -> Annotations:
+    """Read a ``path label`` list with its class list.
+
+    Args:
+        path: the list file.
+        root: as ``read_lines``.
+        classes: the class list; default ``"0" .. "K-1"`` for the labels of this list.
+        source: where ``classes`` came from, named when a label is outside it.
+        allow_outside_root: as ``read_lines``.
+
+    Raises:
+        AnnotationError: as ``read_lines``, or a label is not below ``len(classes)``.
+    """
+    records = read_lines(path, root, allow_outside_root=allow_outside_root)
+    num = max((r.label for r in records), default=-1) + 1
+    if classes is None:
+        classes = [str(i) for i in range(num)]
+    if num > len(classes):
+        raise AnnotationError(
+            f"{path}: label {num - 1} is outside the {len(classes)} classes of {source}; use "
+            "the classes file of this dataset (data.classes_file), or fix the labels"
+        )
+    return Annotations(records, classes)
+
+
 def kinetics_name(youtube_id: str, time_start: str | float, time_end: str | float) -> str:
     """File stem of a Kinetics clip: ``<youtube_id>_<start:06d>_<end:06d>``."""
     return f"{youtube_id}_{int(float(time_start)):06d}_{int(float(time_end)):06d}"
@@ -454,6 +485,35 @@ def _warn_unused_classes(
 _FILE_FORMATS = {"lines": "a 'path label' list file", "kinetics_csv": "a Kinetics CSV file"}
 
 
+def _check_source(
+    path: str | os.PathLike[str], fmt: str, classes_file: str | os.PathLike[str] | None
+) -> str:
+    """The format of ``path`` (``fmt``, or detected for ``"auto"``), once the annotation and the
+    classes file are things that format can read and write.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        AnnotationError: ``path`` is a folder given to a file format, or ``classes_file`` is a
+            folder, a device or a pipe.
+    """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt in _FILE_FORMATS and Path(path).is_dir():
+        raise AnnotationError(
+            f"{path} is a folder: the {fmt} format reads {_FILE_FORMATS[fmt]}; pass that file, "
+            "or the class-folder root with the folders format (data.annotation_format)"
+        )
+    if classes_file and os.path.exists(classes_file) and not os.path.isfile(classes_file):
+        # a device or pipe was not read (is_file() is False) but written over; a folder too
+        raise AnnotationError(
+            f"classes file {classes_file} is a folder or not a regular file (a device, pipe or "
+            "socket); point data.classes_file at a file"
+        )
+    return fmt
+
+
 def load_annotations(
     path: str | os.PathLike[str],
     *,
@@ -487,35 +547,13 @@ def load_annotations(
         AnnotationError: unknown format, malformed line, a label outside the class list, a
             class folder not in it (a ``UsageError`` and a ``ValueError``).
     """
-    if not Path(path).exists():
-        raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
-    if fmt == "auto":
-        fmt = detect_format(path)
-    if fmt in _FILE_FORMATS and Path(path).is_dir():
-        raise AnnotationError(
-            f"{path} is a folder: the {fmt} format reads {_FILE_FORMATS[fmt]}; pass that file, "
-            "or the class-folder root with the folders format (data.annotation_format)"
-        )
-    if classes_file and os.path.exists(classes_file) and not os.path.isfile(classes_file):
-        # a device or pipe was not read (is_file() is False) but written over; a folder too
-        raise AnnotationError(
-            f"classes file {classes_file} is a folder or not a regular file (a device, pipe or "
-            "socket); point data.classes_file at a file"
-        )
-    known = classes_arg = classes
+    fmt = _check_source(path, fmt, classes_file)
+    known = classes
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
     if fmt == "lines":
-        records = read_lines(path, root, allow_outside_root=allow_outside_root)
-        num = max((r.label for r in records), default=-1) + 1
-        classes = known if known is not None else [str(i) for i in range(num)]
-        if num > len(classes):
-            source = "the training list" if known is classes_arg else f"classes file {classes_file}"
-            raise AnnotationError(
-                f"{path}: label {num - 1} is outside the {len(classes)} classes of {source}; use "
-                "the classes file of this dataset (data.classes_file), or fix the labels"
-            )
-        result = Annotations(records, classes)
+        source = "the given class list" if classes is not None else f"classes file {classes_file}"
+        result = _read_lines_annotations(path, root, known, source, allow_outside_root)
     elif fmt == "kinetics_csv":
         result = read_kinetics_csv(path, root, known)
     elif fmt == "folders":
@@ -524,7 +562,7 @@ def load_annotations(
         raise AnnotationError(
             f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders"
         )
-    if classes_arg is None and known is not None:
+    if classes is None and known is not None:
         _warn_unused_classes(classes_file, path, result)
     if classes_file and known is None:
         write_classes(classes_file, result.classes)

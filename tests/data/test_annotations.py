@@ -54,6 +54,24 @@ def test_lines_errors_name_the_line(tmp_path):
         load_annotations(tmp_path / "nope.txt")
 
 
+def test_a_label_outside_the_class_list_names_where_the_list_came_from(tmp_path):
+    # the library cannot know a given list is the training list's: it says "given"
+    (tmp_path / "big.txt").write_text("a.mp4 0\nb.mp4 2\n")
+    (tmp_path / "classes.txt").write_text("x\ny\n")
+    tail = "use the classes file of this dataset (data.classes_file), or fix the labels"
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(tmp_path / "big.txt", classes=["x", "y"])
+    assert str(info.value) == (
+        f"{tmp_path / 'big.txt'}: label 2 is outside the 2 classes of the given class list; {tail}"
+    )
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(tmp_path / "big.txt", classes_file=tmp_path / "classes.txt")
+    assert str(info.value) == (
+        f"{tmp_path / 'big.txt'}: label 2 is outside the 2 classes of classes file "
+        f"{tmp_path / 'classes.txt'}; {tail}"
+    )
+
+
 @pytest.fixture
 def kinetics_tree(tmp_path, media):
     """K400-style: root/train/<class>/<id>_<s>_<e>.mp4 and a flat val folder, one row missing."""
