@@ -7,8 +7,7 @@ alpha 0.1, 8x224x224 clips, 400 classes), each round times, in a rotating order:
 
 - ``model``: the model's forward passes over the same clips, decoded and cropped beforehand (not
   timed), in the passes of ``--batch-size`` clips that predict makes: the decode-free time;
-- ``workers 0``: predict with decoding in the model's process, in turn with it (the path predict
-  had before it had workers);
+- ``workers 0``: predict with decoding in the model's process, in turn with it;
 - ``workers W`` for each ``--workers`` W (default 2): decoding in W processes ahead of the model.
 
 The predict runs are ``octvideo.inference.pipeline.predict_many``, what ``octvideo predict`` runs

@@ -28,9 +28,10 @@ mark is not part of the first line); a file that is not UTF-8 is refused naming 
 line. Lines end at ``\n`` (a ``\r`` before it is dropped), as editors count them.
 
 Bounds: at most ``MAX_CLASSES`` classes, so a list label is below it; a larger label is refused at
-its line, before a class list is built from it (a label of 10**23 made ``range(label + 1)`` run
-forever, and 300000000 took 5 GB). A text file is at most ``MAX_TEXT_BYTES`` (256 MiB), read no
-further: a video given as a list is refused without being read whole.
+its line, before a class list is built from it: without a classes file the class list is built
+from the labels (``"0" .. "K-1"``), so the largest label sets its length. A text file is at most
+``MAX_TEXT_BYTES`` (256 MiB), read no further: a video given as a list is refused without being
+read whole.
 
 Errors: a malformed annotation (a bad line, a label outside the class list, a folder that is not a
 class, text that is not UTF-8, ...) raises ``AnnotationError``, a ``UsageError`` (the command
