@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 import torch
@@ -224,36 +224,29 @@ def interleaved(variants: dict[str, Callable[[], Timing]], rounds: int) -> dict[
 # ---------------------------------------------------------------------------------- the report
 
 
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def _rounds(ratios: Sequence[float]) -> str:
-    return f"each round: {spread_text(ratios)}"
-
-
 def ratio_lines(times: dict[str, list[Timing]], workers: Sequence[int]) -> list[str]:
-    """The done-when ratios: ``workers W / model`` and ``workers 0 / workers W`` for each W > 0,
-    as a ratio of medians with each round's own ratio."""
+    """The done-when ratios: ``workers W / model`` and ``workers 0 / workers W`` for each W in
+    ``workers`` (counts above 0, as ``check`` leaves them), as a ratio of medians with each
+    round's own ratio."""
     lines = []
     model = [t.seconds for t in times[MODEL]]
     sequential = [t.seconds for t in times[variant_name(0)]]
     for w in workers:
-        if w == 0:
-            continue
         run = [t.seconds for t in times[variant_name(w)]]
-        over_model = _median(run) / _median(model)
-        speedup = _median(sequential) / _median(run)
+        over_model = median(run) / median(model)
+        speedup = median(sequential) / median(run)
+        over_model_rounds = [a / b for a, b in zip(run, model, strict=True)]
+        speedup_rounds = [a / b for a, b in zip(sequential, run, strict=True)]
         lines.append(
             f"workers {w} / model: {over_model:.3f} (target <= {TARGET_WORKERS_OVER_MODEL}, "
             f"{'met' if over_model <= TARGET_WORKERS_OVER_MODEL else 'NOT met'}); "
-            + _rounds([a / b for a, b in zip(run, model, strict=True)])
+            f"each round: {spread_text(over_model_rounds)}"
         )
         lines.append(
             f"workers 0 / workers {w}: {speedup:.3f} (target >= "
             f"{TARGET_SEQUENTIAL_OVER_WORKERS}, "
             f"{'met' if speedup >= TARGET_SEQUENTIAL_OVER_WORKERS else 'NOT met'}); "
-            + _rounds([a / b for a, b in zip(sequential, run, strict=True)])
+            f"each round: {spread_text(speedup_rounds)}"
         )
     return lines
 
@@ -262,7 +255,7 @@ def report(
     args: argparse.Namespace, times: dict[str, list[Timing]], clips: int, device: str
 ) -> str:
     """The table (medians over the rounds) and the ratio lines."""
-    model_median = _median([t.seconds for t in times[MODEL]])
+    model_median = median([t.seconds for t in times[MODEL]])
     head = (
         f"{args.model} alpha {args.alpha}, {args.frames}x{args.size}x{args.size} centre clips, "
         f"{clips} clips ({args.short_side}-pixel H.264, {args.seconds:g} s at {args.fps} fps), "
@@ -276,9 +269,9 @@ def report(
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, runs in times.items():
-        seconds = _median([t.seconds for t in runs])
-        forward = _median([t.model_seconds for t in runs])
-        waiting = "" if name == MODEL else f"{_median([t.wait_seconds for t in runs]):.2f}"
+        seconds = median([t.seconds for t in runs])
+        forward = median([t.model_seconds for t in runs])
+        waiting = "" if name == MODEL else f"{median([t.wait_seconds for t in runs]):.2f}"
         lines.append(
             f"| {name} | {seconds:.2f} | {1e3 * seconds / clips:.0f} | "
             f"{seconds / model_median:.3f} | {forward:.2f} | {waiting} |"
@@ -355,8 +348,7 @@ def run(args: argparse.Namespace) -> int:
     paths = make_clips(folder, args.clips, args.seconds, args.fps, args.short_side)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = write_checkpoint(args, Path(tmp) / f"{args.model}.ckpt")
-        if any(args.workers):
-            start_worker_server()  # as octvideo predict does, while the checkpoint loads
+        start_worker_server()  # as octvideo predict does, while the checkpoint loads
         predictor = Predictor.from_checkpoint(
             checkpoint, device=args.device, batch_size=args.batch_size
         )
