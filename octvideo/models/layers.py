@@ -405,6 +405,27 @@ class ClassifierHead(nn.Module):
         return self.fc(self.drop(x))  # (B, num_classes)
 
 
+class ClassifierHeadMixin:
+    """timm's classifier methods for a model whose ``head`` is a ``ClassifierHead`` on
+    ``num_features`` pooled features: ``forward_head``, ``get_classifier``, ``reset_classifier``.
+    Listed before ``nn.Module`` in the bases; the model sets ``head`` and ``num_features``."""
+
+    head: ClassifierHead
+    num_features: int
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        return self.head(features)  # (B, num_classes)
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
+        """A new, freshly initialised classifier (for fine-tuning on another label set), on the
+        old one's device and dtype; ``dropout`` None keeps the old rate."""
+        p = self.head.drop.p if dropout is None else dropout
+        self.head = ClassifierHead(self.num_features, num_classes, p).to(self.head.fc.weight)
+
+
 def zero_init_last_norms(model: nn.Module) -> None:
     """Zero scale for the last norm of every residual block (``bn_c`` of a bottleneck, ``bn_b``
     of a basic block), both groups: each block starts as its shortcut. Goyal et al. 2017;

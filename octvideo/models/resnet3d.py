@@ -41,6 +41,7 @@ from octvideo.models.layers import (
     BasicBlock,
     Bottleneck,
     ClassifierHead,
+    ClassifierHeadMixin,
     GlobalAvgPool,
     Stem,
     check_window,
@@ -160,7 +161,7 @@ def make_stages(
     ]
 
 
-class ResNet3D(nn.Module):
+class ResNet3D(ClassifierHeadMixin, nn.Module):
     """Octave video ResNet (C2D, I3D, Slow-only), see the module docstring for the layout.
 
     Args:
@@ -234,7 +235,6 @@ class ResNet3D(nn.Module):
             "act_layer": act_layer,
             "channel_multiple": channel_multiple,
         }
-        self.channel_multiple = channel_multiple
 
         self.stem = Stem(
             in_chans,
@@ -271,6 +271,7 @@ class ResNet3D(nn.Module):
         init_weights(self)
         if zero_init_final_bn:
             zero_init_last_norms(self)
+        # init_weights overwrote the Non-local blocks' own init (N(0, 0.01), zero output norm)
         for m in self.modules():
             if isinstance(m, NonLocal3d):
                 m.reset_parameters()
@@ -289,19 +290,8 @@ class ResNet3D(nn.Module):
         """Pooled features: (B, 3, T, H, W) -> (B, num_features)."""
         return self.global_pool(self.forward_stages(x))  # (B, 2048)
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)  # (B, num_classes)
-
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))  # (B, num_classes)
-
-    def get_classifier(self) -> nn.Linear:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
-        """A new, freshly initialised classifier (for fine-tuning on another label set)."""
-        p = self.head.drop.p if dropout is None else dropout
-        self.head = ClassifierHead(self.num_features, num_classes, p).to(self.head.fc.weight)
 
 
 # ---------------------------------------------------------------------------------- variants

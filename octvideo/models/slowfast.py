@@ -40,6 +40,7 @@ from octvideo.models.layers import (
     BasicBlock,
     Bottleneck,
     ClassifierHead,
+    ClassifierHeadMixin,
     GlobalAvgPool,
     Stem,
     check_window,
@@ -210,7 +211,7 @@ def _pathway(
     return Pathway(stem, stages)
 
 
-class SlowFast(nn.Module):
+class SlowFast(ClassifierHeadMixin, nn.Module):
     """Octave SlowFast ResNet (see the module docstring for the layout).
 
     Input: ``[slow (B, 3, T, H, W), fast (B, 3, slowfast_alpha * T, H, W)]``.
@@ -270,7 +271,6 @@ class SlowFast(nn.Module):
         block = block_for_depth(depth)
         depths = STAGE_DEPTHS[depth]
         width, fast_width = 64, 64 // beta_inv
-        self.channel_multiple = channel_multiple
         layer_kw = {
             "octave": self.octave,
             "norm_layer": norm_layer,
@@ -407,19 +407,8 @@ class SlowFast(nn.Module):
         s, f = self.slow.res5(s), self.fast.res5(f)  # (B, 2048, T, H/32, W/32), (B, 256, ...)
         return torch.cat([self.slow_pool(s), self.fast_pool(f)], dim=1)  # (B, 2304)
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.head(features)  # (B, num_classes)
-
     def forward(self, x: Sequence[Tensor]) -> Tensor:
         return self.forward_head(self.forward_features(x))  # (B, num_classes)
-
-    def get_classifier(self) -> nn.Linear:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, dropout: float | None = None) -> None:
-        """A new, freshly initialised classifier (for fine-tuning on another label set)."""
-        p = self.head.drop.p if dropout is None else dropout
-        self.head = ClassifierHead(self.num_features, num_classes, p).to(self.head.fc.weight)
 
 
 @register_model

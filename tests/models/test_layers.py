@@ -1,5 +1,6 @@
 """The building blocks' pooling: ``GlobalAvgPool`` with a window is PyTorchVideo's head pool
-(fixed kernel at stride 1, projected, averaged over its positions), in float64."""
+(fixed kernel at stride 1, projected, averaged over its positions), in float64; and the classifier
+methods every model shares (``ClassifierHeadMixin``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from octvideo.models.layers import GlobalAvgPool
+from octvideo.models.layers import ClassifierHead, ClassifierHeadMixin, GlobalAvgPool
 from octvideo.ops import OctPair
 
 
@@ -68,3 +69,27 @@ def test_low_group_window_is_the_kernel_over_the_octave_rounded_up() -> None:
 def test_a_window_of_other_than_three_whole_numbers_is_refused(window) -> None:
     with pytest.raises(ValueError, match="head_pool must be three"):
         GlobalAvgPool(window)
+
+
+class _HeadOnly(ClassifierHeadMixin, nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_features = 6
+        self.head = ClassifierHead(6, 3, dropout=0.2)
+
+
+def test_reset_classifier_is_a_new_head_on_the_old_dtype_and_dropout() -> None:
+    model = _HeadOnly().double().eval()
+    old = model.get_classifier()
+    model.reset_classifier(5)
+    fc = model.get_classifier()
+    assert fc is model.head.fc and fc is not old
+    assert (fc.in_features, fc.out_features, fc.weight.dtype) == (6, 5, torch.float64)
+    assert model.head.drop.p == 0.2 and list(model.state_dict()) == [
+        "head.fc.weight",
+        "head.fc.bias",
+    ]
+    model.reset_classifier(4, dropout=0.0)
+    assert model.head.drop.p == 0.0
+    x = torch.randn(2, 6, dtype=torch.float64)
+    torch.testing.assert_close(model.forward_head(x), x @ model.head.fc.weight.T)  # zero bias
