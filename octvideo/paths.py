@@ -118,7 +118,7 @@ class ReadFiles:
         return None
 
 
-def refuse_link(path: str | os.PathLike[str], option: str | None = None) -> None:
+def refuse_special_file(path: str | os.PathLike[str], option: str | None = None) -> None:
     """Refuses what an output file must not replace: a symbolic link (writing through it would
     overwrite the file it points to, and replacing it would silently undo the link), and a pipe,
     device or socket (``/dev/null``, a FIFO a reader waits on), which the rename of a finished
@@ -172,7 +172,7 @@ def check_output_file(
         pass
     except OSError as err:
         raise UsageError(f"{option} {path}: {err.strerror or err}; choose another path") from err
-    refuse_link(path, option)
+    refuse_special_file(path, option)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file name")
     if folder:
@@ -221,13 +221,13 @@ class AtomicOutput:
     system), while others (a source video that cannot be read) pass unchanged.
 
     Raises:
-        UsageError: ``path`` is a symbolic link, a pipe or a device (see ``refuse_link``).
+        UsageError: ``path`` is a symbolic link, a pipe or a device (see ``refuse_special_file``).
         OutputWriteError: the output cannot be written; nothing is left of it.
     """
 
     def __init__(self, path: str | os.PathLike[str], option: str | None = None) -> None:
         self.path = Path(path)
-        refuse_link(self.path, option)
+        refuse_special_file(self.path, option)
         self.existed = self.path.exists()
         for _ in range(100):
             tmp = self.path.with_name(_temporary_name(self.path, secrets.token_hex(4)))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from octvideo.errors import UsageError
 from octvideo.measure.machine import machine
-from octvideo.paths import check_folder, refuse_link
+from octvideo.paths import check_folder, refuse_special_file
 
 ENTRY_POINT = "python tools/bench.py"
 MAX_RECORD_BYTES = 2**24  # a Markdown record such as BENCHMARKS.md (16 kB) is far below it
@@ -32,11 +32,11 @@ def check_append(path: Path) -> None:
     Raises:
         UsageError: naming ``--append``, the path and why.
     """
-    refuse_link(path, "--append")
+    refuse_special_file(path, "--append")
     if not path.exists():
         check_folder("--append", path.parent, path)
         return
-    if path.is_dir():  # a pipe or device: refuse_link (reading a pipe would wait for a writer)
+    if path.is_dir():  # pipes and devices were refused above (a pipe read waits for a writer)
         raise UsageError(f"--append {path} is a folder; give a Markdown file")
     try:
         with path.open("rb") as f:
