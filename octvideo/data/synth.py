@@ -59,26 +59,16 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from octvideo.data import yardstick
 from octvideo.data.annotations import write_failure, write_text
 from octvideo.data.limits import check_range
+from octvideo.data.shapes import SHAPES
 from octvideo.errors import RunStopped
 from octvideo.paths import atomic_output, check_output_file, temporaries
 
 logger = logging.getLogger(__name__)
 
 CLASSES = ("move_left", "move_right", "rotate_cw", "rotate_ccw", "grow", "shrink")
-
-# Asymmetric outlines (no rotational symmetry) in units of the shape's half-size.
-SHAPES: dict[str, np.ndarray] = {
-    "L": np.array([(-1, -1), (-0.3, -1), (-0.3, 0.4), (1, 0.4), (1, 1), (-1, 1)]),
-    "arrow": np.array(
-        [(-1, -0.35), (0.2, -0.35), (0.2, -0.9), (1, 0), (0.2, 0.9), (0.2, 0.35), (-1, 0.35)]
-    ),
-    "flag": np.array(
-        [(-0.9, -1), (-0.5, -1), (-0.5, -0.6), (1, -0.3), (-0.5, 0.1), (-0.5, 1), (-0.9, 1)]
-    ),
-    "wedge": np.array([(-1, -1), (1, -0.2), (0.2, 0.2), (-0.2, 1)]),
-}
 
 FPS = 8
 NOISE_STD = 6.0  # per-pixel noise, redrawn each frame
@@ -92,17 +82,8 @@ MAX_CLIPS = 100_000  # clips per split: 5 GB at the default size
 MAX_SEED = 2**63 - 1
 
 
-def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw one clip of class ``label``.
-
-    Returns:
-        uint8 array (frames, size, size, 3).
-    """
-    return np.stack(list(iter_clip(label, size, frames, rng)))
-
-
 def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """The frames of ``render_clip`` one at a time, uint8 (size, size, 3), from the same draws."""
+    """Draw one clip of class ``label``, a frame at a time: ``frames`` uint8 (size, size, 3)."""
     # A bright shape on a dark background, colours random within those ranges: one contrast
     # polarity, so a motion's direction is one oriented pattern, not two of opposite sign.
     background = rng.integers(0, 90, 3)
@@ -185,8 +166,6 @@ def get_preset(name: str) -> Preset:
     if name == "demo":
         return Preset(CLASSES, iter_clip, num_train=360, num_val=120)
     if name == "yardstick":
-        from octvideo.data import yardstick  # it draws the demo's shapes: imported once both exist
-
         return Preset(
             yardstick.CLASSES,
             yardstick.iter_clip,

@@ -65,7 +65,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from octvideo.data.synth import SHAPES
+from octvideo.data.shapes import SHAPES
 
 CLASSES = (
     "slide_slow",
@@ -189,17 +189,8 @@ def _inward_direction(rng: np.random.Generator, start: np.ndarray, travel: float
     return np.array([math.cos(angles[pick]), math.sin(angles[pick])])
 
 
-def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw one clip of class ``label``.
-
-    Returns:
-        uint8 array (frames, size, size, 3).
-    """
-    return np.stack(list(iter_clip(label, size, frames, rng)))
-
-
 def iter_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """The frames of ``render_clip`` one at a time, uint8 (size, size, 3), from the same draws.
+    """Draw one clip of class ``label``, a frame at a time: ``frames`` uint8 (size, size, 3).
 
     Every class makes the same draws in the same order (``_draw_scene``, then one noise draw per
     frame), so the scene's law does not depend on the class; the class only chooses which drawn

@@ -15,11 +15,15 @@ import pytest
 from octvideo.cli import main
 from octvideo.data import load_annotations, probe
 from octvideo.data import synth as synth_module
-from octvideo.data.yardstick import CLASSES, PAIRS, render_clip
+from octvideo.data.yardstick import CLASSES, PAIRS, iter_clip
 from tests.data.media_helpers import data_error
 
 SEEDS = range(6)
 SIZE, FRAMES = 32, 12
+
+
+def render_clip(label: int, size: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    return np.stack(list(iter_clip(label, size, frames, rng)))  # (frames, size, size, 3)
 
 
 def clips(name: str, seed: int) -> np.ndarray:
@@ -90,7 +94,7 @@ def test_demo_preset_is_the_default_and_unchanged(tmp_path):
     assert (tmp_path / "a" / "classes.txt").read_text().split() == list(synth_module.CLASSES)
     # the demo's frames before encoding, pinned: a change here changes every demo file (a new
     # numpy or Pillow that draws differently needs a new pin, and a note that the demo changed)
-    frames = synth_module.render_clip(3, 32, 5, np.random.default_rng(7))
+    frames = np.stack(list(synth_module.iter_clip(3, 32, 5, np.random.default_rng(7))))
     assert hashlib.md5(frames.tobytes()).hexdigest() == "626905a5a229dff04b8f149d86b67a92"
 
 
@@ -113,6 +117,18 @@ def test_bounds_are_the_demos_and_refused_before_any_output(
     line = data_error(capsys, "synth", "--preset", "yardstick", "--out", str(out), option, value)
     assert line == f"octvideo data synth: error: {message}"
     assert not out.exists()
+
+
+def test_drawing_the_set_imports_neither_the_writer_nor_the_encoder():
+    """The yardstick draws frames with numpy and Pillow only: synth (which writes the sets and
+    imports it) and PyAV are not needed to draw a clip."""
+    code = (
+        "import sys, numpy as np; from octvideo.data import yardstick; "
+        "next(yardstick.iter_clip(0, 16, 2, np.random.default_rng(0))); "
+        "print(sorted({'av', 'octvideo.data.synth'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
 
 
 def test_an_unknown_preset_is_refused(tmp_path):
