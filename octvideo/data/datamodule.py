@@ -163,7 +163,9 @@ class VideoDataModule(L.LightningDataModule):
     @property
     def num_train_videos(self) -> int:
         """Videos of the training list that exist (0 without a training list)."""
-        return len(self._train_annotations.records) if self.cfg.train_list else 0
+        if not self.cfg.train_list:
+            return 0
+        return len(self._class_source.records)  # with a training list, it is the class source
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue at the position ``state_dict`` recorded (see module docstring).
@@ -195,7 +197,9 @@ class VideoDataModule(L.LightningDataModule):
         )
 
     @cached_property
-    def _train_annotations(self) -> Annotations:
+    def _class_source(self) -> Annotations:
+        """The first list set, training, else validation, else test: every list's labels are
+        indices into its classes (or those of ``data.classes_file``)."""
         cfg = self.cfg
         first = cfg.train_list or cfg.val_list or cfg.test_list
         if not first:
@@ -205,7 +209,7 @@ class VideoDataModule(L.LightningDataModule):
     @property
     def classes(self) -> list[str]:
         """Class names; label ``i`` is ``classes[i]``."""
-        return self._train_annotations.classes
+        return self._class_source.classes
 
     @property
     def num_classes(self) -> int:
@@ -261,10 +265,24 @@ class VideoDataModule(L.LightningDataModule):
             **kw,
         )
 
-    def _require(self, dataset: VideoDataset | None, name: str, stage: str) -> VideoDataset:
+    def _stage_dataset(self, stage: str) -> tuple[VideoDataset | None, str]:
+        """The dataset that ``stage``'s loader reads (None before ``setup``) and its name."""
+        if stage == "fit":
+            return self.train_dataset, "train_dataset"
+        if stage == "validate":
+            return self.val_dataset, "val_dataset"
+        return self.test_dataset, "test_dataset"
+
+    def _require(self, stage: str) -> VideoDataset:
+        """The dataset of ``stage`` (``fit``, ``validate`` or ``test``), set up on first use.
+
+        Raises:
+            AnnotationError: no list is set for it.
+        """
+        dataset, name = self._stage_dataset(stage)
         if dataset is None:
             self.setup(stage)
-            dataset = getattr(self, name)
+            dataset = self._stage_dataset(stage)[0]
         if dataset is None:
             raise AnnotationError(f"data: no annotations for {name} (set the matching data.*_list)")
         return dataset
@@ -272,7 +290,7 @@ class VideoDataModule(L.LightningDataModule):
     def _train_sampler(self) -> tuple[VideoDataset, EpochSampler, bool]:
         """The training set, its sampler over this rank's share, and whether to drop the last
         partial batch."""
-        dataset = self._require(self.train_dataset, "train_dataset", "fit")
+        dataset = self._require("fit")
         replicas, rank = _world()
         sampler = EpochSampler(
             dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.cfg.seed
@@ -305,7 +323,7 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader(dataset, sampler, persistent=False, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        dataset = self._require(self.val_dataset, "val_dataset", "validate")
+        dataset = self._require("validate")
         replicas, rank = _world()
         check_every_rank_has_one(len(dataset), replicas, "validation videos")
         sampler = UnrepeatedDistributedSampler(
@@ -314,6 +332,6 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader(dataset, sampler)
 
     def test_dataloader(self) -> DataLoader:
-        dataset = self._require(self.test_dataset, "test_dataset", "test")
+        dataset = self._require("test")
         replicas, rank = _world()
         return self._loader(dataset, ShareSampler(dataset, replicas, rank))

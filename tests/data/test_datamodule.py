@@ -35,6 +35,20 @@ def test_datamodule_input_errors_are_usage_errors(tmp_path, media):
         VideoDataModule(small_config(train_list=str(tmp_path / "train.txt"))).test_dataloader()
 
 
+def test_the_first_list_set_gives_the_classes_and_only_a_training_list_counts(tmp_path, media):
+    shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
+    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 2\n")
+    (tmp_path / "val.txt").write_text("a.mp4 1\n")
+    dm = VideoDataModule(small_config(val_list=str(tmp_path / "val.txt")))
+    assert dm.classes == ["0", "1"] and dm.num_train_videos == 0
+    with pytest.raises(UsageError, match=r"no annotations for train_dataset \(set the matching"):
+        dm.train_dataloader()
+    dm = VideoDataModule(small_config(train_list=str(tmp_path / "train.txt")))
+    assert dm.classes == ["0", "1", "2"] and dm.num_train_videos == 2
+    with pytest.raises(UsageError, match=r"no annotations for val_dataset \(set the matching"):
+        dm.val_dataloader()
+
+
 def test_datamodule_with_a_root_reads_each_split_folder(tmp_path, media, monkeypatch):
     split_tree(tmp_path, media)
     monkeypatch.chdir(tmp_path)  # relative folders are taken like relative list files
