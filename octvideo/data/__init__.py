@@ -9,14 +9,18 @@ Public API:
     DataConfig                          the ``data`` config section (``octvideo.data.config``)
     VideoDataModule(cfg)                LightningDataModule: train/val/test_dataloader, classes,
                                         num_classes, train/val/test_dataset (``.records``)
+    EpochSampler                        the training sampler: shuffles per epoch, resumes mid-epoch
     VideoDataset(records, cfg, mode)    map-style dataset, mode "train" | "val" | "test"
     BadVideoCallback, BadVideoTracker   main-process reporting of bad videos
     decode(path, indices=None, *, decoder="auto", short_side=None) -> uint8 (T, H, W, 3)
     probe(path, *, decoder="auto") -> VideoInfo(num_frames, fps, width, height, decoder)
     decode_clip(path, choose, *, decoder, short_side) -> (frames, indices, info)
-    load_annotations(path, *, root, fmt, classes_file, classes) -> Annotations
-    octvideo.data.transforms: train_transform(cfg), val_transform(cfg),
-        eval_transform(cfg, spatial_index), pack_pathways(video, alpha)
+    load_annotations(path, *, root, fmt, classes_file, classes, extensions, allow_outside_root)
+        -> Annotations(records, classes, missing, missing_examples)
+    VideoRecord(path, label)            one annotated video
+
+The clip transforms (``train_transform``, ``val_transform``, ``eval_transform``,
+``pack_pathways``) are in ``octvideo.data.transforms``.
 
 Batches: train ``{"video": float32 (B, 3, T, H, W) or [slow, fast], "label": int64 (B,),
 "video_index": int64 (B,), "skipped": int64 (B,), "errors": list[str]}``. Validation adds

@@ -1,5 +1,16 @@
-"""Inference from trained checkpoints: ``Predictor`` (centre clip, multi-view, sliding windows),
-prediction records (table, JSON Lines, CSV), rendering predictions into video, and export.
+"""Inference from trained checkpoints.
+
+Public API:
+    Predictor                 a checkpoint's network and clip protocol: centre clip, multi-view,
+                              sliding windows (``Predictor.from_checkpoint``)
+    ClipProtocol              how a checkpoint's clips are sampled and normalised
+    Prediction                the scores of one window or of a whole video
+    VideoResult               what ``Predictor.predict`` returns for one input
+    window_times(duration, window, stride) -> [(start, end)]
+
+The rest lives in submodules: many inputs at the model's speed (``pipeline``), prediction records
+as a table, JSON Lines or CSV (``output``), predictions drawn into a video (``render``) and
+TorchScript / ONNX export (``export``).
 
     from octvideo.inference import Predictor
     predictor = Predictor.from_checkpoint("runs/demo/checkpoints/best.ckpt")
@@ -12,8 +23,6 @@ from octvideo.inference.predictor import (
     Prediction,
     Predictor,
     VideoResult,
-    expand_inputs,
-    parse_seconds,
     window_times,
 )
 
@@ -22,7 +31,5 @@ __all__ = [
     "Prediction",
     "Predictor",
     "VideoResult",
-    "expand_inputs",
-    "parse_seconds",
     "window_times",
 ]
