@@ -297,85 +297,79 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
 # ---------------------------------------------------------------------------------- variants
 
 
-def _create_resnet3d(depth: int, **kwargs: object) -> ResNet3D:
-    return ResNet3D(depth, **kwargs)  # type: ignore[arg-type]
+# Recipes: the keyword arguments of each family; a variant's own keyword arguments override them.
+_C2D: dict[str, object] = {"stem_kernel": (1, 7, 7), "temporal_kernels": C2D_TEMPORAL}
+_I3D: dict[str, object] = {"stem_kernel": (5, 7, 7), "temporal_kernels": I3D_TEMPORAL}
+_SLOW: dict[str, object] = {
+    "stem_kernel": (1, 7, 7),
+    "temporal_kernels": SLOW_TEMPORAL,
+    "temporal_pool": False,
+}
 
 
-def _c2d(**kw: object) -> dict[str, object]:
-    return {"stem_kernel": (1, 7, 7), "temporal_kernels": C2D_TEMPORAL, **kw}
-
-
-def _i3d(**kw: object) -> dict[str, object]:
-    return {"stem_kernel": (5, 7, 7), "temporal_kernels": I3D_TEMPORAL, **kw}
-
-
-def _slow(**kw: object) -> dict[str, object]:
-    return {
-        "stem_kernel": (1, 7, 7),
-        "temporal_kernels": SLOW_TEMPORAL,
-        "temporal_pool": False,
-        **kw,
-    }
+def _create_resnet3d(depth: int, recipe: dict[str, object], **kwargs: object) -> ResNet3D:
+    """ResNet3D of ``depth`` built with ``recipe``, ``kwargs`` overriding it."""
+    return ResNet3D(depth, **{**recipe, **kwargs})  # type: ignore[arg-type]
 
 
 @register_model
 def c2d_r18(**kwargs: object) -> ResNet3D:
     """C2D ResNet-18 (basic blocks, no temporal kernels)."""
-    return _create_resnet3d(18, **_c2d(**kwargs))
+    return _create_resnet3d(18, _C2D, **kwargs)
 
 
 @register_model
 def c2d_r34(**kwargs: object) -> ResNet3D:
     """C2D ResNet-34."""
-    return _create_resnet3d(34, **_c2d(**kwargs))
+    return _create_resnet3d(34, _C2D, **kwargs)
 
 
 @register_model
 def c2d_r50(**kwargs: object) -> ResNet3D:
     """C2D ResNet-50 (Non-local paper baseline; Oct-C2D in the OctConv paper, Table 8)."""
-    return _create_resnet3d(50, **_c2d(**kwargs))
+    return _create_resnet3d(50, _C2D, **kwargs)
 
 
 @register_model
 def c2d_r101(**kwargs: object) -> ResNet3D:
     """C2D ResNet-101."""
-    return _create_resnet3d(101, **_c2d(**kwargs))
+    return _create_resnet3d(101, _C2D, **kwargs)
 
 
 @register_model
 def c2d_r152(**kwargs: object) -> ResNet3D:
     """C2D ResNet-152."""
-    return _create_resnet3d(152, **_c2d(**kwargs))
+    return _create_resnet3d(152, _C2D, **kwargs)
 
 
 @register_model
 def i3d_r18(**kwargs: object) -> ResNet3D:
     """I3D ResNet-18 (3x3x3 conv_a in the inflated blocks)."""
-    return _create_resnet3d(18, **_i3d(**kwargs))
+    return _create_resnet3d(18, _I3D, **kwargs)
 
 
 @register_model
 def i3d_r34(**kwargs: object) -> ResNet3D:
     """I3D ResNet-34."""
-    return _create_resnet3d(34, **_i3d(**kwargs))
+    return _create_resnet3d(34, _I3D, **kwargs)
 
 
 @register_model
 def i3d_r50(**kwargs: object) -> ResNet3D:
     """I3D ResNet-50 (Non-local paper's 3x1x1 inflation; Oct-I3D in the OctConv paper)."""
-    return _create_resnet3d(50, **_i3d(**kwargs))
+    return _create_resnet3d(50, _I3D, **kwargs)
 
 
 @register_model
 def i3d_r101(**kwargs: object) -> ResNet3D:
     """I3D ResNet-101."""
-    return _create_resnet3d(101, **_i3d(**kwargs))
+    return _create_resnet3d(101, _I3D, **kwargs)
 
 
 @register_model
 def i3d_r152(**kwargs: object) -> ResNet3D:
     """I3D ResNet-152."""
-    return _create_resnet3d(152, **_i3d(**kwargs))
+    return _create_resnet3d(152, _I3D, **kwargs)
 
 
 @register_model
@@ -385,24 +379,23 @@ def i3d_nl_r50(**kwargs: object) -> ResNet3D:
     On octave features the Non-local block attends at full resolution with embeddings read from
     both groups and the response written back to both (see ``octvideo.models.non_local``).
     """
-    return _create_resnet3d(50, **_i3d(**{"nonlocal_blocks": NL_RES34, **kwargs}))
+    return _create_resnet3d(50, {**_I3D, "nonlocal_blocks": NL_RES34}, **kwargs)
 
 
 @register_model
 def i3d_nl_r101(**kwargs: object) -> ResNet3D:
     """I3D ResNet-101 + Non-local blocks after every other block of res3 and res4."""
-    return _create_resnet3d(
-        101, **_i3d(**{"nonlocal_blocks": ((), (1, 3), tuple(range(1, 23, 2)), ()), **kwargs})
-    )
+    nonlocal_blocks = ((), (1, 3), tuple(range(1, 23, 2)), ())
+    return _create_resnet3d(101, {**_I3D, "nonlocal_blocks": nonlocal_blocks}, **kwargs)
 
 
 @register_model
 def slow_r50(**kwargs: object) -> ResNet3D:
     """Slow-only ResNet-50 (SlowFast paper; 3x1x1 conv_a in res4 and res5, no temporal pool)."""
-    return _create_resnet3d(50, **_slow(**kwargs))
+    return _create_resnet3d(50, _SLOW, **kwargs)
 
 
 @register_model
 def slow_r101(**kwargs: object) -> ResNet3D:
     """Slow-only ResNet-101."""
-    return _create_resnet3d(101, **_slow(**kwargs))
+    return _create_resnet3d(101, _SLOW, **kwargs)

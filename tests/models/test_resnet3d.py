@@ -184,3 +184,20 @@ def test_each_block_starts_as_its_shortcut(name):
     default = create_model(name, alpha=0.25, num_classes=5)  # off by default: unit scales
     scales = [m.weight for m in default.modules() if isinstance(m, torch.nn.BatchNorm3d)]
     assert all(bool((w == 1).all()) for w in scales)
+
+
+def test_a_variants_keywords_override_its_recipe():
+    """Each family's settings (stem kernel, temporal kernels, temporal pool) are defaults that
+    the caller's keywords replace."""
+    assert create_model("c2d_r18", width=8).stem.conv.kernel_size == (1, 7, 7)
+    assert create_model("c2d_r18", width=8, stem_kernel=(3, 7, 7)).stem.conv.kernel_size == (
+        3,
+        7,
+        7,
+    )
+    assert create_model("i3d_r18", width=8).res2[0].conv_a.kernel_size == (3, 3, 3)
+    c2d_kernels = ((1,), (1,), (1,), (1,))
+    i3d_as_c2d = create_model("i3d_r18", width=8, temporal_kernels=c2d_kernels)
+    assert i3d_as_c2d.res2[0].conv_a.kernel_size == (1, 3, 3)
+    assert create_model("slow_r50", width=8).pool2 is None
+    assert create_model("slow_r50", width=8, temporal_pool=True).pool2 is not None
