@@ -522,6 +522,7 @@ def load_annotations(
     fmt: str = "auto",
     classes_file: str | os.PathLike[str] | None = None,
     classes: list[str] | None = None,
+    classes_source: str = "the given class list",
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
     allow_outside_root: bool = False,
 ) -> Annotations:
@@ -537,6 +538,7 @@ def load_annotations(
             classes that no video of ``path`` uses); written when it does not; refused when it
             is a folder, a device or a pipe.
         classes: a class list to use instead (e.g. the training list's, for validation).
+        classes_source: where ``classes`` came from, for the message that refuses a label.
         extensions: video suffixes for the ``folders`` format.
         allow_outside_root: accept relative list paths that climb out of ``root``.
 
@@ -553,7 +555,7 @@ def load_annotations(
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
     if fmt == "lines":
-        source = "the given class list" if classes is not None else f"classes file {classes_file}"
+        source = classes_source if classes is not None else f"classes file {classes_file}"
         result = _read_lines_annotations(path, root, known, source, allow_outside_root)
     elif fmt == "kinetics_csv":
         result = read_kinetics_csv(path, root, known)

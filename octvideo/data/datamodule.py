@@ -192,19 +192,25 @@ class VideoDataModule(L.LightningDataModule):
             fmt=cfg.annotation_format,
             classes_file=cfg.classes_file or None,
             classes=classes,
+            classes_source=f"the first list, {self._first_list}",
             extensions=tuple(cfg.video_extensions),
             allow_outside_root=cfg.allow_outside_root,
         )
 
-    @cached_property
-    def _class_source(self) -> Annotations:
+    @property
+    def _first_list(self) -> str:
         """The first list set, training, else validation, else test: every list's labels are
         indices into its classes (or those of ``data.classes_file``)."""
         cfg = self.cfg
         first = cfg.train_list or cfg.val_list or cfg.test_list
         if not first:
             raise AnnotationError("data: set data.train_list, data.val_list or data.test_list")
-        return self._read(first, None)
+        return first
+
+    @cached_property
+    def _class_source(self) -> Annotations:
+        """The annotations of ``_first_list``, which give the class list."""
+        return self._read(self._first_list, None)
 
     @property
     def classes(self) -> list[str]:

@@ -49,6 +49,18 @@ def test_the_first_list_set_gives_the_classes_and_only_a_training_list_counts(tm
         dm.val_dataloader()
 
 
+def test_a_label_outside_the_first_lists_classes_names_that_list(tmp_path, media):
+    shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
+    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 1\n")
+    (tmp_path / "val.txt").write_text("a.mp4 2\n")
+    cfg = small_config(train_list=str(tmp_path / "train.txt"), val_list=str(tmp_path / "val.txt"))
+    with pytest.raises(UsageError) as info:
+        VideoDataModule(cfg).setup("fit")
+    assert f"label 2 is outside the 2 classes of the first list, {tmp_path / 'train.txt'};" in str(
+        info.value
+    )
+
+
 def test_datamodule_with_a_root_reads_each_split_folder(tmp_path, media, monkeypatch):
     split_tree(tmp_path, media)
     monkeypatch.chdir(tmp_path)  # relative folders are taken like relative list files
