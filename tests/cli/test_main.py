@@ -97,6 +97,107 @@ def test_an_unknown_argument_is_refused_under_the_commands_own_usage(argv, prog,
     assert err.splitlines()[-1] == f"octvideo {prog}: error: unrecognized arguments: {unknown}"
 
 
+_INPUTS = "put -- before inputs that begin with - (-- {0}), or write ./{0}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "message"),
+    [
+        (
+            ["predict", "--ckpt", "c.ckpt", "-b.mp4"],
+            "predict",
+            "-b.mp4 is no option of octvideo predict, which needs inputs: "
+            + _INPUTS.format("-b.mp4"),
+        ),
+        (
+            ["import", "--from", "octvideo", "--model", "c2d_r18", "--out", "o.ckpt", "-b.mp4"],
+            "import",
+            "-b.mp4 is no option of octvideo import, which needs src: " + _INPUTS.format("-b.mp4"),
+        ),
+        (
+            ["data", "check", "-b.mp4"],
+            "data check",
+            "-b.mp4 is no option of octvideo data check, which needs annotations: "
+            + _INPUTS.format("-b.mp4"),
+        ),
+        (
+            ["data", "prepare", "src", "-b.mp4"],
+            "data prepare",
+            "-b.mp4 is no option of octvideo data prepare, which needs dst: "
+            + _INPUTS.format("-b.mp4"),
+        ),
+        (  # -q.mp4 read as -q with the value .mp4: "ignored explicit argument '.mp4'"
+            ["predict", "--ckpt", "c.ckpt", "a.mp4", "-q.mp4"],
+            "predict",
+            "-q.mp4 is no option of octvideo predict, which needs inputs: "
+            + _INPUTS.format("-q.mp4"),
+        ),
+        (  # a file here among options it does not have
+            ["predict", "--ckpt", "c.ckpt", "a.mp4", "-b.mp4", "--bogus"],
+            "predict",
+            "unrecognized arguments: -b.mp4 --bogus; -b.mp4 is a file here, which octvideo "
+            "predict takes as inputs: " + _INPUTS.format("-b.mp4"),
+        ),
+        (  # an option's value: "argument --ckpt: expected one argument"
+            ["export", "--ckpt", "-b.mp4", "--format", "onnx", "--out", "m.onnx"],
+            "export",
+            "-b.mp4 is no option of octvideo export: if it is the value of --ckpt, write "
+            "--ckpt=-b.mp4 or --ckpt ./-b.mp4",
+        ),
+        (
+            ["predict", "--ckpt", "-new.ckpt", "a.mp4"],  # not a file (yet): no option anyway
+            "predict",
+            "-new.ckpt is no option of octvideo predict: if it is the value of --ckpt, write "
+            "--ckpt=-new.ckpt or --ckpt ./-new.ckpt",
+        ),
+    ],
+)
+def test_a_path_that_begins_with_a_dash_is_refused_saying_how_to_give_it(
+    argv, prog, message, tmp_path, monkeypatch, capsys
+):
+    # each said "the following arguments are required: ...", "unrecognized arguments: ..." or
+    # "expected one argument", naming none of the ways to give such a path
+    monkeypatch.chdir(tmp_path)
+    for name in ("-b.mp4", "-q.mp4"):
+        (tmp_path / name).touch()
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"octvideo {prog}: error: {message}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--ckpt", "c.ckpt", "a.mp4", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--cfg", "c.yaml", "-b.mp4"], "unrecognized arguments: -b.mp4"),  # no path
+        (["predict", "--ckpt", "c.ckpt", "--topk", "x", "a"], "argument --topk: 'x' is not a"),
+        (["predict", "--ckpt", "c.ckpt", "--topk", "-b.mp4", "a"], "argument --topk: expected"),
+        # --ckpt=-b.mp4 would still lack --format
+        (["export", "--ckpt", "-b.mp4", "--out", "m"], "argument --ckpt: expected one argument"),
+    ],
+)
+def test_refusals_that_no_dash_path_explains_keep_their_words(
+    argv, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-b.mp4").touch()
+    with pytest.raises(SystemExit):
+        main(argv)
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.split(": error: ", 1)[1].startswith(message)
+
+
+def test_a_dash_path_after_a_double_dash_or_dot_slash_is_an_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-b.mp4").touch()
+    for inputs in (["--", "-b.mp4"], ["./-b.mp4"]):
+        args = build_parser().parse_args(["predict", "--ckpt", "c.ckpt", *inputs])
+        assert args.inputs == inputs[-1:]
+    args = build_parser().parse_args(["export", "--ckpt=-b.mp4", "--format", "onnx"])
+    assert args.ckpt == "-b.mp4"
+
+
 def _commands(parser: argparse.ArgumentParser):
     """The parser of every command, ``data``'s subcommands included."""
     for action in parser._actions:
