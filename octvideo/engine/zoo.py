@@ -52,6 +52,7 @@ from octvideo.config import (
     CONFIG_DIR,
     LIMITS,
     ModelConfig,
+    OutputConfig,
     RunConfig,
     dump_yaml,
     shipped_names,
@@ -64,7 +65,14 @@ from octvideo.engine.checkpoint import (
     model_state_dict,
     state_mismatch,
 )
-from octvideo.errors import CheckpointError, ConfigError, RunStopped, UsageError, first_line
+from octvideo.errors import (
+    AnnotationError,
+    CheckpointError,
+    ConfigError,
+    RunStopped,
+    UsageError,
+    first_line,
+)
 from octvideo.models import is_model, list_models
 from octvideo.paths import ReadFiles, atomic_output, check_output_file
 
@@ -130,6 +138,8 @@ class _Converted:
     clip_source: str  # where the clip protocol came from, for the command's report
     classes_file: str = ""  # the source run's data.classes_file, which the run config names
     jitter_scales: tuple[int, int] | None = None  # the source run's data.train_jitter_scales
+    # the folders a relative classes_file may be relative to, likeliest first (_run_folders)
+    run_folders: tuple[Path, ...] = ()
 
 
 def kinetics400_classes() -> list[str]:
@@ -372,7 +382,7 @@ def _from_octvideo(
     alpha: float | None,
     clip: tuple[int, int] | None,
 ) -> _Converted:
-    what, trained_on, scales = "--classes", "", None
+    what, trained_on, scales, folders = "--classes", "", None, ()
     state = _with_batch_counts(_plain_state(checkpoint))
     if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
         raise UsageError(
@@ -399,6 +409,7 @@ def _from_octvideo(
         protocol = own.clip
         clip_source = "the source checkpoint"
         trained_on, scales = own.trained_classes_file(src), own.trained_jitter_scales(src)
+        folders = _run_folders(src, own.config or {})
         if names is None:
             names, what = list(own.classes), "its metadata"
         else:
@@ -446,7 +457,30 @@ def _from_octvideo(
         clip_source,
         classes_file=trained_on,
         jitter_scales=scales,
+        run_folders=folders,
     )
+
+
+def _run_folders(src: Path, config: Mapping[str, Any]) -> tuple[Path, ...]:
+    """Where a relative ``data.classes_file`` of the run that wrote ``src`` may be: the folder
+    that run was started in, which ``octvideo train`` resolves it against, where the checkpoint
+    still lies under the run folder its config names relative to it
+    (``START/runs/a/checkpoints/last.ckpt`` for ``output.dir=runs/a``); then that run folder;
+    then the current folder."""
+    here = Path(os.path.abspath(src)).parent
+    run_folder = here.parent if here.name == "checkpoints" else here
+    folders = [run_folder, Path.cwd()]
+    output = config.get("output")
+    output = output if isinstance(output, Mapping) else {}
+    named = output.get("dir") or os.path.join(
+        str(output.get("root", OutputConfig.root)),
+        str(output.get("name") or config.get("name") or ""),
+    )
+    parts = Path(os.path.normpath(str(named))).parts
+    relative = not os.path.isabs(str(named)) and ".." not in parts and parts != (".",)
+    if relative and parts and run_folder.parts[-len(parts) :] == parts:
+        folders.insert(0, Path(*run_folder.parts[: -len(parts)]))
+    return tuple(dict.fromkeys(folders))  # in order, once each
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -918,7 +952,7 @@ def _data_config(
     elif class_file is not None:
         classes_file = str(class_file.resolve())
     else:
-        classes_file = got.classes_file
+        classes_file = _trained_classes_file(src, got)
     scales = got.jitter_scales
     if scales is None:
         low, high = DataConfig.train_jitter_scales
@@ -937,6 +971,35 @@ def _data_config(
             f"checkpoint {str(src)!r} metadata: config.{first_line(err)}; {ADVICE}",
             field="config.data",
         ) from err
+
+
+def _trained_classes_file(src: Path, got: _Converted) -> str:
+    """The source run's ``data.classes_file`` as a path that means the same file wherever the
+    run config is used: a relative one (which ``octvideo train`` read against the folder it was
+    started in) resolved against the first of ``got.run_folders`` where it lists the checkpoint's
+    classes.
+
+    Raises:
+        UsageError: a relative one that no such folder holds with those classes.
+    """
+    from octvideo.data.annotations import read_classes
+
+    name = got.classes_file
+    if not name or os.path.isabs(name):
+        return name
+    for folder in got.run_folders:
+        path = folder / name
+        try:
+            if path.is_file() and read_classes(path) == list(got.classes):
+                return str(path.resolve())
+        except (AnnotationError, OSError):  # not a class list of this run's: look on
+            continue
+    folders = ", ".join(str(folder) for folder in got.run_folders)
+    raise UsageError(
+        f"{src} names data.classes_file={name}, relative to the folder its run was started in, "
+        f"and no {name} in {folders} lists its {len(got.classes)} classes; pass --classes with "
+        "the class list it was trained with"
+    )
 
 
 # ---------------------------------------------------------------------------------- writing

@@ -749,18 +749,71 @@ def test_importing_again_replaces_its_own_files(i3d_zoo: Path, tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["i3d.ckpt", "i3d.yaml"]
 
 
-def test_octvideo_run_config_names_the_runs_classes_file(checkpoint: Path, tmp_path: Path) -> None:
+def _trained_in(start: Path, checkpoint: Path, output: dict, classes_file: str) -> Path:
+    """``checkpoint`` as ``octvideo train`` started in ``start`` with ``output`` and
+    ``data.classes_file`` leaves it: in the run folder's checkpoints/."""
     from octvideo.engine.checkpoint import atomic_save
 
     trained = load_checkpoint(checkpoint)
-    trained["hyper_parameters"]["meta"]["config"] = {"data": {"classes_file": "data/classes.txt"}}
-    src = tmp_path / "trained.ckpt"
+    config = {"name": "tiny", "output": output, "data": {"classes_file": classes_file}}
+    trained["hyper_parameters"]["meta"]["config"] = config
+    folder = Path(output.get("dir") or start / "runs" / "tiny")
+    src = (folder if folder.is_absolute() else start / folder) / "checkpoints" / "last.ckpt"
+    src.parent.mkdir(parents=True)
     atomic_save(trained, src)
+    return src
+
+
+@pytest.mark.parametrize(
+    ("output", "where"),
+    [
+        ({"dir": "runs/a"}, "start"),  # the folder train was started in, found from output.dir
+        ({"root": "runs", "name": ""}, "start"),  # runs/<config name>
+        ({"dir": "ABSOLUTE"}, "run"),  # that folder unknown: the run folder
+    ],
+)
+def test_octvideo_run_config_names_the_runs_classes_file_wherever_it_is_used(
+    checkpoint: Path, tmp_path: Path, monkeypatch, output: dict, where: str
+) -> None:
+    # the relative data.classes_file was copied as it was, so the run config named a file
+    # relative to wherever it was used later
+    start, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if output.get("dir") == "ABSOLUTE":
+        output = {"dir": str(start / "runs" / "b")}
+    src = _trained_in(start, checkpoint, output, "data/classes.txt")
+    own = start if where == "start" else src.parent.parent
+    (own / "data").mkdir(parents=True)
+    (own / "data" / "classes.txt").write_text("left\nright\nstill\n")
+    monkeypatch.chdir(elsewhere)
+    (elsewhere / "data").mkdir()
+    (elsewhere / "data" / "classes.txt").write_text("x\ny\nz\n")  # another list of that name
     out = tmp_path / "again.ckpt"
     import_checkpoint(src, source="octvideo", model="c2d_r18", out=out)
-    assert yaml.safe_load(out.with_suffix(".yaml").read_text())["data"]["classes_file"] == (
-        "data/classes.txt"
+    named = yaml.safe_load(out.with_suffix(".yaml").read_text())["data"]["classes_file"]
+    assert named == str((own / "data" / "classes.txt").resolve())
+
+
+def test_octvideo_runs_classes_file_found_nowhere_is_refused(
+    checkpoint: Path, tmp_path: Path, monkeypatch
+) -> None:
+    start = tmp_path / "project"
+    src = _trained_in(start, checkpoint, {"dir": str(tmp_path / "moved")}, "data/classes.txt")
+    (start / "data").mkdir(parents=True)
+    (start / "data" / "classes.txt").write_text("left\nright\nstill\n")  # not to be known
+    monkeypatch.chdir(src.parent)  # a classes file of other names here is no answer either
+    (src.parent / "data").mkdir()
+    (src.parent / "data" / "classes.txt").write_text("left\nright\n")
+    message = _refusal(tmp_path, src, source="octvideo", model="c2d_r18")
+    assert message == (
+        f"{src} names data.classes_file=data/classes.txt, relative to the folder its run was "
+        f"started in, and no data/classes.txt in {tmp_path / 'moved'}, {src.parent} lists its 3 "
+        "classes; pass --classes with the class list it was trained with"
     )
+    names = start / "data" / "classes.txt"
+    out = tmp_path / "named.ckpt"
+    import_checkpoint(src, source="octvideo", model="c2d_r18", out=out, classes=str(names))
+    assert load_config(out.with_suffix(".yaml")).data.classes_file == str(names.resolve())
 
 
 def _with_larger_crops(checkpoint: Path, tmp_path: Path, config: dict) -> Path:
