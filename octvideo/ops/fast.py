@@ -153,14 +153,38 @@ class Geometry(NamedTuple):
     dilation: tuple[int, ...]
 
 
+# oneDNN's 2D 1x1 backward-weights kernel (``jit_1x1``, PyTorch 2.14 on x86 CPUs) runs a
+# spatially strided channels-last convolution on a unit-stride copy of its input, and writes past
+# that copy when the input has fewer channels than the kernel's block of 16 (oneDNN issue 6035):
+# the process dies with "double free or corruption" or a segfault, as c2d_r18 at width 8 did in
+# its first strided shortcut (8 -> 16 channels, 56x56). oneDNN runs the 3D convolution on another
+# kernel (jit:avx512_core), whose weight gradient matches float64 for 1 to 24 input channels.
+_STRIDED_1X1_MIN_CHANNELS = 16
+
+
+def strided_1x1_too_narrow(layer: OctConv3d) -> bool:
+    """Whether ``layer`` has a 1x1 spatial kernel with a spatial stride and a path that reads
+    fewer than ``_STRIDED_1X1_MIN_CHANNELS`` channels per group: as a 2D convolution, its weight
+    gradient would meet oneDNN's strided 1x1 fault."""
+    c = layer.conv_hh
+    if c.kernel_size[1:] != (1, 1) or c.stride[1:] == (1, 1):
+        return False
+    paths = (layer.conv_hh, layer.conv_hl, layer.conv_lh, layer.conv_ll)
+    narrowest = min(p.in_channels // p.groups for p in paths if p is not None)
+    return narrowest < _STRIDED_1X1_MIN_CHANNELS
+
+
 def geometry(layer: OctConv3d, backward: bool = False) -> Geometry:
     """How ``layer``'s convolutions run: "frames" (1 x k x k kernels as 2D convolutions on
     (B*T, C, H, W) views), "tubes" (k x 1 x 1 kernels on (B, C, T, H*W) views; only where no
     backward follows: oneDNN's 2D backward is 1.2-2.6x slower than its 3D one on these) or "3d".
+    A strided 1x1 kernel on fewer than 16 channels runs as "3d" where a backward follows
+    (``strided_1x1_too_narrow``).
     """
     c = layer.conv_hh
     k, st, pad, dil = c.kernel_size, c.stride, c.padding, c.dilation
-    if k[0] == 1 and st[0] == 1 and pad[0] == 0:
+    frames = k[0] == 1 and st[0] == 1 and pad[0] == 0
+    if frames and not (backward and strided_1x1_too_narrow(layer)):
         return Geometry("frames", st[1:], pad[1:], dil[1:])
     if k[1:] == (1, 1) and st[1:] == (1, 1) and pad[1:] == (0, 0) and not backward:
         return Geometry("tubes", (st[0], 1), (pad[0], 0), (dil[0], 1))

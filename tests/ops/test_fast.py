@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from octvideo.models import create_model
-from octvideo.ops import OctConv3d, OctPair, fast, low_channels, octconv
+from octvideo.ops import OctConv3d, OctPair, as_pair, fast, low_channels, octconv
+from tests.scripts import run_code
 
 CL = torch.channels_last_3d
 KERNELS = [(1, 1, 1), (3, 1, 1), (1, 3, 3), (3, 3, 3)]
@@ -268,3 +269,90 @@ def test_fast_path_traces_without_graph_breaks() -> None:
         with torch.set_grad_enabled(train):
             explained = torch._dynamo.explain(model.train(train))(x)
         assert explained.graph_break_count == 0, explained.break_reasons
+
+
+# strided 1x1 layers with fewer than 16 input channels in a path, where oneDNN's 2D 1x1 weight
+# gradient writes past its buffer: (in_channels, alpha, octave); octave (1, 1, 1) strides natively
+NARROW_STRIDED_1X1 = [(8, 0.0, (1, 2, 2)), (4, 0.0, (1, 2, 2)), (16, 0.25, (1, 1, 1))]
+
+
+def _narrow_layer(channels: int, alpha: float, octave) -> OctConv3d:
+    return OctConv3d(
+        channels, 16, 1, stride=(1, 2, 2), alpha_in=alpha, alpha_out=alpha, octave=octave
+    )
+
+
+@pytest.mark.parametrize(
+    ("channels", "alpha", "octave", "view"),
+    [*((*case, "3d") for case in NARROW_STRIDED_1X1), (16, 0.0, (1, 2, 2), "frames")],
+)
+def test_strided_1x1_on_few_channels_trains_as_3d_and_equals_four_paths(
+    channels, alpha, octave, view
+):
+    layer = _narrow_layer(channels, alpha, octave)
+    assert fast.geometry(layer, backward=True).view == view
+    assert fast.geometry(layer).view == "frames"  # no backward follows: the 2D view
+    x = as_pair(make_input(channels, alpha, (4, 8, 8), octave))
+    results = []
+    for fmt in (CL, torch.contiguous_format):  # the fast path, then the paper's four paths
+        inputs = [
+            None if t is None else t.contiguous(memory_format=fmt).requires_grad_() for t in x
+        ]
+        out = as_pair(layer(OctPair(*inputs)))
+        g = torch.Generator().manual_seed(1)
+        sum((t * torch.randn(t.shape, generator=g)).sum() for t in out if t is not None).backward()
+        grads = [t.grad for t in inputs if t is not None]
+        results.append(
+            [t for t in out if t is not None] + grads + [p.grad for p in layer.parameters()]
+        )
+        layer.zero_grad(set_to_none=True)
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+_TRAIN_NARROW_STRIDED_1X1 = """
+import sys, torch
+from octvideo.ops import OctConv3d, OctPair, as_pair, low_channels
+channels, alpha = int(sys.argv[1]), float(sys.argv[2])
+octave = tuple(int(o) for o in sys.argv[3].split(","))
+cl = torch.channels_last_3d
+layer = OctConv3d(channels, 16, 1, stride=(1, 2, 2), alpha_in=alpha, alpha_out=alpha,
+                  octave=octave).to(memory_format=cl)
+n_low = low_channels(channels, alpha)
+x = torch.randn(2, channels - n_low, 8, 56, 56).contiguous(memory_format=cl)
+if n_low:
+    x = OctPair(x, torch.randn(2, n_low, 8, 56, 56).contiguous(memory_format=cl))
+for _ in range(3):
+    sum(t.sum() for t in as_pair(layer(x)) if t is not None).backward()
+print("trained")
+"""
+
+
+@pytest.mark.parametrize(("channels", "alpha", "octave"), NARROW_STRIDED_1X1)
+def test_strided_1x1_on_few_channels_trains_in_float32_channels_last(channels, alpha, octave):
+    """In a fresh process, which the fault would kill: float32, channels-last, at the size of
+    c2d_r18's first strided shortcut at width 8 on 224-pixel crops (8 frames of 56x56)."""
+    done = run_code(
+        _TRAIN_NARROW_STRIDED_1X1, str(channels), str(alpha), ",".join(map(str, octave))
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "trained"
+
+
+_TRAIN_C2D_R18_WIDTH_8 = """
+import torch
+from octvideo.models import create_model
+cl = torch.channels_last_3d
+model = create_model("c2d_r18", num_classes=10, width=8).train().to(memory_format=cl)
+model(torch.randn(2, 3, 8, 224, 224).contiguous(memory_format=cl)).sum().backward()
+print("trained")
+"""
+
+
+@pytest.mark.heavy
+def test_narrow_c2d_r18_trains_channels_last_on_224_pixel_crops():
+    """A training step of c2d_r18 at width 8, alpha 0, on two clips of 8x224x224 channels-last
+    (the memory format ``trainer.memory_format=auto`` picks on a CPU), in a fresh process."""
+    done = run_code(_TRAIN_C2D_R18_WIDTH_8, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "trained"
