@@ -332,3 +332,9 @@ def write_atomically(
     with AtomicOutput(path, option) as out:
         out.write(data)
     return out.path
+
+
+def write_failure(err: BaseException) -> str:
+    """Why an output could not be written (``No space left on device``): an ``OSError``'s text,
+    or the ``reason`` of the ``RunStopped`` that ``atomic_output`` may turn one into."""
+    return getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err)

@@ -18,6 +18,7 @@ from octvideo.paths import (
     nearest_existing,
     temporaries,
     write_atomically,
+    write_failure,
 )
 from tests.small_disk import fill, small_disk
 
@@ -177,3 +178,11 @@ def test_nearest_existing_is_the_path_or_its_closest_existing_ancestor(tmp_path,
     assert nearest_existing(tmp_path / "a" / "f" / "x") == tmp_path / "a" / "f"  # a file too
     monkeypatch.chdir(tmp_path)
     assert nearest_existing("x/y") == Path(".")
+
+
+def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert write_failure(full) == "No space left on device"
+    stopped = OutputWriteError(tmp_path / "a.csv", full, existed=False)
+    assert write_failure(stopped) == "No space left on device"  # not the whole sentence
+    assert write_failure(RuntimeError("lost")) == "lost"

@@ -158,23 +158,6 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
     return names
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write UTF-8 ``text`` to a temporary file beside ``path``, renamed to it when complete
-    (``paths.write_atomically``).
-
-    Raises:
-        UsageError: ``path`` is a symbolic link.
-        OutputWriteError: it cannot be written (a full disk); ``path`` is then left as it was.
-    """
-    write_atomically(path, text)
-
-
-def write_failure(err: BaseException) -> str:
-    """Why an output could not be written (``No space left on device``): an ``OSError``'s text,
-    or the ``reason`` of the ``RunStopped`` that ``paths.atomic_output`` may turn one into."""
-    return getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err)
-
-
 def in_package(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` (through links and ``..``) lies in the installed octvideo package, whose
     files (the shipped class lists) are read and never written."""
@@ -182,7 +165,7 @@ def in_package(path: str | os.PathLike[str]) -> bool:
 
 
 def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
-    """Write a class list, one name a line (complete or not at all, see ``write_text``).
+    """Write a class list, one name a line (complete or not at all, see ``paths.write_atomically``).
 
     Raises:
         UsageError: ``path`` lies in the installed octvideo package, or is a symbolic link.
@@ -194,7 +177,7 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
             "octvideo never writes; point data.classes_file at a path of your own"
         )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, "".join(f"{c}\n" for c in classes))
+    write_atomically(path, "".join(f"{c}\n" for c in classes))
 
 
 def split_line(line: str) -> list[str]:

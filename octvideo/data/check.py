@@ -46,11 +46,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations, write_failure
+from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, serve, worker_context
 from octvideo.errors import RunStopped, UsageError
-from octvideo.paths import ReadFiles, check_output_file, write_atomically
+from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
 
 logger = logging.getLogger(__name__)
 

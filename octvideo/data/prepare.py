@@ -70,15 +70,19 @@ from octvideo.data.annotations import (
     read_kinetics_csv,
     read_text,
     write_classes,
-    write_failure,
-    write_text,
 )
 from octvideo.data.check import check_timeout, write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
 from octvideo.errors import RunStopped, UsageError
-from octvideo.paths import ReadFiles, check_folder, check_output_file
+from octvideo.paths import (
+    ReadFiles,
+    check_folder,
+    check_output_file,
+    write_atomically,
+    write_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -386,7 +390,7 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
             found = read_kinetics_csv(csv_path, root=dst, classes=classes)
             classes = found.classes
             target = dst / f"{Path(csv_path).stem}.txt"
-            write_text(
+            write_atomically(
                 target, "".join(_lines(((Path(r.path), r.label) for r in found.records), dst))
             )
             logger.info(
@@ -410,7 +414,7 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
             dst,
         )
         if lines:
-            write_text(dst / f"{split.name}.txt", "".join(lines))
+            write_atomically(dst / f"{split.name}.txt", "".join(lines))
             written.append(dst / f"{split.name}.txt")
     write_classes(dst / "classes.txt", classes)
     return written + [dst / "classes.txt"]

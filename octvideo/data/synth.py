@@ -60,11 +60,17 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from octvideo.data import yardstick
-from octvideo.data.annotations import write_failure, write_text
+from octvideo.data.annotations import write_classes
 from octvideo.data.limits import check_range
 from octvideo.data.shapes import SHAPES
 from octvideo.errors import RunStopped
-from octvideo.paths import atomic_output, check_output_file, temporaries
+from octvideo.paths import (
+    atomic_output,
+    check_output_file,
+    temporaries,
+    write_atomically,
+    write_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -343,7 +349,7 @@ def generate_synthetic(
         _clear_earlier_set(out)
     target = out / "classes.txt"
     try:
-        write_text(target, "".join(f"{c}\n" for c in classes))
+        write_classes(target, classes)
         for split, split_id, n in tqdm(jobs, desc="synth", unit="clip", disable=not progress):
             label = n % len(classes)
             target = out / split / classes[label] / f"{n:05d}.mp4"
@@ -354,7 +360,7 @@ def generate_synthetic(
             lines[split].append(f"{target.relative_to(out).as_posix()} {label}\n")
         for split, rows in lines.items():
             target = out / f"{split}.txt"
-            write_text(target, "".join(rows))
+            write_atomically(target, "".join(rows))
     except (OSError, RunStopped) as err:  # a full disk: the files there are complete, none half
         done = len(lines["train"]) + len(lines["val"])
         raise RunStopped(

@@ -66,7 +66,6 @@ from octvideo.config import (
     resolve_config_path,
     to_dict,
 )
-from octvideo.data.annotations import write_failure
 from octvideo.errors import (
     ConfigError,
     OutputWriteError,
@@ -76,7 +75,13 @@ from octvideo.errors import (
     one_line,
 )
 from octvideo.measure.machine import machine
-from octvideo.paths import ReadFiles, atomic_output, check_output_file, write_atomically
+from octvideo.paths import (
+    ReadFiles,
+    atomic_output,
+    check_output_file,
+    write_atomically,
+    write_failure,
+)
 
 logger = logging.getLogger(__name__)
 
