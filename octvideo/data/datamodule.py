@@ -223,7 +223,9 @@ class VideoDataModule(L.LightningDataModule):
         return len(self.classes)
 
     def _dataset(self, path: str, mode: str) -> VideoDataset:
-        annotations = self._read(path, self.classes)
+        # the first list was read for the classes: a Kinetics list is not walked twice
+        first = path == self._first_list
+        annotations = self._class_source if first else self._read(path, self.classes)
         if not annotations.records:
             raise AnnotationError(
                 f"data: {path} lists no video that exists; check the list's paths against "

@@ -61,6 +61,24 @@ def test_a_label_outside_the_first_lists_classes_names_that_list(tmp_path, media
     )
 
 
+def test_each_list_is_read_once_the_first_for_its_classes_too(tmp_path, media, monkeypatch):
+    shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
+    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 1\n")
+    (tmp_path / "val.txt").write_text("a.mp4 1\n")
+    read = []
+    load = datamodule_module.load_annotations
+    monkeypatch.setattr(
+        datamodule_module,
+        "load_annotations",
+        lambda path, **kw: read.append(path) or load(path, **kw),
+    )
+    cfg = small_config(train_list=str(tmp_path / "train.txt"), val_list=str(tmp_path / "val.txt"))
+    dm = VideoDataModule(cfg)
+    dm.setup("fit")
+    assert dm.classes == ["0", "1"] and len(dm.train_dataset) == 2
+    assert read == [str(tmp_path / "train.txt"), str(tmp_path / "val.txt")]
+
+
 def test_datamodule_with_a_root_reads_each_split_folder(tmp_path, media, monkeypatch):
     split_tree(tmp_path, media)
     monkeypatch.chdir(tmp_path)  # relative folders are taken like relative list files
