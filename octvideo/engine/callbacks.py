@@ -203,8 +203,9 @@ def at_final_step(trainer: L.Trainer) -> bool:
     A checkpoint written there, before the last epoch's validation, precise BN and epoch-end
     checkpoint, is one a resumed run would take as finished: Lightning resumes it with nothing
     left to do, so that validation and precise BN would never run. The step-triggered and the
-    SIGTERM last.ckpt are not written at that step; a run stopped during that last stretch
-    resumes from the one before.
+    SIGTERM last.ckpt are not written at that step: the run's next last.ckpt is the one written
+    as that validation starts, after precise BN, which a resumed run validates first
+    (``octvideo.engine.run``), or the epoch-end one.
     """
     return trainer.global_step >= trainer.estimated_stepping_batches
 
@@ -219,6 +220,9 @@ class CheckpointOnSigterm(L.Callback):
     checkpoint; this one is written at the same point in the batch as the step-triggered
     last.ckpt, so ``--resume auto`` continues exactly where the job stopped. Every process
     takes part in the decision (any one signalled), so the write is collective under DDP.
+    After an epoch's last batch Lightning goes on to its validation and stops after the
+    validation batch under way; the last.ckpt written as that validation started keeps the
+    epoch's training.
     """
 
     def __init__(self, path: Path) -> None:
@@ -227,7 +231,10 @@ class CheckpointOnSigterm(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.strategy.reduce_boolean_decision(trainer.received_sigterm, all=False):
             if at_final_step(trainer):
-                logger.info("SIGTERM at the last step: last.ckpt kept as it was")
+                logger.info(
+                    "SIGTERM at the last step: last.ckpt is written as its validation starts, "
+                    "or at the epoch's end"
+                )
                 return
             if trainer.accumulate_grad_batches > 1 and (
                 trainer.fit_loop.epoch_loop._should_accumulate()  # no step after this batch

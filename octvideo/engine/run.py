@@ -32,6 +32,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, model_config, stored_meta
@@ -434,6 +435,35 @@ def _epoch_progress(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return ((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}
 
 
+# Lightning's key for the validation loop's batch counters in a checkpoint's "loops" state
+_VAL_PROGRESS = "epoch_loop.val_loop.batch_progress"
+# the counters as the first validation batch is being run: Lightning's "restarted mid-evaluation"
+# (``_EvaluationLoop.update_restart_stage``), which it resumes by running that validation again
+# from its first batch (its counters of the batches done, none, are where it starts)
+_FIRST_VAL_BATCH = {"ready": 1, "started": 1, "processed": 0, "completed": 0}
+
+
+def mark_validation_started(checkpoint: dict[str, Any]) -> None:
+    """Marks a checkpoint written as an epoch's validation starts, after its training, as one
+    written during that validation's first batch: Lightning then resumes it by running the
+    validation whole, then the epoch's end (its last.ckpt, best.ckpt, the epoch log) and the
+    epochs after it. Unmarked, it would skip that validation (a checkpoint "saved on last",
+    which Lightning takes to be written after it)."""
+    progress = checkpoint["loops"]["fit_loop"][_VAL_PROGRESS]
+    progress["total"], progress["current"] = dict(_FIRST_VAL_BATCH), dict(_FIRST_VAL_BATCH)
+    progress["is_last_batch"] = False
+
+
+def validation_under_way(checkpoint: dict[str, Any]) -> bool:
+    """Whether a Lightning checkpoint was written during an epoch's validation, after the
+    epoch's training (``mark_validation_started``): it has trained that epoch whole."""
+    loops = checkpoint.get("loops") or {}
+    total = ((loops.get("fit_loop") or {}).get(_VAL_PROGRESS) or {}).get("total") or {}
+    return epoch_in_progress(checkpoint) and int(total.get("started") or 0) > int(
+        total.get("completed") or 0
+    )
+
+
 def check_resume_target(
     checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, ckpt_dir: Path
 ) -> bool:
@@ -466,6 +496,8 @@ def check_resume_target(
             has = f"has trained all {done} epochs of trainer.max_epochs={limit}"
         else:
             trained = f"{done} epochs{f' and part of epoch {done + 1}' if partial else ''}"
+            if validation_under_way(checkpoint):  # stopped during its validation
+                trained = f"{done + 1} epochs, the last not validated yet"
             has = f"has trained {trained}, more than trainer.max_epochs={limit}"
         further = f"set trainer.max_epochs={done + 1} or more to train it further"
         if own:
@@ -656,14 +688,62 @@ class _BestCheckpoint(ModelCheckpoint):
 
 
 class _LastCheckpoint(ModelCheckpoint):
-    """last.ckpt; the step trigger skips the run's last step (``at_final_step``)."""
+    """last.ckpt; the step trigger skips the run's last step (``at_final_step``).
+
+    With ``before_validation``, last.ckpt is also written as each validation of the fit starts
+    (after precise BN, whose callback comes first: Lightning calls checkpoint callbacks last),
+    marked so that a run resumed from it validates that epoch first
+    (``mark_validation_started``). A run stopped during an epoch's validation (SIGTERM, Ctrl-C,
+    a crash), which Lightning leaves with no checkpoint of its own, so keeps the epoch's
+    training: it goes on as the uninterrupted run would, with the same validation metrics,
+    best.ckpt and weights. The epoch-end write that follows is not held back by this one
+    (``_last_global_step_saved`` is left as it was).
+    """
+
+    def __init__(self, *, before_validation: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.before_validation = before_validation
+        self._writing_before_validation = False
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if not at_final_step(trainer):
             super().on_train_batch_end(trainer, *args, **kwargs)
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        if not (self.before_validation and fitting):
+            return
+        progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
+        if progress.total.started > progress.total.completed:
+            # resumed from the mark: last.ckpt holds this state already. The counters start
+            # from none, as the epoch's validation does when it is not resumed, so the
+            # checkpoints after it are the uninterrupted run's.
+            progress.total.reset()
+            if trainer.is_global_zero:
+                logger.info(
+                    "epoch %d/%d: the run stopped during its validation, after its training; "
+                    "validating it now, then training goes on",
+                    trainer.current_epoch + 1,
+                    trainer.max_epochs,
+                )
+            return
+        self._writing_before_validation = True
+        try:  # the whole training state; collective under DDP, as the trainer's saves are
+            path = Path(str(self.dirpath)) / f"{self.filename}{self.FILE_EXTENSION}"
+            trainer.save_checkpoint(path, weights_only=False)
+        finally:
+            self._writing_before_validation = False
 
-def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self._writing_before_validation:
+            mark_validation_started(checkpoint)
+
+
+def _last_checkpoint(
+    ckpt_dir: Path, *, before_validation: bool = False, **trigger: int
+) -> _LastCheckpoint:
     return _LastCheckpoint(
         dirpath=ckpt_dir,
         filename="last",
@@ -671,6 +751,7 @@ def _last_checkpoint(ckpt_dir: Path, **trigger: int) -> ModelCheckpoint:
         save_top_k=1,
         save_on_train_epoch_end=True,
         enable_version_counter=False,
+        before_validation=before_validation,
         **trigger,
     )
 
@@ -803,9 +884,11 @@ def _train_callbacks(cfg: RunConfig, run_dir: Path, datamodule: Any) -> list[L.C
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    # last.ckpt: the newest state, at every epoch end and, optionally, every N optimiser steps
-    # (a crash loses at most that much). Lightning wants the two triggers in separate callbacks.
-    own: list[L.Callback] = [best, _last_checkpoint(ckpt_dir, every_n_epochs=1)]
+    # last.ckpt: the newest state, as each validation starts (a stop during it keeps the
+    # epoch's training), at every epoch end and, optionally, every N optimiser steps (a crash
+    # loses at most that much). Lightning wants the two triggers in separate callbacks.
+    every_epoch = _last_checkpoint(ckpt_dir, before_validation=True, every_n_epochs=1)
+    own: list[L.Callback] = [best, every_epoch]
     if cfg.output.ckpt_every_n_steps:
         own.append(_last_checkpoint(ckpt_dir, every_n_train_steps=cfg.output.ckpt_every_n_steps))
     from octvideo.data import BadVideoCallback

@@ -12,7 +12,8 @@ the checkpoint records ``data.target_fps`` and test refuses another one. A resum
 learning-rate schedule of its current config. Reduced precision: bfloat16 training on a CPU is
 refused before anything is written, bfloat16 testing works. Two-process CPU DDP (gloo) through the
 real command line: the run completes, ranks agree, and precise BN combines the two ranks' batches.
-Faults during training: SIGKILL mid-epoch and mid-write, SIGTERM and Ctrl-C, a full disk, an
+Faults during training: SIGKILL mid-epoch and mid-write, SIGTERM and Ctrl-C (also during an
+epoch's validation, which the resumed run runs again before the epochs left), a full disk, an
 unwritable output folder, a non-finite loss, a data-loader worker killed by its decoder."""
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ from octvideo.engine.run import (
     check_resume_target,
     check_same_clips,
     check_same_run,
+    epochs_done,
+    mark_validation_started,
     resolve_resume,
     run_test,
     run_train,
+    validation_under_way,
 )
 from octvideo.errors import (
     ConfigError,
@@ -276,6 +280,27 @@ def test_what_a_resume_may_continue_counts_an_epoch_under_way(
         return
     with pytest.raises(UsageError, match=f"^checkpoint {re.escape(str(path))} {said}, so "):
         check_resume_target(checkpoint, cfg, path, ckpt_dir)
+
+
+def test_a_checkpoint_written_as_a_validation_starts_has_trained_that_epoch(tiny_synth, tmp_path):
+    progress = {"started": 3, "processed": 2}  # during epoch 3: its validation
+    checkpoint = {"loops": {"fit_loop": {"epoch_progress": {"current": progress}}}}
+    checkpoint["loops"]["fit_loop"]["epoch_loop.val_loop.batch_progress"] = {}
+    assert not validation_under_way(checkpoint)
+    mark_validation_started(checkpoint)
+    assert validation_under_way(checkpoint)
+    cfg = load_config(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 2}))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(UsageError) as err:
+        check_resume_target(checkpoint, cfg, path, path.parent)
+    assert str(err.value).startswith(
+        f"checkpoint {path} has trained 3 epochs, the last not validated yet, more than "
+        "trainer.max_epochs=2, so resuming it would train nothing; set trainer.max_epochs=3 or "
+        "more"
+    )
+    # with 3 it validates epoch 3 and ends
+    cfg = load_config(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 3}))
+    assert check_resume_target(checkpoint, cfg, path, path.parent) is False
 
 
 def test_a_run_resumed_into_another_folder_continues_there_unless_it_holds_a_run(
@@ -1244,20 +1269,121 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
     _assert_same_run(result, reference)
 
 
-def test_sigterm_in_the_last_step_keeps_the_checkpoint_before_it(tiny_synth, tmp_path, reference):
-    # a last.ckpt at step 9, before the last validation and epoch-end checkpoint, would resume
-    # as a finished run that never validated its last epoch
+def test_sigterm_in_the_last_step_keeps_it_for_the_last_validation(tiny_synth, tmp_path, reference):
+    # a last.ckpt written after step 9's batch would resume as a finished run that never
+    # validated its last epoch; the one written as that validation starts resumes with it
     run = tmp_path / "run"
     overrides = _overrides(tiny_synth)
     with pytest.raises(Terminated) as info:
         run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(8)])
     last = run / "checkpoints" / "last.ckpt"
     assert str(info.value) == (
-        f"stopped by SIGTERM at global step 9; {last} (global step 8) is kept; continue with "
+        f"stopped by SIGTERM at global step 9; {last} (global step 9) is kept; continue with "
         "--resume auto"
     )
+    assert validation_under_way(load_checkpoint(last))
+    seen = Seen()
+    result = run_train(None, overrides, out=str(run), resume="auto", callbacks=[seen])
+    assert seen.batches == [] and seen.validated == [2]
+    _assert_same_run(result, reference)
+
+
+class StopInValidation(L.Callback):
+    """As the first validation batch of a given epoch starts: sends this process SIGTERM,
+    raises KeyboardInterrupt (Ctrl-C) or crashes, as a killed job leaves its files."""
+
+    def __init__(self, epoch: int, how: str) -> None:
+        self.epoch, self.how = epoch, how
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, *args) -> None:
+        if trainer.sanity_checking or trainer.current_epoch != self.epoch or batch_idx != 0:
+            return
+        if self.how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        elif self.how == "ctrl-c":
+            raise KeyboardInterrupt
+        else:
+            raise RuntimeError("preempted")
+
+
+class Seen(L.Callback):
+    """The training batches ``(epoch, batch)`` and the validated epochs of a run, in order."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int]] = []
+        self.validated: list[int] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batches.append((trainer.current_epoch, batch_idx))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.validated.append(trainer.current_epoch)
+
+
+def _val_metrics(run: Path, version: int) -> dict[str, list[tuple[int, float]]]:
+    logged = read_metrics(run / "logs" / f"version_{version}" / "metrics.csv")
+    return {k: v for k, v in logged.items() if k.startswith("val/")}
+
+
+@pytest.mark.parametrize(
+    ("epoch", "how"),
+    [(1, "sigterm"), (2, "sigterm"), (0, "ctrl-c"), (1, "crash")],  # (2: the last epoch)
+)
+def test_a_stop_during_validation_keeps_the_epoch_and_the_resume_validates_it_first(
+    tiny_synth, tmp_path, uninterrupted, reference, caplog, epoch, how
+):
+    # no checkpoint was written from the end of an epoch's training to the end of its
+    # validation: a stop there lost the epoch, which the resumed run trained again
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    stopped = {"sigterm": Terminated, "ctrl-c": Interrupted, "crash": RuntimeError}[how]
+    with _sigint_handler_put_back(), pytest.raises(stopped) as info:
+        run_train(None, overrides, out=str(run), callbacks=[StopInValidation(epoch, how)])
+    last = run / "checkpoints" / "last.ckpt"
+    step = 3 * (epoch + 1)  # all the epoch's steps
+    if how != "crash":
+        cause = "SIGTERM" if how == "sigterm" else "Ctrl-C"
+        assert str(info.value) == (
+            f"stopped by {cause} at global step {step}; {last} (global step {step}) is kept; "
+            "continue with --resume auto"
+        )
+    kept = load_checkpoint(last)
+    assert kept["global_step"] == step and not temporaries(last)
+    assert validation_under_way(kept) and epochs_done(kept) == epoch
+    caplog.set_level(logging.INFO, logger="octvideo.engine.run")
+    seen = Seen()
+    result = run_train(None, overrides, out=str(run), resume="auto", callbacks=[seen])
+    # the stopped validation again, whole, then exactly the epochs left
+    assert seen.validated == list(range(epoch, 3))
+    assert seen.batches == [(e, b) for e in range(epoch + 1, 3) for b in range(3)]
+    said = f"epoch {epoch + 1}/3: the run stopped during its validation, after its training; "
+    assert said + "validating it now, then training goes on" in caplog.messages
+    _assert_same_run(result, reference)
+    end = load_checkpoint(result.last_ckpt)
+    assert epochs_done(end) == 3 and not validation_under_way(end)
+    # the validations the uninterrupted run logged from that epoch on, at the same steps, and
+    # so the same best.ckpt
+    want = _val_metrics(uninterrupted.run_dir, 0)
+    assert _val_metrics(run, 1) == {k: v[epoch:] for k, v in want.items()}
+    best, want_best = load_checkpoint(result.best_ckpt), load_checkpoint(uninterrupted.best_ckpt)
+    assert best["global_step"] == want_best["global_step"]
+    got, expected = model_state_dict(best), model_state_dict(want_best)
+    assert [k for k in expected if not torch.equal(got[k], expected[k])] == []
+
+
+def test_sigkill_during_the_write_before_a_validation_keeps_the_previous_checkpoint(
+    tiny_synth, tmp_path, reference
+):
+    run = tmp_path / "run"
+    overrides = _overrides(tiny_synth)
+    _train_and_die(run, overrides, "ckpt-write", 3)  # step 3's first: as validation starts
+    last = run / "checkpoints" / "last.ckpt"
+    assert temporaries(last), "the kill should have left the half-written temporary file"
+    assert load_checkpoint(last)["global_step"] == 2
     result = run_train(None, overrides, out=str(run), resume="auto")
     _assert_same_run(result, reference)
+    assert not temporaries(last)
 
 
 def test_sigterm_inside_an_accumulation_window_keeps_the_checkpoint_before_it(tiny_synth, tmp_path):
