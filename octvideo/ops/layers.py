@@ -34,11 +34,12 @@ from octvideo.ops.pair import (
 )
 
 
-def _map(x: Tensor | OctPair, fn: Callable[[Tensor], Tensor]) -> Tensor | OctPair:
+def _map(x: Tensor | OctPair, fn: Callable[[Tensor], Tensor], name: str) -> Tensor | OctPair:
     if isinstance(x, Tensor):
         return fn(x)
-    high, low = as_pair(x)
-    return OctPair(fn(high), None if low is None else fn(low))
+    x = as_pair(x)
+    check_pair(x, None, name)
+    return OctPair(fn(x.high), None if x.low is None else fn(x.low))
 
 
 class OctNorm(nn.Module):
@@ -69,7 +70,9 @@ class OctNorm(nn.Module):
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         if isinstance(x, Tensor):
             return self.high(x)
-        high, low = as_pair(x)
+        x = as_pair(x)
+        check_pair(x, None, "OctNorm")
+        high, low = x
         if (low is None) != (self.low is None):
             raise ValueError("OctNorm was built for a different alpha than its input has")
         return OctPair(self.high(high), None if low is None else self.low(low))
@@ -88,7 +91,7 @@ class OctAct(nn.Module):
         self.act = act_layer(**act_kwargs)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
-        return _map(x, self.act)
+        return _map(x, self.act, "OctAct")
 
 
 class OctDropout(nn.Module):
@@ -99,17 +102,17 @@ class OctDropout(nn.Module):
         self.p = p
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
-        return _map(x, lambda t: F.dropout(t, self.p, self.training))
+        return _map(x, lambda t: F.dropout(t, self.p, self.training), "OctDropout")
 
 
 class OctPool3d(nn.Module):
     """Max or average pooling applied to each group, keeping the pair aligned.
 
     The low group is pooled with ceil rounding and cropped to ceil(high / octave), so a floor-mode
-    pool of an odd-sized high group cannot leave the two groups one step apart. The input pair's
-    low group must be ceil(high / octave) already (``check_pair``). A kernel and stride that leave
-    the pooled low group smaller than that for the input's size (kernel 2, stride 1 on an even
-    size) raise a ValueError naming them.
+    pool of an odd-sized high group cannot leave the two groups one step apart. An input pair
+    must be batched, with a low group of the high one's batch and of ceil(high / octave) already
+    (``check_pair``). A kernel and stride that leave the pooled low group smaller than that for
+    the input's size (kernel 2, stride 1 on an even size) raise a ValueError naming them.
 
     Args:
         kernel_size: (T, H, W) window.
@@ -151,10 +154,10 @@ class OctPool3d(nn.Module):
         if isinstance(x, Tensor):
             return self._pool(x, False)
         x = as_pair(x)
+        check_pair(x, self.octave, "OctPool3d")
         high = self._pool(x.high, False)
         if x.low is None:
             return OctPair(high, None)
-        check_pair(x, self.octave)
         low = self._pool(x.low, True)
         try:
             return OctPair(high, fit_low(low, high, self.octave))
@@ -179,6 +182,8 @@ def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return a + b
     a, b = as_pair(a), as_pair(b)
+    for side in (a, b):
+        check_pair(side, None, "oct_add")
     if (a.low is None) != (b.low is None):
         raise ValueError("cannot add a pair with a low group to one without")
     return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
@@ -227,7 +232,9 @@ class OctMerge(nn.Module):
         self.octave: Octave = normalize_octave(octave)
 
     def forward(self, x: Tensor | OctPair) -> Tensor:
-        high, low = as_pair(x)
+        x = as_pair(x)
+        check_pair(x, self.octave, "OctMerge")
+        high, low = x
         if low is None:
             return high
         # (B, C_h + C_l, T, H, W)

@@ -21,6 +21,7 @@ from octvideo.ops.pair import (
     OctPair,
     _Size3,
     as_pair,
+    check_pair,
     check_share,
     downsample,
     is_channels_last,
@@ -266,18 +267,10 @@ class OctConv3d(nn.Module):
         return unpair(self.forward_paths(x_h, x_l))
 
     def _prepare(self, x: Tensor | OctPair) -> tuple[Tensor, Tensor | None]:
-        """Checks the input's rank and groups and applies any stride pooling.
-
-        Only batched (B, C, T, H, W) groups are taken: ``nn.Conv3d`` also takes an unbatched
-        (C, T, H, W) one, but refusing it keeps a wrong rank from passing for a channel count.
-        """
-        x_h, x_l = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
-        for group, tensor in (("", x_h), (" low", x_l)):
-            if tensor is not None and tensor.ndim != 5:
-                raise ValueError(
-                    f"OctConv3d expects (B, C, T, H, W){group} input, got a {tensor.ndim}-D "
-                    f"tensor of shape {tuple(tensor.shape)}"
-                )
+        """Checks the input (``check_pair``, then its channel counts) and applies any stride
+        pooling."""
+        x_h, x_l = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
+        check_pair(x, self.octave, "OctConv3d")
         if x_h.shape[1] != self.in_high or (x_l is None) != (self.in_low == 0):
             got = (x_h.shape[1], None if x_l is None else x_l.shape[1])
             raise ValueError(
@@ -286,16 +279,6 @@ class OctConv3d(nn.Module):
             )
         if x_l is not None and x_l.shape[1] != self.in_low:
             raise ValueError(f"OctConv3d expects {self.in_low} low channels, got {x_l.shape[1]}")
-        if x_l is not None:
-            # Shapes only (no data is read); a smaller batch would otherwise broadcast into the
-            # sum of the paths, giving every sample the first one's low group.
-            want = (x_h.shape[0], self.in_low, *low_size(tuple(x_h.shape), self.octave))
-            if tuple(x_l.shape) != want:
-                raise ValueError(
-                    f"OctConv3d expects a low group of shape {want} (the same batch, the high "
-                    f"(T, H, W) divided by octave {self.octave}, rounded up) beside a high group "
-                    f"of shape {tuple(x_h.shape)}, got {tuple(x_l.shape)}"
-                )
         if self.pool_stride:
             x_h = downsample(x_h, self.pool_factor)
             x_l = None if x_l is None else downsample(x_l, self.pool_factor)

@@ -348,15 +348,47 @@ def upsample(x: Tensor, size: tuple[int, ...], octave: Octave) -> Tensor:
     return x
 
 
-def check_pair(x: OctPair, octave: Octave) -> None:
-    """Raises ValueError when the low group's size is not ceil(high / octave)."""
+def check_pair(x: OctPair, octave: Octave | None = None, name: str = "check_pair") -> None:
+    """Checks the groups an octave layer takes, by their shapes only (no data is read): each
+    group batched (B, C, T, H, W), and a low group of the high group's batch and, where
+    ``octave`` is given, of the high (T, H, W) divided by it, rounded up. Channel counts are the
+    layer's to check.
+
+    ``nn.Conv3d`` and the pooling layers also take an unbatched (C, T, H, W) tensor, but refusing
+    it keeps a wrong rank from passing for a channel count; and a low group of another batch
+    would broadcast into a sum of the two groups' paths, giving every sample the first one's.
+
+    Args:
+        x: the pair (``low`` None: the high group alone is checked).
+        octave: the pair's (T, H, W) octave factor; None where the layer does not know it (a
+            per-group norm or activation), which checks the batch but not the size.
+        name: the layer the messages name.
+
+    Raises:
+        ValueError: one line naming ``name``, what it expects and the shapes it got.
+    """
+    for group, tensor in (("", x.high), (" low", x.low)):
+        if tensor is not None and tensor.ndim != 5:
+            raise ValueError(
+                f"{name} expects (B, C, T, H, W){group} input, got a {tensor.ndim}-D tensor of "
+                f"shape {tuple(tensor.shape)}"
+            )
     if x.low is None:
         return
-    want = low_size(tuple(x.high.shape), octave)
-    got = tuple(x.low.shape[-3:])
-    if got != want:
+    high, low = tuple(x.high.shape), tuple(x.low.shape)
+    if octave is None:
+        if low[0] != high[0]:
+            raise ValueError(
+                f"{name} expects a low group of the high group's batch ({high[0]}) beside a high "
+                f"group of shape {high}, got {low}"
+            )
+        return
+    want = (high[0], low[1], *low_size(high, octave))
+    if low != want:
         raise ValueError(
-            f"octave pair out of step: high {tuple(x.high.shape[-3:])} needs low {want}, got {got}"
+            f"{name} expects a low group of shape {want} (the same batch, the high (T, H, W) "
+            f"divided by octave {octave}, rounded up) beside a high group of shape {high}, "
+            f"got {low}"
         )
 
 

@@ -280,13 +280,61 @@ def test_per_group_layers_refuse_what_is_not_a_pair_in_one_line(name):
         PAIR_LAYERS[name]()((x.high, x.low, x.low))
 
 
-def test_pooling_refuses_a_low_group_octconv_refuses():
+# every layer that takes a pair, by the name its messages give: (a call on the pair, knows octave)
+PAIR_TAKERS = {
+    "OctConv3d": (lambda x: OctConv3d(16, 8, 3, alpha_in=0.5, alpha_out=0.5).double()(x), True),
+    "OctPool3d": (lambda x: OctPool3d(3, 1, 1)(x), True),
+    "OctMerge": (lambda x: OctMerge()(x), True),
+    "OctNorm": (lambda x: PAIR_LAYERS["OctNorm"]()(x), False),
+    "OctAct": (lambda x: OctAct(nn.ReLU)(x), False),
+    "OctDropout": (lambda x: OctDropout(0.5)(x), False),
+    "oct_add": (lambda x: oct_add(x, x), False),
+}
+
+
+@pytest.mark.parametrize("name", PAIR_TAKERS)
+@pytest.mark.parametrize("group", ["high", "low"])
+def test_every_pair_layer_refuses_an_unbatched_group_in_octconvs_words(name, group):
+    x = pair(8, 8, (2, 8, 8), (1, 2, 2))
+    x = OctPair(x.high[0], x.low) if group == "high" else OctPair(x.high, x.low[0])
+    shape = tuple(getattr(x, group).shape)
+    with pytest.raises(ValueError) as caught:
+        PAIR_TAKERS[name][0](x)
+    where = "" if group == "high" else " low"
+    assert str(caught.value) == (
+        f"{name} expects (B, C, T, H, W){where} input, got a 4-D tensor of shape {shape}"
+    )
+
+
+@pytest.mark.parametrize("name", PAIR_TAKERS)
+def test_every_pair_layer_refuses_a_low_group_of_another_batch(name):
+    x = pair(8, 8, (2, 8, 8), (1, 2, 2))
+    x = OctPair(x.high, x.low[:1])  # would broadcast sample 0's low group in a sum
+    take, knows_octave = PAIR_TAKERS[name]
+    with pytest.raises(ValueError) as caught:
+        take(x)
+    if knows_octave:
+        want = (
+            f"{name} expects a low group of shape (2, 8, 2, 4, 4) (the same batch, the high "
+            f"(T, H, W) divided by octave (1, 2, 2), rounded up) beside a high group of shape "
+            f"(2, 8, 2, 8, 8), got (1, 8, 2, 4, 4)"
+        )
+    else:
+        want = (
+            f"{name} expects a low group of the high group's batch (2) beside a high group of "
+            f"shape (2, 8, 2, 8, 8), got (1, 8, 2, 4, 4)"
+        )
+    assert str(caught.value) == want
+
+
+@pytest.mark.parametrize("name", ["OctConv3d", "OctPool3d", "OctMerge"])
+def test_layers_that_know_the_octave_refuse_a_low_group_of_another_size_alike(name):
     x = pair(8, 8, (2, 8, 8), (1, 2, 2))
     wrong = OctPair(x.high, x.high)  # the low group at the high size
-    with pytest.raises(ValueError, match="OctConv3d expects a low group of shape"):
-        OctConv3d(16, 8, 3, alpha_in=0.5, alpha_out=0.5).double()(wrong)
-    with pytest.raises(ValueError, match=r"high \(2, 8, 8\) needs low \(2, 4, 4\)"):
-        OctPool3d(3, 1, 1)(wrong)
+    with pytest.raises(
+        ValueError, match=rf"^{name} expects a low group of shape \(2, 8, 2, 4, 4\)"
+    ):
+        PAIR_TAKERS[name][0](wrong)
 
 
 def test_pooling_that_cannot_keep_the_pair_aligned_names_its_kernel_and_stride():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from octvideo.ops import OctPair, as_pair, downsample, low_channels, low_size
+from octvideo.ops import OctPair, as_pair, check_pair, downsample, low_channels, low_size
 from tests.ops.tensor_helpers import CL, relative_error
 
 
@@ -109,3 +109,55 @@ def test_an_octave_of_other_than_three_factors_of_1_or_2_is_refused(octave):
 
     with pytest.raises(ValueError, match="octave must be three factors of 1 or 2"):
         normalize_octave(octave)
+
+
+@pytest.mark.parametrize("size", [(4, 8, 8), (3, 7, 7), (1, 1, 1)])
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+def test_check_pair_takes_a_batched_pair_whose_low_group_is_the_high_one_over_the_octave(
+    size, octave
+):
+    check_pair(
+        OctPair(torch.zeros(2, 3, *size), torch.zeros(2, 5, *low_size(size, octave))), octave
+    )
+    check_pair(OctPair(torch.zeros(2, 3, *size), None), octave)
+    check_pair(OctPair(torch.zeros(2, 3, *size), torch.zeros(2, 5, 9, 9, 9)))  # size unchecked
+
+
+@pytest.mark.parametrize(
+    ("high", "low", "octave", "message"),
+    [
+        (
+            (3, 4, 8, 8),
+            None,
+            None,
+            "layer expects (B, C, T, H, W) input, got a 4-D tensor of shape (3, 4, 8, 8)",
+        ),
+        (
+            (2, 3, 4, 8, 8),
+            (5, 4, 4, 4),
+            (1, 2, 2),
+            "layer expects (B, C, T, H, W) low input, got a 4-D tensor of shape (5, 4, 4, 4)",
+        ),
+        (
+            (2, 3, 4, 8, 8),
+            (1, 5, 4, 4, 4),
+            None,
+            "layer expects a low group of the high group's batch (2) beside a high group of shape "
+            "(2, 3, 4, 8, 8), got (1, 5, 4, 4, 4)",
+        ),
+        (
+            (2, 3, 4, 8, 8),
+            (2, 5, 2, 4, 4),
+            (1, 2, 2),
+            "layer expects a low group of shape (2, 5, 4, 4, 4) (the same batch, the high "
+            "(T, H, W) divided by octave (1, 2, 2), rounded up) beside a high group of shape "
+            "(2, 3, 4, 8, 8), got (2, 5, 2, 4, 4)",
+        ),
+    ],
+    ids=["unbatched", "unbatched-low", "batch", "size"],
+)
+def test_check_pair_refuses_in_one_line_naming_the_layer(high, low, octave, message):
+    x = OctPair(torch.zeros(high), None if low is None else torch.zeros(low))
+    with pytest.raises(ValueError) as caught:
+        check_pair(x, octave, "layer")
+    assert str(caught.value) == message
