@@ -139,6 +139,13 @@ class Terminated(Interrupted):
     signum = _signal.SIGTERM
 
 
+def raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler of the command line and the engine: raises ``Terminated`` where the
+    main thread is. Lightning's loops recognise it (``octvideo.engine.run._lightning_loop``)
+    and put their own stop at a batch boundary in its place."""
+    raise Terminated
+
+
 class WorkerStartError(RunStopped):
     """A worker process exited before it ran its work: Python first runs the caller's main script
     again in it (as ``__mp_main__``), and a script that starts workers outside ``if __name__ ==

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from octvideo.allocator import keep_freed_memory
-from octvideo.errors import Interrupted, RunStopped, Terminated, UsageError
+from octvideo.errors import Interrupted, RunStopped, UsageError, raise_terminated
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -298,11 +298,11 @@ _STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM raises Terminated from the first line on: the commands' modules import torch (and
     # train's, Lightning) for seconds, in which a scheduler's SIGTERM is as likely as later on.
-    # The commands that answer it themselves take it over: train and test hand it to the engine
-    # once Lightning is imported (``octvideo.cli.run``), whose loops stop at a step boundary;
+    # The commands that answer it themselves take it over: in train and test, Lightning's loops
+    # put their stop at a step boundary in its place (``octvideo.engine.run._lightning_loop``);
     # a sweep stops its runs (``octvideo.cli.sweep``).
     in_main = threading.current_thread() is threading.main_thread()  # where handlers can be set
-    sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    sigterm = signal.signal(signal.SIGTERM, raise_terminated) if in_main else None
     prog = "octvideo"  # the prefix of the lines below until the command is known
     try:
         _open_closed_streams()
@@ -355,10 +355,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if sigterm is not None:
             signal.signal(signal.SIGTERM, sigterm)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
 
 
 def _open_closed_streams() -> None:

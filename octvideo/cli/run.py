@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from types import ModuleType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from octvideo.config import short_names
@@ -22,37 +18,17 @@ if TYPE_CHECKING:
 def run_train(
     cfg: str, overrides: Sequence[str], *, resume: str | None, out: str | None
 ) -> TrainResult:
-    from octvideo.engine import run  # seconds, under the command line's SIGTERM handler
+    # seconds, under the command line's SIGTERM handler: the engine's own, which Lightning's
+    # loops replace by their stop at a batch boundary
+    from octvideo.engine import run
 
-    with _sigterm_to_engine(run):
-        return run.run_train(cfg, overrides, resume=resume, out=out)
+    return run.run_train(cfg, overrides, resume=resume, out=out)
 
 
 def run_test(cfg: str, overrides: Sequence[str], *, ckpt: str, out: str | None) -> TestResult:
     from octvideo.engine import run
 
-    with _sigterm_to_engine(run):
-        return run.run_test(cfg, overrides, ckpt=ckpt, out=out)
-
-
-@contextlib.contextmanager
-def _sigterm_to_engine(run: ModuleType) -> Iterator[None]:
-    """Hands SIGTERM from ``main``'s handler, which raised ``Terminated`` while Lightning was
-    imported, to the engine's, which Lightning's loops recognise and replace by their own stop
-    at a batch boundary (``octvideo.engine.run._lightning_loop``); ``main``'s is put back after.
-    One handler replaces the other, so no moment of the command is without one. Elsewhere (a
-    caller's own handler, none at all) the engine sets its own as it does for any caller."""
-    from octvideo.cli import _terminate
-
-    in_main = threading.current_thread() is threading.main_thread()  # where handlers can be set
-    if not in_main or signal.getsignal(signal.SIGTERM) is not _terminate:
-        yield
-        return
-    signal.signal(signal.SIGTERM, run._raise_terminated)  # the engine leaves a handler it finds
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, _terminate)
+    return run.run_test(cfg, overrides, ckpt=ckpt, out=out)
 
 
 def _print(text: str) -> None:

@@ -74,6 +74,7 @@ from octvideo.errors import (
     TooManyBadVideos,
     UsageError,
     one_line,
+    raise_terminated,
 )
 from octvideo.models.cost import example_input, total_gflops
 from octvideo.ops import fuse_for_inference
@@ -772,10 +773,6 @@ def _module(
     )
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()  # where handlers can be set
 
@@ -789,7 +786,7 @@ def _sigterm_raises() -> Iterator[None]:
     if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     try:
         yield
     finally:
@@ -805,7 +802,7 @@ def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[
     the SIGINT handler is put back."""
     main = _in_main_thread()
     sigint = signal.getsignal(signal.SIGINT) if main else None
-    ours = main and signal.getsignal(signal.SIGTERM) is _raise_terminated
+    ours = main and signal.getsignal(signal.SIGTERM) is raise_terminated
     if ours:  # Lightning's handler alone, which lets the batch end (it calls one it finds)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
@@ -817,7 +814,7 @@ def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[
         raise kind(f"stopped by {kind.cause} {stopped()}") from err
     finally:
         if ours:
-            signal.signal(signal.SIGTERM, _raise_terminated)
+            signal.signal(signal.SIGTERM, raise_terminated)
         if sigint is not None:
             signal.signal(signal.SIGINT, sigint)
 

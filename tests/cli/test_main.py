@@ -22,7 +22,7 @@ from octvideo import cli
 from octvideo.cli import build_parser, main
 from octvideo.cli import data as cli_data
 from octvideo.cli import models as cli_models
-from octvideo.errors import Interrupted, Terminated, UsageError
+from octvideo.errors import Interrupted, Terminated, UsageError, raise_terminated
 
 
 @pytest.mark.parametrize(
@@ -357,8 +357,8 @@ def test_a_data_subcommand_names_itself_in_its_error_and_stop_lines(monkeypatch,
     ],
 )
 def test_train_and_test_answer_sigterm_with_the_engines_handler(monkeypatch, argv, inner):
-    # the engine's handler is the one Lightning's loops replace by their stop at a batch end;
-    # main's own, raising where the command is, would stop a step half done
+    # the handler Lightning's loops replace by their stop at a batch end is there as the
+    # engine runs; another, raising where the command is, would stop a step half done
     from octvideo.engine import run
 
     seen = []
@@ -370,7 +370,7 @@ def test_train_and_test_answer_sigterm_with_the_engines_handler(monkeypatch, arg
     monkeypatch.setattr(run, inner, runs)
     before = signal.getsignal(signal.SIGTERM)
     assert main(argv) == 2
-    assert seen == [run._raise_terminated]
+    assert seen == [raise_terminated]
     assert signal.getsignal(signal.SIGTERM) is before
 
 
