@@ -6,7 +6,8 @@ holds it equal to ``OctConv3d.forward_paths``.
   side by side: one larger convolution runs faster than two small ones.
 - In training the layer is one autograd node (``_OctConvTrain``): its backward recomputes
   ``pool(X_H)`` and the concatenation from X_H and X_L, which autograd keeps anyway, instead of
-  saving them, and adds the pooled path's input gradient into H->H's in place.
+  saving them, and adds the pooled path's input gradient into H->H's in place. TorchScript
+  tracing and scripting record the inference arrangement instead, in either grad mode.
 - Kernels of temporal size 1 run as 2D convolutions on a (B*T, C, H, W) view, and kernels of
   spatial size 1 (the I3D 3x1x1) on a (B, C, T, H*W) view when no backward follows; in
   channels-last memory both views are free, and on CPU the 2D kernels are up to 4x faster than
@@ -34,6 +35,7 @@ from octvideo.ops.pair import (
     Octave,
     OctPair,
     _pools_in_float32,
+    _torchscript,
     downsample,
     from_frames,
     is_channels_last,
@@ -80,9 +82,14 @@ def path_weights(layer: OctConv3d) -> PathWeights:
 
 
 def forward_fast(layer: OctConv3d, x_h: Tensor, x_l: Tensor | None) -> OctPair:
-    """``layer.forward_paths(x_h, x_l)`` for channels-last inputs (after any stride pooling)."""
+    """``layer.forward_paths(x_h, x_l)`` for channels-last inputs (after any stride pooling).
+
+    Under ``torch.jit.trace`` and ``script`` it runs standard operators whatever the grad mode:
+    a TorchScript graph cannot hold ``_OctConvTrain``, and a trace's check reruns it under
+    ``no_grad`` and compares the graphs."""
     w = path_weights(layer)
-    if (w.hl is not None or w.lh is not None) and records(x_h, x_l, *w):
+    cross = w.hl is not None or w.lh is not None
+    if cross and records(x_h, x_l, *w) and not _torchscript():
         return _forward_train(layer, x_h, x_l, w)
     y_h = conv(layer, x_h, w.hh, w.bias_h)  # (B, out_h, T', H', W')
     if w.lh is not None:
@@ -222,7 +229,10 @@ def conv(layer: OctConv3d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Te
     For a channels-last (B, C, T, H, W) tensor, the 2D views (``to_2d``) are free and stay
     channels-last, and so does the result's view back to 5D.
     """
-    g = geometry(layer, torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+    if _torchscript():  # one graph in either grad mode: the inference one, crash-safe in training
+        g = geometry(layer, backward=strided_1x1_too_narrow(layer))
+    else:
+        g = geometry(layer, records(x, weight))
     groups = x.shape[1] // weight.shape[1]  # the path's own groups (depthwise: its channels)
     x2, w2 = to_2d(x, g.view), weight_2d(weight, g.view)
     if g.view == "3d":
@@ -252,7 +262,8 @@ def add_upsampled(
 ) -> Tensor:
     """``y + upsample(z)``, written into ``y`` (a fresh convolution output) by ``add_(y, other)``
     through a broadcast view when every size divides evenly, so the upsampled tensor is never
-    written out. Never under autograd: in training it runs inside ``_OctConvTrain.forward``."""
+    written out. Under autograd only while TorchScript records (``forward_fast``); in training
+    it runs inside ``_OctConvTrain.forward``."""
     b, c, t, h, w = y.shape
     ot, oh, ow = octave
     if t % ot or h % oh or w % ow or tuple(z.shape[2:]) != (t // ot, h // oh, w // ow):

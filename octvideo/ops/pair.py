@@ -91,10 +91,17 @@ def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
     return out  # type: ignore[return-value]
 
 
+def _torchscript() -> bool:
+    """Whether ``torch.jit.trace`` or ``torch.jit.script`` is recording the ops being run: they
+    cannot hold a Python autograd Function, and a trace's check reruns it under ``no_grad``, so
+    what they record must not depend on the grad mode."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
 def _capturing() -> bool:
     """Whether tracing, scripting or ``torch.compile`` is recording the ops being run: eager-only
     shortcuts step aside so that the captured graph holds the plain layers."""
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+    return _torchscript() or torch.compiler.is_compiling()
 
 
 def as_pair(x: Tensor | OctPair | Sequence[Tensor | None]) -> OctPair:

@@ -14,7 +14,16 @@ import torch
 from torch import nn
 
 from octvideo.models import create_model
-from octvideo.ops import OctConv3d, OctPair, as_pair, fast, low_channels, octconv
+from octvideo.ops import (
+    OctConv3d,
+    OctNorm,
+    OctPair,
+    as_pair,
+    fast,
+    fuse_for_inference,
+    low_channels,
+    octconv,
+)
 from tests.scripts import run_code
 
 CL = torch.channels_last_3d
@@ -269,6 +278,32 @@ def test_fast_path_traces_without_graph_breaks() -> None:
         with torch.set_grad_enabled(train):
             explained = torch._dynamo.explain(model.train(train))(x)
         assert explained.graph_break_count == 0, explained.break_reasons
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+def test_torchscript_trace_of_channels_last_input_under_autograd_saves_and_loads(
+    fused, tmp_path
+) -> None:
+    """``torch.jit.trace`` with grad on records standard operators on a channels-last input, as on
+    a contiguous one: its check (a rerun under no_grad) finds the same graph, and the trace saves,
+    loads and gives the layers' output. A cross path, a 3x1x1 kernel and a strided 1x1 on fewer
+    than 16 channels cover each of the fast path's choices."""
+    layers = [
+        OctConv3d(8, 16, 3, alpha_out=0.25),
+        OctConv3d(16, 16, (3, 1, 1), alpha_in=0.25, alpha_out=0.25),
+        OctConv3d(16, 16, 1, stride=(1, 2, 2), alpha_in=0.25, alpha_out=0.25),
+        OctConv3d(16, 4, 1, alpha_in=0.25),
+    ]
+    net = nn.Sequential(
+        *itertools.chain(*((c, OctNorm(c.out_channels, alpha=c.alpha_out)) for c in layers))
+    )
+    net = fuse_for_inference(net) if fused else net.eval()
+    x = torch.randn(1, 8, 4, 8, 8).contiguous(memory_format=CL)
+    traced = torch.jit.trace(net, x)  # check_trace=True, the default
+    assert "_OctConvTrain" not in str(traced.inlined_graph)
+    torch.jit.save(traced, tmp_path / "net.pt")
+    loaded = torch.jit.load(tmp_path / "net.pt")
+    torch.testing.assert_close(loaded(x), net(x), rtol=1e-10, atol=1e-10)
 
 
 # strided 1x1 layers with fewer than 16 input channels in a path, where oneDNN's 2D 1x1 weight
