@@ -45,6 +45,9 @@ def _map(x: Tensor | OctPair, fn: Callable[[Tensor], Tensor], name: str) -> Tens
 class OctNorm(nn.Module):
     """A normalisation layer per group, each with its own statistics.
 
+    Its input's (high, low) channel counts must be those it was built for (a plain tensor: the
+    high count, where the split leaves no low group); others are one ValueError line with both.
+
     Args:
         num_features: channels of both groups together.
         alpha: share of channels in the low group.
@@ -64,18 +67,24 @@ class OctNorm(nn.Module):
     ) -> None:
         super().__init__()
         n_low = low_channels(num_features, alpha, channel_multiple)
+        self.num_features, self.alpha = num_features, float(alpha)
+        self.channels = (num_features - n_low, n_low or None)  # (high, low); None: no low group
         self.high = norm_layer(num_features - n_low, **norm_kwargs)
         self.low = norm_layer(n_low, **norm_kwargs) if n_low else None
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
-        if isinstance(x, Tensor):
-            return self.high(x)
-        x = as_pair(x)
-        check_pair(x, None, "OctNorm")
-        high, low = x
-        if (low is None) != (self.low is None):
-            raise ValueError("OctNorm was built for a different alpha than its input has")
-        return OctPair(self.high(high), None if low is None else self.low(low))
+        plain = isinstance(x, Tensor)
+        high, low = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
+        if not plain:
+            check_pair(x, None, "OctNorm")
+        got = (high.shape[1] if high.ndim > 1 else None, None if low is None else low.shape[1])
+        if got != self.channels:
+            raise ValueError(
+                f"OctNorm expects (high, low) channels {self.channels} (alpha={self.alpha} of "
+                f"{self.num_features}), got {got}"
+            )
+        y = OctPair(self.high(high), None if low is None else self.low(low))
+        return y.high if plain else y
 
 
 class OctAct(nn.Module):
@@ -178,19 +187,27 @@ class OctPool3d(nn.Module):
 
 
 def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
-    """Residual addition, group by group; both sides must have the same groups."""
+    """Residual addition, group by group; both sides must have groups of the same shapes (two
+    plain tensors are added as ``a + b``)."""
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return a + b
     a, b = as_pair(a), as_pair(b)
     for side in (a, b):
         check_pair(side, None, "oct_add")
-    if (a.low is None) != (b.low is None):
-        raise ValueError("cannot add a pair with a low group to one without")
+    shapes = [tuple(None if t is None else tuple(t.shape) for t in side) for side in (a, b)]
+    if shapes[0] != shapes[1]:  # another octave or split would broadcast, or fail inside torch
+        raise ValueError(
+            f"oct_add expects two pairs of the same (high, low) shapes, got {shapes[0]} and "
+            f"{shapes[1]}"
+        )
     return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
 
 
 class OctSplit(nn.Module):
     """Where one tensor becomes two: the last ``low_channels`` channels go one octave down.
+
+    It takes one (B, ``channels``, T, H, W) tensor; another rank or channel count is one
+    ValueError line, a pair (split already) or any other type one TypeError line.
 
     Args:
         channels: channels of the incoming tensor.
@@ -213,6 +230,17 @@ class OctSplit(nn.Module):
         self.octave: Octave = normalize_octave(octave)
 
     def forward(self, x: Tensor) -> OctPair:
+        if not isinstance(x, Tensor):
+            got = "a pair, which is split already" if isinstance(x, tuple | list) else None
+            raise TypeError(
+                f"OctSplit takes a (B, {self.channels}, T, H, W) tensor, got "
+                f"{got or type(x).__name__}"
+            )
+        if x.ndim != 5 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"OctSplit expects (B, {self.channels}, T, H, W) input, got a {x.ndim}-D tensor "
+                f"of shape {tuple(x.shape)}"
+            )
         n_high = self.channels - self.n_low
         if self.n_low == 0:
             return OctPair(x, None)

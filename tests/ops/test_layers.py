@@ -4,6 +4,7 @@ after a one-frame low group (standard channels-last strides, contiguous gradient
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -146,7 +147,7 @@ def test_residual_add():
     y = oct_add(a, b)
     torch.testing.assert_close(y.high, a.high + b.high)
     torch.testing.assert_close(y.low, a.low + b.low)
-    with pytest.raises(ValueError, match="with a low group to one without"):
+    with pytest.raises(ValueError, match="^oct_add expects two pairs of the same"):
         oct_add(a, OctPair(b.high, None))
 
 
@@ -342,3 +343,85 @@ def test_pooling_that_cannot_keep_the_pair_aligned_names_its_kernel_and_stride()
     pool(pair(2, 2, (3, 7, 7), (1, 2, 2)))  # odd sizes stay aligned
     with pytest.raises(ValueError, match=r"kernel_size \(2, 2, 2\) and stride \(1, 1, 1\)"):
         pool(pair(2, 2, (4, 8, 8), (1, 2, 2)))
+
+
+EXPECTS_16 = "OctSplit expects (B, 16, T, H, W) input, got a"
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        (
+            torch.zeros(2, 32, 4, 8, 8),
+            ValueError,
+            f"{EXPECTS_16} 5-D tensor of shape (2, 32, 4, 8, 8)",
+        ),
+        (
+            torch.zeros(2, 8, 4, 8, 8),
+            ValueError,
+            f"{EXPECTS_16} 5-D tensor of shape (2, 8, 4, 8, 8)",
+        ),
+        (torch.zeros(16, 4, 8, 8), ValueError, f"{EXPECTS_16} 4-D tensor of shape (16, 4, 8, 8)"),
+        (
+            OctPair(torch.zeros(2, 12, 4, 8, 8), None),
+            TypeError,
+            "OctSplit takes a (B, 16, T, H, W) tensor, got a pair, which is split already",
+        ),
+        ("clip", TypeError, "OctSplit takes a (B, 16, T, H, W) tensor, got str"),
+    ],
+    ids=["more channels", "fewer channels", "unbatched", "pair", "text"],
+)
+def test_split_refuses_another_input_than_it_was_built_for_in_one_line(given, error, message):
+    with pytest.raises(error) as caught:
+        OctSplit(16, alpha=0.25)(given)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("made", "merged"), [((1, 2, 2), (2, 2, 2)), ((2, 2, 2), (1, 2, 2))])
+def test_merge_refuses_a_pair_of_another_octave(made, merged):
+    x = OctSplit(8, alpha=0.25, octave=made)(torch.randn(2, 8, 4, 8, 8))
+    message = f"OctMerge expects a low group of shape (2, 2, {4 // merged[0]}, 4, 4)"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        OctMerge(octave=merged)(x)
+
+
+@pytest.mark.parametrize(
+    ("other", "got"),
+    [
+        ({"octave": (2, 2, 2)}, "((2, 6, 4, 8, 8), (2, 2, 2, 4, 4))"),
+        ({"alpha": 0.5}, "((2, 4, 4, 8, 8), (2, 4, 4, 4, 4))"),
+        ({"alpha": 0.0}, "((2, 8, 4, 8, 8), None)"),
+    ],
+    ids=["octave", "split", "no low group"],
+)
+def test_residual_add_refuses_pairs_of_other_groups_in_one_line(other, got):
+    x = torch.randn(2, 8, 4, 8, 8)
+    a = OctSplit(8, alpha=0.25)(x)
+    b = OctSplit(8, **{"alpha": 0.25, **other})(x)
+    b = b if other != {"alpha": 0.0} else b.high
+    with pytest.raises(ValueError) as caught:
+        oct_add(a, b)
+    assert str(caught.value) == (
+        f"oct_add expects two pairs of the same (high, low) shapes, got "
+        f"((2, 6, 4, 8, 8), (2, 2, 4, 4, 4)) and {got}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "built", "got"),
+    [
+        (pair(16, 16, (2, 4, 4), (1, 2, 2)), 0.25, "(16, 16)"),
+        (torch.zeros(2, 32, 2, 4, 4), 0.25, "(32, None)"),
+        (torch.zeros(2, 24, 2, 4, 4), 0.25, "(24, None)"),
+        (torch.zeros(2, 16, 2, 4, 4), 0.0, "(16, None)"),
+    ],
+    ids=["pair of another split", "tensor at alpha", "high group alone", "tensor of other width"],
+)
+def test_norm_refuses_another_split_naming_both(given, built, got):
+    norm = OctNorm(32, alpha=built).double()
+    want = "(24, 8)" if built else "(32, None)"
+    with pytest.raises(ValueError) as caught:
+        norm(given.double() if isinstance(given, torch.Tensor) else given)
+    assert str(caught.value) == (
+        f"OctNorm expects (high, low) channels {want} (alpha={built} of 32), got {got}"
+    )
