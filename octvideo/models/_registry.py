@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 import typing
 from collections.abc import Callable, Sequence
 
 from torch import nn
+
+from octvideo.ops import OctConv3d
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -65,12 +68,44 @@ def create_model(
         **kwargs: passed to the model class (e.g. ``stride_in_1x1``, ``oct_stem``).
 
     Raises:
-        ValueError: for an unknown name, naming the closest registered ones.
+        ValueError: for an unknown name, naming the closest registered ones; for an alpha above
+            0 that leaves no layer a low-frequency channel (``require_an_octave``).
     """
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} (known: {', '.join(list_models())})")
-    return _MODELS[name](
+    model = _MODELS[name](
         num_classes=num_classes, alpha=alpha, octave=octave, dropout=dropout, **kwargs
+    )
+    width = f" and width={kwargs['width']!r}" if "width" in kwargs else ""
+    require_an_octave(model, f"{name} with alpha={alpha!r}{width}")
+    return model
+
+
+def require_an_octave(model: nn.Module, what: str) -> None:
+    """Refuses a network that was asked for an octave (some ``OctConv3d`` with an alpha above 0)
+    and has no low-frequency channel anywhere: it would run as the vanilla network.
+
+    A layer of C channels gets ``int(alpha * C)`` low channels (``low_channels``), so at a small
+    width or alpha some layers have none, as in the paper's own split; only a network left with
+    none at all is refused.
+
+    Raises:
+        ValueError: one line naming ``what``, the widest layer asked for an octave and the
+            smallest alpha, or the ``channel_multiple``, that gives it a low group.
+    """
+    asked = [
+        c for c in model.modules() if isinstance(c, OctConv3d) and max(c.alpha_in, c.alpha_out) > 0
+    ]
+    if not asked or any(c.has_octave for c in asked):
+        return
+    widest = max(
+        max(c.in_channels * (c.alpha_in > 0), c.out_channels * (c.alpha_out > 0)) for c in asked
+    )
+    least = math.ceil(1e4 / widest) / 1e4  # 1 / widest, rounded up: int(least * widest) = 1
+    raise ValueError(
+        f"{what} has no low-frequency channel: a layer of C channels gets int(alpha * C), and "
+        f"its widest layer with an alpha above 0 has {widest} channels; give alpha {least} "
+        f"(1/{widest}) or more, or a channel_multiple below {widest}"
     )

@@ -125,7 +125,8 @@ class OctConv3d(nn.Module):
         device: where the weights are made, as in ``nn.Conv3d``.
         dtype: the weights' dtype, as in ``nn.Conv3d``.
         alpha_in: share of input channels in the low group; 0 means a plain tensor comes in.
-        alpha_out: share of output channels in the low group; 0 means a plain tensor comes out.
+        alpha_out: share of output channels in the low group; 0 means a plain tensor comes out,
+            as does a share that leaves the low group empty (``low_channels``: 0.1 of 8).
         octave: per-axis (T, H, W) factor between the groups: (1, 2, 2) spatial, (2, 2, 2)
             spatio-temporal.
         channel_multiple: round each low group to a multiple of this (``low_channels``), so

@@ -144,10 +144,12 @@ def low_channels(channels: int, alpha: float, multiple: int | None = None) -> in
     ``alpha * channels`` rounded to the nearest multiple of ``multiple`` (halves round up), so
     that the low group, and the high group where ``channels`` is a multiple too, is a size a CPU
     or GPU convolution does not pad: 0.1 of 256 channels gives 32 + 224 at a multiple of 16
-    instead of the paper's 25 + 231. Neither group becomes empty where alpha is above 0: the low
-    group keeps at least one multiple and the high group at least one channel. A layer too narrow
-    to hold a multiple in its low group and a channel in its high one (``channels <= multiple``)
-    keeps the paper's split.
+    instead of the paper's 25 + 231: where alpha is above 0 the low group keeps at least one
+    multiple and the high group at least one channel. A layer too narrow to hold a multiple in its
+    low group and a channel in its high one (``channels <= multiple``) keeps the paper's split.
+
+    The high group is never empty; the low group is empty at alpha 0 and wherever the paper's
+    split applies and ``alpha * channels < 1`` (0.1 of 8 channels).
 
     Args:
         channels: total channel count.

@@ -25,6 +25,7 @@ from torch import nn
 
 from octvideo.models import create_model, list_models, model_class
 from octvideo.models.cost import example_input
+from octvideo.ops import OctConv3d
 
 PINNED = Path(__file__).with_name("state_dict_keys.json")
 
@@ -254,3 +255,21 @@ def test_model_class_is_the_class_a_variant_builds() -> None:
         cls = model_class(name)
         assert cls is not None and type(create_model(name, num_classes=3)) is cls, name
     assert model_class("no_such_model") is None
+
+
+def test_an_alpha_that_leaves_no_layer_a_low_group_is_refused_naming_what_gives_one() -> None:
+    """int(alpha * C) low channels: at width 8 (res4 at 32 channels) alpha 0.01 gives none
+    anywhere, which would build the vanilla network; the alpha or channel_multiple the message
+    names builds an octave network, even where some narrow layers keep no low group."""
+    with pytest.raises(ValueError) as caught:
+        create_model("i3d_r18", alpha=0.01, width=8)
+    assert str(caught.value) == (
+        "i3d_r18 with alpha=0.01 and width=8 has no low-frequency channel: a layer of C channels "
+        "gets int(alpha * C), and its widest layer with an alpha above 0 has 32 channels; give "
+        "alpha 0.0313 (1/32) or more, or a channel_multiple below 32"
+    )
+    for kwargs in ({"alpha": 0.0313}, {"alpha": 0.01, "channel_multiple": 8}):
+        layers = create_model("i3d_r18", width=8, **kwargs).modules()
+        octave = [m.has_octave for m in layers if isinstance(m, OctConv3d) and m.alpha_out > 0]
+        assert any(octave), kwargs
+    assert not all(octave)  # res2's 8 channels keep no low group at a multiple of 8
