@@ -2,7 +2,9 @@
 
 ``DataConfig`` is a plain dataclass of YAML-able fields (str, int, float, bool, tuples and lists of
 those, ``None``). The engine's config layer nests it as the ``data`` section; nothing here reads
-YAML. ``__post_init__`` only rejects impossible values, naming the field; it never changes a value.
+YAML. ``__post_init__`` only rejects values of another type than the field's (a bool for a whole
+number, a str for a tuple of suffixes, the text "8" for a number) and impossible values, naming the
+field; it never changes a value.
 
 The defaults are the Kinetics recipe of the Octave Convolution paper's video models (Chen et al.,
 "Drop an Octave", ICCV 2019, Sec. 4.3) and of the Non-local video ResNets it builds on: 8 frames at
@@ -12,13 +14,21 @@ spatial crops of 256 at short side 256 for testing.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+import numbers
+import reprlib
+import typing
+from dataclasses import dataclass, fields
 
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 
 ANNOTATION_FORMATS = ("auto", "lines", "kinetics_csv", "folders")
 DECODERS = ("decord", "pyav", "auto")
+# The largest short side, in pixels, a decode resizes frames to (``decode(short_side=)``,
+# ``data.decode_short_side``; octvideo.config.LIMITS bounds the config key alike): a typo of an
+# extra digit would otherwise make each frame of a clip hundreds of megabytes.
+MAX_RESIZE_SHORT_SIDE = 2048
 
 
 @dataclass
@@ -66,6 +76,7 @@ class DataConfig:
     seed: int = 0  # base of every random draw (clip start, scale, crop, flip, shuffling)
 
     def __post_init__(self) -> None:
+        check_types(self, "data")
         if self.annotation_format not in ANNOTATION_FORMATS:
             raise ValueError(
                 f"data.annotation_format: {self.annotation_format!r} is not one of "
@@ -138,3 +149,93 @@ class DataConfig:
                 f"data.decode_short_side must be null (no resize) or >= 1, got "
                 f"{self.decode_short_side}"
             )
+
+
+def check_data_config(cfg: object, who: str) -> DataConfig:
+    """``cfg`` when it is a ``DataConfig``.
+
+    Raises:
+        TypeError: anything else (None, a dict of its fields, the whole run config), in one line
+            naming ``who`` and how to make one.
+    """
+    if not isinstance(cfg, DataConfig):
+        raise TypeError(
+            f"{who} takes a DataConfig (octvideo.data.DataConfig; a run config's .data), got "
+            f"{type(cfg).__name__}; build one with DataConfig(**fields)"
+        )
+    return cfg
+
+
+# what a field of each type takes, in words: one value, and several
+_KINDS = {
+    bool: ("True or False", "True/False values"),
+    int: ("a whole number", "whole numbers"),
+    float: ("a number", "numbers"),
+    str: ("text (a str)", "strings"),
+}
+
+
+def _takes(kind: type) -> tuple[str, str]:
+    """What a field of ``kind`` takes, in words: one value, and several."""
+    return _KINDS.get(kind, (f"a {kind.__name__}", f"{kind.__name__} values"))
+
+
+def is_kind(value: object, kind: type) -> bool:
+    """Whether ``value`` is a ``kind`` value: a bool is no number, a whole number (numpy's too)
+    is a number, and text is no number."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral)
+    if kind is float:
+        return isinstance(value, numbers.Real)
+    return isinstance(value, kind)
+
+
+@functools.cache
+def _field_kinds(schema: type) -> dict[str, tuple[type, bool, int | None]]:
+    """Field name -> (type, takes None, count) of a dataclass of plain fields; count is None for
+    one value, -1 for a tuple of any length, else the tuple's length."""
+    hints = typing.get_type_hints(schema)
+    kinds = {}
+    for f in fields(schema):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        optional = type(None) in args
+        if optional:
+            (hint,) = (a for a in args if a is not type(None))
+        count = None
+        if typing.get_origin(hint) is tuple:
+            items = typing.get_args(hint)
+            count = -1 if items[-1] is Ellipsis else len(items)
+            hint = items[0]
+        kinds[f.name] = (hint, optional, count)
+    return kinds
+
+
+def check_types(cfg: object, section: str) -> None:
+    """Refuses a field of the dataclass ``cfg`` whose value is not of the field's type (a tuple
+    field takes a list as well).
+
+    Raises:
+        ValueError: one line naming ``section.field``, what it takes and the value.
+    """
+    for name, (kind, optional, count) in _field_kinds(type(cfg)).items():
+        value = getattr(cfg, name)
+        if value is None and optional:
+            continue
+        if count is None:
+            if is_kind(value, kind):
+                continue
+            takes = _takes(kind)[0]
+        else:
+            if (
+                isinstance(value, list | tuple)
+                and count in (-1, len(value))
+                and all(is_kind(v, kind) for v in value)
+            ):
+                continue
+            many = _takes(kind)[1]
+            takes = f"a tuple of {many}" if count == -1 else f"a tuple of {count} {many}"
+        takes += " or None" if optional else ""
+        raise ValueError(f"{section}.{name} must be {takes}, got {reprlib.repr(value)}")
