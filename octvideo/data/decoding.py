@@ -51,6 +51,10 @@ Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes t
 stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
 both decoders so they agree) so that the shorter side has that many pixels.
 
+Arguments: ``indices`` are a flat sequence (or 1-D array) of whole numbers; ``short_side`` is None
+or a whole number from 1 to ``MAX_RESIZE_SHORT_SIDE`` (2048). Anything else is refused with a
+``ValueError`` naming the argument, before the file is opened.
+
 Errors: a missing file raises ``FileNotFoundError``; anything a decoder rejects (zero bytes, text,
 a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError``
 (``octvideo.errors``), which holds the path, the decoder and the reason. FFmpeg's own log lines are
@@ -65,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import reprlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -72,8 +77,9 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from octvideo.data.config import DECODERS
+from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
 from octvideo.errors import DecodeError
+from octvideo.ops.pair import is_whole
 
 logger = logging.getLogger(__name__)
 
@@ -570,10 +576,19 @@ def _read(reader: _DecordReader | _PyAVReader, path: str, indices: np.ndarray) -
         ) from err
 
 
-def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
-    """Resize uint8 frames (T, H, W, 3) so that min(H, W) == short_side (antialiased)."""
+def resize_short_side(frames: torch.Tensor, short_side: int | None) -> torch.Tensor:
+    """Resize uint8 frames (T, H, W, 3) so that min(H, W) == short_side (antialiased); None
+    returns ``frames`` as they are.
+
+    Raises:
+        ValueError: ``short_side`` is not None or a whole number from 1 to
+            ``MAX_RESIZE_SHORT_SIDE``.
+    """
+    size = check_short_side(short_side)
+    if size is None:
+        return frames
     video = frames.permute(0, 3, 1, 2)  # (T, 3, H, W)
-    video = TF.resize(video, [short_side], antialias=True)
+    video = TF.resize(video, [size], antialias=True)
     return video.permute(0, 2, 3, 1).contiguous()  # (T, H', W', 3)
 
 
@@ -587,6 +602,49 @@ def check_decoder(decoder: object) -> str:
         names = ", ".join(repr(name) for name in DECODERS[:-1])
         raise ValueError(f"decoder must be {names} or {DECODERS[-1]!r}, got {decoder!r}")
     return decoder
+
+
+def check_short_side(short_side: object) -> int | None:
+    """``short_side`` when it is None (keep the size) or a whole number from 1 to
+    ``MAX_RESIZE_SHORT_SIDE``.
+
+    Raises:
+        ValueError: anything else, in one line naming ``short_side`` and what it takes.
+    """
+    if short_side is not None and (
+        not is_whole(short_side) or not 1 <= short_side <= MAX_RESIZE_SHORT_SIDE
+    ):
+        raise ValueError(
+            f"short_side must be a whole number from 1 to {MAX_RESIZE_SHORT_SIDE} (pixels) or "
+            f"None (keep the size), got {short_side!r}"
+        )
+    return None if short_side is None else int(short_side)  # type: ignore[call-overload]
+
+
+def frame_indices(indices: object, name: str = "indices") -> np.ndarray:
+    """``indices`` as a 1-D int64 array: a flat sequence or 1-D array of whole numbers.
+
+    Raises:
+        ValueError: anything else (a float, a bool, a nested list, a single number), in one line
+            naming ``name``.
+        IndexError: a whole number beyond any video's frames (past int64).
+    """
+    try:
+        array = np.asarray(indices)
+    except (ValueError, TypeError):  # a ragged nested list
+        array = None
+    if array is not None and array.ndim == 1 and array.size == 0:
+        return np.zeros(0, dtype=np.int64)  # refused as outside the video, with its frame count
+    if array is not None and array.ndim == 1 and array.dtype.kind in "iuO":
+        values = array.tolist() if array.dtype.kind == "O" else [array.min(), array.max()]
+        if all(is_whole(v) for v in values):
+            if not all(-(2**63) <= v < 2**63 for v in values):
+                raise IndexError(f"{name}: {reprlib.repr(indices)} is past any video's frames")
+            return array.astype(np.int64)
+    raise ValueError(
+        f"{name} must be a flat sequence of whole frame numbers (0-based), got "
+        f"{reprlib.repr(indices)}"
+    )
 
 
 def _check_args(path: str | os.PathLike[str], decoder: str) -> str:
@@ -638,20 +696,22 @@ def decode_clip(
     Raises:
         FileNotFoundError: the file does not exist.
         DecodeError: the decoder(s) failed.
+        IndexError: an index ``choose`` gives is outside the video.
+        ValueError: ``decoder`` or ``short_side`` is not one the docstring names (before the file
+            is opened), or ``choose`` gives something other than whole numbers.
     """
+    check_short_side(short_side)
     path = _check_args(path, decoder)
 
     def work(
         reader: _DecordReader | _PyAVReader,
     ) -> tuple[_DecordReader | _PyAVReader, np.ndarray, np.ndarray]:
-        indices = np.asarray(choose(reader.info), dtype=np.int64)
+        indices = frame_indices(choose(reader.info), "the indices choose gives")
         return reader, indices, _read(reader, path, indices)
 
     reader, indices, array = _with_fallback(path, decoder, work)
     frames = torch.from_numpy(array)  # (T, H, W, 3)
-    if short_side is not None:
-        frames = resize_short_side(frames, short_side)
-    return frames, indices, reader.info
+    return resize_short_side(frames, short_side), indices, reader.info
 
 
 class Video:
@@ -700,8 +760,11 @@ class Video:
             DecodeError: the decoder(s) failed, or PyAV (taking over from decord) finds fewer
                 frames than ``indices`` need.
             IndexError: an index is outside the video.
+            ValueError: ``indices`` are not whole numbers, or ``short_side`` is not None or a
+                whole number from 1 to ``MAX_RESIZE_SHORT_SIDE`` (before any decoding).
         """
-        indices = np.asarray(indices, dtype=np.int64)
+        indices = frame_indices(indices)
+        check_short_side(short_side)
         try:
             frames = _read(self._reader, self.path, indices)
         except DecodeError as err:
@@ -716,8 +779,7 @@ class Video:
                 frames = _read(self._reader, self.path, indices)
             except DecodeError as second:  # PyAV's words; decord's went to the DEBUG log
                 raise second from None
-        frames = torch.from_numpy(frames)  # (T, H, W, 3)
-        return frames if short_side is None else resize_short_side(frames, short_side)
+        return resize_short_side(torch.from_numpy(frames), short_side)  # (T, H, W, 3)
 
 
 def decode(
@@ -731,9 +793,11 @@ def decode(
 
     Args:
         path: the video file.
-        indices: frame indices (0-based, may repeat, any order); None decodes every frame.
+        indices: frame indices (whole numbers, 0-based, may repeat, any order), a flat sequence
+            or 1-D array; None decodes every frame.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
-        short_side: resize so that the shorter side has this many pixels; None keeps the size.
+        short_side: resize so that the shorter side has this many pixels (1 to
+            ``MAX_RESIZE_SHORT_SIDE``); None keeps the size.
 
     Returns:
         uint8 Tensor (T, H, W, 3), RGB, frames in the order of ``indices``.
@@ -742,10 +806,13 @@ def decode(
         FileNotFoundError: the file does not exist.
         DecodeError: the decoder(s) failed.
         IndexError: an index is outside the video.
+        ValueError: ``indices`` are not whole numbers, or ``decoder`` or ``short_side`` is not
+            one the docstring names (before the file is opened).
     """
+    chosen = None if indices is None else frame_indices(indices)
 
     def choose(info: VideoInfo) -> np.ndarray:
-        return np.arange(info.num_frames) if indices is None else np.asarray(indices)
+        return np.arange(info.num_frames) if chosen is None else chosen
 
     return decode_clip(path, choose, decoder=decoder, short_side=short_side)[0]
 

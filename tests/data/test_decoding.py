@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.data import decode, probe
+from octvideo.data import decode, decode_clip, probe
 from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
+from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
 from octvideo.data.decoding import Video
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
@@ -208,6 +209,53 @@ def test_a_decoder_not_in_decoders_is_one_line_naming_them(media, decoder):
         assert str(err.value) == f"decoder must be 'decord', 'pyav' or 'auto', got {decoder!r}"
     with pytest.raises(ValueError, match="^decoder must be"):
         Video(path, decoder=decoder)
+
+
+@pytest.mark.parametrize("short_side", [0, -5, 33.5, True, "32", MAX_RESIZE_SHORT_SIDE + 1])
+def test_a_short_side_out_of_bounds_is_one_line_before_the_file_is_opened(media, short_side):
+    message = (
+        f"short_side must be a whole number from 1 to {MAX_RESIZE_SHORT_SIDE} (pixels) or None "
+        f"(keep the size), got {short_side!r}"
+    )
+    video = Video(media["h264.mp4"], decoder="pyav")
+    for read in (
+        lambda: decode(media["missing.mp4"], [0], short_side=short_side),
+        lambda: decode_clip(media["missing.mp4"], lambda info: [0], short_side=short_side),
+        lambda: video.read([0], short_side=short_side),
+    ):
+        with pytest.raises(ValueError) as err:
+            read()
+        assert str(err.value) == message
+
+
+def test_short_side_takes_whole_numbers_up_to_its_bound(media):
+    path = media["h264.mp4"]
+    assert decode(path, [0], short_side=np.int64(1)).shape == (1, 1, 1, 3)
+    bound = MAX_RESIZE_SHORT_SIDE
+    assert decode(path, [0], short_side=bound).shape == (1, bound, bound * 3 // 2, 3)
+
+
+@pytest.mark.parametrize("indices", [[1.5], [[0, 1]], [[0], [1, 2]], [True], 3, "0", {0, 1}])
+def test_indices_other_than_a_flat_sequence_of_whole_numbers_are_refused(media, indices):
+    message = f"indices must be a flat sequence of whole frame numbers (0-based), got {indices!r}"
+    with pytest.raises(ValueError) as err:
+        decode(media["missing.mp4"], indices)
+    assert str(err.value) == message
+    with pytest.raises(ValueError) as err:
+        Video(media["h264.mp4"]).read(indices)
+    assert str(err.value) == message
+    with pytest.raises(ValueError, match="^the indices choose gives must be a flat sequence"):
+        decode_clip(media["h264.mp4"], lambda info: indices)
+
+
+def test_indices_of_numpy_torch_and_range_read_the_same_frames(media):
+    path = media["h264.mp4"]
+    frames = decode(path, [0, 3, 2], decoder="pyav")
+    for indices in (np.array([0, 3, 2], np.uint8), torch.tensor([0, 3, 2]), [np.int32(0), 3, 2]):
+        assert torch.equal(decode(path, indices, decoder="pyav"), frames)
+    assert torch.equal(decode(path, range(3), decoder="pyav")[2], frames[2])
+    with pytest.raises(IndexError, match="past any video's frames"):
+        decode(path, [2**70])
 
 
 def test_auto_falls_back_to_pyav_per_file(media, monkeypatch):
