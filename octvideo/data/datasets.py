@@ -38,6 +38,7 @@ decoded clip, so the crops of one temporal clip decode it once.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 from collections.abc import Sequence
@@ -48,7 +49,7 @@ import torch
 from torch.utils.data import Dataset
 
 from octvideo.data.annotations import VideoRecord
-from octvideo.data.config import DataConfig
+from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.decoding import VideoInfo, decode_clip
 from octvideo.data.sampling import (
     center_clip_indices,
@@ -63,6 +64,7 @@ from octvideo.data.transforms import (
     val_transform,
 )
 from octvideo.errors import DecodeError, TooManyBadVideos, first_line
+from octvideo.ops.pair import is_whole
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,23 @@ def worker_crash_report(err: BaseException, trail_dir: str | os.PathLike | None)
     return None
 
 
+def _record(i: int, record: object) -> VideoRecord:
+    """``record`` (``records[i]``) as a ``VideoRecord``: its path as a string, its label as is.
+
+    Raises:
+        ValueError: not a (path, label) pair, or a label that is not a whole number of 0 or more.
+    """
+    if not isinstance(record, Sequence) or isinstance(record, str | bytes) or len(record) != 2:
+        raise ValueError(f"records[{i}] must be a (path, label) pair, got {record!r}")
+    path, label = record
+    if not is_whole(label) or label < 0:
+        raise ValueError(
+            f"records[{i}] ({path}): label must be a whole number of 0 or more (a class index), "
+            f"got {label!r}"
+        )
+    return VideoRecord(str(path), int(label))
+
+
 def item_seed(*parts: int) -> int:
     """A 63-bit seed mixed from integers (numpy's SeedSequence hashing)."""
     state = np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2)
@@ -121,18 +140,28 @@ def item_seed(*parts: int) -> int:
 class VideoDataset(Dataset):
     """Clips of annotated videos.
 
+    Indexed as a sequence: ``dataset[-1]`` is the last item, an index outside
+    ``[-len, len)`` raises ``IndexError``, and a training index may come with its epoch,
+    ``dataset[(index, epoch)]`` (``EpochSampler`` yields these).
+
     Args:
-        records: (path, label) of each video.
+        records: (path, label) of each video; a label is a class index, a whole number of 0 or
+            more.
         cfg: the data section.
         mode: ``"train"`` (random clip, augmentation, retries), ``"val"`` (centre clip and crop)
             or ``"test"`` (``test_num_clips x test_num_crops`` views per video).
+
+    Raises:
+        ValueError: a record that is not a (path, label) pair or whose label is not a whole number
+            of 0 or more, or a ``mode`` not in ``MODES``.
+        TypeError: ``cfg`` is not a ``DataConfig``.
     """
 
     def __init__(self, records: Sequence[VideoRecord], cfg: DataConfig, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.records = [VideoRecord(str(p), int(label)) for p, label in records]
-        self.cfg = cfg
+        self.cfg = check_data_config(cfg, "VideoDataset")
+        self.records = [_record(i, record) for i, record in enumerate(records)]
         self.mode = mode
         self.views_per_video = cfg.test_num_clips * cfg.test_num_crops if mode == "test" else 1
         if mode == "train":
@@ -151,9 +180,26 @@ class VideoDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
+        index = self._position(index)
         if self.mode == "train":
-            return self._train_item(int(index), int(epoch))
-        return self._eval_item(int(index))
+            return self._train_item(index, int(epoch))
+        return self._eval_item(index)
+
+    def _position(self, index: object) -> int:
+        """``index`` as a position in ``[0, len)``: a negative one counts from the end.
+
+        Raises:
+            TypeError: not a whole number.
+            IndexError: outside ``[-len, len)``.
+        """
+        try:
+            position = operator.index(index)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"VideoDataset index must be a whole number, got {index!r}") from None
+        size = len(self)
+        if not -size <= position < size:
+            raise IndexError(f"VideoDataset index {position} is out of range for {size} items")
+        return position % size
 
     def _pack(self, video: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         alpha = self.cfg.slowfast_alpha

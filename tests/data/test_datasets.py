@@ -208,3 +208,39 @@ def test_every_view_of_a_failed_video_has_the_same_single_prefix_error(media, wo
     message = errors[0][1]
     assert message.startswith("DecodeError: ") and message.count("DecodeError") == 1, message
     assert "cannot open it" in message
+
+
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_indices_count_from_the_end_as_a_sequence_does(media, mode):
+    dataset = VideoDataset(records(media, ["h264.mp4", "odd.mkv"]), small_config(), mode)
+    size = len(dataset)
+    last = dataset[-1] if mode != "train" else dataset[(-1, 0)]
+    assert last["video_index"] == 1 and last["label"] == 1
+    if mode == "test":
+        assert (last["temporal_index"], last["spatial_index"]) == (2, 2)
+        assert dataset[-size]["video_index"] == 0
+    for index in (size, -size - 1):
+        with pytest.raises(IndexError, match=f"^VideoDataset index {index} is out of range for "):
+            dataset[index]
+    with pytest.raises(TypeError, match=r"^VideoDataset index must be a whole number, got 1\.5"):
+        dataset[1.5]
+
+
+@pytest.mark.parametrize("label", [-1, "2", 1.5, True, None])
+def test_a_label_that_is_no_class_index_is_refused_at_construction(media, label):
+    path = str(media["h264.mp4"])
+    with pytest.raises(ValueError) as err:
+        VideoDataset([(path, 0), (path, label)], small_config(), "val")
+    assert str(err.value) == (
+        f"records[1] ({path}): label must be a whole number of 0 or more (a class index), "
+        f"got {label!r}"
+    )
+    assert VideoDataset([(path, np.int64(2))], small_config(), "val").records[0].label == 2
+
+
+def test_records_and_config_of_another_shape_are_refused(media):
+    path = str(media["h264.mp4"])
+    with pytest.raises(ValueError, match=r"^records\[0\] must be a \(path, label\) pair, got"):
+        VideoDataset([path], small_config(), "val")
+    with pytest.raises(TypeError, match="^VideoDataset takes a DataConfig .* got dict;"):
+        VideoDataset([(path, 0)], dataclasses.asdict(small_config()), "val")
