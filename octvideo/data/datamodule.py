@@ -51,11 +51,13 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from octvideo.data.annotations import Annotations, load_annotations
-from octvideo.data.config import DataConfig
+from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
 from octvideo.errors import AnnotationError, UsageError
 
 logger = logging.getLogger(__name__)
+
+STAGES = ("fit", "validate", "test")  # the stages whose datasets ``setup`` builds
 
 
 def _world() -> tuple[int, int]:
@@ -129,11 +131,14 @@ class VideoDataModule(L.LightningDataModule):
 
     Args:
         cfg: the data section.
+
+    Raises:
+        TypeError: ``cfg`` is not a ``DataConfig``.
     """
 
     def __init__(self, cfg: DataConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg = check_data_config(cfg, "VideoDataModule")
         self.train_dataset: VideoDataset | None = None
         self.val_dataset: VideoDataset | None = None
         self.test_dataset: VideoDataset | None = None
@@ -240,7 +245,15 @@ class VideoDataModule(L.LightningDataModule):
         return dataset
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets a stage needs (``fit``, ``validate``, ``test`` or None for all)."""
+        """Build the datasets a stage needs (``fit``, ``validate``, ``test`` or None for all).
+
+        Raises:
+            ValueError: another stage (``predict`` included: predict reads videos through
+                ``octvideo.inference``), naming the stages taken.
+        """
+        if stage is not None and stage not in STAGES:
+            taken = ", ".join(repr(name) for name in STAGES)
+            raise ValueError(f"VideoDataModule.setup takes stage {taken} or None, got {stage!r}")
         cfg = self.cfg
         if stage in ("fit", None) and cfg.train_list and self.train_dataset is None:
             self.train_dataset = self._dataset(cfg.train_list, "train")

@@ -35,6 +35,27 @@ def test_datamodule_input_errors_are_usage_errors(tmp_path, media):
         VideoDataModule(small_config(train_list=str(tmp_path / "train.txt"))).test_dataloader()
 
 
+@pytest.mark.parametrize("cfg", [None, {"num_frames": 8}, "data.yaml"])
+def test_a_config_other_than_a_data_config_is_one_line(cfg):
+    with pytest.raises(TypeError) as err:
+        VideoDataModule(cfg)
+    assert str(err.value) == (
+        "VideoDataModule takes a DataConfig (octvideo.data.DataConfig; a run config's .data), "
+        f"got {type(cfg).__name__}; build one with DataConfig(**fields)"
+    )
+
+
+@pytest.mark.parametrize("stage", ["bogus", "predict", "train", ""])
+def test_setup_refuses_a_stage_it_has_no_datasets_for_naming_its_stages(stage):
+    dm = VideoDataModule(small_config(val_list="val.txt"))
+    with pytest.raises(ValueError) as err:
+        dm.setup(stage)
+    assert str(err.value) == (
+        f"VideoDataModule.setup takes stage 'fit', 'validate', 'test' or None, got {stage!r}"
+    )
+    assert dm.val_dataset is None and dm.test_dataset is None
+
+
 def test_the_first_list_set_gives_the_classes_and_only_a_training_list_counts(tmp_path, media):
     shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
     (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 2\n")
