@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from octvideo.argtypes import DECIMAL, WHOLE
-from octvideo.data.config import DataConfig
+from octvideo.data.config import MAX_RESIZE_SHORT_SIDE, DataConfig, is_kind
 from octvideo.errors import ConfigError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
 from octvideo.paths import write_atomically
@@ -83,13 +83,13 @@ MAX_YAML_DEPTH = 16
 LIMITS: dict[str, tuple[float, str]] = {
     "model.num_classes": (100_000, "classes"),
     "model.octave": (4, "per axis"),
-    "data.decode_short_side": (2048, "pixels"),
+    "data.decode_short_side": (MAX_RESIZE_SHORT_SIDE, "pixels"),
     "data.num_frames": (256, "frames"),
     "data.sampling_rate": (64, "frames"),
-    "data.train_jitter_scales": (2048, "pixels"),
+    "data.train_jitter_scales": (MAX_RESIZE_SHORT_SIDE, "pixels"),
     "data.train_crop_size": (1024, "pixels"),
     "data.val_crop_size": (1024, "pixels"),
-    "data.test_short_side": (2048, "pixels"),
+    "data.test_short_side": (MAX_RESIZE_SHORT_SIDE, "pixels"),
     "data.test_crop_size": (1024, "pixels"),
     "data.test_num_clips": (100, "clips"),
     "data.batch_size": (1024, "clips"),
@@ -704,7 +704,7 @@ def _check_typed(key: str, value: Any, where: str) -> None:
     if many != isinstance(value, list):
         return
     for item in value if many else [value]:
-        if item is None or _is_kind(item, kind):
+        if item is None or is_kind(item, kind):
             continue
         one, several = _TAKES[kind]
         takes = f"a list of {several}" if many else one + (" or null" if optional else "")
@@ -724,13 +724,6 @@ def _how_to_write(value: Any, kind: type) -> str:
         return ""
     text = ", which YAML 1.2 reads as text" if isinstance(value, str) else ""
     return f"{text}; write {spelling}"
-
-
-def _is_kind(value: Any, kind: type) -> bool:
-    """Whether ``value`` as YAML 1.2 reads it is of ``kind`` (a whole number is a number)."""
-    if kind is bool or isinstance(value, bool):
-        return kind is bool and isinstance(value, bool)
-    return isinstance(value, int) or (kind is float and isinstance(value, float))
 
 
 def _yaml_text(value: Any) -> str:
