@@ -12,12 +12,28 @@ earlier file of that name stays as it was. A write failure (full disk, quota, re
 system) becomes ``OutputWriteError``, one line naming the file, with the temporary file removed.
 A symbolic link at an output path is refused, never written through and never replaced: writing
 through it would overwrite the file it points to, which the command was not given.
+
+A writer killed mid-write (SIGKILL, power loss) leaves its temporary file. The temporary's name
+holds the writer's pid (``.NAME.<pid>-<hex>.tmp.EXT``) and the writer holds a ``flock`` on it
+while it writes; each successful write of ``path`` removes the temporaries of ``path`` whose
+writer is gone (no process of that pid here, and no lock on the file: a writer on another host or
+in another pid namespace of a shared folder holds its lock). A writer still running, or a pid
+reused by another process, keeps its file. Temporaries of earlier versions, without a pid, are
+taken as a dead writer's.
+
+``hold_folder`` makes a command the only one writing a folder (``train`` a run folder, ``sweep``
+its ``--out``): a ``flock`` on a lock file there, held while the command runs and freed by the
+kernel when its process ends, a ``kill -9`` included, so no stale lock is ever left to clear.
+Locks are not inherited by forked children (data-loader workers): a killed command's workers
+do not keep its folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import logging
 import os
 import re
 import secrets
@@ -28,6 +44,8 @@ from pathlib import Path
 from types import TracebackType
 
 from octvideo.errors import OutputWriteError, UsageError
+
+logger = logging.getLogger(__name__)
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -191,14 +209,107 @@ def _temporary_name(path: Path, token: str) -> str:
     return f".{path.name[:120]}.{token}.tmp{suffix}"
 
 
+def _temporary_pattern(path: Path) -> re.Pattern[str]:
+    """Temporary names of ``path``: ``<pid>-<hex>`` as the token, or an earlier version's token
+    without a pid (``<hex>``, or mkstemp's eight characters before ``.tmp`` with no extension)."""
+    name = re.escape(_temporary_name(path, "TOKEN"))
+    token = r"(?:(?P<pid>[0-9]{1,10})-[0-9a-f]{8}|[a-z0-9_]{8})"
+    name = name.replace("TOKEN", token)
+    if path.suffix and name.endswith(re.escape(path.suffix)):  # mkstemp's names had none
+        name = f"{name[: -len(re.escape(path.suffix))]}(?:{re.escape(path.suffix)})?"
+    return re.compile(name)
+
+
 def temporaries(path: str | os.PathLike[str]) -> list[Path]:
     """Temporary files of ``path`` beside it: left by writers that were killed mid-write (or
     being written now)."""
     path = Path(path)
-    pattern = re.compile(re.escape(_temporary_name(path, "TOKEN")).replace("TOKEN", "[0-9a-f]{8}"))
-    with contextlib.suppress(FileNotFoundError):
+    pattern = _temporary_pattern(path)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
     return []
+
+
+# Descriptors that hold a flock for this process. A forked child (a data-loader worker) gets
+# copies of them, which would keep the lock after this process is killed: it closes its copies
+# (closing, unlike unlocking, leaves the lock to the parent's descriptor).
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
+
+
+def _release(fd: int) -> None:
+    """Closes ``fd``, a descriptor of ``_HELD``, which frees its lock."""
+    _HELD.discard(fd)
+    os.close(fd)
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether a process of ``pid`` exists here (one of another user's counts: it may be the
+    writer, as may a pid reused since)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _locked(path: Path) -> bool:
+    """Whether a process holds the flock of ``path`` (a file system without locks: no)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone, or not to be opened: not ours to remove either way
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no locks here: the pid alone tells
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files of ``path`` whose writer is gone: its pid runs no process here and
+    nothing holds the file's lock (see the module docstring); those of earlier versions, which
+    have no pid in their name, too."""
+    path = Path(path)
+    pattern = _temporary_pattern(path)
+    stale = []
+    for tmp in temporaries(path):
+        pid = pattern.fullmatch(tmp.name)["pid"]  # type: ignore[index]
+        if (pid is None or not _pid_running(int(pid))) and not _locked(tmp):
+            stale.append(tmp)
+    return stale
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Removes ``stale_temporaries(path)`` and returns them; one that cannot be removed is
+    logged and left."""
+    removed = []
+    for tmp in stale_temporaries(path):
+        try:
+            tmp.unlink()
+        except FileNotFoundError:  # another writer of the same path removed it first
+            continue
+        except OSError as err:
+            logger.warning("cannot remove %s, left by an interrupted write (%s)", tmp, err)
+            continue
+        logger.info("removed %s, left by an interrupted write", tmp)
+        removed.append(tmp)
+    return removed
 
 
 def _fsync(path: Path) -> None:
@@ -230,14 +341,24 @@ class AtomicOutput:
         refuse_special_file(self.path, option)
         self.existed = self.path.exists()
         for _ in range(100):
-            tmp = self.path.with_name(_temporary_name(self.path, secrets.token_hex(4)))
+            token = f"{os.getpid()}-{secrets.token_hex(4)}"
+            tmp = self.path.with_name(_temporary_name(self.path, token))
             try:  # 0o666 less the umask, as open() gives every other output (mkstemp: 0o600)
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             except FileExistsError:
                 continue
             except OSError as err:
                 raise self.error(err) from err
             self.tmp = tmp
+            self._lock: int | None = fd
+            _HELD.add(fd)
+            try:  # blocking: a cleaner's test holds the lock only for a moment
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks: the pid in the name tells
+                pass
+            except BaseException:  # Ctrl-C: no temporary file is left behind
+                self.discard()
+                raise
             return
         raise self.error(FileExistsError(errno.EEXIST, "no free temporary file name"))
 
@@ -274,17 +395,26 @@ class AtomicOutput:
         except BaseException:  # Ctrl-C during the fsync: no temporary file is left behind
             self.discard()
             raise
+        finally:
+            self._unlock()
         try:  # makes the rename durable
             _fsync(self.path.parent)
         except OSError as err:
             if err.errno not in (errno.EINVAL, errno.ENOTSUP):  # file systems without it
                 raise self.error(err) from err
+        remove_stale_temporaries(self.path)
         return self.path
 
     def discard(self) -> None:
         """Removes the temporary file (if it is still there)."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            _release(self._lock)
+            self._lock = None
 
     def __enter__(self) -> AtomicOutput:
         return self
@@ -338,3 +468,114 @@ def write_failure(err: BaseException) -> str:
     """Why an output could not be written (``No space left on device``): an ``OSError``'s text,
     or the ``reason`` of the ``RunStopped`` that ``atomic_output`` may turn one into."""
     return getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err)
+
+
+LOCK_NAME = ".octvideo.lock"
+
+
+def _holder(lock: Path) -> str:
+    """Who holds ``lock``, as its holder wrote it (``octvideo train (pid 123)``)."""
+    try:
+        pid, _, command = lock.read_text(encoding="utf-8", errors="replace").strip().partition(" ")
+    except OSError:
+        pid, command = "", ""
+    if not pid.isdigit():  # the holder has not written it yet
+        return "another octvideo command"
+    return f"octvideo {command or 'command'} (pid {pid})"
+
+
+def _folders_to_make(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist, deepest first."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:
+    """A descriptor holding the flock of ``folder``'s lock file (made, with ``folder``, when
+    missing), with this process's pid and ``command`` written in it.
+
+    Raises:
+        UsageError: another process holds it; or the folder or its lock file cannot be made.
+    """
+    lock = folder / LOCK_NAME
+    for _ in range(100):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except FileNotFoundError:  # the folder was removed by a holder that ended: again
+            continue
+        except OSError as err:
+            raise UsageError(
+                f"{name}: cannot write in {folder} ({err.strerror or err}); {advice}"
+            ) from err
+        _HELD.add(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _release(fd)
+            raise UsageError(
+                f"{name} is in use by {_holder(lock)}; wait for it to end, or {advice} (nothing "
+                "was changed)"
+            ) from None
+        except OSError as err:  # a file system without locks: nothing to tell two commands apart
+            logger.warning("cannot lock %s (%s): a second command there is not refused", lock, err)
+        except BaseException:
+            _release(fd)
+            raise
+        try:  # a holder that ended removes the file: the lock taken must be on the file there
+            here = os.stat(lock, follow_symlinks=False)
+        except FileNotFoundError:
+            here = None
+        held = os.fstat(fd)
+        if here is None or (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino):
+            _release(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {command}\n".encode())
+        return fd
+    raise UsageError(f"{name}: cannot take {lock}, removed again and again; {advice}")
+
+
+@contextlib.contextmanager
+def hold_folder(
+    folder: str | os.PathLike[str],
+    command: str,
+    *,
+    name: str | None = None,
+    advice: str = "choose another folder",
+) -> Iterator[Path]:
+    """Makes this process the only octvideo command writing ``folder`` while the block runs.
+
+    Takes the ``flock`` of ``folder``'s ``LOCK_NAME`` (making the folder when missing) and writes
+    this process's pid and ``command`` in it for the message of a command refused; on leaving,
+    removes the lock file (still holding it: a command waiting on it checks that its lock is on
+    the file there) and the folders it made that are still empty, so a command refused inside
+    the block leaves nothing. A killed process's lock is freed by the kernel; its lock file is
+    left and taken over by the next command.
+
+    Args:
+        folder: the folder.
+        command: the command's name, ``train``.
+        name: how the refusal names the folder (default: the folder).
+        advice: the way out a refusal ends with, after "wait for it to end, or".
+
+    Raises:
+        UsageError: another process holds the folder ("run folder R is in use by octvideo train
+            (pid 123); wait for it to end, or ... (nothing was changed)"), or it cannot be
+            made or written.
+    """
+    folder = Path(folder)
+    made = _folders_to_make(folder)
+    fd = _take_lock(folder, command, name or os.fspath(folder), advice)
+    try:
+        yield folder
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / LOCK_NAME)
+        _release(fd)
+        for path in made:
+            with contextlib.suppress(OSError):  # not empty: the command wrote there
+                path.rmdir()

@@ -4,23 +4,30 @@ symbolic link, and a write failure (a real full disk) is one line."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from octvideo.errors import OutputWriteError, RunStopped, UsageError
 from octvideo.paths import (
+    LOCK_NAME,
     AtomicOutput,
     atomic_output,
     check_output_file,
+    hold_folder,
     nearest_existing,
     temporaries,
     write_atomically,
     write_failure,
 )
 from tests.small_disk import fill, small_disk
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -95,8 +102,155 @@ def test_every_out_of_room_errno_becomes_one_line(tmp_path, code):
 def test_a_temporary_name_keeps_the_extension_and_is_found_again(tmp_path):
     with atomic_output(tmp_path / "clip.pred.mp4") as tmp:
         assert tmp.parent == tmp_path and tmp.name.endswith(".tmp.mp4")
+        assert tmp.name.startswith(f".clip.pred.mp4.{os.getpid()}-")  # its writer's pid
         assert temporaries(tmp_path / "clip.pred.mp4") == [tmp]
         assert temporaries(tmp_path / "clip.mp4") == []
+
+
+def _ended_pid() -> int:
+    """The pid of a process that has ended (and was waited for)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(proc.stdout)
+
+
+def test_a_write_removes_the_temporaries_its_gone_writers_left_and_keeps_a_running_ones(
+    tmp_path,
+):
+    out = tmp_path / "preds.jsonl"
+    ended = _ended_pid()
+    left = {
+        "ended": f".preds.jsonl.{ended}-0123abcd.tmp.jsonl",  # a writer killed mid-write
+        "earlier": ".preds.jsonl.89abcdef.tmp.jsonl",  # an earlier version's name, no pid
+        "mkstemp": ".preds.jsonl.k2_x9qz1.tmp",  # older checkpoint writes' name
+    }
+    kept = {
+        "running": f".preds.jsonl.{os.getpid()}-0123abcd.tmp.jsonl",  # this process writes it
+        "another output's": f".other.jsonl.{ended}-0123abcd.tmp.jsonl",
+    }
+    for name in [*left.values(), *kept.values()]:
+        (tmp_path / name).write_text('{"done": 1}\n')
+    assert len(temporaries(out)) == 4
+    write_atomically(out, "new\n")
+    assert sorted(os.listdir(tmp_path)) == sorted(["preds.jsonl", *kept.values()])
+    assert temporaries(out) == [tmp_path / kept["running"]]
+
+
+def test_a_temporary_whose_lock_is_held_is_kept_whatever_its_pid(tmp_path):
+    # a writer in another pid namespace or on another host of a shared folder: its pid is no
+    # process here, its lock is held
+    tmp = tmp_path / f".m.onnx.{_ended_pid()}-0123abcd.tmp.onnx"
+    tmp.write_bytes(b"half a model")
+    with tmp.open("rb") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        write_atomically(tmp_path / "m.onnx", b"model")
+        assert tmp.read_bytes() == b"half a model"
+    write_atomically(tmp_path / "m.onnx", b"model")  # its writer gone: removed
+    assert os.listdir(tmp_path) == ["m.onnx"]
+
+
+# A writer in a process of its own: prints its temporary file, then waits for stdin to close.
+_WRITER = """
+import sys
+from octvideo.paths import AtomicOutput
+
+out = AtomicOutput(sys.argv[1])
+out.write(b"half")
+print(out.tmp, flush=True)
+sys.stdin.read()
+"""
+
+
+def _child(script: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_a_writer_killed_mid_write_leaves_a_temporary_the_next_write_removes(tmp_path):
+    out = tmp_path / "p.jsonl"
+    proc = _child(_WRITER, str(out))
+    try:
+        tmp = Path(proc.stdout.readline().strip())
+        write_atomically(out, "mine\n")  # two writers at once: the other's file is its own
+        assert tmp.read_bytes() == b"half"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert tmp.exists()  # what kill -9 leaves
+    write_atomically(out, "again\n")
+    assert os.listdir(tmp_path) == ["p.jsonl"] and out.read_text() == "again\n"
+
+
+def test_a_folder_held_is_refused_to_another_and_a_refused_block_leaves_nothing(tmp_path):
+    folder = tmp_path / "runs" / "a"
+    with hold_folder(folder, "train"):
+        refused = hold_folder(folder, "sweep", name="--out runs/a", advice="choose another --out")
+        with pytest.raises(UsageError) as info, refused:
+            pass
+        assert (folder / LOCK_NAME).read_text() == f"{os.getpid()} train\n"  # the holder's
+    assert str(info.value) == (
+        f"--out runs/a is in use by octvideo train (pid {os.getpid()}); wait for it to end, or "
+        "choose another --out (nothing was changed)"
+    )
+    assert os.listdir(tmp_path) == []  # the folders it made, empty, are removed with the lock
+    with pytest.raises(UsageError, match="refused"), hold_folder(folder, "train"):
+        (folder / "kept.txt").write_text("done\n")
+        raise UsageError("refused")
+    assert os.listdir(folder) == ["kept.txt"]
+
+
+def test_the_lock_file_a_killed_holder_left_is_taken_over(tmp_path):
+    (tmp_path / LOCK_NAME).write_text(f"{_ended_pid()} train\n")  # no process holds its lock
+    with hold_folder(tmp_path, "train"):
+        assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()} train\n"
+    assert os.listdir(tmp_path) == []
+
+
+# Holds a folder, forks a child that outlives it (as a data-loader worker does a killed
+# command), prints the child's pid, then waits; the child waits for stdin to close.
+_HOLDER = """
+import os, sys
+from octvideo.paths import hold_folder
+
+with hold_folder(sys.argv[1], "train"):
+    child = os.fork()
+    if child == 0:
+        os.read(0, 1)
+        os._exit(0)
+    print(child, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_folder_is_held_by_a_process_and_freed_by_its_kill(tmp_path):
+    proc = _child(_HOLDER, str(tmp_path))
+    try:
+        int(proc.stdout.readline())  # holding, and its child started
+        with pytest.raises(UsageError) as info, hold_folder(tmp_path, "train"):
+            pass
+        assert str(info.value) == (
+            f"{tmp_path} is in use by octvideo train (pid {proc.pid}); wait for it to end, or "
+            "choose another folder (nothing was changed)"
+        )
+        proc.kill()  # its forked child lives on, and keeps no lock
+        proc.wait()
+        with hold_folder(tmp_path, "train"):
+            pass
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()  # the child's stdin: it ends
+    assert os.listdir(tmp_path) == []
 
 
 def _link(tmp_path):

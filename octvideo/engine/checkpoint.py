@@ -7,8 +7,8 @@ so the rename itself is durable. A crash at any point leaves either the old file
 never a torn one; a full disk is a plain ``OSError`` from the file write (torch's own zip writer
 wraps it in a ``RuntimeError``), which becomes one line naming the checkpoint kept. A process
 killed mid-write (SIGKILL, power loss) leaves its temporary file behind; the next successful
-write of the same checkpoint removes it. Checkpoints get the umask's permissions, as every other
-output.
+write of the same checkpoint removes it, as for every output (``AtomicOutput``: the temporaries
+of writers that are gone). Checkpoints get the umask's permissions, as every other output.
 
 Loading checks the zip structure first: ``check_torch_archive`` refuses, before ``torch.load``
 reads a byte of it, a TorchScript model (an ``octvideo export``, named as one), members that
@@ -23,9 +23,7 @@ describes is ``octvideo.checkpoint_meta.build_network``'s).
 
 from __future__ import annotations
 
-import contextlib
 import io
-import logging
 import os
 import zipfile
 from collections.abc import Mapping
@@ -41,9 +39,7 @@ from octvideo.models.weights import (
     load_state_dict_checked,
     octavise_state_dict,
 )
-from octvideo.paths import AtomicOutput, temporaries
-
-logger = logging.getLogger(__name__)
+from octvideo.paths import AtomicOutput
 
 # the lines of torch's weights_only error that are advice, not the cause
 _ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
@@ -67,11 +63,6 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         torch.save(obj, buffer)  # in memory: the file write below fails with a plain OSError
         with buffer.getbuffer() as data:
             out.write(data)
-    for stale in [*temporaries(path), *path.parent.glob(f".{path.name}.*.tmp")]:
-        # left by writers that were killed (the second pattern: names of earlier versions)
-        logger.info("removing %s, left by an interrupted checkpoint write", stale)
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
     return path
 
 

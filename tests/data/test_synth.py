@@ -336,8 +336,8 @@ def test_rewriting_an_earlier_set_leaves_exactly_the_new_set_and_other_files(tmp
     args = ["data", "synth", "--out", str(out), "--size", "16", "--frames", "2", "-q"]
     assert main([*args, "--num-train", "12", "--num-val", "6"]) == 0
     (out / "train" / "grow" / "mine.mp4").write_bytes(b"a user's clip")
-    killed = out / "train" / "grow" / ".00010.mp4.0123abcd.tmp.mp4"  # left by a killed run
-    killed.write_bytes(b"half")
+    for killed in (".00010.mp4.12345-0123abcd.tmp.mp4", ".00004.mp4.0123abcd.tmp.mp4"):
+        (out / "train" / "grow" / killed).write_bytes(b"half")  # left by killed runs (pid, none)
     assert main([*args, "--num-train", "3", "--num-val", "0"]) == 0
     assert _files(out) == [
         "classes.txt",

@@ -11,6 +11,8 @@ import os
 import pickle
 import re
 import stat
+import subprocess
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -64,6 +66,21 @@ def test_atomic_save_on_a_real_full_disk_raises_one_line(request, tmp_path):
     with pytest.raises(OutputWriteError, match=r"\(No space left on device\); no part of it"):
         atomic_save(_state(1), disk / "best.ckpt")
     assert sorted(os.listdir(disk)) == ["ballast"]
+
+
+def test_a_checkpoint_write_removes_the_temporaries_of_ended_writers_only(tmp_path):
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    running = f".last.ckpt.{os.getpid()}-0123abcd.tmp.ckpt"  # a writer still at work
+    left = [f".last.ckpt.{int(ended.stdout)}-0123abcd.tmp.ckpt", ".last.ckpt.a1b2_c3d.tmp"]
+    for name in [running, *left]:
+        (tmp_path / name).write_bytes(b"half")
+    atomic_save(_state(2), tmp_path / "last.ckpt")
+    assert sorted(os.listdir(tmp_path)) == sorted([running, "last.ckpt"])
 
 
 class _FillDisk(L.Callback):
