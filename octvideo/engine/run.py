@@ -78,7 +78,13 @@ from octvideo.errors import (
 )
 from octvideo.models.cost import example_input, total_gflops
 from octvideo.ops import fuse_for_inference
-from octvideo.paths import ReadFiles, check_output_file, make_writable_folder, nearest_existing
+from octvideo.paths import (
+    ReadFiles,
+    check_output_file,
+    hold_folder,
+    make_writable_folder,
+    nearest_existing,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -948,6 +954,32 @@ def run_train(
         return _train(cfg, overrides, resume, out, callbacks)
 
 
+def writes_run_folder() -> bool:
+    """Whether this process is the one of a run that writes its folder (global rank 0), known
+    before the trainer is: Lightning's rank from the launcher's environment (``RANK``,
+    ``LOCAL_RANK``, ``SLURM_PROCID``, as ``octvideo.cli.run`` reads it) on the first node
+    (``NODE_RANK``, which Lightning's launcher reads for the node of a local rank)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK") or 0) == 0
+
+
+def hold_run_folder(run_dir: Path) -> contextlib.AbstractContextManager[Any]:
+    """Makes this run the only command writing ``run_dir`` (``paths.hold_folder``): a second
+    ``train``, ``train --resume`` or a sweep's run into it is refused before it writes anything.
+    Under DDP only the process that writes the folder holds it (``writes_run_folder``).
+
+    Raises:
+        UsageError: "run folder R is in use by octvideo train (pid 123); wait for it to end, or
+            choose another --out (nothing was changed)".
+    """
+    if not writes_run_folder():
+        return contextlib.nullcontext()
+    return hold_folder(
+        run_dir, "train", name=f"run folder {run_dir}", advice="choose another --out"
+    )
+
+
 def _train(
     cfg: str | Path | RunConfig,
     overrides: Sequence[str],
@@ -957,10 +989,23 @@ def _train(
 ) -> TrainResult:
     cfg, cfg_file = _config(cfg, overrides, out)
     run_dir = run_dir_of(cfg)
-    ckpt_dir = run_dir / "checkpoints"
-    # Every check comes before the first file or folder is written: a refused run leaves nothing.
+    # Every check comes before the first file or folder is written: a refused run leaves nothing
+    # (the run folder's lock file, and the folders made for it, are removed).
     _check_training(cfg)
-    check_can_create_folder(ckpt_dir)
+    check_can_create_folder(run_dir / "checkpoints")
+    with hold_run_folder(run_dir):
+        return _train_in(cfg, cfg_file, run_dir, resume, callbacks)
+
+
+def _train_in(
+    cfg: RunConfig,
+    cfg_file: Path | None,
+    run_dir: Path,
+    resume: str | None,
+    callbacks: Sequence[L.Callback],
+) -> TrainResult:
+    """``_train`` once the run folder is held."""
+    ckpt_dir = run_dir / "checkpoints"
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None:
         check_new_run(ckpt_dir)

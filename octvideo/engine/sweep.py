@@ -28,7 +28,9 @@ the points and the checkpoint each run is tested on (``--ckpt``); a study starte
 same ``out`` with another config, overrides or ``--ckpt``, or with a point whose folder an
 earlier point of other settings holds, is refused: its finished runs are not this command's.
 More or fewer points or seeds continue the study. A study has at most ``MAX_RUNS`` runs
-(points x seeds), counted before the grid is expanded.
+(points x seeds), counted before the grid is expanded. A second sweep into an ``out`` that a
+sweep is writing is refused before it writes (``paths.hold_folder``), as is a ``train`` into a
+run folder whose run is going on.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ from octvideo.paths import (
     ReadFiles,
     atomic_output,
     check_output_file,
+    hold_folder,
     write_atomically,
     write_failure,
 )
@@ -1095,8 +1098,9 @@ def run_study(
 
     Raises:
         UsageError: a bad grid or config (see ``_check_base``), ``seeds``, ``repeats``,
-            ``batch`` or ``jobs`` not a whole number within its bound (``MAX_SEEDS``, ...), or
-            an unwritable ``out``; all before anything is written.
+            ``batch`` or ``jobs`` not a whole number within its bound (``MAX_SEEDS``, ...), an
+            unwritable ``out``, or an ``out`` another sweep is writing ("--out OUT is in use by
+            octvideo sweep (pid N); ..."); all before anything is written.
         RunStopped: a run's folder or record, or the measurements, cannot be written (a full
             disk); the runs that finished are kept for the next start.
     """
@@ -1129,41 +1133,42 @@ def run_study(
     tested = getattr(runner, "ckpt", None)  # a runner that tests no named checkpoint records none
     if tested is not None:
         plan["ckpt"] = tested
-    check_same_study(out, plan)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / PLAN, plan)
-    except (OSError, OutputWriteError) as err:
-        raise UsageError(f"--out {out}: cannot write there ({write_failure(err)})") from err
-    seed_list = list(range(seeds))
-    try:
-        records = run_points(
-            str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock, jobs=jobs
-        )
-        measured: dict[str, Measured] = {}
-        if measure:
-            measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
-    except OSError as err:  # the study's own folders and records (a full disk)
-        where = f" {err.filename}" if err.filename else f" in {out}"
-        raise RunStopped(
-            f"cannot write{where} ({write_failure(err)}); the finished runs are kept: free "
-            "space and run the same command again to continue"
-        ) from err
-    rows = collect(out, points, seed_list, measured)
-    meta = {
-        "config": str(cfg),
-        "overrides": list(overrides),
-        "seeds": seeds,
-        "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(threads=True),
-        "jobs": jobs,
-        "timing": {"repeats": repeats, "train_batch": batch} if measure else None,
-        "spread": "std: sample standard deviation over seeds; min/max: over seeds; time ratios: "
-        "median and range of per-round ratios against the baseline point",
-    }
-    files = write_study(out, rows, meta)
-    return StudyResult(out, rows, files, records)
+    # the only sweep writing out: another would run the same points into the same run folders
+    with hold_folder(out, "sweep", name=f"--out {out}", advice="choose another --out"):
+        check_same_study(out, plan)
+        try:
+            _write_json(out / PLAN, plan)
+        except (OSError, OutputWriteError) as err:
+            raise UsageError(f"--out {out}: cannot write there ({write_failure(err)})") from err
+        seed_list = list(range(seeds))
+        try:
+            records = run_points(
+                str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock, jobs=jobs
+            )
+            measured: dict[str, Measured] = {}
+            if measure:
+                measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+        except OSError as err:  # the study's own folders and records (a full disk)
+            where = f" {err.filename}" if err.filename else f" in {out}"
+            raise RunStopped(
+                f"cannot write{where} ({write_failure(err)}); the finished runs are kept: free "
+                "space and run the same command again to continue"
+            ) from err
+        rows = collect(out, points, seed_list, measured)
+        meta = {
+            "config": str(cfg),
+            "overrides": list(overrides),
+            "seeds": seeds,
+            "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(threads=True),
+            "jobs": jobs,
+            "timing": {"repeats": repeats, "train_batch": batch} if measure else None,
+            "spread": "std: sample standard deviation over seeds; min/max: over seeds; time "
+            "ratios: median and range of per-round ratios against the baseline point",
+        }
+        files = write_study(out, rows, meta)
+        return StudyResult(out, rows, files, records)
 
 
 def _measured(

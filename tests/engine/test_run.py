@@ -58,6 +58,7 @@ from octvideo.engine.run import (
     run_test,
     run_train,
     validation_under_way,
+    writes_run_folder,
 )
 from octvideo.errors import (
     ConfigError,
@@ -69,7 +70,7 @@ from octvideo.errors import (
 )
 from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
-from octvideo.paths import temporaries
+from octvideo.paths import LOCK_NAME, hold_folder, temporaries
 from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overrides
 
 
@@ -1238,6 +1239,52 @@ def test_a_new_run_over_an_earlier_one_is_refused(tiny_synth, tmp_path, uninterr
         "another --out (nothing was changed)"
     )
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("resume", [[], ["--resume", "auto"]])
+def test_a_train_into_a_run_folder_another_command_holds_is_refused(
+    tiny_synth, tmp_path, capsys, resume
+):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"the other run's")
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run), *resume]
+    with hold_folder(run, "train"):  # the run going on: this process holds its folder
+        before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        assert cli.main([*args, *_overrides(tiny_synth)]) == 2
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert capsys.readouterr().err == (
+        f"octvideo train: error: run folder {run} is in use by octvideo train (pid "
+        f"{os.getpid()}); wait for it to end, or choose another --out (nothing was changed)\n"
+    )
+    assert not (run / LOCK_NAME).exists()  # the holder's, removed as it ended
+
+
+@pytest.mark.parametrize(
+    ("env", "rank", "writes"),
+    [({}, 0, True), ({"NODE_RANK": "1"}, 0, False), ({}, 1, False), ({"NODE_RANK": "0"}, 0, True)],
+)
+def test_only_the_process_that_writes_a_run_folder_holds_it(monkeypatch, env, rank, writes):
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    monkeypatch.delenv("NODE_RANK", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(rank_zero_only, "rank", rank)
+    assert writes_run_folder() is writes
+
+
+def test_a_ddp_process_of_another_rank_trains_in_the_folder_its_rank_zero_holds(
+    tiny_synth, tmp_path, monkeypatch
+):
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.ckpt").write_bytes(b"x")
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    with hold_folder(run, "train"), pytest.raises(UsageError, match="already holds a run"):
+        run_train(None, _overrides(tiny_synth), out=str(run))  # past the lock, to the checks
 
 
 class SigtermDuring(L.Callback):

@@ -30,6 +30,7 @@ from octvideo.engine.sweep import (
     split_groups,
 )
 from octvideo.errors import OutputWriteError, RunFailed, RunStopped, UsageError
+from octvideo.paths import hold_folder
 
 CFG = "oct_i3d_synth.yaml"
 
@@ -504,6 +505,21 @@ class FullDisk(Recorder):
         if len(self.calls) == self.room:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(run_dir))
         super().__call__(cfg, overrides, run_dir)
+
+
+def test_a_study_into_an_out_another_sweep_writes_is_refused_before_it_writes(tmp_path):
+    out = tmp_path / "study"
+    _study(out, Recorder(), seeds=1)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    runner = Recorder()
+    with hold_folder(out, "sweep"), pytest.raises(UsageError) as caught:  # the other sweep
+        _study(out, runner, seeds=2)
+    assert str(caught.value) == (
+        f"--out {out} is in use by octvideo sweep (pid {os.getpid()}); wait for it to end, or "
+        "choose another --out (nothing was changed)"
+    )
+    assert runner.calls == []
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_an_out_where_the_plan_cannot_be_written_is_a_usage_error(tmp_path):
