@@ -23,7 +23,8 @@ to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: s
 stopping its workers, committing the outputs it finished and removing those it had not.
 ``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others,
 and for every command while it starts (importing torch and Lightning), it raises ``Terminated``
-where the command is: ``octvideo: stopped by SIGTERM`` before the command line is parsed.
+where the command is. Before the command line is parsed, the line names the command its first
+words give (``COMMANDS``): ``octvideo data synth: stopped by Ctrl-C``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,35 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "octvideo.cli.inference",
     "octvideo.cli.models",
 )
+
+
+# The commands and their subcommands, for the lines of a command stopped before its parser is
+# built (which imports the commands' modules: seconds); a test holds it to the parser's.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "data": ("synth", "check", "prepare"),
+    "train": (),
+    "test": (),
+    "sweep": (),
+    "import": (),
+    "predict": (),
+    "export": (),
+    "models": (),
+}
+
+
+def command_name(argv: Sequence[str]) -> str:
+    """``octvideo data synth`` for ``["-v", "data", "synth", "--out", "x"]``: ``octvideo`` and
+    the words after ``octvideo``'s own options that name a command and its subcommand
+    (``COMMANDS``), as the parser's ``prog`` will say."""
+    words = list(argv)
+    while words and words[0].startswith("-"):  # -v, before the command
+        words.pop(0)
+    names = ["octvideo"]
+    if words and words[0] in COMMANDS:
+        names.append(words[0])
+        if len(words) > 1 and words[1] in COMMANDS[words[0]]:
+            names.append(words[1])
+    return " ".join(names)
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -303,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a sweep stops its runs (``octvideo.cli.sweep``).
     in_main = threading.current_thread() is threading.main_thread()  # where handlers can be set
     sigterm = signal.signal(signal.SIGTERM, raise_terminated) if in_main else None
-    prog = "octvideo"  # the prefix of the lines below until the command is known
+    # the prefix of the lines below: until the command line is parsed, read from its words
+    prog = command_name(sys.argv[1:] if argv is None else argv)
     try:
         _open_closed_streams()
         parser = build_parser()  # imports torch: seconds, during which Ctrl-C is likely

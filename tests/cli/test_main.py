@@ -396,7 +396,7 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.parametrize(
     ("module", "argv", "prog"),
     [
-        ("torch", ["train", "--cfg", "oct_i3d_synth"], "octvideo"),  # the commands' import
+        ("torch", ["train", "--cfg", "oct_i3d_synth"], "octvideo train"),  # the commands' import
         ("octvideo.engine.run", ["train", "--cfg", "oct_i3d_synth"], "octvideo train"),
         ("octvideo.engine.run", ["test", "--cfg", "c.yaml", "--ckpt", "c.ckpt"], "octvideo test"),
     ],
@@ -435,13 +435,33 @@ def test_a_full_stdout_is_one_stopped_line_not_a_traceback():
     )
 
 
-def test_ctrl_c_while_the_commands_import_is_one_line(monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        (["models"], "octvideo models"),
+        (["-v", "data", "synth", "--out", "x"], "octvideo data synth"),
+        (["data", "--help"], "octvideo data"),
+        (["predict", "train"], "octvideo predict"),  # an input named as a command
+        (["--verbose"], "octvideo"),
+    ],
+)
+def test_ctrl_c_while_the_commands_import_names_the_command(monkeypatch, capsys, argv, prog):
+    # said "octvideo: stopped by Ctrl-C" until the command line was parsed
     def interrupted(name):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli.importlib, "import_module", interrupted)
-    assert main(["models"]) == 130
-    assert capsys.readouterr().err == "octvideo: stopped by Ctrl-C\n"
+    assert main(argv) == 130
+    assert capsys.readouterr().err == f"{prog}: stopped by Ctrl-C\n"
+
+
+def test_the_command_names_read_before_parsing_are_the_parsers():
+    def names(parser):
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return {n: names(sub) for g in groups for n, sub in g.choices.items()}
+
+    commands = {name: {sub: {} for sub in subs} for name, subs in cli.COMMANDS.items()}
+    assert names(cli.build_parser()) == commands
 
 
 @pytest.mark.parametrize(
