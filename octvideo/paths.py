@@ -13,6 +13,9 @@ system) becomes ``OutputWriteError``, one line naming the file, with the tempora
 A symbolic link at an output path is refused, never written through and never replaced: writing
 through it would overwrite the file it points to, which the command was not given.
 
+An input path that is not a regular file (a checkpoint, a list, a classes file that is a pipe, a
+device, a broken link) is named as what it is by ``why_not_a_file``, never as "does not exist".
+
 A writer killed mid-write (SIGKILL, power loss) leaves its temporary file. The temporary's name
 holds the writer's pid (``.NAME.<pid>-<hex>.tmp.EXT``) and the writer holds a ``flock`` on it
 while it writes; each successful write of ``path`` removes the temporaries of ``path`` whose
@@ -134,6 +137,38 @@ class ReadFiles:
             if key in self._by_key:
                 return self._by_key[key]
         return None
+
+
+def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is when it is not a regular file to read (through links), in words that
+    follow its name, or None when it is one: "does not exist", "is a directory", "is a pipe"
+    (or "links to a pipe": ``/dev/stdin``, a shell's ``<(...)``), "is a device", "is a socket",
+    "is a broken symlink (to T)", "is a symlink loop", or the system's reason ("cannot be looked
+    at (Permission denied)"). Nothing is opened: opening a pipe waits for a writer."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"is a broken symlink (to {os.readlink(path)})"
+        return "does not exist"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if err.errno == errno.ENOTDIR:
+            return "does not exist (a folder on its path is a file)"
+        return f"cannot be looked at ({err.strerror or err})"
+    if stat.S_ISREG(mode):
+        return None
+    verb = "links to" if os.path.islink(path) else "is"
+    if stat.S_ISDIR(mode):
+        kind = "a directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "a pipe"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    else:
+        kind = "a device"
+    return f"{verb} {kind}"
 
 
 def refuse_special_file(path: str | os.PathLike[str], option: str | None = None) -> None:

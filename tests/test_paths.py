@@ -22,6 +22,7 @@ from octvideo.paths import (
     hold_folder,
     nearest_existing,
     temporaries,
+    why_not_a_file,
     write_atomically,
     write_failure,
 )
@@ -340,3 +341,29 @@ def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):
     stopped = OutputWriteError(tmp_path / "a.csv", full, existed=False)
     assert write_failure(stopped) == "No space left on device"  # not the whole sentence
     assert write_failure(RuntimeError("lost")) == "lost"
+
+
+def test_why_not_a_file_says_what_an_input_path_is(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink("nope", tmp_path / "dangling")
+    os.symlink("loop", tmp_path / "loop")
+    os.symlink("fifo", tmp_path / "to_fifo")
+    os.symlink("/dev/null", tmp_path / "to_device")
+    os.symlink("file", tmp_path / "to_file")
+    expected = {
+        "file": None,
+        "to_file": None,
+        "missing": "does not exist",
+        "file/below": "does not exist (a folder on its path is a file)",
+        "folder": "is a directory",
+        "fifo": "is a pipe",
+        "to_fifo": "links to a pipe",
+        "to_device": "links to a device",
+        "dangling": "is a broken symlink (to nope)",
+        "loop": "is a symlink loop",
+    }
+    assert {name: why_not_a_file(tmp_path / name) for name in expected} == expected
+    assert why_not_a_file("/dev/null") == "is a device"
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)  # looked at, never opened
