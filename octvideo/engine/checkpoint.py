@@ -39,7 +39,7 @@ from octvideo.models.weights import (
     load_state_dict_checked,
     octavise_state_dict,
 )
-from octvideo.paths import AtomicOutput
+from octvideo.paths import AtomicOutput, why_not_a_file
 
 # the lines of torch's weights_only error that are advice, not the cause
 _ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
@@ -153,11 +153,35 @@ def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
         )
 
 
+def _open_checkpoint(path: Path) -> BinaryIO:
+    """``path`` opened for reading, once it is a regular file (through links).
+
+    Raises:
+        UsageError: it does not exist, is a directory, a pipe, a device or a socket (``/dev/stdin``,
+            a shell's ``<(...)``: torch seeks in a checkpoint, and a pipe may wait for ever), a
+            broken symlink or a symlink loop, or cannot be opened; the message says which.
+    """
+    problem = why_not_a_file(path)
+    if problem is not None:
+        # something is there (a folder, a pipe, a link): not a checkpoint, and what to give
+        there = os.path.lexists(path)
+        advice = ", not a checkpoint file; give the path of the checkpoint file" if there else ""
+        raise UsageError(f"checkpoint {str(path)!r} {problem}{advice}")
+    try:
+        return path.open("rb")
+    except OSError as err:
+        raise UsageError(
+            f"checkpoint {str(path)!r} cannot be read ({err.strerror or err}); check its "
+            "permissions"
+        ) from err
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``, after checking its zip structure.
 
     Raises:
-        UsageError: the file is missing, a directory or unreadable, is no torch checkpoint at
+        UsageError: the file is missing, a directory, a pipe, a device, a broken symlink or
+            unreadable (``_open_checkpoint`` says which), is no torch checkpoint at
             all (neither a zip archive nor torch's legacy format), is a zip archive whose
             members declare more than the file holds (``check_torch_archive``), cannot be read
             with ``weights_only=True`` (objects other than tensors and plain values, or not a
@@ -165,18 +189,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             checkpoints and state dicts are dicts).
     """
     path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"checkpoint {str(path)!r} is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise UsageError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        fh = path.open("rb")
-    except OSError as err:
-        raise UsageError(
-            f"checkpoint {str(path)!r} cannot be read ({err.strerror or err}); check its "
-            "permissions"
-        ) from err
-    with fh:  # one open file for the check and the load: the file checked is the file loaded
+    # one open file for the check and the load: the file checked is the file loaded
+    with _open_checkpoint(path) as fh:
         check_torch_archive(fh, path)
         head = fh.read(4)
         fh.seek(0)
@@ -259,7 +273,7 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> st
 def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The state dict a torch file holds, whole or under ``model_state`` (PyTorchVideo's zoo),
     ``state_dict`` or ``model``."""
-    with Path(path).open("rb") as fh:
+    with _open_checkpoint(Path(path)) as fh:
         check_torch_archive(fh, path)  # before torch reads members whole into memory
         ckpt = torch.load(fh, map_location="cpu", weights_only=True)
     for key in ("model_state", "state_dict", "model"):

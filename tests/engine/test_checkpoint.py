@@ -303,6 +303,66 @@ def test_a_directory_is_not_a_checkpoint_file(tmp_path, capsys):
     assert "does not exist" not in err
 
 
+def _no_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A checkpoint path that is ``kind``, and what its refusal says it is."""
+    path = tmp_path / "x.ckpt"
+    if kind == "pipe":
+        os.mkfifo(path)
+        return path, "is a pipe"
+    if kind == "link to a pipe":
+        os.mkfifo(tmp_path / "fifo")
+        path.symlink_to("fifo")
+        return path, "links to a pipe"
+    if kind == "link to a device":
+        path.symlink_to(os.devnull)
+        return path, "links to a device"
+    if kind == "broken symlink":
+        path.symlink_to("gone.ckpt")
+        return path, "is a broken symlink (to gone.ckpt)"
+    path.symlink_to(path.name)
+    return path, "is a symlink loop"
+
+
+NO_FILES = ["pipe", "link to a pipe", "link to a device", "broken symlink", "symlink loop"]
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_a_checkpoint_path_that_is_no_file_is_named_as_what_it_is(tmp_path, kind):
+    path, words = _no_file(tmp_path, kind)
+    expected = (
+        f"checkpoint {str(path)!r} {words}, not a checkpoint file; give the path of the "
+        "checkpoint file"
+    )
+    with pytest.raises(UsageError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == expected  # never "does not exist", and a pipe is never opened
+    with pytest.raises(UsageError) as info:
+        checkpoint_module._read_state_dict(path)  # load_pytorchvideo_checkpoint's reader
+    assert str(info.value) == expected
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "test", "import"])
+def test_every_command_names_a_pipe_given_as_its_checkpoint(tmp_path, command, capsys):
+    path, _ = _no_file(tmp_path, "pipe")
+    argv = (
+        [
+            "import",
+            str(path),
+            "--from",
+            "octvideo",
+            "--model",
+            "c2d_r18",
+            "--out",
+            str(tmp_path / "o.ckpt"),
+        ]
+        if command == "import"
+        else _given_as_checkpoint(command, path)
+    )
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"checkpoint {str(path)!r} is a pipe, not a checkpoint file" in line
+
+
 # -- checkpoint archives -----------------------------------------------------------------------
 
 
