@@ -169,7 +169,8 @@ def predict(args: argparse.Namespace) -> int:
     """Runs the predictor on every input; returns 1 when any input failed.
 
     Every argument and output path is checked before the checkpoint is loaded, and ``--out`` is
-    opened (emptied) only after it loaded, so a refused command changes no file.
+    opened only after it loaded, so a refused command changes no file; its records replace an
+    earlier file when the run ends, or stops after its first input is done.
     """
     views = _views(args.views)
     try:
@@ -229,12 +230,12 @@ def predict(args: argparse.Namespace) -> int:
         timeout=timeout,
         on_views=on_views,
     )
-    writer = RecordWriter(args.out, args.topk) if args.out else None
+    writer: RecordWriter | None = None
     failed = done = 0
     try:
         with contextlib.ExitStack() as stack:  # closed in reverse order: the records last
-            if writer is not None:
-                stack.callback(writer.close)
+            if args.out:  # stopped before its first record, it leaves an earlier file as it was
+                writer = stack.enter_context(RecordWriter(args.out, args.topk))
             stack.callback(results.close)
             stack.callback(bar.close)
             for number, result in enumerate(results, 1):
@@ -272,9 +273,13 @@ def _summary(done: int, total: int, failed: int, writer: RecordWriter | None) ->
     summary = f"{done - failed} of {total} inputs predicted"
     if failed:
         summary += f", {failed} failed"
-    if writer is not None:
-        summary += f"; records in {writer.path}"
-    return summary
+    if writer is None:
+        return summary
+    if not writer.discarded:
+        return f"{summary}; records in {writer.path}"
+    if writer.existed:
+        return f"{summary}; {writer.path} is left as it was"
+    return f"{summary}; no {writer.path} written"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

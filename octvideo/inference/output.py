@@ -4,7 +4,9 @@ Every record carries the input path, its type (``window`` or ``video``), times i
 classes with probabilities, the wall time and any error, so a failed input is a record too.
 Records go to a temporary file beside the output (``octvideo.paths.AtomicOutput``) that replaces
 it when the writer is closed: an earlier file of that name is never half overwritten, a symbolic
-link is refused, and a full disk is one line with the temporary file removed.
+link is refused, and a full disk is one line with the temporary file removed. A run stopped before
+its first record (Ctrl-C, SIGTERM, any exception) has nothing to replace an earlier file with and
+leaves it as it was.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TextIO
 
 from octvideo.inference.predictor import Prediction, VideoResult
@@ -79,7 +82,15 @@ class RecordWriter:
 
     The records go to a temporary file that ``close`` renames to ``path``: a run stopped by
     Ctrl-C or a crash still leaves the records of the videos done, while a failed write leaves
-    ``path`` as it was.
+    ``path`` as it was. As a context manager it closes on the way out, and discards instead when
+    an exception ends a run that wrote no record: a run stopped before its first input was done
+    leaves an earlier ``path`` as it was, not emptied.
+
+    Attributes:
+        path: the output file.
+        written: records written so far.
+        discarded: the records were dropped (``discard``) and ``path`` left as it was.
+        existed: an earlier file was at ``path`` when the writer opened.
 
     Raises:
         ValueError: ``path`` does not end in a record extension.
@@ -94,6 +105,9 @@ class RecordWriter:
         self.format = "csv" if suffix == ".csv" else "jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._out: AtomicOutput | None = AtomicOutput(self.path, "--out")
+        self.existed = self._out.existed
+        self.written = 0
+        self.discarded = False
         self._file: TextIO = self._out.tmp.open("w", encoding="utf-8", newline="")
         self._csv = None
         if self.format == "csv":
@@ -127,6 +141,7 @@ class RecordWriter:
                 for i, top in enumerate(row["top"], start=1):
                     flat[f"label{i}"], flat[f"prob{i}"] = top["label"], top["prob"]
                 self._guard(self._csv.writerow, flat)
+            self.written += 1
         self._guard(self._file.flush)
 
     def close(self) -> None:
@@ -136,6 +151,30 @@ class RecordWriter:
         self._guard(self._file.close)
         out, self._out = self._out, None
         out.commit()
+
+    def discard(self) -> None:
+        """Removes the records written so far: ``path`` stays as it was."""
+        if self._out is None:
+            return
+        out, self._out = self._out, None
+        with contextlib.suppress(OSError):  # the records are dropped either way
+            self._file.close()
+        out.discard()
+        self.discarded = True
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if err is not None and self.written == 0:  # stopped with nothing to put in its place
+            self.discard()
+        else:
+            self.close()
 
 
 def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:

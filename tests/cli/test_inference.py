@@ -618,6 +618,59 @@ def test_sigterm_keeps_the_records_of_the_inputs_done_and_says_how_many(
     assert sorted(os.listdir(tmp_path)) == ["preds.jsonl"]  # no temporary file left
 
 
+def _stop(how: str) -> None:
+    if how == "SIGTERM":
+        os.kill(os.getpid(), signal.SIGTERM)
+    raise RuntimeError("a bug")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize("where", ["reading", "writing"])
+@pytest.mark.parametrize("how", ["SIGTERM", "error"])
+def test_a_stop_before_the_first_record_leaves_an_earlier_out_as_it_was(
+    checkpoint, videos, tmp_path, capsys, monkeypatch, suffix, where, how
+):
+    # stopped while the first input is read (a long video under --window) or before its records
+    # are written, a run has nothing to put in place of an earlier file: it used to empty it
+    out = tmp_path / f"preds{suffix}"
+    out.write_bytes(EARLIER)
+    if where == "reading":
+        real = cli_inference.predict_many
+
+        def predict_many(*args, **kwargs):
+            results = real(*args, **kwargs)
+            _stop(how)
+            yield from results
+
+        monkeypatch.setattr(cli_inference, "predict_many", predict_many)
+    else:
+        monkeypatch.setattr(cli_inference, "records", lambda *args: _stop(how))
+    short = videos["short"]
+    args = ("--ckpt", checkpoint, short, short, "--out", out, "--workers", 0)
+    if how == "error":
+        with pytest.raises(RuntimeError, match="a bug"):
+            _predict(*args)
+    else:
+        assert _predict(*args) == 143
+        captured = capsys.readouterr()
+        assert captured.out.splitlines()[-1] == f"0 of 2 inputs predicted; {out} is left as it was"
+        assert captured.err.splitlines()[-1] == "octvideo predict: stopped by SIGTERM"
+    assert out.read_bytes() == EARLIER
+    assert sorted(os.listdir(tmp_path)) == [out.name]  # no temporary file left
+
+
+def test_a_stop_before_the_first_record_writes_no_out(
+    checkpoint, videos, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "preds.jsonl"
+    monkeypatch.setattr(cli_inference, "records", lambda *args: _stop("SIGTERM"))
+    assert _predict("--ckpt", checkpoint, videos["short"], "--out", out, "--workers", 0) == 143
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"0 of 1 inputs predicted; no {out} written"
+    )
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_stdout_that_fails_keeps_the_record_of_the_input_it_was_showing(
     checkpoint, videos, tmp_path, capsys, monkeypatch
 ):

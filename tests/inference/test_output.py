@@ -69,3 +69,22 @@ def test_a_failed_write_leaves_nothing_and_close_changes_nothing(request, tmp_pa
         writer.write([_row(i) for i in range(100)])
     writer.close()  # predict's finally: nothing to rename
     assert sorted(os.listdir(disk)) == ["ballast"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_stop_before_the_first_record_keeps_the_earlier_file(tmp_path, suffix):
+    out = tmp_path / f"preds{suffix}"
+    out.write_text("earlier records\n")
+    with pytest.raises(KeyboardInterrupt), RecordWriter(out, k=1) as writer:
+        raise KeyboardInterrupt
+    assert writer.discarded and writer.written == 0
+    assert out.read_text() == "earlier records\n"
+    assert os.listdir(tmp_path) == [out.name]
+    with pytest.raises(KeyboardInterrupt), RecordWriter(out, k=1) as writer:
+        writer.write([_row(0)])
+        raise KeyboardInterrupt  # the records of the inputs done replace it
+    assert not writer.discarded and writer.written == 1
+    assert "v0.mp4" in out.read_text() and os.listdir(tmp_path) == [out.name]
+    with RecordWriter(out, k=1):  # a run of no input that ends: its file, empty of records
+        pass
+    assert "v0.mp4" not in out.read_text()
