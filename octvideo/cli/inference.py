@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -43,7 +45,7 @@ from octvideo.inference.predictor import (
     parse_views,
     window_seconds,
 )
-from octvideo.paths import ReadFiles, check_folder, check_output_file
+from octvideo.paths import ReadFiles, check_folder, check_output_file, nearest_existing
 
 logger = logging.getLogger(__name__)
 
@@ -97,20 +99,47 @@ def _timeout(text: str | None, workers: int) -> float:
     return seconds
 
 
+def _name_limit(folder: Path) -> int:
+    """The longest file name, in bytes, that ``folder`` (or the folder it will be made in)
+    takes: 255 on most file systems, 143 on eCryptfs."""
+    try:
+        limit = os.pathconf(nearest_existing(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):  # not known here
+        return 255
+    return limit if limit > 0 else 255  # -1: no limit
+
+
+def _fitted_name(stem: str, tail: str, limit: int) -> str:
+    """``stem + tail``, or where that is longer than ``limit`` bytes, the start of ``stem``, a
+    ``~``, and 8 hex digits of a hash of the whole ``stem`` before ``tail``: names that differ
+    only past the cut stay apart, and the start still says which input it was."""
+    name = stem + tail
+    if len(os.fsencode(name)) <= limit:
+        return name
+    tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8] + tail
+    room = limit - len(os.fsencode(tag))
+    cut = stem
+    while cut and len(os.fsencode(cut)) > room:  # by characters: no UTF-8 sequence split
+        cut = cut[:-1]
+    return cut + tag
+
+
 def _render_paths(render: str, inputs: list[str]) -> list[Path]:
     """Where each input's video goes: ``render`` itself for one input unless it is a folder, else
     ``render/<stem>.pred.mp4``, numbered (``<stem>.2.pred.mp4``) when names repeat, so that two
-    inputs of one name in different folders do not overwrite each other."""
+    inputs of one name in different folders do not overwrite each other. A name past the file
+    system's limit (an input named near it) is cut to fit (``_fitted_name``)."""
     if len(inputs) == 1 and not Path(render).is_dir():
         return [Path(render)]
+    limit = _name_limit(Path(render))
     taken: set[str] = set()
     paths = []
     for source in inputs:
         stem = Path(source).stem
-        name, n = f"{stem}.pred.mp4", 1
+        name, n = _fitted_name(stem, ".pred.mp4", limit), 1
         while name.lower() in taken:  # case-insensitive file systems too
             n += 1
-            name = f"{stem}.{n}.pred.mp4"
+            name = _fitted_name(stem, f".{n}.pred.mp4", limit)
         taken.add(name.lower())
         paths.append(Path(render) / name)
     return paths

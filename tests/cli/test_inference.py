@@ -303,6 +303,36 @@ def test_inputs_of_one_name_render_to_distinct_files(checkpoint, videos, tmp_pat
     assert f"  rendered {out / 'clip.2.pred.mp4'}\n" in stdout
 
 
+def test_an_input_named_near_the_name_limit_renders_under_a_shortened_name(
+    checkpoint, videos, tmp_path
+):
+    # its render's name, <stem>.pred.mp4, is past 255 bytes: it used to refuse the whole batch
+    long = tmp_path / ("L" * 251 + ".mp4")
+    shutil.copy(videos["short"], long)
+    renders, records = tmp_path / "renders", tmp_path / "preds.jsonl"
+    args = (long, videos["odd"], "--render", renders, "--out", records, "--quiet")
+    assert _predict_ckpt(checkpoint, *args) == 0
+    cut, odd = sorted(p.name for p in renders.iterdir())
+    assert odd == f"{videos['odd'].stem}.pred.mp4"
+    assert len(cut.encode()) == 255 and cut.startswith("L" * 200)
+    assert cut.endswith(".pred.mp4") and "~" in cut
+    assert probe(renders / cut).num_frames == probe(videos["short"]).num_frames
+    assert all(json.loads(line)["ok"] for line in records.read_text().splitlines())
+
+
+def test_render_names_past_the_limit_are_cut_apart_on_character_boundaries(tmp_path):
+    stem = "é" * 120 + "x" * 10  # 250 bytes of UTF-8
+    inputs = [f"a/{stem}1.mp4", f"b/{stem}2.mp4", f"c/{stem}1.mp4", "d/short.mp4"]
+    paths = cli_inference._render_paths(str(tmp_path), inputs)
+    names = [p.name for p in paths]
+    assert names[3] == "short.pred.mp4"
+    assert len({n.lower() for n in names}) == 4  # the two differ past the cut, the third numbered
+    for name in names[:3]:
+        assert len(name.encode()) <= 255 and name.startswith("é" * 100)
+    assert names[0].endswith(".pred.mp4") and names[2].endswith(".2.pred.mp4")
+    assert names[0].split("~")[1][:8] != names[1].split("~")[1][:8]  # the whole stems' hashes
+
+
 def test_an_existing_folder_at_render_takes_one_input_inside_it(checkpoint, videos, tmp_path):
     out = tmp_path / "renders"
     out.mkdir()
