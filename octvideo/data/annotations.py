@@ -15,6 +15,9 @@ Formats:
     ``folders``       ``<folder>/<class name>/<video>``: one folder per class. The folder is the
                       annotation path itself (``data.train_list=my/train``); ``root`` plays no
                       part, as the videos are found in the folder, not named by a list.
+                      Every entry named like a video is listed, whatever it is: a broken
+                      symlink, a pipe or a folder named ``x.mp4`` fails as a bad video (reported
+                      by ``data check``, skipped in training), never left out unseen.
 
 The class list is the contract between a training run and its checkpoints, so it is stable: names
 come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
@@ -34,7 +37,8 @@ from the labels (``"0" .. "K-1"``), so the largest label sets its length. A text
 read whole.
 
 Errors: a malformed annotation (a bad line, a label outside the class list, a folder that is not a
-class, text that is not UTF-8, ...) raises ``AnnotationError``, a ``UsageError`` (the command
+class, text that is not UTF-8, a list or classes file that is a pipe, a device or a broken
+symlink, named as what it is) raises ``AnnotationError``, a ``UsageError`` (the command
 line prints it as one line) that is also a ``ValueError``.
 """
 
@@ -50,7 +54,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from octvideo.errors import AnnotationError, UsageError
-from octvideo.paths import write_atomically
+from octvideo.paths import why_not_a_file, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +96,32 @@ class Annotations:
     missing_examples: list[str] = field(default_factory=list)  # a few of their expected names
 
 
+def refuse_no_file(path: str | os.PathLike[str], what: str = "annotation file") -> None:
+    """Refuses a ``path`` that is there but is no regular file to read: a directory, a pipe (a
+    shell's ``<(...)``, ``/dev/stdin``: read once, and opening one may wait for ever), a device,
+    a broken symlink or a symlink loop, named as what it is. A path not there is left to
+    ``open``, whose error says so.
+
+    Raises:
+        AnnotationError: "annotation file X is a pipe, not a file; ...".
+    """
+    problem = why_not_a_file(path)
+    if problem is not None and os.path.lexists(path):
+        raise AnnotationError(
+            f"{what} {path} {problem}, not a file; pass the file itself (save a piped one to a "
+            "file first)"
+        )
+
+
 def read_text(path: str | os.PathLike[str], what: str = "annotation file") -> str:
     """The text of a UTF-8 file (a leading byte-order mark dropped), newlines untranslated.
 
     Raises:
-        AnnotationError: the file is over ``MAX_TEXT_BYTES`` or not UTF-8; the message names it
-            (and the line and the byte).
+        AnnotationError: ``path`` is no regular file (``refuse_no_file``), is over
+            ``MAX_TEXT_BYTES`` or not UTF-8; the message names it (and the line and the byte).
+        OSError: it cannot be opened (``FileNotFoundError`` when it does not exist).
     """
+    refuse_no_file(path, what)
     with open(path, "rb") as f:
         data = f.read(MAX_TEXT_BYTES + 1)  # a video given as a list is not read whole
     if len(data) > MAX_TEXT_BYTES:
@@ -129,8 +152,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     path = Path(path)
     if path.is_dir():
         return "folders"
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist")
+    refuse_no_file(path)  # a pipe, a broken link: named as what it is
+    problem = why_not_a_file(path)
+    if problem is not None:  # not there
+        raise FileNotFoundError(f"annotation file {path} {problem}")
     with path.open("rb") as f:  # the reader of the format reports text that is not UTF-8
         header = f.readline().decode("utf-8-sig", errors="replace").strip().lower()
     fields = {name.strip() for name in header.split(",")}
@@ -390,6 +415,16 @@ def read_kinetics_csv(
     return Annotations(records, list(classes), len(missing), missing[:10])
 
 
+def video_entries(
+    folder: str | os.PathLike[str], extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+) -> list[Path]:
+    """The entries of ``folder`` named like videos (suffix in ``extensions``, lower case),
+    sorted: whatever each is, so that one that only looks like a video (a broken symlink, a
+    symlink loop, a pipe, a link to a device, a folder named ``x.mp4``) is listed, and reported
+    as a bad video by the decoder that refuses it, instead of being left out unseen."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in extensions)
+
+
 def read_folders(
     root: str | os.PathLike[str],
     classes: list[str] | None = None,
@@ -403,7 +438,9 @@ def read_folders(
         extensions: file suffixes counted as videos (lower case).
 
     Returns:
-        Records sorted by class then file name, and the class list.
+        Records sorted by class then file name, and the class list. Every entry of a class
+        folder named like a video is a record (``video_entries``): one that is no video file
+        fails to decode as a bad video (``data check`` reports it, training skips it).
 
     Raises:
         AnnotationError: ``root`` is not a folder, or holds a folder not in ``classes``.
@@ -425,9 +462,8 @@ def read_folders(
                 f"{root}: folder {name!r} is not in the class list; use the classes file of this "
                 "dataset (data.classes_file), or remove the folder"
             )
-        for file in sorted((root / name).iterdir()):
-            if file.is_file() and file.suffix.lower() in extensions:
-                records.append(VideoRecord(str(file), label_of[name]))
+        label = label_of[name]
+        records.extend(VideoRecord(str(f), label) for f in video_entries(root / name, extensions))
     return Annotations(records, list(classes))
 
 
@@ -477,10 +513,11 @@ def _check_source(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        AnnotationError: ``path`` is a folder given to a file format, or ``classes_file`` is a
-            folder, a device or a pipe.
+        AnnotationError: ``path`` is a folder given to a file format, or for any format a pipe,
+            a device, a broken symlink or a symlink loop (a pipe given to a file format was read
+            and waited on for ever); ``classes_file`` is any of these or a folder.
     """
-    if not Path(path).exists():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
     if fmt == "auto":
         fmt = detect_format(path)
@@ -489,12 +526,16 @@ def _check_source(
             f"{path} is a folder: the {fmt} format reads {_FILE_FORMATS[fmt]}; pass that file, "
             "or the class-folder root with the folders format (data.annotation_format)"
         )
-    if classes_file and os.path.exists(classes_file) and not os.path.isfile(classes_file):
-        # a device or pipe was not read (is_file() is False) but written over; a folder too
-        raise AnnotationError(
-            f"classes file {classes_file} is a folder or not a regular file (a device, pipe or "
-            "socket); point data.classes_file at a file"
-        )
+    if fmt != "folders":
+        refuse_no_file(path)
+    if classes_file and os.path.lexists(classes_file):
+        # a device or pipe was not read (it is no file) but written over; a broken link too
+        problem = why_not_a_file(classes_file)
+        if problem is not None:
+            raise AnnotationError(
+                f"classes file {classes_file} {problem}, not a file; point data.classes_file at "
+                "a file"
+            )
     return fmt
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.data.annotations import VIDEO_EXTENSIONS, load_annotations
+from octvideo.data.annotations import load_annotations, video_entries
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, serve, worker_context
 from octvideo.errors import RunStopped, UsageError
@@ -389,9 +389,7 @@ def _nothing_to_check(
     """The error for an annotation source that lists no video: what was found, what is needed."""
     folder = Path(annotations)  # a class-folder root is the folder read, whatever ``root`` says
     if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
-        loose = sum(
-            1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-        )
+        loose = len(video_entries(folder))  # named like videos, as a class folder's are listed
         plural = "video" if loose == 1 else "videos"
         found = f"{loose} {plural} directly in it but none" if loose else "no videos"
         return (

@@ -23,6 +23,7 @@ from octvideo.data.annotations import (
 )
 from octvideo.errors import AnnotationError, UsageError
 from tests.data.media_helpers import split_tree
+from tests.reliability.bad_input_matrix import NO_FILES, ODD_ENTRIES, make_no_file
 
 
 def test_lines_space_and_comma_relative_and_absolute(tmp_path, media):
@@ -132,6 +133,65 @@ def test_class_folders_count_mpeg_and_ogg_files_as_videos(tmp_path):
         (tmp_path / "walk" / name).write_bytes(b"")
     found = load_annotations(tmp_path)
     assert [os.path.basename(r.path) for r in found.records] == ["a.mpg", "b.MPEG", "c.ogv"]
+
+
+def test_class_folders_list_what_only_looks_like_a_video(tmp_path):
+    # each was left out unseen: data check counted and reported none of them
+    walk = tmp_path / "walk"
+    walk.mkdir()
+    (walk / "good.mp4").write_bytes(b"")
+    for name, kind in ODD_ENTRIES.items():
+        make_no_file(walk / name, kind)
+    (walk / "folder.mp4").mkdir()
+    (walk / "notes.txt").symlink_to("gone.txt")  # not named like a video: not listed
+    found = load_annotations(tmp_path)
+    assert [os.path.basename(r.path) for r in found.records] == [
+        "dangling.mp4",
+        "device.mp4",
+        "fifo.mp4",
+        "folder.mp4",
+        "good.mp4",
+        "loop.mp4",
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "lines", "kinetics_csv"])
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_a_list_that_is_no_file_is_named_as_what_it_is_unread(tmp_path, kind, fmt):
+    # it was "does not exist"; a pipe read as lines or a Kinetics CSV waited for ever
+    path = tmp_path / "list.txt"
+    words = make_no_file(path, kind)
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(path, fmt=fmt)
+    assert str(info.value) == (
+        f"annotation file {path} {words}, not a file; pass the file itself (save a piped one to "
+        "a file first)"
+    )
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_a_classes_file_that_is_no_file_is_named_as_what_it_is(tmp_path, kind):
+    classes = tmp_path / "classes.txt"
+    words = make_no_file(classes, kind)
+    (tmp_path / "list.txt").write_text("a.mp4 0\n")
+    with pytest.raises(AnnotationError) as info:  # refused unwritten: it was written over
+        load_annotations(tmp_path / "list.txt", classes_file=classes)
+    assert str(info.value) == (
+        f"classes file {classes} {words}, not a file; point data.classes_file at a file"
+    )
+    with pytest.raises(AnnotationError) as info:
+        annotations.read_classes(classes)
+    assert str(info.value).startswith(f"classes file {classes} {words}, not a file; ")
+    assert not classes.is_file()  # never written over
+
+
+def test_a_missing_list_still_does_not_exist(tmp_path):
+    with pytest.raises(FileNotFoundError, match="annotations .* do not exist"):
+        load_annotations(tmp_path / "none.txt", fmt="lines")
+    with pytest.raises(FileNotFoundError, match=f"annotation file {tmp_path}/none.txt does not"):
+        detect_format(tmp_path / "none.txt")
+    with pytest.raises(FileNotFoundError):  # open's own error, which --csv readers name
+        annotations.read_text(tmp_path / "none.txt")
 
 
 @pytest.mark.parametrize("root", [None, "."])
@@ -273,9 +333,10 @@ def test_a_classes_file_that_is_a_pipe_or_folder_is_refused_unwritten(tmp_path, 
     (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 1\n")
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "folder").mkdir()
-    for name in ("pipe", "folder"):
-        with pytest.raises(AnnotationError, match=f"classes file {tmp_path / name} is a folder "):
-            load_annotations(tmp_path / "list.txt", classes_file=tmp_path / name)
+    for name, what in (("pipe", "a pipe"), ("folder", "a directory")):
+        path = tmp_path / name
+        with pytest.raises(AnnotationError, match=f"classes file {path} is {what}, not a file; "):
+            load_annotations(tmp_path / "list.txt", classes_file=path)
     assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
 
 

@@ -20,6 +20,7 @@ from octvideo.errors import UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
 from tests.deadline import run_with_deadline
+from tests.reliability.bad_input_matrix import ODD_ENTRIES, make_no_file
 
 ODD_NAMES = ["tab\there.mp4", "new\nline.mp4", "caf\u00e9 \u65e5\u672c.mp4", " lead.mp4"]
 
@@ -323,14 +324,49 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, media, capsys):
     )
 
 
+def test_a_class_folder_entry_that_is_no_video_file_is_counted_and_reported(
+    tmp_path, media, capsys
+):
+    # a broken link, a loop, a pipe, a link to a device and a folder named x.mp4 were left out
+    # of the count and the report: "1 of 2 videos decode, 1 bad" for a folder of seven
+    walk, jump = tmp_path / "root" / "walk", tmp_path / "root" / "jump"
+    walk.mkdir(parents=True)
+    jump.mkdir()
+    shutil.copy(media["h264.mp4"], walk / "good.mp4")
+    shutil.copy(media["zero.mp4"], walk / "zero.mp4")
+    for name, kind in ODD_ENTRIES.items():
+        make_no_file(jump / name, kind)
+    (jump / "folder.mp4").mkdir()
+    out = tmp_path / "bad.jsonl"
+    assert main(["data", "check", str(tmp_path / "root"), "--out", str(out), "-q"]) == 1
+    assert "1 of 7 videos decode, 6 bad" in capsys.readouterr().out
+    reasons = {os.path.basename(path): error for path, error in read_bad_videos(out)}
+    assert sorted(reasons) == [
+        "dangling.mp4",
+        "device.mp4",
+        "fifo.mp4",
+        "folder.mp4",
+        "loop.mp4",
+        "zero.mp4",
+    ]
+    # the reasons each gets when given alone (in a list, or to predict)
+    assert "is a broken symlink or a symlink loop" in reasons["dangling.mp4"]
+    assert "is a broken symlink or a symlink loop" in reasons["loop.mp4"]
+    assert "is a pipe or a device" in reasons["fifo.mp4"]
+    assert "links to a pipe or a device" in reasons["device.mp4"]
+    assert "is a directory, not a video file" in reasons["folder.mp4"]
+    assert stat.S_ISFIFO(os.lstat(jump / "fifo.mp4").st_mode)
+
+
 def test_a_folder_without_class_folders_is_refused(tmp_path, media, capsys):
     flat = tmp_path / "flat"
     flat.mkdir()
     for name in ("h264.mp4", "vp9.webm"):
         (flat / name).write_bytes(media[name].read_bytes())
+    (flat / "moved.mp4").symlink_to("gone.mp4")  # counted as a class folder's would be listed
     line = check_error(capsys, str(flat))
     assert line == (
-        f"octvideo data check: error: {flat}: found 2 videos directly in it but none in class "
+        f"octvideo data check: error: {flat}: found 3 videos directly in it but none in class "
         f"folders; a class-folder root holds one folder per class with its videos "
         f"({flat}/<class>/<video>.mp4), or pass a 'path label' list"
     )

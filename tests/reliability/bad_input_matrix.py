@@ -6,6 +6,7 @@ Each entry is a path and the outcome octvideo defines for it: ``ok`` (it is a us
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -56,6 +57,39 @@ def write_audio_only(path: Path) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+# paths that are no regular file, by what ``paths.why_not_a_file`` says each is
+NO_FILES = ["pipe", "link to a pipe", "link to a device", "broken symlink", "symlink loop"]
+
+# entries of a class folder named like videos that are no video file, by kind
+ODD_ENTRIES = {
+    "dangling.mp4": "broken symlink",
+    "loop.mp4": "symlink loop",
+    "fifo.mp4": "pipe",
+    "device.mp4": "link to a device",
+}
+
+
+def make_no_file(path: Path, kind: str) -> str:
+    """Makes ``path`` a ``kind`` of ``NO_FILES`` (a link's target beside it) and returns what
+    a refusal says it is ("is a pipe", "is a broken symlink (to gone)", ...)."""
+    if kind == "pipe":
+        os.mkfifo(path)
+        return "is a pipe"
+    if kind == "link to a pipe":
+        os.mkfifo(path.with_name(f"{path.name}.fifo"))
+        path.symlink_to(f"{path.name}.fifo")
+        return "links to a pipe"
+    if kind == "link to a device":
+        path.symlink_to(os.devnull)
+        return "links to a device"
+    if kind == "broken symlink":
+        path.symlink_to("gone")
+        return "is a broken symlink (to gone)"
+    assert kind == "symlink loop", kind
+    path.symlink_to(path.name)
+    return "is a symlink loop"
 
 
 # name -> expected outcome ("ok": decodes and gets a prediction; "bad": reported as failed)
