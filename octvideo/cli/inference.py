@@ -7,7 +7,8 @@ reported and skipped; the exit status is 0 when every input succeeded, 1 when an
 Inputs are decoded in ``--workers`` processes ahead of the model and their clips share forward
 passes (``octvideo.inference.pipeline``); an input whose decoder hangs fails after ``--timeout``
 seconds without progress, one whose decoder crashes fails alone. Progress: a bar over the inputs
-when stdout is a terminal, else one line per input on stderr.
+when stdout is a terminal, else one line per input on stderr; a failed input is that one line (in
+the table on a terminal), also under ``--quiet``, which leaves the other inputs' lines out.
 
 Every argument is parsed, bounded and checked before any output is opened: a refused command
 (exit 2, one line naming the option and its bound) leaves every file as it was.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import logging
 import os
 import re
 import sys
@@ -46,8 +46,6 @@ from octvideo.inference.predictor import (
     window_seconds,
 )
 from octvideo.paths import ReadFiles, check_folder, check_output_file, nearest_existing
-
-logger = logging.getLogger(__name__)
 
 MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-700)
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
@@ -179,7 +177,8 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
 
 
 def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], out: Path) -> bool:
-    """Renders one result; a failure becomes the result's error, and the next input goes on."""
+    """Renders one result; a failure becomes the result's error (reported with its record), and
+    the next input goes on."""
     import av
 
     from octvideo.inference.render import render
@@ -189,7 +188,6 @@ def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], o
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
         reason = first_line(err, empty="")
         result.error = f"cannot render {out}: {type(err).__name__}: {reason}"
-        logger.warning("%s: %s", result.path, result.error)
         return False
     return True
 
@@ -282,7 +280,7 @@ def predict(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
                 done, failed = number, failed + (not result.ok)  # its records are written
                 bar.update()
-                if not args.quiet and not show_bar:
+                if not show_bar and not (args.quiet and result.ok):  # -q: failures only
                     state = "ok" if result.ok else f"FAILED: {result.error}"
                     print(  # noqa: T201
                         f"predict {number}/{len(inputs)} {result.path}: {state} "
@@ -364,7 +362,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"seconds a worker may make no progress on an input before it fails, e.g. 90s "
         f"(at most a day; needs workers) (default: {DEFAULT_TIMEOUT:g}s)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no table, no progress bar or lines")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no table, no progress bar, and a line only for an input that failed",
+    )
     p.set_defaults(func=predict)
     register_export(subparsers)
 

@@ -1,7 +1,8 @@
 """Prediction records: one per window and one per video, as a terminal table, JSON Lines or CSV.
 
 Every record carries the input path, its type (``window`` or ``video``), times in seconds, the top-k
-classes with probabilities, the wall time and any error, so a failed input is a record too.
+classes with probabilities, the input's own time (``seconds``: its decoding and its share of the
+forward passes, ``octvideo.inference.pipeline``) and any error, so a failed input is a record too.
 Records go to a temporary file beside the output (``octvideo.paths.AtomicOutput``) that replaces
 it when the writer is closed: an earlier file of that name is never half overwritten, a symbolic
 link is refused, and a full disk is one line with the temporary file removed. A run stopped before

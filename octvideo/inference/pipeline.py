@@ -39,7 +39,15 @@ Faults stay with their input: an exception while reading an input is that input'
 worker that sends nothing for ``timeout`` seconds while it has work (opening and indexing a
 file, or decoding one chunk of clips) is killed and its input fails with a timeout; a worker that
 dies (a decoder's segfault) fails its input. Either way a fresh worker takes the next input. With
-``workers=0`` a hanging decoder hangs the run: only a separate process can be stopped.
+``workers=0`` a hanging decoder hangs the run: only a separate process can be stopped. A failed
+input is its result's ``error``, logged only at DEBUG level: the caller reports it (``predict``
+prints one line for it).
+
+A result's ``seconds`` is the input's own time: the time its reader spent opening and decoding it
+(in its worker or here; not the waits for room, nor the other inputs' time), to the time its
+worker was stopped for one that hung or died, plus its share of each forward pass its views were
+in (the pass's time times its views over the pass's). The same input takes about as long first
+or last in a batch, or alone.
 """
 
 from __future__ import annotations
@@ -189,6 +197,21 @@ def read_input(
     yield "end", None
 
 
+def _timed(events: Iterator[Event]) -> Iterator[tuple[Event, float]]:
+    """``events``, each with the seconds spent in the reader so far: not the waits at its yields,
+    where the caller is busy or the pipe full."""
+    spent = 0.0
+    while True:
+        start = time.perf_counter()
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        finally:
+            spent += time.perf_counter() - start
+        yield event, spent
+
+
 def _worker_main(
     conn: Connection,
     read: Callable[[Predictor, str, ReadRequest, int], Iterator[Event]],
@@ -215,12 +238,12 @@ def _worker_main(
 
     def messages(task: tuple[int, str]) -> Iterator[object]:
         index, path = task
-        for kind, payload in read(predictor, path, request, chunk):
+        for (kind, payload), seconds in _timed(read(predictor, path, request, chunk)):
             if kind == "clips":
-                yield index, kind, len(payload)
+                yield index, kind, len(payload), seconds
                 yield payload.numpy()  # pickled as its bytes, not a shared-memory handle
             else:
-                yield index, kind, payload
+                yield index, kind, payload, seconds
 
     serve(conn, messages)
 
@@ -233,6 +256,7 @@ class _Worker:
     conn: Connection
     proc: mp.process.BaseProcess
     index: int | None = None  # the input it is reading
+    given: float = 0.0  # when it was given that input
     buffered: int = 0  # views it sent that the model side has not taken yet
     last_seen: float = 0.0  # when it last sent something or was given work
     paused: bool = False  # its reader thread waits for room for a chunk (its clock stops)
@@ -268,6 +292,7 @@ class _Pool:
         self._cv = threading.Condition()
         self._events: list[deque[tuple[str, Any, _Worker | None]]] = [deque() for _ in paths]
         self._todo = deque(range(len(paths)))
+        self._seconds = [0.0] * len(paths)  # each input's reading time, once it ended
         self._head = 0  # the input the model side reads
         self.waiting = 0  # decoded views waiting for the model side, all workers together
         self.peak = 0  # the most that ever waited
@@ -296,7 +321,7 @@ class _Pool:
         ``ReadAhead`` leaves room for them; until the pipe closes or the worker is retired."""
         while True:
             try:
-                index, kind, payload = worker.conn.recv()
+                index, kind, payload, seconds = worker.conn.recv()
                 if kind == "clips":
                     if not self._make_room(worker, index, payload):
                         return
@@ -316,6 +341,7 @@ class _Pool:
                     self.peak = max(self.peak, self.waiting)
                 elif kind in ("end", "error"):
                     worker.index = None
+                    self._seconds[index] = seconds
                     self._assign()  # its next input, now: the model side may be busy
                 self._events[index].append((kind, payload, worker))
                 self._cv.notify_all()
@@ -334,6 +360,10 @@ class _Pool:
             if worker.paused:
                 worker.paused, worker.last_seen = False, time.monotonic()
             return not worker.retired
+
+    def seconds(self, index: int) -> float:
+        """The time input ``index`` took to read, once its "end" or "error" came."""
+        return self._seconds[index]
 
     def events(self, index: int) -> Iterator[Event]:
         """The events of input ``index`` as they arrive, up to its "end" or "error"."""
@@ -372,6 +402,7 @@ class _Pool:
                 return
             if worker.index is None and not (worker.dead or worker.retired):
                 worker.index, worker.last_seen = self._todo.popleft(), time.monotonic()
+                worker.given = worker.last_seen
                 try:
                     worker.conn.send((worker.index, self._paths[worker.index]))
                 except OSError:  # died while idle: the input goes back, the worker is replaced
@@ -425,6 +456,7 @@ class _Pool:
                 error = f"DecoderDied: the decoding process died ({exit_reason(worker.proc)})"
             with self._cv:
                 self._events[worker.index].append(("error", error, None))
+                self._seconds[worker.index] = time.monotonic() - worker.given
         self._workers[self._workers.index(worker)] = self._start()
 
     def close(self) -> None:
@@ -468,10 +500,16 @@ class _Local:
     ) -> None:
         self._args = (predictor, request, chunk)
         self._paths = list(paths)
+        self._seconds = [0.0] * len(paths)
+
+    def seconds(self, index: int) -> float:
+        return self._seconds[index]
 
     def events(self, index: int) -> Iterator[Event]:
         predictor, request, chunk = self._args
-        return read_input(predictor, self._paths[index], request, chunk)
+        for event, seconds in _timed(read_input(predictor, self._paths[index], request, chunk)):
+            self._seconds[index] = seconds
+            yield event
 
     def close(self) -> None:
         pass
@@ -482,8 +520,9 @@ class _Pending:
     """An input on the model side: its result so far and the views of it still to run."""
 
     result: VideoResult
-    started: float
     header: InputHeader | None = None
+    read_seconds: float = 0.0  # its reader's time (``_Pool.seconds``)
+    model_seconds: float = 0.0  # its share of the forward passes its views were in
     rows: list[Tensor] = field(default_factory=list)  # (n, K) probabilities, in clip order
     views_sent: int = 0
     views_done: int = 0
@@ -542,7 +581,8 @@ class _Batcher:
         batch = parts[0][1] if len(parts) == 1 else torch.cat([v for _, v in parts])
         start = time.perf_counter()
         probs = self._predictor.logits(batch).softmax(-1)  # (size, K)
-        self._stats.model_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self._stats.model_seconds += seconds
         self._stats.forwards += 1
         self._stats.views += size
         for owner, rows in zip(
@@ -550,21 +590,22 @@ class _Batcher:
         ):
             owner.rows.append(rows)
             owner.views_done += len(rows)
+            owner.model_seconds += seconds * len(rows) / size
         if self._on_views is not None:
             self._on_views(size)
 
 
 def _finish(pending: _Pending) -> VideoResult:
     result = pending.result
-    if result.error is not None:
-        logger.warning("%s: %s", result.path, result.error)
+    if result.error is not None:  # the caller reports it, with the result
+        logger.debug("%s: %s", result.path, result.error)
     else:
         header = pending.header
         assert header is not None
         probs = torch.cat(pending.rows) if pending.rows else torch.empty(0)
         # (clips, crops, K) -> the crops' mean, as Predictor.predict averages them
         result.set_scores(header, probs.reshape(header.clips, header.crops, -1).mean(1))
-    result.seconds = time.perf_counter() - pending.started
+    result.seconds = pending.read_seconds + pending.model_seconds
     return result
 
 
@@ -679,7 +720,7 @@ def _predict_many(
         else:
             source = _Local(predictor, request, chunk, paths)
         for index, path in enumerate(paths):
-            pending = _Pending(VideoResult(path=path), time.perf_counter())
+            pending = _Pending(VideoResult(path=path))
             order.append(pending)
             stats.inputs += 1
             events = source.events(index)
@@ -696,7 +737,7 @@ def _predict_many(
                     if kind == "error":
                         batcher.drop(pending)
                         pending.result.error = payload
-                    pending.read = True
+                    pending.read, pending.read_seconds = True, source.seconds(index)
                     break
                 yield from done()
             yield from done()

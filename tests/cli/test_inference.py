@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -205,6 +206,23 @@ def test_progress_is_a_line_per_input_when_stdout_is_not_a_terminal(checkpoint, 
     assert "predict 1/1" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_failed_input_is_one_line_on_stderr_also_under_quiet(
+    checkpoint, videos, capsys, caplog, quiet
+):
+    # it was a logged WARNING and a progress line, and under -q the WARNING alone
+    bad, good = videos["corrupt"], videos["short"]
+    code = _predict("--ckpt", checkpoint, bad, good, "--workers", 0, *(["-q"] if quiet else []))
+    assert code == 1
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    lines = capsys.readouterr().err.splitlines()
+    assert [ln for ln in lines if str(bad) in ln] == [lines[0]]
+    assert lines[0].startswith(f"predict 1/2 {bad}: FAILED: DecodeError: ")
+    assert lines[1:] == ([] if quiet else [lines[1]])  # the other input's progress line
+    if not quiet:
+        assert lines[1].startswith(f"predict 2/2 {good}: ok (")
+
+
 def test_progress_is_a_bar_over_the_inputs_on_a_terminal(checkpoint, videos, capsys, monkeypatch):
     import sys
 
@@ -357,7 +375,7 @@ def test_a_video_file_name_at_render_for_several_inputs_is_refused(
 
 
 def test_a_render_failure_fails_that_input_and_the_others_go_on(
-    checkpoint, videos, tmp_path, capsys
+    checkpoint, videos, tmp_path, capsys, caplog
 ):
     whole = faststart(tmp_path / "whole.mp4")
     cut = tmp_path / "cut.mp4"
@@ -365,9 +383,11 @@ def test_a_render_failure_fails_that_input_and_the_others_go_on(
     renders, records = tmp_path / "renders", tmp_path / "preds.jsonl"
     code = _predict_ckpt(checkpoint, cut, whole, "--render", renders, "--out", records, "--quiet")
     assert code == 1
-    assert capsys.readouterr().out == "1 of 2 inputs predicted, 1 failed; records in " + (
-        f"{records}\n"
-    )
+    captured = capsys.readouterr()
+    assert captured.out == f"1 of 2 inputs predicted, 1 failed; records in {records}\n"
+    (line,) = captured.err.splitlines()  # -q: the failed input's line alone
+    assert line.startswith(f"predict 1/2 {cut}: FAILED: cannot render {renders / 'cut.pred.mp4'}")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert sorted(p.name for p in renders.iterdir()) == ["whole.pred.mp4"]  # no half file
     rows = {r["path"]: r for r in map(json.loads, records.read_text().splitlines())}
     assert rows[str(whole)]["ok"] and rows[str(whole)]["error"] is None

@@ -125,6 +125,59 @@ def test_clips_of_several_videos_share_a_forward_pass(checkpoint, videos, monkey
     assert sizes == [4, 4, 4, 3]  # three crops of five clips: 15 views in passes of 4
 
 
+class _Clock:
+    """Stands in for ``time.perf_counter`` in the pipeline: it moves only when a reader or the
+    model says they worked, so the seconds a result gets are exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class _Ticking(torch.nn.Module):
+    """A network whose every forward pass takes 6 s on ``clock``."""
+
+    def __init__(self, clock: _Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def forward(self, clips):
+        self.clock.now += 6.0
+        return torch.zeros(len(clips), 3)
+
+
+def _read_on(clock: _Clock, predictor, path: str, request, chunk: int):
+    """Input "bad" fails after 1 s; the others open in 3 s and read 2 clips in 2 s each."""
+    if path == "bad":
+        clock.now += 1.0
+        yield "error", "DecodeError: bad"
+        return
+    clock.now += 3.0
+    yield "open", faults.header(2)
+    for _ in range(2):
+        clock.now += 2.0
+        yield "clips", torch.zeros(1, 3)
+    yield "end", None
+
+
+def test_seconds_are_each_inputs_own_reading_and_share_of_forward_passes(predictor, monkeypatch):
+    # the failed input's seconds used to run from when the model side took it up to when the
+    # input before it had its result: the next input's reading and a forward pass (12 s)
+    clock = _Clock()
+    monkeypatch.setattr(pipeline_module, "time", clock)
+    monkeypatch.setattr(pipeline_module, "read_input", partial(_read_on, clock))
+    model = _Ticking(clock)
+    ticking = Predictor(model, predictor.classes, predictor.protocol, batch_size=3)
+    ticking.model = model  # its fused copy would tick a copy of the clock
+    results = list(predict_many(ticking, ["good", "bad", "good2"], workers=0))
+    assert [r.ok for r in results] == [True, False, True]
+    # good: 7 s reading and 2 of the first pass's 3 views; bad: 1 s; good2: 7 s, 1 of 3 views
+    # of the first pass and the whole second
+    assert [r.seconds for r in results] == pytest.approx([7 + 4, 1, 7 + 2 + 6])
+
+
 def _precomputed(predictor, paths, request_args):
     """Each input's events, read here, so that a worker hands them over at once: the outcome of
     a timeout test must not depend on how fast the machine decodes."""
@@ -144,6 +197,7 @@ def test_a_hanging_decoder_fails_its_input_after_the_timeout_and_the_others_are_
     )
     assert [r.ok for r in results] == [True, False, True, True]
     assert results[1].error.startswith("DecodeTimeout: no progress in 2 s")
+    assert results[1].seconds >= 2  # its own time: until its worker was stopped
     assert results[1].video is None and results[1].windows == []
     for result in (results[0], results[2], results[3]):
         assert torch.allclose(result.video.probs, expected[paths.index(result.path)].video.probs)
