@@ -35,6 +35,7 @@ from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, 
 from octvideo.models import create_model
 from tests.crafted_checkpoints import declaring, inflating, sharing
 from tests.engine.conftest import tiny_overrides
+from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 from tests.small_disk import fill, free_bytes, small_disk
 
 
@@ -303,32 +304,10 @@ def test_a_directory_is_not_a_checkpoint_file(tmp_path, capsys):
     assert "does not exist" not in err
 
 
-def _no_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
-    """A checkpoint path that is ``kind``, and what its refusal says it is."""
-    path = tmp_path / "x.ckpt"
-    if kind == "pipe":
-        os.mkfifo(path)
-        return path, "is a pipe"
-    if kind == "link to a pipe":
-        os.mkfifo(tmp_path / "fifo")
-        path.symlink_to("fifo")
-        return path, "links to a pipe"
-    if kind == "link to a device":
-        path.symlink_to(os.devnull)
-        return path, "links to a device"
-    if kind == "broken symlink":
-        path.symlink_to("gone.ckpt")
-        return path, "is a broken symlink (to gone.ckpt)"
-    path.symlink_to(path.name)
-    return path, "is a symlink loop"
-
-
-NO_FILES = ["pipe", "link to a pipe", "link to a device", "broken symlink", "symlink loop"]
-
-
 @pytest.mark.parametrize("kind", NO_FILES)
 def test_a_checkpoint_path_that_is_no_file_is_named_as_what_it_is(tmp_path, kind):
-    path, words = _no_file(tmp_path, kind)
+    path = tmp_path / "x.ckpt"
+    words = make_no_file(path, kind)
     expected = (
         f"checkpoint {str(path)!r} {words}, not a checkpoint file; give the path of the "
         "checkpoint file"
@@ -343,7 +322,8 @@ def test_a_checkpoint_path_that_is_no_file_is_named_as_what_it_is(tmp_path, kind
 
 @pytest.mark.parametrize("command", ["predict", "export", "test", "import"])
 def test_every_command_names_a_pipe_given_as_its_checkpoint(tmp_path, command, capsys):
-    path, _ = _no_file(tmp_path, "pipe")
+    path = tmp_path / "x.ckpt"
+    make_no_file(path, "pipe")
     argv = (
         [
             "import",
