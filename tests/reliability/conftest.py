@@ -28,7 +28,9 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["grayscale.mkv"] = write_video(
         root / "grayscale.mkv", codec="ffv1", pix_fmt="gray", in_format="gray"
     )
-    files["rotated.mp4"] = write_video(root / "rotated.mp4", stream_metadata={"rotate": "90"})
+    # stored 96x64 and shown upright, 64 wide and 96 high (decord takes widths of 48 wrongly)
+    rotated = root / "rotated.mp4"
+    files["rotated.mp4"] = write_video(rotated, height=64, width=96, quarter_turns=1)
     marker = "TITLEMARKERTITLE"
     utf8 = write_video(root / "broken_utf8_meta.mp4", metadata={"title": marker})
     data = utf8.read_bytes()
@@ -42,6 +44,10 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["symlink_loop.mp4"] = loop
     files["fifo.mp4"] = root / "fifo.mp4"
     os.mkfifo(files["fifo.mp4"])
+    files["broken_link.mp4"] = root / "broken_link.mp4"
+    os.symlink("moved_away.mp4", files["broken_link.mp4"])
+    files["device_link.mp4"] = root / "device_link.mp4"
+    os.symlink(os.devnull, files["device_link.mp4"])
     name = "spaces and ünïcødé 東京.mp4"
     files[name] = write_video(root / name)
     assert set(files) == set(EXPECTED)
