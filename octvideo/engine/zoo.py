@@ -30,6 +30,8 @@ import importlib.resources
 import logging
 import os
 import re
+import shlex
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,7 @@ from octvideo.config import (
     OutputConfig,
     RunConfig,
     dump_yaml,
+    parse_overrides,
     shipped_names,
     to_dict,
 )
@@ -229,6 +232,7 @@ def import_checkpoint(
     clip_tt = parse_clip(clip) if clip is not None else None
     if out.suffix != ".ckpt":
         raise UsageError(f"--out {out}: give a .ckpt file name (the run config goes beside it)")
+    _check_out_name(out)
     config_path = out.with_suffix(".yaml")
     class_file = _class_file(classes)
     reads = ReadFiles(
@@ -507,6 +511,52 @@ def _zoo_family(model: str) -> bool:
         and "_nl_" not in model
         and not model.endswith(("_r18", "_r34"))
     )
+
+
+# characters a name in the run config's comment lines cannot hold: control characters (a line
+# break, a tab), YAML's other line breaks, and the surrogates that stand for bytes not UTF-8
+_UNWRITABLE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def _unwritable(name: str) -> str | None:
+    """Why ``name`` cannot stand in a line of the run config, or None."""
+    categories = {unicodedata.category(c) for c in name}
+    if "Cs" in categories:
+        return "is not UTF-8 text, which the run config (UTF-8) cannot name"
+    if categories & _UNWRITABLE:
+        return (
+            "holds a line break or another control character, which the commands in the run "
+            "config's comments cannot hold"
+        )
+    return None
+
+
+def _check_out_name(out: Path) -> None:
+    """Refuses an ``--out`` name the run config cannot name in its commands (one line: the
+    name as Python writes it, its line breaks escaped)."""
+    problem = _unwritable(out.name)
+    if problem:
+        raise UsageError(f"--out {os.fspath(out)!r}: its name {problem}; choose another --out name")
+
+
+def _shell_word(name: str) -> str:
+    """``name`` as a shell word that a command takes as that file: quoted as needed, and after
+    ``./`` where it starts with a dash, which would read as an option."""
+    return shlex.quote(f"./{name}" if name.startswith("-") else name)
+
+
+def _override(key: str, name: str) -> str:
+    """``key=name`` as a shell word whose value the config reads back as ``name``: in YAML single
+    quotes where YAML would read it as something else (``a #b.ckpt``, ``[1].ckpt``)."""
+    try:
+        plain = parse_overrides([f"{key}={name}"])[0][1] == name
+    except ConfigError:
+        plain = False
+    value = name if plain else "'" + name.replace("'", "''") + "'"
+    word = f"{key}={value}"
+    if shlex.quote(word) != word and not set(word) & set('"$`\\!'):
+        return f'"{word}"'  # reads better than shlex's quotes around YAML's
+    return shlex.quote(word)
 
 
 def _check_not_a_users_config(config_path: Path, out: Path) -> None:
@@ -1039,13 +1089,16 @@ def _config_text(run_cfg: RunConfig, meta: CheckpointMeta) -> str:
     sections = {"model": model, "data": {k: data[k] for k in protocol if k in data}}
     source = meta.source
     assert source is not None  # an import always records its source
+    src = source["file"]
+    src = repr(src) if _unwritable(src) else src  # a name of any bytes, on its one line
+    cfg, ckpt = f"{run_cfg.name}.yaml", f"{run_cfg.name}.ckpt"  # pasted in their folder, run
     header = (
-        f"{CONFIG_MARK.decode()}: {meta.model.name} from {source['file']} (--from "
-        f"{source['from']}), the model and clip protocol of {run_cfg.name}.ckpt.\n"
-        f"# test:      octvideo test --cfg {run_cfg.name}.yaml --ckpt {run_cfg.name}.ckpt "
+        f"{CONFIG_MARK.decode()}: {meta.model.name} from {src} (--from "
+        f"{source['from']}), the model and clip protocol of {ckpt}.\n"
+        f"# test:      octvideo test --cfg {_shell_word(cfg)} --ckpt {_shell_word(ckpt)} "
         "data.test_list=LIST\n"
-        f"# fine-tune: octvideo train --cfg {run_cfg.name}.yaml "
-        f"model.pretrained={run_cfg.name}.ckpt model.num_classes=N data.train_list=TRAIN "
+        f"# fine-tune: octvideo train --cfg {_shell_word(cfg)} "
+        f"{_override('model.pretrained', ckpt)} model.num_classes=N data.train_list=TRAIN "
         "data.val_list=VAL data.classes_file=CLASSES\n"
         "#            N: your number of classes; CLASSES: a file of yours that names them, one a "
         "line (written from TRAIN when it does not exist)\n"

@@ -7,6 +7,8 @@ checkpoints octavise; every bad input is one line and writes nothing."""
 from __future__ import annotations
 
 import copy
+import os
+import shlex
 import shutil
 import tomllib
 import warnings
@@ -723,6 +725,66 @@ def test_an_out_named_like_a_shipped_config_is_refused(i3d_zoo: Path, tmp_path: 
         "shipped config kinetics400/i3d_r50_oct_a0.1_8x8.yaml, which --cfg would not tell "
         "apart; choose another --out name"
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["n\nmodel: {alpha: 0.5}\nx.ckpt", "tab\there.ckpt", "cr\r.ckpt", "ls\u2028x.ckpt"],
+)
+def test_an_out_name_with_a_control_character_is_one_line(
+    i3d_zoo: Path, tmp_path: Path, name: str
+) -> None:
+    # its lines used to become YAML in the run config's header, which test then refused
+    out = tmp_path / name
+    assert _refusal(tmp_path, i3d_zoo, out=out) == (
+        f"--out {str(out)!r}: its name holds a line break or another control character, which "
+        "the commands in the run config's comments cannot hold; choose another --out name"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_out_name_not_utf8_is_one_line_before_anything_is_written(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    # the run config's text could not be written, after the checkpoint was
+    out = tmp_path / os.fsdecode(b"caf\xe9.ckpt")
+    message = _refusal(tmp_path, checkpoint, source="octvideo", model="c2d_r18", out=out)
+    assert message == (
+        f"--out {str(out)!r}: its name is not UTF-8 text, which the run config (UTF-8) cannot "
+        "name; choose another --out name"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["sp ace \u00fc", "-dash", "a #b", "it's", "[1]", 'q"$x'])
+def test_the_run_configs_commands_run_as_pasted(checkpoint: Path, tmp_path: Path, name: str):
+    from octvideo.cli import build_parser
+
+    out = tmp_path / f"{name}.ckpt"
+    import_checkpoint(checkpoint, source="octvideo", model="c2d_r18", out=out)
+    lines = out.with_suffix(".yaml").read_text().splitlines()
+    [test] = [x.removeprefix("# test:") for x in lines if x.startswith("# test:")]
+    [tune] = [x.removeprefix("# fine-tune:") for x in lines if x.startswith("# fine-tune:")]
+    parser = build_parser()
+    args = parser.parse_args(shlex.split(test)[1:])  # as a shell splits it, in its folder
+    assert (tmp_path / args.cfg, tmp_path / args.ckpt) == (out.with_suffix(".yaml"), out)
+    args = parser.parse_args(shlex.split(tune)[1:])
+    assert tmp_path / args.cfg == out.with_suffix(".yaml")
+    fill = {"N": "3", "TRAIN": "t.txt", "VAL": "v.txt", "CLASSES": "c.txt"}
+    overrides = [f"{k}={fill.get(v, v)}" for k, v in (w.split("=", 1) for w in args.overrides)]
+    assert load_config(tmp_path / args.cfg, overrides).model.pretrained == out.name
+
+
+def test_a_source_named_with_a_line_break_stays_on_its_header_line(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "run\nmodel: {alpha: 0.5}.ckpt"
+    shutil.copy(checkpoint, src)
+    out = tmp_path / "imported.ckpt"
+    import_checkpoint(src, source="octvideo", model="c2d_r18", out=out)
+    first = out.with_suffix(".yaml").read_text().splitlines()[0]
+    assert f" from {src.name!r} (--from octvideo)" in first
+    assert load_config(out.with_suffix(".yaml")).model.alpha == 0.25  # not the name's 0.5
 
 
 def test_an_out_that_is_another_runs_checkpoint_is_kept(
