@@ -192,6 +192,9 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
             at stride 1 and average the positions (``GlobalAvgPool``), e.g. (8, 7, 7) for the
             zoo's Slow 8x8, which differs from a global pool on crops larger than the training
             crop; None (the default): global average pooling.
+
+    Attributes:
+        min_frames: the fewest frames a clip may have: 2 with the temporal pool, else 1.
     """
 
     def __init__(
@@ -265,6 +268,8 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
             if temporal_pool
             else None
         )
+        # pool2's 2x1x1 window needs two frames; every other layer pads or keeps time
+        self.min_frames = 2 if temporal_pool else 1
         self.num_features = outs[3]
         self.global_pool = GlobalAvgPool(window, octave=self.octave)
         self.head = ClassifierHead(self.num_features, num_classes, dropout)
@@ -276,8 +281,24 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
             if isinstance(m, NonLocal3d):
                 m.reset_parameters()
 
+    def _check_clip(self, x: Tensor) -> None:
+        """Raises a ValueError naming this network and the fewest frames it takes unless the
+        (B, C, T, H, W) clip ``x`` has ``min_frames`` frames and a pixel a side or more (a clip
+        of another rank is left to the stem, which names it). A shape that ``torch.jit.trace``
+        records (tensors) or a symbolic one passes: the check costs no graph op."""
+        if x.dim() != 5 or not all(isinstance(n, int) for n in x.shape[2:]):
+            return
+        t, h, w = x.shape[2:]
+        if t < self.min_frames or min(h, w) < 1:
+            pool = "" if self.pool2 is None else " (it pools time 2x after res2, as C2D and I3D do)"
+            raise ValueError(
+                f"ResNet3D-{self.depth} takes (B, C, T, H, W) clips of {self.min_frames} or more "
+                f"frames{pool} and 1x1 pixels or more; got {tuple(x.shape)}"
+            )
+
     def forward_stages(self, x: Tensor) -> OctPair:
         """Stem and the four stages: (B, 3, T, H, W) -> pair of res5 features."""
+        self._check_clip(x)
         x = self.stem(x)  # (B, 64, T, H/4, W/4)
         x = self.res2(x)  # (B, 256, T, H/4, W/4) per group
         if self.pool2 is not None:

@@ -238,6 +238,11 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
             PyTorchVideo's head: average-pool each pathway with its kernel at stride 1 and
             average the positions (``GlobalAvgPool``), e.g. ((8, 7, 7), (32, 7, 7)) for the
             zoo's SlowFast 8x8; None (the default): global average pooling.
+
+    Attributes:
+        min_frames: the fewest frames a slow clip (of a fast one ``slowfast_alpha`` x as long)
+            may have: 2 where an octave in time reaches a lateral's low input at a speed above 2,
+            else 1.
     """
 
     def __init__(
@@ -301,6 +306,12 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
             for i in range(4)
         ]
         self.fuse_stem, self.fuse_res2, self.fuse_res3, self.fuse_res4 = fuses
+        # With an octave in time a lateral strides time by pooling the Fast pair (its low group
+        # has half the frames, rounded up), and a pool takes one frame or a whole window.
+        pools = [f.conv.pool_factor[0] for f in fuses]
+        low_pools = [p for p, f in zip(pools, fuses, strict=True) if f.conv.in_low]
+        self._time_pools = (max(pools), max(low_pools, default=1))  # (high, low)
+        self.min_frames = 1 if self._pools_take(slowfast_alpha) else 2  # 2 alpha always do
         slow_ins = tuple(slow_points[i] + fuses[i].out_chans for i in range(4))
 
         self.slow = _pathway(
@@ -383,6 +394,10 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
                 f"SlowFast's slow and fast clips need the same batch size and frame size, "
                 f"got {shapes}"
             )
+        sizes = (*slow.shape[2:], *fast.shape[2:])
+        concrete = all(isinstance(n, int) for n in sizes)  # tensors under torch.jit.trace
+        if concrete and min(sizes) < 1:
+            raise ValueError(f"SlowFast takes clips of 1 or more frames and pixels, got {shapes}")
         want = self.fuse_stem.conv.output_size((fast.shape[2], 1, 1))[0]
         if slow.shape[2] != want:
             a = self.slowfast_alpha
@@ -392,6 +407,19 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
                 f"a fast clip of a multiple of {a} frames and every {a}th of them as the slow one "
                 f"(fast[:, :, ::{a}])"
             )
+        if concrete and not self._pools_take(fast.shape[2]):
+            a = self.slowfast_alpha
+            raise ValueError(
+                f"SlowFast with an octave in time takes a slow clip of {self.min_frames} or more "
+                f"frames and a fast one {a}x as long (its laterals pool the fast clip, and its "
+                f"low group of half the frames, {a}x in time); got {shapes}"
+            )
+
+    def _pools_take(self, fast_frames: int) -> bool:
+        """Whether the laterals' time pools take a fast clip of ``fast_frames``: each pools one
+        frame, or a whole window of them."""
+        high, low = self._time_pools
+        return not (1 < fast_frames < high or 1 < -(-fast_frames // 2) < low)
 
     def forward_features(self, x: Sequence[Tensor]) -> Tensor:
         """Pooled features of both pathways: [slow, fast] clips -> (B, C_slow + C_fast)."""

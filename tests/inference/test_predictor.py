@@ -262,7 +262,9 @@ def test_checkpoint_whose_model_cannot_take_its_clip_is_refused(tmp_path):
     assert "\n" not in message and caught.value.field == "clip.num_frames"
     assert message.startswith(
         f"checkpoint {str(path)!r} has clips of 1 frames at 32x32 pixels (clip 1x2), which its "
-        "model c2d_r18 cannot take (Given input size: "
+        "model c2d_r18 cannot take (ResNet3D-18 takes (B, C, T, H, W) clips of 2 or more frames "
+        "(it pools time 2x after res2, as C2D and I3D do) and 1x1 pixels or more; got "
+        "(1, 3, 1, 32, 32))"
     )
     assert message.endswith(
         "; c2d_r18 takes clips of at least 2 frames: import or train it with a clip of 2 "

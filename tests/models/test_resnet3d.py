@@ -1,9 +1,12 @@
 """ResNet3D (C2D, I3D, Slow, Non-local): the hardware-aligned channel split option, alpha per
 stage, ``head_pool``, ``zero_init_final_bn`` (every residual block starts as its shortcut, in both
-frequency groups, for bottleneck and basic blocks), and a whole model in reduced precision on a
-CPU (autocast inference, bfloat16 training)."""
+frequency groups, for bottleneck and basic blocks), a whole model in reduced precision on a
+CPU (autocast inference, bfloat16 training), and the clips it takes (the fewest frames, named in
+one line; nothing of the check in a trace)."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 import torch
@@ -201,3 +204,45 @@ def test_a_variants_keywords_override_its_recipe():
     assert i3d_as_c2d.res2[0].conv_a.kernel_size == (1, 3, 3)
     assert create_model("slow_r50", width=8).pool2 is None
     assert create_model("slow_r50", width=8, temporal_pool=True).pool2 is not None
+
+
+def _meta_run(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
+    with torch.device("meta"), torch.no_grad():
+        model(torch.empty(shape))
+
+
+@pytest.mark.parametrize("name", ["c2d_r18", "i3d_r18", "i3d_nl_r50", "slow_r50"])
+@pytest.mark.parametrize(("alpha", "octave"), [(0.0, (1, 2, 2)), (0.25, (2, 2, 2))])
+def test_a_clip_shorter_than_the_network_takes_is_one_line_naming_the_fewest_frames(
+    name, alpha, octave
+):
+    """C2D and I3D pool time 2x after res2, Slow keeps it: ``min_frames`` frames run (any frame
+    size of a pixel or more), and one fewer, or an empty frame, is refused before the stem."""
+    with torch.device("meta"):
+        model = create_model(name, num_classes=3, alpha=alpha, octave=octave).eval()
+    assert model.min_frames == (1 if name.startswith("slow") else 2)
+    for size in (1, 33):
+        _meta_run(model, (1, 3, model.min_frames, size, size + 1))
+    depth = name.rsplit("_r", 1)[1]
+    pool = " (it pools time 2x after res2, as C2D and I3D do)" if model.min_frames == 2 else ""
+    for shape in [(1, 3, model.min_frames - 1, 64, 64), (1, 3, 4, 0, 64)]:
+        with pytest.raises(ValueError) as caught:
+            _meta_run(model, shape)
+        assert str(caught.value) == (
+            f"ResNet3D-{depth} takes (B, C, T, H, W) clips of {model.min_frames} or more "
+            f"frames{pool} and 1x1 pixels or more; got {shape}"
+        )
+
+
+def test_the_clip_check_leaves_a_trace_without_it():
+    """Under ``torch.jit.trace`` the shape is tensors: the check steps aside rather than record
+    a comparison, and the trace runs other clips as the model does."""
+    model = create_model("c2d_r18", num_classes=3, alpha=0.25, width=8).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        # the octave layers' own checks warn too; none of this module's may
+        warnings.filterwarnings(
+            "error", category=torch.jit.TracerWarning, module=r"octvideo\.models\.resnet3d"
+        )
+        traced = torch.jit.trace(model, torch.randn(1, 3, 2, 32, 32))
+        clip = torch.randn(2, 3, 2, 32, 32)
+        torch.testing.assert_close(traced(clip), model(clip))

@@ -1,5 +1,6 @@
 """SlowFast: the hardware-aligned channel split option through both pathways and the laterals,
-``head_pool``, and the slow and fast clips it is called with."""
+``head_pool``, and the slow and fast clips it is called with (their frame counts, the fewest
+frames its laterals take, each refusal one line)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,76 @@ def test_slowfast_takes_fast_frames_not_a_multiple_of_its_speed() -> None:
     with torch.no_grad():
         logits = model([torch.randn(1, 3, 2, 32, 32), torch.randn(1, 3, 7, 32, 32)])
     assert logits.shape == (1, 3)
+
+
+def _meta_run(model: torch.nn.Module, slow: tuple[int, ...], fast: tuple[int, ...]) -> None:
+    with torch.device("meta"), torch.no_grad():
+        model([torch.empty(slow), torch.empty(fast)])
+
+
+@pytest.mark.parametrize(
+    ("octave", "speed", "fast_alpha", "fewest"),
+    [
+        ((2, 2, 2), 4, None, 2),  # the lateral pools the Fast low group, ceil(4 / 2) frames, 4x
+        ((2, 1, 1), 8, None, 2),
+        ((2, 2, 2), 3, None, 2),
+        ((2, 2, 2), 2, None, 1),  # one low frame: a pool of one frame
+        ((2, 2, 2), 4, 0.0, 1),  # no Fast low group: the 4 fast frames fill the pool
+        ((1, 2, 2), 4, None, 1),  # the spatial octave strides time natively
+    ],
+)
+def test_the_fewest_slow_frames_the_laterals_take_are_named_in_one_line(
+    octave, speed, fast_alpha, fewest
+):
+    with torch.device("meta"):
+        model = create_model(
+            "slowfast_r50",
+            num_classes=3,
+            alpha=0.25,
+            octave=octave,
+            slowfast_alpha=speed,
+            fast_alpha=fast_alpha,
+        ).eval()
+    assert model.min_frames == fewest
+    for frames in range(fewest, fewest + 3):
+        _meta_run(model, (1, 3, frames, 9, 9), (1, 3, frames * speed, 9, 9))
+    if fewest == 1:
+        return
+    slow, fast = (1, 3, 1, 9, 9), (1, 3, speed, 9, 9)
+    with pytest.raises(ValueError) as caught:
+        _meta_run(model, slow, fast)
+    assert str(caught.value) == (
+        f"SlowFast with an octave in time takes a slow clip of 2 or more frames and a fast one "
+        f"{speed}x as long (its laterals pool the fast clip, and its low group of half the "
+        f"frames, {speed}x in time); got slow {slow}, fast {fast}"
+    )
+
+
+@pytest.mark.parametrize("fast_frames", range(1, 12))
+def test_a_fast_clip_of_any_length_runs_or_is_refused_in_one_line(fast_frames):
+    """Fast clips that are no multiple of the speed too: the check refuses exactly the clips that
+    a lateral's time pool would fail on (a window longer than the frames it has)."""
+    with torch.device("meta"):
+        model = create_model("slowfast_r50", num_classes=3, alpha=0.25, octave=2).eval()
+    slow, fast = (1, 3, -(-fast_frames // 4), 9, 9), (1, 3, fast_frames, 9, 9)
+    runs = fast_frames == 1 or fast_frames >= 7  # pools of 1 frame, or of whole windows of 4
+    if runs:
+        _meta_run(model, slow, fast)
+    else:
+        with pytest.raises(ValueError, match=r"^SlowFast with an octave in time takes a slow clip"):
+            _meta_run(model, slow, fast)
+
+
+@pytest.mark.parametrize("empty", [2, 3, 4])
+def test_an_empty_clip_is_refused_in_one_line(empty):
+    slow, fast = [1, 3, 2, 32, 32], [1, 3, 8, 32, 32]
+    slow[empty] = fast[empty] = 0
+    with pytest.raises(ValueError) as caught:
+        _meta_run(create_model("slowfast_r50", num_classes=3), tuple(slow), tuple(fast))
+    assert str(caught.value) == (
+        f"SlowFast takes clips of 1 or more frames and pixels, got slow {tuple(slow)}, "
+        f"fast {tuple(fast)}"
+    )
 
 
 def test_the_slow_pathway_is_slow_only_widened_by_the_laterals():
