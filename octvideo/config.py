@@ -46,7 +46,7 @@ from octvideo.argtypes import DECIMAL, WHOLE
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE, DataConfig, is_kind
 from octvideo.errors import ConfigError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
-from octvideo.paths import write_atomically
+from octvideo.paths import why_not_a_file, write_atomically
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRETRAINED_KINDS = ("octvideo", "pytorchvideo", "imagenet2d")
@@ -551,6 +551,9 @@ def resolve_config_path(cfg: str | Path) -> Path:
         raise ConfigError(f"config name {cfg!r} is ambiguous: use one of {options}")
     if path.is_dir():
         raise ConfigError(f"config {text!r} is a folder; pass a config file (a .yaml file)")
+    why = why_not_a_file(path)
+    if why and not why.startswith("does not exist"):  # a pipe, a device, a broken link
+        raise ConfigError(f"config {text!r} {why}; pass a config file (a .yaml file)")
     shipped = shipped_configs()
     relative = [p.relative_to(CONFIG_DIR).as_posix() for p in shipped]
     shorts = [f"{short}.yaml" for short in ALIASES]

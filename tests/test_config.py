@@ -36,6 +36,7 @@ from octvideo.config import (
     to_dict,
 )
 from octvideo.errors import ConfigError, UsageError
+from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 # the start of a "billion laughs": each level nine times the last (kept small here, so the test
 # fails quickly rather than exhausting memory where aliases are expanded)
@@ -753,6 +754,15 @@ def test_a_folder_given_as_the_config_is_named_a_folder(tmp_path, capsys):
         str(err.value) == f"config {str(folder)!r} is a folder; pass a config file (a .yaml file)"
     )
     assert "is a folder" in _one_line_cli_error(capsys, folder)
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_a_config_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
+    path = tmp_path / "run.yaml"
+    what = make_no_file(path, kind)
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path(path)
+    assert str(err.value) == f"config {str(path)!r} {what}; pass a config file (a .yaml file)"
 
 
 def test_ambiguous_shipped_name_lists_the_choices():

@@ -8,6 +8,7 @@ Each subcommand parses into a namespace and calls a plain function (``run_synth`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def run_check(args: argparse.Namespace) -> int:
     """Decode every listed video; exit status 1 when some are bad."""
     from octvideo.data.check import check_videos
 
-    if not Path(args.annotations).exists():
+    if not os.path.lexists(args.annotations):  # a link, pipe or device: the reader names it
         raise FileNotFoundError(
             f"annotations {args.annotations} do not exist: pass a path/label list, a Kinetics "
             "CSV or a class-folder root"

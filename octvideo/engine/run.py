@@ -84,6 +84,7 @@ from octvideo.paths import (
     hold_folder,
     make_writable_folder,
     nearest_existing,
+    why_not_a_file,
 )
 
 logger = logging.getLogger(__name__)
@@ -309,8 +310,11 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
             f"--resume {resume} is a directory; pass a checkpoint file, or continue a run folder "
             "with --out FOLDER --resume auto"
         )
-    if not path.is_file():
+    why = why_not_a_file(path)
+    if why and why.startswith("does not exist"):
         raise UsageError(f"--resume {resume}: no such checkpoint")
+    if why:  # a pipe, a device, a broken link
+        raise UsageError(f"--resume {resume} {why}; pass a checkpoint file")
     return path
 
 

@@ -10,6 +10,7 @@ import pytest
 from octvideo.cli import main
 from octvideo.cli.data import default_bad_list
 from octvideo.data.check import read_bad_videos
+from tests.reliability.bad_input_matrix import make_no_file
 
 
 def test_folders_with_dotted_names_get_a_report_each(tmp_path, media, capsys):
@@ -27,6 +28,13 @@ def test_folders_with_dotted_names_get_a_report_each(tmp_path, media, capsys):
     assert path == str(sets / "a.v1" / "jump" / "zero.mp4")
     assert (sets / "a.v2.bad.jsonl").read_text() == ""
     assert f"(listed in {sets / 'a.v2.bad.jsonl'})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["broken symlink", "pipe"])
+def test_a_list_that_is_no_file_is_named_for_what_it_is(tmp_path, capsys, kind):
+    what = make_no_file(tmp_path / "train.txt", kind)
+    assert main(["data", "check", str(tmp_path / "train.txt")]) == 2
+    assert f"annotation file {tmp_path / 'train.txt'} {what}, not a file" in capsys.readouterr().err
 
 
 def test_a_list_file_loses_only_its_extension(tmp_path, monkeypatch):

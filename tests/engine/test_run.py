@@ -72,6 +72,7 @@ from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
 from octvideo.paths import LOCK_NAME, hold_folder, temporaries
 from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overrides
+from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 
 def _files(folder: Path) -> list[Path]:
@@ -909,6 +910,15 @@ def test_explicit_resume_path_wins_over_auto(tmp_path):
         resolve_resume(str(tmp_path / "missing.ckpt"), run)
     with pytest.raises(UsageError, match=r"is a directory; pass a checkpoint file, or continue"):
         resolve_resume(str(run), run)
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_a_resume_path_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
+    path = tmp_path / "last.ckpt"
+    what = make_no_file(path, kind)
+    with pytest.raises(UsageError) as err:
+        resolve_resume(str(path), tmp_path / "run")
+    assert str(err.value) == f"--resume {path} {what}; pass a checkpoint file"
 
 
 def test_test_and_resume_do_not_need_the_init_weights_any_more(trained, tiny_synth, tmp_path):
