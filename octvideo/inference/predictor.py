@@ -667,7 +667,7 @@ class Predictor:
 
         Args:
             source: a video file, or uint8 frames (T, H, W, 3) already decoded (a tensor or a
-                numpy array).
+                numpy array, of any strides).
             views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol),
                 "NxC" (e.g. "10x3") or (N, crops) (``parse_views``); checked, then ignored with
                 windows, where each window runs one centre-cropped clip.
@@ -697,7 +697,7 @@ class Predictor:
         if on_batch is not None and not callable(on_batch):
             raise ValueError(f"on_batch must be callable or None, got {type(on_batch).__name__}")
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
-            source = torch.from_numpy(source)
+            source = _frames_tensor(source)
         name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
         result = VideoResult(path=name)
         try:
@@ -816,6 +816,20 @@ class Predictor:
             if on_batch is not None:
                 on_batch(len(group))
         return torch.cat(out)
+
+
+def _frames_tensor(frames: np.ndarray) -> Tensor:
+    """uint8 numpy frames as a tensor, sharing their memory where torch can: frames with a
+    negative stride (``frames[..., ::-1]``, OpenCV's BGR to RGB) are copied once.
+
+    Raises:
+        ValueError: frames that are not uint8 (T, H, W, 3), as ``predict`` names them.
+    """
+    if frames.dtype != np.uint8:  # torch.from_numpy refuses some dtypes with a TypeError
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if any(step < 0 for step in frames.strides):
+        frames = frames.copy()
+    return torch.from_numpy(frames)
 
 
 def _frame_rate(fps: float) -> float:

@@ -331,6 +331,27 @@ def test_frames_tensor_input(predictor, videos):
     assert from_array.ok and torch.equal(from_array.video.probs, result.video.probs)
 
 
+def test_numpy_frames_of_any_strides_are_taken(predictor, videos):
+    """``frames[..., ::-1]`` (OpenCV's BGR to RGB) and ``frames[::-1]`` have negative strides,
+    which ``torch.from_numpy`` refuses: they are copied, and score as the same frames would."""
+    frames = decode(videos["short"]).numpy()
+    for view in (frames[..., ::-1], frames[::-1], frames[:, ::-1, ::2]):
+        result = predictor.predict(view, fps=10.0)
+        assert result.ok, result.error
+        expected = predictor.predict(torch.from_numpy(np.ascontiguousarray(view)), fps=10.0)
+        assert torch.equal(result.video.probs, expected.video.probs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, object])
+def test_numpy_frames_of_another_dtype_are_one_line(predictor, dtype):
+    frames = np.zeros((2, 8, 8, 3), dtype=dtype)  # object: torch.from_numpy's TypeError
+    with pytest.raises(ValueError) as caught:
+        predictor.predict(frames)
+    assert str(caught.value) == (
+        f"frames must be uint8 (T, H, W, 3), got {np.dtype(dtype)} (2, 8, 8, 3)"
+    )
+
+
 @pytest.mark.parametrize("name", ["short", "long", "odd", "audio", "vfr"])
 def test_every_kind_of_video_gets_windows_over_its_whole_length(predictor, videos, name):
     result = predictor.predict(videos[name], window="1s", stride="0.5s")
