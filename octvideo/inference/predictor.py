@@ -89,7 +89,27 @@ class Prediction:
     end: float
 
     def top(self, classes: Sequence[str], k: int) -> list[tuple[str, float]]:
-        values, indices = self.probs.topk(min(k, self.probs.numel()))
+        """The ``k`` most probable classes, most probable first, as (name, probability); every
+        class where ``k`` is more than there are.
+
+        Args:
+            classes: one name per class, by index (``Predictor.classes``).
+            k: a whole number of 1 or more.
+
+        Raises:
+            ValueError: ``classes`` of another length than ``probs``, or ``k`` out of bounds.
+        """
+        count = self.probs.numel()
+        if isinstance(classes, str):
+            raise ValueError(f"classes must be a list of class names, got {classes!r}")
+        if len(classes) != count:
+            raise ValueError(
+                f"classes has {len(classes)} names for {count} classes: give one name per class, "
+                f"by index (Predictor.classes)"
+            )
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"k must be a whole number of 1 or more, got {k!r}")
+        values, indices = self.probs.topk(min(int(k), count))
         return [
             (classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
@@ -654,7 +674,7 @@ class Predictor:
 
     def predict(
         self,
-        source: str | os.PathLike[str] | Tensor | np.ndarray,
+        source: str | bytes | os.PathLike[str] | Tensor | np.ndarray,
         *,
         views: str | tuple[int, int] = "center",
         window: float | str | None = None,
@@ -666,8 +686,8 @@ class Predictor:
         """Predicts one video.
 
         Args:
-            source: a video file, or uint8 frames (T, H, W, 3) already decoded (a tensor or a
-                numpy array, of any strides).
+            source: a video file (a path as str, bytes or ``os.PathLike``), or uint8 frames
+                (T, H, W, 3) already decoded (a tensor or a numpy array, of any strides).
             views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol),
                 "NxC" (e.g. "10x3") or (N, crops) (``parse_views``); checked, then ignored with
                 windows, where each window runs one centre-cropped clip.
@@ -698,7 +718,7 @@ class Predictor:
             raise ValueError(f"on_batch must be callable or None, got {type(on_batch).__name__}")
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
             source = _frames_tensor(source)
-        name = "<frames>" if isinstance(source, Tensor) else os.fspath(source)
+        name = "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
         result = VideoResult(path=name)
         try:
             opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
@@ -714,7 +734,7 @@ class Predictor:
 
     def open_input(
         self,
-        source: str | os.PathLike[str] | Tensor,
+        source: str | bytes | os.PathLike[str] | Tensor,
         views: str | tuple[int, int],
         window: float | None,
         stride: float | None,
@@ -726,7 +746,8 @@ class Predictor:
         so decoding workers call it too.
 
         Args:
-            source: a video file, or uint8 frames (T, H, W, 3).
+            source: a video file (a path as str, bytes or ``os.PathLike``), or uint8 frames
+                (T, H, W, 3).
             views: as in ``predict``; ignored with windows.
             window: window length in seconds (checked by ``window_seconds``), or None.
             stride: step between windows in seconds, or None for the window length.
@@ -746,7 +767,7 @@ class Predictor:
             info, frames_of = self._tensor_source(source, fps)
         else:
             info, frames_of, frame_times = self._file_source(
-                os.fspath(source), decoder, timed=window is not None
+                os.fsdecode(source), decoder, timed=window is not None
             )
         plan, times = self._clip_plan(info, views, window, stride, frame_times)
         return OpenInput(

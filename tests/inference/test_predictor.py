@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from octvideo.errors import CheckpointError, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import (
+    Prediction,
     expand_inputs,
     parse_seconds,
     parse_views,
@@ -350,6 +352,48 @@ def test_numpy_frames_of_another_dtype_are_one_line(predictor, dtype):
     assert str(caught.value) == (
         f"frames must be uint8 (T, H, W, 3), got {np.dtype(dtype)} (2, 8, 8, 3)"
     )
+
+
+def test_a_path_given_as_bytes_is_read_as_its_name(predictor, videos):
+    result = predictor.predict(os.fsencode(videos["short"]))
+    assert result.ok, result.error
+    assert result.path == str(videos["short"])
+    assert torch.equal(result.video.probs, predictor.predict(videos["short"]).video.probs)
+
+
+def test_top_gives_the_k_most_probable_classes_and_all_for_a_larger_k():
+    pred = Prediction(torch.tensor([0.2, 0.5, 0.3]), 0.0, 1.0)
+    assert pred.top(["a", "b", "c"], 2) == [("b", 0.5), ("c", pytest.approx(0.3))]
+    assert [name for name, _ in pred.top(("a", "b", "c"), np.int64(5))] == ["b", "c", "a"]
+
+
+@pytest.mark.parametrize(
+    ("classes", "k", "message"),
+    [
+        (["a", "b", "c"], 0, "k must be a whole number of 1 or more, got 0"),
+        (["a", "b", "c"], -1, "k must be a whole number of 1 or more, got -1"),
+        (["a", "b", "c"], 2.5, "k must be a whole number of 1 or more, got 2.5"),
+        (["a", "b", "c"], True, "k must be a whole number of 1 or more, got True"),
+        (
+            ["a"],
+            3,
+            "classes has 1 names for 3 classes: give one name per class, by index "
+            "(Predictor.classes)",
+        ),
+        (
+            ["a", "b", "c", "d"],
+            1,
+            "classes has 4 names for 3 classes: give one name per class, "
+            "by index (Predictor.classes)",
+        ),
+        ("abc", 1, "classes must be a list of class names, got 'abc'"),
+    ],
+)
+def test_top_refuses_a_k_or_class_list_that_does_not_fit_in_one_line(classes, k, message):
+    pred = Prediction(torch.tensor([0.2, 0.5, 0.3]), 0.0, 1.0)
+    with pytest.raises(ValueError) as caught:
+        pred.top(classes, k)
+    assert str(caught.value) == message
 
 
 @pytest.mark.parametrize("name", ["short", "long", "odd", "audio", "vfr"])
