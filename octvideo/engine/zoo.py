@@ -77,7 +77,7 @@ from octvideo.errors import (
     first_line,
 )
 from octvideo.models import is_model, list_models
-from octvideo.paths import ReadFiles, atomic_output, check_output_file
+from octvideo.paths import ReadFiles, atomic_output, check_output_file, why_not_a_file
 
 logger = logging.getLogger(__name__)
 
@@ -617,10 +617,12 @@ def _read_classes(classes: str | None, class_file: Path | None) -> list[str] | N
             raise UsageError(f"--classes {classes}: give 1 to {MAX_CLASSES} classes") from None
         return [str(i) for i in range(count)]
     assert class_file is not None
-    if not class_file.is_file():
+    why = why_not_a_file(class_file)
+    if why:  # nothing there, a pipe (it would be read before the checkpoint), a broken link
+        it = "no such file" if why.startswith("does not exist") else f"the path {why}"
         raise UsageError(
-            f"--classes {classes}: no such file; give kinetics400, a class-names file (one a "
-            "line) or a number of classes"
+            f"--classes {classes}: {it}; give kinetics400, a class-names file (one a line) or a "
+            "number of classes"
         )
     names = read_classes(class_file)
     if not names:

@@ -35,6 +35,7 @@ from octvideo.errors import UsageError
 from octvideo.inference.predictor import Predictor
 from octvideo.models.weights import convert_pytorchvideo_state_dict
 from octvideo.ops import OctConv3d
+from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHS = ["c2d_r50", "i3d_r50", "slow_r50", "slowfast_r50"]
@@ -619,6 +620,14 @@ def test_wrong_source_kind_says_which_it_looks_like(i3d_zoo: Path, checkpoint: P
 )
 def test_bad_arguments_are_one_line(i3d_zoo: Path, tmp_path: Path, kwargs, expected) -> None:
     assert _refusal(tmp_path, i3d_zoo, **kwargs).startswith(expected)
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_a_class_list_that_is_no_file_is_named_for_what_it_is(i3d_zoo: Path, tmp_path, kind):
+    path = tmp_path / "names.txt"
+    what = make_no_file(path, kind)
+    message = _refusal(tmp_path, i3d_zoo, classes=str(path))
+    assert message.startswith(f"--classes {path}: the path {what}; give kinetics400, a class-")
 
 
 def _without_batch_counts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
