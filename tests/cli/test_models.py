@@ -104,7 +104,7 @@ def test_a_view_no_listed_model_can_take_is_one_line(args, capsys):
     assert captured.out == ""
     (line,) = captured.err.strip().splitlines()
     assert line.startswith("octvideo models: error: ")
-    assert "cannot take views of 1x" in line and "Output size is too small" in line
+    assert "cannot take views of 1x" in line and "clips of 2 or more frames" in line
 
 
 @pytest.mark.parametrize(
@@ -136,11 +136,11 @@ def test_models_that_cannot_take_the_view_are_listed_as_not_applicable(capsys):
     by_name = {r["model"]: r for r in rows}
     assert list(by_name) == ["c2d_r50", "slow_r50", "slowfast_r50"]
     assert by_name["c2d_r50"]["gflops"] is None
-    assert "Output size is too small" in by_name["c2d_r50"]["not_applicable"]
+    assert "clips of 2 or more frames" in by_name["c2d_r50"]["not_applicable"]
     for name in ("slow_r50", "slowfast_r50"):
         assert by_name[name]["not_applicable"] is None and by_name[name]["gflops"] > 0
     table = format_table(rows, 1, 32).splitlines()
-    assert table[2].startswith("c2d_r50") and "not applicable: Given input size" in table[2]
+    assert table[2].startswith("c2d_r50") and "not applicable: ResNet3D-50 takes" in table[2]
     assert table[3].startswith("slow_r50") and "not applicable" not in table[3]
 
 
