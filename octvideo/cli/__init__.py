@@ -107,10 +107,8 @@ class CommandParser(argparse.ArgumentParser):
     with ``-`` (``predict --ckpt C a.mp4 -- -b.mp4``); before it, the order is free. An argument
     that nothing takes is refused under the usage and the name of the command it was given to
     (``octvideo predict: error: unrecognized arguments: ...``), not under ``octvideo``'s:
-    ``parse_known_args`` leaves no extras to the parser above. A refusal that a path beginning
-    with ``-`` explains (read as an option, it left the command without its input or an option
-    without its value) says how to give it: after ``--``, as ``./-b.mp4``, or ``--ckpt=-c.ckpt``.
-    ``--help`` gives
+    ``parse_known_args`` leaves no extras to the parser above. A refusal where a path that begins
+    with ``-`` was read as an option says how to give it (``./-b.mp4``). ``--help`` gives
     every option's default (``DefaultsFormatter``). The namespace's ``prog`` is the name of the
     innermost command, ``octvideo data check``: the prefix of the lines ``main`` prints.
     """
@@ -123,7 +121,7 @@ class CommandParser(argparse.ArgumentParser):
         self._in_intermixed = False
         self._passes = 0  # of the intermixed parse below: options, then positionals
         self._after_dashes: list[str] = []  # the words after "--", all of them positionals
-        self._refusals_raise = False  # during a trial parse, which ``error`` ends by _Refused
+        self._words: list[str] = []  # the command's words, for the hint of a refusal
 
     def add_subparsers(self, **kwargs: object) -> argparse._SubParsersAction:
         self._has_subcommands = True
@@ -138,171 +136,50 @@ class CommandParser(argparse.ArgumentParser):
                 args = [*(args or ()), "--", *self._after_dashes]
             return super().parse_known_args(args, namespace)
         words = list(sys.argv[1:] if args is None else args)
+        self._words = words
         if self._has_subcommands:  # argparse parses a subcommand's words in order only
             namespace, extras = super().parse_known_args(words, namespace)
         else:
+            # argparse's intermixed parse drops a "--" (Python 3.11) and then reads the words
+            # after it as options: those words join the positionals' pass here, after a "--"
+            dashes = words.index("--") if "--" in words else len(words)
+            self._after_dashes = words[dashes + 1 :]
+            self._in_intermixed, self._passes = True, 0
             try:
-                namespace, extras = self._trial(words, namespace)
-            except _Refused as refused:
-                self.error(self._dash_words_refused(words) or refused.message)
+                namespace, extras = self.parse_known_intermixed_args(words[:dashes], namespace)
+            finally:
+                self._in_intermixed, self._after_dashes = False, []
         if extras:
             # an unknown option also leaves the positionals after it untaken: name the options
             # ("--" itself is no argument, only the mark that the words after it are positional)
             words_left = [word for word in extras if word != "--"]
             unknown = [word for word in words_left if word.startswith("-")] or words_left
-            files = self._dash_files_unrecognized(words, unknown, namespace)
-            self.error(f"unrecognized arguments: {' '.join(unknown)}{files}")
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
         return namespace, extras
 
     def error(self, message: str) -> NoReturn:
-        if self._refusals_raise:  # a trial parse: the caller decides what to say
-            raise _Refused(message)
-        super().error(message)
+        super().error(message + self._dash_path_hint())
 
-    def _trial(
-        self, words: list[str], namespace: argparse.Namespace | None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        """The intermixed parse of a command's ``words``; a refusal raises ``_Refused``."""
-        # argparse's intermixed parse drops a "--" (Python 3.11) and then reads the words after
-        # it as options: those words join the positionals' pass here, after a "--"
-        dashes = words.index("--") if "--" in words else len(words)
-        self._after_dashes = words[dashes + 1 :]
-        self._in_intermixed, self._passes, self._refusals_raise = True, 0, True
-        try:
-            return self.parse_known_intermixed_args(words[:dashes], namespace)
-        finally:
-            self._in_intermixed, self._after_dashes, self._refusals_raise = False, [], False
-
-    # A path that begins with "-" is read as an option wherever it stands before "--": refused
-    # as an unknown one, it leaves the command without its input (``predict --ckpt C -b.mp4``:
-    # "the following arguments are required: inputs") or an option without its value
-    # (``export --ckpt -m.ckpt``: "expected one argument"). Where the command line parses once
-    # such words are inputs (after "--") or values (``--ckpt=-m.ckpt``), the refusal says so.
-
-    def _dash_words_refused(self, words: list[str]) -> str | None:
-        """The line for a refused parse that such words explain, or None."""
-        dashes = words.index("--") if "--" in words else len(words)
-        before, after = words[:dashes], words[dashes + 1 :]
-        rewritten: list[str] = []
-        inputs: list[str] = []
-        values: list[tuple[str, str]] = []  # (option, word)
-        i = 0
-        while i < len(before):
-            word = before[i]
-            action = self._option_of(word)
-            follows = before[i + 1] if i + 1 < len(before) else None
-            takes_value = action is not None and action.nargs in (None, 1) and "=" not in word
-            if takes_value and follows is not None and self._dash_path(follows):
-                values.append((word, follows))
-                rewritten.append(f"{word}={follows}")
-                i += 2
-                continue
-            if self._dash_path(word):
-                inputs.append(word)
-            else:
-                rewritten.append(word)
-            i += 1
-        if not inputs and not values:
-            return None
-        try:
-            namespace, extras = self._trial([*rewritten, "--", *inputs, *after], None)
-        except _Refused:
-            return None
-        if extras:
-            return None
-        parts = []
-        if inputs:
-            takes = self._positionals_taking(namespace, inputs)
-            if not takes:
-                return None
-            parts.append(
-                f"{_are(inputs, 'no option')} of {self.prog}, which needs {takes}: "
-                f"{_as_inputs(inputs)}"
-            )
-        for option, word in values:
-            parts.append(
-                f"{word} is no option of {self.prog}: if it is the value of {option}, write "
-                f"{option}={word} or {option} ./{word}"
-            )
-        return "; ".join(parts)
-
-    def _dash_files_unrecognized(
-        self, words: list[str], unknown: list[str], namespace: argparse.Namespace
-    ) -> str:
-        """What to add to "unrecognized arguments": the unknown options that are files here
-        and that the command would take as inputs after "--" (else "")."""
-        dashes = words.index("--") if "--" in words else len(words)
-        files = [w for w in unknown if w in words[:dashes] and os.path.lexists(w)]
-        if not files:
+    def _dash_path_hint(self) -> str:
+        """What a refusal adds where a path that begins with "-" came before "--": argparse
+        reads it as an option, which leaves the command without its input (``predict --ckpt C
+        -b.mp4``: "the following arguments are required: inputs") or an option without its
+        value (``export --ckpt -m.ckpt``: "expected one argument"). A path is a word that is a
+        file here or holds a "." or "/", which no option does."""
+        words = self._words[: self._words.index("--")] if "--" in self._words else self._words
+        paths = [
+            word
+            for word in words
+            if word.startswith("-")
+            and word.split("=", 1)[0] not in self._option_string_actions
+            and ("." in word or "/" in word or os.path.lexists(word))
+        ]
+        if not paths:
             return ""
-        before = [w for w in words[:dashes] if w not in unknown]  # positionals after any stay
-        try:
-            trial, extras = self._trial([*before, "--", *files, *words[dashes + 1 :]], None)
-        except _Refused:
-            return ""
-        taken = [w for w in files if w not in extras]
-        takes = self._positionals_taking(trial, taken)
-        if not takes:
-            return ""
-        files_here = _are(taken, "a file", "files")
-        return f"; {files_here} here, which {self.prog} takes as {takes}: {_as_inputs(taken)}"
-
-    def _dash_path(self, word: str) -> bool:
-        """Whether ``word`` starts with "-" and is no option of this command: one it does not
-        have (``-b.mp4``), or a file here that argparse would read as a short option and its
-        value (``-q.mp4``: ``-q`` and ``.mp4``)."""
-        if not word.startswith("-") or word in ("-", "--") or word in self._option_string_actions:
-            return False
-        if os.path.lexists(word):
-            return True
-        raising, self._refusals_raise = self._refusals_raise, True
-        try:
-            found = self._parse_optional(word)
-        except _Refused:  # an ambiguous abbreviation: an option after all
-            return False
-        finally:
-            self._refusals_raise = raising
-        if isinstance(found, list):  # Python 3.12's shape: one tuple for each match
-            found = found[0] if len(found) == 1 else None
-        return found is not None and found[0] is None
-
-    def _option_of(self, word: str) -> argparse.Action | None:
-        """The option that ``word`` names exactly (``--ckpt``, ``--ckpt=X``), or None."""
-        return self._option_string_actions.get(word.split("=", 1)[0] if "=" in word else word)
-
-    def _positionals_taking(self, namespace: argparse.Namespace, words: list[str]) -> str:
-        """The names of the positionals whose values hold any of ``words``: those a command
-        needs (paths, as ``predict``'s inputs), not optional ones (``train``'s overrides)."""
-        names = []
-        for action in self._get_positional_actions():
-            if action.nargs in ("*", "?"):
-                continue
-            value = getattr(namespace, action.dest, None)
-            held = value if isinstance(value, list) else [value]
-            if any(word in held for word in words):
-                names.append(action.metavar or action.dest)
-        return " and ".join(str(name) for name in names)
-
-
-class _Refused(Exception):
-    """A refusal of a trial parse, with argparse's message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-def _are(words: list[str], one: str, many: str | None = None) -> str:
-    """``-b.mp4 is no option``, ``-a.mp4 -b.mp4 are no options``."""
-    if len(words) == 1:
-        return f"{words[0]} is {one}"
-    return f"{' '.join(words)} are {many or one + 's'}"
-
-
-def _as_inputs(words: list[str]) -> str:
-    """How to give words that begin with "-" as inputs."""
-    dotted = " ".join(f"./{word}" for word in words)
-    return f"put -- before inputs that begin with - (-- {' '.join(words)}), or write {dotted}"
+        return (
+            f"; {paths[0]} begins with - and is read as an option: write it as ./{paths[0]} "
+            "(an input may also follow --)"
+        )
 
 
 def build_parser() -> CommandParser:

@@ -97,7 +97,11 @@ def test_an_unknown_argument_is_refused_under_the_commands_own_usage(argv, prog,
     assert err.splitlines()[-1] == f"octvideo {prog}: error: unrecognized arguments: {unknown}"
 
 
-_INPUTS = "put -- before inputs that begin with - (-- {0}), or write ./{0}"
+def _hint(word):
+    return (
+        f"; {word} begins with - and is read as an option: write it as ./{word} (an input may "
+        "also follow --)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -106,57 +110,40 @@ _INPUTS = "put -- before inputs that begin with - (-- {0}), or write ./{0}"
         (
             ["predict", "--ckpt", "c.ckpt", "-b.mp4"],
             "predict",
-            "-b.mp4 is no option of octvideo predict, which needs inputs: "
-            + _INPUTS.format("-b.mp4"),
+            "the following arguments are required: inputs" + _hint("-b.mp4"),
         ),
         (
             ["import", "--from", "octvideo", "--model", "c2d_r18", "--out", "o.ckpt", "-b.mp4"],
             "import",
-            "-b.mp4 is no option of octvideo import, which needs src: " + _INPUTS.format("-b.mp4"),
+            "the following arguments are required: src" + _hint("-b.mp4"),
         ),
         (
             ["data", "check", "-b.mp4"],
             "data check",
-            "-b.mp4 is no option of octvideo data check, which needs annotations: "
-            + _INPUTS.format("-b.mp4"),
+            "the following arguments are required: annotations" + _hint("-b.mp4"),
         ),
-        (
-            ["data", "prepare", "src", "-b.mp4"],
-            "data prepare",
-            "-b.mp4 is no option of octvideo data prepare, which needs dst: "
-            + _INPUTS.format("-b.mp4"),
-        ),
-        (  # -q.mp4 read as -q with the value .mp4: "ignored explicit argument '.mp4'"
+        (  # -q.mp4 read as -q with the value .mp4
             ["predict", "--ckpt", "c.ckpt", "a.mp4", "-q.mp4"],
             "predict",
-            "-q.mp4 is no option of octvideo predict, which needs inputs: "
-            + _INPUTS.format("-q.mp4"),
+            "argument -q/--quiet: ignored explicit argument '.mp4'" + _hint("-q.mp4"),
         ),
         (  # a file here among options it does not have
             ["predict", "--ckpt", "c.ckpt", "a.mp4", "-b.mp4", "--bogus"],
             "predict",
-            "unrecognized arguments: -b.mp4 --bogus; -b.mp4 is a file here, which octvideo "
-            "predict takes as inputs: " + _INPUTS.format("-b.mp4"),
+            "unrecognized arguments: -b.mp4 --bogus" + _hint("-b.mp4"),
         ),
-        (  # an option's value: "argument --ckpt: expected one argument"
-            ["export", "--ckpt", "-b.mp4", "--format", "onnx", "--out", "m.onnx"],
+        (  # an option's value
+            ["export", "--ckpt", "-new.ckpt", "--format", "onnx"],
             "export",
-            "-b.mp4 is no option of octvideo export: if it is the value of --ckpt, write "
-            "--ckpt=-b.mp4 or --ckpt ./-b.mp4",
-        ),
-        (
-            ["predict", "--ckpt", "-new.ckpt", "a.mp4"],  # not a file (yet): no option anyway
-            "predict",
-            "-new.ckpt is no option of octvideo predict: if it is the value of --ckpt, write "
-            "--ckpt=-new.ckpt or --ckpt ./-new.ckpt",
+            "argument --ckpt: expected one argument" + _hint("-new.ckpt"),
         ),
     ],
 )
 def test_a_path_that_begins_with_a_dash_is_refused_saying_how_to_give_it(
     argv, prog, message, tmp_path, monkeypatch, capsys
 ):
-    # each said "the following arguments are required: ...", "unrecognized arguments: ..." or
-    # "expected one argument", naming none of the ways to give such a path
+    # each said only "the following arguments are required: ...", "unrecognized arguments: ..."
+    # or "expected one argument", naming none of the ways to give such a path
     monkeypatch.chdir(tmp_path)
     for name in ("-b.mp4", "-q.mp4"):
         (tmp_path / name).touch()
@@ -167,25 +154,18 @@ def test_a_path_that_begins_with_a_dash_is_refused_saying_how_to_give_it(
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    "argv",
     [
-        (["predict", "--ckpt", "c.ckpt", "a.mp4", "--bogus"], "unrecognized arguments: --bogus"),
-        (["train", "--cfg", "c.yaml", "-b.mp4"], "unrecognized arguments: -b.mp4"),  # no path
-        (["predict", "--ckpt", "c.ckpt", "--topk", "x", "a"], "argument --topk: 'x' is not a"),
-        (["predict", "--ckpt", "c.ckpt", "--topk", "-b.mp4", "a"], "argument --topk: expected"),
-        # --ckpt=-b.mp4 would still lack --format
-        (["export", "--ckpt", "-b.mp4", "--out", "m"], "argument --ckpt: expected one argument"),
+        ["predict", "--ckpt", "c.ckpt", "a.mp4", "--bogus"],
+        ["predict", "--ckpt", "c.ckpt", "--topk", "x", "a"],
+        ["export", "--ckpt=-b.mp4", "--out", "m"],  # the value is given as it should be
     ],
 )
-def test_refusals_that_no_dash_path_explains_keep_their_words(
-    argv, message, tmp_path, monkeypatch, capsys
-):
+def test_refusals_without_a_dash_path_get_no_hint(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "-b.mp4").touch()
     with pytest.raises(SystemExit):
         main(argv)
-    line = capsys.readouterr().err.splitlines()[-1]
-    assert line.split(": error: ", 1)[1].startswith(message)
+    assert "read as an option" not in capsys.readouterr().err
 
 
 def test_a_dash_path_after_a_double_dash_or_dot_slash_is_an_input(tmp_path, monkeypatch):
