@@ -57,15 +57,19 @@ or a whole number from 1 to ``MAX_RESIZE_SHORT_SIDE`` (2048). Anything else is r
 
 Errors: a missing file raises ``FileNotFoundError``; anything a decoder rejects (zero bytes, text,
 a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError``
-(``octvideo.errors``), which holds the path, the decoder and the reason. FFmpeg's own log lines are
-silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet when decord is first used),
-as octvideo reports the error itself; decord's C++ code still prints a line of its own
-(``video_reader.cc:83: ERROR opening: ...``) for a file PyAV can open and decord cannot, which it
-writes to the process's stderr with no setting to stop it.
+(``octvideo.errors``), which holds the path, the decoder and the reason. A file whose frames stop
+decoding at some frame (a recording cut short with its index first, a partial download) is one
+reason in the same words wherever it is read (``frames 568 to 570 of 571 (from 56.8 s) cannot be
+decoded: the file is truncated or corrupt``), with that first frame as ``DecodeError.frame``.
+FFmpeg's own log lines are silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet
+when decord is first used), as octvideo reports the error itself; decord's C++ code still prints a
+line of its own (``video_reader.cc:83: ERROR opening: ...``) for a file PyAV can open and decord
+cannot, which it writes to the process's stderr with no setting to stop it.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -483,40 +487,81 @@ class _PyAVReader:
             yield container, stream
 
     def _get_by_seek(self, indices: np.ndarray) -> dict[int, np.ndarray] | None:
+        """The frames of ``indices``, decoded from the keyframe before the first; None when
+        the frames' times do not match the packets' (``_get_sequential`` then counts frames).
+
+        Raises:
+            DecodeError: the decoder stops, or fails, before the last frame wanted, every frame
+                wanted before that point decoded: the file cannot be decoded from there on.
+        """
+        import av
+
         assert self._pts is not None
         wanted = {self._pts[i]: i for i in set(indices.tolist())}
         last = max(wanted)
         frames: dict[int, np.ndarray] = {}
+        reached: int | None = None  # the latest frame time decoded
         with self._stream() as (container, stream):
             container.seek(min(wanted), stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    return None
-                if frame.pts in wanted:
-                    frames[wanted[frame.pts]] = frame.to_ndarray(format="rgb24", **self._size)
-                if frame.pts >= last:
-                    break
-        return frames if len(frames) == len(wanted) else None
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        return None
+                    if frame.pts in wanted:
+                        frames[wanted[frame.pts]] = frame.to_ndarray(format="rgb24", **self._size)
+                    reached = frame.pts if reached is None else max(reached, frame.pts)
+                    if frame.pts >= last:
+                        break
+            except av.FFmpegError:  # a packet cut short or damaged: nothing decodes past it
+                pass
+        if len(frames) == len(wanted):
+            return frames
+        missing = [pts for pts, i in wanted.items() if i not in frames]
+        if reached is None or min(missing) <= reached:
+            return None  # frames whose times are not the packets': count them instead
+        raise self._undecodable(bisect.bisect_right(self._pts, reached))
 
     def _get_sequential(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        import av
+
         wanted = set(indices.tolist())
         last = max(wanted)
         frames: dict[int, np.ndarray] = {}
+        decoded = 0
         with self._stream() as (container, stream):
-            for i, frame in enumerate(container.decode(stream)):
-                if i in wanted:
-                    frames[i] = frame.to_ndarray(format="rgb24", **self._size)
-                if i >= last:
-                    break
+            try:
+                for frame in container.decode(stream):
+                    if decoded in wanted:
+                        frames[decoded] = frame.to_ndarray(format="rgb24", **self._size)
+                    decoded += 1
+                    if decoded > last:
+                        break
+            except av.FFmpegError:  # a packet cut short or damaged: nothing decodes past it
+                pass
         if len(frames) != len(wanted):
-            raise DecodeError(
-                self._path,
-                f"frame {last} requested but PyAV decoded only "
-                f"{max(frames, default=-1) + 1} frames (truncated or corrupt file)",
-                decoder="pyav",
-                frame=last,
-            )
+            raise self._undecodable(decoded)
         return frames
+
+    def _undecodable(self, first: int) -> DecodeError:
+        """The error for a file whose frames from ``first`` on cannot be decoded (the decoder
+        stops or fails there: a recording cut short, a partial download), in the same words
+        wherever it is found (``octvideo predict``, ``octvideo data check``)."""
+        total = self.info.num_frames
+        frames = f"frame {first}" if first >= total - 1 else f"frames {first} to {total - 1}"
+        return DecodeError(
+            self._path,
+            f"{frames} of {total} (from {self._seconds(first):.1f} s) cannot be decoded: the file "
+            f"is truncated or corrupt",
+            decoder="pyav",
+            frame=first,
+        )
+
+    def _seconds(self, index: int) -> float:
+        """Time of frame ``index`` from the first frame: by its timestamp where the file has
+        them, else ``index / fps``."""
+        if self._pts is not None and self._time_base is not None and index < len(self._pts):
+            return float((self._pts[index] - self._pts[0]) * self._time_base)
+        return index / self.info.fps if self.info.fps > 0 else 0.0
 
 
 _READERS = {"decord": _DecordReader, "pyav": _PyAVReader}

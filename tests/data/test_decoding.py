@@ -31,6 +31,7 @@ from tests.data.media_helpers import (
     make_frames,
     turned_pattern,
 )
+from tests.inference.media_helpers import faststart
 
 INDICES = [0, 5, 23, 5, 11]
 
@@ -464,3 +465,58 @@ def test_a_path_that_is_no_regular_file_says_what_it_is_without_opening_it(tmp_p
         assert str(err.value) == message
     with pytest.raises(IsADirectoryError, match="is a directory, not a video file"):
         decoding_module.check_video_path(tmp_path)
+
+
+# ---------------------------------------------------------------------------------- cut short
+
+
+@pytest.fixture(scope="module")
+def cut_short(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A recording cut short (its index first, its last tenth of bytes gone: a camera whose card
+    filled), and how many of its frames FFmpeg decodes."""
+    root = tmp_path_factory.mktemp("cut")
+    whole = faststart(root / "whole.mp4")
+    cut = root / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    with av.open(str(cut)) as container:
+        decodable = 0
+        try:
+            for _ in container.decode(video=0):
+                decodable += 1
+        except av.FFmpegError:
+            pass
+    return cut, decodable
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+@pytest.mark.parametrize("timestamps", [True, False], ids=["by-seek", "in-order"])
+def test_a_file_cut_short_names_the_first_frame_that_cannot_be_decoded(
+    cut_short, monkeypatch, threads, timestamps
+):
+    path, good = cut_short
+    monkeypatch.setattr(decoding_module, "PYAV_THREADS", threads)  # 1: FFmpeg raises; 0: stops
+    video = Video(path, decoder="auto")
+    assert video.info.decoder == "pyav"  # decord cannot open it
+    if not timestamps:  # a file without usable timestamps is decoded from its start
+        video._reader._pts = None
+    total = video.info.num_frames
+    assert 0 < good < total  # its packets are listed, the last ones cannot be decoded
+    for wanted in ([total - 1], [good - 2, good], [good]):
+        with pytest.raises(DecodeError) as err:
+            video.read(wanted)
+        assert err.value.frame == good
+        assert err.value.reason == (
+            f"frames {good} to {total - 1} of {total} (from {good / 10:.1f} s) cannot be "
+            f"decoded: the file is truncated or corrupt"
+        )
+    assert video.read(list(range(good))).shape == (good, 48, 64, 3)  # all before it decode
+
+
+def test_a_file_cut_short_is_one_error_for_every_reader(cut_short):
+    path, good = cut_short
+    total = probe(path).num_frames
+    reason = f"frames {good} to {total - 1} of {total}"
+    with pytest.raises(DecodeError, match=reason):
+        decode(path, [total - 1])
+    with pytest.raises(DecodeError, match=reason):
+        decode_clip(path, lambda info: [info.num_frames - 1], decoder="pyav")
