@@ -170,7 +170,8 @@ class PipelineStats:
     waiting_peak: int = 0
 
 
-Event = tuple[str, Any]  # ("open", InputHeader) | ("clips", views) | ("end", None) | ("error", str)
+# ("open", InputHeader) | ("clips", views) | ("end", None | (InputHeader, str)) | ("error", str)
+Event = tuple[str, Any]
 
 
 def read_input(
@@ -178,6 +179,10 @@ def read_input(
 ) -> Iterator[Event]:
     """The events of one input: "open", then "clips" of up to ``chunk`` clips (their crops
     together), then "end"; or "error" with the reason at the first failure, which ends them.
+
+    A file that cannot be decoded to its end (``Predictor.read_views``) ends with "end" and
+    the header of the clips read (those before the first frame that fails) and the error that
+    says where that is: their scores are kept, the input counts as failed.
 
     Anything raised while reading is the input's error (decoders raise many kinds); it is logged
     with its traceback at DEBUG level.
@@ -187,14 +192,13 @@ def read_input(
             path, request.views, request.window, request.stride, decoder=request.decoder
         )
         yield "open", opened.header()
-        for start in range(0, len(opened.plan), chunk):
-            group = opened.plan[start : start + chunk]
-            yield "clips", predictor.clip_views(group, opened.crops, opened.frames_of)
+        for views in predictor.read_views(opened, chunk):
+            yield "clips", views
     except Exception as err:  # the input's failure, reported in its record
         logger.debug("%s failed", path, exc_info=True)
         yield "error", f"{type(err).__name__}: {err}"
         return
-    yield "end", None
+    yield "end", None if opened.cut is None else (opened.header(), opened.cut)
 
 
 def _timed(events: Iterator[Event]) -> Iterator[tuple[Event, float]]:
@@ -597,14 +601,13 @@ class _Batcher:
 
 def _finish(pending: _Pending) -> VideoResult:
     result = pending.result
-    if result.error is not None:  # the caller reports it, with the result
-        logger.debug("%s: %s", result.path, result.error)
-    else:
-        header = pending.header
-        assert header is not None
+    header = pending.header
+    if header is not None:  # read to its end, or to the first frame that cannot be decoded
         probs = torch.cat(pending.rows) if pending.rows else torch.empty(0)
         # (clips, crops, K) -> the crops' mean, as Predictor.predict averages them
         result.set_scores(header, probs.reshape(header.clips, header.crops, -1).mean(1))
+    if result.error is not None:  # the caller reports it, with the result
+        logger.debug("%s: %s", result.path, result.error)
     result.seconds = pending.read_seconds + pending.model_seconds
     return result
 
@@ -734,9 +737,11 @@ def _predict_many(
                 elif kind == "clips":
                     batcher.add(pending, payload)
                 else:
-                    if kind == "error":
+                    if kind == "error":  # no scores: the views not run yet are dropped
                         batcher.drop(pending)
-                        pending.result.error = payload
+                        pending.header, pending.result.error = None, payload
+                    elif payload is not None:  # read to a frame that cannot be decoded
+                        pending.header, pending.result.error = payload
                     pending.read, pending.read_seconds = True, source.seconds(index)
                     break
                 yield from done()

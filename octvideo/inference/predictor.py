@@ -140,6 +140,8 @@ class OpenInput:
         times: (start, end) of each window; empty without windows.
         crops: crop positions run for each clip (their softmax averaged).
         frames_of: decodes frames by index -> uint8 (N, H, W, 3).
+        cut: why the clips past ``plan`` were dropped (``Predictor.read_views``: a file that
+            cannot be decoded to its end); ``plan`` and ``times`` then hold the clips read.
     """
 
     num_frames: int
@@ -149,6 +151,7 @@ class OpenInput:
     times: list[tuple[float, float]]
     crops: tuple[int, ...]
     frames_of: Callable[[np.ndarray], Tensor]
+    cut: str | None = None
 
     def header(self) -> InputHeader:
         return InputHeader(
@@ -164,13 +167,16 @@ class VideoResult:
         path: the input (a file path, or "<frames>" for a tensor).
         video: video-level prediction (None when the input failed).
         windows: per-window predictions (empty unless windows were asked for).
-        error: the decoder's or reader's error; None when the input succeeded.
+        error: the decoder's or reader's error; None when the input succeeded. An input that
+            cannot be decoded to its end keeps the scores of the clips (windows) before the
+            first frame that fails, and its error says where that is.
         duration: seconds of video (frames / fps; with windows over a variable-frame-rate file,
             the last frame's time).
         num_frames: frames in the video.
         fps: frame rate used for times.
-        seconds: wall time spent on this input (by ``predict_many``: from when the model side
-            took it up to its result; workers may have started decoding it earlier).
+        seconds: the input's own time: opening and decoding it plus its forward passes (by
+            ``predict_many``: its reader's time, in a worker or not, plus its share of each
+            forward pass its clips were in; not the time spent on other inputs).
     """
 
     path: str
@@ -698,7 +704,9 @@ class Predictor:
             on_batch: called with the number of clips after each forward batch (progress bars).
 
         Returns:
-            A ``VideoResult``; a file that cannot be read gives ``error`` instead of raising.
+            A ``VideoResult``; a file that cannot be read gives ``error`` instead of raising, and
+            one that cannot be decoded to its end keeps the scores of the clips (windows) before
+            the first frame that fails, with ``error`` saying where that is (``read_views``).
 
         Raises:
             ValueError: a source that is neither a path nor frames; views, a window, stride,
@@ -722,14 +730,15 @@ class Predictor:
         result = VideoResult(path=name)
         try:
             opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
-            probs = self._run(opened.plan, opened.crops, opened.frames_of, on_batch)  # (clips, K)
+            probs = self._run(opened, on_batch)  # (clips, K)
         except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
             result.error = f"{type(err).__name__}: {err}"
-            result.seconds = time.perf_counter() - start_time
-            logger.warning("%s: %s", name, result.error)
-            return result
-        result.set_scores(opened.header(), probs)
+        else:
+            result.set_scores(opened.header(), probs)
+            result.error = opened.cut  # the clips before a frame that cannot be decoded count
         result.seconds = time.perf_counter() - start_time
+        if result.error is not None:
+            logger.warning("%s: %s", name, result.error)
         return result
 
     def open_input(
@@ -799,6 +808,63 @@ class Predictor:
             ]
         )
 
+    def read_views(self, opened: OpenInput, size: int) -> Iterator[Tensor]:
+        """The views of ``opened``'s clips, ``size`` clips at a time (``clip_views``).
+
+        A file that cannot be decoded from some frame on (a recording cut short, a partial
+        download: a ``DecodeError`` that names the frame) ends them there: the clips wholly
+        before that frame are read, those after it dropped, ``opened.plan`` and ``opened.times``
+        cut to the clips read and ``opened.cut`` set to the error and what was kept, so that
+        the windows before a bad tail keep their scores.
+
+        Raises:
+            DecodeError: a decoding error that names no frame, or one before the first clip's
+                frames: nothing of the input can be read.
+        """
+        for start in range(0, len(opened.plan), size):
+            group = opened.plan[start : start + size]
+            try:
+                views = self.clip_views(group, opened.crops, opened.frames_of)
+            except DecodeError as err:
+                views, kept, error = self._views_before(group, opened, err)
+                if start + kept == 0:
+                    raise error from None
+                total, kept = len(opened.plan), start + kept
+                kind = "windows" if opened.times else "clips"
+                opened.plan, opened.times = opened.plan[:kept], opened.times[:kept]
+                opened.cut = (
+                    f"{type(error).__name__}: {error}; {kept} of {total} {kind} predicted, the "
+                    f"last {total - kept} dropped"
+                )
+                if views is not None:
+                    yield views
+                return
+            yield views
+
+    def _views_before(
+        self, group: list[np.ndarray], opened: OpenInput, err: DecodeError
+    ) -> tuple[Tensor | None, int, DecodeError]:
+        """The views of the clips of ``group`` that lie wholly before the frame ``err`` names
+        (the first clips: frame indices grow clip after clip), their number, and the error of
+        the earliest frame found undecodable (decoding them may find an earlier one).
+
+        Raises:
+            DecodeError: ``err`` when it names no frame.
+        """
+        frame = err.frame
+        if frame is None:
+            raise err
+        while True:
+            kept = group[: _clips_before(group, frame)]
+            if not kept:
+                return None, 0, err
+            try:
+                return self.clip_views(kept, opened.crops, opened.frames_of), len(kept), err
+            except DecodeError as again:
+                if again.frame is None or again.frame >= frame:  # failing for another reason
+                    return None, 0, err
+                group, err, frame = kept, again, again.frame
+
     def _tensor_source(self, frames: Tensor, fps: float):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
             raise ValueError(
@@ -821,21 +887,16 @@ class Predictor:
         times = _variable_frame_times(video, _frame_rate(video.info.fps)) if timed else None
         return video.info, video.read, times
 
-    def _run(
-        self,
-        plan: list[np.ndarray],
-        crops: Sequence[int],
-        frames_of: Callable[[np.ndarray], Tensor],
-        on_batch: Callable[[int], None] | None,
-    ) -> Tensor:
-        """Softmax of every clip in ``plan`` (crops averaged), decoding ``batch_size`` at a time."""
+    def _run(self, opened: OpenInput, on_batch: Callable[[int], None] | None) -> Tensor:
+        """Softmax of every clip of ``opened`` that can be read (``read_views``; crops
+        averaged), decoding ``batch_size`` clips at a time."""
+        crops = len(opened.crops)
         out = []
-        for group in _chunks(plan, self.batch_size):
-            clips = self.clip_views(group, crops, frames_of)
-            probs = self.logits(clips).softmax(-1)  # (len(group) * crops, K)
-            out.append(probs.reshape(len(group), len(crops), -1).mean(1))
+        for views in self.read_views(opened, self.batch_size):
+            probs = self.logits(views).softmax(-1)  # (clips * crops, K)
+            out.append(probs.reshape(len(views) // crops, crops, -1).mean(1))
             if on_batch is not None:
-                on_batch(len(group))
+                on_batch(len(views) // crops)
         return torch.cat(out)
 
 
@@ -877,6 +938,9 @@ def _variable_frame_times(video: Video, fps: float) -> np.ndarray | None:
     return times if np.abs(times - uniform).max() >= 0.5 / fps else None
 
 
-def _chunks(items: list[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _clips_before(clips: list[np.ndarray], frame: int) -> int:
+    """How many of the first ``clips`` need only frames before ``frame``."""
+    count = 0
+    while count < len(clips) and int(clips[count].max()) < frame:
+        count += 1
+    return count

@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -394,6 +395,30 @@ def test_a_render_failure_fails_that_input_and_the_others_go_on(
     bad = rows[str(cut)]
     assert bad["ok"] is False and len(bad["top"]) == 3  # the prediction is kept
     assert bad["error"].startswith(f"cannot render {renders / 'cut.pred.mp4'}: InvalidDataError")
+
+
+def test_a_recording_cut_short_keeps_the_records_of_the_windows_before_the_cut(
+    checkpoint, tmp_path, capsys
+):
+    # it was one failed record, with FFmpeg's "avcodec_send_packet()" for its reason
+    whole = faststart(tmp_path / "whole.mp4")  # 6 s at 10 fps
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    records = tmp_path / "preds.jsonl"
+    code = _predict_ckpt(checkpoint, cut, "--window", "1s", "--out", records, "-q")
+    assert code == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(
+        rf"predict 1/1 {re.escape(str(cut))}: FAILED: DecodeError: {re.escape(str(cut))}: frames "
+        r"\d+ to \d+ of \d+ \(from [\d.]+ s\) cannot be decoded: the file is truncated or corrupt; "
+        r"\d+ of \d+ windows predicted, the last \d+ dropped \([\d.]+ s\)",
+        line,
+    )
+    rows = [json.loads(row) for row in records.read_text().splitlines()]
+    video = rows[-1]
+    assert video["type"] == "video" and video["ok"] is False and video["top"]
+    assert [r["window"] for r in rows[:-1]] == list(range(video["num_windows"]))
+    assert video["num_windows"] >= 4
 
 
 @pytest.mark.parametrize("name", ["out.txt", "noext"])

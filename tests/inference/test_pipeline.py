@@ -28,6 +28,7 @@ from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
 from tests.deadline import run_with_deadline
 from tests.inference import pipeline_faults as faults
+from tests.inference.media_helpers import faststart
 from tests.scripts import run_script
 
 NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
@@ -491,3 +492,34 @@ def test_the_input_the_model_waits_for_passes_later_inputs_that_fill_the_bound(
     assert len(spy.model.seen) == 7  # 6 + 8 views in passes of 2
     ahead = ReadAhead.passes(2, 2)
     assert stats.waiting_peak == ahead.bound + ahead.chunk  # 4 of videos 1-4, 2 of video 0
+
+
+@pytest.fixture(scope="module")
+def cut_short(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A recording cut short: its index first, its last tenth of bytes gone."""
+    root = tmp_path_factory.mktemp("cut")
+    whole = faststart(root / "whole.mp4")
+    cut = root / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    return cut
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_file_cut_short_keeps_the_windows_before_the_cut_as_predict_does(
+    predictor, videos, cut_short, workers
+):
+    alone = predictor.predict(cut_short, window="1s")
+    assert alone.windows and alone.video is not None
+    assert alone.error.startswith(f"DecodeError: {cut_short}: frames ")
+    paths = [cut_short, videos["short"]]
+    cut, short = predict_many(predictor, paths, window="1s", workers=workers)
+    assert (cut.error, cut.num_frames, cut.duration) == (
+        alone.error,
+        alone.num_frames,
+        alone.duration,
+    )
+    assert [(w.start, w.end) for w in cut.windows] == [(w.start, w.end) for w in alone.windows]
+    for ours, theirs in zip(cut.windows, alone.windows, strict=True):
+        torch.testing.assert_close(ours.probs, theirs.probs)
+    torch.testing.assert_close(cut.video.probs, alone.video.probs)
+    assert short.ok, short.error

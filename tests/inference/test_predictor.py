@@ -19,7 +19,7 @@ from octvideo.data import decoding as decoding_module
 from octvideo.data import load_annotations
 from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.sampling import center_clip_indices, clip_indices
-from octvideo.errors import CheckpointError, TooManyWindows
+from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import (
@@ -30,7 +30,7 @@ from octvideo.inference.predictor import (
     window_seconds,
 )
 from tests.conftest import META
-from tests.inference.media_helpers import encode_timed
+from tests.inference.media_helpers import encode_timed, faststart
 
 
 @pytest.fixture(scope="module")
@@ -561,9 +561,9 @@ def test_window_clips_lie_in_their_windows(predictor, vfr_video, monkeypatch, de
     plans = []
     run = Predictor._run
 
-    def spy(self, plan, *args):
-        plans.append(plan)
-        return run(self, plan, *args)
+    def spy(self, opened, *args):
+        plans.append(opened.plan)
+        return run(self, opened, *args)
 
     monkeypatch.setattr(Predictor, "_run", spy)
     result = predictor.predict(vfr_video, window="1s", decoder=decoder)
@@ -621,3 +621,115 @@ def test_predict_windows_use_the_trained_stride(checkpoint, target, fps, stride)
         assert all(np.diff(p).tolist() == [stride] * (len(p) - 1) for p in plan)
     plan, times = predictor._clip_plan(info, "center", 2.0, 1.0)
     assert len(times) == 9 and all(np.diff(p).tolist() == [stride] * (len(p) - 1) for p in plan)
+
+
+# ---------------------------------------------------------------------------------- cut short
+
+
+@pytest.fixture(scope="module")
+def cut_short(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """A recording cut short (its index first, its last tenth of bytes gone: a camera whose card
+    filled), the recording whole, and the first frame of the cut one that cannot be decoded."""
+    root = tmp_path_factory.mktemp("cut")
+    whole = faststart(root / "whole.mp4")
+    cut = root / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    with pytest.raises(DecodeError) as err:
+        decode(cut, [probe(cut).num_frames - 1])
+    return cut, whole, err.value.frame
+
+
+@pytest.mark.parametrize("decoder", ["auto", "pyav"])
+def test_windows_before_a_frame_that_cannot_be_decoded_keep_their_scores(
+    predictor, cut_short, decoder
+):
+    cut, whole, bad = cut_short
+    total = probe(cut).num_frames  # 10 fps
+    plan = predictor.open_input(cut, "center", 1.0, None, decoder=decoder).plan
+    kept = sum(int(clip.max()) < bad for clip in plan)
+    assert 0 < kept < len(plan)  # the last window's clip reaches past the cut
+    result = predictor.predict(cut, window="1s", decoder=decoder)
+    assert not result.ok  # reported: a window was dropped
+    assert result.error == (
+        f"DecodeError: {cut}: frames {bad} to {total - 1} of {total} (from {bad / 10:.1f} s) "
+        f"cannot be decoded: the file is truncated or corrupt; {kept} of {len(plan)} windows "
+        f"predicted, the last {len(plan) - kept} dropped"
+    )
+    # the windows before it are those of the whole recording, and the video's score their mean
+    full = predictor.predict(whole, window="1s", decoder=decoder)
+    assert len(result.windows) == kept
+    for window, same in zip(result.windows, full.windows[:kept], strict=False):
+        assert (window.start, window.end) == (same.start, same.end)
+        torch.testing.assert_close(window.probs, same.probs)
+    mean = torch.stack([w.probs for w in result.windows]).mean(0)
+    torch.testing.assert_close(result.video.probs, mean)
+    # the video's numbers are those of the centre clip's path, which never reaches the cut
+    centre = predictor.predict(cut, decoder=decoder)
+    assert centre.ok, centre.error
+    assert (result.num_frames, result.duration) == (centre.num_frames, centre.duration)
+
+
+def _cut_at(bad: int, frame_of, source):
+    """A reader of ``source`` frames that cannot decode frame ``bad`` or any after it; its error
+    names the frame ``frame_of(bad, indices)`` (None: no frame)."""
+
+    def frames_of(indices):
+        if int(indices.max()) >= bad:
+            raise DecodeError("v.mp4", "cut", frame=frame_of(bad, indices))
+        return source(indices)
+
+    return frames_of
+
+
+@pytest.mark.parametrize(
+    "frame_of",
+    [lambda bad, _: bad, lambda _, indices: int(indices.max())],
+    ids=["first-bad-frame", "frame-asked-for"],  # the second is found again with fewer clips
+)
+def test_reading_stops_at_the_first_frame_that_cannot_be_decoded(predictor, videos, frame_of):
+    frames = decode(videos["long"])  # 95 frames
+    opened = predictor.open_input(frames, "center", 0.5, None, fps=10.0)
+    clips = len(opened.plan)
+    opened.frames_of = _cut_at(60, frame_of, opened.frames_of)
+    read = torch.cat(list(predictor.read_views(opened, 4)))
+    kept = sum(
+        int(clip.max()) < 60
+        for clip in predictor.open_input(frames, "center", 0.5, None, fps=10.0).plan
+    )
+    assert len(read) == len(opened.plan) == len(opened.times) == kept
+    assert opened.cut.startswith("DecodeError: v.mp4: cut; ")
+    assert opened.cut.endswith(
+        f"{kept} of {clips} windows predicted, the last {clips - kept} dropped"
+    )
+
+
+def test_views_past_a_frame_that_cannot_be_decoded_are_dropped_as_windows_are(predictor, videos):
+    frames = decode(videos["long"])  # 95 frames
+    opened = predictor.open_input(frames, (10, 3), None, None, fps=10.0)
+    kept = sum(int(clip.max()) < 60 for clip in opened.plan)
+    opened.frames_of = _cut_at(60, lambda b, _: b, opened.frames_of)
+    read = torch.cat(list(predictor.read_views(opened, 4)))
+    assert len(read) == 3 * kept and len(opened.plan) == kept and opened.times == []
+    assert opened.cut.endswith(f"; {kept} of 10 clips predicted, the last {10 - kept} dropped")
+
+
+@pytest.mark.parametrize("bad", [0, 3], ids=["first-frame", "in-the-first-clip"])
+def test_an_input_that_cannot_be_decoded_from_its_first_clip_fails_whole(predictor, videos, bad):
+    frames = decode(videos["long"])
+    opened = predictor.open_input(frames, "center", 0.5, None, fps=10.0)
+    opened.frames_of = _cut_at(bad, lambda b, _: b, opened.frames_of)
+    with pytest.raises(DecodeError, match="^v.mp4: cut$"):
+        list(predictor.read_views(opened, 4))
+    assert opened.cut is None
+
+
+def test_a_decoding_error_that_names_no_frame_fails_the_input_whole(predictor, videos):
+    frames = decode(videos["long"])
+    opened = predictor.open_input(frames, "center", 0.5, None, fps=10.0)
+    opened.frames_of = _cut_at(60, lambda *_: None, opened.frames_of)
+    with pytest.raises(DecodeError, match="^v.mp4: cut$"):
+        list(predictor.read_views(opened, 4))
+    assert opened.cut is None
+
+
+# ---------------------------------------------------------------------------------- folders
