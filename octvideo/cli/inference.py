@@ -38,6 +38,7 @@ from octvideo.inference.pipeline import (
     predict_many,
 )
 from octvideo.inference.predictor import (
+    RENDER_SUFFIX,
     Predictor,
     VideoResult,
     expand_inputs,
@@ -134,10 +135,10 @@ def _render_paths(render: str, inputs: list[str]) -> list[Path]:
     paths = []
     for source in inputs:
         stem = Path(source).stem
-        name, n = _fitted_name(stem, ".pred.mp4", limit), 1
+        name, n = _fitted_name(stem, RENDER_SUFFIX, limit), 1
         while name.lower() in taken:  # case-insensitive file systems too
             n += 1
-            name = _fitted_name(stem, f".{n}.pred.mp4", limit)
+            name = _fitted_name(stem, f".{n}{RENDER_SUFFIX}", limit)
         taken.add(name.lower())
         paths.append(Path(render) / name)
     return paths
@@ -334,7 +335,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--render",
         default=None,
-        help="write the video with predictions drawn (a folder for several inputs)",
+        help="write the video with predictions drawn (a folder for several inputs, of "
+        "<name>.pred.mp4 files, which a folder given as input leaves out: predicting it again "
+        "does not predict its renders)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(

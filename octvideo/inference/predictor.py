@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from octvideo.argtypes import DECIMAL
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
-from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines
+from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines, video_entries
 from octvideo.data.decoding import Video, VideoInfo, check_decoder
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
@@ -72,6 +72,9 @@ MAX_VIEW_CLIPS = 100
 # clips per forward pass (``octvideo predict --batch-size``); one batch's frames are decoded at
 # full size
 MAX_BATCH_SIZE = 512
+# the end of every name ``octvideo predict --render`` gives a render in a folder
+# (``<stem>.pred.mp4``): a folder search leaves them out
+RENDER_SUFFIX = ".pred.mp4"
 
 
 @dataclass
@@ -415,9 +418,9 @@ def _quietly(test: Callable[[], bool]) -> bool:
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files as given; folders searched recursively for videos (sorted); ``.txt`` files read as
-    lists of paths (one a line, ``#`` comments skipped, relative to the list's folder; an
-    annotation list's ``path label`` lines are taken as their paths).
+    """Files as given; folders searched recursively for videos (sorted, ``_videos_under``);
+    ``.txt`` files read as lists of paths (one a line, ``#`` comments skipped, relative to the
+    list's folder; an annotation list's ``path label`` lines are taken as their paths).
 
     A path that does not exist, and a folder without videos, are kept, so that they are reported
     as failed rather than dropped.
@@ -429,11 +432,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     for item in inputs:
         path = Path(item)
         if _quietly(path.is_dir):
-            found = sorted(
-                str(p)
-                for p in path.rglob("*")
-                if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-            )
+            found = _videos_under(path)
             if not found:  # kept, so that it is reported as a failed input
                 logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
                 found = [str(path)]
@@ -452,6 +451,33 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
         else:
             out.append(str(path))
     return out
+
+
+def _videos_under(folder: Path) -> list[str]:
+    """Every entry under ``folder`` named like a video (``video_entries``, folder by folder),
+    sorted, but for the renders ``octvideo predict --render`` writes (``RENDER_SUFFIX``), so
+    that predicting a folder again does not predict its own renders.
+
+    An entry that only looks like a video (a broken link, a loop of links, a pipe, a link to a
+    device) is listed, to fail with the reason it gets alone; a folder named like one is
+    searched like any folder, and listed (to fail as a directory) only when it holds no video,
+    as it would be given alone. Links to folders are not followed (one named like a video is
+    listed, and fails as a directory): a link back up the tree would never end.
+    """
+    found: list[str] = []
+    searched: list[str] = []  # folders named like videos, searched as folders
+    for parent, subfolders, _ in os.walk(folder):
+        for entry in video_entries(parent):
+            if entry.name.lower().endswith(RENDER_SUFFIX):
+                continue
+            if entry.name in subfolders and not entry.is_symlink():
+                searched.append(str(entry))
+            else:
+                found.append(str(entry))
+    for named in searched:
+        if not any(path.startswith(named + os.sep) for path in found):
+            found.append(named)
+    return sorted(found)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tensor]]:

@@ -307,6 +307,43 @@ def test_render_into_a_folder_holding_an_input_is_refused(checkpoint, videos, tm
     assert earlier.read_bytes() == before
 
 
+def test_a_folder_rendered_into_itself_predicts_and_renders_the_same_again(
+    checkpoint, videos, tmp_path, capsys
+):
+    # the renders were the next run's inputs, and the same command was refused over them
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(videos["short"], folder / "a.mp4")
+    shutil.copy(videos["odd"], folder / "b.mp4")
+    for _ in range(2):
+        assert _predict_ckpt(checkpoint, folder, "--render", folder, "-q") == 0
+        assert capsys.readouterr().out == "2 of 2 inputs predicted\n"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "a.mp4",
+        "a.pred.mp4",
+        "b.mp4",
+        "b.pred.mp4",
+    ]
+
+
+def test_a_folder_input_reports_what_only_looks_like_a_video(checkpoint, videos, tmp_path, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(videos["short"], folder / "good.mp4")
+    (folder / "gone.mp4").symlink_to("nope")
+    os.mkfifo(folder / "fifo.mp4")
+    out = tmp_path / "records.jsonl"
+    assert _predict_ckpt(checkpoint, folder, "-q", "--out", out) == 1
+    assert capsys.readouterr().out == f"1 of 3 inputs predicted, 2 failed; records in {out}\n"
+    rows = {Path(r["path"]).name: r["error"] for r in map(json.loads, out.read_text().splitlines())}
+    fifo, gone = folder / "fifo.mp4", folder / "gone.mp4"
+    assert rows == {  # the reasons each gets alone
+        "fifo.mp4": f"FileNotFoundError: {fifo} is a pipe or a device, not a video file",
+        "gone.mp4": f"FileNotFoundError: {gone} is a broken symlink or a symlink loop, not a video",
+        "good.mp4": None,
+    }
+
+
 def test_inputs_of_one_name_render_to_distinct_files(checkpoint, videos, tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()

@@ -23,6 +23,7 @@ from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import (
+    RENDER_SUFFIX,
     Prediction,
     expand_inputs,
     parse_seconds,
@@ -733,3 +734,35 @@ def test_a_decoding_error_that_names_no_frame_fails_the_input_whole(predictor, v
 
 
 # ---------------------------------------------------------------------------------- folders
+
+
+def test_a_folder_lists_every_entry_named_like_a_video_to_fail_as_alone(predictor, tmp_path):
+    folder = tmp_path / "videos"
+    (folder / "links").mkdir(parents=True)
+    links = folder / "links"
+    (links / "dangling.mp4").symlink_to("nope")
+    (links / "l1.mp4").symlink_to("l2.mp4")
+    (links / "l2.mp4").symlink_to("l1.mp4")
+    (links / "zero.mp4").symlink_to("/dev/zero")
+    os.mkfifo(links / "fifo.mp4")
+    (folder / "empty.mp4").mkdir()  # a folder named like a video, holding none
+    (folder / "holder.mp4").mkdir()  # one holding a video: searched, as given alone
+    (folder / "holder.mp4" / "inner.mp4").write_bytes(b"")
+    (folder / "notes.txt").write_bytes(b"")
+    found = expand_inputs([folder])
+    names = ["empty.mp4", "holder.mp4/inner.mp4", "links/dangling.mp4", "links/fifo.mp4"]
+    names += ["links/l1.mp4", "links/l2.mp4", "links/zero.mp4"]
+    assert found == [str(folder / name) for name in names]
+    for path in found:
+        alone = predictor.predict(path)
+        assert not alone.ok
+        assert alone.error == predictor.predict(expand_inputs([path])[0]).error
+
+
+def test_a_folder_search_leaves_out_the_renders_predict_writes(tmp_path):
+    for name in ("a.mp4", "a.pred.mp4", "a.2.pred.mp4", "b~1f2e3d4c.pred.mp4", "c.PRED.MP4"):
+        (tmp_path / name).write_bytes(b"")
+    assert RENDER_SUFFIX == ".pred.mp4"
+    assert expand_inputs([tmp_path]) == [str(tmp_path / "a.mp4")]
+    # named, a render is an input like any file
+    assert expand_inputs([tmp_path / "a.pred.mp4"]) == [str(tmp_path / "a.pred.mp4")]
