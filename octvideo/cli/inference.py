@@ -7,8 +7,9 @@ reported and skipped; the exit status is 0 when every input succeeded, 1 when an
 Inputs are decoded in ``--workers`` processes ahead of the model and their clips share forward
 passes (``octvideo.inference.pipeline``); an input whose decoder hangs fails after ``--timeout``
 seconds without progress, one whose decoder crashes fails alone. Progress: a bar over the inputs
-when stdout is a terminal, else one line per input on stderr; a failed input is that one line (in
-the table on a terminal), also under ``--quiet``, which leaves the other inputs' lines out.
+when stdout is a terminal, else one line per input on stderr (and, within a long input, one every
+``PROGRESS_CLIPS`` of its windows or clips); a failed input is that one line (in the table on a
+terminal), also under ``--quiet``, which leaves the other lines out.
 
 Every argument is parsed, bounded and checked before any output is opened: a refused command
 (exit 2, one line naming the option and its bound) leaves every file as it was.
@@ -49,6 +50,9 @@ from octvideo.inference.predictor import (
 from octvideo.paths import ReadFiles, check_folder, check_output_file, nearest_existing
 
 MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-700)
+# clips (windows) of one input between its progress lines: a 2-hour video in 2 s windows gets a
+# line every 200 s of video, where a terminal's bar is not drawn
+PROGRESS_CLIPS = 100
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
 
 
@@ -247,6 +251,22 @@ def predict(args: argparse.Namespace) -> int:
         views_run += count
         bar.set_postfix_str(f"{views_run} clips")
 
+    lines_at: dict[int, int] = {}  # input -> its clips at its last progress line
+    unit = "windows" if window is not None else "clips"
+
+    def on_clips(index: int, done: int, clips: int) -> None:
+        """A line within a long input, every ``PROGRESS_CLIPS`` of its clips, in the style of
+        the line each input ends with (no bar draws them; not under -q)."""
+        if show_bar or args.quiet or done >= clips:
+            return
+        if done // PROGRESS_CLIPS > lines_at.get(index, 0) // PROGRESS_CLIPS:
+            lines_at[index] = done
+            print(  # noqa: T201
+                f"predict {index + 1}/{len(inputs)} {inputs[index]}: {done} of {clips} {unit}",
+                file=sys.stderr,
+                flush=True,
+            )
+
     results = predict_many(
         predictor,
         inputs,
@@ -257,6 +277,7 @@ def predict(args: argparse.Namespace) -> int:
         workers=workers,
         timeout=timeout,
         on_views=on_views,
+        on_clips=on_clips,
     )
     writer: RecordWriter | None = None
     failed = done = 0

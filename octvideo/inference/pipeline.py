@@ -523,6 +523,7 @@ class _Local:
 class _Pending:
     """An input on the model side: its result so far and the views of it still to run."""
 
+    index: int
     result: VideoResult
     header: InputHeader | None = None
     read_seconds: float = 0.0  # its reader's time (``_Pool.seconds``)
@@ -539,17 +540,20 @@ class _Pending:
 
 class _Batcher:
     """Forward passes of exactly ``batch_size`` views, filled in the order the views come;
-    ``on_views`` is called with the views of each pass once it has run."""
+    ``on_views`` is called with the views of each pass once it has run, and ``on_clips`` with
+    each input's clips run so far and in all, for the inputs whose views were in it."""
 
     def __init__(
         self,
         predictor: Predictor,
         stats: PipelineStats,
         on_views: Callable[[int], None] | None = None,
+        on_clips: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self._predictor = predictor
-        self._stats = stats
+        self.stats = stats
         self._on_views = on_views
+        self._on_clips = on_clips
         self._queue: deque[tuple[_Pending, Tensor]] = deque()
         self._queued = 0
 
@@ -586,9 +590,9 @@ class _Batcher:
         start = time.perf_counter()
         probs = self._predictor.logits(batch).softmax(-1)  # (size, K)
         seconds = time.perf_counter() - start
-        self._stats.model_seconds += seconds
-        self._stats.forwards += 1
-        self._stats.views += size
+        self.stats.model_seconds += seconds
+        self.stats.forwards += 1
+        self.stats.views += size
         for owner, rows in zip(
             (o for o, _ in parts), probs.split([len(v) for _, v in parts]), strict=True
         ):
@@ -597,6 +601,11 @@ class _Batcher:
             owner.model_seconds += seconds * len(rows) / size
         if self._on_views is not None:
             self._on_views(size)
+        if self._on_clips is not None:
+            for owner in dict.fromkeys(o for o, _ in parts):  # each input once, in order
+                header = owner.header
+                assert header is not None  # views come after their input's "open"
+                self._on_clips(owner.index, owner.views_done // header.crops, header.clips)
 
 
 def _finish(pending: _Pending) -> VideoResult:
@@ -641,6 +650,7 @@ def predict_many(
     timeout: float = DEFAULT_TIMEOUT,
     stats: PipelineStats | None = None,
     on_views: Callable[[int], None] | None = None,
+    on_clips: Callable[[int, int, int], None] | None = None,
     worker_nice: int = 0,
 ) -> Iterator[VideoResult]:
     """Predicts video files, decoding in ``workers`` processes ahead of the model; yields one
@@ -659,6 +669,9 @@ def predict_many(
             clips) before the input fails; 0 < timeout <= ``MAX_TIMEOUT``.
         stats: filled in with where the time went.
         on_views: called with the number of views after each forward pass (progress).
+        on_clips: called after each forward pass with ``(index, done, clips)`` for each input
+            whose views were in it: its index in ``paths``, its clips (windows) run so far and
+            in all (progress within a long input).
         worker_nice: added to the workers' niceness (0 to 19): a higher one leaves the cores to
             the model's threads first (``python tools/bench.py predict --nice`` measures it).
 
@@ -687,10 +700,9 @@ def predict_many(
     ):
         raise ValueError(f"worker_nice must be 0 to 19, got {worker_nice}")
     crops = len(predictor.crop_positions(request.views, request.window))  # "multi" checked
-    paths = [os.fspath(p) for p in paths]
-    return _predict_many(
-        predictor, paths, request, crops, workers, timeout, stats, on_views, worker_nice
-    )
+    paths = [os.fsdecode(p) for p in paths]  # a bytes path is its name, as predict reads it
+    batcher = _Batcher(predictor, PipelineStats() if stats is None else stats, on_views, on_clips)
+    return _predict_many(predictor, paths, request, crops, workers, timeout, batcher, worker_nice)
 
 
 def _predict_many(
@@ -700,17 +712,15 @@ def _predict_many(
     crops: int,
     workers: int,
     timeout: float,
-    stats: PipelineStats | None,
-    on_views: Callable[[int], None] | None,
+    batcher: _Batcher,
     nice: int,
 ) -> Iterator[VideoResult]:
-    stats = PipelineStats() if stats is None else stats
+    stats = batcher.stats
     batch = predictor.batch_size
     chunk = max(1, batch // crops)  # clips a worker sends at once: about one forward pass
     size = min(workers, len(paths))
     ahead = ReadAhead.passes(batch, chunk * crops)
     source: _Pool | _Local | None = None
-    batcher = _Batcher(predictor, stats, on_views)
     order: deque[_Pending] = deque()
 
     def done() -> Iterator[VideoResult]:
@@ -723,7 +733,7 @@ def _predict_many(
         else:
             source = _Local(predictor, request, chunk, paths)
         for index, path in enumerate(paths):
-            pending = _Pending(VideoResult(path=path))
+            pending = _Pending(index, VideoResult(path=path))
             order.append(pending)
             stats.inputs += 1
             events = source.events(index)

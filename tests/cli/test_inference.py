@@ -207,6 +207,25 @@ def test_progress_is_a_line_per_input_when_stdout_is_not_a_terminal(checkpoint, 
     assert "predict 1/1" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_long_input_prints_a_progress_line_every_so_many_windows(
+    checkpoint, videos, capsys, monkeypatch, workers
+):
+    # one long video under --window was one input: no line at all until it was done
+    monkeypatch.setattr(cli_inference, "PROGRESS_CLIPS", 5)
+    path = videos["long"]  # 19 windows of 0.5 s
+    args = ["--window", "0.5s", "--batch-size", "3", "--workers", workers]
+    assert _predict("--ckpt", checkpoint, path, *args) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("predict ")]
+    assert [ln.rsplit(" ", 4)[0] for ln in lines[:-1]] == [f"predict 1/1 {path}:"] * 3
+    done = [int(ln.split(": ")[1].split(" of ")[0]) for ln in lines[:-1]]
+    assert [n // 5 for n in done] == [1, 2, 3]  # one line each time 5 more windows have run
+    assert all(ln.endswith(" of 19 windows") for ln in lines[:-1])
+    assert lines[-1].startswith(f"predict 1/1 {path}: ok (")
+    assert _predict("--ckpt", checkpoint, path, *args, "-q") == 0
+    assert "predict 1/1" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("quiet", [False, True])
 def test_a_failed_input_is_one_line_on_stderr_also_under_quiet(
     checkpoint, videos, capsys, caplog, quiet

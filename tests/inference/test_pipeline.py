@@ -523,3 +523,23 @@ def test_a_file_cut_short_keeps_the_windows_before_the_cut_as_predict_does(
         torch.testing.assert_close(ours.probs, theirs.probs)
     torch.testing.assert_close(cut.video.probs, alone.video.probs)
     assert short.ok, short.error
+
+
+def test_a_path_given_as_bytes_is_its_name_in_the_result(predictor, videos):
+    (result,) = predict_many(predictor, [os.fsencode(videos["short"])], workers=0)
+    assert result.ok, result.error
+    assert result.path == str(videos["short"])
+
+
+def test_on_clips_counts_each_inputs_clips_as_they_run(predictor, videos):
+    calls: list[tuple[int, int, int]] = []
+    paths = [videos["long"], videos["short"]]
+    results = list(
+        predict_many(predictor, paths, window="1s", workers=0, on_clips=lambda *c: calls.append(c))
+    )
+    for index, result in enumerate(results):
+        mine = [(done, clips) for i, done, clips in calls if i == index]
+        assert {clips for _, clips in mine} == {len(result.windows)}
+        dones = [done for done, _ in mine]
+        assert dones == sorted(dones) and dones[-1] == len(result.windows)
+    assert sorted({i for i, _, _ in calls}) == [0, 1]
