@@ -1029,10 +1029,9 @@ def _trained_classes_file(src: Path, got: _Converted) -> str:
     """The source run's ``data.classes_file`` as a path that means the same file wherever the
     run config is used: a relative one (which ``octvideo train`` read against the folder it was
     started in) resolved against the first of ``got.run_folders`` where it lists the checkpoint's
-    classes.
-
-    Raises:
-        UsageError: a relative one that no such folder holds with those classes.
+    classes. One that no such folder holds with those classes (the data moved, or the run was
+    started elsewhere) is left out, with a warning: the checkpoint keeps its class names, which
+    ``predict`` and ``test`` report, and a fine-tune names its own classes file.
     """
     from octvideo.data.annotations import read_classes
 
@@ -1047,11 +1046,17 @@ def _trained_classes_file(src: Path, got: _Converted) -> str:
         except (AnnotationError, OSError):  # not a class list of this run's: look on
             continue
     folders = ", ".join(str(folder) for folder in got.run_folders)
-    raise UsageError(
-        f"{src} names data.classes_file={name}, relative to the folder its run was started in, "
-        f"and no {name} in {folders} lists its {len(got.classes)} classes; pass --classes with "
-        "the class list it was trained with"
+    logger.warning(
+        "%s names data.classes_file=%s, relative to the folder its run was started in, and no %s "
+        "in %s lists its %d classes: the run config leaves data.classes_file unset (the "
+        "checkpoint keeps its class names); pass --classes FILE to name the file",
+        src,
+        name,
+        name,
+        folders,
+        len(got.classes),
     )
+    return ""
 
 
 # ---------------------------------------------------------------------------------- writing

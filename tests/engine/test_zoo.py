@@ -7,6 +7,7 @@ checkpoints octavise; every bad input is one line and writes nothing."""
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import shlex
 import shutil
@@ -865,8 +866,8 @@ def test_octvideo_run_config_names_the_runs_classes_file_wherever_it_is_used(
     assert named == str((own / "data" / "classes.txt").resolve())
 
 
-def test_octvideo_runs_classes_file_found_nowhere_is_refused(
-    checkpoint: Path, tmp_path: Path, monkeypatch
+def test_octvideo_runs_classes_file_found_nowhere_is_left_out_with_a_warning(
+    checkpoint: Path, tmp_path: Path, monkeypatch, caplog
 ) -> None:
     start = tmp_path / "project"
     src = _trained_in(start, checkpoint, {"dir": str(tmp_path / "moved")}, "data/classes.txt")
@@ -875,11 +876,17 @@ def test_octvideo_runs_classes_file_found_nowhere_is_refused(
     monkeypatch.chdir(src.parent)  # a classes file of other names here is no answer either
     (src.parent / "data").mkdir()
     (src.parent / "data" / "classes.txt").write_text("left\nright\n")
-    message = _refusal(tmp_path, src, source="octvideo", model="c2d_r18")
-    assert message == (
+    out = tmp_path / "kept.ckpt"
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.zoo"):
+        import_checkpoint(src, source="octvideo", model="c2d_r18", out=out)
+    assert (
         f"{src} names data.classes_file=data/classes.txt, relative to the folder its run was "
         f"started in, and no data/classes.txt in {tmp_path / 'moved'}, {src.parent} lists its 3 "
-        "classes; pass --classes with the class list it was trained with"
+        "classes: the run config leaves data.classes_file unset"
+    ) in caplog.text
+    assert load_config(out.with_suffix(".yaml")).data.classes_file == ""
+    assert load_checkpoint(out)["hyper_parameters"]["meta"]["classes"] == list(
+        load_checkpoint(src)["hyper_parameters"]["meta"]["classes"]
     )
     names = start / "data" / "classes.txt"
     out = tmp_path / "named.ckpt"
