@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
 import reprlib
 import typing
 from dataclasses import dataclass, fields
@@ -76,6 +77,17 @@ class DataConfig:
     seed: int = 0  # base of every random draw (clip start, scale, crop, flip, shuffling)
 
     def __post_init__(self) -> None:
+        # from Python: a pathlib.Path for a path, numpy's numbers for numbers, kept as the
+        # str, int and float that the readers, torch and torchvision take
+        for name in ("root", "train_list", "val_list", "test_list", "classes_file"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list | tuple):
+                setattr(self, f.name, type(value)(_plain_number(v) for v in value))
+            else:
+                setattr(self, f.name, _plain_number(value))
         check_types(self, "data")
         if self.annotation_format not in ANNOTATION_FORMATS:
             raise ValueError(
@@ -211,6 +223,14 @@ def _field_kinds(schema: type) -> dict[str, tuple[type, bool, int | None]]:
             hint = items[0]
         kinds[f.name] = (hint, optional, count)
     return kinds
+
+
+def _plain_number(value: object) -> object:
+    """A whole number that is no ``int`` (numpy's) as an ``int``, a real one that is no
+    ``float`` as a ``float``; anything else (a bool too) as it is."""
+    if isinstance(value, bool | int | float) or not isinstance(value, numbers.Real):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def check_types(cfg: object, section: str) -> None:

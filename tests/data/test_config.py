@@ -57,15 +57,31 @@ def test_a_value_of_another_type_is_refused_naming_the_field(field, value, messa
     assert str(err.value).startswith(message)
 
 
-def test_whole_numbers_of_numpy_ints_floats_and_lists_for_tuples_are_taken_unchanged():
+def test_whole_numbers_for_numbers_and_lists_for_tuples_are_taken():
     cfg = small_config(
-        num_frames=np.int64(4),
         mean=[0, 0.5, 1],
         target_fps=30,
         video_extensions=[".mp4"],
         train_jitter_scales=[40, 48],
         decode_short_side=None,
     )
-    assert cfg.num_frames == 4 and type(cfg.num_frames) is np.int64
     assert cfg.mean == [0, 0.5, 1] and cfg.target_fps == 30
     assert cfg.video_extensions == [".mp4"] and cfg.train_jitter_scales == [40, 48]
+
+
+def test_paths_and_numpy_numbers_from_python_are_kept_as_plain_values(tmp_path):
+    # torchvision's resize refused numpy's whole numbers as sizes, a reader a pathlib.Path
+    cfg = DataConfig(
+        train_list=tmp_path / "train.txt",
+        root=tmp_path,
+        batch_size=np.int64(4),
+        train_jitter_scales=(np.int64(256), np.int32(320)),
+        mean=(np.float32(0.5), 0.5, 0.5),
+        target_fps=np.float32(30.0),
+    )
+    assert cfg.train_list == str(tmp_path / "train.txt") and cfg.root == str(tmp_path)
+    assert type(cfg.batch_size) is int and cfg.batch_size == 4
+    assert [type(v) for v in cfg.train_jitter_scales] == [int, int]
+    assert type(cfg.mean[0]) is float and type(cfg.target_fps) is float
+    with pytest.raises(ValueError, match="data.num_frames must be a whole number, got np.True_"):
+        DataConfig(num_frames=np.bool_(True))
