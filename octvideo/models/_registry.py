@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 import math
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -68,8 +69,12 @@ def create_model(
         **kwargs: passed to the model class (e.g. ``stride_in_1x1``, ``oct_stem``).
 
     Raises:
-        ValueError: for an unknown name, naming the closest registered ones; for an alpha above
-            0 that leaves no layer a low-frequency channel (``require_an_octave``).
+        ValueError: for an unknown name, naming the closest registered ones.
+
+    Warns:
+        UserWarning: an alpha above 0 leaves no layer a low-frequency channel, so the network
+            is the vanilla one (``warn_without_octave``). A warning, not a refusal: checkpoints
+            trained so still load.
     """
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
@@ -79,20 +84,20 @@ def create_model(
         num_classes=num_classes, alpha=alpha, octave=octave, dropout=dropout, **kwargs
     )
     width = f" and width={kwargs['width']!r}" if "width" in kwargs else ""
-    require_an_octave(model, f"{name} with alpha={alpha!r}{width}")
+    warn_without_octave(model, f"{name} with alpha={alpha!r}{width}")
     return model
 
 
-def require_an_octave(model: nn.Module, what: str) -> None:
-    """Refuses a network that was asked for an octave (some ``OctConv3d`` with an alpha above 0)
+def warn_without_octave(model: nn.Module, what: str) -> None:
+    """Warns of a network that was asked for an octave (some ``OctConv3d`` with an alpha above 0)
     and has no low-frequency channel anywhere: it would run as the vanilla network.
 
     A layer of C channels gets ``int(alpha * C)`` low channels (``low_channels``), so at a small
     width or alpha some layers have none, as in the paper's own split; only a network left with
-    none at all is refused.
+    none at all is named.
 
-    Raises:
-        ValueError: one line naming ``what``, the widest layer asked for an octave and the
+    Warns:
+        UserWarning: one line naming ``what``, the widest layer asked for an octave and the
             smallest alpha, or the ``channel_multiple``, that gives it a low group.
     """
     asked = [
@@ -104,8 +109,9 @@ def require_an_octave(model: nn.Module, what: str) -> None:
         max(c.in_channels * (c.alpha_in > 0), c.out_channels * (c.alpha_out > 0)) for c in asked
     )
     least = math.ceil(1e4 / widest) / 1e4  # 1 / widest, rounded up: int(least * widest) = 1
-    raise ValueError(
+    warnings.warn(
         f"{what} has no low-frequency channel: a layer of C channels gets int(alpha * C), and "
         f"its widest layer with an alpha above 0 has {widest} channels; give alpha {least} "
-        f"(1/{widest}) or more, or a channel_multiple below {widest}"
+        f"(1/{widest}) or more, or a channel_multiple below {widest}",
+        stacklevel=3,
     )

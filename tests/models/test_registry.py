@@ -257,13 +257,14 @@ def test_model_class_is_the_class_a_variant_builds() -> None:
     assert model_class("no_such_model") is None
 
 
-def test_an_alpha_that_leaves_no_layer_a_low_group_is_refused_naming_what_gives_one() -> None:
+def test_an_alpha_that_leaves_no_layer_a_low_group_is_warned_of_naming_what_gives_one() -> None:
     """int(alpha * C) low channels: at width 8 (res4 at 32 channels) alpha 0.01 gives none
     anywhere, which would build the vanilla network; the alpha or channel_multiple the message
-    names builds an octave network, even where some narrow layers keep no low group."""
-    with pytest.raises(ValueError) as caught:
+    names builds an octave network, even where some narrow layers keep no low group. A warning:
+    a checkpoint trained so before still loads."""
+    with pytest.warns(UserWarning) as caught:
         create_model("i3d_r18", alpha=0.01, width=8)
-    assert str(caught.value) == (
+    assert str(caught[0].message) == (
         "i3d_r18 with alpha=0.01 and width=8 has no low-frequency channel: a layer of C channels "
         "gets int(alpha * C), and its widest layer with an alpha above 0 has 32 channels; give "
         "alpha 0.0313 (1/32) or more, or a channel_multiple below 32"
