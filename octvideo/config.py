@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 import types
 import typing
@@ -538,6 +539,9 @@ def resolve_config_path(cfg: str | Path) -> Path:
     path = Path(text).expanduser()
     name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
     matches = shipped_names(name)
+    why = why_not_a_file(path)
+    if os.path.lexists(path) and why and not path.is_dir():  # a pipe, a device, a broken link
+        raise ConfigError(f"config {text!r} {why}; pass a config file (a .yaml file)")
     # the file as given, or NAME.yaml here for a NAME given without its suffix
     here = path if path.is_file() else Path(name).expanduser()
     if here.is_file():
@@ -551,9 +555,6 @@ def resolve_config_path(cfg: str | Path) -> Path:
         raise ConfigError(f"config name {cfg!r} is ambiguous: use one of {options}")
     if path.is_dir():
         raise ConfigError(f"config {text!r} is a folder; pass a config file (a .yaml file)")
-    why = why_not_a_file(path)
-    if why and not why.startswith("does not exist"):  # a pipe, a device, a broken link
-        raise ConfigError(f"config {text!r} {why}; pass a config file (a .yaml file)")
     shipped = shipped_configs()
     relative = [p.relative_to(CONFIG_DIR).as_posix() for p in shipped]
     shorts = [f"{short}.yaml" for short in ALIASES]

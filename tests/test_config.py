@@ -765,6 +765,18 @@ def test_a_config_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
     assert str(err.value) == f"config {str(path)!r} {what}; pass a config file (a .yaml file)"
 
 
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_no_file_here_named_like_a_shipped_config_is_refused_not_passed_over(
+    tmp_path, monkeypatch, kind
+):
+    # the shipped i3d_oct.yaml was loaded in its place, as if nothing were here
+    monkeypatch.chdir(tmp_path)
+    what = make_no_file(tmp_path / "i3d_oct.yaml", kind)
+    with pytest.raises(ConfigError) as err:
+        resolve_config_path("i3d_oct.yaml")
+    assert str(err.value) == f"config 'i3d_oct.yaml' {what}; pass a config file (a .yaml file)"
+
+
 def test_ambiguous_shipped_name_lists_the_choices():
     by_name: dict[str, list] = {}
     for path in shipped_configs():

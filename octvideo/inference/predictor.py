@@ -60,6 +60,7 @@ from octvideo.errors import (
     first_line,
 )
 from octvideo.ops import fuse_for_inference
+from octvideo.paths import why_not_a_file
 
 logger = logging.getLogger(__name__)
 
@@ -437,7 +438,10 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
                 logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
                 found = [str(path)]
             out.extend(found)
-        elif path.suffix.lower() == ".txt" and _quietly(path.is_file):
+        elif path.suffix.lower() == ".txt":
+            why = why_not_a_file(path)
+            if why:  # a pipe, a device, a broken link: a list that cannot be read as one
+                raise ValueError(f"input list {path} {why}, not a file; give the file itself")
             try:
                 lines = text_lines(path, "input list")
             except OSError as err:

@@ -32,6 +32,7 @@ from octvideo.inference.predictor import (
 )
 from tests.conftest import META
 from tests.inference.media_helpers import encode_timed, faststart
+from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 
 @pytest.fixture(scope="module")
@@ -766,3 +767,13 @@ def test_a_folder_search_leaves_out_the_renders_predict_writes(tmp_path):
     assert expand_inputs([tmp_path]) == [str(tmp_path / "a.mp4")]
     # named, a render is an input like any file
     assert expand_inputs([tmp_path / "a.pred.mp4"]) == [str(tmp_path / "a.pred.mp4")]
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_an_input_list_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
+    # it was taken for a video: "FileNotFoundError: ... not a video file"
+    path = tmp_path / "inputs.txt"
+    what = make_no_file(path, kind)
+    with pytest.raises(ValueError) as err:
+        expand_inputs([path])
+    assert str(err.value) == f"input list {path} {what}, not a file; give the file itself"
