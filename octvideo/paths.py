@@ -539,7 +539,10 @@ def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:
     for _ in range(100):
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            except PermissionError:  # another user's, left by a killed command: flock needs
+                fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # no write access
         except FileNotFoundError:  # the folder was removed by a holder that ended: again
             continue
         except OSError as err:
@@ -568,8 +571,9 @@ def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:
         if here is None or (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino):
             _release(fd)
             continue
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {command}\n".encode())
+        with contextlib.suppress(OSError):  # another user's file: it names no holder
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {command}\n".encode())
         return fd
     raise UsageError(f"{name}: cannot take {lock}, removed again and again; {advice}")
 

@@ -217,8 +217,28 @@ def test_the_lock_file_a_killed_holder_left_is_taken_over(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_the_lock_file_another_users_killed_holder_left_is_taken_over(tmp_path, monkeypatch):
+    # it could not be opened for writing (mode 644, another owner): "cannot write in" the
+    # folder, though the folder was writable; flock needs only a read-only descriptor
+    (tmp_path / LOCK_NAME).write_text(f"{_ended_pid()} train\n")
+    real_open = os.open
+
+    def open_as_another_user(path, flags, *args):
+        if Path(path).name == LOCK_NAME and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_as_another_user)
+    with hold_folder(tmp_path, "train"):
+        refused = hold_folder(tmp_path, "sweep")
+        with pytest.raises(UsageError, match="is in use by octvideo train"), refused:
+            pass  # still one holder at a time; the file names the killed holder's command
+    assert os.listdir(tmp_path) == []
+
+
 # Holds a folder, forks a child that outlives it (as a data-loader worker does a killed
-# command), prints the child's pid, then waits; the child waits for stdin to close.
+# command), then waits; the child says it runs (its fork hooks done: it holds no lock), then
+# waits for stdin to close; the parent prints the child's pid.
 _HOLDER = """
 import os, sys
 from octvideo.paths import hold_folder
@@ -226,6 +246,7 @@ from octvideo.paths import hold_folder
 with hold_folder(sys.argv[1], "train"):
     child = os.fork()
     if child == 0:
+        print("child", flush=True)
         os.read(0, 1)
         os._exit(0)
     print(child, flush=True)
@@ -236,7 +257,8 @@ with hold_folder(sys.argv[1], "train"):
 def test_a_folder_is_held_by_a_process_and_freed_by_its_kill(tmp_path):
     proc = _child(_HOLDER, str(tmp_path))
     try:
-        int(proc.stdout.readline())  # holding, and its child started
+        lines = {proc.stdout.readline().strip() for _ in range(2)}
+        assert "child" in lines  # holding, and its child runs, without the lock
         with pytest.raises(UsageError) as info, hold_folder(tmp_path, "train"):
             pass
         assert str(info.value) == (
