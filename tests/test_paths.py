@@ -246,10 +246,10 @@ from octvideo.paths import hold_folder
 with hold_folder(sys.argv[1], "train"):
     child = os.fork()
     if child == 0:
-        print("child", flush=True)
+        os.write(1, b"child\\n")  # one write each: the two lines never mix
         os.read(0, 1)
         os._exit(0)
-    print(child, flush=True)
+    os.write(1, f"{child}\\n".encode())
     sys.stdin.read()
 """
 
