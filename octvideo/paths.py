@@ -142,6 +142,17 @@ class ReadFiles:
         return None
 
 
+# what ``why_not_a_file`` says when nothing is there: ``is_missing`` tells it from the rest
+_MISSING = "does not exist"
+_MISSING_UNDER_A_FILE = "does not exist (a folder on its path is a file)"
+
+
+def is_missing(why: str | None) -> bool:
+    """Whether ``why``, an answer of ``why_not_a_file``, says that nothing is there (rather than
+    something that is not a regular file)."""
+    return why in (_MISSING, _MISSING_UNDER_A_FILE)
+
+
 def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
     """What ``path`` is when it is not a regular file to read (through links), in words that
     follow its name, or None when it is one: "does not exist", "is a directory", "is a pipe"
@@ -153,12 +164,12 @@ def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
     except FileNotFoundError:
         if os.path.islink(path):
             return f"is a broken symlink (to {os.readlink(path)})"
-        return "does not exist"
+        return _MISSING
     except OSError as err:
         if err.errno == errno.ELOOP:
             return "is a symlink loop"
         if err.errno == errno.ENOTDIR:
-            return "does not exist (a folder on its path is a file)"
+            return _MISSING_UNDER_A_FILE
         return f"cannot be looked at ({err.strerror or err})"
     if stat.S_ISREG(mode):
         return None

@@ -20,6 +20,7 @@ from octvideo.paths import (
     atomic_output,
     check_output_file,
     hold_folder,
+    is_missing,
     nearest_existing,
     temporaries,
     why_not_a_file,
@@ -439,3 +440,5 @@ def test_why_not_a_file_says_what_an_input_path_is(tmp_path):
     assert {name: why_not_a_file(tmp_path / name) for name in expected} == expected
     assert why_not_a_file("/dev/null") == "is a device"
     assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)  # looked at, never opened
+    missing = [name for name, why in expected.items() if is_missing(why)]
+    assert missing == ["missing", "file/below"] and not is_missing(None)

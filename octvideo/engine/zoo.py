@@ -77,7 +77,13 @@ from octvideo.errors import (
     first_line,
 )
 from octvideo.models import is_model, list_models
-from octvideo.paths import ReadFiles, atomic_output, check_output_file, why_not_a_file
+from octvideo.paths import (
+    ReadFiles,
+    atomic_output,
+    check_output_file,
+    is_missing,
+    why_not_a_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -619,7 +625,7 @@ def _read_classes(classes: str | None, class_file: Path | None) -> list[str] | N
     assert class_file is not None
     why = why_not_a_file(class_file)
     if why:  # nothing there, a pipe (it would be read before the checkpoint), a broken link
-        it = "no such file" if why.startswith("does not exist") else f"the path {why}"
+        it = "no such file" if is_missing(why) else f"the path {why}"
         raise UsageError(
             f"--classes {classes}: {it}; give kinetics400, a class-names file (one a line) or a "
             "number of classes"
