@@ -82,6 +82,7 @@ from octvideo.paths import (
     ReadFiles,
     check_output_file,
     hold_folder,
+    is_missing,
     make_writable_folder,
     nearest_existing,
     why_not_a_file,
@@ -311,7 +312,7 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
             "with --out FOLDER --resume auto"
         )
     why = why_not_a_file(path)
-    if why and why.startswith("does not exist"):
+    if is_missing(why):
         raise UsageError(f"--resume {resume}: no such checkpoint")
     if why:  # a pipe, a device, a broken link
         raise UsageError(f"--resume {resume} {why}; pass a checkpoint file")
