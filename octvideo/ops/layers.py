@@ -21,6 +21,7 @@ from octvideo.ops.octconv import OctConv3d
 from octvideo.ops.pair import (
     Octave,
     OctPair,
+    _tracing,
     as_pair,
     avg_pool3d,
     check_pair,
@@ -75,16 +76,21 @@ class OctNorm(nn.Module):
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         plain = isinstance(x, Tensor)
         high, low = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
+        if not _tracing():
+            self._check_input(x, plain)
+        y = OctPair(self.high(high), None if low is None else self.low(low))
+        return y.high if plain else y
+
+    def _check_input(self, x: OctPair, plain: bool) -> None:
         if not plain:
             check_pair(x, None, "OctNorm")
+        high, low = x
         got = (high.shape[1] if high.ndim > 1 else None, None if low is None else low.shape[1])
         if got != self.channels:
             raise ValueError(
                 f"OctNorm expects (high, low) channels {self.channels} (alpha={self.alpha} of "
                 f"{self.num_features}), got {got}"
             )
-        y = OctPair(self.high(high), None if low is None else self.low(low))
-        return y.high if plain else y
 
 
 class OctAct(nn.Module):
@@ -186,12 +192,7 @@ class OctPool3d(nn.Module):
         )
 
 
-def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
-    """Residual addition, group by group; both sides must have groups of the same shapes (two
-    plain tensors are added as ``a + b``)."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
-        return a + b
-    a, b = as_pair(a), as_pair(b)
+def _check_same_shapes(a: OctPair, b: OctPair) -> None:
     for side in (a, b):
         check_pair(side, None, "oct_add")
     shapes = [tuple(None if t is None else tuple(t.shape) for t in side) for side in (a, b)]
@@ -200,6 +201,16 @@ def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
             f"oct_add expects two pairs of the same (high, low) shapes, got {shapes[0]} and "
             f"{shapes[1]}"
         )
+
+
+def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
+    """Residual addition, group by group; both sides must have groups of the same shapes (two
+    plain tensors are added as ``a + b``; shapes are not checked under ``torch.jit.trace``)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a + b
+    a, b = as_pair(a), as_pair(b)
+    if not _tracing():
+        _check_same_shapes(a, b)
     return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
 
 
@@ -236,7 +247,7 @@ class OctSplit(nn.Module):
                 f"OctSplit takes a (B, {self.channels}, T, H, W) tensor, got "
                 f"{got or type(x).__name__}"
             )
-        if x.ndim != 5 or x.shape[1] != self.channels:
+        if x.ndim != 5 or (not _tracing() and x.shape[1] != self.channels):
             raise ValueError(
                 f"OctSplit expects (B, {self.channels}, T, H, W) input, got a {x.ndim}-D tensor "
                 f"of shape {tuple(x.shape)}"

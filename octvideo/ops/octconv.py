@@ -20,6 +20,7 @@ from octvideo.ops.pair import (
     Octave,
     OctPair,
     _Size3,
+    _tracing,
     as_pair,
     check_pair,
     check_share,
@@ -268,10 +269,19 @@ class OctConv3d(nn.Module):
         return unpair(self.forward_paths(x_h, x_l))
 
     def _prepare(self, x: Tensor | OctPair) -> tuple[Tensor, Tensor | None]:
-        """Checks the input (``check_pair``, then its channel counts) and applies any stride
-        pooling."""
+        """Checks the input (``check_pair``, then its channel counts; not under
+        ``torch.jit.trace``, ``_tracing``) and applies any stride pooling."""
         x_h, x_l = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
+        if not _tracing():
+            self._check_input(x)
+        if self.pool_stride:
+            x_h = downsample(x_h, self.pool_factor)
+            x_l = None if x_l is None else downsample(x_l, self.pool_factor)
+        return x_h, x_l
+
+    def _check_input(self, x: OctPair) -> None:
         check_pair(x, self.octave, "OctConv3d")
+        x_h, x_l = x
         if x_h.shape[1] != self.in_high or (x_l is None) != (self.in_low == 0):
             got = (x_h.shape[1], None if x_l is None else x_l.shape[1])
             raise ValueError(
@@ -280,10 +290,6 @@ class OctConv3d(nn.Module):
             )
         if x_l is not None and x_l.shape[1] != self.in_low:
             raise ValueError(f"OctConv3d expects {self.in_low} low channels, got {x_l.shape[1]}")
-        if self.pool_stride:
-            x_h = downsample(x_h, self.pool_factor)
-            x_l = None if x_l is None else downsample(x_l, self.pool_factor)
-        return x_h, x_l
 
     def forward_paths(self, x_h: Tensor, x_l: Tensor | None) -> OctPair:
         """The four paths as the paper writes them, one convolution each (after any stride pool).

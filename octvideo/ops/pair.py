@@ -98,6 +98,14 @@ def _torchscript() -> bool:
     return torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
+def _tracing() -> bool:
+    """Whether ``torch.jit.trace`` is recording: the layers' input checks step aside. A traced
+    shape is tensors, so each comparison in a check would be one more TracerWarning, and a trace
+    records no Python branch, so a check would guard the example input alone; eager calls run
+    them all."""
+    return torch.jit.is_tracing()
+
+
 def _capturing() -> bool:
     """Whether tracing, scripting or ``torch.compile`` is recording the ops being run: eager-only
     shortcuts step aside so that the captured graph holds the plain layers."""
@@ -363,6 +371,8 @@ def check_pair(x: OctPair, octave: Octave | None = None, name: str = "check_pair
     ``octave`` is given, of the high (T, H, W) divided by it, rounded up. Channel counts are the
     layer's to check.
 
+    Under ``torch.jit.trace`` it checks nothing (``_tracing``).
+
     ``nn.Conv3d`` and the pooling layers also take an unbatched (C, T, H, W) tensor, but refusing
     it keeps a wrong rank from passing for a channel count; and a low group of another batch
     would broadcast into a sum of the two groups' paths, giving every sample the first one's.
@@ -376,6 +386,8 @@ def check_pair(x: OctPair, octave: Octave | None = None, name: str = "check_pair
     Raises:
         ValueError: one line naming ``name``, what it expects and the shapes it got.
     """
+    if _tracing():
+        return
     for group, tensor in (("", x.high), (" low", x.low)):
         if tensor is not None and tensor.ndim != 5:
             raise ValueError(
