@@ -2,7 +2,9 @@
 
 Prints a table per video, writes JSON Lines or CSV records with ``--out``, draws the predictions
 into a copy of the video with ``--render``. One unreadable input, or one that cannot be rendered, is
-reported and skipped; the exit status is 0 when every input succeeded, 1 when any failed.
+reported and skipped; one cut short (a file that cannot be decoded to its end) keeps the records of
+the windows before the cut. Each input is one of predicted, cut short or failed in the summary
+line; the exit status is 0 when every input was predicted, 1 when any was cut short or failed.
 
 Inputs are decoded in ``--workers`` processes ahead of the model and their clips share forward
 passes (``octvideo.inference.pipeline``); an input whose decoder hangs fails after ``--timeout``
@@ -54,6 +56,9 @@ MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-7
 # line every 200 s of video, where a terminal's bar is not drawn
 PROGRESS_CLIPS = 100
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
+# what an input comes to (``_outcome``), each counted in the summary line
+PREDICTED, CUT_SHORT, FAILED = "predicted", "cut short", "failed"
+OUTCOMES = (PREDICTED, CUT_SHORT, FAILED)
 
 
 def _views(text: str) -> str | tuple[int, int]:
@@ -198,7 +203,7 @@ def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], o
 
 
 def predict(args: argparse.Namespace) -> int:
-    """Runs the predictor on every input; returns 1 when any input failed.
+    """Runs the predictor on every input; returns 1 when any input was cut short or failed.
 
     Every argument and output path is checked before the checkpoint is loaded, and ``--out`` is
     opened only after it loaded, so a refused command changes no file; its records replace an
@@ -280,7 +285,7 @@ def predict(args: argparse.Namespace) -> int:
         on_clips=on_clips,
     )
     writer: RecordWriter | None = None
-    failed = done = 0
+    counts = dict.fromkeys(OUTCOMES, 0)  # of the inputs whose records are written
     try:
         with contextlib.ExitStack() as stack:  # closed in reverse order: the records last
             if args.out:  # stopped before its first record, it leaves an earlier file as it was
@@ -288,22 +293,25 @@ def predict(args: argparse.Namespace) -> int:
             stack.callback(results.close)
             stack.callback(bar.close)
             for number, result in enumerate(results, 1):
-                rendered = False
+                outcome, rendered = _outcome(result), False
                 if render_to is not None and result.ok:
                     rendered = _render(args, result, predictor.classes, render_to[number - 1])
+                    outcome = PREDICTED if rendered else FAILED  # its error says why
                 if writer is not None:  # kept before anything is printed, which may fail
                     writer.write(records(result, predictor.classes, args.topk))
                 if not args.quiet:
-                    tqdm.write(format_result(result, predictor.classes, args.topk))
+                    tqdm.write(
+                        format_result(result, predictor.classes, args.topk, failure=outcome.upper())
+                    )
                     if rendered:
                         tqdm.write(f"  rendered {render_to[number - 1]}")
                     # each video's table as it is done, also into a pipe; a reader that went
                     # away (``| head``) stops the run here rather than after the last input
                     sys.stdout.flush()
-                done, failed = number, failed + (not result.ok)  # its records are written
+                counts[outcome] += 1  # its records are written
                 bar.update()
                 if not show_bar and not (args.quiet and result.ok):  # -q: failures only
-                    state = "ok" if result.ok else f"FAILED: {result.error}"
+                    state = "ok" if result.ok else f"{outcome.upper()}: {result.error}"
                     print(  # noqa: T201
                         f"predict {number}/{len(inputs)} {result.path}: {state} "
                         f"({result.seconds:.2f} s)",
@@ -311,17 +319,29 @@ def predict(args: argparse.Namespace) -> int:
                         flush=True,
                     )
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the records of the inputs done are kept
-        print(_summary(done, len(inputs), failed, writer))  # noqa: T201
+        print(_summary(counts, len(inputs), writer))  # noqa: T201
         raise
-    print(_summary(done, len(inputs), failed, writer))  # noqa: T201
-    return 1 if failed else 0
+    print(_summary(counts, len(inputs), writer))  # noqa: T201
+    return 1 if counts[CUT_SHORT] or counts[FAILED] else 0
 
 
-def _summary(done: int, total: int, failed: int, writer: RecordWriter | None) -> str:
-    """``7 of 9 inputs predicted, 2 failed; records in FILE``, of the first ``done`` inputs."""
-    summary = f"{done - failed} of {total} inputs predicted"
-    if failed:
-        summary += f", {failed} failed"
+def _outcome(result: VideoResult) -> str:
+    """``PREDICTED`` whole; ``CUT_SHORT``: a file that cannot be decoded to its end, whose clips
+    (windows) before the first frame that fails keep their scores and records, and whose error
+    says where that is; ``FAILED``: no scores. Of a result before it is rendered (a render that
+    fails fails a predicted input)."""
+    if result.ok:
+        return PREDICTED
+    return CUT_SHORT if result.video is not None else FAILED
+
+
+def _summary(counts: dict[str, int], total: int, writer: RecordWriter | None) -> str:
+    """``6 of 9 inputs predicted, 1 cut short, 2 failed; records in FILE``: each input done is
+    one of ``OUTCOMES``, and those not done (a run stopped) are not counted."""
+    summary = f"{counts[PREDICTED]} of {total} inputs predicted"
+    for outcome in (CUT_SHORT, FAILED):
+        if counts[outcome]:
+            summary += f", {counts[outcome]} {outcome}"
     if writer is None:
         return summary
     if not writer.discarded:

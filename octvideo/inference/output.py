@@ -178,11 +178,13 @@ class RecordWriter:
             self.close()
 
 
-def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:
+def format_result(
+    result: VideoResult, classes: Sequence[str], k: int, *, failure: str = "FAILED"
+) -> str:
     """A readable block for the terminal: the video's top-k, then one line per window; a result
-    that failed after its prediction (a render) ends with its error."""
+    with an error ends with ``failure`` and the error (a file cut short: ``CUT SHORT``)."""
     if result.video is None:
-        return f"{result.path}\n  FAILED  {result.error}"
+        return f"{result.path}\n  {failure}  {result.error}"
     head = (
         f"{result.path}  ({result.duration:.1f} s, {result.num_frames} frames, "
         f"{result.seconds:.2f} s to predict)"
@@ -196,5 +198,5 @@ def format_result(result: VideoResult, classes: Sequence[str], k: int) -> str:
             label, prob = w.top(classes, 1)[0]
             lines.append(f"  {w.start:7.2f}-{w.end:7.2f} s  {label} ({100 * prob:.1f}%)")
     if not result.ok:
-        lines.append(f"  FAILED  {result.error}")
+        lines.append(f"  {failure}  {result.error}")
     return "\n".join(lines)

@@ -454,27 +454,44 @@ def test_a_render_failure_fails_that_input_and_the_others_go_on(
 
 
 def test_a_recording_cut_short_keeps_the_records_of_the_windows_before_the_cut(
-    checkpoint, tmp_path, capsys
+    checkpoint, videos, tmp_path, capsys
 ):
-    # it was one failed record, with FFmpeg's "avcodec_send_packet()" for its reason
+    # it was one failed record, with FFmpeg's "avcodec_send_packet()" for its reason; then its
+    # windows were kept but the summary line counted it failed
     whole = faststart(tmp_path / "whole.mp4")  # 6 s at 10 fps
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
     records = tmp_path / "preds.jsonl"
-    code = _predict_ckpt(checkpoint, cut, "--window", "1s", "--out", records, "-q")
+    inputs = (cut, videos["short"], videos["corrupt"])
+    code = _predict_ckpt(checkpoint, *inputs, "--window", "1s", "--out", records, "-q")
     assert code == 1
-    (line,) = capsys.readouterr().err.splitlines()
+    captured = capsys.readouterr()
+    assert captured.out == (
+        f"1 of 3 inputs predicted, 1 cut short, 1 failed; records in {records}\n"
+    )
+    line, failed = captured.err.splitlines()  # -q: the inputs not predicted whole
     assert re.fullmatch(
-        rf"predict 1/1 {re.escape(str(cut))}: FAILED: DecodeError: {re.escape(str(cut))}: frames "
-        r"\d+ to \d+ of \d+ \(from [\d.]+ s\) cannot be decoded: the file is truncated or corrupt; "
-        r"\d+ of \d+ windows predicted, the last \d+ dropped \([\d.]+ s\)",
+        rf"predict 1/3 {re.escape(str(cut))}: CUT SHORT: DecodeError: {re.escape(str(cut))}: "
+        r"frames \d+ to \d+ of \d+ \(from [\d.]+ s\) cannot be decoded: the file is truncated or "
+        r"corrupt; \d+ of \d+ windows predicted, the last \d+ dropped \([\d.]+ s\)",
         line,
     )
+    assert failed.startswith(f"predict 3/3 {videos['corrupt']}: FAILED: DecodeError: ")
     rows = [json.loads(row) for row in records.read_text().splitlines()]
-    video = rows[-1]
-    assert video["type"] == "video" and video["ok"] is False and video["top"]
-    assert [r["window"] for r in rows[:-1]] == list(range(video["num_windows"]))
+    video = next(r for r in rows if r["type"] == "video")
+    assert video["path"] == str(cut) and video["ok"] is False and video["top"]
+    assert [r["window"] for r in rows[: rows.index(video)]] == list(range(video["num_windows"]))
     assert video["num_windows"] >= 4
+
+
+def test_a_recording_cut_short_ends_its_table_with_cut_short(checkpoint, tmp_path, capsys):
+    whole = faststart(tmp_path / "whole.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    assert _predict_ckpt(checkpoint, cut, "--window", "1s") == 1
+    *table, summary = capsys.readouterr().out.splitlines()
+    assert table[-1].startswith(f"  CUT SHORT  DecodeError: {cut}: frames ")
+    assert summary == "0 of 1 inputs predicted, 1 cut short"
 
 
 @pytest.mark.parametrize("name", ["out.txt", "noext"])
