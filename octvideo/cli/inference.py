@@ -29,8 +29,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.argtypes import bounded_int
-from octvideo.data.workers import start_worker_server
+from octvideo.argtypes import bounded_int, whole
+from octvideo.data.workers import WORKERS_PER_CORE, check_worker_count, start_worker_server
 from octvideo.errors import CheckpointError, UsageError, first_line
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
@@ -56,6 +56,9 @@ MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-7
 # line every 200 s of video, where a terminal's bar is not drawn
 PROGRESS_CLIPS = 100
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
+# seconds of --window and --stride: a day, past any one recording that predict is for (a longer
+# window is the whole video, as is no --window)
+MAX_WINDOW = 86_400.0
 # what an input comes to (``_outcome``), each counted in the summary line
 PREDICTED, CUT_SHORT, FAILED = "predicted", "cut short", "failed"
 OUTCOMES = (PREDICTED, CUT_SHORT, FAILED)
@@ -105,6 +108,14 @@ def _timeout(text: str | None, workers: int) -> float:
     if seconds > MAX_TIMEOUT:
         raise UsageError(f"--timeout {text}: give at most {MAX_TIMEOUT:g}s (a day)")
     return seconds
+
+
+def _workers(count: int) -> int:
+    """``--workers`` from 0 to what this machine's cores take (``check_worker_count``)."""
+    try:
+        return check_worker_count("--workers", count, low=0, cap=MAX_WORKERS)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _name_limit(folder: Path) -> int:
@@ -215,6 +226,12 @@ def predict(args: argparse.Namespace) -> int:
         stride = window_seconds(args.stride, "--stride")
     except ValueError as err:
         raise UsageError(str(err)) from err
+    for option, text, seconds in (
+        ("--window", args.window, window),
+        ("--stride", args.stride, stride),
+    ):
+        if seconds is not None and seconds > MAX_WINDOW:
+            raise UsageError(f"{option} {text}: give at most {MAX_WINDOW:g}s (a day)")
     if stride is not None and window is None:
         raise UsageError("--stride needs --window")
     for option, value in (("--out", args.out), ("--render", args.render)):
@@ -235,7 +252,7 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if not inputs:
         raise UsageError("no inputs: give video files, folders of videos or a .txt list")
-    workers = default_workers() if args.workers is None else args.workers
+    workers = default_workers() if args.workers is None else _workers(args.workers)
     timeout = _timeout(args.timeout, workers)
     device = _device(args.device)
     render_to = _check_outputs(args, inputs)
@@ -395,10 +412,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=bounded_int(MAX_WORKERS, low=0),
+        type=whole,
         default=None,
-        help=f"decoding processes ahead of the model (0 to {MAX_WORKERS}; 0: decode in turn with "
-        f"the model) (default: 2, or 1 on one CPU: {default_workers()} here)",
+        help=f"decoding processes ahead of the model (0 to {WORKERS_PER_CORE} per CPU core, at "
+        f"most {MAX_WORKERS}; 0: decode in turn with the model) (default: 2, or 1 on one CPU: "
+        f"{default_workers()} here)",
     )
     p.add_argument(
         "--timeout",

@@ -18,6 +18,9 @@ sets up what it needs itself. The one exception is logging: a worker logs to std
 and in the format the caller's root logger had when the worker was made (``-v`` shows the
 workers' debug lines too), and not at all where the caller configured none.
 
+How many workers a command may start is bounded by the machine (``check_worker_count``):
+``WORKERS_PER_CORE`` per CPU core the caller may run on, under the command's own fixed bound.
+
 A worker that takes tasks one at a time (``data check``, ``predict --workers``) runs ``serve``:
 the task comes through its pipe, its answers go back through it, and None or a closed pipe ends it.
 
@@ -63,6 +66,38 @@ PRELOAD = (
     "octvideo.data.prepare",
     "octvideo.inference.pipeline",
 )
+
+WORKERS_PER_CORE = 4
+"""Worker processes a command may start per CPU core. A worker decodes or encodes with one
+thread, so past a core each they add memory (a decoded batch each) and no speed, unless they wait
+on slow storage: four leave room for that."""
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity set on Linux (``taskset``, a
+    container's CPU set), else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_worker_count(option: str, count: int, *, low: int, cap: int) -> int:
+    """``count`` if it lies from ``low`` to this machine's limit: ``WORKERS_PER_CORE`` per usable
+    core (``usable_cores``), and at most ``cap``, the command's fixed bound.
+
+    Raises:
+        ValueError: one line naming ``option``, the limit and the machine's cores.
+    """
+    cores = usable_cores()
+    limit = min(cap, WORKERS_PER_CORE * cores)
+    if low <= count <= limit:
+        return count
+    unit = "core" if cores == 1 else "cores"
+    raise ValueError(
+        f"{option} {count}: give {low} to {limit} (at most {WORKERS_PER_CORE} per CPU core and "
+        f"{cap} in all; this machine has {cores} CPU {unit} available)"
+    )
 
 
 class _WorkerProcess(ForkServerProcess):

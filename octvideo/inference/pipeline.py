@@ -72,7 +72,7 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
-from octvideo.data.workers import exit_reason, serve, worker_context
+from octvideo.data.workers import exit_reason, serve, usable_cores, worker_context
 from octvideo.inference.predictor import (
     InputHeader,
     Predictor,
@@ -93,11 +93,7 @@ def default_workers() -> int:
     """Decoding processes when none is asked for: 2, or 1 on a one-CPU machine. Two keep a
     CPU model fed with 320-pixel H.264 (``python tools/bench.py predict``); on a GPU ask for
     more."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(2, cpus))
+    return min(2, usable_cores())
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 
 from octvideo.cli import inference as cli_inference
 from octvideo.cli import main
+from octvideo.data import workers as workers_module
 from octvideo.data.decoding import decode, probe
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
 from octvideo.errors import CheckpointError
@@ -55,6 +56,9 @@ def earlier(tmp_path):
         (["--window", "1e-9s"], "--window 1e-9s: give at least 0.1s"),
         (["--window", "1s", "--stride", "1e-7"], "--stride 1e-7: give at least 0.1s"),
         (["--window", "99ms"], "--window 99ms: give at least 0.1s"),
+        (["--window", "86401s"], "--window 86401s: give at most 86400s (a day)"),
+        # a stride past the video by a billion times left no window, and a traceback
+        (["--window", "1s", "--stride", "1e308"], "--stride 1e308: give at most 86400s (a day)"),
         (["--out", ""], "--out is empty; give a path, or no --out"),
         (["--render", ""], "--render is empty; give a path, or no --render"),
         (["--views", "100000x1"], "--views 100000x1: views must be N temporal clips (1 to 100) x"),
@@ -93,9 +97,7 @@ def test_refused_arguments_name_the_option_and_keep_the_out_file(
         ("--batch-size", "9" * 5000, "give at most 512"),
         ("--topk", "-" + "9" * 5000, "give 1 or more"),
         ("--topk", "five", "is not a whole number"),
-        ("--workers", "65", "give at most 64"),
-        ("--workers", "-1", "give 0 or more"),
-        ("--workers", "9" * 5000, "give at most 64"),
+        ("--workers", "9" * 5000, "has more than 4300 digits; give a shorter number"),
     ],
 )
 def test_counts_past_their_bound_are_refused_by_the_parser(
@@ -104,10 +106,34 @@ def test_counts_past_their_bound_are_refused_by_the_parser(
     with pytest.raises(SystemExit) as info:
         _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, option, value)
     assert info.value.code == 2
-    sep = " " if message.startswith("is") else ": "
+    sep = " " if message.startswith(("is", "has")) else ": "
     shown = repr(value) if len(value) <= 40 else f"{value[:37]!r}..."  # a long one cut
     assert f"argument {option}: {shown}{sep}{message}\n" in capsys.readouterr().err
     assert earlier.read_bytes() == EARLIER
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "limit"), [(2, "9", 8), (2, "-1", 8), (1, "5", 4), (32, "65", 64)]
+)
+def test_workers_past_what_the_machine_takes_are_one_line_naming_its_cores(
+    checkpoint, videos, earlier, capsys, monkeypatch, cores, workers, limit
+):
+    # a fixed 64 let a 2-core machine start 64 decoding processes, each holding a batch
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: cores)
+    code = _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, "--workers", workers)
+    assert code == 2
+    unit = "core" if cores == 1 else "cores"
+    assert capsys.readouterr().err == (
+        f"octvideo predict: error: --workers {workers}: give 0 to {limit} (at most 4 per CPU core "
+        f"and 64 in all; this machine has {cores} CPU {unit} available)\n"
+    )
+    assert earlier.read_bytes() == EARLIER
+
+
+def test_workers_up_to_what_the_machine_takes_run(checkpoint, videos, capsys, monkeypatch):
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: 2)
+    assert _predict("--ckpt", checkpoint, videos["short"], "--workers", 8, "-q") == 0  # 1 starts
+    assert capsys.readouterr().out == "1 of 1 inputs predicted\n"
 
 
 def test_multi_views_past_the_bound_in_the_checkpoint_are_refused(

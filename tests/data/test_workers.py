@@ -2,7 +2,8 @@
 worker runs, are not children of the process that starts them, log as their caller does, and
 have run when ``start()`` returns: one that exits first (a script without a main guard) is a
 ``WorkerStartError``, and one interrupted while it starts is killed. ``serve``: a worker answers
-its tasks in order until None or a closed pipe."""
+its tasks in order until None or a closed pipe. ``check_worker_count``: a worker count is bounded
+by the machine's cores."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from multiprocessing.connection import Connection
 
 import pytest
 
-from octvideo.data.workers import PRELOAD, serve, worker_context
+from octvideo.data import workers as workers_module
+from octvideo.data.workers import PRELOAD, check_worker_count, serve, worker_context
 from tests.deadline import run_with_deadline
 from tests.scripts import run_code, run_script
 
@@ -204,3 +206,27 @@ def test_serve_stops_when_the_parent_goes_away():
 
     serve(child, take)
     assert taken == [3]
+
+
+@pytest.mark.parametrize(
+    ("cores", "low", "count", "refused"),
+    [(2, 0, 8, False), (2, 0, 9, True), (2, 1, 0, True), (1, 0, 4, False), (32, 1, 65, True)],
+)
+def test_a_worker_count_is_bounded_by_the_cores_and_the_commands_cap(
+    monkeypatch, cores, low, count, refused
+):
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: cores)
+    if not refused:
+        assert check_worker_count("--workers", count, low=low, cap=64) == count
+        return
+    limit, unit = min(64, 4 * cores), "core" if cores == 1 else "cores"
+    with pytest.raises(ValueError) as info:
+        check_worker_count("--workers", count, low=low, cap=64)
+    assert str(info.value) == (
+        f"--workers {count}: give {low} to {limit} (at most 4 per CPU core and 64 in all; this "
+        f"machine has {cores} CPU {unit} available)"
+    )
+
+
+def test_usable_cores_are_the_ones_this_process_may_run_on():
+    assert 1 <= workers_module.usable_cores() <= (os.cpu_count() or 1)
