@@ -2,13 +2,17 @@
 (``octvideo.bench``, ``tools/bench.py``) share.
 
 Each parses one option's text or raises ``argparse.ArgumentTypeError``, which argparse prints as
-one line, ``octvideo CMD: error: argument --X: ...``, with exit status 2. This module imports
-nothing of octvideo, so any layer that parses options may import it.
+one line, ``octvideo CMD: error: argument --X: ...``, with exit status 2. ``is_whole`` is the test
+of a whole-number value that the data section (``octvideo.data.config``), the run config and the
+data loaders share. This module imports nothing of octvideo, nor torch, so any layer that parses
+options or checks values may import it (``octvideo.ops``, below every layer, keeps its own
+``is_whole``).
 """
 
 from __future__ import annotations
 
 import argparse
+import numbers
 import re
 import sys
 from collections.abc import Callable
@@ -19,6 +23,11 @@ from collections.abc import Callable
 WHOLE = re.compile(r"[+-]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 """A decimal number as YAML 1.2 writes it (no ``inf`` or ``nan``), for ``re.fullmatch``."""
+
+
+def is_whole(value: object) -> bool:
+    """A whole number (any ``numbers.Integral``: numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def shown(text: str) -> str:

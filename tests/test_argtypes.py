@@ -1,14 +1,18 @@
 """octvideo.argtypes: the argparse types read numbers as YAML 1.2 and a reader write them, and
-refuse other text, or out-of-range text, in one line, through argparse."""
+refuse other text, or out-of-range text, in one line, through argparse; ``is_whole`` is the one
+whole-number test of the layers above ops, and needs no torch."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
-from octvideo.argtypes import bounded_int, number, whole
+from octvideo.argtypes import bounded_int, is_whole, number, whole
+from tests.scripts import run_code
 
 
 @pytest.mark.parametrize(
@@ -80,3 +84,41 @@ def test_a_refused_value_is_one_argparse_error_naming_the_option(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == "octvideo predict: error: argument --topk: '0': give 1 or more"
+
+
+WHOLE_OR_NOT = [
+    (3, True),
+    (-1, True),
+    (0, True),
+    (10**30, True),
+    (np.int64(5), True),  # numpy's whole numbers are whole
+    (np.uint8(2), True),
+    (True, False),  # a bool is no number
+    (False, False),
+    (np.bool_(True), False),
+    (3.0, False),
+    (np.float32(3), False),
+    (Fraction(3, 1), False),
+    ("3", False),
+    (None, False),
+]
+
+
+@pytest.mark.parametrize(("value", "whole_"), WHOLE_OR_NOT)
+def test_is_whole_takes_any_integral_number_but_a_bool(value, whole_):
+    assert is_whole(value) is whole_
+
+
+@pytest.mark.parametrize(("value", "whole_"), WHOLE_OR_NOT)
+def test_the_config_and_ops_agree_with_is_whole(value, whole_):
+    from octvideo.data.config import is_kind
+    from octvideo.ops.pair import is_whole as ops_is_whole  # ops' copy: it imports no octvideo
+
+    assert is_kind(value, int) is whole_
+    assert ops_is_whole(value) is whole_
+
+
+def test_argtypes_imports_without_torch():
+    done = run_code("import sys, octvideo.argtypes; print('torch' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]

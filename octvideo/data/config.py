@@ -22,6 +22,7 @@ import reprlib
 import typing
 from dataclasses import dataclass, fields
 
+from octvideo.argtypes import is_whole
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 
 ANNOTATION_FORMATS = ("auto", "lines", "kinetics_csv", "folders")
@@ -198,7 +199,7 @@ def is_kind(value: object, kind: type) -> bool:
     if kind is bool or isinstance(value, bool):
         return kind is bool and isinstance(value, bool)
     if kind is int:
-        return isinstance(value, numbers.Integral)
+        return is_whole(value)
     if kind is float:
         return isinstance(value, numbers.Real)
     return isinstance(value, kind)

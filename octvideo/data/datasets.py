@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from octvideo.argtypes import is_whole
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.decoding import VideoInfo, decode_clip
@@ -64,7 +65,6 @@ from octvideo.data.transforms import (
     val_transform,
 )
 from octvideo.errors import DecodeError, TooManyBadVideos, first_line
-from octvideo.ops.pair import is_whole
 
 logger = logging.getLogger(__name__)
 

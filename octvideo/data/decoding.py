@@ -81,9 +81,9 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
 from octvideo.errors import DecodeError
-from octvideo.ops.pair import is_whole
 
 logger = logging.getLogger(__name__)
 

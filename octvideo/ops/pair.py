@@ -43,7 +43,8 @@ _Size3 = int | Sequence[int]
 
 
 def is_whole(value: object) -> bool:
-    """A whole number (numpy's and torch's too), not a bool."""
+    """A whole number (numpy's too), not a bool: ``octvideo.argtypes.is_whole``, which the layers
+    above share; ops, the bottom layer, imports nothing of octvideo, so it keeps this copy."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

@@ -10,6 +10,13 @@ import pytest
 from octvideo.data import DataConfig
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from tests.data.media_helpers import small_config
+from tests.scripts import run_code
+
+
+def test_the_data_section_imports_without_torch():
+    done = run_code("import sys, octvideo.data.config; print('torch' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
 
 
 def test_default_video_extensions_are_the_annotation_ones():
