@@ -16,7 +16,9 @@ line without a traceback:
     |   |                     stopped: ...``, exit status 1, saying what was kept
     |   |-- OutputWriteError  an output file that cannot be written; nothing half-written is left
     |   |-- CheckpointWriteError  a checkpoint that cannot be written; the old file is intact
-    |   `-- NonFiniteLoss     the training loss was NaN or infinite; the step was not taken
+    |   |-- NonFiniteLoss     the training loss was NaN or infinite; the step was not taken
+    |   `-- WorkerStartError  a worker process exited before it ran its work (a script that
+    |                         starts workers outside ``if __name__ == "__main__":``)
     |-- DecodeError           a video that exists but cannot be decoded (a RuntimeError)
     |-- TooManyBadVideos      a training item found no decodable video in its retries (a
     |                         RuntimeError)
@@ -199,7 +201,7 @@ class TooManyBadVideos(OctvideoError, RuntimeError):
     Raised in a DataLoader worker, it reaches the main process rebuilt by PyTorch from its
     formatted traceback alone (``TooManyBadVideos(text)``): the message is then PyTorch's
     ``Caught TooManyBadVideos in DataLoader worker ...`` text, whose last line is the original
-    message, and ``failures`` is empty.
+    message, and ``failures`` is empty; ``reason`` is the original message either way.
 
     Attributes:
         failures: ``(path, error)`` of each video tried, in order.
@@ -208,6 +210,14 @@ class TooManyBadVideos(OctvideoError, RuntimeError):
     def __init__(self, message: str, *, failures: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.failures = list(failures or [])
+
+    @property
+    def reason(self) -> str:
+        """The message raised in the worker: ``str(self)``, or the text after the last
+        ``TooManyBadVideos: `` of PyTorch's rebuilt traceback when ``failures`` is empty."""
+        if self.failures:
+            return str(self)
+        return str(self).rsplit(f"{type(self).__name__}: ", 1)[-1].strip()
 
 
 class CheckpointError(UsageError, ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import pickle
+import traceback
 
 import pytest
 
@@ -100,6 +101,18 @@ def test_too_many_bad_videos_can_be_rebuilt_from_its_text_alone():
     assert rebuilt.failures == []
     kept = TooManyBadVideos("2 videos failed", failures=[("a.mp4", "DecodeError: x")])
     assert pickle.loads(pickle.dumps(kept)).failures == [("a.mp4", "DecodeError: x")]
+
+
+def test_too_many_bad_videos_gives_back_the_worker_message_as_reason():
+    message = "3 videos in a row failed to decode: a.mp4: DecodeError: x; b.mp4: y"
+    try:
+        raise TooManyBadVideos(message, failures=[("a.mp4", "DecodeError: x"), ("b.mp4", "y")])
+    except TooManyBadVideos as err:
+        assert err.reason == message
+        # as PyTorch's DataLoader rebuilds it in the main process from the worker's traceback
+        trace = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    rebuilt = TooManyBadVideos(f"Caught TooManyBadVideos in DataLoader worker process 0.\n{trace}")
+    assert rebuilt.reason == message
 
 
 def test_output_write_error_names_the_file_what_was_kept_and_what_to_do(tmp_path):
