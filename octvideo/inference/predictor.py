@@ -387,7 +387,8 @@ def window_times(
         return [(0.0, duration)]
     reaching = math.ceil((duration - window) / stride - 1e-9) + 1  # up to the one reaching the end
     starting = math.ceil(duration / stride - 1e-9)  # those starting before the end
-    count = min(reaching, starting)
+    # the window at 0 starts before the end however long the stride (the epsilon would drop it)
+    count = max(1, min(reaching, starting))
     if count > limit:
         least = math.ceil(duration / limit * 1e3) / 1e3  # rounded up: it gives at most ``limit``
         raise TooManyWindows(
