@@ -9,6 +9,8 @@ Layers, bottom to top:
                      nothing of octvideo
     argtypes         the argparse types the commands and the benchmarks share: imports nothing
                      of octvideo
+    signals          signal handlers set for a block (octvideo.signals): imports nothing of
+                     octvideo
     measure          interleaved timing and the model calls it times (the study and the
                      benchmarks share it): torch and ops
     paths            output files and checkpoint archives (octvideo.paths), octvideo.allocator,
@@ -45,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("octvideo.models",)),
     ("errors", ("octvideo.errors", "octvideo")),
     ("argtypes", ("octvideo.argtypes",)),
+    ("signals", ("octvideo.signals",)),
     ("measure", ("octvideo.measure",)),
     ("paths", ("octvideo.paths", "octvideo.allocator", "octvideo.lazy")),
     ("data", ("octvideo.data",)),
@@ -56,7 +59,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cli", ("octvideo.cli",)),
 )
 # layers that import nothing of octvideo, though layers lie below them
-LEAVES = ("errors", "argtypes")
+LEAVES = ("errors", "argtypes", "signals")
 
 Graph = dict[str, list[tuple[str, int]]]  # module -> (imported module, line)
 

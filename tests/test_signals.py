@@ -1,0 +1,71 @@
+"""``octvideo.signals``: a handler set for a block is the one in force inside it, the one before
+is put back after, also when the block raises or sets another, and outside the main thread
+nothing is set and nothing raises."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+from octvideo.signals import handler, in_main_thread, restored
+
+SIGNUM = signal.SIGUSR1  # one that pytest and the commands leave alone
+
+
+def _before(signum: int, frame: object) -> None:
+    """The handler a caller had before the block."""
+
+
+def _inside(signum: int, frame: object) -> None:
+    """The handler of the block."""
+
+
+@pytest.fixture(autouse=True)
+def _caller_handler():
+    previous = signal.signal(SIGNUM, _before)
+    yield
+    signal.signal(SIGNUM, previous)
+
+
+def test_a_handler_is_in_force_inside_its_block_and_the_one_before_after_it():
+    with handler(SIGNUM, _inside):
+        assert signal.getsignal(SIGNUM) is _inside
+    assert signal.getsignal(SIGNUM) is _before
+
+
+def test_the_handler_before_is_put_back_when_the_block_raises():
+    with pytest.raises(KeyError), handler(SIGNUM, signal.SIG_IGN):
+        raise KeyError("the block failed")
+    assert signal.getsignal(SIGNUM) is _before
+
+
+def test_restored_puts_back_the_handler_a_block_replaced():
+    # as Lightning's loops leave their own SIGINT handler in place when they stop
+    with restored(SIGNUM):
+        signal.signal(SIGNUM, _inside)
+    assert signal.getsignal(SIGNUM) is _before
+
+
+def test_a_handler_set_outside_python_gives_way_to_the_default(monkeypatch):
+    monkeypatch.setattr(signal, "getsignal", lambda signum: None)  # as for a C library's handler
+    with handler(SIGNUM, _inside):
+        pass
+    monkeypatch.undo()
+    assert signal.getsignal(SIGNUM) is signal.SIG_DFL
+
+
+def test_outside_the_main_thread_no_handler_is_set_and_nothing_raises():
+    seen: list[object] = []
+
+    def in_a_thread() -> None:
+        seen.append(in_main_thread())
+        with handler(SIGNUM, _inside), restored(signal.SIGINT):
+            seen.append(signal.getsignal(SIGNUM))
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert seen == [False, _before]
+    assert in_main_thread()
