@@ -54,6 +54,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any
 
+from octvideo import signals
 from octvideo.errors import WorkerStartError
 
 # The fork server is one per process and imports its preload list once, when it starts: the list
@@ -213,16 +214,13 @@ def start_worker_server() -> None:
     goes on (``octvideo predict`` loads its model meanwhile), instead of when the first worker is
     asked for. Starting it again is a no-op."""
     worker_context()
-    with _server_start_lock:  # the environment and Ctrl-C as the server is to start with
+    # the environment and Ctrl-C as the server is to start with
+    with _server_start_lock, signals.handler(signal.SIGINT, signal.SIG_IGN):
         saved = os.environ.get("PYTHONSAFEPATH")
         os.environ["PYTHONSAFEPATH"] = "1"  # no current folder on its sys.path
-        in_main = threading.current_thread() is threading.main_thread()
-        handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
             forkserver.ensure_running()
         finally:
-            if in_main:
-                signal.signal(signal.SIGINT, handler)
             if saved is None:
                 del os.environ["PYTHONSAFEPATH"]
             else:

@@ -18,7 +18,13 @@ from multiprocessing.connection import Connection
 import pytest
 
 from octvideo.data import workers as workers_module
-from octvideo.data.workers import PRELOAD, check_worker_count, serve, worker_context
+from octvideo.data.workers import (
+    PRELOAD,
+    check_worker_count,
+    serve,
+    start_worker_server,
+    worker_context,
+)
 from tests.deadline import run_with_deadline
 from tests.scripts import run_code, run_script
 
@@ -140,6 +146,24 @@ def test_the_worker_server_runs_no_module_of_the_folder_it_is_started_in(tmp_pat
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["exit 0"]
     assert sorted(p.name for p in folder.iterdir()) == ["grp.py", "socket.py", "tarfile.py"]
+
+
+def test_starting_the_worker_server_leaves_the_callers_ctrl_c_and_environment_as_they_were(
+    monkeypatch,
+):
+    # the server starts with Ctrl-C ignored and PYTHONSAFEPATH=1; the caller keeps its own
+    monkeypatch.delenv("PYTHONSAFEPATH", raising=False)
+    previous = signal.signal(signal.SIGINT, _caller_sigint)
+    try:
+        start_worker_server()  # in the main thread: the one where it sets a handler
+        assert signal.getsignal(signal.SIGINT) is _caller_sigint
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "PYTHONSAFEPATH" not in os.environ
+
+
+def _caller_sigint(signum: int, frame: object) -> None:
+    """A caller's own Ctrl-C handler."""
 
 
 def _wait_for_sigint(conn: Connection) -> None:
