@@ -8,6 +8,8 @@ line without a traceback:
     |-- UsageError            what the user passed cannot be used: ``octvideo CMD: error: ...``,
     |   |                     exit status 2
     |   |-- ConfigError       a config file or ``key=value`` override that does not fit the schema
+    |   |-- InputPathError    an input file or folder that is not there (also a
+    |   |                     FileNotFoundError)
     |   |-- AnnotationError   an annotation file, video folder or class list (also a ValueError)
     |   `-- CheckpointError   a checkpoint without what it is used for, or with malformed
     |                         metadata (also a ValueError)
@@ -68,6 +70,13 @@ class RunStopped(OctvideoError):
 
 class ConfigError(UsageError):
     """A config file or override that does not fit the schema; the message names the key."""
+
+
+class InputPathError(UsageError, FileNotFoundError):
+    """An input file or folder the user named that is not there; the message names it and what
+    to do. A ``FileNotFoundError`` too, so that a library caller's ``except FileNotFoundError``
+    catches it, while the command line reports only this one as the user's mistake: any other
+    ``FileNotFoundError`` keeps its traceback."""
 
 
 class AnnotationError(UsageError, ValueError):

@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # stdout's reader went away (``| head``): nobody reads the rest
         _stdout_to_devnull()
         return 1
-    except (UsageError, FileNotFoundError) as err:
+    except UsageError as err:  # an InputPathError too; any other FileNotFoundError is a bug's
         print(f"{prog}: error: {err}", file=sys.stderr)  # noqa: T201
         return 2
     except RunStopped as err:

@@ -1,8 +1,8 @@
 """``octvideo data synth | check | prepare``: the data subcommands.
 
 Each subcommand parses into a namespace and calls a plain function (``run_synth``, ``run_check``,
-``run_prepare``), which the tests call in-process. User errors raise ``UsageError`` or
-``FileNotFoundError`` naming the thing and what to do.
+``run_prepare``), which the tests call in-process. User errors raise ``UsageError`` (an input
+that is not there, ``InputPathError``) naming the thing and what to do.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from octvideo.argtypes import number, whole
-from octvideo.errors import UsageError
+from octvideo.errors import InputPathError, UsageError
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -55,7 +55,7 @@ def run_check(args: argparse.Namespace) -> int:
     from octvideo.data.check import check_videos
 
     if not os.path.lexists(args.annotations):  # a link, pipe or device: the reader names it
-        raise FileNotFoundError(
+        raise InputPathError(
             f"annotations {args.annotations} do not exist: pass a path/label list, a Kinetics "
             "CSV or a class-folder root"
         )

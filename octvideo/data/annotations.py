@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from octvideo.errors import AnnotationError, UsageError
+from octvideo.errors import AnnotationError, InputPathError, UsageError
 from octvideo.paths import why_not_a_file, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     refuse_no_file(path)  # a pipe, a broken link: named as what it is
     problem = why_not_a_file(path)
     if problem is not None:  # not there
-        raise FileNotFoundError(f"annotation file {path} {problem}")
+        raise InputPathError(f"annotation file {path} {problem}")
     with path.open("rb") as f:  # the reader of the format reports text that is not UTF-8
         header = f.readline().decode("utf-8-sig", errors="replace").strip().lower()
     fields = {name.strip() for name in header.split(",")}
@@ -512,13 +512,13 @@ def _check_source(
     classes file are things that format can read and write.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        InputPathError: ``path`` does not exist (a ``FileNotFoundError``).
         AnnotationError: ``path`` is a folder given to a file format, or for any format a pipe,
             a device, a broken symlink or a symlink loop (a pipe given to a file format was read
             and waited on for ever); ``classes_file`` is any of these or a folder.
     """
     if not os.path.lexists(path):
-        raise FileNotFoundError(f"annotations {path} do not exist: check data.train_list etc.")
+        raise InputPathError(f"annotations {path} do not exist: check data.train_list etc.")
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt in _FILE_FORMATS and Path(path).is_dir():
@@ -570,7 +570,7 @@ def load_annotations(
         The records, the class list and the number of rows without a file.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        InputPathError: ``path`` does not exist (a ``FileNotFoundError``).
         AnnotationError: unknown format, malformed line, a label outside the class list, a
             class folder not in it (a ``UsageError`` and a ``ValueError``).
     """

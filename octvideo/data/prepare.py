@@ -75,7 +75,7 @@ from octvideo.data.check import check_timeout, write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import exit_reason, worker_context
-from octvideo.errors import RunStopped, UsageError
+from octvideo.errors import InputPathError, RunStopped, UsageError
 from octvideo.paths import (
     ReadFiles,
     check_folder,
@@ -538,14 +538,14 @@ def prepare_dataset(
         and were encoded again), ``skipped`` (already done), ``failed``.
 
     Raises:
-        FileNotFoundError: ``src`` is not a folder.
+        InputPathError: ``src`` is not a folder (a ``FileNotFoundError``).
         ValueError: a bad argument, CSV or layout (see the module docstring), before any encoding.
         UsageError: a DST that cannot be written, or annotation outputs that collide or would
             replace an input, before any encoding.
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
-        raise FileNotFoundError(f"source folder {src} does not exist")
+        raise InputPathError(f"source folder {src} does not exist")
     check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
     check_range("--workers", workers, 1, MAX_WORKERS, " processes")
     check_timeout(timeout)

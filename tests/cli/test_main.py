@@ -22,7 +22,13 @@ from octvideo import cli
 from octvideo.cli import build_parser, main
 from octvideo.cli import data as cli_data
 from octvideo.cli import models as cli_models
-from octvideo.errors import Interrupted, Terminated, UsageError, raise_terminated
+from octvideo.errors import (
+    InputPathError,
+    Interrupted,
+    Terminated,
+    UsageError,
+    raise_terminated,
+)
 
 
 @pytest.mark.parametrize(
@@ -403,6 +409,24 @@ def test_a_path_that_cannot_be_used_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == (
         f"octvideo models: error: {'a' * 300}: File name too long; check the path\n"
     )
+
+
+def test_an_input_that_is_not_there_is_one_line_but_a_bugs_missing_file_is_raised(
+    monkeypatch, capsys
+):
+    def run(args):
+        raise InputPathError("source folder clips does not exist")
+
+    monkeypatch.setattr(cli_models, "run", run)
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err == "octvideo models: error: source folder clips does not exist\n"
+
+    def broken(args):  # an internal path gone: not the user's to fix, so its traceback stays
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "/tmp/gone.tmp")
+
+    monkeypatch.setattr(cli_models, "run", broken)
+    with pytest.raises(FileNotFoundError, match="gone.tmp"):
+        main(["models"])
 
 
 def test_a_full_stdout_is_one_stopped_line_not_a_traceback():

@@ -21,7 +21,7 @@ from octvideo.data.annotations import (
     list_line,
     read_lines,
 )
-from octvideo.errors import AnnotationError, UsageError
+from octvideo.errors import AnnotationError, InputPathError, UsageError
 from tests.data.media_helpers import split_tree
 from tests.reliability.bad_input_matrix import NO_FILES, ODD_ENTRIES, make_no_file
 
@@ -186,9 +186,10 @@ def test_a_classes_file_that_is_no_file_is_named_as_what_it_is(tmp_path, kind):
 
 
 def test_a_missing_list_still_does_not_exist(tmp_path):
-    with pytest.raises(FileNotFoundError, match="annotations .* do not exist"):
+    # the user's to fix (one line at the command line), and a FileNotFoundError to a library
+    with pytest.raises(InputPathError, match="annotations .* do not exist"):
         load_annotations(tmp_path / "none.txt", fmt="lines")
-    with pytest.raises(FileNotFoundError, match=f"annotation file {tmp_path}/none.txt does not"):
+    with pytest.raises(InputPathError, match=f"annotation file {tmp_path}/none.txt does not"):
         detect_format(tmp_path / "none.txt")
     with pytest.raises(FileNotFoundError):  # open's own error, which --csv readers name
         annotations.read_text(tmp_path / "none.txt")

@@ -187,6 +187,12 @@ def prepare_error(capsys, *args: str) -> str:
     return data_error(capsys, "prepare", *args)
 
 
+def test_a_missing_source_folder_is_one_line(tmp_path, capsys, no_encoding):
+    line = prepare_error(capsys, str(tmp_path / "raw"), str(tmp_path / "out"))
+    assert line == f"octvideo data prepare: error: source folder {tmp_path / 'raw'} does not exist"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_missing_or_wrong_csv_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
     stem = kinetics_name("id0", 0, 10)
     src = raw_tree(tmp_path, media, {f"train/{stem}.mp4": "h264.mp4"})
