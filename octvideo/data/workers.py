@@ -23,6 +23,9 @@ How many workers a command may start is bounded by the machine (``check_worker_c
 
 A worker that takes tasks one at a time (``data check``, ``predict --workers``) runs ``serve``:
 the task comes through its pipe, its answers go back through it, and None or a closed pipe ends it.
+A worker that sends its one result itself (a ``data prepare`` job) sends it with
+``send_to_caller``: a caller that stopped (Ctrl-C) and closed its end ends the worker quietly, while
+a ``BrokenPipeError`` of the work itself fails the worker with its traceback.
 
 Before a worker runs anything, Python runs the caller's main script again in it (as
 ``__mp_main__``, so that what the script defines can be unpickled there). A script that starts
@@ -150,23 +153,34 @@ class _WorkerProcess(ForkServerProcess):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller stops its workers on Ctrl-C
         try:
             self._running.send_bytes(b"")
-            self._running.close()
-            if self._log_handlers:
-                root = logging.getLogger()
-                root.setLevel(self._log_level)
-                for name, formatter in self._log_handlers:
-                    handler = logging.StreamHandler(getattr(sys, name))
-                    handler.setFormatter(formatter)
-                    root.addHandler(handler)
-            super().run()
-        except BrokenPipeError:  # the caller closed its end: it stopped (Ctrl-C) and wants none
-            pass
+        except BrokenPipeError:  # the caller stopped (Ctrl-C) as this started: it wants none
+            return
+        self._running.close()
+        if self._log_handlers:
+            root = logging.getLogger()
+            root.setLevel(self._log_level)
+            for name, formatter in self._log_handlers:
+                handler = logging.StreamHandler(getattr(sys, name))
+                handler.setFormatter(formatter)
+                root.addHandler(handler)
+        super().run()  # a BrokenPipeError of the work itself fails the worker, traceback and all
+
+
+def send_to_caller(conn: Connection, message: object) -> bool:
+    """Sends ``message`` to the worker's caller; False where the caller has closed its end (it
+    stopped, on Ctrl-C, and wants no more), which ends the worker's work quietly: no
+    ``BrokenPipeError`` traceback after the caller's one "stopped" line."""
+    try:
+        conn.send(message)
+    except BrokenPipeError:
+        return False
+    return True
 
 
 def serve(conn: Connection, handle: Callable[[Any], Iterable[object]]) -> None:
     """A worker's loop: takes the tasks the parent sends on ``conn``, one at a time, and sends
     back each message ``handle(task)`` yields, in order; returns when the parent sends None or
-    goes away (its end closed: EOF)."""
+    goes away (its end closed: EOF on a read, a broken pipe on a send)."""
     while True:
         try:
             task = conn.recv()
@@ -175,7 +189,8 @@ def serve(conn: Connection, handle: Callable[[Any], Iterable[object]]) -> None:
         if task is None:
             return
         for message in handle(task):
-            conn.send(message)
+            if not send_to_caller(conn, message):
+                return
 
 
 def exit_reason(proc: mp.process.BaseProcess) -> str:
@@ -209,6 +224,10 @@ def worker_context() -> ForkServerContext:
     return _CONTEXT
 
 
+# one server start at a time: each sets the process-wide environment and SIGINT handler it needs
+_server_start_lock = threading.Lock()
+
+
 def start_worker_server() -> None:
     """Start the fork server now, without waiting for it: it imports ``PRELOAD`` while the caller
     goes on (``octvideo predict`` loads its model meanwhile), instead of when the first worker is
@@ -225,6 +244,3 @@ def start_worker_server() -> None:
                 del os.environ["PYTHONSAFEPATH"]
             else:
                 os.environ["PYTHONSAFEPATH"] = saved
-
-
-_server_start_lock = threading.Lock()

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
@@ -179,27 +180,59 @@ def test_a_worker_leaves_ctrl_c_to_its_caller():
     assert _reply_of(_wait_for_sigint) == ("running", 0)
 
 
-def _send_to_a_closed_pipe(conn: Connection, ready: Connection) -> None:
-    """Runs in a worker: waits until its caller has closed its end, then sends to it."""
-    ready.recv()
-    conn.send("result")
+def _answer_after_the_caller_left(conn: Connection, ready: Connection) -> None:
+    """Runs in a worker: serves tasks, answering each only once its caller has closed its end."""
+
+    def answer(task: object) -> Iterator[object]:
+        ready.recv()
+        yield task
+
+    serve(conn, answer)
+    print("the worker returned")  # noqa: T201  (to the caller's stdout, which the test reads)
 
 
-def test_a_worker_whose_caller_closed_its_pipe_exits_quietly(capfd):
+def _break_a_pipe() -> None:
+    """Runs in a worker: its own work fails on a broken pipe (a pipe of its work, not its
+    caller's)."""
+    raise BrokenPipeError(32, "a pipe of the work")
+
+
+_CLOSED_PIPE_CALLER = """
+from octvideo.data.workers import exit_reason, worker_context
+from tests.data.test_workers import _answer_after_the_caller_left, _break_a_pipe
+
+ctx = worker_context()
+mine, theirs = ctx.Pipe()
+go, ready = ctx.Pipe(duplex=False)
+proc = ctx.Process(target=_answer_after_the_caller_left, args=(theirs, go))
+proc.start()
+theirs.close()
+mine.send(1)
+mine.close()  # the caller stopped before the answer came
+ready.send("closed")
+proc.join(120)
+print("caller gone:", exit_reason(proc))
+proc = ctx.Process(target=_break_a_pipe)
+proc.start()
+proc.join(120)
+print("own work:", exit_reason(proc))
+"""
+
+
+def test_a_worker_whose_caller_closed_its_pipe_exits_quietly_and_one_whose_work_did_fails():
     # the caller stopped (Ctrl-C) and closed the pipe a worker sends its result to: the worker
-    # printed a BrokenPipeError traceback after the caller's one "stopped" line
-    ctx = worker_context()
-    receive, send = ctx.Pipe(duplex=False)
-    go, ready = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_send_to_a_closed_pipe, args=(send, go))
-    proc.start()
-    send.close()
-    go.close()
-    receive.close()
-    ready.send("closed")
-    proc.join(120)
-    assert proc.exitcode == 0
-    assert "Traceback" not in capfd.readouterr().err
+    # ends with no BrokenPipeError traceback after the caller's one "stopped" line. A broken
+    # pipe of the work itself is a failure the caller reports ("decoder process died (exit code
+    # 1)") with its traceback above, not a worker that ended well (exit code 0)
+    done = run_code(_CLOSED_PIPE_CALLER)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "the worker returned",
+        "caller gone: exit code 0",
+        "own work: exit code 1",
+    ]
+    assert done.stderr.count("Traceback") == 1
+    assert done.stderr.rstrip().endswith("BrokenPipeError: [Errno 32] a pipe of the work")
 
 
 def _twice(task: int):
