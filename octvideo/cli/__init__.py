@@ -37,10 +37,10 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
+from octvideo import signals
 from octvideo.allocator import keep_freed_memory
 from octvideo.errors import Interrupted, RunStopped, UsageError, raise_terminated
 
@@ -208,8 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The commands that answer it themselves take it over: in train and test, Lightning's loops
     # put their stop at a step boundary in its place (``octvideo.engine.run._lightning_loop``);
     # a sweep stops its runs (``octvideo.cli.sweep``).
-    in_main = threading.current_thread() is threading.main_thread()  # where handlers can be set
-    sigterm = signal.signal(signal.SIGTERM, raise_terminated) if in_main else None
+    with signals.handler(signal.SIGTERM, raise_terminated):
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """The command ``argv`` names, its errors reported as one line with its exit status."""
     # the prefix of the lines below: until the command line is parsed, read from its words
     prog = command_name(sys.argv[1:] if argv is None else argv)
     try:
@@ -260,9 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         print(f"{prog}: {stop}", file=sys.stderr)  # noqa: T201
         return stop.status
-    finally:
-        if sigterm is not None:
-            signal.signal(signal.SIGTERM, sigterm)
 
 
 def _open_closed_streams() -> None:
