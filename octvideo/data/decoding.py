@@ -84,6 +84,7 @@ from torchvision.transforms.v2 import functional as TF
 from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
 from octvideo.errors import DecodeError
+from octvideo.paths import is_missing, why_not_a_file
 
 logger = logging.getLogger(__name__)
 
@@ -701,21 +702,20 @@ def check_video_path(path: str | os.PathLike[str]) -> str:
     """``path`` as a string when it is a regular file (through links), without opening it.
 
     Raises:
-        IsADirectoryError: it is a folder.
-        FileNotFoundError: it does not exist, is a broken link or a loop of links, or is a pipe,
-            socket or device (reading one could wait for ever).
+        IsADirectoryError: it is a folder (or links to one).
+        FileNotFoundError: it does not exist, or is a broken link, a loop of links, a pipe, a
+            socket or a device (reading one could wait for ever), named as what it is
+            (``paths.why_not_a_file``).
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory, not a video file")
-    if not os.path.isfile(path):
-        if os.path.exists(path):  # a pipe, socket or device: reading it could wait for ever
-            verb = "links to" if os.path.islink(path) else "is"
-            raise FileNotFoundError(f"{path} {verb} a pipe or a device, not a video file")
-        if os.path.islink(path):
-            raise FileNotFoundError(f"{path} is a broken symlink or a symlink loop, not a video")
-        raise FileNotFoundError(f"video {path} does not exist")
-    return path
+    problem = why_not_a_file(path)
+    if problem is None:
+        return path
+    if problem.endswith("a directory"):
+        raise IsADirectoryError(f"{path} {problem}, not a video file")
+    if is_missing(problem):
+        raise FileNotFoundError(f"video {path} {problem}")
+    raise FileNotFoundError(f"{path} {problem}, not a video file")
 
 
 def decode_clip(

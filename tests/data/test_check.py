@@ -350,10 +350,10 @@ def test_a_class_folder_entry_that_is_no_video_file_is_counted_and_reported(
         "zero.mp4",
     ]
     # the reasons each gets when given alone (in a list, or to predict)
-    assert "is a broken symlink or a symlink loop" in reasons["dangling.mp4"]
-    assert "is a broken symlink or a symlink loop" in reasons["loop.mp4"]
-    assert "is a pipe or a device" in reasons["fifo.mp4"]
-    assert "links to a pipe or a device" in reasons["device.mp4"]
+    assert "is a broken symlink (to " in reasons["dangling.mp4"]
+    assert "is a symlink loop, not a video file" in reasons["loop.mp4"]
+    assert "is a pipe, not a video file" in reasons["fifo.mp4"]
+    assert "links to a device, not a video file" in reasons["device.mp4"]
     assert "is a directory, not a video file" in reasons["folder.mp4"]
     assert stat.S_ISFIFO(os.lstat(jump / "fifo.mp4").st_mode)
 

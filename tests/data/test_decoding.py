@@ -452,11 +452,15 @@ def test_a_path_that_is_no_regular_file_says_what_it_is_without_opening_it(tmp_p
     fifo, device, dangling = tmp_path / "fifo.mp4", tmp_path / "zero.mp4", tmp_path / "gone.mp4"
     os.mkfifo(fifo)  # opening it would wait for a writer for ever
     device.symlink_to("/dev/zero")  # a link that resolves, to something endless
-    dangling.symlink_to(tmp_path / "nowhere.mp4")
-    cases = {
-        fifo: f"{fifo} is a pipe or a device, not a video file",
-        device: f"{device} links to a pipe or a device, not a video file",
-        dangling: f"{dangling} is a broken symlink or a symlink loop, not a video",
+    nowhere = tmp_path / "nowhere.mp4"
+    dangling.symlink_to(nowhere)
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    cases = {  # in the words of paths.why_not_a_file, as --ckpt and lists are
+        fifo: f"{fifo} is a pipe, not a video file",
+        device: f"{device} links to a device, not a video file",
+        dangling: f"{dangling} is a broken symlink (to {nowhere}), not a video file",
+        loop: f"{loop} is a symlink loop, not a video file",
         tmp_path / "none.mp4": f"video {tmp_path / 'none.mp4'} does not exist",
     }
     for path, message in cases.items():

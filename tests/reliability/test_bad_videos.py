@@ -24,9 +24,9 @@ REASONS = {
     "wide_10000x10.mp4": "aspect ratio 1000:1",
     "dir_named.mp4": "is a directory",
     "symlink_loop.mp4": "symlink loop",
-    "fifo.mp4": "is a pipe or a device",
+    "fifo.mp4": "is a pipe, not a video file",
     "broken_link.mp4": "is a broken symlink",
-    "device_link.mp4": "links to a pipe or a device",
+    "device_link.mp4": "links to a device, not a video file",
 }
 DECODERS = ("decord", "pyav", "auto")
 BAD = sorted(n for n, outcome in EXPECTED.items() if outcome == "bad")
