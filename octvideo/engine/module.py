@@ -6,19 +6,26 @@ optim section, the class count and the per-device batch size; ``meta`` (model se
 names, normalisation, clip protocol, whole resolved config) is stored as plain values in the
 checkpoint's hyper-parameters, so a checkpoint alone can rebuild the model and its input pipeline
 and loads with ``torch.load(weights_only=True)``.
+
+A checkpoint written during an epoch (every N steps, on SIGTERM, as the epoch's validation starts)
+also carries what the epoch's training metrics have accumulated over the batches so far
+(``EPOCH_METRICS``), so a run resumed from it logs the same training loss and top-1 for that epoch
+as an uninterrupted run, even when no training batch of it is left to run.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from octvideo.config import OptimConfig
@@ -44,6 +51,9 @@ _RUNNING_STAT_NORMS = (
 
 Clip = Tensor | list[Tensor]
 
+# the checkpoint key of the training metrics' state accumulated during the epoch under way
+EPOCH_METRICS = "train_epoch_metrics"
+
 
 def _clips_per_epoch(loader: Any) -> int | None:
     """Clips of one process's epoch of a training loader (its sampler's length), or None."""
@@ -56,6 +66,24 @@ def _clips_per_epoch(loader: Any) -> int | None:
 def _rows(video: Clip, mask: Tensor) -> Clip:
     """The rows of a batch (one tensor or a list of pathways) where ``mask`` is true."""
     return [v[mask] for v in video] if isinstance(video, list) else video[mask]
+
+
+def metric_state(metric: Metric) -> dict[str, Tensor]:
+    """A metric's accumulated state summed over every process (a collective under DDP), on the
+    CPU; the process's own state is left as it was."""
+    with metric.sync_context():
+        return {k: v.detach().clone().cpu() for k, v in metric.metric_state.items()}
+
+
+def carry_in(metric: Metric, state: Mapping[str, Tensor]) -> None:
+    """Adds an accumulated ``state`` (``metric_state``) to ``metric``, counted as one update.
+
+    ``Metric.merge_state`` adds it but counts no update, and torchmetrics warns when it computes
+    a metric that counts none, as a resumed epoch with no training batch left would; no public
+    API sets the count, hence the private attribute, here only.
+    """
+    metric.merge_state({k: v.to(getattr(metric, k).device) for k, v in state.items()})
+    metric._update_count += 1
 
 
 class VideoClassifier(L.LightningModule):
@@ -99,6 +127,8 @@ class VideoClassifier(L.LightningModule):
         self.optim_cfg = OptimConfig(**optim)
         self.num_classes = num_classes
         top5 = min(5, num_classes)
+        # the epoch's training metrics, over every rank's batches (weighted by batch size)
+        self.train_loss = MeanMetric()
         self.train_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
@@ -112,6 +142,7 @@ class VideoClassifier(L.LightningModule):
         self._val_failed = 0
         self._val_scored = 0
         self._loss_scale = 1.0  # set by configure_optimizers
+        self._carried = False  # the epoch's training metrics came from the resumed checkpoint
         self.test_views: ViewOutputs | None = None
 
     def setup(self, stage: str) -> None:
@@ -176,20 +207,56 @@ class VideoClassifier(L.LightningModule):
             return self._nonfinite(loss, batch_idx)  # every rank skips or stops together
         self._skipped_in_row = 0
         batch_size = labels.shape[0]
-        self.train_top1(logits.detach(), labels)
+        self.train_loss.update(loss.detach(), batch_size)
+        self.train_top1.update(logits.detach(), labels)
         self.log(
-            "train/loss",
+            "train/loss_step",
             loss,
             on_step=True,
-            on_epoch=True,
+            on_epoch=False,
             prog_bar=True,
             batch_size=batch_size,
             sync_dist=True,
         )
-        self.log("train/top1", self.train_top1, on_step=False, on_epoch=True, batch_size=batch_size)
+        self._log_epoch_metrics()
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         return loss * self._loss_scale if self._loss_scale != 1 else loss
+
+    def _epoch_metrics(self) -> dict[str, Metric]:
+        return {"train/loss_epoch": self.train_loss, "train/top1": self.train_top1}
+
+    def _log_epoch_metrics(self) -> None:
+        """Logs the epoch's training metrics, which Lightning computes and resets at its end."""
+        for name, metric in self._epoch_metrics().items():
+            self.log(
+                name, metric, on_step=False, on_epoch=True, prog_bar=name.endswith("loss_epoch")
+            )
+
+    def on_train_start(self) -> None:
+        if self._carried:  # the resumed epoch may have no training batch left to log them
+            self._log_epoch_metrics()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = self.trainer
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        progress = trainer.fit_loop.epoch_progress.current
+        if progress.started > progress.processed:
+            # during an epoch (every process takes part: the states are summed over them)
+            checkpoint[EPOCH_METRICS] = {
+                name: metric_state(metric) for name, metric in self._epoch_metrics().items()
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        carried = checkpoint.get(EPOCH_METRICS)
+        if not carried:  # written at an epoch's end, or by an older octvideo
+            return
+        self._carried = True
+        if self.global_rank == 0:  # the sums of every process: counted once
+            for name, metric in self._epoch_metrics().items():
+                if name in carried:
+                    carry_in(metric, carried[name])
 
     def _nonfinite(self, loss: Tensor, batch_idx: int) -> None:
         """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a

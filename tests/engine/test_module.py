@@ -1,4 +1,5 @@
-"""The training logic: the learning rate is scaled for the global batch a step really has."""
+"""The training logic: the learning rate is scaled for the global batch a step really has, and
+the epoch's training metrics a checkpoint carries are counted once over the processes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from octvideo.config import OptimConfig, to_dict
-from octvideo.engine.module import VideoClassifier
+from octvideo.engine.module import EPOCH_METRICS, VideoClassifier, metric_state
 
 NUM_CLASSES = 3
 
@@ -105,3 +106,37 @@ def test_only_the_first_process_says_how_lr_was_scaled(caplog, monkeypatch):
         other = _train(_network(), clips=6, batch_size=1024)
     assert _lr(other) == pytest.approx(0.05 * 6 / 4)  # scaled all the same
     assert not [r for r in caplog.records if r.name == "octvideo.engine.module"]
+
+
+def _module() -> VideoClassifier:
+    optim = to_dict(OptimConfig())
+    return VideoClassifier(_network(), optim=optim, num_classes=NUM_CLASSES, batch_size=4)
+
+
+@pytest.mark.filterwarnings("error:The ``compute`` method of metric:UserWarning")
+@pytest.mark.parametrize("rank", [0, 1])
+def test_the_epoch_metrics_a_checkpoint_carries_are_counted_once_over_the_processes(
+    monkeypatch, rank
+):
+    # the checkpoint holds every process's sums: rank 0 takes them, the others start from none
+    trained = _module()
+    clips = _Clips(6)
+    logits = trained.model(clips.videos)
+    trained.train_loss.update(torch.tensor(1.5), 4)
+    trained.train_loss.update(torch.tensor(0.5), 2)
+    trained.train_top1.update(logits, clips.labels)
+    carried = {
+        EPOCH_METRICS: {
+            "train/loss_epoch": metric_state(trained.train_loss),
+            "train/top1": metric_state(trained.train_top1),
+        }
+    }
+    resumed = _module()
+    monkeypatch.setattr(VideoClassifier, "global_rank", property(lambda self: rank))
+    resumed.on_load_checkpoint(carried)
+    if rank == 0:
+        assert float(resumed.train_loss.compute()) == pytest.approx((1.5 * 4 + 0.5 * 2) / 6)
+        assert torch.equal(resumed.train_top1.compute(), trained.train_top1.compute())
+    else:
+        assert float(resumed.train_loss.metric_state["weight"]) == 0
+        assert int(sum(resumed.train_top1.metric_state.values())) == 0
