@@ -74,7 +74,7 @@ from octvideo.data.annotations import (
 from octvideo.data.check import check_timeout, write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
-from octvideo.data.workers import exit_reason, worker_context
+from octvideo.data.workers import exit_reason, send_to_caller, worker_context
 from octvideo.errors import InputPathError, RunStopped, UsageError
 from octvideo.paths import (
     ReadFiles,
@@ -148,15 +148,16 @@ def _encode(src: str, part: str, short_side: int) -> int:
 def _job(
     conn: Connection, encode: Callable[[str, str, int], int], src: str, dst: str, short_side: int
 ) -> None:
-    """Encode one video with ``encode`` in its own process and send back "" or the error."""
+    """Encode one video with ``encode`` in its own process and send back "" or the error (to a
+    caller that has not stopped: ``send_to_caller``)."""
     # a fork server's child starts with glibc's defaults, not those octvideo.cli set for the command
     keep_freed_memory()
     try:
         encode(src, dst, short_side)
     except Exception as err:  # reported per file in ERRORS_FILE, the run goes on
-        conn.send(f"{type(err).__name__}: {err}")
+        send_to_caller(conn, f"{type(err).__name__}: {err}")
     else:
-        conn.send("")
+        send_to_caller(conn, "")
     conn.close()
 
 

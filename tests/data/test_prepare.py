@@ -9,6 +9,7 @@ import shutil
 import signal
 import stat
 from functools import partial
+from multiprocessing import Pipe
 
 import pytest
 
@@ -469,6 +470,14 @@ def test_ctrl_c_kills_the_encoders_and_leaves_no_part_file(tmp_path, media, monk
     finally:
         signal.signal(signal.SIGINT, sigint)
     assert not list(dst.rglob("*.part.mp4"))
+
+
+def test_a_job_whose_caller_stopped_ends_without_a_traceback():
+    # Ctrl-C: the caller closed the pipe of a job still encoding, and its result goes nowhere;
+    # a BrokenPipeError traceback would follow the caller's one "stopped" line
+    receive, send = Pipe(duplex=False)
+    receive.close()
+    prepare_module._job(send, lambda src, dst, short_side: 1, "one.mp4", "one.part.mp4", 32)
 
 
 def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
