@@ -272,16 +272,12 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> st
 
 def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The state dict a torch file holds, whole or under ``model_state`` (PyTorchVideo's zoo),
-    ``state_dict`` or ``model``."""
-    with _open_checkpoint(Path(path)) as fh:
-        check_torch_archive(fh, path)  # before torch reads members whole into memory
-        ckpt = torch.load(fh, map_location="cpu", weights_only=True)
+    ``state_dict`` or ``model``; refused as ``load_checkpoint`` refuses a file."""
+    ckpt = load_checkpoint(path)
     for key in ("model_state", "state_dict", "model"):
-        if isinstance(ckpt, Mapping) and key in ckpt and isinstance(ckpt[key], Mapping):
+        if isinstance(ckpt.get(key), Mapping):
             return dict(ckpt[key])
-    if not isinstance(ckpt, Mapping):
-        raise ValueError(f"{path} does not hold a state dict")
-    return dict(ckpt)
+    return ckpt
 
 
 def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
@@ -289,6 +285,10 @@ def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Modul
 
     The checkpoint is renamed (``convert_pytorchvideo_state_dict``) and, when the model has an
     octave, sliced (``octavise_state_dict``).
+
+    Raises:
+        UsageError: ``path`` is no torch checkpoint that loads with ``weights_only=True``, or
+            holds no dict (as ``load_checkpoint`` says).
     """
     name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
     vanilla = convert_pytorchvideo_state_dict(_read_state_dict(path), name)

@@ -155,6 +155,21 @@ def test_an_inflating_pytorchvideo_file_is_refused_before_loading(tmp_path):
         load_pytorchvideo_checkpoint(create_model("i3d_r50"), path)
 
 
+def test_a_pytorchvideo_file_that_is_no_checkpoint_is_refused_as_load_checkpoint_refuses(tmp_path):
+    video = tmp_path / "clip.pyth"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))  # an MP4's first bytes
+    with pytest.raises(UsageError, match=r"is not a torch checkpoint: neither the zip archive"):
+        load_pytorchvideo_checkpoint(create_model("i3d_r50"), video)
+    damaged = tmp_path / "damaged.pyth"
+    damaged.write_bytes(b"\x80\x02}q\x00X")  # a legacy pickle that ends in its first key
+    with pytest.raises(UsageError, match=r"cannot be loaded with weights_only=True"):
+        load_pytorchvideo_checkpoint(create_model("i3d_r50"), damaged)
+    listed = tmp_path / "list.pyth"
+    torch.save([1, 2], listed)
+    with pytest.raises(UsageError, match=r"holds a list, not an octvideo or Lightning"):
+        load_pytorchvideo_checkpoint(create_model("i3d_r50"), listed)
+
+
 def _given_as_checkpoint(command: str, path: Path) -> list[str]:
     """Arguments of ``command`` with ``path`` as its checkpoint (and an empty video to predict)."""
     video = path.with_name("v.mp4")
