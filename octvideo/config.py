@@ -21,8 +21,8 @@ true/false (quote it), and a key that takes a number or true/false refuses text,
 Python reads as one (``6_0``, ``nan``, ``'6'``), naming how to write it;
 the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a
 value is kept as text, never resolved by OmegaConf. Every size and count has an upper bound in
-``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``), checked when the config loads, before a
-run writes anything.
+``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``; ``data.num_workers`` has this machine's
+cores, 4 processes a core), checked when the config loads, before a run writes anything.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from octvideo.argtypes import DECIMAL, WHOLE
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE, DataConfig, is_kind
+from octvideo.data.limits import MAX_WORKERS
+from octvideo.data.workers import check_worker_count
 from octvideo.errors import ConfigError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
 from octvideo.paths import why_not_a_file, write_atomically
@@ -81,6 +83,7 @@ MAX_YAML_DEPTH = 16
 # writes anything instead of a 120 GB allocation later. Key -> (bound, unit). A tuple or list
 # value is bounded element-wise. Periods (trainer.log_every_n_steps, check_val_every_n_epoch,
 # output.ckpt_every_n_steps) have none: one longer than the run only never fires.
+# data.num_workers is bounded by the machine's cores (check_limits).
 LIMITS: dict[str, tuple[float, str]] = {
     "model.num_classes": (100_000, "classes"),
     "model.octave": (4, "per axis"),
@@ -94,7 +97,6 @@ LIMITS: dict[str, tuple[float, str]] = {
     "data.test_crop_size": (1024, "pixels"),
     "data.test_num_clips": (100, "clips"),
     "data.batch_size": (1024, "clips"),
-    "data.num_workers": (256, "processes"),
     "data.prefetch_factor": (64, "batches"),
     "data.max_retries": (1000, "videos"),
     "optim.lr_reference_batch": (65_536, "clips"),
@@ -427,8 +429,9 @@ class RunConfig:
 
 def check_limits(cfg: RunConfig) -> None:
     """Refuses a size or count above its bound in ``LIMITS``, clips or batches of more pixels
-    than ``MAX_CLIP_PIXELS`` / ``MAX_BATCH_PIXELS``, a ``data.seed`` outside ``[0, MAX_SEED]``
-    and a ``data.target_fps`` outside ``TARGET_FPS_RANGE``.
+    than ``MAX_CLIP_PIXELS`` / ``MAX_BATCH_PIXELS``, a ``data.seed`` outside ``[0, MAX_SEED]``,
+    a ``data.target_fps`` outside ``TARGET_FPS_RANGE`` and more ``data.num_workers`` than this
+    machine's cores take (``check_worker_count``: the run's DataLoader starts them here).
 
     Raises:
         ValueError: one line naming the key, its value and the bound.
@@ -444,6 +447,7 @@ def check_limits(cfg: RunConfig) -> None:
                     "(octvideo.config.LIMITS)"
                 )
     d = cfg.data
+    check_worker_count("data.num_workers", d.num_workers, low=0, cap=MAX_WORKERS)
     # torch's generators take 64-bit seeds; data.seed + epoch seeds the sampler's
     if not 0 <= d.seed <= MAX_SEED:
         raise ValueError(f"data.seed must be in [0, {MAX_SEED}], got {d.seed}")

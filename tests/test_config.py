@@ -35,6 +35,7 @@ from octvideo.config import (
     shipped_configs,
     to_dict,
 )
+from octvideo.data import workers as workers_module
 from octvideo.errors import ConfigError, UsageError
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
@@ -331,7 +332,6 @@ OVER = {
     "data.test_crop_size": ["data.test_crop_size=1025", "data.test_short_side=1025"],
     "data.test_num_clips": ["data.test_num_clips=101"],
     "data.batch_size": ["data.batch_size=1025"],
-    "data.num_workers": ["data.num_workers=257"],
     "data.prefetch_factor": ["data.prefetch_factor=65"],
     "data.max_retries": ["data.max_retries=1001"],
     "optim.lr_reference_batch": ["optim.lr_reference_batch=65537"],
@@ -371,11 +371,29 @@ def test_a_size_over_its_bound_is_refused_naming_key_and_bound(key):
             "data.test_short_side=1024",
         ],
         ["data.train_jitter_scales=[2048,2048]", "data.test_short_side=2048"],
-        ["data.num_workers=256", "trainer.max_epochs=10000", "model.num_classes=100000"],
+        ["data.prefetch_factor=64", "trainer.max_epochs=10000", "model.num_classes=100000"],
     ],
 )
 def test_sizes_at_their_bounds_load(overrides):
     load_config(None, overrides)
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "limit"), [(2, 8, None), (2, 9, 8), (1, 5, 4), (100, 257, 256)]
+)
+def test_data_workers_are_bounded_by_the_machines_cores(monkeypatch, cores, workers, limit):
+    # a fixed 256 let a 2-core machine start 256 DataLoader processes, each holding batches
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: cores)
+    if limit is None:
+        assert load_config(None, [f"data.num_workers={workers}"]).data.num_workers == workers
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"data.num_workers={workers}"])
+    unit = "core" if cores == 1 else "cores"
+    assert str(err.value) == (
+        f"data.num_workers {workers}: give 0 to {limit} (at most 4 per CPU core and 256 in all; "
+        f"this machine has {cores} CPU {unit} available)"
+    )
 
 
 def test_a_clip_of_too_many_pixels_is_refused():

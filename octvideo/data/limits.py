@@ -5,13 +5,15 @@ line that names the option and the bound, before any work or output (``--frames 
 ``data synth`` allocate 114 GiB, ``--workers 100000`` would fork a process per video). The bounds
 sit far beyond any real use; each module keeps its own (``synth.MAX_FRAMES``,
 ``decoding.MAX_DECODE_SHORT_SIDE``, ...), and the ones shared by several commands live here.
+Worker processes are bounded by the machine as well: ``workers.check_worker_count`` takes
+``WORKERS_PER_CORE`` per CPU core the command may run on, under ``MAX_WORKERS``.
 """
 
 from __future__ import annotations
 
-MAX_WORKERS = (
-    256  # processes of ``data check`` / ``data prepare``: more than any one machine's cores
-)
+# worker processes of ``data check`` / ``data prepare`` and a run's ``data.num_workers`` (DataLoader
+# workers), whatever the machine: on 64 cores or more, this bound and not the cores' applies
+MAX_WORKERS = 256
 MAX_TIMEOUT = 86_400.0  # seconds one video may take in ``data check`` or ``prepare``: a day
 
 
