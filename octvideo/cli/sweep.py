@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import signal
 import sys
 from types import FrameType
 
 from octvideo.argtypes import number, whole
+from octvideo.data.workers import usable_cores
 from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
 from octvideo.errors import Interrupted, Terminated, UsageError
 
 
 def _print(text: str) -> None:
     print(text, file=sys.stdout, flush=True)  # noqa: T201
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 _AGAIN = "run the same command again to continue the study"
@@ -34,9 +27,13 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    cores = _cores()
+    cores = usable_cores()  # each run trains a network: one core a run at the least
     if args.jobs > cores:
-        raise UsageError(f"--jobs {args.jobs}: this machine has {cores} cores; give 1 to {cores}")
+        unit = "core" if cores == 1 else "cores"
+        raise UsageError(
+            f"--jobs {args.jobs}: give 1 to {cores} (at most one run per CPU core; this machine "
+            f"has {cores} CPU {unit} available)"
+        )
     threads = max(1, cores // args.jobs) if args.jobs > 1 else None
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
