@@ -400,7 +400,7 @@ def check_run_files(
     for path in outputs:
         found = reads.find(path)
         if found and found[0] == "--cfg" and path == config_yaml:
-            if ckpt_path is not None and ckpt_path.resolve().parent == ckpt_dir.resolve():
+            if ckpt_path is not None and in_run_folder(ckpt_path, ckpt_dir):
                 continue  # the run's own record, continued
             raise UsageError(
                 f"--cfg {cfg_file} is the config.yaml of the run folder {run_dir}, which a new "
@@ -476,11 +476,19 @@ def validation_under_way(checkpoint: dict[str, Any]) -> bool:
     )
 
 
-def check_resume_target(
+def in_run_folder(path: str | Path, ckpt_dir: Path) -> bool:
+    """Whether the checkpoint ``path`` is one of ``ckpt_dir``'s: a resume of the run in its own
+    folder, not a branch into another."""
+    return Path(path).resolve().parent == ckpt_dir.resolve()
+
+
+def resume_is_finished(
     checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path, ckpt_dir: Path
 ) -> bool:
-    """Whether ``trainer.max_epochs`` leaves the checkpoint something to train, and where it may
-    be continued. Lightning trains nothing once the epochs a checkpoint has completed reach
+    """Whether the checkpoint is a finished run resumed in its own folder, which has nothing to
+    train; refuses it where ``trainer.max_epochs`` leaves it nothing to train elsewhere.
+
+    Lightning trains nothing once the epochs a checkpoint has completed reach
     ``trainer.max_epochs`` (or fails on a lower value). So a checkpoint that has trained more
     (also part of an epoch beyond it) is refused: the run folder would be rewritten for a run
     that trains nothing, its config.yaml recording a schedule its checkpoints do not have.
@@ -488,16 +496,16 @@ def check_resume_target(
     there is nothing to do (True: the caller reports its checkpoints and writes nothing), and
     resumed into another folder (``--out``) it is refused, as it would leave a folder without
     checkpoints. A run with epochs left may go on in another folder, as a new branch, where that
-    holds no run of its own.
+    holds no run of its own (``check_new_run``, which the caller runs).
 
     Returns:
         True for a finished run resumed in its own folder, else False.
 
     Raises:
         UsageError: the checkpoint has trained ``trainer.max_epochs`` or more (in its own
-            folder: more), or the other folder holds a run.
+            folder: more).
     """
-    own = Path(path).resolve().parent == ckpt_dir.resolve()
+    own = in_run_folder(path, ckpt_dir)
     done, limit = epochs_done(checkpoint), cfg.trainer.max_epochs
     if done is not None and done >= limit:
         partial = epoch_in_progress(checkpoint)
@@ -523,8 +531,6 @@ def check_resume_target(
             f"write nothing; {further}, use its checkpoints in {Path(path).parent}, or start a "
             f"new run from its weights with model.pretrained={path}"
         )
-    if not own:
-        check_new_run(ckpt_dir)
     return False
 
 
@@ -1012,7 +1018,7 @@ def _train_in(
     """``_train`` once the run folder is held."""
     ckpt_dir = run_dir / "checkpoints"
     ckpt_path = resolve_resume(resume, run_dir)
-    if ckpt_path is None:
+    if ckpt_path is None or not in_run_folder(ckpt_path, ckpt_dir):  # a new run, or a branch
         check_new_run(ckpt_dir)
     check_run_files(cfg, cfg_file, run_dir, ckpt_path)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -1031,26 +1037,15 @@ def _train_in(
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)
     finished, step = False, 0
     if checkpoint is not None:
-        finished = check_resume_target(checkpoint, cfg, ckpt_path, ckpt_dir)
-        position = checkpoint.get(type(datamodule).__qualname__) or {}
-        check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
-        datamodule.load_state_dict(position)
-        step = int(checkpoint.get("global_step") or 0)
-        del checkpoint
+        finished, step = _resume(checkpoint, cfg, ckpt_path, ckpt_dir, datamodule)
+        del checkpoint  # the model holds its weights; trainer.fit reads the file for the rest
     if finished:  # nothing to train: its folder, config.yaml and logs are left as they are
         logger.info(
             "%s has trained all trainer.max_epochs=%d epochs: nothing to train, nothing written",
             ckpt_path,
             cfg.trainer.max_epochs,
         )
-        best = ckpt_dir / BEST
-        return TrainResult(
-            run_dir=run_dir,
-            last_ckpt=ckpt_dir / LAST,
-            best_ckpt=best if best.is_file() else None,
-            global_step=step,
-            metrics={},
-        )
+        return _result(run_dir, step, metrics={})
     check_free_space(ckpt_dir, model, momentum=cfg.optim.momentum > 0)
     module = _module(cfg, model, meta=CheckpointMeta.from_run(cfg, datamodule.classes).to_dict())
     own = _train_callbacks(cfg, run_dir, datamodule)
@@ -1083,19 +1078,49 @@ def _train_in(
     except NonFiniteLoss as err:
         raise NonFiniteLoss(f"{err}; {last_good(ckpt_dir / LAST)}") from err
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    # this folder's best.ckpt: resumed from another folder's checkpoint, Lightning keeps that
-    # folder's best_model_path until this run writes its own
-    best_path = ckpt_dir / BEST if (ckpt_dir / BEST).is_file() else None
-    result = TrainResult(
-        run_dir=run_dir,
-        last_ckpt=ckpt_dir / LAST,
-        best_ckpt=best_path,
-        global_step=trainer.global_step,
-        metrics=metrics,
-    )
     if trainer.is_global_zero:
         logger.info("run directory: %s", run_dir.resolve())
-    return result
+    return _result(run_dir, trainer.global_step, metrics)
+
+
+def _resume(
+    checkpoint: dict[str, Any],
+    cfg: RunConfig,
+    ckpt_path: Path,
+    ckpt_dir: Path,
+    datamodule: Any,
+) -> tuple[bool, int]:
+    """Checks that ``checkpoint`` may be continued into ``ckpt_dir`` with this config and gives
+    the data module its place in the epoch.
+
+    Returns:
+        Whether it is a finished run in its own folder (``resume_is_finished``: nothing to
+        train), and its global step.
+
+    Raises:
+        UsageError: ``trainer.max_epochs`` leaves it nothing to train, or it was trained over
+            other processes or another training list (``check_same_position``).
+    """
+    finished = resume_is_finished(checkpoint, cfg, ckpt_path, ckpt_dir)
+    position = checkpoint.get(type(datamodule).__qualname__) or {}
+    check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
+    datamodule.load_state_dict(position)
+    return finished, int(checkpoint.get("global_step") or 0)
+
+
+def _result(run_dir: Path, step: int, metrics: dict[str, float]) -> TrainResult:
+    """What the run in ``run_dir`` left, at global step ``step``. best.ckpt is this folder's:
+    resumed from another folder's checkpoint, Lightning keeps that folder's best_model_path
+    until this run writes its own."""
+    ckpt_dir = run_dir / "checkpoints"
+    best = ckpt_dir / BEST
+    return TrainResult(
+        run_dir=run_dir,
+        last_ckpt=ckpt_dir / LAST,
+        best_ckpt=best if best.is_file() else None,
+        global_step=step,
+        metrics=metrics,
+    )
 
 
 def check_some_video_exists(records: Sequence[Any], listed: str) -> None:

@@ -49,12 +49,12 @@ from octvideo.engine.callbacks import read_metrics
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
 from octvideo.engine.optim import LRSchedule
 from octvideo.engine.run import (
-    check_resume_target,
     check_same_clips,
     check_same_run,
     epochs_done,
     mark_validation_started,
     resolve_resume,
+    resume_is_finished,
     run_test,
     run_train,
     validation_under_way,
@@ -278,10 +278,10 @@ def test_what_a_resume_may_continue_counts_an_epoch_under_way(
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt_dir = path.parent if home else tmp_path / "other" / "checkpoints"
     if said is None:
-        assert check_resume_target(checkpoint, cfg, path, ckpt_dir) is (started == 2)
+        assert resume_is_finished(checkpoint, cfg, path, ckpt_dir) is (started == 2)
         return
     with pytest.raises(UsageError, match=f"^checkpoint {re.escape(str(path))} {said}, so "):
-        check_resume_target(checkpoint, cfg, path, ckpt_dir)
+        resume_is_finished(checkpoint, cfg, path, ckpt_dir)
 
 
 def test_a_checkpoint_written_as_a_validation_starts_has_trained_that_epoch(tiny_synth, tmp_path):
@@ -294,7 +294,7 @@ def test_a_checkpoint_written_as_a_validation_starts_has_trained_that_epoch(tiny
     cfg = load_config(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 2}))
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     with pytest.raises(UsageError) as err:
-        check_resume_target(checkpoint, cfg, path, path.parent)
+        resume_is_finished(checkpoint, cfg, path, path.parent)
     assert str(err.value).startswith(
         f"checkpoint {path} has trained 3 epochs, the last not validated yet, more than "
         "trainer.max_epochs=2, so resuming it would train nothing; set trainer.max_epochs=3 or "
@@ -302,7 +302,7 @@ def test_a_checkpoint_written_as_a_validation_starts_has_trained_that_epoch(tiny
     )
     # with 3 it validates epoch 3 and ends
     cfg = load_config(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 3}))
-    assert check_resume_target(checkpoint, cfg, path, path.parent) is False
+    assert resume_is_finished(checkpoint, cfg, path, path.parent) is False
 
 
 def test_a_run_resumed_into_another_folder_continues_there_unless_it_holds_a_run(
