@@ -25,8 +25,9 @@ that is not regular (a device such as ``/dev/null``, a pipe: renaming over it wo
 or an existing file that is not an earlier report (a checkpoint, a config); an earlier report is
 replaced.
 
-Bounds: ``workers`` 1 to ``MAX_WORKERS``, ``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day):
-outside them the check is refused before any video is decoded.
+Bounds: ``workers`` 1 to what this machine's cores take, at most ``MAX_WORKERS``
+(``check_worker_count``), ``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day): outside them
+the check is refused before any video is decoded.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ import numpy as np
 from tqdm import tqdm
 
 from octvideo.data.annotations import load_annotations, video_entries
-from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS, check_range
-from octvideo.data.workers import exit_reason, serve, worker_context
+from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS
+from octvideo.data.workers import check_worker_count, exit_reason, serve, worker_context
 from octvideo.errors import RunStopped, UsageError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
 
@@ -295,7 +296,8 @@ def check_videos(
         fmt: annotation format (``"auto"`` detects it).
         out: file to write the bad videos to (JSON lines, see ``write_bad_videos``); None writes
             nothing.
-        workers: decoding processes, 1 to ``MAX_WORKERS``.
+        workers: decoding processes, 1 to ``workers.WORKERS_PER_CORE`` per usable CPU core, at
+            most ``MAX_WORKERS``.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
         timeout: seconds one video may take (at most ``MAX_TIMEOUT``). A video past it, or whose
             worker dies, is tried once more in a fresh process (decord's threaded decoder can
@@ -314,7 +316,7 @@ def check_videos(
             (see ``_check_out``); before any video is decoded.
         RunStopped: ``out`` could not be written at the end (a full disk); no half file is left.
     """
-    check_range("--workers", workers, 1, MAX_WORKERS, " processes")
+    check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]

@@ -15,6 +15,7 @@ import pytest
 from octvideo import paths
 from octvideo.cli import main
 from octvideo.data import check as check_module
+from octvideo.data import workers as workers_module
 from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import UsageError
 from tests.data import check_faults as faults
@@ -66,8 +67,6 @@ def test_bad_files_with_tabs_and_newlines_in_their_names_are_reported_whole(
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--workers", "257", "--workers must be 1 to 256 processes, got 257"),
-        ("--workers", "100000", "--workers must be 1 to 256 processes, got 100000"),
         ("--timeout", "86401", "--timeout must be at most 86400 seconds (one day), got 86401"),
         ("--timeout", "1e9", "--timeout must be at most 86400 seconds (one day), got 1e+09"),
         ("--timeout", "0", "--timeout must be a number of seconds > 0, got 0"),
@@ -79,6 +78,21 @@ def test_sizes_and_durations_past_their_bounds_are_refused_first(
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     line = data_error(capsys, "check", str(tmp_path / "list.txt"), option, value)
     assert line == f"octvideo data check: error: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt"]
+
+
+@pytest.mark.parametrize(("cores", "workers", "limit"), [(2, 9, 8), (2, 0, 8), (100, 257, 256)])
+def test_workers_past_what_the_machine_takes_are_refused_naming_its_cores(
+    tmp_path, media, capsys, monkeypatch, cores, workers, limit
+):
+    # a fixed 256 let a 2-core machine start 256 decoding processes
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: cores)
+    (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
+    line = data_error(capsys, "check", str(tmp_path / "list.txt"), "--workers", str(workers))
+    assert line == (
+        f"octvideo data check: error: --workers {workers}: give 1 to {limit} (at most 4 per CPU "
+        f"core and 256 in all; this machine has {cores} CPU cores available)"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt"]
 
 
