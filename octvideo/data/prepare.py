@@ -24,14 +24,14 @@ scaled to short side 256 or 320, which is what this writes:
   a decoder stuck in a loop), whose process is killed;
 - bad arguments are refused before anything is encoded: ``--short-side`` outside 16 to
   ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) and ``--workers`` outside 1 to
-  ``MAX_WORKERS``, a DST that is SRC, lies inside it or
-  holds it, a DST that is a file or cannot be written, ``--csv`` files that are missing, not
-  Kinetics CSVs or hold a malformed row (fields that do not match the header, times that are not
-  numbers, a quote never closed: every row is parsed), annotation files that collide (two CSVs
-  of one stem, a CSV or split folder named ``classes``) or would replace an input (a ``--csv``
-  in DST named as its list, a source video), a link or a file that is not regular at their
-  names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>``
-  (a plain ``SRC/<class>/<video>`` tree would give no annotation file);
+  what this machine's cores take, at most ``MAX_WORKERS`` (``check_worker_count``), a DST that is
+  SRC, lies inside it or holds it, a DST that is a file or cannot be written, ``--csv`` files that
+  are missing, not Kinetics CSVs or hold a malformed row (fields that do not match the header, times
+  that are not numbers, a quote never closed: every row is parsed), annotation files that collide
+  (two CSVs of one stem, a CSV or split folder named ``classes``) or would replace an input (a
+  ``--csv`` in DST named as its list, a source video), a link or a file that is not regular at their
+  names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain
+  ``SRC/<class>/<video>`` tree would give no annotation file);
 - a source that is not a regular file (a pipe, which would block its encoder for ever, a
   device, a broken link) and one whose name no list can hold (a line break) are failures in
   ``DST/prepare_errors.jsonl``, never opened; list lines are written by
@@ -74,7 +74,7 @@ from octvideo.data.annotations import (
 from octvideo.data.check import check_timeout, write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
-from octvideo.data.workers import exit_reason, send_to_caller, worker_context
+from octvideo.data.workers import check_worker_count, exit_reason, send_to_caller, worker_context
 from octvideo.errors import InputPathError, RunStopped, UsageError
 from octvideo.paths import (
     ReadFiles,
@@ -528,7 +528,8 @@ def prepare_dataset(
         src: the raw tree (``<split>/<class>/<video>`` or any layout with ``csvs``).
         dst: the output tree (created).
         short_side: 256 or 320 in the usual recipes; 16 to ``MAX_DECODE_SHORT_SIDE``.
-        workers: encoding processes.
+        workers: encoding processes, 1 to ``workers.WORKERS_PER_CORE`` per usable CPU core, at
+            most ``MAX_WORKERS``.
         csvs: official Kinetics CSVs to build the annotation files from.
         progress: show a progress bar.
         timeout: seconds one video may take (above 0, at most ``MAX_TIMEOUT``); a video past
@@ -548,7 +549,7 @@ def prepare_dataset(
     if not src.is_dir():
         raise InputPathError(f"source folder {src} does not exist")
     check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
-    check_range("--workers", workers, 1, MAX_WORKERS, " processes")
+    check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
     _check_folders(src, dst)
     if csvs:

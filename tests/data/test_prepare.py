@@ -16,6 +16,7 @@ import pytest
 from octvideo.cli import main
 from octvideo.data import prepare as prepare_module
 from octvideo.data import probe
+from octvideo.data import workers as workers_module
 from octvideo.data.annotations import kinetics_name, read_lines
 from octvideo.data.check import check_one, read_bad_videos
 from octvideo.data.prepare import part_path, prepare_dataset
@@ -30,7 +31,6 @@ from tests.deadline import run_with_deadline
         ("--short-side", "100000", "--short-side must be 16 to 1080 pixels, got 100000"),
         ("--short-side", "1081", "--short-side must be 16 to 1080 pixels, got 1081"),
         ("--short-side", "8", "--short-side must be 16 to 1080 pixels, got 8"),
-        ("--workers", "100000", "--workers must be 1 to 256 processes, got 100000"),
     ],
 )
 def test_sizes_and_counts_past_their_bounds_are_refused_before_encoding(
@@ -39,6 +39,22 @@ def test_sizes_and_counts_past_their_bounds_are_refused_before_encoding(
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
     line = data_error(capsys, "prepare", str(src), str(tmp_path / "out"), option, value)
     assert line == f"octvideo data prepare: error: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("cores", "workers", "limit"), [(2, 9, 8), (1, 5, 4), (100, 257, 256)])
+def test_workers_past_what_the_machine_takes_are_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding, monkeypatch, cores, workers, limit
+):
+    # a fixed 256 let a 2-core machine start 256 encoders
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: cores)
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    line = data_error(capsys, "prepare", str(src), str(tmp_path / "out"), "--workers", str(workers))
+    unit = "core" if cores == 1 else "cores"
+    assert line == (
+        f"octvideo data prepare: error: --workers {workers}: give 1 to {limit} (at most 4 per CPU "
+        f"core and 256 in all; this machine has {cores} CPU {unit} available)"
+    )
     assert not (tmp_path / "out").exists()
 
 
