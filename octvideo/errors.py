@@ -49,9 +49,11 @@ Classes also raised to library callers as ``ValueError`` or ``RuntimeError`` kee
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 import signal as _signal
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -274,3 +276,17 @@ def one_line(err: BaseException, empty: str | None = None) -> str:
     if text:
         return text
     return type(err).__name__ if empty is None else empty
+
+
+@contextlib.contextmanager
+def usage_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Reports an error of ``kinds`` raised inside as a ``UsageError`` with its message: for a
+    library call whose ``ValueError`` says what the user passed wrong. A ``UsageError`` among
+    them (an ``AnnotationError``, a ``CheckpointError``) goes on as it is, with its fields; any
+    other error, a bug's, keeps its traceback."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except kinds as err:
+        raise UsageError(str(err)) from err

@@ -30,6 +30,7 @@ from octvideo.errors import (
     WorkerStartError,
     first_line,
     one_line,
+    usage_errors,
 )
 
 KINDS = [
@@ -140,3 +141,15 @@ def test_one_line_keeps_every_line_of_a_message_on_one() -> None:
     assert one_line(err) == "missing keys: stem.conv.weight res2.0.conv_a.weight"
     assert one_line(OSError()) == "OSError"
     assert one_line(OSError(), empty="") == ""
+
+
+def test_usage_errors_reports_the_kinds_named_and_lets_the_rest_through():
+    with pytest.raises(UsageError) as info, usage_errors(ValueError):
+        raise ValueError("--window 0s: give more than 0s")
+    assert type(info.value) is UsageError and str(info.value) == "--window 0s: give more than 0s"
+    refusal = CheckpointError("checkpoint metadata clip.num_frames is 0", field="clip.num_frames")
+    with pytest.raises(CheckpointError) as info, usage_errors(ValueError):
+        raise refusal  # a UsageError already: kept whole, its field too
+    assert info.value is refusal
+    with pytest.raises(TypeError), usage_errors(ValueError):
+        raise TypeError("a bug")

@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 from octvideo.argtypes import number, whole
-from octvideo.errors import InputPathError, UsageError
+from octvideo.errors import InputPathError, usage_errors
 
 
 def run_synth(args: argparse.Namespace) -> int:
     """Write the synthetic action dataset."""
     from octvideo.data.synth import generate_synthetic
 
-    try:
+    with usage_errors(ValueError):
         out = generate_synthetic(
             args.out,
             num_train=args.num_train,
@@ -31,8 +31,6 @@ def run_synth(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             preset=args.preset,
         )
-    except ValueError as err:
-        raise UsageError(str(err)) from err
     print(f"wrote {out}/train.txt, {out}/val.txt, {out}/classes.txt")  # noqa: T201
     return 0
 
@@ -60,7 +58,8 @@ def run_check(args: argparse.Namespace) -> int:
             "CSV or a class-folder root"
         )
     out = args.out or default_bad_list(args.annotations)
-    try:
+    # a malformed list, a bad --timeout or --out: refused before any decoding
+    with usage_errors(ValueError):
         report = check_videos(
             args.annotations,
             root=args.root,
@@ -71,8 +70,6 @@ def run_check(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             progress=not args.quiet,
         )
-    except ValueError as err:  # a malformed list, a bad --timeout or --out: before any decoding
-        raise UsageError(str(err)) from err
     print(  # noqa: T201
         f"{report.ok} of {report.total} videos decode, {len(report.bad)} bad (listed in {out})"
         + (f", {report.missing_rows} CSV rows without a file" if report.missing_rows else "")
@@ -84,7 +81,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     """Re-encode a raw Kinetics tree; exit status 1 when some videos failed."""
     from octvideo.data.prepare import ERRORS_FILE, prepare_dataset, redone_note
 
-    try:
+    with usage_errors(ValueError):
         counts = prepare_dataset(
             args.src,
             args.dst,
@@ -94,8 +91,6 @@ def run_prepare(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             timeout=args.timeout,
         )
-    except ValueError as err:
-        raise UsageError(str(err)) from err
     print(  # noqa: T201
         f"{counts['encoded']} encoded{redone_note(counts['redone'], args.short_side)}, "
         f"{counts['skipped']} already done, {counts['failed']} failed"

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from octvideo.argtypes import bounded_int, whole
 from octvideo.data.workers import WORKERS_PER_CORE, check_worker_count, start_worker_server
-from octvideo.errors import CheckpointError, UsageError, first_line
+from octvideo.errors import UsageError, first_line, usage_errors
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
@@ -112,10 +112,8 @@ def _timeout(text: str | None, workers: int) -> float:
 
 def _workers(count: int) -> int:
     """``--workers`` from 0 to what this machine's cores take (``check_worker_count``)."""
-    try:
+    with usage_errors(ValueError):
         return check_worker_count("--workers", count, low=0, cap=MAX_WORKERS)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
 
 
 def _name_limit(folder: Path) -> int:
@@ -221,11 +219,9 @@ def predict(args: argparse.Namespace) -> int:
     earlier file when the run ends, or stops after its first input is done.
     """
     views = _views(args.views)
-    try:
+    with usage_errors(ValueError):
         window = window_seconds(args.window, "--window")
         stride = window_seconds(args.stride, "--stride")
-    except ValueError as err:
-        raise UsageError(str(err)) from err
     for option, text, seconds in (
         ("--window", args.window, window),
         ("--stride", args.stride, stride),
@@ -241,15 +237,10 @@ def predict(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--views {args.views} does not apply with --window: each window is one centre clip"
         )
-    if args.out:
-        try:
+    with usage_errors(ValueError):
+        if args.out:
             check_record_path(args.out)
-        except ValueError as err:
-            raise UsageError(str(err)) from err
-    try:
         inputs = expand_inputs(args.inputs)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
     if not inputs:
         raise UsageError("no inputs: give video files, folders of videos or a .txt list")
     workers = default_workers() if args.workers is None else _workers(args.workers)
@@ -258,10 +249,8 @@ def predict(args: argparse.Namespace) -> int:
     render_to = _check_outputs(args, inputs)
     if workers:
         start_worker_server()  # its imports overlap the model's loading
-    try:
-        predictor = Predictor.from_checkpoint(args.ckpt, device=device, batch_size=args.batch_size)
-    except (CheckpointError, ValueError) as err:
-        raise UsageError(str(err)) from err
+    # its refusals are CheckpointErrors, UsageErrors; --device and --batch-size are checked
+    predictor = Predictor.from_checkpoint(args.ckpt, device=device, batch_size=args.batch_size)
     # a bar on a terminal; a line per input where stdout goes to a file or a pipe, so that logs
     # stay readable
     show_bar = not args.quiet and sys.stdout.isatty()
@@ -439,10 +428,8 @@ def export_command(args: argparse.Namespace) -> int:
     from octvideo.errors import ExportError
     from octvideo.inference.export import export
 
-    try:
+    with usage_errors(ExportError):  # a CheckpointError is a UsageError already
         result = export(args.ckpt, args.format, args.out)
-    except (CheckpointError, ExportError, ValueError) as err:
-        raise UsageError(str(err)) from err
     print(  # noqa: T201
         f"wrote {result.path} (logits within {result.max_abs_diff:.2e} of the checkpoint)\n"
         f"preprocessing: {result.preprocessing}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from octvideo.argtypes import number, shown, whole
+from octvideo.errors import usage_errors
 from octvideo.models import list_models
 from octvideo.models.cost import cost_table
 
@@ -224,7 +225,7 @@ def format_table(rows: list[dict[str, object]], frames: int, size: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
+    with usage_errors(ValueError):
         rows = models_table(
             frames=args.frames,
             size=args.size,
@@ -232,9 +233,5 @@ def run(args: argparse.Namespace) -> int:
             octave=args.octave,
             pattern=args.filter,
         )
-    except ValueError as err:
-        from octvideo.errors import UsageError
-
-        raise UsageError(str(err)) from err
     print(format_table(rows, args.frames, args.size))  # noqa: T201
     return 0

@@ -75,6 +75,7 @@ from octvideo.errors import (
     RunStopped,
     UsageError,
     first_line,
+    usage_errors,
 )
 from octvideo.models import is_model, list_models
 from octvideo.paths import (
@@ -851,12 +852,10 @@ def _model_section(
 ) -> dict[str, Any]:
     """The model section (``to_dict(ModelConfig)``) of ``model``; the other settings are the
     config's defaults."""
-    try:
+    with usage_errors(ValueError):
         section = ModelConfig(
             name=model, num_classes=num_classes, alpha=float(alpha), extra=dict(extra)
         )
-    except ValueError as err:
-        raise UsageError(str(err)) from err
     return to_dict(section)
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from octvideo.cli import build_parser, main
 from octvideo.cli import inference as cli_inference
-from octvideo.cli import main
 from octvideo.data import workers as workers_module
 from octvideo.data.decoding import decode, probe
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
@@ -631,6 +631,33 @@ def test_checkpoint_that_does_not_fit_its_model_is_one_line(checkpoint, videos, 
     assert main(["export", "--ckpt", str(path), "--format", "onnx", "--out", "m.onnx"]) == 2
     err = capsys.readouterr().err
     assert err == f"octvideo export: error: {message}\n"
+
+
+def _fewer_classes(saved):
+    meta = saved["hyper_parameters"]["meta"]
+    meta["classes"] = meta["classes"][:-1]
+    return saved
+
+
+def test_a_checkpoint_refusal_reaches_main_with_its_field(checkpoint, videos, tmp_path):
+    path = _rewrite(checkpoint, tmp_path, _fewer_classes)
+    for argv in (
+        ["predict", "--ckpt", str(path), str(videos["short"])],
+        ["export", "--ckpt", str(path), "--format", "onnx", "--out", str(tmp_path / "m.onnx")],
+    ):
+        args = build_parser().parse_args(argv)
+        with pytest.raises(CheckpointError) as info:
+            args.func(args)
+        assert info.value.field is not None, argv  # not a UsageError rebuilt from its text
+
+
+def test_a_bugs_value_error_while_loading_is_not_called_the_users(checkpoint, videos, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("an internal shape that does not add up")
+
+    monkeypatch.setattr(cli_inference.Predictor, "from_checkpoint", broken)
+    with pytest.raises(ValueError, match="internal shape"):
+        _predict_ckpt(checkpoint, videos["short"])
 
 
 @pytest.mark.parametrize(("payload", "kind"), [([1, 2, 3], "list"), (torch.zeros(3), "Tensor")])
