@@ -7,6 +7,9 @@ Lightning ``Trainer``:
 
     train  WARNING once per file with the decoder's error; at epoch end an INFO line with the number
            of bad videos stepped over and the metric ``data/skipped_videos`` (summed over ranks).
+           A checkpoint written during an epoch carries each process's count so far
+           (``EPOCH_SKIPPED``), so a run resumed from it counts the epoch's bad videos from its
+           start, as an uninterrupted run does.
     val    WARNING once per file; at epoch end ``data/failed_val_videos`` (distinct videos).
     test   WARNING once per file; the engine's report counts the failed videos (rows ``ok=False``).
 """
@@ -18,8 +21,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
 logger = logging.getLogger(__name__)
+
+# the checkpoint key of each process's count of training items that stepped over a bad video in
+# the epoch under way (a list, by global rank)
+EPOCH_SKIPPED = "train_epoch_skipped_videos"
 
 
 class BadVideoTracker:
@@ -68,15 +76,33 @@ class BadVideoCallback(L.Callback):
     def __init__(self) -> None:
         self.tracker = BadVideoTracker()
 
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        # counted as the batch starts: a checkpoint written at its end, by any callback (the
+        # SIGTERM one runs before this one's batch-end hook), holds its bad videos
         self.tracker.update(batch, "train")
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        progress = trainer.fit_loop.epoch_progress.current
+        if trainer.state.fn == TrainerFn.FITTING and progress.started > progress.processed:
+            # during an epoch, as the module's training metrics (a collective under DDP, as every
+            # process writes the checkpoint)
+            count = torch.tensor(self.tracker.skipped, device=pl_module.device)
+            checkpoint[EPOCH_SKIPPED] = trainer.strategy.all_gather(count).reshape(-1).tolist()
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        counts = checkpoint.get(EPOCH_SKIPPED)
+        if not counts:  # written at an epoch's end, or by an older octvideo
+            return
+        if len(counts) == trainer.world_size:  # each process its own: the same INFO lines
+            self.tracker.skipped = int(counts[trainer.global_rank])
+        elif trainer.global_rank == 0:  # other processes than the checkpoint's: the same sum
+            self.tracker.skipped = int(sum(counts))
 
     def on_validation_batch_end(
         self,
