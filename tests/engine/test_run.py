@@ -1378,6 +1378,35 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
     assert _logged_rows(run, 0) + _logged_rows(run, 1) == _logged_rows(uninterrupted.run_dir, 0)
 
 
+def _skipped_videos(run: Path, version: int) -> list[tuple[int, float]]:
+    return read_metrics(run / "logs" / f"version_{version}" / "metrics.csv")["data/skipped_videos"]
+
+
+def test_a_resume_mid_epoch_counts_the_bad_videos_stepped_over_before_the_stop(
+    tiny_synth, tmp_path
+):
+    # half the training list is missing: each process's count of the epoch's skips so far goes
+    # into last.ckpt, and the resumed epoch logs the uninterrupted run's data/skipped_videos
+    listed = (tiny_synth / "train.txt").read_text().splitlines(True)
+    listing = tmp_path / "half_bad.txt"
+    listing.write_text(
+        "".join(f"missing{i}.mp4 0\n" if i % 2 else line for i, line in enumerate(listed))
+    )
+    overrides = _fast(
+        tiny_synth,
+        **{"data.train_list": listing, "data.root": tiny_synth, "trainer.max_epochs": 1},
+    )
+    whole = run_train(None, overrides, out=str(tmp_path / "whole")).run_dir
+    run = tmp_path / "run"
+    with pytest.raises(Terminated):  # after batch 2 of 3, so over 8 of the 12 items: 2 bad or more
+        run_train(None, overrides, out=str(run), callbacks=[SigtermDuring(1)])
+    carried = load_checkpoint(run / "checkpoints" / "last.ckpt")["train_epoch_skipped_videos"]
+    assert carried[0] >= 2
+    run_train(None, overrides, out=str(run), resume="auto")
+    assert _skipped_videos(run, 1) == _skipped_videos(whole, 0)
+    assert _skipped_videos(whole, 0)[0][1] >= 6  # each of the 6 missing videos once, at least
+
+
 def test_sigterm_in_the_last_step_keeps_it_for_the_last_validation(tiny_synth, tmp_path, reference):
     # a last.ckpt written after step 9's batch would resume as a finished run that never
     # validated its last epoch; the one written as that validation starts resumes with it
