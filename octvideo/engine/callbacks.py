@@ -21,6 +21,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.data import DataLoader
 
+from octvideo.engine.lightning_state import accumulating
 from octvideo.models.cost import fvcore_nn
 from octvideo.paths import atomic_output, write_atomically
 
@@ -236,9 +237,7 @@ class CheckpointOnSigterm(L.Callback):
                     "or at the epoch's end"
                 )
                 return
-            if trainer.accumulate_grad_batches > 1 and (
-                trainer.fit_loop.epoch_loop._should_accumulate()  # no step after this batch
-            ):
+            if accumulating(trainer):  # no optimiser step after this batch
                 # the gradient accumulated so far is not saved: resumed after this batch, the
                 # step would miss the window's first batches
                 logger.info("SIGTERM inside an accumulation window: last.ckpt kept as it was")

@@ -61,6 +61,16 @@ from octvideo.engine.callbacks import (
 )
 from octvideo.engine.checkpoint import atomic_save, last_good, load_checkpoint
 from octvideo.engine.evaluate import check_report_files, remove_report, summarize, write_report
+from octvideo.engine.lightning_state import (
+    TopKCheckpoint,
+    completed_test_batches,
+    epoch_in_progress,
+    epochs_done,
+    forget_val_batches,
+    mark_validation_started,
+    val_batches_unfinished,
+    validation_under_way,
+)
 from octvideo.engine.module import VideoClassifier
 from octvideo.errors import (
     AnnotationError,
@@ -428,54 +438,6 @@ def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> No
         )
 
 
-def epochs_done(checkpoint: dict[str, Any]) -> int | None:
-    """Whole training epochs a Lightning checkpoint has completed (None: not a training state);
-    a checkpoint written during an epoch (``epoch_in_progress``) has trained part of one more."""
-    done = _epoch_progress(checkpoint).get("processed")
-    return int(done) if done is not None else None
-
-
-def epoch_in_progress(checkpoint: dict[str, Any]) -> bool:
-    """Whether a Lightning checkpoint was written during an epoch (by the step trigger or on
-    SIGTERM), not at an epoch's end: the epoch started is not processed yet."""
-    progress = _epoch_progress(checkpoint)
-    return int(progress.get("started") or 0) > int(progress.get("processed") or 0)
-
-
-def _epoch_progress(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    loops = checkpoint.get("loops") or {}
-    return ((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}
-
-
-# Lightning's key for the validation loop's batch counters in a checkpoint's "loops" state
-_VAL_PROGRESS = "epoch_loop.val_loop.batch_progress"
-# the counters as the first validation batch is being run: Lightning's "restarted mid-evaluation"
-# (``_EvaluationLoop.update_restart_stage``), which it resumes by running that validation again
-# from its first batch (its counters of the batches done, none, are where it starts)
-_FIRST_VAL_BATCH = {"ready": 1, "started": 1, "processed": 0, "completed": 0}
-
-
-def mark_validation_started(checkpoint: dict[str, Any]) -> None:
-    """Marks a checkpoint written as an epoch's validation starts, after its training, as one
-    written during that validation's first batch: Lightning then resumes it by running the
-    validation whole, then the epoch's end (its last.ckpt, best.ckpt, the epoch log) and the
-    epochs after it. Unmarked, it would skip that validation (a checkpoint "saved on last",
-    which Lightning takes to be written after it)."""
-    progress = checkpoint["loops"]["fit_loop"][_VAL_PROGRESS]
-    progress["total"], progress["current"] = dict(_FIRST_VAL_BATCH), dict(_FIRST_VAL_BATCH)
-    progress["is_last_batch"] = False
-
-
-def validation_under_way(checkpoint: dict[str, Any]) -> bool:
-    """Whether a Lightning checkpoint was written during an epoch's validation, after the
-    epoch's training (``mark_validation_started``): it has trained that epoch whole."""
-    loops = checkpoint.get("loops") or {}
-    total = ((loops.get("fit_loop") or {}).get(_VAL_PROGRESS) or {}).get("total") or {}
-    return epoch_in_progress(checkpoint) and int(total.get("started") or 0) > int(
-        total.get("completed") or 0
-    )
-
-
 def in_run_folder(path: str | Path, ckpt_dir: Path) -> bool:
     """Whether the checkpoint ``path`` is one of ``ckpt_dir``'s: a resume of the run in its own
     folder, not a branch into another."""
@@ -689,20 +651,20 @@ def _config_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-class _BestCheckpoint(ModelCheckpoint):
+class _BestCheckpoint(TopKCheckpoint):
     """best.ckpt; an epoch whose validation scored no video (every one failed to decode) leaves
     it as it was, with a warning, where Lightning stopped the run (the metric is missing)."""
 
-    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
-        if self.monitor not in monitor_candidates:
-            logger.warning(
-                "best.ckpt not updated at epoch %d: validation scored no video, so there is no "
-                "%s; check data.val_list with 'octvideo data check'",
-                trainer.current_epoch,
-                self.monitor,
-            )
-            return
-        super()._save_topk_checkpoint(trainer, monitor_candidates)
+    def skip_top_k(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> bool:
+        if self.monitor in monitor_candidates:
+            return False
+        logger.warning(
+            "best.ckpt not updated at epoch %d: validation scored no video, so there is no "
+            "%s; check data.val_list with 'octvideo data check'",
+            trainer.current_epoch,
+            self.monitor,
+        )
+        return True
 
 
 class _LastCheckpoint(ModelCheckpoint):
@@ -731,12 +693,11 @@ class _LastCheckpoint(ModelCheckpoint):
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
         if not (self.before_validation and fitting):
             return
-        progress = trainer.fit_loop.epoch_loop.val_loop.batch_progress
-        if progress.total.started > progress.total.completed:
+        if val_batches_unfinished(trainer):
             # resumed from the mark: last.ckpt holds this state already. The counters start
             # from none, as the epoch's validation does when it is not resumed, so the
             # checkpoints after it are the uninterrupted run's.
-            progress.total.reset()
+            forget_val_batches(trainer)
             if trainer.is_global_zero:
                 logger.info(
                     "epoch %d/%d: the run stopped during its validation, after its training; "
@@ -1246,7 +1207,7 @@ def _test(
         logger.info("removed the earlier report in %s", out_dir)
 
     def stopped() -> str:
-        done = trainer.test_loop.batch_progress.current.completed
+        done = completed_test_batches(trainer)
         total = sum(trainer.num_test_batches)
         batches = f"{done} of {total:g}" if math.isfinite(total) else f"{done}"
         earlier = " (the earlier one was removed as this test began)" if removed else ""

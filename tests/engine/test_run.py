@@ -47,17 +47,19 @@ from octvideo.engine import run as engine_run
 from octvideo.engine.build import build_model
 from octvideo.engine.callbacks import read_metrics
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
+from octvideo.engine.lightning_state import (
+    epochs_done,
+    mark_validation_started,
+    validation_under_way,
+)
 from octvideo.engine.optim import LRSchedule
 from octvideo.engine.run import (
     check_same_clips,
     check_same_run,
-    epochs_done,
-    mark_validation_started,
     resolve_resume,
     resume_is_finished,
     run_test,
     run_train,
-    validation_under_way,
     writes_run_folder,
 )
 from octvideo.errors import (

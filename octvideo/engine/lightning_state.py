@@ -1,0 +1,111 @@
+"""Lightning's private state, read and written here alone: the ``loops`` layout of a checkpoint,
+the loops' batch counters, and one private method of ``ModelCheckpoint``.
+
+octvideo needs them for exact resumes (how far a checkpoint trained, a validation to run again
+first), for the SIGTERM checkpoint (never inside a gradient-accumulation window) and for
+best.ckpt (an epoch whose validation scored no video). None is Lightning's public API, so an
+upgrade of Lightning that moves one changes this file, and tests/engine/test_lightning_state.py,
+which pins each against the installed Lightning, says which. One read lies outside it, as the
+data layer lies below this one: ``VideoDataModule.state_dict`` reads the training loop's count of
+the epoch's batches done (``trainer.fit_loop.epoch_loop.batch_progress``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+# -- a checkpoint's "loops" state --------------------------------------------------------------
+
+
+def epochs_done(checkpoint: dict[str, Any]) -> int | None:
+    """Whole training epochs a Lightning checkpoint has completed (None: not a training state);
+    a checkpoint written during an epoch (``epoch_in_progress``) has trained part of one more."""
+    done = _epoch_progress(checkpoint).get("processed")
+    return int(done) if done is not None else None
+
+
+def epoch_in_progress(checkpoint: dict[str, Any]) -> bool:
+    """Whether a Lightning checkpoint was written during an epoch (by the step trigger or on
+    SIGTERM), not at an epoch's end: the epoch started is not processed yet."""
+    progress = _epoch_progress(checkpoint)
+    return int(progress.get("started") or 0) > int(progress.get("processed") or 0)
+
+
+def _epoch_progress(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    loops = checkpoint.get("loops") or {}
+    return ((loops.get("fit_loop") or {}).get("epoch_progress") or {}).get("current") or {}
+
+
+# Lightning's key for the validation loop's batch counters in a checkpoint's "loops" state
+_VAL_PROGRESS = "epoch_loop.val_loop.batch_progress"
+# the counters as the first validation batch is being run: Lightning's "restarted mid-evaluation"
+# (``_EvaluationLoop.update_restart_stage``), which it resumes by running that validation again
+# from its first batch (its counters of the batches done, none, are where it starts)
+_FIRST_VAL_BATCH = {"ready": 1, "started": 1, "processed": 0, "completed": 0}
+
+
+def mark_validation_started(checkpoint: dict[str, Any]) -> None:
+    """Marks a checkpoint written as an epoch's validation starts, after its training, as one
+    written during that validation's first batch: Lightning then resumes it by running the
+    validation whole, then the epoch's end (its last.ckpt, best.ckpt, the epoch log) and the
+    epochs after it. Unmarked, it would skip that validation (a checkpoint "saved on last",
+    which Lightning takes to be written after it)."""
+    progress = checkpoint["loops"]["fit_loop"][_VAL_PROGRESS]
+    progress["total"], progress["current"] = dict(_FIRST_VAL_BATCH), dict(_FIRST_VAL_BATCH)
+    progress["is_last_batch"] = False
+
+
+def validation_under_way(checkpoint: dict[str, Any]) -> bool:
+    """Whether a Lightning checkpoint was written during an epoch's validation, after the
+    epoch's training (``mark_validation_started``): it has trained that epoch whole."""
+    loops = checkpoint.get("loops") or {}
+    total = ((loops.get("fit_loop") or {}).get(_VAL_PROGRESS) or {}).get("total") or {}
+    return epoch_in_progress(checkpoint) and int(total.get("started") or 0) > int(
+        total.get("completed") or 0
+    )
+
+
+# -- a running trainer's loops -----------------------------------------------------------------
+
+
+def accumulating(trainer: L.Trainer) -> bool:
+    """Whether the training batch just run lies inside a gradient-accumulation window: no
+    optimiser step follows it, and the gradient accumulated so far is in no checkpoint."""
+    return trainer.accumulate_grad_batches > 1 and trainer.fit_loop.epoch_loop._should_accumulate()
+
+
+def val_batches_unfinished(trainer: L.Trainer) -> bool:
+    """Whether the fit's validation loop has started a batch it has not completed: it was
+    resumed from a checkpoint marked by ``mark_validation_started``."""
+    total = trainer.fit_loop.epoch_loop.val_loop.batch_progress.total
+    return total.started > total.completed
+
+
+def forget_val_batches(trainer: L.Trainer) -> None:
+    """Sets the fit's validation batch counters to none done, as they are where an epoch's
+    validation is not resumed (the checkpoints written after it are then the same)."""
+    trainer.fit_loop.epoch_loop.val_loop.batch_progress.total.reset()
+
+
+def completed_test_batches(trainer: L.Trainer) -> int:
+    """The batches the test loop has completed."""
+    return int(trainer.test_loop.batch_progress.current.completed)
+
+
+# -- ModelCheckpoint ---------------------------------------------------------------------------
+
+
+class TopKCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that asks ``skip_top_k`` before each save of its top-k checkpoints,
+    the saves Lightning makes through its private ``_save_topk_checkpoint``."""
+
+    def skip_top_k(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> bool:
+        """Whether to leave the top-k checkpoints as they are this time (never, here)."""
+        return False
+
+    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        if not self.skip_top_k(trainer, monitor_candidates):
+            super()._save_topk_checkpoint(trainer, monitor_candidates)
