@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from octvideo.argtypes import number, whole
+from octvideo.data.limits import MAX_WORKERS
+from octvideo.data.workers import WORKERS_PER_CORE
 from octvideo.errors import InputPathError, usage_errors
 
 
@@ -99,6 +101,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+# the bound of data check's and prepare's --workers (``check_worker_count``)
+_WORKERS = f"1 to {WORKERS_PER_CORE} per CPU core, at most {MAX_WORKERS}"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command and its subcommands."""
     data = subparsers.add_parser("data", help="make, check and prepare video datasets")
@@ -155,7 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "it is an earlier report (default: LIST.txt -> LIST.bad.jsonl, FOLDER -> "
         "FOLDER.bad.jsonl)",
     )
-    check.add_argument("--workers", type=whole, default=2, help="decoding processes (1 to 256)")
+    check.add_argument("--workers", type=whole, default=2, help=f"decoding processes ({_WORKERS})")
     check.add_argument(
         "--decoder",
         default="auto",
@@ -177,7 +183,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=320,
         help="short side of the videos written, in pixels: 256 or 320 (16 to 1080)",
     )
-    prepare.add_argument("--workers", type=whole, default=2, help="encoding processes (1 to 256)")
+    prepare.add_argument(
+        "--workers", type=whole, default=2, help=f"encoding processes ({_WORKERS})"
+    )
     prepare.add_argument(
         "--csv",
         action="append",

@@ -70,3 +70,11 @@ def test_numbers_are_refused_in_one_line_before_any_work(argv, line, tmp_path, m
     err = capsys.readouterr().err
     assert f"octvideo data {argv[0]}: error: {line}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt", "src"]
+
+
+@pytest.mark.parametrize("command", [["check", "list.txt"], ["prepare", "src", "dst"]])
+def test_the_workers_help_gives_the_bound_by_the_cores(command, capsys):
+    with pytest.raises(SystemExit):
+        main(["data", *command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # as wrapped to any terminal width
+    assert "processes (1 to 4 per CPU core, at most 256) (default: 2)" in help_text
