@@ -25,6 +25,8 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -211,12 +213,26 @@ def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], o
     return True
 
 
-def predict(args: argparse.Namespace) -> int:
-    """Runs the predictor on every input; returns 1 when any input was cut short or failed.
+@dataclass(frozen=True)
+class _Settings:
+    """``predict``'s arguments, parsed, bounded and checked against each other and the files."""
 
-    Every argument and output path is checked before the checkpoint is loaded, and ``--out`` is
-    opened only after it loaded, so a refused command changes no file; its records replace an
-    earlier file when the run ends, or stops after its first input is done.
+    views: str | tuple[int, int]
+    window: float | None  # seconds; None: the whole video
+    stride: float | None
+    inputs: list[str]  # the video files, folders and lists expanded
+    workers: int
+    timeout: float
+    device: str
+    render_to: list[Path] | None  # each input's rendered video; None without --render
+
+
+def _settings(args: argparse.Namespace) -> _Settings:
+    """Checks every argument and output path, before the checkpoint is loaded and any output
+    opened.
+
+    Raises:
+        UsageError: one line naming the option and what to give.
     """
     views = _views(args.views)
     with usage_errors(ValueError):
@@ -244,51 +260,124 @@ def predict(args: argparse.Namespace) -> int:
     if not inputs:
         raise UsageError("no inputs: give video files, folders of videos or a .txt list")
     workers = default_workers() if args.workers is None else _workers(args.workers)
-    timeout = _timeout(args.timeout, workers)
-    device = _device(args.device)
-    render_to = _check_outputs(args, inputs)
-    if workers:
-        start_worker_server()  # its imports overlap the model's loading
-    # its refusals are CheckpointErrors, UsageErrors; --device and --batch-size are checked
-    predictor = Predictor.from_checkpoint(args.ckpt, device=device, batch_size=args.batch_size)
-    # a bar on a terminal; a line per input where stdout goes to a file or a pipe, so that logs
-    # stay readable
-    show_bar = not args.quiet and sys.stdout.isatty()
-    bar = tqdm(total=len(inputs), desc="predict", unit="video", disable=not show_bar)
-    views_run = 0
+    return _Settings(
+        views=views,
+        window=window,
+        stride=stride,
+        inputs=inputs,
+        workers=workers,
+        timeout=_timeout(args.timeout, workers),
+        device=_device(args.device),
+        render_to=_check_outputs(args, inputs),
+    )
 
-    def on_views(count: int) -> None:
-        nonlocal views_run
-        views_run += count
-        bar.set_postfix_str(f"{views_run} clips")
 
-    lines_at: dict[int, int] = {}  # input -> its clips at its last progress line
-    unit = "windows" if window is not None else "clips"
+class _Progress:
+    """What a person waiting sees: a bar over the inputs when stdout is a terminal; elsewhere a
+    line on stderr as each input ends (under ``-q`` only for one that did not predict) and,
+    within a long input, one every ``PROGRESS_CLIPS`` of its clips or windows, so that logs stay
+    readable."""
 
-    def on_clips(index: int, done: int, clips: int) -> None:
-        """A line within a long input, every ``PROGRESS_CLIPS`` of its clips, in the style of
-        the line each input ends with (no bar draws them; not under -q)."""
-        if show_bar or args.quiet or done >= clips:
+    def __init__(self, inputs: list[str], *, quiet: bool, unit: str) -> None:
+        self.inputs = inputs
+        self.quiet = quiet
+        self.unit = unit  # "clips", or "windows" under --window
+        self.show_bar = not quiet and sys.stdout.isatty()
+        self.bar = tqdm(total=len(inputs), desc="predict", unit="video", disable=not self.show_bar)
+        self._views_run = 0
+        self._lines_at: dict[int, int] = {}  # input -> its clips at its last progress line
+
+    def on_views(self, count: int) -> None:
+        self._views_run += count
+        self.bar.set_postfix_str(f"{self._views_run} clips")
+
+    def on_clips(self, index: int, done: int, clips: int) -> None:
+        """A line within a long input, in the style of the line each input ends with (no bar
+        draws them; not under -q)."""
+        if self.show_bar or self.quiet or done >= clips:
             return
-        if done // PROGRESS_CLIPS > lines_at.get(index, 0) // PROGRESS_CLIPS:
-            lines_at[index] = done
+        if done // PROGRESS_CLIPS > self._lines_at.get(index, 0) // PROGRESS_CLIPS:
+            self._lines_at[index] = done
             print(  # noqa: T201
-                f"predict {index + 1}/{len(inputs)} {inputs[index]}: {done} of {clips} {unit}",
+                f"predict {index + 1}/{len(self.inputs)} {self.inputs[index]}: {done} of "
+                f"{clips} {self.unit}",
                 file=sys.stderr,
                 flush=True,
             )
 
+    def input_done(self, number: int, result: VideoResult, outcome: str) -> None:
+        self.bar.update()
+        if not self.show_bar and not (self.quiet and result.ok):  # -q: failures only
+            state = "ok" if result.ok else f"{outcome.upper()}: {result.error}"
+            print(  # noqa: T201
+                f"predict {number}/{len(self.inputs)} {result.path}: {state} "
+                f"({result.seconds:.2f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _report(
+    args: argparse.Namespace,
+    results: Iterable[VideoResult],
+    classes: list[str],
+    render_to: list[Path] | None,
+    writer: RecordWriter | None,
+    progress: _Progress,
+    counts: dict[str, int],
+) -> None:
+    """Renders, records and prints each result as it comes; ``counts`` gets each input's
+    outcome once its records are written, so that a run stopped midway counts those done."""
+    for number, result in enumerate(results, 1):
+        outcome, rendered = _outcome(result), False
+        out = None if render_to is None else render_to[number - 1]
+        if out is not None and result.ok:
+            rendered = _render(args, result, classes, out)
+            outcome = PREDICTED if rendered else FAILED  # its error says why
+        if writer is not None:  # kept before anything is printed, which may fail
+            writer.write(records(result, classes, args.topk))
+        if not args.quiet:
+            tqdm.write(format_result(result, classes, args.topk, failure=outcome.upper()))
+            if rendered:
+                tqdm.write(f"  rendered {out}")
+            # each video's table as it is done, also into a pipe; a reader that went away
+            # (``| head``) stops the run here rather than after the last input
+            sys.stdout.flush()
+        counts[outcome] += 1  # its records are written
+        progress.input_done(number, result, outcome)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Runs the predictor on every input; returns 1 when any input was cut short or failed.
+
+    Every argument and output path is checked before the checkpoint is loaded, and ``--out`` is
+    opened only after it loaded, so a refused command changes no file; its records replace an
+    earlier file when the run ends, or stops after its first input is done.
+    """
+    settings = _settings(args)
+    if settings.workers:
+        start_worker_server()  # its imports overlap the model's loading
+    # its refusals are CheckpointErrors, UsageErrors; --device and --batch-size are checked
+    predictor = Predictor.from_checkpoint(
+        args.ckpt, device=settings.device, batch_size=args.batch_size
+    )
+    inputs = settings.inputs
+    unit = "windows" if settings.window is not None else "clips"
+    progress = _Progress(inputs, quiet=args.quiet, unit=unit)
     results = predict_many(
         predictor,
         inputs,
-        views=views,
-        window=window,
-        stride=stride,
+        views=settings.views,
+        window=settings.window,
+        stride=settings.stride,
         decoder=args.decoder,
-        workers=workers,
-        timeout=timeout,
-        on_views=on_views,
-        on_clips=on_clips,
+        workers=settings.workers,
+        timeout=settings.timeout,
+        on_views=progress.on_views,
+        on_clips=progress.on_clips,
     )
     writer: RecordWriter | None = None
     counts = dict.fromkeys(OUTCOMES, 0)  # of the inputs whose records are written
@@ -297,33 +386,8 @@ def predict(args: argparse.Namespace) -> int:
             if args.out:  # stopped before its first record, it leaves an earlier file as it was
                 writer = stack.enter_context(RecordWriter(args.out, args.topk))
             stack.callback(results.close)
-            stack.callback(bar.close)
-            for number, result in enumerate(results, 1):
-                outcome, rendered = _outcome(result), False
-                if render_to is not None and result.ok:
-                    rendered = _render(args, result, predictor.classes, render_to[number - 1])
-                    outcome = PREDICTED if rendered else FAILED  # its error says why
-                if writer is not None:  # kept before anything is printed, which may fail
-                    writer.write(records(result, predictor.classes, args.topk))
-                if not args.quiet:
-                    tqdm.write(
-                        format_result(result, predictor.classes, args.topk, failure=outcome.upper())
-                    )
-                    if rendered:
-                        tqdm.write(f"  rendered {render_to[number - 1]}")
-                    # each video's table as it is done, also into a pipe; a reader that went
-                    # away (``| head``) stops the run here rather than after the last input
-                    sys.stdout.flush()
-                counts[outcome] += 1  # its records are written
-                bar.update()
-                if not show_bar and not (args.quiet and result.ok):  # -q: failures only
-                    state = "ok" if result.ok else f"{outcome.upper()}: {result.error}"
-                    print(  # noqa: T201
-                        f"predict {number}/{len(inputs)} {result.path}: {state} "
-                        f"({result.seconds:.2f} s)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+            stack.callback(progress.close)
+            _report(args, results, predictor.classes, settings.render_to, writer, progress, counts)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the records of the inputs done are kept
         print(_summary(counts, len(inputs), writer))  # noqa: T201
         raise
