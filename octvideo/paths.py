@@ -80,12 +80,38 @@ def make_writable_folder(folder: str | os.PathLike[str]) -> Path:
             to the file when ``folder`` is a file or lies inside one.
     """
     folder = Path(folder)
-    existing = nearest_existing(folder)
-    if existing.exists() and not existing.is_dir():  # a file where the folder or a parent would be
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(existing))
+    _nearest_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=folder):
         pass
+    return folder
+
+
+def _nearest_folder(folder: Path) -> Path:
+    """``nearest_existing(folder)``, which must be a folder for ``folder`` to be made there.
+
+    Raises:
+        NotADirectoryError: with ``filename`` set to the file where ``folder`` or one of its
+            parents would be.
+    """
+    existing = nearest_existing(folder)
+    if existing.exists() and not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(existing))
+    return existing
+
+
+def _check_can_make(folder: Path) -> Path:
+    """Refuses, creating nothing, a ``folder`` that ``make_writable_folder`` could not make:
+    a file in its way, or a nearest existing folder this process may not write in.
+
+    Raises:
+        NotADirectoryError: as ``make_writable_folder``.
+        PermissionError: the nearest existing folder is not writable (by its mode bits: root
+            passes here and is refused, if at all, when the folder is made).
+    """
+    existing = _nearest_folder(folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(existing))
     return folder
 
 
@@ -95,9 +121,12 @@ def check_folder(
     given: str | os.PathLike[str] | None = None,
     *,
     advice: str = "choose another path",
+    create: bool = True,
 ) -> Path:
     """``make_writable_folder`` with errors that name ``option`` and ``given`` (the path given,
-    default ``folder``) and end with ``advice``.
+    default ``folder``) and end with ``advice``. ``create=False`` makes nothing and writes
+    nothing: it refuses, with the same errors, what would stop the folder being made and written,
+    for the checks that come before a command's first file.
 
     Raises:
         UsageError: ``folder`` is a file, lies inside one, or cannot be created or written.
@@ -105,7 +134,7 @@ def check_folder(
     folder = Path(folder)
     given = folder if given is None else given
     try:
-        return make_writable_folder(folder)
+        return make_writable_folder(folder) if create else _check_can_make(folder)
     except NotADirectoryError as err:
         raise UsageError(
             f"{option} {given}: {err.filename} is a file, not a folder; {advice}"

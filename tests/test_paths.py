@@ -18,6 +18,7 @@ from octvideo.paths import (
     LOCK_NAME,
     AtomicOutput,
     atomic_output,
+    check_folder,
     check_output_file,
     hold_folder,
     is_missing,
@@ -406,6 +407,28 @@ def test_nearest_existing_is_the_path_or_its_closest_existing_ancestor(tmp_path,
     assert nearest_existing(tmp_path / "a" / "f" / "x") == tmp_path / "a" / "f"  # a file too
     monkeypatch.chdir(tmp_path)
     assert nearest_existing("x/y") == Path(".")
+
+
+def test_check_folder_without_create_refuses_what_making_it_would_and_makes_nothing(
+    tmp_path, monkeypatch
+):
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("x")
+    for create in (False, True):  # the same refusal, naming the file in the way
+        with pytest.raises(UsageError) as err:
+            check_folder("--out", blocker / "run" / "a", advice="choose another", create=create)
+        assert str(err.value) == (
+            f"--out {blocker / 'run' / 'a'}: {blocker} is a file, not a folder; choose another"
+        )
+    new = tmp_path / "new" / "run"
+    assert check_folder("--out", new, create=False) == new
+    assert not (tmp_path / "new").exists()
+    monkeypatch.setattr("octvideo.paths.os.access", lambda *args: False)  # as for another user
+    with pytest.raises(UsageError) as err:
+        check_folder("--out", new, create=False)
+    assert str(err.value) == (
+        f"--out {new}: cannot write in {new} (Permission denied); choose another path"
+    )
 
 
 def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):

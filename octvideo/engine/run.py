@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import logging
 import math
@@ -90,10 +89,10 @@ from octvideo.models.cost import example_input, total_gflops
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import (
     ReadFiles,
+    check_folder,
     check_output_file,
     hold_folder,
     is_missing,
-    make_writable_folder,
     nearest_existing,
     why_not_a_file,
 )
@@ -329,41 +328,16 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return path
 
 
-def check_can_create_folder(folder: Path, setting: str = "--out or output.dir") -> None:
-    """Refuses an output folder that could not be created or written, creating nothing (the
-    checks of a run come before its first file; ``make_output_folder`` creates it after them).
+def _output_folder(folder: Path, *, create: bool, setting: str = "--out or output.dir") -> None:
+    """Refuses an output folder that could not be created or written (a file in its way is
+    named); ``create`` makes it and writes a file in it. The checks of a run create nothing and
+    come before its first file; the folder is made after them, so a run fails before training,
+    not at its first checkpoint.
 
     Raises:
-        UsageError: a file where the folder or one of its parents would be, or a nearest
-            existing folder this process may not write in.
+        UsageError: "output folder F: ... ; choose another with ``setting``".
     """
-    existing = nearest_existing(folder)
-    if not existing.is_dir():
-        problem = errno.ENOTDIR  # the message make_output_folder gives
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = errno.EACCES
-    else:
-        return
-    raise UsageError(
-        f"output folder {folder} is not writable ({os.strerror(problem)}); choose another with "
-        f"{setting}"
-    )
-
-
-def make_output_folder(folder: Path, setting: str = "--out or output.dir") -> None:
-    """Create ``folder`` and write a file in it, so a run fails before training, not at its first
-    checkpoint.
-
-    Raises:
-        UsageError: the folder cannot be created or written.
-    """
-    try:
-        make_writable_folder(folder)
-    except OSError as err:
-        raise UsageError(
-            f"output folder {folder} is not writable ({err.strerror or err}); choose another "
-            f"with {setting}"
-        ) from err
+    check_folder("output folder", folder, advice=f"choose another with {setting}", create=create)
 
 
 def check_new_run(ckpt_dir: Path) -> None:
@@ -964,7 +938,7 @@ def _train(
     # Every check comes before the first file or folder is written: a refused run leaves nothing
     # (the run folder's lock file, and the folders made for it, are removed).
     _check_training(cfg)
-    check_can_create_folder(run_dir / "checkpoints")
+    _output_folder(run_dir / "checkpoints", create=False)
     with hold_run_folder(run_dir):
         return _train_in(cfg, cfg_file, run_dir, resume, callbacks)
 
@@ -1017,7 +991,7 @@ def _train_in(
     # checks done: the first writes
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
-    make_output_folder(ckpt_dir)
+    _output_folder(ckpt_dir, create=True)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
 
@@ -1183,7 +1157,7 @@ def _test(
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     # the report is checked before the checkpoint is loaded, not after the whole evaluation
-    check_can_create_folder(out_dir, "--out or test.out_dir")
+    _output_folder(out_dir, create=False, setting="--out or test.out_dir")
     check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
     checkpoint = load_checkpoint(ckpt)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -1201,7 +1175,7 @@ def _test(
     # checks done: the first writes
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
-    make_output_folder(out_dir, "--out or test.out_dir")
+    _output_folder(out_dir, create=True, setting="--out or test.out_dir")
     removed = remove_report(out_dir) if trainer.is_global_zero else []
     if removed:
         logger.info("removed the earlier report in %s", out_dir)

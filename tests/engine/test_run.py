@@ -1650,8 +1650,10 @@ def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
     args += ["--out", str(tmp_path / "run"), *_overrides(tiny_synth)]
     assert cli.main([*args, f"test.out_dir={blocker / 'report'}"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"octvideo test: error: output folder {blocker / 'report'} is not")
-    assert err.endswith("(Not a directory); choose another with --out or test.out_dir")
+    assert err == (
+        f"octvideo test: error: output folder {blocker / 'report'}: {blocker} is a file, not a "
+        "folder; choose another with --out or test.out_dir"
+    )
     assert not evaluated
 
 
@@ -1708,8 +1710,11 @@ def test_an_output_folder_inside_a_file_is_reported_before_training(tiny_synth, 
     args = ["train", "--cfg", "oct_i3d_synth", "--out", str(blocker / "run"), *_fast(tiny_synth)]
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("octvideo train: error: output folder ") and "\n" not in err
-    assert "is not writable (Not a directory); choose another with --out" in err
+    assert err == (
+        f"octvideo train: error: output folder {blocker / 'run' / 'checkpoints'}: {blocker} is a "
+        "file, not a folder; choose another with --out or output.dir"
+    )
+    assert blocker.read_text() == "not a folder"
 
 
 def test_an_unwritable_output_folder_is_reported_before_training(tiny_synth, tmp_path, monkeypatch):
@@ -1724,8 +1729,12 @@ def test_an_unwritable_output_folder_is_reported_before_training(tiny_synth, tmp
         monkeypatch.setattr(octvideo.paths.tempfile, "TemporaryFile", refuse)
     else:
         (run / "checkpoints").chmod(0o500)
-    with pytest.raises(UsageError, match=r"is not writable \(Permission denied\)"):
+    with pytest.raises(UsageError) as err:
         run_train(None, _fast(tiny_synth), out=str(run))
+    assert str(err.value) == (
+        f"output folder {run / 'checkpoints'}: cannot write in {run / 'checkpoints'} (Permission "
+        "denied); choose another with --out or output.dir"
+    )
 
 
 # -- divergence -------------------------------------------------------------------------------
