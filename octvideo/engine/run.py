@@ -542,7 +542,8 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     there = dict(flatten({"model": to_dict(meta.model)}))
     here = dict(flatten({"model": to_dict(model_config(to_dict(cfg.model)))}))
     for key in RESUME_FREE:
-        there.pop(key, None), here.pop(key, None)
+        there.pop(key, None)
+        here.pop(key, None)
     stored = dict(flatten(meta.config or {}))
     ours = dict(flatten(to_dict(cfg)))
     for key in RESUME_KEEPS:
@@ -551,8 +552,7 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     differ = [
         key
         for key in dict.fromkeys([*there, *here])
-        if there.get(key, _UNSET) != here.get(key, _UNSET)
-        and not {_json(there.get(key, _UNSET)), _json(here.get(key, _UNSET))} <= {"unset", "{}"}
+        if not _same_setting(there.get(key, _UNSET), here.get(key, _UNSET))
     ]
     if not differ:
         return
@@ -560,19 +560,26 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
         f"{key} {_json(there.get(key, _UNSET))} there, {_json(here.get(key, _UNSET))} here"
         for key in differ
     )
-    # a model.extra key set on one side only: the run's whole mapping puts it back
-    fixes = dict.fromkeys(
-        "model.extra" if key.startswith("model.extra.") else key for key in differ
-    )
-    fix = " ".join(
-        f"{key}={_json(to_dict(meta.model)['extra'] if key == 'model.extra' else there[key])}"
-        for key in fixes
-    )
+    overrides: dict[str, Any] = {}  # each key once, in the order of the first that needs it
+    for key in differ:
+        if key.startswith("model.extra."):  # set on one side only: the whole mapping puts it back
+            overrides["model.extra"] = to_dict(meta.model)["extra"]
+        else:
+            overrides[key] = there[key]
+    fix = " ".join(f"{key}={_json(value)}" for key, value in overrides.items())
     raise UsageError(
         f"cannot resume from {path} with other settings than its run's ({said}): its "
         f"weights would go on as another run; resume with {fix}, or start a new run from its "
         f"weights with model.pretrained={path} (nothing was changed)"
     )
+
+
+def _same_setting(there: Any, here: Any) -> bool:
+    """Whether two values of a setting (``_UNSET`` for a side without the key) are the same.
+    An absent key and an empty mapping are: ``flatten`` keeps an empty mapping as a leaf of its
+    own (``model.extra: {}``), which a config that sets nothing in it has no key for."""
+    nothing = (_UNSET, {})
+    return there == here or (there in nothing and here in nothing)
 
 
 def _json(value: Any) -> str:

@@ -1254,6 +1254,20 @@ def test_a_resume_may_name_other_starting_weights(tiny_synth, uninterrupted):
         check_same_run(checkpoint, cfg, uninterrupted.last_ckpt)
 
 
+def test_a_resume_takes_an_empty_mapping_for_the_keys_it_does_not_set(tiny_synth, uninterrupted):
+    # model.extra {width: 4} there, {} here: the leaf "model.extra" ({} here, absent there) is no
+    # difference of its own, model.extra.width is
+    checkpoint = load_checkpoint(uninterrupted.last_ckpt)
+    cfg = load_config(None, [*_overrides(tiny_synth), "model.extra={}"])
+    with pytest.raises(UsageError) as err:
+        check_same_run(checkpoint, cfg, "last.ckpt")
+    assert str(err.value).startswith(
+        "cannot resume from last.ckpt with other settings than its run's (model.extra.width 4 "
+        "there, unset here): its weights would go on as another run; resume with model.extra="
+        '{"width":4}, or '
+    )
+
+
 def test_a_checkpoint_without_metadata_resumes_on_the_configs_settings(tiny_synth):
     cfg = load_config(None, tiny_overrides(tiny_synth))
     check_same_run({"state_dict": {}}, cfg, "bare.ckpt")  # nothing recorded to compare
