@@ -285,12 +285,7 @@ class PreciseBatchNorm(L.Callback):
         if self._updated_at == trainer.global_step:
             return
         self._updated_at = trainer.global_step
-        norms = [
-            m
-            for m in pl_module.modules()
-            if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d | nn.SyncBatchNorm)
-            and m.track_running_stats
-        ]
+        norms = _tracked_norms(pl_module)
         if not norms:
             return
         loader = self.loader(trainer.current_epoch)
@@ -298,7 +293,9 @@ class PreciseBatchNorm(L.Callback):
         if not batches:
             return
         start = time.perf_counter()
-        kept = [(m, m.running_mean, m.running_var, m.num_batches_tracked.clone()) for m in norms]
+        kept: list[_Kept] = [
+            (m, m.running_mean, m.running_var, m.num_batches_tracked.clone()) for m in norms
+        ]
         modes = [(m, m.training) for m in pl_module.modules()]
         device = pl_module.device
 
@@ -312,22 +309,8 @@ class PreciseBatchNorm(L.Callback):
             with torch.no_grad():
                 with trainer.precision_plugin.train_step_context():
                     update_bn_stats(pl_module, clips(), num_iters=batches)
-                # float64: the variance comes back as a difference of second moments
-                means = torch.cat([m.running_mean.double() for m in norms])
-                squares = torch.cat(
-                    [m.running_var.double() + m.running_mean.double() ** 2 for m in norms]
-                )
-                moments = trainer.strategy.reduce(torch.stack([means, squares]), reduce_op="mean")
-                mean, square = moments
-                var = (square - mean.square()).clamp_min_(0)
-                at = 0
-                for m, running_mean, running_var, tracked in kept:
-                    n = running_mean.numel()
-                    running_mean.copy_(mean[at : at + n])
-                    running_var.copy_(var[at : at + n])
-                    m.running_mean, m.running_var = running_mean, running_var
-                    m.num_batches_tracked.copy_(tracked)
-                    at += n
+                mean, var = _combined_moments(trainer, norms)
+                _restore(kept, mean, var)
         finally:
             for module, training in modes:
                 module.training = training
@@ -340,3 +323,41 @@ class PreciseBatchNorm(L.Callback):
             time.perf_counter() - start,
             trainer.global_step,
         )
+
+
+# a batch norm with the buffers it had before an update: running mean, variance, batches tracked
+_Kept = tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _tracked_norms(module: nn.Module) -> list[nn.Module]:
+    """The batch norms in ``module`` that keep running statistics."""
+    kinds = nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d | nn.SyncBatchNorm
+    return [m for m in module.modules() if isinstance(m, kinds) and m.track_running_stats]
+
+
+def _combined_moments(
+    trainer: L.Trainer, norms: list[nn.Module]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running means and variances of ``norms`` (concatenated in their order) combined over
+    the processes, each of which averaged as many batches of its own: the mean of their means,
+    and the mean of their second moments (variance + mean squared) less the square of that mean.
+    In float64: the variance comes back as a difference of second moments, which float32 would
+    lose to cancellation where the mean is large against the spread."""
+    means = torch.cat([m.running_mean.double() for m in norms])
+    squares = torch.cat([m.running_var.double() + m.running_mean.double() ** 2 for m in norms])
+    mean, square = trainer.strategy.reduce(torch.stack([means, squares]), reduce_op="mean")
+    return mean, (square - mean.square()).clamp_min_(0)
+
+
+def _restore(kept: list[_Kept], mean: torch.Tensor, var: torch.Tensor) -> None:
+    """Writes ``mean`` and ``var`` (concatenated in ``kept``'s order) into each norm's buffers of
+    before the update and puts those back on it, as its ``num_batches_tracked``: the tensors keep
+    their identity (DDP broadcasts the ones it was built with) and their dtype."""
+    at = 0
+    for m, running_mean, running_var, tracked in kept:
+        n = running_mean.numel()
+        running_mean.copy_(mean[at : at + n])
+        running_var.copy_(var[at : at + n])
+        m.running_mean, m.running_var = running_mean, running_var
+        m.num_batches_tracked.copy_(tracked)
+        at += n
