@@ -67,9 +67,16 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 def nearest_existing(path: str | os.PathLike[str]) -> Path:
     """``path`` or its nearest ancestor that exists (``/`` or ``.`` when none does)."""
     path = Path(path)
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    return path
+    return made[-1].parent if (made := _folders_to_make(path)) else path
+
+
+def _folders_to_make(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist, deepest first."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def make_writable_folder(folder: str | os.PathLike[str]) -> Path:
@@ -337,16 +344,18 @@ def _pid_running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process, which runs
+        pass
     return True
 
 
-def _locked(path: Path) -> bool:
-    """Whether a process holds the flock of ``path`` (a file system without locks: no)."""
+def _keep_temporary(path: Path) -> bool:
+    """Whether the temporary file ``path`` is to be kept whatever its pid says: a process holds
+    its flock (a file system without locks: none does), or it cannot be opened (gone already,
+    or not this process's to remove)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:  # gone, or not to be opened: not ours to remove either way
+    except OSError:
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -362,7 +371,7 @@ def _locked(path: Path) -> bool:
 def _writer_gone(tmp: Path, pid: str | None) -> bool:
     """Whether the writer of ``tmp``, a temporary whose name holds ``pid`` (None: an earlier
     version's), is gone: its pid runs no process here and nothing holds the file's lock."""
-    return (pid is None or not _pid_running(int(pid))) and not _locked(tmp)
+    return (pid is None or not _pid_running(int(pid))) and not _keep_temporary(tmp)
 
 
 def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
@@ -618,15 +627,6 @@ def _holder(lock: Path) -> str:
     if not pid.isdigit():  # the holder has not written it yet
         return "another octvideo command"
     return f"octvideo {command or 'command'} (pid {pid})"
-
-
-def _folders_to_make(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist, deepest first."""
-    missing = []
-    while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
 
 
 def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:

@@ -156,6 +156,29 @@ def test_a_temporary_whose_lock_is_held_is_kept_whatever_its_pid(tmp_path):
     assert os.listdir(tmp_path) == ["m.onnx"]
 
 
+def test_a_temporary_not_to_be_opened_or_of_another_users_process_is_kept(tmp_path, monkeypatch):
+    # a link in a temporary's name (opened without following links: refused) is no file a writer
+    # of ours left
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"x")
+    link = tmp_path / f".m.onnx.{_ended_pid()}-0123abcd.tmp.onnx"
+    os.symlink(target, link)
+    write_atomically(tmp_path / "m.onnx", b"model")
+    assert link.is_symlink() and target.read_bytes() == b"x"
+    # a pid that signals refuse (EPERM) is another user's process: it runs, and may be the writer
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    tmp = folder / f".m.onnx.{_ended_pid()}-0123abcd.tmp.onnx"
+    tmp.write_bytes(b"half a model")
+
+    def refuse(pid: int, signum: int) -> None:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "kill", refuse)
+    write_atomically(folder / "m.onnx", b"model")
+    assert tmp.read_bytes() == b"half a model"
+
+
 # A writer in a process of its own: prints its temporary file, then waits for stdin to close.
 _WRITER = """
 import sys
