@@ -17,7 +17,7 @@ line without a traceback:
     |   |                     non-finite loss, a dead data-loader worker): ``octvideo CMD:
     |   |                     stopped: ...``, exit status 1, saying what was kept
     |   |-- OutputWriteError  an output file that cannot be written; nothing half-written is left
-    |   |-- CheckpointWriteError  a checkpoint that cannot be written; the old file is intact
+    |   |   `-- CheckpointWriteError  a checkpoint that cannot be written; the old file is intact
     |   |-- NonFiniteLoss     the training loss was NaN or infinite; the step was not taken
     |   `-- WorkerStartError  a worker process exited before it ran its work (a script that
     |                         starts workers outside ``if __name__ == "__main__":``)
@@ -166,8 +166,15 @@ class WorkerStartError(RunStopped):
     on stderr above the message."""
 
 
-class CheckpointWriteError(RunStopped):
-    """A checkpoint could not be written (full disk, lost permission); the old file is intact."""
+class CheckpointWriteError(OutputWriteError):
+    """A checkpoint could not be written (full disk, lost permission); the old file is intact.
+    The message says which checkpoint is kept and how to continue the run; ``path``, ``errno``,
+    ``reason`` and ``existed`` are those of ``written``, the failed write it reports."""
+
+    def __init__(self, message: str, written: OutputWriteError) -> None:
+        self.path, self.errno, self.reason = written.path, written.errno, written.reason
+        self.existed = written.existed
+        RunStopped.__init__(self, message)  # its own message, not OutputWriteError's
 
 
 class NonFiniteLoss(RunStopped):
