@@ -609,10 +609,13 @@ def write_atomically(
     return out.path
 
 
-def write_failure(err: BaseException) -> str:
-    """Why an output could not be written (``No space left on device``): an ``OSError``'s text,
-    or the ``reason`` of the ``RunStopped`` that ``atomic_output`` may turn one into."""
-    return getattr(err, "reason", None) or getattr(err, "strerror", None) or str(err)
+def write_failure(err: OSError | OutputWriteError) -> str:
+    """Why an output could not be written (``No space left on device``): the ``reason`` of the
+    ``OutputWriteError`` that ``AtomicOutput`` turns a failed write into, or an ``OSError``'s
+    text."""
+    if isinstance(err, OutputWriteError):
+        return err.reason
+    return err.strerror or str(err)
 
 
 LOCK_NAME = ".octvideo.lock"

@@ -459,7 +459,7 @@ def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):
     assert write_failure(full) == "No space left on device"
     stopped = OutputWriteError(tmp_path / "a.csv", full, existed=False)
     assert write_failure(stopped) == "No space left on device"  # not the whole sentence
-    assert write_failure(RuntimeError("lost")) == "lost"
+    assert write_failure(OSError("lost")) == "lost"  # no errno, no strerror
 
 
 def test_why_not_a_file_says_what_an_input_path_is(tmp_path):

@@ -50,7 +50,7 @@ from tqdm import tqdm
 from octvideo.data.annotations import load_annotations, video_entries
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS
 from octvideo.data.workers import check_worker_count, exit_reason, serve, worker_context
-from octvideo.errors import RunStopped, UsageError
+from octvideo.errors import OutputWriteError, RunStopped, UsageError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
 
 logger = logging.getLogger(__name__)
@@ -333,7 +333,7 @@ def check_videos(
     if out is not None:
         try:
             write_bad_videos(out, report.bad)
-        except (OSError, RunStopped) as err:  # a full disk after the decoding: say what is lost
+        except (OSError, OutputWriteError) as err:  # a full disk after the decoding: what is lost
             raise RunStopped(
                 f"writing --out {out} failed ({write_failure(err)}); {len(report.bad)} of "
                 f"{report.total} videos are bad and are not listed anywhere; free space and run "

@@ -63,7 +63,7 @@ from octvideo.data import yardstick
 from octvideo.data.annotations import write_classes
 from octvideo.data.limits import check_range
 from octvideo.data.shapes import SHAPES
-from octvideo.errors import RunStopped
+from octvideo.errors import OutputWriteError, RunStopped
 from octvideo.paths import (
     atomic_output,
     check_output_file,
@@ -361,7 +361,7 @@ def generate_synthetic(
         for split, rows in lines.items():
             target = out / f"{split}.txt"
             write_atomically(target, "".join(rows))
-    except (OSError, RunStopped) as err:  # a full disk: the files there are complete, none half
+    except (OSError, OutputWriteError) as err:  # a full disk: the files there are whole
         done = len(lines["train"]) + len(lines["val"])
         raise RunStopped(
             f"writing {target} failed ({write_failure(err)}); {done} of {len(jobs)} clips were "

@@ -238,7 +238,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except OutputWriteError as err:
             raise CheckpointWriteError(
                 f"cannot write checkpoint {path} ({err.reason}); {last_good(path)}. Free space "
-                "or fix the folder, then continue with --resume auto"
+                "or fix the folder, then continue with --resume auto",
+                err,
             ) from err
         logger.debug("checkpoint written: %s", path)
 

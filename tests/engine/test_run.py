@@ -63,6 +63,7 @@ from octvideo.engine.run import (
     writes_run_folder,
 )
 from octvideo.errors import (
+    CheckpointWriteError,
     ConfigError,
     Interrupted,
     NonFiniteLoss,
@@ -72,7 +73,7 @@ from octvideo.errors import (
 )
 from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
-from octvideo.paths import LOCK_NAME, hold_folder, temporaries
+from octvideo.paths import LOCK_NAME, hold_folder, temporaries, write_failure
 from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overrides
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
@@ -1692,11 +1693,15 @@ def test_a_full_disk_at_a_checkpoint_write_stops_and_keeps_the_last_good_one(
     monkeypatch.setattr(torch, "save", save)
     run = tmp_path / "run"
     overrides = _fast(tiny_synth, **{"trainer.max_epochs": 3, "output.ckpt_every_n_steps": 2})
-    with pytest.raises(RunStopped) as info:
+    with pytest.raises(CheckpointWriteError) as info:
         run_train(None, overrides, out=str(run))
     message = str(info.value)
     assert "No space left on device" in message and "\n" not in message
     assert f"{run / 'checkpoints' / 'last.ckpt'} (global step 3) is kept" in message
+    # the failed write's fields, as every OutputWriteError has them
+    stopped = info.value
+    assert (stopped.path, stopped.errno) == (run / "checkpoints" / "last.ckpt", errno.ENOSPC)
+    assert write_failure(stopped) == "No space left on device" and stopped.existed
     monkeypatch.undo()
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 3
     assert not temporaries(run / "checkpoints" / "last.ckpt")
