@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
+from octvideo import signals
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, model_config, stored_meta
 from octvideo.config import (
     RunConfig,
@@ -733,24 +733,14 @@ def _module(
     )
 
 
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()  # where handlers can be set
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _sigterm_raises() -> contextlib.AbstractContextManager[Any]:
     """SIGTERM raises ``Terminated`` where the command is (its checks, loading, report), as Ctrl-C
     raises ``KeyboardInterrupt``; inside Lightning's loops, Lightning's own handler stops at a
     batch boundary instead (``_lightning_loop``). Only in the main thread and where SIGTERM has
     no handler (a caller's own is left alone); the default is put back after."""
-    if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-    signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return contextlib.nullcontext()
+    return signals.handler(signal.SIGTERM, raise_terminated)
 
 
 @contextlib.contextmanager
@@ -760,23 +750,17 @@ def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[
     ``Interrupted``, ``stopped by SIGTERM <stopped()>``, ``stopped()`` saying where the loop
     stopped and what was kept. Lightning ignores Ctrl-C once it is stopping and leaves it so:
     the SIGINT handler is put back."""
-    main = _in_main_thread()
-    sigint = signal.getsignal(signal.SIGINT) if main else None
-    ours = main and signal.getsignal(signal.SIGTERM) is raise_terminated
-    if ours:  # Lightning's handler alone, which lets the batch end (it calls one it finds)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        yield
-    except SystemExit as err:
-        if not trainer.interrupted:
-            raise
-        kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
-        raise kind(f"stopped by {kind.cause} {stopped()}") from err
-    finally:
-        if ours:
-            signal.signal(signal.SIGTERM, raise_terminated)
-        if sigint is not None:
-            signal.signal(signal.SIGINT, sigint)
+    ours = signal.getsignal(signal.SIGTERM) is raise_terminated
+    # Lightning's handler alone, which lets the batch end (it calls one it finds); ours after
+    sigterm = signals.handler(signal.SIGTERM, signal.SIG_DFL) if ours else contextlib.nullcontext()
+    with signals.restored(signal.SIGINT), sigterm:
+        try:
+            yield
+        except SystemExit as err:
+            if not trainer.interrupted:
+                raise
+            kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
+            raise kind(f"stopped by {kind.cause} {stopped()}") from err
 
 
 @contextlib.contextmanager
