@@ -771,11 +771,8 @@ def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
     last.ckpt, which the message then says is kept (as it is at the time of the fault)."""
     try:
         yield
-    except TooManyBadVideos as err:
-        reason = str(err)
-        if not err.failures:  # rebuilt by PyTorch from a worker's traceback: ours is the end
-            reason = reason.rsplit(f"{TooManyBadVideos.__name__}: ", 1)[-1].strip()
-        raise RunStopped(f"{reason}{_kept(last)}") from err
+    except TooManyBadVideos as err:  # also one PyTorch rebuilt from a worker's traceback
+        raise RunStopped(f"{err.reason}{_kept(last)}") from err
     except RuntimeError as err:
         report = datamodule.worker_crash_report(err)
         if report is None:
