@@ -322,16 +322,33 @@ class VideoClassifier(L.LightningModule):
                 global_batch,
             )
         lr = scaled_lr(cfg, global_batch)
+        schedule = LRSchedule(cfg, steps_per_epoch, total_steps)
         if say:
             logger.info(
-                "SGD: lr %.4g (%.4g x global batch %d / %d), %d steps (%d per epoch), %s schedule",
+                "SGD: lr %.4g (%.4g x global batch %d / %d), %d steps (%d per epoch), "
+                "%s%s schedule",
                 lr,
                 cfg.lr,
                 global_batch,
                 cfg.lr_reference_batch,
                 total_steps,
                 steps_per_epoch,
+                f"a {schedule.warmup_steps}-step warmup, then " if schedule.warmup_steps else "",
                 cfg.schedule,
+            )
+        if say and schedule.ends_in_warmup():
+            logger.warning(
+                "optim.warmup_epochs=%g (%d steps) outlasts trainer.max_epochs=%d (%d steps): "
+                "lr rises to %.4g, never to %.4g, and the %s schedule never starts; set "
+                "optim.warmup_epochs below %d (0 for none)",
+                cfg.warmup_epochs,
+                schedule.warmup_steps,
+                trainer.max_epochs,
+                total_steps,
+                lr * schedule.peak(),
+                lr,
+                cfg.schedule,
+                trainer.max_epochs,
             )
         optimizer = torch.optim.SGD(
             param_groups(self.model, cfg.weight_decay),
@@ -339,7 +356,7 @@ class VideoClassifier(L.LightningModule):
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
         )
-        scheduler = ScheduleLR(optimizer, LRSchedule(cfg, steps_per_epoch, total_steps))
+        scheduler = ScheduleLR(optimizer, schedule)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -116,6 +116,20 @@ class LRSchedule:
         self.milestones = [round(e * steps_per_epoch) for e in cfg.step_epochs]
         self.gamma = cfg.step_gamma
 
+    def ends_in_warmup(self) -> bool:
+        """Whether the run's last step comes before the warmup's end: the peak is never reached
+        and the decay never starts."""
+        return self.warmup_steps >= self.total_steps
+
+    def peak(self) -> float:
+        """The largest multiplier of the run's steps (0 to ``total_steps - 1``): 1.0, or less
+        where the run ends in its warmup. The warmup rises and the decay falls, so it is at the
+        last step of one or the first of the other."""
+        last = self.total_steps - 1
+        return max(
+            self(max(0, min(self.warmup_steps - 1, last))), self(min(self.warmup_steps, last))
+        )
+
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             # Reaches 1.0 exactly at the first step after the warmup.

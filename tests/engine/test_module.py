@@ -38,9 +38,17 @@ def _network() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 4 * 4, NUM_CLASSES))
 
 
-def _train(network: nn.Module, clips: int, batch_size: int, accumulate: int = 1) -> VideoClassifier:
+def _train(
+    network: nn.Module, clips: int, batch_size: int, accumulate: int = 1, warmup_epochs: float = 0
+) -> VideoClassifier:
     """One epoch of SGD (lr 0.05 at batch 4, momentum, weight decay) over ``clips`` clips."""
-    optim = OptimConfig(lr=0.05, lr_reference_batch=4, weight_decay=0.1, schedule="step")
+    optim = OptimConfig(
+        lr=0.05,
+        lr_reference_batch=4,
+        weight_decay=0.1,
+        schedule="step",
+        warmup_epochs=warmup_epochs,
+    )
     module = VideoClassifier(
         copy.deepcopy(network),
         optim=to_dict(optim),
@@ -106,6 +114,25 @@ def test_only_the_first_process_says_how_lr_was_scaled(caplog, monkeypatch):
         other = _train(_network(), clips=6, batch_size=1024)
     assert _lr(other) == pytest.approx(0.05 * 6 / 4)  # scaled all the same
     assert not [r for r in caplog.records if r.name == "octvideo.engine.module"]
+
+
+def test_a_warmup_longer_than_the_run_is_said_with_the_lr_the_run_reaches(caplog):
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.module"):
+        _train(_network(), clips=8, batch_size=4, warmup_epochs=10)  # 2 steps, lr 0.05
+    assert "2 steps (2 per epoch), a 20-step warmup, then step schedule" in caplog.text
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == (
+        "optim.warmup_epochs=10 (20 steps) outlasts trainer.max_epochs=1 (2 steps): lr rises to "
+        "0.00725, never to 0.05, and the step schedule never starts; set optim.warmup_epochs "
+        "below 1 (0 for none)"
+    )  # 0.05 x (0.1 + 0.9 x 1 / 20) at the second and last step
+
+
+def test_a_warmup_within_the_run_is_said_without_a_warning(caplog):
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.module"):
+        _train(_network(), clips=8, batch_size=2, warmup_epochs=0.5)  # 4 steps
+    assert "4 steps (4 per epoch), a 2-step warmup, then step schedule" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def _module() -> VideoClassifier:

@@ -70,6 +70,28 @@ def test_step_decay():
     )
 
 
+@pytest.mark.parametrize(
+    ("cfg", "total_steps", "ends_in_warmup"),
+    [
+        (OptimConfig(warmup_epochs=10), 12, True),  # a 60-step warmup in a 12-step run
+        (OptimConfig(warmup_epochs=2), 12, True),  # the warmup's last step is the run's
+        (OptimConfig(warmup_epochs=1.5), 12, False),
+        (OptimConfig(warmup_epochs=0), 12, False),
+        (OptimConfig(warmup_epochs=3, schedule="step", step_epochs=[0]), 12, True),
+        (OptimConfig(warmup_epochs=1, schedule="step", step_epochs=[0]), 12, False),
+    ],
+)
+def test_peak_is_the_largest_multiplier_the_run_reaches(cfg, total_steps, ends_in_warmup):
+    f = LRSchedule(cfg, steps_per_epoch=6, total_steps=total_steps)
+    assert f.ends_in_warmup() is ends_in_warmup
+    assert f.peak() == max(f(s) for s in range(total_steps))
+
+
+def test_a_warmup_longer_than_the_run_peaks_where_the_run_ends():
+    f = LRSchedule(OptimConfig(warmup_epochs=10), steps_per_epoch=6, total_steps=12)
+    assert f.peak() == pytest.approx(0.1 + 0.9 * 11 / 60)  # 0.265 of the peak lr
+
+
 def test_schedule_state_is_plain_numbers():
     # LambdaLR stores a callable object's __dict__: it must load with weights_only=True.
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
