@@ -30,6 +30,12 @@ Text: lists, classes files and CSVs are read as UTF-8, with or without a byte-or
 mark is not part of the first line); a file that is not UTF-8 is refused naming its first bad
 line. Lines end at ``\n`` (a ``\r`` before it is dropped), as editors count them.
 
+Class names: a classes file holds one name a line, read stripped, blank lines skipped, each name
+once (a name listed twice is refused, naming it and its two lines). ``write_classes`` writes only
+names that read back as written (``class_name_problem``): not blank, no white space around them,
+no line break or other control character, no byte-order mark; a Kinetics CSV row whose label is
+not such a name is refused at its line.
+
 Bounds: at most ``MAX_CLASSES`` classes, so a list label is below it; a larger label is refused at
 its line, before a class list is built from it: without a classes file the class list is built
 from the labels (``"0" .. "K-1"``), so the largest label sets its length. A text file is at most
@@ -49,6 +55,7 @@ import io
 import logging
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -69,6 +76,10 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".m
 # Classes a dataset may have (Kinetics-700 has 700, ImageNet-21k's largest release 21841): list
 # labels are below it, and classes files and Kinetics CSVs list at most this many.
 MAX_CLASSES = 100_000
+# The largest time_start / time_end of a Kinetics CSV row: a video's name holds them as six
+# digits (``<youtube_id>_000010_000020``), over eleven days of video.
+MAX_CSV_SECONDS = 999_999
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")  # the columns read
 # Bytes of a list, classes file or CSV: Kinetics-700's training list (545k lines) is about 40 MB.
 MAX_TEXT_BYTES = 2**28
 
@@ -165,22 +176,54 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def read_classes(path: str | os.PathLike[str]) -> list[str]:
-    """Read a class list: one name a line, the line number being the label index.
+    """Read a class list: one name a line (stripped; blank lines skipped), the line's place among
+    the names being the label index.
 
     Raises:
-        AnnotationError: a class is listed twice, there are more than ``MAX_CLASSES``, or the file
-            is not UTF-8.
+        AnnotationError: a class is listed twice (named, with both lines), there are more than
+            ``MAX_CLASSES``, or the file is not UTF-8.
     """
-    names = [line.strip() for line in text_lines(path, "classes file")]
-    names = [n for n in names if n]
-    if len(set(names)) != len(names):
-        raise AnnotationError(f"classes file {path} lists a class twice")
-    if len(names) > MAX_CLASSES:
+    line_of: dict[str, int] = {}  # name -> its line
+    for number, line in enumerate(text_lines(path, "classes file"), start=1):
+        name = line.strip()
+        if name in line_of:
+            raise AnnotationError(
+                f"classes file {path} lists the class {name!r} twice (lines {line_of[name]} and "
+                f"{number}); remove one (a class's place in the file is its label)"
+            )
+        if name:
+            line_of[name] = number
+    if len(line_of) > MAX_CLASSES:
         raise AnnotationError(
-            f"classes file {path} lists {len(names)} classes; octvideo takes at most "
+            f"classes file {path} lists {len(line_of)} classes; octvideo takes at most "
             f"{MAX_CLASSES}: is it a class list?"
         )
-    return names
+    return list(line_of)
+
+
+# characters that end a line for ``str.splitlines`` and for editors
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a line of a classes file (``read_classes`` would read it back as
+    another name, as no name or as two), or None: a blank name, white space around it, a line
+    break, a control character, a byte-order mark, or text that is not UTF-8 (a surrogate)."""
+    if not name.strip():
+        return "is blank"
+    if name != name.strip():
+        return "has white space around it, which a classes file (one name a line) drops"
+    for char in name:
+        if char in _LINE_BREAKS:
+            return "holds a line break, which a classes file (one name a line) cannot hold"
+        if unicodedata.category(char) == "Cs":  # a file name's byte that is not UTF-8
+            return "holds a byte that is not UTF-8 text, which a classes file (UTF-8) cannot hold"
+        if char == "\ufeff" or unicodedata.category(char) == "Cc":
+            return (
+                f"holds the invisible character U+{ord(char):04X}, which a classes file (one name "
+                "a line) does not keep as it is"
+            )
+    return None
 
 
 def in_package(path: str | os.PathLike[str]) -> bool:
@@ -190,9 +233,12 @@ def in_package(path: str | os.PathLike[str]) -> bool:
 
 
 def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
-    """Write a class list, one name a line (complete or not at all, see ``paths.write_atomically``).
+    """Write a class list, one name a line (complete or not at all, see ``paths.write_atomically``),
+    which ``read_classes`` reads back as ``classes``.
 
     Raises:
+        AnnotationError: a name that would not read back (``class_name_problem``), or a name
+            listed twice; nothing is written.
         UsageError: ``path`` lies in the installed octvideo package, or is a symbolic link.
         OutputWriteError: it cannot be written (a full disk); ``path`` is then left as it was.
     """
@@ -201,6 +247,15 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
             f"classes file {path} is inside the installed octvideo package ({PACKAGE}), which "
             "octvideo never writes; point data.classes_file at a path of your own"
         )
+    seen: set[str] = set()
+    for name in classes:
+        problem = class_name_problem(name) or ("is listed twice" if name in seen else None)
+        if problem:
+            raise AnnotationError(
+                f"classes file {path}: the class {name!r} {problem}; rename that class in the "
+                "data (its label or folder)"
+            )
+        seen.add(name)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, "".join(f"{c}\n" for c in classes))
 
@@ -352,6 +407,100 @@ def index_videos(root: str | os.PathLike[str]) -> dict[str, str]:
     return index
 
 
+class KineticsRow(NamedTuple):
+    """The columns of a Kinetics CSV row that octvideo reads, as written."""
+
+    line: int  # the line the row starts at (a quoted field may span lines)
+    label: str
+    youtube_id: str
+    time_start: str
+    time_end: str
+
+
+def read_kinetics_rows(
+    path: str | os.PathLike[str], what: str = "annotation file"
+) -> list[KineticsRow]:
+    """The rows of the Kinetics CSV ``path``, every one checked: ``data prepare`` calls this
+    before it encodes anything and ``read_kinetics_csv`` after, so that the two never disagree.
+
+    The header's names are stripped (``label, youtube_id, ...`` is a Kinetics CSV); other
+    columns are ignored; blank lines are skipped.
+
+    Args:
+        path: the CSV.
+        what: what ``path`` is to the caller (``--csv``), named in the errors.
+
+    Raises:
+        AnnotationError: a missing column; a row whose fields do not match the header, whose times
+            are not seconds from 0 to ``MAX_CSV_SECONDS`` (the start not after the end), whose
+            label or YouTube id is empty, or whose label a classes file cannot hold
+            (``class_name_problem``); a quote never closed; more than ``MAX_CLASSES`` labels;
+            text that is not UTF-8. The message names the line.
+        OSError: the file cannot be read.
+    """
+    reader = csv.reader(io.StringIO(read_text(path, what), newline=""), strict=True)
+    header = [name.strip() for name in next(reader, [])]
+    if not set(KINETICS_COLUMNS) <= set(header):
+        raise AnnotationError(
+            f"{what} {path} is not a Kinetics CSV: it needs the columns "
+            f"{sorted(KINETICS_COLUMNS)}, found {sorted(header)}"
+        )
+    column = [header.index(name) for name in KINETICS_COLUMNS]
+    rows = []
+    start = reader.line_num + 1  # the line a row starts at
+    try:
+        for fields in reader:
+            line, start = start, reader.line_num + 1
+            where = f"{what} {path}:{line}"
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise AnnotationError(
+                    f"{where}: {len(fields)} fields where the header has {len(header)} "
+                    f"({', '.join(header)}); fix the row"
+                )
+            row = KineticsRow(line, *(fields[i] for i in column))
+            _check_kinetics_row(row, where)
+            rows.append(row)
+    except csv.Error as err:
+        problem = (
+            "a quoted field opened on this row is never closed"
+            if "end of data" in str(err)
+            else f"malformed CSV ({err})"
+        )
+        raise AnnotationError(f"{what} {path}:{start}: {problem}; fix the quotes") from None
+    labels = {row.label for row in rows}
+    if len(labels) > MAX_CLASSES:
+        raise AnnotationError(
+            f"{what} {path}: {len(labels)} labels; octvideo takes at most {MAX_CLASSES} classes"
+        )
+    return rows
+
+
+def _check_kinetics_row(row: KineticsRow, where: str) -> None:
+    """Refuse a row (at ``where``) whose times, label or YouTube id cannot name a video of a
+    class (see ``read_kinetics_rows``)."""
+    try:
+        kinetics_name(row.youtube_id, row.time_start, row.time_end)
+        times_ok = 0 <= float(row.time_start) <= float(row.time_end) <= MAX_CSV_SECONDS
+    except (ValueError, OverflowError):  # "abc", "nan", "inf"
+        times_ok = False
+    if not times_ok:
+        raise AnnotationError(
+            f"{where}: time_start {row.time_start!r} and time_end {row.time_end!r} must be "
+            f"seconds from 0 to {MAX_CSV_SECONDS}, the start not after the end; fix the row"
+        )
+    for name, value in (("label", row.label), ("youtube_id", row.youtube_id)):
+        if not value.strip():
+            raise AnnotationError(f"{where}: its {name} is empty; fix the row or remove it")
+    problem = class_name_problem(row.label)
+    if problem:
+        raise AnnotationError(
+            f"{where}: the label {row.label!r} {problem}; fix the label (it becomes a line of "
+            "classes.txt)"
+        )
+
+
 def read_kinetics_csv(
     path: str | os.PathLike[str],
     root: str | os.PathLike[str] | None = None,
@@ -360,7 +509,8 @@ def read_kinetics_csv(
     """Read an official Kinetics CSV and find each row's video under ``root``.
 
     Args:
-        path: the CSV (``label,youtube_id,time_start,time_end,split``; extra columns ignored).
+        path: the CSV (``label,youtube_id,time_start,time_end,split``; extra columns ignored),
+            read by ``read_kinetics_rows``.
         root: folder searched recursively for the videos; default the CSV's folder.
         classes: the class list to map labels with; default the sorted labels of this CSV.
 
@@ -368,39 +518,25 @@ def read_kinetics_csv(
         Records of the rows whose file exists, the class list, and the count of missing rows.
 
     Raises:
-        AnnotationError: a required column is absent, or a label is not in ``classes``.
+        AnnotationError: a malformed CSV (see ``read_kinetics_rows``), or a label is not in
+            ``classes``.
     """
     path = Path(path)
-    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
-    required = {"label", "youtube_id", "time_start", "time_end"}
-    if rows and not required <= set(rows[0]):
-        raise AnnotationError(
-            f"{path}: a Kinetics CSV needs the columns {sorted(required)}, found {sorted(rows[0])}"
-        )
+    rows = read_kinetics_rows(path)
     if classes is None:
-        classes = sorted({row["label"] for row in rows})
-        if len(classes) > MAX_CLASSES:
-            raise AnnotationError(
-                f"{path}: {len(classes)} labels; octvideo takes at most {MAX_CLASSES} classes"
-            )
+        classes = sorted({row.label for row in rows})
     label_of = {name: i for i, name in enumerate(classes)}
     index = index_videos(root if root else path.parent)
     records, missing = [], []
-    for number, row in enumerate(rows, start=2):  # line 1 is the header
-        if row["label"] not in label_of:
+    for row in rows:
+        if row.label not in label_of:
             raise AnnotationError(
-                f"{path}: label {row['label']!r} is not in the class list; use the classes file "
-                "of this dataset (data.classes_file), or pass the training CSV first"
+                f"{path}:{row.line}: label {row.label!r} is not in the class list; use the "
+                "classes file of this dataset (data.classes_file), or pass the training CSV first"
             )
-        try:
-            stem = kinetics_name(row["youtube_id"], row["time_start"], row["time_end"])
-        except (TypeError, ValueError, OverflowError):  # a short row, "abc", "inf"
-            raise AnnotationError(
-                f"{path}: row {number}: time_start {row['time_start']!r} and time_end "
-                f"{row['time_end']!r} must be numbers of seconds"
-            ) from None
+        stem = kinetics_name(row.youtube_id, row.time_start, row.time_end)
         if stem in index:
-            records.append(VideoRecord(index[stem], label_of[row["label"]]))
+            records.append(VideoRecord(index[stem], label_of[row.label]))
         else:
             missing.append(stem)
     if missing:

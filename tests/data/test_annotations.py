@@ -296,9 +296,74 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path, kinetics_tree
 def test_kinetics_times_that_are_not_numbers_are_one_error(tmp_path, kinetics_tree):
     folder, root = kinetics_tree
     csv = folder / "train.csv"
-    csv.write_text(csv.read_text() + "walk,x,inf,10,train\n")
-    with pytest.raises(AnnotationError, match=r"row 5: time_start 'inf' and time_end '10' must"):
+    csv.write_text(csv.read_text() + "walk,x,inf,10,train,0\n")
+    with pytest.raises(AnnotationError, match=r"train.csv:5: time_start 'inf' and time_end '10' "):
         load_annotations(csv, root=root)
+
+
+def test_a_kinetics_header_with_spaces_is_read_as_data_prepare_checks_it(kinetics_tree):
+    folder, root = kinetics_tree
+    csv = folder / "train.csv"
+    plain = load_annotations(csv, root=root)
+    header, rest = csv.read_text().split("\n", 1)
+    csv.write_text(header.replace(",", ", ") + "\n" + rest)
+    assert load_annotations(csv, root=root) == plain
+
+
+def test_a_kinetics_label_a_classes_file_cannot_hold_is_refused_at_its_line(kinetics_tree):
+    # read as two lines of classes.txt, "multi\nline" shifted every later class by one
+    folder, root = kinetics_tree
+    csv = folder / "train.csv"
+    csv.write_text(csv.read_text() + '"multi\nline",x,0,10,train,0\nwalk,y,0,10,train,0\n')
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(csv, root=root, classes_file=folder / "classes.txt")
+    assert str(info.value) == (
+        f"annotation file {csv}:5: the label 'multi\\nline' holds a line break, which a classes "
+        "file (one name a line) cannot hold; fix the label (it becomes a line of classes.txt)"
+    )
+    assert not (folder / "classes.txt").exists()
+
+
+def test_a_class_listed_twice_is_named_with_both_lines(tmp_path):
+    (tmp_path / "classes.txt").write_text("walk\n\njump\n walk\n")
+    with pytest.raises(AnnotationError) as info:
+        annotations.read_classes(tmp_path / "classes.txt")
+    assert str(info.value) == (
+        f"classes file {tmp_path / 'classes.txt'} lists the class 'walk' twice (lines 1 and 4); "
+        "remove one (a class's place in the file is its label)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("multi\nline", "holds a line break, which a classes file (one name a line) cannot hold"),
+        ("multi\r\nline", "holds a line break, which a classes file (one name a line) cannot hold"),
+        ("wa\u2028lk", "holds a line break, which a classes file (one name a line) cannot hold"),
+        ("walk ", "has white space around it, which a classes file (one name a line) drops"),
+        ("\xa0walk", "has white space around it, which a classes file (one name a line) drops"),
+        ("", "is blank"),
+        ("\ufeffwalk", "holds the invisible character U+FEFF, which a classes file (one name a "),
+        ("wa\x00lk", "holds the invisible character U+0000, which a classes file (one name a "),
+        ("walk\udcff", "holds a byte that is not UTF-8 text, which a classes file (UTF-8) cannot"),
+        ("jump", "is listed twice"),
+    ],
+    ids=["lf", "crlf", "u2028", "space", "nbsp", "blank", "bom", "nul", "not-utf8", "twice"],
+)
+def test_a_class_name_that_would_not_read_back_is_refused_unwritten(tmp_path, name, problem):
+    # written as it was, "multi\nline" read back as two classes and "walk " as "walk"
+    path = tmp_path / "classes.txt"
+    with pytest.raises(AnnotationError) as info:
+        annotations.write_classes(path, ["jump", name])
+    assert str(info.value).startswith(f"classes file {path}: the class {name!r} {problem}")
+    assert str(info.value).endswith("; rename that class in the data (its label or folder)")
+    assert not path.exists()
+
+
+def test_class_names_read_back_as_written(tmp_path):
+    names = ["petting animal (not cat)", "café", "a,b", "#x", "٣", "x\u200dy", "\U0001f600"]
+    annotations.write_classes(tmp_path / "classes.txt", names)
+    assert annotations.read_classes(tmp_path / "classes.txt") == names
 
 
 def test_annotation_errors_are_usage_errors_and_value_errors(tmp_path, media):
