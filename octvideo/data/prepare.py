@@ -27,7 +27,10 @@ scaled to short side 256 or 320, which is what this writes:
   what this machine's cores take, at most ``MAX_WORKERS`` (``check_worker_count``), a DST that is
   SRC, lies inside it or holds it, a DST that is a file or cannot be written, ``--csv`` files that
   are missing, not Kinetics CSVs or hold a malformed row (fields that do not match the header, times
-  that are not numbers, a quote never closed: every row is parsed), annotation files that collide
+  that are not numbers, a quote never closed, a label that ``classes.txt`` cannot hold as one line:
+  white space around it, a line break or another control character; every row is read by
+  ``annotations.read_kinetics_rows``, the reader that writes the lists after encoding), without
+  ``--csv`` a class folder with such a name, annotation files that collide
   (two CSVs of one stem, a CSV or split folder named ``classes``) or would replace an input (a
   ``--csv`` in DST named as its list, a source video), a link or a file that is not regular at their
   names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain
@@ -47,8 +50,6 @@ scaled to short side 256 or 320, which is what this writes:
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import multiprocessing as mp
 import os
@@ -64,11 +65,11 @@ from tqdm import tqdm
 from octvideo.allocator import keep_freed_memory
 from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
-    kinetics_name,
+    class_name_problem,
     list_line,
     list_path_problem,
     read_kinetics_csv,
-    read_text,
+    read_kinetics_rows,
     write_classes,
 )
 from octvideo.data.check import check_timeout, write_bad_videos
@@ -231,86 +232,46 @@ def _run_jobs(
     return errors
 
 
-# The largest time_start / time_end of a Kinetics CSV row: a video's name holds them as six
-# digits (``<youtube_id>_000010_000020``), over eleven days of video.
-MAX_CSV_SECONDS = 999_999
-
-
 def _check_csvs(csvs: list[str]) -> None:
-    """Refuse ``--csv`` files that are missing, not Kinetics CSVs or malformed (a row whose
-    fields do not match the header, times that are not seconds from 0 to ``MAX_CSV_SECONDS``, an
-    empty label or YouTube id, a quote never closed), before
-    anything is encoded: every row is parsed here, as ``read_kinetics_csv`` will after."""
-    required = {"label", "youtube_id", "time_start", "time_end"}
+    """Refuse ``--csv`` files that are missing, not Kinetics CSVs or malformed, before anything is
+    encoded: every row is read and checked here by ``annotations.read_kinetics_rows``, the reader
+    ``read_kinetics_csv`` writes the lists with after (see it for the checks), and a later CSV
+    may hold only labels of the first, which sets the class list."""
     classes: set[str] | None = None
     for path in csvs:
         try:
-            text = read_text(path, "--csv")
+            labels = {row.label for row in read_kinetics_rows(path, "--csv")}
         except OSError as err:
             raise ValueError(
                 f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
                 "Kinetics CSVs (train.csv, validate.csv, ...)"
             ) from err
-        labels = _csv_labels(path, text, required)
         if classes is None:
             classes = labels
         elif not labels <= classes:
             raise ValueError(
                 f"--csv {path} has labels that the first --csv {csvs[0]} does not have "
-                f"(e.g. {sorted(map(str, labels - classes))[0]!r}); the first CSV sets the class "
+                f"(e.g. {sorted(labels - classes)[0]!r}); the first CSV sets the class "
                 "list, so pass the training CSV first"
             )
 
 
-def _csv_labels(path: str, text: str, required: set[str]) -> set[str]:
-    """The labels of the Kinetics CSV ``path`` (its ``text``), every row checked.
-
-    Raises:
-        ValueError: a missing column, or a row that is malformed; the message names its line.
-    """
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header = [name.strip() for name in next(reader, [])]
-    if not required <= set(header):
-        raise ValueError(
-            f"--csv {path} is not a Kinetics CSV: it needs the columns {sorted(required)}, "
-            f"found {sorted(header)}"
-        )
-    column = {name: header.index(name) for name in required}
-    labels = set()
-    start = reader.line_num + 1  # the line a row starts at (a quoted field may span lines)
-    try:
-        for row in reader:
-            where, start = f"--csv {path}:{start}", reader.line_num + 1
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{where}: {len(row)} fields where the header has {len(header)} "
-                    f"({', '.join(header)}); fix the row"
-                )
-            begin, end = row[column["time_start"]], row[column["time_end"]]
-            try:
-                kinetics_name(row[column["youtube_id"]], begin, end)
-                times_ok = 0 <= float(begin) <= float(end) <= MAX_CSV_SECONDS
-            except (ValueError, OverflowError):  # "abc", "nan", "inf"
-                times_ok = False
-            if not times_ok:
-                raise ValueError(
-                    f"{where}: time_start {begin!r} and time_end {end!r} must be seconds from 0 "
-                    f"to {MAX_CSV_SECONDS}, the start not after the end; fix the row"
-                )
-            for name in ("label", "youtube_id"):
-                if not row[column[name]].strip():
-                    raise ValueError(f"{where}: its {name} is empty; fix the row or remove it")
-            labels.add(row[column["label"]])
-    except csv.Error as err:
-        problem = (
-            "a quoted field opened on this row is never closed"
-            if "end of data" in str(err)
-            else f"malformed CSV ({err})"
-        )
-        raise ValueError(f"--csv {path}:{start}: {problem}; fix the quotes") from None
-    return labels
+def _check_class_folders(src: Path, dst: Path, outputs: Iterable[Path]) -> None:
+    """Without ``--csv``, refuse a class folder whose name a classes file cannot hold
+    (``annotations.class_name_problem``: white space around it, a control character), before
+    anything is encoded: of SRC's videos at ``<split>/<class>/<video>`` (``outputs``, relative)
+    and of the class folders already in DST, which ``write_annotations`` lists as well."""
+    folders = {src / rel.parent for rel in outputs if len(rel.parts) == 3}
+    if dst.is_dir():
+        splits = [p for p in dst.iterdir() if p.is_dir()]
+        folders |= {folder for split in splits for folder in split.iterdir() if folder.is_dir()}
+    for folder in sorted(folders):
+        problem = class_name_problem(folder.name)
+        if problem:
+            raise ValueError(
+                f"class folder {folder.parent}/{folder.name!r}: its name {problem}; rename the "
+                "folder (its name becomes a line of classes.txt)"
+            )
 
 
 def _check_outputs(dst: Path, csvs: list[str] | None, splits: set[str], sources: list[str]) -> None:
@@ -557,6 +518,7 @@ def prepare_dataset(
     sources, errors = _find_sources(src)
     if not csvs:
         _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
+        _check_class_folders(src, dst, sources)
     splits = {rel.parts[0] for rel in sources if len(rel.parts) == 3}
     if dst.is_dir():
         splits |= {p.name for p in dst.iterdir() if p.is_dir()}

@@ -395,6 +395,14 @@ def test_a_split_folder_named_classes_is_refused_before_encoding(
         (",id0,0,10,train\n", ":2: its label is empty; fix the row or remove it"),
         ("zumba, ,0,10,train\n", ":2: its youtube_id is empty; fix the row or remove it"),
         ('"zumba,id0,0,10,train\nzumba,id1,0,10,train\n', ":2: a quoted field opened on this "),
+        ('"multi\nline",id0,0,10,train\n', ":2: the label 'multi\\nline' holds a line break, "),
+        (
+            'zumba,id1,0,10,train\r\n"multi\r\nline",id0,0,10,train\r\n',
+            ":3: the label 'multi\\r\\nline' holds a line break, which a classes file",
+        ),
+        ('"zumba ",id0,0,10,train\n', ":2: the label 'zumba ' has white space around it, which"),
+        ("\ufeffzumba,id0,0,10,train\n", ":2: the label '\\ufeffzumba' holds the invisible "),
+        ("zum\x07ba,id0,0,10,train\n", ":2: the label 'zum\\x07ba' holds the invisible character "),
     ],
     ids=[
         "short",
@@ -407,6 +415,11 @@ def test_a_split_folder_named_classes_is_refused_before_encoding(
         "no-label",
         "no-id",
         "unclosed-quote",
+        "label-line-break",
+        "label-crlf-break",
+        "label-space",
+        "label-bom",
+        "label-control",
     ],
 )
 def test_malformed_csv_rows_are_refused_before_encoding(
@@ -419,6 +432,53 @@ def test_malformed_csv_rows_are_refused_before_encoding(
     )
     assert line.startswith(f"octvideo data prepare: error: --csv {tmp_path / 'train.csv'}{message}")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_csv_header_with_spaces_gives_the_lists_it_was_checked_for(tmp_path, media):
+    # the check before encoding stripped the header's names, the reader after did not: every
+    # video was encoded, then the CSV was refused
+    stem = kinetics_name("id0", 0, 10)
+    src = raw_tree(tmp_path, media, {f"train/{stem}.mp4": "h264.mp4"})
+    csv = tmp_path / "train.csv"
+    csv.write_text("label, youtube_id, time_start, time_end, split\nzumba,id0,0,10,train\n")
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=32, workers=1, csvs=[str(csv)], progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert (dst / "train.txt").read_text() == f"train/{stem}.mp4 0\n"
+    assert (dst / "classes.txt").read_text() == "zumba\n"
+
+
+@pytest.mark.parametrize(
+    ("folder", "problem"),
+    [
+        (
+            "raw/train/zumba ",
+            "has white space around it, which a classes file (one name a line) drops",
+        ),
+        (
+            "out/train/ yoga",
+            "has white space around it, which a classes file (one name a line) drops",
+        ),
+        ("raw/train/zum\x07ba", "holds the invisible character U+0007, which a classes file"),
+    ],
+    ids=["src-space", "dst-space", "src-control"],
+)
+def test_a_class_folder_a_classes_file_cannot_hold_is_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding, folder, problem
+):
+    # "zumba " was written to classes.txt, read back as "zumba": a second class of that name
+    # stopped train
+    src = raw_tree(tmp_path, media, {"train/zumba/one.mp4": "h264.mp4"})
+    (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(media["h264.mp4"], tmp_path / folder / "two.mp4")
+    line = prepare_error(capsys, str(src), str(tmp_path / "out"))
+    where = tmp_path / folder
+    assert line.startswith(
+        f"octvideo data prepare: error: class folder {where.parent}/{where.name!r}: its name "
+        f"{problem}"
+    )
+    assert line.endswith("; rename the folder (its name becomes a line of classes.txt)")
+    assert not (tmp_path / "out/train/zumba").exists()
 
 
 def test_a_pipe_in_src_is_a_failed_video_never_opened(tmp_path, media):
