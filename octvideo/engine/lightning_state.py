@@ -77,6 +77,13 @@ def accumulating(trainer: L.Trainer) -> bool:
     return trainer.accumulate_grad_batches > 1 and trainer.fit_loop.epoch_loop._should_accumulate()
 
 
+def epoch_under_way(trainer: L.Trainer) -> bool:
+    """Whether the trainer is during a training epoch (started, not processed): a checkpoint
+    written now is one of ``epoch_in_progress``."""
+    progress = trainer.fit_loop.epoch_progress.current
+    return progress.started > progress.processed
+
+
 def val_batches_unfinished(trainer: L.Trainer) -> bool:
     """Whether the fit's validation loop has started a batch it has not completed: it was
     resumed from a checkpoint marked by ``mark_validation_started``."""

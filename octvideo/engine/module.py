@@ -31,6 +31,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from octvideo.config import OptimConfig
 from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
+from octvideo.engine.lightning_state import epoch_under_way
 from octvideo.engine.mixing import mix_batch, soft_targets
 from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr, step_batch
 from octvideo.errors import NonFiniteLoss
@@ -241,8 +242,7 @@ class VideoClassifier(L.LightningModule):
         trainer = self.trainer
         if trainer.state.fn != TrainerFn.FITTING:
             return
-        progress = trainer.fit_loop.epoch_progress.current
-        if progress.started > progress.processed:
+        if epoch_under_way(trainer):
             # during an epoch (every process takes part: the states are summed over them)
             checkpoint[EPOCH_METRICS] = {
                 name: metric_state(metric) for name, metric in self._epoch_metrics().items()

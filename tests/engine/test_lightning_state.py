@@ -17,6 +17,7 @@ from octvideo.engine.lightning_state import (
     accumulating,
     completed_test_batches,
     epoch_in_progress,
+    epoch_under_way,
     epochs_done,
     forget_val_batches,
     mark_validation_started,
@@ -128,6 +129,22 @@ def test_accumulating_is_true_for_the_batches_of_a_window_before_its_step(tmp_pa
         trainer = _trainer(tmp_path, [record], accumulate_grad_batches=every, limit_val_batches=0)
         trainer.fit(_Tiny(), _batches(4))
         assert record.accumulating == expected
+
+
+def test_an_epoch_is_under_way_from_its_first_batch_to_its_end(tmp_path):
+    class During(L.Callback):
+        def __init__(self) -> None:
+            self.seen: list[bool] = []
+
+        def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+            self.seen.append(epoch_under_way(trainer))
+
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self.seen.append(epoch_under_way(trainer))
+
+    during = During()
+    _trainer(tmp_path, [during], limit_val_batches=0).fit(_Tiny(), _batches(3))
+    assert during.seen == [True, True, True, False]
 
 
 def test_completed_test_batches_counts_the_test_loops_batches(tmp_path):
