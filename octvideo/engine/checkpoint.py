@@ -16,9 +16,11 @@ would take more memory than the file's size (torch writes them stored, uncompres
 file whose member inflates to 4 GiB is refused) and pickles larger than any checkpoint's
 metadata. It then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
-as plain dicts), so nothing in it can run code. ``load_pytorchvideo_checkpoint`` loads a
-PyTorchVideo zoo file into an octvideo model of any alpha (the network a checkpoint's own metadata
-describes is ``octvideo.checkpoint_meta.build_network``'s).
+as plain dicts), so nothing in it can run code. Weights that hold a NaN or an infinity are
+refused there, for every command that loads them (``check_finite_weights``).
+``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo file into an octvideo model of any
+alpha (the network a checkpoint's own metadata describes is
+``octvideo.checkpoint_meta.build_network``'s).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from typing import Any, BinaryIO
 import torch
 from torch import Tensor, nn
 
-from octvideo.errors import OutputWriteError, UsageError
+from octvideo.errors import CheckpointError, OutputWriteError, UsageError
 from octvideo.models.weights import (
     convert_pytorchvideo_state_dict,
     load_state_dict_checked,
+    non_finite_tensors,
     octavise_state_dict,
 )
 from octvideo.paths import AtomicOutput, why_not_a_file
@@ -187,6 +190,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             with ``weights_only=True`` (objects other than tensors and plain values, or not a
             checkpoint at all), or holds something other than a dict (octvideo and Lightning
             checkpoints and state dicts are dicts).
+        CheckpointError: its weights hold a NaN or an infinity (``check_finite_weights``).
     """
     path = Path(path)
     # one open file for the check and the load: the file checked is the file loaded
@@ -214,7 +218,32 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             "Lightning checkpoint (a dict of weights and metadata); pass a file written by "
             "'octvideo train'"
         )
+    check_finite_weights(checkpoint, path)
     return checkpoint
+
+
+def check_finite_weights(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuses a checkpoint whose weights hold a NaN or an infinity, naming the first such
+    tensor: no network computes with them (a NaN reaches every logit after it).
+
+    The weights are those under ``state_dict`` (octvideo, Lightning), ``model_state``
+    (PyTorchVideo's zoo) or ``model``, else the checkpoint's own tensors (a plain state dict);
+    optimiser and callback state (an early stop's infinite best score) are not weights.
+
+    Raises:
+        CheckpointError: one line naming ``path``, the first tensor and its count of NaN and
+            infinite values.
+    """
+    layouts = ("state_dict", "model_state", "model")
+    nested = [checkpoint[k] for k in layouts if isinstance(checkpoint.get(k), Mapping)]
+    broken = non_finite_tensors(nested[0] if nested else checkpoint)
+    if broken:
+        others = len(broken) - 1
+        more = f" (and {others} more tensor{'s' if others > 1 else ''})" if others else ""
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: {broken[0]}{more}; the checkpoint is broken (a diverged "
+            "run, or a damaged file): use an earlier checkpoint of the run, or get the file again"
+        )
 
 
 def _load_failure(err: Exception, path: Path) -> str:

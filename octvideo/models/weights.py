@@ -17,6 +17,7 @@ import copy
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -113,6 +114,39 @@ def convert_pytorchvideo_state_dict(
             f"{unknown[:8]}{' ...' if len(unknown) > 8 else ''}"
         )
     return out
+
+
+class NonFinite(NamedTuple):
+    """A tensor of a state dict that holds NaN or infinite values, and how many of each."""
+
+    key: str
+    nan: int
+    inf: int
+
+    def __str__(self) -> str:
+        held = [f"{self.nan} NaN"] if self.nan else []
+        if self.inf:
+            held.append(f"{self.inf} infinite value{'s' if self.inf > 1 else ''}")
+        return f"weight {self.key} holds {' and '.join(held)}"
+
+
+def non_finite_tensors(state_dict: Mapping[str, object]) -> list[NonFinite]:
+    """Every floating-point tensor of ``state_dict`` that holds a NaN or an infinity, in order.
+
+    No network computes with such weights (one NaN reaches every logit after it), so a
+    checkpoint that holds them is broken. Values other than tensors, and integer tensors
+    (``num_batches_tracked``), are skipped.
+    """
+    found = []
+    for key, value in state_dict.items():
+        if not isinstance(value, Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue
+        if bool(torch.isfinite(value.sum())):  # a NaN or an infinity makes the sum one
+            continue
+        nan, inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
+        if nan or inf:  # else a sum of large finite values overflowed
+            found.append(NonFinite(key, nan, inf))
+    return found
 
 
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:

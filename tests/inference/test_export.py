@@ -199,3 +199,23 @@ def test_an_empty_out_and_a_sidecar_in_the_way_name_what_the_user_gave(checkpoin
 def test_a_torchscript_export_prints_no_torch_deprecation_warning(checkpoint, tmp_path, recwarn):
     assert main(["export", "--ckpt", str(checkpoint), "--format", "torchscript"]) == 0
     assert not [w for w in recwarn if "torch.jit" in str(w.message)]
+
+
+def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_path, capsys):
+    from octvideo.checkpoint_meta import build_network
+    from octvideo.engine.checkpoint import atomic_save
+    from tests.conftest import META
+
+    state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}
+    state["model.res4.0.bn_a.high.running_var"][:3] = float("inf")
+    state["model.head.fc.weight"][0, 0] = float("nan")
+    path = tmp_path / "diverged.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
+    assert main(["export", "--ckpt", str(path), "--format", "onnx"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        f"octvideo export: error: checkpoint {str(path)!r}: weight "
+        "model.res4.0.bn_a.high.running_var holds 3 infinite values (and 1 more tensor); the "
+        "checkpoint is broken"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["diverged.ckpt"]

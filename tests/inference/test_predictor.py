@@ -281,6 +281,22 @@ def test_checkpoint_whose_model_cannot_take_its_clip_is_refused(tmp_path):
     )
 
 
+def test_a_checkpoint_whose_weights_hold_nan_is_refused_naming_the_tensor(tmp_path):
+    from octvideo.engine.checkpoint import atomic_save
+
+    state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}
+    state["model.res3.0.conv_b.conv_hh.weight"][0, 0, 0, 0, 0] = float("nan")
+    path = tmp_path / "diverged.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
+    with pytest.raises(CheckpointError) as caught:
+        Predictor.from_checkpoint(path)
+    assert str(caught.value) == (
+        f"checkpoint {str(path)!r}: weight model.res3.0.conv_b.conv_hh.weight holds 1 NaN; the "
+        "checkpoint is broken (a diverged run, or a damaged file): use an earlier checkpoint of "
+        "the run, or get the file again"
+    )
+
+
 def _expected_probs(predictor, path, indices, crop=1):
     frames = decode(path, indices)
     clip = predictor.preprocess(frames, crop)

@@ -168,3 +168,24 @@ def test_engine_entry_points_octave_model() -> None:
 
     sd = inflate_2d(torchvision.models.resnet50(weights=None).state_dict(), model)
     assert set(sd) == set(model.state_dict())
+
+
+def test_non_finite_tensors_names_each_one_with_its_counts() -> None:
+    from octvideo.models.weights import NonFinite, non_finite_tensors
+
+    state = create_model("c2d_r18", num_classes=3, width=8).state_dict()
+    assert non_finite_tensors(state) == []
+    state["res3.0.conv_b.conv_hh.weight"][0, 0, 0, 0, 0] = float("nan")
+    state["head.fc.bias"][:2] = torch.tensor([float("inf"), float("-inf")])
+    state["head.fc.bias"][2] = float("nan")
+    state["big"] = torch.full((4,), 6e4, dtype=torch.half)  # its sum overflows; no value does
+    state["count"] = torch.tensor(7)
+    found = non_finite_tensors({**state, "note": "not a tensor"})
+    assert found == [
+        NonFinite("res3.0.conv_b.conv_hh.weight", nan=1, inf=0),
+        NonFinite("head.fc.bias", nan=1, inf=2),
+    ]
+    assert [str(f) for f in found] == [
+        "weight res3.0.conv_b.conv_hh.weight holds 1 NaN",
+        "weight head.fc.bias holds 1 NaN and 2 infinite values",
+    ]
