@@ -666,10 +666,73 @@ _TYPED_KEYS = dict(_typed_keys(RunConfig))
 _VALID_KEYS = tuple(_valid_keys(RunConfig))
 
 
+def _key_hints(schema: Any, prefix: str = "") -> Iterator[tuple[str, tuple[Any, Any]]]:
+    """(dotted key, (type hint, default)) of every key of a structured config, sections
+    included."""
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        key, hint = f"{prefix}{f.name}", hints[f.name]
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        yield key, (hint, default)
+        if dataclasses.is_dataclass(hint):
+            yield from _key_hints(hint, f"{key}.")
+
+
+_KEY_HINTS = dict(_key_hints(RunConfig))
+# What the items of a tuple key stand for, and examples for the keys whose default shows none
+# (an empty list, mapping or text) or too much (every video suffix)
+_ITEM_NAMES = {
+    "model.octave": "[T, H, W]",
+    "data.train_jitter_scales": "[low, high]",
+    "data.mean": "[R, G, B]",
+    "data.std": "[R, G, B]",
+}
+_EXAMPLES: dict[str, Any] = {
+    "data": {"num_frames": 8},
+    "model.extra": {"width": 32},
+    "data.video_extensions": [".mp4", ".webm"],
+    "optim.step_epochs": [30, 60],
+}
+_COUNTS = {2: "two", 3: "three"}
+
+
+def _key_takes(key: str) -> str | None:
+    """What a key of the schema takes, in words with an example where it holds several values
+    (``"a list of three whole numbers [T, H, W] (like [1, 2, 2])"``, ``"a mapping of its keys
+    (like {lr: 0.1})"``); None for a key of any type (``model.alpha``), whose section checks it."""
+    hint, default = _KEY_HINTS[key]
+    if dataclasses.is_dataclass(hint):
+        first = dataclasses.fields(hint)[0].name
+        example = _EXAMPLES.get(key, {first: getattr(default, first)})
+        return f"a mapping of its keys (like {_yaml_text(example)})"
+    example = _yaml_text(_EXAMPLES.get(key, plain(default)))
+    args = typing.get_args(hint)
+    optional = type(None) in args and typing.get_origin(hint) in (typing.Union, types.UnionType)
+    if optional:
+        (hint,) = (a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    null = " or null" if optional else ""
+    if origin is dict:
+        return f"a mapping of keyword arguments (like {example}; {{}} for none){null}"
+    if origin in (list, tuple):
+        several = "text values" if args[0] is str else _TAKES[args[0]][1]
+        count = "" if args[-1] is Ellipsis or origin is list else _COUNTS.get(len(args), len(args))
+        count = f"{count} " if count else ""
+        names = f" {_ITEM_NAMES[key]}" if key in _ITEM_NAMES else ""
+        return f"a list of {count}{several}{names} (like {example}){null}"
+    if hint is str:
+        return f"text{null}"
+    return _TAKES[hint][0] + null if hint in _TAKES else None
+
+
 def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
     """Refuses a number or a true/false for a text key: YAML reads ``0123``, ``1e3`` and ``False``
     as 123, 1000.0 and False, which OmegaConf would turn into the text ``'123'``, ``'1000.0'``
     and ``'False'``, a file or a choice of another name than the one typed.
+
+    A list for a key of one text (and the other way round) is left to OmegaConf, whose refusal
+    ``_apply`` words as what the key takes: quoting would not make it one.
 
     Args:
         text: the value as typed (an override's text), or None where only the YAML value is
@@ -678,6 +741,8 @@ def _check_text(key: str, value: Any, where: str, text: str | None) -> None:
     Raises:
         ConfigError: one line naming the key, what the value reads as, and to quote it.
     """
+    if isinstance(value, list) != (typing.get_origin(_KEY_HINTS[key][0]) is tuple):
+        return
     values = value if isinstance(value, list) else [value]
     found = next((v for v in values if isinstance(v, bool | int | float)), None)
     if found is None:
@@ -702,25 +767,37 @@ def _check_typed(key: str, value: Any, where: str) -> None:
     read as one: OmegaConf would convert the text ``6_0``, ``' 6'``, ``nan`` or ``yes`` and the
     number ``2`` (as Python reads them: 60, 6, NaN, True, True), where YAML 1.2 reads them as text
     and a number. A whole number is a number too; a list for a key of one value (and the other
-    way round) and null are left to OmegaConf, which names what the key takes.
+    way round) and null are left to OmegaConf, whose refusal ``_apply`` words as what the key
+    takes.
 
     Raises:
         ConfigError: one line naming the key, what it takes, the value and, where Python reads
             it as one, how to write it.
     """
-    kind, optional, many = _TYPED_KEYS[key]
+    kind, _, many = _TYPED_KEYS[key]
     if many != isinstance(value, list):
         return
     for item in value if many else [value]:
         if item is None or is_kind(item, kind):
             continue
-        one, several = _TAKES[kind]
-        takes = f"a list of {several}" if many else one + (" or null" if optional else "")
-        shown = repr(item) if isinstance(item, str) else _yaml_text(item)
-        inside = f" in {_yaml_text(value)}" if many else ""
+        inside = f" in {_shown(value)}" if many else ""
         raise ConfigError(
-            f"{where}: {key} takes {takes}, got {shown}{inside}{_how_to_write(item, kind)}"
+            f"{where}: {key} takes {_key_takes(key)}, got {_shown(item)}{inside}"
+            f"{_how_to_write(item, kind)}"
         )
+
+
+def _shown(value: Any) -> str:
+    """``value`` in a one-line message: text quoted (``'abc'``), anything else as YAML writes it
+    inline (``null``, ``[1, 2]``, ``{a: 1}``; Python's repr where that takes several lines), cut
+    to ``_SHOWN_CHARS`` characters."""
+    shown = _yaml_text(value)
+    if isinstance(value, str) or "\n" in shown:
+        shown = repr(value)
+    return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
+
+
+_SHOWN_CHARS = 200
 
 
 def _how_to_write(value: Any, kind: type) -> str:
@@ -766,7 +843,9 @@ def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None 
 
     A mapping given for a section (``model={alpha: 0.1}``) sets the keys it names, each checked
     as if given alone; a mapping given for any other key (``model.extra={}``) replaces its
-    value, as a number or a list does: the keys it leaves out are gone.
+    value, as a number or a list does: the keys it leaves out are gone. A value of the wrong
+    shape (a number for a list, a list of another length, null for a key that takes none, a
+    number for a section) is refused naming what the key takes (``_key_takes``).
     """
     if key in SECTIONS and isinstance(value, dict):
         for name, item in value.items():
@@ -786,6 +865,9 @@ def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None 
         # only when read: read it now (the cause says what the field takes)
         OmegaConf.select(base, key)
     except OmegaConfBaseException as err:
+        takes = _key_takes(key) if key in _KEY_HINTS else None
+        if takes is not None:  # OmegaConf's words are its classes' ("not a TupleConfig")
+            raise ConfigError(f"{where}: {key} takes {takes}, got {_shown(value)}") from err
         reason = first_line(err.__cause__ or err)
         if isinstance(value, str):  # the value as given, not as escaped for OmegaConf
             reason = reason.replace(_literal(value), value)

@@ -9,6 +9,8 @@ that are allowed still load."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -243,8 +245,8 @@ def test_interpolation_text_in_a_number_field_is_refused_naming_the_key():
          "1.2 reads as text; write 6"),
         ("data.decode_short_side=\u0663", "data.decode_short_side takes a whole number or null, "
          "got '\u0663', which YAML 1.2 reads as text; write 3"),  # an Arabic-Indic 3
-        ("optim.step_epochs=[1_0, 20]", "optim.step_epochs takes a list of whole numbers, got "
-         "'1_0' in ['1_0', 20], which YAML 1.2 reads as text; write 10"),
+        ("optim.step_epochs=[1_0, 20]", "optim.step_epochs takes a list of whole numbers (like "
+         "[30, 60]), got '1_0' in ['1_0', 20], which YAML 1.2 reads as text; write 10"),
         ("model.num_classes=6.0", "model.num_classes takes a whole number, got 6.0; write 6"),
         ("model.num_classes=abc", "model.num_classes takes a whole number, got 'abc'"),
         ("optim.lr=true", "optim.lr takes a number, got true"),
@@ -284,6 +286,92 @@ def test_a_file_number_or_bool_key_takes_only_what_yaml_1_2_reads_as_one(
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == f"{path}: {key} {message}"
+
+
+def _schema_keys(schema: type = RunConfig, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, type hint) of every key of the run config, sections included."""
+    keys = []
+    for name, hint in typing.get_type_hints(schema).items():
+        keys.append((f"{prefix}{name}", hint))
+        if dataclasses.is_dataclass(hint):
+            keys += _schema_keys(hint, f"{prefix}{name}.")
+    return keys
+
+
+def _wrong_shapes() -> list[tuple[str, str]]:
+    """(key, value) pairs of every key and values of a shape it does not take: null where it
+    takes none, a number for a list, tuple, mapping or section, a list or mapping for one value,
+    and one item too many for a tuple of fixed length."""
+    pairs = []
+    for key, hint in _schema_keys():
+        args = typing.get_args(hint)
+        if hint is typing.Any:  # model.alpha: its section checks it
+            continue
+        origin = typing.get_origin(hint)
+        several = dataclasses.is_dataclass(hint) or origin in (dict, list, tuple)
+        values = [] if type(None) in args else ["null"]
+        values += ["56"] if several else ["[1, 2]", "{a: 1}"]
+        if origin is tuple and args[-1] is not Ellipsis:
+            values.append(str([1] * (len(args) + 1)))
+        pairs += [(key, value) for value in values]
+    return pairs
+
+
+def _refused(override: str) -> str:
+    """The message ``load_config`` refuses ``override`` with."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    return str(err.value)
+
+
+@pytest.mark.parametrize(("key", "value"), _wrong_shapes())
+def test_a_value_of_the_wrong_shape_is_refused_naming_what_the_key_takes(key, value):
+    message = _refused(f"{key}={value}")
+    shown = yaml.safe_dump(yaml.safe_load(value), default_flow_style=True).removesuffix("\n...\n")
+    assert message.startswith(f"override: {key} takes "), message
+    assert message.endswith(f", got {shown.strip()}"), message
+    # nothing of OmegaConf's classes and type hints ("int is not a TupleConfig")
+    assert not re.search(r"Config|Optional|hint|subclass|Dict\[", message)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.train_jitter_scales=56", "data.train_jitter_scales takes a list of two whole "
+         "numbers [low, high] (like [256, 320]), got 56"),
+        ("model.octave=[1,2]", "model.octave takes a list of three whole numbers [T, H, W] (like "
+         "[1, 2, 2]), got [1, 2]"),
+        ("data.mean=[a, 1, 2]", "data.mean takes a list of three numbers [R, G, B] (like [0.45, "
+         "0.45, 0.45]), got 'a' in [a, 1, 2]"),
+        ("data.video_extensions=.mp4", "data.video_extensions takes a list of text values (like "
+         "[.mp4, .webm]), got '.mp4'"),
+        ("optim=5", "optim takes a mapping of its keys (like {lr: 0.1}), got 5"),
+        ("model.extra=null", "model.extra takes a mapping of keyword arguments (like {width: "
+         "32}; {} for none), got null"),
+        ("model.name=[1, 2]", "model.name takes text, got [1, 2]"),
+        ("model.num_classes=null", "model.num_classes takes a whole number, got null"),
+    ],
+)  # fmt: skip
+def test_a_list_tuple_section_or_mapping_key_says_how_to_write_it(override, message):
+    assert _refused(override) == f"override: {message}"
+
+
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, v in _wrong_shapes() if v == "56"])
+def test_the_example_a_refusal_gives_loads(key, value):
+    message = _refused(f"{key}={value}")
+    example = re.search(r"\(like (.+?)(?:; \{\} for none)?\), got", message).group(1)
+    load_config(None, [f"{key}={example}"])
+
+
+def test_a_file_value_of_the_wrong_shape_names_the_file_and_what_the_key_takes(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  octave: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}: model.octave takes a list of three whole numbers [T, H, W] (like [1, 2, 2]), "
+        "got 2"
+    )
 
 
 def test_yaml_1_2_numbers_and_bools_load_in_number_and_bool_keys():
