@@ -1,9 +1,11 @@
 """Lightning's private state, read and written here alone: the ``loops`` layout of a checkpoint,
-the loops' batch counters, and one private method of ``ModelCheckpoint``.
+the loops' batch counters, and of ``ModelCheckpoint`` one private method and the layout of its
+saved state.
 
 octvideo needs them for exact resumes (how far a checkpoint trained, a validation to run again
 first), for the SIGTERM checkpoint (never inside a gradient-accumulation window) and for
-best.ckpt (an epoch whose validation scored no video). None is Lightning's public API, so an
+best.ckpt (an epoch whose validation scored no video; a run folder moved or copied, whose
+best.ckpt keeps its score). None is Lightning's public API, so an
 upgrade of Lightning that moves one changes this file, and tests/engine/test_lightning_state.py,
 which pins each against the installed Lightning, says which. One read lies outside it, as the
 data layer lies below this one: ``VideoDataModule.state_dict`` reads the training loop's count of
@@ -12,10 +14,15 @@ the epoch's batches done (``trainer.fit_loop.epoch_loop.batch_progress``).
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+logger = logging.getLogger(__name__)
 
 # -- a checkpoint's "loops" state --------------------------------------------------------------
 
@@ -105,7 +112,62 @@ def completed_test_batches(trainer: L.Trainer) -> int:
 # -- ModelCheckpoint ---------------------------------------------------------------------------
 
 
-class TopKCheckpoint(ModelCheckpoint):
+class FolderCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose saved state belongs to its folder, which may move: resumed in
+    another folder (the run folder moved or copied), the files it recorded in the folder it was
+    saved in are taken to be this folder's files of the same names. Lightning's own
+    ``load_state_dict`` forgets the scores of a folder that moved, so the next epoch's
+    validation, however worse, would replace best.ckpt. A recorded file that is no file here (a
+    run branched into a new folder, a best.ckpt deleted) is forgotten with its score: the next
+    validation writes it anew."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(self._in_this_folder(state_dict))
+
+    def _in_this_folder(self, state: dict[str, Any]) -> dict[str, Any]:
+        was, dirpath = state.get("dirpath"), self.dirpath
+        if not was or not dirpath:
+            return state
+        dirpath = str(dirpath)
+
+        def here(path: str | None) -> str:
+            """``path``, recorded in ``was``, as this folder's file; '' if it is none."""
+            if not path or os.path.dirname(path) != was:
+                return ""
+            mine = os.path.join(dirpath, os.path.basename(path))
+            return mine if os.path.isfile(mine) else ""
+
+        recorded = state.get("best_k_models") or {}
+        scored = [(path, here(path), score) for path, score in recorded.items()]
+        if rank_zero_only.rank == 0:
+            for path, now, score in scored:
+                _say_where(path, now, f"{state.get('monitor')} {float(score):.4f}", was != dirpath)
+        best, kth = here(state["best_model_path"]), here(state.get("kth_best_model_path"))
+        moved = {**state, "dirpath": dirpath, "best_model_path": best, "kth_best_model_path": kth}
+        moved["best_k_models"] = {now: score for _, now, score in scored if now}
+        moved["last_model_path"] = here(state.get("last_model_path"))
+        if not best:
+            moved["best_model_score"] = None
+        if not kth:
+            moved.pop("kth_value", None)  # this callback's own start value
+        return moved
+
+
+def _say_where(path: str, now: str, score: str, moved: bool) -> None:
+    """Logs a scored checkpoint kept from the folder the run moved from (``now``, its path
+    here), or one of this folder's that is gone (``now`` empty)."""
+    if now and moved:
+        logger.info(
+            "%s keeps its %s: the run folder was moved or copied from %s",
+            now,
+            score,
+            os.path.dirname(path),
+        )
+    elif not now and not moved:
+        logger.warning("%s is gone (it scored %s); the next validation writes it anew", path, score)
+
+
+class TopKCheckpoint(FolderCheckpoint):
     """``ModelCheckpoint`` that asks ``skip_top_k`` before each save of its top-k checkpoints,
     the saves Lightning makes through its private ``_save_topk_checkpoint``."""
 

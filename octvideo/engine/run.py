@@ -28,7 +28,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
@@ -61,6 +60,7 @@ from octvideo.engine.callbacks import (
 from octvideo.engine.checkpoint import atomic_save, last_good, load_checkpoint
 from octvideo.engine.evaluate import check_report_files, remove_report, summarize, write_report
 from octvideo.engine.lightning_state import (
+    FolderCheckpoint,
     TopKCheckpoint,
     completed_test_batches,
     epoch_in_progress,
@@ -635,7 +635,8 @@ def _config_value(value: Any) -> Any:
 
 class _BestCheckpoint(TopKCheckpoint):
     """best.ckpt; an epoch whose validation scored no video (every one failed to decode) leaves
-    it as it was, with a warning, where Lightning stopped the run (the metric is missing)."""
+    it as it was, with a warning, where Lightning stopped the run (the metric is missing). Its
+    score stays with the run folder when the folder is moved or copied (``FolderCheckpoint``)."""
 
     def skip_top_k(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> bool:
         if self.monitor in monitor_candidates:
@@ -649,7 +650,7 @@ class _BestCheckpoint(TopKCheckpoint):
         return True
 
 
-class _LastCheckpoint(ModelCheckpoint):
+class _LastCheckpoint(FolderCheckpoint):
     """last.ckpt; the step trigger skips the run's last step (``at_final_step``).
 
     With ``before_validation``, last.ckpt is also written as each validation of the fit starts
@@ -1033,9 +1034,8 @@ def _resume(
 
 
 def _result(run_dir: Path, step: int, metrics: dict[str, float]) -> TrainResult:
-    """What the run in ``run_dir`` left, at global step ``step``. best.ckpt is this folder's:
-    resumed from another folder's checkpoint, Lightning keeps that folder's best_model_path
-    until this run writes its own."""
+    """What the run in ``run_dir`` left, at global step ``step``: its best.ckpt where it has
+    one (a run resumed into a new folder has none until its first validation)."""
     ckpt_dir = run_dir / "checkpoints"
     best = ckpt_dir / BEST
     return TrainResult(

@@ -5,10 +5,12 @@ accumulation window, the test loop's count, and a top-k save that is skipped."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -53,10 +55,10 @@ def _batches(n: int) -> DataLoader:
 
 
 def _trainer(tmp_path: Path, callbacks: list[L.Callback], **kwargs: Any) -> L.Trainer:
+    kwargs = {"max_epochs": 1, **kwargs}
     return L.Trainer(
         default_root_dir=tmp_path,
         accelerator="cpu",
-        max_epochs=1,
         logger=False,
         enable_checkpointing=any(isinstance(c, TopKCheckpoint) for c in callbacks),
         enable_progress_bar=False,
@@ -163,3 +165,40 @@ def test_a_top_k_checkpoint_skips_the_saves_skip_top_k_refuses(tmp_path):
         best = kind(dirpath=folder, filename="best", monitor="val", mode="max", save_top_k=1)
         _trainer(tmp_path, [best], num_sanity_val_steps=0).fit(_Tiny(), _batches(2), _batches(2))
         assert (folder / "best.ckpt").is_file() is written
+
+
+class _Scored(_Tiny):
+    """Validation scores ``scores[epoch]``."""
+
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self.log("val", self.scores[self.current_epoch])
+
+
+@pytest.mark.parametrize(("change", "best_epoch"), [("moved", 0), ("best gone", 1)])
+def test_a_top_k_checkpoint_keeps_its_best_in_a_moved_folder_and_rewrites_one_gone(
+    tmp_path, caplog, change, best_epoch
+):
+    def fit(folder: Path, epochs: int, resume: Path | None = None) -> L.Trainer:
+        best = TopKCheckpoint(
+            dirpath=folder, filename="best", monitor="val", mode="max", enable_version_counter=False
+        )
+        trainer = _trainer(tmp_path, [best], max_epochs=epochs, num_sanity_val_steps=0)
+        trainer.fit(_Scored([0.5, 0.1]), _batches(2), _batches(1), ckpt_path=resume)
+        return trainer
+
+    fit(tmp_path / "a", 1).save_checkpoint(tmp_path / "end.ckpt")  # epoch 0 scored 0.5
+    folder = tmp_path / "a"
+    if change == "moved":  # the run folder renamed (or copied): its best.ckpt is epoch 0's
+        folder = (tmp_path / "a").rename(tmp_path / "b")
+    else:  # deleted: nothing holds epoch 0's weights any more
+        (folder / "best.ckpt").unlink()
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.lightning_state"):
+        fit(folder, 2, resume=tmp_path / "end.ckpt")  # epoch 1 scores 0.1
+    assert torch.load(folder / "best.ckpt", weights_only=True)["epoch"] == best_epoch
+    said = {"moved": "keeps its val 0.5000: the run folder was moved or copied from "}
+    said["best gone"] = "best.ckpt is gone (it scored val 0.5000); the next validation writes it"
+    assert said[change] in caplog.text

@@ -326,6 +326,35 @@ def test_a_run_resumed_into_another_folder_continues_there_unless_it_holds_a_run
     assert (finished / "checkpoints" / "best.ckpt").is_file()  # the other run's is left alone
 
 
+def test_a_run_folder_copied_elsewhere_keeps_its_best_checkpoint_when_resumed(
+    finished, tiny_synth, tmp_path, caplog
+):
+    # Lightning forgets best.ckpt's score when the checkpoints' folder changed: the next epoch,
+    # however worse, replaced it. Stored here as one no epoch can beat (top-1 100%).
+    run = tmp_path / "copy"
+    shutil.copytree(finished, run)
+    last = run / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    (key,) = [k for k in checkpoint["callbacks"] if "'monitor': 'val/top1'" in k]
+    state = checkpoint["callbacks"][key]
+    state["best_model_score"] = torch.tensor(1.0)
+    state["best_k_models"] = {path: torch.tensor(1.0) for path in state["best_k_models"]}
+    torch.save(checkpoint, last)
+    best = run / "checkpoints" / "best.ckpt"
+    kept = best.read_bytes()
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 2})
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.lightning_state"):
+        result = run_train(None, overrides, out=str(run), resume="auto")
+    assert result.global_step == 6 and result.best_ckpt == best
+    assert best.read_bytes() == kept  # epoch 1's, not epoch 2's
+    assert f"{best.resolve()} keeps its val/top1 1.0000: the run folder was moved or copied" in (
+        caplog.text
+    )
+    state = torch.load(last, weights_only=True)["callbacks"][key]  # now this folder's
+    assert state["dirpath"] == str(best.parent.resolve())
+    assert state["best_model_path"] == str(best.resolve())
+
+
 @pytest.mark.parametrize("name", ["null", "yes", "[1]"])
 def test_out_is_a_path_not_yaml(tiny_synth, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
