@@ -38,6 +38,7 @@ from octvideo.config import (
     RunConfig,
     flatten,
     load_config,
+    parse_overrides,
     resolve_config_path,
     save_config,
     to_dict,
@@ -94,6 +95,7 @@ from octvideo.paths import (
     hold_folder,
     is_missing,
     nearest_existing,
+    same_file,
     why_not_a_file,
 )
 
@@ -150,6 +152,37 @@ def run_dir_of(cfg: RunConfig) -> Path:
     if cfg.output.dir:
         return Path(cfg.output.dir)
     return Path(cfg.output.root) / (cfg.output.name or cfg.name)
+
+
+def check_run_folder_named(
+    cfg: RunConfig, cfg_file: Path | None, overrides: Sequence[str], out: str | None, doing: str
+) -> None:
+    """Refuses a run folder's own config.yaml as the ``--cfg`` of a command that writes where it
+    says, when it names another folder than the one holding it and neither ``--out`` nor an
+    ``output`` override says where: the folder was moved or copied since its run wrote it
+    (``output.dir``), or that is relative to another working folder, and the command would
+    ``doing`` the folder named (for a copy, the original, whose report or checkpoints it would
+    replace).
+
+    Raises:
+        UsageError: names both folders and the ``--out`` of each.
+    """
+    if cfg_file is None or out or cfg_file.name != "config.yaml":
+        return
+    folder = cfg_file.parent
+    named = run_dir_of(cfg)
+    if not (folder / "checkpoints").is_dir() or same_file(named, folder):
+        return
+    if any(key.split(".")[0] == "output" for key, _ in parse_overrides(overrides)):
+        return
+    why = "the run folder was moved or copied"
+    if not named.is_absolute():
+        why += ", or the command runs in another working folder than its run"
+    raise UsageError(
+        f"--cfg {cfg_file} is the config of the run folder {folder}, but names the folder "
+        f"{named} (output.dir): {why}; add --out {folder} to {doing} it, or --out {named} for "
+        "that one (nothing was changed)"
+    )
 
 
 def _datamodule(cfg: RunConfig):
@@ -924,6 +957,7 @@ def _train(
     callbacks: Sequence[L.Callback],
 ) -> TrainResult:
     cfg, cfg_file = _config(cfg, overrides, out)
+    check_run_folder_named(cfg, cfg_file, overrides, out, "train in")
     run_dir = run_dir_of(cfg)
     # Every check comes before the first file or folder is written: a refused run leaves nothing
     # (the run folder's lock file, and the folders made for it, are removed).
@@ -1142,6 +1176,8 @@ def _test(
     if not ckpt:
         raise UsageError("a checkpoint is required: octvideo test --cfg CFG --ckpt CKPT")
     cfg, cfg_file = _config(cfg, overrides, out)
+    if not cfg.test.out_dir:
+        check_run_folder_named(cfg, cfg_file, overrides, out, "test into")
     check_clip(cfg.model, cfg.data, (cfg.data.test_crop_size,))
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"

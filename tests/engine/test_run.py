@@ -355,6 +355,44 @@ def test_a_run_folder_copied_elsewhere_keeps_its_best_checkpoint_when_resumed(
     assert state["best_model_path"] == str(best.resolve())
 
 
+@pytest.mark.parametrize(
+    ("command", "relative"), [("train", False), ("test", False), ("test", True)]
+)
+def test_a_moved_run_folders_config_yaml_is_refused_where_it_names_another_folder(
+    finished, tmp_path, capsys, monkeypatch, command, relative
+):
+    # its output.dir names the folder it came from: continued or tested without --out, the
+    # command would write there (for a copy, over the original's checkpoints or report)
+    run = tmp_path / "copy"
+    shutil.copytree(finished, run)
+    named, why = finished, "the run folder was moved or copied"
+    if relative:  # a run started with --out copy, then a command from another working folder
+        config = run / "config.yaml"
+        config.write_text(config.read_text().replace(f"dir: {finished}\n", "dir: copy\n"))
+        monkeypatch.chdir(tmp_path / "copy" / "checkpoints")
+        named, why = (
+            Path("copy"),
+            f"{why}, or the command runs in another working folder than its run",
+        )
+
+    def tree() -> dict[Path, bytes | None]:  # every folder and file, and each file's bytes
+        paths = [p for folder in (finished, tmp_path) for p in folder.rglob("*")]
+        return {p: p.read_bytes() if p.is_file() else None for p in paths}
+
+    before = tree()
+    best = run / "checkpoints" / "best.ckpt"
+    args = ["--cfg", str(run / "config.yaml")]
+    args += ["--resume", "auto"] if command == "train" else ["--ckpt", str(best)]
+    assert cli.main([command, *args]) == 2
+    doing = "train in" if command == "train" else "test into"
+    assert capsys.readouterr().err.strip() == (
+        f"octvideo {command}: error: --cfg {run / 'config.yaml'} is the config of the run folder "
+        f"{run}, but names the folder {named} (output.dir): {why}; add --out {run} to {doing} it, "
+        f"or --out {named} for that one (nothing was changed)"
+    )
+    assert tree() == before
+
+
 @pytest.mark.parametrize("name", ["null", "yes", "[1]"])
 def test_out_is_a_path_not_yaml(tiny_synth, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
