@@ -14,7 +14,6 @@ vanilla weight, so the parameter count is unchanged and a vanilla checkpoint sli
 from __future__ import annotations
 
 import copy
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
@@ -23,8 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.ops import OctConv3d, OctNorm
-
-log = logging.getLogger(__name__)
 
 _PTV_BLOCK = {
     "branch1_conv": "downsample.conv.conv_hh",
@@ -57,10 +54,24 @@ def _res_block(rest: str) -> str:
     return f"{m.group(1)}.{_PTV_BLOCK[m.group(2)]}.{m.group(3)}"
 
 
+def with_batch_counts(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with a ``num_batches_tracked`` of 0 beside each batch norm's ``running_mean``
+    that lacks one, as torch's ``BatchNorm`` fills it when it loads such a dict (PyTorchVideo and
+    torchvision load them strictly); the count plays no part in inference, nor in training at a
+    set momentum."""
+    out = dict(state)
+    for key in state:
+        if key.endswith(".running_mean"):
+            count = f"{key.removesuffix('running_mean')}num_batches_tracked"
+            out.setdefault(count, torch.tensor(0, dtype=torch.long))
+    return out
+
+
 def convert_pytorchvideo_state_dict(
     state_dict: Mapping[str, Tensor], model_name: str
 ) -> dict[str, Tensor]:
-    """Renames a PyTorchVideo ResNet / SlowFast state dict to the alpha-0 octvideo model's keys.
+    """Renames a PyTorchVideo ResNet / SlowFast state dict to the alpha-0 octvideo model's keys,
+    with the batch counts it lacks (``with_batch_counts``).
 
     Args:
         state_dict: ``model.state_dict()`` of a ``pytorchvideo.models.hub`` model (or the
@@ -71,6 +82,7 @@ def convert_pytorchvideo_state_dict(
     Raises:
         ValueError: naming every key that has no octvideo counterpart.
     """
+    state_dict = with_batch_counts(state_dict)
     slowfast = model_name.startswith("slowfast")
     blocks = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")})
     stage_blocks = sorted(
@@ -272,21 +284,35 @@ _TV_BLOCK = {
 }
 
 
-def inflate_resnet2d(state_dict_2d: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+def inflate_resnet2d(
+    state_dict_2d: Mapping[str, Tensor], model: nn.Module, *, with_classifier: bool = False
+) -> dict[str, Tensor]:
     """A state dict for a C2D / I3D ``ResNet3D`` (any alpha, any depth) from a torchvision ResNet.
 
     Each 2D kernel (O, I, kH, kW) becomes (O, I, kT, kH, kW): repeated kT times and divided by kT,
     so a clip of identical frames gives the 2D network's activations (exactly so for C2D, and away
-    from the temporal borders for I3D). The classifier is copied when its shape fits (1000 ImageNet
-    classes), else the model keeps its own; Non-local blocks keep their own initialisation.
+    from the temporal borders for I3D). The classifier is the model's own (ImageNet's classes are
+    not a video data set's, even where there are 1000 of each); Non-local blocks keep their own
+    initialisation. Missing batch counts are filled (``with_batch_counts``).
 
     Args:
         state_dict_2d: torchvision ``resnet{18,34,50,101,152}`` layout (conv1, bn1, layer1..4, fc).
         model: the target ``ResNet3D``.
+        with_classifier: copy the 2D classifier too (the model has 1000 outputs), so that the
+            3D network gives the 2D one's logits.
 
     Raises:
-        ValueError: naming 2D keys with no 3D counterpart, or 3D weights left without a source.
+        ValueError: naming 2D keys with no 3D counterpart, 3D weights left without a source, or
+            the kind of network a wide ResNet or a ResNeXt is, which octvideo does not build.
     """
+    state_dict_2d = with_batch_counts(state_dict_2d)
+    variant = _resnet2d_variant(state_dict_2d)
+    if variant:
+        raise ValueError(
+            f"the 2D network is {variant}, which octvideo does not build (its ResNets' "
+            "bottlenecks are as wide as the stem, without groups): inflate a torchvision "
+            "resnet18, 34, 50, 101 or 152"
+        )
     kernels = {name: m.kernel_size for name, m in model.named_modules() if isinstance(m, OctConv3d)}
     vanilla: dict[str, Tensor] = {}
     unknown: list[str] = []
@@ -309,15 +335,31 @@ def inflate_resnet2d(state_dict_2d: Mapping[str, Tensor], model: nn.Module) -> d
     if unknown:
         raise ValueError(f"2D keys with no 3D counterpart: {unknown[:8]} ({len(unknown)})")
     keep = [n for n, m in model.named_modules() if type(m).__name__ == "NonLocal3d"]
-    fc = model.get_classifier()
-    if "head.fc.weight" in vanilla and tuple(vanilla["head.fc.weight"].shape) != tuple(
-        fc.weight.shape
-    ):
-        log.info("2D classifier %s does not fit; keeping the model's own", fc)
-        vanilla.pop("head.fc.weight")
+    if not with_classifier:
+        vanilla.pop("head.fc.weight", None)
         vanilla.pop("head.fc.bias", None)
         keep.append("head.fc")
     return octavise_state_dict(vanilla, model, keep_own=keep)
+
+
+def _resnet2d_variant(state_dict_2d: Mapping[str, Tensor]) -> str | None:
+    """What a torchvision bottleneck network other than a ResNet is (ResNeXt: grouped 3x3
+    convolutions; wide ResNet: bottlenecks wider than the stem), or None."""
+    stem = state_dict_2d.get("conv1.weight")
+    conv_a = state_dict_2d.get("layer1.0.conv1.weight")
+    conv_b = state_dict_2d.get("layer1.0.conv2.weight")
+    bottleneck = "layer1.0.conv3.weight" in state_dict_2d
+    if not bottleneck or any(w is None for w in (stem, conv_a, conv_b)):
+        return None  # not a bottleneck network: the conversion names what does not fit
+    groups = int(conv_b.shape[0]) // max(1, int(conv_b.shape[1]))
+    if groups > 1:
+        return f"a ResNeXt ({groups} groups of {int(conv_b.shape[1])} channels)"
+    if conv_a.shape[0] != stem.shape[0]:
+        return (
+            f"a wide ResNet (bottlenecks of {int(conv_a.shape[0])} channels after a stem of "
+            f"{int(stem.shape[0])})"
+        )
+    return None
 
 
 def convert_pytorchvideo(state_dict: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:

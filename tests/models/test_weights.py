@@ -138,7 +138,7 @@ def test_inflated_c2d_gives_2d_logits(depth: int, name: str, tmp_path: Path) -> 
     torch.save(net2d.state_dict(), path)
     sd2d = torch.load(path, map_location="cpu", weights_only=True)
     model = create_model(name, num_classes=1000).double().eval()
-    load_state_dict_checked(model, inflate_resnet2d(sd2d, model))
+    load_state_dict_checked(model, inflate_resnet2d(sd2d, model, with_classifier=True))
     image = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     clip = image[:, :, None].expand(2, 3, 4, 64, 64)
     with torch.no_grad():
@@ -156,6 +156,60 @@ def test_inflate_i3d_octave_nonlocal_keeps_own_parts() -> None:
     assert w3.shape[2] == 3
     torch.testing.assert_close(w3.sum(dim=2), sd2d["layer1.0.conv1.weight"])
     assert model.get_classifier().out_features == 10
+
+
+def test_inflation_keeps_the_models_classifier_even_of_1000_classes() -> None:
+    """ImageNet's 1000 classes are not a video data set's 1000: the head is the model's own."""
+    import torchvision
+
+    sd2d = torchvision.models.resnet18(weights=None).state_dict()
+    model = create_model("c2d_r18", num_classes=1000)
+    sd = inflate_resnet2d(sd2d, model)
+    assert torch.equal(sd["head.fc.weight"], model.state_dict()["head.fc.weight"])
+    assert not torch.equal(sd["head.fc.weight"], sd2d["fc.weight"])
+
+
+@pytest.mark.parametrize(
+    ("arch", "what"),
+    [
+        ("wide_resnet50_2", "a wide ResNet (bottlenecks of 128 channels after a stem of 64)"),
+        ("resnext50_32x4d", "a ResNeXt (32 groups of 4 channels)"),
+    ],
+)
+def test_torchvision_networks_octvideo_does_not_build_are_named(arch: str, what: str) -> None:
+    import torchvision
+
+    with torch.device("meta"):  # shapes are all it reads
+        sd2d = getattr(torchvision.models, arch)(weights=None).state_dict()
+        model = create_model("i3d_r50")
+    with pytest.raises(ValueError) as info:
+        inflate_resnet2d(sd2d, model)
+    assert str(info.value).startswith(f"the 2D network is {what}, which octvideo does not build")
+
+
+def _without_batch_counts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def test_weights_without_batch_counts_convert_as_torch_loads_them() -> None:
+    """``model.pretrained_kind=pytorchvideo`` and ``imagenet2d`` read such files as import does:
+    the counts are 0, every other weight is the file's."""
+    import torchvision
+    from pytorchvideo.models.resnet import create_resnet
+
+    from octvideo.models.weights import convert_pytorchvideo, inflate_2d
+
+    torch.manual_seed(0)
+    ref = create_resnet(stem_conv_kernel_size=(1, 7, 7), model_depth=50, stem_dim_out=8)
+    model = create_model("slow_r50", alpha=0.25, width=8, num_classes=400)
+    whole = convert_pytorchvideo(ref.state_dict(), model)
+    bare = convert_pytorchvideo(_without_batch_counts(ref.state_dict()), model)
+    counts = [k for k in bare if k.endswith("num_batches_tracked")]
+    assert bare.keys() == whole.keys() and counts and all(int(bare[k]) == 0 for k in counts)
+    assert all(torch.equal(v, whole[k]) for k, v in bare.items() if k not in counts)
+    model = create_model("c2d_r18", num_classes=3)
+    sd2d = _without_batch_counts(torchvision.models.resnet18(weights=None).state_dict())
+    assert int(inflate_2d(sd2d, model)["stem.bn.high.num_batches_tracked"]) == 0
 
 
 def test_engine_entry_points_octave_model() -> None:
