@@ -33,17 +33,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from octvideo.errors import CheckpointError, OutputWriteError, UsageError
 from octvideo.models.weights import (
-    convert_pytorchvideo_state_dict,
+    convert_pytorchvideo,
     load_state_dict_checked,
     non_finite_tensors,
-    octavise_state_dict,
 )
 from octvideo.paths import AtomicOutput, why_not_a_file
 
+# where a checkpoint keeps the network's weights: octvideo's and Lightning's ``state_dict``,
+# PyTorchVideo's zoo and PySlowFast's ``model_state``, torchvision's reference scripts' ``model``
+_WEIGHTS_KEYS = ("state_dict", "model_state", "model")
 # the lines of torch's weights_only error that are advice, not the cause
 _ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
 
@@ -234,8 +236,7 @@ def check_finite_weights(checkpoint: Mapping[str, Any], path: str | os.PathLike[
         CheckpointError: one line naming ``path``, the first tensor and its count of NaN and
             infinite values.
     """
-    layouts = ("state_dict", "model_state", "model")
-    nested = [checkpoint[k] for k in layouts if isinstance(checkpoint.get(k), Mapping)]
+    nested = [checkpoint[k] for k in _WEIGHTS_KEYS if isinstance(checkpoint.get(k), Mapping)]
     broken = non_finite_tensors(nested[0] if nested else checkpoint)
     if broken:
         others = len(broken) - 1
@@ -268,9 +269,11 @@ def _load_failure(err: Exception, path: Path) -> str:
 
 
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The network's weights from an octvideo checkpoint (``model.`` prefix removed) or a plain
-    state dict."""
-    state = checkpoint.get("state_dict", checkpoint)
+    """The network's weights from a checkpoint: the first of ``_WEIGHTS_KEYS`` that holds a dict
+    (an octvideo checkpoint's, ``model.`` prefix removed; a PyTorchVideo zoo file's), else the
+    checkpoint itself (a plain state dict)."""
+    held = (checkpoint.get(key) for key in _WEIGHTS_KEYS)
+    state = next((value for value in held if isinstance(value, Mapping)), checkpoint)
     if any(k.startswith("model.") for k in state):
         return {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     return dict(state)
@@ -299,29 +302,20 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> st
     return "; ".join(parts) or None
 
 
-def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """The state dict a torch file holds, whole or under ``model_state`` (PyTorchVideo's zoo),
-    ``state_dict`` or ``model``; refused as ``load_checkpoint`` refuses a file."""
-    ckpt = load_checkpoint(path)
-    for key in ("model_state", "state_dict", "model"):
-        if isinstance(ckpt.get(key), Mapping):
-            return dict(ckpt[key])
-    return ckpt
-
-
 def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     """Loads a PyTorchVideo zoo checkpoint (a local file) into an octvideo model of any alpha.
 
-    The checkpoint is renamed (``convert_pytorchvideo_state_dict``) and, when the model has an
-    octave, sliced (``octavise_state_dict``).
+    The file is read as ``octvideo import`` and ``train model.pretrained_kind=pytorchvideo`` read
+    it (``model_state_dict``, then ``convert_pytorchvideo``): renamed, missing batch counts
+    filled, and sliced where the model has an octave.
 
     Raises:
         UsageError: ``path`` is no torch checkpoint that loads with ``weights_only=True``, or
             holds no dict (as ``load_checkpoint`` says).
+        ValueError: the weights do not fit ``model`` (naming the keys).
     """
-    name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
-    vanilla = convert_pytorchvideo_state_dict(_read_state_dict(path), name)
-    load_state_dict_checked(model, octavise_state_dict(vanilla, model))
+    state = convert_pytorchvideo(model_state_dict(load_checkpoint(path)), model)
+    load_state_dict_checked(model, state)
     return model
 
 

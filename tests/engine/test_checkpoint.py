@@ -29,6 +29,7 @@ from octvideo.engine.checkpoint import (
     last_good,
     load_checkpoint,
     load_pytorchvideo_checkpoint,
+    model_state_dict,
 )
 from octvideo.engine.run import AtomicCheckpointIO, run_train
 from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
@@ -168,6 +169,24 @@ def test_a_pytorchvideo_file_that_is_no_checkpoint_is_refused_as_load_checkpoint
     torch.save([1, 2], listed)
     with pytest.raises(UsageError, match=r"holds a list, not an octvideo or Lightning"):
         load_pytorchvideo_checkpoint(create_model("i3d_r50"), listed)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda w: {"state_dict": {f"model.{k}": v for k, v in w.items()}, "global_step": 3},
+        lambda w: {"model_state": w, "model_epoch": 196},  # PyTorchVideo's zoo, PySlowFast
+        lambda w: {"model": w, "optimizer": {}, "epoch": 89},  # torchvision's reference scripts
+        lambda w: w,  # a plain state dict
+    ],
+    ids=["octvideo", "pytorchvideo", "torchvision", "plain"],
+)
+def test_model_state_dict_reads_the_weights_of_every_layout(layout):
+    """Every command reads a file's weights through ``model_state_dict``: import and train's
+    ``model.pretrained`` alike."""
+    weights = {"blocks.0.conv.weight": torch.ones(2), "blocks.0.norm.running_mean": torch.zeros(2)}
+    got = model_state_dict(layout(weights))
+    assert got.keys() == weights.keys() and all(got[k] is v for k, v in weights.items())
 
 
 def _given_as_checkpoint(command: str, path: Path) -> list[str]:
@@ -331,7 +350,7 @@ def test_a_checkpoint_path_that_is_no_file_is_named_as_what_it_is(tmp_path, kind
         load_checkpoint(path)
     assert str(info.value) == expected  # never "does not exist", and a pipe is never opened
     with pytest.raises(UsageError) as info:
-        checkpoint_module._read_state_dict(path)  # load_pytorchvideo_checkpoint's reader
+        load_pytorchvideo_checkpoint(create_model("c2d_r18"), path)
     assert str(info.value) == expected
 
 
