@@ -35,7 +35,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -78,6 +78,7 @@ from octvideo.errors import (
     usage_errors,
 )
 from octvideo.models import is_model, list_models
+from octvideo.models.weights import with_batch_counts
 from octvideo.paths import (
     ReadFiles,
     atomic_output,
@@ -305,19 +306,21 @@ def _from_pytorchvideo(
     alpha: float | None,
     clip: tuple[int, int] | None,
 ) -> _Converted:
-    raw = checkpoint.get("model_state", checkpoint)
-    if not isinstance(raw, Mapping) or not any(str(k).startswith("blocks.") for k in raw):
+    raw = _plain_state(checkpoint)  # as train's model.pretrained_kind=pytorchvideo reads it
+    if not any(k.startswith("blocks.") for k in raw):
         raise UsageError(
             f"{src} holds no PyTorchVideo weights (no 'model_state' of 'blocks.*' tensors)"
             f"{_other_source_hint(checkpoint, 'pytorchvideo')}"
         )
-    raw = _with_batch_counts(raw)
     vanilla = _pytorchvideo_vanilla(raw, model)
-    probe = _alpha0_section(model, vanilla, clip, src) if vanilla else None
+    probe = _alpha0_section(model, vanilla) if vanilla else None
     if probe is None or _mismatch(probe, vanilla):
         candidates = [n for n in list_models() if _zoo_family(n)]
-        fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), clip, src, candidates)
-        keys = None if fits else _pytorchvideo_keys_off(raw, model, clip, src)
+        fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), candidates)
+        design = None if fits else _other_design(src, raw, [model, *candidates])
+        if design:
+            raise UsageError(design)
+        keys = None if fits else _pytorchvideo_keys_off(raw, model)
         if keys:
             raise UsageError(
                 f"{src} has the layout of PyTorchVideo's {model} but not all its weights ({keys}); "
@@ -333,8 +336,8 @@ def _from_pytorchvideo(
             )
         names = kinetics400_classes()
     _check_class_count(src, names, num_classes)
-    t, tau, clip_source = _clip_or_default(clip, src)
-    extra = {**probe["extra"], "head_pool": zoo_head_pool(model, t, tau)}
+    t, tau, clip_source = _weights_clip(model, vanilla, clip, src)
+    extra = {**_extra_from_weights(model, vanilla, tau), "head_pool": zoo_head_pool(model, t, tau)}
     target = _model_section(model, num_classes, alpha or 0.0, extra)
     state = _octavised(vanilla, target)
     protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD, clip_source)
@@ -351,7 +354,7 @@ def _from_torchvision(
 ) -> _Converted:
     from octvideo.models.weights import inflate_resnet2d
 
-    raw = _with_batch_counts(_plain_state(checkpoint))
+    raw = _plain_state(checkpoint)
     if "conv1.weight" not in raw or not any(k.startswith("layer1.") for k in raw):
         raise UsageError(
             f"{src} holds no torchvision ResNet weights (no conv1 / layer1 keys)"
@@ -394,7 +397,7 @@ def _from_octvideo(
     clip: tuple[int, int] | None,
 ) -> _Converted:
     what, trained_on, scales, folders = "--classes", "", None, ()
-    state = _with_batch_counts(_plain_state(checkpoint))
+    state = with_batch_counts(_plain_state(checkpoint))
     if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
         raise UsageError(
             f"{src} holds no octvideo weights{_other_source_hint(checkpoint, 'octvideo')}"
@@ -436,12 +439,12 @@ def _from_octvideo(
                 f"{src} is a bare state dict of an octave network, which does not record its "
                 "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
             )
-        extra = _extra_from_weights(model, state, clip_tt=clip, src=src)
-        section = _model_section(model, _classifier_rows(state), 0.0, extra)
-        if _mismatch(section, state):
-            fits = _guess(lambda name: state, clip, src, list_models())
+        if _mismatch(_alpha0_section(model, state), state):
+            fits = _guess(lambda name: state, list_models())
             raise UsageError(_wrong_model(src, "octvideo", model, fits))
-        t, tau, clip_source = _clip_or_default(clip, src)
+        t, tau, clip_source = _weights_clip(model, state, clip, src)
+        extra = _extra_from_weights(model, state, tau)
+        section = _model_section(model, _classifier_rows(state), 0.0, extra)
         protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, clip_source)
     if names is None:
         raise UsageError(
@@ -680,10 +683,7 @@ def _mismatch(section: Mapping[str, Any], vanilla: Mapping[str, Tensor]) -> str 
 
 
 def _guess(
-    state_of: Callable[[str], Mapping[str, Tensor] | None],
-    clip: tuple[int, int] | None,
-    src: Path,
-    candidates: Sequence[str],
+    state_of: Callable[[str], Mapping[str, Tensor] | None], candidates: Sequence[str]
 ) -> list[str]:
     """The ``candidates`` whose alpha-0 network ``state_of(name)`` fits (first: the one to
     name in an error)."""
@@ -692,7 +692,7 @@ def _guess(
         state = state_of(name)
         if state is None:
             continue
-        if not _mismatch(_alpha0_section(name, state, clip, src), state):
+        if not _mismatch(_alpha0_section(name, state), state):
             fits.append(name)
     return fits
 
@@ -708,9 +708,7 @@ def _pytorchvideo_vanilla(raw: Mapping[str, Tensor], model: str) -> dict[str, Te
         return None
 
 
-def _pytorchvideo_keys_off(
-    raw: Mapping[str, Tensor], model: str, clip: tuple[int, int] | None, src: Path
-) -> str | None:
+def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
     """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
     names ("missing K; unexpected U", a few then a count), where it is ``model``'s but for a
     few keys (at most a tenth of them); else None.
@@ -727,7 +725,7 @@ def _pytorchvideo_keys_off(
         return None
     try:
         with torch.device("meta"):
-            own = _build(_alpha0_section(model, vanilla, clip, src)).state_dict()
+            own = _build(_alpha0_section(model, vanilla)).state_dict()
     except (ValueError, TypeError):
         return None
     shapes = [k for k, v in vanilla.items() if k in own and own[k].shape != v.shape]
@@ -755,6 +753,71 @@ def _pytorchvideo_keys_off(
     return "; ".join(parts) or None
 
 
+# PyTorchVideo zoo designs that octvideo does not build, by the octvideo convolutions whose
+# temporal kernel differs: SLOWFAST_16x8_R101_50_50.pyth has temporal kernel 1 in res4 blocks 6-22
+# of both pathways, where slowfast_r101 (the zoo's SLOWFAST_8x8_R101) has 3.
+_OTHER_DESIGNS = {
+    (
+        "slowfast_r101",
+        frozenset(
+            f"{path}.res4.{block}.conv_a.conv_hh.weight"
+            for path in ("slow", "fast")
+            for block in range(6, 23)
+        ),
+    ): "SlowFast 16x8 R101 50_50",
+}
+
+
+def _other_design(src: Path, raw: Mapping[str, Tensor], models: Sequence[str]) -> str | None:
+    """The refusal of a PyTorchVideo file that is one of ``models`` (the one it differs from in
+    the fewest convolutions, the first of a tie) but for the temporal kernels of some
+    convolutions: an intact file of a zoo design octvideo does not build, named where
+    ``_OTHER_DESIGNS`` knows it; else None."""
+    offs = {model: _temporal_kernels_off(raw, model) for model in dict.fromkeys(models)}
+    offs = {model: off for model, off in offs.items() if off}
+    if not offs:
+        return None
+    model = min(offs, key=lambda name: len(offs[name]))
+    off = offs[model]
+    design = _OTHER_DESIGNS.get((model, frozenset(off)))
+    key, (theirs, ours) = next(iter(off.items()))
+    by_tensor = {id(v): k for k, v in raw.items()}  # the converter renames, it does not copy
+    named = by_tensor.get(id((_pytorchvideo_vanilla(raw, model) or {}).get(key)), key)
+    what = f"PyTorchVideo's {design}" if design else f"a PyTorchVideo {model} of another design"
+    return (
+        f"{src} holds {what}, which octvideo does not build: its temporal kernels differ from "
+        f"{model}'s in {len(off)} convolution{'s' if len(off) > 1 else ''} ({named}: {theirs}, "
+        f"{ours} in {model}); the file is intact: import a zoo model that docs/zoo.md lists"
+    )
+
+
+def _temporal_kernels_off(raw: Mapping[str, Tensor], model: str) -> dict[str, tuple[int, int]]:
+    """{octvideo key: (the file's temporal kernel, ``model``'s)} where a PyTorchVideo state dict
+    has every key of ``model``'s alpha-0 network and differs from it only in convolutions'
+    temporal kernels; empty otherwise."""
+    vanilla = _pytorchvideo_vanilla(raw, model)
+    if not vanilla:
+        return {}
+    try:
+        with torch.device("meta"):
+            own = _build(_alpha0_section(model, vanilla)).state_dict()
+    except (ValueError, TypeError, UsageError):
+        return {}
+    if own.keys() != vanilla.keys():
+        return {}
+    off = {}
+    for key, value in vanilla.items():
+        mine = own[key].shape
+        if value.shape == mine:
+            continue
+        if value.ndim != 5 or len(mine) != 5 or value.shape[:2] != mine[:2]:
+            return {}
+        if value.shape[3:] != mine[3:]:
+            return {}
+        off[key] = (int(value.shape[2]), int(mine[2]))
+    return off
+
+
 def _in_file(
     key: str,
     vanilla: Mapping[str, Tensor],
@@ -766,19 +829,6 @@ def _in_file(
         return by_tensor[id(vanilla[key])]
     module, _, leaf = key.rpartition(".")
     return f"{module_of[module]}.{leaf}" if module in module_of else key
-
-
-def _with_batch_counts(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` with ``num_batches_tracked`` of 0 beside each batch norm's ``running_mean``
-    that lacks one, as torch's ``BatchNorm`` fills it when it loads such a dict (PyTorchVideo
-    and torchvision load them strictly); the count plays no part in inference, nor in training
-    at a set momentum."""
-    out = dict(state)
-    for key in state:
-        if key.endswith(".running_mean"):
-            count = f"{key.removesuffix('running_mean')}num_batches_tracked"
-            out.setdefault(count, torch.tensor(0, dtype=torch.long))
-    return out
 
 
 def _torchvision_depth(raw: Mapping[str, Tensor]) -> int | None:
@@ -798,17 +848,13 @@ def _family(model: str) -> list[str]:
 # ------------------------------------------------------------------------------- building
 
 
-def _extra_from_weights(
-    model: str, vanilla: Mapping[str, Tensor], *, clip_tt: tuple[int, int] | None, src: Path
-) -> dict[str, Any]:
+def _extra_from_weights(model: str, vanilla: Mapping[str, Tensor], tau: int) -> dict[str, Any]:
     """Model keyword arguments the weights decide: a ResNet's width (stem channels) and a
-    SlowFast's lateral kernel; a SlowFast's speed ratio comes from the clip (alpha = tau / 2)."""
+    SlowFast's lateral kernel; a SlowFast's speed ratio comes from the clip's stride ``tau``
+    (alpha = tau / 2)."""
     if model.startswith("slowfast"):
-        fuse = vanilla.get("fuse_stem.conv.conv_hh.weight")
-        extra: dict[str, Any] = {}
-        if fuse is not None and fuse.ndim == 5:
-            extra["fusion_kernel"] = int(fuse.shape[2])
-        _, tau, _ = _clip_or_default(clip_tt, src)
+        kernel = _lateral_kernel(vanilla)
+        extra: dict[str, Any] = {} if kernel is None else {"fusion_kernel": kernel}
         extra["slowfast_alpha"] = max(1, tau // FAST_STRIDE)
         return extra
     stem = vanilla.get("stem.conv.conv_hh.weight")
@@ -829,9 +875,15 @@ def zoo_head_pool(model: str, t: int, tau: int) -> list[int] | list[list[int]]:
     return [frames, side, side]
 
 
-def _clip_or_default(clip: tuple[int, int] | None, src: Path) -> tuple[int, int, str]:
-    """(T, tau, where it came from): ``--clip``, else the ``TxTAU`` of a zoo file name, else
-    8x8."""
+def _clip_or_default(
+    clip: tuple[int, int] | None, src: Path, recipe: _Recipe | None = None
+) -> tuple[int, int, str]:
+    """(T, tau, where it came from): ``--clip``, else the ``TxTAU`` of a zoo file name, else the
+    clip of the zoo recipe the weights show (``recipe``), else 8x8.
+
+    Raises:
+        UsageError: the file name's clip is beyond the bounds, or is not ``recipe``'s.
+    """
     if clip is not None:
         return clip[0], clip[1], "--clip"
     match = _ZOO_NAME.search(src.name)
@@ -843,8 +895,68 @@ def _clip_or_default(clip: tuple[int, int] | None, src: Path) -> tuple[int, int,
                 f"the file name {src.name} gives clip {t}x{tau}, beyond the bounds "
                 f"{most[0]}x{most[1]} (data.num_frames x data.sampling_rate); pass --clip TxTAU"
             )
+        if recipe is not None and (t, tau) != recipe.clip:
+            want = "x".join(map(str, recipe.clip))
+            raise UsageError(
+                f"the file name {src.name} gives clip {t}x{tau}, but its weights' lateral kernel "
+                f"of {recipe.kernel} frames is the zoo's {recipe.name}'s: pass --clip {want} for "
+                f"the weights' recipe, or --clip {t}x{tau} to keep the name's"
+            )
         return t, tau, f"the file name {src.name}"
+    if recipe is not None:
+        return (
+            *recipe.clip,
+            f"its weights' lateral kernel of {recipe.kernel} frames, the zoo's {recipe.name}'s",
+        )
     return DEFAULT_CLIP[0], DEFAULT_CLIP[1], "the 8x8 default"
+
+
+class _Recipe(NamedTuple):
+    """The zoo recipe a SlowFast's weights show: its clip, its name, and the lateral kernel
+    that shows it."""
+
+    clip: tuple[int, int]
+    name: str  # "SlowFast R50 4x16"
+    kernel: int
+
+
+# The one clip setting a zoo SlowFast's weights keep is its lateral (fusion) kernel: 7 frames in
+# PySlowFast's SLOWFAST_8x8_R50 and 5 in SLOWFAST_4x16_R50, whose Fast pathway runs 8 times as
+# fast (alpha = tau / 2). The R101s have 5 at 8x8 and at 16x8, both at alpha 4: no clip to tell.
+_SLOWFAST_RECIPES = {
+    ("slowfast_r50", 7): ((8, 8), "SlowFast R50 8x8"),
+    ("slowfast_r50", 5): ((4, 16), "SlowFast R50 4x16"),
+}
+
+
+def _lateral_kernel(vanilla: Mapping[str, Tensor]) -> int | None:
+    fuse = vanilla.get("fuse_stem.conv.conv_hh.weight")
+    return int(fuse.shape[2]) if fuse is not None and fuse.ndim == 5 else None
+
+
+def _weights_clip(
+    model: str, vanilla: Mapping[str, Tensor], clip: tuple[int, int] | None, src: Path
+) -> tuple[int, int, str]:
+    """``_clip_or_default`` for weights that may show their zoo recipe (a SlowFast R50's lateral
+    kernel): a file name of another clip is refused, and a ``--clip`` of another is followed with
+    a warning (a network of that clip is not the one the weights were trained as)."""
+    kernel = _lateral_kernel(vanilla)
+    known = _SLOWFAST_RECIPES.get((model, kernel)) if kernel is not None else None
+    recipe = None if known is None or kernel is None else _Recipe(*known, kernel)
+    t, tau, source = _clip_or_default(clip, src, recipe)
+    if recipe is not None and clip is not None and clip != recipe.clip:
+        logger.warning(
+            "--clip %dx%d: the lateral kernel of %s, %d frames, is the zoo's %s's; importing at "
+            "%dx%d as asked",
+            t,
+            tau,
+            src.name,
+            recipe.kernel,
+            recipe.name,
+            t,
+            tau,
+        )
+    return t, tau, source
 
 
 def _model_section(
@@ -859,12 +971,11 @@ def _model_section(
     return to_dict(section)
 
 
-def _alpha0_section(
-    model: str, state: Mapping[str, Tensor], clip: tuple[int, int] | None, src: Path
-) -> dict[str, Any]:
+def _alpha0_section(model: str, state: Mapping[str, Tensor]) -> dict[str, Any]:
     """The section of ``model``'s alpha-0 network with the width, lateral kernel and classifier
-    rows of ``state`` (one row where it has no classifier), to compare ``state`` against."""
-    extra = _extra_from_weights(model, state, clip_tt=clip, src=src)
+    rows of ``state`` (one row where it has no classifier), to compare ``state`` against; at the
+    8x8 default's speed ratio, which only the lateral convolutions' stride shows, no shape."""
+    extra = _extra_from_weights(model, state, DEFAULT_CLIP[1])
     return _model_section(model, max(_classifier_rows(state), 1), 0.0, extra)
 
 
@@ -898,10 +1009,9 @@ def _classifier_rows(state: Mapping[str, Tensor]) -> int:
 
 
 def _plain_state(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
-    """The tensors of a checkpoint: ``state_dict`` (``model.`` prefix removed), ``model`` or the
-    checkpoint itself."""
-    if isinstance(checkpoint.get("model"), Mapping) and "state_dict" not in checkpoint:
-        checkpoint = checkpoint["model"]
+    """The tensors of a checkpoint's weights, as every command reads them (``model_state_dict``:
+    ``state_dict``, ``model.`` prefix removed; ``model_state``; ``model``; else the checkpoint
+    itself)."""
     state = model_state_dict(dict(checkpoint))
     return {k: v for k, v in state.items() if isinstance(v, Tensor)}
 

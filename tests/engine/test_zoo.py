@@ -297,8 +297,7 @@ def test_zoo_import_records_the_zoos_protocol(i3d_zoo: Path, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("clip", "file_name", "want", "head_pool"),
     [
-        (None, "SLOWFAST_4x16_R50.pyth", (32, 2, 8), [[4, 7, 7], [32, 7, 7]]),  # its TxTAU
-        (None, "weights.pyth", (32, 2, 4), [[8, 7, 7], [32, 7, 7]]),  # the 8x8 default
+        (None, "weights.pyth", (32, 2, 4), [[8, 7, 7], [32, 7, 7]]),  # its lateral kernel, 7
         ("4x16", "weights.pyth", (32, 2, 8), [[4, 7, 7], [32, 7, 7]]),
     ],
 )
@@ -348,7 +347,13 @@ def test_a_clip_in_the_file_name_beyond_the_bounds_is_one_line(zoo, tmp_path: Pa
 
 
 def test_a_clip_from_the_file_name_is_not_called_clip_option(zoo, tmp_path: Path) -> None:
-    pyth = zoo("slowfast_r50", "SLOWFAST_8x3_R50.pyth")[1]
+    net, _ = zoo("slowfast_r50")
+    state = {  # a lateral kernel of no zoo recipe's: the clip is the file name's
+        k: v[:, :, 2:5] if k.endswith("conv_fast_to_slow.weight") else v
+        for k, v in net.state_dict().items()
+    }
+    pyth = tmp_path / "SLOWFAST_8x3_R50.pyth"
+    torch.save({"model_state": _shapes_only(state)}, pyth)
     message = _refusal(tmp_path, pyth, model="slowfast_r50")
     assert message.startswith(
         "clip 8x3 (from the file name SLOWFAST_8x3_R50.pyth): a SlowFast clip's stride is"
@@ -360,6 +365,67 @@ def test_slowfast_fast_frames_over_the_bound_are_one_line(zoo, tmp_path: Path) -
     pyth = zoo("slowfast_r50")[1]
     message = _refusal(tmp_path, pyth, model="slowfast_r50", clip="256x8")
     assert message.startswith("--clip 256x8: data.num_frames=1024 is over the limit of 256")
+
+
+@pytest.fixture(scope="module")
+def slowfast_4x16(zoo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A zoo SlowFast R50 file of the 4x16 recipe, renamed: its lateral kernel of 5 frames, the
+    only clip setting its weights keep (8x8's is 7)."""
+    net, _ = zoo("slowfast_r50")
+    state = {
+        k: v[:, :, 1:6] if k.endswith("conv_fast_to_slow.weight") else v
+        for k, v in net.state_dict().items()
+    }
+    path = tmp_path_factory.mktemp("sf4x16") / "sf_k400.pyth"
+    torch.save({"model_state": state}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("file_name", "clip", "want"),
+    [
+        ("sf_k400.pyth", None, (32, 2, 8, [[4, 7, 7], [32, 7, 7]])),  # from its weights
+        ("SLOWFAST_4x16_R50.pyth", None, (32, 2, 8, [[4, 7, 7], [32, 7, 7]])),
+        ("sf_k400.pyth", "8x8", (32, 2, 4, [[8, 7, 7], [32, 7, 7]])),  # as asked, with a warning
+    ],
+)
+def test_a_slowfast_r50_clip_follows_its_weights_lateral_kernel(
+    slowfast_4x16: Path, file_name: str, clip, want, tmp_path: Path, caplog
+) -> None:
+    src = tmp_path / file_name
+    src.symlink_to(slowfast_4x16)
+    out = tmp_path / "sf.ckpt"
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.zoo"):
+        result = import_checkpoint(
+            src, source="pytorchvideo", model="slowfast_r50", out=out, clip=clip
+        )
+    c, extra = result.meta["clip"], result.meta["model"]["extra"]
+    assert (c["num_frames"], c["sampling_rate"], c["slowfast_alpha"], extra["head_pool"]) == want
+    assert extra["fusion_kernel"] == 5
+    warned = [r.getMessage() for r in caplog.records if r.name == "octvideo.engine.zoo"]
+    if clip:
+        assert warned == [
+            f"--clip 8x8: the lateral kernel of {file_name}, 5 frames, is the zoo's SlowFast R50 "
+            "4x16's; importing at 8x8 as asked"
+        ]
+    else:
+        assert not warned
+    if file_name == "sf_k400.pyth" and not clip:
+        assert result.clip_source == (
+            "its weights' lateral kernel of 5 frames, the zoo's SlowFast R50 4x16's"
+        )
+
+
+def test_a_slowfast_file_named_for_another_clip_than_its_weights_is_refused(
+    slowfast_4x16: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    src.symlink_to(slowfast_4x16)
+    assert _refusal(tmp_path, src, model="slowfast_r50") == (
+        "the file name SLOWFAST_8x8_R50.pyth gives clip 8x8, but its weights' lateral kernel of "
+        "5 frames is the zoo's SlowFast R50 4x16's: pass --clip 4x16 for the weights' recipe, "
+        "or --clip 8x8 to keep the name's"
+    )
 
 
 # ------------------------------------------------------------------------------- --alpha
@@ -481,6 +547,25 @@ def test_torchvision_resnet_inflates_for_fine_tuning(unfused, tmp_path: Path) ->
     )
     a, b = (model_state_dict(load_checkpoint(p)) for p in (out, again))
     assert torch.equal(a["head.fc.weight"], b["head.fc.weight"])
+
+
+@pytest.mark.parametrize("classes", ["1000", "7"])
+def test_torchvision_import_has_a_new_classifier_for_any_class_count(
+    classes: str, tmp_path: Path, caplog
+) -> None:
+    """docs/zoo.md: a torchvision ResNet's classifier is new, also for 1000 classes, and that
+    is no news to log."""
+    import torchvision
+
+    sd2d = torchvision.models.resnet18(weights=None).state_dict()
+    src = tmp_path / "resnet18.pth"
+    torch.save(sd2d, src)
+    out = tmp_path / "c2d.ckpt"
+    with caplog.at_level(logging.INFO, logger="octvideo.models.weights"):
+        import_checkpoint(src, source="torchvision", model="c2d_r18", out=out, classes=classes)
+    fc = model_state_dict(load_checkpoint(out))["head.fc.weight"]
+    assert fc.shape[0] == int(classes) and not torch.equal(fc, sd2d["fc.weight"][: int(classes)])
+    assert not [r for r in caplog.records if r.name == "octvideo.models.weights"]
 
 
 # -------------------------------------------------------------------------------- octvideo
@@ -651,6 +736,32 @@ def test_pytorchvideo_weights_without_batch_counts_import(zoo, tmp_path: Path) -
     assert all(torch.equal(v, b[k]) for k, v in a.items() if k not in counts)
 
 
+@pytest.mark.parametrize("layout", ["zoo", "bare without batch counts"])
+def test_train_starts_from_every_pytorchvideo_file_that_import_reads(
+    layout: str, zoo, tmp_path: Path
+) -> None:
+    """``train model.pretrained=F model.pretrained_kind=pytorchvideo`` reads F as import does:
+    the zoo's ``{"model_state": ...}`` beside other entries, a state dict without counts."""
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+
+    net, _ = zoo("slow_r50")
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    if layout == "zoo":
+        torch.save({"model_state": net.state_dict(), "model_epoch": 196}, src)
+    else:
+        torch.save(_without_batch_counts(net.state_dict()), src)
+    out = tmp_path / "imported.ckpt"
+    import_checkpoint(src, source="pytorchvideo", model="slow_r50", out=out)
+    want = model_state_dict(load_checkpoint(out))
+    section = ModelConfig(
+        name="slow_r50", extra={"width": 8}, pretrained=str(src), pretrained_kind="pytorchvideo"
+    )
+    got = build_model(section).state_dict()
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
 def test_torchvision_weights_without_batch_counts_inflate(tmp_path: Path) -> None:
     import torchvision
 
@@ -689,6 +800,44 @@ def test_a_zoo_file_off_by_a_key_names_the_key(zoo, tmp_path: Path, edit, expect
     message = _refusal(tmp_path, src, model="slow_r50")
     assert message.startswith(f"{src} has the layout of PyTorchVideo's slow_r50 but not all its")
     assert expected in message
+
+
+def _shapes_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` as zeros that take no memory (a stride-0 view of one value, which torch.save
+    writes as that value): a file of a large network's shapes, for refusals that read shapes."""
+    return {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in state.items()}
+
+
+def test_a_zoo_design_octvideo_does_not_build_is_named_not_called_damaged(tmp_path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models import hub
+
+    with torch.device("meta"):
+        state = hub.slowfast_16x8_r101_50_50().state_dict()
+    src = tmp_path / "k400.pyth"
+    torch.save({"model_state": _shapes_only(state)}, src)
+    for model in ("slowfast_r101", "slowfast_r50"):
+        assert _refusal(tmp_path, src, model=model) == (
+            f"{src} holds PyTorchVideo's SlowFast 16x8 R101 50_50, which octvideo does not build: "
+            "its temporal kernels differ from slowfast_r101's in 34 convolutions "
+            "(blocks.3.multipathway_blocks.0.res_blocks.6.branch2.conv_a.weight: 1, 3 in "
+            "slowfast_r101); the file is intact: import a zoo model that docs/zoo.md lists"
+        )
+
+
+def test_a_zoo_file_of_other_temporal_kernels_is_named_not_called_damaged(zoo, tmp_path: Path):
+    net, _ = zoo("slow_r50")
+    state = dict(net.state_dict())
+    key = "blocks.3.res_blocks.1.branch2.conv_a.weight"  # res4: temporal kernel 3
+    state[key] = state[key][:, :, 1:2]
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": state}, src)
+    assert _refusal(tmp_path, src, model="slow_r50") == (
+        f"{src} holds a PyTorchVideo slow_r50 of another design, which octvideo does not build: "
+        f"its temporal kernels differ from slow_r50's in 1 convolution ({key}: 1, 3 in "
+        "slow_r50); the file is intact: import a zoo model that docs/zoo.md lists"
+    )
 
 
 def test_missing_source_file_is_one_line(tmp_path: Path) -> None:
