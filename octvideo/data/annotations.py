@@ -180,12 +180,23 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
     the names being the label index.
 
     Raises:
-        AnnotationError: a class is listed twice (named, with both lines), there are more than
-            ``MAX_CLASSES``, or the file is not UTF-8.
+        AnnotationError: a class is listed twice (named, with both lines), a name that
+            ``class_name_problem`` refuses (a carriage return inside a line: a file whose lines
+            end in ``\r`` alone), there are more than ``MAX_CLASSES``, or the file is not UTF-8.
     """
     line_of: dict[str, int] = {}  # name -> its line
     for number, line in enumerate(text_lines(path, "classes file"), start=1):
         name = line.strip()
+        problem = class_name_problem(name) if name else None
+        if problem is not None:
+            ends = (
+                "; are its lines ended by \\r alone? save it with \\n line ends"
+                if "\r" in name
+                else ""
+            )
+            raise AnnotationError(
+                f"classes file {path} line {number}: the name {name[:40]!r} {problem}{ends}"
+            )
         if name in line_of:
             raise AnnotationError(
                 f"classes file {path} lists the class {name!r} twice (lines {line_of[name]} and "

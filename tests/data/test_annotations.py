@@ -334,6 +334,23 @@ def test_a_class_listed_twice_is_named_with_both_lines(tmp_path):
     )
 
 
+def test_a_classes_file_with_carriage_returns_alone_is_refused_at_its_line(tmp_path):
+    (tmp_path / "classes.txt").write_bytes(b"walk\rjump\rrun\r")
+    with pytest.raises(AnnotationError) as info:
+        annotations.read_classes(tmp_path / "classes.txt")
+    assert str(info.value) == (
+        f"classes file {tmp_path / 'classes.txt'} line 1: the name 'walk\\rjump\\rrun' holds a "
+        "line break, which a classes file (one name a line) cannot hold; are its lines ended by "
+        "\\r alone? save it with \\n line ends"
+    )
+
+
+def test_a_classes_file_name_holding_a_control_character_is_refused_at_its_line(tmp_path):
+    (tmp_path / "classes.txt").write_text("walk\nju\x07mp\n")
+    with pytest.raises(AnnotationError, match=r"line 2: the name 'ju\\x07mp' holds the invisible"):
+        annotations.read_classes(tmp_path / "classes.txt")
+
+
 @pytest.mark.parametrize(
     ("name", "problem"),
     [
