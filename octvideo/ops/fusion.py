@@ -10,9 +10,11 @@ biases, and the norm a ``FoldedNorm``. In inference (autograd off) a fused layer
 - on a float32 CPU input, convolves on weights reordered once into oneDNN's layout (``F.conv*``
   reorders the weight on every call, 15-40% of a call on the small maps of res4/res5), kept per
   input shape;
-- adds the residual and applies the ReLU of ``conv_norm_act`` on its fresh output: inside
-  oneDNN's convolution where it can, else in place in one pass; one pass over the activations
-  instead of three;
+- adds the residual and applies the ReLU of ``conv_norm_act`` on its fresh output: the residual
+  inside oneDNN's convolution where it can, the ReLU in place after it. Neither oneDNN's fused
+  ReLU (NaN becomes 0) nor ATen's one-pass add-ReLU (+inf becomes the largest float) is used:
+  a NaN or an infinity stays where the unfused model leaves it, so a broken network never
+  looks finite, for an extra pass over each ReLU's output (1-3% of an I3D-R50 forward);
 - on a CPU channels-last input, pools after where that is exact and measured faster: a
   channel-reducing layer (the bottlenecks' first) with a small low share runs H->L at full
   resolution inside H->H's convolution and pools its output, two convolutions instead of three
@@ -254,8 +256,8 @@ class FusedOctConv3d(OctConv3d):
         relu: bool = False,
     ) -> Tensor:
         """``relu(conv(x) + residual)`` (``fast.conv``'s geometry): on a float32 CPU input, on a
-        weight reordered once into oneDNN's layout with the residual and ReLU fused into its
-        output pass; else ``fast.conv`` and the epilogue in place."""
+        weight reordered once into oneDNN's layout with the residual fused into its output
+        pass; else ``fast.conv``; the rest of the epilogue in place."""
         if not _packable(x, weight):
             return _epilogue(fast.conv(self, x, weight, bias), residual, relu)
         g = fast.geometry(self)
@@ -277,8 +279,8 @@ class FusedOctConv3d(OctConv3d):
         relu: bool,
     ) -> Tensor:
         """oneDNN's convolution of ``x`` (the 4D or 5D view ``fast.conv`` runs) with the
-        residual add and ReLU as post-ops, on ``w2`` (the matching view of ``weight``) reordered
-        once into oneDNN's layout and kept per input shape."""
+        residual add as a post-op and the ReLU after it, on ``w2`` (the matching view of
+        ``weight``) reordered once into oneDNN's layout and kept per input shape."""
         args = (list(g.padding), list(g.stride), list(g.dilation), x.shape[1] // w2.shape[1])
         key = (id(weight), tuple(x.shape))  # ``weight`` is one of this layer's own
         packed = self._cache.get(key)
@@ -292,12 +294,12 @@ class FusedOctConv3d(OctConv3d):
             )
             packed = self._cache[key] = reorder(w2.to_mkldnn(), *args, list(x.shape))
         if residual is None:
-            unary = "relu" if relu else "none"
-            return torch.ops.mkldnn._convolution_pointwise(x, packed, bias, *args, unary, [], "")
-        unary_or_none = "relu" if relu else None
-        return torch.ops.mkldnn._convolution_pointwise.binary(
-            x, residual, packed, bias, *args, "add", 1.0, unary_or_none, [], ""
-        )
+            y = torch.ops.mkldnn._convolution_pointwise(x, packed, bias, *args, "none", [], "")
+        else:
+            y = torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, packed, bias, *args, "add", 1.0, None, [], ""
+            )
+        return y.relu_() if relu else y  # not oneDNN's "relu" post-op: it turns NaN into 0
 
 
 def _pools_after(conv: OctConv3d) -> bool:
@@ -376,15 +378,11 @@ def _add_(y: Tensor, other: Tensor) -> Tensor:
 
 
 def _add_relu(y: Tensor, other: Tensor) -> Tensor:
-    """``relu(y + other)`` (broadcast) into a new tensor, in one pass where ATen has it."""
-    if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64):
-        return torch.ops.aten._add_relu(y, other)
+    """``relu(y + other)`` (broadcast) into a new tensor, NaN and +inf kept (ATen's one-pass
+    ``_add_relu`` clamps +inf to the largest float)."""
     return (y + other).relu_()
 
 
 def _add_relu_(y: Tensor, other: Tensor) -> Tensor:
-    """``relu(y + other)`` (broadcast) in place: in one pass on CPU float32/float64 (ATen's
-    ``_add_relu_``), in two elsewhere."""
-    if y.device.type == "cpu" and y.dtype in (torch.float32, torch.float64):
-        return torch.ops.aten._add_relu_(y, other)
+    """``relu(y + other)`` (broadcast) in place, NaN and +inf kept, as ``_add_relu``."""
     return y.add_(other).relu_()

@@ -499,3 +499,80 @@ def test_bottleneck_network_at_a_small_alpha_pools_after_and_equals_unfused() ->
     with torch.inference_mode():
         got = fused(x)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def _with_non_finite(x: torch.Tensor | OctPair) -> torch.Tensor | OctPair:
+    """A copy of ``x`` with a NaN, a +inf and a -inf in each of its groups, apart."""
+    groups = []
+    for t in as_pair(x):
+        if t is not None:
+            t = t.clone()
+            b, c, d, h, w = t.shape
+            t[0, 0, 0, 0, 0] = float("nan")
+            t[b - 1, c // 2, d // 2, h // 2, w // 2] = float("inf")
+            t[0, c - 1, d - 1, h - 1, w - 1] = float("-inf")
+        groups.append(t)
+    return unpair(OctPair(*groups))
+
+
+def _float32_cl(x: torch.Tensor | OctPair) -> torch.Tensor | OctPair:
+    return unpair(
+        OctPair(
+            *(None if t is None else t.float().contiguous(memory_format=CL) for t in as_pair(x))
+        )
+    )
+
+
+@mkldnn_only
+@pytest.mark.parametrize(
+    "case", ["alpha-0", "alpha-0.5", "residual", "residual-other-layout", "pool-after"]
+)
+def test_fused_relu_and_residual_keep_nan_and_infinity_where_unfused_does(
+    case: str, monkeypatch
+) -> None:
+    """A NaN or an infinity in a float32 CPU input leaves the fused layer where the unfused
+    layer's ReLU leaves it (NaN stays NaN, +inf stays +inf, never 0 or the largest float), on
+    every path: a packed convolution, with the residual added inside it or after it, the high
+    group's upsampled add, and pooling after."""
+    if case == "pool-after":
+        conv, norm = _reducing_unit((1, 1, 1), S)
+        x = _pair_input(conv, (4, 8, 6))
+    else:
+        conv, norm, x = _unit(0.0 if case == "alpha-0" else 0.5)
+    conv, norm, act = conv.float(), norm.float(), OctAct(nn.ReLU)
+    x = _with_non_finite(_float32_cl(x))
+    residual = None
+    if case.startswith("residual"):
+        with torch.no_grad():
+            residual = _with_non_finite(conv(x))  # any pair of the output's shape
+        if case == "residual-other-layout":
+            residual = unpair(
+                OctPair(*(None if t is None else t.contiguous() for t in as_pair(residual)))
+            )
+    with torch.no_grad():
+        want = as_pair(act(norm(conv(x)) if residual is None else oct_add(norm(conv(x)), residual)))
+    fused, folded = _fused_unit(conv, norm)
+    calls, pooled = _spy_packed(monkeypatch), _spy_pool_after(monkeypatch)
+    with torch.inference_mode():
+        got = as_pair(conv_norm_act(fused, folded, act, x, residual))
+    assert bool(pooled) == (case == "pool-after")
+    assert ((True, True) in calls) == (case == "residual")  # added inside the convolution
+    for g_, w_ in zip(got, want, strict=True):
+        if w_ is not None:
+            assert w_.isnan().any() and w_.isinf().any()
+            torch.testing.assert_close(g_, w_, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+@mkldnn_only
+@pytest.mark.parametrize(("name", "alpha", "octave"), NETWORKS)
+def test_a_nan_weight_gives_nan_logits_fused_as_unfused(name, alpha, octave) -> None:
+    """One NaN weight makes every logit NaN in the unfused network, and in the fused float32
+    CPU network on oneDNN's packed convolutions too."""
+    model = _network(name, alpha, octave).float().to(memory_format=CL)
+    with torch.no_grad():
+        model.res2[0].conv_b.conv_hh.weight[0, 0, 0, 0, 0] = float("nan")
+    x = _float32_cl(_clip(model, 4, 32, CL))
+    with torch.no_grad():
+        assert model(x).isnan().all()
+    with torch.inference_mode():
+        assert fuse_for_inference(model)(x).isnan().all()
