@@ -101,9 +101,10 @@ def export(
         UsageError: the output is the checkpoint, a folder, a symbolic link, cannot be written,
             or does not end in one of the format's ``EXTENSIONS``.
         OutputWriteError: the export cannot be written (full disk); an earlier file is kept.
-        ExportError: the exported model's logits differ from the checkpoint's by more than
-            ``tol`` times the largest logit (at least 1): float32 rounding grows with the
-            logits, which reach 1e3-1e4 in an untrained SlowFast.
+        ExportError: the checkpoint's own model gives NaN or infinite logits, or the exported
+            model's logits differ from the checkpoint's by more than ``tol`` times the largest
+            logit (at least 1): float32 rounding grows with the logits, which reach 1e3-1e4 in
+            an untrained SlowFast.
     """
     if fmt not in FORMATS:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -193,6 +194,13 @@ def _export_to(
     check_inputs = _inputs(example_clip(protocol, 2, seed=1))
     with torch.no_grad():
         expected = model(*check_inputs).numpy()
+    if not np.isfinite(expected).all():  # else "differs by nan", which does not say why
+        raise ExportError(
+            f"the checkpoint's own model gives {int(np.isnan(expected).sum())} NaN and "
+            f"{int(np.isinf(expected).sum())} infinite logits of {expected.size} on random clips "
+            "(weights so large that its activations overflow float32: a diverged run?): nothing "
+            "exported; use an earlier checkpoint of the run"
+        )
     got = run_exported(out.tmp, fmt, check_inputs)
     diff, allowed = logit_gap(got, expected, tol)
     if not diff <= allowed:

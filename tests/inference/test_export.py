@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -219,3 +220,26 @@ def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_pat
         "checkpoint is broken"
     )
     assert sorted(os.listdir(tmp_path)) == ["diverged.ckpt"]
+
+
+def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(tmp_path, capsys):
+    """Finite weights so large that float32 activations overflow: NaN logits, which the
+    comparison with the export would only report as a difference of nan."""
+    from octvideo.checkpoint_meta import build_network
+    from octvideo.engine.checkpoint import atomic_save
+    from tests.conftest import META
+
+    state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}
+    for key in ("model.stem.conv.conv_hh.weight", "model.res2.0.conv_a.conv_hh.weight"):
+        state[key] *= 1e25
+    path = tmp_path / "overflowing.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
+    assert main(["export", "--ckpt", str(path), "--format", "torchscript"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.fullmatch(
+        r"octvideo export: error: the checkpoint's own model gives \d+ NaN and \d+ infinite "
+        r"logits of 6 on random clips \(weights so large that its activations overflow "
+        r"float32: a diverged run\?\): nothing exported; use an earlier checkpoint of the run",
+        line,
+    ), line
+    assert sorted(os.listdir(tmp_path)) == ["overflowing.ckpt"]
