@@ -161,9 +161,16 @@ class OctPool3d(nn.Module):
         self.octave: Octave = normalize_octave(octave)
 
     def _pool(self, x: Tensor, ceil_mode: bool) -> Tensor:
+        k, s, p = self.kernel_size, self.stride, self.padding
         if self.mode == "max":
-            return max_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
-        return avg_pool3d(x, self.kernel_size, self.stride, self.padding, ceil_mode=ceil_mode)
+            return max_pool3d(x, k, s, p, ceil_mode=ceil_mode)
+        if not ceil_mode:  # every window lies within the padded input
+            return avg_pool3d(x, k, s, p)
+        if not any(p):  # a last, partial window: see ``downsample``
+            return avg_pool3d(x, k, s, 0, True, False)
+        if torch.compiler.is_compiling():
+            return _ceil_avg_pool_compiled(x, k, s, p)
+        return avg_pool3d(x, k, s, p, True)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         if isinstance(x, Tensor):
@@ -190,6 +197,33 @@ class OctPool3d(nn.Module):
             f"mode={self.mode}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, octave={self.octave}"
         )
+
+
+def _pooled_length(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """Windows a pool puts along an axis of ``size``, as PyTorch counts them: in ceil mode the
+    last may end past the padding but must start inside the input or its left padding."""
+    n = (size + 2 * padding - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (n - 1) * stride >= size + padding:
+        n -= 1
+    return n
+
+
+def _ceil_avg_pool_compiled(
+    x: Tensor, kernel_size: Octave, stride: Octave, padding: Octave
+) -> Tensor:
+    """``avg_pool3d(x, kernel_size, stride, padding, ceil_mode=True)`` for ``torch.compile``.
+
+    A window that ends past the padding holds fewer cells than the kernel: eager PyTorch divides
+    it by the cells it holds, padding included, torch 2.14's Inductor backward by the kernel. With
+    the padding written out as zeros and ``count_include_pad=False``, both divide by those cells
+    (``downsample``); PyTorch drops a last window that would start in the right padding, and so
+    does the crop.
+    """
+    pads = [n for p in reversed(padding) for n in (p, p)]  # (W, W, H, H, T, T)
+    y = avg_pool3d(F.pad(x, pads), kernel_size, stride, 0, True, False)  # (B, C, T', H', W')
+    sizes = zip(x.shape[2:], kernel_size, stride, padding, strict=True)
+    t, h, w = (_pooled_length(n, k, s, p, True) for n, k, s, p in sizes)
+    return y[:, :, :t, :h, :w]
 
 
 def _check_same_shapes(a: OctPair, b: OctPair) -> None:

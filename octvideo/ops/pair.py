@@ -215,15 +215,16 @@ def avg_pool3d(
     stride: int | Sequence[int] | None = None,
     padding: int | Sequence[int] = 0,
     ceil_mode: bool = False,
+    count_include_pad: bool = True,
     divisor_override: int | None = None,
 ) -> Tensor:
     """``F.avg_pool3d``; for float16 and bfloat16 on CPU, which it has no kernel for (a model in
     ``trainer.precision=bf16-true``, or the plain layout under autocast), pooled in float32 and
     rounded back: what a kernel in that dtype accumulating in float32 would give."""
+    args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     if _pools_in_float32(x):
-        y = F.avg_pool3d(x.float(), kernel_size, stride, padding, ceil_mode, True, divisor_override)
-        return y.to(x.dtype)
-    return F.avg_pool3d(x, kernel_size, stride, padding, ceil_mode, True, divisor_override)
+        return F.avg_pool3d(x.float(), *args).to(x.dtype)
+    return F.avg_pool3d(x, *args)
 
 
 def pool_factor(factor: Sequence[int], size: Sequence[int]) -> Octave:
@@ -254,10 +255,15 @@ def from_frames(y: Tensor, b: int, t: int) -> Tensor:
 def downsample(
     x: Tensor, factor: tuple[int, int, int], divisor_override: int | None = None
 ) -> Tensor:
-    """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up.
+    """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up, and the
+    last cell along such an axis is the mean of the elements it holds.
 
     An axis of size 1 stays as it is (its ceil-half is 1), which pooling would refuse.
     ``divisor_override=1`` sums each cell instead (the gradient of ``upsample``).
+
+    ``count_include_pad=False`` gives eager PyTorch's numbers either way (without padding, a
+    partial window is divided by the elements it holds), and ``torch.compile`` the same: torch
+    2.14's Inductor backward divides a partial window by the whole kernel unless it is False.
     """
     factor = pool_factor(factor, x.shape[-3:])
     if factor == (1, 1, 1):
@@ -265,9 +271,9 @@ def downsample(
     if factor[0] == 1 and is_channels_last(x):
         # avg_pool3d returns NCDHW; the 2D pool on the (B*T, C, H, W) view keeps channels-last.
         k = factor[1:]
-        y2 = F.avg_pool2d(to_frames(x), k, k, ceil_mode=True, divisor_override=divisor_override)
+        y2 = F.avg_pool2d(to_frames(x), k, k, 0, True, False, divisor_override)
         return from_frames(y2, x.shape[0], x.shape[2])
-    return avg_pool3d(x, factor, factor, ceil_mode=True, divisor_override=divisor_override)
+    return avg_pool3d(x, factor, factor, 0, True, False, divisor_override)
 
 
 def max_pool3d(

@@ -1,8 +1,12 @@
-"""Helpers of the reduced-precision and memory-layout tests of the ops and the models."""
+"""Helpers of the reduced-precision, memory-layout and compiled tests of the ops and the
+models."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from octvideo.ops import OctPair
 
 CL = torch.channels_last_3d
 
@@ -11,3 +15,18 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """``|a - b| / |b|`` over the whole tensor, computed in float64."""
     a, b = a.double(), b.double()
     return float((a - b).norm() / b.norm())
+
+
+def compiled_and_eager(module: nn.Module, x: OctPair, **compile_kwargs) -> tuple[list, list]:
+    """What ``torch.compile(module, **compile_kwargs)`` and ``module`` itself give for ``x``,
+    each followed by a backward of one fixed random weighting of the outputs: the outputs, the
+    gradients of ``x``'s groups and of the parameters, in that order, compiled first."""
+    upstream = [torch.randn(t.shape, dtype=t.dtype) for t in module(x)]
+    results = []
+    for fn in (torch.compile(module, **compile_kwargs), module):
+        inputs = OctPair(*(t.detach().clone().requires_grad_() for t in x))
+        out = fn(inputs)
+        sum((t * u).sum() for t, u in zip(out, upstream, strict=True)).backward()
+        results.append([*out, *(t.grad for t in inputs), *(p.grad for p in module.parameters())])
+        module.zero_grad(set_to_none=True)
+    return results[0], results[1]

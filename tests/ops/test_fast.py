@@ -24,6 +24,7 @@ from octvideo.ops import (
     low_channels,
     octconv,
 )
+from tests.ops.tensor_helpers import compiled_and_eager
 from tests.scripts import run_code
 
 CL = torch.channels_last_3d
@@ -159,15 +160,8 @@ def test_compiled_training_fast_path_matches_eager():
     layer = layer.float().to(memory_format=torch.channels_last_3d)  # oneDNN: float32
     x = _channels_last(make_input(16, 0.5, (2, 8, 8), (1, 2, 2)))
     x = OctPair(x.high.float(), x.low.float())
-    upstream = [torch.randn(t.shape) for t in layer(x)]
-    results = []
-    for fn in (layer, torch.compile(layer, dynamic=False)):
-        inputs = OctPair(*(t.detach().clone().requires_grad_() for t in x))
-        out = fn(inputs)
-        sum((t * u).sum() for t, u in zip(out, upstream, strict=True)).backward()
-        results.append([*out, *(t.grad for t in inputs), *(p.grad for p in layer.parameters())])
-        layer.zero_grad(set_to_none=True)
-    for got, want in zip(results[1], results[0], strict=True):
+    compiled, eager = compiled_and_eager(layer, x, dynamic=False)
+    for got, want in zip(compiled, eager, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 

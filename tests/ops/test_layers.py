@@ -31,7 +31,7 @@ from octvideo.ops import (
     to_memory_format,
     upsample,
 )
-from tests.ops.tensor_helpers import CL, relative_error
+from tests.ops.tensor_helpers import CL, compiled_and_eager, relative_error
 
 
 def pair(c_h: int, c_l: int, size, octave, seed: int = 0) -> OctPair:
@@ -396,6 +396,25 @@ def test_pooling_that_cannot_keep_the_pair_aligned_names_its_kernel_and_stride()
     pool(pair(2, 2, (3, 7, 7), (1, 2, 2)))  # odd sizes stay aligned
     with pytest.raises(ValueError, match=r"kernel_size \(2, 2, 2\) and stride \(1, 1, 1\)"):
         pool(pair(2, 2, (4, 8, 8), (1, 2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "size"),
+    [
+        ((1, 2, 2), (1, 2, 2), 0, (2, 10, 10)),
+        pytest.param((1, 4, 4), (1, 2, 2), (0, 1, 1), (2, 10, 10), marks=pytest.mark.heavy),
+    ],
+)
+def test_compiled_average_pool_gives_the_eager_gradients(kernel, stride, padding, size):
+    """The low group's last, partial ceil-mode window (5 cells pooled by 2, a window of 4 on 5
+    padded by 1 that ends past the padding) divides by the cells it holds under
+    ``torch.compile`` as in eager; torch 2.14's Inductor backward divides by the kernel."""
+    torch.manual_seed(0)
+    pool = OctPool3d(kernel, stride, padding, mode="avg")
+    x = pair(2, 2, size, (1, 2, 2))
+    compiled, eager = compiled_and_eager(pool, x, backend="inductor")
+    for got, want in zip(compiled, eager, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
 EXPECTS_16 = "OctSplit expects (B, 16, T, H, W) input, got a"

@@ -14,7 +14,7 @@ from torch import nn
 
 from octvideo.ops import OctConv3d, OctPair, conv_output_size, low_channels, low_size
 from octvideo.ops.pair import downsample
-from tests.ops.tensor_helpers import CL, relative_error
+from tests.ops.tensor_helpers import CL, compiled_and_eager, relative_error
 
 
 @pytest.fixture(autouse=True)
@@ -453,6 +453,20 @@ def test_compiled_matches_eager():
     got = compiled(x)
     torch.testing.assert_close(got.high, eager.high, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.low, eager.low, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.heavy
+def test_compiled_training_gives_the_eager_gradients_at_odd_sizes():
+    """Odd sizes leave a last, partial pooling cell (the stride pool of 7x9, the octave pool of
+    4x5): ``torch.compile`` gives eager's output, input gradients and weight gradients."""
+    torch.manual_seed(0)
+    layer = OctConv3d(8, 8, (1, 3, 3), stride=(1, 2, 2), bias=True, alpha_in=0.25, alpha_out=0.5)
+    layer = layer.double()
+    x = make_input(8, 0.25, (2, 7, 9), (1, 2, 2))
+    x = OctPair(x.high.double(), x.low.double())
+    compiled, eager = compiled_and_eager(layer, x, backend="inductor")
+    for got, want in zip(compiled, eager, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 def test_plain_tuple_input_is_taken_as_a_pair():

@@ -1,5 +1,6 @@
 """The (high, low) pair helpers: how many channels are low-frequency, what counts as a pair, and
-``downsample`` in reduced precision (bfloat16 / float16 on a CPU)."""
+``downsample``: in reduced precision (bfloat16 / float16 on a
+CPU) and under ``torch.compile``."""
 
 from __future__ import annotations
 
@@ -84,6 +85,29 @@ def test_downsample_in_reduced_precision(dtype, octave, channels_last) -> None:
     assert relative_error(y.detach(), reference) < 1e-2
     y.float().square().sum().backward()
     assert x.grad is not None and x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("octave", "channels_last"), [((1, 2, 2), False), ((1, 2, 2), True), ((2, 2, 2), False)]
+)
+def test_compiled_downsample_gives_the_eager_gradient_at_odd_sizes(octave, channels_last) -> None:
+    """A last, partial cell passes its gradient to the elements it holds, each its share of
+    them, under ``torch.compile`` as in eager (torch 2.14's Inductor backward of a ceil-mode
+    average pool divides by the whole kernel unless ``count_include_pad`` is False)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 3, 7, 9, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=CL)
+    upstream = torch.randn(2, 3, *low_size(x.shape, octave), dtype=torch.float64)
+    results = []
+    for fn in (downsample, torch.compile(lambda t: downsample(t, octave), backend="inductor")):
+        leaf = x.detach().clone().requires_grad_()
+        y = fn(leaf, octave) if fn is downsample else fn(leaf)
+        (y * upstream).sum().backward()
+        results.append((y, leaf.grad))
+    (y_eager, g_eager), (y_compiled, g_compiled) = results
+    torch.testing.assert_close(y_compiled, y_eager, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g_compiled, g_eager, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
