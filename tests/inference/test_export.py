@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,21 +203,30 @@ def test_a_torchscript_export_prints_no_torch_deprecation_warning(checkpoint, tm
     assert not [w for w in recwarn if "torch.jit" in str(w.message)]
 
 
-def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_path, capsys):
+def _tiny_checkpoint(path: Path, scale: dict[str, float]) -> Path:
+    """The tiny test network's checkpoint (``META``) with the named weights multiplied (by
+    ``float("nan")``, ``inf`` or a huge number), saved at ``path``."""
     from octvideo.checkpoint_meta import build_network
     from octvideo.engine.checkpoint import atomic_save
     from tests.conftest import META
 
     state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}
-    state["model.res4.0.bn_a.high.running_var"][:3] = float("inf")
-    state["model.head.fc.weight"][0, 0] = float("nan")
-    path = tmp_path / "diverged.ckpt"
+    for key, factor in scale.items():
+        state[f"model.{key}"] *= factor
     atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
+    return path
+
+
+def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_path, capsys):
+    inf, nan = float("inf"), float("nan")
+    path = _tiny_checkpoint(
+        tmp_path / "diverged.ckpt", {"res4.0.bn_a.high.running_var": inf, "head.fc.weight": nan}
+    )
     assert main(["export", "--ckpt", str(path), "--format", "onnx"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(
         f"octvideo export: error: checkpoint {str(path)!r}: weight "
-        "model.res4.0.bn_a.high.running_var holds 3 infinite values (and 1 more tensor); the "
+        "model.res4.0.bn_a.high.running_var holds 24 infinite values (and 1 more tensor); the "
         "checkpoint is broken"
     )
     assert sorted(os.listdir(tmp_path)) == ["diverged.ckpt"]
@@ -225,15 +235,10 @@ def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_pat
 def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(tmp_path, capsys):
     """Finite weights so large that float32 activations overflow: NaN logits, which the
     comparison with the export would only report as a difference of nan."""
-    from octvideo.checkpoint_meta import build_network
-    from octvideo.engine.checkpoint import atomic_save
-    from tests.conftest import META
-
-    state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}
-    for key in ("model.stem.conv.conv_hh.weight", "model.res2.0.conv_a.conv_hh.weight"):
-        state[key] *= 1e25
-    path = tmp_path / "overflowing.ckpt"
-    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
+    path = _tiny_checkpoint(
+        tmp_path / "overflowing.ckpt",
+        {"stem.conv.conv_hh.weight": 1e25, "res2.0.conv_a.conv_hh.weight": 1e25},
+    )
     assert main(["export", "--ckpt", str(path), "--format", "torchscript"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert re.fullmatch(
