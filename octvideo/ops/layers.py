@@ -127,7 +127,8 @@ class OctPool3d(nn.Module):
     pool of an odd-sized high group cannot leave the two groups one step apart. An input pair
     must be batched, with a low group of the high one's batch and of ceil(high / octave) already
     (``check_pair``). A kernel and stride that leave the pooled low group smaller than that for
-    the input's size (kernel 2, stride 1 on an even size) raise a ValueError naming them.
+    the input's size (kernel 2, stride 1 on an even size) raise a ValueError naming them, and so
+    does a group that no window fits (for average pooling, one shorter than the kernel).
 
     Args:
         kernel_size: (T, H, W) window.
@@ -172,11 +173,35 @@ class OctPool3d(nn.Module):
             return _ceil_avg_pool_compiled(x, k, s, p)
         return avg_pool3d(x, k, s, p, True)
 
+    def _check_fits(self, x: Tensor, group: str, ceil_mode: bool) -> None:
+        """Refuses a group that no window fits in one line, where torch would stop inside its
+        pool: max pooling needs one window in the padded group (a ceil-mode one may end past
+        it), average pooling a group at least the kernel along every axis."""
+        size = tuple(x.shape[-3:])
+        k, s, p = self.kernel_size, self.stride, self.padding
+        if self.mode == "avg":
+            fits, needs = all(n >= w for n, w in zip(size, k, strict=True)), "the kernel"
+        else:
+            fits = min(map(_pooled_length, size, k, s, p, (ceil_mode,) * 3)) >= 1
+            needs = "the kernel less twice the padding"
+        if not fits:
+            raise ValueError(
+                f"OctPool3d ({self.mode}) with kernel_size {k}, stride {s} and padding {p} cannot "
+                f"pool the {group} of (T, H, W) {size}: it needs {needs} along every axis; give a "
+                f"larger input or a smaller kernel_size"
+            )
+
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         if isinstance(x, Tensor):
+            if not _tracing() and x.ndim == 5:
+                self._check_fits(x, "input", False)
             return self._pool(x, False)
         x = as_pair(x)
         check_pair(x, self.octave, "OctPool3d")
+        if not _tracing():
+            self._check_fits(x.high, "high group", False)
+            if x.low is not None:
+                self._check_fits(x.low, "low group", True)
         high = self._pool(x.high, False)
         if x.low is None:
             return OctPair(high, None)

@@ -228,9 +228,11 @@ def avg_pool3d(
 
 
 def pool_factor(factor: Sequence[int], size: Sequence[int]) -> Octave:
-    """``factor`` with 1 along every axis of ``size`` (T, H, W) that is 1: such an axis stays as
-    it is (its ceil-half is 1), which pooling would refuse."""
-    return tuple(f if s > 1 else 1 for f, s in zip(factor, size, strict=True))  # type: ignore[return-value]
+    """``factor`` cut to ``size`` (T, H, W) along every axis smaller than it: such an axis pools
+    to one cell, the mean of all it holds, as a ceil-mode window would (a stride of 3 on 2 cells
+    gives ceil(2 / 3) = 1), where pooling refuses a kernel larger than its input; an axis of
+    size 1 stays as it is."""
+    return tuple(min(f, s) for f, s in zip(factor, size, strict=True))  # type: ignore[return-value]
 
 
 def to_frames(x: Tensor) -> Tensor:
@@ -258,8 +260,8 @@ def downsample(
     """Average-pools (B, C, T, H, W) by ``factor`` with ceil mode: odd sizes round up, and the
     last cell along such an axis is the mean of the elements it holds.
 
-    An axis of size 1 stays as it is (its ceil-half is 1), which pooling would refuse.
-    ``divisor_override=1`` sums each cell instead (the gradient of ``upsample``).
+    An axis smaller than its factor pools to one cell (``pool_factor``); one of size 1 stays as
+    it is. ``divisor_override=1`` sums each cell instead (the gradient of ``upsample``).
 
     ``count_include_pad=False`` gives eager PyTorch's numbers either way (without padding, a
     partial window is divided by the elements it holds), and ``torch.compile`` the same: torch

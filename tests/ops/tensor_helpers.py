@@ -17,6 +17,15 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
+def ceil_mean_pool(x: torch.Tensor, factor: tuple[int, int, int]) -> torch.Tensor:
+    """(B, C, T, H, W) average-pooled by ``factor`` in ceil mode, written out: each cell the
+    mean of the elements it holds (the last along an axis may hold fewer, an axis shorter than
+    its factor pools to one), one axis after another."""
+    for dim, f in zip((2, 3, 4), factor, strict=True):
+        x = torch.cat([part.mean(dim, keepdim=True) for part in x.split(f, dim)], dim)
+    return x
+
+
 def compiled_and_eager(module: nn.Module, x: OctPair, **compile_kwargs) -> tuple[list, list]:
     """What ``torch.compile(module, **compile_kwargs)`` and ``module`` itself give for ``x``,
     each followed by a backward of one fixed random weighting of the outputs: the outputs, the

@@ -399,6 +399,46 @@ def test_pooling_that_cannot_keep_the_pair_aligned_names_its_kernel_and_stride()
 
 
 @pytest.mark.parametrize(
+    ("pool", "x", "message"),
+    [
+        (
+            OctPool3d((1, 4, 4), (1, 2, 2), mode="avg"),  # the high 6x6 fits, the low 3x3 not
+            OctPair(torch.zeros(1, 2, 1, 6, 6), torch.zeros(1, 2, 1, 3, 3)),
+            "OctPool3d (avg) with kernel_size (1, 4, 4), stride (1, 2, 2) and padding (0, 0, 0) "
+            "cannot pool the low group of (T, H, W) (1, 3, 3): it needs the kernel along every "
+            "axis",
+        ),
+        (
+            OctPool3d((3, 3, 3), mode="max"),
+            OctPair(torch.zeros(1, 2, 2, 6, 6), torch.zeros(1, 2, 2, 3, 3)),
+            "OctPool3d (max) with kernel_size (3, 3, 3), stride (3, 3, 3) and padding (0, 0, 0) "
+            "cannot pool the high group of (T, H, W) (2, 6, 6): it needs the kernel less twice the "
+            "padding along every axis",
+        ),
+        (
+            OctPool3d((1, 3, 3), mode="avg"),
+            torch.zeros(1, 2, 1, 2, 2),
+            "OctPool3d (avg) with kernel_size (1, 3, 3), stride (1, 3, 3) and padding (0, 0, 0) "
+            "cannot pool the input of (T, H, W) (1, 2, 2)",
+        ),
+    ],
+)
+def test_a_group_no_pooling_window_fits_is_refused_in_one_line(pool, x, message):
+    with pytest.raises(ValueError) as caught:
+        pool(x)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_ceil_mode_window_past_a_small_low_group_is_taken():
+    """Max pooling's ceil-mode window may end past the low group, as in ``nn.MaxPool3d``."""
+    x = OctPair(torch.randn(1, 2, 1, 3, 3), torch.randn(1, 2, 1, 2, 2))
+    y = OctPool3d((1, 3, 3), (1, 2, 2), mode="max")(x)
+    assert y.low.shape[2:] == (1, 1, 1)
+    torch.testing.assert_close(y.low, x.low.amax((3, 4), keepdim=True))
+
+
+@pytest.mark.parametrize(
     ("kernel", "stride", "padding", "size"),
     [
         ((1, 2, 2), (1, 2, 2), 0, (2, 10, 10)),

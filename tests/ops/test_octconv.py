@@ -14,7 +14,7 @@ from torch import nn
 
 from octvideo.ops import OctConv3d, OctPair, conv_output_size, low_channels, low_size
 from octvideo.ops.pair import downsample
-from tests.ops.tensor_helpers import CL, compiled_and_eager, relative_error
+from tests.ops.tensor_helpers import CL, ceil_mean_pool, compiled_and_eager, relative_error
 
 
 @pytest.fixture(autouse=True)
@@ -61,8 +61,8 @@ def reference(layer: OctConv3d, x) -> tuple[torch.Tensor, torch.Tensor | None]:
     def conv(t, w, b=None):
         return F.conv3d(t, w, b, conv_stride, layer.padding, layer.dilation)
 
-    def pool(t, k):
-        return F.avg_pool3d(t, k, k, ceil_mode=True) if k != (1, 1, 1) else t
+    def pool(t, k):  # each cell the mean of what it holds
+        return ceil_mean_pool(t, k)
 
     def up(t, size):
         for dim, o in zip((2, 3, 4), layer.octave, strict=True):
@@ -167,6 +167,32 @@ def test_shapes_and_reference(alpha_in, alpha_out, kernel, stride, size, octave)
     torch.testing.assert_close(y_h, ref_h, rtol=1e-10, atol=1e-10)
     if n_low:
         torch.testing.assert_close(y_l, ref_l, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("stride", "size", "octave"),
+    [
+        ((1, 3, 3), (1, 4, 4), (1, 2, 2)),  # the low group's 2x2 is shorter than the stride
+        ((1, 4, 4), (2, 5, 7), (1, 2, 2)),  # 3x4: both axes
+        ((3, 3, 3), (4, 2, 5), (2, 2, 2)),  # and time
+        ((1, 3, 3), (1, 2, 2), (1, 2, 2)),  # the high group too
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_stride_past_a_groups_size_gives_the_output_size(stride, size, octave, channels_last):
+    """An axis shorter than the stride pools to one cell, the mean of all it holds, as a
+    ceil-mode window would: the output is ``output_size``'s, and the reference's."""
+    layer = OctConv3d(4, 4, 3, stride=stride, alpha_in=0.5, alpha_out=0.5, octave=octave)
+    layer = layer.double()
+    fmt = CL if channels_last else torch.contiguous_format
+    x = OctPair(
+        *(t.double().contiguous(memory_format=fmt) for t in make_input(4, 0.5, size, octave))
+    )
+    y = layer(x)
+    assert tuple(y.high.shape[2:]) == layer.output_size(size)
+    assert tuple(y.low.shape[2:]) == low_size(layer.output_size(size), octave)
+    for got, want in zip(y, reference(layer, x), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(

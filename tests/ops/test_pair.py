@@ -1,5 +1,5 @@
 """The (high, low) pair helpers: how many channels are low-frequency, what counts as a pair, and
-``downsample``: in reduced precision (bfloat16 / float16 on a
+``downsample``: the mean of each cell at any size, in reduced precision (bfloat16 / float16 on a
 CPU) and under ``torch.compile``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from octvideo.ops import OctPair, as_pair, check_pair, downsample, low_channels, low_size
-from tests.ops.tensor_helpers import CL, relative_error
+from tests.ops.tensor_helpers import CL, ceil_mean_pool, relative_error
 
 
 def test_paper_split_stays_the_default():
@@ -85,6 +85,27 @@ def test_downsample_in_reduced_precision(dtype, octave, channels_last) -> None:
     assert relative_error(y.detach(), reference) < 1e-2
     y.float().square().sum().backward()
     assert x.grad is not None and x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize(
+    ("size", "factor"),
+    [
+        ((3, 7, 9), (1, 2, 2)),  # odd: a last, partial cell
+        ((3, 7, 9), (2, 2, 2)),
+        ((1, 2, 5), (1, 3, 3)),  # an axis shorter than its factor: one cell of all it holds
+        ((2, 3, 2), (4, 4, 4)),
+        ((4, 1, 1), (2, 2, 2)),  # size 1 stays
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_downsample_cells_are_the_means_of_what_they_hold(size, factor, channels_last) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=CL)
+    y = downsample(x, factor)
+    assert y.shape[2:] == tuple(-(-n // f) for n, f in zip(size, factor, strict=True))
+    torch.testing.assert_close(y, ceil_mean_pool(x, factor), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
