@@ -386,20 +386,22 @@ def _add_pool_backward(
 
 def _downsample_backward(grad: Tensor, x: Tensor, factor: Octave) -> Tensor:
     """Gradient of ``downsample(x, factor)`` for the output gradient ``grad``, without autograd
-    (so that torch.compile can trace the backward that calls it)."""
+    (so that torch.compile can trace the backward that calls it). Its pools, like
+    ``downsample``'s, pass ``count_include_pad=False``: the same numbers in eager, and under
+    torch.compile a last, partial cell divided by the elements it holds, not the whole kernel."""
     factor = pool_factor(factor, x.shape[-3:])
     if factor == (1, 1, 1):
         return grad
     if factor[0] == 1 and is_channels_last(x):  # downsample's 2D path on (B*T, C, H, W) views
         k = list(factor[1:])
         out = torch.ops.aten.avg_pool2d_backward(
-            to_frames(grad), to_frames(x), k, k, [0, 0], True, True, None
+            to_frames(grad), to_frames(x), k, k, [0, 0], True, False, None
         )
         return from_frames(out, x.shape[0], x.shape[2])
     k3 = list(factor)
     if _pools_in_float32(grad):  # no CPU kernel for float16 / bfloat16, as in ``avg_pool3d``
         g32 = torch.ops.aten.avg_pool3d_backward(
-            grad.float(), x.float(), k3, k3, [0, 0, 0], True, True, None
+            grad.float(), x.float(), k3, k3, [0, 0, 0], True, False, None
         )
         return g32.to(grad.dtype)
-    return torch.ops.aten.avg_pool3d_backward(grad, x, k3, k3, [0, 0, 0], True, True, None)
+    return torch.ops.aten.avg_pool3d_backward(grad, x, k3, k3, [0, 0, 0], True, False, None)
