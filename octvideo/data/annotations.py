@@ -31,10 +31,12 @@ mark is not part of the first line); a file that is not UTF-8 is refused naming 
 line. Lines end at ``\n`` (a ``\r`` before it is dropped), as editors count them.
 
 Class names: a classes file holds one name a line, read stripped, blank lines skipped, each name
-once (a name listed twice is refused, naming it and its two lines). ``write_classes`` writes only
-names that read back as written (``class_name_problem``): not blank, no white space around them,
-no line break or other control character, no byte-order mark; a Kinetics CSV row whose label is
-not such a name is refused at its line.
+once (a name listed twice is refused, naming it and its two lines); of what a name holds, only a
+carriage return is refused (a file whose lines end in ``\r`` alone), so that every classes file an
+earlier octvideo wrote (a tab in a name) keeps reading. ``write_classes`` writes only names that
+read back as written (``class_name_problem``): not blank, no white space around them, no line
+break or carriage return, no byte-order mark at their start; a Kinetics CSV row whose label is not
+such a name is refused at its line.
 
 Bounds: at most ``MAX_CLASSES`` classes, so a list label is below it; a larger label is refused at
 its line, before a class list is built from it: without a classes file the class list is built
@@ -175,27 +177,30 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return "lines"
 
 
+_CARRIAGE_RETURN = (
+    "holds a carriage return, which a classes file (one name a line) refuses as a line end"
+)
+
+
 def read_classes(path: str | os.PathLike[str]) -> list[str]:
     """Read a class list: one name a line (stripped; blank lines skipped), the line's place among
     the names being the label index.
 
+    Only a carriage return inside a line is refused (a file whose lines end in ``\r`` alone
+    would be one class): any other character reads back as written, so that a classes file an
+    earlier octvideo wrote (a tab in a name) keeps reading.
+
     Raises:
-        AnnotationError: a class is listed twice (named, with both lines), a name that
-            ``class_name_problem`` refuses (a carriage return inside a line: a file whose lines
-            end in ``\r`` alone), there are more than ``MAX_CLASSES``, or the file is not UTF-8.
+        AnnotationError: a class is listed twice (named, with both lines), a carriage return
+            inside a line, there are more than ``MAX_CLASSES``, or the file is not UTF-8.
     """
     line_of: dict[str, int] = {}  # name -> its line
     for number, line in enumerate(text_lines(path, "classes file"), start=1):
         name = line.strip()
-        problem = class_name_problem(name) if name else None
-        if problem is not None:
-            ends = (
-                "; are its lines ended by \\r alone? save it with \\n line ends"
-                if "\r" in name
-                else ""
-            )
+        if "\r" in name:
             raise AnnotationError(
-                f"classes file {path} line {number}: the name {name[:40]!r} {problem}{ends}"
+                f"classes file {path} line {number}: the name {name[:40]!r} {_CARRIAGE_RETURN}; "
+                "are its lines ended by \\r alone? save it with \\n line ends"
             )
         if name in line_of:
             raise AnnotationError(
@@ -212,28 +217,25 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
     return list(line_of)
 
 
-# characters that end a line for ``str.splitlines`` and for editors
-_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-
-
 def class_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a line of a classes file (``read_classes`` would read it back as
-    another name, as no name or as two), or None: a blank name, white space around it, a line
-    break, a control character, a byte-order mark, or text that is not UTF-8 (a surrogate)."""
+    another name, as no name or as two, or refuse it), or None: a blank name, white space around
+    it, a line break (``\n``), a carriage return (``read_classes`` refuses it), a byte-order mark
+    at its start (dropped at the start of a file), or text that is not UTF-8 (a surrogate). The
+    other characters ``str.splitlines`` breaks at (``\x1c``, ``\u2028``) and control characters
+    (a tab) read back as written: lines end at ``\n`` only (``text_lines``)."""
     if not name.strip():
         return "is blank"
     if name != name.strip():
         return "has white space around it, which a classes file (one name a line) drops"
-    for char in name:
-        if char in _LINE_BREAKS:
-            return "holds a line break, which a classes file (one name a line) cannot hold"
-        if unicodedata.category(char) == "Cs":  # a file name's byte that is not UTF-8
-            return "holds a byte that is not UTF-8 text, which a classes file (UTF-8) cannot hold"
-        if char == "\ufeff" or unicodedata.category(char) == "Cc":
-            return (
-                f"holds the invisible character U+{ord(char):04X}, which a classes file (one name "
-                "a line) does not keep as it is"
-            )
+    if "\n" in name:
+        return "holds a line break, which a classes file (one name a line) cannot hold"
+    if "\r" in name:
+        return _CARRIAGE_RETURN
+    if name.startswith("\ufeff"):
+        return "starts with a byte-order mark (U+FEFF), which is dropped where it starts a file"
+    if any(unicodedata.category(char) == "Cs" for char in name):  # a name's byte not UTF-8
+        return "holds a byte that is not UTF-8 text, which a classes file (UTF-8) cannot hold"
     return None
 
 

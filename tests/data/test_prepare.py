@@ -401,8 +401,8 @@ def test_a_split_folder_named_classes_is_refused_before_encoding(
             ":3: the label 'multi\\r\\nline' holds a line break, which a classes file",
         ),
         ('"zumba ",id0,0,10,train\n', ":2: the label 'zumba ' has white space around it, which"),
-        ("\ufeffzumba,id0,0,10,train\n", ":2: the label '\\ufeffzumba' holds the invisible "),
-        ("zum\x07ba,id0,0,10,train\n", ":2: the label 'zum\\x07ba' holds the invisible character "),
+        ("\ufeffzumba,id0,0,10,train\n", ":2: the label '\\ufeffzumba' starts with a byte-order "),
+        ('"zum\rba",id0,0,10,train\n', ":2: the label 'zum\\rba' holds a carriage return, which "),
     ],
     ids=[
         "short",
@@ -419,7 +419,7 @@ def test_a_split_folder_named_classes_is_refused_before_encoding(
         "label-crlf-break",
         "label-space",
         "label-bom",
-        "label-control",
+        "label-cr",
     ],
 )
 def test_malformed_csv_rows_are_refused_before_encoding(
@@ -459,9 +459,9 @@ def test_a_csv_header_with_spaces_gives_the_lists_it_was_checked_for(tmp_path, m
             "out/train/ yoga",
             "has white space around it, which a classes file (one name a line) drops",
         ),
-        ("raw/train/zum\x07ba", "holds the invisible character U+0007, which a classes file"),
+        ("raw/train/zum\rba", "holds a carriage return, which a classes file (one name a line) "),
     ],
-    ids=["src-space", "dst-space", "src-control"],
+    ids=["src-space", "dst-space", "src-cr"],
 )
 def test_a_class_folder_a_classes_file_cannot_hold_is_refused_before_encoding(
     tmp_path, media, capsys, no_encoding, folder, problem
