@@ -436,8 +436,11 @@ def read_kinetics_rows(
     """The rows of the Kinetics CSV ``path``, every one checked: ``data prepare`` calls this
     before it encodes anything and ``read_kinetics_csv`` after, so that the two never disagree.
 
-    The header's names are stripped (``label, youtube_id, ...`` is a Kinetics CSV); other
-    columns are ignored; blank lines are skipped.
+    Every field is read stripped, the header's names and the rows' alike, so that a CSV written
+    with ``", "`` between fields reads as the plain one (a space after a comma does not hide a
+    quote: ``label, "cooking, eggs"``): no field keeps white space around it (a YouTube id, the
+    times and the split hold none, and a classes file drops it from a label). Other columns are
+    ignored; blank lines are skipped.
 
     Args:
         path: the CSV.
@@ -451,7 +454,8 @@ def read_kinetics_rows(
             text that is not UTF-8. The message names the line.
         OSError: the file cannot be read.
     """
-    reader = csv.reader(io.StringIO(read_text(path, what), newline=""), strict=True)
+    text = io.StringIO(read_text(path, what), newline="")
+    reader = csv.reader(text, strict=True, skipinitialspace=True)
     header = [name.strip() for name in next(reader, [])]
     if not set(KINETICS_COLUMNS) <= set(header):
         raise AnnotationError(
@@ -465,7 +469,8 @@ def read_kinetics_rows(
         for fields in reader:
             line, start = start, reader.line_num + 1
             where = f"{what} {path}:{line}"
-            if not fields:
+            fields = [value.strip() for value in fields]
+            if fields in ([], [""]):  # a blank line, or one of spaces
                 continue
             if len(fields) != len(header):
                 raise AnnotationError(
@@ -504,7 +509,7 @@ def _check_kinetics_row(row: KineticsRow, where: str) -> None:
             f"seconds from 0 to {MAX_CSV_SECONDS}, the start not after the end; fix the row"
         )
     for name, value in (("label", row.label), ("youtube_id", row.youtube_id)):
-        if not value.strip():
+        if not value:
             raise AnnotationError(f"{where}: its {name} is empty; fix the row or remove it")
     problem = class_name_problem(row.label)
     if problem:

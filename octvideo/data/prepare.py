@@ -28,12 +28,13 @@ scaled to short side 256 or 320, which is what this writes:
   SRC, lies inside it or holds it, a DST that is a file or cannot be written, ``--csv`` files that
   are missing, not Kinetics CSVs or hold a malformed row (fields that do not match the header, times
   that are not numbers, a quote never closed, a label that ``classes.txt`` cannot hold as one line:
-  white space around it, a line break or another control character; every row is read by
-  ``annotations.read_kinetics_rows``, the reader that writes the lists after encoding), without
-  ``--csv`` a class folder with such a name, annotation files that collide
-  (two CSVs of one stem, a CSV or split folder named ``classes``) or would replace an input (a
-  ``--csv`` in DST named as its list, a source video), a link or a file that is not regular at their
-  names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain
+  a line break or a carriage return; every row is read by ``annotations.read_kinetics_rows``, the
+  reader that writes the lists after encoding, every field stripped) or whose rows name none of the
+  videos of SRC or DST (its list would be empty), without ``--csv`` a class folder with a name
+  ``classes.txt`` cannot hold (white space around it, a carriage return), annotation files that
+  collide (two CSVs of one stem, a CSV or split folder named ``classes``) or would replace an input
+  (a ``--csv`` in DST named as its list, a source video), a link or a file that is not regular at
+  their names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain
   ``SRC/<class>/<video>`` tree would give no annotation file);
 - a source that is not a regular file (a pipe, which would block its encoder for ever, a
   device, a broken link) and one whose name no list can hold (a line break) are failures in
@@ -65,7 +66,10 @@ from tqdm import tqdm
 from octvideo.allocator import keep_freed_memory
 from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
+    KineticsRow,
     class_name_problem,
+    index_videos,
+    kinetics_name,
     list_line,
     list_path_problem,
     read_kinetics_csv,
@@ -232,20 +236,22 @@ def _run_jobs(
     return errors
 
 
-def _check_csvs(csvs: list[str]) -> None:
-    """Refuse ``--csv`` files that are missing, not Kinetics CSVs or malformed, before anything is
-    encoded: every row is read and checked here by ``annotations.read_kinetics_rows``, the reader
-    ``read_kinetics_csv`` writes the lists with after (see it for the checks), and a later CSV
-    may hold only labels of the first, which sets the class list."""
+def _check_csvs(csvs: list[str]) -> list[list[KineticsRow]]:
+    """The rows of each ``--csv``, once none is missing, not a Kinetics CSV or malformed, before
+    anything is encoded: every row is read and checked here by ``annotations.read_kinetics_rows``,
+    the reader ``read_kinetics_csv`` writes the lists with after (see it for the checks), and a
+    later CSV may hold only labels of the first, which sets the class list."""
     classes: set[str] | None = None
+    rows_of = []
     for path in csvs:
         try:
-            labels = {row.label for row in read_kinetics_rows(path, "--csv")}
+            rows_of.append(read_kinetics_rows(path, "--csv"))
         except OSError as err:
             raise ValueError(
                 f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
                 "Kinetics CSVs (train.csv, validate.csv, ...)"
             ) from err
+        labels = {row.label for row in rows_of[-1]}
         if classes is None:
             classes = labels
         elif not labels <= classes:
@@ -254,11 +260,43 @@ def _check_csvs(csvs: list[str]) -> None:
                 f"(e.g. {sorted(labels - classes)[0]!r}); the first CSV sets the class "
                 "list, so pass the training CSV first"
             )
+    return rows_of
+
+
+def _check_csv_videos(
+    csvs: list[str],
+    rows_of: list[list[KineticsRow]],
+    src: Path,
+    dst: Path,
+    sources: dict[Path, list[str]],
+) -> None:
+    """Refuse a ``--csv`` that lists rows none of which names a video that SRC gives (``sources``,
+    see ``_find_sources``) or DST holds, before anything is encoded: its list would be empty (a
+    CSV of other videos, or videos named otherwise than ``<youtube_id>_<start:06d>_<end:06d>``)."""
+    stems = {rel.stem for rel in sources}
+    if dst.is_dir():
+        stems |= set(index_videos(dst))
+    for path, rows in zip(csvs, rows_of, strict=True):
+        names = [kinetics_name(row.youtube_id, row.time_start, row.time_end) for row in rows]
+        if not names or not stems.isdisjoint(names):
+            continue
+        first = min(sources, default=None)  # a source as it is named, not its output
+        held = (
+            f"SRC holds e.g. {Path(sources[first][0]).relative_to(src).as_posix()!r}"
+            if first
+            else "SRC holds no video"
+        )
+        raise ValueError(
+            f"--csv {path}: none of its {len(rows)} rows names a video of SRC {src} or DST {dst}, "
+            f"so its list would be empty: a row names <youtube_id>_<start:06d>_<end:06d>.<ext> "
+            f"(line {rows[0].line}: {names[0]!r}) and {held}; pass the CSV of these videos, or "
+            "leave this one out"
+        )
 
 
 def _check_class_folders(src: Path, dst: Path, outputs: Iterable[Path]) -> None:
     """Without ``--csv``, refuse a class folder whose name a classes file cannot hold
-    (``annotations.class_name_problem``: white space around it, a control character), before
+    (``annotations.class_name_problem``: white space around it, a carriage return), before
     anything is encoded: of SRC's videos at ``<split>/<class>/<video>`` (``outputs``, relative)
     and of the class folders already in DST, which ``write_annotations`` lists as well."""
     folders = {src / rel.parent for rel in outputs if len(rel.parts) == 3}
@@ -513,10 +551,11 @@ def prepare_dataset(
     check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
     _check_folders(src, dst)
-    if csvs:
-        _check_csvs(csvs)
+    rows_of = _check_csvs(csvs) if csvs else []
     sources, errors = _find_sources(src)
-    if not csvs:
+    if csvs:
+        _check_csv_videos(csvs, rows_of, src, dst, sources)
+    else:
         _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
         _check_class_folders(src, dst, sources)
     splits = {rel.parts[0] for rel in sources if len(rel.parts) == 3}

@@ -310,6 +310,27 @@ def test_a_kinetics_header_with_spaces_is_read_as_data_prepare_checks_it(kinetic
     assert load_annotations(csv, root=root) == plain
 
 
+def test_a_kinetics_csv_with_spaces_between_fields_reads_as_the_plain_one(kinetics_tree):
+    # the header was stripped and the rows were not: every youtube_id read " xyz", no video
+    # matched, and data prepare wrote an empty list
+    folder, root = kinetics_tree
+    rows = [
+        ["label", "youtube_id", "time_start", "time_end", "split"],
+        ['"cooking, eggs"', "abc", "10", "20", "train"],
+        ["massaging person's head", "xyz", "0", "10", "train"],
+    ]
+    csv = folder / "spaced.csv"
+    csv.write_text("".join(",".join(row) + "\n" for row in rows))
+    plain = annotations.read_kinetics_rows(csv)
+    found = load_annotations(csv, root=root)
+    assert found.classes == ["cooking, eggs", "massaging person's head"]
+    assert [r.label for r in found.records] == [0, 1]
+    for spaced in (", ", ",   "):  # a space after a comma does not hide a quote
+        csv.write_text("".join(spaced.join(row) + " \n" for row in rows))
+        assert annotations.read_kinetics_rows(csv) == plain, repr(spaced)
+        assert load_annotations(csv, root=root) == found
+
+
 def test_a_kinetics_label_a_classes_file_cannot_hold_is_refused_at_its_line(kinetics_tree):
     # read as two lines of classes.txt, "multi\nline" shifted every later class by one
     folder, root = kinetics_tree
