@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -164,8 +165,13 @@ def check_run_folder_named(
     ``doing`` the folder named (for a copy, the original, whose report or checkpoints it would
     replace).
 
+    Every path the refusal gives is right from the current folder, where the command reads it: a
+    relative folder named is said as it resolves here too (from inside ``base``, ``base`` is
+    ``base/base``), and it is offered as an ``--out`` only where it is a folder; one that does not
+    exist would be a new folder, not the run's.
+
     Raises:
-        UsageError: names both folders and the ``--out`` of each.
+        UsageError: names both folders and the ``--out`` of each that exists.
     """
     if cfg_file is None or out or cfg_file.name != "config.yaml":
         return
@@ -176,12 +182,18 @@ def check_run_folder_named(
     if any(key.split(".")[0] == "output" for key, _ in parse_overrides(overrides)):
         return
     why = "the run folder was moved or copied"
+    where = f"{named} (output.dir"
     if not named.is_absolute():
         why += ", or the command runs in another working folder than its run"
+        where += f", from here {os.path.abspath(named)}"
+    advice = f"add --out {shlex.quote(str(folder))} to {doing} it"
+    if named.is_dir():
+        advice += f", or --out {shlex.quote(str(named))} for that one"
+    else:
+        where += ", which does not exist"
     raise UsageError(
         f"--cfg {cfg_file} is the config of the run folder {folder}, but names the folder "
-        f"{named} (output.dir): {why}; add --out {folder} to {doing} it, or --out {named} for "
-        "that one (nothing was changed)"
+        f"{where}): {why}; {advice} (nothing was changed)"
     )
 
 

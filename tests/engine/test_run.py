@@ -356,39 +356,54 @@ def test_a_run_folder_copied_elsewhere_keeps_its_best_checkpoint_when_resumed(
 
 
 @pytest.mark.parametrize(
-    ("command", "relative"), [("train", False), ("test", False), ("test", True)]
+    ("command", "case"),
+    [("train", "copied"), ("test", "copied"), ("test", "moved"), ("test", "inside")]
+    + [("test", "elsewhere"), ("train", "beside")],
 )
 def test_a_moved_run_folders_config_yaml_is_refused_where_it_names_another_folder(
-    finished, tmp_path, capsys, monkeypatch, command, relative
+    finished, tmp_path, capsys, monkeypatch, command, case
 ):
     # its output.dir names the folder it came from: continued or tested without --out, the
-    # command would write there (for a copy, over the original's checkpoints or report)
+    # command would write there (for a copy, over the original's checkpoints or report). Every
+    # --out the refusal offers is right from the working folder, and names a folder that exists.
     run = tmp_path / "copy"
     shutil.copytree(finished, run)
-    named, why = finished, "the run folder was moved or copied"
-    if relative:  # a run started with --out copy, then a command from another working folder
-        config = run / "config.yaml"
-        config.write_text(config.read_text().replace(f"dir: {finished}\n", "dir: copy\n"))
-        monkeypatch.chdir(tmp_path / "copy" / "checkpoints")
-        named, why = (
-            Path("copy"),
-            f"{why}, or the command runs in another working folder than its run",
-        )
+    config = run / "config.yaml"
+    named, here, why = finished, "", "the run folder was moved or copied"
+    other = f"{why}, or the command runs in another working folder than its run"
+    if case == "moved":  # the folder named is gone
+        named = tmp_path / "gone"
+    elif case == "inside":  # started with --out copy, then run inside it: copy is copy/copy
+        named, here, why = Path("copy"), f", from here {run / 'copy'}", other
+        monkeypatch.chdir(run)
+        config = Path("config.yaml")
+    elif case == "elsewhere":  # started with --out copy, then run from a folder inside it
+        named, here, why = Path("copy"), f", from here {run / 'checkpoints' / 'copy'}", other
+        monkeypatch.chdir(run / "checkpoints")
+    elif case == "beside":  # a copy of the run beside it, named relative to this folder
+        named, here, why = Path("copy2"), f", from here {tmp_path / 'copy2'}", other
+        monkeypatch.chdir(tmp_path)
+        shutil.copytree(run, tmp_path / "copy2")
+    text = config.read_text()
+    config.write_text(text.replace(f"dir: {finished}\n", f"dir: {named}\n"))
+    exists = case in ("copied", "beside")
 
     def tree() -> dict[Path, bytes | None]:  # every folder and file, and each file's bytes
         paths = [p for folder in (finished, tmp_path) for p in folder.rglob("*")]
         return {p: p.read_bytes() if p.is_file() else None for p in paths}
 
     before = tree()
-    best = run / "checkpoints" / "best.ckpt"
-    args = ["--cfg", str(run / "config.yaml")]
+    best = config.parent / "checkpoints" / "best.ckpt"
+    args = ["--cfg", str(config)]
     args += ["--resume", "auto"] if command == "train" else ["--ckpt", str(best)]
     assert cli.main([command, *args]) == 2
     doing = "train in" if command == "train" else "test into"
+    that = f", or --out {named} for that one" if exists else ""
+    where = f"{named} (output.dir{here}{'' if exists else ', which does not exist'})"
     assert capsys.readouterr().err.strip() == (
-        f"octvideo {command}: error: --cfg {run / 'config.yaml'} is the config of the run folder "
-        f"{run}, but names the folder {named} (output.dir): {why}; add --out {run} to {doing} it, "
-        f"or --out {named} for that one (nothing was changed)"
+        f"octvideo {command}: error: --cfg {config} is the config of the run folder "
+        f"{config.parent}, but names the folder {where}: {why}; add --out {config.parent} to "
+        f"{doing} it{that} (nothing was changed)"
     )
     assert tree() == before
 
