@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
+from octvideo.data.workers import WORKERS_PER_CORE, usable_cores
 from octvideo.errors import AnnotationError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,22 @@ class ShareSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.end - self.start
+
+
+class BoundedDataLoader(DataLoader):
+    """A ``DataLoader`` that leaves PyTorch's per-core worker warning to octvideo's own bound.
+
+    PyTorch warns, at the loader's start and at each pass's, that the loader "might get running
+    slow or even freeze" when it starts more workers than the process has cores. octvideo takes up
+    to ``WORKERS_PER_CORE`` a core (``check_worker_count``, which ``data.num_workers`` passes
+    before a run starts: a worker that waits on storage leaves its core to another), so that
+    warning came twice per command for counts it takes. Within that bound the check is not run;
+    past it (a ``DataConfig`` built without the run's checks), PyTorch's warning stands.
+    """
+
+    def check_worker_number_rationality(self) -> None:
+        if self.num_workers > WORKERS_PER_CORE * usable_cores():
+            super().check_worker_number_rationality()
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -269,13 +286,13 @@ class VideoDataModule(L.LightningDataModule):
         sampler: DistributedSampler,
         persistent: bool = True,
         **kw,
-    ) -> DataLoader:
+    ) -> BoundedDataLoader:
         cfg = self.cfg
         workers = cfg.num_workers
         # The workers fork (PyTorch's default), unlike octvideo's own workers
         # (``octvideo.data.workers``): from the fork server they loaded 3-16% fewer clips a second,
         # and the train and test processes never decode before their loaders start.
-        return DataLoader(
+        return BoundedDataLoader(
             dataset,
             batch_size=cfg.batch_size,
             sampler=sampler,

@@ -4,7 +4,9 @@ as user errors, class folders read as given (``data.root``, ``.m4v`` videos), an
 
 from __future__ import annotations
 
+import os
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from octvideo.data import VideoDataModule, VideoDataset
 from octvideo.data import datamodule as datamodule_module
 from octvideo.data.datamodule import EpochSampler, ShareSampler
+from octvideo.data.workers import WORKERS_PER_CORE
 from octvideo.errors import UsageError
 from tests.data.media_helpers import (
     GOOD,
@@ -231,6 +234,29 @@ def test_two_workers_yield_the_same_batches_as_none(lines_dataset):
         assert torch.equal(a["video_index"], b["video_index"])
         assert torch.equal(a["video"], b["video"])
     assert not torch.equal(serial[0]["video"], serial[1]["video"])
+
+
+def test_workers_within_octvideos_bound_start_without_torchs_per_core_warning(
+    lines_dataset, monkeypatch
+):
+    # PyTorch warned that the loader "might get running slow or even freeze" past one worker a
+    # core, twice a command, for counts data.num_workers takes (up to 4 a core); past octvideo's
+    # bound (a DataConfig built without a run's checks) its warning stands
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)  # one core
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+
+    def warned(workers: int) -> list[str]:
+        cfg = small_config(train_list=str(lines_dataset / "val.txt"), num_workers=workers)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loader = VideoDataModule(cfg).train_dataloader()
+            if workers == 2:  # a pass starts the workers, where PyTorch checks again
+                assert next(iter(loader))["video"].shape == (4, 3, 4, 32, 32)
+        return [str(w.message) for w in caught if "worker processes in total" in str(w.message)]
+
+    assert warned(2) == warned(WORKERS_PER_CORE) == []
+    (message,) = warned(WORKERS_PER_CORE + 1)
+    assert f"will create {WORKERS_PER_CORE + 1} worker processes" in message
 
 
 def test_samplers_split_ranks_without_overlap(media):
