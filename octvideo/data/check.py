@@ -19,7 +19,11 @@ The result lists every bad file with its error, and is written as UTF-8 JSON lin
 object a line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON
 escapes of Python's ``surrogateescape`` code points) and any message.
 The file is written to a temporary name and renamed when complete: a write that fails (a full
-disk) stops with ``RunStopped`` and leaves no half report. Before any video is decoded, an
+disk) stops with ``RunStopped`` and leaves no half report. A check stopped by Ctrl-C or SIGTERM
+writes the report of the videos it had checked, marked as partial by a last line
+``{"partial": "stopped by SIGTERM after 77 of 200 videos; ...", "checked": 77, "total": 200}``
+(``PARTIAL``), and says so in its stop line; stopped before its first video was done, it leaves
+an earlier report as it was. Before any video is decoded, an
 ``--out`` that the report would destroy is refused: the annotation file, a listed video, a file
 that is not regular (a device such as ``/dev/null``, a pipe: renaming over it would replace it)
 or an existing file that is not an earlier report (a checkpoint, a config); an earlier report is
@@ -50,7 +54,7 @@ from tqdm import tqdm
 from octvideo.data.annotations import load_annotations, video_entries
 from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS
 from octvideo.data.workers import check_worker_count, exit_reason, serve, worker_context
-from octvideo.errors import OutputWriteError, RunStopped, UsageError
+from octvideo.errors import Interrupted, OutputWriteError, RunStopped, UsageError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,9 @@ logger = logging.getLogger(__name__)
 CHUNK = 64  # frames decoded per call, to bound memory on long videos
 POLL = 0.2  # seconds between looks at the workers when no result arrives
 MAX_REPORT_LINE = 2**20  # bytes of an existing --out read to tell whether it is a report
+
+
+PARTIAL = frozenset({"partial", "checked", "total"})  # the keys of a stopped check's last line
 
 
 @dataclass
@@ -74,28 +81,33 @@ class CheckReport:
         return self.total - len(self.bad)
 
 
-def write_bad_videos(path: str | os.PathLike[str], rows: list[tuple[str, str]]) -> None:
+def write_bad_videos(
+    path: str | os.PathLike[str],
+    rows: list[tuple[str, str]],
+    partial: dict[str, str | int] | None = None,
+) -> None:
     """Write ``(path, error)`` rows as JSON lines, to a temporary file renamed when complete
-    (``paths.write_atomically``).
+    (``paths.write_atomically``); ``partial`` (a stopped check's, with the keys of ``PARTIAL``)
+    is the last line.
 
     Raises:
         UsageError: ``path`` is a symbolic link.
         OutputWriteError: the file cannot be written; ``path`` is then left as it was.
     """
-    text = "".join(
-        json.dumps({"path": name, "error": error}, ensure_ascii=False) + "\n"
-        for name, error in rows
-    )
+    objects = [{"path": name, "error": error} for name, error in rows]
+    objects += [partial] if partial else []
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in objects)
     # a name's undecodable bytes (lone surrogates) are the one thing UTF-8 cannot hold: written as
     # the JSON escape \udcff they read back as the same str
     write_atomically(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def read_bad_videos(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
-    """The ``(path, error)`` rows of a report that ``write_bad_videos`` wrote, in order."""
+    """The ``(path, error)`` rows of a report that ``write_bad_videos`` wrote, in order (a
+    stopped check's ``partial`` line is not one)."""
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    return [(row["path"], row["error"]) for row in rows]
+    return [(row["path"], row["error"]) for row in rows if "path" in row]
 
 
 def check_one(path: str, decoder: str) -> str:
@@ -241,7 +253,8 @@ def check_timeout(timeout: float) -> None:
 
 def is_report(path: str | os.PathLike[str]) -> bool:
     """Whether the regular file ``path`` holds a report of ``write_bad_videos`` (empty, or a
-    first line ``{"path": ..., "error": ...}``): one that ``data check --out`` may replace. At
+    first line ``{"path": ..., "error": ...}`` or a stopped check's ``partial`` line): one that
+    ``data check --out`` may replace. At
     most ``MAX_REPORT_LINE`` bytes are read, so a video given as ``--out`` is not read whole."""
     with open(path, "rb") as f:
         first = f.readline(MAX_REPORT_LINE)
@@ -251,7 +264,7 @@ def is_report(path: str | os.PathLike[str]) -> bool:
         row = json.loads(first)
     except ValueError:  # not JSON, not UTF-8, a line cut at the bound
         return False
-    return isinstance(row, dict) and set(row) == {"path", "error"}
+    return isinstance(row, dict) and set(row) in ({"path", "error"}, PARTIAL)
 
 
 def _check_out(
@@ -315,6 +328,9 @@ def check_videos(
             listed video, a file that is not regular, an existing file that is not a report
             (see ``_check_out``); before any video is decoded.
         RunStopped: ``out`` could not be written at the end (a full disk); no half file is left.
+        Interrupted: Ctrl-C (``Terminated``: SIGTERM) stopped the check; ``out`` then holds the
+            bad videos among those checked, marked as partial (``PARTIAL``), and the message says
+            how many were checked.
     """
     check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
@@ -324,7 +340,12 @@ def check_videos(
         _check_out(out, annotations, paths)
     if not paths and not found.missing:
         raise ValueError(_nothing_to_check(annotations, root, fmt))
-    errors = _decode_all(paths, workers, decoder, timeout, progress)
+    errors: dict[int, str] = {}  # of the videos checked so far, by index
+    checked: set[int] = set()
+    try:
+        _decode_all(paths, workers, decoder, timeout, progress, errors, checked)
+    except KeyboardInterrupt as err:  # Interrupted, Terminated, or Python's own on Ctrl-C
+        raise _stopped(err, out, paths, errors, len(checked)) from err
     report = CheckReport(
         total=len(paths),
         bad=[(paths[i], errors[i]) for i in sorted(errors)],
@@ -349,13 +370,55 @@ def check_videos(
     return report
 
 
+def _stopped(
+    err: KeyboardInterrupt,
+    out: str | os.PathLike[str] | None,
+    paths: list[str],
+    errors: dict[int, str],
+    checked: int,
+) -> Interrupted:
+    """The stop of a check by Ctrl-C or SIGTERM (``err``), after ``checked`` of ``paths``, the
+    bad among them ``errors``: their report is written to ``out``, marked as partial, unless no
+    video was checked (an earlier report is then left as it was).
+
+    Returns:
+        ``Interrupted`` (``Terminated`` for SIGTERM) whose message says how many videos were
+        checked and where the bad ones are.
+    """
+    kind = type(err) if isinstance(err, Interrupted) else Interrupted
+    total, bad = len(paths), [(paths[i], errors[i]) for i in sorted(errors)]
+    head = f"stopped by {kind.cause} after {checked} of {total} videos"
+    again = f"run it again to check all {total}"
+    if out is None:
+        return kind(f"{head}, {len(bad)} bad among them; {again}")
+    if checked == 0:
+        return kind(f"{head}; {out} is left as it was; {again}")
+    mark = {"partial": f"{head}; the other {total - checked} were not checked"}
+    try:
+        write_bad_videos(out, bad, {**mark, "checked": checked, "total": total})
+    except (OSError, OutputWriteError) as write_err:
+        return kind(
+            f"{head}; writing --out {out} failed ({write_failure(write_err)}), so the "
+            f"{len(bad)} bad among them are not listed anywhere; {again}"
+        )
+    return kind(
+        f"{head}; the {len(bad)} bad among them are listed in {out}, marked as partial; {again}"
+    )
+
+
 def _decode_all(
-    paths: list[str], workers: int, decoder: str, timeout: float, progress: bool
-) -> dict[int, str]:
-    """Decode every video of ``paths`` in up to ``workers`` processes; the error of each bad one
-    by its index. A video whose worker hangs past ``timeout`` or dies is tried once more in a
-    fresh process, and is bad when that happens again."""
-    errors: dict[int, str] = {}
+    paths: list[str],
+    workers: int,
+    decoder: str,
+    timeout: float,
+    progress: bool,
+    errors: dict[int, str],
+    checked: set[int],
+) -> None:
+    """Decode every video of ``paths`` in up to ``workers`` processes, adding the index of each
+    video done to ``checked`` and the error of each bad one to ``errors``, by its index, as it
+    is found (so a stop keeps them). A video whose worker hangs past ``timeout`` or dies is
+    tried once more in a fresh process, and is bad when that happens again."""
     retried: set[int] = set()  # videos whose worker hung or died once
     pool = _CheckPool(max(1, min(workers, len(paths) or 1)), decoder)
     todo = deque(enumerate(paths))
@@ -378,11 +441,11 @@ def _decode_all(
                     pending.discard(index)
                     if error:
                         errors[index] = error
+                    checked.add(index)
                     bar.update()
     finally:
         bar.close()
         pool.close()
-    return errors
 
 
 def _nothing_to_check(

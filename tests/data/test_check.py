@@ -5,8 +5,10 @@ refused early."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
+import signal
 import stat
 from functools import partial
 
@@ -145,6 +147,65 @@ def test_an_earlier_report_is_replaced(tmp_path, media, earlier):
     out.write_text(earlier)
     assert main(["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "-q"]) == 1
     assert [path for path, _ in read_bad_videos(out)] == [str(media["zero.mp4"])]
+
+
+@pytest.mark.parametrize(
+    ("signum", "cause", "status", "after"),
+    [(signal.SIGINT, "Ctrl-C", 130, 3), (signal.SIGTERM, "SIGTERM", 143, 3)]
+    + [(signal.SIGTERM, "SIGTERM", 143, 0)],
+)
+def test_a_check_stopped_by_a_signal_writes_the_report_of_what_it_checked_marked_partial(
+    tmp_path, media, monkeypatch, capsys, signum, cause, status, after
+):
+    # a stopped check kept nothing of the bad files it had found; stopped before its first
+    # video was done, it leaves an earlier report as it was
+    names = ["h264.mp4", "zero.mp4", "mpeg4.avi", "truncated.mp4", "text.mp4", "vfr.mp4"]
+    (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
+    out = tmp_path / "bad.jsonl"
+    earlier = '{"path": "old.mp4", "error": "DecodeError: x"}\n'
+    out.write_text(earlier)
+    answered: list[tuple[int, str]] = []
+    receive = check_module._CheckPool.receive
+
+    def signalled(pool, timeout):  # the signal comes once ``after`` videos are done, one a time
+        if len(answered) >= after:
+            os.kill(os.getpid(), signum)
+        decoded, lost = receive(pool, timeout)
+        answered.extend(decoded)
+        return decoded, lost
+
+    monkeypatch.setattr(check_module._CheckPool, "receive", signalled)
+    args = ["data", "check", str(tmp_path / "list.txt"), "--out", str(out), "--workers", "1"]
+    assert main([*args, "-q"]) == status
+    head = f"octvideo data check: stopped by {cause} after {after} of 6 videos"
+    if after == 0:
+        assert (
+            capsys.readouterr().err
+            == f"{head}; {out} is left as it was; run it again to check all 6\n"
+        )
+        assert out.read_text() == earlier
+        return
+    assert capsys.readouterr().err == (
+        f"{head}; the 1 bad among them are listed in {out}, marked as partial; run it again to "
+        "check all 6\n"
+    )
+    assert [path for path, _ in read_bad_videos(out)] == [str(media["zero.mp4"])]
+    assert json.loads(out.read_text().splitlines()[-1]) == {
+        "partial": f"stopped by {cause} after 3 of 6 videos; the other 3 were not checked",
+        "checked": 3,
+        "total": 6,
+    }
+    monkeypatch.undo()  # the whole check replaces the partial report, as it does an earlier one
+    assert main([*args, "-q"]) == 1
+    assert [os.path.basename(p) for p, _ in read_bad_videos(out)] == names[1:2] + names[3:5]
+    assert "partial" not in out.read_text()
+
+
+def test_a_partial_report_without_bad_videos_is_a_report(tmp_path):
+    out = tmp_path / "bad.jsonl"
+    mark = {"partial": "stopped by Ctrl-C after 1 of 2 videos; ...", "checked": 1, "total": 2}
+    write_bad_videos(out, [], mark)
+    assert read_bad_videos(out) == [] and check_module.is_report(out)
 
 
 def test_an_out_that_is_a_pipe_is_refused_unopened(tmp_path, media):
