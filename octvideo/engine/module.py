@@ -11,6 +11,10 @@ A checkpoint written during an epoch (every N steps, on SIGTERM, as the epoch's 
 also carries what the epoch's training metrics have accumulated over the batches so far
 (``EPOCH_METRICS``), so a run resumed from it logs the same training loss and top-1 for that epoch
 as an uninterrupted run, even when no training batch of it is left to run.
+
+A step whose loss or gradients hold a NaN or an infinity is never taken: the run stops, or with
+``optim.on_nonfinite_loss=skip`` the step leaves the weights, the momentum and the batch-norm
+statistics as they were, so no checkpoint is written with weights that no command would load.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
+from torch.optim import Optimizer
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -33,8 +38,17 @@ from octvideo.data.datasets import item_seed
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.lightning_state import epoch_under_way
 from octvideo.engine.mixing import mix_batch, soft_targets
-from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr, step_batch
+from octvideo.engine.optim import (
+    LRSchedule,
+    ScheduleLR,
+    gradient_norm,
+    longest_warmup_epochs,
+    param_groups,
+    scaled_lr,
+    step_batch,
+)
 from octvideo.errors import NonFiniteLoss
+from octvideo.models.weights import non_finite_tensors
 from octvideo.ops import memory_format_for, to_memory_format
 
 logger = logging.getLogger(__name__)
@@ -137,6 +151,8 @@ class VideoClassifier(L.LightningModule):
         self._step_rng: np.random.Generator | None = None
         self._skipped_in_row = 0
         self._skipped = 0
+        self._batch_idx = 0  # of the batch under way, for messages
+        self._step_skipped = False  # the batch under way was skipped (loss or gradients)
         self._norm_stats: list[Tensor] = []
         self._test_rows: list[dict[str, Tensor]] = []
         self._test_errors: dict[int, str] = {}
@@ -170,6 +186,8 @@ class VideoClassifier(L.LightningModule):
         # Every random draw of a step (dropout, mixup / CutMix) is seeded by the run's seed, the
         # rank, the epoch and the batch: a run resumed from a mid-epoch checkpoint replays the
         # steps of an uninterrupted one exactly, with no generator state to save.
+        self._batch_idx = batch_idx
+        self._step_skipped = False
         parts = [self.hparams.seed, self.global_rank, self.current_epoch, batch_idx]
         torch.manual_seed(item_seed(*parts))
         self._step_rng = np.random.default_rng(parts)
@@ -205,8 +223,9 @@ class VideoClassifier(L.LightningModule):
             logits = self(video)  # (B, K)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
-            return self._nonfinite(loss, batch_idx)  # every rank skips or stops together
-        self._skipped_in_row = 0
+            # every rank skips or stops together; no backward pass, so no gradient: SGD leaves
+            # every weight and momentum buffer as it was
+            return self._nonfinite(f"loss is {float(loss.detach())}")
         batch_size = labels.shape[0]
         self.train_loss.update(loss.detach(), batch_size)
         self.train_top1.update(logits.detach(), labels)
@@ -223,6 +242,10 @@ class VideoClassifier(L.LightningModule):
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         return loss * self._loss_scale if self._loss_scale != 1 else loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self._step_skipped:
+            self._skipped_in_row = 0
 
     def _epoch_metrics(self) -> dict[str, Metric]:
         return {"train/loss_epoch": self.train_loss, "train/top1": self.train_top1}
@@ -258,35 +281,66 @@ class VideoClassifier(L.LightningModule):
                 if name in carried:
                     carry_in(metric, carried[name])
 
-    def _nonfinite(self, loss: Tensor, batch_idx: int) -> None:
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """Checks the gradients a step is about to apply; one that holds a NaN or an infinity
+        stops the run or skips the step, as a NaN loss does (``optim.on_nonfinite_loss``).
+
+        Lightning calls this after the step's backward passes (all those a gradient accumulation
+        gathers; under DDP after their reduction, so every process decides alike), before the
+        gradients are clipped and the step is taken. A step skipped here had a finite loss, which
+        is logged and counted in the epoch's training loss and top-1 as any other.
+        """
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            # float16's gradient scaler skips a step whose gradients overflow, and lowers its scale
+            return
+        norm = gradient_norm(optimizer)  # one fused pass
+        if norm is None or bool(torch.isfinite(norm)):  # None: the loss was skipped
+            return
+        # a second pass, only now: which gradients hold a NaN or an infinity, if any does (the
+        # squares of finite gradients beyond about 1e19 overflow the norm alone)
+        grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
+        broken = non_finite_tensors(grads)
+        if not broken:
+            return
+        first, *others = broken
+        more = (
+            f" (and {len(others)} more gradient{'s' if len(others) > 1 else ''})" if others else ""
+        )
+        self._nonfinite(f"the gradient of {first}{more}")
+        # skipped: with no gradient SGD leaves every weight and momentum buffer as it was, weight
+        # decay included (Lightning still counts the batch in global_step and the LR schedule)
+        optimizer.zero_grad(set_to_none=True)
+
+    def _nonfinite(self, what: str) -> None:
         """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a
-        row) or stop the run, naming the step."""
+        row; the batch-norm statistics its forward pass changed are put back) or stop the run,
+        naming what was not finite (``what``: "loss is nan") and the step."""
         cfg = self.optim_cfg
-        where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
-        value = float(loss.detach())
+        where = (
+            f"global step {self.global_step} (epoch {self.current_epoch}, batch {self._batch_idx})"
+        )
         if cfg.on_nonfinite_loss == "skip" and self._skipped_in_row < cfg.max_skipped_steps:
+            self._step_skipped = True
             self._skipped_in_row += 1
             self._skipped += 1
             if self._norm_stats:
                 for buffer, saved in zip(self._norm_buffers(), self._norm_stats, strict=True):
                     buffer.copy_(saved)
             logger.warning(
-                "loss is %s at %s: step skipped (%d in a row, %d in this run)",
-                value,
+                "%s at %s: step skipped (%d in a row, %d in this run)",
+                what,
                 where,
                 self._skipped_in_row,
                 self._skipped,
             )
-            # No backward pass, so no gradient: SGD leaves every weight and momentum buffer as it
-            # was. Lightning still counts the batch in global_step and the LR schedule.
-            return None
+            return
         after = (
             f" after {self._skipped_in_row} skipped steps in a row (optim.max_skipped_steps)"
             if cfg.on_nonfinite_loss == "skip"
             else ""
         )
         raise NonFiniteLoss(
-            f"loss is {value} at {where}{after}; the step was not taken. Lower optim.lr, set "
+            f"{what} at {where}{after}; the step was not taken. Lower optim.lr, set "
             "trainer.gradient_clip_val, or skip such steps with optim.on_nonfinite_loss=skip"
         )
 
@@ -337,10 +391,17 @@ class VideoClassifier(L.LightningModule):
                 cfg.schedule,
             )
         if say and schedule.ends_in_warmup():
+            # advice in the value rounded to steps as the schedule rounds it
+            longest = longest_warmup_epochs(steps_per_epoch, total_steps)
+            advice = (
+                f"set optim.warmup_epochs to at most {longest:g} (a "
+                f"{round(longest * steps_per_epoch)}-step warmup), or 0 for none"
+                if longest
+                else "set optim.warmup_epochs=0: a run of one step has no room for a warmup"
+            )
             logger.warning(
                 "optim.warmup_epochs=%g (%d steps) outlasts trainer.max_epochs=%d (%d steps): "
-                "lr rises to %.4g, never to %.4g, and the %s schedule never starts; set "
-                "optim.warmup_epochs below %d (0 for none)",
+                "lr rises to %.4g, never to %.4g, and the %s schedule never starts; %s",
                 cfg.warmup_epochs,
                 schedule.warmup_steps,
                 trainer.max_epochs,
@@ -348,7 +409,7 @@ class VideoClassifier(L.LightningModule):
                 lr * schedule.peak(),
                 lr,
                 cfg.schedule,
-                trainer.max_epochs,
+                advice,
             )
         optimizer = torch.optim.SGD(
             param_groups(self.model, cfg.weight_decay),

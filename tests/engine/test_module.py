@@ -1,5 +1,7 @@
-"""The training logic: the learning rate is scaled for the global batch a step really has, and
-the epoch's training metrics a checkpoint carries are counted once over the processes."""
+"""The training logic: the learning rate is scaled for the global batch a step really has, a
+warmup that outlasts the run is said with a value that fits, a NaN or infinite gradient of a finite
+loss stops the run or skips its step before any weight moves, and the epoch's training metrics a
+checkpoint carries are counted once over the processes."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from octvideo.config import OptimConfig, to_dict
 from octvideo.engine.module import EPOCH_METRICS, VideoClassifier, metric_state
+from octvideo.errors import NonFiniteLoss
 
 NUM_CLASSES = 3
 
@@ -39,15 +42,23 @@ def _network() -> nn.Module:
 
 
 def _train(
-    network: nn.Module, clips: int, batch_size: int, accumulate: int = 1, warmup_epochs: float = 0
+    network: nn.Module,
+    clips: int,
+    batch_size: int,
+    accumulate: int = 1,
+    warmup_epochs: float = 0,
+    callbacks: tuple[L.Callback, ...] = (),
+    **settings: object,
 ) -> VideoClassifier:
-    """One epoch of SGD (lr 0.05 at batch 4, momentum, weight decay) over ``clips`` clips."""
+    """One epoch of SGD (lr 0.05 at batch 4, momentum, weight decay) over ``clips`` clips; more
+    optim ``settings`` by name."""
     optim = OptimConfig(
         lr=0.05,
         lr_reference_batch=4,
         weight_decay=0.1,
         schedule="step",
         warmup_epochs=warmup_epochs,
+        **settings,
     )
     module = VideoClassifier(
         copy.deepcopy(network),
@@ -67,6 +78,7 @@ def _train(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=list(callbacks),
     )
     trainer.fit(module, DataLoader(_Clips(clips), batch_size=batch_size))
     return module
@@ -123,9 +135,25 @@ def test_a_warmup_longer_than_the_run_is_said_with_the_lr_the_run_reaches(caplog
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == (
         "optim.warmup_epochs=10 (20 steps) outlasts trainer.max_epochs=1 (2 steps): lr rises to "
-        "0.00725, never to 0.05, and the step schedule never starts; set optim.warmup_epochs "
-        "below 1 (0 for none)"
+        "0.00725, never to 0.05, and the step schedule never starts; set optim.warmup_epochs to "
+        "at most 0.5 (a 1-step warmup), or 0 for none"
     )  # 0.05 x (0.1 + 0.9 x 1 / 20) at the second and last step
+
+
+def test_the_warmup_advised_fits_the_run_after_rounding_to_steps(caplog):
+    # 0.95 of an epoch of 6 steps rounds to 6 steps: the whole run, though below its 1 epoch
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        _train(_network(), clips=12, batch_size=2, warmup_epochs=0.95)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("optim.warmup_epochs=0.95 (6 steps) outlasts trainer.max_epochs=1")
+    assert warning.endswith(
+        "set optim.warmup_epochs to at most 0.83 (a 5-step warmup), or 0 for none"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.module"):
+        _train(_network(), clips=12, batch_size=2, warmup_epochs=0.83)  # as advised
+    assert "6 steps (6 per epoch), a 5-step warmup, then step schedule" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_warmup_within_the_run_is_said_without_a_warning(caplog):
@@ -133,6 +161,117 @@ def test_a_warmup_within_the_run_is_said_without_a_warning(caplog):
         _train(_network(), clips=8, batch_size=2, warmup_epochs=0.5)  # 4 steps
     assert "4 steps (4 per epoch), a 2-step warmup, then step schedule" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class _SpoilGradients(L.Callback):
+    """Puts NaN into two values of the first gradient, and an infinity into the last, of the
+    steps given (all from ``first`` on where ``steps`` is None), after their backward pass: the
+    loss stays finite (``values``: other values instead). Keeps each step's state before and
+    after: the weights, the batch-norm statistics and the optimiser's momentum."""
+
+    def __init__(
+        self,
+        steps: set[int] | None = None,
+        first: int = 0,
+        values: tuple[float, float] = (float("nan"), float("inf")),
+    ) -> None:
+        self.steps, self.first, self.values = steps, first, values
+        self.spoilt: list[int] = []
+        self.before: dict[int, dict[str, torch.Tensor]] = {}
+        self.after: dict[int, dict[str, torch.Tensor]] = {}
+
+    def _spoils(self, step: int) -> bool:
+        return step in self.steps if self.steps is not None else step >= self.first
+
+    @staticmethod
+    def _state(trainer: L.Trainer, module: VideoClassifier) -> dict[str, torch.Tensor]:
+        state = {k: v.clone() for k, v in module.model.state_dict().items()}
+        for i, (param, saved) in enumerate(trainer.optimizers[0].state.items()):
+            if saved.get("momentum_buffer") is not None:
+                state[f"momentum {i} {tuple(param.shape)}"] = saved["momentum_buffer"].clone()
+        return state
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.module = pl_module
+        self.before[trainer.global_step] = self._state(trainer, pl_module)
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        if self._spoils(trainer.global_step):
+            params = list(pl_module.model.parameters())
+            params[0].grad.view(-1)[:2] = self.values[0]
+            params[-1].grad.view(-1)[0] = self.values[1]
+            self.spoilt.append(trainer.global_step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.after[trainer.global_step - 1] = self._state(trainer, pl_module)
+
+
+def _normed_network() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.BatchNorm3d(3), nn.Flatten(), nn.Linear(3 * 2 * 4 * 4, NUM_CLASSES))
+
+
+def test_a_nan_gradient_of_a_finite_loss_stops_the_run_before_its_step():
+    spoil = _SpoilGradients({2})
+    with pytest.raises(NonFiniteLoss) as info:
+        _train(_normed_network(), clips=16, batch_size=4, callbacks=(spoil,))
+    assert str(info.value) == (
+        "the gradient of weight 0.weight holds 2 NaN (and 1 more gradient) at global step 2 "
+        "(epoch 0, batch 2); the step was not taken. Lower optim.lr, set "
+        "trainer.gradient_clip_val, or skip such steps with optim.on_nonfinite_loss=skip"
+    )
+    assert spoil.spoilt == [2]
+    weights = dict(spoil.module.model.named_parameters())  # as before the step, all finite
+    assert all(torch.equal(weights[k], v) for k, v in spoil.before[2].items() if k in weights)
+
+
+def test_a_nan_gradient_step_skipped_leaves_weights_momentum_and_statistics(caplog):
+    spoil = _SpoilGradients({2})
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        module = _train(
+            _normed_network(), clips=16, batch_size=4, callbacks=(spoil,), on_nonfinite_loss="skip"
+        )
+    assert spoil.spoilt == [2]
+    assert caplog.messages == [
+        "the gradient of weight 0.weight holds 2 NaN (and 1 more gradient) at global step 2 "
+        "(epoch 0, batch 2): step skipped (1 in a row, 1 in this run)"
+    ]
+    before, after = spoil.before[2], spoil.after[2]
+    assert len([k for k in before if k.startswith("momentum")]) == 4  # SGD's state is there
+    assert before.keys() == after.keys()
+    assert not [k for k in before if not torch.equal(before[k], after[k])]  # nothing moved
+    assert module.trainer.global_step == 4  # the run went on: the steps around it were taken
+    for step in (1, 3):
+        assert not torch.equal(spoil.before[step]["2.weight"], spoil.after[step]["2.weight"])
+    assert all(torch.isfinite(v).all() for v in module.model.state_dict().values())
+
+
+def test_skipped_nan_gradients_stop_the_run_after_max_skipped_steps_in_a_row():
+    spoil = _SpoilGradients(first=1)
+    with pytest.raises(NonFiniteLoss) as info:
+        _train(
+            _network(),
+            clips=32,
+            batch_size=4,
+            callbacks=(spoil,),
+            on_nonfinite_loss="skip",
+            max_skipped_steps=2,
+        )
+    assert str(info.value).startswith(
+        "the gradient of weight 1.weight holds 2 NaN (and 1 more gradient) at global step 3 "
+        "(epoch 0, batch 3) after 2 skipped steps in a row (optim.max_skipped_steps); "
+    )
+    assert spoil.spoilt == [1, 2, 3]
+
+
+def test_finite_gradients_too_large_for_the_norm_are_stepped_on():
+    # 1e30 is finite, but its square overflows the gradients' 2-norm: the second pass finds
+    # every gradient finite, and the step is taken as any other
+    spoil = _SpoilGradients({3}, values=(1e30, 1e30))
+    module = _train(_normed_network(), clips=16, batch_size=4, callbacks=(spoil,))
+    assert spoil.spoilt == [3] and module.trainer.global_step == 4
+    moved = spoil.before[3]["2.bias"] - spoil.after[3]["2.bias"]
+    assert float(moved[0]) == pytest.approx(0.05 * 1.9 * 1e30, rel=1e-3)  # Nesterov: lr (1 + 0.9) g
 
 
 def _module() -> VideoClassifier:

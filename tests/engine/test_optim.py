@@ -1,5 +1,6 @@
 """Parameter groups, the learning-rate rule and schedule. A resumed schedule keeps its step count
-and momentum and follows the current config's rate, momentum and weight decay."""
+and momentum and follows the current config's rate, momentum and weight decay. The norm of a step's
+gradients is finite when each of them is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import torch
 from torch import nn
 
 from octvideo.config import OptimConfig
-from octvideo.engine.optim import LRSchedule, ScheduleLR, param_groups, scaled_lr, step_batch
+from octvideo.engine.optim import (
+    LRSchedule,
+    ScheduleLR,
+    gradient_norm,
+    longest_warmup_epochs,
+    param_groups,
+    scaled_lr,
+    step_batch,
+)
 
 
 def test_no_weight_decay_on_norm_and_bias():
@@ -90,6 +99,54 @@ def test_peak_is_the_largest_multiplier_the_run_reaches(cfg, total_steps, ends_i
 def test_a_warmup_longer_than_the_run_peaks_where_the_run_ends():
     f = LRSchedule(OptimConfig(warmup_epochs=10), steps_per_epoch=6, total_steps=12)
     assert f.peak() == pytest.approx(0.1 + 0.9 * 11 / 60)  # 0.265 of the peak lr
+
+
+def test_the_longest_warmup_advised_ends_within_the_run_after_rounding():
+    # 1.95 epochs of 6 steps is round(11.7) = 12 steps, the whole 2-epoch run, though below 2
+    assert LRSchedule(OptimConfig(warmup_epochs=1.95), 6, 12).ends_in_warmup()
+    assert longest_warmup_epochs(6, 12) == 1.83
+    for steps_per_epoch in range(1, 40):
+        for total_steps in range(steps_per_epoch, 4 * steps_per_epoch + 1):
+            longest = longest_warmup_epochs(steps_per_epoch, total_steps)
+            cfg = OptimConfig(warmup_epochs=longest)
+            schedule = LRSchedule(cfg, steps_per_epoch, total_steps)
+            assert not schedule.ends_in_warmup()
+            assert schedule.peak() == pytest.approx(1.0)  # reached, at the last step at the latest
+            # a step and a hundredth of an epoch more would outlast the run: the advice is tight
+            longer = OptimConfig(warmup_epochs=longest + 0.01 + 1 / steps_per_epoch)
+            assert LRSchedule(longer, steps_per_epoch, total_steps).ends_in_warmup()
+    assert longest_warmup_epochs(1, 1) == 0.0  # one step: no room for a warmup
+
+
+def _with_gradients(*grads: torch.Tensor | None) -> torch.optim.Optimizer:
+    params = []
+    for grad in grads:
+        param = nn.Parameter(torch.zeros(3))
+        param.grad = grad
+        params.append(param)
+    return torch.optim.SGD(params, lr=0.1)
+
+
+@pytest.mark.parametrize(
+    ("bad", "finite"),
+    [
+        (float("nan"), False),
+        (float("inf"), False),
+        (float("-inf"), False),
+        (1e19, True),
+        (1e30, False),  # finite, but its square overflows: non_finite_tensors tells them apart
+    ],
+)
+def test_the_gradient_norm_is_finite_when_every_gradient_is(bad, finite):
+    norm = gradient_norm(
+        _with_gradients(torch.tensor([1.0, -2.0, 2.0]), None, torch.tensor([0.0, bad, 0.0]))
+    )
+    assert bool(torch.isfinite(norm)) is finite
+    assert float(gradient_norm(_with_gradients(torch.tensor([1.0, -2.0, 2.0])))) == 3.0
+
+
+def test_a_step_with_no_gradient_has_no_gradient_norm():
+    assert gradient_norm(_with_gradients(None, None)) is None
 
 
 def test_schedule_state_is_plain_numbers():
