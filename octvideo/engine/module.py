@@ -393,9 +393,10 @@ class VideoClassifier(L.LightningModule):
         if say and schedule.ends_in_warmup():
             # advice in the value rounded to steps as the schedule rounds it
             longest = longest_warmup_epochs(steps_per_epoch, total_steps)
+            steps = round(longest * steps_per_epoch)
             advice = (
-                f"set optim.warmup_epochs to at most {longest:g} (a "
-                f"{round(longest * steps_per_epoch)}-step warmup), or 0 for none"
+                f"set optim.warmup_epochs to at most {longest:g} (a warmup of {steps} "
+                f"step{'s' if steps > 1 else ''}), or 0 for none"
                 if longest
                 else "set optim.warmup_epochs=0: a run of one step has no room for a warmup"
             )

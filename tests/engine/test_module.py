@@ -136,7 +136,7 @@ def test_a_warmup_longer_than_the_run_is_said_with_the_lr_the_run_reaches(caplog
     assert warning == (
         "optim.warmup_epochs=10 (20 steps) outlasts trainer.max_epochs=1 (2 steps): lr rises to "
         "0.00725, never to 0.05, and the step schedule never starts; set optim.warmup_epochs to "
-        "at most 0.5 (a 1-step warmup), or 0 for none"
+        "at most 0.5 (a warmup of 1 step), or 0 for none"
     )  # 0.05 x (0.1 + 0.9 x 1 / 20) at the second and last step
 
 
@@ -147,7 +147,7 @@ def test_the_warmup_advised_fits_the_run_after_rounding_to_steps(caplog):
     (warning,) = [r.getMessage() for r in caplog.records]
     assert warning.startswith("optim.warmup_epochs=0.95 (6 steps) outlasts trainer.max_epochs=1")
     assert warning.endswith(
-        "set optim.warmup_epochs to at most 0.83 (a 5-step warmup), or 0 for none"
+        "set optim.warmup_epochs to at most 0.83 (a warmup of 5 steps), or 0 for none"
     )
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="octvideo.engine.module"):
