@@ -216,16 +216,23 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
             torchvision 2D ResNet, inflated to 3D).
 
     Raises:
-        ConfigError: a weight the model has no place for, a missing non-classifier weight, or
-            one besides the classifier's of another shape.
+        ConfigError: the file is missing or refused (``load_checkpoint``: weights holding a NaN
+            or an infinity, too), a weight the model has no place for, a missing non-classifier
+            weight, or one besides the classifier's of another shape.
     """
     try:
         checkpoint = load_checkpoint(path)
-    except UsageError as err:  # the shipped _in1k configs name a file the user downloads
+    except UsageError as err:
+        if os.path.lexists(path):  # refused for what it is or holds, which the error names
+            advice = "or set model.pretrained=PATH to other weights"
+        else:  # the shipped _in1k configs name a file the user downloads
+            advice = (
+                "put the weights there (docs/training.md, 'ImageNet init', says how), set "
+                "model.pretrained=PATH"
+            )
         raise ConfigError(
-            f"model.pretrained={path} ({kind}): {err}; put the weights there (docs/training.md, "
-            "'ImageNet init', says how), set model.pretrained=PATH, or "
-            "model.pretrained=null to start from random weights"
+            f"model.pretrained={path} ({kind}): {err}; {advice}, or model.pretrained=null to "
+            "start from random weights"
         ) from err
     try:
         if kind == "octvideo":

@@ -77,6 +77,31 @@ def test_train_with_weights_of_another_network_is_one_line(tiny_synth, tmp_path,
     assert not run.exists()  # refused before the run folder is made
 
 
+@pytest.mark.parametrize("there", ["broken weights", "a folder", "nothing"])
+def test_pretrained_weights_refused_get_advice_that_fits_what_is_there(tmp_path, there):
+    path = tmp_path / "weights.pt"
+    if there == "broken weights":
+        state = create_model("i3d_r18", num_classes=6, width=8).state_dict()
+        state["stem.conv.conv_hh.weight"][0, 0, 0, 0, :2] = float("nan")
+        torch.save(state, path)
+    elif there == "a folder":
+        path.mkdir()
+    cfg = ModelConfig(name="i3d_r18", num_classes=6, extra={"width": 8}, pretrained=str(path))
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg)
+    message = str(err.value)
+    assert message.startswith(f"model.pretrained={path} (octvideo): checkpoint {str(path)!r}")
+    assert message.endswith("or model.pretrained=null to start from random weights")
+    # "put the weights there" only where there is nothing: else the error says what to get
+    assert ("put the weights there" in message) is (there == "nothing")
+    if there == "broken weights":
+        assert "weight stem.conv.conv_hh.weight holds 2 NaN; the checkpoint is broken" in message
+        assert message.endswith(
+            "get the file again; or set model.pretrained=PATH to other weights, or "
+            "model.pretrained=null to start from random weights"
+        )
+
+
 def test_a_network_over_the_parameter_bound_is_refused_on_the_meta_device():
     cfg = load_config(None, ["model.extra={width: 1000}"])
     for build in (lambda: build_model(cfg.model), lambda: check_clip(cfg.model, cfg.data, (224,))):
