@@ -3,7 +3,8 @@ intact, checkpoints get the umask's permissions, never go through a symbolic lin
 whose zip directory declares more than it holds (an octvideo checkpoint or a PyTorchVideo zoo file)
 is refused before torch reads it. Files given as checkpoints that are not octvideo checkpoints:
 one line naming the file and the cause, never torch's advice to load them with
-``weights_only=False``, never a traceback."""
+``weights_only=False``, never a traceback. Weights that hold a NaN or an infinity are refused by
+every command that reads them, before anything is written."""
 
 from __future__ import annotations
 
@@ -249,6 +250,57 @@ class _System:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+def _broken_weights(path: Path) -> Path:
+    """A checkpoint whose weight ``model.stem.weight`` holds a NaN and an infinity, as a
+    diverged run's last.ckpt does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {"model.stem.weight": torch.tensor([1.0, float("nan"), float("inf")])}
+    torch.save({"state_dict": weights, "global_step": 3}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "command", ["predict", "export", "test", "import", "train-pretrained", "train-resume"]
+)
+def test_every_command_refuses_weights_holding_nan_in_one_line(
+    tmp_path, tiny_synth, command, capsys
+):
+    ckpt = _broken_weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    run, out = tmp_path / "run", tmp_path / "new"
+    argv = {
+        "import": ["import", str(ckpt), "--from", "octvideo", "--model", "i3d_r18"],
+        "train-pretrained": ["train", "--cfg", "oct_i3d_synth.yaml"],
+        "train-resume": ["train", "--cfg", "oct_i3d_synth.yaml", "--resume", "auto"],
+    }.get(command)
+    if argv is None:
+        argv = _given_as_checkpoint(command, ckpt)
+    elif command == "import":
+        argv += ["--out", str(tmp_path / "o.ckpt")]
+    else:
+        pretrained = {"model.pretrained": ckpt} if command == "train-pretrained" else {}
+        argv += [
+            "--out",
+            str(out if pretrained else run),
+            *tiny_overrides(tiny_synth, **pretrained),
+        ]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    name = command.split("-")[0]
+    refused = (
+        f"checkpoint {str(ckpt)!r}: weight model.stem.weight holds 1 NaN and 1 infinite value; "
+        "the checkpoint is broken (a diverged run, or a damaged file): use an earlier checkpoint "
+        "of the run, or get the file again"
+    )
+    if command == "train-pretrained":  # what to do about a file that is there, not "put it there"
+        refused = (
+            f"model.pretrained={ckpt} (octvideo): {refused}; or set model.pretrained=PATH to "
+            "other weights, or model.pretrained=null to start from random weights"
+        )
+    assert line == f"octvideo {name}: error: {refused}"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize(("payload", "kind"), [(torch.zeros(3), "Tensor"), ([1, 2], "list")])
