@@ -18,7 +18,7 @@ line without a traceback:
     |   |                     stopped: ...``, exit status 1, saying what was kept
     |   |-- OutputWriteError  an output file that cannot be written; nothing half-written is left
     |   |   `-- CheckpointWriteError  a checkpoint that cannot be written; the old file is intact
-    |   |-- NonFiniteLoss     the training loss was NaN or infinite; the step was not taken
+    |   |-- NonFiniteLoss     a NaN or infinite training loss or gradient; the step was not taken
     |   `-- WorkerStartError  a worker process exited before it ran its work (a script that
     |                         starts workers outside ``if __name__ == "__main__":``)
     |-- DecodeError           a video that exists but cannot be decoded (a RuntimeError)
@@ -178,7 +178,8 @@ class CheckpointWriteError(OutputWriteError):
 
 
 class NonFiniteLoss(RunStopped):
-    """The training loss was NaN or infinite; the step was not taken."""
+    """The training loss, or a gradient of the step, was NaN or infinite; the step was not taken
+    (the name predates the gradient check)."""
 
 
 class DecodeError(OctvideoError, RuntimeError):
