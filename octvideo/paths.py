@@ -1,12 +1,14 @@
 """Output files and folders, checked before any work and written atomically.
 
 An output path is checked before the checkpoint is loaded or a video decoded: it must not be a
-folder or a symbolic link, its folder must be writable (a file is created there and removed), and
-it must not be one of the files the command reads (the checkpoint, an input video), which writing
-would destroy, nor a pipe or a device, which the finished file would replace.
+folder or a symbolic link, its folder must be writable or makeable (nothing is made: a command
+refused later, for a bad checkpoint, leaves no folder), and it must not be one of the files the
+command reads (the checkpoint, an input video), which writing would destroy, nor a pipe or a
+device, which the finished file would replace.
 
 Every output file (checkpoints, reports, records, renders, exports) is written by
-``AtomicOutput``: to a temporary file beside it, created with the umask's permissions, fsynced
+``AtomicOutput``, which makes its folder (and removes it again, if still empty, when the write
+fails): to a temporary file beside it, created with the umask's permissions, fsynced
 and renamed over the destination only when complete, so a failure never leaves half a file and an
 earlier file of that name stays as it was. A write failure (full disk, quota, read-only file
 system) becomes ``OutputWriteError``, one line naming the file, with the temporary file removed.
@@ -109,16 +111,19 @@ def _nearest_folder(folder: Path) -> Path:
 
 def _check_can_make(folder: Path) -> Path:
     """Refuses, creating nothing, a ``folder`` that ``make_writable_folder`` could not make:
-    a file in its way, or a nearest existing folder this process may not write in.
+    a file in its way, or a nearest existing folder this process may not write in (by its mode
+    bits, then by a nameless file made there and closed: a read-only mount, ``/proc``).
 
     Raises:
         NotADirectoryError: as ``make_writable_folder``.
-        PermissionError: the nearest existing folder is not writable (by its mode bits: root
-            passes here and is refused, if at all, when the folder is made).
+        OSError: the nearest existing folder cannot be written (``PermissionError`` by its
+            mode bits: root passes them).
     """
     existing = _nearest_folder(folder)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(existing))
+    with tempfile.TemporaryFile(dir=existing):  # O_TMPFILE: no name is made where it works
+        pass
     return folder
 
 
@@ -131,9 +136,10 @@ def check_folder(
     create: bool = True,
 ) -> Path:
     """``make_writable_folder`` with errors that name ``option`` and ``given`` (the path given,
-    default ``folder``) and end with ``advice``. ``create=False`` makes nothing and writes
-    nothing: it refuses, with the same errors, what would stop the folder being made and written,
-    for the checks that come before a command's first file.
+    default ``folder``) and end with ``advice``. ``create=False`` makes nothing (a file made
+    and removed in the folder, or the nearest one that exists, at most): it refuses, with the
+    same errors, what would stop the folder being made and written, for the checks that come
+    before a command's first file, whose write makes the folder (``AtomicOutput``).
 
     Raises:
         UsageError: ``folder`` is a file, lies inside one, or cannot be created or written.
@@ -278,8 +284,8 @@ def check_output_file(
     refuse_special_file(path, option)
     if path.is_dir():
         raise UsageError(f"{option} {path} is a folder; give a file name")
-    if folder:
-        check_folder(option, path.parent, path)
+    if folder:  # made by the first write (``AtomicOutput``): a command refused later leaves none
+        check_folder(option, path.parent, path, create=False)
     return path
 
 
@@ -485,17 +491,24 @@ class AtomicOutput:
         self.path = Path(path)
         refuse_special_file(self.path, option)
         self.existed = self.path.exists()
+        self._made = _folders_to_make(self.path.parent)  # removed again by ``discard``, if empty
+        self._lock: int | None = None
         for _ in range(100):
             token = f"{os.getpid()}-{secrets.token_hex(4)}"
             tmp = self.path.with_name(_temporary_name(self.path, token))
             try:  # 0o666 less the umask, as open() gives every other output (mkstemp: 0o600)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             except FileExistsError:
                 continue
+            except FileNotFoundError as err:
+                if not self.path.parent.is_dir():  # just made, removed by a discarding writer
+                    continue
+                raise self.error(err) from err  # a folder that takes no files (/proc)
             except OSError as err:
                 raise self.error(err) from err
             self.tmp = tmp
-            self._lock: int | None = fd
+            self._lock = fd
             _HELD.add(fd)
             try:  # blocking: a cleaner's test holds the lock only for a moment
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -551,10 +564,14 @@ class AtomicOutput:
         return self.path
 
     def discard(self) -> None:
-        """Removes the temporary file (if it is still there)."""
+        """Removes the temporary file (if it is still there), and the folders made for it that
+        are still empty."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
         self._unlock()
+        for folder in self._made:
+            with contextlib.suppress(OSError):  # not empty: another output was written there
+                folder.rmdir()
 
     def _unlock(self) -> None:
         if self._lock is not None:

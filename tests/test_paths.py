@@ -368,6 +368,42 @@ def test_check_output_file_refuses_a_symbolic_link(tmp_path):
     )
 
 
+def test_check_output_file_makes_no_folder_and_the_first_write_makes_it(tmp_path):
+    out = tmp_path / "new" / "deeper" / "o.ckpt"
+    assert check_output_file("--out", out) == out
+    assert list(tmp_path.iterdir()) == []  # a command refused after its checks leaves nothing
+    with pytest.raises(UsageError, match=r"cannot write in /proc \(No such file or directory\)"):
+        check_output_file("--out", "/proc/x.ckpt")  # an existing folder is written in, still
+    assert write_atomically(out, "x") == out
+    assert out.read_text() == "x"
+
+
+@pytest.mark.parametrize("how", ["write_atomically", "atomic_output", "AtomicOutput"])
+def test_a_failed_write_removes_the_folders_it_made_and_keeps_the_rest(tmp_path, monkeypatch, how):
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    (tmp_path / "kept").mkdir()
+    out = tmp_path / "kept" / "new" / "deeper" / "o.json"
+    with pytest.raises(OutputWriteError):
+        if how == "write_atomically":
+            monkeypatch.setattr("octvideo.paths.os.replace", full)  # the rename fails
+            write_atomically(out, "x")
+        elif how == "atomic_output":
+            with atomic_output(out):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        else:
+            with AtomicOutput(out) as output:
+                output.write("x")
+                raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+
+
+def test_a_folder_that_takes_no_files_is_one_line_naming_the_output():
+    with pytest.raises(OutputWriteError, match=r"^cannot write /proc/o.json \(No such file or "):
+        write_atomically("/proc/o.json", "x")
+
+
 def test_a_dangling_symbolic_link_is_refused_too(tmp_path):
     link = tmp_path / "out.onnx"
     link.symlink_to(tmp_path / "nowhere.onnx")

@@ -191,7 +191,7 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
                 f"--render {args.render} names a video file, but the inputs are {len(inputs)} "
                 "videos: give a folder, which gets one <name>.pred.mp4 each"
             )
-        check_folder("--render", args.render)  # several inputs: a folder of videos
+        check_folder("--render", args.render, create=False)  # several inputs: a folder of videos
         for path in paths:
             check_output_file("--render", path, reads, folder=False)
     return paths

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from octvideo.errors import CheckpointError, OutputWriteError, UsageError
+from octvideo.errors import CheckpointError, UsageError
 from octvideo.models.weights import (
     convert_pytorchvideo,
     load_state_dict_checked,
@@ -59,11 +59,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             the previous file is intact and no temporary file is left.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputWriteError(path, err, existed=False) from err
-    with AtomicOutput(path) as out:
+    with AtomicOutput(path) as out:  # which makes the folder
         buffer = io.BytesIO()
         torch.save(obj, buffer)  # in memory: the file write below fails with a plain OSError
         with buffer.getbuffer() as data:

@@ -552,6 +552,17 @@ def test_a_refused_command_leaves_the_earlier_records(checkpoint, videos, tmp_pa
     assert out.read_text() == '{"type": "video"}\n'
 
 
+@pytest.mark.parametrize("bad", [["--views", "2x2"], ["--ckpt", "bad.ckpt"], ["--window", "0s"]])
+def test_a_refused_command_makes_no_output_folder(checkpoint, videos, tmp_path, capsys, bad):
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    out, render = tmp_path / "new" / "o.jsonl", tmp_path / "renders"
+    inputs = [videos["short"], videos["odd"]]  # two: --render is a folder
+    bad = [str(tmp_path / b) if b == "bad.ckpt" else b for b in bad]
+    assert _predict_ckpt(checkpoint, *inputs, "--out", out, "--render", render, *bad) == 2
+    _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ckpt"]
+
+
 @pytest.mark.parametrize("views", ["2x2", "0x1", "3x0", "101x1"])
 def test_views_the_model_cannot_take_are_one_line_errors(checkpoint, videos, capsys, views):
     assert _predict_ckpt(checkpoint, videos["short"], "--views", views) == 2
@@ -756,7 +767,7 @@ def test_cli_jsonl_one_record_per_window_and_failures_reported(
 
 
 def test_cli_csv_and_exit_zero_when_all_succeed(checkpoint, videos, tmp_path):
-    out = tmp_path / "preds.csv"
+    out = tmp_path / "new" / "preds.csv"  # its folder made by the write
     code = main(
         ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out), "--quiet"]
     )

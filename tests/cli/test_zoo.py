@@ -31,7 +31,7 @@ def c2d_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_import_writes_and_reports_the_checkpoint(c2d_zoo: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "c2d_k400.ckpt"
+    out = tmp_path / "new" / "deeper" / "c2d_k400.ckpt"  # folders made by the write
     argv = ["import", str(c2d_zoo), "--from", "pytorchvideo", "--model", "c2d_r50"]
     assert main([*argv, "--classes", "kinetics400", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -54,13 +54,25 @@ def test_import_writes_and_reports_the_checkpoint(c2d_zoo: Path, tmp_path: Path,
 def test_a_refused_import_prints_one_line(
     c2d_zoo: Path, tmp_path: Path, capsys, args: list[str], message: str
 ) -> None:
-    out = tmp_path / "x.ckpt"
+    out = tmp_path / "new" / "x.ckpt"
     argv = ["import", str(c2d_zoo), "--model", "c2d_r50", *args, "--out", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("octvideo import: error: ")
     assert message in err[0]
-    assert not out.exists()
+    assert not out.parent.exists()  # a refused command makes no folder either
+
+
+def test_an_import_of_a_bad_checkpoint_makes_no_out_folder(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "C2D_8x8_R50.pyth"
+    src.write_bytes(b"not a checkpoint")
+    out = tmp_path / "new" / "o.ckpt"
+    argv = ["import", str(src), "--from", "pytorchvideo", "--model", "c2d_r50", "--out", str(out)]
+    assert main([*argv, "--classes", "kinetics400"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("octvideo import: error: ")
+    assert str(src) in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
 
 
 def _doc_commands() -> list[str]:

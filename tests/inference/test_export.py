@@ -60,7 +60,7 @@ def test_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_export_matches_checkpoint(checkpoint, tmp_path, fmt, capsys):
-    out = tmp_path / f"model.{fmt}"
+    out = tmp_path / "new" / f"model.{fmt}"  # its folder made by the write
     assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     predictor = Predictor.from_checkpoint(checkpoint)
@@ -222,7 +222,8 @@ def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_pat
     path = _tiny_checkpoint(
         tmp_path / "diverged.ckpt", {"res4.0.bn_a.high.running_var": inf, "head.fc.weight": nan}
     )
-    assert main(["export", "--ckpt", str(path), "--format", "onnx"]) == 2
+    out = tmp_path / "new" / "m.onnx"  # a refused export makes no folder either
+    assert main(["export", "--ckpt", str(path), "--format", "onnx", "--out", str(out)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(
         f"octvideo export: error: checkpoint {str(path)!r}: weight "
@@ -239,7 +240,8 @@ def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(tmp_
         tmp_path / "overflowing.ckpt",
         {"stem.conv.conv_hh.weight": 1e25, "res2.0.conv_a.conv_hh.weight": 1e25},
     )
-    assert main(["export", "--ckpt", str(path), "--format", "torchscript"]) == 2
+    out = tmp_path / "new" / "m.pt"
+    assert main(["export", "--ckpt", str(path), "--format", "torchscript", "--out", str(out)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert re.fullmatch(
         r"octvideo export: error: the checkpoint's own model gives \d+ NaN and \d+ infinite "
