@@ -352,7 +352,7 @@ def _from_torchvision(
     alpha: float | None,
     clip: tuple[int, int] | None,
 ) -> _Converted:
-    from octvideo.models.weights import inflate_resnet2d
+    from octvideo.models.weights import check_resnet2d, inflate_resnet2d
 
     raw = _plain_state(checkpoint)
     if "conv1.weight" not in raw or not any(k.startswith("layer1.") for k in raw):
@@ -365,6 +365,10 @@ def _from_torchvision(
             f"--from torchvision: {src} has an ImageNet classifier, not a video one; name the "
             "classes to fine-tune on with --classes kinetics400, FILE or a number"
         )
+    try:  # before the depth: no --model takes a ResNeXt or a wide ResNet
+        check_resnet2d(raw)
+    except ValueError as err:
+        raise UsageError(f"{src} does not inflate into {model}: {first_line(err)}") from err
     depth = _torchvision_depth(raw)
     extra = {"width": int(raw["conv1.weight"].shape[0])}
     extra = {} if extra["width"] == 64 else extra

@@ -306,13 +306,7 @@ def inflate_resnet2d(
             the kind of network a wide ResNet or a ResNeXt is, which octvideo does not build.
     """
     state_dict_2d = with_batch_counts(state_dict_2d)
-    variant = _resnet2d_variant(state_dict_2d)
-    if variant:
-        raise ValueError(
-            f"the 2D network is {variant}, which octvideo does not build (its ResNets' "
-            "bottlenecks are as wide as the stem, without groups): inflate a torchvision "
-            "resnet18, 34, 50, 101 or 152"
-        )
+    check_resnet2d(state_dict_2d)
     kernels = {name: m.kernel_size for name, m in model.named_modules() if isinstance(m, OctConv3d)}
     vanilla: dict[str, Tensor] = {}
     unknown: list[str] = []
@@ -340,6 +334,22 @@ def inflate_resnet2d(
         vanilla.pop("head.fc.bias", None)
         keep.append("head.fc")
     return octavise_state_dict(vanilla, model, keep_own=keep)
+
+
+def check_resnet2d(state_dict_2d: Mapping[str, Tensor]) -> None:
+    """Refuses the torchvision bottleneck networks that are not ResNets, whatever their depth:
+    no octvideo model takes them.
+
+    Raises:
+        ValueError: naming the kind of network a wide ResNet or a ResNeXt is.
+    """
+    variant = _resnet2d_variant(state_dict_2d)
+    if variant:
+        raise ValueError(
+            f"the 2D network is {variant}, which octvideo does not build (its ResNets' "
+            "bottlenecks are as wide as the stem, without groups): inflate a torchvision "
+            "resnet18, 34, 50, 101 or 152"
+        )
 
 
 def _resnet2d_variant(state_dict_2d: Mapping[str, Tensor]) -> str | None:

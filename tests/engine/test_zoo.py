@@ -676,6 +676,31 @@ def test_torchvision_depth_mismatch_is_refused(tmp_path: Path) -> None:
     assert "--classes" in message
 
 
+@pytest.mark.parametrize(
+    ("arch", "what"),
+    [
+        ("wide_resnet50_2", "a wide ResNet (bottlenecks of 128 channels after a stem of 64)"),
+        ("resnext50_32x4d", "a ResNeXt (32 groups of 4 channels)"),
+    ],
+)
+@pytest.mark.parametrize("model", ["i3d_r50", "i3d_r101", "c2d_r18"])
+def test_a_torchvision_network_no_depth_takes_is_named_whatever_the_depth(
+    tmp_path: Path, arch: str, what: str, model: str
+) -> None:
+    """Not sent to the depth of ``--model`` that fits, which would refuse it too."""
+    import torchvision
+
+    with torch.device("meta"):
+        state = getattr(torchvision.models, arch)(weights=None).state_dict()
+    src = tmp_path / f"{arch}.pth"
+    torch.save(_shapes_only(state), src)
+    message = _refusal(tmp_path, src, source="torchvision", model=model, classes="5")
+    assert message.startswith(
+        f"{src} does not inflate into {model}: the 2D network is {what}, which octvideo does not "
+        "build"
+    )
+
+
 def test_wrong_source_kind_says_which_it_looks_like(i3d_zoo: Path, checkpoint: Path, tmp_path):
     message = _refusal(tmp_path, i3d_zoo, source="octvideo")
     assert message.endswith("use --from pytorchvideo")
