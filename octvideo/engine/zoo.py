@@ -774,52 +774,87 @@ _OTHER_DESIGNS = {
 
 def _other_design(src: Path, raw: Mapping[str, Tensor], models: Sequence[str]) -> str | None:
     """The refusal of a PyTorchVideo file that is one of ``models`` (the one it differs from in
-    the fewest convolutions, the first of a tie) but for the temporal kernels of some
-    convolutions: an intact file of a zoo design octvideo does not build, named where
-    ``_OTHER_DESIGNS`` knows it; else None."""
-    offs = {model: _temporal_kernels_off(raw, model) for model in dict.fromkeys(models)}
-    offs = {model: off for model, off in offs.items() if off}
-    if not offs:
+    the fewest weights, the first of a tie) but for what a design explains (``_design_off``): an
+    intact file of a zoo design octvideo does not build, named where ``_OTHER_DESIGNS`` knows it,
+    else by what differs; None where no model explains it so (a damaged file)."""
+    offs = {model: _design_off(raw, model) for model in dict.fromkeys(models)}
+    found = {model: off for model, off in offs.items() if off}
+    if not found:
         return None
-    model = min(offs, key=lambda name: len(offs[name]))
-    off = offs[model]
-    design = _OTHER_DESIGNS.get((model, frozenset(off)))
-    key, (theirs, ours) = next(iter(off.items()))
+    model = min(found, key=lambda name: sum(map(len, found[name].values())))
+    off = found[model]
+    temporal = off.get("temporal", {})
+    design = _OTHER_DESIGNS.get((model, frozenset(temporal))) if len(off) == 1 else None
     by_tensor = {id(v): k for k, v in raw.items()}  # the converter renames, it does not copy
-    named = by_tensor.get(id((_pytorchvideo_vanilla(raw, model) or {}).get(key)), key)
+    vanilla = _pytorchvideo_vanilla(raw, model) or {}
+    clauses = []
+    for kind, found_off in off.items():
+        key, (theirs, ours) = next(iter(found_off.items()))
+        named = by_tensor.get(id(vanilla.get(key)), key)
+        many = f"{len(found_off)} convolution{'s' if len(found_off) > 1 else ''}"
+        if kind == "temporal":
+            clauses.append(
+                f"its temporal kernels differ from {model}'s in {many} ({named}: {theirs}, "
+                f"{ours} in {model})"
+            )
+        elif kind == "groups":
+            clauses.append(
+                f"it has grouped convolutions where {model} has none, in {many} ({named}: "
+                f"{theirs} groups of {ours} channel{'s' if ours > 1 else ''})"
+            )
+        else:
+            clauses.append(
+                f"it has no classifier where {model} has one (a backbone alone, or a detection "
+                "network, whose head octvideo does not read)"
+            )
     what = f"PyTorchVideo's {design}" if design else f"a PyTorchVideo {model} of another design"
     return (
-        f"{src} holds {what}, which octvideo does not build: its temporal kernels differ from "
-        f"{model}'s in {len(off)} convolution{'s' if len(off) > 1 else ''} ({named}: {theirs}, "
-        f"{ours} in {model}); the file is intact: import a zoo model that docs/zoo.md lists"
+        f"{src} holds {what}, which octvideo does not build: {'; '.join(clauses)}; the file is "
+        "intact: import a zoo model that docs/zoo.md lists"
     )
 
 
-def _temporal_kernels_off(raw: Mapping[str, Tensor], model: str) -> dict[str, tuple[int, int]]:
-    """{octvideo key: (the file's temporal kernel, ``model``'s)} where a PyTorchVideo state dict
-    has every key of ``model``'s alpha-0 network and differs from it only in convolutions'
-    temporal kernels; empty otherwise."""
+def _design_off(
+    raw: Mapping[str, Tensor], model: str
+) -> dict[str, dict[str, tuple[int, int]]] | None:
+    """How a PyTorchVideo state dict differs from ``model``'s alpha-0 network where another
+    design explains every difference, by kind, each {octvideo key: (the file's, ``model``'s)}:
+    ``"temporal"`` kernels (the file's, ``model``'s), ``"groups"`` (groups, channels in each),
+    and ``"classifier"`` (a file without one; (0, rows)). None where anything else differs:
+    another weight missing or left over, a norm's size, a convolution's output channels or
+    spatial kernel, a tensor's rank (what a damaged file shows), or nothing differs."""
     vanilla = _pytorchvideo_vanilla(raw, model)
     if not vanilla:
-        return {}
+        return None
     try:
         with torch.device("meta"):
             own = _build(_alpha0_section(model, vanilla)).state_dict()
     except (ValueError, TypeError, UsageError):
-        return {}
-    if own.keys() != vanilla.keys():
-        return {}
-    off = {}
+        return None
+    off: dict[str, dict[str, tuple[int, int]]] = {}
+    missing = own.keys() - vanilla.keys()
+    if vanilla.keys() - own.keys() or missing - {"head.fc.weight", "head.fc.bias"}:
+        return None
+    if missing:  # the whole classifier, or a weight lost from it
+        if "head.fc.weight" not in missing:
+            return None
+        off["classifier"] = {"head.fc.weight": (0, int(own["head.fc.weight"].shape[0]))}
     for key, value in vanilla.items():
         mine = own[key].shape
         if value.shape == mine:
             continue
-        if value.ndim != 5 or len(mine) != 5 or value.shape[:2] != mine[:2]:
-            return {}
+        if value.ndim != 5 or len(mine) != 5 or value.shape[0] != mine[0]:
+            return None
         if value.shape[3:] != mine[3:]:
-            return {}
-        off[key] = (int(value.shape[2]), int(mine[2]))
-    return off
+            return None
+        each = int(value.shape[1])
+        if each != mine[1]:  # a grouped convolution reads ``each`` of the input channels
+            if not 0 < each < mine[1] or mine[1] % each or mine[0] % (mine[1] // each):
+                return None
+            off.setdefault("groups", {})[key] = (mine[1] // each, each)
+        if value.shape[2] != mine[2]:
+            off.setdefault("temporal", {})[key] = (int(value.shape[2]), int(mine[2]))
+    return off or None
 
 
 def _in_file(

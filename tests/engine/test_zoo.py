@@ -865,6 +865,59 @@ def test_a_zoo_file_of_other_temporal_kernels_is_named_not_called_damaged(zoo, t
     )
 
 
+def test_zoo_designs_of_grouped_convolutions_or_no_classifier_are_not_called_damaged(
+    tmp_path: Path,
+):
+    """CSN_32x2_R101 (depthwise conv_b, other temporal kernels) and the AVA zoo's Slow R50
+    detector (no classifier) are intact files of designs octvideo does not build."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models import hub
+
+    with torch.device("meta"):
+        csn = hub.csn_r101().state_dict()
+        detector = hub.slow_r50_detection().state_dict()
+    csn_file, detector_file = tmp_path / "CSN_32x2_R101.pyth", tmp_path / "SLOW_8x8_R50_DET.pyth"
+    torch.save({"model_state": _shapes_only(csn)}, csn_file)
+    torch.save({"model_state": _shapes_only(detector)}, detector_file)
+    assert _refusal(tmp_path, csn_file, model="i3d_r101") == (
+        f"{csn_file} holds a PyTorchVideo c2d_r101 of another design, which octvideo does not "
+        "build: its temporal kernels differ from c2d_r101's in 34 convolutions "
+        "(blocks.0.conv.weight: 3, 1 in c2d_r101); it has grouped convolutions where c2d_r101 "
+        "has none, in 33 convolutions (blocks.1.res_blocks.0.branch2.conv_b.weight: 64 groups "
+        "of 1 channel); the file is intact: import a zoo model that docs/zoo.md lists"
+    )
+    assert _refusal(tmp_path, detector_file, model="slow_r50") == (
+        f"{detector_file} holds a PyTorchVideo slow_r50 of another design, which octvideo does "
+        "not build: it has no classifier where slow_r50 has one (a backbone alone, or a "
+        "detection network, whose head octvideo does not read); the file is intact: import a "
+        "zoo model that docs/zoo.md lists"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (  # out channels: no design has a conv of other outputs beside norms of the old ones
+            lambda w: w[:-1],
+            "shape differs blocks.1.res_blocks.0.branch2.conv_b.weight",
+        ),
+        (lambda w: w[:, :3], "shape differs blocks.1.res_blocks.0.branch2.conv_b.weight"),
+        (lambda w: w[..., :2], "shape differs blocks.1.res_blocks.0.branch2.conv_b.weight"),
+    ],
+)
+def test_zoo_shapes_no_design_explains_are_called_damaged(zoo, tmp_path: Path, edit, expected):
+    net, _ = zoo("slow_r50")
+    state = dict(net.state_dict())
+    key = "blocks.1.res_blocks.0.branch2.conv_b.weight"  # (8, 8, 1, 3, 3) at width 8
+    state[key] = edit(state[key])
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": state}, src)
+    message = _refusal(tmp_path, src, model="slow_r50")
+    assert message.startswith(f"{src} has the layout of PyTorchVideo's slow_r50 but not all its")
+    assert expected in message and message.endswith("download it again")
+
+
 def test_missing_source_file_is_one_line(tmp_path: Path) -> None:
     assert "does not exist" in _refusal(tmp_path, tmp_path / "SLOW_8x8_R50.pyth")
 
