@@ -38,7 +38,7 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
     """
     model = _create(cfg)  # build_network counts the parameters on the meta device first
     if pretrained and cfg.pretrained:
-        load_pretrained(model, cfg.pretrained, cfg.pretrained_kind)
+        load_pretrained(model, cfg.pretrained, cfg.pretrained_kind, name=cfg.name)
     return model
 
 
@@ -204,7 +204,7 @@ def _create(cfg: ModelConfig) -> nn.Module:
         raise ConfigError(f"model.name={cfg.name!r}: {err}") from err
 
 
-def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
+def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None = None) -> None:
     """Initialise ``model`` from a checkpoint; a classifier of another shape is left fresh.
 
     Args:
@@ -214,6 +214,9 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
             architecture, or of its alpha-0 twin, sliced into the octave blocks),
             ``"pytorchvideo"`` (a PyTorchVideo ResNet checkpoint) or ``"imagenet2d"`` (a
             torchvision 2D ResNet, inflated to 3D).
+        name: the model's registered name (``model.name``): a PyTorchVideo SlowFast file's
+            lateral kernel is checked against it as ``octvideo import`` reads it (the zoo recipe
+            the kernel shows, ``pretrained_recipe_problem``).
 
     Raises:
         ConfigError: the file is missing or refused (``load_checkpoint``: weights holding a NaN
@@ -245,6 +248,16 @@ def load_pretrained(model: nn.Module, path: str, kind: str) -> None:
                 state = octavise_state_dict(state, model)
                 logger.info("pretrained %s: alpha-0 weights sliced into the octave blocks", path)
         else:
+            if kind == "pytorchvideo" and name:
+                from octvideo.engine.zoo import pretrained_recipe_problem
+
+                raw = model_state_dict(checkpoint)
+                problem = pretrained_recipe_problem(path, name, raw, model)
+                if problem:
+                    raise ConfigError(
+                        f"model.pretrained={path!r} ({kind}) does not fit "
+                        f"{type(model).__name__}: {problem}"
+                    )
             state = _converted_state(model, checkpoint, kind)
     except (ValueError, KeyError) as err:  # the converters name the layer or keys
         reason = one_line(err)

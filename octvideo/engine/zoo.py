@@ -973,6 +973,46 @@ def _lateral_kernel(vanilla: Mapping[str, Tensor]) -> int | None:
     return int(fuse.shape[2]) if fuse is not None and fuse.ndim == 5 else None
 
 
+def pretrained_recipe_problem(
+    path: str, name: str, raw: Mapping[str, Tensor], model: nn.Module
+) -> str | None:
+    """What import would name about a PyTorchVideo SlowFast file ``path`` (its state dict
+    ``raw``) that ``train model.pretrained=`` loads into ``model``, the network ``name`` builds:
+    a lateral kernel other than the model's (returned, naming the settings that fit, for a
+    one-line refusal); a speed ratio other than the weights' zoo recipe's (a warning, as import's
+    ``--clip`` of the other recipe gives). None where there is nothing to name."""
+    vanilla = _pytorchvideo_vanilla(raw, name) if name.startswith("slowfast") else None
+    kernel = _lateral_kernel(vanilla or {})
+    if kernel is None:
+        return None
+    known = _SLOWFAST_RECIPES.get((name, kernel))
+    (t, tau), recipe = known if known else ((0, 0), "")
+    alpha = tau // FAST_STRIDE  # the recipe's speed ratio (0: no recipe known)
+    if kernel != _lateral_kernel(model.state_dict()):
+        fit = f"model.extra.fusion_kernel={kernel}"
+        if not known:
+            return f"its weights' lateral kernel is {kernel} frames: set {fit}"
+        return (
+            f"its weights' lateral kernel of {kernel} frames is the zoo's {recipe}'s: set {fit} "
+            f"model.extra.slowfast_alpha={alpha} with its clip, data.num_frames={t * alpha} "
+            f"data.sampling_rate={FAST_STRIDE} data.slowfast_alpha={alpha}, or import it "
+            "('octvideo import', docs/zoo.md), whose run config sets them"
+        )
+    speed = getattr(model, "slowfast_alpha", None)
+    if known and speed is not None and speed != alpha:
+        logger.warning(
+            "model.extra.slowfast_alpha=%d: the lateral kernel of %s, %d frames, is the zoo's "
+            "%s's, trained at slowfast_alpha %d; training at %d as asked",
+            speed,
+            path,
+            kernel,
+            recipe,
+            alpha,
+            speed,
+        )
+    return None
+
+
 def _weights_clip(
     model: str, vanilla: Mapping[str, Tensor], clip: tuple[int, int] | None, src: Path
 ) -> tuple[int, int, str]:

@@ -787,6 +787,52 @@ def test_train_starts_from_every_pytorchvideo_file_that_import_reads(
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
+@pytest.mark.parametrize(
+    ("extra", "refused", "warned"),
+    [
+        ({}, True, False),  # the default section: the 8x8 recipe's lateral kernel of 7
+        ({"fusion_kernel": 5}, False, True),  # 4x16's kernel at 8x8's speed ratio 4
+        ({"fusion_kernel": 5, "slowfast_alpha": 8}, False, False),  # the 4x16 recipe
+    ],
+)
+def test_train_names_the_zoo_recipe_of_a_slowfast_file_as_import_does(
+    slowfast_4x16: Path, extra, refused: bool, warned: bool, caplog
+) -> None:
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+    from octvideo.errors import ConfigError
+
+    section = ModelConfig(
+        name="slowfast_r50",
+        extra=extra,
+        pretrained=str(slowfast_4x16),
+        pretrained_kind="pytorchvideo",
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.zoo"):
+        if refused:
+            with pytest.raises(ConfigError) as err:
+                build_model(section)
+        else:
+            build_model(section)
+    if refused:
+        assert str(err.value) == (
+            f"model.pretrained={str(slowfast_4x16)!r} (pytorchvideo) does not fit SlowFast: its "
+            "weights' lateral kernel of 5 frames is the zoo's SlowFast R50 4x16's: set "
+            "model.extra.fusion_kernel=5 model.extra.slowfast_alpha=8 with its clip, "
+            "data.num_frames=32 data.sampling_rate=2 data.slowfast_alpha=8, or import it "
+            "('octvideo import', docs/zoo.md), whose run config sets them"
+        )
+    got = [r.getMessage() for r in caplog.records if r.name == "octvideo.engine.zoo"]
+    assert got == (
+        [
+            f"model.extra.slowfast_alpha=4: the lateral kernel of {slowfast_4x16}, 5 frames, is "
+            "the zoo's SlowFast R50 4x16's, trained at slowfast_alpha 8; training at 4 as asked"
+        ]
+        if warned
+        else []
+    )
+
+
 def test_torchvision_weights_without_batch_counts_inflate(tmp_path: Path) -> None:
     import torchvision
 
