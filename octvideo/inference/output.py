@@ -136,7 +136,10 @@ class RecordWriter:
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             if self._csv is None:
-                self._guard(self._file.write, json.dumps(row, ensure_ascii=False) + "\n")
+                # strict JSON: a result's scores are finite (``VideoResult.set_scores``), and a
+                # NaN that slipped through is an error here, never a bare NaN token in the file
+                line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+                self._guard(self._file.write, line + "\n")
             else:
                 flat = dict(row)
                 for i, top in enumerate(row["top"], start=1):

@@ -610,7 +610,8 @@ def _finish(pending: _Pending) -> VideoResult:
     if header is not None:  # read to its end, or to the first frame that cannot be decoded
         probs = torch.cat(pending.rows) if pending.rows else torch.empty(0)
         # (clips, crops, K) -> the crops' mean, as Predictor.predict averages them
-        result.set_scores(header, probs.reshape(header.clips, header.crops, -1).mean(1))
+        probs = probs.reshape(header.clips, header.crops, -1).mean(1)
+        result.set_scores(header, probs, result.error)  # NaN scores fail it
     if result.error is not None:  # the caller reports it, with the result
         logger.debug("%s: %s", result.path, result.error)
     result.seconds = pending.read_seconds + pending.model_seconds

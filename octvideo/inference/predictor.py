@@ -196,15 +196,39 @@ class VideoResult:
     def ok(self) -> bool:
         return self.error is None
 
-    def set_scores(self, header: InputHeader, probs: Tensor) -> None:
-        """Fills in the input's numbers from ``header`` and its scores from ``probs`` (clips, K;
-        crops averaged): a window's are its clip's, the video's are the mean of all clips."""
+    def set_scores(self, header: InputHeader, probs: Tensor, error: str | None = None) -> None:
+        """Fills in the input's numbers from ``header``, its scores from ``probs`` (clips, K;
+        crops averaged: a window's are its clip's, the video's are the mean of all clips) and
+        its ``error`` (None: it was read whole). Probabilities that are not all finite are no
+        prediction: the input gets none, and fails with ``non_finite_scores``'s reason."""
         self.num_frames, self.fps, self.duration = header.num_frames, header.fps, header.duration
+        bad = non_finite_scores(probs)
+        self.error = bad or error
+        if bad:
+            return
         if header.times:
             self.windows = [
                 Prediction(p, s, e) for p, (s, e) in zip(probs, header.times, strict=True)
             ]
         self.video = Prediction(probs.mean(0), 0.0, self.duration)
+
+
+def non_finite_scores(probs: Tensor) -> str | None:
+    """Why probabilities ``probs`` (clips, K) are no prediction: the clips whose logits hold a
+    NaN or an infinity (softmax turns them into NaN); None when every probability is finite.
+
+    The clips are finite (decoded uint8 frames, normalised), so the model is at fault: its
+    weights are finite (checkpoints with others are refused as they are read) but so large that
+    its activations overflow float32.
+    """
+    bad = int((~torch.isfinite(probs)).any(dim=-1).sum())
+    if not bad:
+        return None
+    return (
+        f"NonFiniteLogits: the model gives NaN or infinite logits for {bad} of its "
+        f"{len(probs)} clips (weights so large that its activations overflow float32: a "
+        "diverged run?); the checkpoint is broken: use an earlier checkpoint of the run"
+    )
 
 
 def parse_seconds(text: str | float | None) -> float | None:
@@ -764,9 +788,8 @@ class Predictor:
             probs = self._run(opened, on_batch)  # (clips, K)
         except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
             result.error = f"{type(err).__name__}: {err}"
-        else:
-            result.set_scores(opened.header(), probs)
-            result.error = opened.cut  # the clips before a frame that cannot be decoded count
+        else:  # the clips before a frame that cannot be decoded count
+            result.set_scores(opened.header(), probs, opened.cut)
         result.seconds = time.perf_counter() - start_time
         if result.error is not None:
             logger.warning("%s: %s", name, result.error)

@@ -1,5 +1,6 @@
 """Helpers of the inference tests: encoding test videos with PyAV (moving squares, audio, variable
-frame rates, a first frame at a time other than 0, an index-first MP4)."""
+frame rates, a first frame at a time other than 0, an index-first MP4), and a checkpoint whose
+model overflows."""
 
 from __future__ import annotations
 
@@ -78,3 +79,16 @@ def faststart(path: Path, n: int = 60) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+def overflowing_checkpoint(checkpoint: Path, out: Path) -> Path:
+    """``checkpoint`` with its stem's weights times 1e37: all finite, so it loads, but its
+    activations overflow float32 and every logit is NaN (a diverged run's checkpoint)."""
+    import torch
+
+    from octvideo.engine.checkpoint import atomic_save
+
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["state_dict"]["model.stem.conv.conv_hh.weight"].mul_(1e37)
+    atomic_save(saved, out)
+    return out

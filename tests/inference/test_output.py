@@ -11,6 +11,7 @@ import pytest
 from octvideo.cli import main
 from octvideo.errors import OutputWriteError
 from octvideo.inference.output import RecordWriter
+from tests.inference.media_helpers import overflowing_checkpoint
 from tests.small_disk import fill, small_disk
 
 
@@ -44,6 +45,35 @@ def test_predict_out_on_a_real_full_disk_is_one_line(request, checkpoint, videos
     )
     assert out.read_text() == "earlier records\n"
     assert sorted(os.listdir(disk)) == ["ballast", "preds.jsonl"]  # no temporary file
+
+
+def _strict(text: str) -> list[dict]:
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} in the records")
+
+    return [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
+
+
+def test_predict_fails_an_input_whose_logits_are_nan_in_strict_json(
+    checkpoint, videos, tmp_path, capsys
+):
+    # it printed "nan%", called the input ok, exited 0 and wrote a bare NaN token
+    huge = overflowing_checkpoint(checkpoint, tmp_path / "huge.ckpt")
+    out = tmp_path / "preds.jsonl"
+    assert main(["predict", "--ckpt", str(huge), str(videos["short"]), "--out", str(out)]) == 1
+    (record,) = _strict(out.read_text())
+    assert record["ok"] is False and record["top"] == []
+    assert record["error"].startswith("NonFiniteLogits: the model gives NaN or infinite logits")
+    shown = capsys.readouterr().out
+    assert "nan%" not in shown and "FAILED  NonFiniteLogits: " in shown
+
+
+def test_a_nan_in_a_record_is_refused_not_written(tmp_path):
+    out = tmp_path / "preds.jsonl"
+    nan_refused = pytest.raises(ValueError, match="Out of range float values are not JSON")
+    with nan_refused, RecordWriter(out, 1) as writer:
+        writer.write([{"type": "video", "top": [{"label": "a", "prob": float("nan")}]}])
+    assert not out.exists()
 
 
 def _row(i: int) -> dict:

@@ -28,7 +28,7 @@ from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
 from tests.deadline import run_with_deadline
 from tests.inference import pipeline_faults as faults
-from tests.inference.media_helpers import faststart
+from tests.inference.media_helpers import faststart, overflowing_checkpoint
 from tests.scripts import run_script
 
 NAMES = ["short", "long", "corrupt", "odd", "audio", "vfr"]
@@ -52,6 +52,16 @@ def _same(a, b) -> None:
         assert torch.equal(a.video.probs, b.video.probs)
     assert [(w.start, w.end) for w in a.windows] == [(w.start, w.end) for w in b.windows]
     assert all(torch.equal(x.probs, y.probs) for x, y in zip(a.windows, b.windows, strict=True))
+
+
+def test_inputs_whose_logits_are_nan_fail_alone_as_predict_fails_them(checkpoint, videos, tmp_path):
+    huge = Predictor.from_checkpoint(overflowing_checkpoint(checkpoint, tmp_path / "huge.ckpt"))
+    paths = [videos["short"], videos["long"]]
+    results = list(predict_many(huge, paths, window="1s", workers=0))
+    for result, path in zip(results, paths, strict=True):
+        assert result.video is None and result.windows == []
+        assert result.error.startswith("NonFiniteLogits: the model gives NaN or infinite logits")
+        _same(result, huge.predict(path, window="1s"))
 
 
 @pytest.mark.parametrize(

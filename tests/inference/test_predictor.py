@@ -31,7 +31,7 @@ from octvideo.inference.predictor import (
     window_seconds,
 )
 from tests.conftest import META
-from tests.inference.media_helpers import encode_timed, faststart
+from tests.inference.media_helpers import encode_timed, faststart, overflowing_checkpoint
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 
@@ -490,6 +490,22 @@ def test_missing_and_directory_inputs_fail_cleanly(predictor, videos, tmp_path):
     folder.mkdir()
     result = predictor.predict(folder)
     assert not result.ok and "directory" in result.error
+
+
+def test_an_input_whose_logits_are_nan_fails_with_no_scores(checkpoint, videos, tmp_path):
+    # every probability was NaN, yet the input was "ok" and its records held a bare NaN
+    huge = Predictor.from_checkpoint(overflowing_checkpoint(checkpoint, tmp_path / "huge.ckpt"))
+    for result, clips in (
+        (huge.predict(videos["odd"]), 1),
+        (huge.predict(videos["long"], window="1s"), 10),
+    ):
+        assert not result.ok and result.video is None and result.windows == []
+        assert result.error == (
+            f"NonFiniteLogits: the model gives NaN or infinite logits for {clips} of its {clips} "
+            "clips (weights so large that its activations overflow float32: a diverged run?); "
+            "the checkpoint is broken: use an earlier checkpoint of the run"
+        )
+        assert result.num_frames > 0  # the input was read: only its scores are refused
 
 
 def test_render_writes_a_playable_video(predictor, videos, tmp_path):
