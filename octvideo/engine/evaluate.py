@@ -5,11 +5,13 @@ x ``num_crops`` spatial crops (10 x 3 in the Non-local and Octave papers), the s
 all views are averaged, and top-1 / top-5 are taken on the average. Clip-level accuracy (each view
 on its own) and mean class accuracy (the mean over classes of per-class video accuracy) are
 reported beside it. A video whose decoding failed is never substituted: it is left out of every
-metric and listed. Everything but the report writing is a pure function of tensors, testable on
-fixed logits. ``write_report`` writes each file whole or not at all (``octvideo.paths``): a full
-disk is one line naming the file, and a symbolic link among them is refused
-(``check_report_files`` refuses it before the evaluation). ``summary.json`` is written last and
-``remove_report`` removes it first, so that a folder with a summary holds one whole report.
+metric and listed; NaN or infinite logits of a view that decoded (a model whose activations
+overflow) stop the evaluation instead, with no metric (``check_finite``). Everything but the
+report writing is a pure function of tensors, testable on fixed logits. ``write_report`` writes
+each file whole or not at all (``octvideo.paths``): a full disk is one line naming the file, and
+a symbolic link among them is refused (``check_report_files`` refuses it before the evaluation).
+``summary.json`` is written last and ``remove_report`` removes it first, so that a folder with a
+summary holds one whole report.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from octvideo.errors import CheckpointError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically
 
 # the files of a test report in its folder; the summary first (``remove_report``)
@@ -104,11 +107,16 @@ class VideoScores:
 
 
 def aggregate_views(views: ViewOutputs) -> VideoScores:
-    """Average the softmax of every view of a video; drop videos with any failed view."""
+    """Average the softmax of every view of a video; drop videos with any failed view.
+
+    Raises:
+        CheckpointError: a view that decoded has a NaN or infinite logit (``check_finite``).
+    """
     failed = sorted({int(v) for v in views.video_index[~views.ok]} | set(views.errors))
     keep = views.ok.clone()
     if failed:
         keep &= ~torch.isin(views.video_index, torch.tensor(failed, dtype=torch.long))
+    check_finite(views, keep)
     video_index = views.video_index[keep]
     probs = torch.softmax(views.logits[keep].double(), dim=1)  # (N', K)
     videos, inverse = torch.unique(video_index, sorted=True, return_inverse=True)
@@ -124,6 +132,27 @@ def aggregate_views(views: ViewOutputs) -> VideoScores:
         probs=sums / counts.unsqueeze(1),
         num_views=counts,
         failed=failed,
+    )
+
+
+def check_finite(views: ViewOutputs, keep: Tensor) -> None:
+    """Refuses NaN or infinite logits among the views ``keep`` marks: the clips are finite
+    (normalised uint8 frames), so the model is broken, and an accuracy over its argmax (class 0
+    for a NaN row) would be a number about nothing. Leaving those videos out as failed would
+    instead report the model's accuracy on the videos it happens not to overflow on.
+
+    Raises:
+        CheckpointError: one line with how many views and videos, and the first video.
+    """
+    bad = keep & ~torch.isfinite(views.logits).all(dim=1)
+    if not bad.any():
+        return
+    videos = torch.unique(views.video_index[bad])
+    raise CheckpointError(
+        f"the model gives NaN or infinite logits for {int(bad.sum())} of {int(keep.sum())} "
+        f"test views ({len(videos)} videos, the first video {int(videos[0])} of the list): its "
+        "weights are so large that its activations overflow (a diverged run?); the checkpoint "
+        "is broken and no accuracy is reported: use an earlier checkpoint of the run"
     )
 
 
@@ -204,6 +233,7 @@ def write_report(
 
     Raises:
         UsageError: a report file is a symbolic link or a folder.
+        CheckpointError: NaN or infinite logits (``check_finite``), before any file is written.
         OutputWriteError: a file cannot be written (full disk); it is left as it was, and the
             files before it are written.
     """

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -23,6 +24,8 @@ from octvideo.engine.evaluate import (
     write_report,
 )
 from octvideo.engine.run import run_test
+from octvideo.errors import CheckpointError
+from tests.inference.media_helpers import overflowing_checkpoint
 
 
 def _views(rows: list[tuple[int, int, int, list[float]]], ok: list[bool] | None = None):
@@ -96,6 +99,33 @@ def test_failed_video_is_excluded_not_substituted():
     assert m["clip_top1"] == pytest.approx(3 / 4)
     # Class 2 has no evaluated video: it is left out of the mean, not counted as 0.
     assert m["mean_class_accuracy"] == 1.0
+
+
+def test_nan_or_infinite_logits_stop_the_evaluation_with_no_metric(tmp_path):
+    # an accuracy was reported over the argmax of NaN rows (class 0), "0 failed"
+    rows = [*FIXED[:4], (2, 0, 2, [math.nan, 0.0, 0.0]), (2, 1, 2, [math.inf, 0.0, 0.0])]
+    message = (
+        "the model gives NaN or infinite logits for 2 of 6 test views (1 videos, the first "
+        "video 2 of the list): its weights are so large that its activations overflow (a "
+        "diverged run?); the checkpoint is broken and no accuracy is reported: use an earlier "
+        "checkpoint of the run"
+    )
+    for evaluation in (aggregate_views, summarize):
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            evaluation(_views(rows))
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        write_report(tmp_path, _views(rows), classes="abc", paths="012", protocol={})
+    assert list(tmp_path.iterdir()) == []  # refused before any file is written
+    # the logits of a view that failed to decode are ignored, NaN or not
+    assert aggregate_views(_views(rows, [True] * 4 + [False] * 2)).failed == [2]
+
+
+def test_a_test_of_a_model_whose_logits_are_nan_writes_no_report(media, checkpoint, tmp_path):
+    huge = overflowing_checkpoint(checkpoint, tmp_path / "huge.ckpt")
+    # the video that cannot be opened is left out; some views of the other two overflow
+    with pytest.raises(CheckpointError, match=r"NaN or infinite logits for \d+ of 18 test views"):
+        _test_tiny(huge, media, tmp_path)
+    assert not (tmp_path / "run" / "test" / "summary.json").exists()
 
 
 def test_per_class_and_confusion():
@@ -284,9 +314,9 @@ def test_test_refuses_a_linked_report_file_before_the_evaluation(monkeypatch, tm
     assert not evaluated and target.read_text() == "keep"
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_failed_videos_txt_names_the_error_once(media, checkpoint, tmp_path, workers):
-    # the shared tiny checkpoint (tests/conftest.py): c2d_r18 of width 8, 3 classes, 4 x 32 x 32
+def _test_tiny(checkpoint, media, tmp_path, workers: int = 0):
+    """``run_test`` of ``checkpoint``, the shared tiny one (tests/conftest.py: c2d_r18 of width
+    8, 3 classes, 4 x 32 x 32) or one like it, on three videos, one that cannot be opened."""
     (tmp_path / "classes.txt").write_text("left\nright\nstill\n")
     val = tmp_path / "val.txt"
     val.write_text(f"{media['h264.mp4']} 0\n{media['zero.mp4']} 1\n{media['odd.mkv']} 2\n")
@@ -311,12 +341,17 @@ def test_failed_videos_txt_names_the_error_once(media, checkpoint, tmp_path, wor
         "test.count_flops": False,
         "test.confusion_matrix": False,
     }
-    result = run_test(
+    return run_test(
         None,
         [f"{k}={v}" for k, v in overrides.items()],
         ckpt=checkpoint,
         out=str(tmp_path / "run"),
     )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_failed_videos_txt_names_the_error_once(media, checkpoint, tmp_path, workers):
+    result = _test_tiny(checkpoint, media, tmp_path, workers)
     assert result.metrics["num_failed"] == 1 and result.metrics["num_videos"] == 2
     (line,) = result.files["failed"].read_text().splitlines()
     path, message = line.split("\t")
