@@ -96,7 +96,7 @@ def write_bad_videos(
     """
     objects = [{"path": name, "error": error} for name, error in rows]
     objects += [partial] if partial else []
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in objects)
+    text = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in objects)
     # a name's undecodable bytes (lone surrogates) are the one thing UTF-8 cannot hold: written as
     # the JSON escape \udcff they read back as the same str
     write_atomically(path, text.encode("utf-8", errors="backslashreplace"))

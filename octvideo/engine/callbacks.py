@@ -191,7 +191,7 @@ class ReplicaCheck(L.Callback):
                 "param_sha256": digests,
             }
             # atomic, and refused at a symbolic link (it would overwrite the file it points to)
-            write_atomically(self.out_json, json.dumps(record, indent=2) + "\n")
+            write_atomically(self.out_json, json.dumps(record, indent=2, allow_nan=False) + "\n")
         if len(set(digests)) != 1:
             raise RuntimeError(f"DDP replicas disagree after training: {digests}")
         if len(digests) > 1:

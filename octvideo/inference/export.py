@@ -130,7 +130,7 @@ def export(
     with AtomicOutput(path, "--out") as out:
         diff = _export_to(model, protocol, predictor.device, fmt, out, tol)
     notes = preprocessing(protocol, predictor.classes, _names(protocol))
-    write_atomically(sidecar, json.dumps(notes, indent=2), "--out")
+    write_atomically(sidecar, json.dumps(notes, indent=2, allow_nan=False), "--out")
     return ExportResult(path, sidecar, diff)
 
 
