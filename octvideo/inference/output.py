@@ -104,7 +104,6 @@ class RecordWriter:
         self.path = check_record_path(path)
         suffix = self.path.suffix.lower()
         self.format = "csv" if suffix == ".csv" else "jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._out: AtomicOutput | None = AtomicOutput(self.path, "--out")
         self.existed = self._out.existed
         self.written = 0
