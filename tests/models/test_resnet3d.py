@@ -239,7 +239,7 @@ def test_the_clip_check_leaves_a_trace_without_it():
     a comparison, and the trace runs other clips as the model does."""
     model = create_model("c2d_r18", num_classes=3, alpha=0.25, width=8).eval()
     with torch.no_grad(), warnings.catch_warnings():
-        # the octave layers' size arithmetic warns (a trace fixes H and W); none of this module's may
+        # the octave layers' size arithmetic warns (a trace fixes H, W); none of this module's may
         warnings.filterwarnings(
             "error", category=torch.jit.TracerWarning, module=r"octvideo\.models\.resnet3d"
         )
