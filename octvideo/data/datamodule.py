@@ -53,7 +53,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
-from octvideo.data.workers import WORKERS_PER_CORE, usable_cores
+from octvideo.data.workers import machine_worker_limit
 from octvideo.errors import AnnotationError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class BoundedDataLoader(DataLoader):
     """
 
     def check_worker_number_rationality(self) -> None:
-        if self.num_workers > WORKERS_PER_CORE * usable_cores():
+        if self.num_workers > machine_worker_limit():
             super().check_worker_number_rationality()
 
 

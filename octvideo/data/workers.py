@@ -86,6 +86,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def machine_worker_limit() -> int:
+    """The most worker processes this machine takes: ``WORKERS_PER_CORE`` per usable core."""
+    return WORKERS_PER_CORE * usable_cores()
+
+
 def check_worker_count(option: str, count: int, *, low: int, cap: int) -> int:
     """``count`` if it lies from ``low`` to this machine's limit: ``WORKERS_PER_CORE`` per usable
     core (``usable_cores``), and at most ``cap``, the command's fixed bound.
@@ -94,7 +99,7 @@ def check_worker_count(option: str, count: int, *, low: int, cap: int) -> int:
         ValueError: one line naming ``option``, the limit and the machine's cores.
     """
     cores = usable_cores()
-    limit = min(cap, WORKERS_PER_CORE * cores)
+    limit = min(cap, machine_worker_limit())
     if low <= count <= limit:
         return count
     unit = "core" if cores == 1 else "cores"
