@@ -38,6 +38,7 @@ from torch import nn
 from octvideo.errors import CheckpointError, UsageError
 from octvideo.models.weights import (
     convert_pytorchvideo,
+    first_non_finite,
     load_state_dict_checked,
     non_finite_tensors,
 )
@@ -235,11 +236,10 @@ def check_finite_weights(checkpoint: Mapping[str, Any], path: str | os.PathLike[
     nested = [checkpoint[k] for k in _WEIGHTS_KEYS if isinstance(checkpoint.get(k), Mapping)]
     broken = non_finite_tensors(nested[0] if nested else checkpoint)
     if broken:
-        others = len(broken) - 1
-        more = f" (and {others} more tensor{'s' if others > 1 else ''})" if others else ""
         raise CheckpointError(
-            f"checkpoint {str(path)!r}: {broken[0]}{more}; the checkpoint is broken (a diverged "
-            "run, or a damaged file): use an earlier checkpoint of the run, or get the file again"
+            f"checkpoint {str(path)!r}: {first_non_finite(broken, 'tensor')}; the checkpoint is "
+            "broken (a diverged run, or a damaged file): use an earlier checkpoint of the run, "
+            "or get the file again"
         )
 
 

@@ -48,7 +48,7 @@ from octvideo.engine.optim import (
     step_batch,
 )
 from octvideo.errors import NonFiniteLoss
-from octvideo.models.weights import non_finite_tensors
+from octvideo.models.weights import first_non_finite, non_finite_tensors
 from octvideo.ops import memory_format_for, to_memory_format
 
 logger = logging.getLogger(__name__)
@@ -302,11 +302,7 @@ class VideoClassifier(L.LightningModule):
         broken = non_finite_tensors(grads)
         if not broken:
             return
-        first, *others = broken
-        more = (
-            f" (and {len(others)} more gradient{'s' if len(others) > 1 else ''})" if others else ""
-        )
-        self._nonfinite(f"the gradient of {first}{more}")
+        self._nonfinite(f"the gradient of {first_non_finite(broken, 'gradient')}")
         # skipped: with no gradient SGD leaves every weight and momentum buffer as it was, weight
         # decay included (Lightning still counts the batch in global_step and the LR schedule)
         optimizer.zero_grad(set_to_none=True)

@@ -161,6 +161,15 @@ def non_finite_tensors(state_dict: Mapping[str, object]) -> list[NonFinite]:
     return found
 
 
+def first_non_finite(broken: list[NonFinite], noun: str) -> str:
+    """The first of ``broken`` (``non_finite_tensors``), and how many more ``noun``s hold such
+    values: "weight w holds 1 NaN (and 2 more tensors)"."""
+    first, *others = broken
+    if not others:
+        return str(first)
+    return f"{first} (and {len(others)} more {noun}{'s' if len(others) > 1 else ''})"
+
+
 def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
     """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys."""
     own = model.state_dict()

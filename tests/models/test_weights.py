@@ -243,3 +243,16 @@ def test_non_finite_tensors_names_each_one_with_its_counts() -> None:
         "weight res3.0.conv_b.conv_hh.weight holds 1 NaN",
         "weight head.fc.bias holds 1 NaN and 2 infinite values",
     ]
+
+
+def test_first_non_finite_names_the_first_and_counts_the_rest() -> None:
+    from octvideo.models.weights import NonFinite, first_non_finite
+
+    a, b, c = NonFinite("a", 1, 0), NonFinite("b", 0, 2), NonFinite("c", 1, 1)
+    assert first_non_finite([a], "tensor") == "weight a holds 1 NaN"
+    assert first_non_finite([b, a], "gradient") == (
+        "weight b holds 2 infinite values (and 1 more gradient)"
+    )
+    assert first_non_finite([c, a, b], "tensor") == (
+        "weight c holds 1 NaN and 1 infinite value (and 2 more tensors)"
+    )
