@@ -10,6 +10,10 @@ Lightning ``Trainer``:
            A checkpoint written during an epoch carries each process's count so far
            (``EPOCH_SKIPPED``), so a run resumed from it counts the epoch's bad videos from its
            start, as an uninterrupted run does.
+    resume every checkpoint carries the files already reported (``state_dict``: the first
+           ``MAX_REPORTED``, path -> first error), so a run resumed from it warns only about files
+           it has not reported yet; a checkpoint of an older octvideo carries none, and the resumed
+           run warns about each bad file once more.
     val    WARNING once per file; at epoch end ``data/failed_val_videos`` (distinct videos).
     test   WARNING once per file; the engine's report counts the failed videos (rows ``ok=False``).
 """
@@ -17,6 +21,7 @@ Lightning ``Trainer``:
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Any
 
 import lightning as L
@@ -28,6 +33,13 @@ logger = logging.getLogger(__name__)
 # the checkpoint key of each process's count of training items that stepped over a bad video in
 # the epoch under way (a list, by global rank)
 EPOCH_SKIPPED = "train_epoch_skipped_videos"
+
+# At most this many reported files ride in a checkpoint, each error cut to ERROR_CHARS: under a
+# megabyte with paths of up to 700 characters, however many videos are bad. Past the cap the first
+# ones reported are kept; the others are counted (``not_kept``), and a resumed run may warn about
+# each of them once more.
+MAX_REPORTED = 1000
+ERROR_CHARS = 300
 
 
 class BadVideoTracker:
@@ -75,6 +87,34 @@ class BadVideoCallback(L.Callback):
 
     def __init__(self) -> None:
         self.tracker = BadVideoTracker()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The files reported so far, for a resumed run (empty, and so not saved, if none).
+
+        Under DDP every process has its own tracker, and the checkpoint file holds global rank 0's:
+        every process of a resumed run loads those, so no process warns again about a file that
+        rank 0 reported; a file that only another rank reported before the stop may be warned
+        about once more, by the process that meets it after the resume."""
+        errors = self.tracker.errors
+        if not errors:
+            return {}
+        kept = dict(islice(errors.items(), MAX_REPORTED))  # insertion order: the first reported
+        return {
+            "reported": {path: error[:ERROR_CHARS] for path, error in kept.items()},
+            "not_kept": len(errors) - len(kept),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for path, error in (state_dict.get("reported") or {}).items():
+            self.tracker.errors.setdefault(str(path), str(error))
+        not_kept = int(state_dict.get("not_kept") or 0)
+        if not_kept:
+            logger.info(
+                "%d bad videos reported before the resume were past the %d a checkpoint keeps; "
+                "each may be reported once more",
+                not_kept,
+                MAX_REPORTED,
+            )
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
