@@ -17,9 +17,15 @@ from torch import nn
 from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_meta
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
-from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, state_mismatch
+from octvideo.engine.checkpoint import (
+    check_finite_weights,
+    load_checkpoint,
+    model_state_dict,
+    state_mismatch,
+)
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
+from octvideo.models.weights import first_non_finite, non_finite_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -219,24 +225,16 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
             the kernel shows, ``pretrained_recipe_problem``).
 
     Raises:
-        ConfigError: the file is missing or refused (``load_checkpoint``: weights holding a NaN
-            or an infinity, too), a weight the model has no place for, a missing non-classifier
-            weight, or one besides the classifier's of another shape.
+        ConfigError: the file is missing or refused (``load_checkpoint``), a weight the model
+            has no place for, a missing non-classifier weight, one besides the classifier's of
+            another shape, or a weight loaded into the model holding a NaN or an infinity (a
+            classifier of another shape, which is dropped, may hold them).
     """
     try:
-        checkpoint = load_checkpoint(path)
+        # the finite check is on the tensors loaded, below: not on a classifier that is dropped
+        checkpoint = load_checkpoint(path, check_finite=False)
     except UsageError as err:
-        if os.path.lexists(path):  # refused for what it is or holds, which the error names
-            advice = "or set model.pretrained=PATH to other weights"
-        else:  # the shipped _in1k configs name a file the user downloads
-            advice = (
-                "put the weights there (docs/training.md, 'ImageNet init', says how), set "
-                "model.pretrained=PATH"
-            )
-        raise ConfigError(
-            f"model.pretrained={path} ({kind}): {err}; {advice}, or model.pretrained=null to "
-            "start from random weights"
-        ) from err
+        raise _pretrained_refused(path, kind, err) from err
     try:
         if kind == "octvideo":
             state = model_state_dict(checkpoint)
@@ -281,8 +279,17 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
             f"{', ...' if len(other) > 3 else ''}); use weights of the same architecture, "
             "width and alpha (only the classifier may differ)"
         )
-    for key in fresh:
-        del state[key]
+    dropped = non_finite_tensors({key: state.pop(key) for key in fresh})
+    try:  # before the model takes any of them
+        check_finite_weights(state, path)
+    except UsageError as err:
+        raise _pretrained_refused(path, kind, err) from err
+    if dropped:
+        logger.info(
+            "pretrained %s: %s, dropped with the classifier (shape differs)",
+            path,
+            first_non_finite(dropped, "tensor"),
+        )
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in fresh]
     if result.unexpected_keys or missing:
@@ -294,6 +301,22 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     if fresh:
         logger.info("pretrained %s: new weights for %s (shape differs)", path, ", ".join(fresh))
     logger.info("initialised from %s (%s): %d tensors", path, kind, len(state))
+
+
+def _pretrained_refused(path: str, kind: str, err: UsageError) -> ConfigError:
+    """``model.pretrained``'s file refused for what it is or holds (``err`` names it), with what
+    to do."""
+    if os.path.lexists(path):  # refused for what it is or holds, which the error names
+        advice = "or set model.pretrained=PATH to other weights"
+    else:  # the shipped _in1k configs name a file the user downloads
+        advice = (
+            "put the weights there (docs/training.md, 'ImageNet init', says how), set "
+            "model.pretrained=PATH"
+        )
+    return ConfigError(
+        f"model.pretrained={path} ({kind}): {err}; {advice}, or model.pretrained=null to "
+        "start from random weights"
+    )
 
 
 def _classifier_keys(model: nn.Module) -> set[str]:

@@ -17,7 +17,9 @@ file whose member inflates to 4 GiB is refused) and pickles larger than any chec
 metadata. It then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
 as plain dicts), so nothing in it can run code. Weights that hold a NaN or an infinity are
-refused there, for every command that loads them (``check_finite_weights``).
+refused there, for every command that loads them (``check_finite_weights``), except
+``train model.pretrained=``: it checks the tensors it loads into the model, so a classifier it
+replaces for another class count may hold them.
 ``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo file into an octvideo model of any
 alpha (the network a checkpoint's own metadata describes is
 ``octvideo.checkpoint_meta.build_network``'s).
@@ -178,8 +180,17 @@ def _open_checkpoint(path: Path) -> BinaryIO:
         ) from err
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: Any = "cpu", *, check_finite: bool = True
+) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``, after checking its zip structure.
+
+    Args:
+        path: the checkpoint file.
+        map_location: as ``torch.load``'s.
+        check_finite: refuse weights holding a NaN or an infinity (``check_finite_weights``).
+            False only for a caller that checks the tensors it uses itself
+            (``load_pretrained``, which drops a classifier of another class count).
 
     Raises:
         UsageError: the file is missing, a directory, a pipe, a device, a broken symlink or
@@ -189,7 +200,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             with ``weights_only=True`` (objects other than tensors and plain values, or not a
             checkpoint at all), or holds something other than a dict (octvideo and Lightning
             checkpoints and state dicts are dicts).
-        CheckpointError: its weights hold a NaN or an infinity (``check_finite_weights``).
+        CheckpointError: its weights hold a NaN or an infinity (``check_finite_weights``), where
+            ``check_finite``.
     """
     path = Path(path)
     # one open file for the check and the load: the file checked is the file loaded
@@ -217,7 +229,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             "Lightning checkpoint (a dict of weights and metadata); pass a file written by "
             "'octvideo train'"
         )
-    check_finite_weights(checkpoint, path)
+    if check_finite:
+        check_finite_weights(checkpoint, path)
     return checkpoint
 
 
@@ -227,7 +240,8 @@ def check_finite_weights(checkpoint: Mapping[str, Any], path: str | os.PathLike[
 
     The weights are those under ``state_dict`` (octvideo, Lightning), ``model_state``
     (PyTorchVideo's zoo) or ``model``, else the checkpoint's own tensors (a plain state dict);
-    optimiser and callback state (an early stop's infinite best score) are not weights.
+    optimiser and callback state (an early stop's infinite best score) are not weights. A plain
+    state dict of the tensors a caller uses (``load_pretrained``'s) is checked the same way.
 
     Raises:
         CheckpointError: one line naming ``path``, the first tensor and its count of NaN and

@@ -176,6 +176,38 @@ def test_pretrained_weights_of_another_width_are_refused(tmp_path):
     )
 
 
+@pytest.mark.parametrize("num_classes", [6, 3])
+@pytest.mark.parametrize("broken", ["head.fc.weight", "res2.0.conv_a.conv_hh.weight"])
+def test_pretrained_weights_holding_nan_are_refused_where_they_would_be_loaded(
+    tmp_path, caplog, num_classes, broken
+):
+    # a six-class file fine-tunes on three classes: its classifier is dropped, NaN and all
+    source = create_model("i3d_r18", num_classes=6, width=4).state_dict()
+    source[broken].view(-1)[:3] = float("nan")
+    path = tmp_path / "six.pt"
+    torch.save(source, path)
+    cfg = ModelConfig(
+        name="i3d_r18", num_classes=num_classes, pretrained=str(path), extra={"width": 4}
+    )
+    if broken.startswith("head.") and num_classes != 6:
+        with caplog.at_level("INFO", logger=build_module.__name__):
+            model = build_model(cfg)
+        assert all(bool(torch.isfinite(v).all()) for v in model.state_dict().values())
+        assert (
+            f"pretrained {path}: weight head.fc.weight holds 3 NaN, dropped with the classifier"
+            in caplog.text
+        )
+        return
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg)
+    assert str(err.value) == (
+        f"model.pretrained={path} (octvideo): checkpoint {str(path)!r}: weight {broken} holds 3 "
+        "NaN; the checkpoint is broken (a diverged run, or a damaged file): use an earlier "
+        "checkpoint of the run, or get the file again; or set model.pretrained=PATH to other "
+        "weights, or model.pretrained=null to start from random weights"
+    )
+
+
 def test_bf16_training_check_lets_good_setups_through(monkeypatch) -> None:
     monkeypatch.setattr(build_module, "_cpu_bf16_weight_grads_ok", lambda: False)
     for precision in ("32-true", "16-true", "auto", "64-true"):

@@ -36,7 +36,7 @@ from octvideo.engine.run import AtomicCheckpointIO, run_train
 from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
 from octvideo.models import create_model
 from tests.crafted_checkpoints import declaring, inflating, sharing
-from tests.engine.conftest import tiny_overrides
+from tests.engine.conftest import NUM_CLASSES, tiny_overrides
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 from tests.small_disk import fill, free_bytes, small_disk
 
@@ -261,6 +261,19 @@ def _broken_weights(path: Path) -> Path:
     return path
 
 
+def _broken_pretrained(path: Path) -> Path:
+    """A checkpoint of the tiny run's network whose backbone weight ``stem.conv.conv_hh.weight``
+    holds a NaN and an infinity: ``model.pretrained`` checks the weights it loads, so the file
+    must fit the network for that check to be reached."""
+    model = create_model("i3d_r18", num_classes=NUM_CLASSES, alpha=0.25, width=4)
+    weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+    weights["model.stem.conv.conv_hh.weight"].view(-1)[:2] = torch.tensor(
+        [float("nan"), float("inf")]
+    )
+    torch.save({"state_dict": weights, "global_step": 3}, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "command", ["predict", "export", "test", "import", "train-pretrained", "train-resume"]
 )
@@ -268,6 +281,8 @@ def test_every_command_refuses_weights_holding_nan_in_one_line(
     tmp_path, tiny_synth, command, capsys
 ):
     ckpt = _broken_weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    if command == "train-pretrained":
+        _broken_pretrained(ckpt)
     run, out = tmp_path / "run", tmp_path / "new"
     argv = {
         "import": ["import", str(ckpt), "--from", "octvideo", "--model", "i3d_r18"],
@@ -296,8 +311,10 @@ def test_every_command_refuses_weights_holding_nan_in_one_line(
     )
     if command == "train-pretrained":  # what to do about a file that is there, not "put it there"
         refused = (
-            f"model.pretrained={ckpt} (octvideo): {refused}; or set model.pretrained=PATH to "
-            "other weights, or model.pretrained=null to start from random weights"
+            f"model.pretrained={ckpt} (octvideo): "
+            f"{refused.replace('model.stem.weight', 'stem.conv.conv_hh.weight')}; or set "
+            "model.pretrained=PATH to other weights, or model.pretrained=null to start from "
+            "random weights"
         )
     assert line == f"octvideo {name}: error: {refused}"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
