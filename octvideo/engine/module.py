@@ -15,6 +15,8 @@ as an uninterrupted run, even when no training batch of it is left to run.
 A step whose loss or gradients hold a NaN or an infinity is never taken: the run stops, or with
 ``optim.on_nonfinite_loss=skip`` the step leaves the weights, the momentum and the batch-norm
 statistics as they were, so no checkpoint is written with weights that no command would load.
+Under ``16-mixed`` the gradient scaler skips such a step and lowers its scale; once the scale is
+down to 1, where the scaling can no longer be the cause, the same policy applies.
 """
 
 from __future__ import annotations
@@ -151,6 +153,7 @@ class VideoClassifier(L.LightningModule):
         self._step_rng: np.random.Generator | None = None
         self._skipped_in_row = 0
         self._skipped = 0
+        self._scaler_skipped_in_row = 0  # 16-mixed: steps the gradient scaler skipped
         self._batch_idx = 0  # of the batch under way, for messages
         self._step_skipped = False  # the batch under way was skipped (loss or gradients)
         self._norm_stats: list[Tensor] = []
@@ -289,23 +292,47 @@ class VideoClassifier(L.LightningModule):
         gathers; under DDP after their reduction, so every process decides alike), before the
         gradients are clipped and the step is taken. A step skipped here had a finite loss, which
         is logged and counted in the epoch's training loss and top-1 as any other.
+
+        Under ``16-mixed`` the gradients are unscaled by now; the gradient scaler skips a step
+        whose gradients are not finite and halves its scale. While the scale stands above 1 the
+        backward pass magnifies the gradients, and such a step is taken for an overflow of that
+        scaling, which the lower scale mends: it is left to the scaler, without a warning (most
+        float16 runs have a few at their start). At a scale of 1 or below nothing is magnified,
+        so a NaN or an infinity comes from the model or the data, as in float32: from there
+        ``optim.on_nonfinite_loss`` applies and counts each such step (gradients that are NaN at
+        every step have the scaler skip 16 steps before, from its initial 65536 down to 1). A NaN
+        alone does not tell the two apart: an overflow turns into NaN where an infinity meets a
+        zero or another infinity.
         """
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
-            # float16's gradient scaler skips a step whose gradients overflow, and lowers its scale
-            return
         norm = gradient_norm(optimizer)  # one fused pass
         if norm is None or bool(torch.isfinite(norm)):  # None: the loss was skipped
+            self._scaler_skipped_in_row = 0
             return
         # a second pass, only now: which gradients hold a NaN or an infinity, if any does (the
         # squares of finite gradients beyond about 1e19 overflow the norm alone)
         grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
         broken = non_finite_tensors(grads)
         if not broken:
+            self._scaler_skipped_in_row = 0
             return
-        self._nonfinite(f"the gradient of {first_non_finite(broken, 'gradient')}")
-        # skipped: with no gradient SGD leaves every weight and momentum buffer as it was, weight
-        # decay included (Lightning still counts the batch in global_step and the LR schedule)
-        optimizer.zero_grad(set_to_none=True)
+        what = f"the gradient of {first_non_finite(broken, 'gradient')}"
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is None:
+            self._nonfinite(what)
+            # skipped: with no gradient SGD leaves every weight and momentum buffer as it was,
+            # weight decay included (Lightning still counts the batch in global_step and the LR
+            # schedule)
+            optimizer.zero_grad(set_to_none=True)
+            return
+        # the scaler found them in its unscale_ and skips the step whatever is decided here
+        before = self._scaler_skipped_in_row
+        self._scaler_skipped_in_row += 1
+        scale = scaler.get_scale()  # the scale of this step's backward: update() comes after
+        if scale > 1:
+            logger.debug("%s at float16 gradient scale %g: the scaler halves it", what, scale)
+            return
+        lowered = f" (the scaler skipped {before} steps in a row to lower it)" if before else ""
+        self._nonfinite(f"{what} at float16 gradient scale {scale:g}{lowered}")
 
     def _nonfinite(self, what: str) -> None:
         """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a

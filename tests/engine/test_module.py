@@ -11,6 +11,7 @@ import logging
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -48,10 +49,11 @@ def _train(
     accumulate: int = 1,
     warmup_epochs: float = 0,
     callbacks: tuple[L.Callback, ...] = (),
+    precision: Precision | None = None,
     **settings: object,
 ) -> VideoClassifier:
-    """One epoch of SGD (lr 0.05 at batch 4, momentum, weight decay) over ``clips`` clips; more
-    optim ``settings`` by name."""
+    """One epoch of SGD (lr 0.05 at batch 4, momentum, weight decay) over ``clips`` clips, in
+    float32 or the ``precision`` plugin given; more optim ``settings`` by name."""
     optim = OptimConfig(
         lr=0.05,
         lr_reference_batch=4,
@@ -79,6 +81,7 @@ def _train(
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=list(callbacks),
+        plugins=[precision] if precision is not None else None,
     )
     trainer.fit(module, DataLoader(_Clips(clips), batch_size=batch_size))
     return module
@@ -272,6 +275,69 @@ def test_finite_gradients_too_large_for_the_norm_are_stepped_on():
     assert spoil.spoilt == [3] and module.trainer.global_step == 4
     moved = spoil.before[3]["2.bias"] - spoil.after[3]["2.bias"]
     assert float(moved[0]) == pytest.approx(0.05 * 1.9 * 1e30, rel=1e-3)  # Nesterov: lr (1 + 0.9) g
+
+
+def _float16(init_scale: float = 2.0**16) -> MixedPrecision:
+    """``trainer.precision=16-mixed`` on the CPU, which Lightning's flag turns into bfloat16:
+    float16 autocast and torch's gradient scaler (initial scale 65536 unless given)."""
+    return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=init_scale))
+
+
+def test_nan_gradients_under_float16_stop_the_run_once_the_scaler_scale_is_down_to_1(caplog):
+    # the scaler skips every step and halves its scale: 16 steps from 65536 down to 1, where
+    # it magnifies nothing and the NaN is the run's own
+    spoil = _SpoilGradients(first=0)
+    warnings = caplog.at_level(logging.WARNING, logger="octvideo.engine.module")
+    with warnings, pytest.raises(NonFiniteLoss) as info:
+        _train(_network(), clips=80, batch_size=4, callbacks=(spoil,), precision=_float16())
+    assert str(info.value) == (
+        "the gradient of weight 1.weight holds 2 NaN (and 1 more gradient) at float16 gradient "
+        "scale 1 (the scaler skipped 16 steps in a row to lower it) at global step 16 (epoch 0, "
+        "batch 16); the step was not taken. Lower optim.lr, set trainer.gradient_clip_val, or "
+        "skip such steps with optim.on_nonfinite_loss=skip"
+    )
+    assert spoil.spoilt == list(range(17)) and not caplog.messages
+    weights = dict(spoil.module.model.named_parameters())  # no step was ever taken
+    assert all(torch.equal(weights[k], v) for k, v in spoil.before[0].items())
+
+
+def test_nan_gradients_under_float16_are_skipped_up_to_max_skipped_steps_in_a_row(caplog):
+    spoil = _SpoilGradients(first=0)
+    warnings = caplog.at_level(logging.WARNING, logger="octvideo.engine.module")
+    with warnings, pytest.raises(NonFiniteLoss) as info:
+        _train(
+            _network(),
+            clips=80,
+            batch_size=4,
+            callbacks=(spoil,),
+            precision=_float16(),
+            on_nonfinite_loss="skip",
+            max_skipped_steps=2,
+        )
+    first = "the gradient of weight 1.weight holds 2 NaN (and 1 more gradient) at float16 gradient"
+    assert caplog.messages == [
+        f"{first} scale 1 (the scaler skipped 16 steps in a row to lower it) at global step 16 "
+        "(epoch 0, batch 16): step skipped (1 in a row, 1 in this run)",
+        f"{first} scale 0.5 (the scaler skipped 17 steps in a row to lower it) at global step 17 "
+        "(epoch 0, batch 17): step skipped (2 in a row, 2 in this run)",
+    ]
+    assert str(info.value).startswith(
+        f"{first} scale 0.25 (the scaler skipped 18 steps in a row to lower it) at global step 18 "
+        "(epoch 0, batch 18) after 2 skipped steps in a row (optim.max_skipped_steps); "
+    )
+
+
+def test_float16_overflows_the_scaler_mends_are_left_to_it_without_a_warning(caplog):
+    # at 2**24 the scaled gradients overflow float16 (NaN in the batch norm's, infinities in the
+    # linear layer's) until the scaler has halved its scale 8 times; then the run trains
+    network = _normed_network()
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        module = _train(network, clips=48, batch_size=4, precision=_float16(2.0**24))
+    assert not caplog.messages
+    assert module.trainer.precision_plugin.scaler.get_scale() == 2.0**16
+    assert module.trainer.global_step == 12
+    assert not torch.equal(module.model[2].weight, network[2].weight)  # it trained
+    assert all(torch.isfinite(v).all() for v in module.model.state_dict().values())
 
 
 def _module() -> VideoClassifier:
