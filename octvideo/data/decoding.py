@@ -15,9 +15,8 @@ Decoders (``decoder=``):
     ``"auto"``    decord, then PyAV for a file decord cannot open or decode (decord's error logged
                   at DEBUG; when PyAV fails too, the ``DecodeError`` is PyAV's, which says what is
                   wrong with the file in octvideo's words where it can), and PyAV straight away for
-                  a file PyAV cannot open or finds no video stream in (decord would only fail too,
-                  printing FFmpeg's and its own lines) and for a stream decord returns in the wrong
-                  order (below).
+                  a file PyAV cannot open or finds no video stream in (decord would only fail too)
+                  and for a stream decord returns in the wrong order (below).
 
 decord returns the frames of MPEG-1, MPEG-2 and MPEG-4 Part 2 (Xvid, DivX) streams with B-frames out
 of order, in every container (AVI, MKV, MP4, MOV, MPEG-PS: frames 0, 6, 12, 18 come back as 0, 6,
@@ -62,15 +61,19 @@ decoding at some frame (a recording cut short with its index first, a partial do
 reason in the same words wherever it is read (``frames 568 to 570 of 571 (from 56.8 s) cannot be
 decoded: the file is truncated or corrupt``), with that first frame as ``DecodeError.frame``.
 FFmpeg's own log lines are silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet
-when decord is first used), as octvideo reports the error itself; decord's C++ code still prints a
-line of its own (``video_reader.cc:83: ERROR opening: ...``) for a file PyAV can open and decord
-cannot, which it writes to the process's stderr with no setting to stop it.
+when decord is first used), as octvideo reports the error itself. decord's C++ code prints a line of
+its own to the process's stderr for a file its FFmpeg cannot open (``video_reader.cc:83: ERROR
+opening: ...``, with no setting to stop it), so such a file never reaches decord: the same open is
+made first in decord's FFmpeg (``_decord_open_error``), and its failure is the ``DecodeError``.
+Nothing is redirected: whatever else writes to stderr is left as it is.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
+import functools
 import logging
 import os
 import reprlib
@@ -299,16 +302,22 @@ CODEC_LABELS = {
 }
 
 
+def _cannot_open(path: str, decoder: str, reason: str) -> DecodeError:
+    """``decoder``'s failure to open ``path`` for ``reason``, an empty file called empty (FFmpeg
+    calls it invalid data)."""
+    if os.path.getsize(path) == 0:
+        reason = "the file is empty (0 bytes)"
+    return DecodeError(path, f"{decoder} cannot open it: {reason}", decoder=decoder)
+
+
 def _pyav_open_error(path: str, err: Exception) -> DecodeError:
     """PyAV's failure to open ``path``, in words: FFmpeg's reason without its errno and the
     path again, and an empty file called empty."""
     import av
 
-    if os.path.getsize(path) == 0:
-        return DecodeError(path, "pyav cannot open it: the file is empty (0 bytes)", decoder="pyav")
     if isinstance(err, av.FFmpegError) and err.strerror:
-        return DecodeError(path, f"pyav cannot open it: {err.strerror}", decoder="pyav")
-    return DecodeError(path, f"pyav cannot open it: {type(err).__name__}: {err}", decoder="pyav")
+        return _cannot_open(path, "pyav", err.strerror)
+    return _cannot_open(path, "pyav", f"{type(err).__name__}: {err}")
 
 
 def _read_header(path: str) -> _Header:
@@ -363,6 +372,56 @@ def _quiet_decord() -> None:
         _decord_quiet = True
 
 
+@functools.cache
+def _decord_avformat() -> tuple[Any, Any, Any]:
+    """``avformat_open_input``, ``avformat_close_input`` and ``av_strerror`` of the FFmpeg decord
+    is linked to (its own FFmpeg 4, not PyAV's): looked up through libdecord, whose dependencies
+    ``dlsym`` searches. decord's only private name octvideo uses (``_ffi.base._LIB``, the
+    library decord loaded); decord is pinned. That FFmpeg is set to quiet first."""
+    from decord._ffi.base import _LIB
+
+    _quiet_decord()
+    open_input, close_input, strerror = (
+        _LIB.avformat_open_input,
+        _LIB.avformat_close_input,
+        _LIB.av_strerror,
+    )
+    open_input.argtypes = [
+        ctypes.POINTER(ctypes.c_void_p),  # AVFormatContext **
+        ctypes.c_char_p,  # url
+        ctypes.c_void_p,  # const AVInputFormat * (NULL: probe)
+        ctypes.c_void_p,  # AVDictionary ** (NULL: no options)
+    ]
+    open_input.restype = ctypes.c_int
+    close_input.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    close_input.restype = None
+    strerror.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+    strerror.restype = ctypes.c_int
+    return open_input, close_input, strerror
+
+
+def _decord_open_error(path: str) -> str | None:
+    """Why decord's FFmpeg cannot open ``path``, in FFmpeg's words; None when it can.
+
+    decord's ``VideoReader`` calls ``avformat_open_input(&ctx, path, NULL, NULL)`` first and, when
+    that fails, writes ``[hh:mm:ss] .../video_reader.cc:83: ERROR opening: PATH, REASON`` to the
+    process's stderr (dmlc's ``LOG(WARNING)``, which ``decord.logging`` does not reach) before it
+    raises ``RuntimeError("Error reading PATH...")``. This is the same call, on the same library
+    with the same arguments and path bytes (decord passes ``str.encode("utf-8")``), so it fails
+    exactly when decord's would (a file rewritten between the two aside), and such a file is
+    refused before decord sees it. It costs one more read of the file's header.
+    """
+    open_input, close_input, strerror = _decord_avformat()
+    context = ctypes.c_void_p()
+    code = open_input(ctypes.byref(context), path.encode("utf-8"), None, None)
+    if code == 0:
+        close_input(ctypes.byref(context))
+        return None
+    buffer = ctypes.create_string_buffer(200)  # decord's size
+    strerror(code, buffer, len(buffer))
+    return buffer.value.decode("utf-8", "replace")
+
+
 class _DecordReader:
     def __init__(self, path: str, header: _Header | None = None) -> None:
         import decord
@@ -376,6 +435,9 @@ class _DecordReader:
                 f"with decoder 'pyav' (or 'auto', which does so)",
                 decoder="decord",
             )
+        reason = _decord_open_error(path)
+        if reason is not None:  # decord would print its own line, then raise "Error reading"
+            raise _cannot_open(path, "decord", reason)
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         num = len(self._vr)
         if num == 0:

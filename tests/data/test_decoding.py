@@ -131,6 +131,42 @@ def test_auto_reports_pyavs_reason_once_and_ffmpeg_prints_nothing(media, name, c
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.parametrize("name", ["zero.mp4", "text.mp4", "truncated.mp4"])
+def test_decord_refuses_a_file_it_cannot_open_in_one_error_and_prints_nothing(media, name, capfd):
+    # decord printed "[10:24:05] .../video_reader.cc:83: ERROR opening: PATH, Invalid data found
+    # when processing input" on fd 2 beside the error ("decord cannot open it: RuntimeError: Error
+    # reading PATH...")
+    capfd.readouterr()
+    with pytest.raises(DecodeError) as err:
+        Video(media[name], decoder="decord")
+    assert capfd.readouterr().err == ""
+    reason = (
+        "the file is empty (0 bytes)"
+        if name == "zero.mp4"
+        else "Invalid data found when processing input"
+    )
+    assert (err.value.decoder, err.value.reason) == ("decord", f"decord cannot open it: {reason}")
+    assert str(err.value) == f"{media[name]}: decord cannot open it: {reason}"
+
+
+@pytest.mark.parametrize("name", [*GOOD, "zero.mp4", "text.mp4", "truncated.mp4", "missing.mp4"])
+def test_the_open_check_fails_exactly_where_decords_open_prints_its_line(media, name, capfd):
+    import decord
+
+    path = str(media[name])
+    reason = decoding_module._decord_open_error(path)  # also quiets decord's FFmpeg
+    capfd.readouterr()
+    try:
+        decord.VideoReader(path, num_threads=1)
+    except RuntimeError as err:
+        assert str(err) == f"Error reading {path}..."
+    printed = capfd.readouterr().err
+    if reason is None:
+        assert printed == ""
+    else:
+        assert printed.count("\n") == 1 and printed.endswith(f"ERROR opening: {path}, {reason}\n")
+
+
 def test_an_empty_file_is_called_empty(media):
     with pytest.raises(DecodeError) as err:
         decode(media["zero.mp4"], [0])
