@@ -580,16 +580,6 @@ def short_names() -> str:
     return ", ".join(f"{' / '.join(names)} = {Path(t).stem}" for t, names in firsts.items())
 
 
-def _valid_keys(schema: Any, prefix: str = "") -> Iterator[str]:
-    """Dotted keys of a structured config, sections included."""
-    for f in dataclasses.fields(schema):
-        key = f"{prefix}{f.name}"
-        yield key
-        hint = typing.get_type_hints(schema)[f.name]
-        if dataclasses.is_dataclass(hint):
-            yield from _valid_keys(hint, f"{key}.")
-
-
 def _suggest(key: str) -> str:
     """``"; did you mean 'KEY'?"`` for the valid key closest to ``key``, or ""."""
     close = difflib.get_close_matches(key, _VALID_KEYS, n=1, cutoff=0.5)
@@ -616,59 +606,9 @@ def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix[:-1], node
 
 
-def _text_keys(schema: Any, prefix: str = "") -> Iterator[str]:
-    """Dotted keys of a structured config whose values are text (``str``, ``str | None`` and
-    tuples of ``str``): paths, names and choices."""
-    hints = typing.get_type_hints(schema)
-    for f in dataclasses.fields(schema):
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            yield from _text_keys(hint, f"{prefix}{f.name}.")
-        elif hint in (str, str | None) or (
-            typing.get_origin(hint) is tuple and set(typing.get_args(hint)) <= {str, Ellipsis}
-        ):
-            yield f"{prefix}{f.name}"
-
-
-def _typed_keys(schema: Any, prefix: str = "") -> Iterator[tuple[str, tuple[type, bool, bool]]]:
-    """(dotted key, (type, takes null, takes a list)) of the keys of a structured config whose
-    values are whole numbers, numbers or true/false, alone or in a list or tuple."""
-    hints = typing.get_type_hints(schema)
-    for f in dataclasses.fields(schema):
-        hint, key = hints[f.name], f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hint):
-            yield from _typed_keys(hint, f"{key}.")
-            continue
-        args = typing.get_args(hint)
-        optional = type(None) in args and typing.get_origin(hint) in (typing.Union, types.UnionType)
-        if optional and len(args) == 2:
-            (hint,) = (a for a in args if a is not type(None))
-        many = typing.get_origin(hint) in (list, tuple)
-        kinds = {a for a in typing.get_args(hint) if a is not Ellipsis} if many else {hint}
-        if len(kinds) == 1 and (kind := kinds.pop()) in _TAKES:
-            yield key, (kind, optional, many)
-
-
-# what a key of each type takes, in words: one value, and several
-_TAKES = {
-    bool: ("true or false", "true or false values"),
-    int: ("a whole number", "whole numbers"),
-    float: ("a number", "numbers"),
-}
-_TEXT_KEYS = frozenset(_text_keys(RunConfig))
-# the config's sections: a mapping given for one sets the keys it names (``model={alpha: 0.5}``)
-SECTIONS = frozenset(
-    name
-    for name, hint in typing.get_type_hints(RunConfig).items()
-    if dataclasses.is_dataclass(hint)
-)
-_TYPED_KEYS = dict(_typed_keys(RunConfig))
-_VALID_KEYS = tuple(_valid_keys(RunConfig))
-
-
 def _key_hints(schema: Any, prefix: str = "") -> Iterator[tuple[str, tuple[Any, Any]]]:
     """(dotted key, (type hint, default)) of every key of a structured config, sections
-    included."""
+    included: the one walk over the schema that the key tables below filter."""
     hints = typing.get_type_hints(schema)
     for f in dataclasses.fields(schema):
         key, hint = f"{prefix}{f.name}", hints[f.name]
@@ -678,7 +618,53 @@ def _key_hints(schema: Any, prefix: str = "") -> Iterator[tuple[str, tuple[Any, 
             yield from _key_hints(hint, f"{key}.")
 
 
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    """``(X, True)`` for ``X | None``, ``(hint, False)`` for any other hint."""
+    args = typing.get_args(hint)
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    if union and type(None) in args and len(args) == 2:
+        (inner,) = (a for a in args if a is not type(None))
+        return inner, True
+    return hint, False
+
+
+def _is_text(hint: Any) -> bool:
+    """Whether a key of this hint holds text (``str``, ``str | None`` and tuples of ``str``):
+    paths, names and choices."""
+    return hint in (str, str | None) or (
+        typing.get_origin(hint) is tuple and set(typing.get_args(hint)) <= {str, Ellipsis}
+    )
+
+
+def _typed(hint: Any) -> tuple[type, bool, bool] | None:
+    """(type, takes null, takes a list) for a hint of whole numbers, numbers or true/false,
+    alone or in a list or tuple; None for any other hint."""
+    hint, optional = _unwrap_optional(hint)
+    many = typing.get_origin(hint) in (list, tuple)
+    kinds = {a for a in typing.get_args(hint) if a is not Ellipsis} if many else {hint}
+    if len(kinds) == 1 and (kind := kinds.pop()) in _TAKES:
+        return kind, optional, many
+    return None
+
+
+# what a key of each type takes, in words: one value, and several
+_TAKES = {
+    bool: ("true or false", "true or false values"),
+    int: ("a whole number", "whole numbers"),
+    float: ("a number", "numbers"),
+}
 _KEY_HINTS = dict(_key_hints(RunConfig))
+_VALID_KEYS = tuple(_KEY_HINTS)
+_TEXT_KEYS = frozenset(key for key, (hint, _) in _KEY_HINTS.items() if _is_text(hint))
+_TYPED_KEYS = {
+    key: typed for key, (hint, _) in _KEY_HINTS.items() if (typed := _typed(hint)) is not None
+}
+# the config's sections: a mapping given for one sets the keys it names (``model={alpha: 0.5}``)
+SECTIONS = frozenset(
+    name
+    for name, hint in typing.get_type_hints(RunConfig).items()
+    if dataclasses.is_dataclass(hint)
+)
 # What the items of a tuple key stand for, and examples for the keys whose default shows none
 # (an empty list, mapping or text) or too much (every video suffix)
 _ITEM_NAMES = {
@@ -706,11 +692,8 @@ def _key_takes(key: str) -> str | None:
         example = _EXAMPLES.get(key, {first: getattr(default, first)})
         return f"a mapping of its keys (like {_yaml_text(example)})"
     example = _yaml_text(_EXAMPLES.get(key, plain(default)))
+    hint, optional = _unwrap_optional(hint)
     args = typing.get_args(hint)
-    optional = type(None) in args and typing.get_origin(hint) in (typing.Union, types.UnionType)
-    if optional:
-        (hint,) = (a for a in args if a is not type(None))
-        args = typing.get_args(hint)
     origin = typing.get_origin(hint)
     null = " or null" if optional else ""
     if origin is dict:
@@ -787,6 +770,9 @@ def _check_typed(key: str, value: Any, where: str) -> None:
         )
 
 
+_SHOWN_CHARS = 200
+
+
 def _shown(value: Any) -> str:
     """``value`` in a one-line message: text quoted (``'abc'``), anything else as YAML writes it
     inline (``null``, ``[1, 2]``, ``{a: 1}``; Python's repr where that takes several lines), cut
@@ -795,9 +781,6 @@ def _shown(value: Any) -> str:
     if isinstance(value, str) or "\n" in shown:
         shown = repr(value)
     return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
-
-
-_SHOWN_CHARS = 200
 
 
 def _how_to_write(value: Any, kind: type) -> str:
@@ -895,12 +878,12 @@ def _literal(value: Any) -> Any:
     return value
 
 
+_FREE_MAPPINGS = ("model.extra",)
+
+
 def _under_free_mapping(key: str) -> bool:
     """Keys inside a free-form mapping section (``model.extra.*``) are not checked by name."""
     return any(key.startswith(f"{k}.") for k in _FREE_MAPPINGS)
-
-
-_FREE_MAPPINGS = ("model.extra",)
 
 
 _INT_TAG = "tag:yaml.org,2002:int"
