@@ -60,6 +60,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -166,6 +167,53 @@ def _job(
     conn.close()
 
 
+class _Job(NamedTuple):
+    """One encoding process, the video it encodes and when it started (``time.monotonic``)."""
+
+    proc: mp.process.BaseProcess
+    src: str
+    dst: str
+    started: float
+
+
+def _start(
+    ctx: mp.context.BaseContext,
+    encode: Callable[[str, str, int], int],
+    src: str,
+    dst: str,
+    short_side: int,
+) -> tuple[Connection, _Job]:
+    """Start the process that encodes ``src`` into ``dst``; the pipe its answer comes on."""
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_job, args=(send, encode, src, dst, short_side))
+    proc.start()
+    send.close()  # the job's end lives in the job only: its death is EOF here
+    return receive, _Job(proc, src, dst, time.monotonic())
+
+
+def _kill(job: _Job) -> None:
+    """Kill ``job``'s process and remove its part file: its video will not be finished."""
+    job.proc.kill()
+    job.proc.join()
+    Path(part_path(job.src, job.dst)).unlink(missing_ok=True)
+
+
+def _finish(conn: Connection, job: _Job) -> str:
+    """The outcome of ``job``, whose pipe ``conn`` is ready: "" when its video was encoded, else
+    the encoder's error, or the death of its process (a decoder crash, the OOM killer), whose part
+    file is removed."""
+    try:
+        error = conn.recv()
+    except (EOFError, OSError):
+        error = None
+    conn.close()
+    job.proc.join()  # it answered or died: nothing to kill
+    if error is None:
+        Path(part_path(job.src, job.dst)).unlink(missing_ok=True)
+        error = f"encoding process died ({exit_reason(job.proc)})"
+    return error
+
+
 def _run_jobs(
     jobs: list[tuple[str, str]],
     short_side: int,
@@ -187,52 +235,32 @@ def _run_jobs(
     ctx = worker_context()
     encode = transcode  # what each job runs, looked up now and pickled by reference
     todo = list(reversed(jobs))
-    running: dict[Connection, tuple[mp.process.BaseProcess, str, str]] = {}
-    started: dict[Connection, float] = {}
+    running: dict[Connection, _Job] = {}
     errors = []
     bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
     try:
         while todo or running:
             while todo and len(running) < workers:
-                src, dst = todo.pop()
-                receive, send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=_job, args=(send, encode, src, dst, short_side))
-                proc.start()
-                send.close()  # the job's end lives in the job only: its death is EOF here
-                running[receive] = (proc, src, dst)
-                started[receive] = time.monotonic()
-            soonest = min(started.values()) + timeout - time.monotonic()
+                conn, job = _start(ctx, encode, *todo.pop(), short_side)
+                running[conn] = job
+            soonest = min(job.started for job in running.values()) + timeout - time.monotonic()
             for conn in wait(list(running), timeout=max(0.0, soonest)):
-                started.pop(conn)
-                proc, src, dst = running.pop(conn)
-                try:
-                    error = conn.recv()
-                except (EOFError, OSError):
-                    error = None
-                conn.close()
-                proc.join()
-                if error is None:
-                    Path(part_path(src, dst)).unlink(missing_ok=True)
-                    error = f"encoding process died ({exit_reason(proc)})"
+                job = running.pop(conn)
+                error = _finish(conn, job)
                 if error:
-                    errors.append((src, error))
+                    errors.append((job.src, error))
                 bar.update()
             now = time.monotonic()
-            for conn in [c for c, start in started.items() if now - start > timeout]:
-                started.pop(conn)
-                proc, src, dst = running.pop(conn)
-                proc.kill()
-                proc.join()
+            for conn in [c for c, job in running.items() if now - job.started > timeout]:
+                job = running.pop(conn)
+                _kill(job)
                 conn.close()
-                Path(part_path(src, dst)).unlink(missing_ok=True)
-                errors.append((src, f"timed out after {timeout:g} s"))
+                errors.append((job.src, f"timed out after {timeout:g} s"))
                 bar.update()
     finally:
         bar.close()
-        for proc, src, dst in running.values():  # stopped early (Ctrl-C, SIGTERM): no orphan
-            proc.kill()  # encoders, and none of their part files
-            proc.join()
-            Path(part_path(src, dst)).unlink(missing_ok=True)
+        for job in running.values():  # stopped early (Ctrl-C, SIGTERM): no orphan encoders,
+            _kill(job)  # and none of their part files
     return errors
 
 
