@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -105,6 +105,11 @@ class VideoScores:
     num_views: Tensor
     failed: list[int]
 
+    @property
+    def preds(self) -> Tensor:
+        """(V,) the class of the highest averaged softmax."""
+        return self.probs.argmax(dim=1)
+
 
 def aggregate_views(views: ViewOutputs) -> VideoScores:
     """Average the softmax of every view of a video; drop videos with any failed view.
@@ -162,12 +167,26 @@ def topk_correct(scores: Tensor, labels: Tensor, k: int) -> Tensor:
     return (scores.topk(k, dim=1).indices == labels.unsqueeze(1)).any(dim=1)
 
 
-def per_class_accuracy(preds: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-    """(K,) accuracy (NaN for classes without videos) and (K,) video counts."""
-    counts = torch.bincount(labels, minlength=num_classes)
+class ClassAccuracy(NamedTuple):
+    """Per-class video accuracy.
+
+    Attributes:
+        accuracy: (K,) float64, NaN for a class without videos.
+        videos: (K,) videos of each class.
+        correct: (K,) of those, the videos predicted right.
+    """
+
+    accuracy: Tensor
+    videos: Tensor
+    correct: Tensor
+
+
+def per_class_accuracy(preds: Tensor, labels: Tensor, num_classes: int) -> ClassAccuracy:
+    """Accuracy, video count and correct count of every class."""
+    videos = torch.bincount(labels, minlength=num_classes)
     correct = torch.bincount(labels[preds == labels], minlength=num_classes)
-    acc = torch.where(counts > 0, correct / counts.clamp(min=1), torch.nan)
-    return acc.double(), counts
+    accuracy = torch.where(videos > 0, correct / videos.clamp(min=1), torch.nan)
+    return ClassAccuracy(accuracy.double(), videos, correct)
 
 
 def confusion_matrix(preds: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -188,15 +207,13 @@ def summarize(views: ViewOutputs, scores: VideoScores | None = None) -> dict[str
         views.video_index, torch.tensor(scores.failed, dtype=torch.long)
     )
     clip_logits, clip_labels = views.logits[clip_rows], views.labels[clip_rows]
-    preds = scores.probs.argmax(dim=1)
-    class_acc, counts = per_class_accuracy(preds, scores.labels, num_classes)
-    present = counts > 0
+    per_class = per_class_accuracy(scores.preds, scores.labels, num_classes)
     return {
         "clip_top1": _mean(topk_correct(clip_logits, clip_labels, 1)),
         "clip_top5": _mean(topk_correct(clip_logits, clip_labels, 5)),
         "video_top1": _mean(topk_correct(scores.probs, scores.labels, 1)),
         "video_top5": _mean(topk_correct(scores.probs, scores.labels, 5)),
-        "mean_class_accuracy": _mean(class_acc[present]),
+        "mean_class_accuracy": _mean(per_class.accuracy[per_class.videos > 0]),
         "num_videos": len(scores.video_index),
         "num_views": int(clip_rows.sum()),
         "num_failed": len(scores.failed),
@@ -240,26 +257,23 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = aggregate_views(views)
     metrics = summarize(views, scores)
-    preds = scores.probs.argmax(dim=1)
     files = {
         k: out_dir / REPORT_FILES[k] for k in ("summary", "predictions", "per_class", "failed")
     }
-    write_atomically(files["predictions"], _predictions_csv(scores, preds, classes, paths))
-    write_atomically(files["per_class"], _per_class_csv(scores, preds, classes))
+    write_atomically(files["predictions"], _predictions_csv(scores, classes, paths))
+    write_atomically(files["per_class"], _per_class_csv(scores, classes))
     write_atomically(files["failed"], _failed_text(scores.failed, views.errors, paths))
     if confusion_png:
         files["confusion"] = out_dir / REPORT_FILES["confusion"]
         num_classes = scores.probs.shape[1]
         plot_confusion(
-            confusion_matrix(preds, scores.labels, num_classes), classes, files["confusion"]
+            confusion_matrix(scores.preds, scores.labels, num_classes), classes, files["confusion"]
         )
     write_atomically(files["summary"], _summary_json(metrics, protocol, files))
     return files
 
 
-def _predictions_csv(
-    scores: VideoScores, preds: Tensor, classes: Sequence[str], paths: Sequence[str]
-) -> str:
+def _predictions_csv(scores: VideoScores, classes: Sequence[str], paths: Sequence[str]) -> str:
     """``predictions.csv``: one row per scored video, with its top-5 class indices."""
     with io.StringIO(newline="") as fh:
         writer = csv.writer(fh)
@@ -278,6 +292,7 @@ def _predictions_csv(
             ]
         )
         top = scores.probs.topk(min(5, scores.probs.shape[1]), dim=1)
+        preds = scores.preds
         for row in range(len(scores.video_index)):
             vid, label, pred = (
                 int(scores.video_index[row]),
@@ -301,18 +316,23 @@ def _predictions_csv(
         return fh.getvalue()
 
 
-def _per_class_csv(scores: VideoScores, preds: Tensor, classes: Sequence[str]) -> str:
+def _per_class_csv(scores: VideoScores, classes: Sequence[str]) -> str:
     """``per_class.csv``: videos, correct and accuracy of every class (empty: no video)."""
     num_classes = scores.probs.shape[1]
-    class_acc, counts = per_class_accuracy(preds, scores.labels, num_classes)
+    per_class = per_class_accuracy(scores.preds, scores.labels, num_classes)
     with io.StringIO(newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["class_index", "class_name", "videos", "correct", "accuracy"])
         for k in range(num_classes):
-            acc = float(class_acc[k])
-            correct = round(acc * int(counts[k])) if counts[k] else 0
+            acc = float(per_class.accuracy[k])
             writer.writerow(
-                [k, classes[k], int(counts[k]), correct, "" if math.isnan(acc) else f"{acc:.6f}"]
+                [
+                    k,
+                    classes[k],
+                    int(per_class.videos[k]),
+                    int(per_class.correct[k]),
+                    "" if math.isnan(acc) else f"{acc:.6f}",
+                ]
             )
         return fh.getvalue()
 

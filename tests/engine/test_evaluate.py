@@ -131,8 +131,9 @@ def test_a_test_of_a_model_whose_logits_are_nan_writes_no_report(media, checkpoi
 def test_per_class_and_confusion():
     preds = torch.tensor([0, 1, 1, 2, 0])
     labels = torch.tensor([0, 1, 2, 2, 2])
-    acc, counts = per_class_accuracy(preds, labels, 4)
-    assert counts.tolist() == [1, 1, 3, 0]
+    acc, videos, correct = per_class_accuracy(preds, labels, 4)
+    assert videos.tolist() == [1, 1, 3, 0]
+    assert correct.tolist() == [1, 1, 1, 0]  # counted, not rebuilt from the accuracy
     assert acc[:3].tolist() == pytest.approx([1.0, 1.0, 1 / 3])
     assert math.isnan(acc[3])
     cm = confusion_matrix(preds, labels, 4)
@@ -168,13 +169,12 @@ def test_write_report_files(tmp_path):
 def test_the_report_texts_are_built_without_the_disk():
     views = _views(FIXED, [True, True, True, True, False, False])
     scores = aggregate_views(views)
-    preds = scores.probs.argmax(dim=1)
     classes, paths = ["a", "b", "c"], ["v0.mp4", "v1.mp4", "v2.mp4"]
-    predictions = evaluate._predictions_csv(scores, preds, classes, paths).splitlines()
+    predictions = evaluate._predictions_csv(scores, classes, paths).splitlines()
     assert predictions[0].startswith("video_index,path,label,label_name,pred,pred_name,")
     # video 0: the mean softmax of FIXED's hand computation, (.4995, .3413, .1592)
     assert len(predictions) == 3 and predictions[1] == "0,v0.mp4,0,a,0,a,0.499464,1,0 1 2,2"
-    assert evaluate._per_class_csv(scores, preds, classes).splitlines() == [
+    assert evaluate._per_class_csv(scores, classes).splitlines() == [
         "class_index,class_name,videos,correct,accuracy",
         "0,a,1,1,1.000000",
         "1,b,1,1,1.000000",
