@@ -398,10 +398,18 @@ def _read_lines_annotations(
         classes = [str(i) for i in range(num)]
     if num > len(classes):
         raise AnnotationError(
-            f"{path}: label {num - 1} is outside the {len(classes)} classes of {source}; use "
-            "the classes file of this dataset (data.classes_file), or fix the labels"
+            f"{path}: label {num - 1} is outside {_classes_of(classes, source, 'fix the labels')}"
         )
     return Annotations(records, classes)
+
+
+def _classes_of(classes: list[str], source: str, fix: str) -> str:
+    """The end of the line that refuses a label outside ``classes``: which list set them, and
+    what to do (``fix``, the way out that this format offers)."""
+    return (
+        f"the {len(classes)} classes of {source}; use the classes file of this dataset "
+        f"(data.classes_file), or {fix}"
+    )
 
 
 def kinetics_name(youtube_id: str, time_start: str | float, time_end: str | float) -> str:
@@ -523,6 +531,8 @@ def read_kinetics_csv(
     path: str | os.PathLike[str],
     root: str | os.PathLike[str] | None = None,
     classes: list[str] | None = None,
+    *,
+    classes_source: str = "the given class list",
 ) -> Annotations:
     """Read an official Kinetics CSV and find each row's video under ``root``.
 
@@ -531,6 +541,7 @@ def read_kinetics_csv(
             read by ``read_kinetics_rows``.
         root: folder searched recursively for the videos; default the CSV's folder.
         classes: the class list to map labels with; default the sorted labels of this CSV.
+        classes_source: where ``classes`` came from, named when a label is not among them.
 
     Returns:
         Records of the rows whose file exists, the class list, and the count of missing rows.
@@ -548,9 +559,10 @@ def read_kinetics_csv(
     records, missing = [], []
     for row in rows:
         if row.label not in label_of:
+            fix = "pass the training CSV first"
             raise AnnotationError(
-                f"{path}:{row.line}: label {row.label!r} is not in the class list; use the "
-                "classes file of this dataset (data.classes_file), or pass the training CSV first"
+                f"{path}:{row.line}: label {row.label!r} is not among "
+                f"{_classes_of(classes, classes_source, fix)}"
             )
         stem = kinetics_name(row.youtube_id, row.time_start, row.time_end)
         if stem in index:
@@ -583,6 +595,8 @@ def read_folders(
     root: str | os.PathLike[str],
     classes: list[str] | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+    *,
+    classes_source: str = "the given class list",
 ) -> Annotations:
     """Read a ``root/<class>/<video>`` tree.
 
@@ -590,6 +604,7 @@ def read_folders(
         root: the folder holding one sub-folder per class.
         classes: the class list; default the sorted sub-folder names.
         extensions: file suffixes counted as videos (lower case).
+        classes_source: where ``classes`` came from, named when a folder is not among them.
 
     Returns:
         Records sorted by class then file name, and the class list. Every entry of a class
@@ -613,8 +628,8 @@ def read_folders(
     for name in folders:
         if name not in label_of:
             raise AnnotationError(
-                f"{root}: folder {name!r} is not in the class list; use the classes file of this "
-                "dataset (data.classes_file), or remove the folder"
+                f"{root}: folder {name!r} is not among "
+                f"{_classes_of(classes, classes_source, 'remove the folder')}"
             )
         label = label_of[name]
         records.extend(VideoRecord(str(f), label) for f in video_entries(root / name, extensions))
@@ -716,7 +731,8 @@ def load_annotations(
             classes that no video of ``path`` uses); written when it does not; refused when it
             is a folder, a device or a pipe.
         classes: a class list to use instead (e.g. the training list's, for validation).
-        classes_source: where ``classes`` came from, for the message that refuses a label.
+        classes_source: where ``classes`` came from, for the message that refuses a label (or
+            a class folder) not among them.
         extensions: video suffixes for the ``folders`` format.
         allow_outside_root: accept relative list paths that climb out of ``root``.
 
@@ -732,13 +748,14 @@ def load_annotations(
     known = classes
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
+    source = classes_source if classes is not None else f"classes file {classes_file}"
     if fmt == "lines":
-        source = classes_source if classes is not None else f"classes file {classes_file}"
         result = _read_lines_annotations(path, root, known, source, allow_outside_root)
     elif fmt == "kinetics_csv":
-        result = read_kinetics_csv(path, root, known)
+        result = read_kinetics_csv(path, root, known, classes_source=source)
     elif fmt == "folders":
-        result = read_folders(path, known, tuple(e.lower() for e in extensions))
+        extensions = tuple(e.lower() for e in extensions)
+        result = read_folders(path, known, extensions, classes_source=source)
     else:
         raise AnnotationError(
             f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -108,8 +109,25 @@ def test_kinetics_csv_finds_files_and_counts_missing(kinetics_tree):
     ]
     assert train.missing == 1 and train.missing_examples == ["q-_9_000005_000015"]
     # The saved class list is reused: a label absent from it is an error, not a new class.
-    with pytest.raises(ValueError, match="'zumba' is not in the class list"):
+    with pytest.raises(ValueError) as info:
         load_annotations(folder / "val.csv", root=root, classes_file=classes_file)
+    assert str(info.value) == (
+        f"{folder / 'val.csv'}:3: label 'zumba' is not among the 2 classes of classes file "
+        f"{classes_file}; use the classes file of this dataset (data.classes_file), or pass the "
+        "training CSV first"
+    )
+
+
+def test_a_label_outside_the_classes_given_names_where_they_came_from(kinetics_tree):
+    folder, root = kinetics_tree
+    train = load_annotations(folder / "train.csv", root=root)
+    first = f"the first list, {folder / 'train.csv'}"
+    named = re.escape(f"'zumba' is not among the 2 classes of {first};")
+    with pytest.raises(AnnotationError, match=named):
+        load_annotations(folder / "val.csv", root=root, classes=train.classes, classes_source=first)
+    (folder / "tree" / "zumba").mkdir(parents=True)
+    with pytest.raises(AnnotationError, match=named):
+        load_annotations(folder / "tree", classes=train.classes, classes_source=first)
 
 
 def test_folders_sorted_classes(tmp_path, media):
@@ -423,8 +441,13 @@ def test_annotation_errors_are_usage_errors_and_value_errors(tmp_path, media):
             load_annotations(tmp_path / name, classes_file=tmp_path / "classes.txt")
         assert isinstance(info.value, UsageError) and isinstance(info.value, ValueError)
     (tmp_path / "tree" / "yoga").mkdir(parents=True)  # a folder not in the classes file
-    with pytest.raises(AnnotationError, match="folder 'yoga' is not in the class list"):
+    with pytest.raises(AnnotationError) as info:
         load_annotations(tmp_path / "tree", classes_file=tmp_path / "classes.txt")
+    assert str(info.value) == (
+        f"{tmp_path / 'tree'}: folder 'yoga' is not among the 2 classes of classes file "
+        f"{tmp_path / 'classes.txt'}; use the classes file of this dataset (data.classes_file), "
+        "or remove the folder"
+    )
     with pytest.raises(AnnotationError, match="is not a folder"):
         load_annotations(tmp_path / "bad.txt", fmt="folders")
 
