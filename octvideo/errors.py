@@ -178,8 +178,8 @@ class CheckpointWriteError(OutputWriteError):
 
 
 class NonFiniteLoss(RunStopped):
-    """The training loss, or a gradient of the step, was NaN or infinite; the step was not taken
-    (the name predates the gradient check)."""
+    """The training loss, or a gradient of the step, was NaN or infinite; the step was not taken.
+    One class for both: a run stops the same way and names the last good checkpoint either way."""
 
 
 class DecodeError(OctvideoError, RuntimeError):

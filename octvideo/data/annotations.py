@@ -683,8 +683,8 @@ def _check_source(
     Raises:
         InputPathError: ``path`` does not exist (a ``FileNotFoundError``).
         AnnotationError: ``path`` is a folder given to a file format, or for any format a pipe,
-            a device, a broken symlink or a symlink loop (a pipe given to a file format was read
-            and waited on for ever); ``classes_file`` is any of these or a folder.
+            a device, a broken symlink or a symlink loop (reading a pipe would wait for a writer
+            for ever); ``classes_file`` is any of these or a folder.
     """
     if not os.path.lexists(path):
         raise InputPathError(f"annotations {path} do not exist: check data.train_list etc.")
@@ -698,7 +698,8 @@ def _check_source(
     if fmt != "folders":
         refuse_no_file(path)
     if classes_file and os.path.lexists(classes_file):
-        # a device or pipe was not read (it is no file) but written over; a broken link too
+        # a classes file that is missing gets written: a device or pipe there would be written
+        # into, a broken link written through
         problem = why_not_a_file(classes_file)
         if problem is not None:
             raise AnnotationError(
