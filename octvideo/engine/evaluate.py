@@ -6,12 +6,12 @@ all views are averaged, and top-1 / top-5 are taken on the average. Clip-level a
 on its own) and mean class accuracy (the mean over classes of per-class video accuracy) are
 reported beside it. A video whose decoding failed is never substituted: it is left out of every
 metric and listed; NaN or infinite logits of a view that decoded (a model whose activations
-overflow) stop the evaluation instead, with no metric (``check_finite``). Everything but the
-report writing is a pure function of tensors, testable on fixed logits. ``write_report`` writes
-each file whole or not at all (``octvideo.paths``): a full disk is one line naming the file, and
-a symbolic link among them is refused (``check_report_files`` refuses it before the evaluation).
-``summary.json`` is written last and ``remove_report`` removes it first, so that a folder with a
-summary holds one whole report.
+overflow) stop the evaluation instead, with no metric (``refuse_nonfinite_logits``). Everything
+but the report writing is a pure function of tensors, testable on fixed logits. ``write_report``
+writes each file whole or not at all (``octvideo.paths``): a full disk is one line naming the
+file, and a symbolic link among them is refused (``check_report_files`` refuses it before the
+evaluation). ``summary.json`` is written last and ``remove_report`` removes it first, so that a
+folder with a summary holds one whole report.
 """
 
 from __future__ import annotations
@@ -115,13 +115,14 @@ def aggregate_views(views: ViewOutputs) -> VideoScores:
     """Average the softmax of every view of a video; drop videos with any failed view.
 
     Raises:
-        CheckpointError: a view that decoded has a NaN or infinite logit (``check_finite``).
+        CheckpointError: a view that decoded has a NaN or infinite logit
+            (``refuse_nonfinite_logits``).
     """
     failed = sorted({int(v) for v in views.video_index[~views.ok]} | set(views.errors))
     keep = views.ok.clone()
     if failed:
         keep &= ~torch.isin(views.video_index, torch.tensor(failed, dtype=torch.long))
-    check_finite(views, keep)
+    refuse_nonfinite_logits(views, keep)
     video_index = views.video_index[keep]
     probs = torch.softmax(views.logits[keep].double(), dim=1)  # (N', K)
     videos, inverse = torch.unique(video_index, sorted=True, return_inverse=True)
@@ -140,7 +141,7 @@ def aggregate_views(views: ViewOutputs) -> VideoScores:
     )
 
 
-def check_finite(views: ViewOutputs, keep: Tensor) -> None:
+def refuse_nonfinite_logits(views: ViewOutputs, keep: Tensor) -> None:
     """Refuses NaN or infinite logits among the views ``keep`` marks: the clips are finite
     (normalised uint8 frames), so the model is broken, and an accuracy over its argmax (class 0
     for a NaN row) would be a number about nothing. Leaving those videos out as failed would
@@ -200,7 +201,12 @@ def _mean(values: Tensor) -> float:
 
 
 def summarize(views: ViewOutputs, scores: VideoScores | None = None) -> dict[str, Any]:
-    """Clip- and video-level top-1 / top-5 and mean class accuracy, as fractions in [0, 1]."""
+    """Clip- and video-level top-1 / top-5 and mean class accuracy, as fractions in [0, 1].
+
+    Raises:
+        CheckpointError: a view that decoded has a NaN or infinite logit, where ``scores`` is
+            None (``aggregate_views``).
+    """
     scores = scores or aggregate_views(views)
     num_classes = views.logits.shape[1]
     clip_rows = views.ok & ~torch.isin(
@@ -250,7 +256,8 @@ def write_report(
 
     Raises:
         UsageError: a report file is a symbolic link or a folder.
-        CheckpointError: NaN or infinite logits (``check_finite``), before any file is written.
+        CheckpointError: NaN or infinite logits (``refuse_nonfinite_logits``), before any file
+            is written.
         OutputWriteError: a file cannot be written (full disk); it is left as it was, and the
             files before it are written.
     """
@@ -358,7 +365,8 @@ def _summary_json(metrics: dict[str, Any], protocol: dict[str, Any], files: dict
 def remove_report(out_dir: str | os.PathLike[str]) -> list[Path]:
     """Removes the files of an earlier report from ``out_dir`` as a new evaluation begins, the
     summary first, so that an evaluation that is stopped or fails leaves no report that would
-    pass for its own (and one without ``confusion.png`` none of an earlier test's).
+    pass for its own, and a report written without a confusion matrix keeps no earlier report's
+    ``confusion.png``.
     ``check_report_files`` has refused links and folders among them.
 
     Returns:

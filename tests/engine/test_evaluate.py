@@ -19,6 +19,7 @@ from octvideo.engine.evaluate import (
     aggregate_views,
     confusion_matrix,
     per_class_accuracy,
+    refuse_nonfinite_logits,
     remove_report,
     summarize,
     write_report,
@@ -113,6 +114,10 @@ def test_nan_or_infinite_logits_stop_the_evaluation_with_no_metric(tmp_path):
     for evaluation in (aggregate_views, summarize):
         with pytest.raises(CheckpointError, match=re.escape(message)):
             evaluation(_views(rows))
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        refuse_nonfinite_logits(_views(rows), keep=torch.ones(6, dtype=torch.bool))
+    # the views that failed to decode are not looked at
+    refuse_nonfinite_logits(_views(rows), keep=torch.tensor([True] * 4 + [False] * 2))
     with pytest.raises(CheckpointError, match=re.escape(message)):
         write_report(tmp_path, _views(rows), classes="abc", paths="012", protocol={})
     assert list(tmp_path.iterdir()) == []  # refused before any file is written
