@@ -83,16 +83,15 @@ def run_prepare(args: argparse.Namespace) -> int:
     """Re-encode a raw Kinetics tree; exit status 1 when some videos failed."""
     from octvideo.data.prepare import ERRORS_FILE, prepare_dataset, redone_note
 
-    with usage_errors(ValueError):
-        counts = prepare_dataset(
-            args.src,
-            args.dst,
-            short_side=args.short_side,
-            workers=args.workers,
-            csvs=args.csv,
-            progress=not args.quiet,
-            timeout=args.timeout,
-        )
+    counts = prepare_dataset(
+        args.src,
+        args.dst,
+        short_side=args.short_side,
+        workers=args.workers,
+        csvs=args.csv,
+        progress=not args.quiet,
+        timeout=args.timeout,
+    )
     print(  # noqa: T201
         f"{counts['encoded']} encoded{redone_note(counts['redone'], args.short_side)}, "
         f"{counts['skipped']} already done, {counts['failed']} failed"

@@ -81,7 +81,7 @@ from octvideo.data.check import check_timeout, write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range
 from octvideo.data.workers import check_worker_count, exit_reason, send_to_caller, worker_context
-from octvideo.errors import InputPathError, RunStopped, UsageError
+from octvideo.errors import InputPathError, RunStopped, UsageError, usage_errors
 from octvideo.paths import (
     ReadFiles,
     check_folder,
@@ -275,7 +275,7 @@ def _check_csvs(csvs: list[str]) -> list[list[KineticsRow]]:
         try:
             rows_of.append(read_kinetics_rows(path, "--csv"))
         except OSError as err:
-            raise ValueError(
+            raise UsageError(
                 f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
                 "Kinetics CSVs (train.csv, validate.csv, ...)"
             ) from err
@@ -283,7 +283,7 @@ def _check_csvs(csvs: list[str]) -> list[list[KineticsRow]]:
         if classes is None:
             classes = labels
         elif not labels <= classes:
-            raise ValueError(
+            raise UsageError(
                 f"--csv {path} has labels that the first --csv {csvs[0]} does not have "
                 f"(e.g. {sorted(labels - classes)[0]!r}); the first CSV sets the class "
                 "list, so pass the training CSV first"
@@ -314,7 +314,7 @@ def _check_csv_videos(
             if first
             else "SRC holds no video"
         )
-        raise ValueError(
+        raise UsageError(
             f"--csv {path}: none of its {len(rows)} rows names a video of SRC {src} or DST {dst}, "
             f"so its list would be empty: a row names <youtube_id>_<start:06d>_<end:06d>.<ext> "
             f"(line {rows[0].line}: {names[0]!r}) and {held}; pass the CSV of these videos, or "
@@ -334,7 +334,7 @@ def _check_class_folders(src: Path, dst: Path, outputs: Iterable[Path]) -> None:
     for folder in sorted(folders):
         problem = class_name_problem(folder.name)
         if problem:
-            raise ValueError(
+            raise UsageError(
                 f"class folder {folder.parent}/{folder.name!r}: its name {problem}; rename the "
                 "folder (its name becomes a line of classes.txt)"
             )
@@ -385,12 +385,12 @@ def _check_folders(src: Path, dst: Path) -> None:
     """Refuse a DST that is SRC, lies inside it, or holds it: outputs would mix with sources."""
     real_src, real_dst = src.resolve(), dst.resolve()
     if real_dst == real_src or real_src in real_dst.parents:
-        raise ValueError(
+        raise UsageError(
             f"DST {dst} is inside SRC {src} (or is it): the outputs and annotation files would "
             "mix with the raw videos; choose a DST outside SRC"
         )
     if real_dst in real_src.parents:
-        raise ValueError(
+        raise UsageError(
             f"SRC {src} is inside DST {dst}: the annotation files would list the raw videos as a "
             "split; choose a DST that does not hold SRC"
         )
@@ -465,7 +465,7 @@ def _check_layout(src: Path, outputs: list[Path]) -> None:
         if outputs
         else f"it holds no video ({', '.join(VIDEO_EXTENSIONS)})"
     )
-    raise ValueError(
+    raise UsageError(
         f"SRC {src}: {found}; without --csv prepare needs SRC/<split>/<class>/<video> (e.g. "
         f"{src}/train/abseiling/x.mp4): move the class folders into a split folder, or pass the "
         "Kinetics CSVs with --csv"
@@ -568,16 +568,19 @@ def prepare_dataset(
 
     Raises:
         InputPathError: ``src`` is not a folder (a ``FileNotFoundError``).
-        ValueError: a bad argument, CSV or layout (see the module docstring), before any encoding.
-        UsageError: a DST that cannot be written, or annotation outputs that collide or would
-            replace an input, before any encoding.
+        UsageError: a bad argument, CSV or layout, a DST that cannot be written, or annotation
+            outputs that collide or would replace an input (see the module docstring); all
+            before any encoding.
+        RunStopped: the error list or an annotation file could not be written after encoding
+            (a full disk); the encoded videos are kept.
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise InputPathError(f"source folder {src} does not exist")
-    check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
-    check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
-    check_timeout(timeout)
+    with usage_errors(ValueError):  # the bound checks shared with other commands
+        check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
+        check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
+        check_timeout(timeout)
     _check_folders(src, dst)
     rows_of = _check_csvs(csvs) if csvs else []
     sources, errors = _find_sources(src)

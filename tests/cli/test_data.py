@@ -9,7 +9,9 @@ import pytest
 
 from octvideo.cli import main
 from octvideo.cli.data import default_bad_list
+from octvideo.data import prepare as prepare_module
 from octvideo.data.check import read_bad_videos
+from tests.data.media_helpers import raw_tree
 from tests.reliability.bad_input_matrix import make_no_file
 
 
@@ -78,3 +80,16 @@ def test_the_workers_help_gives_the_bound_by_the_cores(command, capsys):
         main(["data", *command, "--help"])
     help_text = " ".join(capsys.readouterr().out.split())  # as wrapped to any terminal width
     assert "processes (1 to 4 per CPU core, at most 256) (default: 2)" in help_text
+
+
+def test_a_value_error_while_preparing_keeps_its_traceback(tmp_path, media, monkeypatch):
+    """Only prepare's refusals of its input are one usage line; a ValueError from the encoding (a
+    bug's) reaches the caller as itself, not as the user's mistake."""
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug while encoding")
+
+    monkeypatch.setattr(prepare_module, "_run_jobs", bug)
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    with pytest.raises(ValueError, match="^a bug while encoding$"):
+        main(["data", "prepare", str(src), str(tmp_path / "out"), "-q"])
