@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 # the parameter-group settings a resume takes from the config, not from the saved optimiser
 _GROUP_SETTINGS = ("momentum", "nesterov", "weight_decay", "dampening")
-# LRSchedule attribute -> how the resume message names a change of it
+# LRSchedule attribute -> how the resume message names a change of it (one missing here is
+# named by the attribute itself)
 _SCHEDULE_CHANGES = {
     "schedule": "{} -> {} schedule",
     "total_steps": "{} -> {} steps",
@@ -137,13 +138,24 @@ class LRSchedule:
                 f"steps_per_epoch and total_steps must be >= 1, got {steps_per_epoch}, "
                 f"{total_steps}"
             )
+        # in the order ``described_changes`` lists their changes
         self.schedule = cfg.schedule
+        self.total_steps = total_steps
         self.warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
         self.warmup_start = cfg.warmup_start_factor
-        self.total_steps = total_steps
         self.final = cfg.final_lr_factor
         self.milestones = [round(e * steps_per_epoch) for e in cfg.step_epochs]
         self.gamma = cfg.step_gamma
+
+    def described_changes(self, saved: dict[str, Any]) -> list[str]:
+        """What differs from ``saved`` (a schedule's attributes, as ``LambdaLR.state_dict``
+        stores them), as ``"72 -> 108 steps"``. Every attribute is compared, so an added one
+        cannot change unreported; one that ``saved`` lacks (an older checkpoint) is skipped."""
+        return [
+            _SCHEDULE_CHANGES.get(key, f"{key} {{}} -> {{}}").format(saved[key], value)
+            for key, value in vars(self).items()
+            if key in saved and saved[key] != value
+        ]
 
     def ends_in_warmup(self) -> bool:
         """Whether the run's last step comes before the warmup's end: the peak is never reached
@@ -193,21 +205,12 @@ class ScheduleLR(LambdaLR):
         super().__init__(optimizer, lr_lambda)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        base_lrs = list(self.base_lrs)
-        schedules = [dict(fn.__dict__) for fn in self.lr_lambdas]
-        changes = _schedule_changes(state_dict, base_lrs, schedules[0])
-        for i, (group, own) in enumerate(
-            zip(self.optimizer.param_groups, self._group_settings, strict=True)
-        ):
-            for key, value in own.items():
-                if group.get(key) != value:
-                    changes.append(f"group {i} {key} {group.get(key)} -> {value}")
-                    group[key] = value
-        super().load_state_dict(state_dict)
-        self.base_lrs = base_lrs
-        for fn, attrs in zip(self.lr_lambdas, schedules, strict=True):
-            fn.__dict__.clear()
-            fn.__dict__.update(attrs)
+        changes = _schedule_changes(state_dict, self.base_lrs, self.lr_lambdas[0])
+        changes += _apply_group_settings(self.optimizer.param_groups, self._group_settings)
+        # the step count from the checkpoint; the base learning rates and schedules stay
+        super().load_state_dict(
+            {**state_dict, "base_lrs": self.base_lrs, "lr_lambdas": [None] * len(self.lr_lambdas)}
+        )
         groups = self.optimizer.param_groups
         for group, base_lr, fn in zip(groups, self.base_lrs, self.lr_lambdas, strict=True):
             group["initial_lr"] = base_lr
@@ -221,7 +224,7 @@ class ScheduleLR(LambdaLR):
 
 
 def _schedule_changes(
-    saved: dict[str, Any], base_lrs: list[float], schedule: dict[str, Any]
+    saved: dict[str, Any], base_lrs: list[float], schedule: LRSchedule
 ) -> list[str]:
     """What differs between a saved ``LambdaLR`` state and the current base learning rates and
     schedule, as ``"lr 0.1 -> 0.2"``, ``"72 -> 108 steps"``, ..."""
@@ -229,8 +232,17 @@ def _schedule_changes(
     old_lrs = saved.get("base_lrs")
     if old_lrs is not None and [float(lr) for lr in old_lrs] != [float(lr) for lr in base_lrs]:
         changes.append(f"lr {float(old_lrs[0]):.6g} -> {float(base_lrs[0]):.6g}")
-    old = (saved.get("lr_lambdas") or [None])[0] or {}
-    for key, words in _SCHEDULE_CHANGES.items():
-        if key in old and key in schedule and old[key] != schedule[key]:
-            changes.append(words.format(old[key], schedule[key]))
+    return changes + schedule.described_changes((saved.get("lr_lambdas") or [None])[0] or {})
+
+
+def _apply_group_settings(groups: list[dict[str, Any]], own: list[dict[str, Any]]) -> list[str]:
+    """Sets each parameter group's momentum, Nesterov flag and weight decay back to ``own`` (the
+    config's), over the optimiser state's; returns the changes, as ``"group 0 momentum 0.9 ->
+    0.5"``."""
+    changes = []
+    for i, (group, settings) in enumerate(zip(groups, own, strict=True)):
+        for key, value in settings.items():
+            if group.get(key) != value:
+                changes.append(f"group {i} {key} {group.get(key)} -> {value}")
+                group[key] = value
     return changes

@@ -201,6 +201,15 @@ def test_a_resumed_schedule_follows_the_current_config(caplog):
     assert opt.param_groups[0]["lr"] == 0.2 * schedule(9)
 
 
+def test_a_resume_reports_a_change_of_every_schedule_attribute():
+    schedule = LRSchedule(OptimConfig(schedule="step"), steps_per_epoch=4, total_steps=12)
+    saved = {**vars(schedule), "total_steps": 8, "gamma": 0.5}
+    assert schedule.described_changes(saved) == ["8 -> 12 steps", "step gamma 0.5 -> 0.1"]
+    schedule.cycles = 2  # an attribute the message table does not word
+    assert schedule.described_changes({**vars(schedule), "cycles": 1}) == ["cycles 1 -> 2"]
+    assert schedule.described_changes({"schedule": "step"}) == []  # an older checkpoint's
+
+
 def test_a_resume_takes_momentum_and_weight_decay_from_the_config(caplog):
     param, opt = _sgd(0.1)
     schedule = LRSchedule(OptimConfig(lr=0.1), steps_per_epoch=4, total_steps=8)
