@@ -52,7 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from octvideo.data.annotations import load_annotations, video_entries
-from octvideo.data.limits import MAX_TIMEOUT, MAX_WORKERS
+from octvideo.data.limits import MAX_WORKERS, check_timeout
 from octvideo.data.workers import check_worker_count, exit_reason, serve, worker_context
 from octvideo.errors import Interrupted, OutputWriteError, RunStopped, UsageError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
@@ -236,21 +236,6 @@ class _CheckPool:
             worker.stop(kill=worker.task is not None)
 
 
-def check_timeout(timeout: float) -> None:
-    """Refuse a ``--timeout`` (seconds one video may take) that is not above 0 and at most
-    ``MAX_TIMEOUT`` (NaN included).
-
-    Raises:
-        ValueError: one line naming ``--timeout`` and the bound.
-    """
-    if not timeout > 0:
-        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
-    if timeout > MAX_TIMEOUT:
-        raise ValueError(
-            f"--timeout must be at most {MAX_TIMEOUT:g} seconds (one day), got {timeout:g}"
-        )
-
-
 def is_report(path: str | os.PathLike[str]) -> bool:
     """Whether the regular file ``path`` holds a report of ``write_bad_videos`` (empty, or a
     first line ``{"path": ..., "error": ...}`` or a stopped check's ``partial`` line): one that
@@ -339,7 +324,7 @@ def check_videos(
     if out is not None:
         _check_out(out, annotations, paths)
     if not paths and not found.missing:
-        raise ValueError(_nothing_to_check(annotations, root, fmt))
+        raise ValueError(_nothing_to_check(annotations, fmt))
     errors: dict[int, str] = {}  # of the videos checked so far, by index
     checked: set[int] = set()
     try:
@@ -448,11 +433,9 @@ def _decode_all(
         pool.close()
 
 
-def _nothing_to_check(
-    annotations: str | os.PathLike[str], root: str | os.PathLike[str] | None, fmt: str
-) -> str:
+def _nothing_to_check(annotations: str | os.PathLike[str], fmt: str) -> str:
     """The error for an annotation source that lists no video: what was found, what is needed."""
-    folder = Path(annotations)  # a class-folder root is the folder read, whatever ``root`` says
+    folder = Path(annotations)  # read itself: check_videos' ``root`` is for lists only
     if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
         loose = len(video_entries(folder))  # named like videos, as a class folder's are listed
         plural = "video" if loose == 1 else "videos"

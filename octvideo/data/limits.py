@@ -29,6 +29,21 @@ def check_range(option: str, value: float, low: float, high: float, unit: str = 
         )
 
 
+def check_timeout(timeout: float) -> None:
+    """Refuse a ``--timeout`` (seconds one video may take) that is not above 0 and at most
+    ``MAX_TIMEOUT`` (NaN included).
+
+    Raises:
+        ValueError: one line naming ``--timeout`` and the bound.
+    """
+    if not timeout > 0:
+        raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
+    if timeout > MAX_TIMEOUT:
+        raise ValueError(
+            f"--timeout must be at most {MAX_TIMEOUT:g} seconds (one day), got {timeout:g}"
+        )
+
+
 def _show(value: float) -> str:
     """``300``, ``0.5``, ``inf``: an int as typed (``:g`` would round 10**23), a float short."""
     return f"{value:g}" if isinstance(value, float) else str(value)

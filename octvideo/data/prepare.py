@@ -77,9 +77,9 @@ from octvideo.data.annotations import (
     read_kinetics_rows,
     write_classes,
 )
-from octvideo.data.check import check_timeout, write_bad_videos
+from octvideo.data.check import write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
-from octvideo.data.limits import MAX_WORKERS, check_range
+from octvideo.data.limits import MAX_WORKERS, check_range, check_timeout
 from octvideo.data.workers import check_worker_count, exit_reason, send_to_caller, worker_context
 from octvideo.errors import InputPathError, RunStopped, UsageError, usage_errors
 from octvideo.paths import (
