@@ -1,12 +1,13 @@
 """Bounds on the numeric arguments of ``octvideo data synth | check | prepare``.
 
 Every size, count and duration a user can type has a bound; a value outside it is refused in one
-line that names the option and the bound, before any work or output (``--frames 10000000`` made
-``data synth`` allocate 114 GiB, ``--workers 100000`` would fork a process per video). The bounds
-sit far beyond any real use; each module keeps its own (``synth.MAX_FRAMES``,
-``decoding.MAX_DECODE_SHORT_SIDE``, ...), and the ones shared by several commands live here.
-Worker processes are bounded by the machine as well: ``workers.check_worker_count`` takes
-``WORKERS_PER_CORE`` per CPU core the command may run on, under ``MAX_WORKERS``.
+line that names the option and the bound, before any work or output: a slip of the keyboard must
+not allocate more memory than the machine has (``data synth --frames``) or start a process per
+video (``--workers``). The bounds sit far beyond any real use; each module keeps its own
+(``synth.MAX_FRAMES``, ``decoding.MAX_DECODE_SHORT_SIDE``, ...), and the ones shared by several
+commands live here. Worker processes are bounded by the machine as well:
+``workers.check_worker_count`` takes ``WORKERS_PER_CORE`` per CPU core the command may run on,
+under ``MAX_WORKERS``.
 """
 
 from __future__ import annotations
