@@ -140,11 +140,13 @@ class FolderCheckpoint(ModelCheckpoint):
         recorded = state.get("best_k_models") or {}
         scored = [(path, here(path), score) for path, score in recorded.items()]
         if rank_zero_only.rank == 0:
-            for path, now, score in scored:
-                _say_where(path, now, f"{state.get('monitor')} {float(score):.4f}", was != dirpath)
+            for path, here_path, score in scored:
+                _say_where(
+                    path, here_path, f"{state.get('monitor')} {float(score):.4f}", was != dirpath
+                )
         best, kth = here(state["best_model_path"]), here(state.get("kth_best_model_path"))
         moved = {**state, "dirpath": dirpath, "best_model_path": best, "kth_best_model_path": kth}
-        moved["best_k_models"] = {now: score for _, now, score in scored if now}
+        moved["best_k_models"] = {here_path: score for _, here_path, score in scored if here_path}
         moved["last_model_path"] = here(state.get("last_model_path"))
         if not best:
             moved["best_model_score"] = None
@@ -153,17 +155,17 @@ class FolderCheckpoint(ModelCheckpoint):
         return moved
 
 
-def _say_where(path: str, now: str, score: str, moved: bool) -> None:
-    """Logs a scored checkpoint kept from the folder the run moved from (``now``, its path
-    here), or one of this folder's that is gone (``now`` empty)."""
-    if now and moved:
+def _say_where(path: str, here_path: str, score: str, moved: bool) -> None:
+    """Logs a scored checkpoint kept from the folder the run moved from (``here_path``, its path
+    in this folder), or one of this folder's that is gone (``here_path`` empty)."""
+    if here_path and moved:
         logger.info(
             "%s keeps its %s: the run folder was moved or copied from %s",
-            now,
+            here_path,
             score,
             os.path.dirname(path),
         )
-    elif not now and not moved:
+    elif not here_path and not moved:
         logger.warning("%s is gone (it scored %s); the next validation writes it anew", path, score)
 
 
