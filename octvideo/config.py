@@ -47,9 +47,9 @@ from octvideo.argtypes import DECIMAL, WHOLE
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE, DataConfig, is_kind
 from octvideo.data.limits import MAX_WORKERS
 from octvideo.data.workers import check_worker_count
-from octvideo.errors import ConfigError, first_line, one_line
+from octvideo.errors import ConfigError, TextFileError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
-from octvideo.paths import why_not_a_file, write_atomically
+from octvideo.paths import read_utf8, why_not_a_file, write_atomically
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRETRAINED_KINDS = ("octvideo", "pytorchvideo", "imagenet2d")
@@ -1049,21 +1049,17 @@ def read_config_file(path: Path) -> Any:
             is not UTF-8, or is not valid YAML (``file:line:column: problem``).
     """
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        text = read_utf8(path, MAX_CONFIG_BYTES)
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config ({err.strerror or err})") from err
-    if len(raw) > MAX_CONFIG_BYTES:
+    except TextFileError as err:
+        if err.line is None:
+            raise ConfigError(
+                f"{path}: over {MAX_CONFIG_BYTES // 2**10} KiB, which no config is (a few KB of "
+                "settings); is this the right file?"
+            ) from err
         raise ConfigError(
-            f"{path}: over {MAX_CONFIG_BYTES // 2**10} KiB, which no config is (a few KB of "
-            "settings); is this the right file?"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the config as UTF-8"
+            f"{path}:{err.line}: not UTF-8 text (byte 0x{err.byte:02x}); save the config as UTF-8"
         ) from err
     try:
         return _parse_yaml(text)

@@ -26,6 +26,7 @@ line without a traceback:
     |                         RuntimeError)
     |-- TooManyWindows        a video that would get more sliding windows than allowed (a
     |                         ValueError)
+    |-- TextFileError         a text file over its size bound or not UTF-8 (a ValueError)
     |-- ExportError           an exported model that does not reproduce the checkpoint's logits
     |                         (a RuntimeError)
     `-- RunFailed             one run of a sweep failed; the sweep records it and goes on
@@ -42,7 +43,9 @@ The others are caught where they happen and become part of a result: a ``DecodeE
 failed input (predict), a bad-file row (data check) or a skipped or failed video (train, test);
 ``TooManyBadVideos`` ends a training run as a ``RunStopped``;
 ``ExportError`` is reported by export as a usage error;
-``TooManyWindows`` fails one input of predict; ``RunFailed`` is one failed row of a sweep.
+``TooManyWindows`` fails one input of predict; ``RunFailed`` is one failed row of a sweep;
+``TextFileError`` is worded by the reader of that file as its own error (a ``ConfigError``, an
+``AnnotationError``).
 Classes also raised to library callers as ``ValueError`` or ``RuntimeError`` keep that base, so
 ``except ValueError`` around a library call catches them.
 """
@@ -256,6 +259,35 @@ class CheckpointError(UsageError, ValueError):
 
 class TooManyWindows(OctvideoError, ValueError):
     """A video that would get more than ``MAX_WINDOWS`` windows at the stride asked for."""
+
+
+class TextFileError(OctvideoError, ValueError):
+    """A text file over its size bound, or not UTF-8 (``paths.read_utf8``); its reader words it
+    from the fields as its own error.
+
+    Attributes:
+        path: the file.
+        limit: the most bytes it may hold.
+        line: the line (from 1) of the first byte that is not UTF-8; None for a file over
+            ``limit``.
+        byte: that byte's value; None for a file over ``limit``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        limit: int,
+        line: int | None = None,
+        byte: int | None = None,
+    ) -> None:
+        self.path, self.limit, self.line, self.byte = path, limit, line, byte
+        if line is None:
+            super().__init__(f"{path} is over {limit} bytes")
+        else:
+            super().__init__(f"{path}:{line}: not UTF-8 text (byte 0x{byte:02x})")
+
+    def __reduce__(self) -> tuple[type[TextFileError], tuple[object, ...]]:
+        return type(self), (self.path, self.limit, self.line, self.byte)
 
 
 class ExportError(OctvideoError, RuntimeError):

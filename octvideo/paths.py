@@ -17,6 +17,8 @@ through it would overwrite the file it points to, which the command was not give
 
 An input path that is not a regular file (a checkpoint, a list, a classes file that is a pipe, a
 device, a broken link) is named as what it is by ``why_not_a_file``, never as "does not exist".
+A text input (a config, a list, a classes file) is read by ``read_utf8``: at most its bound, and
+a byte that is not UTF-8 named by its line, for the reader to word as its own error.
 
 A writer killed mid-write (SIGKILL, power loss) leaves its temporary file. The temporary's name
 holds the writer's pid (``.NAME.<pid>-<hex>.tmp.EXT``) and the writer holds a ``flock`` on it
@@ -51,7 +53,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from octvideo.errors import OutputWriteError, UsageError
+from octvideo.errors import OutputWriteError, TextFileError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +227,29 @@ def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
     else:
         kind = "a device"
     return f"{verb} {kind}"
+
+
+def read_utf8(path: str | os.PathLike[str], limit: int) -> str:
+    """The text of a UTF-8 file of at most ``limit`` bytes, a leading byte-order mark dropped,
+    newlines untranslated. At most ``limit + 1`` bytes are read: a video or a disk image given
+    by mistake is not read whole.
+
+    Raises:
+        TextFileError: the file is over ``limit`` bytes, or is not UTF-8 (``line`` and ``byte``
+            name its first bad byte).
+        OSError: it cannot be opened or read.
+    """
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TextFileError(path, limit)
+    try:
+        # "utf-8", then the mark dropped: "utf-8-sig" counts an error's offset after the mark
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise TextFileError(path, limit, line, data[err.start]) from None
+    return text.removeprefix("\ufeff")
 
 
 def refuse_special_file(path: str | os.PathLike[str], option: str | None = None) -> None:

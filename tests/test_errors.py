@@ -24,6 +24,7 @@ from octvideo.errors import (
     RunFailed,
     RunStopped,
     Terminated,
+    TextFileError,
     TooManyBadVideos,
     TooManyWindows,
     UsageError,
@@ -50,6 +51,7 @@ KINDS = [
     (TooManyBadVideos, RuntimeError),
     (CheckpointError, ValueError),
     (TooManyWindows, ValueError),
+    (TextFileError, ValueError),
     (ExportError, RuntimeError),
     (RunFailed, OctvideoError),
 ]
@@ -97,6 +99,13 @@ def test_checkpoint_error_pickles_with_its_field():
     error = CheckpointError("checkpoint metadata clip.num_frames is 0", field="clip.num_frames")
     back = pickle.loads(pickle.dumps(error))
     assert (str(back), back.field) == (str(error), "clip.num_frames")
+
+
+def test_text_file_error_pickles_with_its_fields():
+    for error in (TextFileError("a.txt", 16), TextFileError("a.txt", 16, line=2, byte=0xFF)):
+        back = pickle.loads(pickle.dumps(error))
+        assert (str(back), vars(back)) == (str(error), vars(error))
+    assert str(error) == "a.txt:2: not UTF-8 text (byte 0xff)"
 
 
 def test_too_many_bad_videos_can_be_rebuilt_from_its_text_alone():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from octvideo.errors import OutputWriteError, RunStopped, UsageError
+from octvideo.errors import OutputWriteError, RunStopped, TextFileError, UsageError
 from octvideo.paths import (
     LOCK_NAME,
     AtomicOutput,
@@ -23,6 +23,7 @@ from octvideo.paths import (
     hold_folder,
     is_missing,
     nearest_existing,
+    read_utf8,
     temporaries,
     why_not_a_file,
     write_atomically,
@@ -496,6 +497,20 @@ def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):
     stopped = OutputWriteError(tmp_path / "a.csv", full, existed=False)
     assert write_failure(stopped) == "No space left on device"  # not the whole sentence
     assert write_failure(OSError("lost")) == "lost"  # no errno, no strerror
+
+
+def test_read_utf8_drops_the_mark_and_names_the_first_bad_byte_and_its_line(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes("\ufeffa\r\nb\n".encode())
+    assert read_utf8(path, 8) == "a\r\nb\n"  # 8 bytes with the mark: taken, newlines as they are
+    with pytest.raises(TextFileError) as caught:
+        read_utf8(path, 7)
+    assert (caught.value.limit, caught.value.line, caught.value.byte) == (7, None, None)
+    # the line and the byte are counted from the file's start, the mark included
+    path.write_bytes(b"\xef\xbb\xbfa 0\nb\xff 1\n")
+    with pytest.raises(TextFileError) as caught:
+        read_utf8(path, 100)
+    assert (caught.value.path, caught.value.line, caught.value.byte) == (path, 2, 0xFF)
 
 
 def test_why_not_a_file_says_what_an_input_path_is(tmp_path):

@@ -62,8 +62,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from octvideo.errors import AnnotationError, InputPathError, UsageError
-from octvideo.paths import why_not_a_file, write_atomically
+from octvideo.errors import AnnotationError, InputPathError, TextFileError, UsageError
+from octvideo.paths import read_utf8, why_not_a_file, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -135,19 +135,16 @@ def read_text(path: str | os.PathLike[str], what: str = "annotation file") -> st
         OSError: it cannot be opened (``FileNotFoundError`` when it does not exist).
     """
     refuse_no_file(path, what)
-    with open(path, "rb") as f:
-        data = f.read(MAX_TEXT_BYTES + 1)  # a video given as a list is not read whole
-    if len(data) > MAX_TEXT_BYTES:
-        raise AnnotationError(
-            f"{what} {path} is over {MAX_TEXT_BYTES >> 20} MiB, more than any {what} takes "
-            "(Kinetics-700's training list is about 40 MB); pass the right file"
-        )
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
+        return read_utf8(path, MAX_TEXT_BYTES)
+    except TextFileError as err:
+        if err.line is None:
+            raise AnnotationError(
+                f"{what} {path} is over {MAX_TEXT_BYTES >> 20} MiB, more than any {what} takes "
+                "(Kinetics-700's training list is about 40 MB); pass the right file"
+            ) from None
         raise AnnotationError(
-            f"{what} {path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save it as UTF-8"
+            f"{what} {path}:{err.line}: not UTF-8 text (byte 0x{err.byte:02x}); save it as UTF-8"
         ) from None
 
 

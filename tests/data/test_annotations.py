@@ -293,6 +293,15 @@ def test_a_classes_file_or_csv_that_is_not_utf8_is_one_error(tmp_path, kinetics_
         load_annotations(csv, root=root)
 
 
+def test_a_bad_byte_after_a_byte_order_mark_is_named_at_its_line(tmp_path):
+    (tmp_path / "list.txt").write_bytes(b"\xef\xbb\xbfa.mp4 0\nb\xff.mp4 1\n")
+    with pytest.raises(AnnotationError) as caught:
+        load_annotations(tmp_path / "list.txt")
+    assert str(caught.value) == (
+        f"annotation file {tmp_path / 'list.txt'}:2: not UTF-8 text (byte 0xff); save it as UTF-8"
+    )
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path, kinetics_tree):
     # read as part of the first path, the mark made the first video a missing file
     (tmp_path / "list.txt").write_bytes("a.mp4 1\r\nb.mp4 0\r\n".encode("utf-8-sig"))
