@@ -17,15 +17,10 @@ from torch import nn
 from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_meta
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
-from octvideo.engine.checkpoint import (
-    check_finite_weights,
-    load_checkpoint,
-    model_state_dict,
-    state_mismatch,
-)
+from octvideo.engine.checkpoint import check_finite_weights, load_checkpoint, model_state_dict
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
-from octvideo.models.weights import first_non_finite, non_finite_tensors
+from octvideo.models.weights import first_non_finite, non_finite_tensors, state_mismatch
 
 logger = logging.getLogger(__name__)
 

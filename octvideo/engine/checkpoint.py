@@ -289,29 +289,6 @@ def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
-    """Why ``state`` does not load into ``model`` strictly, in one line; None if it does.
-
-    Shape differences come first (a classifier for another class count shows as
-    ``head.proj.weight (6, 512) here (400, 512)``), then missing and unexpected keys.
-    """
-    own = model.state_dict()
-    shapes = [
-        f"{k} {tuple(v.shape)} here {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and own[k].shape != v.shape
-    ]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    parts = []
-    groups = (("shape differs", shapes), ("missing", missing), ("unexpected", unexpected))
-    for what, items in groups:
-        if items:
-            more = f" and {len(items) - 2} more" if len(items) > 2 else ""
-            parts.append(f"{what}: {', '.join(items[:2])}{more}")
-    return "; ".join(parts) or None
-
-
 def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     """Loads a PyTorchVideo zoo checkpoint (a local file) into an octvideo model of any alpha.
 

@@ -62,12 +62,7 @@ from octvideo.config import (
     to_dict,
 )
 from octvideo.data.config import DataConfig
-from octvideo.engine.checkpoint import (
-    atomic_save,
-    load_checkpoint,
-    model_state_dict,
-    state_mismatch,
-)
+from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
 from octvideo.errors import (
     AnnotationError,
     CheckpointError,
@@ -78,7 +73,7 @@ from octvideo.errors import (
     usage_errors,
 )
 from octvideo.models import is_model, list_models
-from octvideo.models.weights import with_batch_counts
+from octvideo.models.weights import StateMismatch, state_mismatch, with_batch_counts
 from octvideo.paths import (
     ReadFiles,
     atomic_output,
@@ -683,7 +678,8 @@ def _mismatch(section: Mapping[str, Any], vanilla: Mapping[str, Tensor]) -> str 
             net = _build(section)
     except (ValueError, TypeError) as err:
         return first_line(err)
-    return state_mismatch(net, dict(vanilla))
+    diff = state_mismatch(net, vanilla)
+    return str(diff) if diff else None
 
 
 def _guess(
@@ -714,8 +710,8 @@ def _pytorchvideo_vanilla(raw: Mapping[str, Tensor], model: str) -> dict[str, Te
 
 def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
     """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
-    names ("missing K; unexpected U", a few then a count), where it is ``model``'s but for a
-    few keys (at most a tenth of them); else None.
+    names (one line, as ``StateMismatch`` words it), where it is ``model``'s but for a few
+    keys (at most a tenth of them); else None.
 
     A key the converter has no name for is unexpected; the others are converted, and the
     network's missing keys are named after a converted key of the same module (a norm's
@@ -729,13 +725,12 @@ def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
         return None
     try:
         with torch.device("meta"):
-            own = _build(_alpha0_section(model, vanilla)).state_dict()
+            net = _build(_alpha0_section(model, vanilla))
     except (ValueError, TypeError):
         return None
-    shapes = [k for k, v in vanilla.items() if k in own and own[k].shape != v.shape]
-    missing = [k for k in own if k not in vanilla]
-    extra_keys = [k for k in vanilla if k not in own]
-    if len(shapes) + len(missing) + len(unknown) + len(extra_keys) > max(1, len(own) // 10):
+    diff = state_mismatch(net, vanilla) or StateMismatch({}, [], [])
+    off = len(diff.shapes) + len(diff.missing) + len(diff.unexpected) + len(unknown)
+    if not off or off > max(1, len(net.state_dict()) // 10):
         return None
     by_tensor = {id(v): k for k, v in kept.items()}  # the converter renames, it does not copy
     module_of: dict[str, str] = {}  # octvideo module -> the file's
@@ -743,18 +738,8 @@ def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
         theirs = by_tensor.get(id(value))
         if theirs is not None:
             module_of[key.rpartition(".")[0]] = theirs.rpartition(".")[0]
-
-    parts = []
-    groups = (
-        ("shape differs", [_in_file(k, vanilla, by_tensor, module_of) for k in shapes]),
-        ("missing", [_in_file(k, vanilla, by_tensor, module_of) for k in missing]),
-        ("unexpected", unknown + [_in_file(k, vanilla, by_tensor, module_of) for k in extra_keys]),
-    )
-    for what, items in groups:
-        if items:
-            more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-            parts.append(f"{what} {', '.join(items[:3])}{more}")
-    return "; ".join(parts) or None
+    in_file = diff.renamed(lambda key: _in_file(key, vanilla, by_tensor, module_of))
+    return str(in_file._replace(unexpected=unknown + in_file.unexpected))
 
 
 # PyTorchVideo zoo designs that octvideo does not build, by the octvideo convolutions whose

@@ -622,7 +622,7 @@ class Predictor:
         """
         device = check_device(device)
         check_batch_size(batch_size)
-        from octvideo.engine.checkpoint import state_mismatch
+        from octvideo.models.weights import state_mismatch
 
         meta, state = _read(path)
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -123,7 +123,7 @@ def convert_pytorchvideo_state_dict(
     if unknown:
         raise ValueError(
             f"{len(unknown)} PyTorchVideo keys have no octvideo {model_name} counterpart: "
-            f"{unknown[:8]}{' ...' if len(unknown) > 8 else ''}"
+            f"{_few(unknown)}"
         )
     return out
 
@@ -170,23 +170,67 @@ def first_non_finite(broken: list[NonFinite], noun: str) -> str:
     return f"{first} (and {len(others)} more {noun}{'s' if len(others) > 1 else ''})"
 
 
-def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
-    """``load_state_dict(strict=True)`` with an error that lists missing and unexpected keys."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = [
-        f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"state dict does not fit {type(model).__name__}: missing {missing[:8]}"
-            f"{' ...' if len(missing) > 8 else ''} ({len(missing)}), unexpected "
-            f"{unexpected[:8]}{' ...' if len(unexpected) > 8 else ''} ({len(unexpected)}), "
-            f"shape mismatches {shapes[:8]}"
+def _few(keys: Sequence[str]) -> str:
+    """The first three of ``keys``, then how many more: ``a, b, c and 4 more``."""
+    more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+    return f"{', '.join(keys[:3])}{more}"
+
+
+class StateMismatch(NamedTuple):
+    """How a state dict misses the one a model has: its keys whose shapes differ, each with
+    (the dict's shape, the model's); the model's keys it lacks; its keys the model lacks.
+
+    ``str()`` is one line, a few keys of each kind then how many more:
+    ``shape differs: head.fc.weight (6, 512) here (400, 512); missing: ...; unexpected: ...``.
+    """
+
+    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
+    missing: list[str]
+    unexpected: list[str]
+
+    def renamed(self, name: Callable[[str], str]) -> StateMismatch:
+        """The same differences under the names ``name`` gives the keys (a source file's)."""
+        return StateMismatch(
+            {name(k): shapes for k, shapes in self.shapes.items()},
+            [name(k) for k in self.missing],
+            [name(k) for k in self.unexpected],
         )
+
+    def __str__(self) -> str:
+        shapes = [f"{k} {theirs} here {ours}" for k, (theirs, ours) in self.shapes.items()]
+        groups = (
+            ("shape differs", shapes),
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+        )
+        return "; ".join(f"{what}: {_few(keys)}" for what, keys in groups if keys)
+
+
+def state_mismatch(model: nn.Module, state: Mapping[str, Tensor]) -> StateMismatch | None:
+    """Why ``state`` does not load into ``model`` strictly; None if it does."""
+    own = model.state_dict()
+    diff = StateMismatch(
+        {
+            k: (tuple(v.shape), tuple(own[k].shape))
+            for k, v in state.items()
+            if k in own and own[k].shape != v.shape
+        },
+        [k for k in own if k not in state],
+        [k for k in state if k not in own],
+    )
+    return diff if any(diff) else None
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error that names what does not fit.
+
+    Raises:
+        ValueError: naming the keys of other shapes, the missing and the unexpected ones
+            (``StateMismatch``).
+    """
+    diff = state_mismatch(model, state_dict)
+    if diff:
+        raise ValueError(f"state dict does not fit {type(model).__name__}: {diff}")
     model.load_state_dict(state_dict, strict=True)
 
 
@@ -274,9 +318,8 @@ def octavise_state_dict(
     extra = sorted(k for k in vanilla_sd if k not in used and not (keep and k.startswith(keep)))
     if missing or extra:
         raise ValueError(
-            f"vanilla state dict does not fit {type(model).__name__}: missing {missing[:8]}"
-            f"{' ...' if len(missing) > 8 else ''} ({len(missing)}), unexpected {extra[:8]}"
-            f"{' ...' if len(extra) > 8 else ''} ({len(extra)})"
+            f"vanilla state dict does not fit {type(model).__name__}: "
+            f"{StateMismatch({}, missing, extra)}"
         )
     return out
 
@@ -336,7 +379,7 @@ def inflate_resnet2d(
             value = value.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
         vanilla[new] = value
     if unknown:
-        raise ValueError(f"2D keys with no 3D counterpart: {unknown[:8]} ({len(unknown)})")
+        raise ValueError(f"{len(unknown)} 2D keys have no 3D counterpart: {_few(unknown)}")
     keep = [n for n, m in model.named_modules() if type(m).__name__ == "NonLocal3d"]
     if not with_classifier:
         vanilla.pop("head.fc.weight", None)

@@ -849,15 +849,16 @@ def test_torchvision_weights_without_batch_counts_inflate(tmp_path: Path) -> Non
     [
         (
             lambda d: d.pop("blocks.4.res_blocks.2.branch2.norm_c.running_var"),
-            "(missing blocks.4.res_blocks.2.branch2.norm_c.running_var)",
+            "(missing: blocks.4.res_blocks.2.branch2.norm_c.running_var)",
         ),
         (
             lambda d: d.update({"blocks.5.extra.weight": torch.zeros(3)}),
-            "(unexpected blocks.5.extra.weight)",
+            "(unexpected: blocks.5.extra.weight)",
         ),
         (
             lambda d: d.update({"blocks.1.res_blocks.0.branch2.conv_a.weight": torch.zeros(1)}),
-            "(shape differs blocks.1.res_blocks.0.branch2.conv_a.weight)",
+            "(shape differs: blocks.1.res_blocks.0.branch2.conv_a.weight (1,) here "
+            "(8, 8, 1, 1, 1))",
         ),
     ],
 )
@@ -946,10 +947,10 @@ def test_zoo_designs_of_grouped_convolutions_or_no_classifier_are_not_called_dam
     [
         (  # out channels: no design has a conv of other outputs beside norms of the old ones
             lambda w: w[:-1],
-            "shape differs blocks.1.res_blocks.0.branch2.conv_b.weight",
+            "shape differs: blocks.1.res_blocks.0.branch2.conv_b.weight",
         ),
-        (lambda w: w[:, :3], "shape differs blocks.1.res_blocks.0.branch2.conv_b.weight"),
-        (lambda w: w[..., :2], "shape differs blocks.1.res_blocks.0.branch2.conv_b.weight"),
+        (lambda w: w[:, :3], "shape differs: blocks.1.res_blocks.0.branch2.conv_b.weight"),
+        (lambda w: w[..., :2], "shape differs: blocks.1.res_blocks.0.branch2.conv_b.weight"),
     ],
 )
 def test_zoo_shapes_no_design_explains_are_called_damaged(zoo, tmp_path: Path, edit, expected):

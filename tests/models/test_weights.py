@@ -19,6 +19,7 @@ from octvideo.models.weights import (
     inflate_resnet2d,
     load_state_dict_checked,
     octavise_state_dict,
+    state_mismatch,
 )
 from octvideo.ops import OctConv3d
 
@@ -85,8 +86,30 @@ def test_load_reports_missing_and_unexpected(tmp_path: Path) -> None:
     sd = model.state_dict()
     sd.pop("stem.conv.conv_hh.weight")
     sd["extra.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"missing \['stem.conv.conv_hh.weight'\].*extra.weight"):
+    with pytest.raises(ValueError) as err:
         load_state_dict_checked(model, sd)
+    assert str(err.value) == (
+        "state dict does not fit ResNet3D: missing: stem.conv.conv_hh.weight; unexpected: "
+        "extra.weight"
+    )
+
+
+def test_state_mismatch_names_shapes_then_missing_then_unexpected_keys_in_one_line() -> None:
+    model = create_model("c2d_r18", num_classes=400, width=8)
+    state = create_model("c2d_r18", num_classes=6, width=8).state_dict()
+    lost = [k for k in state if k.startswith("res2.0.bn_a.")]  # 5 keys
+    for key in lost:
+        state.pop(key)
+    state["extra.weight"] = torch.zeros(1)
+    diff = state_mismatch(model, state)
+    assert diff is not None
+    assert diff.shapes == {"head.fc.weight": ((6, 64), (400, 64)), "head.fc.bias": ((6,), (400,))}
+    assert (diff.missing, diff.unexpected) == (lost, ["extra.weight"])
+    assert str(diff) == (
+        "shape differs: head.fc.weight (6, 64) here (400, 64), head.fc.bias (6,) here (400,); "
+        f"missing: {', '.join(lost[:3])} and 2 more; unexpected: extra.weight"
+    )
+    assert state_mismatch(model, model.state_dict()) is None
 
 
 @pytest.mark.parametrize("name", ["i3d_nl_r50", "slowfast_r50", "c2d_r18"])
