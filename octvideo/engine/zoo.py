@@ -308,8 +308,7 @@ def _from_pytorchvideo(
             f"{_other_source_hint(checkpoint, 'pytorchvideo')}"
         )
     vanilla = _pytorchvideo_vanilla(raw, model)
-    probe = _alpha0_section(model, vanilla) if vanilla else None
-    if probe is None or _mismatch(probe, vanilla):
+    if vanilla is None or not _fits_alpha0(model, vanilla):
         candidates = [n for n in list_models() if _zoo_family(n)]
         fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), candidates)
         design = None if fits else _other_design(src, raw, [model, *candidates])
@@ -438,7 +437,7 @@ def _from_octvideo(
                 f"{src} is a bare state dict of an octave network, which does not record its "
                 "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
             )
-        if _mismatch(_alpha0_section(model, state), state):
+        if not _fits_alpha0(model, state):
             fits = _guess(lambda name: state, list_models())
             raise UsageError(_wrong_model(src, "octvideo", model, fits))
         t, tau, clip_source = _weights_clip(model, state, clip, src)
@@ -690,9 +689,7 @@ def _guess(
     fits = []
     for name in candidates:
         state = state_of(name)
-        if state is None:
-            continue
-        if not _mismatch(_alpha0_section(name, state), state):
+        if state is not None and _fits_alpha0(name, state):
             fits.append(name)
     return fits
 
@@ -723,10 +720,8 @@ def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
     vanilla = _pytorchvideo_vanilla(kept, model) if kept else None
     if not vanilla:
         return None
-    try:
-        with torch.device("meta"):
-            net = _build(_alpha0_section(model, vanilla))
-    except (ValueError, TypeError):
+    net = _alpha0_net(model, vanilla)
+    if net is None:
         return None
     diff = state_mismatch(net, vanilla) or StateMismatch({}, [], [])
     off = len(diff.shapes) + len(diff.missing) + len(diff.unexpected) + len(unknown)
@@ -809,13 +804,10 @@ def _design_off(
     another weight missing or left over, a norm's size, a convolution's output channels or
     spatial kernel, a tensor's rank (what a damaged file shows), or nothing differs."""
     vanilla = _pytorchvideo_vanilla(raw, model)
-    if not vanilla:
+    net = _alpha0_net(model, vanilla) if vanilla else None
+    if net is None:
         return None
-    try:
-        with torch.device("meta"):
-            own = _build(_alpha0_section(model, vanilla)).state_dict()
-    except (ValueError, TypeError, UsageError):
-        return None
+    own = net.state_dict()
     off: dict[str, dict[str, tuple[int, int]]] = {}
     missing = own.keys() - vanilla.keys()
     if vanilla.keys() - own.keys() or missing - {"head.fc.weight", "head.fc.bias"}:
@@ -1041,6 +1033,29 @@ def _alpha0_section(model: str, state: Mapping[str, Tensor]) -> dict[str, Any]:
     8x8 default's speed ratio, which only the lateral convolutions' stride shows, no shape."""
     extra = _extra_from_weights(model, state, DEFAULT_CLIP[1])
     return _model_section(model, max(_classifier_rows(state), 1), 0.0, extra)
+
+
+def _alpha0_net(model: str, state: Mapping[str, Tensor]) -> nn.Module | None:
+    """``model``'s alpha-0 network for the weights ``state`` (``_alpha0_section``), on the meta
+    device (shapes only); None where the network refuses the settings the weights show (a
+    ``ValueError`` or ``TypeError`` of its constructor): they are not ``model``'s weights.
+
+    Raises:
+        UsageError: a setting the weights show is beyond the config's bounds (a stem wider than
+            ``model.extra.width`` takes), which no model would take either.
+    """
+    section = _alpha0_section(model, state)
+    try:
+        with torch.device("meta"):
+            return _build(section)
+    except (ValueError, TypeError):
+        return None
+
+
+def _fits_alpha0(model: str, state: Mapping[str, Tensor]) -> bool:
+    """Whether ``state`` loads strictly into ``model``'s alpha-0 network (``_alpha0_net``)."""
+    net = _alpha0_net(model, state)
+    return net is not None and state_mismatch(net, state) is None
 
 
 def _build(section: Mapping[str, Any]) -> nn.Module:

@@ -942,6 +942,19 @@ def test_zoo_designs_of_grouped_convolutions_or_no_classifier_are_not_called_dam
     )
 
 
+def test_a_zoo_file_wider_than_octvideo_builds_names_the_width_bound(zoo, tmp_path: Path):
+    """A setting beyond the config's bounds fits no model: named, not guessed at."""
+    net, _ = zoo("slow_r50")
+    state = _shapes_only(dict(net.state_dict()))
+    state["blocks.0.conv.weight"] = torch.zeros(()).expand(2048, 3, 1, 7, 7)
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": state}, src)
+    for model in ("slow_r50", "slowfast_r50"):  # its layout, and the guess from another
+        message = _refusal(tmp_path, src, model=model)
+        assert message.startswith("model.extra.width must be a whole number in [1, 1024]")
+        assert message.endswith("got 2048")
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
