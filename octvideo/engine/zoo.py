@@ -24,6 +24,7 @@ Beside ``OUT.ckpt`` goes ``OUT.yaml``, a run config of the same model and clip p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import hashlib
 import importlib.resources
@@ -394,83 +395,112 @@ def _from_octvideo(
     alpha: float | None,
     clip: tuple[int, int] | None,
 ) -> _Converted:
-    what, trained_on, scales, folders = "--classes", "", None, ()
     state = with_batch_counts(_plain_state(checkpoint))
     if not any(k.startswith(("stem.", "slow.stem.")) for k in state):
         raise UsageError(
             f"{src} holds no octvideo weights{_other_source_hint(checkpoint, 'octvideo')}"
         )
     own = stored_meta(checkpoint, src)  # checked as predict checks it: one line per bad entry
-    if own is not None:
-        trained = own.model.name
-        if not is_model(trained):
-            raise UsageError(
-                f"{src} metadata model.name is {trained!r}, which is not an octvideo model; "
-                f"{ADVICE}"
-            )
-        if trained != model:
-            raise UsageError(
-                f"{src} is an octvideo {trained} checkpoint, not {model}; use --model {trained}"
-            )
-        if clip is not None:
-            raise UsageError(
-                f"--clip: {src} keeps the clip protocol it was trained with; --clip applies to "
-                "weights without one (PyTorchVideo, torchvision, a bare state dict)"
-            )
-        section = to_dict(own.model)
-        protocol = own.clip
-        clip_source = "the source checkpoint"
-        trained_on, scales = own.trained_classes_file(src), own.trained_jitter_scales(src)
-        folders = _run_folders(src, own.config or {})
-        if names is None:
-            names, what = list(own.classes), "its metadata"
-        else:
-            trained_on = ""  # the names --classes gives, not the run's
-        problem = _mismatch(section, state)
-        if problem:
-            raise UsageError(
-                f"{src} does not fit the model its metadata describes ({model}): {problem}"
-            )
+    if own is None:
+        got = _octvideo_bare(src, state, model, names, clip)
     else:
-        if not _vanilla(state):
-            raise UsageError(
-                f"{src} is a bare state dict of an octave network, which does not record its "
-                "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
-            )
-        if not _fits_alpha0(model, state):
-            fits = _guess(lambda name: state, list_models())
-            raise UsageError(_wrong_model(src, "octvideo", model, fits))
-        t, tau, clip_source = _weights_clip(model, state, clip, src)
-        extra = _extra_from_weights(model, state, tau)
-        section = _model_section(model, _classifier_rows(state), 0.0, extra)
-        protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, clip_source)
+        got = _octvideo_with_meta(src, state, own, model, names, clip)
+    return _at_alpha(got, alpha, src)
+
+
+def _octvideo_with_meta(
+    src: Path,
+    state: dict[str, Tensor],
+    own: CheckpointMeta,
+    model: str,
+    names: list[str] | None,
+    clip: tuple[int, int] | None,
+) -> _Converted:
+    """A checkpoint ``octvideo train`` or ``import`` wrote: its model section, clip protocol
+    and class names (``names``, from ``--classes``, rename them), checked against its weights."""
+    trained = own.model.name
+    if not is_model(trained):
+        raise UsageError(
+            f"{src} metadata model.name is {trained!r}, which is not an octvideo model; {ADVICE}"
+        )
+    if trained != model:
+        raise UsageError(
+            f"{src} is an octvideo {trained} checkpoint, not {model}; use --model {trained}"
+        )
+    if clip is not None:
+        raise UsageError(
+            f"--clip: {src} keeps the clip protocol it was trained with; --clip applies to "
+            "weights without one (PyTorchVideo, torchvision, a bare state dict)"
+        )
+    section = to_dict(own.model)
+    trained_on, scales = own.trained_classes_file(src), own.trained_jitter_scales(src)
+    folders = _run_folders(src, own.config or {})
+    names_from = "--classes"
+    if names is None:
+        names, names_from = list(own.classes), "its metadata"
+    else:
+        trained_on = ""  # the names --classes gives, not the run's
+    problem = _mismatch(section, state)
+    if problem:
+        raise UsageError(
+            f"{src} does not fit the model its metadata describes ({model}): {problem}"
+        )
+    _check_class_count(src, names, section["num_classes"], names_from)
+    return _Converted(
+        state,
+        section,
+        names,
+        own.clip,
+        "the source checkpoint",
+        classes_file=trained_on,
+        jitter_scales=scales,
+        run_folders=folders,
+    )
+
+
+def _octvideo_bare(
+    src: Path,
+    state: dict[str, Tensor],
+    model: str,
+    names: list[str] | None,
+    clip: tuple[int, int] | None,
+) -> _Converted:
+    """A bare state dict of ``model``'s alpha-0 network: its width, lateral kernel and class
+    count from the weights, the clip from ``clip`` or the file name, octvideo's normalisation."""
+    if not _vanilla(state):
+        raise UsageError(
+            f"{src} is a bare state dict of an octave network, which does not record its "
+            "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
+        )
+    if not _fits_alpha0(model, state):
+        fits = _guess(lambda name: state, list_models())
+        raise UsageError(_wrong_model(src, "octvideo", model, fits))
+    t, tau, clip_source = _weights_clip(model, state, clip, src)
+    extra = _extra_from_weights(model, state, tau)
+    section = _model_section(model, _classifier_rows(state), 0.0, extra)
+    protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, clip_source)
     if names is None:
         raise UsageError(
             f"{src} has no class names (a bare state dict); name them with --classes "
             "kinetics400, FILE or a number"
         )
-    _check_class_count(src, names, section["num_classes"], what)
-    source_alpha = section["alpha"]
+    _check_class_count(src, names, section["num_classes"])
+    return _Converted(state, section, names, protocol, clip_source)
+
+
+def _at_alpha(got: _Converted, alpha: float | None, src: Path) -> _Converted:
+    """``got`` as the network of ``--alpha`` (None: as it is): an alpha-0 source's weights
+    sliced into the octave blocks; an octave source is refused at another alpha."""
+    source_alpha = got.model["alpha"]
     if alpha is None or alpha == source_alpha:
-        target = section
-    elif _vanilla_alpha(source_alpha):
-        target = {**section, "alpha": float(alpha)}  # alpha is checked, in [0, 1)
-        state = _octavised(state, target)
-    else:
+        return got
+    if not _vanilla_alpha(source_alpha):
         raise UsageError(
             f"--alpha {alpha}: {src} is already an octave network (alpha {source_alpha}); "
             "octavise from its alpha-0 checkpoint"
         )
-    return _Converted(
-        state,
-        target,
-        names,
-        protocol,
-        clip_source,
-        classes_file=trained_on,
-        jitter_scales=scales,
-        run_folders=folders,
-    )
+    target = {**got.model, "alpha": float(alpha)}  # alpha is checked, in [0, 1)
+    return dataclasses.replace(got, state=_octavised(got.state, target), model=target)
 
 
 def _run_folders(src: Path, config: Mapping[str, Any]) -> tuple[Path, ...]:
@@ -638,10 +668,12 @@ def _read_classes(classes: str | None, class_file: Path | None) -> list[str] | N
     return names
 
 
-def _check_class_count(src: Path, names: Sequence[str], rows: int, what: str = "--classes") -> None:
+def _check_class_count(
+    src: Path, names: Sequence[str], rows: int, names_from: str = "--classes"
+) -> None:
     if len(names) != rows:
         raise UsageError(
-            f"{what} names {len(names)} classes but the classifier of {src} has {rows} "
+            f"{names_from} names {len(names)} classes but the classifier of {src} has {rows} "
             "outputs; give its own class list (fine-tune for another one with 'octvideo train "
             "model.pretrained=...', which replaces the classifier)"
         )

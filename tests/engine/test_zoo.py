@@ -585,6 +585,29 @@ def test_octvideo_alpha0_checkpoint_octavises(i3d_zoo: Path, tmp_path: Path) -> 
     assert (ma["model"], ma["clip"], ma["classes"]) == (mb["model"], mb["clip"], mb["classes"])
 
 
+def test_a_bare_octvideo_state_dict_imports_with_classes_and_octavises(tmp_path: Path):
+    from octvideo.models import create_model
+
+    src = tmp_path / "c2d.pt"
+    torch.save(create_model("c2d_r18", num_classes=3, width=8).state_dict(), src)
+    args = {"source": "octvideo", "model": "c2d_r18"}
+    assert _refusal(tmp_path, src, **args) == (
+        f"{src} has no class names (a bare state dict); name them with --classes "
+        "kinetics400, FILE or a number"
+    )
+    assert _refusal(tmp_path, src, **{**args, "model": "i3d_r18", "classes": "3"}) == (
+        f"{src} holds a octvideo c2d_r18, not a i3d_r18; use --model c2d_r18"
+    )
+    assert _refusal(tmp_path, src, **args, classes="4").startswith(
+        "--classes names 4 classes but the classifier of"
+    )
+    out = tmp_path / "oct.ckpt"
+    import_checkpoint(src, out=out, classes="3", alpha=0.25, **args)
+    meta = load_checkpoint(out)["hyper_parameters"]["meta"]
+    assert (meta["model"]["alpha"], meta["model"]["extra"]["width"]) == (0.25, 8)
+    assert meta["classes"] == ["0", "1", "2"]
+
+
 def test_octvideo_checkpoint_keeps_its_classes_and_protocol(
     checkpoint: Path, tmp_path: Path
 ) -> None:
