@@ -20,7 +20,13 @@ from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import check_finite_weights, load_checkpoint, model_state_dict
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
-from octvideo.models.weights import first_non_finite, non_finite_tensors, state_mismatch
+from octvideo.models.weights import (
+    convert_pytorchvideo,
+    first_non_finite,
+    inflate_resnet2d,
+    non_finite_tensors,
+    state_mismatch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -335,17 +341,10 @@ def _vanilla(state: dict[str, torch.Tensor]) -> bool:
 
 
 def _converted_state(model: nn.Module, checkpoint: dict, kind: str) -> dict[str, torch.Tensor]:
-    try:
-        from octvideo.models import weights
-    except ImportError as err:
-        raise ConfigError(
-            f"model.pretrained_kind={kind!r} needs octvideo.models.weights "
-            f"(convert_pytorchvideo / inflate_2d), which this install lacks"
-        ) from err
     if kind == "pytorchvideo":
-        return weights.convert_pytorchvideo(model_state_dict(checkpoint), model)
+        return convert_pytorchvideo(model_state_dict(checkpoint), model)
     if kind == "imagenet2d":
-        return weights.inflate_2d(model_state_dict(checkpoint), model)
+        return inflate_resnet2d(model_state_dict(checkpoint), model)
     raise ConfigError(f"model.pretrained_kind: unknown kind {kind!r}")
 
 

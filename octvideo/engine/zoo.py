@@ -732,7 +732,7 @@ def _pytorchvideo_vanilla(raw: Mapping[str, Tensor], model: str) -> dict[str, Te
     from octvideo.models.weights import convert_pytorchvideo_state_dict
 
     try:
-        return convert_pytorchvideo_state_dict(raw, model)
+        return convert_pytorchvideo_state_dict(raw, slowfast=model.startswith("slowfast"))
     except ValueError:
         return None
 

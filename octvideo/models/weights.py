@@ -68,7 +68,7 @@ def with_batch_counts(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def convert_pytorchvideo_state_dict(
-    state_dict: Mapping[str, Tensor], model_name: str
+    state_dict: Mapping[str, Tensor], *, slowfast: bool
 ) -> dict[str, Tensor]:
     """Renames a PyTorchVideo ResNet / SlowFast state dict to the alpha-0 octvideo model's keys,
     with the batch counts it lacks (``with_batch_counts``).
@@ -76,14 +76,13 @@ def convert_pytorchvideo_state_dict(
     Args:
         state_dict: ``model.state_dict()`` of a ``pytorchvideo.models.hub`` model (or the
             ``"model_state"`` entry of a zoo ``.pyth`` file).
-        model_name: the octvideo variant (``slow_r50``, ``c2d_r50``, ``i3d_r50``,
-            ``slowfast_r50``, ...); SlowFast names select the two-pathway layout.
+        slowfast: the two-pathway layout of a SlowFast, else the one pathway of a C2D, I3D
+            or Slow ResNet.
 
     Raises:
         ValueError: naming every key that has no octvideo counterpart.
     """
     state_dict = with_batch_counts(state_dict)
-    slowfast = model_name.startswith("slowfast")
     blocks = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")})
     stage_blocks = sorted(
         {int(k.split(".")[1]) for k in state_dict if ".res_blocks." in k}
@@ -122,7 +121,8 @@ def convert_pytorchvideo_state_dict(
         out[new] = value
     if unknown:
         raise ValueError(
-            f"{len(unknown)} PyTorchVideo keys have no octvideo {model_name} counterpart: "
+            f"{len(unknown)} PyTorchVideo keys have no octvideo "
+            f"{'SlowFast' if slowfast else 'ResNet'} counterpart: "
             f"{_few(unknown)}"
         )
     return out
@@ -429,10 +429,7 @@ def convert_pytorchvideo(state_dict: Mapping[str, Tensor], model: nn.Module) -> 
 
     A classifier of another shape is passed through as is (the caller keeps its own).
     """
-    name = "slowfast" if hasattr(model, "slowfast_alpha") else "resnet"
-    return octavise_state_dict(convert_pytorchvideo_state_dict(state_dict, name), model)
-
-
-def inflate_2d(state_dict_2d: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-    """``inflate_resnet2d`` under the name the engine calls."""
-    return inflate_resnet2d(state_dict_2d, model)
+    slowfast = hasattr(model, "slowfast_alpha")
+    return octavise_state_dict(
+        convert_pytorchvideo_state_dict(state_dict, slowfast=slowfast), model
+    )

@@ -439,7 +439,7 @@ def test_alpha_import_slices_are_the_source_weights(i3d_zoo: Path, tmp_path: Pat
     model = build_network(CheckpointMeta.from_dict(meta).model)
     model.load_state_dict(model_state_dict(load_checkpoint(out)))
     raw = torch.load(i3d_zoo, map_location="cpu", weights_only=True)["model_state"]
-    source = convert_pytorchvideo_state_dict(raw, "i3d_r50")
+    source = convert_pytorchvideo_state_dict(raw, slowfast=False)
     octave = 0
     for name, m in model.named_modules():
         if isinstance(m, OctConv3d):

@@ -15,7 +15,7 @@ from torch import nn
 from octvideo.engine.checkpoint import load_pytorchvideo_checkpoint
 from octvideo.models import create_model
 from octvideo.models.weights import (
-    convert_pytorchvideo_state_dict,
+    convert_pytorchvideo,
     inflate_resnet2d,
     load_state_dict_checked,
     octavise_state_dict,
@@ -76,9 +76,17 @@ def test_pytorchvideo_checkpoint_matches(name: str, tmp_path: Path) -> None:
         torch.testing.assert_close(model(x), want, rtol=1e-10, atol=1e-10)
 
 
-def test_convert_names_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="no octvideo"):
-        convert_pytorchvideo_state_dict({"blocks.0.weird.weight": torch.zeros(1)}, "i3d_r50")
+@pytest.mark.parametrize(("name", "layout"), [("i3d_r18", "ResNet"), ("slowfast_r50", "SlowFast")])
+def test_convert_names_unknown_keys_and_the_layout(name: str, layout: str) -> None:
+    weird = {f"blocks.0.weird{i}.weight": torch.zeros(1) for i in range(5)}
+    with torch.device("meta"):
+        model = create_model(name)
+    with pytest.raises(ValueError) as err:
+        convert_pytorchvideo(weird, model)
+    assert str(err.value) == (
+        f"5 PyTorchVideo keys have no octvideo {layout} counterpart: blocks.0.weird0.weight, "
+        "blocks.0.weird1.weight, blocks.0.weird2.weight and 2 more"
+    )
 
 
 def test_load_reports_missing_and_unexpected(tmp_path: Path) -> None:
@@ -220,8 +228,6 @@ def test_weights_without_batch_counts_convert_as_torch_loads_them() -> None:
     import torchvision
     from pytorchvideo.models.resnet import create_resnet
 
-    from octvideo.models.weights import convert_pytorchvideo, inflate_2d
-
     torch.manual_seed(0)
     ref = create_resnet(stem_conv_kernel_size=(1, 7, 7), model_depth=50, stem_dim_out=8)
     model = create_model("slow_r50", alpha=0.25, width=8, num_classes=400)
@@ -232,18 +238,17 @@ def test_weights_without_batch_counts_convert_as_torch_loads_them() -> None:
     assert all(torch.equal(v, whole[k]) for k, v in bare.items() if k not in counts)
     model = create_model("c2d_r18", num_classes=3)
     sd2d = _without_batch_counts(torchvision.models.resnet18(weights=None).state_dict())
-    assert int(inflate_2d(sd2d, model)["stem.bn.high.num_batches_tracked"]) == 0
+    assert int(inflate_resnet2d(sd2d, model)["stem.bn.high.num_batches_tracked"]) == 0
 
 
 def test_engine_entry_points_octave_model() -> None:
-    from octvideo.models.weights import convert_pytorchvideo, inflate_2d
 
     ref = _pytorchvideo("i3d_r50")
     model = create_model("i3d_r50", alpha=0.1)
     load_state_dict_checked(model, convert_pytorchvideo(ref.state_dict(), model))
     import torchvision
 
-    sd = inflate_2d(torchvision.models.resnet50(weights=None).state_dict(), model)
+    sd = inflate_resnet2d(torchvision.models.resnet50(weights=None).state_dict(), model)
     assert set(sd) == set(model.state_dict())
 
 
