@@ -223,7 +223,7 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
             torchvision 2D ResNet, inflated to 3D).
         name: the model's registered name (``model.name``): a PyTorchVideo SlowFast file's
             lateral kernel is checked against it as ``octvideo import`` reads it (the zoo recipe
-            the kernel shows, ``pretrained_recipe_problem``).
+            the kernel shows, ``lateral_kernel_problem``).
 
     Raises:
         ConfigError: the file is missing or refused (``load_checkpoint``), a weight the model
@@ -248,15 +248,16 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
                 logger.info("pretrained %s: alpha-0 weights sliced into the octave blocks", path)
         else:
             if kind == "pytorchvideo" and name:
-                from octvideo.engine.zoo import pretrained_recipe_problem
+                from octvideo.engine.zoo import lateral_kernel_problem, warn_other_speed
 
                 raw = model_state_dict(checkpoint)
-                problem = pretrained_recipe_problem(path, name, raw, model)
+                problem = lateral_kernel_problem(name, raw, model)
                 if problem:
                     raise ConfigError(
                         f"model.pretrained={path!r} ({kind}) does not fit "
                         f"{type(model).__name__}: {problem}"
                     )
+                warn_other_speed(path, name, raw, model)
             state = _converted_state(model, checkpoint, kind)
     except (ValueError, KeyError) as err:  # the converters name the layer or keys
         reason = one_line(err)

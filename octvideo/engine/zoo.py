@@ -982,44 +982,60 @@ def _lateral_kernel(vanilla: Mapping[str, Tensor]) -> int | None:
     return int(fuse.shape[2]) if fuse is not None and fuse.ndim == 5 else None
 
 
-def pretrained_recipe_problem(
-    path: str, name: str, raw: Mapping[str, Tensor], model: nn.Module
-) -> str | None:
-    """What import would name about a PyTorchVideo SlowFast file ``path`` (its state dict
-    ``raw``) that ``train model.pretrained=`` loads into ``model``, the network ``name`` builds:
-    a lateral kernel other than the model's (returned, naming the settings that fit, for a
-    one-line refusal); a speed ratio other than the weights' zoo recipe's (a warning, as import's
-    ``--clip`` of the other recipe gives). None where there is nothing to name."""
+def _zoo_recipe(model: str, kernel: int | None) -> _Recipe | None:
+    """The zoo recipe whose lateral kernel ``kernel`` is, where ``model`` has one of that kernel."""
+    known = _SLOWFAST_RECIPES.get((model, kernel))
+    return None if known is None or kernel is None else _Recipe(*known, kernel)
+
+
+def _pretrained_kernel(name: str, raw: Mapping[str, Tensor]) -> int | None:
+    """The lateral kernel of a PyTorchVideo state dict ``raw`` that is a SlowFast's of ``name``'s
+    layout; None for any other."""
     vanilla = _pytorchvideo_vanilla(raw, name) if name.startswith("slowfast") else None
-    kernel = _lateral_kernel(vanilla or {})
-    if kernel is None:
+    return _lateral_kernel(vanilla or {})
+
+
+def lateral_kernel_problem(name: str, raw: Mapping[str, Tensor], model: nn.Module) -> str | None:
+    """Why a PyTorchVideo SlowFast state dict ``raw`` that ``train model.pretrained=`` loads does
+    not fit ``model``, the network ``name`` builds, as import would name it: a lateral kernel
+    other than the model's, naming the settings that fit (its zoo recipe's where it shows one).
+    None where the kernels agree, or ``raw`` is no such file."""
+    kernel = _pretrained_kernel(name, raw)
+    if kernel is None or kernel == _lateral_kernel(model.state_dict()):
         return None
-    known = _SLOWFAST_RECIPES.get((name, kernel))
-    (t, tau), recipe = known if known else ((0, 0), "")
-    alpha = tau // FAST_STRIDE  # the recipe's speed ratio (0: no recipe known)
-    if kernel != _lateral_kernel(model.state_dict()):
-        fit = f"model.extra.fusion_kernel={kernel}"
-        if not known:
-            return f"its weights' lateral kernel is {kernel} frames: set {fit}"
-        return (
-            f"its weights' lateral kernel of {kernel} frames is the zoo's {recipe}'s: set {fit} "
-            f"model.extra.slowfast_alpha={alpha} with its clip, data.num_frames={t * alpha} "
-            f"data.sampling_rate={FAST_STRIDE} data.slowfast_alpha={alpha}, or import it "
-            "('octvideo import', docs/zoo.md), whose run config sets them"
-        )
+    fit = f"model.extra.fusion_kernel={kernel}"
+    recipe = _zoo_recipe(name, kernel)
+    if recipe is None:
+        return f"its weights' lateral kernel is {kernel} frames: set {fit}"
+    t, tau = recipe.clip
+    alpha = tau // FAST_STRIDE
+    return (
+        f"its weights' lateral kernel of {kernel} frames is the zoo's {recipe.name}'s: set {fit} "
+        f"model.extra.slowfast_alpha={alpha} with its clip, data.num_frames={t * alpha} "
+        f"data.sampling_rate={FAST_STRIDE} data.slowfast_alpha={alpha}, or import it "
+        "('octvideo import', docs/zoo.md), whose run config sets them"
+    )
+
+
+def warn_other_speed(path: str, name: str, raw: Mapping[str, Tensor], model: nn.Module) -> None:
+    """Warns where ``model`` runs at another speed ratio than the zoo recipe the lateral kernel
+    of ``raw`` (a PyTorchVideo SlowFast file ``path``) shows, as import's ``--clip`` of the
+    other recipe warns; the ratio is the user's choice, so this is no refusal."""
+    recipe = _zoo_recipe(name, _pretrained_kernel(name, raw))
+    trained = recipe.clip[1] // FAST_STRIDE if recipe else None  # the recipe's speed ratio
     speed = getattr(model, "slowfast_alpha", None)
-    if known and speed is not None and speed != alpha:
-        logger.warning(
-            "model.extra.slowfast_alpha=%d: the lateral kernel of %s, %d frames, is the zoo's "
-            "%s's, trained at slowfast_alpha %d; training at %d as asked",
-            speed,
-            path,
-            kernel,
-            recipe,
-            alpha,
-            speed,
-        )
-    return None
+    if recipe is None or speed is None or speed == trained:
+        return
+    logger.warning(
+        "model.extra.slowfast_alpha=%d: the lateral kernel of %s, %d frames, is the zoo's "
+        "%s's, trained at slowfast_alpha %d; training at %d as asked",
+        speed,
+        path,
+        recipe.kernel,
+        recipe.name,
+        trained,
+        speed,
+    )
 
 
 def _weights_clip(
@@ -1028,9 +1044,7 @@ def _weights_clip(
     """``_clip_or_default`` for weights that may show their zoo recipe (a SlowFast R50's lateral
     kernel): a file name of another clip is refused, and a ``--clip`` of another is followed with
     a warning (a network of that clip is not the one the weights were trained as)."""
-    kernel = _lateral_kernel(vanilla)
-    known = _SLOWFAST_RECIPES.get((model, kernel)) if kernel is not None else None
-    recipe = None if known is None or kernel is None else _Recipe(*known, kernel)
+    recipe = _zoo_recipe(model, _lateral_kernel(vanilla))
     t, tau, source = _clip_or_default(clip, src, recipe)
     if recipe is not None and clip is not None and clip != recipe.clip:
         logger.warning(
