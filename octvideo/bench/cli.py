@@ -19,7 +19,6 @@ benchmarks measure.
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from typing import NoReturn
 
 from octvideo.bench.record import check_append, command_line
 from octvideo.errors import RunStopped, UsageError
-from octvideo.models import list_models
+from octvideo.models import list_models, unknown_model_hint
 
 PROG = "tools/bench.py"
 
@@ -72,8 +71,7 @@ def model_name(text: str) -> str:
     """argparse type: a registered model name (``octvideo models`` lists them)."""
     known = list_models()
     if text not in known:
-        close = difflib.get_close_matches(text, known, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else " (octvideo models lists them)"
+        hint = unknown_model_hint(text) or " (octvideo models lists them)"
         raise argparse.ArgumentTypeError(f"unknown model {text!r}{hint}")
     return text
 

@@ -73,7 +73,7 @@ from octvideo.errors import (
     first_line,
     usage_errors,
 )
-from octvideo.models import is_model, list_models
+from octvideo.models import is_model, list_models, unknown_model_hint
 from octvideo.models.weights import StateMismatch, state_mismatch, with_batch_counts
 from octvideo.paths import (
     ReadFiles,
@@ -225,10 +225,9 @@ def import_checkpoint(
         hint = f"; did you mean {close[0]}?" if close else ""
         raise UsageError(f"--from {source!r}: use one of {', '.join(SOURCES)}{hint}")
     if not is_model(model):
-        close = difflib.get_close_matches(model, list_models(), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UsageError(
-            f"--model {model!r} is not an octvideo model{hint}; 'octvideo models' lists them"
+            f"--model {model!r} is not an octvideo model{unknown_model_hint(model)}; "
+            "'octvideo models' lists them"
         )
     _check_model_for_source(model, source)
     if alpha is not None and not 0.0 <= alpha < 1.0:

@@ -12,6 +12,7 @@ from octvideo.models._registry import (
     list_models,
     model_class,
     register_model,
+    unknown_model_hint,
 )
 from octvideo.models.layers import (
     BasicBlock,
@@ -41,4 +42,5 @@ __all__ = [
     "model_class",
     "register_model",
     "stage_alphas",
+    "unknown_model_hint",
 ]

@@ -77,8 +77,7 @@ def create_model(
             trained so still load.
     """
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = unknown_model_hint(name)
         raise ValueError(f"unknown model {name!r}{hint} (known: {', '.join(list_models())})")
     model = _MODELS[name](
         num_classes=num_classes, alpha=alpha, octave=octave, dropout=dropout, **kwargs
@@ -86,6 +85,13 @@ def create_model(
     width = f" and width={kwargs['width']!r}" if "width" in kwargs else ""
     warn_without_octave(model, f"{name} with alpha={alpha!r}{width}")
     return model
+
+
+def unknown_model_hint(name: str) -> str:
+    """``"; did you mean a, b?"``, naming up to three registered models close to ``name``, or
+    ``""`` where none is."""
+    close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def warn_without_octave(model: nn.Module, what: str) -> None:

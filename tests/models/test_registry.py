@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch import nn
 
-from octvideo.models import create_model, list_models, model_class
+from octvideo.models import create_model, list_models, model_class, unknown_model_hint
 from octvideo.models.cost import example_input
 from octvideo.ops import OctConv3d
 
@@ -137,6 +137,12 @@ def test_features_and_classifier(name: str) -> None:
 def test_unknown_name_suggests_closest() -> None:
     with pytest.raises(ValueError, match="i3d_r50"):
         create_model("i3d_r5O")
+
+
+def test_unknown_model_hint_names_the_closest_models_or_nothing() -> None:
+    hint = unknown_model_hint("i3d_r5O")
+    assert hint.startswith("; did you mean i3d_r50") and hint.endswith("?")
+    assert unknown_model_hint("zzzz") == ""
 
 
 def test_list_models_filters() -> None:
