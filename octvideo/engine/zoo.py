@@ -680,7 +680,7 @@ def _check_class_count(
 
 def _wrong_model(src: Path, kind: str, model: str, fits: Sequence[str]) -> str:
     if fits:
-        return f"{src} holds a {kind} {fits[0]}, not a {model}; use --model {fits[0]}"
+        return f"{src} holds {kind} weights of {fits[0]}, not of {model}; use --model {fits[0]}"
     return (
         f"{src} does not hold {kind} weights of {model}, nor of another octvideo model; "
         "check --model and --from"

@@ -47,7 +47,10 @@ def test_import_writes_and_reports_the_checkpoint(c2d_zoo: Path, tmp_path: Path,
     ("args", "message"),
     [
         (["--from", "caffe2"], "--from 'caffe2': use one of pytorchvideo, torchvision, octvideo"),
-        (["--from", "pytorchvideo", "--model", "slow_r50"], "holds a PyTorchVideo c2d_r50, not"),
+        (
+            ["--from", "pytorchvideo", "--model", "slow_r50"],
+            "PyTorchVideo weights of c2d_r50, not of",
+        ),
         (["--from", "pytorchvideo", "--clip", "1x8"], "--clip 1x8: c2d_r50 cannot take clips of"),
     ],
 )

@@ -596,7 +596,7 @@ def test_a_bare_octvideo_state_dict_imports_with_classes_and_octavises(tmp_path:
         "kinetics400, FILE or a number"
     )
     assert _refusal(tmp_path, src, **{**args, "model": "i3d_r18", "classes": "3"}) == (
-        f"{src} holds a octvideo c2d_r18, not a i3d_r18; use --model c2d_r18"
+        f"{src} holds octvideo weights of c2d_r18, not of i3d_r18; use --model c2d_r18"
     )
     assert _refusal(tmp_path, src, **args, classes="4").startswith(
         "--classes names 4 classes but the classifier of"
@@ -682,7 +682,9 @@ def _refusal(tmp_path: Path, src: Path, **kwargs: object) -> str:
 
 def test_wrong_architecture_names_the_one_that_fits(i3d_zoo: Path, tmp_path: Path) -> None:
     message = _refusal(tmp_path, i3d_zoo, model="slow_r50")
-    assert message.endswith("holds a PyTorchVideo i3d_r50, not a slow_r50; use --model i3d_r50")
+    assert message.endswith(
+        "holds PyTorchVideo weights of i3d_r50, not of slow_r50; use --model i3d_r50"
+    )
     message = _refusal(tmp_path, i3d_zoo, model="slowfast_r50")
     assert "use --model i3d_r50" in message
 
