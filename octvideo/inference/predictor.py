@@ -22,8 +22,11 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 
 Every number is bounded before a video is read: windows and strides are finite and at least
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
-more than ``MAX_WINDOWS`` windows is a failed input (its frame count and rate decide, so a corrupt
-header cannot make the window list exhaust memory).
+more than ``MAX_WINDOWS`` windows, or more windows than frames (a stride under one frame only
+repeats clips), is a failed input (its frame count and rate decide, so a corrupt header cannot make
+the window list exhaust memory or time); frames given as a tensor take an ``fps`` within
+``TARGET_FPS_RANGE`` and are refused, before any work, where they would get more windows than
+frames.
 
 A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
 one reader, so a long video costs time in proportion to its length and memory for one batch.
@@ -48,13 +51,13 @@ from torch import Tensor, nn
 
 from octvideo.argtypes import DECIMAL
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
+from octvideo.config import TARGET_FPS_RANGE
 from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines, video_entries
 from octvideo.data.decoding import Video, VideoInfo, check_decoder
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.errors import (
     CheckpointError,
-    ConfigError,
     DecodeError,
     TooManyWindows,
     first_line,
@@ -375,17 +378,22 @@ def check_device(device: object) -> torch.device:
 
 
 def check_fps(fps: object) -> float:
-    """``fps`` when it is a finite frame rate above 0.
+    """``fps`` when it is a frame rate within ``TARGET_FPS_RANGE`` (a frame every 10 s to a
+    high-speed camera's rate; ``data.target_fps``'s bounds): beyond it, seconds (windows, the
+    trained stride at ``target_fps``) map to frames that no video has.
 
     Raises:
         ValueError: anything else, in one line.
     """
+    low, high = TARGET_FPS_RANGE
     if (
         not isinstance(fps, numbers.Real)
         or isinstance(fps, bool)
-        or not (math.isfinite(fps) and fps > 0)
+        or not (math.isfinite(fps) and low <= fps <= high)
     ):
-        raise ValueError(f"fps must be a positive finite frame rate, got {fps!r}")
+        raise ValueError(
+            f"fps must be a frame rate from {low:g} to {high:g} frames per second, got {fps!r}"
+        )
     return float(fps)
 
 
@@ -523,41 +531,134 @@ def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tenso
     return meta, state
 
 
-def check_runs(meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
-    """Refuses a checkpoint whose model cannot take its own test clips (e.g. C2D and I3D pool
-    time after res2, so one frame leaves none), before any video is read: decided as
-    ``octvideo train`` decides it (``octvideo.engine.build.check_clip``, on the meta device).
+class Misfit(NamedTuple):
+    """How a model, its class names and a clip protocol fail to fit each other (``misfit``).
+
+    Attributes:
+        field: the piece at fault: ``"protocol.slowfast_alpha"``, ``"protocol.num_frames"`` (the
+            model cannot take the protocol's test clip), ``"model"`` (it gives no (N, K) logits)
+            or ``"classes"`` (one name per output).
+        message: one line naming the piece and what to do.
+        cause: the network's own first line where running it failed, else None.
+    """
+
+    field: str
+    message: str
+    cause: str | None = None
+
+
+def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> Misfit | None:
+    """Whether ``model`` takes ``protocol``'s test clips and gives one logit per name of
+    ``classes``, decided before any video is read as ``octvideo train`` decides it
+    (``octvideo.engine.build.check_clip``): SlowFast pathways on both sides or neither, at one
+    speed ratio, then one test clip run through the model on the meta device (shapes only: no
+    memory, no arithmetic; the model's own weights and modes are left as they are).
+
+    Returns:
+        None when they fit; else the first ``Misfit``.
+    """
+    name = type(model).__name__
+    want, got = getattr(model, "slowfast_alpha", None), protocol.slowfast_alpha
+    if want is not None and got is None:
+        return Misfit(
+            "protocol.slowfast_alpha",
+            f"model {name} takes [slow, fast] pathways: give a protocol with slowfast_alpha={want}",
+        )
+    if want is None and got is not None:
+        return Misfit(
+            "protocol.slowfast_alpha",
+            f"model {name} takes one clip, not SlowFast pathways: give a protocol with "
+            f"slowfast_alpha=None, not {got}",
+        )
+    if want is not None and got != want:
+        return Misfit(
+            "protocol.slowfast_alpha",
+            f"protocol.slowfast_alpha={got} but model {name} is built with slowfast_alpha={want}; "
+            f"give slowfast_alpha={want}",
+        )
+    frames, size = protocol.num_frames, protocol.test_crop_size
+    try:
+        out = _meta_forward(model, frames // (want or 1), size)
+    except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+        reason = first_line(err, empty="") or type(err).__name__
+        return Misfit(
+            "protocol.num_frames",
+            f"model {name} cannot take the protocol's clips of {frames} frames at {size}x{size} "
+            f"pixels (protocol.num_frames, protocol.test_crop_size): {reason}",
+            reason,
+        )
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        got_out = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        return Misfit(
+            "model", f"model {name} must return (N, K) logits for N clips, got {got_out} for 1"
+        )
+    if out.shape[1] != len(classes):
+        return Misfit(
+            "classes",
+            f"classes has {len(classes)} names for the {out.shape[1]} outputs of model {name}: "
+            "give one name per output, by index",
+        )
+    return None
+
+
+def _meta_forward(model: nn.Module, frames: int, size: int) -> object:
+    """``model`` in eval mode on one clip of ``frames`` x ``size`` x ``size`` (``example_input``),
+    with its parameters and buffers swapped for meta tensors of their shapes for the call."""
+    from octvideo.models.cost import example_input
+
+    state = {
+        name: torch.empty_like(t, device="meta")
+        for name, t in [*model.named_parameters(), *model.named_buffers()]
+    }
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.device("meta"):
+            clip = example_input(model, frames, size)
+        with torch.no_grad():
+            return torch.func.functional_call(model, state, (clip,))
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+def check_runs(model: nn.Module, meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
+    """Refuses a checkpoint whose model does not fit its own classes and clip (``misfit``: e.g.
+    C2D and I3D pool time after res2, so one frame leaves none), before any video is read.
 
     Raises:
-        CheckpointError: one line naming the checkpoint's clip and, when more frames would do,
-            the fewest frames its model takes.
+        CheckpointError: one line naming the checkpoint's entry at fault and, when more frames
+            would do, the fewest frames its model takes.
     """
-    from octvideo.engine.build import check_clip, fewest_frames
+    from octvideo.engine.build import fewest_frames
 
-    clip = meta.clip
-    try:
-        check_clip(meta.model, clip.data_config(), (clip.test_crop_size,))
-    except ConfigError as err:
-        cause = err.__cause__  # the network's own error when running it failed, else None
-        reason = first_line(cause or err, empty="")
-        least = (
-            fewest_frames(meta.model, clip.data_config(), (clip.test_crop_size,))
-            if cause is not None
-            else None
-        )
-        fix = (
-            f"; {meta.model.name} takes clips of at least {least} frames: import or train it "
-            f"with a clip of {least} frames or more"
-            if least is not None
-            else ""
-        )
+    bad = misfit(model, meta.classes, meta.clip)
+    if bad is None:
+        return
+    where = f"checkpoint {os.fspath(path)!r}"
+    if bad.field == "classes":
         raise CheckpointError(
-            f"checkpoint {os.fspath(path)!r} has clips of {clip.num_frames} frames at "
-            f"{clip.test_crop_size}x{clip.test_crop_size} pixels (clip {clip.num_frames}x"
-            f"{clip.sampling_rate}), which its model {meta.model.name} cannot take "
-            f"({reason or type(cause or err).__name__}){fix}",
-            field="clip" if least is None else "clip.num_frames",
-        ) from None
+            f"{where} names {len(meta.classes)} classes but its model has "
+            f"{meta.model.num_classes} outputs",
+            field="classes",
+        )
+    if bad.field != "protocol.num_frames":
+        field_name = bad.field.replace("protocol.", "clip.") if bad.field != "model" else None
+        raise CheckpointError(f"{where}: {bad.message}", field=field_name)
+    clip = meta.clip
+    least = fewest_frames(meta.model, clip.data_config(), (clip.test_crop_size,))
+    fix = (
+        f"; {meta.model.name} takes clips of at least {least} frames: import or train it "
+        f"with a clip of {least} frames or more"
+        if least is not None
+        else ""
+    )
+    raise CheckpointError(
+        f"{where} has clips of {clip.num_frames} frames at {clip.test_crop_size}x"
+        f"{clip.test_crop_size} pixels (clip {clip.num_frames}x{clip.sampling_rate}), which its "
+        f"model {meta.model.name} cannot take ({bad.cause}){fix}",
+        field="clip" if least is None else "clip.num_frames",
+    )
 
 
 class Predictor:
@@ -565,14 +666,16 @@ class Predictor:
 
     Every argument is checked before any work, each out of its bounds one ``ValueError`` line:
     the bounds ``octvideo predict`` sets on its options (``check_batch_size``, ``check_device``,
-    ``parse_views``, ``window_seconds``, ``check_decoder``).
+    ``parse_views``, ``window_seconds``, ``check_decoder``, ``check_fps``), and the model, its
+    class names and the protocol against each other as ``from_checkpoint`` checks a checkpoint's
+    (``misfit``: SlowFast pathways, the protocol's test clip, one name per output).
 
     Args:
-        model: the network (put in eval mode here).
-        classes: class names, by index.
+        model: the network (its fused copy runs, in eval mode; the model itself is left as is).
+        classes: class names, by index: one per output of the model.
         protocol: clip sampling and normalisation.
-        device: where the model runs: any torch device here (a model of the caller's own, on
-            the device it was made for); ``from_checkpoint`` takes those ``--device`` takes.
+        device: where the model runs: cpu, cuda or cuda:N for a CUDA device this machine has
+            (``check_device``).
         batch_size: clips per forward pass, 1 to ``MAX_BATCH_SIZE``.
     """
 
@@ -592,7 +695,10 @@ class Predictor:
         if not isinstance(protocol, ClipProtocol):
             raise ValueError(f"protocol must be a ClipProtocol, got {type(protocol).__name__}")
         self.batch_size = check_batch_size(batch_size)
-        self.device = _torch_device(device)
+        self.device = check_device(device)
+        bad = misfit(model, classes, protocol)
+        if bad is not None:
+            raise ValueError(bad.message)
         self.model = fuse_for_inference(model.to(self.device))  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol
@@ -618,7 +724,7 @@ class Predictor:
             ValueError: ``device`` or ``batch_size`` out of its bounds, before the checkpoint
                 is read.
             CheckpointError: metadata that is missing or malformed, weights that do not fit the
-                model it describes, or a clip that model cannot take (``check_runs``).
+                model it describes, or classes or a clip that model cannot take (``check_runs``).
         """
         device = check_device(device)
         check_batch_size(batch_size)
@@ -639,13 +745,7 @@ class Predictor:
                 f"({meta.model.name!r}): {mismatch}"
             )
         model.load_state_dict(state)
-        if len(meta.classes) != meta.model.num_classes:
-            raise CheckpointError(
-                f"checkpoint {os.fspath(path)!r} names {len(meta.classes)} classes but its "
-                f"model has {meta.model.num_classes} outputs",
-                field="classes",
-            )
-        check_runs(meta, path)
+        check_runs(model, meta, path)
         return cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
 
     # ---------------------------------------------------------------------------------- pieces
@@ -704,11 +804,17 @@ class Predictor:
         window: float | None,
         stride: float | None,
         frame_times: np.ndarray | None = None,
+        refuse: type[ValueError] = TooManyWindows,
     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         """Frame indices of every clip to run, and the window times (empty without windows).
 
         ``frame_times`` (seconds from the first frame, one per frame) maps a window's centre to a
         frame in a variable-frame-rate video; None maps it as ``seconds x fps``.
+
+        Raises:
+            TooManyWindows: more than ``MAX_WINDOWS`` windows.
+            refuse: more windows than the video has frames: a stride under one frame only
+                repeats clips (a frame rate of 0.1 over 40 frames makes 400 s of video).
         """
         p = self.protocol
         total = info.num_frames
@@ -717,8 +823,16 @@ class Predictor:
             clips, _ = self._views(views)
             return multiview_clip_indices(total, p.num_frames, step, clips), []
         duration = _duration(info, frame_times)
-        times = window_times(duration, window, stride or window, limit=MAX_WINDOWS)
+        stride = stride or window
+        times = window_times(duration, window, stride, limit=MAX_WINDOWS)
         fps = _frame_rate(info.fps)
+        if len(times) > max(total, 1):
+            least = max(MIN_WINDOW_SECONDS, math.ceil(duration / total * 1e3) / 1e3)
+            raise refuse(
+                f"windows {stride:g}s apart over {total} frames at {fps:g} fps ({duration:g}s) "
+                f"make {len(times)}, more than the frames (a stride under one frame only repeats "
+                f"clips); use a stride of at least {least:g}s, or the frames' own fps"
+            )
         span = clip_window(p.num_frames, step) - 1
         indices = []
         for start, end in times:
@@ -765,9 +879,9 @@ class Predictor:
 
         Raises:
             ValueError: a source that is neither a path nor frames; views, a window, stride,
-                fps or decoder out of their bounds; an ``on_batch`` that cannot be called; or
-                frames that are not uint8 (T, H, W, 3) with at least one frame; before any
-                input is read.
+                fps or decoder out of their bounds; an ``on_batch`` that cannot be called;
+                frames that are not uint8 (T, H, W, 3) with at least one frame; or frames that
+                would get more windows than they are; before any input is read.
         """
         start_time = time.perf_counter()
         if not isinstance(source, str | bytes | os.PathLike | Tensor | np.ndarray):
@@ -819,9 +933,11 @@ class Predictor:
 
         Raises:
             FileNotFoundError, DecodeError: the file cannot be opened.
-            TooManyWindows: more than ``MAX_WINDOWS`` windows.
+            TooManyWindows: more than ``MAX_WINDOWS`` windows, or a file that would get more
+                windows than it has frames.
             ValueError: frames that are not uint8 (T, H, W, 3) or hold no frame, or views, fps
-                or decoder out of bounds; before the input is read.
+                or decoder out of bounds, or frames that would get more windows than they are
+                (a stride under one frame at ``fps``); before the input is read.
         """
         fps = check_fps(fps)
         check_decoder(decoder)
@@ -832,7 +948,10 @@ class Predictor:
             info, frames_of, frame_times = self._file_source(
                 os.fsdecode(source), decoder, timed=window is not None
             )
-        plan, times = self._clip_plan(info, views, window, stride, frame_times)
+        # frames' fps is an argument: more windows than frames is the caller's to fix, before
+        # any work; a file's is its own, and fails that input alone
+        refuse = ValueError if isinstance(source, Tensor) else TooManyWindows
+        plan, times = self._clip_plan(info, views, window, stride, frame_times, refuse)
         return OpenInput(
             num_frames=info.num_frames,
             fps=_frame_rate(info.fps),

@@ -25,6 +25,7 @@ from octvideo.cli import main
 from octvideo.data import decoding
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
+from octvideo.inference import predictor as predictor_module
 from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
 from tests.deadline import run_with_deadline
 from tests.inference import pipeline_faults as faults
@@ -407,20 +408,27 @@ def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
 
 class _DeviceSpy(torch.nn.Module):
     """Stands in for a network on another device: records where its batches are, and gives
-    equal logits back on the CPU."""
+    equal logits back on the CPU. The one clip the Predictor checks it with (``misfit``, on the
+    meta device, before its copy is made) is not recorded."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seen: list[tuple[str, int]] = []
+        self.checked = False
 
     def forward(self, clips):
-        self.seen.append((clips.device.type, len(clips)))
+        if not self.checked:
+            self.checked = True
+        else:
+            self.seen.append((clips.device.type, len(clips)))
         return torch.zeros(len(clips), 3)
 
 
-def test_the_model_side_runs_every_batch_on_the_predictors_device(predictor, videos):
-    # what --device cuda does on a GPU, with the meta device in its place: the workers decode on
-    # the CPU and never touch the model, the model side moves each batch to the device
+def test_the_model_side_runs_every_batch_on_the_predictors_device(predictor, videos, monkeypatch):
+    # what --device cuda does on a GPU, with the meta device in its place (which check_device
+    # refuses): the workers decode on the CPU and never touch the model, the model side moves
+    # each batch to the device
+    monkeypatch.setattr(predictor_module, "check_device", torch.device)
     spy = _DeviceSpy()
     on_device = Predictor(spy, predictor.classes, predictor.protocol, device="meta", batch_size=2)
     paths = [videos[n] for n in ("short", "odd", "audio")]

@@ -116,11 +116,51 @@ def test_window_times_refuse_numbers_that_are_not_finite(duration, window, strid
         window_times(duration, window, stride)
 
 
-@pytest.mark.parametrize("fps", [math.nan, math.inf, 0.0, -10.0])
-def test_frames_at_a_rate_that_is_not_a_positive_number_are_refused(predictor, fps):
+@pytest.mark.parametrize("fps", [math.nan, math.inf, 0.0, -10.0, 0.001, 0.099, 1000.5])
+def test_frames_at_a_rate_beyond_the_video_frame_rates_are_refused(predictor, fps):
     frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="fps must be a positive finite frame rate"):
+    with pytest.raises(ValueError) as caught:
         predictor.predict(frames, fps=fps, window="1s")
+    assert str(caught.value) == (
+        f"fps must be a frame rate from 0.1 to 1000 frames per second, got {fps!r}"
+    )
+
+
+def test_frames_that_would_get_more_windows_than_frames_are_refused_before_any_work(
+    predictor, monkeypatch
+):
+    # 40 frames at 0.1 fps are 400 s: 1 s windows would run the same few clips 400 times
+    runs = []
+    monkeypatch.setattr(Predictor, "_run", lambda *args: runs.append(args))
+    frames = torch.zeros(40, 8, 8, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError) as caught:
+        predictor.predict(frames, fps=0.1, window="1s")
+    assert str(caught.value) == (
+        "windows 1s apart over 40 frames at 0.1 fps (400s) make 400, more than the frames (a "
+        "stride under one frame only repeats clips); use a stride of at least 10s, or the "
+        "frames' own fps"
+    )
+    with pytest.raises(ValueError, match=r"^windows 0.5s apart over 40 frames at 1 fps \(40s\)"):
+        predictor.predict(frames, fps=1, window="1s", stride="0.5s")
+    assert not runs
+
+
+def test_windows_of_one_frame_each_are_taken(predictor):
+    frames = torch.zeros(40, 8, 8, 3, dtype=torch.uint8)
+    result = predictor.predict(frames, fps=1, window="1s")
+    assert result.ok and len(result.windows) == 40
+
+
+def test_a_file_that_would_get_more_windows_than_frames_fails_alone(predictor, tmp_path):
+    from tests.inference.media_helpers import encode
+
+    slow = encode(tmp_path / "one_fps.mp4", 6, rate=1)  # 6 s: half-second strides repeat
+    result = predictor.predict(slow, window="1s", stride="0.5s")
+    assert result.video is None and result.error == (
+        "TooManyWindows: windows 0.5s apart over 6 frames at 1 fps (6s) make 11, more than the "
+        "frames (a stride under one frame only repeats clips); use a stride of at least 1s, or "
+        "the frames' own fps"
+    )
 
 
 @pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf, -1.0, 0.0])
@@ -176,8 +216,8 @@ def test_from_checkpoint_takes_the_devices_predict_takes(
     ("argument", "value", "message"),
     [
         ("decoder", "FOO", "decoder must be 'decord', 'pyav' or 'auto', got 'FOO'"),
-        ("fps", "30", "fps must be a positive finite frame rate, got '30'"),
-        ("fps", True, "fps must be a positive finite frame rate, got True"),
+        ("fps", "30", "fps must be a frame rate from 0.1 to 1000 frames per second, got '30'"),
+        ("fps", True, "fps must be a frame rate from 0.1 to 1000 frames per second, got True"),
         ("on_batch", 5, "on_batch must be callable or None, got int"),
     ],
 )
@@ -209,6 +249,109 @@ def test_class_names_given_as_one_string_are_refused_not_split(predictor):
     with pytest.raises(ValueError) as caught:
         Predictor(predictor.model, "abc", predictor.protocol)
     assert str(caught.value) == "classes must be a list of class names, got 'abc'"
+
+
+def _slowfast(**extra):
+    from octvideo.models import create_model
+
+    with torch.device("meta"):  # refused before it runs: no memory for its weights
+        return create_model("slowfast_r50", num_classes=3, **extra)
+
+
+@pytest.mark.parametrize(
+    ("model", "classes", "clip", "message"),
+    [
+        (
+            None,
+            ["a", "b"],
+            {},
+            "classes has 2 names for the 3 outputs of model ResNet3D: give one name per "
+            "output, by index",
+        ),
+        (
+            None,
+            None,
+            {"num_frames": 1},
+            "model ResNet3D cannot take the protocol's clips of 1 frames at 32x32 pixels "
+            "(protocol.num_frames, protocol.test_crop_size): ResNet3D-18 takes (B, C, T, H, W) "
+            "clips of 2 or more frames (it pools time 2x after res2, as C2D and I3D do) and 1x1 "
+            "pixels or more; got (1, 3, 1, 32, 32)",
+        ),
+        (
+            None,
+            None,
+            {"num_frames": 8, "slowfast_alpha": 4},
+            "model ResNet3D takes one clip, not SlowFast pathways: give a protocol with "
+            "slowfast_alpha=None, not 4",
+        ),
+        (
+            _slowfast,
+            None,
+            {"num_frames": 8},
+            "model SlowFast takes [slow, fast] pathways: give a protocol with slowfast_alpha=4",
+        ),
+        (
+            _slowfast,
+            None,
+            {"num_frames": 8, "slowfast_alpha": 2},
+            "protocol.slowfast_alpha=2 but model SlowFast is built with slowfast_alpha=4; give "
+            "slowfast_alpha=4",
+        ),
+        (
+            torch.nn.Identity,
+            None,
+            {},
+            "model Identity must return (N, K) logits for N clips, got (1, 3, 4, 32, 32) for 1",
+        ),
+    ],
+)
+def test_a_model_classes_and_protocol_that_do_not_fit_are_one_line_before_any_work(
+    monkeypatch, model, classes, clip, message
+):
+    fused = []
+    monkeypatch.setattr(predictor_module, "fuse_for_inference", fused.append)
+    network = (model or (lambda: build_network(META.model)))()
+    protocol = dataclasses.replace(META.clip, **clip)
+    with pytest.raises(ValueError) as caught:
+        Predictor(network, classes or list(META.classes), protocol)
+    assert str(caught.value) == message and not fused
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_refused_by_the_constructor(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError) as caught:  # was torch's "Found no NVIDIA driver" at .to()
+        Predictor(build_network(META.model), list(META.classes), META.clip, device="cuda")
+    assert str(caught.value) == "device 'cuda': no CUDA device is available; use cpu"
+
+
+def test_a_model_that_fits_predicts_as_from_its_checkpoint_and_is_left_as_it_was(
+    predictor, videos, checkpoint
+):
+    from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
+
+    network = build_network(META.model)
+    network.load_state_dict(model_state_dict(load_checkpoint(checkpoint)))
+    own = Predictor(network, list(META.classes), META.clip, batch_size=3)
+    assert network.training and all(p.device.type == "cpu" for p in network.parameters())
+    assert torch.equal(
+        own.predict(videos["long"], window="2s").video.probs,
+        predictor.predict(videos["long"], window="2s").video.probs,
+    )
+
+
+def test_a_checkpoint_naming_other_classes_than_its_outputs_is_refused(tmp_path):
+    from octvideo.engine.checkpoint import atomic_save
+
+    meta = dataclasses.replace(META, classes=("a", "b"))
+    state = {f"model.{k}": v for k, v in build_network(meta.model).state_dict().items()}
+    path = tmp_path / "two_names.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": meta.to_dict()}}, path)
+    with pytest.raises(CheckpointError) as caught:
+        Predictor.from_checkpoint(path)
+    assert caught.value.field == "classes"
+    assert (
+        str(caught.value) == f"checkpoint {str(path)!r} names 2 classes but its model has 3 outputs"
+    )
 
 
 def test_views_spelled_n_x_c_are_the_n_clips_by_c_crops(predictor, videos):
