@@ -580,6 +580,12 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
     try:
         out = _meta_forward(model, frames // (want or 1), size)
     except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+        from octvideo.models import ResNet3D, SlowFast
+
+        if not isinstance(err, ValueError) and not isinstance(model, (ResNet3D, SlowFast)):
+            # a caller's own network may use what the meta device cannot run (``.item()``, data-
+            # dependent shapes): its clip and class count are then found at the first prediction
+            return None
         reason = first_line(err, empty="") or type(err).__name__
         return Misfit(
             "protocol.num_frames",

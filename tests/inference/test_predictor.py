@@ -339,6 +339,24 @@ def test_a_model_that_fits_predicts_as_from_its_checkpoint_and_is_left_as_it_was
     )
 
 
+class _ReadsAScalar(torch.nn.Module):
+    """A caller's network that reads a value in its forward, which the meta device cannot."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, classes)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 + float(clip.abs().max().item() > 1e9)
+        return self.fc(clip.mean(dim=(2, 3, 4)) * scale)
+
+
+def test_a_callers_model_the_meta_device_cannot_run_is_taken_and_predicts(videos):
+    classes = list(META.classes)
+    own = Predictor(_ReadsAScalar(len(classes)), classes, META.clip)
+    assert own.predict(videos["long"]).video.probs.shape == (len(classes),)
+
+
 def test_a_checkpoint_naming_other_classes_than_its_outputs_is_refused(tmp_path):
     from octvideo.engine.checkpoint import atomic_save
 
