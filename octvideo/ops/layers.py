@@ -27,6 +27,7 @@ from octvideo.ops.pair import (
     check_pair,
     downsample,
     fit_low,
+    guard_traced_size,
     low_channels,
     max_pool3d,
     normalize_octave,
@@ -195,9 +196,10 @@ class OctPool3d(nn.Module):
         if isinstance(x, Tensor):
             if not _tracing() and x.ndim == 5:
                 self._check_fits(x, "input", False)
-            return self._pool(x, False)
+            return self._pool(guard_traced_size(x, "OctPool3d"), False)
         x = as_pair(x)
         check_pair(x, self.octave, "OctPool3d")
+        x = OctPair(guard_traced_size(x.high, "OctPool3d"), x.low)
         if not _tracing():
             self._check_fits(x.high, "high group", False)
             if x.low is not None:
@@ -311,6 +313,7 @@ class OctSplit(nn.Module):
                 f"OctSplit expects (B, {self.channels}, T, H, W) input, got a {x.ndim}-D tensor "
                 f"of shape {tuple(x.shape)}"
             )
+        x = guard_traced_size(x, "OctSplit")
         n_high = self.channels - self.n_low
         if self.n_low == 0:
             return OctPair(x, None)
@@ -332,7 +335,7 @@ class OctMerge(nn.Module):
     def forward(self, x: Tensor | OctPair) -> Tensor:
         x = as_pair(x)
         check_pair(x, self.octave, "OctMerge")
-        high, low = x
+        high, low = guard_traced_size(x.high, "OctMerge"), x.low
         if low is None:
             return high
         # (B, C_h + C_l, T, H, W)

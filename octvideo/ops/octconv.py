@@ -25,6 +25,7 @@ from octvideo.ops.pair import (
     check_pair,
     check_share,
     downsample,
+    guard_traced_size,
     is_channels_last,
     is_whole,
     low_channels,
@@ -269,10 +270,12 @@ class OctConv3d(nn.Module):
         return unpair(self.forward_paths(x_h, x_l))
 
     def _prepare(self, x: Tensor | OctPair) -> tuple[Tensor, Tensor | None]:
-        """Checks the input (``check_pair``, then its channel counts; not under
-        ``torch.jit.trace``, ``_tracing``) and applies any stride pooling."""
+        """Checks the input (``check_pair``, then its channel counts; under ``torch.jit.trace``,
+        ``guard_traced_size`` instead) and applies any stride pooling."""
         x_h, x_l = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
-        if not _tracing():
+        if _tracing():
+            x_h = guard_traced_size(x_h, "OctConv3d")
+        else:
             self._check_input(x)
         if self.pool_stride:
             x_h = downsample(x_h, self.pool_factor)
