@@ -3,8 +3,11 @@
 The exported network takes the normalised clip the predictor builds, (B, 3, T, S, S) with T, S from
 the checkpoint's clip protocol ([slow, fast] for SlowFast): the spatial and temporal sizes are fixed
 at export time (odd-size handling in the octave layers is resolved for that shape), the batch size
-is free. A JSON file beside the model states the preprocessing (frames, stride, short side, crop,
-mean, std, class names) that a deployment must reproduce.
+is free. A clip of another (T, H, W) is refused: by the TorchScript file with a ValueError (raised
+as ``torch.jit.Error``) naming the input, the export's size and the clip's
+(``octvideo.ops.guard_traced_size``), by ONNX Runtime as an input of invalid dimensions. A JSON
+file beside the model states the preprocessing (frames, stride, short side, crop, mean, std, class
+names) that a deployment must reproduce.
 
 The traced network is the predictor's, fused for inference (``octvideo.ops.fuse_for_inference``):
 each batch norm folded into its convolution's weights and bias. Traced, a fused layer records
@@ -35,7 +38,7 @@ from torch import Tensor, nn
 from octvideo.checkpoint_meta import ClipProtocol
 from octvideo.errors import ExportError, UsageError
 from octvideo.inference.predictor import Predictor
-from octvideo.ops import memory_format_for, to_memory_format
+from octvideo.ops import guard_traced_size, memory_format_for, to_memory_format
 from octvideo.paths import AtomicOutput, ReadFiles, check_output_file, write_atomically
 
 FORMATS = ("torchscript", "onnx")
@@ -76,6 +79,24 @@ class _Pathways(nn.Module):
 
     def forward(self, slow: Tensor, fast: Tensor) -> Tensor:
         return self.model([slow, fast])  # (B, K)
+
+
+class _FixedSize(nn.Module):
+    """Checks, in the traced graph, that each clip has the (T, H, W) of the export's example, so
+    that a clip of another size is refused in the words of the export, before the first octave
+    layer refuses it in a layer's."""
+
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *clips: Tensor) -> Tensor:
+        advice = "prepare clips as the .json file beside the model says (frames, crop)"
+        checked = [
+            guard_traced_size(clip, f"the exported model's {name} input", advice)
+            for name, clip in zip(self.names, clips, strict=True)
+        ]
+        return self.model(*checked)  # (B, K)
 
 
 def _inputs(clip: Tensor | list[Tensor]) -> tuple[Tensor, ...]:
@@ -177,7 +198,8 @@ def _export_to(
         if fmt == "torchscript":
             # without autograd: the fast path's training-only autograd Functions cannot be traced
             with torch.no_grad():
-                torch.jit.save(torch.jit.trace(model, trace_inputs, check_trace=False), buffer)
+                traced = torch.jit.trace(_FixedSize(model, names), trace_inputs, check_trace=False)
+                torch.jit.save(traced, buffer)
         else:
             torch.onnx.export(
                 model,

@@ -74,6 +74,28 @@ def test_export_matches_checkpoint(checkpoint, tmp_path, fmt, capsys):
     assert notes["protocol"]["num_frames"] == 4 and notes["protocol"]["test_crop_size"] == 32
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_an_export_refuses_a_clip_of_another_size(checkpoint, tmp_path, fmt):
+    """The octave layers' odd-size handling is fixed for the export's clip size: another size
+    gave other logits (3 frames) or a tensor-size error in a later layer (33x33). TorchScript
+    refuses it naming the export's size and the clip's; ONNX Runtime, the input's dimensions."""
+    out = tmp_path / ("model.pt" if fmt == "torchscript" else "model.onnx")
+    assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 0
+    clip = torch.randn(2, 3, 3, 33, 33)
+    if fmt == "onnx":
+        with pytest.raises(Exception, match="invalid dimensions for input: clip") as caught:
+            run_exported(out, fmt, (clip,))
+        assert "index: 2 Got: 3 Expected: 4" in str(caught.value)
+        return
+    with pytest.raises(torch.jit.Error) as caught:
+        run_exported(out, fmt, (clip,))
+    assert (
+        "ValueError: the exported model's clip input was traced at (T, H, W) 4x32x32 and takes "
+        "that size only (any batch), got 3x33x33: prepare clips as the .json file beside the "
+        "model says (frames, crop)" in str(caught.value)
+    )
+
+
 def test_export_rejects_unknown_format(checkpoint, capsys):
     with pytest.raises(SystemExit):
         main(["export", "--ckpt", str(checkpoint), "--format", "tflite"])
