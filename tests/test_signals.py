@@ -5,6 +5,8 @@ nothing is set and nothing raises."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -69,3 +71,52 @@ def test_outside_the_main_thread_no_handler_is_set_and_nothing_raises():
     thread.join()
     assert seen == [False, _before]
     assert in_main_thread()
+
+
+def _run_script(body: str) -> subprocess.Popen[str]:
+    code = f"import atexit, sys, time\nfrom octvideo.signals import exit_now\n{body}"
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a background job starts with SIGINT ignored; a terminal's process has the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def test_exit_now_runs_the_exit_functions_flushes_and_ends_with_the_status():
+    script = _run_script(
+        "atexit.register(lambda: print('exit function ran'))\n"
+        "sys.stdout.write('work done; ')\n"  # no newline: only a flush writes it
+        "exit_now(5)\n"
+    )
+    out, err = script.communicate(timeout=60)
+    assert (script.returncode, out, err) == (5, "work done; exit function ran\n", "")
+
+
+def test_exit_now_skips_the_teardown_of_the_modules_objects():
+    # what torch's objects take up to seconds for, one by one, at the interpreter's own exit
+    script = _run_script(
+        "class Slow:\n"
+        "    def __del__(self):\n"
+        "        print('torn down')\n"
+        "kept = Slow()\n"
+        "exit_now(0)\n"
+    )
+    out, err = script.communicate(timeout=60)
+    assert (script.returncode, out, err) == (0, "", "")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_process_exits_ends_it_with_its_status(signum):
+    # an exit function that waits (a worker pool shutting down): the signal lands in it
+    script = _run_script(
+        "atexit.register(lambda: (print('exiting', flush=True), time.sleep(120)))\nexit_now(3)\n"
+    )
+    assert script.stdout is not None
+    assert script.stdout.readline() == "exiting\n"
+    script.send_signal(signum)
+    _, err = script.communicate(timeout=60)
+    # not killed by the signal's default action, nor a KeyboardInterrupt in the exit function
+    assert (script.returncode, err) == (3, "")

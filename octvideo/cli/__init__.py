@@ -212,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(argv)
 
 
+def entry() -> NoReturn:
+    """The ``octvideo`` program: ``main`` on the command line's words, then the process ends
+    with its status (``signals.exit_now``): a SIGTERM or Ctrl-C after the command's last line,
+    its work written, neither kills it by the signal's default action nor reports a stop."""
+    signals.exit_now(main())
+
+
 def _run(argv: Sequence[str] | None) -> int:
     """The command ``argv`` names, its errors reported as one line with its exit status."""
     # the prefix of the lines below: until the command line is parsed, read from its words

@@ -2,6 +2,6 @@
 
 import sys
 
-from octvideo.cli import main
+from octvideo.cli import entry
 
-sys.exit(main())
+sys.exit(entry())
