@@ -65,7 +65,10 @@ when decord is first used), as octvideo reports the error itself. decord's C++ c
 its own to the process's stderr for a file its FFmpeg cannot open (``video_reader.cc:83: ERROR
 opening: ...``, with no setting to stop it), so such a file never reaches decord: the same open is
 made first in decord's FFmpeg (``_decord_open_error``), and its failure is the ``DecodeError``.
-Nothing is redirected: whatever else writes to stderr is left as it is.
+Nothing is redirected: whatever else writes to stderr is left as it is. decord's other failures
+(C++ text with a timestamp, its source file and ``Check failed: ...``) are named in octvideo's words
+(``decord cannot open it: no video stream``, ``frame 11 of 24 (from 0.9 s) cannot be decoded: the
+file is truncated or corrupt``, ``_decord_cause``), and decord's text is logged at DEBUG.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ import ctypes
 import functools
 import logging
 import os
+import re
 import reprlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -422,6 +426,44 @@ def _decord_open_error(path: str) -> str | None:
     return buffer.value.decode("utf-8", "replace")
 
 
+# decord's C++ errors (dmlc's ``LOG(FATAL)`` and ``CHECK``) read ``[hh:mm:ss] SOURCE.cc:LINE:
+# [Check failed: CONDITION] TEXT``; what each TEXT means, in the PyAV path's words.
+_DMLC_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: ")
+_DECORD_CAUSES = (
+    ("cannot find video stream", "no video stream"),
+    ("getting stream info", "its streams cannot be read: the file is truncated or corrupt"),
+    ("Decoder not found", "decord has no decoder for its video codec"),
+    ("avcodec_open2", "its video decoder cannot be opened"),
+    ("av_read_frame failed", "the file is truncated or corrupt"),
+    ("Fail to get packet", "the file is truncated or corrupt"),
+    ("Fail to send packet", "the file is truncated or corrupt"),
+    ("Fail to receive frame", "the file is truncated or corrupt"),
+)
+_AV_READ_FAILED = re.compile(r"av_read_frame failed with (\d+)")
+
+
+def _decord_cause(err: Exception) -> str:
+    """What decord's error ``err`` means, in octvideo's words: its C++ text (a timestamp, decord's
+    source path, "Check failed: ...") goes to the DEBUG log, for whoever needs it."""
+    text = str(err).strip()
+    logger.debug("decord: %s: %s", type(err).__name__, text)
+    if not _DMLC_PREFIX.match(text):
+        return f"{type(err).__name__}: {text}"  # Python's own words (decord's Python side)
+    for clue, cause in _DECORD_CAUSES:
+        if clue in text:
+            code = _AV_READ_FAILED.search(text)
+            if code is None:
+                return cause
+            # decord prints AVERROR(ret), FFmpeg's code negated: FFmpeg names it
+            _, _, strerror = _decord_avformat()
+            buffer = ctypes.create_string_buffer(200)
+            if strerror(-int(code.group(1)), buffer, len(buffer)) < 0:
+                return f"reading its packets failed: {cause}"
+            reason = buffer.value.decode("utf-8", "replace")
+            return f"reading its packets failed ({reason}): {cause}"
+    return "decord failed inside its C++ code (its message is logged at DEBUG level)"
+
+
 class _DecordReader:
     def __init__(self, path: str, header: _Header | None = None) -> None:
         import decord
@@ -438,6 +480,7 @@ class _DecordReader:
         reason = _decord_open_error(path)
         if reason is not None:  # decord would print its own line, then raise "Error reading"
             raise _cannot_open(path, "decord", reason)
+        self._path = path
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         num = len(self._vr)
         if num == 0:
@@ -472,7 +515,30 @@ class _DecordReader:
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
 
     def get(self, indices: np.ndarray) -> np.ndarray:
-        return self._turn.apply(self._vr.get_batch(indices.tolist()).asnumpy())  # (T, H, W, 3)
+        try:
+            frames = self._vr.get_batch(indices.tolist()).asnumpy()  # (T, H, W, 3)
+        except Exception as err:  # decord's C++ text: in octvideo's words, at the first bad frame
+            raise self._undecodable(indices, err) from None
+        return self._turn.apply(frames)
+
+    def _undecodable(self, indices: np.ndarray, err: Exception) -> DecodeError:
+        """The error for ``indices`` decord failed to read: the first of them that fails alone
+        (decoded one by one, on this failure only), in the PyAV reader's words."""
+        first, cause = int(indices.min()), _decord_cause(err)
+        for index in sorted(set(indices.tolist())):
+            try:
+                self._vr.get_batch([index])
+            except Exception as one:
+                first, cause = index, _decord_cause(one)
+                break
+        total = self.info.num_frames
+        seconds = first / self.info.fps if self.info.fps > 0 else 0.0
+        return DecodeError(
+            self._path,
+            f"frame {first} of {total} (from {seconds:.1f} s) cannot be decoded: {cause}",
+            decoder="decord",
+            frame=first,
+        )
 
     def times(self) -> np.ndarray | None:
         """Start time of every frame in seconds, as decord's index gives them."""
@@ -636,6 +702,9 @@ def _open(path: str, decoder: str, header: _Header | None = None) -> _DecordRead
     except DecodeError:
         raise
     except Exception as err:  # decoders raise RuntimeError, av.FFmpegError, IndexError, ...
+        if decoder == "decord":
+            reason = f"decord cannot open it: {_decord_cause(err)}"
+            raise DecodeError(path, reason, decoder=decoder) from None  # C++ text: DEBUG log
         raise DecodeError(
             path, f"{decoder} cannot open it: {type(err).__name__}: {err}", decoder=decoder
         ) from err

@@ -9,6 +9,7 @@ presentation times."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import av
@@ -185,19 +186,23 @@ def test_auto_gives_one_sentence_for_a_frame_size_both_decoders_refuse(media, mo
     )
 
 
-def test_a_file_without_video_is_not_given_to_decord(media, tmp_path, capfd):
-    import av
-
-    path = tmp_path / "audio_only.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
+def _audio_only(path: Path, codec: str = "aac", container_format: str | None = None) -> Path:
+    """One second of silence in ``codec``, no video stream (``"wav"``: a WAV named ``path``)."""
+    sample_format, dtype = ("s16", np.int16) if codec == "pcm_s16le" else ("fltp", np.float32)
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=16000)
         for start in range(0, 16000, 1024):
             frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+                np.zeros((1, 1024), dtype), format=sample_format, layout="mono"
             )
             frame.sample_rate, frame.pts = 16000, start
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+    return path
+
+
+def test_a_file_without_video_is_not_given_to_decord(media, tmp_path, capfd):
+    path = _audio_only(tmp_path / "audio_only.mp4")
     capfd.readouterr()
     with pytest.raises(DecodeError) as err:
         Video(path, decoder="auto")
@@ -560,3 +565,87 @@ def test_a_file_cut_short_is_one_error_for_every_reader(cut_short):
         decode(path, [total - 1])
     with pytest.raises(DecodeError, match=reason):
         decode_clip(path, lambda info: [info.num_frames - 1], decoder="pyav")
+
+
+# ------------------------------------------------------------------- decord's C++ errors
+
+
+def _no_video_files(root: Path) -> dict[str, Path]:
+    whole = faststart(root / "whole.mp4").read_bytes()
+    (root / "tiny.mp4").write_bytes(whole[:100])  # its index begun, no stream in it yet
+    return {
+        "aac.mp4": _audio_only(root / "aac.mp4"),
+        "mp3.mp4": _audio_only(root / "mp3.mp4", "mp3"),
+        "wav.mp4": _audio_only(root / "wav.mp4", "pcm_s16le", "wav"),
+        "tiny.mp4": root / "tiny.mp4",
+    }
+
+
+def _in_octvideos_words(message: str) -> bool:
+    """No trace of decord's C++ text: its timestamp, its source file, its CHECK."""
+    return not re.search(r"\[\d\d:\d\d:\d\d\]|video_reader\.cc|\.cc:\d|Check failed", message)
+
+
+@pytest.mark.parametrize("name", ["aac.mp4", "mp3.mp4", "wav.mp4", "tiny.mp4"])
+def test_decord_names_a_file_without_a_video_stream_in_octvideos_words(
+    tmp_path, name, capfd, caplog
+):
+    # it was "decord cannot open it: DECORDError: [10:26:09] .../video_reader.cc:151: Check
+    # failed: st_nb >= 0 (-1381258232 vs. 0) ERROR cannot find video stream with wanted index: -1"
+    path = _no_video_files(tmp_path)[name]
+    capfd.readouterr()
+    with pytest.raises(DecodeError) as err, caplog.at_level("DEBUG", "octvideo.data.decoding"):
+        Video(path, decoder="decord")
+    assert str(err.value) == f"{path}: decord cannot open it: no video stream"
+    assert err.value.decoder == "decord"
+    assert capfd.readouterr().err == ""
+    assert "video_reader.cc" in caplog.text  # decord's own text, for whoever needs it
+    with pytest.raises(DecodeError, match="no video stream$"):
+        probe(path, decoder="auto")
+
+
+def test_decord_names_a_file_cut_short_in_octvideos_words(cut_short, capfd):
+    # it was "decord cannot open it: DECORDError: [10:26:09] .../video_reader.cc:486: Error:
+    # av_read_frame failed with 1094995529"
+    path, _ = cut_short
+    capfd.readouterr()
+    with pytest.raises(DecodeError) as err:
+        decode(path, [0], decoder="decord")
+    assert err.value.reason == (
+        "decord cannot open it: reading its packets failed (Invalid data found when processing "
+        "input): the file is truncated or corrupt"
+    )
+    assert _in_octvideos_words(str(err.value)) and err.value.__cause__ is None
+    assert capfd.readouterr().err == ""
+
+
+def test_decord_names_the_first_frame_it_cannot_decode(media, monkeypatch, caplog):
+    import decord
+
+    video = Video(media["h264.mp4"], decoder="decord")
+    get_batch = video._reader._vr.get_batch
+
+    def fail_from_frame_11(indices):
+        if max(indices) >= 11:
+            raise decord._ffi.base.DECORDError(
+                "[10:26:09] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:290: Check "
+                "failed: ret >= 0 (-1094995529 vs. 0) ERROR Fail to send packet."
+            )
+        return get_batch(indices)
+
+    monkeypatch.setattr(video._reader._vr, "get_batch", fail_from_frame_11)
+    with pytest.raises(DecodeError) as err, caplog.at_level("DEBUG", "octvideo.data.decoding"):
+        video.read([23, 5, 11])
+    assert (err.value.decoder, err.value.frame) == ("decord", 11)
+    assert err.value.reason == (
+        f"frame 11 of {NUM_FRAMES} (from {11 / video.info.fps:.1f} s) cannot be decoded: the file "
+        "is truncated or corrupt"
+    )
+    assert _in_octvideos_words(str(err.value)) and "Fail to send packet" in caplog.text
+    assert video.read([5]).shape[0] == 1  # the frames before it still decode
+
+
+def test_an_unknown_decord_error_is_named_without_its_cpp_text():
+    error = RuntimeError("[10:26:09] /src/video/video_reader.cc:99: Check failed: x ERROR who")
+    cause = decoding_module._decord_cause(error)
+    assert _in_octvideos_words(cause) and "DEBUG" in cause
