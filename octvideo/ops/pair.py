@@ -374,7 +374,22 @@ def max_pool3d(
 
 def is_channels_last(x: Tensor) -> bool:
     """True for a 5D tensor laid out channels-last (NDHWC) and not also plain contiguous."""
-    return x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()
+    return not x.is_contiguous() and has_channels_last_strides(x)
+
+
+def has_channels_last_strides(x: Tensor) -> bool:
+    """``x.is_contiguous(memory_format=torch.channels_last_3d)`` for a 5D tensor, read from its
+    strides as PyTorch does: ``torch.func.vmap`` refuses that query (``NYI: querying
+    is_contiguous inside of vmap``) but answers ``stride()``, so the layers run under it."""
+    if x.dim() != 5:
+        return False
+    expected = 1
+    for d in (1, 4, 3, 2, 0):  # C, W, H, T, B: innermost first
+        if x.shape[d] != 1:
+            if x.stride(d) != expected:
+                return False
+            expected *= x.shape[d]
+    return True
 
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")

@@ -5,6 +5,7 @@ CPU) and under ``torch.compile``; a traced octave model refuses a clip of anothe
 from __future__ import annotations
 
 import io
+import itertools
 import warnings
 
 import pytest
@@ -17,9 +18,11 @@ from octvideo.ops import (
     check_pair,
     downsample,
     guard_traced_size,
+    is_channels_last,
     low_channels,
     low_size,
 )
+from octvideo.ops.pair import has_channels_last_strides
 from tests.ops.tensor_helpers import CL, ceil_mean_pool, relative_error
 
 
@@ -267,3 +270,26 @@ def test_the_size_guard_is_the_input_itself_outside_a_trace():
     """Eager calls (and ``torch.compile``) pay one ``torch.jit.is_tracing`` per layer."""
     x = torch.randn(1, 2, 3, 5, 5)
     assert guard_traced_size(x, "OctConv3d") is x
+
+
+def _strided_layouts():
+    """5D tensors of every axis order, with size-1 and empty axes, and sliced (gapped) ones."""
+    g = torch.Generator().manual_seed(0)
+    for sizes in [(2, 3, 2, 4, 5), (1, 3, 1, 4, 1), (2, 1, 3, 1, 2), (0, 3, 2, 2, 2)]:
+        for order in itertools.permutations(range(5)):
+            stored = torch.randn([sizes[d] for d in order], generator=g)
+            yield stored.permute([order.index(d) for d in range(5)])
+        yield torch.randn([2 * s for s in sizes], generator=g)[::2, ::2, ::2, ::2, ::2]
+    yield torch.randn(2, 3, 4, 5)  # 4D: never channels-last 3D
+
+
+def test_channels_last_strides_agree_with_torch_and_answer_under_vmap():
+    for x in _strided_layouts():
+        want = x.dim() == 5 and x.is_contiguous(memory_format=CL)
+        assert has_channels_last_strides(x) == want, (tuple(x.shape), x.stride())
+        assert is_channels_last(x) == (want and not x.is_contiguous())
+    # torch.func.vmap refuses a memory-format query; the per-sample tensors here are NDHWC
+    clips = torch.randn(3, 2, 4, 2, 5, 5).permute(0, 1, 3, 4, 5, 2).contiguous()
+    clips = clips.permute(0, 1, 5, 2, 3, 4)
+    seen = torch.func.vmap(lambda x: torch.tensor(is_channels_last(x)))(clips)
+    assert seen.tolist() == [True] * 3
