@@ -1,9 +1,14 @@
 """Inference fusion: ``fuse_for_inference(model)``, one explicit deploy step, in the spirit of
 timm's ``reparameterize_model``.
 
-Each ``OctConv3d`` registered directly before the ``OctNorm`` (of ``nn.BatchNorm3d`` groups) that
-normalises its output becomes a ``FusedOctConv3d`` with the batch norm folded into its weights and
-biases, and the norm a ``FoldedNorm``. In inference (autograd off) a fused layer:
+Each ``OctConv3d`` whose output alone an ``OctNorm`` (of ``nn.BatchNorm3d`` groups) normalises
+becomes a ``FusedOctConv3d`` with the batch norm folded into its weights and biases, and the norm a
+``FoldedNorm``. Only pairs whose order the module states are folded (``fusable_pairs``): consecutive
+children of an ``nn.Sequential``, the pairs a module lists in its ``fusable_pairs`` attribute, and
+consecutive children of octvideo's own blocks and stems, which apply each norm right after its
+convolution (``conv_norm_act``). A module of any other class is left unfused: its forward may
+normalise something else (a post-norm residual ``norm(conv(x) + x)``, a pool between the two).
+In inference (autograd off) a fused layer:
 
 - runs the fast path's merged low convolution and 2D views (``octvideo.ops.fast``) in any memory
   layout;
@@ -34,6 +39,7 @@ folds into the preceding convolution).
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import torch
 from torch import Tensor, nn
@@ -54,24 +60,71 @@ def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     eval mode up to float rounding (float64: 1e-10).
 
     Args:
-        model: any module; the pairs are found among each module's children, a norm being the
-            child registered right after its convolution.
+        model: any module; the pairs are those ``fusable_pairs`` finds in each of its modules.
+            A convolution or norm that sits in more than one place of ``model`` is left unfused.
         inplace: change ``model`` itself; by default a copy is fused and ``model`` is left as
             it is.
 
     Returns:
         The fused model, in eval mode.
+
+    Raises:
+        ValueError: a module's ``fusable_pairs`` attribute does not name pairs of its children.
     """
     if not inplace:
         model = copy.deepcopy(model)
     model.eval()
+    places = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
     for parent in list(model.modules()):
-        children = list(parent.named_children())
-        for (conv_name, conv), (norm_name, norm) in zip(children, children[1:], strict=False):
-            if type(conv) is OctConv3d and _foldable(conv, norm):
+        for conv_name, norm_name in fusable_pairs(parent):
+            conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
+            shared = places[id(conv)] > 1 or places[id(norm)] > 1  # folding would reach the rest
+            if type(conv) is OctConv3d and not shared and _foldable(conv, norm):
                 setattr(parent, conv_name, FusedOctConv3d.fold(conv, norm))
                 setattr(parent, norm_name, FoldedNorm())
     return model
+
+
+def fusable_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """The (convolution, norm) child names of ``module`` whose forward applies the norm to that
+    convolution's output alone, as far as the module states it; ``fuse_for_inference`` folds
+    those of them that are an ``OctConv3d`` and a fitting batch-norm ``OctNorm``.
+
+    - A module with a ``fusable_pairs`` attribute (a sequence of ``(conv name, norm name)``):
+      those pairs. Its forward must compute ``norm(conv(x))`` and use neither elsewhere.
+    - An ``nn.Sequential`` that runs its children in order: each two consecutive children.
+    - A module of a class defined in octvideo (blocks, stems, laterals): each two consecutive
+      children; octvideo registers every norm right after its convolution and applies it there
+      (``conv_norm_act``), as the float64 test of every model family checks.
+    - Any other module: none, as its forward may normalise something else.
+
+    Raises:
+        ValueError: ``fusable_pairs`` is not a sequence of pairs of child names.
+    """
+    children = dict(module.named_children())
+    declared = getattr(module, "fusable_pairs", None)
+    if declared is not None:
+        if not _child_pairs(declared, children):
+            raise ValueError(
+                f"{type(module).__name__}.fusable_pairs must be (conv name, norm name) pairs of "
+                f"its children {sorted(children)}, got {declared!r}"
+            )
+        return [(conv, norm) for conv, norm in declared]
+    ordered = isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+    if ordered or type(module).__module__.partition(".")[0] == "octvideo":
+        names = list(children)
+        return list(zip(names, names[1:], strict=False))
+    return []
+
+
+def _child_pairs(declared: object, children: dict[str, nn.Module]) -> bool:
+    """Whether ``declared`` is a list or tuple of (name, name) pairs of ``children``."""
+    return isinstance(declared, list | tuple) and all(
+        isinstance(p, list | tuple)
+        and len(p) == 2
+        and all(isinstance(n, str) and n in children for n in p)
+        for p in declared
+    )
 
 
 def _foldable(conv: OctConv3d, norm: nn.Module) -> bool:

@@ -22,12 +22,14 @@ from octvideo.ops import (
     OctConv3d,
     OctNorm,
     OctPair,
+    OctPool3d,
     as_pair,
     conv_norm_act,
     fuse_for_inference,
     oct_add,
     unpair,
 )
+from octvideo.ops.fusion import fusable_pairs
 
 CL = torch.channels_last_3d
 FAMILIES = sorted({name.rsplit("_r", 1)[0] for name in list_models()})
@@ -120,6 +122,124 @@ def test_a_norm_that_does_not_follow_its_convolution_is_left_alone() -> None:
     model = nn.Sequential(OctConv3d(4, 8, 1), OctNorm(6), OctConv3d(6, 6, 1), nn.BatchNorm3d(6))
     fused = fuse_for_inference(model)
     assert [type(m) for m in fused] == [OctConv3d, OctNorm, OctConv3d, nn.BatchNorm3d]
+
+
+class _PostNorm(nn.Module):
+    """``relu(norm(conv(x) + x))``: the norm, registered right after the conv, normalises a sum."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.conv = OctConv3d(8, 8, 3, padding=1, alpha_in=alpha, alpha_out=alpha)
+        self.norm = OctNorm(8, alpha=alpha)
+        self.act = OctAct()
+
+    def forward(self, x):
+        return self.act(self.norm(oct_add(self.conv(x), x)))
+
+
+class _ConvPoolNorm(nn.Module):
+    """``norm(pool(conv(x)))`` with the pool registered last: a max pool and a negative scale
+    do not commute."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.conv = OctConv3d(8, 8, 3, padding=1, alpha_in=alpha, alpha_out=alpha)
+        self.norm = OctNorm(8, alpha=alpha)
+        self.pool = OctPool3d((1, 2, 2))
+
+    def forward(self, x):
+        return self.norm(self.pool(self.conv(x)))
+
+
+class _Declared(_ConvPoolNorm):
+    """``norm(conv(x))``, stated through ``fusable_pairs``."""
+
+    fusable_pairs = (("conv", "norm"),)
+
+    def forward(self, x):
+        return self.pool(self.norm(self.conv(x)))
+
+
+class _Reversed(nn.Sequential):
+    """A Sequential whose forward runs its children last to first."""
+
+    def forward(self, x):
+        for m in reversed(self):
+            x = m(x)
+        return x
+
+
+def _oct_input(alpha: float, channels: int = 8) -> torch.Tensor | OctPair:
+    g = torch.Generator().manual_seed(5)
+    n_low = int(alpha * channels)
+    high = torch.randn(2, channels - n_low, 3, 8, 8, generator=g, dtype=torch.float64)
+    if n_low == 0:
+        return high
+    return OctPair(high, torch.randn(2, n_low, 3, 4, 4, generator=g, dtype=torch.float64))
+
+
+def _assert_same(got, want) -> None:
+    for g_, w_ in zip(as_pair(got), as_pair(want), strict=True):
+        if w_ is not None:
+            torch.testing.assert_close(g_, w_, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("block", [_PostNorm, _ConvPoolNorm, _Declared])
+def test_fused_module_of_the_callers_own_equals_unfused_in_float64(block, alpha: float) -> None:
+    """A module of another class is folded only where it states its pairs (``fusable_pairs``):
+    a post-norm residual or a pool between conv and norm is left as it is, and the fused output
+    equals the unfused one in float64 either way."""
+    model = _randomise_norms(nn.Sequential(block(alpha)).double()).eval()
+    for bn in model.modules():
+        if isinstance(bn, nn.BatchNorm3d):
+            with torch.no_grad():
+                bn.weight.neg_()  # a negative scale: max pooling would not commute with it
+    x = _oct_input(alpha)
+    with torch.no_grad():
+        want = model(x)
+    fused = fuse_for_inference(model)
+    assert isinstance(fused[0].conv, FusedOctConv3d) == (block is _Declared)
+    with torch.inference_mode():
+        got = fused(x)
+    _assert_same(got, want)
+
+
+def test_only_a_sequential_that_runs_its_children_in_order_is_folded() -> None:
+    for seq, folded in ((nn.Sequential, True), (_Reversed, False)):
+        model = seq(OctConv3d(4, 8, 1), OctNorm(8))
+        assert isinstance(fuse_for_inference(model)[0], FusedOctConv3d) == folded
+
+
+def test_a_convolution_or_norm_used_in_two_places_is_left_alone() -> None:
+    """Folding a shared layer would change its other place too."""
+    conv, norm = OctConv3d(8, 8, 1), OctNorm(8)
+    for model in (
+        nn.Sequential(nn.Sequential(conv, norm), conv),
+        nn.Sequential(nn.Sequential(conv, norm), norm),
+    ):
+        fused = fuse_for_inference(model)
+        assert not any(isinstance(m, FusedOctConv3d) for m in fused.modules())
+
+
+@pytest.mark.parametrize(
+    "declared", [("conv", "norm"), (("conv", "bn"),), "conv", (("conv", 1),), ((["conv"]),)]
+)
+def test_fusable_pairs_that_do_not_name_pairs_of_children_are_refused(declared) -> None:
+    model = _ConvPoolNorm(0.0)
+    model.fusable_pairs = declared
+    with pytest.raises(
+        ValueError, match=r"^_ConvPoolNorm.fusable_pairs must be \(conv name, norm "
+    ):
+        fuse_for_inference(model)
+
+
+def test_fusable_pairs_lists_each_ordered_pair_octvideo_blocks_included() -> None:
+    block = _network("i3d_r18", 0.0).res2[0]
+    names = list(dict(block.named_children()))
+    assert fusable_pairs(block) == list(zip(names, names[1:], strict=False))
+    assert fusable_pairs(_Declared(0.0)) == [("conv", "norm")]
+    assert fusable_pairs(_PostNorm(0.0)) == []
 
 
 def _unit(alpha: float) -> tuple[OctConv3d, OctNorm, torch.Tensor | OctPair]:
