@@ -6,8 +6,9 @@ holds it equal to ``OctConv3d.forward_paths``.
   side by side: one larger convolution runs faster than two small ones.
 - In training the layer is one autograd node (``_OctConvTrain``): its backward recomputes
   ``pool(X_H)`` and the concatenation from X_H and X_L, which autograd keeps anyway, instead of
-  saving them, and adds the pooled path's input gradient into H->H's in place. TorchScript
-  tracing and scripting record the inference arrangement instead, in either grad mode.
+  saving them, and adds the pooled path's input gradient into H->H's in place. It runs under
+  torch.func (grad, jacrev, vmap); ``torch.jit.trace`` records the inference arrangement
+  instead, in either grad mode.
 - Kernels of temporal size 1 run as 2D convolutions on a (B*T, C, H, W) view, and kernels of
   spatial size 1 (the I3D 3x1x1) on a (B, C, T, H*W) view when no backward follows; in
   channels-last memory both views are free, and on CPU the 2D kernels are up to 4x faster than
@@ -38,6 +39,7 @@ from octvideo.ops.pair import (
     _torchscript,
     downsample,
     from_frames,
+    has_channels_last_strides,
     is_channels_last,
     pool_factor,
     to_frames,
@@ -84,7 +86,7 @@ def path_weights(layer: OctConv3d) -> PathWeights:
 def forward_fast(layer: OctConv3d, x_h: Tensor, x_l: Tensor | None) -> OctPair:
     """``layer.forward_paths(x_h, x_l)`` for channels-last inputs (after any stride pooling).
 
-    Under ``torch.jit.trace`` and ``script`` it runs standard operators whatever the grad mode:
+    Under ``torch.jit.trace`` it runs standard operators whatever the grad mode:
     a TorchScript graph cannot hold ``_OctConvTrain``, and a trace's check reruns it under
     ``no_grad`` and compares the graphs."""
     w = path_weights(layer)
@@ -282,8 +284,9 @@ def _conv_backward(
     """``(grad_x, grad_weight, grad_bias)`` of ``conv(layer, x, weight, bias)`` for ``grad_y``,
     each where ``mask`` asks for it, in the view oneDNN's backward runs fastest."""
     g = geometry(layer, backward=True)
-    if grad_y.is_contiguous() and not grad_y.is_contiguous(memory_format=torch.channels_last_3d):
-        grad_y = grad_y.contiguous(memory_format=torch.channels_last_3d)
+    if grad_y.is_contiguous() and not has_channels_last_strides(grad_y):
+        # contiguous(memory_format=channels_last_3d) by permutes, which torch.func.vmap runs
+        grad_y = grad_y.permute(0, 2, 3, 4, 1).contiguous().permute(0, 4, 1, 2, 3)
     gx2, gw2, gb = torch.ops.aten.convolution_backward(
         to_2d(grad_y, g.view),
         to_2d(x, g.view),
@@ -316,10 +319,11 @@ class _OctConvTrain(torch.autograd.Function):
     low-resolution tensor) rather than saving it.
     """
 
+    # torch.func.vmap runs forward and backward on batched tensors (per-sample gradients).
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx, x_h, x_l, w_hh, w_hl, w_lh, w_ll, bias_h, bias_l, layer: OctConv3d
-    ):
+    def forward(x_h, x_l, w_hh, w_hl, w_lh, w_ll, bias_h, bias_l, layer: OctConv3d):  # type: ignore[override]
         y_h = conv(layer, x_h, w_hh, bias_h)
         if w_lh is not None:
             y_h = add_upsampled(y_h, conv(layer, x_l, w_lh, None), layer.octave)
@@ -327,11 +331,16 @@ class _OctConvTrain(torch.autograd.Function):
         if w_hl is not None:
             x_in = low_input(x_h, x_l if w_ll is not None else None, layer.octave)
             y_l = conv(layer, x_in, low_weight(w_hl, w_ll), bias_l)
+        return y_h if y_l is None else (y_h, y_l)  # no None output: dynamo cannot trace one
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        # Apart from forward, as torch.func (grad, jacrev, vjp) requires of a Function.
+        x_h, x_l, w_hh, w_hl, w_lh, w_ll, bias_h, bias_l, layer = inputs
         ctx.save_for_backward(x_h, x_l, w_hh, w_hl, w_lh, w_ll)
         ctx.set_materialize_grads(False)
         ctx.layer = layer
         ctx.has_bias = (bias_h is not None, bias_l is not None)
-        return y_h if y_l is None else (y_h, y_l)  # no None output: dynamo cannot trace one
 
     @staticmethod
     def backward(ctx, g_h: Tensor | None, g_l: Tensor | None = None):  # type: ignore[override]

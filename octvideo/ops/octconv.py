@@ -263,6 +263,20 @@ class OctConv3d(nn.Module):
         self.conv_lh = make(self.in_low, self.out_high, False) if cross else None
         self.conv_ll = make(self.in_low, self.out_low, bias)
 
+    def __prepare_scriptable__(self) -> OctConv3d:
+        """``torch.jit.script`` calls this on every submodule before it compiles one: an octave
+        layer cannot be scripted (its forward takes a tensor or a pair, checks them in Python and
+        passes itself to ``octvideo.ops.fast``), so the error is one line that says what to use.
+
+        Raises:
+            RuntimeError: always.
+        """
+        raise RuntimeError(
+            f"torch.jit.script cannot compile {type(self).__name__} (octvideo's octave layers "
+            f"are not scriptable); record the model with torch.jit.trace(model, clip), once per "
+            f"clip size, or export it with `octvideo export --format torchscript`"
+        )
+
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         x_h, x_l = self._prepare(x)
         if is_channels_last(x_h):  # the same result with less work (octvideo.ops.fast)

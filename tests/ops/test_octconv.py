@@ -634,3 +634,35 @@ def test_output_size_of_a_traced_shape_is_computed_on_its_tensors(padding):
     frames = layer.output_size((torch.tensor(32), 1, 1))[0]
     assert isinstance(frames, torch.Tensor)
     assert int(frames) == layer.output_size((32, 1, 1))[0]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_layer_runs_under_vmap_as_nn_conv3d_does(layout):
+    """torch.func.vmap over OctConv3d: at alpha 0 it gives nn.Conv3d's numbers, at alpha 0.5 a
+    loop's, in either per-sample layout."""
+    torch.manual_seed(0)
+    clips = torch.randn(3, 2, 4, 3, 6, 6)  # (N, B, C, T, H, W)
+    if layout == "channels_last":
+        clips = clips.permute(0, 1, 3, 4, 5, 2).contiguous().permute(0, 1, 5, 2, 3, 4)
+    plain = OctConv3d(4, 5, 3, bias=True)
+    torch.testing.assert_close(
+        torch.func.vmap(plain)(clips), torch.func.vmap(plain.to_conv())(clips), rtol=0, atol=0
+    )
+    octave = OctConv3d(4, 5, 3, alpha_out=0.5)
+    got = torch.func.vmap(octave)(clips)
+    for i, clip in enumerate(clips):
+        for g, want in zip(got, octave(clip), strict=True):
+            torch.testing.assert_close(g[i], want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:FutureWarning")
+def test_scripting_is_refused_in_one_line_naming_trace():
+    for model in (
+        OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5),
+        nn.Sequential(OctConv3d(3, 8, 1)),
+    ):
+        with pytest.raises(
+            RuntimeError, match=r"^torch\.jit\.script cannot compile OctConv3d"
+        ) as err:
+            torch.jit.script(model)
+        assert "\n" not in str(err.value) and "torch.jit.trace(model, clip)" in str(err.value)
