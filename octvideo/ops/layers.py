@@ -11,6 +11,7 @@ Every layer here takes what ``OctConv3d`` takes, a plain tensor, an ``OctPair`` 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -111,11 +112,18 @@ class OctAct(nn.Module):
 
 
 class OctDropout(nn.Module):
-    """Dropout applied to each group independently."""
+    """Dropout applied to each group independently.
+
+    Args:
+        p: probability of an element to be zeroed, a number in [0, 1] (as ``nn.Dropout``); any
+            other value is one ValueError line when the layer is built.
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        self.p = p
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+            raise ValueError(f"OctDropout p must be a number in [0, 1], got {p!r}")
+        self.p = float(p)
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         return _map(x, lambda t: F.dropout(t, self.p, self.training), "OctDropout")

@@ -223,8 +223,9 @@ def low_channels(channels: int, alpha: float, multiple: int | None = None) -> in
     paper = min(channels - 1, math.floor(alpha * channels + 1e-6))
     if multiple is None:
         return paper
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+    if not is_whole(multiple) or multiple < 1:  # numpy's whole numbers too, as ``channels``
         raise ValueError(f"channel_multiple must be a whole number of 1 or more, got {multiple!r}")
+    multiple = int(multiple)  # a count of plain ints, never numpy's
     if alpha == 0.0 or channels <= multiple:
         return paper
     nearest = math.floor(alpha * channels / multiple + 0.5 + 1e-6) * multiple

@@ -9,6 +9,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -68,6 +69,16 @@ def test_dropout_is_per_group_and_off_in_eval():
     drop.eval()
     y = drop(x)
     assert torch.equal(y.high, x.high) and torch.equal(y.low, x.low)
+
+
+@pytest.mark.parametrize("p", [1.5, -0.1, math.nan, True, "0.5", None])
+def test_dropout_refuses_a_bad_p_when_built_as_nn_dropout_does(p):
+    with pytest.raises(ValueError, match=r"^OctDropout p must be a number in \[0, 1\], got "):
+        OctDropout(p)
+
+
+def test_dropout_takes_any_real_p_from_0_to_1():
+    assert [OctDropout(p).p for p in (0, 1, np.float32(0.25))] == [0.0, 1.0, 0.25]
 
 
 @pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])

@@ -8,6 +8,7 @@ import io
 import itertools
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,6 +65,11 @@ def test_aligned_groups_are_multiples_and_never_empty(channels, alpha):
 def test_bad_channel_multiple_is_refused(bad):
     with pytest.raises(ValueError, match="channel_multiple must be a whole number"):
         low_channels(64, 0.25, bad)
+
+
+def test_channel_multiple_takes_numpy_whole_numbers_as_the_channel_count_does():
+    low = low_channels(np.int64(64), 0.1, np.int64(16))
+    assert low == 16 and type(low) is int
 
 
 def test_two_tensor_sequences_become_pairs():
