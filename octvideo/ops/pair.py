@@ -384,6 +384,8 @@ def has_channels_last_strides(x: Tensor) -> bool:
     is_contiguous inside of vmap``) but answers ``stride()``, so the layers run under it."""
     if x.dim() != 5:
         return False
+    if _tracing():  # a traced shape is tensors: each comparison below would warn
+        return x.is_contiguous(memory_format=torch.channels_last_3d)
     expected = 1
     for d in (1, 4, 3, 2, 0):  # C, W, H, T, B: innermost first
         if x.shape[d] != 1:
