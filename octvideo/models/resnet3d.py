@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from octvideo.models._registry import register_model
@@ -44,6 +45,10 @@ from octvideo.models.layers import (
     ClassifierHeadMixin,
     GlobalAvgPool,
     Stem,
+    check_clip_tensor,
+    check_dropout,
+    check_layer_classes,
+    check_switches,
     check_window,
     init_weights,
     stage_alphas,
@@ -224,6 +229,14 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
         if len(temporal_kernels) != 4 or len(nonlocal_blocks) != 4:
             raise ValueError("temporal_kernels and nonlocal_blocks need one entry per stage (4)")
+        check_switches(
+            temporal_pool=temporal_pool,
+            oct_stem=oct_stem,
+            stride_in_1x1=stride_in_1x1,
+            zero_init_final_bn=zero_init_final_bn,
+        )
+        check_layer_classes(norm_layer=norm_layer, act_layer=act_layer)
+        check_dropout(dropout)
         window = None if head_pool is None else check_window(head_pool)  # before building
         self.octave = normalize_octave(octave)
         self.alphas = stage_alphas(alpha)
@@ -282,17 +295,23 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
                 m.reset_parameters()
 
     def _check_clip(self, x: Tensor) -> None:
-        """Raises a ValueError naming this network and the fewest frames it takes unless the
-        (B, C, T, H, W) clip ``x`` has ``min_frames`` frames and a pixel a side or more (a clip
-        of another rank is left to the stem, which names it). A shape that ``torch.jit.trace``
-        records (tensors) or a symbolic one passes: the check costs no graph op."""
-        if x.dim() != 5 or not all(isinstance(n, int) for n in x.shape[2:]):
+        """Raises one line naming this network unless ``x`` is a (B, C, T, H, W) tensor of the
+        stem's channels and its weights' dtype (``check_clip_tensor``) with ``min_frames``
+        frames and a pixel a side or more. Under ``torch.jit.trace`` it checks nothing, as the
+        octave layers do: a trace records no Python branch, so a check would guard the example
+        alone. A symbolic frame size passes: the check costs no graph op."""
+        if torch.jit.is_tracing():
+            return
+        conv = self.stem.conv
+        net = f"ResNet3D-{self.depth}"
+        check_clip_tensor(x, net, channels=conv.in_channels, dtype=conv.conv_hh.weight.dtype)
+        if not all(isinstance(n, int) for n in x.shape[2:]):
             return
         t, h, w = x.shape[2:]
         if t < self.min_frames or min(h, w) < 1:
             pool = "" if self.pool2 is None else " (it pools time 2x after res2, as C2D and I3D do)"
             raise ValueError(
-                f"ResNet3D-{self.depth} takes (B, C, T, H, W) clips of {self.min_frames} or more "
+                f"{net} takes (B, C, T, H, W) clips of {self.min_frames} or more "
                 f"frames{pool} and 1x1 pixels or more; got {tuple(x.shape)}"
             )
 

@@ -43,6 +43,10 @@ from octvideo.models.layers import (
     ClassifierHeadMixin,
     GlobalAvgPool,
     Stem,
+    check_clip_tensor,
+    check_dropout,
+    check_layer_classes,
+    check_switches,
     check_window,
     init_weights,
     stage_alphas,
@@ -268,6 +272,9 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         super().__init__()
         if depth not in STAGE_DEPTHS or depth < 50:
             raise ValueError(f"SlowFast depth must be 50, 101 or 152, got {depth}")
+        check_switches(stride_in_1x1=stride_in_1x1, zero_init_final_bn=zero_init_final_bn)
+        check_layer_classes(norm_layer=norm_layer, act_layer=act_layer)
+        check_dropout(dropout)
         windows = _pathway_windows(head_pool)  # before building
         self.slowfast_alpha = slowfast_alpha
         self.octave = normalize_octave(octave)
@@ -381,14 +388,28 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         return orders
 
     def _check_clips(self, x: Sequence[Tensor]) -> None:
-        """Raises a ValueError naming the mismatch unless ``x`` is a [slow, fast] pair of clips
-        whose frame counts the lateral convolutions can join."""
+        """Raises one line naming the mismatch unless ``x`` is a [slow, fast] pair of clips,
+        each a tensor its pathway's stem takes (``check_clip_tensor``), whose frame counts the
+        lateral convolutions can join. Under ``torch.jit.trace`` it checks nothing, as the
+        octave layers do; a symbolic size passes the size checks."""
+        if torch.jit.is_tracing():
+            return
+        if isinstance(x, Tensor) or not isinstance(x, Sequence):
+            got = f"one tensor {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(
+                f"SlowFast takes a list [slow clip, fast clip] of (B, 3, T, H, W) tensors, got "
+                f"{got}; octvideo.data.transforms.pack_pathways makes the pair from one clip"
+            )
         if len(x) != 2:
-            raise ValueError("SlowFast takes a list [slow clip, fast clip]")
+            got = f"a {type(x).__name__} of {len(x)}"
+            raise ValueError(f"SlowFast takes a list [slow clip, fast clip], got {got}")
         slow, fast = x
+        for clip, name, pathway in ((slow, "slow", self.slow), (fast, "fast", self.fast)):
+            conv = pathway.stem.conv
+            dtype = conv.conv_hh.weight.dtype
+            what = f"{name} clips"
+            check_clip_tensor(clip, "SlowFast", channels=conv.in_channels, dtype=dtype, what=what)
         shapes = f"slow {tuple(slow.shape)}, fast {tuple(fast.shape)}"
-        if slow.dim() != 5 or fast.dim() != 5:
-            raise ValueError(f"SlowFast takes two (B, 3, T, H, W) clips, got {shapes}")
         if slow.shape[0] != fast.shape[0] or slow.shape[3:] != fast.shape[3:]:
             raise ValueError(
                 f"SlowFast's slow and fast clips need the same batch size and frame size, "

@@ -246,3 +246,139 @@ def test_the_clip_check_leaves_a_trace_without_it():
         traced = torch.jit.trace(model, torch.randn(1, 3, 2, 32, 32))
         clip = torch.randn(2, 3, 2, 32, 32)
         torch.testing.assert_close(traced(clip), model(clip))
+
+
+_NET = "ResNet3D-18"
+
+
+@pytest.mark.parametrize(
+    ("clip", "message"),
+    [
+        (
+            torch.zeros(1, 4, 32, 32, 3),  # decoder frames, channels last
+            f"{_NET} takes (B, 3, T, H, W) clips, channels second; got (1, 4, 32, 32, 3): "
+            "channels-last frames (B, T, H, W, C)? clip.permute(0, 4, 1, 2, 3)",
+        ),
+        (
+            torch.zeros(1, 4, 3, 32, 32),
+            f"{_NET} takes (B, 3, T, H, W) clips, channels second; got (1, 4, 3, 32, 32): "
+            "(B, T, C, H, W) frames? clip.transpose(1, 2)",
+        ),
+        (
+            torch.zeros(4, 32, 32, 3),
+            f"{_NET} takes (B, 3, T, H, W) clips, channels second; got (4, 32, 32, 3): one clip "
+            "of frames (T, H, W, C)? clip.permute(3, 0, 1, 2).unsqueeze(0)",
+        ),
+        (
+            torch.zeros(3, 4, 32, 32),
+            f"{_NET} takes (B, 3, T, H, W) clips, channels second; got (3, 4, 32, 32): one "
+            "(C, T, H, W) clip? add the batch axis, clip.unsqueeze(0)",
+        ),
+        (
+            torch.zeros(1, 1, 4, 32, 32),
+            f"{_NET} takes (B, 3, T, H, W) clips, channels second; got (1, 1, 4, 32, 32)",
+        ),
+        (
+            torch.zeros(1, 3, 4, 32, 32, dtype=torch.uint8),
+            f"{_NET} takes float clips of the model's dtype (float32), got uint8: normalise the "
+            "frames to float first (e.g. Predictor.preprocess)",
+        ),
+        (
+            torch.zeros(1, 3, 4, 32, 32, dtype=torch.float64),
+            f"{_NET} takes float clips of the model's dtype (float32), got float64: convert the "
+            "clip (clip.to(torch.float32)) or the model (model.to(torch.float64))",
+        ),
+        (
+            torch.zeros(1, 3, 4, 32, 32, dtype=torch.bfloat16),
+            f"{_NET} takes float clips of the model's dtype (float32), got bfloat16: convert the "
+            "clip (clip.to(torch.float32)) or the model (model.to(torch.bfloat16))",
+        ),
+    ],
+)
+def test_a_clip_of_another_layout_or_dtype_is_one_line_naming_the_fix(clip, message):
+    model = create_model("i3d_r18", num_classes=3, alpha=0.5, width=8).eval()
+    with pytest.raises(ValueError) as caught, torch.no_grad():
+        model(clip)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("clip", "got"),
+    [
+        (torch.zeros(1, 3, 4, 32, 32).numpy(), "ndarray (torch.from_numpy makes one)"),
+        ([torch.zeros(1, 3, 4, 32, 32)], "list"),
+    ],
+)
+def test_a_clip_that_is_no_tensor_is_a_type_error_naming_the_tensor(clip, got):
+    model = create_model("c2d_r18", num_classes=3, width=8).eval()
+    with pytest.raises(TypeError) as caught:
+        model(clip)
+    assert str(caught.value) == f"{_NET} takes clips as torch.Tensor (B, 3, T, H, W), got {got}"
+
+
+def test_the_clip_check_follows_the_model_dtype_and_autocast():
+    """A float64 model takes float64 clips; under autocast a float32 model takes the clips
+    autocast casts (float32, bfloat16, float16), and float64 ones, which it does not, are
+    refused."""
+    torch.manual_seed(0)
+    model = create_model("c2d_r18", num_classes=3, alpha=0.5, width=8).eval()
+    clip = torch.randn(1, 3, 2, 32, 32)
+    with torch.no_grad():
+        assert model.double()(clip.double()).dtype == torch.float64
+        model.float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            for dtype in (torch.float32, torch.bfloat16, torch.float16):
+                assert model(clip.to(dtype)).dtype == torch.bfloat16
+            with pytest.raises(ValueError, match=r"model's dtype \(float32\), got float64"):
+                model(clip.double())
+
+
+_SWITCHES = ("temporal_pool", "oct_stem", "stride_in_1x1", "zero_init_final_bn")
+
+
+@pytest.mark.parametrize("switch", _SWITCHES)
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_a_switch_that_is_not_true_or_false_is_refused(switch, value):
+    with pytest.raises(ValueError) as caught:
+        create_model("c2d_r18", width=8, alpha=0.5, **{switch: value})
+    assert str(caught.value) == f"{switch} must be True or False, got {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("factory", "value", "message"),
+    [
+        (
+            "norm_layer",
+            torch.nn.BatchNorm3d(8),
+            "norm_layer must be a class that builds a layer, got a built BatchNorm3d: pass the "
+            "class (norm_layer=BatchNorm3d), not an instance",
+        ),
+        (
+            "act_layer",
+            torch.nn.ReLU(),
+            "act_layer must be a class that builds a layer, got a built ReLU: pass the class "
+            "(act_layer=ReLU), not an instance",
+        ),
+        (
+            "norm_layer",
+            "batchnorm",
+            "norm_layer must be a class that builds a layer (e.g. nn.BatchNorm3d, nn.ReLU), got "
+            "'batchnorm'",
+        ),
+    ],
+)
+def test_a_layer_factory_that_builds_nothing_is_refused_naming_it(factory, value, message):
+    with pytest.raises(TypeError) as caught:
+        create_model("c2d_r18", width=8, **{factory: value})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("dropout", ["0.5", 1.0, -0.1, True, None])
+def test_a_dropout_outside_0_to_1_is_refused(dropout):
+    with pytest.raises(ValueError) as caught:
+        create_model("c2d_r18", width=8, dropout=dropout)
+    assert str(caught.value) == f"dropout must be a number in [0, 1), got {dropout!r}"
+    if dropout is not None:  # reset_classifier's None keeps the old rate
+        model = create_model("c2d_r18", width=8, dropout=0)
+        with pytest.raises(ValueError, match=r"^dropout must be a number in \[0, 1\)"):
+            model.reset_classifier(5, dropout=dropout)

@@ -73,7 +73,7 @@ def test_bad_slowfast_head_pool_is_refused_naming_it(head_pool, message):
         ((1, 3, 3, 32, 32), (1, 3, 8, 32, 32), r"need a slow clip of 2 frames"),
         ((1, 3, 2, 32, 32), (1, 3, 8, 32, 40), "same batch size and frame size"),
         ((2, 3, 2, 32, 32), (1, 3, 8, 32, 32), "same batch size and frame size"),
-        ((3, 2, 32, 32), (1, 3, 8, 32, 32), r"two \(B, 3, T, H, W\) clips"),
+        ((3, 2, 32, 32), (1, 3, 8, 32, 32), r"takes \(B, 3, T, H, W\) slow clips"),
     ],
 )
 def test_slowfast_names_mismatched_clips(slow: tuple, fast: tuple, match: str) -> None:
@@ -176,3 +176,77 @@ def test_the_slow_pathway_is_slow_only_widened_by_the_laterals():
             first = name.endswith(".0.conv_a") or name.endswith(".0.downsample.conv")
             extra = fast_chans[name[:4]] if first else 0
             assert m.in_channels == ref.in_channels + extra, name
+
+
+_CLIP = (1, 3, 2, 32, 32), (1, 3, 8, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("clips", "error", "message"),
+    [
+        (
+            torch.zeros(2, 3, 8, 32, 32),
+            TypeError,
+            "SlowFast takes a list [slow clip, fast clip] of (B, 3, T, H, W) tensors, got one "
+            "tensor (2, 3, 8, 32, 32); octvideo.data.transforms.pack_pathways makes the pair "
+            "from one clip",
+        ),
+        (
+            {"slow": torch.zeros(_CLIP[0])},
+            TypeError,
+            "SlowFast takes a list [slow clip, fast clip] of (B, 3, T, H, W) tensors, got dict; "
+            "octvideo.data.transforms.pack_pathways makes the pair from one clip",
+        ),
+        (
+            [torch.zeros(_CLIP[1])],
+            ValueError,
+            "SlowFast takes a list [slow clip, fast clip], got a list of 1",
+        ),
+        (
+            [torch.zeros(_CLIP[0]).numpy(), torch.zeros(_CLIP[1])],
+            TypeError,
+            "SlowFast takes slow clips as torch.Tensor (B, 3, T, H, W), got ndarray "
+            "(torch.from_numpy makes one)",
+        ),
+        (
+            [torch.zeros(_CLIP[0]), torch.zeros(1, 8, 32, 32, 3)],
+            ValueError,
+            "SlowFast takes (B, 3, T, H, W) fast clips, channels second; got (1, 8, 32, 32, 3): "
+            "channels-last frames (B, T, H, W, C)? clip.permute(0, 4, 1, 2, 3)",
+        ),
+        (
+            [torch.zeros(_CLIP[0], dtype=torch.uint8), torch.zeros(_CLIP[1], dtype=torch.uint8)],
+            ValueError,
+            "SlowFast takes float slow clips of the model's dtype (float32), got uint8: "
+            "normalise the frames to float first (e.g. Predictor.preprocess)",
+        ),
+        (
+            [torch.zeros(_CLIP[0]), torch.zeros(_CLIP[1], dtype=torch.float64)],
+            ValueError,
+            "SlowFast takes float fast clips of the model's dtype (float32), got float64: "
+            "convert the clip (clip.to(torch.float32)) or the model (model.to(torch.float64))",
+        ),
+    ],
+)
+def test_clips_of_another_type_layout_or_dtype_are_one_line_naming_the_fix(clips, error, message):
+    with torch.device("meta"):
+        model = create_model("slowfast_r50", num_classes=3, alpha=0.25).eval()
+    with pytest.raises(error) as caught, torch.no_grad():
+        model(clips)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("switch", ["stride_in_1x1", "zero_init_final_bn"])
+def test_a_switch_that_is_not_true_or_false_is_refused(switch):
+    with pytest.raises(ValueError) as caught:
+        create_model("slowfast_r50", **{switch: "yes"})
+    assert str(caught.value) == f"{switch} must be True or False, got 'yes'"
+
+
+def test_a_layer_instance_or_a_bad_dropout_is_refused_before_building():
+    with pytest.raises(TypeError, match=r"^norm_layer must be a class .* got a built GroupNorm"):
+        create_model("slowfast_r50", norm_layer=torch.nn.GroupNorm(2, 8))
+    with pytest.raises(TypeError, match=r"^act_layer must be a class that builds a layer"):
+        create_model("slowfast_r50", act_layer=3)
+    with pytest.raises(ValueError, match=r"^dropout must be a number in \[0, 1\), got 1.5$"):
+        create_model("slowfast_r50", dropout=1.5)
