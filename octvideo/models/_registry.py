@@ -69,6 +69,7 @@ def create_model(
         **kwargs: passed to the model class (e.g. ``stride_in_1x1``, ``oct_stem``).
 
     Raises:
+        TypeError: ``name`` is not a str.
         ValueError: for an unknown name, naming the closest registered ones.
 
     Warns:
@@ -76,6 +77,11 @@ def create_model(
             is the vanilla one (``warn_without_octave``). A warning, not a refusal: checkpoints
             trained so still load.
     """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"create_model takes a model name (a str), got {type(name).__name__} {name!r}; "
+            f"known: {', '.join(list_models())}"
+        )
     if name not in _MODELS:
         hint = unknown_model_hint(name)
         raise ValueError(f"unknown model {name!r}{hint} (known: {', '.join(list_models())})")

@@ -280,3 +280,13 @@ def test_an_alpha_that_leaves_no_layer_a_low_group_is_warned_of_naming_what_give
         octave = [m.has_octave for m in layers if isinstance(m, OctConv3d) and m.alpha_out > 0]
         assert any(octave), kwargs
     assert not all(octave)  # res2's 8 channels keep no low group at a multiple of 8
+
+
+@pytest.mark.parametrize("name", [None, 3, ["c2d_r18"]])
+def test_a_name_that_is_no_str_is_one_type_error_listing_the_models(name: object) -> None:
+    with pytest.raises(TypeError) as caught:
+        create_model(name)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"create_model takes a model name (a str), got {type(name).__name__} {name!r}; "
+        f"known: {', '.join(list_models())}"
+    )
