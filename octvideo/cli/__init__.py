@@ -225,6 +225,7 @@ def _run(argv: Sequence[str] | None) -> int:
     prog = command_name(sys.argv[1:] if argv is None else argv)
     try:
         _open_closed_streams()
+        _check_current_folder()  # before torch, which dies with an unrelated line without one
         parser = build_parser()  # imports torch: seconds, during which Ctrl-C is likely
         args = parser.parse_args(argv)
         prog = args.prog
@@ -271,6 +272,19 @@ def _run(argv: Sequence[str] | None) -> int:
             sys.stdout.flush()
         print(f"{prog}: {stop}", file=sys.stderr)  # noqa: T201
         return stop.status
+
+
+def _check_current_folder() -> None:
+    """Refuses to run in a current folder that was deleted (or moved away): relative paths have
+    nowhere to point, and torch's oneMKL fails to load there ("Intel oneMKL FATAL ERROR: Cannot
+    load libtorch_cpu.so"), a line that names a library instead of the folder."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise UsageError(
+            "the current folder no longer exists (it was deleted, or moved away); cd to a folder "
+            "that exists and run the command again"
+        ) from None
 
 
 def _open_closed_streams() -> None:

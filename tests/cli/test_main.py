@@ -265,6 +265,30 @@ def test_a_refused_command_prints_one_line(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("args", [["--help"], ["predict", "clip.mp4"]])
+def test_a_deleted_current_folder_is_named_before_torch_loads(tmp_path, args):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octvideo.cli", *args],
+        cwd=gone,
+        # the folder goes after the child is in it: the child's working directory is deleted
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        preexec_fn=lambda: os.rmdir(gone),
+    )
+    _, err = proc.communicate(timeout=300)
+    prog = "octvideo" if args == ["--help"] else "octvideo predict"
+    assert (proc.returncode, err.splitlines()) == (
+        2,
+        [
+            f"{prog}: error: the current folder no longer exists (it was deleted, or moved "
+            "away); cd to a folder that exists and run the command again"
+        ],
+    )
+
+
 def test_flop_count_prints_no_warning():
     proc = _octvideo("models", "--frames", "4", "--size", "32", "--filter", "c2d_r18")
     assert proc.returncode == 0, proc.stderr
