@@ -16,19 +16,21 @@ A step whose loss or gradients hold a NaN or an infinity is never taken: the run
 ``optim.on_nonfinite_loss=skip`` the step leaves the weights, the momentum and the batch-norm
 statistics as they were, so no checkpoint is written with weights that no command would load.
 Under ``16-mixed`` the gradient scaler skips such a step and lowers its scale; once the scale is
-down to 1, where the scaling can no longer be the cause, the same policy applies.
+down to 1, where the scaling can no longer be the cause, the same policy applies, and a step it
+skips keeps the scale where it was.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -154,6 +156,7 @@ class VideoClassifier(L.LightningModule):
         self._skipped_in_row = 0
         self._skipped = 0
         self._scaler_skipped_in_row = 0  # 16-mixed: steps the gradient scaler skipped
+        self._held_scale: float | None = None  # 16-mixed: the scale a step the policy skipped keeps
         self._batch_idx = 0  # of the batch under way, for messages
         self._step_skipped = False  # the batch under way was skipped (loss or gradients)
         self._norm_stats: list[Tensor] = []
@@ -302,7 +305,8 @@ class VideoClassifier(L.LightningModule):
         ``optim.on_nonfinite_loss`` applies and counts each such step (gradients that are NaN at
         every step have the scaler skip 16 steps before, from its initial 65536 down to 1). A NaN
         alone does not tell the two apart: an overflow turns into NaN where an infinity meets a
-        zero or another infinity.
+        zero or another infinity. A step skipped there keeps the scale it had
+        (``optimizer_step``).
         """
         norm = gradient_norm(optimizer)  # one fused pass
         if norm is None or bool(torch.isfinite(norm)):  # None: the loss was skipped
@@ -332,7 +336,31 @@ class VideoClassifier(L.LightningModule):
             logger.debug("%s at float16 gradient scale %g: the scaler halves it", what, scale)
             return
         lowered = f" (the scaler skipped {before} steps in a row to lower it)" if before else ""
+        self._scaler_skipped_in_row = 0  # said once: the policy's skips do not lower the scale
         self._nonfinite(f"{what} at float16 gradient scale {scale:g}{lowered}")
+        self._held_scale = scale
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Optimizer | LightningOptimizer,
+        optimizer_closure: Callable[[], Any] | None = None,
+    ) -> None:
+        """Lightning's step; under ``16-mixed`` the gradient scaler's ``update`` ends it, and a
+        step the policy skipped (``on_before_optimizer_step``) gets its scale back from there.
+
+        The scaler halves its scale after every step it skips. At a scale of 1 or below that
+        mends nothing, and the policy's skips would go on halving it (a NaN batch at every other
+        step takes it to 2**-24 in 48 steps) until the gradients of the steps between underflow
+        float16 to 0 and the run trains nothing, without a word; with the scale kept, they train
+        as in float32. Put back here rather than at the batch's end, so that no checkpoint of
+        the step holds the halved scale.
+        """
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self._held_scale is not None:
+            self.trainer.precision_plugin.scaler.update(new_scale=self._held_scale)
+            self._held_scale = None
 
     def _nonfinite(self, what: str) -> None:
         """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a

@@ -318,13 +318,45 @@ def test_nan_gradients_under_float16_are_skipped_up_to_max_skipped_steps_in_a_ro
     assert caplog.messages == [
         f"{first} scale 1 (the scaler skipped 16 steps in a row to lower it) at global step 16 "
         "(epoch 0, batch 16): step skipped (1 in a row, 1 in this run)",
-        f"{first} scale 0.5 (the scaler skipped 17 steps in a row to lower it) at global step 17 "
-        "(epoch 0, batch 17): step skipped (2 in a row, 2 in this run)",
+        f"{first} scale 1 at global step 17 (epoch 0, batch 17): step skipped (2 in a row, 2 in "
+        "this run)",
     ]
     assert str(info.value).startswith(
-        f"{first} scale 0.25 (the scaler skipped 18 steps in a row to lower it) at global step 18 "
-        "(epoch 0, batch 18) after 2 skipped steps in a row (optim.max_skipped_steps); "
+        f"{first} scale 1 at global step 18 (epoch 0, batch 18) after 2 skipped steps in a row "
+        "(optim.max_skipped_steps); "
     )
+
+
+def _steps_that_moved_the_bias(precision: MixedPrecision | None) -> tuple[int, VideoClassifier]:
+    """Trains 64 steps with a NaN gradient at every other one, skipped; counts the steps that
+    moved the linear layer's bias, which only a gradient moves (no momentum, no weight decay)."""
+    spoil = _SpoilGradients(set(range(0, 64, 2)))
+    module = _train(
+        _network(),
+        clips=256,
+        batch_size=4,
+        callbacks=(spoil,),
+        precision=precision,
+        on_nonfinite_loss="skip",
+        max_skipped_steps=3,
+        momentum=0.0,
+        nesterov=False,
+    )
+    moved = [
+        s for s in range(64) if not torch.equal(spoil.before[s]["1.bias"], spoil.after[s]["1.bias"])
+    ]
+    return len(moved), module
+
+
+def test_steps_skipped_under_float16_keep_the_scale_so_the_steps_between_train():
+    # the scaler halves its scale after each step it skips; were the policy's skips at scale 1
+    # to halve it too, 1, 0.5, ... 2**-32, the good steps' float16 gradients would underflow
+    # to 0 from about step 50 on and the run would train nothing, with no error
+    moved_float32, _ = _steps_that_moved_the_bias(None)
+    moved_float16, module = _steps_that_moved_the_bias(_float16(init_scale=1.0))
+    assert moved_float32 == 32
+    assert moved_float16 == moved_float32
+    assert module.trainer.precision_plugin.scaler.get_scale() == 1.0
 
 
 def test_float16_overflows_the_scaler_mends_are_left_to_it_without_a_warning(caplog):
