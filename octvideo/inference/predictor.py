@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import is_lazy
 
 from octvideo.argtypes import DECIMAL
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
@@ -554,8 +555,12 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
     speed ratio, then one test clip run through the model on the meta device (shapes only: no
     memory, no arithmetic; the model's own weights and modes are left as they are).
 
+    Only the network's own forward can refuse the clip: a network that cannot be run there
+    (lazy modules, whose shapes the first clip sets; ``.item()``) is taken, and its clip and
+    class count are found at its first prediction.
+
     Returns:
-        None when they fit; else the first ``Misfit``.
+        None when they fit or cannot be checked here; else the first ``Misfit``.
     """
     name = type(model).__name__
     want, got = getattr(model, "slowfast_alpha", None), protocol.slowfast_alpha
@@ -577,9 +582,11 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
             f"give slowfast_alpha={want}",
         )
     frames, size = protocol.num_frames, protocol.test_crop_size
-    try:
-        out = _meta_forward(model, frames // (want or 1), size)
-    except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+    run = _meta_forward(model, frames // (want or 1), size)
+    if run is None:  # its clip and class count are found at the first prediction
+        return None
+    out, err = run
+    if err is not None:
         from octvideo.models import ResNet3D, SlowFast
 
         if not isinstance(err, ValueError) and not isinstance(model, (ResNet3D, SlowFast)):
@@ -607,23 +614,53 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
     return None
 
 
-def _meta_forward(model: nn.Module, frames: int, size: int) -> object:
+class _MetaRun(NamedTuple):
+    """What the network's forward did with the meta clip (``_meta_forward``)."""
+
+    out: object  # what it returned; None where it raised
+    error: Exception | None  # what it raised
+
+
+# what a forward on the meta device raises where the network cannot take the clip (its own
+# checks, shape errors) or cannot run there at all (``.item()``, data-dependent shapes)
+_FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, AttributeError)
+
+
+def _meta_forward(model: nn.Module, frames: int, size: int) -> _MetaRun | None:
     """``model`` in eval mode on one clip of ``frames`` x ``size`` x ``size`` (``example_input``),
-    with its parameters and buffers swapped for meta tensors of their shapes for the call."""
+    with its parameters and buffers swapped for meta tensors of their shapes for the call.
+
+    Only what the network's own forward raises is its answer; None where the check cannot be
+    made for reasons of octvideo's, not the network's: lazy parameters or buffers (``nn.Lazy*``:
+    their shapes are set by the first clip), or state, a clip or a call this machinery cannot
+    make on the meta device before the forward starts.
+    """
     from octvideo.models.cost import example_input
 
-    state = {
-        name: torch.empty_like(t, device="meta")
-        for name, t in [*model.named_parameters(), *model.named_buffers()]
-    }
+    named = [*model.named_parameters(), *model.named_buffers()]
+    if any(is_lazy(t) for _, t in named):
+        return None
     modes = [(m, m.training) for m in model.modules()]
+    entered = []  # the forward started: what is raised from here on is the network's
+    try:
+        state = {name: torch.empty_like(t, device="meta") for name, t in named}
+        hook = model.register_forward_pre_hook(lambda *_: entered.append(True))
+    except (RuntimeError, ValueError, TypeError) as err:
+        logger.debug("%s is not checked on the meta device: %s", type(model).__name__, err)
+        return None
     model.eval()
     try:
         with torch.device("meta"):
             clip = example_input(model, frames, size)
         with torch.no_grad():
-            return torch.func.functional_call(model, state, (clip,))
+            return _MetaRun(torch.func.functional_call(model, state, (clip,)), None)
+    except _FORWARD_ERRORS as err:
+        if entered:
+            return _MetaRun(None, err)
+        logger.debug("%s is not checked on the meta device: %s", type(model).__name__, err)
+        return None
     finally:
+        hook.remove()
         for module, mode in modes:
             module.training = mode
 

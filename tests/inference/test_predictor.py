@@ -357,6 +357,43 @@ def test_a_callers_model_the_meta_device_cannot_run_is_taken_and_predicts(videos
     assert own.predict(videos["long"]).video.probs.shape == (len(classes),)
 
 
+class _Lazy(torch.nn.Module):
+    """A caller's network whose shapes its first clip sets (``nn.Lazy*``)."""
+
+    def __init__(self, lazy: torch.nn.Module, classes: int) -> None:
+        super().__init__()
+        self.lazy = lazy
+        self.fc = torch.nn.LazyLinear(classes)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.lazy(clip).mean(dim=(2, 3, 4)))
+
+
+def test_a_callers_model_with_lazy_modules_is_taken_and_predicts():
+    classes = list(META.classes)
+    own = Predictor(_Lazy(torch.nn.Identity(), len(classes)), classes, META.clip)
+    frames = torch.randint(0, 256, (12, 40, 40, 3), dtype=torch.uint8)
+    result = own.predict(frames, fps=8)
+    assert result.ok and result.video.probs.shape == (len(classes),)
+
+
+def test_lazy_parameters_and_buffers_leave_the_meta_check_to_the_first_clip():
+    lazy = _Lazy(torch.nn.LazyBatchNorm3d(), len(META.classes))  # lazy buffers too
+    assert predictor_module.misfit(lazy, list(META.classes), META.clip) is None
+
+
+def test_an_error_of_the_meta_check_itself_refuses_no_model(monkeypatch):
+    from octvideo.models import cost
+
+    def no_clip(*args):
+        raise ValueError("the meta clip cannot be made")
+
+    monkeypatch.setattr(cost, "example_input", no_clip)  # raised before the forward starts
+    classes = list(META.classes)
+    own = Predictor(_ReadsAScalar(len(classes)), classes, META.clip)
+    assert own.classes == classes
+
+
 def test_a_checkpoint_naming_other_classes_than_its_outputs_is_refused(tmp_path):
     from octvideo.engine.checkpoint import atomic_save
 
