@@ -1167,7 +1167,8 @@ def run_test(
     Raises:
         UsageError: no checkpoint given (testing random weights is never what was meant), a
             checkpoint that does not fit the model or was trained on other classes, clips the
-            model cannot take, or a report folder that cannot be written. Raised before the
+            model cannot take, a report folder that cannot be written, or a run or report
+            folder another command is writing (``hold_test_folders``). Raised before the
             evaluation.
         Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, on which the evaluation
             stops after the batch under way: ``stopped by SIGTERM after 3 of 12 test batches;
@@ -1196,6 +1197,53 @@ def _test(
     # the report is checked before the checkpoint is loaded, not after the whole evaluation
     _output_folder(out_dir, create=False, setting="--out or test.out_dir")
     check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
+    with hold_test_folders(run_dir, out_dir):
+        return _evaluate(cfg, ckpt, run_dir, out_dir, callbacks)
+
+
+@contextlib.contextmanager
+def hold_test_folders(run_dir: Path, out_dir: Path) -> Iterator[None]:
+    """Makes this test the only command writing its report folder and, for a report inside its
+    run folder (``<run dir>/test``), the run folder (``paths.hold_folder``): a second test there,
+    or a test into the folder a ``train`` or ``sweep`` is writing, is refused before it loads
+    the checkpoint. Under DDP only the process that writes the report holds them.
+
+    Raises:
+        UsageError: "run folder R is in use by octvideo train (pid 123); wait for it to end, or
+            choose another --out (nothing was changed)"; "report folder ..." for a
+            ``test.out_dir`` another test is writing.
+    """
+    if not writes_run_folder():
+        yield
+        return
+    inside = Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(run_dir))
+    with contextlib.ExitStack() as held:
+        if inside:
+            held.enter_context(
+                hold_folder(
+                    run_dir, "test", name=f"run folder {run_dir}", advice="choose another --out"
+                )
+            )
+        if os.path.abspath(out_dir) != os.path.abspath(run_dir):
+            held.enter_context(
+                hold_folder(
+                    out_dir,
+                    "test",
+                    name=f"report folder {out_dir}",
+                    advice="choose another --out or test.out_dir",
+                )
+            )
+        yield
+
+
+def _evaluate(
+    cfg: RunConfig,
+    ckpt: str | Path,
+    run_dir: Path,
+    out_dir: Path,
+    callbacks: Sequence[L.Callback],
+) -> TestResult:
+    """The test past its checks, with its folders held (``hold_test_folders``)."""
     checkpoint = load_checkpoint(ckpt)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)

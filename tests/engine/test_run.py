@@ -765,6 +765,63 @@ def test_a_refused_test_leaves_no_report_folder(trained, tiny_synth, tmp_path):
     assert sorted(tmp_path.iterdir()) == [empty]  # no run/ or run/test/
 
 
+@pytest.mark.parametrize("holder", ["train", "sweep", "test"])
+def test_a_test_into_a_run_folder_another_command_holds_is_refused(
+    trained, tiny_synth, tmp_path, capsys, holder
+):
+    run, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(run))
+    capsys.readouterr()
+    earlier = _report(run / "test")
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(run)]
+    with hold_folder(run, holder):  # the command going on: this process holds its folder
+        assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo test: error: run folder {run} is in use by octvideo {holder} (pid "
+        f"{os.getpid()}); wait for it to end, or choose another --out (nothing was changed)\n"
+    )
+    assert _report(run / "test") == earlier
+
+
+def test_a_test_into_a_report_folder_another_test_writes_is_refused(trained, tiny_synth, tmp_path):
+    report, ckpt = tmp_path / "report", trained / "checkpoints" / "last.ckpt"
+    overrides = [*tiny_overrides(tiny_synth), f"test.out_dir={report}"]
+    with hold_folder(report, "test"), pytest.raises(UsageError) as info:
+        run_test(None, overrides, ckpt=ckpt, out=str(tmp_path / "run"))
+    assert str(info.value) == (
+        f"report folder {report} is in use by octvideo test (pid {os.getpid()}); wait for it to "
+        "end, or choose another --out or test.out_dir (nothing was changed)"
+    )
+    assert sorted(tmp_path.iterdir()) == []  # the holder's folder, removed as it ended
+
+
+class HoldersDuringTest(L.Callback):
+    """Records, as the first test batch starts, whether a train can take each folder."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.folders = folders
+        self.refused: list[bool] = []
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0:
+            for folder in self.folders:
+                try:
+                    with hold_folder(folder, "train"):
+                        self.refused.append(False)
+                except UsageError as err:
+                    self.refused.append("in use by octvideo test" in str(err))
+
+
+def test_a_running_test_holds_its_run_folder_and_report_folder(trained, tiny_synth, tmp_path):
+    run, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    seen = HoldersDuringTest(run, run / "test")
+    run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(run), callbacks=[seen])
+    assert seen.refused == [True, True]
+    assert not (run / LOCK_NAME).exists() and not (run / "test" / LOCK_NAME).exists()
+    with hold_folder(run, "train"):  # free again once the test ended
+        pass
+
+
 class StopAtTestBatch(L.Callback):
     """As a test batch starts, sends this process SIGTERM or raises KeyboardInterrupt (Ctrl-C)."""
 
