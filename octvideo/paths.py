@@ -119,14 +119,24 @@ def _check_can_make(folder: Path) -> Path:
     Raises:
         NotADirectoryError: as ``make_writable_folder``.
         OSError: the nearest existing folder cannot be written (``PermissionError`` by its
-            mode bits: root passes them).
+            mode bits: root passes them; ``EROFS`` on a read-only mount).
     """
     existing = _nearest_folder(folder)
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(existing))
+        # access() tells no reason; a read-only mount fails it for root too, and wants a remount
+        code = errno.EROFS if _read_only_mount(existing) else errno.EACCES
+        raise OSError(code, os.strerror(code), os.fspath(existing))
     with tempfile.TemporaryFile(dir=existing):  # O_TMPFILE: no name is made where it works
         pass
     return folder
+
+
+def _read_only_mount(folder: Path) -> bool:
+    """Whether ``folder`` lies on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:  # cannot be told: the caller's error stands
+        return False
 
 
 def check_folder(
@@ -144,7 +154,8 @@ def check_folder(
     before a command's first file, whose write makes the folder (``AtomicOutput``).
 
     Raises:
-        UsageError: ``folder`` is a file, lies inside one, or cannot be created or written.
+        UsageError: ``folder`` is a file, lies inside one, or cannot be created or written
+            (on a read-only file system: the advice starts with a remount).
     """
     folder = Path(folder)
     given = folder if given is None else given
@@ -155,6 +166,8 @@ def check_folder(
             f"{option} {given}: {err.filename} is a file, not a folder; {advice}"
         ) from err
     except OSError as err:
+        if err.errno == errno.EROFS:
+            advice = f"remount it read-write or {advice}"
         raise UsageError(
             f"{option} {given}: cannot write in {folder} ({err.strerror or err}); {advice}"
         ) from err

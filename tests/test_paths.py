@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -489,6 +490,32 @@ def test_check_folder_without_create_refuses_what_making_it_would_and_makes_noth
     assert str(err.value) == (
         f"--out {new}: cannot write in {new} (Permission denied); choose another path"
     )
+
+
+def test_a_folder_on_a_read_only_file_system_is_named_as_such(tmp_path, monkeypatch):
+    # access() fails there for root too; it was reported as "Permission denied", so users chmod
+    new = tmp_path / "new" / "run"
+    monkeypatch.setattr("octvideo.paths.os.access", lambda *args: False)
+    monkeypatch.setattr(
+        "octvideo.paths.os.statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY)
+    )
+    with pytest.raises(UsageError) as err:
+        check_folder("--out", new, create=False)
+    assert str(err.value) == (
+        f"--out {new}: cannot write in {new} (Read-only file system); remount it read-write or "
+        "choose another path"
+    )
+
+
+def test_a_real_read_only_mount_is_named_as_such(request, tmp_path):
+    disk = small_disk(request, tmp_path / "disk")
+    remount = ["mount", "-o", "remount,ro", str(disk)]
+    if subprocess.run(remount, capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot remount the small disk read-only here")
+    for create in (False, True):
+        with pytest.raises(UsageError, match=r"\(Read-only file system\); remount it read-write"):
+            check_folder("--out", disk / "run", create=create)
+    assert os.listdir(disk) == []
 
 
 def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):
