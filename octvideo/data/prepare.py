@@ -86,6 +86,7 @@ from octvideo.paths import (
     ReadFiles,
     check_folder,
     check_output_file,
+    hold_folder,
     write_atomically,
     write_failure,
 )
@@ -568,9 +569,10 @@ def prepare_dataset(
 
     Raises:
         InputPathError: ``src`` is not a folder (a ``FileNotFoundError``).
-        UsageError: a bad argument, CSV or layout, a DST that cannot be written, or annotation
-            outputs that collide or would replace an input (see the module docstring); all
-            before any encoding.
+        UsageError: a bad argument, CSV or layout, a DST that cannot be written or that
+            another ``data prepare`` is writing ("DST D is in use by octvideo data prepare (pid
+            N); ..."), or annotation outputs that collide or would replace an input (see the
+            module docstring); all before any encoding.
         RunStopped: the error list or an annotation file could not be written after encoding
             (a full disk); the encoded videos are kept.
     """
@@ -594,6 +596,23 @@ def prepare_dataset(
         splits |= {p.name for p in dst.iterdir() if p.is_dir()}
     _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])
     check_folder("DST", dst, advice="choose another DST")  # before any encoding
+    # the only prepare writing DST: two would encode into the same part files and outputs
+    with hold_folder(dst, "data prepare", name=f"DST {dst}", advice="choose another DST"):
+        return _prepare(sources, errors, dst, csvs, short_side, workers, progress, timeout)
+
+
+def _prepare(
+    sources: dict[Path, list[str]],
+    errors: list[tuple[str, str]],
+    dst: Path,
+    csvs: list[str] | None,
+    short_side: int,
+    workers: int,
+    progress: bool,
+    timeout: float,
+) -> dict[str, int]:
+    """``prepare_dataset`` past its checks, holding DST: encodes the videos not yet done and
+    writes the error list and the annotation files."""
     jobs, skipped, again, clashes = _plan_jobs(sources, dst, short_side)
     errors += clashes
     if again:

@@ -20,6 +20,8 @@ from octvideo.data import workers as workers_module
 from octvideo.data.annotations import kinetics_name, read_lines
 from octvideo.data.check import check_one, read_bad_videos
 from octvideo.data.prepare import part_path, prepare_dataset
+from octvideo.errors import UsageError
+from octvideo.paths import LOCK_NAME, hold_folder
 from tests.data import prepare_faults as faults
 from tests.data.media_helpers import data_error, raw_tree
 from tests.deadline import run_with_deadline
@@ -292,6 +294,47 @@ def test_a_dst_that_cannot_be_written_is_refused_before_encoding(
         "octvideo data prepare: error: DST /proc/prepared: cannot write in /proc/prepared (No such "
         "file or directory); choose another DST"
     )
+
+
+def test_a_dst_another_prepare_writes_is_refused_before_encoding(
+    tmp_path, media, capsys, no_encoding
+):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    (dst / "train" / "a").mkdir(parents=True)
+    (dst / "train" / "a" / "one.mp4").write_bytes(b"the other prepare's")
+    with hold_folder(dst, "data prepare"):  # the prepare going on: this process holds DST
+        line = prepare_error(capsys, str(src), str(dst))
+        assert (dst / "train" / "a" / "one.mp4").read_bytes() == b"the other prepare's"
+    assert line == (
+        f"octvideo data prepare: error: DST {dst} is in use by octvideo data prepare (pid "
+        f"{os.getpid()}); wait for it to end, or choose another DST (nothing was changed)"
+    )
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*")) == [
+        "train",
+        "train/a",
+        "train/a/one.mp4",
+    ]
+
+
+def test_a_prepare_holds_dst_while_it_encodes(tmp_path, media, monkeypatch):
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    refusals = []
+
+    def encode(*args, **kwargs) -> list[tuple[str, str]]:
+        with pytest.raises(UsageError) as info, hold_folder(dst, "data prepare"):
+            pass
+        refusals.append(str(info.value))
+        return []
+
+    monkeypatch.setattr(prepare_module, "_run_jobs", encode)
+    prepare_dataset(src, dst, progress=False)
+    assert refusals == [
+        f"{dst} is in use by octvideo data prepare (pid {os.getpid()}); wait for it to end, or "
+        "choose another folder (nothing was changed)"
+    ]
+    assert not (dst / LOCK_NAME).exists()  # freed as it ended
 
 
 def test_a_class_only_tree_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
