@@ -12,6 +12,8 @@ fails): to a temporary file beside it, created with the umask's permissions, fsy
 and renamed over the destination only when complete, so a failure never leaves half a file and an
 earlier file of that name stays as it was. A write failure (full disk, quota, read-only file
 system) becomes ``OutputWriteError``, one line naming the file, with the temporary file removed.
+Text is UTF-8, with a file name's bytes that are not UTF-8 as escapes (``TEXT_ERRORS``), so no
+write fails on a name after the work.
 A symbolic link at an output path is refused, never written through and never replaced: writing
 through it would overwrite the file it points to, which the command was not given.
 
@@ -328,6 +330,13 @@ def check_output_file(
 
 
 # errors of a write that say the output cannot be written (not that an input cannot be read)
+# A file name's bytes that are not UTF-8 reach a str as lone surrogates (``os.fsdecode``'s
+# ``surrogateescape``: b"\xff" is "\udcff"), which UTF-8 cannot hold. Every text output writes
+# one as the escape ``\udcff``: JSON (``ensure_ascii=False``) reads it back as the same str, so
+# the name round-trips; a CSV or a report stays UTF-8 and shows it as the terminal does. A file
+# read back as names (a list, a classes file) refuses such a name before any work instead.
+TEXT_ERRORS = "backslashreplace"
+
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
@@ -563,14 +572,14 @@ class AtomicOutput:
         return OutputWriteError(self.path, err, existed=self.existed)
 
     def write(self, data: bytes | bytearray | memoryview | str) -> None:
-        """Writes ``data`` (``str`` as UTF-8) as the whole temporary file.
+        """Writes ``data`` (``str`` as UTF-8, see ``TEXT_ERRORS``) as the whole temporary file.
 
         Raises:
             OutputWriteError: it cannot be written; the temporary file is removed.
         """
         try:
             with open(self.tmp, "wb") as fh:
-                fh.write(data.encode() if isinstance(data, str) else data)
+                fh.write(data.encode("utf-8", TEXT_ERRORS) if isinstance(data, str) else data)
         except OSError as err:
             self.discard()
             raise self.error(err) from err
@@ -653,7 +662,8 @@ def write_atomically(
     data: bytes | bytearray | memoryview | str,
     option: str | None = None,
 ) -> Path:
-    """Writes ``data`` (``str`` as UTF-8) as ``path`` through ``AtomicOutput``.
+    """Writes ``data`` (``str`` as UTF-8, see ``TEXT_ERRORS``) as ``path`` through
+    ``AtomicOutput``.
 
     Raises:
         UsageError: ``path`` is a symbolic link, a pipe or a device.

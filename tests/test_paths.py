@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import stat
 import subprocess
@@ -516,6 +517,17 @@ def test_a_real_read_only_mount_is_named_as_such(request, tmp_path):
         with pytest.raises(UsageError, match=r"\(Read-only file system\); remount it read-write"):
             check_folder("--out", disk / "run", create=create)
     assert os.listdir(disk) == []
+
+
+def test_text_keeps_a_names_bytes_that_are_not_utf8_as_escapes(tmp_path):
+    # a name's undecodable bytes (surrogateescape) made every str writer fail after the work
+    name = os.fsdecode(b"names/bad\xff\xfename.mp4")
+    out = write_atomically(tmp_path / "r.jsonl", json.dumps({"path": name}, ensure_ascii=False))
+    assert out.read_bytes() == b'{"path": "names/bad\\udcff\\udcfename.mp4"}'
+    assert os.fsencode(json.loads(out.read_text(encoding="utf-8"))["path"]) == os.fsencode(name)
+    with AtomicOutput(tmp_path / "r.csv") as csv_out:
+        csv_out.write(f"{name},1\n")
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8") == "names/bad\\udcff\\udcfename.mp4,1\n"
 
 
 def test_write_failure_gives_the_reason_an_output_was_not_written(tmp_path):

@@ -240,6 +240,8 @@ def write_report(
 
     Files: ``summary.json`` (metrics + protocol), ``predictions.csv`` (one row per video),
     ``per_class.csv``, ``confusion.png`` and ``failed_videos.txt`` (path and error per line).
+    All are UTF-8 text: a video path with bytes that are not UTF-8 is written with escapes
+    (``\udcff``, as the terminal shows it; ``paths.TEXT_ERRORS``), never failing the report.
     The summary is written last: with ``remove_report`` before the evaluation, a folder that
     holds one holds the other files of the same report.
 

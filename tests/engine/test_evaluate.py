@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 
 import pytest
@@ -169,6 +170,19 @@ def test_write_report_files(tmp_path):
     assert per_class[2]["accuracy"] == ""
     assert files["failed"].read_text() == "v2.mp4\tDecodeError: truncated\n"
     assert files["confusion"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_report_keeps_a_path_whose_bytes_are_not_utf8(tmp_path):
+    # a class-folder set's file name with such bytes failed the report after the evaluation
+    views = _views(FIXED, [True, True, True, True, False, False])
+    views.errors[2] = "DecodeError: truncated"
+    paths = ["v0.mp4", os.fsdecode(b"x\xffy.mp4"), os.fsdecode(b"q\xe9r.mp4")]
+    files = write_report(tmp_path, views, classes="abc", paths=paths, protocol={})
+    with files["predictions"].open(encoding="utf-8", newline="") as fh:
+        assert [r["path"] for r in csv.DictReader(fh)] == ["v0.mp4", "x\\udcffy.mp4"]
+    text = files["failed"].read_text(encoding="utf-8")
+    assert text == "q\\udce9r.mp4\tDecodeError: truncated\n"
+    assert json.loads(files["summary"].read_text(encoding="utf-8"))["metrics"]["num_failed"] == 1
 
 
 def test_the_report_texts_are_built_without_the_disk():
