@@ -8,6 +8,11 @@ it when the writer is closed: an earlier file of that name is never half overwri
 link is refused, and a full disk is one line with the temporary file removed. A run stopped before
 its first record (Ctrl-C, SIGTERM, any exception) has nothing to replace an earlier file with and
 leaves it as it was.
+
+A path whose name holds bytes that are not UTF-8 (``surrogateescape``'s ``\udcff``) is written as
+that escape (``paths.TEXT_ERRORS``): a JSON Lines record reads back as the same path (``json``
+decodes the escape; ``os.fsencode`` gives the bytes); a CSV stays UTF-8 text, the name spelled as
+the terminal table shows it, so use ``.jsonl`` where such names must round-trip.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from octvideo.inference.predictor import Prediction, VideoResult
-from octvideo.paths import AtomicOutput
+from octvideo.paths import TEXT_ERRORS, AtomicOutput
 
 
 def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
@@ -108,7 +113,10 @@ class RecordWriter:
         self.existed = self._out.existed
         self.written = 0
         self.discarded = False
-        self._file: TextIO = self._out.tmp.open("w", encoding="utf-8", newline="")
+        # a name's bytes that are not UTF-8 as escapes: exact in JSON, as the table shows in CSV
+        self._file: TextIO = self._out.tmp.open(
+            "w", encoding="utf-8", errors=TEXT_ERRORS, newline=""
+        )
         self._csv = None
         if self.format == "csv":
             fields = ["type", "path", "window", "start", "end", "ok", "error", "seconds"]

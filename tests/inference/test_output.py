@@ -3,6 +3,8 @@ link, and a real full disk is one line with the earlier file kept."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 
@@ -66,6 +68,28 @@ def test_predict_fails_an_input_whose_logits_are_nan_in_strict_json(
     assert record["error"].startswith("NonFiniteLogits: the model gives NaN or infinite logits")
     shown = capsys.readouterr().out
     assert "nan%" not in shown and "FAILED  NonFiniteLogits: " in shown
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_predict_out_keeps_a_name_whose_bytes_are_not_utf8(
+    checkpoint, videos, tmp_path, capsys, suffix
+):
+    # the writer failed with a traceback after the work: the inputs after that name were never
+    # predicted, and an earlier --out was replaced by the records before it
+    bad = tmp_path / os.fsdecode(b"bad\xff\xfename.mp4")
+    bad.write_bytes(videos["short"].read_bytes())
+    out = tmp_path / f"preds{suffix}"
+    out.write_text("earlier records\n")
+    inputs = [str(videos["short"]), str(bad), str(videos["odd"])]
+    assert main(["predict", "--ckpt", str(checkpoint), *inputs, "--out", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    text = out.read_text(encoding="utf-8")  # still UTF-8 text
+    if suffix == ".jsonl":
+        paths = [record["path"] for record in _strict(text)]  # the same name, bytes and all
+    else:
+        paths = [row["path"] for row in csv.DictReader(io.StringIO(text, newline=""))]
+        inputs[1] = str(tmp_path / "bad\\udcff\\udcfename.mp4")  # the table's spelling
+    assert paths == inputs
 
 
 def test_a_nan_in_a_record_is_refused_not_written(tmp_path):
