@@ -37,10 +37,10 @@ scaled to short side 256 or 320, which is what this writes:
   their names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain
   ``SRC/<class>/<video>`` tree would give no annotation file);
 - a source that is not a regular file (a pipe, which would block its encoder for ever, a
-  device, a broken link) and one whose name no list can hold (a line break) are failures in
-  ``DST/prepare_errors.jsonl``, never opened; list lines are written by
-  ``annotations.list_line``, so ``data check`` and ``train`` read back every path written
-  (commas and spaces in it, a leading ``#``);
+  device, a broken link) and one whose name no list can hold (a line break, bytes that are not
+  UTF-8: lists are UTF-8 text) are failures in ``DST/prepare_errors.jsonl``, never opened;
+  list lines are written by ``annotations.list_line``, so ``data check`` and ``train`` read back
+  every path written (commas and spaces in it, a leading ``#``);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
@@ -378,8 +378,19 @@ def _not_listable(path: str, rel: Path) -> str | None:
         check_video_path(path)  # what data check and training say of such a file
     except OSError as err:
         return f"{type(err).__name__}: {err}"
-    problem = list_path_problem(rel.as_posix())
+    problem = _list_problem(rel.as_posix())
     return f"{problem}; rename it" if problem else None
+
+
+def _list_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a line of a list (``annotations.list_path_problem``), bytes that
+    are not UTF-8 included: a list is UTF-8 text, which ``data check`` and ``train`` read
+    strictly, so no spelling of such bytes would read back as the file."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # surrogateescape's lone surrogates
+        return "its path holds bytes that are not UTF-8, which a list (UTF-8 text) cannot hold"
+    return list_path_problem(path)
 
 
 def _check_folders(src: Path, dst: Path) -> None:
@@ -403,10 +414,12 @@ def _lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
     warning."""
     lines = []
     for video, label in videos:
-        try:
-            lines.append(list_line(video.relative_to(dst).as_posix(), label))
-        except ValueError as err:
-            logger.warning("%s is not listed: %s", video, err)
+        rel = video.relative_to(dst).as_posix()
+        problem = _list_problem(rel)
+        if problem:
+            logger.warning("%s is not listed: %s", video, problem)
+        else:
+            lines.append(list_line(rel, label))
     return lines
 
 

@@ -602,6 +602,29 @@ def test_the_lists_written_read_back_whatever_the_names(tmp_path, media, capsys)
     assert main(["data", "check", str(dst / "train.txt"), "-q"]) == 0
 
 
+def test_a_name_whose_bytes_are_not_utf8_fails_before_encoding_and_is_not_listed(
+    tmp_path, media, caplog
+):
+    # every video was encoded, then writing the lists failed with a traceback: no list at all
+    bad = os.fsdecode(b"train/a/q\xe9r.mp4")
+    src = raw_tree(tmp_path, media, {"train/a/ok.mp4": "h264.mp4", bad: "h264.mp4"})
+    dst = tmp_path / "out"
+    (dst / "train/a").mkdir(parents=True)  # one put in DST by hand
+    (dst / os.fsdecode(b"train/a/hand\xff.mp4")).write_bytes(media["h264.mp4"].read_bytes())
+    counts = prepare_dataset(src, dst, short_side=32, workers=1, progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
+        (
+            str(src / bad),
+            "its path holds bytes that are not UTF-8, which a list (UTF-8 text) cannot hold; "
+            "rename it",
+        )
+    ]
+    assert not (dst / bad).exists()
+    assert (dst / "train.txt").read_text(encoding="utf-8") == "train/a/ok.mp4 0\n"
+    assert "hand\udcff.mp4 is not listed: its path holds bytes that are not UTF-8" in caplog.text
+
+
 def test_a_video_past_the_timeout_fails_alone_and_its_encoder_is_killed(
     tmp_path, media, monkeypatch
 ):
