@@ -22,11 +22,11 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 
 Every number is bounded before a video is read: windows and strides are finite and at least
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
-more than ``MAX_WINDOWS`` windows, or more windows than frames (a stride under one frame only
-repeats clips), is a failed input (its frame count and rate decide, so a corrupt header cannot make
-the window list exhaust memory or time); frames given as a tensor take an ``fps`` within
-``TARGET_FPS_RANGE`` and are refused, before any work, where they would get more windows than
-frames.
+more than ``MAX_WINDOWS`` windows is a failed input (its frame count and rate decide, so a corrupt
+header cannot make the window list exhaust memory); frames given as a tensor take an ``fps`` within
+``TARGET_FPS_RANGE``. A stride under one frame of the input (a 0.15 s stride over a 5 fps file)
+would only repeat clips: it is taken as one frame, with a warning naming the input and the stride
+used, so no input gets more windows than frames.
 
 A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
 one reader, so a long video costs time in proportion to its length and memory for one batch.
@@ -847,17 +847,17 @@ class Predictor:
         window: float | None,
         stride: float | None,
         frame_times: np.ndarray | None = None,
-        refuse: type[ValueError] = TooManyWindows,
+        name: str = "<frames>",
     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         """Frame indices of every clip to run, and the window times (empty without windows).
 
         ``frame_times`` (seconds from the first frame, one per frame) maps a window's centre to a
-        frame in a variable-frame-rate video; None maps it as ``seconds x fps``.
+        frame in a variable-frame-rate video; None maps it as ``seconds x fps``. A stride under
+        one frame of the video (``_one_frame``) is taken as one frame, with a warning that names
+        the input ``name``: no more windows than frames, each a clip of its own.
 
         Raises:
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
-            refuse: more windows than the video has frames: a stride under one frame only
-                repeats clips (a frame rate of 0.1 over 40 frames makes 400 s of video).
         """
         p = self.protocol
         total = info.num_frames
@@ -867,15 +867,19 @@ class Predictor:
             return multiview_clip_indices(total, p.num_frames, step, clips), []
         duration = _duration(info, frame_times)
         stride = stride or window
-        times = window_times(duration, window, stride, limit=MAX_WINDOWS)
-        fps = _frame_rate(info.fps)
-        if len(times) > max(total, 1):
-            least = max(MIN_WINDOW_SECONDS, math.ceil(duration / total * 1e3) / 1e3)
-            raise refuse(
-                f"windows {stride:g}s apart over {total} frames at {fps:g} fps ({duration:g}s) "
-                f"make {len(times)}, more than the frames (a stride under one frame only repeats "
-                f"clips); use a stride of at least {least:g}s, or the frames' own fps"
+        used = max(stride, _one_frame(info, frame_times))  # closer windows repeat clips
+        if used != stride:
+            logger.warning(
+                "%s: windows %gs apart would be under one frame (%d frames over %gs): they are "
+                "taken one frame, %gs, apart",
+                name,
+                stride,
+                total,
+                duration,
+                used,
             )
+        times = window_times(duration, window, used, limit=MAX_WINDOWS)
+        fps = _frame_rate(info.fps)
         span = clip_window(p.num_frames, step) - 1
         indices = []
         for start, end in times:
@@ -883,7 +887,8 @@ class Predictor:
                 centre = (start + end) / 2 * fps
             else:
                 centre = float(np.interp((start + end) / 2, frame_times, np.arange(total)))
-            first = int(round(centre - span / 2))
+            # half up (round() takes ties to even): windows a frame apart get clips a frame apart
+            first = math.floor(centre - span / 2 + 0.5 + 1e-6)
             first = min(max(first, 0), max(total - 1 - span, 0))
             indices.append(clip_indices(first, p.num_frames, step, total))
         return indices, times
@@ -910,7 +915,8 @@ class Predictor:
                 "NxC" (e.g. "10x3") or (N, crops) (``parse_views``); checked, then ignored with
                 windows, where each window runs one centre-cropped clip.
             window: window length ("2s", seconds); None classifies the whole video at once.
-            stride: step between windows; defaults to the window length.
+            stride: step between windows; defaults to the window length; one under a frame
+                of the input is taken as one frame, with a warning.
             fps: frame rate of ``source`` frames (a file's own rate is read from it).
             decoder: "decord", "pyav" or "auto".
             on_batch: called with the number of clips after each forward batch (progress bars).
@@ -923,8 +929,8 @@ class Predictor:
         Raises:
             ValueError: a source that is neither a path nor frames; views, a window, stride,
                 fps or decoder out of their bounds; an ``on_batch`` that cannot be called;
-                frames that are not uint8 (T, H, W, 3) with at least one frame; or frames that
-                would get more windows than they are; before any input is read.
+                or frames that are not uint8 (T, H, W, 3) with at least one frame; before any
+                input is read.
         """
         start_time = time.perf_counter()
         if not isinstance(source, str | bytes | os.PathLike | Tensor | np.ndarray):
@@ -970,17 +976,16 @@ class Predictor:
                 (T, H, W, 3).
             views: as in ``predict``; ignored with windows.
             window: window length in seconds (checked by ``window_seconds``), or None.
-            stride: step between windows in seconds, or None for the window length.
+            stride: step between windows in seconds, or None for the window length; at least
+                one frame of the input is taken.
             fps: frame rate of ``source`` frames (a file's own rate is read from it).
             decoder: "decord", "pyav" or "auto".
 
         Raises:
             FileNotFoundError, DecodeError: the file cannot be opened.
-            TooManyWindows: more than ``MAX_WINDOWS`` windows, or a file that would get more
-                windows than it has frames.
+            TooManyWindows: more than ``MAX_WINDOWS`` windows.
             ValueError: frames that are not uint8 (T, H, W, 3) or hold no frame, or views, fps
-                or decoder out of bounds, or frames that would get more windows than they are
-                (a stride under one frame at ``fps``); before the input is read.
+                or decoder out of bounds; before the input is read.
         """
         fps = check_fps(fps)
         check_decoder(decoder)
@@ -991,10 +996,8 @@ class Predictor:
             info, frames_of, frame_times = self._file_source(
                 os.fsdecode(source), decoder, timed=window is not None
             )
-        # frames' fps is an argument: more windows than frames is the caller's to fix, before
-        # any work; a file's is its own, and fails that input alone
-        refuse = ValueError if isinstance(source, Tensor) else TooManyWindows
-        plan, times = self._clip_plan(info, views, window, stride, frame_times, refuse)
+        name = "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
+        plan, times = self._clip_plan(info, views, window, stride, frame_times, name)
         return OpenInput(
             num_frames=info.num_frames,
             fps=_frame_rate(info.fps),
@@ -1142,6 +1145,14 @@ def _duration(info: VideoInfo, frame_times: np.ndarray | None) -> float:
     if frame_times is not None:
         return float(frame_times[-1])
     return info.num_frames / _frame_rate(info.fps)
+
+
+def _one_frame(info: VideoInfo, frame_times: np.ndarray | None) -> float:
+    """Seconds of one frame: ``1 / fps``, or the mean step between the frames' times when the
+    frame rate varies. Windows at least this far apart are no more than the frames."""
+    if frame_times is not None and frame_times.size > 1:
+        return float(frame_times[-1]) / (frame_times.size - 1)
+    return 1.0 / _frame_rate(info.fps)
 
 
 def _variable_frame_times(video: Video, fps: float) -> np.ndarray | None:

@@ -30,7 +30,7 @@ from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import expand_inputs
-from tests.inference.media_helpers import faststart
+from tests.inference.media_helpers import encode, faststart
 
 EARLIER = b'{"type": "video", "path": "earlier.mp4"}\n'
 
@@ -182,6 +182,30 @@ def test_a_video_with_more_windows_than_the_bound_fails_alone(
     assert short_rows == ["window", "window", "video"]
     assert len(rows[-1]["top"]) == 3  # every class of the checkpoint, not more
     assert "1 of 2 inputs predicted, 1 failed" in capsys.readouterr().out
+
+
+def test_a_stride_under_one_frame_of_an_input_takes_one_frame_and_says_so(
+    checkpoint, videos, tmp_path, capsys, caplog
+):
+    # one --stride over inputs of mixed rates: 0.15 s is under a frame of 5 fps, not of 10 fps
+    five, ten = encode(tmp_path / "five.mp4", 50, rate=5), videos["long"]
+    out = tmp_path / "preds.jsonl"
+    args = ("--window", "2s", "--stride", "0.15s", "--workers", 0, "-q", "--out", out)
+    assert _predict("--ckpt", checkpoint, five, ten, *args) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"{five}: windows 0.15s apart would be under one frame (50 frames over 10s): they are "
+        "taken one frame, 0.2s, apart"
+    ]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    starts = {
+        path: [r["start"] for r in rows if r["path"] == str(path) and r["type"] == "window"]
+        for path in (five, ten)
+    }
+    assert starts[five] == pytest.approx([k * 0.2 for k in range(len(starts[five]))])
+    assert starts[ten] == pytest.approx([k * 0.15 for k in range(len(starts[ten]))])
+    assert len(starts[five]) <= 50 and all(r["ok"] for r in rows if r["type"] == "video")
+    assert "FAILED" not in capsys.readouterr().err
 
 
 def test_a_cuda_device_the_machine_lacks_is_refused(

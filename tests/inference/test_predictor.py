@@ -5,6 +5,7 @@ once for all its windows."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import (
+    MIN_WINDOW_SECONDS,
     RENDER_SUFFIX,
     Prediction,
     expand_inputs,
@@ -126,41 +128,69 @@ def test_frames_at_a_rate_beyond_the_video_frame_rates_are_refused(predictor, fp
     )
 
 
-def test_frames_that_would_get_more_windows_than_frames_are_refused_before_any_work(
-    predictor, monkeypatch
+def _one_frame_warning(name: str, stride: float, frames: int, seconds: float, frame: float):
+    return (
+        "octvideo.inference.predictor",
+        logging.WARNING,
+        f"{name}: windows {stride:g}s apart would be under one frame ({frames} frames over "
+        f"{seconds:g}s): they are taken one frame, {frame:g}s, apart",
+    )
+
+
+def _clip_starts(plan: list[np.ndarray], frames: int) -> list[int]:
+    """The first frame of each clip but those held at the video's ends (the clip's length)."""
+    last = max(int(p[0]) for p in plan)
+    return [int(p[0]) for p in plan if 0 < int(p[0]) < last]
+
+
+@pytest.mark.parametrize(
+    ("fps", "stride", "frame"), [(0.1, None, 10.0), (1.0, "0.5s", 1.0), (5.0, "0.15s", 0.2)]
+)
+def test_frames_get_windows_one_frame_apart_for_a_stride_under_one_frame(
+    predictor, caplog, fps, stride, frame
 ):
     # 40 frames at 0.1 fps are 400 s: 1 s windows would run the same few clips 400 times
-    runs = []
-    monkeypatch.setattr(Predictor, "_run", lambda *args: runs.append(args))
-    frames = torch.zeros(40, 8, 8, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError) as caught:
-        predictor.predict(frames, fps=0.1, window="1s")
-    assert str(caught.value) == (
-        "windows 1s apart over 40 frames at 0.1 fps (400s) make 400, more than the frames (a "
-        "stride under one frame only repeats clips); use a stride of at least 10s, or the "
-        "frames' own fps"
-    )
-    with pytest.raises(ValueError, match=r"^windows 0.5s apart over 40 frames at 1 fps \(40s\)"):
-        predictor.predict(frames, fps=1, window="1s", stride="0.5s")
-    assert not runs
+    frames = torch.randint(0, 256, (40, 8, 8, 3), dtype=torch.uint8)
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(frames, fps=fps, window="1s", stride=stride)
+    asked = float(stride[:-1]) if stride else 1.0
+    assert caplog.record_tuples == [_one_frame_warning("<frames>", asked, 40, 40 / fps, frame)]
+    assert result.ok and 1 < len(result.windows) <= 40
+    assert [(w.start, w.end) for w in result.windows] == window_times(40 / fps, 1.0, frame)
 
 
-def test_windows_of_one_frame_each_are_taken(predictor):
+def test_windows_of_one_frame_each_are_taken(predictor, caplog):
     frames = torch.zeros(40, 8, 8, 3, dtype=torch.uint8)
     result = predictor.predict(frames, fps=1, window="1s")
-    assert result.ok and len(result.windows) == 40
+    assert result.ok and len(result.windows) == 40 and not caplog.records
 
 
-def test_a_file_that_would_get_more_windows_than_frames_fails_alone(predictor, tmp_path):
+def test_a_file_with_a_stride_under_one_frame_gets_windows_one_frame_apart(
+    predictor, tmp_path, caplog
+):
     from tests.inference.media_helpers import encode
 
-    slow = encode(tmp_path / "one_fps.mp4", 6, rate=1)  # 6 s: half-second strides repeat
-    result = predictor.predict(slow, window="1s", stride="0.5s")
-    assert result.video is None and result.error == (
-        "TooManyWindows: windows 0.5s apart over 6 frames at 1 fps (6s) make 11, more than the "
-        "frames (a stride under one frame only repeats clips); use a stride of at least 1s, or "
-        "the frames' own fps"
-    )
+    five = encode(tmp_path / "five.mp4", 50, rate=5)  # 10 s: a 0.15 s stride is under a frame
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(five, window="2s", stride="0.15s")
+    assert caplog.record_tuples == [_one_frame_warning(str(five), 0.15, 50, 10.0, 0.2)]
+    assert result.ok and 1 < len(result.windows) <= 50
+    starts = [w.start for w in result.windows]
+    assert starts == pytest.approx([k * 0.2 for k in range(len(starts))])
+    assert starts[-1] + 2.0 >= 10.0 - 1e-9  # the last reaches the end
+
+
+@pytest.mark.parametrize("fps", [0.1, 1.0, 5.0, 7.0, 29.97])
+@pytest.mark.parametrize("window", [0.15, 0.5, 1.0, 2.0, 3.3])
+@pytest.mark.parametrize("frames", [1, 2, 17, 50])
+def test_windows_never_outnumber_the_frames_and_each_gets_its_own_clip(
+    predictor, fps, window, frames
+):
+    info = VideoInfo(frames, fps, 64, 48, "pyav")
+    plan, times = predictor._clip_plan(info, "center", window, MIN_WINDOW_SECONDS, name="v.mp4")
+    assert 1 <= len(times) == len(plan) <= frames
+    starts = _clip_starts(plan, frames)  # clips held at the video's ends aside
+    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))
 
 
 @pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf, -1.0, 0.0])
@@ -521,7 +551,7 @@ def test_windows_equal_model_on_window_clips(predictor, videos):
     span = (4 - 1) * 2
     for w in result.windows:
         centre = (w.start + w.end) / 2 * info.fps
-        first = min(max(int(round(centre - span / 2)), 0), info.num_frames - 1 - span)
+        first = min(max(math.floor(centre - span / 2 + 0.5 + 1e-6), 0), info.num_frames - 1 - span)
         indices = clip_indices(first, 4, 2, info.num_frames)
         torch.testing.assert_close(w.probs, _expected_probs(predictor, path, indices))
     mean = torch.stack([w.probs for w in result.windows]).mean(0)
