@@ -1203,36 +1203,24 @@ def _test(
 
 @contextlib.contextmanager
 def hold_test_folders(run_dir: Path, out_dir: Path) -> Iterator[None]:
-    """Makes this test the only command writing its report folder and, for a report inside its
-    run folder (``<run dir>/test``), the run folder (``paths.hold_folder``): a second test there,
-    or a test into the folder a ``train`` or ``sweep`` is writing, is refused before it loads
-    the checkpoint. Under DDP only the process that writes the report holds them.
+    """Makes this test the only command writing its report folder (``paths.hold_folder``): a
+    second test into it is refused before it loads the checkpoint. The run folder is not held:
+    a ``train`` there writes no report, and testing its checkpoints while it runs is common.
+    Under DDP only the process that writes the report holds it.
 
     Raises:
-        UsageError: "run folder R is in use by octvideo train (pid 123); wait for it to end, or
-            choose another --out (nothing was changed)"; "report folder ..." for a
-            ``test.out_dir`` another test is writing.
+        UsageError: "report folder R/test is in use by octvideo test (pid 123); wait for it to
+            end, or choose another --out or test.out_dir (nothing was changed)".
     """
     if not writes_run_folder():
         yield
         return
-    inside = Path(os.path.abspath(out_dir)).is_relative_to(os.path.abspath(run_dir))
-    with contextlib.ExitStack() as held:
-        if inside:
-            held.enter_context(
-                hold_folder(
-                    run_dir, "test", name=f"run folder {run_dir}", advice="choose another --out"
-                )
-            )
-        if os.path.abspath(out_dir) != os.path.abspath(run_dir):
-            held.enter_context(
-                hold_folder(
-                    out_dir,
-                    "test",
-                    name=f"report folder {out_dir}",
-                    advice="choose another --out or test.out_dir",
-                )
-            )
+    with hold_folder(
+        out_dir,
+        "test",
+        name=f"report folder {out_dir}",
+        advice="choose another --out or test.out_dir",
+    ):
         yield
 
 

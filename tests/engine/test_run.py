@@ -765,22 +765,33 @@ def test_a_refused_test_leaves_no_report_folder(trained, tiny_synth, tmp_path):
     assert sorted(tmp_path.iterdir()) == [empty]  # no run/ or run/test/
 
 
-@pytest.mark.parametrize("holder", ["train", "sweep", "test"])
-def test_a_test_into_a_run_folder_another_command_holds_is_refused(
-    trained, tiny_synth, tmp_path, capsys, holder
+def test_a_test_into_a_report_folder_another_test_holds_is_refused(
+    trained, tiny_synth, tmp_path, capsys
 ):
     run, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
     run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(run))
     capsys.readouterr()
     earlier = _report(run / "test")
     args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(run)]
-    with hold_folder(run, holder):  # the command going on: this process holds its folder
+    with hold_folder(run / "test", "test"):  # the test going on: this process holds its folder
         assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 2
     assert capsys.readouterr().err == (
-        f"octvideo test: error: run folder {run} is in use by octvideo {holder} (pid "
-        f"{os.getpid()}); wait for it to end, or choose another --out (nothing was changed)\n"
+        f"octvideo test: error: report folder {run / 'test'} is in use by octvideo test (pid "
+        f"{os.getpid()}); wait for it to end, or choose another --out or test.out_dir (nothing "
+        "was changed)\n"
     )
     assert _report(run / "test") == earlier
+
+
+@pytest.mark.parametrize("holder", ["train", "sweep"])
+def test_a_test_runs_beside_a_train_or_sweep_writing_its_run_folder(
+    trained, tiny_synth, tmp_path, holder
+):
+    # testing a run's checkpoints while it trains: the run writes no report
+    run, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    with hold_folder(run, holder):
+        run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(run))
+    assert (run / "test" / "summary.json").is_file()
 
 
 def test_a_test_into_a_report_folder_another_test_writes_is_refused(trained, tiny_synth, tmp_path):
@@ -812,11 +823,11 @@ class HoldersDuringTest(L.Callback):
                     self.refused.append("in use by octvideo test" in str(err))
 
 
-def test_a_running_test_holds_its_run_folder_and_report_folder(trained, tiny_synth, tmp_path):
+def test_a_running_test_holds_its_report_folder_alone(trained, tiny_synth, tmp_path):
     run, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
     seen = HoldersDuringTest(run, run / "test")
     run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(run), callbacks=[seen])
-    assert seen.refused == [True, True]
+    assert seen.refused == [False, True]
     assert not (run / LOCK_NAME).exists() and not (run / "test" / LOCK_NAME).exists()
     with hold_folder(run, "train"):  # free again once the test ended
         pass
