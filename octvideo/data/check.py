@@ -30,7 +30,8 @@ or an existing file that is not an earlier report (a checkpoint, a config); an e
 replaced.
 
 Bounds: ``workers`` 1 to what this machine's cores take, at most ``MAX_WORKERS``
-(``check_worker_count``), ``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day): outside them
+(``check_worker_count``, which also refuses an open-file limit too low for them),
+``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day): outside them
 the check is refused before any video is decoded.
 """
 
@@ -53,7 +54,13 @@ from tqdm import tqdm
 
 from octvideo.data.annotations import load_annotations, video_entries
 from octvideo.data.limits import MAX_WORKERS, check_timeout
-from octvideo.data.workers import check_worker_count, exit_reason, serve, worker_context
+from octvideo.data.workers import (
+    FORK_SERVER_OPEN_FILES,
+    check_worker_count,
+    exit_reason,
+    serve,
+    worker_context,
+)
 from octvideo.errors import Interrupted, OutputWriteError, RunStopped, UsageError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
 
@@ -317,7 +324,9 @@ def check_videos(
             bad videos among those checked, marked as partial (``PARTIAL``), and the message says
             how many were checked.
     """
-    check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
+    check_worker_count(
+        "--workers", workers, low=1, cap=MAX_WORKERS, open_files=FORK_SERVER_OPEN_FILES
+    )
     check_timeout(timeout)
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]

@@ -44,6 +44,13 @@ from octvideo.config import (
     save_config,
     to_dict,
 )
+from octvideo.data.workers import (
+    DATA_LOADER_OPEN_FILES,
+    check_open_files,
+    open_files_message,
+    out_of_open_files,
+    stop_forked_workers_out_of_files,
+)
 from octvideo.engine.build import (
     build_classifier,
     check_clip,
@@ -812,18 +819,25 @@ def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[
 @contextlib.contextmanager
 def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
     """Turns a data fault in the loop inside into ``RunStopped``: a data-loader worker that died
-    (a decoder crash, the kernel's out-of-memory killer) names the file it was decoding, and a
-    training item that found no decodable video names the files tried. ``last``: the run's
-    last.ckpt, which the message then says is kept (as it is at the time of the fault)."""
-    try:
-        yield
-    except TooManyBadVideos as err:  # also one PyTorch rebuilt from a worker's traceback
-        raise RunStopped(f"{err.reason}{_kept(last)}") from err
-    except RuntimeError as err:
-        report = datamodule.worker_crash_report(err)
-        if report is None:
-            raise
-        raise RunStopped(f"{report}{_kept(last)}") from err
+    (a decoder crash, the kernel's out-of-memory killer) names the file it was decoding, a
+    training item that found no decodable video names the files tried, and running out of open
+    files (here or in a worker, which then exits rather than hang) names the open-file limit.
+    ``last``: the run's last.ckpt, which the message then says is kept (as it is at the time of
+    the fault)."""
+    with stop_forked_workers_out_of_files() as worker_ran_out:
+        try:
+            yield
+        except TooManyBadVideos as err:  # also one PyTorch rebuilt from a worker's traceback
+            raise RunStopped(f"{err.reason}{_kept(last)}") from err
+        except (OSError, RuntimeError) as err:
+            # EMFILE here (starting a worker) or in a worker: the limit, not a video, is at fault
+            if worker_ran_out() or out_of_open_files(err):
+                what = "a data-loader worker" if worker_ran_out() else "this command"
+                raise RunStopped(f"{open_files_message(what)}{_kept(last)}") from err
+            report = datamodule.worker_crash_report(err) if isinstance(err, RuntimeError) else None
+            if report is None:
+                raise
+            raise RunStopped(f"{report}{_kept(last)}") from err
 
 
 def _kept(last: Path | None) -> str:
@@ -853,6 +867,20 @@ def _check_training(cfg: RunConfig) -> None:
             f"accumulate_grad_batches={cfg.trainer.accumulate_grad_batches}): the step would be "
             "taken on a partial gradient; use optim.on_nonfinite_loss=stop with accumulation"
         )
+
+
+def _check_open_files(cfg: RunConfig) -> None:
+    """Raises the soft open-file limit to the hard one and refuses one too low for
+    ``data.num_workers`` data-loader workers (``workers.check_open_files``).
+
+    Raises:
+        ConfigError: names the limit, data.num_workers and the limit it needs.
+    """
+    base, per_worker = DATA_LOADER_OPEN_FILES
+    try:
+        check_open_files("data.num_workers", cfg.data.num_workers, base=base, per_worker=per_worker)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _train_callbacks(cfg: RunConfig, run_dir: Path, datamodule: Any) -> list[L.Callback]:
@@ -974,6 +1002,7 @@ def _train(
     # Every check comes before the first file or folder is written: a refused run leaves nothing
     # (the run folder's lock file, and the folders made for it, are removed).
     _check_training(cfg)
+    _check_open_files(cfg)
     _output_folder(run_dir / "checkpoints", create=False)
     with hold_run_folder(run_dir):
         return _train_in(cfg, cfg_file, run_dir, resume, callbacks)
@@ -1192,6 +1221,7 @@ def _test(
     if not cfg.test.out_dir:
         check_run_folder_named(cfg, cfg_file, overrides, out, "test into")
     check_clip(cfg.model, cfg.data, (cfg.data.test_crop_size,))
+    _check_open_files(cfg)
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     # the report is checked before the checkpoint is loaded, not after the whole evaluation

@@ -72,7 +72,14 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
-from octvideo.data.workers import exit_reason, serve, usable_cores, worker_context
+from octvideo.data.workers import (
+    FORK_SERVER_OPEN_FILES,
+    check_open_files,
+    exit_reason,
+    serve,
+    usable_cores,
+    worker_context,
+)
 from octvideo.inference.predictor import (
     InputHeader,
     Predictor,
@@ -673,7 +680,10 @@ def predict_many(
             the model's threads first (``python tools/bench.py predict --nice`` measures it).
 
     Raises:
-        ValueError: an argument out of its bounds, before any input is read.
+        ValueError: an argument out of its bounds, or an open-file limit too low for the workers
+            even when raised to the hard one (``workers.check_open_files``), before any input is
+            read.
+        RunStopped: the process ran out of open files starting a worker anyway.
     """
     if isinstance(paths, str | bytes | os.PathLike):
         raise ValueError(
@@ -688,6 +698,8 @@ def predict_many(
     if not 0 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers}")
     workers = int(workers)
+    base, per_worker = FORK_SERVER_OPEN_FILES
+    check_open_files("workers", min(workers, len(paths)), base=base, per_worker=per_worker)
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
     if (

@@ -22,6 +22,7 @@ from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
+from tests.data.test_workers import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.reliability.bad_input_matrix import ODD_ENTRIES, make_no_file
 
@@ -459,3 +460,17 @@ def test_a_folder_without_class_folders_is_refused(tmp_path, media, capsys):
         f"root holds one folder per class with its videos ({empty}/<class>/<video>.mp4), or pass a "
         "'path label' list"
     )
+
+
+def test_an_open_file_limit_too_low_for_the_workers_is_refused_in_one_line(
+    tmp_path, media, capsys, monkeypatch
+):
+    # under `ulimit -n 20`, --workers 8 ended in the fork server's EMFILE traceback
+    fake_open_file_limit(monkeypatch, soft=20, hard=20)
+    (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
+    line = data_error(capsys, "check", str(tmp_path / "list.txt"), "--workers", "2")
+    assert line == (
+        "octvideo data check: error: the open-file limit 20 is too low for 2 workers (--workers "
+        "2); raise `ulimit -n` to at least 24 or use fewer workers"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt"]

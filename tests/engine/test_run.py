@@ -74,6 +74,7 @@ from octvideo.errors import (
 from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
 from octvideo.paths import LOCK_NAME, hold_folder, temporaries, write_failure
+from tests.data.test_workers import fake_open_file_limit
 from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overrides
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
@@ -2195,3 +2196,50 @@ def test_a_validation_set_that_all_fails_to_decode_leaves_best_alone(tiny_synth,
         "best.ckpt not updated at epoch 0: validation scored no video, so there is no val/top1; "
         "check data.val_list with 'octvideo data check'"
     ) in caplog.text
+
+
+@pytest.mark.parametrize("command", ["train", "test"])
+def test_an_open_file_limit_too_low_for_the_data_loaders_workers_is_refused_writing_nothing(
+    tiny_synth, tmp_path, monkeypatch, command
+):
+    # under `ulimit -n 20` the loader hung for ever, its workers logging EMFILE at 9 MB/s
+    fake_open_file_limit(monkeypatch, soft=20, hard=20)
+    overrides = tiny_overrides(tiny_synth, **{"data.num_workers": 2})
+    before = _files(tmp_path)
+    run = str(tmp_path / "runs" / "refused")
+    line = (
+        "the open-file limit 20 is too low for 2 workers (data.num_workers 2); raise `ulimit -n` "
+        "to at least 56 or use fewer workers"
+    )
+    with pytest.raises(ConfigError, match=re.escape(line)):
+        if command == "train":
+            run_train(None, overrides, out=run)
+        else:
+            run_test(None, overrides, ckpt=str(tmp_path / "missing.ckpt"), out=run)
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("where", ["here", "in a worker"])
+def test_running_out_of_open_files_in_the_loop_stops_naming_the_limit_not_a_video(
+    tmp_path, monkeypatch, where
+):
+    fake_open_file_limit(monkeypatch, soft=64, hard=64)
+    what = "this command" if where == "here" else "a data-loader worker"
+    with (
+        pytest.raises(RunStopped) as caught,
+        engine_run._data_faults(None, tmp_path / "last.ckpt"),
+    ):
+        if where == "in a worker":
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    sys.excepthook(OSError, OSError(errno.EMFILE, "Too many open files"), None)
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+            raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
+        raise OSError(errno.EMFILE, "Too many open files")
+    assert str(caught.value).startswith(
+        f"{what} ran out of open files (the open-file limit is 64); raise `ulimit -n` or use "
+        "fewer workers; "
+    )

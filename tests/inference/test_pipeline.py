@@ -27,6 +27,7 @@ from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
+from tests.data.test_workers import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.inference import pipeline_faults as faults
 from tests.inference.media_helpers import faststart, overflowing_checkpoint
@@ -561,3 +562,16 @@ def test_on_clips_counts_each_inputs_clips_as_they_run(predictor, videos):
         dones = [done for done, _ in mine]
         assert dones == sorted(dones) and dones[-1] == len(result.windows)
     assert sorted({i for i, _, _ in calls}) == [0, 1]
+
+
+def test_an_open_file_limit_too_low_for_the_workers_is_refused_before_any_input_is_read(
+    predictor, videos, monkeypatch
+):
+    fake_open_file_limit(monkeypatch, soft=20, hard=20)
+    paths = [videos[n] for n in NAMES]
+    with pytest.raises(ValueError) as caught:
+        predict_many(predictor, paths, workers=3)
+    assert str(caught.value) == (
+        "the open-file limit 20 is too low for 3 workers (workers 3); raise `ulimit -n` to at "
+        "least 28 or use fewer workers"
+    )
