@@ -32,7 +32,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from octvideo.argtypes import bounded_int, whole
-from octvideo.data.workers import WORKERS_PER_CORE, check_worker_count, start_worker_server
+from octvideo.data.workers import (
+    FORK_SERVER_OPEN_FILES,
+    WORKERS_PER_CORE,
+    check_worker_count,
+    start_worker_server,
+)
 from octvideo.errors import UsageError, first_line, usage_errors
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
@@ -115,7 +120,9 @@ def _timeout(text: str | None, workers: int) -> float:
 def _workers(count: int) -> int:
     """``--workers`` from 0 to what this machine's cores take (``check_worker_count``)."""
     with usage_errors(ValueError):
-        return check_worker_count("--workers", count, low=0, cap=MAX_WORKERS)
+        return check_worker_count(
+            "--workers", count, low=0, cap=MAX_WORKERS, open_files=FORK_SERVER_OPEN_FILES
+        )
 
 
 def _name_limit(folder: Path) -> int:

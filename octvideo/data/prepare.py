@@ -80,7 +80,13 @@ from octvideo.data.annotations import (
 from octvideo.data.check import write_bad_videos
 from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
 from octvideo.data.limits import MAX_WORKERS, check_range, check_timeout
-from octvideo.data.workers import check_worker_count, exit_reason, send_to_caller, worker_context
+from octvideo.data.workers import (
+    FORK_SERVER_OPEN_FILES,
+    check_worker_count,
+    exit_reason,
+    send_to_caller,
+    worker_context,
+)
 from octvideo.errors import InputPathError, RunStopped, UsageError, usage_errors
 from octvideo.paths import (
     ReadFiles,
@@ -594,7 +600,9 @@ def prepare_dataset(
         raise InputPathError(f"source folder {src} does not exist")
     with usage_errors(ValueError):  # the bound checks shared with other commands
         check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
-        check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
+        check_worker_count(
+            "--workers", workers, low=1, cap=MAX_WORKERS, open_files=FORK_SERVER_OPEN_FILES
+        )
         check_timeout(timeout)
     _check_folders(src, dst)
     rows_of = _check_csvs(csvs) if csvs else []

@@ -121,13 +121,14 @@ def check_worker_count(
     *,
     low: int,
     cap: int,
-    open_files: tuple[int, int] = DATA_LOADER_OPEN_FILES,
+    open_files: tuple[int, int] | None = None,
 ) -> int:
     """``count`` if it lies from ``low`` to this machine's limit: ``WORKERS_PER_CORE`` per usable
-    core (``usable_cores``), and at most ``cap``, the command's fixed bound; and if the open-file
-    limit, raised to the hard one, holds that many workers (``check_open_files``). ``open_files``:
-    the files the command holds, ``(base, per worker)``; the default, ``DATA_LOADER_OPEN_FILES``,
-    is the most any kind of worker needs, and ``FORK_SERVER_OPEN_FILES`` fits fork-server workers.
+    core (``usable_cores``), and at most ``cap``, the command's fixed bound; and, for a command
+    about to start them, if the open-file limit, raised to the hard one, holds that many workers
+    (``check_open_files``). ``open_files``: the files the command holds, ``(base, per worker)``:
+    ``FORK_SERVER_OPEN_FILES`` or ``DATA_LOADER_OPEN_FILES``; None (a setting checked, say in a
+    config, by a command that may start no worker) checks the count alone.
 
     Raises:
         ValueError: one line naming ``option``, the limit and the machine's cores, or the
@@ -136,8 +137,9 @@ def check_worker_count(
     cores = usable_cores()
     limit = min(cap, machine_worker_limit())
     if low <= count <= limit:
-        base, per_worker = open_files
-        check_open_files(option, count, base=base, per_worker=per_worker)
+        if open_files is not None:
+            base, per_worker = open_files
+            check_open_files(option, count, base=base, per_worker=per_worker)
         return count
     unit = "core" if cores == 1 else "cores"
     raise ValueError(

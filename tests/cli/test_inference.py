@@ -26,7 +26,7 @@ from octvideo.cli import inference as cli_inference
 from octvideo.data import workers as workers_module
 from octvideo.data.decoding import decode, probe
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
-from octvideo.errors import CheckpointError
+from octvideo.errors import CheckpointError, UsageError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import expand_inputs
@@ -920,4 +920,18 @@ def test_a_stdout_that_fails_keeps_the_record_of_the_input_it_was_showing(
     assert capsys.readouterr().err.splitlines()[-1] == (
         "octvideo predict: stopped: cannot write to stdout or stderr (No space left on device); "
         "the files written are kept"
+    )
+
+
+def test_workers_are_checked_against_the_fork_servers_open_files(monkeypatch):
+    # predict's workers come from a fork server: 16 + 4 a worker, not a data loader's 32 + 12
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (24, 24))
+    assert cli_inference._workers(2) == 2
+    with pytest.raises(UsageError) as caught:
+        cli_inference._workers(3)
+    assert str(caught.value) == (
+        "the open-file limit 24 is too low for 3 workers (--workers 3); raise `ulimit -n` to at "
+        "least 28 or use fewer workers"
     )

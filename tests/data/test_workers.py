@@ -316,9 +316,12 @@ def fake_open_file_limit(monkeypatch, soft: int, hard: int) -> list[tuple[int, i
 
 def test_a_soft_open_file_limit_below_the_hard_one_is_raised_to_it_for_workers(monkeypatch):
     set_to = fake_open_file_limit(monkeypatch, soft=20, hard=4096)
-    assert check_worker_count("--workers", 0, low=0, cap=8) == 0
+    files = DATA_LOADER_OPEN_FILES
+    assert check_worker_count("--workers", 0, low=0, cap=8, open_files=files) == 0
     assert set_to == []  # no worker, no change
     assert check_worker_count("--workers", 2, low=1, cap=8) == 2
+    assert set_to == []  # a count checked alone (a config's): no change
+    assert check_worker_count("--workers", 2, low=1, cap=8, open_files=files) == 2
     assert set_to == [(4096, 4096)]
 
 
