@@ -329,7 +329,6 @@ def check_output_file(
     return path
 
 
-# errors of a write that say the output cannot be written (not that an input cannot be read)
 # A file name's bytes that are not UTF-8 reach a str as lone surrogates (``os.fsdecode``'s
 # ``surrogateescape``: b"\xff" is "\udcff"), which UTF-8 cannot hold. Every text output writes
 # one as the escape ``\udcff``: JSON (``ensure_ascii=False``) reads it back as the same str, so
@@ -337,6 +336,15 @@ def check_output_file(
 # read back as names (a list, a classes file) refuses such a name before any work instead.
 TEXT_ERRORS = "backslashreplace"
 
+
+def printable(text: str) -> str:
+    """``text`` with a file name's bytes that are not UTF-8 as the escapes ``TEXT_ERRORS``
+    writes (``\udcff``): for a log line, which every handler can then write, as a terminal
+    shows it."""
+    return text.encode("utf-8", TEXT_ERRORS).decode("utf-8")
+
+
+# errors of a write that say the output cannot be written (not that an input cannot be read)
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 

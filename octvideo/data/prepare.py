@@ -78,7 +78,13 @@ from octvideo.data.annotations import (
     write_classes,
 )
 from octvideo.data.check import write_bad_videos
-from octvideo.data.decoding import MAX_DECODE_SHORT_SIDE, check_video_path
+from octvideo.data.decoding import (
+    MAX_DECODE_SHORT_SIDE,
+    check_frame_size,
+    check_video_path,
+    open_container,
+    video_stream,
+)
 from octvideo.data.limits import MAX_WORKERS, check_range, check_timeout
 from octvideo.data.workers import (
     FORK_SERVER_OPEN_FILES,
@@ -87,12 +93,13 @@ from octvideo.data.workers import (
     send_to_caller,
     worker_context,
 )
-from octvideo.errors import InputPathError, RunStopped, UsageError, usage_errors
+from octvideo.errors import DecodeError, InputPathError, RunStopped, UsageError, usage_errors
 from octvideo.paths import (
     ReadFiles,
     check_folder,
     check_output_file,
     hold_folder,
+    printable,
     write_atomically,
     write_failure,
 )
@@ -118,9 +125,9 @@ def transcode(src: str, dst: str, short_side: int) -> int:
     except BaseException:
         Path(part).unlink(missing_ok=True)
         raise
-    if frames == 0:
-        os.remove(part)
-        raise ValueError(f"{src}: no frame decoded")
+    if frames == 0:  # PyAV writes no file before the first frame
+        Path(part).unlink(missing_ok=True)
+        raise DecodeError(src, "no frame decodes (the file is truncated or corrupt)", decoder="pyav")
     os.replace(part, dst)
     return frames
 
@@ -134,15 +141,13 @@ def _encode(src: str, part: str, short_side: int) -> int:
     import av
 
     frames = 0
-    with av.open(src, metadata_errors="ignore") as source:
-        if not source.streams.video:
-            raise ValueError(f"{src}: no video stream")
-        stream = source.streams.video[0]
+    with open_container(src) as source:
+        stream = video_stream(source, src)  # what decoding reads: failures in its words
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or 30
-        width, height = scaled_size(
-            stream.codec_context.width, stream.codec_context.height, short_side
-        )
+        width, height = stream.codec_context.width, stream.codec_context.height
+        check_frame_size(src, width, height, "pyav")
+        width, height = scaled_size(width, height, short_side)
         with av.open(part, "w", format="mp4") as target:
             out = target.add_stream("libx264", rate=rate)
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
@@ -423,7 +428,7 @@ def _lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
         rel = video.relative_to(dst).as_posix()
         problem = _list_problem(rel)
         if problem:
-            logger.warning("%s is not listed: %s", video, problem)
+            logger.warning("%s is not listed: %s", printable(str(video)), problem)
         else:
             lines.append(list_line(rel, label))
     return lines
