@@ -145,7 +145,9 @@ def decoded_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * bound / height)), bound
 
 
-def _check_frame_size(path: str, width: int, height: int, decoder: str) -> None:
+def check_frame_size(path: str, width: int, height: int, decoder: str) -> None:
+    """Refuse frames of ``width`` x ``height`` that are no video's (a header without a size
+    gives 0x0) or beyond ``MAX_ASPECT_RATIO``, as ``decoder``'s DecodeError."""
     if min(width, height) < 2:
         raise DecodeError(
             path, f"frame size {width}x{height} is too small to be a video", decoder=decoder
@@ -278,10 +280,12 @@ def _rotate_tag_matrix(tag: str | None) -> np.ndarray | None:
 class _Header(NamedTuple):
     """What PyAV reads of a file before a decoder opens it."""
 
-    error: DecodeError | None  # PyAV cannot open it, or it has no video stream
+    error: DecodeError | None  # PyAV cannot open it, or it has no (decodable) video stream
     misordered: str | None  # what decord would return out of order, in words
     matrix: np.ndarray | None  # the first frame's display matrix
     size: tuple[int, int] | None  # stored (width, height) of the first frame
+    # PyAV found a video stream without a codec (``video_stream``): decord reads none of it
+    no_codec: bool = False
 
 
 class VideoInfo(NamedTuple):
@@ -324,6 +328,44 @@ def _pyav_open_error(path: str, err: Exception) -> DecodeError:
     return _cannot_open(path, "pyav", f"{type(err).__name__}: {err}")
 
 
+# A video stream PyAV finds no decoder for: an MP4 cut inside its index (the moov box, a
+# recording stopped before it was written in full), or a codec FFmpeg does not decode.
+NO_CODEC = (
+    "no decodable video stream (the file is truncated or corrupt, or its codec is not one FFmpeg "
+    "decodes)"
+)
+
+
+def open_container(path: str) -> Any:
+    """``path`` opened by PyAV for reading (close it, or use it in a ``with``).
+
+    Raises:
+        DecodeError: PyAV cannot open it, in FFmpeg's reason ("the file is empty" for 0 bytes).
+    """
+    import av
+
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except Exception as err:  # av.FFmpegError, OSError, ...: not readable by PyAV
+        raise _pyav_open_error(path, err) from None
+
+
+def video_stream(container: Any, path: str) -> Any:
+    """The first video stream of the PyAV ``container`` opened from ``path``, with a codec
+    context: the one place octvideo takes a stream whose codec, size and rate it reads.
+
+    Raises:
+        DecodeError: the container has no video stream, or its first has no codec context
+            (``NO_CODEC``; PyAV then has no size, rate or codec name for it, only ``None``).
+    """
+    if not container.streams.video:
+        raise DecodeError(path, "no video stream", decoder="pyav")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise DecodeError(path, NO_CODEC, decoder="pyav")
+    return stream
+
+
 def _read_header(path: str) -> _Header:
     """PyAV's look at ``path`` before decord opens it: whether PyAV can open it and finds a video
     stream, what decord would return out of order (``misordered``: "MPEG-4 Part 2 video with
@@ -331,16 +373,16 @@ def _read_header(path: str) -> _Header:
     H.264 and HEVC, or in an AVI file, which stores no presentation times), and the first frame's
     display matrix and stored size. A frame PyAV cannot decode leaves those None: decord then
     decides for itself."""
-    import av
-
     try:
-        container = av.open(path, metadata_errors="ignore")
-    except Exception as err:  # av.FFmpegError, OSError, ...: not readable by PyAV
-        return _Header(_pyav_open_error(path, err), None, None, None)
+        container = open_container(path)
+    except DecodeError as err:
+        return _Header(err, None, None, None)
     with container:
-        if not container.streams.video:
-            return _Header(DecodeError(path, "no video stream", decoder="pyav"), None, None, None)
-        stream = container.streams.video[0]
+        try:
+            stream = video_stream(container, path)
+        except DecodeError as err:
+            no_codec = bool(container.streams.video)  # one there, without a codec
+            return _Header(err, None, None, None, no_codec=no_codec)
         avi = "avi" in container.format.name.split(",")
         context = stream.codec_context
         name, reorders = context.name, bool(context.has_b_frames)
@@ -470,6 +512,8 @@ class _DecordReader:
 
         _quiet_decord()
         header = _read_header(path) if header is None else header
+        if header.no_codec:  # decord would call it "no video stream"
+            raise _cannot_open(path, "decord", NO_CODEC)
         if header.misordered is not None:
             raise DecodeError(
                 path,
@@ -498,7 +542,7 @@ class _DecordReader:
         # what is left to do after decord's turn: undo it, then turn as displayed
         self._turn = turn.inverse().then(orientation_of(header.matrix))
         stream_w, stream_h = self._turn.size(turned_w, turned_h)  # displayed
-        _check_frame_size(path, stream_w, stream_h, "decord")
+        check_frame_size(path, stream_w, stream_h, "decord")
         width, height = decoded_size(stream_w, stream_h)
         if (width, height) != (stream_w, stream_h):  # a second index pass, for big frames only
             scaled_w, scaled_h = self._turn.size(width, height)  # as decord turns them
@@ -547,14 +591,12 @@ class _DecordReader:
 
 class _PyAVReader:
     def __init__(self, path: str, header: _Header | None = None) -> None:
-        import av
-
         self._path = path
         header = _read_header(path) if header is None else header
         if header.error is not None:
             raise header.error
         self._turn = orientation_of(header.matrix)
-        with av.open(path, metadata_errors="ignore") as container:
+        with open_container(path) as container:
             formats = set(container.format.name.split(","))
             if not formats & VIDEO_CONTAINERS:
                 raise DecodeError(
@@ -563,9 +605,7 @@ class _PyAVReader:
                     f"(the file is probably not a video)",
                     decoder="pyav",
                 )
-            stream = container.streams.video[0] if container.streams.video else None
-            if stream is None:
-                raise DecodeError(path, "no video stream", decoder="pyav")
+            stream = video_stream(container, path)
             pts = [p.pts for p in container.demux(stream) if p.size > 0]
             rate = stream.average_rate or stream.guessed_rate
             width, height = stream.codec_context.width, stream.codec_context.height
@@ -575,7 +615,7 @@ class _PyAVReader:
         if not pts:
             raise DecodeError(path, "PyAV found no video packets", decoder="pyav")
         width, height = self._turn.size(int(width), int(height))  # displayed
-        _check_frame_size(path, width, height, "pyav")
+        check_frame_size(path, width, height, "pyav")
         width, height = decoded_size(width, height)
         scaled_w, scaled_h = self._turn.size(width, height)  # stored, before the turn
         # empty keeps the stream's size: the frames at or below the bound are as they were
@@ -607,10 +647,8 @@ class _PyAVReader:
     @contextlib.contextmanager
     def _stream(self) -> Iterator[tuple[Any, Any]]:
         """The file opened again, and its video stream set to decode on ``PYAV_THREADS``."""
-        import av
-
-        with av.open(self._path, metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
+        with open_container(self._path) as container:
+            stream = video_stream(container, self._path)
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = PYAV_THREADS
             yield container, stream

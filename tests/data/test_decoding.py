@@ -649,3 +649,67 @@ def test_an_unknown_decord_error_is_named_without_its_cpp_text():
     error = RuntimeError("[10:26:09] /src/video/video_reader.cc:99: Check failed: x ERROR who")
     cause = decoding_module._decord_cause(error)
     assert _in_octvideos_words(cause) and "DEBUG" in cause
+
+
+# ------------------------------------------------------------------ cut inside or before the index
+
+
+def _cut_recordings(root: Path) -> dict[str, Path]:
+    """An MP4 whose index (moov box) follows its frames, as a camera writes it, cut: inside its
+    index before the sample descriptions (PyAV finds a video stream without a codec) and at 10, 50
+    and 90 % of its bytes (before the index: FFmpeg finds none)."""
+    whole = root / "whole.mp4"
+    with av.open(str(whole), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 5, np.uint8), "rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    assert data.index(b"moov") > data.index(b"mdat")  # the index last
+    cuts = {"in_index": data.index(b"stsd") - 4}
+    cuts.update({f"at_{p}": len(data) * p // 100 for p in (10, 50, 90)})
+    files = {}
+    for name, size in cuts.items():
+        files[name] = root / f"{name}.mp4"
+        files[name].write_bytes(data[:size])
+    return files
+
+
+@pytest.fixture(scope="module")
+def cut_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _cut_recordings(tmp_path_factory.mktemp("cut_index"))
+
+
+@pytest.mark.parametrize("decoder", ["auto", "decord", "pyav"])
+@pytest.mark.parametrize("read", ["decode_clip", "Video", "probe"])
+def test_a_video_stream_without_a_codec_is_a_decode_error_for_every_decoder(
+    cut_recordings, decoder, read
+):
+    # it was "AttributeError: 'NoneType' object has no attribute 'name'" out of the header read,
+    # which the training dataset (it skips DecodeErrors) let stop the run
+    path = cut_recordings["in_index"]
+    with av.open(str(path)) as container:  # what the file is: a stream PyAV has no codec for
+        assert container.streams.video[0].codec_context is None
+    reads = {
+        "decode_clip": lambda: decode_clip(path, lambda info: [0], decoder=decoder),
+        "Video": lambda: Video(path, decoder=decoder),
+        "probe": lambda: probe(path, decoder=decoder),
+    }
+    with pytest.raises(DecodeError) as err:
+        reads[read]()
+    opening = "decord cannot open it: " if decoder == "decord" else ""
+    assert str(err.value) == f"{path}: {opening}{decoding_module.NO_CODEC}"
+    assert err.value.decoder == ("decord" if decoder == "decord" else "pyav")
+    assert "truncated or corrupt" in decoding_module.NO_CODEC
+
+
+@pytest.mark.parametrize("name", ["in_index", "at_10", "at_50", "at_90"])
+@pytest.mark.parametrize("decoder", ["auto", "decord", "pyav"])
+def test_a_recording_cut_before_its_index_is_one_decode_error(cut_recordings, name, decoder):
+    path = cut_recordings[name]
+    with pytest.raises(DecodeError) as err:
+        decode_clip(path, lambda info: [0], decoder=decoder)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+    assert _in_octvideos_words(str(err.value)) and "Error" not in err.value.reason
