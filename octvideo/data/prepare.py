@@ -56,11 +56,11 @@ import multiprocessing as mp
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tqdm import tqdm
 
@@ -127,7 +127,8 @@ def transcode(src: str, dst: str, short_side: int) -> int:
         raise
     if frames == 0:  # PyAV writes no file before the first frame
         Path(part).unlink(missing_ok=True)
-        raise DecodeError(src, "no frame decodes (the file is truncated or corrupt)", decoder="pyav")
+        reason = "no frame decodes (the file is truncated or corrupt)"
+        raise DecodeError(src, reason, decoder="pyav")
     os.replace(part, dst)
     return frames
 
@@ -154,13 +155,40 @@ def _encode(src: str, part: str, short_side: int) -> int:
             time_base = Fraction(1) / Fraction(rate)
             out.codec_context.time_base = time_base
             out.options = {"crf": "23", "preset": "veryfast", "threads": "1"}
-            for frame in source.decode(stream):
+            for frame in _decoded(source, stream, src):
                 image = frame.reformat(width=width, height=height, format="yuv420p")
                 image.pts, image.time_base = frames, time_base  # constant rate, same order
                 target.mux(out.encode(image))
                 frames += 1
             target.mux(out.encode())
     return frames
+
+
+def _decoded(source: Any, stream: Any, src: str) -> Iterator[Any]:
+    """The frames of ``source``'s ``stream``, decoded by PyAV.
+
+    Raises:
+        DecodeError: FFmpeg fails on a packet (a file cut short or damaged). How many frames
+            came before is said, not which one failed: frame threads decode several at once.
+    """
+    import av
+
+    frames = source.decode(stream)
+    index = 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except av.FFmpegError as err:  # the encoder's own errors are raised as they are
+            raise DecodeError(
+                src,
+                f"decoding failed after {index} frames ({err.strerror}): the file is truncated "
+                "or corrupt",
+                decoder="pyav",
+            ) from err
+        yield frame
+        index += 1
 
 
 def _job(

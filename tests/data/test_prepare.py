@@ -5,6 +5,7 @@ arguments, CSVs read as UTF-8 and other inputs refused before encoding."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import stat
@@ -19,12 +20,15 @@ from octvideo.data import probe
 from octvideo.data import workers as workers_module
 from octvideo.data.annotations import kinetics_name, read_lines
 from octvideo.data.check import check_one, read_bad_videos
+from octvideo.data.decoding import NO_CODEC
 from octvideo.data.prepare import part_path, prepare_dataset
 from octvideo.errors import UsageError
 from octvideo.paths import LOCK_NAME, hold_folder
 from tests.data import prepare_faults as faults
 from tests.data.media_helpers import data_error, raw_tree
+from tests.data.test_decoding import _cut_recordings
 from tests.deadline import run_with_deadline
+from tests.inference.media_helpers import faststart
 
 
 @pytest.mark.parametrize(
@@ -684,3 +688,31 @@ def test_a_pipe_at_an_output_name_is_refused_before_encoding(tmp_path, media, ca
         f"octvideo data prepare: error: DST {dst}: output {dst / 'prepare_errors.jsonl'} is "
     )
     assert stat.S_ISFIFO(os.lstat(dst / "prepare_errors.jsonl").st_mode)
+
+
+def test_a_recording_cut_short_is_a_failed_video_in_decodings_words(tmp_path, media):
+    # a stream without a codec was "AttributeError: 'NoneType' object has no attribute 'width'"
+    src = raw_tree(tmp_path, media, {"train/a/ok.mp4": "h264.mp4"})
+    cuts = _cut_recordings(tmp_path)
+    shutil.copy(cuts["in_index"], src / "train/a/in_index.mp4")
+    shutil.copy(cuts["at_50"], src / "train/a/at_50.mp4")
+    whole = faststart(tmp_path / "whole.mp4").read_bytes()  # its index first, then its frames
+    (src / "train/a/tail.mp4").write_bytes(whole[: whole.index(b"mdat") + 40])  # 1st frame cut
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=32, workers=1, progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 3}
+    errors = dict(read_bad_videos(dst / "prepare_errors.jsonl"))
+    tail = str(src / "train/a/tail.mp4")
+    assert re.fullmatch(
+        f"DecodeError: {re.escape(tail)}: decoding failed after \\d+ frames \\(Invalid data found "
+        "when processing input\\): the file is truncated or corrupt",
+        errors.pop(tail),
+    )
+    assert errors == {
+        str(src / "train/a/at_50.mp4"): f"DecodeError: {src / 'train/a/at_50.mp4'}: pyav cannot "
+        "open it: Invalid data found when processing input",
+        str(src / "train/a/in_index.mp4"): f"DecodeError: {src / 'train/a/in_index.mp4'}: "
+        f"{NO_CODEC}",
+    }
+    assert (dst / "train.txt").read_text() == "train/a/ok.mp4 0\n"
+    assert not list(dst.rglob("*.part.mp4"))
