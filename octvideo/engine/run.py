@@ -1196,9 +1196,8 @@ def run_test(
     Raises:
         UsageError: no checkpoint given (testing random weights is never what was meant), a
             checkpoint that does not fit the model or was trained on other classes, clips the
-            model cannot take, a report folder that cannot be written, or a run or report
-            folder another command is writing (``hold_test_folders``). Raised before the
-            evaluation.
+            model cannot take, a report folder that cannot be written, or one another test is
+            writing (``hold_report_folder``). Raised before the evaluation.
         Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, on which the evaluation
             stops after the batch under way: ``stopped by SIGTERM after 3 of 12 test batches;
             <report folder> holds no report ...``. SIGTERM during the last batch lets the test
@@ -1227,12 +1226,12 @@ def _test(
     # the report is checked before the checkpoint is loaded, not after the whole evaluation
     _output_folder(out_dir, create=False, setting="--out or test.out_dir")
     check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
-    with hold_test_folders(run_dir, out_dir):
+    with hold_report_folder(out_dir):
         return _evaluate(cfg, ckpt, run_dir, out_dir, callbacks)
 
 
 @contextlib.contextmanager
-def hold_test_folders(run_dir: Path, out_dir: Path) -> Iterator[None]:
+def hold_report_folder(out_dir: Path) -> Iterator[None]:
     """Makes this test the only command writing its report folder (``paths.hold_folder``): a
     second test into it is refused before it loads the checkpoint. The run folder is not held:
     a ``train`` there writes no report, and testing its checkpoints while it runs is common.
@@ -1261,7 +1260,7 @@ def _evaluate(
     out_dir: Path,
     callbacks: Sequence[L.Callback],
 ) -> TestResult:
-    """The test past its checks, with its folders held (``hold_test_folders``)."""
+    """The test past its checks, with its report folder held (``hold_report_folder``)."""
     checkpoint = load_checkpoint(ckpt)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
