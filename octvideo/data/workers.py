@@ -20,10 +20,11 @@ workers' debug lines too), and not at all where the caller configured none.
 
 How many workers a command may start is bounded by the machine (``check_worker_count``):
 ``WORKERS_PER_CORE`` per CPU core the caller may run on, under the command's own fixed bound, and
-by the open-file limit (``check_open_files``, which ``check_worker_count`` runs): a command that
-starts workers first raises its soft limit to the hard one, then refuses, in one line and before
-any work, workers the limit cannot hold. Past that limit they would fail on their pipes, or in
-PyTorch's data loader hang for ever while its workers log "Too many open files" without end.
+by the open-file limit (``check_open_files``, which ``check_worker_count`` runs when given the
+files its workers hold): a command that starts workers first raises its soft limit to the hard
+one, then refuses, in one line and before any work, workers the limit cannot hold. Past that
+limit they would fail on their pipes, or in PyTorch's data loader hang for ever while its workers
+log "Too many open files" without end.
 An EMFILE met anyway ends the command with one line naming the limit (``open_files_message``);
 ``stop_forked_workers_out_of_files`` makes a forked worker that meets one exit instead of hang.
 
@@ -138,8 +139,7 @@ def check_worker_count(
     limit = min(cap, machine_worker_limit())
     if low <= count <= limit:
         if open_files is not None:
-            base, per_worker = open_files
-            check_open_files(option, count, base=base, per_worker=per_worker)
+            check_open_files(option, count, open_files)
         return count
     unit = "core" if cores == 1 else "cores"
     raise ValueError(
@@ -173,16 +173,18 @@ def _raise_open_file_limit(needed: int) -> None:
         return
 
 
-def check_open_files(option: str, workers: int, *, base: int, per_worker: int) -> None:
+def check_open_files(option: str, workers: int, open_files: tuple[int, int]) -> None:
     """Makes room for ``workers`` worker processes under the open-file limit: raises the soft
-    limit to the hard one, then refuses a limit still below ``base + per_worker * workers``
-    (``FORK_SERVER_OPEN_FILES``, ``DATA_LOADER_OPEN_FILES``). No worker, no change.
+    limit to the hard one, then refuses a limit still below ``base + per_worker * workers``, for
+    ``open_files`` ``(base, per_worker)`` (``FORK_SERVER_OPEN_FILES``, ``DATA_LOADER_OPEN_FILES``).
+    No worker, no change.
 
     Raises:
         ValueError: one line naming the limit, ``option`` and the limit it needs.
     """
     if workers <= 0:
         return
+    base, per_worker = open_files
     needed = base + per_worker * workers
     _raise_open_file_limit(needed)
     limit = open_file_limit()

@@ -876,9 +876,8 @@ def _check_open_files(cfg: RunConfig) -> None:
     Raises:
         ConfigError: names the limit, data.num_workers and the limit it needs.
     """
-    base, per_worker = DATA_LOADER_OPEN_FILES
     try:
-        check_open_files("data.num_workers", cfg.data.num_workers, base=base, per_worker=per_worker)
+        check_open_files("data.num_workers", cfg.data.num_workers, DATA_LOADER_OPEN_FILES)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

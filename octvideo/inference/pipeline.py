@@ -698,8 +698,7 @@ def predict_many(
     if not 0 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers}")
     workers = int(workers)
-    base, per_worker = FORK_SERVER_OPEN_FILES
-    check_open_files("workers", min(workers, len(paths)), base=base, per_worker=per_worker)
+    check_open_files("workers", min(workers, len(paths)), FORK_SERVER_OPEN_FILES)
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
     if (
