@@ -457,15 +457,26 @@ def _decord_open_error(path: str) -> str | None:
     exactly when decord's would (a file rewritten between the two aside), and such a file is
     refused before decord sees it. It costs one more read of the file's header.
     """
-    open_input, close_input, strerror = _decord_avformat()
+    open_input, close_input, _ = _decord_avformat()
     context = ctypes.c_void_p()
     code = open_input(ctypes.byref(context), path.encode("utf-8"), None, None)
     if code == 0:
         close_input(ctypes.byref(context))
         return None
+    return _ffmpeg_reason(code).text
+
+
+class _Reason(NamedTuple):
+    text: str  # FFmpeg's words; "Error number N occurred" for a code it does not know
+    known: bool
+
+
+def _ffmpeg_reason(code: int) -> _Reason:
+    """FFmpeg's words for its error ``code`` (a negative AVERROR), from decord's FFmpeg."""
+    _, _, strerror = _decord_avformat()
     buffer = ctypes.create_string_buffer(200)  # decord's size
-    strerror(code, buffer, len(buffer))
-    return buffer.value.decode("utf-8", "replace")
+    known = strerror(code, buffer, len(buffer)) >= 0
+    return _Reason(buffer.value.decode("utf-8", "replace"), known)
 
 
 # decord's C++ errors (dmlc's ``LOG(FATAL)`` and ``CHECK``) read ``[hh:mm:ss] SOURCE.cc:LINE:
@@ -497,12 +508,10 @@ def _decord_cause(err: Exception) -> str:
             if code is None:
                 return cause
             # decord prints AVERROR(ret), FFmpeg's code negated: FFmpeg names it
-            _, _, strerror = _decord_avformat()
-            buffer = ctypes.create_string_buffer(200)
-            if strerror(-int(code.group(1)), buffer, len(buffer)) < 0:
+            reason = _ffmpeg_reason(-int(code.group(1)))
+            if not reason.known:
                 return f"reading its packets failed: {cause}"
-            reason = buffer.value.decode("utf-8", "replace")
-            return f"reading its packets failed ({reason}): {cause}"
+            return f"reading its packets failed ({reason.text}): {cause}"
     return "decord failed inside its C++ code (its message is logged at DEBUG level)"
 
 
