@@ -665,29 +665,34 @@ def _meta_forward(model: nn.Module, frames: int, size: int) -> _MetaRun | None:
             module.training = mode
 
 
-def check_runs(model: nn.Module, meta: CheckpointMeta, path: str | os.PathLike[str]) -> None:
-    """Refuses a checkpoint whose model does not fit its own classes and clip (``misfit``: e.g.
-    C2D and I3D pool time after res2, so one frame leaves none), before any video is read.
+class _MisfitError(ValueError):
+    """``Predictor``'s refusal of a model, classes and protocol that do not fit (``misfit``), which
+    ``from_checkpoint`` words for the checkpoint (``_checkpoint_misfit``)."""
 
-    Raises:
-        CheckpointError: one line naming the checkpoint's entry at fault and, when more frames
-            would do, the fewest frames its model takes.
-    """
+    def __init__(self, bad: Misfit) -> None:
+        super().__init__(bad.message)
+        self.misfit = bad
+
+
+def _checkpoint_misfit(
+    bad: Misfit, meta: CheckpointMeta, path: str | os.PathLike[str]
+) -> CheckpointError:
+    """The refusal of a checkpoint whose model does not fit its own classes and clip (``misfit``:
+    e.g. C2D and I3D pool time after res2, so one frame leaves none): one line naming the
+    checkpoint's entry at fault and, when more frames would do, the fewest frames its model
+    takes."""
     from octvideo.engine.build import fewest_frames
 
-    bad = misfit(model, meta.classes, meta.clip)
-    if bad is None:
-        return
     where = f"checkpoint {os.fspath(path)!r}"
     if bad.field == "classes":
-        raise CheckpointError(
+        return CheckpointError(
             f"{where} names {len(meta.classes)} classes but its model has "
             f"{meta.model.num_classes} outputs",
             field="classes",
         )
     if bad.field != "protocol.num_frames":
         field_name = bad.field.replace("protocol.", "clip.") if bad.field != "model" else None
-        raise CheckpointError(f"{where}: {bad.message}", field=field_name)
+        return CheckpointError(f"{where}: {bad.message}", field=field_name)
     clip = meta.clip
     least = fewest_frames(meta.model, clip.data_config(), (clip.test_crop_size,))
     fix = (
@@ -696,7 +701,7 @@ def check_runs(model: nn.Module, meta: CheckpointMeta, path: str | os.PathLike[s
         if least is not None
         else ""
     )
-    raise CheckpointError(
+    return CheckpointError(
         f"{where} has clips of {clip.num_frames} frames at {clip.test_crop_size}x"
         f"{clip.test_crop_size} pixels (clip {clip.num_frames}x{clip.sampling_rate}), which its "
         f"model {meta.model.name} cannot take ({bad.cause}){fix}",
@@ -741,7 +746,7 @@ class Predictor:
         self.device = check_device(device)
         bad = misfit(model, classes, protocol)
         if bad is not None:
-            raise ValueError(bad.message)
+            raise _MisfitError(bad)
         self.model = fuse_for_inference(model.to(self.device))  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol
@@ -767,7 +772,8 @@ class Predictor:
             ValueError: ``device`` or ``batch_size`` out of its bounds, before the checkpoint
                 is read.
             CheckpointError: metadata that is missing or malformed, weights that do not fit the
-                model it describes, or classes or a clip that model cannot take (``check_runs``).
+                model it describes, or classes or a clip that model cannot take
+                (``_checkpoint_misfit``).
         """
         device = check_device(device)
         check_batch_size(batch_size)
@@ -788,8 +794,10 @@ class Predictor:
                 f"({meta.model.name!r}): {mismatch}"
             )
         model.load_state_dict(state)
-        check_runs(model, meta, path)
-        return cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
+        try:  # the constructor checks the fit (``misfit``: a run on the meta device) once
+            return cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
+        except _MisfitError as err:  # worded for the checkpoint, with the fewest frames
+            raise _checkpoint_misfit(err.misfit, meta, path) from None
 
     # ---------------------------------------------------------------------------------- pieces
 
