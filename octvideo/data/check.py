@@ -105,8 +105,8 @@ def write_bad_videos(
     objects += [partial] if partial else []
     text = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in objects)
     # a name's undecodable bytes (lone surrogates) are the one thing UTF-8 cannot hold: written as
-    # the JSON escape \udcff they read back as the same str
-    write_atomically(path, text.encode("utf-8", errors="backslashreplace"))
+    # the JSON escape \udcff (``paths.TEXT_ERRORS``) they read back as the same str
+    write_atomically(path, text)
 
 
 def read_bad_videos(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
