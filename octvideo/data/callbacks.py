@@ -10,12 +10,11 @@ Lightning ``Trainer``:
            A checkpoint written during an epoch carries each process's count so far
            (``EPOCH_SKIPPED``), so a run resumed from it counts the epoch's bad videos from its
            start, as an uninterrupted run does.
-    resume every checkpoint carries the files already reported (``state_dict``: the first
-           ``MAX_REPORTED``, path -> first error), so a run resumed from it warns only about files
-           it has not reported yet; a checkpoint of an older octvideo carries none, and the resumed
-           run warns about each bad file once more.
     val    WARNING once per file; at epoch end ``data/failed_val_videos`` (distinct videos).
     test   WARNING once per file; the engine's report counts the failed videos (rows ``ok=False``).
+
+Every checkpoint carries the files already reported (``state_dict``: the first ``MAX_REPORTED``,
+path -> first error), so a run resumed from it warns only about files it has not reported yet.
 """
 
 from __future__ import annotations
@@ -105,9 +104,10 @@ class BadVideoCallback(L.Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        for path, error in (state_dict.get("reported") or {}).items():
-            self.tracker.errors.setdefault(str(path), str(error))
-        not_kept = int(state_dict.get("not_kept") or 0)
+        # Lightning calls this only with a non-empty state, so one that ``state_dict`` wrote
+        for path, error in state_dict["reported"].items():
+            self.tracker.errors.setdefault(path, error)
+        not_kept = state_dict["not_kept"]
         if not_kept:
             logger.info(
                 "%d bad videos reported before the resume were past the %d a checkpoint keeps; "
@@ -126,6 +126,7 @@ class BadVideoCallback(L.Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        # as ``engine.lightning_state.epoch_under_way``: data does not import engine
         progress = trainer.fit_loop.epoch_progress.current
         if trainer.state.fn == TrainerFn.FITTING and progress.started > progress.processed:
             # during an epoch, as the module's training metrics (a collective under DDP, as every
