@@ -15,9 +15,7 @@ as an uninterrupted run, even when no training batch of it is left to run.
 A step whose loss or gradients hold a NaN or an infinity is never taken: the run stops, or with
 ``optim.on_nonfinite_loss=skip`` the step leaves the weights, the momentum and the batch-norm
 statistics as they were, so no checkpoint is written with weights that no command would load.
-Under ``16-mixed`` the gradient scaler skips such a step and lowers its scale; once the scale is
-down to 1, where the scaling can no longer be the cause, the same policy applies, and a step it
-skips keeps the scale where it was.
+Under ``16-mixed`` the gradient scaler has the first say (``_nonfinite_under_scaler``).
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ import torch.nn.functional as F
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
+from torch.amp import GradScaler
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
@@ -155,8 +154,9 @@ class VideoClassifier(L.LightningModule):
         self._step_rng: np.random.Generator | None = None
         self._skipped_in_row = 0
         self._skipped = 0
-        self._scaler_skipped_in_row = 0  # 16-mixed: steps the gradient scaler skipped
-        self._held_scale: float | None = None  # 16-mixed: the scale a step the policy skipped keeps
+        self._scaler_skipped_in_row = 0  # 16-mixed: steps in a row the scaler skipped, scale > 1
+        # 16-mixed: the scale of a step the policy skipped, put back after it (optimizer_step)
+        self._scale_to_restore: float | None = None
         self._batch_idx = 0  # of the batch under way, for messages
         self._step_skipped = False  # the batch under way was skipped (loss or gradients)
         self._norm_stats: list[Tensor] = []
@@ -295,50 +295,62 @@ class VideoClassifier(L.LightningModule):
         gathers; under DDP after their reduction, so every process decides alike), before the
         gradients are clipped and the step is taken. A step skipped here had a finite loss, which
         is logged and counted in the epoch's training loss and top-1 as any other.
-
-        Under ``16-mixed`` the gradients are unscaled by now; the gradient scaler skips a step
-        whose gradients are not finite and halves its scale. While the scale stands above 1 the
-        backward pass magnifies the gradients, and such a step is taken for an overflow of that
-        scaling, which the lower scale mends: it is left to the scaler, without a warning (most
-        float16 runs have a few at their start). At a scale of 1 or below nothing is magnified,
-        so a NaN or an infinity comes from the model or the data, as in float32: from there
-        ``optim.on_nonfinite_loss`` applies and counts each such step (gradients that are NaN at
-        every step have the scaler skip 16 steps before, from its initial 65536 down to 1). A NaN
-        alone does not tell the two apart: an overflow turns into NaN where an infinity meets a
-        zero or another infinity. A step skipped there keeps the scale it had
-        (``optimizer_step``).
         """
-        norm = gradient_norm(optimizer)  # one fused pass
-        if norm is None or bool(torch.isfinite(norm)):  # None: the loss was skipped
+        what = self._gradient_fault(optimizer)
+        if what is None:
             self._scaler_skipped_in_row = 0
             return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None:
+            self._nonfinite_under_scaler(scaler, what)
+            return
+        self._nonfinite(what)
+        # skipped: with no gradient SGD leaves every weight and momentum buffer as it was,
+        # weight decay included (Lightning still counts the batch in global_step and the LR
+        # schedule)
+        optimizer.zero_grad(set_to_none=True)
+
+    def _gradient_fault(self, optimizer: Optimizer) -> str | None:
+        """What of the step's gradients holds a NaN or an infinity ("the gradient of weight
+        1.weight holds 2 NaN"), or None if none does or the loss was skipped."""
+        norm = gradient_norm(optimizer)  # one fused pass
+        if norm is None or bool(torch.isfinite(norm)):  # None: the loss was skipped
+            return None
         # a second pass, only now: which gradients hold a NaN or an infinity, if any does (the
         # squares of finite gradients beyond about 1e19 overflow the norm alone)
         grads = {n: p.grad for n, p in self.model.named_parameters() if p.grad is not None}
         broken = non_finite_tensors(grads)
-        if not broken:
-            self._scaler_skipped_in_row = 0
-            return
-        what = f"the gradient of {first_non_finite(broken, 'gradient')}"
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        if scaler is None:
-            self._nonfinite(what)
-            # skipped: with no gradient SGD leaves every weight and momentum buffer as it was,
-            # weight decay included (Lightning still counts the batch in global_step and the LR
-            # schedule)
-            optimizer.zero_grad(set_to_none=True)
-            return
-        # the scaler found them in its unscale_ and skips the step whatever is decided here
-        before = self._scaler_skipped_in_row
-        self._scaler_skipped_in_row += 1
+        return f"the gradient of {first_non_finite(broken, 'gradient')}" if broken else None
+
+    def _nonfinite_under_scaler(self, scaler: GradScaler, what: str) -> None:
+        """Under ``16-mixed``: ``what`` of the gradients, unscaled by now, is not finite.
+
+        The gradient scaler found it in its ``unscale_``; it skips the step whatever is decided
+        here and halves its scale. While the scale stands above 1 the backward pass magnifies the
+        gradients, and such a step is taken for an overflow of that scaling, which the lower
+        scale mends: it is left to the scaler, without a warning (most float16 runs have a few at
+        their start). A NaN alone does not tell the two apart: an overflow turns into NaN where
+        an infinity meets a zero or another infinity.
+
+        At a scale of 1 or below nothing is magnified, so a NaN or an infinity comes from the
+        model or the data, as in float32: from there ``optim.on_nonfinite_loss`` applies and
+        counts each such step (gradients that are NaN at every step have the scaler skip 16
+        steps before, from its initial 65536 down to 1). A step the policy skips there keeps its
+        scale (``optimizer_step`` puts it back): halving mends nothing there, and the policy's
+        skips would go on halving it (a NaN batch at every other step takes it to 2**-24 in 48
+        steps) until the gradients of the steps between underflow float16 to 0 and the run
+        trains nothing, without a word; with the scale kept, they train as in float32.
+        """
         scale = scaler.get_scale()  # the scale of this step's backward: update() comes after
         if scale > 1:
+            self._scaler_skipped_in_row += 1
             logger.debug("%s at float16 gradient scale %g: the scaler halves it", what, scale)
             return
-        lowered = f" (the scaler skipped {before} steps in a row to lower it)" if before else ""
+        skipped = self._scaler_skipped_in_row
+        lowered = f" (the scaler skipped {skipped} steps in a row to lower it)" if skipped else ""
         self._scaler_skipped_in_row = 0  # said once: the policy's skips do not lower the scale
         self._nonfinite(f"{what} at float16 gradient scale {scale:g}{lowered}")
-        self._held_scale = scale
+        self._scale_to_restore = scale
 
     def optimizer_step(
         self,
@@ -348,19 +360,12 @@ class VideoClassifier(L.LightningModule):
         optimizer_closure: Callable[[], Any] | None = None,
     ) -> None:
         """Lightning's step; under ``16-mixed`` the gradient scaler's ``update`` ends it, and a
-        step the policy skipped (``on_before_optimizer_step``) gets its scale back from there.
-
-        The scaler halves its scale after every step it skips. At a scale of 1 or below that
-        mends nothing, and the policy's skips would go on halving it (a NaN batch at every other
-        step takes it to 2**-24 in 48 steps) until the gradients of the steps between underflow
-        float16 to 0 and the run trains nothing, without a word; with the scale kept, they train
-        as in float32. Put back here rather than at the batch's end, so that no checkpoint of
-        the step holds the halved scale.
-        """
+        step the policy skipped (``_nonfinite_under_scaler``) gets its scale back here, so that
+        no checkpoint of the step holds the halved one."""
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        if self._held_scale is not None:
-            self.trainer.precision_plugin.scaler.update(new_scale=self._held_scale)
-            self._held_scale = None
+        if self._scale_to_restore is not None:
+            self.trainer.precision_plugin.scaler.update(new_scale=self._scale_to_restore)
+            self._scale_to_restore = None
 
     def _nonfinite(self, what: str) -> None:
         """Skip the step (``optim.on_nonfinite_loss=skip``, at most ``max_skipped_steps`` in a
