@@ -38,6 +38,12 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.models._registry import register_model
+from octvideo.models.checks import (
+    check_clip_tensor,
+    check_dropout,
+    check_layer_classes,
+    check_switches,
+)
 from octvideo.models.layers import (
     BasicBlock,
     Bottleneck,
@@ -45,10 +51,6 @@ from octvideo.models.layers import (
     ClassifierHeadMixin,
     GlobalAvgPool,
     Stem,
-    check_clip_tensor,
-    check_dropout,
-    check_layer_classes,
-    check_switches,
     check_window,
     init_weights,
     stage_alphas,
@@ -236,7 +238,7 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
             zero_init_final_bn=zero_init_final_bn,
         )
         check_layer_classes(norm_layer=norm_layer, act_layer=act_layer)
-        check_dropout(dropout)
+        check_dropout(dropout)  # before any layer is built; ClassifierHead checks it again
         window = None if head_pool is None else check_window(head_pool)  # before building
         self.octave = normalize_octave(octave)
         self.alphas = stage_alphas(alpha)

@@ -36,6 +36,12 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.models._registry import register_model
+from octvideo.models.checks import (
+    check_clip_tensor,
+    check_dropout,
+    check_layer_classes,
+    check_switches,
+)
 from octvideo.models.layers import (
     BasicBlock,
     Bottleneck,
@@ -43,10 +49,6 @@ from octvideo.models.layers import (
     ClassifierHeadMixin,
     GlobalAvgPool,
     Stem,
-    check_clip_tensor,
-    check_dropout,
-    check_layer_classes,
-    check_switches,
     check_window,
     init_weights,
     stage_alphas,
@@ -274,7 +276,7 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"SlowFast depth must be 50, 101 or 152, got {depth}")
         check_switches(stride_in_1x1=stride_in_1x1, zero_init_final_bn=zero_init_final_bn)
         check_layer_classes(norm_layer=norm_layer, act_layer=act_layer)
-        check_dropout(dropout)
+        check_dropout(dropout)  # before any layer is built; ClassifierHead checks it again
         windows = _pathway_windows(head_pool)  # before building
         self.slowfast_alpha = slowfast_alpha
         self.octave = normalize_octave(octave)

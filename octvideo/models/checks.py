@@ -1,0 +1,122 @@
+"""Argument and clip checks the model classes share.
+
+The model constructors run the argument checks before any layer is built; their ``forward`` runs
+``check_clip_tensor`` before the stem, except under ``torch.jit.trace``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import Tensor, nn
+
+
+def check_switches(**switches: object) -> None:
+    """Refuses a switch that is not True or False (a string "no" is truthy), as ``OctConv3d``
+    refuses ``bias``.
+
+    Raises:
+        ValueError: ``{name} must be True or False, got ...``.
+    """
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_layer_classes(**factories: object) -> None:
+    """Refuses a layer factory (``norm_layer``, ``act_layer``) that is a built layer or not
+    callable: the models build each layer from it, as timm injects layers (classes, never
+    instances).
+
+    Raises:
+        TypeError: one line naming the argument and the class to pass.
+    """
+    for name, factory in factories.items():
+        if isinstance(factory, nn.Module):
+            cls = type(factory).__name__
+            raise TypeError(
+                f"{name} must be a class that builds a layer, got a built {cls}: pass the "
+                f"class ({name}={cls}), not an instance"
+            )
+        if not callable(factory):
+            raise TypeError(
+                f"{name} must be a class that builds a layer (e.g. nn.BatchNorm3d, nn.ReLU), "
+                f"got {factory!r}"
+            )
+
+
+def check_dropout(p: object) -> float:
+    """A dropout probability: a real number (not a bool or text) in [0, 1).
+
+    Raises:
+        ValueError: ``dropout must be a number in [0, 1), got ...``.
+    """
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
+    return float(p)
+
+
+def _layout_hint(shape: tuple[int, ...], channels: int) -> str:
+    """How to reorder ``shape`` into (B, C, T, H, W) where its layout is a common mistake."""
+    rank = len(shape)
+    if rank == 5 and shape[4] == channels:
+        return ": channels-last frames (B, T, H, W, C)? clip.permute(0, 4, 1, 2, 3)"
+    if rank == 5 and shape[2] == channels:
+        return ": (B, T, C, H, W) frames? clip.transpose(1, 2)"
+    if rank == 4 and shape[3] == channels:
+        return ": one clip of frames (T, H, W, C)? clip.permute(3, 0, 1, 2).unsqueeze(0)"
+    if rank == 4 and shape[0] == channels:
+        return ": one (C, T, H, W) clip? add the batch axis, clip.unsqueeze(0)"
+    return ""
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _autocast_takes(x: Tensor) -> bool:
+    """Whether autocast is on for ``x``'s device and casts ``x`` at the convolutions (float16,
+    bfloat16 and float32; it leaves float64 alone)."""
+    device = x.device.type
+    return (
+        x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+        and torch.amp.is_autocast_available(device)
+        and torch.is_autocast_enabled(device)
+    )
+
+
+def check_clip_tensor(
+    x: object, net: str, *, channels: int, dtype: torch.dtype, what: str = "clips"
+) -> None:
+    """Raises one line naming ``net`` unless ``x`` is a (B, ``channels``, T, H, W) tensor of
+    ``dtype``, the model's parameters' (under autocast, float32, float16 and bfloat16 too).
+    Rank, channel axis and dtype only: the model checks the sizes it takes. A layout that is a
+    common mistake (channels last, frames from a decoder) is named with the fix. Cheap: no
+    tensor op; callers skip it under ``torch.jit.trace`` (``torch.jit.is_tracing()``).
+
+    Raises:
+        TypeError: ``x`` is not a tensor (a numpy array, a list).
+        ValueError: another rank, channel count or dtype.
+    """
+    layout = f"(B, {channels}, T, H, W)"
+    if not isinstance(x, Tensor):
+        got = type(x).__name__
+        if type(x).__module__ == "numpy":
+            got += " (torch.from_numpy makes one)"
+        raise TypeError(f"{net} takes {what} as torch.Tensor {layout}, got {got}")
+    shape = tuple(x.shape)
+    if x.dim() != 5 or shape[1] != channels:
+        raise ValueError(
+            f"{net} takes {layout} {what}, channels second; got {shape}"
+            f"{_layout_hint(shape, channels)}"
+        )
+    if x.dtype == dtype or _autocast_takes(x):
+        return
+    want, got = _dtype_name(dtype), _dtype_name(x.dtype)
+    fix = (
+        f"convert the clip (clip.to(torch.{want})) or the model (model.to(torch.{got}))"
+        if x.is_floating_point()
+        else "normalise the frames to float first (e.g. Predictor.preprocess)"
+    )
+    raise ValueError(f"{net} takes float {what} of the model's dtype ({want}), got {got}: {fix}")

@@ -1,0 +1,40 @@
+"""The argument and clip checks the model classes share, called directly: what they return and the
+names they put in the one line they raise. The models' own refusals are tested in
+``test_resnet3d.py`` and ``test_slowfast.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from octvideo.models.checks import check_clip_tensor, check_dropout, check_switches
+
+
+@pytest.mark.parametrize("p", [0, 0.5, np.float64(0.25)])
+def test_a_dropout_rate_comes_back_as_a_python_float(p):
+    rate = check_dropout(p)
+    assert type(rate) is float and rate == float(p)
+
+
+def test_the_first_switch_that_is_not_true_or_false_is_named():
+    check_switches(a=True, b=False)
+    with pytest.raises(ValueError) as caught:
+        check_switches(a=True, b="no", c=1)
+    assert str(caught.value) == "b must be True or False, got 'no'"
+
+
+def test_a_clip_check_names_the_network_and_what_it_takes():
+    clip = torch.zeros(1, 3, 2, 4, 4)
+    check_clip_tensor(clip, "Net", channels=3, dtype=torch.float32, what="slow clips")
+    with pytest.raises(ValueError) as caught:
+        check_clip_tensor(clip, "Net", channels=3, dtype=torch.float64, what="slow clips")
+    assert str(caught.value) == (
+        "Net takes float slow clips of the model's dtype (float64), got float32: convert the "
+        "clip (clip.to(torch.float64)) or the model (model.to(torch.float32))"
+    )
+    with pytest.raises(ValueError) as caught:
+        check_clip_tensor(clip, "Net", channels=8, dtype=torch.float32)
+    assert (
+        str(caught.value) == "Net takes (B, 8, T, H, W) clips, channels second; got (1, 3, 2, 4, 4)"
+    )
