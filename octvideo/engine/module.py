@@ -164,7 +164,10 @@ class VideoClassifier(L.LightningModule):
         self._test_errors: dict[int, str] = {}
         self._val_failed = 0
         self._val_scored = 0
-        self._loss_scale = 1.0  # set by configure_optimizers
+        # accumulate_grad_batches / the batches a step accumulates (set by configure_optimizers):
+        # Lightning divides each batch's loss by the former, which a step of fewer batches would
+        # leave as a share of the gradient
+        self._short_accumulation_factor = 1.0
         self._carried = False  # the epoch's training metrics came from the resumed checkpoint
         self.test_views: ViewOutputs | None = None
 
@@ -247,7 +250,8 @@ class VideoClassifier(L.LightningModule):
         self._log_epoch_metrics()
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
-        return loss * self._loss_scale if self._loss_scale != 1 else loss
+        factor = self._short_accumulation_factor
+        return loss * factor if factor != 1 else loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._step_skipped:
@@ -411,9 +415,7 @@ class VideoClassifier(L.LightningModule):
         global_batch, accumulated = step_batch(
             batch_size, trainer.world_size, accumulate, batches, clips
         )
-        # Lightning divides each batch's loss by accumulate_grad_batches, which a step of fewer
-        # batches would leave as a share of the gradient
-        self._loss_scale = accumulate / accumulated
+        self._short_accumulation_factor = accumulate / accumulated
         say = trainer.is_global_zero  # each process computes the same: one of them says it
         if say and clips is not None and clips < batch_size:
             logger.warning(
