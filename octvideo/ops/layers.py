@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from octvideo.ops.octconv import OctConv3d
+from octvideo.ops.octconv import OctaveModule, OctConv3d
 from octvideo.ops.pair import (
     Octave,
     OctPair,
@@ -45,7 +45,7 @@ def _map(x: Tensor | OctPair, fn: Callable[[Tensor], Tensor], name: str) -> Tens
     return OctPair(fn(x.high), None if x.low is None else fn(x.low))
 
 
-class OctNorm(nn.Module):
+class OctNorm(OctaveModule):
     """A normalisation layer per group, each with its own statistics.
 
     Its input's (high, low) channel counts must be those it was built for (a plain tensor: the
@@ -95,7 +95,7 @@ class OctNorm(nn.Module):
             )
 
 
-class OctAct(nn.Module):
+class OctAct(OctaveModule):
     """One stateless activation applied to each group.
 
     Args:
@@ -111,7 +111,7 @@ class OctAct(nn.Module):
         return _map(x, self.act, "OctAct")
 
 
-class OctDropout(nn.Module):
+class OctDropout(OctaveModule):
     """Dropout applied to each group independently.
 
     Args:
@@ -129,7 +129,7 @@ class OctDropout(nn.Module):
         return _map(x, lambda t: F.dropout(t, self.p, self.training), "OctDropout")
 
 
-class OctPool3d(nn.Module):
+class OctPool3d(OctaveModule):
     """Max or average pooling applied to each group, keeping the pair aligned.
 
     The low group is pooled with ceil rounding and cropped to ceil(high / octave), so a floor-mode
@@ -283,7 +283,7 @@ def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
     return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
 
 
-class OctSplit(nn.Module):
+class OctSplit(OctaveModule):
     """Where one tensor becomes two: the last ``low_channels`` channels go one octave down.
 
     It takes one (B, ``channels``, T, H, W) tensor; another rank or channel count is one
@@ -329,7 +329,7 @@ class OctSplit(nn.Module):
         return OctPair(x[:, :n_high], downsample(x[:, n_high:], self.octave))
 
 
-class OctMerge(nn.Module):
+class OctMerge(OctaveModule):
     """Where two become one: the low group is upsampled to the high size and concatenated.
 
     Args:

@@ -78,7 +78,28 @@ def _input_size(size: Sequence[int]) -> tuple[int, int, int]:
     return tuple(s if isinstance(s, torch.Tensor) else int(s) for s in size)  # type: ignore[return-value]
 
 
-class OctConv3d(nn.Module):
+class OctaveModule(nn.Module):
+    """The base of octvideo's octave layers (``OctConv3d`` and those of ``octvideo.ops.layers``),
+    which take a plain tensor or an ``OctPair`` and check them in Python: none can be scripted,
+    and scripting one, or a model holding one, stops in one line that says what to use."""
+
+    def __prepare_scriptable__(self) -> OctaveModule:
+        """``torch.jit.script`` calls this on every submodule before it compiles one: an octave
+        layer cannot be scripted (its forward takes a tensor or a pair, checks them in Python,
+        and ``OctConv3d`` passes itself to ``octvideo.ops.fast``), so the error is one line that
+        says what to use.
+
+        Raises:
+            RuntimeError: always.
+        """
+        raise RuntimeError(
+            f"torch.jit.script cannot compile {type(self).__name__} (octvideo's octave layers "
+            f"are not scriptable); record the model with torch.jit.trace(model, clip), once per "
+            f"clip size, or export it with `octvideo export --format torchscript`"
+        )
+
+
+class OctConv3d(OctaveModule):
     """A 3D convolution over a (high, low) octave pair.
 
     For input (X_H, X_L) and output (Y_H, Y_L)::
@@ -262,20 +283,6 @@ class OctConv3d(nn.Module):
         )
         self.conv_lh = make(self.in_low, self.out_high, False) if cross else None
         self.conv_ll = make(self.in_low, self.out_low, bias)
-
-    def __prepare_scriptable__(self) -> OctConv3d:
-        """``torch.jit.script`` calls this on every submodule before it compiles one: an octave
-        layer cannot be scripted (its forward takes a tensor or a pair, checks them in Python and
-        passes itself to ``octvideo.ops.fast``), so the error is one line that says what to use.
-
-        Raises:
-            RuntimeError: always.
-        """
-        raise RuntimeError(
-            f"torch.jit.script cannot compile {type(self).__name__} (octvideo's octave layers "
-            f"are not scriptable); record the model with torch.jit.trace(model, clip), once per "
-            f"clip size, or export it with `octvideo export --format torchscript`"
-        )
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         x_h, x_l = self._prepare(x)

@@ -548,3 +548,42 @@ def test_norm_refuses_another_split_naming_both(given, built, got):
     assert str(caught.value) == (
         f"OctNorm expects (high, low) channels {want} (alpha={built} of 32), got {got}"
     )
+
+
+# every octave layer of octvideo.ops.layers, built small (FoldedNorm, an nn.Identity, scripts)
+OCTAVE_LAYERS = {
+    "OctAct": OctAct,
+    "OctDropout": OctDropout,
+    "OctMerge": OctMerge,
+    "OctNorm": lambda: OctNorm(8, alpha=0.5),
+    "OctPool3d": lambda: OctPool3d(2),
+    "OctSplit": lambda: OctSplit(8, alpha=0.5),
+}
+
+
+def test_the_scripting_refusal_covers_every_octave_layer():
+    from octvideo.ops import layers
+
+    found = {
+        name
+        for name, value in vars(layers).items()
+        if isinstance(value, type)
+        and issubclass(value, nn.Module)
+        and value.__module__ == layers.__name__
+    }
+    assert found - {"FoldedNorm"} == set(OCTAVE_LAYERS)
+
+
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", sorted(OCTAVE_LAYERS))
+def test_scripting_an_octave_layer_is_refused_in_one_line_naming_trace(name):
+    from octvideo.ops.octconv import OctaveModule
+
+    layer = OCTAVE_LAYERS[name]()
+    # one refusal for every octave layer, OctConv3d's included: none of its own
+    assert type(layer).__prepare_scriptable__ is OctaveModule.__prepare_scriptable__
+    for model in (layer, nn.Sequential(nn.Identity(), layer)):
+        match = rf"^torch\.jit\.script cannot compile {name} "
+        with pytest.raises(RuntimeError, match=match) as err:
+            torch.jit.script(model)
+        assert "\n" not in str(err.value) and "torch.jit.trace(model, clip)" in str(err.value)

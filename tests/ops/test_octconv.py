@@ -657,6 +657,10 @@ def test_layer_runs_under_vmap_as_nn_conv3d_does(layout):
 
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script` is deprecated:FutureWarning")
 def test_scripting_is_refused_in_one_line_naming_trace():
+    from octvideo.ops.octconv import OctaveModule
+
+    # the one refusal every octave layer shares (tests/ops/test_layers.py: the others)
+    assert OctConv3d.__prepare_scriptable__ is OctaveModule.__prepare_scriptable__
     for model in (
         OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5),
         nn.Sequential(OctConv3d(3, 8, 1)),
