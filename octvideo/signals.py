@@ -1,9 +1,13 @@
-"""Signal handlers set for a block of code and put back after it, in the main thread only.
+"""Signal handlers set for a block of code and put back after it, and the program's exit.
 
 Python runs a signal's handler in the main thread and lets only that thread set one
 (``signal.signal`` raises ``ValueError`` elsewhere). A command run in another thread (a test, a
 notebook's worker thread) keeps the handlers it has: ``handler`` and ``restored`` do nothing
-there. This module imports nothing of octvideo, so that every layer may use it.
+there.
+
+``exit_now`` ends the program once its status is known, with SIGTERM and Ctrl-C unable to turn a
+finished command into a stopped one. This module imports nothing of octvideo, so that every layer
+may use it.
 """
 
 from __future__ import annotations
@@ -58,15 +62,14 @@ def handler(signum: int, fn: Handler) -> Iterator[None]:
 
 
 def exit_now(status: int) -> NoReturn:
-    """Ends the process with ``status``, as the interpreter's exit does, but as soon as its
-    work is done: for a program whose last line is printed and whose status is decided.
+    """Ends the process with ``status`` once its last line is printed: the other threads are
+    joined, the ``atexit`` functions run (worker pools, log handlers) and stdout and stderr
+    flushed, as at the interpreter's exit, and SIGTERM or Ctrl-C meanwhile ends it at once with
+    ``status``.
 
-    The interpreter's own exit joins the other threads, runs the ``atexit`` functions (worker
-    pools, log handlers) and flushes stdout and stderr, then frees every module's objects one by
-    one (up to seconds with torch loaded), with Ctrl-C and SIGTERM at their default action: a
-    signal there killed a finished command, as though its work were lost. Here the first three
-    steps run with SIGTERM and Ctrl-C ending the process at once with ``status``, and the
-    fourth is skipped: the operating system frees a process's memory whole.
+    The interpreter's exit would then free every module's objects one by one, seconds with torch
+    loaded, and a signal during that killed a finished command. Here the operating system frees
+    the memory whole.
     """
 
     def leave(signum: int, frame: FrameType | None) -> None:
@@ -79,7 +82,7 @@ def exit_now(status: int) -> NoReturn:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # private, but the only way to run them before os._exit
     _flush_streams()
     os._exit(status)
 
