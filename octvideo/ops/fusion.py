@@ -43,6 +43,7 @@ from collections import Counter
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parameter import UninitializedBuffer
 
 from octvideo.ops import fast
 from octvideo.ops.layers import FoldedNorm, OctNorm
@@ -63,7 +64,10 @@ def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         model: any module; the pairs are those ``fusable_pairs`` finds in each of its modules.
             A convolution or norm that sits in more than one place of ``model`` is left unfused.
         inplace: change ``model`` itself; by default a copy is fused and ``model`` is left as
-            it is.
+            it is. Lazy modules (``nn.Lazy*``) that have not run yet are left unfused, and in a
+            copy are as lazy as in ``model``: their shapes and weights are set at the copy's
+            first forward, apart from ``model``'s (run one clip through ``model`` first for a
+            copy of its weights).
 
     Returns:
         The fused model, in eval mode.
@@ -72,7 +76,7 @@ def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         ValueError: a module's ``fusable_pairs`` attribute does not name pairs of its children.
     """
     if not inplace:
-        model = copy.deepcopy(model)
+        model = _copy(model)
     model.eval()
     places = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
     for parent in list(model.modules()):
@@ -83,6 +87,17 @@ def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
                 setattr(parent, conv_name, FusedOctConv3d.fold(conv, norm))
                 setattr(parent, norm_name, FoldedNorm())
     return model
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``. Lazy buffers that have not run yet (``nn.LazyBatchNorm3d``'s),
+    which torch refuses to copy, get new uninitialised ones, as its lazy parameters do."""
+    memo = {
+        id(b): type(b)(b.requires_grad, b.device, b.dtype, getattr(b, "persistent", True))
+        for b in model.buffers()
+        if isinstance(b, UninitializedBuffer)
+    }
+    return copy.deepcopy(model, memo)
 
 
 def fusable_pairs(module: nn.Module) -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 import octvideo
 from octvideo.models import create_model, list_models
@@ -115,6 +116,33 @@ def test_fuse_for_inference_copies_unless_asked_and_returns_eval_mode() -> None:
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert fuse_for_inference(model, inplace=True) is model
     assert any(isinstance(m, FusedOctConv3d) for m in model.modules())
+
+
+def _lazy_tail() -> nn.Sequential:
+    """Octave layers, then lazy ones (``nn.LazyBatchNorm3d`` holds lazy buffers), in float64."""
+    f64 = {"dtype": torch.float64}
+    return nn.Sequential(
+        OctConv3d(3, 8, 3, padding=1).double(),
+        OctNorm(8).double(),
+        nn.LazyConv3d(4, 1, **f64),
+        nn.LazyBatchNorm3d(**f64),
+    )
+
+
+def test_a_model_whose_lazy_modules_have_not_run_fuses_into_a_copy_of_its_own() -> None:
+    model = _lazy_tail()
+    fused = fuse_for_inference(model)  # torch's deepcopy refuses lazy buffers
+    assert isinstance(fused[0], FusedOctConv3d) and isinstance(fused[1], FoldedNorm)
+    assert fused[3].running_mean is not model[3].running_mean
+    assert fused(torch.randn(1, 3, 2, 6, 6, dtype=torch.float64)).shape == (1, 4, 2, 6, 6)
+    assert is_lazy(model[3].running_mean) and is_lazy(model[2].weight)  # the model's wait
+
+
+def test_a_model_whose_lazy_modules_have_run_fuses_equal_in_float64() -> None:
+    model, x = _lazy_tail().eval(), torch.randn(2, 3, 2, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        model(x)  # the first forward sets the lazy modules' shapes and weights
+        torch.testing.assert_close(fuse_for_inference(model)(x), model(x), rtol=0, atol=1e-10)
 
 
 def test_a_norm_that_does_not_follow_its_convolution_is_left_alone() -> None:
