@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -125,6 +125,42 @@ def check_same_classes(
     )
 
 
+class PathwayMisfit(NamedTuple):
+    """How a clip fails a network's SlowFast pathways (``pathway_misfit``).
+
+    Attributes:
+        kind: ``"pathways"`` (the network takes [slow, fast] pathways, the clip is one),
+            ``"one clip"`` (the network takes one clip, the clip has pathways), ``"ratio"``
+            (both have pathways, at other speed ratios) or ``"frames"`` (the clip's frames are
+            not a multiple of the ratio: the slow pathway takes every ratio-th frame).
+        frames: for ``"frames"``, the nearest number of frames that is a multiple; else None.
+    """
+
+    kind: str
+    frames: int | None = None
+
+
+def pathway_misfit(want: int | None, got: int | None, frames: int) -> PathwayMisfit | None:
+    """Whether a clip of ``frames`` frames at SlowFast speed ratio ``got`` (None: one clip) fits
+    a network built with speed ratio ``want`` (its ``slowfast_alpha``; None: it takes one clip):
+    the checks ``check_clip`` and the Predictor (``octvideo.inference.predictor.misfit``) make
+    before running the network, each worded for the settings its user gave (config keys,
+    protocol fields).
+
+    Returns:
+        None when they fit; else how they do not.
+    """
+    if want is not None and got is None:
+        return PathwayMisfit("pathways")
+    if want is None and got is not None:
+        return PathwayMisfit("one clip")
+    if want is not None and got != want:
+        return PathwayMisfit("ratio")
+    if want is not None and frames % want:
+        return PathwayMisfit("frames", max(want, frames - frames % want))
+    return None
+
+
 def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> None:
     """Check that the network takes the clips the data section makes, before any work is done.
 
@@ -139,25 +175,20 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
         model = _create(cfg)
     model.eval()
     frames, want, got = data.num_frames, getattr(model, "slowfast_alpha", None), data.slowfast_alpha
-    if want is not None and got is None:
+    bad = pathway_misfit(want, got, frames)
+    if bad is not None:
         raise ConfigError(
-            f"model.name={cfg.name} takes [slow, fast] pathways: set data.slowfast_alpha={want}"
-        )
-    if want is None and got is not None:
-        raise ConfigError(
-            f"model.name={cfg.name} takes one clip, not SlowFast pathways: "
-            "set data.slowfast_alpha=null"
-        )
-    if want is not None and got != want:
-        raise ConfigError(
-            f"data.slowfast_alpha={got} but {cfg.name} is built with slowfast_alpha={want}; "
-            f"set data.slowfast_alpha={want}"
-        )
-    if want is not None and frames % want:
-        raise ConfigError(
-            f"data.num_frames={frames} is not a multiple of data.slowfast_alpha={want} (the "
-            f"slow pathway takes every {want}th frame of the fast one); use "
-            f"data.num_frames={max(want, frames - frames % want)}"
+            {
+                "pathways": f"model.name={cfg.name} takes [slow, fast] pathways: set "
+                f"data.slowfast_alpha={want}",
+                "one clip": f"model.name={cfg.name} takes one clip, not SlowFast pathways: "
+                "set data.slowfast_alpha=null",
+                "ratio": f"data.slowfast_alpha={got} but {cfg.name} is built with "
+                f"slowfast_alpha={want}; set data.slowfast_alpha={want}",
+                "frames": f"data.num_frames={frames} is not a multiple of data.slowfast_alpha="
+                f"{want} (the slow pathway takes every {want}th frame of the fast one); use "
+                f"data.num_frames={bad.frames}",
+            }[bad.kind]
         )
     for size in sorted(set(crop_sizes)):
         with torch.device("meta"):

@@ -253,3 +253,20 @@ def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
     assert build_module.resolve_precision("auto", "gpu") == expected
     assert build_module.resolve_precision("auto", "cpu") == "32-true"
     assert build_module.resolve_precision("16-true", "gpu") == "16-true"
+
+
+@pytest.mark.parametrize(
+    ("want", "got", "frames", "expected"),
+    [
+        (None, None, 7, None),
+        (4, 4, 8, None),
+        (4, None, 8, ("pathways", None)),
+        (None, 4, 8, ("one clip", None)),
+        (4, 2, 8, ("ratio", None)),
+        (4, 4, 10, ("frames", 8)),
+        (4, 4, 3, ("frames", 4)),
+    ],
+)
+def test_pathway_misfit_is_the_one_slowfast_check_of_train_and_predict(want, got, frames, expected):
+    bad = build_module.pathway_misfit(want, got, frames)
+    assert (None if bad is None else tuple(bad)) == expected
