@@ -118,8 +118,13 @@ def read_bad_videos(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
 
 
 def check_one(path: str, decoder: str) -> str:
-    """Decode every frame of one video; return "" if it is fine, else the error."""
-    from octvideo.data.decoding import decode_clip, probe
+    """Decode every frame of one video; return "" if it is fine, else the error.
+
+    Raises:
+        RunStopped: the decoder met the machine's fault, not the video's (out of open files or
+            memory, ``decoding.machine_fault_message``): the video is not to blame.
+    """
+    from octvideo.data.decoding import decode_clip, machine_fault_message, probe
 
     try:
         info = probe(path, decoder=decoder)
@@ -127,17 +132,24 @@ def check_one(path: str, decoder: str) -> str:
             chunk = np.arange(start, min(start + CHUNK, info.num_frames))
             decode_clip(path, lambda _, c=chunk: c, decoder=decoder)
     except Exception as err:  # any failure is the finding being reported, not swallowed
+        machine = machine_fault_message(err, f"decoding {path}")
+        if machine is not None:
+            raise RunStopped(machine) from err
         return f"{type(err).__name__}: {err}"
     return ""
 
 
 def _worker(conn: Connection, decoder: str, check: Callable[[str, str], str]) -> None:
     """Decode the videos the parent sends with ``check``, one at a time, until it sends None or
-    goes away; each ``(index, path)`` is answered with ``(index, error)``."""
+    goes away; each ``(index, path)`` is answered with ``(index, error)``, or with ``(index,
+    RunStopped)`` for the machine's fault, which stops the check."""
 
-    def decode(task: tuple[int, str]) -> Iterator[tuple[int, str]]:
+    def decode(task: tuple[int, str]) -> Iterator[tuple[int, str | RunStopped]]:
         index, path = task
-        yield index, check(path, decoder)
+        try:
+            yield index, check(path, decoder)
+        except RunStopped as err:
+            yield index, RunStopped(str(err))  # its message, without the decoder's traceback
 
     serve(conn, decode)
 
@@ -225,6 +237,8 @@ class _CheckPool:
                 self.replace(worker, kill=True)
                 continue
             worker.task = None
+            if isinstance(error, RunStopped):  # the machine's fault: no video is to blame
+                raise error
             decoded.append((index, error))
         return decoded, lost
 
@@ -338,7 +352,7 @@ def check_videos(
     checked: set[int] = set()
     try:
         _decode_all(paths, workers, decoder, timeout, progress, errors, checked)
-    except KeyboardInterrupt as err:  # Interrupted, Terminated, or Python's own on Ctrl-C
+    except (KeyboardInterrupt, RunStopped) as err:  # Ctrl-C, SIGTERM, or out of open files
         raise _stopped(err, out, paths, errors, len(checked)) from err
     report = CheckReport(
         total=len(paths),
@@ -365,23 +379,27 @@ def check_videos(
 
 
 def _stopped(
-    err: KeyboardInterrupt,
+    err: KeyboardInterrupt | RunStopped,
     out: str | os.PathLike[str] | None,
     paths: list[str],
     errors: dict[int, str],
     checked: int,
-) -> Interrupted:
-    """The stop of a check by Ctrl-C or SIGTERM (``err``), after ``checked`` of ``paths``, the
-    bad among them ``errors``: their report is written to ``out``, marked as partial, unless no
-    video was checked (an earlier report is then left as it was).
+) -> Interrupted | RunStopped:
+    """The stop of a check by Ctrl-C or SIGTERM, or by the machine's fault (``err``), after
+    ``checked`` of ``paths``, the bad among them ``errors``: their report is written to ``out``,
+    marked as partial, unless no video was checked (an earlier report is then left as it was).
 
     Returns:
-        ``Interrupted`` (``Terminated`` for SIGTERM) whose message says how many videos were
-        checked and where the bad ones are.
+        ``Interrupted`` (``Terminated`` for SIGTERM), or ``RunStopped`` for the machine's fault,
+        whose message says why, how many videos were checked and where the bad ones are.
     """
-    kind = type(err) if isinstance(err, Interrupted) else Interrupted
+    if isinstance(err, RunStopped):
+        kind: type[Interrupted | RunStopped] = RunStopped
+        head = f"{err}; stopped after {checked} of {len(paths)} videos"
+    else:
+        kind = type(err) if isinstance(err, Interrupted) else Interrupted
+        head = f"stopped by {kind.cause} after {checked} of {len(paths)} videos"
     total, bad = len(paths), [(paths[i], errors[i]) for i in sorted(errors)]
-    head = f"stopped by {kind.cause} after {checked} of {total} videos"
     again = f"run it again to check all {total}"
     if out is None:
         return kind(f"{head}, {len(bad)} bad among them; {again}")

@@ -16,6 +16,9 @@ Bad videos (missing, zero bytes, not a video, truncated, a decoder error):
   workers are other processes; ``BadVideoTracker`` / ``BadVideoCallback`` in the main process log
   each file's error once and the skip count at each epoch end. When every retry fails the loader
   raises ``RuntimeError`` with all the errors: a dataset that bad should stop the run.
+- the machine, not the video: a decoder out of open files or memory (``decoding.machine_fault``)
+  is no bad video; the item raises it, never retries or fails the video, and the run stops on it
+  (EMFILE and ENFILE as ``OutOfOpenFiles``, which ``engine.run`` words as the open-file limit).
 - val / test: never a substitute. The item keeps its video's label and indices, has
   ``ok=False``, ``error`` set, and an all-zero ``video`` of the normal shape (so it collates); the
   consumer must drop rows with ``ok == False`` and count them as failed. ``dataset.records[i]``
@@ -37,6 +40,7 @@ decoded clip, so the crops of one temporal clip decode it once.
 
 from __future__ import annotations
 
+import errno
 import logging
 import operator
 import os
@@ -51,7 +55,7 @@ from torch.utils.data import Dataset
 from octvideo.argtypes import is_whole
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.config import DataConfig, check_data_config
-from octvideo.data.decoding import VideoInfo, decode_clip
+from octvideo.data.decoding import VideoInfo, decode_clip, machine_fault
 from octvideo.data.sampling import (
     center_clip_indices,
     clip_stride,
@@ -64,6 +68,7 @@ from octvideo.data.transforms import (
     train_transform,
     val_transform,
 )
+from octvideo.data.workers import out_of_open_files
 from octvideo.errors import DecodeError, TooManyBadVideos, first_line
 
 logger = logging.getLogger(__name__)
@@ -112,6 +117,29 @@ def worker_crash_report(err: BaseException, trail_dir: str | os.PathLike | None)
             "and fix or remove it from the list"
         )
     return None
+
+
+class OutOfOpenFiles(OSError):
+    """EMFILE or ENFILE met decoding a video. PyTorch rebuilds a data-loader worker's error in
+    its caller from the worker's text alone (``type(err)(text)``), which leaves a plain
+    ``OSError`` without its errno; this one keeps it, so that the caller stops on the open-file
+    limit (``workers.out_of_open_files``) and not on a video."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1:  # PyTorch's rebuild: the worker's traceback as text
+            args = (errno.EMFILE, args[0])
+        super().__init__(*args)
+
+
+def _machine_fault(err: BaseException) -> None:
+    """Raises the machine's fault ``err`` is, or came from (``decoding.machine_fault``): no
+    video is to blame. EMFILE and ENFILE as ``OutOfOpenFiles``; ENOMEM as it is."""
+    fault = machine_fault(err)
+    if fault is None:
+        return
+    if out_of_open_files(fault):
+        raise OutOfOpenFiles(fault.errno, fault.strerror, getattr(fault, "filename", None)) from err
+    raise fault
 
 
 def _record(i: int, record: object) -> VideoRecord:
@@ -239,6 +267,7 @@ class VideoDataset(Dataset):
             try:
                 frames = self._decode(video_index, choose)
             except (DecodeError, OSError, IndexError) as err:
+                _machine_fault(err)
                 path = self.records[video_index].path
                 logger.debug("skipping %s: %s", path, err)
                 failures.append((path, str(err)))
@@ -279,6 +308,7 @@ class VideoDataset(Dataset):
             try:
                 frames = self._eval_frames(video_index, temporal_index)
             except (DecodeError, OSError, IndexError) as err:
+                _machine_fault(err)
                 error = self._failed[video_index] = f"{type(err).__name__}: {err}"
                 logger.debug("failed: %s", error)
         if error is not None:

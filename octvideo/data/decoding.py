@@ -60,6 +60,11 @@ a truncated MP4 without its index, an index past the decodable frames) raises ``
 decoding at some frame (a recording cut short with its index first, a partial download) is one
 reason in the same words wherever it is read (``frames 568 to 570 of 571 (from 56.8 s) cannot be
 decoded: the file is truncated or corrupt``), with that first frame as ``DecodeError.frame``.
+A failure that is the machine's, not the file's (the process or the system out of open files,
+or out of memory: ``MACHINE_ERRNOS``, from either decoder) is raised as the ``OSError`` (PyAV's
+``MemoryError`` for ENOMEM) with its errno, never as a ``DecodeError``: the file may be fine, so
+``"auto"`` does not try PyAV on it, and a caller stops on it (``machine_fault_message``) instead
+of counting a bad video.
 FFmpeg's own log lines are silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet
 when decord is first used), as octvideo reports the error itself. decord's C++ code prints a line of
 its own to the process's stderr for a file its FFmpeg cannot open (``video_reader.cc:83: ERROR
@@ -76,6 +81,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
+import errno
 import functools
 import logging
 import os
@@ -90,6 +96,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
+from octvideo.data.workers import open_files_message, out_of_open_files
 from octvideo.errors import DecodeError
 from octvideo.paths import is_missing, why_not_a_file
 
@@ -132,6 +139,47 @@ MAX_DECODE_SHORT_SIDE = 1080
 # FFmpeg threads of a PyAV decode: 0 lets FFmpeg choose (one per core); a process that decodes
 # beside others (predict's decoding workers) sets 1, as decord's readers always use.
 PYAV_THREADS = 0
+# errno values of a failure that is the machine's, not the file's: the process's or the system's
+# open files used up, or memory. FFmpeg reports them as AVERROR(errno) codes like a file's faults.
+MACHINE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+
+
+def machine_fault(err: BaseException) -> BaseException | None:
+    """The error with an errno of ``MACHINE_ERRNOS`` that ``err`` is, or was raised from or
+    during (an ``OSError``, or PyAV's ``MemoryError`` for ENOMEM); None when there is none: the
+    failure is the file's, or the code's."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | MemoryError) and (
+            getattr(current, "errno", None) in MACHINE_ERRNOS
+        ):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def machine_fault_message(err: BaseException, what: str) -> str | None:
+    """One line for a machine's fault that ``what`` met (``machine_fault``): the open-file limit
+    and what to do (``workers.open_files_message``), or memory; None for any other error."""
+    if out_of_open_files(err):
+        return open_files_message(what)
+    if machine_fault(err) is None:
+        return None
+    return (
+        f"{what} ran out of memory ({os.strerror(errno.ENOMEM)}); free memory or use fewer workers"
+    )
+
+
+def _machine_error(code: int, path: str | None = None) -> OSError | None:
+    """The ``OSError`` of FFmpeg's error ``code`` (a negative AVERROR) met reading ``path``, when
+    it is the machine's (``MACHINE_ERRNOS``); None for a file's."""
+    if -code not in MACHINE_ERRNOS:
+        return None
+    if path is None:
+        return OSError(-code, os.strerror(-code))
+    return OSError(-code, os.strerror(-code), path)
 
 
 def decoded_size(width: int, height: int) -> tuple[int, int]:
@@ -341,12 +389,15 @@ def open_container(path: str) -> Any:
 
     Raises:
         DecodeError: PyAV cannot open it, in FFmpeg's reason ("the file is empty" for 0 bytes).
+        OSError: the machine's fault (``MACHINE_ERRNOS``; PyAV's ``MemoryError`` for ENOMEM).
     """
     import av
 
     try:
         return av.open(path, metadata_errors="ignore")
     except Exception as err:  # av.FFmpegError, OSError, ...: not readable by PyAV
+        if machine_fault(err) is not None:
+            raise  # the machine's fault: the file may be fine
         raise _pyav_open_error(path, err) from None
 
 
@@ -392,8 +443,9 @@ def _read_header(path: str) -> _Header:
             for frame in container.decode(stream):
                 matrix, size = display_matrix(frame), (frame.width, frame.height)
                 break
-        except Exception:  # a broken stream: the decoder reports it
-            pass
+        except Exception as err:  # a broken stream: the decoder reports it
+            if machine_fault(err) is not None:
+                raise
         if matrix is None:
             tags = {key.lower(): value for key, value in stream.metadata.items()}
             matrix = _rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
@@ -456,6 +508,9 @@ def _decord_open_error(path: str) -> str | None:
     with the same arguments and path bytes (decord passes ``str.encode("utf-8")``), so it fails
     exactly when decord's would (a file rewritten between the two aside), and such a file is
     refused before decord sees it. It costs one more read of the file's header.
+
+    Raises:
+        OSError: the open failed for the machine's fault (``MACHINE_ERRNOS``), not the file's.
     """
     open_input, close_input, _ = _decord_avformat()
     context = ctypes.c_void_p()
@@ -463,6 +518,9 @@ def _decord_open_error(path: str) -> str | None:
     if code == 0:
         close_input(ctypes.byref(context))
         return None
+    machine = _machine_error(code, path)
+    if machine is not None:
+        raise machine
     return _ffmpeg_reason(code).text
 
 
@@ -497,7 +555,11 @@ _AV_READ_FAILED = re.compile(r"av_read_frame failed with (\d+)")
 
 def _decord_cause(err: Exception) -> str:
     """What decord's error ``err`` means, in octvideo's words: its C++ text (a timestamp, decord's
-    source path, "Check failed: ...") goes to the DEBUG log, for whoever needs it."""
+    source path, "Check failed: ...") goes to the DEBUG log, for whoever needs it.
+
+    Raises:
+        OSError: reading packets failed for the machine's fault (``MACHINE_ERRNOS``).
+    """
     text = str(err).strip()
     logger.debug("decord: %s: %s", type(err).__name__, text)
     if not _DMLC_PREFIX.match(text):
@@ -508,6 +570,9 @@ def _decord_cause(err: Exception) -> str:
             if code is None:
                 return cause
             # decord prints AVERROR(ret), FFmpeg's code negated: FFmpeg names it
+            machine = _machine_error(-int(code.group(1)))
+            if machine is not None:
+                raise machine  # the machine's, not the file's
             reason = _ffmpeg_reason(-int(code.group(1)))
             if not reason.known:
                 return f"reading its packets failed: {cause}"
@@ -688,8 +753,9 @@ class _PyAVReader:
                     reached = frame.pts if reached is None else max(reached, frame.pts)
                     if frame.pts >= last:
                         break
-            except av.FFmpegError:  # a packet cut short or damaged: nothing decodes past it
-                pass
+            except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
+                if machine_fault(err) is not None:
+                    raise
         if len(frames) == len(wanted):
             return frames
         missing = [pts for pts, i in wanted.items() if i not in frames]
@@ -712,8 +778,9 @@ class _PyAVReader:
                     decoded += 1
                     if decoded > last:
                         break
-            except av.FFmpegError:  # a packet cut short or damaged: nothing decodes past it
-                pass
+            except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
+                if machine_fault(err) is not None:
+                    raise
         if len(frames) != len(wanted):
             raise self._undecodable(decoded)
         return frames
@@ -749,6 +816,8 @@ def _open(path: str, decoder: str, header: _Header | None = None) -> _DecordRead
     except DecodeError:
         raise
     except Exception as err:  # decoders raise RuntimeError, av.FFmpegError, IndexError, ...
+        if machine_fault(err) is not None:
+            raise  # the machine's fault: not the file's, and no fallback to PyAV
         if decoder == "decord":
             reason = f"decord cannot open it: {_decord_cause(err)}"
             raise DecodeError(path, reason, decoder=decoder) from None  # C++ text: DEBUG log
@@ -794,6 +863,8 @@ def _read(reader: _DecordReader | _PyAVReader, path: str, indices: np.ndarray) -
     except DecodeError:
         raise
     except Exception as err:  # see _open
+        if machine_fault(err) is not None:
+            raise
         decoder = reader.info.decoder
         raise DecodeError(
             path, f"{decoder} failed to decode frames: {type(err).__name__}: {err}", decoder=decoder

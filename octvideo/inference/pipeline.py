@@ -41,7 +41,9 @@ file, or decoding one chunk of clips) is killed and its input fails with a timeo
 dies (a decoder's segfault) fails its input. Either way a fresh worker takes the next input. With
 ``workers=0`` a hanging decoder hangs the run: only a separate process can be stopped. A failed
 input is its result's ``error``, logged only at DEBUG level: the caller reports it (``predict``
-prints one line for it).
+prints one line for it). A fault of the machine, not the input (a decoder out of open files or
+memory, ``decoding.machine_fault_message``), is no input's: it stops the run with ``RunStopped``,
+its one line, once the inputs before it have their results.
 
 A result's ``seconds`` is the input's own time: the time its reader spent opening and decoding it
 (in its worker or here; not the waits for room, nor the other inputs' time), to the time its
@@ -80,6 +82,7 @@ from octvideo.data.workers import (
     usable_cores,
     worker_context,
 )
+from octvideo.errors import RunStopped
 from octvideo.inference.predictor import (
     InputHeader,
     Predictor,
@@ -174,7 +177,9 @@ class PipelineStats:
 
 
 # ("open", InputHeader) | ("clips", views) | ("end", None | (InputHeader, str)) | ("error", str)
+# | ("stop", str): the machine's fault, which stops the run
 Event = tuple[str, Any]
+ENDS = ("end", "error", "stop")  # the events that end an input
 
 
 def read_input(
@@ -188,7 +193,8 @@ def read_input(
     says where that is: their scores are kept, the input counts as failed.
 
     Anything raised while reading is the input's error (decoders raise many kinds); it is logged
-    with its traceback at DEBUG level.
+    with its traceback at DEBUG level. The machine's fault (out of open files or memory) is no
+    input's: "stop" with its one line.
     """
     try:
         opened = predictor.open_input(
@@ -199,6 +205,10 @@ def read_input(
             yield "clips", views
     except Exception as err:  # the input's failure, reported in its record
         logger.debug("%s failed", path, exc_info=True)
+        machine = decoding.machine_fault_message(err, f"decoding {path}")
+        if machine is not None:
+            yield "stop", machine
+            return
         yield "error", f"{type(err).__name__}: {err}"
         return
     yield "end", None if opened.cut is None else (opened.header(), opened.cut)
@@ -346,7 +356,7 @@ class _Pool:
                     worker.buffered += len(payload)
                     self.waiting += len(payload)
                     self.peak = max(self.peak, self.waiting)
-                elif kind in ("end", "error"):
+                elif kind in ENDS:
                     worker.index = None
                     self._seconds[index] = seconds
                     self._assign()  # its next input, now: the model side may be busy
@@ -380,7 +390,7 @@ class _Pool:
         while True:
             kind, payload = self._next(index)
             yield kind, payload
-            if kind in ("end", "error"):
+            if kind in ENDS:
                 return
 
     def _next(self, index: int) -> Event:
@@ -683,7 +693,9 @@ def predict_many(
         ValueError: an argument out of its bounds, or an open-file limit too low for the workers
             even when raised to the hard one (``workers.check_open_files``), before any input is
             read.
-        RunStopped: the process ran out of open files starting a worker anyway.
+        RunStopped: the process ran out of open files starting a worker anyway, or a decoder
+            met the machine's fault (out of open files or memory) reading an input: the inputs
+            before it are predicted and yielded first.
     """
     if isinstance(paths, str | bytes | os.PathLike):
         raise ValueError(
@@ -754,6 +766,12 @@ def _predict_many(
                     pending.header = payload
                 elif kind == "clips":
                     batcher.add(pending, payload)
+                elif kind == "stop":  # the machine's fault: the inputs read before it finish
+                    batcher.drop(pending)
+                    order.pop()
+                    batcher.flush()
+                    yield from done()
+                    raise RunStopped(payload)
                 else:
                     if kind == "error":  # no scores: the views not run yet are dropped
                         batcher.drop(pending)

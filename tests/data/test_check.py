@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
 import shutil
 import signal
 import stat
+import threading
 from functools import partial
 
 import pytest
@@ -19,9 +21,10 @@ from octvideo.cli import main
 from octvideo.data import check as check_module
 from octvideo.data import workers as workers_module
 from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
-from octvideo.errors import UsageError
+from octvideo.errors import RunStopped, UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
+from tests.data.test_decoding import no_free_files
 from tests.data.test_workers import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.reliability.bad_input_matrix import ODD_ENTRIES, make_no_file
@@ -474,3 +477,49 @@ def test_an_open_file_limit_too_low_for_the_workers_is_refused_in_one_line(
         "2); raise `ulimit -n` to at least 24 or use fewer workers"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt"]
+
+
+def test_running_out_of_open_files_stops_the_check_and_blames_no_video(tmp_path, media):
+    # the decoder's EMFILE was the video's error: a bad-file row for a video that decodes
+    path = str(media["h264.mp4"])
+    check_module.check_one(path, "auto")  # the decoders loaded before the files run out
+    with no_free_files(), pytest.raises(RunStopped) as caught:
+        check_module.check_one(path, "auto")
+    assert str(caught.value).startswith(f"decoding {path} ran out of open files (the open-file ")
+    assert str(caught.value).endswith("); raise `ulimit -n` or use fewer workers")
+
+
+def test_a_check_stopped_by_the_machine_keeps_the_bad_videos_found(tmp_path, media, monkeypatch):
+    names = ["h264.mp4", "zero.mp4", "vp9.webm"]
+    (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
+    out = tmp_path / "bad.jsonl"
+    line = f"decoding {media['vp9.webm']} ran out of open files"
+
+    def decode_all(paths, workers, decoder, timeout, progress, errors, checked):
+        checked.update({0, 1})
+        errors[1] = "DecodeError: empty"
+        raise RunStopped(line)
+
+    monkeypatch.setattr(check_module, "_decode_all", decode_all)
+    with pytest.raises(RunStopped) as caught:
+        check_videos(tmp_path / "list.txt", out=out, progress=False)
+    assert str(caught.value) == (
+        f"{line}; stopped after 2 of 3 videos; the 1 bad among them are listed in {out}, marked "
+        "as partial; run it again to check all 3"
+    )
+    assert read_bad_videos(out) == [(str(media["zero.mp4"]), "DecodeError: empty")]
+
+
+def test_a_workers_machine_fault_reaches_the_check_as_its_stop_line():
+    def check(path: str, decoder: str) -> str:
+        raise RunStopped(f"decoding {path} ran out of open files")
+
+    parent, child = multiprocessing.Pipe()
+    thread = threading.Thread(target=check_module._worker, args=(child, "auto", check))
+    thread.start()
+    parent.send((3, "a.mp4"))
+    index, answer = parent.recv()
+    parent.send(None)
+    thread.join()
+    assert index == 3 and isinstance(answer, RunStopped)
+    assert str(answer) == "decoding a.mp4 ran out of open files"

@@ -4,19 +4,24 @@ that fails, and ``data.target_fps`` (a clip spans the same seconds at any frame 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 
 import numpy as np
 import pytest
 import torch
+from torch._utils import ExceptionWrapper
 from torch.utils.data import DataLoader
 
 from octvideo.data import BadVideoTracker, VideoDataset
 from octvideo.data.annotations import VideoRecord
+from octvideo.data.datasets import OutOfOpenFiles
 from octvideo.data.decoding import VideoInfo
 from octvideo.data.sampling import multiview_clip_indices
+from octvideo.data.workers import out_of_open_files
 from octvideo.errors import TooManyBadVideos
 from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index, records, small_config
+from tests.data.test_decoding import no_free_files
 
 
 def indices_of(video: torch.Tensor) -> list[int]:
@@ -244,3 +249,30 @@ def test_records_and_config_of_another_shape_are_refused(media):
         VideoDataset([path], small_config(), "val")
     with pytest.raises(TypeError, match="^VideoDataset takes a DataConfig .* got dict;"):
         VideoDataset([(path, 0)], dataclasses.asdict(small_config()), "val")
+
+
+@pytest.mark.parametrize("mode", ["train", "val", "test"])
+def test_running_out_of_open_files_stops_the_item_and_blames_no_video(media, mode):
+    # the decoder's EMFILE was a bad video: training drew other videos and gave up with
+    # TooManyBadVideos blaming them, evaluation counted the video as failed
+    dataset = VideoDataset(records(media, ["h264.mp4"] * 3), small_config(max_retries=2), mode)
+    dataset[0]  # the decoders loaded before the files run out
+    dataset._cache = None
+    with no_free_files(), pytest.raises(OutOfOpenFiles) as caught:
+        dataset[1 * dataset.views_per_video]
+    assert out_of_open_files(caught.value)
+    assert dataset._failed == {}
+    assert dataset[1 * dataset.views_per_video]["video"].shape[1] == 4  # the video was fine
+
+
+def test_out_of_open_files_in_a_worker_keeps_its_errno_through_pytorchs_rebuild():
+    # PyTorch raises a worker's error in its caller as type(err)(text): a plain OSError lost
+    # its errno there, and the run blamed no limit
+    try:
+        raise OutOfOpenFiles(errno.EMFILE, "Too many open files", "a.mp4")
+    except OutOfOpenFiles:
+        wrapper = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(OutOfOpenFiles) as caught:
+        wrapper.reraise()
+    assert caught.value.errno == errno.EMFILE
+    assert out_of_open_files(caught.value)

@@ -8,8 +8,12 @@ presentation times."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import resource
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -22,6 +26,7 @@ from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
 from octvideo.data.decoding import Video
+from octvideo.data.workers import open_file_limit
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,
@@ -713,3 +718,61 @@ def test_a_recording_cut_before_its_index_is_one_decode_error(cut_recordings, na
         decode_clip(path, lambda info: [0], decoder=decoder)
     assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
     assert _in_octvideos_words(str(err.value)) and "Error" not in err.value.reason
+
+
+@contextlib.contextmanager
+def no_free_files() -> Iterator[None]:
+    """Inside, this process can open no more files (EMFILE): its soft open-file limit is lowered
+    to a few past the files it holds, and those few are taken."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = len(os.listdir("/proc/self/fd"))
+    taken: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 16, hard))
+    try:
+        with contextlib.suppress(OSError):
+            while len(taken) < 64:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
+def test_running_out_of_open_files_is_the_machines_error_not_the_videos(media, decoder):
+    # decord's and PyAV's "cannot open it: Too many open files" was a DecodeError without its
+    # errno, counted as a bad video; "auto" went on to PyAV and blamed the file
+    path = str(media["h264.mp4"])
+    decode(path, [0], decoder=decoder)  # each decoder loaded before the files run out
+    with no_free_files(), pytest.raises(OSError) as caught:
+        decode(path, [0, 1], decoder=decoder)
+    assert not isinstance(caught.value, DecodeError)
+    assert caught.value.errno == errno.EMFILE
+    assert decoding_module.machine_fault_message(caught.value, "decoding it") == (
+        f"decoding it ran out of open files (the open-file limit is {open_file_limit()}); raise "
+        "`ulimit -n` or use fewer workers"
+    )
+    assert decode(path, [0, 1], decoder=decoder).shape[0] == 2  # the file was fine
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM])
+def test_an_ffmpeg_error_of_the_machine_is_raised_with_its_errno(media, monkeypatch, code):
+    def fail(*args, **kwargs):
+        av.error.err_check(-code, args[0])
+
+    monkeypatch.setattr(av, "open", fail)
+    with pytest.raises(OSError if code != errno.ENOMEM else MemoryError) as caught:
+        probe(media["h264.mp4"], decoder="pyav")
+    assert caught.value.errno == code
+    assert decoding_module.machine_fault(caught.value) is caught.value
+
+
+def test_a_files_fault_is_no_machine_fault(media):
+    with pytest.raises(DecodeError) as caught:
+        probe(media["zero.mp4"])
+    assert decoding_module.machine_fault(caught.value) is None
+    assert decoding_module.machine_fault_message(caught.value, "decoding it") is None
+    assert decoding_module.machine_fault_message(OSError(errno.ENOMEM, "x"), "decoding it") == (
+        "decoding it ran out of memory (Cannot allocate memory); free memory or use fewer workers"
+    )

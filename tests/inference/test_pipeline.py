@@ -10,6 +10,7 @@ reference, so a function defined in a test would not reach it."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -23,6 +24,8 @@ import torch
 
 from octvideo.cli import main
 from octvideo.data import decoding
+from octvideo.data.workers import open_file_limit
+from octvideo.errors import RunStopped
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference import predictor as predictor_module
@@ -575,4 +578,27 @@ def test_an_open_file_limit_too_low_for_the_workers_is_refused_before_any_input_
     assert str(caught.value) == (
         "the open-file limit 20 is too low for 3 workers (workers 3); raise `ulimit -n` to at "
         "least 28 or use fewer workers"
+    )
+
+
+def test_running_out_of_open_files_stops_predict_after_the_results_before_it(
+    predictor, videos, monkeypatch
+):
+    # the decoder's EMFILE was the input's error: a failed row for a video that decodes
+    paths = [str(videos[n]) for n in ("short", "odd", "vfr")]
+    open_input = predictor.open_input
+
+    def out_of_files(path, *args, **kwargs):
+        if path == paths[1]:
+            raise OSError(errno.EMFILE, "Too many open files", path)
+        return open_input(path, *args, **kwargs)
+
+    monkeypatch.setattr(predictor, "open_input", out_of_files)
+    results = predict_many(predictor, paths, workers=0)
+    assert next(results).ok
+    with pytest.raises(RunStopped) as caught:
+        next(results)
+    assert str(caught.value) == (
+        f"decoding {paths[1]} ran out of open files (the open-file limit is "
+        f"{open_file_limit()}); raise `ulimit -n` or use fewer workers"
     )
