@@ -518,6 +518,7 @@ def test_a_workers_machine_fault_reaches_the_check_as_its_stop_line():
     thread = threading.Thread(target=check_module._worker, args=(child, "auto", check))
     thread.start()
     parent.send((3, "a.mp4"))
+    assert parent.poll(60), "the worker died without an answer"  # a safety net, not a timing
     index, answer = parent.recv()
     parent.send(None)
     thread.join()
