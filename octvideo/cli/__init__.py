@@ -2,7 +2,8 @@
 
 Each command group is a module of this package, which exposes ``register(subparsers)``;
 ``register`` adds its parsers and sets ``func`` to a plain function taking the parsed namespace.
-Tests call those functions in-process, and ``main`` is only argument parsing plus error reporting.
+``entry`` is the ``octvideo`` program (``main``, then ``signals.exit_now``); tests call ``main``,
+which returns the status, or the command functions, in-process.
 The package sits on top of octvideo: nothing else in ``octvideo/`` imports it.
 
     data.py       octvideo data synth | check | prepare
