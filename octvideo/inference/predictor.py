@@ -537,8 +537,9 @@ class Misfit(NamedTuple):
 
     Attributes:
         field: the piece at fault: ``"protocol.slowfast_alpha"``, ``"protocol.num_frames"`` (the
-            model cannot take the protocol's test clip), ``"model"`` (it gives no (N, K) logits)
-            or ``"classes"`` (one name per output).
+            model cannot take the protocol's test clip, or its frames are not a multiple of the
+            SlowFast speed ratio), ``"model"`` (it gives no (N, K) logits) or ``"classes"`` (one
+            name per output).
         message: one line naming the piece and what to do.
         cause: the network's own first line where running it failed, else None.
     """
@@ -552,47 +553,91 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
     """Whether ``model`` takes ``protocol``'s test clips and gives one logit per name of
     ``classes``, decided before any video is read as ``octvideo train`` decides it
     (``octvideo.engine.build.check_clip``): SlowFast pathways on both sides or neither, at one
-    speed ratio, then one test clip run through the model on the meta device (shapes only: no
-    memory, no arithmetic; the model's own weights and modes are left as they are).
+    speed ratio, over a multiple of it of frames (``pathway_misfit``), then one test clip run
+    through the model on the meta device (shapes only: no memory, no arithmetic; the model's own
+    weights and modes are left as they are).
 
     Only the network's own forward can refuse the clip: a network that cannot be run there
-    (lazy modules, whose shapes the first clip sets; ``.item()``) is taken, and its clip and
-    class count are found at its first prediction.
+    (``.item()``) is taken, and its clip and class count are found at its first prediction; one
+    with lazy modules (``nn.Lazy*``), whose shapes the first clip sets, is taken here and checked
+    by the ``Predictor`` as it gives them their shapes (``_first_clip_misfit``).
 
     Returns:
         None when they fit or cannot be checked here; else the first ``Misfit``.
     """
-    name = type(model).__name__
-    want, got = getattr(model, "slowfast_alpha", None), protocol.slowfast_alpha
-    if want is not None and got is None:
-        return Misfit(
-            "protocol.slowfast_alpha",
-            f"model {name} takes [slow, fast] pathways: give a protocol with slowfast_alpha={want}",
-        )
-    if want is None and got is not None:
-        return Misfit(
-            "protocol.slowfast_alpha",
-            f"model {name} takes one clip, not SlowFast pathways: give a protocol with "
-            f"slowfast_alpha=None, not {got}",
-        )
-    if want is not None and got != want:
-        return Misfit(
-            "protocol.slowfast_alpha",
-            f"protocol.slowfast_alpha={got} but model {name} is built with slowfast_alpha={want}; "
-            f"give slowfast_alpha={want}",
-        )
-    frames, size = protocol.num_frames, protocol.test_crop_size
-    run = _meta_forward(model, frames // (want or 1), size)
+    bad = _pathway_misfit(model, protocol)
+    if bad is not None:
+        return bad
+    speed = getattr(model, "slowfast_alpha", None) or 1
+    run = _trial_forward(model, protocol.num_frames // speed, protocol.test_crop_size)
     if run is None:  # its clip and class count are found at the first prediction
         return None
-    out, err = run
-    if err is not None:
+    if run.error is not None and not isinstance(run.error, ValueError):
         from octvideo.models import ResNet3D, SlowFast
 
-        if not isinstance(err, ValueError) and not isinstance(model, (ResNet3D, SlowFast)):
+        if not isinstance(model, (ResNet3D, SlowFast)):
             # a caller's own network may use what the meta device cannot run (``.item()``, data-
             # dependent shapes): its clip and class count are then found at the first prediction
             return None
+    return _run_misfit(model, run, classes, protocol)
+
+
+def _first_clip_misfit(
+    model: nn.Module, classes: Sequence[str], protocol: ClipProtocol, device: torch.device
+) -> Misfit | None:
+    """Gives ``model``'s lazy modules (``nn.Lazy*``) their shapes, in place, as its first
+    prediction would: one zero clip of ``protocol``'s test size (float32, as ``preprocess``
+    makes them) through it on ``device``, in eval mode without autograd, its modes restored
+    after. Torch initialises their weights then, as at any first forward. What the forward
+    returns or raises is checked as ``misfit`` checks its meta run; call ``misfit`` first.
+
+    Returns:
+        None when the model fits (or the clip cannot be made); else the ``Misfit``.
+    """
+    speed = getattr(model, "slowfast_alpha", None) or 1
+    frames, size = protocol.num_frames // speed, protocol.test_crop_size
+    run = _trial_forward(model, frames, size, device)
+    return None if run is None else _run_misfit(model, run, classes, protocol)
+
+
+def _pathway_misfit(model: nn.Module, protocol: ClipProtocol) -> Misfit | None:
+    """``pathway_misfit`` of ``model`` and ``protocol``, worded for the protocol's fields."""
+    from octvideo.engine.build import pathway_misfit
+
+    name, frames = type(model).__name__, protocol.num_frames
+    want, got = getattr(model, "slowfast_alpha", None), protocol.slowfast_alpha
+    bad = pathway_misfit(want, got, frames)
+    if bad is None:
+        return None
+    if bad.kind == "frames":
+        return Misfit(
+            "protocol.num_frames",
+            f"protocol.num_frames={frames} is not a multiple of protocol.slowfast_alpha={want} "
+            f"(the slow pathway of model {name} takes every {want}th frame of the fast one); "
+            f"give num_frames={bad.frames}",
+        )
+    return Misfit(
+        "protocol.slowfast_alpha",
+        {
+            "pathways": f"model {name} takes [slow, fast] pathways: give a protocol with "
+            f"slowfast_alpha={want}",
+            "one clip": f"model {name} takes one clip, not SlowFast pathways: give a protocol "
+            f"with slowfast_alpha=None, not {got}",
+            "ratio": f"protocol.slowfast_alpha={got} but model {name} is built with "
+            f"slowfast_alpha={want}; give slowfast_alpha={want}",
+        }[bad.kind],
+    )
+
+
+def _run_misfit(
+    model: nn.Module, run: _Run, classes: Sequence[str], protocol: ClipProtocol
+) -> Misfit | None:
+    """How what the network's forward did with the protocol's test clip (``_trial_forward``)
+    fails the protocol (it raised) or ``classes`` (no (1, K) logits, another K)."""
+    name = type(model).__name__
+    frames, size = protocol.num_frames, protocol.test_crop_size
+    out, err = run
+    if err is not None:
         reason = first_line(err, empty="") or type(err).__name__
         return Misfit(
             "protocol.num_frames",
@@ -614,35 +659,46 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
     return None
 
 
-class _MetaRun(NamedTuple):
-    """What the network's forward did with the meta clip (``_meta_forward``)."""
+class _Run(NamedTuple):
+    """What the network's forward did with the test clip (``_trial_forward``)."""
 
     out: object  # what it returned; None where it raised
     error: Exception | None  # what it raised
 
 
-# what a forward on the meta device raises where the network cannot take the clip (its own
-# checks, shape errors) or cannot run there at all (``.item()``, data-dependent shapes)
+# what a forward raises where the network cannot take the clip (its own checks, shape errors)
+# or, on the meta device, cannot run there at all (``.item()``, data-dependent shapes)
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, AttributeError)
 
 
-def _meta_forward(model: nn.Module, frames: int, size: int) -> _MetaRun | None:
-    """``model`` in eval mode on one clip of ``frames`` x ``size`` x ``size`` (``example_input``),
-    with its parameters and buffers swapped for meta tensors of their shapes for the call.
+def _has_lazy(model: nn.Module) -> bool:
+    """Whether ``model`` holds lazy parameters or buffers (``nn.Lazy*`` before their first
+    forward, which sets their shapes)."""
+    return any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
+
+
+def _trial_forward(
+    model: nn.Module, frames: int, size: int, device: torch.device | None = None
+) -> _Run | None:
+    """``model`` in eval mode without autograd on one zero clip of ``frames`` x ``size`` x
+    ``size`` (``example_input``): with ``device`` None on the meta device, its parameters and
+    buffers swapped for meta tensors of their shapes for the call (the model's own are left as
+    they are); else on ``device``, through the model itself (lazy modules get their shapes).
 
     Only what the network's own forward raises is its answer; None where the check cannot be
-    made for reasons of octvideo's, not the network's: lazy parameters or buffers (``nn.Lazy*``:
-    their shapes are set by the first clip), or state, a clip or a call this machinery cannot
-    make on the meta device before the forward starts.
+    made for reasons of octvideo's, not the network's: on the meta device, lazy parameters or
+    buffers (``_has_lazy``); state, a clip or a call this machinery cannot make before the
+    forward starts.
     """
     from octvideo.models.cost import example_input
 
-    named = [*model.named_parameters(), *model.named_buffers()]
-    if any(is_lazy(t) for _, t in named):
+    meta = device is None
+    if meta and _has_lazy(model):
         return None
     modes = [(m, m.training) for m in model.modules()]
     entered = []  # the forward started: what is raised from here on is the network's
     try:
+        named = [*model.named_parameters(), *model.named_buffers()] if meta else []
         state = {name: torch.empty_like(t, device="meta") for name, t in named}
         hook = model.register_forward_pre_hook(lambda *_: entered.append(True))
     except (RuntimeError, ValueError, TypeError) as err:
@@ -650,14 +706,15 @@ def _meta_forward(model: nn.Module, frames: int, size: int) -> _MetaRun | None:
         return None
     model.eval()
     try:
-        with torch.device("meta"):
+        with torch.device("meta" if meta else device):
             clip = example_input(model, frames, size)
         with torch.no_grad():
-            return _MetaRun(torch.func.functional_call(model, state, (clip,)), None)
+            out = torch.func.functional_call(model, state, (clip,)) if meta else model(clip)
+            return _Run(out, None)
     except _FORWARD_ERRORS as err:
         if entered:
-            return _MetaRun(None, err)
-        logger.debug("%s is not checked on the meta device: %s", type(model).__name__, err)
+            return _Run(None, err)
+        logger.debug("%s is not checked with a test clip: %s", type(model).__name__, err)
         return None
     finally:
         hook.remove()
@@ -690,7 +747,7 @@ def _checkpoint_misfit(
             f"{meta.model.num_classes} outputs",
             field="classes",
         )
-    if bad.field != "protocol.num_frames":
+    if bad.field != "protocol.num_frames" or bad.cause is None:  # no run refused it
         field_name = bad.field.replace("protocol.", "clip.") if bad.field != "model" else None
         return CheckpointError(f"{where}: {bad.message}", field=field_name)
     clip = meta.clip
@@ -719,7 +776,9 @@ class Predictor:
     (``misfit``: SlowFast pathways, the protocol's test clip, one name per output).
 
     Args:
-        model: the network (its fused copy runs, in eval mode; the model itself is left as is).
+        model: the network (its fused copy runs, in eval mode; the model itself is left as is,
+            but for lazy modules (``nn.Lazy*``), which get their shapes and initial weights from
+            one zero test clip here, in place, as at a first forward: ``_first_clip_misfit``).
         classes: class names, by index: one per output of the model.
         protocol: clip sampling and normalisation.
         device: where the model runs: cpu, cuda or cuda:N for a CUDA device this machine has
@@ -745,6 +804,8 @@ class Predictor:
         self.batch_size = check_batch_size(batch_size)
         self.device = check_device(device)
         bad = misfit(model, classes, protocol)
+        if bad is None and _has_lazy(model):  # shapes first: the fused copy shares its weights
+            bad = _first_clip_misfit(model.to(self.device), classes, protocol, self.device)
         if bad is not None:
             raise _MisfitError(bad)
         self.model = fuse_for_inference(model.to(self.device))  # a fused copy, in eval mode

@@ -328,6 +328,13 @@ def _slowfast(**extra):
             "slowfast_alpha=4",
         ),
         (
+            _slowfast,
+            None,
+            {"num_frames": 10, "slowfast_alpha": 4},
+            "protocol.num_frames=10 is not a multiple of protocol.slowfast_alpha=4 (the slow "
+            "pathway of model SlowFast takes every 4th frame of the fast one); give num_frames=8",
+        ),
+        (
             torch.nn.Identity,
             None,
             {},
@@ -345,6 +352,15 @@ def test_a_model_classes_and_protocol_that_do_not_fit_are_one_line_before_any_wo
     with pytest.raises(ValueError) as caught:
         Predictor(network, classes or list(META.classes), protocol)
     assert str(caught.value) == message and not fused
+
+
+def test_a_checkpoint_misfit_no_run_refused_is_worded_with_its_clip_entry():
+    bad = predictor_module.Misfit("protocol.num_frames", "protocol.num_frames=10 is not ...")
+    err = predictor_module._checkpoint_misfit(bad, META, "a.ckpt")
+    assert (str(err), err.field) == (
+        "checkpoint 'a.ckpt': protocol.num_frames=10 is not ...",
+        "clip.num_frames",
+    )
 
 
 def test_a_cuda_device_on_a_machine_without_one_is_refused_by_the_constructor(monkeypatch):
@@ -410,6 +426,46 @@ def test_a_callers_model_with_lazy_modules_is_taken_and_predicts():
 def test_lazy_parameters_and_buffers_leave_the_meta_check_to_the_first_clip():
     lazy = _Lazy(torch.nn.LazyBatchNorm3d(), len(META.classes))  # lazy buffers too
     assert predictor_module.misfit(lazy, list(META.classes), META.clip) is None
+
+
+class _LazyConvNorm(torch.nn.Module):
+    """A caller's float64 network of lazy convolution, batch norm (lazy buffers) and head."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        f64 = {"dtype": torch.float64}
+        self.conv = torch.nn.LazyConv3d(4, 3, padding=1, **f64)
+        self.norm = torch.nn.LazyBatchNorm3d(**f64)
+        self.fc = torch.nn.LazyLinear(classes, **f64)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(clip.double())).relu()  # (B, 4, T, S, S)
+        return self.fc(x.mean(dim=(2, 3, 4)))  # (B, K)
+
+
+def test_a_lazy_network_predicts_what_it_gives_when_run_by_hand():
+    classes = list(META.classes)
+    network = _LazyConvNorm(len(classes))
+    own = Predictor(network, classes, META.clip)  # its lazy modules get their shapes here
+    assert network.training and not predictor_module._has_lazy(network)
+    frames = torch.randint(0, 256, (12, 40, 40, 3), dtype=torch.uint8)
+    opened = own.open_input(frames, "center", None, None, fps=8)
+    clips = own.clip_views(opened.plan, opened.crops, opened.frames_of)
+    with torch.no_grad():
+        by_hand = network.eval()(clips)  # float64 logits
+    torch.testing.assert_close(own.logits(clips), by_hand.float(), rtol=0, atol=0)
+    result = own.predict(frames, fps=8)
+    assert result.ok
+    torch.testing.assert_close(result.video.probs, by_hand.softmax(-1).mean(0).float())
+
+
+def test_a_lazy_network_that_misfits_its_classes_is_refused_at_its_first_clip():
+    with pytest.raises(ValueError) as caught:
+        Predictor(_LazyConvNorm(2), list(META.classes), META.clip)
+    assert str(caught.value) == (
+        "classes has 3 names for the 2 outputs of model _LazyConvNorm: give one name per "
+        "output, by index"
+    )
 
 
 def test_an_error_of_the_meta_check_itself_refuses_no_model(monkeypatch):
