@@ -33,7 +33,6 @@ from tqdm import tqdm
 
 from octvideo.argtypes import bounded_int, whole
 from octvideo.data.workers import (
-    FORK_SERVER_OPEN_FILES,
     WORKERS_PER_CORE,
     check_worker_count,
     start_worker_server,
@@ -46,6 +45,7 @@ from octvideo.inference.pipeline import (
     MAX_WORKERS,
     default_workers,
     predict_many,
+    reserve_worker_files,
 )
 from octvideo.inference.predictor import (
     RENDER_SUFFIX,
@@ -120,9 +120,7 @@ def _timeout(text: str | None, workers: int) -> float:
 def _workers(count: int) -> int:
     """``--workers`` from 0 to what this machine's cores take (``check_worker_count``)."""
     with usage_errors(ValueError):
-        return check_worker_count(
-            "--workers", count, low=0, cap=MAX_WORKERS, open_files=FORK_SERVER_OPEN_FILES
-        )
+        return check_worker_count("--workers", count, low=0, cap=MAX_WORKERS)
 
 
 def _name_limit(folder: Path) -> int:
@@ -366,6 +364,10 @@ def predict(args: argparse.Namespace) -> int:
     """
     settings = _settings(args)
     if settings.workers:
+        # before the model loads, and before the fork server starts: its workers inherit its limit
+        with usage_errors(ValueError):
+            count = settings.workers
+            reserve_worker_files(f"--workers {count}", count, len(settings.inputs))
         start_worker_server()  # its imports overlap the model's loading
     # its refusals are CheckpointErrors, UsageErrors; --device and --batch-size are checked
     predictor = Predictor.from_checkpoint(

@@ -30,7 +30,8 @@ or an existing file that is not an earlier report (a checkpoint, a config); an e
 replaced.
 
 Bounds: ``workers`` 1 to what this machine's cores take, at most ``MAX_WORKERS``
-(``check_worker_count``, which also refuses an open-file limit too low for them),
+(``check_worker_count``; no more start than there are videos, and an open-file limit too low
+for those is refused: ``reserve_open_files``),
 ``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day): outside them
 the check is refused before any video is decoded.
 """
@@ -58,6 +59,7 @@ from octvideo.data.workers import (
     FORK_SERVER_OPEN_FILES,
     check_worker_count,
     exit_reason,
+    reserve_open_files,
     serve,
     worker_context,
 )
@@ -327,9 +329,9 @@ def check_videos(
         The report: total, bad files with errors, Kinetics rows without a file.
 
     Raises:
-        ValueError: ``workers`` or ``timeout`` out of bounds, a malformed list, or nothing to
-            check (a folder without class folders of videos, an empty list); all before any
-            video is decoded.
+        ValueError: ``workers`` or ``timeout`` out of bounds, an open-file limit too low for the
+            workers, a malformed list, or nothing to check (a folder without class folders of
+            videos, an empty list); all before any video is decoded.
         UsageError: ``out`` cannot be written, or would destroy a file: the annotation file, a
             listed video, a file that is not regular, an existing file that is not a report
             (see ``_check_out``); before any video is decoded.
@@ -338,9 +340,7 @@ def check_videos(
             bad videos among those checked, marked as partial (``PARTIAL``), and the message says
             how many were checked.
     """
-    check_worker_count(
-        "--workers", workers, low=1, cap=MAX_WORKERS, open_files=FORK_SERVER_OPEN_FILES
-    )
+    check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
     found = load_annotations(annotations, root=root, fmt=fmt)
     paths = [r.path for r in found.records]
@@ -432,7 +432,9 @@ def _decode_all(
     is found (so a stop keeps them). A video whose worker hangs past ``timeout`` or dies is
     tried once more in a fresh process, and is bad when that happens again."""
     retried: set[int] = set()  # videos whose worker hung or died once
-    pool = _CheckPool(max(1, min(workers, len(paths) or 1)), decoder)
+    size = max(1, min(workers, len(paths) or 1))
+    reserve_open_files(f"--workers {workers}", size, FORK_SERVER_OPEN_FILES)
+    pool = _CheckPool(size, decoder)
     todo = deque(enumerate(paths))
     pending = set(range(len(paths)))
     bar = tqdm(total=len(paths), desc="check", unit="video", disable=not progress)

@@ -24,18 +24,19 @@ scaled to short side 256 or 320, which is what this writes:
   a decoder stuck in a loop), whose process is killed;
 - bad arguments are refused before anything is encoded: ``--short-side`` outside 16 to
   ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) and ``--workers`` outside 1 to
-  what this machine's cores take, at most ``MAX_WORKERS`` (``check_worker_count``), a DST that is
-  SRC, lies inside it or holds it, a DST that is a file or cannot be written, ``--csv`` files that
-  are missing, not Kinetics CSVs or hold a malformed row (fields that do not match the header, times
-  that are not numbers, a quote never closed, a label that ``classes.txt`` cannot hold as one line:
-  a line break or a carriage return; every row is read by ``annotations.read_kinetics_rows``, the
-  reader that writes the lists after encoding, every field stripped) or whose rows name none of the
-  videos of SRC or DST (its list would be empty), without ``--csv`` a class folder with a name
-  ``classes.txt`` cannot hold (white space around it, a carriage return), annotation files that
-  collide (two CSVs of one stem, a CSV or split folder named ``classes``) or would replace an input
-  (a ``--csv`` in DST named as its list, a source video), a link or a file that is not regular at
-  their names, and, without ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain
-  ``SRC/<class>/<video>`` tree would give no annotation file);
+  what this machine's cores take, at most ``MAX_WORKERS`` (``check_worker_count``), or more than the
+  open-file limit holds (``reserve_open_files``), a DST that is SRC, lies inside it or holds it, a
+  DST that is a file or cannot be written, ``--csv`` files that are missing, not Kinetics CSVs or
+  hold a malformed row (fields that do not match the header, times that are not numbers, a quote
+  never closed, a label that ``classes.txt`` cannot hold as one line: a line break or a carriage
+  return; every row is read by ``annotations.read_kinetics_rows``, the reader that writes the lists
+  after encoding, every field stripped) or whose rows name none of the videos of SRC or DST (its
+  list would be empty), without ``--csv`` a class folder with a name ``classes.txt`` cannot hold
+  (white space around it, a carriage return), annotation files that collide (two CSVs of one stem, a
+  CSV or split folder named ``classes``) or would replace an input (a ``--csv`` in DST named as its
+  list, a source video), a link or a file that is not regular at their names, and, without
+  ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain ``SRC/<class>/<video>``
+  tree would give no annotation file);
 - a source that is not a regular file (a pipe, which would block its encoder for ever, a
   device, a broken link) and one whose name no list can hold (a line break, bytes that are not
   UTF-8: lists are UTF-8 text) are failures in ``DST/prepare_errors.jsonl``, never opened;
@@ -90,6 +91,7 @@ from octvideo.data.workers import (
     FORK_SERVER_OPEN_FILES,
     check_worker_count,
     exit_reason,
+    reserve_open_files,
     send_to_caller,
     worker_context,
 )
@@ -633,10 +635,9 @@ def prepare_dataset(
         raise InputPathError(f"source folder {src} does not exist")
     with usage_errors(ValueError):  # the bound checks shared with other commands
         check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
-        check_worker_count(
-            "--workers", workers, low=1, cap=MAX_WORKERS, open_files=FORK_SERVER_OPEN_FILES
-        )
+        check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
         check_timeout(timeout)
+        reserve_open_files(f"--workers {workers}", workers, FORK_SERVER_OPEN_FILES)
     _check_folders(src, dst)
     rows_of = _check_csvs(csvs) if csvs else []
     sources, errors = _find_sources(src)

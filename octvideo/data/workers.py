@@ -20,9 +20,9 @@ workers' debug lines too), and not at all where the caller configured none.
 
 How many workers a command may start is bounded by the machine (``check_worker_count``):
 ``WORKERS_PER_CORE`` per CPU core the caller may run on, under the command's own fixed bound, and
-by the open-file limit (``check_open_files``, which ``check_worker_count`` runs when given the
-files its workers hold): a command that starts workers first raises its soft limit to the hard
-one, then refuses, in one line and before any work, workers the limit cannot hold. Past that
+by the open-file limit (``reserve_open_files``, called once where the workers start): a command
+that starts workers first raises its soft limit to the hard one, then refuses, in one line and
+before any work, workers the limit cannot hold. Past that
 limit they would fail on their pipes, or in PyTorch's data loader hang for ever while its workers
 log "Too many open files" without end.
 An EMFILE met anyway ends the command with one line naming the limit (``open_files_message``);
@@ -116,30 +116,17 @@ def machine_worker_limit() -> int:
     return WORKERS_PER_CORE * usable_cores()
 
 
-def check_worker_count(
-    option: str,
-    count: int,
-    *,
-    low: int,
-    cap: int,
-    open_files: tuple[int, int] | None = None,
-) -> int:
+def check_worker_count(option: str, count: int, *, low: int, cap: int) -> int:
     """``count`` if it lies from ``low`` to this machine's limit: ``WORKERS_PER_CORE`` per usable
-    core (``usable_cores``), and at most ``cap``, the command's fixed bound; and, for a command
-    about to start them, if the open-file limit, raised to the hard one, holds that many workers
-    (``check_open_files``). ``open_files``: the files the command holds, ``(base, per worker)``:
-    ``FORK_SERVER_OPEN_FILES`` or ``DATA_LOADER_OPEN_FILES``; None (a setting checked, say in a
-    config, by a command that may start no worker) checks the count alone.
+    core (``usable_cores``), and at most ``cap``, the command's fixed bound. A check alone: the
+    open-file limit is reserved where the workers start (``reserve_open_files``).
 
     Raises:
-        ValueError: one line naming ``option``, the limit and the machine's cores, or the
-            open-file limit and the one it needs.
+        ValueError: one line naming ``option``, the limit and the machine's cores.
     """
     cores = usable_cores()
     limit = min(cap, machine_worker_limit())
     if low <= count <= limit:
-        if open_files is not None:
-            check_open_files(option, count, open_files)
         return count
     unit = "core" if cores == 1 else "cores"
     raise ValueError(
@@ -173,14 +160,17 @@ def _raise_open_file_limit(needed: int) -> None:
         return
 
 
-def check_open_files(option: str, workers: int, open_files: tuple[int, int]) -> None:
-    """Makes room for ``workers`` worker processes under the open-file limit: raises the soft
-    limit to the hard one, then refuses a limit still below ``base + per_worker * workers``, for
-    ``open_files`` ``(base, per_worker)`` (``FORK_SERVER_OPEN_FILES``, ``DATA_LOADER_OPEN_FILES``).
-    No worker, no change.
+def reserve_open_files(setting: str, workers: int, open_files: tuple[int, int]) -> None:
+    """Makes room for the ``workers`` worker processes a command is about to start under the
+    open-file limit: raises the soft limit to the hard one, then refuses a limit still below
+    ``base + per_worker * workers``, for ``open_files`` ``(base, per_worker)``
+    (``FORK_SERVER_OPEN_FILES``, ``DATA_LOADER_OPEN_FILES``). ``setting``: the setting and its
+    value as given (``--workers 8``), which may ask for more workers than start (one per input at
+    most). No worker, no change. Called once, before the workers (and the fork server, whose
+    limit they inherit) start.
 
     Raises:
-        ValueError: one line naming the limit, ``option`` and the limit it needs.
+        ValueError: one line naming the limit, ``setting`` and the limit it needs.
     """
     if workers <= 0:
         return
@@ -191,7 +181,7 @@ def check_open_files(option: str, workers: int, open_files: tuple[int, int]) -> 
     if limit is not None and limit < needed:
         noun = "worker" if workers == 1 else "workers"
         raise ValueError(
-            f"the open-file limit {limit} is too low for {workers} {noun} ({option} {workers}); "
+            f"the open-file limit {limit} is too low for {workers} {noun} ({setting}); "
             f"raise `ulimit -n` to at least {needed} or use fewer workers"
         )
 

@@ -46,9 +46,9 @@ from octvideo.config import (
 )
 from octvideo.data.workers import (
     DATA_LOADER_OPEN_FILES,
-    check_open_files,
     open_files_message,
     out_of_open_files,
+    reserve_open_files,
     stop_forked_workers_out_of_files,
 )
 from octvideo.engine.build import (
@@ -869,15 +869,16 @@ def _check_training(cfg: RunConfig) -> None:
         )
 
 
-def _check_open_files(cfg: RunConfig) -> None:
+def _reserve_open_files(cfg: RunConfig) -> None:
     """Raises the soft open-file limit to the hard one and refuses one too low for
-    ``data.num_workers`` data-loader workers (``workers.check_open_files``).
+    ``data.num_workers`` data-loader workers (``workers.reserve_open_files``).
 
     Raises:
         ConfigError: names the limit, data.num_workers and the limit it needs.
     """
     try:
-        check_open_files("data.num_workers", cfg.data.num_workers, DATA_LOADER_OPEN_FILES)
+        workers = cfg.data.num_workers
+        reserve_open_files(f"data.num_workers {workers}", workers, DATA_LOADER_OPEN_FILES)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -1001,7 +1002,7 @@ def _train(
     # Every check comes before the first file or folder is written: a refused run leaves nothing
     # (the run folder's lock file, and the folders made for it, are removed).
     _check_training(cfg)
-    _check_open_files(cfg)
+    _reserve_open_files(cfg)
     _output_folder(run_dir / "checkpoints", create=False)
     with hold_run_folder(run_dir):
         return _train_in(cfg, cfg_file, run_dir, resume, callbacks)
@@ -1219,7 +1220,7 @@ def _test(
     if not cfg.test.out_dir:
         check_run_folder_named(cfg, cfg_file, overrides, out, "test into")
     check_clip(cfg.model, cfg.data, (cfg.data.test_crop_size,))
-    _check_open_files(cfg)
+    _reserve_open_files(cfg)
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     # the report is checked before the checkpoint is loaded, not after the whole evaluation

@@ -76,8 +76,8 @@ from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
 from octvideo.data.workers import (
     FORK_SERVER_OPEN_FILES,
-    check_open_files,
     exit_reason,
+    reserve_open_files,
     serve,
     usable_cores,
     worker_context,
@@ -104,6 +104,17 @@ def default_workers() -> int:
     CPU model fed with 320-pixel H.264 (``python tools/bench.py predict``); on a GPU ask for
     more."""
     return min(2, usable_cores())
+
+
+def reserve_worker_files(setting: str, workers: int, inputs: int) -> None:
+    """Makes room under the open-file limit for the decoding workers ``predict_many`` starts for
+    ``inputs`` inputs: ``workers``, one an input at most (``workers.reserve_open_files``, which
+    names ``setting``, the setting as given).
+
+    Raises:
+        ValueError: the limit, raised to the hard one, is too low for them.
+    """
+    reserve_open_files(setting, min(workers, inputs), FORK_SERVER_OPEN_FILES)
 
 
 @dataclass(frozen=True)
@@ -691,7 +702,7 @@ def predict_many(
 
     Raises:
         ValueError: an argument out of its bounds, or an open-file limit too low for the workers
-            even when raised to the hard one (``workers.check_open_files``), before any input is
+            even when raised to the hard one (``reserve_worker_files``), before any input is
             read.
         RunStopped: the process ran out of open files starting a worker anyway, or a decoder
             met the machine's fault (out of open files or memory) reading an input: the inputs
@@ -710,7 +721,7 @@ def predict_many(
     if not 0 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be 0 to {MAX_WORKERS}, got {workers}")
     workers = int(workers)
-    check_open_files("workers", min(workers, len(paths)), FORK_SERVER_OPEN_FILES)
+    reserve_worker_files(f"workers {workers}", workers, len(paths))  # after predict's: a no-op
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise ValueError(f"timeout must be above 0 and at most {MAX_TIMEOUT:g} s, got {timeout}")
     if (

@@ -26,10 +26,11 @@ from octvideo.cli import inference as cli_inference
 from octvideo.data import workers as workers_module
 from octvideo.data.decoding import decode, probe
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint
-from octvideo.errors import CheckpointError, UsageError
+from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import expand_inputs
+from tests.data.test_workers import fake_open_file_limit
 from tests.inference.media_helpers import encode, faststart
 
 EARLIER = b'{"type": "video", "path": "earlier.mp4"}\n'
@@ -923,15 +924,20 @@ def test_a_stdout_that_fails_keeps_the_record_of_the_input_it_was_showing(
     )
 
 
-def test_workers_are_checked_against_the_fork_servers_open_files(monkeypatch):
-    # predict's workers come from a fork server: 16 + 4 a worker, not a data loader's 32 + 12
-    import resource
-
-    monkeypatch.setattr(resource, "getrlimit", lambda which: (24, 24))
-    assert cli_inference._workers(2) == 2
-    with pytest.raises(UsageError) as caught:
-        cli_inference._workers(3)
-    assert str(caught.value) == (
-        "the open-file limit 24 is too low for 3 workers (--workers 3); raise `ulimit -n` to at "
-        "least 28 or use fewer workers"
+def test_open_files_are_reserved_for_the_workers_that_start_before_the_model_loads(
+    videos, monkeypatch, capsys
+):
+    # --workers was checked at parse time for its whole count: --workers 8 was refused for one
+    # input, where predict starts one worker. A fork-server worker holds 16 + 4 a worker
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: 4)
+    monkeypatch.setattr(cli_inference, "start_worker_server", lambda: None)
+    fake_open_file_limit(monkeypatch, soft=20, hard=20)
+    two = [videos["short"], videos["odd"]]
+    assert _predict("--ckpt", "missing.ckpt", *two, "--workers", 8) == 2
+    assert _error(capsys) == (  # before the checkpoint is looked for
+        "the open-file limit 20 is too low for 2 workers (--workers 8); raise `ulimit -n` to at "
+        "least 24 or use fewer workers"
     )
+    assert _predict("--ckpt", "missing.ckpt", videos["short"], "--workers", 8) == 2
+    line = _error(capsys)
+    assert "missing.ckpt" in line and "open-file" not in line

@@ -468,13 +468,15 @@ def test_a_folder_without_class_folders_is_refused(tmp_path, media, capsys):
 def test_an_open_file_limit_too_low_for_the_workers_is_refused_in_one_line(
     tmp_path, media, capsys, monkeypatch
 ):
-    # under `ulimit -n 20`, --workers 8 ended in the fork server's EMFILE traceback
+    # under `ulimit -n 20`, --workers 8 ended in the fork server's EMFILE traceback; 8 asked,
+    # 2 start for 2 videos
+    monkeypatch.setattr(workers_module, "usable_cores", lambda: 4)
     fake_open_file_limit(monkeypatch, soft=20, hard=20)
-    (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
-    line = data_error(capsys, "check", str(tmp_path / "list.txt"), "--workers", "2")
+    (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n{media['vp9.webm']} 0\n")
+    line = data_error(capsys, "check", str(tmp_path / "list.txt"), "--workers", "8")
     assert line == (
         "octvideo data check: error: the open-file limit 20 is too low for 2 workers (--workers "
-        "2); raise `ulimit -n` to at least 24 or use fewer workers"
+        "8); raise `ulimit -n` to at least 24 or use fewer workers"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt"]
 

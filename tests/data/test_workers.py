@@ -3,8 +3,8 @@ worker runs, are not children of the process that starts them, log as their call
 have run when ``start()`` returns: one that exits first (a script without a main guard) is a
 ``WorkerStartError``, and one interrupted while it starts is killed. ``serve``: a worker answers
 its tasks in order until None or a closed pipe. ``check_worker_count``: a worker count is bounded
-by the machine's cores and the open-file limit, which it first raises to the hard one; a forked
-worker out of open files exits and says so."""
+by the machine's cores; ``reserve_open_files``: the open-file limit, first raised to the hard one,
+holds the workers that start; a forked worker out of open files exits and says so."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from octvideo.data.workers import (
     PRELOAD,
     check_worker_count,
     out_of_open_files,
+    reserve_open_files,
     serve,
     start_worker_server,
     stop_forked_workers_out_of_files,
@@ -316,12 +317,11 @@ def fake_open_file_limit(monkeypatch, soft: int, hard: int) -> list[tuple[int, i
 
 def test_a_soft_open_file_limit_below_the_hard_one_is_raised_to_it_for_workers(monkeypatch):
     set_to = fake_open_file_limit(monkeypatch, soft=20, hard=4096)
-    files = DATA_LOADER_OPEN_FILES
-    assert check_worker_count("--workers", 0, low=0, cap=8, open_files=files) == 0
+    reserve_open_files("--workers 0", 0, DATA_LOADER_OPEN_FILES)
     assert set_to == []  # no worker, no change
     assert check_worker_count("--workers", 2, low=1, cap=8) == 2
     assert set_to == []  # a count checked alone (a config's): no change
-    assert check_worker_count("--workers", 2, low=1, cap=8, open_files=files) == 2
+    reserve_open_files("--workers 2", 2, DATA_LOADER_OPEN_FILES)
     assert set_to == [(4096, 4096)]
 
 
@@ -334,9 +334,9 @@ def test_an_open_file_limit_too_low_for_the_workers_is_refused_in_one_line(
     # under `ulimit -n 20` PyTorch's loader hung for ever, its workers logging EMFILE at 9 MB/s
     fake_open_file_limit(monkeypatch, soft=20, hard=20)
     with pytest.raises(ValueError) as caught:
-        check_worker_count("--workers", 2, low=1, cap=8, open_files=open_files)
+        reserve_open_files("--workers 8", 2, open_files)  # 8 asked, 2 to start (2 inputs)
     assert str(caught.value) == (
-        f"the open-file limit 20 is too low for 2 workers (--workers 2); raise `ulimit -n` to at "
+        f"the open-file limit 20 is too low for 2 workers (--workers 8); raise `ulimit -n` to at "
         f"least {needed} or use fewer workers"
     )
 

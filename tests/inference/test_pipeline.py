@@ -574,11 +574,12 @@ def test_an_open_file_limit_too_low_for_the_workers_is_refused_before_any_input_
     fake_open_file_limit(monkeypatch, soft=20, hard=20)
     paths = [videos[n] for n in NAMES]
     with pytest.raises(ValueError) as caught:
-        predict_many(predictor, paths, workers=3)
-    assert str(caught.value) == (
-        "the open-file limit 20 is too low for 3 workers (workers 3); raise `ulimit -n` to at "
-        "least 28 or use fewer workers"
+        predict_many(predictor, paths, workers=8)
+    assert str(caught.value) == (  # one worker an input at most: 6 of the 8
+        "the open-file limit 20 is too low for 6 workers (workers 8); raise `ulimit -n` to at "
+        "least 40 or use fewer workers"
     )
+    predict_many(predictor, paths[:1], workers=8).close()  # one worker: 20 files
 
 
 def test_running_out_of_open_files_stops_predict_after_the_results_before_it(
