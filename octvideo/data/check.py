@@ -55,11 +55,10 @@ from tqdm import tqdm
 
 from octvideo.data.annotations import load_annotations, video_entries
 from octvideo.data.limits import MAX_WORKERS, check_timeout
+from octvideo.data.open_files import FORK_SERVER_OPEN_FILES, reserve_open_files
 from octvideo.data.workers import (
-    FORK_SERVER_OPEN_FILES,
     check_worker_count,
     exit_reason,
-    reserve_open_files,
     serve,
     worker_context,
 )

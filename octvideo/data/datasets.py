@@ -56,6 +56,7 @@ from octvideo.argtypes import is_whole
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.decoding import VideoInfo, decode_clip, machine_fault
+from octvideo.data.open_files import out_of_open_files
 from octvideo.data.sampling import (
     center_clip_indices,
     clip_stride,
@@ -68,7 +69,6 @@ from octvideo.data.transforms import (
     train_transform,
     val_transform,
 )
-from octvideo.data.workers import out_of_open_files
 from octvideo.errors import DecodeError, TooManyBadVideos, first_line
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class OutOfOpenFiles(OSError):
     """EMFILE or ENFILE met decoding a video. PyTorch rebuilds a data-loader worker's error in
     its caller from the worker's text alone (``type(err)(text)``), which leaves a plain
     ``OSError`` without its errno; this one keeps it, so that the caller stops on the open-file
-    limit (``workers.out_of_open_files``) and not on a video."""
+    limit (``open_files.out_of_open_files``) and not on a video."""
 
     def __init__(self, *args: object) -> None:
         if len(args) == 1:  # PyTorch's rebuild: the worker's traceback as text

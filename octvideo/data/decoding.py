@@ -96,7 +96,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
-from octvideo.data.workers import open_files_message, out_of_open_files
+from octvideo.data.open_files import open_files_message, out_of_open_files
 from octvideo.errors import DecodeError
 from octvideo.paths import is_missing, why_not_a_file
 
@@ -162,7 +162,7 @@ def machine_fault(err: BaseException) -> BaseException | None:
 
 def machine_fault_message(err: BaseException, what: str) -> str | None:
     """One line for a machine's fault that ``what`` met (``machine_fault``): the open-file limit
-    and what to do (``workers.open_files_message``), or memory; None for any other error."""
+    and what to do (``open_files.open_files_message``), or memory; None for any other error."""
     if out_of_open_files(err):
         return open_files_message(what)
     if machine_fault(err) is None:

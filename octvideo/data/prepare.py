@@ -87,11 +87,10 @@ from octvideo.data.decoding import (
     video_stream,
 )
 from octvideo.data.limits import MAX_WORKERS, check_range, check_timeout
+from octvideo.data.open_files import FORK_SERVER_OPEN_FILES, reserve_open_files
 from octvideo.data.workers import (
-    FORK_SERVER_OPEN_FILES,
     check_worker_count,
     exit_reason,
-    reserve_open_files,
     send_to_caller,
     worker_context,
 )

@@ -44,7 +44,7 @@ from octvideo.config import (
     save_config,
     to_dict,
 )
-from octvideo.data.workers import (
+from octvideo.data.open_files import (
     DATA_LOADER_OPEN_FILES,
     open_files_message,
     out_of_open_files,
@@ -871,7 +871,7 @@ def _check_training(cfg: RunConfig) -> None:
 
 def _reserve_open_files(cfg: RunConfig) -> None:
     """Raises the soft open-file limit to the hard one and refuses one too low for
-    ``data.num_workers`` data-loader workers (``workers.reserve_open_files``).
+    ``data.num_workers`` data-loader workers (``open_files.reserve_open_files``).
 
     Raises:
         ConfigError: names the limit, data.num_workers and the limit it needs.

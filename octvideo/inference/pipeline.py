@@ -74,10 +74,9 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
+from octvideo.data.open_files import FORK_SERVER_OPEN_FILES, reserve_open_files
 from octvideo.data.workers import (
-    FORK_SERVER_OPEN_FILES,
     exit_reason,
-    reserve_open_files,
     serve,
     usable_cores,
     worker_context,
@@ -108,7 +107,7 @@ def default_workers() -> int:
 
 def reserve_worker_files(setting: str, workers: int, inputs: int) -> None:
     """Makes room under the open-file limit for the decoding workers ``predict_many`` starts for
-    ``inputs`` inputs: ``workers``, one an input at most (``workers.reserve_open_files``, which
+    ``inputs`` inputs: ``workers``, one an input at most (``open_files.reserve_open_files``, which
     names ``setting``, the setting as given).
 
     Raises:

@@ -30,7 +30,7 @@ from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import expand_inputs
-from tests.data.test_workers import fake_open_file_limit
+from tests.data.test_open_files import fake_open_file_limit
 from tests.inference.media_helpers import encode, faststart
 
 EARLIER = b'{"type": "video", "path": "earlier.mp4"}\n'

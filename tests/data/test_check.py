@@ -25,7 +25,7 @@ from octvideo.errors import RunStopped, UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import data_error, data_stopped, fill
 from tests.data.test_decoding import no_free_files
-from tests.data.test_workers import fake_open_file_limit
+from tests.data.test_open_files import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.reliability.bad_input_matrix import ODD_ENTRIES, make_no_file
 

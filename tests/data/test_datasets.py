@@ -17,8 +17,8 @@ from octvideo.data import BadVideoTracker, VideoDataset
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.datasets import OutOfOpenFiles
 from octvideo.data.decoding import VideoInfo
+from octvideo.data.open_files import out_of_open_files
 from octvideo.data.sampling import multiview_clip_indices
-from octvideo.data.workers import out_of_open_files
 from octvideo.errors import TooManyBadVideos
 from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index, records, small_config
 from tests.data.test_decoding import no_free_files

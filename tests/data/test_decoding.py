@@ -26,7 +26,7 @@ from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
 from octvideo.data.decoding import Video
-from octvideo.data.workers import open_file_limit
+from octvideo.data.open_files import open_file_limit
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,

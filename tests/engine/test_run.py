@@ -74,7 +74,7 @@ from octvideo.errors import (
 from octvideo.models.cost import total_gflops
 from octvideo.ops import is_channels_last
 from octvideo.paths import LOCK_NAME, hold_folder, temporaries, write_failure
-from tests.data.test_workers import fake_open_file_limit
+from tests.data.test_open_files import fake_open_file_limit
 from tests.engine.conftest import NUM_CLASSES, bn_population_moments, tiny_overrides
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 

@@ -24,13 +24,13 @@ import torch
 
 from octvideo.cli import main
 from octvideo.data import decoding
-from octvideo.data.workers import open_file_limit
+from octvideo.data.open_files import open_file_limit
 from octvideo.errors import RunStopped
 from octvideo.inference import Predictor
 from octvideo.inference import pipeline as pipeline_module
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.pipeline import PipelineStats, ReadAhead, predict_many
-from tests.data.test_workers import fake_open_file_limit
+from tests.data.test_open_files import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.inference import pipeline_faults as faults
 from tests.inference.media_helpers import faststart, overflowing_checkpoint
