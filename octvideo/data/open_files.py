@@ -7,7 +7,8 @@ cannot hold. ``FORK_SERVER_OPEN_FILES`` and ``DATA_LOADER_OPEN_FILES`` say how m
 kind of worker needs. Past the limit workers would fail on their pipes, or in PyTorch's data
 loader hang for ever while its workers log "Too many open files" without end.
 
-An EMFILE met anyway ends the command with one line naming the limit (``open_files_message``);
+An EMFILE met anyway ends the command with one line naming the limit (``open_files_message``,
+``stops_when_out_of_files``);
 ``stop_forked_workers_out_of_files`` makes a forked data-loader worker that meets one exit instead
 of hang.
 """
@@ -22,6 +23,8 @@ import os
 import resource
 import sys
 from collections.abc import Callable, Iterator
+
+from octvideo.errors import RunStopped
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,19 @@ def open_files_message(what: str) -> str:
         f"{what} ran out of open files (the open-file limit is {shown}); raise `ulimit -n` or "
         "use fewer workers"
     )
+
+
+@contextlib.contextmanager
+def stops_when_out_of_files(what: str) -> Iterator[None]:
+    """Inside, an ``OSError`` that is EMFILE or ENFILE (``out_of_open_files``) stops the command:
+    ``RunStopped`` with the one line of ``open_files_message(what)``. Other errors pass as they
+    are."""
+    try:
+        yield
+    except OSError as err:
+        if not out_of_open_files(err):
+            raise
+        raise RunStopped(open_files_message(what)) from err
 
 
 @contextlib.contextmanager

@@ -59,8 +59,8 @@ from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any
 
 from octvideo import signals
-from octvideo.data.open_files import open_files_message, out_of_open_files
-from octvideo.errors import RunStopped, WorkerStartError
+from octvideo.data.open_files import stops_when_out_of_files
+from octvideo.errors import WorkerStartError
 
 logger = logging.getLogger(__name__)
 
@@ -137,23 +137,18 @@ class _WorkerProcess(ForkServerProcess):
 
         Raises:
             WorkerStartError: it exited before it ran (its error is on stderr).
+            RunStopped: this process ran out of open files starting it.
         """
-        try:
+        with stops_when_out_of_files("starting a worker process"):
             running, self._running = mp.Pipe(duplex=False)
-        except OSError as err:
-            if out_of_open_files(err):
-                raise RunStopped(open_files_message("starting a worker process")) from err
-            raise
-        try:
-            start_worker_server()
-            super().start()
-        except OSError as err:
-            running.close()
-            if out_of_open_files(err):
-                raise RunStopped(open_files_message("starting a worker process")) from err
-            raise
-        finally:
-            self._running.close()  # the worker has its own end: its exit is EOF here
+            try:
+                start_worker_server()
+                super().start()
+            except BaseException:  # an error, or Ctrl-C: no pipe is left open
+                running.close()
+                raise
+            finally:
+                self._running.close()  # the worker has its own end: its exit is EOF here
         with running:
             try:
                 running.recv_bytes()

@@ -7,6 +7,7 @@ by the machine's cores."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -15,10 +16,12 @@ import time
 from collections.abc import Iterator
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerProcess
 
 import pytest
 
 from octvideo.data import workers as workers_module
+from octvideo.data.open_files import open_file_limit
 from octvideo.data.workers import (
     PRELOAD,
     check_worker_count,
@@ -26,6 +29,7 @@ from octvideo.data.workers import (
     start_worker_server,
     worker_context,
 )
+from octvideo.errors import RunStopped
 from tests.deadline import run_with_deadline
 from tests.scripts import run_code, run_script
 
@@ -122,6 +126,43 @@ def test_ctrl_c_while_a_worker_starts_leaves_no_worker_behind(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_with_deadline(120, worker.start)
     assert worker.exitcode == -signal.SIGKILL
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    ("fails", "error"),
+    [
+        ("pipe", OSError(errno.EMFILE, "Too many open files")),
+        ("start", OSError(errno.EMFILE, "")),
+        ("start", KeyboardInterrupt()),
+    ],
+)
+def test_a_worker_that_cannot_start_stops_in_one_line_and_leaves_no_pipe_open(
+    monkeypatch, fails, error
+):
+    # out of open files is the limit's fault: one line naming it; a Ctrl-C while the process
+    # started left the pipe it waits on open
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(workers_module, "start_worker_server", lambda: None)
+    if fails == "pipe":
+        monkeypatch.setattr(workers_module.mp, "Pipe", fail)
+    else:
+        monkeypatch.setattr(ForkServerProcess, "start", fail)
+    worker = worker_context().Process(target=os.getpid)
+    before = _open_fds()
+    with pytest.raises(RunStopped if isinstance(error, OSError) else KeyboardInterrupt) as caught:
+        worker.start()
+    assert _open_fds() == before
+    if isinstance(error, OSError):
+        assert str(caught.value) == (
+            f"starting a worker process ran out of open files (the open-file limit is "
+            f"{open_file_limit()}); raise `ulimit -n` or use fewer workers"
+        )
 
 
 _GUARDED_SCRIPT = """
