@@ -827,17 +827,21 @@ def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
     with stop_forked_workers_out_of_files() as worker_ran_out:
         try:
             yield
-        except TooManyBadVideos as err:  # also one PyTorch rebuilt from a worker's traceback
-            raise RunStopped(f"{err.reason}{_kept(last)}") from err
-        except (OSError, RuntimeError) as err:
+        except (OSError, RuntimeError) as err:  # TooManyBadVideos is a RuntimeError
             # EMFILE here (starting a worker) or in a worker: the limit, not a video, is at fault
-            if worker_ran_out() or out_of_open_files(err):
-                what = "a data-loader worker" if worker_ran_out() else "this command"
-                raise RunStopped(f"{open_files_message(what)}{_kept(last)}") from err
-            report = datamodule.worker_crash_report(err) if isinstance(err, RuntimeError) else None
-            if report is None:
+            if isinstance(err, TooManyBadVideos):  # also one rebuilt from a worker's traceback
+                reason = err.reason
+            elif worker_ran_out():
+                reason = open_files_message("a data-loader worker")
+            elif out_of_open_files(err):
+                reason = open_files_message("this command")
+            elif isinstance(err, RuntimeError):
+                reason = datamodule.worker_crash_report(err)
+            else:
+                reason = None
+            if reason is None:
                 raise
-            raise RunStopped(f"{report}{_kept(last)}") from err
+            raise RunStopped(f"{reason}{_kept(last)}") from err
 
 
 def _kept(last: Path | None) -> str:
