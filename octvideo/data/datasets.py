@@ -123,10 +123,12 @@ class OutOfOpenFiles(OSError):
     """EMFILE or ENFILE met decoding a video. PyTorch rebuilds a data-loader worker's error in
     its caller from the worker's text alone (``type(err)(text)``), which leaves a plain
     ``OSError`` without its errno; this one keeps it, so that the caller stops on the open-file
-    limit (``open_files.out_of_open_files``) and not on a video."""
+    limit (``open_files.out_of_open_files``) and not on a video. ``in_worker``: it is such a
+    rebuild, met by a data-loader worker, not by this process."""
 
     def __init__(self, *args: object) -> None:
-        if len(args) == 1:  # PyTorch's rebuild: the worker's traceback as text
+        self.in_worker = len(args) == 1  # PyTorch's rebuild: the worker's traceback as text
+        if self.in_worker:
             args = (errno.EMFILE, args[0])
         super().__init__(*args)
 

@@ -44,6 +44,7 @@ from octvideo.config import (
     save_config,
     to_dict,
 )
+from octvideo.data.datasets import OutOfOpenFiles
 from octvideo.data.open_files import (
     DATA_LOADER_OPEN_FILES,
     open_files_message,
@@ -821,7 +822,8 @@ def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
     """Turns a data fault in the loop inside into ``RunStopped``: a data-loader worker that died
     (a decoder crash, the kernel's out-of-memory killer) names the file it was decoding, a
     training item that found no decodable video names the files tried, and running out of open
-    files (here or in a worker, which then exits rather than hang) names the open-file limit.
+    files names the open-file limit and where: in a data-loader worker (its decoder, or a
+    forked worker that then exits rather than hang) or in this command.
     ``last``: the run's last.ckpt, which the message then says is kept (as it is at the time of
     the fault)."""
     with stop_forked_workers_out_of_files() as worker_ran_out:
@@ -831,7 +833,7 @@ def _data_faults(datamodule: Any, last: Path | None = None) -> Iterator[None]:
             # EMFILE here (starting a worker) or in a worker: the limit, not a video, is at fault
             if isinstance(err, TooManyBadVideos):  # also one rebuilt from a worker's traceback
                 reason = err.reason
-            elif worker_ran_out():
+            elif worker_ran_out() or (isinstance(err, OutOfOpenFiles) and err.in_worker):
                 reason = open_files_message("a data-loader worker")
             elif out_of_open_files(err):
                 reason = open_files_message("this command")

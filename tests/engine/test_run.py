@@ -35,6 +35,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from torch._utils import ExceptionWrapper
 from torch.utils.data import get_worker_info
 
 from octvideo import cli
@@ -42,6 +43,7 @@ from octvideo.checkpoint_meta import ADVICE, CheckpointMeta, build_network
 from octvideo.config import OptimConfig, load_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
+from octvideo.data.datasets import OutOfOpenFiles
 from octvideo.engine import build
 from octvideo.engine import run as engine_run
 from octvideo.engine.build import build_model
@@ -2219,16 +2221,26 @@ def test_an_open_file_limit_too_low_for_the_data_loaders_workers_is_refused_writ
     assert _files(tmp_path) == before
 
 
-@pytest.mark.parametrize("where", ["here", "in a worker"])
+@pytest.mark.parametrize("where", ["here", "decoding here", "in a worker", "decoding in a worker"])
 def test_running_out_of_open_files_in_the_loop_stops_naming_the_limit_not_a_video(
     tmp_path, monkeypatch, where
 ):
+    # a worker's decoder out of files reached the loop rebuilt by PyTorch, and was worded as
+    # "this command ran out of open files"
     fake_open_file_limit(monkeypatch, soft=64, hard=64)
-    what = "this command" if where == "here" else "a data-loader worker"
+    what = "a data-loader worker" if where.endswith("in a worker") else "this command"
     with (
         pytest.raises(RunStopped) as caught,
         engine_run._data_faults(None, tmp_path / "last.ckpt"),
     ):
+        if where.startswith("decoding"):
+            try:
+                raise OutOfOpenFiles(errno.EMFILE, "Too many open files", "a.mp4")
+            except OutOfOpenFiles:
+                if where == "decoding here":
+                    raise
+                wrapper = ExceptionWrapper(where="in DataLoader worker process 0")
+            wrapper.reraise()
         if where == "in a worker":
             pid = os.fork()
             if pid == 0:
