@@ -1203,7 +1203,7 @@ def run_test(
         UsageError: no checkpoint given (testing random weights is never what was meant), a
             checkpoint that does not fit the model or was trained on other classes, clips the
             model cannot take, a report folder that cannot be written, or one another test is
-            writing (``hold_report_folder``). Raised before the evaluation.
+            writing (``_hold_report_folder``). Raised before the evaluation.
         Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, on which the evaluation
             stops after the batch under way: ``stopped by SIGTERM after 3 of 12 test batches;
             <report folder> holds no report ...``. SIGTERM during the last batch lets the test
@@ -1232,12 +1232,11 @@ def _test(
     # the report is checked before the checkpoint is loaded, not after the whole evaluation
     _output_folder(out_dir, create=False, setting="--out or test.out_dir")
     check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
-    with hold_report_folder(out_dir):
-        return _evaluate(cfg, ckpt, run_dir, out_dir, callbacks)
+    with _hold_report_folder(out_dir):
+        return _test_in(cfg, ckpt, run_dir, out_dir, callbacks)
 
 
-@contextlib.contextmanager
-def hold_report_folder(out_dir: Path) -> Iterator[None]:
+def _hold_report_folder(out_dir: Path) -> contextlib.AbstractContextManager[Any]:
     """Makes this test the only command writing its report folder (``paths.hold_folder``): a
     second test into it is refused before it loads the checkpoint. The run folder is not held:
     a ``train`` there writes no report, and testing its checkpoints while it runs is common.
@@ -1248,25 +1247,23 @@ def hold_report_folder(out_dir: Path) -> Iterator[None]:
             end, or choose another --out or test.out_dir (nothing was changed)".
     """
     if not writes_run_folder():
-        yield
-        return
-    with hold_folder(
+        return contextlib.nullcontext()
+    return hold_folder(
         out_dir,
         "test",
         name=f"report folder {out_dir}",
         advice="choose another --out or test.out_dir",
-    ):
-        yield
+    )
 
 
-def _evaluate(
+def _test_in(
     cfg: RunConfig,
     ckpt: str | Path,
     run_dir: Path,
     out_dir: Path,
     callbacks: Sequence[L.Callback],
 ) -> TestResult:
-    """The test past its checks, with its report folder held (``hold_report_folder``)."""
+    """``_test``'s work, its report folder held (``_hold_report_folder``)."""
     checkpoint = load_checkpoint(ckpt)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
