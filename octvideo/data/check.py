@@ -122,8 +122,8 @@ def check_one(path: str, decoder: str) -> str:
     """Decode every frame of one video; return "" if it is fine, else the error.
 
     Raises:
-        RunStopped: the decoder met the machine's fault, not the video's (out of open files or
-            memory, ``decoding.machine_fault_message``): the video is not to blame.
+        RunStopped: the decoder met the machine's fault, not the video's (out of open files,
+            ``decoding.machine_fault_message``): the video is not to blame.
     """
     from octvideo.data.decoding import decode_clip, machine_fault_message, probe
 

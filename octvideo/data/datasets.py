@@ -16,9 +16,10 @@ Bad videos (missing, zero bytes, not a video, truncated, a decoder error):
   workers are other processes; ``BadVideoTracker`` / ``BadVideoCallback`` in the main process log
   each file's error once and the skip count at each epoch end. When every retry fails the loader
   raises ``RuntimeError`` with all the errors: a dataset that bad should stop the run.
-- the machine, not the video: a decoder out of open files or memory (``decoding.machine_fault``)
-  is no bad video; the item raises it, never retries or fails the video, and the run stops on it
-  (EMFILE and ENFILE as ``OutOfOpenFiles``, which ``engine.run`` words as the open-file limit).
+- the machine, not the video: a decoder out of open files (``decoding.machine_fault``) is no bad
+  video; the item raises it as ``OutOfOpenFiles``, never retries or fails the video, and the run
+  stops on it (``engine.run`` words it as the open-file limit). A decoder out of memory is a bad
+  video: FFmpeg says so for a corrupt header too, and a real shortage fails every retry.
 - val / test: never a substitute. The item keeps its video's label and indices, has
   ``ok=False``, ``error`` set, and an all-zero ``video`` of the normal shape (so it collates); the
   consumer must drop rows with ``ok == False`` and count them as failed. ``dataset.records[i]``
@@ -56,7 +57,6 @@ from octvideo.argtypes import is_whole
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.decoding import VideoInfo, decode_clip, machine_fault
-from octvideo.data.open_files import out_of_open_files
 from octvideo.data.sampling import (
     center_clip_indices,
     clip_stride,
@@ -134,14 +134,11 @@ class OutOfOpenFiles(OSError):
 
 
 def _machine_fault(err: BaseException) -> None:
-    """Raises the machine's fault ``err`` is, or came from (``decoding.machine_fault``): no
-    video is to blame. EMFILE and ENFILE as ``OutOfOpenFiles``; ENOMEM as it is."""
+    """Raises the machine's fault ``err`` is, or came from (``decoding.machine_fault``), as
+    ``OutOfOpenFiles``: no video is to blame."""
     fault = machine_fault(err)
-    if fault is None:
-        return
-    if out_of_open_files(fault):
-        raise OutOfOpenFiles(fault.errno, fault.strerror, getattr(fault, "filename", None)) from err
-    raise fault
+    if fault is not None:
+        raise OutOfOpenFiles(fault.errno, fault.strerror, fault.filename) from err
 
 
 def _record(i: int, record: object) -> VideoRecord:

@@ -60,11 +60,12 @@ a truncated MP4 without its index, an index past the decodable frames) raises ``
 decoding at some frame (a recording cut short with its index first, a partial download) is one
 reason in the same words wherever it is read (``frames 568 to 570 of 571 (from 56.8 s) cannot be
 decoded: the file is truncated or corrupt``), with that first frame as ``DecodeError.frame``.
-A failure that is the machine's, not the file's (the process or the system out of open files,
-or out of memory: ``MACHINE_ERRNOS``, from either decoder) is raised as the ``OSError`` (PyAV's
-``MemoryError`` for ENOMEM) with its errno, never as a ``DecodeError``: the file may be fine, so
-``"auto"`` does not try PyAV on it, and a caller stops on it (``machine_fault_message``) instead
-of counting a bad video.
+A failure that is the machine's, not the file's (the process or the system out of open files:
+``MACHINE_ERRNOS``, from either decoder) is raised as the ``OSError`` with its errno, never as a
+``DecodeError``: the file may be fine, so ``"auto"`` does not try PyAV on it, and a caller stops
+on it (``machine_fault_message``) instead of counting a bad video. Out of memory (ENOMEM) is not
+among them: FFmpeg also returns it for a file whose corrupt header asks for an absurd allocation,
+so it is the file's ``DecodeError``; a real shortage shows as every video failing so.
 FFmpeg's own log lines are silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet
 when decord is first used), as octvideo reports the error itself. decord's C++ code prints a line of
 its own to the process's stderr for a file its FFmpeg cannot open (``video_reader.cc:83: ERROR
@@ -96,7 +97,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
-from octvideo.data.open_files import open_files_message, out_of_open_files
+from octvideo.data.open_files import open_files_message
 from octvideo.errors import DecodeError
 from octvideo.paths import is_missing, why_not_a_file
 
@@ -140,21 +141,19 @@ MAX_DECODE_SHORT_SIDE = 1080
 # beside others (predict's decoding workers) sets 1, as decord's readers always use.
 PYAV_THREADS = 0
 # errno values of a failure that is the machine's, not the file's: the process's or the system's
-# open files used up, or memory. FFmpeg reports them as AVERROR(errno) codes like a file's faults.
-MACHINE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
+# open files used up. FFmpeg reports them as AVERROR(errno) codes like a file's faults. Not ENOMEM:
+# FFmpeg returns it for a corrupt header's absurd allocation too, the file's fault.
+MACHINE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def machine_fault(err: BaseException) -> BaseException | None:
-    """The error with an errno of ``MACHINE_ERRNOS`` that ``err`` is, or was raised from or
-    during (an ``OSError``, or PyAV's ``MemoryError`` for ENOMEM); None when there is none: the
-    failure is the file's, or the code's."""
+    """The ``OSError`` with an errno of ``MACHINE_ERRNOS`` that ``err`` is, or was raised from or
+    during; None when there is none: the failure is the file's, or the code's."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError | MemoryError) and (
-            getattr(current, "errno", None) in MACHINE_ERRNOS
-        ):
+        if isinstance(current, OSError) and current.errno in MACHINE_ERRNOS:
             return current
         current = current.__cause__ or current.__context__
     return None
@@ -162,14 +161,8 @@ def machine_fault(err: BaseException) -> BaseException | None:
 
 def machine_fault_message(err: BaseException, what: str) -> str | None:
     """One line for a machine's fault that ``what`` met (``machine_fault``): the open-file limit
-    and what to do (``open_files.open_files_message``), or memory; None for any other error."""
-    if out_of_open_files(err):
-        return open_files_message(what)
-    if machine_fault(err) is None:
-        return None
-    return (
-        f"{what} ran out of memory ({os.strerror(errno.ENOMEM)}); free memory or use fewer workers"
-    )
+    and what to do (``open_files.open_files_message``); None for any other error."""
+    return open_files_message(what) if machine_fault(err) is not None else None
 
 
 def _machine_error(code: int, path: str | None = None) -> OSError | None:
@@ -389,7 +382,7 @@ def open_container(path: str) -> Any:
 
     Raises:
         DecodeError: PyAV cannot open it, in FFmpeg's reason ("the file is empty" for 0 bytes).
-        OSError: the machine's fault (``MACHINE_ERRNOS``; PyAV's ``MemoryError`` for ENOMEM).
+        OSError: the machine's fault (``MACHINE_ERRNOS``).
     """
     import av
 

@@ -41,9 +41,9 @@ file, or decoding one chunk of clips) is killed and its input fails with a timeo
 dies (a decoder's segfault) fails its input. Either way a fresh worker takes the next input. With
 ``workers=0`` a hanging decoder hangs the run: only a separate process can be stopped. A failed
 input is its result's ``error``, logged only at DEBUG level: the caller reports it (``predict``
-prints one line for it). A fault of the machine, not the input (a decoder out of open files or
-memory, ``decoding.machine_fault_message``), is no input's: it stops the run with ``RunStopped``,
-its one line, once the inputs before it have their results.
+prints one line for it). A fault of the machine, not the input (a decoder out of open files,
+``decoding.machine_fault_message``), is no input's: it stops the run with ``RunStopped``, its one
+line, once the inputs before it have their results.
 
 A result's ``seconds`` is the input's own time: the time its reader spent opening and decoding it
 (in its worker or here; not the waits for room, nor the other inputs' time), to the time its
@@ -203,8 +203,8 @@ def read_input(
     says where that is: their scores are kept, the input counts as failed.
 
     Anything raised while reading is the input's error (decoders raise many kinds); it is logged
-    with its traceback at DEBUG level. The machine's fault (out of open files or memory) is no
-    input's: "stop" with its one line.
+    with its traceback at DEBUG level. The machine's fault (out of open files) is no input's:
+    "stop" with its one line.
     """
     try:
         opened = predictor.open_input(
@@ -704,7 +704,7 @@ def predict_many(
             even when raised to the hard one (``reserve_worker_files``), before any input is
             read.
         RunStopped: the process ran out of open files starting a worker anyway, or a decoder
-            met the machine's fault (out of open files or memory) reading an input: the inputs
+            met the machine's fault (out of open files) reading an input: the inputs
             before it are predicted and yielded first.
     """
     if isinstance(paths, str | bytes | os.PathLike):

@@ -21,7 +21,7 @@ from octvideo.data.open_files import out_of_open_files
 from octvideo.data.sampling import multiview_clip_indices
 from octvideo.errors import TooManyBadVideos
 from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index, records, small_config
-from tests.data.test_decoding import no_free_files
+from tests.data.test_decoding import ffmpeg_fails, no_free_files
 
 
 def indices_of(video: torch.Tensor) -> list[int]:
@@ -263,6 +263,23 @@ def test_running_out_of_open_files_stops_the_item_and_blames_no_video(media, mod
     assert out_of_open_files(caught.value) and not caught.value.in_worker
     assert dataset._failed == {}
     assert dataset[1 * dataset.views_per_video]["video"].shape[1] == 4  # the video was fine
+
+
+@pytest.mark.parametrize("mode", ["train", "val"])
+def test_a_decoder_out_of_memory_is_a_bad_video_not_a_stop(media, monkeypatch, mode):
+    # FFmpeg's ENOMEM is also a corrupt header's: it stopped the run with a traceback
+    path = str(media["h264.mp4"])
+    ffmpeg_fails(monkeypatch, errno.ENOMEM)
+    cfg = small_config(max_retries=1, decoder="pyav")
+    dataset = VideoDataset(records(media, ["h264.mp4"] * 2), cfg, mode)
+    error = f"DecodeError: {path}: pyav cannot open it: Cannot allocate memory"
+    if mode == "train":  # skipped, and a list of such videos stops the run in one line
+        with pytest.raises(TooManyBadVideos) as caught:
+            dataset[0]
+        assert "Cannot allocate memory" in caught.value.reason
+        return
+    item = dataset[0]
+    assert not item["ok"] and item["error"] == error
 
 
 def test_out_of_open_files_in_a_worker_keeps_its_errno_through_pytorchs_rebuild():

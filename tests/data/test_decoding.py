@@ -756,16 +756,33 @@ def test_running_out_of_open_files_is_the_machines_error_not_the_videos(media, d
     assert decode(path, [0, 1], decoder=decoder).shape[0] == 2  # the file was fine
 
 
-@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ENOMEM])
-def test_an_ffmpeg_error_of_the_machine_is_raised_with_its_errno(media, monkeypatch, code):
+def ffmpeg_fails(monkeypatch, code: int) -> None:
+    """Makes PyAV's open fail with FFmpeg's error AVERROR(``code``)."""
+
     def fail(*args, **kwargs):
         av.error.err_check(-code, args[0])
 
     monkeypatch.setattr(av, "open", fail)
-    with pytest.raises(OSError if code != errno.ENOMEM else MemoryError) as caught:
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE])
+def test_an_ffmpeg_error_of_the_machine_is_raised_with_its_errno(media, monkeypatch, code):
+    ffmpeg_fails(monkeypatch, code)
+    with pytest.raises(OSError) as caught:
         probe(media["h264.mp4"], decoder="pyav")
     assert caught.value.errno == code
     assert decoding_module.machine_fault(caught.value) is caught.value
+
+
+def test_ffmpeg_out_of_memory_is_the_files_decode_error(media, monkeypatch):
+    # FFmpeg returns AVERROR(ENOMEM) for a corrupt header that asks for an absurd allocation:
+    # taken for the machine's fault, it stopped train with a traceback
+    ffmpeg_fails(monkeypatch, errno.ENOMEM)
+    with pytest.raises(DecodeError) as caught:
+        probe(media["h264.mp4"], decoder="pyav")
+    assert str(caught.value) == f"{media['h264.mp4']}: pyav cannot open it: Cannot allocate memory"
+    assert decoding_module.machine_fault(caught.value) is None
+    assert decoding_module.machine_fault_message(caught.value, "decoding it") is None
 
 
 def test_a_files_fault_is_no_machine_fault(media):
@@ -773,6 +790,3 @@ def test_a_files_fault_is_no_machine_fault(media):
         probe(media["zero.mp4"])
     assert decoding_module.machine_fault(caught.value) is None
     assert decoding_module.machine_fault_message(caught.value, "decoding it") is None
-    assert decoding_module.machine_fault_message(OSError(errno.ENOMEM, "x"), "decoding it") == (
-        "decoding it ran out of memory (Cannot allocate memory); free memory or use fewer workers"
-    )
