@@ -55,7 +55,12 @@ from tqdm import tqdm
 
 from octvideo.data.annotations import load_annotations, video_entries
 from octvideo.data.limits import MAX_WORKERS, check_timeout
-from octvideo.data.open_files import FORK_SERVER_OPEN_FILES, reserve_open_files
+from octvideo.data.open_files import (
+    FORK_SERVER_OPEN_FILES,
+    open_files_message,
+    out_of_open_files,
+    reserve_open_files,
+)
 from octvideo.data.workers import (
     check_worker_count,
     exit_reason,
@@ -122,10 +127,10 @@ def check_one(path: str, decoder: str) -> str:
     """Decode every frame of one video; return "" if it is fine, else the error.
 
     Raises:
-        RunStopped: the decoder met the machine's fault, not the video's (out of open files,
-            ``decoding.machine_fault_message``): the video is not to blame.
+        RunStopped: the decoder ran out of open files (``open_files.out_of_open_files``), in
+            one line (``open_files.open_files_message``): the video is not to blame.
     """
-    from octvideo.data.decoding import decode_clip, machine_fault_message, probe
+    from octvideo.data.decoding import decode_clip, probe
 
     try:
         info = probe(path, decoder=decoder)
@@ -133,9 +138,8 @@ def check_one(path: str, decoder: str) -> str:
             chunk = np.arange(start, min(start + CHUNK, info.num_frames))
             decode_clip(path, lambda _, c=chunk: c, decoder=decoder)
     except Exception as err:  # any failure is the finding being reported, not swallowed
-        machine = machine_fault_message(err, f"decoding {path}")
-        if machine is not None:
-            raise RunStopped(machine) from err
+        if out_of_open_files(err):
+            raise RunStopped(open_files_message(f"decoding {path}")) from err
         return f"{type(err).__name__}: {err}"
     return ""
 
@@ -143,7 +147,7 @@ def check_one(path: str, decoder: str) -> str:
 def _worker(conn: Connection, decoder: str, check: Callable[[str, str], str]) -> None:
     """Decode the videos the parent sends with ``check``, one at a time, until it sends None or
     goes away; each ``(index, path)`` is answered with ``(index, error)``, or with ``(index,
-    RunStopped)`` for the machine's fault, which stops the check."""
+    RunStopped)`` for a decoder out of open files, which stops the check."""
 
     def decode(task: tuple[int, str]) -> Iterator[tuple[int, str | RunStopped]]:
         index, path = task
@@ -238,7 +242,7 @@ class _CheckPool:
                 self.replace(worker, kill=True)
                 continue
             worker.task = None
-            if isinstance(error, RunStopped):  # the machine's fault: no video is to blame
+            if isinstance(error, RunStopped):  # out of open files: no video is to blame
                 raise error
             decoded.append((index, error))
         return decoded, lost
@@ -384,12 +388,12 @@ def _stopped(
     errors: dict[int, str],
     checked: int,
 ) -> Interrupted | RunStopped:
-    """The stop of a check by Ctrl-C or SIGTERM, or by the machine's fault (``err``), after
+    """The stop of a check by Ctrl-C or SIGTERM, or by running out of open files (``err``), after
     ``checked`` of ``paths``, the bad among them ``errors``: their report is written to ``out``,
     marked as partial, unless no video was checked (an earlier report is then left as it was).
 
     Returns:
-        ``Interrupted`` (``Terminated`` for SIGTERM), or ``RunStopped`` for the machine's fault,
+        ``Interrupted`` (``Terminated`` for SIGTERM), or ``RunStopped`` out of open files,
         whose message says why, how many videos were checked and where the bad ones are.
     """
     if isinstance(err, RunStopped):

@@ -16,7 +16,7 @@ Bad videos (missing, zero bytes, not a video, truncated, a decoder error):
   workers are other processes; ``BadVideoTracker`` / ``BadVideoCallback`` in the main process log
   each file's error once and the skip count at each epoch end. When every retry fails the loader
   raises ``RuntimeError`` with all the errors: a dataset that bad should stop the run.
-- the machine, not the video: a decoder out of open files (``decoding.machine_fault``) is no bad
+- out of open files: a decoder that runs out (``open_files.out_of_open_files``) is no bad
   video; the item raises it as ``OutOfOpenFiles``, never retries or fails the video, and the run
   stops on it (``engine.run`` words it as the open-file limit). A decoder out of memory is a bad
   video: FFmpeg says so for a corrupt header too, and a real shortage fails every retry.
@@ -56,7 +56,8 @@ from torch.utils.data import Dataset
 from octvideo.argtypes import is_whole
 from octvideo.data.annotations import VideoRecord
 from octvideo.data.config import DataConfig, check_data_config
-from octvideo.data.decoding import VideoInfo, decode_clip, machine_fault
+from octvideo.data.decoding import VideoInfo, decode_clip
+from octvideo.data.open_files import out_of_files_error
 from octvideo.data.sampling import (
     center_clip_indices,
     clip_stride,
@@ -133,12 +134,12 @@ class OutOfOpenFiles(OSError):
         super().__init__(*args)
 
 
-def _machine_fault(err: BaseException) -> None:
-    """Raises the machine's fault ``err`` is, or came from (``decoding.machine_fault``), as
-    ``OutOfOpenFiles``: no video is to blame."""
-    fault = machine_fault(err)
-    if fault is not None:
-        raise OutOfOpenFiles(fault.errno, fault.strerror, fault.filename) from err
+def _stop_if_out_of_open_files(err: BaseException) -> None:
+    """Raises the EMFILE or ENFILE ``err`` is, or came from (``open_files.out_of_files_error``),
+    as ``OutOfOpenFiles``: no video is to blame."""
+    found = out_of_files_error(err)
+    if found is not None:
+        raise OutOfOpenFiles(found.errno, found.strerror, found.filename) from err
 
 
 def _record(i: int, record: object) -> VideoRecord:
@@ -266,7 +267,7 @@ class VideoDataset(Dataset):
             try:
                 frames = self._decode(video_index, choose)
             except (DecodeError, OSError, IndexError) as err:
-                _machine_fault(err)
+                _stop_if_out_of_open_files(err)
                 path = self.records[video_index].path
                 logger.debug("skipping %s: %s", path, err)
                 failures.append((path, str(err)))
@@ -307,7 +308,7 @@ class VideoDataset(Dataset):
             try:
                 frames = self._eval_frames(video_index, temporal_index)
             except (DecodeError, OSError, IndexError) as err:
-                _machine_fault(err)
+                _stop_if_out_of_open_files(err)
                 error = self._failed[video_index] = f"{type(err).__name__}: {err}"
                 logger.debug("failed: %s", error)
         if error is not None:

@@ -60,12 +60,12 @@ a truncated MP4 without its index, an index past the decodable frames) raises ``
 decoding at some frame (a recording cut short with its index first, a partial download) is one
 reason in the same words wherever it is read (``frames 568 to 570 of 571 (from 56.8 s) cannot be
 decoded: the file is truncated or corrupt``), with that first frame as ``DecodeError.frame``.
-A failure that is the machine's, not the file's (the process or the system out of open files:
-``MACHINE_ERRNOS``, from either decoder) is raised as the ``OSError`` with its errno, never as a
-``DecodeError``: the file may be fine, so ``"auto"`` does not try PyAV on it, and a caller stops
-on it (``machine_fault_message``) instead of counting a bad video. Out of memory (ENOMEM) is not
-among them: FFmpeg also returns it for a file whose corrupt header asks for an absurd allocation,
-so it is the file's ``DecodeError``; a real shortage shows as every video failing so.
+A decoder out of open files (the process's or the system's, EMFILE or ENFILE, in either decoder)
+is raised as the ``OSError`` with its errno, never as a ``DecodeError``: the file may be fine, so
+``"auto"`` does not try PyAV on it, and a caller stops on it (``open_files.out_of_open_files``)
+instead of counting a bad video. Out of memory (ENOMEM) is not such a stop: FFmpeg also returns
+it for a file whose corrupt header asks for an absurd allocation, so it is the file's
+``DecodeError``; a real shortage shows as every video failing so.
 FFmpeg's own log lines are silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet
 when decord is first used), as octvideo reports the error itself. decord's C++ code prints a line of
 its own to the process's stderr for a file its FFmpeg cannot open (``video_reader.cc:83: ERROR
@@ -82,7 +82,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
-import errno
 import functools
 import logging
 import os
@@ -97,7 +96,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
-from octvideo.data.open_files import open_files_message
+from octvideo.data.open_files import OUT_OF_FILES_ERRNOS, out_of_open_files
 from octvideo.errors import DecodeError
 from octvideo.paths import is_missing, why_not_a_file
 
@@ -140,35 +139,12 @@ MAX_DECODE_SHORT_SIDE = 1080
 # FFmpeg threads of a PyAV decode: 0 lets FFmpeg choose (one per core); a process that decodes
 # beside others (predict's decoding workers) sets 1, as decord's readers always use.
 PYAV_THREADS = 0
-# errno values of a failure that is the machine's, not the file's: the process's or the system's
-# open files used up. FFmpeg reports them as AVERROR(errno) codes like a file's faults. Not ENOMEM:
-# FFmpeg returns it for a corrupt header's absurd allocation too, the file's fault.
-MACHINE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
-def machine_fault(err: BaseException) -> BaseException | None:
-    """The ``OSError`` with an errno of ``MACHINE_ERRNOS`` that ``err`` is, or was raised from or
-    during; None when there is none: the failure is the file's, or the code's."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in MACHINE_ERRNOS:
-            return current
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def machine_fault_message(err: BaseException, what: str) -> str | None:
-    """One line for a machine's fault that ``what`` met (``machine_fault``): the open-file limit
-    and what to do (``open_files.open_files_message``); None for any other error."""
-    return open_files_message(what) if machine_fault(err) is not None else None
-
-
-def _machine_error(code: int, path: str | None = None) -> OSError | None:
+def _out_of_files_error(code: int, path: str | None = None) -> OSError | None:
     """The ``OSError`` of FFmpeg's error ``code`` (a negative AVERROR) met reading ``path``, when
-    it is the machine's (``MACHINE_ERRNOS``); None for a file's."""
-    if -code not in MACHINE_ERRNOS:
+    it is out of open files (``open_files.OUT_OF_FILES_ERRNOS``); None for a file's fault."""
+    if -code not in OUT_OF_FILES_ERRNOS:
         return None
     if path is None:
         return OSError(-code, os.strerror(-code))
@@ -382,15 +358,15 @@ def open_container(path: str) -> Any:
 
     Raises:
         DecodeError: PyAV cannot open it, in FFmpeg's reason ("the file is empty" for 0 bytes).
-        OSError: the machine's fault (``MACHINE_ERRNOS``).
+        OSError: out of open files (``open_files.out_of_open_files``).
     """
     import av
 
     try:
         return av.open(path, metadata_errors="ignore")
     except Exception as err:  # av.FFmpegError, OSError, ...: not readable by PyAV
-        if machine_fault(err) is not None:
-            raise  # the machine's fault: the file may be fine
+        if out_of_open_files(err):
+            raise  # out of open files: the file may be fine
         raise _pyav_open_error(path, err) from None
 
 
@@ -437,7 +413,7 @@ def _read_header(path: str) -> _Header:
                 matrix, size = display_matrix(frame), (frame.width, frame.height)
                 break
         except Exception as err:  # a broken stream: the decoder reports it
-            if machine_fault(err) is not None:
+            if out_of_open_files(err):
                 raise
         if matrix is None:
             tags = {key.lower(): value for key, value in stream.metadata.items()}
@@ -503,7 +479,8 @@ def _decord_open_error(path: str) -> str | None:
     refused before decord sees it. It costs one more read of the file's header.
 
     Raises:
-        OSError: the open failed for the machine's fault (``MACHINE_ERRNOS``), not the file's.
+        OSError: the open failed out of open files (``open_files.OUT_OF_FILES_ERRNOS``), not for
+            the file's fault.
     """
     open_input, close_input, _ = _decord_avformat()
     context = ctypes.c_void_p()
@@ -511,9 +488,9 @@ def _decord_open_error(path: str) -> str | None:
     if code == 0:
         close_input(ctypes.byref(context))
         return None
-    machine = _machine_error(code, path)
-    if machine is not None:
-        raise machine
+    out_of_files = _out_of_files_error(code, path)
+    if out_of_files is not None:
+        raise out_of_files
     return _ffmpeg_reason(code).text
 
 
@@ -551,7 +528,7 @@ def _decord_cause(err: Exception) -> str:
     source path, "Check failed: ...") goes to the DEBUG log, for whoever needs it.
 
     Raises:
-        OSError: reading packets failed for the machine's fault (``MACHINE_ERRNOS``).
+        OSError: reading packets failed out of open files (``open_files.OUT_OF_FILES_ERRNOS``).
     """
     text = str(err).strip()
     logger.debug("decord: %s: %s", type(err).__name__, text)
@@ -563,9 +540,9 @@ def _decord_cause(err: Exception) -> str:
             if code is None:
                 return cause
             # decord prints AVERROR(ret), FFmpeg's code negated: FFmpeg names it
-            machine = _machine_error(-int(code.group(1)))
-            if machine is not None:
-                raise machine  # the machine's, not the file's
+            out_of_files = _out_of_files_error(-int(code.group(1)))
+            if out_of_files is not None:
+                raise out_of_files  # the process's, not the file's
             reason = _ffmpeg_reason(-int(code.group(1)))
             if not reason.known:
                 return f"reading its packets failed: {cause}"
@@ -747,7 +724,7 @@ class _PyAVReader:
                     if frame.pts >= last:
                         break
             except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
-                if machine_fault(err) is not None:
+                if out_of_open_files(err):
                     raise
         if len(frames) == len(wanted):
             return frames
@@ -772,7 +749,7 @@ class _PyAVReader:
                     if decoded > last:
                         break
             except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
-                if machine_fault(err) is not None:
+                if out_of_open_files(err):
                     raise
         if len(frames) != len(wanted):
             raise self._undecodable(decoded)
@@ -809,8 +786,8 @@ def _open(path: str, decoder: str, header: _Header | None = None) -> _DecordRead
     except DecodeError:
         raise
     except Exception as err:  # decoders raise RuntimeError, av.FFmpegError, IndexError, ...
-        if machine_fault(err) is not None:
-            raise  # the machine's fault: not the file's, and no fallback to PyAV
+        if out_of_open_files(err):
+            raise  # out of open files: not the file's fault, and no fallback to PyAV
         if decoder == "decord":
             reason = f"decord cannot open it: {_decord_cause(err)}"
             raise DecodeError(path, reason, decoder=decoder) from None  # C++ text: DEBUG log
@@ -856,7 +833,7 @@ def _read(reader: _DecordReader | _PyAVReader, path: str, indices: np.ndarray) -
     except DecodeError:
         raise
     except Exception as err:  # see _open
-        if machine_fault(err) is not None:
+        if out_of_open_files(err):
             raise
         decoder = reader.info.decoder
         raise DecodeError(

@@ -7,7 +7,8 @@ cannot hold. ``FORK_SERVER_OPEN_FILES`` and ``DATA_LOADER_OPEN_FILES`` say how m
 kind of worker needs. Past the limit workers would fail on their pipes, or in PyTorch's data
 loader hang for ever while its workers log "Too many open files" without end.
 
-An EMFILE met anyway ends the command with one line naming the limit (``open_files_message``,
+An EMFILE or ENFILE met anyway (``out_of_open_files``, also a decoder's: the file may be fine, so
+no video is to blame) ends the command with one line naming the limit (``open_files_message``,
 ``stops_when_out_of_files``);
 ``stop_forked_workers_out_of_files`` makes a forked data-loader worker that meets one exit instead
 of hang.
@@ -39,6 +40,10 @@ FORK_SERVER_OPEN_FILES = (16, 4)
 # queue and a sentinel per worker, and one descriptor per tensor it shares, alive until used), and
 # a forked worker as many as its caller had when it started; data.prefetch_factor 8 held no more.
 DATA_LOADER_OPEN_FILES = (32, 12)
+# errno values of running out of open files: the process's (EMFILE) or the system's (ENFILE). A
+# decoder's FFmpeg reports them as AVERROR(errno) codes, like a file's faults. Not ENOMEM: FFmpeg
+# returns it for a corrupt header's absurd allocation too, the file's fault.
+OUT_OF_FILES_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 def open_file_limit() -> int | None:
@@ -94,16 +99,23 @@ def reserve_open_files(setting: str, workers: int, open_files: tuple[int, int]) 
         )
 
 
-def out_of_open_files(err: BaseException) -> bool:
-    """Whether ``err``, or an error it was raised from or during, is EMFILE or ENFILE."""
+def out_of_files_error(err: BaseException) -> OSError | None:
+    """The ``OSError`` out of open files (``OUT_OF_FILES_ERRNOS``) that ``err`` is, or was raised
+    from or during; None when there is none."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in (errno.EMFILE, errno.ENFILE):
-            return True
+        if isinstance(current, OSError) and current.errno in OUT_OF_FILES_ERRNOS:
+            return current
         current = current.__cause__ or current.__context__
-    return False
+    return None
+
+
+def out_of_open_files(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from or during, is EMFILE or ENFILE
+    (``out_of_files_error``)."""
+    return out_of_files_error(err) is not None
 
 
 def open_files_message(what: str) -> str:

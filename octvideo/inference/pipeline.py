@@ -41,9 +41,9 @@ file, or decoding one chunk of clips) is killed and its input fails with a timeo
 dies (a decoder's segfault) fails its input. Either way a fresh worker takes the next input. With
 ``workers=0`` a hanging decoder hangs the run: only a separate process can be stopped. A failed
 input is its result's ``error``, logged only at DEBUG level: the caller reports it (``predict``
-prints one line for it). A fault of the machine, not the input (a decoder out of open files,
-``decoding.machine_fault_message``), is no input's: it stops the run with ``RunStopped``, its one
-line, once the inputs before it have their results.
+prints one line for it). A decoder out of open files (``open_files.out_of_open_files``) is no
+input's fault: it stops the run with ``RunStopped``, its one line (``open_files_message``), once
+the inputs before it have their results.
 
 A result's ``seconds`` is the input's own time: the time its reader spent opening and decoding it
 (in its worker or here; not the waits for room, nor the other inputs' time), to the time its
@@ -74,7 +74,12 @@ from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
 from octvideo.data import decoding
-from octvideo.data.open_files import FORK_SERVER_OPEN_FILES, reserve_open_files
+from octvideo.data.open_files import (
+    FORK_SERVER_OPEN_FILES,
+    open_files_message,
+    out_of_open_files,
+    reserve_open_files,
+)
 from octvideo.data.workers import (
     exit_reason,
     serve,
@@ -187,7 +192,7 @@ class PipelineStats:
 
 
 # ("open", InputHeader) | ("clips", views) | ("end", None | (InputHeader, str)) | ("error", str)
-# | ("stop", str): the machine's fault, which stops the run
+# | ("stop", str): out of open files, which stops the run
 Event = tuple[str, Any]
 ENDS = ("end", "error", "stop")  # the events that end an input
 
@@ -203,8 +208,8 @@ def read_input(
     says where that is: their scores are kept, the input counts as failed.
 
     Anything raised while reading is the input's error (decoders raise many kinds); it is logged
-    with its traceback at DEBUG level. The machine's fault (out of open files) is no input's:
-    "stop" with its one line.
+    with its traceback at DEBUG level. Out of open files is no input's fault: "stop" with its
+    one line.
     """
     try:
         opened = predictor.open_input(
@@ -215,9 +220,8 @@ def read_input(
             yield "clips", views
     except Exception as err:  # the input's failure, reported in its record
         logger.debug("%s failed", path, exc_info=True)
-        machine = decoding.machine_fault_message(err, f"decoding {path}")
-        if machine is not None:
-            yield "stop", machine
+        if out_of_open_files(err):
+            yield "stop", open_files_message(f"decoding {path}")
             return
         yield "error", f"{type(err).__name__}: {err}"
         return
@@ -704,8 +708,8 @@ def predict_many(
             even when raised to the hard one (``reserve_worker_files``), before any input is
             read.
         RunStopped: the process ran out of open files starting a worker anyway, or a decoder
-            met the machine's fault (out of open files) reading an input: the inputs
-            before it are predicted and yielded first.
+            ran out of them reading an input: the inputs before it are predicted and yielded
+            first.
     """
     if isinstance(paths, str | bytes | os.PathLike):
         raise ValueError(
@@ -776,7 +780,7 @@ def _predict_many(
                     pending.header = payload
                 elif kind == "clips":
                     batcher.add(pending, payload)
-                elif kind == "stop":  # the machine's fault: the inputs read before it finish
+                elif kind == "stop":  # out of open files: the inputs read before it finish
                     batcher.drop(pending)
                     order.pop()
                     batcher.flush()

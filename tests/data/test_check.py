@@ -491,7 +491,7 @@ def test_running_out_of_open_files_stops_the_check_and_blames_no_video(tmp_path,
     assert str(caught.value).endswith("); raise `ulimit -n` or use fewer workers")
 
 
-def test_a_check_stopped_by_the_machine_keeps_the_bad_videos_found(tmp_path, media, monkeypatch):
+def test_a_check_stopped_out_of_open_files_keeps_the_bad_videos_found(tmp_path, media, monkeypatch):
     names = ["h264.mp4", "zero.mp4", "vp9.webm"]
     (tmp_path / "list.txt").write_text("".join(f"{media[n]} 0\n" for n in names))
     out = tmp_path / "bad.jsonl"
@@ -512,7 +512,7 @@ def test_a_check_stopped_by_the_machine_keeps_the_bad_videos_found(tmp_path, med
     assert read_bad_videos(out) == [(str(media["zero.mp4"]), "DecodeError: empty")]
 
 
-def test_a_workers_machine_fault_reaches_the_check_as_its_stop_line():
+def test_a_workers_open_files_stop_reaches_the_check_as_its_stop_line():
     def check(path: str, decoder: str) -> str:
         raise RunStopped(f"decoding {path} ran out of open files")
 

@@ -26,7 +26,7 @@ from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
 from octvideo.data.decoding import Video
-from octvideo.data.open_files import open_file_limit
+from octvideo.data.open_files import out_of_files_error, out_of_open_files
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,
@@ -740,7 +740,7 @@ def no_free_files() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
-def test_running_out_of_open_files_is_the_machines_error_not_the_videos(media, decoder):
+def test_a_decoder_out_of_open_files_raises_its_oserror_not_the_videos(media, decoder):
     # decord's and PyAV's "cannot open it: Too many open files" was a DecodeError without its
     # errno, counted as a bad video; "auto" went on to PyAV and blamed the file
     path = str(media["h264.mp4"])
@@ -749,10 +749,7 @@ def test_running_out_of_open_files_is_the_machines_error_not_the_videos(media, d
         decode(path, [0, 1], decoder=decoder)
     assert not isinstance(caught.value, DecodeError)
     assert caught.value.errno == errno.EMFILE
-    assert decoding_module.machine_fault_message(caught.value, "decoding it") == (
-        f"decoding it ran out of open files (the open-file limit is {open_file_limit()}); raise "
-        "`ulimit -n` or use fewer workers"
-    )
+    assert out_of_files_error(caught.value) is caught.value
     assert decode(path, [0, 1], decoder=decoder).shape[0] == 2  # the file was fine
 
 
@@ -766,27 +763,25 @@ def ffmpeg_fails(monkeypatch, code: int) -> None:
 
 
 @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE])
-def test_an_ffmpeg_error_of_the_machine_is_raised_with_its_errno(media, monkeypatch, code):
+def test_ffmpeg_out_of_open_files_is_raised_with_its_errno(media, monkeypatch, code):
     ffmpeg_fails(monkeypatch, code)
     with pytest.raises(OSError) as caught:
         probe(media["h264.mp4"], decoder="pyav")
     assert caught.value.errno == code
-    assert decoding_module.machine_fault(caught.value) is caught.value
+    assert out_of_files_error(caught.value) is caught.value
 
 
 def test_ffmpeg_out_of_memory_is_the_files_decode_error(media, monkeypatch):
     # FFmpeg returns AVERROR(ENOMEM) for a corrupt header that asks for an absurd allocation:
-    # taken for the machine's fault, it stopped train with a traceback
+    # taken for running out of open files, it stopped train with a traceback
     ffmpeg_fails(monkeypatch, errno.ENOMEM)
     with pytest.raises(DecodeError) as caught:
         probe(media["h264.mp4"], decoder="pyav")
     assert str(caught.value) == f"{media['h264.mp4']}: pyav cannot open it: Cannot allocate memory"
-    assert decoding_module.machine_fault(caught.value) is None
-    assert decoding_module.machine_fault_message(caught.value, "decoding it") is None
+    assert not out_of_open_files(caught.value)
 
 
-def test_a_files_fault_is_no_machine_fault(media):
+def test_a_files_fault_is_not_out_of_open_files(media):
     with pytest.raises(DecodeError) as caught:
         probe(media["zero.mp4"])
-    assert decoding_module.machine_fault(caught.value) is None
-    assert decoding_module.machine_fault_message(caught.value, "decoding it") is None
+    assert not out_of_open_files(caught.value)

@@ -1,6 +1,6 @@
 """``reserve_open_files``: the open-file limit, first raised to the hard one, holds the workers
-that start, or is refused in one line; ``out_of_open_files`` finds EMFILE in the errors an error
-came from; a forked worker out of open files exits and says so."""
+that start, or is refused in one line; ``out_of_open_files`` finds EMFILE or ENFILE in the errors
+an error came from; a forked worker out of open files exits and says so."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from octvideo.data.open_files import (
     DATA_LOADER_OPEN_FILES,
     FORK_SERVER_OPEN_FILES,
+    out_of_files_error,
     out_of_open_files,
     reserve_open_files,
     stop_forked_workers_out_of_files,
@@ -74,7 +75,11 @@ def test_out_of_open_files_is_found_in_the_errors_an_error_came_from():
             raise RuntimeError("DataLoader worker exited unexpectedly") from None
     except RuntimeError as err:
         assert out_of_open_files(err)  # `from None` hides the context, it still holds it
+        assert out_of_files_error(err) is emfile
+    enfile = OSError(errno.ENFILE, "Too many open files in system")
+    assert out_of_open_files(enfile) and out_of_files_error(enfile) is enfile
     assert not out_of_open_files(OSError(errno.ENOENT, "No such file"))
+    assert out_of_files_error(OSError(errno.ENOMEM, "Cannot allocate memory")) is None
     assert not out_of_open_files(RuntimeError("other"))
 
 
