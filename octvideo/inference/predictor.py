@@ -55,11 +55,13 @@ from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
 from octvideo.config import TARGET_FPS_RANGE
 from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines, video_entries
 from octvideo.data.decoding import Video, VideoInfo, check_decoder
+from octvideo.data.open_files import open_files_message, out_of_open_files
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
 from octvideo.errors import (
     CheckpointError,
     DecodeError,
+    RunStopped,
     TooManyWindows,
     first_line,
 )
@@ -1000,6 +1002,9 @@ class Predictor:
                 fps or decoder out of their bounds; an ``on_batch`` that cannot be called;
                 or frames that are not uint8 (T, H, W, 3) with at least one frame; before any
                 input is read.
+            RunStopped: a decoder ran out of open files reading ``source``
+                (``open_files.out_of_open_files``), which is no video's fault: one line naming the
+                open-file limit (``open_files.open_files_message``), as ``predict_many`` stops.
         """
         start_time = time.perf_counter()
         if not isinstance(source, str | bytes | os.PathLike | Tensor | np.ndarray):
@@ -1019,6 +1024,8 @@ class Predictor:
             opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
             probs = self._run(opened, on_batch)  # (clips, K)
         except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
+            if out_of_open_files(err):  # the file may be fine: the caller is to act, not skip it
+                raise RunStopped(open_files_message(f"decoding {name}")) from err
             result.error = f"{type(err).__name__}: {err}"
         else:  # the clips before a frame that cannot be decoded count
             result.set_scores(opened.header(), probs, opened.cut)

@@ -19,8 +19,9 @@ from octvideo.checkpoint_meta import build_network
 from octvideo.data import decoding as decoding_module
 from octvideo.data import load_annotations
 from octvideo.data.decoding import VideoInfo, decode, probe
+from octvideo.data.open_files import open_file_limit
 from octvideo.data.sampling import center_clip_indices, clip_indices
-from octvideo.errors import CheckpointError, DecodeError, TooManyWindows
+from octvideo.errors import CheckpointError, DecodeError, RunStopped, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.predictor import (
@@ -33,6 +34,7 @@ from octvideo.inference.predictor import (
     window_seconds,
 )
 from tests.conftest import META
+from tests.data.test_decoding import no_free_files
 from tests.inference.media_helpers import encode_timed, faststart, overflowing_checkpoint
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
@@ -774,6 +776,25 @@ def test_missing_and_directory_inputs_fail_cleanly(predictor, videos, tmp_path):
     folder.mkdir()
     result = predictor.predict(folder)
     assert not result.ok and "directory" in result.error
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
+def test_a_decoder_out_of_open_files_stops_predict_naming_the_limit_not_the_video(
+    predictor, videos, decoder
+):
+    # the decoder's EMFILE was the video's result.error: a failed video that decodes, and a caller
+    # predicting a list one video at a time failed every video after it
+    path = str(videos["short"])
+    assert predictor.predict(path, decoder=decoder).ok  # decoders loaded before the files run out
+    with no_free_files():
+        limit = open_file_limit()
+        with pytest.raises(RunStopped) as caught:
+            predictor.predict(path, decoder=decoder)
+    assert str(caught.value) == (
+        f"decoding {path} ran out of open files (the open-file limit is {limit}); raise "
+        "`ulimit -n` or use fewer workers"
+    )
+    assert predictor.predict(path, decoder=decoder).ok  # the video was fine
 
 
 def test_an_input_whose_logits_are_nan_fails_with_no_scores(checkpoint, videos, tmp_path):
