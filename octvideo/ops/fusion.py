@@ -25,9 +25,9 @@ In inference (autograd off) a fused layer:
   resolution inside H->H's convolution and pools its output, two convolutions instead of three
   and no pooled or concatenated input (``FusedOctConv3d._pool_after``).
 
-Under autograd, tracing, scripting or ``torch.compile`` a fused layer runs plain public operators
-on its folded weights, so an exported graph holds standard convolutions (batch norm folded) and
-no oneDNN calls.
+Under autograd, ``torch.func`` (``vmap``, ``jvp``), tracing, scripting or ``torch.compile`` a fused
+layer runs plain public operators on its folded weights, so an exported graph holds standard
+convolutions (batch norm folded) and no oneDNN calls.
 
 This is the one module that calls private PyTorch API (``torch.ops.mkldnn``, ``torch._C``,
 underscored ATen operators): a PyTorch upgrade that changes them touches this file only.
@@ -48,7 +48,14 @@ from torch.nn.parameter import UninitializedBuffer
 from octvideo.ops import fast
 from octvideo.ops.layers import FoldedNorm, OctNorm
 from octvideo.ops.octconv import OctConv3d, conv_output_size
-from octvideo.ops.pair import OctPair, _capturing, as_pair, is_channels_last, unpair
+from octvideo.ops.pair import (
+    OctPair,
+    _capturing,
+    as_pair,
+    is_channels_last,
+    is_contiguous_as,
+    unpair,
+)
 
 _MAX_PACKED = 32  # packed weights kept per layer (paths x input shapes) before starting over
 
@@ -173,9 +180,9 @@ class FusedOctConv3d(OctConv3d):
     """An OctConv3d with the batch norm after it folded into its weights and biases, made by
     ``fuse_for_inference``; ``forward`` also takes the residual and ReLU of ``conv_norm_act``.
 
-    Without autograd and outside tracing or compilation it runs the inference path described
-    in this module's docstring; otherwise ``OctConv3d.forward`` on the folded weights, then the
-    residual and ReLU as plain operators.
+    Without autograd and outside ``torch.func``, tracing or compilation it runs the inference
+    path described in this module's docstring; otherwise ``OctConv3d.forward`` on the folded
+    weights, then the residual and ReLU as plain operators.
     """
 
     @classmethod
@@ -234,7 +241,8 @@ class FusedOctConv3d(OctConv3d):
     ) -> Tensor | OctPair:
         if residual is not None and (self.out_low == 0) != (as_pair(residual).low is None):
             raise ValueError("cannot add a pair with a low group to one without")
-        if torch.is_grad_enabled() or _capturing():
+        if torch.is_grad_enabled() or _capturing() or torch._C._are_functorch_transforms_active():
+            # oneDNN's calls have no vmap or forward-AD rule: torch.func gets the public operators
             y = as_pair(super().forward(x))
             r_h, r_l = as_pair(residual) if residual is not None else (None, None)
             return unpair(
@@ -395,7 +403,7 @@ def _pool_after_fits(x_h: Tensor, x_l: Tensor | None, conv: OctConv3d) -> bool:
     was measured, with sizes that divide by the octave."""
     if x_l is None or x_h.device.type != "cpu" or not is_channels_last(x_h):
         return False
-    if not x_l.is_contiguous(memory_format=torch.channels_last_3d):
+    if not is_contiguous_as(x_l, torch.channels_last_3d):
         return False
     size = x_h.shape[2:]
     divides = all(s % o == 0 for s, o in zip(size, conv.octave, strict=True))
@@ -408,10 +416,10 @@ def _fits(residual: Tensor, x: Tensor, w2: Tensor, g: fast.Geometry) -> bool:
     """Whether ``residual`` has the shape and memory layout of the convolution's output, so
     that oneDNN can add it as a post-op."""
     fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
-    out_fmt = fmt if x.is_contiguous(memory_format=fmt) else torch.contiguous_format
+    out_fmt = fmt if is_contiguous_as(x, fmt) else torch.contiguous_format
     size = conv_output_size(x.shape[2:], w2.shape[2:], g.stride, g.padding, g.dilation)
-    return residual.shape == (x.shape[0], w2.shape[0], *size) and residual.is_contiguous(
-        memory_format=out_fmt
+    return residual.shape == (x.shape[0], w2.shape[0], *size) and is_contiguous_as(
+        residual, out_fmt
     )
 
 

@@ -379,15 +379,26 @@ def is_channels_last(x: Tensor) -> bool:
 
 
 def has_channels_last_strides(x: Tensor) -> bool:
-    """``x.is_contiguous(memory_format=torch.channels_last_3d)`` for a 5D tensor, read from its
-    strides as PyTorch does: ``torch.func.vmap`` refuses that query (``NYI: querying
-    is_contiguous inside of vmap``) but answers ``stride()``, so the layers run under it."""
-    if x.dim() != 5:
+    """``x.is_contiguous(memory_format=torch.channels_last_3d)`` (``is_contiguous_as``)."""
+    return is_contiguous_as(x, torch.channels_last_3d)
+
+
+_INNERMOST_FIRST = {torch.channels_last: (1, 3, 2, 0), torch.channels_last_3d: (1, 4, 3, 2, 0)}
+
+
+def is_contiguous_as(x: Tensor, fmt: torch.memory_format) -> bool:
+    """``x.is_contiguous(memory_format=fmt)``, for a channels-last ``fmt`` read from its strides
+    as PyTorch does: ``torch.func.vmap`` refuses that query (``NYI: querying is_contiguous
+    inside of vmap``) but answers ``stride()``, so the layers, fused or not, run under it."""
+    order = _INNERMOST_FIRST.get(fmt)
+    if order is None:
+        return x.is_contiguous(memory_format=fmt)
+    if x.dim() != len(order):
         return False
     if _tracing():  # a traced shape is tensors: each comparison below would warn
-        return x.is_contiguous(memory_format=torch.channels_last_3d)
+        return x.is_contiguous(memory_format=fmt)
     expected = 1
-    for d in (1, 4, 3, 2, 0):  # C, W, H, T, B: innermost first
+    for d in order:  # C, (W, H, T,) B: innermost first
         if x.shape[d] != 1:
             if x.stride(d) != expected:
                 return False

@@ -399,6 +399,18 @@ def test_traced_fused_model_is_standard_operators(alpha: float) -> None:
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL], ids=["contiguous", "channels_last"])
+def test_vmap_over_a_fused_float32_model_equals_a_loop_over_the_clips(fmt) -> None:
+    """``torch.func.vmap`` refuses memory-format queries and has no rule for oneDNN's calls: a
+    fused layer under it runs the public operators, with the loop's values."""
+    model = fuse_for_inference(_network("i3d_r18", 0.25)).float().to(memory_format=fmt)
+    clips = _clip(model, 4, 32).float().contiguous(memory_format=fmt)  # each clip is a view
+    with torch.no_grad():
+        want = torch.cat([model(c[None]) for c in clips])
+        got = torch.func.vmap(lambda c: model(c[None])[0])(clips)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
 mkldnn_only = pytest.mark.skipif(
     not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN (mkldnn)"
 )

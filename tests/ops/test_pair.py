@@ -23,7 +23,7 @@ from octvideo.ops import (
     low_channels,
     low_size,
 )
-from octvideo.ops.pair import has_channels_last_strides
+from octvideo.ops.pair import has_channels_last_strides, is_contiguous_as
 from tests.ops.tensor_helpers import CL, ceil_mean_pool, relative_error
 
 
@@ -287,6 +287,18 @@ def _strided_layouts():
             yield stored.permute([order.index(d) for d in range(5)])
         yield torch.randn([2 * s for s in sizes], generator=g)[::2, ::2, ::2, ::2, ::2]
     yield torch.randn(2, 3, 4, 5)  # 4D: never channels-last 3D
+
+
+def test_is_contiguous_as_agrees_with_torch_for_4d_and_5d_and_answers_under_vmap():
+    views = [*_strided_layouts(), *(x[:, :, 0] for x in _strided_layouts() if x.dim() == 5)]
+    formats = (torch.contiguous_format, torch.channels_last, CL)
+    for x, fmt in itertools.product(views, formats):
+        assert is_contiguous_as(x, fmt) == x.is_contiguous(memory_format=fmt), (x.shape, fmt)
+    # torch.func.vmap refuses the query; each sample here is a 4D (N, C, H, W) tensor, NHWC
+    frames = torch.randn(3, 2, 5, 5, 4).permute(0, 1, 4, 2, 3)
+    seen = torch.func.vmap(lambda x: torch.tensor(is_contiguous_as(x, torch.channels_last)))
+    assert seen(frames).tolist() == [True] * 3
+    assert seen(frames.contiguous()).tolist() == [False] * 3
 
 
 def test_channels_last_strides_agree_with_torch_and_answer_under_vmap():
