@@ -34,7 +34,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -76,6 +76,18 @@ _CLIP_ENTRIES = (
 # the crops a data section takes only with the data.train_jitter_scales they fit in, which a
 # checkpoint does not record
 _TRAINING_CROPS = ("train_crop_size", "val_crop_size")
+# ClipProtocol's whole-number fields -> the LIMITS bound of the data.* field each comes from
+_CLIP_WHOLES: dict[str, str | None] = {
+    "num_frames": "data.num_frames",
+    "sampling_rate": "data.sampling_rate",
+    "test_short_side": "data.test_short_side",
+    "test_crop_size": "data.test_crop_size",
+    "test_num_clips": "data.test_num_clips",
+    "test_num_crops": None,  # 1 or 3
+    "slowfast_alpha": None,  # or None; at most num_frames
+    "train_crop_size": "data.train_crop_size",
+    "val_crop_size": "data.val_crop_size",
+}
 
 _REQUIRED = object()
 
@@ -121,9 +133,10 @@ class ClipProtocol:
         """The protocol of a checkpoint's ``clip`` and ``normalization`` entries.
 
         Every size is bounded as the config bounds its ``data.*`` field (``LIMITS``,
-        ``MAX_CLIP_PIXELS``, ``TARGET_FPS_RANGE``), so a damaged or hand-edited checkpoint cannot
-        make predict allocate gigabytes, and the values ``DataConfig`` refuses are named by their
-        entry here (``clip.test_num_crops``), not by a config key predict has none of.
+        ``MAX_CLIP_PIXELS``, ``TARGET_FPS_RANGE``; ``check`` makes the same checks on a protocol
+        built directly), so a damaged or hand-edited checkpoint cannot make predict allocate
+        gigabytes, and the values ``DataConfig`` refuses are named by their entry here
+        (``clip.test_num_crops``), not by a config key predict has none of.
 
         Raises:
             CheckpointError: a required entry is missing, an entry has the wrong type, a size is
@@ -132,69 +145,45 @@ class ClipProtocol:
         c = _Entries(clip, "clip", path)
         n = _Entries(normalization, "normalization", path)
         protocol = cls(
-            num_frames=c.whole("num_frames", limit="data.num_frames"),
-            sampling_rate=c.whole("sampling_rate", limit="data.sampling_rate"),
-            test_short_side=c.whole("test_short_side", limit="data.test_short_side"),
-            test_crop_size=c.whole("test_crop_size", limit="data.test_crop_size"),
-            test_num_clips=c.whole(
-                "test_num_clips", DataConfig.test_num_clips, limit="data.test_num_clips"
-            ),
+            num_frames=c.whole("num_frames"),
+            sampling_rate=c.whole("sampling_rate"),
+            test_short_side=c.whole("test_short_side"),
+            test_crop_size=c.whole("test_crop_size"),
+            test_num_clips=c.whole("test_num_clips", DataConfig.test_num_clips),
             test_num_crops=c.whole("test_num_crops", DataConfig.test_num_crops),
             slowfast_alpha=c.whole("slowfast_alpha", None),
             mean=n.triple("mean"),
             std=n.triple("std"),
             target_fps=c.rate("target_fps", None),
-            train_crop_size=c.whole(
-                "train_crop_size", DataConfig.train_crop_size, limit="data.train_crop_size"
-            ),
-            val_crop_size=c.whole(
-                "val_crop_size", DataConfig.val_crop_size, limit="data.val_crop_size"
-            ),
+            train_crop_size=c.whole("train_crop_size", DataConfig.train_crop_size),
+            val_crop_size=c.whole("val_crop_size", DataConfig.val_crop_size),
         )
-        protocol._check(path)
+        bad = _clip_problem(protocol, _stored_entry)
+        if bad is not None:
+            field, problem = bad
+            raise CheckpointError(
+                f"{_name(path)} metadata: {problem}; {ADVICE}", field=_stored_entry(field)
+            )
         return protocol
 
-    def _check(self, path: str | os.PathLike[str] | None) -> None:
-        """The checks ``DataConfig`` and ``check_limits`` make on the same values, each naming
-        the metadata entry."""
+    def check(self, name: str = "ClipProtocol") -> None:
+        """Refuses what ``from_dict`` refuses in a checkpoint, however this protocol was made: a
+        size that is not a whole number or is beyond the bound of its ``data.*`` field
+        (``LIMITS``), a clip over ``MAX_CLIP_PIXELS``, a frame rate outside
+        ``TARGET_FPS_RANGE``, a mean or std that is not 3 numbers, and what ``DataConfig``
+        refuses (``Predictor`` checks its protocol with it, so a typo is one line, not a
+        120 GB allocation at the first clip).
 
-        def bad(entry: str, problem: str) -> CheckpointError:
-            return CheckpointError(
-                f"{_name(path)} metadata: {entry} {problem}; {ADVICE}", field=entry
-            )
+        Args:
+            name: what the protocol is called in the message (``protocol``: ``protocol.num_frames
+                ...``).
 
-        if self.test_num_crops not in (1, 3):
-            raise bad("clip.test_num_crops", f"must be 1 or 3, got {self.test_num_crops}")
-        if self.test_short_side < self.test_crop_size:
-            raise bad(
-                "clip.test_short_side",
-                f"{self.test_short_side} is smaller than clip.test_crop_size {self.test_crop_size}",
-            )
-        if self.slowfast_alpha is not None and self.slowfast_alpha > self.num_frames:
-            raise bad(
-                "clip.slowfast_alpha",
-                f"{self.slowfast_alpha} is beyond clip.num_frames {self.num_frames}",
-            )
-        if min(self.std) <= 0:
-            raise bad("normalization.std", f"must be > 0, got {list(self.std)}")
-        low, high = TARGET_FPS_RANGE
-        if self.target_fps is not None and not low <= self.target_fps <= high:
-            raise bad(
-                "clip.target_fps",
-                f"{self.target_fps:g} is beyond [{low:g}, {high:g}] frames per second",
-            )
-        for name in ("test_crop_size", "train_crop_size", "val_crop_size"):
-            crop = getattr(self, name)
-            if self.num_frames * crop * crop > MAX_CLIP_PIXELS:
-                raise bad(
-                    "clip.num_frames",
-                    f"{self.num_frames} x clip.{name} {crop}^2 is beyond the limit of "
-                    f"{MAX_CLIP_PIXELS:,} pixels a clip (octvideo.config.MAX_CLIP_PIXELS)",
-                )
-        try:
-            self.data_config()
-        except ValueError as err:  # a check DataConfig makes and the ones above do not
-            raise bad("clip", f"does not make a data section: {err}") from err
+        Raises:
+            ValueError: one line naming the first field at fault.
+        """
+        bad = _clip_problem(self, lambda field: ".".join(k for k in (name, field) if k))
+        if bad is not None:
+            raise ValueError(bad[1])
 
     def clip_dict(self) -> dict[str, Any]:
         """The ``clip`` entry on disk (``normalization`` holds ``mean`` and ``std``)."""
@@ -475,6 +464,85 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _not(entry: str, value: Any, want: str) -> str:
+    """``ENTRY is VALUE (TYPE), not WANT``: a value of the wrong type, in one line."""
+    return f"{entry} is {_short_repr(value)} ({type(value).__name__}), not {want}"
+
+
+def _over_limit(entry: str, value: Any, limit: str | None) -> str | None:
+    """``ENTRY VALUE is beyond the limit ...`` for a size over ``LIMITS[limit]``, else None."""
+    if limit is None or value <= LIMITS[limit][0]:
+        return None
+    bound, unit = LIMITS[limit]
+    return (
+        f"{entry} {value} is beyond the limit of {bound:g} {unit} (octvideo.config.LIMITS {limit})"
+    )
+
+
+def _stored_entry(field: str) -> str:
+    """The checkpoint entry of a ClipProtocol field: ``clip.num_frames``, ``normalization.std``;
+    ``clip`` for the whole protocol."""
+    return f"normalization.{field}" if field in ("mean", "std") else f"clip.{field}".rstrip(".")
+
+
+def _clip_problem(p: ClipProtocol, entry: Callable[[str], str]) -> tuple[str, str] | None:
+    """The first value of ``p`` a data section would refuse (``DataConfig`` and
+    ``check_limits``), as (field, one line naming it ``entry(field)``); None when it has none.
+    The one check of a protocol, read from a checkpoint or built directly."""
+    for field, limit in _CLIP_WHOLES.items():
+        value = getattr(p, field)
+        if value is None and field == "slowfast_alpha":
+            continue
+        if not _is_whole(value):
+            return field, _not(entry(field), value, "a whole number of 1 or more")
+        beyond = _over_limit(entry(field), value, limit)
+        if beyond is not None:
+            return field, beyond
+    for field in ("mean", "std"):
+        value = getattr(p, field)
+        triple = isinstance(value, list | tuple) and len(value) == 3
+        if not triple or not all(_is_number(v) for v in value):
+            return field, _not(entry(field), value, "a list of 3 numbers (one per channel)")
+    if p.target_fps is not None and (not _is_number(p.target_fps) or p.target_fps <= 0):
+        return "target_fps", _not(entry("target_fps"), p.target_fps, "a positive number or None")
+    if p.test_num_crops not in (1, 3):
+        return "test_num_crops", f"{entry('test_num_crops')} must be 1 or 3, got {p.test_num_crops}"
+    if p.test_short_side < p.test_crop_size:
+        return "test_short_side", (
+            f"{entry('test_short_side')} {p.test_short_side} is smaller than "
+            f"{entry('test_crop_size')} {p.test_crop_size}"
+        )
+    if p.slowfast_alpha is not None and p.slowfast_alpha > p.num_frames:
+        return "slowfast_alpha", (
+            f"{entry('slowfast_alpha')} {p.slowfast_alpha} is beyond {entry('num_frames')} "
+            f"{p.num_frames}"
+        )
+    if min(p.std) <= 0:
+        return "std", f"{entry('std')} must be > 0, got {[float(v) for v in p.std]}"
+    low, high = TARGET_FPS_RANGE
+    if p.target_fps is not None and not low <= p.target_fps <= high:
+        return "target_fps", (
+            f"{entry('target_fps')} {p.target_fps:g} is beyond [{low:g}, {high:g}] frames per "
+            "second"
+        )
+    for field in ("test_crop_size", "train_crop_size", "val_crop_size"):
+        crop = getattr(p, field)
+        if p.num_frames * crop * crop > MAX_CLIP_PIXELS:
+            return "num_frames", (
+                f"{entry('num_frames')} {p.num_frames} x {entry(field)} {crop}^2 is beyond the "
+                f"limit of {MAX_CLIP_PIXELS:,} pixels a clip (octvideo.config.MAX_CLIP_PIXELS)"
+            )
+    try:
+        p.data_config()
+    except ValueError as err:  # a check DataConfig makes and the ones above do not
+        return "", f"{entry('')} does not make a data section: {err}"
+    return None
+
+
 class _Entries:
     """The entries of one section of the stored metadata, read with their types checked; an
     error names ``section.key`` and the checkpoint."""
@@ -490,8 +558,7 @@ class _Entries:
 
     def _wrong(self, key: str, value: Any, want: str) -> CheckpointError:
         return CheckpointError(
-            f"{_name(self.path)} metadata {self._key(key)} is {_short_repr(value)} "
-            f"({type(value).__name__}), not {want}; {ADVICE}",
+            f"{_name(self.path)} metadata {_not(self._key(key), value, want)}; {ADVICE}",
             field=self._key(key),
         )
 
@@ -507,20 +574,17 @@ class _Entries:
 
     def _beyond(self, key: str, value: Any, limit: str | None) -> None:
         """Refuses a size over the bound ``LIMITS[limit]`` of the config field it comes from."""
-        if limit is None or value <= LIMITS[limit][0]:
-            return
-        bound, unit = LIMITS[limit]
-        raise CheckpointError(
-            f"{_name(self.path)} metadata: {self._key(key)} {value} is beyond the limit of "
-            f"{bound:g} {unit} (octvideo.config.LIMITS {limit}); {ADVICE}",
-            field=self._key(key),
-        )
+        beyond = _over_limit(self._key(key), value, limit)
+        if beyond is not None:
+            raise CheckpointError(
+                f"{_name(self.path)} metadata: {beyond}; {ADVICE}", field=self._key(key)
+            )
 
     def whole(self, key: str, default: Any = _REQUIRED, *, limit: str | None = None) -> Any:
         value = self._get(key, default)
         if value is None and default is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not _is_whole(value):
             raise self._wrong(key, value, "a whole number of 1 or more")
         self._beyond(key, value, limit)
         return value
@@ -528,7 +592,7 @@ class _Entries:
     def wholes(self, key: str, count: int, *, limit: str | None = None) -> tuple[int, ...]:
         value = self._get(key, _REQUIRED)
         ok = isinstance(value, list | tuple) and len(value) == count
-        if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        if not ok or not all(_is_whole(v) for v in value):
             raise self._wrong(key, value, f"a list of {count} whole numbers of 1 or more")
         for v in value:
             self._beyond(key, v, limit)

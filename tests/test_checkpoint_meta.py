@@ -341,6 +341,51 @@ def test_a_clip_protocol_the_config_refuses_names_the_checkpoint_entry(entries, 
     assert info.value.field == problem.split()[0]
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {"clip__num_frames": 10**9},
+        {"clip__test_short_side": 100_000, "clip__test_crop_size": 100_000},
+        {"clip__test_num_clips": 1000},
+        {"clip__test_num_crops": 2},
+        {"clip__slowfast_alpha": 64},
+        {"normalization__std": [0, 0.2, 0.2]},
+        {"clip__target_fps": 5000.0},
+        {"clip__num_frames": 256, "clip__test_crop_size": 1024, "clip__test_short_side": 1024},
+    ],
+)
+def test_a_protocol_built_directly_is_refused_as_its_checkpoint_entry_is(entries):
+    # one check: the bounds that keep a checkpoint from allocating gigabytes hold for a
+    # ClipProtocol made in code (Predictor(model, classes, protocol) checks it)
+    with pytest.raises(CheckpointError) as stored:
+        CheckpointMeta.from_dict(_with(TRAINED_BEFORE, **entries), path="x.ckpt")
+    values = {key.split("__")[1]: value for key, value in entries.items()}
+    direct = dataclasses.replace(CheckpointMeta.from_dict(TRAINED_BEFORE).clip, **values)
+    with pytest.raises(ValueError) as built:
+        direct.check("protocol")
+    problem = str(stored.value).removeprefix("checkpoint 'x.ckpt' metadata: ")
+    problem = problem.removesuffix(f"; {ADVICE}")
+    named = problem.replace("clip.", "protocol.").replace("normalization.", "protocol.")
+    assert str(built.value) == named and "\n" not in named
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"num_frames": "4"}, "ClipProtocol.num_frames is '4' (str), not a whole number of 1 or"),
+        ({"sampling_rate": True}, "ClipProtocol.sampling_rate is True (bool), not a whole number"),
+        ({"test_num_crops": 3.0}, "ClipProtocol.test_num_crops is 3.0 (float), not a whole"),
+        ({"mean": (0.5, 0.5)}, "ClipProtocol.mean is (0.5, 0.5) (tuple), not a list of 3 numbers"),
+        ({"std": None}, "ClipProtocol.std is None (NoneType), not a list of 3 numbers"),
+        ({"target_fps": "30"}, "ClipProtocol.target_fps is '30' (str), not a positive number"),
+    ],
+)
+def test_a_protocol_of_the_wrong_types_is_one_line_naming_the_field(values, message):
+    with pytest.raises(ValueError) as caught:
+        dataclasses.replace(META.clip, **values).check()
+    assert str(caught.value).startswith(message)
+
+
 def test_a_network_over_the_parameter_bound_is_refused_before_it_is_built(monkeypatch):
     import octvideo.checkpoint_meta as checkpoint_meta
 

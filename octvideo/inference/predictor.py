@@ -775,7 +775,9 @@ class Predictor:
     the bounds ``octvideo predict`` sets on its options (``check_batch_size``, ``check_device``,
     ``parse_views``, ``window_seconds``, ``check_decoder``, ``check_fps``), and the model, its
     class names and the protocol against each other as ``from_checkpoint`` checks a checkpoint's
-    (``misfit``: SlowFast pathways, the protocol's test clip, one name per output).
+    (``ClipProtocol.check``: types and the config's bounds, the ones ``ClipProtocol.from_dict``
+    sets on a checkpoint's clip entry; ``misfit``: SlowFast pathways, the protocol's test clip,
+    one name per output).
 
     Args:
         model: the network (its fused copy runs, in eval mode; the model itself is left as is,
@@ -803,6 +805,7 @@ class Predictor:
             raise ValueError(f"classes must be a list of class names, got {classes!r:.80}")
         if not isinstance(protocol, ClipProtocol):
             raise ValueError(f"protocol must be a ClipProtocol, got {type(protocol).__name__}")
+        protocol.check("protocol")  # the bounds a checkpoint's clip entry has, before any work
         self.batch_size = check_batch_size(batch_size)
         self.device = check_device(device)
         bad = misfit(model, classes, protocol)

@@ -283,6 +283,34 @@ def test_class_names_given_as_one_string_are_refused_not_split(predictor):
     assert str(caught.value) == "classes must be a list of class names, got 'abc'"
 
 
+@pytest.mark.parametrize(
+    ("clip", "message"),
+    [
+        ({"num_frames": "4"}, "protocol.num_frames is '4' (str), not a whole number of 1 or more"),
+        (
+            {"test_short_side": 100_000, "test_crop_size": 100_000},
+            "protocol.test_short_side 100000 is beyond the limit of 2048 pixels "
+            "(octvideo.config.LIMITS data.test_short_side)",
+        ),
+        (
+            {"num_frames": 256, "test_short_side": 1024, "test_crop_size": 1024},
+            "protocol.num_frames 256 x protocol.test_crop_size 1024^2 is beyond the limit of "
+            "16,777,216 pixels a clip (octvideo.config.MAX_CLIP_PIXELS)",
+        ),
+    ],
+)
+def test_a_protocol_beyond_a_checkpoints_bounds_is_one_line_before_any_work(
+    monkeypatch, clip, message
+):
+    # built in code, not read from a checkpoint: its first clip would allocate 120 GB
+    fused = []
+    monkeypatch.setattr(predictor_module, "fuse_for_inference", fused.append)
+    protocol = dataclasses.replace(META.clip, **clip)
+    with pytest.raises(ValueError) as caught:
+        Predictor(build_network(META.model), list(META.classes), protocol)
+    assert str(caught.value) == message and not fused
+
+
 def _slowfast(**extra):
     from octvideo.models import create_model
 
