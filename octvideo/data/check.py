@@ -130,13 +130,15 @@ def check_one(path: str, decoder: str) -> str:
         RunStopped: the decoder ran out of open files (``open_files.out_of_open_files``), in
             one line (``open_files.open_files_message``): the video is not to blame.
     """
-    from octvideo.data.decoding import decode_clip, probe
+    from octvideo.data.decoding import Video
 
     try:
-        info = probe(path, decoder=decoder)
-        for start in range(0, info.num_frames, CHUNK):
-            chunk = np.arange(start, min(start + CHUNK, info.num_frames))
-            decode_clip(path, lambda _, c=chunk: c, decoder=decoder)
+        # opened and indexed once: opening it again for each chunk (PyAV reads every packet,
+        # decord builds its index) made the check of a long video grow with its frames squared
+        video = Video(path, decoder=decoder)
+        num = video.info.num_frames
+        for start in range(0, num, CHUNK):
+            video.read(np.arange(start, min(start + CHUNK, num)))
     except Exception as err:  # any failure is the finding being reported, not swallowed
         if out_of_open_files(err):
             raise RunStopped(open_files_message(f"decoding {path}")) from err

@@ -19,11 +19,12 @@ import pytest
 from octvideo import paths
 from octvideo.cli import main
 from octvideo.data import check as check_module
+from octvideo.data import decoding
 from octvideo.data import workers as workers_module
 from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import RunStopped, UsageError
 from tests.data import check_faults as faults
-from tests.data.media_helpers import data_error, data_stopped, fill
+from tests.data.media_helpers import NUM_FRAMES, data_error, data_stopped, fill
 from tests.data.test_decoding import no_free_files
 from tests.data.test_open_files import fake_open_file_limit
 from tests.deadline import run_with_deadline
@@ -344,6 +345,32 @@ def test_workers_are_not_forks_of_a_process_that_has_decoded(tmp_path, media, mo
     report = run_with_deadline(120, check_videos, tmp_path / "list.txt", progress=False)
     ((_, error),) = report.bad
     assert error.startswith("parent ") and error != f"parent {os.getpid()}"
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
+def test_a_video_is_opened_once_and_read_in_chunks(media, monkeypatch, decoder):
+    # opened again for each chunk, a long video took time growing with its frames squared
+    opened, read = [], []
+
+    def counted(reader: type) -> type:
+        class Counted(reader):
+            def __init__(self, path, header=None):
+                opened.append(path)
+                super().__init__(path, header)
+
+            def get(self, indices):
+                read.append(indices.tolist())
+                return super().get(indices)
+
+        return Counted
+
+    for name, reader in list(decoding._READERS.items()):
+        monkeypatch.setitem(decoding._READERS, name, counted(reader))
+    monkeypatch.setattr(check_module, "CHUNK", 10)
+    path = str(media["h264.mp4"])
+    assert check_module.check_one(path, decoder) == ""
+    assert opened == [path]
+    assert read == [list(range(0, 10)), list(range(10, 20)), list(range(20, NUM_FRAMES))]
 
 
 def test_a_tiny_timeout_returns_with_every_video_accounted_for(tmp_path, media):
