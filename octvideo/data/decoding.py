@@ -8,8 +8,9 @@ Public functions (also used by the predictor):
 
 Decoders (``decoder=``):
     ``"decord"``  decord only. Frame indices come from decord's packet index.
-    ``"pyav"``    PyAV only. The frame count is the number of non-empty video packets (container
-                  metadata is not trusted: WebM/MKV carry none and broken files carry wrong ones);
+    ``"pyav"``    PyAV only. The frame count is the number of non-empty video packets shown
+                  (container metadata is not trusted: WebM/MKV carry none and broken files carry
+                  wrong ones; an edit list's cut packets are not shown);
                   frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
                   with a decode-from-start fallback when timestamps are missing or inconsistent.
     ``"auto"``    decord, then PyAV for a file decord cannot open or decode (decord's error logged
@@ -27,6 +28,13 @@ codec other than H.264 and HEVC, or in AVI, is given to PyAV under ``"auto"`` an
 ``DecodeError`` under ``"decord"``. AVI stores no presentation timestamps (its packet times count
 in decode order), so for an AVI stream with B-frames PyAV counts decoded frames instead of seeking
 by timestamp.
+
+An MP4 or MOV trimmed without re-encoding (``ffmpeg -ss .. -c copy``, a phone's trim) keeps the
+frames it cut and an edit list that leaves them out: FFmpeg marks their packets discarded and its
+decoder drops them. PyAV counts and returns the frames shown (frame 0 is the first one displayed);
+decord counts the cut frames too and returns others than asked, so the header read gives such a
+file (packets discarded before the first frame, or an edit ending before the media does,
+``_edit_list_cuts``) to PyAV under ``"auto"`` and refuses it under ``"decord"``.
 
 ``Video(path, decoder)`` keeps a file open (indexed once) for many reads, and gives the frames'
 timestamps; ``decode_clip`` opens, reads and closes in one call.
@@ -298,7 +306,9 @@ class _Header(NamedTuple):
     """What PyAV reads of a file before a decoder opens it."""
 
     error: DecodeError | None  # PyAV cannot open it, or it has no (decodable) video stream
-    misordered: str | None  # what decord would return out of order, in words
+    # why decord would read it wrongly, a clause ("decord returns the frames of ... in the wrong
+    # order"): ``auto`` gives such a file to PyAV and ``decord`` refuses it
+    for_pyav: str | None
     matrix: np.ndarray | None  # the first frame's display matrix
     size: tuple[int, int] | None  # stored (width, height) of the first frame
     # PyAV found a video stream without a codec (``video_stream``): decord reads none of it
@@ -388,11 +398,11 @@ def video_stream(container: Any, path: str) -> Any:
 
 def _read_header(path: str) -> _Header:
     """PyAV's look at ``path`` before decord opens it: whether PyAV can open it and finds a video
-    stream, what decord would return out of order (``misordered``: "MPEG-4 Part 2 video with
-    B-frames", for a first video stream that reorders frames (B-frames) in a codec other than
-    H.264 and HEVC, or in an AVI file, which stores no presentation times), and the first frame's
-    display matrix and stored size. A frame PyAV cannot decode leaves those None: decord then
-    decides for itself."""
+    stream, why decord would read it wrongly (``for_pyav``: a first video stream that reorders
+    frames (B-frames) in a codec other than H.264 and HEVC, or in an AVI file, which stores no
+    presentation times; an edit list that leaves frames out, ``_edit_list_cuts``), and the first
+    frame's display matrix and stored size. A frame PyAV cannot decode leaves those None: decord
+    then decides for itself."""
     try:
         container = open_container(path)
     except DecodeError as err:
@@ -407,22 +417,49 @@ def _read_header(path: str) -> _Header:
         context = stream.codec_context
         name, reorders = context.name, bool(context.has_b_frames)
         matrix, size = None, None
+        discarded = False  # a packet before the first frame is left out by the edit list
         context.thread_count = 1  # frame threads would decode several frames before the first
         try:
-            for frame in container.decode(stream):
-                matrix, size = display_matrix(frame), (frame.width, frame.height)
-                break
+            for packet in container.demux(stream):
+                discarded = discarded or packet.is_discard
+                frames = packet.decode()
+                if frames:
+                    matrix, size = display_matrix(frames[0]), (frames[0].width, frames[0].height)
+                    break
         except Exception as err:  # a broken stream: the decoder reports it
             if out_of_open_files(err):
                 raise
         if matrix is None:
             tags = {key.lower(): value for key, value in stream.metadata.items()}
             matrix = _rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
-    misordered = None
+        cuts = discarded or _edit_list_cuts(container, stream)
+    for_pyav = None
     if reorders and (name not in DECORD_REORDERS or avi):
         label = CODEC_LABELS.get(name, name)
-        misordered = f"{label} video with B-frames{' in AVI' if avi else ''}"
-    return _Header(None, misordered, matrix, size)
+        for_pyav = (
+            f"decord returns the frames of {label} video with B-frames{' in AVI' if avi else ''} "
+            f"in the wrong order"
+        )
+    elif cuts:
+        for_pyav = (
+            "its edit list leaves frames out (a video trimmed without re-encoding), which decord "
+            "counts and returns as frames"
+        )
+    return _Header(None, for_pyav, matrix, size)
+
+
+def _edit_list_cuts(container: Any, stream: Any) -> bool:
+    """Whether the edit list of an MP4/MOV ``stream`` ends before its media does (a trim without
+    re-encoding), so that FFmpeg leaves the frames past its end out: the stream's duration is the
+    edit's, and its average rate is the media's frames over the media's length (FFmpeg's MP4
+    demuxer), so ``frames / rate`` is that length. Half a frame shorter or more counts; a trim of
+    the start alone shows as the packets ``_read_header`` meets marked discarded."""
+    rate, frames, duration = stream.average_rate, stream.frames, stream.duration
+    if "mov" not in container.format.name.split(",") or not rate or frames <= 0:
+        return False
+    if duration is None or duration <= 0 or stream.time_base is None:
+        return False
+    return frames / rate - duration * stream.time_base >= 1 / (2 * rate)
 
 
 _decord_quiet = False
@@ -558,11 +595,10 @@ class _DecordReader:
         header = _read_header(path) if header is None else header
         if header.no_codec:  # decord would call it "no video stream"
             raise _cannot_open(path, "decord", NO_CODEC)
-        if header.misordered is not None:
+        if header.for_pyav is not None:
             raise DecodeError(
                 path,
-                f"decord returns the frames of {header.misordered} in the wrong order; decode it "
-                f"with decoder 'pyav' (or 'auto', which does so)",
+                f"{header.for_pyav}; decode it with decoder 'pyav' (or 'auto', which does so)",
                 decoder="decord",
             )
         reason = _decord_open_error(path)
@@ -650,7 +686,8 @@ class _PyAVReader:
                     decoder="pyav",
                 )
             stream = video_stream(container, path)
-            pts = [p.pts for p in container.demux(stream) if p.size > 0]
+            # packets the edit list leaves out (a trimmed MP4) decode to no frame
+            pts = [p.pts for p in container.demux(stream) if p.size > 0 and not p.is_discard]
             rate = stream.average_rate or stream.guessed_rate
             width, height = stream.codec_context.width, stream.codec_context.height
             stream_w, stream_h = width, height
@@ -809,7 +846,7 @@ def _with_fallback(
     if decoder != "auto":
         return work(_open(path, decoder))
     header = _read_header(path)
-    if header.error is None and header.misordered is None:
+    if header.error is None and header.for_pyav is None:
         try:
             return work(_open(path, "decord", header))
         except DecodeError as err:

@@ -785,3 +785,51 @@ def test_a_files_fault_is_not_out_of_open_files(media):
     with pytest.raises(DecodeError) as caught:
         probe(media["zero.mp4"])
     assert not out_of_open_files(caught.value)
+
+
+def _trim(source: Path, path: Path, start: int, end: int, shorten: bool = True) -> Path:
+    """``source``, an MP4 of ``NUM_FRAMES`` frames at 12 fps with one edit list entry, trimmed as
+    a lossless trim (``ffmpeg -ss .. -c copy``) writes it: the entry starts ``start`` frames into
+    the media and (when ``shorten``) ends ``end`` frames before its end."""
+    with av.open(str(source)) as container:
+        ticks = container.streams.video[0].time_base.denominator // 12  # media ticks a frame
+    data = bytearray(source.read_bytes())
+    at = data.index(b"elst")
+    assert data[at + 4] == 0 and int.from_bytes(data[at + 8 : at + 12], "big") == 1  # v0, 1 entry
+    duration = int.from_bytes(data[at + 12 : at + 16], "big")  # movie timescale
+    media_time = int.from_bytes(data[at + 16 : at + 20], "big", signed=True)
+    if shorten:
+        duration = duration * (NUM_FRAMES - start - end) // NUM_FRAMES
+    data[at + 12 : at + 16] = duration.to_bytes(4, "big")
+    data[at + 16 : at + 20] = (media_time + start * ticks).to_bytes(4, "big", signed=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "shorten"), [(6, 0, True), (0, 6, True), (6, 0, False), (5, 4, True)]
+)
+def test_a_trimmed_mp4_is_its_displayed_frames_and_decord_refuses_it(
+    bframes, tmp_path, start, end, shorten
+):
+    # both decoders counted the frames its edit list leaves out (24, not 18): decord's frames
+    # jumped back, PyAV's came from the untrimmed timeline and its last frames "cannot be decoded"
+    path = _trim(bframes["h264.mp4"], tmp_path / "trimmed.mp4", start, end, shorten)
+    shown = list(range(start, NUM_FRAMES - end))
+    for decoder in ("pyav", "auto"):
+        info = probe(path, decoder=decoder)
+        assert (info.num_frames, info.decoder) == (len(shown), "pyav")
+        whole = decode(path, decoder=decoder)
+        assert _indices(whole) == shown
+        one_by_one = torch.cat([decode(path, [i], decoder=decoder) for i in range(len(shown))])
+        assert torch.equal(one_by_one, whole)
+        assert _indices(Video(path, decoder=decoder).read([len(shown) - 1, 2, 0])) == [
+            shown[-1],
+            shown[2],
+            shown[0],
+        ]
+    with pytest.raises(DecodeError) as err:
+        decode(path, [0], decoder="decord")
+    message = str(err.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert "edit list" in message and "decoder 'pyav'" in message
