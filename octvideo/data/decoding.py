@@ -55,7 +55,10 @@ left-right mirror as 180 degrees), which is then corrected. A matrix that is not
 ``height`` are the displayed size.
 
 Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the first video
-stream only). ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
+stream only). Every decoder reads the first video stream: decord 0.6 opens the one FFmpeg ranks
+best (in MP4 and MOV the one of higher bit rate) and cannot be told which, so a file with several
+video streams (a cover picture aside) goes to PyAV under ``"auto"`` and is refused under
+``"decord"``. ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
 both decoders so they agree) so that the shorter side has that many pixels.
 
 Arguments: ``indices`` are a flat sequence (or 1-D array) of whole numbers; ``short_side`` is None
@@ -400,7 +403,8 @@ def _read_header(path: str) -> _Header:
     """PyAV's look at ``path`` before decord opens it: whether PyAV can open it and finds a video
     stream, why decord would read it wrongly (``for_pyav``: a first video stream that reorders
     frames (B-frames) in a codec other than H.264 and HEVC, or in an AVI file, which stores no
-    presentation times; an edit list that leaves frames out, ``_edit_list_cuts``), and the first
+    presentation times; an edit list that leaves frames out, ``_edit_list_cuts``; other video
+    streams after the first, ``_video_streams``), and the first
     frame's display matrix and stored size. A frame PyAV cannot decode leaves those None: decord
     then decides for itself."""
     try:
@@ -433,8 +437,14 @@ def _read_header(path: str) -> _Header:
             tags = {key.lower(): value for key, value in stream.metadata.items()}
             matrix = _rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
         cuts = discarded or _edit_list_cuts(container, stream)
+        streams = _video_streams(container)
     for_pyav = None
-    if reorders and (name not in DECORD_REORDERS or avi):
+    if streams > 1:
+        for_pyav = (
+            f"it has {streams} video streams and decord reads the one FFmpeg ranks best (the "
+            f"higher bit rate), not the first"
+        )
+    elif reorders and (name not in DECORD_REORDERS or avi):
         label = CODEC_LABELS.get(name, name)
         for_pyav = (
             f"decord returns the frames of {label} video with B-frames{' in AVI' if avi else ''} "
@@ -446,6 +456,16 @@ def _read_header(path: str) -> _Header:
             "counts and returns as frames"
         )
     return _Header(None, for_pyav, matrix, size)
+
+
+def _video_streams(container: Any) -> int:
+    """How many video streams of ``container`` decord could choose from: a cover picture
+    (attached picture) after the first stream is none (FFmpeg ranks a one-frame stream last)."""
+    import av
+
+    video = container.streams.video
+    moving = [s for s in video[1:] if not s.disposition & av.stream.Disposition.attached_pic]
+    return 1 + len(moving)
 
 
 def _edit_list_cuts(container: Any, stream: Any) -> bool:

@@ -833,3 +833,35 @@ def test_a_trimmed_mp4_is_its_displayed_frames_and_decord_refuses_it(
     message = str(err.value)
     assert message.startswith(str(path)) and "\n" not in message
     assert "edit list" in message and "decoder 'pyav'" in message
+
+
+def _two_streams(path: Path, height: int, width: int) -> Path:
+    """The test frames as the first video stream, and noise of ``height`` x ``width`` (the higher
+    bit rate, which FFmpeg ranks best) as the second."""
+    noise = np.random.default_rng(0).integers(0, 255, (NUM_FRAMES, height, width, 3), np.uint8)
+    with av.open(str(path), "w") as container:
+        first, second = (container.add_stream("libx264", rate=12) for _ in range(2))
+        first.width, first.height, first.pix_fmt = 96, 64, "yuv420p"
+        second.width, second.height, second.pix_fmt = width, height, "yuv420p"
+        for array, other in zip(make_frames(NUM_FRAMES, 64, 96), noise, strict=True):
+            container.mux(first.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+            container.mux(second.encode(av.VideoFrame.from_ndarray(other, format="rgb24")))
+        container.mux(first.encode())
+        container.mux(second.encode())
+    return path
+
+
+@pytest.mark.parametrize("size", [(64, 96), (120, 160)])
+def test_every_decoder_reads_the_first_of_several_video_streams(tmp_path, size):
+    # decord read the noise stream of higher bit rate, PyAV the first; with another size decord
+    # blamed a display matrix
+    path = _two_streams(tmp_path / "two.mp4", *size)
+    for decoder in ("pyav", "auto"):
+        assert probe(path, decoder=decoder).decoder == "pyav"
+        assert _indices(decode(path, STRIDED, decoder=decoder)) == STRIDED
+    with pytest.raises(DecodeError) as err:
+        decode(path, [0], decoder="decord")
+    message = str(err.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert "2 video streams" in message and "display matrix" not in message
+    assert "decoder 'pyav'" in message
