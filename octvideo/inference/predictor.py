@@ -110,8 +110,8 @@ class Prediction:
             ValueError: ``classes`` of another length than ``probs``, or ``k`` out of bounds.
         """
         count = self.probs.numel()
-        if isinstance(classes, str):
-            raise ValueError(f"classes must be a list of class names, got {classes!r}")
+        if isinstance(classes, str) or not isinstance(classes, Sequence):
+            raise _not_class_names(classes)
         if len(classes) != count:
             raise ValueError(
                 f"classes has {len(classes)} names for {count} classes: give one name per class, "
@@ -123,6 +123,18 @@ class Prediction:
         return [
             (classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
+
+
+def _not_class_names(classes: object) -> ValueError:
+    """The one line for class names given as anything but a list or tuple of str: a str (it
+    would be split into letters), a set (its order differs from one process to the next, so the
+    outputs would get other names), an iterator (read once) or None."""
+    shown = repr(classes)
+    shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
+    return ValueError(
+        "classes must be a list or tuple of class names, name i for output i; got "
+        f"{type(classes).__name__} {shown}"
+    )
 
 
 class InputHeader(NamedTuple):
@@ -783,7 +795,8 @@ class Predictor:
         model: the network (its fused copy runs, in eval mode; the model itself is left as is,
             but for lazy modules (``nn.Lazy*``), which get their shapes and initial weights from
             one zero test clip here, in place, as at a first forward: ``_first_clip_misfit``).
-        classes: class names, by index: one per output of the model.
+        classes: class names, by index: one per output of the model (a list or tuple of str;
+            a set, whose order changes from one process to the next, is refused).
         protocol: clip sampling and normalisation.
         device: where the model runs: cpu, cuda or cuda:N for a CUDA device this machine has
             (``check_device``).
@@ -801,8 +814,9 @@ class Predictor:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
-        if isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
-            raise ValueError(f"classes must be a list of class names, got {classes!r:.80}")
+        ordered = isinstance(classes, Sequence) and not isinstance(classes, str)
+        if not ordered or not all(isinstance(c, str) for c in classes):
+            raise _not_class_names(classes)
         if not isinstance(protocol, ClipProtocol):
             raise ValueError(f"protocol must be a ClipProtocol, got {type(protocol).__name__}")
         protocol.check("protocol")  # the bounds a checkpoint's clip entry has, before any work
