@@ -34,16 +34,18 @@ import argparse
 import contextlib
 import errno
 import importlib
+import io
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from octvideo import signals
 from octvideo.allocator import keep_freed_memory
 from octvideo.errors import Interrupted, RunStopped, UsageError, raise_terminated
+from octvideo.paths import TEXT_ERRORS
 
 # Modules that contribute subcommands, in the order ``octvideo --help`` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -209,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The commands that answer it themselves take it over: in train and test, Lightning's loops
     # put their stop at a step boundary in its place (``octvideo.engine.run._lightning_loop``);
     # a sweep stops its runs (``octvideo.cli.sweep``).
-    with signals.handler(signal.SIGTERM, raise_terminated):
+    with signals.handler(signal.SIGTERM, raise_terminated), _names_escaped():
         return _run(argv)
 
 
@@ -275,6 +277,28 @@ def _run(argv: Sequence[str] | None) -> int:
         return stop.status
 
 
+@contextlib.contextmanager
+def _names_escaped() -> Iterator[None]:
+    """stdout and stderr write a file name's bytes that are not UTF-8 as the escapes logs and
+    files write (``paths.TEXT_ERRORS``: ``\\udcff``), for every line of the command, ``print``
+    and ``tqdm.write`` alike: by default stdout fails on them (``UnicodeEncodeError`` under a
+    UTF-8 locale such as en_US.UTF-8) or writes the raw bytes (C.UTF-8). The streams' own
+    setting is put back after, for a caller of ``main`` in-process."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", TEXT_ERRORS)
+        if errors != TEXT_ERRORS and isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(OSError, ValueError):  # a stream full, closed or gone
+                stream.reconfigure(errors=TEXT_ERRORS)
+                changed.append((stream, errors))
+    try:
+        yield
+    finally:
+        for stream, errors in changed:
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(errors=errors)
+
+
 def _check_current_folder() -> None:
     """Refuses to run in a current folder that was deleted (or moved away): relative paths have
     nowhere to point, and torch's oneMKL fails to load there ("Intel oneMKL FATAL ERROR: Cannot
@@ -301,7 +325,7 @@ def _open_closed_streams() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
-            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115
+            setattr(sys, name, open(fd, "w", errors=TEXT_ERRORS, closefd=False))  # noqa: SIM115
 
 
 def _stdout_to_devnull() -> None:

@@ -316,6 +316,27 @@ def test_a_command_with_stdout_closed_runs_and_prints_nowhere():
     assert proc.stderr == ""
 
 
+@pytest.mark.parametrize("stdout_errors", ["strict", "surrogateescape"])
+def test_a_name_that_is_not_utf8_is_printed_as_its_escape(tmp_path, stdout_errors):
+    # stdout's errors are "strict" under a locale such as en_US.UTF-8, where the summary line
+    # failed with UnicodeEncodeError after the work, and "surrogateescape" under C.UTF-8, where
+    # it wrote the raw byte; logs and files write the escape \udcff
+    env = {**_buffered_env(), "PYTHONIOENCODING": f"utf-8:{stdout_errors}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "octvideo.cli", "data", "synth", "--out", b"s\xff", "--quiet"]
+        + ["--num-train", "1", "--num-val", "1"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert proc.stdout.decode() == (
+        "wrote s\\udcff/train.txt, s\\udcff/val.txt, s\\udcff/classes.txt\n"
+    )
+    assert (tmp_path / os.fsdecode(b"s\xff") / "classes.txt").is_file()
+
+
 def _signalling(signum: int):
     """A command that receives ``signum`` while it works."""
 
