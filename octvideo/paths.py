@@ -344,6 +344,33 @@ def printable(text: str) -> str:
     return text.encode("utf-8", TEXT_ERRORS).decode("utf-8")
 
 
+def not_utf8(text: str) -> bool:
+    """Whether ``text`` holds a file name's bytes that are not UTF-8 (its lone surrogates): text
+    that a library taking only UTF-8 (a YAML writer, TensorBoard's file functions, a C++
+    binding's ``str``) cannot take, and a command refuses before any work (``check_utf8``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_utf8(what: str, text: str, taker: str, advice: str) -> None:
+    """Refuses ``text`` (a name or a path) that ``not_utf8`` finds, in one line: "WHAT 'TEXT' is
+    not UTF-8 text, which TAKER cannot take; ADVICE" ("WHAT 'TEXT': its name is" for a path,
+    "its path is" where a folder above holds the bytes).
+
+    Raises:
+        UsageError: ``text`` holds bytes that are not UTF-8.
+    """
+    if not not_utf8(text):
+        return
+    part = " is"
+    if "/" in text.rstrip("/"):
+        part = ": its name is" if not_utf8(os.path.basename(text.rstrip("/"))) else ": its path is"
+    raise UsageError(f"{what} {text!r}{part} not UTF-8 text, which {taker} cannot take; {advice}")
+
+
 # errors of a write that say the output cannot be written (not that an input cannot be read)
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 

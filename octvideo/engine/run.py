@@ -101,6 +101,7 @@ from octvideo.paths import (
     ReadFiles,
     check_folder,
     check_output_file,
+    check_utf8,
     hold_folder,
     is_missing,
     nearest_existing,
@@ -203,6 +204,33 @@ def check_run_folder_named(
         f"--cfg {cfg_file} is the config of the run folder {folder}, but names the folder "
         f"{where}): {why}; {advice} (nothing was changed)"
     )
+
+
+# Lightning writes the run's config into its logs (hparams.yaml) and TensorBoard takes the run
+# folder's path as text: both UTF-8 only, and they failed after the run folder was made
+RUN_LOGS = "the run's logs (Lightning's hparams.yaml, TensorBoard)"
+
+
+def check_run_text(cfg: RunConfig, out: str | os.PathLike[str] | None = None) -> None:
+    """Refuses, before anything is written, a run whose folder (``out``: ``--out``) or config
+    holds a file name's bytes that are not UTF-8 (``paths.not_utf8``), which ``RUN_LOGS`` cannot
+    take: the config's name (its file's name), ``output.dir`` or any other value. Only these
+    reach the config so: a config file and an override are read as UTF-8 YAML.
+
+    Raises:
+        UsageError: ``paths.check_utf8``'s line, naming the option or key.
+    """
+    if out is not None:
+        check_utf8("--out", os.fspath(out), RUN_LOGS, "choose another --out name")
+    for key, value in flatten(to_dict(cfg)):
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            if key == "name":
+                what, advice = "config name (the --cfg file's)", "rename it, or set name=NAME"
+            else:
+                what, advice = key, f"give {key} a UTF-8 name"
+            check_utf8(what, text, RUN_LOGS, advice)
 
 
 def _datamodule(cfg: RunConfig):
@@ -1003,6 +1031,7 @@ def _train(
     callbacks: Sequence[L.Callback],
 ) -> TrainResult:
     cfg, cfg_file = _config(cfg, overrides, out)
+    check_run_text(cfg, out)
     check_run_folder_named(cfg, cfg_file, overrides, out, "train in")
     run_dir = run_dir_of(cfg)
     # Every check comes before the first file or folder is written: a refused run leaves nothing

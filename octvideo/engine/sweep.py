@@ -1120,6 +1120,9 @@ def run_study(
         )
     out = Path(out)
     base = _check_base(cfg, overrides, groups)
+    from octvideo.engine.run import check_run_text  # imports Lightning: once the grid is read
+
+    check_run_text(base, out)  # every run would be refused, after the study's files are made
     points = expand(groups)
     check_study_files(out, resolve_config_path(cfg))
     plan = {

@@ -234,16 +234,20 @@ def _export_to(
 
 
 def run_exported(path: Path, fmt: str, inputs: tuple[Tensor, ...]) -> np.ndarray:
-    """Logits of an exported model on ``inputs`` (TorchScript via torch, ONNX via onnxruntime)."""
+    """Logits of an exported model on ``inputs`` (TorchScript via torch, ONNX via onnxruntime).
+
+    The file is read here and handed over as bytes: torch and onnxruntime take a path only as
+    UTF-8 text (a name's bytes that are not UTF-8 failed there, after the export was made)."""
+    data = Path(path).read_bytes()
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", _JIT_DEPRECATED, FutureWarning)
-            loaded = torch.jit.load(str(path))
+            loaded = torch.jit.load(io.BytesIO(data))
         with torch.no_grad():
             return loaded(*inputs).numpy()
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
     return session.run(None, feeds)[0]
 

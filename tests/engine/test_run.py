@@ -411,6 +411,37 @@ def test_a_moved_run_folders_config_yaml_is_refused_where_it_names_another_folde
     assert tree() == before
 
 
+def test_a_run_folder_or_config_name_not_utf8_is_one_line_before_anything_is_written(
+    tiny_synth, tmp_path, monkeypatch
+):
+    """Lightning's hparams.yaml and TensorBoard take only UTF-8 text: the run failed in
+    ``trainer.fit`` with a traceback, its folder (config.yaml, logs/, tb/) made."""
+    monkeypatch.chdir(tmp_path)
+    logs = (
+        "not UTF-8 text, which the run's logs (Lightning's hparams.yaml, TensorBoard) cannot take"
+    )
+    config = tmp_path / os.fsdecode(b"c\xfe.yaml")  # the run's name is the config's
+    config.write_text("{}\n")
+    before = _files(tmp_path)
+    for cfg, out, message in [
+        (None, b"r\xff", f"--out 'r\\udcff' is {logs}; choose another --out name"),
+        (
+            None,
+            b"r\xff/run",
+            f"--out 'r\\udcff/run': its path is {logs}; choose another --out name",
+        ),
+        (
+            str(config),
+            b"run",
+            f"config name (the --cfg file's) 'c\\udcfe' is {logs}; rename it, or set name=NAME",
+        ),
+    ]:
+        with pytest.raises(UsageError) as caught:
+            run_train(cfg, tiny_overrides(tiny_synth), out=os.fsdecode(out))
+        assert str(caught.value) == message
+    assert _files(tmp_path) == before
+
+
 @pytest.mark.parametrize("name", ["null", "yes", "[1]"])
 def test_out_is_a_path_not_yaml(tiny_synth, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)

@@ -522,6 +522,19 @@ def test_a_study_into_an_out_another_sweep_writes_is_refused_before_it_writes(tm
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_an_out_not_utf8_is_refused_before_any_run(tmp_path):
+    """Every run's train would refuse it (Lightning's logs take only UTF-8), after the plan."""
+    out = tmp_path / os.fsdecode(b"s\xff")
+    runner = Recorder()
+    with pytest.raises(UsageError) as caught:
+        _study(out, runner, seeds=1)
+    assert str(caught.value) == (
+        f"--out {str(out)!r}: its name is not UTF-8 text, which the run's logs (Lightning's "
+        "hparams.yaml, TensorBoard) cannot take; choose another --out name"
+    )
+    assert runner.calls == [] and os.listdir(tmp_path) == []
+
+
 def test_an_out_where_the_plan_cannot_be_written_is_a_usage_error(tmp_path):
     (tmp_path / "plan.json").mkdir()  # a folder where the study's plan goes
     with pytest.raises(UsageError) as caught:

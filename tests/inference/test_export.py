@@ -18,7 +18,14 @@ import torch
 
 from octvideo.cli import main
 from octvideo.inference import Predictor
-from octvideo.inference.export import example_clip, logit_gap, run_exported
+from octvideo.inference.export import (
+    SUFFIX,
+    default_output,
+    example_clip,
+    export,
+    logit_gap,
+    run_exported,
+)
 from tests.small_disk import fill, small_disk
 
 
@@ -93,6 +100,24 @@ def test_an_export_refuses_a_clip_of_another_size(checkpoint, tmp_path, fmt):
         "ValueError: the exported model's clip input was traced at (T, H, W) 4x32x32 and takes "
         "that size only (any batch), got 3x33x33: prepare clips as the .json file beside the "
         "model says (frames, crop)" in str(caught.value)
+    )
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_an_export_named_with_bytes_not_utf8_is_made_and_checked(checkpoint, tmp_path, fmt):
+    """torch.jit.load and onnxruntime take a path only as UTF-8 text: the check of the written
+    model failed with a TypeError after the export was made, for a --out so named and for the
+    default one of a checkpoint so named."""
+    ckpt = tmp_path / os.fsdecode(b"c\xff.ckpt")
+    shutil.copy(checkpoint, ckpt)
+    named = tmp_path / os.fsdecode(b"m\xfe" + SUFFIX[fmt].encode())
+    for out in (named, None):
+        result = export(ckpt, fmt, out)
+        assert result.path == (named if out is not None else default_output(ckpt, fmt))
+        assert result.max_abs_diff < 1e-3 and result.preprocessing.is_file()
+    clip = example_clip(Predictor.from_checkpoint(ckpt).protocol, 2)
+    assert np.array_equal(
+        run_exported(named, fmt, (clip,)), run_exported(result.path, fmt, (clip,))
     )
 
 
