@@ -12,7 +12,9 @@ Decoders (``decoder=``):
                   (container metadata is not trusted: WebM/MKV carry none and broken files carry
                   wrong ones; an edit list's cut packets are not shown);
                   frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
-                  with a decode-from-start fallback when timestamps are missing or inconsistent.
+                  with a decode-from-start fallback when timestamps are missing or inconsistent;
+                  frames whose timestamps repeat, or go back without B-frames, are counted in
+                  decode order from the start, as decord returns them.
     ``"auto"``    decord, then PyAV for a file decord cannot open or decode (decord's error logged
                   at DEBUG; when PyAV fails too, the ``DecodeError`` is PyAV's, which says what is
                   wrong with the file in octvideo's words where it can), and PyAV straight away for
@@ -689,6 +691,18 @@ class _DecordReader:
         return self._vr.get_frame_timestamp(list(range(self.info.num_frames)))[:, 0]
 
 
+def _frame_times(pts: list[int | None], reorders: bool) -> list[int] | None:
+    """The packets' times ``pts`` (file order) sorted, frame ``i``'s at ``i``; None, for frames
+    counted in decode order (as decord returns them), when a time is missing or repeats (a screen
+    recorder's or a broken muxer's), or goes back in a stream that does not reorder frames (whose
+    frames are shown in file order): seeking by such times would return a neighbour's frame."""
+    times = [p for p in pts if p is not None]
+    if len(times) != len(pts) or len(set(times)) != len(times):
+        return None
+    ordered = sorted(times)
+    return None if not reorders and times != ordered else ordered
+
+
 class _PyAVReader:
     def __init__(self, path: str, header: _Header | None = None) -> None:
         self._path = path
@@ -725,7 +739,7 @@ class _PyAVReader:
             if (scaled_w, scaled_h) == (stream_w, stream_h)
             else {"width": scaled_w, "height": scaled_h}
         )
-        self._pts = None if any(p is None for p in pts) else sorted(pts)
+        self._pts = _frame_times(pts, reorders)
         if self._pts is not None and reorders and "avi" in formats and pts == self._pts:
             # AVI packet times count in decode order: with B-frames they are not the frames'
             # presentation times, and a decoded frame does not carry its own index

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fractions
 import os
 import re
 import resource
@@ -865,3 +866,36 @@ def test_every_decoder_reads_the_first_of_several_video_streams(tmp_path, size):
     assert message.startswith(str(path)) and "\n" not in message
     assert "2 video streams" in message and "display matrix" not in message
     assert "decoder 'pyav'" in message
+
+
+def _mjpeg_with_times(path: Path, times_ms: list[int]) -> Path:
+    """The test frames as MJPEG in MKV (no reordering), packet ``i`` stamped ``times_ms[i]``."""
+    ms = fractions.Fraction(1, 1000)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuvj420p"
+        stream.time_base = stream.codec_context.time_base = ms
+        for i, array in enumerate(make_frames(NUM_FRAMES, 64, 96)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = 80 * i, ms
+            for packet in stream.encode(frame):
+                packet.pts = times_ms[i]
+                packet.dts = min(times_ms[i], 80 * i)  # the muxer takes no decreasing dts
+                container.mux(packet)
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("change", ["repeated", "backwards"])
+def test_frames_with_a_repeated_or_backward_time_come_in_file_order(tmp_path, change):
+    # PyAV sorted the times: index 12 read frame 11 (repeated time), and a clip holding both
+    # failed with "KeyError: 11"
+    times = [80 * i for i in range(NUM_FRAMES)]
+    times[12] = times[11] if change == "repeated" else 80 * 13 + 40  # 880, 1080, 1040, 1120
+    path = _mjpeg_with_times(tmp_path / f"{change}.mkv", times)
+    whole = decode(path, decoder="pyav")
+    assert _indices(whole) == ALL
+    assert torch.equal(whole, decode(path, decoder="decord"))
+    assert torch.equal(decode(path, [11, 12, 13], decoder="pyav"), whole[[11, 12, 13]])
+    assert torch.equal(decode(path, [12], decoder="pyav"), whole[[12]])
+    assert Video(path, decoder="pyav").times() is None  # no times to trust
