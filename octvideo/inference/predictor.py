@@ -24,9 +24,10 @@ Every number is bounded before a video is read: windows and strides are finite a
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
 more than ``MAX_WINDOWS`` windows is a failed input (its frame count and rate decide, so a corrupt
 header cannot make the window list exhaust memory); frames given as a tensor take an ``fps`` within
-``TARGET_FPS_RANGE``. A stride under one frame of the input (a 0.15 s stride over a 5 fps file)
-would only repeat clips: it is taken as one frame, with a warning naming the input and the stride
-used, so no input gets more windows than frames.
+``TARGET_FPS_RANGE``. A window or stride under one frame of the input (a 0.15 s stride over a 5 fps
+file) would only repeat clips: it is taken as one frame, with a warning naming the input, what was
+given and the frame used, so no input gets more windows than frames; a stride not given follows the
+window, so the windows still cover the video.
 
 A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
 one reader, so a long video costs time in proportion to its length and memory for one batch.
@@ -940,9 +941,10 @@ class Predictor:
         """Frame indices of every clip to run, and the window times (empty without windows).
 
         ``frame_times`` (seconds from the first frame, one per frame) maps a window's centre to a
-        frame in a variable-frame-rate video; None maps it as ``seconds x fps``. A stride under
-        one frame of the video (``_one_frame``) is taken as one frame, with a warning that names
-        the input ``name``: no more windows than frames, each a clip of its own.
+        frame in a variable-frame-rate video; None maps it as ``seconds x fps``. A window or
+        stride under one frame of the video (``_one_frame``) is taken as one frame (a stride of
+        None as the window, raised with it), with a warning that names the input ``name``: no
+        more windows than frames, each a clip of its own.
 
         Raises:
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
@@ -954,19 +956,23 @@ class Predictor:
             clips, _ = self._views(views)
             return multiview_clip_indices(total, p.num_frames, step, clips), []
         duration = _duration(info, frame_times)
-        stride = stride or window
-        used = max(stride, _one_frame(info, frame_times))  # closer windows repeat clips
-        if used != stride:
+        frame = _one_frame(info, frame_times)  # closer windows repeat clips
+        under = _under_one_frame(window, stride, frame)
+        if under is not None:
             logger.warning(
-                "%s: windows %gs apart would be under one frame (%d frames over %gs): they are "
-                "taken one frame, %gs, apart",
+                "%s: %s would be under one frame (%d frames over %gs): they are taken one frame, "
+                "%gs, %s",
                 name,
-                stride,
+                under[0],
                 total,
                 duration,
-                used,
+                frame,
+                under[1],
             )
-        times = window_times(duration, window, used, limit=MAX_WINDOWS)
+        window = max(window, frame)
+        # a stride not given is the window's, raised with it: the windows still cover the video
+        stride = window if stride is None else max(stride, frame)
+        times = window_times(duration, window, stride, limit=MAX_WINDOWS)
         fps = _frame_rate(info.fps)
         span = clip_window(p.num_frames, step) - 1
         indices = []
@@ -1002,9 +1008,11 @@ class Predictor:
             views: "center" (one centre clip), "multi" (the checkpoint's N x crops protocol),
                 "NxC" (e.g. "10x3") or (N, crops) (``parse_views``); checked, then ignored with
                 windows, where each window runs one centre-cropped clip.
-            window: window length ("2s", seconds); None classifies the whole video at once.
-            stride: step between windows; defaults to the window length; one under a frame
-                of the input is taken as one frame, with a warning.
+            window: window length ("2s", seconds); None classifies the whole video at once. One
+                under a frame of the input is taken as one frame, with a warning.
+            stride: step between windows; defaults to the window length (after the window is
+                raised to one frame, so the windows cover the video); one under a frame of the
+                input is taken as one frame, with a warning.
             fps: frame rate of ``source`` frames (a file's own rate is read from it).
             decoder: "decord", "pyav" or "auto".
             on_batch: called with the number of clips after each forward batch (progress bars).
@@ -1238,6 +1246,19 @@ def _duration(info: VideoInfo, frame_times: np.ndarray | None) -> float:
     if frame_times is not None:
         return float(frame_times[-1])
     return info.num_frames / _frame_rate(info.fps)
+
+
+def _under_one_frame(window: float, stride: float | None, frame: float) -> tuple[str, str] | None:
+    """For the one-frame warning: the windows as asked (``windows of 0.1s``, ``windows 0.15s
+    apart`` or both: only what was given and is under ``frame`` seconds) and what is raised to one
+    frame (``long``, ``apart``, or ``long and apart``, a stride not given following the window);
+    None when nothing is under one frame."""
+    short, close = window < frame, stride is not None and stride < frame
+    if short and close:
+        return f"windows of {window:g}s, {stride:g}s apart,", "long and apart"
+    if short:
+        return f"windows of {window:g}s", "long and apart" if stride is None else "long"
+    return (f"windows {stride:g}s apart", "apart") if close else None
 
 
 def _one_frame(info: VideoInfo, frame_times: np.ndarray | None) -> float:

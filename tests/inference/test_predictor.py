@@ -146,7 +146,7 @@ def _clip_starts(plan: list[np.ndarray], frames: int) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("fps", "stride", "frame"), [(0.1, None, 10.0), (1.0, "0.5s", 1.0), (5.0, "0.15s", 0.2)]
+    ("fps", "stride", "frame"), [(2.0, "0.2s", 0.5), (1.0, "0.5s", 1.0), (5.0, "0.15s", 0.2)]
 )
 def test_frames_get_windows_one_frame_apart_for_a_stride_under_one_frame(
     predictor, caplog, fps, stride, frame
@@ -159,6 +159,34 @@ def test_frames_get_windows_one_frame_apart_for_a_stride_under_one_frame(
     assert caplog.record_tuples == [_one_frame_warning("<frames>", asked, 40, 40 / fps, frame)]
     assert result.ok and 1 < len(result.windows) <= 40
     assert [(w.start, w.end) for w in result.windows] == window_times(40 / fps, 1.0, frame)
+
+
+@pytest.mark.parametrize(
+    ("stride", "asked", "raised", "used"),
+    [
+        (None, "windows of 1s", "long and apart", 10.0),  # the stride follows the window
+        ("5s", "windows of 1s, 5s apart,", "long and apart", 10.0),
+        ("30s", "windows of 1s", "long", 30.0),  # a stride longer than the window, as given
+    ],
+)
+def test_a_window_under_one_frame_is_one_frame_and_a_stride_not_given_follows_it(
+    predictor, caplog, stride, asked, raised, used
+):
+    # 40 frames at 0.1 fps are 400 s: 1 s windows 10 s apart would leave 9 s of every 10 in none
+    frames = torch.randint(0, 256, (40, 8, 8, 3), dtype=torch.uint8)
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(frames, fps=0.1, window="1s", stride=stride)
+    assert caplog.record_tuples == [
+        (
+            "octvideo.inference.predictor",
+            logging.WARNING,
+            f"<frames>: {asked} would be under one frame (40 frames over 400s): they are taken "
+            f"one frame, 10s, {raised}",
+        )
+    ]
+    assert result.ok and [(w.start, w.end) for w in result.windows] == window_times(
+        400.0, 10.0, used
+    )
 
 
 def test_windows_of_one_frame_each_are_taken(predictor, caplog):
