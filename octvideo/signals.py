@@ -5,9 +5,11 @@ Python runs a signal's handler in the main thread and lets only that thread set 
 notebook's worker thread) keeps the handlers it has: ``handler`` and ``restored`` do nothing
 there.
 
-``exit_now`` ends the program once its status is known, with SIGTERM and Ctrl-C unable to turn a
-finished command into a stopped one. This module imports nothing of octvideo, so that every layer
-may use it.
+``exit_now`` ends the program once its status is known, with SIGTERM, SIGHUP and Ctrl-C unable to
+turn a finished command into a stopped one. ``hangup_as_terminate`` makes SIGHUP (the terminal
+closed, an ssh session dropped) do what SIGTERM does at that moment, whoever handles SIGTERM.
+SIGQUIT (Ctrl-\\) keeps its default, an immediate end with a core dump: what it is asked for.
+This module imports nothing of octvideo, so that every layer may use it.
 """
 
 from __future__ import annotations
@@ -61,11 +63,28 @@ def handler(signum: int, fn: Handler) -> Iterator[None]:
         yield
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
+
+
+@contextlib.contextmanager
+def hangup_as_terminate() -> Iterator[None]:
+    """Inside the block SIGHUP raises SIGTERM, so that it does what SIGTERM does then, whatever
+    handles SIGTERM: the command line's ``Terminated``, Lightning's stop at a batch boundary, a
+    sweep's; by default SIGHUP ends the process at once, leaving temporary files and losing what
+    was done. A SIGHUP that is ignored (``nohup``) stays ignored."""
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL:
+        yield
+        return
+    with handler(signal.SIGHUP, _terminate):
+        yield
+
+
 def exit_now(status: int) -> NoReturn:
     """Ends the process with ``status`` once its last line is printed: the other threads are
     joined, the ``atexit`` functions run (worker pools, log handlers) and stdout and stderr
-    flushed, as at the interpreter's exit, and SIGTERM or Ctrl-C meanwhile ends it at once with
-    ``status``.
+    flushed, as at the interpreter's exit, and SIGTERM, SIGHUP or Ctrl-C meanwhile ends it at
+    once with ``status``.
 
     The interpreter's exit would then free every module's objects one by one, seconds with torch
     loaded, and a signal during that killed a finished command. Here the operating system frees
@@ -79,6 +98,8 @@ def exit_now(status: int) -> NoReturn:
     if in_main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, leave)
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # nohup's stays ignored
+            signal.signal(signal.SIGHUP, leave)
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()

@@ -4,6 +4,7 @@ nothing is set and nothing raises."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import threading
 
 import pytest
 
-from octvideo.signals import handler, in_main_thread, restored
+from octvideo.signals import handler, hangup_as_terminate, in_main_thread, restored
 
 SIGNUM = signal.SIGUSR1  # one that pytest and the commands leave alone
 
@@ -108,7 +109,33 @@ def test_exit_now_skips_the_teardown_of_the_modules_objects():
     assert (script.returncode, out, err) == (0, "", "")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.fixture
+def sighup_default():
+    """SIGHUP at its default, as in a terminal's process (not under nohup), put back after."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGHUP, previous)
+
+
+def test_sighup_does_what_sigterm_does_inside_the_block(sighup_default):
+    # by default SIGHUP (the terminal closed) ended a command at once, its temporary files left
+    seen = []
+    with handler(signal.SIGTERM, lambda signum, frame: seen.append(signum)):
+        with hangup_as_terminate():
+            os.kill(os.getpid(), signal.SIGHUP)
+            # the handler runs in the main thread at its next check; a call makes one
+            sum(range(10))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    assert seen == [signal.SIGTERM]
+
+
+def test_an_ignored_sighup_stays_ignored(sighup_default):
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+    with hangup_as_terminate():
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_while_the_process_exits_ends_it_with_its_status(signum):
     # an exit function that waits (a worker pool shutting down): the signal lands in it
     script = _run_script(

@@ -20,8 +20,9 @@ every option's default. The argparse types the commands share are in ``octvideo.
 A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
 status 1, and one started with stdout or stderr closed (``>&-``) writes what it would print there
 to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
-(CMD is ``data check`` for a data subcommand), and status 130 or 143: the command unwinds,
-stopping its workers, committing the outputs it finished and removing those it had not.
+(CMD is ``data check`` for a data subcommand), and status 130 or 143 (SIGHUP, the terminal
+closed, is taken as SIGTERM): the command unwinds, stopping its workers, committing the outputs
+it finished and removing those it had not.
 ``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others,
 and for every command while it starts (importing torch and Lightning), it raises ``Terminated``
 where the command is. Before the command line is parsed, the line names the command its first
@@ -211,7 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The commands that answer it themselves take it over: in train and test, Lightning's loops
     # put their stop at a step boundary in its place (``octvideo.engine.run._lightning_loop``);
     # a sweep stops its runs (``octvideo.cli.sweep``).
-    with signals.handler(signal.SIGTERM, raise_terminated), _names_escaped():
+    # SIGHUP (the terminal closed) does what SIGTERM does, wherever the command is
+    with (
+        signals.handler(signal.SIGTERM, raise_terminated),
+        signals.hangup_as_terminate(),
+        _names_escaped(),
+    ):
         return _run(argv)
 
 
