@@ -828,7 +828,11 @@ class Predictor:
             bad = _first_clip_misfit(model.to(self.device), classes, protocol, self.device)
         if bad is not None:
             raise _MisfitError(bad)
-        self.model = fuse_for_inference(model.to(self.device))  # a fused copy, in eval mode
+        # the test clip's shape (SlowFast: [slow, fast]): fusion folds what its forward shows
+        side, speed = protocol.test_crop_size, getattr(model, "slowfast_alpha", None)
+        clip = [1, 3, protocol.num_frames, side, side]
+        clip = [[*clip[:2], clip[2] // speed, side, side], clip] if speed else clip
+        self.model = fuse_for_inference(model.to(self.device), clip)  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol
         self._data_cfg = protocol.data_config()

@@ -8,6 +8,9 @@ children of an ``nn.Sequential``, the pairs a module lists in its ``fusable_pair
 consecutive children of octvideo's own blocks and stems, which apply each norm right after its
 convolution (``conv_norm_act``). A module of any other class is left unfused: its forward may
 normalise something else (a post-norm residual ``norm(conv(x) + x)``, a pool between the two).
+A forward further up may run a pair's layers apart: with an example input, one forward on the
+meta device keeps the pairs it runs as ``norm(conv(x))`` alone; without one, the pairs under a
+forward of another class than octvideo's and ``nn.Sequential``'s are left unfused.
 In inference (autograd off) a fused layer:
 
 - runs the fast path's merged low convolution and 2D views (``octvideo.ops.fast``) in any memory
@@ -39,11 +42,17 @@ folds into the preceding convolution).
 from __future__ import annotations
 
 import copy
+import logging
 from collections import Counter
+from collections.abc import Sequence
+from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parameter import UninitializedBuffer
+from torch.nn.parameter import UninitializedBuffer, is_lazy
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from octvideo.ops import fast
 from octvideo.ops.layers import FoldedNorm, OctNorm
@@ -57,19 +66,38 @@ from octvideo.ops.pair import (
     unpair,
 )
 
+logger = logging.getLogger(__name__)
+
 _MAX_PACKED = 32  # packed weights kept per layer (paths x input shapes) before starting over
 
 
-def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+def fuse_for_inference(
+    model: nn.Module, example: Example | None = None, *, inplace: bool = False
+) -> nn.Module:
     """``model`` in eval mode with every (OctConv3d, batch norm) pair folded into one layer.
 
     Call it once, after the weights are loaded and before inference; a fused model is for
     inference: train the unfused one and fuse again. Its output equals the unfused model's in
     eval mode up to float rounding (float64: 1e-10).
 
+    The candidates are the pairs ``fusable_pairs`` finds in each of ``model``'s modules; a
+    convolution or norm that sits in more than one place of ``model`` is left unfused. A
+    forward further up may still call a pair's convolution or norm apart (``self.body(x) +
+    self.body[0](x)``), which folding would change, and only a forward shows it:
+
+    - with ``example``, one forward of it on the meta device (shapes only: no memory, no
+      arithmetic) keeps the pairs whose convolution runs once, whose norm runs once on exactly
+      that output, and whose output nothing else reads; the rest are left unfused (logged at
+      DEBUG). A network that cannot run there (``.item()``) is decided as without ``example``;
+    - without it, only pairs whose every enclosing module's forward is known are folded: the
+      model is octvideo's own, an ``nn.Sequential`` or a container without a forward
+      (``nn.ModuleList``) down to the pair's module. Inside a network of your own class pass
+      ``example`` for its pairs to be folded.
+
     Args:
-        model: any module; the pairs are those ``fusable_pairs`` finds in each of its modules.
-            A convolution or norm that sits in more than one place of ``model`` is left unfused.
+        model: any module.
+        example: an input of ``model`` (a tensor, or a list of them, SlowFast's pathways) or its
+            shape (a tuple of ints, or a list of them); only its shapes and dtype are used.
         inplace: change ``model`` itself; by default a copy is fused and ``model`` is left as
             it is. Lazy modules (``nn.Lazy*``) that have not run yet are left unfused, and in a
             copy are as lazy as in ``model``: their shapes and weights are set at the copy's
@@ -80,20 +108,197 @@ def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         The fused model, in eval mode.
 
     Raises:
-        ValueError: a module's ``fusable_pairs`` attribute does not name pairs of its children.
+        ValueError: a module's ``fusable_pairs`` attribute does not name pairs of its children,
+            or ``example`` is neither tensors nor shapes.
     """
+    meta_example = None if example is None else _meta_example(example, model)
     if not inplace:
         model = _copy(model)
     model.eval()
     places = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
+    pairs = []
     for parent in list(model.modules()):
         for conv_name, norm_name in fusable_pairs(parent):
             conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
             shared = places[id(conv)] > 1 or places[id(norm)] > 1  # folding would reach the rest
             if type(conv) is OctConv3d and not shared and _foldable(conv, norm):
-                setattr(parent, conv_name, FusedOctConv3d.fold(conv, norm))
-                setattr(parent, norm_name, FoldedNorm())
+                pairs.append(_Pair(parent, conv_name, norm_name))
+    kept = None if meta_example is None else _run_alone(model, pairs, meta_example)
+    if kept is None:
+        kept = _known_callers(model, pairs)
+    for parent, conv_name, norm_name in kept:
+        conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
+        setattr(parent, conv_name, FusedOctConv3d.fold(conv, norm))
+        setattr(parent, norm_name, FoldedNorm())
     return model
+
+
+Example = Tensor | Sequence[Tensor] | Sequence[int] | Sequence[Sequence[int]]
+
+
+class _Pair(NamedTuple):
+    """A (convolution, norm) candidate: the module holding them and their child names."""
+
+    parent: nn.Module
+    conv: str
+    norm: str
+
+
+def _meta_example(example: Example, model: nn.Module) -> Tensor | list[Tensor]:
+    """``example`` as meta tensors of its shapes: a tensor's dtype, else the model's."""
+    if isinstance(example, Tensor):
+        return torch.empty_like(example, device="meta")
+    if _is_shape(example):
+        floats = (t.dtype for t in model.parameters() if t.is_floating_point())
+        dtype = next(floats, torch.get_default_dtype())
+        return torch.empty(tuple(example), dtype=dtype, device="meta")
+    if isinstance(example, list | tuple) and example and not isinstance(example[0], list | tuple):
+        if all(isinstance(e, Tensor) for e in example):
+            return [_meta_example(e, model) for e in example]
+    elif isinstance(example, list | tuple) and example and all(_is_shape(e) for e in example):
+        return [_meta_example(e, model) for e in example]
+    raise ValueError(
+        "example must be an input of the model (a tensor or a list of tensors) or its shape "
+        f"(a tuple of ints or a list of them), got {example!r:.80}"
+    )
+
+
+def _is_shape(value: object) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) > 0
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)
+    )
+
+
+def _known_callers(model: nn.Module, pairs: list[_Pair]) -> list[_Pair]:
+    """The ``pairs`` whose every enclosing module, from ``model`` down to the one holding the
+    pair, runs a known forward (``_known_forward``): none of another class can call the pair's
+    layers apart."""
+    reached, todo = {id(model)}, [model]  # modules whose every enclosing module is known
+    while todo:
+        module = todo.pop()
+        if _known_forward(module):
+            for child in module.children():
+                if id(child) not in reached:
+                    reached.add(id(child))
+                    todo.append(child)
+    return [p for p in pairs if id(p.parent) in reached]
+
+
+def _known_forward(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is octvideo's own, ``nn.Sequential``'s, or none at all (a
+    container such as ``nn.ModuleList``, which only its owner's forward reaches into)."""
+    forward = type(module).forward
+    return (
+        forward in (nn.Sequential.forward, nn.Module.forward)
+        or type(module).__module__.partition(".")[0] == "octvideo"
+    )
+
+
+def _run_alone(
+    model: nn.Module, pairs: list[_Pair], example: Tensor | list[Tensor]
+) -> list[_Pair] | None:
+    """The ``pairs`` whose layers one forward of ``example`` on the meta device runs as
+    ``norm(conv(x))`` alone: the convolution once, the norm once on exactly its output, and that
+    output read by nothing else (no other operator, not returned); None where ``model`` cannot
+    run there (lazy modules, ``.item()``, data-dependent shapes)."""
+    if not pairs:
+        return pairs
+    named = [*model.named_parameters(), *model.named_buffers()]
+    if any(is_lazy(t) for _, t in named):
+        return None
+    watch = _Watch(len(pairs))
+    hooks = []
+    for i, (parent, conv_name, norm_name) in enumerate(pairs):
+        hooks += [
+            getattr(parent, conv_name).register_forward_hook(partial(watch.conv_ran, i)),
+            getattr(parent, norm_name).register_forward_pre_hook(partial(watch.norm_starts, i)),
+            getattr(parent, norm_name).register_forward_hook(partial(watch.norm_ran, i)),
+        ]
+    state = {name: torch.empty_like(t, device="meta") for name, t in named}
+    try:
+        with torch.no_grad(), watch:
+            out = torch.func.functional_call(model, state, (example,))
+    except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+        logger.debug("fusion: %s not run on the meta device: %s", type(model).__name__, err)
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    watch.read(None, tree_leaves(out))  # a convolution's output returned as it is
+    names = {id(m): name for name, m in model.named_modules()}
+    kept = []
+    for i, pair in enumerate(pairs):
+        why = watch.fault(i)
+        if why is None:
+            kept.append(pair)
+        else:
+            where = names[id(pair.parent)] or type(model).__name__
+            logger.debug("fusion: %s.%s and .%s left unfused: %s", where, *pair[1:], why)
+    return kept
+
+
+def _tensors(x: object) -> list[Tensor]:
+    """The tensors of a layer's input or output: a tensor, or those of a pair or sequence."""
+    if isinstance(x, Tensor):
+        return [x]
+    return [t for t in x if isinstance(t, Tensor)] if isinstance(x, list | tuple) else []
+
+
+_METADATA = {"__get__", "size", "dim", "ndimension", "stride", "numel", "__len__", "is_contiguous"}
+
+
+class _Watch(TorchFunctionMode):
+    """Records, for each candidate pair, how often its convolution and norm run, whether the
+    norm's input is exactly the convolution's output, and whether any other operator reads it
+    (``_run_alone``)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.convs, self.norms = [0] * n, [0] * n
+        self.fed = [True] * n  # each norm call took exactly its convolution's output
+        self.outputs: list[list[Tensor]] = [[] for _ in range(n)]
+        self.owner: dict[int, int] = {}  # id of a convolution output tensor -> its pair
+        self.read_elsewhere = [False] * n
+        self.inside: list[int] = []  # the pairs whose norm is running
+
+    def conv_ran(self, i: int, module, args, out) -> None:
+        self.convs[i] += 1
+        self.outputs[i] = _tensors(out)
+        self.owner.update((id(t), i) for t in self.outputs[i])
+
+    def norm_starts(self, i: int, module, args) -> None:
+        self.norms[i] += 1
+        got, mine = _tensors(args[0]) if len(args) == 1 else [], self.outputs[i]
+        same = len(got) == len(mine) > 0 and all(a is b for a, b in zip(got, mine, strict=True))
+        self.fed[i] &= same
+        self.inside.append(i)
+
+    def norm_ran(self, i: int, module, args, out) -> None:
+        self.inside.pop()
+
+    def read(self, func, leaves) -> None:
+        if func is not None and getattr(func, "__name__", "") in _METADATA:
+            return
+        for t in leaves:
+            i = self.owner.get(id(t)) if isinstance(t, Tensor) else None
+            if i is not None and i not in self.inside:
+                self.read_elsewhere[i] = True
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.read(func, tree_leaves((args, kwargs)))
+        return func(*args, **kwargs)
+
+    def fault(self, i: int) -> str | None:
+        if self.convs[i] != 1 or self.norms[i] != 1:
+            return f"the convolution runs {self.convs[i]} and the norm {self.norms[i]} times"
+        if not self.fed[i]:
+            return "the norm's input is not the convolution's output"
+        if self.read_elsewhere[i]:
+            return "the convolution's output is read apart from the norm"
+        return None
 
 
 def _copy(model: nn.Module) -> nn.Module:

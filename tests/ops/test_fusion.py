@@ -14,6 +14,8 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 import octvideo
+from octvideo.checkpoint_meta import ClipProtocol
+from octvideo.inference.predictor import Predictor
 from octvideo.models import create_model, list_models
 from octvideo.models.cost import example_input
 from octvideo.ops import (
@@ -248,6 +250,63 @@ def test_a_convolution_or_norm_used_in_two_places_is_left_alone() -> None:
     ):
         fused = fuse_for_inference(model)
         assert not any(isinstance(m, FusedOctConv3d) for m in fused.modules())
+
+
+class _Reaching(nn.Module):
+    """A network of the caller's own around an ordered (conv, norm) ``body``, whose forward may
+    also run the body's convolution or norm apart, or read the convolution's output twice."""
+
+    def __init__(self, use: str) -> None:
+        super().__init__()
+        self.use = use
+        self.stem = nn.Conv3d(3, 8, 1)
+        self.body = nn.Sequential(OctConv3d(8, 8, 3, padding=1), OctNorm(8))
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.stem(x)
+        if self.use == "conv again":
+            h = self.body(h) + self.body[0](h)
+        elif self.use == "norm again":
+            h = self.body(h) + self.body[1](h)
+        elif self.use == "output read twice":
+            y = self.body[0](h)
+            h = self.body[1](y) + y
+        else:
+            h = self.body(h)
+        return self.fc(h.mean((2, 3, 4)))
+
+
+@pytest.mark.parametrize("use", ["conv again", "norm again", "output read twice", "body alone"])
+def test_a_forward_that_runs_a_pairs_layers_apart_keeps_them_unfused(use, caplog) -> None:
+    """With an example, one meta-device forward decides: a pair whose convolution or norm also
+    runs apart, or whose convolution's output something else reads, is left unfused; without
+    one, no pair under a forward of another class is folded. Either way, float64 logits equal
+    the unfused network's; a ``Predictor`` fuses as its test clip shows."""
+    torch.manual_seed(0)
+    model = _randomise_norms(_Reaching(use).double()).eval()
+    x = torch.randn(1, 3, 4, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        want = model(x)
+    alone = use == "body alone"
+    with caplog.at_level("DEBUG", logger="octvideo.ops.fusion"):
+        for example, folded in ((x, alone), ((1, 3, 4, 8, 8), alone), (None, False)):
+            fused = fuse_for_inference(model, example)
+            assert isinstance(fused.body[0], FusedOctConv3d) == folded
+            with torch.no_grad():
+                torch.testing.assert_close(fused(x), want, rtol=1e-10, atol=1e-10)
+    assert ("body.0 and .1 left unfused" in caplog.text) != alone
+    protocol = ClipProtocol(num_frames=4, sampling_rate=2, test_short_side=8, test_crop_size=8)
+    predictor = Predictor(model.float(), ["a", "b", "c"], protocol)  # it makes float32 clips
+    assert isinstance(predictor.model.body[0], FusedOctConv3d) == alone
+    with torch.no_grad():
+        torch.testing.assert_close(predictor.model(x.float()), want.float(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("example", ["clip", (1, 3, 2.0), [], object()])
+def test_an_example_that_is_neither_tensors_nor_shapes_is_refused(example) -> None:
+    with pytest.raises(ValueError, match=r"^example must be an input of the model \(a tensor"):
+        fuse_for_inference(nn.Sequential(OctConv3d(4, 8, 1), OctNorm(8)), example)
 
 
 @pytest.mark.parametrize(
