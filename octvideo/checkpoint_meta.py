@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -386,7 +387,8 @@ def build_network(model: ModelConfig) -> nn.Module:
         "dropout": model.dropout,
         **model.extra,
     }
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the network built below warns, once
         count = sum(p.numel() for p in create_model(model.name, **kwargs).parameters())
     if count > MAX_PARAMETERS:
         raise ValueError(

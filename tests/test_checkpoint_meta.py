@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -392,6 +393,15 @@ def test_a_network_over_the_parameter_bound_is_refused_before_it_is_built(monkey
     monkeypatch.setattr(checkpoint_meta, "MAX_PARAMETERS", 1000)
     with pytest.raises(ValueError, match=r"has [\d,]+ parameters, over the limit of 1,000"):
         build_network(ModelConfig(name="c2d_r18", num_classes=3, extra={"width": 8}))
+
+
+def test_a_network_without_a_low_frequency_channel_is_warned_of_once():
+    section = ModelConfig(name="c2d_r18", num_classes=3, alpha=1e-9, extra={"width": 8})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_network(section)
+    lines = [str(w.message) for w in caught if "no low-frequency channel" in str(w.message)]
+    assert len(lines) == 1, lines
 
 
 def test_metadata_whose_model_extra_duplicates_a_model_key_is_one_line_naming_it():
