@@ -17,12 +17,13 @@ from torch import nn
 from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_meta
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
-from octvideo.engine.checkpoint import check_finite_weights, load_checkpoint, model_state_dict
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
 from octvideo.models.weights import (
     convert_pytorchvideo,
     first_non_finite,
+    impossible_tensors,
     inflate_resnet2d,
     non_finite_tensors,
     state_mismatch,
@@ -259,12 +260,15 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     Raises:
         ConfigError: the file is missing or refused (``load_checkpoint``), a weight the model
             has no place for, a missing non-classifier weight, one besides the classifier's of
-            another shape, or a weight loaded into the model holding a NaN or an infinity (a
-            classifier of another shape, which is dropped, may hold them).
+            another shape, a weight of the file that no training writes (a negative variance),
+            or a weight loaded into the model holding a NaN or an infinity (a classifier of
+            another shape, which is dropped, may hold them).
     """
     try:
         # the finite check is on the tensors loaded, below: not on a classifier that is dropped
-        checkpoint = load_checkpoint(path, check_finite=False)
+        checkpoint = load_checkpoint(path, check_values=False)
+        # under the file's own names (no classifier has a variance or a batch count)
+        refuse_broken_weights(checkpoint, path, impossible_tensors(model_state_dict(checkpoint)))
     except UsageError as err:
         raise _pretrained_refused(path, kind, err) from err
     try:
@@ -314,7 +318,7 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
         )
     dropped = non_finite_tensors({key: state.pop(key) for key in fresh})
     try:  # before the model takes any of them
-        check_finite_weights(state, path)
+        refuse_broken_weights(checkpoint, path, non_finite_tensors(state))
     except UsageError as err:
         raise _pretrained_refused(path, kind, err) from err
     if dropped:

@@ -16,10 +16,10 @@ would take more memory than the file's size (torch writes them stored, uncompres
 file whose member inflates to 4 GiB is refused) and pickles larger than any checkpoint's
 metadata. It then always uses ``torch.load(weights_only=True)``: a
 checkpoint holds tensors and plain Python values only (the module stores its config and metadata
-as plain dicts), so nothing in it can run code. Weights that hold a NaN or an infinity are
-refused there, for every command that loads them (``check_finite_weights``), except
-``train model.pretrained=``: it checks the tensors it loads into the model, so a classifier it
-replaces for another class count may hold them.
+as plain dicts), so nothing in it can run code. Weights that no network can hold (a NaN, an
+infinity, a batch norm's negative variance) are refused there, for every command that loads them
+(``check_weight_values``), except ``train model.pretrained=``: it checks the tensors it loads
+into the model, so a classifier it replaces for another class count may hold NaN.
 ``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo file into an octvideo model of any
 alpha (the network a checkpoint's own metadata describes is
 ``octvideo.checkpoint_meta.build_network``'s).
@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,10 +39,12 @@ from torch import nn
 
 from octvideo.errors import CheckpointError, UsageError
 from octvideo.models.weights import (
+    Impossible,
+    NonFinite,
+    broken_tensors,
     convert_pytorchvideo,
     first_non_finite,
     load_state_dict_checked,
-    non_finite_tensors,
 )
 from octvideo.paths import AtomicOutput, why_not_a_file
 
@@ -181,16 +183,16 @@ def _open_checkpoint(path: Path) -> BinaryIO:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: Any = "cpu", *, check_finite: bool = True
+    path: str | os.PathLike, map_location: Any = "cpu", *, check_values: bool = True
 ) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``, after checking its zip structure.
 
     Args:
         path: the checkpoint file.
         map_location: as ``torch.load``'s.
-        check_finite: refuse weights holding a NaN or an infinity (``check_finite_weights``).
-            False only for a caller that checks the tensors it uses itself
-            (``load_pretrained``, which drops a classifier of another class count).
+        check_values: refuse weights no network can hold (``check_weight_values``). False
+            only for a caller that checks the tensors it uses itself (``load_pretrained``,
+            which drops a classifier of another class count).
 
     Raises:
         UsageError: the file is missing, a directory, a pipe, a device, a broken symlink or
@@ -200,8 +202,8 @@ def load_checkpoint(
             with ``weights_only=True`` (objects other than tensors and plain values, or not a
             checkpoint at all), or holds something other than a dict (octvideo and Lightning
             checkpoints and state dicts are dicts).
-        CheckpointError: its weights hold a NaN or an infinity (``check_finite_weights``), where
-            ``check_finite``.
+        CheckpointError: its weights hold a NaN, an infinity or a negative variance
+            (``check_weight_values``), where ``check_values``.
     """
     path = Path(path)
     # one open file for the check and the load: the file checked is the file loaded
@@ -229,32 +231,67 @@ def load_checkpoint(
             "Lightning checkpoint (a dict of weights and metadata); pass a file written by "
             "'octvideo train'"
         )
-    if check_finite:
-        check_finite_weights(checkpoint, path)
+    if check_values:
+        check_weight_values(checkpoint, path)
     return checkpoint
 
 
-def check_finite_weights(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Refuses a checkpoint whose weights hold a NaN or an infinity, naming the first such
-    tensor: no network computes with them (a NaN reaches every logit after it).
+def check_weight_values(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuses a checkpoint whose weights no network can hold, naming the first such tensor:
+    NaN or infinite values (a NaN reaches every logit after it), or values no training writes,
+    such as a batch norm's negative running variance (``broken_tensors``).
 
     The weights are those under ``state_dict`` (octvideo, Lightning), ``model_state``
     (PyTorchVideo's zoo) or ``model``, else the checkpoint's own tensors (a plain state dict);
-    optimiser and callback state (an early stop's infinite best score) are not weights. A plain
-    state dict of the tensors a caller uses (``load_pretrained``'s) is checked the same way.
+    optimiser and callback state (an early stop's infinite best score) are not weights.
 
     Raises:
-        CheckpointError: one line naming ``path``, the first tensor and its count of NaN and
-            infinite values.
+        CheckpointError: as ``refuse_broken_weights``.
     """
     nested = [checkpoint[k] for k in _WEIGHTS_KEYS if isinstance(checkpoint.get(k), Mapping)]
-    broken = non_finite_tensors(nested[0] if nested else checkpoint)
-    if broken:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r}: {first_non_finite(broken, 'tensor')}; the checkpoint is "
-            "broken (a diverged run, or a damaged file): use an earlier checkpoint of the run, "
-            "or get the file again"
-        )
+    refuse_broken_weights(checkpoint, path, broken_tensors(nested[0] if nested else checkpoint))
+
+
+def refuse_broken_weights(
+    checkpoint: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    broken: Sequence[NonFinite | Impossible],
+) -> None:
+    """Refuses ``checkpoint`` if ``broken`` (its weights that no network can hold) is not
+    empty; what to do depends on where the file came from (``_broken_advice``).
+
+    Raises:
+        CheckpointError: one line naming ``path``, the first tensor of ``broken`` and what it
+            holds, the likely cause and what to do.
+    """
+    if not broken:
+        return
+    first = broken[0]
+    cause = (
+        "a diverged run, or a damaged file"
+        if isinstance(first, NonFinite)
+        else f"a damaged or edited file: no training writes a {first.what}"
+    )
+    raise CheckpointError(
+        f"checkpoint {str(path)!r}: {first_non_finite(broken, 'tensor')}; the checkpoint is "
+        f"broken ({cause}): {_broken_advice(checkpoint)}"
+    )
+
+
+def _broken_advice(checkpoint: Mapping[str, Any]) -> str:
+    """What to do about a checkpoint with broken weights: a training run's has earlier ones,
+    an imported one has its source file (named in its metadata), any other file is got again."""
+    hyper = checkpoint.get("hyper_parameters")
+    meta = hyper.get("meta") if isinstance(hyper, Mapping) else None
+    source = meta.get("source") if isinstance(meta, Mapping) else None
+    if isinstance(source, Mapping):  # octvideo import's
+        file = source.get("file")
+        if isinstance(file, str) and 0 < len(file) <= 255:
+            return f"get {file!r} again and import it anew"
+        return "get the source file again and import it anew"
+    if meta is not None or "global_step" in checkpoint:  # octvideo train's or Lightning's
+        return "use an earlier checkpoint of the run, or get the file again"
+    return "get the file again"
 
 
 def _load_failure(err: Exception, path: Path) -> str:

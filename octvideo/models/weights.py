@@ -149,21 +149,67 @@ def non_finite_tensors(state_dict: Mapping[str, object]) -> list[NonFinite]:
     checkpoint that holds them is broken. Values other than tensors, and integer tensors
     (``num_batches_tracked``), are skipped.
     """
-    found = []
-    for key, value in state_dict.items():
-        if not isinstance(value, Tensor) or not (value.is_floating_point() or value.is_complex()):
-            continue
-        if bool(torch.isfinite(value.sum())):  # a NaN or an infinity makes the sum one
-            continue
-        nan, inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
-        if nan or inf:  # else a sum of large finite values overflowed
-            found.append(NonFinite(key, nan, inf))
-    return found
+    found = (_non_finite(key, value) for key, value in state_dict.items())
+    return [f for f in found if f is not None]
 
 
-def first_non_finite(broken: list[NonFinite], noun: str) -> str:
-    """The first of ``broken`` (``non_finite_tensors``), and how many more ``noun``s hold such
-    values: "weight w holds 1 NaN (and 2 more tensors)"."""
+def _non_finite(key: str, value: object) -> NonFinite | None:
+    if not isinstance(value, Tensor) or not (value.is_floating_point() or value.is_complex()):
+        return None
+    if bool(torch.isfinite(value.sum())):  # a NaN or an infinity makes the sum one
+        return None
+    nan, inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
+    return NonFinite(key, nan, inf) if nan or inf else None  # else a large sum overflowed
+
+
+# state-dict leaves that no training makes negative, and what each value is: a batch norm's
+# running variance (an average of variances; precise BN clamps its own at 0) and its count
+_NEVER_NEGATIVE = {
+    "running_var": "negative variance",
+    "num_batches_tracked": "negative batch count",
+}
+
+
+class Impossible(NamedTuple):
+    """A tensor of a state dict that holds values no training writes, and how many
+    (``what``: "negative variance")."""
+
+    key: str
+    count: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"weight {self.key} holds {self.count} {self.what}{'s' if self.count > 1 else ''}"
+
+
+def impossible_tensors(state_dict: Mapping[str, object]) -> list[Impossible]:
+    """Every tensor of ``state_dict`` that holds values no training writes, in order: a batch
+    norm's negative running variance or negative ``num_batches_tracked`` (a damaged or edited
+    file). Only such certain invariants: a finite weight of any size is a network's own."""
+    found = (_impossible(key, value) for key, value in state_dict.items())
+    return [f for f in found if f is not None]
+
+
+def _impossible(key: str, value: object) -> Impossible | None:
+    what = _NEVER_NEGATIVE.get(key.rpartition(".")[2])
+    if what is None or not isinstance(value, Tensor) or value.is_complex():
+        return None
+    count = int((value < 0).sum())  # NaN is not below 0: non_finite_tensors names it
+    return Impossible(key, count, what) if count else None
+
+
+def broken_tensors(state_dict: Mapping[str, object]) -> list[NonFinite | Impossible]:
+    """Every tensor of ``state_dict`` that no network can hold, in order: NaN or infinite values
+    (``non_finite_tensors``), else values no training writes (``impossible_tensors``)."""
+    found = (
+        _non_finite(key, value) or _impossible(key, value) for key, value in state_dict.items()
+    )
+    return [f for f in found if f is not None]
+
+
+def first_non_finite(broken: Sequence[NonFinite | Impossible], noun: str) -> str:
+    """The first of ``broken`` (``non_finite_tensors``, ``broken_tensors``), and how many more
+    ``noun``s are broken: "weight w holds 1 NaN (and 2 more tensors)"."""
     first, *others = broken
     if not others:
         return str(first)

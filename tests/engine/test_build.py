@@ -202,9 +202,9 @@ def test_pretrained_weights_holding_nan_are_refused_where_they_would_be_loaded(
         build_model(cfg)
     assert str(err.value) == (
         f"model.pretrained={path} (octvideo): checkpoint {str(path)!r}: weight {broken} holds 3 "
-        "NaN; the checkpoint is broken (a diverged run, or a damaged file): use an earlier "
-        "checkpoint of the run, or get the file again; or set model.pretrained=PATH to other "
-        "weights, or model.pretrained=null to start from random weights"
+        "NaN; the checkpoint is broken (a diverged run, or a damaged file): get the file again; "
+        "or set model.pretrained=PATH to other weights, or model.pretrained=null to start from "
+        "random weights"
     )
 
 

@@ -27,13 +27,20 @@ from octvideo.engine import checkpoint as checkpoint_module
 from octvideo.engine.checkpoint import (
     atomic_save,
     check_torch_archive,
+    check_weight_values,
     last_good,
     load_checkpoint,
     load_pytorchvideo_checkpoint,
     model_state_dict,
 )
 from octvideo.engine.run import AtomicCheckpointIO, run_train
-from octvideo.errors import CheckpointWriteError, OutputWriteError, RunStopped, UsageError
+from octvideo.errors import (
+    CheckpointError,
+    CheckpointWriteError,
+    OutputWriteError,
+    RunStopped,
+    UsageError,
+)
 from octvideo.models import create_model
 from tests.crafted_checkpoints import declaring, inflating, sharing
 from tests.engine.conftest import NUM_CLASSES, tiny_overrides
@@ -318,6 +325,45 @@ def test_every_command_refuses_weights_holding_nan_in_one_line(
         )
     assert line == f"octvideo {name}: error: {refused}"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "test"])
+def test_every_command_refuses_a_negative_variance_in_one_line(tmp_path, command, capsys):
+    # a damaged or edited file: BatchNorm divides by sqrt(var + eps), NaN in every logit
+    ckpt = tmp_path / "last.ckpt"
+    weights = {"model.stem.bn.high.running_var": torch.tensor([1.0, -1.0])}
+    torch.save({"state_dict": weights, "global_step": 3}, ckpt)
+    assert main(_given_as_checkpoint(command, ckpt)) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"octvideo {command}: error: checkpoint {str(ckpt)!r}: weight "
+        "model.stem.bn.high.running_var holds 1 negative variance; the checkpoint is broken (a "
+        "damaged or edited file: no training writes a negative variance): use an earlier "
+        "checkpoint of the run, or get the file again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("layout", "advice"),
+    [
+        ({"global_step": 3}, "use an earlier checkpoint of the run, or get the file again"),
+        ({"hyper_parameters": {"meta": {"name": "run"}}}, "use an earlier checkpoint of the run"),
+        (
+            {"hyper_parameters": {"meta": {"source": {"from": "pytorchvideo", "file": "S.pyth"}}}},
+            "get 'S.pyth' again and import it anew",
+        ),
+        ({"hyper_parameters": {"meta": {"source": {"file": 3}}}}, "get the source file again"),
+        ({}, "the checkpoint is broken (a diverged run, or a damaged file): get the file again"),
+    ],
+)
+def test_broken_weights_advice_fits_where_the_file_came_from(layout, advice):
+    """A training run has earlier checkpoints; an imported file names its source; a zoo file
+    or a plain state dict is got again."""
+    weights = {"stem.weight": torch.tensor([1.0, float("nan")])}
+    with pytest.raises(CheckpointError) as err:
+        check_weight_values({"state_dict": weights, **layout} if layout else weights, "w.pt")
+    assert str(err.value).startswith("checkpoint 'w.pt': weight stem.weight holds 1 NaN; the ")
+    assert advice in str(err.value)
 
 
 @pytest.mark.parametrize(("payload", "kind"), [(torch.zeros(3), "Tensor"), ([1, 2], "list")])

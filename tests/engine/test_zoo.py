@@ -680,6 +680,53 @@ def _refusal(tmp_path: Path, src: Path, **kwargs: object) -> str:
     return message
 
 
+NEGATIVE = "blocks.1.res_blocks.0.branch2.norm_a.running_var"
+
+
+def test_a_zoo_file_holding_a_negative_variance_is_refused_where_it_is_read(
+    zoo, tmp_path: Path
+) -> None:
+    """A damaged or edited zoo file is refused in one line naming the file's own tensor, by
+    import and by train's model.pretrained, not imported to fail every later prediction."""
+    from octvideo.config import ModelConfig
+    from octvideo.engine.build import build_model
+    from octvideo.errors import ConfigError
+
+    state = zoo("slow_r50")[0].state_dict()
+    state[NEGATIVE] = state[NEGATIVE].clone()
+    state[NEGATIVE][0] = -1.0
+    src = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": state}, src)
+    refused = (
+        f"checkpoint {str(src)!r}: weight {NEGATIVE} holds 1 negative variance; the checkpoint "
+        "is broken (a damaged or edited file: no training writes a negative variance): get the "
+        "file again"
+    )
+    assert _refusal(tmp_path, src, model="slow_r50") == refused
+    section = ModelConfig(
+        name="slow_r50", extra={"width": 8}, pretrained=str(src), pretrained_kind="pytorchvideo"
+    )
+    with pytest.raises(ConfigError) as err:
+        build_model(section)
+    assert str(err.value).startswith(f"model.pretrained={src} (pytorchvideo): {refused}; or set")
+
+
+def test_a_damaged_import_is_refused_with_its_source_file_named(zoo, tmp_path: Path) -> None:
+    src = zoo("slow_r50", "SLOW_8x8_R50.pyth")[1]
+    out = tmp_path / "k.ckpt"
+    import_checkpoint(src, source="pytorchvideo", model="slow_r50", out=out)
+    checkpoint = load_checkpoint(out)
+    checkpoint["state_dict"]["model.res2.0.bn_a.high.running_var"][0] = -1.0
+    torch.save(checkpoint, out)
+    with pytest.raises(UsageError) as err:
+        Predictor.from_checkpoint(out)
+    assert str(err.value) == (
+        f"checkpoint {str(out)!r}: weight model.res2.0.bn_a.high.running_var holds 1 negative "
+        "variance; the checkpoint is broken (a damaged or edited file: no training writes a "
+        "negative variance): get 'SLOW_8x8_R50.pyth' again and import it anew"
+    )
+
+
 def test_wrong_architecture_names_the_one_that_fits(i3d_zoo: Path, tmp_path: Path) -> None:
     message = _refusal(tmp_path, i3d_zoo, model="slow_r50")
     assert message.endswith(

@@ -284,3 +284,27 @@ def test_first_non_finite_names_the_first_and_counts_the_rest() -> None:
     assert first_non_finite([c, a, b], "tensor") == (
         "weight c holds 1 NaN and 1 infinite value (and 2 more tensors)"
     )
+
+
+def test_broken_tensors_name_values_no_training_writes() -> None:
+    from octvideo.models.weights import Impossible, NonFinite, broken_tensors, impossible_tensors
+
+    state = create_model("c2d_r18", num_classes=3, width=8).state_dict()
+    assert broken_tensors(state) == []
+    state["stem.bn.high.running_var"][:2] = -1.0
+    state["res2.0.bn_a.high.num_batches_tracked"].fill_(-4)
+    state["res3.0.bn_b.high.running_var"][0] = float("nan")  # named once, for its NaN
+    state["res3.0.bn_b.high.running_var"][1] = -1.0
+    state["res3.0.bn_a.high.running_var"][0] = -0.0  # not below 0
+    state["res3.0.bn_a.high.running_mean"][0] = -1.0  # a mean may be negative
+    found = broken_tensors(state)
+    assert found == [
+        Impossible("stem.bn.high.running_var", 2, "negative variance"),
+        Impossible("res2.0.bn_a.high.num_batches_tracked", 1, "negative batch count"),
+        NonFinite("res3.0.bn_b.high.running_var", nan=1, inf=0),
+    ]
+    assert [str(f) for f in found[:2]] == [
+        "weight stem.bn.high.running_var holds 2 negative variances",
+        "weight res2.0.bn_a.high.num_batches_tracked holds 1 negative batch count",
+    ]
+    assert impossible_tensors(state) == [*found[:2], Impossible(found[2].key, 1, found[0].what)]
