@@ -32,6 +32,7 @@ from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,
     NUM_FRAMES,
+    encode,
     encode_b_frames,
     encode_turned,
     frame_index,
@@ -899,3 +900,31 @@ def test_frames_with_a_repeated_or_backward_time_come_in_file_order(tmp_path, ch
     assert torch.equal(decode(path, [11, 12, 13], decoder="pyav"), whole[[11, 12, 13]])
     assert torch.equal(decode(path, [12], decoder="pyav"), whole[[12]])
     assert Video(path, decoder="pyav").times() is None  # no times to trust
+
+
+# frames / average rate is 3.85 s, the stream 3.45 s long: a variable frame rate, nothing cut
+LONG_GAPS_FIRST = [250 * i for i in range(12)] + [2800 + 50 * i for i in range(12)]
+
+
+@pytest.mark.parametrize("kind", ["vfr", "intra-trimmed-end"])
+def test_an_mp4_whose_index_keeps_no_cut_frame_goes_to_decord(tmp_path, kind):
+    # no packet marked discarded: an all-intra stream trimmed at its end has its cut frames left
+    # out of FFmpeg's index, so decord counts and returns what PyAV shows
+    if kind == "vfr":
+        path, shown = encode(tmp_path / "vfr.mp4", "libx264", pts_ms=LONG_GAPS_FIRST), ALL
+    else:
+        intra = encode(tmp_path / "intra.mov", "mjpeg", pix_fmt="yuvj420p")
+        path, shown = _trim(intra, tmp_path / "trimmed.mov", 0, 6), list(range(NUM_FRAMES - 6))
+    assert probe(path).decoder == "decord"
+    for decoder in ("decord", "pyav"):
+        assert probe(path, decoder=decoder).num_frames == len(shown)
+        assert _indices(decode(path, decoder=decoder)) == shown
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 6), (5, 4), (0, 1), (0, 0)])
+def test_pyav_without_an_index_finds_a_trimmed_end_by_seeking(bframes, tmp_path, start, end):
+    # PyAV before Stream.index_entries: the packets cut at the end are demuxed from a keyframe
+    path = _trim(bframes["h264.mp4"], tmp_path / "trimmed.mp4", start, end)
+    with av.open(str(path)) as container:
+        found = decoding_module._tail_discards(container, container.streams.video[0])
+    assert found == (end > 0)
