@@ -11,17 +11,40 @@ import numbers
 import torch
 from torch import Tensor, nn
 
+# One rule for every number and switch of a model's constructor: a whole number is any
+# ``numbers.Integral`` (``np.int64`` from an array, not a bool) and a switch True, False or a numpy
+# bool, each taken as its Python value; a float, a string or a bool for a number is refused.
 
-def check_switches(**switches: object) -> None:
-    """Refuses a switch that is not True or False (a string "no" is truthy), as ``OctConv3d``
-    refuses ``bias``.
+
+def _numpy_bool(value: object) -> bool:
+    """Whether ``value`` is a numpy bool (``np.True_``), told without importing numpy."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+
+
+def check_switches(**switches: object) -> tuple[bool, ...]:
+    """The switches as Python bools, in the order given; refuses one that is not True, False
+    or a numpy bool (a string "no" is truthy), as ``OctConv3d`` refuses ``bias``.
 
     Raises:
         ValueError: ``{name} must be True or False, got ...``.
     """
     for name, value in switches.items():
-        if not isinstance(value, bool):
+        if not isinstance(value, bool) and not _numpy_bool(value):
             raise ValueError(f"{name} must be True or False, got {value!r}")
+    return tuple(bool(value) for value in switches.values())
+
+
+def check_whole(name: str, value: object, low: int = 1) -> int:
+    """``value`` as a Python int: a whole number (any ``numbers.Integral``, not a bool) of at
+    least ``low``.
+
+    Raises:
+        ValueError: ``{name} must be a whole number of at least {low}, got ...``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
+    return int(value)
 
 
 def check_layer_classes(**factories: object) -> None:

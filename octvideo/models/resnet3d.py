@@ -43,6 +43,7 @@ from octvideo.models.checks import (
     check_dropout,
     check_layer_classes,
     check_switches,
+    check_whole,
 )
 from octvideo.models.layers import (
     BasicBlock,
@@ -227,11 +228,16 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
         head_pool: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        depth = check_whole("depth", depth)  # numbers and switches as Python's (``checks``)
         if depth not in STAGE_DEPTHS:
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
         if len(temporal_kernels) != 4 or len(nonlocal_blocks) != 4:
             raise ValueError("temporal_kernels and nonlocal_blocks need one entry per stage (4)")
-        check_switches(
+        num_classes = check_whole("num_classes", num_classes)
+        in_chans, width = check_whole("in_chans", in_chans), check_whole("width", width)
+        if channel_multiple is not None:
+            channel_multiple = check_whole("channel_multiple", channel_multiple)
+        temporal_pool, oct_stem, stride_in_1x1, zero_init_final_bn = check_switches(
             temporal_pool=temporal_pool,
             oct_stem=oct_stem,
             stride_in_1x1=stride_in_1x1,

@@ -41,6 +41,7 @@ from octvideo.models.checks import (
     check_dropout,
     check_layer_classes,
     check_switches,
+    check_whole,
 )
 from octvideo.models.layers import (
     BasicBlock,
@@ -272,9 +273,19 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         head_pool: Sequence[Sequence[int]] | None = None,
     ) -> None:
         super().__init__()
+        depth = check_whole("depth", depth)  # numbers and switches as Python's (``checks``)
         if depth not in STAGE_DEPTHS or depth < 50:
             raise ValueError(f"SlowFast depth must be 50, 101 or 152, got {depth}")
-        check_switches(stride_in_1x1=stride_in_1x1, zero_init_final_bn=zero_init_final_bn)
+        num_classes = check_whole("num_classes", num_classes)
+        slowfast_alpha = check_whole("slowfast_alpha", slowfast_alpha)
+        beta_inv = check_whole("beta_inv", beta_inv)
+        fusion_ratio = check_whole("fusion_ratio", fusion_ratio)
+        fusion_kernel = check_whole("fusion_kernel", fusion_kernel)
+        if channel_multiple is not None:
+            channel_multiple = check_whole("channel_multiple", channel_multiple)
+        stride_in_1x1, zero_init_final_bn = check_switches(
+            stride_in_1x1=stride_in_1x1, zero_init_final_bn=zero_init_final_bn
+        )
         check_layer_classes(norm_layer=norm_layer, act_layer=act_layer)
         check_dropout(dropout)  # before any layer is built; ClassifierHead checks it again
         windows = _pathway_windows(head_pool)  # before building

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.models.checks import check_clip_tensor, check_dropout, check_switches
+from octvideo.models.checks import check_clip_tensor, check_dropout, check_switches, check_whole
 
 
 @pytest.mark.parametrize("p", [0, 0.5, np.float64(0.25)])
@@ -22,6 +22,21 @@ def test_the_first_switch_that_is_not_true_or_false_is_named():
     with pytest.raises(ValueError) as caught:
         check_switches(a=True, b="no", c=1)
     assert str(caught.value) == "b must be True or False, got 'no'"
+
+
+def test_numbers_and_switches_from_numpy_come_back_as_pythons():
+    """One rule for every model argument: ``np.int64`` for ``width`` was taken and for
+    ``num_classes`` refused, ``np.True_`` for a switch refused."""
+    assert check_switches(a=np.True_, b=np.bool_(False), c=True) == (True, False, True)
+    assert [type(v) for v in check_switches(a=np.True_, b=False)] == [bool, bool]
+    whole = check_whole("n", np.int64(5))
+    assert type(whole) is int and whole == 5
+    for value in (5.0, True, "5", np.float64(5), 0):
+        with pytest.raises(ValueError) as caught:
+            check_whole("n", value)
+        assert str(caught.value) == f"n must be a whole number of at least 1, got {value!r}"
+    with pytest.raises(ValueError, match=r"^a must be True or False, got np.int64\(1\)$"):
+        check_switches(a=np.int64(1))
 
 
 def test_a_clip_check_names_the_network_and_what_it_takes():

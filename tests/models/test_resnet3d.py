@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -342,6 +343,21 @@ def test_a_switch_that_is_not_true_or_false_is_refused(switch, value):
     with pytest.raises(ValueError) as caught:
         create_model("c2d_r18", width=8, alpha=0.5, **{switch: value})
     assert str(caught.value) == f"{switch} must be True or False, got {value!r}"
+
+
+def test_numpy_numbers_and_switches_are_taken_as_their_python_values():
+    """One rule for every argument (``octvideo.models.checks``): ``np.int64`` for ``width`` was
+    taken, for ``num_classes`` refused, and ``np.True_`` for a switch refused."""
+    model = create_model(
+        "c2d_r18", width=np.int64(8), num_classes=np.int64(5), zero_init_final_bn=np.True_
+    )
+    assert model.head.fc.out_features == 5 and model.stem.conv.out_channels == 8
+    lasts = [b.bn_b for b in model.modules() if isinstance(b, BasicBlock)]
+    assert lasts and all(bool((n.high.weight == 0).all()) for n in lasts)
+    for name, value in (("width", 8.0), ("num_classes", True), ("in_chans", "3")):
+        with pytest.raises(ValueError) as caught:
+            create_model("c2d_r18", **{"width": 8, name: value})
+        assert str(caught.value) == f"{name} must be a whole number of at least 1, got {value!r}"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ frames its laterals take, each refusal one line)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -241,6 +242,20 @@ def test_a_switch_that_is_not_true_or_false_is_refused(switch):
     with pytest.raises(ValueError) as caught:
         create_model("slowfast_r50", **{switch: "yes"})
     assert str(caught.value) == f"{switch} must be True or False, got 'yes'"
+
+
+def test_numpy_numbers_and_switches_are_taken_as_their_python_values():
+    with torch.device("meta"):
+        model = create_model(
+            "slowfast_r50",
+            num_classes=np.int64(3),
+            slowfast_alpha=np.int32(4),
+            stride_in_1x1=np.True_,
+        )
+    assert model.head.fc.out_features == 3 and type(model.slowfast_alpha) is int
+    with pytest.raises(ValueError) as caught:
+        create_model("slowfast_r50", beta_inv=8.0)
+    assert str(caught.value) == "beta_inv must be a whole number of at least 1, got 8.0"
 
 
 def test_a_layer_instance_or_a_bad_dropout_is_refused_before_building():
