@@ -57,13 +57,12 @@ import io
 import logging
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from octvideo.errors import AnnotationError, InputPathError, TextFileError, UsageError
-from octvideo.paths import read_utf8, why_not_a_file, write_atomically
+from octvideo.paths import not_utf8, read_utf8, why_not_a_file, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +217,10 @@ def class_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a line of a classes file (``read_classes`` would read it back as
     another name, as no name or as two, or refuse it), or None: a blank name, white space around
     it, a line break (``\n``), a carriage return (``read_classes`` refuses it), a byte-order mark
-    at its start (dropped at the start of a file), or text that is not UTF-8 (a surrogate). The
-    other characters ``str.splitlines`` breaks at (``\x1c``, ``\u2028``) and control characters
-    (a tab) read back as written: lines end at ``\n`` only (``text_lines``)."""
+    at its start (dropped at the start of a file), or text that is not UTF-8
+    (``paths.not_utf8``). The other characters ``str.splitlines`` breaks at (``\x1c``,
+    ``\u2028``) and control characters (a tab) read back as written: lines end at ``\n`` only
+    (``text_lines``)."""
     if not name.strip():
         return "is blank"
     if name != name.strip():
@@ -231,7 +231,7 @@ def class_name_problem(name: str) -> str | None:
         return _CARRIAGE_RETURN
     if name.startswith("\ufeff"):
         return "starts with a byte-order mark (U+FEFF), which is dropped where it starts a file"
-    if any(unicodedata.category(char) == "Cs" for char in name):  # a name's byte not UTF-8
+    if not_utf8(name):
         return "holds a byte that is not UTF-8 text, which a classes file (UTF-8) cannot hold"
     return None
 

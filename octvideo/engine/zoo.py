@@ -80,6 +80,7 @@ from octvideo.paths import (
     atomic_output,
     check_output_file,
     is_missing,
+    not_utf8,
     why_not_a_file,
 )
 
@@ -551,16 +552,15 @@ def _zoo_family(model: str) -> bool:
 
 
 # characters a name in the run config's comment lines cannot hold: control characters (a line
-# break, a tab), YAML's other line breaks, and the surrogates that stand for bytes not UTF-8
-_UNWRITABLE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+# break, a tab) and YAML's other line breaks (bytes not UTF-8 are paths.not_utf8's)
+_UNWRITABLE = frozenset({"Cc", "Zl", "Zp"})
 
 
 def _unwritable(name: str) -> str | None:
     """Why ``name`` cannot stand in a line of the run config, or None."""
-    categories = {unicodedata.category(c) for c in name}
-    if "Cs" in categories:
+    if not_utf8(name):
         return "is not UTF-8 text, which the run config (UTF-8) cannot name"
-    if categories & _UNWRITABLE:
+    if {unicodedata.category(c) for c in name} & _UNWRITABLE:
         return (
             "holds a line break or another control character, which the commands in the run "
             "config's comments cannot hold"
