@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from octvideo.models.checks import check_dropout
+from octvideo.models.checks import check_dropout, check_whole
 from octvideo.ops import (
     OctAct,
     OctConv3d,
@@ -325,16 +325,23 @@ class BasicBlock(nn.Module):
 
 
 def check_window(window: Sequence[int], what: str = "head_pool") -> _Size3:
-    """A (T, H, W) pooling window of whole numbers of 1 or more, or a ValueError naming ``what``."""
+    """A (T, H, W) pooling window as Python ints: three whole numbers of 1 or more, each by
+    ``check_whole``'s rule (``np.int64`` taken, a bool or a float refused).
+
+    Raises:
+        ValueError: ``{what} must be three whole numbers of 1 or more (T, H, W), got ...``.
+    """
+    refused = f"{what} must be three whole numbers of 1 or more (T, H, W), got {window!r}"
     try:
         size = tuple(window)
     except TypeError:
-        size = ()
-    if len(size) != 3 or not all(isinstance(k, int) and not isinstance(k, bool) for k in size):
-        raise ValueError(f"{what} must be three whole numbers (T, H, W), got {window!r}")
-    if min(size) < 1:
-        raise ValueError(f"{what} must be three numbers of 1 or more (T, H, W), got {window!r}")
-    return size  # type: ignore[return-value]
+        raise ValueError(refused) from None
+    if len(size) != 3:
+        raise ValueError(refused)
+    try:
+        return tuple(check_whole(what, k) for k in size)  # type: ignore[return-value]
+    except ValueError:
+        raise ValueError(refused) from None  # the whole window named, not one of its numbers
 
 
 def window_mean(x: Tensor, window: _Size3 | None) -> Tensor:
@@ -394,10 +401,8 @@ class ClassifierHead(nn.Module):
     def __init__(self, in_features: int, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
         dropout = check_dropout(dropout)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be a whole number of at least 1, got {num_classes!r}"
-            )
+        in_features = check_whole("in_features", in_features)
+        num_classes = check_whole("num_classes", num_classes)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(in_features, num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -67,8 +68,21 @@ def test_low_group_window_is_the_kernel_over_the_octave_rounded_up() -> None:
     "window", [(7, 7), (0, 7, 7), (8.0, 7, 7), (True, 7, 7), "877", 7, (8, -1, 7)]
 )
 def test_a_window_of_other_than_three_whole_numbers_is_refused(window) -> None:
-    with pytest.raises(ValueError, match="head_pool must be three"):
+    with pytest.raises(ValueError) as caught:
         GlobalAvgPool(window)
+    assert str(caught.value) == (
+        f"head_pool must be three whole numbers of 1 or more (T, H, W), got {window!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "window", [(np.int64(2), 7, 7), np.array([2, 7, 7]), [np.int32(2), np.uint8(7), 7]]
+)
+def test_a_window_of_numpy_whole_numbers_is_python_ints(window) -> None:
+    # the rule of every model number (checks.check_whole): np.int64 entries were refused
+    pool = GlobalAvgPool(window)
+    assert pool.window == (2, 7, 7) and {type(k) for k in pool.window} == {int}
+    assert pool.low_window == (2, 4, 4) and pool.extra_repr() == "window=(2, 7, 7)"
 
 
 class _HeadOnly(ClassifierHeadMixin, nn.Module):
@@ -76,6 +90,26 @@ class _HeadOnly(ClassifierHeadMixin, nn.Module):
         super().__init__()
         self.num_features = 6
         self.head = ClassifierHead(6, 3, dropout=0.2)
+
+
+def test_a_head_takes_numpy_whole_numbers_and_refuses_other_numbers() -> None:
+    # the rule of every model number (checks.check_whole): np.int64 num_classes was refused
+    head = ClassifierHead(np.int64(6), np.int64(3))
+    assert (head.fc.in_features, head.fc.out_features) == (6, 3)
+    assert type(head.fc.in_features) is int and type(head.fc.out_features) is int
+    model = _HeadOnly()
+    model.reset_classifier(np.int64(5))
+    assert model.get_classifier().out_features == 5
+    for args, message in [
+        ((6, 0), "num_classes must be a whole number of at least 1, got 0"),
+        ((6, True), "num_classes must be a whole number of at least 1, got True"),
+        ((6, 3.0), "num_classes must be a whole number of at least 1, got 3.0"),
+        ((0, 3), "in_features must be a whole number of at least 1, got 0"),
+        ((6.0, 3), "in_features must be a whole number of at least 1, got 6.0"),
+    ]:
+        with pytest.raises(ValueError) as caught:
+            ClassifierHead(*args)
+        assert str(caught.value) == message
 
 
 def test_reset_classifier_is_a_new_head_on_the_old_dtype_and_dropout() -> None:
