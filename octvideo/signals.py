@@ -5,9 +5,11 @@ Python runs a signal's handler in the main thread and lets only that thread set 
 notebook's worker thread) keeps the handlers it has: ``handler`` and ``restored`` do nothing
 there.
 
-``exit_now`` ends the program once its status is known, with SIGTERM, SIGHUP and Ctrl-C unable to
-turn a finished command into a stopped one. ``hangup_as_terminate`` makes SIGHUP (the terminal
-closed, an ssh session dropped) do what SIGTERM does at that moment, whoever handles SIGTERM.
+``finishing`` marks the moment a command's work is written and its status known (it is about to
+print its last line): from then on SIGINT, SIGTERM and SIGHUP stop nothing. ``exit_now`` ends the
+program with that status, with SIGTERM, SIGHUP and Ctrl-C unable to turn a finished command into
+a stopped one. ``hangup_as_terminate`` makes SIGHUP (the terminal closed, an ssh session dropped)
+do what SIGTERM does at that moment, whoever handles SIGTERM.
 SIGQUIT (Ctrl-\\) keeps its default, an immediate end with a core dump: what it is asked for.
 This module imports nothing of octvideo, so that every layer may use it.
 """
@@ -27,6 +29,9 @@ from typing import NoReturn
 # what ``signal.signal`` takes: a function, ``signal.SIG_DFL`` or ``signal.SIG_IGN``
 Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers
 
+# the signals that stop a command: Ctrl-C, SIGTERM and SIGHUP (the terminal closed)
+STOPS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def in_main_thread() -> bool:
     """Whether this is the main thread, the one thread where signal handlers can be set."""
@@ -34,18 +39,19 @@ def in_main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def restored(signum: int) -> Iterator[None]:
-    """Puts back, when the block ends, the handler ``signum`` has when it begins, whatever the
-    block (or a library it calls) sets in between. A handler that was not set from Python
-    (``signal.getsignal`` gives None) cannot be put back: the default is, in its place."""
+def restored(*signums: int) -> Iterator[None]:
+    """Puts back, when the block ends, the handler each of ``signums`` has when it begins,
+    whatever the block (or a library it calls) sets in between. A handler that was not set from
+    Python (``signal.getsignal`` gives None) cannot be put back: the default is, in its place."""
     if not in_main_thread():
         yield
         return
-    previous = signal.getsignal(signum)
+    previous = {signum: signal.getsignal(signum) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        for signum, fn in previous.items():
+            signal.signal(signum, signal.SIG_DFL if fn is None else fn)
 
 
 @contextlib.contextmanager
@@ -78,6 +84,29 @@ def hangup_as_terminate() -> Iterator[None]:
         return
     with handler(signal.SIGHUP, _terminate):
         yield
+
+
+def _finished(signum: int, frame: FrameType | None) -> None:
+    """What SIGINT, SIGTERM and SIGHUP do once a command is finishing: nothing."""
+
+
+def finishing() -> None:
+    """The command's work is written and its status known: from here on SIGINT, SIGTERM and
+    SIGHUP stop nothing, as ``exit_now`` will not let them a moment later. Called as a command
+    prints its last line: a stop after it reported a finished command as stopped (status 130),
+    and a Ctrl-C while the command's objects were freed printed a traceback from one's
+    ``__del__`` (a progress bar's). A caller that goes on after the command puts the handlers
+    back (``restored(*STOPS)``). An ignored signal (``nohup``'s SIGHUP) stays ignored, and
+    outside the main thread nothing is set.
+
+    A handler that does nothing rather than ``SIG_IGN``: a program the command starts after this
+    gets the default, not an ignored Ctrl-C, and ``exit_now`` tells ``nohup``'s apart.
+    """
+    if not in_main_thread():
+        return
+    for signum in STOPS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _finished)
 
 
 def exit_now(status: int) -> NoReturn:

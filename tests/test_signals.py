@@ -1,6 +1,6 @@
 """``octvideo.signals``: a handler set for a block is the one in force inside it, the one before
 is put back after, also when the block raises or sets another, and outside the main thread
-nothing is set and nothing raises."""
+nothing is set and nothing raises; once a command is finishing, a stop signal stops nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import threading
 
 import pytest
 
-from octvideo.signals import handler, hangup_as_terminate, in_main_thread, restored
+from octvideo.signals import (
+    STOPS,
+    finishing,
+    handler,
+    hangup_as_terminate,
+    in_main_thread,
+    restored,
+)
 
 SIGNUM = signal.SIGUSR1  # one that pytest and the commands leave alone
 
@@ -147,3 +154,59 @@ def test_a_signal_while_the_process_exits_ends_it_with_its_status(signum):
     _, err = script.communicate(timeout=60)
     # not killed by the signal's default action, nor a KeyboardInterrupt in the exit function
     assert (script.returncode, err) == (3, "")
+
+
+class _Stopped(Exception):
+    """What the caller's handlers of the stop signals raise."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+@pytest.fixture
+def stop_handlers():
+    """SIGINT, SIGTERM and SIGHUP raise ``_Stopped`` (none kills the test's process), put back
+    after."""
+    previous = {signum: signal.signal(signum, _stop) for signum in STOPS}
+    yield
+    for signum, fn in previous.items():
+        signal.signal(signum, fn)
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=[signum.name for signum in STOPS])
+def test_once_finishing_a_stop_signal_stops_nothing_and_restored_puts_them_back(
+    stop_handlers, signum
+):
+    # a Ctrl-C after a command's last line, as its objects were freed, printed a traceback
+    with restored(*STOPS):
+        finishing()
+        signal.raise_signal(signum)
+        sum(range(10))  # the handler runs in the main thread at its next check; a call makes one
+    assert [signal.getsignal(signum) for signum in STOPS] == [_stop] * len(STOPS)
+    with pytest.raises(_Stopped):  # the caller's handlers answer again
+        signal.raise_signal(signum)
+        sum(range(10))
+
+
+def test_finishing_leaves_an_ignored_sighup_ignored(stop_handlers):
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+    with restored(*STOPS):
+        finishing()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+
+
+def test_finishing_outside_the_main_thread_sets_nothing(stop_handlers):
+    errors: list[BaseException] = []
+
+    def in_a_thread() -> None:
+        try:
+            finishing()
+        except BaseException as err:  # noqa: BLE001 - the assertion below names it
+            errors.append(err)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert [signal.getsignal(signum) for signum in STOPS] == [_stop] * len(STOPS)

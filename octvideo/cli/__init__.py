@@ -22,7 +22,8 @@ status 1, and one started with stdout or stderr closed (``>&-``) writes what it 
 to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
 (CMD is ``data check`` for a data subcommand), and status 130 or 143 (SIGHUP, the terminal
 closed, is taken as SIGTERM): the command unwinds, stopping its workers, committing the outputs
-it finished and removing those it had not.
+it finished and removing those it had not. A command prints its last lines, its summary, with
+``print_last``: its work written, a signal from then on stops nothing and prints nothing.
 ``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others,
 and for every command while it starts (importing torch and Lightning), it raises ``Terminated``
 where the command is. Before the command line is parsed, the line names the command its first
@@ -207,25 +208,47 @@ _STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command ``argv`` names (the command line's words by default) and returns its
+    exit status; the signal handlers and the streams' settings it found are put back."""
+    with _command_context():
+        return _run(argv)
+
+
+def entry() -> NoReturn:
+    """The ``octvideo`` program: the command line's command, run as ``main`` runs it, then the
+    process ends with its status (``signals.exit_now``): a SIGTERM or Ctrl-C after the
+    command's last line, its work written, neither kills it by the signal's default action nor
+    reports a stop. ``exit_now`` runs inside the command's context, whose handlers it replaces:
+    put back first, they would leave a moment in which a SIGTERM kills the finished command."""
+    with _command_context():
+        signals.exit_now(_run(None))
+
+
+def print_last(*lines: str) -> None:
+    """Prints a command's last lines, its summary, once its work is written and its status
+    known: from here on a signal stops nothing (``signals.finishing``). With no lines (a
+    process of a distributed run other than the first), a signal stops nothing all the same."""
+    signals.finishing()
+    if lines:
+        print(*lines, sep="\n", flush=True)  # noqa: T201
+
+
+@contextlib.contextmanager
+def _command_context() -> Iterator[None]:
     # SIGTERM raises Terminated from the first line on: the commands' modules import torch (and
     # train's, Lightning) for seconds, in which a scheduler's SIGTERM is as likely as later on.
     # The commands that answer it themselves take it over: in train and test, Lightning's loops
     # put their stop at a step boundary in its place (``octvideo.engine.run._lightning_loop``);
     # a sweep stops its runs (``octvideo.cli.sweep``).
-    # SIGHUP (the terminal closed) does what SIGTERM does, wherever the command is
+    # SIGHUP (the terminal closed) does what SIGTERM does, wherever the command is.
+    # Outermost, the handlers a caller in-process had are put back, also after ``print_last``.
     with (
+        signals.restored(*signals.STOPS),
         signals.handler(signal.SIGTERM, raise_terminated),
         signals.hangup_as_terminate(),
         _names_escaped(),
     ):
-        return _run(argv)
-
-
-def entry() -> NoReturn:
-    """The ``octvideo`` program: ``main`` on the command line's words, then the process ends
-    with its status (``signals.exit_now``): a SIGTERM or Ctrl-C after the command's last line,
-    its work written, neither kills it by the signal's default action nor reports a stop."""
-    signals.exit_now(main())
+        yield
 
 
 def _run(argv: Sequence[str] | None) -> int:

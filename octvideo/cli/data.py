@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from octvideo.argtypes import number, whole
+from octvideo.cli import print_last
 from octvideo.data.limits import MAX_WORKERS
 from octvideo.data.workers import WORKERS_PER_CORE
 from octvideo.errors import InputPathError, usage_errors
@@ -33,7 +34,7 @@ def run_synth(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             preset=args.preset,
         )
-    print(f"wrote {out}/train.txt, {out}/val.txt, {out}/classes.txt")  # noqa: T201
+    print_last(f"wrote {out}/train.txt, {out}/val.txt, {out}/classes.txt")
     return 0
 
 
@@ -72,7 +73,7 @@ def run_check(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             progress=not args.quiet,
         )
-    print(  # noqa: T201
+    print_last(
         f"{report.ok} of {report.total} videos decode, {len(report.bad)} bad (listed in {out})"
         + (f", {report.missing_rows} CSV rows without a file" if report.missing_rows else "")
     )
@@ -92,7 +93,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         timeout=args.timeout,
     )
-    print(  # noqa: T201
+    print_last(
         f"{counts['encoded']} encoded{redone_note(counts['redone'], args.short_side)}, "
         f"{counts['skipped']} already done, {counts['failed']} failed"
         f" (see {Path(args.dst) / ERRORS_FILE})"

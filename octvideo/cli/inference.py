@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from octvideo.argtypes import bounded_int, whole
+from octvideo.cli import print_last
 from octvideo.data.workers import (
     WORKERS_PER_CORE,
     check_worker_count,
@@ -400,7 +401,7 @@ def predict(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the records of the inputs done are kept
         print(_summary(counts, len(inputs), writer))  # noqa: T201
         raise
-    print(_summary(counts, len(inputs), writer))  # noqa: T201
+    print_last(_summary(counts, len(inputs), writer))
     return 1 if counts[CUT_SHORT] or counts[FAILED] else 0
 
 
@@ -503,7 +504,7 @@ def export_command(args: argparse.Namespace) -> int:
 
     with usage_errors(ExportError):  # a CheckpointError is a UsageError already
         result = export(args.ckpt, args.format, args.out)
-    print(  # noqa: T201
+    print_last(
         f"wrote {result.path} (logits within {result.max_abs_diff:.2e} of the checkpoint)\n"
         f"preprocessing: {result.preprocessing}"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from octvideo.argtypes import number, shown, whole
+from octvideo.cli import print_last
 from octvideo.errors import usage_errors
 from octvideo.models import list_models
 from octvideo.models.cost import cost_table
@@ -233,5 +234,5 @@ def run(args: argparse.Namespace) -> int:
             octave=args.octave,
             pattern=args.filter,
         )
-    print(format_table(rows, args.frames, args.size))  # noqa: T201
+    print_last(format_table(rows, args.frames, args.size))
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from octvideo.cli import print_last
 from octvideo.config import short_names
 
 if TYPE_CHECKING:
@@ -31,34 +31,34 @@ def run_test(cfg: str, overrides: Sequence[str], *, ckpt: str, out: str | None) 
     return run.run_test(cfg, overrides, ckpt=ckpt, out=out)
 
 
-def _print(text: str) -> None:
-    print(text, file=sys.stdout, flush=True)  # noqa: T201
-
-
 def train(args: argparse.Namespace) -> int:
     result = run_train(args.cfg, args.overrides, resume=args.resume, out=args.out)
+    lines: list[str] = []
     if result.run_dir and _is_rank_zero():
-        _print(f"run directory: {result.run_dir.resolve()}")
+        lines.append(f"run directory: {result.run_dir.resolve()}")
         # only files that are there: a run that trained nothing has no last.ckpt of its own
         if result.last_ckpt.is_file():
-            _print(f"last checkpoint: {result.last_ckpt.resolve()}")
+            lines.append(f"last checkpoint: {result.last_ckpt.resolve()}")
         if result.best_ckpt and result.best_ckpt.is_file():
-            _print(f"best checkpoint: {result.best_ckpt.resolve()}")
+            lines.append(f"best checkpoint: {result.best_ckpt.resolve()}")
+    print_last(*lines)
     return 0
 
 
 def test(args: argparse.Namespace) -> int:
     result = run_test(args.cfg, args.overrides, ckpt=args.ckpt, out=args.out)
-    if _is_rank_zero():
-        m = result.metrics
-        _print(
-            f"video top-1 {100 * m['video_top1']:.2f}%  top-{m['top5_k']} "
-            f"{100 * m['video_top5']:.2f}%  "
-            f"clip top-1 {100 * m['clip_top1']:.2f}%  mean class acc "
-            f"{100 * m['mean_class_accuracy']:.2f}%  ({m['num_videos']} videos, "
-            f"{m['num_failed']} failed)"
-        )
-        _print(f"report: {result.out_dir.resolve()}")
+    if not _is_rank_zero():
+        print_last()
+        return 0
+    m = result.metrics
+    print_last(
+        f"video top-1 {100 * m['video_top1']:.2f}%  top-{m['top5_k']} "
+        f"{100 * m['video_top5']:.2f}%  "
+        f"clip top-1 {100 * m['clip_top1']:.2f}%  mean class acc "
+        f"{100 * m['mean_class_accuracy']:.2f}%  ({m['num_videos']} videos, "
+        f"{m['num_failed']} failed)",
+        f"report: {result.out_dir.resolve()}",
+    )
     return 0
 
 

@@ -9,14 +9,10 @@ import sys
 from types import FrameType
 
 from octvideo.argtypes import number, whole
+from octvideo.cli import print_last
 from octvideo.data.workers import usable_cores
 from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
 from octvideo.errors import Interrupted, Terminated, UsageError
-
-
-def _print(text: str) -> None:
-    print(text, file=sys.stdout, flush=True)  # noqa: T201
-
 
 _AGAIN = "run the same command again to continue the study"
 
@@ -56,9 +52,7 @@ def sweep(args: argparse.Namespace) -> int:
         raise Interrupted(f"stopped by Ctrl-C; {_AGAIN}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for line in iter_rows(result.rows):
-        _print(line)
-    _print(f"study: {result.files['md'].resolve()}")
+    print_last(*iter_rows(result.rows), f"study: {result.files['md'].resolve()}")
     return 0
 
 

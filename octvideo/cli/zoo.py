@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from octvideo.argtypes import number
+from octvideo.cli import print_last
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -31,7 +32,7 @@ def import_command(args: argparse.Namespace) -> int:
     views = f"{clip['test_num_clips']}x{clip['test_num_crops']} views of {clip['test_crop_size']}"
     fps = f" at {clip['target_fps']:g} fps" if clip.get("target_fps") else ""
     sf = f", SlowFast alpha {clip['slowfast_alpha']}" if clip.get("slowfast_alpha") else ""
-    print(  # noqa: T201
+    print_last(
         f"wrote {result.checkpoint}: {model['name']} alpha {model['alpha']}, "
         f"{len(meta['classes'])} classes, {clip['num_frames']} frames {clip['sampling_rate']} "
         f"apart{fps}{sf} (clip from {result.clip_source}), test {views}\n"

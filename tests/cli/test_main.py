@@ -10,6 +10,7 @@ count both do)."""
 from __future__ import annotations
 
 import argparse
+import builtins
 import errno
 import os
 import signal
@@ -29,6 +30,7 @@ from octvideo.errors import (
     UsageError,
     raise_terminated,
 )
+from octvideo.signals import STOPS
 
 
 @pytest.mark.parametrize(
@@ -378,6 +380,65 @@ def test_a_data_subcommand_names_itself_in_its_error_and_stop_lines(monkeypatch,
         "octvideo data check: error: --out x is a file; choose another --out",
         "octvideo data synth: stopped by SIGTERM",
     ]
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=[signum.name for signum in STOPS])
+def test_a_signal_after_a_commands_last_line_changes_nothing(monkeypatch, capsys, signum):
+    # a Ctrl-C as the command's objects were freed printed a traceback from a progress bar's
+    # __del__; one that landed in ordinary code, "stopped by Ctrl-C" and status 130
+    monkeypatch.setattr(cli_models, "models_table", lambda **kwargs: [])
+    monkeypatch.setattr(cli_models, "format_table", lambda rows, frames, size: "the table")
+    print_once = builtins.print
+    raised = []
+
+    def print_then_signal(*args, **kwargs):
+        print_once(*args, **kwargs)
+        if not raised:  # the command's last line is printed: the signal comes after it
+            raised.append(signum)
+            signal.raise_signal(signum)
+
+    monkeypatch.setattr(builtins, "print", print_then_signal)
+    before = [signal.default_int_handler, *(signal.getsignal(s) for s in STOPS[1:])]
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        status = main(["models"])
+        after = [signal.getsignal(s) for s in STOPS]
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    assert (raised, status, *capsys.readouterr()) == ([signum], 0, "the table\n", "")
+    assert after == before  # put back for whoever called main
+
+
+# ``octvideo models`` whose process gets SIGTERM after the command returned, as ``exit_now``
+# begins: before, main had put SIGTERM's default back, and the finished command was killed.
+_SIGNAL_AT_EXIT = """
+import signal, sys
+from octvideo import cli, signals
+from octvideo.cli import models
+
+models.models_table = lambda **kwargs: []
+models.format_table = lambda rows, frames, size: "the table"
+exit_now = signals.exit_now
+
+def signal_then_exit(status):
+    signal.raise_signal(signal.SIGTERM)
+    exit_now(status)
+
+signals.exit_now = signal_then_exit
+sys.argv = ["octvideo", "models"]
+cli.entry()
+"""
+
+
+def test_a_signal_as_the_program_exits_keeps_the_commands_status():
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AT_EXIT],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "the table\n", "")
 
 
 @pytest.mark.parametrize(
