@@ -258,7 +258,7 @@ def refuse_broken_weights(
     broken: Sequence[NonFinite | Impossible],
 ) -> None:
     """Refuses ``checkpoint`` if ``broken`` (its weights that no network can hold) is not
-    empty; what to do depends on where the file came from (``_broken_advice``).
+    empty; what to do depends on where the file came from (``broken_advice``).
 
     Raises:
         CheckpointError: one line naming ``path``, the first tensor of ``broken`` and what it
@@ -274,13 +274,18 @@ def refuse_broken_weights(
     )
     raise CheckpointError(
         f"checkpoint {str(path)!r}: {first_non_finite(broken, 'tensor')}; the checkpoint is "
-        f"broken ({cause}): {_broken_advice(checkpoint)}"
+        f"broken ({cause}): {broken_advice(checkpoint)}"
     )
 
 
-def _broken_advice(checkpoint: Mapping[str, Any]) -> str:
-    """What to do about a checkpoint with broken weights: a training run's has earlier ones,
-    an imported one has its source file (named in its metadata), any other file is got again."""
+# what to do about a training run's broken checkpoint, or one whose origin is not known
+RUN_ADVICE = "use an earlier checkpoint of the run, or get the file again"
+
+
+def broken_advice(checkpoint: Mapping[str, Any]) -> str:
+    """What to do about a checkpoint whose weights are broken (values no network holds, or
+    logits that overflow): a training run's has earlier ones (``RUN_ADVICE``), an imported one
+    has its source file (named in its metadata), any other file is got again."""
     hyper = checkpoint.get("hyper_parameters")
     meta = hyper.get("meta") if isinstance(hyper, Mapping) else None
     source = meta.get("source") if isinstance(meta, Mapping) else None
@@ -290,7 +295,7 @@ def _broken_advice(checkpoint: Mapping[str, Any]) -> str:
             return f"get {file!r} again and import it anew"
         return "get the source file again and import it anew"
     if meta is not None or "global_step" in checkpoint:  # octvideo train's or Lightning's
-        return "use an earlier checkpoint of the run, or get the file again"
+        return RUN_ADVICE
     return "get the file again"
 
 

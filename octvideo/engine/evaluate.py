@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from octvideo.engine.checkpoint import RUN_ADVICE
 from octvideo.errors import CheckpointError
 from octvideo.paths import ReadFiles, check_output_file, write_atomically
 
@@ -111,18 +112,18 @@ class VideoScores:
         return self.probs.argmax(dim=1)
 
 
-def aggregate_views(views: ViewOutputs) -> VideoScores:
+def aggregate_views(views: ViewOutputs, *, advice: str = RUN_ADVICE) -> VideoScores:
     """Average the softmax of every view of a video; drop videos with any failed view.
 
     Raises:
         CheckpointError: a view that decoded has a NaN or infinite logit
-            (``refuse_nonfinite_logits``).
+            (``refuse_nonfinite_logits``, with ``advice``).
     """
     failed = sorted({int(v) for v in views.video_index[~views.ok]} | set(views.errors))
     keep = views.ok.clone()
     if failed:
         keep &= ~torch.isin(views.video_index, torch.tensor(failed, dtype=torch.long))
-    refuse_nonfinite_logits(views, keep)
+    refuse_nonfinite_logits(views, keep, advice)
     video_index = views.video_index[keep]
     probs = torch.softmax(views.logits[keep].double(), dim=1)  # (N', K)
     videos, inverse = torch.unique(video_index, sorted=True, return_inverse=True)
@@ -141,14 +142,21 @@ def aggregate_views(views: ViewOutputs) -> VideoScores:
     )
 
 
-def refuse_nonfinite_logits(views: ViewOutputs, keep: Tensor) -> None:
+def refuse_nonfinite_logits(views: ViewOutputs, keep: Tensor, advice: str = RUN_ADVICE) -> None:
     """Refuses NaN or infinite logits among the views ``keep`` marks: the clips are finite
     (normalised uint8 frames), so the model is broken, and an accuracy over its argmax (class 0
     for a NaN row) would be a number about nothing. Leaving those videos out as failed would
     instead report the model's accuracy on the videos it happens not to overflow on.
 
+    Args:
+        views: the test views' outputs.
+        keep: (N,) bool, the views that decoded.
+        advice: what to do about the checkpoint, as its origin says
+            (``checkpoint.broken_advice``: an imported one is imported anew).
+
     Raises:
-        CheckpointError: one line with how many views and videos, and the first video.
+        CheckpointError: one line with how many views and videos, the first video and
+            ``advice``.
     """
     bad = keep & ~torch.isfinite(views.logits).all(dim=1)
     if not bad.any():
@@ -158,7 +166,7 @@ def refuse_nonfinite_logits(views: ViewOutputs, keep: Tensor) -> None:
         f"the model gives NaN or infinite logits for {int(bad.sum())} of {int(keep.sum())} "
         f"test views ({len(videos)} videos, the first video {int(videos[0])} of the list): its "
         "weights are so large that its activations overflow (a diverged run?); the checkpoint "
-        "is broken and no accuracy is reported: use an earlier checkpoint of the run"
+        f"is broken and no accuracy is reported: {advice}"
     )
 
 
@@ -200,14 +208,16 @@ def _mean(values: Tensor) -> float:
     return float(values.double().mean()) if values.numel() else math.nan
 
 
-def summarize(views: ViewOutputs, scores: VideoScores | None = None) -> dict[str, Any]:
+def summarize(
+    views: ViewOutputs, scores: VideoScores | None = None, *, advice: str = RUN_ADVICE
+) -> dict[str, Any]:
     """Clip- and video-level top-1 / top-5 and mean class accuracy, as fractions in [0, 1].
 
     Raises:
         CheckpointError: a view that decoded has a NaN or infinite logit, where ``scores`` is
-            None (``aggregate_views``).
+            None (``aggregate_views``, with ``advice``).
     """
-    scores = scores or aggregate_views(views)
+    scores = scores or aggregate_views(views, advice=advice)
     num_classes = views.logits.shape[1]
     clip_rows = views.ok & ~torch.isin(
         views.video_index, torch.tensor(scores.failed, dtype=torch.long)
@@ -235,6 +245,7 @@ def write_report(
     paths: Sequence[str],
     protocol: dict[str, Any],
     confusion_png: bool = True,
+    advice: str = RUN_ADVICE,
 ) -> dict[str, Path]:
     """Write the test report into ``out_dir``.
 
@@ -252,6 +263,8 @@ def write_report(
         paths: video paths, by video index.
         protocol: views, crop size, GFLOPs per view and so on, copied into the summary.
         confusion_png: draw the confusion matrix.
+        advice: what to do about the checkpoint where its logits are not finite
+            (``checkpoint.broken_advice``).
 
     Returns:
         Name -> path of every file written.
@@ -264,7 +277,7 @@ def write_report(
             files before it are written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    scores = aggregate_views(views)
+    scores = aggregate_views(views, advice=advice)
     metrics = summarize(views, scores)
     files = {
         k: out_dir / REPORT_FILES[k] for k in ("summary", "predictions", "per_class", "failed")

@@ -149,7 +149,7 @@ def export(
     if protocol.slowfast_alpha:
         model = _Pathways(model).eval()
     with AtomicOutput(path, "--out") as out:
-        diff = _export_to(model, protocol, predictor.device, fmt, out, tol)
+        diff = _export_to(model, protocol, predictor.device, fmt, out, tol, predictor.broken_advice)
     notes = preprocessing(protocol, predictor.classes, _names(protocol))
     write_atomically(sidecar, json.dumps(notes, indent=2, allow_nan=False), "--out")
     return ExportResult(path, sidecar, diff)
@@ -178,9 +178,11 @@ def _export_to(
     fmt: str,
     out: AtomicOutput,
     tol: float,
+    advice: str,
 ) -> float:
     """Writes the model to ``out``'s temporary file and returns its largest logit difference
-    from ``model``."""
+    from ``model``; ``advice`` is what to do about its checkpoint where its own logits are not
+    finite (``Predictor.broken_advice``)."""
     trace_inputs = _inputs(example_clip(protocol, 1))
     if fmt == "torchscript":
         # a trace records the path its inputs take: channels-last records OctConv3d's fast path
@@ -221,7 +223,7 @@ def _export_to(
             f"the checkpoint's own model gives {int(np.isnan(expected).sum())} NaN and "
             f"{int(np.isinf(expected).sum())} infinite logits of {expected.size} on random clips "
             "(weights so large that its activations overflow float32: a diverged run?): nothing "
-            "exported; use an earlier checkpoint of the run"
+            f"exported; {advice}"
         )
     got = run_exported(out.tmp, fmt, check_inputs)
     diff, allowed = logit_gap(got, expected, tol)

@@ -59,6 +59,12 @@ from octvideo.data.decoding import Video, VideoInfo, check_decoder
 from octvideo.data.open_files import open_files_message, out_of_open_files
 from octvideo.data.sampling import clip_indices, clip_stride, clip_window, multiview_clip_indices
 from octvideo.data.transforms import eval_transform, pack_pathways
+from octvideo.engine.checkpoint import (
+    RUN_ADVICE,
+    broken_advice,
+    load_checkpoint,
+    model_state_dict,
+)
 from octvideo.errors import (
     CheckpointError,
     DecodeError,
@@ -148,6 +154,9 @@ class InputHeader(NamedTuple):
     times: list[tuple[float, float]]  # windows; empty without
     clips: int
     crops: int
+    # what to do where the model's logits of it are not finite: its predictor's checkpoint's
+    # advice (``Predictor.broken_advice``), sent along so that the scores' reader words it so
+    broken_advice: str = RUN_ADVICE
 
 
 @dataclass
@@ -165,6 +174,7 @@ class OpenInput:
         frames_of: decodes frames by index -> uint8 (N, H, W, 3).
         cut: why the clips past ``plan`` were dropped (``Predictor.read_views``: a file that
             cannot be decoded to its end); ``plan`` and ``times`` then hold the clips read.
+        broken_advice: the predictor's ``broken_advice``.
     """
 
     num_frames: int
@@ -175,10 +185,17 @@ class OpenInput:
     crops: tuple[int, ...]
     frames_of: Callable[[np.ndarray], Tensor]
     cut: str | None = None
+    broken_advice: str = RUN_ADVICE
 
     def header(self) -> InputHeader:
         return InputHeader(
-            self.num_frames, self.fps, self.duration, self.times, len(self.plan), len(self.crops)
+            self.num_frames,
+            self.fps,
+            self.duration,
+            self.times,
+            len(self.plan),
+            len(self.crops),
+            self.broken_advice,
         )
 
 
@@ -221,7 +238,7 @@ class VideoResult:
         its ``error`` (None: it was read whole). Probabilities that are not all finite are no
         prediction: the input gets none, and fails with ``non_finite_scores``'s reason."""
         self.num_frames, self.fps, self.duration = header.num_frames, header.fps, header.duration
-        bad = non_finite_scores(probs)
+        bad = non_finite_scores(probs, header.broken_advice)
         self.error = bad or error
         if bad:
             return
@@ -232,13 +249,14 @@ class VideoResult:
         self.video = Prediction(probs.mean(0), 0.0, self.duration)
 
 
-def non_finite_scores(probs: Tensor) -> str | None:
+def non_finite_scores(probs: Tensor, advice: str = RUN_ADVICE) -> str | None:
     """Why probabilities ``probs`` (clips, K) are no prediction: the clips whose logits hold a
     NaN or an infinity (softmax turns them into NaN); None when every probability is finite.
 
     The clips are finite (decoded uint8 frames, normalised), so the model is at fault: its
     weights are finite (checkpoints with others are refused as they are read) but so large that
-    its activations overflow float32.
+    its activations overflow float32. ``advice`` says what to do about the checkpoint
+    (``engine.checkpoint.broken_advice``: an imported one is imported anew).
     """
     bad = int((~torch.isfinite(probs)).any(dim=-1).sum())
     if not bad:
@@ -246,7 +264,7 @@ def non_finite_scores(probs: Tensor) -> str | None:
     return (
         f"NonFiniteLogits: the model gives NaN or infinite logits for {bad} of its "
         f"{len(probs)} clips (weights so large that its activations overflow float32: a "
-        "diverged run?); the checkpoint is broken: use an earlier checkpoint of the run"
+        f"diverged run?); the checkpoint is broken: {advice}"
     )
 
 
@@ -533,9 +551,9 @@ def _videos_under(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tensor]]:
-    from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
-
+def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tensor], str]:
+    """The checkpoint's metadata, its weights, and what to do were they broken (its origin's
+    ``broken_advice``)."""
     checkpoint = load_checkpoint(path)  # a dict: anything else is refused there
     meta = CheckpointMeta.from_checkpoint(checkpoint, path)
     state = model_state_dict(checkpoint)
@@ -544,7 +562,7 @@ def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tenso
             f"checkpoint {os.fspath(path)!r} has a state_dict that is not all tensors: it was "
             f"not written by 'octvideo train'"
         )
-    return meta, state
+    return meta, state, broken_advice(checkpoint)
 
 
 class Misfit(NamedTuple):
@@ -802,6 +820,12 @@ class Predictor:
         device: where the model runs: cpu, cuda or cuda:N for a CUDA device this machine has
             (``check_device``).
         batch_size: clips per forward pass, 1 to ``MAX_BATCH_SIZE``.
+
+    Attributes:
+        broken_advice: what an input's ``NonFiniteLogits`` reason (and ``export``'s refusal)
+            says to do about the weights: ``engine.checkpoint.broken_advice`` of the checkpoint
+            (``from_checkpoint``: an imported one is got again and imported anew), else
+            ``RUN_ADVICE``.
     """
 
     def __init__(
@@ -835,6 +859,8 @@ class Predictor:
         self.model = fuse_for_inference(model.to(self.device), clip)  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol
+        # what to do where its logits are not finite: from_checkpoint's is the checkpoint's
+        self.broken_advice = RUN_ADVICE
         self._data_cfg = protocol.data_config()
         self._transforms = {i: eval_transform(self._data_cfg, i) for i in (0, 1, 2)}
 
@@ -864,7 +890,7 @@ class Predictor:
         check_batch_size(batch_size)
         from octvideo.models.weights import state_mismatch
 
-        meta, state = _read(path)
+        meta, state, advice = _read(path)
         try:
             model = build_network(meta.model)
         except (TypeError, ValueError) as err:
@@ -880,9 +906,11 @@ class Predictor:
             )
         model.load_state_dict(state)
         try:  # the constructor checks the fit (``misfit``: a run on the meta device) once
-            return cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
+            predictor = cls(model, meta.classes, meta.clip, device=device, batch_size=batch_size)
         except _MisfitError as err:  # worded for the checkpoint, with the fewest frames
             raise _checkpoint_misfit(err.misfit, meta, path) from None
+        predictor.broken_advice = advice
+        return predictor
 
     # ---------------------------------------------------------------------------------- pieces
 
@@ -1111,6 +1139,7 @@ class Predictor:
             times=times,
             crops=self.crop_positions(views, window),
             frames_of=frames_of,
+            broken_advice=self.broken_advice,
         )
 
     def clip_views(

@@ -8,12 +8,12 @@ import csv
 import json
 import math
 import os
-import re
 
 import pytest
 import torch
 
 from octvideo.engine import evaluate
+from octvideo.engine.checkpoint import broken_advice
 from octvideo.engine.evaluate import (
     REPORT_FILES,
     ViewOutputs,
@@ -103,24 +103,38 @@ def test_failed_video_is_excluded_not_substituted():
     assert m["mean_class_accuracy"] == 1.0
 
 
-def test_nan_or_infinite_logits_stop_the_evaluation_with_no_metric(tmp_path):
+IMPORTED = {"hyper_parameters": {"meta": {"source": {"from": "pytorchvideo", "file": "S.pyth"}}}}
+
+
+@pytest.mark.parametrize(
+    ("origin", "advice"),
+    [
+        (None, "use an earlier checkpoint of the run, or get the file again"),
+        (IMPORTED, "get 'S.pyth' again and import it anew"),  # no run to go back to
+    ],
+    ids=["run", "import"],
+)
+def test_nan_or_infinite_logits_stop_the_evaluation_with_no_metric(tmp_path, origin, advice):
     # an accuracy was reported over the argmax of NaN rows (class 0), "0 failed"
     rows = [*FIXED[:4], (2, 0, 2, [math.nan, 0.0, 0.0]), (2, 1, 2, [math.inf, 0.0, 0.0])]
     message = (
         "the model gives NaN or infinite logits for 2 of 6 test views (1 videos, the first "
         "video 2 of the list): its weights are so large that its activations overflow (a "
-        "diverged run?); the checkpoint is broken and no accuracy is reported: use an earlier "
-        "checkpoint of the run"
+        "diverged run?); the checkpoint is broken and no accuracy is reported: " + advice
     )
+    given = {} if origin is None else {"advice": broken_advice(origin)}
     for evaluation in (aggregate_views, summarize):
-        with pytest.raises(CheckpointError, match=re.escape(message)):
-            evaluation(_views(rows))
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        refuse_nonfinite_logits(_views(rows), keep=torch.ones(6, dtype=torch.bool))
+        with pytest.raises(CheckpointError) as caught:
+            evaluation(_views(rows), **given)
+        assert str(caught.value) == message
+    with pytest.raises(CheckpointError) as caught:
+        refuse_nonfinite_logits(_views(rows), keep=torch.ones(6, dtype=torch.bool), **given)
+    assert str(caught.value) == message
     # the views that failed to decode are not looked at
     refuse_nonfinite_logits(_views(rows), keep=torch.tensor([True] * 4 + [False] * 2))
-    with pytest.raises(CheckpointError, match=re.escape(message)):
-        write_report(tmp_path, _views(rows), classes="abc", paths="012", protocol={})
+    with pytest.raises(CheckpointError) as caught:
+        write_report(tmp_path, _views(rows), classes="abc", paths="012", protocol={}, **given)
+    assert str(caught.value) == message
     assert list(tmp_path.iterdir()) == []  # refused before any file is written
     # the logits of a view that failed to decode are ignored, NaN or not
     assert aggregate_views(_views(rows, [True] * 4 + [False] * 2)).failed == [2]

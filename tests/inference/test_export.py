@@ -250,9 +250,12 @@ def test_a_torchscript_export_prints_no_torch_deprecation_warning(checkpoint, tm
     assert not [w for w in recwarn if "torch.jit" in str(w.message)]
 
 
-def _tiny_checkpoint(path: Path, scale: dict[str, float]) -> Path:
+def _tiny_checkpoint(
+    path: Path, scale: dict[str, float], source: dict[str, str] | None = None
+) -> Path:
     """The tiny test network's checkpoint (``META``) with the named weights multiplied (by
-    ``float("nan")``, ``inf`` or a huge number), saved at ``path``."""
+    ``float("nan")``, ``inf`` or a huge number), saved at ``path``; with ``source``, an
+    import's (its metadata names the file imported)."""
     from octvideo.checkpoint_meta import build_network
     from octvideo.engine.checkpoint import atomic_save
     from tests.conftest import META
@@ -260,7 +263,8 @@ def _tiny_checkpoint(path: Path, scale: dict[str, float]) -> Path:
     state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}
     for key, factor in scale.items():
         state[f"model.{key}"] *= factor
-    atomic_save({"state_dict": state, "hyper_parameters": {"meta": META.to_dict()}}, path)
+    meta = META.to_dict() if source is None else {**META.to_dict(), "source": source}
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": meta}}, path)
     return path
 
 
@@ -280,12 +284,26 @@ def test_a_checkpoint_whose_weights_hold_nan_is_refused_before_exporting(tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["diverged.ckpt"]
 
 
-def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("source", "advice"),
+    [
+        (None, "use an earlier checkpoint of the run, or get the file again"),
+        (
+            {"from": "pytorchvideo", "file": "SLOW_8x8_R50.pyth", "sha256": "0" * 64},
+            "get 'SLOW_8x8_R50.pyth' again and import it anew",  # no run to go back to
+        ),
+    ],
+    ids=["run", "import"],
+)
+def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(
+    tmp_path, capsys, source, advice
+):
     """Finite weights so large that float32 activations overflow: NaN logits, which the
     comparison with the export would only report as a difference of nan."""
     path = _tiny_checkpoint(
         tmp_path / "overflowing.ckpt",
         {"stem.conv.conv_hh.weight": 1e25, "res2.0.conv_a.conv_hh.weight": 1e25},
+        source,
     )
     out = tmp_path / "new" / "m.pt"
     assert main(["export", "--ckpt", str(path), "--format", "torchscript", "--out", str(out)]) == 2
@@ -293,7 +311,7 @@ def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(tmp_
     assert re.fullmatch(
         r"octvideo export: error: the checkpoint's own model gives \d+ NaN and \d+ infinite "
         r"logits of 6 on random clips \(weights so large that its activations overflow "
-        r"float32: a diverged run\?\): nothing exported; use an earlier checkpoint of the run",
+        r"float32: a diverged run\?\): nothing exported; " + re.escape(advice),
         line,
     ), line
     assert sorted(os.listdir(tmp_path)) == ["overflowing.ckpt"]

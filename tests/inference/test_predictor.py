@@ -24,6 +24,7 @@ from octvideo.data.sampling import center_clip_indices, clip_indices
 from octvideo.errors import CheckpointError, DecodeError, RunStopped, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
+from octvideo.inference.pipeline import predict_many
 from octvideo.inference.predictor import (
     MIN_WINDOW_SECONDS,
     RENDER_SUFFIX,
@@ -876,18 +877,41 @@ def test_a_decoder_out_of_open_files_stops_predict_naming_the_limit_not_the_vide
     assert predictor.predict(path, decoder=decoder).ok  # the video was fine
 
 
-def test_an_input_whose_logits_are_nan_fails_with_no_scores(checkpoint, videos, tmp_path):
+def imported(path: Path) -> Path:
+    """The checkpoint at ``path`` made an import's: its metadata names the source file."""
+    from octvideo.engine.checkpoint import atomic_save
+
+    saved = torch.load(path, weights_only=True)
+    source = {"from": "pytorchvideo", "file": "SLOW_8x8_R50.pyth", "sha256": "0" * 64}
+    saved["hyper_parameters"]["meta"]["source"] = source
+    atomic_save(saved, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("origin", "advice"),
+    [
+        ("run", "use an earlier checkpoint of the run, or get the file again"),
+        ("import", "get 'SLOW_8x8_R50.pyth' again and import it anew"),  # no run to go back to
+    ],
+)
+def test_an_input_whose_logits_are_nan_fails_with_no_scores(
+    checkpoint, videos, tmp_path, origin, advice
+):
     # every probability was NaN, yet the input was "ok" and its records held a bare NaN
-    huge = Predictor.from_checkpoint(overflowing_checkpoint(checkpoint, tmp_path / "huge.ckpt"))
+    huge = overflowing_checkpoint(checkpoint, tmp_path / "huge.ckpt")
+    huge = Predictor.from_checkpoint(imported(huge) if origin == "import" else huge)
+    assert huge.broken_advice == advice
     for result, clips in (
         (huge.predict(videos["odd"]), 1),
         (huge.predict(videos["long"], window="1s"), 10),
+        (*predict_many(huge, [videos["long"]], window="1s", workers=0), 10),
     ):
         assert not result.ok and result.video is None and result.windows == []
         assert result.error == (
             f"NonFiniteLogits: the model gives NaN or infinite logits for {clips} of its {clips} "
             "clips (weights so large that its activations overflow float32: a diverged run?); "
-            "the checkpoint is broken: use an earlier checkpoint of the run"
+            f"the checkpoint is broken: {advice}"
         )
         assert result.num_frames > 0  # the input was read: only its scores are refused
 
