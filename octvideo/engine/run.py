@@ -67,7 +67,12 @@ from octvideo.engine.callbacks import (
     TrainingCurves,
     at_final_step,
 )
-from octvideo.engine.checkpoint import atomic_save, last_good, load_checkpoint
+from octvideo.engine.checkpoint import (
+    atomic_save,
+    broken_advice,
+    last_good,
+    load_checkpoint,
+)
 from octvideo.engine.evaluate import check_report_files, remove_report, summarize, write_report
 from octvideo.engine.lightning_state import (
     FolderCheckpoint,
@@ -1335,6 +1340,7 @@ def _test_in(
     views = module.test_views
     if views is None:
         raise RuntimeError("the test loop produced no outputs")
+    advice = broken_advice(checkpoint)  # for logits that overflow: what to do, by its origin
     files = write_report(
         out_dir,
         views,
@@ -1342,8 +1348,9 @@ def _test_in(
         paths=[r.path for r in datamodule.test_dataset.records],
         protocol=_test_protocol(cfg, ckpt, model),
         confusion_png=cfg.test.confusion_matrix,
+        advice=advice,
     )
-    metrics = summarize(views)
+    metrics = summarize(views, advice=advice)
     logger.info(
         "video top-1 %.2f%%, top-%d %.2f%% (%d videos, %d failed); clip top-1 %.2f%%; "
         "mean class accuracy %.2f%%",

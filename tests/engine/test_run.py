@@ -65,6 +65,7 @@ from octvideo.engine.run import (
     writes_run_folder,
 )
 from octvideo.errors import (
+    CheckpointError,
     CheckpointWriteError,
     ConfigError,
     Interrupted,
@@ -2286,3 +2287,19 @@ def test_running_out_of_open_files_in_the_loop_stops_naming_the_limit_not_a_vide
         f"{what} ran out of open files (the open-file limit is 64); raise `ulimit -n` or use "
         "fewer workers; "
     )
+
+
+def test_test_of_an_imported_checkpoint_whose_logits_overflow_says_import_it_anew(
+    trained, tiny_synth, tmp_path
+):
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    state = checkpoint["state_dict"]
+    weights = [k for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
+    state[weights[-1]].fill_(3e38)  # finite weights; the pooled features after a ReLU are not
+    # negative, so the logits pass float32's largest value
+    checkpoint["hyper_parameters"]["meta"]["source"] = {"file": "SLOW_8x8_R50.pyth"}
+    ckpt = tmp_path / "imported.ckpt"
+    torch.save(checkpoint, ckpt)
+    with pytest.raises(CheckpointError) as info:
+        run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(tmp_path / "run"))
+    assert str(info.value).endswith(": get 'SLOW_8x8_R50.pyth' again and import it anew")
