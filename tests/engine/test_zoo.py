@@ -47,7 +47,9 @@ def unfused(monkeypatch):
     """Predictors keep the model as loaded: these tests compare its weights and its float64
     outputs with the source's, and ``fuse_for_inference`` (which folds batch norm in the
     predictor's float32) has its own float64 tests against the unfused model."""
-    monkeypatch.setattr(predictor_module, "fuse_for_inference", lambda model, **_: model.eval())
+    monkeypatch.setattr(
+        predictor_module, "fuse_for_inference", lambda model, *_, **__: model.eval()
+    )
 
 
 def _pytorchvideo(name: str, num_classes: int = 400, width: int = 8) -> nn.Module:
