@@ -54,7 +54,7 @@ from octvideo.config import (
     plain,
     to_dict,
 )
-from octvideo.data.config import DataConfig
+from octvideo.data.config import DataConfig, _plain_number
 from octvideo.errors import CheckpointError
 
 # what to do about a checkpoint whose metadata is missing or malformed
@@ -98,7 +98,9 @@ class ClipProtocol:
     """How a clip is sampled and normalised: the ``data`` settings a checkpoint keeps.
 
     Fields after ``test_crop_size`` default to ``DataConfig``'s defaults, which is also what a
-    checkpoint of an earlier version that lacks them was trained with.
+    checkpoint of an earlier version that lacks them was trained with. numpy's numbers
+    (``np.int64(4)``, ``np.float32(30)``; ``np.float64`` is a float) are kept as Python's int and
+    float, as ``DataConfig`` keeps them.
     """
 
     num_frames: int
@@ -113,6 +115,15 @@ class ClipProtocol:
     target_fps: float | None = None  # the stride counted at this frame rate (data.target_fps)
     train_crop_size: int = DataConfig.train_crop_size
     val_crop_size: int = DataConfig.val_crop_size
+
+    def __post_init__(self) -> None:
+        # so a protocol built in code checks, compares and is saved as one read from a
+        # checkpoint; a value of another type stays as given, for ``check`` to refuse
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list | tuple):
+                value = type(value)(_plain_number(v) for v in value)
+            object.__setattr__(self, f.name, _plain_number(value))
 
     @classmethod
     def from_data(cls, data: DataConfig) -> ClipProtocol:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import warnings
 
 import pytest
@@ -385,6 +386,25 @@ def test_a_protocol_of_the_wrong_types_is_one_line_naming_the_field(values, mess
     with pytest.raises(ValueError) as caught:
         dataclasses.replace(META.clip, **values).check()
     assert str(caught.value).startswith(message)
+
+
+def test_a_protocol_of_numpy_numbers_is_taken_as_python_numbers():
+    # as DataConfig and the models take them: np.int64 from an array is a whole number
+    np = pytest.importorskip("numpy")
+    wholes = ("num_frames", "sampling_rate", "test_short_side", "test_crop_size")
+    values = {name: np.int64(getattr(META.clip, name)) for name in wholes}
+    values |= {"slowfast_alpha": np.int32(2), "target_fps": np.float32(30)}
+    values |= {"mean": tuple(np.float32(0.5) for _ in range(3)), "std": (np.float32(0.25),) * 3}
+    protocol = dataclasses.replace(META.clip, **values)
+    protocol.check("protocol")
+    clip = protocol.clip_dict()
+    assert {type(clip[name]) for name in (*wholes, "slowfast_alpha")} == {int}
+    assert {type(v) for v in (clip["target_fps"], *protocol.mean, *protocol.std)} == {float}
+    # saved as plain numbers, so the checkpoint loads with weights_only=True
+    buffer = io.BytesIO()
+    torch.save(dataclasses.replace(META, clip=protocol).to_dict(), buffer)
+    buffer.seek(0)
+    assert CheckpointMeta.from_dict(torch.load(buffer, weights_only=True)).clip == protocol
 
 
 def test_a_network_over_the_parameter_bound_is_refused_before_it_is_built(monkeypatch):
