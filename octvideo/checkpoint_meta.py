@@ -32,8 +32,8 @@ neither imports the other at load time); it imports the config sections and the 
 from __future__ import annotations
 
 import inspect
-import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -473,8 +473,23 @@ def _short_repr(value: Any) -> str:
     return shown if len(shown) <= 60 else f"{shown[:57]}..."
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A real number a float holds: not nan, not infinite, no int past about 1.8e308 (the
+    comparison is exact, where math.isfinite overflows on such an int)."""
+    return _is_real(value) and -sys.float_info.max <= value <= sys.float_info.max
+
+
+def _triple_problem(entry: str, value: Any) -> str | None:
+    """Why ``value`` is no mean or std (3 finite numbers, one per channel), in one line naming
+    ``entry``; None when it is one."""
+    if not isinstance(value, list | tuple) or len(value) != 3 or not all(map(_is_real, value)):
+        return _not(entry, value, "a list of 3 numbers (one per channel)")
+    odd = [v for v in value if not _is_number(v)]
+    return f"{entry} holds {_short_repr(odd[0])}; give 3 finite numbers" if odd else None
 
 
 def _is_whole(value: Any) -> bool:
@@ -516,10 +531,9 @@ def _clip_problem(p: ClipProtocol, entry: Callable[[str], str]) -> tuple[str, st
         if beyond is not None:
             return field, beyond
     for field in ("mean", "std"):
-        value = getattr(p, field)
-        triple = isinstance(value, list | tuple) and len(value) == 3
-        if not triple or not all(_is_number(v) for v in value):
-            return field, _not(entry(field), value, "a list of 3 numbers (one per channel)")
+        bad = _triple_problem(entry(field), getattr(p, field))
+        if bad is not None:
+            return field, bad
     if p.target_fps is not None and (not _is_number(p.target_fps) or p.target_fps <= 0):
         return "target_fps", _not(entry("target_fps"), p.target_fps, "a positive number or None")
     if p.test_num_crops not in (1, 3):
@@ -627,9 +641,11 @@ class _Entries:
 
     def triple(self, key: str) -> tuple[float, float, float]:
         value = self._get(key, _REQUIRED)
-        ok = isinstance(value, list | tuple) and len(value) == 3
-        if not ok or not all(_is_number(v) for v in value):
-            raise self._wrong(key, value, "a list of 3 numbers (one per channel)")
+        bad = _triple_problem(self._key(key), value)
+        if bad is not None:
+            raise CheckpointError(
+                f"{_name(self.path)} metadata {bad}; {ADVICE}", field=self._key(key)
+            )
         return _floats(value)  # type: ignore[return-value]
 
     def alpha(self, key: str) -> float | list[float]:

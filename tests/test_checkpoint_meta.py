@@ -388,6 +388,34 @@ def test_a_protocol_of_the_wrong_types_is_one_line_naming_the_field(values, mess
     assert str(caught.value).startswith(message)
 
 
+NOT_FINITE = [
+    ("mean", (float("nan"), 0.4, 0.4), "nan"),
+    ("std", [0.2, float("inf"), 0.2], "inf"),
+    ("std", (0.2, 0.2, float("-inf")), "-inf"),
+    ("mean", (0.4, 10**400, 0.4), repr(10**400)[:57] + "..."),  # past a float: no OverflowError
+]
+
+
+@pytest.mark.parametrize(("field", "value", "shown"), NOT_FINITE)
+def test_a_mean_or_std_that_is_not_finite_is_named_in_a_protocol(field, value, shown):
+    # not "(tuple), not a list of 3 numbers": a tuple is one, the nan is the fault
+    with pytest.raises(ValueError) as caught:
+        dataclasses.replace(META.clip, **{field: value}).check("protocol")
+    assert str(caught.value) == f"protocol.{field} holds {shown}; give 3 finite numbers"
+
+
+@pytest.mark.parametrize(("field", "value", "shown"), NOT_FINITE)
+def test_a_mean_or_std_that_is_not_finite_is_named_in_a_checkpoint(field, value, shown):
+    meta = _with(TRAINED_BEFORE, **{f"normalization__{field}": list(value)})
+    with pytest.raises(CheckpointError) as caught:
+        CheckpointMeta.from_dict(meta, path="x.ckpt")
+    key = f"normalization.{field}"
+    assert str(caught.value) == (
+        f"checkpoint 'x.ckpt' metadata {key} holds {shown}; give 3 finite numbers; {ADVICE}"
+    )
+    assert caught.value.field == key
+
+
 def test_a_protocol_of_numpy_numbers_is_taken_as_python_numbers():
     # as DataConfig and the models take them: np.int64 from an array is a whole number
     np = pytest.importorskip("numpy")
