@@ -14,7 +14,8 @@ Decoders (``decoder=``):
                   frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
                   with a decode-from-start fallback when timestamps are missing or inconsistent;
                   frames whose timestamps repeat, or go back without B-frames, are counted in
-                  decode order from the start, as decord returns them.
+                  decode order from the start, as decord returns them (a read of later frames
+                  than the last such read goes on from where it stopped).
     ``"auto"``    decord, then PyAV for a file decord cannot open or decode (decord's error logged
                   at DEBUG; when PyAV fails too, the ``DecodeError`` is PyAV's, which says what is
                   wrong with the file in octvideo's words where it can), and PyAV straight away for
@@ -725,6 +726,16 @@ def _frame_times(pts: list[int | None], reorders: bool) -> list[int] | None:
     return None if not reorders and times != ordered else ordered
 
 
+class _Cursor:
+    """A decode of a file's video stream in decode order, kept open between reads: ``next`` is
+    the index of the frame ``frames`` gives next."""
+
+    def __init__(self, container: Any, frames: Iterator[Any]) -> None:
+        self.container = container
+        self.frames = frames
+        self.next = 0
+
+
 class _PyAVReader:
     def __init__(self, path: str, header: _Header | None = None) -> None:
         self._path = path
@@ -768,6 +779,7 @@ class _PyAVReader:
             self._pts = None
         fps = float(rate) if rate else 0.0
         self.info = VideoInfo(len(pts), fps, int(width), int(height), "pyav")
+        self._cursor: _Cursor | None = None  # where the last decode in frame order stopped
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         frames = self._get_by_seek(indices) if self._pts is not None else None
@@ -785,10 +797,31 @@ class _PyAVReader:
     def _stream(self) -> Iterator[tuple[Any, Any]]:
         """The file opened again, and its video stream set to decode on ``PYAV_THREADS``."""
         with open_container(self._path) as container:
-            stream = video_stream(container, self._path)
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = PYAV_THREADS
-            yield container, stream
+            yield container, self._threaded(container)
+
+    def _threaded(self, container: Any) -> Any:
+        """The video stream of ``container``, set to decode on ``PYAV_THREADS``."""
+        stream = video_stream(container, self._path)
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = PYAV_THREADS
+        return stream
+
+    def _from_start(self) -> _Cursor:
+        """A cursor at frame 0 of the file opened again (the one it replaces closed)."""
+        self._close_cursor()
+        container = open_container(self._path)
+        try:
+            stream = self._threaded(container)
+        except BaseException:
+            container.close()
+            raise
+        self._cursor = _Cursor(container, container.decode(stream))
+        return self._cursor
+
+    def _close_cursor(self) -> None:
+        if self._cursor is not None:
+            self._cursor.container.close()
+            self._cursor = None
 
     def _get_by_seek(self, indices: np.ndarray) -> dict[int, np.ndarray] | None:
         """The frames of ``indices``, decoded from the keyframe before the first; None when
@@ -827,25 +860,36 @@ class _PyAVReader:
         raise self._undecodable(bisect.bisect_right(self._pts, reached))
 
     def _get_sequential(self, indices: np.ndarray) -> dict[int, np.ndarray]:
+        """The frames of ``indices``, counted in decode order: from where the last such read
+        stopped when none is before it (``Video.read`` of consecutive chunks, as ``data check``
+        and ``predict --window`` read, decodes each frame once), else from frame 0.
+
+        Raises:
+            DecodeError: the decoder stops, or fails, before the last frame wanted.
+        """
         import av
 
         wanted = set(indices.tolist())
         last = max(wanted)
+        cursor = self._cursor
+        if cursor is None or min(wanted) < cursor.next:
+            cursor = self._from_start()
         frames: dict[int, np.ndarray] = {}
-        decoded = 0
-        with self._stream() as (container, stream):
-            try:
-                for frame in container.decode(stream):
-                    if decoded in wanted:
-                        frames[decoded] = frame.to_ndarray(format="rgb24", **self._size)
-                    decoded += 1
-                    if decoded > last:
-                        break
-            except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
-                if out_of_open_files(err):
-                    raise
+        try:
+            while cursor.next <= last:
+                frame = next(cursor.frames, None)
+                if frame is None:  # the stream ends before the last frame wanted
+                    break
+                if cursor.next in wanted:
+                    frames[cursor.next] = frame.to_ndarray(format="rgb24", **self._size)
+                cursor.next += 1
+        except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
+            if out_of_open_files(err):
+                self._close_cursor()
+                raise
         if len(frames) != len(wanted):
-            raise self._undecodable(decoded)
+            self._close_cursor()  # a later read from here would fail the same way
+            raise self._undecodable(cursor.next)
         return frames
 
     def _undecodable(self, first: int) -> DecodeError:

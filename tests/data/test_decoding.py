@@ -928,3 +928,51 @@ def test_pyav_without_an_index_finds_a_trimmed_end_by_seeking(bframes, tmp_path,
     with av.open(str(path)) as container:
         found = decoding_module._tail_discards(container, container.streams.video[0])
     assert found == (end > 0)
+
+
+class _CountingContainer:
+    """A PyAV container that counts the frames its ``decode`` gives."""
+
+    def __init__(self, container, decoded: list[int]) -> None:
+        self._container, self._decoded = container, decoded
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._container.__exit__(*exc)
+
+    def decode(self, *args, **kwargs):
+        for frame in self._container.decode(*args, **kwargs):
+            self._decoded[0] += 1
+            yield frame
+
+
+@pytest.mark.parametrize("name", ["h264.avi", "repeated.mkv"])
+def test_chunks_read_in_decode_order_decode_each_frame_once(bframes, tmp_path, monkeypatch, name):
+    # frames counted in decode order (an AVI with B-frames, a repeated time) were decoded from
+    # frame 0 for every chunk: data check and predict --window grew with the frames squared
+    if name == "repeated.mkv":
+        times = [80 * i for i in range(NUM_FRAMES)]
+        times[12] = times[11]
+        path = _mjpeg_with_times(tmp_path / name, times)
+    else:
+        path = bframes[name]
+    whole = decode(path, decoder="pyav")
+    decoded = [0]
+    opened = decoding_module.open_container
+    monkeypatch.setattr(
+        decoding_module, "open_container", lambda p: _CountingContainer(opened(p), decoded)
+    )
+    video = Video(path, decoder="pyav")
+    chunks = [video.read(range(start, start + 4)) for start in range(0, 20, 4)]
+    assert torch.equal(torch.cat(chunks), whole[:20])
+    assert decoded[0] == 20  # 60 from frame 0 for each of the 5 chunks
+    assert torch.equal(video.read([22, 21, 22]), whole[[22, 21, 22]])  # on from frame 20
+    assert decoded[0] == 23
+    assert torch.equal(video.read([5, 2, 5]), whole[[5, 2, 5]])  # an earlier frame: from 0
+    assert torch.equal(video.read([9]), whole[[9]])
+    assert decoded[0] == 23 + 10
