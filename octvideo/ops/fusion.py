@@ -42,6 +42,7 @@ folds into the preceding convolution).
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -87,8 +88,12 @@ def fuse_for_inference(
 
     - with ``example``, one forward of it on the meta device (shapes only: no memory, no
       arithmetic) keeps the pairs whose convolution runs once, whose norm runs once on exactly
-      that output, and whose output nothing else reads; the rest are left unfused (logged at
-      DEBUG). A network that cannot run there (``.item()``) is decided as without ``example``;
+      that output, and whose output nothing else reads or holds after the forward (a module
+      attribute such as ``self.feat = y``, a returned object of any class, a global); the rest
+      are left unfused (logged at DEBUG). Holders are found by the garbage collector, so one it
+      does not track (a numpy object array) goes unseen. The modules' attributes are bound
+      again as before the forward. A network that cannot run there (``.item()``) is decided
+      as without ``example``;
     - without it, only pairs whose every enclosing module's forward is known are folded: the
       model is octvideo's own, an ``nn.Sequential`` or a container without a forward
       (``nn.ModuleList``) down to the pair's module. Inside a network of your own class pass
@@ -201,8 +206,10 @@ def _run_alone(
 ) -> list[_Pair] | None:
     """The ``pairs`` whose layers one forward of ``example`` on the meta device runs as
     ``norm(conv(x))`` alone: the convolution once, the norm once on exactly its output, and that
-    output read by nothing else (no other operator, not returned); None where ``model`` cannot
-    run there (lazy modules, ``.item()``, data-dependent shapes)."""
+    output read by nothing else (no other operator) nor held after it (returned, kept in an
+    attribute); None where ``model`` cannot run there (lazy modules, ``.item()``,
+    data-dependent shapes). Each module's attributes are bound again as before the forward, so
+    no meta tensor (``self.feat = y``, a cache) stays on ``model``."""
     if not pairs:
         return pairs
     named = [*model.named_parameters(), *model.named_buffers()]
@@ -217,16 +224,23 @@ def _run_alone(
             getattr(parent, norm_name).register_forward_hook(partial(watch.norm_ran, i)),
         ]
     state = {name: torch.empty_like(t, device="meta") for name, t in named}
+    attributes = [(m, dict(vars(m))) for m in model.modules()]  # containers changed in place stay
     try:
-        with torch.no_grad(), watch:
-            out = torch.func.functional_call(model, state, (example,))
-    except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
-        logger.debug("fusion: %s not run on the meta device: %s", type(model).__name__, err)
-        return None
+        try:
+            with torch.no_grad(), watch:
+                out = torch.func.functional_call(model, state, (example,))
+        except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+            logger.debug("fusion: %s not run on the meta device: %s", type(model).__name__, err)
+            return None
+        finally:
+            for hook in hooks:
+                hook.remove()
+        watch.read(None, tree_leaves(out))  # a convolution's output returned as it is
+        watch.find_holders()
     finally:
-        for hook in hooks:
-            hook.remove()
-    watch.read(None, tree_leaves(out))  # a convolution's output returned as it is
+        for module, before in attributes:
+            vars(module).clear()
+            vars(module).update(before)
     names = {id(m): name for name, m in model.named_modules()}
     kept = []
     for i, pair in enumerate(pairs):
@@ -261,6 +275,7 @@ class _Watch(TorchFunctionMode):
         self.outputs: list[list[Tensor]] = [[] for _ in range(n)]
         self.owner: dict[int, int] = {}  # id of a convolution output tensor -> its pair
         self.read_elsewhere = [False] * n
+        self.held = [False] * n  # something keeps the convolution's output after the forward
         self.inside: list[int] = []  # the pairs whose norm is running
 
     def conv_ran(self, i: int, module, args, out) -> None:
@@ -286,6 +301,21 @@ class _Watch(TorchFunctionMode):
             if i is not None and i not in self.inside:
                 self.read_elsewhere[i] = True
 
+    def find_holders(self) -> None:
+        """Marks the pairs whose convolution output an object still refers to after the
+        forward: a module's attribute, a returned object of any class (a dataclass, which no
+        pytree walk sees into), a list or closure cell, whatever reaches it, as found by the
+        garbage collector, which sees every container it tracks; the forward's own frames are
+        gone by now, and running ones are not reported."""
+        gc.collect()  # a dropped reference cycle holds nothing
+        outputs = [t for ts in self.outputs for t in ts]
+        ours = {id(outputs), *map(id, self.outputs)}
+        for holder in gc.get_referrers(*outputs):
+            if id(holder) not in ours:
+                reached = {id(t) for t in gc.get_referents(holder)}
+                for i, ts in enumerate(self.outputs):
+                    self.held[i] |= any(id(t) in reached for t in ts)
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         self.read(func, tree_leaves((args, kwargs)))
@@ -298,6 +328,8 @@ class _Watch(TorchFunctionMode):
             return "the norm's input is not the convolution's output"
         if self.read_elsewhere[i]:
             return "the convolution's output is read apart from the norm"
+        if self.held[i]:
+            return "the convolution's output is kept after the forward (attribute, returned)"
         return None
 
 

@@ -5,6 +5,7 @@ every registered model family, and the one home of private PyTorch API."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from pathlib import Path
 
@@ -91,8 +92,9 @@ def _family_cases() -> list:
 
 @pytest.mark.parametrize(("family", "alpha", "fmt"), _family_cases())
 def test_fused_model_equals_unfused_in_float64(family: str, alpha: float, fmt: str) -> None:
-    """Every (conv, batch norm) pair of the network is folded; the logits equal the unfused
-    eval-mode network's in float64, in both memory formats."""
+    """Every (conv, batch norm) pair of the network is folded, with an example clip as
+    without; the logits equal the unfused eval-mode network's in float64, in both memory
+    formats."""
     model = _network(_smallest(family), alpha)
     memory_format = CL if fmt == "channels_last" else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -104,6 +106,8 @@ def test_fused_model_equals_unfused_in_float64(family: str, alpha: float, fmt: s
     assert sum(isinstance(m, FusedOctConv3d) for m in fused.modules()) == norms > 0
     assert sum(isinstance(m, FoldedNorm) for m in fused.modules()) == norms
     assert not any(isinstance(m, nn.BatchNorm3d) for m in fused.modules())
+    seen = fuse_for_inference(model, x)  # the meta forward finds no pair run or held apart
+    assert sum(isinstance(m, FusedOctConv3d) for m in seen.modules()) == norms
     with torch.inference_mode():
         got = fused(x)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
@@ -301,6 +305,83 @@ def test_a_forward_that_runs_a_pairs_layers_apart_keeps_them_unfused(use, caplog
     assert isinstance(predictor.model.body[0], FusedOctConv3d) == alone
     with torch.no_grad():
         torch.testing.assert_close(predictor.model(x.float()), want.float(), rtol=0, atol=1e-5)
+
+
+@dataclasses.dataclass
+class _Features:
+    """A forward's output that is not a pytree: a walk of lists, tuples and dicts misses it."""
+
+    logits: torch.Tensor
+    feat: object
+
+
+class _Holder:
+    """A plain object, neither dataclass nor container."""
+
+    def __init__(self, feat) -> None:
+        self.feat = feat
+
+
+class _Keeping(nn.Module):
+    """A network of the caller's own whose forward runs ``body``'s (conv, norm) in order and
+    keeps the convolution's output as a feature: on itself (Grad-CAM's ``self.feat = y``), in a
+    dict attribute, or in the object it returns."""
+
+    def __init__(self, keep: str) -> None:
+        super().__init__()
+        self.keep = keep
+        self.stem = nn.Conv3d(3, 8, 1)
+        conv = OctConv3d(8, 8, 3, padding=1, alpha_out=0.5)
+        self.body = nn.Sequential(conv, OctNorm(8, alpha=0.5))
+        self.fc = nn.Linear(4, 3)  # the high group's 4 channels
+        self.feat: object = None
+
+    def forward(self, x):
+        y = self.body[0](self.stem(x))
+        if self.keep == "attribute":
+            self.feat = y
+        elif self.keep == "dict attribute":
+            self.feat = {"res2": [y.low]}
+        h = self.body[1](y).high
+        logits = self.fc(h.mean((2, 3, 4)))
+        if self.keep == "dataclass":
+            return _Features(logits, y)
+        if self.keep == "plain object":
+            return logits, _Holder(y.high)
+        return logits
+
+    def features(self, out) -> list[torch.Tensor]:
+        """The logits and every tensor the network keeps or returns, in a fixed order."""
+        kept = {"dataclass": lambda: out.feat, "plain object": lambda: out[1].feat}
+        feat = kept.get(self.keep, lambda: self.feat)()
+        logits = out.logits if self.keep == "dataclass" else out
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        if isinstance(feat, dict):
+            return [logits, *feat["res2"]]
+        return [logits, *as_pair(feat)] if feat is not None else [logits]
+
+
+@pytest.mark.parametrize(
+    "keep", ["attribute", "dict attribute", "dataclass", "plain object", "nothing"]
+)
+def test_a_convolution_output_kept_after_the_forward_keeps_its_pair_unfused(keep) -> None:
+    """A pair whose convolution output the network holds after the forward (an attribute, an
+    object it returns of any class) is left unfused, so that feature stays the unfused one in
+    float64; the meta forward leaves no meta tensor on the modules it ran."""
+    torch.manual_seed(0)
+    model = _randomise_norms(_Keeping(keep).double()).eval()
+    x = torch.randn(1, 3, 4, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        want = model.features(model(x))
+    before = model.feat
+    fused = fuse_for_inference(model, x, inplace=True)
+    assert fused.feat is before
+    assert isinstance(fused.body[0], FusedOctConv3d) == (keep == "nothing")
+    with torch.no_grad():
+        got = fused.features(fused(x))
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("example", ["clip", (1, 3, 2.0), [], object()])
