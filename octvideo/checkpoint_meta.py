@@ -54,7 +54,7 @@ from octvideo.config import (
     plain,
     to_dict,
 )
-from octvideo.data.config import DataConfig, _plain_number
+from octvideo.data.config import DataConfig, plain_number
 from octvideo.errors import CheckpointError
 
 # what to do about a checkpoint whose metadata is missing or malformed
@@ -122,8 +122,8 @@ class ClipProtocol:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list | tuple):
-                value = type(value)(_plain_number(v) for v in value)
-            object.__setattr__(self, f.name, _plain_number(value))
+                value = type(value)(plain_number(v) for v in value)
+            object.__setattr__(self, f.name, plain_number(value))
 
     @classmethod
     def from_data(cls, data: DataConfig) -> ClipProtocol:

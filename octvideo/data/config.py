@@ -86,9 +86,9 @@ class DataConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list | tuple):
-                setattr(self, f.name, type(value)(_plain_number(v) for v in value))
+                setattr(self, f.name, type(value)(plain_number(v) for v in value))
             else:
-                setattr(self, f.name, _plain_number(value))
+                setattr(self, f.name, plain_number(value))
         check_types(self, "data")
         if self.annotation_format not in ANNOTATION_FORMATS:
             raise ValueError(
@@ -226,10 +226,11 @@ def _field_kinds(schema: type) -> dict[str, tuple[type, bool, int | None]]:
     return kinds
 
 
-def _plain_number(value: object) -> object:
+def plain_number(value: object) -> object:
     """A whole number that is no ``int`` (numpy's) as an ``int``, a real one that is no
-    ``float`` as a ``float``; anything else (a bool too) as it is."""
-    if isinstance(value, bool | int | float) or not isinstance(value, numbers.Real):
+    ``float`` as a ``float`` (``np.float64`` too, a subclass of ``float`` that a checkpoint
+    read with ``weights_only`` refuses); anything else (a bool too) as it is."""
+    if type(value) in (bool, int, float) or not isinstance(value, numbers.Real):
         return value
     return int(value) if isinstance(value, numbers.Integral) else float(value)
 

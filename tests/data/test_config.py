@@ -85,10 +85,12 @@ def test_paths_and_numpy_numbers_from_python_are_kept_as_plain_values(tmp_path):
         train_jitter_scales=(np.int64(256), np.int32(320)),
         mean=(np.float32(0.5), 0.5, 0.5),
         target_fps=np.float32(30.0),
+        std=(np.float64(0.25), 0.25, 0.25),
     )
     assert cfg.train_list == str(tmp_path / "train.txt") and cfg.root == str(tmp_path)
     assert type(cfg.batch_size) is int and cfg.batch_size == 4
     assert [type(v) for v in cfg.train_jitter_scales] == [int, int]
     assert type(cfg.mean[0]) is float and type(cfg.target_fps) is float
+    assert type(cfg.std[0]) is float  # np.float64 is a float a weights_only load refuses
     with pytest.raises(ValueError, match="data.num_frames must be a whole number, got np.True_"):
         DataConfig(num_frames=np.bool_(True))
