@@ -84,7 +84,10 @@ def fuse_for_inference(
     The candidates are the pairs ``fusable_pairs`` finds in each of ``model``'s modules; a
     convolution or norm that sits in more than one place of ``model`` is left unfused. A
     forward further up may still call a pair's convolution or norm apart (``self.body(x) +
-    self.body[0](x)``), which folding would change, and only a forward shows it:
+    self.body[0](x)``), which folding would change. A pair whose every enclosing module's
+    forward is known is folded: the model is octvideo's own, an ``nn.Sequential`` or a container
+    without a forward (``nn.ModuleList``) down to the pair's module (every pair of a built-in
+    model). For the other pairs only a forward shows it:
 
     - with ``example``, one forward of it on the meta device (shapes only: no memory, no
       arithmetic) keeps the pairs whose convolution runs once, whose norm runs once on exactly
@@ -94,10 +97,8 @@ def fuse_for_inference(
       does not track (a numpy object array) goes unseen. The modules' attributes are bound
       again as before the forward. A network that cannot run there (``.item()``) is decided
       as without ``example``;
-    - without it, only pairs whose every enclosing module's forward is known are folded: the
-      model is octvideo's own, an ``nn.Sequential`` or a container without a forward
-      (``nn.ModuleList``) down to the pair's module. Inside a network of your own class pass
-      ``example`` for its pairs to be folded.
+    - without it, they are left unfused: inside a network of your own class pass ``example``
+      for its pairs to be folded.
 
     Args:
         model: any module.
@@ -128,9 +129,10 @@ def fuse_for_inference(
             shared = places[id(conv)] > 1 or places[id(norm)] > 1  # folding would reach the rest
             if type(conv) is OctConv3d and not shared and _foldable(conv, norm):
                 pairs.append(_Pair(parent, conv_name, norm_name))
-    kept = None if meta_example is None else _run_alone(model, pairs, meta_example)
-    if kept is None:
-        kept = _known_callers(model, pairs)
+    kept = _known_callers(model, pairs)
+    rest = [pair for pair in pairs if pair not in kept]
+    if rest and meta_example is not None:  # no forward to run for a built-in model
+        kept += _run_alone(model, rest, meta_example) or []
     for parent, conv_name, norm_name in kept:
         conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
         setattr(parent, conv_name, FusedOctConv3d.fold(conv, norm))
