@@ -468,8 +468,12 @@ def _floats(values: Sequence[float]) -> tuple[float, ...]:
 
 
 def _short_repr(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters for a one-line message."""
-    shown = repr(value)
+    """``repr(value)``, cut to 60 characters for a one-line message; an int too long for Python
+    to write (over 4300 digits) by its length."""
+    try:
+        shown = repr(value)
+    except ValueError:  # int's digit limit (sys.set_int_max_str_digits)
+        return f"a whole number of about {int(value.bit_length() * 0.30103)} digits"
     return shown if len(shown) <= 60 else f"{shown[:57]}..."
 
 
@@ -507,7 +511,8 @@ def _over_limit(entry: str, value: Any, limit: str | None) -> str | None:
         return None
     bound, unit = LIMITS[limit]
     return (
-        f"{entry} {value} is beyond the limit of {bound:g} {unit} (octvideo.config.LIMITS {limit})"
+        f"{entry} {_short_repr(value)} is beyond the limit of {bound:g} {unit} "
+        f"(octvideo.config.LIMITS {limit})"
     )
 
 
