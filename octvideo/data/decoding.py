@@ -891,6 +891,9 @@ class _PyAVReader:
             if out_of_open_files(err):
                 self._close_cursor()
                 raise
+        except BaseException:  # Ctrl-C, MemoryError: a frame taken may not be counted
+            self._close_cursor()
+            raise
         if len(frames) != len(wanted):
             self._close_cursor()  # a later read from here would fail the same way
             raise self._undecodable(cursor.next)

@@ -979,6 +979,49 @@ def test_chunks_read_in_decode_order_decode_each_frame_once(bframes, tmp_path, m
     assert decoded[0] == 23 + 10
 
 
+class _StoppedFrame:
+    """A frame whose conversion is stopped, as Ctrl-C stops it."""
+
+    def __init__(self, frame) -> None:
+        self.frame = frame
+
+    def to_ndarray(self, **_):
+        raise KeyboardInterrupt
+
+
+class _StoppingContainer(_CountingContainer):
+    """A PyAV container whose ``decode`` gives frame ``stops[0]`` as a ``_StoppedFrame``, once
+    of all containers sharing ``stops``."""
+
+    def __init__(self, container, stops: list[int]) -> None:
+        super().__init__(container, [0])
+        self._stops = stops
+
+    def decode(self, *args, **kwargs):
+        for i, frame in enumerate(super().decode(*args, **kwargs)):
+            if self._stops and i == self._stops[0]:
+                self._stops.clear()
+                frame = _StoppedFrame(frame)
+            yield frame
+
+
+def test_a_decode_order_read_stopped_midway_leaves_later_reads_right(bframes, monkeypatch):
+    # a read stopped between taking a frame and counting it left the decode open one frame
+    # behind: later reads gave frame i + 1 for frame i
+    path = bframes["h264.avi"]
+    whole = decode(path, decoder="pyav")
+    opened, stops = decoding_module.open_container, []
+    monkeypatch.setattr(
+        decoding_module, "open_container", lambda p: _StoppingContainer(opened(p), stops)
+    )
+    video = Video(path, decoder="pyav")
+    stops.append(6)  # the reads' decode, not the header's
+    assert torch.equal(video.read(range(4)), whole[:4])
+    with pytest.raises(KeyboardInterrupt):
+        video.read(range(4, 8))
+    assert torch.equal(video.read(range(8, 12)), whole[8:12])
+
+
 class _Entries:
     """An index of ``n`` entries, discarded where ``discards`` says; it counts the entries
     looked at."""
