@@ -8,7 +8,8 @@ children of an ``nn.Sequential``, the pairs a module lists in its ``fusable_pair
 consecutive children of octvideo's own blocks and stems, which apply each norm right after its
 convolution (``conv_norm_act``). A module of any other class is left unfused: its forward may
 normalise something else (a post-norm residual ``norm(conv(x) + x)``, a pool between the two).
-A forward further up may run a pair's layers apart: with an example input, one forward on the
+A pair with a forward hook on its layers is left unfused (folding would drop the hook). A
+forward further up may run a pair's layers apart: with an example input, one forward on the
 meta device keeps the pairs it runs as ``norm(conv(x))`` alone; without one, the pairs under a
 forward of another class than octvideo's and ``nn.Sequential``'s are left unfused.
 In inference (autograd off) a fused layer:
@@ -33,7 +34,8 @@ layer runs plain public operators on its folded weights, so an exported graph ho
 convolutions (batch norm folded) and no oneDNN calls.
 
 This is the one module that calls private PyTorch API (``torch.ops.mkldnn``, ``torch._C``,
-underscored ATen operators): a PyTorch upgrade that changes them touches this file only.
+underscored ATen operators, a module's ``_forward_hooks``): a PyTorch upgrade that changes them
+touches this file only.
 
 Reference: Ioffe and Szegedy, "Batch Normalization", ICML 2015 (the inference-time affine map that
 folds into the preceding convolution).
@@ -127,7 +129,12 @@ def fuse_for_inference(
         for conv_name, norm_name in fusable_pairs(parent):
             conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
             shared = places[id(conv)] > 1 or places[id(norm)] > 1  # folding would reach the rest
-            if type(conv) is OctConv3d and not shared and _foldable(conv, norm):
+            if (
+                type(conv) is OctConv3d
+                and not shared
+                and not _hooked(conv, norm)
+                and _foldable(conv, norm)
+            ):
                 pairs.append(_Pair(parent, conv_name, norm_name))
     kept = _known_callers(model, pairs)
     rest = [pair for pair in pairs if pair not in kept]
@@ -385,6 +392,14 @@ def _child_pairs(declared: object, children: dict[str, nn.Module]) -> bool:
         and len(p) == 2
         and all(isinstance(n, str) and n in children for n in p)
         for p in declared
+    )
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    """Whether a forward hook or pre-hook sits on ``modules`` or a module inside them (a
+    Grad-CAM feature, an output changed): folding would drop it, or change what it sees."""
+    return any(
+        m._forward_hooks or m._forward_pre_hooks for module in modules for m in module.modules()
     )
 
 

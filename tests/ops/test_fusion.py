@@ -505,6 +505,39 @@ def test_fused_layers_are_modules_that_hooks_see() -> None:
     assert len(seen) == len(convs) and set(map(id, seen)) == set(map(id, convs))
 
 
+@pytest.mark.parametrize("hook", ["feature", "change", "inner"])
+def test_a_pair_with_a_forward_hook_is_left_unfused_and_its_hook_runs(hook) -> None:
+    """A Grad-CAM feature hook on a conv, or a hook that changes a norm's output, was dropped by
+    folding: the hook never ran, or the logits changed."""
+    model = _network("i3d_r18", 0.5)
+    convs = [m for m in model.modules() if isinstance(m, OctConv3d)]
+    seen: list[object] = []
+    if hook == "feature":
+        convs[-1].register_forward_hook(lambda m, args, out: seen.append(out))
+    elif hook == "change":
+        norm = next(m for m in model.modules() if isinstance(m, OctNorm))
+        norm.register_forward_hook(lambda m, args, out: seen.append(1) or _doubled(out))
+    else:
+        convs[0].conv_hh.register_forward_pre_hook(lambda m, args: seen.append(1))
+    x = _clip(model, 4, 32)
+    with torch.no_grad():
+        expected, runs = model(x), len(seen)
+        fused = fuse_for_inference(model)
+        seen.clear()
+        got = fused(x)
+    assert len(seen) == runs > 0
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    folded = sum(isinstance(m, FusedOctConv3d) for m in fused.modules())
+    assert folded == len(convs) - 1  # the hooked pair alone is left
+
+
+def _doubled(out):
+    """A norm's output, doubled: a hook that changes what a layer gives."""
+    if isinstance(out, tuple):
+        return type(out)(*(None if t is None else 2 * t for t in out))
+    return 2 * out
+
+
 def test_fused_model_follows_a_dtype_change() -> None:
     conv, norm, x = _unit(0.5)
     fused, _ = _fused_unit(conv, norm)
