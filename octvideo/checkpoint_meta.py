@@ -542,16 +542,17 @@ def _clip_problem(p: ClipProtocol, entry: Callable[[str], str]) -> tuple[str, st
     if p.target_fps is not None and (not _is_number(p.target_fps) or p.target_fps <= 0):
         return "target_fps", _not(entry("target_fps"), p.target_fps, "a positive number or None")
     if p.test_num_crops not in (1, 3):
-        return "test_num_crops", f"{entry('test_num_crops')} must be 1 or 3, got {p.test_num_crops}"
+        crops = _short_repr(p.test_num_crops)
+        return "test_num_crops", f"{entry('test_num_crops')} must be 1 or 3, got {crops}"
     if p.test_short_side < p.test_crop_size:
         return "test_short_side", (
-            f"{entry('test_short_side')} {p.test_short_side} is smaller than "
-            f"{entry('test_crop_size')} {p.test_crop_size}"
+            f"{entry('test_short_side')} {_short_repr(p.test_short_side)} is smaller than "
+            f"{entry('test_crop_size')} {_short_repr(p.test_crop_size)}"
         )
     if p.slowfast_alpha is not None and p.slowfast_alpha > p.num_frames:
         return "slowfast_alpha", (
-            f"{entry('slowfast_alpha')} {p.slowfast_alpha} is beyond {entry('num_frames')} "
-            f"{p.num_frames}"
+            f"{entry('slowfast_alpha')} {_short_repr(p.slowfast_alpha)} is beyond "
+            f"{entry('num_frames')} {_short_repr(p.num_frames)}"
         )
     if min(p.std) <= 0:
         return "std", f"{entry('std')} must be > 0, got {[float(v) for v in p.std]}"

@@ -499,3 +499,14 @@ def test_class_names_a_classes_file_could_not_hold_are_one_line_naming_them(clas
     message = str(info.value)
     assert message == f"checkpoint 'x.ckpt' metadata: {problem}; {ADVICE}"
     assert "\n" not in message and info.value.field == "classes"
+
+
+@pytest.mark.parametrize(
+    "field", ["num_frames", "test_crop_size", "test_num_crops", "slowfast_alpha"]
+)
+def test_a_protocol_number_too_long_to_write_is_named_by_its_digits(field):
+    # Python refuses str() of an int over 4300 digits: the refusal itself failed
+    values = {"num_frames": 8, "sampling_rate": 2, "test_short_side": 32, "test_crop_size": 32}
+    protocol = ClipProtocol(**{**values, field: 10**5000})
+    with pytest.raises(ValueError, match="a whole number of about 5000 digits"):
+        protocol.check("protocol")
