@@ -14,6 +14,7 @@ import pytest
 
 from octvideo.signals import (
     STOPS,
+    deferred,
     finishing,
     handler,
     hangup_as_terminate,
@@ -209,4 +210,22 @@ def test_finishing_outside_the_main_thread_sets_nothing(stop_handlers):
     thread.start()
     thread.join()
     assert errors == []
+    assert [signal.getsignal(signum) for signum in STOPS] == [_stop] * len(STOPS)
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=[signum.name for signum in STOPS])
+def test_a_stop_signal_inside_deferred_reaches_the_handler_as_the_block_ends(stop_handlers, signum):
+    # a Ctrl-C between starting an encoder and recording it left the encoder running
+    done = []
+    with pytest.raises(_Stopped), deferred():
+        signal.raise_signal(signum)
+        sum(range(10))  # where the handler would run: it is held
+        done.append("second half")
+    assert done == ["second half"]
+    assert [signal.getsignal(signum) for signum in STOPS] == [_stop] * len(STOPS)
+
+
+def test_deferred_without_a_signal_raises_nothing(stop_handlers):
+    with deferred():
+        sum(range(10))
     assert [signal.getsignal(signum) for signum in STOPS] == [_stop] * len(STOPS)

@@ -65,6 +65,7 @@ from typing import Any, NamedTuple
 
 from tqdm import tqdm
 
+from octvideo import signals
 from octvideo.allocator import keep_freed_memory
 from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
@@ -282,8 +283,9 @@ def _run_jobs(
     try:
         while todo or running:
             while todo and len(running) < workers:
-                conn, job = _start(ctx, encode, *todo.pop(), short_side)
-                running[conn] = job
+                with signals.deferred():  # a job started is one a stop kills
+                    conn, job = _start(ctx, encode, *todo.pop(), short_side)
+                    running[conn] = job
             soonest = min(job.started for job in running.values()) + timeout - time.monotonic()
             for conn in wait(list(running), timeout=max(0.0, soonest)):
                 job = running.pop(conn)

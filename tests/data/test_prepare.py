@@ -661,6 +661,31 @@ def test_ctrl_c_kills_the_encoders_and_leaves_no_part_file(tmp_path, media, monk
     assert not list(dst.rglob("*.part.mp4"))
 
 
+def test_ctrl_c_as_a_job_starts_kills_that_job(tmp_path, media, monkeypatch):
+    # a Ctrl-C after a job's process started and before it was recorded left it encoding
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
+    monkeypatch.setattr(prepare_module, "transcode", partial(faults.hangs_on, ".mp4"))
+    started, start = [], prepare_module._start
+
+    def start_then_ctrl_c(*args):
+        conn, job = start(*args)
+        started.append(job.proc)
+        signal.raise_signal(signal.SIGINT)  # handled at the next check, before the caller's
+        return conn, job
+
+    monkeypatch.setattr(prepare_module, "_start", start_then_ctrl_c)
+    sigint = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            prepare_dataset(src, tmp_path / "out", short_side=32, progress=False, timeout=120)
+        alive = [proc.is_alive() for proc in started]
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        for proc in started:
+            proc.kill()
+    assert alive == [False]
+
+
 def test_a_job_whose_caller_stopped_ends_without_a_traceback():
     # Ctrl-C: the caller closed the pipe of a job still encoding, and its result goes nowhere;
     # a BrokenPipeError traceback would follow the caller's one "stopped" line
