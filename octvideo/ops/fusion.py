@@ -3,15 +3,16 @@ timm's ``reparameterize_model``.
 
 Each ``OctConv3d`` whose output alone an ``OctNorm`` (of ``nn.BatchNorm3d`` groups) normalises
 becomes a ``FusedOctConv3d`` with the batch norm folded into its weights and biases, and the norm a
-``FoldedNorm``. Only pairs whose order the module states are folded (``fusable_pairs``): consecutive
-children of an ``nn.Sequential``, the pairs a module lists in its ``fusable_pairs`` attribute, and
-consecutive children of octvideo's own blocks and stems, which apply each norm right after its
-convolution (``conv_norm_act``). A module of any other class is left unfused: its forward may
-normalise something else (a post-norm residual ``norm(conv(x) + x)``, a pool between the two).
-A pair with a forward hook on its layers is left unfused (folding would drop the hook). A
-forward further up may run a pair's layers apart: with an example input, one forward on the
-meta device keeps the pairs it runs as ``norm(conv(x))`` alone; without one, the pairs under a
-forward of another class than octvideo's and ``nn.Sequential``'s are left unfused.
+``FoldedNorm``. Only pairs whose order the module states are folded (``fusable_pairs``):
+consecutive children of an ``nn.Sequential``, the pairs a module lists in its ``fusable_pairs``
+attribute, and consecutive children of octvideo's own blocks and stems, which apply each norm right
+after its convolution (``conv_norm_act``). A module of any other class is left unfused: its forward
+may normalise something else (a post-norm residual ``norm(conv(x) + x)``, a pool between the two).
+A pair with a hook on its layers, or any pair while a hook is registered for every module, is left
+unfused (folding would drop the hook). A forward further up may run a pair's layers apart: with an
+example input, one forward on the meta device keeps the pairs it runs as ``norm(conv(x))`` alone;
+without one, the pairs under a forward of another class than octvideo's and ``nn.Sequential``'s are
+left unfused.
 In inference (autograd off) a fused layer:
 
 - runs the fast path's merged low convolution and 2D views (``octvideo.ops.fast``) in any memory
@@ -34,7 +35,7 @@ layer runs plain public operators on its folded weights, so an exported graph ho
 convolutions (batch norm folded) and no oneDNN calls.
 
 This is the one module that calls private PyTorch API (``torch.ops.mkldnn``, ``torch._C``,
-underscored ATen operators, a module's ``_forward_hooks``): a PyTorch upgrade that changes them
+underscored ATen operators, the modules' hook tables): a PyTorch upgrade that changes them
 touches this file only.
 
 Reference: Ioffe and Szegedy, "Batch Normalization", ICML 2015 (the inference-time affine map that
@@ -132,10 +133,13 @@ def fuse_for_inference(
             if (
                 type(conv) is OctConv3d
                 and not shared
-                and not _hooked(conv, norm)
+                and not hooked(conv, norm)
                 and _foldable(conv, norm)
             ):
                 pairs.append(_Pair(parent, conv_name, norm_name))
+    if pairs and _global_hooks():
+        logger.debug("fusion: a hook registered for every module; nothing is folded")
+        pairs = []
     kept = _known_callers(model, pairs)
     rest = [pair for pair in pairs if pair not in kept]
     if rest and meta_example is not None:  # no forward to run for a built-in model
@@ -395,11 +399,27 @@ def _child_pairs(declared: object, children: dict[str, nn.Module]) -> bool:
     )
 
 
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether a forward hook or pre-hook sits on ``modules`` or a module inside them (a
-    Grad-CAM feature, an output changed): folding would drop it, or change what it sees."""
+def hooked(*modules: nn.Module) -> bool:
+    """Whether a hook sits on ``modules`` or a module inside them: a forward hook or pre-hook (a
+    Grad-CAM feature, an output changed) or a backward one. Folding would drop it, or change what
+    it sees; ``conv_norm_act`` also calls a hooked activation itself rather than fold its ReLU."""
     return any(
-        m._forward_hooks or m._forward_pre_hooks for module in modules for m in module.modules()
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+        for module in modules
+        for m in module.modules()
+    )
+
+
+def _global_hooks() -> bool:
+    """Whether a hook is registered for every module (``nn.modules.module.
+    register_module_forward_hook`` and its kin): it may act on the norms folding removes."""
+    from torch.nn.modules import module
+
+    return bool(
+        module._global_forward_hooks
+        or module._global_forward_pre_hooks
+        or module._global_backward_hooks
+        or module._global_backward_pre_hooks
     )
 
 

@@ -376,7 +376,10 @@ def conv_norm_act(
         residual: added after the normalisation and before the activation, or None.
     """
     if isinstance(norm, FoldedNorm):
-        relu = act is not None and type(act.act) is nn.ReLU
+        from octvideo.ops.fusion import hooked  # fusion imports this module
+
+        # a hook on the activation would not see a ReLU run inside the convolution
+        relu = act is not None and type(act.act) is nn.ReLU and not hooked(act)
         y = conv(x, residual=residual, relu=relu)
         return y if act is None or relu else act(y)
     y = norm(conv(x))

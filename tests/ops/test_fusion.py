@@ -4,6 +4,7 @@ every registered model family, and the one home of private PyTorch API."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import re
@@ -505,30 +506,56 @@ def test_fused_layers_are_modules_that_hooks_see() -> None:
     assert len(seen) == len(convs) and set(map(id, seen)) == set(map(id, convs))
 
 
-@pytest.mark.parametrize("hook", ["feature", "change", "inner"])
-def test_a_pair_with_a_forward_hook_is_left_unfused_and_its_hook_runs(hook) -> None:
-    """A Grad-CAM feature hook on a conv, or a hook that changes a norm's output, was dropped by
-    folding: the hook never ran, or the logits changed."""
+@pytest.mark.parametrize("hook", ["feature", "change", "inner", "activation", "every module"])
+def test_a_hooked_layer_keeps_its_hook_after_fusion(hook) -> None:
+    """A Grad-CAM feature hook on a conv, a hook that changes a norm's or an activation's output,
+    or one registered for every module, was dropped by folding: it never ran, or the logits
+    changed. A hooked pair is left unfused, a hooked activation is called rather than folded."""
     model = _network("i3d_r18", 0.5)
     convs = [m for m in model.modules() if isinstance(m, OctConv3d)]
     seen: list[object] = []
+    left = 1  # pairs left unfused
     if hook == "feature":
         convs[-1].register_forward_hook(lambda m, args, out: seen.append(out))
     elif hook == "change":
         norm = next(m for m in model.modules() if isinstance(m, OctNorm))
         norm.register_forward_hook(lambda m, args, out: seen.append(1) or _doubled(out))
-    else:
+    elif hook == "inner":
         convs[0].conv_hh.register_forward_pre_hook(lambda m, args: seen.append(1))
+    elif hook == "activation":
+        model.res5[-1].act.register_forward_hook(
+            lambda m, args, out: seen.append(1) or _doubled(out)
+        )
+        left = 0
     x = _clip(model, 4, 32)
-    with torch.no_grad():
-        expected, runs = model(x), len(seen)
-        fused = fuse_for_inference(model)
-        seen.clear()
-        got = fused(x)
+    with contextlib.ExitStack() as stack:
+        if hook == "every module":
+
+            def doubling_norms(module, args, out):
+                if not isinstance(module, nn.BatchNorm3d):
+                    return None
+                seen.append(1)
+                return _doubled(out)
+
+            stack.callback(nn.modules.module.register_module_forward_hook(doubling_norms).remove)
+            left = len(convs)
+        with torch.no_grad():
+            expected, runs = model(x), len(seen)
+            fused = fuse_for_inference(model)
+            seen.clear()
+            got = fused(x)
     assert len(seen) == runs > 0
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
-    folded = sum(isinstance(m, FusedOctConv3d) for m in fused.modules())
-    assert folded == len(convs) - 1  # the hooked pair alone is left
+    assert sum(isinstance(m, FusedOctConv3d) for m in fused.modules()) == len(convs) - left
+
+
+def test_a_backward_hook_keeps_its_pair_unfused() -> None:
+    model = _network("i3d_r18", 0.5)
+    conv = next(m for m in model.modules() if isinstance(m, OctConv3d))
+    conv.register_full_backward_hook(lambda m, grad_in, grad_out: None)
+    fused = fuse_for_inference(model)
+    unfused = [m for m in fused.modules() if type(m) is OctConv3d]
+    assert len(unfused) == 1 and unfused[0]._backward_hooks
 
 
 def _doubled(out):
