@@ -91,20 +91,24 @@ def deferred() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP that arrive inside the block are held, and the first of them is
     raised again, to the handler before the block, as it ends: a step that must finish whole (a
     process started and recorded as the caller's, so that a stop kills it) is not cut between
-    its two halves. Outside the main thread it does nothing."""
+    its two halves. A block that fails still raises the held signal, which then stands for the
+    failure: a stop sent to a process group also ends the fork server the block starts a job
+    from. Outside the main thread it does nothing."""
     held: list[int] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:
         held.append(signum)
 
-    with restored(*STOPS):
-        if in_main_thread():
-            for signum in STOPS:
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    signal.signal(signum, hold)
-        yield
-    if held:
-        signal.raise_signal(held[0])
+    try:
+        with restored(*STOPS):
+            if in_main_thread():
+                for signum in STOPS:
+                    if signal.getsignal(signum) is not signal.SIG_IGN:
+                        signal.signal(signum, hold)
+            yield
+    finally:  # also where the block failed of the same stop (a fork server it killed)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def _finished(signum: int, frame: FrameType | None) -> None:

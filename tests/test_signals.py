@@ -229,3 +229,13 @@ def test_deferred_without_a_signal_raises_nothing(stop_handlers):
     with deferred():
         sum(range(10))
     assert [signal.getsignal(signum) for signum in STOPS] == [_stop] * len(STOPS)
+
+
+def test_a_stop_signal_held_by_deferred_is_raised_when_the_block_fails(stop_handlers):
+    # SIGTERM to a process group killed the fork server too: the job's start failed, and the
+    # held signal was lost behind an EOFError traceback
+    with pytest.raises(_Stopped) as caught, deferred():
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10))
+        raise EOFError("the fork server died of the same signal")
+    assert isinstance(caught.value.__context__, EOFError)
