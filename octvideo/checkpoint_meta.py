@@ -473,7 +473,8 @@ def _short_repr(value: Any) -> str:
     try:
         shown = repr(value)
     except ValueError:  # int's digit limit (sys.set_int_max_str_digits)
-        return f"a whole number of about {int(value.bit_length() * 0.30103)} digits"
+        sign = "a negative" if value < 0 else "a"
+        return f"{sign} whole number of about {int(value.bit_length() * 0.30103)} digits"
     return shown if len(shown) <= 60 else f"{shown[:57]}..."
 
 

@@ -510,3 +510,5 @@ def test_a_protocol_number_too_long_to_write_is_named_by_its_digits(field):
     protocol = ClipProtocol(**{**values, field: 10**5000})
     with pytest.raises(ValueError, match="a whole number of about 5000 digits"):
         protocol.check("protocol")
+    with pytest.raises(ValueError, match="a negative whole number of about 5000 digits"):
+        ClipProtocol(**{**values, field: -(10**5000)}).check("protocol")
