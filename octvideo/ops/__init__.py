@@ -1,9 +1,11 @@
 """Octave convolution operators for video: the (high, low) pair, OctConv3d, per-group layers,
-their analytic cost and the inference fusion step. Depends on torch only.
+their analytic cost, the inference fusion step and the size guard a trace records. Depends on
+torch only.
 
 Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049).
 """
 
+from octvideo.ops.capture import guard_traced_size
 from octvideo.ops.cost import flops_ratio, low_share, memory_ratio
 from octvideo.ops.fusion import FusedOctConv3d, fuse_for_inference
 from octvideo.ops.layers import (
@@ -29,7 +31,6 @@ from octvideo.ops.pair import (
     check_pair,
     downsample,
     fit_low,
-    guard_traced_size,
     is_channels_last,
     low_channels,
     low_size,

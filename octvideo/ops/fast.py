@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from octvideo.ops.capture import scripting_or_tracing
 from octvideo.ops.pair import (
     Octave,
     OctPair,
     _pools_in_float32,
-    _torchscript,
     downsample,
     from_frames,
     has_channels_last_strides,
@@ -91,7 +91,7 @@ def forward_fast(layer: OctConv3d, x_h: Tensor, x_l: Tensor | None) -> OctPair:
     ``no_grad`` and compares the graphs."""
     w = path_weights(layer)
     cross = w.hl is not None or w.lh is not None
-    if cross and records(x_h, x_l, *w) and not _torchscript():
+    if cross and records(x_h, x_l, *w) and not scripting_or_tracing():
         return _forward_train(layer, x_h, x_l, w)
     y_h = conv(layer, x_h, w.hh, w.bias_h)  # (B, out_h, T', H', W')
     if w.lh is not None:
@@ -231,7 +231,8 @@ def conv(layer: OctConv3d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Te
     For a channels-last (B, C, T, H, W) tensor, the 2D views (``to_2d``) are free and stay
     channels-last, and so does the result's view back to 5D.
     """
-    if _torchscript():  # one graph in either grad mode: the inference one, crash-safe in training
+    # one graph in either grad mode: the inference one, crash-safe in training
+    if scripting_or_tracing():
         g = geometry(layer, backward=strided_1x1_too_narrow(layer))
     else:
         g = geometry(layer, records(x, weight))

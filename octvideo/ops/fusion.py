@@ -59,11 +59,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from octvideo.ops import fast
+from octvideo.ops.capture import capturing
 from octvideo.ops.layers import FoldedNorm, OctNorm
 from octvideo.ops.octconv import OctConv3d, conv_output_size
 from octvideo.ops.pair import (
     OctPair,
-    _capturing,
     as_pair,
     is_channels_last,
     is_contiguous_as,
@@ -515,7 +515,7 @@ class FusedOctConv3d(OctConv3d):
     ) -> Tensor | OctPair:
         if residual is not None and (self.out_low == 0) != (as_pair(residual).low is None):
             raise ValueError("cannot add a pair with a low group to one without")
-        if torch.is_grad_enabled() or _capturing() or torch._C._are_functorch_transforms_active():
+        if torch.is_grad_enabled() or capturing() or torch._C._are_functorch_transforms_active():
             # oneDNN's calls have no vmap or forward-AD rule: torch.func gets the public operators
             y = as_pair(super().forward(x))
             r_h, r_l = as_pair(residual) if residual is not None else (None, None)

@@ -18,17 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from octvideo.ops.capture import guard_traced_size, tracing
 from octvideo.ops.octconv import OctaveModule, OctConv3d
 from octvideo.ops.pair import (
     Octave,
     OctPair,
-    _tracing,
     as_pair,
     avg_pool3d,
     check_pair,
     downsample,
     fit_low,
-    guard_traced_size,
     low_channels,
     max_pool3d,
     normalize_octave,
@@ -78,7 +77,7 @@ class OctNorm(OctaveModule):
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         plain = isinstance(x, Tensor)
         high, low = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
-        if not _tracing():
+        if not tracing():
             self._check_input(x, plain)
         y = OctPair(self.high(high), None if low is None else self.low(low))
         return y.high if plain else y
@@ -202,13 +201,13 @@ class OctPool3d(OctaveModule):
 
     def forward(self, x: Tensor | OctPair) -> Tensor | OctPair:
         if isinstance(x, Tensor):
-            if not _tracing() and x.ndim == 5:
+            if not tracing() and x.ndim == 5:
                 self._check_fits(x, "input", False)
             return self._pool(guard_traced_size(x, "OctPool3d"), False)
         x = as_pair(x)
         check_pair(x, self.octave, "OctPool3d")
         x = OctPair(guard_traced_size(x.high, "OctPool3d"), x.low)
-        if not _tracing():
+        if not tracing():
             self._check_fits(x.high, "high group", False)
             if x.low is not None:
                 self._check_fits(x.low, "low group", True)
@@ -278,7 +277,7 @@ def oct_add(a: Tensor | OctPair, b: Tensor | OctPair) -> Tensor | OctPair:
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return a + b
     a, b = as_pair(a), as_pair(b)
-    if not _tracing():
+    if not tracing():
         _check_same_shapes(a, b)
     return OctPair(a.high + b.high, None if a.low is None else a.low + b.low)
 
@@ -316,7 +315,7 @@ class OctSplit(OctaveModule):
                 f"OctSplit takes a (B, {self.channels}, T, H, W) tensor, got "
                 f"{got or type(x).__name__}"
             )
-        if x.ndim != 5 or (not _tracing() and x.shape[1] != self.channels):
+        if x.ndim != 5 or (not tracing() and x.shape[1] != self.channels):
             raise ValueError(
                 f"OctSplit expects (B, {self.channels}, T, H, W) input, got a {x.ndim}-D tensor "
                 f"of shape {tuple(x.shape)}"

@@ -16,16 +16,15 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.ops import fast
+from octvideo.ops.capture import guard_traced_size, tracing
 from octvideo.ops.pair import (
     Octave,
     OctPair,
     _Size3,
-    _tracing,
     as_pair,
     check_pair,
     check_share,
     downsample,
-    guard_traced_size,
     is_channels_last,
     is_whole,
     low_channels,
@@ -294,7 +293,7 @@ class OctConv3d(OctaveModule):
         """Checks the input (``check_pair``, then its channel counts; under ``torch.jit.trace``,
         ``guard_traced_size`` instead) and applies any stride pooling."""
         x_h, x_l = x = as_pair(x)  # (B, C_h, T, H, W), (B, C_l, T/o, H/o, W/o) or None
-        if _tracing():
+        if tracing():
             x_h = guard_traced_size(x_h, "OctConv3d")
         else:
             self._check_input(x)

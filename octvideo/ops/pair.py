@@ -1,4 +1,6 @@
-"""The (high, low) frequency pair that flows through octave networks, and its resampling helpers.
+"""The (high, low) frequency pair that flows through octave networks: its checks, its resampling
+helpers and the memory layout it runs in. Whether a graph is being captured, and the size guard a
+trace records, are ``octvideo.ops.capture``'s.
 
 Reference: Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural
 Networks with Octave Convolution", ICCV 2019 (arXiv 1904.05049).
@@ -11,16 +13,16 @@ octave down along each axis whose ``octave`` factor is 2. The low group's size i
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
-import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from octvideo.ops.capture import capturing, tracing
 
 Octave = tuple[int, int, int]
 
@@ -92,74 +94,6 @@ def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
     if len(out) != 3 or any(not isinstance(v, int) for v in out):
         raise ValueError(f"{name} must be an int or three ints (T, H, W), got {value!r}")
     return out  # type: ignore[return-value]
-
-
-def _torchscript() -> bool:
-    """Whether ``torch.jit.trace`` or ``torch.jit.script`` is recording the ops being run: they
-    cannot hold a Python autograd Function, and a trace's check reruns it under ``no_grad``, so
-    what they record must not depend on the grad mode."""
-    return torch.jit.is_tracing() or torch.jit.is_scripting()
-
-
-def _tracing() -> bool:
-    """Whether ``torch.jit.trace`` is recording: the layers' input checks step aside. A traced
-    shape is tensors, so each comparison in a check would be one more TracerWarning, and a trace
-    records no Python branch, so a check would guard the example input alone; eager calls run
-    them all. What a trace keeps of the example's size is guarded by ``guard_traced_size``."""
-    return torch.jit.is_tracing()
-
-
-def _size_check(x: Tensor, name: str, traced: list[int], advice: str) -> Tensor:
-    """Refuses ``x`` unless its (T, H, W) is ``traced``; TorchScript, scripted by
-    ``_scripted_size_check``, so that a trace records the comparison and the raise."""
-    got = x.shape[-3:]
-    if got != traced:
-        size = "x".join([str(n) for n in traced])
-        raise ValueError(
-            f"{name} was traced at (T, H, W) {size} and takes that size only (any batch), got "
-            f"{'x'.join([str(n) for n in got])}: {advice}"
-        )
-    return x
-
-
-@functools.cache
-def _scripted_size_check() -> torch.jit.ScriptFunction:
-    """``_size_check`` scripted, on the first trace: importing ops scripts nothing."""
-    with warnings.catch_warnings():  # torch 2.14: "`torch.jit.script` is deprecated"
-        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
-        return torch.jit.script(_size_check)
-
-
-_TRACE_AGAIN = (
-    "a traced octave model keeps the sizes its example gave each layer (odd-size rounding, "
-    "upsample crops); trace it again with a clip of the size it will take"
-)
-
-
-def guard_traced_size(x: Tensor, name: str, advice: str = _TRACE_AGAIN) -> Tensor:
-    """Under ``torch.jit.trace``, records in the trace a check that ``x`` keeps the (T, H, W) it
-    has now, and returns ``x`` through it; elsewhere returns ``x`` as it is, at no cost.
-
-    A trace fixes every branch the layers take on sizes (pooling an axis shorter than its
-    factor, cropping an upsampled odd size, the channels-last path's one-frame views), so a
-    traced model fed another size would stop in some later layer with a message about tensor
-    sizes, or give other logits. The check runs when the traced model runs, batch free; the
-    message names ``name``, the traced size, the given one and ``advice``. ``torch.onnx.export``
-    records none (its exporter cannot convert the raise): an ONNX graph's inputs have fixed
-    sizes, which ONNX Runtime checks itself.
-
-    Raises:
-        ValueError (as ``torch.jit.Error`` from the traced model): another (T, H, W).
-    """
-    if not _tracing() or torch.onnx.is_in_onnx_export():
-        return x
-    return _scripted_size_check()(x, name, list(x.shape[-3:]), advice)
-
-
-def _capturing() -> bool:
-    """Whether tracing, scripting or ``torch.compile`` is recording the ops being run: eager-only
-    shortcuts step aside so that the captured graph holds the plain layers."""
-    return _torchscript() or torch.compiler.is_compiling()
 
 
 def as_pair(x: Tensor | OctPair | Sequence[Tensor | None]) -> OctPair:
@@ -348,7 +282,7 @@ def max_pool3d(
     s3 = k3 if stride is None else _triple(stride, "stride")
     p3 = _triple(padding, "padding")
     grad = torch.is_grad_enabled() and x.requires_grad
-    graph = _capturing()
+    graph = capturing()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
     size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)  # unbatched 4D: F.max_pool3d's own
     out = [-(-n // k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
@@ -395,7 +329,7 @@ def is_contiguous_as(x: Tensor, fmt: torch.memory_format) -> bool:
         return x.is_contiguous(memory_format=fmt)
     if x.dim() != len(order):
         return False
-    if _tracing():  # a traced shape is tensors: each comparison below would warn
+    if tracing():  # a traced shape is tensors: each comparison below would warn
         return x.is_contiguous(memory_format=fmt)
     expected = 1
     for d in order:  # C, (W, H, T,) B: innermost first
@@ -458,7 +392,7 @@ def check_pair(x: OctPair, octave: Octave | None = None, name: str = "check_pair
     ``octave`` is given, of the high (T, H, W) divided by it, rounded up. Channel counts are the
     layer's to check.
 
-    Under ``torch.jit.trace`` it checks nothing (``_tracing``).
+    Under ``torch.jit.trace`` it checks nothing (``tracing``).
 
     ``nn.Conv3d`` and the pooling layers also take an unbatched (C, T, H, W) tensor, but refusing
     it keeps a wrong rank from passing for a channel count; and a low group of another batch
@@ -473,7 +407,7 @@ def check_pair(x: OctPair, octave: Octave | None = None, name: str = "check_pair
     Raises:
         ValueError: one line naming ``name``, what it expects and the shapes it got.
     """
-    if _tracing():
+    if tracing():
         return
     for group, tensor in (("", x.high), (" low", x.low)):
         if tensor is not None and tensor.ndim != 5:

@@ -1,24 +1,20 @@
 """The (high, low) pair helpers: how many channels are low-frequency, what counts as a pair, and
 ``downsample``: the mean of each cell at any size, in reduced precision (bfloat16 / float16 on a
-CPU) and under ``torch.compile``; a traced octave model refuses a clip of another size."""
+CPU) and under ``torch.compile``; memory layouts read from strides, under ``vmap`` too."""
 
 from __future__ import annotations
 
-import io
 import itertools
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from octvideo.models import create_model
 from octvideo.ops import (
     OctPair,
     as_pair,
     check_pair,
     downsample,
-    guard_traced_size,
     is_channels_last,
     low_channels,
     low_size,
@@ -227,55 +223,6 @@ def test_check_pair_refuses_in_one_line_naming_the_layer(high, low, octave, mess
     with pytest.raises(ValueError) as caught:
         check_pair(x, octave, "layer")
     assert str(caught.value) == message
-
-
-def _traced_i3d(fmt: torch.memory_format, size: tuple[int, int, int]):
-    """An Oct-I3D-18 (width 8, alpha 0.25), and its trace on a clip of (T, H, W) ``size``, saved
-    and loaded again."""
-    torch.manual_seed(0)
-    model = create_model("i3d_r18", num_classes=5, alpha=0.25, width=8, dropout=0.0)
-    model = model.eval().to(memory_format=fmt)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TracerWarnings; torch.jit's deprecation
-        example = torch.randn(1, 3, *size).contiguous(memory_format=fmt)
-        torch.jit.save(torch.jit.trace(model, example, check_trace=False), buffer)
-        buffer.seek(0)
-        return model, torch.jit.load(buffer)
-
-
-@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL], ids=["contiguous", "channels_last"])
-@pytest.mark.parametrize("given", [(3, 32, 32), (4, 33, 33), (4, 40, 40), (4, 16, 16)])
-def test_a_traced_octave_model_refuses_a_clip_of_another_size(fmt, given):
-    """A trace fixes what the layers derive from the example's size (pooling an odd length,
-    cropping an upsampled one, the channels-last path's frame views): at 3x32x32 a trace taken
-    at 4x32x32 gave other logits, at 4x33x33 a tensor-size error in a later layer. Each octave
-    layer records a check of its input's (T, H, W); the first, the stem, names the clip's."""
-    _, traced = _traced_i3d(fmt, (4, 32, 32))
-    clip = torch.randn(2, 3, *given).contiguous(memory_format=fmt)
-    with pytest.raises(torch.jit.Error) as caught, torch.no_grad():
-        traced(clip)
-    got = "x".join(map(str, given))
-    assert (
-        f"ValueError: OctConv3d was traced at (T, H, W) 4x32x32 and takes that size only (any "
-        f"batch), got {got}: a traced octave model keeps the sizes its example gave each layer "
-        "(odd-size rounding, upsample crops); trace it again with a clip of the size it will "
-        "take" in str(caught.value)
-    )
-
-
-@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL], ids=["contiguous", "channels_last"])
-def test_a_traced_octave_model_gives_eager_logits_at_its_size_and_any_batch(fmt):
-    model, traced = _traced_i3d(fmt, (3, 33, 33))
-    clip = torch.randn(3, 3, 3, 33, 33).contiguous(memory_format=fmt)
-    with torch.no_grad():
-        torch.testing.assert_close(traced(clip), model(clip), rtol=1e-4, atol=1e-5)
-
-
-def test_the_size_guard_is_the_input_itself_outside_a_trace():
-    """Eager calls (and ``torch.compile``) pay one ``torch.jit.is_tracing`` per layer."""
-    x = torch.randn(1, 2, 3, 5, 5)
-    assert guard_traced_size(x, "OctConv3d") is x
 
 
 def _strided_layouts():
