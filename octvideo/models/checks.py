@@ -11,6 +11,8 @@ import numbers
 import torch
 from torch import Tensor, nn
 
+from octvideo.ops.pair import is_whole
+
 # One rule for every number and switch of a model's constructor: a whole number is any
 # ``numbers.Integral`` (``np.int64`` from an array, not a bool) and a switch True, False or a numpy
 # bool, each taken as its Python value; a float, a string or a bool for a number is refused.
@@ -36,13 +38,13 @@ def check_switches(**switches: object) -> tuple[bool, ...]:
 
 
 def check_whole(name: str, value: object, low: int = 1) -> int:
-    """``value`` as a Python int: a whole number (any ``numbers.Integral``, not a bool) of at
-    least ``low``.
+    """``value`` as a Python int: a whole number (``ops.pair.is_whole``: any
+    ``numbers.Integral``, not a bool) of at least ``low``.
 
     Raises:
         ValueError: ``{name} must be a whole number of at least {low}, got ...``.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+    if not is_whole(value) or value < low:
         raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
     return int(value)
 
