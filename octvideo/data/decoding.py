@@ -59,12 +59,16 @@ left-right mirror as 180 degrees), which is then corrected. A matrix that is not
 (rare, and no action model wants a tilted frame) is ignored by both. ``VideoInfo.width`` and
 ``height`` are the displayed size.
 
-Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the first video
-stream only). Every decoder reads the first video stream: decord 0.6 opens the one FFmpeg ranks
-best (in MP4 and MOV the one of higher bit rate) and cannot be told which, so a file with several
-video streams (a cover picture aside) goes to PyAV under ``"auto"`` and is refused under
-``"decord"``. ``short_side`` resizes the decoded frames (antialiased bilinear, the same function for
-both decoders so they agree) so that the shorter side has that many pixels.
+Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the video stream
+only). A cover picture (an attached picture: one still frame, the artwork of a music file or of a
+movie, stored before the movie or after it) is no video stream: every decoder reads the first
+video stream that is not one (``video_stream``), and a file whose only video is a cover picture is
+refused (``COVER_ONLY``). decord 0.6 opens the stream FFmpeg ranks best (a cover picture, of one
+frame, last; of several moving ones, in MP4 and MOV, the one of higher bit rate) and cannot be told
+which, so a file with several video streams besides its cover pictures goes to PyAV under
+``"auto"`` and is refused under ``"decord"``. ``short_side`` resizes the decoded frames
+(antialiased bilinear, the same function for both decoders so they agree) so that the shorter side
+has that many pixels.
 
 Arguments: ``indices`` are a flat sequence (or 1-D array) of whole numbers; ``short_side`` is None
 or a whole number from 1 to ``MAX_RESIZE_SHORT_SIDE`` (2048). Anything else is refused with a
@@ -319,8 +323,10 @@ class _Header(NamedTuple):
     for_pyav: str | None
     matrix: np.ndarray | None  # the first frame's display matrix
     size: tuple[int, int] | None  # stored (width, height) of the first frame
-    # PyAV found a video stream without a codec (``video_stream``): decord reads none of it
-    no_codec: bool = False
+    # why decord must not open it, though it has a video stream of some kind (``video_stream``:
+    # ``NO_CODEC``, which decord would call "no video stream", or ``COVER_ONLY``, on which decord
+    # fails in its C++ words)
+    not_for_decord: str | None = None
 
 
 class VideoInfo(NamedTuple):
@@ -369,6 +375,8 @@ NO_CODEC = (
     "no decodable video stream (the file is truncated or corrupt, or its codec is not one FFmpeg "
     "decodes)"
 )
+# A file whose video streams are all attached pictures: a music file (M4A, MP3, FLAC) with artwork.
+COVER_ONLY = "no video stream, only a cover picture (an attached picture, as music files carry)"
 
 
 def open_container(path: str) -> Any:
@@ -388,17 +396,29 @@ def open_container(path: str) -> Any:
         raise _pyav_open_error(path, err) from None
 
 
+def _moving(streams: Sequence[Any]) -> list[Any]:
+    """The PyAV video ``streams`` that are not attached pictures (cover art, one still frame)."""
+    import av
+
+    return [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
+
+
 def video_stream(container: Any, path: str) -> Any:
-    """The first video stream of the PyAV ``container`` opened from ``path``, with a codec
+    """The first video stream of the PyAV ``container`` opened from ``path`` that is not an
+    attached picture (a cover, which a file may hold before the movie), with a codec
     context: the one place octvideo takes a stream whose codec, size and rate it reads.
 
     Raises:
-        DecodeError: the container has no video stream, or its first has no codec context
-            (``NO_CODEC``; PyAV then has no size, rate or codec name for it, only ``None``).
+        DecodeError: the container has no video stream, or only cover pictures (``COVER_ONLY``),
+            or the one found has no codec context (``NO_CODEC``; PyAV then has no size, rate or
+            codec name for it, only ``None``).
     """
     if not container.streams.video:
         raise DecodeError(path, "no video stream", decoder="pyav")
-    stream = container.streams.video[0]
+    moving = _moving(container.streams.video)
+    if not moving:
+        raise DecodeError(path, COVER_ONLY, decoder="pyav")
+    stream = moving[0]
     if stream.codec_context is None:
         raise DecodeError(path, NO_CODEC, decoder="pyav")
     return stream
@@ -406,10 +426,10 @@ def video_stream(container: Any, path: str) -> Any:
 
 def _read_header(path: str) -> _Header:
     """PyAV's look at ``path`` before decord opens it: whether PyAV can open it and finds a video
-    stream, why decord would read it wrongly (``for_pyav``: a first video stream that reorders
-    frames (B-frames) in a codec other than H.264 and HEVC, or in an AVI file, which stores no
-    presentation times; an edit list that leaves frames out, ``_edit_list_cuts``; other video
-    streams after the first, ``_video_streams``), and the first
+    stream (``video_stream``: cover pictures aside), why decord would read it wrongly
+    (``for_pyav``: a video stream that reorders frames (B-frames) in a codec other than H.264 and
+    HEVC, or in an AVI file, which stores no presentation times; an edit list that leaves frames
+    out, ``_edit_list_cuts``; other video streams besides it, ``_video_streams``), and its first
     frame's display matrix and stored size. A frame PyAV cannot decode leaves those None: decord
     then decides for itself."""
     try:
@@ -420,8 +440,9 @@ def _read_header(path: str) -> _Header:
         try:
             stream = video_stream(container, path)
         except DecodeError as err:
-            no_codec = bool(container.streams.video)  # one there, without a codec
-            return _Header(err, None, None, None, no_codec=no_codec)
+            # a stream without a codec, or covers only: decord would fail in other words
+            not_for_decord = err.reason if container.streams.video else None
+            return _Header(err, None, None, None, not_for_decord=not_for_decord)
         avi = "avi" in container.format.name.split(",")
         context = stream.codec_context
         name, reorders = context.name, bool(context.has_b_frames)
@@ -464,13 +485,10 @@ def _read_header(path: str) -> _Header:
 
 
 def _video_streams(container: Any) -> int:
-    """How many video streams of ``container`` decord could choose from: a cover picture
-    (attached picture) after the first stream is none (FFmpeg ranks a one-frame stream last)."""
-    import av
-
-    video = container.streams.video
-    moving = [s for s in video[1:] if not s.disposition & av.stream.Disposition.attached_pic]
-    return 1 + len(moving)
+    """How many video streams of ``container`` decord could choose from: its cover pictures
+    (attached pictures), before the movie or after it, are none (FFmpeg ranks a one-frame stream
+    last, and ``video_stream`` passes them by)."""
+    return len(_moving(container.streams.video))
 
 
 def _edit_list_cuts(container: Any, stream: Any) -> bool:
@@ -642,8 +660,8 @@ class _DecordReader:
 
         _quiet_decord()
         header = _read_header(path) if header is None else header
-        if header.no_codec:  # decord would call it "no video stream"
-            raise _cannot_open(path, "decord", NO_CODEC)
+        if header.not_for_decord is not None:  # decord would fail in its own words
+            raise _cannot_open(path, "decord", header.not_for_decord)
         if header.for_pyav is not None:
             raise DecodeError(
                 path,

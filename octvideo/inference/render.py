@@ -28,7 +28,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from octvideo.data.decoding import UPRIGHT, display_matrix, orientation_of
+from octvideo.data.decoding import UPRIGHT, display_matrix, orientation_of, video_stream
 from octvideo.inference.predictor import Prediction, VideoResult
 from octvideo.paths import atomic_output, same_file
 
@@ -82,6 +82,8 @@ def render(
             name or is the source.
         UsageError: ``out`` is a symbolic link.
         OutputWriteError: ``out`` cannot be written (full disk, quota, read-only file system).
+        DecodeError: the source has no video stream PyAV can decode (``video_stream``: a cover
+            picture is none).
         av.FFmpegError, OSError: the source cannot be decoded to its end, or the encoder fails.
     """
     if not result.ok or result.video is None:
@@ -100,7 +102,7 @@ def render(
 def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> None:
     font = ImageFont.load_default()
     with av.open(result.path) as src, av.open(str(out), "w") as dst:
-        in_stream = src.streams.video[0]
+        in_stream = video_stream(src, result.path)  # the one decoding reads, not a cover
         rate = in_stream.average_rate or Fraction(round(result.fps or 30))
         time_base = in_stream.time_base or Fraction(1, 90_000)
         stream = None

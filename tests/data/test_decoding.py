@@ -870,6 +870,104 @@ def test_every_decoder_reads_the_first_of_several_video_streams(tmp_path, size):
     assert "decoder 'pyav'" in message
 
 
+COVER_LEVEL = 250  # the cover picture's grey, frame 24's: never one of the movie's 24 frames
+
+
+def _add_cover(container: av.container.OutputContainer) -> None:
+    """A white picture muxed into ``container`` as a cover (an attached picture: one frame)."""
+    cover = container.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 96, 64, "yuvj420p"
+    cover.disposition = av.stream.Disposition.attached_pic
+    picture = np.full((64, 96, 3), COVER_LEVEL, np.uint8)
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    for packet in [*cover.encode(frame), *cover.encode()]:
+        container.mux(packet)
+
+
+def with_cover(path: Path) -> Path:
+    """An MP4 of the test frames (H.264 with B-frames, 12 fps) and a cover picture, which FFmpeg's
+    MP4 muxer stores as artwork in the metadata box (``moov/udta``) after the movie's track."""
+    with av.open(str(path), "w") as container:
+        movie = container.add_stream("libx264", rate=12, options={"bf": "2"})
+        movie.width, movie.height, movie.pix_fmt = 96, 64, "yuv420p"
+        _add_cover(container)
+        for array in make_frames(NUM_FRAMES, 64, 96):
+            container.mux(movie.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(movie.encode())
+    return path
+
+
+def cover_first(source: Path, path: Path) -> Path:
+    """``source`` (an MP4 with a cover, ``with_cover``) with its metadata box moved before the
+    movie's track, so that FFmpeg reads the cover as video stream 0, as in a file whose muxer
+    wrote its artwork first. The media data lies before ``moov``: no offset changes."""
+    data = bytearray(source.read_bytes())
+    at = data.index(b"moov") - 4
+    end = at + int.from_bytes(data[at : at + 4], "big")
+    boxes, box = [], at + 8
+    while box < end:
+        size = int.from_bytes(data[box : box + 4], "big")
+        boxes.append(bytes(data[box : box + size]))
+        box += size
+    boxes.sort(key=lambda b: b[4:8] not in (b"mvhd", b"udta"))  # mvhd, udta, then the tracks
+    data[at + 8 : end] = b"".join(boxes)
+    path.write_bytes(bytes(data))
+    with av.open(str(path)) as container:  # the layout this helper is for
+        first = container.streams.video[0]
+        assert first.disposition & av.stream.Disposition.attached_pic
+    return path
+
+
+@pytest.mark.parametrize("layout", ["cover first", "cover last", "cover first, trimmed"])
+def test_every_decoder_reads_the_movie_not_its_cover_picture(tmp_path, layout):
+    # with the cover before the movie PyAV read the cover as a video of 1 frame at 90000 fps,
+    # decord the movie's 24; auto gave it to PyAV as "2 video streams"
+    path = with_cover(tmp_path / "cover_last.mp4")
+    shown = ALL
+    if layout.endswith("trimmed"):  # the movie's edit list leaves its first 6 frames out
+        path, shown = _trim(path, tmp_path / "trimmed.mp4", 6, 0), ALL[6:]
+    if layout.startswith("cover first"):
+        path = cover_first(path, tmp_path / "cover_first.mp4")
+    decoders = ("pyav", "auto") if shown != ALL else ("pyav", "auto", "decord")
+    for decoder in decoders:
+        info = probe(path, decoder=decoder)
+        assert (info.num_frames, info.fps, info.width, info.height) == (len(shown), 12, 96, 64)
+        assert _indices(decode(path, decoder=decoder)) == shown
+        picked = [i for i in STRIDED if i < len(shown)]
+        assert _indices(decode(path, picked, decoder=decoder)) == [shown[i] for i in picked]
+        assert _indices(Video(path, decoder=decoder).read([4, 1])) == [shown[4], shown[1]]
+    assert probe(path).decoder == ("decord" if shown == ALL else "pyav")
+
+
+def cover_only(path: Path) -> Path:
+    """A music file: AAC audio and a cover picture, no other video."""
+    with av.open(str(path), "w", format="mp4") as container:
+        audio = container.add_stream("aac", rate=48000)
+        _add_cover(container)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 48000, 1024 * i
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return path
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "decord", "auto"])
+def test_a_file_whose_only_video_is_a_cover_picture_is_refused(tmp_path, decoder, capfd):
+    # PyAV read the cover as a video of 1 frame; decord failed in its C++ words
+    path = cover_only(tmp_path / "song.m4a")
+    capfd.readouterr()
+    for call in (lambda: probe(path, decoder=decoder), lambda: decode(path, [0], decoder=decoder)):
+        with pytest.raises(DecodeError) as err:
+            call()
+        message = str(err.value)
+        assert message.startswith(f"{path}: ") and "\n" not in message
+        assert "only a cover picture" in message and "no video stream" in message
+    assert capfd.readouterr().err == ""
+
+
 def _mjpeg_with_times(path: Path, times_ms: list[int]) -> Path:
     """The test frames as MJPEG in MKV (no reordering), packet ``i`` stamped ``times_ms[i]``."""
     ms = fractions.Fraction(1, 1000)

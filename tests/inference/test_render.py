@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from octvideo.cli import main
-from octvideo.errors import UsageError
+from octvideo.errors import DecodeError, UsageError
 from octvideo.inference import Predictor
 from octvideo.inference import render as render_module
 from octvideo.inference.predictor import (
@@ -24,7 +24,8 @@ from octvideo.inference.predictor import (
     window_times,
 )
 from octvideo.inference.render import _label_for, render
-from tests.data.media_helpers import encode_turned, turned_pattern
+from tests.data.media_helpers import NUM_FRAMES, encode_turned, frame_index, turned_pattern
+from tests.data.test_decoding import cover_first, cover_only, with_cover
 from tests.inference.media_helpers import encode_timed, faststart
 from tests.small_disk import fill, small_disk
 
@@ -208,3 +209,21 @@ def test_render_of_a_turned_video_is_drawn_as_displayed(tmp_path):
     assert array.shape == expected.shape
     below_labels = slice(30, None)  # the label box is drawn over the top rows
     assert np.abs(array[below_labels] - expected[below_labels]).mean() < 4.0
+
+
+def test_render_draws_on_the_movie_not_a_cover_picture_before_it(tmp_path):
+    # it rendered the cover, stream 0: a video of one white frame
+    source = cover_first(with_cover(tmp_path / "movie.mp4"), tmp_path / "cover_first.mp4")
+    out = render(_plain_result(source), ["a", "b"], tmp_path / "out.mp4", k=1)
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    below_labels = slice(30, None)  # the label box is drawn over the top rows
+    levels = [frame_index(float(f[below_labels, 8:].mean())) for f in frames]
+    assert levels == list(range(NUM_FRAMES))
+
+
+def test_render_of_a_file_with_only_a_cover_picture_is_one_decode_error(tmp_path):
+    source = cover_only(tmp_path / "song.m4a")
+    with pytest.raises(DecodeError, match="only a cover picture"):
+        render(_plain_result(source), ["a", "b"], tmp_path / "out.mp4", k=1)
+    assert not (tmp_path / "out.mp4").exists()
