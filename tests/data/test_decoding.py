@@ -884,12 +884,15 @@ def _add_cover(container: av.container.OutputContainer) -> None:
         container.mux(packet)
 
 
-def with_cover(path: Path) -> Path:
-    """An MP4 of the test frames (H.264 with B-frames, 12 fps) and a cover picture, which FFmpeg's
-    MP4 muxer stores as artwork in the metadata box (``moov/udta``) after the movie's track."""
+def with_cover(path: Path, turned: bool = False) -> Path:
+    """An MP4 of the test frames (H.264 with B-frames, 12 fps; with ``turned``, a display matrix
+    of 90 degrees clockwise) and a cover picture, which FFmpeg's MP4 muxer stores as artwork in
+    the metadata box (``moov/udta``) after the movie's track."""
     with av.open(str(path), "w") as container:
         movie = container.add_stream("libx264", rate=12, options={"bf": "2"})
         movie.width, movie.height, movie.pix_fmt = 96, 64, "yuv420p"
+        if turned:
+            movie.set_display_matrix([0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30])
         _add_cover(container)
         for array in make_frames(NUM_FRAMES, 64, 96):
             container.mux(movie.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
@@ -918,11 +921,15 @@ def cover_first(source: Path, path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("layout", ["cover first", "cover last", "cover first, trimmed"])
+@pytest.mark.parametrize(
+    "layout", ["cover first", "cover last", "cover first, trimmed", "cover first, turned"]
+)
 def test_every_decoder_reads_the_movie_not_its_cover_picture(tmp_path, layout):
     # with the cover before the movie PyAV read the cover as a video of 1 frame at 90000 fps,
     # decord the movie's 24; auto gave it to PyAV as "2 video streams"
-    path = with_cover(tmp_path / "cover_last.mp4")
+    turned = layout.endswith("turned")
+    path = with_cover(tmp_path / "cover_last.mp4", turned)
+    size = (64, 96) if turned else (96, 64)  # displayed (width, height)
     shown = ALL
     if layout.endswith("trimmed"):  # the movie's edit list leaves its first 6 frames out
         path, shown = _trim(path, tmp_path / "trimmed.mp4", 6, 0), ALL[6:]
@@ -931,7 +938,7 @@ def test_every_decoder_reads_the_movie_not_its_cover_picture(tmp_path, layout):
     decoders = ("pyav", "auto") if shown != ALL else ("pyav", "auto", "decord")
     for decoder in decoders:
         info = probe(path, decoder=decoder)
-        assert (info.num_frames, info.fps, info.width, info.height) == (len(shown), 12, 96, 64)
+        assert (info.num_frames, info.fps, (info.width, info.height)) == (len(shown), 12, size)
         assert _indices(decode(path, decoder=decoder)) == shown
         picked = [i for i in STRIDED if i < len(shown)]
         assert _indices(decode(path, picked, decoder=decoder)) == [shown[i] for i in picked]
