@@ -192,3 +192,69 @@ def encode_turned(path: Path, turn: tuple[int, int, int, int] | None, n: int = 6
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+COVER_LEVEL = 250  # the cover picture's grey, frame 24's: never one of the movie's 24 frames
+
+
+def _add_cover(container: av.container.OutputContainer) -> None:
+    """A white picture muxed into ``container`` as a cover (an attached picture: one frame)."""
+    cover = container.add_stream("mjpeg", rate=1)
+    cover.width, cover.height, cover.pix_fmt = 96, 64, "yuvj420p"
+    cover.disposition = av.stream.Disposition.attached_pic
+    picture = np.full((64, 96, 3), COVER_LEVEL, np.uint8)
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+    for packet in [*cover.encode(frame), *cover.encode()]:
+        container.mux(packet)
+
+
+def with_cover(path: Path, turned: bool = False) -> Path:
+    """An MP4 of the test frames (H.264 with B-frames, 12 fps; with ``turned``, a display matrix
+    of 90 degrees clockwise) and a cover picture, which FFmpeg's MP4 muxer stores as artwork in
+    the metadata box (``moov/udta``) after the movie's track."""
+    with av.open(str(path), "w") as container:
+        movie = container.add_stream("libx264", rate=12, options={"bf": "2"})
+        movie.width, movie.height, movie.pix_fmt = 96, 64, "yuv420p"
+        if turned:
+            movie.set_display_matrix([0, 1 << 16, 0, -1 << 16, 0, 0, 0, 0, 1 << 30])
+        _add_cover(container)
+        for array in make_frames(NUM_FRAMES, 64, 96):
+            container.mux(movie.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(movie.encode())
+    return path
+
+
+def cover_first(source: Path, path: Path) -> Path:
+    """``source`` (an MP4 with a cover, ``with_cover``) with its metadata box moved before the
+    movie's track, so that FFmpeg reads the cover as video stream 0, as in a file whose muxer
+    wrote its artwork first. The media data lies before ``moov``: no offset changes."""
+    data = bytearray(source.read_bytes())
+    at = data.index(b"moov") - 4
+    end = at + int.from_bytes(data[at : at + 4], "big")
+    boxes, box = [], at + 8
+    while box < end:
+        size = int.from_bytes(data[box : box + 4], "big")
+        boxes.append(bytes(data[box : box + size]))
+        box += size
+    boxes.sort(key=lambda b: b[4:8] not in (b"mvhd", b"udta"))  # mvhd, udta, then the tracks
+    data[at + 8 : end] = b"".join(boxes)
+    path.write_bytes(bytes(data))
+    with av.open(str(path)) as container:  # the layout this helper is for
+        first = container.streams.video[0]
+        assert first.disposition & av.stream.Disposition.attached_pic
+    return path
+
+
+def cover_only(path: Path) -> Path:
+    """A music file: AAC audio and a cover picture, no other video."""
+    with av.open(str(path), "w", format="mp4") as container:
+        audio = container.add_stream("aac", rate=48000)
+        _add_cover(container)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 48000, 1024 * i
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return path

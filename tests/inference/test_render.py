@@ -24,8 +24,15 @@ from octvideo.inference.predictor import (
     window_times,
 )
 from octvideo.inference.render import _label_for, render
-from tests.data.media_helpers import NUM_FRAMES, encode_turned, frame_index, turned_pattern
-from tests.data.test_decoding import cover_first, cover_only, with_cover
+from tests.data.media_helpers import (
+    NUM_FRAMES,
+    cover_first,
+    cover_only,
+    encode_turned,
+    frame_index,
+    turned_pattern,
+    with_cover,
+)
 from tests.inference.media_helpers import encode_timed, faststart
 from tests.small_disk import fill, small_disk
 
