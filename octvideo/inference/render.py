@@ -8,7 +8,7 @@ recording keeps its start time in MKV and MP4 (its first frame at 10 s, say), wh
 the windows' times. Each output frame keeps its source time (from 0, in the source's time base, no
 B-frames), so a variable-frame-rate video keeps its length and its labels play when their frames
 do; and frames are turned by the source's display matrix before drawing, as decoding turns them
-(``octvideo.data.decoding.Orientation``), so a phone video shot upright is written upright,
+(``octvideo.data.orientation``), so a phone video shot upright is written upright,
 labels included, with no matrix. The input is decoded and the output encoded one frame at a time
 with PyAV, so long videos need no more memory than short ones. The output is written to a temporary
 file beside it and renamed when complete (``octvideo.paths.AtomicOutput``): a render that fails
@@ -28,7 +28,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from octvideo.data.decoding import UPRIGHT, display_matrix, orientation_of, video_stream
+from octvideo.data.decoding import video_stream
+from octvideo.data.orientation import UPRIGHT, display_matrix, orientation_of
 from octvideo.inference.predictor import Prediction, VideoResult
 from octvideo.paths import atomic_output, same_file
 

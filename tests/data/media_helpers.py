@@ -175,6 +175,20 @@ def turned_pattern(height: int = 64, width: int = 96) -> np.ndarray:
     return array
 
 
+# (a, b, c, d) of a display matrix (x' = a x + c y, y' = b x + d y), and the displayed frame of a
+# stored one, written out independently of the code under test
+TURNS = {
+    "upright": ((1, 0, 0, 1), lambda f: f),
+    "90": ((0, 1, -1, 0), lambda f: np.rot90(f, -1)),  # clockwise: a phone shot upright
+    "180": ((-1, 0, 0, -1), lambda f: np.rot90(f, 2)),
+    "270": ((0, -1, 1, 0), lambda f: np.rot90(f, 1)),
+    "mirror": ((-1, 0, 0, 1), lambda f: f[:, ::-1]),  # decord alone turned this 180 degrees
+    "flip": ((1, 0, 0, -1), lambda f: f[::-1]),  # decord alone left this as stored
+    "transpose": ((0, 1, 1, 0), lambda f: f.transpose(1, 0, 2)),
+    "antitranspose": ((0, -1, -1, 0), lambda f: np.rot90(f, 2).transpose(1, 0, 2)),
+}
+
+
 def encode_turned(path: Path, turn: tuple[int, int, int, int] | None, n: int = 6) -> Path:
     """``n`` H.264 frames of ``turned_pattern`` (96x64 stored) with a display matrix whose
     rotation-and-mirror part is ``turn`` = (a, b, c, d), in units of 1 (x' = a x + c y,

@@ -29,10 +29,12 @@ from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
 from octvideo.data.decoding import Video
 from octvideo.data.open_files import out_of_files_error, out_of_open_files
+from octvideo.data.orientation import UPRIGHT
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,
     NUM_FRAMES,
+    TURNS,
     cover_first,
     cover_only,
     encode,
@@ -419,20 +421,6 @@ def test_h264_with_b_frames_in_mp4_stays_with_decord(bframes, decoder):
     assert _indices(decode(bframes["h264.mp4"], BACKWARD, decoder=decoder)) == BACKWARD
 
 
-# (a, b, c, d) of a display matrix (x' = a x + c y, y' = b x + d y), and the displayed frame of a
-# stored one, written out independently of the code under test
-TURNS = {
-    "upright": ((1, 0, 0, 1), lambda f: f),
-    "90": ((0, 1, -1, 0), lambda f: np.rot90(f, -1)),  # clockwise: a phone shot upright
-    "180": ((-1, 0, 0, -1), lambda f: np.rot90(f, 2)),
-    "270": ((0, -1, 1, 0), lambda f: np.rot90(f, 1)),
-    "mirror": ((-1, 0, 0, 1), lambda f: f[:, ::-1]),  # decord alone turned this 180 degrees
-    "flip": ((1, 0, 0, -1), lambda f: f[::-1]),  # decord alone left this as stored
-    "transpose": ((0, 1, 1, 0), lambda f: f.transpose(1, 0, 2)),
-    "antitranspose": ((0, -1, -1, 0), lambda f: np.rot90(f, 2).transpose(1, 0, 2)),
-}
-
-
 @pytest.fixture(scope="module")
 def turned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("turned")
@@ -472,7 +460,7 @@ def test_a_turned_video_beyond_the_size_bound_is_scaled_as_displayed(turned, mon
 def test_decord_refuses_a_turn_it_makes_otherwise_than_expected(turned, monkeypatch):
     # a guard: decord's own turn is predicted from the matrix; were that wrong, the frames would be
     # turned twice, so decord is refused and auto gives the file to PyAV
-    monkeypatch.setattr(decoding_module, "_decord_turn", lambda matrix: decoding_module.UPRIGHT)
+    monkeypatch.setattr(decoding_module, "decord_turn", lambda matrix: UPRIGHT)
     with pytest.raises(DecodeError, match="not as their display matrix says"):
         probe(turned["90"], decoder="decord")
     assert probe(turned["90"], decoder="auto").decoder == "pyav"
