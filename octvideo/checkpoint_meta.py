@@ -125,6 +125,11 @@ class ClipProtocol:
                 value = type(value)(plain_number(v) for v in value)
             object.__setattr__(self, f.name, plain_number(value))
 
+    @property
+    def slow_frames(self) -> int:
+        """``DataConfig.slow_frames``: the Slow pathway's frames, else ``num_frames``."""
+        return self.num_frames // (self.slowfast_alpha or 1)
+
     @classmethod
     def from_data(cls, data: DataConfig) -> ClipProtocol:
         """The protocol of a run's data section."""

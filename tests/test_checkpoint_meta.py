@@ -114,6 +114,7 @@ def test_a_dict_written_before_the_dataclass_loads_unchanged():
     assert meta.config == TRAINED_BEFORE["config"]
     assert meta.to_dict() == TRAINED_BEFORE  # the on-disk format is the one it was
     assert list(meta.to_dict()["clip"]) == list(TRAINED_BEFORE["clip"])  # in the same order
+    assert meta.clip.slow_frames == 8 == meta.clip.data_config().slow_frames  # 32 / 4
 
 
 def test_the_clip_entry_and_normalization_hold_every_field_of_the_protocol():

@@ -163,6 +163,12 @@ class DataConfig:
                 f"{self.decode_short_side}"
             )
 
+    @property
+    def slow_frames(self) -> int:
+        """Frames of the Slow pathway's clip (``num_frames`` counts the Fast one's for SlowFast),
+        the "8" of an "8x8" recipe; ``num_frames`` without SlowFast pathways."""
+        return self.num_frames // (self.slowfast_alpha or 1)
+
 
 def check_data_config(cfg: object, who: str) -> DataConfig:
     """``cfg`` when it is a ``DataConfig``.

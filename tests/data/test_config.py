@@ -64,6 +64,12 @@ def test_a_value_of_another_type_is_refused_naming_the_field(field, value, messa
     assert str(err.value).startswith(message)
 
 
+@pytest.mark.parametrize(("frames", "speed", "slow"), [(8, None, 8), (32, 4, 8), (32, 8, 4)])
+def test_slow_frames_are_the_slow_pathways_share_of_num_frames(frames, speed, slow):
+    # num_frames counts the Fast pathway's frames; an "8x8" SlowFast recipe's 8 is the Slow's
+    assert DataConfig(num_frames=frames, slowfast_alpha=speed).slow_frames == slow
+
+
 def test_whole_numbers_for_numbers_and_lists_for_tuples_are_taken():
     cfg = small_config(
         mean=[0, 0.5, 1],
