@@ -117,7 +117,13 @@ from torchvision.transforms.v2 import functional as TF
 from octvideo.argtypes import is_whole
 from octvideo.data.config import DECODERS, MAX_RESIZE_SHORT_SIDE
 from octvideo.data.open_files import OUT_OF_FILES_ERRNOS, out_of_open_files
-from octvideo.data.orientation import decord_turn, display_matrix, orientation_of, rotate_tag_matrix
+from octvideo.data.orientation import (
+    Orientation,
+    decord_turn,
+    display_matrix,
+    orientation_of,
+    rotate_tag_matrix,
+)
 from octvideo.errors import DecodeError
 from octvideo.paths import is_missing, why_not_a_file
 
@@ -198,6 +204,23 @@ def check_frame_size(path: str, width: int, height: int, decoder: str) -> None:
             f"{MAX_ASPECT_RATIO:.0f}:1 octvideo decodes; crop or re-encode the video",
             decoder=decoder,
         )
+
+
+def _decode_sizes(
+    path: str, turn: Orientation, raw_w: int, raw_h: int, decoder: str
+) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """The sizes of a stream that ``decoder`` returns ``raw_w`` x ``raw_h`` and octvideo then
+    turns by ``turn``: ``shown``, the displayed (width, height) of its decoded frames
+    (``decoded_size``), and ``request``, the (width, height) to ask the decoder for, in its own
+    orientation, to get them; None when the frames decode at their own size.
+
+    Raises:
+        DecodeError: ``check_frame_size`` refuses the displayed size, as ``decoder``'s.
+    """
+    full_w, full_h = turn.size(raw_w, raw_h)  # displayed, before any scaling
+    check_frame_size(path, full_w, full_h, decoder)
+    shown = decoded_size(full_w, full_h)
+    return shown, None if shown == (full_w, full_h) else turn.size(*shown)
 
 
 class _Header(NamedTuple):
@@ -562,34 +585,33 @@ class _DecordReader:
         num = len(self._vr)
         if num == 0:
             raise DecodeError(path, "decord found no video frames", decoder="decord")
-        turned_h, turned_w = (int(n) for n in self._vr[0].shape[:2])  # as decord turned them
+        raw_h, raw_w = (int(n) for n in self._vr[0].shape[:2])  # as decord turned them
         turn = decord_turn(header.matrix)
-        if header.size is not None and turn.size(*header.size) != (turned_w, turned_h):
+        if header.size is not None and turn.size(*header.size) != (raw_w, raw_h):
             raise DecodeError(
                 path,
                 f"decord turns its {header.size[0]}x{header.size[1]} frames to "
-                f"{turned_w}x{turned_h}, not as their display matrix says; decode it with "
+                f"{raw_w}x{raw_h}, not as their display matrix says; decode it with "
                 f"decoder 'pyav' (or 'auto', which does so)",
                 decoder="decord",
             )
         # what is left to do after decord's turn: undo it, then turn as displayed
         self._turn = turn.inverse().then(orientation_of(header.matrix))
-        stream_w, stream_h = self._turn.size(turned_w, turned_h)  # displayed
-        check_frame_size(path, stream_w, stream_h, "decord")
-        width, height = decoded_size(stream_w, stream_h)
-        if (width, height) != (stream_w, stream_h):  # a second index pass, for big frames only
-            scaled_w, scaled_h = self._turn.size(width, height)  # as decord turns them
+        (shown_w, shown_h), request = _decode_sizes(path, self._turn, raw_w, raw_h, "decord")
+        if request is not None:  # a second index pass, for big frames only
+            request_w, request_h = request
             self._vr = decord.VideoReader(
-                path, ctx=decord.cpu(0), num_threads=1, width=scaled_w, height=scaled_h
+                path, ctx=decord.cpu(0), num_threads=1, width=request_w, height=request_h
             )
-            if self._vr[0].shape != (scaled_h, scaled_w, 3):  # decord 0.6 pads some small widths
+            if self._vr[0].shape != (request_h, request_w, 3):  # decord 0.6 pads some small widths
+                full_w, full_h = self._turn.size(raw_w, raw_h)
                 raise DecodeError(
                     path,
-                    f"decord cannot scale {stream_w}x{stream_h} to {width}x{height}",
+                    f"decord cannot scale {full_w}x{full_h} to {shown_w}x{shown_h}",
                     decoder="decord",
                 )
         self._vr.seek(0)
-        self.info = VideoInfo(num, float(self._vr.get_avg_fps()), int(width), int(height), "decord")
+        self.info = VideoInfo(num, float(self._vr.get_avg_fps()), shown_w, shown_h, "decord")
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         try:
@@ -664,29 +686,23 @@ class _PyAVReader:
             # packets the edit list leaves out (a trimmed MP4) decode to no frame
             pts = [p.pts for p in container.demux(stream) if p.size > 0 and not p.is_discard]
             rate = stream.average_rate or stream.guessed_rate
-            width, height = stream.codec_context.width, stream.codec_context.height
-            stream_w, stream_h = width, height
+            raw_w, raw_h = stream.codec_context.width, stream.codec_context.height  # stored
             reorders = bool(stream.codec_context.has_b_frames)
             self._time_base = stream.time_base
         if not pts:
             raise DecodeError(path, "PyAV found no video packets", decoder="pyav")
-        width, height = self._turn.size(int(width), int(height))  # displayed
-        check_frame_size(path, width, height, "pyav")
-        width, height = decoded_size(width, height)
-        scaled_w, scaled_h = self._turn.size(width, height)  # stored, before the turn
-        # empty keeps the stream's size: the frames at or below the bound are as they were
-        self._size = (
-            {}
-            if (scaled_w, scaled_h) == (stream_w, stream_h)
-            else {"width": scaled_w, "height": scaled_h}
+        (shown_w, shown_h), request = _decode_sizes(
+            path, self._turn, int(raw_w), int(raw_h), "pyav"
         )
+        # empty keeps the stream's size: the frames at or below the bound are as they were
+        self._size = {} if request is None else {"width": request[0], "height": request[1]}
         self._pts = _frame_times(pts, reorders)
         if self._pts is not None and reorders and "avi" in formats and pts == self._pts:
             # AVI packet times count in decode order: with B-frames they are not the frames'
             # presentation times, and a decoded frame does not carry its own index
             self._pts = None
         fps = float(rate) if rate else 0.0
-        self.info = VideoInfo(len(pts), fps, int(width), int(height), "pyav")
+        self.info = VideoInfo(len(pts), fps, shown_w, shown_h, "pyav")
         self._cursor: _Cursor | None = None  # where the last decode in frame order stopped
 
     def get(self, indices: np.ndarray) -> np.ndarray:

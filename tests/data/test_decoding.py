@@ -457,6 +457,23 @@ def test_a_turned_video_beyond_the_size_bound_is_scaled_as_displayed(turned, mon
     assert (frames[:1].float() - expected).abs().mean() < 6.0
 
 
+def test_decord_scaling_to_another_size_than_asked_is_refused_in_displayed_sizes(
+    turned, monkeypatch
+):
+    # decord 0.6 pads some small widths; the message names the displayed sizes, not decord's
+    import decord
+
+    real = decord.VideoReader
+
+    def padding(path, *args, width=-1, height=-1, **kwargs):
+        return real(path, *args, width=width + 2 if width > 0 else width, height=height, **kwargs)
+
+    monkeypatch.setattr(decord, "VideoReader", padding)
+    monkeypatch.setattr(decoding_module, "MAX_DECODE_SHORT_SIDE", 40)  # stored 96x64
+    with pytest.raises(DecodeError, match="decord cannot scale 64x96 to 40x60$"):
+        probe(turned["90"], decoder="decord")
+
+
 def test_decord_refuses_a_turn_it_makes_otherwise_than_expected(turned, monkeypatch):
     # a guard: decord's own turn is predicted from the matrix; were that wrong, the frames would be
     # turned twice, so decord is refused and auto gives the file to PyAV
