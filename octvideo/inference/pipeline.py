@@ -8,7 +8,7 @@ the other, and everything below the pipes is the same)::
                └──> worker 2: ...                                             │ reader thread
                                                                               v per worker)
     model side (this process), inputs in order:  events of input i ──> batcher ──> forward
-      "open" (frames, fps, windows), "clips" (views), "end" | "error"   batch_size views a pass
+      "open" (frames, fps, windows), "clips" (views), an end (ENDS)     batch_size views a pass
 
 The model side takes the inputs' events in input order and puts their views, in that order, into
 forward passes of exactly ``batch_size`` views (the last one shorter), so a pass can hold the clips
@@ -191,10 +191,14 @@ class PipelineStats:
     waiting_peak: int = 0
 
 
-# ("open", InputHeader) | ("clips", views) | ("end", None | (InputHeader, str)) | ("error", str)
-# | ("stop", str): out of open files, which stops the run
-Event = tuple[str, Any]
-ENDS = ("end", "error", "stop")  # the events that end an input
+Event = tuple[str, Any]  # (kind, payload), the kinds below
+OPEN = "open"  # InputHeader: the input's frames, fps and clip plan
+CLIPS = "clips"  # Tensor: a chunk of views, the crops of each clip together
+END = "end"  # None: every planned clip was read
+CUT = "cut"  # (InputHeader, reason): the clips before a frame that cannot be decoded
+ERROR = "error"  # str: the input failed, no scores
+STOP = "stop"  # str: out of open files, which stops the run (``open_files_message``)
+ENDS = (END, CUT, ERROR, STOP)  # the events that end an input
 
 
 def read_input(
@@ -203,9 +207,9 @@ def read_input(
     """The events of one input: "open", then "clips" of up to ``chunk`` clips (their crops
     together), then "end"; or "error" with the reason at the first failure, which ends them.
 
-    A file that cannot be decoded to its end (``Predictor.read_views``) ends with "end" and
-    the header of the clips read (those before the first frame that fails) and the error that
-    says where that is: their scores are kept, the input counts as failed.
+    A file that cannot be decoded to its end (``Predictor.read_views``) ends with "cut" instead
+    of "end": the header of the clips read (those before the first frame that fails) and the
+    error that says where that is. Their scores are kept; the input counts as failed.
 
     Anything raised while reading is the input's error (decoders raise many kinds); it is logged
     with its traceback at DEBUG level. Out of open files is no input's fault: "stop" with its
@@ -215,17 +219,20 @@ def read_input(
         opened = predictor.open_input(
             path, request.views, request.window, request.stride, decoder=request.decoder
         )
-        yield "open", opened.header()
+        yield OPEN, opened.header()
         for views in predictor.read_views(opened, chunk):
-            yield "clips", views
+            yield CLIPS, views
     except Exception as err:  # the input's failure, reported in its record
         logger.debug("%s failed", path, exc_info=True)
         if out_of_open_files(err):
-            yield "stop", open_files_message(f"decoding {path}")
+            yield STOP, open_files_message(f"decoding {path}")
             return
-        yield "error", f"{type(err).__name__}: {err}"
+        yield ERROR, f"{type(err).__name__}: {err}"
         return
-    yield "end", None if opened.cut is None else (opened.header(), opened.cut)
+    if opened.cut is None:
+        yield END, None
+    else:
+        yield CUT, (opened.header(), opened.cut)
 
 
 def _timed(events: Iterator[Event]) -> Iterator[tuple[Event, float]]:
@@ -270,7 +277,7 @@ def _worker_main(
     def messages(task: tuple[int, str]) -> Iterator[object]:
         index, path = task
         for (kind, payload), seconds in _timed(read(predictor, path, request, chunk)):
-            if kind == "clips":
+            if kind == CLIPS:
                 yield index, kind, len(payload), seconds
                 yield payload.numpy()  # pickled as its bytes, not a shared-memory handle
             else:
@@ -353,7 +360,7 @@ class _Pool:
         while True:
             try:
                 index, kind, payload, seconds = worker.conn.recv()
-                if kind == "clips":
+                if kind == CLIPS:
                     if not self._make_room(worker, index, payload):
                         return
                     payload = torch.from_numpy(worker.conn.recv())
@@ -366,7 +373,7 @@ class _Pool:
                 if worker.retired:
                     return
                 worker.last_seen = time.monotonic()
-                if kind == "clips":
+                if kind == CLIPS:
                     worker.buffered += len(payload)
                     self.waiting += len(payload)
                     self.peak = max(self.peak, self.waiting)
@@ -393,11 +400,11 @@ class _Pool:
             return not worker.retired
 
     def seconds(self, index: int) -> float:
-        """The time input ``index`` took to read, once its "end" or "error" came."""
+        """The time input ``index`` took to read, once it ended (``ENDS``)."""
         return self._seconds[index]
 
     def events(self, index: int) -> Iterator[Event]:
-        """The events of input ``index`` as they arrive, up to its "end" or "error"."""
+        """The events of input ``index`` as they arrive, up to the one that ends it (``ENDS``)."""
         with self._cv:
             self._head = index
             self._cv.notify_all()  # its worker may be waiting for room
@@ -413,7 +420,7 @@ class _Pool:
                 self._assign()
                 if self._events[index]:
                     kind, payload, worker = self._events[index].popleft()
-                    if kind == "clips" and worker is not None:
+                    if kind == CLIPS and worker is not None:
                         worker.buffered -= len(payload)
                         self.waiting -= len(payload)
                         self._cv.notify_all()
@@ -486,7 +493,7 @@ class _Pool:
             else:
                 error = f"DecoderDied: the decoding process died ({exit_reason(worker.proc)})"
             with self._cv:
-                self._events[worker.index].append(("error", error, None))
+                self._events[worker.index].append((ERROR, error, None))
                 self._seconds[worker.index] = time.monotonic() - worker.given
         self._workers[self._workers.index(worker)] = self._start()
 
@@ -558,7 +565,7 @@ class _Pending:
     rows: list[Tensor] = field(default_factory=list)  # (n, K) probabilities, in clip order
     views_sent: int = 0
     views_done: int = 0
-    read: bool = False  # its "end" or "error" came
+    read: bool = False  # the event that ends it came (``ENDS``)
 
     @property
     def complete(self) -> bool:
@@ -631,7 +638,7 @@ class _Batcher:
         if self._on_clips is not None:
             for owner in dict.fromkeys(o for o, _ in parts):  # each input once, in order
                 header = owner.header
-                assert header is not None  # views come after their input's "open"
+                assert header is not None  # views come after their input's OPEN
                 self._on_clips(owner.index, owner.views_done // header.crops, header.clips)
 
 
@@ -776,21 +783,21 @@ def _predict_many(
                 kind, payload = next(events)
                 stats.wait_seconds += time.perf_counter() - start
                 stats.waiting_peak = source.peak
-                if kind == "open":
+                if kind == OPEN:
                     pending.header = payload
-                elif kind == "clips":
+                elif kind == CLIPS:
                     batcher.add(pending, payload)
-                elif kind == "stop":  # out of open files: the inputs read before it finish
+                elif kind == STOP:  # out of open files: the inputs read before it finish
                     batcher.drop(pending)
                     order.pop()
                     batcher.flush()
                     yield from done()
                     raise RunStopped(payload)
                 else:
-                    if kind == "error":  # no scores: the views not run yet are dropped
+                    if kind == ERROR:  # no scores: the views not run yet are dropped
                         batcher.drop(pending)
                         pending.header, pending.result.error = None, payload
-                    elif payload is not None:  # read to a frame that cannot be decoded
+                    elif kind == CUT:  # the clips read so far are scored, and it fails
                         pending.header, pending.result.error = payload
                     pending.read, pending.read_seconds = True, source.seconds(index)
                     break

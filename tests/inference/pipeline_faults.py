@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 
 from octvideo.data import decoding
-from octvideo.inference.pipeline import Event, InputHeader, read_input
+from octvideo.inference.pipeline import CLIPS, END, ERROR, OPEN, Event, InputHeader, read_input
 
 Events = dict[str, list[Event]]  # each input's events, read beforehand by ``read_input``
 
 
 def header(clips: int) -> InputHeader:
-    """The "open" event's header of an input of ``clips`` centre clips, 10 frames each."""
+    """The ``OPEN`` event's header of an input of ``clips`` centre clips, 10 frames each."""
     return InputHeader(10 * clips, 10.0, float(clips), [], clips, 1)
 
 
@@ -69,7 +69,7 @@ def crash_on(
 def report_setup(predictor, path: str, request, chunk: int) -> Iterator[Event]:
     """Fails every input with the worker's torch and FFmpeg threads and niceness."""
     threads = f"{torch.get_num_threads()} and {decoding.PYAV_THREADS}"
-    yield "error", f"threads {threads}, nice {os.nice(0)}"
+    yield ERROR, f"threads {threads}, nice {os.nice(0)}"
 
 
 def mark_kept() -> None:
@@ -79,33 +79,33 @@ def mark_kept() -> None:
 
 def report_kept(predictor, path: str, request, chunk: int) -> Iterator[Event]:
     """Fails every input with whether ``mark_kept`` ran in this process."""
-    yield "error", f"kept: {os.environ.get('OCTVIDEO_TEST_KEPT', 'no')}"
+    yield ERROR, f"kept: {os.environ.get('OCTVIDEO_TEST_KEPT', 'no')}"
 
 
 def report_parent(predictor, path: str, request, chunk: int) -> Iterator[Event]:
     """Fails every input with the worker's parent process."""
-    yield "error", f"parent {os.getppid()}"
+    yield ERROR, f"parent {os.getppid()}"
 
 
 def one_clip_each(predictor, path: str, request, chunk: int) -> Iterator[Event]:
     """Every input (named by a number) is one clip of one view holding that number."""
-    yield "open", header(1)
-    yield "clips", torch.full((1, 3), float(path))
-    yield "end", None
+    yield OPEN, header(1)
+    yield CLIPS, torch.full((1, 3), float(path))
+    yield END, None
 
 
 def slow_long(started: str, predictor, path: str, request, chunk: int) -> Iterator[Event]:
     """Input "long" (6 clips) sends its clips only once input "short5" has been opened (the file
     ``started``); "short1" to "short8" are a clip each."""
     if path == "long":
-        yield "open", header(6)
+        yield OPEN, header(6)
         while not Path(started).exists():  # a slow decoder
             time.sleep(0.01)
         for _ in range(3):
-            yield "clips", torch.zeros(2, 3)
+            yield CLIPS, torch.zeros(2, 3)
     else:
         if path == "short5":  # videos 1-4 are read: their views fill the bound
             Path(started).touch()
-        yield "open", header(1)
-        yield "clips", torch.zeros(1, 3)
-    yield "end", None
+        yield OPEN, header(1)
+        yield CLIPS, torch.zeros(1, 3)
+    yield END, None

@@ -168,14 +168,14 @@ def _read_on(clock: _Clock, predictor, path: str, request, chunk: int):
     """Input "bad" fails after 1 s; the others open in 3 s and read 2 clips in 2 s each."""
     if path == "bad":
         clock.now += 1.0
-        yield "error", "DecodeError: bad"
+        yield pipeline_module.ERROR, "DecodeError: bad"
         return
     clock.now += 3.0
-    yield "open", faults.header(2)
+    yield pipeline_module.OPEN, faults.header(2)
     for _ in range(2):
         clock.now += 2.0
-        yield "clips", torch.zeros(1, 3)
-    yield "end", None
+        yield pipeline_module.CLIPS, torch.zeros(1, 3)
+    yield pipeline_module.END, None
 
 
 def test_seconds_are_each_inputs_own_reading_and_share_of_forward_passes(predictor, monkeypatch):
@@ -489,9 +489,10 @@ def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predi
             kinds, values = [], []
             for kind, payload in pool.events(index):
                 kinds.append(kind)
-                if kind == "clips":
+                if kind == pipeline_module.CLIPS:
                     values.append(payload[0, 0].item())
-            assert kinds == ["open", "clips", "end"] and values == [index]
+            assert kinds == [pipeline_module.OPEN, pipeline_module.CLIPS, pipeline_module.END]
+            assert values == [index]
         assert pool.peak <= ahead.bound + ahead.chunk
     finally:
         pool.close()
@@ -546,6 +547,21 @@ def test_a_file_cut_short_keeps_the_windows_before_the_cut_as_predict_does(
         torch.testing.assert_close(ours.probs, theirs.probs)
     torch.testing.assert_close(cut.video.probs, alone.video.probs)
     assert short.ok, short.error
+
+
+def test_a_file_cut_short_ends_with_a_cut_event_and_a_whole_one_with_end(
+    predictor, videos, cut_short
+):
+    alone = predictor.predict(cut_short, window="1s")
+    events = _precomputed(predictor, [cut_short, videos["short"]], ("center", "1s", None))
+    cut, whole = events[str(cut_short)], events[str(videos["short"])]
+    kind, (header, reason) = cut[-1]
+    assert (kind, reason) == (pipeline_module.CUT, alone.error)
+    assert header.clips == len(alone.windows)  # the clips before the cut, not the plan's
+    assert [k for k, _ in cut[:-1]] == [pipeline_module.OPEN] + [pipeline_module.CLIPS] * (
+        len(cut) - 2
+    )
+    assert whole[-1] == (pipeline_module.END, None)
 
 
 def test_a_path_given_as_bytes_is_its_name_in_the_result(predictor, videos):
