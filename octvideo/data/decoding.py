@@ -1,100 +1,34 @@
 """Video decoding: decord by default, PyAV as the per-file fallback, video stream only.
 
-Public functions (also used by the predictor):
-    ``probe(path, decoder=...) -> VideoInfo``            frame count, fps, size.
-    ``decode(path, indices, decoder=..., short_side=...)`` -> uint8 Tensor (T, H, W, 3).
-    ``decode_clip(path, choose, ...)``                    one open: probe, pick indices, decode.
-    ``Video(path, decoder=...)``                          one open, many reads, frame timestamps.
+Reading: ``probe`` (frame count, fps, size: a ``VideoInfo``), ``decode`` (frames by index),
+``decode_clip`` (one open: probe, choose indices, decode) and ``Video`` (one open, many reads,
+frame timestamps). Frames are uint8 RGB tensors (T, H, W, 3).
 
 Decoders (``decoder=``):
-    ``"decord"``  decord only. Frame indices come from decord's packet index.
-    ``"pyav"``    PyAV only. The frame count is the number of non-empty video packets shown
-                  (container metadata is not trusted: WebM/MKV carry none and broken files carry
-                  wrong ones; an edit list's cut packets are not shown);
-                  frame ``i`` is the ``i``-th presentation timestamp, reached by a keyframe seek,
-                  with a decode-from-start fallback when timestamps are missing or inconsistent;
-                  frames whose timestamps repeat, or go back without B-frames, are counted in
-                  decode order from the start, as decord returns them (a read of later frames
-                  than the last such read goes on from where it stopped).
-    ``"auto"``    decord, then PyAV for a file decord cannot open or decode (decord's error logged
-                  at DEBUG; when PyAV fails too, the ``DecodeError`` is PyAV's, which says what is
-                  wrong with the file in octvideo's words where it can), and PyAV straight away for
-                  a file PyAV cannot open or finds no video stream in (decord would only fail too)
-                  and for a stream decord returns in the wrong order (below).
+    ``"decord"``  decord only; frame indices come from its packet index. A file decord would read
+                  wrongly is refused, naming ``"pyav"`` (``_read_header``).
+    ``"pyav"``    PyAV only; frame ``i`` is the ``i``-th frame shown (``_PyAVReader``).
+    ``"auto"``    decord, and PyAV for a file decord cannot open or decode, or would read wrongly
+                  (``_with_fallback``).
 
-decord returns the frames of MPEG-1, MPEG-2 and MPEG-4 Part 2 (Xvid, DivX) streams with B-frames out
-of order, in every container (AVI, MKV, MP4, MOV, MPEG-PS: frames 0, 6, 12, 18 come back as 0, 6,
-2, 8), silently, and now and then H.264 with B-frames in AVI (after a backward seek); it orders
-H.264 and HEVC with B-frames in MP4, MKV and MOV correctly. Before decord opens a file, PyAV reads
-the stream's header (a fraction of a millisecond): a stream that reorders frames (B-frames) in a
-codec other than H.264 and HEVC, or in AVI, is given to PyAV under ``"auto"`` and refused with a
-``DecodeError`` under ``"decord"``. AVI stores no presentation timestamps (its packet times count
-in decode order), so for an AVI stream with B-frames PyAV counts decoded frames instead of seeking
-by timestamp.
+Before decord opens a file, PyAV reads its header (``_read_header``): a stream decord returns out
+of order (``DECORD_REORDERS``), an MP4 trimmed by an edit list (``_edit_list_cuts``) and a file of
+several video streams (``_video_streams``) are for PyAV. Both decoders then give the same frames:
+    - of the first video stream that is no cover picture (``video_stream``; a file of covers only
+      is refused, ``COVER_ONLY``); audio is never opened;
+    - as displayed, by the display matrix (``octvideo.data.orientation``; decord's own turn is
+      undone in ``_DecordReader``);
+    - scaled down in the decoder beyond ``MAX_DECODE_SHORT_SIDE`` (``decoded_size``,
+      ``_decode_sizes``); ``short_side`` then resizes both alike (``resize_short_side``).
 
-An MP4 or MOV trimmed without re-encoding (``ffmpeg -ss .. -c copy``, a phone's trim) keeps the
-frames it cut and an edit list that leaves them out: FFmpeg marks their packets discarded and its
-decoder drops them. PyAV counts and returns the frames shown (frame 0 is the first one displayed);
-decord counts the cut frames too and returns others than asked, so the header read gives a file
-whose demuxer index holds a discarded packet (``_edit_list_cuts``: at the start, the end or between
-two edits) to PyAV under ``"auto"`` and refuses it under ``"decord"``. A trim whose cut frames
-FFmpeg leaves out of the index (an end cut at a keyframe, with no B-frames) marks none, and decord
-counts and reads it right.
-
-``Video(path, decoder)`` keeps a file open (indexed once) for many reads, and gives the frames'
-timestamps; ``decode_clip`` opens, reads and closes in one call.
-
-Frame size: a stream whose short side is beyond ``MAX_DECODE_SHORT_SIDE`` (1080 pixels) is scaled
-down in the decoder (decord's ``VideoReader(width=, height=)``, PyAV's ``reformat``), aspect ratio
-kept, so its short side is 1080: an 8K (7680x4320) frame is 100 MB decoded (3.2 GB for a clip of
-32 frames), 6 MB at 1920x1080. Anything at or below 1080p (short side <= 1080, portrait included)
-decodes unchanged, and training and test resize far below that. ``VideoInfo.width`` and
-``height`` are the size the frames are decoded at.
-
-Orientation: a video whose display matrix turns or mirrors its frames (a phone held upright stores
-landscape frames and a 90 degree matrix) is decoded as it is displayed, by both decoders: PyAV
-returns the stored frames, which are then turned (``Orientation``, from the first frame's display
-matrix), and decord turns right angles itself but takes a mirroring matrix for a rotation (a
-left-right mirror as 180 degrees), which is then corrected. A matrix that is not a right angle
-(rare, and no action model wants a tilted frame) is ignored by both. ``VideoInfo.width`` and
-``height`` are the displayed size.
-
-Audio is never opened (decord's ``VideoReader`` reads video only; PyAV demuxes the video stream
-only). A cover picture (an attached picture: one still frame, the artwork of a music file or of a
-movie, stored before the movie or after it) is no video stream: every decoder reads the first
-video stream that is not one (``video_stream``), and a file whose only video is a cover picture is
-refused (``COVER_ONLY``). decord 0.6 opens the stream FFmpeg ranks best (a cover picture, of one
-frame, last; of several moving ones, in MP4 and MOV, the one of higher bit rate) and cannot be told
-which, so a file with several video streams besides its cover pictures goes to PyAV under
-``"auto"`` and is refused under ``"decord"``. ``short_side`` resizes the decoded frames
-(antialiased bilinear, the same function for both decoders so they agree) so that the shorter side
-has that many pixels.
-
-Arguments: ``indices`` are a flat sequence (or 1-D array) of whole numbers; ``short_side`` is None
-or a whole number from 1 to ``MAX_RESIZE_SHORT_SIDE`` (2048). Anything else is refused with a
-``ValueError`` naming the argument, before the file is opened.
-
-Errors: a missing file raises ``FileNotFoundError``; anything a decoder rejects (zero bytes, text,
-a truncated MP4 without its index, an index past the decodable frames) raises ``DecodeError``
-(``octvideo.errors``), which holds the path, the decoder and the reason. A file whose frames stop
-decoding at some frame (a recording cut short with its index first, a partial download) is one
-reason in the same words wherever it is read (``frames 568 to 570 of 571 (from 56.8 s) cannot be
-decoded: the file is truncated or corrupt``), with that first frame as ``DecodeError.frame``.
-A decoder out of open files (the process's or the system's, EMFILE or ENFILE, in either decoder)
-is raised as the ``OSError`` with its errno, never as a ``DecodeError``: the file may be fine, so
-``"auto"`` does not try PyAV on it, and a caller stops on it (``open_files.out_of_open_files``)
-instead of counting a bad video. Out of memory (ENOMEM) is not such a stop: FFmpeg also returns
-it for a file whose corrupt header asks for an absurd allocation, so it is the file's
-``DecodeError``; a real shortage shows as every video failing so.
-FFmpeg's own log lines are silenced (PyAV logs nothing by default; decord's FFmpeg is set to quiet
-when decord is first used), as octvideo reports the error itself. decord's C++ code prints a line of
-its own to the process's stderr for a file its FFmpeg cannot open (``video_reader.cc:83: ERROR
-opening: ...``, with no setting to stop it), so such a file never reaches decord: the same open is
-made first in decord's FFmpeg (``_decord_open_error``), and its failure is the ``DecodeError``.
-Nothing is redirected: whatever else writes to stderr is left as it is. decord's other failures
-(C++ text with a timestamp, its source file and ``Check failed: ...``) are named in octvideo's words
-(``decord cannot open it: no video stream``, ``frame 11 of 24 (from 0.9 s) cannot be decoded: the
-file is truncated or corrupt``, ``_decord_cause``), and decord's text is logged at DEBUG.
+Arguments are checked before the file is opened (``check_decoder``, ``check_short_side``,
+``frame_indices``, ``check_video_path``), each refused in one line naming it. A missing file is a
+``FileNotFoundError``; anything a decoder rejects is a ``DecodeError`` (``octvideo.errors``) in
+octvideo's words for both decoders (``_PyAVReader._undecodable``, ``_decord_cause``,
+``_decord_open_error``, which keeps decord's C++ line off stderr); FFmpeg's own log is silenced
+(``_quiet_decord``). A decoder out of open files raises its ``OSError``
+(``open_files.OUT_OF_FILES_ERRNOS``), never a ``DecodeError``: the file may be fine, so ``"auto"``
+does not try PyAV on it and a caller stops instead of counting a bad video.
 """
 
 from __future__ import annotations
@@ -161,7 +95,7 @@ VIDEO_CONTAINERS = frozenset(
 # Frames longer than this many times their height (or the reverse) are refused: resizing their
 # short side to a crop size would make a frame of gigabytes, and no action model sees them.
 MAX_ASPECT_RATIO = 10.0
-# Short side, in pixels, beyond which frames are scaled down while decoding (see the docstring).
+# Short side, in pixels, beyond which frames are scaled down while decoding (``decoded_size``).
 MAX_DECODE_SHORT_SIDE = 1080
 # FFmpeg threads of a PyAV decode: 0 lets FFmpeg choose (one per core); a process that decodes
 # beside others (predict's decoding workers) sets 1, as decord's readers always use.
@@ -180,7 +114,12 @@ def _out_of_files_error(code: int, path: str | None = None) -> OSError | None:
 
 def decoded_size(width: int, height: int) -> tuple[int, int]:
     """(width, height) frames of a ``width`` x ``height`` stream are decoded at: the same, or
-    scaled to short side ``MAX_DECODE_SHORT_SIDE`` (aspect kept) when it is beyond that."""
+    scaled to short side ``MAX_DECODE_SHORT_SIDE`` (aspect kept) when it is beyond that.
+
+    An 8K (7680x4320) frame is 100 MB decoded (3.2 GB for a clip of 32 frames), 6 MB at
+    1920x1080; anything at or below 1080p (short side <= 1080, portrait included) decodes
+    unchanged, and training and test resize far below that. The decoder itself scales (decord's
+    ``VideoReader(width=, height=)``, PyAV's ``reformat``: ``_decode_sizes``)."""
     bound = MAX_DECODE_SHORT_SIDE
     if min(width, height) <= bound:
         return width, height
@@ -243,13 +182,17 @@ class VideoInfo(NamedTuple):
 
     num_frames: int
     fps: float  # average frame rate; 0.0 when the container does not say
-    width: int  # of the decoded frames (see ``decoded_size``)
+    width: int  # of the decoded frames, as displayed (see ``_decode_sizes``)
     height: int
     decoder: str  # "decord" or "pyav": which decoder produced these numbers
 
 
 # Codecs whose B-frames decord puts in presentation order (measured: H.264 and HEVC in MP4, MKV and
-# MOV). Any other codec that reorders frames, and any that does in AVI, is decoded by PyAV.
+# MOV). decord returns the frames of MPEG-1, MPEG-2 and MPEG-4 Part 2 (Xvid, DivX) streams with
+# B-frames out of order, in every container (AVI, MKV, MP4, MOV, MPEG-PS: frames 0, 6, 12, 18 come
+# back as 0, 6, 2, 8), silently, and now and then H.264 with B-frames in AVI (after a backward
+# seek). So any other codec that reorders frames, and any that does in AVI, is decoded by PyAV
+# (``_read_header``: ``"auto"`` gives it to PyAV, ``"decord"`` refuses it).
 DECORD_REORDERS = frozenset(["h264", "hevc"])
 CODEC_LABELS = {
     "mpeg4": "MPEG-4 Part 2",
@@ -334,13 +277,12 @@ def video_stream(container: Any, path: str) -> Any:
 
 
 def _read_header(path: str) -> _Header:
-    """PyAV's look at ``path`` before decord opens it: whether PyAV can open it and finds a video
-    stream (``video_stream``: cover pictures aside), why decord would read it wrongly
-    (``for_pyav``: a video stream that reorders frames (B-frames) in a codec other than H.264 and
-    HEVC, or in an AVI file, which stores no presentation times; an edit list that leaves frames
-    out, ``_edit_list_cuts``; other video streams besides it, ``_video_streams``), and its first
-    frame's display matrix and stored size. A frame PyAV cannot decode leaves those None: decord
-    then decides for itself."""
+    """PyAV's look at ``path`` before decord opens it (a fraction of a millisecond): whether
+    PyAV can open it and finds a video stream (``video_stream``), why decord would read it
+    wrongly (``for_pyav``: a stream that reorders frames, ``DECORD_REORDERS``; an edit list that
+    leaves frames out, ``_edit_list_cuts``; other video streams besides it, ``_video_streams``),
+    and its first frame's display matrix and stored size. A frame PyAV cannot decode leaves those
+    None: decord then decides for itself."""
     try:
         container = open_container(path)
     except DecodeError as err:
@@ -396,13 +338,22 @@ def _read_header(path: str) -> _Header:
 def _video_streams(container: Any) -> int:
     """How many video streams of ``container`` decord could choose from: its cover pictures
     (attached pictures), before the movie or after it, are none (FFmpeg ranks a one-frame stream
-    last, and ``video_stream`` passes them by)."""
+    last, and ``video_stream`` passes them by). decord 0.6 opens the stream FFmpeg ranks best (of
+    several moving ones, in MP4 and MOV, the one of higher bit rate) and cannot be told which, so
+    a file with more than one goes to PyAV under ``"auto"`` and is refused under ``"decord"``."""
     return len(_moving(container.streams.video))
 
 
 def _edit_list_cuts(container: Any, stream: Any) -> bool:
     """Whether FFmpeg's index of ``stream`` marks a packet discarded: one its MP4/MOV edit list
-    leaves out (a trim without re-encoding), which decord would count and return as a frame.
+    leaves out, which decord would count and return as a frame.
+
+    An MP4 or MOV trimmed without re-encoding (``ffmpeg -ss .. -c copy``, a phone's trim) keeps
+    the frames it cut and an edit list that leaves them out (at the start, the end or between two
+    edits): FFmpeg marks their packets discarded and its decoder drops them, so PyAV counts and
+    returns the frames shown (frame 0 is the first one displayed), while decord counts the cut
+    frames too and returns others than asked. A trim whose cut frames FFmpeg leaves out of the
+    index (an end cut at a keyframe, with no B-frames) marks none, and decord reads it right.
     Only MP4/MOV have edit lists. PyAV with ``Stream.index_entries`` reads the index the demuxer
     built when it opened the file (no read; 0.22 us an entry, 0.07 ms for a 10 s clip, 8 ms for
     20 minutes at 30 fps), where a cut can lie anywhere (between two edits); an older PyAV looks
@@ -443,7 +394,8 @@ _decord_quiet = False
 
 def _quiet_decord() -> None:
     """Set decord's FFmpeg to log nothing (``[mov,mp4,...] moov atom not found`` and the like):
-    octvideo reports each error itself. Once a process."""
+    octvideo reports each error itself (PyAV's FFmpeg logs nothing by default). Once a
+    process."""
     global _decord_quiet
     if not _decord_quiet:
         import decord.logging
@@ -489,7 +441,8 @@ def _decord_open_error(path: str) -> str | None:
     raises ``RuntimeError("Error reading PATH...")``. This is the same call, on the same library
     with the same arguments and path bytes (decord passes ``str.encode("utf-8")``), so it fails
     exactly when decord's would (a file rewritten between the two aside), and such a file is
-    refused before decord sees it. It costs one more read of the file's header.
+    refused before decord sees it. It costs one more read of the file's header. Nothing is
+    redirected: whatever else writes to stderr is left as it is.
 
     Raises:
         OSError: the open failed out of open files (``open_files.OUT_OF_FILES_ERRNOS``), not for
@@ -667,6 +620,15 @@ class _Cursor:
 
 
 class _PyAVReader:
+    """PyAV's reader. The frame count is the number of non-empty video packets shown: container
+    metadata is not trusted (WebM and MKV carry none, broken files carry wrong ones), and an edit
+    list's cut packets are not shown. Frame ``i`` is the ``i``-th presentation timestamp, reached
+    by a keyframe seek, with a decode-from-start fallback when timestamps are missing or
+    inconsistent. Frames whose timestamps repeat or go back without B-frames (``_frame_times``),
+    and those of an AVI with B-frames (AVI stores no presentation times: its packet times count
+    in decode order), are counted in decode order from the start, as decord returns them; a read
+    of later frames than the last such read goes on from where it stopped (``_Cursor``)."""
+
     def __init__(self, path: str, header: _Header | None = None) -> None:
         self._path = path
         header = _read_header(path) if header is None else header
@@ -906,8 +868,8 @@ def _read(reader: _DecordReader | _PyAVReader, path: str, indices: np.ndarray) -
 
 
 def resize_short_side(frames: torch.Tensor, short_side: int | None) -> torch.Tensor:
-    """Resize uint8 frames (T, H, W, 3) so that min(H, W) == short_side (antialiased); None
-    returns ``frames`` as they are.
+    """Resize uint8 frames (T, H, W, 3) so that min(H, W) == short_side (antialiased bilinear,
+    the one function for both decoders, so they agree); None returns ``frames`` as they are.
 
     Raises:
         ValueError: ``short_side`` is not None or a whole number from 1 to
