@@ -263,7 +263,8 @@ def _worker_main(
     it sends None or goes away. A chunk of clips goes as ``(index, "clips", views)`` and then its
     array, so that the parent can make room before it takes the views.
 
-    ``niceness`` is the one to run at: the fork server's may be lower than the caller's.
+    ``niceness`` is the level to run at, not an increment: the caller's plus ``worker_nice``
+    (the fork server's may be lower than the caller's).
     """
     if niceness > os.nice(0):
         os.nice(niceness - os.nice(0))
@@ -313,15 +314,15 @@ class _Pool:
         request: ReadRequest,
         chunk: int,
         paths: Sequence[str],
-        size: int,
+        workers: int,
         timeout: float,
         ahead: ReadAhead,
-        nice: int = 0,
+        worker_nice: int = 0,
     ) -> None:
         self._ctx = worker_context()  # a fork server that has imported this module
         # what each worker runs, looked up now (a caller may have replaced them) and pickled by
-        # reference; the niceness is the caller's plus ``nice``, as a fork would have had it
-        niceness = min(os.nice(0) + nice, 19)
+        # reference; the niceness is the caller's plus ``worker_nice``, as a fork would have had
+        niceness = min(os.nice(0) + worker_nice, 19)
         reader = _without_model(predictor)
         self._args = (read_input, keep_freed_memory, reader, request, chunk, niceness)
         self._paths = list(paths)
@@ -336,7 +337,7 @@ class _Pool:
         self.peak = 0  # the most that ever waited
         self._workers: list[_Worker] = []
         try:
-            for _ in range(size):
+            for _ in range(workers):
                 self._workers.append(self._start())
         except BaseException:  # cannot start one (memory, process limits): stop those started
             self.close()
@@ -480,10 +481,7 @@ class _Pool:
     def _replace(self, worker: _Worker, reason: str) -> None:
         """Stops ``worker``, fails its input with ``reason`` and starts a fresh worker."""
         worker.proc.kill()
-        worker.proc.join()
-        if worker.thread is not None:
-            worker.thread.join(timeout=10)
-        worker.conn.close()
+        _stop_worker(worker)
         if worker.index is not None:
             if reason == "timeout":
                 error = (
@@ -510,13 +508,19 @@ class _Pool:
             else:
                 worker.proc.kill()
         for worker in self._workers:
-            worker.proc.join(timeout=10)
-            if worker.proc.is_alive():
-                worker.proc.kill()
-                worker.proc.join()
-            if worker.thread is not None:
-                worker.thread.join(timeout=10)
-            worker.conn.close()
+            _stop_worker(worker)
+
+
+def _stop_worker(worker: _Worker) -> None:
+    """Waits for ``worker``'s process to exit (asked to or killed; killed after 10 s), then for
+    its reader thread, and closes its pipe."""
+    worker.proc.join(timeout=10)
+    if worker.proc.is_alive():
+        worker.proc.kill()
+        worker.proc.join()
+    if worker.thread is not None:
+        worker.thread.join(timeout=10)
+    worker.conn.close()
 
 
 def _without_model(predictor: Predictor) -> Predictor:
@@ -743,7 +747,9 @@ def predict_many(
     crops = len(predictor.crop_positions(request.views, request.window))  # "multi" checked
     paths = [os.fsdecode(p) for p in paths]  # a bytes path is its name, as predict reads it
     batcher = _Batcher(predictor, PipelineStats() if stats is None else stats, on_views, on_clips)
-    return _predict_many(predictor, paths, request, crops, workers, timeout, batcher, worker_nice)
+    return _predict_many(
+        predictor, paths, request, crops, workers, timeout, batcher, worker_nice=worker_nice
+    )
 
 
 def _predict_many(
@@ -754,12 +760,13 @@ def _predict_many(
     workers: int,
     timeout: float,
     batcher: _Batcher,
-    nice: int,
+    *,
+    worker_nice: int,
 ) -> Iterator[VideoResult]:
     stats = batcher.stats
     batch = predictor.batch_size
     chunk = max(1, batch // crops)  # clips a worker sends at once: about one forward pass
-    size = min(workers, len(paths))
+    workers = min(workers, len(paths))
     ahead = ReadAhead.passes(batch, chunk * crops)
     source: _Pool | _Local | None = None
     order: deque[_Pending] = deque()
@@ -769,8 +776,8 @@ def _predict_many(
             yield _finish(order.popleft())
 
     try:
-        if size:
-            source = _Pool(predictor, request, chunk, paths, size, timeout, ahead, nice)
+        if workers:
+            source = _Pool(predictor, request, chunk, paths, workers, timeout, ahead, worker_nice)
         else:
             source = _Local(predictor, request, chunk, paths)
         for index, path in enumerate(paths):

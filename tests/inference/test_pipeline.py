@@ -477,7 +477,9 @@ def test_workers_decode_up_to_the_bound_while_the_model_side_takes_nothing(predi
     ahead = ReadAhead(bound=6, chunk=3)
     request = pipeline_module.check_request(pipeline_module.ReadRequest())
     paths = [str(i) for i in range(16)]
-    pool = pipeline_module._Pool(predictor, request, 3, paths, 2, 600.0, ahead)
+    pool = pipeline_module._Pool(
+        predictor, request, 3, paths, workers=2, timeout=600.0, ahead=ahead
+    )
     try:
         # at least: video 0's worker may pass the bound by one before this thread looks
         _wait_for(pool, lambda: pool.waiting >= ahead.bound, "filled the bound")
