@@ -193,7 +193,7 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
         )
     for size in sorted(set(crop_sizes)):
         with torch.device("meta"):
-            inputs = example_input(model, frames // (want or 1), size)
+            inputs = example_input(model, data.slow_frames, size)
         try:
             with torch.no_grad():
                 model(inputs)
@@ -220,7 +220,7 @@ def fewest_frames(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int])
             return False
         return True
 
-    low = data.num_frames // speed  # refused
+    low = data.slow_frames  # refused
     high = max(low, 1)
     while not fits(high := min(high * 2, most)):
         if high == most:

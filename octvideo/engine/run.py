@@ -1208,7 +1208,7 @@ def _test_protocol(cfg: RunConfig, ckpt: str | Path, model: torch.nn.Module) -> 
         "aggregation": "mean of softmax over views",
     }
     if cfg.test.count_flops:
-        view = example_input(model, d.num_frames // (d.slowfast_alpha or 1), d.test_crop_size)
+        view = example_input(model, d.slow_frames, d.test_crop_size)
         gflops = total_gflops(model, view)
         # four significant digits: a small model's count would round to 0.0 at four decimals
         protocol["gflops_per_view"] = float(f"{gflops:.4g}")

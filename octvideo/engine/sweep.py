@@ -677,15 +677,14 @@ def measure_points(
             torch.manual_seed(0)
             model = build_model(run_cfg.model, pretrained=False)
             d = run_cfg.data
-            frames = d.num_frames // (d.slowfast_alpha or 1)  # the slow pathway's, for SlowFast
-            cost = clip_cost(model, example_input(model, frames, d.test_crop_size))
+            cost = clip_cost(model, example_input(model, d.slow_frames, d.test_crop_size))
             m.gflops, m.params = cost.gflops, cost.params
             gpu = on_gpu(run_cfg.trainer.accelerator) and torch.cuda.is_available()
             device = torch.device("cuda" if gpu else "cpu")
             timer_ = StepTimer(
                 model,
-                example_input(model, frames, d.test_crop_size, fill=torch.randn),
-                example_input(model, frames, d.train_crop_size, batch, torch.randn),
+                example_input(model, d.slow_frames, d.test_crop_size, fill=torch.randn),
+                example_input(model, d.slow_frames, d.train_crop_size, batch, torch.randn),
                 memory_format=memory_format_for(device, run_cfg.trainer.memory_format),
                 device=device,
             )

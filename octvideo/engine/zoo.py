@@ -1177,8 +1177,7 @@ def _protocol(
 def _user_clip(clip: ClipProtocol) -> tuple[int, int]:
     """The ``TxTAU`` of a clip protocol as ``--clip`` gives it (the Slow pathway's for
     SlowFast)."""
-    speed = clip.slowfast_alpha or 1
-    return clip.num_frames // speed, clip.sampling_rate * speed
+    return clip.slow_frames, clip.sampling_rate * (clip.slowfast_alpha or 1)
 
 
 def _clip_words(t: int, tau: int, clip_source: str) -> str:
@@ -1212,7 +1211,8 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
         if err.__cause__ is None:  # a setting refused by name, not by the network's run
             raise UsageError(f"{_clip_words(t, tau, got.clip_source)}: {err}") from err
         fewest = fewest_frames(section, data, crops)
-        least = fewest // (data.slowfast_alpha or 1) if fewest else None  # as --clip counts
+        # as --clip counts: the Slow pathway's frames
+        least = dataclasses.replace(data, num_frames=fewest).slow_frames if fewest else None
         most = _clip_bounds()[0]
         takes = f"it takes {least} or more" if least else f"nor any of up to {most} frames"
         example = (

@@ -66,7 +66,7 @@ def example_clip(protocol: ClipProtocol, batch: int, seed: int = 0) -> Tensor | 
     fast = torch.randn(batch, 3, t, s, s, generator=g)
     if not protocol.slowfast_alpha:
         return fast
-    index = torch.linspace(0, t - 1, max(t // protocol.slowfast_alpha, 1)).long()
+    index = torch.linspace(0, t - 1, max(protocol.slow_frames, 1)).long()
     return [fast.index_select(2, index), fast]
 
 
@@ -280,5 +280,4 @@ def preprocessing(protocol: ClipProtocol, classes: list[str], inputs: list[str])
 
 
 def _slow_step(protocol: ClipProtocol) -> str:
-    frames = protocol.num_frames // (protocol.slowfast_alpha or 1)
-    return f"slow pathway: {frames} evenly spaced frames of the clip"
+    return f"slow pathway: {protocol.slow_frames} evenly spaced frames of the clip"

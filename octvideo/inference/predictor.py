@@ -601,8 +601,7 @@ def misfit(model: nn.Module, classes: Sequence[str], protocol: ClipProtocol) -> 
     bad = _pathway_misfit(model, protocol)
     if bad is not None:
         return bad
-    speed = getattr(model, "slowfast_alpha", None) or 1
-    run = _trial_forward(model, protocol.num_frames // speed, protocol.test_crop_size)
+    run = _trial_forward(model, protocol.slow_frames, protocol.test_crop_size)
     if run is None:  # its clip and class count are found at the first prediction
         return None
     if run.error is not None and not isinstance(run.error, ValueError):
@@ -627,9 +626,7 @@ def _first_clip_misfit(
     Returns:
         None when the model fits (or the clip cannot be made); else the ``Misfit``.
     """
-    speed = getattr(model, "slowfast_alpha", None) or 1
-    frames, size = protocol.num_frames // speed, protocol.test_crop_size
-    run = _trial_forward(model, frames, size, device)
+    run = _trial_forward(model, protocol.slow_frames, protocol.test_crop_size, device)
     return None if run is None else _run_misfit(model, run, classes, protocol)
 
 
@@ -711,10 +708,10 @@ def _has_lazy(model: nn.Module) -> bool:
 
 
 def _trial_forward(
-    model: nn.Module, frames: int, size: int, device: torch.device | None = None
+    model: nn.Module, slow_frames: int, size: int, device: torch.device | None = None
 ) -> _Run | None:
-    """``model`` in eval mode without autograd on one zero clip of ``frames`` x ``size`` x
-    ``size`` (``example_input``): with ``device`` None on the meta device, its parameters and
+    """``model`` in eval mode without autograd on one zero clip of ``slow_frames`` x ``size``
+    x ``size`` (``example_input``): with ``device`` None on the meta device, its parameters and
     buffers swapped for meta tensors of their shapes for the call (the model's own are left as
     they are); else on ``device``, through the model itself (lazy modules get their shapes).
 
@@ -740,7 +737,7 @@ def _trial_forward(
     model.eval()
     try:
         with torch.device("meta" if meta else device):
-            clip = example_input(model, frames, size)
+            clip = example_input(model, slow_frames, size)
         with torch.no_grad():
             out = torch.func.functional_call(model, state, (clip,)) if meta else model(clip)
             return _Run(out, None)
@@ -852,10 +849,11 @@ class Predictor:
             bad = _first_clip_misfit(model.to(self.device), classes, protocol, self.device)
         if bad is not None:
             raise _MisfitError(bad)
-        # the test clip's shape (SlowFast: [slow, fast]): fusion folds what its forward shows
-        side, speed = protocol.test_crop_size, getattr(model, "slowfast_alpha", None)
+        # the test clip's shape (SlowFast: [slow, fast]): fusion folds what its forward shows;
+        # shapes, not ``example_input``'s float32 tensors, so fusion runs it in the model's dtype
+        side = protocol.test_crop_size
         clip = [1, 3, protocol.num_frames, side, side]
-        clip = [[*clip[:2], clip[2] // speed, side, side], clip] if speed else clip
+        clip = [[1, 3, protocol.slow_frames, side, side], clip] if protocol.slowfast_alpha else clip
         self.model = fuse_for_inference(model.to(self.device), clip)  # a fused copy, in eval mode
         self.classes = list(classes)
         self.protocol = protocol

@@ -56,37 +56,37 @@ class ModelCost:
 
 def example_input(
     model: nn.Module,
-    frames: int,
+    slow_frames: int,
     size: int,
     batch: int = 1,
     fill: Callable[..., torch.Tensor] = torch.zeros,
 ) -> torch.Tensor | list[torch.Tensor]:
-    """A clip of ``batch`` x 3 x ``frames`` x ``size`` x ``size`` for ``model``, made by ``fill``
-    (``torch.randn`` for timings) on the default device: a tensor, or the [slow, fast] list of a
-    SlowFast model.
+    """A clip of ``batch`` x 3 x ``slow_frames`` x ``size`` x ``size`` for ``model``, made by
+    ``fill`` (``torch.randn`` for timings) on the default device: a tensor, or the [slow, fast]
+    list of a SlowFast model.
 
-    For SlowFast, ``frames`` is the Slow pathway's length (the "8" of "8x8"); the Fast pathway gets
-    ``slowfast_alpha`` times as many frames.
+    ``slow_frames`` is the Slow pathway's length for SlowFast (the "8" of "8x8", a data section's
+    ``slow_frames``); the Fast pathway gets ``slowfast_alpha`` times as many frames.
     """
     speed = getattr(model, "slowfast_alpha", None)
-    if speed is None:
-        return fill(batch, 3, frames, size, size)
-    return [fill(batch, 3, frames, size, size), fill(batch, 3, frames * speed, size, size)]
+    slow = fill(batch, 3, slow_frames, size, size)
+    return slow if speed is None else [slow, fill(batch, 3, slow_frames * speed, size, size)]
 
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def measure_cost(model: nn.Module, frames: int = 8, size: int = 224) -> ModelCost:
-    """Counts one view of ``frames`` x ``size`` x ``size`` (the fast pathway's frames for SlowFast).
+def measure_cost(model: nn.Module, slow_frames: int = 8, size: int = 224) -> ModelCost:
+    """Counts one view of ``slow_frames`` x ``size`` x ``size`` (``example_input``).
 
     Args:
         model: the network, counted in eval mode.
-        frames: clip length.
+        slow_frames: clip length; the Slow pathway's for SlowFast, whose Fast pathway gets
+            ``slowfast_alpha`` times as many frames.
         size: spatial crop.
     """
-    return clip_cost(model, example_input(model, frames, size))
+    return clip_cost(model, example_input(model, slow_frames, size))
 
 
 def clip_cost(model: nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> ModelCost:
@@ -99,11 +99,12 @@ def clip_cost(model: nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> Mode
 
 
 def module_gflops(
-    model: nn.Module, names: Sequence[str], frames: int = 8, size: int = 224
+    model: nn.Module, names: Sequence[str], slow_frames: int = 8, size: int = 224
 ) -> dict[str, float]:
     """Convolution and classifier multiply-adds (1e9, as ``measure_cost`` counts them) of one
-    view inside each named submodule (``"res2"``, ``"head"``, ...); 0 for one that runs none."""
-    clip = example_input(model, frames, size)
+    view (``example_input``) inside each named submodule (``"res2"``, ``"head"``, ...); 0 for one
+    that runs none."""
+    clip = example_input(model, slow_frames, size)
     by_module = _analysis(model, clip, lambda a: a.by_module_and_operator())
     return {
         n: sum(v for k, v in by_module.get(n, {}).items() if _op_key(k) in _CONV_FC_OPS) / 1e9
@@ -167,7 +168,8 @@ def cost_table(
     alpha: float | Sequence[float] = 0.0,
     octave: Sequence[int] = (1, 2, 2),
 ) -> list[dict[str, object]]:
-    """One row per model name: params, GFLOPs (conv + fc) and attention GFLOPs per view."""
+    """One row per model name: params, GFLOPs (conv + fc) and attention GFLOPs per view of
+    ``frames`` (the Slow pathway's for SlowFast, as ``measure_cost`` counts them)."""
     from octvideo.models._registry import create_model
 
     rows = []

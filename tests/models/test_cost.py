@@ -31,7 +31,7 @@ PAPER = [
     ],
 )
 def test_paper_cost(name: str, alpha: float, paper: float) -> None:
-    cost = measure_cost(create_model(name, alpha=alpha), frames=8, size=224)
+    cost = measure_cost(create_model(name, alpha=alpha), slow_frames=8, size=224)
     assert abs(cost.gflops - paper) / paper < 0.03, cost
 
 
