@@ -26,14 +26,9 @@ torch thread and one FFmpeg thread, and leaves Ctrl-C to the parent.
 
 Workers decode one input at a time, chunk after chunk; each is given the next input as soon as it
 has sent the end of the one before, whatever the model side is doing (a forward pass, say). A
-chunk comes as its size first, then its views; a reader thread per worker takes the views once the
-decoded views waiting for the model side, all workers together, leave room for them under a bound
-of two forward passes, else that worker waits (``ReadAhead``). So while the model runs a pass the
-workers decode up to two passes ahead, and a worker only waits while more than a pass is decoded
-and waiting. Memory holds at most the bound's views waiting (plus one chunk, below), the pass in
-the model, and one decoded chunk in each worker. The model side takes the views of the input it
-reads as they come, so that input's worker may always hand over one chunk past the bound: later
-inputs that filled the bound cannot block the one before them.
+chunk comes as its size first, then its views; a reader thread per worker takes the views once
+``ReadAhead`` leaves room for them, which keeps the workers about two forward passes ahead of the
+model side and bounds the decoded views in memory.
 
 Faults stay with their input: an exception while reading an input is that input's error; a
 worker that sends nothing for ``timeout`` seconds while it has work (opening and indexing a
@@ -136,6 +131,14 @@ class ReadAhead:
     """How far the decoding workers may run ahead of the model side, counted in views (a clip at
     one crop position, the unit of a forward pass).
 
+    A worker's reader thread takes a chunk's views only while the decoded views waiting for the
+    model side, all workers together, stay within ``bound``; else that worker waits. The one
+    exception is the first chunk not taken yet of the input the model side is reading: the model
+    side takes those views as they come, while views of later inputs wait for that input's end,
+    so refusing it would stop both sides (later inputs that filled the bound would block the one
+    before them). Waiting views therefore never exceed ``bound + chunk``, and memory holds at
+    most those, the pass in the model and one decoded chunk in each worker.
+
     Attributes:
         bound: decoded views that may wait for the model side, all workers together.
         chunk: views a worker sends at once, at most (one chunk of clips).
@@ -146,13 +149,14 @@ class ReadAhead:
 
     @classmethod
     def passes(cls, batch_size: int, chunk: int) -> ReadAhead:
-        """Two forward passes of ``batch_size`` views (two chunks where a chunk is larger): a
-        reader is then only refused while more than ``bound - chunk``, at least one full pass,
-        is decoded and waiting."""
+        """Two forward passes of ``batch_size`` views (two chunks where a chunk is larger): while
+        the model runs a pass the workers decode up to two passes ahead, and a reader is only
+        refused while more than ``bound - chunk``, at least one full pass, is decoded and
+        waiting."""
         return cls(2 * max(batch_size, chunk), chunk)
 
     def may_take(self, views: int, waiting: int, *, head: bool, holds: int) -> bool:
-        """Whether a reader may take a chunk of ``views`` views now.
+        """Whether a reader may take a chunk of ``views`` views now (the rule in ``ReadAhead``).
 
         Args:
             views: the chunk's views (at most ``chunk``).
@@ -160,11 +164,6 @@ class ReadAhead:
             head: the chunk belongs to the input the model side is reading.
             holds: views of this worker the model side has not taken yet (with ``head``,
                 all of that same input: earlier ones are done).
-
-        Within the bound, always. Beyond it, only the first chunk the model side has not taken
-        yet of the input it is reading: it takes those views as they come, while views of later
-        inputs wait for that input's end, so refusing it would stop both sides. Waiting views
-        therefore never exceed ``bound + chunk``.
         """
         return waiting + views <= self.bound or (head and holds == 0)
 
