@@ -49,7 +49,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.parameter import is_lazy
 
 from octvideo.argtypes import DECIMAL
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
@@ -73,6 +72,7 @@ from octvideo.errors import (
     first_line,
 )
 from octvideo.ops import fuse_for_inference
+from octvideo.ops.meta import FORWARD_ERRORS, CannotRunOnMeta, has_lazy, meta_forward
 from octvideo.paths import why_not_a_file
 
 logger = logging.getLogger(__name__)
@@ -696,58 +696,42 @@ class _Run(NamedTuple):
     error: Exception | None  # what it raised
 
 
-# what a forward raises where the network cannot take the clip (its own checks, shape errors)
-# or, on the meta device, cannot run there at all (``.item()``, data-dependent shapes)
-_FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, AttributeError)
-
-
-def _has_lazy(model: nn.Module) -> bool:
-    """Whether ``model`` holds lazy parameters or buffers (``nn.Lazy*`` before their first
-    forward, which sets their shapes)."""
-    return any(is_lazy(t) for t in (*model.parameters(), *model.buffers()))
-
-
 def _trial_forward(
     model: nn.Module, slow_frames: int, size: int, device: torch.device | None = None
 ) -> _Run | None:
     """``model`` in eval mode without autograd on one zero clip of ``slow_frames`` x ``size``
-    x ``size`` (``example_input``): with ``device`` None on the meta device, its parameters and
-    buffers swapped for meta tensors of their shapes for the call (the model's own are left as
-    they are); else on ``device``, through the model itself (lazy modules get their shapes).
+    x ``size`` (``example_input``): with ``device`` None on the meta device (``meta_forward``:
+    the model's own parameters and buffers are left as they are); else on ``device``, through
+    the model itself (lazy modules get their shapes). Its modules' modes are restored after.
 
     Only what the network's own forward raises is its answer; None where the check cannot be
     made for reasons of octvideo's, not the network's: on the meta device, lazy parameters or
-    buffers (``_has_lazy``); state, a clip or a call this machinery cannot make before the
-    forward starts.
+    buffers, or state or a call ``meta_forward`` cannot make (``CannotRunOnMeta``); a clip that
+    cannot be made.
     """
     from octvideo.models.cost import example_input
 
-    meta = device is None
-    if meta and _has_lazy(model):
-        return None
+    name = type(model).__name__
     modes = [(m, m.training) for m in model.modules()]
-    entered = []  # the forward started: what is raised from here on is the network's
-    try:
-        named = [*model.named_parameters(), *model.named_buffers()] if meta else []
-        state = {name: torch.empty_like(t, device="meta") for name, t in named}
-        hook = model.register_forward_pre_hook(lambda *_: entered.append(True))
-    except (RuntimeError, ValueError, TypeError) as err:
-        logger.debug("%s is not checked on the meta device: %s", type(model).__name__, err)
-        return None
     model.eval()
     try:
-        with torch.device("meta" if meta else device):
-            clip = example_input(model, slow_frames, size)
-        with torch.no_grad():
-            out = torch.func.functional_call(model, state, (clip,)) if meta else model(clip)
-            return _Run(out, None)
-    except _FORWARD_ERRORS as err:
-        if entered:
+        try:
+            with torch.device("meta" if device is None else device):
+                clip = example_input(model, slow_frames, size)
+        except FORWARD_ERRORS as err:
+            logger.debug("%s is not checked with a test clip: %s", name, err)
+            return None
+        try:
+            if device is None:
+                return _Run(meta_forward(model, clip), None)
+            with torch.no_grad():
+                return _Run(model(clip), None)
+        except CannotRunOnMeta as err:
+            logger.debug("%s is not checked on the meta device: %s", name, err)
+            return None
+        except FORWARD_ERRORS as err:
             return _Run(None, err)
-        logger.debug("%s is not checked with a test clip: %s", type(model).__name__, err)
-        return None
     finally:
-        hook.remove()
         for module, mode in modes:
             module.training = mode
 
@@ -845,7 +829,7 @@ class Predictor:
         self.batch_size = check_batch_size(batch_size)
         self.device = check_device(device)
         bad = misfit(model, classes, protocol)
-        if bad is None and _has_lazy(model):  # shapes first: the fused copy shares its weights
+        if bad is None and has_lazy(model):  # shapes first: the fused copy shares its weights
             bad = _first_clip_misfit(model.to(self.device), classes, protocol, self.device)
         if bad is not None:
             raise _MisfitError(bad)

@@ -54,13 +54,14 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parameter import UninitializedBuffer, is_lazy
+from torch.nn.parameter import UninitializedBuffer
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from octvideo.ops import fast
 from octvideo.ops.capture import capturing
 from octvideo.ops.layers import FoldedNorm, OctNorm
+from octvideo.ops.meta import FORWARD_ERRORS, CannotRunOnMeta, meta_forward
 from octvideo.ops.octconv import OctConv3d, conv_output_size
 from octvideo.ops.pair import (
     OctPair,
@@ -217,17 +218,14 @@ def _known_forward(module: nn.Module) -> bool:
 def _run_alone(
     model: nn.Module, pairs: list[_Pair], example: Tensor | list[Tensor]
 ) -> list[_Pair] | None:
-    """The ``pairs`` whose layers one forward of ``example`` on the meta device runs as
-    ``norm(conv(x))`` alone: the convolution once, the norm once on exactly its output, and that
-    output read by nothing else (no other operator) nor held after it (returned, kept in an
-    attribute); None where ``model`` cannot run there (lazy modules, ``.item()``,
-    data-dependent shapes). Each module's attributes are bound again as before the forward, so
+    """The ``pairs`` whose layers one forward of ``example`` on the meta device
+    (``meta_forward``) runs as ``norm(conv(x))`` alone: the convolution once, the norm once on
+    exactly its output, and that output read by nothing else (no other operator) nor held after
+    it (returned, kept in an attribute); None where ``model`` cannot run there (lazy modules,
+    ``.item()``, data-dependent shapes). Each module's attributes are bound again as before the forward, so
     no meta tensor (``self.feat = y``, a cache) stays on ``model``."""
     if not pairs:
         return pairs
-    named = [*model.named_parameters(), *model.named_buffers()]
-    if any(is_lazy(t) for _, t in named):
-        return None
     watch = _Watch(len(pairs))
     hooks = []
     for i, (parent, conv_name, norm_name) in enumerate(pairs):
@@ -236,13 +234,12 @@ def _run_alone(
             getattr(parent, norm_name).register_forward_pre_hook(partial(watch.norm_starts, i)),
             getattr(parent, norm_name).register_forward_hook(partial(watch.norm_ran, i)),
         ]
-    state = {name: torch.empty_like(t, device="meta") for name, t in named}
     attributes = [(m, dict(vars(m))) for m in model.modules()]  # containers changed in place stay
     try:
         try:
-            with torch.no_grad(), watch:
-                out = torch.func.functional_call(model, state, (example,))
-        except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as err:
+            with watch:
+                out = meta_forward(model, example)
+        except (CannotRunOnMeta, *FORWARD_ERRORS) as err:
             logger.debug("fusion: %s not run on the meta device: %s", type(model).__name__, err)
             return None
         finally:

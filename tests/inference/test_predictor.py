@@ -34,6 +34,7 @@ from octvideo.inference.predictor import (
     parse_views,
     window_seconds,
 )
+from octvideo.ops.meta import has_lazy
 from tests.conftest import META
 from tests.data.test_decoding import no_free_files
 from tests.inference.media_helpers import encode_timed, faststart, overflowing_checkpoint
@@ -528,7 +529,7 @@ def test_a_lazy_network_predicts_what_it_gives_when_run_by_hand():
     classes = list(META.classes)
     network = _LazyConvNorm(len(classes))
     own = Predictor(network, classes, META.clip)  # its lazy modules get their shapes here
-    assert network.training and not predictor_module._has_lazy(network)
+    assert network.training and not has_lazy(network)
     frames = torch.randint(0, 256, (12, 40, 40, 3), dtype=torch.uint8)
     opened = own.open_input(frames, "center", None, None, fps=8)
     clips = own.clip_views(opened.plan, opened.crops, opened.frames_of)
