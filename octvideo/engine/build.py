@@ -28,6 +28,7 @@ from octvideo.models.weights import (
     non_finite_tensors,
     state_mismatch,
 )
+from octvideo.ops.meta import FORWARD_ERRORS, CannotRunOnMeta, meta_forward
 
 logger = logging.getLogger(__name__)
 
@@ -166,8 +167,9 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
     """Check that the network takes the clips the data section makes, before any work is done.
 
     SlowFast settings are checked by name; the network's size (``build_network``) and everything
-    else by running it on the meta device (shapes only: no memory, no arithmetic) on one clip of
-    each crop size.
+    else by running it on the meta device (``meta_forward``: shapes only, no memory, no
+    arithmetic) on one clip of each crop size. Whatever its forward raises there
+    (``FORWARD_ERRORS``) refuses the clip, as the Predictor's ``misfit`` refuses it.
 
     Raises:
         ConfigError: one line naming the settings and what the network says about them.
@@ -195,9 +197,8 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
         with torch.device("meta"):
             inputs = example_input(model, data.slow_frames, size)
         try:
-            with torch.no_grad():
-                model(inputs)
-        except (RuntimeError, ValueError, TypeError, IndexError) as err:
+            meta_forward(model, inputs)
+        except (CannotRunOnMeta, *FORWARD_ERRORS) as err:
             reason = first_line(err)
             raise ConfigError(
                 f"{cfg.name} cannot take clips of data.num_frames={frames} frames at "

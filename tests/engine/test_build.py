@@ -239,6 +239,26 @@ def test_fewest_frames_is_the_least_clip_length_the_network_runs_on():
     check_clip(cfg.model, dataclasses.replace(cfg.data, num_frames=2), (64,))
 
 
+def test_a_network_that_reads_what_its_clip_lacks_is_refused_as_the_predictor_refuses_it(
+    monkeypatch,
+):
+    # an AttributeError of the network's forward is its answer, in train as in predict (misfit)
+    class ReadsAnAttribute(torch.nn.Module):
+        def forward(self, clip: torch.Tensor) -> torch.Tensor:
+            return clip.pathways  # (B, K) for a clip that had them
+
+    monkeypatch.setattr(build_module, "_create", lambda cfg: ReadsAnAttribute())
+    cfg = load_config(None, ["model.name=c2d_r18"])
+    with pytest.raises(ConfigError) as caught:
+        check_clip(cfg.model, cfg.data, (64,))
+    assert str(caught.value) == (
+        "c2d_r18 cannot take clips of data.num_frames=8 frames at 64x64 pixels: 'Tensor' object "
+        "has no attribute 'pathways'"
+    )
+    assert isinstance(caught.value.__cause__, AttributeError)  # zoo asks for the fewest frames
+    assert fewest_frames(cfg.model, cfg.data, (64,)) is None
+
+
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "16-mixed")])
 def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
     monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
