@@ -135,32 +135,63 @@ class PathwayMisfit(NamedTuple):
             ``"one clip"`` (the network takes one clip, the clip has pathways), ``"ratio"``
             (both have pathways, at other speed ratios) or ``"frames"`` (the clip's frames are
             not a multiple of the ratio: the slow pathway takes every ratio-th frame).
-        frames: for ``"frames"``, the nearest number of frames that is a multiple; else None.
+        want: the network's speed ratio (its ``slowfast_alpha``; None: it takes one clip).
+        got: the clip's speed ratio (None: it is one clip).
+        frames: the clip's frames.
+        fix: for ``"frames"``, the nearest number of frames that is a multiple; else None.
     """
 
     kind: str
-    frames: int | None = None
+    want: int | None
+    got: int | None
+    frames: int
+    fix: int | None = None
 
 
 def pathway_misfit(want: int | None, got: int | None, frames: int) -> PathwayMisfit | None:
     """Whether a clip of ``frames`` frames at SlowFast speed ratio ``got`` (None: one clip) fits
     a network built with speed ratio ``want`` (its ``slowfast_alpha``; None: it takes one clip):
     the checks ``check_clip`` and the Predictor (``octvideo.inference.predictor.misfit``) make
-    before running the network, each worded for the settings its user gave (config keys,
-    protocol fields).
+    before running the network, each worded for the settings its user gave
+    (``pathway_message``).
 
     Returns:
         None when they fit; else how they do not.
     """
     if want is not None and got is None:
-        return PathwayMisfit("pathways")
+        return PathwayMisfit("pathways", want, got, frames)
     if want is None and got is not None:
-        return PathwayMisfit("one clip")
+        return PathwayMisfit("one clip", want, got, frames)
     if want is not None and got != want:
-        return PathwayMisfit("ratio")
+        return PathwayMisfit("ratio", want, got, frames)
     if want is not None and frames % want:
-        return PathwayMisfit("frames", max(want, frames - frames % want))
+        return PathwayMisfit("frames", want, got, frames, max(want, frames - frames % want))
     return None
+
+
+def pathway_message(bad: PathwayMisfit, model: str, prefix: str, none: str) -> str:
+    """One line saying how the clip fails the network (``pathway_misfit``) and what to set.
+
+    Args:
+        bad: the misfit.
+        model: the network, in the words of its user's settings (``"model.name=slowfast_r50"``).
+        prefix: the clip's settings' prefix (``"data."``, ``"protocol."``).
+        none: the value that sets no speed ratio, as the user writes it (``"null"``, ``"None"``).
+    """
+    key = f"{prefix}slowfast_alpha"
+    if bad.kind == "pathways":
+        return f"{model} takes [slow, fast] pathways: set {key}={bad.want}"
+    if bad.kind == "one clip":
+        return f"{model} takes one clip, not SlowFast pathways: set {key}={none}"
+    if bad.kind == "ratio":
+        return (
+            f"{key}={bad.got} but {model} is built with slowfast_alpha={bad.want}; set "
+            f"{key}={bad.want}"
+        )
+    return (
+        f"{prefix}num_frames={bad.frames} is not a multiple of {key}={bad.want} (the slow "
+        f"pathway takes every {bad.want}th frame of the fast one); use {prefix}num_frames={bad.fix}"
+    )
 
 
 def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) -> None:
@@ -177,22 +208,10 @@ def check_clip(cfg: ModelConfig, data: DataConfig, crop_sizes: Sequence[int]) ->
     with torch.device("meta"):
         model = _create(cfg)
     model.eval()
-    frames, want, got = data.num_frames, getattr(model, "slowfast_alpha", None), data.slowfast_alpha
-    bad = pathway_misfit(want, got, frames)
+    frames = data.num_frames
+    bad = pathway_misfit(getattr(model, "slowfast_alpha", None), data.slowfast_alpha, frames)
     if bad is not None:
-        raise ConfigError(
-            {
-                "pathways": f"model.name={cfg.name} takes [slow, fast] pathways: set "
-                f"data.slowfast_alpha={want}",
-                "one clip": f"model.name={cfg.name} takes one clip, not SlowFast pathways: "
-                "set data.slowfast_alpha=null",
-                "ratio": f"data.slowfast_alpha={got} but {cfg.name} is built with "
-                f"slowfast_alpha={want}; set data.slowfast_alpha={want}",
-                "frames": f"data.num_frames={frames} is not a multiple of data.slowfast_alpha="
-                f"{want} (the slow pathway takes every {want}th frame of the fast one); use "
-                f"data.num_frames={bad.frames}",
-            }[bad.kind]
-        )
+        raise ConfigError(pathway_message(bad, f"model.name={cfg.name}", "data.", "null"))
     for size in sorted(set(crop_sizes)):
         with torch.device("meta"):
             inputs = example_input(model, data.slow_frames, size)

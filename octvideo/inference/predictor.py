@@ -632,31 +632,14 @@ def _first_clip_misfit(
 
 def _pathway_misfit(model: nn.Module, protocol: ClipProtocol) -> Misfit | None:
     """``pathway_misfit`` of ``model`` and ``protocol``, worded for the protocol's fields."""
-    from octvideo.engine.build import pathway_misfit
+    from octvideo.engine.build import pathway_message, pathway_misfit
 
-    name, frames = type(model).__name__, protocol.num_frames
     want, got = getattr(model, "slowfast_alpha", None), protocol.slowfast_alpha
-    bad = pathway_misfit(want, got, frames)
+    bad = pathway_misfit(want, got, protocol.num_frames)
     if bad is None:
         return None
-    if bad.kind == "frames":
-        return Misfit(
-            "protocol.num_frames",
-            f"protocol.num_frames={frames} is not a multiple of protocol.slowfast_alpha={want} "
-            f"(the slow pathway of model {name} takes every {want}th frame of the fast one); "
-            f"give num_frames={bad.frames}",
-        )
-    return Misfit(
-        "protocol.slowfast_alpha",
-        {
-            "pathways": f"model {name} takes [slow, fast] pathways: give a protocol with "
-            f"slowfast_alpha={want}",
-            "one clip": f"model {name} takes one clip, not SlowFast pathways: give a protocol "
-            f"with slowfast_alpha=None, not {got}",
-            "ratio": f"protocol.slowfast_alpha={got} but model {name} is built with "
-            f"slowfast_alpha={want}; give slowfast_alpha={want}",
-        }[bad.kind],
-    )
+    field = "protocol.num_frames" if bad.kind == "frames" else "protocol.slowfast_alpha"
+    return Misfit(field, pathway_message(bad, f"model {type(model).__name__}", "protocol.", "None"))
 
 
 def _run_misfit(

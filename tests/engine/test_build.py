@@ -259,6 +259,53 @@ def test_a_network_that_reads_what_its_clip_lacks_is_refused_as_the_predictor_re
     assert fewest_frames(cfg.model, cfg.data, (64,)) is None
 
 
+@pytest.mark.parametrize(
+    ("want", "got", "frames", "data", "protocol"),
+    [
+        (
+            4,
+            None,
+            8,
+            "model.name=slowfast_r50 takes [slow, fast] pathways: set data.slowfast_alpha=4",
+            "model SlowFast takes [slow, fast] pathways: set protocol.slowfast_alpha=4",
+        ),
+        (
+            None,
+            4,
+            8,
+            "model.name=slowfast_r50 takes one clip, not SlowFast pathways: set "
+            "data.slowfast_alpha=null",
+            "model SlowFast takes one clip, not SlowFast pathways: set "
+            "protocol.slowfast_alpha=None",
+        ),
+        (
+            8,
+            4,
+            8,
+            "data.slowfast_alpha=4 but model.name=slowfast_r50 is built with slowfast_alpha=8; "
+            "set data.slowfast_alpha=8",
+            "protocol.slowfast_alpha=4 but model SlowFast is built with slowfast_alpha=8; set "
+            "protocol.slowfast_alpha=8",
+        ),
+        (
+            4,
+            4,
+            10,
+            "data.num_frames=10 is not a multiple of data.slowfast_alpha=4 (the slow pathway "
+            "takes every 4th frame of the fast one); use data.num_frames=8",
+            "protocol.num_frames=10 is not a multiple of protocol.slowfast_alpha=4 (the slow "
+            "pathway takes every 4th frame of the fast one); use protocol.num_frames=8",
+        ),
+    ],
+)
+def test_a_pathway_misfit_is_worded_alike_for_the_data_section_and_a_protocol(
+    want, got, frames, data, protocol
+):
+    bad = build_module.pathway_misfit(want, got, frames)
+    assert build_module.pathway_message(bad, "model.name=slowfast_r50", "data.", "null") == data
+    assert build_module.pathway_message(bad, "model SlowFast", "protocol.", "None") == protocol
+
+
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16-mixed"), (False, "16-mixed")])
 def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
     monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
@@ -289,4 +336,4 @@ def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
 )
 def test_pathway_misfit_is_the_one_slowfast_check_of_train_and_predict(want, got, frames, expected):
     bad = build_module.pathway_misfit(want, got, frames)
-    assert (None if bad is None else tuple(bad)) == expected
+    assert (None if bad is None else (bad.kind, bad.fix)) == expected

@@ -2064,7 +2064,7 @@ def test_a_worker_killed_by_its_decoder_is_reported_with_the_file(
         (
             "slowfast_r50_4x16",
             ["data.slowfast_alpha=4"],
-            "data.slowfast_alpha=4 but slowfast_r50 is built with slowfast_alpha=8",
+            "data.slowfast_alpha=4 but model.name=slowfast_r50 is built with slowfast_alpha=8",
         ),
         (
             "i3d_r50_8x8",

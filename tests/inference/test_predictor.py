@@ -393,28 +393,28 @@ def _slowfast(**extra):
             None,
             None,
             {"num_frames": 8, "slowfast_alpha": 4},
-            "model ResNet3D takes one clip, not SlowFast pathways: give a protocol with "
-            "slowfast_alpha=None, not 4",
+            "model ResNet3D takes one clip, not SlowFast pathways: set "
+            "protocol.slowfast_alpha=None",
         ),
         (
             _slowfast,
             None,
             {"num_frames": 8},
-            "model SlowFast takes [slow, fast] pathways: give a protocol with slowfast_alpha=4",
+            "model SlowFast takes [slow, fast] pathways: set protocol.slowfast_alpha=4",
         ),
         (
             _slowfast,
             None,
             {"num_frames": 8, "slowfast_alpha": 2},
-            "protocol.slowfast_alpha=2 but model SlowFast is built with slowfast_alpha=4; give "
-            "slowfast_alpha=4",
+            "protocol.slowfast_alpha=2 but model SlowFast is built with slowfast_alpha=4; set "
+            "protocol.slowfast_alpha=4",
         ),
         (
             _slowfast,
             None,
             {"num_frames": 10, "slowfast_alpha": 4},
             "protocol.num_frames=10 is not a multiple of protocol.slowfast_alpha=4 (the slow "
-            "pathway of model SlowFast takes every 4th frame of the fast one); give num_frames=8",
+            "pathway takes every 4th frame of the fast one); use protocol.num_frames=8",
         ),
         (
             torch.nn.Identity,
