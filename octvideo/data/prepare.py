@@ -6,7 +6,11 @@ scaled to short side 256 or 320, which is what this writes:
 
 - every video under SRC -> the same relative path under DST, extension ``.mp4``, H.264 (crf 23,
   yuv420p, even sizes), video stream only, frames re-timed at the source's average rate (frame
-  order and count are kept; that is all the frame-index sampler uses);
+  order and count are kept; that is all the frame-index sampler uses); links to folders are
+  followed, as the folders format does, except one to a folder it lies in (a loop) or into DST,
+  named in a warning line; without ``--csv``, a video no list would hold (not at
+  ``<split>/<class>/<video>``, or in a hidden, ``__MACOSX`` or ``@eaDir`` folder) is not encoded,
+  and one warning line counts them;
 - sources that would land on the same output (``a/dup.webm`` and ``a/dup.mkv``) are found before
   anything is encoded; none of them is encoded (which one is meant cannot be told), each is a
   failure naming the others, and an output already there is left as it is;
@@ -44,10 +48,13 @@ scaled to short side 256 or 320, which is what this writes:
   every path written (commas and spaces in it, a leading ``#``);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
-  without, one ``DST/<split>.txt`` per top-level folder of a ``<split>/<class>/<video>`` tree and
-  ``DST/classes.txt`` from the sorted class folders. These and the error list are written to a
-  temporary name and renamed: a write that fails (a full disk) stops the run with ``RunStopped``
-  and leaves no half file.
+  without, one ``DST/<split>.txt`` per split folder of SRC and ``DST/classes.txt`` from SRC's
+  sorted class folders (never from other folders in DST). A ``DST/classes.txt`` that lists in
+  DST this run does not write use (an earlier run's ``train.txt`` when only the validation split
+  is prepared again) is kept, so that their labels keep their meaning, and labels this run's
+  lists; a run with a class it lacks is refused before encoding. These and the error list are
+  written to a temporary name and renamed: a write that fails (a full disk) stops the run with
+  ``RunStopped`` and leaves no half file.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ from octvideo.data.annotations import (
     kinetics_name,
     list_line,
     list_path_problem,
+    read_classes,
     read_kinetics_csv,
     read_kinetics_rows,
     write_classes,
@@ -365,22 +373,88 @@ def _check_csv_videos(
         )
 
 
-def _check_class_folders(src: Path, dst: Path, outputs: Iterable[Path]) -> None:
+def _check_class_folders(src: Path, folders: Iterable[Path]) -> None:
     """Without ``--csv``, refuse a class folder whose name a classes file cannot hold
     (``annotations.class_name_problem``: white space around it, a carriage return), before
-    anything is encoded: of SRC's videos at ``<split>/<class>/<video>`` (``outputs``, relative)
-    and of the class folders already in DST, which ``write_annotations`` lists as well."""
-    folders = {src / rel.parent for rel in outputs if len(rel.parts) == 3}
-    if dst.is_dir():
-        splits = [p for p in dst.iterdir() if p.is_dir()]
-        folders |= {folder for split in splits for folder in split.iterdir() if folder.is_dir()}
+    anything is encoded: ``folders`` are SRC's ``<split>/<class>`` folders that will be listed
+    (``_listed``), relative to ``src``, the only ones ``classes.txt`` is made from."""
     for folder in sorted(folders):
         problem = class_name_problem(folder.name)
         if problem:
             raise UsageError(
-                f"class folder {folder.parent}/{folder.name!r}: its name {problem}; rename the "
-                "folder (its name becomes a line of classes.txt)"
+                f"class folder {src / folder.parent}/{folder.name!r}: its name {problem}; rename "
+                "the folder (its name becomes a line of classes.txt)"
             )
+
+
+def _listed(rel: Path) -> bool:
+    """Whether a video at ``rel`` under SRC goes into a list without ``--csv``: it lies at
+    ``<split>/<class>/<video>``, in no hidden folder (``.ipynb_checkpoints``, ``.git``) nor
+    ``__MACOSX`` or ``@eaDir``, which the folders format does not take as classes either."""
+    return len(rel.parts) == 3 and not any(
+        part.startswith(".") or part in ("__MACOSX", "@eaDir") for part in rel.parts[:2]
+    )
+
+
+def _leave_unlisted(
+    src: Path, sources: dict[Path, list[str]], errors: list[tuple[str, str]]
+) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
+    """Without ``--csv``, ``sources`` and ``errors`` (see ``_find_sources``) of the videos a list
+    will hold (``_listed``). The others would be in no list: they are not encoded (nor failed),
+    and one warning line counts them, with an example."""
+    unlisted = [path for rel, paths in sources.items() if not _listed(rel) for path in paths]
+    unlisted += [path for path, _ in errors if not _listed(Path(path).relative_to(src))]
+    if unlisted:
+        logger.warning(
+            "%d videos of SRC %s are not at SRC/<split>/<class>/<video> or lie in a folder that "
+            "is no class (hidden, __MACOSX, @eaDir), so no list would hold them: they are not "
+            "encoded (e.g. %s); move them into a class folder of a split, or pass the Kinetics "
+            "CSVs with --csv",
+            len(unlisted),
+            src,
+            printable(min(unlisted)),
+        )
+    listed = {rel: paths for rel, paths in sources.items() if _listed(rel)}
+    return listed, [(p, e) for p, e in errors if _listed(Path(p).relative_to(src))]
+
+
+def _class_list(dst: Path, new: list[str], labels: set[str], lists: set[str]) -> list[str]:
+    """The class list this run labels its lists with and writes as ``DST/classes.txt``, before
+    anything is encoded: ``new`` (the first ``--csv``'s labels, or SRC's class folders), unless
+    the ``classes.txt`` already in DST is that of lists this run does not write again (not in
+    ``lists``: an earlier run's ``train.txt`` when only the validation split is prepared again).
+    That one is kept when it holds every label of this run (``labels``), so that the earlier
+    lists keep their meaning.
+
+    Raises:
+        UsageError: this run has a label that the kept class list lacks; one line naming the
+            lists that use it.
+    """
+    path = dst / "classes.txt"
+    if not path.is_file():
+        return new
+    others = sorted(p.name for p in dst.glob("*.txt") if p.name not in lists | {path.name})
+    if not others:  # every list that used it is written again now
+        return new
+    old = read_classes(path)
+    if old == new:
+        return new
+    missing = sorted(labels - set(old))
+    if missing:
+        lacks = f"{len(missing)} classes it lacks (e.g. " if missing[1:] else "a class it lacks ("
+        raise UsageError(
+            f"DST {dst}: its classes.txt is the class list of {', '.join(others)}, and this run "
+            f"has {lacks}{missing[0]!r}); replacing it would change what those lists' labels "
+            "mean: prepare every split in one run (with --csv, the training CSV first), or choose "
+            "another DST (nothing was encoded)"
+        )
+    logger.info(
+        "keeping %s, the class list of %s: its %d classes hold every class of this run",
+        path,
+        ", ".join(others),
+        len(old),
+    )
+    return old
 
 
 def _check_outputs(dst: Path, csvs: list[str] | None, splits: set[str], sources: list[str]) -> None:
@@ -465,14 +539,16 @@ def _lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
     return lines
 
 
-def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
-    """Write the annotation files of a prepared tree (see the module docstring)."""
+def write_annotations(
+    dst: Path, csvs: list[str] | None, classes: list[str], folders: list[Path] | None = None
+) -> list[Path]:
+    """Write the annotation files of a prepared tree (see the module docstring): the list of each
+    of ``csvs``, or without, one list per split of the ``<split>/<class>`` ``folders`` (relative
+    to ``dst``), labelled by ``classes``, which ``classes.txt`` is written from."""
     written = []
     if csvs:
-        classes = None
         for csv_path in csvs:
             found = read_kinetics_csv(csv_path, root=dst, classes=classes)
-            classes = found.classes
             target = dst / f"{Path(csv_path).stem}.txt"
             write_atomically(
                 target, "".join(_lines(((Path(r.path), r.label) for r in found.records), dst))
@@ -481,25 +557,18 @@ def write_annotations(dst: Path, csvs: list[str] | None) -> list[Path]:
                 "%s: %d videos, %d rows without a file", target, len(found.records), found.missing
             )
             written.append(target)
-        assert classes is not None
-        write_classes(dst / "classes.txt", classes)
-        return written + [dst / "classes.txt"]
-    splits = sorted(p for p in dst.iterdir() if p.is_dir())
-    classes = sorted({c.name for s in splits for c in s.iterdir() if c.is_dir()})
-    label_of = {name: i for i, name in enumerate(classes)}
-    for split in splits:
-        lines = _lines(
-            (
+    else:
+        folders = folders or []
+        label_of = {name: i for i, name in enumerate(classes)}
+        for split in sorted({folder.parts[0] for folder in folders}):
+            videos = (
                 (video, label_of[folder.name])
-                for folder in sorted(p for p in split.iterdir() if p.is_dir())
-                for video in sorted(folder.glob("*.mp4"))
+                for folder in sorted(f for f in folders if f.parts[0] == split)
+                for video in sorted((dst / folder).glob("*.mp4"))
                 if not video.name.endswith(".part.mp4")
-            ),
-            dst,
-        )
-        if lines:
-            write_atomically(dst / f"{split.name}.txt", "".join(lines))
-            written.append(dst / f"{split.name}.txt")
+            )
+            write_atomically(dst / f"{split}.txt", "".join(_lines(videos, dst)))
+            written.append(dst / f"{split}.txt")
     write_classes(dst / "classes.txt", classes)
     return written + [dst / "classes.txt"]
 
@@ -513,8 +582,9 @@ def redone_note(redone: int, short_side: int) -> str:
 
 def _check_layout(src: Path, outputs: list[Path]) -> None:
     """Without ``--csv``, refuse a SRC whose videos are not at ``<split>/<class>/<video>``: the
-    annotation files are made from that level, so nothing would be listed."""
-    if any(len(rel.parts) == 3 for rel in outputs):
+    annotation files are made from that level (folders that are no class left out, ``_listed``), so
+    nothing would be listed."""
+    if any(_listed(rel) for rel in outputs):
         return
     found = (
         f"its videos are at {src}/{outputs[0].as_posix()} and the like"
@@ -545,8 +615,9 @@ def _done(output: Path, short_side: int) -> bool:
     return min(scaled_size(*size, short_side)) == min(size)
 
 
-def _find_sources(src: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
-    """The videos under ``src`` (by extension, folders and files in name order).
+def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
+    """The videos under ``src`` (by extension, folders and files in name order; links to folders
+    followed, as the folders format does, see ``_walk``).
 
     Returns:
         ``{output relative to DST: its sources}`` (two or more where sources would land on one
@@ -555,8 +626,7 @@ def _find_sources(src: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str
     """
     sources: dict[Path, list[str]] = defaultdict(list)
     errors: list[tuple[str, str]] = []
-    for folder, dirs, files in os.walk(src):
-        dirs.sort()
+    for folder, files in _walk(src, dst):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
@@ -568,6 +638,41 @@ def _find_sources(src: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str
             else:
                 sources[rel].append(path)
     return sources, errors
+
+
+def _walk(src: Path, dst: Path) -> Iterator[tuple[str, list[str]]]:
+    """``(folder, file names)`` of every folder under ``src``, sub-folders in name order, links
+    to folders followed (a video tree assembled from several disks); a link to a folder it lies
+    in (a loop) or into DST (the outputs) is not followed, and named in a warning line."""
+    real_dst = dst.resolve()
+    chains = {str(src): frozenset({_folder_id(str(src))})}  # folder -> the folders it lies in
+    for folder, dirs, files in os.walk(src, followlinks=True):
+        chain = chains.pop(folder)
+        kept = []
+        for name in sorted(dirs):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                real = Path(os.path.realpath(path))
+                why = None
+                if _folder_id(path) in chain:
+                    why = "a folder it lies in (it would loop)"
+                elif real == real_dst or real_dst in real.parents:
+                    why = f"the output folder DST {dst} or one in it"
+                if why:
+                    logger.warning(
+                        "%s is a link to %s, %s; not followed", printable(path), real, why
+                    )
+                    continue
+            chains[path] = chain | {_folder_id(path)}
+            kept.append(name)
+        dirs[:] = kept
+        yield folder, files
+
+
+def _folder_id(path: str) -> tuple[int, int]:
+    """What tells a folder from any other, whatever path (link) reaches it."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
 
 
 def _plan_jobs(
@@ -641,34 +746,47 @@ def prepare_dataset(
         reserve_open_files(f"--workers {workers}", workers, FORK_SERVER_OPEN_FILES)
     _check_folders(src, dst)
     rows_of = _check_csvs(csvs) if csvs else []
-    sources, errors = _find_sources(src)
+    sources, errors = _find_sources(src, dst)
+    folders: list[Path] = []  # without --csv, SRC's <split>/<class> folders
     if csvs:
         _check_csv_videos(csvs, rows_of, src, dst, sources)
+        lists = {f"{Path(path).stem}.txt" for path in csvs}
+        new = sorted({row.label for row in rows_of[0]})
+        labels = {row.label for rows in rows_of for row in rows}
     else:
         _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
-        _check_class_folders(src, dst, sources)
-    splits = {rel.parts[0] for rel in sources if len(rel.parts) == 3}
-    if dst.is_dir():
-        splits |= {p.name for p in dst.iterdir() if p.is_dir()}
+        sources, errors = _leave_unlisted(src, sources, errors)
+        folders = sorted(
+            {r.parent for r in [*sources, *(Path(p).relative_to(src) for p, _ in errors)]}
+        )
+        _check_class_folders(src, folders)
+        lists = {f"{folder.parts[0]}.txt" for folder in folders}
+        new = sorted({folder.name for folder in folders})
+        labels = set(new)
+    splits = {folder.parts[0] for folder in folders}
     _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])
+    classes = _class_list(dst, new, labels, lists)
     check_folder("DST", dst, advice="choose another DST")  # before any encoding
     # the only prepare writing DST: two would encode into the same part files and outputs
     with hold_folder(dst, "data prepare", name=f"DST {dst}", advice="choose another DST"):
-        return _prepare(sources, errors, dst, csvs, short_side, workers, progress, timeout)
+        return _prepare(
+            sources, errors, dst, (csvs, classes, folders), short_side, workers, progress, timeout
+        )
 
 
 def _prepare(
     sources: dict[Path, list[str]],
     errors: list[tuple[str, str]],
     dst: Path,
-    csvs: list[str] | None,
+    annotations: tuple[list[str] | None, list[str], list[Path]],
     short_side: int,
     workers: int,
     progress: bool,
     timeout: float,
 ) -> dict[str, int]:
     """``prepare_dataset`` past its checks, holding DST: encodes the videos not yet done and
-    writes the error list and the annotation files."""
+    writes the error list and the annotation files (``write_annotations``'s arguments past
+    ``dst``, ``annotations``)."""
     jobs, skipped, again, clashes = _plan_jobs(sources, dst, short_side)
     errors += clashes
     if again:
@@ -683,7 +801,7 @@ def _prepare(
     errors += encode_errors
     try:
         write_bad_videos(dst / ERRORS_FILE, sorted(errors))
-        write_annotations(dst, csvs)
+        write_annotations(dst, *annotations)
     except (OSError, RunStopped) as err:  # a full disk: encoded videos are complete, kept
         raise RunStopped(
             f"writing in DST {dst} failed ({write_failure(err)}) after encoding; free space and "
