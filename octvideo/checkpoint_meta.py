@@ -36,7 +36,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import torch
@@ -91,6 +91,13 @@ _CLIP_WHOLES: dict[str, str | None] = {
 }
 
 _REQUIRED = object()
+
+
+def _default(field: str) -> Any:
+    """What a checkpoint without the clip entry ``field`` takes: the ``ClipProtocol`` default
+    (``DataConfig``'s), or ``_REQUIRED`` for a field without one."""
+    default = ClipProtocol.__dataclass_fields__[field].default
+    return _REQUIRED if default is MISSING else default
 
 
 @dataclass(frozen=True)
@@ -162,18 +169,10 @@ class ClipProtocol:
         c = _Entries(clip, "clip", path)
         n = _Entries(normalization, "normalization", path)
         protocol = cls(
-            num_frames=c.whole("num_frames"),
-            sampling_rate=c.whole("sampling_rate"),
-            test_short_side=c.whole("test_short_side"),
-            test_crop_size=c.whole("test_crop_size"),
-            test_num_clips=c.whole("test_num_clips", DataConfig.test_num_clips),
-            test_num_crops=c.whole("test_num_crops", DataConfig.test_num_crops),
-            slowfast_alpha=c.whole("slowfast_alpha", None),
+            **{field: c.whole(field, _default(field)) for field in _CLIP_WHOLES},
             mean=n.triple("mean"),
             std=n.triple("std"),
             target_fps=c.rate("target_fps", None),
-            train_crop_size=c.whole("train_crop_size", DataConfig.train_crop_size),
-            val_crop_size=c.whole("val_crop_size", DataConfig.val_crop_size),
         )
         bad = _clip_problem(protocol, _stored_entry)
         if bad is not None:
