@@ -161,18 +161,18 @@ def parse_grid(spec: str) -> GridAxis:
             f"--grid {spec!r} has an empty value; give values separated by single commas"
         )
     for v in values:
-        reserved = [k for k in _sets(key, v) if k in RESERVED_KEYS]
+        reserved = _reserved_key(key, v)
         if reserved:
             raise UsageError(
-                f"--grid {key}: the study sets {reserved[0]} itself (seeds come from --seeds, "
+                f"--grid {key}: the study sets {reserved} itself (seeds come from --seeds, "
                 "folders from --out); grid over other keys"
             )
     repeated = sorted(v for v, n in collections.Counter(values).items() if n > 1)
     if repeated:
         raise UsageError(f"--grid {key} lists {', '.join(repeated)} more than once")
-    spellings: dict[Any, list[str]] = collections.defaultdict(list)
+    spellings: dict[frozenset, list[str]] = collections.defaultdict(list)
     for v in values:
-        spellings[_value_of(key, v)].append(v)
+        spellings[frozenset(_sets(key, v).items())].append(v)
     for texts in spellings.values():
         if len(texts) > 1:  # 0 and 0.0: the runs would be the same
             raise UsageError(
@@ -181,22 +181,15 @@ def parse_grid(spec: str) -> GridAxis:
     return GridAxis(key, tuple(values))
 
 
-def _value_of(key: str, text: str) -> Any:
-    """What ``key=text`` sets, as the runs read the override, in a form that compares and hashes
-    (``0`` and ``0.0`` are one value, ``true`` and ``1`` are not); the text itself where it is
-    no YAML value (its runs then fail with their reason)."""
-    try:
-        ((_, value),) = parse_overrides([f"{key}={text}"])
-    except ConfigError:
-        return ("text", text)
-    return _comparable(value)
-
-
 def _sets(key: str, text: str) -> dict[str, Any]:
-    """The config keys ``key=text`` sets, each to what it sets it to (as ``_value_of``), read as
-    ``load_config`` applies the override: a mapping given for a section sets each key it names
+    """The config keys ``key=text`` sets, each to what it sets it to, read as ``load_config``
+    applies the override: a mapping given for a section sets each key it names
     (``model={alpha: 0.5}`` sets ``model.alpha``, as ``model.alpha=0.5`` does); any other value,
-    a mapping for ``model.extra`` included, sets ``key`` whole, and so everything under it."""
+    a mapping for ``model.extra`` included, sets ``key`` whole, and so everything under it.
+
+    Each value is in a form that compares and hashes (``0`` and ``0.0`` are one value, ``true``
+    and ``1`` are not); the text itself where it is no YAML value (its runs then fail with their
+    reason)."""
     try:
         ((_, value),) = parse_overrides([f"{key}={text}"])
     except ConfigError:
@@ -212,6 +205,12 @@ def _sets(key: str, text: str) -> dict[str, Any]:
 
     split(key, value)
     return sets
+
+
+def _reserved_key(key: str, text: str) -> str | None:
+    """The first of ``RESERVED_KEYS`` that ``key=text`` sets (``trainer={seed: 3}`` sets
+    ``trainer.seed``); None where it sets none."""
+    return next((k for k in _sets(key, text) if k in RESERVED_KEYS), None)
 
 
 def _overlap(a: Sequence[str], b: Sequence[str]) -> str | None:
@@ -952,10 +951,10 @@ def _check_base(
     """
     for item in overrides:
         key, _, text = item.partition("=")
-        reserved = [k for k in _sets(key.strip(), text) if k in RESERVED_KEYS]
+        reserved = _reserved_key(key.strip(), text)
         if reserved:
             raise UsageError(
-                f"override {key.strip()}: the study sets {reserved[0]} itself (seeds from "
+                f"override {key.strip()}: the study sets {reserved} itself (seeds from "
                 "--seeds, folders from --out)"
             )
     base = load_config(cfg, overrides)  # a ConfigError is a UsageError: one line
