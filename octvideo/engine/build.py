@@ -25,6 +25,7 @@ from octvideo.models.weights import (
     first_non_finite,
     impossible_tensors,
     inflate_resnet2d,
+    is_alpha0_state,
     non_finite_tensors,
     state_mismatch,
 )
@@ -294,7 +295,7 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     try:
         if kind == "octvideo":
             state = model_state_dict(checkpoint)
-            if _vanilla(state) and not _vanilla(model.state_dict()):
+            if is_alpha0_state(state) and not is_alpha0_state(model.state_dict()):
                 # an alpha-0 network's weights for an octave one: each convolution sliced into
                 # its four blocks, each norm into its two groups (same parameters, same order)
                 from octvideo.models.weights import octavise_state_dict
@@ -387,13 +388,6 @@ def _classifier_keys(model: nn.Module) -> set[str]:
         if module is classifier:
             return {f"{name}.{key}" for key in module.state_dict()}
     return set()
-
-
-def _vanilla(state: dict[str, torch.Tensor]) -> bool:
-    """Whether a state dict has no octave cross or low paths (an alpha-0 network's)."""
-    return not any(
-        k.endswith(("conv_hl.weight", "conv_lh.weight", "conv_ll.weight")) for k in state
-    )
 
 
 def _converted_state(model: nn.Module, checkpoint: dict, kind: str) -> dict[str, torch.Tensor]:

@@ -74,7 +74,12 @@ from octvideo.errors import (
     usage_errors,
 )
 from octvideo.models import is_model, list_models, unknown_model_hint
-from octvideo.models.weights import StateMismatch, state_mismatch, with_batch_counts
+from octvideo.models.weights import (
+    StateMismatch,
+    is_alpha0_state,
+    state_mismatch,
+    with_batch_counts,
+)
 from octvideo.paths import (
     ReadFiles,
     atomic_output,
@@ -467,7 +472,7 @@ def _octvideo_bare(
 ) -> _Converted:
     """A bare state dict of ``model``'s alpha-0 network: its width, lateral kernel and class
     count from the weights, the clip from ``clip`` or the file name, octvideo's normalisation."""
-    if not _vanilla(state):
+    if not is_alpha0_state(state):
         raise UsageError(
             f"{src} is a bare state dict of an octave network, which does not record its "
             "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
@@ -1119,12 +1124,6 @@ def _octavised(vanilla: Mapping[str, Tensor], section: Mapping[str, Any]) -> dic
 def _vanilla_alpha(alpha: Any) -> bool:
     values = alpha if isinstance(alpha, list | tuple) else [alpha]
     return all(float(a) == 0.0 for a in values)
-
-
-def _vanilla(state: Mapping[str, Tensor]) -> bool:
-    return not any(
-        k.endswith(("conv_hl.weight", "conv_lh.weight", "conv_ll.weight")) for k in state
-    )
 
 
 def _classifier_rows(state: Mapping[str, Tensor]) -> int:

@@ -280,6 +280,14 @@ def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Tensor]) 
     model.load_state_dict(state_dict, strict=True)
 
 
+def is_alpha0_state(state: Mapping[str, Tensor]) -> bool:
+    """Whether ``state`` has no octave cross or low-frequency paths: an alpha-0 network's, which
+    ``octavise_state_dict`` slices into an octave one."""
+    return not any(
+        k.endswith(("conv_hl.weight", "conv_lh.weight", "conv_ll.weight")) for k in state
+    )
+
+
 def octavise_state_dict(
     vanilla_sd: Mapping[str, Tensor],
     model: nn.Module,

@@ -17,6 +17,7 @@ from octvideo.models import create_model
 from octvideo.models.weights import (
     convert_pytorchvideo,
     inflate_resnet2d,
+    is_alpha0_state,
     load_state_dict_checked,
     octavise_state_dict,
     state_mismatch,
@@ -144,6 +145,17 @@ def test_octavise_slices_every_weight(name: str, alpha: float) -> None:
     assert sum(p.numel() for p in octave.parameters()) == sum(
         p.numel() for p in vanilla.parameters()
     )
+
+
+@pytest.mark.parametrize("name", ["i3d_nl_r50", "slowfast_r50", "c2d_r18"])
+def test_is_alpha0_state_tells_a_vanilla_state_from_an_octave_one(name: str) -> None:
+    with torch.device("meta"):  # shapes only
+        vanilla = create_model(name).state_dict()
+        octave = create_model(name, alpha=0.25).state_dict()
+    assert is_alpha0_state(vanilla)
+    assert not is_alpha0_state(octave)
+    # one cross path is enough: the last octave layer of a network has no low output
+    assert not is_alpha0_state({"stem.conv.conv_lh.weight": torch.empty(0)})
 
 
 def test_slowfast_octavised_lateral_order() -> None:
