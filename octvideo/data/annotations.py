@@ -17,20 +17,30 @@ Formats:
                       part, as the videos are found in the folder, not named by a list.
                       Every entry named like a video is listed, whatever it is: a broken
                       symlink, a pipe or a folder named ``x.mp4`` fails as a bad video (reported
-                      by ``data check``, skipped in training), never left out unseen.
+                      by ``data check``, skipped in training), never left out unseen. Hidden
+                      folders, ``__MACOSX`` and ``@eaDir`` are no classes (one warning counts
+                      them); a class folder without a video is named in a warning.
+
+Each video once: a list line or CSV row that repeats an earlier one (the same video and label) is
+dropped, with one warning counting them, so that no video is trained on or scored twice; a video
+given two labels is refused, naming both lines and labels. A Kinetics CSV without a label column
+(an unlabelled test split) is read only where no label is needed (``data check``).
 
 The class list is the contract between a training run and its checkpoints, so it is stable: names
 come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
 folders, ``"0" .. "K-1"`` for integer lines) and are written to ``classes_file`` when one is named.
 A classes file with classes that no video of the list uses (another dataset's file left behind) is
-used as it is, with a warning naming those classes. A classes file in the installed octvideo
+used as it is, with a warning naming those classes (those that the validation or test list has
+videos of named as classes without a training video). A classes file in the installed octvideo
 package (the shipped Kinetics-400 list) is read, never written: writing one there is refused.
 
 Text: lists, classes files and CSVs are read as UTF-8, with or without a byte-order mark (the
 mark is not part of the first line); a file that is not UTF-8 is refused naming its first bad
 line. Lines end at ``\n`` (a ``\r`` before it is dropped), as editors count them.
 
-Class names: a classes file holds one name a line, read stripped, blank lines skipped, each name
+Class names meet (a CSV label or a folder name against a classes file, two names of one file) in
+Unicode's composed form, NFC (``nfc``): macOS names folders in the decomposed form, which looks the
+same. A classes file holds one name a line, read stripped, blank lines skipped, each name
 once (a name listed twice is refused, naming it and its two lines); of what a name holds, only a
 carriage return is refused (a file whose lines end in ``\r`` alone), so that every classes file an
 earlier octvideo wrote (a tab in a name) keeps reading. ``write_classes`` writes only names that
@@ -57,6 +67,8 @@ import io
 import logging
 import os
 import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -190,7 +202,7 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
         AnnotationError: a class is listed twice (named, with both lines), a carriage return
             inside a line, there are more than ``MAX_CLASSES``, or the file is not UTF-8.
     """
-    line_of: dict[str, int] = {}  # name -> its line
+    line_of: dict[str, tuple[int, str]] = {}  # NFC name -> its line, the name as written
     for number, line in enumerate(text_lines(path, "classes file"), start=1):
         name = line.strip()
         if "\r" in name:
@@ -198,19 +210,35 @@ def read_classes(path: str | os.PathLike[str]) -> list[str]:
                 f"classes file {path} line {number}: the name {name[:40]!r} {_CARRIAGE_RETURN}; "
                 "are its lines ended by \\r alone? save it with \\n line ends"
             )
-        if name in line_of:
+        key = nfc(name)
+        if key in line_of:
+            first, written = line_of[key]
+            forms = "" if written == name else ", in two Unicode forms (NFC and NFD)"
             raise AnnotationError(
-                f"classes file {path} lists the class {name!r} twice (lines {line_of[name]} and "
-                f"{number}); remove one (a class's place in the file is its label)"
+                f"classes file {path} lists the class {name!r} twice (lines {first} and "
+                f"{number}{forms}); remove one (a class's place in the file is its label)"
             )
         if name:
-            line_of[name] = number
+            line_of[key] = (number, name)
     if len(line_of) > MAX_CLASSES:
         raise AnnotationError(
             f"classes file {path} lists {len(line_of)} classes; octvideo takes at most "
             f"{MAX_CLASSES}: is it a class list?"
         )
-    return list(line_of)
+    return [name for _, name in line_of.values()]
+
+
+def nfc(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC), the form class names are compared in: a folder
+    made on macOS (or unpacked from a zip made there) holds ``café`` decomposed (NFD), which
+    looks the same as the classes file's ``café`` but is another string."""
+    return unicodedata.normalize("NFC", name)
+
+
+def label_index(classes: list[str]) -> dict[str, int]:
+    """Each class's label, keyed by its name in NFC (``nfc``), so that a label or folder name
+    finds its class whatever its Unicode form."""
+    return {nfc(name): i for i, name in enumerate(classes)}
 
 
 def class_name_problem(name: str) -> str | None:
@@ -257,15 +285,15 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
             f"classes file {path} is inside the installed octvideo package ({PACKAGE}), which "
             "octvideo never writes; point data.classes_file at a path of your own"
         )
-    seen: set[str] = set()
+    seen: set[str] = set()  # in NFC: names differing only in Unicode form read back as one
     for name in classes:
-        problem = class_name_problem(name) or ("is listed twice" if name in seen else None)
+        problem = class_name_problem(name) or ("is listed twice" if nfc(name) in seen else None)
         if problem:
             raise AnnotationError(
                 f"classes file {path}: the class {name!r} {problem}; rename that class in the "
                 "data (its label or folder)"
             )
-        seen.add(name)
+        seen.add(nfc(name))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, "".join(f"{c}\n" for c in classes))
 
@@ -338,15 +366,29 @@ def read_lines(
         allow_outside_root: accept relative paths that climb out of ``root`` (``../x.mp4``).
 
     Returns:
-        Records in file order.
+        Records in file order, each video once: a line that repeats an earlier one (the same
+        video, the same label) is dropped, with one warning counting them, so that a video is
+        neither trained on nor scored twice.
 
     Raises:
         AnnotationError: a line that is not ``path label``, a label that is negative or not
-            below ``MAX_CLASSES``, a path that leaves ``root``, or text that is not UTF-8.
+            below ``MAX_CLASSES``, a path that leaves ``root``, a video listed again with another
+            label (both lines named), or text that is not UTF-8.
     """
-    path = Path(path)
+    records, repeats = _lines_and_repeats(Path(path), root, allow_outside_root)
+    _warn_repeats(path, repeats, "line", len(records))
+    return records
+
+
+def _lines_and_repeats(
+    path: Path, root: str | os.PathLike[str] | None, allow_outside_root: bool
+) -> tuple[list[VideoRecord], list[tuple[int, int]]]:
+    """The records of the list ``path`` (see ``read_lines``) and the lines dropped as repeats:
+    ``(line, the earlier line it repeats)``."""
     base = Path(root) if root else path.parent
     records = []
+    first_line: dict[str, tuple[int, int]] = {}  # video -> (its first line, its label)
+    repeats: list[tuple[int, int]] = []  # (line, the earlier line it repeats)
     for number, raw in enumerate(text_lines(path), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -366,8 +408,42 @@ def read_lines(
             )
         label = int(text)
         video = _resolve(parts[0].strip(), base, allow_outside_root, f"{path}:{number}")
+        key = os.path.normpath(video)  # "./a.mp4" and "a.mp4" are one video
+        if key in first_line:
+            earlier, earlier_label = first_line[key]
+            if earlier_label != label:
+                raise AnnotationError(
+                    f"{path}:{number}: {parts[0].strip()} is labelled {label} here and "
+                    f"{earlier_label} at line {earlier}; a video has one label: remove one line"
+                )
+            repeats.append((number, earlier))
+            continue
+        first_line[key] = (number, label)
         records.append(VideoRecord(video, label))
-    return records
+    return records, repeats
+
+
+def _warn_repeats(
+    path: str | os.PathLike[str], repeats: list[tuple[int, int]], what: str, kept: int
+) -> None:
+    """One warning counting the ``what``s (lines, rows) of ``path`` dropped as repeats of an
+    earlier one (the same video, the same label), with the first as an example, and the
+    ``kept`` ones, which name distinct videos."""
+    if not repeats:
+        return
+    line, earlier = repeats[0]
+    logger.warning(
+        "%s: dropped %d %s%s that repeat%s an earlier one (the same video and label, e.g. line "
+        "%d repeats line %d); the other %d name distinct videos",
+        path,
+        len(repeats),
+        what,
+        "" if len(repeats) == 1 else "s",
+        "s" if len(repeats) == 1 else "",
+        line,
+        earlier,
+        kept,
+    )
 
 
 def _read_lines_annotations(
@@ -436,10 +512,24 @@ class KineticsRow(NamedTuple):
 
 
 def read_kinetics_rows(
-    path: str | os.PathLike[str], what: str = "annotation file"
+    path: str | os.PathLike[str], what: str = "annotation file", *, need_label: bool = True
 ) -> list[KineticsRow]:
-    """The rows of the Kinetics CSV ``path``, every one checked: ``data prepare`` calls this
-    before it encodes anything and ``read_kinetics_csv`` after, so that the two never disagree.
+    """The rows of the Kinetics CSV ``path``, every one checked, each video once: ``data
+    prepare`` calls this before it encodes anything and ``read_kinetics_csv`` after, so that the
+    two never disagree. ``_kinetics_rows`` tells which rows repeated an earlier one.
+    """
+    return _kinetics_rows(path, what, need_label)[0]
+
+
+def _kinetics_rows(
+    path: str | os.PathLike[str], what: str, need_label: bool
+) -> tuple[list[KineticsRow], list[tuple[int, int]]]:
+    """The rows of the Kinetics CSV ``path`` (see ``read_kinetics_rows``), and the rows dropped
+    as repeats: ``(line, the earlier line it repeats)``.
+
+    A row whose video (``kinetics_name``) an earlier row names with the same label is dropped;
+    with another label it is refused, naming both lines and labels. Labels are read in NFC
+    (``nfc``), the form they are compared in.
 
     Every field is read stripped, the header's names and the rows' alike, so that a CSV written
     with ``", "`` between fields reads as the plain one (a space after a comma does not hide a
@@ -450,25 +540,38 @@ def read_kinetics_rows(
     Args:
         path: the CSV.
         what: what ``path`` is to the caller (``--csv``), named in the errors.
+        need_label: refuse a CSV without a ``label`` column (an unlabelled test split, as the
+            official Kinetics test.csv); without it, such a CSV's rows have the label ``""``.
 
     Raises:
-        AnnotationError: a missing column; a row whose fields do not match the header, whose times
+        AnnotationError: a missing column (a missing ``label`` named as an unlabelled test
+            split); a row whose fields do not match the header, whose times
             are not seconds from 0 to ``MAX_CSV_SECONDS`` (the start not after the end), whose
             label or YouTube id is empty, or whose label a classes file cannot hold
-            (``class_name_problem``); a quote never closed; more than ``MAX_CLASSES`` labels;
-            text that is not UTF-8. The message names the line.
+            (``class_name_problem``); a video an earlier row gives another label; a quote never
+            closed; more than ``MAX_CLASSES`` labels; text that is not UTF-8. The message names
+            the line.
         OSError: the file cannot be read.
     """
     text = io.StringIO(read_text(path, what), newline="")
     reader = csv.reader(text, strict=True, skipinitialspace=True)
     header = [name.strip() for name in next(reader, [])]
-    if not set(KINETICS_COLUMNS) <= set(header):
+    unlabelled = "label" not in header and set(KINETICS_COLUMNS[1:]) <= set(header)
+    if unlabelled and need_label:
+        raise AnnotationError(
+            f"{what} {path} has no label column: an unlabelled test split (as Kinetics' "
+            "test.csv) cannot be listed for training or testing; pass a labelled CSV (data "
+            "check checks its videos decode)"
+        )
+    if not unlabelled and not set(KINETICS_COLUMNS) <= set(header):
         raise AnnotationError(
             f"{what} {path} is not a Kinetics CSV: it needs the columns "
             f"{sorted(KINETICS_COLUMNS)}, found {sorted(header)}"
         )
-    column = [header.index(name) for name in KINETICS_COLUMNS]
+    column = [header.index(name) if name in header else None for name in KINETICS_COLUMNS]
     rows = []
+    first_row: dict[str, KineticsRow] = {}  # video -> the first row naming it
+    repeats: list[tuple[int, int]] = []
     start = reader.line_num + 1  # the line a row starts at
     try:
         for fields in reader:
@@ -482,8 +585,19 @@ def read_kinetics_rows(
                     f"{where}: {len(fields)} fields where the header has {len(header)} "
                     f"({', '.join(header)}); fix the row"
                 )
-            row = KineticsRow(line, *(fields[i] for i in column))
-            _check_kinetics_row(row, where)
+            row = KineticsRow(line, *(nfc(fields[i]) if i is not None else "" for i in column))
+            _check_kinetics_row(row, where, need_label=not unlabelled)
+            stem = kinetics_name(row.youtube_id, row.time_start, row.time_end)
+            earlier = first_row.setdefault(stem, row)
+            if earlier is not row:
+                if earlier.label != row.label:
+                    raise AnnotationError(
+                        f"{where}: {stem} is labelled {row.label!r} here and "
+                        f"{earlier.label!r} at line {earlier.line}; a video has one label: "
+                        "remove one row"
+                    )
+                repeats.append((line, earlier.line))
+                continue
             rows.append(row)
     except csv.Error as err:
         problem = (
@@ -497,12 +611,13 @@ def read_kinetics_rows(
         raise AnnotationError(
             f"{what} {path}: {len(labels)} labels; octvideo takes at most {MAX_CLASSES} classes"
         )
-    return rows
+    return rows, repeats
 
 
-def _check_kinetics_row(row: KineticsRow, where: str) -> None:
+def _check_kinetics_row(row: KineticsRow, where: str, *, need_label: bool = True) -> None:
     """Refuse a row (at ``where``) whose times, label or YouTube id cannot name a video of a
-    class (see ``read_kinetics_rows``)."""
+    class (see ``read_kinetics_rows``); without ``need_label`` (a CSV without a label column)
+    the label is not checked."""
     try:
         kinetics_name(row.youtube_id, row.time_start, row.time_end)
         times_ok = 0 <= float(row.time_start) <= float(row.time_end) <= MAX_CSV_SECONDS
@@ -514,9 +629,9 @@ def _check_kinetics_row(row: KineticsRow, where: str) -> None:
             f"seconds from 0 to {MAX_CSV_SECONDS}, the start not after the end; fix the row"
         )
     for name, value in (("label", row.label), ("youtube_id", row.youtube_id)):
-        if not value:
+        if not value and (need_label or name != "label"):
             raise AnnotationError(f"{where}: its {name} is empty; fix the row or remove it")
-    problem = class_name_problem(row.label)
+    problem = class_name_problem(row.label) if need_label else None
     if problem:
         raise AnnotationError(
             f"{where}: the label {row.label!r} {problem}; fix the label (it becomes a line of "
@@ -530,6 +645,7 @@ def read_kinetics_csv(
     classes: list[str] | None = None,
     *,
     classes_source: str = "the given class list",
+    need_label: bool = True,
 ) -> Annotations:
     """Read an official Kinetics CSV and find each row's video under ``root``.
 
@@ -539,19 +655,27 @@ def read_kinetics_csv(
         root: folder searched recursively for the videos; default the CSV's folder.
         classes: the class list to map labels with; default the sorted labels of this CSV.
         classes_source: where ``classes`` came from, named when a label is not among them.
+        need_label: refuse a CSV without a label column; without it (``data check``, which
+            needs no labels) such a CSV's records have the label -1 and the class list is empty.
 
     Returns:
-        Records of the rows whose file exists, the class list, and the count of missing rows.
+        Records of the rows whose file exists, each video once (a row repeating an earlier one
+        is dropped, with one warning counting them), the class list, and the count of missing
+        rows.
 
     Raises:
-        AnnotationError: a malformed CSV (see ``read_kinetics_rows``), or a label is not in
-            ``classes``.
+        AnnotationError: a malformed CSV (see ``read_kinetics_rows``: a video given two labels
+            among them), or a label is not in ``classes``.
     """
     path = Path(path)
-    rows = read_kinetics_rows(path)
-    if classes is None:
+    rows, repeats = _kinetics_rows(path, "annotation file", need_label)
+    _warn_repeats(path, repeats, "row", len(rows))
+    unlabelled = any(not row.label for row in rows)  # no label column (need_label False)
+    if unlabelled:
+        classes = []
+    elif classes is None:
         classes = sorted({row.label for row in rows})
-    label_of = {name: i for i, name in enumerate(classes)}
+    label_of = {"": -1} if unlabelled else label_index(classes)
     index = index_videos(root if root else path.parent)
     records, missing = [], []
     for row in rows:
@@ -606,7 +730,10 @@ def read_folders(
     Returns:
         Records sorted by class then file name, and the class list. Every entry of a class
         folder named like a video is a record (``video_entries``): one that is no video file
-        fails to decode as a bad video (``data check`` reports it, training skips it).
+        fails to decode as a bad video (``data check`` reports it, training skips it). Folders
+        that are no class (``class_folders``: ``.git``, ``__MACOSX``) are skipped, with one
+        warning counting them; a class folder holding no video is named in a warning. Folder
+        names meet ``classes`` in NFC (``nfc``), and a class list made from them is in NFC.
 
     Raises:
         AnnotationError: ``root`` is not a folder, or holds a folder not in ``classes``.
@@ -617,31 +744,105 @@ def read_folders(
             f"{root} is not a folder: the folders format reads {root}/<class>/<video>; pass the "
             "class-folder root, or another data.annotation_format"
         )
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders, skipped = class_folders(root)
+    if skipped:
+        logger.warning(
+            "%s: skipped %d folder%s that cannot be a class (hidden, __MACOSX or @eaDir: %r)",
+            root,
+            len(skipped),
+            "" if len(skipped) == 1 else "s",
+            skipped[0],
+        )
     if classes is None:
-        classes = folders
-    label_of = {name: i for i, name in enumerate(classes)}
-    records = []
+        classes = sorted({nfc(name) for name in folders})
+    label_of = label_index(classes)
+    records, empty = [], []
     for name in folders:
-        if name not in label_of:
+        if nfc(name) not in label_of:
             raise AnnotationError(
                 f"{root}: folder {name!r} is not among "
                 f"{_classes_of(classes, classes_source, 'remove the folder')}"
             )
-        label = label_of[name]
-        records.extend(VideoRecord(str(f), label) for f in video_entries(root / name, extensions))
+        videos = video_entries(root / name, extensions)
+        empty += [] if videos else [name]
+        records.extend(VideoRecord(str(f), label_of[nfc(name)]) for f in videos)
+    if empty:
+        logger.warning(
+            "%s: %d class folder%s no video (%s); each stays a class, with no video to learn",
+            root,
+            len(empty),
+            " holds" if len(empty) == 1 else "s hold",
+            ", ".join(repr(name) for name in empty[:3]),
+        )
     return Annotations(records, list(classes))
+
+
+def is_class_folder_name(name: str) -> bool:
+    """Whether a folder named ``name`` can be a class: not hidden (``.git``,
+    ``.ipynb_checkpoints``), not ``__MACOSX`` (the resource forks of a zip made on macOS) or
+    ``@eaDir`` (a Synology NAS's thumbnails)."""
+    return not name.startswith(".") and name not in ("__MACOSX", "@eaDir")
+
+
+def class_folders(root: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """The names of the folders of ``root`` that are classes (``is_class_folder_name``) and of
+    those skipped, each sorted."""
+    names = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+    return [n for n in names if is_class_folder_name(n)], [
+        n for n in names if not is_class_folder_name(n)
+    ]
+
+
+def _class_names_used(
+    path: str | os.PathLike[str],
+    fmt: str,
+    root: str | os.PathLike[str] | None,
+    classes: list[str],
+) -> set[str]:
+    """The names (in NFC) of the classes that ``path`` (an annotation of format ``fmt``) has
+    videos of, read without looking for its videos: a list's labels, a CSV's, a class root's
+    folders. Only for a warning: nothing is refused here that reading the list would not refuse.
+
+    Raises:
+        InputPathError, AnnotationError: as ``load_annotations`` reading ``path``.
+    """
+    fmt = _check_source(path, fmt, None)
+    if fmt == "folders":
+        return {nfc(name) for name in class_folders(path)[0]}
+    if fmt == "kinetics_csv":
+        return {row.label for row in _kinetics_rows(path, "annotation file", True)[0]}
+    records = _lines_and_repeats(Path(path), root, True)[0]
+    return {nfc(classes[r.label]) for r in records if r.label < len(classes)}
 
 
 def _warn_unused_classes(
     classes_file: str | os.PathLike[str] | None,
     path: str | os.PathLike[str],
     found: Annotations,
+    others: dict[str, set[str]],
 ) -> None:
-    """Warn when the classes file lists classes that no video of ``path`` uses: often a classes
-    file of another dataset left at ``data.classes_file``, which would train a head too wide."""
+    """Warn when the classes file lists classes that no video of ``path`` uses. A class that
+    another list of the run has videos of (``others``: list -> the NFC names of its classes,
+    ``_class_names_used``) is named as one the model gets no training video of; any other is
+    often a classes file of another dataset left at ``data.classes_file``, which would train a
+    head too wide."""
     used = {r.label for r in found.records}
     unused = [name for i, name in enumerate(found.classes) if i not in used]
+    for other, names in others.items():
+        theirs = [name for name in unused if nfc(name) in names]
+        if theirs:
+            logger.warning(
+                "classes file %s: %d of its classes (e.g. %s) %s videos in %s but none in %s; "
+                "the model gets no training video of %s",
+                classes_file,
+                len(theirs),
+                ", ".join(repr(name) for name in theirs[:3]),
+                "have" if len(theirs) > 1 else "has",
+                other,
+                path,
+                "them" if len(theirs) > 1 else "it",
+            )
+            unused = [name for name in unused if name not in theirs]
     if not unused:
         return
     if classes_file is not None and in_package(classes_file):  # a shipped list, never deleted
@@ -716,6 +917,8 @@ def load_annotations(
     classes_source: str = "the given class list",
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
     allow_outside_root: bool = False,
+    other_lists: Sequence[str | os.PathLike[str]] = (),
+    need_labels: bool = True,
 ) -> Annotations:
     """Read annotations of any supported format with a stable class list.
 
@@ -733,6 +936,13 @@ def load_annotations(
             a class folder) not among them.
         extensions: video suffixes for the ``folders`` format.
         allow_outside_root: accept relative list paths that climb out of ``root``.
+        other_lists: the run's other annotations (validation, test), read in the same format
+            only when the classes file has classes no video of ``path`` uses, so that the
+            warning names those another list has videos of as classes without training videos,
+            not as another dataset's. One that cannot be read is left out of the warning: its
+            own reading, when the run comes to it, names the problem.
+        need_labels: refuse a Kinetics CSV without a label column; without it (``data check``)
+            its records have the label -1 and the class list is empty.
 
     Returns:
         The records, the class list and the number of rows without a file.
@@ -742,7 +952,7 @@ def load_annotations(
         AnnotationError: unknown format, malformed line, a label outside the class list, a
             class folder not in it (a ``UsageError`` and a ``ValueError``).
     """
-    fmt = _check_source(path, fmt, classes_file)
+    asked, fmt = fmt, _check_source(path, fmt, classes_file)
     known = classes
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
@@ -750,7 +960,7 @@ def load_annotations(
     if fmt == "lines":
         result = _read_lines_annotations(path, root, known, source, allow_outside_root)
     elif fmt == "kinetics_csv":
-        result = read_kinetics_csv(path, root, known, classes_source=source)
+        result = read_kinetics_csv(path, root, known, classes_source=source, need_label=need_labels)
     elif fmt == "folders":
         extensions = tuple(e.lower() for e in extensions)
         result = read_folders(path, known, extensions, classes_source=source)
@@ -759,7 +969,15 @@ def load_annotations(
             f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders"
         )
     if classes is None and known is not None:
-        _warn_unused_classes(classes_file, path, result)
+        used = {r.label for r in result.records}
+        others: dict[str, set[str]] = {}
+        if len(used) < len(result.classes):  # the other lists are read only to say why
+            for other in other_lists:
+                try:
+                    others[str(other)] = _class_names_used(other, asked, root, result.classes)
+                except (UsageError, OSError):  # only for a warning: its own reading says why
+                    continue
+        _warn_unused_classes(classes_file, path, result, others)
     if classes_file and known is None:
         write_classes(classes_file, result.classes)
         logger.info("wrote %d class names to %s", len(result.classes), classes_file)

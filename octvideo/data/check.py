@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.data.annotations import load_annotations, video_entries
+from octvideo.data.annotations import Annotations, load_annotations, video_entries
 from octvideo.data.limits import MAX_WORKERS, check_timeout
 from octvideo.data.open_files import (
     FORK_SERVER_OPEN_FILES,
@@ -336,7 +336,9 @@ def check_videos(
     Raises:
         ValueError: ``workers`` or ``timeout`` out of bounds, an open-file limit too low for the
             workers, a malformed list, or nothing to check (a folder without class folders of
-            videos, an empty list); all before any video is decoded.
+            videos, an empty list, a Kinetics CSV none of whose rows has a file under ``root``);
+            all before any video is decoded. A Kinetics CSV without labels (a test split) is
+            checked all the same.
         UsageError: ``out`` cannot be written, or would destroy a file: the annotation file, a
             listed video, a file that is not regular, an existing file that is not a report
             (see ``_check_out``); before any video is decoded.
@@ -347,12 +349,13 @@ def check_videos(
     """
     check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
-    found = load_annotations(annotations, root=root, fmt=fmt)
+    # decoding needs no labels: an unlabelled Kinetics test.csv is checked too
+    found = load_annotations(annotations, root=root, fmt=fmt, need_labels=False)
     paths = [r.path for r in found.records]
     if out is not None:
         _check_out(out, annotations, paths)
-    if not paths and not found.missing:
-        raise ValueError(_nothing_to_check(annotations, fmt))
+    if not paths:
+        raise ValueError(_nothing_to_check(annotations, fmt, root, found))
     errors: dict[int, str] = {}  # of the videos checked so far, by index
     checked: set[int] = set()
     try:
@@ -467,7 +470,12 @@ def _decode_all(
         pool.close()
 
 
-def _nothing_to_check(annotations: str | os.PathLike[str], fmt: str) -> str:
+def _nothing_to_check(
+    annotations: str | os.PathLike[str],
+    fmt: str,
+    root: str | os.PathLike[str] | None,
+    found: Annotations,
+) -> str:
     """The error for an annotation source that lists no video: what was found, what is needed."""
     folder = Path(annotations)  # read itself: check_videos' ``root`` is for lists only
     if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
@@ -477,5 +485,12 @@ def _nothing_to_check(annotations: str | os.PathLike[str], fmt: str) -> str:
         return (
             f"{folder}: found {found} in class folders; a class-folder root holds one folder per "
             f"class with its videos ({folder}/<class>/<video>.mp4), or pass a 'path label' list"
+        )
+    if found.missing:  # a Kinetics CSV none of whose rows has a file: a wrong --root, mostly
+        where = root or Path(annotations).parent
+        return (
+            f"{annotations} lists no video that exists: none of the {found.missing} videos its "
+            f"rows name has a file under {where} (e.g. {found.missing_examples[0]}.mp4); check "
+            "--root, the folder the videos are found under as <youtube_id>_<start>_<end>.<ext>"
         )
     return f"{annotations} lists no videos; nothing to check"

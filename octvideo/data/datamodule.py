@@ -217,6 +217,12 @@ class VideoDataModule(L.LightningDataModule):
             classes_source=f"the first list, {self._first_list}",
             extensions=tuple(cfg.video_extensions),
             allow_outside_root=cfg.allow_outside_root,
+            # a class the first list lacks but the validation list has is named as such
+            other_lists=[
+                other
+                for other in (cfg.train_list, cfg.val_list, cfg.test_list)
+                if other and other != path and classes is None
+            ],
         )
 
     @property

@@ -42,8 +42,8 @@ def one_line_error(capsys, argv: list[str]) -> str:
 def test_train_reports_bad_annotations_in_one_line(tmp_path, media, capsys):
     shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
     (tmp_path / "classes.txt").write_text("jump\nwalk\n")
-    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 1\n")
-    (tmp_path / "big.txt").write_text("a.mp4 0\na.mp4 2\n")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "big.txt").write_text("a.mp4 0\nb.mp4 2\n")
     (tmp_path / "gone").mkdir()  # a class-folder root without class folders
     line = one_line_error(capsys, tiny_run(tmp_path, tmp_path / "big.txt", tmp_path / "train.txt"))
     assert line.startswith("octvideo train: error: ") and "label 2 is outside the 2 classes" in line

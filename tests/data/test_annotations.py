@@ -592,3 +592,122 @@ def test_class_names_are_never_written_into_the_package(tmp_path, monkeypatch, v
     # a path outside the package is written as before
     load_annotations(tmp_path / "train.txt", classes_file=tmp_path / "classes.txt")
     assert (tmp_path / "classes.txt").read_text() == "0\n1\n"
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize("fmt", ["lines", "kinetics_csv"])
+def test_a_repeated_video_is_listed_once_and_counted_in_one_warning(tmp_path, caplog, fmt):
+    for stem in ("aaa_000010_000020", "bbb_000000_000010"):
+        (tmp_path / f"{stem}.mp4").write_bytes(b"")
+    if fmt == "lines":
+        text = "aaa_000010_000020.mp4 0\nbbb_000000_000010.mp4 1\n./aaa_000010_000020.mp4 0\n"
+        name = "train.txt"
+    else:
+        rows = ["jump,aaa,10,20", "run,bbb,0,10", "jump,aaa,10.0,20", "jump,gone,0,10"]
+        text = "label,youtube_id,time_start,time_end\n" + "\n".join(rows * 2) + "\n"
+        name = "train.csv"
+    (tmp_path / name).write_text(text)
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / name)
+    assert sorted(Path(r.path).name for r in found.records) == [
+        "aaa_000010_000020.mp4",
+        "bbb_000000_000010.mp4",
+    ]
+    repeats = [m for m in warnings_of(caplog) if ": dropped " in m]
+    if fmt == "lines":
+        assert repeats == [
+            f"{tmp_path / name}: dropped 1 line that repeats an earlier one (the same video and "
+            "label, e.g. line 3 repeats line 1); the other 2 name distinct videos"
+        ]
+    else:  # the missing video is counted once too
+        assert found.missing == 1
+        assert repeats == [
+            f"{tmp_path / name}: dropped 5 rows that repeat an earlier one (the same video and "
+            "label, e.g. line 4 repeats line 2); the other 3 name distinct videos"
+        ]
+
+
+@pytest.mark.parametrize("fmt", ["lines", "kinetics_csv"])
+def test_a_video_under_two_labels_is_refused_naming_both_lines(tmp_path, fmt):
+    if fmt == "lines":
+        (tmp_path / "l").write_text("a.mp4 0\nb.mp4 1\na.mp4 1\n")
+        line = f"{tmp_path / 'l'}:3: a.mp4 is labelled 1 here and 0 at line 1;"
+    else:
+        (tmp_path / "l").write_text("label,youtube_id,time_start,time_end\njump,a,1,2\nrun,a,1,2\n")
+        line = f"annotation file {tmp_path / 'l'}:3: a_000001_000002 is labelled 'run' here and "
+        line += "'jump' at line 2;"
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(tmp_path / "l", fmt=fmt)
+    assert str(info.value).startswith(line) and "remove one" in str(info.value)
+    if fmt == "kinetics_csv":  # prepare reads the rows before it encodes: refused there too
+        with pytest.raises(AnnotationError, match="labelled 'run' here"):
+            annotations.read_kinetics_rows(tmp_path / "l", "--csv")
+
+
+def test_hidden_and_macos_folders_are_no_classes_and_an_empty_class_is_named(tmp_path, caplog):
+    for folder in ("jump/a.mp4", "run/b.mp4", ".ipynb_checkpoints/c.mp4", "__MACOSX/._a.mp4"):
+        (tmp_path / "ff" / folder).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ff" / folder).write_bytes(b"")
+    (tmp_path / "ff" / "walk").mkdir()
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / "ff")
+    assert found.classes == ["jump", "run", "walk"]
+    assert [(Path(r.path).name, r.label) for r in found.records] == [("a.mp4", 0), ("b.mp4", 1)]
+    assert warnings_of(caplog) == [
+        f"{tmp_path / 'ff'}: skipped 2 folders that cannot be a class (hidden, __MACOSX or "
+        "@eaDir: '.ipynb_checkpoints')",
+        f"{tmp_path / 'ff'}: 1 class folder holds no video ('walk'); each stays a class, with no "
+        "video to learn",
+    ]
+
+
+def test_class_names_meet_in_their_composed_unicode_form(tmp_path):
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # NFC, and NFD as macOS names folders
+    (tmp_path / "classes.txt").write_text(f"abseiling\n{composed}\n")
+    (tmp_path / "val" / decomposed).mkdir(parents=True)
+    (tmp_path / "val" / decomposed / "a.mp4").write_bytes(b"")
+    found = load_annotations(tmp_path / "val", classes_file=tmp_path / "classes.txt")
+    assert [r.label for r in found.records] == [1]
+    (tmp_path / "v.csv").write_text(f"label,youtube_id,time_start,time_end\n{decomposed},a,1,2\n")
+    (tmp_path / "a_000001_000002.mp4").write_bytes(b"")
+    found = load_annotations(tmp_path / "v.csv", classes_file=tmp_path / "classes.txt")
+    assert [r.label for r in found.records] == [1]
+    found = load_annotations(tmp_path / "val")  # a class list made from the folders is NFC
+    assert found.classes == [composed]
+    (tmp_path / "two.txt").write_text(f"{composed}\n{decomposed}\n")
+    with pytest.raises(AnnotationError, match=r"twice \(lines 1 and 2, in two Unicode forms"):
+        annotations.read_classes(tmp_path / "two.txt")
+
+
+def test_classes_only_the_validation_list_has_are_named_as_such(tmp_path, caplog):
+    (tmp_path / "classes.txt").write_text("jump\nrun\nzumba\nother\n")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("c.mp4 0\nd.mp4 2\n")
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        load_annotations(
+            tmp_path / "train.txt",
+            classes_file=tmp_path / "classes.txt",
+            other_lists=[tmp_path / "val.txt"],
+        )
+    first, second = warnings_of(caplog)
+    assert first == (
+        f"classes file {tmp_path / 'classes.txt'}: 1 of its classes (e.g. 'zumba') has videos "
+        f"in {tmp_path / 'val.txt'} but none in {tmp_path / 'train.txt'}; the model gets no "
+        "training video of it"
+    )
+    assert "1 of its 4 classes are used by no video" in second and "'other'" in second
+
+
+def test_an_unlabelled_kinetics_csv_is_refused_as_a_test_split_unless_labels_are_not_needed(
+    tmp_path,
+):
+    (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\na,1,2,test\n")
+    (tmp_path / "a_000001_000002.mp4").write_bytes(b"")
+    with pytest.raises(AnnotationError, match="has no label column: an unlabelled test split"):
+        load_annotations(tmp_path / "test.csv")
+    found = load_annotations(tmp_path / "test.csv", need_labels=False)
+    assert [(Path(r.path).name, r.label) for r in found.records] == [("a_000001_000002.mp4", -1)]
+    assert found.classes == []

@@ -553,3 +553,25 @@ def test_a_workers_open_files_stop_reaches_the_check_as_its_stop_line():
     thread.join()
     assert index == 3 and isinstance(answer, RunStopped)
     assert str(answer) == "decoding a.mp4 ran out of open files"
+
+
+def test_a_kinetics_csv_without_a_video_under_root_is_refused_naming_root(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end\njump,aaa,10,20\njump,aaa,10,20\nrun,bbb,0,10\n"
+    )
+    line = check_error(capsys, str(tmp_path / "train.csv"), "--root", str(tmp_path / "empty"))
+    assert line == (
+        f"octvideo data check: error: {tmp_path / 'train.csv'} lists no video that exists: none "
+        f"of the 2 videos its rows name has a file under {tmp_path / 'empty'} (e.g. "
+        "aaa_000010_000020.mp4); check --root, the folder the videos are found under as "
+        "<youtube_id>_<start>_<end>.<ext>"
+    )
+    assert not (tmp_path / "train.bad.jsonl").exists()
+
+
+def test_an_unlabelled_kinetics_test_csv_is_checked(tmp_path, media, capsys):
+    shutil.copy(media["h264.mp4"], tmp_path / "aaa_000010_000020.mp4")
+    (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\naaa,10,20,test\n")
+    assert main(["data", "check", str(tmp_path / "test.csv"), "--workers", "1", "-q"]) == 0
+    assert "1 of 1 videos decode, 0 bad" in capsys.readouterr().out

@@ -61,7 +61,7 @@ def test_setup_refuses_a_stage_it_has_no_datasets_for_naming_its_stages(stage):
 
 def test_the_first_list_set_gives_the_classes_and_only_a_training_list_counts(tmp_path, media):
     shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
-    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 2\n")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 2\n")
     (tmp_path / "val.txt").write_text("a.mp4 1\n")
     dm = VideoDataModule(small_config(val_list=str(tmp_path / "val.txt")))
     assert dm.classes == ["0", "1"] and dm.num_train_videos == 0
@@ -75,7 +75,7 @@ def test_the_first_list_set_gives_the_classes_and_only_a_training_list_counts(tm
 
 def test_a_label_outside_the_first_lists_classes_names_that_list(tmp_path, media):
     shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
-    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 1\n")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
     (tmp_path / "val.txt").write_text("a.mp4 2\n")
     cfg = small_config(train_list=str(tmp_path / "train.txt"), val_list=str(tmp_path / "val.txt"))
     with pytest.raises(UsageError) as info:
@@ -87,7 +87,7 @@ def test_a_label_outside_the_first_lists_classes_names_that_list(tmp_path, media
 
 def test_each_list_is_read_once_the_first_for_its_classes_too(tmp_path, media, monkeypatch):
     shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
-    (tmp_path / "train.txt").write_text("a.mp4 0\na.mp4 1\n")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
     (tmp_path / "val.txt").write_text("a.mp4 1\n")
     read = []
     load = datamodule_module.load_annotations
