@@ -28,7 +28,7 @@ In inference (autograd off) a fused layer:
 - on a CPU channels-last input, pools after where that is exact and measured faster: a
   channel-reducing layer (the bottlenecks' first) with a small low share runs H->L at full
   resolution inside H->H's convolution and pools its output, two convolutions instead of three
-  and no pooled or concatenated input (``FusedOctConv3d._pool_after``).
+  and no pooled or concatenated input (``FusedOctConv3d._forward_pooled_after``).
 
 Under autograd, ``torch.func`` (``vmap``, ``jvp``), tracing, scripting or ``torch.compile`` a fused
 layer runs plain public operators on its folded weights, so an exported graph holds standard
@@ -222,8 +222,8 @@ def _run_alone(
     (``meta_forward``) runs as ``norm(conv(x))`` alone: the convolution once, the norm once on
     exactly its output, and that output read by nothing else (no other operator) nor held after
     it (returned, kept in an attribute); None where ``model`` cannot run there (lazy modules,
-    ``.item()``, data-dependent shapes). Each module's attributes are bound again as before the forward, so
-    no meta tensor (``self.feat = y``, a cache) stays on ``model``."""
+    ``.item()``, data-dependent shapes). Each module's attributes are bound again as before the
+    forward, so no meta tensor (``self.feat = y``, a cache) stays on ``model``."""
     if not pairs:
         return pairs
     watch = _Watch(len(pairs))
@@ -488,13 +488,13 @@ class FusedOctConv3d(OctConv3d):
             into.bias_h.copy_(b_h if w.bias_h is None else b_h + w.bias_h * s_h)
             if into.bias_l is not None:
                 into.bias_l.copy_(b_l if w.bias_l is None else b_l + w.bias_l * s_l)
-        fused.pools_after = _pools_after(conv)
+        fused.pool_after_eligible = _layer_can_pool_after(conv)
         return fused
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._cache: dict = {}  # oneDNN-packed weights per (path, input shape); merged weights
-        self.pools_after = False  # set by ``fold``: see ``_pools_after``
+        self.pool_after_eligible = False  # set by ``fold``: see ``_layer_can_pool_after``
 
     def _apply(self, fn, recurse=True):  # .to(), .float(), .cuda(): packed weights go stale
         self._cache.clear()
@@ -526,8 +526,9 @@ class FusedOctConv3d(OctConv3d):
     def _infer(
         self, x_h: Tensor, x_l: Tensor | None, r_h: Tensor | None, r_l: Tensor | None, relu: bool
     ) -> OctPair:
-        if self.pools_after and r_h is None and r_l is None and _pool_after_fits(x_h, x_l, self):
-            return self._pool_after(x_h, x_l, relu)
+        no_residual = r_h is None and r_l is None
+        if self.pool_after_eligible and no_residual and _input_fits_pool_after(x_h, x_l, self):
+            return self._forward_pooled_after(x_h, x_l, relu)
         w = fast.path_weights(self)
         octave = self.octave
         if w.lh is None:  # Y_H is one convolution: the epilogue can be fused into it
@@ -550,9 +551,9 @@ class FusedOctConv3d(OctConv3d):
             y_l = self._conv(x_l, w.ll, w.bias_l, r_l, relu)
         return OctPair(y_h, y_l)
 
-    def _pool_after(self, x_h: Tensor, x_l: Tensor, relu: bool) -> OctPair:
-        """The layer's output with H->L pooled after its convolution (``_pools_after``), in
-        two convolutions::
+    def _forward_pooled_after(self, x_h: Tensor, x_l: Tensor, relu: bool) -> OctPair:
+        """The layer's output with H->L pooled after its convolution, in two convolutions (a
+        layer ``_layer_can_pool_after`` allows, an input ``_input_fits_pool_after`` takes)::
 
             A = conv(X_H, [W_HH; W_HL]) + [b_H; b_L]    every output channel, high resolution
             Z = conv(X_L, [W_LH; W_LL])                 every output channel, low resolution
@@ -649,8 +650,9 @@ class FusedOctConv3d(OctConv3d):
         return y.relu_() if relu else y  # not oneDNN's "relu" post-op: it turns NaN into 0
 
 
-def _pools_after(conv: OctConv3d) -> bool:
-    """Whether ``conv`` runs pooled after in fused inference (``FusedOctConv3d._pool_after``).
+def _layer_can_pool_after(conv: OctConv3d) -> bool:
+    """Whether ``conv`` may run pooled after in fused inference: the rule that sets a fused
+    layer's ``pool_after_eligible`` flag (the kernel is ``FusedOctConv3d._forward_pooled_after``).
 
     That is exact where the kernel is 1, with stride 1 and no padding, along every octave axis
     (average pooling then commutes with the convolution), with all four paths ungrouped. It is
@@ -669,9 +671,10 @@ def _pools_after(conv: OctConv3d) -> bool:
     )
 
 
-def _pool_after_fits(x_h: Tensor, x_l: Tensor | None, conv: OctConv3d) -> bool:
-    """Whether this input takes ``_pool_after``: on the CPU in channels-last memory, where it
-    was measured, with sizes that divide by the octave."""
+def _input_fits_pool_after(x_h: Tensor, x_l: Tensor | None, conv: OctConv3d) -> bool:
+    """Whether this input takes ``FusedOctConv3d._forward_pooled_after`` in a layer whose
+    ``pool_after_eligible`` is set: on the CPU in channels-last memory, where it was measured,
+    with sizes that divide by the octave."""
     if x_l is None or x_h.device.type != "cpu" or not is_channels_last(x_h):
         return False
     if not is_contiguous_as(x_l, torch.channels_last_3d):

@@ -779,13 +779,13 @@ def _pair_input(conv: OctConv3d, size: tuple[int, int, int]) -> OctPair:
 
 def _spy_pool_after(monkeypatch) -> list[FusedOctConv3d]:
     calls: list[FusedOctConv3d] = []
-    pool_after = FusedOctConv3d._pool_after
+    pool_after = FusedOctConv3d._forward_pooled_after
 
     def spy(self, *args):
         calls.append(self)
         return pool_after(self, *args)
 
-    monkeypatch.setattr(FusedOctConv3d, "_pool_after", spy)
+    monkeypatch.setattr(FusedOctConv3d, "_forward_pooled_after", spy)
     return calls
 
 
@@ -807,7 +807,7 @@ def test_channel_reducing_layer_pools_after_and_equals_the_four_paths(
     with torch.no_grad():
         want = as_pair(act(model(x)) if relu else model(x))
     fused, folded = _fused_unit(*model)
-    assert fused.pools_after
+    assert fused.pool_after_eligible
     calls = _spy_pool_after(monkeypatch)
     with torch.inference_mode():
         got = as_pair(conv_norm_act(fused, folded, act if relu else None, x))
@@ -855,7 +855,7 @@ def test_bottleneck_network_at_a_small_alpha_pools_after_and_equals_unfused() ->
     with torch.no_grad():
         want = model(x)
     fused = fuse_for_inference(model)
-    assert sum(getattr(m, "pools_after", False) for m in fused.modules()) > 0
+    assert sum(getattr(m, "pool_after_eligible", False) for m in fused.modules()) > 0
     with torch.inference_mode():
         got = fused(x)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
