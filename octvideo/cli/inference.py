@@ -39,6 +39,7 @@ from octvideo.data.workers import (
     start_worker_server,
 )
 from octvideo.errors import UsageError, first_line, usage_errors
+from octvideo.inference.inputs import RENDER_SUFFIX, expand_inputs
 from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
@@ -49,10 +50,8 @@ from octvideo.inference.pipeline import (
     reserve_worker_files,
 )
 from octvideo.inference.predictor import (
-    RENDER_SUFFIX,
     Predictor,
     VideoResult,
-    expand_inputs,
     parse_seconds,
     parse_views,
     window_seconds,

@@ -29,7 +29,7 @@ from octvideo.engine.checkpoint import atomic_save, load_checkpoint
 from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
-from octvideo.inference.predictor import expand_inputs
+from octvideo.inference.inputs import expand_inputs
 from tests.data.test_open_files import fake_open_file_limit
 from tests.inference.media_helpers import encode, faststart
 

@@ -1,0 +1,111 @@
+"""Input discovery for ``octvideo predict``: command-line arguments -> video file paths.
+
+A file is taken as given; a folder is searched recursively for videos (``_videos_under``, leaving
+out the renders ``predict --render`` writes there); a ``.txt`` file is a list of paths, or an
+annotation list whose ``path label`` lines are taken as their paths. Nothing here opens a video
+or knows a model: a path that does not exist, or a folder without videos, is kept, so that it is
+reported as a failed input rather than dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines, video_entries
+from octvideo.paths import why_not_a_file
+
+logger = logging.getLogger(__name__)
+
+# the end of every name ``octvideo predict --render`` gives a render in a folder
+# (``<stem>.pred.mp4``): a folder search leaves them out
+RENDER_SUFFIX = ".pred.mp4"
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Files as given; folders searched recursively for videos (sorted, ``_videos_under``);
+    ``.txt`` files read as lists of paths (one a line, ``#`` comments skipped, relative to the
+    list's folder; an annotation list's ``path label`` lines are taken as their paths).
+
+    A path that does not exist, and a folder without videos, are kept, so that they are reported
+    as failed rather than dropped.
+
+    Raises:
+        ValueError: a ``.txt`` list cannot be read or is not UTF-8 text.
+    """
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if _quietly(path.is_dir):
+            found = _videos_under(path)
+            if not found:  # kept, so that it is reported as a failed input
+                logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
+                found = [str(path)]
+            out.extend(found)
+        elif path.suffix.lower() == ".txt":
+            why = why_not_a_file(path)
+            if why:  # a pipe, a device, a broken link: a list that cannot be read as one
+                raise ValueError(f"input list {path} {why}, not a file; give the file itself")
+            try:
+                lines = text_lines(path, "input list")
+            except OSError as err:
+                raise ValueError(
+                    f"input list {path} cannot be read ({err.strerror or err})"
+                ) from None
+            for line in lines:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    out.append(str(_list_entry(line, path.parent)))
+        else:
+            out.append(str(path))
+    return out
+
+
+def _list_entry(line: str, folder: Path) -> Path:
+    """A line of an input list as a path: relative to the list's folder, and without the integer
+    label of an annotation list (``path label``, as ``octvideo data`` writes) unless the whole
+    line names a file."""
+    whole = Path(line) if Path(line).is_absolute() else folder / line
+    parts = split_line(line)  # as ``octvideo data`` and training read the same list
+    if len(parts) == 2 and parts[1].isdigit() and not _quietly(whole.exists):
+        entry = Path(parts[0])
+        return entry if entry.is_absolute() else folder / entry
+    return whole
+
+
+def _quietly(test: Callable[[], bool]) -> bool:
+    """``test()`` (``path.exists``, ``path.is_dir``), False for a path that cannot even be looked
+    at (a name too long for the file system): it is kept as an input, which then fails alone."""
+    try:
+        return test()
+    except OSError:
+        return False
+
+
+def _videos_under(folder: Path) -> list[str]:
+    """Every entry under ``folder`` named like a video (``video_entries``, folder by folder),
+    sorted, but for the renders ``octvideo predict --render`` writes (``RENDER_SUFFIX``), so
+    that predicting a folder again does not predict its own renders.
+
+    An entry that only looks like a video (a broken link, a loop of links, a pipe, a link to a
+    device) is listed, to fail with the reason it gets alone; a folder named like one is
+    searched like any folder, and listed (to fail as a directory) only when it holds no video,
+    as it would be given alone. Links to folders are not followed (one named like a video is
+    listed, and fails as a directory): a link back up the tree would never end.
+    """
+    found: list[str] = []
+    searched: list[str] = []  # folders named like videos, searched as folders
+    for parent, subfolders, _ in os.walk(folder):
+        for entry in video_entries(parent):
+            if entry.name.lower().endswith(RENDER_SUFFIX):
+                continue
+            if entry.name in subfolders and not entry.is_symlink():
+                searched.append(str(entry))
+            else:
+                found.append(str(entry))
+    for named in searched:
+        if not any(path.startswith(named + os.sep) for path in found):
+            found.append(named)
+    return sorted(found)

@@ -1,0 +1,112 @@
+"""Input discovery (``expand_inputs``): files as given, folders searched for videos, input and
+annotation lists read as paths; what cannot be looked at is kept, to fail alone."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from octvideo.data import load_annotations
+from octvideo.inference import Predictor
+from octvideo.inference.inputs import RENDER_SUFFIX, expand_inputs
+from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_checkpoint(checkpoint)
+
+
+def test_folder_and_list_inputs(videos, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# videos\n{videos['short']}\n{videos['odd'].name}\n")
+    expanded = expand_inputs([listing])
+    assert expanded == [str(videos["short"]), str(tmp_path / videos["odd"].name)]
+    folder = expand_inputs([videos["short"].parent])
+    assert str(videos["short"]) in folder and all(p.endswith((".mp4",)) for p in folder)
+
+
+def test_a_folder_given_to_predict_yields_the_videos_data_commands_count(tmp_path):
+    (tmp_path / "walk").mkdir()
+    for name in ("a.mpg", "b.MPEG", "c.ogv", "d.m4v", "e.mp4", "notes.txt", "song.mp3"):
+        (tmp_path / "walk" / name).write_bytes(b"")
+    assert expand_inputs([tmp_path]) == [r.path for r in load_annotations(tmp_path).records]
+
+
+@pytest.mark.parametrize(
+    ("names", "lines", "want"),
+    [
+        # "path label" lines, as `octvideo data synth` writes them, were taken whole: every
+        # video "did not exist"; a file named "d 7" is its whole line; a missing one is kept,
+        # to be reported as failed by its path
+        (
+            ["a.mp4", "b c.mp4", "d 7"],
+            "val/a.mp4 0\nval/b c.mp4 12\nval/d 7\nval/missing.mp4 3\n",
+            ["a.mp4", "b c.mp4", "d 7", "missing.mp4"],
+        ),
+        # "path,label" lines (a comma list) were taken whole, where test and train split them
+        (
+            ["a.mp4", "take 2, final.mp4"],
+            "val/a.mp4,4\nval/take 2, final.mp4 5\n",
+            ["a.mp4", "take 2, final.mp4"],
+        ),
+    ],
+    ids=["space", "comma"],
+)
+def test_annotation_lists_are_input_lists_split_as_training_splits_them(
+    tmp_path, names, lines, want
+):
+    (tmp_path / "val").mkdir()
+    for name in names:
+        (tmp_path / "val" / name).write_bytes(b"")
+    listing = tmp_path / "val.txt"
+    listing.write_text(lines)
+    assert expand_inputs([listing]) == [str(tmp_path / "val" / name) for name in want]
+
+
+def test_a_folder_lists_every_entry_named_like_a_video_to_fail_as_alone(predictor, tmp_path):
+    folder = tmp_path / "videos"
+    (folder / "links").mkdir(parents=True)
+    links = folder / "links"
+    (links / "dangling.mp4").symlink_to("nope")
+    (links / "l1.mp4").symlink_to("l2.mp4")
+    (links / "l2.mp4").symlink_to("l1.mp4")
+    (links / "zero.mp4").symlink_to("/dev/zero")
+    os.mkfifo(links / "fifo.mp4")
+    (folder / "empty.mp4").mkdir()  # a folder named like a video, holding none
+    (folder / "holder.mp4").mkdir()  # one holding a video: searched, as given alone
+    (folder / "holder.mp4" / "inner.mp4").write_bytes(b"")
+    (folder / "notes.txt").write_bytes(b"")
+    found = expand_inputs([folder])
+    names = ["empty.mp4", "holder.mp4/inner.mp4", "links/dangling.mp4", "links/fifo.mp4"]
+    names += ["links/l1.mp4", "links/l2.mp4", "links/zero.mp4"]
+    assert found == [str(folder / name) for name in names]
+    for path in found:
+        alone = predictor.predict(path)
+        assert not alone.ok
+        assert alone.error == predictor.predict(expand_inputs([path])[0]).error
+
+
+def test_a_folder_search_leaves_out_the_renders_predict_writes(tmp_path):
+    for name in ("a.mp4", "a.pred.mp4", "a.2.pred.mp4", "b~1f2e3d4c.pred.mp4", "c.PRED.MP4"):
+        (tmp_path / name).write_bytes(b"")
+    assert RENDER_SUFFIX == ".pred.mp4"
+    assert expand_inputs([tmp_path]) == [str(tmp_path / "a.mp4")]
+    # named, a render is an input like any file
+    assert expand_inputs([tmp_path / "a.pred.mp4"]) == [str(tmp_path / "a.pred.mp4")]
+
+
+@pytest.mark.parametrize("kind", NO_FILES)
+def test_an_input_list_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
+    # it was taken for a video: "FileNotFoundError: ... not a video file"
+    path = tmp_path / "inputs.txt"
+    what = make_no_file(path, kind)
+    with pytest.raises(ValueError) as err:
+        expand_inputs([path])
+    assert str(err.value) == f"input list {path} {what}, not a file; give the file itself"
+
+
+def test_an_input_whose_name_is_too_long_to_look_at_is_kept(tmp_path):
+    long = tmp_path / ("a" * 300 + ".mp4")
+    assert expand_inputs([long]) == [str(long)]
