@@ -39,6 +39,7 @@ import collections
 import dataclasses
 import datetime as dt
 import errno
+import functools
 import io
 import itertools
 import json
@@ -533,6 +534,73 @@ def check_point(cfg: str, overrides: Sequence[str], point: Point) -> str:
     return ""
 
 
+def _triage(
+    cfg: str, points: Sequence[Point], seeds: Sequence[int], out: Path, overrides: Sequence[str]
+) -> tuple[list[RunRecord | None], list[tuple[int, int, Point]]]:
+    """Every run in study order (seed by seed): the record of each finished run (skipped) and
+    each refused point (recorded), None in the slot of each run to do; and the runs to do as
+    (slot, seed, point)."""
+    refused = {p: check_point(cfg, overrides, p) for p in points}
+    records: list[RunRecord | None] = []
+    todo: list[tuple[int, int, Point]] = []
+    for seed in seeds:
+        for point in points:
+            run_dir = run_folder(out, point, seed)
+            what = f"[{point.label}, seed {seed}]"
+            if is_finished(run_dir):
+                logger.info("%s finished before: skipped (%s)", what, run_dir)
+                wall = _read_record(run_dir).get("wall_s")
+                records.append(RunRecord(point.name, seed, "finished", wall_s=wall))
+            elif refused[point]:
+                logger.warning("%s refused: %s", what, refused[point])
+                record = RunRecord(point.name, seed, "failed", refused[point])
+                run_dir.mkdir(parents=True, exist_ok=True)
+                _write_json(run_dir / RECORD, dataclasses.asdict(record))
+                records.append(record)
+            else:
+                todo.append((len(records), seed, point))
+                records.append(None)
+    return records, todo
+
+
+def _run_one(
+    slot: int,
+    seed: int,
+    point: Point,
+    *,
+    runner: Runner,
+    cfg: str,
+    overrides: Sequence[str],
+    out: Path,
+    runs: int,
+    clock: Callable[[], float],
+    stopping: threading.Event,
+) -> RunRecord | None:
+    """Runs one point and seed (run ``slot + 1`` of ``runs``) and writes its record; None, and
+    no record, where ``stopping`` was set meanwhile (stopped from outside: not its result)."""
+    run_dir = run_folder(out, point, seed)
+    what = f"[{point.label}, seed {seed}]"
+    previous = _read_record(run_dir)
+    logger.info("%s run %d of %d: %s", what, slot + 1, runs, run_dir)
+    start = clock()
+    reason = ""
+    try:
+        runner(cfg, [*overrides, *point.overrides, f"trainer.seed={seed}"], run_dir)
+    except RunFailed as err:
+        reason = str(err) or "failed"
+    if stopping.is_set():
+        return None
+    wall = clock() - start + (previous.get("wall_s") or 0.0)
+    if not reason and not is_finished(run_dir):
+        reason = f"the run ended without a test summary ({run_dir / SUMMARY})"
+    record = RunRecord(point.name, seed, "failed" if reason else "finished", reason, wall)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / RECORD, dataclasses.asdict(record))
+    if reason:
+        logger.warning("%s failed: %s", what, reason)
+    return record
+
+
 def run_points(
     cfg: str,
     points: Sequence[Point],
@@ -553,51 +621,18 @@ def run_points(
     Stopped (SIGTERM, Ctrl-C), the study stops every running command and records none of them.
     """
     runner = runner or SubprocessRunner()
-    refused = {p: check_point(cfg, overrides, p) for p in points}
-    records: list[RunRecord | None] = []
-    todo: list[tuple[int, int, Point]] = []  # (slot in records, seed, point)
-    for seed in seeds:
-        for point in points:
-            run_dir = run_folder(out, point, seed)
-            what = f"[{point.label}, seed {seed}]"
-            if is_finished(run_dir):
-                logger.info("%s finished before: skipped (%s)", what, run_dir)
-                wall = _read_record(run_dir).get("wall_s")
-                records.append(RunRecord(point.name, seed, "finished", wall_s=wall))
-            elif refused[point]:
-                logger.warning("%s refused: %s", what, refused[point])
-                record = RunRecord(point.name, seed, "failed", refused[point])
-                run_dir.mkdir(parents=True, exist_ok=True)
-                _write_json(run_dir / RECORD, dataclasses.asdict(record))
-                records.append(record)
-            else:
-                todo.append((len(records), seed, point))
-                records.append(None)
+    records, todo = _triage(cfg, points, seeds, out, overrides)
     stopping = threading.Event()
-
-    def one(slot: int, seed: int, point: Point) -> RunRecord | None:
-        run_dir = run_folder(out, point, seed)
-        what = f"[{point.label}, seed {seed}]"
-        previous = _read_record(run_dir)
-        logger.info("%s run %d of %d: %s", what, slot + 1, len(records), run_dir)
-        start = clock()
-        reason = ""
-        try:
-            runner(cfg, [*overrides, *point.overrides, f"trainer.seed={seed}"], run_dir)
-        except RunFailed as err:
-            reason = str(err) or "failed"
-        if stopping.is_set():  # stopped from outside: not a result of this run
-            return None
-        wall = clock() - start + (previous.get("wall_s") or 0.0)
-        if not reason and not is_finished(run_dir):
-            reason = f"the run ended without a test summary ({run_dir / SUMMARY})"
-        record = RunRecord(point.name, seed, "failed" if reason else "finished", reason, wall)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / RECORD, dataclasses.asdict(record))
-        if reason:
-            logger.warning("%s failed: %s", what, reason)
-        return record
-
+    one = functools.partial(
+        _run_one,
+        runner=runner,
+        cfg=cfg,
+        overrides=overrides,
+        out=out,
+        runs=len(records),
+        clock=clock,
+        stopping=stopping,
+    )
     if jobs <= 1:
         for slot, seed, point in todo:
             records[slot] = one(slot, seed, point)
