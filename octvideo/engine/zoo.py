@@ -36,7 +36,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -139,6 +139,14 @@ class ImportResult:
     clip_source: str
 
 
+class ClipOrigin(NamedTuple):
+    """Where an import's clip protocol came from: ``kind`` for the code to branch on, ``words``
+    for its messages and the command's report."""
+
+    kind: Literal["flag", "file_name", "recipe", "default", "checkpoint"]
+    words: str  # "--clip", "the file name SLOW_4x16_R50.pyth", "the 8x8 default", ...
+
+
 @dataclass(frozen=True)
 class _Converted:
     """What a source's conversion gives: the weights under octvideo's keys, and what the
@@ -148,7 +156,7 @@ class _Converted:
     model: dict[str, Any]  # the model section (``to_dict(ModelConfig)``)
     classes: list[str]
     clip: ClipProtocol
-    clip_source: str  # where the clip protocol came from, for the command's report
+    clip_origin: ClipOrigin
     classes_file: str = ""  # the source run's data.classes_file, which the run config names
     jitter_scales: tuple[int, int] | None = None  # the source run's data.train_jitter_scales
     # the folders a relative classes_file may be relative to, likeliest first (_run_folders)
@@ -272,8 +280,8 @@ def import_checkpoint(
     except ValueError as err:  # a bound of octvideo.config.LIMITS (a SlowFast's Fast frames)
         t, tau = _user_clip(got.clip)
         raise UsageError(
-            f"{_clip_words(t, tau, got.clip_source)}: {first_line(err)}"
-            f"{_clip_advice(got.clip_source)}"
+            f"{_clip_words(t, tau, got.clip_origin)}: {first_line(err)}"
+            f"{_clip_advice(got.clip_origin)}"
         ) from err
     _check_clip_fits(section, data, got)
     meta = CheckpointMeta(
@@ -293,7 +301,7 @@ def import_checkpoint(
     except CheckpointError as err:
         raise RuntimeError(f"import wrote metadata that predict refuses: {err}") from err
     _write(out, config_path, got.state, meta, run_cfg)
-    return ImportResult(out, config_path, meta.to_dict(), got.clip_source)
+    return ImportResult(out, config_path, meta.to_dict(), got.clip_origin.words)
 
 
 # ------------------------------------------------------------------------------------ sources
@@ -336,12 +344,12 @@ def _from_pytorchvideo(
             )
         names = kinetics400_classes()
     _check_class_count(src, names, num_classes)
-    t, tau, clip_source = _weights_clip(model, vanilla, clip, src)
+    t, tau, origin = _weights_clip(model, vanilla, clip, src)
     extra = {**_extra_from_weights(model, vanilla, tau), "head_pool": zoo_head_pool(model, t, tau)}
     target = _model_section(model, num_classes, alpha or 0.0, extra)
     state = _octavised(vanilla, target)
-    protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD, clip_source)
-    return _Converted(state, target, names, protocol, clip_source)
+    protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD, origin)
+    return _Converted(state, target, names, protocol, origin)
 
 
 def _from_torchvision(
@@ -379,7 +387,7 @@ def _from_torchvision(
         what = f"a torchvision ResNet-{depth}" if depth else "a torchvision network"
         hint = f"; use --model {fits[0]}" if fits else " (octvideo has no such depth)"
         raise UsageError(f"{src} holds {what}, which does not inflate into {model}{hint}")
-    t, tau, clip_source = _clip_or_default(clip, src)
+    t, tau, origin = _clip_or_default(clip, src)
     target = _model_section(model, len(names), alpha or 0.0, extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # a fresh classifier that is the same on every import
@@ -388,8 +396,8 @@ def _from_torchvision(
         state = inflate_resnet2d(raw, net)
     except ValueError as err:
         raise UsageError(f"{src} does not inflate into {model}: {first_line(err)}") from err
-    protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD, clip_source)
-    return _Converted(state, target, names, protocol, clip_source)
+    protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD, origin)
+    return _Converted(state, target, names, protocol, origin)
 
 
 def _from_octvideo(
@@ -456,7 +464,7 @@ def _octvideo_with_meta(
         section,
         names,
         own.clip,
-        "the source checkpoint",
+        ClipOrigin("checkpoint", "the source checkpoint"),
         classes_file=trained_on,
         jitter_scales=scales,
         run_folders=folders,
@@ -480,17 +488,17 @@ def _octvideo_bare(
     if not _fits_alpha0(model, state):
         fits = _guess(lambda name: state, list_models())
         raise UsageError(_wrong_model(src, "octvideo", model, fits))
-    t, tau, clip_source = _weights_clip(model, state, clip, src)
+    t, tau, origin = _weights_clip(model, state, clip, src)
     extra = _extra_from_weights(model, state, tau)
     section = _model_section(model, _classifier_rows(state), 0.0, extra)
-    protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, clip_source)
+    protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, origin)
     if names is None:
         raise UsageError(
             f"{src} has no class names (a bare state dict); name them with --classes "
             "kinetics400, FILE or a number"
         )
     _check_class_count(src, names, section["num_classes"])
-    return _Converted(state, section, names, protocol, clip_source)
+    return _Converted(state, section, names, protocol, origin)
 
 
 def _at_alpha(got: _Converted, alpha: float | None, src: Path) -> _Converted:
@@ -929,7 +937,7 @@ def zoo_head_pool(model: str, t: int, tau: int) -> list[int] | list[list[int]]:
 
 def _clip_or_default(
     clip: tuple[int, int] | None, src: Path, recipe: _Recipe | None = None
-) -> tuple[int, int, str]:
+) -> tuple[int, int, ClipOrigin]:
     """(T, tau, where it came from): ``--clip``, else the ``TxTAU`` of a zoo file name, else the
     clip of the zoo recipe the weights show (``recipe``), else 8x8.
 
@@ -937,7 +945,7 @@ def _clip_or_default(
         UsageError: the file name's clip is beyond the bounds, or is not ``recipe``'s.
     """
     if clip is not None:
-        return clip[0], clip[1], "--clip"
+        return clip[0], clip[1], ClipOrigin("flag", "--clip")
     match = _ZOO_NAME.search(src.name)
     if match and int(match[1]) >= 1 and int(match[2]) >= 1:
         t, tau = int(match[1]), int(match[2])
@@ -954,13 +962,11 @@ def _clip_or_default(
                 f"of {recipe.kernel} frames is the zoo's {recipe.name}'s: pass --clip {want} for "
                 f"the weights' recipe, or --clip {t}x{tau} to keep the name's"
             )
-        return t, tau, f"the file name {src.name}"
+        return t, tau, ClipOrigin("file_name", f"the file name {src.name}")
     if recipe is not None:
-        return (
-            *recipe.clip,
-            f"its weights' lateral kernel of {recipe.kernel} frames, the zoo's {recipe.name}'s",
-        )
-    return DEFAULT_CLIP[0], DEFAULT_CLIP[1], "the 8x8 default"
+        words = f"its weights' lateral kernel of {recipe.kernel} frames, the zoo's {recipe.name}'s"
+        return (*recipe.clip, ClipOrigin("recipe", words))
+    return DEFAULT_CLIP[0], DEFAULT_CLIP[1], ClipOrigin("default", "the 8x8 default")
 
 
 class _Recipe(NamedTuple):
@@ -1044,12 +1050,12 @@ def warn_other_speed(path: str, name: str, raw: Mapping[str, Tensor], model: nn.
 
 def _weights_clip(
     model: str, vanilla: Mapping[str, Tensor], clip: tuple[int, int] | None, src: Path
-) -> tuple[int, int, str]:
+) -> tuple[int, int, ClipOrigin]:
     """``_clip_or_default`` for weights that may show their zoo recipe (a SlowFast R50's lateral
     kernel): a file name of another clip is refused, and a ``--clip`` of another is followed with
     a warning (a network of that clip is not the one the weights were trained as)."""
     recipe = _zoo_recipe(model, _lateral_kernel(vanilla))
-    t, tau, source = _clip_or_default(clip, src, recipe)
+    t, tau, origin = _clip_or_default(clip, src, recipe)
     if recipe is not None and clip is not None and clip != recipe.clip:
         logger.warning(
             "--clip %dx%d: the lateral kernel of %s, %d frames, is the zoo's %s's; importing at "
@@ -1062,7 +1068,7 @@ def _weights_clip(
             t,
             tau,
         )
-    return t, tau, source
+    return t, tau, origin
 
 
 def _model_section(
@@ -1146,7 +1152,7 @@ def _protocol(
     fps: float | None,
     mean: Sequence[float],
     std: Sequence[float],
-    clip_source: str,
+    origin: ClipOrigin,
 ) -> ClipProtocol:
     """The clip protocol of a T x tau clip (the slow pathway's for SlowFast, whose Fast pathway
     takes alpha x T frames every ``FAST_STRIDE``th); the test views and crops are the config's
@@ -1156,9 +1162,9 @@ def _protocol(
     if model.startswith("slowfast"):
         if tau % FAST_STRIDE or tau < 2 * FAST_STRIDE:
             raise UsageError(
-                f"{_clip_words(t, tau, clip_source)}: a SlowFast clip's stride is an even number "
+                f"{_clip_words(t, tau, origin)}: a SlowFast clip's stride is an even number "
                 f"of 4 or more (its Fast pathway takes every 2nd frame: 8x8, 4x16)"
-                f"{_clip_advice(clip_source)}"
+                f"{_clip_advice(origin)}"
             )
         slowfast_alpha = tau // FAST_STRIDE
         frames, stride = t * slowfast_alpha, FAST_STRIDE
@@ -1179,17 +1185,16 @@ def _user_clip(clip: ClipProtocol) -> tuple[int, int]:
     return clip.slow_frames, clip.sampling_rate * (clip.slowfast_alpha or 1)
 
 
-def _clip_words(t: int, tau: int, clip_source: str) -> str:
+def _clip_words(t: int, tau: int, origin: ClipOrigin) -> str:
     """The clip as an error names it: ``--clip 8x3`` where the user gave it, else with where it
     came from (a zoo file name, the default, the source checkpoint)."""
-    return (
-        f"--clip {t}x{tau}" if clip_source == "--clip" else f"clip {t}x{tau} (from {clip_source})"
-    )
+    return f"--clip {t}x{tau}" if origin.kind == "flag" else f"clip {t}x{tau} (from {origin.words})"
 
 
-def _clip_advice(clip_source: str) -> str:
-    """What to do about a clip that import did not take from the user: pass one."""
-    return "" if clip_source in ("--clip", "the source checkpoint") else "; pass --clip TxTAU"
+def _clip_advice(origin: ClipOrigin) -> str:
+    """What to do about a clip that import did not take from the user, nor from a checkpoint that
+    keeps its own: pass one."""
+    return "" if origin.kind in ("flag", "checkpoint") else "; pass --clip TxTAU"
 
 
 def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) -> None:
@@ -1208,7 +1213,7 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
     except ConfigError as err:
         t, tau = _user_clip(got.clip)
         if err.__cause__ is None:  # a setting refused by name, not by the network's run
-            raise UsageError(f"{_clip_words(t, tau, got.clip_source)}: {err}") from err
+            raise UsageError(f"{_clip_words(t, tau, got.clip_origin)}: {err}") from err
         fewest = fewest_frames(section, data, crops)
         # as --clip counts: the Slow pathway's frames
         least = dataclasses.replace(data, num_frames=fewest).slow_frames if fewest else None
@@ -1216,11 +1221,11 @@ def _check_clip_fits(section: ModelConfig, data: DataConfig, got: _Converted) ->
         takes = f"it takes {least} or more" if least else f"nor any of up to {most} frames"
         example = (
             f" (e.g. --clip {least}x{tau})"
-            if least and got.clip_source != "the source checkpoint"
+            if least and got.clip_origin.kind != "checkpoint"
             else ""
         )
         raise UsageError(
-            f"{_clip_words(t, tau, got.clip_source)}: {section.name} cannot take clips of {t} "
+            f"{_clip_words(t, tau, got.clip_origin)}: {section.name} cannot take clips of {t} "
             f"frame{'s' if t != 1 else ''}; {takes}{example} ({first_line(err.__cause__)})"
         ) from err
 
