@@ -11,7 +11,8 @@ from types import FrameType
 from octvideo.argtypes import number, whole
 from octvideo.cli import print_last
 from octvideo.data.workers import usable_cores
-from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, iter_rows, run_study, split_groups
+from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, run_study, split_groups
+from octvideo.engine.sweep_report import iter_rows
 from octvideo.errors import Interrupted, Terminated, UsageError
 
 _AGAIN = "run the same command again to continue the study"

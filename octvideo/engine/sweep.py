@@ -1,5 +1,5 @@
 """``octvideo sweep``: a study over config values, each point and seed an ordinary run, gathered
-into one table and one figure of accuracy against cost.
+into one table and one figure of accuracy against cost (written by ``sweep_report``).
 
 Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049), Table 8 and its
 accuracy-vs-GFLOPs figure: what a user keeps in accuracy and saves in compute, time and memory
@@ -40,7 +40,6 @@ import dataclasses
 import datetime as dt
 import errno
 import functools
-import io
 import itertools
 import json
 import logging
@@ -53,7 +52,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +68,7 @@ from octvideo.config import (
     resolve_config_path,
     to_dict,
 )
+from octvideo.engine.sweep_report import METRICS, finite, write_study
 from octvideo.errors import (
     ConfigError,
     OutputWriteError,
@@ -80,7 +80,6 @@ from octvideo.errors import (
 from octvideo.measure.machine import machine
 from octvideo.paths import (
     ReadFiles,
-    atomic_output,
     check_output_file,
     hold_folder,
     write_atomically,
@@ -96,7 +95,6 @@ SUMMARY = Path("test") / "summary.json"
 RECORD = "sweep.json"
 LOG = "sweep.log"
 MEASURED = "measured.json"
-METRICS = ("video_top1", "clip_top1", "mean_class_accuracy")
 # Bounds of the study's own counts, far beyond a real study (3-5 seeds, 10 timing rounds, batch
 # 2, tens of runs): a typo is one line before the plan is written, not a 10^9-run plan or a week
 # of timing. MAX_RUNS bounds points x seeds (the points counted before duplicates are dropped).
@@ -768,7 +766,7 @@ def collect(
 ) -> list[dict[str, Any]]:
     """One row per point from the run folders: accuracies over the finished seeds (mean, sample
     std, min, max), the measured cost, wall time, and the status with the first failure's
-    reason."""
+    reason; ``sweep_report`` turns the rows into the study's table and figure."""
     rows = []
     for index, point in enumerate(points):
         values: dict[str, list[float]] = {k: [] for k in METRICS}
@@ -811,156 +809,6 @@ def collect(
         row["wall_s_mean"] = statistics.fmean(walls) if walls else None
         rows.append(row)
     return rows
-
-
-CSV_COLUMNS = (
-    "point",
-    "status",
-    "seeds_finished",
-    *(f"{k}_{s}" for k in METRICS for s in ("mean", "std", "min", "max")),
-    *(f.name for f in dataclasses.fields(Measured) if f.name != "error"),  # "measure_error"
-    "wall_s_mean",
-    "baseline",
-    "folder",
-    "measure_error",
-)
-
-
-def _pct(row: dict[str, Any], key: str) -> str:
-    mean, std = row[f"{key}_mean"], row[f"{key}_std"]
-    if mean is None:
-        return "-"
-    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _ratio(row: dict[str, Any], key: str) -> str:
-    if row[f"{key}_ratio"] is None:
-        return "-"
-    return (
-        f"{row[f'{key}_ratio']:.3f} ({row[f'{key}_ratio_min']:.3f}-{row[f'{key}_ratio_max']:.3f})"
-    )
-
-
-def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [
-        f"Study of `{meta['config']}`, {meta['seeds']} seed(s) per point, "
-        f"{meta.get('jobs', 1)} run(s) at a time; {meta['date']}, {meta['machine']} (timings).",
-        "",
-        f"`{meta['command']}`",
-        "",
-        "Accuracies in %: mean ± sample standard deviation over the finished seeds (study.csv "
-        "also has min and max). GFLOPs: multiply-adds of one test view (convolutions and "
-        "classifier). Saved MiB: activations a training step keeps for backward, per clip. "
-        "Times: medians of interleaved rounds in one process; ratios against the baseline "
-        "(first) point: median of the per-round ratios (range). Wall: train + test of one run, "
-        "mean over seeds.",
-        "",
-        "| point | video top-1 | clip top-1 | mean class acc | GFLOPs | params (M) | saved MiB "
-        "| inference ms | inference ratio | train step ms | train ratio | wall s | status |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        name = row["point"] + (" (baseline)" if row["baseline"] else "")
-        params = None if row["params"] is None else row["params"] / 1e6
-        lines.append(
-            f"| {name} | {_pct(row, 'video_top1')} | {_pct(row, 'clip_top1')} | "
-            f"{_pct(row, 'mean_class_accuracy')} | {_num(row['gflops'], '.4g')} | "
-            f"{_num(params, '.3f')} | {_num(row['saved_mib_per_clip'], '.3g')} | "
-            f"{_num(row['infer_ms'], '.1f')} | {_ratio(row, 'infer')} | "
-            f"{_num(row['train_ms'], '.1f')} | {_ratio(row, 'train')} | "
-            f"{_num(row['wall_s_mean'], '.0f')} | {row['status'].replace('|', '/')} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """The paper's figure: video top-1 (error bars: min-max over seeds) against GFLOPs per view,
-    and against the measured inference time ratio; one marker per point, the baseline a star."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [
-        ("gflops", None, "GFLOPs per view"),
-        ("infer_ratio", ("infer_ratio_min", "infer_ratio_max"), "inference time / baseline"),
-    ]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    markers = itertools.cycle("osD^v<>phX")
-    for row in rows:
-        marker = "*" if row["baseline"] else next(markers)
-        y = row["video_top1_mean"]
-        for ax, (xkey, xrange_, _) in zip(axes, panels, strict=True):
-            x = row[xkey]
-            if x is None or y is None:
-                continue
-            yerr = [[100 * (y - row["video_top1_min"])], [100 * (row["video_top1_max"] - y)]]
-            xerr = None
-            if xrange_ is not None and row[xrange_[0]] is not None:
-                xerr = [[x - row[xrange_[0]]], [row[xrange_[1]] - x]]
-            label = row["point"] + (" (baseline)" if row["baseline"] else "")
-            ax.errorbar(
-                x,
-                100 * y,
-                yerr=yerr,
-                xerr=xerr,
-                fmt=marker,
-                markersize=12 if row["baseline"] else 7,
-                capsize=3,
-                label=label,
-            )
-            ax.annotate(
-                row["point"], (x, 100 * y), textcoords="offset points", xytext=(6, 6), fontsize=7
-            )
-    for ax, (_, _, xlabel) in zip(axes, panels, strict=True):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("video top-1 (%)")
-        ax.grid(True, alpha=0.3)
-    axes[0].set_title("accuracy vs FLOPs")
-    axes[1].set_title("accuracy vs measured time")
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
-    """study.csv, study.json, study.md and study.png in ``out``, each whole or not at all.
-
-    Raises:
-        OutputWriteError: a file cannot be written (a full disk); an earlier one is kept.
-    """
-    import csv
-
-    files = {
-        "csv": out / "study.csv",
-        "json": out / "study.json",
-        "md": out / "study.md",
-        "png": out / "study.png",
-    }
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
-    write_atomically(files["csv"], table.getvalue())
-    clean = [{k: _finite(v) for k, v in row.items()} for row in rows]
-    _write_json(files["json"], {"meta": meta, "rows": clean})
-    write_atomically(files["md"], markdown(rows, meta))
-    with atomic_output(files["png"]) as part:  # same extension: the figure's format
-        plot(rows, part)
-    return files
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 # ---------------------------------------------------------------------------------- the study
@@ -1232,17 +1080,7 @@ def _measured(
         pass
     measured = measure_points(cfg, points, overrides, repeats=repeats, batch=batch, timer=timer)
     data = {
-        n: {k: _finite(v) for k, v in dataclasses.asdict(m).items()} for n, m in measured.items()
+        n: {k: finite(v) for k, v in dataclasses.asdict(m).items()} for n, m in measured.items()
     }
     _write_json(path, {"key": key, "points": data})
     return measured
-
-
-def iter_rows(rows: Sequence[dict[str, Any]]) -> Iterator[str]:
-    """One line per point for the terminal."""
-    for row in rows:
-        yield (
-            f"{row['point']}{' (baseline)' if row['baseline'] else ''}: video top-1 "
-            f"{_pct(row, 'video_top1')}%, GFLOPs {_num(row['gflops'], '.4g')}, inference "
-            f"{_ratio(row, 'infer')}, {row['status']}"
-        )
