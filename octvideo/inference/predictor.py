@@ -624,9 +624,9 @@ class Predictor:
         Raises:
             ValueError: views, or a checkpoint's multi-view protocol, out of the bounds.
         """
-        return (1,) if window is not None else self._views(views)[1]
+        return (1,) if window is not None else self._clips_and_crops(views)[1]
 
-    def _views(self, views: str | tuple[int, int]) -> tuple[int, tuple[int, ...]]:
+    def _clips_and_crops(self, views: str | tuple[int, int]) -> tuple[int, tuple[int, ...]]:
         """Temporal clips and crop positions of ``views`` (``parse_views``; "multi": the
         checkpoint's protocol)."""
         views = parse_views(views)
@@ -663,7 +663,7 @@ class Predictor:
         total = info.num_frames
         step = clip_stride(p.sampling_rate, info.fps, p.target_fps)  # frames between clip frames
         if window is None:
-            clips, _ = self._views(views)
+            clips, _ = self._clips_and_crops(views)
             return multiview_clip_indices(total, p.num_frames, step, clips), []
         duration = _duration(info, frame_times)
         frame = _one_frame(info, frame_times)  # closer windows repeat clips
@@ -757,7 +757,7 @@ class Predictor:
         result = VideoResult(path=name)
         try:
             opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
-            probs = self._run(opened, on_batch)  # (clips, K)
+            probs = self._clip_probs(opened, on_batch)  # (clips, K)
         except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
             if out_of_open_files(err):  # the file may be fine: the caller is to act, not skip it
                 raise RunStopped(open_files_message(f"decoding {name}")) from err
@@ -800,11 +800,10 @@ class Predictor:
         """
         fps = check_fps(fps)
         check_decoder(decoder)
-        frame_times = None
         if isinstance(source, Tensor):
-            info, frames_of = self._tensor_source(source, fps)
+            info, frames_of, frame_times = _tensor_source(source, fps)
         else:
-            info, frames_of, frame_times = self._file_source(
+            info, frames_of, frame_times = _file_source(
                 os.fsdecode(source), decoder, timed=window is not None
             )
         name = "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
@@ -896,29 +895,7 @@ class Predictor:
                     return None, 0, err
                 group, err, frame = kept, again, again.frame
 
-    def _tensor_source(self, frames: Tensor, fps: float):
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
-            raise ValueError(
-                f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
-            )
-        if frames.shape[0] < 1:  # no clip can be sampled from it
-            raise ValueError(f"frames must hold at least 1 frame, got {frames.shape[0]}")
-        info = VideoInfo(frames.shape[0], fps, frames.shape[2], frames.shape[1], "tensor")
-
-        def frames_of(indices: np.ndarray) -> Tensor:
-            return frames[torch.as_tensor(indices)]
-
-        return info, frames_of
-
-    def _file_source(self, path: str, decoder: str, *, timed: bool):
-        """The file's info, a reader of its frames (full size: the clip transform resizes once,
-        exactly as in testing) from one open file, and, when windows need them (``timed``), its
-        frame times if its frame rate is variable (None when ``index / fps`` gives them)."""
-        video = Video(path, decoder=decoder)
-        times = _variable_frame_times(video, _frame_rate(video.info.fps)) if timed else None
-        return video.info, video.read, times
-
-    def _run(self, opened: OpenInput, on_batch: Callable[[int], None] | None) -> Tensor:
+    def _clip_probs(self, opened: OpenInput, on_batch: Callable[[int], None] | None) -> Tensor:
         """Softmax of every clip of ``opened`` that can be read (``read_views``; crops
         averaged), decoding ``batch_size`` clips at a time."""
         crops = len(opened.crops)
@@ -929,6 +906,41 @@ class Predictor:
             if on_batch is not None:
                 on_batch(len(views) // crops)
         return torch.cat(out)
+
+
+# an input as ``open_input`` reads it: its info, a reader of its frames by index -> uint8
+# (N, H, W, 3), and its frames' times where ``index / fps`` does not give them (else None)
+_Source = tuple[VideoInfo, Callable[[np.ndarray], Tensor], np.ndarray | None]
+
+
+def _tensor_source(frames: Tensor, fps: float) -> _Source:
+    """Frames given as a tensor: their info at ``fps``, a reader of them by index, and no frame
+    times (``index / fps`` gives them), as ``_file_source`` returns a file's.
+
+    Raises:
+        ValueError: frames that are not uint8 (T, H, W, 3), or hold no frame.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != torch.uint8:
+        raise ValueError(
+            f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}"
+        )
+    if frames.shape[0] < 1:  # no clip can be sampled from it
+        raise ValueError(f"frames must hold at least 1 frame, got {frames.shape[0]}")
+    info = VideoInfo(frames.shape[0], fps, frames.shape[2], frames.shape[1], "tensor")
+
+    def frames_of(indices: np.ndarray) -> Tensor:
+        return frames[torch.as_tensor(indices)]
+
+    return info, frames_of, None
+
+
+def _file_source(path: str, decoder: str, *, timed: bool) -> _Source:
+    """The file's info, a reader of its frames (full size: the clip transform resizes once,
+    exactly as in testing) from one open file, and, when windows need them (``timed``), its
+    frame times if its frame rate is variable (None when ``index / fps`` gives them)."""
+    video = Video(path, decoder=decoder)
+    times = _variable_frame_times(video, _frame_rate(video.info.fps)) if timed else None
+    return video.info, video.read, times
 
 
 def _frames_tensor(frames: np.ndarray) -> Tensor:

@@ -738,13 +738,13 @@ def vfr_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("decoder", ["decord", "pyav"])
 def test_window_clips_lie_in_their_windows(predictor, vfr_video, monkeypatch, decoder):
     plans = []
-    run = Predictor._run
+    run = Predictor._clip_probs
 
     def spy(self, opened, *args):
         plans.append(opened.plan)
         return run(self, opened, *args)
 
-    monkeypatch.setattr(Predictor, "_run", spy)
+    monkeypatch.setattr(Predictor, "_clip_probs", spy)
     result = predictor.predict(vfr_video, window="1s", decoder=decoder)
     assert result.ok, result.error
     assert len(result.windows) >= 3
