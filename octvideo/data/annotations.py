@@ -10,8 +10,9 @@ Formats:
     ``kinetics_csv``  the official Kinetics CSV ``label,youtube_id,time_start,time_end,split``;
                       the video of a row is ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere
                       under the root (``root/<split>/<class>/``, ``root/<split>/`` or ``root/``, the
-                      layouts the common download scripts produce). Rows without a file are
-                      dropped and counted in ``Annotations.missing``.
+                      layouts the common download scripts produce; links to folders followed,
+                      ``walk_tree``). Rows without a file are dropped and counted in
+                      ``Annotations.missing``.
     ``folders``       ``<folder>/<class name>/<video>``: one folder per class. The folder is the
                       annotation path itself (``data.train_list=my/train``); ``root`` plays no
                       part, as the videos are found in the folder, not named by a list.
@@ -68,13 +69,13 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from octvideo.errors import AnnotationError, InputPathError, TextFileError, UsageError
-from octvideo.paths import not_utf8, read_utf8, why_not_a_file, write_atomically
+from octvideo.paths import not_utf8, printable, read_utf8, why_not_a_file, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -491,14 +492,59 @@ def kinetics_name(youtube_id: str, time_start: str | float, time_end: str | floa
 
 
 def index_videos(root: str | os.PathLike[str]) -> dict[str, str]:
-    """Map the stem of every video file under ``root`` to its path (one walk of the tree)."""
+    """Map the stem of every video file under ``root`` to its path (one walk of the tree,
+    ``walk_tree``: links to folders followed); of videos sharing a stem, the first in name
+    order."""
     index: dict[str, str] = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
+    for folder, files in walk_tree(root):
+        for name in sorted(files):
             stem, ext = os.path.splitext(name)
             if ext.lower() in VIDEO_EXTENSIONS:
                 index.setdefault(stem, os.path.join(folder, name))
     return index
+
+
+def walk_tree(
+    root: str | os.PathLike[str],
+    *,
+    exclude: Path | None = None,
+    exclude_name: str = "the excluded folder",
+) -> Iterator[tuple[str, list[str]]]:
+    """``(folder, file names)`` of every folder under ``root``, ``root`` first, sub-folders in
+    name order, links to folders followed (a video tree assembled from several disks, a split
+    linked in), as the folders format follows them. A link to a folder it lies in (a loop) or
+    to ``exclude`` or a folder in it (``data prepare``'s outputs, named ``exclude_name``) is not
+    followed, and named in a warning line."""
+    real_exclude = exclude.resolve() if exclude is not None else None
+    top = os.fspath(root)
+    chains = {top: frozenset({_folder_id(top)})}  # folder -> the folders it lies in
+    for folder, dirs, files in os.walk(top, followlinks=True):
+        chain = chains.pop(folder)
+        kept = []
+        for name in sorted(dirs):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                real = Path(os.path.realpath(path))
+                why = None
+                if _folder_id(path) in chain:
+                    why = "a folder it lies in (it would loop)"
+                elif real_exclude is not None and real.is_relative_to(real_exclude):
+                    why = f"{exclude_name} {exclude} or one in it"
+                if why:
+                    logger.warning(
+                        "%s is a link to %s, %s; not followed", printable(path), real, why
+                    )
+                    continue
+            chains[path] = chain | {_folder_id(path)}
+            kept.append(name)
+        dirs[:] = kept
+        yield folder, files
+
+
+def _folder_id(path: str) -> tuple[int, int]:
+    """What tells a folder from any other, whatever path (link) reaches it."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
 
 
 class KineticsRow(NamedTuple):

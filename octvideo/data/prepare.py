@@ -79,12 +79,14 @@ from octvideo.data.annotations import (
     KineticsRow,
     class_name_problem,
     index_videos,
+    is_class_folder_name,
     kinetics_name,
     list_line,
     list_path_problem,
     read_classes,
     read_kinetics_csv,
     read_kinetics_rows,
+    walk_tree,
     write_classes,
 )
 from octvideo.data.check import write_bad_videos
@@ -389,11 +391,9 @@ def _check_class_folders(src: Path, folders: Iterable[Path]) -> None:
 
 def _listed(rel: Path) -> bool:
     """Whether a video at ``rel`` under SRC goes into a list without ``--csv``: it lies at
-    ``<split>/<class>/<video>``, in no hidden folder (``.ipynb_checkpoints``, ``.git``) nor
-    ``__MACOSX`` or ``@eaDir``, which the folders format does not take as classes either."""
-    return len(rel.parts) == 3 and not any(
-        part.startswith(".") or part in ("__MACOSX", "@eaDir") for part in rel.parts[:2]
-    )
+    ``<split>/<class>/<video>``, its split and class folders ones that the folders format takes
+    as classes (``annotations.is_class_folder_name``: not hidden, ``__MACOSX`` or ``@eaDir``)."""
+    return len(rel.parts) == 3 and all(is_class_folder_name(part) for part in rel.parts[:2])
 
 
 def _leave_unlisted(
@@ -617,7 +617,7 @@ def _done(output: Path, short_side: int) -> bool:
 
 def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
     """The videos under ``src`` (by extension, folders and files in name order; links to folders
-    followed, as the folders format does, see ``_walk``).
+    followed, as the folders format does, see ``annotations.walk_tree``).
 
     Returns:
         ``{output relative to DST: its sources}`` (two or more where sources would land on one
@@ -626,7 +626,7 @@ def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tup
     """
     sources: dict[Path, list[str]] = defaultdict(list)
     errors: list[tuple[str, str]] = []
-    for folder, files in _walk(src, dst):
+    for folder, files in walk_tree(src, exclude=dst, exclude_name="the output folder DST"):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
@@ -638,41 +638,6 @@ def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tup
             else:
                 sources[rel].append(path)
     return sources, errors
-
-
-def _walk(src: Path, dst: Path) -> Iterator[tuple[str, list[str]]]:
-    """``(folder, file names)`` of every folder under ``src``, sub-folders in name order, links
-    to folders followed (a video tree assembled from several disks); a link to a folder it lies
-    in (a loop) or into DST (the outputs) is not followed, and named in a warning line."""
-    real_dst = dst.resolve()
-    chains = {str(src): frozenset({_folder_id(str(src))})}  # folder -> the folders it lies in
-    for folder, dirs, files in os.walk(src, followlinks=True):
-        chain = chains.pop(folder)
-        kept = []
-        for name in sorted(dirs):
-            path = os.path.join(folder, name)
-            if os.path.islink(path):
-                real = Path(os.path.realpath(path))
-                why = None
-                if _folder_id(path) in chain:
-                    why = "a folder it lies in (it would loop)"
-                elif real == real_dst or real_dst in real.parents:
-                    why = f"the output folder DST {dst} or one in it"
-                if why:
-                    logger.warning(
-                        "%s is a link to %s, %s; not followed", printable(path), real, why
-                    )
-                    continue
-            chains[path] = chain | {_folder_id(path)}
-            kept.append(name)
-        dirs[:] = kept
-        yield folder, files
-
-
-def _folder_id(path: str) -> tuple[int, int]:
-    """What tells a folder from any other, whatever path (link) reaches it."""
-    info = os.stat(path)
-    return info.st_dev, info.st_ino
 
 
 def _plan_jobs(

@@ -118,6 +118,29 @@ def test_kinetics_csv_finds_files_and_counts_missing(kinetics_tree):
     )
 
 
+def test_kinetics_videos_are_found_through_folder_links_and_a_loop_is_named(tmp_path, caplog):
+    # the index walked past links: a root whose split folders are links held no video
+    store = tmp_path / "disk2"
+    (store / "train" / "jump").mkdir(parents=True)
+    (store / "train" / "jump" / "a_000000_000010.mp4").write_bytes(b"")
+    (store / "train" / "jump" / "up").symlink_to("..")
+    root = tmp_path / "k400"
+    root.mkdir()
+    (root / "train").symlink_to(store / "train")
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\njump,a,0,10,train\n"
+    )
+    found = load_annotations(tmp_path / "train.csv", root=root)
+    assert [(r.path, r.label) for r in found.records] == [
+        (str(root / "train/jump/a_000000_000010.mp4"), 0)
+    ]
+    assert found.missing == 0
+    assert (
+        f"{root}/train/jump/up is a link to {store / 'train'}, a folder it lies in (it would "
+        "loop); not followed"
+    ) in caplog.text
+
+
 def test_a_label_outside_the_classes_given_names_where_they_came_from(kinetics_tree):
     folder, root = kinetics_tree
     train = load_annotations(folder / "train.csv", root=root)
