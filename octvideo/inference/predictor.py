@@ -8,26 +8,17 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 
 - one centre clip (the default), or the multi-view protocol (N temporal clips x 1 or 3 crops,
   softmax averaged);
-- sliding windows over long videos: window k spans [k * stride, min(k * stride + window,
-  duration)] seconds for every k that starts before the video's end, up to the first that
-  reaches it (with a stride longer than the window the windows leave gaps); each window is
-  classified from one clip of T frames at the trained stride tau centred in the window (clamped
-  to the video; tau counted at the trained ``data.target_fps`` when it was set), so the model
-  sees the temporal scale it was trained on (without target_fps: at the trained frame rate); the
-  video-level scores are the mean of the windows' probabilities. Seconds are counted from the
-  first frame and map to frames as ``seconds x fps``, or through the frames' own timestamps in a
-  variable-frame-rate file (one whose timestamps are somewhere half a frame or more away from
-  ``index / fps``); there the windows end at the last frame's time, not at ``frames / average
-  fps``.
+- sliding windows over long videos: which windows a video gets is ``window_times``'s rule;
+  each window is classified from one clip at the trained stride centred in it
+  (``Predictor._clip_plan``), so the model sees the temporal scale it was trained on, and the
+  video-level scores are the mean of the windows' probabilities.
 
 Every number is bounded before a video is read: windows and strides are finite and at least
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
 more than ``MAX_WINDOWS`` windows is a failed input (its frame count and rate decide, so a corrupt
 header cannot make the window list exhaust memory); frames given as a tensor take an ``fps`` within
-``TARGET_FPS_RANGE``. A window or stride under one frame of the input (a 0.15 s stride over a 5 fps
-file) would only repeat clips: it is taken as one frame, with a warning naming the input, what was
-given and the frame used, so no input gets more windows than frames; a stride not given follows the
-window, so the windows still cover the video.
+``TARGET_FPS_RANGE``. A window or stride under one frame of the input would only repeat clips: it
+is taken as one frame, with a warning (``Predictor._clip_plan``).
 
 A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
 one reader, so a long video costs time in proportion to its length and memory for one batch.
@@ -648,13 +639,19 @@ class Predictor:
         frame_times: np.ndarray | None = None,
         name: str = "<frames>",
     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
-        """Frame indices of every clip to run, and the window times (empty without windows).
+        """Frame indices of every clip to run, and the window times (``window_times``; empty
+        without windows).
 
-        ``frame_times`` (seconds from the first frame, one per frame) maps a window's centre to a
-        frame in a variable-frame-rate video; None maps it as ``seconds x fps``. A window or
-        stride under one frame of the video (``_one_frame``) is taken as one frame (a stride of
-        None as the window, raised with it), with a warning that names the input ``name``: no
-        more windows than frames, each a clip of its own.
+        Each window's clip is T frames at the trained stride tau (counted at the trained
+        ``data.target_fps`` when it was set, else at the video's own rate), centred on the
+        window's middle and clamped to the video. Seconds count from the first frame:
+        ``frame_times`` (one per frame) maps them to frames in a variable-frame-rate video
+        (``_variable_frame_times``), where the windows end at the last frame's time
+        (``_duration``); None maps them as ``seconds x fps``. A window or stride under one frame
+        of the video (``_one_frame``) is taken as one frame (a stride of None as the window,
+        raised with it, so the windows still cover the video), with a warning that names the
+        input ``name``, what was given and the frame used: no more windows than frames, each a
+        clip of its own.
 
         Raises:
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
