@@ -91,7 +91,6 @@ from octvideo.paths import (
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("pytorchvideo", "torchvision", "octvideo")
 KINETICS400 = "kinetics400"
 CLASS_FILES = {KINETICS400: "kinetics400_classes.txt"}  # shipped in octvideo/data
 
@@ -264,12 +263,7 @@ def import_checkpoint(
     names = _read_classes(classes, class_file)
 
     checkpoint = load_checkpoint(src)
-    if source == "pytorchvideo":
-        got = _from_pytorchvideo(src, checkpoint, model, names, alpha, clip_tt)
-    elif source == "torchvision":
-        got = _from_torchvision(src, checkpoint, model, names, alpha, clip_tt)
-    else:
-        got = _from_octvideo(src, checkpoint, model, names, alpha, clip_tt)
+    got = _CONVERTERS[source](src, checkpoint, model, names, alpha, clip_tt)
     del checkpoint
     if classes is None and got.classes == kinetics400_classes():
         classes = KINETICS400  # the zoo's default, so the run config names the shipped list
@@ -348,7 +342,7 @@ def _from_pytorchvideo(
     extra = {**_extra_from_weights(model, vanilla, tau), "head_pool": zoo_head_pool(model, t, tau)}
     target = _model_section(model, num_classes, alpha or 0.0, extra)
     state = _octavised(vanilla, target)
-    protocol = _protocol(model, t, tau, ZOO_FPS, ZOO_MEAN, ZOO_STD, origin)
+    protocol = _protocol(model, t, tau, origin, fps=ZOO_FPS, mean=ZOO_MEAN, std=ZOO_STD)
     return _Converted(state, target, names, protocol, origin)
 
 
@@ -396,7 +390,7 @@ def _from_torchvision(
         state = inflate_resnet2d(raw, net)
     except ValueError as err:
         raise UsageError(f"{src} does not inflate into {model}: {first_line(err)}") from err
-    protocol = _protocol(model, t, tau, None, IMAGENET_MEAN, IMAGENET_STD, origin)
+    protocol = _protocol(model, t, tau, origin, fps=None, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     return _Converted(state, target, names, protocol, origin)
 
 
@@ -419,6 +413,14 @@ def _from_octvideo(
     else:
         got = _octvideo_with_meta(src, state, own, model, names, clip)
     return _at_alpha(got, alpha, src)
+
+
+_CONVERTERS: dict[str, Callable[..., _Converted]] = {  # --from SOURCE: its conversion
+    "pytorchvideo": _from_pytorchvideo,
+    "torchvision": _from_torchvision,
+    "octvideo": _from_octvideo,
+}
+SOURCES = tuple(_CONVERTERS)
 
 
 def _octvideo_with_meta(
@@ -491,7 +493,7 @@ def _octvideo_bare(
     t, tau, origin = _weights_clip(model, state, clip, src)
     extra = _extra_from_weights(model, state, tau)
     section = _model_section(model, _classifier_rows(state), 0.0, extra)
-    protocol = _protocol(model, t, tau, None, DataConfig.mean, DataConfig.std, origin)
+    protocol = _protocol(model, t, tau, origin, fps=None, mean=DataConfig.mean, std=DataConfig.std)
     if names is None:
         raise UsageError(
             f"{src} has no class names (a bare state dict); name them with --classes "
@@ -713,15 +715,15 @@ def _other_source_hint(checkpoint: Mapping[str, Any], asked: str) -> str:
     return ""
 
 
-def _mismatch(section: Mapping[str, Any], vanilla: Mapping[str, Tensor]) -> str | None:
-    """Why ``vanilla`` does not load into the model ``section`` describes (built on the meta
+def _mismatch(section: Mapping[str, Any], state: Mapping[str, Tensor]) -> str | None:
+    """Why ``state`` does not load into the model ``section`` describes (built on the meta
     device: shapes only), or None."""
     try:
         with torch.device("meta"):
             net = _build(section)
     except (ValueError, TypeError) as err:
         return first_line(err)
-    diff = state_mismatch(net, vanilla)
+    diff = state_mismatch(net, state)
     return str(diff) if diff else None
 
 
@@ -1149,10 +1151,11 @@ def _protocol(
     model: str,
     t: int,
     tau: int,
+    origin: ClipOrigin,
+    *,
     fps: float | None,
     mean: Sequence[float],
     std: Sequence[float],
-    origin: ClipOrigin,
 ) -> ClipProtocol:
     """The clip protocol of a T x tau clip (the slow pathway's for SlowFast, whose Fast pathway
     takes alpha x T frames every ``FAST_STRIDE``th); the test views and crops are the config's
