@@ -493,16 +493,24 @@ class FusedOctConv3d(OctConv3d):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._cache: dict = {}  # oneDNN-packed weights per (path, input shape); merged weights
+        # weights reordered into oneDNN's layout per (id of the weight, input shape), at most
+        # _MAX_PACKED; the ids are of this layer's weights and of those in ``_merged``, so the
+        # two are cleared together (a weight freed with its entry alive could lend its id)
+        self._packed: dict[tuple[int, tuple[int, ...]], Tensor] = {}
+        self._merged: dict[str, Tensor] = {}  # weights made once from the four paths' own
         self.pool_after_eligible = False  # set by ``fold``: see ``_layer_can_pool_after``
 
-    def _apply(self, fn, recurse=True):  # .to(), .float(), .cuda(): packed weights go stale
-        self._cache.clear()
+    def _apply(self, fn, recurse=True):  # .to(), .float(), .cuda(): made weights go stale
+        self._forget_made_weights()
         return super()._apply(fn, recurse)
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # new weights: packed go stale
-        self._cache.clear()
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # new weights: made ones go stale
+        self._forget_made_weights()
         super()._load_from_state_dict(*args, **kwargs)
+
+    def _forget_made_weights(self) -> None:
+        self._packed.clear()
+        self._merged.clear()
 
     def forward(  # type: ignore[override]
         self,
@@ -560,16 +568,14 @@ class FusedOctConv3d(OctConv3d):
             Y_H = A[:C_H] + upsample(Z[:C_H])
             Y_L = pool(A[C_H:]) + Z[C_H:]               (each then through the ReLU if asked)
         """
-        stacked = self._cache.get("stacked")
-        if stacked is None:
+        made = self._merged
+        if "from_high" not in made:
             w = fast.path_weights(self)
-            stacked = self._cache["stacked"] = (
-                torch.cat([w.hh, w.hl]),
-                torch.cat([w.lh, w.ll]),
-                torch.cat([w.bias_h, w.bias_l]),
-            )
-        a = self._conv(x_h, stacked[0], stacked[2])
-        z = self._conv(x_l, stacked[1], None)
+            made["from_high"] = torch.cat([w.hh, w.hl])  # [W_HH; W_HL]
+            made["from_low"] = torch.cat([w.lh, w.ll])  # [W_LH; W_LL]
+            made["bias"] = torch.cat([w.bias_h, w.bias_l])  # [b_H; b_L]
+        a = self._conv(x_h, made["from_high"], made["bias"])
+        z = self._conv(x_l, made["from_low"], None)
         n, (ot, oh, ow) = self.out_high, self.octave
         b, c, t, h, w = a.shape
         a8 = a.view(b, c, t // ot, ot, h // oh, oh, w // ow, ow)  # each octave cell apart
@@ -590,9 +596,9 @@ class FusedOctConv3d(OctConv3d):
         """The merged H->L / L->L weight, made once."""
         if w.ll is None:
             return w.hl
-        merged = self._cache.get("merged")
+        merged = self._merged.get("low")
         if merged is None:
-            merged = self._cache["merged"] = fast.low_weight(w.hl, w.ll)
+            merged = self._merged["low"] = fast.low_weight(w.hl, w.ll)
         return merged
 
     def _conv(
@@ -631,16 +637,16 @@ class FusedOctConv3d(OctConv3d):
         ``weight``) reordered once into oneDNN's layout and kept per input shape."""
         args = (list(g.padding), list(g.stride), list(g.dilation), x.shape[1] // w2.shape[1])
         key = (id(weight), tuple(x.shape))  # ``weight`` is one of this layer's own
-        packed = self._cache.get(key)
+        packed = self._packed.get(key)
         if packed is None:
-            if len(self._cache) >= _MAX_PACKED:
-                self._cache.clear()
+            if len(self._packed) >= _MAX_PACKED:
+                self._packed.clear()  # the merged weights stay: their ids stay theirs
             reorder = (
                 torch._C._nn.mkldnn_reorder_conv2d_weight
                 if x.dim() == 4
                 else torch._C._nn.mkldnn_reorder_conv3d_weight
             )
-            packed = self._cache[key] = reorder(w2.to_mkldnn(), *args, list(x.shape))
+            packed = self._packed[key] = reorder(w2.to_mkldnn(), *args, list(x.shape))
         if residual is None:
             y = torch.ops.mkldnn._convolution_pointwise(x, packed, bias, *args, "none", [], "")
         else:

@@ -34,7 +34,7 @@ from octvideo.ops import (
     oct_add,
     unpair,
 )
-from octvideo.ops.fusion import fusable_pairs
+from octvideo.ops.fusion import _MAX_PACKED, fusable_pairs
 
 CL = torch.channels_last_3d
 FAMILIES = sorted({name.rsplit("_r", 1)[0] for name in list_models()})
@@ -432,10 +432,13 @@ def _fused_unit(conv: OctConv3d, norm: OctNorm) -> tuple[FusedOctConv3d, FoldedN
     return fused[0], fused[1]
 
 
-def test_fused_copy_keeps_the_weights_it_was_fused_from() -> None:
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "packed"])
+def test_fused_copy_keeps_the_weights_it_was_fused_from(dtype: torch.dtype) -> None:
     """Changes to the source model after fusing do not reach the fused copy; fusing again takes
-    them; weights loaded into the fused layer replace its packed weights."""
+    them; weights loaded into the fused layer replace its merged and packed weights."""
     conv, norm, x = _unit(0.5)
+    conv, norm, x = conv.to(dtype), norm.to(dtype), OctPair(*(t.to(dtype) for t in x))
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
     fused, _ = _fused_unit(conv, norm)
     with torch.no_grad():
         before = norm(conv(x))
@@ -445,11 +448,11 @@ def test_fused_copy_keeps_the_weights_it_was_fused_from() -> None:
     with torch.inference_mode():
         stale = fused(x)
         fresh = _fused_unit(conv, norm)[0](x)
-    torch.testing.assert_close(stale, before, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(fresh, after, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(stale, before, rtol=tol, atol=tol)
+    torch.testing.assert_close(fresh, after, rtol=tol, atol=tol)
     fused.load_state_dict(_fused_unit(conv, norm)[0].state_dict())
     with torch.inference_mode():
-        torch.testing.assert_close(fused(x), after, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(fused(x), after, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
@@ -699,6 +702,24 @@ def test_fused_residual_and_relu_follow_the_residual_layout(
         assert a is None or torch.equal(a, b), "an input was written to"
 
 
+def _float32_cl_pair(g: torch.Generator, batch: int, size: int) -> OctPair:
+    """A float32 channels-last input of ``_unit``'s layer, ``size`` pixels high and wide."""
+    low = -(-size // 2)
+    return OctPair(
+        torch.randn(batch, 4, 3, size, size, generator=g).contiguous(memory_format=CL),
+        torch.randn(batch, 4, 3, low, low, generator=g).contiguous(memory_format=CL),
+    )
+
+
+def _assert_fused_equals_unfused(fused, conv, norm, x: OctPair) -> None:
+    with torch.no_grad():
+        want = norm(conv(x))
+    with torch.inference_mode():
+        got = fused(x)
+    torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
+
+
 @mkldnn_only
 def test_prepacked_weights_are_kept_per_input_shape(monkeypatch) -> None:
     """One layer seeing clips of two sizes in turn packs its weights once per size and gives
@@ -709,22 +730,30 @@ def test_prepacked_weights_are_kept_per_input_shape(monkeypatch) -> None:
     norm.float()
     fused.float()
     small = OctPair(*(t.float().contiguous(memory_format=CL) for t in x64))
-    g = torch.Generator().manual_seed(5)
-    big = OctPair(
-        torch.randn(2, 4, 3, 9, 9, generator=g).contiguous(memory_format=CL),
-        torch.randn(2, 4, 3, 5, 5, generator=g).contiguous(memory_format=CL),
-    )
+    big = _float32_cl_pair(torch.Generator().manual_seed(5), 2, 9)
     calls = _spy_packed(monkeypatch)
     for x in (small, big, small, big):
-        with torch.no_grad():
-            want = norm(conv(x))
-        with torch.inference_mode():
-            got = fused(x)
-        torch.testing.assert_close(got.high, want.high, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(got.low, want.low, rtol=1e-5, atol=1e-5)
+        _assert_fused_equals_unfused(fused, conv, norm, x)
     assert len(calls) == 12  # hh, lh and the merged low weight, per call
     # packed once each: hh, lh and the merged low weight, at each of the two sizes
-    assert sum(isinstance(k, tuple) for k in fused._cache) == 6
+    assert len(fused._packed) == 6
+
+
+@mkldnn_only
+def test_packing_more_shapes_than_kept_starts_over_and_keeps_the_merged_weights() -> None:
+    """Past ``_MAX_PACKED`` packed weights a layer drops them and packs again, each result still
+    correct; its merged low weight, made once, is kept throughout."""
+    conv, norm, _ = _unit(0.5)
+    conv, norm = conv.float(), norm.float()
+    fused = _fused_unit(conv, norm)[0].float()
+    g = torch.Generator().manual_seed(6)
+    merged = []
+    for size in range(8, 8 + 2 * (_MAX_PACKED // 3 + 2), 2):  # three packed weights per size
+        _assert_fused_equals_unfused(fused, conv, norm, _float32_cl_pair(g, 1, size))
+        assert len(fused._packed) <= _MAX_PACKED
+        merged.append(fused._merged["low"])
+    assert len(fused._packed) < _MAX_PACKED  # it started over
+    assert all(m is merged[0] for m in merged)
 
 
 # Private PyTorch API: torch._anything, an underscored name anywhere in a torch.* path,
