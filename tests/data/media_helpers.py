@@ -8,9 +8,12 @@ it got from any decoder and through any transform that keeps the mean.
 
 from __future__ import annotations
 
+import contextlib
 import fractions
+import os
+import resource
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -272,3 +275,22 @@ def cover_only(path: Path) -> Path:
             container.mux(audio.encode(frame))
         container.mux(audio.encode())
     return path
+
+
+@contextlib.contextmanager
+def no_free_files() -> Iterator[None]:
+    """Inside, this process can open no more files (EMFILE): its soft open-file limit is lowered
+    to a few past the files it holds, and those few are taken."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = len(os.listdir("/proc/self/fd"))
+    taken: list[int] = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 16, hard))
+    try:
+        with contextlib.suppress(OSError):
+            while len(taken) < 64:
+                taken.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

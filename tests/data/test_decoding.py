@@ -8,14 +8,11 @@ presentation times."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fractions
 import os
 import re
-import resource
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -42,6 +39,7 @@ from tests.data.media_helpers import (
     encode_turned,
     frame_index,
     make_frames,
+    no_free_files,
     turned_pattern,
     with_cover,
 )
@@ -729,25 +727,6 @@ def test_a_recording_cut_before_its_index_is_one_decode_error(cut_recordings, na
         decode_clip(path, lambda info: [0], decoder=decoder)
     assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
     assert _in_octvideos_words(str(err.value)) and "Error" not in err.value.reason
-
-
-@contextlib.contextmanager
-def no_free_files() -> Iterator[None]:
-    """Inside, this process can open no more files (EMFILE): its soft open-file limit is lowered
-    to a few past the files it holds, and those few are taken."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    held = len(os.listdir("/proc/self/fd"))
-    taken: list[int] = []
-    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 16, hard))
-    try:
-        with contextlib.suppress(OSError):
-            while len(taken) < 64:
-                taken.append(os.open(os.devnull, os.O_RDONLY))
-        yield
-    finally:
-        for fd in taken:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])

@@ -32,7 +32,7 @@ from octvideo.inference.predictor import (
     window_seconds,
 )
 from tests.conftest import META
-from tests.data.test_decoding import no_free_files
+from tests.data.media_helpers import no_free_files
 from tests.inference.media_helpers import encode_timed, faststart, overflowing_checkpoint
 
 
