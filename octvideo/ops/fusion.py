@@ -3,16 +3,9 @@ timm's ``reparameterize_model``.
 
 Each ``OctConv3d`` whose output alone an ``OctNorm`` (of ``nn.BatchNorm3d`` groups) normalises
 becomes a ``FusedOctConv3d`` with the batch norm folded into its weights and biases, and the norm a
-``FoldedNorm``. Only pairs whose order the module states are folded (``fusable_pairs``):
-consecutive children of an ``nn.Sequential``, the pairs a module lists in its ``fusable_pairs``
-attribute, and consecutive children of octvideo's own blocks and stems, which apply each norm right
-after its convolution (``conv_norm_act``). A module of any other class is left unfused: its forward
-may normalise something else (a post-norm residual ``norm(conv(x) + x)``, a pool between the two).
-A pair with a hook on its layers, or any pair while a hook is registered for every module, is left
-unfused (folding would drop the hook). A forward further up may run a pair's layers apart: with an
-example input, one forward on the meta device keeps the pairs it runs as ``norm(conv(x))`` alone;
-without one, the pairs under a forward of another class than octvideo's and ``nn.Sequential``'s are
-left unfused.
+``FoldedNorm``: only pairs whose order a module states and that no other code can run apart or
+hook. The rule is stated in full once, in ``fuse_for_inference`` (the order, in ``fusable_pairs``).
+
 In inference (autograd off) a fused layer:
 
 - runs the fast path's merged low convolution and 2D views (``octvideo.ops.fast``) in any memory
@@ -85,13 +78,16 @@ def fuse_for_inference(
     inference: train the unfused one and fuse again. Its output equals the unfused model's in
     eval mode up to float rounding (float64: 1e-10).
 
-    The candidates are the pairs ``fusable_pairs`` finds in each of ``model``'s modules; a
-    convolution or norm that sits in more than one place of ``model`` is left unfused. A
-    forward further up may still call a pair's convolution or norm apart (``self.body(x) +
-    self.body[0](x)``), which folding would change. A pair whose every enclosing module's
-    forward is known is folded: the model is octvideo's own, an ``nn.Sequential`` or a container
-    without a forward (``nn.ModuleList``) down to the pair's module (every pair of a built-in
-    model). For the other pairs only a forward shows it:
+    The candidates are the pairs ``fusable_pairs`` finds in each of ``model``'s modules, with
+    an ``OctConv3d`` (not a subclass) as the convolution and as the norm an ``OctNorm`` of
+    ``nn.BatchNorm3d`` groups with running statistics that fit its output. Left unfused are a
+    convolution or norm that sits in more than one place of ``model``, a pair with a hook on
+    its layers, and every pair while a hook is registered for every module (folding would drop
+    the hook). A forward further up may still call a pair's convolution or norm apart
+    (``self.body(x) + self.body[0](x)``), which folding would change. A pair whose every
+    enclosing module's forward is known is folded: the model is octvideo's own, an
+    ``nn.Sequential`` or a container without a forward (``nn.ModuleList``) down to the pair's
+    module (every pair of a built-in model). For the other pairs only a forward shows it:
 
     - with ``example``, one forward of it on the meta device (shapes only: no memory, no
       arithmetic) keeps the pairs whose convolution runs once, whose norm runs once on exactly
@@ -356,8 +352,8 @@ def _copy(model: nn.Module) -> nn.Module:
 
 def fusable_pairs(module: nn.Module) -> list[tuple[str, str]]:
     """The (convolution, norm) child names of ``module`` whose forward applies the norm to that
-    convolution's output alone, as far as the module states it; ``fuse_for_inference`` folds
-    those of them that are an ``OctConv3d`` and a fitting batch-norm ``OctNorm``.
+    convolution's output alone, as far as the module states it: the candidates of
+    ``fuse_for_inference``, which says which of them it folds.
 
     - A module with a ``fusable_pairs`` attribute (a sequence of ``(conv name, norm name)``):
       those pairs. Its forward must compute ``norm(conv(x))`` and use neither elsewhere.
