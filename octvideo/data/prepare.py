@@ -49,7 +49,9 @@ scaled to short side 256 or 320, which is what this writes:
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
   a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
   without, one ``DST/<split>.txt`` per split folder of SRC and ``DST/classes.txt`` from SRC's
-  sorted class folders (never from other folders in DST). A ``DST/classes.txt`` that lists in
+  sorted class folders (never from other folders in DST), named in Unicode's composed form (NFC),
+  as the folders format and CSV labels are read (a folder made on macOS is named decomposed, and
+  ``café`` in both forms is one class). A ``DST/classes.txt`` that lists in
   DST this run does not write use (an earlier run's ``train.txt`` when only the validation split
   is prepared again) is kept, so that their labels keep their meaning, and labels this run's
   lists; a run with a class it lacks is refused before encoding. These and the error list are
@@ -81,8 +83,10 @@ from octvideo.data.annotations import (
     index_videos,
     is_class_folder_name,
     kinetics_name,
+    label_index,
     list_line,
     list_path_problem,
+    nfc,
     read_classes,
     read_kinetics_csv,
     read_kinetics_rows,
@@ -423,8 +427,8 @@ def _class_list(dst: Path, new: list[str], labels: set[str], lists: set[str]) ->
     anything is encoded: ``new`` (the first ``--csv``'s labels, or SRC's class folders), unless
     the ``classes.txt`` already in DST is that of lists this run does not write again (not in
     ``lists``: an earlier run's ``train.txt`` when only the validation split is prepared again).
-    That one is kept when it holds every label of this run (``labels``), so that the earlier
-    lists keep their meaning.
+    That one is kept when it holds every label of this run (``labels``; names compared in NFC,
+    ``annotations.nfc``), so that the earlier lists keep their meaning.
 
     Raises:
         UsageError: this run has a label that the kept class list lacks; one line naming the
@@ -439,7 +443,7 @@ def _class_list(dst: Path, new: list[str], labels: set[str], lists: set[str]) ->
     old = read_classes(path)
     if old == new:
         return new
-    missing = sorted(labels - set(old))
+    missing = sorted(labels - set(label_index(old)))
     if missing:
         lacks = f"{len(missing)} classes it lacks (e.g. " if missing[1:] else "a class it lacks ("
         raise UsageError(
@@ -559,10 +563,10 @@ def write_annotations(
             written.append(target)
     else:
         folders = folders or []
-        label_of = {name: i for i, name in enumerate(classes)}
+        label_of = label_index(classes)
         for split in sorted({folder.parts[0] for folder in folders}):
             videos = (
-                (video, label_of[folder.name])
+                (video, label_of[nfc(folder.name)])
                 for folder in sorted(f for f in folders if f.parts[0] == split)
                 for video in sorted((dst / folder).glob("*.mp4"))
                 if not video.name.endswith(".part.mp4")
@@ -726,7 +730,7 @@ def prepare_dataset(
         )
         _check_class_folders(src, folders)
         lists = {f"{folder.parts[0]}.txt" for folder in folders}
-        new = sorted({folder.name for folder in folders})
+        new = sorted({nfc(folder.name) for folder in folders})  # as the folders format reads
         labels = set(new)
     splits = {folder.parts[0] for folder in folders}
     _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])

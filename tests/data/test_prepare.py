@@ -11,6 +11,7 @@ import signal
 import stat
 from functools import partial
 from multiprocessing import Pipe
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from octvideo.cli import main
 from octvideo.data import prepare as prepare_module
 from octvideo.data import probe
 from octvideo.data import workers as workers_module
-from octvideo.data.annotations import kinetics_name, read_lines
+from octvideo.data.annotations import kinetics_name, load_annotations, read_lines
 from octvideo.data.check import check_one, read_bad_videos
 from octvideo.data.decoding import NO_CODEC
 from octvideo.data.prepare import part_path, prepare_dataset
@@ -739,30 +740,31 @@ def test_a_recording_cut_short_is_a_failed_video_in_decodings_words(tmp_path, me
     assert not list(dst.rglob("*.part.mp4"))
 
 
+def _two_splits(tmp_path, media, train_rows: str, val_rows: str) -> tuple[Path, Path, Path]:
+    """SRC with ``train/a_000000_000010.mp4`` and ``val/b_000000_000010.mp4``, and the train
+    and validation CSVs of ``train_rows`` and ``val_rows`` (under ``HEADER``)."""
+    files = {"train/a_000000_000010.mp4": "h264.mp4", "val/b_000000_000010.mp4": "h264.mp4"}
+    src = raw_tree(tmp_path, media, files)
+    (tmp_path / "train.csv").write_text(HEADER + train_rows)
+    (tmp_path / "validate.csv").write_text(HEADER + val_rows)
+    return src, tmp_path / "train.csv", tmp_path / "validate.csv"
+
+
 def test_a_rerun_of_one_split_keeps_the_class_list_the_other_lists_use(
     tmp_path, media, capsys, monkeypatch
 ):
     # a rerun with the validation CSV alone made classes.txt its labels, under train.txt's labels
-    src = raw_tree(
-        tmp_path,
-        media,
-        {
-            f"train/{kinetics_name('a', 0, 10)}.mp4": "h264.mp4",
-            "val/b_000000_000010.mp4": "h264.mp4",
-        },
+    src, train, val = _two_splits(
+        tmp_path, media, "jump,a,0,10,train\nwalk,gone,0,10,train\n", "walk,b,0,10,val\n"
     )
-    header = "label,youtube_id,time_start,time_end,split\n"
-    (tmp_path / "train.csv").write_text(header + "jump,a,0,10,train\nwalk,gone,0,10,train\n")
-    val = tmp_path / "validate.csv"
-    val.write_text(header + "walk,b,0,10,val\n")
     dst = tmp_path / "out"
-    prepare_dataset(src, dst, csvs=[str(tmp_path / "train.csv"), str(val)], progress=False)
+    prepare_dataset(src, dst, csvs=[str(train), str(val)], progress=False)
     assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
     counts = prepare_dataset(src, dst, csvs=[str(val)], progress=False)
     assert counts["skipped"] == 2
     assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
     assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 1\n"
-    val.write_text(header + "yoga,b,0,10,val\n")  # a label train.txt's class list lacks
+    val.write_text(f"{HEADER}yoga,b,0,10,val\n")  # a label train.txt's class list lacks
     monkeypatch.setattr(prepare_module, "_run_jobs", None)  # refused before encoding
     line = data_error(capsys, "prepare", str(src), str(dst), "--csv", str(val))
     assert line == (
@@ -832,3 +834,46 @@ def test_the_classes_come_from_src_not_from_other_folders_in_dst(tmp_path, media
     prepare_dataset(src, dst, workers=1, progress=False)
     assert (dst / "classes.txt").read_text() == "jump\n"
     assert sorted(p.name for p in dst.glob("*.txt")) == ["classes.txt", "train.txt"]
+
+
+def test_class_folders_named_in_decomposed_unicode_give_composed_class_names(tmp_path, media):
+    # a macOS zip's café (NFD) sorted before cafez, and a val café (NFC) became a second class
+    nfd, nfc = "cafe\u0301", "caf\u00e9"
+    src = raw_tree(
+        tmp_path,
+        media,
+        {f"train/{nfd}/a.mp4": "h264.mp4", "train/cafez/b.mp4": "h264.mp4"}
+        | {f"val/{nfc}/c.mp4": "h264.mp4"},
+    )
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, workers=1, progress=False)
+    assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 0}
+    assert (dst / "classes.txt").read_text() == f"cafez\n{nfc}\n"
+    assert (dst / "train.txt").read_text() == f"train/cafez/b.mp4 0\ntrain/{nfd}/a.mp4 1\n"
+    assert (dst / "val.txt").read_text() == f"val/{nfc}/c.mp4 1\n"
+    classes = tmp_path / "classes.txt"  # the user's, in NFC
+    classes.write_text(f"cafez\n{nfc}\n")
+    for split in ("train", "val"):  # the lists and DST's class folders agree with it
+        listed = load_annotations(dst / f"{split}.txt", classes_file=classes)
+        folders = load_annotations(dst / split, classes_file=classes)
+        assert sorted(listed.records) == sorted(folders.records)
+        assert listed.classes == folders.classes == ["cafez", nfc]
+
+
+def test_csv_labels_in_decomposed_unicode_meet_a_class_list_in_either_form(tmp_path, media):
+    # an earlier run's classes.txt in NFD refused the same class, composed, in a rerun of val
+    nfd, nfc = "cafe\u0301", "caf\u00e9"
+    src, train, val = _two_splits(
+        tmp_path, media, f"{nfd},a,0,10,train\ncafez,x,0,10,train\n", f"{nfd},b,0,10,val\n"
+    )
+    dst = tmp_path / "out"
+    prepare_dataset(src, dst, csvs=[str(train), str(val)], progress=False)
+    assert (dst / "classes.txt").read_text() == f"cafez\n{nfc}\n"
+    assert (dst / "train.txt").read_text() == "train/a_000000_000010.mp4 1\n"
+    assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 1\n"
+    (dst / "classes.txt").write_text(f"{nfd}\ncafez\n")  # as an earlier octvideo wrote it
+    (dst / "train.txt").write_text("train/a_000000_000010.mp4 0\n")
+    val.write_text(f"{HEADER}{nfc},b,0,10,val\n")
+    prepare_dataset(src, dst, csvs=[str(val)], progress=False)
+    assert (dst / "classes.txt").read_text() == f"{nfd}\ncafez\n"  # kept: train.txt uses it
+    assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 0\n"
