@@ -785,6 +785,8 @@ def test_links_to_folders_in_src_are_followed_and_a_loop_is_named(tmp_path, medi
     src.mkdir()
     (src / "train").symlink_to(store / "train")
     dst = tmp_path / "out"
+    (dst / "train").mkdir(parents=True)
+    (src / "again").symlink_to(dst / "train")  # the outputs: encoded into themselves
     counts = prepare_dataset(src, dst, workers=1, progress=False)
     assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 0}
     assert (dst / "train.txt").read_text() == "train/jump/a.mp4 0\ntrain/walk/b.mp4 1\n"
@@ -792,6 +794,10 @@ def test_links_to_folders_in_src_are_followed_and_a_loop_is_named(tmp_path, medi
     assert (
         f"{src}/train/walk/loop is a link to {store / 'walk'}, a folder it lies in (it would "
         "loop); not followed"
+    ) in caplog.text
+    assert (
+        f"{src}/again is a link to {dst / 'train'}, the output folder DST {dst} or one in it; not "
+        "followed"
     ) in caplog.text
 
 
