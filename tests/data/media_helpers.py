@@ -294,3 +294,35 @@ def no_free_files() -> Iterator[None]:
         for fd in taken:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def cut_recordings_in(root: Path) -> dict[str, Path]:
+    """An MP4 whose index (moov box) follows its frames, as a camera writes it, cut: inside its
+    index before the sample descriptions (PyAV finds a video stream without a codec) and at 10, 50
+    and 90 % of its bytes (before the index: FFmpeg finds none)."""
+    whole = root / "whole.mp4"
+    with av.open(str(whole), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 5, np.uint8), "rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    assert data.index(b"moov") > data.index(b"mdat")  # the index last
+    cuts = {"in_index": data.index(b"stsd") - 4}
+    cuts.update({f"at_{p}": len(data) * p // 100 for p in (10, 50, 90)})
+    files = {}
+    for name, size in cuts.items():
+        files[name] = root / f"{name}.mp4"
+        files[name].write_bytes(data[:size])
+    return files
+
+
+def ffmpeg_fails(monkeypatch, code: int) -> None:
+    """Makes PyAV's open fail with FFmpeg's error AVERROR(``code``)."""
+
+    def fail(*args, **kwargs):
+        av.error.err_check(-code, args[0])
+
+    monkeypatch.setattr(av, "open", fail)

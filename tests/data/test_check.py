@@ -24,8 +24,7 @@ from octvideo.data import workers as workers_module
 from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import RunStopped, UsageError
 from tests.data import check_faults as faults
-from tests.data.media_helpers import NUM_FRAMES, data_error, data_stopped, fill
-from tests.data.test_decoding import no_free_files
+from tests.data.media_helpers import NUM_FRAMES, data_error, data_stopped, fill, no_free_files
 from tests.data.test_open_files import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.reliability.bad_input_matrix import ODD_ENTRIES, make_no_file

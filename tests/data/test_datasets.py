@@ -20,8 +20,15 @@ from octvideo.data.decoding import VideoInfo
 from octvideo.data.open_files import out_of_open_files
 from octvideo.data.sampling import multiview_clip_indices
 from octvideo.errors import TooManyBadVideos
-from tests.data.media_helpers import GOOD, NUM_FRAMES, frame_index, records, small_config
-from tests.data.test_decoding import ffmpeg_fails, no_free_files
+from tests.data.media_helpers import (
+    GOOD,
+    NUM_FRAMES,
+    ffmpeg_fails,
+    frame_index,
+    no_free_files,
+    records,
+    small_config,
+)
 
 
 def indices_of(video: torch.Tensor) -> list[int]:

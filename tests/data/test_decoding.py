@@ -34,9 +34,11 @@ from tests.data.media_helpers import (
     TURNS,
     cover_first,
     cover_only,
+    cut_recordings_in,
     encode,
     encode_b_frames,
     encode_turned,
+    ffmpeg_fails,
     frame_index,
     make_frames,
     no_free_files,
@@ -668,32 +670,9 @@ def test_an_unknown_decord_error_is_named_without_its_cpp_text():
 # ------------------------------------------------------------------ cut inside or before the index
 
 
-def _cut_recordings(root: Path) -> dict[str, Path]:
-    """An MP4 whose index (moov box) follows its frames, as a camera writes it, cut: inside its
-    index before the sample descriptions (PyAV finds a video stream without a codec) and at 10, 50
-    and 90 % of its bytes (before the index: FFmpeg finds none)."""
-    whole = root / "whole.mp4"
-    with av.open(str(whole), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(40):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 5, np.uint8), "rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    data = whole.read_bytes()
-    assert data.index(b"moov") > data.index(b"mdat")  # the index last
-    cuts = {"in_index": data.index(b"stsd") - 4}
-    cuts.update({f"at_{p}": len(data) * p // 100 for p in (10, 50, 90)})
-    files = {}
-    for name, size in cuts.items():
-        files[name] = root / f"{name}.mp4"
-        files[name].write_bytes(data[:size])
-    return files
-
-
 @pytest.fixture(scope="module")
 def cut_recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _cut_recordings(tmp_path_factory.mktemp("cut_index"))
+    return cut_recordings_in(tmp_path_factory.mktemp("cut_index"))
 
 
 @pytest.mark.parametrize("decoder", ["auto", "decord", "pyav"])
@@ -741,15 +720,6 @@ def test_a_decoder_out_of_open_files_raises_its_oserror_not_the_videos(media, de
     assert caught.value.errno == errno.EMFILE
     assert out_of_files_error(caught.value) is caught.value
     assert decode(path, [0, 1], decoder=decoder).shape[0] == 2  # the file was fine
-
-
-def ffmpeg_fails(monkeypatch, code: int) -> None:
-    """Makes PyAV's open fail with FFmpeg's error AVERROR(``code``)."""
-
-    def fail(*args, **kwargs):
-        av.error.err_check(-code, args[0])
-
-    monkeypatch.setattr(av, "open", fail)
 
 
 @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE])

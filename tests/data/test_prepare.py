@@ -26,8 +26,7 @@ from octvideo.data.prepare import part_path, prepare_dataset
 from octvideo.errors import UsageError
 from octvideo.paths import LOCK_NAME, hold_folder
 from tests.data import prepare_faults as faults
-from tests.data.media_helpers import data_error, raw_tree
-from tests.data.test_decoding import _cut_recordings
+from tests.data.media_helpers import cut_recordings_in, data_error, raw_tree
 from tests.deadline import run_with_deadline
 from tests.inference.media_helpers import faststart
 
@@ -715,7 +714,7 @@ def test_a_pipe_at_an_output_name_is_refused_before_encoding(tmp_path, media, ca
 def test_a_recording_cut_short_is_a_failed_video_in_decodings_words(tmp_path, media):
     # a stream without a codec was "AttributeError: 'NoneType' object has no attribute 'width'"
     src = raw_tree(tmp_path, media, {"train/a/ok.mp4": "h264.mp4"})
-    cuts = _cut_recordings(tmp_path)
+    cuts = cut_recordings_in(tmp_path)
     shutil.copy(cuts["in_index"], src / "train/a/in_index.mp4")
     shutil.copy(cuts["at_50"], src / "train/a/at_50.mp4")
     whole = faststart(tmp_path / "whole.mp4").read_bytes()  # its index first, then its frames
