@@ -18,6 +18,7 @@ from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_met
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
+from octvideo.engine.zoo_recipes import lateral_kernel_problem, warn_other_speed
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
 from octvideo.models.weights import (
@@ -304,8 +305,6 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
                 logger.info("pretrained %s: alpha-0 weights sliced into the octave blocks", path)
         else:
             if kind == "pytorchvideo" and name:
-                from octvideo.engine.zoo import lateral_kernel_problem, warn_other_speed
-
                 raw = model_state_dict(checkpoint)
                 problem = lateral_kernel_problem(name, raw, model)
                 if problem:

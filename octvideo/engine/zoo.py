@@ -64,6 +64,19 @@ from octvideo.config import (
 )
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
+from octvideo.engine.zoo_recipes import (
+    DEFAULT_CLIP,
+    FAST_STRIDE,
+    ZOO_FPS,
+    ZOO_MEAN,
+    ZOO_STD,
+    ZooRecipe,
+    lateral_kernel,
+    pytorchvideo_vanilla,
+    speed_ratio,
+    zoo_head_pool,
+    zoo_recipe,
+)
 from octvideo.errors import (
     AnnotationError,
     CheckpointError,
@@ -94,22 +107,8 @@ logger = logging.getLogger(__name__)
 KINETICS400 = "kinetics400"
 CLASS_FILES = {KINETICS400: "kinetics400_classes.txt"}  # shipped in octvideo/data
 
-# The PyTorchVideo zoo's Kinetics test protocol (PySlowFast's TEST and DATA sections): frames
-# counted at 30 fps, 10 temporal clips x 3 spatial crops of 256 at short side 256.
-ZOO_FPS = 30.0
-ZOO_MEAN = (0.45, 0.45, 0.45)
-ZOO_STD = (0.225, 0.225, 0.225)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's ImageNet ResNets were trained on
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_CLIP = (8, 8)  # T x tau of every zoo model's 8x8 recipe and the paper's
-# The zoo's heads average-pool a fixed window, the res5 map of a 224 training crop (7 x 7 cells
-# at the ResNets' stride of 32), at stride 1 and average the positions' logits (PyTorchVideo's
-# hub: (8, 7, 7) for Slow 8x8, (4, 7, 7) for C2D / I3D 8x8, ((8, 7, 7), (32, 7, 7)) for SlowFast
-# 8x8); imports set the same ``head_pool``, so that 256 crops score as they do in PyTorchVideo.
-ZOO_TRAIN_CROP = 224
-RES5_STRIDE = 32
-FAST_STRIDE = 2  # the zoo's SlowFast Fast pathways take every 2nd frame (alpha = tau / 2)
-
 CONFIG_MARK = b"# Written by octvideo import"  # first bytes of the run config beside a checkpoint
 _ZOO_NAME = re.compile(r"(?:^|[_-])(\d+)x(\d+)(?:[_.-]|$)")  # SLOW_4x16_R50.pyth -> 4x16
 _TV_BLOCKS = {  # torchvision ResNet depth by (blocks per layer, bottleneck)
@@ -315,10 +314,10 @@ def _from_pytorchvideo(
             f"{src} holds no PyTorchVideo weights (no 'model_state' of 'blocks.*' tensors)"
             f"{_other_source_hint(checkpoint, 'pytorchvideo')}"
         )
-    vanilla = _pytorchvideo_vanilla(raw, model)
+    vanilla = pytorchvideo_vanilla(raw, model)
     if vanilla is None or not _fits_alpha0(model, vanilla):
         candidates = [n for n in list_models() if _zoo_family(n)]
-        fits = _guess(lambda name: _pytorchvideo_vanilla(raw, name), candidates)
+        fits = _guess(lambda name: pytorchvideo_vanilla(raw, name), candidates)
         design = None if fits else _other_design(src, raw, [model, *candidates])
         if design:
             raise UsageError(design)
@@ -740,17 +739,6 @@ def _guess(
     return fits
 
 
-def _pytorchvideo_vanilla(raw: Mapping[str, Tensor], model: str) -> dict[str, Tensor] | None:
-    """A PyTorchVideo state dict under ``model``'s alpha-0 keys; None where its layout (one
-    pathway or two) is not ``model``'s."""
-    from octvideo.models.weights import convert_pytorchvideo_state_dict
-
-    try:
-        return convert_pytorchvideo_state_dict(raw, slowfast=model.startswith("slowfast"))
-    except ValueError:
-        return None
-
-
 def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
     """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
     names (one line, as ``StateMismatch`` words it), where it is ``model``'s but for a few
@@ -760,10 +748,10 @@ def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
     network's missing keys are named after a converted key of the same module (a norm's
     ``running_var`` after its ``running_mean``), in octvideo's names where there is none.
     """
-    unknown = [k for k in raw if _pytorchvideo_vanilla({k: raw[k]}, model) is None]
+    unknown = [k for k in raw if pytorchvideo_vanilla({k: raw[k]}, model) is None]
     dropped = set(unknown)
     kept = {k: v for k, v in raw.items() if k not in dropped}
-    vanilla = _pytorchvideo_vanilla(kept, model) if kept else None
+    vanilla = pytorchvideo_vanilla(kept, model) if kept else None
     if not vanilla:
         return None
     net = _alpha0_net(model, vanilla)
@@ -812,7 +800,7 @@ def _other_design(src: Path, raw: Mapping[str, Tensor], models: Sequence[str]) -
     temporal = off.get("temporal", {})
     design = _OTHER_DESIGNS.get((model, frozenset(temporal))) if len(off) == 1 else None
     by_tensor = {id(v): k for k, v in raw.items()}  # the converter renames, it does not copy
-    vanilla = _pytorchvideo_vanilla(raw, model) or {}
+    vanilla = pytorchvideo_vanilla(raw, model) or {}
     clauses = []
     for kind, found_off in off.items():
         key, (theirs, ours) = next(iter(found_off.items()))
@@ -849,7 +837,7 @@ def _design_off(
     and ``"classifier"`` (a file without one; (0, rows)). None where anything else differs:
     another weight missing or left over, a norm's size, a convolution's output channels or
     spatial kernel, a tensor's rank (what a damaged file shows), or nothing differs."""
-    vanilla = _pytorchvideo_vanilla(raw, model)
+    vanilla = pytorchvideo_vanilla(raw, model)
     net = _alpha0_net(model, vanilla) if vanilla else None
     if net is None:
         return None
@@ -915,9 +903,9 @@ def _extra_from_weights(model: str, vanilla: Mapping[str, Tensor], tau: int) -> 
     SlowFast's lateral kernel; a SlowFast's speed ratio comes from the clip's stride ``tau``
     (alpha = tau / 2)."""
     if model.startswith("slowfast"):
-        kernel = _lateral_kernel(vanilla)
+        kernel = lateral_kernel(vanilla)
         extra: dict[str, Any] = {} if kernel is None else {"fusion_kernel": kernel}
-        extra["slowfast_alpha"] = max(1, tau // FAST_STRIDE)
+        extra["slowfast_alpha"] = speed_ratio(tau)
         return extra
     stem = vanilla.get("stem.conv.conv_hh.weight")
     if stem is not None and int(stem.shape[0]) != 64:
@@ -925,20 +913,8 @@ def _extra_from_weights(model: str, vanilla: Mapping[str, Tensor], tau: int) -> 
     return {}
 
 
-def zoo_head_pool(model: str, t: int, tau: int) -> list[int] | list[list[int]]:
-    """The ``head_pool`` of a zoo model trained on T x tau clips: its res5 map at the zoo's
-    training crop, in cells (T halved by the temporal pool after res2 of C2D and I3D; for
-    SlowFast one kernel per pathway, the Fast one of alpha x T frames, alpha = tau / 2)."""
-    side = ZOO_TRAIN_CROP // RES5_STRIDE
-    if model.startswith("slowfast"):
-        alpha = max(1, tau // FAST_STRIDE)  # as _extra_from_weights sets slowfast_alpha
-        return [[t, side, side], [t * alpha, side, side]]
-    frames = max(1, t // 2) if model.startswith(("c2d_", "i3d_")) else t
-    return [frames, side, side]
-
-
 def _clip_or_default(
-    clip: tuple[int, int] | None, src: Path, recipe: _Recipe | None = None
+    clip: tuple[int, int] | None, src: Path, recipe: ZooRecipe | None = None
 ) -> tuple[int, int, ClipOrigin]:
     """(T, tau, where it came from): ``--clip``, else the ``TxTAU`` of a zoo file name, else the
     clip of the zoo recipe the weights show (``recipe``), else 8x8.
@@ -971,92 +947,13 @@ def _clip_or_default(
     return DEFAULT_CLIP[0], DEFAULT_CLIP[1], ClipOrigin("default", "the 8x8 default")
 
 
-class _Recipe(NamedTuple):
-    """The zoo recipe a SlowFast's weights show: its clip, its name, and the lateral kernel
-    that shows it."""
-
-    clip: tuple[int, int]
-    name: str  # "SlowFast R50 4x16"
-    kernel: int
-
-
-# The one clip setting a zoo SlowFast's weights keep is its lateral (fusion) kernel: 7 frames in
-# PySlowFast's SLOWFAST_8x8_R50 and 5 in SLOWFAST_4x16_R50, whose Fast pathway runs 8 times as
-# fast (alpha = tau / 2). The R101s have 5 at 8x8 and at 16x8, both at alpha 4: no clip to tell.
-_SLOWFAST_RECIPES = {
-    ("slowfast_r50", 7): ((8, 8), "SlowFast R50 8x8"),
-    ("slowfast_r50", 5): ((4, 16), "SlowFast R50 4x16"),
-}
-
-
-def _lateral_kernel(vanilla: Mapping[str, Tensor]) -> int | None:
-    fuse = vanilla.get("fuse_stem.conv.conv_hh.weight")
-    return int(fuse.shape[2]) if fuse is not None and fuse.ndim == 5 else None
-
-
-def _zoo_recipe(model: str, kernel: int | None) -> _Recipe | None:
-    """The zoo recipe whose lateral kernel ``kernel`` is, where ``model`` has one of that kernel."""
-    known = _SLOWFAST_RECIPES.get((model, kernel))
-    return None if known is None or kernel is None else _Recipe(*known, kernel)
-
-
-def _pretrained_kernel(name: str, raw: Mapping[str, Tensor]) -> int | None:
-    """The lateral kernel of a PyTorchVideo state dict ``raw`` that is a SlowFast's of ``name``'s
-    layout; None for any other."""
-    vanilla = _pytorchvideo_vanilla(raw, name) if name.startswith("slowfast") else None
-    return _lateral_kernel(vanilla or {})
-
-
-def lateral_kernel_problem(name: str, raw: Mapping[str, Tensor], model: nn.Module) -> str | None:
-    """Why a PyTorchVideo SlowFast state dict ``raw`` that ``train model.pretrained=`` loads does
-    not fit ``model``, the network ``name`` builds, as import would name it: a lateral kernel
-    other than the model's, naming the settings that fit (its zoo recipe's where it shows one).
-    None where the kernels agree, or ``raw`` is no such file."""
-    kernel = _pretrained_kernel(name, raw)
-    if kernel is None or kernel == _lateral_kernel(model.state_dict()):
-        return None
-    fit = f"model.extra.fusion_kernel={kernel}"
-    recipe = _zoo_recipe(name, kernel)
-    if recipe is None:
-        return f"its weights' lateral kernel is {kernel} frames: set {fit}"
-    t, tau = recipe.clip
-    alpha = tau // FAST_STRIDE
-    return (
-        f"its weights' lateral kernel of {kernel} frames is the zoo's {recipe.name}'s: set {fit} "
-        f"model.extra.slowfast_alpha={alpha} with its clip, data.num_frames={t * alpha} "
-        f"data.sampling_rate={FAST_STRIDE} data.slowfast_alpha={alpha}, or import it "
-        "('octvideo import', docs/zoo.md), whose run config sets them"
-    )
-
-
-def warn_other_speed(path: str, name: str, raw: Mapping[str, Tensor], model: nn.Module) -> None:
-    """Warns where ``model`` runs at another speed ratio than the zoo recipe the lateral kernel
-    of ``raw`` (a PyTorchVideo SlowFast file ``path``) shows, as import's ``--clip`` of the
-    other recipe warns; the ratio is the user's choice, so this is no refusal."""
-    recipe = _zoo_recipe(name, _pretrained_kernel(name, raw))
-    trained = recipe.clip[1] // FAST_STRIDE if recipe else None  # the recipe's speed ratio
-    speed = getattr(model, "slowfast_alpha", None)
-    if recipe is None or speed is None or speed == trained:
-        return
-    logger.warning(
-        "model.extra.slowfast_alpha=%d: the lateral kernel of %s, %d frames, is the zoo's "
-        "%s's, trained at slowfast_alpha %d; training at %d as asked",
-        speed,
-        path,
-        recipe.kernel,
-        recipe.name,
-        trained,
-        speed,
-    )
-
-
 def _weights_clip(
     model: str, vanilla: Mapping[str, Tensor], clip: tuple[int, int] | None, src: Path
 ) -> tuple[int, int, ClipOrigin]:
     """``_clip_or_default`` for weights that may show their zoo recipe (a SlowFast R50's lateral
     kernel): a file name of another clip is refused, and a ``--clip`` of another is followed with
     a warning (a network of that clip is not the one the weights were trained as)."""
-    recipe = _zoo_recipe(model, _lateral_kernel(vanilla))
+    recipe = zoo_recipe(model, lateral_kernel(vanilla))
     t, tau, origin = _clip_or_default(clip, src, recipe)
     if recipe is not None and clip is not None and clip != recipe.clip:
         logger.warning(
@@ -1169,7 +1066,7 @@ def _protocol(
                 f"of 4 or more (its Fast pathway takes every 2nd frame: 8x8, 4x16)"
                 f"{_clip_advice(origin)}"
             )
-        slowfast_alpha = tau // FAST_STRIDE
+        slowfast_alpha = speed_ratio(tau)
         frames, stride = t * slowfast_alpha, FAST_STRIDE
     data = DataConfig(
         num_frames=frames,

@@ -24,13 +24,12 @@ import octvideo.inference.predictor as predictor_module
 from octvideo.checkpoint_meta import CheckpointMeta, build_network
 from octvideo.config import load_config
 from octvideo.data.transforms import pack_pathways
-from octvideo.engine import zoo as zoo_module
+from octvideo.engine import zoo_recipes as zoo_recipes_module
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.zoo import (
     CONFIG_MARK,
     import_checkpoint,
     kinetics400_classes,
-    zoo_head_pool,
 )
 from octvideo.errors import UsageError
 from octvideo.inference.predictor import Predictor
@@ -187,7 +186,7 @@ def test_zoo_import_pools_as_pytorchvideo_on_crops_larger_than_training(
     """The zoo's heads pool the 7 x 7 res5 map of a 224 crop, which a 256 crop makes 8 x 8 (2 x 2
     window positions). The nets here pool 2 x 2 cells, a 64 crop's map (the import is told so),
     and a 96 crop gives them 3 x 3 cells: 2 x 2 positions again."""
-    monkeypatch.setattr(zoo_module, "ZOO_TRAIN_CROP", 64)
+    monkeypatch.setattr(zoo_recipes_module, "ZOO_TRAIN_CROP", 64)
     net, pyth = zoo(name)
     ref = copy.deepcopy(net).double()
     out = tmp_path / f"{name}.ckpt"
@@ -210,30 +209,6 @@ def test_zoo_import_pools_as_pytorchvideo_on_crops_larger_than_training(
             own_logits = predictor.model(clips)
     torch.testing.assert_close(own_logits, want_logits, rtol=1e-10, atol=1e-10)  # float64
     torch.testing.assert_close(got, want_logits.softmax(-1), rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize(
-    ("name", "hub_name", "clip"),
-    [
-        ("slow_r50", "slow_r50", (8, 8)),
-        ("c2d_r50", "c2d_r50", (8, 8)),
-        ("i3d_r50", "i3d_r50", (8, 8)),
-        ("slowfast_r50", "slowfast_r50", (8, 8)),
-        ("slowfast_r101", "slowfast_r101", (8, 8)),
-    ],
-)
-def test_import_sets_the_head_kernels_of_pytorchvideos_own_zoo_models(
-    name: str, hub_name: str, clip: tuple[int, int]
-) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from pytorchvideo.models import hub
-
-    with torch.device("meta"):  # shapes only: no weights are made
-        net = getattr(hub, hub_name)(pretrained=False)
-    kernels = [list(m.kernel_size) for m in net.modules() if isinstance(m, nn.AvgPool3d)]
-    want = zoo_head_pool(name, *clip)
-    assert kernels == (want if name.startswith("slowfast") else [want])
 
 
 def test_run_config_builds_the_zoo_head_pool(i3d_zoo: Path, tmp_path: Path) -> None:
@@ -882,7 +857,7 @@ def test_train_names_the_zoo_recipe_of_a_slowfast_file_as_import_does(
         pretrained=str(slowfast_4x16),
         pretrained_kind="pytorchvideo",
     )
-    with caplog.at_level(logging.WARNING, logger="octvideo.engine.zoo"):
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.zoo_recipes"):
         if refused:
             with pytest.raises(ConfigError) as err:
                 build_model(section)
@@ -896,7 +871,7 @@ def test_train_names_the_zoo_recipe_of_a_slowfast_file_as_import_does(
             "data.num_frames=32 data.sampling_rate=2 data.slowfast_alpha=8, or import it "
             "('octvideo import', docs/zoo.md), whose run config sets them"
         )
-    got = [r.getMessage() for r in caplog.records if r.name == "octvideo.engine.zoo"]
+    got = [r.getMessage() for r in caplog.records if r.name == "octvideo.engine.zoo_recipes"]
     assert got == (
         [
             f"model.extra.slowfast_alpha=4: the lateral kernel of {slowfast_4x16}, 5 frames, is "
