@@ -739,6 +739,25 @@ def _guess(
     return fits
 
 
+def _torchvision_depth(raw: Mapping[str, Tensor]) -> int | None:
+    blocks = []
+    for layer in range(1, 5):
+        found = {int(k.split(".")[1]) for k in raw if k.startswith(f"layer{layer}.")}
+        blocks.append(max(found) + 1 if found else 0)
+    bottleneck = "layer1.0.conv3.weight" in raw
+    return _TV_BLOCKS.get((tuple(blocks), bottleneck))
+
+
+def _family(model: str) -> list[str]:
+    prefix = model.rsplit("_r", 1)[0]
+    return [n for n in list_models() if n.rsplit("_r", 1)[0] == prefix]
+
+
+# -------------------------------------------------------------------------------- diagnosis
+# Why a PyTorchVideo file that fits no octvideo model is refused: a damaged file (a few keys
+# off), or an intact one of a zoo design octvideo does not build. Only _from_pytorchvideo asks.
+
+
 def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
     """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
     names (one line, as ``StateMismatch`` words it), where it is ``model``'s but for a few
@@ -879,20 +898,6 @@ def _in_file(
         return by_tensor[id(vanilla[key])]
     module, _, leaf = key.rpartition(".")
     return f"{module_of[module]}.{leaf}" if module in module_of else key
-
-
-def _torchvision_depth(raw: Mapping[str, Tensor]) -> int | None:
-    blocks = []
-    for layer in range(1, 5):
-        found = {int(k.split(".")[1]) for k in raw if k.startswith(f"layer{layer}.")}
-        blocks.append(max(found) + 1 if found else 0)
-    bottleneck = "layer1.0.conv3.weight" in raw
-    return _TV_BLOCKS.get((tuple(blocks), bottleneck))
-
-
-def _family(model: str) -> list[str]:
-    prefix = model.rsplit("_r", 1)[0]
-    return [n for n in list_models() if n.rsplit("_r", 1)[0] == prefix]
 
 
 # ------------------------------------------------------------------------------- building
