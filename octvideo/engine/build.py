@@ -153,7 +153,7 @@ class PathwayMisfit(NamedTuple):
 def pathway_misfit(want: int | None, got: int | None, frames: int) -> PathwayMisfit | None:
     """Whether a clip of ``frames`` frames at SlowFast speed ratio ``got`` (None: one clip) fits
     a network built with speed ratio ``want`` (its ``slowfast_alpha``; None: it takes one clip):
-    the checks ``check_clip`` and the Predictor (``octvideo.inference.predictor.misfit``) make
+    the checks ``check_clip`` and the Predictor (``octvideo.inference.fit.misfit``) make
     before running the network, each worded for the settings its user gave
     (``pathway_message``).
 
