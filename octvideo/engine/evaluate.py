@@ -4,14 +4,16 @@ Kinetics results are reported on whole videos: each video is cut into ``num_clip
 x ``num_crops`` spatial crops (10 x 3 in the Non-local and Octave papers), the softmax scores of
 all views are averaged, and top-1 / top-5 are taken on the average. Clip-level accuracy (each view
 on its own) and mean class accuracy (the mean over classes of per-class video accuracy) are
-reported beside it. A video whose decoding failed is never substituted: it is left out of every
-metric and listed; NaN or infinite logits of a view that decoded (a model whose activations
-overflow) stop the evaluation instead, with no metric (``refuse_nonfinite_logits``). Everything
-but the report writing is a pure function of tensors, testable on fixed logits. ``write_report``
-writes each file whole or not at all (``octvideo.paths``): a full disk is one line naming the
-file, and a symbolic link among them is refused (``check_report_files`` refuses it before the
-evaluation). ``summary.json`` is written last and ``remove_report`` removes it first, so that a
-folder with a summary holds one whole report.
+reported beside it. Every ranking of classes (top-1, top-5, the predicted class, ``predict``'s top
+classes) is ``ranked``'s: among equal scores the lower class index first, as ``argmax`` picks, so a
+video with tied scores counts alike in every figure. A video whose decoding failed is never
+substituted: it is left out of every metric and listed; NaN or infinite logits of a view that
+decoded (a model whose activations overflow) stop the evaluation instead, with no metric
+(``refuse_nonfinite_logits``). Everything but the report writing is a pure function of tensors,
+testable on fixed logits. ``write_report`` writes each file whole or not at all
+(``octvideo.paths``): a full disk is one line naming the file, and a symbolic link among them is
+refused (``check_report_files`` refuses it before the evaluation). ``summary.json`` is written last
+and ``remove_report`` removes it first, so that a folder with a summary holds one whole report.
 """
 
 from __future__ import annotations
@@ -108,8 +110,8 @@ class VideoScores:
 
     @property
     def preds(self) -> Tensor:
-        """(V,) the class of the highest averaged softmax."""
-        return self.probs.argmax(dim=1)
+        """(V,) the class of the highest averaged softmax (``ranked``'s first)."""
+        return ranked(self.probs, 1)[:, 0]
 
 
 def aggregate_views(views: ViewOutputs, *, advice: str = RUN_ADVICE) -> VideoScores:
@@ -170,10 +172,38 @@ def refuse_nonfinite_logits(views: ViewOutputs, keep: Tensor, advice: str = RUN_
     )
 
 
+# rows ranked at a time: a sort's values and int64 indices of 8192 x 400 classes take 39 MB,
+# where all 30 views of Kinetics-400's 20k videos at once would take 2.9 GB
+_RANK_ROWS = 8192
+
+
+def ranked(scores: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` highest scores along the last dimension, highest first; among equal
+    scores the lower index first, as ``argmax`` picks. ``Tensor.topk`` orders ties as its kernel
+    happens to (index 3 of six equal scores first), so a tied video would count as right in one
+    figure of a report and wrong in another; every ranking of classes in octvideo is this one.
+
+    Args:
+        scores: (..., K) scores of K classes.
+        k: how many; capped at K.
+
+    Returns:
+        (..., min(k, K)) int64 class indices.
+    """
+    k = min(k, scores.shape[-1])
+    rows = scores.reshape(-1, scores.shape[-1])  # (R, K)
+    # a stable sort keeps equal scores in index order
+    top = [
+        torch.sort(chunk, dim=1, descending=True, stable=True).indices[:, :k]
+        for chunk in rows.split(_RANK_ROWS)
+    ]
+    return torch.cat(top).reshape(*scores.shape[:-1], k)
+
+
 def topk_correct(scores: Tensor, labels: Tensor, k: int) -> Tensor:
-    """(N,) bool: the label is among the k highest scores (k capped at the class count)."""
-    k = min(k, scores.shape[1])
-    return (scores.topk(k, dim=1).indices == labels.unsqueeze(1)).any(dim=1)
+    """(N,) bool: the label is among the k highest scores (``ranked``; k capped at the class
+    count)."""
+    return (ranked(scores, k) == labels.unsqueeze(1)).any(dim=1)
 
 
 class ClassAccuracy(NamedTuple):
@@ -313,7 +343,7 @@ def _predictions_csv(scores: VideoScores, classes: Sequence[str], paths: Sequenc
                 "num_views",
             ]
         )
-        top = scores.probs.topk(min(5, scores.probs.shape[1]), dim=1)
+        top = ranked(scores.probs, 5)  # (V, min(5, K)), the first is ``pred``
         preds = scores.preds
         for row in range(len(scores.video_index)):
             vid, label, pred = (
@@ -331,7 +361,7 @@ def _predictions_csv(scores: VideoScores, classes: Sequence[str], paths: Sequenc
                     classes[pred],
                     f"{float(scores.probs[row, pred]):.6f}",
                     int(pred == label),
-                    " ".join(str(int(i)) for i in top.indices[row]),
+                    " ".join(str(int(i)) for i in top[row]),
                     int(scores.num_views[row]),
                 ]
             )

@@ -56,6 +56,7 @@ from octvideo.engine.checkpoint import (
     load_checkpoint,
     model_state_dict,
 )
+from octvideo.engine.evaluate import ranked
 from octvideo.errors import (
     CheckpointError,
     DecodeError,
@@ -115,10 +116,8 @@ class Prediction:
             )
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be a whole number of 1 or more, got {k!r}")
-        values, indices = self.probs.topk(min(int(k), count))
-        return [
-            (classes[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-        ]
+        indices = ranked(self.probs, int(k))  # ties: the lower index first, as ``test`` ranks
+        return [(classes[i], float(self.probs[i])) for i in indices.tolist()]
 
 
 def _not_class_names(classes: object) -> ValueError:

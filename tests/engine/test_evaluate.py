@@ -391,3 +391,50 @@ def test_failed_videos_txt_names_the_error_once(media, checkpoint, tmp_path, wor
     assert path == str(media["zero.mp4"])
     assert message.startswith("DecodeError: ") and message.count("DecodeError") == 1, message
     assert "cannot open it" in message
+
+
+def _by_rule(row: list[float], k: int) -> list[int]:
+    """The ranking rule by hand: higher score first, then the lower class index."""
+    return sorted(range(len(row)), key=lambda i: (-row[i], i))[:k]
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (2, 3, 7), (0, 7)])
+def test_ranked_puts_the_lower_class_first_among_equal_scores(monkeypatch, shape):
+    monkeypatch.setattr(evaluate, "_RANK_ROWS", 2)  # several chunks of rows
+    scores = torch.randint(0, 3, shape, generator=torch.Generator().manual_seed(0)).float()
+    for k in (1, 3, 7, 9):
+        got = evaluate.ranked(scores, k)
+        assert got.shape == (*shape[:-1], min(k, 7)) and got.dtype == torch.long
+        rows = scores.reshape(-1, 7).tolist()
+        assert got.reshape(len(rows), min(k, 7)).tolist() == [_by_rule(r, k) for r in rows]
+    # the first is argmax's pick; torch's topk gives [3, 4, 1, 0, 2] of 400 equal scores
+    assert evaluate.ranked(scores, 1)[..., 0].tolist() == scores.argmax(-1).tolist()
+    assert evaluate.ranked(torch.zeros(400), 5).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_tied_scores_count_alike_in_every_figure_of_the_report(tmp_path):
+    """Ten videos each of classes 0, 1 and 2 of six, every logit equal (a zeroed classifier):
+    every figure ranks class 0 first, so top-1 is 10 of 30, as mean class accuracy is."""
+    rows = [(v, 0, v // 10, [0.0] * 6) for v in range(30)]
+    views = _views(rows)
+    m = summarize(views)
+    assert m["video_top1"] == m["clip_top1"] == m["mean_class_accuracy"] == pytest.approx(1 / 3)
+    assert m["video_top5"] == 1.0  # classes 0 to 4
+    files = write_report(
+        tmp_path,
+        views,
+        classes=list("abcdef"),
+        paths=[f"v{v}.mp4" for v in range(30)],
+        protocol={},
+        confusion_png=False,
+    )
+    with files["predictions"].open() as fh:
+        predictions = list(csv.DictReader(fh))
+    assert {(r["pred"], r["top5"]) for r in predictions} == {("0", "0 1 2 3 4")}
+    assert sum(int(r["correct"]) for r in predictions) == 10
+    with files["per_class"].open() as fh:
+        per_class = list(csv.DictReader(fh))
+    assert [r["correct"] for r in per_class] == ["10", "0", "0", "0", "0", "0"]
+    scores = aggregate_views(views)
+    assert confusion_matrix(scores.preds, scores.labels, 6)[:, 0].tolist() == [10] * 3 + [0] * 3
+

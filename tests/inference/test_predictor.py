@@ -909,3 +909,17 @@ def test_a_decoding_error_that_names_no_frame_fails_the_input_whole(predictor, v
     with pytest.raises(DecodeError, match="^v.mp4: cut$"):
         list(predictor.read_views(opened, 4))
     assert opened.cut is None
+
+
+def test_top_ranks_tied_classes_as_test_does():
+    """Equal probabilities (a zeroed classifier): the lower class index first, the class
+    ``octvideo test`` predicts for the same scores (torch's topk would name index 3 first)."""
+    from octvideo.engine.evaluate import VideoScores
+
+    probs = torch.full((6,), 1 / 6, dtype=torch.float64)
+    pred = Prediction(probs, 0.0, 1.0)
+    assert [name for name, _ in pred.top(list("abcdef"), 3)] == ["a", "b", "c"]
+    scores = VideoScores(torch.tensor([0]), torch.tensor([0]), probs[None], torch.tensor([1]), [])
+    assert pred.top(list("abcdef"), 1)[0][0] == "abcdef"[int(scores.preds[0])]
+    partly = Prediction(torch.tensor([0.1, 0.3, 0.3, 0.0, 0.3]), 0.0, 1.0)
+    assert [name for name, _ in partly.top(list("vwxyz"), 4)] == ["w", "x", "z", "v"]
