@@ -224,8 +224,9 @@ def per_class_accuracy(preds: Tensor, labels: Tensor, num_classes: int) -> Class
     """Accuracy, video count and correct count of every class."""
     videos = torch.bincount(labels, minlength=num_classes)
     correct = torch.bincount(labels[preds == labels], minlength=num_classes)
-    accuracy = torch.where(videos > 0, correct / videos.clamp(min=1), torch.nan)
-    return ClassAccuracy(accuracy.double(), videos, correct)
+    # float64 from the counts: int64 / int64 is float32, 9 of 20 would be 0.44999998807907104
+    accuracy = correct.double() / videos.clamp(min=1).double()
+    return ClassAccuracy(torch.where(videos > 0, accuracy, torch.nan), videos, correct)
 
 
 def confusion_matrix(preds: Tensor, labels: Tensor, num_classes: int) -> Tensor:

@@ -438,3 +438,21 @@ def test_tied_scores_count_alike_in_every_figure_of_the_report(tmp_path):
     scores = aggregate_views(views)
     assert confusion_matrix(scores.preds, scores.labels, 6)[:, 0].tolist() == [10] * 3 + [0] * 3
 
+
+def test_mean_class_accuracy_is_exact_from_the_counts():
+    """A balanced set, 20 videos a class, 0, 9, 0, 13, 2 and 3 right: the accuracies are those
+    fractions in float64 (not float32's 0.44999998807907104 for 9 of 20), and their mean equals
+    the video top-1 of 27 of 120, 0.225."""
+    right = [0, 9, 0, 13, 2, 3]
+    rows = []
+    for label, count in enumerate(right):
+        for i in range(20):
+            pred = label if i < count else (label + 1) % 6
+            rows.append((len(rows), 0, label, [5.0 if c == pred else 0.0 for c in range(6)]))
+    views = _views(rows)
+    scores = aggregate_views(views)
+    accuracy = per_class_accuracy(scores.preds, scores.labels, 6).accuracy
+    assert accuracy.dtype == torch.float64
+    assert accuracy.tolist() == [0.0, 0.45, 0.0, 0.65, 0.1, 0.15]
+    m = summarize(views, scores)
+    assert m["mean_class_accuracy"] == m["video_top1"] == 0.225
