@@ -158,7 +158,7 @@ class ModelConfig:
     alpha: Any = 0.0  # low-frequency share: one float, or one per OctConv stage (res2, res3, ...)
     octave: tuple[int, int, int] = (1, 2, 2)  # (T, H, W) octave: spatial (paper) or (2, 2, 2)
     dropout: float = 0.5  # before the classifier
-    pretrained: str = ""  # weights to start from ("" = random init)
+    pretrained: str | None = None  # weights to start from (null, or "", = random init)
     pretrained_kind: str = "octvideo"  # "octvideo" | "pytorchvideo" | "imagenet2d" (inflated)
     extra: dict[str, Any] = field(default_factory=dict)  # further create_model keyword arguments
 

@@ -1015,3 +1015,19 @@ def test_a_model_extra_key_that_duplicates_a_model_key_is_refused(key):
 def test_model_extra_depth_is_refused_as_set_by_the_model_name():
     with pytest.raises(ConfigError, match=r"^model\.extra\.depth is set by model\.name "):
         load_config(None, ["model.extra.depth=3"])
+
+
+# -- null for "none" ----------------------------------------------------------------------------
+
+
+def test_every_key_whose_default_is_null_takes_null_in_an_override_and_a_file(tmp_path):
+    """A key that means "none" by null (``model.pretrained``: random weights) takes null as
+    typed and in YAML, as the errors that advise ``KEY=null`` say."""
+    keys = [k for k, v in flatten(dataclasses.asdict(RunConfig())) if v is None]
+    assert "model.pretrained" in keys
+    for key in keys:
+        section, name = key.split(".")
+        path = tmp_path / "null.yaml"
+        path.write_text(f"{section}:\n  {name}: null\n")
+        for cfg in (load_config(None, [f"{key}=null"]), load_config(path)):
+            assert getattr(getattr(cfg, section), name) is None, key

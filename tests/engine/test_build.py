@@ -337,3 +337,21 @@ def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
 def test_pathway_misfit_is_the_one_slowfast_check_of_train_and_predict(want, got, frames, expected):
     bad = build_module.pathway_misfit(want, got, frames)
     assert (None if bad is None else (bad.kind, bad.fix)) == expected
+
+
+def test_the_advice_to_start_from_random_weights_loads_and_reads_no_file(tmp_path):
+    """The refusal's ``model.pretrained=null`` is taken as typed and in YAML, and builds the
+    network without reading a file."""
+    cfg = ModelConfig(
+        name="i3d_r18", num_classes=6, extra={"width": 8}, pretrained=str(tmp_path / "no.pt")
+    )
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg)
+    advice = str(err.value).rsplit(", or ", 1)[1].split()[0]
+    assert advice == "model.pretrained=null"
+    path = tmp_path / "random.yaml"
+    path.write_text("model:\n  pretrained: null\n")
+    for loaded in (load_config(None, [advice]), load_config(path)):
+        assert loaded.model.pretrained is None
+        model = build_model(dataclasses.replace(cfg, pretrained=loaded.model.pretrained))
+        assert model(torch.zeros(1, 3, 4, 32, 32)).shape == (1, 6)
