@@ -100,7 +100,7 @@ from octvideo.errors import (
     one_line,
     raise_terminated,
 )
-from octvideo.models.cost import example_input, total_gflops
+from octvideo.models.cost import measure_cost
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import (
     ReadFiles,
@@ -1191,7 +1191,9 @@ def _test_reads(cfg: RunConfig, cfg_file: Path | None, ckpt: str | Path) -> Read
 
 def _test_protocol(cfg: RunConfig, ckpt: str | Path, model: torch.nn.Module) -> dict[str, Any]:
     """How the report's figures were made: the checkpoint, the model, the clips and views, and
-    (``test.count_flops``) the model's GFLOPs per view and in all."""
+    (``test.count_flops``) the model's GFLOPs per view and in all: the multiply-adds of the
+    convolutions and the classifier (``measure_cost``), the count ``octvideo models``, ``sweep``
+    and the README give; Non-local attention products apart, as ``models``' ``+attn``."""
     d = cfg.data
     protocol: dict[str, Any] = {
         "checkpoint": str(ckpt),
@@ -1208,10 +1210,11 @@ def _test_protocol(cfg: RunConfig, ckpt: str | Path, model: torch.nn.Module) -> 
         "aggregation": "mean of softmax over views",
     }
     if cfg.test.count_flops:
-        view = example_input(model, d.slow_frames, d.test_crop_size)
-        gflops = total_gflops(model, view)
+        cost = measure_cost(model, d.slow_frames, d.test_crop_size)
+        gflops = cost.gflops
         # four significant digits: a small model's count would round to 0.0 at four decimals
         protocol["gflops_per_view"] = float(f"{gflops:.4g}")
+        protocol["attention_gflops_per_view"] = float(f"{cost.attention_gflops:.4g}")
         protocol["gflops_total"] = float(f"{gflops * protocol['views']:.4g}")
         protocol["gflops"] = f"{gflops:.4g} x {protocol['views']} views at {d.test_crop_size}"
     return protocol
