@@ -740,19 +740,19 @@ def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:
         UsageError: another process holds it; or the folder or its lock file cannot be made.
     """
     lock = folder / LOCK_NAME
+    denied: PermissionError | None = None
     for _ in range(100):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-            except PermissionError:  # another user's, left by a killed command: flock needs
-                fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # no write access
-        except FileNotFoundError:  # the folder was removed by a holder that ended: again
+            except PermissionError as err:  # another user's, left by a killed command: flock
+                denied = err  # needs no write access; or no lock file, in a folder not writable
+                fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:  # the folder or lock file was removed by a holder that ended
             continue
         except OSError as err:
-            raise UsageError(
-                f"{name}: cannot write in {folder} ({err.strerror or err}); {advice}"
-            ) from err
+            raise _cannot_write(name, folder, err, advice) from err
         _HELD.add(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -779,7 +779,15 @@ def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()} {command}\n".encode())
         return fd
+    if denied is not None:  # each time: no lock file to share, and none could be made
+        raise _cannot_write(name, folder, denied, advice) from denied
     raise UsageError(f"{name}: cannot take {lock}, removed again and again; {advice}")
+
+
+def _cannot_write(name: str, folder: Path, err: OSError, advice: str) -> UsageError:
+    """The refusal of a ``folder`` whose lock cannot be made, for the reason ``err`` names:
+    "NAME: cannot write in FOLDER (Permission denied); ADVICE"."""
+    return UsageError(f"{name}: cannot write in {folder} ({err.strerror or err}); {advice}")
 
 
 @contextlib.contextmanager

@@ -578,3 +578,25 @@ def test_why_not_a_file_says_what_an_input_path_is(tmp_path):
     assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)  # looked at, never opened
     missing = [name for name, why in expected.items() if is_missing(why)]
     assert missing == ["missing", "file/below"] and not is_missing(None)
+
+
+def test_a_folder_whose_lock_cannot_be_made_is_refused_naming_why(tmp_path, monkeypatch):
+    # a folder not writable (chmod 555, a read-only mount) that holds no lock file to share:
+    # the reason is named, not taken for a lock file removed again and again by its holders
+    folder = tmp_path / "r"
+    folder.mkdir()
+    real_open = os.open
+
+    def open_in_a_read_only_folder(path, flags, *args):
+        if Path(path).name == LOCK_NAME and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_in_a_read_only_folder)
+    held = hold_folder(folder, "train", name=f"run folder {folder}", advice="choose another --out")
+    with pytest.raises(UsageError) as info, held:
+        pass
+    assert str(info.value) == (
+        f"run folder {folder}: cannot write in {folder} (Permission denied); choose another --out"
+    )
+    assert os.listdir(folder) == []
