@@ -49,10 +49,6 @@ class ModelCost:
     gflops: float
     attention_gflops: float
 
-    @property
-    def total_gflops(self) -> float:
-        return self.gflops + self.attention_gflops
-
 
 def example_input(
     model: nn.Module,
@@ -110,12 +106,6 @@ def module_gflops(
         n: sum(v for k, v in by_module.get(n, {}).items() if _op_key(k) in _CONV_FC_OPS) / 1e9
         for n in names
     }
-
-
-def total_gflops(model: nn.Module, clip: torch.Tensor | list[torch.Tensor]) -> float:
-    """Every multiply-add fvcore counts in one forward of ``clip`` (1e9, the paper's convention;
-    normalisation layers included, unlike ``measure_cost``)."""
-    return _analysis(model, clip, lambda a: a.total()) / 1e9
 
 
 def _analysis(
