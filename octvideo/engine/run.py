@@ -626,39 +626,89 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     meta = stored_meta(checkpoint, path)
     if meta is None:
         return
-    there = dict(flatten({"model": to_dict(meta.model)}))
-    here = dict(flatten({"model": to_dict(model_config(to_dict(cfg.model)))}))
-    for key in RESUME_FREE:
-        there.pop(key, None)
-        here.pop(key, None)
+    there, here = _model_settings(meta, cfg, RESUME_FREE)
     stored = dict(flatten(meta.config or {}))
     ours = dict(flatten(to_dict(cfg)))
     for key in RESUME_KEEPS:
         if key in stored:
             there[key], here[key] = stored[key], ours[key]
-    differ = [
-        key
-        for key in dict.fromkeys([*there, *here])
-        if not _same_setting(there.get(key, _UNSET), here.get(key, _UNSET))
-    ]
+    differ = _differing(there, here)
     if not differ:
         return
     said = "; ".join(
         f"{key} {_json(there.get(key, _UNSET))} there, {_json(here.get(key, _UNSET))} here"
         for key in differ
     )
+    raise UsageError(
+        f"cannot resume from {path} with other settings than its run's ({said}): its "
+        f"weights would go on as another run; resume with {_fix(meta, there, differ)}, or start "
+        f"a new run from its weights with model.pretrained={path} (nothing was changed)"
+    )
+
+
+# model keys a test may differ in: those a resume may (RESUME_FREE), and those that act only in
+# training: dropout is off in evaluation, and zero_init_final_bn sets only the initial weights,
+# which the checkpoint's replace
+TEST_FREE = (*RESUME_FREE, "model.dropout", "model.extra.zero_init_final_bn")
+
+
+def check_same_model(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
+    """Refuses to test a checkpoint in another network than its run's: a model section that
+    differs from its metadata in a key other than ``TEST_FREE`` (an octave, an alpha split or a
+    flag that keeps the weights' shapes, so that they load into it), which would score another
+    network than the one trained. A checkpoint without metadata is not compared.
+
+    Raises:
+        UsageError: names each key, its value here and in training, and the overrides.
+    """
+    meta = stored_meta(checkpoint, path)
+    if meta is None:
+        return
+    there, here = _model_settings(meta, cfg, TEST_FREE)
+    differ = _differing(there, here)
+    if not differ:
+        return
+    said = "; ".join(
+        f"{key}={_json(here.get(key, _UNSET))} here, {_json(there.get(key, _UNSET))} in training"
+        for key in differ
+    )
+    raise UsageError(
+        f"checkpoint {path} was trained as another network than the config builds ({said}): "
+        f"its weights would be scored in a network they were not trained in; test with "
+        f"{_fix(meta, there, differ)}, or with the --cfg of its run folder (config.yaml)"
+    )
+
+
+def _model_settings(
+    meta: CheckpointMeta, cfg: RunConfig, free: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The flattened model sections of the checkpoint's run and of ``cfg``, without ``free``."""
+    there = dict(flatten({"model": to_dict(meta.model)}))
+    here = dict(flatten({"model": to_dict(model_config(to_dict(cfg.model)))}))
+    for key in free:
+        there.pop(key, None)
+        here.pop(key, None)
+    return there, here
+
+
+def _differing(there: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """The keys whose settings differ (``_same_setting``), in order."""
+    return [
+        key
+        for key in dict.fromkeys([*there, *here])
+        if not _same_setting(there.get(key, _UNSET), here.get(key, _UNSET))
+    ]
+
+
+def _fix(meta: CheckpointMeta, there: dict[str, Any], differ: Sequence[str]) -> str:
+    """The overrides that set the ``differ`` keys back to the checkpoint's run's values."""
     overrides: dict[str, Any] = {}  # each key once, in the order of the first that needs it
     for key in differ:
         if key.startswith("model.extra."):  # set on one side only: the whole mapping puts it back
             overrides["model.extra"] = to_dict(meta.model)["extra"]
         else:
             overrides[key] = there[key]
-    fix = " ".join(f"{key}={_json(value)}" for key, value in overrides.items())
-    raise UsageError(
-        f"cannot resume from {path} with other settings than its run's ({said}): its "
-        f"weights would go on as another run; resume with {fix}, or start a new run from its "
-        f"weights with model.pretrained={path} (nothing was changed)"
-    )
+    return " ".join(f"{key}={_json(value)}" for key, value in overrides.items())
 
 
 def _same_setting(there: Any, here: Any) -> bool:
@@ -1305,6 +1355,7 @@ def _test_in(
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = _datamodule(cfg)
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt)
+    check_same_model(checkpoint, cfg, ckpt)  # names a changed key the shapes did not show
     check_same_clips(checkpoint, cfg, ckpt, allow=cfg.test.allow_other_clip)
     # the test list read and counted here, not in trainer.test after the report folder is made
     # (an empty list refused there would leave it behind)

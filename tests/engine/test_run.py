@@ -2318,3 +2318,27 @@ def test_test_counts_gflops_per_view_as_the_models_command(name, alpha) -> None:
     assert protocol["attention_gflops_per_view"] == float(f"{row['attention_gflops']:.4g}")
     assert (protocol["attention_gflops_per_view"] > 0) == (name == "i3d_nl_r50")
     assert protocol["gflops"] == f"{protocol['gflops_per_view']:.4g} x 30 views at 64"
+
+
+def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
+    trained, tiny_synth, tmp_path
+):
+    """An octave or a flag that keeps the weights' shapes loads them into another network,
+    whose scores the report would give as the checkpoint's; dropout (off in evaluation) and
+    zero_init_final_bn (only the initial weights) change nothing tested."""
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth)
+    other = [*overrides, "model.octave=[2,2,2]", "model.extra={width: 4, temporal_pool: true}"]
+    with pytest.raises(UsageError) as caught:
+        run_test(None, other, ckpt=str(ckpt), out=str(tmp_path / "refused"))
+    assert str(caught.value) == (
+        f"checkpoint {ckpt} was trained as another network than the config builds "
+        "(model.octave=[2,2,2] here, [1,2,2] in training; model.extra.temporal_pool=true here, "
+        "unset in training): its weights would be scored in a network they were not trained "
+        'in; test with model.octave=[1,2,2] model.extra={"width":4}, or with the --cfg of its '
+        "run folder (config.yaml)"
+    )
+    assert not (tmp_path / "refused").exists()
+    same = [*overrides, "model.dropout=0.3", "model.extra={width: 4, zero_init_final_bn: true}"]
+    result = run_test(None, same, ckpt=str(ckpt), out=str(tmp_path / "ok"))
+    assert result.metrics["num_videos"] == 6
