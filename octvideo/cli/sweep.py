@@ -11,16 +11,15 @@ from types import FrameType
 from octvideo.argtypes import number, whole
 from octvideo.cli import print_last
 from octvideo.data.workers import usable_cores
-from octvideo.engine.sweep import CHECKPOINTS, SubprocessRunner, run_study, split_groups
+from octvideo.engine.sweep import AGAIN, CHECKPOINTS, SubprocessRunner, run_study, split_groups
 from octvideo.engine.sweep_report import iter_rows
 from octvideo.errors import Interrupted, Terminated, UsageError
 
-_AGAIN = "run the same command again to continue the study"
-
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # raised inside the wait on the current run, which then stops that run (it keeps last.ckpt)
-    raise Terminated(f"stopped by SIGTERM; {_AGAIN}")
+    # raised inside the wait on the current run, which then stops that run (it keeps last.ckpt);
+    # the study then says what it kept (``engine.sweep.stopped_study``)
+    raise Terminated(f"stopped by SIGTERM; {AGAIN}")
 
 
 def sweep(args: argparse.Namespace) -> int:
@@ -48,9 +47,9 @@ def sweep(args: argparse.Namespace) -> int:
             jobs=args.jobs,
         )
     except KeyboardInterrupt as err:
-        if isinstance(err, Terminated):
+        if isinstance(err, Interrupted):  # the study's line, saying what it kept
             raise
-        raise Interrupted(f"stopped by Ctrl-C; {_AGAIN}") from None
+        raise Interrupted(f"stopped by Ctrl-C; {AGAIN}") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     print_last(*iter_rows(result.rows), f"study: {result.files['md'].resolve()}")

@@ -71,6 +71,7 @@ from octvideo.config import (
 from octvideo.engine.sweep_report import METRICS, finite, write_study
 from octvideo.errors import (
     ConfigError,
+    Interrupted,
     OutputWriteError,
     RunFailed,
     RunStopped,
@@ -94,6 +95,7 @@ CHECKPOINTS = ("last", "best")
 SUMMARY = Path("test") / "summary.json"
 RECORD = "sweep.json"
 LOG = "sweep.log"
+AGAIN = "run the same command again to continue the study"
 MEASURED = "measured.json"
 # Bounds of the study's own counts, far beyond a real study (3-5 seeds, 10 timing rounds, batch
 # 2, tens of runs): a typo is one line before the plan is written, not a 10^9-run plan or a week
@@ -631,31 +633,75 @@ def run_points(
         clock=clock,
         stopping=stopping,
     )
-    if jobs <= 1:
-        for slot, seed, point in todo:
-            records[slot] = one(slot, seed, point)
-    else:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-run") as pool:
-            futures: dict[Future, int] = {}
-            try:
-                for slot, seed, point in todo:
-                    futures[pool.submit(one, slot, seed, point)] = slot
-                pending = set(futures)
-                while pending:
-                    # short waits: a signal that lands on a run's thread is handled in this
-                    # (the main) thread only when it runs Python code again
-                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        records[futures[future]] = future.result()
-            except BaseException:
-                stopping.set()
-                for future in futures:
-                    future.cancel()
-                stop_all = getattr(runner, "stop_all", None)
-                if stop_all is not None:
-                    stop_all()
-                raise
+    live: dict[int, tuple[int, Point]] = {}  # the runs under way, and those a stop ended
+
+    def tracked(slot: int, seed: int, point: Point) -> RunRecord | None:
+        live[slot] = (seed, point)
+        record = one(slot, seed, point)
+        if record is not None:  # None: stopped from outside, as the study was
+            del live[slot]
+        return record
+
+    try:
+        if jobs <= 1:
+            for slot, seed, point in todo:
+                records[slot] = tracked(slot, seed, point)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-run") as pool:
+                futures: dict[Future, int] = {}
+                try:
+                    for slot, seed, point in todo:
+                        futures[pool.submit(tracked, slot, seed, point)] = slot
+                    pending = set(futures)
+                    while pending:
+                        # short waits: a signal that lands on a run's thread is handled in this
+                        # (the main) thread only when it runs Python code again
+                        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            records[futures[future]] = future.result()
+                except BaseException:
+                    stopping.set()
+                    for future in futures:
+                        future.cancel()
+                    stop_all = getattr(runner, "stop_all", None)
+                    if stop_all is not None:
+                        stop_all()
+                    raise
+    except KeyboardInterrupt as err:  # every command under way has ended, keeping last.ckpt
+        raise stopped_study(err, out, points, seeds, [live[k] for k in sorted(live)]) from None
     return [r for r in records if r is not None]
+
+
+def stopped_study(
+    err: KeyboardInterrupt,
+    out: Path,
+    points: Sequence[Point],
+    seeds: Sequence[int],
+    stopped: Sequence[tuple[int, Point]],
+    doing: str = "",
+) -> Interrupted:
+    """The line of a study that Ctrl-C or SIGTERM (``err``) stopped, once its commands have
+    ended: the runs finished (kept: the next start skips them), each run ``stopped`` (seed,
+    point) with its last checkpoint, and how to continue; ``doing`` follows the cause
+    (``" while measuring the points"``).
+
+    Returns:
+        ``Terminated`` for SIGTERM, else ``Interrupted``: "stopped by Ctrl-C; 1 of 2 runs
+        finished and kept; [alpha=0.25, seed 0] stopped: R/checkpoints/last.ckpt (global step
+        3) is kept; run the same command again to continue the study".
+    """
+    from octvideo.engine.checkpoint import last_good  # imports torch: only on a stop
+
+    kind = type(err) if isinstance(err, Interrupted) else Interrupted
+    runs = [run_folder(out, point, seed) for seed in seeds for point in points]
+    finished = sum(is_finished(run_dir) for run_dir in runs)
+    parts = [f"stopped by {kind.cause}{doing}", f"{finished} of {len(runs)} runs finished and kept"]
+    for seed, point in stopped:
+        run_dir = run_folder(out, point, seed)
+        if not is_finished(run_dir):  # else its test ended as the stop came
+            last = last_good(run_dir / "checkpoints" / "last.ckpt")
+            parts.append(f"[{point.label}, seed {seed}] stopped: {last}")
+    return kind("; ".join([*parts, AGAIN]))
 
 
 # --------------------------------------------------------------------------------- measurement
@@ -1031,7 +1077,11 @@ def run_study(
             )
             measured: dict[str, Measured] = {}
             if measure:
-                measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+                try:
+                    measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+                except KeyboardInterrupt as err:
+                    doing = " while measuring the points"
+                    raise stopped_study(err, out, points, seed_list, [], doing) from None
         except OSError as err:  # the study's own folders and records (a full disk)
             where = f" {err.filename}" if err.filename else f" in {out}"
             raise RunStopped(

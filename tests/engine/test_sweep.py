@@ -770,3 +770,51 @@ def test_measured_cost_and_ratios_of_tiny_points(tmp_path):
     assert base.params == octave.params and octave.gflops < base.gflops
     assert octave.saved_mib_per_clip > 0
     assert base.infer_ratio == octave.infer_ratio == 1.0 and math.isclose(base.train_ms, 1e3)
+
+
+# ------------------------------------------------------------------------------ a stopped study
+
+
+@pytest.mark.parametrize("cause", ["Ctrl-C", "SIGTERM"])
+def test_a_stopped_study_says_which_runs_it_kept_and_where_the_stopped_one_is(tmp_path, cause):
+    import torch
+
+    from octvideo.errors import Interrupted, Terminated
+
+    class StopsInTheSecondRun(Recorder):
+        def __call__(self, cfg, overrides, run_dir: Path) -> None:
+            if len(self.calls) < 1:
+                return super().__call__(cfg, overrides, run_dir)
+            self.calls.append((list(overrides), run_dir))
+            (run_dir / "checkpoints").mkdir(parents=True)
+            torch.save({"global_step": 3}, run_dir / "checkpoints" / "last.ckpt")
+            raise KeyboardInterrupt if cause == "Ctrl-C" else Terminated("stopped by SIGTERM")
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        _study(tmp_path, StopsInTheSecondRun(), seeds=1)
+    assert isinstance(caught.value, Interrupted)
+    assert isinstance(caught.value, Terminated) is (cause == "SIGTERM")
+    last = tmp_path / "alpha-0.25" / "seed0" / "checkpoints" / "last.ckpt"
+    assert str(caught.value) == (
+        f"stopped by {cause}; 1 of 3 runs finished and kept; [alpha=0.25, seed 0] "
+        f"stopped: {last} (global step 3) is kept; run the same command again to continue the "
+        "study"
+    )
+    again = Recorder()
+    _study(tmp_path, again, seeds=1)
+    assert [d.parent.name for _, d in again.calls] == ["alpha-0.25", "alpha-0.5"]
+
+
+def test_a_study_stopped_while_measuring_says_its_runs_are_kept(tmp_path, monkeypatch):
+    def measure_points(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "measure_points", measure_points)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_study(
+            CFG, [[parse_grid("model.alpha=0,0.25")]], seeds=1, out=tmp_path, runner=Recorder()
+        )
+    assert str(caught.value) == (
+        "stopped by Ctrl-C while measuring the points; 2 of 2 runs finished and kept; run the "
+        "same command again to continue the study"
+    )
