@@ -337,12 +337,50 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location=map_location or "cpu")
 
 
+# Lightning's lines that tell a user of octvideo nothing, left out where a trainer is made: an
+# advertisement on every run, the Ctrl-C line that octvideo's own stop line says better, and the
+# deprecation warning that Lightning's own code (its pytree flattening) raises in torch
+_LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+_LIGHTNING_NOISE = (
+    "💡 Tip: For seamless cloud logging",
+    "Detected KeyboardInterrupt, attempting graceful shutdown",
+)
+
+
+class _LightningNoise(logging.Filter):
+    """Leaves out the records of Lightning's rank-zero loggers that open with
+    ``_LIGHTNING_NOISE``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).lstrip().startswith(_LIGHTNING_NOISE)
+
+
+_QUIET = _LightningNoise()
+
+
+def _quiet_lightning() -> None:
+    """Leaves out ``_LIGHTNING_NOISE`` and the pytree deprecation warning, and nothing else of
+    Lightning's: the loggers and the warning are named (each is added once)."""
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).addFilter(_QUIET)
+    warnings.filterwarnings(
+        "ignore",
+        r"`?isinstance\(treespec, LeafSpec\)` is deprecated",
+        FutureWarning,
+        r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
 def _trainer(
     cfg: RunConfig,
     run_dir: Path,
     callbacks: list[L.Callback],
     loggers: list | bool,
 ) -> L.Trainer:
+    _quiet_lightning()
     t = cfg.trainer
     precision = resolve_precision(t.precision, t.accelerator)
     if t.sync_batchnorm and not on_gpu(t.accelerator):

@@ -2342,3 +2342,26 @@ def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
     same = [*overrides, "model.dropout=0.3", "model.extra={width: 4, zero_init_final_bn: true}"]
     result = run_test(None, same, ckpt=str(ckpt), out=str(tmp_path / "ok"))
     assert result.metrics["num_videos"] == 6
+
+
+def test_a_train_and_its_ctrl_c_show_none_of_lightnings_noise(
+    tiny_synth, tmp_path, monkeypatch, capsys, caplog
+):
+    # Lightning's litlogger tip on every run, its Ctrl-C line before octvideo's own, and the
+    # LeafSpec deprecation warning its pytree code raises (pytest takes the log records and
+    # the warnings that would go to stderr: they are caught here)
+    import warnings
+
+    own = engine_run._train_callbacks
+    monkeypatch.setattr(engine_run, "_train_callbacks", lambda *a: [*own(*a), InterruptAt(2)])
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(tmp_path / "run")]
+    with _sigint_handler_put_back(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli.main([*args, *_overrides(tiny_synth)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("octvideo train: stopped by Ctrl-C")
+    logged = [r.getMessage() for r in caplog.records]
+    assert "GPU available: False, used: False" in logged  # Lightning's other lines are kept
+    shown = [err, *logged, *(str(w.message) for w in caught)]
+    for noise in ("litlogger", "Detected KeyboardInterrupt", "LeafSpec"):
+        assert not [text for text in shown if noise in text], noise
