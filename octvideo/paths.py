@@ -201,6 +201,43 @@ class ReadFiles:
         return None
 
 
+class ReadFolders(ReadFiles):
+    """The folders a command reads as data (``(what, path)`` pairs: a class-folder root, the
+    folder searched for a Kinetics CSV's videos), to refuse an output folder that is one of them
+    or lies inside one: the next command that reads the data would take the outputs for classes
+    or search them for videos. Compared as ``ReadFiles`` compares, for the folder and each of its
+    parents."""
+
+    def find(self, path: str | os.PathLike[str]) -> tuple[str, str | os.PathLike[str]] | None:
+        """``(what, path)`` of the read folder that ``path`` is or lies inside, or None."""
+        folder = Path(os.path.abspath(path))
+        for part in (folder, *folder.parents):
+            if (found := super().find(part)) is not None:
+                return found
+        return None
+
+
+def check_outside_data(
+    name: str, folder: str | os.PathLike[str], data: ReadFolders, advice: str
+) -> None:
+    """Refuses an output ``folder`` (``name``: how the message calls it) that is, or lies inside,
+    one of the folders in ``data``, before anything is written there.
+
+    Raises:
+        UsageError: "NAME FOLDER is inside PATH, WHAT: the next command reading the data would
+            read what is written there with it; ADVICE (nothing was changed)".
+    """
+    found = data.find(folder)
+    if found is None:
+        return
+    what, source = found
+    where = what if same_file(folder, source) else f"inside {os.fspath(source)}, {what}"
+    raise UsageError(
+        f"{name} {os.fspath(folder)} is {where}: the next command reading the data would read "
+        f"what is written there with it; {advice} (nothing was changed)"
+    )
+
+
 # what ``why_not_a_file`` says when nothing is there: ``is_missing`` tells it from the rest
 _MISSING = "does not exist"
 _MISSING_UNDER_A_FILE = "does not exist (a folder on its path is a file)"

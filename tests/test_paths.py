@@ -19,9 +19,11 @@ from octvideo.errors import OutputWriteError, RunStopped, TextFileError, UsageEr
 from octvideo.paths import (
     LOCK_NAME,
     AtomicOutput,
+    ReadFolders,
     atomic_output,
     check_folder,
     check_output_file,
+    check_outside_data,
     hold_folder,
     is_missing,
     nearest_existing,
@@ -600,3 +602,25 @@ def test_a_folder_whose_lock_cannot_be_made_is_refused_naming_why(tmp_path, monk
         f"run folder {folder}: cannot write in {folder} (Permission denied); choose another --out"
     )
     assert os.listdir(folder) == []
+
+
+def test_an_output_folder_in_a_folder_read_as_data_is_refused_through_links(tmp_path):
+    root = tmp_path / "data" / "train"
+    root.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    data = ReadFolders([("the class folders of data.train_list", root)])
+    advice = "choose another --out"
+    with pytest.raises(UsageError) as caught:
+        check_outside_data("run folder", root, data, advice)
+    assert str(caught.value) == (
+        f"run folder {root} is the class folders of data.train_list: the next command reading "
+        "the data would read what is written there with it; choose another --out (nothing was "
+        "changed)"
+    )
+    for inside in (root / "run", tmp_path / "link" / "train" / "a" / "b", root / "x" / ".."):
+        with pytest.raises(UsageError, match=f"^run folder {inside} is (inside {root}, )?the "):
+            check_outside_data("run folder", inside, data, advice)
+    # beside it, above it, or a name that only starts like it
+    for outside in (tmp_path / "data" / "train2", tmp_path / "data", tmp_path / "runs" / "a"):
+        check_outside_data("run folder", outside, data, advice)
+    assert not (root / "run").exists() and not (tmp_path / "runs").exists()

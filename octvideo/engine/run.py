@@ -73,7 +73,13 @@ from octvideo.engine.checkpoint import (
     last_good,
     load_checkpoint,
 )
-from octvideo.engine.evaluate import check_report_files, remove_report, summarize, write_report
+from octvideo.engine.evaluate import (
+    REPORT_FILES,
+    check_report_files,
+    remove_report,
+    summarize,
+    write_report,
+)
 from octvideo.engine.lightning_state import (
     FolderCheckpoint,
     TopKCheckpoint,
@@ -104,12 +110,15 @@ from octvideo.models.cost import measure_cost
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import (
     ReadFiles,
+    ReadFolders,
     check_folder,
     check_output_file,
+    check_outside_data,
     check_utf8,
     hold_folder,
     is_missing,
     nearest_existing,
+    read_utf8,
     same_file,
     why_not_a_file,
 )
@@ -236,6 +245,36 @@ def check_run_text(cfg: RunConfig, out: str | os.PathLike[str] | None = None) ->
             else:
                 what, advice = key, f"give {key} a UTF-8 name"
             check_utf8(what, text, RUN_LOGS, advice)
+
+
+def data_folders(cfg: RunConfig) -> ReadFolders:
+    """The folders the config's data is read from as a whole, by every command that reads it:
+    a list that is a folder (a class-folder root: each sub-folder a class), and the folder a
+    Kinetics CSV's videos are searched in (``data.root``, default the CSV's folder). An output
+    folder there would be read with the data by the next command (``check_outside_data``). A
+    lines list names its videos: its folder and ``data.root`` are not read as a whole."""
+    from octvideo.data.annotations import detect_format
+
+    d = cfg.data
+    folders: list[tuple[str, str]] = []
+    for key in ("train_list", "val_list", "test_list"):
+        path = getattr(d, key)
+        if not path:
+            continue
+        if Path(path).is_dir():
+            folders.append((f"the class folders of data.{key}", path))
+            continue
+        fmt = d.annotation_format
+        if fmt == "auto" and why_not_a_file(path) is None:
+            with contextlib.suppress(OSError):  # unreadable: its reading names the problem
+                fmt = detect_format(path)
+        if fmt == "kinetics_csv":
+            root = d.root or os.path.dirname(path) or "."
+            where = "data.root" if d.root else "the folder"
+            folders.append(
+                (f"{where} searched for the videos of the Kinetics CSV data.{key}", root)
+            )
+    return ReadFolders(folders)
 
 
 def _datamodule(cfg: RunConfig):
@@ -494,6 +533,13 @@ def check_run_files(
     with the config it continues with. A new run would replace it, and with it whatever the
     user's file held beyond the resolved config.
 
+    A new run (or a branch into the folder) replaces the ``config.yaml``, ``replicas.json`` and
+    ``curves.png`` it finds only when the folder holds a ``checkpoints/`` folder: every run makes
+    it before its first file, so they are then an earlier run's, stopped before its first
+    checkpoint (``check_new_run`` refuses a folder with one). Without it they are someone
+    else's (notes, a figure, a recipe in a project folder given as ``--out .``), and refused.
+    The logs are never replaced: each run writes a new ``version_N``.
+
     Raises:
         UsageError: names the file and what it is.
     """
@@ -518,6 +564,17 @@ def check_run_files(
             )
         resumed = path.parent == ckpt_dir  # a checkpoint resumed from is rewritten
         check_output_file("the run's file", path, None if resumed else reads, folder=False)
+    continued = ckpt_path is not None and in_run_folder(ckpt_path, ckpt_dir)
+    if continued or ckpt_dir.is_dir():
+        return
+    # a run makes checkpoints/ before its first file: these are no earlier run's of the folder
+    for path in outputs:
+        if path.parent == run_dir and path.exists():
+            raise UsageError(
+                f"{run_dir} holds {path.name}, which a new run would replace, but no "
+                "checkpoints/ folder, which a run makes before its first file: it is not an "
+                "earlier run's; move it away, or choose another --out (nothing was changed)"
+            )
 
 
 def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:
@@ -1129,6 +1186,7 @@ def _train(
     run_dir = run_dir_of(cfg)
     # Every check comes before the first file or folder is written: a refused run leaves nothing
     # (the run folder's lock file, and the folders made for it, are removed).
+    check_outside_data("run folder", run_dir, data_folders(cfg), "choose another --out")
     _check_training(cfg)
     _reserve_open_files(cfg)
     _output_folder(run_dir / "checkpoints", create=False)
@@ -1355,10 +1413,41 @@ def _test(
     run_dir = run_dir_of(cfg)
     out_dir = Path(cfg.test.out_dir) if cfg.test.out_dir else run_dir / "test"
     # the report is checked before the checkpoint is loaded, not after the whole evaluation
+    advice = "choose another --out or test.out_dir"
+    check_outside_data("report folder", out_dir, data_folders(cfg), advice)
     _output_folder(out_dir, create=False, setting="--out or test.out_dir")
     check_report_files(out_dir, reads=_test_reads(cfg, cfg_file, ckpt))
+    check_earlier_report(out_dir)
     with _hold_report_folder(out_dir):
         return _test_in(cfg, ckpt, run_dir, out_dir, callbacks)
+
+
+SUMMARY_LIMIT = 2**24  # bytes; a test's summary.json is a few kilobytes
+
+
+def check_earlier_report(out_dir: Path) -> None:
+    """Refuses report files in ``out_dir`` that no test wrote, which a test removes as it begins
+    (``remove_report``) and then replaces: a test writes ``summary.json`` last, so the report
+    files beside a ``summary.json`` that reads as a test's (its ``metrics`` and ``protocol``) are
+    an earlier test's. Without one they are another's (a ``predictions.csv`` of one's own in a
+    ``test.out_dir``), or what a test killed as it wrote its report left, and are refused.
+
+    Raises:
+        UsageError: names the folder and the file.
+    """
+    found = [name for name in REPORT_FILES.values() if (out_dir / name).exists()]
+    if not found:
+        return
+    summary = out_dir / REPORT_FILES["summary"]
+    with contextlib.suppress(OSError, ValueError):  # unreadable, or not JSON: not a test's
+        earlier = json.loads(read_utf8(summary, SUMMARY_LIMIT))
+        if isinstance(earlier, dict) and {"metrics", "protocol"} <= earlier.keys():
+            return
+    raise UsageError(
+        f"report folder {out_dir} holds {found[0]}, which a test would replace, but no summary "
+        "of a test, which a test writes last: it is not an earlier test's report; move it "
+        "away, or choose another --out or test.out_dir (nothing was changed)"
+    )
 
 
 def _hold_report_folder(out_dir: Path) -> contextlib.AbstractContextManager[Any]:

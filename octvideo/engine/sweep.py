@@ -82,6 +82,7 @@ from octvideo.measure.machine import machine
 from octvideo.paths import (
     ReadFiles,
     check_output_file,
+    check_outside_data,
     hold_folder,
     write_atomically,
     write_failure,
@@ -947,7 +948,9 @@ def _as_text(value: Any) -> str:
 def check_study_files(out: Path, cfg_file: Path) -> None:
     """Refuses, before the first run, a study file in ``out`` that would be written through a
     symbolic link (over the file it points to), over the ``--cfg`` file, or over a folder: the
-    study's table is written only after all its runs.
+    study's table is written only after all its runs. A study file in an ``out`` without a
+    ``plan.json``, which a study writes before any other, is another's (a ``study.md`` of
+    notes) and is refused too, rather than replaced.
 
     Raises:
         UsageError: names the file and what it is.
@@ -955,6 +958,16 @@ def check_study_files(out: Path, cfg_file: Path) -> None:
     reads = ReadFiles([("--cfg", cfg_file)])
     for path in (out / name for name in STUDY_FILES):
         check_output_file("the study's file", path, reads, folder=False)
+    if (out / PLAN).exists():  # an earlier study's: check_same_study refuses another's plan
+        return
+    # a study writes its plan.json before any other file: these are none of a study's
+    for path in (out / name for name in STUDY_FILES):
+        if os.path.lexists(path):
+            raise UsageError(
+                f"--out {out} holds {path.name}, which the study would replace, but no "
+                f"{PLAN}, which a study writes first: it is not an earlier study's; move it "
+                "away, or choose another --out (nothing was changed)"
+            )
 
 
 def check_same_study(out: Path, plan: dict[str, Any]) -> None:
@@ -1047,9 +1060,11 @@ def run_study(
         )
     out = Path(out)
     base = _check_base(cfg, overrides, groups)
-    from octvideo.engine.run import check_run_text  # imports Lightning: once the grid is read
+    # imports Lightning: once the grid is read
+    from octvideo.engine.run import check_run_text, data_folders
 
     check_run_text(base, out)  # every run would be refused, after the study's files are made
+    check_outside_data("--out", out, data_folders(base), "choose another --out")
     points = expand(groups)
     check_study_files(out, resolve_config_path(cfg))
     plan = {

@@ -2320,6 +2320,83 @@ def test_test_counts_gflops_per_view_as_the_models_command(name, alpha) -> None:
     assert protocol["gflops"] == f"{protocol['gflops_per_view']:.4g} x 30 views at 64"
 
 
+def test_a_run_or_report_folder_in_a_folder_read_as_data_is_refused_writing_nothing(
+    tiny_synth, tmp_path
+):
+    """A run folder among the class folders (or under a Kinetics CSV's video root) would be read
+    as a class, or searched for videos, by the next command reading the data: a resume or a test
+    of the run failed, and the advice of that failure was to delete the run's folder."""
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        shutil.copytree(tiny_synth / split, data / split)
+    (data / "k").mkdir()
+    csv_list = data / "k" / "test.csv"
+    csv_list.write_text("label,youtube_id,time_start,time_end,split\n")
+    folders = tiny_overrides(tiny_synth, **{"data.train_list": data / "train"})
+    folders += [f"data.val_list={data / 'val'}"]
+    tail = "the next command reading the data would read what is written there with it"
+    cases = [
+        (folders, data / "train", "run folder", "", "the class folders of data.train_list"),
+        (folders, data / "val" / "a" / "b", "run folder", f"inside {data / 'val'}, ", "the "),
+        (folders, data / "val", "report folder", f"inside {data / 'val'}, ", "the class "),
+        (
+            [*folders, f"data.test_list={csv_list}"],
+            data / "k" / "runs" / "a",
+            "run folder",
+            f"inside {data / 'k'}, ",
+            "the folder searched for the videos of the Kinetics CSV data.test_list",
+        ),
+        (
+            [*folders, f"data.test_list={csv_list}", f"data.root={data}"],
+            data / "runs" / "a",
+            "report folder",
+            f"inside {data}, ",
+            "data.root searched for the videos of the Kinetics CSV data.test_list",
+        ),
+    ]
+    before = _files(tmp_path)
+    for overrides, out, name, where, what in cases:
+        with pytest.raises(UsageError) as caught:
+            if name == "run folder":
+                run_train(None, overrides, out=str(out))
+            else:
+                run_test(None, overrides, ckpt=str(tmp_path / "any.ckpt"), out=str(out))
+        folder, also = (out, "") if name == "run folder" else (out / "test", " or test.out_dir")
+        assert str(caught.value).startswith(f"{name} {folder} is {where}{what}")
+        assert str(caught.value).endswith(
+            f": {tail}; choose another --out{also} (nothing was changed)"
+        )
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "replicas.json", "curves.png"])
+def test_a_new_run_refuses_a_file_it_would_replace_that_no_run_wrote(tiny_synth, tmp_path, name):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / name).write_bytes(b"my notes\n")
+    before = _files(tmp_path)
+    for resume in (None, "auto"):  # auto without a last.ckpt starts a new run
+        with pytest.raises(UsageError) as caught:
+            run_train(None, tiny_overrides(tiny_synth), out=str(run), resume=resume)
+        assert str(caught.value) == (
+            f"{run} holds {name}, which a new run would replace, but no checkpoints/ folder, "
+            "which a run makes before its first file: it is not an earlier run's; move it "
+            "away, or choose another --out (nothing was changed)"
+        )
+        assert _files(tmp_path) == before and (run / name).read_bytes() == b"my notes\n"
+
+
+def test_a_new_run_replaces_the_files_of_a_run_stopped_before_its_first_checkpoint(
+    tiny_synth, tmp_path
+):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)  # made by every run before its config.yaml
+    (run / "config.yaml").write_text("# the stopped run's\n")
+    result = run_train(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1}), out=str(run))
+    assert result.last_ckpt.is_file()
+    assert load_config(run / "config.yaml").trainer.max_epochs == 1
+
+
 def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
     trained, tiny_synth, tmp_path
 ):
@@ -2342,6 +2419,30 @@ def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
     same = [*overrides, "model.dropout=0.3", "model.extra={width: 4, zero_init_final_bn: true}"]
     result = run_test(None, same, ckpt=str(ckpt), out=str(tmp_path / "ok"))
     assert result.metrics["num_videos"] == 6
+
+
+@pytest.mark.parametrize("summary", [None, b"{}", b"\xff not json"])
+def test_a_test_refuses_report_files_no_test_wrote(trained, tiny_synth, tmp_path, summary):
+    """A test removes the earlier report as it begins: files of that name beside no summary of
+    a test (which it writes last) are someone's own, and kept."""
+    report = tmp_path / "mine"
+    report.mkdir()
+    (report / "predictions.csv").write_bytes(b"my predictions\n")
+    if summary is not None:
+        (report / "summary.json").write_bytes(summary)
+    before = {p: p.read_bytes() for p in report.iterdir()}
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    overrides = [*tiny_overrides(tiny_synth), f"test.out_dir={report}"]
+    with pytest.raises(UsageError) as caught:
+        run_test(None, overrides, ckpt=str(ckpt), out=str(tmp_path / "run"))
+    first = "summary.json" if summary is not None else "predictions.csv"
+    assert str(caught.value) == (
+        f"report folder {report} holds {first}, which a test would replace, but no summary of "
+        "a test, which a test writes last: it is not an earlier test's report; move it away, "
+        "or choose another --out or test.out_dir (nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in report.iterdir()} == before
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_train_and_its_ctrl_c_show_none_of_lightnings_noise(

@@ -772,6 +772,48 @@ def test_measured_cost_and_ratios_of_tiny_points(tmp_path):
     assert base.infer_ratio == octave.infer_ratio == 1.0 and math.isclose(base.train_ms, 1e3)
 
 
+@pytest.mark.parametrize("name", ["study.md", "study.png", "measured.json"])
+def test_a_study_file_in_an_out_without_a_plan_is_refused_not_replaced(tmp_path, name):
+    """A study writes plan.json before any other file: a study.md without one is someone's
+    notes (or a run folder's), which the study's table would replace."""
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / name).write_bytes(b"my notes\n")
+    runner = Recorder()
+    with pytest.raises(UsageError) as caught:
+        _study(out, runner, seeds=1)
+    assert str(caught.value) == (
+        f"--out {out} holds {name}, which the study would replace, but no plan.json, which a "
+        "study writes first: it is not an earlier study's; move it away, or choose another "
+        "--out (nothing was changed)"
+    )
+    assert runner.calls == [] and sorted(os.listdir(out)) == [name]
+    assert (out / name).read_bytes() == b"my notes\n"
+
+
+def test_an_out_in_a_folder_read_as_data_is_refused_before_any_run(tmp_path):
+    """Its run folders would be read as classes by the next command reading the data."""
+    root = tmp_path / "train"
+    root.mkdir()
+    runner = Recorder()
+    with pytest.raises(UsageError) as caught:
+        run_study(
+            CFG,
+            [[parse_grid("model.alpha=0,0.25")]],
+            seeds=1,
+            out=root / "study",
+            overrides=[f"data.train_list={root}"],
+            runner=runner,
+            measure=False,
+        )
+    assert str(caught.value) == (
+        f"--out {root / 'study'} is inside {root}, the class folders of data.train_list: the "
+        "next command reading the data would read what is written there with it; choose "
+        "another --out (nothing was changed)"
+    )
+    assert runner.calls == [] and os.listdir(root) == []
+
+
 # ------------------------------------------------------------------------------ a stopped study
 
 
