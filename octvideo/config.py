@@ -372,7 +372,7 @@ class TrainerConfig:
 class TestConfig:
     """Multi-view evaluation (``octvideo test``); the views themselves are ``data.test_*``."""
 
-    count_flops: bool = True  # GFLOPs of one view (fvcore multiply-adds) in the summary
+    count_flops: bool = True  # GFLOPs of one view in the summary (measure_cost: convs, classifier)
     confusion_matrix: bool = True  # confusion-matrix PNG
     out_dir: str = ""  # where the report goes ("" = <run dir>/test)
     # test on other frames, frame rate or normalisation than the checkpoint was trained with
