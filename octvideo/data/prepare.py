@@ -8,9 +8,10 @@ scaled to short side 256 or 320, which is what this writes:
   yuv420p, even sizes), video stream only, frames re-timed at the source's average rate (frame
   order and count are kept; that is all the frame-index sampler uses); links to folders are
   followed, as the folders format does, except one to a folder it lies in (a loop) or into DST,
-  named in a warning line; without ``--csv``, a video no list would hold (not at
-  ``<split>/<class>/<video>``, or in a hidden, ``__MACOSX`` or ``@eaDir`` folder) is not encoded,
-  and one warning line counts them;
+  named in a warning line; a video in a hidden, ``__MACOSX`` or ``@eaDir`` folder (a copy in
+  ``.Trash-1000/``, an AppleDouble file), and without ``--csv`` one not at
+  ``<split>/<class>/<video>``, is not encoded (no list would hold it), and one warning line
+  counts them;
 - sources that would land on the same output (``a/dup.webm`` and ``a/dup.mkv``) are found before
   anything is encoded; none of them is encoded (which one is meant cannot be told), each is a
   failure naming the others, and an output already there is left as it is;
@@ -47,16 +48,20 @@ scaled to short side 256 or 320, which is what this writes:
   list lines are written by ``annotations.list_line``, so ``data check`` and ``train`` read back
   every path written (commas and spaces in it, a leading ``#``);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
-  a prepared file are counted and left out) and ``DST/classes.txt`` from the first CSV's labels;
-  without, one ``DST/<split>.txt`` per split folder of SRC and ``DST/classes.txt`` from SRC's
-  sorted class folders (never from other folders in DST), named in Unicode's composed form (NFC),
-  as the folders format and CSV labels are read (a folder made on macOS is named decomposed, and
-  ``café`` in both forms is one class). A ``DST/classes.txt`` that lists in
-  DST this run does not write use (an earlier run's ``train.txt`` when only the validation split
-  is prepared again) is kept, so that their labels keep their meaning, and labels this run's
-  lists; a run with a class it lacks is refused before encoding. These and the error list are
-  written to a temporary name and renamed: a write that fails (a full disk) stops the run with
-  ``RunStopped`` and leaves no half file.
+  a prepared file are counted and left out; a CSV without a label column, Kinetics' test.csv,
+  gives a list of paths alone, ``octvideo predict``'s input list) and ``DST/classes.txt`` from
+  the first labelled CSV's labels (none written without one); without, one ``DST/<split>.txt``
+  per split folder of SRC, listing the outputs of SRC's videos only (a video DST holds without
+  a source in SRC, moved to another class or deleted there, is left out, one warning line
+  counting them), and ``DST/classes.txt`` from SRC's sorted class folders (never from other
+  folders in DST), named in Unicode's composed form (NFC), as the folders format and CSV labels
+  are read (a folder made on macOS is named decomposed, and ``café`` in both forms is one
+  class). A ``DST/classes.txt`` already there is kept, so that every list made with it keeps
+  its meaning, wherever it is kept and however named: its classes keep their labels, a class
+  of this run it lacks is added at its end (one line names them) and one this run has no video
+  of stays (one warning line; deleting it before a run of every split numbers the classes
+  afresh). These and the error list are written to a temporary name and renamed: a write that
+  fails (a full disk) stops the run with ``RunStopped`` and leaves no half file.
 """
 
 from __future__ import annotations
@@ -325,27 +330,37 @@ def _check_csvs(csvs: list[str]) -> list[list[KineticsRow]]:
     """The rows of each ``--csv``, once none is missing, not a Kinetics CSV or malformed, before
     anything is encoded: every row is read and checked here by ``annotations.read_kinetics_rows``,
     the reader ``read_kinetics_csv`` writes the lists with after (see it for the checks), and a
-    later CSV may hold only labels of the first, which sets the class list."""
+    later CSV may hold only labels of the first labelled one, which sets the class list. A CSV
+    without a label column (Kinetics' test.csv, ``_unlabelled``) has rows labelled ``""``."""
     classes: set[str] | None = None
+    first = ""
     rows_of = []
     for path in csvs:
         try:
-            rows_of.append(read_kinetics_rows(path, "--csv"))
+            rows_of.append(read_kinetics_rows(path, "--csv", need_label=False))
         except OSError as err:
             raise UsageError(
                 f"--csv {path} cannot be read ({err.strerror or err}); pass the official "
                 "Kinetics CSVs (train.csv, validate.csv, ...)"
             ) from err
+        if _unlabelled(rows_of[-1]):
+            continue
         labels = {row.label for row in rows_of[-1]}
         if classes is None:
-            classes = labels
+            classes, first = labels, path
         elif not labels <= classes:
             raise UsageError(
-                f"--csv {path} has labels that the first --csv {csvs[0]} does not have "
+                f"--csv {path} has labels that the first --csv {first} does not have "
                 f"(e.g. {sorted(labels - classes)[0]!r}); the first CSV sets the class "
                 "list, so pass the training CSV first"
             )
     return rows_of
+
+
+def _unlabelled(rows: list[KineticsRow]) -> bool:
+    """Whether ``rows`` (of ``read_kinetics_rows(..., need_label=False)``) are those of a CSV
+    without a label column, whose labels are all ``""`` (a labelled CSV's are never empty)."""
+    return bool(rows) and not rows[0].label
 
 
 def _check_csv_videos(
@@ -397,68 +412,98 @@ def _listed(rel: Path) -> bool:
     """Whether a video at ``rel`` under SRC goes into a list without ``--csv``: it lies at
     ``<split>/<class>/<video>``, its split and class folders ones that the folders format takes
     as classes (``annotations.is_class_folder_name``: not hidden, ``__MACOSX`` or ``@eaDir``)."""
-    return len(rel.parts) == 3 and all(is_class_folder_name(part) for part in rel.parts[:2])
+    return len(rel.parts) == 3 and _in_class_folders(rel)
 
 
-def _leave_unlisted(
-    src: Path, sources: dict[Path, list[str]], errors: list[tuple[str, str]]
+def _in_class_folders(rel: Path) -> bool:
+    """Whether no folder of ``rel`` (a video's path under SRC) is one that is no class
+    (``annotations.is_class_folder_name``): with ``--csv``, a copy in ``.Trash-1000/`` or an
+    AppleDouble file in ``__MACOSX/`` is no video of the CSV's, as the CSV index has it."""
+    return all(is_class_folder_name(part) for part in rel.parts[:-1])
+
+
+_OFF_DEPTH = (
+    "are not at SRC/<split>/<class>/<video> or lie in a folder that is no class (hidden, "
+    "__MACOSX, @eaDir), so no list would hold them"
+)
+_NO_CLASS = "lie in a folder that is no class (hidden, __MACOSX, @eaDir), which --csv skips"
+
+
+def _leave_out(
+    src: Path,
+    sources: dict[Path, list[str]],
+    errors: list[tuple[str, str]],
+    csvs: list[str] | None,
 ) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
-    """Without ``--csv``, ``sources`` and ``errors`` (see ``_find_sources``) of the videos a list
-    will hold (``_listed``). The others would be in no list: they are not encoded (nor failed),
-    and one warning line counts them, with an example."""
-    unlisted = [path for rel, paths in sources.items() if not _listed(rel) for path in paths]
-    unlisted += [path for path, _ in errors if not _listed(Path(path).relative_to(src))]
-    if unlisted:
+    """``sources`` and ``errors`` (see ``_find_sources``) of the videos prepare takes: without
+    ``--csv`` those a list will hold (``_listed``), with it those outside folders that are no
+    class (``_in_class_folders``). The others are not encoded (nor failed), and one warning line
+    counts them, with an example."""
+    keep = _in_class_folders if csvs else _listed
+    left = [path for rel, paths in sources.items() if not keep(rel) for path in paths]
+    left += [path for path, _ in errors if not keep(Path(path).relative_to(src))]
+    if left:
         logger.warning(
-            "%d videos of SRC %s are not at SRC/<split>/<class>/<video> or lie in a folder that "
-            "is no class (hidden, __MACOSX, @eaDir), so no list would hold them: they are not "
-            "encoded (e.g. %s); move them into a class folder of a split, or pass the Kinetics "
-            "CSVs with --csv",
-            len(unlisted),
+            "%d videos of SRC %s %s: they are not encoded (e.g. %s)%s",
+            len(left),
             src,
-            printable(min(unlisted)),
+            _NO_CLASS if csvs else _OFF_DEPTH,
+            printable(min(left)),
+            ""
+            if csvs
+            else "; move them into a class folder of a split, or pass the Kinetics CSVs with --csv",
         )
-    listed = {rel: paths for rel, paths in sources.items() if _listed(rel)}
-    return listed, [(p, e) for p, e in errors if _listed(Path(p).relative_to(src))]
+    kept = {rel: paths for rel, paths in sources.items() if keep(rel)}
+    return kept, [(p, e) for p, e in errors if keep(Path(p).relative_to(src))]
 
 
-def _class_list(dst: Path, new: list[str], labels: set[str], lists: set[str]) -> list[str]:
+def _class_list(dst: Path, new: list[str], labels: set[str]) -> list[str]:
     """The class list this run labels its lists with and writes as ``DST/classes.txt``, before
-    anything is encoded: ``new`` (the first ``--csv``'s labels, or SRC's class folders), unless
-    the ``classes.txt`` already in DST is that of lists this run does not write again (not in
-    ``lists``: an earlier run's ``train.txt`` when only the validation split is prepared again).
-    That one is kept when it holds every label of this run (``labels``; names compared in NFC,
-    ``annotations.nfc``), so that the earlier lists keep their meaning.
+    anything is encoded: ``new`` (the first labelled ``--csv``'s labels, or SRC's class folders,
+    sorted), unless DST holds a ``classes.txt`` already. That one is kept, so that every list
+    made with it (``train.txt`` when only the validation split is prepared again, a list moved
+    or renamed) keeps its meaning: its classes keep their labels, a class of this run it lacks
+    is added at its end (one line names them), and one of its classes this run has not
+    (``labels``) stays (one warning line). Names are compared in NFC (``annotations.nfc``);
+    the kept ones stay as written.
 
     Raises:
-        UsageError: this run has a label that the kept class list lacks; one line naming the
-            lists that use it.
+        AnnotationError: the ``classes.txt`` in DST is no class list (``read_classes``).
     """
     path = dst / "classes.txt"
     if not path.is_file():
         return new
-    others = sorted(p.name for p in dst.glob("*.txt") if p.name not in lists | {path.name})
-    if not others:  # every list that used it is written again now
-        return new
     old = read_classes(path)
-    if old == new:
+    if not old:
         return new
-    missing = sorted(labels - set(label_index(old)))
-    if missing:
-        lacks = f"{len(missing)} classes it lacks (e.g. " if missing[1:] else "a class it lacks ("
-        raise UsageError(
-            f"DST {dst}: its classes.txt is the class list of {', '.join(others)}, and this run "
-            f"has {lacks}{missing[0]!r}); replacing it would change what those lists' labels "
-            "mean: prepare every split in one run (with --csv, the training CSV first), or choose "
-            "another DST (nothing was encoded)"
+    label_of = label_index(old)
+    added = [name for name in new if nfc(name) not in label_of]
+    unused = [name for name in old if nfc(name) not in labels]
+    if added:
+        many = len(added) > 1
+        logger.info(
+            "%s keeps its %d classes and their labels; this run's new class%s added at its end "
+            "(label %d%s): %s%s",
+            path,
+            len(old),
+            "es are" if many else " is",
+            len(old),
+            " on" if many else "",
+            ", ".join(repr(name) for name in added[:10]),
+            ", ..." if added[10:] else "",
         )
-    logger.info(
-        "keeping %s, the class list of %s: its %d classes hold every class of this run",
-        path,
-        ", ".join(others),
-        len(old),
-    )
-    return old
+    if unused:
+        logger.warning(
+            "%s: %s no video in this run; %s its label, so that the lists made with it keep "
+            "their meaning (to number the classes afresh, delete it and prepare every split in "
+            "one run)",
+            path,
+            f"{len(unused)} of its classes (e.g. {unused[0]!r}) have"
+            if unused[1:]
+            else f"its class {unused[0]!r} has",
+            "each keeps" if unused[1:] else "it keeps",
+        )
+    return old + added
 
 
 def _check_outputs(dst: Path, csvs: list[str] | None, splits: set[str], sources: list[str]) -> None:
@@ -544,37 +589,78 @@ def _lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
 
 
 def write_annotations(
-    dst: Path, csvs: list[str] | None, classes: list[str], folders: list[Path] | None = None
+    dst: Path, csvs: list[str] | None, classes: list[str] | None, outputs: list[Path] | None = None
 ) -> list[Path]:
     """Write the annotation files of a prepared tree (see the module docstring): the list of each
-    of ``csvs``, or without, one list per split of the ``<split>/<class>`` ``folders`` (relative
-    to ``dst``), labelled by ``classes``, which ``classes.txt`` is written from."""
+    of ``csvs`` (of a CSV without a label column, one of paths alone, ``_path_lines``), or
+    without, one list per split of the ``<split>/<class>/<video>`` ``outputs`` of this run's
+    sources (relative to ``dst``; those that are files), labelled by ``classes``, which
+    ``classes.txt`` is written from (None: no labelled CSV, no ``classes.txt``)."""
     written = []
     if csvs:
         for csv_path in csvs:
-            found = read_kinetics_csv(csv_path, root=dst, classes=classes)
+            found = read_kinetics_csv(csv_path, root=dst, classes=classes, need_label=False)
             target = dst / f"{Path(csv_path).stem}.txt"
-            write_atomically(
-                target, "".join(_lines(((Path(r.path), r.label) for r in found.records), dst))
-            )
+            videos = ((Path(r.path), r.label) for r in found.records)
+            unlabelled = not found.classes
+            text = _path_lines(videos, dst) if unlabelled else _lines(videos, dst)
+            write_atomically(target, "".join(text))
             logger.info(
-                "%s: %d videos, %d rows without a file", target, len(found.records), found.missing
+                "%s: %d videos%s, %d rows without a file",
+                target,
+                len(found.records),
+                f" (paths alone, for octvideo predict: {csv_path} has no label column)"
+                if unlabelled
+                else "",
+                found.missing,
             )
             written.append(target)
     else:
-        folders = folders or []
-        label_of = label_index(classes)
-        for split in sorted({folder.parts[0] for folder in folders}):
+        label_of = label_index(classes or [])
+        for split in sorted({rel.parts[0] for rel in outputs or []}):
             videos = (
-                (video, label_of[nfc(folder.name)])
-                for folder in sorted(f for f in folders if f.parts[0] == split)
-                for video in sorted((dst / folder).glob("*.mp4"))
-                if not video.name.endswith(".part.mp4")
+                (dst / rel, label_of[nfc(rel.parent.name)])
+                for rel in sorted(outputs or [])
+                if rel.parts[0] == split and (dst / rel).is_file()
             )
             write_atomically(dst / f"{split}.txt", "".join(_lines(videos, dst)))
             written.append(dst / f"{split}.txt")
+    if classes is None:
+        return written
     write_classes(dst / "classes.txt", classes)
     return written + [dst / "classes.txt"]
+
+
+def _path_lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
+    """The lines of a list of paths alone (``octvideo predict``'s input list) of ``(video,
+    label)``, paths relative to ``dst``: the ``path label`` lines of ``_lines`` without their
+    label."""
+    return [line.rsplit(" ", 1)[0] + "\n" for line in _lines(videos, dst)]
+
+
+def _warn_sourceless(src: Path, dst: Path, outputs: list[Path]) -> None:
+    """Without ``--csv``, one warning line counting the videos in DST's class folders of this
+    run's splits that are no output of a source in SRC (``outputs``): a clip moved to another
+    class or deleted from SRC. No list holds them: the moved clip would be listed under its old
+    class and its new one."""
+    ours = set(outputs)
+    stale = [
+        video
+        for split in sorted({rel.parts[0] for rel in outputs})
+        for video in sorted((dst / split).glob("*/*.mp4"))
+        if is_class_folder_name(video.parent.name)
+        and not video.name.endswith(".part.mp4")
+        and video.relative_to(dst) not in ours
+    ]
+    if stale:
+        logger.warning(
+            "%d videos in DST %s have no source in SRC %s (moved to another class or deleted "
+            "there), so no list holds them (e.g. %s); delete them, or put their sources back",
+            len(stale),
+            dst,
+            src,
+            printable(str(stale[0])),
+        )
 
 
 def redone_note(redone: int, short_side: int) -> str:
@@ -717,29 +803,32 @@ def prepare_dataset(
     rows_of = _check_csvs(csvs) if csvs else []
     sources, errors = _find_sources(src, dst)
     folders: list[Path] = []  # without --csv, SRC's <split>/<class> folders
+    outputs: list[Path] = []  # without --csv, the outputs of SRC's videos
     if csvs:
+        sources, errors = _leave_out(src, sources, errors, csvs)
         _check_csv_videos(csvs, rows_of, src, dst, sources)
-        lists = {f"{Path(path).stem}.txt" for path in csvs}
-        new = sorted({row.label for row in rows_of[0]})
-        labels = {row.label for rows in rows_of for row in rows}
+        labelled = [rows for rows in rows_of if not _unlabelled(rows)]
+        new = sorted({row.label for row in labelled[0]}) if labelled else None
+        labels = {row.label for rows in labelled for row in rows}
     else:
         _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
-        sources, errors = _leave_unlisted(src, sources, errors)
-        folders = sorted(
-            {r.parent for r in [*sources, *(Path(p).relative_to(src) for p, _ in errors)]}
+        sources, errors = _leave_out(src, sources, errors, csvs)
+        outputs = sorted(
+            [*sources, *(Path(p).relative_to(src).with_suffix(".mp4") for p, _ in errors)]
         )
+        folders = sorted({rel.parent for rel in outputs})
         _check_class_folders(src, folders)
-        lists = {f"{folder.parts[0]}.txt" for folder in folders}
         new = sorted({nfc(folder.name) for folder in folders})  # as the folders format reads
         labels = set(new)
     splits = {folder.parts[0] for folder in folders}
     _check_outputs(dst, csvs, splits, [p for paths in sources.values() for p in paths])
-    classes = _class_list(dst, new, labels, lists)
+    classes = None if new is None else _class_list(dst, new, labels)
     check_folder("DST", dst, advice="choose another DST")  # before any encoding
+    _warn_sourceless(src, dst, outputs)
     # the only prepare writing DST: two would encode into the same part files and outputs
     with hold_folder(dst, "data prepare", name=f"DST {dst}", advice="choose another DST"):
         return _prepare(
-            sources, errors, dst, (csvs, classes, folders), short_side, workers, progress, timeout
+            sources, errors, dst, (csvs, classes, outputs), short_side, workers, progress, timeout
         )
 
 
@@ -747,7 +836,7 @@ def _prepare(
     sources: dict[Path, list[str]],
     errors: list[tuple[str, str]],
     dst: Path,
-    annotations: tuple[list[str] | None, list[str], list[Path]],
+    annotations: tuple[list[str] | None, list[str] | None, list[Path]],
     short_side: int,
     workers: int,
     progress: bool,

@@ -622,8 +622,12 @@ def test_a_name_whose_bytes_are_not_utf8_fails_before_encoding_and_is_not_listed
     ]
     assert not (dst / bad).exists()
     assert (dst / "train.txt").read_text(encoding="utf-8") == "train/a/ok.mp4 0\n"
-    # escaped in the log line itself, as a terminal shows it: any log handler can write it
-    assert "hand\\udcff.mp4 is not listed: its path holds bytes that are not UTF-8" in caplog.text
+    # no source in SRC, so no list; escaped in the log line, as a terminal shows it: any log
+    # handler can write it
+    assert (
+        f"1 videos in DST {dst} have no source in SRC {src} (moved to another class or deleted "
+        f"there), so no list holds them (e.g. {dst}/train/a/hand\\udcff.mp4)"
+    ) in caplog.text
 
 
 def test_a_video_past_the_timeout_fails_alone_and_its_encoder_is_killed(
@@ -749,8 +753,8 @@ def _two_splits(tmp_path, media, train_rows: str, val_rows: str) -> tuple[Path, 
     return src, tmp_path / "train.csv", tmp_path / "validate.csv"
 
 
-def test_a_rerun_of_one_split_keeps_the_class_list_the_other_lists_use(
-    tmp_path, media, capsys, monkeypatch
+def test_a_rerun_of_one_split_keeps_the_class_list_and_adds_a_new_class_at_its_end(
+    tmp_path, media, caplog
 ):
     # a rerun with the validation CSV alone made classes.txt its labels, under train.txt's labels
     src, train, val = _two_splits(
@@ -763,16 +767,122 @@ def test_a_rerun_of_one_split_keeps_the_class_list_the_other_lists_use(
     assert counts["skipped"] == 2
     assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
     assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 1\n"
+    assert (
+        f"{dst / 'classes.txt'}: its class 'jump' has no video in this run; it keeps its label, "
+        "so that the lists made with it keep their meaning (to number the classes afresh, "
+        "delete it and prepare every split in one run)"
+    ) in caplog.text
     val.write_text(f"{HEADER}yoga,b,0,10,val\n")  # a label train.txt's class list lacks
-    monkeypatch.setattr(prepare_module, "_run_jobs", None)  # refused before encoding
-    line = data_error(capsys, "prepare", str(src), str(dst), "--csv", str(val))
-    assert line == (
-        f"octvideo data prepare: error: DST {dst}: its classes.txt is the class list of "
-        "train.txt, and this run has a class it lacks ('yoga'); replacing it would change what "
-        "those lists' labels mean: prepare every split in one run (with --csv, the training CSV "
-        "first), or choose another DST (nothing was encoded)"
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        prepare_dataset(src, dst, csvs=[str(val)], progress=False)
+    assert (dst / "classes.txt").read_text() == "jump\nwalk\nyoga\n"
+    assert (dst / "train.txt").read_text() == "train/a_000000_000010.mp4 0\n"
+    assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 2\n"
+    assert (
+        f"{dst / 'classes.txt'} keeps its 2 classes and their labels; this run's new class is "
+        "added at its end (label 2): 'yoga'"
+    ) in caplog.text
+
+
+def test_no_class_changes_its_label_wherever_the_lists_are_kept(tmp_path, media, caplog):
+    # lists moved out of DST's top level were relabelled when a class was added; any .txt there
+    # (a README) made a full rerun that adds a class refused, as if it were a list
+    files = {"train/jump/a.mp4": "h264.mp4", "train/walk/b.mp4": "h264.mp4"}
+    src = raw_tree(tmp_path, media, files | {"val/walk/c.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    prepare_dataset(src, dst, workers=1, progress=False)
+    (dst / "lists").mkdir()
+    for name in ("train.txt", "val.txt"):
+        (dst / name).rename(dst / "lists" / name)
+    (dst / "README.txt").write_text("prepared from raw/\n")
+    for split in ("train", "val"):
+        raw_tree(tmp_path, media, {f"{split}/aardvark/{split}.mp4": "h264.mp4"})
+    with caplog.at_level("INFO"):
+        counts = prepare_dataset(src, dst, workers=1, progress=False)
+    assert counts == {"encoded": 2, "redone": 0, "skipped": 3, "failed": 0}
+    assert (dst / "classes.txt").read_text() == "jump\nwalk\naardvark\n"
+    assert (dst / "lists" / "val.txt").read_text() == "val/walk/c.mp4 1\n"  # still walk
+    assert (dst / "val.txt").read_text() == "val/aardvark/val.mp4 2\nval/walk/c.mp4 1\n"
+    assert (
+        f"{dst / 'classes.txt'} keeps its 2 classes and their labels; this run's new class is "
+        "added at its end (label 2): 'aardvark'"
+    ) in caplog.text
+    shutil.rmtree(src / "train" / "jump")  # a class dropped from SRC keeps its label
+    caplog.clear()
+    prepare_dataset(src, dst, workers=1, progress=False)
+    assert (dst / "classes.txt").read_text() == "jump\nwalk\naardvark\n"
+    assert (dst / "train.txt").read_text() == "train/aardvark/train.mp4 2\ntrain/walk/b.mp4 1\n"
+    assert f"{dst / 'classes.txt'}: its class 'jump' has no video in this run" in caplog.text
+
+
+def test_a_video_dst_holds_without_a_source_in_src_is_not_listed(tmp_path, media, caplog):
+    # a clip moved to its right class was listed under its old label and its new one
+    files = {"train/abseiling/a.mp4": "h264.mp4", "train/abseiling/b.mp4": "h264.mp4"}
+    src = raw_tree(tmp_path, media, files | {"train/zumba/c.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    prepare_dataset(src, dst, workers=1, progress=False)
+    (src / "train" / "abseiling" / "b.mp4").rename(src / "train" / "zumba" / "b.mp4")
+    counts = prepare_dataset(src, dst, workers=1, progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 2, "failed": 0}
+    assert (dst / "train.txt").read_text() == (
+        "train/abseiling/a.mp4 0\ntrain/zumba/b.mp4 1\ntrain/zumba/c.mp4 1\n"
     )
-    assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
+    assert (
+        f"1 videos in DST {dst} have no source in SRC {src} (moved to another class or deleted "
+        f"there), so no list holds them (e.g. {dst}/train/abseiling/b.mp4); delete them, or put "
+        "their sources back"
+    ) in caplog.text
+
+
+def test_with_csvs_videos_in_folders_that_are_no_class_are_not_encoded(tmp_path, media, caplog):
+    # a clip's copy in the trash was encoded and listed in place of the real one, and an
+    # AppleDouble file in __MACOSX failed the run
+    stem = kinetics_name("a", 0, 10)
+    files = {f"train/{stem}.mp4": "h264.mp4", f".Trash-1000/files/{stem}.mp4": "vp9.webm"}
+    src = raw_tree(tmp_path, media, files | {f"__MACOSX/train/._{stem}.mp4": "text.mp4"})
+    (tmp_path / "train.csv").write_text(f"{HEADER}jump,a,0,10,train\n")
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, csvs=[str(tmp_path / "train.csv")], progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.mp4")) == [
+        f"train/{stem}.mp4"
+    ]
+    assert (dst / "train.txt").read_text() == f"train/{stem}.mp4 0\n"
+    assert (
+        f"2 videos of SRC {src} lie in a folder that is no class (hidden, __MACOSX, @eaDir), "
+        f"which --csv skips: they are not encoded (e.g. {src}/.Trash-1000/files/{stem}.mp4)"
+    ) in caplog.text
+
+
+def test_an_unlabelled_test_csv_gives_a_list_of_paths_for_predict(tmp_path, media, caplog):
+    # Kinetics' test.csv (no label column) was refused, and no route encoded its videos alone
+    from octvideo.inference.inputs import expand_inputs
+
+    test, train = kinetics_name("t", 0, 10), kinetics_name("a", 0, 10)
+    src = raw_tree(tmp_path, media, {f"test/{test}.mp4": "h264.mp4"})
+    (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\nt,0,10,test\n")
+    dst = tmp_path / "out"
+    with caplog.at_level("INFO"):
+        counts = prepare_dataset(src, dst, csvs=[str(tmp_path / "test.csv")], progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert (dst / "test.txt").read_text() == f"test/{test}.mp4\n"
+    assert expand_inputs([dst / "test.txt"]) == [str(dst / "test" / f"{test}.mp4")]
+    assert not (dst / "classes.txt").exists()
+    assert (
+        f"{dst / 'test.txt'}: 1 videos (paths alone, for octvideo predict: {tmp_path / 'test.csv'} "
+        "has no label column), 0 rows without a file"
+    ) in caplog.text
+    raw_tree(tmp_path, media, {f"train/{train}.mp4": "h264.mp4"})
+    (tmp_path / "train.csv").write_text(f"{HEADER}jump,a,0,10,train\n")
+    csvs = [str(tmp_path / "test.csv"), str(tmp_path / "train.csv")]  # the labelled one sets it
+    assert (
+        main(["data", "prepare", str(src), str(dst), *sum((["--csv", c] for c in csvs), []), "-q"])
+        == 0
+    )
+    assert (dst / "classes.txt").read_text() == "jump\n"
+    assert (dst / "train.txt").read_text() == f"train/{train}.mp4 0\n"
+    assert (dst / "test.txt").read_text() == f"test/{test}.mp4\n"
 
 
 def test_links_to_folders_in_src_are_followed_and_a_loop_is_named(tmp_path, media, caplog):
