@@ -11,8 +11,10 @@ Formats:
                       the video of a row is ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` anywhere
                       under the root (``root/<split>/<class>/``, ``root/<split>/`` or ``root/``, the
                       layouts the common download scripts produce; links to folders followed,
-                      ``walk_tree``). Rows without a file are dropped and counted in
-                      ``Annotations.missing``.
+                      ``walk_tree``), except in a folder that is no class (hidden, ``__MACOSX``,
+                      ``@eaDir``: a ``.Trash-1000`` copy); of two files of one name, the first
+                      found is used, one warning naming both (``index_tree``). Rows without a
+                      file are dropped and counted in ``Annotations.missing``.
     ``folders``       ``<folder>/<class name>/<video>``: one folder per class. The folder is the
                       annotation path itself (``data.train_list=my/train``); ``root`` plays no
                       part, as the videos are found in the folder, not named by a list.
@@ -69,7 +71,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -492,58 +494,154 @@ def kinetics_name(youtube_id: str, time_start: str | float, time_end: str | floa
 
 
 def index_videos(root: str | os.PathLike[str]) -> dict[str, str]:
-    """Map the stem of every video file under ``root`` to its path (one walk of the tree,
-    ``walk_tree``: links to folders followed); of videos sharing a stem, the first in name
-    order."""
-    index: dict[str, str] = {}
-    for folder, files in walk_tree(root):
+    """Map the stem of every video file under ``root`` to its path (``index_tree``)."""
+    return index_tree(root).paths
+
+
+class VideoIndex(NamedTuple):
+    """The video files under a root, by stem (``index_tree``)."""
+
+    paths: dict[str, str]  # stem -> the path used: the first in walk order
+    copies: dict[str, list[str]]  # stem -> the other files of that stem, each another file
+    skipped: list[str]  # the folders not searched, that are no class (``is_class_folder_name``)
+
+
+def index_tree(root: str | os.PathLike[str]) -> VideoIndex:
+    """The video files under ``root`` by stem, as a Kinetics CSV's rows name them (one walk of
+    the tree, ``walk_tree``: links to folders followed). Folders that are no class (hidden,
+    ``__MACOSX``, ``@eaDir``: a ``.Trash-1000`` or AppleDouble ``._x.mp4`` copy) are not
+    searched. Of files sharing a stem, the first in walk order (a folder's files before its
+    sub-folders', sub-folders in name order) is used; the others are ``copies``, unless they are
+    that same file reached another way (a second link to its folder)."""
+    paths: dict[str, str] = {}
+    copies: dict[str, list[str]] = {}
+    skipped: list[str] = []
+
+    def searched(folder: str, name: str) -> bool:
+        if is_class_folder_name(name):
+            return True
+        skipped.append(os.path.join(folder, name))
+        return False
+
+    for folder, files in walk_tree(root, keep_folder=searched):
         for name in sorted(files):
             stem, ext = os.path.splitext(name)
-            if ext.lower() in VIDEO_EXTENSIONS:
-                index.setdefault(stem, os.path.join(folder, name))
-    return index
+            if ext.lower() not in VIDEO_EXTENSIONS:
+                continue
+            path = os.path.join(folder, name)
+            used = paths.setdefault(stem, path)
+            if used == path:
+                continue
+            seen = {_video_id(other) for other in [used, *copies.get(stem, [])]}
+            if _video_id(path) not in seen:
+                copies.setdefault(stem, []).append(path)
+    return VideoIndex(paths, copies, skipped)
+
+
+def _video_id(path: str) -> tuple[int, int] | str:
+    """What tells a video from any other, whatever path reaches it (relative or absolute, through
+    a link to it or its folder): the file's ``(st_dev, st_ino)`` when it exists, else its real
+    path (``..`` and links resolved as far as they exist)."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):  # missing, unreadable, or a NUL in the name
+        info = None
+    if info is not None and info.st_ino:  # some file systems give every file inode 0
+        return info.st_dev, info.st_ino
+    try:
+        return os.path.realpath(path)
+    except ValueError:
+        return os.path.abspath(path)
 
 
 def walk_tree(
     root: str | os.PathLike[str],
     *,
-    exclude: Path | None = None,
+    exclude: str | os.PathLike[str] | None = None,
     exclude_name: str = "the excluded folder",
+    keep_folder: Callable[[str, str], bool] | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
     """``(folder, file names)`` of every folder under ``root``, ``root`` first, sub-folders in
     name order, links to folders followed (a video tree assembled from several disks, a split
-    linked in), as the folders format follows them. A link to a folder it lies in (a loop) or
-    to ``exclude`` or a folder in it (``data prepare``'s outputs, named ``exclude_name``) is not
-    followed, and named in a warning line."""
-    real_exclude = exclude.resolve() if exclude is not None else None
+    linked in), as the folders format follows them.
+
+    Not walked, each named in a warning line: a folder whose real path is ``exclude`` or lies in
+    it, however it is reached (``data prepare``'s outputs, named ``exclude_name``); a link to a
+    folder it lies in (a loop), or to one that holds ``root`` or ``exclude`` (``/``, a parent).
+    A folder that cannot be read (a link into ``/dev`` or ``/proc``, a folder removed during the
+    walk) is stepped over; one warning line at the end counts them, with the first and its error.
+
+    Args:
+        root: the folder walked.
+        exclude: a folder never walked into.
+        exclude_name: what ``exclude`` is, in the warning.
+        keep_folder: called with ``(folder, name)`` for each sub-folder; one it returns False for
+            is not walked (silently: the caller counts them).
+    """
     top = os.fspath(root)
-    chains = {top: frozenset({_folder_id(top)})}  # folder -> the folders it lies in
-    for folder, dirs, files in os.walk(top, followlinks=True):
-        chain = chains.pop(folder)
+    real_exclude = os.path.realpath(exclude) if exclude is not None else None
+    holds = [(os.path.realpath(top), top)]
+    if exclude is not None and real_exclude is not None:
+        holds.append((real_exclude, f"{exclude_name} {exclude}"))
+    unreadable: list[OSError] = []
+    top_id = _folder_id(top, unreadable)
+    # folder -> (the folders it lies in, its real path)
+    chains = {top: (frozenset({top_id}), holds[0][0])}
+    walk = os.walk(top, onerror=unreadable.append, followlinks=True) if top_id else ()
+    for folder, dirs, files in walk:
+        chain, real_folder = chains.pop(folder)
         kept = []
         for name in sorted(dirs):
             path = os.path.join(folder, name)
-            if os.path.islink(path):
-                real = Path(os.path.realpath(path))
-                why = None
-                if _folder_id(path) in chain:
-                    why = "a folder it lies in (it would loop)"
-                elif real_exclude is not None and real.is_relative_to(real_exclude):
-                    why = f"{exclude_name} {exclude} or one in it"
-                if why:
-                    logger.warning(
-                        "%s is a link to %s, %s; not followed", printable(path), real, why
-                    )
-                    continue
-            chains[path] = chain | {_folder_id(path)}
+            if keep_folder is not None and not keep_folder(folder, name):
+                continue
+            link = os.path.islink(path)
+            real = os.path.realpath(path) if link else os.path.join(real_folder, name)
+            folder_id = _folder_id(path, unreadable)
+            if folder_id is None:
+                continue
+            why = None
+            if folder_id in chain:
+                why = "a folder it lies in (it would loop)"
+            elif real_exclude is not None and _lies_in(real, real_exclude):
+                why = f"{exclude_name} {exclude} or one in it"
+            elif link:
+                held = [what for inner, what in holds if _lies_in(inner, real)]
+                why = f"a folder that holds {held[0]}" if held else None
+            if why:
+                said = f"a link to {real}, {why}; not followed" if link else f"{why}; not walked"
+                logger.warning("%s is %s", printable(path), said)
+                continue
+            chains[path] = (chain | {folder_id}, real)
             kept.append(name)
         dirs[:] = kept
         yield folder, files
+    if unreadable:
+        first = unreadable[0]
+        logger.warning(
+            "%s: %d folder%s could not be read and %s stepped over (e.g. %s: %s)",
+            printable(top),
+            len(unreadable),
+            "" if len(unreadable) == 1 else "s",
+            "was" if len(unreadable) == 1 else "were",
+            printable(os.fspath(first.filename or top)),
+            first.strerror or first,
+        )
 
 
-def _folder_id(path: str) -> tuple[int, int]:
-    """What tells a folder from any other, whatever path (link) reaches it."""
-    info = os.stat(path)
+def _lies_in(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is the real path ``folder`` or lies in it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _folder_id(path: str, unreadable: list[OSError]) -> tuple[int, int] | None:
+    """What tells a folder from any other, whatever path (link) reaches it; None, with the error
+    added to ``unreadable``, for one that cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        unreadable.append(err)
+        return None
     return info.st_dev, info.st_ino
 
 
@@ -698,7 +796,9 @@ def read_kinetics_csv(
     Args:
         path: the CSV (``label,youtube_id,time_start,time_end,split``; extra columns ignored),
             read by ``read_kinetics_rows``.
-        root: folder searched recursively for the videos; default the CSV's folder.
+        root: folder searched recursively for the videos (``index_tree``: not in a folder
+            that is no class; of two files of one name the first found, with a warning naming
+            both); default the CSV's folder.
         classes: the class list to map labels with; default the sorted labels of this CSV.
         classes_source: where ``classes`` came from, named when a label is not among them.
         need_label: refuse a CSV without a label column; without it (``data check``, which
@@ -722,8 +822,9 @@ def read_kinetics_csv(
     elif classes is None:
         classes = sorted({row.label for row in rows})
     label_of = {"": -1} if unlabelled else label_index(classes)
-    index = index_videos(root if root else path.parent)
-    records, missing = [], []
+    where = root if root else path.parent
+    index = index_tree(where)
+    records, missing, copied = [], [], []
     for row in rows:
         if row.label not in label_of:
             fix = "pass the training CSV first"
@@ -732,18 +833,38 @@ def read_kinetics_csv(
                 f"{_classes_of(classes, classes_source, fix)}"
             )
         stem = kinetics_name(row.youtube_id, row.time_start, row.time_end)
-        if stem in index:
-            records.append(VideoRecord(index[stem], label_of[row.label]))
+        if stem in index.paths:
+            records.append(VideoRecord(index.paths[stem], label_of[row.label]))
+            copied += [stem] if stem in index.copies else []
         else:
             missing.append(stem)
-    if missing:
+    if copied:
+        stem = copied[0]
         logger.warning(
-            "%s: %d of %d rows have no video file under %s (e.g. %s)",
+            "%s: %d of its videos have two or more files under %s; the first found (folders in "
+            "name order) is used, e.g. for %s %s, not %s; move or remove the other copies",
+            path,
+            len(copied),
+            where,
+            stem,
+            printable(index.paths[stem]),
+            " or ".join(printable(other) for other in index.copies[stem]),
+        )
+    if missing:
+        skipped = (
+            f"; {len(index.skipped)} folders that are no class (hidden, __MACOSX or @eaDir, e.g. "
+            f"{printable(index.skipped[0])}) were not searched"
+            if index.skipped
+            else ""
+        )
+        logger.warning(
+            "%s: %d of %d rows have no video file under %s (e.g. %s)%s",
             path,
             len(missing),
             len(rows),
-            root or path.parent,
+            where,
             missing[0],
+            skipped,
         )
     return Annotations(records, list(classes), len(missing), missing[:10])
 

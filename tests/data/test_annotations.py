@@ -734,3 +734,102 @@ def test_an_unlabelled_kinetics_csv_is_refused_as_a_test_split_unless_labels_are
     found = load_annotations(tmp_path / "test.csv", need_labels=False)
     assert [(Path(r.path).name, r.label) for r in found.records] == [("a_000001_000002.mp4", -1)]
     assert found.classes == []
+
+
+def test_kinetics_videos_are_not_searched_in_folders_that_are_no_class_and_copies_are_named(
+    tmp_path, caplog
+):
+    root = tmp_path / "raw"
+    for name in (
+        ".Trash-1000/files/aaa_000010_000020.mp4",  # a wrong copy in the trash
+        "__MACOSX/train/jump/._aaa_000010_000020.mp4",
+        "train/jump/aaa_000010_000020.mp4",
+        "backup/ccc_000000_000010.mp4",  # a copy kept elsewhere in the tree
+        "train/run/ccc_000000_000010.mp4",
+        ".hidden/ddd_000000_000010.mp4",
+    ):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(name.encode())
+    (root / "views").symlink_to("train")  # every video reached twice, each one file: no copy
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end\njump,aaa,10,20\nrun,ccc,0,10\njump,ddd,0,10\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / "train.csv", root=root)
+    assert [(r.path, r.label) for r in found.records] == [
+        (str(root / "train/jump/aaa_000010_000020.mp4"), 0),
+        (str(root / "backup/ccc_000000_000010.mp4"), 1),
+    ]
+    assert found.missing == 1
+    assert warnings_of(caplog) == [
+        f"{tmp_path / 'train.csv'}: 1 of its videos have two or more files under {root}; the "
+        f"first found (folders in name order) is used, e.g. for ccc_000000_000010 "
+        f"{root / 'backup/ccc_000000_000010.mp4'}, not {root / 'train/run/ccc_000000_000010.mp4'}"
+        "; move or remove the other copies",
+        f"{tmp_path / 'train.csv'}: 1 of 3 rows have no video file under {root} (e.g. "
+        f"ddd_000000_000010); 3 folders that are no class (hidden, __MACOSX or @eaDir, e.g. "
+        f"{root / '.Trash-1000'}) were not searched",
+    ]
+
+
+def test_the_walk_skips_the_excluded_folder_however_reached_and_links_to_what_holds_it(
+    tmp_path, caplog
+):
+    top = tmp_path / "top"
+    src, dst, other = top / "src", top / "dst", top / "other"
+    for folder in (src / "train", dst / "train", other):
+        folder.mkdir(parents=True)
+    (src / "train" / "a.mp4").write_bytes(b"")
+    (dst / "train" / "b.mp4").write_bytes(b"")
+    (other / "out").symlink_to("../dst")  # DST reached past a link to a folder beside it
+    (src / "other").symlink_to(other)
+    (src / "up").symlink_to("..")  # holds SRC and DST
+    (src / "disk").symlink_to(tmp_path / "top" / "dst" / "..")  # the same, spelled otherwise
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        walked = list(annotations.walk_tree(src, exclude=dst, exclude_name="DST"))
+    assert [(os.path.relpath(f, src), files) for f, files in walked] == [
+        (".", []),
+        ("other", []),
+        ("train", ["a.mp4"]),
+    ]
+    assert warnings_of(caplog) == [
+        f"{src}/disk is a link to {top}, a folder that holds {src}; not followed",
+        f"{src}/up is a link to {top}, a folder that holds {src}; not followed",
+        f"{src}/other/out is a link to {dst}, DST {dst} or one in it; not followed",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        list(annotations.walk_tree(other, exclude=dst, exclude_name="DST"))
+        list(annotations.walk_tree(top / "x", exclude=dst))  # no such folder: one line
+    assert warnings_of(caplog) == [
+        f"{other}/out is a link to {dst}, DST {dst} or one in it; not followed",
+        f"{top / 'x'}: 1 folder could not be read and was stepped over (e.g. {top / 'x'}: No "
+        "such file or directory)",
+    ]
+
+
+def test_the_walk_steps_over_a_folder_it_cannot_read_with_one_warning(
+    tmp_path, caplog, monkeypatch
+):
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.mp4").write_bytes(b"")
+    stat = os.stat
+
+    def failing_stat(path, *args, **kwargs):  # a link into /proc whose target is gone
+        if os.fspath(path) == str(tmp_path / "c"):
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", failing_stat)
+    walked = []
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        for folder, files in annotations.walk_tree(tmp_path):
+            walked += files
+            if folder == str(tmp_path):
+                shutil.rmtree(tmp_path / "b")  # removed after it was listed
+    assert walked == ["a.mp4", "d.mp4"]
+    assert warnings_of(caplog) == [
+        f"{tmp_path}: 2 folders could not be read and were stepped over (e.g. {tmp_path / 'c'}: "
+        "No such file or directory)"
+    ]
