@@ -26,8 +26,11 @@ Formats:
 
 Each video once: a list line or CSV row that repeats an earlier one (the same video and label) is
 dropped, with one warning counting them, so that no video is trained on or scored twice; a video
-given two labels is refused, naming both lines and labels. A Kinetics CSV without a label column
-(an unlabelled test split) is read only where no label is needed (``data check``).
+given two labels is refused, naming both lines and labels. A list's video is its file, however the
+line reaches it (``a.mp4``, ``./a.mp4``, an absolute path, a link to it or its folder:
+``_video_id``); a CSV row's is its ``<youtube_id>_<start>_<end>`` name, which names one file.
+A Kinetics CSV without a label column (an unlabelled test split) is read only where no label is
+needed (``data check``).
 
 The class list is the contract between a training run and its checkpoints, so it is stable: names
 come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
@@ -390,7 +393,8 @@ def _lines_and_repeats(
     ``(line, the earlier line it repeats)``."""
     base = Path(root) if root else path.parent
     records = []
-    first_line: dict[str, tuple[int, int]] = {}  # video -> (its first line, its label)
+    # video (``_video_id``) -> its first line, its label, its path
+    first_line: dict[tuple[int, int] | str, tuple[int, int, str]] = {}
     repeats: list[tuple[int, int]] = []  # (line, the earlier line it repeats)
     for number, raw in enumerate(text_lines(path), start=1):
         line = raw.strip()
@@ -411,17 +415,19 @@ def _lines_and_repeats(
             )
         label = int(text)
         video = _resolve(parts[0].strip(), base, allow_outside_root, f"{path}:{number}")
-        key = os.path.normpath(video)  # "./a.mp4" and "a.mp4" are one video
+        key = _video_id(video)  # "./a.mp4", "/data/a.mp4" and a link to a.mp4 are one video
         if key in first_line:
-            earlier, earlier_label = first_line[key]
+            earlier, earlier_label, earlier_video = first_line[key]
             if earlier_label != label:
+                same = "" if earlier_video == video else f" (as {earlier_video}: the same file)"
                 raise AnnotationError(
                     f"{path}:{number}: {parts[0].strip()} is labelled {label} here and "
-                    f"{earlier_label} at line {earlier}; a video has one label: remove one line"
+                    f"{earlier_label} at line {earlier}{same}; a video has one label: remove "
+                    "one line"
                 )
             repeats.append((number, earlier))
             continue
-        first_line[key] = (number, label)
+        first_line[key] = (number, label, video)
         records.append(VideoRecord(video, label))
     return records, repeats
 

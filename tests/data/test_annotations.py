@@ -772,6 +772,38 @@ def test_kinetics_videos_are_not_searched_in_folders_that_are_no_class_and_copie
     ]
 
 
+def test_a_video_reached_by_two_paths_is_one_video(tmp_path, caplog):
+    (tmp_path / "val" / "jump").mkdir(parents=True)
+    (tmp_path / "val" / "jump" / "a.mp4").write_bytes(b"a")
+    (tmp_path / "val" / "run").mkdir()
+    (tmp_path / "val" / "run" / "b.mp4").write_bytes(b"b")
+    (tmp_path / "val" / "linked").symlink_to("jump")
+    absolute = tmp_path / "val" / "jump" / "a.mp4"
+    (tmp_path / "dup.txt").write_text(
+        f"val/jump/a.mp4 0\nval/linked/a.mp4 0\n{absolute} 0\nval/run/../jump/a.mp4 0\n"
+        "val/run/b.mp4 1\nval/gone.mp4 1\nval/run/../gone.mp4 1\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / "dup.txt")
+    assert [(Path(r.path).name, r.label) for r in found.records] == [
+        ("a.mp4", 0),
+        ("b.mp4", 1),
+        ("gone.mp4", 1),
+    ]
+    assert warnings_of(caplog) == [
+        f"{tmp_path / 'dup.txt'}: dropped 4 lines that repeat an earlier one (the same video and "
+        "label, e.g. line 2 repeats line 1); the other 3 name distinct videos"
+    ]
+    for path, same in (("val/linked/a.mp4", f" (as {absolute}: the same file)"), (absolute, "")):
+        (tmp_path / "two.txt").write_text(f"val/jump/a.mp4 0\n{path} 1\n")
+        with pytest.raises(AnnotationError) as info:
+            load_annotations(tmp_path / "two.txt")
+        assert str(info.value) == (
+            f"{tmp_path / 'two.txt'}:2: {path} is labelled 1 here and 0 at line 1{same}; a video "
+            "has one label: remove one line"
+        )
+
+
 def test_the_walk_skips_the_excluded_folder_however_reached_and_links_to_what_holds_it(
     tmp_path, caplog
 ):
