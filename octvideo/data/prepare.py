@@ -8,10 +8,10 @@ scaled to short side 256 or 320, which is what this writes:
   yuv420p, even sizes), video stream only, frames re-timed at the source's average rate (frame
   order and count are kept; that is all the frame-index sampler uses); links to folders are
   followed, as the folders format does, except one to a folder it lies in (a loop) or into DST,
-  named in a warning line; a video in a hidden, ``__MACOSX`` or ``@eaDir`` folder (a copy in
-  ``.Trash-1000/``, an AppleDouble file), and without ``--csv`` one not at
-  ``<split>/<class>/<video>``, is not encoded (no list would hold it), and one warning line
-  counts them;
+  named in a warning line; a video no list would hold is not encoded, and one warning line
+  counts them: one in a hidden, ``__MACOSX`` or ``@eaDir`` folder (a copy in ``.Trash-1000/``,
+  an AppleDouble file), with ``--csv`` one that no row of the CSVs names (``kinetics_name``),
+  without one not at ``<split>/<class>/<video>``;
 - sources that would land on the same output (``a/dup.webm`` and ``a/dup.mkv``) are found before
   anything is encoded; none of them is encoded (which one is meant cannot be told), each is a
   failure naming the others, and an output already there is left as it is;
@@ -422,39 +422,59 @@ def _in_class_folders(rel: Path) -> bool:
     return all(is_class_folder_name(part) for part in rel.parts[:-1])
 
 
-_OFF_DEPTH = (
-    "are not at SRC/<split>/<class>/<video> or lie in a folder that is no class (hidden, "
-    "__MACOSX, @eaDir), so no list would hold them"
-)
-_NO_CLASS = "lie in a folder that is no class (hidden, __MACOSX, @eaDir), which --csv skips"
-
-
 def _leave_out(
     src: Path,
     sources: dict[Path, list[str]],
     errors: list[tuple[str, str]],
-    csvs: list[str] | None,
+    keep: Callable[[Path], bool],
+    why: tuple[str, str],
 ) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
-    """``sources`` and ``errors`` (see ``_find_sources``) of the videos prepare takes: without
-    ``--csv`` those a list will hold (``_listed``), with it those outside folders that are no
-    class (``_in_class_folders``). The others are not encoded (nor failed), and one warning line
-    counts them, with an example."""
-    keep = _in_class_folders if csvs else _listed
+    """``sources`` and ``errors`` (see ``_find_sources``) of the videos whose output ``keep``s
+    (a path relative to DST, as ``sources``' keys): the others would be in no list, so they are
+    not encoded (nor failed), and one warning line counts them, with an example, and says
+    ``why`` (what they are, what to do)."""
     left = [path for rel, paths in sources.items() if not keep(rel) for path in paths]
-    left += [path for path, _ in errors if not keep(Path(path).relative_to(src))]
+    left += [path for path, _ in errors if not keep(_output(src, path))]
     if left:
         logger.warning(
             "%d videos of SRC %s %s: they are not encoded (e.g. %s)%s",
             len(left),
             src,
-            _NO_CLASS if csvs else _OFF_DEPTH,
+            why[0],
             printable(min(left)),
-            ""
-            if csvs
-            else "; move them into a class folder of a split, or pass the Kinetics CSVs with --csv",
+            why[1],
         )
     kept = {rel: paths for rel, paths in sources.items() if keep(rel)}
-    return kept, [(p, e) for p, e in errors if keep(Path(p).relative_to(src))]
+    return kept, [(p, e) for p, e in errors if keep(_output(src, p))]
+
+
+def _output(src: Path, path: str) -> Path:
+    """The output, relative to DST, of the video ``path`` of SRC ``src``."""
+    return Path(path).relative_to(src).with_suffix(".mp4")
+
+
+def _named_by(rows_of: list[list[KineticsRow]]) -> Callable[[Path], bool]:
+    """With ``--csv``, whether a video (its output, relative to DST) is one a row of the CSVs
+    (``rows_of``) names (``kinetics_name``), as the CSV index finds it, by its stem."""
+    named = {
+        kinetics_name(row.youtube_id, row.time_start, row.time_end)
+        for rows in rows_of
+        for row in rows
+    }
+    return lambda rel: rel.stem in named
+
+
+# why ``_leave_out`` leaves videos out: what they are, what to do
+_OFF_DEPTH = (
+    "are not at SRC/<split>/<class>/<video> or lie in a folder that is no class (hidden, "
+    "__MACOSX, @eaDir), so no list would hold them",
+    "; move them into a class folder of a split, or pass the Kinetics CSVs with --csv",
+)
+_NO_CLASS = ("lie in a folder that is no class (hidden, __MACOSX, @eaDir), which --csv skips", "")
+_UNNAMED = (
+    "are named by no row of the --csv files, so no list would hold them",
+    "; pass the CSV that lists them too",
+)
 
 
 def _class_list(dst: Path, new: list[str], labels: set[str]) -> list[str]:
@@ -765,7 +785,8 @@ def prepare_dataset(
     progress: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, int]:
-    """Re-encode every video under ``src`` into ``dst`` and write annotation files.
+    """Re-encode the videos under ``src`` that a list will hold into ``dst`` and write annotation
+    files.
 
     Args:
         src: the raw tree (``<split>/<class>/<video>`` or any layout with ``csvs``).
@@ -805,17 +826,16 @@ def prepare_dataset(
     folders: list[Path] = []  # without --csv, SRC's <split>/<class> folders
     outputs: list[Path] = []  # without --csv, the outputs of SRC's videos
     if csvs:
-        sources, errors = _leave_out(src, sources, errors, csvs)
+        sources, errors = _leave_out(src, sources, errors, _in_class_folders, _NO_CLASS)
         _check_csv_videos(csvs, rows_of, src, dst, sources)
+        sources, errors = _leave_out(src, sources, errors, _named_by(rows_of), _UNNAMED)
         labelled = [rows for rows in rows_of if not _unlabelled(rows)]
         new = sorted({row.label for row in labelled[0]}) if labelled else None
         labels = {row.label for rows in labelled for row in rows}
     else:
         _check_layout(src, list(sources) + [Path(p).relative_to(src) for p, _ in errors])
-        sources, errors = _leave_out(src, sources, errors, csvs)
-        outputs = sorted(
-            [*sources, *(Path(p).relative_to(src).with_suffix(".mp4") for p, _ in errors)]
-        )
+        sources, errors = _leave_out(src, sources, errors, _listed, _OFF_DEPTH)
+        outputs = sorted([*sources, *(_output(src, path) for path, _ in errors)])
         folders = sorted({rel.parent for rel in outputs})
         _check_class_folders(src, folders)
         new = sorted({nfc(folder.name) for folder in folders})  # as the folders format reads

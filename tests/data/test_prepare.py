@@ -764,7 +764,7 @@ def test_a_rerun_of_one_split_keeps_the_class_list_and_adds_a_new_class_at_its_e
     prepare_dataset(src, dst, csvs=[str(train), str(val)], progress=False)
     assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
     counts = prepare_dataset(src, dst, csvs=[str(val)], progress=False)
-    assert counts["skipped"] == 2
+    assert counts["skipped"] == 1  # the validation video: the training one is no row of it
     assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
     assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 1\n"
     assert (
@@ -856,11 +856,14 @@ def test_with_csvs_videos_in_folders_that_are_no_class_are_not_encoded(tmp_path,
 
 
 def test_an_unlabelled_test_csv_gives_a_list_of_paths_for_predict(tmp_path, media, caplog):
-    # Kinetics' test.csv (no label column) was refused, and no route encoded its videos alone
+    # Kinetics' test.csv (no label column) was refused, and the only route that encoded its
+    # videos was passing the labelled CSVs, which encoded every video of SRC, listed or not
     from octvideo.inference.inputs import expand_inputs
 
     test, train = kinetics_name("t", 0, 10), kinetics_name("a", 0, 10)
-    src = raw_tree(tmp_path, media, {f"test/{test}.mp4": "h264.mp4"})
+    src = raw_tree(
+        tmp_path, media, {f"test/{test}.mp4": "h264.mp4", f"train/{train}.mp4": "h264.mp4"}
+    )
     (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\nt,0,10,test\n")
     dst = tmp_path / "out"
     with caplog.at_level("INFO"):
@@ -868,18 +871,20 @@ def test_an_unlabelled_test_csv_gives_a_list_of_paths_for_predict(tmp_path, medi
     assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
     assert (dst / "test.txt").read_text() == f"test/{test}.mp4\n"
     assert expand_inputs([dst / "test.txt"]) == [str(dst / "test" / f"{test}.mp4")]
+    assert not (dst / "train").exists()
     assert not (dst / "classes.txt").exists()
     assert (
         f"{dst / 'test.txt'}: 1 videos (paths alone, for octvideo predict: {tmp_path / 'test.csv'} "
         "has no label column), 0 rows without a file"
     ) in caplog.text
-    raw_tree(tmp_path, media, {f"train/{train}.mp4": "h264.mp4"})
-    (tmp_path / "train.csv").write_text(f"{HEADER}jump,a,0,10,train\n")
-    csvs = [str(tmp_path / "test.csv"), str(tmp_path / "train.csv")]  # the labelled one sets it
     assert (
-        main(["data", "prepare", str(src), str(dst), *sum((["--csv", c] for c in csvs), []), "-q"])
-        == 0
-    )
+        f"1 videos of SRC {src} are named by no row of the --csv files, so no list would hold "
+        f"them: they are not encoded (e.g. {src}/train/{train}.mp4); pass the CSV that lists them "
+        "too"
+    ) in caplog.text
+    (tmp_path / "train.csv").write_text(f"{HEADER}jump,a,0,10,train\n")
+    csvs = ["--csv", str(tmp_path / "test.csv"), "--csv", str(tmp_path / "train.csv")]
+    assert main(["data", "prepare", str(src), str(dst), *csvs, "-q"]) == 0  # train.csv sets it
     assert (dst / "classes.txt").read_text() == "jump\n"
     assert (dst / "train.txt").read_text() == f"train/{train}.mp4 0\n"
     assert (dst / "test.txt").read_text() == f"test/{test}.mp4\n"
