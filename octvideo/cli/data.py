@@ -141,7 +141,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.set_defaults(func=run_synth)
 
     check = commands.add_parser("check", help="decode every listed video, list the bad ones")
-    check.add_argument("annotations", help="path/label list, Kinetics CSV or class-folder root")
+    check.add_argument(
+        "annotations",
+        help="path/label list or one of paths alone, Kinetics CSV or class-folder root",
+    )
     check.add_argument(
         "--root",
         default=None,

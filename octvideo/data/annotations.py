@@ -29,8 +29,9 @@ dropped, with one warning counting them, so that no video is trained on or score
 given two labels is refused, naming both lines and labels. A list's video is its file, however the
 line reaches it (``a.mp4``, ``./a.mp4``, an absolute path, a link to it or its folder:
 ``_video_id``); a CSV row's is its ``<youtube_id>_<start>_<end>`` name, which names one file.
-A Kinetics CSV without a label column (an unlabelled test split) is read only where no label is
-needed (``data check``).
+A Kinetics CSV without a label column (an unlabelled test split) and a list of paths alone (every
+line a video path without a label: ``data prepare``'s list of such a CSV, ``predict``'s input) are
+read only where no label is needed (``data check``), their records labelled -1.
 
 The class list is the contract between a training run and its checkpoints, so it is stable: names
 come from ``classes_file`` when it exists; otherwise from the data (sorted class names for CSV and
@@ -363,6 +364,7 @@ def read_lines(
     root: str | os.PathLike[str] | None = None,
     *,
     allow_outside_root: bool = False,
+    need_label: bool = True,
 ) -> list[VideoRecord]:
     """Read a ``path label`` list.
 
@@ -370,6 +372,9 @@ def read_lines(
         path: the list file.
         root: folder relative paths are resolved against; default the list's folder.
         allow_outside_root: accept relative paths that climb out of ``root`` (``../x.mp4``).
+        need_label: refuse a line without a label; without it (``data check``, which needs no
+            labels), a list of paths alone (every line a path ending in a video extension, as
+            ``data prepare`` writes for an unlabelled CSV) reads with the label -1.
 
     Returns:
         Records in file order, each video once: a line that repeats an earlier one (the same
@@ -377,17 +382,21 @@ def read_lines(
         neither trained on nor scored twice.
 
     Raises:
-        AnnotationError: a line that is not ``path label``, a label that is negative or not
-            below ``MAX_CLASSES``, a path that leaves ``root``, a video listed again with another
-            label (both lines named), or text that is not UTF-8.
+        AnnotationError: a line that is not ``path label`` (with ``need_label`` a path alone,
+            named as a line without a label; without it, a list that mixes the two), a label that
+            is negative or not below ``MAX_CLASSES``, a path that leaves ``root``, a video listed
+            again with another label (both lines named), or text that is not UTF-8.
     """
-    records, repeats = _lines_and_repeats(Path(path), root, allow_outside_root)
+    records, repeats = _lines_and_repeats(Path(path), root, allow_outside_root, need_label)
     _warn_repeats(path, repeats, "line", len(records))
     return records
 
 
 def _lines_and_repeats(
-    path: Path, root: str | os.PathLike[str] | None, allow_outside_root: bool
+    path: Path,
+    root: str | os.PathLike[str] | None,
+    allow_outside_root: bool,
+    need_label: bool = True,
 ) -> tuple[list[VideoRecord], list[tuple[int, int]]]:
     """The records of the list ``path`` (see ``read_lines``) and the lines dropped as repeats:
     ``(line, the earlier line it repeats)``."""
@@ -396,32 +405,31 @@ def _lines_and_repeats(
     # video (``_video_id``) -> its first line, its label, its path
     first_line: dict[tuple[int, int] | str, tuple[int, int, str]] = {}
     repeats: list[tuple[int, int]] = []  # (line, the earlier line it repeats)
+    first_of: dict[bool, int] = {}  # labelled or not -> the first line of that kind
     for number, raw in enumerate(text_lines(path), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = split_line(line)
         text = parts[1] if len(parts) == 2 else ""
-        if not parts[0] or not _LABEL.fullmatch(text):
+        if parts[0] and _LABEL.fullmatch(text):
+            name, label = parts[0].strip(), _label(path, number, text)
+        elif line.lower().endswith(VIDEO_EXTENSIONS):  # a path alone ("b.mp4 walking" is not)
+            name, label = line, -1
+        else:
             raise AnnotationError(
                 f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}"
             )
-        if text.startswith("-") and text.strip("-0"):
-            raise AnnotationError(f"{path}:{number}: negative label {text}")
-        if len(text.lstrip("-0")) > len(str(MAX_CLASSES)) or int(text) >= MAX_CLASSES:
-            raise AnnotationError(
-                f"{path}:{number}: label {text} is beyond the {MAX_CLASSES} classes octvideo "
-                f"takes (labels 0 to {MAX_CLASSES - 1}); fix the label"
-            )
-        label = int(text)
-        video = _resolve(parts[0].strip(), base, allow_outside_root, f"{path}:{number}")
+        _check_labelled(f"{path}:{number}", line, label >= 0, need_label, first_of)
+        first_of.setdefault(label >= 0, number)
+        video = _resolve(name, base, allow_outside_root, f"{path}:{number}")
         key = _video_id(video)  # "./a.mp4", "/data/a.mp4" and a link to a.mp4 are one video
         if key in first_line:
             earlier, earlier_label, earlier_video = first_line[key]
             if earlier_label != label:
                 same = "" if earlier_video == video else f" (as {earlier_video}: the same file)"
                 raise AnnotationError(
-                    f"{path}:{number}: {parts[0].strip()} is labelled {label} here and "
+                    f"{path}:{number}: {name} is labelled {label} here and "
                     f"{earlier_label} at line {earlier}{same}; a video has one label: remove "
                     "one line"
                 )
@@ -430,6 +438,47 @@ def _lines_and_repeats(
         first_line[key] = (number, label, video)
         records.append(VideoRecord(video, label))
     return records, repeats
+
+
+def _label(path: Path, number: int, text: str) -> int:
+    """The label ``text`` (an integer as typed) of line ``number`` of the list ``path``.
+
+    Raises:
+        AnnotationError: it is negative, or not below ``MAX_CLASSES``.
+    """
+    if text.startswith("-") and text.strip("-0"):
+        raise AnnotationError(f"{path}:{number}: negative label {text}")
+    if len(text.lstrip("-0")) > len(str(MAX_CLASSES)) or int(text) >= MAX_CLASSES:
+        raise AnnotationError(
+            f"{path}:{number}: label {text} is beyond the {MAX_CLASSES} classes octvideo "
+            f"takes (labels 0 to {MAX_CLASSES - 1}); fix the label"
+        )
+    return int(text)
+
+
+def _check_labelled(
+    where: str, line: str, labelled: bool, need_label: bool, first_of: dict[bool, int]
+) -> None:
+    """Refuse a list line (``line``, stripped, at ``where``) without a label where labels are
+    needed (``need_label``: training, testing), and one of a list that mixes lines with and
+    without a label (``first_of``: the first line of each kind before it).
+
+    Raises:
+        AnnotationError: one line naming the line and the missing label.
+    """
+    if not labelled and need_label:
+        raise AnnotationError(
+            f"{where}: {line!r} has no label: training and testing need 'path label' lines "
+            "(label an integer); a list of paths alone, as data prepare writes for an "
+            "unlabelled CSV, is an input for octvideo predict and data check"
+        )
+    other = first_of.get(not labelled)
+    if other is not None:
+        this, that = ("has a label", "has none") if labelled else ("has no label", "has one")
+        raise AnnotationError(
+            f"{where}: {line!r} {this} and line {other} {that}; give every line a label "
+            "('path label') or none (a list of paths alone)"
+        )
 
 
 def _warn_repeats(
@@ -461,20 +510,23 @@ def _read_lines_annotations(
     classes: list[str] | None,
     source: str,
     allow_outside_root: bool,
+    need_label: bool = True,
 ) -> Annotations:
     """Read a ``path label`` list with its class list.
 
     Args:
         path: the list file.
         root: as ``read_lines``.
-        classes: the class list; default ``"0" .. "K-1"`` for the labels of this list.
+        classes: the class list; default ``"0" .. "K-1"`` for the labels of this list (none for
+            a list of paths alone).
         source: where ``classes`` came from, named when a label is outside it.
         allow_outside_root: as ``read_lines``.
+        need_label: as ``read_lines``.
 
     Raises:
         AnnotationError: as ``read_lines``, or a label is not below ``len(classes)``.
     """
-    records = read_lines(path, root, allow_outside_root=allow_outside_root)
+    records = read_lines(path, root, allow_outside_root=allow_outside_root, need_label=need_label)
     num = max((r.label for r in records), default=-1) + 1
     if classes is None:
         classes = [str(i) for i in range(num)]
@@ -1114,8 +1166,9 @@ def load_annotations(
             warning names those another list has videos of as classes without training videos,
             not as another dataset's. One that cannot be read is left out of the warning: its
             own reading, when the run comes to it, names the problem.
-        need_labels: refuse a Kinetics CSV without a label column; without it (``data check``)
-            its records have the label -1 and the class list is empty.
+        need_labels: refuse a Kinetics CSV without a label column and a list line without a
+            label; without it (``data check``), such a CSV and a list of paths alone (as ``data
+            prepare`` writes for an unlabelled CSV) have records labelled -1.
 
     Returns:
         The records, the class list and the number of rows without a file.
@@ -1131,7 +1184,7 @@ def load_annotations(
         known = read_classes(classes_file)
     source = classes_source if classes is not None else f"classes file {classes_file}"
     if fmt == "lines":
-        result = _read_lines_annotations(path, root, known, source, allow_outside_root)
+        result = _read_lines_annotations(path, root, known, source, allow_outside_root, need_labels)
     elif fmt == "kinetics_csv":
         result = read_kinetics_csv(path, root, known, classes_source=source, need_label=need_labels)
     elif fmt == "folders":

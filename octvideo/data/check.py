@@ -316,7 +316,8 @@ def check_videos(
     """Decode every video of an annotation file, each in an isolated worker process.
 
     Args:
-        annotations: a lines file, Kinetics CSV or class-folder root.
+        annotations: a lines file (``path label``, or paths alone), Kinetics CSV or
+            class-folder root.
         root: where relative list paths are resolved (default: the annotation's folder); not
             used for a class-folder root, which is read itself.
         fmt: annotation format (``"auto"`` detects it).
@@ -337,8 +338,8 @@ def check_videos(
         ValueError: ``workers`` or ``timeout`` out of bounds, an open-file limit too low for the
             workers, a malformed list, or nothing to check (a folder without class folders of
             videos, an empty list, a Kinetics CSV none of whose rows has a file under ``root``);
-            all before any video is decoded. A Kinetics CSV without labels (a test split) is
-            checked all the same.
+            all before any video is decoded. A Kinetics CSV without labels (a test split) and
+            a list of paths alone (``data prepare``'s list of one) are checked all the same.
         UsageError: ``out`` cannot be written, or would destroy a file: the annotation file, a
             listed video, a file that is not regular, an existing file that is not a report
             (see ``_check_out``); before any video is decoded.
@@ -349,7 +350,8 @@ def check_videos(
     """
     check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
     check_timeout(timeout)
-    # decoding needs no labels: an unlabelled Kinetics test.csv is checked too
+    # decoding needs no labels: an unlabelled Kinetics test.csv, and prepare's list of its
+    # paths alone, are checked too
     found = load_annotations(annotations, root=root, fmt=fmt, need_labels=False)
     paths = [r.path for r in found.records]
     if out is not None:

@@ -736,6 +736,30 @@ def test_an_unlabelled_kinetics_csv_is_refused_as_a_test_split_unless_labels_are
     assert found.classes == []
 
 
+def test_a_list_of_paths_alone_is_refused_in_one_line_unless_labels_are_not_needed(tmp_path):
+    # data prepare's list of an unlabelled CSV: data check reads it, training and testing name
+    # the label it lacks
+    (tmp_path / "test.txt").write_text("test/a b.mp4\ntest/c.MKV\ntest/c.MKV\n")
+    with pytest.raises(AnnotationError) as caught:
+        load_annotations(tmp_path / "test.txt")
+    assert str(caught.value) == (
+        f"{tmp_path / 'test.txt'}:1: 'test/a b.mp4' has no label: training and testing need "
+        "'path label' lines (label an integer); a list of paths alone, as data prepare writes "
+        "for an unlabelled CSV, is an input for octvideo predict and data check"
+    )
+    found = load_annotations(tmp_path / "test.txt", need_labels=False)
+    assert [(r.path, r.label) for r in found.records] == [
+        (str(tmp_path / "test" / "a b.mp4"), -1),
+        (str(tmp_path / "test" / "c.MKV"), -1),
+    ]
+    assert found.classes == []
+    (tmp_path / "mixed.txt").write_text("a.mp4 0\nb.mp4\n")  # a label forgotten
+    with pytest.raises(AnnotationError, match=r"mixed.txt:2: 'b.mp4' has no label and line 1"):
+        load_annotations(tmp_path / "mixed.txt", need_labels=False)
+    with pytest.raises(AnnotationError, match=r"mixed.txt:2: 'b.mp4' has no label: training"):
+        load_annotations(tmp_path / "mixed.txt")
+
+
 def test_kinetics_videos_are_not_searched_in_folders_that_are_no_class_and_copies_are_named(
     tmp_path, caplog
 ):

@@ -395,11 +395,11 @@ def test_timeout_zero_is_refused(tmp_path, media, capsys):
 
 
 def test_a_malformed_list_is_one_line(tmp_path, capsys):
-    (tmp_path / "list.txt").write_text("ok.mp4\n")
+    (tmp_path / "list.txt").write_text("ok.mp4 walking\n")
     line = check_error(capsys, str(tmp_path / "list.txt"))
     assert line == (
         f"octvideo data check: error: {tmp_path / 'list.txt'}:1: expected 'path label' (label an "
-        "integer), got 'ok.mp4'"
+        "integer), got 'ok.mp4 walking'"
     )
     (tmp_path / "list.txt").write_text("../x.mp4 0\n")
     line = check_error(capsys, str(tmp_path / "list.txt"))
@@ -574,3 +574,25 @@ def test_an_unlabelled_kinetics_test_csv_is_checked(tmp_path, media, capsys):
     (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\naaa,10,20,test\n")
     assert main(["data", "check", str(tmp_path / "test.csv"), "--workers", "1", "-q"]) == 0
     assert "1 of 1 videos decode, 0 bad" in capsys.readouterr().out
+
+
+def test_a_list_of_paths_alone_is_checked_and_one_mixing_labels_is_refused(tmp_path, media, capsys):
+    # data prepare writes paths alone for an unlabelled CSV (Kinetics' test.csv), as
+    # list_line writes them less the label; data check refused it: "expected 'path label'"
+    (tmp_path / "test").mkdir()
+    shutil.copy(media["h264.mp4"], tmp_path / "test" / "take 2, final.mp4")
+    shutil.copy(media["h264.mp4"], tmp_path / "#a.mp4")
+    shutil.copy(media["zero.mp4"], tmp_path / "test" / "b.mp4")
+    (tmp_path / "test.txt").write_text(
+        "test/take 2, final.mp4\n./#a.mp4\n# a comment\ntest/b.mp4\n"
+    )
+    assert main(["data", "check", str(tmp_path / "test.txt"), "--workers", "1", "-q"]) == 1
+    assert "2 of 3 videos decode, 1 bad" in capsys.readouterr().out
+    bad = read_bad_videos(tmp_path / "test.bad.jsonl")
+    assert [path for path, _ in bad] == [str(tmp_path / "test" / "b.mp4")]
+    (tmp_path / "test.txt").write_text("test/b.mp4\n#a.mp4 0\n./#a.mp4 0\n")
+    line = check_error(capsys, str(tmp_path / "test.txt"))
+    assert line == (
+        f"octvideo data check: error: {tmp_path / 'test.txt'}:3: './#a.mp4 0' has a label and "
+        "line 1 has none; give every line a label ('path label') or none (a list of paths alone)"
+    )
