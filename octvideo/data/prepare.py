@@ -4,14 +4,19 @@ Raw Kinetics clips come at many sizes (up to 1080p) and codecs; decoding them at
 costs more than the network on small models. PySlowFast and the Non-local recipes train on copies
 scaled to short side 256 or 320, which is what this writes:
 
-- every video under SRC -> the same relative path under DST, extension ``.mp4``, H.264 (crf 23,
-  yuv420p, even sizes), video stream only, frames re-timed at the source's average rate (frame
-  order and count are kept; that is all the frame-index sampler uses); links to folders are
-  followed, as the folders format does, except one to a folder it lies in (a loop) or into DST,
-  named in a warning line; a video no list would hold is not encoded, and one warning line
-  counts them: one in a hidden, ``__MACOSX`` or ``@eaDir`` folder (a copy in ``.Trash-1000/``,
-  an AppleDouble file), with ``--csv`` one that no row of the CSVs names (``kinetics_name``),
-  without one not at ``<split>/<class>/<video>``;
+- every video of SRC that a list will hold -> the same relative path under DST, extension
+  ``.mp4``, H.264 (crf 23, yuv420p, even sizes), video stream only, frames re-timed at the
+  source's average rate (frame order and count are kept; that is all the frame-index sampler
+  uses); a video no list would hold is not encoded, and one warning line counts them: one in a
+  hidden, ``__MACOSX`` or ``@eaDir`` folder (a copy in ``.Trash-1000/``, an AppleDouble file),
+  with ``--csv`` one that no row of the CSVs names (``kinetics_name``), without one not at
+  ``<split>/<class>/<video>``;
+- SRC is walked by ``annotations.walk_tree``, as the CSV index walks its root: links to folders
+  are followed (as the folders format follows a linked class folder), except one to a folder it
+  lies in (a loop) or to one that holds SRC or DST (a parent, ``/``), and no folder whose real
+  path is DST or lies in it is walked, however it is reached (a link into DST), each named in a
+  warning line; a folder that cannot be read (a link into ``/dev`` or ``/proc``) is stepped
+  over, one warning line counting them;
 - sources that would land on the same output (``a/dup.webm`` and ``a/dup.mkv``) are found before
   anything is encoded; none of them is encoded (which one is meant cannot be told), each is a
   failure naming the others, and an output already there is left as it is;
