@@ -158,7 +158,7 @@ class ModelConfig:
     alpha: Any = 0.0  # low-frequency share: one float, or one per OctConv stage (res2, res3, ...)
     octave: tuple[int, int, int] = (1, 2, 2)  # (T, H, W) octave: spatial (paper) or (2, 2, 2)
     dropout: float = 0.5  # before the classifier
-    pretrained: str | None = None  # weights to start from (null, or "", = random init)
+    pretrained: str | None = None  # weights to start from (null = random init; "" is read as null)
     pretrained_kind: str = "octvideo"  # "octvideo" | "pytorchvideo" | "imagenet2d" (inflated)
     extra: dict[str, Any] = field(default_factory=dict)  # further create_model keyword arguments
 
@@ -1145,11 +1145,30 @@ def _resolved(base: DictConfig) -> RunConfig:
     Raises:
         ConfigError: an impossible value (the section's message).
     """
-    values = OmegaConf.to_container(base, resolve=True, structured_config_mode=None)
+    values = canonical(OmegaConf.to_container(base, resolve=True, structured_config_mode=None))
     try:
         return _to_dataclass(RunConfig, values)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+
+
+def canonical(data: dict[str, Any], schema: Any = RunConfig) -> dict[str, Any]:
+    """``data``, a config as plain values (``to_dict``'s form), with one spelling for the values
+    that mean the same: an optional text key's ``""`` is null (``model.pretrained``: both are
+    random init). Every config loaded goes through it, and a config stored by an earlier version
+    (a plan.json with ``pretrained: ""``) compares equal to today's once passed through it too.
+    Keys the schema does not know are kept as they are, for the caller to name.
+    """
+    hints = typing.get_type_hints(schema)
+    out = {}
+    for key, value in data.items():
+        hint = hints.get(key)
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = canonical(value, hint)
+        elif value == "" and hint == (str | None):
+            value = None
+        out[key] = value
+    return out
 
 
 def plain(value: Any) -> Any:

@@ -27,6 +27,7 @@ from octvideo.config import (
     MAX_YAML_DEPTH,
     MONITORS,
     RunConfig,
+    canonical,
     flatten,
     from_dict,
     load_config,
@@ -1031,3 +1032,20 @@ def test_every_key_whose_default_is_null_takes_null_in_an_override_and_a_file(tm
         path.write_text(f"{section}:\n  {name}: null\n")
         for cfg in (load_config(None, [f"{key}=null"]), load_config(path)):
             assert getattr(getattr(cfg, section), name) is None, key
+
+
+def test_an_optional_text_keys_empty_text_is_read_as_null(tmp_path):
+    """``model.pretrained`` "" and null both mean random init: loaded, they are one value, so a
+    config (or a plan.json) stored with either compares equal to one with the other."""
+    path = tmp_path / "empty.yaml"
+    path.write_text('model:\n  pretrained: ""\n')
+    for cfg in (load_config(None, ["model.pretrained="]), load_config(path)):
+        assert cfg.model.pretrained is None
+        assert to_dict(from_dict(to_dict(cfg)))["model"] == to_dict(load_config(None))["model"]
+    stored = to_dict(load_config(None))
+    stored["model"]["pretrained"] = ""  # as versions whose default was "" wrote it
+    assert canonical(stored) == to_dict(load_config(None))
+    assert canonical({"model": {"pretrained": "w.ckpt"}, "x": ""}) == {
+        "model": {"pretrained": "w.ckpt"},
+        "x": "",  # a key the config does not know is kept as it is
+    }

@@ -62,6 +62,7 @@ from octvideo.config import (
     LIMITS,
     SECTIONS,
     RunConfig,
+    canonical,
     flatten,
     load_config,
     parse_overrides,
@@ -912,7 +913,7 @@ def _plan_differences(stored: dict[str, Any], plan: dict[str, Any]) -> tuple[lis
     checkpoint (not compared where a plan names none: its runner tests no named checkpoint), or
     a run folder that another point's settings would share. More or fewer points or seeds are
     the same study grown or cut."""
-    there = dict(flatten(stored["base"]))
+    there = dict(flatten(canonical(stored["base"])))  # as written then, in today's spelling
     here = dict(flatten(json.loads(json.dumps(plan["base"]))))
     keys = [k for k in dict.fromkeys([*there, *here]) if k != "name"]
     differ = [

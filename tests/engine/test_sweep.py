@@ -860,3 +860,18 @@ def test_a_study_stopped_while_measuring_says_its_runs_are_kept(tmp_path, monkey
         "stopped by Ctrl-C while measuring the points; 2 of 2 runs finished and kept; run the "
         "same command again to continue the study"
     )
+
+
+def test_a_plan_that_spells_random_init_as_empty_text_is_the_same_study(tmp_path):
+    """A plan.json written when ``model.pretrained`` defaulted to "" (random init, as null is
+    now) continues with its own command."""
+    out = tmp_path / "study"
+    grid = [[parse_grid("model.alpha=0,0.5")]]
+    run_study(CFG, grid, seeds=1, out=out, runner=Recorder(), measure=False)
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["base"]["model"]["pretrained"] is None
+    plan["base"]["model"]["pretrained"] = ""
+    (out / "plan.json").write_text(json.dumps(plan))
+    runner = Recorder()
+    run_study(CFG, grid, seeds=2, out=out, runner=runner, measure=False)
+    assert len(runner.calls) == 2  # the second seed of each point
