@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -376,25 +377,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location=map_location or "cpu")
 
 
-# Lightning's lines that tell a user of octvideo nothing, left out where a trainer is made: an
-# advertisement on every run, the Ctrl-C line that octvideo's own stop line says better, and the
-# deprecation warning that Lightning's own code (its pytree flattening) raises in torch
+# Lightning's lines that tell a user of octvideo nothing, left out where a trainer is made: its
+# advertisements ("💡 Tip: ...", whatever they advertise), the Ctrl-C and SIGTERM lines that
+# octvideo's own stop line says better, and the deprecation warning that Lightning's own code
+# (its pytree flattening) raises in torch
 _LIGHTNING_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.trainer.connectors.signal_connector",
 )
 _LIGHTNING_NOISE = (
-    "💡 Tip: For seamless cloud logging",
+    "💡 Tip:",
     "Detected KeyboardInterrupt, attempting graceful shutdown",
+    "Received SIGTERM:",
 )
 
 
 class _LightningNoise(logging.Filter):
-    """Leaves out the records of Lightning's rank-zero loggers that open with
-    ``_LIGHTNING_NOISE``."""
+    """Leaves out the records of Lightning's loggers (``_LIGHTNING_LOGGERS``) that open with
+    ``_LIGHTNING_NOISE``, after the ``[rank: N]`` that Lightning puts before some."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).lstrip().startswith(_LIGHTNING_NOISE)
+        text = re.sub(r"^\s*\[rank: \d+\]\s*", "", str(record.msg)).lstrip()
+        return not text.startswith(_LIGHTNING_NOISE)
 
 
 _QUIET = _LightningNoise()

@@ -2466,3 +2466,25 @@ def test_a_train_and_its_ctrl_c_show_none_of_lightnings_noise(
     shown = [err, *logged, *(str(w.message) for w in caught)]
     for noise in ("litlogger", "Detected KeyboardInterrupt", "LeafSpec"):
         assert not [text for text in shown if noise in text], noise
+
+
+def test_a_test_and_its_sigterm_show_none_of_lightnings_noise(
+    trained, tiny_synth, tmp_path, monkeypatch, capsys, caplog
+):
+    # Lightning's tips, whatever they advertise (a test's is litmodels'), and its "[rank: 0]
+    # Received SIGTERM: 15" before octvideo's own stop line
+    real = engine_run.run_test
+
+    def stopped_at_batch_1(*args, **kwargs):
+        return real(*args, **kwargs, callbacks=[StopAtTestBatch(1, "sigterm")])
+
+    monkeypatch.setattr(engine_run, "run_test", stopped_at_batch_1)
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(tmp_path / "run")]
+    assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 143
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("octvideo test: stopped by SIGTERM")
+    logged = [r.getMessage() for r in caplog.records]
+    assert "GPU available: False, used: False" in logged  # Lightning's other lines are kept
+    for noise in ("Tip:", "litmodels", "Received SIGTERM"):
+        assert not [text for text in [err, *logged] if noise in text], noise
