@@ -859,9 +859,19 @@ def hold_folder(
     made = _folders_to_make(folder)
     fd = _take_lock(folder, command, name or os.fspath(folder), advice)
     try:
+        # a lock file left by a killed command is taken in a folder that may since have become
+        # read-only: found here, before the command's work, rather than at its first write
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        _release(fd)
+        raise _cannot_write(name or os.fspath(folder), folder, err, advice) from err
+    try:
         yield folder
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        # a lock file that cannot be removed is taken over by the next command: its error
+        # would only hide the block's own
+        with contextlib.suppress(OSError):
             os.unlink(folder / LOCK_NAME)
         _release(fd)
         for path in made:

@@ -624,3 +624,44 @@ def test_an_output_folder_in_a_folder_read_as_data_is_refused_through_links(tmp_
     for outside in (tmp_path / "data" / "train2", tmp_path / "data", tmp_path / "runs" / "a"):
         check_outside_data("run folder", outside, data, advice)
     assert not (root / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_read_only_folder_with_a_lock_file_left_is_refused_before_the_block(
+    tmp_path, monkeypatch
+):
+    # a lock file left by a killed command opens (and locks) in a folder that has since become
+    # read-only (chmod 555: root ignores it, so the calls are refused here): the folder is
+    # refused before the command's work, and a lock file that cannot be removed as the block
+    # ends does not hide the block's own error
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / LOCK_NAME).write_text("123 train\n")
+    real_open, real_unlink = os.open, os.unlink
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    def open_in_a_read_only_folder(path, flags, *args, **kwargs):
+        new = flags & os.O_CREAT and not os.path.lexists(path)
+        nameless = flags & os.O_TMPFILE == os.O_TMPFILE and Path(path) == folder
+        if Path(path).parent == folder and new or nameless:
+            denied(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def unlink_in_a_read_only_folder(path, *args, **kwargs):
+        if Path(path).parent == folder:
+            denied(path)
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink_in_a_read_only_folder)
+    with pytest.raises(ValueError, match="the block's own"), hold_folder(folder, "train"):
+        raise ValueError("the block's own error")
+    monkeypatch.setattr(os, "open", open_in_a_read_only_folder)
+    held = hold_folder(folder, "train", name=f"run folder {folder}", advice="choose another --out")
+    with pytest.raises(UsageError) as info, held:
+        raise AssertionError("the block ran")
+    assert str(info.value) == (
+        f"run folder {folder}: cannot write in {folder} (Permission denied); choose another --out"
+    )
+    assert os.listdir(folder) == [LOCK_NAME]
+
