@@ -90,10 +90,11 @@ def hangup_as_terminate() -> Iterator[None]:
 def deferred() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP that arrive inside the block are held, and the first of them is
     raised again, to the handler before the block, as it ends: a step that must finish whole (a
-    process started and recorded as the caller's, so that a stop kills it) is not cut between
-    its two halves. A block that fails still raises the held signal, which then stands for the
-    failure: a stop sent to a process group also ends the fork server the block starts a job
-    from. Outside the main thread it does nothing."""
+    process started and recorded as the caller's, so that a stop kills it; a library's import,
+    whose code may catch the ``KeyboardInterrupt`` or be left half made) is not cut. A block
+    that fails still raises the held signal, which then stands for the failure: a stop sent to
+    a process group also ends the fork server the block starts a job from. Outside the main
+    thread it does nothing."""
     held: list[int] = []
 
     def hold(signum: int, frame: FrameType | None) -> None:

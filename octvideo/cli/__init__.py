@@ -25,9 +25,10 @@ closed, is taken as SIGTERM): the command unwinds, stopping its workers, committ
 it finished and removing those it had not. A command prints its last lines, its summary, with
 ``print_last``: its work written, a signal from then on stops nothing and prints nothing.
 ``train``, ``test`` and ``sweep`` answer SIGTERM themselves, at a step boundary; for the others,
-and for every command while it starts (importing torch and Lightning), it raises ``Terminated``
-where the command is. Before the command line is parsed, the line names the command its first
-words give (``COMMANDS``): ``octvideo data synth: stopped by Ctrl-C``.
+and for every command while it starts, it raises ``Terminated`` where the command is. A stop
+while a command imports its modules (torch, Lightning: seconds) waits for the imports to end.
+Before the command line is parsed, the line names the command its first words give
+(``COMMANDS``): ``octvideo data synth: stopped by Ctrl-C``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "predict": (),
     "export": (),
     "models": (),
+}
+
+
+# The modules a command imports as it runs, beyond its parser's (train and test: Lightning,
+# which imports matplotlib), imported before it runs, with the stops held (``_run``).
+HEAVY_IMPORTS: dict[str, tuple[str, ...]] = {
+    "train": ("octvideo.engine.run",),
+    "test": ("octvideo.engine.run",),
 }
 
 
@@ -258,9 +267,15 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         _open_closed_streams()
         _check_current_folder()  # before torch, which dies with an unrelated line without one
-        parser = build_parser()  # imports torch: seconds, during which Ctrl-C is likely
-        args = parser.parse_args(argv)
-        prog = args.prog
+        # the imports take seconds, during which a stop is likely; raised inside one, it left a
+        # module half made (a traceback of the next import) or was caught by its code (the
+        # command ran on): held until they end, it then stops the command as anywhere else
+        with signals.deferred():
+            parser = build_parser()  # imports torch
+            args = parser.parse_args(argv)
+            prog = args.prog
+            for name in HEAVY_IMPORTS.get(args.command, ()):
+                importlib.import_module(name)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",

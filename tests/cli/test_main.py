@@ -590,3 +590,61 @@ def test_a_command_that_says_where_it_stopped_is_reported_in_its_words(
     monkeypatch.setattr(cli_models, "run", run)
     assert main(["models"]) == status
     assert capsys.readouterr().err == f"octvideo models: {stop}\n"
+
+
+# A child in which the first import of the module named by argv[2] gets the signal argv[1] and,
+# as a library's import may (numpy's, matplotlib's), catches what it raises: the signal arrives
+# at a known point of the command's start, whatever the machine's load.
+_SIGNAL_CAUGHT_IN_IMPORT = """
+import signal, sys
+
+class CaughtInImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[2]:
+            sys.meta_path.remove(self)
+            try:
+                signal.raise_signal(getattr(signal, sys.argv[1]))
+            except BaseException:
+                pass
+        return None
+
+sys.meta_path.insert(0, CaughtInImport())
+from octvideo.cli import main
+
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "module", "argv", "line", "status"),
+    [
+        (
+            "SIGINT",
+            "numpy",
+            ["train", "--cfg", "no.yaml"],
+            "octvideo train: stopped by Ctrl-C",
+            130,
+        ),
+        ("SIGHUP", "numpy", ["models"], "octvideo models: stopped by SIGTERM", 143),
+        (  # Lightning's import, which imports matplotlib, as train and test start
+            "SIGTERM",
+            "matplotlib",
+            ["test", "--cfg", "c.yaml", "--ckpt", "c.ckpt"],
+            "octvideo test: stopped by SIGTERM",
+            143,
+        ),
+    ],
+)
+def test_a_stop_while_the_modules_import_waits_for_them_and_stops(
+    signum, module, argv, line, status
+):
+    # raised inside an import, a stop was lost to the library's code (the command ran on) or
+    # left a module half made (a traceback of the next import)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_CAUGHT_IN_IMPORT, signum, module, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert (proc.returncode, proc.stderr, proc.stdout) == (status, f"{line}\n", "")
