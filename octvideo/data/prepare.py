@@ -7,8 +7,11 @@ scaled to short side 256 or 320, which is what this writes:
 - every video of SRC that a list will hold -> the same relative path under DST, extension
   ``.mp4``, H.264 (crf 23, yuv420p, even sizes), video stream only, frames re-timed at the
   source's average rate (frame order and count are kept; that is all the frame-index sampler
-  uses); a video no list would hold is not encoded, and one warning line counts them: one in a
-  hidden, ``__MACOSX`` or ``@eaDir`` folder (a copy in ``.Trash-1000/``, an AppleDouble file),
+  uses), as displayed: turned by the source's display matrix (or MKV ``rotate`` tag) as the
+  decoders turn it, the short side that of the displayed size, and no matrix written, so a
+  phone video reads upright from the output as from the source; a video no list would hold is
+  not encoded, and one warning line counts them: one in a hidden, ``__MACOSX`` or ``@eaDir``
+  folder (a copy in ``.Trash-1000/``, an AppleDouble file),
   with ``--csv`` one that no row of the CSVs names (``kinetics_name``), without one not at
   ``<split>/<class>/<video>``;
 - SRC is walked by ``annotations.walk_tree``, as the CSV index walks its root: links to folders
@@ -25,8 +28,10 @@ scaled to short side 256 or 320, which is what this writes:
   may hold decoders mid-use;
 - resumable: a file is written as ``<source name>.part.mp4`` (one name per source, so no two jobs
   share it) and renamed when complete, so a finished output means a finished file and a rerun
-  skips it, provided its short side is the one asked for: a rerun with another ``--short-side``
-  (or an output that cannot be probed) encodes the video again, and says how many it did;
+  skips it, provided it has the size this run writes (the source's displayed size at the short
+  side asked for): a rerun with another ``--short-side``, over a turned video an earlier octvideo
+  wrote as stored (sideways), or over an output that cannot be probed encodes the video again,
+  and says how many it did;
 - failures do not stop the run: they are listed in ``DST/prepare_errors.jsonl`` (JSON lines
   ``{"path": ..., "error": ...}``, the format of ``data check``'s report, which holds any file
   name); an encoding process that dies (a decoder crash, the OOM killer) is a failure of the video
@@ -113,6 +118,13 @@ from octvideo.data.decoding import (
 )
 from octvideo.data.limits import MAX_WORKERS, check_range, check_timeout
 from octvideo.data.open_files import FORK_SERVER_OPEN_FILES, reserve_open_files
+from octvideo.data.orientation import (
+    UPRIGHT,
+    Orientation,
+    display_matrix,
+    orientation_of,
+    rotate_tag_matrix,
+)
 from octvideo.data.workers import (
     check_worker_count,
     exit_reason,
@@ -165,6 +177,10 @@ def part_path(src: str, dst: str) -> str:
 
 
 def _encode(src: str, part: str, short_side: int) -> int:
+    """Re-encode ``src`` into ``part`` as it is displayed: its frames turned as decoding turns
+    them (``_orientation``), scaled to ``short_side`` on the displayed size, and no display
+    matrix written, so that every decoder reads the output as the source is shown (a phone video
+    stored landscape with a 90 degree matrix comes out portrait)."""
     import av
 
     frames = 0
@@ -172,22 +188,60 @@ def _encode(src: str, part: str, short_side: int) -> int:
         stream = video_stream(source, src)  # what decoding reads: failures in its words
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or 30
-        width, height = stream.codec_context.width, stream.codec_context.height
-        check_frame_size(src, width, height, "pyav")
-        width, height = scaled_size(width, height, short_side)
+        stored = stream.codec_context.width, stream.codec_context.height
+        check_frame_size(src, *stored, "pyav")  # a turn changes neither side's length
+        time_base = Fraction(1) / Fraction(rate)
         with av.open(part, "w", format="mp4") as target:
-            out = target.add_stream("libx264", rate=rate)
-            out.width, out.height, out.pix_fmt = width, height, "yuv420p"
-            time_base = Fraction(1) / Fraction(rate)
-            out.codec_context.time_base = time_base
-            out.options = {"crf": "23", "preset": "veryfast", "threads": "1"}
+            out, turn = None, UPRIGHT
             for frame in _decoded(source, stream, src):
-                image = frame.reformat(width=width, height=height, format="yuv420p")
+                if out is None:  # the first frame's matrix turns them all, as decoding does
+                    turn = _orientation(stream, frame)
+                    width, height = scaled_size(*turn.size(*stored), short_side)
+                    out = target.add_stream("libx264", rate=rate)
+                    out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+                    out.codec_context.time_base = time_base
+                    out.options = {"crf": "23", "preset": "veryfast", "threads": "1"}
+                image = _displayed(frame, turn, width, height)
                 image.pts, image.time_base = frames, time_base  # constant rate, same order
                 target.mux(out.encode(image))
                 frames += 1
-            target.mux(out.encode())
+            if out is not None:
+                target.mux(out.encode())
     return frames
+
+
+def _orientation(stream: Any, frame: Any) -> Orientation:
+    """How decoding turns the frames of the PyAV ``stream`` (``decoding._read_header``): by the
+    display matrix of its first decoded ``frame``, else by the ``rotate`` tag FFmpeg 4 wrote
+    into MKV."""
+    matrix = display_matrix(frame)
+    if matrix is None:
+        tags = {key.lower(): value for key, value in stream.metadata.items()}
+        matrix = rotate_tag_matrix(tags.get("rotate"))
+    return orientation_of(matrix)
+
+
+def _displayed(frame: Any, turn: Orientation, width: int, height: int) -> Any:
+    """The decoded ``frame`` as displayed (``turn``), at ``width`` x ``height``, in yuv420p."""
+    import av
+
+    if turn == UPRIGHT:
+        return frame.reformat(width=width, height=height, format="yuv420p")
+    stored_w, stored_h = turn.size(width, height)  # back to stored: sides swap both ways
+    # RGB as the decoders convert it (``to_ndarray``), turned as they turn it
+    array = turn.apply(frame.to_ndarray(format="rgb24", width=stored_w, height=stored_h))
+    return av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+
+
+def _displayed_size(src: str) -> tuple[int, int] | None:
+    """``src``'s (width, height) as displayed, the size ``_encode`` scales; None when no frame
+    of it decodes."""
+    with open_container(src) as source:
+        stream = video_stream(source, src)
+        size = stream.codec_context.width, stream.codec_context.height
+        for frame in _decoded(source, stream, src):
+            return _orientation(stream, frame).size(*size)
+    return None
 
 
 def _decoded(source: Any, stream: Any, src: str) -> Iterator[Any]:
@@ -713,10 +767,11 @@ def _check_layout(src: Path, outputs: list[Path]) -> None:
     )
 
 
-def _done(output: Path, short_side: int) -> bool:
-    """Whether ``output`` is a finished encoding at ``short_side``: a file that the decoder opens
-    and that scaling to ``short_side`` would leave as it is (a rerun with another ``--short-side``
-    must not keep the old size)."""
+def _done(output: Path, src: str, short_side: int) -> bool:
+    """Whether ``output`` is a finished encoding of ``src`` at ``short_side``: a file that the
+    decoder opens, whose displayed size is ``src``'s displayed size scaled to ``short_side``, as
+    ``_encode`` writes it. A rerun with another ``--short-side`` must not keep the old size, nor
+    keep a turned video an earlier octvideo wrote as stored (sideways)."""
     if not output.is_file():
         return False
     from octvideo.data.decoding import probe
@@ -726,8 +781,13 @@ def _done(output: Path, short_side: int) -> bool:
     except Exception as err:  # a file a decoder rejects is encoded again, whatever the reason
         logger.warning("%s cannot be probed (%s); encoding it again", output, err)
         return False
-    size = (info.width, info.height)
-    return min(scaled_size(*size, short_side)) == min(size)
+    try:
+        displayed = _displayed_size(src)
+    except DecodeError:  # encoding it fails again, and lists why
+        return False
+    return displayed is not None and (info.width, info.height) == scaled_size(
+        *displayed, short_side
+    )
 
 
 def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
@@ -771,7 +831,7 @@ def _plan_jobs(
             for path in paths:
                 same = f"same output {dst / rel} as {', '.join(p for p in paths if p != path)}"
                 errors.append((path, f"{same}; rename or remove one of them and run again"))
-        elif _done(dst / rel, short_side):
+        elif _done(dst / rel, paths[0], short_side):
             skipped += 1
         else:
             if (dst / rel).is_file():

@@ -13,20 +13,30 @@ from functools import partial
 from multiprocessing import Pipe
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from octvideo.cli import main
+from octvideo.data import decode, probe
 from octvideo.data import prepare as prepare_module
-from octvideo.data import probe
 from octvideo.data import workers as workers_module
 from octvideo.data.annotations import kinetics_name, load_annotations, read_lines
 from octvideo.data.check import check_one, read_bad_videos
-from octvideo.data.decoding import NO_CODEC
+from octvideo.data.decoding import NO_CODEC, resize_short_side
+from octvideo.data.orientation import display_matrix
 from octvideo.data.prepare import part_path, prepare_dataset
 from octvideo.errors import UsageError
 from octvideo.paths import LOCK_NAME, hold_folder
 from tests.data import prepare_faults as faults
-from tests.data.media_helpers import cut_recordings_in, data_error, raw_tree
+from tests.data.media_helpers import (
+    TURNS,
+    cut_recordings_in,
+    data_error,
+    encode_turned,
+    raw_tree,
+    turned_pattern,
+)
 from tests.deadline import run_with_deadline
 from tests.inference.media_helpers import faststart
 
@@ -997,3 +1007,72 @@ def test_csv_labels_in_decomposed_unicode_meet_a_class_list_in_either_form(tmp_p
     prepare_dataset(src, dst, csvs=[str(val)], progress=False)
     assert (dst / "classes.txt").read_text() == f"{nfd}\ncafez\n"  # kept: train.txt uses it
     assert (dst / "validate.txt").read_text() == "val/b_000000_000010.mp4 0\n"
+
+
+def _rotate_tagged(source: Path, path: Path) -> Path:
+    """``source`` (no display matrix) remuxed into MKV with the ``rotate`` tag 90 that FFmpeg 4
+    wrote for a phone video, which decoding applies as a matrix of 90 degrees."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        stream.metadata["rotate"] = "90"
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:  # the demuxer's last, empty packet
+                packet.stream = stream
+                dst.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def turned_raw(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    """A raw tree of a video for each turn and mirror decoding applies (``TURNS``, and a rotate
+    tag in MKV), and the displayed frame of each, by its output name."""
+    src = tmp_path_factory.mktemp("turned") / "raw"
+    folder = src / "train" / "phone"
+    folder.mkdir(parents=True)
+    shown = {}
+    for name, (turn, displayed) in TURNS.items():
+        encode_turned(folder / f"{name}.mp4", turn)
+        shown[f"{name}.mp4"] = displayed(turned_pattern())
+    _rotate_tagged(
+        encode_turned(tmp_path_factory.mktemp("plain") / "plain.mp4", None), folder / "tag.mkv"
+    )
+    shown["tag.mp4"] = np.rot90(turned_pattern(), -1)
+    return src, shown
+
+
+def test_a_turned_video_is_prepared_as_it_is_displayed(tmp_path, turned_raw):
+    # prepare wrote a phone video's stored frames without its matrix: train and test on the
+    # prepared set saw it turned 90 degrees, predict on the raw file upright
+    import av
+
+    src, shown = turned_raw
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=40, workers=2, progress=False)
+    assert counts == {"encoded": len(shown), "redone": 0, "skipped": 0, "failed": 0}
+    for name, displayed in shown.items():
+        output = dst / "train" / "phone" / name
+        expected = resize_short_side(torch.from_numpy(displayed.copy())[None], 40).float()
+        for decoder in ("decord", "pyav"):
+            frames = decode(output, [0, 5], decoder=decoder).float()  # (2, H, W, 3)
+            assert frames.shape[1:] == expected.shape[1:], (name, decoder)
+            # scaled and re-encoded: about 3 levels; a mirror or a half turn is 37 or more
+            assert (frames - expected).abs().mean() < 6.0, (name, decoder)
+        with av.open(str(output)) as container:
+            assert display_matrix(next(container.decode(video=0))) is None, name
+            assert "rotate" not in container.streams.video[0].metadata, name
+    counts = prepare_dataset(src, dst, short_side=40, workers=2, progress=False)
+    assert counts == {"encoded": 0, "redone": 0, "skipped": len(shown), "failed": 0}
+
+
+def test_a_rerun_encodes_again_a_turned_video_written_as_stored(tmp_path, turned_raw):
+    # an earlier octvideo wrote the stored frames: the short side asked for, but sideways
+    src, shown = turned_raw
+    dst = tmp_path / "out"
+    (dst / "train" / "phone").mkdir(parents=True)
+    encode_turned(dst / "train" / "phone" / "90.mp4", None)  # 96x64; displayed, 64x96
+    counts = prepare_dataset(src, dst, short_side=64, workers=2, progress=False)
+    assert counts == {"encoded": len(shown), "redone": 1, "skipped": 0, "failed": 0}
+    info = probe(dst / "train" / "phone" / "90.mp4")
+    assert (info.width, info.height) == (64, 96)
