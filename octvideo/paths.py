@@ -206,11 +206,13 @@ class ReadFolders(ReadFiles):
     folder searched for a Kinetics CSV's videos), to refuse an output folder that is one of them
     or lies inside one: the next command that reads the data would take the outputs for classes
     or search them for videos. Compared as ``ReadFiles`` compares, for the folder and each of its
-    parents."""
+    parents, the folder resolved through links first: the system follows a link before a ``..``
+    after it, so ``LINK/../train`` is the ``train`` beside the folder the link points to, not
+    the one beside the link."""
 
     def find(self, path: str | os.PathLike[str]) -> tuple[str, str | os.PathLike[str]] | None:
         """``(what, path)`` of the read folder that ``path`` is or lies inside, or None."""
-        folder = Path(os.path.abspath(path))
+        folder = Path(os.path.realpath(path))  # the parts that do not exist yet, as written
         for part in (folder, *folder.parents):
             if (found := super().find(part)) is not None:
                 return found

@@ -665,3 +665,16 @@ def test_a_read_only_folder_with_a_lock_file_left_is_refused_before_the_block(
     )
     assert os.listdir(folder) == [LOCK_NAME]
 
+
+def test_an_output_folder_through_a_link_and_dot_dot_is_resolved_as_the_system_does(tmp_path):
+    # LINK/../train is the train beside the folder LINK points to: abspath made it the one
+    # beside the link, and the run was written among the class folders
+    root = tmp_path / "dsf" / "train"
+    root.mkdir(parents=True)
+    (tmp_path / "dsf" / "val").mkdir()
+    (tmp_path / "lnk").symlink_to(tmp_path / "dsf" / "val")
+    data = ReadFolders([("the class folders of data.train_list", root)])
+    for out in (tmp_path / "lnk" / ".." / "train", tmp_path / "lnk" / ".." / "train" / "run"):
+        with pytest.raises(UsageError, match=f"^run folder {out} is "):
+            check_outside_data("run folder", out, data, "choose another --out")
+    check_outside_data("run folder", tmp_path / "lnk" / ".." / "runs", data, "choose another")
