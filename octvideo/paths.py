@@ -240,6 +240,34 @@ def check_outside_data(
     )
 
 
+# A command whose outputs have fixed names (``train`` a run folder's, ``test`` a report folder's)
+# writes its mark in the folder before any other file there, and replaces a file of one of those
+# names only in a folder that holds the mark: elsewhere the file is someone else's (notes, a
+# recipe, a figure in a project folder given as ``--out .``). The mark stays when the folder's
+# other files go (a user who deletes a run's checkpoints/ to start it over), and the lock file
+# cannot stand in for it: ``hold_folder`` removes that as its command ends.
+RUN_MARK = ".octvideo-run"
+TEST_MARK = ".octvideo-test"
+
+
+def mark_folder(folder: str | os.PathLike[str], mark: str, command: str) -> Path:
+    """Writes ``mark`` (``RUN_MARK``, ``TEST_MARK``) in ``folder``, made when missing, unless it
+    is there: ``command``'s first write there, atomic (``write_atomically``).
+
+    Raises:
+        UsageError, OutputWriteError: as ``write_atomically``.
+    """
+    path = Path(folder) / mark
+    if not is_marked(folder, mark):
+        write_atomically(path, f"octvideo {command} writes its files here and replaces them\n")
+    return path
+
+
+def is_marked(folder: str | os.PathLike[str], mark: str) -> bool:
+    """Whether ``folder`` holds ``mark``: a command of that mark has written there."""
+    return os.path.isfile(os.path.join(folder, mark))
+
+
 # what ``why_not_a_file`` says when nothing is there: ``is_missing`` tells it from the rest
 _MISSING = "does not exist"
 _MISSING_UNDER_A_FILE = "does not exist (a folder on its path is a file)"

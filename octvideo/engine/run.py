@@ -99,6 +99,7 @@ from octvideo.errors import (
     ConfigError,
     Interrupted,
     NonFiniteLoss,
+    OctvideoError,
     OutputWriteError,
     RunStopped,
     Terminated,
@@ -110,6 +111,8 @@ from octvideo.errors import (
 from octvideo.models.cost import measure_cost
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import (
+    RUN_MARK,
+    TEST_MARK,
     ReadFiles,
     ReadFolders,
     check_folder,
@@ -117,7 +120,9 @@ from octvideo.paths import (
     check_outside_data,
     check_utf8,
     hold_folder,
+    is_marked,
     is_missing,
+    mark_folder,
     nearest_existing,
     read_utf8,
     same_file,
@@ -539,11 +544,11 @@ def check_run_files(
     user's file held beyond the resolved config.
 
     A new run (or a branch into the folder) replaces the ``config.yaml``, ``replicas.json`` and
-    ``curves.png`` it finds only when the folder holds a ``checkpoints/`` folder: every run makes
-    it before its first file, so they are then an earlier run's, stopped before its first
-    checkpoint (``check_new_run`` refuses a folder with one). Without it they are someone
-    else's (notes, a figure, a recipe in a project folder given as ``--out .``), and refused.
-    The logs are never replaced: each run writes a new ``version_N``.
+    ``curves.png`` it finds only in a run folder (``is_run_folder``): they are then an earlier
+    run's, stopped before its first checkpoint or whose checkpoints were deleted
+    (``check_new_run`` refuses a folder that holds them). Elsewhere they are someone else's
+    (notes, a figure, a recipe in a project folder given as ``--out .``), and refused. The logs
+    are never replaced: each run writes a new ``version_N``.
 
     Raises:
         UsageError: names the file and what it is.
@@ -570,16 +575,34 @@ def check_run_files(
         resumed = path.parent == ckpt_dir  # a checkpoint resumed from is rewritten
         check_output_file("the run's file", path, None if resumed else reads, folder=False)
     continued = ckpt_path is not None and in_run_folder(ckpt_path, ckpt_dir)
-    if continued or ckpt_dir.is_dir():
+    if continued or is_run_folder(run_dir):
         return
-    # a run makes checkpoints/ before its first file: these are no earlier run's of the folder
     for path in outputs:
         if path.parent == run_dir and path.exists():
             raise UsageError(
                 f"{run_dir} holds {path.name}, which a new run would replace, but no "
-                "checkpoints/ folder, which a run makes before its first file: it is not an "
-                "earlier run's; move it away, or choose another --out (nothing was changed)"
+                f"{RUN_MARK}, which every run writes there first: it is not an earlier run's; "
+                "move it away, or choose another --out (nothing was changed)"
             )
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a run's folder, whose files a new run may replace: it holds
+    ``RUN_MARK``, which every run writes there before its first file, or (a run of octvideo
+    before the mark) a ``config.yaml`` that loads as a run config whose run folder is
+    ``run_dir``. That is the resolved config a run writes; a recipe names no run folder, or one
+    under ``output.root``, not the folder it lies in, so a user's file there passes only where
+    it says it is this folder's run config."""
+    if is_marked(run_dir, RUN_MARK):
+        return True
+    config_yaml = run_dir / "config.yaml"
+    if why_not_a_file(config_yaml) is not None:
+        return False
+    try:
+        written = load_config(config_yaml)
+    except (OctvideoError, OSError, ValueError):  # no run config: not a run's
+        return False
+    return same_file(run_dir_of(written), run_dir)
 
 
 def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:
@@ -1244,9 +1267,10 @@ def _train_in(
     if cfg.output.tensorboard:
         loggers.append(TensorBoardLogger(run_dir, name="tb", default_hp_metric=False))
     trainer = _trainer(cfg, run_dir, [*own, *callbacks], loggers)
-    # checks done: the first writes
+    # checks done: the first writes, the run's mark first in its folder (check_run_files)
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
+        mark_folder(run_dir, RUN_MARK, "train")
     _output_folder(ckpt_dir, create=True)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
@@ -1432,16 +1456,18 @@ SUMMARY_LIMIT = 2**24  # bytes; a test's summary.json is a few kilobytes
 
 def check_earlier_report(out_dir: Path) -> None:
     """Refuses report files in ``out_dir`` that no test wrote, which a test removes as it begins
-    (``remove_report``) and then replaces: a test writes ``summary.json`` last, so the report
-    files beside a ``summary.json`` that reads as a test's (its ``metrics`` and ``protocol``) are
-    an earlier test's. Without one they are another's (a ``predictions.csv`` of one's own in a
-    ``test.out_dir``), or what a test killed as it wrote its report left, and are refused.
+    (``remove_report``) and then replaces. A test writes ``TEST_MARK`` in its report folder
+    before any other file, so report files beside it are a test's: a finished one's, or what a
+    test killed as it wrote its report left. A folder of a test of octvideo before the mark is
+    known by its ``summary.json``, which reads as a test's (its ``metrics`` and ``protocol``)
+    and is written last. Any other report file is someone else's (a ``predictions.csv`` of one's
+    own in a ``test.out_dir``), and refused.
 
     Raises:
         UsageError: names the folder and the file.
     """
     found = [name for name in REPORT_FILES.values() if (out_dir / name).exists()]
-    if not found:
+    if not found or is_marked(out_dir, TEST_MARK):
         return
     summary = out_dir / REPORT_FILES["summary"]
     with contextlib.suppress(OSError, ValueError):  # unreadable, or not JSON: not a test's
@@ -1449,10 +1475,19 @@ def check_earlier_report(out_dir: Path) -> None:
         if isinstance(earlier, dict) and {"metrics", "protocol"} <= earlier.keys():
             return
     raise UsageError(
-        f"report folder {out_dir} holds {found[0]}, which a test would replace, but no summary "
-        "of a test, which a test writes last: it is not an earlier test's report; move it "
-        "away, or choose another --out or test.out_dir (nothing was changed)"
+        f"report folder {out_dir} holds {found[0]}, which a test would replace, but no "
+        f"{TEST_MARK}, which every test writes there first: it is not an earlier test's "
+        "report; move it away, or choose another --out or test.out_dir (nothing was changed)"
     )
+
+
+def _forget_report(out_dir: Path) -> None:
+    """Removes what a test that did not finish wrote in ``out_dir``, its mark last, so that it
+    leaves no report (and a report folder it made, none). A report file that cannot be removed
+    keeps the mark, so the next test there replaces it."""
+    with contextlib.suppress(OSError):  # the error that stopped the test is the one to tell
+        remove_report(out_dir)
+        (out_dir / TEST_MARK).unlink(missing_ok=True)
 
 
 def _hold_report_folder(out_dir: Path) -> contextlib.AbstractContextManager[Any]:
@@ -1497,13 +1532,37 @@ def _test_in(
     from octvideo.data import BadVideoCallback
 
     trainer = _trainer(cfg, run_dir, [BadVideoCallback(), *callbacks], loggers=False)
-    # checks done: the first writes
+    # checks done: the first writes, the test's mark first in its folder (check_earlier_report)
     if trainer.is_global_zero:
         _write_classes_file(cfg, datamodule.classes)
     _output_folder(out_dir, create=True, setting="--out or test.out_dir")
-    removed = remove_report(out_dir) if trainer.is_global_zero else []
-    if removed:
-        logger.info("removed the earlier report in %s", out_dir)
+    if trainer.is_global_zero:  # the process that writes the report
+        mark_folder(out_dir, TEST_MARK, "test")
+    try:
+        removed = remove_report(out_dir) if trainer.is_global_zero else []
+        if removed:
+            logger.info("removed the earlier report in %s", out_dir)
+        return _evaluate(
+            cfg, ckpt, checkpoint, model, module, datamodule, trainer, out_dir, removed
+        )
+    except BaseException:  # stopped or failed from here on: no report is left
+        if trainer.is_global_zero:
+            _forget_report(out_dir)
+        raise
+
+
+def _evaluate(
+    cfg: RunConfig,
+    ckpt: str | Path,
+    checkpoint: dict[str, Any],
+    model: torch.nn.Module,
+    module: VideoClassifier,
+    datamodule: Any,
+    trainer: L.Trainer,
+    out_dir: Path,
+    removed: Sequence[Path],
+) -> TestResult:
+    """``_test_in``'s evaluation and report, once the earlier report was ``removed``."""
 
     def stopped() -> str:
         done = completed_test_batches(trainer)

@@ -40,7 +40,7 @@ from torch.utils.data import get_worker_info
 
 from octvideo import cli
 from octvideo.checkpoint_meta import ADVICE, CheckpointMeta, build_network
-from octvideo.config import OptimConfig, load_config
+from octvideo.config import OptimConfig, load_config, save_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
 from octvideo.data.datasets import OutOfOpenFiles
@@ -2370,31 +2370,51 @@ def test_a_run_or_report_folder_in_a_folder_read_as_data_is_refused_writing_noth
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "replicas.json", "curves.png"])
-def test_a_new_run_refuses_a_file_it_would_replace_that_no_run_wrote(tiny_synth, tmp_path, name):
+@pytest.mark.parametrize("checkpoints", [False, True])
+def test_a_new_run_refuses_a_file_it_would_replace_that_no_run_wrote(
+    tiny_synth, tmp_path, name, checkpoints
+):
+    # --out . in a project folder, which may well hold a checkpoints/ folder of its own
     run = tmp_path / "run"
     run.mkdir()
     (run / name).write_bytes(b"my notes\n")
+    if checkpoints:
+        (run / "checkpoints").mkdir()
+        (run / "checkpoints" / "model_v1.pt").write_bytes(b"mine\n")
     before = _files(tmp_path)
     for resume in (None, "auto"):  # auto without a last.ckpt starts a new run
         with pytest.raises(UsageError) as caught:
             run_train(None, tiny_overrides(tiny_synth), out=str(run), resume=resume)
         assert str(caught.value) == (
-            f"{run} holds {name}, which a new run would replace, but no checkpoints/ folder, "
-            "which a run makes before its first file: it is not an earlier run's; move it "
-            "away, or choose another --out (nothing was changed)"
+            f"{run} holds {name}, which a new run would replace, but no .octvideo-run, which "
+            "every run writes there first: it is not an earlier run's; move it away, or choose "
+            "another --out (nothing was changed)"
         )
         assert _files(tmp_path) == before and (run / name).read_bytes() == b"my notes\n"
 
 
-def test_a_new_run_replaces_the_files_of_a_run_stopped_before_its_first_checkpoint(
-    tiny_synth, tmp_path
-):
+def test_a_new_run_replaces_the_files_of_an_earlier_run_of_its_folder(tiny_synth, tmp_path):
+    """A run's folder is known by the mark it writes first, also once its checkpoints are
+    deleted to start it over; a folder of a run before the mark, by its config.yaml naming it."""
     run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)  # made by every run before its config.yaml
-    (run / "config.yaml").write_text("# the stopped run's\n")
-    result = run_train(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1}), out=str(run))
+    run_train(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1}), out=str(run))
+    assert (run / ".octvideo-run").is_file()
+    shutil.rmtree(run / "checkpoints")  # starting it over
+    result = run_train(None, tiny_overrides(tiny_synth, **{"trainer.max_epochs": 2}), out=str(run))
     assert result.last_ckpt.is_file()
-    assert load_config(run / "config.yaml").trainer.max_epochs == 1
+    assert load_config(run / "config.yaml").trainer.max_epochs == 2
+    for named, accepted in ((run, True), (tmp_path / "elsewhere", False)):
+        shutil.rmtree(run)
+        run.mkdir()
+        earlier = load_config(None, [*tiny_overrides(tiny_synth), f"output.dir={named}"])
+        save_config(earlier, run / "config.yaml")  # no mark: written before there was one
+        overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+        if accepted:
+            assert run_train(None, overrides, out=str(run)).last_ckpt.is_file()
+            assert load_config(run / "config.yaml").trainer.max_epochs == 1
+        else:
+            with pytest.raises(UsageError, match=r"holds config\.yaml, which a new run would"):
+                run_train(None, overrides, out=str(run))
 
 
 def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
@@ -2437,9 +2457,9 @@ def test_a_test_refuses_report_files_no_test_wrote(trained, tiny_synth, tmp_path
         run_test(None, overrides, ckpt=str(ckpt), out=str(tmp_path / "run"))
     first = "summary.json" if summary is not None else "predictions.csv"
     assert str(caught.value) == (
-        f"report folder {report} holds {first}, which a test would replace, but no summary of "
-        "a test, which a test writes last: it is not an earlier test's report; move it away, "
-        "or choose another --out or test.out_dir (nothing was changed)"
+        f"report folder {report} holds {first}, which a test would replace, but no "
+        ".octvideo-test, which every test writes there first: it is not an earlier test's "
+        "report; move it away, or choose another --out or test.out_dir (nothing was changed)"
     )
     assert {p: p.read_bytes() for p in report.iterdir()} == before
     assert not (tmp_path / "run").exists()
@@ -2488,3 +2508,35 @@ def test_a_test_and_its_sigterm_show_none_of_lightnings_noise(
     assert "GPU available: False, used: False" in logged  # Lightning's other lines are kept
     for noise in ("Tip:", "litmodels", "Received SIGTERM"):
         assert not [text for text in [err, *logged] if noise in text], noise
+
+
+def test_a_test_stopped_as_it_writes_its_report_leaves_none_and_a_killed_one_reruns(
+    trained, tiny_synth, tmp_path, monkeypatch
+):
+    """Ctrl-C as the report is written removes what was written; a test killed there (nothing
+    removed) leaves its own files beside its mark, which the next test replaces. Both were
+    refused as files no test wrote, and a continued study failed the point."""
+    from octvideo.engine import evaluate
+
+    out, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    report = out / "test"
+
+    def stop(*args, **kwargs):  # after predictions.csv, per_class.csv and failed_videos.txt
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "plot_confusion", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(out))
+    assert not report.exists()  # no report, and no folder the test made
+    monkeypatch.setattr(engine_run, "_forget_report", lambda out_dir: None)  # as by a kill -9
+    with pytest.raises(KeyboardInterrupt):
+        run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(out))
+    assert sorted(p.name for p in report.iterdir()) == [
+        ".octvideo-test",
+        "failed_videos.txt",
+        "per_class.csv",
+        "predictions.csv",
+    ]
+    monkeypatch.undo()
+    result = run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(out))
+    assert result.metrics["num_videos"] == 6 and (report / "summary.json").is_file()
