@@ -255,32 +255,14 @@ def check_run_text(cfg: RunConfig, out: str | os.PathLike[str] | None = None) ->
 
 def data_folders(cfg: RunConfig) -> ReadFolders:
     """The folders the config's data is read from as a whole, by every command that reads it:
-    a list that is a folder (a class-folder root: each sub-folder a class), and the folder a
-    Kinetics CSV's videos are searched in (``data.root``, default the CSV's folder). An output
-    folder there would be read with the data by the next command (``check_outside_data``). A
-    lines list names its videos: its folder and ``data.root`` are not read as a whole."""
-    from octvideo.data.annotations import detect_format
-
-    d = cfg.data
-    folders: list[tuple[str, str]] = []
-    for key in ("train_list", "val_list", "test_list"):
-        path = getattr(d, key)
-        if not path:
-            continue
-        if Path(path).is_dir():
-            folders.append((f"the class folders of data.{key}", path))
-            continue
-        fmt = d.annotation_format
-        if fmt == "auto" and why_not_a_file(path) is None:
-            with contextlib.suppress(OSError):  # unreadable: its reading names the problem
-                fmt = detect_format(path)
-        if fmt == "kinetics_csv":
-            root = d.root or os.path.dirname(path) or "."
-            where = "data.root" if d.root else "the folder"
-            folders.append(
-                (f"{where} searched for the videos of the Kinetics CSV data.{key}", root)
-            )
-    return ReadFolders(folders)
+    a list that is a folder, a class-folder root, whose every sub-folder is a class. An output
+    folder there would be taken for a class by the next command (``check_outside_data``). A
+    lines list names its videos, and a Kinetics CSV's video root (``data.root``, else the CSV's
+    folder) is searched only for files named like videos, matched to its rows by name: a run
+    folder, a report or a study holds none, so neither is read as a whole."""
+    lists = [(key, getattr(cfg.data, key)) for key in ("train_list", "val_list", "test_list")]
+    folders = [(key, path) for key, path in lists if path and Path(path).is_dir()]
+    return ReadFolders([(f"the class folders of data.{key}", path) for key, path in folders])
 
 
 def _datamodule(cfg: RunConfig):

@@ -2323,15 +2323,12 @@ def test_test_counts_gflops_per_view_as_the_models_command(name, alpha) -> None:
 def test_a_run_or_report_folder_in_a_folder_read_as_data_is_refused_writing_nothing(
     tiny_synth, tmp_path
 ):
-    """A run folder among the class folders (or under a Kinetics CSV's video root) would be read
-    as a class, or searched for videos, by the next command reading the data: a resume or a test
-    of the run failed, and the advice of that failure was to delete the run's folder."""
+    """A run folder among the class folders would be read as a class by the next command
+    reading the data: a resume or a test of the run failed, and the advice of that failure was
+    to delete the run's folder."""
     data = tmp_path / "data"
     for split in ("train", "val"):
         shutil.copytree(tiny_synth / split, data / split)
-    (data / "k").mkdir()
-    csv_list = data / "k" / "test.csv"
-    csv_list.write_text("label,youtube_id,time_start,time_end,split\n")
     folders = tiny_overrides(tiny_synth, **{"data.train_list": data / "train"})
     folders += [f"data.val_list={data / 'val'}"]
     tail = "the next command reading the data would read what is written there with it"
@@ -2339,20 +2336,6 @@ def test_a_run_or_report_folder_in_a_folder_read_as_data_is_refused_writing_noth
         (folders, data / "train", "run folder", "", "the class folders of data.train_list"),
         (folders, data / "val" / "a" / "b", "run folder", f"inside {data / 'val'}, ", "the "),
         (folders, data / "val", "report folder", f"inside {data / 'val'}, ", "the class "),
-        (
-            [*folders, f"data.test_list={csv_list}"],
-            data / "k" / "runs" / "a",
-            "run folder",
-            f"inside {data / 'k'}, ",
-            "the folder searched for the videos of the Kinetics CSV data.test_list",
-        ),
-        (
-            [*folders, f"data.test_list={csv_list}", f"data.root={data}"],
-            data / "runs" / "a",
-            "report folder",
-            f"inside {data}, ",
-            "data.root searched for the videos of the Kinetics CSV data.test_list",
-        ),
     ]
     before = _files(tmp_path)
     for overrides, out, name, where, what in cases:
@@ -2540,3 +2523,27 @@ def test_a_test_stopped_as_it_writes_its_report_leaves_none_and_a_killed_one_rer
     monkeypatch.undo()
     result = run_test(None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(out))
     assert result.metrics["num_videos"] == 6 and (report / "summary.json").is_file()
+
+
+def test_a_run_and_a_report_beside_a_kinetics_csv_are_accepted(
+    trained, tiny_synth, tmp_path, monkeypatch
+):
+    """A Kinetics CSV's video root is searched only for files named like its rows' videos, which
+    a run folder or a report never holds: the CSV in the working folder refused every --out."""
+    with (tiny_synth / "val.txt").open() as fh:
+        rows = [line.split() for line in fh if line.strip()]
+    classes = (tiny_synth / "classes.txt").read_text().split()
+    (tmp_path / "videos").mkdir()
+    with (tmp_path / "val.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["label", "youtube_id", "time_start", "time_end", "split"])
+        for i, (path, label) in enumerate(rows):
+            shutil.copy(tiny_synth / path, tmp_path / "videos" / f"v{i}_000000_000010.mp4")
+            writer.writerow([classes[int(label)], f"v{i}", 0, 10, "val"])
+    monkeypatch.chdir(tmp_path)
+    overrides = [*tiny_overrides(tiny_synth), "data.test_list=val.csv"]
+    result = run_test(None, overrides, ckpt=trained / "checkpoints" / "last.ckpt", out="runs/x")
+    assert result.metrics["num_videos"] == 6
+    assert (tmp_path / "runs" / "x" / "test" / "summary.json").is_file()
+    cfg = load_config(None, [*overrides, "data.train_list=val.csv"])
+    assert engine_run.data_folders(cfg).find("runs/y") is None  # train's and sweep's check
