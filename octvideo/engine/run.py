@@ -35,8 +35,15 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from octvideo import signals
-from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, model_config, stored_meta
+from octvideo.checkpoint_meta import (
+    CheckpointMeta,
+    ClipProtocol,
+    build_network,
+    model_config,
+    stored_meta,
+)
 from octvideo.config import (
+    ModelConfig,
     RunConfig,
     flatten,
     load_config,
@@ -737,7 +744,7 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     for key in RESUME_KEEPS:
         if key in stored:
             there[key], here[key] = stored[key], ours[key]
-    differ = _differing(there, here)
+    differ = _differing(there, here, meta)
     if not differ:
         return
     said = "; ".join(
@@ -770,17 +777,21 @@ def check_same_model(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Pat
     if meta is None:
         return
     there, here = _model_settings(meta, cfg, TEST_FREE)
-    differ = _differing(there, here)
+    differ = _differing(there, here, meta)
     if not differ:
         return
     said = "; ".join(
         f"{key}={_json(here.get(key, _UNSET))} here, {_json(there.get(key, _UNSET))} in training"
         for key in differ
     )
+    if meta.source is None:
+        config = "the --cfg of its run folder (config.yaml)"
+    else:  # imported: no run folder, but the run config its import wrote beside it
+        config = f"the --cfg its import wrote beside it ({Path(path).with_suffix('.yaml')})"
     raise UsageError(
         f"checkpoint {path} was trained as another network than the config builds ({said}): "
         f"its weights would be scored in a network they were not trained in; test with "
-        f"{_fix(meta, there, differ)}, or with the --cfg of its run folder (config.yaml)"
+        f"{_fix(meta, there, differ)}, or with {config}"
     )
 
 
@@ -796,13 +807,44 @@ def _model_settings(
     return there, here
 
 
-def _differing(there: dict[str, Any], here: dict[str, Any]) -> list[str]:
-    """The keys whose settings differ (``_same_setting``), in order."""
-    return [
+def _differing(there: dict[str, Any], here: dict[str, Any], meta: CheckpointMeta) -> list[str]:
+    """The keys whose settings differ (``_same_setting``), in order, less the ``model.extra``
+    keys set on one side only that build the network of the checkpoint's model section
+    (``meta``) without them: a key set to its model's default (``temporal_pool: true`` of an
+    I3D; ``stride_in_1x1`` of basic blocks, which have no 1x1 convolution) is the same network.
+    """
+    differ = [
         key
         for key in dict.fromkeys([*there, *here])
         if not _same_setting(there.get(key, _UNSET), here.get(key, _UNSET))
     ]
+    one_sided = [k for k in differ if k.startswith("model.extra.") and (k in there) != (k in here)]
+    if not one_sided:
+        return differ
+    trained = _network_layout(meta.model)
+    if trained is None:
+        return differ
+    same = set()
+    for key in one_sided:
+        extra = {k: v for k, v in meta.model.extra.items() if f"model.extra.{k}" != key}
+        if key in here:
+            extra[key.removeprefix("model.extra.")] = here[key]
+        if _network_layout(dataclasses.replace(meta.model, extra=extra)) == trained:
+            same.add(key)
+    return [key for key in differ if key not in same]
+
+
+def _network_layout(model: ModelConfig) -> tuple[str, list[tuple[str, tuple[int, ...]]]] | None:
+    """The network a model section builds, as two networks are told apart: its modules (every
+    layer's channels, kernel, stride, pool and octave) and its weights' names and shapes. Built
+    on the meta device, which takes no memory; None where the section builds none."""
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an octave without low channels: said at its build
+            network = build_network(model)
+    except (ValueError, TypeError):  # a key the model does not take: another network
+        return None
+    return repr(network), [(k, tuple(v.shape)) for k, v in network.state_dict().items()]
 
 
 def _fix(meta: CheckpointMeta, there: dict[str, Any], differ: Sequence[str]) -> str:

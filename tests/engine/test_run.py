@@ -2408,18 +2408,20 @@ def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
     zero_init_final_bn (only the initial weights) change nothing tested."""
     ckpt = trained / "checkpoints" / "last.ckpt"
     overrides = tiny_overrides(tiny_synth)
-    other = [*overrides, "model.octave=[2,2,2]", "model.extra={width: 4, temporal_pool: true}"]
+    other = [*overrides, "model.octave=[2,2,2]", "model.extra={width: 4, temporal_pool: false}"]
     with pytest.raises(UsageError) as caught:
         run_test(None, other, ckpt=str(ckpt), out=str(tmp_path / "refused"))
     assert str(caught.value) == (
         f"checkpoint {ckpt} was trained as another network than the config builds "
-        "(model.octave=[2,2,2] here, [1,2,2] in training; model.extra.temporal_pool=true here, "
+        "(model.octave=[2,2,2] here, [1,2,2] in training; model.extra.temporal_pool=false here, "
         "unset in training): its weights would be scored in a network they were not trained "
         'in; test with model.octave=[1,2,2] model.extra={"width":4}, or with the --cfg of its '
         "run folder (config.yaml)"
     )
     assert not (tmp_path / "refused").exists()
-    same = [*overrides, "model.dropout=0.3", "model.extra={width: 4, zero_init_final_bn: true}"]
+    # an extra key set to its model's default builds the same network
+    extra = "model.extra={width: 4, zero_init_final_bn: true, temporal_pool: true}"
+    same = [*overrides, "model.dropout=0.3", extra]
     result = run_test(None, same, ckpt=str(ckpt), out=str(tmp_path / "ok"))
     assert result.metrics["num_videos"] == 6
 
@@ -2547,3 +2549,23 @@ def test_a_run_and_a_report_beside_a_kinetics_csv_are_accepted(
     assert (tmp_path / "runs" / "x" / "test" / "summary.json").is_file()
     cfg = load_config(None, [*overrides, "data.train_list=val.csv"])
     assert engine_run.data_folders(cfg).find("runs/y") is None  # train's and sweep's check
+
+
+def test_an_imported_checkpoints_other_network_names_the_config_of_its_import(
+    trained, tiny_synth, tmp_path
+):
+    checkpoint = load_checkpoint(trained / "checkpoints" / "last.ckpt")
+    checkpoint["hyper_parameters"]["meta"]["source"] = {
+        "from": "pytorchvideo",
+        "file": "I3D_8x8_R50.pyth",
+        "sha256": "0" * 64,
+    }
+    ckpt = tmp_path / "imp.ckpt"
+    torch.save(checkpoint, ckpt)
+    other = [*tiny_overrides(tiny_synth), "model.octave=[2,2,2]"]
+    with pytest.raises(UsageError) as caught:
+        run_test(None, other, ckpt=str(ckpt), out=str(tmp_path / "refused"))
+    assert str(caught.value).endswith(
+        f"; test with model.octave=[1,2,2], or with the --cfg its import wrote beside it "
+        f"({tmp_path / 'imp.yaml'})"
+    )
