@@ -743,10 +743,11 @@ def _warn_sourceless(src: Path, dst: Path, outputs: list[Path]) -> None:
 
 
 def redone_note(redone: int, short_side: int) -> str:
-    """What the summary says of outputs encoded again at a new short side ("" when none)."""
+    """What the summary says of outputs encoded again because their size is not the one this run
+    writes (another short side, or a turned video written as stored); "" when none."""
     if not redone:
         return ""
-    return f" ({redone} of them again: they were not at short side {short_side})"
+    return f" ({redone} of them again: not the size short side {short_side} gives, as displayed)"
 
 
 def _check_layout(src: Path, outputs: list[Path]) -> None:
@@ -934,8 +935,9 @@ def _prepare(
     errors += clashes
     if again:
         logger.info(
-            "%d videos of %s are not at short side %d (an earlier run with another --short-side): "
-            "encoding them again",
+            "%d videos of %s are not the size short side %d gives them as displayed (an earlier "
+            "run with another --short-side, or one that wrote a turned video as stored): encoding "
+            "them again",
             len(again),
             dst,
             short_side,

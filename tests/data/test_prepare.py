@@ -379,7 +379,8 @@ def test_a_rerun_with_another_short_side_encodes_again(tmp_path, media, capsys):
     capsys.readouterr()
     assert main(["data", "prepare", str(src), str(dst), "--short-side", "48", "-q"]) == 0
     assert capsys.readouterr().out == (
-        "2 encoded (2 of them again: they were not at short side 48), 0 already done, 0 failed "
+        "2 encoded (2 of them again: not the size short side 48 gives, as displayed), "
+        "0 already done, 0 failed "
         f"(see {dst / 'prepare_errors.jsonl'})\n"
     )
     for name in ("train/jump/a.mp4", "val/jump/b.mp4"):
