@@ -598,6 +598,12 @@ def test_a_command_that_says_where_it_stopped_is_reported_in_its_words(
 _SIGNAL_CAUGHT_IN_IMPORT = """
 import signal, sys
 
+# the dispositions a terminal gives, whatever this test's process holds: a signal ignored there
+# (by a worker's code run in it) stays ignored in the processes it starts
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
 class CaughtInImport:
     def find_spec(self, name, path=None, target=None):
         if name == sys.argv[2]:
