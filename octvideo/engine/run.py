@@ -48,6 +48,7 @@ from octvideo.config import (
     flatten,
     load_config,
     parse_overrides,
+    read_config_file,
     resolve_config_path,
     save_config,
     to_dict,
@@ -575,13 +576,21 @@ def check_run_files(
             )
 
 
+# What a train of octvideo before RUN_MARK wrote beside config.yaml as trainer.fit began:
+# Lightning's hparams.yaml in the version folders of its CSV and TensorBoard logs
+EARLIER_RUN_FILES = ("logs/version_*/hparams.yaml", "tb/version_*/hparams.yaml", "replicas.json")
+
+
 def is_run_folder(run_dir: Path) -> bool:
     """Whether ``run_dir`` is a run's folder, whose files a new run may replace: it holds
     ``RUN_MARK``, which every run writes there before its first file, or (a run of octvideo
-    before the mark) a ``config.yaml`` that loads as a run config whose run folder is
-    ``run_dir``. That is the resolved config a run writes; a recipe names no run folder, or one
-    under ``output.root``, not the folder it lies in, so a user's file there passes only where
-    it says it is this folder's run config."""
+    before the mark) a ``config.yaml`` that is a resolved run config, with every section and
+    the name a run writes (a recipe sets only what it changes), which names ``run_dir`` as its
+    run folder or has one of ``EARLIER_RUN_FILES`` beside it. ``output.dir`` is relative to
+    the working folder of its run, so a folder moved, renamed or used from another working
+    folder is known by those files, which such a run wrote as it began training, before its
+    first checkpoint. A user's ``config.yaml`` that is no run config (notes, a recipe, beside a
+    ``checkpoints/`` folder of its own) is not a run's."""
     if is_marked(run_dir, RUN_MARK):
         return True
     config_yaml = run_dir / "config.yaml"
@@ -589,9 +598,15 @@ def is_run_folder(run_dir: Path) -> bool:
         return False
     try:
         written = load_config(config_yaml)
+        content = read_config_file(config_yaml)
     except (OctvideoError, OSError, ValueError):  # no run config: not a run's
         return False
-    return same_file(run_dir_of(written), run_dir)
+    sections = {section.name for section in dataclasses.fields(RunConfig)}
+    if not isinstance(content, dict) or not sections <= content.keys():
+        return False
+    if same_file(run_dir_of(written), run_dir):
+        return True
+    return any(path.is_file() for pattern in EARLIER_RUN_FILES for path in run_dir.glob(pattern))
 
 
 def check_free_space(folder: Path, model: torch.nn.Module, momentum: bool) -> None:

@@ -2569,3 +2569,41 @@ def test_an_imported_checkpoints_other_network_names_the_config_of_its_import(
         f"; test with model.octave=[1,2,2], or with the --cfg its import wrote beside it "
         f"({tmp_path / 'imp.yaml'})"
     )
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("sign", engine_run.EARLIER_RUN_FILES)
+def test_a_run_folder_from_before_the_mark_is_known_once_moved(tiny_synth, tmp_path, sign):
+    """A run of octvideo before the mark, stopped before its first checkpoint, whose folder was
+    moved (its output.dir, relative to its working folder, names another): its logs say it is a
+    run's, so a new run replaces its config.yaml."""
+    run = tmp_path / "moved"
+    earlier = load_config(None, [*tiny_overrides(tiny_synth), "output.dir=runs/run"])
+    save_config(earlier, run / "config.yaml")
+    (run / "checkpoints").mkdir()
+    assert not engine_run.is_run_folder(run)  # a config naming another folder, alone
+    _write(run / sign.replace("*", "0"), "{}\n")
+    assert engine_run.is_run_folder(run)
+    if sign.startswith("logs/"):
+        overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+        assert run_train(None, overrides, out=str(run)).last_ckpt.is_file()
+        assert load_config(run / "config.yaml").trainer.max_epochs == 1
+
+
+@pytest.mark.parametrize("mine", ["# project settings\nlr: 3\n", "model:\n  name: i3d_r18\n"])
+def test_a_users_config_beside_run_like_folders_is_not_a_runs(tiny_synth, tmp_path, mine):
+    """Notes, or a recipe naming the folder (a run writes every section), beside a checkpoints/
+    and logs/ of the user's own: refused, the file kept."""
+    run = tmp_path / "project"
+    _write(run / "config.yaml", f"{mine}output:\n  dir: {run}\n")
+    _write(run / "checkpoints" / "model_v1.pt", "mine\n")
+    _write(run / "logs" / "version_0" / "hparams.yaml", "lr: 3\n")
+    before = _files(tmp_path)
+    assert not engine_run.is_run_folder(run)
+    with pytest.raises(UsageError, match=r"holds config\.yaml, which a new run would replace"):
+        run_train(None, tiny_overrides(tiny_synth), out=str(run))
+    assert _files(tmp_path) == before
