@@ -82,6 +82,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -817,28 +818,45 @@ def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tup
 
 
 def _plan_jobs(
-    sources: dict[Path, list[str]], dst: Path, short_side: int
+    sources: dict[Path, list[str]], dst: Path, short_side: int, workers: int
 ) -> tuple[list[tuple[str, str]], int, set[str], list[tuple[str, str]]]:
     """What to encode of ``sources`` (see ``_find_sources``) into ``dst``.
 
     Returns:
-        ``(src, output)`` jobs; how many outputs are done already (``_done``); the sources whose
-        output is there at another short side (encoded again); and ``(path, error)`` of sources
-        that share an output, none of which is encoded (which one is meant cannot be told).
+        ``(src, output)`` jobs; how many outputs are done already (``_done``, checked ``workers``
+        at once); the sources whose output is there at another size (encoded again); and
+        ``(path, error)`` of sources that share an output, none of which is encoded (which one
+        is meant cannot be told).
     """
     jobs, skipped, again, errors = [], 0, set(), []
+    singles = [(rel, paths[0]) for rel, paths in sorted(sources.items()) if len(paths) == 1]
+    checked = _all_done([(dst / rel, src) for rel, src in singles], short_side, workers)
+    done = dict(zip(singles, checked, strict=True))
     for rel, paths in sorted(sources.items()):
         if len(paths) > 1:
             for path in paths:
                 same = f"same output {dst / rel} as {', '.join(p for p in paths if p != path)}"
                 errors.append((path, f"{same}; rename or remove one of them and run again"))
-        elif _done(dst / rel, paths[0], short_side):
+        elif done[rel, paths[0]]:
             skipped += 1
         else:
             if (dst / rel).is_file():
                 again.add(paths[0])
             jobs.append((paths[0], str(dst / rel)))
     return jobs, skipped, again, errors
+
+
+def _all_done(outputs: list[tuple[Path, str]], short_side: int, workers: int) -> list[bool]:
+    """``_done`` of each ``(output, src)``, ``workers`` at once: each check of an output there
+    opens its source and decodes a frame (its orientation), tens of ms for a 1080p source, in
+    threads, as PyAV lets go of the interpreter while it opens and decodes."""
+    if workers < 2 or len(outputs) < 2:
+        return [_done(output, src, short_side) for output, src in outputs]
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare-done")
+    try:
+        return list(pool.map(lambda job: _done(*job, short_side), outputs))
+    finally:  # a Ctrl-C here: the checks under way end, the others do not start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare_dataset(
@@ -931,7 +949,7 @@ def _prepare(
     """``prepare_dataset`` past its checks, holding DST: encodes the videos not yet done and
     writes the error list and the annotation files (``write_annotations``'s arguments past
     ``dst``, ``annotations``)."""
-    jobs, skipped, again, clashes = _plan_jobs(sources, dst, short_side)
+    jobs, skipped, again, clashes = _plan_jobs(sources, dst, short_side, workers)
     errors += clashes
     if again:
         logger.info(
