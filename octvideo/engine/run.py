@@ -46,6 +46,7 @@ from octvideo.config import (
     ModelConfig,
     RunConfig,
     flatten,
+    from_dict,
     load_config,
     parse_overrides,
     read_config_file,
@@ -596,13 +597,13 @@ def is_run_folder(run_dir: Path) -> bool:
     config_yaml = run_dir / "config.yaml"
     if why_not_a_file(config_yaml) is not None:
         return False
-    try:
-        written = load_config(config_yaml)
-        content = read_config_file(config_yaml)
-    except (OctvideoError, OSError, ValueError):  # no run config: not a run's
-        return False
     sections = {section.name for section in dataclasses.fields(RunConfig)}
-    if not isinstance(content, dict) or not sections <= content.keys():
+    try:
+        content = read_config_file(config_yaml)
+        if not isinstance(content, dict) or not sections <= content.keys():
+            return False
+        written = from_dict(content)
+    except (OctvideoError, OSError, ValueError):  # no run config: not a run's
         return False
     if same_file(run_dir_of(written), run_dir):
         return True
