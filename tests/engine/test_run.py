@@ -911,7 +911,9 @@ def test_a_stopped_test_leaves_no_report_not_even_the_earlier_one(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_test_stopped_by_sigterm_exits_143(trained, tiny_synth, tmp_path, monkeypatch, capsys):
+def _cli_test_stopped_by_sigterm_at_batch_1(trained, tiny_synth, tmp_path, monkeypatch) -> None:
+    """Runs ``octvideo test`` of the trained run, which SIGTERM stops as its batch 1 starts,
+    and checks it exits 143."""
     real = engine_run.run_test
 
     def stopped_at_batch_1(*args, **kwargs):
@@ -921,6 +923,10 @@ def test_test_stopped_by_sigterm_exits_143(trained, tiny_synth, tmp_path, monkey
     ckpt = trained / "checkpoints" / "last.ckpt"
     args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(tmp_path / "run")]
     assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 143
+
+
+def test_test_stopped_by_sigterm_exits_143(trained, tiny_synth, tmp_path, monkeypatch, capsys):
+    _cli_test_stopped_by_sigterm_at_batch_1(trained, tiny_synth, tmp_path, monkeypatch)
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("octvideo test: stopped by SIGTERM")
 
@@ -2478,15 +2484,7 @@ def test_a_test_and_its_sigterm_show_none_of_lightnings_noise(
 ):
     # Lightning's tips, whatever they advertise (a test's is litmodels'), and its "[rank: 0]
     # Received SIGTERM: 15" before octvideo's own stop line
-    real = engine_run.run_test
-
-    def stopped_at_batch_1(*args, **kwargs):
-        return real(*args, **kwargs, callbacks=[StopAtTestBatch(1, "sigterm")])
-
-    monkeypatch.setattr(engine_run, "run_test", stopped_at_batch_1)
-    ckpt = trained / "checkpoints" / "last.ckpt"
-    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(tmp_path / "run")]
-    assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 143
+    _cli_test_stopped_by_sigterm_at_batch_1(trained, tiny_synth, tmp_path, monkeypatch)
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("octvideo test: stopped by SIGTERM")
     logged = [r.getMessage() for r in caplog.records]
