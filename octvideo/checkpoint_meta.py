@@ -26,28 +26,22 @@ and entries it does not know are skipped. A missing required entry or one of the
 ``CheckpointError`` naming it.
 
 This module sits below ``octvideo.engine`` and ``octvideo.inference`` (both read checkpoints and
-neither imports the other at load time); it imports the config sections and the model registry.
+neither imports the other at load time); it imports the config sections. The network a model
+section describes is built by ``octvideo.network.build_network``.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-import torch
-from torch import nn
-
 from octvideo import __version__
 from octvideo.config import (
-    EXTRA_RESERVED,
     LIMITS,
     MAX_CLIP_PIXELS,
-    MAX_PARAMETERS,
     TARGET_FPS_RANGE,
     ModelConfig,
     RunConfig,
@@ -377,82 +371,6 @@ def model_config(section: Any, *, path: str | os.PathLike[str] | None = None) ->
         return ModelConfig(**fields)
     except ValueError as err:  # the message names the model.* entry
         raise CheckpointError(f"{_name(path)} metadata: {err}; {ADVICE}", field="model") from err
-
-
-def build_network(model: ModelConfig) -> nn.Module:
-    """The network a model section describes, without pretrained weights: the one place a
-    section becomes ``octvideo.models.create_model``'s keyword arguments.
-
-    The network is built on the meta device first (shapes only, no memory) and refused when it
-    has more than ``MAX_PARAMETERS`` parameters, so a section read from a checkpoint (predict,
-    export) cannot take gigabytes before its weights are compared with the stored ones.
-
-    Raises:
-        ValueError, TypeError: an unknown model name, keywords in ``extra`` it does not take, or
-            a network over ``MAX_PARAMETERS``.
-    """
-    from octvideo.models import create_model
-
-    check_extra_keys(model)
-    alpha = list(model.alpha) if isinstance(model.alpha, list | tuple) else float(model.alpha)
-    kwargs = {
-        "num_classes": model.num_classes,
-        "alpha": alpha,
-        "octave": tuple(model.octave),
-        "dropout": model.dropout,
-        **model.extra,
-    }
-    with torch.device("meta"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the network built below warns, once
-        count = sum(p.numel() for p in create_model(model.name, **kwargs).parameters())
-    if count > MAX_PARAMETERS:
-        raise ValueError(
-            f"with model.extra={model.extra} it has {count:,} parameters, over the limit of "
-            f"{MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a smaller width or depth"
-        )
-    return create_model(model.name, **kwargs)
-
-
-def model_settings(name: str) -> list[str] | None:
-    """The ``model.extra`` keywords the registered model ``name`` takes: the keyword parameters of
-    the class its variant function returns, less those the model section sets
-    (``EXTRA_RESERVED``) and the layer classes (``norm_layer``, ...), which YAML cannot give.
-
-    Returns:
-        The names in signature order; None for an unknown name or a class that takes
-        ``**kwargs`` (anything then goes to the builder, which says what it refuses).
-    """
-    from octvideo.models import model_class
-
-    cls = model_class(name)
-    if cls is None:
-        return None
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # less self
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [
-        p.name
-        for p in params
-        if p.kind in named and p.name not in EXTRA_RESERVED and not isinstance(p.default, type)
-    ]
-
-
-def check_extra_keys(model: ModelConfig) -> None:
-    """Refuses a ``model.extra`` key that ``model.name``'s model does not take, naming the ones it
-    does (the builder's own TypeError names a private function or ``__init__``).
-
-    Raises:
-        ValueError: one line: ``model.extra.KEY is not a setting of NAME; it takes: ...``.
-    """
-    takes = model_settings(model.name)
-    if takes is None:
-        return
-    for key in model.extra:
-        if key not in takes:
-            raise ValueError(
-                f"model.extra.{key} is not a setting of {model.name}; it takes: {', '.join(takes)}"
-            )
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol
 from octvideo.config import ModelConfig
 from octvideo.engine.checkpoint import atomic_save
+from octvideo.network import build_network
 from tests.data.media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
 from tests.inference.media_helpers import encode as encode_clip
 

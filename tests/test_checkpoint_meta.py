@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import warnings
 
 import pytest
 import torch
@@ -16,12 +15,11 @@ from octvideo.checkpoint_meta import (
     ADVICE,
     CheckpointMeta,
     ClipProtocol,
-    build_network,
-    model_settings,
     stored_meta,
 )
 from octvideo.config import ModelConfig, load_config, to_dict
 from octvideo.errors import CheckpointError, UsageError
+from octvideo.network import build_network
 from tests.conftest import META
 
 # what octvideo train wrote before the metadata was one dataclass (run.checkpoint_meta), for a
@@ -436,23 +434,6 @@ def test_a_protocol_of_numpy_numbers_is_taken_as_python_numbers():
     assert CheckpointMeta.from_dict(torch.load(buffer, weights_only=True)).clip == protocol
 
 
-def test_a_network_over_the_parameter_bound_is_refused_before_it_is_built(monkeypatch):
-    import octvideo.checkpoint_meta as checkpoint_meta
-
-    monkeypatch.setattr(checkpoint_meta, "MAX_PARAMETERS", 1000)
-    with pytest.raises(ValueError, match=r"has [\d,]+ parameters, over the limit of 1,000"):
-        build_network(ModelConfig(name="c2d_r18", num_classes=3, extra={"width": 8}))
-
-
-def test_a_network_without_a_low_frequency_channel_is_warned_of_once():
-    section = ModelConfig(name="c2d_r18", num_classes=3, alpha=1e-9, extra={"width": 8})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        build_network(section)
-    lines = [str(w.message) for w in caught if "no low-frequency channel" in str(w.message)]
-    assert len(lines) == 1, lines
-
-
 def test_metadata_whose_model_extra_duplicates_a_model_key_is_one_line_naming_it():
     meta = copy.deepcopy(FIRST_FORMAT)
     meta["model"]["extra"] = {"alpha": 0.5}
@@ -461,24 +442,6 @@ def test_metadata_whose_model_extra_duplicates_a_model_key_is_one_line_naming_it
     assert str(info.value).startswith(
         "checkpoint 'x.ckpt' metadata: model.extra.alpha duplicates model.alpha; set model.alpha"
     )
-
-
-def test_a_model_extra_key_the_model_does_not_take_names_the_keys_it_takes():
-    section = ModelConfig(name="slowfast_r50", num_classes=4, extra={"width": 8})
-    with pytest.raises(ValueError) as info:
-        build_network(section)
-    assert str(info.value) == (
-        "model.extra.width is not a setting of slowfast_r50; it takes: slowfast_alpha, beta_inv, "
-        "fusion_ratio, fusion_kernel, fast_alpha, stride_in_1x1, zero_init_final_bn, "
-        "channel_multiple, head_pool"
-    )
-
-
-def test_the_settings_of_a_model_are_its_class_keywords_less_the_section_s():
-    takes = model_settings("i3d_r18")
-    assert {"width", "in_chans", "oct_stem", "channel_multiple"} <= set(takes)
-    assert not {"depth", "alpha", "num_classes", "octave", "dropout", "norm_layer"} & set(takes)
-    assert model_settings("no_such_model") is None
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ Layers, bottom to top:
                      octvideo.lazy
     data             annotations, decoding, datasets; data.config is the data section
     config           the run config, built from data.config's section and the others
-    checkpoint_meta  what a checkpoint says about itself
+    checkpoint_meta  what a checkpoint says about itself (octvideo.checkpoint_meta) and the
+                     network a model section describes (octvideo.network)
     engine           training, evaluation, checkpoints, the model zoo, sweeps
     inference        predictor, pipeline, records, renders, export
     bench            measurement harnesses
@@ -52,7 +53,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("paths", ("octvideo.paths", "octvideo.allocator", "octvideo.lazy")),
     ("data", ("octvideo.data",)),
     ("config", ("octvideo.config",)),
-    ("checkpoint_meta", ("octvideo.checkpoint_meta",)),
+    ("checkpoint_meta", ("octvideo.checkpoint_meta", "octvideo.network")),
     ("engine", ("octvideo.engine",)),
     ("inference", ("octvideo.inference",)),
     ("bench", ("octvideo.bench",)),

@@ -44,7 +44,7 @@ import torch
 from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
 from octvideo.bench.record import append_table
-from octvideo.checkpoint_meta import build_network, model_config
+from octvideo.checkpoint_meta import model_config
 from octvideo.data.workers import start_worker_server, worker_context
 from octvideo.engine.checkpoint import atomic_save
 from octvideo.errors import UsageError
@@ -58,6 +58,7 @@ from octvideo.inference.pipeline import (
 )
 from octvideo.inference.predictor import Predictor
 from octvideo.measure.timing import run_rounds, spread_text
+from octvideo.network import build_network
 from octvideo.paths import check_folder
 
 MODEL = "model"

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from octvideo.checkpoint_meta import build_network, check_extra_keys, stored_meta
+from octvideo.checkpoint_meta import stored_meta
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
@@ -30,6 +30,7 @@ from octvideo.models.weights import (
     non_finite_tensors,
     state_mismatch,
 )
+from octvideo.network import build_network, check_extra_keys
 from octvideo.ops.meta import FORWARD_ERRORS, CannotRunOnMeta, meta_forward
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ infinity, a batch norm's negative variance) are refused there, for every command
 into the model, so a classifier it replaces for another class count may hold NaN.
 ``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo file into an octvideo model of any
 alpha (the network a checkpoint's own metadata describes is
-``octvideo.checkpoint_meta.build_network``'s).
+``octvideo.network.build_network``'s).
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from octvideo import signals
 from octvideo.checkpoint_meta import (
     CheckpointMeta,
     ClipProtocol,
-    build_network,
     model_config,
     stored_meta,
 )
@@ -118,6 +117,7 @@ from octvideo.errors import (
     raise_terminated,
 )
 from octvideo.models.cost import measure_cost
+from octvideo.network import build_network
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import (
     RUN_MARK,

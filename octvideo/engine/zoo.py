@@ -47,7 +47,6 @@ from octvideo.checkpoint_meta import (
     ADVICE,
     CheckpointMeta,
     ClipProtocol,
-    build_network,
     model_config,
     stored_meta,
 )
@@ -93,6 +92,7 @@ from octvideo.models.weights import (
     state_mismatch,
     with_batch_counts,
 )
+from octvideo.network import build_network
 from octvideo.paths import (
     ReadFiles,
     atomic_output,

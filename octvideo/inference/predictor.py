@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.argtypes import DECIMAL
-from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol, build_network
+from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol
 from octvideo.config import TARGET_FPS_RANGE
 from octvideo.data.decoding import Video, VideoInfo, check_decoder
 from octvideo.data.open_files import open_files_message, out_of_open_files
@@ -65,6 +65,7 @@ from octvideo.errors import (
     first_line,
 )
 from octvideo.inference.fit import MisfitError, checkpoint_misfit, first_clip_misfit, misfit
+from octvideo.network import build_network
 from octvideo.ops import fuse_for_inference
 from octvideo.ops.meta import has_lazy
 

@@ -39,7 +39,7 @@ from torch._utils import ExceptionWrapper
 from torch.utils.data import get_worker_info
 
 from octvideo import cli
-from octvideo.checkpoint_meta import ADVICE, CheckpointMeta, build_network
+from octvideo.checkpoint_meta import ADVICE, CheckpointMeta
 from octvideo.config import OptimConfig, load_config, save_config
 from octvideo.data import VideoDataModule
 from octvideo.data.datamodule import EpochSampler
@@ -75,6 +75,7 @@ from octvideo.errors import (
     UsageError,
 )
 from octvideo.models.cost import cost_table, measure_cost
+from octvideo.network import build_network
 from octvideo.ops import is_channels_last
 from octvideo.paths import LOCK_NAME, hold_folder, temporaries, write_failure
 from tests.data.test_open_files import fake_open_file_limit

@@ -21,7 +21,7 @@ import yaml
 from torch import nn
 
 import octvideo.inference.predictor as predictor_module
-from octvideo.checkpoint_meta import CheckpointMeta, build_network
+from octvideo.checkpoint_meta import CheckpointMeta
 from octvideo.config import load_config
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo_recipes as zoo_recipes_module
@@ -34,6 +34,7 @@ from octvideo.engine.zoo import (
 from octvideo.errors import UsageError
 from octvideo.inference.predictor import Predictor
 from octvideo.models.weights import convert_pytorchvideo_state_dict
+from octvideo.network import build_network
 from octvideo.ops import OctConv3d
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 

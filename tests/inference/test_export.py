@@ -256,8 +256,8 @@ def _tiny_checkpoint(
     """The tiny test network's checkpoint (``META``) with the named weights multiplied (by
     ``float("nan")``, ``inf`` or a huge number), saved at ``path``; with ``source``, an
     import's (its metadata names the file imported)."""
-    from octvideo.checkpoint_meta import build_network
     from octvideo.engine.checkpoint import atomic_save
+    from octvideo.network import build_network
     from tests.conftest import META
 
     state = {f"model.{k}": v for k, v in build_network(META.model).state_dict().items()}

@@ -9,11 +9,11 @@ import dataclasses
 import pytest
 import torch
 
-from octvideo.checkpoint_meta import build_network
 from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.fit import Misfit, checkpoint_misfit, misfit
+from octvideo.network import build_network
 from octvideo.ops.meta import has_lazy
 from tests.conftest import META
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.checkpoint_meta import build_network
 from octvideo.data import decoding as decoding_module
 from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.open_files import open_file_limit
@@ -31,6 +30,7 @@ from octvideo.inference.predictor import (
     parse_views,
     window_seconds,
 )
+from octvideo.network import build_network
 from tests.conftest import META
 from tests.data.media_helpers import no_free_files
 from tests.inference.media_helpers import encode_timed, faststart, overflowing_checkpoint
