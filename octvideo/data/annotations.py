@@ -1006,7 +1006,15 @@ def is_class_folder_name(name: str) -> bool:
     """Whether a folder named ``name`` can be a class: not hidden (``.git``,
     ``.ipynb_checkpoints``), not ``__MACOSX`` (the resource forks of a zip made on macOS) or
     ``@eaDir`` (a Synology NAS's thumbnails)."""
-    return not name.startswith(".") and name not in ("__MACOSX", "@eaDir")
+    return not is_hidden_name(name) and name not in ("__MACOSX", "@eaDir")
+
+
+def is_hidden_name(name: str) -> bool:
+    """Whether a file named ``name`` is hidden: a dot file, such as the AppleDouble ``._x.mp4``
+    that macOS writes beside every file it copies to a FAT, exFAT or network disk (the file's
+    resource fork, no video). A folder search for inputs (``predict``) leaves them out, as it
+    leaves out the folders that are no class (``is_class_folder_name``)."""
+    return name.startswith(".")
 
 
 def class_folders(root: str | os.PathLike[str]) -> tuple[list[str], list[str]]:

@@ -1,10 +1,13 @@
 """Input discovery for ``octvideo predict``: command-line arguments -> video file paths.
 
 A file is taken as given; a folder is searched recursively for videos (``_videos_under``, leaving
-out the renders ``predict --render`` writes there); a ``.txt`` file is a list of paths, or an
-annotation list whose ``path label`` lines are taken as their paths. Nothing here opens a video
-or knows a model: a path that does not exist, or a folder without videos, is kept, so that it is
-reported as a failed input rather than dropped.
+out the renders ``predict --render`` writes there, hidden files such as macOS's AppleDouble
+``._x.mp4``, and the folders ``data prepare`` and ``data check`` skip: hidden ones such as
+``.Trash-1000``, ``__MACOSX``, ``@eaDir``; one warning counts them); a ``.txt`` file is a list
+of paths, or an annotation list whose ``path label`` lines are taken as their paths. Nothing here
+opens a video or knows a model: a path that does not exist, or a folder without videos, is kept,
+so that it is reported as a failed input rather than dropped. A file given by name is taken
+whatever its name (a hidden one, a render).
 """
 
 from __future__ import annotations
@@ -13,8 +16,16 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from octvideo.data.annotations import VIDEO_EXTENSIONS, split_line, text_lines, video_entries
+from octvideo.data.annotations import (
+    VIDEO_EXTENSIONS,
+    is_class_folder_name,
+    is_hidden_name,
+    split_line,
+    text_lines,
+    video_entries,
+)
 from octvideo.paths import why_not_a_file
 
 logger = logging.getLogger(__name__)
@@ -25,9 +36,11 @@ RENDER_SUFFIX = ".pred.mp4"
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files as given; folders searched recursively for videos (sorted, ``_videos_under``);
-    ``.txt`` files read as lists of paths (one a line, ``#`` comments skipped, relative to the
-    list's folder; an annotation list's ``path label`` lines are taken as their paths).
+    """Files as given (a hidden one too); folders searched recursively for videos (sorted,
+    ``_videos_under``; one warning a folder counts the hidden files and the folders that are no
+    class that it left out); ``.txt`` files read as lists of paths (one a line, ``#`` comments
+    skipped, relative to the list's folder; an annotation list's ``path label`` lines are taken
+    as their paths).
 
     A path that does not exist, and a folder without videos, are kept, so that they are reported
     as failed rather than dropped.
@@ -39,7 +52,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     for item in inputs:
         path = Path(item)
         if _quietly(path.is_dir):
-            found = _videos_under(path)
+            found, skipped = _videos_under(path)
+            if skipped.files or skipped.folders:
+                _warn_skipped(path, skipped)
             if not found:  # kept, so that it is reported as a failed input
                 logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
                 found = [str(path)]
@@ -84,10 +99,35 @@ def _quietly(test: Callable[[], bool]) -> bool:
         return False
 
 
-def _videos_under(folder: Path) -> list[str]:
+class _Skipped(NamedTuple):
+    """What a folder search left out (``_videos_under``)."""
+
+    files: list[str]  # hidden files named like videos (``is_hidden_name``: ``._x.mp4``)
+    folders: list[str]  # folders not searched (``is_class_folder_name``: ``.Trash-1000``)
+
+
+def _warn_skipped(folder: Path, skipped: _Skipped) -> None:
+    """One line for a folder input: what its search left out, and how to take one anyway."""
+    kinds = (
+        (skipped.folders, "folder", "hidden, __MACOSX or @eaDir, as data prepare and check skip: "),
+        (skipped.files, "hidden file", ""),
+    )
+    parts = [
+        f"{len(paths)} {what}{'' if len(paths) == 1 else 's'} ({why}{paths[0]!r})"
+        for paths, what, why in kinds
+        if paths
+    ]
+    logger.warning("%s: skipped %s; give one by name to predict it", folder, " and ".join(parts))
+
+
+def _videos_under(folder: Path) -> tuple[list[str], _Skipped]:
     """Every entry under ``folder`` named like a video (``video_entries``, folder by folder),
-    sorted, but for the renders ``octvideo predict --render`` writes (``RENDER_SUFFIX``), so
-    that predicting a folder again does not predict its own renders.
+    sorted, and what was left out: the renders ``octvideo predict --render`` writes
+    (``RENDER_SUFFIX``), so that predicting a folder again does not predict its own renders;
+    hidden files (``is_hidden_name``: macOS's AppleDouble ``._x.mp4``, no video) and folders
+    that are no class (``is_class_folder_name``: hidden ones such as ``.Trash-1000``,
+    ``__MACOSX``, ``@eaDir``), which ``data prepare`` and ``data check`` skip too; those two are
+    returned, to be counted. ``folder`` itself is searched, whatever its name.
 
     An entry that only looks like a video (a broken link, a loop of links, a pipe, a link to a
     device) is listed, to fail with the reason it gets alone; a folder named like one is
@@ -97,15 +137,21 @@ def _videos_under(folder: Path) -> list[str]:
     """
     found: list[str] = []
     searched: list[str] = []  # folders named like videos, searched as folders
+    skipped = _Skipped([], [])
     for parent, subfolders, _ in os.walk(folder):
+        left_out = sorted(name for name in subfolders if not is_class_folder_name(name))
+        skipped.folders.extend(os.path.join(parent, name) for name in left_out)
+        subfolders[:] = [name for name in subfolders if name not in left_out]  # not walked
         for entry in video_entries(parent):
-            if entry.name.lower().endswith(RENDER_SUFFIX):
+            if entry.name in left_out or entry.name.lower().endswith(RENDER_SUFFIX):
                 continue
-            if entry.name in subfolders and not entry.is_symlink():
+            if is_hidden_name(entry.name):
+                skipped.files.append(str(entry))
+            elif entry.name in subfolders and not entry.is_symlink():
                 searched.append(str(entry))
             else:
                 found.append(str(entry))
     for named in searched:
         if not any(path.startswith(named + os.sep) for path in found):
             found.append(named)
-    return sorted(found)
+    return sorted(found), skipped

@@ -110,3 +110,36 @@ def test_an_input_list_that_is_no_file_is_named_for_what_it_is(tmp_path, kind):
 def test_an_input_whose_name_is_too_long_to_look_at_is_kept(tmp_path):
     long = tmp_path / ("a" * 300 + ".mp4")
     assert expand_inputs([long]) == [str(long)]
+
+
+def test_a_folder_search_skips_what_data_commands_skip_and_says_so_in_one_line(tmp_path, caplog):
+    # a folder copied from a Mac or a USB stick failed with exit status 1 on its AppleDouble
+    # files, and the trash's deleted videos were predicted
+    (tmp_path / "sub" / "__MACOSX").mkdir(parents=True)
+    (tmp_path / ".Trash-1000" / "files").mkdir(parents=True)
+    (tmp_path / "@eaDir").mkdir()
+    for name in (
+        "clip.mp4",
+        "._clip.mp4",
+        "sub/b.mp4",
+        "sub/__MACOSX/._b.mp4",
+        ".Trash-1000/files/deleted.mp4",
+        "@eaDir/clip.mp4",
+        ".notes.txt",  # hidden, but named like no video: not counted
+    ):
+        (tmp_path / name).write_bytes(b"")
+    with caplog.at_level("WARNING", logger="octvideo.inference.inputs"):
+        assert expand_inputs([tmp_path]) == [
+            str(tmp_path / "clip.mp4"),
+            str(tmp_path / "sub/b.mp4"),
+        ]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: skipped 3 folders (hidden, __MACOSX or @eaDir, as data prepare and check "
+        f"skip: {str(tmp_path / '.Trash-1000')!r}) and 1 hidden file "
+        f"({str(tmp_path / '._clip.mp4')!r}); give one by name to predict it"
+    ]
+    # named, a hidden file or a skipped folder is an input like any other, and says nothing
+    caplog.clear()
+    hidden = [str(tmp_path / "._clip.mp4"), str(tmp_path / ".Trash-1000" / "files")]
+    assert expand_inputs(hidden) == [hidden[0], str(tmp_path / ".Trash-1000/files/deleted.mp4")]
+    assert not caplog.records
