@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +20,7 @@ from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol
 from octvideo.config import ModelConfig
 from octvideo.engine.checkpoint import atomic_save
 from octvideo.network import build_network
+from octvideo.signals import STOPS, restored
 from tests.data.media_helpers import NUM_FRAMES, SHORT_FRAMES, encode
 from tests.inference.media_helpers import encode as encode_clip
 
@@ -122,3 +124,15 @@ def _torch_threads_restored():
     yield
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_restored():
+    """The handlers of SIGINT, SIGTERM and SIGHUP and the exception hooks a test found are put
+    back after it: a command's function called in-process (its ``print_last`` makes a stop
+    signal do nothing, as the program exits next) or a test's own ``signal.signal`` would leave
+    them to the next tests, which would run with Ctrl-C and SIGTERM doing nothing."""
+    hooks = sys.excepthook, threading.excepthook
+    with restored(*STOPS):
+        yield
+    sys.excepthook, threading.excepthook = hooks

@@ -25,6 +25,15 @@ from octvideo.signals import (
 SIGNUM = signal.SIGUSR1  # one that pytest and the commands leave alone
 
 
+def _process_state() -> list[object]:
+    """The stop signals' handlers and the exception hooks: what every test of the process shares."""
+    return [*(signal.getsignal(signum) for signum in STOPS), sys.excepthook, threading.excepthook]
+
+
+# as the tests were collected, before any of them ran
+_AT_COLLECTION = _process_state()
+
+
 def _before(signum: int, frame: object) -> None:
     """The handler a caller had before the block."""
 
@@ -239,3 +248,17 @@ def test_a_stop_signal_held_by_deferred_is_raised_when_the_block_fails(stop_hand
         sum(range(10))
         raise EOFError("the fork server died of the same signal")
     assert isinstance(caught.value.__context__, EOFError)
+
+
+def test_a_test_that_leaves_the_stop_signals_changed():
+    # as a command's function called in-process does (``print_last``), or a test of its own
+    finishing()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    sys.excepthook = threading.excepthook = lambda *args: None
+    assert _process_state() != _AT_COLLECTION
+
+
+def test_the_next_test_starts_with_the_handlers_the_tests_were_collected_with():
+    # the test before left Ctrl-C, SIGTERM and SIGHUP doing nothing; tests/conftest.py puts
+    # them back, so no test runs with what an earlier one left (in the order the file gives)
+    assert _process_state() == _AT_COLLECTION
