@@ -8,6 +8,7 @@ import signal
 import sys
 from types import FrameType
 
+from octvideo import signals
 from octvideo.argtypes import number, whole
 from octvideo.cli import print_last
 from octvideo.data.workers import usable_cores
@@ -31,27 +32,25 @@ def sweep(args: argparse.Namespace) -> int:
             f"has {cores} CPU {unit} available)"
         )
     threads = max(1, cores // args.jobs) if args.jobs > 1 else None
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        result = run_study(
-            args.cfg,
-            split_groups(args.grid or []),
-            seeds=args.seeds,
-            out=args.out,
-            overrides=args.overrides,
-            runner=SubprocessRunner(args.ckpt, args.run_timeout, threads),
-            measure=not args.no_measure,
-            repeats=args.time_repeats,
-            batch=args.bench_batch,
-            command="octvideo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "",
-            jobs=args.jobs,
-        )
-    except KeyboardInterrupt as err:
-        if isinstance(err, Interrupted):  # the study's line, saying what it kept
-            raise
-        raise Interrupted(f"stopped by Ctrl-C; {AGAIN}") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with signals.handler(signal.SIGTERM, _on_sigterm):
+        try:
+            result = run_study(
+                args.cfg,
+                split_groups(args.grid or []),
+                seeds=args.seeds,
+                out=args.out,
+                overrides=args.overrides,
+                runner=SubprocessRunner(args.ckpt, args.run_timeout, threads),
+                measure=not args.no_measure,
+                repeats=args.time_repeats,
+                batch=args.bench_batch,
+                command="octvideo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "",
+                jobs=args.jobs,
+            )
+        except KeyboardInterrupt as err:
+            if isinstance(err, Interrupted):  # the study's line, saying what it kept
+                raise
+            raise Interrupted(f"stopped by Ctrl-C; {AGAIN}") from None
     print_last(*iter_rows(result.rows), f"study: {result.files['md'].resolve()}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import pytest
 
@@ -58,4 +59,29 @@ def test_a_stopped_study_says_so_and_how_to_continue(
     assert code == status
     assert capsys.readouterr().err == (
         f"octvideo sweep: {line}; run the same command again to continue the study\n"
+    )
+
+
+def test_a_study_started_outside_the_main_thread_runs_and_keeps_the_handlers(
+    tmp_path, capsys, monkeypatch
+):
+    # signal.signal works only in the main thread: sweep set its SIGTERM handler with it, and
+    # main() called from another thread (a notebook's worker, a job runner) raised ValueError
+    seen = []
+
+    def run_study(*args, **kwargs):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_sweep, "run_study", run_study)
+    before = signal.getsignal(signal.SIGTERM)
+    codes = []
+    argv = ["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha=0"]
+    thread = threading.Thread(target=lambda: codes.append(main(argv)))
+    thread.start()
+    thread.join()
+    assert codes == [130]
+    assert seen == [before]  # the main thread's handler, untouched
+    assert capsys.readouterr().err == (
+        "octvideo sweep: stopped by Ctrl-C; run the same command again to continue the study\n"
     )
