@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.argtypes import bounded_int, whole
+from octvideo.argtypes import WHOLE, bounded_int, whole
 from octvideo.cli import print_last
 from octvideo.data.workers import (
     WORKERS_PER_CORE,
@@ -50,6 +50,7 @@ from octvideo.inference.pipeline import (
     reserve_worker_files,
 )
 from octvideo.inference.predictor import (
+    MIN_WINDOW_SECONDS,
     Predictor,
     VideoResult,
     parse_seconds,
@@ -95,6 +96,33 @@ def _device(text: str) -> str:
                 f"cuda:{count - 1}"
             )
     return text
+
+
+def _count(option: str, text: str, high: int) -> int:
+    """A whole-number option (``--topk``, ``--batch-size``) from 1 to ``high``; past a bound, one
+    line naming both. Read here, not by an argparse ``type=``, whose refusal argparse prints
+    under its usage block: that is for a command line it cannot read."""
+    try:
+        return bounded_int(high)(text)
+    except argparse.ArgumentTypeError as err:
+        if not WHOLE.fullmatch(text.strip()):  # "five", "1.5": no whole number
+            raise UsageError(f"{option} {err}") from None
+        given = text if len(text) <= 40 else f"{text[:37]}..."
+        raise UsageError(f"{option} {given}: give 1 to {high}") from None
+
+
+def _window(option: str, text: str | None) -> float | None:
+    """``--window`` or ``--stride`` in seconds, from ``MIN_WINDOW_SECONDS`` to ``MAX_WINDOW``:
+    a value that is no duration, 0 or below, names the bound too."""
+    try:
+        parse_seconds(text)
+    except ValueError as err:
+        raise UsageError(f"{option} {text}: {err}; give at least {MIN_WINDOW_SECONDS:g}s") from None
+    with usage_errors(ValueError):
+        seconds = window_seconds(text, option)
+    if seconds is not None and seconds > MAX_WINDOW:
+        raise UsageError(f"{option} {text}: give at most {MAX_WINDOW:g}s (a day)")
+    return seconds
 
 
 def _timeout(text: str | None, workers: int) -> float:
@@ -202,15 +230,15 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
     return paths
 
 
-def _render(args: argparse.Namespace, result: VideoResult, classes: list[str], out: Path) -> bool:
-    """Renders one result; a failure becomes the result's error (reported with its record), and
-    the next input goes on."""
+def _render(result: VideoResult, classes: list[str], out: Path, k: int) -> bool:
+    """Renders one result with its top ``k`` classes; a failure becomes the result's error
+    (reported with its record), and the next input goes on."""
     import av
 
     from octvideo.inference.render import render
 
     try:
-        render(result, classes, out, k=args.topk)
+        render(result, classes, out, k=k)
     except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
         reason = first_line(err, empty="")
         result.error = f"cannot render {out}: {type(err).__name__}: {reason}"
@@ -223,6 +251,8 @@ class _Settings:
     """``predict``'s arguments, parsed, bounded and checked against each other and the files."""
 
     views: str | tuple[int, int]
+    topk: int  # classes per record, in the table and in --render
+    batch_size: int
     window: float | None  # seconds; None: the whole video
     stride: float | None
     inputs: list[str]  # the video files, folders and lists expanded
@@ -240,15 +270,10 @@ def _settings(args: argparse.Namespace) -> _Settings:
         UsageError: one line naming the option and what to give.
     """
     views = _views(args.views)
-    with usage_errors(ValueError):
-        window = window_seconds(args.window, "--window")
-        stride = window_seconds(args.stride, "--stride")
-    for option, text, seconds in (
-        ("--window", args.window, window),
-        ("--stride", args.stride, stride),
-    ):
-        if seconds is not None and seconds > MAX_WINDOW:
-            raise UsageError(f"{option} {text}: give at most {MAX_WINDOW:g}s (a day)")
+    topk = _count("--topk", args.topk, MAX_TOPK)
+    batch_size = _count("--batch-size", args.batch_size, MAX_BATCH_SIZE)
+    window = _window("--window", args.window)
+    stride = _window("--stride", args.stride)
     if stride is not None and window is None:
         raise UsageError("--stride needs --window")
     for option, value in (("--out", args.out), ("--render", args.render)):
@@ -267,6 +292,8 @@ def _settings(args: argparse.Namespace) -> _Settings:
     workers = default_workers() if args.workers is None else _workers(args.workers)
     return _Settings(
         views=views,
+        topk=topk,
+        batch_size=batch_size,
         window=window,
         stride=stride,
         inputs=inputs,
@@ -310,10 +337,14 @@ class _Progress:
                 flush=True,
             )
 
-    def input_done(self, number: int, result: VideoResult, outcome: str) -> None:
+    def input_done(
+        self, number: int, result: VideoResult, outcome: str, note: str | None = None
+    ) -> None:
+        """The line of an input done; ``note`` ends it (an output not written)."""
         self.bar.update()
         if not self.show_bar and not (self.quiet and result.ok):  # -q: failures only
             state = "ok" if result.ok else f"{outcome.upper()}: {result.error}"
+            state += f"; {note}" if note else ""
             print(  # noqa: T201
                 f"predict {number}/{len(self.inputs)} {result.path}: {state} "
                 f"({result.seconds:.2f} s)",
@@ -326,33 +357,39 @@ class _Progress:
 
 
 def _report(
-    args: argparse.Namespace,
+    settings: _Settings,
+    quiet: bool,
     results: Iterable[VideoResult],
     classes: list[str],
-    render_to: list[Path] | None,
     writer: RecordWriter | None,
     progress: _Progress,
     counts: dict[str, int],
 ) -> None:
     """Renders, records and prints each result as it comes; ``counts`` gets each input's
-    outcome once its records are written, so that a run stopped midway counts those done."""
+    outcome once its records are written, so that a run stopped midway counts those done.
+
+    An input cut short is not rendered: a render draws every frame of the video, and the
+    frames past the cut cannot be decoded. Its table and its line say so."""
+    k, render_to = settings.topk, settings.render_to
     for number, result in enumerate(results, 1):
-        outcome, rendered = _outcome(result), False
+        outcome, rendered, note = _outcome(result), False, None
         out = None if render_to is None else render_to[number - 1]
         if out is not None and result.ok:
-            rendered = _render(args, result, classes, out)
+            rendered = _render(result, classes, out, k)
             outcome = PREDICTED if rendered else FAILED  # its error says why
+        elif out is not None and outcome == CUT_SHORT:
+            note = f"{out} not rendered: only an input decoded to its end is rendered"
         if writer is not None:  # kept before anything is printed, which may fail
-            writer.write(records(result, classes, args.topk))
-        if not args.quiet:
-            tqdm.write(format_result(result, classes, args.topk, failure=outcome.upper()))
-            if rendered:
-                tqdm.write(f"  rendered {out}")
+            writer.write(records(result, classes, k))
+        if not quiet:
+            tqdm.write(format_result(result, classes, k, failure=outcome.upper()))
+            if rendered or note:
+                tqdm.write(f"  rendered {out}" if rendered else f"  {note}")
             # each video's table as it is done, also into a pipe; a reader that went away
             # (``| head``) stops the run here rather than after the last input
             sys.stdout.flush()
         counts[outcome] += 1  # its records are written
-        progress.input_done(number, result, outcome)
+        progress.input_done(number, result, outcome, note)
 
 
 def predict(args: argparse.Namespace) -> int:
@@ -371,7 +408,7 @@ def predict(args: argparse.Namespace) -> int:
         start_worker_server()  # its imports overlap the model's loading
     # its refusals are CheckpointErrors, UsageErrors; --device and --batch-size are checked
     predictor = Predictor.from_checkpoint(
-        args.ckpt, device=settings.device, batch_size=args.batch_size
+        args.ckpt, device=settings.device, batch_size=settings.batch_size
     )
     inputs = settings.inputs
     unit = "windows" if settings.window is not None else "clips"
@@ -393,10 +430,12 @@ def predict(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:  # closed in reverse order: the records last
             if args.out:  # stopped before its first record, it leaves an earlier file as it was
-                writer = stack.enter_context(RecordWriter(args.out, args.topk))
+                # no empty label and prob columns past the model's classes
+                k = min(settings.topk, len(predictor.classes))
+                writer = stack.enter_context(RecordWriter(args.out, k))
             stack.callback(results.close)
             stack.callback(progress.close)
-            _report(args, results, predictor.classes, settings.render_to, writer, progress, counts)
+            _report(settings, args.quiet, results, predictor.classes, writer, progress, counts)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the records of the inputs done are kept
         print(_summary(counts, len(inputs), writer))  # noqa: T201
         raise
@@ -447,8 +486,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
     p.add_argument(
         "--topk",
-        type=bounded_int(MAX_TOPK),
-        default=5,
+        default="5",
         help=f"classes per record and in --render (1 to {MAX_TOPK})",
     )
     p.add_argument("--out", default=None, help="write records to a .jsonl or .csv file")
@@ -462,8 +500,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(
         "--batch-size",
-        type=bounded_int(MAX_BATCH_SIZE),
-        default=8,
+        default="8",
         help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
     )
     p.add_argument(

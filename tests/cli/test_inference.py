@@ -58,6 +58,11 @@ def earlier(tmp_path):
         (["--window", "1s", "--stride", "1e-7"], "--stride 1e-7: give at least 0.1s"),
         (["--window", "99ms"], "--window 99ms: give at least 0.1s"),
         (["--window", "86401s"], "--window 86401s: give at most 86400s (a day)"),
+        # these did not name the bound: "a duration must be positive, got '0s'"
+        (["--window", "0s"], "--window 0s: a duration must be positive, got '0s'; give at least "),
+        (["--window=-2s"], "--window -2s: a duration must be positive, got '-2s'; give at least "),
+        (["--window", "1s", "--stride", "0"], "--stride 0: a duration must be positive, got '0'; "),
+        (["--window", "two"], "--window two: cannot read 'two' as a duration; write e.g. 2s, "),
         # a stride past the video by a billion times left no window, and a traceback
         (["--window", "1s", "--stride", "1e308"], "--stride 1e308: give at most 86400s (a day)"),
         (["--out", ""], "--out is empty; give a path, or no --out"),
@@ -91,25 +96,33 @@ def test_refused_arguments_name_the_option_and_keep_the_out_file(
 
 
 @pytest.mark.parametrize(
-    ("option", "value", "message"),
+    ("option", "value", "line"),
     [
-        ("--topk", "1001", "give at most 1000"),
-        ("--batch-size", "513", "give at most 512"),
-        ("--batch-size", "9" * 5000, "give at most 512"),
-        ("--topk", "-" + "9" * 5000, "give 1 or more"),
-        ("--topk", "five", "is not a whole number"),
-        ("--workers", "9" * 5000, "has more than 4300 digits; give a shorter number"),
+        # each was argparse's usage block, then "argument --topk: '0': give 1 or more"
+        ("--topk", "0", "--topk 0: give 1 to 1000"),
+        ("--topk", "-1", "--topk -1: give 1 to 1000"),
+        ("--topk", "1001", "--topk 1001: give 1 to 1000"),
+        ("--batch-size", "0", "--batch-size 0: give 1 to 512"),
+        ("--batch-size", "513", "--batch-size 513: give 1 to 512"),
+        ("--batch-size", "9" * 5000, f"--batch-size {'9' * 37}...: give 1 to 512"),
+        ("--topk", "-" + "9" * 5000, f"--topk -{'9' * 36}...: give 1 to 1000"),
+        ("--topk", "five", "--topk 'five' is not a whole number"),
     ],
 )
-def test_counts_past_their_bound_are_refused_by_the_parser(
-    checkpoint, videos, earlier, capsys, option, value, message
+def test_counts_past_their_bound_are_one_line_naming_it(
+    checkpoint, videos, earlier, capsys, option, value, line
 ):
+    assert _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, option, value) == 2
+    assert capsys.readouterr().err == f"octvideo predict: error: {line}\n"
+    assert earlier.read_bytes() == EARLIER
+
+
+def test_a_number_past_what_int_reads_is_refused_by_the_parser(checkpoint, videos, earlier, capsys):
     with pytest.raises(SystemExit) as info:
-        _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, option, value)
+        _predict("--ckpt", checkpoint, videos["short"], "--out", earlier, "--workers", "9" * 5000)
     assert info.value.code == 2
-    sep = " " if message.startswith(("is", "has")) else ": "
-    shown = repr(value) if len(value) <= 40 else f"{value[:37]!r}..."  # a long one cut
-    assert f"argument {option}: {shown}{sep}{message}\n" in capsys.readouterr().err
+    message = f"argument --workers: {'9' * 37!r}... has more than 4300 digits; give a shorter "
+    assert message in capsys.readouterr().err
     assert earlier.read_bytes() == EARLIER
 
 
@@ -545,6 +558,25 @@ def test_a_recording_cut_short_ends_its_table_with_cut_short(checkpoint, tmp_pat
     assert summary == "0 of 1 inputs predicted, 1 cut short"
 
 
+def test_a_recording_cut_short_is_not_rendered_and_its_lines_say_so(checkpoint, tmp_path, capsys):
+    # its records were kept, but --render wrote nothing and no line said so
+    whole = faststart(tmp_path / "whole.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.9)])
+    render = tmp_path / "cut.pred.mp4"
+    note = f"{render} not rendered: only an input decoded to its end is rendered"
+    assert _predict_ckpt(checkpoint, cut, "--window", "1s", "--render", render) == 1
+    captured = capsys.readouterr()
+    *table, summary = captured.out.splitlines()
+    assert table[-2].startswith("  CUT SHORT  DecodeError: ") and table[-1] == f"  {note}"
+    assert summary == "0 of 1 inputs predicted, 1 cut short"
+    assert _predict_ckpt(checkpoint, cut, "--window", "1s", "--render", render, "-q") == 1
+    (line,) = capsys.readouterr().err.splitlines()  # -q: the line of an input not predicted
+    assert line.startswith(f"predict 1/1 {cut}: CUT SHORT: DecodeError: ")
+    assert re.search(rf"dropped; {re.escape(note)} \([\d.]+ s\)$", line), line
+    assert not render.exists()
+
+
 @pytest.mark.parametrize("name", ["out.txt", "noext"])
 def test_render_name_without_a_video_extension_is_refused_first(
     checkpoint, videos, tmp_path, capsys, name
@@ -707,16 +739,6 @@ def test_checkpoint_holding_no_dict_is_one_line(videos, tmp_path, capsys, payloa
 
 
 # ----------------------------------------------------------------------------------- topk and quiet
-
-
-@pytest.mark.parametrize(
-    ("option", "value"), [("--topk", "-1"), ("--topk", "0"), ("--batch-size", "0")]
-)
-def test_counts_below_one_are_refused_by_the_parser(checkpoint, videos, capsys, option, value):
-    with pytest.raises(SystemExit) as info:
-        _predict_ckpt(checkpoint, videos["short"], option, value)
-    assert info.value.code == 2
-    assert f"argument {option}: {value!r}: give 1 or more" in capsys.readouterr().err
 
 
 def test_render_draws_topk_classes_and_quiet_prints_nothing(checkpoint, videos, tmp_path, capsys):
