@@ -25,7 +25,9 @@ Arguments are checked before the file is opened (``check_decoder``, ``check_shor
 ``frame_indices``, ``check_video_path``), each refused in one line naming it. A missing file is a
 ``FileNotFoundError``; anything a decoder rejects is a ``DecodeError`` (``octvideo.errors``) in
 octvideo's words for both decoders (``_PyAVReader._undecodable``, ``_decord_cause``,
-``_decord_open_error``, which keeps decord's C++ line off stderr); FFmpeg's own log is silenced
+``_decord_open_error``, which keeps decord's C++ line off stderr), which add the frames the
+file's index lists past those it holds (a partial download: ``Truncation``, ``Video.check_whole``,
+``_index_past_end``); FFmpeg's own log is silenced
 (``_quiet_decord``). A decoder out of open files raises its ``OSError``
 (``open_files.OUT_OF_FILES_ERRNOS``), never a ``DecodeError``: the file may be fine, so ``"auto"``
 does not try PyAV on it and a caller stops instead of counting a bad video.
@@ -175,6 +177,9 @@ class _Header(NamedTuple):
     # ``NO_CODEC``, which decord would call "no video stream", or ``COVER_ONLY``, on which decord
     # fails in its C++ words)
     not_for_decord: str | None = None
+    # the frames and seconds the container's index lists, where some lie past the file's end
+    # (``_index_past_end``); None where the file holds all it lists
+    listed: tuple[int, float] | None = None
 
 
 class VideoInfo(NamedTuple):
@@ -185,6 +190,29 @@ class VideoInfo(NamedTuple):
     width: int  # of the decoded frames, as displayed (see ``_decode_sizes``)
     height: int
     decoder: str  # "decord" or "pyav": which decoder produced these numbers
+
+
+class Truncation(NamedTuple):
+    """Frames the container's index lists that the file does not hold: a partial download, an
+    MP4 whose index, written first, lists frames cut off its end (``_index_past_end``)."""
+
+    listed: int  # frames the index lists
+    seconds: float  # the stream's length, as the index gives it
+    missing: int  # of ``listed``, the frames past those the decoder finds
+
+    def __str__(self) -> str:
+        return (
+            f"the file's index lists {self.listed} frames ({self.seconds:.1f} s), {self.missing} "
+            f"of them missing"
+        )
+
+
+def _truncation(listed: tuple[int, float] | None, held: int) -> Truncation | None:
+    """The ``Truncation`` of a file whose index lists ``listed`` (frames, seconds) and whose
+    decoder finds ``held`` frames; None when the index lists no more than that."""
+    if listed is None or listed[0] <= held:
+        return None
+    return Truncation(listed[0], listed[1], listed[0] - held)
 
 
 # Codecs whose B-frames decord puts in presentation order (measured: H.264 and HEVC in MP4, MKV and
@@ -315,6 +343,7 @@ def _read_header(path: str) -> _Header:
             matrix = rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
         cuts = discarded or _edit_list_cuts(container, stream)
         streams = _video_streams(container)
+        listed = _index_past_end(stream, path)
     for_pyav = None
     if streams > 1:
         for_pyav = (
@@ -332,7 +361,7 @@ def _read_header(path: str) -> _Header:
             "its edit list leaves frames out (a video trimmed without re-encoding), which decord "
             "counts and returns as frames"
         )
-    return _Header(None, for_pyav, matrix, size)
+    return _Header(None, for_pyav, matrix, size, listed=listed)
 
 
 def _video_streams(container: Any) -> int:
@@ -342,6 +371,31 @@ def _video_streams(container: Any) -> int:
     several moving ones, in MP4 and MOV, the one of higher bit rate) and cannot be told which, so
     a file with more than one goes to PyAV under ``"auto"`` and is refused under ``"decord"``."""
     return len(_moving(container.streams.video))
+
+
+def _index_past_end(stream: Any, path: str) -> tuple[int, float] | None:
+    """The frames (those shown: an edit list's cut ones aside) and seconds the index of
+    ``stream`` lists, when the bytes of some of them lie past the end of ``path``; None when the
+    file holds every frame it lists, or PyAV gives no index.
+
+    An MP4 written with its index first (``faststart``, as the web serves it) and cut short (a
+    partial download) opens, and its last frames are missing: the decoders find only the frames
+    left, so the index is the one place that says how much there was. Only an entry's own bytes
+    are trusted (its position and size against the file's size): a header's frame count is no
+    proof (an MP4 trimmed at an intra frame lists the frames its edit list cuts)."""
+    entries = getattr(stream, "index_entries", None)
+    if not entries:
+        return None
+    end = os.path.getsize(path)
+    shown = [entry for entry in entries if not entry.is_discard]
+    if not any(entry.pos + entry.size > end for entry in shown):
+        return None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    else:
+        rate = stream.average_rate or stream.guessed_rate
+        seconds = len(shown) / float(rate) if rate else 0.0
+    return len(shown), seconds
 
 
 def _edit_list_cuts(container: Any, stream: Any) -> bool:
@@ -565,6 +619,7 @@ class _DecordReader:
                 )
         self._vr.seek(0)
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), shown_w, shown_h, "decord")
+        self.truncation = _truncation(header.listed, num)
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         try:
@@ -585,9 +640,10 @@ class _DecordReader:
                 break
         total = self.info.num_frames
         seconds = first / self.info.fps if self.info.fps > 0 else 0.0
+        where = f"frame {first} of {total} (from {seconds:.1f} s) cannot be decoded"
         return DecodeError(
             self._path,
-            f"frame {first} of {total} (from {seconds:.1f} s) cannot be decoded: {cause}",
+            _undecodable_reason(where, cause, self.truncation),
             decoder="decord",
             frame=first,
         )
@@ -595,6 +651,14 @@ class _DecordReader:
     def times(self) -> np.ndarray | None:
         """Start time of every frame in seconds, as decord's index gives them."""
         return self._vr.get_frame_timestamp(list(range(self.info.num_frames)))[:, 0]
+
+
+def _undecodable_reason(where: str, cause: str, truncation: Truncation | None) -> str:
+    """The reason of frames that cannot be decoded: ``where`` they are and their ``cause``, or,
+    where the file's index lists frames it does not hold, those: the file is truncated."""
+    if truncation is None:
+        return f"{where}: {cause}"
+    return f"{where} and {truncation}: the file is truncated"
 
 
 def _frame_times(pts: list[int | None], reorders: bool) -> list[int] | None:
@@ -665,6 +729,7 @@ class _PyAVReader:
             self._pts = None
         fps = float(rate) if rate else 0.0
         self.info = VideoInfo(len(pts), fps, shown_w, shown_h, "pyav")
+        self.truncation = _truncation(header.listed, len(pts))
         self._cursor: _Cursor | None = None  # where the last decode in frame order stopped
 
     def get(self, indices: np.ndarray) -> np.ndarray:
@@ -787,10 +852,10 @@ class _PyAVReader:
         wherever it is found (``octvideo predict``, ``octvideo data check``)."""
         total = self.info.num_frames
         frames = f"frame {first}" if first >= total - 1 else f"frames {first} to {total - 1}"
+        where = f"{frames} of {total} (from {self._seconds(first):.1f} s) cannot be decoded"
         return DecodeError(
             self._path,
-            f"{frames} of {total} (from {self._seconds(first):.1f} s) cannot be decoded: the file "
-            f"is truncated or corrupt",
+            _undecodable_reason(where, "the file is truncated or corrupt", self.truncation),
             decoder="pyav",
             frame=first,
         )
@@ -1026,6 +1091,28 @@ class Video:
         self._decoder = decoder
         self._reader = _with_fallback(self.path, decoder, lambda reader: reader)
         self.info = self._reader.info
+
+    @property
+    def truncation(self) -> Truncation | None:
+        """What the file's index lists past the frames the decoder finds (a partial download);
+        None when it holds all it lists, or its container keeps no such index."""
+        return self._reader.truncation
+
+    def check_whole(self) -> None:
+        """Refuse a file whose index lists frames it does not hold, though those it holds may
+        all decode (a partial download cut between two frames).
+
+        Raises:
+            DecodeError: ``truncation`` is not None, naming the first frame missing.
+        """
+        truncation, info = self.truncation, self._reader.info
+        if truncation is not None:
+            raise DecodeError(
+                self.path,
+                f"{truncation}: the file is truncated",
+                decoder=info.decoder,
+                frame=info.num_frames,
+            )
 
     def times(self) -> np.ndarray | None:
         """Time of every frame in seconds from the first frame (index order); None when the file

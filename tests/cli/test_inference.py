@@ -536,8 +536,9 @@ def test_a_recording_cut_short_keeps_the_records_of_the_windows_before_the_cut(
     line, failed = captured.err.splitlines()  # -q: the inputs not predicted whole
     assert re.fullmatch(
         rf"predict 1/3 {re.escape(str(cut))}: CUT SHORT: DecodeError: {re.escape(str(cut))}: "
-        r"frames \d+ to \d+ of \d+ \(from [\d.]+ s\) cannot be decoded: the file is truncated or "
-        r"corrupt; \d+ of \d+ windows predicted, the last \d+ dropped \([\d.]+ s\)",
+        r"frames \d+ to \d+ of \d+ \(from [\d.]+ s\) cannot be decoded and the file's index lists "
+        r"60 frames \(6\.0 s\), \d+ of them missing: the file is truncated; \d+ of \d+ windows "
+        r"predicted, the last \d+ dropped \([\d.]+ s\)",
         line,
     )
     assert failed.startswith(f"predict 3/3 {videos['corrupt']}: FAILED: DecodeError: ")

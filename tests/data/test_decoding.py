@@ -24,7 +24,7 @@ from octvideo.data import decode, decode_clip, probe
 from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
-from octvideo.data.decoding import Video
+from octvideo.data.decoding import Truncation, Video
 from octvideo.data.open_files import out_of_files_error, out_of_open_files
 from octvideo.data.orientation import UPRIGHT
 from octvideo.errors import DecodeError
@@ -551,26 +551,63 @@ def cut_short(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 @pytest.mark.parametrize("threads", [0, 1])
 @pytest.mark.parametrize("timestamps", [True, False], ids=["by-seek", "in-order"])
+@pytest.mark.parametrize("index", ["lists-60", "lists-what-it-holds"])
 def test_a_file_cut_short_names_the_first_frame_that_cannot_be_decoded(
-    cut_short, monkeypatch, threads, timestamps
+    cut_short, monkeypatch, threads, timestamps, index
 ):
     path, good = cut_short
     monkeypatch.setattr(decoding_module, "PYAV_THREADS", threads)  # 1: FFmpeg raises; 0: stops
+    if index == "lists-what-it-holds":  # as a container whose index is read from what it holds
+        monkeypatch.setattr(decoding_module, "_index_past_end", lambda stream, path: None)
     video = Video(path, decoder="auto")
     assert video.info.decoder == "pyav"  # decord cannot open it
     if not timestamps:  # a file without usable timestamps is decoded from its start
         video._reader._pts = None
     total = video.info.num_frames
-    assert 0 < good < total  # its packets are listed, the last ones cannot be decoded
+    assert 0 < good < total < 60  # its packets are listed, the last ones cannot be decoded
+    where = f"frames {good} to {total - 1} of {total} (from {good / 10:.1f} s) cannot be decoded"
+    if index == "lists-60":  # the frames its index lists past its end are named too
+        reason = (
+            f"{where} and the file's index lists 60 frames (6.0 s), {60 - total} of them "
+            f"missing: the file is truncated"
+        )
+    else:
+        reason = f"{where}: the file is truncated or corrupt"
     for wanted in ([total - 1], [good - 2, good], [good]):
         with pytest.raises(DecodeError) as err:
             video.read(wanted)
         assert err.value.frame == good
-        assert err.value.reason == (
-            f"frames {good} to {total - 1} of {total} (from {good / 10:.1f} s) cannot be "
-            f"decoded: the file is truncated or corrupt"
-        )
+        assert err.value.reason == reason
     assert video.read(list(range(good))).shape == (good, 48, 64, 3)  # all before it decode
+
+
+def cut_between_frames(whole: Path, path: Path, kept: int) -> Path:
+    """``whole``, an MP4 with its index first, cut right after the bytes of its first ``kept``
+    frames in the file (a partial download that stops between two frames)."""
+    with av.open(str(whole)) as container:
+        ends = sorted(entry.pos + entry.size for entry in container.streams.video[0].index_entries)
+    path.write_bytes(whole.read_bytes()[: ends[kept - 1]])
+    return path
+
+
+@pytest.mark.parametrize("decoder", ["auto", "decord", "pyav"])
+def test_a_file_cut_between_two_frames_names_the_frames_its_index_lists(media, tmp_path, decoder):
+    # its 40 frames decode to the end: nothing said the index lists 60
+    whole = faststart(tmp_path / "whole.mp4")  # 60 frames at 10 fps
+    path = cut_between_frames(whole, tmp_path / "cut.mp4", 40)
+    video = Video(path, decoder=decoder)
+    assert video.read(list(range(40))).shape[0] == video.info.num_frames == 40
+    assert video.truncation == Truncation(listed=60, seconds=6.0, missing=20)
+    with pytest.raises(DecodeError) as err:
+        video.check_whole()
+    assert err.value.reason == (
+        "the file's index lists 60 frames (6.0 s), 20 of them missing: the file is truncated"
+    )
+    assert err.value.frame == 40
+    for name in GOOD:  # every frame they list, they hold
+        whole_video = Video(media[name], decoder=decoder)
+        assert whole_video.truncation is None
+        whole_video.check_whole()
 
 
 def test_a_file_cut_short_is_one_error_for_every_reader(cut_short):
@@ -916,6 +953,8 @@ def test_an_mp4_whose_index_keeps_no_cut_frame_goes_to_decord(tmp_path, kind):
     for decoder in ("decord", "pyav"):
         assert probe(path, decoder=decoder).num_frames == len(shown)
         assert _indices(decode(path, decoder=decoder)) == shown
+        # its header counts the cut frames (24), its index does not: it is not truncated
+        assert Video(path, decoder=decoder).truncation is None
 
 
 @pytest.mark.parametrize(("start", "end"), [(0, 6), (5, 4), (0, 1), (0, 0)])

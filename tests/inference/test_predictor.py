@@ -831,8 +831,9 @@ def test_windows_before_a_frame_that_cannot_be_decoded_keep_their_scores(
     assert not result.ok  # reported: a window was dropped
     assert result.error == (
         f"DecodeError: {cut}: frames {bad} to {total - 1} of {total} (from {bad / 10:.1f} s) "
-        f"cannot be decoded: the file is truncated or corrupt; {kept} of {len(plan)} windows "
-        f"predicted, the last {len(plan) - kept} dropped"
+        f"cannot be decoded and the file's index lists 60 frames (6.0 s), {60 - total} of them "
+        f"missing: the file is truncated; {kept} of {len(plan)} windows predicted, the last "
+        f"{len(plan) - kept} dropped"
     )
     # the windows before it are those of the whole recording, and the video's score their mean
     full = predictor.predict(whole, window="1s", decoder=decoder)
