@@ -25,8 +25,10 @@ from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import RunStopped, UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import NUM_FRAMES, data_error, data_stopped, fill, no_free_files
+from tests.data.test_decoding import cut_between_frames
 from tests.data.test_open_files import fake_open_file_limit
 from tests.deadline import run_with_deadline
+from tests.inference.media_helpers import faststart
 from tests.reliability.bad_input_matrix import ODD_ENTRIES, make_no_file
 
 ODD_NAMES = ["tab\there.mp4", "new\nline.mp4", "caf\u00e9 \u65e5\u672c.mp4", " lead.mp4"]
@@ -370,6 +372,18 @@ def test_a_video_is_opened_once_and_read_in_chunks(media, monkeypatch, decoder):
     assert check_module.check_one(path, decoder) == ""
     assert opened == [path]
     assert read == [list(range(0, 10)), list(range(10, 20)), list(range(20, NUM_FRAMES))]
+
+
+@pytest.mark.parametrize("decoder", ["auto", "pyav"])
+def test_a_partial_download_whose_frames_all_decode_is_bad(tmp_path, decoder):
+    # cut between two frames, it decoded to its end and was reported fine
+    whole = faststart(tmp_path / "whole.mp4")  # 60 frames at 10 fps, its index first
+    path = cut_between_frames(whole, tmp_path / "cut.mp4", 40)
+    assert check_module.check_one(str(path), decoder) == (
+        f"DecodeError: {path}: the file's index lists 60 frames (6.0 s), 20 of them missing: the "
+        f"file is truncated"
+    )
+    assert check_module.check_one(str(whole), decoder) == ""
 
 
 def test_a_tiny_timeout_returns_with_every_video_accounted_for(tmp_path, media):
