@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import re
 import sys
-from collections.abc import Iterable
+import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,13 @@ from octvideo.data.workers import (
 )
 from octvideo.errors import UsageError, first_line, usage_errors
 from octvideo.inference.inputs import RENDER_SUFFIX, expand_inputs
-from octvideo.inference.output import RecordWriter, check_record_path, format_result, records
+from octvideo.inference.output import (
+    RecordWriter,
+    check_record_path,
+    format_result,
+    is_record_file,
+    records,
+)
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
@@ -64,6 +72,9 @@ MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-7
 # line every 200 s of video, where a terminal's bar is not drawn
 PROGRESS_CLIPS = 100
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
+# the most of a file that ``export --out`` names beside a model that is read to tell whether it
+# is an earlier export's preprocessing file (one of 1000 classes is under 100 kB)
+MAX_EXPORT_NOTES = 16 << 20
 # seconds of --window and --stride: a day, past any one recording that predict is for (a longer
 # window is the whole video, as is no --window)
 MAX_WINDOW = 86_400.0
@@ -197,17 +208,56 @@ def _render_paths(render: str, inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | None:
-    """Checks ``--out`` and ``--render`` before any work; returns the render path of each input.
+def _keep_unless_earlier(
+    option: str, path: Path, earlier: Callable[[Path], bool], what: str
+) -> None:
+    """Refuses an existing file at ``path`` that ``earlier`` does not find to be an earlier
+    output of its kind (``what``): a command replaces only its own outputs, never a user's file
+    that a typo or a tab completion named. A path that is no regular file is left to
+    ``check_output_file``.
 
     Raises:
-        UsageError: a path that cannot be written, or that is the checkpoint or an input video.
+        UsageError: "OPTION PATH exists and is not WHAT: writing it would destroy it; choose
+            another path or remove it", as ``data check --out`` says it.
+    """
+    if path.is_symlink() or not path.is_file():
+        return
+    try:
+        ours = earlier(path)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {path} exists and cannot be read ({err.strerror or err}) to tell whether it "
+            f"is {what}; choose another path"
+        ) from err
+    if not ours:
+        raise UsageError(
+            f"{option} {path} exists and is not {what}: writing it would destroy it; choose "
+            "another path or remove it"
+        )
+
+
+def _is_render(path: Path) -> bool:
+    """Whether ``path`` is named as ``predict`` names its renders: ``<name>.pred.<ext>``."""
+    return Path(path.stem).suffix.lower() == ".pred"
+
+
+def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | None:
+    """Checks ``--out`` and ``--render`` before any work; returns the render path of each input.
+    An existing ``--out`` is replaced only when it holds records (``is_record_file``), an
+    existing render only when it is named as renders are (``<name>.pred.mp4``, ``_is_render``).
+
+    Raises:
+        UsageError: a path that cannot be written, that is the checkpoint or an input video, or
+            an existing file that is no earlier output of its kind.
     """
     from octvideo.inference.render import RENDER_EXTENSIONS
 
     reads = ReadFiles([("the checkpoint", args.ckpt), *(("the input", p) for p in inputs)])
     if args.out:
-        check_output_file("--out", args.out, reads)
+        out = check_output_file("--out", args.out, reads)
+        _keep_unless_earlier(
+            "--out", out, is_record_file, "a record file of predict (JSON lines or CSV)"
+        )
     if not args.render:
         return None
     paths = _render_paths(args.render, inputs)
@@ -227,6 +277,9 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
         check_folder("--render", args.render, create=False)  # several inputs: a folder of videos
         for path in paths:
             check_output_file("--render", path, reads, folder=False)
+    for path in paths:
+        what = f"a render of predict (named <name>.pred{path.suffix})"
+        _keep_unless_earlier("--render", path, _is_render, what)
     return paths
 
 
@@ -533,11 +586,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_export(subparsers)
 
 
+def _is_export(path: Path, fmt: str) -> bool:
+    """Whether ``path`` is a model ``octvideo export`` wrote in ``fmt``: a TorchScript archive
+    (a zip holding the model's code, which a plain ``torch.save`` file does not) or an ONNX
+    graph that PyTorch produced, with its preprocessing file beside it (``_is_export_notes``)."""
+    notes = path.with_suffix(path.suffix + ".json")
+    if not (notes.is_file() and _is_export_notes(notes)):
+        return False
+    if fmt == "torchscript":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any("/code/__torch__/" in name for name in archive.namelist())
+        except zipfile.BadZipFile:
+            return False
+    with open(path, "rb") as f:  # ModelProto: ir_version (field 1), producer_name (field 2)
+        return b"\x12\x07pytorch" in f.read(16)
+
+
+def _is_export_notes(path: Path) -> bool:
+    """Whether ``path`` is the preprocessing file ``octvideo export`` writes beside a model (a
+    JSON object with its ``input_layout``, ``protocol`` and ``classes``; at most 16 MiB read)."""
+    with open(path, "rb") as f:
+        text = f.read(MAX_EXPORT_NOTES + 1)
+    try:
+        notes = json.loads(text)
+    except ValueError:  # not JSON, not UTF-8, longer than the bound
+        return False
+    return isinstance(notes, dict) and {"input_layout", "protocol", "classes"} <= set(notes)
+
+
+def _check_export_outputs(args: argparse.Namespace) -> None:
+    """Refuses an existing ``export`` output that is no earlier export (``_is_export``) and a
+    preprocessing file beside it that is not one (``_is_export_notes``), before the checkpoint
+    loads. The outputs ``export`` itself refuses (an empty name, a wrong extension, the
+    checkpoint) are left to it, which names them."""
+    from octvideo.inference.export import EXTENSIONS, default_output
+
+    if args.out == "":
+        return
+    path = default_output(args.ckpt, args.format) if args.out is None else Path(args.out)
+    if path.suffix.lower() not in EXTENSIONS[args.format]:
+        return
+    if ReadFiles([("the checkpoint", args.ckpt)]).find(path) is not None:
+        return
+    option = "--out" if args.out is not None else "the default --out"
+    notes = path.with_suffix(path.suffix + ".json")
+    title = "ONNX" if args.format == "onnx" else "TorchScript"
+    what = f"an earlier {title} export (a model octvideo export wrote, with {notes.name} beside it)"
+    _keep_unless_earlier(option, path, lambda p: _is_export(p, args.format), what)
+    what = "the preprocessing file of an earlier export"
+    _keep_unless_earlier(f"{option} {path}: its preprocessing file", notes, _is_export_notes, what)
+
+
 def export_command(args: argparse.Namespace) -> int:
-    """Exports a checkpoint and reports the file, its preprocessing notes and the check."""
+    """Exports a checkpoint and reports the file, its preprocessing notes and the check. An
+    existing output is replaced only when it is an earlier export (``_check_export_outputs``)."""
     from octvideo.errors import ExportError
     from octvideo.inference.export import export
 
+    _check_export_outputs(args)
     with usage_errors(ExportError):  # a CheckpointError is a UsageError already
         result = export(args.ckpt, args.format, args.out)
     print_last(

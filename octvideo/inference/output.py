@@ -3,11 +3,14 @@
 Every record carries the input path, its type (``window`` or ``video``), times in seconds, the top-k
 classes with probabilities, the input's own time (``seconds``: its decoding and its share of the
 forward passes, ``octvideo.inference.pipeline``) and any error, so a failed input is a record too.
+A CSV row has every field of a record (a video's ``num_frames``, ``fps`` and ``num_windows``, empty
+in a window's row) and the top-k as ``label1, prob1, ...``.
 Records go to a temporary file beside the output (``octvideo.paths.AtomicOutput``) that replaces
 it when the writer is closed: an earlier file of that name is never half overwritten, a symbolic
 link is refused, and a full disk is one line with the temporary file removed. A run stopped before
 its first record (Ctrl-C, SIGTERM, any exception) has nothing to replace an earlier file with and
-leaves it as it was.
+leaves it as it was. ``predict`` replaces only an earlier record file (``is_record_file``): any
+other file at ``--out`` is refused before any work.
 
 A path whose name holds bytes that are not UTF-8 (``surrogateescape``'s ``\udcff``) is written as
 that escape (``paths.TEXT_ERRORS``): a JSON Lines record reads back as the same path (``json``
@@ -68,7 +71,26 @@ def records(result: VideoResult, classes: Sequence[str], k: int = 5) -> list[dic
     return out
 
 
-RECORD_EXTENSIONS = (".jsonl", ".json", ".csv")
+# JSON Lines, not JSON: a ".json" file would be read as one JSON document, which this is not
+RECORD_EXTENSIONS = (".jsonl", ".csv")
+# the columns of a CSV before its top-k's ``label1, prob1, ...``: every field of a record but
+# ``top``
+CSV_FIELDS = (
+    "type",
+    "path",
+    "window",
+    "start",
+    "end",
+    "ok",
+    "error",
+    "num_frames",
+    "fps",
+    "num_windows",
+    "seconds",
+)
+# the most of a file's first line ``is_record_file`` reads: a record of 1000 classes and a long
+# path is under 100 kB
+MAX_FIRST_LINE = 1 << 20
 
 
 def check_record_path(path: str | os.PathLike[str]) -> Path:
@@ -83,8 +105,32 @@ def check_record_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def is_record_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the regular file ``path`` holds records a ``RecordWriter`` wrote (a first line
+    that is a JSON record of type ``window`` or ``video``, or a CSV header that begins as
+    ``CSV_FIELDS`` do), or nothing: a file ``predict --out`` may replace. At most
+    ``MAX_FIRST_LINE`` bytes are read, so a video given as ``--out`` is not read whole.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        first = f.readline(MAX_FIRST_LINE)
+    if not first:
+        return True  # nothing to lose
+    # the columns every CSV of records begins with (one of an earlier octvideo has no
+    # num_frames, fps and num_windows)
+    if first.split(b",")[:7] == [name.encode() for name in CSV_FIELDS[:7]]:
+        return True
+    try:
+        row = json.loads(first)
+    except ValueError:  # not JSON, not UTF-8, a line cut at the bound
+        return False
+    return isinstance(row, dict) and row.get("type") in ("window", "video")
+
+
 class RecordWriter:
-    """Writes records to ``path`` as JSON Lines (``.jsonl``/``.json``) or CSV (``.csv``).
+    """Writes records to ``path`` as JSON Lines (``.jsonl``) or CSV (``.csv``).
 
     The records go to a temporary file that ``close`` renames to ``path``: a run stopped by
     Ctrl-C or a crash still leaves the records of the videos done, while a failed write leaves
@@ -119,7 +165,7 @@ class RecordWriter:
         )
         self._csv = None
         if self.format == "csv":
-            fields = ["type", "path", "window", "start", "end", "ok", "error", "seconds"]
+            fields = list(CSV_FIELDS)
             for i in range(1, k + 1):
                 fields += [f"label{i}", f"prob{i}"]
             self._csv = csv.DictWriter(self._file, fieldnames=fields, extrasaction="ignore")

@@ -472,6 +472,30 @@ def test_render_names_past_the_limit_are_cut_apart_on_character_boundaries(tmp_p
     assert names[0].split("~")[1][:8] != names[1].split("~")[1][:8]  # the whole stems' hashes
 
 
+@pytest.mark.parametrize("name", ["holiday.mp4", "holiday.pred.mp4.mkv"])
+def test_render_onto_a_video_that_is_no_render_is_refused_and_kept(
+    checkpoint, videos, tmp_path, capsys, name
+):
+    # a user's 10 s video at --render (a typo, a tab completion) became a 1 s render, rc 0
+    mine = tmp_path / name
+    shutil.copy(videos["long"], mine)
+    before = mine.read_bytes()
+    assert _predict_ckpt(checkpoint, videos["short"], "--render", mine, "-q") == 2
+    assert _error(capsys) == (
+        f"--render {mine} exists and is not a render of predict (named <name>.pred"
+        f"{mine.suffix}): writing it would destroy it; choose another path or remove it"
+    )
+    assert mine.read_bytes() == before
+
+
+def test_an_earlier_render_is_replaced(checkpoint, videos, tmp_path, capsys):
+    render = tmp_path / "match.pred.mkv"
+    for video in ("long", "short"):
+        assert _predict_ckpt(checkpoint, videos[video], "--render", render, "-q") == 0
+    assert capsys.readouterr().out == "1 of 1 inputs predicted\n" * 2
+    assert probe(render).num_frames == probe(videos["short"]).num_frames
+
+
 def test_an_existing_folder_at_render_takes_one_input_inside_it(checkpoint, videos, tmp_path):
     out = tmp_path / "renders"
     out.mkdir()
@@ -639,6 +663,7 @@ def test_out_paths_that_cannot_be_written_are_one_line_errors(checkpoint, videos
     folder.mkdir()
     cases = {
         "x.txt": "--out x.txt: use a .jsonl or .csv file name",
+        "x.json": "--out x.json: use a .jsonl or .csv file name",  # JSON lines are not JSON
         f"{tmp_path}/dir/": f"--out {tmp_path}/dir: use a .jsonl or .csv file name",
         str(folder): f"--out {folder} is a folder; give a file name",
         f"{a_file}/x.jsonl": f"--out {a_file}/x.jsonl: {a_file} is a file, not a folder; "

@@ -1,15 +1,18 @@
 """``octvideo export``: the exported file reproduces the checkpoint's logits; it never writes over
-its checkpoint, and refuses outputs it cannot write with one line before loading the checkpoint;
+its checkpoint or any file that is not an earlier export, and refuses outputs it cannot write with
+one line before loading the checkpoint;
 on a real full disk and onto a symbolic link: one line, no temporary file, an earlier export and
 the link's target as they were. TorchScript's own file writer aborted the whole process on a full
 disk (``c10::Error``) and left its temporary file."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +32,28 @@ from octvideo.inference.export import (
 from tests.small_disk import fill, small_disk
 
 
+def _earlier_export(out: Path, fmt: str) -> bytes:
+    """The files an earlier export left, in small: a TorchScript archive holding a model's code,
+    or the start of an ONNX graph that PyTorch produced, and the preprocessing file beside it."""
+    if fmt == "torchscript":
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as f:
+            f.writestr("m/code/__torch__/m.py", "")
+        out.write_bytes(archive.getvalue())
+    else:
+        out.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x062.14.1")
+    notes = {"input_layout": "(B, 3, T, S, S) float32, RGB", "protocol": {}, "classes": []}
+    out.with_suffix(out.suffix + ".json").write_text(json.dumps(notes))
+    return out.read_bytes()
+
+
 @pytest.mark.parametrize(("fmt", "name"), [("torchscript", "m.pt"), ("onnx", "m.onnx")])
 def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(
     request, checkpoint, tmp_path, capsys, fmt, name
 ):
     disk = small_disk(request, tmp_path / "disk")
     out = disk / name
-    out.write_bytes(b"an earlier export")
+    earlier = _earlier_export(out, fmt)
     fill(disk, leave=8192)
     assert main(["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -43,8 +61,8 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(
         f"octvideo export: stopped: cannot write {out} (No space left on device); the earlier "
         "file is kept; free space there or choose another folder"
     )
-    assert out.read_bytes() == b"an earlier export"
-    assert sorted(os.listdir(disk)) == ["ballast", name]  # no temporary file
+    assert out.read_bytes() == earlier
+    assert sorted(os.listdir(disk)) == ["ballast", name, f"{name}.json"]  # no temporary file
 
 
 @pytest.mark.parametrize("sidecar", [False, True], ids=["model", "sidecar"])
@@ -230,13 +248,16 @@ def test_out_must_end_in_the_format_extension(checkpoint, tmp_path, capsys, fmt,
     assert out.read_text() == "kept"
 
 
-def test_an_empty_out_and_a_sidecar_in_the_way_name_what_the_user_gave(checkpoint, capsys):
+def test_an_empty_out_and_a_sidecar_in_the_way_name_what_the_user_gave(
+    checkpoint, tmp_path, capsys
+):
     assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", ""]) == 2
     assert capsys.readouterr().err == (
         "octvideo export: error: --out is empty; give a file name, or no --out for the default\n"
     )
-    out = checkpoint.parent / "model.onnx"
-    sidecar = checkpoint.parent / "model.onnx.json"
+    # not beside the checkpoint, where another test leaves a checkpoint named model.onnx
+    out = tmp_path / "model.onnx"
+    sidecar = tmp_path / "model.onnx.json"
     sidecar.mkdir()
     assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 2
     assert capsys.readouterr().err == (
@@ -315,3 +336,38 @@ def test_a_checkpoint_whose_logits_overflow_is_named_so_and_nothing_written(
         line,
     ), line
     assert sorted(os.listdir(tmp_path)) == ["overflowing.ckpt"]
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_an_existing_output_is_replaced_only_when_it_is_an_earlier_export(
+    checkpoint, tmp_path, capsys, fmt
+):
+    # a user's model.pt (another project's weights) or model.onnx was replaced without a word
+    out = tmp_path / ("model.pt" if fmt == "torchscript" else "model.onnx")
+    notes = out.with_suffix(out.suffix + ".json")
+    args = ["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]
+    for _ in range(2):  # an earlier export is replaced
+        assert main(args) == 0
+    capsys.readouterr()
+    if fmt == "torchscript":
+        torch.save({"weights": torch.ones(2)}, out)  # a zip too, without a model's code
+    else:
+        out.write_bytes(b"\x08\x07\x12\x08skl2onnx")  # a graph another tool produced
+    theirs = out.read_bytes()
+    title = "TorchScript" if fmt == "torchscript" else "ONNX"
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: --out {out} exists and is not an earlier {title} export (a "
+        f"model octvideo export wrote, with {notes.name} beside it): writing it would destroy it; "
+        "choose another path or remove it\n"
+    )
+    assert out.read_bytes() == theirs
+    out.unlink()
+    notes.write_text('{"todo": "call alice"}')  # a user's file where the preprocessing goes
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo export: error: --out {out}: its preprocessing file {notes} exists and is not "
+        "the preprocessing file of an earlier export: writing it would destroy it; choose "
+        "another path or remove it\n"
+    )
+    assert notes.read_text() == '{"todo": "call alice"}' and not out.exists()

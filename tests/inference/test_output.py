@@ -1,5 +1,6 @@
 """``predict --out`` records: written whole through a temporary file, never through a symbolic
-link, and a real full disk is one line with the earlier file kept."""
+link, and a real full disk is one line with the earlier file kept; only an earlier record file is
+replaced; a CSV row holds every field of a record."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ import pytest
 
 from octvideo.cli import main
 from octvideo.errors import OutputWriteError
-from octvideo.inference.output import RecordWriter
+from octvideo.inference.output import (
+    CSV_FIELDS,
+    RecordWriter,
+    check_record_path,
+    is_record_file,
+)
 from tests.inference.media_helpers import overflowing_checkpoint
 from tests.small_disk import fill, small_disk
+
+# the records of an earlier run, which --out may replace
+EARLIER = '{"type": "video", "path": "earlier.mp4"}\n'
 
 
 def test_predict_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
@@ -36,7 +45,7 @@ def test_predict_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
 def test_predict_out_on_a_real_full_disk_is_one_line(request, checkpoint, videos, tmp_path, capsys):
     disk = small_disk(request, tmp_path / "disk")
     out = disk / "preds.jsonl"
-    out.write_text("earlier records\n")
+    out.write_text(EARLIER)
     fill(disk, leave=0)
     args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out)]
     assert main([*args, "--quiet"]) == 1
@@ -45,7 +54,7 @@ def test_predict_out_on_a_real_full_disk_is_one_line(request, checkpoint, videos
         f"octvideo predict: stopped: cannot write {out} (No space left on device); the earlier "
         "file is kept; free space there or choose another folder"
     )
-    assert out.read_text() == "earlier records\n"
+    assert out.read_text() == EARLIER
     assert sorted(os.listdir(disk)) == ["ballast", "preds.jsonl"]  # no temporary file
 
 
@@ -79,7 +88,7 @@ def test_predict_out_keeps_a_name_whose_bytes_are_not_utf8(
     bad = tmp_path / os.fsdecode(b"bad\xff\xfename.mp4")
     bad.write_bytes(videos["short"].read_bytes())
     out = tmp_path / f"preds{suffix}"
-    out.write_text("earlier records\n")
+    out.write_text(EARLIER)
     inputs = [str(videos["short"]), str(bad), str(videos["odd"])]
     assert main(["predict", "--ckpt", str(checkpoint), *inputs, "--out", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
@@ -142,3 +151,85 @@ def test_a_stop_before_the_first_record_keeps_the_earlier_file(tmp_path, suffix)
     with RecordWriter(out, k=1):  # a run of no input that ends: its file, empty of records
         pass
     assert "v0.mp4" not in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("first_line", "ours"),
+    [
+        (EARLIER, True),
+        ('{"type": "window", "path": "a.mp4", "window": 0}\n', True),
+        (",".join(CSV_FIELDS) + ",label1,prob1\r\n", True),
+        ("type,path,window,start,end,ok,error,seconds,label1,prob1\r\n", True),  # an older CSV
+        ("", True),  # nothing to lose
+        ("name,score\nalice,3\n", False),  # a spreadsheet
+        ('{"todo": "call alice"}\n', False),
+        ('[{"type": "video"}]\n', False),
+        ("\x00\x00\x00\x18ftypmp42", False),  # a video
+        ("earlier records\n", False),
+    ],
+)
+def test_only_an_earlier_record_file_is_taken_for_one(tmp_path, first_line, ours):
+    path = tmp_path / "out.jsonl"
+    path.write_text(first_line, newline="")
+    assert is_record_file(path) is ours
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_predict_out_onto_a_file_that_holds_no_records_is_refused_and_kept(
+    checkpoint, videos, tmp_path, capsys, suffix
+):
+    # a spreadsheet or notes at --out were replaced by records without a word
+    out = tmp_path / f"users{suffix}"
+    out.write_text("name,score\nalice,3\n")
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out), "-q"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo predict: error: --out {out} exists and is not a record file of predict (JSON "
+        "lines or CSV): writing it would destroy it; choose another path or remove it\n"
+    )
+    assert out.read_text() == "name,score\nalice,3\n"
+    out.write_text("")  # an empty file, or an earlier run's records, is replaced
+    for _ in range(2):
+        assert main(args) == 0
+    assert is_record_file(out) and str(videos["short"]) in out.read_text()
+
+
+def test_a_json_name_is_refused_as_json_lines_are_not_json(checkpoint, videos, tmp_path, capsys):
+    # preds.json was written as JSON lines, which a JSON reader refuses
+    out = tmp_path / "preds.json"
+    with pytest.raises(ValueError, match="use a .jsonl or .csv file name"):
+        check_record_path(out)
+    assert (
+        main(["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out)]) == 2
+    )
+    assert capsys.readouterr().err == (
+        f"octvideo predict: error: --out {out}: use a .jsonl or .csv file name\n"
+    )
+    assert not out.exists()
+
+
+def test_a_csv_row_holds_every_field_of_its_record_and_columns_for_the_classes_there_are(
+    checkpoint, videos, tmp_path
+):
+    # a CSV lacked num_frames, fps and num_windows, and --topk past the classes gave empty columns
+    out = tmp_path / "preds.csv"
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["long"]), "--out", str(out)]
+    assert main([*args, "--window", "2s", "--topk", "9", "-q"]) == 0
+    with out.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == [
+        *CSV_FIELDS,
+        "label1",
+        "prob1",
+        "label2",
+        "prob2",
+        "label3",
+        "prob3",
+    ]
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(rows) + 1
+    video = rows[-1]
+    assert video["type"] == "video" and int(video["num_windows"]) == len(rows) - 1 == 5
+    assert int(video["num_frames"]) == 95 and float(video["fps"]) == 10.0
+    assert all(row["num_frames"] == "" for row in rows[:-1])  # none in a window's row
