@@ -31,7 +31,7 @@ from octvideo.ops import (
     as_pair,
     conv_norm_act,
 )
-from octvideo.ops.pair import is_share
+from octvideo.ops.pair import is_share, normalize_octave, whole_triple
 
 _Size3 = tuple[int, int, int]
 
@@ -170,7 +170,8 @@ def make_shortcut(
     channel_multiple: int | None = None,
 ) -> nn.Module | None:
     """The shortcut a block needs: None (identity), a re-split, or a projection."""
-    if in_chans != out_chans or tuple(stride) != (1, 1, 1):
+    # one whole number or three, as the block's convolutions take it (2 is (2, 2, 2))
+    if in_chans != out_chans or whole_triple(stride, "stride", 1) != (1, 1, 1):
         return Shortcut(
             in_chans,
             out_chans,
@@ -378,10 +379,11 @@ class GlobalAvgPool(nn.Module):
     ) -> None:
         super().__init__()
         self.window = None if window is None else check_window(window)
+        octave = normalize_octave(octave)  # checked with or without a window
         self.low_window = (
             None
             if self.window is None
-            else tuple(-(-k // int(o)) for k, o in zip(self.window, octave, strict=True))
+            else tuple(-(-k // o) for k, o in zip(self.window, octave, strict=True))
         )
 
     def forward(self, x: Tensor | OctPair) -> Tensor:

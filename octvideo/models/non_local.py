@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from octvideo.models.checks import check_whole
 from octvideo.ops import (
     Octave,
     OctConv3d,
@@ -41,6 +42,7 @@ from octvideo.ops import (
     normalize_octave,
     oct_add,
 )
+from octvideo.ops.pair import whole_triple
 
 
 class NonLocal3d(nn.Module):
@@ -79,7 +81,8 @@ class NonLocal3d(nn.Module):
         channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
-        inner = inner_chans or channels // 2
+        channels = check_whole("channels", channels)  # numpy's whole numbers as Python's
+        inner = channels // 2 if inner_chans is None else check_whole("inner_chans", inner_chans)
         self.inner_chans = inner
         m = channel_multiple
         embed = {
@@ -92,7 +95,7 @@ class NonLocal3d(nn.Module):
         self.theta = OctConv3d(channels, inner, 1, **embed)
         self.phi = OctConv3d(channels, inner, 1, **embed)
         self.g = OctConv3d(channels, inner, 1, **embed)
-        self.pool_size = None if pool_size is None else tuple(pool_size)
+        self.pool_size = None if pool_size is None else whole_triple(pool_size, "pool_size", 1)
         self.octave: Octave = normalize_octave(octave)
         self.out = OctConv3d(
             inner,

@@ -59,6 +59,7 @@ from octvideo.models.layers import (
 )
 from octvideo.models.non_local import NonLocal3d
 from octvideo.ops import OctPair, OctPool3d, normalize_octave
+from octvideo.ops.pair import is_whole
 
 # Temporal kernel of conv_a per stage (res2..res5), cycled over the stage's blocks.
 C2D_TEMPORAL: tuple[tuple[int, ...], ...] = ((1,), (1,), (1,), (1,))
@@ -106,6 +107,15 @@ def make_stage(
 ) -> nn.Sequential:
     """One residual stage: ``depth`` blocks named "0".."depth-1", Non-local blocks named "nl<i>"
     after block i, so adding Non-local blocks leaves the residual blocks' keys unchanged."""
+    listed = isinstance(nonlocal_after, Sequence) and not isinstance(nonlocal_after, str)
+    if not listed or not all(is_whole(i) and 0 <= i < depth for i in nonlocal_after):
+        # a float or a bool would match a block (1.0 == 1) or none (1.5) without a word
+        raise ValueError(
+            f"nonlocal_blocks takes, per stage, the blocks that a Non-local block follows: "
+            f"whole numbers from 0 to {depth - 1} in a stage of {depth} blocks; got "
+            f"{nonlocal_after!r}"
+        )
+    after = {int(i) for i in nonlocal_after}
     out_chans = mid_chans * block.expansion
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for i in range(depth):
@@ -123,7 +133,7 @@ def make_stage(
             act_layer=act_layer,
             channel_multiple=channel_multiple,
         )
-        if i in nonlocal_after:
+        if i in after:
             layers[f"nl{i}"] = NonLocal3d(
                 out_chans,
                 alpha=alpha,
@@ -131,9 +141,6 @@ def make_stage(
                 norm_layer=norm_layer,
                 channel_multiple=channel_multiple,
             )
-    bad = [i for i in nonlocal_after if not 0 <= i < depth]
-    if bad:
-        raise ValueError(f"Non-local positions {bad} outside a stage of {depth} blocks")
     return nn.Sequential(layers)
 
 

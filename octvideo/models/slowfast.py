@@ -144,6 +144,8 @@ class FuseFastToSlow(nn.Module):
         channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
+        fusion_ratio = check_whole("fusion_ratio", fusion_ratio)  # numpy's as Python's
+        kernel_t, speed = check_whole("kernel_t", kernel_t), check_whole("speed", speed)
         out = fast_chans * fusion_ratio
         m = channel_multiple
         alpha_out = lateral_alpha(slow_chans, out, slow_alpha, m)

@@ -69,7 +69,8 @@ class OctNorm(OctaveModule):
     ) -> None:
         super().__init__()
         n_low = low_channels(num_features, alpha, channel_multiple)
-        self.num_features, self.alpha = num_features, float(alpha)
+        self.num_features, self.alpha = int(num_features), float(alpha)  # numpy's as Python's
+        num_features = self.num_features
         self.channels = (num_features - n_low, n_low or None)  # (high, low); None: no low group
         self.high = norm_layer(num_features - n_low, **norm_kwargs)
         self.low = norm_layer(n_low, **norm_kwargs) if n_low else None
@@ -304,8 +305,8 @@ class OctSplit(OctaveModule):
         channel_multiple: int | None = None,
     ) -> None:
         super().__init__()
-        self.channels = channels
         self.n_low = low_channels(channels, alpha, channel_multiple)
+        self.channels = int(channels)  # a whole number (low_channels): numpy's as Python's
         self.octave: Octave = normalize_octave(octave)
 
     def forward(self, x: Tensor) -> OctPair:

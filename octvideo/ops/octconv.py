@@ -209,11 +209,12 @@ class OctConv3d(OctaveModule):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.groups = int(groups)
         self.alpha_in, self.alpha_out = float(alpha_in), float(alpha_out)
-        self.channel_multiple = channel_multiple
-        self.in_low = low_channels(in_channels, alpha_in, channel_multiple)
-        self.out_low = low_channels(out_channels, alpha_out, channel_multiple)
-        self.in_high = in_channels - self.in_low
-        self.out_high = out_channels - self.out_low
+        self.in_low = low_channels(self.in_channels, alpha_in, channel_multiple)
+        self.out_low = low_channels(self.out_channels, alpha_out, channel_multiple)
+        # checked by low_channels; kept as Python ints, as every size above (numpy's are taken)
+        self.channel_multiple = None if channel_multiple is None else int(channel_multiple)
+        self.in_high = self.in_channels - self.in_low
+        self.out_high = self.out_channels - self.out_low
         self.has_octave = self.in_low > 0 or self.out_low > 0
         self.depthwise = groups > 1 and groups == in_channels == out_channels
 
@@ -269,7 +270,7 @@ class OctConv3d(OctaveModule):
                 stride=conv_stride,
                 padding=self.padding,
                 dilation=self.dilation,
-                groups=cin if self.depthwise else groups,
+                groups=cin if self.depthwise else self.groups,
                 bias=with_bias,
                 device=device,
                 dtype=dtype,

@@ -52,6 +52,17 @@ def is_whole(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _three(value: object) -> tuple:
+    """``value``'s items per axis: a whole number repeated for (T, H, W), or a sequence's items
+    (any number of them, for the caller to count); () for anything else (text, a float, a
+    tensor)."""
+    if is_whole(value):
+        return (value,) * 3
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return tuple(value)
+    return ()
+
+
 def whole_triple(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
     """``value`` as (T, H, W): one whole number for all three axes, or three; each ``low`` or
     more (1 for a kernel, stride or dilation, 0 for padding).
@@ -59,12 +70,7 @@ def whole_triple(value: _Size3, name: str, low: int) -> tuple[int, int, int]:
     Raises:
         ValueError: one line naming ``name`` and what it takes.
     """
-    if is_whole(value):
-        items: tuple = (value,) * 3
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        items = tuple(value)
-    else:
-        items = ()
+    items = _three(value)
     if len(items) != 3 or not all(is_whole(v) and v >= low for v in items):
         raise ValueError(
             f"{name} must be a whole number of {low} or more, or three of them (T, H, W); "
@@ -87,13 +93,6 @@ def check_share(alpha: object, name: str = "alpha") -> float:
     if not is_share(alpha):
         raise ValueError(f"{name} must be a number in [0, 1), got {alpha!r}")
     return float(alpha)
-
-
-def _triple(value: _Size3, name: str) -> tuple[int, int, int]:
-    out = (value,) * 3 if isinstance(value, int) else tuple(value)
-    if len(out) != 3 or any(not isinstance(v, int) for v in out):
-        raise ValueError(f"{name} must be an int or three ints (T, H, W), got {value!r}")
-    return out  # type: ignore[return-value]
 
 
 def as_pair(x: Tensor | OctPair | Sequence[Tensor | None]) -> OctPair:
@@ -168,14 +167,21 @@ def low_channels(channels: int, alpha: float, multiple: int | None = None) -> in
 
 
 def normalize_octave(octave: int | Sequence[int]) -> Octave:
-    """Checks an octave factor (1 or 2 per axis, (T, H, W)) and returns it as a 3-tuple."""
-    octave_t = (octave,) * 3 if isinstance(octave, int) else tuple(octave)
-    if len(octave_t) != 3 or any(isinstance(o, bool) or o not in (1, 2) for o in octave_t):
+    """An octave factor as three Python ints (T, H, W): one factor for all three axes, or three;
+    each 1 or 2 and a whole number by ``whole_triple``'s rule (numpy's too; a float such as 2.0,
+    a bool or a tensor is refused, as for a kernel size), so that no float reaches a pool.
+
+    Raises:
+        ValueError: one line naming ``octave`` and what it takes.
+    """
+    items = _three(octave)
+    if len(items) != 3 or not all(is_whole(o) and o in (1, 2) for o in items):
         raise ValueError(
-            f"octave must be three factors of 1 or 2 for (T, H, W), e.g. (1, 2, 2) for the "
-            f"spatial octave or (2, 2, 2) for the spatio-temporal one; got {octave}"
+            f"octave must be three factors of 1 or 2 for (T, H, W), or one for all three, as "
+            f"whole numbers: (1, 2, 2) for the spatial octave or (2, 2, 2) for the "
+            f"spatio-temporal one; got {octave!r}"
         )
-    return octave_t  # type: ignore[return-value]
+    return tuple(int(o) for o in items)  # type: ignore[return-value]
 
 
 def low_size(size: tuple[int, ...], octave: Octave) -> tuple[int, int, int]:
@@ -278,9 +284,9 @@ def max_pool3d(
     call that autograd records, and tracing, scripting and ``torch.compile`` (an exported graph
     keeps its one MaxPool node) go to ``F.max_pool3d``. NaN propagates as it does there.
     """
-    k3 = _triple(kernel_size, "kernel_size")
-    s3 = k3 if stride is None else _triple(stride, "stride")
-    p3 = _triple(padding, "padding")
+    k3 = whole_triple(kernel_size, "kernel_size", 1)
+    s3 = k3 if stride is None else whole_triple(stride, "stride", 1)
+    p3 = whole_triple(padding, "padding", 0)
     grad = torch.is_grad_enabled() and x.requires_grad
     graph = capturing()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))

@@ -12,8 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from octvideo.models.layers import ClassifierHead, ClassifierHeadMixin, GlobalAvgPool
-from octvideo.ops import OctPair
+from octvideo.models.layers import (
+    BasicBlock,
+    ClassifierHead,
+    ClassifierHeadMixin,
+    GlobalAvgPool,
+    Shortcut,
+    make_shortcut,
+)
+from octvideo.ops import OctPair, as_pair
 
 
 def _pytorchvideo_head(in_features: int, num_classes: int, kernel: tuple[int, int, int]):
@@ -127,3 +134,30 @@ def test_reset_classifier_is_a_new_head_on_the_old_dtype_and_dropout() -> None:
     assert model.head.drop.p == 0.0
     x = torch.randn(2, 6, dtype=torch.float64)
     torch.testing.assert_close(model.forward_head(x), x @ model.head.fc.weight.T)  # zero bias
+
+
+@pytest.mark.parametrize(
+    ("stride", "size"), [(2, (2, 4, 4)), (np.int64(2), (2, 4, 4)), ((1, 2, 2), (4, 4, 4))]
+)
+def test_a_block_takes_its_stride_as_one_whole_number_or_three(stride, size) -> None:
+    """A block of one width (no projection) read the stride as three numbers to choose its
+    shortcut, so one number, as its convolutions take it, stopped in a TypeError."""
+    block = BasicBlock(8, 8, 8, stride=stride)
+    assert isinstance(block.downsample, Shortcut)
+    assert block(as_pair(torch.randn(1, 8, 4, 8, 8))).high.shape == (1, 8, *size)
+    assert make_shortcut(8, 8, 1, 0.0, 0.0, octave=(1, 2, 2), norm_layer=nn.BatchNorm3d) is None
+    with pytest.raises(ValueError, match=r"^stride must be a whole number of 1 or more"):
+        BasicBlock(8, 8, 8, stride=2.0)
+
+
+@pytest.mark.parametrize("octave", [(1, 2.0, 2), (1, 2.5, 2), 3])
+def test_a_head_pool_refuses_an_octave_other_than_whole_factors_of_1_or_2(octave) -> None:
+    with pytest.raises(ValueError, match=r"^octave must be three factors of 1 or 2"):
+        GlobalAvgPool((2, 7, 7), octave=octave)
+    with pytest.raises(ValueError, match=r"^octave must be three factors of 1 or 2"):
+        GlobalAvgPool(octave=octave)
+
+
+def test_a_head_pool_takes_a_numpy_octave() -> None:
+    pool = GlobalAvgPool((3, 7, 7), octave=np.int64(2))
+    assert pool.low_window == (2, 4, 4) and {type(k) for k in pool.low_window} == {int}

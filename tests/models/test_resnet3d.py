@@ -398,3 +398,20 @@ def test_a_dropout_outside_0_to_1_is_refused(dropout):
         model = create_model("c2d_r18", width=8, dropout=0)
         with pytest.raises(ValueError, match=r"^dropout must be a number in \[0, 1\)"):
             model.reset_classifier(5, dropout=dropout)
+
+
+@pytest.mark.parametrize("position", [1.0, 1.5, True, -1, 2, "1", torch.tensor(1)])
+def test_a_nonlocal_position_that_is_not_a_block_number_is_refused(position):
+    """1.0 and True were taken as block 1, and 1.5 as no block, without a word."""
+    with pytest.raises(ValueError) as caught:
+        create_model("c2d_r18", width=8, nonlocal_blocks=((), (position,), (), ()))
+    assert str(caught.value) == (
+        "nonlocal_blocks takes, per stage, the blocks that a Non-local block follows: whole "
+        f"numbers from 0 to 1 in a stage of 2 blocks; got ({position!r},)"
+    )
+
+
+def test_nonlocal_positions_may_be_numpy_whole_numbers():
+    model = create_model("c2d_r18", width=8, nonlocal_blocks=((), (np.int64(1),), (), ()))
+    names = dict(model.named_modules())
+    assert "res3.nl1" in names and "res3.nl0" not in names

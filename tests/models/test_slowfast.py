@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from octvideo.models import create_model
+from octvideo.models.slowfast import FuseFastToSlow
 from octvideo.ops import OctConv3d, low_channels
 
 
@@ -265,3 +266,18 @@ def test_a_layer_instance_or_a_bad_dropout_is_refused_before_building():
         create_model("slowfast_r50", act_layer=3)
     with pytest.raises(ValueError, match=r"^dropout must be a number in \[0, 1\), got 1.5$"):
         create_model("slowfast_r50", dropout=1.5)
+
+
+@pytest.mark.parametrize("name", ["fusion_ratio", "kernel_t", "speed"])
+@pytest.mark.parametrize("value", [2.0, True, 0])
+def test_a_lateral_refuses_other_than_whole_numbers_naming_the_argument(name, value):
+    """A float fusion_ratio was refused as "channels", a float kernel_t as "kernel_size"."""
+    with pytest.raises(ValueError) as caught:
+        FuseFastToSlow(8, 16, **{name: value})
+    assert str(caught.value) == f"{name} must be a whole number of at least 1, got {value!r}"
+
+
+def test_a_lateral_takes_numpy_whole_numbers_as_python_ints():
+    fuse = FuseFastToSlow(8, 16, fusion_ratio=np.int64(2), kernel_t=np.int64(5), speed=np.int32(4))
+    assert type(fuse.out_chans) is int and fuse.out_chans == 16
+    assert fuse.conv.kernel_size == (5, 1, 1) and fuse.conv.stride == (4, 1, 1)

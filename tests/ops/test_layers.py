@@ -587,3 +587,26 @@ def test_scripting_an_octave_layer_is_refused_in_one_line_naming_trace(name):
         with pytest.raises(RuntimeError, match=match) as err:
             torch.jit.script(model)
         assert "\n" not in str(err.value) and "torch.jit.trace(model, clip)" in str(err.value)
+
+
+def test_split_and_norm_keep_numpy_sizes_as_python_ints():
+    split = OctSplit(np.int64(8), alpha=0.5, octave=np.int64(2))
+    norm = OctNorm(np.int64(8), alpha=0.5)
+    assert type(split.channels) is int and split.octave == (2, 2, 2)
+    assert all(type(n) is int for n in (*split.octave, norm.num_features, *norm.channels))
+    assert split(torch.randn(1, 8, 2, 4, 4)).low.shape == (1, 4, 1, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda octave: OctPool3d(2, octave=octave),
+        lambda octave: OctMerge(octave=octave),
+        lambda octave: OctSplit(8, alpha=0.5, octave=octave),
+    ],
+    ids=["OctPool3d", "OctMerge", "OctSplit"],
+)
+@pytest.mark.parametrize("octave", [(1, 2.0, 2), 2.0])
+def test_an_octave_of_floats_is_refused_when_built(make, octave):
+    with pytest.raises(ValueError, match=r"^octave must be three factors of 1 or 2 .* got"):
+        make(octave)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -670,3 +671,32 @@ def test_scripting_is_refused_in_one_line_naming_trace():
         ) as err:
             torch.jit.script(model)
         assert "\n" not in str(err.value) and "torch.jit.trace(model, clip)" in str(err.value)
+
+
+def test_numpy_whole_numbers_are_kept_as_python_ints():
+    layer = OctConv3d(
+        np.int64(8),
+        np.int64(8),
+        np.int64(3),
+        groups=np.int64(2),
+        alpha_in=0.5,
+        alpha_out=0.5,
+        octave=np.int64(2),
+        channel_multiple=np.int64(2),
+    )
+    sizes = (layer.in_channels, layer.out_channels, layer.groups, layer.channel_multiple)
+    sizes += (layer.in_high, layer.out_high, layer.in_low, layer.out_low)
+    assert all(type(n) is int for n in (*sizes, *layer.octave, *layer.kernel_size))
+    assert layer.octave == (2, 2, 2) and sizes == (8, 8, 2, 2, 4, 4, 4, 4)
+    y = layer(OctPair(torch.randn(1, 4, 4, 6, 6), torch.randn(1, 4, 2, 3, 3)))
+    assert (y.high.shape, y.low.shape) == ((1, 4, 4, 6, 6), (1, 4, 2, 3, 3))
+
+
+@pytest.mark.parametrize("octave", [2.0, (1, 2.0, 2), (1, 2.5, 2), torch.tensor(2)])
+def test_an_octave_that_is_not_whole_numbers_is_refused_when_built(octave):
+    """A float octave (2.0, from a JSON file) was taken and stored, and the first forward
+    stopped inside a torch pool; it is refused as a float kernel size is."""
+    with pytest.raises(ValueError) as caught:
+        OctConv3d(8, 8, 3, alpha_in=0.5, alpha_out=0.5, octave=octave)
+    assert str(caught.value).startswith("octave must be three factors of 1 or 2")
+    assert str(caught.value).endswith(f"got {octave!r}")

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from octvideo.ops import (
     OctPair,
@@ -19,7 +20,7 @@ from octvideo.ops import (
     low_channels,
     low_size,
 )
-from octvideo.ops.pair import has_channels_last_strides, is_contiguous_as
+from octvideo.ops.pair import has_channels_last_strides, is_contiguous_as, max_pool3d
 from tests.ops.tensor_helpers import CL, ceil_mean_pool, relative_error
 
 
@@ -165,12 +166,49 @@ def test_low_channels_refuses_other_than_a_whole_count_and_a_share(channels, alp
     assert str(caught.value) == message
 
 
-@pytest.mark.parametrize("octave", [True, (True, 2, 2), (1, 2, 3), (2, 2)])
+@pytest.mark.parametrize(
+    "octave",
+    [True, (True, 2, 2), (1, 2, 3), (2, 2), 2.0, (1, 2.0, 2), (1, 2.5, 2), torch.tensor(2), "122"],
+)
 def test_an_octave_of_other_than_three_factors_of_1_or_2_is_refused(octave):
     from octvideo.ops.pair import normalize_octave
 
-    with pytest.raises(ValueError, match="octave must be three factors of 1 or 2"):
+    with pytest.raises(ValueError) as caught:
         normalize_octave(octave)
+    assert str(caught.value).startswith("octave must be three factors of 1 or 2 for (T, H, W)")
+    assert str(caught.value).endswith(f"got {octave!r}")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("octave", "want"),
+    [(2, (2, 2, 2)), (np.int64(1), (1, 1, 1)), ((1, np.int64(2), np.int32(2)), (1, 2, 2))],
+)
+def test_an_octave_of_numpy_whole_numbers_is_three_python_ints(octave, want):
+    from octvideo.ops.pair import normalize_octave
+
+    got = normalize_octave(octave)
+    assert got == want
+    assert all(type(o) is int for o in got)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (((1, 2.0, 2),), "kernel_size must be a whole number of 1 or more"),
+        ((2, True), "stride must be a whole number of 1 or more"),
+        ((2, 2, -1), "padding must be a whole number of 0 or more"),
+    ],
+)
+def test_max_pool3d_refuses_other_than_whole_sizes(args, message):
+    with pytest.raises(ValueError, match=message):
+        max_pool3d(torch.zeros(1, 2, 4, 4, 4), *args)
+
+
+def test_max_pool3d_takes_numpy_whole_sizes():
+    x = torch.randn(1, 2, 4, 4, 4)
+    got = max_pool3d(x, (1, np.int64(2), 2), np.int64(2))
+    assert torch.equal(got, F.max_pool3d(x, (1, 2, 2), 2))
 
 
 @pytest.mark.parametrize("size", [(4, 8, 8), (3, 7, 7), (1, 1, 1)])
