@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from octvideo.models import create_model
-from octvideo.models.cost import clip_cost, example_input, measure_cost
+from octvideo.models.cost import clip_cost, cost_table, example_input, measure_cost, module_gflops
 
 # (model, alpha, paper GFLOPs). Which stages carry the octave: one alpha = res2-res4 (res5 and
 # stem vanilla, the official code); four alphas = res2-res5 (the only layout that fits 22.1 and
@@ -66,3 +66,68 @@ def test_example_input_is_a_clip_or_the_slow_and_fast_pathways_made_by_fill() ->
     assert bool(slow.eq(1).all()) and bool(fast.eq(1).all())
     with torch.device("meta"):  # shapes only, as build.check_clip runs a network
         assert example_input(slowfast, 2, 16)[1].is_meta
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((0, 32), "slow_frames must be a whole number of at least 1, got 0"),
+        ((4.0, 32), "slow_frames must be a whole number of at least 1, got 4.0"),
+        ((True, 32), "slow_frames must be a whole number of at least 1, got True"),
+        ((4, 1.5), "size must be a whole number of at least 1, got 1.5"),
+        ((4, 0), "size must be a whole number of at least 1, got 0"),
+    ],
+)
+def test_measure_cost_refuses_other_than_whole_sizes_of_one_or_more(args, message) -> None:
+    model = create_model("c2d_r18", width=8, alpha=0.5, num_classes=6)
+    with pytest.raises(ValueError) as caught:
+        measure_cost(model, *args)
+    assert str(caught.value) == message
+    with pytest.raises(ValueError) as caught:
+        module_gflops(model, ["res2"], *args)
+    assert str(caught.value) == message
+
+
+def test_a_clip_the_model_cannot_take_is_refused_in_the_models_own_line() -> None:
+    """The models skip their clip checks under fvcore's trace; the count runs them first, so a
+    one-frame clip through C2D (which pools time 2x) gives the line an eager forward gives, not
+    torch's error from inside the trace."""
+    model = create_model("c2d_r18", width=8, alpha=0.5, num_classes=6).train()
+    clip = torch.zeros(1, 3, 1, 32, 32)
+    with pytest.raises(ValueError) as eager:
+        model(clip)
+    for count in (lambda: measure_cost(model, 1, 32), lambda: clip_cost(model, clip)):
+        with pytest.raises(ValueError) as caught:
+            count()
+        assert str(caught.value) == str(eager.value)
+        assert str(caught.value).startswith("ResNet3D-18 takes (B, C, T, H, W) clips of 2 or more")
+    assert model.training  # the mode is given back
+
+
+@pytest.mark.parametrize(
+    ("model", "clip", "message"),
+    [
+        ("c2d_r18", "clip", "measure_cost takes a network (nn.Module), got str"),
+        (None, "clip", "the clip to count must be a (B, C, T, H, W) tensor"),
+        (None, [], "the clip to count must be a (B, C, T, H, W) tensor"),
+        (None, torch.zeros(1, 4, 2, 32, 32), "ResNet3D-18 takes (B, 3, T, H, W) clips"),
+    ],
+)
+def test_clip_cost_refuses_a_model_or_clip_of_another_kind_in_one_line(model, clip, message):
+    net = create_model("c2d_r18", width=8, num_classes=6)
+    with pytest.raises((TypeError, ValueError)) as caught:
+        if model is not None:
+            measure_cost(model, 2, 32)
+        else:
+            clip_cost(net, clip)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_module_gflops_and_cost_table_refuse_one_name_for_a_list() -> None:
+    with pytest.raises(TypeError, match="module_gflops takes a list of submodule names"):
+        module_gflops(create_model("c2d_r18", width=8, num_classes=6), "res2", 2, 32)
+    with pytest.raises(TypeError, match="cost_table takes a list of model names"):
+        cost_table("c2d_r18", frames=2, size=32)
+    with pytest.raises(ValueError, match="frames must be a whole number of at least 1, got 2.0"):
+        cost_table(["c2d_r18"], frames=2.0, size=32)
