@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import io
+import pickle
 import re
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
+from torch.nn.utils import vector_to_parameters
 
 import octvideo
 from octvideo.checkpoint_meta import ClipProtocol
@@ -30,6 +33,7 @@ from octvideo.ops import (
     OctPool3d,
     as_pair,
     conv_norm_act,
+    fast,
     fuse_for_inference,
     oct_add,
     unpair,
@@ -751,7 +755,7 @@ def test_packing_more_shapes_than_kept_starts_over_and_keeps_the_merged_weights(
     for size in range(8, 8 + 2 * (_MAX_PACKED // 3 + 2), 2):  # three packed weights per size
         _assert_fused_equals_unfused(fused, conv, norm, _float32_cl_pair(g, 1, size))
         assert len(fused._packed) <= _MAX_PACKED
-        merged.append(fused._merged["low"])
+        merged.append(fused._low_weight(fast.path_weights(fused)))
     assert len(fused._packed) < _MAX_PACKED  # it started over
     assert all(m is merged[0] for m in merged)
 
@@ -965,3 +969,165 @@ def test_a_nan_weight_gives_nan_logits_fused_as_unfused(name, alpha, octave) -> 
         assert model(x).isnan().all()
     with torch.inference_mode():
         assert fuse_for_inference(model)(x).isnan().all()
+
+
+# Weights a fused layer makes (merged, packed for oneDNN) follow the tensors they are made from.
+
+MADE_CASES = [
+    ("i3d_r50", 0.1, "channels_last", 64),  # pooled after, merged low weight, packed
+    ("c2d_r18", 0.5, "channels_last", 32),  # merged low weight, packed
+    ("i3d_r18", 0.0, "contiguous", 32),  # packed
+]
+
+
+def _ran_float32(name: str, alpha: float, layout: str, side: int):
+    """A fused float32 network that has run once without autograd, so it holds made weights,
+    and its input."""
+    fmt = CL if layout == "channels_last" else torch.contiguous_format
+    model = _network(name, alpha).float().to(memory_format=fmt)
+    x = _clip(model, 4, side, fmt).float().contiguous(memory_format=fmt)
+    fused = fuse_for_inference(model)
+    with torch.no_grad():
+        first = fused(x)
+    assert any(len(m._packed) for m in fused.modules() if isinstance(m, FusedOctConv3d))
+    return fused, x, first
+
+
+def _plain(model: nn.Module, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+    """The model's output with autograd on: a fused layer then runs public operators on its
+    current weights, and keeps nothing."""
+    with torch.enable_grad():
+        if params is None:
+            return model(x).detach()
+        return torch.func.functional_call(model, params, (x,)).detach()
+
+
+def _assert_close_to(got: torch.Tensor, want: torch.Tensor) -> None:
+    """Within float32 rounding of ``want``, relative to its largest value (the logits of a
+    narrow, deep network are small)."""
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+def _halve(model: nn.Module, how: str) -> None:
+    params = list(model.parameters())
+    with torch.no_grad():
+        if how == "vector_to_parameters":
+            vector_to_parameters(torch.cat([p.reshape(-1) for p in params]) * 0.5, params)
+        for p in params:
+            if how == "mul_":
+                p.mul_(0.5)
+            elif how == "copy_":
+                p.copy_(p * 0.5)
+            elif how == "data =":
+                p.data = p.detach() * 0.5
+
+
+@mkldnn_only
+@pytest.mark.parametrize(("name", "alpha", "layout", "side"), MADE_CASES)
+@pytest.mark.parametrize("how", ["mul_", "copy_", "data =", "vector_to_parameters"])
+def test_a_fused_model_that_has_run_follows_its_weights_edited_in_place(
+    name, alpha, layout, side, how
+) -> None:
+    """After a run, weights edited in place or replaced under the fused model reach its next
+    inference call as they reach a call with autograd on: no merged or packed weight made from
+    the old ones is used again."""
+    fused, x, first = _ran_float32(name, alpha, layout, side)
+    _halve(fused, how)
+    with torch.no_grad():
+        got = fused(x)
+    want = _plain(fused, x)
+    assert not torch.allclose(want, first, rtol=1e-3, atol=1e-3)  # the edit changes the output
+    _assert_close_to(got, want)
+    with torch.inference_mode():
+        _assert_close_to(fused(x), want)
+
+
+@mkldnn_only
+@pytest.mark.parametrize(("name", "alpha", "layout", "side"), [*MADE_CASES, ("layer", 0.0, "", 7)])
+def test_functional_call_without_autograd_uses_the_given_parameters(
+    name, alpha, layout, side
+) -> None:
+    """``torch.func.functional_call`` of a fused model that has run, without autograd, computes
+    with the tensors it is given, each call's own (a freed one's id given to the next call's
+    tensors or not), as with autograd on; the model's own weights are used again after it."""
+    if name == "layer":  # packed weights only; the freed tensors' ids come back soon
+        conv, norm, x = _unit(alpha)
+        fused = fuse_for_inference(nn.Sequential(conv, norm)).float()
+        x = x.float()
+        with torch.no_grad():
+            first = fused(x)
+    else:
+        fused, x, first = _ran_float32(name, alpha, layout, side)
+    for scale in (0.5, 2.0) * 3:
+        params = {k: v.detach() * scale for k, v in fused.named_parameters()}
+        with torch.no_grad():
+            got = torch.func.functional_call(fused, params, (x,))
+        _assert_close_to(got, _plain(fused, x, params))
+        del params, got  # the next call's tensors may be given these ids
+    with torch.no_grad():
+        _assert_close_to(fused(x), first)
+
+
+@mkldnn_only
+def test_inference_mode_calls_keep_the_packed_weights(monkeypatch) -> None:
+    """Under ``torch.inference_mode`` (the predictor's mode) weights are packed on the first
+    call only, merged weights included: each later call reuses them, with the same result."""
+    fused, x, _ = _ran_float32("i3d_r50", 0.1, "channels_last", 64)
+    fused = copy.deepcopy(fused)  # nothing made yet
+    reorders: list[str] = []
+
+    def spy(name: str):
+        reorder = getattr(torch._C._nn, name)
+
+        def counted(*args):
+            reorders.append(name)
+            return reorder(*args)
+
+        return counted
+
+    for name in ("mkldnn_reorder_conv2d_weight", "mkldnn_reorder_conv3d_weight"):
+        monkeypatch.setattr(torch._C._nn, name, spy(name))
+    with torch.inference_mode():
+        first = fused(x)
+        packed = len(reorders)
+        again = fused(x)
+    assert packed > 0 and len(reorders) == packed
+    assert torch.equal(again, first)
+
+
+@mkldnn_only
+def test_a_model_built_in_inference_mode_follows_its_weights_edited_in_place() -> None:
+    """Inference tensors have no version counter to tell an edit: weights made from them are
+    not kept, so an in-place edit under ``torch.inference_mode`` reaches the next call."""
+    with torch.inference_mode():
+        fused = fuse_for_inference(_network("c2d_r18", 0.5).float().to(memory_format=CL))
+        x = _clip(fused, 4, 32, CL).float().contiguous(memory_format=CL)
+        fused(x)
+        for p in fused.parameters():
+            p.mul_(0.5)
+        got = fused(x)
+    params = {k: v.clone() for k, v in fused.named_parameters()}  # ordinary tensors
+    _assert_close_to(got, _plain(fused, x.clone(), params))
+
+
+@mkldnn_only
+@pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save", "fuse_for_inference"])
+def test_a_fused_model_that_has_run_copies_saves_and_fuses_again(how: str) -> None:
+    """A fused model holding packed weights (oneDNN tensors, which have no storage to copy)
+    deep-copies, pickles, saves with ``torch.save`` and fuses again; the copy packs its own and
+    gives the same output, and the original runs on."""
+    fused, x, first = _ran_float32("c2d_r18", 0.5, "channels_last", 32)
+    if how == "deepcopy":
+        other = copy.deepcopy(fused)
+    elif how == "pickle":
+        other = pickle.loads(pickle.dumps(fused))
+    elif how == "torch.save":
+        buffer = io.BytesIO()
+        torch.save(fused, buffer)
+        buffer.seek(0)
+        other = torch.load(buffer, weights_only=False)
+    else:
+        other = fuse_for_inference(fused)
+    with torch.no_grad():
+        _assert_close_to(other(x), first)
+        _assert_close_to(fused(x), first)
