@@ -8,10 +8,12 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 
 - one centre clip (the default), or the multi-view protocol (N temporal clips x 1 or 3 crops,
   softmax averaged);
-- sliding windows over long videos: which windows a video gets is ``window_times``'s rule;
-  each window is classified from one clip at the trained stride centred in it
-  (``Predictor._clip_plan``), so the model sees the temporal scale it was trained on, and the
-  video-level scores are the mean of the windows' probabilities.
+- sliding windows over long videos: which windows a video gets is ``window_times``'s rule,
+  kept where a window holds a frame of its own (``Predictor._clip_plan``); each window is
+  classified from one clip at the trained stride centred in it, from its own frames where they
+  are enough, so the model sees the temporal scale it was trained on, and the video-level
+  scores are the mean of the windows' distinct clips' probabilities (a clip that neighbouring
+  windows share, as where the clip spans more than a window, counts once).
 
 Every number is bounded before a video is read: windows and strides are finite and at least
 ``MIN_WINDOW_SECONDS``, views at most ``MAX_VIEW_CLIPS`` temporal clips, and a video that would get
@@ -80,6 +82,9 @@ MAX_VIEW_CLIPS = 100
 # clips per forward pass (``octvideo predict --batch-size``); one batch's frames are decoded at
 # full size
 MAX_BATCH_SIZE = 512
+# seconds within which a frame's time and a window's edge are one time: under any container's
+# tick (1/90000 s in MPEG, 1 ms in Matroska), over the rounding of seconds up to a day
+TIME_EPS = 1e-6
 
 
 @dataclass
@@ -146,6 +151,9 @@ class InputHeader(NamedTuple):
     # what to do where the model's logits of it are not finite: its predictor's checkpoint's
     # advice (``Predictor.broken_advice``), sent along so that the scores' reader words it so
     broken_advice: str = RUN_ADVICE
+    # the windows whose clip is the window before's (``_repeats``): the video's scores count
+    # each clip once
+    repeats: tuple[int, ...] = ()
 
 
 @dataclass
@@ -185,6 +193,7 @@ class OpenInput:
             len(self.plan),
             len(self.crops),
             self.broken_advice,
+            _repeats(self.plan) if self.times else (),
         )
 
 
@@ -223,9 +232,10 @@ class VideoResult:
 
     def set_scores(self, header: InputHeader, probs: Tensor, error: str | None = None) -> None:
         """Fills in the input's numbers from ``header``, its scores from ``probs`` (clips, K;
-        crops averaged: a window's are its clip's, the video's are the mean of all clips) and
-        its ``error`` (None: it was read whole). Probabilities that are not all finite are no
-        prediction: the input gets none, and fails with ``non_finite_scores``'s reason."""
+        crops averaged: a window's are its clip's, the video's are the mean of its clips, a clip
+        that windows repeat (``header.repeats``) counted once) and its ``error`` (None: it was
+        read whole). Probabilities that are not all finite are no prediction: the input gets
+        none, and fails with ``non_finite_scores``'s reason."""
         self.num_frames, self.fps, self.duration = header.num_frames, header.fps, header.duration
         bad = non_finite_scores(probs, header.broken_advice)
         self.error = bad or error
@@ -235,7 +245,9 @@ class VideoResult:
             self.windows = [
                 Prediction(p, s, e) for p, (s, e) in zip(probs, header.times, strict=True)
             ]
-        self.video = Prediction(probs.mean(0), 0.0, self.duration)
+        counted = torch.ones(len(probs), dtype=torch.bool)
+        counted[list(header.repeats)] = False
+        self.video = Prediction(probs[counted].mean(0), 0.0, self.duration)
 
 
 def non_finite_scores(probs: Tensor, advice: str = RUN_ADVICE) -> str | None:
@@ -421,7 +433,12 @@ def check_fps(fps: object) -> float:
 
 
 def window_times(
-    duration: float, window: float, stride: float, *, limit: int = MAX_WINDOWS
+    duration: float,
+    window: float,
+    stride: float,
+    *,
+    limit: int = MAX_WINDOWS,
+    last_frame: float | None = None,
 ) -> list[tuple[float, float]]:
     """Windows [k * stride, min(k * stride + window, duration)] over [0, duration].
 
@@ -429,6 +446,12 @@ def window_times(
     first that reaches it, so every window has a positive length. With ``stride <= window`` they
     cover the video and the last ends at ``duration``; with a longer stride they leave gaps and the
     last may end before it. A video shorter than one window gets one window over all of it.
+
+    Given ``last_frame`` (the last frame's time; a frame at t is shown over [t, t + a frame), so
+    a window [start, end) holds the frames from start to before end), windows also start at or
+    before it, and end at the first that holds it: none is made of the time after the last
+    frame's start alone (at 29.97 fps a "2 s" video is 2.002 s, a window past 2 s would hold
+    none of its frames).
 
     Raises:
         ValueError: a window, stride or duration that is not finite, or not positive.
@@ -442,6 +465,10 @@ def window_times(
         return [(0.0, duration)]
     reaching = math.ceil((duration - window) / stride - 1e-9) + 1  # up to the one reaching the end
     starting = math.ceil(duration / stride - 1e-9)  # those starting before the end
+    if last_frame is not None:  # up to the one holding the last frame: its end past its time
+        first = math.floor((last_frame + TIME_EPS - window) / stride) + 1  # end - eps > it
+        reaching = min(reaching, max(first, 0) + 1)
+        starting = min(starting, math.floor((last_frame + TIME_EPS) / stride) + 1)
     # the window at 0 starts before the end however long the stride (the epsilon would drop it)
     count = max(1, min(reaching, starting))
     if count > limit:
@@ -642,16 +669,28 @@ class Predictor:
         """Frame indices of every clip to run, and the window times (``window_times``; empty
         without windows).
 
+        Seconds count from the first frame: ``frame_times`` (one per frame) maps them to frames
+        in a variable-frame-rate video (``_variable_frame_times``), where the windows end at the
+        last frame's time (``_duration``); None maps them as ``seconds x fps``. A frame is shown
+        from its time to the next frame's, so a window [start, end) holds the frames from its
+        start to before its end (the one ending the video, those up to its end too).
+
+        A window or stride under one frame of the video (``_one_frame``: at a variable rate, the
+        median step between frames) is taken as one frame (a stride of None as the window,
+        raised with it, so the windows still cover the video), with a warning that names the
+        input ``name``, what was given and the frame used. Windows end at the first that holds
+        the last frame (``window_times``), and a window is made only where it holds a frame of
+        its own, one past the window before's end: no input gets more windows than frames. At
+        a constant rate every window has one; the windows of a pause in a variable-rate
+        recording have none, and are counted in one warning.
+
         Each window's clip is T frames at the trained stride tau (counted at the trained
         ``data.target_fps`` when it was set, else at the video's own rate), centred on the
-        window's middle and clamped to the video. Seconds count from the first frame:
-        ``frame_times`` (one per frame) maps them to frames in a variable-frame-rate video
-        (``_variable_frame_times``), where the windows end at the last frame's time
-        (``_duration``); None maps them as ``seconds x fps``. A window or stride under one frame
-        of the video (``_one_frame``) is taken as one frame (a stride of None as the window,
-        raised with it, so the windows still cover the video), with a warning that names the
-        input ``name``, what was given and the frame used: no more windows than frames, each a
-        clip of its own.
+        window's middle, within the window's frames where they are enough for the clip, and
+        within the video (``_window_clip``). Where the clip spans more than a window at the
+        video's rate, each window's clip also reads frames outside it and neighbouring windows
+        may share one (``_repeats``, counted once in the video's scores): one warning says so,
+        and what to do.
 
         Raises:
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
@@ -667,31 +706,68 @@ class Predictor:
         under = _under_one_frame(window, stride, frame)
         if under is not None:
             logger.warning(
-                "%s: %s would be under one frame (%d frames over %gs): they are taken one frame, "
-                "%gs, %s",
+                "%s: %s would be under one frame (%d frames over %gs%s): they are taken one "
+                "frame, %gs, %s",
                 name,
                 under[0],
                 total,
                 duration,
+                "" if frame_times is None else "; one frame is the median step between them",
                 frame,
                 under[1],
             )
         window = max(window, frame)
         # a stride not given is the window's, raised with it: the windows still cover the video
         stride = window if stride is None else max(stride, frame)
-        times = window_times(duration, window, stride, limit=MAX_WINDOWS)
+        planned = window_times(
+            duration, window, stride, limit=MAX_WINDOWS, last_frame=_last_frame(info, frame_times)
+        )
         fps = _frame_rate(info.fps)
+        first, after = _window_frames(planned, duration, frame_times, fps, total)
+        # a frame of its own: one in it past the window before's end (at a constant rate every
+        # window has one, ``window_times`` ending at the last frame; a pause leaves windows none)
+        made = after > np.maximum(first, np.concatenate(([0], after[:-1])))
+        if not made.all():
+            logger.warning(
+                "%s: %d of %d windows hold no frame of their own, none past the window before%s: "
+                "they get no records",
+                name,
+                int((~made).sum()),
+                len(planned),
+                _longest_pause(frame_times),
+            )
         span = clip_window(p.num_frames, step) - 1
-        indices = []
-        for start, end in times:
+        times, indices = [], []
+        for k in np.flatnonzero(made).tolist():
+            start, end = planned[k]
             if frame_times is None:
                 centre = (start + end) / 2 * fps
             else:
                 centre = float(np.interp((start + end) / 2, frame_times, np.arange(total)))
-            # half up (round() takes ties to even): windows a frame apart get clips a frame apart
-            first = math.floor(centre - span / 2 + 0.5 + 1e-6)
-            first = min(max(first, 0), max(total - 1 - span, 0))
-            indices.append(clip_indices(first, p.num_frames, step, total))
+            clip = _window_clip(centre, int(first[k]), int(after[k]) - 1, span, total)
+            times.append(planned[k])
+            indices.append(clip_indices(clip, p.num_frames, step, total))
+        seconds = (span + 1) * frame  # the clip's frames, each shown for one frame
+        if len(times) > 1 and seconds > window + TIME_EPS:
+            repeats = len(_repeats(indices))
+            logger.warning(
+                "%s: the model's clip spans %d frames, %gs at %g fps, more than a %gs window: "
+                "each window's clip reads frames outside it%s; use a window of at least %gs%s",
+                name,
+                span + 1,
+                seconds,
+                1 / frame,
+                window,
+                f", and {repeats} of {len(times)} windows repeat the clip of the window before "
+                "(the video's scores count it once)"
+                if repeats
+                else "",
+                seconds,
+                ""
+                if p.target_fps
+                else ", or a model trained with data.target_fps set (its clip "
+                "then spans the same seconds at any frame rate)",
+            )
         return indices, times
 
     # ---------------------------------------------------------------------------------- predict
@@ -982,11 +1058,83 @@ def _under_one_frame(window: float, stride: float | None, frame: float) -> tuple
 
 
 def _one_frame(info: VideoInfo, frame_times: np.ndarray | None) -> float:
-    """Seconds of one frame: ``1 / fps``, or the mean step between the frames' times when the
-    frame rate varies. Windows at least this far apart are no more than the frames."""
+    """Seconds of one frame: ``1 / fps``, or the median step between the frames' times when the
+    frame rate varies (the mean would count a pause in the recording as frames' time).
+
+    Windows at least this far apart are no more than the frames: each one that is made holds a
+    frame of its own (``Predictor._clip_plan``).
+    """
     if frame_times is not None and frame_times.size > 1:
-        return float(frame_times[-1]) / (frame_times.size - 1)
+        steps = np.diff(frame_times)
+        steps = steps[steps > 0]
+        if steps.size:
+            return float(np.median(steps))
     return 1.0 / _frame_rate(info.fps)
+
+
+def _last_frame(info: VideoInfo, frame_times: np.ndarray | None) -> float:
+    """The last frame's time: its timestamp, else ``(frames - 1) / fps``."""
+    if frame_times is not None:
+        return float(frame_times[-1])
+    return (info.num_frames - 1) / _frame_rate(info.fps)
+
+
+def _frames_before(
+    seconds: np.ndarray, frame_times: np.ndarray | None, fps: float, total: int
+) -> np.ndarray:
+    """How many of the ``total`` frames have a time before each of ``seconds``."""
+    if frame_times is None:
+        return np.clip(np.ceil(seconds * fps), 0, total).astype(np.int64)
+    return np.searchsorted(frame_times, seconds, side="left").astype(np.int64)
+
+
+def _window_frames(
+    times: list[tuple[float, float]],
+    duration: float,
+    frame_times: np.ndarray | None,
+    fps: float,
+    total: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's first frame, and how many frames come before its end: it holds the frames
+    from one to the other. A frame at t is shown until the next, so a window [start, end) holds
+    those from its start to before its end; the one ending the video also holds a frame at its
+    end (a variable-frame-rate video ends at its last frame's time)."""
+    bounds = np.asarray(times, dtype=np.float64).reshape(-1, 2)
+    ends = np.where(bounds[:, 1] < duration - TIME_EPS, bounds[:, 1] - TIME_EPS, np.inf)
+    return (
+        _frames_before(bounds[:, 0] - TIME_EPS, frame_times, fps, total),
+        _frames_before(ends, frame_times, fps, total),
+    )
+
+
+def _window_clip(centre: float, low: int, high: int, span: int, total: int) -> int:
+    """The first frame of the clip of ``span + 1`` frames for a window whose middle is frame
+    ``centre`` and whose frames are ``low`` to ``high``: centred on its middle, within its frames
+    when they are enough for the clip, else holding them all; within the video."""
+    # half up (round() takes ties to even): windows a frame apart get clips a frame apart
+    first = math.floor(centre - span / 2 + 0.5 + 1e-6)
+    low, high = sorted((low, high - span))
+    first = min(max(first, low), high)
+    return min(max(first, 0), max(total - 1 - span, 0))
+
+
+def _repeats(plan: list[np.ndarray]) -> tuple[int, ...]:
+    """The clips of ``plan`` that are the clip before them (windows' clips go forward, so a
+    clip that several windows share is theirs one after another)."""
+    if len(plan) < 2:
+        return ()
+    clips = np.stack(plan)  # (windows, T)
+    return tuple((np.flatnonzero((clips[1:] == clips[:-1]).all(axis=1)) + 1).tolist())
+
+
+def _longest_pause(frame_times: np.ndarray | None) -> str:
+    """``; the video has no frame for 20.033s from 0.967s``: its longest step between frames
+    (a variable frame rate's; empty for a constant one)."""
+    if frame_times is None or frame_times.size < 2:
+        return ""
+    steps = np.diff(frame_times)
+    k = int(np.argmax(steps))
+    return f"; the video has no frame for {steps[k]:.3f}s from {frame_times[k]:.3f}s"
 
 
 def _variable_frame_times(video: Video, fps: float) -> np.ndarray | None:

@@ -136,6 +136,14 @@ def _one_frame_warning(name: str, stride: float, frames: int, seconds: float, fr
     )
 
 
+def _spans_more(name: str, seconds: float, fps: float, window: float) -> str:
+    """The start of the warning for a clip (the tiny model's: 7 frames) longer than a window."""
+    return (
+        f"{name}: the model's clip spans 7 frames, {seconds:g}s at {fps:g} fps, more than a "
+        f"{window:g}s window: each window's clip reads frames outside it"
+    )
+
+
 def _clip_starts(plan: list[np.ndarray], frames: int) -> list[int]:
     """The first frame of each clip but those held at the video's ends (the clip's length)."""
     last = max(int(p[0]) for p in plan)
@@ -153,9 +161,13 @@ def test_frames_get_windows_one_frame_apart_for_a_stride_under_one_frame(
     with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
         result = predictor.predict(frames, fps=fps, window="1s", stride=stride)
     asked = float(stride[:-1]) if stride else 1.0
-    assert caplog.record_tuples == [_one_frame_warning("<frames>", asked, 40, 40 / fps, frame)]
+    assert caplog.record_tuples[0] == _one_frame_warning("<frames>", asked, 40, 40 / fps, frame)
+    assert len(caplog.messages) == 2  # and the 7-frame clip spans more than a 1 s window
+    assert caplog.messages[1].startswith(_spans_more("<frames>", 7 / fps, fps, 1.0))
     assert result.ok and 1 < len(result.windows) <= 40
-    assert [(w.start, w.end) for w in result.windows] == window_times(40 / fps, 1.0, frame)
+    # up to the first window that holds the last frame
+    expected = window_times(40 / fps, 1.0, frame, last_frame=39 / fps)
+    assert [(w.start, w.end) for w in result.windows] == expected
 
 
 @pytest.mark.parametrize(
@@ -173,14 +185,14 @@ def test_a_window_under_one_frame_is_one_frame_and_a_stride_not_given_follows_it
     frames = torch.randint(0, 256, (40, 8, 8, 3), dtype=torch.uint8)
     with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
         result = predictor.predict(frames, fps=0.1, window="1s", stride=stride)
-    assert caplog.record_tuples == [
-        (
-            "octvideo.inference.predictor",
-            logging.WARNING,
-            f"<frames>: {asked} would be under one frame (40 frames over 400s): they are taken "
-            f"one frame, 10s, {raised}",
-        )
-    ]
+    assert caplog.record_tuples[0] == (
+        "octvideo.inference.predictor",
+        logging.WARNING,
+        f"<frames>: {asked} would be under one frame (40 frames over 400s): they are taken "
+        f"one frame, 10s, {raised}",
+    )
+    assert len(caplog.messages) == 2  # and the 7-frame clip spans more than a 10 s window
+    assert caplog.messages[1].startswith(_spans_more("<frames>", 70.0, 0.1, 10.0))
     assert result.ok and [(w.start, w.end) for w in result.windows] == window_times(
         400.0, 10.0, used
     )
@@ -189,7 +201,8 @@ def test_a_window_under_one_frame_is_one_frame_and_a_stride_not_given_follows_it
 def test_windows_of_one_frame_each_are_taken(predictor, caplog):
     frames = torch.zeros(40, 8, 8, 3, dtype=torch.uint8)
     result = predictor.predict(frames, fps=1, window="1s")
-    assert result.ok and len(result.windows) == 40 and not caplog.records
+    assert result.ok and len(result.windows) == 40
+    assert not any("under one frame" in message for message in caplog.messages)
 
 
 def test_a_file_with_a_stride_under_one_frame_gets_windows_one_frame_apart(
@@ -772,6 +785,134 @@ def test_windows_end_at_the_last_frame(predictor, tmp_path, decoder, pts_ms):
     assert result.windows[-2].end < last  # only the last window reaches it
     assert result.duration == pytest.approx(last, abs=1e-6)
     assert result.video.end == result.duration
+
+
+NTSC, FILM = 30000 / 1001, 24000 / 1001  # 29.97 and 23.976 fps: no whole frames a second
+
+
+def test_window_times_end_at_the_first_window_that_holds_the_last_frame():
+    # 60 frames at 29.97 fps are 2.002 s; the last is shown from 1.969 s: [2, 2.002] holds none
+    assert window_times(2.002, 2.0, 2.0) == [(0.0, 2.0), (2.0, 2.002)]
+    assert window_times(2.002, 2.0, 2.0, last_frame=59 / NTSC) == [(0.0, 2.0)]
+    assert window_times(2.002, 2.0, 1.0, last_frame=59 / NTSC) == [(0.0, 2.0)]
+    # a frame at 2 s is shown over [2, 2.033]: the window from 2 s holds it
+    assert window_times(61 / 30, 2.0, 2.0, last_frame=2.0) == [(0.0, 2.0), (2.0, 61 / 30)]
+    assert window_times(12.0, 1.0, 5.0, last_frame=10.0) == [(0.0, 1.0), (5.0, 6.0), (10.0, 11.0)]
+    assert window_times(12.0, 1.0, 5.0, last_frame=9.9) == [(0.0, 1.0), (5.0, 6.0)]
+
+
+@pytest.mark.parametrize(
+    ("fps", "frames", "window", "stride", "count"),
+    [
+        (NTSC, 60, 2.0, None, 1),  # 2.002 s: one window long
+        (NTSC, 60, 2.0, 1.0, 1),  # [1, 2.002] holds no frame past [0, 2]
+        (NTSC, 300, 2.0, None, 5),  # 10.01 s
+        (FILM, 240, 5.0, None, 2),  # 10.01 s
+        (30.0, 61, 2.0, None, 2),  # the 61st frame, at 2 s, is the second window's
+        (1.0, 40, 1.0, None, 40),  # a window a frame
+    ],
+)
+def test_every_window_holds_a_frame_of_its_own(predictor, fps, frames, window, stride, count):
+    video = torch.randint(0, 256, (frames, 8, 8, 3), dtype=torch.uint8)
+    result = predictor.predict(video, fps=fps, window=window, stride=stride)
+    assert result.ok and result.duration == pytest.approx(frames / fps)
+    step = window if stride is None else stride
+    expected = [(k * step, min(k * step + window, frames / fps)) for k in range(count)]
+    np.testing.assert_allclose([(w.start, w.end) for w in result.windows], expected)
+    # a frame's own: one shown in it (from its time to the next frame's) past the window before
+    times = np.arange(frames) / fps
+    ends = [0.0] + [w.end for w in result.windows[:-1]]
+    for w, before in zip(result.windows, ends, strict=True):
+        assert ((times >= max(w.start, before) - 1e-9) & (times < w.end - 1e-9)).any() or (
+            w is result.windows[-1] and times[-1] >= max(w.start, before) - 1e-9
+        )
+
+
+def test_a_2_002_s_video_gets_one_2_s_window_and_its_scores(predictor, tmp_path):
+    from fractions import Fraction
+
+    from tests.inference.media_helpers import encode
+
+    path = encode(tmp_path / "ntsc.mp4", 60, rate=Fraction(30000, 1001))
+    result = predictor.predict(path, window="2s")
+    assert result.ok and result.duration == pytest.approx(2.002)
+    assert [(w.start, w.end) for w in result.windows] == [(0.0, 2.0)]
+    torch.testing.assert_close(result.video.probs, result.windows[0].probs)
+
+
+# 20 frames 50 ms apart (0-0.95 s), no frame for 9 s, 20 frames 50 ms apart (10-10.95 s): a
+# motion-triggered camera, a screen recorder that writes no frame while nothing changes
+PAUSE_MS = [50 * i for i in range(20)] + [10_000 + 50 * i for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def paused_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return encode_timed(tmp_path_factory.mktemp("pause") / "pause.mp4", PAUSE_MS)
+
+
+def test_windows_of_a_pause_are_not_made_and_clips_come_from_their_windows(
+    predictor, paused_video, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(paused_video, window="1s")
+    assert caplog.messages == [
+        f"{paused_video}: 9 of 11 windows hold no frame of their own, none past the window "
+        "before; the video has no frame for 9.050s from 0.950s: they get no records"
+    ]
+    assert result.ok and len(result.windows) == 2
+    np.testing.assert_allclose([(w.start, w.end) for w in result.windows], [(0, 1), (10, 10.95)])
+    opened = predictor.open_input(paused_video, "center", 1.0, None)
+    for (start, end), clip in zip(opened.times, opened.plan, strict=True):
+        seconds = [PAUSE_MS[i] / 1000 for i in clip]  # 20 frames a window: 7 are enough
+        assert start <= min(seconds) and max(seconds) <= end, (start, end, clip)
+    torch.testing.assert_close(
+        result.video.probs, torch.stack([w.probs for w in result.windows]).mean(0)
+    )
+
+
+def test_one_frame_is_the_median_step_between_frames_not_the_mean_over_a_pause(
+    predictor, paused_video, tmp_path, caplog
+):
+    # frames 50 ms apart: a 0.1 s window is two frames, however long the pause (mean 0.28 s)
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(paused_video, window="0.1s")
+    assert not any("under one frame" in message for message in caplog.messages)
+    assert result.ok and (result.windows[0].start, result.windows[0].end) == (0.0, 0.1)
+    caplog.clear()
+    # frames 200 ms apart, a 3.2 s pause: the mean step, 0.358 s, is no frame's
+    path = encode_timed(
+        tmp_path / "slow.mp4", [200 * i for i in range(10)] + [5000 + 200 * i for i in range(10)]
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(path, window="0.1s")
+    assert caplog.messages[0] == (
+        f"{path}: windows of 0.1s would be under one frame (20 frames over 6.8s; one frame is "
+        "the median step between them): they are taken one frame, 0.2s, long and apart"
+    )
+    assert result.ok and (result.windows[0].start, result.windows[0].end) == pytest.approx((0, 0.2))
+
+
+def test_a_clip_longer_than_the_window_is_said_once_and_counted_once_in_the_video(
+    predictor, caplog
+):
+    # at 1 fps the tiny model's 7 frames span 7 s: 2 s windows 1.5 s apart share clips
+    frames = torch.randint(0, 256, (20, 8, 8, 3), dtype=torch.uint8)
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(frames, fps=1.0, window="2s", stride="1.5s")
+    messages = caplog.messages
+    plan = predictor.open_input(frames, "center", 2.0, 1.5, fps=1.0).plan
+    repeated = [k for k in range(1, len(plan)) if np.array_equal(plan[k], plan[k - 1])]
+    assert len(result.windows) == 13 and repeated == [1, 11, 12]  # held at the ends
+    assert messages == [
+        f"{_spans_more('<frames>', 7.0, 1.0, 2.0)}, and 3 of 13 windows repeat the clip of the "
+        "window before (the video's scores count it once); use a window of at least 7s, or a "
+        "model trained with data.target_fps set (its clip then spans the same seconds at any "
+        "frame rate)"
+    ]
+    probs = torch.stack([w.probs for w in result.windows])
+    once = probs[[k for k in range(len(plan)) if k not in repeated]].mean(0)
+    torch.testing.assert_close(result.video.probs, once)
+    assert not torch.allclose(result.video.probs, probs.mean(0), rtol=0, atol=1e-6)
 
 
 def test_crop_positions_are_the_centre_with_a_window_else_those_of_the_views(checkpoint):
