@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.argtypes import WHOLE, bounded_int, whole
+from octvideo.argtypes import whole
 from octvideo.cli import print_last
 from octvideo.data.workers import (
     WORKERS_PER_CORE,
@@ -109,17 +109,14 @@ def _device(text: str) -> str:
     return text
 
 
-def _count(option: str, text: str, high: int) -> int:
+def _count(option: str, value: int, high: int) -> int:
     """A whole-number option (``--topk``, ``--batch-size``) from 1 to ``high``; past a bound, one
-    line naming both. Read here, not by an argparse ``type=``, whose refusal argparse prints
-    under its usage block: that is for a command line it cannot read."""
-    try:
-        return bounded_int(high)(text)
-    except argparse.ArgumentTypeError as err:
-        if not WHOLE.fullmatch(text.strip()):  # "five", "1.5": no whole number
-            raise UsageError(f"{option} {err}") from None
-        given = text if len(text) <= 40 else f"{text[:37]}..."
-        raise UsageError(f"{option} {given}: give 1 to {high}") from None
+    line naming both. Checked here, not by an argparse ``type=``, whose refusal argparse prints
+    under its usage block: that is for a command line it cannot read (``--topk five``)."""
+    if not 1 <= value <= high:
+        given = str(value) if len(str(value)) <= 40 else f"{str(value)[:37]}..."
+        raise UsageError(f"{option} {given}: give 1 to {high}")
+    return value
 
 
 def _window(option: str, text: str | None) -> float | None:
@@ -539,7 +536,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
     p.add_argument(
         "--topk",
-        default="5",
+        type=whole,
+        default=5,
         help=f"classes per record and in --render (1 to {MAX_TOPK})",
     )
     p.add_argument("--out", default=None, help="write records to a .jsonl or .csv file")
@@ -553,7 +551,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(
         "--batch-size",
-        default="8",
+        type=whole,
+        default=8,
         help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
     )
     p.add_argument(
