@@ -26,8 +26,9 @@ Arguments are checked before the file is opened (``check_decoder``, ``check_shor
 ``FileNotFoundError``; anything a decoder rejects is a ``DecodeError`` (``octvideo.errors``) in
 octvideo's words for both decoders (``_PyAVReader._undecodable``, ``_decord_cause``,
 ``_decord_open_error``, which keeps decord's C++ line off stderr), which add the frames the
-file's index lists past those it holds (a partial download: ``Truncation``, ``Video.check_whole``,
-``_index_past_end``); FFmpeg's own log is silenced
+file's index or header lists past those it holds (a partial download: ``Truncation``,
+``ShortOfLength``, ``Video.check_whole``, ``_index_past_end``, ``_recorded_length``); FFmpeg's
+own log is silenced
 (``_quiet_decord``). A decoder out of open files raises its ``OSError``
 (``open_files.OUT_OF_FILES_ERRNOS``), never a ``DecodeError``: the file may be fine, so ``"auto"``
 does not try PyAV on it and a caller stops instead of counting a bad video.
@@ -180,6 +181,9 @@ class _Header(NamedTuple):
     # the frames and seconds the container's index lists, where some lie past the file's end
     # (``_index_past_end``); None where the file holds all it lists
     listed: tuple[int, float] | None = None
+    # the video's length in seconds as the container records it where a cut keeps it (Matroska's
+    # and AVI's header, ``_recorded_length``); None where it records none to trust
+    recorded: float | None = None
 
 
 class VideoInfo(NamedTuple):
@@ -213,6 +217,76 @@ def _truncation(listed: tuple[int, float] | None, held: int) -> Truncation | Non
     if listed is None or listed[0] <= held:
         return None
     return Truncation(listed[0], listed[1], listed[0] - held)
+
+
+class ShortOfLength(NamedTuple):
+    """Seconds the container's header records for the video past the end of the frames the file
+    holds: a partial download of a container whose index is written last (Matroska, WebM, AVI:
+    ``_recorded_length``)."""
+
+    seconds: float  # the video's length, as the header records it
+    missing: float  # of ``seconds``, those past the end of the last frame the file holds
+
+    def __str__(self) -> str:
+        return f"the file's header lists {self.seconds:.1f} s, {self.missing:.1f} s of it missing"
+
+
+# A recorded length is taken as cut short only when more than a second and more than a few frames
+# of it are missing: a whole file's header and its last frame's end differ by up to a frame (AVI
+# counts one frame more than an encoder's flush writes; Matroska rounds to its timestamp unit).
+MISSING_SECONDS = 1.0
+MISSING_FRAMES = 4
+
+
+def _held_end(path: str) -> tuple[float, float] | None:
+    """When the video frames ``path`` holds end (the latest packet's time plus its duration, one
+    frame where it has none; from time 0, as a header's length counts), and one frame's seconds;
+    None when its packets carry no times. Packets only: nothing is decoded."""
+    with open_container(path) as container:
+        stream = video_stream(container, path)
+        rate, time_base = stream.average_rate or stream.guessed_rate, stream.time_base
+        step = 1 / float(rate) if rate else 0.0
+        end = None
+        try:
+            for packet in container.demux(stream):
+                time = packet.pts if packet.pts is not None else packet.dts
+                if packet.size == 0 or time is None or time_base is None:
+                    continue
+                length = float(packet.duration * time_base) if packet.duration else step
+                end = max(end or 0.0, float(time * time_base) + length)
+        except Exception as err:  # a cut packet at the end: the ones before it count
+            if out_of_open_files(err):
+                raise
+    return None if end is None else (end, step)
+
+
+def _short_of_length(path: str, recorded: float | None) -> ShortOfLength | None:
+    """The ``ShortOfLength`` of ``path``, whose header records ``recorded`` seconds; None when
+    the frames it holds reach that length (``MISSING_SECONDS``, ``MISSING_FRAMES``) or nothing
+    is recorded."""
+    held = None if recorded is None else _held_end(path)
+    if held is None:
+        return None
+    end, step = held
+    missing = recorded - end
+    if missing <= MISSING_SECONDS or missing <= MISSING_FRAMES * step:
+        return None
+    return ShortOfLength(recorded, missing)
+
+
+class _Reader:
+    """What both readers share: the file's truncation, found when it is asked for (an error, a
+    check: ``_short_of_length`` reads the file's packets once more)."""
+
+    _path: str
+    _header: _Header
+    info: VideoInfo
+
+    @functools.cached_property
+    def truncation(self) -> Truncation | ShortOfLength | None:
+        """What the file's index or header lists past the frames the decoder finds."""
+        listed = _truncation(self._header.listed, self.info.num_frames)
+        return listed or _short_of_length(self._path, self._header.recorded)
 
 
 # Codecs whose B-frames decord puts in presentation order (measured: H.264 and HEVC in MP4, MKV and
@@ -344,6 +418,7 @@ def _read_header(path: str) -> _Header:
         cuts = discarded or _edit_list_cuts(container, stream)
         streams = _video_streams(container)
         listed = _index_past_end(stream, path)
+        recorded = _recorded_length(container, stream)
     for_pyav = None
     if streams > 1:
         for_pyav = (
@@ -361,7 +436,7 @@ def _read_header(path: str) -> _Header:
             "its edit list leaves frames out (a video trimmed without re-encoding), which decord "
             "counts and returns as frames"
         )
-    return _Header(None, for_pyav, matrix, size, listed=listed)
+    return _Header(None, for_pyav, matrix, size, listed=listed, recorded=recorded)
 
 
 def _video_streams(container: Any) -> int:
@@ -396,6 +471,39 @@ def _index_past_end(stream: Any, path: str) -> tuple[int, float] | None:
         rate = stream.average_rate or stream.guessed_rate
         seconds = len(shown) / float(rate) if rate else 0.0
     return len(shown), seconds
+
+
+# Matroska's per-track DURATION tag, as FFmpeg writes it: "00:00:30.000000000"
+_MATROSKA_DURATION = re.compile(r"(\d+):(\d\d):(\d\d(?:\.\d*)?)")
+
+
+def _recorded_length(container: Any, stream: Any) -> float | None:
+    """The length in seconds the header of ``container`` records for its video ``stream``, in a
+    place a cut at the file's end keeps, where that is the video's own; None where it records
+    none (a recording never closed, a file written to a pipe) or only one that may be another
+    stream's.
+
+    A container whose index is written last (Matroska, WebM, AVI) cut short opens, and its
+    decoders find the frames before the cut as a whole shorter video. Its header, written first
+    and filled in when the file is closed, keeps the length: Matroska's track tag DURATION
+    (FFmpeg, yt-dlp), or, for a file of one stream alone, its Segment Info Duration (the longest
+    stream's: a longer audio track would pass for missing video); AVI's stream header frame
+    count. Lengths count from time 0, as ``_held_end`` does. An MP4's header counts the frames an
+    edit list cuts (``_index_past_end`` reads its index instead); other containers (MPEG-TS,
+    MPEG-PS) record none."""
+    formats = set(container.format.name.split(","))
+    if "matroska" in formats:
+        tags = {key.lower(): value for key, value in stream.metadata.items()}
+        match = _MATROSKA_DURATION.fullmatch(tags.get("duration", "").strip())
+        if match is not None:
+            hours, minutes, seconds = match.groups()
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        if len(container.streams) == 1 and container.duration:
+            return container.duration / 1_000_000  # AV_TIME_BASE
+        return None
+    if "avi" in formats and stream.frames and stream.time_base:
+        return float(stream.frames * stream.time_base)
+    return None
 
 
 def _edit_list_cuts(container: Any, stream: Any) -> bool:
@@ -570,12 +678,13 @@ def _decord_cause(err: Exception) -> str:
     return "decord failed inside its C++ code (its message is logged at DEBUG level)"
 
 
-class _DecordReader:
+class _DecordReader(_Reader):
     def __init__(self, path: str, header: _Header | None = None) -> None:
         import decord
 
         _quiet_decord()
         header = _read_header(path) if header is None else header
+        self._header = header
         if header.not_for_decord is not None:  # decord would fail in its own words
             raise _cannot_open(path, "decord", header.not_for_decord)
         if header.for_pyav is not None:
@@ -619,7 +728,6 @@ class _DecordReader:
                 )
         self._vr.seek(0)
         self.info = VideoInfo(num, float(self._vr.get_avg_fps()), shown_w, shown_h, "decord")
-        self.truncation = _truncation(header.listed, num)
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         try:
@@ -653,9 +761,12 @@ class _DecordReader:
         return self._vr.get_frame_timestamp(list(range(self.info.num_frames)))[:, 0]
 
 
-def _undecodable_reason(where: str, cause: str, truncation: Truncation | None) -> str:
+def _undecodable_reason(
+    where: str, cause: str, truncation: Truncation | ShortOfLength | None
+) -> str:
     """The reason of frames that cannot be decoded: ``where`` they are and their ``cause``, or,
-    where the file's index lists frames it does not hold, those: the file is truncated."""
+    where the file's index or header lists frames it does not hold, those: the file is
+    truncated."""
     if truncation is None:
         return f"{where}: {cause}"
     return f"{where} and {truncation}: the file is truncated"
@@ -683,7 +794,7 @@ class _Cursor:
         self.next = 0
 
 
-class _PyAVReader:
+class _PyAVReader(_Reader):
     """PyAV's reader. The frame count is the number of non-empty video packets shown: container
     metadata is not trusted (WebM and MKV carry none, broken files carry wrong ones), and an edit
     list's cut packets are not shown. Frame ``i`` is the ``i``-th presentation timestamp, reached
@@ -729,7 +840,7 @@ class _PyAVReader:
             self._pts = None
         fps = float(rate) if rate else 0.0
         self.info = VideoInfo(len(pts), fps, shown_w, shown_h, "pyav")
-        self.truncation = _truncation(header.listed, len(pts))
+        self._header = header
         self._cursor: _Cursor | None = None  # where the last decode in frame order stopped
 
     def get(self, indices: np.ndarray) -> np.ndarray:
@@ -1093,14 +1204,17 @@ class Video:
         self.info = self._reader.info
 
     @property
-    def truncation(self) -> Truncation | None:
-        """What the file's index lists past the frames the decoder finds (a partial download);
-        None when it holds all it lists, or its container keeps no such index."""
+    def truncation(self) -> Truncation | ShortOfLength | None:
+        """What the file's index (an MP4's, ``Truncation``) or header (Matroska's, WebM's,
+        AVI's: ``ShortOfLength``) lists past the frames the decoder finds (a partial download);
+        None when it holds all it lists, or its container records nothing to trust
+        (``_recorded_length``)."""
         return self._reader.truncation
 
     def check_whole(self) -> None:
-        """Refuse a file whose index lists frames it does not hold, though those it holds may
-        all decode (a partial download cut between two frames).
+        """Refuse a file whose index or header lists frames it does not hold, though those it
+        holds may all decode (a partial download cut between two frames, or of a container
+        whose index is written last).
 
         Raises:
             DecodeError: ``truncation`` is not None, naming the first frame missing.

@@ -19,13 +19,13 @@ import pytest
 from octvideo import paths
 from octvideo.cli import main
 from octvideo.data import check as check_module
-from octvideo.data import decoding
+from octvideo.data import decoding, probe
 from octvideo.data import workers as workers_module
 from octvideo.data.check import check_videos, read_bad_videos, write_bad_videos
 from octvideo.errors import RunStopped, UsageError
 from tests.data import check_faults as faults
 from tests.data.media_helpers import NUM_FRAMES, data_error, data_stopped, fill, no_free_files
-from tests.data.test_decoding import cut_between_frames
+from tests.data.test_decoding import INDEXED_LAST, cut_at, cut_between_frames, encode_seconds
 from tests.data.test_open_files import fake_open_file_limit
 from tests.deadline import run_with_deadline
 from tests.inference.media_helpers import faststart
@@ -384,6 +384,19 @@ def test_a_partial_download_whose_frames_all_decode_is_bad(tmp_path, decoder):
         f"file is truncated"
     )
     assert check_module.check_one(str(whole), decoder) == ""
+
+
+@pytest.mark.parametrize("name", ["h264.mkv", "vp9.webm", "mpeg4.avi"])
+def test_a_partial_download_indexed_last_is_bad(tmp_path, name):
+    # a half-downloaded .mkv or .webm decoded to its cut and was reported fine
+    whole = encode_seconds(tmp_path / name, INDEXED_LAST[name][0], "yuv420p")  # 8.0 s
+    path = cut_at(whole, tmp_path / f"cut_{name}")
+    missing = 8.0 - probe(path).num_frames / 12
+    assert check_module.check_one(str(path), "auto") == (
+        f"DecodeError: {path}: the file's header lists 8.0 s, {missing:.1f} s of it missing: the "
+        f"file is truncated"
+    )
+    assert check_module.check_one(str(whole), "auto") == ""
 
 
 def test_a_tiny_timeout_returns_with_every_video_accounted_for(tmp_path, media):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fractions
+import io
 import os
 import re
 import types
@@ -24,7 +25,7 @@ from octvideo.data import decode, decode_clip, probe
 from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
-from octvideo.data.decoding import Truncation, Video
+from octvideo.data.decoding import ShortOfLength, Truncation, Video
 from octvideo.data.open_files import out_of_files_error, out_of_open_files
 from octvideo.data.orientation import UPRIGHT
 from octvideo.errors import DecodeError
@@ -608,6 +609,160 @@ def test_a_file_cut_between_two_frames_names_the_frames_its_index_lists(media, t
         whole_video = Video(media[name], decoder=decoder)
         assert whole_video.truncation is None
         whole_video.check_whole()
+
+
+def cut_at(whole: Path, path: Path, fraction: float = 0.6) -> Path:
+    """The first ``fraction`` of the bytes of ``whole``: a partial download (yt-dlp's .part)."""
+    data = whole.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+# containers whose index is written last: a cut one opens, and only its header keeps its length
+INDEXED_LAST = {
+    "h264.mkv": ("libx264", "yuv420p"),
+    "vp9.webm": ("libvpx-vp9", "yuv420p"),
+    "vp8.webm": ("libvpx", "yuv420p"),
+    "mpeg4.avi": ("mpeg4", "yuv420p"),
+    "mjpeg.avi": ("mjpeg", "yuvj420p"),
+}
+
+
+def encode_seconds(
+    path: Path | io.RawIOBase, codec: str, pix_fmt: str, n: int = 96, form: str | None = None
+) -> Path | io.RawIOBase:
+    """``n`` frames at 12 fps (8 s), a square moving over noise: bytes spread evenly over time;
+    ``path`` may be a file object, written as the container ``form``."""
+    rng = np.random.default_rng(0)
+    with av.open(
+        path if isinstance(path, io.RawIOBase) else str(path), "w", format=form
+    ) as container:
+        stream = container.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(n):
+            array = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+            array[16:24, i % 56 : i % 56 + 8] = 230
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("decoder", ["auto", "pyav"])  # decord opens a cut MJPEG AVI at times
+@pytest.mark.parametrize("name", INDEXED_LAST)
+def test_a_partial_download_indexed_last_names_the_length_its_header_lists(tmp_path, name, decoder):
+    # its frames decoded to the cut, as of a whole shorter video: data check called it fine
+    codec, pix_fmt = INDEXED_LAST[name]
+    whole = encode_seconds(tmp_path / name, codec, pix_fmt)  # 8.0 s at 12 fps
+    path = cut_at(whole, tmp_path / f"cut_{name}")
+    video = Video(path, decoder=decoder)
+    held = video.info.num_frames
+    assert 0 < held < 84  # more than a second and four frames gone
+    missing = 8.0 - held / 12
+    assert video.truncation == ShortOfLength(8.0, pytest.approx(missing, abs=0.01))  # ms ticks
+    words = f"the file's header lists 8.0 s, {missing:.1f} s of it missing: the file is truncated"
+    try:
+        video.read(list(range(held)))
+    except DecodeError as cut_inside:  # its last packet is cut in two (MJPEG's)
+        assert cut_inside.reason.endswith(f" cannot be decoded and {words}")
+    with pytest.raises(DecodeError) as err:
+        video.check_whole()
+    assert err.value.reason == words
+    assert err.value.frame == held
+    whole_video = Video(whole, decoder=decoder)
+    assert whole_video.truncation is None
+    whole_video.check_whole()
+
+
+def with_longer_sound(path: Path, codec: str, sound: str, rate: int) -> Path:
+    """24 frames (2 s at 12 fps) and 6 s of silence in ``sound``: a recording whose audio runs
+    on after its video, which Matroska's Segment Duration and FFmpeg's own length count."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        audio = container.add_stream(sound, rate=rate)
+        for array in make_frames(NUM_FRAMES, 64, 96):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+        chunk = audio.codec_context.frame_size or 1024
+        for start in range(0, 6 * rate, chunk):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, chunk), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = rate, start
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return path
+
+
+def with_long_last_frame(path: Path, codec: str) -> Path:
+    """24 frames at 12 fps, the last one shown for 5 s (a screen recording that stops moving):
+    the header's length ends 5 s after the last frame starts."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        packets = []
+        for i, array in enumerate(make_frames(NUM_FRAMES, 64, 96)):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = i * 1000 // 12, fractions.Fraction(1, 1000)
+            packets += stream.encode(frame)
+        packets += stream.encode()
+        for packet in packets:
+            if packet.pts == (NUM_FRAMES - 1) * 1000 // 12:
+                packet.duration = 5000
+            container.mux(packet)
+    return path
+
+
+def test_a_whole_file_is_not_taken_for_a_partial_download(media, bframes, tmp_path):
+    # the header's length is the longest stream's, from time 0, to the last frame's end
+    later = [5000 + i * 1000 // 12 for i in range(NUM_FRAMES)]  # a first frame at 5 s
+    paused = np.cumsum([0, *[2000 if i % 6 == 5 else 40 for i in range(NUM_FRAMES - 1)]]).tolist()
+    paths = (
+        [media[name] for name in GOOD]
+        + [bframes[name] for name in bframes]
+        + [
+            with_longer_sound(tmp_path / "sound.mkv", "libx264", "aac", 16000),
+            with_longer_sound(tmp_path / "sound.webm", "libvpx-vp9", "libopus", 48000),
+            with_longer_sound(tmp_path / "sound.avi", "mpeg4", "aac", 16000),
+            encode(tmp_path / "later.mkv", "libx264", pts_ms=later),
+            encode(tmp_path / "later.avi", "mpeg4", pts_ms=later),
+            encode(tmp_path / "vfr.mkv", "libx264", pts_ms=paused),
+            encode(tmp_path / "vfr.webm", "libvpx-vp9", pts_ms=paused),
+            with_long_last_frame(tmp_path / "still.mkv", "libx264"),
+            with_long_last_frame(tmp_path / "still.webm", "libvpx-vp9"),
+        ]
+    )
+    for path in paths:
+        for decoder in ("auto", "pyav"):
+            video = Video(path, decoder=decoder)
+            assert video.truncation is None, (path.name, decoder, video.truncation)
+            video.check_whole()
+
+
+class _Unseekable(io.RawIOBase):
+    """A file that can only be written on: a pipe, to which a muxer cannot go back to fill in
+    the header."""
+
+    def __init__(self, file: io.BufferedWriter) -> None:
+        self._file = file
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        return self._file.write(data)
+
+
+def test_a_partial_download_whose_header_lists_no_length_is_read_as_it_is(tmp_path):
+    # a Matroska file written to a pipe records no length: nothing says what is missing
+    whole = tmp_path / "piped.mkv"
+    with whole.open("wb") as file:
+        encode_seconds(_Unseekable(file), "libx264", "yuv420p", form="matroska")
+    video = Video(cut_at(whole, tmp_path / "cut.mkv"), decoder="pyav")
+    assert video.info.num_frames < 84
+    assert video.truncation is None
+    video.check_whole()
 
 
 def test_a_file_cut_short_is_one_error_for_every_reader(cut_short):
