@@ -170,8 +170,12 @@ class OpenInput:
         crops: crop positions run for each clip (their softmax averaged).
         frames_of: decodes frames by index -> uint8 (N, H, W, 3).
         cut: why the clips past ``plan`` were dropped (``Predictor.read_views``: a file that
-            cannot be decoded to its end); ``plan`` and ``times`` then hold the clips read.
+            cannot be decoded to its end); ``plan`` and ``times`` then hold the clips read. Or,
+            with every window read, why the file is not whole (``Video.check_whole``: a partial
+            download whose frames all decode).
         broken_advice: the predictor's ``broken_advice``.
+        check_whole: raises the ``DecodeError`` of a file that holds less than it lists
+            (``Video.check_whole``); None for frames given.
     """
 
     num_frames: int
@@ -183,6 +187,7 @@ class OpenInput:
     frames_of: Callable[[np.ndarray], Tensor]
     cut: str | None = None
     broken_advice: str = RUN_ADVICE
+    check_whole: Callable[[], None] | None = None
 
     def header(self) -> InputHeader:
         return InputHeader(
@@ -873,12 +878,13 @@ class Predictor:
         """
         fps = check_fps(fps)
         check_decoder(decoder)
+        check_whole = None
         if isinstance(source, Tensor):
             info, frames_of, frame_times = _tensor_source(source, fps)
         else:
-            info, frames_of, frame_times = _file_source(
-                os.fsdecode(source), decoder, timed=window is not None
-            )
+            video = Video(os.fsdecode(source), decoder=decoder)
+            info, frames_of, frame_times = _file_source(video, timed=window is not None)
+            check_whole = video.check_whole
         name = "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
         plan, times = self._clip_plan(info, views, window, stride, frame_times, name)
         return OpenInput(
@@ -890,6 +896,7 @@ class Predictor:
             crops=self.crop_positions(views, window),
             frames_of=frames_of,
             broken_advice=self.broken_advice,
+            check_whole=check_whole,
         )
 
     def clip_views(
@@ -918,7 +925,9 @@ class Predictor:
         download: a ``DecodeError`` that names the frame) ends them there: the clips wholly
         before that frame are read, those after it dropped, ``opened.plan`` and ``opened.times``
         cut to the clips read and ``opened.cut`` set to the error and what was kept, so that
-        the windows before a bad tail keep their scores.
+        the windows before a bad tail keep their scores. With windows, a file whose frames all
+        decode but that holds less than its index or header lists (a partial download cut
+        between two frames: ``opened.check_whole``) is cut short too, every window read.
 
         Raises:
             DecodeError: a decoding error that names no frame, or one before the first clip's
@@ -943,6 +952,14 @@ class Predictor:
                     yield views
                 return
             yield views
+        try:
+            if opened.times and opened.check_whole is not None:  # windows claim to cover it
+                opened.check_whole()
+        except DecodeError as err:
+            total = len(opened.plan)
+            opened.cut = (
+                f"{type(err).__name__}: {err}; {total} of {total} windows predicted, none dropped"
+            )
 
     def _views_before(
         self, group: list[np.ndarray], opened: OpenInput, err: DecodeError
@@ -1007,11 +1024,11 @@ def _tensor_source(frames: Tensor, fps: float) -> _Source:
     return info, frames_of, None
 
 
-def _file_source(path: str, decoder: str, *, timed: bool) -> _Source:
-    """The file's info, a reader of its frames (full size: the clip transform resizes once,
-    exactly as in testing) from one open file, and, when windows need them (``timed``), its
-    frame times if its frame rate is variable (None when ``index / fps`` gives them)."""
-    video = Video(path, decoder=decoder)
+def _file_source(video: Video, *, timed: bool) -> _Source:
+    """The info of the file ``video`` opened, a reader of its frames (full size: the clip
+    transform resizes once, exactly as in testing) from that one open file, and, when windows
+    need them (``timed``), its frame times if its frame rate is variable (None when
+    ``index / fps`` gives them)."""
     times = _variable_frame_times(video, _frame_rate(video.info.fps)) if timed else None
     return video.info, video.read, times
 

@@ -33,6 +33,7 @@ from octvideo.inference.predictor import (
 from octvideo.network import build_network
 from tests.conftest import META
 from tests.data.media_helpers import no_free_files
+from tests.data.test_decoding import cut_at, cut_between_frames, encode_seconds
 from tests.inference.media_helpers import encode_timed, faststart, overflowing_checkpoint
 
 
@@ -988,6 +989,32 @@ def test_windows_before_a_frame_that_cannot_be_decoded_keep_their_scores(
     centre = predictor.predict(cut, decoder=decoder)
     assert centre.ok, centre.error
     assert (result.num_frames, result.duration) == (centre.num_frames, centre.duration)
+
+
+@pytest.mark.parametrize("container", ["mp4", "mkv"])
+def test_a_partial_download_whose_frames_all_decode_is_cut_short(predictor, tmp_path, container):
+    # every frame it holds decoded: predict called it a whole, shorter video
+    if container == "mp4":  # its index first, cut between two frames: 40 of 60 frames
+        whole = faststart(tmp_path / "whole.mp4")
+        cut = cut_between_frames(whole, tmp_path / "cut.mp4", 40)
+        reason = "the file's index lists 60 frames (6.0 s), 20 of them missing"
+    else:  # its index last, cut at 60 % of its bytes
+        whole = encode_seconds(tmp_path / "whole.mkv", "libx264", "yuv420p")  # 8.0 s, 12 fps
+        cut = cut_at(whole, tmp_path / "cut.mkv")
+        missing = 8.0 - probe(cut).num_frames / 12
+        reason = f"the file's header lists 8.0 s, {missing:.1f} s of it missing"
+    result = predictor.predict(cut, window="1s")
+    n = len(result.windows)
+    assert n > 1 and not result.ok
+    assert result.error == (
+        f"DecodeError: {cut}: {reason}: the file is truncated; {n} of {n} windows predicted, "
+        f"none dropped"
+    )
+    full = predictor.predict(whole, window="1s")  # its windows are the whole file's first ones
+    assert full.ok and len(full.windows) > n  # (the last ends at the frames it holds)
+    for window, same in zip(result.windows[:-1], full.windows, strict=False):
+        assert (window.start, window.end) == (same.start, same.end)
+        torch.testing.assert_close(window.probs, same.probs)
 
 
 def _cut_at(bad: int, frame_of, source):
