@@ -1,12 +1,13 @@
 """argparse types that the octvideo commands (``octvideo.cli``) and the benchmarks
 (``octvideo.bench``, ``tools/bench.py``) share.
 
-Each parses one option's text or raises ``argparse.ArgumentTypeError``, which argparse prints as
-one line, ``octvideo CMD: error: argument --X: ...``, with exit status 2. ``is_whole`` is the test
-of a whole-number value that the data section (``octvideo.data.config``), the run config and the
-data loaders share. This module imports nothing of octvideo, nor torch, so any layer that parses
-options or checks values may import it (``octvideo.ops``, below every layer, keeps its own
-``is_whole``).
+Each parses one option's text or raises ``argparse.ArgumentTypeError``, which the commands'
+parser (``octvideo.cli.CommandParser``) prints as one line, ``octvideo CMD: error: argument --X:
+'0': give 1 or more``, with exit status 2, as the benchmarks' (``octvideo.bench.cli``) does;
+argparse's own parser prints its usage block first. ``is_whole`` is the test of a whole-number
+value that the data section (``octvideo.data.config``), the run config and the data loaders
+share. This module imports nothing of octvideo, nor torch, so any layer that parses options or
+checks values may import it (``octvideo.ops``, below every layer, keeps its own ``is_whole``).
 """
 
 from __future__ import annotations

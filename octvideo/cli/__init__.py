@@ -125,6 +125,13 @@ class CommandParser(argparse.ArgumentParser):
     with ``-`` was read as an option says how to give it (``./-b.mp4``). ``--help`` gives
     every option's default (``DefaultsFormatter``). The namespace's ``prog`` is the name of the
     innermost command, ``octvideo data check``: the prefix of the lines ``main`` prints.
+
+    A value that an option's ``type=`` or ``choices=`` refuses (``--topk 2000``, ``--seeds 1_0``,
+    ``--preset bogus``) is refused in one line, ``octvideo CMD: error: argument --topk: '2000':
+    give 1 to 1000``, exit status 2, without the usage block (``_ValueReader``): the command line
+    was read, one value in it is wrong. The usage block is kept for a command line that cannot be
+    read: an option or argument the command does not take, a required one missing, an option
+    without its value.
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -151,6 +158,15 @@ class CommandParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         words = list(sys.argv[1:] if args is None else args)
         self._words = words
+        _read_values_in_one_line(self)
+        try:
+            return self._parse_words(words, namespace)
+        except _ValueRefused as refusal:  # caught by the innermost command's parser: its prog
+            self.exit(2, f"{self.prog}: error: {refusal}\n")
+
+    def _parse_words(
+        self, words: list[str], namespace: argparse.Namespace | None
+    ) -> tuple[argparse.Namespace, list[str]]:
         if self._has_subcommands:  # argparse parses a subcommand's words in order only
             namespace, extras = super().parse_known_args(words, namespace)
         else:
@@ -194,6 +210,49 @@ class CommandParser(argparse.ArgumentParser):
             f"; {paths[0]} begins with - and is read as an option: write it as ./{paths[0]} "
             "(an input may also follow --)"
         )
+
+
+class _ValueRefused(Exception):
+    """A value an option's type or choices refuse; its text is argparse's line for it."""
+
+
+class _ValueReader:
+    """An option's ``type=`` that also checks its ``choices=``, raising ``_ValueRefused`` for a
+    value either refuses, which argparse lets through (it turns only ``ArgumentTypeError``,
+    ``TypeError`` and ``ValueError`` into its usage-block error) to ``CommandParser``'s one line.
+    The text is argparse's own: ``argument --seeds: '1_0' is not a whole number``,
+    ``argument --preset: invalid choice: 'x' (choose from 'demo', 'yardstick')``."""
+
+    def __init__(self, action: argparse.Action) -> None:
+        self.action = action
+        self.type = action.type
+        self.__name__ = getattr(action.type, "__name__", "value")
+
+    def __call__(self, text: str) -> object:
+        try:
+            value = text if self.type is None else self.type(text)  # type: ignore[operator]
+        except argparse.ArgumentTypeError as err:
+            raise _ValueRefused(argparse.ArgumentError(self.action, str(err))) from None
+        except (TypeError, ValueError):
+            message = f"invalid {self.__name__} value: {text!r}"
+            raise _ValueRefused(argparse.ArgumentError(self.action, message)) from None
+        choices = self.action.choices
+        if choices is not None and value not in choices:
+            listed = ", ".join(map(repr, choices))
+            message = f"invalid choice: {value!r} (choose from {listed})"
+            raise _ValueRefused(argparse.ArgumentError(self.action, message))
+        return value
+
+
+def _read_values_in_one_line(parser: argparse.ArgumentParser) -> None:
+    """Gives each option of ``parser`` that has a type or choices its ``_ValueReader``, once; at
+    parse time, so that an option added in an argument group has one too. A command's choice
+    (``octvideo bogus``) stays argparse's: a command line it cannot read."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) or isinstance(action.type, _ValueReader):
+            continue
+        if action.type is not None or action.choices is not None:
+            action.type = _ValueReader(action)
 
 
 def build_parser() -> CommandParser:

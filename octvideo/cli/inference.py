@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.argtypes import whole
+from octvideo.argtypes import bounded_int, whole
 from octvideo.cli import print_last
 from octvideo.data.workers import (
     WORKERS_PER_CORE,
@@ -107,16 +107,6 @@ def _device(text: str) -> str:
                 f"cuda:{count - 1}"
             )
     return text
-
-
-def _count(option: str, value: int, high: int) -> int:
-    """A whole-number option (``--topk``, ``--batch-size``) from 1 to ``high``; past a bound, one
-    line naming both. Checked here, not by an argparse ``type=``, whose refusal argparse prints
-    under its usage block: that is for a command line it cannot read (``--topk five``)."""
-    if not 1 <= value <= high:
-        given = str(value) if len(str(value)) <= 40 else f"{str(value)[:37]}..."
-        raise UsageError(f"{option} {given}: give 1 to {high}")
-    return value
 
 
 def _window(option: str, text: str | None) -> float | None:
@@ -320,8 +310,6 @@ def _settings(args: argparse.Namespace) -> _Settings:
         UsageError: one line naming the option and what to give.
     """
     views = _views(args.views)
-    topk = _count("--topk", args.topk, MAX_TOPK)
-    batch_size = _count("--batch-size", args.batch_size, MAX_BATCH_SIZE)
     window = _window("--window", args.window)
     stride = _window("--stride", args.stride)
     if stride is not None and window is None:
@@ -342,8 +330,8 @@ def _settings(args: argparse.Namespace) -> _Settings:
     workers = default_workers() if args.workers is None else _workers(args.workers)
     return _Settings(
         views=views,
-        topk=topk,
-        batch_size=batch_size,
+        topk=args.topk,
+        batch_size=args.batch_size,
         window=window,
         stride=stride,
         inputs=inputs,
@@ -536,7 +524,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", default=None, help="step between windows, e.g. 1s (default: window)")
     p.add_argument(
         "--topk",
-        type=whole,
+        type=bounded_int(MAX_TOPK),
         default=5,
         help=f"classes per record and in --render (1 to {MAX_TOPK})",
     )
@@ -551,7 +539,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument(
         "--batch-size",
-        type=whole,
+        type=bounded_int(MAX_BATCH_SIZE),
         default=8,
         help=f"clips per forward pass (1 to {MAX_BATCH_SIZE})",
     )

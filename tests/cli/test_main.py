@@ -1,6 +1,6 @@
 """``octvideo``'s entry point: what every command shares. A command takes its inputs or overrides
 between its options, an argument it does not take is refused under its own usage, and its
-``--help`` gives every option's default. A command
+``--help`` gives every option's default, and a value an option refuses is one line. A command
 whose stdout reader went away ends quietly, one with stdout closed prints nowhere, Ctrl-C and
 SIGTERM stop a command with one line, and a path that cannot be used is one line; what a command
 prints on stderr is its own: no library's import-time warnings (fvcore's focal-loss module calls
@@ -165,7 +165,7 @@ def test_a_path_that_begins_with_a_dash_is_refused_saying_how_to_give_it(
     "argv",
     [
         ["predict", "--ckpt", "c.ckpt", "a.mp4", "--bogus"],
-        ["predict", "--ckpt", "c.ckpt", "--topk", "x", "a"],
+        ["predict", "--ckpt", "c.ckpt", "--topk", "x", "a"],  # a refused value: one line
         ["export", "--ckpt=-b.mp4", "--out", "m"],  # the value is given as it should be
     ],
 )
@@ -215,6 +215,90 @@ def test_help_gives_the_default_of_every_option_that_has_one():
             if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
                 text = _help_of(action.option_strings[0], help_text)
                 assert "(default: " in text, f"{command.prog} {action.option_strings}: {text}"
+
+
+def _typed_options():
+    """``(command words, option)`` of every option of every command that has a type or choices:
+    those whose value the parser itself may refuse."""
+    for command in _commands(build_parser()):
+        for action in command._actions:
+            if action.option_strings and (action.type is not None or action.choices is not None):
+                yield command.prog.split()[1:], action.option_strings[-1]
+
+
+TYPED_OPTIONS = list(_typed_options())
+
+
+def test_the_typed_options_are_those_of_every_command():
+    commands = {" ".join(words) for words, _ in TYPED_OPTIONS}
+    assert commands == {
+        "data synth", "data check", "data prepare", "sweep", "import", "predict", "export",
+        "models",
+    }  # fmt: skip
+    assert (["predict"], "--topk") in TYPED_OPTIONS
+
+
+@pytest.mark.parametrize(("words", "option"), TYPED_OPTIONS, ids=str)
+def test_a_value_an_option_refuses_is_one_line_naming_the_option_and_text(words, option, capsys):
+    # "1_0" is no number as YAML 1.2 writes it (int() reads 10), and no choice of any option;
+    # each was argparse's usage block (3 to 8 lines), then this line
+    with pytest.raises(SystemExit) as exit_:
+        main([*words, option, "1_0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    prefix = f"octvideo {' '.join(words)}: error: argument {option}: "
+    assert err.startswith(prefix), err
+    assert err.count("\n") == 1, err
+    assert "'1_0'" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["predict", "--topk", "2000"],
+            "predict: error: argument --topk: '2000': give at most 1000",
+        ),
+        (["predict", "--topk", "five"], "predict: error: argument --topk: 'five' is not a whole"),
+        (["predict", "--batch-size", "0"], "predict: error: argument --batch-size: '0': give 1 or"),
+        (["data", "synth", "--num-train", "1e400"], "data synth: error: argument --num-train: '1e"),
+        (["sweep", "--run-timeout", "1e400"], "sweep: error: argument --run-timeout: '1e400' is "),
+        (["models", "--alpha", "0.0_1"], "models: error: argument --alpha: '0.0_1': give one "),
+        (
+            ["data", "check", "l", "--format", "csv"],
+            "data check: error: argument --format: invalid",
+        ),
+        (["export", "--format", "tflite"], "export: error: argument --format: invalid choice: 'tf"),
+    ],
+)
+def test_a_value_past_its_bound_or_not_a_choice_is_one_line(argv, line, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"octvideo {line}"), err
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("words", "option"), TYPED_OPTIONS, ids=str)
+def test_a_typed_option_without_its_value_keeps_the_usage(words, option, capsys):
+    """A command line that cannot be read (an option without its value) is no refused value:
+    the usage block stays."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*words, option])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: octvideo {' '.join(words)} "), err
+    assert err.splitlines()[-1].endswith(f"argument {option}: expected one argument"), err
+
+
+def test_an_unknown_command_keeps_the_usage(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: octvideo data ")
+    assert "invalid choice: 'bogus'" in err.splitlines()[-1]
 
 
 def test_every_quiet_option_is_also_q():
