@@ -10,8 +10,9 @@ Inputs are decoded in ``--workers`` processes ahead of the model and their clips
 passes (``octvideo.inference.pipeline``); an input whose decoder hangs fails after ``--timeout``
 seconds without progress, one whose decoder crashes fails alone. Progress: a bar over the inputs
 when stdout is a terminal, else one line per input on stderr (and, within a long input, one every
-``PROGRESS_CLIPS`` of its windows or clips); a failed input is that one line (in the table on a
-terminal), also under ``--quiet``, which leaves the other lines out.
+``PROGRESS_CLIPS`` of its windows or clips); an input cut short or failed is that one line (in
+the table on a terminal), also under ``--quiet``, which leaves the other lines out but the summary
+line, the last, on stdout.
 
 Every argument is parsed, bounded and checked before any output is opened: a refused command
 (exit 2, one line naming the option and its bound) leaves every file as it was.
@@ -567,7 +568,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-q",
         "--quiet",
         action="store_true",
-        help="no table, no progress bar, and a line only for an input that failed",
+        help="no table, no progress bar: a line only for an input cut short or failed, and the "
+        "last line, N of M inputs predicted (on stdout, for a script)",
     )
     p.set_defaults(func=predict)
     register_export(subparsers)

@@ -270,6 +270,19 @@ def test_progress_is_a_line_per_input_when_stdout_is_not_a_terminal(checkpoint, 
     assert "predict 1/1" not in capsys.readouterr().err
 
 
+def test_quiet_prints_only_the_summary_line_as_its_help_says(checkpoint, videos, capsys):
+    # the help said "a line only for an input that failed": no word of the last line, which a
+    # script reads for the counts, nor of an input cut short, whose line stays too
+    assert _predict("--ckpt", checkpoint, videos["short"], "-q") == 0
+    assert capsys.readouterr() == ("1 of 1 inputs predicted\n", "")
+    with pytest.raises(SystemExit):
+        _predict("--help")
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "a line only for an input cut short or failed, and the last line, N of M inputs " in (
+        help_text
+    )
+
+
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_a_long_input_prints_a_progress_line_every_so_many_windows(
     checkpoint, videos, capsys, monkeypatch, workers
