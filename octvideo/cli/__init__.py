@@ -75,6 +75,11 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The help of every command's --cfg (train, test, sweep): each takes the three forms
+# (``octvideo.config.resolve_config_path``)
+CFG_HELP = "config path, shipped name or short name"
+
+
 # The modules a command imports as it runs, beyond its parser's (train and test: Lightning,
 # which imports matplotlib), imported before it runs, with the stops held (``_run``).
 HEAVY_IMPORTS: dict[str, tuple[str, ...]] = {

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from octvideo.cli import print_last
+from octvideo.cli import CFG_HELP, print_last
 from octvideo.config import short_names
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             f"of the paper's Kinetics-400 recipes: {short_names()}."
         ),
     )
-    p.add_argument("--cfg", required=True, help="config path, shipped name or short name")
+    p.add_argument("--cfg", required=True, help=CFG_HELP)
     p.add_argument("--resume", metavar="auto|PATH", help="resume: auto = the run's last.ckpt")
     p.add_argument("--out", help="run directory (default: runs/<config name>)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="multi-view evaluation of a checkpoint",
         description="Evaluate a checkpoint with multi-view testing; writes a report.",
     )
-    p.add_argument("--cfg", required=True, help="config path or shipped name")
+    p.add_argument("--cfg", required=True, help=CFG_HELP)
     p.add_argument("--ckpt", required=True, help="checkpoint to evaluate")
     p.add_argument(
         "--out", help="run directory; the report goes to OUT/test (default: runs/<config name>)"

@@ -10,7 +10,7 @@ from types import FrameType
 
 from octvideo import signals
 from octvideo.argtypes import number, whole
-from octvideo.cli import print_last
+from octvideo.cli import CFG_HELP, print_last
 from octvideo.data.workers import usable_cores
 from octvideo.engine.sweep import AGAIN, CHECKPOINTS, SubprocessRunner, run_study, split_groups
 from octvideo.engine.sweep_report import iter_rows
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "model.alpha=0,0.125,0.25,0.5 --seeds 3 --out runs/study"
         ),
     )
-    p.add_argument("--cfg", required=True, help="config path or shipped name")
+    p.add_argument("--cfg", required=True, help=CFG_HELP)
     p.add_argument("--out", required=True, help="study folder")
     p.add_argument(
         "--grid",

@@ -301,6 +301,18 @@ def test_an_unknown_command_keeps_the_usage(capsys):
     assert "invalid choice: 'bogus'" in err.splitlines()[-1]
 
 
+def test_every_cfg_option_has_the_same_help():
+    # test and sweep said "config path or shipped name": they take short names too
+    helps = {
+        command.prog: action.help
+        for command in _commands(build_parser())
+        for action in command._actions
+        if "--cfg" in action.option_strings
+    }
+    assert sorted(helps) == ["octvideo sweep", "octvideo test", "octvideo train"]
+    assert set(helps.values()) == {"config path, shipped name or short name"}
+
+
 def test_every_quiet_option_is_also_q():
     for command in _commands(build_parser()):
         for action in command._actions:
