@@ -171,7 +171,7 @@ class OpenInput:
         frames_of: decodes frames by index -> uint8 (N, H, W, 3).
         cut: why the clips past ``plan`` were dropped (``Predictor.read_views``: a file that
             cannot be decoded to its end); ``plan`` and ``times`` then hold the clips read. Or,
-            with every window read, why the file is not whole (``Video.check_whole``: a partial
+            with every clip read, why the file is not whole (``Video.check_whole``: a partial
             download whose frames all decode).
         broken_advice: the predictor's ``broken_advice``.
         check_whole: raises the ``DecodeError`` of a file that holds less than it lists
@@ -925,9 +925,10 @@ class Predictor:
         download: a ``DecodeError`` that names the frame) ends them there: the clips wholly
         before that frame are read, those after it dropped, ``opened.plan`` and ``opened.times``
         cut to the clips read and ``opened.cut`` set to the error and what was kept, so that
-        the windows before a bad tail keep their scores. With windows, a file whose frames all
-        decode but that holds less than its index or header lists (a partial download cut
-        between two frames: ``opened.check_whole``) is cut short too, every window read.
+        the windows before a bad tail keep their scores. A file whose frames all decode but that
+        holds less than its index or header lists (a partial download cut between two frames:
+        ``opened.check_whole``) is cut short too, every clip read: its windows, centre clip or
+        views are of the part it holds.
 
         Raises:
             DecodeError: a decoding error that names no frame, or one before the first clip's
@@ -953,12 +954,12 @@ class Predictor:
                 return
             yield views
         try:
-            if opened.times and opened.check_whole is not None:  # windows claim to cover it
+            if opened.check_whole is not None:  # its clips are placed in what it holds
                 opened.check_whole()
         except DecodeError as err:
-            total = len(opened.plan)
+            total, kind = len(opened.plan), "windows" if opened.times else "clips"
             opened.cut = (
-                f"{type(err).__name__}: {err}; {total} of {total} windows predicted, none dropped"
+                f"{type(err).__name__}: {err}; {total} of {total} {kind} predicted, none dropped"
             )
 
     def _views_before(

@@ -7,6 +7,7 @@ whose reader goes away."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import json
 import logging
@@ -532,11 +533,25 @@ def test_a_video_file_name_at_render_for_several_inputs_is_refused(
 
 
 def test_a_render_failure_fails_that_input_and_the_others_go_on(
-    checkpoint, videos, tmp_path, capsys, caplog
+    checkpoint, videos, tmp_path, capsys, caplog, monkeypatch
 ):
+    # the render of cut.mp4 reads a copy of it cut short, so that its decoder fails part-way
+    # (a file cut short is itself reported before any render: it is never rendered)
+    from octvideo.inference import render as render_module
+
     whole = faststart(tmp_path / "whole.mp4")
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+    shutil.copyfile(whole, cut)
+    shorn = tmp_path / "shorn.mp4"
+    shorn.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+    real = render_module.render
+
+    def render(result, classes, out, **kwargs):
+        if result.path == str(cut):
+            result = dataclasses.replace(result, path=str(shorn))
+        return real(result, classes, out, **kwargs)
+
+    monkeypatch.setattr(render_module, "render", render)
     renders, records = tmp_path / "renders", tmp_path / "preds.jsonl"
     code = _predict_ckpt(checkpoint, cut, whole, "--render", renders, "--out", records, "--quiet")
     assert code == 1

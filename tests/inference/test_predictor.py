@@ -1015,6 +1015,11 @@ def test_a_partial_download_whose_frames_all_decode_is_cut_short(predictor, tmp_
     for window, same in zip(result.windows[:-1], full.windows, strict=False):
         assert (window.start, window.end) == (same.start, same.end)
         torch.testing.assert_close(window.probs, same.probs)
+    centre = predictor.predict(cut)  # one centre clip, of the part it holds: said too
+    assert not centre.ok and centre.video is not None
+    assert centre.error == (
+        f"DecodeError: {cut}: {reason}: the file is truncated; 1 of 1 clips predicted, none dropped"
+    )
 
 
 def _cut_at(bad: int, frame_of, source):
