@@ -9,7 +9,7 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 - one centre clip (the default), or the multi-view protocol (N temporal clips x 1 or 3 crops,
   softmax averaged);
 - sliding windows over long videos: which windows a video gets is ``window_times``'s rule,
-  kept where a window holds a frame of its own (``Predictor._clip_plan``); each window is
+  kept where a window holds a frame (``Predictor._clip_plan``); each window is
   classified from one clip at the trained stride centred in it, from its own frames where they
   are enough, so the model sees the temporal scale it was trained on, and the video-level
   scores are the mean of the windows' distinct clips' probabilities (a clip that neighbouring
@@ -684,10 +684,13 @@ class Predictor:
         median step between frames) is taken as one frame (a stride of None as the window,
         raised with it, so the windows still cover the video), with a warning that names the
         input ``name``, what was given and the frame used. Windows end at the first that holds
-        the last frame (``window_times``), and a window is made only where it holds a frame of
-        its own, one past the window before's end: no input gets more windows than frames. At
-        a constant rate every window has one; the windows of a pause in a variable-rate
-        recording have none, and are counted in one warning.
+        the last frame (``window_times``), and a window is made only where it holds a frame.
+        At a constant rate every window does, and windows starting a stride (one frame or more)
+        apart up to the last frame are no more than the frames. At a variable rate the windows
+        of a pause hold none, and are counted in one warning; windows no closer than their
+        length hold frames of their own, so they are no more than the frames either, but
+        overlapping ones may share the few frames of a slow stretch (one whose clip is the
+        window before's counts once in the video's scores).
 
         Each window's clip is T frames at the trained stride tau (counted at the trained
         ``data.target_fps`` when it was set, else at the video's own rate), centred on the
@@ -729,13 +732,13 @@ class Predictor:
         )
         fps = _frame_rate(info.fps)
         first, after = _window_frames(planned, duration, frame_times, fps, total)
-        # a frame of its own: one in it past the window before's end (at a constant rate every
-        # window has one, ``window_times`` ending at the last frame; a pause leaves windows none)
-        made = after > np.maximum(first, np.concatenate(([0], after[:-1])))
+        # a frame in it (at a constant rate every window has one, ``window_times`` ending at the
+        # last frame; a pause leaves windows none); one whose clip is the window before's counts
+        # once in the video's scores (``_repeats``)
+        made = after > first
         if not made.all():
             logger.warning(
-                "%s: %d of %d windows hold no frame of their own, none past the window before%s: "
-                "they get no records",
+                "%s: %d of %d windows hold no frame%s: they get no records",
                 name,
                 int((~made).sum()),
                 len(planned),
@@ -1079,8 +1082,8 @@ def _one_frame(info: VideoInfo, frame_times: np.ndarray | None) -> float:
     """Seconds of one frame: ``1 / fps``, or the median step between the frames' times when the
     frame rate varies (the mean would count a pause in the recording as frames' time).
 
-    Windows at least this far apart are no more than the frames: each one that is made holds a
-    frame of its own (``Predictor._clip_plan``).
+    Windows at least this far apart are no more than the frames at a constant rate, each
+    starting at or before the last frame (``Predictor._clip_plan``).
     """
     if frame_times is not None and frame_times.size > 1:
         steps = np.diff(frame_times)

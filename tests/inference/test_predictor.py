@@ -857,8 +857,8 @@ def test_windows_of_a_pause_are_not_made_and_clips_come_from_their_windows(
     with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
         result = predictor.predict(paused_video, window="1s")
     assert caplog.messages == [
-        f"{paused_video}: 9 of 11 windows hold no frame of their own, none past the window "
-        "before; the video has no frame for 9.050s from 0.950s: they get no records"
+        f"{paused_video}: 9 of 11 windows hold no frame; the video has no frame for 9.050s "
+        "from 0.950s: they get no records"
     ]
     assert result.ok and len(result.windows) == 2
     np.testing.assert_allclose([(w.start, w.end) for w in result.windows], [(0, 1), (10, 10.95)])
@@ -868,6 +868,47 @@ def test_windows_of_a_pause_are_not_made_and_clips_come_from_their_windows(
         assert start <= min(seconds) and max(seconds) <= end, (start, end, clip)
     torch.testing.assert_close(
         result.video.probs, torch.stack([w.probs for w in result.windows]).mean(0)
+    )
+
+
+# 60 frames 50 ms apart (0-2.95 s), no frame for 0.65 s, 48 frames 50 ms apart (3.6-5.95 s):
+# a phone or dashcam that drops frames for a moment
+DROP_MS = [50 * i for i in range(60)] + [3600 + 50 * i for i in range(48)]
+
+
+def test_a_window_holding_frames_is_made_however_few_lie_past_the_window_before(
+    predictor, tmp_path, caplog
+):
+    path = encode_timed(tmp_path / "drop.mp4", DROP_MS)
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(path, window="2s", stride="0.5s")
+    assert caplog.messages == []
+    # [1.5, 3.5] holds the 30 frames from 1.5 s to 2.95 s, none past [1, 3]'s end
+    expected = window_times(5.95, 2.0, 0.5, last_frame=5.95)
+    assert len(expected) == 9 and expected[3] == (1.5, 3.5)
+    assert result.ok
+    np.testing.assert_allclose([(w.start, w.end) for w in result.windows], expected)
+    opened = predictor.open_input(path, "center", 2.0, 0.5)
+    for (start, end), clip in zip(opened.times, opened.plan, strict=True):
+        seconds = [DROP_MS[i] / 1000 for i in clip]
+        assert start <= min(seconds) and max(seconds) <= end, (start, end, clip)
+    assert not np.array_equal(opened.plan[3], opened.plan[2])  # its clip is its own
+    once = [w.probs for k, w in enumerate(result.windows) if k not in opened.header().repeats]
+    torch.testing.assert_close(result.video.probs, torch.stack(once).mean(0))
+
+
+def test_overlapping_windows_at_the_edges_of_a_pause_are_made(predictor, paused_video, caplog):
+    # 1 s windows 0.5 s apart: [0.5, 1.5] and [9.5, 10.5] hold frames; the 17 between hold none
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(paused_video, window="1s", stride="0.5s")
+    assert caplog.messages == [
+        f"{paused_video}: 17 of 21 windows hold no frame; the video has no frame for 9.050s "
+        "from 0.950s: they get no records"
+    ]
+    assert result.ok
+    np.testing.assert_allclose(
+        [(w.start, w.end) for w in result.windows],
+        [(0, 1), (0.5, 1.5), (9.5, 10.5), (10, 10.95)],
     )
 
 
