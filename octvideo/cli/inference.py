@@ -42,7 +42,12 @@ from octvideo.data.workers import (
     start_worker_server,
 )
 from octvideo.errors import UsageError, first_line, usage_errors
-from octvideo.inference.inputs import RENDER_SUFFIX, expand_inputs
+from octvideo.inference.inputs import (
+    RENDER_EXTENSIONS,
+    RENDER_SUFFIX,
+    expand_inputs,
+    is_render_name,
+)
 from octvideo.inference.output import (
     RecordWriter,
     check_record_path,
@@ -225,21 +230,28 @@ def _keep_unless_earlier(
 
 
 def _is_render(path: Path) -> bool:
-    """Whether ``path`` is named as ``predict`` names its renders: ``<name>.pred.<ext>``."""
-    return Path(path.stem).suffix.lower() == ".pred"
+    """Whether the file ``path`` is an earlier render of ``predict``: one it wrote, whatever its
+    name (``is_tagged_render``: the container's comment); one named as renders are,
+    ``<name>.pred.<ext>`` (``is_render_name``: a folder's renders, and those written before the
+    tag); or an empty file, which holds nothing to lose.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    from octvideo.inference.render import is_tagged_render
+
+    return is_render_name(path.name) or path.stat().st_size == 0 or is_tagged_render(path)
 
 
 def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | None:
     """Checks ``--out`` and ``--render`` before any work; returns the render path of each input.
     An existing ``--out`` is replaced only when it holds records (``is_record_file``), an
-    existing render only when it is named as renders are (``<name>.pred.mp4``, ``_is_render``).
+    existing render only when it is one (``_is_render``: tagged, or named ``<name>.pred.<ext>``).
 
     Raises:
         UsageError: a path that cannot be written, that is the checkpoint or an input video, or
             an existing file that is no earlier output of its kind.
     """
-    from octvideo.inference.render import RENDER_EXTENSIONS
-
     reads = ReadFiles([("the checkpoint", args.ckpt), *(("the input", p) for p in inputs)])
     if args.out:
         out = check_output_file("--out", args.out, reads)
@@ -266,7 +278,7 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
         for path in paths:
             check_output_file("--render", path, reads, folder=False)
     for path in paths:
-        what = f"a render of predict (named <name>.pred{path.suffix})"
+        what = f"a render of predict (a video it wrote, or one named <name>.pred{path.suffix})"
         _keep_unless_earlier("--render", path, _is_render, what)
     return paths
 

@@ -31,8 +31,19 @@ from octvideo.paths import why_not_a_file
 logger = logging.getLogger(__name__)
 
 # the end of every name ``octvideo predict --render`` gives a render in a folder
-# (``<stem>.pred.mp4``): a folder search leaves them out
+# (``<stem>.pred.mp4``)
 RENDER_SUFFIX = ".pred.mp4"
+# containers that take the H.264 (or MPEG-4 part 2) stream a render is: ``--render FILE`` takes
+# any of them
+RENDER_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
+
+
+def is_render_name(name: str) -> bool:
+    """Whether ``name`` is named as renders are, ``<name>.pred.<ext>`` of any
+    ``RENDER_EXTENSIONS`` (any case): a folder search leaves them out, so that predicting a folder
+    again does not predict its renders, and ``predict --render`` replaces them."""
+    stem, ext = os.path.splitext(name)
+    return ext.lower() in RENDER_EXTENSIONS and os.path.splitext(stem)[1].lower() == ".pred"
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -123,7 +134,8 @@ def _warn_skipped(folder: Path, skipped: _Skipped) -> None:
 def _videos_under(folder: Path) -> tuple[list[str], _Skipped]:
     """Every entry under ``folder`` named like a video (``video_entries``, folder by folder),
     sorted, and what was left out: the renders ``octvideo predict --render`` writes
-    (``RENDER_SUFFIX``), so that predicting a folder again does not predict its own renders;
+    (``is_render_name``, by name only: no file is opened), so that predicting a folder again
+    does not predict its own renders;
     hidden files (``is_hidden_name``: macOS's AppleDouble ``._x.mp4``, no video) and folders
     that are no class (``is_class_folder_name``: hidden ones such as ``.Trash-1000``,
     ``__MACOSX``, ``@eaDir``), which ``data prepare`` and ``data check`` skip too; those two are
@@ -143,7 +155,7 @@ def _videos_under(folder: Path) -> tuple[list[str], _Skipped]:
         skipped.folders.extend(os.path.join(parent, name) for name in left_out)
         subfolders[:] = [name for name in subfolders if name not in left_out]  # not walked
         for entry in video_entries(parent):
-            if entry.name in left_out or entry.name.lower().endswith(RENDER_SUFFIX):
+            if entry.name in left_out or is_render_name(entry.name):
                 continue
             if is_hidden_name(entry.name):
                 skipped.files.append(str(entry))

@@ -13,7 +13,9 @@ labels included, with no matrix. The input is decoded and the output encoded one
 with PyAV, so long videos need no more memory than short ones. The output is written to a temporary
 file beside it and renamed when complete (``octvideo.paths.AtomicOutput``): a render that fails
 half-way leaves no half file and an earlier file of that name as it was, a symbolic link at the
-output is refused, and a full disk is one line (``OutputWriteError``).
+output is refused, and a full disk is one line (``OutputWriteError``). Every render carries
+``RENDER_TAG`` in its container's comment, so that ``predict`` knows an earlier render by its
+content (``is_tagged_render``), whatever its name, and replaces it where it refuses a user's video.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from octvideo.data.decoding import video_stream
 from octvideo.data.orientation import UPRIGHT, display_matrix, orientation_of
+from octvideo.inference.inputs import RENDER_EXTENSIONS
 from octvideo.inference.predictor import Prediction, VideoResult
 from octvideo.paths import atomic_output, same_file
 
-# containers that take the H.264 (or MPEG-4 part 2) stream ``render`` writes
-RENDER_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
+# the container comment every render carries, whatever its name: ``is_tagged_render`` knows an
+# earlier render by it, which ``predict --render`` may replace
+RENDER_TAG = "octvideo predict render"
 
 
 def _encoder_name() -> str:
@@ -100,9 +104,27 @@ def render(
     return out
 
 
+def is_tagged_render(path: str | os.PathLike[str]) -> bool:
+    """Whether the file ``path`` is a video ``render`` wrote: its container's comment is
+    ``RENDER_TAG`` (MP4, MOV, M4V, AVI and MKV all keep it; MKV reads it back as ``COMMENT``).
+    Only the container's header is read; a file that is no video is no render.
+
+    Raises:
+        OSError: the file cannot be opened.
+    """
+    with open(path, "rb") as f:
+        try:
+            with av.open(f, metadata_errors="replace") as container:
+                tags = container.metadata
+        except (av.FFmpegError, OSError):  # no container FFmpeg knows, an empty file
+            return False
+    return any(key.lower() == "comment" and value == RENDER_TAG for key, value in tags.items())
+
+
 def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> None:
     font = ImageFont.load_default()
     with av.open(result.path) as src, av.open(str(out), "w") as dst:
+        dst.metadata["comment"] = RENDER_TAG
         in_stream = video_stream(src, result.path)  # the one decoding reads, not a cover
         rate = in_stream.average_rate or Fraction(round(result.fps or 30))
         time_base = in_stream.time_base or Fraction(1, 90_000)

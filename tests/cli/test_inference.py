@@ -495,17 +495,28 @@ def test_render_onto_a_video_that_is_no_render_is_refused_and_kept(
     before = mine.read_bytes()
     assert _predict_ckpt(checkpoint, videos["short"], "--render", mine, "-q") == 2
     assert _error(capsys) == (
-        f"--render {mine} exists and is not a render of predict (named <name>.pred"
-        f"{mine.suffix}): writing it would destroy it; choose another path or remove it"
+        f"--render {mine} exists and is not a render of predict (a video it wrote, or one named "
+        f"<name>.pred{mine.suffix}): writing it would destroy it; choose another path or remove it"
     )
     assert mine.read_bytes() == before
 
 
-def test_an_earlier_render_is_replaced(checkpoint, videos, tmp_path, capsys):
-    render = tmp_path / "match.pred.mkv"
+@pytest.mark.parametrize("name", ["match.pred.mkv", "annotated.mp4", "annotated.mkv"])
+def test_an_earlier_render_is_replaced_whatever_its_name(
+    checkpoint, videos, tmp_path, capsys, name
+):
+    # a rerun of --render annotated.mp4 was refused: renders were known only by a .pred. name
+    render = tmp_path / name
     for video in ("long", "short"):
         assert _predict_ckpt(checkpoint, videos[video], "--render", render, "-q") == 0
     assert capsys.readouterr().out == "1 of 1 inputs predicted\n" * 2
+    assert probe(render).num_frames == probe(videos["short"]).num_frames
+
+
+def test_an_empty_file_at_render_is_replaced(checkpoint, videos, tmp_path):
+    render = tmp_path / "annotated.mp4"
+    render.write_bytes(b"")  # nothing to lose
+    assert _predict_ckpt(checkpoint, videos["short"], "--render", render, "-q") == 0
     assert probe(render).num_frames == probe(videos["short"]).num_frames
 
 

@@ -9,7 +9,12 @@ import pytest
 
 from octvideo.data import load_annotations
 from octvideo.inference import Predictor
-from octvideo.inference.inputs import RENDER_SUFFIX, expand_inputs
+from octvideo.inference.inputs import (
+    RENDER_EXTENSIONS,
+    RENDER_SUFFIX,
+    expand_inputs,
+    is_render_name,
+)
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 
@@ -89,10 +94,15 @@ def test_a_folder_lists_every_entry_named_like_a_video_to_fail_as_alone(predicto
 
 
 def test_a_folder_search_leaves_out_the_renders_predict_writes(tmp_path):
-    for name in ("a.mp4", "a.pred.mp4", "a.2.pred.mp4", "b~1f2e3d4c.pred.mp4", "c.PRED.MP4"):
+    # --render FILE writes any render extension: a.pred.mkv was predicted by a folder rerun
+    renders = ["a.pred.mp4", "a.2.pred.mp4", "b~1f2e3d4c.pred.mp4", "c.PRED.MP4"]
+    renders += [f"d.pred{ext}" for ext in RENDER_EXTENSIONS] + ["e.Pred.MKV"]
+    videos = ["a.mkv", "a.mp4", "f.preds.mkv", "g.pred.mp4.mkv", "pred.avi"]
+    for name in renders + videos:
         (tmp_path / name).write_bytes(b"")
     assert RENDER_SUFFIX == ".pred.mp4"
-    assert expand_inputs([tmp_path]) == [str(tmp_path / "a.mp4")]
+    assert all(is_render_name(name) for name in renders)
+    assert expand_inputs([tmp_path]) == [str(tmp_path / name) for name in videos]
     # named, a render is an input like any file
     assert expand_inputs([tmp_path / "a.pred.mp4"]) == [str(tmp_path / "a.pred.mp4")]
 

@@ -23,7 +23,13 @@ from octvideo.inference.predictor import (
     VideoResult,
     window_times,
 )
-from octvideo.inference.render import _label_for, render
+from octvideo.inference.render import (
+    RENDER_EXTENSIONS,
+    RENDER_TAG,
+    _label_for,
+    is_tagged_render,
+    render,
+)
 from tests.data.media_helpers import (
     NUM_FRAMES,
     cover_first,
@@ -130,13 +136,14 @@ def test_each_frame_finds_its_window_without_reading_every_window(videos, tmp_pa
 
 
 def test_a_failed_render_keeps_an_earlier_file(predictor_and_cut, tmp_path):
-    predictor, cut = predictor_and_cut
+    predictor, whole, cut = predictor_and_cut
     from octvideo.inference.render import render
 
     out = tmp_path / "out.mp4"
     out.write_bytes(b"an earlier render")
-    result = predictor.predict(cut)
+    result = predictor.predict(whole)
     assert result.ok
+    result.path = str(cut)  # the file cut short after it was predicted: decoding fails part-way
     with pytest.raises(av.FFmpegError):
         render(result, predictor.classes, out)
     assert out.read_bytes() == b"an earlier render"
@@ -149,7 +156,7 @@ def predictor_and_cut(checkpoint, tmp_path_factory):
     whole = faststart(root / "whole.mp4")
     cut = root / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
-    return Predictor.from_checkpoint(checkpoint), cut
+    return Predictor.from_checkpoint(checkpoint), whole, cut
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +241,20 @@ def test_render_of_a_file_with_only_a_cover_picture_is_one_decode_error(tmp_path
     with pytest.raises(DecodeError, match="only a cover picture"):
         render(_plain_result(source), ["a", "b"], tmp_path / "out.mp4", k=1)
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("suffix", RENDER_EXTENSIONS)
+def test_every_render_carries_its_tag_whatever_its_name(tmp_path, suffix):
+    # renders were known only by a <name>.pred.<ext> name: a rerun of --render out.mp4 was
+    # refused as "not a render of predict"
+    source = encode_timed(tmp_path / "clip.mkv", [100 * i for i in range(5)])
+    out = render(_plain_result(source), ["a", "b"], tmp_path / f"annotated{suffix}", k=1)
+    assert is_tagged_render(out)
+    assert not is_tagged_render(source)  # a video another tool wrote
+
+
+@pytest.mark.parametrize("data", [b"", b"hello\n", RENDER_TAG.encode()])
+def test_a_file_that_is_no_video_is_no_tagged_render(tmp_path, data):
+    path = tmp_path / "notes.mp4"
+    path.write_bytes(data)
+    assert not is_tagged_render(path)
