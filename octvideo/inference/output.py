@@ -41,7 +41,8 @@ def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any
 
 
 def records(result: VideoResult, classes: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
-    """The window records of ``result`` (in time order), then its video record."""
+    """The window records of ``result`` (in time order), then its video record: each with the
+    keys ``RECORD_KEYS`` names for its type."""
     out = [
         {
             "type": "window",
@@ -71,6 +72,29 @@ def records(result: VideoResult, classes: Sequence[str], k: int = 5) -> list[dic
     return out
 
 
+# the keys of each type of record ``records`` makes, and of each of its ``top`` entries: an
+# earlier record file begins with such a record (``is_record_file``)
+RECORD_KEYS = {
+    "window": frozenset(("type", "path", "window", "start", "end", "top")),
+    "video": frozenset(
+        (
+            "type",
+            "path",
+            "ok",
+            "error",
+            "start",
+            "end",
+            "num_frames",
+            "fps",
+            "num_windows",
+            "top",
+            "seconds",
+        )
+    ),
+}
+TOP_KEYS = frozenset(("label", "index", "prob"))
+
+
 # JSON Lines, not JSON: a ".json" file would be read as one JSON document, which this is not
 RECORD_EXTENSIONS = (".jsonl", ".csv")
 # the columns of a CSV before its top-k's ``label1, prob1, ...``: every field of a record but
@@ -88,6 +112,8 @@ CSV_FIELDS = (
     "num_windows",
     "seconds",
 )
+# those of a CSV an earlier octvideo wrote, before num_frames, fps and num_windows
+OLDER_CSV_FIELDS = ("type", "path", "window", "start", "end", "ok", "error", "seconds")
 # the most of a file's first line ``is_record_file`` reads: a record of 1000 classes and a long
 # path is under 100 kB
 MAX_FIRST_LINE = 1 << 20
@@ -106,9 +132,11 @@ def check_record_path(path: str | os.PathLike[str]) -> Path:
 
 
 def is_record_file(path: str | os.PathLike[str]) -> bool:
-    """Whether the regular file ``path`` holds records a ``RecordWriter`` wrote (a first line
-    that is a JSON record of type ``window`` or ``video``, or a CSV header that begins as
-    ``CSV_FIELDS`` do), or nothing: a file ``predict --out`` may replace. At most
+    """Whether the regular file ``path`` holds records a ``RecordWriter`` wrote, or nothing: a
+    file ``predict --out`` may replace. Its first line must be a whole record as ``records``
+    makes it (exactly the keys ``RECORD_KEYS`` names for its type, and a ``top`` list of
+    ``TOP_KEYS`` entries), or a CSV header exactly as a writer writes it (``_is_csv_header``):
+    a user's JSON Lines whose lines have a ``type`` of ``video`` is no record file. At most
     ``MAX_FIRST_LINE`` bytes are read, so a video given as ``--out`` is not read whole.
 
     Raises:
@@ -118,15 +146,32 @@ def is_record_file(path: str | os.PathLike[str]) -> bool:
         first = f.readline(MAX_FIRST_LINE)
     if not first:
         return True  # nothing to lose
-    # the columns every CSV of records begins with (one of an earlier octvideo has no
-    # num_frames, fps and num_windows)
-    if first.split(b",")[:7] == [name.encode() for name in CSV_FIELDS[:7]]:
+    if _is_csv_header(first):
         return True
     try:
         row = json.loads(first)
     except ValueError:  # not JSON, not UTF-8, a line cut at the bound
         return False
-    return isinstance(row, dict) and row.get("type") in ("window", "video")
+    if not isinstance(row, dict) or not isinstance(row.get("type"), str):
+        return False
+    if row.keys() != RECORD_KEYS.get(row["type"], set()):
+        return False
+    top = row["top"]
+    return isinstance(top, list) and all(
+        isinstance(entry, dict) and entry.keys() == TOP_KEYS for entry in top
+    )
+
+
+def _is_csv_header(line: bytes) -> bool:
+    """Whether ``line`` is a header ``RecordWriter`` writes: ``CSV_FIELDS`` (or an earlier
+    octvideo's ``OLDER_CSV_FIELDS``), then ``label1, prob1, ...`` up to the run's top-k."""
+    names = line.rstrip(b"\r\n").split(b",")
+    for fields in (CSV_FIELDS, OLDER_CSV_FIELDS):
+        pairs = len(names) - len(fields)
+        tail = [f"{kind}{i}" for i in range(1, pairs // 2 + 1) for kind in ("label", "prob")]
+        if pairs >= 0 and names == [name.encode() for name in (*fields, *tail)]:
+            return True
+    return False
 
 
 class RecordWriter:

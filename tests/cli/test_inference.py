@@ -34,7 +34,12 @@ from octvideo.inference.inputs import expand_inputs
 from tests.data.test_open_files import fake_open_file_limit
 from tests.inference.media_helpers import encode, faststart
 
-EARLIER = b'{"type": "video", "path": "earlier.mp4"}\n'
+# an earlier run's video record, whole: a --out predict may replace
+EARLIER = (
+    b'{"type": "video", "path": "earlier.mp4", "ok": true, "error": null, "start": 0.0, '
+    b'"end": 1.0, "num_frames": 30, "fps": 30.0, "num_windows": 0, '
+    b'"top": [{"label": "a", "index": 0, "prob": 0.8}], "seconds": 0.1}\n'
+)
 
 
 def _predict(*args: object) -> int:
@@ -666,10 +671,10 @@ def test_render_name_without_a_video_extension_is_refused_first(
 )
 def test_a_refused_command_leaves_the_earlier_records(checkpoint, videos, tmp_path, capsys, bad):
     out = tmp_path / "prev.jsonl"
-    out.write_text('{"type": "video"}\n')
+    out.write_bytes(EARLIER)
     assert _predict_ckpt(checkpoint, videos["short"], "--out", out, *bad) == 2
     _error(capsys)
-    assert out.read_text() == '{"type": "video"}\n'
+    assert out.read_bytes() == EARLIER
 
 
 @pytest.mark.parametrize("bad", [["--views", "2x2"], ["--ckpt", "bad.ckpt"], ["--window", "0s"]])

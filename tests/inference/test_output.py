@@ -10,20 +10,40 @@ import json
 import os
 
 import pytest
+import torch
 
 from octvideo.cli import main
 from octvideo.errors import OutputWriteError
 from octvideo.inference.output import (
     CSV_FIELDS,
+    OLDER_CSV_FIELDS,
+    RECORD_KEYS,
     RecordWriter,
     check_record_path,
     is_record_file,
+    records,
 )
+from octvideo.inference.predictor import Prediction, VideoResult
 from tests.inference.media_helpers import overflowing_checkpoint
 from tests.small_disk import fill, small_disk
 
 # the records of an earlier run, which --out may replace
-EARLIER = '{"type": "video", "path": "earlier.mp4"}\n'
+
+
+def _earlier_records() -> list[dict]:
+    """The records of an earlier run of one input with a window, as ``records`` makes them."""
+    probs = torch.tensor([0.2, 0.8])
+    result = VideoResult(
+        path="earlier.mp4",
+        video=Prediction(probs, 0.0, 1.0),
+        windows=[Prediction(probs, 0.0, 1.0)],
+        duration=1.0,
+    )
+    return records(result, ["a", "b"], k=2)
+
+
+WINDOW, VIDEO = (json.dumps(row) + "\n" for row in _earlier_records())
+EARLIER = VIDEO
 
 
 def test_predict_out_onto_a_symbolic_link_is_refused_and_its_target_kept(
@@ -156,11 +176,20 @@ def test_a_stop_before_the_first_record_keeps_the_earlier_file(tmp_path, suffix)
 @pytest.mark.parametrize(
     ("first_line", "ours"),
     [
-        (EARLIER, True),
-        ('{"type": "window", "path": "a.mp4", "window": 0}\n', True),
+        (VIDEO, True),
+        (WINDOW, True),
         (",".join(CSV_FIELDS) + ",label1,prob1\r\n", True),
-        ("type,path,window,start,end,ok,error,seconds,label1,prob1\r\n", True),  # an older CSV
+        (",".join(CSV_FIELDS) + ",label1,prob1,label2,prob2\r\n", True),
+        (",".join(OLDER_CSV_FIELDS) + ",label1,prob1\r\n", True),  # an older octvideo's
         ("", True),  # nothing to lose
+        # a user's manifest, and records missing a key or with one of the user's
+        ('{"type": "video", "path": "a.mp4", "label": "run"}\n', False),
+        ('{"type": "window", "path": "a.mp4", "window": 0}\n', False),
+        (VIDEO.replace('"seconds"', '"note": "mine", "seconds"'), False),
+        (VIDEO.replace('"index": 1, ', ""), False),
+        ('{"type": ["video"], "path": "a.mp4"}\n', False),
+        (",".join(CSV_FIELDS) + ",label1,prob1,note\r\n", False),  # a column of the user's
+        (",".join(CSV_FIELDS[:7]) + ",label\r\n", False),
         ("name,score\nalice,3\n", False),  # a spreadsheet
         ('{"todo": "call alice"}\n', False),
         ('[{"type": "video"}]\n', False),
@@ -172,6 +201,25 @@ def test_only_an_earlier_record_file_is_taken_for_one(tmp_path, first_line, ours
     path = tmp_path / "out.jsonl"
     path.write_text(first_line, newline="")
     assert is_record_file(path) is ours
+
+
+def test_records_have_the_keys_an_earlier_record_file_is_known_by():
+    window, video = _earlier_records()
+    assert window.keys() == RECORD_KEYS["window"] and video.keys() == RECORD_KEYS["video"]
+    assert set(CSV_FIELDS) == (RECORD_KEYS["window"] | RECORD_KEYS["video"]) - {"top"}
+
+
+def test_predict_out_onto_a_users_json_lines_of_videos_is_refused_and_kept(
+    checkpoint, videos, tmp_path, capsys
+):
+    # a manifest whose first line has "type": "video" was replaced by records without a word
+    out = tmp_path / "manifest.jsonl"
+    mine = '{"type": "video", "path": "a.mp4", "label": "run"}\n'
+    out.write_text(mine)
+    args = ["predict", "--ckpt", str(checkpoint), str(videos["short"]), "--out", str(out), "-q"]
+    assert main(args) == 2
+    assert f"--out {out} exists and is not a record file of predict" in capsys.readouterr().err
+    assert out.read_text() == mine
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
