@@ -7,7 +7,7 @@ Reference: Chen et al., "Drop an Octave", ICCV 2019 (arXiv 1904.05049).
 
 from octvideo.ops.capture import guard_traced_size
 from octvideo.ops.cost import flops_ratio, low_share, memory_ratio
-from octvideo.ops.fusion import FusedOctConv3d, fuse_for_inference
+from octvideo.ops.fusion import FusedOctConv3d, forget_made_weights, fuse_for_inference
 from octvideo.ops.layers import (
     FoldedNorm,
     OctAct,
@@ -64,6 +64,7 @@ __all__ = [
     "conv_output_size",
     "downsample",
     "fit_low",
+    "forget_made_weights",
     "fuse_for_inference",
     "guard_traced_size",
     "is_channels_last",

@@ -42,7 +42,6 @@ import contextlib
 import copy
 import gc
 import logging
-import weakref
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from functools import partial
@@ -659,20 +658,24 @@ class FusedOctConv3d(OctConv3d):
         return y.relu_() if relu else y  # not oneDNN's "relu" post-op: it turns NaN into 0
 
 
-_Stamp = tuple[tuple[weakref.ref, int, int], ...]
+_Stamp = tuple[tuple[Tensor, int | None, int], ...]
 
 
 class _Made:
     """Tensors a fused layer makes from its weights (merged, reordered into oneDNN's layout),
-    each used only while the tensors it was made from are unchanged: the same objects (a weak
-    reference, so a new tensor given a freed one's id never matches), at the same version (an
-    in-place edit: ``p.mul_``, ``p.copy_``, ``load_state_dict``) and address (``p.data = other``,
-    ``vector_to_parameters``). So edited weights and ``torch.func.functional_call``'s tensors
-    are made again at the next forward; the check costs under a microsecond per convolution
-    (0.1 ms of a 0.14 s fused I3D-R50 forward). An edit through ``p.data`` (``p.data.mul_``)
-    passes PyTorch's version counter by, as it passes autograd's checks: edit the parameter
-    under ``torch.no_grad()``. Nothing made from an inference tensor (a model built under
-    ``torch.inference_mode``), which has no version counter, is kept: it is made at every call.
+    each used only while the tensors it was made from are unchanged: the same objects (held,
+    so no new tensor is given their id while the entry lives; a weak reference would stop
+    ``torch.utils.swap_tensors``), at the same version (an in-place edit: ``p.mul_``,
+    ``p.copy_``, ``load_state_dict``) and address (``p.data = other``,
+    ``vector_to_parameters``, ``swap_tensors``). So edited weights and
+    ``torch.func.functional_call``'s tensors are made again at the next forward; the check
+    costs under a microsecond per convolution (0.1 ms of a 0.14 s fused I3D-R50 forward).
+
+    An edit that passes PyTorch's version counter by is not seen: through ``p.data``
+    (``p.data.mul_``), a fused optimizer step (``Adam(fused=True)``), a numpy view or the
+    storage, and any in-place edit of an inference tensor (a model built under
+    ``torch.inference_mode``), which has no version counter and is checked by object and
+    address only. After one, call ``forget_made_weights(model)``.
 
     Copies and pickles are empty (oneDNN's opaque tensors have no storage to copy): a copied,
     saved or loaded model makes its own at its first forward.
@@ -689,24 +692,19 @@ class _Made:
         if entry is None:
             return None
         made, stamp = entry
-        for (ref, version, ptr), t in zip(stamp, sources, strict=True):
-            if ref() is not t or t._version != version or t.data_ptr() != ptr:
+        for kept, t in zip(stamp, sources, strict=True):
+            if not _unchanged(*kept, t):
                 return None
         return made
 
     def put(self, key: Hashable, sources: Sequence[Tensor], made: object) -> None:
         """Keeps ``made`` under ``key`` as made from ``sources``, dropping what was made from
-        tensors since freed, and everything when ``limit`` entries are kept."""
-        if any(t.is_inference() for t in sources):
-            return
-        alive = {k: e for k, e in self._entries.items() if all(r() is not None for r, *_ in e[1])}
-        if self._limit is not None and len(alive) >= self._limit and key not in alive:
-            alive.clear()
-        self._entries = alive
-        self._entries[key] = (
-            made,
-            tuple((weakref.ref(t), t._version, t.data_ptr()) for t in sources),
-        )
+        tensors edited since, and everything when ``limit`` entries are kept."""
+        live = {k: e for k, e in self._entries.items() if all(_unchanged(*kept) for kept in e[1])}
+        if self._limit is not None and len(live) >= self._limit and key not in live:
+            live.clear()
+        self._entries = live
+        self._entries[key] = (made, tuple((t, _version(t), t.data_ptr()) for t in sources))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -716,6 +714,33 @@ class _Made:
 
     def __reduce__(self):  # copy.deepcopy, pickle, torch.save: an empty one
         return type(self), (self._limit,)
+
+
+def _version(t: Tensor) -> int | None:
+    """``t``'s version counter; None for an inference tensor, which has none."""
+    return None if t.is_inference() else t._version
+
+
+def _unchanged(kept: Tensor, version: int | None, ptr: int, t: Tensor | None = None) -> bool:
+    """Whether ``t`` (``kept`` itself if not given) is ``kept``, at the same version and
+    address as when it was kept."""
+    t = kept if t is None else t
+    return t is kept and _version(t) == version and t.data_ptr() == ptr
+
+
+def forget_made_weights(model: nn.Module) -> None:
+    """Drops the merged and oneDNN-packed weights the fused layers of ``model`` made from
+    their weights; the next inference call makes them again from the weights as they are.
+
+    Call it after an edit that PyTorch's version counter does not see: through ``p.data``, a
+    fused optimizer step (``torch.optim.Adam(..., fused=True)``), a numpy view
+    (``p.detach().numpy()``) or ``untyped_storage()``, or any in-place edit of a model built
+    under ``torch.inference_mode``. A fused model is meant for inference: edits in place and
+    ``torch.func.functional_call`` are followed otherwise.
+    """
+    for module in model.modules():
+        if isinstance(module, FusedOctConv3d):
+            module._forget_made_weights()
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from octvideo.ops import (
     as_pair,
     conv_norm_act,
     fast,
+    forget_made_weights,
     fuse_for_inference,
     oct_add,
     unpair,
@@ -1074,6 +1075,17 @@ def test_inference_mode_calls_keep_the_packed_weights(monkeypatch) -> None:
     call only, merged weights included: each later call reuses them, with the same result."""
     fused, x, _ = _ran_float32("i3d_r50", 0.1, "channels_last", 64)
     fused = copy.deepcopy(fused)  # nothing made yet
+    reorders = _count_reorders(monkeypatch)
+    with torch.inference_mode():
+        first = fused(x)
+        packed = len(reorders)
+        again = fused(x)
+    assert packed > 0 and len(reorders) == packed
+    assert torch.equal(again, first)
+
+
+def _count_reorders(monkeypatch) -> list[str]:
+    """The names of oneDNN's weight reorders called from now on."""
     reorders: list[str] = []
 
     def spy(name: str):
@@ -1087,27 +1099,61 @@ def test_inference_mode_calls_keep_the_packed_weights(monkeypatch) -> None:
 
     for name in ("mkldnn_reorder_conv2d_weight", "mkldnn_reorder_conv3d_weight"):
         monkeypatch.setattr(torch._C._nn, name, spy(name))
-    with torch.inference_mode():
-        first = fused(x)
-        packed = len(reorders)
-        again = fused(x)
-    assert packed > 0 and len(reorders) == packed
-    assert torch.equal(again, first)
+    return reorders
 
 
 @mkldnn_only
-def test_a_model_built_in_inference_mode_follows_its_weights_edited_in_place() -> None:
-    """Inference tensors have no version counter to tell an edit: weights made from them are
-    not kept, so an in-place edit under ``torch.inference_mode`` reaches the next call."""
+def test_a_model_built_in_inference_mode_keeps_its_made_weights(monkeypatch) -> None:
+    """Weights of a model built under ``torch.inference_mode`` have no version counter: what is
+    made from them is kept (known by object and address), so only the first call packs; after
+    an in-place edit ``forget_made_weights`` makes the next call use the edited weights."""
     with torch.inference_mode():
         fused = fuse_for_inference(_network("c2d_r18", 0.5).float().to(memory_format=CL))
         x = _clip(fused, 4, 32, CL).float().contiguous(memory_format=CL)
-        fused(x)
+        reorders = _count_reorders(monkeypatch)
+        first = fused(x)
+        packed = len(reorders)
+        assert packed > 0 and torch.equal(fused(x), first) and len(reorders) == packed
         for p in fused.parameters():
             p.mul_(0.5)
+        forget_made_weights(fused)
         got = fused(x)
     params = {k: v.clone() for k, v in fused.named_parameters()}  # ordinary tensors
     _assert_close_to(got, _plain(fused, x.clone(), params))
+
+
+def _assert_uses_the_edited_weights(fused: nn.Module, x: torch.Tensor, first: torch.Tensor):
+    """The fused model's next call without autograd gives a call's with autograd on, which the
+    edit of its weights has moved away from ``first``."""
+    with torch.no_grad():
+        got = fused(x)
+    want = _plain(fused, x)
+    assert not torch.allclose(want, first, rtol=1e-3, atol=1e-3)
+    _assert_close_to(got, want)
+
+
+@mkldnn_only
+def test_forget_made_weights_after_an_edit_the_version_counter_misses() -> None:
+    """An edit through ``p.data`` (as a fused optimizer's step or a numpy view) keeps the
+    version and address; after ``forget_made_weights`` the next call uses the edited weights."""
+    fused, x, first = _ran_float32("c2d_r18", 0.5, "channels_last", 32)
+    for p in fused.parameters():
+        p.data.mul_(0.5)
+    forget_made_weights(fused)
+    _assert_uses_the_edited_weights(fused, x, first)
+
+
+@mkldnn_only
+@pytest.mark.parametrize(("name", "alpha", "layout", "side"), MADE_CASES)
+def test_a_fused_model_that_has_run_swaps_its_weights(name, alpha, layout, side) -> None:
+    """``torch.utils.swap_tensors`` takes a fused layer's weights after a run (nothing made
+    from them holds a weak reference), and the next call uses the swapped-in weights."""
+    fused, x, first = _ran_float32(name, alpha, layout, side)
+    for module in fused.modules():
+        if isinstance(module, FusedOctConv3d):
+            for p in module.parameters():
+                torch.utils.swap_tensors(p, nn.Parameter(p.detach() * 0.5))
+    _assert_uses_the_edited_weights(fused, x, first)
 
 
 @mkldnn_only
