@@ -26,12 +26,11 @@ Arguments are checked before the file is opened (``check_decoder``, ``check_shor
 ``FileNotFoundError``; anything a decoder rejects is a ``DecodeError`` (``octvideo.errors``) in
 octvideo's words for both decoders (``_PyAVReader._undecodable``, ``_decord_cause``,
 ``_decord_open_error``, which keeps decord's C++ line off stderr), which add the frames the
-file's index or header lists past those it holds (a partial download: ``Truncation``,
-``ShortOfLength``, ``Video.check_whole``, ``_index_past_end``, ``_recorded_length``); FFmpeg's
-own log is silenced
-(``_quiet_decord``). A decoder out of open files raises its ``OSError``
-(``open_files.OUT_OF_FILES_ERRNOS``), never a ``DecodeError``: the file may be fine, so ``"auto"``
-does not try PyAV on it and a caller stops instead of counting a bad video.
+file's index or header lists past those it holds (a partial download, ``Video.check_whole``:
+``octvideo.data.truncation``); FFmpeg's own log is silenced (``_quiet_decord``). A decoder out
+of open files raises its ``OSError`` (``open_files.OUT_OF_FILES_ERRNOS``), never a
+``DecodeError``: the file may be fine, so ``"auto"`` does not try PyAV on it and a caller stops
+instead of counting a bad video.
 """
 
 from __future__ import annotations
@@ -60,6 +59,15 @@ from octvideo.data.orientation import (
     display_matrix,
     orientation_of,
     rotate_tag_matrix,
+)
+from octvideo.data.truncation import (
+    ShortOfLength,
+    Truncation,
+    held_end,
+    index_past_end,
+    recorded_length,
+    short_of_length,
+    truncation_of,
 )
 from octvideo.errors import DecodeError
 from octvideo.paths import is_missing, why_not_a_file
@@ -179,10 +187,10 @@ class _Header(NamedTuple):
     # fails in its C++ words)
     not_for_decord: str | None = None
     # the frames and seconds the container's index lists, where some lie past the file's end
-    # (``_index_past_end``); None where the file holds all it lists
+    # (``truncation.index_past_end``); None where the file holds all it lists
     listed: tuple[int, float] | None = None
     # the video's length in seconds as the container records it where a cut keeps it (Matroska's
-    # and AVI's header, ``_recorded_length``); None where it records none to trust
+    # and AVI's header, ``truncation.recorded_length``); None where it records none to trust
     recorded: float | None = None
 
 
@@ -196,87 +204,9 @@ class VideoInfo(NamedTuple):
     decoder: str  # "decord" or "pyav": which decoder produced these numbers
 
 
-class Truncation(NamedTuple):
-    """Frames the container's index lists that the file does not hold: a partial download, an
-    MP4 whose index, written first, lists frames cut off its end (``_index_past_end``)."""
-
-    listed: int  # frames the index lists
-    seconds: float  # the stream's length, as the index gives it
-    missing: int  # of ``listed``, the frames past those the decoder finds
-
-    def __str__(self) -> str:
-        return (
-            f"the file's index lists {self.listed} frames ({self.seconds:.1f} s), {self.missing} "
-            f"of them missing"
-        )
-
-
-def _truncation(listed: tuple[int, float] | None, held: int) -> Truncation | None:
-    """The ``Truncation`` of a file whose index lists ``listed`` (frames, seconds) and whose
-    decoder finds ``held`` frames; None when the index lists no more than that."""
-    if listed is None or listed[0] <= held:
-        return None
-    return Truncation(listed[0], listed[1], listed[0] - held)
-
-
-class ShortOfLength(NamedTuple):
-    """Seconds the container's header records for the video past the end of the frames the file
-    holds: a partial download of a container whose index is written last (Matroska, WebM, AVI:
-    ``_recorded_length``)."""
-
-    seconds: float  # the video's length, as the header records it
-    missing: float  # of ``seconds``, those past the end of the last frame the file holds
-
-    def __str__(self) -> str:
-        return f"the file's header lists {self.seconds:.1f} s, {self.missing:.1f} s of it missing"
-
-
-# A recorded length is taken as cut short only when more than a second and more than a few frames
-# of it are missing: a whole file's header and its last frame's end differ by up to a frame (AVI
-# counts one frame more than an encoder's flush writes; Matroska rounds to its timestamp unit).
-MISSING_SECONDS = 1.0
-MISSING_FRAMES = 4
-
-
-def _held_end(path: str) -> tuple[float, float] | None:
-    """When the video frames ``path`` holds end (the latest packet's time plus its duration, one
-    frame where it has none; from time 0, as a header's length counts), and one frame's seconds;
-    None when its packets carry no times. Packets only: nothing is decoded."""
-    with open_container(path) as container:
-        stream = video_stream(container, path)
-        rate, time_base = stream.average_rate or stream.guessed_rate, stream.time_base
-        step = 1 / float(rate) if rate else 0.0
-        end = None
-        try:
-            for packet in container.demux(stream):
-                time = packet.pts if packet.pts is not None else packet.dts
-                if packet.size == 0 or time is None or time_base is None:
-                    continue
-                length = float(packet.duration * time_base) if packet.duration else step
-                end = max(end or 0.0, float(time * time_base) + length)
-        except Exception as err:  # a cut packet at the end: the ones before it count
-            if out_of_open_files(err):
-                raise
-    return None if end is None else (end, step)
-
-
-def _short_of_length(path: str, recorded: float | None) -> ShortOfLength | None:
-    """The ``ShortOfLength`` of ``path``, whose header records ``recorded`` seconds; None when
-    the frames it holds reach that length (``MISSING_SECONDS``, ``MISSING_FRAMES``) or nothing
-    is recorded."""
-    held = None if recorded is None else _held_end(path)
-    if held is None:
-        return None
-    end, step = held
-    missing = recorded - end
-    if missing <= MISSING_SECONDS or missing <= MISSING_FRAMES * step:
-        return None
-    return ShortOfLength(recorded, missing)
-
-
 class _Reader:
     """What both readers share: the file's truncation, found when it is asked for (an error, a
-    check: ``_short_of_length`` reads the file's packets once more)."""
+    check: ``truncation.held_end`` reads the file's packets once more)."""
 
     _path: str
     _header: _Header
@@ -285,8 +215,12 @@ class _Reader:
     @functools.cached_property
     def truncation(self) -> Truncation | ShortOfLength | None:
         """What the file's index or header lists past the frames the decoder finds."""
-        listed = _truncation(self._header.listed, self.info.num_frames)
-        return listed or _short_of_length(self._path, self._header.recorded)
+        listed = truncation_of(self._header.listed, self.info.num_frames)
+        if listed is not None or self._header.recorded is None:
+            return listed
+        with open_container(self._path) as container:
+            held = held_end(container, video_stream(container, self._path))
+        return short_of_length(self._header.recorded, held)
 
 
 # Codecs whose B-frames decord puts in presentation order (measured: H.264 and HEVC in MP4, MKV and
@@ -417,8 +351,8 @@ def _read_header(path: str) -> _Header:
             matrix = rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
         cuts = discarded or _edit_list_cuts(container, stream)
         streams = _video_streams(container)
-        listed = _index_past_end(stream, path)
-        recorded = _recorded_length(container, stream)
+        listed = index_past_end(stream, path)
+        recorded = recorded_length(container, stream)
     for_pyav = None
     if streams > 1:
         for_pyav = (
@@ -446,64 +380,6 @@ def _video_streams(container: Any) -> int:
     several moving ones, in MP4 and MOV, the one of higher bit rate) and cannot be told which, so
     a file with more than one goes to PyAV under ``"auto"`` and is refused under ``"decord"``."""
     return len(_moving(container.streams.video))
-
-
-def _index_past_end(stream: Any, path: str) -> tuple[int, float] | None:
-    """The frames (those shown: an edit list's cut ones aside) and seconds the index of
-    ``stream`` lists, when the bytes of some of them lie past the end of ``path``; None when the
-    file holds every frame it lists, or PyAV gives no index.
-
-    An MP4 written with its index first (``faststart``, as the web serves it) and cut short (a
-    partial download) opens, and its last frames are missing: the decoders find only the frames
-    left, so the index is the one place that says how much there was. Only an entry's own bytes
-    are trusted (its position and size against the file's size): a header's frame count is no
-    proof (an MP4 trimmed at an intra frame lists the frames its edit list cuts)."""
-    entries = getattr(stream, "index_entries", None)
-    if not entries:
-        return None
-    end = os.path.getsize(path)
-    shown = [entry for entry in entries if not entry.is_discard]
-    if not any(entry.pos + entry.size > end for entry in shown):
-        return None
-    if stream.duration and stream.time_base:
-        seconds = float(stream.duration * stream.time_base)
-    else:
-        rate = stream.average_rate or stream.guessed_rate
-        seconds = len(shown) / float(rate) if rate else 0.0
-    return len(shown), seconds
-
-
-# Matroska's per-track DURATION tag, as FFmpeg writes it: "00:00:30.000000000"
-_MATROSKA_DURATION = re.compile(r"(\d+):(\d\d):(\d\d(?:\.\d*)?)")
-
-
-def _recorded_length(container: Any, stream: Any) -> float | None:
-    """The length in seconds the header of ``container`` records for its video ``stream``, in a
-    place a cut at the file's end keeps, where that is the video's own; None where it records
-    none (a recording never closed, a file written to a pipe) or only one that may be another
-    stream's.
-
-    A container whose index is written last (Matroska, WebM, AVI) cut short opens, and its
-    decoders find the frames before the cut as a whole shorter video. Its header, written first
-    and filled in when the file is closed, keeps the length: Matroska's track tag DURATION
-    (FFmpeg, yt-dlp), or, for a file of one stream alone, its Segment Info Duration (the longest
-    stream's: a longer audio track would pass for missing video); AVI's stream header frame
-    count. Lengths count from time 0, as ``_held_end`` does. An MP4's header counts the frames an
-    edit list cuts (``_index_past_end`` reads its index instead); other containers (MPEG-TS,
-    MPEG-PS) record none."""
-    formats = set(container.format.name.split(","))
-    if "matroska" in formats:
-        tags = {key.lower(): value for key, value in stream.metadata.items()}
-        match = _MATROSKA_DURATION.fullmatch(tags.get("duration", "").strip())
-        if match is not None:
-            hours, minutes, seconds = match.groups()
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        if len(container.streams) == 1 and container.duration:
-            return container.duration / 1_000_000  # AV_TIME_BASE
-        return None
-    if "avi" in formats and stream.frames and stream.time_base:
-        return float(stream.frames * stream.time_base)
-    return None
 
 
 def _edit_list_cuts(container: Any, stream: Any) -> bool:
@@ -1208,7 +1084,7 @@ class Video:
         """What the file's index (an MP4's, ``Truncation``) or header (Matroska's, WebM's,
         AVI's: ``ShortOfLength``) lists past the frames the decoder finds (a partial download);
         None when it holds all it lists, or its container records nothing to trust
-        (``_recorded_length``)."""
+        (``octvideo.data.truncation``)."""
         return self._reader.truncation
 
     def check_whole(self) -> None:

@@ -25,9 +25,10 @@ from octvideo.data import decode, decode_clip, probe
 from octvideo.data import decoding as decoding_module
 from octvideo.data.annotations import VIDEO_EXTENSIONS
 from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
-from octvideo.data.decoding import ShortOfLength, Truncation, Video
+from octvideo.data.decoding import Video
 from octvideo.data.open_files import out_of_files_error, out_of_open_files
 from octvideo.data.orientation import UPRIGHT
+from octvideo.data.truncation import ShortOfLength, Truncation
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,
@@ -559,7 +560,7 @@ def test_a_file_cut_short_names_the_first_frame_that_cannot_be_decoded(
     path, good = cut_short
     monkeypatch.setattr(decoding_module, "PYAV_THREADS", threads)  # 1: FFmpeg raises; 0: stops
     if index == "lists-what-it-holds":  # as a container whose index is read from what it holds
-        monkeypatch.setattr(decoding_module, "_index_past_end", lambda stream, path: None)
+        monkeypatch.setattr(decoding_module, "index_past_end", lambda stream, path: None)
     video = Video(path, decoder="auto")
     assert video.info.decoder == "pyav"  # decord cannot open it
     if not timestamps:  # a file without usable timestamps is decoded from its start
