@@ -10,8 +10,9 @@ OmegaConf's structured configs do the merge and the type checks; every failure i
 value. Each part of the program receives only its own section.
 
 ``--cfg`` takes a path or the name of a shipped config (``i3d_r50_oct_a0.1_8x8.yaml``,
-``kinetics600/i3d_r50_8x8_in1k``), looked up under the repository's ``configs/`` folder, or one of
-the short names in ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
+``kinetics600/i3d_r50_8x8_in1k``), looked up in ``CONFIG_DIR`` (the repository's ``configs/``
+folder, which an installed package carries as ``octvideo/configs``), or one of the short names in
+``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
 
 Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
 "billion laughs"), so is a key given twice in one mapping; numbers and true/false are read as YAML
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.resources
 import math
 import os
 import re
@@ -51,7 +53,18 @@ from octvideo.errors import ConfigError, TextFileError, first_line, one_line
 from octvideo.ops import MEMORY_FORMATS
 from octvideo.paths import read_utf8, why_not_a_file, write_atomically
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """The shipped configs: the copy inside the package, which a wheel or sdist install carries
+    (pyproject.toml maps the repository's ``configs/`` to ``octvideo/configs``), else the
+    repository's ``configs/`` beside the package (a checkout or an editable install)."""
+    packaged = Path(str(importlib.resources.files("octvideo").joinpath("configs")))
+    if packaged.is_dir():
+        return packaged.resolve()
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 PRETRAINED_KINDS = ("octvideo", "pytorchvideo", "imagenet2d")
 SCHEDULES = ("cosine", "step")
 NONFINITE = ("stop", "skip")
