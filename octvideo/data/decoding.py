@@ -62,11 +62,13 @@ from octvideo.data.orientation import (
 )
 from octvideo.data.truncation import (
     ShortOfLength,
+    ShortOfSize,
     Truncation,
     held_end,
     index_past_end,
     recorded_length,
-    short_of_length,
+    short_of,
+    size_past_end,
     truncation_of,
 )
 from octvideo.errors import DecodeError
@@ -189,8 +191,11 @@ class _Header(NamedTuple):
     # the frames and seconds the container's index lists, where some lie past the file's end
     # (``truncation.index_past_end``); None where the file holds all it lists
     listed: tuple[int, float] | None = None
+    # the size a Matroska or AVI file declares and its own, where it is shorter (a cut:
+    # ``truncation.size_past_end``); None where it is whole or declares none
+    short: tuple[int, int] | None = None
     # the video's length in seconds as the container records it where a cut keeps it (Matroska's
-    # and AVI's header, ``truncation.recorded_length``); None where it records none to trust
+    # and AVI's header, ``truncation.recorded_length``): what a file ``short`` misses
     recorded: float | None = None
 
 
@@ -206,21 +211,23 @@ class VideoInfo(NamedTuple):
 
 class _Reader:
     """What both readers share: the file's truncation, found when it is asked for (an error, a
-    check: ``truncation.held_end`` reads the file's packets once more)."""
+    check: a file shorter than it declares, ``truncation.held_end`` reads its packets once more)."""
 
     _path: str
     _header: _Header
     info: VideoInfo
 
     @functools.cached_property
-    def truncation(self) -> Truncation | ShortOfLength | None:
+    def truncation(self) -> Truncation | ShortOfLength | ShortOfSize | None:
         """What the file's index or header lists past the frames the decoder finds."""
         listed = truncation_of(self._header.listed, self.info.num_frames)
-        if listed is not None or self._header.recorded is None:
+        if listed is not None or self._header.short is None:
             return listed
-        with open_container(self._path) as container:
-            held = held_end(container, video_stream(container, self._path))
-        return short_of_length(self._header.recorded, held)
+        held = None
+        if self._header.recorded is not None:
+            with open_container(self._path) as container:
+                held = held_end(container, video_stream(container, self._path))
+        return short_of(self._header.short, self._header.recorded, held)
 
 
 # Codecs whose B-frames decord puts in presentation order (measured: H.264 and HEVC in MP4, MKV and
@@ -352,7 +359,8 @@ def _read_header(path: str) -> _Header:
         cuts = discarded or _edit_list_cuts(container, stream)
         streams = _video_streams(container)
         listed = index_past_end(stream, path)
-        recorded = recorded_length(container, stream)
+        short = size_past_end(path, set(container.format.name.split(",")))
+        recorded = recorded_length(container, stream) if short else None
     for_pyav = None
     if streams > 1:
         for_pyav = (
@@ -370,7 +378,7 @@ def _read_header(path: str) -> _Header:
             "its edit list leaves frames out (a video trimmed without re-encoding), which decord "
             "counts and returns as frames"
         )
-    return _Header(None, for_pyav, matrix, size, listed=listed, recorded=recorded)
+    return _Header(None, for_pyav, matrix, size, listed=listed, short=short, recorded=recorded)
 
 
 def _video_streams(container: Any) -> int:
@@ -638,7 +646,7 @@ class _DecordReader(_Reader):
 
 
 def _undecodable_reason(
-    where: str, cause: str, truncation: Truncation | ShortOfLength | None
+    where: str, cause: str, truncation: Truncation | ShortOfLength | ShortOfSize | None
 ) -> str:
     """The reason of frames that cannot be decoded: ``where`` they are and their ``cause``, or,
     where the file's index or header lists frames it does not hold, those: the file is
@@ -1080,10 +1088,11 @@ class Video:
         self.info = self._reader.info
 
     @property
-    def truncation(self) -> Truncation | ShortOfLength | None:
-        """What the file's index (an MP4's, ``Truncation``) or header (Matroska's, WebM's,
-        AVI's: ``ShortOfLength``) lists past the frames the decoder finds (a partial download);
-        None when it holds all it lists, or its container records nothing to trust
+    def truncation(self) -> Truncation | ShortOfLength | ShortOfSize | None:
+        """What the file's index (an MP4's, ``Truncation``) lists past the frames the decoder
+        finds, or what a Matroska, WebM or AVI file shorter than its declared size misses (the
+        seconds of its header's length, ``ShortOfLength``, or bytes, ``ShortOfSize``): a partial
+        download; None when it holds all it lists, or its container declares nothing to trust
         (``octvideo.data.truncation``)."""
         return self._reader.truncation
 

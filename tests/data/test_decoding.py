@@ -28,7 +28,7 @@ from octvideo.data.config import MAX_RESIZE_SHORT_SIDE
 from octvideo.data.decoding import Video
 from octvideo.data.open_files import out_of_files_error, out_of_open_files
 from octvideo.data.orientation import UPRIGHT
-from octvideo.data.truncation import ShortOfLength, Truncation
+from octvideo.data.truncation import ShortOfLength, ShortOfSize, Truncation
 from octvideo.errors import DecodeError
 from tests.data.media_helpers import (
     GOOD,
@@ -630,15 +630,20 @@ INDEXED_LAST = {
 
 
 def encode_seconds(
-    path: Path | io.RawIOBase, codec: str, pix_fmt: str, n: int = 96, form: str | None = None
+    path: Path | io.RawIOBase,
+    codec: str,
+    pix_fmt: str,
+    n: int = 96,
+    form: str | None = None,
+    rate: int = 12,
 ) -> Path | io.RawIOBase:
-    """``n`` frames at 12 fps (8 s), a square moving over noise: bytes spread evenly over time;
-    ``path`` may be a file object, written as the container ``form``."""
+    """``n`` frames at ``rate`` fps (8 s at 12), a square moving over noise: bytes spread evenly
+    over time; ``path`` may be a file object, written as the container ``form``."""
     rng = np.random.default_rng(0)
     with av.open(
         path if isinstance(path, io.RawIOBase) else str(path), "w", format=form
     ) as container:
-        stream = container.add_stream(codec, rate=12)
+        stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
         for i in range(n):
             array = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
@@ -657,7 +662,7 @@ def test_a_partial_download_indexed_last_names_the_length_its_header_lists(tmp_p
     path = cut_at(whole, tmp_path / f"cut_{name}")
     video = Video(path, decoder=decoder)
     held = video.info.num_frames
-    assert 0 < held < 84  # more than a second and four frames gone
+    assert 0 < held < 96
     missing = 8.0 - held / 12
     assert video.truncation == ShortOfLength(8.0, pytest.approx(missing, abs=0.01))  # ms ticks
     words = f"the file's header lists 8.0 s, {missing:.1f} s of it missing: the file is truncated"
@@ -672,6 +677,72 @@ def test_a_partial_download_indexed_last_names_the_length_its_header_lists(tmp_p
     whole_video = Video(whole, decoder=decoder)
     assert whole_video.truncation is None
     whole_video.check_whole()
+
+
+@pytest.mark.parametrize("name", ["h264.mkv", "vp9.webm"])
+def test_a_partial_download_missing_under_a_second_is_truncated(tmp_path, name):
+    # 30 frames of 120 at 40 fps (0.75 s) gone: within the second once allowed, it passed
+    codec, pix_fmt = INDEXED_LAST[name]
+    whole = encode_seconds(tmp_path / name, codec, pix_fmt, n=120, rate=40)  # 3.0 s
+    with av.open(str(whole)) as container:
+        starts = sorted(packet.pos for packet in container.demux(video=0) if packet.size)
+    path = tmp_path / f"cut_{name}"
+    path.write_bytes(whole.read_bytes()[: starts[90]])  # the bytes of the first 90 frames
+    video = Video(path, decoder="pyav")
+    assert video.info.num_frames == 90
+    # H.264's B-frames: the 90 packets held may end a frame or two past frame 89
+    assert video.truncation == ShortOfLength(3.0, pytest.approx(0.75, abs=0.06))
+    with pytest.raises(DecodeError) as err:
+        video.check_whole()
+    assert err.value.reason == (
+        f"the file's header lists 3.0 s, {video.truncation.missing:.1f} s of it missing: the file "
+        f"is truncated"
+    )
+    assert Video(whole, decoder="pyav").truncation is None
+
+
+@pytest.mark.parametrize("name", ["mpeg4.avi", "vp9.webm"])
+def test_a_file_cut_at_95_percent_is_truncated(tmp_path, name):
+    # its last frames, or its index written last, gone: the size it declares is not its own
+    whole = encode_seconds(tmp_path / name, *INDEXED_LAST[name])
+    path = cut_at(whole, tmp_path / f"cut_{name}", 0.95)
+    video = Video(path, decoder="pyav")
+    assert isinstance(video.truncation, (ShortOfLength, ShortOfSize))
+    with pytest.raises(DecodeError) as err:
+        video.check_whole()
+    assert err.value.reason.startswith("the file's header lists ")
+    assert err.value.reason.endswith(" missing: the file is truncated")
+
+
+def with_null_frames(path: Path) -> Path:
+    """A whole 3 s MJPEG AVI: 12 coded frames at 12 fps, then 2 s of AVI null frames
+    (zero-size chunks its index and frame count hold, "show the last frame again": what a
+    capture program writes for a dropped or still frame), which PyAV does not demux."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for array in make_frames(12, 48, 64):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+        for i in range(12, 36):
+            packet = av.Packet(0)
+            packet.stream, packet.pts, packet.dts = stream, i, i
+            packet.time_base = fractions.Fraction(1, 12)
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("decoder", ["auto", "pyav"])
+def test_an_avi_ending_in_null_frames_is_whole(tmp_path, decoder):
+    # its header counts 3 s, its packets end at 1 s: it was called truncated
+    path = with_null_frames(tmp_path / "still.avi")
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 36
+    video = Video(path, decoder=decoder)
+    assert video.truncation is None
+    video.check_whole()
+    cut = Video(cut_at(path, tmp_path / "cut.avi", 0.8), decoder=decoder)
+    assert isinstance(cut.truncation, (ShortOfLength, ShortOfSize))
 
 
 def with_longer_sound(path: Path, codec: str, sound: str, rate: int) -> Path:
@@ -760,6 +831,9 @@ def test_a_partial_download_whose_header_lists_no_length_is_read_as_it_is(tmp_pa
     whole = tmp_path / "piped.mkv"
     with whole.open("wb") as file:
         encode_seconds(_Unseekable(file), "libx264", "yuv420p", form="matroska")
+    data = whole.read_bytes()
+    segment = data.index(bytes.fromhex("18538067"))
+    assert data[segment + 4 : segment + 12] == bytes.fromhex("01ffffffffffffff")  # unknown
     video = Video(cut_at(whole, tmp_path / "cut.mkv"), decoder="pyav")
     assert video.info.num_frames < 84
     assert video.truncation is None
