@@ -373,7 +373,9 @@ def test_a_deleted_current_folder_is_named_before_torch_loads(tmp_path, args):
         # the folder goes after the child is in it: the child's working directory is deleted
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        # the folders of this interpreter's path (an editable install's path hook is a name,
+        # which the child could not make absolute in a deleted folder: Python would not start)
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if os.path.isabs(p))},
         preexec_fn=lambda: os.rmdir(gone),
     )
     _, err = proc.communicate(timeout=300)
