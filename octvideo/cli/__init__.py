@@ -40,6 +40,7 @@ import importlib
 import io
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -148,6 +149,10 @@ class CommandParser(argparse.ArgumentParser):
         self._passes = 0  # of the intermixed parse below: options, then positionals
         self._after_dashes: list[str] = []  # the words after "--", all of them positionals
         self._words: list[str] = []  # the command's words, for the hint of a refusal
+        # a word that begins with "-" and a digit is a value, as argparse takes "-2" and "-0.5":
+        # "--window -2s" is a window refused in one line, not a window option without its value
+        # (no option of octvideo's begins with a digit)
+        self._negative_number_matcher = re.compile(r"^-\d")
 
     def add_subparsers(self, **kwargs: object) -> argparse._SubParsersAction:
         self._has_subcommands = True

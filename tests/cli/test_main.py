@@ -269,6 +269,7 @@ def test_a_value_an_option_refuses_is_one_line_naming_the_option_and_text(words,
             "data check: error: argument --format: invalid",
         ),
         (["export", "--format", "tflite"], "export: error: argument --format: invalid choice: 'tf"),
+        (["predict", "--topk", "-1"], "predict: error: argument --topk: '-1': give 1 or more"),
     ],
 )
 def test_a_value_past_its_bound_or_not_a_choice_is_one_line(argv, line, capsys):
@@ -277,6 +278,25 @@ def test_a_value_past_its_bound_or_not_a_choice_is_one_line(argv, line, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"octvideo {line}"), err
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "line"),
+    [
+        ("--window", "-2s", "--window -2s: a duration must be positive, got '-2s'; give at least"),
+        ("--stride", "-1s", "--stride -1s: a duration must be positive, got '-1s'; give at least"),
+        ("--timeout", "-5s", "--timeout -5s: a duration must be positive, got '-5s'"),
+    ],
+)
+def test_a_value_that_begins_with_a_dash_and_a_digit_is_the_options_value(
+    option, value, line, capsys
+):
+    # argparse takes "-2" as a value but read "-2s" as an option: "--window -2s" was a window
+    # option without its value, refused under the usage block
+    assert main(["predict", "--ckpt", "c.ckpt", "a.mp4", option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"octvideo predict: error: {line}"), err
     assert err.count("\n") == 1, err
 
 
