@@ -656,33 +656,33 @@ def resume_is_finished(
         UsageError: the checkpoint has trained ``trainer.max_epochs`` or more (in its own
             folder: more).
     """
-    own = in_run_folder(path, ckpt_dir)
     done, limit = epochs_done(checkpoint), cfg.trainer.max_epochs
-    if done is not None and done >= limit:
-        partial = epoch_in_progress(checkpoint)
-        finished = done == limit and not partial
-        if finished and own:
-            return True
-        if finished:
-            has = f"has trained all {done} epochs of trainer.max_epochs={limit}"
-        else:
-            trained = f"{done} epochs{f' and part of epoch {done + 1}' if partial else ''}"
-            if validation_under_way(checkpoint):  # stopped during its validation
-                trained = f"{done + 1} epochs, the last not validated yet"
-            has = f"has trained {trained}, more than trainer.max_epochs={limit}"
-        further = f"set trainer.max_epochs={done + 1} or more to train it further"
-        if own:
-            raise UsageError(
-                f"checkpoint {path} {has}, so resuming it would train nothing; {further}, or "
-                f"start a new run from its weights with model.pretrained={path} and another "
-                "--out (nothing was changed)"
-            )
+    if done is None or done < limit:  # epochs left to train
+        return False
+    own = in_run_folder(path, ckpt_dir)
+    partial = epoch_in_progress(checkpoint)
+    finished = done == limit and not partial
+    if finished and own:
+        return True
+    if finished:
+        has = f"has trained all {done} epochs of trainer.max_epochs={limit}"
+    else:
+        trained = f"{done} epochs{f' and part of epoch {done + 1}' if partial else ''}"
+        if validation_under_way(checkpoint):  # stopped during its validation
+            trained = f"{done + 1} epochs, the last not validated yet"
+        has = f"has trained {trained}, more than trainer.max_epochs={limit}"
+    further = f"set trainer.max_epochs={done + 1} or more to train it further"
+    if own:
         raise UsageError(
-            f"checkpoint {path} {has}, so resuming it into {ckpt_dir.parent} would train and "
-            f"write nothing; {further}, use its checkpoints in {Path(path).parent}, or start a "
-            f"new run from its weights with model.pretrained={path}"
+            f"checkpoint {path} {has}, so resuming it would train nothing; {further}, or "
+            f"start a new run from its weights with model.pretrained={path} and another "
+            "--out (nothing was changed)"
         )
-    return False
+    raise UsageError(
+        f"checkpoint {path} {has}, so resuming it into {ckpt_dir.parent} would train and "
+        f"write nothing; {further}, use its checkpoints in {Path(path).parent}, or start a "
+        f"new run from its weights with model.pretrained={path}"
+    )
 
 
 def check_same_position(state: dict[str, int], world: int, videos: int, path: str | Path) -> None:
