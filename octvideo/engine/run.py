@@ -1314,28 +1314,43 @@ def _train_in(
     _output_folder(ckpt_dir, create=True)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
+    _fit(trainer, module, datamodule, ckpt_path, ckpt_dir / LAST)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if trainer.is_global_zero:
+        logger.info("run directory: %s", run_dir.resolve())
+    return _result(run_dir, trainer.global_step, metrics)
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: VideoClassifier,
+    datamodule: Any,
+    ckpt_path: Path | None,
+    last: Path,
+) -> None:
+    """``trainer.fit`` from ``ckpt_path`` (None: from the start); a stop or a fault in it names
+    the global step reached and ``last``, the run's last.ckpt, which is kept.
+
+    Raises:
+        Interrupted, RunStopped, NonFiniteLoss: as ``run_train`` says.
+    """
 
     def stopped() -> str:
         return (
-            f"at global step {trainer.global_step}; {last_good(ckpt_dir / LAST)}; continue with "
-            "--resume auto"
+            f"at global step {trainer.global_step}; {last_good(last)}; continue with --resume auto"
         )
 
     try:
         with (
             warnings.catch_warnings(),
             _lightning_loop(trainer, stopped),
-            _data_faults(datamodule, ckpt_dir / LAST),
+            _data_faults(datamodule, last),
         ):
             # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLoss as err:
-        raise NonFiniteLoss(f"{err}; {last_good(ckpt_dir / LAST)}") from err
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if trainer.is_global_zero:
-        logger.info("run directory: %s", run_dir.resolve())
-    return _result(run_dir, trainer.global_step, metrics)
+        raise NonFiniteLoss(f"{err}; {last_good(last)}") from err
 
 
 def _resume(
