@@ -649,29 +649,44 @@ def run_points(
             for slot, seed, point in todo:
                 records[slot] = tracked(slot, seed, point)
         else:
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-run") as pool:
-                futures: dict[Future, int] = {}
-                try:
-                    for slot, seed, point in todo:
-                        futures[pool.submit(tracked, slot, seed, point)] = slot
-                    pending = set(futures)
-                    while pending:
-                        # short waits: a signal that lands on a run's thread is handled in this
-                        # (the main) thread only when it runs Python code again
-                        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            records[futures[future]] = future.result()
-                except BaseException:
-                    stopping.set()
-                    for future in futures:
-                        future.cancel()
-                    stop_all = getattr(runner, "stop_all", None)
-                    if stop_all is not None:
-                        stop_all()
-                    raise
+            _run_side_by_side(tracked, todo, records, jobs, stopping, runner)
     except KeyboardInterrupt as err:  # every command under way has ended, keeping last.ckpt
         raise stopped_study(err, out, points, seeds, [live[k] for k in sorted(live)]) from None
     return [r for r in records if r is not None]
+
+
+def _run_side_by_side(
+    run: Callable[[int, int, Point], RunRecord | None],
+    todo: Sequence[tuple[int, int, Point]],
+    records: list[RunRecord | None],
+    jobs: int,
+    stopping: threading.Event,
+    runner: Runner,
+) -> None:
+    """Runs each ``(slot, seed, point)`` of ``todo`` with ``run``, ``jobs`` at a time in threads,
+    its record into ``records[slot]``. Whatever stops this (Ctrl-C, SIGTERM, an error) sets
+    ``stopping``, cancels the runs not started and stops the runner's commands under way
+    (``SubprocessRunner.stop_all``) before it goes on up."""
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-run") as pool:
+        futures: dict[Future, int] = {}
+        try:
+            for slot, seed, point in todo:
+                futures[pool.submit(run, slot, seed, point)] = slot
+            pending = set(futures)
+            while pending:
+                # short waits: a signal that lands on a run's thread is handled in this (the
+                # main) thread only when it runs Python code again
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    records[futures[future]] = future.result()
+        except BaseException:
+            stopping.set()
+            for future in futures:
+                future.cancel()
+            stop_all = getattr(runner, "stop_all", None)
+            if stop_all is not None:
+                stop_all()
+            raise
 
 
 def stopped_study(
