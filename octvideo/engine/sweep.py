@@ -1060,14 +1060,7 @@ def run_study(
         RunStopped: a run's folder or record, or the measurements, cannot be written (a full
             disk); the runs that finished are kept for the next start.
     """
-    for option, value, low, high in (
-        ("--seeds", seeds, 1, MAX_SEEDS),
-        ("--time-repeats", repeats, 0, MAX_TIME_REPEATS),
-        ("--bench-batch", batch, 1, MAX_BENCH_BATCH),
-        ("--jobs", jobs, 1, MAX_JOBS),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise UsageError(f"{option} {value!r}: give {low} to {high}")
+    _check_counts(seeds=seeds, repeats=repeats, batch=batch, jobs=jobs)
     runs = count_runs(groups, seeds)
     if runs > MAX_RUNS:  # before the grid is expanded and each of its points loaded
         raise UsageError(
@@ -1083,17 +1076,8 @@ def run_study(
     check_outside_data("--out", out, data_folders(base), "choose another --out")
     points = expand(groups)
     check_study_files(out, resolve_config_path(cfg))
-    plan = {
-        "config": str(cfg),
-        "overrides": list(overrides),
-        "base": to_dict(base),
-        "points": [p.overrides for p in points],
-        "seeds": seeds,
-    }
     runner = runner or SubprocessRunner()
-    tested = getattr(runner, "ckpt", None)  # a runner that tests no named checkpoint records none
-    if tested is not None:
-        plan["ckpt"] = tested
+    plan = _plan(cfg, overrides, base, points, seeds, runner)
     # the only sweep writing out: another would run the same points into the same run folders
     with hold_folder(out, "sweep", name=f"--out {out}", advice="choose another --out"):
         check_same_study(out, plan)
@@ -1120,20 +1104,74 @@ def run_study(
                 "space and run the same command again to continue"
             ) from err
         rows = collect(out, points, seed_list, measured)
-        meta = {
-            "config": str(cfg),
-            "overrides": list(overrides),
-            "seeds": seeds,
-            "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine(threads=True),
-            "jobs": jobs,
-            "timing": {"repeats": repeats, "train_batch": batch} if measure else None,
-            "spread": "std: sample standard deviation over seeds; min/max: over seeds; time "
-            "ratios: median and range of per-round ratios against the baseline point",
-        }
+        timing = {"repeats": repeats, "train_batch": batch} if measure else None
+        meta = _study_meta(cfg, overrides, seeds, out, command, jobs, timing)
         files = write_study(out, rows, meta)
         return StudyResult(out, rows, files, records)
+
+
+def _check_counts(*, seeds: int, repeats: int, batch: int, jobs: int) -> None:
+    """Refuses a count of ``run_study`` that is not a whole number within its bound.
+
+    Raises:
+        UsageError: "--seeds 0: give 1 to 1000", naming the option.
+    """
+    for option, value, low, high in (
+        ("--seeds", seeds, 1, MAX_SEEDS),
+        ("--time-repeats", repeats, 0, MAX_TIME_REPEATS),
+        ("--bench-batch", batch, 1, MAX_BENCH_BATCH),
+        ("--jobs", jobs, 1, MAX_JOBS),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise UsageError(f"{option} {value!r}: give {low} to {high}")
+
+
+def _plan(
+    cfg: str | Path,
+    overrides: Sequence[str],
+    base: RunConfig,
+    points: Sequence[Point],
+    seeds: int,
+    runner: Runner,
+) -> dict[str, Any]:
+    """What ``plan.json`` records of the study (``check_same_study`` compares it): the resolved
+    base config, the points, the seeds and the checkpoint the runner tests."""
+    plan = {
+        "config": str(cfg),
+        "overrides": list(overrides),
+        "base": to_dict(base),
+        "points": [p.overrides for p in points],
+        "seeds": seeds,
+    }
+    tested = getattr(runner, "ckpt", None)  # a runner that tests no named checkpoint records none
+    if tested is not None:
+        plan["ckpt"] = tested
+    return plan
+
+
+def _study_meta(
+    cfg: str | Path,
+    overrides: Sequence[str],
+    seeds: int,
+    out: Path,
+    command: str,
+    jobs: int,
+    timing: dict[str, int] | None,
+) -> dict[str, Any]:
+    """How the study was made, for the head of its table: the command, the date, the machine,
+    the timing settings (None: not measured) and what the spread columns mean."""
+    return {
+        "config": str(cfg),
+        "overrides": list(overrides),
+        "seeds": seeds,
+        "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(threads=True),
+        "jobs": jobs,
+        "timing": timing,
+        "spread": "std: sample standard deviation over seeds; min/max: over seeds; time "
+        "ratios: median and range of per-round ratios against the baseline point",
+    }
 
 
 def _measured(
