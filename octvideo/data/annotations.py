@@ -758,19 +758,8 @@ def _kinetics_rows(
     text = io.StringIO(read_text(path, what), newline="")
     reader = csv.reader(text, strict=True, skipinitialspace=True)
     header = [name.strip() for name in next(reader, [])]
-    unlabelled = "label" not in header and set(KINETICS_COLUMNS[1:]) <= set(header)
-    if unlabelled and need_label:
-        raise AnnotationError(
-            f"{what} {path} has no label column: an unlabelled test split (as Kinetics' "
-            "test.csv) cannot be listed for training or testing; pass a labelled CSV (data "
-            "check checks its videos decode)"
-        )
-    if not unlabelled and not set(KINETICS_COLUMNS) <= set(header):
-        raise AnnotationError(
-            f"{what} {path} is not a Kinetics CSV: it needs the columns "
-            f"{sorted(KINETICS_COLUMNS)}, found {sorted(header)}"
-        )
-    column = [header.index(name) if name in header else None for name in KINETICS_COLUMNS]
+    column = _kinetics_columns(header, f"{what} {path}", need_label)
+    unlabelled = column[0] is None  # no label column, and need_label False
     rows = []
     first_row: dict[str, KineticsRow] = {}  # video -> the first row naming it
     repeats: list[tuple[int, int]] = []
@@ -814,6 +803,29 @@ def _kinetics_rows(
             f"{what} {path}: {len(labels)} labels; octvideo takes at most {MAX_CLASSES} classes"
         )
     return rows, repeats
+
+
+def _kinetics_columns(header: list[str], named: str, need_label: bool) -> list[int | None]:
+    """Where each of ``KINETICS_COLUMNS`` is in a Kinetics CSV's ``header`` (its names
+    stripped); the label's is None for a CSV without a label column (an unlabelled test split),
+    which only a caller that does not ``need_label`` reads. ``named``: the CSV in a message.
+
+    Raises:
+        AnnotationError: a column is missing (a missing label named as an unlabelled split).
+    """
+    unlabelled = "label" not in header and set(KINETICS_COLUMNS[1:]) <= set(header)
+    if unlabelled and need_label:
+        raise AnnotationError(
+            f"{named} has no label column: an unlabelled test split (as Kinetics' "
+            "test.csv) cannot be listed for training or testing; pass a labelled CSV (data "
+            "check checks its videos decode)"
+        )
+    if not unlabelled and not set(KINETICS_COLUMNS) <= set(header):
+        raise AnnotationError(
+            f"{named} is not a Kinetics CSV: it needs the columns "
+            f"{sorted(KINETICS_COLUMNS)}, found {sorted(header)}"
+        )
+    return [header.index(name) if name in header else None for name in KINETICS_COLUMNS]
 
 
 def _check_kinetics_row(row: KineticsRow, where: str, *, need_label: bool = True) -> None:
