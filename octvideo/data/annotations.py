@@ -908,6 +908,22 @@ def read_kinetics_csv(
             copied += [stem] if stem in index.copies else []
         else:
             missing.append(stem)
+    _warn_found(path, where, index, copied, missing, len(rows))
+    return Annotations(records, list(classes), len(missing), missing[:10])
+
+
+def _warn_found(
+    path: Path,
+    where: str | os.PathLike[str],
+    index: VideoIndex,
+    copied: list[str],
+    missing: list[str],
+    rows: int,
+) -> None:
+    """The warnings of a Kinetics CSV whose videos were looked up in ``index`` (the tree
+    ``where``): one for the ``copied`` stems, which have other files than the one used, and one
+    for the ``missing`` stems, of the CSV's ``rows``, that have no file (naming the folders not
+    searched)."""
     if copied:
         stem = copied[0]
         logger.warning(
@@ -931,12 +947,11 @@ def read_kinetics_csv(
             "%s: %d of %d rows have no video file under %s (e.g. %s)%s",
             path,
             len(missing),
-            len(rows),
+            rows,
             where,
             missing[0],
             skipped,
         )
-    return Annotations(records, list(classes), len(missing), missing[:10])
 
 
 def video_entries(
