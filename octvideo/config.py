@@ -946,24 +946,28 @@ class _DataLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
-            lines: dict[Any, int] = {}  # key -> the line it is first given on
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = lines.get(key)
-                except TypeError:  # an unhashable key: the constructor below says so
-                    continue
-                if first is not None:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"key {key!r} appears twice (first at line {first}); give each key once",
-                        key_node.start_mark,
-                    )
-                lines[key] = key_node.start_mark.line + 1
+            self._refuse_repeated_keys(node)
         return super().construct_mapping(node, deep=deep)
+
+    def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
+        """Refuses a key that the mapping ``node`` gives twice, naming the line of the first."""
+        lines: dict[Any, int] = {}  # key -> the line it is first given on
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: the constructor says so
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (first at line {first}); give each key once",
+                    key_node.start_mark,
+                )
+            lines[key] = key_node.start_mark.line + 1
 
     def construct_yaml_int(self, node: Any) -> int:
         """A YAML 1.2 integer: decimal (leading zeros too), ``0o`` octal or ``0x`` hex."""
