@@ -470,6 +470,16 @@ def check_limits(cfg: RunConfig) -> None:
             f"data.target_fps must be null (the video's own frames) or in [{low:g}, {high:g}] "
             f"frames per second, got {d.target_fps:g}"
         )
+    _check_pixels(d)
+
+
+def _check_pixels(d: DataConfig) -> None:
+    """Refuses clips of more pixels than ``MAX_CLIP_PIXELS`` at any crop of ``d``, and batches of
+    more than ``MAX_BATCH_PIXELS`` at its largest crop.
+
+    Raises:
+        ValueError: one line naming the keys, the pixels and the limit.
+    """
     crops = {"train_crop_size": d.train_crop_size, "val_crop_size": d.val_crop_size}
     crops["test_crop_size"] = d.test_crop_size
     for name, crop in crops.items():
