@@ -695,10 +695,11 @@ class Predictor:
         Each window's clip is T frames at the trained stride tau (counted at the trained
         ``data.target_fps`` when it was set, else at the video's own rate), centred on the
         window's middle, within the window's frames where they are enough for the clip, and
-        within the video (``_window_clip``). Where the clip spans more than a window at the
-        video's rate, each window's clip also reads frames outside it and neighbouring windows
-        may share one (``_repeats``, counted once in the video's scores): one warning says so,
-        and what to do.
+        within the video (``_window_clip``). A window whose clip spans more than the window
+        (``_clip_seconds``: the times of the frames it reads, so at a variable rate the clips
+        of a slow stretch count, however short the median step) reads frames outside it, and
+        neighbouring windows may share one (``_repeats``, counted once in the video's scores):
+        one warning counts those windows, and says what to do.
 
         Raises:
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
@@ -755,24 +756,31 @@ class Predictor:
             clip = _window_clip(centre, int(first[k]), int(after[k]) - 1, span, total)
             times.append(planned[k])
             indices.append(clip_indices(clip, p.num_frames, step, total))
-        seconds = (span + 1) * frame  # the clip's frames, each shown for one frame
-        if len(times) > 1 and seconds > window + TIME_EPS:
+        # each window's own clip: a slow stretch of a variable rate spreads a clip over seconds
+        seconds = _clip_seconds(indices, frame_times, frame)
+        over = int((seconds > window + TIME_EPS).sum())
+        if len(times) > 1 and over:
             repeats = len(_repeats(indices))
+            longest = (span + 1) * frame if frame_times is None else float(seconds.max())
             logger.warning(
-                "%s: the model's clip spans %d frames, %gs at %g fps, more than a %gs window: "
-                "each window's clip reads frames outside it%s; use a window of at least %gs%s",
+                "%s: the model's clip spans %d frames, %s, more than a %gs window: %s%s; use a "
+                "window of at least %gs%s",
                 name,
                 span + 1,
-                seconds,
-                1 / frame,
+                f"{longest:g}s at {1 / frame:g} fps"
+                if frame_times is None
+                else f"up to {longest:g}s at this video's variable frame rate",
                 window,
+                "each window's clip reads frames outside it"
+                if over == len(times)
+                else f"the clips of {over} of {len(times)} windows read frames outside them",
                 f", and {repeats} of {len(times)} windows repeat the clip of the window before "
                 "(the video's scores count it once)"
                 if repeats
                 else "",
-                seconds,
+                longest,
                 ""
-                if p.target_fps
+                if p.target_fps or frame_times is not None
                 else ", or a model trained with data.target_fps set (its clip "
                 "then spans the same seconds at any frame rate)",
             )
@@ -1137,6 +1145,25 @@ def _window_clip(centre: float, low: int, high: int, span: int, total: int) -> i
     low, high = sorted((low, high - span))
     first = min(max(first, low), high)
     return min(max(first, 0), max(total - 1 - span, 0))
+
+
+def _clip_seconds(
+    plan: list[np.ndarray], frame_times: np.ndarray | None, frame: float
+) -> np.ndarray:
+    """Seconds each clip of ``plan`` spans: the frames from its first to its last, each shown
+    for one step at the clip's own pace (the time from its first frame to its last over the
+    steps between them), so a clip of a slow stretch spans its seconds, and one whose last frame
+    comes before a pause does not span the pause; at a constant rate (no ``frame_times``), its
+    frames times ``frame``, as is a clip of one frame."""
+    if not plan:
+        return np.zeros(0)
+    clips = np.stack(plan)  # (windows, T)
+    first, last = clips.min(axis=1), clips.max(axis=1)
+    if frame_times is None:
+        return (last - first + 1) * frame
+    steps = last - first
+    pace = (frame_times[last] - frame_times[first]) / np.maximum(steps, 1)
+    return (steps + 1) * np.where(steps > 0, pace, frame)
 
 
 def _repeats(plan: list[np.ndarray]) -> tuple[int, ...]:

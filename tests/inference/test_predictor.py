@@ -957,6 +957,46 @@ def test_a_clip_longer_than_the_window_is_said_once_and_counted_once_in_the_vide
     assert not torch.allclose(result.video.probs, probs.mean(0), rtol=0, atol=1e-6)
 
 
+def test_windows_whose_own_clips_span_more_than_them_are_counted_at_a_variable_rate(
+    predictor, tmp_path, caplog
+):
+    # 30 fps, but 2 fps from 2 s to 12 s: the median step (1/30 s) puts the 7-frame clip at
+    # 0.23 s, while the clips of the windows in the slow stretch span 2.5 to 3.5 s
+    fast = [round(1000 * i / 30) for i in range(60)]
+    path = encode_timed(
+        tmp_path / "slow_stretch.mp4",
+        fast + [2000 + 500 * i for i in range(20)] + [12000 + ms for ms in fast],
+    )
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(path, window="2s")
+    assert result.ok and len(result.windows) == 7
+    assert caplog.messages == [
+        f"{path}: the model's clip spans 7 frames, up to 3.5s at this video's variable frame "
+        "rate, more than a 2s window: the clips of 5 of 7 windows read frames outside them; use "
+        "a window of at least 3.5s"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(path, window="3.5s")
+    assert result.ok and caplog.messages == []
+
+
+@pytest.mark.parametrize(("window", "warned"), [("0.6s", True), ("0.7s", False), ("2s", False)])
+def test_a_constant_rate_file_is_warned_of_only_where_the_clip_spans_more_than_the_window(
+    predictor, tmp_path, caplog, window, warned
+):
+    # 10 fps: the 7-frame clip spans exactly 0.7 s, no more than a 0.7 s window
+    path = encode_timed(tmp_path / "steady.mp4", [100 * i for i in range(40)])
+    with caplog.at_level(logging.WARNING, logger="octvideo.inference.predictor"):
+        result = predictor.predict(path, window=window)
+    assert result.ok and len(result.windows) > 1
+    if warned:
+        assert len(caplog.messages) == 1
+        assert caplog.messages[0].startswith(_spans_more(str(path), 0.7, 10.0, 0.6))
+    else:
+        assert caplog.messages == []
+
+
 def test_crop_positions_are_the_centre_with_a_window_else_those_of_the_views(checkpoint):
     predictor = Predictor.from_checkpoint(checkpoint)
     assert predictor.crop_positions("center", None) == (1,)
