@@ -456,7 +456,7 @@ def check_limits(cfg: RunConfig) -> None:
         for v in values:
             if v is not None and v > bound:
                 raise ValueError(
-                    f"{key}={_show(value)} is over the limit of {bound:g} {unit} "
+                    f"{key}={_compact(value)} is over the limit of {bound:g} {unit} "
                     "(octvideo.config.LIMITS)"
                 )
     d = cfg.data
@@ -500,9 +500,11 @@ def _check_pixels(d: DataConfig) -> None:
         )
 
 
-def _show(value: Any) -> str:
+def _compact(value: Any) -> str:
+    """A number or a list of them as an override writes it: ``[1,2,2]``, ``1e+06``. (Other
+    messages quote a value with ``_shown``, as YAML writes it.)"""
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_show(v) for v in value) + "]"
+        return "[" + ",".join(_compact(v) for v in value) + "]"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
