@@ -236,7 +236,7 @@ def check_run_folder_named(
 
 
 # Lightning writes the run's config into its logs (hparams.yaml) and TensorBoard takes the run
-# folder's path as text: both UTF-8 only, and they failed after the run folder was made
+# folder's path as text: both UTF-8 only, and both fail only once the run folder is made
 RUN_LOGS = "the run's logs (Lightning's hparams.yaml, TensorBoard)"
 
 
