@@ -912,10 +912,7 @@ def check_same_clips(
     said = "; ".join(
         f"data.{k}={here} here, {trained} in training" for k, (trained, here) in differ.items()
     )
-    fix = " ".join(
-        f"data.{k}={json.dumps(trained, separators=(',', ':'))}"
-        for k, (trained, _) in differ.items()
-    )
+    fix = " ".join(f"data.{k}={_json(trained)}" for k, (trained, _) in differ.items())
     if allow:
         logger.warning(
             "checkpoint %s is tested on other clips than it was trained on: %s", path, said
