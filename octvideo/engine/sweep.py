@@ -56,7 +56,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from octvideo.config import (
     LIMITS,
@@ -88,6 +88,9 @@ from octvideo.paths import (
     write_atomically,
     write_failure,
 )
+
+if TYPE_CHECKING:
+    from octvideo.measure.steps import StepTimer
 
 logger = logging.getLogger(__name__)
 
@@ -755,58 +758,76 @@ def measure_points(
     step saves (per clip, at ``batch`` training clips), and inference (one test view) and
     training-step (``batch`` clips) times measured interleaved in this one process, as per-round
     ratios against the first point (``repeats`` rounds; 0 skips the timing)."""
-    import torch
-
-    from octvideo.engine.build import build_model, on_gpu
-    from octvideo.measure.steps import StepTimer
-    from octvideo.measure.timing import ratio_stats, time_interleaved
-    from octvideo.models.cost import clip_cost, example_input
-    from octvideo.ops import memory_format_for
-
     results: dict[str, Measured] = {}
     timers: dict[str, StepTimer] = {}
     for point in points:
         m = results[point.name] = Measured()
         try:
-            run_cfg = load_config(cfg, [*overrides, *point.overrides])
-            torch.manual_seed(0)
-            model = build_model(run_cfg.model, pretrained=False)
-            d = run_cfg.data
-            cost = clip_cost(model, example_input(model, d.slow_frames, d.test_crop_size))
-            m.gflops, m.params = cost.gflops, cost.params
-            gpu = on_gpu(run_cfg.trainer.accelerator) and torch.cuda.is_available()
-            device = torch.device("cuda" if gpu else "cpu")
-            timer_ = StepTimer(
-                model,
-                example_input(model, d.slow_frames, d.test_crop_size, fill=torch.randn),
-                example_input(model, d.slow_frames, d.train_crop_size, batch, torch.randn),
-                memory_format=memory_format_for(device, run_cfg.trainer.memory_format),
-                device=device,
-            )
-            m.saved_mib_per_clip = timer_.saved_bytes() / 2**20 / batch
-            timers[point.name] = timer_
+            timers[point.name] = _measure_point(cfg, [*overrides, *point.overrides], batch, m)
         except (ConfigError, ValueError, TypeError, RuntimeError) as err:
             m.error = one_line(err)
             logger.warning("[%s] not measured: %s", point.label, m.error)
     base = points[0].name if points else ""
     if repeats and base in timers:
-        names = list(timers)
-        logger.info("timing %d networks, %d interleaved rounds", len(names), repeats)
-        runs = [timers[n] for n in names]
-        infer = ratio_stats(
-            time_interleaved([r.infer for r in runs], repeats=repeats, timer=timer), 0
-        )
-        train = ratio_stats(
-            time_interleaved([r.train_step for r in runs], repeats=repeats, timer=timer), 0
-        )
-        for n, i, t in zip(names, infer, train, strict=True):
-            m = results[n]
-            m.infer_ms, m.train_ms = i.median_s * 1e3, t.median_s * 1e3
-            m.infer_ratio, m.infer_ratio_min, m.infer_ratio_max = i.ratio, i.ratio_min, i.ratio_max
-            m.train_ratio, m.train_ratio_min, m.train_ratio_max = t.ratio, t.ratio_min, t.ratio_max
+        _time_points(timers, results, repeats, timer)
     elif repeats:
         logger.warning("the baseline point could not be built: no time ratios")
     return results
+
+
+def _measure_point(cfg: str, overrides: Sequence[str], batch: int, m: Measured) -> StepTimer:
+    """Builds the network of ``cfg`` with ``overrides`` and fills ``m`` with its GFLOPs of one
+    test view, its parameters and the activations a training step saves per clip (at ``batch``
+    clips); returns the timer of its inference and training step, on the config's device."""
+    import torch
+
+    from octvideo.engine.build import build_model, on_gpu
+    from octvideo.measure.steps import StepTimer
+    from octvideo.models.cost import clip_cost, example_input
+    from octvideo.ops import memory_format_for
+
+    run_cfg = load_config(cfg, overrides)
+    torch.manual_seed(0)
+    model = build_model(run_cfg.model, pretrained=False)
+    d = run_cfg.data
+    cost = clip_cost(model, example_input(model, d.slow_frames, d.test_crop_size))
+    m.gflops, m.params = cost.gflops, cost.params
+    gpu = on_gpu(run_cfg.trainer.accelerator) and torch.cuda.is_available()
+    device = torch.device("cuda" if gpu else "cpu")
+    step_timer = StepTimer(
+        model,
+        example_input(model, d.slow_frames, d.test_crop_size, fill=torch.randn),
+        example_input(model, d.slow_frames, d.train_crop_size, batch, torch.randn),
+        memory_format=memory_format_for(device, run_cfg.trainer.memory_format),
+        device=device,
+    )
+    m.saved_mib_per_clip = step_timer.saved_bytes() / 2**20 / batch
+    return step_timer
+
+
+def _time_points(
+    timers: dict[str, StepTimer],
+    results: dict[str, Measured],
+    repeats: int,
+    timer: Callable[[], float],
+) -> None:
+    """Times every network of ``timers`` (the baseline first) interleaved, ``repeats`` rounds,
+    and fills each one's ``results`` with its median times and per-round ratios to the
+    baseline."""
+    from octvideo.measure.timing import ratio_stats, time_interleaved
+
+    names = list(timers)
+    logger.info("timing %d networks, %d interleaved rounds", len(names), repeats)
+    runs = [timers[n] for n in names]
+    infer = ratio_stats(time_interleaved([r.infer for r in runs], repeats=repeats, timer=timer), 0)
+    train = ratio_stats(
+        time_interleaved([r.train_step for r in runs], repeats=repeats, timer=timer), 0
+    )
+    for n, i, t in zip(names, infer, train, strict=True):
+        m = results[n]
+        m.infer_ms, m.train_ms = i.median_s * 1e3, t.median_s * 1e3
+        m.infer_ratio, m.infer_ratio_min, m.infer_ratio_max = i.ratio, i.ratio_min, i.ratio_max
+        m.train_ratio, m.train_ratio_min, m.train_ratio_max = t.ratio, t.ratio_min, t.ratio_max
 
 
 # ------------------------------------------------------------------------------------ the table
