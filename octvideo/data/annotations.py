@@ -1128,6 +1128,27 @@ def _warn_unused_classes(
     )
 
 
+def _classes_of_other_lists(
+    other_lists: Sequence[str | os.PathLike[str]],
+    fmt: str,
+    root: str | os.PathLike[str] | None,
+    found: Annotations,
+) -> dict[str, set[str]]:
+    """The NFC names of the classes each of ``other_lists`` has videos of
+    (``_class_names_used``), for ``_warn_unused_classes``; read only where ``found`` leaves a
+    class of its class list without a video, to say why. A list that cannot be read is left
+    out: only a warning needs it, and its own reading names the problem."""
+    if len({r.label for r in found.records}) >= len(found.classes):
+        return {}
+    others: dict[str, set[str]] = {}
+    for other in other_lists:
+        try:
+            others[str(other)] = _class_names_used(other, fmt, root, found.classes)
+        except (UsageError, OSError):
+            continue
+    return others
+
+
 # what the formats that read one file read (the folders format reads a folder)
 _FILE_FORMATS = {"lines": "a 'path label' list file", "kinetics_csv": "a Kinetics CSV file"}
 
@@ -1230,14 +1251,7 @@ def load_annotations(
             f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders"
         )
     if classes is None and known is not None:
-        used = {r.label for r in result.records}
-        others: dict[str, set[str]] = {}
-        if len(used) < len(result.classes):  # the other lists are read only to say why
-            for other in other_lists:
-                try:
-                    others[str(other)] = _class_names_used(other, asked, root, result.classes)
-                except (UsageError, OSError):  # only for a warning: its own reading says why
-                    continue
+        others = _classes_of_other_lists(other_lists, asked, root, result)
         _warn_unused_classes(classes_file, path, result, others)
     if classes_file and known is None:
         write_classes(classes_file, result.classes)
