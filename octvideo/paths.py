@@ -51,7 +51,7 @@ import secrets
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -396,6 +396,49 @@ def check_output_file(
     return path
 
 
+def keep_unless_earlier(
+    option: str,
+    path: str | os.PathLike[str],
+    earlier: Callable[[Path], bool],
+    what: str,
+) -> None:
+    """Refuses an existing file at ``path`` that ``earlier`` does not find to be an earlier
+    output of its kind (``what``), and one that is read-only: a writer replaces only its own
+    outputs, never a user's file that a typo or a tab completion named, nor one its owner made
+    read-only (``chmod a-w``), which the rename of a finished output would replace as it
+    replaces any file. Every writer of an output that may already be there calls it, the
+    command line's before any work and the Python function's own before it writes, with one
+    ``earlier`` per kind (``output.is_record_file``, ``render.is_render``,
+    ``export.is_export``). A path that is no regular file is left to ``check_output_file``.
+
+    Raises:
+        UsageError: "OPTION PATH exists and is not WHAT: writing it would destroy it; choose
+            another path or remove it", "OPTION PATH is read-only: ...", or that it cannot be
+            read to tell.
+    """
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return
+    try:
+        ours = earlier(path)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {path} exists and cannot be read ({err.strerror or err}) to tell whether it "
+            f"is {what}; choose another path"
+        ) from err
+    if not ours:
+        raise UsageError(
+            f"{option} {path} exists and is not {what}: writing it would destroy it; choose "
+            "another path or remove it"
+        )
+    # no write bit for anyone: root's os.access says yes to every file
+    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
+        raise UsageError(
+            f"{option} {path} is read-only: make it writable (chmod u+w) to replace it, or "
+            "choose another path"
+        )
+
+
 # A file name's bytes that are not UTF-8 reach a str as lone surrogates (``os.fsdecode``'s
 # ``surrogateescape``: b"\xff" is "\udcff"), which UTF-8 cannot hold. Every text output writes
 # one as the escape ``\udcff``: JSON (``ensure_ascii=False``) reads it back as the same str, so
@@ -632,13 +675,17 @@ class AtomicOutput:
     system), while others (a source video that cannot be read) pass unchanged.
 
     Raises:
-        UsageError: ``path`` is a symbolic link, a pipe or a device (see ``refuse_special_file``).
+        UsageError: ``path`` is a symbolic link, a pipe or a device (see ``refuse_special_file``),
+            or a folder.
         OutputWriteError: the output cannot be written; nothing is left of it.
     """
 
     def __init__(self, path: str | os.PathLike[str], option: str | None = None) -> None:
         self.path = Path(path)
         refuse_special_file(self.path, option)
+        if self.path.is_dir():  # else "cannot write (Is a directory)" after all the work
+            name = f"{option} {self.path}" if option else os.fspath(self.path)
+            raise UsageError(f"{name} is a folder; give a file name")
         self.existed = self.path.exists()
         self._made = _folders_to_make(self.path.parent)  # removed again by ``discard``, if empty
         self._lock: int | None = None

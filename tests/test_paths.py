@@ -26,6 +26,7 @@ from octvideo.paths import (
     check_outside_data,
     hold_folder,
     is_missing,
+    keep_unless_earlier,
     nearest_existing,
     read_utf8,
     temporaries,
@@ -447,6 +448,43 @@ def test_a_named_pipe_at_an_output_path_is_refused_and_kept(tmp_path, how):
     )
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["out.jsonl"]
+
+
+@pytest.mark.parametrize("how", ["write_atomically", "atomic_output"])
+def test_a_folder_at_an_output_path_is_refused_before_any_write(tmp_path, how):
+    # was "cannot write OUT (Is a directory); the earlier file is kept" after all the work
+    folder = tmp_path / "out.csv"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(UsageError) as info:
+        if how == "write_atomically":
+            write_atomically(folder, "new", "--out")
+        else:
+            with atomic_output(folder, "--out") as tmp:
+                tmp.write_text("new")
+    assert str(info.value) == f"--out {folder} is a folder; give a file name"
+    assert os.listdir(tmp_path) == ["out.csv"] and os.listdir(folder) == ["inside"]
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o400])
+def test_keep_unless_earlier_refuses_another_file_and_a_read_only_one(tmp_path, mode):
+    out = tmp_path / "o.jsonl"
+    out.write_text("mine\n")
+    with pytest.raises(UsageError) as info:
+        keep_unless_earlier("--out", out, lambda p: p.read_text() == "ours\n", "a record file")
+    assert str(info.value) == (
+        f"--out {out} exists and is not a record file: writing it would destroy it; choose "
+        "another path or remove it"
+    )
+    keep_unless_earlier("--out", out, lambda p: True, "a record file")  # an earlier one: kept
+    out.chmod(mode)  # its owner made it read-only: refused, also to root
+    with pytest.raises(UsageError) as info:
+        keep_unless_earlier("--out", out, lambda p: True, "a record file")
+    assert str(info.value) == (
+        f"--out {out} is read-only: make it writable (chmod u+w) to replace it, or choose "
+        "another path"
+    )
+    keep_unless_earlier("--out", tmp_path / "new.jsonl", lambda p: False, "a record file")
+    assert out.read_text() == "mine\n" and sorted(os.listdir(tmp_path)) == ["o.jsonl"]
 
 
 def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path):

@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import re
 import sys
-import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,14 +44,15 @@ from octvideo.inference.inputs import (
     RENDER_EXTENSIONS,
     RENDER_SUFFIX,
     expand_inputs,
-    is_render_name,
 )
 from octvideo.inference.output import (
     RecordWriter,
     check_record_path,
     format_result,
-    is_record_file,
     records,
+)
+from octvideo.inference.output import (
+    check_replaceable as check_replaceable_records,
 )
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
@@ -78,9 +77,6 @@ MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-7
 # line every 200 s of video, where a terminal's bar is not drawn
 PROGRESS_CLIPS = 100
 MAX_BATCH_SIZE = 512  # clips per forward pass; one batch's frames are decoded at full size
-# the most of a file that ``export --out`` names beside a model that is read to tell whether it
-# is an earlier export's preprocessing file (one of 1000 classes is under 100 kB)
-MAX_EXPORT_NOTES = 16 << 20
 # seconds of --window and --stride: a day, past any one recording that predict is for (a longer
 # window is the whole video, as is no --window)
 MAX_WINDOW = 86_400.0
@@ -201,52 +197,11 @@ def _render_paths(render: str, inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _keep_unless_earlier(
-    option: str, path: Path, earlier: Callable[[Path], bool], what: str
-) -> None:
-    """Refuses an existing file at ``path`` that ``earlier`` does not find to be an earlier
-    output of its kind (``what``): a command replaces only its own outputs, never a user's file
-    that a typo or a tab completion named. A path that is no regular file is left to
-    ``check_output_file``.
-
-    Raises:
-        UsageError: "OPTION PATH exists and is not WHAT: writing it would destroy it; choose
-            another path or remove it", as ``data check --out`` says it.
-    """
-    if path.is_symlink() or not path.is_file():
-        return
-    try:
-        ours = earlier(path)
-    except OSError as err:
-        raise UsageError(
-            f"{option} {path} exists and cannot be read ({err.strerror or err}) to tell whether it "
-            f"is {what}; choose another path"
-        ) from err
-    if not ours:
-        raise UsageError(
-            f"{option} {path} exists and is not {what}: writing it would destroy it; choose "
-            "another path or remove it"
-        )
-
-
-def _is_render(path: Path) -> bool:
-    """Whether the file ``path`` is an earlier render of ``predict``: one it wrote, whatever its
-    name (``is_tagged_render``: the container's comment); one named as renders are,
-    ``<name>.pred.<ext>`` (``is_render_name``: a folder's renders, and those written before the
-    tag); or an empty file, which holds nothing to lose.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    from octvideo.inference.render import is_tagged_render
-
-    return is_render_name(path.name) or path.stat().st_size == 0 or is_tagged_render(path)
-
-
 def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | None:
     """Checks ``--out`` and ``--render`` before any work; returns the render path of each input.
     An existing ``--out`` is replaced only when it holds records (``is_record_file``), an
-    existing render only when it is one (``_is_render``: tagged, or named ``<name>.pred.<ext>``).
+    existing render only when it is one (``render.is_render``: tagged, or named
+    ``<name>.pred.<ext>``); neither when it is read-only.
 
     Raises:
         UsageError: a path that cannot be written, that is the checkpoint or an input video, or
@@ -254,10 +209,7 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
     """
     reads = ReadFiles([("the checkpoint", args.ckpt), *(("the input", p) for p in inputs)])
     if args.out:
-        out = check_output_file("--out", args.out, reads)
-        _keep_unless_earlier(
-            "--out", out, is_record_file, "a record file of predict (JSON lines or CSV)"
-        )
+        check_replaceable_records(check_output_file("--out", args.out, reads))
     if not args.render:
         return None
     paths = _render_paths(args.render, inputs)
@@ -277,9 +229,10 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
         check_folder("--render", args.render, create=False)  # several inputs: a folder of videos
         for path in paths:
             check_output_file("--render", path, reads, folder=False)
+    from octvideo.inference.render import check_replaceable  # PyAV: only with --render
+
     for path in paths:
-        what = f"a render of predict (a video it wrote, or one named <name>.pred{path.suffix})"
-        _keep_unless_earlier("--render", path, _is_render, what)
+        check_replaceable(path)
     return paths
 
 
@@ -292,7 +245,8 @@ def _render(result: VideoResult, classes: list[str], out: Path, k: int) -> bool:
 
     try:
         render(result, classes, out, k=k)
-    except (av.FFmpegError, OSError, ValueError, RuntimeError) as err:
+    # UsageError: a file put at ``out`` since ``_check_outputs``, which the render keeps
+    except (av.FFmpegError, OSError, ValueError, RuntimeError, UsageError) as err:
         reason = first_line(err, empty="")
         result.error = f"cannot render {out}: {type(err).__name__}: {reason}"
         return False
@@ -587,65 +541,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_export(subparsers)
 
 
-def _is_export(path: Path, fmt: str) -> bool:
-    """Whether ``path`` is a model ``octvideo export`` wrote in ``fmt``: a TorchScript archive
-    (a zip holding the model's code, which a plain ``torch.save`` file does not) or an ONNX
-    graph that PyTorch produced, with its preprocessing file beside it (``_is_export_notes``)."""
-    notes = path.with_suffix(path.suffix + ".json")
-    if not (notes.is_file() and _is_export_notes(notes)):
-        return False
-    if fmt == "torchscript":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                return any("/code/__torch__/" in name for name in archive.namelist())
-        except zipfile.BadZipFile:
-            return False
-    with open(path, "rb") as f:  # ModelProto: ir_version (field 1), producer_name (field 2)
-        return b"\x12\x07pytorch" in f.read(16)
-
-
-def _is_export_notes(path: Path) -> bool:
-    """Whether ``path`` is the preprocessing file ``octvideo export`` writes beside a model (a
-    JSON object with its ``input_layout``, ``protocol`` and ``classes``; at most 16 MiB read)."""
-    with open(path, "rb") as f:
-        text = f.read(MAX_EXPORT_NOTES + 1)
-    try:
-        notes = json.loads(text)
-    except ValueError:  # not JSON, not UTF-8, longer than the bound
-        return False
-    return isinstance(notes, dict) and {"input_layout", "protocol", "classes"} <= set(notes)
-
-
-def _check_export_outputs(args: argparse.Namespace) -> None:
-    """Refuses an existing ``export`` output that is no earlier export (``_is_export``) and a
-    preprocessing file beside it that is not one (``_is_export_notes``), before the checkpoint
-    loads. The outputs ``export`` itself refuses (an empty name, a wrong extension, the
-    checkpoint) are left to it, which names them."""
-    from octvideo.inference.export import EXTENSIONS, default_output
-
-    if args.out == "":
-        return
-    path = default_output(args.ckpt, args.format) if args.out is None else Path(args.out)
-    if path.suffix.lower() not in EXTENSIONS[args.format]:
-        return
-    if ReadFiles([("the checkpoint", args.ckpt)]).find(path) is not None:
-        return
-    option = "--out" if args.out is not None else "the default --out"
-    notes = path.with_suffix(path.suffix + ".json")
-    title = "ONNX" if args.format == "onnx" else "TorchScript"
-    what = f"an earlier {title} export (a model octvideo export wrote, with {notes.name} beside it)"
-    _keep_unless_earlier(option, path, lambda p: _is_export(p, args.format), what)
-    what = "the preprocessing file of an earlier export"
-    _keep_unless_earlier(f"{option} {path}: its preprocessing file", notes, _is_export_notes, what)
-
-
 def export_command(args: argparse.Namespace) -> int:
     """Exports a checkpoint and reports the file, its preprocessing notes and the check. An
-    existing output is replaced only when it is an earlier export (``_check_export_outputs``)."""
+    existing output is replaced only when it is an earlier export (``export`` checks it before
+    the checkpoint loads)."""
     from octvideo.errors import ExportError
     from octvideo.inference.export import export
 
-    _check_export_outputs(args)
     with usage_errors(ExportError):  # a CheckpointError is a UsageError already
         result = export(args.ckpt, args.format, args.out)
     print_last(

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import warnings
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +40,13 @@ from octvideo.checkpoint_meta import ClipProtocol
 from octvideo.errors import ExportError, UsageError
 from octvideo.inference.predictor import Predictor
 from octvideo.ops import guard_traced_size, memory_format_for, to_memory_format
-from octvideo.paths import AtomicOutput, ReadFiles, check_output_file, write_atomically
+from octvideo.paths import (
+    AtomicOutput,
+    ReadFiles,
+    check_output_file,
+    keep_unless_earlier,
+    write_atomically,
+)
 
 FORMATS = ("torchscript", "onnx")
 # default output: <checkpoint stem><suffix> beside the checkpoint; ".torchscript.pt" rather than
@@ -51,6 +58,9 @@ _TITLE = {"torchscript": "a TorchScript", "onnx": "an ONNX"}
 # torch 2.14 warns that each torch.jit call it makes is deprecated (in favour of torch.export):
 # four lines on every TorchScript export, about a format the user chose; docs/commands.md says it
 _JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
+# the most of a preprocessing file beside an existing output that is read to tell whether it is
+# an earlier export's (one of 1000 classes is under 100 kB)
+MAX_EXPORT_NOTES = 16 << 20
 
 
 @dataclass
@@ -115,12 +125,15 @@ def export(
     The output (default: ``<stem>.torchscript.pt`` or ``<stem>.onnx`` beside the checkpoint) is
     checked before the checkpoint is loaded, and written through a temporary file that replaces
     it only when the check passed: the checkpoint is never written over, and a failed export
-    leaves an earlier file of that name as it was.
+    leaves an earlier file of that name as it was. An existing file there, or at its
+    preprocessing file, is replaced only when it is an earlier export (``is_export``,
+    ``is_export_notes``) and not read-only (``paths.keep_unless_earlier``).
 
     Raises:
         ValueError: an unknown format.
         UsageError: the output is the checkpoint, a folder, a symbolic link, cannot be written,
-            or does not end in one of the format's ``EXTENSIONS``.
+            does not end in one of the format's ``EXTENSIONS``, or it or its preprocessing file
+            exists and is no earlier export's, or is read-only.
         OutputWriteError: the export cannot be written (full disk); an earlier file is kept.
         ExportError: the checkpoint's own model gives NaN or infinite logits, or the exported
             model's logits differ from the checkpoint's by more than ``tol`` times the largest
@@ -143,6 +156,13 @@ def export(
         )
     sidecar = path.with_suffix(path.suffix + ".json")
     check_output_file(f"{option} {path}: its preprocessing file", sidecar, reads, folder=False)
+    title = "ONNX" if fmt == "onnx" else "TorchScript"
+    what = (
+        f"an earlier {title} export (a model octvideo export wrote, with {sidecar.name} beside it)"
+    )
+    keep_unless_earlier(option, path, lambda p: is_export(p, fmt), what)
+    what = "the preprocessing file of an earlier export"
+    keep_unless_earlier(f"{option} {path}: its preprocessing file", sidecar, is_export_notes, what)
     predictor = Predictor.from_checkpoint(ckpt)
     protocol = predictor.protocol
     model: nn.Module = predictor.model.float().eval()
@@ -153,6 +173,44 @@ def export(
     notes = preprocessing(protocol, predictor.classes, _names(protocol))
     write_atomically(sidecar, json.dumps(notes, indent=2, allow_nan=False), "--out")
     return ExportResult(path, sidecar, diff)
+
+
+def is_export(path: Path, fmt: str) -> bool:
+    """Whether ``path`` is a model ``export`` wrote in ``fmt``: a TorchScript archive (a zip
+    holding the model's code, which a plain ``torch.save`` file does not) or an ONNX graph that
+    PyTorch produced, with its preprocessing file beside it (``is_export_notes``).
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    notes = path.with_suffix(path.suffix + ".json")
+    if not (notes.is_file() and is_export_notes(notes)):
+        return False
+    if fmt == "torchscript":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return any("/code/__torch__/" in name for name in archive.namelist())
+        except zipfile.BadZipFile:
+            return False
+    with open(path, "rb") as f:  # ModelProto: ir_version (field 1), producer_name (field 2)
+        return b"\x12\x07pytorch" in f.read(16)
+
+
+def is_export_notes(path: Path) -> bool:
+    """Whether ``path`` is the preprocessing file ``export`` writes beside a model (a JSON
+    object with its ``input_layout``, ``protocol`` and ``classes``; at most
+    ``MAX_EXPORT_NOTES`` read).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        text = f.read(MAX_EXPORT_NOTES + 1)
+    try:
+        notes = json.loads(text)
+    except ValueError:  # not JSON, not UTF-8, longer than the bound
+        return False
+    return isinstance(notes, dict) and {"input_layout", "protocol", "classes"} <= set(notes)
 
 
 def logit_gap(got: np.ndarray, expected: np.ndarray, tol: float) -> tuple[float, float]:

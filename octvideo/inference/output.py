@@ -9,8 +9,9 @@ Records go to a temporary file beside the output (``octvideo.paths.AtomicOutput`
 it when the writer is closed: an earlier file of that name is never half overwritten, a symbolic
 link is refused, and a full disk is one line with the temporary file removed. A run stopped before
 its first record (Ctrl-C, SIGTERM, any exception) has nothing to replace an earlier file with and
-leaves it as it was. ``predict`` replaces only an earlier record file (``is_record_file``): any
-other file at ``--out`` is refused before any work.
+leaves it as it was. ``RecordWriter`` replaces only an earlier record file (``is_record_file``):
+any other file at its path, or a read-only one, is refused (``check_replaceable``), by
+``predict`` before any work.
 
 A path whose name holds bytes that are not UTF-8 (``surrogateescape``'s ``\udcff``) is written as
 that escape (``paths.TEXT_ERRORS``): a JSON Lines record reads back as the same path (``json``
@@ -30,7 +31,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from octvideo.inference.predictor import Prediction, VideoResult
-from octvideo.paths import TEXT_ERRORS, AtomicOutput
+from octvideo.paths import TEXT_ERRORS, AtomicOutput, keep_unless_earlier
 
 
 def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
@@ -162,6 +163,18 @@ def is_record_file(path: str | os.PathLike[str]) -> bool:
     )
 
 
+def check_replaceable(path: str | os.PathLike[str]) -> None:
+    """Refuses an existing file at ``path`` that is no record file (``is_record_file``), or is
+    read-only (``paths.keep_unless_earlier``): ``RecordWriter`` and ``predict --out`` replace
+    only earlier records, never a user's file.
+
+    Raises:
+        UsageError: one line naming ``--out`` and the file.
+    """
+    what = "a record file of predict (JSON lines or CSV)"
+    keep_unless_earlier("--out", path, is_record_file, what)
+
+
 def _is_csv_header(line: bytes) -> bool:
     """Whether ``line`` is a header ``RecordWriter`` writes: ``CSV_FIELDS`` (or an earlier
     octvideo's ``OLDER_CSV_FIELDS``), then ``label1, prob1, ...`` up to the run's top-k."""
@@ -191,13 +204,15 @@ class RecordWriter:
 
     Raises:
         ValueError: ``path`` does not end in a record extension.
-        UsageError: ``path`` is a symbolic link.
+        UsageError: ``path`` is a symbolic link, a folder, or a file that is no record file or
+            is read-only (``check_replaceable``).
         OutputWriteError: the records cannot be written (full disk), from any method; the
             temporary file is removed and an earlier ``path`` kept.
     """
 
     def __init__(self, path: str | os.PathLike[str], k: int) -> None:
         self.path = check_record_path(path)
+        check_replaceable(self.path)
         suffix = self.path.suffix.lower()
         self.format = "csv" if suffix == ".csv" else "jsonl"
         self._out: AtomicOutput | None = AtomicOutput(self.path, "--out")

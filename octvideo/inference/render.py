@@ -14,8 +14,9 @@ with PyAV, so long videos need no more memory than short ones. The output is wri
 file beside it and renamed when complete (``octvideo.paths.AtomicOutput``): a render that fails
 half-way leaves no half file and an earlier file of that name as it was, a symbolic link at the
 output is refused, and a full disk is one line (``OutputWriteError``). Every render carries
-``RENDER_TAG`` in its container's comment, so that ``predict`` knows an earlier render by its
-content (``is_tagged_render``), whatever its name, and replaces it where it refuses a user's video.
+``RENDER_TAG`` in its container's comment, so that ``render`` and ``predict`` know an earlier
+render by its content (``is_tagged_render``), whatever its name, and replace it where they refuse
+a user's video (``check_replaceable``).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from octvideo.data.decoding import video_stream
 from octvideo.data.orientation import UPRIGHT, display_matrix, orientation_of
-from octvideo.inference.inputs import RENDER_EXTENSIONS
+from octvideo.inference.inputs import RENDER_EXTENSIONS, is_render_name
 from octvideo.inference.predictor import Prediction, VideoResult
-from octvideo.paths import atomic_output, same_file
+from octvideo.paths import atomic_output, check_output_file, keep_unless_earlier, same_file
 
 # the container comment every render carries, whatever its name: ``is_tagged_render`` knows an
 # earlier render by it, which ``predict --render`` may replace
@@ -85,7 +86,8 @@ def render(
     Raises:
         ValueError: the result is a failure or has no source file, ``out`` is not a video
             name or is the source.
-        UsageError: ``out`` is a symbolic link.
+        UsageError: ``out`` is a symbolic link, a folder, or a file that is no earlier render or
+            is read-only (``check_replaceable``).
         OutputWriteError: ``out`` cannot be written (full disk, quota, read-only file system).
         DecodeError: the source has no video stream PyAV can decode (``video_stream``: a cover
             picture is none).
@@ -98,10 +100,36 @@ def render(
         raise ValueError(f"cannot render to {out}: use a {', '.join(RENDER_EXTENSIONS)} file name")
     if same_file(out, result.path):
         raise ValueError(f"cannot render {result.path} onto itself; choose another output file")
+    check_output_file("--render", out, folder=False)  # a folder, a link, a pipe or a device
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out, "--render") as tmp:
         _draw(result, classes, tmp, k)
     return out
+
+
+def is_render(path: Path) -> bool:
+    """Whether the file ``path`` is an earlier render: one ``render`` wrote, whatever its name
+    (``is_tagged_render``: the container's comment); one named as renders are,
+    ``<name>.pred.<ext>`` (``is_render_name``: a folder's renders, and those written before the
+    tag); or an empty file, which holds nothing to lose.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return is_render_name(path.name) or path.stat().st_size == 0 or is_tagged_render(path)
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuses an existing file at ``out`` that is no earlier render (``is_render``), or is
+    read-only (``paths.keep_unless_earlier``): ``render`` and ``predict --render`` replace only
+    their own videos, never a user's.
+
+    Raises:
+        UsageError: one line naming ``--render`` and the file.
+    """
+    what = f"a render of predict (a video it wrote, or one named <name>.pred{out.suffix})"
+    keep_unless_earlier("--render", out, is_render, what)
 
 
 def is_tagged_render(path: str | os.PathLike[str]) -> bool:

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from octvideo.cli import main
+from octvideo.errors import UsageError
 from octvideo.inference import Predictor
 from octvideo.inference.export import (
     SUFFIX,
@@ -371,3 +372,45 @@ def test_an_existing_output_is_replaced_only_when_it_is_an_earlier_export(
         "another path or remove it\n"
     )
     assert notes.read_text() == '{"todo": "call alice"}' and not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["user model", "user notes", "read-only"])
+def test_the_export_function_replaces_only_an_earlier_writable_export(checkpoint, tmp_path, kind):
+    # the Python API as the CLI: export() replaced a user's model.onnx, or the JSON beside it
+    out = tmp_path / "model.onnx"
+    notes = out.with_suffix(".onnx.json")
+    if kind == "user model":
+        out.write_bytes(b"\x08\x07\x12\x08skl2onnx")
+        kept, message = (
+            out,
+            (
+                f"--out {out} exists and is not an earlier ONNX export (a model octvideo export "
+                f"wrote, with {notes.name} beside it): writing it would destroy it; choose another "
+                "path or remove it"
+            ),
+        )
+    elif kind == "user notes":
+        notes.write_text('{"todo": "call alice"}')
+        kept, message = (
+            notes,
+            (
+                f"--out {out}: its preprocessing file {notes} exists and is not the preprocessing "
+                "file of an earlier export: writing it would destroy it; choose another path or "
+                "remove it"
+            ),
+        )
+    else:
+        export(checkpoint, "onnx", out)
+        out.chmod(0o444)  # its owner keeps this one
+        kept, message = (
+            out,
+            (
+                f"--out {out} is read-only: make it writable (chmod u+w) to replace it, or choose "
+                "another path"
+            ),
+        )
+    before, listed = kept.read_bytes(), sorted(os.listdir(tmp_path))
+    with pytest.raises(UsageError) as caught:
+        export(checkpoint, "onnx", out)
+    assert str(caught.value) == message
+    assert kept.read_bytes() == before and sorted(os.listdir(tmp_path)) == listed

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from octvideo.cli import main
-from octvideo.errors import OutputWriteError
+from octvideo.errors import OutputWriteError, UsageError
 from octvideo.inference.output import (
     CSV_FIELDS,
     OLDER_CSV_FIELDS,
@@ -130,15 +130,16 @@ def test_a_nan_in_a_record_is_refused_not_written(tmp_path):
 
 
 def _row(i: int) -> dict:
-    return {"type": "video", "path": f"v{i}.mp4", "top": [{"label": "a", "prob": 1.0}]}
+    """A whole video record, of ``v<i>.mp4``: a file of them is a record file to replace."""
+    return {**json.loads(VIDEO), "path": f"v{i}.mp4"}
 
 
 def test_records_replace_the_file_only_when_closed(tmp_path):
     out = tmp_path / "preds.jsonl"
-    out.write_text("earlier records\n")
+    out.write_text(EARLIER)
     writer = RecordWriter(out, k=1)
     writer.write([_row(0)])
-    assert out.read_text() == "earlier records\n"  # not emptied while the run goes on
+    assert out.read_text() == EARLIER  # not emptied while the run goes on
     writer.close()
     assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == ["v0.mp4"]
     assert os.listdir(tmp_path) == ["preds.jsonl"]
@@ -157,11 +158,11 @@ def test_a_failed_write_leaves_nothing_and_close_changes_nothing(request, tmp_pa
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_a_stop_before_the_first_record_keeps_the_earlier_file(tmp_path, suffix):
     out = tmp_path / f"preds{suffix}"
-    out.write_text("earlier records\n")
+    out.write_text(EARLIER)
     with pytest.raises(KeyboardInterrupt), RecordWriter(out, k=1) as writer:
         raise KeyboardInterrupt
     assert writer.discarded and writer.written == 0
-    assert out.read_text() == "earlier records\n"
+    assert out.read_text() == EARLIER
     assert os.listdir(tmp_path) == [out.name]
     with pytest.raises(KeyboardInterrupt), RecordWriter(out, k=1) as writer:
         writer.write([_row(0)])
@@ -201,6 +202,34 @@ def test_only_an_earlier_record_file_is_taken_for_one(tmp_path, first_line, ours
     path = tmp_path / "out.jsonl"
     path.write_text(first_line, newline="")
     assert is_record_file(path) is ours
+
+
+@pytest.mark.parametrize("kind", ["user file", "read-only", "folder"])
+def test_a_record_writer_replaces_only_an_earlier_writable_record_file(tmp_path, kind):
+    # the Python API as predict --out: RecordWriter replaced a user's spreadsheet without a word
+    out = tmp_path / "preds.csv"
+    if kind == "folder":
+        out.mkdir()
+        message = f"--out {out} is a folder; give a file name"
+    elif kind == "user file":
+        out.write_text("name,score\nalice,3\n")
+        message = (
+            f"--out {out} exists and is not a record file of predict (JSON lines or CSV): "
+            "writing it would destroy it; choose another path or remove it"
+        )
+    else:
+        out.write_text(EARLIER)
+        out.chmod(0o444)
+        message = (
+            f"--out {out} is read-only: make it writable (chmod u+w) to replace it, or choose "
+            "another path"
+        )
+    before = None if kind == "folder" else out.read_bytes()
+    with pytest.raises(UsageError) as caught:
+        RecordWriter(out, k=1)
+    assert str(caught.value) == message
+    assert out.is_dir() if before is None else out.read_bytes() == before
+    assert os.listdir(tmp_path) == ["preds.csv"]
 
 
 def test_records_have_the_keys_an_earlier_record_file_is_known_by():

@@ -139,7 +139,7 @@ def test_a_failed_render_keeps_an_earlier_file(predictor_and_cut, tmp_path):
     predictor, whole, cut = predictor_and_cut
     from octvideo.inference.render import render
 
-    out = tmp_path / "out.mp4"
+    out = tmp_path / "out.pred.mp4"  # named as renders are: an earlier one
     out.write_bytes(b"an earlier render")
     result = predictor.predict(whole)
     assert result.ok
@@ -147,7 +147,36 @@ def test_a_failed_render_keeps_an_earlier_file(predictor_and_cut, tmp_path):
     with pytest.raises(av.FFmpegError):
         render(result, predictor.classes, out)
     assert out.read_bytes() == b"an earlier render"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.pred.mp4"]
+
+
+@pytest.mark.parametrize("kind", ["user video", "read-only", "folder"])
+def test_render_replaces_only_an_earlier_writable_render(predictor, videos, tmp_path, kind):
+    # the Python API as predict --render: render() replaced a user's holiday.mp4 without a word
+    result = predictor.predict(str(videos["short"]))
+    out = tmp_path / "holiday.mp4"
+    if kind == "folder":
+        out.mkdir()
+        message = f"--render {out} is a folder; give a file name"
+    elif kind == "user video":
+        out.write_bytes(videos["long"].read_bytes())
+        message = (
+            f"--render {out} exists and is not a render of predict (a video it wrote, or one "
+            "named <name>.pred.mp4): writing it would destroy it; choose another path or remove it"
+        )
+    else:
+        render(result, predictor.classes, out)  # an earlier render, made read-only by its owner
+        out.chmod(0o444)
+        message = (
+            f"--render {out} is read-only: make it writable (chmod u+w) to replace it, or choose "
+            "another path"
+        )
+    before = None if kind == "folder" else out.read_bytes()
+    with pytest.raises(UsageError) as caught:
+        render(result, predictor.classes, out)
+    assert str(caught.value) == message
+    assert out.is_dir() if before is None else out.read_bytes() == before
+    assert os.listdir(tmp_path) == ["holiday.mp4"]
 
 
 @pytest.fixture
