@@ -98,6 +98,7 @@ from octvideo.paths import (
     atomic_output,
     check_output_file,
     is_missing,
+    keep_unless_earlier,
     not_utf8,
     why_not_a_file,
 )
@@ -611,11 +612,12 @@ def _override(key: str, name: str) -> str:
 
 
 def _check_not_a_users_config(config_path: Path, out: Path) -> None:
-    """Refuses outputs that are not an earlier import's: a YAML file beside ``out`` that
-    ``octvideo import`` did not write (a training config of the same name, say), a checkpoint
-    at ``out`` without such a run config beside it (a run's last.ckpt, its resume point), and a
-    run config named like a shipped config or short name, which ``--cfg`` would refuse as
-    naming two configs."""
+    """Refuses outputs that are not an earlier import's (``paths.keep_unless_earlier``, as
+    ``predict`` and ``export`` refuse theirs): a YAML file beside ``out`` that ``octvideo
+    import`` did not write (a training config of the same name, say), a checkpoint at ``out``
+    without such a run config beside it (a run's last.ckpt, its resume point), either one when
+    it is read-only, and a run config named like a shipped config or short name, which
+    ``--cfg`` would refuse as naming two configs."""
     shipped = shipped_names(config_path.name)
     if shipped:
         raise UsageError(
@@ -623,23 +625,28 @@ def _check_not_a_users_config(config_path: Path, out: Path) -> None:
             f"config {shipped[0].relative_to(CONFIG_DIR).as_posix()}, which --cfg would not "
             "tell apart; choose another --out name"
         )
-    ours = False
-    if config_path.is_file():
-        try:
-            with config_path.open("rb") as fh:
-                ours = fh.read(len(CONFIG_MARK)) == CONFIG_MARK
-        except OSError as err:
-            raise UsageError(f"--out {out}: cannot read {config_path} ({err.strerror})") from err
-        if not ours:
-            raise UsageError(
-                f"--out {out}: {config_path} exists and was not written by 'octvideo import'; "
-                "the run config goes there, so choose another --out name or move that file"
-            )
-    if out.is_file() and not ours:
-        raise UsageError(
-            f"--out {out} exists and is not an earlier import (no run config of "
-            "'octvideo import' beside it); choose another --out name or move that file"
-        )
+    keep_unless_earlier(
+        f"--out {out}: its run config",
+        config_path,
+        _is_import_config,
+        "a run config of 'octvideo import'",
+    )
+    keep_unless_earlier(
+        "--out",
+        out,
+        lambda _: config_path.is_file() and _is_import_config(config_path),
+        "an earlier import (a checkpoint with the run config of 'octvideo import' beside it)",
+    )
+
+
+def _is_import_config(path: Path) -> bool:
+    """Whether ``path`` begins as the run config ``octvideo import`` writes (``CONFIG_MARK``).
+
+    Raises:
+        OSError: it cannot be read.
+    """
+    with path.open("rb") as fh:
+        return fh.read(len(CONFIG_MARK)) == CONFIG_MARK
 
 
 def _is_count(classes: str) -> bool:

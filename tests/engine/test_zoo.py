@@ -1049,7 +1049,7 @@ def test_output_over_an_input_is_refused(checkpoint: Path, tmp_path: Path) -> No
 def test_a_users_yaml_beside_the_output_is_not_replaced(i3d_zoo: Path, tmp_path: Path) -> None:
     mine = tmp_path / "out.yaml"
     mine.write_text("model: {name: i3d_r50}\n")
-    with pytest.raises(UsageError, match="was not written by 'octvideo import'"):
+    with pytest.raises(UsageError, match="is not a run config of 'octvideo import': writing it"):
         import_checkpoint(
             i3d_zoo, source="pytorchvideo", model="i3d_r50", out=tmp_path / "out.ckpt"
         )
@@ -1143,10 +1143,29 @@ def test_an_out_that_is_another_runs_checkpoint_is_kept(
     with pytest.raises(UsageError) as err:
         import_checkpoint(i3d_zoo, source="pytorchvideo", model="i3d_r50", out=last)
     assert str(err.value) == (
-        f"--out {last} exists and is not an earlier import (no run config of 'octvideo import' "
-        "beside it); choose another --out name or move that file"
+        f"--out {last} exists and is not an earlier import (a checkpoint with the run config of "
+        "'octvideo import' beside it): writing it would destroy it; choose another path or "
+        "remove it"
     )
     assert last.read_bytes() == before and not (tmp_path / "last.yaml").exists()
+
+
+@pytest.mark.parametrize("which", [".ckpt", ".yaml"])
+def test_a_read_only_earlier_import_is_kept(checkpoint: Path, tmp_path: Path, which: str) -> None:
+    # its owner protected it (chmod a-w); the rename of a new import replaced it all the same
+    out = tmp_path / "imported.ckpt"
+    import_checkpoint(checkpoint, source="octvideo", model="c2d_r18", out=out)
+    kept = out.with_suffix(which)
+    kept.chmod(0o444)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(UsageError) as err:
+        import_checkpoint(checkpoint, source="octvideo", model="c2d_r18", out=out)
+    named = "--out" if which == ".ckpt" else f"--out {out}: its run config"
+    assert str(err.value) == (
+        f"{named} {kept} is read-only: make it writable (chmod u+w) to replace it, or choose "
+        "another path"
+    )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_importing_again_replaces_its_own_files(i3d_zoo: Path, tmp_path: Path) -> None:
