@@ -67,8 +67,14 @@ from octvideo.data.workers import (
     serve,
     worker_context,
 )
-from octvideo.errors import Interrupted, OutputWriteError, RunStopped, UsageError
-from octvideo.paths import ReadFiles, check_output_file, write_atomically, write_failure
+from octvideo.errors import Interrupted, OutputWriteError, RunStopped
+from octvideo.paths import (
+    ReadFiles,
+    check_output_file,
+    keep_unless_earlier,
+    write_atomically,
+    write_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +293,8 @@ def _check_out(
     """Refuse an ``out`` that writing the report would destroy or that cannot be written, before
     any video is decoded: the annotation file, a listed video, a folder, a link, a file that is
     not regular (a device such as ``/dev/null``, a pipe, a socket: it would be replaced by a
-    regular file) or an existing file that is not an earlier report (a checkpoint, a config).
+    regular file), an existing file that is not an earlier report (a checkpoint, a config)
+    or a read-only one (``paths.keep_unless_earlier``).
 
     Raises:
         UsageError: one line naming ``--out`` and what it is.
@@ -296,11 +303,8 @@ def _check_out(
     if os.path.exists(out):  # else no listed video is there either: scanning them is not needed
         reads += [("a listed video", path) for path in videos]
     check_output_file("--out", out, ReadFiles(reads))  # a link, a folder, a pipe or device too
-    if os.path.exists(out) and not is_report(out):
-        raise UsageError(
-            f"--out {out} exists and is not a report of data check (JSON lines "
-            '{"path", "error"}): writing it would destroy it; choose another path or remove it'
-        )
+    what = 'a report of data check (JSON lines {"path", "error"})'
+    keep_unless_earlier("--out", out, is_report, what)  # and a read-only one
 
 
 def check_videos(

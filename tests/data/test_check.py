@@ -155,6 +155,22 @@ def test_an_earlier_report_is_replaced(tmp_path, media, earlier):
     assert [path for path, _ in read_bad_videos(out)] == [str(media["zero.mp4"])]
 
 
+def test_a_read_only_earlier_report_is_refused_and_kept(tmp_path, media):
+    # its owner protected it (chmod a-w); the rename of the new report replaced it all the same
+    (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n")
+    out = tmp_path / "bad.jsonl"
+    earlier = '{"path": "old.mp4", "error": "DecodeError: x"}\n'
+    out.write_text(earlier)
+    out.chmod(0o444)
+    with pytest.raises(UsageError) as err:
+        check_videos(tmp_path / "list.txt", out=out, workers=1, progress=False)
+    assert str(err.value) == (
+        f"--out {out} is read-only: make it writable (chmod u+w) to replace it, or choose "
+        "another path"
+    )
+    assert out.read_text() == earlier
+
+
 @pytest.mark.parametrize(
     ("signum", "cause", "status", "after"),
     [(signal.SIGINT, "Ctrl-C", 130, 3), (signal.SIGTERM, "SIGTERM", 143, 3)]
