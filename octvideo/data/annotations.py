@@ -20,9 +20,11 @@ Formats:
                       part, as the videos are found in the folder, not named by a list.
                       Every entry named like a video is listed, whatever it is: a broken
                       symlink, a pipe or a folder named ``x.mp4`` fails as a bad video (reported
-                      by ``data check``, skipped in training), never left out unseen. Hidden
-                      folders, ``__MACOSX`` and ``@eaDir`` are no classes (one warning counts
-                      them); a class folder without a video is named in a warning.
+                      by ``data check``, skipped in training), never left out unseen; but a
+                      hidden file (macOS's AppleDouble ``._x.mp4``) is no video, and one
+                      warning counts them. Hidden folders, ``__MACOSX`` and ``@eaDir`` are no
+                      classes (one warning counts them); a class folder without a video is
+                      named in a warning.
 
 Each video once: a list line or CSV row that repeats an earlier one (the same video and label) is
 dropped, with one warning counting them, so that no video is trained on or scored twice; a video
@@ -982,9 +984,10 @@ def read_folders(
     Returns:
         Records sorted by class then file name, and the class list. Every entry of a class
         folder named like a video is a record (``video_entries``): one that is no video file
-        fails to decode as a bad video (``data check`` reports it, training skips it). Folders
-        that are no class (``class_folders``: ``.git``, ``__MACOSX``) are skipped, with one
-        warning counting them; a class folder holding no video is named in a warning. Folder
+        fails to decode as a bad video (``data check`` reports it, training skips it). Hidden
+        files (``is_hidden_name``: macOS's AppleDouble ``._x.mp4``) and folders that are no
+        class (``class_folders``: ``.git``, ``__MACOSX``) are skipped, with one warning line
+        counting each; a class folder holding no video is named in a warning. Folder
         names meet ``classes`` in NFC (``nfc``), and a class list made from them is in NFC.
 
     Raises:
@@ -1008,16 +1011,20 @@ def read_folders(
     if classes is None:
         classes = sorted({nfc(name) for name in folders})
     label_of = label_index(classes)
-    records, empty = [], []
+    records, empty, hidden = [], [], []
     for name in folders:
         if nfc(name) not in label_of:
             raise AnnotationError(
                 f"{root}: folder {name!r} is not among "
                 f"{_classes_of(classes, classes_source, 'remove the folder')}"
             )
-        videos = video_entries(root / name, extensions)
+        entries = video_entries(root / name, extensions)
+        hidden += [f for f in entries if is_hidden_name(f.name)]
+        videos = [f for f in entries if not is_hidden_name(f.name)]
         empty += [] if videos else [name]
         records.extend(VideoRecord(str(f), label_of[nfc(name)]) for f in videos)
+    if hidden:
+        logger.warning("%s: skipped %s", root, hidden_files_skipped(hidden))
     if empty:
         logger.warning(
             "%s: %d class folder%s no video (%s); each stays a class, with no video to learn",
@@ -1039,9 +1046,22 @@ def is_class_folder_name(name: str) -> bool:
 def is_hidden_name(name: str) -> bool:
     """Whether a file named ``name`` is hidden: a dot file, such as the AppleDouble ``._x.mp4``
     that macOS writes beside every file it copies to a FAT, exFAT or network disk (the file's
-    resource fork, no video). A folder search for inputs (``predict``) leaves them out, as it
-    leaves out the folders that are no class (``is_class_folder_name``)."""
+    resource fork, no video). A folder search for inputs (``predict``), the folders format
+    (``read_folders``, so ``data check``) and ``data prepare`` leave them out, as they leave out
+    the folders that are no class (``is_class_folder_name``), one line counting them
+    (``hidden_files_skipped``)."""
     return name.startswith(".")
+
+
+def hidden_files_skipped(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """``3 hidden files named like videos (...; e.g. /d/jump/._a.mp4)``: the one line that
+    counts the hidden ``paths`` left out (``is_hidden_name``), the first of them sorted as the
+    example."""
+    return (
+        f"{len(paths)} hidden file{'' if len(paths) == 1 else 's'} named like videos (dot files "
+        "such as the AppleDouble ._x.mp4 that macOS writes beside each file it copies: no "
+        f"video; e.g. {printable(min(map(os.fspath, paths)))})"
+    )
 
 
 def class_folders(root: str | os.PathLike[str]) -> tuple[list[str], list[str]]:

@@ -53,7 +53,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from octvideo.data.annotations import Annotations, load_annotations, video_entries
+from octvideo.data.annotations import (
+    Annotations,
+    is_hidden_name,
+    load_annotations,
+    video_entries,
+)
 from octvideo.data.limits import MAX_WORKERS, check_timeout
 from octvideo.data.open_files import (
     FORK_SERVER_OPEN_FILES,
@@ -486,7 +491,8 @@ def _nothing_to_check(
     """The error for an annotation source that lists no video: what was found, what is needed."""
     folder = Path(annotations)  # read itself: check_videos' ``root`` is for lists only
     if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
-        loose = len(video_entries(folder))  # named like videos, as a class folder's are listed
+        # named like videos, as a class folder's are listed (``read_folders``)
+        loose = sum(not is_hidden_name(entry.name) for entry in video_entries(folder))
         plural = "video" if loose == 1 else "videos"
         found = f"{loose} {plural} directly in it but none" if loose else "no videos"
         return (

@@ -11,9 +11,11 @@ scaled to short side 256 or 320, which is what this writes:
   decoders turn it, the short side that of the displayed size, and no matrix written, so a
   phone video reads upright from the output as from the source; a video no list would hold is
   not encoded, and one warning line counts them: one in a hidden, ``__MACOSX`` or ``@eaDir``
-  folder (a copy in ``.Trash-1000/``, an AppleDouble file),
+  folder (a copy in ``.Trash-1000/``),
   with ``--csv`` one that no row of the CSVs names (``kinetics_name``), without one not at
-  ``<split>/<class>/<video>``;
+  ``<split>/<class>/<video>``; a hidden file (macOS's AppleDouble ``._x.mp4``) is no video and
+  is not encoded either, one line counting them, as the folders format (``data check``) counts
+  them;
 - SRC is walked by ``annotations.walk_tree``, as the CSV index walks its root: links to folders
   are followed (as the folders format follows a linked class folder), except one to a folder it
   lies in (a loop) or to one that holds SRC or DST (a parent, ``/``), and no folder whose real
@@ -96,8 +98,10 @@ from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
     KineticsRow,
     class_name_problem,
+    hidden_files_skipped,
     index_videos,
     is_class_folder_name,
+    is_hidden_name,
     kinetics_name,
     label_index,
     list_line,
@@ -794,7 +798,9 @@ def _done(output: Path, src: str, short_side: int) -> bool:
 
 def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
     """The videos under ``src`` (by extension, folders and files in name order; links to folders
-    followed, as the folders format does, see ``annotations.walk_tree``).
+    followed, as the folders format does, see ``annotations.walk_tree``), but hidden files
+    (``annotations.is_hidden_name``: macOS's AppleDouble ``._x.mp4``, no video), which one
+    warning line counts, as the folders format and ``predict`` count them.
 
     Returns:
         ``{output relative to DST: its sources}`` (two or more where sources would land on one
@@ -803,17 +809,25 @@ def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tup
     """
     sources: dict[Path, list[str]] = defaultdict(list)
     errors: list[tuple[str, str]] = []
+    hidden: list[str] = []  # no video, wherever it lies (``is_hidden_name``)
     for folder, files in walk_tree(src, exclude=dst, exclude_name="the output folder DST"):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
                 continue
             path = str(Path(folder, name))
+            if is_hidden_name(name):
+                hidden.append(path)
+                continue
             rel = Path(path).relative_to(src).with_suffix(".mp4")
             problem = _not_listable(path, rel)
             if problem:
                 errors.append((path, problem))
             else:
                 sources[rel].append(path)
+    if hidden:
+        logger.warning(
+            "SRC %s: skipped %s; they are not encoded", src, hidden_files_skipped(hidden)
+        )
     return sources, errors
 
 

@@ -687,6 +687,25 @@ def test_hidden_and_macos_folders_are_no_classes_and_an_empty_class_is_named(tmp
     ]
 
 
+def test_hidden_files_in_class_folders_are_no_videos_and_one_line_counts_them(tmp_path, caplog):
+    # a tree copied off a Mac: an AppleDouble ._x.mp4 beside each video was a record, a bad
+    # video in data check, thousands of them in Kinetics
+    for name in ("jump/a.mp4", "jump/._a.mp4", "jump/.b.mkv", "run/._c.mp4"):
+        (tmp_path / "ff" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ff" / name).write_bytes(b"\x00\x05\x16\x07")  # AppleDouble's magic
+    with caplog.at_level(logging.WARNING, logger="octvideo.data.annotations"):
+        found = load_annotations(tmp_path / "ff")
+    assert found.classes == ["jump", "run"]
+    assert [(Path(r.path).name, r.label) for r in found.records] == [("a.mp4", 0)]
+    assert warnings_of(caplog) == [
+        f"{tmp_path / 'ff'}: skipped 3 hidden files named like videos (dot files such as the "
+        "AppleDouble ._x.mp4 that macOS writes beside each file it copies: no video; e.g. "
+        f"{tmp_path / 'ff' / 'jump' / '._a.mp4'})",
+        f"{tmp_path / 'ff'}: 1 class folder holds no video ('run'); each stays a class, with no "
+        "video to learn",
+    ]
+
+
 def test_class_names_meet_in_their_composed_unicode_form(tmp_path):
     composed, decomposed = "caf\u00e9", "cafe\u0301"  # NFC, and NFD as macOS names folders
     (tmp_path / "classes.txt").write_text(f"abseiling\n{composed}\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -512,12 +513,33 @@ def test_a_class_folder_entry_that_is_no_video_file_is_counted_and_reported(
     assert stat.S_ISFIFO(os.lstat(jump / "fifo.mp4").st_mode)
 
 
+def test_hidden_files_in_a_class_folder_are_skipped_in_one_line_not_reported_bad(
+    tmp_path, media, capsys, caplog
+):
+    # a Kinetics copy off a Mac: each ._x.mp4 (AppleDouble, no video) was a bad video
+    jump = tmp_path / "root" / "jump"
+    jump.mkdir(parents=True)
+    shutil.copy(media["h264.mp4"], jump / "a.mp4")
+    for name in ("._a.mp4", "._b.mp4"):
+        shutil.copy(media["text.mp4"], jump / name)
+    out = tmp_path / "bad.jsonl"
+    assert main(["data", "check", str(tmp_path / "root"), "--out", str(out), "-q"]) == 0
+    assert "1 of 1 videos decode, 0 bad" in capsys.readouterr().out
+    assert read_bad_videos(out) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"{tmp_path / 'root'}: skipped 2 hidden files named like videos (dot files such as the "
+        "AppleDouble ._x.mp4 that macOS writes beside each file it copies: no video; e.g. "
+        f"{jump / '._a.mp4'})"
+    ]
+
+
 def test_a_folder_without_class_folders_is_refused(tmp_path, media, capsys):
     flat = tmp_path / "flat"
     flat.mkdir()
     for name in ("h264.mp4", "vp9.webm"):
         (flat / name).write_bytes(media[name].read_bytes())
     (flat / "moved.mp4").symlink_to("gone.mp4")  # counted as a class folder's would be listed
+    (flat / "._h264.mp4").write_bytes(b"")  # AppleDouble, no video: not counted
     line = check_error(capsys, str(flat))
     assert line == (
         f"octvideo data check: error: {flat}: found 3 videos directly in it but none in class "

@@ -862,9 +862,31 @@ def test_with_csvs_videos_in_folders_that_are_no_class_are_not_encoded(tmp_path,
     ]
     assert (dst / "train.txt").read_text() == f"train/{stem}.mp4 0\n"
     assert (
-        f"2 videos of SRC {src} lie in a folder that is no class (hidden, __MACOSX, @eaDir), "
+        f"1 videos of SRC {src} lie in a folder that is no class (hidden, __MACOSX, @eaDir), "
         f"which --csv skips: they are not encoded (e.g. {src}/.Trash-1000/files/{stem}.mp4)"
     ) in caplog.text
+    assert f"SRC {src}: skipped 1 hidden file named like videos (" in caplog.text
+
+
+@pytest.mark.parametrize("csv", [False, True])
+def test_hidden_files_beside_the_videos_are_counted_in_one_line_not_failed(
+    tmp_path, media, caplog, csv
+):
+    # Kinetics copied off a Mac: each ._x.mp4 (AppleDouble, no video) failed as a bad video
+    stem = kinetics_name("a", 0, 10)
+    files = {f"train/jump/{stem}.mp4": "h264.mp4"}
+    files |= {f"train/jump/._{stem}.mp4": "text.mp4", "train/walk/._b.mp4": "text.mp4"}
+    src = raw_tree(tmp_path, media, files | {"train/walk/b.mp4": "h264.mp4"})
+    (tmp_path / "train.csv").write_text(f"{HEADER}jump,a,0,10,train\n")
+    dst = tmp_path / "out"
+    csvs = [str(tmp_path / "train.csv")] if csv else None
+    counts = prepare_dataset(src, dst, csvs=csvs, workers=1, progress=False)
+    assert counts == {"encoded": 1 if csv else 2, "redone": 0, "skipped": 0, "failed": 0}
+    assert [r.getMessage() for r in caplog.records if "hidden files named" in r.getMessage()] == [
+        f"SRC {src}: skipped 2 hidden files named like videos (dot files such as the AppleDouble "
+        "._x.mp4 that macOS writes beside each file it copies: no video; e.g. "
+        f"{src}/train/jump/._{stem}.mp4); they are not encoded"
+    ]
 
 
 def test_an_unlabelled_test_csv_gives_a_list_of_paths_for_predict(tmp_path, media, caplog):
@@ -948,8 +970,9 @@ def test_videos_no_list_would_hold_are_counted_and_not_encoded(tmp_path, media, 
     assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.mp4")) == ["train/jump/a.mp4"]
     assert (dst / "train.txt").read_text() == "train/jump/a.mp4 0\n"
     assert (dst / "classes.txt").read_text() == "jump\n"
+    assert f"SRC {src}: skipped 1 hidden file named like videos (" in caplog.text
     assert (
-        f"6 videos of SRC {src} are not at SRC/<split>/<class>/<video> or lie in a folder that "
+        f"5 videos of SRC {src} are not at SRC/<split>/<class>/<video> or lie in a folder that "
         "is no class (hidden, __MACOSX, @eaDir), so no list would hold them: they are not "
         f"encoded (e.g. {src}/.git/x/y.mp4); move them into a class folder of a split, or pass "
         "the Kinetics CSVs with --csv"
