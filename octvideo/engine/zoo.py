@@ -317,18 +317,7 @@ def _from_pytorchvideo(
         )
     vanilla = pytorchvideo_vanilla(raw, model)
     if vanilla is None or not _fits_alpha0(model, vanilla):
-        candidates = [n for n in list_models() if _zoo_family(n)]
-        fits = _guess(lambda name: pytorchvideo_vanilla(raw, name), candidates)
-        design = None if fits else _other_design(src, raw, [model, *candidates])
-        if design:
-            raise UsageError(design)
-        keys = None if fits else _pytorchvideo_keys_off(raw, model)
-        if keys:
-            raise UsageError(
-                f"{src} has the layout of PyTorchVideo's {model} but not all its weights ({keys}); "
-                "the file is damaged or of a modified network: download it again"
-            )
-        raise UsageError(_wrong_model(src, "PyTorchVideo", model, fits))
+        raise UsageError(_pytorchvideo_refusal(src, raw, model))
     num_classes = _classifier_rows(vanilla)
     if names is None:
         if num_classes != 400:
@@ -763,6 +752,27 @@ def _family(model: str) -> list[str]:
 # -------------------------------------------------------------------------------- diagnosis
 # Why a PyTorchVideo file that fits no octvideo model is refused: a damaged file (a few keys
 # off), or an intact one of a zoo design octvideo does not build. Only _from_pytorchvideo asks.
+
+
+def _pytorchvideo_refusal(src: Path, raw: Mapping[str, Tensor], model: str) -> str:
+    """Why the PyTorchVideo state dict ``raw`` does not import as ``model``, in one line: the
+    zoo model it does fit, else the zoo design it is of (``_other_design``), else the keys by
+    which it misses ``model`` (``_pytorchvideo_keys_off``: a damaged file), else that it is no
+    octvideo model's."""
+    candidates = [n for n in list_models() if _zoo_family(n)]
+    fits = _guess(lambda name: pytorchvideo_vanilla(raw, name), candidates)
+    if fits:
+        return _wrong_model(src, "PyTorchVideo", model, fits)
+    design = _other_design(src, raw, [model, *candidates])
+    if design:
+        return design
+    keys = _pytorchvideo_keys_off(raw, model)
+    if keys:
+        return (
+            f"{src} has the layout of PyTorchVideo's {model} but not all its weights ({keys}); "
+            "the file is damaged or of a modified network: download it again"
+        )
+    return _wrong_model(src, "PyTorchVideo", model, fits)
 
 
 def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
