@@ -80,11 +80,13 @@ _DECORD_TURNS = {
 def display_matrix(frame: object) -> np.ndarray | None:
     """The 3x3 display matrix (16.16 fixed point, FFmpeg's layout) a decoded PyAV frame carries;
     None when it has none."""
-    for data in getattr(frame, "side_data", ()):
-        if data.type.name == "DISPLAYMATRIX":
-            matrix = np.frombuffer(bytes(data), dtype=np.int32)
-            return matrix if matrix.size == 9 else None
-    return None
+    # looked up by name: iterating ``side_data`` gives the entries before PyAV 18.1.1, their
+    # types from it on (a mapping's keys)
+    data = getattr(frame, "side_data", {}).get("DISPLAYMATRIX")
+    if data is None:
+        return None
+    matrix = np.frombuffer(bytes(data), dtype=np.int32)
+    return matrix if matrix.size == 9 else None
 
 
 def orientation_of(matrix: np.ndarray | None) -> Orientation:
