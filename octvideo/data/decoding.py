@@ -291,6 +291,35 @@ def open_container(path: str) -> Any:
         raise _pyav_open_error(path, err) from None
 
 
+def reformatted(
+    frame: Any, *, format: str, width: int | None = None, height: int | None = None
+) -> Any:
+    """The PyAV video ``frame`` in pixel ``format``, scaled to ``width`` x ``height`` (None: as
+    it is): the one place octvideo converts or scales a decoded frame (``to_ndarray()`` of the
+    result, without arguments, converts nothing).
+
+    The scaler is this call's own, freed on return, and starts no thread. PyAV 18.1.1 has
+    ``VideoFrame.reformat`` and ``to_ndarray(format=...)`` share one scaler per thread for the
+    thread's whole life, with a slice thread per core: a process forked after it (a DataLoader
+    worker) inherits the scaler but not its threads, and its first frame of another size waits
+    forever in ``sws_frame_setup`` to join them. A scaler of one thread is what PyAV before 17
+    used; it gives the same pixels and is no slower at the sizes decoded here.
+    """
+    from av.video.reformatter import VideoReformatter
+
+    size = {"width": width, "height": height}
+    return VideoReformatter().reformat(frame, format=format, **size, **_one_scaler_thread())
+
+
+@functools.cache
+def _one_scaler_thread() -> dict[str, int]:
+    """``reformat``'s argument for a scaler of one thread."""
+    import av
+
+    # PyAV before 17 scales on the calling thread only and has no ``threads`` argument
+    return {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+
+
 def _moving(streams: Sequence[Any]) -> list[Any]:
     """The PyAV video ``streams`` that are not attached pictures (cover art, one still frame)."""
     import av
@@ -752,6 +781,10 @@ class _PyAVReader(_Reader):
         stream.codec_context.thread_count = PYAV_THREADS
         return stream
 
+    def _rgb(self, frame: Any) -> np.ndarray:
+        """The decoded PyAV ``frame`` in RGB at the size decoding asks for."""
+        return reformatted(frame, format="rgb24", **self._size).to_ndarray()  # (H, W, 3)
+
     def _from_start(self) -> _Cursor:
         """A cursor at frame 0 of the file opened again (the one it replaces closed)."""
         self._close_cursor()
@@ -791,7 +824,7 @@ class _PyAVReader(_Reader):
                     if frame.pts is None:
                         return None
                     if frame.pts in wanted:
-                        frames[wanted[frame.pts]] = frame.to_ndarray(format="rgb24", **self._size)
+                        frames[wanted[frame.pts]] = self._rgb(frame)
                     reached = frame.pts if reached is None else max(reached, frame.pts)
                     if frame.pts >= last:
                         break
@@ -827,7 +860,7 @@ class _PyAVReader(_Reader):
                 if frame is None:  # the stream ends before the last frame wanted
                     break
                 if cursor.next in wanted:
-                    frames[cursor.next] = frame.to_ndarray(format="rgb24", **self._size)
+                    frames[cursor.next] = self._rgb(frame)
                 cursor.next += 1
         except av.FFmpegError as err:  # a packet cut short or damaged: nothing decodes past it
             if out_of_open_files(err):

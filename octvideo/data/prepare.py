@@ -119,6 +119,7 @@ from octvideo.data.decoding import (
     check_frame_size,
     check_video_path,
     open_container,
+    reformatted,
     video_stream,
 )
 from octvideo.data.limits import MAX_WORKERS, check_range, check_timeout
@@ -231,11 +232,12 @@ def _displayed(frame: Any, turn: Orientation, width: int, height: int) -> Any:
     import av
 
     if turn == UPRIGHT:
-        return frame.reformat(width=width, height=height, format="yuv420p")
+        return reformatted(frame, width=width, height=height, format="yuv420p")
     stored_w, stored_h = turn.size(width, height)  # back to stored: sides swap both ways
-    # RGB as the decoders convert it (``to_ndarray``), turned as they turn it
-    array = turn.apply(frame.to_ndarray(format="rgb24", width=stored_w, height=stored_h))
-    return av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
+    # RGB as the decoders convert it (``reformatted``), turned as they turn it
+    rgb = reformatted(frame, format="rgb24", width=stored_w, height=stored_h)
+    array = turn.apply(rgb.to_ndarray())  # (H, W, 3)
+    return reformatted(av.VideoFrame.from_ndarray(array, format="rgb24"), format="yuv420p")
 
 
 def _displayed_size(src: str) -> tuple[int, int] | None:

@@ -31,7 +31,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from octvideo.data.decoding import video_stream
+from octvideo.data.decoding import reformatted, video_stream
 from octvideo.data.orientation import UPRIGHT, display_matrix, orientation_of
 from octvideo.inference.inputs import RENDER_EXTENSIONS, is_render_name
 from octvideo.inference.predictor import Prediction, VideoResult
@@ -174,7 +174,8 @@ def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> Non
                 if origin is None:
                     origin = float(frame.time) - index / float(rate)
                 t = float(frame.time) - origin
-            array = turn.apply(frame.to_ndarray(format="rgb24"))[:height, :width]  # (H, W, 3)
+            rgb = reformatted(frame, format="rgb24").to_ndarray()
+            array = turn.apply(rgb)[:height, :width]  # (H, W, 3)
             image = Image.fromarray(array)
             draw = ImageDraw.Draw(image)
             pred = _label_for(result, t, centres)

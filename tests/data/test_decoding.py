@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fractions
 import io
+import multiprocessing as mp
 import os
 import re
 import types
@@ -1245,13 +1246,21 @@ def test_chunks_read_in_decode_order_decode_each_frame_once(bframes, tmp_path, m
 
 
 class _StoppedFrame:
-    """A frame whose conversion is stopped, as Ctrl-C stops it."""
+    """A frame whose conversion is stopped, as Ctrl-C stops it (``_stopping``)."""
 
     def __init__(self, frame) -> None:
         self.frame = frame
 
-    def to_ndarray(self, **_):
-        raise KeyboardInterrupt
+
+def _stopping(reformatted):
+    """``decoding.reformatted`` that stops at a ``_StoppedFrame``."""
+
+    def stopping(frame, **kwargs):
+        if isinstance(frame, _StoppedFrame):
+            raise KeyboardInterrupt
+        return reformatted(frame, **kwargs)
+
+    return stopping
 
 
 class _StoppingContainer(_CountingContainer):
@@ -1279,12 +1288,35 @@ def test_a_decode_order_read_stopped_midway_leaves_later_reads_right(bframes, mo
     monkeypatch.setattr(
         decoding_module, "open_container", lambda p: _StoppingContainer(opened(p), stops)
     )
+    monkeypatch.setattr(decoding_module, "reformatted", _stopping(decoding_module.reformatted))
     video = Video(path, decoder="pyav")
     stops.append(6)  # the reads' decode, not the header's
     assert torch.equal(video.read(range(4)), whole[:4])
     with pytest.raises(KeyboardInterrupt):
         video.read(range(4, 8))
     assert torch.equal(video.read(range(8, 12)), whole[8:12])
+
+
+def test_a_process_forked_after_pyav_decoded_decodes_frames_of_another_size(tmp_path):
+    # PyAV 18.1.1 keeps one threaded scaler per thread for the thread's life: a DataLoader
+    # worker forked after its parent had decoded inherited it without its threads, and waited
+    # for them forever on its first frame
+    wide = encode(tmp_path / "wide.mp4", "libx264", n=4, height=64, width=96)
+    tall = encode(tmp_path / "tall.mp4", "libx264", n=4, height=96, width=64)
+    assert decode(str(wide), decoder="pyav").shape == (4, 64, 96, 3)
+    child = mp.get_context("fork").Process(target=_decode_tall, args=(str(tall),))
+    child.start()
+    child.join(120)  # a bound on a hang, not a timing: it takes well under a second
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
+def _decode_tall(path: str) -> None:
+    """Decode ``path`` (96x64) with PyAV; exit 1 unless its frames come out whole."""
+    if decode(path, decoder="pyav").shape != (4, 96, 64, 3):
+        os._exit(1)
 
 
 class _Entries:
