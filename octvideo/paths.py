@@ -95,9 +95,20 @@ def make_writable_folder(folder: str | os.PathLike[str]) -> Path:
     folder = Path(folder)
     _nearest_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _probe_write(folder)
+    return folder
+
+
+def _probe_write(folder: Path) -> None:
+    """Makes and closes a nameless file in ``folder`` (``O_TMPFILE`` where the system has it, so
+    no name is left even by a kill), which fails as a real output would: a read-only mount,
+    a folder such as ``/proc`` that takes no files.
+
+    Raises:
+        OSError: the file cannot be made.
+    """
     with tempfile.TemporaryFile(dir=folder):
         pass
-    return folder
 
 
 def _nearest_folder(folder: Path) -> Path:
@@ -128,8 +139,7 @@ def _check_can_make(folder: Path) -> Path:
         # access() tells no reason; a read-only mount fails it for root too, and wants a remount
         code = errno.EROFS if _read_only_mount(existing) else errno.EACCES
         raise OSError(code, os.strerror(code), os.fspath(existing))
-    with tempfile.TemporaryFile(dir=existing):  # O_TMPFILE: no name is made where it works
-        pass
+    _probe_write(existing)
     return folder
 
 
@@ -938,8 +948,7 @@ def hold_folder(
     try:
         # a lock file left by a killed command is taken in a folder that may since have become
         # read-only: found here, before the command's work, rather than at its first write
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        _probe_write(folder)
     except OSError as err:
         _release(fd)
         raise _cannot_write(name or os.fspath(folder), folder, err, advice) from err
