@@ -348,12 +348,13 @@ def refuse_special_file(path: str | os.PathLike[str], option: str | None = None)
     """Refuses what an output file must not replace: a symbolic link (writing through it would
     overwrite the file it points to, and replacing it would silently undo the link), and a pipe,
     device or socket (``/dev/null``, a FIFO a reader waits on), which the rename of a finished
-    output would replace with a regular file. A folder is refused by ``check_output_file``.
+    output would replace with a regular file. ``check_output_file`` and ``AtomicOutput`` refuse
+    a folder too.
 
     Raises:
         UsageError: ``path`` is a symbolic link (a dangling one too), a pipe, a device or a socket.
     """
-    name = f"{option} {os.fspath(path)}" if option else os.fspath(path)
+    name = _named(option, path)
     if os.path.islink(path):
         raise UsageError(
             f"{name} is a symbolic link to {os.readlink(path)}; give the real path or remove "
@@ -368,6 +369,22 @@ def refuse_special_file(path: str | os.PathLike[str], option: str | None = None)
             f"{name} is a pipe, a device or a socket, not a file; give a file name (an output is "
             "written beside it and renamed over it, which would replace it)"
         )
+
+
+def _refuse_non_file(path: str | os.PathLike[str], option: str | None = None) -> None:
+    """``refuse_special_file``, and a folder: what no output file may be written as.
+
+    Raises:
+        UsageError: ``path`` is a symbolic link, a pipe, a device, a socket or a folder.
+    """
+    refuse_special_file(path, option)
+    if os.path.isdir(path):
+        raise UsageError(f"{_named(option, path)} is a folder; give a file name")
+
+
+def _named(option: str | None, path: str | os.PathLike[str]) -> str:
+    """``path`` as a message names it: after the ``option`` that gave it, where there is one."""
+    return f"{option} {os.fspath(path)}" if option else os.fspath(path)
 
 
 def check_output_file(
@@ -398,9 +415,7 @@ def check_output_file(
         pass
     except OSError as err:
         raise UsageError(f"{option} {path}: {err.strerror or err}; choose another path") from err
-    refuse_special_file(path, option)
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a folder; give a file name")
+    _refuse_non_file(path, option)
     if folder:  # made by the first write (``AtomicOutput``): a command refused later leaves none
         check_folder(option, path.parent, path, create=False)
     return path
@@ -692,10 +707,7 @@ class AtomicOutput:
 
     def __init__(self, path: str | os.PathLike[str], option: str | None = None) -> None:
         self.path = Path(path)
-        refuse_special_file(self.path, option)
-        if self.path.is_dir():  # else "cannot write (Is a directory)" after all the work
-            name = f"{option} {self.path}" if option else os.fspath(self.path)
-            raise UsageError(f"{name} is a folder; give a file name")
+        _refuse_non_file(self.path, option)  # else "cannot write (Is a directory)" after the work
         self.existed = self.path.exists()
         self._made = _folders_to_make(self.path.parent)  # removed again by ``discard``, if empty
         self._lock: int | None = None
