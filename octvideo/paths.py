@@ -710,7 +710,24 @@ class AtomicOutput:
         _refuse_non_file(self.path, option)  # else "cannot write (Is a directory)" after the work
         self.existed = self.path.exists()
         self._made = _folders_to_make(self.path.parent)  # removed again by ``discard``, if empty
-        self._lock: int | None = None
+        self.tmp, fd = self._create_temporary()
+        self._lock: int | None = fd  # None once released
+        _HELD.add(fd)
+        try:  # blocking: a cleaner's test holds the lock only for a moment
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks: the pid in the name tells
+            pass
+        except BaseException:  # Ctrl-C: no temporary file is left behind
+            self.discard()
+            raise
+
+    def _create_temporary(self) -> tuple[Path, int]:
+        """A new temporary file beside ``path`` (its folder made when missing), named with this
+        process's pid and a random token that no other file there has, and its descriptor.
+
+        Raises:
+            OutputWriteError: it cannot be made.
+        """
         for _ in range(100):
             token = f"{os.getpid()}-{secrets.token_hex(4)}"
             tmp = self.path.with_name(_temporary_name(self.path, token))
@@ -725,17 +742,7 @@ class AtomicOutput:
                 raise self.error(err) from err  # a folder that takes no files (/proc)
             except OSError as err:
                 raise self.error(err) from err
-            self.tmp = tmp
-            self._lock = fd
-            _HELD.add(fd)
-            try:  # blocking: a cleaner's test holds the lock only for a moment
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError:  # a file system without locks: the pid in the name tells
-                pass
-            except BaseException:  # Ctrl-C: no temporary file is left behind
-                self.discard()
-                raise
-            return
+            return tmp, fd
         raise self.error(FileExistsError(errno.EEXIST, "no free temporary file name"))
 
     def error(self, err: OSError) -> OutputWriteError:
