@@ -171,9 +171,7 @@ class ClipProtocol:
         bad = _clip_problem(protocol, _stored_entry)
         if bad is not None:
             field, problem = bad
-            raise CheckpointError(
-                f"{_name(path)} metadata: {problem}; {ADVICE}", field=_stored_entry(field)
-            )
+            raise _metadata_error(path, problem, _stored_entry(field))
         return protocol
 
     def check(self, name: str = "ClipProtocol") -> None:
@@ -370,7 +368,7 @@ def model_config(section: Any, *, path: str | os.PathLike[str] | None = None) ->
     try:
         return ModelConfig(**fields)
     except ValueError as err:  # the message names the model.* entry
-        raise CheckpointError(f"{_name(path)} metadata: {err}; {ADVICE}", field="model") from err
+        raise _metadata_error(path, str(err), "model") from err
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -383,6 +381,13 @@ def _stored(checkpoint: Mapping[str, Any]) -> Any:
 
 def _name(path: str | os.PathLike[str] | None) -> str:
     return "checkpoint" if path is None else f"checkpoint {os.fspath(path)!r}"
+
+
+def _metadata_error(
+    path: str | os.PathLike[str] | None, problem: str, field: str
+) -> CheckpointError:
+    """The refusal "checkpoint PATH metadata: PROBLEM; ADVICE" of the stored entry ``field``."""
+    return CheckpointError(f"{_name(path)} metadata: {problem}; {ADVICE}", field=field)
 
 
 def _floats(values: Sequence[float]) -> tuple[float, ...]:
@@ -532,9 +537,7 @@ class _Entries:
         """Refuses a size over the bound ``LIMITS[limit]`` of the config field it comes from."""
         beyond = _over_limit(self._key(key), value, limit)
         if beyond is not None:
-            raise CheckpointError(
-                f"{_name(self.path)} metadata: {beyond}; {ADVICE}", field=self._key(key)
-            )
+            raise _metadata_error(self.path, beyond, self._key(key))
 
     def whole(self, key: str, default: Any = _REQUIRED, *, limit: str | None = None) -> Any:
         value = self._get(key, default)
@@ -614,9 +617,7 @@ class _Entries:
             else:
                 first[name] = index
                 continue
-            raise CheckpointError(
-                f"{_name(self.path)} metadata: {problem}; {ADVICE}", field=self._key(key)
-            )
+            raise _metadata_error(self.path, problem, self._key(key))
         return tuple(value)
 
     def mapping(self, key: str, default: Any = _REQUIRED) -> Any:
