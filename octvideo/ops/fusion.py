@@ -169,10 +169,8 @@ def _meta_example(example: Example, model: nn.Module) -> Tensor | list[Tensor]:
         floats = (t.dtype for t in model.parameters() if t.is_floating_point())
         dtype = next(floats, torch.get_default_dtype())
         return torch.empty(tuple(example), dtype=dtype, device="meta")
-    if isinstance(example, list | tuple) and example and not isinstance(example[0], list | tuple):
-        if all(isinstance(e, Tensor) for e in example):
-            return [_meta_example(e, model) for e in example]
-    elif isinstance(example, list | tuple) and example and all(_is_shape(e) for e in example):
+    many = isinstance(example, list | tuple) and len(example) > 0  # one per pathway (SlowFast)
+    if many and (all(isinstance(e, Tensor) for e in example) or all(map(_is_shape, example))):
         return [_meta_example(e, model) for e in example]
     raise ValueError(
         "example must be an input of the model (a tensor or a list of tensors) or its shape "
