@@ -123,19 +123,7 @@ def fuse_for_inference(
     if not inplace:
         model = _copy(model)
     model.eval()
-    places = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
-    pairs = []
-    for parent in list(model.modules()):
-        for conv_name, norm_name in fusable_pairs(parent):
-            conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
-            shared = places[id(conv)] > 1 or places[id(norm)] > 1  # folding would reach the rest
-            if (
-                type(conv) is OctConv3d
-                and not shared
-                and not hooked(conv, norm)
-                and _foldable(conv, norm)
-            ):
-                pairs.append(_Pair(parent, conv_name, norm_name))
+    pairs = _candidates(model)
     if pairs and _global_hooks():
         logger.debug("fusion: a hook registered for every module; nothing is folded")
         pairs = []
@@ -159,6 +147,26 @@ class _Pair(NamedTuple):
     parent: nn.Module
     conv: str
     norm: str
+
+
+def _candidates(model: nn.Module) -> list[_Pair]:
+    """The pairs of ``fusable_pairs`` in ``model`` that folding can replace on their own: an
+    ``OctConv3d`` (not a subclass) and a norm ``_foldable`` into it, neither of which sits in
+    another place of ``model`` (folding would reach that one too) nor has a hook."""
+    places = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
+    pairs = []
+    for parent in list(model.modules()):
+        for conv_name, norm_name in fusable_pairs(parent):
+            conv, norm = getattr(parent, conv_name), getattr(parent, norm_name)
+            shared = places[id(conv)] > 1 or places[id(norm)] > 1
+            if (
+                type(conv) is OctConv3d
+                and not shared
+                and not hooked(conv, norm)
+                and _foldable(conv, norm)
+            ):
+                pairs.append(_Pair(parent, conv_name, norm_name))
+    return pairs
 
 
 def _meta_example(example: Example, model: nn.Module) -> Tensor | list[Tensor]:
