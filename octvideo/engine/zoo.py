@@ -233,22 +233,7 @@ def import_checkpoint(
         RunStopped: the output could not be written (full disk); no file is left half written.
     """
     src, out = Path(src), Path(out)
-    if source not in SOURCES:
-        close = difflib.get_close_matches(source, SOURCES, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        raise UsageError(f"--from {source!r}: use one of {', '.join(SOURCES)}{hint}")
-    if not is_model(model):
-        raise UsageError(
-            f"--model {model!r} is not an octvideo model{unknown_model_hint(model)}; "
-            "'octvideo models' lists them"
-        )
-    _check_model_for_source(model, source)
-    if alpha is not None and not 0.0 <= alpha < 1.0:
-        raise UsageError(f"--alpha {alpha}: give a low-frequency share in [0, 1), e.g. 0.1")
-    clip_tt = parse_clip(clip) if clip is not None else None
-    if out.suffix != ".ckpt":
-        raise UsageError(f"--out {out}: give a .ckpt file name (the run config goes beside it)")
-    _check_out_name(out)
+    clip_tt = _check_arguments(source, model, alpha, clip, out)
     config_path = out.with_suffix(".yaml")
     class_file = _class_file(classes)
     reads = ReadFiles(
@@ -287,13 +272,7 @@ def import_checkpoint(
         source={"from": source, "file": src.name, "sha256": _sha256(src)},
         octvideo_version=__version__,
     )
-    problem = _mismatch(got.model, got.state)
-    if problem:  # each conversion checks its own; this guards the file predict reads
-        raise RuntimeError(f"imported weights do not fit {section.name}: {problem}")
-    try:  # and the metadata predict reads, as it reads it
-        CheckpointMeta.from_dict(meta.to_dict(), path=out)
-    except CheckpointError as err:
-        raise RuntimeError(f"import wrote metadata that predict refuses: {err}") from err
+    _check_predict_reads(got, meta, out)
     _write(out, config_path, got.state, meta, run_cfg)
     return ImportResult(out, config_path, meta.to_dict(), got.clip_origin.words)
 
@@ -530,6 +509,47 @@ def _run_folders(src: Path, config: Mapping[str, Any]) -> tuple[Path, ...]:
 
 
 # ---------------------------------------------------------------------------------- checks
+
+
+def _check_arguments(
+    source: str, model: str, alpha: float | None, clip: str | None, out: Path
+) -> tuple[int, int] | None:
+    """Refuses a bad ``--from``, ``--model``, ``--alpha``, ``--clip`` or ``--out`` name, before
+    any file is looked at; returns ``--clip`` as (T, tau), None when it is not given."""
+    if source not in SOURCES:
+        close = difflib.get_close_matches(source, SOURCES, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"--from {source!r}: use one of {', '.join(SOURCES)}{hint}")
+    if not is_model(model):
+        raise UsageError(
+            f"--model {model!r} is not an octvideo model{unknown_model_hint(model)}; "
+            "'octvideo models' lists them"
+        )
+    _check_model_for_source(model, source)
+    if alpha is not None and not 0.0 <= alpha < 1.0:
+        raise UsageError(f"--alpha {alpha}: give a low-frequency share in [0, 1), e.g. 0.1")
+    clip_tt = parse_clip(clip) if clip is not None else None
+    if out.suffix != ".ckpt":
+        raise UsageError(f"--out {out}: give a .ckpt file name (the run config goes beside it)")
+    _check_out_name(out)
+    return clip_tt
+
+
+def _check_predict_reads(got: _Converted, meta: CheckpointMeta, out: Path) -> None:
+    """Guards the file ``predict`` reads: the weights load into the model section and the
+    metadata reads back as ``predict`` reads it. Each conversion checks its own input, so a
+    failure here is octvideo's bug, not the user's.
+
+    Raises:
+        RuntimeError: either does not.
+    """
+    problem = _mismatch(got.model, got.state)
+    if problem:
+        raise RuntimeError(f"imported weights do not fit {meta.model.name}: {problem}")
+    try:
+        CheckpointMeta.from_dict(meta.to_dict(), path=out)
+    except CheckpointError as err:
+        raise RuntimeError(f"import wrote metadata that predict refuses: {err}") from err
 
 
 def _check_model_for_source(model: str, source: str) -> None:
