@@ -626,7 +626,7 @@ class FusedOctConv3d(OctConv3d):
         g = fast.geometry(self)
         x2, w2 = fast.to_2d(x, g.view), fast.weight_2d(weight, g.view)
         r2 = None if residual is None else fast.to_2d(residual, g.view)
-        if r2 is not None and not _fits(r2, x2, w2, g):  # added afterwards
+        if r2 is not None and not _residual_fits_post_op(r2, x2, w2, g):  # added afterwards
             y = self._packed_conv(weight, x2, w2, bias, g, None, False)
             return _epilogue(fast.from_2d(y, g.view, x), residual, relu)
         return fast.from_2d(self._packed_conv(weight, x2, w2, bias, g, r2, relu), g.view, x)
@@ -793,7 +793,7 @@ def _input_fits_pool_after(x_h: Tensor, x_l: Tensor | None, conv: OctConv3d) -> 
     )
 
 
-def _fits(residual: Tensor, x: Tensor, w2: Tensor, g: fast.Geometry) -> bool:
+def _residual_fits_post_op(residual: Tensor, x: Tensor, w2: Tensor, g: fast.Geometry) -> bool:
     """Whether ``residual`` has the shape and memory layout of the convolution's output, so
     that oneDNN can add it as a post-op."""
     fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
