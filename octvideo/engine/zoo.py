@@ -244,7 +244,7 @@ def import_checkpoint(
     )
     check_output_file("--out", out, reads)
     check_output_file("--out", config_path, reads, folder=False)
-    _check_not_a_users_config(config_path, out)
+    _check_outputs_replaceable(config_path, out)
     names = _read_classes(classes, class_file)
 
     checkpoint = load_checkpoint(src)
@@ -456,7 +456,7 @@ def _octvideo_bare(
             "alpha; import its alpha-0 weights, or a checkpoint written by 'octvideo train'"
         )
     if not _fits_alpha0(model, state):
-        fits = _guess(lambda name: state, list_models())
+        fits = _fitting_models(lambda name: state, list_models())
         raise UsageError(_wrong_model(src, "octvideo", model, fits))
     t, tau, origin = _weights_clip(model, state, clip, src)
     extra = _extra_from_weights(model, state, tau)
@@ -477,7 +477,7 @@ def _at_alpha(got: _Converted, alpha: float | None, src: Path) -> _Converted:
     source_alpha = got.model["alpha"]
     if alpha is None or alpha == source_alpha:
         return got
-    if not _vanilla_alpha(source_alpha):
+    if not _is_alpha0(source_alpha):
         raise UsageError(
             f"--alpha {alpha}: {src} is already an octave network (alpha {source_alpha}); "
             "octavise from its alpha-0 checkpoint"
@@ -620,7 +620,7 @@ def _override(key: str, name: str) -> str:
     return shlex.quote(word)
 
 
-def _check_not_a_users_config(config_path: Path, out: Path) -> None:
+def _check_outputs_replaceable(config_path: Path, out: Path) -> None:
     """Refuses outputs that are not an earlier import's (``paths.keep_unless_earlier``, as
     ``predict`` and ``export`` refuse theirs): a YAML file beside ``out`` that ``octvideo
     import`` did not write (a training config of the same name, say), a checkpoint at ``out``
@@ -742,7 +742,7 @@ def _mismatch(section: Mapping[str, Any], state: Mapping[str, Tensor]) -> str | 
     return str(diff) if diff else None
 
 
-def _guess(
+def _fitting_models(
     state_of: Callable[[str], Mapping[str, Tensor] | None], candidates: Sequence[str]
 ) -> list[str]:
     """The ``candidates`` whose alpha-0 network ``state_of(name)`` fits (first: the one to
@@ -780,7 +780,7 @@ def _pytorchvideo_refusal(src: Path, raw: Mapping[str, Tensor], model: str) -> s
     which it misses ``model`` (``_pytorchvideo_keys_off``: a damaged file), else that it is no
     octvideo model's."""
     candidates = [n for n in list_models() if _zoo_family(n)]
-    fits = _guess(lambda name: pytorchvideo_vanilla(raw, name), candidates)
+    fits = _fitting_models(lambda name: pytorchvideo_vanilla(raw, name), candidates)
     if fits:
         return _wrong_model(src, "PyTorchVideo", model, fits)
     design = _other_design(src, raw, [model, *candidates])
@@ -1063,12 +1063,14 @@ def _octavised(vanilla: Mapping[str, Tensor], section: Mapping[str, Any]) -> dic
     """``vanilla`` (alpha-0 keys) for the model ``section`` describes, sliced at its alpha."""
     from octvideo.models.weights import octavise_state_dict
 
-    if _vanilla_alpha(section["alpha"]):
+    if _is_alpha0(section["alpha"]):
         return dict(vanilla)
     return octavise_state_dict(vanilla, _build(section))
 
 
-def _vanilla_alpha(alpha: Any) -> bool:
+def _is_alpha0(alpha: Any) -> bool:
+    """Whether a model section's ``alpha`` (one share, or one per stage) is 0 throughout: the
+    vanilla network, with no low-frequency group."""
     values = alpha if isinstance(alpha, list | tuple) else [alpha]
     return all(float(a) == 0.0 for a in values)
 
