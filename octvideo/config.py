@@ -22,8 +22,9 @@ true/false (quote it), and a key that takes a number or true/false refuses text,
 Python reads as one (``6_0``, ``nan``, ``'6'``), naming how to write it;
 the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a
 value is kept as text, never resolved by OmegaConf. Every size and count has an upper bound in
-``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``; ``data.num_workers`` has this machine's
-cores, 4 processes a core), checked when the config loads, before a run writes anything.
+``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``; the few whole numbers bounded otherwise
+are in ``OTHER_BOUNDS``: ``data.num_workers`` has this machine's cores, 4 processes a core),
+checked when the config loads, before a run writes anything.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ MAX_YAML_DEPTH = 16
 # Upper bounds of every size and count in the schema, far beyond the paper's recipes (224 crops,
 # 8-32 frames, 10 x 3 views), so that a typo (an extra zero or three) is one line before a run
 # writes anything instead of a 120 GB allocation later. Key -> (bound, unit). A tuple or list
-# value is bounded element-wise. Periods (trainer.log_every_n_steps, check_val_every_n_epoch,
-# output.ckpt_every_n_steps) have none: one longer than the run only never fires.
-# data.num_workers is bounded by the machine's cores (check_limits).
+# value is bounded element-wise. A period (trainer.log_every_n_steps, output.ckpt_every_n_steps)
+# longer than any run only never fires, but is bounded too, so that no count is beyond int64.
+# The whole-number keys bounded otherwise are in OTHER_BOUNDS.
 LIMITS: dict[str, tuple[float, str]] = {
     "model.num_classes": (100_000, "classes"),
     "model.octave": (4, "per axis"),
@@ -122,6 +123,18 @@ LIMITS: dict[str, tuple[float, str]] = {
     "trainer.accumulate_grad_batches": (1024, "batches"),
     "trainer.num_sanity_val_steps": (10_000, "batches"),
     "trainer.precise_bn_batches": (10_000, "batches"),
+    "trainer.log_every_n_steps": (10_000_000, "steps"),
+    "trainer.check_val_every_n_epoch": (10_000, "epochs"),
+    "output.ckpt_every_n_steps": (10_000_000, "steps"),
+}
+# The whole-number keys bounded by a check of their own, not by LIMITS: key -> that bound. Every
+# whole-number key of the schema is in one of the two tables (tests/test_config.py).
+OTHER_BOUNDS: dict[str, str] = {
+    "data.test_num_crops": "1 or 3 (DataConfig)",
+    "data.slowfast_alpha": "data.num_frames (DataConfig)",
+    "data.num_workers": "this machine's cores, 4 processes a core (check_limits)",
+    "data.seed": "MAX_SEED (check_limits)",
+    "trainer.seed": "MAX_SEED (TrainerConfig)",
 }
 # Pixels of one clip the network takes (frames x crop x crop): 64 x 512 x 512, 42 times the
 # paper's 8 x 224 x 224; and of one device's batch of them (batch x frames x crop x crop).
@@ -615,18 +628,20 @@ def _suggest(key: str) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def flatten(node: Any, prefix: str = "", *, where: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, leaf value) of a nested mapping (``{"model": {"alpha": 0.1}}`` gives
-    ``("model.alpha", 0.1)``); lists and empty mappings below the top are leaves.
+    ``("model.alpha", 0.1)``); lists and empty mappings below the top are leaves. (A config
+    file's or override's keys are checked as YAML reads them: ``KeyNotText``.)
 
     Raises:
-        ConfigError: a key that is not a string.
+        ConfigError: a key that is not a string, after ``where`` (what holds the mapping).
     """
     if isinstance(node, dict) and (not prefix or node):
         for key, value in node.items():
             if not isinstance(key, str):
-                raise ConfigError(f"config key {prefix}{key!r} is not a string")
-            yield from flatten(value, f"{prefix}{key}.")
+                at = f"{where}: " if where else ""
+                raise ConfigError(f"{at}config key {prefix}{key!r} is not a string")
+            yield from flatten(value, f"{prefix}{key}.", where=where)
     else:
         yield prefix[:-1], node
 
@@ -933,6 +948,28 @@ _YAML12_INT = re.compile(rf"^(?:{WHOLE.pattern})$")
 _YAML12_FLOAT = re.compile(rf"^(?:{DECIMAL.pattern}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
+class KeyNotText(yaml.constructor.ConstructorError):
+    """A mapping key that YAML reads as a number, true/false, null or a collection: settings,
+    sections and ``model.extra`` keywords are all names. ``problem`` says so in words, for
+    ``key`` at ``problem_mark``; its reader adds where (``file:line:column``)."""
+
+    def __init__(self, key: Any, mark: Any) -> None:
+        if isinstance(key, bool):
+            kind = "true or false"
+        elif isinstance(key, int | float):
+            kind = "a number"
+        else:
+            kind = "null" if key is None else "a list or mapping"
+        super().__init__(
+            None,
+            None,
+            f"config key {_shown(key)} is not a name (YAML reads it as {kind}); keys are names "
+            "like model, lr or width",
+            mark,
+        )
+        self.key = key
+
+
 class _DataLoader(yaml.SafeLoader):
     """PyYAML's safe loader without aliases, with a depth bound, with unique keys and with the
     numbers and true/false of YAML 1.2.
@@ -943,8 +980,9 @@ class _DataLoader(yaml.SafeLoader):
     nesting level, so a deep ``[[[[...`` would exhaust the stack: more than ``MAX_YAML_DEPTH``
     levels are refused. A key given twice in one mapping is refused (PyYAML keeps the last one,
     so a second ``model:`` section would silently reset the first one's keys to their
-    defaults). Numbers and true/false are read as YAML 1.2 reads them (``_YAML12_INT``,
-    ``_YAML12_FLOAT``, ``_YAML12_BOOL``); ``yes``, ``off`` and dates are text.
+    defaults), and so is a key that is not text (``KeyNotText``), where it stands. Numbers and
+    true/false are read as YAML 1.2 reads them (``_YAML12_INT``, ``_YAML12_FLOAT``,
+    ``_YAML12_BOOL``); ``yes``, ``off`` and dates are text.
     """
 
     _depth = 0
@@ -958,20 +996,20 @@ class _DataLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
-            self._refuse_repeated_keys(node)
+            self._check_keys(node)
         return super().construct_mapping(node, deep=deep)
 
-    def _refuse_repeated_keys(self, node: yaml.MappingNode) -> None:
-        """Refuses a key that the mapping ``node`` gives twice, naming the line of the first."""
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        """Refuses a key of the mapping ``node`` that is not text (``KeyNotText``) or that it
+        gives twice, naming the line of the first."""
         lines: dict[Any, int] = {}  # key -> the line it is first given on
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = self.construct_object(key_node, deep=True)
-            try:
-                first = lines.get(key)
-            except TypeError:  # an unhashable key: the constructor says so
-                continue
+            if not isinstance(key, str):
+                raise KeyNotText(key, key_node.start_mark)
+            first = lines.get(key)
             if first is not None:
                 raise yaml.constructor.ConstructorError(
                     None,
@@ -1075,7 +1113,8 @@ def read_config_file(path: Path) -> Any:
 
     Raises:
         ConfigError: one line naming the file: it cannot be read, is over ``MAX_CONFIG_BYTES``,
-            is not UTF-8, or is not valid YAML (``file:line:column: problem``).
+            is not UTF-8, is not valid YAML or has a key that is not text
+            (``file:line:column: problem``).
     """
     try:
         text = read_utf8(path, MAX_CONFIG_BYTES)
@@ -1092,6 +1131,9 @@ def read_config_file(path: Path) -> Any:
         ) from err
     try:
         return _parse_yaml(text)
+    except KeyNotText as err:
+        where, problem = _yaml_problem(err)
+        raise ConfigError(f"{path}:{where}: {problem}") from err
     except yaml.YAMLError as err:
         where, problem = _yaml_problem(err)
         raise ConfigError(
@@ -1104,7 +1146,8 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
     aliases, bounded depth), and a ``${...}`` stays text.
 
     Raises:
-        ConfigError: an item without ``=``, or a value that is not YAML.
+        ConfigError: an item without ``=``, or a value that is not YAML or has a mapping key
+            that is not text.
     """
     pairs = []
     for item in overrides:
@@ -1113,6 +1156,8 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
             raise ConfigError(f"override {item!r} is not key=value")
         try:
             value = _parse_yaml(text) if text else ""
+        except KeyNotText as err:
+            raise ConfigError(f"override {key.strip()!r}: {err.problem} (in {text})") from err
         except yaml.YAMLError as err:
             where, problem = _yaml_problem(err)
             at = f" at {where}" if where else ""
@@ -1218,7 +1263,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """The inverse of :func:`to_dict`, with the same checks as :func:`load_config`."""
     base = OmegaConf.structured(RunConfig)
-    for key, value in flatten(data):
+    for key, value in flatten(data, where="stored config"):
         _apply(base, key, value, "stored config")
     return _resolved(base)
 

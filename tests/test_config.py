@@ -26,6 +26,7 @@ from octvideo.config import (
     MAX_CONFIG_BYTES,
     MAX_YAML_DEPTH,
     MONITORS,
+    OTHER_BOUNDS,
     RunConfig,
     canonical,
     flatten,
@@ -154,6 +155,47 @@ def test_a_key_given_twice_is_refused_naming_file_and_line(tmp_path, capsys, tex
 def test_a_key_given_twice_in_an_override_is_refused():
     with pytest.raises(ConfigError, match=r"override 'model.extra'.*key 'a' appears twice"):
         load_config(None, ["model.extra={a: 1, a: 2}"])
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "key", "reads_as"),
+    [
+        ("1: 2\n", "1:1", "1", "a number"),
+        ("model:\n  name: i3d_r18\n  extra: {width: 8, 3: 4}\n", "3:21", "3", "a number"),
+        ("model:\n  extra:\n    a: {1.5: x}\n", "3:9", "1.5", "a number"),
+        ("data:\n  true: 1\n", "2:3", "true", "true or false"),
+        ("null: 1\n", "1:1", "null", "null"),
+        ("optim:\n  ? [lr]\n  : 0.1\n", "2:5", "[lr]", "a list or mapping"),
+    ],
+)
+def test_a_key_that_is_not_text_is_refused_naming_file_and_line(
+    tmp_path, capsys, text, where, key, reads_as
+):
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == (
+        f"{path}:{where}: config key {key} is not a name (YAML reads it as {reads_as}); keys "
+        "are names like model, lr or width"
+    )
+    assert f"keys.yaml:{where}: config key {key} is not a name" in _one_line_cli_error(capsys, path)
+
+
+@pytest.mark.parametrize("override", ["model={1: 2}", "model.extra={a: {1: 2}}"])
+def test_a_key_that_is_not_text_in_an_override_is_refused_naming_it(override):
+    key, _, text = override.partition("=")
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value) == (
+        f"override '{key}': config key 1 is not a name (YAML reads it as a number); keys are "
+        f"names like model, lr or width (in {text})"
+    )
+
+
+def test_a_stored_config_with_a_key_that_is_not_text_names_it():
+    with pytest.raises(ConfigError, match=r"^stored config: config key model\.1 is not a string$"):
+        from_dict({"model": {1: 2}})
 
 
 @pytest.mark.parametrize(
@@ -433,11 +475,43 @@ OVER = {
     "trainer.accumulate_grad_batches": ["trainer.accumulate_grad_batches=1025"],
     "trainer.num_sanity_val_steps": ["trainer.num_sanity_val_steps=10001"],
     "trainer.precise_bn_batches": ["trainer.precise_bn_batches=10001"],
+    "trainer.log_every_n_steps": ["trainer.log_every_n_steps=10000001"],
+    "trainer.check_val_every_n_epoch": ["trainer.check_val_every_n_epoch=10001"],
+    "output.ckpt_every_n_steps": ["output.ckpt_every_n_steps=10000001"],
 }
 
 
 def test_every_bound_has_a_case():
     assert set(OVER) == set(LIMITS)
+
+
+def _whole_number_keys(schema: typing.Any = RunConfig, prefix: str = "") -> list[str]:
+    """Every key of the schema holding whole numbers (alone, optional, or in a list or tuple)."""
+    keys = []
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        hint, key = hints[f.name], f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            keys += _whole_number_keys(hint, f"{key}.")
+            continue
+        args = set(typing.get_args(hint)) - {type(None), Ellipsis}
+        if hint is int or int in args or any(int in typing.get_args(a) for a in args):
+            keys.append(key)
+    return keys
+
+
+def test_every_whole_number_key_has_a_bound():
+    keys = _whole_number_keys()
+    assert {"output.ckpt_every_n_steps", "optim.step_epochs", "model.octave"} <= set(keys)
+    unbounded = [k for k in keys if k not in LIMITS and k not in OTHER_BOUNDS]
+    assert not unbounded, f"add a bound to octvideo.config.LIMITS for {unbounded}"
+    assert not set(LIMITS) & set(OTHER_BOUNDS)
+
+
+@pytest.mark.parametrize("key", sorted(OTHER_BOUNDS))
+def test_a_whole_number_bounded_otherwise_is_refused_when_huge(key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(None, [f"{key}=99999999999999999999"])
 
 
 @pytest.mark.parametrize("key", sorted(OVER))
