@@ -46,6 +46,7 @@ import errno
 import fcntl
 import logging
 import os
+import pwd
 import re
 import secrets
 import stat
@@ -438,8 +439,9 @@ def keep_unless_earlier(
 
     Raises:
         UsageError: "OPTION PATH exists and is not WHAT: writing it would destroy it; choose
-            another path or remove it", "OPTION PATH is read-only: ...", or that it cannot be
-            read to tell.
+            another path or remove it", "OPTION PATH is read-only: make it writable (chmod u+w)
+            ..." (or "is on a read-only file system: remount it read-write ...", "belongs to USER
+            and is not writable by you: ..."), or that it cannot be read to tell.
     """
     path = Path(path)
     if path.is_symlink() or not path.is_file():
@@ -458,10 +460,28 @@ def keep_unless_earlier(
         )
     # no write bit for anyone: root's os.access says yes to every file
     if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
-        raise UsageError(
-            f"{option} {path} is read-only: make it writable (chmod u+w) to replace it, or "
-            "choose another path"
-        )
+        raise UsageError(f"{option} {path} {_why_read_only(path)}")
+
+
+def _why_read_only(path: Path) -> str:
+    """Why the file ``path`` may not be replaced, and the way out, for the cause there is: a
+    file system mounted read-only (no chmod helps: root's access() fails there too), a file of
+    another user that this one may not write nor chmod, else its own mode bits."""
+    advice = "choose another path"
+    if _read_only_mount(path):
+        return f"is on a read-only file system: remount it read-write to replace it, or {advice}"
+    owner, me = path.stat().st_uid, os.geteuid()
+    if owner != me and me != 0:  # root may chmod any file
+        return f"belongs to {_user_name(owner)} and is not writable by you: {advice}"
+    return f"is read-only: make it writable (chmod u+w) to replace it, or {advice}"
+
+
+def _user_name(uid: int) -> str:
+    """The login name of ``uid``, or "user UID" where it has none (a container's uid)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"
 
 
 # A file name's bytes that are not UTF-8 reach a str as lone surrogates (``os.fsdecode``'s

@@ -487,6 +487,28 @@ def test_keep_unless_earlier_refuses_another_file_and_a_read_only_one(tmp_path, 
     assert out.read_text() == "mine\n" and sorted(os.listdir(tmp_path)) == ["o.jsonl"]
 
 
+@pytest.mark.parametrize("cause", ["read-only mount", "another user's file"])
+def test_keep_unless_earlier_names_the_cause_a_chmod_would_not_fix(tmp_path, monkeypatch, cause):
+    # "make it writable (chmod u+w)" was said for both, and neither can follow it
+    out = tmp_path / "o.jsonl"
+    out.write_text("ours\n")
+    monkeypatch.setattr("octvideo.paths.os.access", lambda *args: False)
+    if cause == "read-only mount":  # access() fails there for root too
+        monkeypatch.setattr(
+            "octvideo.paths.os.statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY)
+        )
+        tail = "is on a read-only file system: remount it read-write to replace it, or choose"
+    else:  # a file of root's (or the tester's) in a folder anyone may write, for another user
+        owner = out.stat().st_uid
+        monkeypatch.setattr("octvideo.paths.os.geteuid", lambda: owner + 1)
+        monkeypatch.setattr("octvideo.paths.pwd.getpwuid", lambda uid: {}[uid])  # no name
+        tail = f"belongs to user {owner} and is not writable by you: choose"
+    with pytest.raises(UsageError) as info:
+        keep_unless_earlier("--out", out, lambda p: True, "a record file")
+    assert str(info.value) == f"--out {out} {tail} another path"
+    assert out.read_text() == "ours\n"
+
+
 def test_an_output_name_too_long_for_the_file_system_is_one_line(tmp_path):
     path = tmp_path / ("a" * 300 + ".jsonl")
     with pytest.raises(UsageError) as info:
