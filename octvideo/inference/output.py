@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from octvideo.inference.predictor import Prediction, VideoResult
-from octvideo.paths import TEXT_ERRORS, AtomicOutput, keep_unless_earlier
+from octvideo.paths import TEXT_ERRORS, AtomicOutput, check_output_file, keep_unless_earlier
 
 
 def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
@@ -204,14 +204,15 @@ class RecordWriter:
 
     Raises:
         ValueError: ``path`` does not end in a record extension.
-        UsageError: ``path`` is a symbolic link, a folder, or a file that is no record file or
-            is read-only (``check_replaceable``).
+        UsageError: ``path`` is a symbolic link, a folder, in a folder that cannot be written,
+            or a file that is no record file or is read-only (``check_replaceable``).
         OutputWriteError: the records cannot be written (full disk), from any method; the
             temporary file is removed and an earlier ``path`` kept.
     """
 
     def __init__(self, path: str | os.PathLike[str], k: int) -> None:
         self.path = check_record_path(path)
+        check_output_file("--out", self.path)  # a folder it cannot write in: a read-only mount
         check_replaceable(self.path)
         suffix = self.path.suffix.lower()
         self.format = "csv" if suffix == ".csv" else "jsonl"

@@ -86,8 +86,8 @@ def render(
     Raises:
         ValueError: the result is a failure or has no source file, ``out`` is not a video
             name or is the source.
-        UsageError: ``out`` is a symbolic link, a folder, or a file that is no earlier render or
-            is read-only (``check_replaceable``).
+        UsageError: ``out`` is a symbolic link, a folder, in a folder that cannot be written,
+            or a file that is no earlier render or is read-only (``check_replaceable``).
         OutputWriteError: ``out`` cannot be written (full disk, quota, read-only file system).
         DecodeError: the source has no video stream PyAV can decode (``video_stream``: a cover
             picture is none).
@@ -100,7 +100,8 @@ def render(
         raise ValueError(f"cannot render to {out}: use a {', '.join(RENDER_EXTENSIONS)} file name")
     if same_file(out, result.path):
         raise ValueError(f"cannot render {result.path} onto itself; choose another output file")
-    check_output_file("--render", out, folder=False)  # a folder, a link, a pipe or a device
+    # a folder, a link, a pipe or a device, a folder it cannot write in (a read-only mount)
+    check_output_file("--render", out)
     check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out, "--render") as tmp:

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import types
 
 import pytest
 import torch
@@ -230,6 +231,26 @@ def test_a_record_writer_replaces_only_an_earlier_writable_record_file(tmp_path,
     assert str(caught.value) == message
     assert out.is_dir() if before is None else out.read_bytes() == before
     assert os.listdir(tmp_path) == ["preds.csv"]
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_record_writer_on_a_read_only_mount_says_to_remount(tmp_path, monkeypatch, earlier):
+    # it skipped the CLI's folder check: "make it writable (chmod u+w)", which a mount refuses
+    out = tmp_path / "preds.jsonl"
+    if earlier:
+        out.write_text(EARLIER)
+    monkeypatch.setattr("octvideo.paths.os.access", lambda *args: False)  # root's too there
+    monkeypatch.setattr(
+        "octvideo.paths.os.statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY)
+    )
+    with pytest.raises(UsageError) as caught:
+        RecordWriter(out, k=1)
+    assert str(caught.value) == (
+        f"--out {out}: cannot write in {tmp_path} (Read-only file system); remount it "
+        "read-write or choose another path"
+    )
+    assert os.listdir(tmp_path) == (["preds.jsonl"] if earlier else [])
+    assert not earlier or out.read_text() == EARLIER
 
 
 def test_records_have_the_keys_an_earlier_record_file_is_known_by():

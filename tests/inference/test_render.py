@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import types
 
 import av
 import numpy as np
@@ -177,6 +178,26 @@ def test_render_replaces_only_an_earlier_writable_render(predictor, videos, tmp_
     assert str(caught.value) == message
     assert out.is_dir() if before is None else out.read_bytes() == before
     assert os.listdir(tmp_path) == ["holiday.mp4"]
+
+
+def test_render_on_a_read_only_mount_says_to_remount(predictor, videos, tmp_path, monkeypatch):
+    # it skipped the CLI's folder check: "make it writable (chmod u+w)", which a mount refuses
+    result = predictor.predict(str(videos["short"]))
+    out = tmp_path / "out.pred.mp4"
+    render(result, predictor.classes, out)
+    before = out.read_bytes()
+    monkeypatch.setattr("octvideo.paths.os.access", lambda *args: False)  # root's too there
+    monkeypatch.setattr(
+        "octvideo.paths.os.statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY)
+    )
+    for path in (out, tmp_path / "new.pred.mp4"):
+        with pytest.raises(UsageError) as caught:
+            render(result, predictor.classes, path)
+        assert str(caught.value) == (
+            f"--render {path}: cannot write in {tmp_path} (Read-only file system); remount it "
+            "read-write or choose another path"
+        )
+    assert os.listdir(tmp_path) == ["out.pred.mp4"] and out.read_bytes() == before
 
 
 @pytest.fixture
