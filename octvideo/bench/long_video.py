@@ -8,6 +8,11 @@ an input for timing sliding-window prediction.
 
     python tools/bench.py long-video data/synth --out runs/demo/long_video.mp4
 
+A file already at ``--out`` is replaced only when it is an earlier long video (``is_long_video``:
+one carrying ``LONG_VIDEO_TAG`` in its container's comment, the demo's ``long_video.mp4`` in a
+run folder, or an empty file) that is writable (``paths.keep_unless_earlier``); a user's file
+(notes, a holiday video, a read-only one) is refused before any clip is decoded.
+
 Reference: Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019: clips
 sampled along a video, as the windows over this one are.
 """
@@ -20,9 +25,21 @@ from pathlib import Path
 import numpy as np
 
 from octvideo.data import decode, probe
-from octvideo.data.synth import write_video
+from octvideo.data.synth import video_comment, write_video
 from octvideo.errors import UsageError
-from octvideo.paths import ReadFiles, atomic_output, check_output_file
+from octvideo.paths import (
+    RUN_MARK,
+    ReadFiles,
+    atomic_output,
+    check_output_file,
+    is_marked,
+    keep_unless_earlier,
+)
+
+# the container comment every long video carries: ``is_long_video`` knows an earlier one by it
+LONG_VIDEO_TAG = "octvideo bench long-video"
+# the name ``make demo`` gives it in the demo's run folder, where one written before the tag is
+DEMO_NAME = "long_video.mp4"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("synth", type=Path, help="folder written by 'octvideo data synth'")
     parser.add_argument("--out", type=Path, required=True, help="the long video to write")
     parser.set_defaults(run=run)
+
+
+def is_long_video(path: Path) -> bool:
+    """Whether the file ``path`` is an earlier long video, which ``--out`` may replace: one
+    carrying ``LONG_VIDEO_TAG``; one written before the tag where ``make demo`` puts it (named
+    ``DEMO_NAME`` in a folder ``octvideo train`` marked as its run's: no user file is named so
+    there); or an empty file, which holds nothing to lose.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    if path.stat().st_size == 0 or (path.name == DEMO_NAME and is_marked(path.parent, RUN_MARK)):
+        return True
+    return video_comment(path) == LONG_VIDEO_TAG
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         + [("a clip it joins", path) for path in picked]
     )
     check_output_file("--out", args.out, reads)
+    what = f"a long video of this command (one it wrote, or the demo's <run>/{DEMO_NAME})"
+    keep_unless_earlier("--out", args.out, is_long_video, what)
     clips, fps, t = [], 0.0, 0.0
     for name, path in zip(classes, picked, strict=True):
         info = probe(path)
@@ -62,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{t:5.1f}-{t + duration:5.1f} s  {name}")  # noqa: T201
         t += duration
     with atomic_output(args.out, "--out") as tmp:  # a stopped run leaves no half video
-        write_video(tmp, np.concatenate(clips), fps=round(fps))
+        write_video(tmp, np.concatenate(clips), fps=round(fps), comment=LONG_VIDEO_TAG)
     print(f"wrote {args.out} ({t:.1f} s)")  # noqa: T201
     return 0

@@ -129,12 +129,18 @@ def write_video(
     clip: np.ndarray | Iterable[np.ndarray],
     fps: int = FPS,
     crf: int = 18,
+    *,
+    comment: str | None = None,
 ) -> None:
     """Encode uint8 frames (T, H, W, 3), an array or frames (H, W, 3) one at a time, as H.264
-    (yuv420p, one thread, no MB-tree: reproducible) at constant rate factor ``crf``."""
+    (yuv420p, one thread, no MB-tree: reproducible) at constant rate factor ``crf``, with
+    ``comment`` as the container's comment tag (``video_comment`` reads it back): the mark by
+    which a writer knows its own earlier output."""
     frames = iter(clip)
     first = next(frames)
     with av.open(os.fspath(path), "w") as container:
+        if comment is not None:
+            container.metadata["comment"] = comment
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
         stream.codec_context.thread_count = 1
@@ -147,6 +153,23 @@ def write_video(
         for array in itertools.chain([first], frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
+
+
+def video_comment(path: str | os.PathLike[str]) -> str | None:
+    """The container's comment tag of the file ``path`` (MP4, MOV, M4V, AVI and MKV keep one;
+    MKV reads it back as ``COMMENT``), or None: no comment, or no container FFmpeg knows (an
+    empty file, a text). Only the container's header is read.
+
+    Raises:
+        OSError: the file cannot be opened.
+    """
+    with open(path, "rb") as f:
+        try:
+            with av.open(f, metadata_errors="replace") as container:
+                tags = container.metadata
+        except (av.FFmpegError, OSError):
+            return None
+    return next((value for key, value in tags.items() if key.lower() == "comment"), None)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from octvideo.data.decoding import reformatted, video_stream
 from octvideo.data.orientation import UPRIGHT, display_matrix, orientation_of
+from octvideo.data.synth import video_comment
 from octvideo.inference.inputs import RENDER_EXTENSIONS, is_render_name
 from octvideo.inference.predictor import Prediction, VideoResult
 from octvideo.paths import atomic_output, check_output_file, keep_unless_earlier, same_file
@@ -141,13 +142,7 @@ def is_tagged_render(path: str | os.PathLike[str]) -> bool:
     Raises:
         OSError: the file cannot be opened.
     """
-    with open(path, "rb") as f:
-        try:
-            with av.open(f, metadata_errors="replace") as container:
-                tags = container.metadata
-        except (av.FFmpegError, OSError):  # no container FFmpeg knows, an empty file
-            return False
-    return any(key.lower() == "comment" and value == RENDER_TAG for key, value in tags.items())
+    return video_comment(path) == RENDER_TAG
 
 
 def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> None:

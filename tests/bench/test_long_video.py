@@ -1,14 +1,18 @@
 """``tools/bench.py long-video`` (octvideo.bench.long_video): one validation clip of each class,
 in the order of classes.txt, joined into one video; a folder that is not a synthetic set is
-refused in one line."""
+refused in one line, and so is a file at ``--out`` that is no earlier long video, or read-only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from octvideo.bench.cli import main
+from octvideo.bench.long_video import LONG_VIDEO_TAG
 from octvideo.data.decoding import probe
-from octvideo.data.synth import generate_synthetic
+from octvideo.data.synth import generate_synthetic, video_comment
+from octvideo.paths import RUN_MARK
 
 
 def test_one_clip_of_each_class_in_order(tmp_path: Path, capsys) -> None:
@@ -46,3 +50,64 @@ def test_an_out_that_is_one_of_its_clips_is_refused_before_anything_is_written(
         "would destroy it; choose another path\n"
     )
     assert clip.read_bytes() == before
+
+
+def _synth(tmp_path: Path) -> Path:
+    return generate_synthetic(tmp_path / "synth", 1, 6, size=32, frames=4, progress=False)
+
+
+def test_a_rerun_replaces_its_own_long_video(tmp_path: Path, capsys) -> None:
+    synth = _synth(tmp_path)
+    out = tmp_path / "long.mp4"
+    for _ in range(2):  # the second run finds the first's video, known by its tag
+        assert main(["long-video", str(synth), "--out", str(out)]) == 0
+        assert video_comment(out) == LONG_VIDEO_TAG
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("kind", ["notes", "read-only notes", "a video", "read-only long video"])
+def test_a_file_it_did_not_write_or_a_read_only_one_is_refused_and_kept(
+    tmp_path: Path, capsys, kind: str
+) -> None:
+    # it replaced any file at --out, and reset a read-only file's mode
+    synth = _synth(tmp_path)
+    out = tmp_path / "notes.mp4"
+    if kind.endswith("notes"):
+        out.write_text("my notes\n")
+    elif kind == "a video":
+        out.write_bytes((synth / "val" / "move_left" / "00000.mp4").read_bytes())
+    else:
+        assert main(["long-video", str(synth), "--out", str(out)]) == 0
+        capsys.readouterr()
+    if kind.startswith("read-only"):
+        out.chmod(0o444)
+    before, mode = out.read_bytes(), out.stat().st_mode
+    assert main(["long-video", str(synth), "--out", str(out)]) == 2
+    if kind == "read-only long video":
+        why = "is read-only: make it writable (chmod u+w) to replace it, or choose another path"
+    else:
+        why = (
+            "exists and is not a long video of this command (one it wrote, or the demo's "
+            "<run>/long_video.mp4): writing it would destroy it; choose another path or remove it"
+        )
+    assert capsys.readouterr() == ("", f"tools/bench.py long-video: error: --out {out} {why}\n")
+    assert out.read_bytes() == before and out.stat().st_mode == mode
+
+
+def test_the_demos_long_video_from_before_the_tag_is_replaced_in_a_run_folder_only(
+    tmp_path: Path, capsys
+) -> None:
+    synth = _synth(tmp_path)
+    untagged = (synth / "val" / "move_left" / "00000.mp4").read_bytes()  # as write_video wrote
+    run = tmp_path / "runs" / "demo"
+    run.mkdir(parents=True)
+    (run / RUN_MARK).write_text("octvideo train writes its files here and replaces them\n")
+    other = tmp_path / "videos"
+    other.mkdir()
+    for folder in (run, other):
+        (folder / "long_video.mp4").write_bytes(untagged)
+    assert main(["long-video", str(synth), "--out", str(run / "long_video.mp4")]) == 0
+    assert video_comment(run / "long_video.mp4") == LONG_VIDEO_TAG
+    assert main(["long-video", str(synth), "--out", str(other / "long_video.mp4")]) == 2
+    assert "exists and is not a long video" in capsys.readouterr().err
+    assert (other / "long_video.mp4").read_bytes() == untagged

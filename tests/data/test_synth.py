@@ -214,6 +214,20 @@ def test_clip_n_of_a_split_draws_from_seed_split_and_n(tmp_path):
             assert got.read_bytes() == want.read_bytes(), got
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+def test_a_comment_written_with_a_video_is_read_back(tmp_path, suffix):
+    # the tag by which a writer (tools/bench.py long-video) knows its own earlier output
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    tagged, plain = tmp_path / f"tagged{suffix}", tmp_path / f"plain{suffix}"
+    synth_module.write_video(tagged, frames, comment="octvideo test")
+    synth_module.write_video(plain, frames)
+    assert synth_module.video_comment(tagged) == "octvideo test"
+    assert synth_module.video_comment(plain) is None
+    (tmp_path / "notes.mp4").write_text("my notes\n")  # no container: no comment, no error
+    assert synth_module.video_comment(tmp_path / "notes.mp4") is None
+    assert decode(tagged).shape[0] == 2
+
+
 def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypatch, capsys):
     real = synth_module.write_video
     written = []
