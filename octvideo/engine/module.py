@@ -10,7 +10,9 @@ and loads with ``torch.load(weights_only=True)``.
 A checkpoint written during an epoch (every N steps, on SIGTERM, as the epoch's validation starts)
 also carries what the epoch's training metrics have accumulated over the batches so far
 (``EPOCH_METRICS``), so a run resumed from it logs the same training loss and top-1 for that epoch
-as an uninterrupted run, even when no training batch of it is left to run.
+as an uninterrupted run, even when no training batch of it is left to run. Every checkpoint of
+a fit records the validation videos its scores are over (``validation_set``), which a resume
+compares (``octvideo.engine.run.check_same_validation``).
 
 A step whose loss or gradients hold a NaN or an infinity is never taken: the run stops, or with
 ``optim.on_nonfinite_loss=skip`` the step leaves the weights, the momentum and the batch-norm
@@ -20,8 +22,10 @@ Under ``16-mixed`` the gradient scaler has the first say (``_nonfinite_under_sca
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -71,6 +75,22 @@ Clip = Tensor | list[Tensor]
 
 # the checkpoint key of the training metrics' state accumulated during the epoch under way
 EPOCH_METRICS = "train_epoch_metrics"
+# the checkpoint key of the videos its run validates on (``validation_set``)
+VALIDATION_SET = "validation_set"
+
+
+def validation_set(records: Sequence[Any]) -> dict[str, Any]:
+    """What tells the videos of a validation list apart: their count, and a digest of their file
+    names and labels in sorted order. The same videos moved or copied (another ``data.root``
+    or list path) give the same; another list, or the list edited, gives another, so a resumed
+    run's scores (and ``best.ckpt``'s) stay over one set of videos.
+
+    Args:
+        records: (path, label) of each video (``VideoDataset.records``).
+    """
+    lines = sorted(f"{os.path.basename(os.fspath(path))}\t{int(label)}" for path, label in records)
+    text = "\n".join(lines).encode("utf-8", "surrogateescape")
+    return {"videos": len(lines), "digest": hashlib.sha256(text).hexdigest()[:16]}
 
 
 def _clips_per_epoch(loader: Any) -> int | None:
@@ -169,6 +189,7 @@ class VideoClassifier(L.LightningModule):
         # leave as a share of the gradient
         self._short_accumulation_factor = 1.0
         self._carried = False  # the epoch's training metrics came from the resumed checkpoint
+        self._validation_set: dict[str, Any] | None = None  # of the fit under way
         self.test_views: ViewOutputs | None = None
 
     def setup(self, stage: str) -> None:
@@ -267,14 +288,54 @@ class VideoClassifier(L.LightningModule):
                 name, metric, on_step=False, on_epoch=True, prog_bar=name.endswith("loss_epoch")
             )
 
+    def on_fit_start(self) -> None:
+        dataset = getattr(self.trainer.datamodule, "val_dataset", None)
+        records = getattr(dataset, "records", None)
+        self._validation_set = validation_set(records) if records is not None else None
+
     def on_train_start(self) -> None:
         if self._carried:  # the resumed epoch may have no training batch left to log them
             self._log_epoch_metrics()
+        if self.trainer.is_global_zero:
+            self._warn_if_no_epoch_validates()
+
+    def _warn_if_no_epoch_validates(self) -> None:
+        """Warns when no epoch left to train validates (``trainer.check_val_every_n_epoch``
+        past ``trainer.max_epochs``): such a run logs no validation metric and writes no
+        best.ckpt (a resumed run's stays its earlier epoch's), where the next step of a run is
+        to test its best.ckpt."""
+        trainer = self.trainer
+        every, last = trainer.check_val_every_n_epoch, trainer.max_epochs
+        first = trainer.current_epoch + 1  # the epoch starting now (a resumed one's counted)
+        if every is None or not trainer.enable_validation or last is None or last < first:
+            return
+        validates = -(-first // every) * every  # the first epoch from ``first`` on that does
+        if validates <= last:
+            return
+        left = last - first + 1
+        epochs = (
+            f"of trainer.max_epochs={last}"
+            if first == 1
+            else f"of the {left} left ({first}-{last} of trainer.max_epochs={last})"
+        )
+        best = "writes no best.ckpt" if first == 1 else "writes no new best.ckpt"
+        logger.warning(
+            "trainer.check_val_every_n_epoch=%d validates no epoch %s: the run logs no "
+            "validation metric and %s; set trainer.check_val_every_n_epoch to at most %d, or "
+            "trainer.max_epochs to %d",
+            every,
+            epochs,
+            best,
+            left,
+            validates,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self.trainer
         if trainer.state.fn != TrainerFn.FITTING:
             return
+        if self._validation_set is not None:  # the videos its scores are over
+            checkpoint[VALIDATION_SET] = dict(self._validation_set)
         if epoch_under_way(trainer):
             # during an epoch (every process takes part: the states are summed over them)
             checkpoint[EPOCH_METRICS] = {

@@ -100,7 +100,7 @@ from octvideo.engine.lightning_state import (
     val_batches_unfinished,
     validation_under_way,
 )
-from octvideo.engine.module import VideoClassifier
+from octvideo.engine.module import VALIDATION_SET, VideoClassifier, validation_set
 from octvideo.errors import (
     AnnotationError,
     CheckpointWriteError,
@@ -710,14 +710,47 @@ def check_same_position(state: dict[str, int], world: int, videos: int, path: st
         )
 
 
+def check_same_validation(
+    checkpoint: dict[str, Any], records: Sequence[Any], cfg: RunConfig, path: str | Path
+) -> None:
+    """Refuses to resume a checkpoint whose run validated on other videos than ``records``
+    (``validation_set``: another list, or the list edited; the same videos moved elsewhere
+    pass): its scores, and best.ckpt's, would be compared with scores over another set. A
+    checkpoint that records none (an older octvideo's, a bare state dict) is not compared.
+
+    Raises:
+        UsageError: names both sets (their videos and lists) and what to do.
+    """
+    there = checkpoint.get(VALIDATION_SET)
+    here = validation_set(records)
+    if not isinstance(there, dict) or there == here:
+        return
+    meta = stored_meta(checkpoint, path)
+    stored = ((meta.config if meta is not None else None) or {}).get("data") or {}
+    listed = f" of data.val_list={_json(stored['val_list'])}" if "val_list" in stored else ""
+    other = "" if there.get("videos") != here["videos"] else ", other ones"
+    fix = "its run's validation videos"
+    if stored.get("val_list", cfg.data.val_list) != cfg.data.val_list:
+        fix = f"data.val_list={_json(stored['val_list'])}"
+    raise UsageError(
+        f"cannot resume from {path} on other validation videos than its run's "
+        f"({there.get('videos')} videos{listed} there, {here['videos']}{other} of "
+        f"data.val_list={_json(cfg.data.val_list)} here): its scores and best.ckpt's would be "
+        f"over another set; resume with {fix}, or start a new run from its weights with "
+        f"model.pretrained={path} (nothing was changed)"
+    )
+
+
 # What a resumed run keeps of its run's config besides the model section: the settings that
 # decide the clips training and validation see (data.seed also which videos the batches of the
 # epoch under way held, so that a change mid-epoch would show some videos twice and others
-# never), and trainer.seed, the rest of the run's random draws. The schedule and the optimiser's
-# settings may change (``octvideo.engine.optim`` logs what did); the batch size, world size and
-# training videos are checked with the position in the epoch (``check_same_position``).
+# never), trainer.seed, the rest of the run's random draws, and the metric best.ckpt keeps the
+# highest of. The schedule and the optimiser's settings may change (``octvideo.engine.optim``
+# logs what did); the batch size, world size and training videos are checked with the position
+# in the epoch (``check_same_position``), the validation videos by ``check_same_validation``.
 RESUME_KEEPS = (
     "data.seed",
+    "data.decode_short_side",
     "data.num_frames",
     "data.sampling_rate",
     "data.target_fps",
@@ -729,6 +762,7 @@ RESUME_KEEPS = (
     "data.mean",
     "data.std",
     "trainer.seed",
+    "output.monitor",
 )
 
 # model keys a resume may change: the class count (build_classifier's refusal names the classes)
@@ -1366,11 +1400,13 @@ def _resume(
 
     Raises:
         UsageError: ``trainer.max_epochs`` leaves it nothing to train, or it was trained over
-            other processes or another training list (``check_same_position``).
+            other processes or another training list (``check_same_position``), or validated
+            on other videos (``check_same_validation``).
     """
     finished = resume_is_finished(checkpoint, cfg, ckpt_path, ckpt_dir)
     position = checkpoint.get(type(datamodule).__qualname__) or {}
     check_same_position(position, world_size(cfg), datamodule.num_train_videos, ckpt_path)
+    check_same_validation(checkpoint, datamodule.val_dataset.records, cfg, ckpt_path)
     datamodule.load_state_dict(position)
     return finished, int(checkpoint.get("global_step") or 0)
 

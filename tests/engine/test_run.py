@@ -58,6 +58,7 @@ from octvideo.engine.optim import LRSchedule
 from octvideo.engine.run import (
     check_same_clips,
     check_same_run,
+    check_same_validation,
     resolve_resume,
     resume_is_finished,
     run_test,
@@ -1415,6 +1416,16 @@ def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, unint
         ("data.seed=5", "data.seed 0 there, 5 here", "data.seed=0"),
         ("data.num_frames=2", "data.num_frames 4 there, 2 here", "data.num_frames=4"),
         ("trainer.seed=3", "trainer.seed 0 there, 3 here", "trainer.seed=0"),
+        (
+            "data.decode_short_side=40",
+            "data.decode_short_side null there, 40 here",
+            "data.decode_short_side=null",
+        ),
+        (
+            "output.monitor=val/top5",
+            'output.monitor "val/top1" there, "val/top5" here',
+            'output.monitor="val/top1"',
+        ),
     ],
 )
 def test_a_resume_with_another_model_seed_or_clip_than_its_run_is_refused(
@@ -1435,6 +1446,66 @@ def test_a_resume_with_another_model_seed_or_clip_than_its_run_is_refused(
         f"with model.pretrained={last} (nothing was changed)"
     )
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_resume_on_other_validation_videos_is_refused(tiny_synth, tmp_path, uninterrupted):
+    # best.ckpt's score over the run's 6 videos would be compared with scores over 3 of them
+    run = tmp_path / "run"
+    shutil.copytree(uninterrupted.run_dir, run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    lines = (tiny_synth / "val.txt").read_text().splitlines()
+    fewer = tiny_synth / "val_fewer.txt"  # beside val.txt: its paths resolve alike
+    fewer.write_text("\n".join(lines[:3]) + "\n")
+    overrides = [*_overrides(tiny_synth), "trainer.max_epochs=4", f"data.val_list={fewer}"]
+    with pytest.raises(UsageError) as err:
+        run_train(None, overrides, out=str(run), resume="auto")
+    last = run / "checkpoints" / "last.ckpt"
+    val = tiny_synth / "val.txt"
+    assert str(err.value) == (
+        f"cannot resume from {last} on other validation videos than its run's (6 videos of "
+        f'data.val_list="{val}" there, 3 of data.val_list="{fewer}" here): its scores and '
+        f'best.ckpt\'s would be over another set; resume with data.val_list="{val}", or start '
+        f"a new run from its weights with model.pretrained={last} (nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_a_resume_on_the_same_validation_videos_listed_elsewhere_passes(
+    tiny_synth, tmp_path, uninterrupted
+):
+    checkpoint = load_checkpoint(uninterrupted.last_ckpt)
+    cfg = load_config(None, _overrides(tiny_synth))
+    listed = [line.split() for line in (tiny_synth / "val.txt").read_text().splitlines()]
+    moved = [(str(tmp_path / "elsewhere" / path), int(label)) for path, label in listed]
+    check_same_validation(checkpoint, moved, cfg, uninterrupted.last_ckpt)
+    with pytest.raises(UsageError, match=r"\(6 videos of .* there, 6, other ones of "):
+        check_same_validation(checkpoint, [*moved[:-1], (moved[0][0], 5)], cfg, "last.ckpt")
+
+
+def test_no_epoch_left_to_validate_is_warned_about(tiny_synth, tmp_path, finished, caplog):
+    caplog.set_level(logging.WARNING, logger="octvideo.engine.module")
+    new = tmp_path / "new"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.check_val_every_n_epoch": 2})
+    result = run_train(None, [*overrides, "trainer.max_epochs=1"], out=str(new))
+    assert result.best_ckpt is None
+    assert (
+        "trainer.check_val_every_n_epoch=2 validates no epoch of trainer.max_epochs=1: the run "
+        "logs no validation metric and writes no best.ckpt; set "
+        "trainer.check_val_every_n_epoch to at most 1, or trainer.max_epochs to 2"
+    ) in caplog.messages
+    caplog.clear()
+    run = tmp_path / "run"  # one epoch trained and validated
+    shutil.copytree(finished, run)
+    every3 = tiny_overrides(tiny_synth, **{"trainer.check_val_every_n_epoch": 3})
+    run_train(None, [*every3, "trainer.max_epochs=2"], out=str(run), resume="auto")
+    assert caplog.messages == [
+        "trainer.check_val_every_n_epoch=3 validates no epoch of the 1 left (2-2 of "
+        "trainer.max_epochs=2): the run logs no validation metric and writes no new best.ckpt; "
+        "set trainer.check_val_every_n_epoch to at most 1, or trainer.max_epochs to 3"
+    ]
+    caplog.clear()
+    run_train(None, [*every3, "trainer.max_epochs=3"], out=str(run), resume="auto")
+    assert caplog.messages == []  # epoch 3 validates
 
 
 def test_a_resume_may_name_other_starting_weights(tiny_synth, uninterrupted):
