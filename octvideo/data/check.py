@@ -293,7 +293,10 @@ def is_report(path: str | os.PathLike[str]) -> bool:
 
 
 def _check_out(
-    out: str | os.PathLike[str], annotations: str | os.PathLike[str], videos: list[str]
+    out: str | os.PathLike[str],
+    option: str,
+    annotations: str | os.PathLike[str],
+    videos: list[str],
 ) -> None:
     """Refuse an ``out`` that writing the report would destroy or that cannot be written, before
     any video is decoded: the annotation file, a listed video, a folder, a link, a file that is
@@ -302,14 +305,15 @@ def _check_out(
     or a read-only one (``paths.keep_unless_earlier``).
 
     Raises:
-        UsageError: one line naming ``--out`` and what it is.
+        UsageError: one line naming ``option`` (``--out``, "the default report"), ``out`` and
+            what it is.
     """
     reads = [("the annotation file", annotations)]
     if os.path.exists(out):  # else no listed video is there either: scanning them is not needed
         reads += [("a listed video", path) for path in videos]
-    check_output_file("--out", out, ReadFiles(reads))  # a link, a folder, a pipe or device too
+    check_output_file(option, out, ReadFiles(reads))  # a link, a folder, a pipe or device too
     what = 'a report of data check (JSON lines {"path", "error"})'
-    keep_unless_earlier("--out", out, is_report, what)  # and a read-only one
+    keep_unless_earlier(option, out, is_report, what)  # and a read-only one
 
 
 def check_videos(
@@ -318,6 +322,7 @@ def check_videos(
     root: str | os.PathLike[str] | None = None,
     fmt: str = "auto",
     out: str | os.PathLike[str] | None = None,
+    default_out: bool = False,
     workers: int = 2,
     decoder: str = "auto",
     timeout: float = 300.0,
@@ -333,6 +338,8 @@ def check_videos(
         fmt: annotation format (``"auto"`` detects it).
         out: file to write the bad videos to (JSON lines, see ``write_bad_videos``); None writes
             nothing.
+        default_out: ``out`` is the caller's default (``data check`` without ``--out``), not a
+            path the user gave: messages call it "the default report OUT", not "--out OUT".
         workers: decoding processes, 1 to ``workers.WORKERS_PER_CORE`` per usable CPU core, at
             most ``MAX_WORKERS``.
         decoder: ``"decord"``, ``"pyav"`` or ``"auto"``.
@@ -364,8 +371,9 @@ def check_videos(
     # paths alone, are checked too
     found = load_annotations(annotations, root=root, fmt=fmt, need_labels=False)
     paths = [r.path for r in found.records]
+    option = "the default report" if default_out else "--out"  # a name the user did not give
     if out is not None:
-        _check_out(out, annotations, paths)
+        _check_out(out, option, annotations, paths)
     if not paths:
         raise ValueError(_nothing_to_check(annotations, fmt, root, found))
     errors: dict[int, str] = {}  # of the videos checked so far, by index
@@ -373,7 +381,7 @@ def check_videos(
     try:
         _decode_all(paths, workers, decoder, timeout, progress, errors, checked)
     except (KeyboardInterrupt, RunStopped) as err:  # Ctrl-C, SIGTERM, or out of open files
-        raise _stopped(err, out, paths, errors, len(checked)) from err
+        raise _stopped(err, out, option, paths, errors, len(checked)) from err
     report = CheckReport(
         total=len(paths),
         bad=[(paths[i], errors[i]) for i in sorted(errors)],
@@ -384,7 +392,7 @@ def check_videos(
             write_bad_videos(out, report.bad)
         except (OSError, OutputWriteError) as err:  # a full disk after the decoding: what is lost
             raise RunStopped(
-                f"writing --out {out} failed ({write_failure(err)}); {len(report.bad)} of "
+                f"writing {option} {out} failed ({write_failure(err)}); {len(report.bad)} of "
                 f"{report.total} videos are bad and are not listed anywhere; free space and run "
                 "again"
             ) from err
@@ -401,13 +409,15 @@ def check_videos(
 def _stopped(
     err: KeyboardInterrupt | RunStopped,
     out: str | os.PathLike[str] | None,
+    option: str,
     paths: list[str],
     errors: dict[int, str],
     checked: int,
 ) -> Interrupted | RunStopped:
     """The stop of a check by Ctrl-C or SIGTERM, or by running out of open files (``err``), after
-    ``checked`` of ``paths``, the bad among them ``errors``: their report is written to ``out``,
-    marked as partial, unless no video was checked (an earlier report is then left as it was).
+    ``checked`` of ``paths``, the bad among them ``errors``: their report is written to ``out``
+    (named by ``option``), marked as partial, unless no video was checked (an earlier report is
+    then left as it was).
 
     Returns:
         ``Interrupted`` (``Terminated`` for SIGTERM), or ``RunStopped`` out of open files,
@@ -430,7 +440,7 @@ def _stopped(
         write_bad_videos(out, bad, {**mark, "checked": checked, "total": total})
     except (OSError, OutputWriteError) as write_err:
         return kind(
-            f"{head}; writing --out {out} failed ({write_failure(write_err)}), so the "
+            f"{head}; writing {option} {out} failed ({write_failure(write_err)}), so the "
             f"{len(bad)} bad among them are not listed anywhere; {again}"
         )
     return kind(

@@ -172,6 +172,31 @@ def test_a_read_only_earlier_report_is_refused_and_kept(tmp_path, media):
     assert out.read_text() == earlier
 
 
+@pytest.mark.parametrize("earlier", ["read-only report", "user file"])
+def test_a_default_report_is_named_as_the_default_not_as_an_out_never_given(
+    tmp_path, media, earlier
+):
+    # data check without --out said "--out train.bad.jsonl is read-only", naming an option the
+    # user did not type
+    (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n")
+    out = tmp_path / "list.bad.jsonl"
+    if earlier == "user file":
+        out.write_text("my notes\n")
+        why = (
+            'exists and is not a report of data check (JSON lines {"path", "error"}): writing '
+            "it would destroy it; choose another path or remove it"
+        )
+    else:
+        out.write_text('{"path": "old.mp4", "error": "DecodeError: x"}\n')
+        out.chmod(0o444)
+        why = "is read-only: make it writable (chmod u+w) to replace it, or choose another path"
+    before = out.read_bytes()
+    with pytest.raises(UsageError) as err:
+        check_videos(tmp_path / "list.txt", out=out, default_out=True, workers=1, progress=False)
+    assert str(err.value) == f"the default report {out} {why}"
+    assert out.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("signum", "cause", "status", "after"),
     [(signal.SIGINT, "Ctrl-C", 130, 3), (signal.SIGTERM, "SIGTERM", 143, 3)]
