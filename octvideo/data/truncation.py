@@ -2,7 +2,7 @@
 
 A partial download (yt-dlp's ``.part``, a copy stopped half-way) opens, and both decoders read
 the frames before the cut as a whole shorter video; only the container's own record says how much
-there was. Two kinds of record survive a cut at the end of the file:
+there was. Three kinds of record survive a cut at the end of the file:
 
 - an MP4 written with its index first (``faststart``, as the web serves it): entries of the index
   whose bytes lie past the file's end (``index_past_end``), read as a ``Truncation`` of frames
@@ -15,18 +15,32 @@ there was. Two kinds of record survive a cut at the end of the file:
   cut. A file short of it is named by the length its header records (``recorded_length``:
   Matroska's track tag DURATION, or Segment Duration for a file of one stream; AVI's stream
   header frame count) past the end of the last packet it holds (``held_end``), a
-  ``ShortOfLength`` in seconds, or else by a ``ShortOfSize`` in bytes (``short_of``).
+  ``ShortOfLength`` in seconds, or else by a ``ShortOfSize`` in bytes (``short_of``);
+- a container written as a stream of packets that each declare their length: the end of the last
+  one past the file's own (``size_past_end`` too, a ``ShortOfSize``). A fragmented MP4 (a DASH
+  part: ``moov`` without sample tables, then ``moof`` + ``mdat`` fragments) by its top-level
+  boxes' sizes and its last ``moof``'s track runs; an FLV file by its tags' sizes; an MPEG-PS
+  file by its packs' and PES packets' lengths; an MPEG-TS file by its packets' fixed 188 bytes
+  (192 in M2TS, 204). No tolerance either: a whole file is never found short, and a cut inside
+  a packet is, save where too little is left to tell (a box header's first 3 bytes, a file of
+  fewer than 8 TS packets, the ``moov``); a cut exactly between two (fragments, tags, packs, TS
+  packets) leaves a whole file of fewer that nothing tells apart, save in a fragmented MP4
+  whose ``sidx`` (as DASH servers write) indexes all its fragments.
 
-Where nothing is declared (a Matroska written to a pipe: its size is "unknown"; MPEG-TS, MPEG-PS)
-nothing is said. ``octvideo.data.decoding`` reads these facts in its header look, keeps them on
-its readers (``truncation``, ``Video.check_whole``) and adds them to its decode errors. Each
-function reads a container PyAV has opened, or a few bytes of the file's start (and its size).
+Where nothing is declared (a Matroska written to a pipe: its size is "unknown"; an elementary
+stream) nothing is said. ``octvideo.data.decoding`` reads these facts in its header look, keeps
+them on its readers (``truncation``, ``Video.check_whole``) and adds them to its decode errors.
+Each function reads a container PyAV has opened, or a few bytes of the file (the start, each
+box or tag header, or the last 16 KiB: tens of microseconds for a file of a few fragments).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
+import struct
+from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from octvideo.data.open_files import out_of_open_files
@@ -153,21 +167,268 @@ def _segment_end(file: BinaryIO) -> int | None:
     return None
 
 
-def size_past_end(path: str, formats: set[str]) -> tuple[int, int] | None:
-    """The size an AVI's RIFF chunks, or a Matroska (WebM) file's Segment, declare, and the
-    size of ``path``, when the file is shorter than declared; None when it holds all of it (bytes
-    after the declared end are not the container's), the size is unknown, or the container (of
-    FFmpeg's ``formats`` names) declares none.
+# The bytes of a file: mapped (``size_past_end``), or read
+_Bytes = bytes | mmap.mmap
 
-    A cut at the end always breaks this, and a whole file always keeps it: the muxer writes the
-    size when the file is closed. Exact, with no tolerance, it sees what no packet shows: an
-    AVI's null frames (zero-size chunks its frame count holds, which PyAV does not demux)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as file:
+# An MP4 box's header: its size and type; a type is four printable characters (QuickTime's own
+# begin with the copyright sign)
+_BOX = struct.Struct(">I4s")
+_BOX_TYPE = re.compile(rb"[\x20-\x7e\xa9]{4}")
+
+
+def _fragments_end(data: _Bytes) -> int | None:
+    """Where the fragments of a fragmented MP4 (a DASH part as yt-dlp downloads it: ``moov``
+    without sample tables, then ``moof`` + ``mdat`` pairs) declare it ends: the top-level boxes
+    walked by their sizes, the end of the data the last ``moof``'s runs list (``_runs_end``: a
+    cut between a ``moof`` and its ``mdat``), and the end of what a ``sidx`` indexes
+    (``_sidx_end``: a cut between two fragments, where the file has one). None for an MP4 that
+    is not fragmented (``index_past_end`` reads its index instead)."""
+    size, at, moof, declared = len(data), 0, None, 0
+    while at + 8 <= size:
+        length, kind = _BOX.unpack_from(data, at)
+        if not _BOX_TYPE.fullmatch(kind):  # bytes after the last box: not the container's
+            break
+        header = 8
+        if length == 1:  # a 64-bit size follows the type
+            if at + 16 > size:
+                at += 16
+                break
+            length, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        elif length == 0:  # the box runs to the end of the file
+            length = size - at
+        if length < header:
+            return None
+        if kind == b"moof":
+            moof = at
+        elif kind == b"sidx":
+            declared = max(declared, _sidx_end(data[at + header : at + length], at + length))
+        at += length
+    else:  # a cut box header: its size, where it is held
+        if at + 4 <= size and int.from_bytes(data[at : at + 4], "big") >= 8:
+            at += int.from_bytes(data[at : at + 4], "big")
+    if moof is None and not declared:
+        return None
+    if at > size:
+        return at
+    return max(declared, _runs_end(data, moof) if moof is not None else 0)
+
+
+def _sidx_end(body: bytes, end: int) -> int:
+    """Where what a ``sidx`` box (``body``, the box ending at ``end``) indexes ends: the box's
+    end, plus its first offset, plus its references' sizes (a reference to another ``sidx``
+    spans that box and what it indexes); 0 where the box is not whole."""
+    wide = 8 if body[:1] == b"\x01" else 4  # version 1: 64-bit time and offset
+    at = 12 + wide  # version and flags, reference ID, timescale, earliest presentation time
+    if len(body) < at + wide + 4:
+        return 0
+    offset = int.from_bytes(body[at : at + wide], "big")
+    count = int.from_bytes(body[at + wide + 2 : at + wide + 4], "big")
+    if len(body) < at + wide + 4 + 12 * count:
+        return 0
+    references = struct.unpack_from(f">{3 * count}I", body, at + wide + 4)
+    return end + offset + sum(reference & 0x7FFFFFFF for reference in references[::3])
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, bytes]]:
+    """The boxes of ``data[start:end]``, each (type, body); stops at one that is not whole."""
+    while start + 8 <= end:
+        length, kind = _BOX.unpack_from(data, start)
+        if length < 8 or start + length > end:
+            return
+        yield kind, data[start + 8 : start + length]
+        start += length
+
+
+def _runs_end(data: _Bytes, at: int) -> int:
+    """Where the samples that the track runs (``trun``) of the ``moof`` at ``at`` list end, at
+    least: each run's data offset from its base (the ``tfhd``'s own, the ``moof``'s start, or
+    the end of the track fragment before's data; ISO/IEC 14496-12, 8.8.7-8), plus its samples'
+    sizes (each its own or the ``tfhd``'s default; one set only in ``moov`` counts 0, so a
+    whole file is never found short)."""
+    moof = data[at : at + _BOX.unpack_from(data, at)[0]]
+    end = last = at
+    for kind, traf in _boxes(moof, 8, len(moof)):
+        if kind != b"traf":
+            continue
+        base = start = last  # a later track fragment's data follows the one before's
+        default = 0
+        for inner, body in _boxes(traf, 0, len(traf)):
+            flags = int.from_bytes(body[1:4], "big")
+            if inner == b"tfhd":
+                if flags & 0x01:  # base-data-offset-present
+                    base = int.from_bytes(body[8:16], "big")
+                elif flags & 0x020000:  # default-base-is-moof
+                    base = at
+                field = 8 + 8 * (flags & 0x01) + 4 * bool(flags & 0x02) + 4 * bool(flags & 0x08)
+                default = int.from_bytes(body[field : field + 4], "big") if flags & 0x10 else 0
+                start = base
+            elif inner == b"trun" and len(body) >= 8:
+                if flags & 0x01:  # a data offset from the base, else right after the run before
+                    start = base + int.from_bytes(body[8:12], "big", signed=True)
+                count = int.from_bytes(body[4:8], "big")
+                first = 8 + 4 * (flags & 0x01) + 4 * bool(flags & 0x04)
+                fields = bin(flags & 0xF00).count("1")  # a sample's duration, size, flags, offset
+                if flags & 0x200 and len(body) >= first + 4 * fields * count:
+                    records = struct.unpack_from(f">{fields * count}I", body, first)
+                    start += sum(records[bool(flags & 0x100) :: fields])
+                elif not flags & 0x200:
+                    start += default * count
+                end, last = max(end, start), start
+    return end
+
+
+# MPEG-TS packets: (length, where the sync byte 0x47 lies): 188 bytes; 192 with a 4-byte
+# timecode first (M2TS, Blu-ray); 204 with 16 bytes of Reed-Solomon parity after
+_TS_PACKETS = ((188, 0), (192, 4), (204, 0))
+_TS_RUN = 8  # sync bytes in a row that show packets: a chance match is 2^-64
+
+
+def _packets_end(data: _Bytes) -> int | None:
+    """Where the last packet of an MPEG-TS file ends: a cut leaves a partial packet after
+    ``_TS_RUN`` whole ones, found by the sync byte each begins with (the tail alone is read).
+    None for a file that ends on a packet's end: whole, or cut exactly there (nothing in the
+    file tells these apart), or for a tail that is not a run of packets."""
+    size = len(data)
+    begin = max(0, size - (_TS_RUN + 1) * 204)
+    tail = data[begin:]
+
+    def run(start: int, length: int) -> bool:  # sync bytes at start and _TS_RUN - 1 before
+        return start - (_TS_RUN - 1) * length >= begin and all(
+            tail[start - k * length - begin] == 0x47 for k in range(_TS_RUN)
+        )
+
+    if any(run(size - length + sync, length) for length, sync in _TS_PACKETS):
+        return None
+    for length, sync in _TS_PACKETS:
+        for held in range(sync + 1, length):  # a cut in an M2TS timecode shows no sync byte
+            if run(size - held + sync, length):
+                return size - held + length
+    return None
+
+
+# MPEG-PS (ISO/IEC 13818-1 2.5.3): start codes 00 00 01 xx with xx from 0xB9 (the end code),
+# 0xBA (a pack header), 0xBB (the system header) and the PES packets' stream IDs above; zero
+# bytes may pad a pack before the next (FFmpeg's VCD packs end in 20)
+_PS_CODE = re.compile(rb"\x00*(\x00\x00\x01[\xb9-\xff])")
+_PS_ZEROS = re.compile(rb"\x00*\Z")
+_PS_WINDOW = 2 * (21 + 6 + 0xFFFF)  # the tail read: two of the largest packs (one PES packet)
+
+
+def _ps_length(data: _Bytes, at: int) -> int | None:
+    """The length of the pack or packet whose start code is at ``data[at]`` (at least, where
+    the bytes that tell it are cut), or None where its marker bits show none there."""
+    code = data[at + 3]
+    if code == 0xB9:
+        return 4
+    head = data[at + 4 : at + 14]
+    if code != 0xBA:
+        return 6 + int.from_bytes(head[:2], "big") if len(head) >= 2 else 6
+    if len(head) < 10:
+        return 14 if head[:1] and head[0] & 0xC0 == 0x40 else 12
+    if head[0] & 0xC4 == 0x44 and head[2] & 4 and head[4] & 4 and head[5] & 1 and head[8] & 3 == 3:
+        return 14 + (head[9] & 7)  # MPEG-2, its stuffing bytes after
+    if head[0] & 0xF1 == 0x21 and head[2] & 1 and head[4] & 1 and head[5] & 0x80 and head[7] & 1:
+        return 12  # MPEG-1
+    return None
+
+
+def _pack_end(data: _Bytes) -> int | None:
+    """Where the last pack or packet of an MPEG-PS file ends (``_pack_chain``): in the last 16
+    KiB, else, where no chain of start codes lies there (a large packet), in ``_PS_WINDOW``."""
+    for window in (1 << 14, _PS_WINDOW):
+        chained, end = _pack_chain(data, max(0, len(data) - window))
+        if chained or window >= len(data):
+            return end
+    return None
+
+
+def _pack_chain(data: _Bytes, begin: int) -> tuple[bool, int | None]:
+    """Whether a chain of start codes lies in ``data`` from ``begin`` on, and where its last pack
+    or packet ends: its start codes walked by the lengths they declare, from the first that
+    leads to another (a chance 00 00 01 xx in the payload leads nowhere); past the file's end in
+    a cut one. None for a file that ends on a packet's end (whole, or cut exactly there: nothing
+    tells these apart), or in the end code, or a chain that breaks before the file's end."""
+    size = len(data)
+    for found in _PS_CODE.finditer(data, begin):
+        at, steps = found.start(1), 0
+        while code := _PS_CODE.match(data, at):
+            at = code.start(1)
+            length = _ps_length(data, at)
+            if length is None:
+                break
+            if at + length > size:
+                # a length read at the first start code alone may be chance: one more must agree
+                if steps or at == 0:
+                    return True, at + length
+                break
+            if data[at + 3] == 0xB9 or _PS_ZEROS.match(data, at + length):
+                return True, None  # the end code, or a packet's end (and padding) at the file's
+            at, steps = at + length, steps + 1
+        if steps:
+            return True, None
+    return False, None
+
+
+_FLV_TAGS = (8, 9, 18)  # audio, video, script data; the 0x20 bit marks a filtered tag
+
+
+def _tags_end(data: _Bytes) -> int | None:
+    """Where the tags of an FLV file declare it ends: each tag's 11-byte header declares its
+    data's size, and the tag is followed by a PreviousTagSize of 11 plus it. A whole file ends
+    on one that points back at a tag of that size (the common case: two reads); else the tags
+    are walked from the first. The end of the first tag whose data runs past the file's end (a
+    cut), else None: a file that ends on a tag (whole, or cut exactly there), or bytes that are
+    not tags."""
+    size = len(data)
+    if size < 9 or data[:3] != b"FLV":
+        return None
+    at = int.from_bytes(data[5:9], "big") + 4  # the header, then PreviousTagSize 0
+    if size >= at + 15:
+        back = int.from_bytes(data[size - 4 : size], "big")
+        tag = size - 4 - back
+        held = back >= 11 and at <= tag and data[tag] & 0x1F in _FLV_TAGS
+        if held and int.from_bytes(data[tag + 1 : tag + 4], "big") + 11 == back:
+            return None
+    while at < size:
+        if data[at] & 0x1F not in _FLV_TAGS:
+            return None  # bytes after the last tag: not the container's
+        if at + 4 > size:
+            return at + 15  # a cut tag header: at least the header and PreviousTagSize
+        end = at + 11 + int.from_bytes(data[at + 1 : at + 4], "big") + 4  # PreviousTagSize last
+        if end > size:  # a file that ends on a tag's data may leave out its last one
+            return end if end - 4 != size else None
+        at = end
+    return None
+
+
+def size_past_end(path: str, formats: set[str]) -> tuple[int, int] | None:
+    """The size an AVI's RIFF chunks, a Matroska (WebM) file's Segment, or the last box, tag or
+    packet of a fragmented MP4, FLV, MPEG-PS or MPEG-TS file declare, and the size of ``path``,
+    when the file is shorter than declared; None when it holds all of it (bytes after the
+    declared end are not the container's), the size is unknown, or the container (of FFmpeg's
+    ``formats`` names) declares none (an MP4 that is not fragmented: ``index_past_end``).
+
+    A cut at the end always breaks an AVI's or Matroska file's, and a whole file always keeps
+    it: the muxer writes the size when the file is closed. Exact, with no tolerance, it sees
+    what no packet shows: an AVI's null frames (zero-size chunks its frame count holds, which
+    PyAV does not demux). A packet's is broken by a cut inside it, not by one between two."""
+    if os.path.getsize(path) == 0:  # no map of no bytes
+        return None
+    # mapped, not read: a walk reads a few bytes of each of many boxes or tags, far apart
+    with open(path, "rb") as opened, mmap.mmap(opened.fileno(), 0, access=mmap.ACCESS_READ) as file:
+        size = len(file)
         if "avi" in formats:
             end = _riff_end(file, size)
         elif "matroska" in formats:  # FFmpeg's "matroska,webm" reads both
             end = _segment_end(file)
+        elif "mov" in formats:  # FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2"
+            end = _fragments_end(file)
+        elif "mpegts" in formats:
+            end = _packets_end(file)
+        elif "mpeg" in formats:
+            end = _pack_end(file)
+        elif formats & {"flv", "live_flv"}:
+            end = _tags_end(file)
         else:
             return None
     return None if end is None or end <= size else (end, size)
