@@ -68,6 +68,7 @@ def run_check(args: argparse.Namespace) -> int:
             root=args.root,
             fmt=args.format,
             out=out,
+            default_out=not args.out,
             workers=args.workers,
             decoder=args.decoder,
             timeout=args.timeout,

@@ -93,3 +93,19 @@ def test_a_value_error_while_preparing_keeps_its_traceback(tmp_path, media, monk
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
     with pytest.raises(ValueError, match="^a bug while encoding$"):
         main(["data", "prepare", str(src), str(tmp_path / "out"), "-q"])
+
+
+def test_check_without_out_names_its_read_only_default_report_as_the_default(
+    tmp_path, media, capsys
+):
+    (tmp_path / "list.txt").write_text(f"{media['zero.mp4']} 0\n")
+    report = tmp_path / "list.bad.jsonl"
+    report.write_text('{"path": "old.mp4", "error": "DecodeError: x"}\n')
+    report.chmod(0o444)
+    before = report.read_bytes()
+    assert main(["data", "check", str(tmp_path / "list.txt"), "-q"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"octvideo data check: error: the default report {report} is read-only: make it "
+        "writable (chmod u+w) to replace it, or choose another path"
+    )
+    assert report.read_bytes() == before
