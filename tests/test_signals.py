@@ -98,9 +98,15 @@ def _run_script(body: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # a background job starts with SIGINT ignored; a terminal's process has the default
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # a terminal's process: a background job starts with SIGINT ignored, one under nohup
+        # (or a CI runner started by it) with SIGHUP ignored
+        preexec_fn=_terminal_signals,
     )
+
+
+def _terminal_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def test_exit_now_runs_the_exit_functions_flushes_and_ends_with_the_status():
