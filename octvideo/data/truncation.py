@@ -36,7 +36,6 @@ box or tag header, or the last 16 KiB: tens of microseconds for a file of a few 
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import struct
@@ -167,8 +166,23 @@ def _segment_end(file: BinaryIO) -> int | None:
     return None
 
 
-# The bytes of a file: mapped (``size_past_end``), or read
-_Bytes = bytes | mmap.mmap
+class _Read:
+    """The bytes of an open file, read where sliced: a walk reads a few bytes of each of many
+    boxes or tags, far apart (a slice, as of ``bytes``: the checks below take either)."""
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self._file, self._size = file, size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop, _ = part.indices(self._size)
+        self._file.seek(start)
+        return self._file.read(max(0, stop - start))
+
+
+_Bytes = bytes | _Read
 
 # An MP4 box's header: its size and type; a type is four printable characters (QuickTime's own
 # begin with the copyright sign)
@@ -184,33 +198,37 @@ def _fragments_end(data: _Bytes) -> int | None:
     (``_sidx_end``: a cut between two fragments, where the file has one). None for an MP4 that
     is not fragmented (``index_past_end`` reads its index instead)."""
     size, at, moof, declared = len(data), 0, None, 0
-    while at + 8 <= size:
-        length, kind = _BOX.unpack_from(data, at)
+    while at < size:
+        head = data[at : at + 16]
+        if len(head) < 8:  # a cut box header: its size, where it is held
+            length = int.from_bytes(head[:4], "big") if len(head) >= 4 else 0
+            at += length if length >= 8 else 0
+            break
+        length, kind = _BOX.unpack_from(head)
         if not _BOX_TYPE.fullmatch(kind):  # bytes after the last box: not the container's
             break
         header = 8
         if length == 1:  # a 64-bit size follows the type
-            if at + 16 > size:
+            if len(head) < 16:
                 at += 16
                 break
-            length, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+            length, header = int.from_bytes(head[8:16], "big"), 16
         elif length == 0:  # the box runs to the end of the file
             length = size - at
         if length < header:
             return None
         if kind == b"moof":
-            moof = at
+            moof = (at, length)
         elif kind == b"sidx":
             declared = max(declared, _sidx_end(data[at + header : at + length], at + length))
         at += length
-    else:  # a cut box header: its size, where it is held
-        if at + 4 <= size and int.from_bytes(data[at : at + 4], "big") >= 8:
-            at += int.from_bytes(data[at : at + 4], "big")
     if moof is None and not declared:
         return None
     if at > size:
         return at
-    return max(declared, _runs_end(data, moof) if moof is not None else 0)
+    if moof is None:
+        return declared
+    return max(declared, _runs_end(data[moof[0] : moof[0] + moof[1]], moof[0]))
 
 
 def _sidx_end(body: bytes, end: int) -> int:
@@ -239,13 +257,12 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, bytes]]:
         start += length
 
 
-def _runs_end(data: _Bytes, at: int) -> int:
-    """Where the samples that the track runs (``trun``) of the ``moof`` at ``at`` list end, at
+def _runs_end(moof: bytes, at: int) -> int:
+    """Where the samples that the track runs (``trun``) of a ``moof`` (at ``at``) list end, at
     least: each run's data offset from its base (the ``tfhd``'s own, the ``moof``'s start, or
     the end of the track fragment before's data; ISO/IEC 14496-12, 8.8.7-8), plus its samples'
     sizes (each its own or the ``tfhd``'s default; one set only in ``moov`` counts 0, so a
     whole file is never found short)."""
-    moof = data[at : at + _BOX.unpack_from(data, at)[0]]
     end = last = at
     for kind, traf in _boxes(moof, 8, len(moof)):
         if kind != b"traf":
@@ -314,7 +331,7 @@ _PS_ZEROS = re.compile(rb"\x00*\Z")
 _PS_WINDOW = 2 * (21 + 6 + 0xFFFF)  # the tail read: two of the largest packs (one PES packet)
 
 
-def _ps_length(data: _Bytes, at: int) -> int | None:
+def _ps_length(data: bytes, at: int) -> int | None:
     """The length of the pack or packet whose start code is at ``data[at]`` (at least, where
     the bytes that tell it are cut), or None where its marker bits show none there."""
     code = data[at + 3]
@@ -336,20 +353,22 @@ def _pack_end(data: _Bytes) -> int | None:
     """Where the last pack or packet of an MPEG-PS file ends (``_pack_chain``): in the last 16
     KiB, else, where no chain of start codes lies there (a large packet), in ``_PS_WINDOW``."""
     for window in (1 << 14, _PS_WINDOW):
-        chained, end = _pack_chain(data, max(0, len(data) - window))
-        if chained or window >= len(data):
-            return end
+        begin = max(0, len(data) - window)
+        chained, end = _pack_chain(data[begin:], begin == 0)
+        if chained or begin == 0:
+            return None if end is None else begin + end
     return None
 
 
-def _pack_chain(data: _Bytes, begin: int) -> tuple[bool, int | None]:
-    """Whether a chain of start codes lies in ``data`` from ``begin`` on, and where its last pack
-    or packet ends: its start codes walked by the lengths they declare, from the first that
-    leads to another (a chance 00 00 01 xx in the payload leads nowhere); past the file's end in
-    a cut one. None for a file that ends on a packet's end (whole, or cut exactly there: nothing
-    tells these apart), or in the end code, or a chain that breaks before the file's end."""
+def _pack_chain(data: bytes, first: bool) -> tuple[bool, int | None]:
+    """Whether a chain of start codes lies in ``data``, the tail of a file (all of it where
+    ``first``), and where its last pack or packet ends: its start codes walked by the lengths
+    they declare, from the first that leads to another (a chance 00 00 01 xx in the payload
+    leads nowhere); past the file's end in a cut one. None for a file that ends on a packet's
+    end (whole, or cut exactly there: nothing tells these apart), or in the end code, or a chain
+    that breaks before the file's end."""
     size = len(data)
-    for found in _PS_CODE.finditer(data, begin):
+    for found in _PS_CODE.finditer(data):
         at, steps = found.start(1), 0
         while code := _PS_CODE.match(data, at):
             at = code.start(1)
@@ -358,7 +377,7 @@ def _pack_chain(data: _Bytes, begin: int) -> tuple[bool, int | None]:
                 break
             if at + length > size:
                 # a length read at the first start code alone may be chance: one more must agree
-                if steps or at == 0:
+                if steps or (first and at == 0):
                     return True, at + length
                 break
             if data[at + 3] == 0xB9 or _PS_ZEROS.match(data, at + length):
@@ -386,15 +405,16 @@ def _tags_end(data: _Bytes) -> int | None:
     if size >= at + 15:
         back = int.from_bytes(data[size - 4 : size], "big")
         tag = size - 4 - back
-        held = back >= 11 and at <= tag and data[tag] & 0x1F in _FLV_TAGS
-        if held and int.from_bytes(data[tag + 1 : tag + 4], "big") + 11 == back:
+        head = data[tag : tag + 4] if back >= 11 and at <= tag else b"\x00"
+        if head[0] & 0x1F in _FLV_TAGS and int.from_bytes(head[1:4], "big") + 11 == back:
             return None
     while at < size:
-        if data[at] & 0x1F not in _FLV_TAGS:
+        head = data[at : at + 4]
+        if head[0] & 0x1F not in _FLV_TAGS:
             return None  # bytes after the last tag: not the container's
-        if at + 4 > size:
+        if len(head) < 4:
             return at + 15  # a cut tag header: at least the header and PreviousTagSize
-        end = at + 11 + int.from_bytes(data[at + 1 : at + 4], "big") + 4  # PreviousTagSize last
+        end = at + 11 + int.from_bytes(head[1:4], "big") + 4  # its PreviousTagSize last
         if end > size:  # a file that ends on a tag's data may leave out its last one
             return end if end - 4 != size else None
         at = end
@@ -412,23 +432,20 @@ def size_past_end(path: str, formats: set[str]) -> tuple[int, int] | None:
     it: the muxer writes the size when the file is closed. Exact, with no tolerance, it sees
     what no packet shows: an AVI's null frames (zero-size chunks its frame count holds, which
     PyAV does not demux). A packet's is broken by a cut inside it, not by one between two."""
-    if os.path.getsize(path) == 0:  # no map of no bytes
-        return None
-    # mapped, not read: a walk reads a few bytes of each of many boxes or tags, far apart
-    with open(path, "rb") as opened, mmap.mmap(opened.fileno(), 0, access=mmap.ACCESS_READ) as file:
-        size = len(file)
+    size = os.path.getsize(path)
+    with open(path, "rb", buffering=0) as file:  # each read where it is asked for
         if "avi" in formats:
             end = _riff_end(file, size)
         elif "matroska" in formats:  # FFmpeg's "matroska,webm" reads both
             end = _segment_end(file)
         elif "mov" in formats:  # FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2"
-            end = _fragments_end(file)
+            end = _fragments_end(_Read(file, size))
         elif "mpegts" in formats:
-            end = _packets_end(file)
+            end = _packets_end(_Read(file, size))
         elif "mpeg" in formats:
-            end = _pack_end(file)
+            end = _pack_end(_Read(file, size))
         elif formats & {"flv", "live_flv"}:
-            end = _tags_end(file)
+            end = _tags_end(_Read(file, size))
         else:
             return None
     return None if end is None or end <= size else (end, size)
