@@ -84,11 +84,11 @@ class ShortOfSize(NamedTuple):
     """Bytes the container declares past the end of the file (``size_past_end``), where it
     records no length, or the frames held reach it (a cut inside the index written last)."""
 
-    declared: int  # the file's size, as its container declares it
+    declared: int  # the file's size, as its container declares it or its last packet ends
     missing: int  # of ``declared``, those past the file's end
 
     def __str__(self) -> str:
-        return f"the file's header lists {self.declared} bytes, {self.missing} of them missing"
+        return f"the file's container runs to {self.declared} bytes, {self.missing} of them missing"
 
 
 def short_of(

@@ -92,7 +92,7 @@ def test_a_short_file_names_the_seconds_its_header_lists_or_else_the_bytes():
     for recorded, held in [(10.0, (9.99, 1 / 30)), (None, (9.5, 1 / 30)), (10.0, None)]:
         assert short_of((1000, 900), recorded, held) == ShortOfSize(1000, 100)
     assert str(ShortOfSize(203996, 10200)) == (
-        "the file's header lists 203996 bytes, 10200 of them missing"
+        "the file's container runs to 203996 bytes, 10200 of them missing"
     )
 
 
