@@ -88,7 +88,9 @@ from octvideo.errors import (
 from octvideo.models import is_model, list_models, unknown_model_hint
 from octvideo.models.weights import (
     StateMismatch,
+    in_pytorchvideo_terms,
     is_alpha0_state,
+    pytorchvideo_key,
     state_mismatch,
     with_batch_counts,
 )
@@ -325,7 +327,9 @@ def _from_torchvision(
     from octvideo.models.weights import check_resnet2d, inflate_resnet2d
 
     raw = _plain_state(checkpoint)
-    if "conv1.weight" not in raw or not any(k.startswith("layer1.") for k in raw):
+    if not any(k.startswith(("conv1.", "bn1.")) for k in raw) or not any(
+        k.startswith("layer1.") for k in raw
+    ):  # a stem and a first stage: a file that lost a key of them is named damaged below
         raise UsageError(
             f"{src} holds no torchvision ResNet weights (no conv1 / layer1 keys)"
             f"{_other_source_hint(checkpoint, 'torchvision')}"
@@ -340,8 +344,8 @@ def _from_torchvision(
     except ValueError as err:
         raise UsageError(f"{src} does not inflate into {model}: {first_line(err)}") from err
     depth = _torchvision_depth(raw)
-    extra = {"width": int(raw["conv1.weight"].shape[0])}
-    extra = {} if extra["width"] == 64 else extra
+    width = _stem_width(raw, ("conv1.weight", "bn1.", "layer1.0.conv1.weight"))
+    extra = {} if width in (None, 64) else {"width": width}
     with torch.device("meta"):
         probe = _build(_model_section(model, len(names), 0.0, extra))
     if getattr(probe, "depth", None) != depth:
@@ -457,6 +461,9 @@ def _octvideo_bare(
         )
     if not _fits_alpha0(model, state):
         fits = _fitting_models(lambda name: state, list_models())
+        diff = None if fits else _few_keys_off(model, state)
+        if diff:
+            raise UsageError(_damaged(src, "octvideo", model, diff, "get the file again"))
         raise UsageError(_wrong_model(src, "octvideo", model, fits))
     t, tau, origin = _weights_clip(model, state, clip, src)
     extra = _extra_from_weights(model, state, tau)
@@ -659,8 +666,9 @@ def _is_import_config(path: Path) -> bool:
 
 
 def _is_count(classes: str) -> bool:
-    """Whether ``--classes`` gives a number of classes (ASCII digits; anything else is a file)."""
-    return re.fullmatch(r"[0-9]+", classes) is not None
+    """Whether ``--classes`` gives a number of classes (ASCII digits, signed or between spaces,
+    as numbers are read; anything else is a file: ``./-1`` names a file called -1)."""
+    return re.fullmatch(r"\s*[+-]?[0-9]+\s*", classes) is not None
 
 
 def _class_file(classes: str | None) -> Path | None:
@@ -719,6 +727,12 @@ def _wrong_model(src: Path, kind: str, model: str, fits: Sequence[str]) -> str:
 
 def _other_source_hint(checkpoint: Mapping[str, Any], asked: str) -> str:
     state = _plain_state(checkpoint)
+    if state and all(k.startswith("module.") for k in state):
+        return (
+            "; every key starts with 'module.', as a DataParallel or DistributedDataParallel "
+            "wrapper saves them: save model.module.state_dict() instead, or remove the prefix "
+            "from the keys"
+        )
     if asked != "pytorchvideo" and (
         "model_state" in checkpoint or any(k.startswith("blocks.") for k in state)
     ):
@@ -788,43 +802,46 @@ def _pytorchvideo_refusal(src: Path, raw: Mapping[str, Tensor], model: str) -> s
         return design
     keys = _pytorchvideo_keys_off(raw, model)
     if keys:
-        return (
-            f"{src} has the layout of PyTorchVideo's {model} but not all its weights ({keys}); "
-            "the file is damaged or of a modified network: download it again"
-        )
+        return _damaged(src, "PyTorchVideo", model, keys, "download it again")
     return _wrong_model(src, "PyTorchVideo", model, fits)
 
 
-def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> str | None:
-    """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
-    names (one line, as ``StateMismatch`` words it), where it is ``model``'s but for a few
-    keys (at most a tenth of them); else None.
+def _damaged(src: Path, kind: str, model: str, keys: StateMismatch, advice: str) -> str:
+    """The refusal of a file of ``model``'s layout but for the ``keys`` it misses it by."""
+    return (
+        f"{src} has the layout of {kind}'s {model} but not all its weights ({keys}); the file is "
+        f"damaged or of a modified network: {advice}"
+    )
 
-    A key the converter has no name for is unexpected; the others are converted, and the
-    network's missing keys are named after a converted key of the same module (a norm's
-    ``running_var`` after its ``running_mean``), in octvideo's names where there is none.
-    """
+
+def _pytorchvideo_keys_off(raw: Mapping[str, Tensor], model: str) -> StateMismatch | None:
+    """The keys by which a PyTorchVideo state dict misses ``model``'s layout, in the file's
+    names (``in_pytorchvideo_terms``: a missing key as the file would hold it), where it is
+    ``model``'s but for a few keys (``_few_keys_off``); else None. A key the converter has no
+    name for is unexpected."""
     unknown = [k for k in raw if pytorchvideo_vanilla({k: raw[k]}, model) is None]
     dropped = set(unknown)
     kept = {k: v for k, v in raw.items() if k not in dropped}
     vanilla = pytorchvideo_vanilla(kept, model) if kept else None
-    if not vanilla:
+    diff = _few_keys_off(model, vanilla, len(unknown)) if vanilla else None
+    if diff is None:
         return None
-    net = _alpha0_net(model, vanilla)
+    theirs = in_pytorchvideo_terms(diff, kept, slowfast=model.startswith("slowfast"))
+    return theirs._replace(unexpected=unknown + theirs.unexpected)
+
+
+def _few_keys_off(model: str, state: Mapping[str, Tensor], others: int = 0) -> StateMismatch | None:
+    """How ``state`` misses ``model``'s alpha-0 network (``_alpha0_net``, its settings read from
+    the weights there are) where it is that network's but for a few keys: at most a tenth of
+    them, counting ``others`` keys of the file that have no name in octvideo; else None."""
+    net = _alpha0_net(model, state)
     if net is None:
         return None
-    diff = state_mismatch(net, vanilla) or StateMismatch({}, [], [])
-    off = len(diff.shapes) + len(diff.missing) + len(diff.unexpected) + len(unknown)
+    diff = state_mismatch(net, state) or StateMismatch({}, [], [])
+    off = sum(map(len, diff)) + others
     if not off or off > max(1, len(net.state_dict()) // 10):
         return None
-    by_tensor = {id(v): k for k, v in kept.items()}  # the converter renames, it does not copy
-    module_of: dict[str, str] = {}  # octvideo module -> the file's
-    for key, value in vanilla.items():
-        theirs = by_tensor.get(id(value))
-        if theirs is not None:
-            module_of[key.rpartition(".")[0]] = theirs.rpartition(".")[0]
-    in_file = diff.renamed(lambda key: _in_file(key, vanilla, by_tensor, module_of))
-    return str(in_file._replace(unexpected=unknown + in_file.unexpected))
+    return diff
 
 
 # PyTorchVideo zoo designs that octvideo does not build, by the octvideo convolutions whose
@@ -855,12 +872,10 @@ def _other_design(src: Path, raw: Mapping[str, Tensor], models: Sequence[str]) -
     off = found[model]
     temporal = off.get("temporal", {})
     design = _OTHER_DESIGNS.get((model, frozenset(temporal))) if len(off) == 1 else None
-    by_tensor = {id(v): k for k, v in raw.items()}  # the converter renames, it does not copy
-    vanilla = pytorchvideo_vanilla(raw, model) or {}
     clauses = []
     for kind, found_off in off.items():
         key, (theirs, ours) = next(iter(found_off.items()))
-        named = by_tensor.get(id(vanilla.get(key)), key)
+        named = pytorchvideo_key(key, raw, slowfast=model.startswith("slowfast"))
         many = f"{len(found_off)} convolution{'s' if len(found_off) > 1 else ''}"
         if kind == "temporal":
             clauses.append(
@@ -902,8 +917,8 @@ def _design_off(
     missing = own.keys() - vanilla.keys()
     if vanilla.keys() - own.keys() or missing - {"head.fc.weight", "head.fc.bias"}:
         return None
-    if missing:  # the whole classifier, or a weight lost from it
-        if "head.fc.weight" not in missing:
+    if missing:  # the whole classifier (a weight lost from it is a damaged file's)
+        if missing != {"head.fc.weight", "head.fc.bias"}:
             return None
         off["classifier"] = {"head.fc.weight": (0, int(own["head.fc.weight"].shape[0]))}
     for key, value in vanilla.items():
@@ -924,19 +939,6 @@ def _design_off(
     return off or None
 
 
-def _in_file(
-    key: str,
-    vanilla: Mapping[str, Tensor],
-    by_tensor: Mapping[int, str],
-    module_of: Mapping[str, str],
-) -> str:
-    """An octvideo key under the name the file has (or would have) for it."""
-    if key in vanilla and id(vanilla[key]) in by_tensor:
-        return by_tensor[id(vanilla[key])]
-    module, _, leaf = key.rpartition(".")
-    return f"{module_of[module]}.{leaf}" if module in module_of else key
-
-
 # ------------------------------------------------------------------------------- building
 
 
@@ -945,14 +947,33 @@ def _extra_from_weights(model: str, vanilla: Mapping[str, Tensor], tau: int) -> 
     SlowFast's lateral kernel; a SlowFast's speed ratio comes from the clip's stride ``tau``
     (alpha = tau / 2)."""
     if model.startswith("slowfast"):
-        kernel = lateral_kernel(vanilla)
+        kernel = _lateral_kernel(vanilla)
         extra: dict[str, Any] = {} if kernel is None else {"fusion_kernel": kernel}
         extra["slowfast_alpha"] = speed_ratio(tau)
         return extra
-    stem = vanilla.get("stem.conv.conv_hh.weight")
-    if stem is not None and int(stem.shape[0]) != 64:
-        return {"width": int(stem.shape[0])}
-    return {}
+    width = _stem_width(vanilla, ("stem.conv.conv_hh.weight", "stem.bn.high.", "res2.0.conv_a."))
+    return {} if width in (None, 64) else {"width": width}
+
+
+def _stem_width(state: Mapping[str, Tensor], where: Sequence[str]) -> int | None:
+    """A ResNet's stem width from the first of ``where`` (key prefixes: the stem conv's weight,
+    its norm, the first block's conv, which the stem feeds) that the weights hold, so that a
+    file missing one of them is still told which keys it misses; None where none is held."""
+    for prefix in where:
+        found = next((v for k, v in state.items() if k.startswith(prefix) and v.ndim), None)
+        if found is not None:
+            return int(found.shape[1 if prefix.startswith(("res2.", "layer1.")) else 0])
+    return None
+
+
+def _lateral_kernel(vanilla: Mapping[str, Tensor]) -> int | None:
+    """A SlowFast's lateral kernel (``lateral_kernel``), else that of another of its lateral
+    connections (the zoo's are all of one kernel) where the first one's weight is missing."""
+    kernel = lateral_kernel(vanilla)
+    if kernel is not None:
+        return kernel
+    fuse = (v for k, v in vanilla.items() if re.fullmatch(r"fuse_\w+\.conv\.conv_hh\.weight", k))
+    return next((int(v.shape[2]) for v in fuse if v.ndim == 5), None)
 
 
 def _clip_or_default(
@@ -1076,8 +1097,12 @@ def _is_alpha0(alpha: Any) -> bool:
 
 
 def _classifier_rows(state: Mapping[str, Tensor]) -> int:
-    weight = state.get("head.fc.weight")
-    return int(weight.shape[0]) if weight is not None else 0
+    """The classifier's outputs: its weight's rows, else its bias's (a file that lost the weight
+    is told so, not of another class count); 0 without a classifier."""
+    for key in ("head.fc.weight", "head.fc.bias"):
+        if key in state and state[key].ndim:
+            return int(state[key].shape[0])
+    return 0
 
 
 def _plain_state(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:

@@ -35,6 +35,10 @@ _PTV_BLOCK = {
 }
 _PTV_STEM = {"conv": "conv.conv_hh", "norm": "bn.high"}
 _PTV_FUSE = {"conv_fast_to_slow": "conv.conv_hh", "norm": "bn.high"}
+# the octvideo module of each PyTorchVideo one, read backwards to name a key in a file's terms
+_PTV_BLOCK_BACK = {ours: theirs for theirs, ours in _PTV_BLOCK.items()}
+_PTV_STEM_BACK = {ours: theirs for theirs, ours in _PTV_STEM.items()}
+_PTV_FUSE_BACK = {ours: theirs for theirs, ours in _PTV_FUSE.items()}
 _RESBLOCK = re.compile(
     r"res_blocks\.(\d+)\.(branch1_conv|branch1_norm|branch2\.\w+?_[abc])\.(\w+)$"
 )
@@ -83,12 +87,8 @@ def convert_pytorchvideo_state_dict(
         ValueError: naming every key that has no octvideo counterpart.
     """
     state_dict = with_batch_counts(state_dict)
-    blocks = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")})
-    stage_blocks = sorted(
-        {int(k.split(".")[1]) for k in state_dict if ".res_blocks." in k}
-    )  # the residual stages, in order, skipping pooling blocks
+    stage_blocks, head_block = _zoo_blocks(state_dict)
     stage_name = {b: f"res{i + 2}" for i, b in enumerate(stage_blocks)}
-    head_block = blocks[-1] if blocks else -1
     out: dict[str, Tensor] = {}
     unknown: list[str] = []
     for key, value in state_dict.items():
@@ -126,6 +126,76 @@ def convert_pytorchvideo_state_dict(
             f"{_few(unknown)}"
         )
     return out
+
+
+def _zoo_blocks(state_dict: Mapping[str, Tensor]) -> tuple[list[int], int]:
+    """The ``blocks.N`` of a PyTorchVideo state dict's residual stages, in order (pooling blocks
+    hold no weights), and the last block, the classifier's (-1 where there is none)."""
+    numbers = set()
+    stages = set()
+    for key in state_dict:
+        parts = key.split(".")
+        if parts[0] == "blocks" and len(parts) > 1 and parts[1].isdigit():
+            numbers.add(int(parts[1]))
+            if ".res_blocks." in key:
+                stages.add(int(parts[1]))
+    return sorted(stages), max(numbers, default=-1)
+
+
+def pytorchvideo_key(key: str, state_dict: Mapping[str, Tensor], *, slowfast: bool) -> str:
+    """The PyTorchVideo key that ``convert_pytorchvideo_state_dict`` renames to the octvideo
+    ``key``, in the block numbering of ``state_dict`` (a file that lacks the key is told the name
+    it would hold it under); ``key`` itself where no PyTorchVideo key becomes it."""
+    stages, last = _zoo_blocks(state_dict)
+    proj = [k for k in state_dict if re.fullmatch(r"blocks\.\d+\.proj\.\w+", k)]
+    head = int(proj[0].split(".")[1]) if proj else last + 1  # the head follows the last stage
+    try:
+        return _pytorchvideo_key(key, stages, head, slowfast)
+    except (KeyError, ValueError, IndexError):
+        return key
+
+
+def _pytorchvideo_key(key: str, stages: Sequence[int], head: int, slowfast: bool) -> str:
+    module, _, leaf = key.rpartition(".")
+    if module == "head.fc":
+        return f"blocks.{head}.proj.{leaf}"
+    point, _, rest = module.partition(".")
+    if slowfast and point.startswith("fuse_"):
+        at = point.removeprefix("fuse_")
+        block = 0 if at == "stem" else int(at.removeprefix("res")) - 1
+        return f"blocks.{block}.multipathway_fusion.{_PTV_FUSE_BACK[rest]}.{leaf}"
+    prefix = "blocks.{}"
+    if slowfast:
+        prefix += f".multipathway_blocks.{('slow', 'fast').index(point)}"
+        point, _, rest = rest.partition(".")
+    if point == "stem":
+        return f"{prefix.format(0)}.{_PTV_STEM_BACK[rest]}.{leaf}"
+    if not point.startswith("res"):
+        raise KeyError(key)
+    stage = int(point.removeprefix("res"))
+    block = stage - 1 if slowfast else stages[stage - 2]
+    index, _, inner = rest.partition(".")
+    return f"{prefix.format(block)}.res_blocks.{int(index)}.{_PTV_BLOCK_BACK[inner]}.{leaf}"
+
+
+def in_pytorchvideo_terms(
+    diff: StateMismatch, state_dict: Mapping[str, Tensor], *, slowfast: bool
+) -> StateMismatch:
+    """``diff``, of ``state_dict`` converted, under the keys of the PyTorchVideo ``state_dict``
+    (``pytorchvideo_key``), as its file names them."""
+    return _held_counts(diff, state_dict).renamed(
+        lambda key: pytorchvideo_key(key, state_dict, slowfast=slowfast)
+    )
+
+
+def _held_counts(diff: StateMismatch, source: Mapping[str, Tensor]) -> StateMismatch:
+    """``diff`` without the missing batch counts of a source that holds none: each comes beside
+    a ``running_mean`` that is missing too (``with_batch_counts`` fills the others)."""
+    if any(k.endswith(".num_batches_tracked") for k in source):
+        return diff
+    return diff._replace(
+        missing=[k for k in diff.missing if not k.endswith(".num_batches_tracked")]
+    )
 
 
 class NonFinite(NamedTuple):
@@ -308,31 +378,23 @@ def octavise_state_dict(
             classifier, Non-local blocks absent from the source).
 
     Raises:
-        ValueError: naming vanilla keys that are missing or left over, or the first layer whose
-            vanilla weight has another shape.
+        ValueError: naming the vanilla keys missing and those left over, else the first layer
+            whose vanilla weight has another shape or cannot be sliced.
     """
     keep = tuple(keep_own)
+    diff = vanilla_mismatch(vanilla_sd, model, keep_own=keep)
+    if diff and (diff.missing or diff.unexpected):
+        keys = diff._replace(shapes={})  # a shape is named with its layer below
+        raise ValueError(f"vanilla state dict does not fit {type(model).__name__}: {keys}")
     target = copy.deepcopy(model)
     orders = model.octave_input_order() if hasattr(model, "octave_input_order") else {}
-    used: set[str] = set()
-    missing: list[str] = []
-
-    def take(key: str) -> Tensor | None:
-        if key not in vanilla_sd:
-            missing.append(key)
-            return None
-        used.add(key)
-        return vanilla_sd[key]
-
     with torch.no_grad():
         for name, m in target.named_modules():
             if keep and name.startswith(keep):
                 continue
             if isinstance(m, OctConv3d):
-                weight = take(f"{name}.conv_hh.weight")
-                bias = take(f"{name}.conv_hh.bias") if m.conv_hh.bias is not None else None
-                if weight is None:
-                    continue
+                weight = vanilla_sd[f"{name}.conv_hh.weight"]
+                bias = vanilla_sd[f"{name}.conv_hh.bias"] if m.conv_hh.bias is not None else None
                 try:
                     if name in orders:
                         weight = weight[:, orders[name]]
@@ -343,39 +405,74 @@ def octavise_state_dict(
                 n_high = m.high.num_features
                 n_all = n_high + (m.low.num_features if m.low is not None else 0)
                 for leaf, own in m.high.state_dict().items():
-                    value = take(f"{name}.high.{leaf}")
-                    if value is None:
-                        continue
-                    if value.ndim != 0 and tuple(value.shape) != (n_all,):
+                    value = vanilla_sd[f"{name}.high.{leaf}"]
+                    if tuple(value.shape) != ((n_all,) if own.ndim else ()):
                         raise ValueError(
                             f"layer {name}: vanilla {leaf} of shape {tuple(value.shape)} does "
                             f"not fit an OctNorm of {n_all} channels"
                         )
+                    low = m.low.state_dict()[leaf] if m.low is not None else None
                     if value.ndim == 0:  # num_batches_tracked
                         own.copy_(value)
-                        if m.low is not None:
-                            m.low.state_dict()[leaf].copy_(value)
+                        if low is not None:
+                            low.copy_(value)
                         continue
                     own.copy_(value[:n_high])
-                    if m.low is not None:
-                        m.low.state_dict()[leaf].copy_(value[n_high:])
+                    if low is not None:
+                        low.copy_(value[n_high:])
         out = target.state_dict()
-        octave_owned = tuple(
-            f"{n}." for n, m in target.named_modules() if isinstance(m, OctConv3d | OctNorm)
-        )
-        for key in out:
-            if key.startswith(octave_owned) or (keep and key.startswith(keep)):
-                continue
-            value = take(key)
-            if value is not None:
-                out[key] = value.to(out[key].dtype).clone()
-    extra = sorted(k for k in vanilla_sd if k not in used and not (keep and k.startswith(keep)))
-    if missing or extra:
-        raise ValueError(
-            f"vanilla state dict does not fit {type(model).__name__}: "
-            f"{StateMismatch({}, missing, extra)}"
-        )
+        for key, shape in _vanilla_shapes(model, keep).items():
+            if shape is None:  # not an octave layer's: copied as it is
+                out[key] = vanilla_sd[key].to(out[key].dtype).clone()
     return out
+
+
+def vanilla_mismatch(
+    vanilla_sd: Mapping[str, Tensor], model: nn.Module, *, keep_own: Iterable[str] = ()
+) -> StateMismatch | None:
+    """How ``vanilla_sd`` misses the alpha-0 state dict that ``octavise_state_dict`` slices for
+    ``model``: its octave layers' weights of another shape, the keys it lacks and those left
+    over; None where it fits. Other weights (a classifier) are copied at any shape: a caller
+    that replaces them checks them itself. ``keep_own`` as ``octavise_state_dict``'s."""
+    keep = tuple(keep_own)
+    want = _vanilla_shapes(model, keep)
+    diff = StateMismatch(
+        {
+            k: (tuple(v.shape), shape)
+            for k, v in vanilla_sd.items()
+            if (shape := want.get(k)) is not None and tuple(v.shape) != shape
+        },
+        [k for k in want if k not in vanilla_sd],
+        sorted(k for k in vanilla_sd if k not in want and not (keep and k.startswith(keep))),
+    )
+    return diff if any(diff) else None
+
+
+def _vanilla_shapes(model: nn.Module, keep: tuple[str, ...]) -> dict[str, tuple[int, ...] | None]:
+    """The keys of ``model``'s alpha-0 twin (but under ``keep``), each with the shape its
+    slicing takes: an ``OctConv3d``'s whole weight, an ``OctNorm``'s whole channels; None for
+    the others, which are copied."""
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    owned = []
+    for name, m in model.named_modules():
+        if keep and name.startswith(keep):
+            continue
+        if isinstance(m, OctConv3d):
+            out = m.out_channels
+            shapes[f"{name}.conv_hh.weight"] = (out, m.in_channels // m.groups, *m.kernel_size)
+            if m.conv_hh.bias is not None:
+                shapes[f"{name}.conv_hh.bias"] = (out,)
+        elif isinstance(m, OctNorm):
+            n_all = m.high.num_features + (m.low.num_features if m.low is not None else 0)
+            for leaf, own in m.high.state_dict().items():
+                shapes[f"{name}.high.{leaf}"] = () if own.ndim == 0 else (n_all,)
+        else:
+            continue
+        owned.append(f"{name}.")
+    for key in model.state_dict():
+        if not key.startswith(tuple(owned)) and not (keep and key.startswith(keep)):
+            shapes[key] = None
+    return shapes
 
 
 _TV_BLOCK = {
@@ -388,6 +485,8 @@ _TV_BLOCK = {
     "downsample.0": "downsample.conv.conv_hh",
     "downsample.1": "downsample.bn.high",
 }
+
+_TV_BLOCK_BACK = {ours: theirs for theirs, ours in _TV_BLOCK.items()}
 
 
 def inflate_resnet2d(
@@ -408,10 +507,11 @@ def inflate_resnet2d(
             3D network gives the 2D one's logits.
 
     Raises:
-        ValueError: naming 2D keys with no 3D counterpart, 3D weights left without a source, or
-            the kind of network a wide ResNet or a ResNeXt is, which octvideo does not build.
+        ValueError: naming 2D keys with no 3D counterpart, else the 2D keys that are missing
+            or of another shape than ``model`` takes, or the kind of network a wide ResNet or a
+            ResNeXt is, which octvideo does not build.
     """
-    state_dict_2d = with_batch_counts(state_dict_2d)
+    source, state_dict_2d = state_dict_2d, with_batch_counts(state_dict_2d)
     check_resnet2d(state_dict_2d)
     kernels = {name: m.kernel_size for name, m in model.named_modules() if isinstance(m, OctConv3d)}
     vanilla: dict[str, Tensor] = {}
@@ -439,7 +539,43 @@ def inflate_resnet2d(
         vanilla.pop("head.fc.weight", None)
         vanilla.pop("head.fc.bias", None)
         keep.append("head.fc")
+    diff = vanilla_mismatch(vanilla, model, keep_own=keep)
+    if diff:
+        theirs = _in_torchvision_terms(diff, source, kernels)
+        raise ValueError(f"2D state dict does not fit {type(model).__name__}: {theirs}")
     return octavise_state_dict(vanilla, model, keep_own=keep)
+
+
+def _in_torchvision_terms(
+    diff: StateMismatch, state_dict_2d: Mapping[str, Tensor], kernels: Mapping[str, object]
+) -> StateMismatch:
+    """``diff``, of the inflated ``state_dict_2d``, under the 2D keys and shapes: a 2D weight's
+    own shape, and the shape of the 2D kernel that inflates into the one taken."""
+    shapes = {}
+    for key, (_, ours) in diff.shapes.items():
+        theirs = _torchvision_key(key)
+        inflated = key.endswith(".conv_hh.weight") and key.rsplit(".conv_hh.", 1)[0] in kernels
+        flat = (*ours[:2], *ours[3:]) if inflated and len(ours) == 5 else ours
+        shapes[theirs] = (tuple(state_dict_2d[theirs].shape), flat)
+    held = _held_counts(diff, state_dict_2d)
+    return StateMismatch(
+        shapes,
+        [_torchvision_key(k) for k in held.missing],
+        [_torchvision_key(k) for k in held.unexpected],
+    )
+
+
+def _torchvision_key(key: str) -> str:
+    """The torchvision ResNet key that ``inflate_resnet2d`` renames to the octvideo ``key``;
+    ``key`` itself where none does."""
+    module, _, leaf = key.rpartition(".")
+    named = {"stem.conv.conv_hh": "conv1", "stem.bn.high": "bn1", "head.fc": "fc"}
+    if module in named:
+        return f"{named[module]}.{leaf}"
+    m = re.match(r"res(\d)\.(\d+)\.(.+)$", module)
+    if m and m.group(3) in _TV_BLOCK_BACK:
+        return f"layer{int(m.group(1)) - 1}.{m.group(2)}.{_TV_BLOCK_BACK[m.group(3)]}.{leaf}"
+    return key
 
 
 def check_resnet2d(state_dict_2d: Mapping[str, Tensor]) -> None:
@@ -482,8 +618,15 @@ def convert_pytorchvideo(state_dict: Mapping[str, Tensor], model: nn.Module) -> 
     """A PyTorchVideo state dict renamed and sliced for ``model`` (any alpha); the engine's entry.
 
     A classifier of another shape is passed through as is (the caller keeps its own).
+
+    Raises:
+        ValueError: naming every key with no octvideo counterpart, else the file's keys that
+            are missing, left over or of another shape than ``model`` takes.
     """
     slowfast = hasattr(model, "slowfast_alpha")
-    return octavise_state_dict(
-        convert_pytorchvideo_state_dict(state_dict, slowfast=slowfast), model
-    )
+    vanilla = convert_pytorchvideo_state_dict(state_dict, slowfast=slowfast)
+    diff = vanilla_mismatch(vanilla, model)
+    if diff:
+        theirs = in_pytorchvideo_terms(diff, state_dict, slowfast=slowfast)
+        raise ValueError(f"PyTorchVideo state dict does not fit {type(model).__name__}: {theirs}")
+    return octavise_state_dict(vanilla, model)

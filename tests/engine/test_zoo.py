@@ -22,7 +22,7 @@ from torch import nn
 
 import octvideo.inference.predictor as predictor_module
 from octvideo.checkpoint_meta import CheckpointMeta
-from octvideo.config import load_config
+from octvideo.config import ModelConfig, load_config
 from octvideo.data.transforms import pack_pathways
 from octvideo.engine import zoo_recipes as zoo_recipes_module
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
@@ -767,6 +767,7 @@ def test_wrong_source_kind_says_which_it_looks_like(i3d_zoo: Path, checkpoint: P
         ({"classes": "7"}, "--classes names 7 classes but the classifier of"),
         ({"classes": "missing.txt"}, "--classes missing.txt: no such file"),
         ({"classes": "0"}, "--classes 0: give 1 to 100000 classes"),
+        ({"classes": "-1"}, "--classes -1: give 1 to 100000 classes"),  # a number, not a file
         ({"classes": "100001"}, "--classes 100001: give 1 to 100000 classes"),
         ({"classes": "9" * 5000}, f"--classes {'9' * 5000}: give 1 to 100000 classes"),
         ({"classes": "\u00b2"}, "--classes \u00b2: no such file"),  # a digit, not a number
@@ -922,6 +923,114 @@ def test_a_zoo_file_off_by_a_key_names_the_key(zoo, tmp_path: Path, edit, expect
     message = _refusal(tmp_path, src, model="slow_r50")
     assert message.startswith(f"{src} has the layout of PyTorchVideo's slow_r50 but not all its")
     assert expected in message
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "blocks.0.conv.weight",  # the stem's, which shows the width
+        "blocks.1.res_blocks.0.branch2.conv_a.weight",
+        "blocks.1.res_blocks.0.branch1_conv.weight",
+        "blocks.4.res_blocks.2.branch2.conv_c.weight",
+        "blocks.6.proj.weight",  # the classifier's, which shows the class count
+    ],
+)
+def test_a_zoo_file_missing_a_weight_is_called_damaged_naming_its_own_key(
+    zoo, tmp_path: Path, key: str
+) -> None:
+    """Whichever weight a file lost, the line names it as the file would hold it, and no other
+    key: not octvideo's name, nor a shape guessed without the lost weight."""
+    net, _ = zoo("i3d_r50")
+    state = dict(net.state_dict())
+    state.pop(key)
+    src = tmp_path / "I3D_8x8_R50.pyth"
+    torch.save({"model_state": state}, src)
+    assert _refusal(tmp_path, src) == (
+        f"{src} has the layout of PyTorchVideo's i3d_r50 but not all its weights (missing: "
+        f"{key}); the file is damaged or of a modified network: download it again"
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "blocks.0.multipathway_fusion.conv_fast_to_slow.weight",  # shows the lateral kernel
+        "blocks.2.multipathway_blocks.1.res_blocks.0.branch2.conv_b.weight",
+    ],
+)
+def test_a_slowfast_zoo_file_missing_a_weight_names_its_own_key(tmp_path: Path, key: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models import hub
+
+    with torch.device("meta"):
+        state = dict(hub.slowfast_r50().state_dict())
+    state.pop(key)
+    src = tmp_path / "SLOWFAST_8x8_R50.pyth"
+    torch.save({"model_state": _shapes_only(state)}, src)
+    assert _refusal(tmp_path, src, model="slowfast_r50") == (
+        f"{src} has the layout of PyTorchVideo's slowfast_r50 but not all its weights (missing: "
+        f"{key}); the file is damaged or of a modified network: download it again"
+    )
+
+
+def test_a_torchvision_resnet_missing_its_stem_weight_names_it(tmp_path: Path) -> None:
+    import torchvision
+
+    state = dict(torchvision.models.resnet18(weights=None).state_dict())
+    state.pop("conv1.weight")
+    src = tmp_path / "resnet18.pth"
+    torch.save(state, src)
+    assert _refusal(tmp_path, src, source="torchvision", model="i3d_r18", classes="5") == (
+        f"{src} does not inflate into i3d_r18: 2D state dict does not fit ResNet3D: missing: "
+        "conv1.weight"
+    )
+
+
+def test_a_bare_octvideo_state_dict_missing_a_weight_is_called_damaged(tmp_path: Path):
+    with torch.device("meta"):
+        state = dict(build_network(ModelConfig(name="i3d_r18", num_classes=5)).state_dict())
+    state.pop("stem.conv.conv_hh.weight")
+    src = tmp_path / "i3d.pt"
+    torch.save(_shapes_only(state), src)
+    assert _refusal(tmp_path, src, source="octvideo", model="i3d_r18", classes="5") == (
+        f"{src} has the layout of octvideo's i3d_r18 but not all its weights (missing: "
+        "stem.conv.conv_hh.weight); the file is damaged or of a modified network: get the file "
+        "again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "model", "holds"),
+    [
+        (
+            "pytorchvideo",
+            "i3d_r50",
+            "no PyTorchVideo weights (no 'model_state' of 'blocks.*' tensors)",
+        ),
+        ("torchvision", "i3d_r18", "no torchvision ResNet weights (no conv1 / layer1 keys)"),
+        ("octvideo", "i3d_r18", "no octvideo weights"),
+    ],
+)
+def test_weights_saved_through_a_data_parallel_wrapper_name_its_prefix(
+    zoo, tmp_path: Path, source: str, model: str, holds: str
+) -> None:
+    """No command strips a ``module.`` prefix; every source names it and how to drop it."""
+    import torchvision
+
+    if source == "pytorchvideo":
+        state = zoo("i3d_r50")[0].state_dict()
+    elif source == "torchvision":
+        state = torchvision.models.resnet18(weights=None).state_dict()
+    else:
+        state = build_network(ModelConfig(name=model, num_classes=5)).state_dict()
+    src = tmp_path / "ddp.pth"
+    torch.save({"model_state": {f"module.{k}": v for k, v in state.items()}}, src)
+    assert _refusal(tmp_path, src, source=source, model=model, classes="5") == (
+        f"{src} holds {holds}; every key starts with 'module.', as a DataParallel or "
+        "DistributedDataParallel wrapper saves them: save model.module.state_dict() instead, or "
+        "remove the prefix from the keys"
+    )
 
 
 def _shapes_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

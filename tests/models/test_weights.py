@@ -16,10 +16,12 @@ from octvideo.engine.checkpoint import load_pytorchvideo_checkpoint
 from octvideo.models import create_model
 from octvideo.models.weights import (
     convert_pytorchvideo,
+    convert_pytorchvideo_state_dict,
     inflate_resnet2d,
     is_alpha0_state,
     load_state_dict_checked,
     octavise_state_dict,
+    pytorchvideo_key,
     state_mismatch,
 )
 from octvideo.ops import OctConv3d
@@ -320,3 +322,53 @@ def test_broken_tensors_name_values_no_training_writes() -> None:
         "weight res2.0.bn_a.high.num_batches_tracked holds 1 negative batch count",
     ]
     assert impossible_tensors(state) == [*found[:2], Impossible(found[2].key, 1, found[0].what)]
+
+
+@pytest.mark.parametrize("name", ["c2d_r50", "i3d_r50", "slowfast_r50"])
+def test_each_octvideo_key_names_the_pytorchvideo_key_it_came_from(name: str) -> None:
+    """The converted keys name their source back, in the file's block numbering (C2D and I3D
+    have a pooling block between res2 and res3), also a key the file lacks."""
+    with torch.device("meta"):
+        state = _pytorchvideo(name).state_dict()
+    slowfast = name.startswith("slowfast")
+    converted = convert_pytorchvideo_state_dict(state, slowfast=slowfast)
+    for theirs, ours in zip(state, converted, strict=True):  # the converter keeps the order
+        assert pytorchvideo_key(ours, state, slowfast=slowfast) == theirs
+        lacking = {k: v for k, v in state.items() if k != theirs}
+        assert pytorchvideo_key(ours, lacking, slowfast=slowfast) == theirs
+
+
+def test_a_pytorchvideo_file_that_misses_weights_is_named_in_its_own_keys() -> None:
+    """As train's model.pretrained reads it: the file's keys, not octvideo's."""
+    with torch.device("meta"):
+        state = dict(_pytorchvideo("i3d_r50").state_dict())
+        model = create_model("i3d_r50")
+    state.pop("blocks.1.res_blocks.0.branch2.conv_a.weight")
+    state.pop("blocks.1.res_blocks.0.branch1_conv.weight")
+    state["blocks.3.res_blocks.0.branch2.norm_b.weight"] = torch.zeros(3)
+    with pytest.raises(ValueError) as err:
+        convert_pytorchvideo(state, model)
+    assert str(err.value) == (
+        "PyTorchVideo state dict does not fit ResNet3D: shape differs: "
+        "blocks.3.res_blocks.0.branch2.norm_b.weight (3,) here (128,); missing: "
+        "blocks.1.res_blocks.0.branch2.conv_a.weight, blocks.1.res_blocks.0.branch1_conv.weight"
+    )
+
+
+def test_a_torchvision_resnet_that_misses_weights_is_named_in_its_own_keys_and_shapes() -> None:
+    import torchvision
+
+    state = {
+        k: v
+        for k, v in torchvision.models.resnet18(weights=None).state_dict().items()
+        if not k.endswith("num_batches_tracked")  # a file without counts: none is named
+    }
+    state.pop("conv1.weight")
+    state.pop("layer2.0.bn1.running_mean")
+    state["layer1.0.conv2.weight"] = torch.zeros(64, 64, 1, 3)
+    with pytest.raises(ValueError) as err:
+        inflate_resnet2d(state, create_model("i3d_r18", num_classes=5, alpha=0.25))
+    assert str(err.value) == (
+        "2D state dict does not fit ResNet3D: shape differs: layer1.0.conv2.weight (64, 64, 1, "
+        "3) here (64, 64, 3, 3); missing: conv1.weight, layer2.0.bn1.running_mean"
+    )
