@@ -518,10 +518,7 @@ class _Entries:
         return ".".join(k for k in (self.section, key) if k)
 
     def _wrong(self, key: str, value: Any, want: str) -> CheckpointError:
-        return CheckpointError(
-            f"{_name(self.path)} metadata {_not(self._key(key), value, want)}; {ADVICE}",
-            field=self._key(key),
-        )
+        return _metadata_error(self.path, _not(self._key(key), value, want), self._key(key))
 
     def _get(self, key: str, default: Any) -> Any:
         if key in self.values:
@@ -575,9 +572,7 @@ class _Entries:
         value = self._get(key, _REQUIRED)
         bad = _triple_problem(self._key(key), value)
         if bad is not None:
-            raise CheckpointError(
-                f"{_name(self.path)} metadata {bad}; {ADVICE}", field=self._key(key)
-            )
+            raise _metadata_error(self.path, bad, self._key(key))
         return _floats(value)  # type: ignore[return-value]
 
     def alpha(self, key: str) -> float | list[float]:

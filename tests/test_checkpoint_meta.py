@@ -207,7 +207,7 @@ def test_an_entry_of_the_wrong_type_is_one_line_naming_it(key, value, want):
         CheckpointMeta.from_dict(meta, path="x.ckpt")
     message = str(info.value)
     assert message == (
-        f"checkpoint 'x.ckpt' metadata {key} is {value!r} ({type(value).__name__}), not {want}; "
+        f"checkpoint 'x.ckpt' metadata: {key} is {value!r} ({type(value).__name__}), not {want}; "
         f"{ADVICE}"
     )
     assert info.value.field == key
@@ -231,7 +231,7 @@ def test_the_trained_classes_file_is_the_runs_data_classes_file():
 def test_a_trained_classes_file_of_the_wrong_type_is_one_line_naming_it(config, problem):
     with pytest.raises(CheckpointError) as info:
         dataclasses.replace(META, config=config).trained_classes_file("x.ckpt")
-    assert str(info.value) == f"checkpoint 'x.ckpt' metadata {problem}; {ADVICE}"
+    assert str(info.value) == f"checkpoint 'x.ckpt' metadata: {problem}; {ADVICE}"
 
 
 def test_a_value_the_model_section_refuses_names_it():
@@ -410,7 +410,7 @@ def test_a_mean_or_std_that_is_not_finite_is_named_in_a_checkpoint(field, value,
         CheckpointMeta.from_dict(meta, path="x.ckpt")
     key = f"normalization.{field}"
     assert str(caught.value) == (
-        f"checkpoint 'x.ckpt' metadata {key} holds {shown}; give 3 finite numbers; {ADVICE}"
+        f"checkpoint 'x.ckpt' metadata: {key} holds {shown}; give 3 finite numbers; {ADVICE}"
     )
     assert caught.value.field == key
 

@@ -408,7 +408,8 @@ def _octvideo_with_meta(
     trained = own.model.name
     if not is_model(trained):
         raise UsageError(
-            f"{src} metadata model.name is {trained!r}, which is not an octvideo model; {ADVICE}"
+            f"checkpoint {str(src)!r} metadata: model.name is {trained!r}, which is not an "
+            f"octvideo model; {ADVICE}"
         )
     if trained != model:
         raise UsageError(

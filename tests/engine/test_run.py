@@ -472,8 +472,8 @@ def test_a_checkpoint_with_malformed_metadata_is_refused_by_test_and_resume(
         path,
     )
     line = (
-        f"checkpoint {str(path)!r} metadata clip.num_frames is '4' (str), not a whole number of 1 "
-        f"or more; {ADVICE}"
+        f"checkpoint {str(path)!r} metadata: clip.num_frames is '4' (str), not a whole number "
+        f"of 1 or more; {ADVICE}"
     )
     test = [
         "test",

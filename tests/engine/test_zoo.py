@@ -614,20 +614,23 @@ def _edited_meta(checkpoint: Path, tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda m: m.update(classes="abc"), "metadata classes is 'abc' (str), not a list of"),
-        (lambda m: m.update(classes=[1, 2, 3]), "metadata classes is [1, 2, 3] (list), not a"),
-        (lambda m: m["model"].update(alpha="abc"), "metadata model.alpha is 'abc' (str), not a"),
-        (lambda m: m["model"].update(name=None), "metadata model.name is None (NoneType), not"),
-        (lambda m: m.update(config={"data": "x"}), "metadata config.data is 'x' (str), not a"),
+        (lambda m: m.update(classes="abc"), "metadata: classes is 'abc' (str), not a list of"),
+        (lambda m: m.update(classes=[1, 2, 3]), "metadata: classes is [1, 2, 3] (list), not a"),
+        (lambda m: m["model"].update(alpha="abc"), "metadata: model.alpha is 'abc' (str), not a"),
+        (lambda m: m["model"].update(name=None), "metadata: model.name is None (NoneType), not"),
+        (lambda m: m.update(config={"data": "x"}), "metadata: config.data is 'x' (str), not a"),
         (
             lambda m: m.update(config={"data": {"classes_file": 3}}),
-            "metadata config.data.classes_file is 3 (int), not text or null",
+            "metadata: config.data.classes_file is 3 (int), not text or null",
         ),
         (
             lambda m: m.update(config={"data": {"train_jitter_scales": [320]}}),
-            "metadata config.data.train_jitter_scales is [320] (list), not a list of 2 whole",
+            "metadata: config.data.train_jitter_scales is [320] (list), not a list of 2 whole",
         ),
-        (lambda m: m["model"].update(name="r9"), "model.name is 'r9', which is not an octvideo"),
+        (
+            lambda m: m["model"].update(name="r9"),
+            "metadata: model.name is 'r9', which is not an octvideo",
+        ),
     ],
 )
 def test_octvideo_source_metadata_is_checked_as_predict_checks_it(
