@@ -984,17 +984,19 @@ def _clip_or_default(
     clip of the zoo recipe the weights show (``recipe``), else 8x8.
 
     Raises:
-        UsageError: the file name's clip is beyond the bounds, or is not ``recipe``'s.
+        UsageError: the file name's clip is outside the bounds (0 frames or a stride of 0
+            included), or is not ``recipe``'s.
     """
     if clip is not None:
         return clip[0], clip[1], ClipOrigin("flag", "--clip")
     match = _ZOO_NAME.search(src.name)
-    if match and int(match[1]) >= 1 and int(match[2]) >= 1:
+    if match:
         t, tau = int(match[1]), int(match[2])
         most = _clip_bounds()
-        if t > most[0] or tau > most[1]:
+        # as parse_clip refuses --clip: a name of 0 frames is refused, not read as the default
+        if not (1 <= t <= most[0] and 1 <= tau <= most[1]):
             raise UsageError(
-                f"the file name {src.name} gives clip {t}x{tau}, beyond the bounds "
+                f"the file name {src.name} gives clip {t}x{tau}, outside the bounds 1x1 to "
                 f"{most[0]}x{most[1]} (data.num_frames x data.sampling_rate); pass --clip TxTAU"
             )
         if recipe is not None and (t, tau) != recipe.clip:

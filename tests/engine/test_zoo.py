@@ -316,10 +316,18 @@ def test_a_clip_too_short_for_the_temporal_pool_is_refused(zoo, tmp_path: Path, 
     )
 
 
-def test_a_clip_in_the_file_name_beyond_the_bounds_is_one_line(zoo, tmp_path: Path) -> None:
-    pyth = zoo("slow_r50", "k400_320x256_slow_r50.pyth")[1]
+@pytest.mark.parametrize(
+    ("name", "clip"),
+    [("k400_320x256_slow_r50.pyth", "320x256"), ("SLOW_0x8_R50.pyth", "0x8"), ("4x0.pyth", "4x0")],
+)
+def test_a_clip_in_the_file_name_outside_the_bounds_is_one_line(
+    zoo, tmp_path: Path, name: str, clip: str
+) -> None:
+    """A zoo name's clip that no model takes (none of 0 frames, nor past the bounds) is refused
+    as --clip would be, never taken for the 8x8 default unsaid."""
+    pyth = zoo("slow_r50", name)[1]
     assert _refusal(tmp_path, pyth, model="slow_r50") == (
-        "the file name k400_320x256_slow_r50.pyth gives clip 320x256, beyond the bounds 256x64 "
+        f"the file name {name} gives clip {clip}, outside the bounds 1x1 to 256x64 "
         "(data.num_frames x data.sampling_rate); pass --clip TxTAU"
     )
 
