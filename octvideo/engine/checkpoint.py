@@ -19,7 +19,10 @@ checkpoint holds tensors and plain Python values only (the module stores its con
 as plain dicts), so nothing in it can run code. Weights that no network can hold (a NaN, an
 infinity, a batch norm's negative variance) are refused there, for every command that loads them
 (``check_weight_values``), except ``train model.pretrained=``: it checks the tensors it loads
-into the model, so a classifier it replaces for another class count may hold NaN.
+into the model, so a classifier it replaces for another class count may hold NaN. A refusal
+advises the file its caller asks for (``load_checkpoint``'s ``wants``, worded by ``WANTED``): a
+PyTorchVideo ``.pyth`` for ``import --from pytorchvideo``, a checkpoint of ``train`` or
+``import`` for predict, test and export.
 ``load_pytorchvideo_checkpoint`` loads a PyTorchVideo zoo file into an octvideo model of any
 alpha (the network a checkpoint's own metadata describes is
 ``octvideo.network.build_network``'s).
@@ -32,7 +35,7 @@ import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import torch
 from torch import nn
@@ -51,6 +54,18 @@ from octvideo.paths import AtomicOutput, why_not_a_file
 # where a checkpoint keeps the network's weights: octvideo's and Lightning's ``state_dict``,
 # PyTorchVideo's zoo and PySlowFast's ``model_state``, torchvision's reference scripts' ``model``
 _WEIGHTS_KEYS = ("state_dict", "model_state", "model")
+# what a caller asks for (``load_checkpoint``'s ``wants``), as its refusals advise passing it: a
+# checkpoint of octvideo's (predict, test, export, model.pretrained, import --from octvideo), a
+# run's to resume, or weights made elsewhere (import --from, model.pretrained_kind)
+Wanted = Literal["octvideo", "run", "pytorchvideo", "torchvision", "imagenet2d"]
+_TORCHVISION = "a torchvision ResNet state dict (a .pth of torch.save(model.state_dict()))"
+WANTED: dict[str, str] = {
+    "octvideo": "a checkpoint written by 'octvideo train' or 'octvideo import'",
+    "run": "a checkpoint written by 'octvideo train' (a run's checkpoints/last.ckpt)",
+    "pytorchvideo": "a PyTorchVideo model-zoo checkpoint (a .pyth, weights under 'model_state')",
+    "torchvision": _TORCHVISION,
+    "imagenet2d": _TORCHVISION,  # model.pretrained_kind's name for it
+}
 # the lines of torch's weights_only error that are advice, not the cause
 _ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
 
@@ -94,7 +109,9 @@ def _is_torchscript(members: list[zipfile.ZipInfo]) -> bool:
     return "constants.pkl" in inside or any(n.startswith("code/") for n in inside)
 
 
-def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
+def check_torch_archive(
+    file: BinaryIO, name: str | os.PathLike[str], *, wants: Wanted = "octvideo"
+) -> None:
     """Refuses a torch checkpoint whose zip directory declares more than the file can hold,
     before ``torch.load`` reads any member (it reads members whole into memory).
 
@@ -104,6 +121,11 @@ def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
     ``MAX_PICKLE_BYTES``, a zip directory that cannot be read. A file that is not a zip archive
     (torch's legacy format, or no checkpoint at all) is left to ``torch.load``. ``file`` is read
     from its current position, which is restored.
+
+    Args:
+        file: the file, open for reading in binary.
+        name: the file as messages name it.
+        wants: the file the caller asks for, which the advice names (``WANTED``).
 
     Raises:
         UsageError: one line naming ``name`` and the member, or what the file is.
@@ -115,7 +137,7 @@ def check_torch_archive(file: BinaryIO, name: str | os.PathLike[str]) -> None:
         return
     size = os.fstat(file.fileno()).st_size - start
     what = f"checkpoint {os.fspath(name)!r}"
-    advice = "pass a checkpoint written by 'octvideo train' or torch.save"
+    advice = f"pass {WANTED[wants]}"
     try:
         with zipfile.ZipFile(file) as archive:
             members = archive.infolist()
@@ -183,7 +205,11 @@ def _open_checkpoint(path: Path) -> BinaryIO:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: Any = "cpu", *, check_values: bool = True
+    path: str | os.PathLike,
+    map_location: Any = "cpu",
+    *,
+    check_values: bool = True,
+    wants: Wanted = "octvideo",
 ) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``, after checking its zip structure.
 
@@ -193,6 +219,8 @@ def load_checkpoint(
         check_values: refuse weights no network can hold (``check_weight_values``). False
             only for a caller that checks the tensors it uses itself (``load_pretrained``,
             which drops a classifier of another class count).
+        wants: the file the caller asks for, which a refusal's advice names (``WANTED``): an
+            octvideo checkpoint (the default), a run's to resume, or weights of another source.
 
     Raises:
         UsageError: the file is missing, a directory, a pipe, a device, a broken symlink or
@@ -208,15 +236,14 @@ def load_checkpoint(
     path = Path(path)
     # one open file for the check and the load: the file checked is the file loaded
     with _open_checkpoint(path) as fh:
-        check_torch_archive(fh, path)
+        check_torch_archive(fh, path, wants=wants)
         head = fh.read(4)
         fh.seek(0)
         if head and not head.startswith(_TORCH_MAGIC):
             raise UsageError(
                 f"checkpoint {str(path)!r} is not a torch checkpoint: neither the zip archive "
                 "torch.save writes nor its legacy format (a video or another file given as the "
-                "checkpoint?); pass a checkpoint written by 'octvideo train', 'octvideo import' "
-                "or torch.save"
+                f"checkpoint?); pass {WANTED[wants]}"
             )
         try:
             checkpoint = torch.load(fh, map_location=map_location, weights_only=True)
@@ -227,9 +254,8 @@ def load_checkpoint(
             ) from err
     if not isinstance(checkpoint, dict):
         raise UsageError(
-            f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not an octvideo or "
-            "Lightning checkpoint (a dict of weights and metadata); pass a file written by "
-            "'octvideo train'"
+            f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not the dict of "
+            f"weights that checkpoints and state dicts are; pass {WANTED[wants]}"
         )
     if check_values:
         check_weight_values(checkpoint, path)
@@ -343,7 +369,8 @@ def load_pytorchvideo_checkpoint(model: nn.Module, path: str | Path) -> nn.Modul
             holds no dict (as ``load_checkpoint`` says).
         ValueError: the weights do not fit ``model`` (naming the keys).
     """
-    state = convert_pytorchvideo(model_state_dict(load_checkpoint(path)), model)
+    checkpoint = load_checkpoint(path, wants="pytorchvideo")
+    state = convert_pytorchvideo(model_state_dict(checkpoint), model)
     load_state_dict_checked(model, state)
     return model
 
@@ -354,7 +381,7 @@ def last_good(path: str | os.PathLike) -> str:
     if not path.is_file():
         return f"no checkpoint had been written yet ({path})"
     try:
-        step = load_checkpoint(path).get("global_step", "?")
+        step = load_checkpoint(path, wants="run").get("global_step", "?")
     except UsageError as err:
         return f"{path} cannot be loaded ({err})"
     return f"{path} (global step {step}) is kept"

@@ -249,7 +249,7 @@ def import_checkpoint(
     _check_outputs_replaceable(config_path, out)
     names = _read_classes(classes, class_file)
 
-    checkpoint = load_checkpoint(src)
+    checkpoint = load_checkpoint(src, wants=source)  # its refusals advise a file of --from's
     got = _CONVERTERS[source](src, checkpoint, model, names, alpha, clip_tt)
     del checkpoint
     if classes is None and got.classes == kinetics400_classes():

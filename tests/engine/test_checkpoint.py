@@ -25,6 +25,7 @@ import torch
 from octvideo.cli import main
 from octvideo.engine import checkpoint as checkpoint_module
 from octvideo.engine.checkpoint import (
+    WANTED,
     atomic_save,
     check_torch_archive,
     check_weight_values,
@@ -175,8 +176,9 @@ def test_a_pytorchvideo_file_that_is_no_checkpoint_is_refused_as_load_checkpoint
         load_pytorchvideo_checkpoint(create_model("i3d_r50"), damaged)
     listed = tmp_path / "list.pyth"
     torch.save([1, 2], listed)
-    with pytest.raises(UsageError, match=r"holds a list, not an octvideo or Lightning"):
+    with pytest.raises(UsageError) as err:
         load_pytorchvideo_checkpoint(create_model("i3d_r50"), listed)
+    assert str(err.value).endswith(f"; pass {WANTED['pytorchvideo']}")
 
 
 @pytest.mark.parametrize(
@@ -372,10 +374,35 @@ def test_a_file_holding_no_dict_is_not_a_checkpoint(tmp_path, payload, kind):
     torch.save(payload, path)
     with pytest.raises(UsageError) as err:
         load_checkpoint(path)
-    message = str(err.value)
-    assert message.startswith(f"checkpoint {str(path)!r} holds a {kind}, not an octvideo or ")
-    assert "Lightning checkpoint" in message and "\n" not in message
-    assert last_good(path).startswith(f"{path} cannot be loaded (checkpoint ")
+    assert str(err.value) == (
+        f"checkpoint {str(path)!r} holds a {kind}, not the dict of weights that checkpoints and "
+        "state dicts are; pass a checkpoint written by 'octvideo train' or 'octvideo import'"
+    )
+    assert last_good(path) == (
+        f"{path} cannot be loaded (checkpoint {str(path)!r} holds a {kind}, not the dict of "
+        "weights that checkpoints and state dicts are; pass a checkpoint written by 'octvideo "
+        "train' (a run's checkpoints/last.ckpt))"
+    )
+
+
+@pytest.mark.parametrize("wants", sorted(WANTED))
+def test_a_refusal_advises_the_file_its_caller_asks_for(tmp_path, wants):
+    """import --from pytorchvideo advises a zoo .pyth, resume a run's checkpoint, ...: never an
+    octvideo run's file to a caller that wants weights from elsewhere."""
+    listed = tmp_path / "list.pyth"
+    torch.save([1, 2], listed)
+    video = _write(tmp_path / "clip.pyth", b"\x00\x00\x00\x18ftypisom")
+    cut = tmp_path / "cut.pyth"
+    torch.save({"w": torch.zeros(1000)}, cut)
+    cut.write_bytes(cut.read_bytes()[:3000])
+    for path in (listed, video, cut):
+        with pytest.raises(UsageError) as err:
+            load_checkpoint(path, wants=wants)
+        assert str(err.value).endswith(f"; pass {WANTED[wants]}")
+        assert "\n" not in str(err.value)
+    assert WANTED["pytorchvideo"] == (
+        "a PyTorchVideo model-zoo checkpoint (a .pyth, weights under 'model_state')"
+    )
 
 
 def test_octvideo_test_refuses_a_tensor_file_in_one_line(tmp_path, capsys):
@@ -438,7 +465,7 @@ def test_a_file_that_is_no_torch_checkpoint_says_so_before_it_is_unpickled(tmp_p
     assert str(err.value) == (
         f"checkpoint {str(path)!r} is not a torch checkpoint: neither the zip archive torch.save "
         "writes nor its legacy format (a video or another file given as the checkpoint?); pass "
-        "a checkpoint written by 'octvideo train', 'octvideo import' or torch.save"
+        "a checkpoint written by 'octvideo train' or 'octvideo import'"
     )
 
 

@@ -669,6 +669,33 @@ def _refusal(tmp_path: Path, src: Path, **kwargs: object) -> str:
     return message
 
 
+@pytest.mark.parametrize(
+    ("source", "model", "advice"),
+    [
+        (
+            "pytorchvideo",
+            "i3d_r50",
+            "a PyTorchVideo model-zoo checkpoint (a .pyth, weights under 'model_state')",
+        ),
+        (
+            "torchvision",
+            "c2d_r18",
+            "a torchvision ResNet state dict (a .pth of torch.save(model.state_dict()))",
+        ),
+        ("octvideo", "c2d_r18", "a checkpoint written by 'octvideo train' or 'octvideo import'"),
+    ],
+)
+def test_a_source_that_is_no_dict_is_refused_with_advice_for_its_from(
+    tmp_path: Path, source: str, model: str, advice: str
+) -> None:
+    listed = tmp_path / "list.pyth"
+    torch.save([1, 2], listed)
+    assert _refusal(tmp_path, listed, source=source, model=model, classes="3") == (
+        f"checkpoint {str(listed)!r} holds a list, not the dict of weights that checkpoints and "
+        f"state dicts are; pass {advice}"
+    )
+
+
 NEGATIVE = "blocks.1.res_blocks.0.branch2.norm_a.running_var"
 
 
