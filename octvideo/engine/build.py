@@ -289,7 +289,7 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     """
     try:
         # the finite check is on the tensors loaded, below: not on a classifier that is dropped
-        checkpoint = load_checkpoint(path, check_values=False)
+        checkpoint = load_checkpoint(path, check_values=False, wants=kind)
         # under the file's own names (no classifier has a variance or a batch count)
         refuse_broken_weights(checkpoint, path, impossible_tensors(model_state_dict(checkpoint)))
     except UsageError as err:

@@ -1316,7 +1316,7 @@ def _train_in(
     check_every_rank_has_one(len(datamodule.val_dataset), world_size(cfg), "validation videos")
     check_some_video_exists(datamodule.train_dataset.records, cfg.data.train_list)
     # a resume checkpoint's refusals come before config.yaml and the logs are touched
-    checkpoint = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    checkpoint = load_checkpoint(ckpt_path, wants="run") if ckpt_path is not None else None
     if checkpoint is not None:
         check_same_run(checkpoint, cfg, ckpt_path)  # names a changed key, not a shape
     model = build_classifier(cfg.model, datamodule.classes, checkpoint, ckpt_path)

@@ -138,6 +138,19 @@ def test_an_alpha_0_checkpoint_initialises_an_octave_model(tmp_path):
     assert all(torch.equal(got[k], want[k]) for k in want)  # before: "does not fit", missing hl
 
 
+@pytest.mark.parametrize("kind", ["octvideo", "pytorchvideo", "imagenet2d"])
+def test_pretrained_weights_that_are_no_dict_are_told_the_file_their_kind_wants(tmp_path, kind):
+    from octvideo.config import ModelConfig
+    from octvideo.engine.checkpoint import WANTED
+
+    path = tmp_path / "list.pt"
+    torch.save([1, 2], path)
+    cfg = ModelConfig(name="i3d_r18", num_classes=6, pretrained=str(path), pretrained_kind=kind)
+    with pytest.raises(ConfigError) as err:
+        build_model(cfg)
+    assert f"pass {WANTED[kind]}" in str(err.value)
+
+
 def test_pretrained_weights_for_another_label_set_renew_only_the_classifier(tmp_path):
     from octvideo.config import ModelConfig
     from octvideo.engine.build import build_model

@@ -1403,6 +1403,18 @@ def test_a_refused_resume_changes_nothing_in_the_run(tiny_synth, tmp_path, unint
     assert after == before  # config.yaml and the logs untouched, no new log version
 
 
+def test_a_resume_from_a_file_that_is_no_checkpoint_asks_for_a_runs_checkpoint(
+    tiny_synth, tmp_path
+):
+    from octvideo.engine.checkpoint import WANTED
+
+    path = tmp_path / "list.ckpt"
+    torch.save([1, 2], path)
+    with pytest.raises(UsageError) as err:
+        run_train(None, _overrides(tiny_synth), out=str(tmp_path / "run"), resume=str(path))
+    assert f"pass {WANTED['run']}" in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("change", "said", "fix"),
     [
