@@ -10,6 +10,10 @@ print its last line): from then on SIGINT, SIGTERM and SIGHUP stop nothing. ``ex
 program with that status, with SIGTERM, SIGHUP and Ctrl-C unable to turn a finished command into
 a stopped one. ``hangup_as_terminate`` makes SIGHUP (the terminal closed, an ssh session dropped)
 do what SIGTERM does at that moment, whoever handles SIGTERM.
+``end_with_parent`` makes a command that another started (a ``sweep``'s runs) get SIGTERM when
+that one ends, SIGKILL included. ``ignore_stops`` is what every worker process octvideo starts
+runs first: a stop sent to the whole process group (a terminal's Ctrl-C or SIGHUP, a scheduler's
+SIGTERM to a job) is its caller's, which stops its workers itself.
 SIGQUIT (Ctrl-\\) keeps its default, an immediate end with a core dump: what it is asked for.
 This module imports nothing of octvideo, so that every layer may use it.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -69,6 +74,56 @@ def handler(signum: int, fn: Handler) -> Iterator[None]:
         yield
 
 
+def ignore_stops() -> None:
+    """This process (a worker) ignores SIGINT, SIGTERM and SIGHUP from now on: a stop sent to the
+    whole process group (Ctrl-C, ``scancel``, a SLURM time limit, systemd's stop, a terminal
+    closed) is its caller's, which stops at a safe point, ends its workers and reports the stop
+    once. A worker killed by that stop instead lost the caller its last steps, and its death was
+    taken for a bad video. The caller ends its workers itself: it asks them (a closed pipe, a last
+    task), else kills them (SIGKILL). A stop held since the fork (``held_for_fork``) is dropped."""
+    for signum in STOPS:
+        signal.signal(signum, signal.SIG_IGN)  # which drops one pending
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+
+
+@contextlib.contextmanager
+def held_for_fork() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP are blocked in this thread inside the block, so that a process
+    forked in it starts with them blocked: a stop sent to the process group as it starts stays
+    pending in it until it ignores it (``ignore_stops``), instead of ending it before then. This
+    process loses none: another thread takes them meanwhile (Python runs the handler in the main
+    thread all the same), or this one as the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal this process gets when its parent ends
+
+
+def end_with_parent(parent: int) -> None:
+    """This process gets SIGTERM when ``parent``, the process that started it, ends, even of
+    SIGKILL (the out-of-memory killer, ``kill -9``), and at once where ``parent`` has ended
+    already: a ``sweep``'s run stops as on any SIGTERM (a training run keeps last.ckpt) instead of
+    running on unseen, holding its run folder against the restarted sweep. Linux only
+    (``prctl(PR_SET_PDEATHSIG)``, a signal sent as the thread that started this process ends);
+    elsewhere it does nothing.
+
+    Raises:
+        OSError: the kernel refused the setting.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
+    if os.getppid() != parent:  # it ended before the setting took: nobody is left to stop this
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     signal.raise_signal(signal.SIGTERM)  # its handler runs here, in the main thread
 
@@ -92,8 +147,7 @@ def deferred() -> Iterator[None]:
     raised again, to the handler before the block, as it ends: a step that must finish whole (a
     process started and recorded as the caller's, so that a stop kills it; a library's import,
     whose code may catch the ``KeyboardInterrupt`` or be left half made) is not cut. A block
-    that fails still raises the held signal, which then stands for the failure: a stop sent to
-    a process group also ends the fork server the block starts a job from. Outside the main
+    that fails still raises the held signal, which then stands for the failure. Outside the main
     thread it does nothing."""
     held: list[int] = []
 

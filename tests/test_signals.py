@@ -18,6 +18,8 @@ from octvideo.signals import (
     finishing,
     handler,
     hangup_as_terminate,
+    held_for_fork,
+    ignore_stops,
     in_main_thread,
     restored,
 )
@@ -268,3 +270,60 @@ def test_the_next_test_starts_with_the_handlers_the_tests_were_collected_with():
     # the test before left Ctrl-C, SIGTERM and SIGHUP doing nothing; tests/conftest.py puts
     # them back, so no test runs with what an earlier one left (in the order the file gives)
     assert _process_state() == _AT_COLLECTION
+
+
+def test_a_stop_sent_to_a_worker_as_it_forks_waits_until_it_ignores_stops():
+    # a DataLoader worker forked as the group got SIGTERM died of it before it could ignore it
+    with held_for_fork():
+        pid = os.fork()
+        if pid == 0:  # the worker: the group's stops reach it before it has set anything
+            for signum in STOPS:
+                os.kill(os.getpid(), signum)
+            ignore_stops()
+            os.kill(os.getpid(), signal.SIGTERM)  # and after, ignored too
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0  # exited 0, not killed by a signal
+
+
+_CHILD = """
+import os, signal, sys, time
+from octvideo.signals import end_with_parent
+end_with_parent(int(sys.argv[2]))
+def ended(signum, frame):
+    open(sys.argv[1] + ".tmp", "w").write(signal.Signals(signum).name)
+    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+    os._exit(0)
+signal.signal(signal.SIGTERM, ended)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+_PARENT = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2], str(__import__("os").getpid())])
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_command_told_to_end_with_its_parent_gets_sigterm_when_it_is_killed(tmp_path):
+    # a sweep's run went on, an orphan, after the sweep was killed (SIGKILL)
+    mark = tmp_path / "ended"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, _CHILD, str(mark)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout.readline() == "ready\n"  # the child's, through the same pipe
+    finally:
+        parent.kill()
+        parent.wait()
+    assert parent.stdout.read() == ""  # the child has exited: the pipe's last writer is gone
+    assert mark.read_text() == "SIGTERM"
+
+
+def test_a_command_whose_parent_has_ended_already_stops_at_once():
+    done = subprocess.run(
+        [sys.executable, "-c", "from octvideo.signals import end_with_parent; end_with_parent(1)"],
+        timeout=120,
+    )
+    assert done.returncode == (-signal.SIGTERM if sys.platform.startswith("linux") else 0)

@@ -34,26 +34,37 @@ first resumed epoch with the sampler's initial epoch number).
 Precise BN (``trainer.precise_bn_batches``) reads ``precise_bn_dataloader(epoch)``: the same
 sampler and augmentation in a loader of its own, so the training position is untouched.
 
+Workers: each DataLoader worker ignores SIGINT, SIGTERM and SIGHUP (``_loader_worker_init``): a
+stop sent to the whole process group is the run's, which stops at a batch boundary and ends its
+workers (PyTorch asks each to exit after its item, and kills one that has not after 5 s).
+Where workers do not fork (not Linux), they keep the stops' defaults.
+
 User errors (no list set, a list with no existing video, a malformed annotation) raise
 ``octvideo.errors.AnnotationError``, a ``UsageError`` the command line prints as one line.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing as mp
 import tempfile
+import weakref
 from collections.abc import Iterator
 from functools import cached_property
+from multiprocessing.context import ForkContext, ForkProcess
 
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, DistributedSampler
 
+from octvideo import signals
 from octvideo.data.annotations import Annotations, load_annotations
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
-from octvideo.data.workers import machine_worker_limit
+from octvideo.data.workers import KillingPopen, machine_worker_limit
 from octvideo.errors import AnnotationError, UsageError
 
 logger = logging.getLogger(__name__)
@@ -127,6 +138,48 @@ class ShareSampler(DistributedSampler):
         return self.end - self.start
 
 
+class _LoaderWorker(ForkProcess):
+    """A DataLoader worker, forked as by PyTorch's default, that ignores the stops of its process
+    group (``_loader_worker_init``): ``terminate()`` kills it (``KillingPopen``). PyTorch
+    terminates a worker that has not exited 5 s after it was asked to, and multiprocessing every
+    worker left at the exit; a SIGTERM ignored left that exit waiting on the worker for ever."""
+
+    @staticmethod
+    def _Popen(process_obj: ForkProcess) -> KillingPopen:
+        return KillingPopen(process_obj)
+
+
+class _LoaderContext(ForkContext):
+    Process = _LoaderWorker
+
+
+def _loader_context() -> ForkContext | None:
+    """The context DataLoader workers start from: ``_LoaderContext`` where they fork (Linux);
+    None (PyTorch's default, whose workers keep the stops' default) where they start otherwise."""
+    return _LoaderContext() if mp.get_start_method() == "fork" else None
+
+
+def _loader_worker_init(worker_id: int) -> None:
+    """What each DataLoader worker runs first: a stop sent to the whole process group (SIGTERM
+    from a scheduler, SIGHUP, Ctrl-C) is left to the run, which stops at a batch boundary keeping
+    last.ckpt and ends its workers (``signals.ignore_stops``)."""
+    if isinstance(mp.current_process(), _LoaderWorker):
+        signals.ignore_stops()
+
+
+# the passes over a loader whose workers ignore the group's stops, while referenced
+_live_passes: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register  # before multiprocessing's exit function, registered as torch was imported
+def _end_live_passes() -> None:
+    """At the exit, asks the workers of each loader pass still referenced (a stopped run's, held
+    by its error) to exit, as the pass does when it is freed. Multiprocessing would kill them
+    instead, and PyTorch report each as a worker that failed, traceback and all."""
+    for passes in list(_live_passes):
+        passes._shutdown_workers()
+
+
 class BoundedDataLoader(DataLoader):
     """A ``DataLoader`` that leaves PyTorch's per-core worker warning to octvideo's own bound.
 
@@ -137,6 +190,17 @@ class BoundedDataLoader(DataLoader):
     warning came twice per command for counts it takes. Within that bound the check is not run;
     past it (a ``DataConfig`` built without the run's checks), PyTorch's warning stands.
     """
+
+    def _get_iterator(self) -> Iterator:
+        # where PyTorch forks the workers: a stop sent to the group then waits in each worker
+        # until it ignores it (``_loader_worker_init``); PyTorch's own SIGTERM handler, set
+        # before, ended a worker on a SIGTERM that is not its parent's
+        if not isinstance(self.multiprocessing_context, _LoaderContext):
+            return super()._get_iterator()
+        with signals.held_for_fork():
+            passes = super()._get_iterator()
+        _live_passes.add(passes)
+        return passes
 
     def check_worker_number_rationality(self) -> None:
         if self.num_workers > machine_worker_limit():
@@ -164,8 +228,18 @@ class VideoDataModule(L.LightningDataModule):
 
     def worker_crash_report(self, err: BaseException) -> str | None:
         """For an error from a DataLoader whose worker died: one line naming the file it was
-        decoding (None for any other error)."""
-        return worker_crash_report(err, self._trail.name if self._trail else None)
+        decoding (None for any other error).
+
+        Raises:
+            SIGTERMException: the trainer had received SIGTERM: the worker died of the same stop
+                (sent to the whole process group before it could ignore it), not of its video,
+                and the run stops as on SIGTERM.
+        """
+        report = worker_crash_report(err, self._trail.name if self._trail else None)
+        trainer = self.trainer
+        if report is not None and trainer is not None and trainer.received_sigterm:
+            raise SIGTERMException from err
+        return report
 
     def state_dict(self) -> dict[str, int]:
         """The training position: epoch, batches of it done, the batch size they had, and the
@@ -300,6 +374,8 @@ class VideoDataModule(L.LightningDataModule):
         # and the train and test processes never decode before their loaders start.
         return BoundedDataLoader(
             dataset,
+            worker_init_fn=_loader_worker_init,
+            multiprocessing_context=_loader_context() if workers > 0 else None,
             batch_size=cfg.batch_size,
             sampler=sampler,
             num_workers=workers,

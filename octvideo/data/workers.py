@@ -38,8 +38,10 @@ worker that died at its work and starting the next one, input after input.
 The server is started as ``python -c``, which would put the current folder first on its
 ``sys.path``: its imports (PyAV and torch import ``grp``, ``socket``, ...) would then run a
 ``grp.py`` of whatever folder the user is in. It starts with ``PYTHONSAFEPATH=1``, which leaves the
-folder out. Ctrl-C is the caller's: the server and every worker ignore it (a terminal sends it to
-the whole process group), and the caller, which stops its workers as it unwinds, reports it once.
+folder out. A stop is the caller's: the server and every worker ignore SIGINT, SIGTERM and SIGHUP
+(``signals.ignore_stops``; a terminal, a scheduler or systemd sends them to the whole process
+group), and the caller, which stops its workers as it unwinds, reports the stop once. So
+``terminate()`` of such a worker kills it (SIGKILL, ``KillingPopen``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from multiprocessing import forkserver
+from multiprocessing import forkserver, popen_fork, popen_forkserver
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any
@@ -114,6 +116,19 @@ def check_worker_count(option: str, count: int, *, low: int, cap: int) -> int:
     )
 
 
+class KillingPopen(popen_fork.Popen):
+    """How a forked worker that ignores SIGTERM (``signals.ignore_stops``) is started, so that its
+    ``terminate()`` kills it (SIGKILL): multiprocessing terminates every daemonic worker left at the
+    caller's exit, through this object, and a SIGTERM ignored kept that exit waiting for ever."""
+
+    def terminate(self) -> None:
+        self.kill()
+
+
+class _KillingForkServerPopen(popen_forkserver.Popen, KillingPopen):
+    """``KillingPopen`` for a worker forked from the fork server."""
+
+
 class _WorkerProcess(ForkServerProcess):
     """A fork-server process that has run when ``start()`` returns, and logs as its caller did:
     the root logger's level, and a handler on the same standard stream with the same formatter
@@ -164,8 +179,12 @@ class _WorkerProcess(ForkServerProcess):
                 self.join()
                 raise
 
+    @staticmethod
+    def _Popen(process_obj: ForkServerProcess) -> _KillingForkServerPopen:
+        return _KillingForkServerPopen(process_obj)
+
     def run(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller stops its workers on Ctrl-C
+        signals.ignore_stops()  # the caller stops its workers on Ctrl-C and SIGTERM
         try:
             self._running.send_bytes(b"")
         except BrokenPipeError:  # the caller stopped (Ctrl-C) as this started: it wants none
@@ -239,7 +258,7 @@ def worker_context() -> ForkServerContext:
     return _CONTEXT
 
 
-# one server start at a time: each sets the process-wide environment and SIGINT handler it needs
+# one server start at a time: each sets the process-wide environment and stop handlers it needs
 _server_start_lock = threading.Lock()
 
 
@@ -248,8 +267,10 @@ def start_worker_server() -> None:
     goes on (``octvideo predict`` loads its model meanwhile), instead of when the first worker is
     asked for. Starting it again is a no-op."""
     worker_context()
-    # the environment and Ctrl-C as the server is to start with
-    with _server_start_lock, signals.handler(signal.SIGINT, signal.SIG_IGN):
+    # the environment and the stops (ignored: see the module's docstring) the server starts with
+    with _server_start_lock, signals.restored(*signals.STOPS):
+        if signals.in_main_thread():
+            signals.ignore_stops()
         saved = os.environ.get("PYTHONSAFEPATH")
         os.environ["PYTHONSAFEPATH"] = "1"  # no current folder on its sys.path
         try:

@@ -4,25 +4,36 @@ as user errors, class folders read as given (``data.root``, ``.m4v`` videos), an
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import Dataset
 
 from octvideo.data import VideoDataModule, VideoDataset
 from octvideo.data import datamodule as datamodule_module
 from octvideo.data.datamodule import EpochSampler, ShareSampler
+from octvideo.data.synth import generate_synthetic
 from octvideo.data.workers import WORKERS_PER_CORE
 from octvideo.errors import UsageError
+from octvideo.signals import STOPS
 from tests.data.media_helpers import (
     GOOD,
     records,
     small_config,
     split_tree,
 )
+from tests.engine.conftest import tiny_overrides
 
 
 def test_datamodule_input_errors_are_usage_errors(tmp_path, media):
@@ -278,3 +289,94 @@ def test_a_resumed_sampler_continues_its_epoch_once(media):
     assert list(resumed) == epoch2[4:]
     assert list(resumed) == epoch2  # only the first pass skips
     assert len(resumed) == len(epoch2)
+
+
+class _StopDispositions(Dataset):
+    """Each item: whether SIGINT, SIGTERM and SIGHUP are ignored in the process that loads it."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> list[bool]:
+        return [signal.getsignal(signum) == signal.SIG_IGN for signum in STOPS]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers fork on Linux")
+def test_loader_workers_leave_the_groups_stops_to_the_run(lines_dataset):
+    # a SIGTERM or SIGHUP sent to the whole process group killed the workers: the run lost its
+    # steps since the last checkpoint and named a good video as the one that killed a worker
+    dm = VideoDataModule(small_config(train_list=str(lines_dataset / "val.txt"), num_workers=2))
+    loader = dm._loader(_StopDispositions(), None, persistent=False)
+    (batch,) = list(loader)  # SIGINT, SIGTERM, SIGHUP, each of the 2 items
+    assert [column.tolist() for column in batch] == [[True, True]] * 3
+    assert [signal.getsignal(signum) == signal.SIG_IGN for signum in STOPS] == [False] * 3
+
+
+def test_a_worker_dead_once_sigterm_came_is_the_stop_not_a_bad_video(lines_dataset):
+    dm = VideoDataModule(small_config(train_list=str(lines_dataset / "val.txt"), num_workers=2))
+    dead = RuntimeError("DataLoader worker (pid 123) is killed by signal: Terminated. ")
+    assert "killed by signal" in dm.worker_crash_report(dead)
+    dm.trainer = type("Trainer", (), {"received_sigterm": True})()
+    with pytest.raises(SIGTERMException):
+        dm.worker_crash_report(dead)
+    assert dm.worker_crash_report(ValueError("another error")) is None
+
+
+_STOPPED_IN_STEP_1 = """
+import json, sys, time
+import lightning as L
+from octvideo import cli
+from octvideo.engine import run as engine_run
+
+class WaitForTheStop(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 1:
+            open(sys.argv[1], "w").close()  # the test now sends SIGTERM to the process group
+            give_up = time.monotonic() + 600  # only a failing test gets here
+            while not trainer.received_sigterm and time.monotonic() < give_up:
+                time.sleep(0.01)
+
+own = engine_run._train_callbacks
+engine_run._train_callbacks = lambda *a: [*own(*a), WaitForTheStop()]
+sys.exit(cli.main(json.loads(sys.argv[2])))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers fork on Linux")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_sent_to_the_process_group_of_a_run_with_workers_keeps_its_step(tmp_path, signum):
+    # scancel, a SLURM time limit, systemd, a terminal closed: the workers died of the stop too,
+    # and the run said "DataLoader worker ... killed by signal: Terminated. while decoding <a
+    # good video>; ... remove it", status 1, its steps since the last checkpoint lost
+    data = generate_synthetic(
+        tmp_path / "data", num_train=12, num_val=6, size=32, frames=8, progress=False
+    )
+    run, ready = tmp_path / "run", tmp_path / "ready"
+    args = ["train", "--cfg", "oct_i3d_synth", "--out", str(run)]
+    args += tiny_overrides(data, **{"data.num_workers": 2, "output.plot_curves": False})
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STOPPED_IN_STEP_1, str(ready), json.dumps(args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        start_new_session=True,  # a process group of its own: the run and its workers
+    )
+    try:
+        while not ready.exists() and proc.poll() is None:
+            time.sleep(0.05)  # waits for the run to reach step 1, however long that takes
+        assert ready.exists(), proc.communicate()[1][-3000:]
+        os.killpg(proc.pid, signum)
+        err = proc.communicate(timeout=600)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    last = run / "checkpoints" / "last.ckpt"
+    assert err.strip().splitlines()[-1] == (
+        f"octvideo train: stopped by SIGTERM at global step 2; {last} (global step 2) is kept; "
+        "continue with --resume auto"
+    ), err[-3000:]
+    assert proc.returncode == 143
+    assert "Traceback" not in err

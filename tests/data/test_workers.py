@@ -226,6 +226,30 @@ def test_a_worker_leaves_ctrl_c_to_its_caller():
     assert _reply_of(_wait_for_sigint) == ("running", 0)
 
 
+def _wait_for_the_groups_stops(conn: Connection) -> None:
+    """Runs in a worker: signals itself each stop, reports that it still runs, then waits."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        os.kill(os.getpid(), signum)
+    conn.send("running")
+    conn.recv()  # until its caller ends it
+
+
+def test_a_worker_leaves_the_groups_sigterm_and_sighup_to_its_caller_whose_terminate_kills_it():
+    # a scheduler's SIGTERM or a closed terminal's SIGHUP reaches the whole group: `data check`
+    # took the worker killed by it for a video that killed its decoder
+    ctx = worker_context()
+    receive, send = ctx.Pipe()
+    proc = ctx.Process(target=_wait_for_the_groups_stops, args=(send,))
+    proc.start()
+    try:
+        assert run_with_deadline(120, receive.recv) == "running"
+    finally:
+        proc.terminate()
+        proc.join()
+        receive.close()
+    assert proc.exitcode == -signal.SIGKILL
+
+
 def _answer_after_the_caller_left(conn: Connection, ready: Connection) -> None:
     """Runs in a worker: serves tasks, answering each only once its caller has closed its end."""
 
