@@ -316,7 +316,9 @@ def expand(groups: Sequence[Sequence[GridAxis]]) -> list[Point]:
         if p.name in names:
             raise UsageError(
                 f"grid points {names[p.name].label!r} and {p.label!r} would share the folder "
-                f"{p.name}; write their values the same way"
+                f"{p.name} (a folder name keeps only the letters, digits and . + - of a value); "
+                "give one of them a value that differs in those: for a file, a link to it or a "
+                "copy of it under another name"
             )
         names[p.name] = p
     return list(points.values())
@@ -357,8 +359,14 @@ Runner = Callable[[str, Sequence[str], Path], None]
 
 
 def _cli_command(*args: str) -> list[str]:
-    code = "import sys; from octvideo.cli import main; sys.exit(main())"
-    return [sys.executable, "-c", code, *args]
+    # the command stops (SIGTERM: a training run keeps last.ckpt) when the sweep ends, even of
+    # SIGKILL: run on, unseen, it held its run folder against the restarted sweep. -P: no module
+    # of the folder the sweep runs in (a grp.py) is imported in place of Python's own
+    code = (
+        f"import sys; from octvideo import signals; signals.end_with_parent({os.getpid()}); "
+        "from octvideo.cli import main; sys.exit(main())"
+    )
+    return [sys.executable, "-P", "-c", code, *args]
 
 
 def _reason(log_tail: list[str], returncode: int) -> str:

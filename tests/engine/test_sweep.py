@@ -11,8 +11,12 @@ import json
 import logging
 import math
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,7 @@ from octvideo.engine.sweep import (
 from octvideo.engine.sweep_report import CSV_COLUMNS, MEASURED_COLUMNS
 from octvideo.errors import RunFailed, RunStopped, UsageError
 from octvideo.paths import hold_folder
+from tests.engine.conftest import tiny_overrides
 
 CFG = "oct_i3d_synth.yaml"
 
@@ -139,9 +144,16 @@ def test_grids_of_a_group_that_set_apart_make_a_product():
     ]
 
 
-def test_points_that_would_share_a_folder_are_refused():
-    with pytest.raises(UsageError, match="would share the folder"):
-        expand([[GridAxis("model.extra.tag", ("a b", "a-b"))]])
+def test_points_that_would_share_a_folder_are_refused_with_advice_that_applies_to_files():
+    # "write their values the same way" could not be followed for two different files
+    with pytest.raises(UsageError) as info:
+        expand([[GridAxis("data.val_list", ("data/val.txt", "data_val.txt"))]])
+    assert str(info.value) == (
+        "grid points 'val_list=data/val.txt' and 'val_list=data_val.txt' would share the folder "
+        "val_list-data-val.txt (a folder name keeps only the letters, digits and . + - of a "
+        "value); give one of them a value that differs in those: for a file, a link to it or a "
+        "copy of it under another name"
+    )
 
 
 _SEED_SET = r"the study sets trainer\.seed itself \(seeds from --seeds, folders from --out\)$"
@@ -875,3 +887,62 @@ def test_a_plan_that_spells_random_init_as_empty_text_is_the_same_study(tmp_path
     runner = Recorder()
     run_study(CFG, grid, seeds=2, out=out, runner=runner, measure=False)
     assert len(runner.calls) == 2  # the second seed of each point
+
+
+def test_a_runs_command_imports_no_module_of_the_folder_the_sweep_runs_in(tmp_path):
+    (tmp_path / "ctypes.py").write_text("raise SystemExit('the folder\\'s ctypes.py ran')\n")
+    done = subprocess.run(
+        sweep._cli_command("--help"), cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (an orphan that has ended may wait unreaped as a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_sweep_killed_by_sigkill_takes_its_run_with_it_and_the_restart_resumes_it(
+    tiny_synth, tmp_path
+):
+    # the run went on as an orphan, and the restarted sweep recorded its point as failed: "run
+    # folder ... is in use by octvideo train (pid N)"
+    out = tmp_path / "study"
+    last = out / "base" / "seed0" / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(
+        tiny_synth, **{"trainer.max_epochs": 3, "output.ckpt_every_n_steps": 1}
+    )
+    args = ["sweep", "--cfg", "oct_i3d_synth", "--out", str(out), "--seeds", "1", "--no-measure"]
+    command = [*sweep._cli_command(*args, *overrides)]
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    study = subprocess.Popen(command, cwd=repo, env=env, stderr=subprocess.DEVNULL)
+    try:
+        while not last.exists() and study.poll() is None:
+            time.sleep(0.05)  # until the run has kept its first step
+        assert last.exists()
+        (run,) = _children(study.pid)
+        study.kill()
+    finally:
+        study.kill()
+        study.wait()
+    while _running(run):
+        time.sleep(0.05)  # the orphan stops at its step's end
+    log = (last.parents[1] / "sweep.log").read_text()
+    assert re.search(r"stopped by SIGTERM at global step \d+; .* is kept", log), log[-3000:]
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((last.parents[1] / "sweep.json").read_text())["status"] == "finished"
