@@ -48,6 +48,7 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing as mp
+import os
 import tempfile
 import weakref
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
 from octvideo.data.workers import KillingPopen, machine_worker_limit
 from octvideo.errors import AnnotationError, UsageError
+from octvideo.paths import printable
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +207,33 @@ class BoundedDataLoader(DataLoader):
     def check_worker_number_rationality(self) -> None:
         if self.num_workers > machine_worker_limit():
             super().check_worker_number_rationality()
+
+
+def _warn_shared_videos(
+    train_list: str, train: VideoDataset, val_list: str, val: VideoDataset
+) -> None:
+    """One warning line counting the videos both the training and the validation list hold (the
+    same path, whatever label), naming one: a video trained on is scored as unseen (train/val
+    leakage). A set of paths, no file opened: a file reached by two spellings (a link) passes."""
+    labels = {os.path.normpath(record.path): record.label for record in train.records}
+    shared = sorted(
+        (os.path.normpath(record.path), record.label)
+        for record in val.records
+        if os.path.normpath(record.path) in labels
+    )
+    if shared:
+        path, label = shared[0]
+        logger.warning(
+            "data: %d videos of data.val_list=%s are in data.train_list=%s too (train/val "
+            "leakage: a video trained on is scored as unseen), e.g. %s (label %d in training, %d "
+            "in validation); drop them from one list",
+            len(shared),
+            val_list,
+            train_list,
+            printable(path),
+            labels[path],
+            label,
+        )
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -356,6 +385,10 @@ class VideoDataModule(L.LightningDataModule):
             self.train_dataset = self._dataset(cfg.train_list, "train")
         if stage in ("fit", "validate", None) and cfg.val_list and self.val_dataset is None:
             self.val_dataset = self._dataset(cfg.val_list, "val")
+            if self.train_dataset is not None:
+                _warn_shared_videos(
+                    cfg.train_list, self.train_dataset, cfg.val_list, self.val_dataset
+                )
         test_list = cfg.test_list or cfg.val_list
         if stage in ("test", None) and test_list and self.test_dataset is None:
             self.test_dataset = self._dataset(test_list, "test")

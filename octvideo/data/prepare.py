@@ -31,16 +31,23 @@ scaled to short side 256 or 320, which is what this writes:
 - resumable: a file is written as ``<source name>.part.mp4`` (one name per source, so no two jobs
   share it) and renamed when complete, so a finished output means a finished file and a rerun
   skips it, provided it has the size this run writes (the source's displayed size at the short
-  side asked for): a rerun with another ``--short-side``, over a turned video an earlier octvideo
-  wrote as stored (sideways), or over an output that cannot be probed encodes the video again,
-  and says how many it did;
+  side asked for) and is newer than its source (as make has it): a rerun with another
+  ``--short-side``, over a turned video an earlier octvideo wrote as stored (sideways), over an
+  output that cannot be probed, or over one whose source was modified since (re-downloaded)
+  encodes the video again, and says how many it did and why;
 - failures do not stop the run: they are listed in ``DST/prepare_errors.jsonl`` (JSON lines
   ``{"path": ..., "error": ...}``, the format of ``data check``'s report, which holds any file
   name); an encoding process that dies (a decoder crash, the OOM killer) is a failure of the video
   it was encoding, and so is a video past ``--timeout`` seconds (default an hour, at most a day;
-  a decoder stuck in a loop), whose process is killed;
+  a decoder stuck in a loop), whose process is killed, and one that holds less than its
+  container lists (a partial download, whose frames before the cut would encode as a whole
+  shorter video: ``Video.check_whole``, ``data check``'s test and words);
+- warnings, never refusals: two ``--csv`` that name the same YouTube video (train/val leakage,
+  perhaps under two labels), one line per two CSVs counting them; videos encoded longer than
+  their CSV row's segment by more than 2 s and half of it (an untrimmed download), one line;
 - bad arguments are refused before anything is encoded: ``--short-side`` outside 16 to
-  ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) and ``--workers`` outside 1 to
+  ``MAX_DECODE_SHORT_SIDE`` (1080: octvideo decodes nothing larger) or odd (H.264 in yuv420p
+  needs even sizes: ``check_even_short_side``), ``--workers`` outside 1 to
   what this machine's cores take, at most ``MAX_WORKERS`` (``check_worker_count``), or more than the
   open-file limit holds (``reserve_open_files``), a DST that is SRC, lies inside it or holds it, a
   DST that is a file or cannot be written, ``--csv`` files that are missing, not Kinetics CSVs or
@@ -86,6 +93,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from itertools import combinations
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -152,20 +160,50 @@ logger = logging.getLogger(__name__)
 
 ERRORS_FILE = "prepare_errors.jsonl"  # under DST: the videos that failed, JSON lines
 DEFAULT_TIMEOUT = 3600.0  # seconds one video may take to encode: a 10 s clip takes seconds
+# a video longer than its CSV row's segment by more than both is counted as untrimmed: Kinetics'
+# 10 s clips end early where the YouTube video does, never late, save rounding
+UNTRIMMED_SECONDS, UNTRIMMED_FRACTION = 2.0, 0.5
+
+
+def check_even_short_side(short_side: int) -> None:
+    """Refuse an odd ``--short-side``: H.264 in yuv420p stores colour at half the width and
+    height, so both sides are even, and an odd short side could only be written as another one
+    (33 as 32), its long side then scaled from the side asked for (a stretched picture).
+
+    Raises:
+        ValueError: one line naming the even sides either side of it.
+    """
+    if short_side % 2:
+        raise ValueError(
+            f"--short-side must be even (H.264 in yuv420p needs even sizes), got {short_side}; "
+            f"use {short_side - 1} or {short_side + 1}"
+        )
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """(width, height) with the shorter side = short_side, both even (H.264 yuv420p)."""
+    """(width, height) with the shorter side = short_side (even: ``check_even_short_side``),
+    both even (H.264 yuv420p)."""
     scale = short_side / min(width, height)
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def transcode(src: str, dst: str, short_side: int) -> int:
-    """Re-encode one video at the given short side; return the number of frames written."""
+def transcode(src: str, dst: str, short_side: int) -> float:
+    """Re-encode one video at the given short side; return the length written, in seconds (its
+    frames at the source's average rate).
+
+    Raises:
+        DecodeError: no frame decodes, one fails to, or the source holds less than its
+            container lists (``Video.check_whole``, ``data check``'s test and words: a partial
+            download decodes to its cut as a whole shorter video); no output is written.
+    """
+    from octvideo.data.decoding import Video
+
     part = part_path(src, dst)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     try:
-        frames = _encode(src, part, short_side)
+        frames, seconds = _encode(src, part, short_side)
+        if frames:  # reads its packets (none decoded) and the container's record of its length
+            Video(src, decoder="pyav").check_whole()
     except BaseException:
         Path(part).unlink(missing_ok=True)
         raise
@@ -174,7 +212,7 @@ def transcode(src: str, dst: str, short_side: int) -> int:
         reason = "no frame decodes (the file is truncated or corrupt)"
         raise DecodeError(src, reason, decoder="pyav")
     os.replace(part, dst)
-    return frames
+    return seconds
 
 
 def part_path(src: str, dst: str) -> str:
@@ -182,11 +220,12 @@ def part_path(src: str, dst: str) -> str:
     return str(Path(dst).parent / f"{Path(src).name}.part.mp4")
 
 
-def _encode(src: str, part: str, short_side: int) -> int:
+def _encode(src: str, part: str, short_side: int) -> tuple[int, float]:
     """Re-encode ``src`` into ``part`` as it is displayed: its frames turned as decoding turns
     them (``_orientation``), scaled to ``short_side`` on the displayed size, and no display
     matrix written, so that every decoder reads the output as the source is shown (a phone video
-    stored landscape with a 90 degree matrix comes out portrait)."""
+    stored landscape with a 90 degree matrix comes out portrait). Returns the frames written and
+    their length in seconds."""
     import av
 
     frames = 0
@@ -213,7 +252,7 @@ def _encode(src: str, part: str, short_side: int) -> int:
                 frames += 1
             if out is not None:
                 target.mux(out.encode())
-    return frames
+    return frames, float(frames * time_base)
 
 
 def _orientation(stream: Any, frame: Any) -> Orientation:
@@ -279,18 +318,18 @@ def _decoded(source: Any, stream: Any, src: str) -> Iterator[Any]:
 
 
 def _job(
-    conn: Connection, encode: Callable[[str, str, int], int], src: str, dst: str, short_side: int
+    conn: Connection, encode: Callable[[str, str, int], float], src: str, dst: str, short_side: int
 ) -> None:
-    """Encode one video with ``encode`` in its own process and send back "" or the error (to a
-    caller that has not stopped: ``send_to_caller``)."""
+    """Encode one video with ``encode`` in its own process and send back ``("", its seconds)`` or
+    ``(the error, None)`` (to a caller that has not stopped: ``send_to_caller``)."""
     # a fork server's child starts with glibc's defaults, not those octvideo.cli set for the command
     keep_freed_memory()
     try:
-        encode(src, dst, short_side)
+        seconds = encode(src, dst, short_side)
     except Exception as err:  # reported per file in ERRORS_FILE, the run goes on
-        send_to_caller(conn, f"{type(err).__name__}: {err}")
+        send_to_caller(conn, (f"{type(err).__name__}: {err}", None))
     else:
-        send_to_caller(conn, "")
+        send_to_caller(conn, ("", float(seconds)))
     conn.close()
 
 
@@ -325,20 +364,20 @@ def _kill(job: _Job) -> None:
     Path(part_path(job.src, job.dst)).unlink(missing_ok=True)
 
 
-def _finish(conn: Connection, job: _Job) -> str:
-    """The outcome of ``job``, whose pipe ``conn`` is ready: "" when its video was encoded, else
-    the encoder's error, or the death of its process (a decoder crash, the OOM killer), whose part
-    file is removed."""
+def _finish(conn: Connection, job: _Job) -> tuple[str, float | None]:
+    """The outcome of ``job``, whose pipe ``conn`` is ready: ``("", the seconds written)`` when
+    its video was encoded, else the encoder's error, or the death of its process (a decoder crash,
+    the OOM killer), whose part file is removed, and None."""
     try:
-        error = conn.recv()
+        error, seconds = conn.recv()
     except (EOFError, OSError):
-        error = None
+        error, seconds = None, None
     conn.close()
     job.proc.join()  # it answered or died: nothing to kill
     if error is None:
         Path(part_path(job.src, job.dst)).unlink(missing_ok=True)
         error = f"encoding process died ({exit_reason(job.proc)})"
-    return error
+    return error, seconds
 
 
 def _run_jobs(
@@ -347,8 +386,10 @@ def _run_jobs(
     workers: int,
     progress: bool,
     timeout: float = DEFAULT_TIMEOUT,
+    lengths: dict[str, float] | None = None,
 ) -> list[tuple[str, str]]:
-    """Encode ``(src, dst)`` jobs, ``workers`` at a time, each in a process of its own.
+    """Encode ``(src, dst)`` jobs, ``workers`` at a time, each in a process of its own, and put
+    the seconds each video encoded holds into ``lengths`` (by source).
 
     A process per video costs a fork of the fork server, which has imported PyAV and this module
     (milliseconds; once, for the first job, the server's start: about as long as importing
@@ -374,9 +415,11 @@ def _run_jobs(
             soonest = min(job.started for job in running.values()) + timeout - time.monotonic()
             for conn in wait(list(running), timeout=max(0.0, soonest)):
                 job = running.pop(conn)
-                error = _finish(conn, job)
+                error, seconds = _finish(conn, job)
                 if error:
                     errors.append((job.src, error))
+                elif lengths is not None and seconds is not None:
+                    lengths[job.src] = seconds
                 bar.update()
             now = time.monotonic()
             for conn in [c for c, job in running.items() if now - job.started > timeout]:
@@ -421,6 +464,75 @@ def _check_csvs(csvs: list[str]) -> list[list[KineticsRow]]:
                 "list, so pass the training CSV first"
             )
     return rows_of
+
+
+def _warn_shared_videos(csvs: list[str], rows_of: list[list[KineticsRow]]) -> None:
+    """One warning line for each two ``--csv`` files that name the same YouTube video (the same
+    ``youtube_id``, the same segment or another one), counting them, those of them with another
+    label, and naming one: a video of the training list in the validation one is scored as unseen
+    (train/val leakage), and with two labels the lists contradict each other. Not a refusal: the
+    official lists share none, and which one is right cannot be told here."""
+    firsts = [{row.youtube_id: row for row in reversed(rows)} for rows in rows_of]
+    for i, j in combinations(range(len(csvs)), 2):
+        shared = sorted(firsts[i].keys() & firsts[j].keys())
+        if not shared:
+            continue
+        labelled = not _unlabelled(rows_of[i]) and not _unlabelled(rows_of[j])
+        relabelled = [v for v in shared if labelled and firsts[i][v].label != firsts[j][v].label]
+        example = relabelled[0] if relabelled else shared[0]
+        first, second = firsts[i][example], firsts[j][example]
+        logger.warning(
+            "--csv %s and --csv %s both name %d YouTube videos (the same youtube_id%s): one "
+            "trained on is scored as unseen (train/val leakage): e.g. %r, line %d of the first%s "
+            "and line %d of the second%s; drop them from one CSV",
+            csvs[i],
+            csvs[j],
+            len(shared),
+            f"; {len(relabelled)} of them with another label" if relabelled else "",
+            example,
+            first.line,
+            f" ({first.label!r})" if labelled else "",
+            second.line,
+            f" ({second.label!r})" if labelled else "",
+        )
+
+
+def _segments(rows_of: list[list[KineticsRow]]) -> dict[str, float]:
+    """The seconds each CSV row gives its video (``time_end - time_start``), by the video's name
+    (``kinetics_name``); rows whose times give no length are left out."""
+    segments = {}
+    for rows in rows_of:
+        for row in rows:
+            seconds = float(row.time_end) - float(row.time_start)
+            if seconds > 0:
+                segments[kinetics_name(row.youtube_id, row.time_start, row.time_end)] = seconds
+    return segments
+
+
+def _warn_untrimmed(lengths: dict[str, float], segments: dict[str, float]) -> None:
+    """One warning line counting the videos encoded (``lengths``: seconds by source) that are
+    longer than the segment their CSV row gives (``segments``, by name) by more than
+    ``UNTRIMMED_SECONDS`` and ``UNTRIMMED_FRACTION`` of it, naming one: a download never cut to
+    its segment (the whole YouTube video under the segment's name), whose clips are sampled from
+    all of it. They are listed whole, as they are."""
+    long = sorted(
+        (src, seconds, segments[Path(src).stem])
+        for src, seconds in lengths.items()
+        if Path(src).stem in segments
+        and seconds > segments[Path(src).stem] + UNTRIMMED_SECONDS
+        and seconds > segments[Path(src).stem] * (1 + UNTRIMMED_FRACTION)
+    )
+    if long:
+        src, seconds, segment = long[0]
+        logger.warning(
+            "%d videos are much longer than the segment their CSV row gives (time_end - "
+            "time_start): e.g. %s holds %.1f s for a %g s row (a download never cut to its "
+            "segment?); they are listed whole, and clips are sampled from all of it",
+            len(long),
+            printable(src),
+            seconds,
+            segment,
+        )
 
 
 def _unlabelled(rows: list[KineticsRow]) -> bool:
@@ -749,12 +861,18 @@ def _warn_sourceless(src: Path, dst: Path, outputs: list[Path]) -> None:
         )
 
 
-def redone_note(redone: int, short_side: int) -> str:
+def redone_note(redone: int, short_side: int, changed: int = 0) -> str:
     """What the summary says of outputs encoded again because their size is not the one this run
-    writes (another short side, or a turned video written as stored); "" when none."""
-    if not redone:
-        return ""
-    return f" ({redone} of them again: not the size short side {short_side} gives, as displayed)"
+    writes (``redone``: another short side, or a turned video written as stored) or their source
+    was modified after them (``changed``: a re-download); "" when none."""
+    why = []
+    if redone:
+        why.append(
+            f"{redone} of them again: not the size short side {short_side} gives, as displayed"
+        )
+    if changed:
+        why.append(f"{changed} of them again: their source changed since")
+    return f" ({'; '.join(why)})" if why else ""
 
 
 def _check_layout(src: Path, outputs: list[Path]) -> None:
@@ -778,9 +896,11 @@ def _check_layout(src: Path, outputs: list[Path]) -> None:
 def _done(output: Path, src: str, short_side: int) -> bool:
     """Whether ``output`` is a finished encoding of ``src`` at ``short_side``: a file that the
     decoder opens, whose displayed size is ``src``'s displayed size scaled to ``short_side``, as
-    ``_encode`` writes it. A rerun with another ``--short-side`` must not keep the old size, nor
-    keep a turned video an earlier octvideo wrote as stored (sideways)."""
-    if not output.is_file():
+    ``_encode`` writes it, and newer than ``src`` (as make has it). A rerun with another
+    ``--short-side`` must not keep the old size, nor keep a turned video an earlier octvideo wrote
+    as stored (sideways), nor the encoding of a file replaced since (a re-download of one cut
+    short: ``_source_changed``)."""
+    if not output.is_file() or _source_changed(output, src):
         return False
     from octvideo.data.decoding import probe
 
@@ -796,6 +916,13 @@ def _done(output: Path, src: str, short_side: int) -> bool:
     return displayed is not None and (info.width, info.height) == scaled_size(
         *displayed, short_side
     )
+
+
+def _source_changed(output: Path, src: str) -> bool:
+    """Whether ``src`` was modified after ``output`` was written (re-downloaded, replaced by
+    another video of its name): an output is renamed into place once encoded, so it is newer
+    than the source it was read from."""
+    return os.stat(src).st_mtime_ns > output.stat().st_mtime_ns
 
 
 def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
@@ -901,7 +1028,8 @@ def prepare_dataset(
 
     Returns:
         Counts: ``encoded``, ``redone`` (of those, outputs that were there at another short side
-        and were encoded again), ``skipped`` (already done), ``failed``.
+        and were encoded again), ``changed`` (of those, outputs older than their source, encoded
+        again), ``skipped`` (already done), ``failed``.
 
     Raises:
         InputPathError: ``src`` is not a folder (a ``FileNotFoundError``).
@@ -917,11 +1045,14 @@ def prepare_dataset(
         raise InputPathError(f"source folder {src} does not exist")
     with usage_errors(ValueError):  # the bound checks shared with other commands
         check_range("--short-side", short_side, 16, MAX_DECODE_SHORT_SIDE, " pixels")
+        check_even_short_side(short_side)
         check_worker_count("--workers", workers, low=1, cap=MAX_WORKERS)
         check_timeout(timeout)
         reserve_open_files(f"--workers {workers}", workers, FORK_SERVER_OPEN_FILES)
     _check_folders(src, dst)
     rows_of = _check_csvs(csvs) if csvs else []
+    if csvs:
+        _warn_shared_videos(csvs, rows_of)
     sources, errors = _find_sources(src, dst)
     folders: list[Path] = []  # without --csv, SRC's <split>/<class> folders
     outputs: list[Path] = []  # without --csv, the outputs of SRC's videos
@@ -948,7 +1079,15 @@ def prepare_dataset(
     # the only prepare writing DST: two would encode into the same part files and outputs
     with hold_folder(dst, "data prepare", name=f"DST {dst}", advice="choose another DST"):
         return _prepare(
-            sources, errors, dst, (csvs, classes, outputs), short_side, workers, progress, timeout
+            sources,
+            errors,
+            dst,
+            (csvs, classes, outputs),
+            short_side,
+            workers,
+            progress,
+            timeout,
+            _segments(rows_of),
         )
 
 
@@ -961,12 +1100,24 @@ def _prepare(
     workers: int,
     progress: bool,
     timeout: float,
+    segments: dict[str, float],
 ) -> dict[str, int]:
     """``prepare_dataset`` past its checks, holding DST: encodes the videos not yet done and
     writes the error list and the annotation files (``write_annotations``'s arguments past
-    ``dst``, ``annotations``)."""
+    ``dst``, ``annotations``); ``segments``: the seconds the CSV rows give each video
+    (``_segments``), to warn of those encoded much longer (``_warn_untrimmed``)."""
     jobs, skipped, again, clashes = _plan_jobs(sources, dst, short_side, workers)
     errors += clashes
+    changed = {path for path, out in jobs if path in again and _source_changed(Path(out), path)}
+    again -= changed
+    if changed:
+        logger.info(
+            "%d videos of %s were modified after their outputs were written (re-downloaded, or "
+            "replaced): encoding them again (e.g. %s)",
+            len(changed),
+            dst,
+            printable(min(changed)),
+        )
     if again:
         logger.info(
             "%d videos of %s are not the size short side %d gives them as displayed (an earlier "
@@ -976,8 +1127,10 @@ def _prepare(
             dst,
             short_side,
         )
-    encode_errors = _run_jobs(jobs, short_side, workers, progress, timeout)
+    lengths: dict[str, float] = {}  # seconds of each video encoded, by source
+    encode_errors = _run_jobs(jobs, short_side, workers, progress, timeout, lengths=lengths)
     errors += encode_errors
+    _warn_untrimmed(lengths, segments)
     try:
         write_bad_videos(dst / ERRORS_FILE, sorted(errors))
         write_annotations(dst, *annotations)
@@ -986,9 +1139,11 @@ def _prepare(
             f"writing in DST {dst} failed ({write_failure(err)}) after encoding; free space and "
             "run again (finished videos are kept and skipped)"
         ) from err
+    failed = {path for path, _ in encode_errors}
     counts = {
         "encoded": len(jobs) - len(encode_errors),
-        "redone": len(again - {path for path, _ in encode_errors}),
+        "redone": len(again - failed),
+        "changed": len(changed - failed),
         "skipped": skipped,
         "failed": len(errors),
     }
@@ -996,7 +1151,7 @@ def _prepare(
         "prepared %s: %d encoded%s, %d already done, %d failed (see %s)",
         dst,
         counts["encoded"],
-        redone_note(counts["redone"], short_side),
+        redone_note(counts["redone"], short_side, counts["changed"]),
         skipped,
         len(errors),
         dst / ERRORS_FILE,

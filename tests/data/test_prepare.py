@@ -10,6 +10,7 @@ import shutil
 import signal
 import stat
 import threading
+from dataclasses import replace
 from functools import partial
 from multiprocessing import Pipe
 from pathlib import Path
@@ -24,6 +25,7 @@ from octvideo.data import prepare as prepare_module
 from octvideo.data import workers as workers_module
 from octvideo.data.annotations import kinetics_name, load_annotations, read_lines
 from octvideo.data.check import check_one, read_bad_videos
+from octvideo.data.datamodule import VideoDataModule
 from octvideo.data.decoding import NO_CODEC, resize_short_side
 from octvideo.data.orientation import display_matrix
 from octvideo.data.prepare import part_path, prepare_dataset
@@ -36,8 +38,10 @@ from tests.data.media_helpers import (
     data_error,
     encode_turned,
     raw_tree,
+    small_config,
     turned_pattern,
 )
+from tests.data.test_decoding import cut_at, cut_between_frames, encode_seconds
 from tests.deadline import run_with_deadline
 from tests.inference.media_helpers import faststart
 
@@ -48,6 +52,12 @@ from tests.inference.media_helpers import faststart
         ("--short-side", "100000", "--short-side must be 16 to 1080 pixels, got 100000"),
         ("--short-side", "1081", "--short-side must be 16 to 1080 pixels, got 1081"),
         ("--short-side", "8", "--short-side must be 16 to 1080 pixels, got 8"),
+        # 33 was written 50x32 from 96x64: the short side rounded, the long one scaled for 33
+        (
+            "--short-side",
+            "33",
+            "--short-side must be even (H.264 in yuv420p needs even sizes), got 33; use 32 or 34",
+        ),
     ],
 )
 def test_sizes_and_counts_past_their_bounds_are_refused_before_encoding(
@@ -156,7 +166,7 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     )
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 2}
+    assert counts == {"encoded": 2, "redone": 0, "changed": 0, "skipped": 0, "failed": 2}
     webm, mkv = src / "train/a/dup.webm", src / "train/a/dup.mkv"
     target = dst / "train/a/dup.mp4"
     assert read_bad_videos(dst / "prepare_errors.jsonl") == [
@@ -167,7 +177,7 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\ntrain/b/two.mp4 1\n"
     # A rerun does not call them done: they are failures again, the others already done.
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 0, "redone": 0, "skipped": 2, "failed": 2}
+    assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": 2, "failed": 2}
     assert not list(dst.rglob("*.part.mp4"))
 
 
@@ -190,7 +200,7 @@ def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, 
     monkeypatch.setattr(prepare_module, "transcode", partial(faults.killed_on, "crash.mkv"))
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
+    assert counts == {"encoded": 3, "redone": 0, "changed": 0, "skipped": 0, "failed": 1}
     assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(src / "train/a/crash.mkv"), "encoding process died (signal SIGKILL)")
     ]
@@ -374,7 +384,7 @@ def test_a_rerun_with_another_short_side_encodes_again(tmp_path, media, capsys):
     src = raw_tree(tmp_path, media, {"train/jump/a.mp4": "h264.mp4", "val/jump/b.avi": "mpeg4.avi"})
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 2, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     output = dst / "train/jump/a.mp4"
     assert (probe(output).width, probe(output).height) == (48, 32)
     capsys.readouterr()
@@ -389,10 +399,10 @@ def test_a_rerun_with_another_short_side_encodes_again(tmp_path, media, capsys):
         assert (info.width, info.height) == (72, 48)
     assert (dst / "train.txt").read_text() == "train/jump/a.mp4 0\n"
     counts = prepare_dataset(src, dst, short_side=48, workers=2, progress=False)
-    assert counts == {"encoded": 0, "redone": 0, "skipped": 2, "failed": 0}
+    assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": 2, "failed": 0}
     output.write_bytes(b"not a video")  # an output a decoder rejects is encoded again too
     counts = prepare_dataset(src, dst, short_side=48, workers=2, progress=False)
-    assert counts == {"encoded": 1, "redone": 1, "skipped": 1, "failed": 0}
+    assert counts == {"encoded": 1, "redone": 1, "changed": 0, "skipped": 1, "failed": 0}
     assert probe(output).height == 48
 
 
@@ -504,7 +514,7 @@ def test_a_csv_with_spaces_between_fields_gives_the_lists_of_the_plain_one(tmp_p
     )
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=1, csvs=[str(csv)], progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert (dst / "train.txt").read_text() == f"train/{stem}.mp4 0\n"
     assert (dst / "classes.txt").read_text() == "massaging person's head\n"
 
@@ -545,7 +555,7 @@ def test_a_csv_whose_videos_are_only_in_dst_is_listed(tmp_path, media):
     shutil.copy(media["h264.mp4"], dst / "train" / f"{stem}.mp4")
     (tmp_path / "train.csv").write_text(HEADER + "zumba,id0,0,10,train\n")
     counts = prepare_dataset(src, dst, csvs=[str(tmp_path / "train.csv")], progress=False)
-    assert counts == {"encoded": 0, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert (dst / "train.txt").read_text() == f"train/{stem}.mp4 0\n"
 
 
@@ -586,7 +596,7 @@ def test_a_pipe_in_src_is_a_failed_video_never_opened(tmp_path, media):
     counts = run_with_deadline(
         60, prepare_dataset, src, dst, short_side=32, workers=1, progress=False
     )
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 1}
     pipe = src / "train/a/pipe.mp4"
     assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(pipe), f"FileNotFoundError: {pipe} is a pipe, not a video file")
@@ -601,7 +611,7 @@ def test_the_lists_written_read_back_whatever_the_names(tmp_path, media, capsys)
     (src / "train/b/new\nline.mp4").write_bytes(media["h264.mp4"].read_bytes())
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
-    assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 1}
+    assert counts == {"encoded": 3, "redone": 0, "changed": 0, "skipped": 0, "failed": 1}
     assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (
             str(src / "train/b/new\nline.mp4"),
@@ -624,7 +634,7 @@ def test_a_name_whose_bytes_are_not_utf8_fails_before_encoding_and_is_not_listed
     (dst / "train/a").mkdir(parents=True)  # one put in DST by hand
     (dst / os.fsdecode(b"train/a/hand\xff.mp4")).write_bytes(media["h264.mp4"].read_bytes())
     counts = prepare_dataset(src, dst, short_side=32, workers=1, progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 1}
     assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (
             str(src / bad),
@@ -653,7 +663,7 @@ def test_a_video_past_the_timeout_fails_alone_and_its_encoder_is_killed(
     counts = run_with_deadline(
         120, prepare_dataset, src, dst, short_side=32, workers=2, progress=False, timeout=5
     )
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 1}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 1}
     assert read_bad_videos(dst / "prepare_errors.jsonl") == [
         (str(src / "train/a/stuck.avi"), "timed out after 5 s")
     ]
@@ -737,7 +747,7 @@ def test_a_recording_cut_short_is_a_failed_video_in_decodings_words(tmp_path, me
     (src / "train/a/tail.mp4").write_bytes(whole[: whole.index(b"mdat") + 40])  # 1st frame cut
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=32, workers=1, progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 3}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 3}
     errors = dict(read_bad_videos(dst / "prepare_errors.jsonl"))
     tail = str(src / "train/a/tail.mp4")
     assert re.fullmatch(
@@ -812,7 +822,7 @@ def test_no_class_changes_its_label_wherever_the_lists_are_kept(tmp_path, media,
         raw_tree(tmp_path, media, {f"{split}/aardvark/{split}.mp4": "h264.mp4"})
     with caplog.at_level("INFO"):
         counts = prepare_dataset(src, dst, workers=1, progress=False)
-    assert counts == {"encoded": 2, "redone": 0, "skipped": 3, "failed": 0}
+    assert counts == {"encoded": 2, "redone": 0, "changed": 0, "skipped": 3, "failed": 0}
     assert (dst / "classes.txt").read_text() == "jump\nwalk\naardvark\n"
     assert (dst / "lists" / "val.txt").read_text() == "val/walk/c.mp4 1\n"  # still walk
     assert (dst / "val.txt").read_text() == "val/aardvark/val.mp4 2\nval/walk/c.mp4 1\n"
@@ -836,7 +846,7 @@ def test_a_video_dst_holds_without_a_source_in_src_is_not_listed(tmp_path, media
     prepare_dataset(src, dst, workers=1, progress=False)
     (src / "train" / "abseiling" / "b.mp4").rename(src / "train" / "zumba" / "b.mp4")
     counts = prepare_dataset(src, dst, workers=1, progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 2, "failed": 0}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 2, "failed": 0}
     assert (dst / "train.txt").read_text() == (
         "train/abseiling/a.mp4 0\ntrain/zumba/b.mp4 1\ntrain/zumba/c.mp4 1\n"
     )
@@ -856,7 +866,7 @@ def test_with_csvs_videos_in_folders_that_are_no_class_are_not_encoded(tmp_path,
     (tmp_path / "train.csv").write_text(f"{HEADER}jump,a,0,10,train\n")
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, csvs=[str(tmp_path / "train.csv")], progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.mp4")) == [
         f"train/{stem}.mp4"
     ]
@@ -881,7 +891,13 @@ def test_hidden_files_beside_the_videos_are_counted_in_one_line_not_failed(
     dst = tmp_path / "out"
     csvs = [str(tmp_path / "train.csv")] if csv else None
     counts = prepare_dataset(src, dst, csvs=csvs, workers=1, progress=False)
-    assert counts == {"encoded": 1 if csv else 2, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {
+        "encoded": 1 if csv else 2,
+        "redone": 0,
+        "changed": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
     assert [r.getMessage() for r in caplog.records if "hidden files named" in r.getMessage()] == [
         f"SRC {src}: skipped 2 hidden files named like videos (dot files such as the AppleDouble "
         "._x.mp4 that macOS writes beside each file it copies: no video; e.g. "
@@ -902,7 +918,7 @@ def test_an_unlabelled_test_csv_gives_a_list_of_paths_for_predict(tmp_path, medi
     dst = tmp_path / "out"
     with caplog.at_level("INFO"):
         counts = prepare_dataset(src, dst, csvs=[str(tmp_path / "test.csv")], progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert (dst / "test.txt").read_text() == f"test/{test}.mp4\n"
     assert expand_inputs([dst / "test.txt"]) == [str(dst / "test" / f"{test}.mp4")]
     assert not (dst / "train").exists()
@@ -936,7 +952,7 @@ def test_links_to_folders_in_src_are_followed_and_a_loop_is_named(tmp_path, medi
     (dst / "train").mkdir(parents=True)
     (src / "again").symlink_to(dst / "train")  # the outputs: encoded into themselves
     counts = prepare_dataset(src, dst, workers=1, progress=False)
-    assert counts == {"encoded": 2, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 2, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert (dst / "train.txt").read_text() == "train/jump/a.mp4 0\ntrain/walk/b.mp4 1\n"
     assert (dst / "classes.txt").read_text() == "jump\nwalk\n"
     assert (
@@ -966,7 +982,7 @@ def test_videos_no_list_would_hold_are_counted_and_not_encoded(tmp_path, media, 
     )
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, workers=1, progress=False)
-    assert counts == {"encoded": 1, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.mp4")) == ["train/jump/a.mp4"]
     assert (dst / "train.txt").read_text() == "train/jump/a.mp4 0\n"
     assert (dst / "classes.txt").read_text() == "jump\n"
@@ -1002,7 +1018,7 @@ def test_class_folders_named_in_decomposed_unicode_give_composed_class_names(tmp
     )
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, workers=1, progress=False)
-    assert counts == {"encoded": 3, "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": 3, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     assert (dst / "classes.txt").read_text() == f"cafez\n{nfc}\n"
     assert (dst / "train.txt").read_text() == f"train/cafez/b.mp4 0\ntrain/{nfd}/a.mp4 1\n"
     assert (dst / "val.txt").read_text() == f"val/{nfc}/c.mp4 1\n"
@@ -1075,7 +1091,7 @@ def test_a_turned_video_is_prepared_as_it_is_displayed(tmp_path, turned_raw):
     src, shown = turned_raw
     dst = tmp_path / "out"
     counts = prepare_dataset(src, dst, short_side=40, workers=2, progress=False)
-    assert counts == {"encoded": len(shown), "redone": 0, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": len(shown), "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
     for name, displayed in shown.items():
         output = dst / "train" / "phone" / name
         expected = resize_short_side(torch.from_numpy(displayed.copy())[None], 40).float()
@@ -1088,7 +1104,7 @@ def test_a_turned_video_is_prepared_as_it_is_displayed(tmp_path, turned_raw):
             assert display_matrix(next(container.decode(video=0))) is None, name
             assert "rotate" not in container.streams.video[0].metadata, name
     counts = prepare_dataset(src, dst, short_side=40, workers=2, progress=False)
-    assert counts == {"encoded": 0, "redone": 0, "skipped": len(shown), "failed": 0}
+    assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": len(shown), "failed": 0}
 
 
 def test_a_rerun_encodes_again_a_turned_video_written_as_stored(tmp_path, turned_raw):
@@ -1098,7 +1114,7 @@ def test_a_rerun_encodes_again_a_turned_video_written_as_stored(tmp_path, turned
     (dst / "train" / "phone").mkdir(parents=True)
     encode_turned(dst / "train" / "phone" / "90.mp4", None)  # 96x64; displayed, 64x96
     counts = prepare_dataset(src, dst, short_side=64, workers=2, progress=False)
-    assert counts == {"encoded": len(shown), "redone": 1, "skipped": 0, "failed": 0}
+    assert counts == {"encoded": len(shown), "redone": 1, "changed": 0, "skipped": 0, "failed": 0}
     info = probe(dst / "train" / "phone" / "90.mp4")
     assert (info.width, info.height) == (64, 96)
 
@@ -1121,3 +1137,110 @@ def test_a_rerun_checks_the_outputs_there_workers_at_once_in_source_order(monkey
     jobs, skipped, again, errors = prepare_module._plan_jobs(sources, tmp_path, 32, workers=2)
     assert jobs == [("src/a.mkv", str(tmp_path / "a.mp4")), ("src/c.mkv", str(tmp_path / "c.mp4"))]
     assert (skipped, again, errors) == (2, {"src/a.mkv", "src/c.mkv"}, [])
+
+
+def test_a_partial_download_fails_in_data_checks_words_and_is_not_listed(tmp_path, media):
+    # its frames before the cut were encoded as a whole shorter video, listed, 0 failed
+    src = raw_tree(tmp_path, media, {"train/a/ok.mp4": "h264.mp4"})
+    fast = cut_between_frames(faststart(tmp_path / "whole.mp4"), src / "train/a/fast.mp4", 40)
+    mkv = cut_at(
+        encode_seconds(tmp_path / "whole.mkv", "libx264", "yuv420p"), src / "train/a/c.mkv"
+    )
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=32, workers=2, progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 2}
+    errors = dict(read_bad_videos(dst / "prepare_errors.jsonl"))
+    assert errors == {str(path): check_one(str(path), "pyav") for path in (fast, mkv)}
+    assert errors[str(fast)] == (
+        f"DecodeError: {fast}: the file's index lists 60 frames (6.0 s), 20 of them missing: the "
+        "file is truncated"
+    )
+    assert re.fullmatch(
+        f"DecodeError: {re.escape(str(mkv))}: the file's header lists 8.0 s, [0-9.]+ s of it "
+        "missing: the file is truncated",
+        errors[str(mkv)],
+    )
+    assert (dst / "train.txt").read_text() == "train/a/ok.mp4 0\n"
+    assert sorted(p.name for p in dst.rglob("*.mp4")) == ["ok.mp4"]  # no part file either
+
+
+@pytest.mark.parametrize(
+    ("val_rows", "another_label"),
+    [
+        ("walk,a,0,10,val\njump,b,0,10,val\n", "; 1 of them with another label"),
+        ("jump,a,0,10,val\n", ""),
+    ],
+)
+def test_a_video_in_two_csvs_is_one_warning_line(tmp_path, media, caplog, val_rows, another_label):
+    # a training video in the validation list, even under another label, passed in silence
+    src, train, val = _two_splits(
+        tmp_path, media, "jump,a,0,10,train\nwalk,c,0,10,train\n", val_rows
+    )
+    dst = tmp_path / "out"
+    prepare_dataset(src, dst, short_side=32, csvs=[str(train), str(val)], progress=False)
+    label = "walk" if another_label else "jump"
+    assert (
+        f"--csv {train} and --csv {val} both name 1 YouTube videos (the same youtube_id"
+        f"{another_label}): one trained on is scored as unseen (train/val leakage): e.g. 'a', line "
+        f"2 of the first ('jump') and line 2 of the second ({label!r}); drop them from one CSV"
+    ) in caplog.text
+    assert (dst / "train.txt").read_text() == "train/a_000000_000010.mp4 0\n"
+    assert (
+        (dst / "validate.txt")
+        .read_text()
+        .startswith(f"train/a_000000_000010.mp4 {1 if another_label else 0}\n")
+    )
+    caplog.clear()
+    lists = {"train_list": dst / "train.txt", "val_list": dst / "validate.txt"}
+    cfg = small_config(**{key: str(path) for key, path in lists.items()})
+    VideoDataModule(replace(cfg, classes_file=str(dst / "classes.txt"))).setup("fit")
+    assert (  # train reads both lists: it says so too
+        f"data: 1 videos of data.val_list={lists['val_list']} are in data.train_list="
+        f"{lists['train_list']} too (train/val leakage: a video trained on is scored as unseen), "
+        f"e.g. {dst / 'train/a_000000_000010.mp4'} (label 0 in training, "
+        f"{1 if another_label else 0} in validation); drop them from one list"
+    ) in caplog.text
+    caplog.clear()
+    prepare_dataset(src, dst, short_side=32, csvs=[str(train)], progress=False)
+    assert "leakage" not in caplog.text
+
+
+def test_an_output_older_than_its_source_is_encoded_again(tmp_path, media, caplog):
+    # a re-downloaded source (the whole file after a cut one) kept the old output: "already done"
+    src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4", "train/a/two.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    prepare_dataset(src, dst, short_side=32, progress=False)
+    output = dst / "train/a/one.mp4"
+    shutil.copy(media["short.mp4"], src / "train/a/one.mp4")  # another video under the name
+    earlier = (src / "train/a/one.mp4").stat().st_mtime_ns - 10**9  # written before the copy,
+    os.utime(output, ns=(earlier, earlier))  # however coarse the file system's clock
+    with caplog.at_level("INFO"):
+        counts = prepare_dataset(src, dst, short_side=32, progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "changed": 1, "skipped": 1, "failed": 0}
+    assert probe(output).num_frames == probe(media["short.mp4"]).num_frames
+    assert (
+        f"prepared {dst}: 1 encoded (1 of them again: their source changed since), 1 already "
+        "done, 0 failed"
+    ) in caplog.text
+    counts = prepare_dataset(src, dst, short_side=32, progress=False)  # newer than it now
+    assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": 2, "failed": 0}
+
+
+def test_a_video_much_longer_than_its_csv_segment_is_one_warning_line(tmp_path, media, caplog):
+    # a 60 s download for a 10 s row (never cut to its segment) was listed whole in silence
+    rows = {"long": (0, 4), "edge": (0, 6), "short": (0, 10)}  # an 8 s video for each
+    for name, (start, end) in rows.items():
+        path = tmp_path / "raw/train" / f"{kinetics_name(name, start, end)}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        encode_seconds(path, "libx264", "yuv420p")  # 96 frames at 12 fps
+    csv = tmp_path / "train.csv"
+    csv.write_text(HEADER + "".join(f"jump,{n},{a},{b},train\n" for n, (a, b) in rows.items()))
+    dst = tmp_path / "out"
+    prepare_dataset(tmp_path / "raw", dst, short_side=32, csvs=[str(csv)], progress=False)
+    long = tmp_path / "raw/train/long_000000_000004.mp4"
+    assert (
+        f"1 videos are much longer than the segment their CSV row gives (time_end - time_start): "
+        f"e.g. {long} holds 8.0 s for a 4 s row (a download never cut to its segment?); they are "
+        "listed whole, and clips are sampled from all of it"
+    ) in caplog.text
+    assert len((dst / "train.txt").read_text().splitlines()) == 3  # no refusal
