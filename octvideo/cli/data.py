@@ -94,8 +94,9 @@ def run_prepare(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         timeout=args.timeout,
     )
+    again = redone_note(counts["redone"], args.short_side, counts["changed"])
     print_last(
-        f"{counts['encoded']} encoded{redone_note(counts['redone'], args.short_side)}, "
+        f"{counts['encoded']} encoded{again}, "
         f"{counts['skipped']} already done, {counts['failed']} failed"
         f" (see {Path(args.dst) / ERRORS_FILE})"
     )

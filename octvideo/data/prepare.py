@@ -861,7 +861,7 @@ def _warn_sourceless(src: Path, dst: Path, outputs: list[Path]) -> None:
         )
 
 
-def redone_note(redone: int, short_side: int, changed: int = 0) -> str:
+def redone_note(redone: int, short_side: int, changed: int) -> str:
     """What the summary says of outputs encoded again because their size is not the one this run
     writes (``redone``: another short side, or a turned video written as stored) or their source
     was modified after them (``changed``: a re-download); "" when none."""

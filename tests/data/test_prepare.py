@@ -1205,7 +1205,7 @@ def test_a_video_in_two_csvs_is_one_warning_line(tmp_path, media, caplog, val_ro
     assert "leakage" not in caplog.text
 
 
-def test_an_output_older_than_its_source_is_encoded_again(tmp_path, media, caplog):
+def test_an_output_older_than_its_source_is_encoded_again(tmp_path, media, caplog, capsys):
     # a re-downloaded source (the whole file after a cut one) kept the old output: "already done"
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4", "train/a/two.mp4": "h264.mp4"})
     dst = tmp_path / "out"
@@ -1224,6 +1224,13 @@ def test_an_output_older_than_its_source_is_encoded_again(tmp_path, media, caplo
     ) in caplog.text
     counts = prepare_dataset(src, dst, short_side=32, progress=False)  # newer than it now
     assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": 2, "failed": 0}
+    os.utime(output, ns=(earlier, earlier))  # the command's last line says it too
+    capsys.readouterr()
+    assert main(["data", "prepare", str(src), str(dst), "--short-side", "32", "-q"]) == 0
+    assert capsys.readouterr().out == (
+        "1 encoded (1 of them again: their source changed since), 1 already done, 0 failed "
+        f"(see {dst / 'prepare_errors.jsonl'})\n"
+    )
 
 
 def test_a_video_much_longer_than_its_csv_segment_is_one_warning_line(tmp_path, media, caplog):
