@@ -1074,24 +1074,56 @@ def _sigterm_raises() -> contextlib.AbstractContextManager[Any]:
     return signals.handler(signal.SIGTERM, raise_terminated)
 
 
+class _SigtermForLightning(L.Callback):
+    """The SIGTERM handler while ``trainer.fit`` or ``trainer.test`` runs outside Lightning's
+    loop (its setup before it, its teardown after): it keeps the stop for Lightning, which
+    installs its own handler only as its loop begins and until then leaves SIGTERM to the
+    default action, an end without a line. As Lightning's loop (or its sanity check) starts,
+    a kept stop is sent again, to Lightning's handler, which stops at the first batch boundary.
+    Lightning's handler calls this one too (it calls one it finds): that one is its own."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if signal.getsignal(signal.SIGTERM) is self:  # not when Lightning's handler calls it
+            self.pending = True
+
+    def _resend(self, *args: object) -> None:
+        if self.pending:
+            self.pending = False
+            signal.raise_signal(signal.SIGTERM)
+
+    on_sanity_check_start = on_train_start = on_test_start = _resend
+
+
 @contextlib.contextmanager
 def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[None]:
     """Runs ``trainer.fit`` or ``trainer.test``, which stop at a batch boundary on SIGTERM and
     Ctrl-C and leave by ``SystemExit`` (status 0 or 1): that becomes ``Terminated`` or
     ``Interrupted``, ``stopped by SIGTERM <stopped()>``, ``stopped()`` saying where the loop
-    stopped and what was kept. Lightning ignores Ctrl-C once it is stopping and leaves it so:
-    the SIGINT handler is put back."""
+    stopped and what was kept. A SIGTERM before Lightning's loop starts stops it at its first
+    batch boundary; one after the loop ended, as the command goes on (``Terminated``).
+    Lightning ignores Ctrl-C once it is stopping and leaves it so: the SIGINT handler is put
+    back."""
     ours = signal.getsignal(signal.SIGTERM) is raise_terminated
-    # Lightning's handler alone, which lets the batch end (it calls one it finds); ours after
-    sigterm = signals.handler(signal.SIGTERM, signal.SIG_DFL) if ours else contextlib.nullcontext()
-    with signals.restored(signal.SIGINT), sigterm:
-        try:
-            yield
-        except SystemExit as err:
-            if not trainer.interrupted:
-                raise
-            kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
-            raise kind(f"stopped by {kind.cause} {stopped()}") from err
+    keep = _SigtermForLightning()
+    # Lightning's handler alone in its loop, which lets the batch end; ours after
+    sigterm = signals.handler(signal.SIGTERM, keep) if ours else contextlib.nullcontext()
+    trainer.callbacks.append(keep)
+    try:
+        with signals.restored(signal.SIGINT), sigterm:
+            try:
+                yield
+            except SystemExit as err:
+                if not trainer.interrupted:
+                    raise
+                kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
+                raise kind(f"stopped by {kind.cause} {stopped()}") from err
+    finally:
+        trainer.callbacks.remove(keep)
+    if keep.pending:  # sent after the loop ended: ours answers it, where the command is
+        signal.raise_signal(signal.SIGTERM)
 
 
 @contextlib.contextmanager

@@ -961,6 +961,70 @@ def test_sigterm_before_the_evaluation_stops_the_test_where_it_is(
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+class SigtermOutsideTheLoop(L.Callback):
+    """Sends this process SIGTERM from Lightning's ``setup`` hook, before Lightning installs its
+    SIGTERM handler, or from its ``teardown`` hook, after it took it away."""
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if self.hook == "setup":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        if self.hook == "teardown":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_before_lightnings_loop_stops_the_test_at_its_first_batch(
+    trained, tiny_synth, tmp_path, monkeypatch, capsys
+):
+    # it ended the process by the default action: status -15, no line, the folder left
+    real = engine_run.run_test
+    monkeypatch.setattr(
+        engine_run,
+        "run_test",
+        lambda *args, **kwargs: real(*args, **kwargs, callbacks=[SigtermOutsideTheLoop("setup")]),
+    )
+    out, ckpt = tmp_path / "run", trained / "checkpoints" / "last.ckpt"
+    args = ["test", "--cfg", "oct_i3d_synth", "--ckpt", str(ckpt), "--out", str(out)]
+    assert cli.main([*args, *tiny_overrides(tiny_synth)]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"octvideo test: stopped by SIGTERM after 1 of 3 test batches; {out / 'test'} holds no "
+        "report; run the test again for one"
+    )
+    assert not (out / "test").exists()  # a new folder: nothing is left of the test
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_after_lightnings_loop_stops_the_test_before_its_report(
+    trained, tiny_synth, tmp_path
+):
+    ckpt, callbacks = trained / "checkpoints" / "last.ckpt", [SigtermOutsideTheLoop("teardown")]
+    with pytest.raises(Terminated) as info:
+        run_test(
+            None, tiny_overrides(tiny_synth), ckpt=ckpt, out=str(tmp_path), callbacks=callbacks
+        )
+    assert str(info.value) == "stopped by SIGTERM"
+    assert not (tmp_path / "test").exists()  # no report, the folder it made removed
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_before_lightnings_loop_stops_the_training_at_its_first_batch(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+    with pytest.raises(Terminated) as info:
+        run_train(None, overrides, out=str(run), callbacks=[SigtermOutsideTheLoop("setup")])
+    last = run / "checkpoints" / "last.ckpt"
+    assert str(info.value) == (
+        f"stopped by SIGTERM at global step 1; {last} (global step 1) is kept; continue with "
+        "--resume auto"
+    )
+    assert info.value.status == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_a_callers_own_sigterm_handler_is_left_alone(trained, tiny_synth, tmp_path, monkeypatch):
     seen = []
     real = engine_run.load_checkpoint
