@@ -100,7 +100,7 @@ from octvideo.engine.lightning_state import (
     val_batches_unfinished,
     validation_under_way,
 )
-from octvideo.engine.module import VALIDATION_SET, VideoClassifier, validation_set
+from octvideo.engine.module import VALIDATION_SET, VideoClassifier, validation_set_like
 from octvideo.errors import (
     AnnotationError,
     CheckpointWriteError,
@@ -716,14 +716,15 @@ def check_same_validation(
     """Refuses to resume a checkpoint whose run validated on other videos than ``records``
     (``validation_set``: another list, or the list edited; the same videos moved elsewhere
     pass): its scores, and best.ckpt's, would be compared with scores over another set. A
-    checkpoint that records none (an older octvideo's, a bare state dict) is not compared.
+    checkpoint that records none (an older octvideo's, a bare state dict), or records them in a
+    later octvideo's form, is not compared.
 
     Raises:
         UsageError: names both sets (their videos and lists) and what to do.
     """
     there = checkpoint.get(VALIDATION_SET)
-    here = validation_set(records)
-    if not isinstance(there, dict) or there == here:
+    here = validation_set_like(there, records)  # in the form of the checkpoint's record
+    if here is None or there == here:
         return
     meta = stored_meta(checkpoint, path)
     stored = ((meta.config if meta is not None else None) or {}).get("data") or {}

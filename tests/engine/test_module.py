@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import shutil
+import unicodedata
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -16,7 +20,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from octvideo.config import OptimConfig, to_dict
-from octvideo.engine.module import EPOCH_METRICS, VideoClassifier, metric_state
+from octvideo.engine.module import (
+    EPOCH_METRICS,
+    VideoClassifier,
+    metric_state,
+    validation_set,
+    validation_set_like,
+)
 from octvideo.errors import NonFiniteLoss
 
 NUM_CLASSES = 3
@@ -404,3 +414,62 @@ def test_the_epoch_metrics_a_checkpoint_carries_are_counted_once_over_the_proces
     else:
         assert float(resumed.train_loss.metric_state["weight"]) == 0
         assert int(sum(resumed.train_top1.metric_state.values())) == 0
+
+
+def _videos(folder: Path, names: dict[str, bytes]) -> list[tuple[str, int]]:
+    """(path, label) of files ``folder/NAME`` written with the bytes given, labelled 0, 1, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in names.items():
+        (folder / name).write_bytes(data)
+    return [(str(folder / name), label) for label, name in enumerate(names)]
+
+
+def test_the_same_validation_videos_copied_elsewhere_have_the_same_set(tmp_path):
+    # in either Unicode form (a copy through macOS names files decomposed) and any order
+    cafe = "caf\u00e9_0.mp4"
+    records = _videos(tmp_path / "a", {cafe: b"abc", "b.mp4": b"de"})
+    copied = tmp_path / "elsewhere" / "deeper"
+    shutil.copytree(tmp_path / "a", copied)
+    decomposed = unicodedata.normalize("NFD", cafe)
+    os.rename(copied / cafe, copied / decomposed)
+    moved = [(str(copied / "b.mp4"), 1), (str(copied / decomposed), 0)]
+    assert validation_set(moved) == validation_set(records)
+    assert validation_set(records)["videos"] == 2
+
+
+def test_a_video_named_through_a_link_is_the_video_it_links_to(tmp_path):
+    # a list that names one file twice keeps its first line: reversed, it keeps the link's
+    records = _videos(tmp_path, {"00004.mp4": b"abc", "b.mp4": b"de"})
+    os.symlink("00004.mp4", tmp_path / "latest.mp4")
+    linked = [(str(tmp_path / "latest.mp4"), 0), records[1]]
+    assert validation_set(linked) == validation_set(records)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["other bytes", "a label", "a video fewer", "a video missing"],
+)
+def test_other_validation_videos_have_another_set(tmp_path, change):
+    records = _videos(tmp_path / "a", {"a.mp4": b"abc", "b.mp4": b"de"})
+    other = _videos(tmp_path / "b", {"a.mp4": b"abc", "b.mp4": b"def"})  # generated again
+    if change == "a label":
+        other = [records[0], (records[1][0], 0)]
+    elif change == "a video fewer":
+        other = records[:1]
+    elif change == "a video missing":
+        os.remove(other[1][0])
+    assert validation_set(other) != validation_set(records)
+
+
+def test_an_earlier_form_of_validation_set_is_compared_by_its_own_rule(tmp_path):
+    # a checkpoint written before sizes were in the record (no "form") resumes on its videos
+    # and is refused on others; a later octvideo's form is not compared
+    records = _videos(tmp_path, {"a.mp4": b"abc", "b.mp4": b"de"})
+    earlier = {"videos": 2, "digest": "86404a9cbf2faf66"}  # d4ad4bf's validation_set
+    assert validation_set_like(earlier, records) == earlier
+    assert validation_set_like(earlier, records[:1]) != earlier
+    assert validation_set_like(earlier, [records[0], (records[1][0], 0)]) != earlier
+    current = validation_set(records)
+    assert validation_set_like(current, records) == current
+    assert validation_set_like({**current, "form": current["form"] + 1}, records) is None
+    assert validation_set_like(None, records) is None

@@ -1552,6 +1552,7 @@ def test_a_resume_on_the_same_validation_videos_listed_elsewhere_passes(
     checkpoint = load_checkpoint(uninterrupted.last_ckpt)
     cfg = load_config(None, _overrides(tiny_synth))
     listed = [line.split() for line in (tiny_synth / "val.txt").read_text().splitlines()]
+    shutil.copytree(tiny_synth / "val", tmp_path / "elsewhere" / "val")  # the same files
     moved = [(str(tmp_path / "elsewhere" / path), int(label)) for path, label in listed]
     check_same_validation(checkpoint, moved, cfg, uninterrupted.last_ckpt)
     with pytest.raises(UsageError, match=r"\(6 videos of .* there, 6, other ones of "):
