@@ -469,7 +469,7 @@ def check_limits(cfg: RunConfig) -> None:
         for v in values:
             if v is not None and v > bound:
                 raise ValueError(
-                    f"{key}={_compact(value)} is over the limit of {bound:g} {unit} "
+                    f"{key}={_compact(value)} is over the limit of {bound_text(bound)} {unit} "
                     "(octvideo.config.LIMITS)"
                 )
     d = cfg.data
@@ -511,6 +511,12 @@ def _check_pixels(d: DataConfig) -> None:
             f"batch, over the limit of {MAX_BATCH_PIXELS:,}; use a smaller data.batch_size "
             "(trainer.accumulate_grad_batches keeps the global batch)"
         )
+
+
+def bound_text(bound: float) -> str:
+    """A bound of ``LIMITS`` as a message gives it: a whole number in digits (``10000000``, not
+    ``1e+07``), any other as ``%g``."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 def _compact(value: Any) -> str:
@@ -634,13 +640,14 @@ def flatten(node: Any, prefix: str = "", *, where: str = "") -> Iterator[tuple[s
     file's or override's keys are checked as YAML reads them: ``KeyNotText``.)
 
     Raises:
-        ConfigError: a key that is not a string, after ``where`` (what holds the mapping).
+        ConfigError: a key that is not a string (``_not_a_name``), after ``where`` (what holds
+            the mapping).
     """
     if isinstance(node, dict) and (not prefix or node):
         for key, value in node.items():
             if not isinstance(key, str):
                 at = f"{where}: " if where else ""
-                raise ConfigError(f"{at}config key {prefix}{key!r} is not a string")
+                raise ConfigError(at + _not_a_name(prefix + _shown(key), key, "it is"))
             yield from flatten(value, f"{prefix}{key}.", where=where)
     else:
         yield prefix[:-1], node
@@ -873,7 +880,9 @@ def _apply(base: DictConfig, key: str, value: Any, where: str, text: str | None 
     if key in SECTIONS and isinstance(value, dict):
         for name, item in value.items():
             if not isinstance(name, str):
-                raise ConfigError(f"{where}: config key {key}.{name!r} is not a string")
+                raise ConfigError(
+                    f"{where}: " + _not_a_name(f"{key}.{_shown(name)}", name, "it is")
+                )
             _apply(base, f"{key}.{name}", item, where)
         return
     if key not in _VALID_KEYS and not _under_free_mapping(key):
@@ -948,25 +957,32 @@ _YAML12_INT = re.compile(rf"^(?:{WHOLE.pattern})$")
 _YAML12_FLOAT = re.compile(rf"^(?:{DECIMAL.pattern}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
+def _not_a_name(shown: str, key: Any, reads: str = "YAML reads it as") -> str:
+    """Says that the config key ``key``, ``shown`` as its reader has it (the text of a YAML key
+    as typed, ``0x10``; a stored config's dotted key, ``model.true``), is not a name: it
+    ``reads`` a number, true/false, null or a collection."""
+    if isinstance(key, bool):
+        kind = "true or false"
+    elif isinstance(key, int | float):
+        kind = "a number"
+    else:
+        kind = "null" if key is None else "a list or mapping"
+    return (
+        f"config key {shown} is not a name ({reads} {kind}); keys are names like model, lr or width"
+    )
+
+
 class KeyNotText(yaml.constructor.ConstructorError):
     """A mapping key that YAML reads as a number, true/false, null or a collection: settings,
-    sections and ``model.extra`` keywords are all names. ``problem`` says so in words, for
-    ``key`` at ``problem_mark``; its reader adds where (``file:line:column``)."""
+    sections and ``model.extra`` keywords are all names. ``problem`` says so in words
+    (``_not_a_name``), naming the key as typed (``0x10``, not 16) when it is a scalar, for ``key``
+    at ``node``'s start; its reader adds where (``file:line:column``)."""
 
-    def __init__(self, key: Any, mark: Any) -> None:
-        if isinstance(key, bool):
-            kind = "true or false"
-        elif isinstance(key, int | float):
-            kind = "a number"
-        else:
-            kind = "null" if key is None else "a list or mapping"
-        super().__init__(
-            None,
-            None,
-            f"config key {_shown(key)} is not a name (YAML reads it as {kind}); keys are names "
-            "like model, lr or width",
-            mark,
-        )
+    def __init__(self, key: Any, node: yaml.Node) -> None:
+        typed = node.value if isinstance(node, yaml.ScalarNode) else ""
+        if not typed or len(typed) > _SHOWN_CHARS:  # ``_shown`` cuts a long one
+            typed = _shown(key)
+        super().__init__(None, None, _not_a_name(typed, key), node.start_mark)
         self.key = key
 
 
@@ -1008,7 +1024,7 @@ class _DataLoader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
-                raise KeyNotText(key, key_node.start_mark)
+                raise KeyNotText(key, key_node)
             first = lines.get(key)
             if first is not None:
                 raise yaml.constructor.ConstructorError(

@@ -164,6 +164,8 @@ def test_a_key_given_twice_in_an_override_is_refused():
         ("model:\n  name: i3d_r18\n  extra: {width: 8, 3: 4}\n", "3:21", "3", "a number"),
         ("model:\n  extra:\n    a: {1.5: x}\n", "3:9", "1.5", "a number"),
         ("data:\n  true: 1\n", "2:3", "true", "true or false"),
+        ("trainer:\n  0x10: 2\n", "2:3", "0x10", "a number"),  # as typed, not 16
+        ("data:\n  TRUE: 1\n", "2:3", "TRUE", "true or false"),
         ("null: 1\n", "1:1", "null", "null"),
         ("optim:\n  ? [lr]\n  : 0.1\n", "2:5", "[lr]", "a list or mapping"),
     ],
@@ -193,9 +195,21 @@ def test_a_key_that_is_not_text_in_an_override_is_refused_naming_it(override):
     )
 
 
-def test_a_stored_config_with_a_key_that_is_not_text_names_it():
-    with pytest.raises(ConfigError, match=r"^stored config: config key model\.1 is not a string$"):
-        from_dict({"model": {1: 2}})
+@pytest.mark.parametrize(
+    ("data", "key", "kind"),
+    [
+        ({"model": {1: 2}}, "model.1", "a number"),
+        ({"model": {True: 2}}, "model.true", "true or false"),
+    ],
+)
+def test_a_stored_config_with_a_key_that_is_not_text_names_it(data, key, kind):
+    # a hand-edited checkpoint: said as a config file's key is
+    with pytest.raises(ConfigError) as err:
+        from_dict(data)
+    assert str(err.value) == (
+        f"stored config: config key {key} is not a name (it is {kind}); keys are names like "
+        "model, lr or width"
+    )
 
 
 @pytest.mark.parametrize(
@@ -521,7 +535,7 @@ def test_a_size_over_its_bound_is_refused_naming_key_and_bound(key):
         load_config(None, OVER[key])
     message = str(err.value)
     assert message.startswith(f"{key}=")
-    assert f"over the limit of {bound:g} {unit}" in message
+    assert f"over the limit of {bound} {unit}" in message  # 10000000, not 1e+07
 
 
 @pytest.mark.parametrize(
@@ -883,7 +897,7 @@ def test_flatten_gives_dotted_keys_with_lists_and_empty_mappings_as_values():
         ("name", "x"),
     ]
     assert list(flatten({})) == []
-    with pytest.raises(ConfigError, match=r"^config key model\.1 is not a string$"):
+    with pytest.raises(ConfigError, match=r"^config key model\.1 is not a name \(it is a number\)"):
         list(flatten({"model": {1: 2}}))
 
 
