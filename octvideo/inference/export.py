@@ -24,6 +24,7 @@ writer aborts the whole process on a full disk (``c10::Error``), a plain file wr
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -61,6 +62,9 @@ _JIT_DEPRECATED = r"`torch\.jit\.\w+` is deprecated"
 # the most of a preprocessing file beside an existing output that is read to tell whether it is
 # an earlier export's (one of 1000 classes is under 100 kB)
 MAX_EXPORT_NOTES = 16 << 20
+# the version of the preprocessing file's layout: 2 added "format_version" and the exact rules
+# ("clip", "resize", "crop", "normalise", "views", "slow_pathway") beside version 1's fields
+NOTES_VERSION = 2
 
 
 @dataclass
@@ -76,8 +80,7 @@ def example_clip(protocol: ClipProtocol, batch: int, seed: int = 0) -> Tensor | 
     fast = torch.randn(batch, 3, t, s, s, generator=g)
     if not protocol.slowfast_alpha:
         return fast
-    index = torch.linspace(0, t - 1, max(protocol.slow_frames, 1)).long()
-    return [fast.index_select(2, index), fast]
+    return [fast.index_select(2, torch.tensor(_slow_frames(protocol))), fast]
 
 
 class _Pathways(nn.Module):
@@ -91,10 +94,46 @@ class _Pathways(nn.Module):
         return self.model([slow, fast])  # (B, K)
 
 
+def _layout_check(x: Tensor, name: str, size: list[int], advice: str) -> Tensor:
+    """Refuses ``x`` unless it is a float32 batch of 3-channel clips (B, 3, T, H, W); TorchScript,
+    scripted by ``_scripted_layout_check``, so that a trace records the check and the raise (the
+    first convolution refused another rank or dtype in torch's words: "Expected 5-dimensional
+    input", "expected scalar type Byte but found Float")."""
+    if x.dim() != 5 or x.size(1) != 3 or x.dtype != torch.float32:
+        dtype = "another dtype"
+        for known, spelt in [
+            (torch.uint8, "uint8"),
+            (torch.float64, "float64"),
+            (torch.float16, "float16"),
+            (torch.bfloat16, "bfloat16"),
+            (torch.int64, "int64"),
+            (torch.int32, "int32"),
+            (torch.bool, "bool"),
+            (torch.float32, "float32"),
+        ]:
+            if x.dtype == known:
+                dtype = spelt
+        dims = ", ".join([str(n) for n in size])
+        raise ValueError(
+            f"{name} takes float32 clips (B, 3, {dims}), got {dtype} "
+            f"({', '.join([str(n) for n in x.shape])}): {advice}"
+        )
+    return x
+
+
+@functools.cache
+def _scripted_layout_check() -> torch.jit.ScriptFunction:
+    """``_layout_check`` scripted, on the first TorchScript export."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _JIT_DEPRECATED, FutureWarning)
+        return torch.jit.script(_layout_check)
+
+
 class _FixedSize(nn.Module):
-    """Checks, in the traced graph, that each clip has the (T, H, W) of the export's example, so
-    that a clip of another size is refused in the words of the export, before the first octave
-    layer refuses it in a layer's."""
+    """Checks, in the traced graph, that each clip is a float32 batch (B, 3, T, H, W) of the
+    export's (T, H, W), so that a clip without its batch axis, of raw uint8 frames, in float64 or
+    of another size is refused in the words of the export, before the first layer refuses it in
+    a layer's."""
 
     def __init__(self, model: nn.Module, names: list[str]) -> None:
         super().__init__()
@@ -102,8 +141,21 @@ class _FixedSize(nn.Module):
 
     def forward(self, *clips: Tensor) -> Tensor:
         advice = "prepare clips as the .json file beside the model says (frames, crop)"
+        layout = (
+            "prepare clips as the .json file beside the model says: normalised float32, with a "
+            "batch axis first (clip[None] for one clip)"
+        )
         checked = [
-            guard_traced_size(clip, f"the exported model's {name} input", advice)
+            guard_traced_size(
+                _scripted_layout_check()(
+                    clip,
+                    f"the exported model's {name} input",
+                    [int(n) for n in clip.shape[-3:]],
+                    layout,
+                ),
+                f"the exported model's {name} input",
+                advice,
+            )
             for name, clip in zip(self.names, clips, strict=True)
         ]
         return self.model(*checked)  # (B, K)
@@ -312,30 +364,122 @@ def run_exported(path: Path, fmt: str, inputs: tuple[Tensor, ...]) -> np.ndarray
     return session.run(None, feeds)[0]
 
 
+# halves to the even integer, as numpy.rint and Python's round
+_ROUND = "round_half_even"
+
+
 def preprocessing(protocol: ClipProtocol, classes: list[str], inputs: list[str]) -> dict:
-    """What a deployment must do to frames before the exported model, as plain values."""
+    """What a deployment must do to frames before the exported model, as plain values: prose
+    ``steps``, and each rule as ``predict`` and ``test`` compute it (formulas of the video's
+    frame count N, frame rate fps and decoded frame size, in integer arithmetic where
+    ``floor``), so that a program following them gets ``predict``'s numbers."""
+    p = protocol
+    size, short = p.test_crop_size, p.test_short_side
+    stride = "sampling_rate * fps / target_fps" if p.target_fps else "sampling_rate"
+    at_rate = (
+        f" at {p.target_fps:g} fps (frame k of the clip is start + {_ROUND}(k * stride), "
+        f"stride = {p.sampling_rate} * fps / {p.target_fps:g}: each offset rounded, not the "
+        "stride)"
+        if p.target_fps
+        else ""
+    )
     return {
+        "format_version": NOTES_VERSION,
         "inputs": inputs,
         "input_layout": "(B, 3, T, S, S) float32, RGB",
         "steps": [
-            f"decode {protocol.num_frames} frames {protocol.sampling_rate} apart"
-            + (
-                f" at {protocol.target_fps:g} fps (x fps / {protocol.target_fps:g} frames of the "
-                "video, rounded)"
-                if protocol.target_fps
-                else ""
-            )
-            + " (clamped to the last frame for short videos)",
-            f"resize so the short side is {protocol.test_short_side} px (antialiased bilinear)",
-            f"crop the centre {protocol.test_crop_size}x{protocol.test_crop_size}",
+            f"decode the centre clip: {p.num_frames} frames {p.sampling_rate} apart{at_rate}, "
+            "starting at floor(max(N - span, 0) / 2) of the video's N frames (clamped to the "
+            "last frame for short videos; see clip)",
+            f"resize the uint8 frames so the short side is {short} px (bilinear, antialiased, "
+            "rounded back to uint8; see resize)",
+            f"crop {size}x{size} at left floor((width - {size}) / 2), top floor((height - "
+            f"{size}) / 2): the centre rounded down, not torchvision's center_crop",
             "scale to [0, 1], subtract mean and divide by std per channel",
-            *([_slow_step(protocol)] if protocol.slowfast_alpha else []),
+            *([_slow_step(p)] if p.slowfast_alpha else []),
         ],
+        "clip": {
+            "num_frames": p.num_frames,
+            "stride": stride,
+            "span": f"{_ROUND}((num_frames - 1) * stride) + 1",
+            "start": "floor(max(N - span, 0) / 2)",
+            "frame_index": f"min(start + {_ROUND}(k * stride), N - 1) for k in 0 .. num_frames - 1",
+            "note": f"N: the frames the video decodes to; {_ROUND}: halves to the even "
+            "integer (numpy.rint)"
+            + (
+                "; fps: the video's frame rate (stride = sampling_rate where it gives none)"
+                if p.target_fps
+                else "; the stride is a whole number of frames"
+            ),
+        },
+        "resize": {
+            "short_side": short,
+            "long_side": f"floor({short} * long / short)",
+            "interpolation": "bilinear",
+            "antialias": True,
+            "align_corners": False,
+            "dtype": "uint8",
+            "note": "resize the uint8 frames and keep uint8 (torchvision.transforms.v2."
+            f"functional.resize(frames, {short}, antialias=True) on (T, 3, H, W) uint8; on the "
+            "CPU torch's uint8 kernel); resizing float frames moves the probabilities by ~1e-3",
+        },
+        "crop": {
+            "size": size,
+            "left": f"floor((width - {size}) / 2)",
+            "top": f"floor((height - {size}) / 2)",
+            "note": "width, height: the resized frame's; torchvision's center_crop rounds the "
+            "offset instead, one pixel further right or down when width - size is odd",
+        },
+        "normalise": {
+            "formula": "(pixel / 255 - mean[c]) / std[c], c in R, G, B",
+            "mean": list(p.mean),
+            "std": list(p.std),
+        },
+        "views": _views(p),
+        **({"slow_pathway": _slow_pathway(p)} if p.slowfast_alpha else {}),
         "output": "logits (B, num_classes); softmax gives class probabilities",
-        "protocol": asdict(protocol),
+        "protocol": asdict(p),
         "classes": classes,
     }
 
 
+def _views(protocol: ClipProtocol) -> dict:
+    """Which views ``predict`` averages: one by default, the protocol's with ``--views multi``."""
+    clips, crops = protocol.test_num_clips, protocol.test_num_crops
+    return {
+        "default": "predict --views center (and test with test_num_clips 1, test_num_crops 1): "
+        "one clip at clip.start, the centre crop; its softmax is the video's probabilities",
+        "multi": {
+            "num_clips": clips,
+            "num_crops": crops,
+            "clip_start": "floor(i * max(N - span, 0) / num_clips) for i in 0 .. num_clips - 1"
+            " (num_clips 1: clip.start)",
+            "crop_positions": "num_crops 1: the centre crop; else 0, 1, 2: along the long side "
+            "at floor((long - size) * position / 2), the short side at floor((short - size) / 2)",
+            "note": "predict --views multi and test only: the mean over clips of the mean over "
+            "crops of each view's softmax; test_num_clips and test_num_crops apply to nothing "
+            "else",
+        },
+    }
+
+
+def _slow_frames(protocol: ClipProtocol) -> list[int]:
+    """The clip frames SlowFast's slow pathway takes, as ``pack_pathways`` picks them."""
+    t = protocol.num_frames
+    return torch.linspace(0, t - 1, max(protocol.slow_frames, 1)).long().tolist()
+
+
+def _slow_pathway(protocol: ClipProtocol) -> dict:
+    return {
+        "num_frames": protocol.slow_frames,
+        "clip_frames": _slow_frames(protocol),
+        "rule": "trunc(linspace(0, num_frames - 1, slow frames)) in float32 "
+        "(torch.linspace(...).long()), not rounded",
+    }
+
+
 def _slow_step(protocol: ClipProtocol) -> str:
-    return f"slow pathway: {protocol.slow_frames} evenly spaced frames of the clip"
+    return (
+        f"slow pathway: frames {_slow_frames(protocol)} of the clip (truncated linspace; see "
+        "slow_pathway)"
+    )

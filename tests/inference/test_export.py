@@ -122,6 +122,135 @@ def test_an_export_refuses_a_clip_of_another_size(checkpoint, tmp_path, fmt):
     )
 
 
+def test_an_export_refuses_a_clip_without_its_batch_axis_or_not_float32(checkpoint, tmp_path):
+    """A clip without its batch axis, raw uint8 frames or float64 got torch's own error from the
+    first convolution ("Expected 5-dimensional input ...", "expected scalar type Byte ...")."""
+    out = tmp_path / "model.pt"
+    assert (
+        main(["export", "--ckpt", str(checkpoint), "--format", "torchscript", "--out", str(out)])
+        == 0
+    )
+    clip = torch.randn(1, 3, 4, 32, 32)
+    advice = (
+        "prepare clips as the .json file beside the model says: normalised float32, with a batch "
+        "axis first (clip[None] for one clip)"
+    )
+    for bad, got in [
+        (clip[0], "float32 (3, 4, 32, 32)"),
+        ((clip * 50).clamp(0, 255).to(torch.uint8), "uint8 (1, 3, 4, 32, 32)"),
+        (clip.double(), "float64 (1, 3, 4, 32, 32)"),
+    ]:
+        with pytest.raises(torch.jit.Error) as caught:
+            run_exported(out, "torchscript", (bad,))
+        assert (
+            f"ValueError: the exported model's clip input takes float32 clips (B, 3, 4, 32, 32), "
+            f"got {got}: {advice}" in str(caught.value)
+        )
+
+
+def _rule(text: str, **names: float) -> int:
+    """A formula of the preprocessing file, as a deployment evaluates it (integer arithmetic but
+    for the stride); "... for k in 0 .. n" is evaluated for the one k in ``names``."""
+    import math
+
+    functions = {"floor": math.floor, "round_half_even": lambda x: int(np.rint(x))}
+    functions |= {"min": min, "max": max}
+    return eval(text.split(" for ")[0], {"__builtins__": {}}, functions | names)  # noqa: S307
+
+
+def _deploy(notes: dict, model: Path, video: Path) -> np.ndarray:
+    """Class probabilities of ``video`` computed from the exported ``model`` and its preprocessing
+    file alone: PyAV frames, then each rule of ``notes``."""
+    import av
+    import torch.nn.functional as F
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate)
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+    clip, protocol = notes["clip"], notes["protocol"]
+    n, height, width = frames.shape[:3]
+    names = {"N": n, "fps": fps, "num_frames": clip["num_frames"]}
+    names |= {"sampling_rate": protocol["sampling_rate"], "target_fps": protocol["target_fps"]}
+    names["stride"] = eval(clip["stride"], {"__builtins__": {}}, names)  # noqa: S307
+    names["span"] = _rule(clip["span"], **names)
+    names["start"] = _rule(clip["start"], **names)
+    index = [_rule(clip["frame_index"], k=k, **names) for k in range(clip["num_frames"])]
+    video_ = torch.from_numpy(frames[index]).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+    resize, crop = notes["resize"], notes["crop"]
+    assert resize["dtype"] == "uint8" and resize["interpolation"] == "bilinear"
+    short, long = min(height, width), max(height, width)
+    long_side = _rule(resize["long_side"], short=short, long=long)
+    size = (resize["short_side"], long_side) if height <= width else (long_side, short)
+    video_ = F.interpolate(
+        video_,
+        size=size,
+        mode="bilinear",
+        align_corners=resize["align_corners"],
+        antialias=resize["antialias"],
+    )  # uint8 in, uint8 out
+    height, width = video_.shape[-2:]
+    left = _rule(crop["left"], width=width, height=height)
+    top = _rule(crop["top"], width=width, height=height)
+    video_ = video_[..., top : top + crop["size"], left : left + crop["size"]].float() / 255
+    norm = notes["normalise"]
+    mean, std = torch.tensor(norm["mean"])[:, None, None], torch.tensor(norm["std"])[:, None, None]
+    x = ((video_ - mean) / std).permute(1, 0, 2, 3)[None].contiguous()  # (1, 3, T, S, S)
+    logits = run_exported(model, "onnx", (x,))
+    return torch.from_numpy(logits).softmax(-1)[0].numpy()
+
+
+def test_the_preprocessing_file_alone_gives_predicts_probabilities(tmp_path):
+    """A deployment following the .json got other probabilities (up to 0.03 apart): it said
+    "crop the centre" (torchvision's center_crop rounds the offset, predict floors it), not where
+    the clip starts, and "x fps / 10 frames, rounded" (predict rounds each offset). A 16:9 H.264
+    video at 24 fps, short side 38 (67 - 32 = 35: floor 17, round 18), data.target_fps 10
+    (offsets 0, 4.8, 9.6, 14.4)."""
+    from dataclasses import replace
+
+    from octvideo.engine.checkpoint import atomic_save
+    from octvideo.network import build_network
+    from tests.conftest import META
+    from tests.inference.media_helpers import encode
+
+    clip = replace(META.clip, test_short_side=38, target_fps=10.0, mean=(0.4, 0.5, 0.6))
+    meta = replace(META, clip=clip)
+    torch.manual_seed(0)
+    state = {f"model.{k}": v for k, v in build_network(meta.model).state_dict().items()}
+    ckpt = tmp_path / "fps.ckpt"
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": meta.to_dict()}}, ckpt)
+    video = encode(tmp_path / "wide.mp4", 30, rate=24, height=54, width=96)
+    out = tmp_path / "m.onnx"
+    notes = export(ckpt, "onnx", out).preprocessing
+    notes = json.loads(notes.read_text())
+    assert notes["format_version"] == 2
+    assert notes["crop"]["left"] == "floor((width - 32) / 2)"
+    result = Predictor.from_checkpoint(ckpt).predict(video, decoder="pyav")
+    np.testing.assert_allclose(_deploy(notes, out, video), result.video.probs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("frames", "alpha"), [(24, 8), (8, 2), (32, 8), (64, 4), (9, 3)])
+def test_the_preprocessing_file_states_predicts_slow_pathway_and_views(frames, alpha):
+    """The slow pathway's frames were "evenly spaced": predict truncates them (24 frames at
+    alpha 8: 0, 11, 23, not 0, 12, 23). The test views' clip starts, as test computes them."""
+    from octvideo.checkpoint_meta import ClipProtocol
+    from octvideo.data.sampling import clip_window, uniform_clip_starts
+    from octvideo.data.transforms import pack_pathways
+    from octvideo.inference.export import preprocessing
+
+    protocol = ClipProtocol(frames, 2, 32, 32, test_num_clips=3, slowfast_alpha=alpha)
+    notes = preprocessing(protocol, ["a"], ["slow", "fast"])
+    clip = torch.arange(frames).view(1, frames, 1, 1).expand(3, frames, 1, 1)
+    slow = pack_pathways(clip, alpha)[0][0, :, 0, 0].tolist()
+    assert notes["slow_pathway"]["clip_frames"] == slow
+    assert f"frames {slow} of the clip" in notes["steps"][-1]
+    views = notes["views"]["multi"]
+    for n in (1, 20, 100, 101):
+        names = {"N": n, "span": clip_window(frames, 2), "num_clips": 3}
+        starts = [_rule(views["clip_start"], i=i, **names) for i in range(3)]
+        assert starts == uniform_clip_starts(n, frames, 2, 3)
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_an_export_named_with_bytes_not_utf8_is_made_and_checked(checkpoint, tmp_path, fmt):
     """torch.jit.load and onnxruntime take a path only as UTF-8 text: the check of the written
