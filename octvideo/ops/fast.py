@@ -124,7 +124,8 @@ def _forward_train(layer: OctConv3d, x_h: Tensor, x_l: Tensor | None, w: PathWei
         w.bias_l if merged or w.ll is None else None,
     ]
     device = x_h.device.type
-    if torch.is_autocast_enabled(device):
+    # the meta device (a shape-only run) has no autocast to ask about
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
         # As autocast treats a convolution: its inputs cast to the autocast dtype (the casts
         # differentiable, outside the node), the node itself run without autocast, so that its
         # backward, which autocast does not cover, sees the dtypes its forward saw.

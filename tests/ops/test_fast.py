@@ -441,3 +441,14 @@ def test_training_node_runs_under_torch_func(alpha_in, alpha_out):
         jac, torch.autograd.functional.jacobian(high_out, h), rtol=1e-10, atol=1e-10
     )
     assert torch.autograd.gradcheck(high_out, (h,))
+
+
+def test_a_channels_last_layer_on_the_meta_device_runs_with_autograd_on():
+    # it stopped in the autocast check: "unknown device type for autocast"
+    layer = OctConv3d(8, 8, (1, 3, 3), alpha_in=0.5, alpha_out=0.5, padding=(0, 1, 1)).to("meta")
+    cl = torch.channels_last_3d
+    x_h = torch.empty(2, 4, 4, 8, 8, device="meta").to(memory_format=cl).requires_grad_()
+    x_l = torch.empty(2, 4, 4, 4, 4, device="meta").to(memory_format=cl).requires_grad_()
+    y_h, y_l = layer((x_h, x_l))
+    assert (y_h.shape, y_l.shape) == ((2, 4, 4, 8, 8), (2, 4, 4, 4, 4))
+    assert y_h.requires_grad and y_h.device.type == "meta"
