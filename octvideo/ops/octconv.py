@@ -3,8 +3,9 @@ vanilla convolution, and the layer's cost. Channels-last inputs take the same pa
 work (``octvideo.ops.fast``); inference fusion is one explicit step (``octvideo.ops.fusion``).
 
 Reference: Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural
-Networks with Octave Convolution", ICCV 2019 (arXiv 1904.05049), Section 3 and the official MXNet
-code's handling of stride (pool, then stride-1 convolution).
+Networks with Octave Convolution", ICCV 2019 (arXiv 1904.05049), Section 3. A stride pools both
+inputs, then the four stride-1 paths (the cost the paper's GFLOPs count); the official MXNet code
+instead convolves the unpooled low group for L->H at a stride (docs/operator.md).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class OctConv3d(OctaveModule):
 
     ``avgpool`` and ``nearest upsample`` go one octave down and up (factor ``octave`` per axis, 2
     on octave axes); the upsample is cropped to Y_H's exact size, so odd sizes work. A stride > 1
-    along an octave axis is applied the way the official code does: average-pool both inputs by
-    the stride, then convolve with stride 1; along an axis both groups share (factor 1, e.g. time
+    along an octave axis average-pools both inputs by the stride, then convolves with stride 1
+    (the official code's L->H path instead convolves the unpooled low group, docs/operator.md); along an axis both groups share (factor 1, e.g. time
     under the spatial octave) the convolution strides natively. With ``alpha_in = alpha_out = 0``
     only ``conv_hh`` exists and the layer is exactly ``nn.Conv3d`` (native stride and padding).
 
@@ -249,7 +250,7 @@ class OctConv3d(OctaveModule):
                         f"alpha_in={alpha_in}, alpha_out={alpha_out}; choose channels or alphas "
                         f"whose groups split evenly"
                     )
-        # With an octave, a stride along an octave axis is pool-then-convolve (official code), so
+        # With an octave, a stride along an octave axis is pool-then-convolve, so
         # both groups shrink in step; along an axis the groups share (octave factor 1) and in a
         # plain layer the convolution strides natively, so alpha 0 is exactly nn.Conv3d.
         if self.has_octave:
