@@ -114,8 +114,9 @@ class OctConv3d(OctaveModule):
     ``avgpool`` and ``nearest upsample`` go one octave down and up (factor ``octave`` per axis, 2
     on octave axes); the upsample is cropped to Y_H's exact size, so odd sizes work. A stride > 1
     along an octave axis average-pools both inputs by the stride, then convolves with stride 1
-    (the official code's L->H path instead convolves the unpooled low group, docs/operator.md); along an axis both groups share (factor 1, e.g. time
-    under the spatial octave) the convolution strides natively. With ``alpha_in = alpha_out = 0``
+    (the official code's L->H path instead convolves the unpooled low group, docs/operator.md);
+    along an axis both groups share (factor 1, e.g. time under the spatial octave) the
+    convolution strides natively. With ``alpha_in = alpha_out = 0``
     only ``conv_hh`` exists and the layer is exactly ``nn.Conv3d`` (native stride and padding).
 
     The four weights are the four blocks of a vanilla weight W[out, in] split at the high/low
