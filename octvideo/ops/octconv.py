@@ -23,6 +23,7 @@ from octvideo.ops.pair import (
     OctPair,
     _Size3,
     as_pair,
+    ceil_div,
     check_pair,
     check_share,
     downsample,
@@ -478,7 +479,7 @@ class OctConv3d(OctaveModule):
         """
         size = _input_size(size)
         if self.has_octave:  # "same" padding: every axis gives ceil(size / stride)
-            return tuple(-(-s // st) for s, st in zip(size, self.stride, strict=True))  # type: ignore[return-value]
+            return tuple(ceil_div(s, st) for s, st in zip(size, self.stride, strict=True))  # type: ignore[return-value]
         out = conv_output_size(size, self.kernel_size, self.stride, self.padding, self.dilation)
         if all(isinstance(o, int) for o in out) and min(out) < 1:
             raise ValueError(

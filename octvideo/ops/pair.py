@@ -184,10 +184,20 @@ def normalize_octave(octave: int | Sequence[int]) -> Octave:
     return tuple(int(o) for o in items)  # type: ignore[return-value]
 
 
+def ceil_div(n: int, d: int) -> int:
+    """``ceil(n / d)`` for a size ``n`` of 0 or more and a factor ``d`` of 1 or more.
+
+    Written with non-negative operands only: ``torch.onnx.export`` records a traced size's
+    ``//`` as ONNX's truncating division, so ``-(-n // d)`` would give ``floor(n / d)`` in the
+    exported graph (a 9-wide high group's low group cropped to 4 instead of 5).
+    """
+    return (n + d - 1) // d
+
+
 def low_size(size: tuple[int, ...], octave: Octave) -> tuple[int, int, int]:
     """Size (T, H, W) of the low group for a high group of ``size`` (T, H, W)."""
     t, h, w = size[-3:]
-    return (-(-t // octave[0]), -(-h // octave[1]), -(-w // octave[2]))
+    return (ceil_div(t, octave[0]), ceil_div(h, octave[1]), ceil_div(w, octave[2]))
 
 
 # Dtypes for which PyTorch has no CPU avg_pool3d kernel (torch 2.14: "avg_pool3d_out_frame" not
@@ -221,8 +231,12 @@ def pool_factor(factor: Sequence[int], size: Sequence[int]) -> Octave:
     """``factor`` cut to ``size`` (T, H, W) along every axis smaller than it: such an axis pools
     to one cell, the mean of all it holds, as a ceil-mode window would (a stride of 3 on 2 cells
     gives ceil(2 / 3) = 1), where pooling refuses a kernel larger than its input; an axis of
-    size 1 stays as it is."""
-    return tuple(min(f, s) for f, s in zip(factor, size, strict=True))  # type: ignore[return-value]
+    size 1 stays as it is.
+
+    Each factor is a Python int: under ``torch.jit.trace`` a size is a tensor, and a kernel
+    taken from it is a graph value that ``torch.onnx.export`` refuses ("not constant"); a trace
+    keeps the example's sizes in any case (``guard_traced_size``)."""
+    return tuple(min(f, int(s)) for f, s in zip(factor, size, strict=True))  # type: ignore[return-value]
 
 
 def to_frames(x: Tensor) -> Tensor:
@@ -291,7 +305,7 @@ def max_pool3d(
     graph = capturing()
     overlap = any(k != s or p for k, s, p in zip(k3, s3, p3, strict=True))
     size = x.shape[2:] if x.dim() == 5 else (0, 0, 0)  # unbatched 4D: F.max_pool3d's own
-    out = [-(-n // k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
+    out = [ceil_div(n, k) if ceil_mode else n // k for n, k in zip(size, k3, strict=True)]
     if grad or graph or overlap or 0 in out:
         return F.max_pool3d(x, k3, s3, p3, ceil_mode=ceil_mode)
     y = x
@@ -300,7 +314,7 @@ def max_pool3d(
             continue
         step = (slice(None),) * dim + (slice(None, None, k),)
         # element j of each of the m windows along dim (in ceil mode the last may lack it)
-        counts = [min(m, -(-(n - j) // k)) for j in range(min(k, n))]
+        counts = [min(m, ceil_div(n - j, k)) for j in range(min(k, n))]
         taps = [y.narrow(dim, j, (c - 1) * k + 1)[step] for j, c in enumerate(counts)]
         if len(taps) > 1 and counts[1] == m:  # two full taps: the first maximum allocates
             z, rest = torch.maximum(taps[0], taps[1]), taps[2:]

@@ -4,6 +4,7 @@ CPU) and under ``torch.compile``; memory layouts read from strides, under ``vmap
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import numpy as np
@@ -16,6 +17,7 @@ from octvideo.ops import (
     as_pair,
     check_pair,
     downsample,
+    fit_low,
     is_channels_last,
     low_channels,
     low_size,
@@ -296,3 +298,53 @@ def test_channels_last_strides_agree_with_torch_and_answer_under_vmap():
     clips = clips.permute(0, 1, 5, 2, 3, 4)
     seen = torch.func.vmap(lambda x: torch.tensor(is_channels_last(x)))(clips)
     assert seen.tolist() == [True] * 3
+
+
+class _Calls(torch.nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.fn(*inputs)
+
+
+def _onnx_runs(fn, *inputs: torch.Tensor) -> np.ndarray:
+    """``fn(*inputs)`` exported as ``octvideo export`` does (batch axis free) and run in ONNX
+    Runtime on ``inputs``."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    names = [f"x{i}" for i in range(len(inputs))]
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        _Calls(fn),
+        inputs,
+        buffer,
+        dynamo=False,
+        opset_version=17,
+        input_names=names,
+        dynamic_axes={n: {0: "batch"} for n in names},
+    )
+    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    return session.run(None, {n: x.numpy() for n, x in zip(names, inputs, strict=True)})[0]
+
+
+@pytest.mark.parametrize("octave", [(1, 2, 2), (2, 2, 2)])
+def test_an_onnx_graph_crops_the_low_group_to_ceil_of_the_traced_size(octave):
+    """``torch.onnx.export`` records a traced size's ``//`` as ONNX's truncating division: the
+    low group's ceil(high / octave), written ``-(-n // o)``, became floor(high / octave) in the
+    graph, a 9-wide group's low group 4 wide where eager has 5."""
+    high = torch.randn(1, 2, 5, 9, 9)
+    # one too large along every octave axis, as a low group a floor-mode pool left
+    low = torch.randn(1, 3, 5 if octave[0] == 1 else 4, 6, 6)
+    got = _onnx_runs(lambda lo, hi: fit_low(lo, hi, octave), low, high)
+    want = fit_low(low, high, octave)
+    assert tuple(got.shape) == tuple(want.shape) == (1, 3, *low_size(high.shape, octave))
+    np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_an_onnx_graph_pools_an_axis_shorter_than_its_factor():
+    """An axis shorter than its factor pools with a kernel of its own size, which a trace took
+    from the traced size: a graph value, which ``torch.onnx.export`` refused as a kernel."""
+    x = torch.randn(1, 2, 1, 5, 5)
+    got = _onnx_runs(lambda v: downsample(v, (2, 2, 2)), x)
+    np.testing.assert_allclose(got, downsample(x, (2, 2, 2)).numpy(), rtol=0, atol=1e-6)
