@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.checkpoint_meta import ClipProtocol
-from octvideo.errors import ExportError, UsageError
+from octvideo.errors import ExportError, UsageError, first_line
 from octvideo.inference.predictor import Predictor
 from octvideo.ops import guard_traced_size, memory_format_for, to_memory_format
 from octvideo.paths import (
@@ -190,7 +190,8 @@ def export(
         ExportError: the checkpoint's own model gives NaN or infinite logits, or the exported
             model's logits differ from the checkpoint's by more than ``tol`` times the largest
             logit (at least 1): float32 rounding grows with the logits, which reach 1e3-1e4 in
-            an untrained SlowFast.
+            an untrained SlowFast; or torch cannot write the ONNX graph, or ONNX Runtime cannot
+            run it.
     """
     if fmt not in FORMATS:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -313,16 +314,21 @@ def _export_to(
                 traced = torch.jit.trace(_FixedSize(model, names), trace_inputs, check_trace=False)
                 torch.jit.save(traced, buffer)
         else:
-            torch.onnx.export(
-                model,
-                trace_inputs,
-                buffer,
-                dynamo=False,
-                opset_version=17,
-                input_names=names,
-                output_names=["logits"],
-                dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]},
-            )
+            try:
+                torch.onnx.export(
+                    model,
+                    trace_inputs,
+                    buffer,
+                    dynamo=False,
+                    opset_version=17,
+                    input_names=names,
+                    output_names=["logits"],
+                    dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]},
+                )
+            except torch.onnx.errors.OnnxExporterError as err:  # a node ONNX cannot hold
+                raise _onnx_failed(
+                    "torch.onnx cannot export the model", err, protocol, out
+                ) from err
     with buffer.getbuffer() as data:
         out.write(data)
     check_inputs = _inputs(example_clip(protocol, 2, seed=1))
@@ -335,7 +341,14 @@ def _export_to(
             "(weights so large that its activations overflow float32: a diverged run?): nothing "
             f"exported; {advice}"
         )
-    got = run_exported(out.tmp, fmt, check_inputs)
+    try:
+        got = run_exported(out.tmp, fmt, check_inputs)
+    except Exception as err:  # onnxruntime's errors share no base class below Exception
+        if fmt != "onnx":
+            raise
+        raise _onnx_failed(
+            "ONNX Runtime cannot run the graph exported", err, protocol, out
+        ) from err
     diff, allowed = logit_gap(got, expected, tol)
     if not diff <= allowed:
         raise ExportError(
@@ -343,6 +356,18 @@ def _export_to(
             f"(> {allowed:.3g}, {tol:g} of the largest logit)"
         )
     return diff
+
+
+def _onnx_failed(
+    what: str, err: Exception, protocol: ClipProtocol, out: AtomicOutput
+) -> ExportError:
+    """One line for an ONNX graph that torch cannot write or ONNX Runtime cannot run (``err``),
+    naming the clip size and the format that takes every size."""
+    t, s = protocol.num_frames, protocol.test_crop_size
+    return ExportError(
+        f"{what} at (T, H, W) {t}x{s}x{s} ({first_line(err)}): nothing written to {out.path}; "
+        "export with --format torchscript, which takes every size the checkpoint does"
+    )
 
 
 def run_exported(path: Path, fmt: str, inputs: tuple[Tensor, ...]) -> np.ndarray:

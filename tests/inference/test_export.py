@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -543,3 +544,78 @@ def test_the_export_function_replaces_only_an_earlier_writable_export(checkpoint
         export(checkpoint, "onnx", out)
     assert str(caught.value) == message
     assert kept.read_bytes() == before and sorted(os.listdir(tmp_path)) == listed
+
+
+def _odd_size_checkpoint(path: Path) -> Path:
+    """A tiny Oct-I3D (alpha 0.5) checkpoint for 5-frame, 33-pixel clips: odd sizes at which
+    the octave layers crop a low group to ceil(high / 2) (``octvideo.ops.pair.low_size``)."""
+    from octvideo.engine.checkpoint import atomic_save
+    from octvideo.network import build_network
+    from tests.conftest import META
+
+    meta = replace(
+        META,
+        model=replace(META.model, name="i3d_r18", alpha=0.5),
+        clip=replace(META.clip, num_frames=5, test_short_side=33, test_crop_size=33),
+    )
+    torch.manual_seed(0)
+    state = {f"model.{k}": v for k, v in build_network(meta.model).state_dict().items()}
+    atomic_save({"state_dict": state, "hyper_parameters": {"meta": meta.to_dict()}}, path)
+    return path
+
+
+def test_an_onnx_export_at_odd_sizes_runs_and_matches_the_checkpoint(tmp_path, capsys):
+    """At 5 frames and 33 pixels the ONNX graph cropped a 9-wide group's low group to 4, not
+    5: torch.onnx records a traced size's ``-(-n // 2)`` as a truncating division, and ONNX
+    Runtime refused the graph at its own size (broadcast 4 by 5 in res3.0's conv_a)."""
+    ckpt = _odd_size_checkpoint(tmp_path / "odd.ckpt")
+    out = tmp_path / "odd.onnx"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    predictor = Predictor.from_checkpoint(ckpt)
+    clip = example_clip(predictor.protocol, 3, seed=7)
+    assert clip.shape == (3, 3, 5, 33, 33)
+    with torch.no_grad():
+        expected = predictor.model(clip).numpy()
+    np.testing.assert_allclose(run_exported(out, "onnx", (clip,)), expected, rtol=0, atol=1e-5)
+
+
+def test_onnx_runtime_refusing_the_exported_graph_is_one_line_and_writes_nothing(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    """An ONNX Runtime error in the export's own check of its file was a traceback."""
+    import onnxruntime
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    def refuse(*args, **kwargs):
+        raise Fail("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code\n  broadcast 4 by 5")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+    out = tmp_path / "new" / "m.onnx"
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "octvideo export: error: ONNX Runtime cannot run the graph exported at (T, H, W) "
+        "4x32x32 ([ONNXRuntimeError] : 1 : FAIL : Non-zero status code): nothing written to "
+        f"{out}; export with --format torchscript, which takes every size the checkpoint does\n"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_model_torch_cannot_write_as_onnx_is_one_line_and_writes_nothing(
+    checkpoint, tmp_path, capsys, monkeypatch
+):
+    """torch.onnx's own refusal (a node ONNX cannot hold, such as a kernel size taken from a
+    traced size) was a traceback of the exporter's internals."""
+
+    def refuse(*args, **kwargs):
+        raise torch.onnx.errors.OnnxExporterError("Failed to export a node\n  details")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    out = tmp_path / "new" / "m.onnx"
+    assert main(["export", "--ckpt", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "octvideo export: error: torch.onnx cannot export the model at (T, H, W) 4x32x32 (Failed "
+        f"to export a node): nothing written to {out}; export with --format torchscript, which "
+        "takes every size the checkpoint does\n"
+    )
+    assert os.listdir(tmp_path) == []
