@@ -1120,9 +1120,12 @@ def run_study(
                 str(cfg), points, seed_list, out, overrides, runner=runner, clock=clock, jobs=jobs
             )
             measured: dict[str, Measured] = {}
+            taken: dict[str, str | None] = {}
             if measure:
                 try:
-                    measured = _measured(out, str(cfg), points, overrides, repeats, batch, timer)
+                    measured, taken = _measured(
+                        out, str(cfg), points, overrides, repeats, batch, timer
+                    )
                 except KeyboardInterrupt as err:
                     doing = " while measuring the points"
                     raise stopped_study(err, out, points, seed_list, [], doing) from None
@@ -1133,7 +1136,7 @@ def run_study(
                 "space and run the same command again to continue"
             ) from err
         rows = collect(out, points, seed_list, measured)
-        timing = {"repeats": repeats, "train_batch": batch} if measure else None
+        timing = {"repeats": repeats, "train_batch": batch, **taken} if measure else None
         meta = _study_meta(cfg, overrides, seeds, out, command, jobs, timing)
         files = write_study(out, rows, meta)
         return StudyResult(out, rows, files, records)
@@ -1185,16 +1188,17 @@ def _study_meta(
     out: Path,
     command: str,
     jobs: int,
-    timing: dict[str, int] | None,
+    timing: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """How the study was made, for the head of its table: the command, the date, the machine,
-    the timing settings (None: not measured) and what the spread columns mean."""
+    """How the study was made, for the head of its table: the command, the date and machine
+    the table was written on, the timing settings with the date and machine the timings were
+    taken on (None: not measured) and what the spread columns mean."""
     return {
         "config": str(cfg),
         "overrides": list(overrides),
         "seeds": seeds,
         "command": command or f"octvideo sweep --cfg {cfg} --out {out}",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _now(),
         "machine": machine(threads=True),
         "jobs": jobs,
         "timing": timing,
@@ -1211,8 +1215,10 @@ def _measured(
     repeats: int,
     batch: int,
     timer: Callable[[], float],
-) -> dict[str, Measured]:
-    """``measured.json`` when it holds these points at these settings, else a new measurement."""
+) -> tuple[dict[str, Measured], dict[str, str | None]]:
+    """``measured.json`` when it holds these points at these settings, else a new measurement;
+    with the ``date`` and ``machine`` the measurement was taken on (None: a measured.json of an
+    older octvideo, which did not record them)."""
     key = {
         "points": [p.overrides for p in points],
         "overrides": list(overrides),
@@ -1223,12 +1229,20 @@ def _measured(
     try:
         stored = json.loads(path.read_text())
         if stored.get("key") == key:
-            return {n: Measured(**m) for n, m in stored["points"].items()}
+            taken = {k: stored.get(k) for k in ("date", "machine")}
+            taken = {k: v if isinstance(v, str) else None for k, v in taken.items()}
+            return {n: Measured(**m) for n, m in stored["points"].items()}, taken
     except (OSError, ValueError, TypeError, KeyError):
         pass
+    taken = {"date": _now(), "machine": machine(threads=True)}  # the timings' own, kept with them
     measured = measure_points(cfg, points, overrides, repeats=repeats, batch=batch, timer=timer)
     data = {
         n: {k: finite(v) for k, v in dataclasses.asdict(m).items()} for n, m in measured.items()
     }
-    _write_json(path, {"key": key, "points": data})
-    return measured
+    _write_json(path, {"key": key, **taken, "points": data})
+    return measured, taken
+
+
+def _now() -> str:
+    """The date and time in UTC, to the minute, as the table's head gives it."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

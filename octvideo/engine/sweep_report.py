@@ -85,7 +85,7 @@ def _ratio(row: dict[str, Any], key: str) -> str:
 def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"Study of `{meta['config']}`, {meta['seeds']} seed(s) per point, "
-        f"{meta.get('jobs', 1)} run(s) at a time; {meta['date']}, {meta['machine']} (timings).",
+        f"{meta.get('jobs', 1)} run(s) at a time; {_taken(meta.get('timing'))}.",
         "",
         f"`{meta['command']}`",
         "",
@@ -112,6 +112,16 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{_num(row['wall_s_mean'], '.0f')} | {row['status'].replace('|', '/')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _taken(timing: dict[str, Any] | None) -> str:
+    """When and on what machine the timings were taken, from ``measured.json`` (a study that
+    reuses it keeps its date), never the time the table is written."""
+    if timing is None:
+        return "cost and times not measured"
+    if not (timing.get("date") and timing.get("machine")):
+        return "timings' date and machine unknown (measured.json of an older octvideo)"
+    return f"{timing['date']}, {timing['machine']} (timings)"
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:

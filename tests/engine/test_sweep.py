@@ -874,6 +874,44 @@ def test_a_study_stopped_while_measuring_says_its_runs_are_kept(tmp_path, monkey
     )
 
 
+def test_a_study_that_reuses_its_measurements_keeps_their_date_and_machine(tmp_path, monkeypatch):
+    measuring = []
+
+    def measure_points(cfg, points, *args, **kwargs):
+        measuring.append(cfg)
+        return {p.name: Measured(gflops=1.0, infer_ms=2.0) for p in points}
+
+    monkeypatch.setattr(sweep, "measure_points", measure_points)
+    monkeypatch.setattr(sweep, "machine", lambda threads: f"the first machine, {threads}")
+    grid = [[parse_grid("model.alpha=0,0.5")]]
+    run_study(CFG, grid, seeds=1, out=tmp_path, runner=Recorder())
+    stored = json.loads((tmp_path / "measured.json").read_text())
+    assert stored["machine"] == "the first machine, True"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", stored["date"])
+    # as if taken long ago: a study continued later, on another machine, keeps them
+    stored["date"] = "2020-01-02 03:04 UTC"
+    (tmp_path / "measured.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(sweep, "machine", lambda threads: "another machine")
+    run_study(CFG, grid, seeds=1, out=tmp_path, runner=Recorder())
+    assert measuring == [CFG]  # measured once, reused
+    first = (tmp_path / "study.md").read_text().splitlines()[0]
+    assert first.endswith("; 2020-01-02 03:04 UTC, the first machine, True (timings).")
+    timing = json.loads((tmp_path / "study.json").read_text())["meta"]["timing"]
+    assert (timing["date"], timing["machine"]) == (
+        "2020-01-02 03:04 UTC",
+        "the first machine, True",
+    )
+    # a measured.json of an older octvideo recorded neither: the head does not say today
+    del stored["date"], stored["machine"]
+    (tmp_path / "measured.json").write_text(json.dumps(stored))
+    run_study(CFG, grid, seeds=1, out=tmp_path, runner=Recorder())
+    assert measuring == [CFG]
+    first = (tmp_path / "study.md").read_text().splitlines()[0]
+    assert first.endswith(
+        "; timings' date and machine unknown (measured.json of an older octvideo)."
+    )
+
+
 def test_a_plan_that_spells_random_init_as_empty_text_is_the_same_study(tmp_path):
     """A plan.json written when ``model.pretrained`` defaulted to "" (random init, as null is
     now) continues with its own command."""

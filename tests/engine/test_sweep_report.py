@@ -26,6 +26,12 @@ META = {
     "command": "octvideo sweep --cfg oct_i3d_synth.yaml --out runs/study",
     "date": "2026-01-01 00:00 UTC",
     "machine": "a test machine",
+    "timing": {
+        "repeats": 10,
+        "train_batch": 2,
+        "date": "2025-06-30 12:34 UTC",
+        "machine": "the timing machine",
+    },
 }
 
 
@@ -73,6 +79,24 @@ def test_markdown_table_has_one_line_per_point_and_keeps_its_columns():
     # a "|" in a failure's reason would split its cell
     assert other.endswith("| failed: seed 0: a / b |")
     assert base.count("|") == other.count("|") == lines[-4].count("|")
+
+
+@pytest.mark.parametrize(
+    "taken, head",
+    [
+        ({}, "2025-06-30 12:34 UTC, the timing machine (timings)."),
+        (
+            {"date": None, "machine": None},
+            "timings' date and machine unknown (measured.json of an older octvideo).",
+        ),
+        (None, "cost and times not measured."),
+    ],
+)
+def test_table_head_dates_the_timings_by_when_they_were_taken(taken, head):
+    timing = None if taken is None else {**META["timing"], **taken}
+    first = markdown(_rows(), {**META, "timing": timing}).splitlines()[0]
+    assert first.endswith(f"3 run(s) at a time; {head}")
+    assert "2026-01-01" not in first and "a test machine" not in first  # when it was written
 
 
 def test_study_files_are_written(tmp_path):
