@@ -1232,7 +1232,7 @@ def _measured(
             taken = {k: stored.get(k) for k in ("date", "machine")}
             taken = {k: v if isinstance(v, str) else None for k, v in taken.items()}
             return {n: Measured(**m) for n, m in stored["points"].items()}, taken
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # not ours: measured again
         pass
     taken = {"date": _now(), "machine": machine(threads=True)}  # the timings' own, kept with them
     measured = measure_points(cfg, points, overrides, repeats=repeats, batch=batch, timer=timer)

@@ -912,6 +912,23 @@ def test_a_study_that_reuses_its_measurements_keeps_their_date_and_machine(tmp_p
     )
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", "3", "not json", '{"key": 1, "points": []}'])
+def test_a_measured_json_that_is_not_a_measurement_is_measured_again(tmp_path, monkeypatch, text):
+    measuring = []
+
+    def measure_points(cfg, points, *args, **kwargs):
+        measuring.append(cfg)
+        return {p.name: Measured(gflops=1.0, infer_ms=2.0) for p in points}
+
+    monkeypatch.setattr(sweep, "measure_points", measure_points)
+    grid = [[parse_grid("model.alpha=0,0.5")]]
+    run_study(CFG, grid, seeds=1, out=tmp_path, runner=Recorder())
+    (tmp_path / "measured.json").write_text(text)  # a study's, damaged
+    run_study(CFG, grid, seeds=1, out=tmp_path, runner=Recorder())
+    assert measuring == [CFG, CFG]
+    assert "key" in json.loads((tmp_path / "measured.json").read_text())
+
+
 def test_a_plan_that_spells_random_init_as_empty_text_is_the_same_study(tmp_path):
     """A plan.json written when ``model.pretrained`` defaulted to "" (random init, as null is
     now) continues with its own command."""
