@@ -305,11 +305,15 @@ class _StopDispositions(Dataset):
 def test_loader_workers_leave_the_groups_stops_to_the_run(lines_dataset):
     # a SIGTERM or SIGHUP sent to the whole process group killed the workers: the run lost its
     # steps since the last checkpoint and named a good video as the one that killed a worker
+    def caller(signum: int, frame: object) -> None: ...
+
+    for signum in STOPS:  # the caller's own handlers (not ignored, as under nohup or in a job)
+        signal.signal(signum, caller)  # tests/conftest.py puts the earlier ones back
     dm = VideoDataModule(small_config(train_list=str(lines_dataset / "val.txt"), num_workers=2))
     loader = dm._loader(_StopDispositions(), None, persistent=False)
     (batch,) = list(loader)  # SIGINT, SIGTERM, SIGHUP, each of the 2 items
     assert [column.tolist() for column in batch] == [[True, True]] * 3
-    assert [signal.getsignal(signum) == signal.SIG_IGN for signum in STOPS] == [False] * 3
+    assert [signal.getsignal(signum) is caller for signum in STOPS] == [True] * 3
 
 
 def test_a_worker_dead_once_sigterm_came_is_the_stop_not_a_bad_video(lines_dataset):
@@ -342,6 +346,13 @@ sys.exit(cli.main(json.loads(sys.argv[2])))
 """
 
 
+def _terminal_signals() -> None:
+    """A terminal's process: SIGINT and SIGHUP at their defaults, where a runner started in the
+    background or under nohup hands its children them ignored (which octvideo keeps)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the workers fork on Linux")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_sent_to_the_process_group_of_a_run_with_workers_keeps_its_step(tmp_path, signum):
@@ -363,6 +374,7 @@ def test_a_stop_sent_to_the_process_group_of_a_run_with_workers_keeps_its_step(t
         cwd=repo,
         env={**os.environ, "PYTHONPATH": str(repo)},
         start_new_session=True,  # a process group of its own: the run and its workers
+        preexec_fn=_terminal_signals,
     )
     try:
         while not ready.exists() and proc.poll() is None:
