@@ -41,6 +41,7 @@ from octvideo.checkpoint_meta import ClipProtocol
 from octvideo.errors import ExportError, UsageError, first_line
 from octvideo.inference.predictor import Predictor
 from octvideo.ops import guard_traced_size, memory_format_for, to_memory_format
+from octvideo.ops.capture import script_quietly
 from octvideo.paths import (
     AtomicOutput,
     ReadFiles,
@@ -124,9 +125,7 @@ def _layout_check(x: Tensor, name: str, size: list[int], advice: str) -> Tensor:
 @functools.cache
 def _scripted_layout_check() -> torch.jit.ScriptFunction:
     """``_layout_check`` scripted, on the first TorchScript export."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", _JIT_DEPRECATED, FutureWarning)
-        return torch.jit.script(_layout_check)
+    return script_quietly(_layout_check)
 
 
 class _FixedSize(nn.Module):

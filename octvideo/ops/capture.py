@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -57,12 +59,18 @@ def _size_check(x: Tensor, name: str, traced: list[int], advice: str) -> Tensor:
     return x
 
 
+def script_quietly(fn: Callable[..., Any]) -> torch.jit.ScriptFunction:
+    """``torch.jit.script(fn)`` without torch 2.14's "`torch.jit.script` is deprecated" warning:
+    octvideo scripts only the small checks a trace records, which stay supported as traced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
+        return torch.jit.script(fn)
+
+
 @functools.cache
 def _scripted_size_check() -> torch.jit.ScriptFunction:
     """``_size_check`` scripted, on the first trace: importing ops scripts nothing."""
-    with warnings.catch_warnings():  # torch 2.14: "`torch.jit.script` is deprecated"
-        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", FutureWarning)
-        return torch.jit.script(_size_check)
+    return script_quietly(_size_check)
 
 
 _TRACE_AGAIN = (
