@@ -112,7 +112,7 @@ def val_transform(cfg: DataConfig) -> ClipTransform:
         [
             _ToVideo(),
             v2.Resize(cfg.train_jitter_scales[0], antialias=True),
-            v2.CenterCrop(cfg.val_crop_size),
+            PositionCrop(cfg.val_crop_size, 1),  # the centre rounded down, as test and predict
             *_finish(cfg),
         ]
     )

@@ -8,7 +8,12 @@ import torch
 from torchvision import tv_tensors
 
 from octvideo.data import DataConfig
-from octvideo.data.transforms import RandomShortSide, eval_transform, train_transform
+from octvideo.data.transforms import (
+    RandomShortSide,
+    eval_transform,
+    train_transform,
+    val_transform,
+)
 
 
 def _config(**overrides) -> DataConfig:
@@ -66,3 +71,15 @@ def test_the_three_test_crops_run_along_the_long_side(h, w):
         assert clip.shape == (3, 2, 32, 32)
         starts.append(round(float(clip[0, 0, 0, 0]) * 255))  # the crop's first coordinate
     assert starts == [0, 16, 32]
+
+
+@pytest.mark.parametrize(("h", "w"), [(32, 67), (67, 32)])
+def test_the_validation_crop_is_the_test_centre_crop(h, w):
+    # an odd margin (35 pixels): the centre is rounded down, as test and predict round it;
+    # pixel value = its coordinate along the long side
+    frames = _columns(2, h, w) if w > h else _columns(2, w, h).transpose(1, 2).contiguous()
+    sizes = dict(train_crop_size=32, val_crop_size=32, test_short_side=32, test_crop_size=32)
+    cfg = _config(train_jitter_scales=(32, 32), **sizes)
+    val = val_transform(cfg)(frames)
+    assert torch.equal(val, eval_transform(cfg, 1)(frames))
+    assert round(float(val[0, 0, 0, 0]) * 255) == 17  # floor(35 / 2)
