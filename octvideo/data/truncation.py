@@ -270,28 +270,45 @@ def _runs_end(moof: bytes, at: int) -> int:
         base = start = last  # a later track fragment's data follows the one before's
         default = 0
         for inner, body in _boxes(traf, 0, len(traf)):
-            flags = int.from_bytes(body[1:4], "big")
             if inner == b"tfhd":
-                if flags & 0x01:  # base-data-offset-present
-                    base = int.from_bytes(body[8:16], "big")
-                elif flags & 0x020000:  # default-base-is-moof
-                    base = at
-                field = 8 + 8 * (flags & 0x01) + 4 * bool(flags & 0x02) + 4 * bool(flags & 0x08)
-                default = int.from_bytes(body[field : field + 4], "big") if flags & 0x10 else 0
+                base, default = _tfhd_base(body, at, base)
                 start = base
             elif inner == b"trun" and len(body) >= 8:
-                if flags & 0x01:  # a data offset from the base, else right after the run before
-                    start = base + int.from_bytes(body[8:12], "big", signed=True)
-                count = int.from_bytes(body[4:8], "big")
-                first = 8 + 4 * (flags & 0x01) + 4 * bool(flags & 0x04)
-                fields = bin(flags & 0xF00).count("1")  # a sample's duration, size, flags, offset
-                if flags & 0x200 and len(body) >= first + 4 * fields * count:
-                    records = struct.unpack_from(f">{fields * count}I", body, first)
-                    start += sum(records[bool(flags & 0x100) :: fields])
-                elif not flags & 0x200:
-                    start += default * count
+                start = _trun_end(body, base, start, default)
                 end, last = max(end, start), start
     return end
+
+
+def _tfhd_base(body: bytes, moof: int, base: int) -> tuple[int, int]:
+    """The data base a track fragment header (``body``) sets (its own, or the start ``moof`` of
+    its ``moof``; else ``base``, where the track fragment before's data ends) and its default
+    sample size (0 where it sets none)."""
+    flags = int.from_bytes(body[1:4], "big")
+    if flags & 0x01:  # base-data-offset-present
+        base = int.from_bytes(body[8:16], "big")
+    elif flags & 0x020000:  # default-base-is-moof
+        base = moof
+    field = 8 + 8 * (flags & 0x01) + 4 * bool(flags & 0x02) + 4 * bool(flags & 0x08)
+    default = int.from_bytes(body[field : field + 4], "big") if flags & 0x10 else 0
+    return base, default
+
+
+def _trun_end(body: bytes, base: int, start: int, default: int) -> int:
+    """Where the samples of a track run (``body``) end: from its data offset past ``base``, or
+    from ``start`` (right after the run before) where it has none, plus its samples' sizes
+    (each its own, or ``default``; none added where the run's table is cut)."""
+    flags = int.from_bytes(body[1:4], "big")
+    if flags & 0x01:  # data-offset-present
+        start = base + int.from_bytes(body[8:12], "big", signed=True)
+    count = int.from_bytes(body[4:8], "big")
+    first = 8 + 4 * (flags & 0x01) + 4 * bool(flags & 0x04)
+    fields = bin(flags & 0xF00).count("1")  # a sample's duration, size, flags, offset
+    if not flags & 0x200:  # sample-size-present
+        return start + default * count
+    if len(body) < first + 4 * fields * count:
+        return start
+    records = struct.unpack_from(f">{fields * count}I", body, first)
+    return start + sum(records[bool(flags & 0x100) :: fields])
 
 
 # MPEG-TS packets: (length, where the sync byte 0x47 lies): 188 bytes; 192 with a 4-byte
