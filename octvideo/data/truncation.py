@@ -102,8 +102,8 @@ def short_of(
     return ShortOfSize(size[0], size[0] - size[1])
 
 
-# A declared size of all ones: "unknown", a file written to a pipe or never closed (RIFF's
-# placeholder is 0xFFFFFFFF; an EBML size of 1 to 8 bytes has all its value bits set)
+# RIFF chunk sizes that mean "unknown": a file written to a pipe or never closed holds its
+# muxer's placeholder, 0 or 0xFFFFFFFF (Matroska's "unknown" is ``_vint``'s -1)
 _RIFF_UNKNOWN = (0, 0xFFFFFFFF)
 
 
