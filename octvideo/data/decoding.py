@@ -351,10 +351,9 @@ def video_stream(container: Any, path: str) -> Any:
 def _read_header(path: str) -> _Header:
     """PyAV's look at ``path`` before decord opens it (a fraction of a millisecond): whether
     PyAV can open it and finds a video stream (``video_stream``), why decord would read it
-    wrongly (``for_pyav``: a stream that reorders frames, ``DECORD_REORDERS``; an edit list that
-    leaves frames out, ``_edit_list_cuts``; other video streams besides it, ``_video_streams``),
-    and its first frame's display matrix and stored size. A frame PyAV cannot decode leaves those
-    None: decord then decides for itself."""
+    wrongly (``_for_pyav``), and its first frame's display matrix and stored size
+    (``_first_frame``). A frame PyAV cannot decode leaves those None: decord then decides for
+    itself."""
     try:
         container = open_container(path)
     except DecodeError as err:
@@ -367,47 +366,61 @@ def _read_header(path: str) -> _Header:
             not_for_decord = err.reason if container.streams.video else None
             return _Header(err, None, None, None, not_for_decord=not_for_decord)
         avi = "avi" in container.format.name.split(",")
-        context = stream.codec_context
-        name, reorders = context.name, bool(context.has_b_frames)
-        matrix, size = None, None
-        discarded = False  # a packet before the first frame is left out by the edit list
-        context.thread_count = 1  # frame threads would decode several frames before the first
-        try:
-            for packet in container.demux(stream):
-                discarded = discarded or packet.is_discard
-                frames = packet.decode()
-                if frames:
-                    matrix, size = display_matrix(frames[0]), (frames[0].width, frames[0].height)
-                    break
-        except Exception as err:  # a broken stream: the decoder reports it
-            if out_of_open_files(err):
-                raise
+        name, reorders = stream.codec_context.name, bool(stream.codec_context.has_b_frames)
+        matrix, size, discarded = _first_frame(container, stream)
         if matrix is None:
             tags = {key.lower(): value for key, value in stream.metadata.items()}
             matrix = rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
         cuts = discarded or _edit_list_cuts(container, stream)
-        streams = _video_streams(container)
+        for_pyav = _for_pyav(_video_streams(container), name, reorders, avi, cuts)
         listed = index_past_end(stream, path)
         short = size_past_end(path, set(container.format.name.split(",")))
         recorded = recorded_length(container, stream) if short else None
-    for_pyav = None
+    return _Header(None, for_pyav, matrix, size, listed=listed, short=short, recorded=recorded)
+
+
+def _first_frame(
+    container: Any, stream: Any
+) -> tuple[np.ndarray | None, tuple[int, int] | None, bool]:
+    """The display matrix and stored (width, height) of the first frame PyAV decodes of
+    ``stream`` (None, None where none decodes: a broken stream, which the decoder reports), and
+    whether a packet before it is discarded (left out by an edit list)."""
+    discarded = False
+    stream.codec_context.thread_count = 1  # frame threads would decode several frames first
+    try:
+        for packet in container.demux(stream):
+            discarded = discarded or packet.is_discard
+            frames = packet.decode()
+            if frames:
+                return display_matrix(frames[0]), (frames[0].width, frames[0].height), discarded
+    except Exception as err:  # a broken stream: the decoder reports it
+        if out_of_open_files(err):
+            raise
+    return None, None, discarded
+
+
+def _for_pyav(streams: int, codec: str, reorders: bool, avi: bool, cuts: bool) -> str | None:
+    """Why decord would read a file wrongly, a clause for ``_Header.for_pyav``; None when it
+    reads it right. The file has ``streams`` video streams (``_video_streams``); the first is of
+    ``codec``, which ``reorders`` frames (B-frames: ``DECORD_REORDERS``), in an ``avi`` or
+    not, and has an edit list that ``cuts`` frames (``_edit_list_cuts``)."""
     if streams > 1:
-        for_pyav = (
+        return (
             f"it has {streams} video streams and decord reads the one FFmpeg ranks best (the "
             f"higher bit rate), not the first"
         )
-    elif reorders and (name not in DECORD_REORDERS or avi):
-        label = CODEC_LABELS.get(name, name)
-        for_pyav = (
+    if reorders and (codec not in DECORD_REORDERS or avi):
+        label = CODEC_LABELS.get(codec, codec)
+        return (
             f"decord returns the frames of {label} video with B-frames{' in AVI' if avi else ''} "
             f"in the wrong order"
         )
-    elif cuts:
-        for_pyav = (
+    if cuts:
+        return (
             "its edit list leaves frames out (a video trimmed without re-encoding), which decord "
             "counts and returns as frames"
         )
-    return _Header(None, for_pyav, matrix, size, listed=listed, short=short, recorded=recorded)
+    return None
 
 
 def _video_streams(container: Any) -> int:
