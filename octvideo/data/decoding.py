@@ -64,6 +64,7 @@ from octvideo.data.truncation import (
     ShortOfLength,
     ShortOfSize,
     Truncation,
+    formats_of,
     held_end,
     index_past_end,
     recorded_length,
@@ -365,16 +366,16 @@ def _read_header(path: str) -> _Header:
             # a stream without a codec, or covers only: decord would fail in other words
             not_for_decord = err.reason if container.streams.video else None
             return _Header(err, None, None, None, not_for_decord=not_for_decord)
-        avi = "avi" in container.format.name.split(",")
+        formats = formats_of(container)
         name, reorders = stream.codec_context.name, bool(stream.codec_context.has_b_frames)
         matrix, size, discarded = _first_frame(container, stream)
         if matrix is None:
             tags = {key.lower(): value for key, value in stream.metadata.items()}
             matrix = rotate_tag_matrix(tags.get("rotate"))  # FFmpeg matches keys in any case
         cuts = discarded or _edit_list_cuts(container, stream)
-        for_pyav = _for_pyav(_video_streams(container), name, reorders, avi, cuts)
+        for_pyav = _for_pyav(_video_streams(container), name, reorders, "avi" in formats, cuts)
         listed = index_past_end(stream, path)
-        short = size_past_end(path, set(container.format.name.split(",")))
+        short = size_past_end(path, formats)
         recorded = recorded_length(container, stream) if short else None
     return _Header(None, for_pyav, matrix, size, listed=listed, short=short, recorded=recorded)
 
@@ -447,7 +448,7 @@ def _edit_list_cuts(container: Any, stream: Any) -> bool:
     20 minutes at 30 fps), where a cut can lie anywhere (between two edits); an older PyAV looks
     by ``_tail_discards``. A trim of the start alone also shows as the packets ``_read_header``
     meets marked discarded."""
-    if "mov" not in container.format.name.split(","):
+    if "mov" not in formats_of(container):
         return False
     entries = getattr(stream, "index_entries", None)
     if entries is None:
@@ -463,7 +464,7 @@ def _tail_discards(container: Any, stream: Any) -> bool:
     that keyframe shows before it, so the keyframe is cut too and seen (the second covers
     reordering in a file that marks every frame a keyframe). A file PyAV cannot seek is left to
     decord."""
-    if "mov" not in container.format.name.split(",") or not stream.duration:
+    if "mov" not in formats_of(container) or not stream.duration:
         return False
     start = stream.start_time or 0
     try:
@@ -737,7 +738,7 @@ class _PyAVReader(_Reader):
             raise header.error
         self._turn = orientation_of(header.matrix)
         with open_container(path) as container:
-            formats = set(container.format.name.split(","))
+            formats = formats_of(container)
             if not formats & VIDEO_CONTAINERS:
                 raise DecodeError(
                     path,

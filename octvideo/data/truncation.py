@@ -438,12 +438,18 @@ def _tags_end(data: _Bytes) -> int | None:
     return None
 
 
+def formats_of(container: Any) -> set[str]:
+    """The names of the format FFmpeg opened the PyAV ``container`` as: one demuxer reads
+    several (``"mov,mp4,m4a,3gp,3g2,mj2"``, ``"matroska,webm"``), so a test names one of them."""
+    return set(container.format.name.split(","))
+
+
 def size_past_end(path: str, formats: set[str]) -> tuple[int, int] | None:
     """The size an AVI's RIFF chunks, a Matroska (WebM) file's Segment, or the last box, tag or
     packet of a fragmented MP4, FLV, MPEG-PS or MPEG-TS file declare, and the size of ``path``,
     when the file is shorter than declared; None when it holds all of it (bytes after the
-    declared end are not the container's), the size is unknown, or the container (of FFmpeg's
-    ``formats`` names) declares none (an MP4 that is not fragmented: ``index_past_end``).
+    declared end are not the container's), the size is unknown, or the container (``formats``:
+    ``formats_of``) declares none (an MP4 that is not fragmented: ``index_past_end``).
 
     A cut at the end always breaks an AVI's or Matroska file's, and a whole file always keeps
     it: the muxer writes the size when the file is closed. Exact, with no tolerance, it sees
@@ -532,7 +538,7 @@ def recorded_length(container: Any, stream: Any) -> float | None:
     count. Lengths count from time 0, as ``held_end`` does. An MP4's header counts the frames an
     edit list cuts (``index_past_end`` reads its index instead); other containers (MPEG-TS,
     MPEG-PS) record none."""
-    formats = set(container.format.name.split(","))
+    formats = formats_of(container)
     if "matroska" in formats:
         tags = {key.lower(): value for key, value in stream.metadata.items()}
         match = _MATROSKA_DURATION.fullmatch(tags.get("duration", "").strip())
