@@ -589,20 +589,20 @@ def _decord_cause(err: Exception) -> str:
     logger.debug("decord: %s: %s", type(err).__name__, text)
     if not _DMLC_PREFIX.match(text):
         return f"{type(err).__name__}: {text}"  # Python's own words (decord's Python side)
-    for clue, cause in _DECORD_CAUSES:
-        if clue in text:
-            code = _AV_READ_FAILED.search(text)
-            if code is None:
-                return cause
-            # decord prints AVERROR(ret), FFmpeg's code negated: FFmpeg names it
-            out_of_files = _out_of_files_error(-int(code.group(1)))
-            if out_of_files is not None:
-                raise out_of_files  # the process's, not the file's
-            reason = _ffmpeg_reason(-int(code.group(1)))
-            if not reason.known:
-                return f"reading its packets failed: {cause}"
-            return f"reading its packets failed ({reason.text}): {cause}"
-    return "decord failed inside its C++ code (its message is logged at DEBUG level)"
+    cause = next((cause for clue, cause in _DECORD_CAUSES if clue in text), None)
+    if cause is None:
+        return "decord failed inside its C++ code (its message is logged at DEBUG level)"
+    code = _AV_READ_FAILED.search(text)
+    if code is None:
+        return cause
+    # decord prints AVERROR(ret), FFmpeg's code negated: FFmpeg names it
+    out_of_files = _out_of_files_error(-int(code.group(1)))
+    if out_of_files is not None:
+        raise out_of_files  # the process's, not the file's
+    reason = _ffmpeg_reason(-int(code.group(1)))
+    if not reason.known:
+        return f"reading its packets failed: {cause}"
+    return f"reading its packets failed ({reason.text}): {cause}"
 
 
 class _DecordReader(_Reader):
