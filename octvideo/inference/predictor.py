@@ -9,7 +9,7 @@ Octave", ICCV 2019, following the Non-local video ResNets: T frames tau apart, s
 - one centre clip (the default), or the multi-view protocol (N temporal clips x 1 or 3 crops,
   softmax averaged);
 - sliding windows over long videos: which windows a video gets is ``window_times``'s rule,
-  kept where a window holds a frame (``Predictor._clip_plan``); each window is
+  kept where a window holds a frame (``Predictor._window_plan``); each window is
   classified from one clip at the trained stride centred in it, from its own frames where they
   are enough, so the model sees the temporal scale it was trained on, and the video-level
   scores are the mean of the windows' distinct clips' probabilities (a clip that neighbouring
@@ -20,7 +20,7 @@ Every number is bounded before a video is read: windows and strides are finite a
 more than ``MAX_WINDOWS`` windows is a failed input (its frame count and rate decide, so a corrupt
 header cannot make the window list exhaust memory); frames given as a tensor take an ``fps`` within
 ``TARGET_FPS_RANGE``. A window or stride under one frame of the input would only repeat clips: it
-is taken as one frame, with a warning (``Predictor._clip_plan``).
+is taken as one frame, with a warning (``Predictor._window_plan``).
 
 A video file is opened and indexed once; its clips are decoded ``batch_size`` at a time from that
 one reader, so a long video costs time in proportion to its length and memory for one batch.
@@ -672,7 +672,30 @@ class Predictor:
         name: str = "<frames>",
     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         """Frame indices of every clip to run, and the window times (``window_times``; empty
-        without windows).
+        without windows): the clips of ``views`` over the whole video, or one clip a window
+        (``_window_plan``, which takes ``frame_times`` and ``name``).
+
+        Raises:
+            TooManyWindows: more than ``MAX_WINDOWS`` windows.
+        """
+        p = self.protocol
+        step = clip_stride(p.sampling_rate, info.fps, p.target_fps)  # frames between clip frames
+        if window is None:
+            clips, _ = self._clips_and_crops(views)
+            return multiview_clip_indices(info.num_frames, p.num_frames, step, clips), []
+        return self._window_plan(info, window, stride, step, frame_times, name)
+
+    def _window_plan(
+        self,
+        info: VideoInfo,
+        window: float,
+        stride: float | None,
+        step: float,
+        frame_times: np.ndarray | None,
+        name: str,
+    ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+        """The clip of each window of ``window`` seconds, ``stride`` apart, that holds a frame,
+        and those windows' times; ``step`` frames between a clip's frames.
 
         Seconds count from the first frame: ``frame_times`` (one per frame) maps them to frames
         in a variable-frame-rate video (``_variable_frame_times``), where the windows end at the
@@ -695,21 +718,14 @@ class Predictor:
         Each window's clip is T frames at the trained stride tau (counted at the trained
         ``data.target_fps`` when it was set, else at the video's own rate), centred on the
         window's middle, within the window's frames where they are enough for the clip, and
-        within the video (``_window_clip``). A window whose clip spans more than the window
-        (``_clip_seconds``: the times of the frames it reads, so at a variable rate the clips
-        of a slow stretch count, however short the median step) reads frames outside it, and
-        neighbouring windows may share one (``_repeats``, counted once in the video's scores):
-        one warning counts those windows, and says what to do.
+        within the video (``_window_clip``). Clips that span more than their window are
+        warned of (``_warn_wide_clips``).
 
         Raises:
             TooManyWindows: more than ``MAX_WINDOWS`` windows.
         """
         p = self.protocol
         total = info.num_frames
-        step = clip_stride(p.sampling_rate, info.fps, p.target_fps)  # frames between clip frames
-        if window is None:
-            clips, _ = self._clips_and_crops(views)
-            return multiview_clip_indices(total, p.num_frames, step, clips), []
         duration = _duration(info, frame_times)
         frame = _one_frame(info, frame_times)  # closer windows repeat clips
         under = _under_one_frame(window, stride, frame)
@@ -756,35 +772,67 @@ class Predictor:
             clip = _window_clip(centre, int(first[k]), int(after[k]) - 1, span, total)
             times.append(planned[k])
             indices.append(clip_indices(clip, p.num_frames, step, total))
+        self._warn_wide_clips(name, indices, window, span, frame, frame_times)
+        return indices, times
+
+    def _warn_wide_clips(
+        self,
+        name: str,
+        indices: list[np.ndarray],
+        window: float,
+        span: int,
+        frame: float,
+        frame_times: np.ndarray | None,
+    ) -> None:
+        """Warns, once for the input ``name``, where the clips (``indices``, one a window, each
+        ``span + 1`` frames from first to last) of more than one window span more than a
+        ``window``: they read frames outside their windows, and neighbouring windows may share
+        one (``_repeats``, counted once in the video's scores). The warning counts those windows
+        and says what window would hold the clips.
+
+        A clip's seconds are the times of the frames it reads (``_clip_seconds``), so at a
+        variable rate the clips of a slow stretch count, however short the median step.
+        """
         # each window's own clip: a slow stretch of a variable rate spreads a clip over seconds
         seconds = _clip_seconds(indices, frame_times, frame)
         over = int((seconds > window + TIME_EPS).sum())
-        if len(times) > 1 and over:
-            repeats = len(_repeats(indices))
-            longest = (span + 1) * frame if frame_times is None else float(seconds.max())
-            logger.warning(
-                "%s: the model's clip spans %d frames, %s, more than a %gs window: %s%s; use a "
-                "window of at least %gs%s",
-                name,
-                span + 1,
-                f"{longest:g}s at {1 / frame:g} fps"
-                if frame_times is None
-                else f"up to {longest:g}s at this video's variable frame rate",
-                window,
-                "each window's clip reads frames outside it"
-                if over == len(times)
-                else f"the clips of {over} of {len(times)} windows read frames outside them",
-                f", and {repeats} of {len(times)} windows repeat the clip of the window before "
-                "(the video's scores count it once)"
-                if repeats
-                else "",
-                longest,
-                ""
-                if p.target_fps or frame_times is not None
-                else ", or a model trained with data.target_fps set (its clip "
-                "then spans the same seconds at any frame rate)",
-            )
-        return indices, times
+        windows = len(indices)
+        if windows < 2 or not over:
+            return
+        repeats = len(_repeats(indices))
+        longest = (span + 1) * frame if frame_times is None else float(seconds.max())
+        if frame_times is None:
+            spans = f"{longest:g}s at {1 / frame:g} fps"
+        else:
+            spans = f"up to {longest:g}s at this video's variable frame rate"
+        if over == windows:
+            outside = "each window's clip reads frames outside it"
+        else:
+            outside = f"the clips of {over} of {windows} windows read frames outside them"
+        repeated = (
+            f", and {repeats} of {windows} windows repeat the clip of the window before "
+            "(the video's scores count it once)"
+            if repeats
+            else ""
+        )
+        retrain = (
+            ""
+            if self.protocol.target_fps or frame_times is not None
+            else ", or a model trained with data.target_fps set (its clip then spans the same "
+            "seconds at any frame rate)"
+        )
+        logger.warning(
+            "%s: the model's clip spans %d frames, %s, more than a %gs window: %s%s; use a "
+            "window of at least %gs%s",
+            name,
+            span + 1,
+            spans,
+            window,
+            outside,
+            repeated,
+            longest,
+            retrain,
+        )
 
     # ---------------------------------------------------------------------------------- predict
 
@@ -1091,7 +1139,7 @@ def _one_frame(info: VideoInfo, frame_times: np.ndarray | None) -> float:
     frame rate varies (the mean would count a pause in the recording as frames' time).
 
     Windows at least this far apart are no more than the frames at a constant rate, each
-    starting at or before the last frame (``Predictor._clip_plan``).
+    starting at or before the last frame (``Predictor._window_plan``).
     """
     if frame_times is not None and frame_times.size > 1:
         steps = np.diff(frame_times)
