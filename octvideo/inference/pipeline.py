@@ -799,12 +799,12 @@ def _predict_many(
                     batcher.flush()
                     yield from done()
                     raise RunStopped(payload)
-                else:
-                    if kind == ERROR:  # no scores: the views not run yet are dropped
-                        batcher.drop(pending)
-                        pending.header, pending.result.error = None, payload
-                    elif kind == CUT:  # the clips read so far are scored, and it fails
-                        pending.header, pending.result.error = payload
+                elif kind == ERROR:  # no scores: the views not run yet are dropped
+                    batcher.drop(pending)
+                    pending.header, pending.result.error = None, payload
+                elif kind == CUT:  # the clips read so far are scored, and it fails
+                    pending.header, pending.result.error = payload
+                if kind in ENDS:
                     pending.read, pending.read_seconds = True, source.seconds(index)
                     break
                 yield from done()
