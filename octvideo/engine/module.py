@@ -153,6 +153,59 @@ def _clips_per_epoch(loader: Any) -> int | None:
         return None
 
 
+def _warn_short_epoch(
+    batch_size: int, clips: int | None, accumulate: int, accumulated: int, global_batch: int
+) -> None:
+    """Warns where an epoch holds fewer than a step asks for (``step_batch``): fewer training
+    ``clips`` a process than ``batch_size``, or fewer batches than the ``accumulate`` a step
+    gathers (``accumulated`` instead), so that lr is scaled for the smaller ``global_batch``."""
+    if clips is not None and clips < batch_size:
+        logger.warning(
+            "data.batch_size=%d is more than the %d training clips a process has per epoch: "
+            "a step takes those, so lr is scaled for a global batch of %d",
+            batch_size,
+            clips,
+            global_batch,
+        )
+    if accumulated < accumulate:
+        logger.warning(
+            "trainer.accumulate_grad_batches=%d is more than the %d batches of an epoch: a "
+            "step accumulates those, so lr is scaled for a global batch of %d",
+            accumulate,
+            accumulated,
+            global_batch,
+        )
+
+
+def _warn_warmup_outlasts_run(
+    cfg: OptimConfig, schedule: LRSchedule, lr: float, steps_per_epoch: int, max_epochs: int
+) -> None:
+    """Warns that ``schedule``'s warmup ends after the run's last step, so lr never reaches its
+    peak ``lr``, and says what ``optim.warmup_epochs`` would fit (in the value rounded to steps
+    as the schedule rounds it)."""
+    total_steps = schedule.total_steps
+    longest = longest_warmup_epochs(steps_per_epoch, total_steps)
+    steps = round(longest * steps_per_epoch)
+    advice = (
+        f"set optim.warmup_epochs to at most {longest:g} (a warmup of {steps} "
+        f"step{'s' if steps > 1 else ''}), or 0 for none"
+        if longest
+        else "set optim.warmup_epochs=0: a run of one step has no room for a warmup"
+    )
+    logger.warning(
+        "optim.warmup_epochs=%g (%d steps) outlasts trainer.max_epochs=%d (%d steps): "
+        "lr rises to %.4g, never to %.4g, and the %s schedule never starts; %s",
+        cfg.warmup_epochs,
+        schedule.warmup_steps,
+        max_epochs,
+        total_steps,
+        lr * schedule.peak(),
+        lr,
+        cfg.schedule,
+        advice,
+    )
+
+
 def _rows(video: Clip, mask: Tensor) -> Clip:
     """The rows of a batch (one tensor or a list of pathways) where ``mask`` is true."""
     return [v[mask] for v in video] if isinstance(video, list) else video[mask]
@@ -530,22 +583,8 @@ class VideoClassifier(L.LightningModule):
         )
         self._short_accumulation_factor = accumulate / accumulated
         say = trainer.is_global_zero  # each process computes the same: one of them says it
-        if say and clips is not None and clips < batch_size:
-            logger.warning(
-                "data.batch_size=%d is more than the %d training clips a process has per epoch: "
-                "a step takes those, so lr is scaled for a global batch of %d",
-                batch_size,
-                clips,
-                global_batch,
-            )
-        if say and accumulated < accumulate:
-            logger.warning(
-                "trainer.accumulate_grad_batches=%d is more than the %d batches of an epoch: a "
-                "step accumulates those, so lr is scaled for a global batch of %d",
-                accumulate,
-                accumulated,
-                global_batch,
-            )
+        if say:
+            _warn_short_epoch(batch_size, clips, accumulate, accumulated, global_batch)
         lr = scaled_lr(cfg, global_batch)
         schedule = LRSchedule(cfg, steps_per_epoch, total_steps)
         if say:
@@ -562,27 +601,7 @@ class VideoClassifier(L.LightningModule):
                 cfg.schedule,
             )
         if say and schedule.ends_in_warmup():
-            # advice in the value rounded to steps as the schedule rounds it
-            longest = longest_warmup_epochs(steps_per_epoch, total_steps)
-            steps = round(longest * steps_per_epoch)
-            advice = (
-                f"set optim.warmup_epochs to at most {longest:g} (a warmup of {steps} "
-                f"step{'s' if steps > 1 else ''}), or 0 for none"
-                if longest
-                else "set optim.warmup_epochs=0: a run of one step has no room for a warmup"
-            )
-            logger.warning(
-                "optim.warmup_epochs=%g (%d steps) outlasts trainer.max_epochs=%d (%d steps): "
-                "lr rises to %.4g, never to %.4g, and the %s schedule never starts; %s",
-                cfg.warmup_epochs,
-                schedule.warmup_steps,
-                trainer.max_epochs,
-                total_steps,
-                lr * schedule.peak(),
-                lr,
-                cfg.schedule,
-                advice,
-            )
+            _warn_warmup_outlasts_run(cfg, schedule, lr, steps_per_epoch, trainer.max_epochs)
         optimizer = torch.optim.SGD(
             param_groups(self.model, cfg.weight_decay),
             lr=lr,
