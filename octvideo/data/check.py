@@ -500,17 +500,17 @@ def _nothing_to_check(
 ) -> str:
     """The error for an annotation source that lists no video: what was found, what is needed."""
     folder = Path(annotations)  # read itself: check_videos' ``root`` is for lists only
-    if fmt == "folders" or (fmt == "auto" and Path(annotations).is_dir()):
+    if fmt == "folders" or (fmt == "auto" and folder.is_dir()):
         # named like videos, as a class folder's are listed (``read_folders``)
         loose = sum(not is_hidden_name(entry.name) for entry in video_entries(folder))
         plural = "video" if loose == 1 else "videos"
-        found = f"{loose} {plural} directly in it but none" if loose else "no videos"
+        seen = f"{loose} {plural} directly in it but none" if loose else "no videos"
         return (
-            f"{folder}: found {found} in class folders; a class-folder root holds one folder per "
+            f"{folder}: found {seen} in class folders; a class-folder root holds one folder per "
             f"class with its videos ({folder}/<class>/<video>.mp4), or pass a 'path label' list"
         )
     if found.missing:  # a Kinetics CSV none of whose rows has a file: a wrong --root, mostly
-        where = root or Path(annotations).parent
+        where = root or folder.parent
         return (
             f"{annotations} lists no video that exists: none of the {found.missing} videos its "
             f"rows name has a file under {where} (e.g. {found.missing_examples[0]}.mp4); check "
