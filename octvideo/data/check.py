@@ -18,22 +18,23 @@ The result lists every bad file with its error, and is written as UTF-8 JSON lin
 (``write_bad_videos``; ``read_bad_videos`` reads them back): one ``{"path": ..., "error": ...}``
 object a line, which holds any file name (a tab, a line break; bytes that are not UTF-8 as JSON
 escapes of Python's ``surrogateescape`` code points) and any message.
+
 The file is written to a temporary name and renamed when complete: a write that fails (a full
 disk) stops with ``RunStopped`` and leaves no half report. A check stopped by Ctrl-C or SIGTERM
 writes the report of the videos it had checked, marked as partial by a last line
 ``{"partial": "stopped by SIGTERM after 77 of 200 videos; ...", "checked": 77, "total": 200}``
 (``PARTIAL``), and says so in its stop line; stopped before its first video was done, it leaves
-an earlier report as it was. Before any video is decoded, an
-``--out`` that the report would destroy is refused: the annotation file, a listed video, a file
-that is not regular (a device such as ``/dev/null``, a pipe: renaming over it would replace it)
-or an existing file that is not an earlier report (a checkpoint, a config); an earlier report is
-replaced.
+an earlier report as it was.
+
+Before any video is decoded, an ``--out`` that the report would destroy is refused: the
+annotation file, a listed video, a file that is not regular (a device such as ``/dev/null``, a
+pipe: renaming over it would replace it) or an existing file that is not an earlier report (a
+checkpoint, a config); an earlier report is replaced.
 
 Bounds: ``workers`` 1 to what this machine's cores take, at most ``MAX_WORKERS``
 (``check_worker_count``; no more start than there are videos, and an open-file limit too low
-for those is refused: ``reserve_open_files``),
-``timeout`` above 0 and at most ``MAX_TIMEOUT`` (a day): outside them
-the check is refused before any video is decoded.
+for those is refused: ``reserve_open_files``), ``timeout`` above 0 and at most ``MAX_TIMEOUT``
+(a day): outside them the check is refused before any video is decoded.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def check_one(path: str, decoder: str) -> str:
     from octvideo.data.decoding import Video
 
     try:
-        # opened and indexed once: opening it again for each chunk (PyAV reads every packet,
-        # decord builds its index) made the check of a long video grow with its frames squared
+        # opened and indexed once for all chunks: opening it for each (PyAV reads every packet,
+        # decord builds its index) would make a long video's check grow with its frames squared
         video = Video(path, decoder=decoder)
         num = video.info.num_frames
         for start in range(0, num, CHUNK):
@@ -279,8 +280,8 @@ class _CheckPool:
 def is_report(path: str | os.PathLike[str]) -> bool:
     """Whether the regular file ``path`` holds a report of ``write_bad_videos`` (empty, or a
     first line ``{"path": ..., "error": ...}`` or a stopped check's ``partial`` line): one that
-    ``data check --out`` may replace. At
-    most ``MAX_REPORT_LINE`` bytes are read, so a video given as ``--out`` is not read whole."""
+    ``data check --out`` may replace. At most ``MAX_REPORT_LINE`` bytes are read, so a video
+    given as ``--out`` is not read whole."""
     with open(path, "rb") as f:
         first = f.readline(MAX_REPORT_LINE)
     if not first:
