@@ -385,7 +385,7 @@ def check_videos(
         raise _stopped(err, out, option, paths, errors, len(checked)) from err
     report = CheckReport(
         total=len(paths),
-        bad=[(paths[i], errors[i]) for i in sorted(errors)],
+        bad=_bad_rows(paths, errors),
         missing_rows=found.missing,
     )
     if out is not None:
@@ -430,7 +430,7 @@ def _stopped(
     else:
         kind = type(err) if isinstance(err, Interrupted) else Interrupted
         head = f"stopped by {kind.cause} after {checked} of {len(paths)} videos"
-    total, bad = len(paths), [(paths[i], errors[i]) for i in sorted(errors)]
+    total, bad = len(paths), _bad_rows(paths, errors)
     again = f"run it again to check all {total}"
     if out is None:
         return kind(f"{head}, {len(bad)} bad among them; {again}")
@@ -447,6 +447,12 @@ def _stopped(
     return kind(
         f"{head}; the {len(bad)} bad among them are listed in {out}, marked as partial; {again}"
     )
+
+
+def _bad_rows(paths: list[str], errors: dict[int, str]) -> list[tuple[str, str]]:
+    """The ``(path, error)`` rows of the bad videos (``errors``, by index into ``paths``), in
+    the order of the list."""
+    return [(paths[i], errors[i]) for i in sorted(errors)]
 
 
 def _decode_all(
