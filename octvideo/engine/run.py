@@ -1099,12 +1099,18 @@ class _SigtermForLightning(L.Callback):
 
 
 @contextlib.contextmanager
-def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[None]:
+def _lightning_loop(
+    trainer: L.Trainer, stopped: Callable[[], str], finished: Callable[[], str] | None = None
+) -> Iterator[None]:
     """Runs ``trainer.fit`` or ``trainer.test``, which stop at a batch boundary on SIGTERM and
     Ctrl-C and leave by ``SystemExit`` (status 0 or 1): that becomes ``Terminated`` or
     ``Interrupted``, ``stopped by SIGTERM <stopped()>``, ``stopped()`` saying where the loop
     stopped and what was kept. A SIGTERM before Lightning's loop starts stops it at its first
     batch boundary; one after the loop ended, as the command goes on (``Terminated``).
+    With ``finished``, a SIGTERM after the loop ended (Lightning's end of training, its
+    teardown, the rest of the block) is held until the block ends, its files written, and then
+    raises ``Terminated``: ``stopped by SIGTERM <finished()>``; Lightning's own handler, still
+    in place as training ends, only notes it (``trainer.received_sigterm``).
     Lightning ignores Ctrl-C once it is stopping and leaves it so: the SIGINT handler is put
     back."""
     ours = signal.getsignal(signal.SIGTERM) is raise_terminated
@@ -1121,6 +1127,9 @@ def _lightning_loop(trainer: L.Trainer, stopped: Callable[[], str]) -> Iterator[
                     raise
                 kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
                 raise kind(f"stopped by {kind.cause} {stopped()}") from err
+            # told here, where a further SIGTERM is held as well (``keep``)
+            if ours and finished is not None and (keep.pending or trainer.received_sigterm):
+                raise Terminated(f"stopped by {Terminated.cause} {finished()}")
     finally:
         trainer.callbacks.remove(keep)
     if keep.pending:  # sent after the loop ended: ours answers it, where the command is
@@ -1273,7 +1282,8 @@ def run_train(
         Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, before which last.ckpt is
             written at the end of the batch under way. Where they come during training, the
             message says so: ``stopped by SIGTERM at global step 5; <last.ckpt> (global step 5)
-            is kept; continue with --resume auto``.
+            is kept; continue with --resume auto``. A SIGTERM after the last training step lets
+            the run write its files first: ``stopped by SIGTERM after the run finished ...``.
     """
     with _sigterm_raises():
         return _train(cfg, overrides, resume, out, callbacks)
@@ -1378,11 +1388,7 @@ def _train_in(
     _output_folder(ckpt_dir, create=True)
     if trainer.is_global_zero:
         save_config(cfg, run_dir / "config.yaml")
-    _fit(trainer, module, datamodule, ckpt_path, ckpt_dir / LAST)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    if trainer.is_global_zero:
-        logger.info("run directory: %s", run_dir.resolve())
-    return _result(run_dir, trainer.global_step, metrics)
+    return _fit(trainer, module, datamodule, ckpt_path, run_dir)
 
 
 def _fit(
@@ -1390,31 +1396,47 @@ def _fit(
     module: VideoClassifier,
     datamodule: Any,
     ckpt_path: Path | None,
-    last: Path,
-) -> None:
-    """``trainer.fit`` from ``ckpt_path`` (None: from the start); a stop or a fault in it names
-    the global step reached and ``last``, the run's last.ckpt, which is kept.
+    run_dir: Path,
+) -> TrainResult:
+    """``trainer.fit`` from ``ckpt_path`` (None: from the start) and what the run in
+    ``run_dir`` left; a stop or a fault in it names the global step reached and the run's
+    last.ckpt, which is kept. A SIGTERM after the last training step lets the run write its
+    files (curves.png, replicas.json, the logs) and then says that it finished and which
+    checkpoints are kept: ``stopped by SIGTERM after the run finished at global step 9, its
+    files written: <last.ckpt> (global step 9) is kept, and so is <best.ckpt>``.
 
     Raises:
         Interrupted, RunStopped, NonFiniteLoss: as ``run_train`` says.
     """
+    last = run_dir / "checkpoints" / LAST
 
     def stopped() -> str:
         return (
             f"at global step {trainer.global_step}; {last_good(last)}; continue with --resume auto"
         )
 
+    def finished() -> str:
+        best = last.with_name(BEST)
+        also = f", and so is {best}" if best.is_file() else ""
+        return (
+            f"after the run finished at global step {trainer.global_step}, its files written: "
+            f"{last_good(last)}{also}"
+        )
+
     try:
-        with (
-            warnings.catch_warnings(),
-            _lightning_loop(trainer, stopped),
-            _data_faults(datamodule, last),
-        ):
-            # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
-            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        with warnings.catch_warnings(), _lightning_loop(trainer, stopped, finished):
+            with _data_faults(datamodule, last):
+                # the datamodule's state_dict makes mid-epoch resumes exact (VideoDataModule)
+                warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that")
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            # inside the loop's block: a SIGTERM from here on waits for it to end
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            if trainer.is_global_zero:
+                logger.info("run directory: %s", run_dir.resolve())
+            result = _result(run_dir, trainer.global_step, metrics)
     except NonFiniteLoss as err:
         raise NonFiniteLoss(f"{err}; {last_good(last)}") from err
+    return result
 
 
 def _resume(

@@ -13,7 +13,8 @@ learning-rate schedule of its current config. Reduced precision: bfloat16 traini
 refused before anything is written, bfloat16 testing works. Two-process CPU DDP (gloo) through the
 real command line: the run completes, ranks agree, and precise BN combines the two ranks' batches.
 Faults during training: SIGKILL mid-epoch and mid-write, SIGTERM and Ctrl-C (also during an
-epoch's validation, which the resumed run runs again before the epochs left), a full disk, an
+epoch's validation, which the resumed run runs again before the epochs left; a SIGTERM after the
+last step lets the run write its files and says it finished), a full disk, an
 unwritable output folder, a non-finite loss, a data-loader worker killed by its decoder."""
 
 from __future__ import annotations
@@ -1734,6 +1735,66 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
     assert _logged_rows(run, 0) + _logged_rows(run, 1) == _logged_rows(uninterrupted.run_dir, 0)
 
 
+class SigtermAfterTraining(L.Callback):
+    """Sends this process SIGTERM after the run's last training step: as training ends (under
+    Lightning's own handler), as the fit ends or in its teardown (after Lightning took its handler
+    away, before the logs are finalised), or as the command computes its result."""
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+
+    def _stop(self, hook: str) -> None:
+        if hook == self.hook:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._stop("on_train_end")
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._stop("on_fit_end")
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        self._stop("teardown")
+
+
+@pytest.mark.parametrize("hook", ["on_train_end", "on_fit_end", "teardown", "result"])
+def test_sigterm_after_the_last_step_lets_the_run_finish_and_says_so(
+    tiny_synth, tmp_path, monkeypatch, hook
+):
+    # on_train_end's was lost (the run ended as finished, status 0); the others ended with
+    # "stopped by SIGTERM" alone, not saying that the run had finished and its checkpoints kept
+    stop = SigtermAfterTraining(hook)
+    own = engine_run._train_callbacks  # the stop first: before curves.png and replicas.json
+    monkeypatch.setattr(engine_run, "_train_callbacks", lambda *a: [stop, *own(*a)])
+    if hook == "result":
+        result = engine_run._result
+
+        def stopped_result(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return result(*args, **kwargs)
+
+        monkeypatch.setattr(engine_run, "_result", stopped_result)
+    run = tmp_path / "run"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
+    with pytest.raises(Terminated) as info:
+        run_train(None, overrides, out=str(run))
+    ckpts = run / "checkpoints"
+    assert str(info.value) == (
+        f"stopped by SIGTERM after the run finished at global step 3, its files written: "
+        f"{ckpts / 'last.ckpt'} (global step 3) is kept, and so is {ckpts / 'best.ckpt'}"
+    )
+    assert info.value.status == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    # every file whole, none left half-written
+    assert load_checkpoint(ckpts / "last.ckpt")["global_step"] == 3
+    assert load_checkpoint(ckpts / "best.ckpt")["global_step"] == 3
+    assert json.loads((run / "replicas.json").read_text())["global_step"] == 3
+    assert (run / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert read_metrics(run / "logs" / "version_0" / "metrics.csv")["val/top1"]
+    for path in (ckpts / "last.ckpt", run / "replicas.json", run / "curves.png"):
+        assert not temporaries(path)
+
+
 def _skipped_videos(run: Path, version: int) -> list[tuple[int, float]]:
     return read_metrics(run / "logs" / f"version_{version}" / "metrics.csv")["data/skipped_videos"]
 
@@ -1939,7 +2000,11 @@ def test_ctrl_c_stops_in_one_line_naming_the_checkpoint_kept(tiny_synth, tmp_pat
 
 @pytest.mark.parametrize(
     ("callback", "status", "line"),
-    [(InterruptAt(2), 130, "stopped by Ctrl-C"), (SigtermDuring(2), 143, "stopped by SIGTERM")],
+    [
+        (InterruptAt(2), 130, "stopped by Ctrl-C"),
+        (SigtermDuring(2), 143, "stopped by SIGTERM"),
+        (SigtermAfterTraining("on_train_end"), 143, "stopped by SIGTERM after the run finished"),
+    ],
 )
 def test_train_stopped_by_ctrl_c_or_sigterm_exits_130_or_143(
     tiny_synth, tmp_path, monkeypatch, capsys, callback, status, line
