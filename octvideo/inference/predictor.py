@@ -998,11 +998,11 @@ class Predictor:
             try:
                 views = self.clip_views(group, opened.crops, opened.frames_of)
             except DecodeError as err:
-                views, kept, error = self._views_before(group, opened, err)
-                if start + kept == 0:
+                views, before, error = self._views_before(group, opened, err)
+                kept = start + before  # the clips read, this group's and the earlier groups'
+                if kept == 0:
                     raise error from None
-                total, kept = len(opened.plan), start + kept
-                kind = "windows" if opened.times else "clips"
+                total, kind = len(opened.plan), "windows" if opened.times else "clips"
                 opened.plan, opened.times = opened.plan[:kept], opened.times[:kept]
                 opened.cut = (
                     f"{type(error).__name__}: {error}; {kept} of {total} {kind} predicted, the "
@@ -1190,8 +1190,10 @@ def _window_clip(centre: float, low: int, high: int, span: int, total: int) -> i
     when they are enough for the clip, else holding them all; within the video."""
     # half up (round() takes ties to even): windows a frame apart get clips a frame apart
     first = math.floor(centre - span / 2 + 0.5 + 1e-6)
-    low, high = sorted((low, high - span))
-    first = min(max(first, low), high)
+    # the first frames that keep the clip within the window's frames (or, where the window has
+    # fewer frames than the clip, keep all of them within the clip)
+    earliest, latest = sorted((low, high - span))
+    first = min(max(first, earliest), latest)
     return min(max(first, 0), max(total - 1 - span, 0))
 
 
