@@ -890,7 +890,7 @@ class Predictor:
             raise ValueError(f"on_batch must be callable or None, got {type(on_batch).__name__}")
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
             source = _frames_tensor(source)
-        name = "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
+        name = _input_name(source)
         result = VideoResult(path=name)
         try:
             opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
@@ -944,8 +944,7 @@ class Predictor:
             video = Video(os.fsdecode(source), decoder=decoder)
             info, frames_of, frame_times = _file_source(video, timed=window is not None)
             check_whole = video.check_whole
-        name = "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
-        plan, times = self._clip_plan(info, views, window, stride, frame_times, name)
+        plan, times = self._clip_plan(info, views, window, stride, frame_times, _input_name(source))
         return OpenInput(
             num_frames=info.num_frames,
             fps=_frame_rate(info.fps),
@@ -1061,6 +1060,11 @@ class Predictor:
 # an input as ``open_input`` reads it: its info, a reader of its frames by index -> uint8
 # (N, H, W, 3), and its frames' times where ``index / fps`` does not give them (else None)
 _Source = tuple[VideoInfo, Callable[[np.ndarray], Tensor], np.ndarray | None]
+
+
+def _input_name(source: str | bytes | os.PathLike[str] | Tensor) -> str:
+    """What records and messages call an input: its path, or "<frames>" for frames given."""
+    return "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
 
 
 def _tensor_source(frames: Tensor, fps: float) -> _Source:
