@@ -340,23 +340,8 @@ class VideoClassifier(L.LightningModule):
         ]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        video, labels = batch["video"], batch["label"]  # (B, 3, T, H, W) | [slow, fast], (B,)
-        cfg = self.optim_cfg
-        rng = self._step_rng if self._step_rng is not None else np.random.default_rng(0)
-        if self.mixing and rng.random() < cfg.mix_prob:
-            targets = soft_targets(labels, self.num_classes, cfg.label_smoothing)
-            video, targets, _ = mix_batch(
-                video,
-                targets,
-                mixup_alpha=cfg.mixup_alpha,
-                cutmix_alpha=cfg.cutmix_alpha,
-                rng=rng,
-            )
-            logits = self(video)  # (B, K)
-            loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
-        else:
-            logits = self(video)  # (B, K)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        labels = batch["label"]  # (B,)
+        logits, loss = self._logits_and_loss(batch["video"], labels)  # (B, K), ()
         if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True):
             # every rank skips or stops together; no backward pass, so no gradient: SGD leaves
             # every weight and momentum buffer as it was
@@ -378,6 +363,28 @@ class VideoClassifier(L.LightningModule):
         self.log("lr", lr, on_step=True, on_epoch=False, prog_bar=True, batch_size=batch_size)
         factor = self._short_accumulation_factor
         return loss * factor if factor != 1 else loss
+
+    def _logits_and_loss(self, video: Clip, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """The model's logits (B, K) for ``video`` (B, 3, T, H, W) or [slow, fast], and the
+        step's loss: cross-entropy against ``labels`` (B,) with label smoothing, or, on a batch
+        that mixup / CutMix mixes (drawn with the step's generator), against its soft targets."""
+        cfg = self.optim_cfg
+        rng = self._step_rng if self._step_rng is not None else np.random.default_rng(0)
+        if self.mixing and rng.random() < cfg.mix_prob:
+            targets = soft_targets(labels, self.num_classes, cfg.label_smoothing)
+            video, targets, _ = mix_batch(
+                video,
+                targets,
+                mixup_alpha=cfg.mixup_alpha,
+                cutmix_alpha=cfg.cutmix_alpha,
+                rng=rng,
+            )
+            logits = self(video)  # (B, K)
+            loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+        else:
+            logits = self(video)  # (B, K)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+        return logits, loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._step_skipped:
