@@ -478,19 +478,14 @@ def _tail_discards(container: Any, stream: Any) -> bool:
         return False
 
 
-_decord_quiet = False
-
-
+@functools.cache
 def _quiet_decord() -> None:
     """Set decord's FFmpeg to log nothing (``[mov,mp4,...] moov atom not found`` and the like):
     octvideo reports each error itself (PyAV's FFmpeg logs nothing by default). Once a
     process."""
-    global _decord_quiet
-    if not _decord_quiet:
-        import decord.logging
+    import decord.logging
 
-        decord.logging.set_level(decord.logging.QUIET)
-        _decord_quiet = True
+    decord.logging.set_level(decord.logging.QUIET)
 
 
 @functools.cache
