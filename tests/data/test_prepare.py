@@ -1251,3 +1251,67 @@ def test_a_video_much_longer_than_its_csv_segment_is_one_warning_line(tmp_path, 
         "listed whole, and clips are sampled from all of it"
     ) in caplog.text
     assert len((dst / "train.txt").read_text().splitlines()) == 3  # no refusal
+
+
+@pytest.mark.parametrize("with_csv", [False, True])
+def test_a_prepared_video_whose_new_download_is_cut_fails_and_is_not_listed(
+    tmp_path, media, caplog, with_csv
+):
+    # the rerun failed it, but its old output, of the whole file, stayed in train.txt
+    names = {name: f"{kinetics_name(name, 0, 10)}.mp4" for name in ("ok", "new")}
+    src = raw_tree(tmp_path, media, {f"train/a/{names['ok']}": "h264.mp4"})
+    whole = faststart(tmp_path / "whole.mp4")
+    shutil.copy(whole, src / "train/a" / names["new"])
+    csv = tmp_path / "train.csv"
+    csv.write_text(HEADER + "a,ok,0,10,train\na,new,0,10,train\n")
+    dst = tmp_path / "out"
+    run = partial(prepare_dataset, src, dst, short_side=32, csvs=[str(csv)] if with_csv else None)
+    run(progress=False)
+    output = dst / "train/a" / names["new"]
+    cut = cut_between_frames(whole, src / "train/a" / names["new"], 40)  # downloaded again
+    later = output.stat().st_mtime_ns + 10**9  # however coarse the file system's clock
+    os.utime(cut, ns=(later, later))
+    with caplog.at_level("INFO"):
+        counts = run(progress=False)
+    assert counts == {"encoded": 0, "redone": 0, "changed": 0, "skipped": 1, "failed": 1}
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
+        (
+            str(cut),
+            f"{check_one(str(cut), 'pyav')}; its earlier output {output} is kept on disk "
+            "but not listed",
+        )
+    ]
+    assert (dst / "train.txt").read_text() == f"train/a/{names['ok']} 0\n"
+    assert output.is_file()  # nothing already done is lost
+    if with_csv:
+        assert (
+            f"{dst / 'train.txt'}: 1 videos, 0 rows without a file, 1 whose source failed (not "
+            "listed)"
+        ) in caplog.text
+
+
+def test_a_done_output_of_a_cut_source_fails_and_is_not_listed(tmp_path, media, capsys):
+    # an earlier octvideo encoded a partial download; its output, newer, was skipped and listed
+    src = raw_tree(tmp_path, media, {"train/a/ok.mp4": "h264.mp4"})
+    whole = faststart(tmp_path / "whole.mp4")
+    shutil.copy(whole, src / "train/a/cut.mp4")
+    dst = tmp_path / "out"
+    prepare_dataset(src, dst, short_side=32, progress=False)
+    output = dst / "train/a/cut.mp4"
+    cut = cut_between_frames(whole, src / "train/a/cut.mp4", 40)  # as it was when encoded
+    earlier = output.stat().st_mtime_ns - 10**9
+    os.utime(cut, ns=(earlier, earlier))
+    capsys.readouterr()
+    assert main(["data", "prepare", str(src), str(dst), "--short-side", "32", "-q"]) == 1
+    assert capsys.readouterr().out == (
+        f"0 encoded, 1 already done, 1 failed (see {dst / 'prepare_errors.jsonl'})\n"
+    )
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
+        (
+            str(cut),
+            f"{check_one(str(cut), 'pyav')}; its earlier output {output} is kept on disk "
+            "but not listed",
+        )
+    ]
+    assert (dst / "train.txt").read_text() == "train/a/ok.mp4 0\n"
+    assert output.stat().st_mtime_ns > earlier  # kept as it was, not encoded again
