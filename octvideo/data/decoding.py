@@ -600,24 +600,41 @@ def _decord_cause(err: Exception) -> str:
     return f"reading its packets failed ({reason.text}): {cause}"
 
 
+def _refuse_for_decord(path: str, header: _Header) -> None:
+    """Refuse, before decord opens ``path``, a file PyAV's look (``header``) finds decord would
+    fail on in its own words or read wrongly, or one decord's FFmpeg cannot open
+    (``_decord_open_error``).
+
+    Raises:
+        DecodeError: as decord's, in octvideo's words.
+        OSError: out of open files (``_decord_open_error``).
+    """
+    if header.not_for_decord is not None:  # decord would fail in its own words
+        raise _cannot_open(path, "decord", header.not_for_decord)
+    if header.for_pyav is not None:
+        raise DecodeError(
+            path,
+            f"{header.for_pyav}; decode it with decoder 'pyav' (or 'auto', which does so)",
+            decoder="decord",
+        )
+    reason = _decord_open_error(path)
+    if reason is not None:  # decord would print its own line, then raise "Error reading"
+        raise _cannot_open(path, "decord", reason)
+
+
 class _DecordReader(_Reader):
+    """decord's reader, of a file PyAV's look (``_read_header``) lets it open
+    (``_refuse_for_decord``). decord turns frames by their display matrix in its own way
+    (``decord_turn``), which is undone, and the frames turned as displayed; frames beyond
+    ``MAX_DECODE_SHORT_SIDE`` are scaled by decord itself, opened again at the size asked."""
+
     def __init__(self, path: str, header: _Header | None = None) -> None:
         import decord
 
         _quiet_decord()
         header = _read_header(path) if header is None else header
         self._header = header
-        if header.not_for_decord is not None:  # decord would fail in its own words
-            raise _cannot_open(path, "decord", header.not_for_decord)
-        if header.for_pyav is not None:
-            raise DecodeError(
-                path,
-                f"{header.for_pyav}; decode it with decoder 'pyav' (or 'auto', which does so)",
-                decoder="decord",
-            )
-        reason = _decord_open_error(path)
-        if reason is not None:  # decord would print its own line, then raise "Error reading"
-            raise _cannot_open(path, "decord", reason)
+        _refuse_for_decord(path, header)
         self._path = path
         self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
         num = len(self._vr)
