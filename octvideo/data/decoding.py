@@ -211,8 +211,9 @@ class VideoInfo(NamedTuple):
 
 
 class _Reader:
-    """What both readers share: the file's truncation, found when it is asked for (an error, a
-    check: a file shorter than it declares, ``truncation.held_end`` reads its packets once more)."""
+    """What both readers share: ``truncation``, worked out the first time a decode error or
+    ``Video.check_whole`` asks for it, as a file shorter than it declares has its packets read
+    once more (``truncation.held_end``)."""
 
     _path: str
     _header: _Header
