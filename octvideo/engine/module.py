@@ -206,6 +206,12 @@ def _warn_warmup_outlasts_run(
     )
 
 
+def _decoded(batch: dict[str, Any]) -> Tensor:
+    """(B,) True for the rows of an evaluation batch whose video decoded (its ``ok``); every row
+    of a batch that carries no ``ok``."""
+    return batch.get("ok", torch.ones_like(batch["label"], dtype=torch.bool)).bool()
+
+
 def _rows(video: Clip, mask: Tensor) -> Clip:
     """The rows of a batch (one tensor or a list of pathways) where ``mask`` is true."""
     return [v[mask] for v in video] if isinstance(video, list) else video[mask]
@@ -629,7 +635,7 @@ class VideoClassifier(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         labels = batch["label"]  # (B,)
-        ok = batch.get("ok", torch.ones_like(labels, dtype=torch.bool)).bool()  # (B,)
+        ok = _decoded(batch)  # (B,)
         self._val_failed += int((~ok).sum())
         if not bool(ok.any()):
             return  # nothing collective here: a rank may have no video that decodes
@@ -676,7 +682,7 @@ class VideoClassifier(L.LightningModule):
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         labels = batch["label"]  # (B,)
-        ok = batch.get("ok", torch.ones_like(labels, dtype=torch.bool)).bool()  # (B,)
+        ok = _decoded(batch)  # (B,)
         logits = torch.zeros(labels.shape[0], self.num_classes, dtype=torch.float32)
         if bool(ok.any()):
             logits[ok.cpu()] = self(_rows(batch["video"], ok)).float().cpu()  # (B', K)
