@@ -19,10 +19,11 @@ A result is handed out once all its views have been through the model, in input 
 
 Workers start from octvideo's fork server (``octvideo.data.workers``), never as forks of the
 calling process, which may hold decoders mid-use (a forked decord reader can hang as it closes).
-What a worker runs is taken when the pool starts and travels pickled: ``read_input`` (or what
-replaced it) and ``keep_freed_memory`` by reference, and the predictor without its network, which
-stays in this process. Each worker sets its own niceness (the caller's plus ``worker_nice``), one
-torch thread and one FFmpeg thread, and leaves Ctrl-C to the parent.
+What a worker runs is taken when the pool starts and travels pickled: ``read_input`` and
+``keep_freed_memory`` by reference, as this module holds them then (a caller or a test may have put
+its own in their place), and the predictor without its network, which stays in this process.
+Each worker sets its own niceness (the caller's plus ``worker_nice``), one torch thread and one
+FFmpeg thread, and leaves Ctrl-C to the parent.
 
 Workers decode one input at a time, chunk after chunk; each is given the next input as soon as it
 has sent the end of the one before, whatever the model side is doing (a forward pass, say). A
