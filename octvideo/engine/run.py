@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning as L
@@ -159,6 +160,12 @@ class TrainResult:
     best_ckpt: Path | None
     global_step: int
     metrics: dict[str, float]
+
+    def finished(self) -> str:
+        """What a stop that comes once the run has returned says after ``stopped by SIGTERM``
+        (or Ctrl-C), as one as it ended does (``_fit``): ``after the run finished at global step
+        9, its files written: <last.ckpt> (global step 9) is kept, and so is <best.ckpt>``."""
+        return _finished(self.last_ckpt, self.global_step)
 
 
 @dataclass
@@ -1081,10 +1088,18 @@ class _SigtermForLightning(L.Callback):
     installs its own handler only as its loop begins and until then leaves SIGTERM to the
     default action, an end without a line. As Lightning's loop (or its sanity check) starts,
     a kept stop is sent again, to Lightning's handler, which stops at the first batch boundary.
-    Lightning's handler calls this one too (it calls one it finds): that one is its own."""
+    Lightning's handler calls this one too (it calls one it finds): that one is its own.
+
+    ``ctrl_c`` is the SIGINT handler, which raises ``KeyboardInterrupt`` until training ends
+    and from then on holds Ctrl-C (``held``): Lightning would end the fit at once, as a stop in
+    the loop, its logs and files unwritten. Set before the fit, so that Lightning puts it back
+    as it ends (it puts back every handler it found); the first callback, so that its
+    ``on_train_end`` comes before the others'."""
 
     def __init__(self) -> None:
         self.pending = False
+        self.trained = False
+        self.held = False
 
     def __call__(self, signum: int, frame: object) -> None:
         if signal.getsignal(signal.SIGTERM) is self:  # not when Lightning's handler calls it
@@ -1097,6 +1112,14 @@ class _SigtermForLightning(L.Callback):
 
     on_sanity_check_start = on_train_start = on_test_start = _resend
 
+    def ctrl_c(self, signum: int, frame: FrameType | None) -> None:
+        if not self.trained:
+            signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+        self.held = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.trained = True
+
 
 @contextlib.contextmanager
 def _lightning_loop(
@@ -1107,19 +1130,24 @@ def _lightning_loop(
     ``Interrupted``, ``stopped by SIGTERM <stopped()>``, ``stopped()`` saying where the loop
     stopped and what was kept. A SIGTERM before Lightning's loop starts stops it at its first
     batch boundary; one after the loop ended, as the command goes on (``Terminated``).
-    With ``finished``, a SIGTERM after the loop ended (Lightning's end of training, its
-    teardown, the rest of the block) is held until the block ends, its files written, and then
-    raises ``Terminated``: ``stopped by SIGTERM <finished()>``; Lightning's own handler, still
-    in place as training ends, only notes it (``trainer.received_sigterm``).
-    Lightning ignores Ctrl-C once it is stopping and leaves it so: the SIGINT handler is put
-    back."""
+    With ``finished``, a SIGTERM or Ctrl-C after the loop ended (Lightning's end of training,
+    its teardown, the rest of the block) is held until the block ends, its files written, and
+    then raises ``Terminated`` or ``Interrupted``: ``stopped by SIGTERM <finished()>``;
+    Lightning's own SIGTERM handler, still in place as training ends, only notes it
+    (``trainer.received_sigterm``). Lightning ignores Ctrl-C once it is stopping and leaves it
+    so: the SIGINT handler is put back."""
     ours = signal.getsignal(signal.SIGTERM) is raise_terminated
     keep = _SigtermForLightning()
     # Lightning's handler alone in its loop, which lets the batch end; ours after
     sigterm = signals.handler(signal.SIGTERM, keep) if ours else contextlib.nullcontext()
-    trainer.callbacks.append(keep)
+    # Python's own Ctrl-C only: one ignored, or a caller's handler, is left as it is
+    hold = finished is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    sigint = (
+        signals.handler(signal.SIGINT, keep.ctrl_c) if hold else signals.restored(signal.SIGINT)
+    )
+    trainer.callbacks.insert(0, keep)
     try:
-        with signals.restored(signal.SIGINT), sigterm:
+        with sigint, sigterm:
             try:
                 yield
             except SystemExit as err:
@@ -1127,9 +1155,12 @@ def _lightning_loop(
                     raise
                 kind = Terminated if isinstance(err, SIGTERMException) else Interrupted
                 raise kind(f"stopped by {kind.cause} {stopped()}") from err
-            # told here, where a further SIGTERM is held as well (``keep``)
-            if ours and finished is not None and (keep.pending or trainer.received_sigterm):
-                raise Terminated(f"stopped by {Terminated.cause} {finished()}")
+            # told here, where a further stop is held as well (``keep``)
+            if finished is not None:
+                if ours and (keep.pending or trainer.received_sigterm):
+                    raise Terminated(f"stopped by {Terminated.cause} {finished()}")
+                if keep.held:
+                    raise Interrupted(f"stopped by {Interrupted.cause} {finished()}")
     finally:
         trainer.callbacks.remove(keep)
     if keep.pending:  # sent after the loop ended: ours answers it, where the command is
@@ -1282,8 +1313,9 @@ def run_train(
         Interrupted: Ctrl-C; ``Terminated`` (a subclass) for SIGTERM, before which last.ckpt is
             written at the end of the batch under way. Where they come during training, the
             message says so: ``stopped by SIGTERM at global step 5; <last.ckpt> (global step 5)
-            is kept; continue with --resume auto``. A SIGTERM after the last training step lets
-            the run write its files first: ``stopped by SIGTERM after the run finished ...``.
+            is kept; continue with --resume auto``. A SIGTERM or Ctrl-C after the last training
+            step lets the run write its files first: ``stopped by SIGTERM after the run
+            finished ...`` (``TrainResult.finished``).
     """
     with _sigterm_raises():
         return _train(cfg, overrides, resume, out, callbacks)
@@ -1400,10 +1432,10 @@ def _fit(
 ) -> TrainResult:
     """``trainer.fit`` from ``ckpt_path`` (None: from the start) and what the run in
     ``run_dir`` left; a stop or a fault in it names the global step reached and the run's
-    last.ckpt, which is kept. A SIGTERM after the last training step lets the run write its
-    files (curves.png, replicas.json, the logs) and then says that it finished and which
-    checkpoints are kept: ``stopped by SIGTERM after the run finished at global step 9, its
-    files written: <last.ckpt> (global step 9) is kept, and so is <best.ckpt>``.
+    last.ckpt, which is kept. A SIGTERM or Ctrl-C after the last training step lets the run
+    write its files (curves.png, replicas.json, the logs) and then says that it finished and
+    which checkpoints are kept: ``stopped by SIGTERM after the run finished at global step 9,
+    its files written: <last.ckpt> (global step 9) is kept, and so is <best.ckpt>``.
 
     Raises:
         Interrupted, RunStopped, NonFiniteLoss: as ``run_train`` says.
@@ -1416,12 +1448,7 @@ def _fit(
         )
 
     def finished() -> str:
-        best = last.with_name(BEST)
-        also = f", and so is {best}" if best.is_file() else ""
-        return (
-            f"after the run finished at global step {trainer.global_step}, its files written: "
-            f"{last_good(last)}{also}"
-        )
+        return _finished(last, trainer.global_step)
 
     try:
         with warnings.catch_warnings(), _lightning_loop(trainer, stopped, finished):
@@ -1437,6 +1464,16 @@ def _fit(
     except NonFiniteLoss as err:
         raise NonFiniteLoss(f"{err}; {last_good(last)}") from err
     return result
+
+
+def _finished(last: Path, step: int) -> str:
+    """``after the run finished at global step <step>, its files written: <last> (global step
+    N) is kept``, and the best.ckpt beside ``last`` where there is one."""
+    best = last.with_name(BEST)
+    also = f", and so is {best}" if best.is_file() else ""
+    return (
+        f"after the run finished at global step {step}, its files written: {last_good(last)}{also}"
+    )
 
 
 def _resume(

@@ -1736,16 +1736,17 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
 
 
 class SigtermAfterTraining(L.Callback):
-    """Sends this process SIGTERM after the run's last training step: as training ends (under
-    Lightning's own handler), as the fit ends or in its teardown (after Lightning took its handler
-    away, before the logs are finalised), or as the command computes its result."""
+    """Sends this process SIGTERM (or ``signum``) after the run's last training step: as training
+    ends (under Lightning's own handler), as the fit ends or in its teardown (after Lightning took
+    its handler away, before the logs are finalised), or as the command computes its result."""
 
-    def __init__(self, hook: str) -> None:
+    def __init__(self, hook: str, signum: int = signal.SIGTERM) -> None:
         self.hook = hook
+        self.signum = signum
 
     def _stop(self, hook: str) -> None:
         if hook == self.hook:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.signum)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._stop("on_train_end")
@@ -1757,33 +1758,44 @@ class SigtermAfterTraining(L.Callback):
         self._stop("teardown")
 
 
-@pytest.mark.parametrize("hook", ["on_train_end", "on_fit_end", "teardown", "result"])
-def test_sigterm_after_the_last_step_lets_the_run_finish_and_says_so(
-    tiny_synth, tmp_path, monkeypatch, hook
+@pytest.mark.parametrize(
+    ("hook", "signum"),
+    [
+        *((hook, signal.SIGTERM) for hook in ("on_train_end", "on_fit_end", "teardown", "result")),
+        *((hook, signal.SIGINT) for hook in ("on_train_end", "teardown", "result")),
+    ],
+)
+def test_a_stop_after_the_last_step_lets_the_run_finish_and_says_so(
+    tiny_synth, tmp_path, monkeypatch, hook, signum
 ):
-    # on_train_end's was lost (the run ended as finished, status 0); the others ended with
-    # "stopped by SIGTERM" alone, not saying that the run had finished and its checkpoints kept
-    stop = SigtermAfterTraining(hook)
+    # SIGTERM in on_train_end was lost (the run ended as finished, status 0); in the others it
+    # ended with "stopped by SIGTERM" alone, not saying that the run had finished and its
+    # checkpoints were kept. Ctrl-C ended the fit at once, curves.png and replicas.json unwritten,
+    # with "stopped by Ctrl-C at global step 3; ...; continue with --resume auto", which a resume
+    # then answered with nothing to train.
+    stop = SigtermAfterTraining(hook, signum)
     own = engine_run._train_callbacks  # the stop first: before curves.png and replicas.json
     monkeypatch.setattr(engine_run, "_train_callbacks", lambda *a: [stop, *own(*a)])
     if hook == "result":
         result = engine_run._result
 
         def stopped_result(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             return result(*args, **kwargs)
 
         monkeypatch.setattr(engine_run, "_result", stopped_result)
     run = tmp_path / "run"
     overrides = tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1})
-    with pytest.raises(Terminated) as info:
+    with _sigint_handler_put_back(), pytest.raises(Interrupted) as info:
         run_train(None, overrides, out=str(run))
     ckpts = run / "checkpoints"
+    cause = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
     assert str(info.value) == (
-        f"stopped by SIGTERM after the run finished at global step 3, its files written: "
+        f"stopped by {cause} after the run finished at global step 3, its files written: "
         f"{ckpts / 'last.ckpt'} (global step 3) is kept, and so is {ckpts / 'best.ckpt'}"
     )
-    assert info.value.status == 143
+    assert isinstance(info.value, Terminated) is (signum == signal.SIGTERM)
+    assert info.value.status == 128 + signum
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     # every file whole, none left half-written
     assert load_checkpoint(ckpts / "last.ckpt")["global_step"] == 3
@@ -2004,6 +2016,16 @@ def test_ctrl_c_stops_in_one_line_naming_the_checkpoint_kept(tiny_synth, tmp_pat
         (InterruptAt(2), 130, "stopped by Ctrl-C"),
         (SigtermDuring(2), 143, "stopped by SIGTERM"),
         (SigtermAfterTraining("on_train_end"), 143, "stopped by SIGTERM after the run finished"),
+        (
+            SigtermAfterTraining("teardown", signal.SIGHUP),
+            143,
+            "stopped by SIGTERM after the run finished",
+        ),
+        (
+            SigtermAfterTraining("on_train_end", signal.SIGINT),
+            130,
+            "stopped by Ctrl-C after the run finished",
+        ),
     ],
 )
 def test_train_stopped_by_ctrl_c_or_sigterm_exits_130_or_143(
