@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from octvideo.cli import CFG_HELP, print_last
 from octvideo.config import short_names
+from octvideo.errors import Interrupted
 
 if TYPE_CHECKING:
     from octvideo.engine.run import TestResult, TrainResult
@@ -33,15 +34,19 @@ def run_test(cfg: str, overrides: Sequence[str], *, ckpt: str, out: str | None) 
 
 def train(args: argparse.Namespace) -> int:
     result = run_train(args.cfg, args.overrides, resume=args.resume, out=args.out)
-    lines: list[str] = []
-    if result.run_dir and _is_rank_zero():
-        lines.append(f"run directory: {result.run_dir.resolve()}")
-        # only files that are there: a run that trained nothing has no last.ckpt of its own
-        if result.last_ckpt.is_file():
-            lines.append(f"last checkpoint: {result.last_ckpt.resolve()}")
-        if result.best_ckpt and result.best_ckpt.is_file():
-            lines.append(f"best checkpoint: {result.best_ckpt.resolve()}")
-    print_last(*lines)
+    try:  # until print_last, after which a stop changes nothing: the run's files are written
+        lines: list[str] = []
+        if result.run_dir and _is_rank_zero():
+            lines.append(f"run directory: {result.run_dir.resolve()}")
+            # only files that are there: a run that trained nothing has no last.ckpt of its own
+            if result.last_ckpt.is_file():
+                lines.append(f"last checkpoint: {result.last_ckpt.resolve()}")
+            if result.best_ckpt and result.best_ckpt.is_file():
+                lines.append(f"best checkpoint: {result.best_ckpt.resolve()}")
+        print_last(*lines)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM and SIGHUP (Terminated)
+        kind = type(err) if isinstance(err, Interrupted) else Interrupted
+        raise kind(f"stopped by {kind.cause} {result.finished()}") from err
     return 0
 
 

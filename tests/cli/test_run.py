@@ -1,11 +1,16 @@
 """``octvideo train`` and ``test`` on the command line: bad annotations are one line and exit
-status 2, never a traceback."""
+status 2, never a traceback; a stop after the run returned says that it finished."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+
+import pytest
 
 from octvideo import cli
+from octvideo.cli import run as cli_run
 
 
 def tiny_run(tmp_path, train: str, val: str) -> list[str]:
@@ -53,3 +58,39 @@ def test_train_reports_bad_annotations_in_one_line(tmp_path, media, capsys):
         "check the list's paths against data.root, or the class folders' videos against "
         "data.video_extensions"
     )
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_after_the_run_returned_says_the_run_finished(
+    tmp_path, monkeypatch, capsys, signum, status
+):
+    # "octvideo train: stopped by SIGTERM" alone, as if the run had not finished
+    import torch
+
+    from octvideo.engine.run import TrainResult
+
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    torch.save({"global_step": 9}, ckpts / "last.ckpt")
+    result = TrainResult(tmp_path / "run", ckpts / "last.ckpt", None, 9, {})
+    monkeypatch.setattr(cli_run, "run_train", lambda *args, **kwargs: result)
+
+    def stopped() -> bool:  # as the command writes its last lines
+        os.kill(os.getpid(), signum)
+        return True
+
+    monkeypatch.setattr(cli_run, "_is_rank_zero", stopped)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.main(["train", "--cfg", "oct_i3d_synth", "--out", str(tmp_path / "run")]) == (
+            status
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    cause = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"octvideo train: stopped by {cause} after the run finished at global step 9, its files "
+        f"written: {ckpts / 'last.ckpt'} (global step 9) is kept"
+    ]
