@@ -101,6 +101,10 @@ SUMMARY = Path("test") / "summary.json"
 RECORD = "sweep.json"
 LOG = "sweep.log"
 AGAIN = "run the same command again to continue the study"
+# a train stopped after its last step, its files written (``octvideo.engine.run._finished``)
+TRAINED_THEN_STOPPED = re.compile(
+    r"octvideo train: stopped by (SIGTERM|Ctrl-C) after the run finished at global step \d+, "
+)
 MEASURED = "measured.json"
 # Bounds of the study's own counts, far beyond a real study (3-5 seeds, 10 timing rounds, batch
 # 2, tens of runs): a typo is one line before the plan is written, not a 10^9-run plan or a week
@@ -369,6 +373,22 @@ def _cli_command(*args: str) -> list[str]:
     return [sys.executable, "-P", "-c", code, *args]
 
 
+def _log_tail(run_dir: Path) -> list[str]:
+    """The last lines of the run's output (``sweep.log``), none where it cannot be read."""
+    try:
+        return (run_dir / LOG).read_text(errors="replace").splitlines()[-40:]
+    except OSError:
+        return []
+
+
+def _trained_then_stopped(log_tail: Sequence[str]) -> bool:
+    """Whether the run's last command was a ``train`` that a stop ended after its last step, its
+    files written, by its own last line (``TRAINED_THEN_STOPPED``): its training is done, and its
+    test is what is left (``train --resume auto`` has nothing to train)."""
+    lines = [ln.strip() for ln in log_tail if ln.strip()]
+    return bool(lines) and TRAINED_THEN_STOPPED.match(lines[-1]) is not None
+
+
 def _reason(log_tail: list[str], returncode: int) -> str:
     """One line saying why a command failed: its own one-line error where it printed one, else
     its last line (a traceback's exception), else its exit status."""
@@ -493,7 +513,11 @@ class SubprocessRunner:
                 with self._lock:
                     self._live.discard(proc)
         if returncode != 0:
-            tail = log.read_text(errors="replace").splitlines()[-40:]
+            tail = _log_tail(run_dir)
+            # stopped from outside the study after its training, its files written: it goes on
+            if args[0] == "train" and not self._stopped and _trained_then_stopped(tail):
+                logger.info("%s: stopped after its training had finished; testing it", run_dir)
+                return
             raise RunFailed(_reason(tail, returncode))
 
     def stop_all(self) -> None:
@@ -710,7 +734,8 @@ def stopped_study(
 ) -> Interrupted:
     """The line of a study that Ctrl-C or SIGTERM (``err``) stopped, once its commands have
     ended: the runs finished (kept: the next start skips them), each run ``stopped`` (seed,
-    point) with its last checkpoint, and how to continue; ``doing`` follows the cause
+    point) with its last checkpoint, or as trained where the stop came after its last training
+    step (the next start tests it), and how to continue; ``doing`` follows the cause
     (``" while measuring the points"``).
 
     Returns:
@@ -728,7 +753,8 @@ def stopped_study(
         run_dir = run_folder(out, point, seed)
         if not is_finished(run_dir):  # else its test ended as the stop came
             last = last_good(run_dir / "checkpoints" / "last.ckpt")
-            parts.append(f"[{point.label}, seed {seed}] stopped: {last}")
+            done = "trained, its test not run" if _trained_then_stopped(_log_tail(run_dir)) else ""
+            parts.append(f"[{point.label}, seed {seed}] {done or 'stopped'}: {last}")
     return kind("; ".join([*parts, AGAIN]))
 
 

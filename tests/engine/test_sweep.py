@@ -667,6 +667,62 @@ def test_subprocess_runner_gives_each_command_its_thread_count(tmp_path, monkeyp
     assert seen[1] is None  # torch's own default: one thread per core
 
 
+AFTER_ITS_LAST_STEP = (
+    "after the run finished at global step 9, its files written: LAST (global step 9) is kept"
+)
+IN_ITS_LOOP = "at global step 5; LAST (global step 5) is kept; continue with --resume auto"
+
+
+@pytest.mark.parametrize(
+    ("stop", "stopping", "commands"),
+    [
+        (AFTER_ITS_LAST_STEP, False, ["train", "test"]),
+        (AFTER_ITS_LAST_STEP, True, ["train"]),
+        (IN_ITS_LOOP, False, ["train"]),
+    ],
+    ids=["after-its-last-step", "the-study-stopping", "in-its-loop"],
+)
+def test_a_train_stopped_after_its_last_step_is_tested_as_a_finished_one(
+    tmp_path, monkeypatch, stop, stopping, commands
+):
+    # stopped after its training, its files written, the run was failed ("octvideo train:
+    # stopped by SIGTERM after the run finished ..."), and the next start found nothing to train
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    line = f"octvideo train: stopped by SIGTERM {stop.replace('LAST', str(last))}"
+    seen = []
+
+    class FakeProc:
+        def __init__(self, cmd, stdout, stderr, env):
+            seen.append(cmd[4])  # after python -P -c CODE: the command
+            self.returncode = 0
+            if cmd[4] == "train":
+                last.parent.mkdir(parents=True, exist_ok=True)
+                last.write_bytes(b"a checkpoint")
+                stdout.write(f"Epoch 0: 100%\n{line}\n")
+                self.returncode = 143
+
+        def wait(self, timeout=None):
+            return self.returncode
+
+        def poll(self):
+            return self.returncode
+
+        def terminate(self):
+            pass  # it has ended
+
+    monkeypatch.setattr(sweep.subprocess, "Popen", FakeProc)
+    runner = sweep.SubprocessRunner()
+    runner._stopped = stopping  # the study itself was told to stop: it tests nothing
+    if commands == ["train", "test"]:
+        runner(CFG, [], run_dir)
+    else:
+        with pytest.raises(RunFailed) as caught:
+            runner(CFG, [], run_dir)
+        assert str(caught.value) == line
+    assert seen == commands
+
+
 @pytest.mark.parametrize(
     ("timeout", "message"),
     [
@@ -829,8 +885,14 @@ def test_an_out_in_a_folder_read_as_data_is_refused_before_any_run(tmp_path):
 # ------------------------------------------------------------------------------ a stopped study
 
 
-@pytest.mark.parametrize("cause", ["Ctrl-C", "SIGTERM"])
-def test_a_stopped_study_says_which_runs_it_kept_and_where_the_stopped_one_is(tmp_path, cause):
+@pytest.mark.parametrize(
+    ("cause", "trained"), [("Ctrl-C", False), ("SIGTERM", False), ("SIGTERM", True)]
+)
+def test_a_stopped_study_says_which_runs_it_kept_and_where_the_stopped_one_is(
+    tmp_path, cause, trained
+):
+    # trained: its train ended after its last step, its files written; that was "stopped: ...",
+    # as if its training had more to do
     import torch
 
     from octvideo.errors import Interrupted, Terminated
@@ -841,7 +903,14 @@ def test_a_stopped_study_says_which_runs_it_kept_and_where_the_stopped_one_is(tm
                 return super().__call__(cfg, overrides, run_dir)
             self.calls.append((list(overrides), run_dir))
             (run_dir / "checkpoints").mkdir(parents=True)
-            torch.save({"global_step": 3}, run_dir / "checkpoints" / "last.ckpt")
+            last = run_dir / "checkpoints" / "last.ckpt"
+            torch.save({"global_step": 3}, last)
+            if trained:
+                (run_dir / "sweep.log").write_text(
+                    "\n$ octvideo train --cfg x\noctvideo train: stopped by SIGTERM after the "
+                    f"run finished at global step 3, its files written: {last} (global step 3) "
+                    "is kept\n"
+                )
             raise KeyboardInterrupt if cause == "Ctrl-C" else Terminated("stopped by SIGTERM")
 
     with pytest.raises(KeyboardInterrupt) as caught:
@@ -849,9 +918,10 @@ def test_a_stopped_study_says_which_runs_it_kept_and_where_the_stopped_one_is(tm
     assert isinstance(caught.value, Interrupted)
     assert isinstance(caught.value, Terminated) is (cause == "SIGTERM")
     last = tmp_path / "alpha-0.25" / "seed0" / "checkpoints" / "last.ckpt"
+    said = "trained, its test not run" if trained else "stopped"
     assert str(caught.value) == (
         f"stopped by {cause}; 1 of 3 runs finished and kept; [alpha=0.25, seed 0] "
-        f"stopped: {last} (global step 3) is kept; run the same command again to continue the "
+        f"{said}: {last} (global step 3) is kept; run the same command again to continue the "
         "study"
     )
     again = Recorder()
