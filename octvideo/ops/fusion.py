@@ -116,9 +116,14 @@ def fuse_for_inference(
         The fused model, in eval mode.
 
     Raises:
+        TypeError: ``model`` is no ``nn.Module`` (a model's name, a state dict) or
+            ``inplace`` no bool.
         ValueError: a module's ``fusable_pairs`` attribute does not name pairs of its children,
             or ``example`` is neither tensors nor shapes.
     """
+    _check_network(model, "fuse_for_inference")
+    if not isinstance(inplace, bool):
+        raise TypeError(f"fuse_for_inference: inplace must be True or False, got {inplace!r:.80}")
     meta_example = None if example is None else _meta_example(example, model)
     if not inplace:
         model = _copy(model)
@@ -139,6 +144,16 @@ def fuse_for_inference(
 
 
 Example = Tensor | Sequence[Tensor] | Sequence[int] | Sequence[Sequence[int]]
+
+
+def _check_network(model: object, who: str) -> None:
+    """Refuses anything but an ``nn.Module`` (a model's name, a state dict) in one line, as
+    ``octvideo.models.measure_cost`` does."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"{who} takes a network (nn.Module), got {type(model).__name__}; "
+            f"octvideo.models.create_model(name) builds one"
+        )
 
 
 class _Pair(NamedTuple):
@@ -743,7 +758,11 @@ def forget_made_weights(model: nn.Module) -> None:
     (``p.detach().numpy()``) or ``untyped_storage()``, or any in-place edit of a model built
     under ``torch.inference_mode``. A fused model is meant for inference: edits in place and
     ``torch.func.functional_call`` are followed otherwise.
+
+    Raises:
+        TypeError: ``model`` is no ``nn.Module``.
     """
+    _check_network(model, "forget_made_weights")
     for module in model.modules():
         if isinstance(module, FusedOctConv3d):
             module._forget_made_weights()

@@ -396,6 +396,22 @@ def test_an_example_that_is_neither_tensors_nor_shapes_is_refused(example) -> No
         fuse_for_inference(nn.Sequential(OctConv3d(4, 8, 1), OctNorm(8)), example)
 
 
+@pytest.mark.parametrize("model", ["i3d_r18", None, {"conv.weight": torch.ones(1)}])
+@pytest.mark.parametrize("call", [fuse_for_inference, forget_made_weights])
+def test_anything_but_a_network_is_refused_in_one_line(call, model) -> None:
+    name = call.__name__
+    with pytest.raises(TypeError, match=rf"^{name} takes a network \(nn.Module\), got "):
+        call(model)
+
+
+@pytest.mark.parametrize("inplace", ["yes", 1, None])
+def test_an_inplace_that_is_not_a_bool_is_refused(inplace) -> None:
+    model = nn.Sequential(OctConv3d(4, 8, 1), OctNorm(8))
+    with pytest.raises(TypeError, match=r"^fuse_for_inference: inplace must be True or False"):
+        fuse_for_inference(model, inplace=inplace)
+    assert isinstance(model[0], OctConv3d)  # left as it was
+
+
 @pytest.mark.parametrize(
     "declared", [("conv", "norm"), (("conv", "bn"),), "conv", (("conv", 1),), ((["conv"]),)]
 )
