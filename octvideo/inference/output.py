@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from octvideo.inference.predictor import Prediction, VideoResult
+from octvideo.inference.predictor import Prediction, VideoResult, check_result
 from octvideo.paths import TEXT_ERRORS, AtomicOutput, check_output_file, keep_unless_earlier
 
 
@@ -43,7 +44,12 @@ def _top(pred: Prediction, classes: Sequence[str], k: int) -> list[dict[str, Any
 
 def records(result: VideoResult, classes: Sequence[str], k: int = 5) -> list[dict[str, Any]]:
     """The window records of ``result`` (in time order), then its video record: each with the
-    keys ``RECORD_KEYS`` names for its type."""
+    keys ``RECORD_KEYS`` names for its type.
+
+    Raises:
+        TypeError: ``result`` is no ``VideoResult``.
+    """
+    check_result(result, "records")
     out = [
         {
             "type": "window",
@@ -203,6 +209,8 @@ class RecordWriter:
         existed: an earlier file was at ``path`` when the writer opened.
 
     Raises:
+        TypeError: ``path`` is no path (str or ``os.PathLike``), or ``k`` no whole number of 1
+            or more.
         ValueError: ``path`` does not end in a record extension.
         UsageError: ``path`` is a symbolic link, a folder, in a folder that cannot be written,
             or a file that is no record file or is read-only (``check_replaceable``).
@@ -211,6 +219,10 @@ class RecordWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], k: int) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"RecordWriter: path must be a str or os.PathLike, got {path!r:.80}")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise TypeError(f"RecordWriter: k must be a whole number of 1 or more, got {k!r:.80}")
         self.path = check_record_path(path)
         check_output_file("--out", self.path)  # a folder it cannot write in: a read-only mount
         check_replaceable(self.path)
@@ -299,7 +311,12 @@ def format_result(
     result: VideoResult, classes: Sequence[str], k: int, *, failure: str = "FAILED"
 ) -> str:
     """A readable block for the terminal: the video's top-k, then one line per window; a result
-    with an error ends with ``failure`` and the error (a file cut short: ``CUT SHORT``)."""
+    with an error ends with ``failure`` and the error (a file cut short: ``CUT SHORT``).
+
+    Raises:
+        TypeError: ``result`` is no ``VideoResult``.
+    """
+    check_result(result, "format_result")
     if result.video is None:
         return f"{result.path}\n  {failure}  {result.error}"
     head = (

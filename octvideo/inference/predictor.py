@@ -85,6 +85,9 @@ MAX_BATCH_SIZE = 512
 # seconds within which a frame's time and a window's edge are one time: under any container's
 # tick (1/90000 s in MPEG, 1 ms in Matroska), over the rounding of seconds up to a day
 TIME_EPS = 1e-6
+# what records and messages call an input of frames given, which has no path (a result of one
+# says so in ``VideoResult.from_frames``: a file of this name is never taken for it)
+FRAMES_NAME = "<frames>"
 
 
 @dataclass
@@ -207,7 +210,7 @@ class VideoResult:
     """What ``Predictor.predict`` returns for one input.
 
     Attributes:
-        path: the input (a file path, or "<frames>" for a tensor).
+        path: the input (a file path, or ``FRAMES_NAME`` for frames given).
         video: video-level prediction (None when the input failed).
         windows: per-window predictions (empty unless windows were asked for).
         error: the decoder's or reader's error; None when the input succeeded. An input that
@@ -220,6 +223,8 @@ class VideoResult:
         seconds: the input's own time: opening and decoding it plus its forward passes (by
             ``predict_many``: its reader's time, in a worker or not, plus its share of each
             forward pass its clips were in; not the time spent on other inputs).
+        from_frames: the input was frames given, not a file: ``path`` names no file, and
+            nothing can read the input again (``source_file``). Records leave it out.
     """
 
     path: str
@@ -230,10 +235,25 @@ class VideoResult:
     num_frames: int = 0
     fps: float = 0.0
     seconds: float = 0.0
+    from_frames: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def source_file(self, what: str) -> str:
+        """The file this result was predicted from, for ``what`` to read it again (``render``).
+
+        Raises:
+            ValueError: the result was predicted from frames given (``from_frames``), which no
+                file holds, whatever the current folder holds under ``path``'s name.
+        """
+        if self.from_frames:
+            raise ValueError(
+                f"cannot {what}: this result was predicted from frames given, not from a file; "
+                f"predict the video file (Predictor.predict(path)) to {what}"
+            )
+        return self.path
 
     def set_scores(self, header: InputHeader, probs: Tensor, error: str | None = None) -> None:
         """Fills in the input's numbers from ``header``, its scores from ``probs`` (clips, K;
@@ -253,6 +273,20 @@ class VideoResult:
         counted = torch.ones(len(probs), dtype=torch.bool)
         counted[list(header.repeats)] = False
         self.video = Prediction(probs[counted].mean(0), 0.0, self.duration)
+
+
+def check_result(result: object, who: str) -> VideoResult:
+    """``result`` if it is a ``VideoResult``.
+
+    Raises:
+        TypeError: one line naming ``who`` and what it takes.
+    """
+    if not isinstance(result, VideoResult):
+        raise TypeError(
+            f"{who} takes a VideoResult (what Predictor.predict returns), "
+            f"got {type(result).__name__}"
+        )
+    return result
 
 
 def non_finite_scores(probs: Tensor, advice: str = RUN_ADVICE) -> str | None:
@@ -459,9 +493,17 @@ def window_times(
     none of its frames).
 
     Raises:
+        TypeError: a duration, window, stride or ``last_frame`` that is no number of seconds, or
+            a ``limit`` that is no whole number.
         ValueError: a window, stride or duration that is not finite, or not positive.
         TooManyWindows: more than ``limit`` windows (counted before any is made).
     """
+    seconds = {"duration": duration, "window": window, "stride": stride, "last_frame": last_frame}
+    for name, value in seconds.items():
+        if not _is_number(value) and not (name == "last_frame" and value is None):
+            raise TypeError(f"window_times: {name} must be a number of seconds, got {value!r:.80}")
+    if not isinstance(limit, numbers.Integral) or isinstance(limit, bool):
+        raise TypeError(f"window_times: limit must be a whole number, got {limit!r:.80}")
     if not (math.isfinite(window) and math.isfinite(stride)) or window <= 0 or stride <= 0:
         raise ValueError(f"window and stride must be positive and finite, got {window}, {stride}")
     if not math.isfinite(duration) or duration < 0:
@@ -483,6 +525,11 @@ def window_times(
             f"{limit} a video; use a stride of at least {least:g}s"
         )
     return [(k * stride, min(k * stride + window, duration)) for k in range(count)]
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is no bool (numpy's included)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[CheckpointMeta, dict[str, Tensor], str]:
@@ -581,12 +628,18 @@ class Predictor:
             batch_size: clips per forward pass, 1 to ``MAX_BATCH_SIZE``.
 
         Raises:
+            TypeError: ``path`` is no path (str or ``os.PathLike``).
             ValueError: ``device`` or ``batch_size`` out of its bounds, before the checkpoint
                 is read.
             CheckpointError: metadata that is missing or malformed, weights that do not fit the
                 model it describes, or classes or a clip that model cannot take
                 (``checkpoint_misfit``).
         """
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(
+                f"Predictor.from_checkpoint takes a checkpoint's path (str or os.PathLike), "
+                f"got {type(path).__name__}"
+            )
         device = check_device(device)
         check_batch_size(batch_size)
         from octvideo.models.weights import state_mismatch
@@ -669,7 +722,7 @@ class Predictor:
         window: float | None,
         stride: float | None,
         frame_times: np.ndarray | None = None,
-        name: str = "<frames>",
+        name: str = FRAMES_NAME,
     ) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
         """Frame indices of every clip to run, and the window times (``window_times``; empty
         without windows): the clips of ``views`` over the whole video, or one clip a window
@@ -891,7 +944,7 @@ class Predictor:
         if isinstance(source, np.ndarray):  # what decord, PyAV and OpenCV return
             source = _frames_tensor(source)
         name = _input_name(source)
-        result = VideoResult(path=name)
+        result = VideoResult(path=name, from_frames=isinstance(source, Tensor))
         try:
             opened = self.open_input(source, views, window_s, stride_s, fps=fps, decoder=decoder)
             probs = self._clip_probs(opened, on_batch)  # (clips, K)
@@ -1063,8 +1116,8 @@ _Source = tuple[VideoInfo, Callable[[np.ndarray], Tensor], np.ndarray | None]
 
 
 def _input_name(source: str | bytes | os.PathLike[str] | Tensor) -> str:
-    """What records and messages call an input: its path, or "<frames>" for frames given."""
-    return "<frames>" if isinstance(source, Tensor) else os.fsdecode(source)
+    """What records and messages call an input: its path, or ``FRAMES_NAME`` for frames given."""
+    return FRAMES_NAME if isinstance(source, Tensor) else os.fsdecode(source)
 
 
 def _tensor_source(frames: Tensor, fps: float) -> _Source:

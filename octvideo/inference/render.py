@@ -35,7 +35,7 @@ from octvideo.data.decoding import reformatted, video_stream
 from octvideo.data.orientation import UPRIGHT, display_matrix, orientation_of
 from octvideo.data.synth import video_comment
 from octvideo.inference.inputs import RENDER_EXTENSIONS, is_render_name
-from octvideo.inference.predictor import Prediction, VideoResult
+from octvideo.inference.predictor import Prediction, VideoResult, check_result
 from octvideo.paths import atomic_output, check_output_file, keep_unless_earlier, same_file
 
 # the container comment every render carries, whatever its name: ``is_tagged_render`` knows an
@@ -85,8 +85,9 @@ def render(
     """Draws ``result``'s top ``k`` classes onto the frames of ``result.path`` and writes ``out``.
 
     Raises:
-        ValueError: the result is a failure or has no source file, ``out`` is not a video
-            name or is the source.
+        TypeError: ``result`` is no ``VideoResult``.
+        ValueError: the result is a failure or has no source file (it was predicted from frames
+            given: ``VideoResult.from_frames``), ``out`` is not a video name or is the source.
         UsageError: ``out`` is a symbolic link, a folder, in a folder that cannot be written,
             or a file that is no earlier render or is read-only (``check_replaceable``).
         OutputWriteError: ``out`` cannot be written (full disk, quota, read-only file system).
@@ -94,19 +95,21 @@ def render(
             picture is none).
         av.FFmpegError, OSError: the source cannot be decoded to its end, or the encoder fails.
     """
+    check_result(result, "render")
     if not result.ok or result.video is None:
         raise ValueError(f"cannot render {result.path}: it has no prediction ({result.error})")
+    source = result.source_file("render it")  # never a file named as frames given are
     out = Path(out)
     if out.suffix.lower() not in RENDER_EXTENSIONS:
         raise ValueError(f"cannot render to {out}: use a {', '.join(RENDER_EXTENSIONS)} file name")
-    if same_file(out, result.path):
-        raise ValueError(f"cannot render {result.path} onto itself; choose another output file")
+    if same_file(out, source):
+        raise ValueError(f"cannot render {source} onto itself; choose another output file")
     # a folder, a link, a pipe or a device, a folder it cannot write in (a read-only mount)
     check_output_file("--render", out)
     check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out, "--render") as tmp:
-        _draw(result, classes, tmp, k)
+        _draw(result, source, classes, tmp, k)
     return out
 
 
@@ -145,11 +148,11 @@ def is_tagged_render(path: str | os.PathLike[str]) -> bool:
     return video_comment(path) == RENDER_TAG
 
 
-def _draw(result: VideoResult, classes: Sequence[str], out: Path, k: int) -> None:
+def _draw(result: VideoResult, source: str, classes: Sequence[str], out: Path, k: int) -> None:
     font = ImageFont.load_default()
-    with av.open(result.path) as src, av.open(str(out), "w") as dst:
+    with av.open(source) as src, av.open(str(out), "w") as dst:
         dst.metadata["comment"] = RENDER_TAG
-        in_stream = video_stream(src, result.path)  # the one decoding reads, not a cover
+        in_stream = video_stream(src, source)  # the one decoding reads, not a cover
         rate = in_stream.average_rate or Fraction(round(result.fps or 30))
         time_base = in_stream.time_base or Fraction(1, 90_000)
         stream = None

@@ -5,9 +5,11 @@ replaced; a CSV row holds every field of a record."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
+import re
 import types
 
 import pytest
@@ -21,6 +23,7 @@ from octvideo.inference.output import (
     RECORD_KEYS,
     RecordWriter,
     check_record_path,
+    format_result,
     is_record_file,
     records,
 )
@@ -331,3 +334,27 @@ def test_a_csv_row_holds_every_field_of_its_record_and_columns_for_the_classes_t
     assert video["type"] == "video" and int(video["num_windows"]) == len(rows) - 1 == 5
     assert int(video["num_frames"]) == 95 and float(video["fps"]) == 10.0
     assert all(row["num_frames"] == "" for row in rows[:-1])  # none in a window's row
+
+
+@pytest.mark.parametrize("result", [None, "video.mp4", {"path": "video.mp4"}])
+@pytest.mark.parametrize("call", [records, format_result])
+def test_anything_but_a_result_is_refused_in_one_line(call, result):
+    with pytest.raises(TypeError, match=rf"^{call.__name__} takes a VideoResult \(what Predic"):
+        call(result, ["a"], 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "k", "named"),
+    [(None, 1, "path must be a str or os.PathLike, got None"), ("p.csv", "3", "k must be a")],
+)
+def test_a_record_writer_refuses_a_path_or_k_of_another_type(tmp_path, path, k, named):
+    with pytest.raises(TypeError, match=f"^RecordWriter: {re.escape(named)}"):
+        RecordWriter(path if path is None else tmp_path / path, k)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_of_frames_given_is_as_a_files():
+    probs = torch.tensor([0.25, 0.75])
+    result = VideoResult("<frames>", Prediction(probs, 0.0, 1.0), from_frames=True)
+    as_file = dataclasses.replace(result, from_frames=False)
+    assert records(result, ["a", "b"]) == records(as_file, ["a", "b"])

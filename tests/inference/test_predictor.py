@@ -118,6 +118,33 @@ def test_window_times_refuse_numbers_that_are_not_finite(duration, window, strid
         window_times(duration, window, stride)
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        (("10", 1.0, 1.0), {}, "duration must be a number of seconds, got '10'"),
+        ((None, 1.0, 1.0), {}, "duration must be a number of seconds, got None"),
+        ((10.0, "2s", 1.0), {}, "window must be a number of seconds, got '2s'"),
+        ((10.0, 1.0, True), {}, "stride must be a number of seconds, got True"),
+        ((10.0, 1.0, 1.0), {"last_frame": "9"}, "last_frame must be a number of seconds"),
+        ((10.0, 1.0, 1.0), {"limit": "10"}, "limit must be a whole number, got '10'"),
+        ((10.0, 1.0, 1.0), {"limit": 10.5}, "limit must be a whole number, got 10.5"),
+    ],
+)
+def test_window_times_refuse_what_is_no_number_naming_the_argument(args, kwargs, named):
+    with pytest.raises(TypeError, match=f"^window_times: {re.escape(named)}"):
+        window_times(*args, **kwargs)
+    assert window_times(np.float32(2.0), np.float64(1.0), 1, limit=np.int64(5)) == [
+        (0.0, 1.0),
+        (1.0, 2.0),
+    ]
+
+
+@pytest.mark.parametrize("path", [None, 3, ["best.ckpt"]])
+def test_from_checkpoint_refuses_what_is_no_path_in_one_line(path):
+    with pytest.raises(TypeError, match=r"^Predictor.from_checkpoint takes a checkpoint's path"):
+        Predictor.from_checkpoint(path)
+
+
 @pytest.mark.parametrize("fps", [math.nan, math.inf, 0.0, -10.0, 0.001, 0.099, 1000.5])
 def test_frames_at_a_rate_beyond_the_video_frame_rates_are_refused(predictor, fps):
     frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
@@ -508,7 +535,11 @@ def test_multiview_averages_clips_and_crops(predictor, videos):
 def test_frames_tensor_input(predictor, videos):
     frames = decode(videos["short"])
     result = predictor.predict(frames, fps=10.0, window="0.3s")
-    assert result.ok and result.path == "<frames>"
+    assert result.ok and result.path == "<frames>" and result.from_frames
+    with pytest.raises(ValueError, match=r"^cannot read it: this result was predicted from fra"):
+        result.source_file("read it")
+    from_file = predictor.predict(videos["short"])
+    assert not from_file.from_frames and from_file.source_file("read it") == str(videos["short"])
     assert result.duration == pytest.approx(frames.shape[0] / 10.0)
     assert result.windows[-1].end == pytest.approx(result.duration)
     from_array = predictor.predict(frames.numpy(), fps=10.0, window="0.3s")  # as decoders give

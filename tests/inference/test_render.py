@@ -37,6 +37,7 @@ from tests.data.media_helpers import (
     cover_only,
     encode_turned,
     frame_index,
+    make_frames,
     turned_pattern,
     with_cover,
 )
@@ -308,3 +309,26 @@ def test_a_file_that_is_no_video_is_no_tagged_render(tmp_path, data):
     path = tmp_path / "notes.mp4"
     path.write_bytes(data)
     assert not is_tagged_render(path)
+
+
+def test_a_result_of_frames_given_is_refused_whatever_file_has_its_name(
+    predictor, videos, tmp_path, monkeypatch
+):
+    # frames have no file to draw on: a video in the current folder named as frames given are
+    # named in records ("<frames>") is another video, never to be drawn with their predictions
+    frames = torch.from_numpy(make_frames(NUM_FRAMES, 32, 32))
+    result = predictor.predict(frames, fps=10.0)
+    assert result.ok and result.from_frames
+    monkeypatch.chdir(tmp_path)
+    for present in (False, True):
+        if present:
+            (tmp_path / result.path).write_bytes(videos["short"].read_bytes())
+        with pytest.raises(ValueError, match=r"^cannot render it: this result was predicted fro"):
+            render(result, predictor.classes, tmp_path / "out.mp4")
+        assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("result", [None, "video.mp4", {"path": "video.mp4"}])
+def test_render_of_anything_but_a_result_is_one_line(result, tmp_path):
+    with pytest.raises(TypeError, match=r"^render takes a VideoResult \(what Predictor.predict"):
+        render(result, ["a"], tmp_path / "out.mp4")
