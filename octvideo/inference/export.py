@@ -361,11 +361,11 @@ def _onnx_failed(
     what: str, err: Exception, protocol: ClipProtocol, out: AtomicOutput
 ) -> ExportError:
     """One line for an ONNX graph that torch cannot write or ONNX Runtime cannot run (``err``),
-    naming the clip size and the format that takes every size."""
+    naming the clip size and the format that traces any size."""
     t, s = protocol.num_frames, protocol.test_crop_size
     return ExportError(
         f"{what} at (T, H, W) {t}x{s}x{s} ({first_line(err)}): nothing written to {out.path}; "
-        "export with --format torchscript, which takes every size the checkpoint does"
+        "export with --format torchscript, which traces any clip size the checkpoint takes"
     )
 
 

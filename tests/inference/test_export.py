@@ -596,7 +596,8 @@ def test_onnx_runtime_refusing_the_exported_graph_is_one_line_and_writes_nothing
     assert capsys.readouterr().err == (
         "octvideo export: error: ONNX Runtime cannot run the graph exported at (T, H, W) "
         "4x32x32 ([ONNXRuntimeError] : 1 : FAIL : Non-zero status code): nothing written to "
-        f"{out}; export with --format torchscript, which takes every size the checkpoint does\n"
+        f"{out}; export with --format torchscript, which traces any clip size the checkpoint "
+        "takes\n"
     )
     assert os.listdir(tmp_path) == []
 
@@ -616,6 +617,6 @@ def test_a_model_torch_cannot_write_as_onnx_is_one_line_and_writes_nothing(
     assert capsys.readouterr().err == (
         "octvideo export: error: torch.onnx cannot export the model at (T, H, W) 4x32x32 (Failed "
         f"to export a node): nothing written to {out}; export with --format torchscript, which "
-        "takes every size the checkpoint does\n"
+        "traces any clip size the checkpoint takes\n"
     )
     assert os.listdir(tmp_path) == []
