@@ -51,6 +51,7 @@ from octvideo.engine.optim import (
     LRSchedule,
     ScheduleLR,
     gradient_norm,
+    idle_settings,
     longest_warmup_epochs,
     param_groups,
     scaled_lr,
@@ -615,6 +616,9 @@ class VideoClassifier(L.LightningModule):
             )
         if say and schedule.ends_in_warmup():
             _warn_warmup_outlasts_run(cfg, schedule, lr, steps_per_epoch, trainer.max_epochs)
+        if say:
+            for line in idle_settings(cfg, schedule, steps_per_epoch, trainer.max_epochs):
+                logger.warning("%s", line)
         optimizer = torch.optim.SGD(
             param_groups(self.model, cfg.weight_decay),
             lr=lr,

@@ -182,6 +182,78 @@ class LRSchedule:
         return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def idle_settings(
+    cfg: OptimConfig, schedule: LRSchedule, steps_per_epoch: int, max_epochs: int
+) -> list[str]:
+    """One line for each optim setting, away from its default, that changes nothing in this
+    run, whose ``schedule`` is made of ``cfg`` for its ``steps_per_epoch`` and ``max_epochs``:
+    a key of the other schedule, a step epoch at or past the run's end, a warmup setting
+    without a warmup, ``mix_prob`` with mixup and CutMix off. Such a config is legitimate (one
+    file shared by runs of either schedule), so these are warnings, not refusals; each names
+    the key, why it does nothing and what would use it."""
+    default = OptimConfig()
+    moved = {k for k in vars(default) if getattr(cfg, k) != getattr(default, k)}
+    lines = []
+    if cfg.schedule == "cosine":
+        lines += [
+            f"optim.{key}={_shown(getattr(cfg, key))} has no effect under optim.schedule=cosine "
+            "(it sets the step schedule's decay); set optim.schedule=step to use it"
+            for key in ("step_epochs", "step_gamma")
+            if key in moved
+        ]
+    else:
+        if "final_lr_factor" in moved:
+            lines.append(
+                f"optim.final_lr_factor={cfg.final_lr_factor:g} has no effect under "
+                "optim.schedule=step (it is where the cosine schedule ends); set "
+                "optim.schedule=cosine to use it"
+            )
+        if "step_gamma" in moved and not cfg.step_epochs:
+            lines.append(
+                f"optim.step_gamma={cfg.step_gamma:g} has no effect: optim.step_epochs is empty, "
+                "so the step schedule never decays; list the epochs to decay at there"
+            )
+        late = [e for e, at in zip(cfg.step_epochs, schedule.milestones, strict=True)
+                if at >= schedule.total_steps]  # fmt: skip
+        if late:
+            if len(late) == len(cfg.step_epochs):
+                outcome = "lr never decays"
+            else:
+                outcome = "it never happens" if len(late) == 1 else "they never happen"
+            which = f"decay at epoch {late[0]} is" if len(late) == 1 else "decays at "
+            if len(late) > 1:
+                which += f"epochs {_shown(late)[1:-1]} are"
+            lines.append(
+                f"optim.step_epochs={_shown(cfg.step_epochs)}: the {which} at or past the "
+                f"run's end (trainer.max_epochs={max_epochs}), so {outcome}; use epochs below "
+                f"{max_epochs}"
+            )
+    if schedule.warmup_steps == 0 and "warmup_start_factor" in moved:
+        lines.append(
+            f"optim.warmup_start_factor={cfg.warmup_start_factor:g} has no effect without a "
+            f"warmup (optim.warmup_epochs={cfg.warmup_epochs:g}); set optim.warmup_epochs > 0"
+        )
+    if schedule.warmup_steps == 0 and cfg.warmup_epochs > 0:
+        lines.append(
+            f"optim.warmup_epochs={cfg.warmup_epochs:g} rounds to 0 of the {steps_per_epoch} "
+            f"steps an epoch has: no warmup; set it to at least {1 / steps_per_epoch:.3g} for "
+            "one step"
+        )
+    if "mix_prob" in moved and cfg.mixup_alpha == 0 and cfg.cutmix_alpha == 0:
+        lines.append(
+            f"optim.mix_prob={cfg.mix_prob:g} has no effect: mixup and CutMix are off "
+            "(optim.mixup_alpha=0, optim.cutmix_alpha=0); set either above 0 to mix"
+        )
+    return lines
+
+
+def _shown(value: Any) -> str:
+    """A setting as a ``key=value`` override writes it: ``[1, 2]``, ``0.01``."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class ScheduleLR(LambdaLR):
     """``LambdaLR`` of an ``LRSchedule`` that resumes on the schedule of the current config.
 

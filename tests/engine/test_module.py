@@ -176,6 +176,22 @@ def test_a_warmup_within_the_run_is_said_without_a_warning(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def test_settings_that_do_nothing_are_warned_once_each_by_the_first_process(caplog, monkeypatch):
+    """A config shared by runs of either schedule is legitimate: it trains, with one line each."""
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        module = _train(_network(), clips=8, batch_size=4, final_lr_factor=0.5, mix_prob=0.5)
+    assert _lr(module) == pytest.approx(0.05)
+    assert [r.getMessage().split(" has no effect")[0] for r in caplog.records] == [
+        "optim.final_lr_factor=0.5",
+        "optim.mix_prob=0.5",
+    ]
+    caplog.clear()
+    monkeypatch.setattr(L.Trainer, "is_global_zero", property(lambda self: False))
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
+        _train(_network(), clips=8, batch_size=4, final_lr_factor=0.5, mix_prob=0.5)
+    assert not caplog.records
+
+
 class _SpoilGradients(L.Callback):
     """Puts NaN into two values of the first gradient, and an infinity into the last, of the
     steps given (all from ``first`` on where ``steps`` is None), after their backward pass: the

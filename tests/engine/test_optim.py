@@ -15,6 +15,7 @@ from octvideo.engine.optim import (
     LRSchedule,
     ScheduleLR,
     gradient_norm,
+    idle_settings,
     longest_warmup_epochs,
     param_groups,
     scaled_lr,
@@ -77,6 +78,85 @@ def test_step_decay():
     assert [f(s) for s in (0, 14, 15, 29, 30, 49)] == pytest.approx(
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     )
+
+
+def _idle(max_epochs: int = 3, steps_per_epoch: int = 2, **settings: object) -> list[str]:
+    cfg = OptimConfig(**settings)
+    schedule = LRSchedule(cfg, steps_per_epoch, steps_per_epoch * max_epochs)
+    return idle_settings(cfg, schedule, steps_per_epoch, max_epochs)
+
+
+@pytest.mark.parametrize(
+    ("settings", "line"),
+    [
+        (
+            {"step_epochs": [1]},
+            "optim.step_epochs=[1] has no effect under optim.schedule=cosine (it sets the step "
+            "schedule's decay); set optim.schedule=step to use it",
+        ),
+        (
+            {"step_gamma": 0.01},
+            "optim.step_gamma=0.01 has no effect under optim.schedule=cosine (it sets the step "
+            "schedule's decay); set optim.schedule=step to use it",
+        ),
+        (
+            {"schedule": "step", "step_epochs": [1], "final_lr_factor": 0.5},
+            "optim.final_lr_factor=0.5 has no effect under optim.schedule=step (it is where the "
+            "cosine schedule ends); set optim.schedule=cosine to use it",
+        ),
+        (
+            {"schedule": "step", "step_gamma": 0.5},
+            "optim.step_gamma=0.5 has no effect: optim.step_epochs is empty, so the step "
+            "schedule never decays; list the epochs to decay at there",
+        ),
+        (
+            {"schedule": "step", "step_epochs": [300]},
+            "optim.step_epochs=[300]: the decay at epoch 300 is at or past the run's end "
+            "(trainer.max_epochs=3), so lr never decays; use epochs below 3",
+        ),
+        (
+            {"schedule": "step", "step_epochs": [1, 3]},  # epoch 3 of 3: after the last step
+            "optim.step_epochs=[1, 3]: the decay at epoch 3 is at or past the run's end "
+            "(trainer.max_epochs=3), so it never happens; use epochs below 3",
+        ),
+        (
+            {"schedule": "step", "step_epochs": [1, 4, 9]},
+            "optim.step_epochs=[1, 4, 9]: the decays at epochs 4, 9 are at or past the run's end "
+            "(trainer.max_epochs=3), so they never happen; use epochs below 3",
+        ),
+        (
+            {"warmup_start_factor": 0.5},
+            "optim.warmup_start_factor=0.5 has no effect without a warmup "
+            "(optim.warmup_epochs=0); set optim.warmup_epochs > 0",
+        ),
+        (
+            {"warmup_epochs": 0.2},  # 0.4 of a step
+            "optim.warmup_epochs=0.2 rounds to 0 of the 2 steps an epoch has: no warmup; set it "
+            "to at least 0.5 for one step",
+        ),
+        (
+            {"mix_prob": 0.5},
+            "optim.mix_prob=0.5 has no effect: mixup and CutMix are off (optim.mixup_alpha=0, "
+            "optim.cutmix_alpha=0); set either above 0 to mix",
+        ),
+    ],
+)
+def test_a_setting_that_does_nothing_in_the_run_is_named_with_why(settings, line):
+    assert _idle(**settings) == [line]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # every default, under either schedule
+        {"schedule": "step"},
+        {"schedule": "step", "step_epochs": [0, 2], "step_gamma": 0.5, "warmup_epochs": 1},
+        {"final_lr_factor": 0.01, "warmup_epochs": 0.5, "warmup_start_factor": 0.5},
+        {"mix_prob": 0.5, "cutmix_alpha": 1.0},
+    ],
+)
+def test_settings_the_run_uses_and_defaults_are_not_named(settings):
+    assert _idle(**settings) == []
 
 
 @pytest.mark.parametrize(
