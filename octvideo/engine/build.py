@@ -404,14 +404,45 @@ def on_gpu(accelerator: str) -> bool:
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """``"auto"``: bf16-mixed on a GPU with bfloat16 arithmetic (compute capability 8 or more),
-    16-mixed on other GPUs (where bfloat16 would be emulated, slowly), 32-true on CPU."""
+    """The precision a run of ``trainer.precision`` trains or tests in: ``"auto"`` is
+    bf16-mixed on a GPU with bfloat16 arithmetic (compute capability 8 or more), 16-mixed on
+    other GPUs (where bfloat16 would be emulated, slowly), 32-true on CPU; ``16-mixed`` on a
+    CPU, where PyTorch has no float16 autocast, is bf16-mixed, said in one line (Lightning
+    would make the same change after a warning of its own, with a path into its code)."""
+    resolved = _resolved_precision(precision, accelerator)
+    if resolved != precision and precision != "auto":
+        logger.warning(
+            "trainer.precision=%s: float16 mixed precision needs a GPU; on a CPU the run uses "
+            "bfloat16 mixed precision instead (trainer.precision=%s asks for it without this "
+            "line; 32-true is float32)",
+            precision,
+            resolved,
+        )
+    return resolved
+
+
+def _resolved_precision(precision: str, accelerator: str) -> str:
+    """``resolve_precision`` without its line."""
+    if precision == "16-mixed" and _on_cpu(accelerator):
+        return "bf16-mixed"
     if precision != "auto":
         return precision
     if not on_gpu(accelerator):
         return "32-true"
     native = torch.cuda.is_bf16_supported(including_emulation=False)
     return "bf16-mixed" if native else "16-mixed"
+
+
+def _on_cpu(accelerator: str) -> bool:
+    """Whether ``trainer.accelerator`` runs on the CPU (``"auto"``: where Lightning finds
+    neither CUDA nor Apple's MPS)."""
+    if accelerator == "cpu":
+        return True
+    return (
+        accelerator == "auto"
+        and not torch.cuda.is_available()
+        and not torch.backends.mps.is_available()
+    )
 
 
 def check_training_precision(precision: str, accelerator: str) -> None:
@@ -427,15 +458,14 @@ def check_training_precision(precision: str, accelerator: str) -> None:
 
     Raises:
         ConfigError: bf16-mixed or bf16-true on a CPU where the check fails, and 16-mixed there
-            too: Lightning trains 16-mixed on a CPU as bf16-mixed.
+            too: it trains as bf16-mixed on a CPU (``resolve_precision``).
     """
-    precision = resolve_precision(precision, accelerator)
     if on_gpu(accelerator):
         return
-    runs_as = "bf16-mixed" if precision == "16-mixed" else precision
+    runs_as = _resolved_precision(precision, accelerator)
     if not runs_as.startswith("bf16") or _cpu_bf16_weight_grads_ok():
         return
-    as_bf16 = "" if runs_as == precision else " (Lightning trains it as bf16-mixed there)"
+    as_bf16 = "" if runs_as == precision else f" (it trains as {runs_as} there)"
     raise ConfigError(
         f"trainer.precision={precision} on a CPU{as_bf16}: this PyTorch ({torch.__version__}) "
         "computes wrong bfloat16 weight gradients for 3D convolutions over 2-frame feature "

@@ -8,7 +8,10 @@ gradients are wrong, as a float64 reference says."""
 from __future__ import annotations
 
 import dataclasses
+import logging
+import warnings
 
+import lightning as L
 import pytest
 import torch
 
@@ -333,6 +336,33 @@ def test_auto_precision_takes_bfloat16_only_where_the_gpu_computes_it(
     assert build_module.resolve_precision("auto", "gpu") == expected
     assert build_module.resolve_precision("auto", "cpu") == "32-true"
     assert build_module.resolve_precision("16-true", "gpu") == "16-true"
+
+
+def test_16_mixed_on_a_cpu_trains_as_bf16_mixed_said_in_one_line(caplog) -> None:
+    """PyTorch has no float16 autocast on a CPU: Lightning switches to bf16-mixed after a
+    warning with a path into its code; octvideo asks for bf16-mixed itself and says so."""
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.build"):
+        assert build_module.resolve_precision("16-mixed", "cpu") == "bf16-mixed"
+    assert [r.getMessage() for r in caplog.records] == [
+        "trainer.precision=16-mixed: float16 mixed precision needs a GPU; on a CPU the run uses "
+        "bfloat16 mixed precision instead (trainer.precision=bf16-mixed asks for it without "
+        "this line; 32-true is float32)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="octvideo.engine.build"):
+        assert build_module.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+        assert build_module.resolve_precision("16-mixed", "gpu") == "16-mixed"
+    assert not caplog.records
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = L.Trainer(
+            accelerator="cpu",
+            precision=build_module.resolve_precision("16-mixed", "cpu"),
+            logger=False,
+            enable_checkpointing=False,
+        )
+    assert trainer.precision == "bf16-mixed"
+    assert not [w for w in caught if "precision" in str(w.message)]
 
 
 @pytest.mark.parametrize(
