@@ -20,6 +20,7 @@ path -> first error), so a run resumed from it warns only about files it has not
 from __future__ import annotations
 
 import logging
+import warnings
 from itertools import islice
 from typing import Any
 
@@ -39,6 +40,9 @@ EPOCH_SKIPPED = "train_epoch_skipped_videos"
 # each of them once more.
 MAX_REPORTED = 1000
 ERROR_CHARS = 300
+
+# torch's warning for the all_gather that Lightning's ``strategy.all_gather`` calls (torch 2.14)
+_ALL_GATHER_DEPRECATED = r"torch\.distributed\.nn\.functional\.all_gather is deprecated"
 
 
 class BadVideoTracker:
@@ -132,7 +136,13 @@ class BadVideoCallback(L.Callback):
             # during an epoch, as the module's training metrics (a collective under DDP, as every
             # process writes the checkpoint)
             count = torch.tensor(self.tracker.skipped, device=pl_module.device)
-            checkpoint[EPOCH_SKIPPED] = trainer.strategy.all_gather(count).reshape(-1).tolist()
+            with warnings.catch_warnings():
+                # torch's deprecation of the all_gather Lightning calls, nothing a user can act
+                # on: in every process, and again at each checkpoint (a change of the warning
+                # filters anywhere resets Python's once-a-place record)
+                warnings.filterwarnings("ignore", _ALL_GATHER_DEPRECATED, FutureWarning)
+                gathered = trainer.strategy.all_gather(count)
+            checkpoint[EPOCH_SKIPPED] = gathered.reshape(-1).tolist()
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]

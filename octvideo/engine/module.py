@@ -44,6 +44,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from octvideo.config import OptimConfig
 from octvideo.data.annotations import nfc
 from octvideo.data.datasets import item_seed
+from octvideo.engine.callbacks import ParentLogging
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.lightning_state import epoch_under_way
 from octvideo.engine.mixing import mix_batch, soft_targets
@@ -303,8 +304,11 @@ class VideoClassifier(L.LightningModule):
         self._carried = False  # the epoch's training metrics came from the resumed checkpoint
         self._validation_set: dict[str, Any] | None = None  # of the fit under way
         self.test_views: ViewOutputs | None = None
+        # the command's logging, in the processes trainer.strategy=ddp_spawn starts
+        self._parent_logging = ParentLogging()
 
     def setup(self, stage: str) -> None:
+        self._parent_logging.apply()  # before the module logs anything in a spawned process
         # before the strategy moves the model to its device (``.to(device)`` keeps the format)
         # and before the optimiser is made, so its state takes the parameters' format as well
         self.memory_format = memory_format_for(

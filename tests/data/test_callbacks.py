@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -51,6 +52,32 @@ def _resumed(checkpoint: dict, rank: int, world: int) -> int:
 def test_a_checkpoint_during_an_epoch_carries_each_process_count():
     assert _saved() == {EPOCH_SKIPPED: COUNTS}
     assert _saved(epoch_done=True) == {}  # the count was logged and reset at the epoch's end
+
+
+def test_the_count_gathered_for_a_checkpoint_leaves_out_torchs_deprecation_only(monkeypatch):
+    """Lightning's all_gather calls torch's deprecated one: its warning, in every process and
+    at every such checkpoint, is left out; any other warning of the gather is not."""
+
+    def all_gather(count: torch.Tensor) -> torch.Tensor:
+        warnings.warn(
+            "torch.distributed.nn.functional.all_gather is deprecated, use torch.distributed."
+            "_functional_collectives.all_gather_single instead.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        warnings.warn("another deprecation", FutureWarning, stacklevel=2)
+        return torch.tensor(COUNTS)
+
+    trainer = _trainer(0, 2)
+    monkeypatch.setattr(trainer.strategy, "all_gather", all_gather)
+    checkpoint: dict = {}
+    callback = BadVideoCallback()
+    module = SimpleNamespace(device=torch.device("cpu"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        callback.on_save_checkpoint(trainer, module, checkpoint)
+    assert [str(w.message) for w in caught] == ["another deprecation"]
+    assert checkpoint == {EPOCH_SKIPPED: COUNTS}
 
 
 @pytest.mark.parametrize("rank", [0, 1])

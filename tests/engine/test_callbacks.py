@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
+import subprocess
+import sys
+import warnings
 from types import SimpleNamespace
 
 import lightning as L
@@ -21,8 +25,10 @@ from torch.utils.data import DataLoader
 
 from octvideo.config import load_config
 from octvideo.engine.callbacks import (
+    ParentLogging,
     PreciseBatchNorm,
     ReplicaCheck,
+    _Unsaid,
     parameter_digest,
     plot_curves,
 )
@@ -291,6 +297,83 @@ def test_replica_record_is_written_whole_and_never_through_a_link(tmp_path):
     with pytest.raises(UsageError, match="is a symbolic link"):
         ReplicaCheck(link).on_train_end(trainer, nn.Linear(2, 2))
     assert victim.read_text() == "victim data\n"
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_global_rank_zero_says_the_replicas_are_identical(tmp_path, monkeypatch, caplog, rank):
+    def all_gather_object(digests: list, digest: str) -> None:
+        digests[:] = [digest, digest]
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    trainer = SimpleNamespace(is_global_zero=rank == 0, global_step=3)
+    with caplog.at_level(logging.INFO, logger="octvideo.engine.callbacks"):
+        ReplicaCheck(tmp_path / "replicas.json").on_train_end(trainer, nn.Linear(2, 2))
+    said = ["parameters identical on all 2 ranks"] if rank == 0 else []
+    assert [r.getMessage() for r in caplog.records] == said
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_global_rank_zero_says_a_precise_bn_update(monkeypatch, caplog, rank):
+    """Every process updates (the statistics are combined over them); fvcore's line and
+    octvideo's are said once, and fvcore's logger keeps no filter of the update's."""
+    trainer, module = _fit(L.Callback())
+    monkeypatch.setattr(L.Trainer, "is_global_zero", property(lambda self: rank == 0))
+    fvcore_logger = logging.getLogger("fvcore.nn.precise_bn")
+    filters = list(fvcore_logger.filters)
+    source = _batches(2, seed=4)
+    with caplog.at_level(logging.INFO):
+        PreciseBatchNorm(2, lambda epoch: DataLoader(source, batch_size=None)).update(
+            trainer, module
+        )
+    _assert_moments(module, source)
+    said = [r.getMessage().split(" for ")[0] for r in caplog.records if "precise" in r.name]
+    said += [r.getMessage().split(":")[0] for r in caplog.records if r.name.startswith("octvideo")]
+    assert said == (["Computing precise BN statistics", "precise BN"] if rank == 0 else [])
+    assert fvcore_logger.filters == filters
+
+
+_CHILD = """
+import logging, pickle, sys, warnings
+logging.getLogger("octvideo").info("before: lost")
+pickle.loads(sys.stdin.buffer.read()).apply()
+logging.getLogger("octvideo.engine.module").info("an info line")
+logging.getLogger("octvideo.engine.module").warning("a warning")
+logging.getLogger("chatty").info("left out")
+warnings.warn("noise from a library", FutureWarning)
+warnings.warn("a warning of its own", UserWarning)
+"""
+
+
+def test_a_spawned_process_logs_as_the_process_that_sent_it(monkeypatch):
+    """``trainer.strategy=ddp_spawn``: Lightning pickles the module into processes that import
+    octvideo afresh; ParentLogging gives them the sender's handlers, levels, logger filters and
+    warning filters, so their lines read as the ddp processes' do."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(logging.getLogger("chatty"), "filters", [_Unsaid("left")])
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    warnings.filterwarnings("ignore", "noise from", FutureWarning)
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel: the loggers' caches of it are cleared
+    try:
+        sent = pickle.dumps(ParentLogging())
+        ParentLogging().apply()  # never pickled: nothing to apply
+        pickle.loads(sent).apply()  # in the process it was taken in: nothing to do
+    finally:
+        root.setLevel(level)
+    assert root.handlers == [handler]
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD], input=sent, capture_output=True, check=True
+    )
+    assert child.stderr.decode().splitlines() == [
+        "INFO octvideo.engine.module: an info line",
+        "WARNING octvideo.engine.module: a warning",
+        "<string>:9: UserWarning: a warning of its own",
+    ]
 
 
 def test_training_curves_are_written_whole_and_never_through_a_link(tmp_path):

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from octvideo.config import OptimConfig, to_dict
+from octvideo.engine.callbacks import ParentLogging
 from octvideo.engine.module import (
     EPOCH_METRICS,
     VideoClassifier,
@@ -190,6 +191,14 @@ def test_settings_that_do_nothing_are_warned_once_each_by_the_first_process(capl
     with caplog.at_level(logging.WARNING, logger="octvideo.engine.module"):
         _train(_network(), clips=8, batch_size=4, final_lr_factor=0.5, mix_prob=0.5)
     assert not caplog.records
+
+
+def test_the_module_gives_a_spawned_process_the_logging_of_its_sender_in_setup(monkeypatch):
+    """trainer.strategy=ddp_spawn pickles the module into new processes (``ParentLogging``)."""
+    applied = []
+    monkeypatch.setattr(ParentLogging, "apply", lambda self: applied.append(self))
+    module = _train(_network(), clips=4, batch_size=4)
+    assert applied == [module._parent_logging]
 
 
 class _SpoilGradients(L.Callback):
