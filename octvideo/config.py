@@ -37,7 +37,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1157,16 +1157,41 @@ def read_config_file(path: Path) -> Any:
         ) from err
 
 
+def override_list(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` as a list of ``key=value`` strings, refusing what is not one: a single
+    string (its letters would be read as overrides) or an item that is not a string.
+
+    Raises:
+        ConfigError: one line naming ``overrides``, what it takes and what it got.
+    """
+    takes = "overrides takes a list of 'key=value' strings"
+    if isinstance(overrides, str):
+        raise ConfigError(f"{takes}, got one string: pass [{overrides!r}]")
+    if isinstance(overrides, Mapping) or not isinstance(overrides, Iterable):
+        raise ConfigError(f"{takes}, got {_repr(overrides)}")
+    items = list(overrides)
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{takes}, got the item {_repr(item)}")
+    return items
+
+
+def _repr(value: Any) -> str:
+    """A Python value as a one-line message gives it: its ``repr``, cut to ``_SHOWN_CHARS``."""
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 3] + "..."
+
+
 def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
     """``key=value`` strings to (key, YAML-parsed value) pairs; YAML as in config files (no
     aliases, bounded depth), and a ``${...}`` stays text.
 
     Raises:
-        ConfigError: an item without ``=``, or a value that is not YAML or has a mapping key
-            that is not text.
+        ConfigError: ``overrides`` that is not a list of strings (``override_list``), an item
+            without ``=``, or a value that is not YAML or has a mapping key that is not text.
     """
     pairs = []
-    for item in overrides:
+    for item in override_list(overrides):
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
@@ -1200,21 +1225,27 @@ def _to_dataclass(schema: Any, data: dict[str, Any]) -> Any:
 
 
 def load_config(
-    cfg: str | Path | None = None, overrides: Sequence[str] = (), *, name: str = ""
+    cfg: str | Path | RunConfig | None = None, overrides: Sequence[str] = (), *, name: str = ""
 ) -> RunConfig:
     """Defaults, then the YAML file, then ``key=value`` overrides, validated.
 
     Args:
-        cfg: a config path or shipped config name; None = defaults only.
+        cfg: a config path or shipped config name; a ``RunConfig`` (one loaded and then changed
+            in Python), checked key by key as a file is (``RUN_CONFIG``) and copied, never
+            changed; None = defaults only.
         overrides: ``key=value`` strings applied after the file.
         name: the run's name when the config does not set one (default: the file's stem).
 
     Raises:
         ConfigError: missing file, unknown key, wrong type or impossible value; names the key.
     """
+    overrides = override_list(overrides)
     base = OmegaConf.structured(RunConfig)
     stem = name
-    if cfg is not None:
+    if isinstance(cfg, RunConfig):
+        for key, value in [*_attributes(cfg), *flatten(to_dict(cfg), where=RUN_CONFIG)]:
+            _apply(base, key, value, RUN_CONFIG)
+    elif cfg is not None:
         path = resolve_config_path(cfg)
         stem = stem or path.stem
         content = read_config_file(path) or {}
@@ -1227,6 +1258,18 @@ def load_config(
     if not base.name:
         base.name = stem or "run"
     return _resolved(base)
+
+
+def _attributes(cfg: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of each attribute set in Python on a config or its sections that is
+    none of their fields (``cfg.data.batchsize = 8``), which ``to_dict`` would leave out: for
+    ``_apply`` to refuse as an unknown key, naming the closest valid one."""
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    for name, value in vars(cfg).items():
+        if name not in fields:
+            yield f"{prefix}{name}", value
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            yield from _attributes(value, f"{prefix}{name}.")
 
 
 def _resolved(base: DictConfig) -> RunConfig:
@@ -1274,6 +1317,10 @@ def plain(value: Any) -> Any:
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A config (section) as plain dicts, lists and scalars: safe for YAML, JSON and checkpoints."""
     return plain(dataclasses.asdict(cfg))
+
+
+# what a refusal of a RunConfig given to load_config (run_train, run_test) names as its place
+RUN_CONFIG = "RunConfig"
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:

@@ -8,6 +8,7 @@ that are allowed still load."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import typing
@@ -27,6 +28,7 @@ from octvideo.config import (
     MAX_YAML_DEPTH,
     MONITORS,
     OTHER_BOUNDS,
+    RUN_CONFIG,
     RunConfig,
     canonical,
     flatten,
@@ -636,86 +638,87 @@ def test_train_help_lists_the_short_names(capsys):
         assert short in out
 
 
-@pytest.mark.parametrize(
-    ("overrides", "needles"),
-    [
-        # 1. best.ckpt keeps the maximum: only metrics that are logged and higher-is-better
-        (["output.monitor=val/foo"], ["output.monitor", "'val/foo'", "val/top1, val/top5"]),
-        (["output.monitor=val/loss"], ["output.monitor", "'val/loss'", "highest"]),
-        (["output.monitor=train/loss_epoch"], ["output.monitor", "'train/loss_epoch'"]),
-        (["output.monitor=val/failed"], ["output.monitor", "'val/failed'"]),
-        # 2. the DataLoader's workers assert prefetch_factor > 0
-        (["data.prefetch_factor=0", "data.num_workers=1"], ["data.prefetch_factor", ">= 1", "0"]),
-        (["data.prefetch_factor=-1", "data.num_workers=0"], ["data.prefetch_factor", "-1"]),
-        # 3. null is "no resize"; 0 and negatives are no size
-        (["data.decode_short_side=-5"], ["data.decode_short_side", "null", ">= 1", "-5"]),
-        (["data.decode_short_side=0"], ["data.decode_short_side", "got 0"]),
-        # 4.
-        (["trainer.check_val_every_n_epoch=0"], ["trainer.check_val_every_n_epoch", ">= 1"]),
-        # 5. 0 is off (last.ckpt per epoch only)
-        (["output.ckpt_every_n_steps=-1"], ["output.ckpt_every_n_steps", ">= 0", "-1"]),
-        # 6. SGD is the only optimiser
-        (["optim.momentum=-1"], ["optim.momentum", "[0, 1)", "-1"]),
-        (["optim.momentum=1.0"], ["optim.momentum", "[0, 1)", "1.0"]),
-        (["optim.momentum=.nan"], ["optim.momentum", "nan"]),
-        # 7. finite and in range
-        (["optim.lr=.nan"], ["optim.lr", "finite", "> 0", "nan"]),
-        (["optim.lr=.inf"], ["optim.lr", "inf"]),
-        (["optim.lr=0"], ["optim.lr", "> 0"]),
-        (["optim.lr_reference_batch=0"], ["optim.lr_reference_batch", ">= 1"]),
-        (["optim.weight_decay=-1"], ["optim.weight_decay", ">= 0", "-1"]),
-        (["optim.weight_decay=.nan"], ["optim.weight_decay", "finite", "nan"]),
-        (["optim.weight_decay=.inf"], ["optim.weight_decay", "inf"]),
-        (["optim.warmup_epochs=.inf"], ["optim.warmup_epochs", "finite", "inf"]),
-        (["optim.warmup_epochs=-1"], ["optim.warmup_epochs", ">= 0"]),
-        (["optim.warmup_start_factor=0"], ["optim.warmup_start_factor", "(0, 1]"]),
-        (["optim.final_lr_factor=-0.1"], ["optim.final_lr_factor", "[0, 1]", "-0.1"]),
-        (["optim.final_lr_factor=.nan"], ["optim.final_lr_factor", "nan"]),
-        (["optim.step_gamma=0"], ["optim.step_gamma", "(0, 1]"]),
-        (["optim.step_gamma=-0.1"], ["optim.step_gamma", "-0.1"]),
-        (["optim.step_gamma=.inf"], ["optim.step_gamma", "inf"]),
-        (["optim.step_epochs=[-1, 5]"], ["optim.step_epochs", ">= 0", "[-1, 5]"]),
-        (["optim.label_smoothing=.nan"], ["optim.label_smoothing", "nan"]),
-        # 8. model.extra keywords the models take: their type and size
-        (["model.extra.width=abc"], ["model.extra.width", "whole number in [1, 1024]", "'abc'"]),
-        (["model.extra.width=.inf"], ["model.extra.width", "whole number", "inf"]),
-        (["model.extra.width=true"], ["model.extra.width", "whole number", "True"]),
-        (["model.extra.width=1000000"], ["model.extra.width", "[1, 1024]", "1000000"]),
-        (["model.extra.width=0"], ["model.extra.width", "[1, 1024]", "got 0"]),
-        (["model.extra.slowfast_alpha=8.0"], ["model.extra.slowfast_alpha", "got 8.0"]),
-        (["model.extra.oct_stem=1"], ["model.extra.oct_stem", "true or false", "got 1"]),
-        (["model.extra.width=6_0"], ["model.extra.width", "'6_0', which YAML 1.2", "write 60"]),
-        (["model.extra.temporal_pool=yes"], ["model.extra.temporal_pool", "write true"]),
-        # 9. train and test score with a multiclass accuracy, which needs two classes
-        (["model.num_classes=1"], ["model.num_classes", ">= 2", "got 1"]),
-        # 10. torch's generators take 64-bit seeds; a tiny frame rate overflows the stride
-        (["data.seed=100000000000000000000000"], ["data.seed", "[0, 4294967295]"]),
-        (["data.seed=-1"], ["data.seed", "[0, 4294967295]", "got -1"]),
-        (["data.target_fps=1e-300"], ["data.target_fps", "[0.1, 1000]", "1e-300"]),
-        (["data.target_fps=5000"], ["data.target_fps", "[0.1, 1000]", "5000"]),
-        (["optim.mixup_alpha=.inf"], ["optim.mixup_alpha", "finite", "inf"]),
-        (["optim.cutmix_alpha=.nan"], ["optim.cutmix_alpha", "nan"]),
-        (["optim.mix_prob=1.5"], ["optim.mix_prob", "[0, 1]", "1.5"]),
-        # 8. validation clips are resized to the low jitter scale, then centre-cropped
-        (
-            ["data.val_crop_size=288"],
-            ["data.train_jitter_scales low end 256", "data.val_crop_size 288"],
-        ),
-        # found in the scan of the numeric fields
-        (["trainer.gradient_clip_val=.nan"], ["trainer.gradient_clip_val", "finite", "nan"]),
-        (["trainer.gradient_clip_val=.inf"], ["trainer.gradient_clip_val", "inf"]),
-        (["trainer.log_every_n_steps=-1"], ["trainer.log_every_n_steps", ">= 0", "-1"]),
-        (["trainer.num_sanity_val_steps=-2"], ["trainer.num_sanity_val_steps", "-1 (all)", "-2"]),
-        (["trainer.seed=-1"], ["trainer.seed", "[0, 4294967295]", "-1"]),
-        (["trainer.seed=4294967296"], ["trainer.seed", "4294967296"]),
-        (["trainer.precise_bn_batches=-1"], ["trainer.precise_bn_batches", ">= 0", "-1"]),
-        (["data.target_fps=0"], ["data.target_fps", "> 0 or null", "0"]),
-        (["data.num_workers=-1"], ["data.num_workers", ">= 0", "-1"]),
-        (["data.max_retries=-1"], ["data.max_retries", ">= 0", "-1"]),
-        (["data.std=[0.2, .nan, 0.2]"], ["data.std", "finite", "nan"]),
-        (["data.mean=[0.4, .inf, 0.4]"], ["data.mean", "finite", "inf"]),
-    ],
-)
+# (overrides, what the refusal names): each refused when the config loads
+BAD_VALUES = [
+    # 1. best.ckpt keeps the maximum: only metrics that are logged and higher-is-better
+    (["output.monitor=val/foo"], ["output.monitor", "'val/foo'", "val/top1, val/top5"]),
+    (["output.monitor=val/loss"], ["output.monitor", "'val/loss'", "highest"]),
+    (["output.monitor=train/loss_epoch"], ["output.monitor", "'train/loss_epoch'"]),
+    (["output.monitor=val/failed"], ["output.monitor", "'val/failed'"]),
+    # 2. the DataLoader's workers assert prefetch_factor > 0
+    (["data.prefetch_factor=0", "data.num_workers=1"], ["data.prefetch_factor", ">= 1", "0"]),
+    (["data.prefetch_factor=-1", "data.num_workers=0"], ["data.prefetch_factor", "-1"]),
+    # 3. null is "no resize"; 0 and negatives are no size
+    (["data.decode_short_side=-5"], ["data.decode_short_side", "null", ">= 1", "-5"]),
+    (["data.decode_short_side=0"], ["data.decode_short_side", "got 0"]),
+    # 4.
+    (["trainer.check_val_every_n_epoch=0"], ["trainer.check_val_every_n_epoch", ">= 1"]),
+    # 5. 0 is off (last.ckpt per epoch only)
+    (["output.ckpt_every_n_steps=-1"], ["output.ckpt_every_n_steps", ">= 0", "-1"]),
+    # 6. SGD is the only optimiser
+    (["optim.momentum=-1"], ["optim.momentum", "[0, 1)", "-1"]),
+    (["optim.momentum=1.0"], ["optim.momentum", "[0, 1)", "1.0"]),
+    (["optim.momentum=.nan"], ["optim.momentum", "nan"]),
+    # 7. finite and in range
+    (["optim.lr=.nan"], ["optim.lr", "finite", "> 0", "nan"]),
+    (["optim.lr=.inf"], ["optim.lr", "inf"]),
+    (["optim.lr=0"], ["optim.lr", "> 0"]),
+    (["optim.lr_reference_batch=0"], ["optim.lr_reference_batch", ">= 1"]),
+    (["optim.weight_decay=-1"], ["optim.weight_decay", ">= 0", "-1"]),
+    (["optim.weight_decay=.nan"], ["optim.weight_decay", "finite", "nan"]),
+    (["optim.weight_decay=.inf"], ["optim.weight_decay", "inf"]),
+    (["optim.warmup_epochs=.inf"], ["optim.warmup_epochs", "finite", "inf"]),
+    (["optim.warmup_epochs=-1"], ["optim.warmup_epochs", ">= 0"]),
+    (["optim.warmup_start_factor=0"], ["optim.warmup_start_factor", "(0, 1]"]),
+    (["optim.final_lr_factor=-0.1"], ["optim.final_lr_factor", "[0, 1]", "-0.1"]),
+    (["optim.final_lr_factor=.nan"], ["optim.final_lr_factor", "nan"]),
+    (["optim.step_gamma=0"], ["optim.step_gamma", "(0, 1]"]),
+    (["optim.step_gamma=-0.1"], ["optim.step_gamma", "-0.1"]),
+    (["optim.step_gamma=.inf"], ["optim.step_gamma", "inf"]),
+    (["optim.step_epochs=[-1, 5]"], ["optim.step_epochs", ">= 0", "[-1, 5]"]),
+    (["optim.label_smoothing=.nan"], ["optim.label_smoothing", "nan"]),
+    # 8. model.extra keywords the models take: their type and size
+    (["model.extra.width=abc"], ["model.extra.width", "whole number in [1, 1024]", "'abc'"]),
+    (["model.extra.width=.inf"], ["model.extra.width", "whole number", "inf"]),
+    (["model.extra.width=true"], ["model.extra.width", "whole number", "True"]),
+    (["model.extra.width=1000000"], ["model.extra.width", "[1, 1024]", "1000000"]),
+    (["model.extra.width=0"], ["model.extra.width", "[1, 1024]", "got 0"]),
+    (["model.extra.slowfast_alpha=8.0"], ["model.extra.slowfast_alpha", "got 8.0"]),
+    (["model.extra.oct_stem=1"], ["model.extra.oct_stem", "true or false", "got 1"]),
+    (["model.extra.width=6_0"], ["model.extra.width", "'6_0', which YAML 1.2", "write 60"]),
+    (["model.extra.temporal_pool=yes"], ["model.extra.temporal_pool", "write true"]),
+    # 9. train and test score with a multiclass accuracy, which needs two classes
+    (["model.num_classes=1"], ["model.num_classes", ">= 2", "got 1"]),
+    # 10. torch's generators take 64-bit seeds; a tiny frame rate overflows the stride
+    (["data.seed=100000000000000000000000"], ["data.seed", "[0, 4294967295]"]),
+    (["data.seed=-1"], ["data.seed", "[0, 4294967295]", "got -1"]),
+    (["data.target_fps=1e-300"], ["data.target_fps", "[0.1, 1000]", "1e-300"]),
+    (["data.target_fps=5000"], ["data.target_fps", "[0.1, 1000]", "5000"]),
+    (["optim.mixup_alpha=.inf"], ["optim.mixup_alpha", "finite", "inf"]),
+    (["optim.cutmix_alpha=.nan"], ["optim.cutmix_alpha", "nan"]),
+    (["optim.mix_prob=1.5"], ["optim.mix_prob", "[0, 1]", "1.5"]),
+    # 8. validation clips are resized to the low jitter scale, then centre-cropped
+    (
+        ["data.val_crop_size=288"],
+        ["data.train_jitter_scales low end 256", "data.val_crop_size 288"],
+    ),
+    # found in the scan of the numeric fields
+    (["trainer.gradient_clip_val=.nan"], ["trainer.gradient_clip_val", "finite", "nan"]),
+    (["trainer.gradient_clip_val=.inf"], ["trainer.gradient_clip_val", "inf"]),
+    (["trainer.log_every_n_steps=-1"], ["trainer.log_every_n_steps", ">= 0", "-1"]),
+    (["trainer.num_sanity_val_steps=-2"], ["trainer.num_sanity_val_steps", "-1 (all)", "-2"]),
+    (["trainer.seed=-1"], ["trainer.seed", "[0, 4294967295]", "-1"]),
+    (["trainer.seed=4294967296"], ["trainer.seed", "4294967296"]),
+    (["trainer.precise_bn_batches=-1"], ["trainer.precise_bn_batches", ">= 0", "-1"]),
+    (["data.target_fps=0"], ["data.target_fps", "> 0 or null", "0"]),
+    (["data.num_workers=-1"], ["data.num_workers", ">= 0", "-1"]),
+    (["data.max_retries=-1"], ["data.max_retries", ">= 0", "-1"]),
+    (["data.std=[0.2, .nan, 0.2]"], ["data.std", "finite", "nan"]),
+    (["data.mean=[0.4, .inf, 0.4]"], ["data.mean", "finite", "inf"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "needles"), BAD_VALUES)
 def test_bad_value_names_the_key(overrides, needles):
     with pytest.raises(ConfigError) as err:
         load_config(None, overrides)
@@ -724,6 +727,84 @@ def test_bad_value_names_the_key(overrides, needles):
     for needle in needles:
         assert needle in message, (needle, message)
     assert isinstance(err.value, UsageError)  # the CLI prints it and exits with status 2
+
+
+def _set_in_python(cfg: RunConfig, key: str, value: object) -> None:
+    """``cfg``'s ``key`` set to ``value`` as Python code sets it, unchecked: on the section's
+    dataclass, or in a mapping (``model.extra.width``)."""
+    *path, name = key.split(".")
+    node: typing.Any = cfg
+    for part in path:
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    if isinstance(node, dict):
+        node[name] = value
+    else:
+        setattr(node, name, value)
+
+
+@pytest.mark.parametrize(("overrides", "needles"), BAD_VALUES)
+def test_a_run_config_changed_in_python_is_refused_as_the_override_is(overrides, needles):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    expected = str(err.value).removeprefix("override: ")
+    cfg = load_config(None)
+    for key, value in parse_overrides(overrides):
+        _set_in_python(cfg, key, value)
+    changed = copy.deepcopy(cfg)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert str(err.value).removeprefix(f"{RUN_CONFIG}: ") == expected
+    assert cfg == changed  # checked, not changed
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("optim.lr", "0.1", "optim.lr takes a number, got '0.1', which YAML 1.2 reads as text"),
+        ("data.batch_size", 0, "data.batch_size must be >= 1, got 0"),
+        ("data.num_frames", 10**6, "data.num_frames=1000000 is over the limit of 256 frames"),
+        ("data.batchsize", 8, "unknown key 'data.batchsize'; did you mean 'data.batch_size'?"),
+        ("model.octave", (1, 2), "model.octave takes a list of three whole numbers"),
+        ("data", None, "data takes a mapping of its keys"),
+    ],
+)
+def test_a_run_config_changed_in_python_is_one_line_naming_the_key(key, value, message):
+    cfg = load_config("oct_i3d_synth.yaml")
+    _set_in_python(cfg, key, value)
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        load_config(cfg, ["optim.lr=0.2"])
+    assert "\n" not in str(err.value)
+
+
+def test_a_run_config_loads_as_it_is_and_takes_overrides_on_a_copy(tmp_path):
+    cfg = load_config("oct_i3d_synth.yaml", ["model.extra={width: 8}", "output.dir=runs/x"])
+    cfg.data.batch_size = 2
+    cfg.output.dir = tmp_path / "run"  # a Path where the key takes text, as Python code may
+    kept = copy.deepcopy(cfg)
+    again = load_config(cfg, ["optim.lr=0.2"])
+    assert cfg == kept
+    assert again == dataclasses.replace(
+        kept,
+        optim=dataclasses.replace(kept.optim, lr=0.2),
+        output=dataclasses.replace(kept.output, dir=str(tmp_path / "run")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ("optim.lr=0.1", "got one string: pass ['optim.lr=0.1']"),
+        ([("optim.lr", 0.1)], "got the item ('optim.lr', 0.1)"),
+        (["optim.lr=0.1", None], "got the item None"),
+        ({"optim.lr": 0.1}, "got {'optim.lr': 0.1}"),
+        (None, "got None"),
+    ],
+)
+def test_overrides_that_are_not_a_list_of_strings_are_one_line(overrides, message):
+    expected = "overrides takes a list of 'key=value' strings, " + message
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config("oct_i3d_synth.yaml", overrides)
+    assert load_config(None, (o for o in ["optim.lr=0.2"])).optim.lr == 0.2  # any iterable
 
 
 @pytest.mark.parametrize(
