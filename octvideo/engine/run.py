@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import shlex
 import shutil
@@ -29,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -48,6 +50,7 @@ from octvideo.config import (
     flatten,
     from_dict,
     load_config,
+    override_list,
     parse_overrides,
     read_config_file,
     resolve_config_path,
@@ -181,16 +184,18 @@ class TestResult:
 def _config(
     cfg: str | Path | RunConfig | None, overrides: Sequence[str], out: str | None
 ) -> tuple[RunConfig, Path | None]:
-    """The run's config, and the file it was read from (None for the defaults or a loaded
-    config)."""
-    if isinstance(cfg, RunConfig):
-        if overrides or out:
-            raise UsageError("pass overrides together with a config path, not a RunConfig")
-        return cfg, None
+    """The run's config, the overrides and ``out`` applied, and the file it was read from (None
+    for the defaults or a ``RunConfig``). A ``RunConfig`` is checked as ``load_config`` checks a
+    file (one changed in Python since it loaded may hold any value) and copied, not changed.
+
+    Raises:
+        ConfigError: ``load_config``'s line, naming the key.
+    """
     # quoted: a folder named "yes", "null" or "[1]" is that text, not a YAML bool, null or list
     extra = [f"output.dir={json.dumps(out)}"] if out else []
-    loaded = load_config(cfg, [*overrides, *extra])
-    return loaded, None if cfg is None else resolve_config_path(cfg)
+    loaded = load_config(cfg, [*override_list(overrides), *extra])
+    named = cfg is not None and not isinstance(cfg, RunConfig)
+    return loaded, resolve_config_path(cfg) if named else None
 
 
 def run_dir_of(cfg: RunConfig) -> Path:
@@ -419,6 +424,40 @@ def _quiet_lightning() -> None:
         FutureWarning,
         r"lightning\.pytorch\.utilities\._pytree",
     )
+
+
+# what Lightning's seed_everything sets in the environment, which a later Trainer reads
+_SEED_VARIABLES = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
+@contextlib.contextmanager
+def _caller_state_kept() -> Iterator[None]:
+    """Puts back, as ``run_train`` or ``run_test`` returns or raises, the process state that the
+    run changes for itself: the warnings filters and the filter on Lightning's loggers
+    (``_quiet_lightning``; a caller's own Trainer logs its SIGTERM and Ctrl-C lines again), the
+    random generators of Python, NumPy and torch that ``trainer.seed`` seeds (CUDA's where CUDA
+    was in use before the run) and ``_SEED_VARIABLES``."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    quieted = [log for log in loggers if _QUIET not in log.filters]
+    variables = {name: os.environ.get(name) for name in _SEED_VARIABLES}
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        for log in quieted:
+            log.removeFilter(_QUIET)
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _trainer(
@@ -1285,10 +1324,12 @@ def run_train(
     out: str | None = None,
     callbacks: Sequence[L.Callback] = (),
 ) -> TrainResult:
-    """Train a model as the config says.
+    """Train a model as the config says. The caller's warnings filters, logging and random
+    generators are as they were when it returns (``_caller_state_kept``).
 
     Args:
-        cfg: a config path, a shipped config name or a loaded config.
+        cfg: a config path, a shipped config name or a ``RunConfig``, which is checked as
+            ``load_config`` checks a file and copied (overrides and ``out`` apply to the copy).
         overrides: ``key=value`` strings.
         resume: ``"auto"`` (last.ckpt of the run dir if present) or a checkpoint path; an
             explicit path wins over auto.
@@ -1317,7 +1358,7 @@ def run_train(
             step lets the run write its files first: ``stopped by SIGTERM after the run
             finished ...`` (``TrainResult.finished``).
     """
-    with _sigterm_raises():
+    with _caller_state_kept(), _sigterm_raises():
         return _train(cfg, overrides, resume, out, callbacks)
 
 
@@ -1584,7 +1625,9 @@ def run_test(
     callbacks: Sequence[L.Callback] = (),
 ) -> TestResult:
     """Multi-view test of a checkpoint; writes the report into ``<run dir>/test``.
-    ``callbacks``: extra Lightning callbacks.
+    ``cfg`` and ``out`` as ``run_train`` takes them; ``callbacks``: extra Lightning callbacks.
+    The caller's warnings filters, logging and random generators are as they were when it
+    returns (``_caller_state_kept``).
 
     The evaluation begins by removing the report files of an earlier test there (a refused test
     leaves them as they were): a test that is stopped or fails leaves no report, never the
@@ -1601,7 +1644,7 @@ def run_test(
             <report folder> holds no report ...``. SIGTERM during the last batch lets the test
             finish and write its report.
     """
-    with _sigterm_raises():
+    with _caller_state_kept(), _sigterm_raises():
         return _test(cfg, overrides, ckpt, out, callbacks)
 
 

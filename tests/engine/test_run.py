@@ -20,20 +20,24 @@ unwritable output folder, a non-finite loss, a data-loader worker killed by its 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import errno
 import json
 import logging
 import os
+import random
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from torch._utils import ExceptionWrapper
@@ -119,6 +123,78 @@ def test_a_refused_run_writes_nothing(tiny_synth, tmp_path, extra, needle):
     with pytest.raises((ConfigError, UsageError), match=needle):
         run_train(None, overrides, out=str(run))
     assert _files(tmp_path) == before  # no run folder, no checkpoints/, no classes.txt
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("data.batch_size", 0, "data.batch_size must be >= 1, got 0"),
+        ("optim.lr", "0.1", "RunConfig: optim.lr takes a number, got '0.1'"),
+        ("data.num_frames", 10**6, "data.num_frames=1000000 is over the limit of 256 frames"),
+    ],
+)
+@pytest.mark.parametrize("command", ["train", "test"])
+def test_a_run_config_changed_in_python_is_refused_before_anything_is_written(
+    tiny_synth, tmp_path, command, key, value, needle
+):
+    cfg = load_config(None, tiny_overrides(tiny_synth, **{"output.dir": tmp_path / "run"}))
+    section, name = key.split(".")
+    setattr(getattr(cfg, section), name, value)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        if command == "train":
+            run_train(cfg)
+        else:
+            run_test(cfg, ckpt=tmp_path / "best.ckpt")
+    assert _files(tmp_path) == []
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _draws() -> tuple[float, float, float]:
+    return random.random(), float(np.random.random()), torch.rand(1).item()
+
+
+def _lightning_says(text: str) -> bool:
+    """Whether Lightning's loggers that octvideo quiets during a run let ``text`` through."""
+    for name in engine_run._LIGHTNING_LOGGERS:
+        record = logging.LogRecord(name, logging.INFO, __file__, 0, text, None, None)
+        if not logging.getLogger(name).filter(record):
+            return False
+    return True
+
+
+def test_a_run_config_takes_overrides_and_out_and_the_callers_state_is_kept(
+    tiny_synth, tmp_path, monkeypatch
+):
+    cfg = load_config("oct_i3d_synth", tiny_overrides(tiny_synth, **{"trainer.max_epochs": 1}))
+    kept = copy.deepcopy(cfg)
+    for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):  # seed_everything's, read by a Trainer
+        monkeypatch.delenv(name, raising=False)
+    filters = list(warnings.filters)
+    _seed(7)
+    expected = _draws()
+    run = tmp_path / "run"
+    _seed(7)
+    result = run_train(cfg, ["optim.lr=0.2"], out=str(run))
+    assert _draws() == expected  # trainer.seed seeded the run, not the caller's generators
+    _seed(7)
+    report = run_test(cfg, ["data.test_num_clips=1"], ckpt=result.best_ckpt, out=str(run))
+    assert _draws() == expected
+    assert result.run_dir == run and report.out_dir == run / "test"
+    ran = load_config(run / "config.yaml")
+    assert (ran.optim.lr, ran.output.dir, ran.name) == (0.2, str(run), "oct_i3d_synth")
+    summary = json.loads((run / "test" / "summary.json").read_text())
+    assert summary["protocol"]["temporal_clips"] == 1
+    assert cfg == kept  # the overrides and out applied to a copy
+    assert warnings.filters == filters
+    assert not {"PL_GLOBAL_SEED", "PL_SEED_WORKERS"} & set(os.environ)
+    # a caller's own Trainer logs its stop lines again
+    assert _lightning_says("Received SIGTERM: 15, ...")
+    assert _lightning_says("Detected KeyboardInterrupt, attempting graceful shutdown ...")
 
 
 def test_a_missing_classes_file_is_written_only_by_a_run_that_starts(tiny_synth, tmp_path):
