@@ -36,7 +36,8 @@ with ``--frames``.
 ``classes.txt``, the first file written, lists a preset's classes), which is replaced: its lists
 and its clips (``NNNNN.mp4`` in a preset's class folders) are removed first, so that ``out`` holds
 exactly the new set; other files there are kept. Another dataset's lists or class list there is
-refused before anything is written.
+refused before anything is written, as is an ``out`` another synth is writing (``--out D is in use
+by octvideo data synth (pid N)``, ``paths.hold_folder``): two would remove each other's clips.
 
 Every file is written to a temporary name and renamed when complete; a write that fails (a full
 disk) stops the run with ``RunStopped``, leaving only complete files (the lists are written last).
@@ -67,6 +68,7 @@ from octvideo.errors import OutputWriteError, RunStopped
 from octvideo.paths import (
     atomic_output,
     check_output_file,
+    hold_folder,
     temporaries,
     write_atomically,
     write_failure,
@@ -355,17 +357,39 @@ def generate_synthetic(
     Raises:
         ValueError: an unknown preset, an argument outside its bound, an ``out`` that cannot
             be a folder or holds another dataset's files; before anything is written.
+        UsageError: another synth is writing ``out`` ("--out D is in use by octvideo data synth
+            (pid N); ..."), before anything is written.
         RunStopped: a file could not be written (a full disk), no file is left half written; or
             a file of the earlier set could not be removed.
     """
     chosen = get_preset(preset)
-    classes = chosen.classes
     num_train = chosen.num_train if num_train is None else num_train
     num_val = chosen.num_val if num_val is None else num_val
     _check_arguments(size, frames, num_train, num_val, seed)
     out = Path(out)
-    earlier = _refuse_foreign_out(out)
+    _refuse_foreign_out(out)  # before anything is made
     _make_out(out)
+    # the only synth writing ``out``: two would remove each other's clips and lists
+    with hold_folder(out, "data synth", name=f"--out {out}", advice="choose another --out"):
+        # checked again holding it: a synth that ended meanwhile may have written a set there
+        earlier = _refuse_foreign_out(out)
+        return _write_set(out, chosen, num_train, num_val, size, frames, seed, progress, earlier)
+
+
+def _write_set(
+    out: Path,
+    chosen: Preset,
+    num_train: int,
+    num_val: int,
+    size: int,
+    frames: int,
+    seed: int,
+    progress: bool,
+    earlier: bool,
+) -> Path:
+    """``generate_synthetic`` past its checks, holding ``out``: removes the ``earlier`` set
+    there and writes the new one."""
+    classes = chosen.classes
     jobs = [("train", 0, n) for n in range(num_train)] + [("val", 1, n) for n in range(num_val)]
     lines: dict[str, list[str]] = {"train": [], "val": []}
     if earlier:

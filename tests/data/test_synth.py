@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from octvideo.data import decode, load_annotations, probe
 from octvideo.data import synth as synth_module
 from octvideo.data.synth import CLASSES, iter_clip
 from octvideo.errors import UsageError
+from octvideo.paths import LOCK_NAME, hold_folder
 from tests.data.media_helpers import data_error, data_stopped
 
 
@@ -372,6 +374,49 @@ def test_rewriting_an_earlier_set_leaves_exactly_the_new_set_and_other_files(tmp
     assert len(listed) == 3
     assert clips == listed | {"train/grow/mine.mp4"}
     assert sorted(p.name for p in (out / "train").iterdir()) == ["grow", "slide_fast", "slide_slow"]
+
+
+def test_an_out_another_synth_writes_is_refused_before_anything_changes(tmp_path, capsys):
+    # two synths into one folder removed each other's clips: both ended with status 0, their
+    # lists naming clips that were gone, or one stopped saying "free space"
+    out = tmp_path / "s"
+    args = ["--out", str(out), "--size", "16", "--frames", "2"]
+    assert main(["data", "synth", *args, "--num-train", "6", "--num-val", "2", "-q"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with hold_folder(out, "data synth"):  # the other synth, going on
+        line = synth_error(capsys, *args, "--num-train", "3", "--num-val", "0")
+    assert line == (
+        f"octvideo data synth: error: --out {out} is in use by octvideo data synth (pid "
+        f"{os.getpid()}); wait for it to end, or choose another --out (nothing was changed)"
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main(["data", "synth", *args, "--num-train", "3", "--num-val", "0", "-q"]) == 0
+    assert not (out / LOCK_NAME).exists()  # freed as it ended
+    assert len((out / "train.txt").read_text().splitlines()) == 3
+
+
+def test_a_set_a_synth_wrote_while_this_one_waited_to_start_is_replaced(tmp_path, monkeypatch):
+    # whether ``out`` holds an earlier set is decided holding it: a synth that ended between the
+    # first look and the lock leaves a set that this run replaces whole, no clip of it kept
+    other, out = tmp_path / "other", tmp_path / "s"
+    args = ["data", "synth", "--size", "16", "--frames", "2", "-q"]
+    assert main([*args, "--out", str(other), "--num-train", "12", "--num-val", "6"]) == 0
+    real = synth_module.hold_folder
+
+    def meanwhile(folder, *rest, **options):
+        shutil.copytree(other, folder, dirs_exist_ok=True)  # its set, written as it ended
+        return real(folder, *rest, **options)
+
+    monkeypatch.setattr(synth_module, "hold_folder", meanwhile)
+    assert main([*args, "--out", str(out), "--num-train", "3", "--num-val", "0"]) == 0
+    assert _files(out) == [
+        "classes.txt",
+        "train.txt",
+        "train/move_left/00000.mp4",
+        "train/move_right/00001.mp4",
+        "train/rotate_cw/00002.mp4",
+        "val.txt",
+    ]
 
 
 def test_rewriting_an_earlier_set_does_not_follow_a_linked_class_folder(tmp_path):
