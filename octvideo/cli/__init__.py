@@ -48,6 +48,7 @@ from typing import NoReturn
 
 from octvideo import signals
 from octvideo.allocator import keep_freed_memory
+from octvideo.engine.logs import command_logging
 from octvideo.errors import Interrupted, RunStopped, UsageError, raise_terminated
 from octvideo.paths import TEXT_ERRORS
 
@@ -345,10 +346,7 @@ def _run(argv: Sequence[str] | None) -> int:
             prog = args.prog
             for name in HEAVY_IMPORTS.get(args.command, ()):
                 importlib.import_module(name)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            format="%(levelname)s %(name)s: %(message)s",
-        )
+        command_logging(logging.DEBUG if args.verbose else logging.INFO)
         keep_freed_memory()  # no page faults for tensors freed and allocated again each step
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit

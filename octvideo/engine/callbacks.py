@@ -9,12 +9,7 @@ import csv
 import hashlib
 import json
 import logging
-import os
-import pickle
-import re
-import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -103,112 +98,6 @@ class TrainingCurves(L.Callback):
             return
         plot_curves(metrics_csv, self.out_png)
         logger.info("training curves: %s", self.out_png)
-
-
-class ParentLogging:
-    """The logging set-up of a process, carried into the processes that Lightning starts with
-    ``trainer.strategy=ddp_spawn``: they import octvideo afresh, with none of the command's
-    handlers (INFO lines lost, warnings printed bare) nor its warning filters, where the
-    processes of ``ddp`` run the command again and have them.
-
-    Pickled, as Lightning sends the module to each process it spawns, it takes the set-up of
-    that moment: the root logger's level and its handlers to stdout, stderr or a file (with
-    their format), the levels and (picklable) filters of named loggers, and the (picklable)
-    warning filters. ``apply`` puts them in place in another process; in the one they were
-    taken in, which has them, it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self._state: dict[str, Any] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return _logging_state()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._state = state
-
-    def apply(self) -> None:
-        """The set-up it was pickled with, once, in a process other than that one."""
-        state, self._state = self._state, None
-        if state is None or state["pid"] == os.getpid():
-            return
-        root = logging.getLogger()
-        root.setLevel(state["root_level"])
-        if not root.handlers:
-            for handler in state["handlers"]:
-                root.addHandler(_handler(handler))
-        for name, (level, filters) in state["loggers"].items():
-            named = logging.getLogger(name)
-            named.setLevel(level)
-            for one in filters:
-                if one not in named.filters:
-                    named.addFilter(one)
-        for action, message, category, module, lineno in reversed(state["warnings"]):
-            warnings.filterwarnings(action, message, category, module, lineno)
-
-
-def _picklable(value: Any) -> bool:
-    try:
-        pickle.dumps(value)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return False
-    return True
-
-
-def _logging_state() -> dict[str, Any]:
-    """What ``ParentLogging`` carries of this process's logging and warning filters."""
-    root = logging.getLogger()
-    handlers = []
-    for handler in root.handlers:
-        if isinstance(handler, logging.FileHandler):
-            target = ("file", handler.baseFilename)
-        elif isinstance(handler, logging.StreamHandler) and handler.stream in (
-            sys.stdout,
-            sys.stderr,
-        ):
-            target = ("stdout" if handler.stream is sys.stdout else "stderr", None)
-        else:  # another kind (a test's capture, a socket): not one a process can open again
-            continue
-        form = handler.formatter
-        fmt = (form._fmt, form.datefmt) if form is not None else (None, None)
-        handlers.append((*target, handler.level, *fmt))
-    loggers = {}
-    for name, named in logging.root.manager.loggerDict.items():
-        if not isinstance(named, logging.Logger):  # a placeholder
-            continue
-        filters = [f for f in named.filters if _picklable(f)]
-        if named.level != logging.NOTSET or filters:
-            loggers[name] = (named.level, filters)
-    filters = [
-        (action, _pattern(message), category, _pattern(module), lineno)
-        for action, message, category, module, lineno in warnings.filters
-        # a plain string is one of Python's defaults (exact text), which every process has
-        if _picklable(category) and not isinstance(message, str) and not isinstance(module, str)
-    ]
-    return {
-        "pid": os.getpid(),
-        "root_level": root.level,
-        "handlers": handlers,
-        "loggers": loggers,
-        "warnings": filters,
-    }
-
-
-def _pattern(regex: re.Pattern[str] | None) -> str:
-    """The text of a warning filter's regular expression ("" for none)."""
-    return "" if regex is None else regex.pattern
-
-
-def _handler(spec: tuple[Any, ...]) -> logging.Handler:
-    """A root handler of ``_logging_state``'s ``(kind, file, level, format, date format)``."""
-    kind, path, level, fmt, datefmt = spec
-    if kind == "file":
-        handler: logging.Handler = logging.FileHandler(path)
-    else:
-        handler = logging.StreamHandler(sys.stdout if kind == "stdout" else sys.stderr)
-    handler.setLevel(level)
-    handler.setFormatter(logging.Formatter(fmt, datefmt))
-    return handler
 
 
 def _clock(seconds: float) -> str:

@@ -44,9 +44,9 @@ from torchmetrics.classification import MulticlassAccuracy
 from octvideo.config import OptimConfig
 from octvideo.data.annotations import nfc
 from octvideo.data.datasets import item_seed
-from octvideo.engine.callbacks import ParentLogging
 from octvideo.engine.evaluate import ViewOutputs
 from octvideo.engine.lightning_state import epoch_under_way
+from octvideo.engine.logs import command_logging
 from octvideo.engine.mixing import mix_batch, soft_targets
 from octvideo.engine.optim import (
     LRSchedule,
@@ -237,6 +237,31 @@ def carry_in(metric: Metric, state: Mapping[str, Tensor]) -> None:
     metric._update_count += 1
 
 
+class _CommandLogging:
+    """The command's logging, in the processes that ``trainer.strategy=ddp_spawn`` starts: they
+    import octvideo afresh, without it, where the processes of ``ddp`` run the command again.
+
+    Pickled with the module, it takes the sending process and its root logger's level; ``apply``
+    gives any other process the command's set-up at that level (``command_logging``) with
+    Lightning's noise left out, as ``octvideo.engine.run`` leaves it out for the command. In the
+    sender, and where the module was never pickled (a caller's own Trainer), it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._sender: tuple[int, int] | None = None  # process id, root level; set by unpickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_sender": (os.getpid(), logging.getLogger().level)}
+
+    def apply(self) -> None:
+        if self._sender is None or self._sender[0] == os.getpid():
+            return
+        from octvideo.engine.run import _quiet_lightning  # here: run imports this module
+
+        command_logging(self._sender[1])
+        _quiet_lightning()
+
+
 class VideoClassifier(L.LightningModule):
     """Trains and evaluates a clip classifier.
 
@@ -305,10 +330,10 @@ class VideoClassifier(L.LightningModule):
         self._validation_set: dict[str, Any] | None = None  # of the fit under way
         self.test_views: ViewOutputs | None = None
         # the command's logging, in the processes trainer.strategy=ddp_spawn starts
-        self._parent_logging = ParentLogging()
+        self._command_logging = _CommandLogging()
 
     def setup(self, stage: str) -> None:
-        self._parent_logging.apply()  # before the module logs anything in a spawned process
+        self._command_logging.apply()  # before the module logs anything in a spawned process
         # before the strategy moves the model to its device (``.to(device)`` keeps the format)
         # and before the optimiser is made, so its state takes the parameters' format as well
         self.memory_format = memory_format_for(

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import re
-import subprocess
-import sys
-import warnings
 from types import SimpleNamespace
 
 import lightning as L
@@ -25,10 +21,8 @@ from torch.utils.data import DataLoader
 
 from octvideo.config import load_config
 from octvideo.engine.callbacks import (
-    ParentLogging,
     PreciseBatchNorm,
     ReplicaCheck,
-    _Unsaid,
     parameter_digest,
     plot_curves,
 )
@@ -332,48 +326,6 @@ def test_only_global_rank_zero_says_a_precise_bn_update(monkeypatch, caplog, ran
     said += [r.getMessage().split(":")[0] for r in caplog.records if r.name.startswith("octvideo")]
     assert said == (["Computing precise BN statistics", "precise BN"] if rank == 0 else [])
     assert fvcore_logger.filters == filters
-
-
-_CHILD = """
-import logging, pickle, sys, warnings
-logging.getLogger("octvideo").info("before: lost")
-pickle.loads(sys.stdin.buffer.read()).apply()
-logging.getLogger("octvideo.engine.module").info("an info line")
-logging.getLogger("octvideo.engine.module").warning("a warning")
-logging.getLogger("chatty").info("left out")
-warnings.warn("noise from a library", FutureWarning)
-warnings.warn("a warning of its own", UserWarning)
-"""
-
-
-def test_a_spawned_process_logs_as_the_process_that_sent_it(monkeypatch):
-    """``trainer.strategy=ddp_spawn``: Lightning pickles the module into processes that import
-    octvideo afresh; ParentLogging gives them the sender's handlers, levels, logger filters and
-    warning filters, so their lines read as the ddp processes' do."""
-    root = logging.getLogger()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    monkeypatch.setattr(root, "handlers", [handler])
-    monkeypatch.setattr(logging.getLogger("chatty"), "filters", [_Unsaid("left")])
-    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
-    warnings.filterwarnings("ignore", "noise from", FutureWarning)
-    level = root.level
-    root.setLevel(logging.INFO)  # setLevel: the loggers' caches of it are cleared
-    try:
-        sent = pickle.dumps(ParentLogging())
-        ParentLogging().apply()  # never pickled: nothing to apply
-        pickle.loads(sent).apply()  # in the process it was taken in: nothing to do
-    finally:
-        root.setLevel(level)
-    assert root.handlers == [handler]
-    child = subprocess.run(
-        [sys.executable, "-c", _CHILD], input=sent, capture_output=True, check=True
-    )
-    assert child.stderr.decode().splitlines() == [
-        "INFO octvideo.engine.module: an info line",
-        "WARNING octvideo.engine.module: a warning",
-        "<string>:9: UserWarning: a warning of its own",
-    ]
 
 
 def test_training_curves_are_written_whole_and_never_through_a_link(tmp_path):

@@ -8,7 +8,10 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import pickle
 import shutil
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -20,10 +23,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from octvideo.config import OptimConfig, to_dict
-from octvideo.engine.callbacks import ParentLogging
 from octvideo.engine.module import (
     EPOCH_METRICS,
     VideoClassifier,
+    _CommandLogging,
     metric_state,
     validation_set,
     validation_set_like,
@@ -193,12 +196,50 @@ def test_settings_that_do_nothing_are_warned_once_each_by_the_first_process(capl
     assert not caplog.records
 
 
-def test_the_module_gives_a_spawned_process_the_logging_of_its_sender_in_setup(monkeypatch):
-    """trainer.strategy=ddp_spawn pickles the module into new processes (``ParentLogging``)."""
+def test_the_module_gives_a_spawned_process_the_command_logging_in_setup(monkeypatch):
+    """trainer.strategy=ddp_spawn pickles the module into new processes (``_CommandLogging``)."""
     applied = []
-    monkeypatch.setattr(ParentLogging, "apply", lambda self: applied.append(self))
+    monkeypatch.setattr(_CommandLogging, "apply", lambda self: applied.append(self))
     module = _train(_network(), clips=4, batch_size=4)
-    assert applied == [module._parent_logging]
+    assert applied == [module._command_logging]
+
+
+_CHILD = """
+import logging, pickle, sys
+logging.getLogger("octvideo").info("before: lost")
+pickle.loads(sys.stdin.buffer.read()).apply()
+logging.getLogger("octvideo.engine.module").info("an info line")
+logging.getLogger("octvideo.engine.module").debug("below the sender's level")
+rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+rank_zero.info("\U0001f4a1 Tip: an advertisement")
+rank_zero.info("GPU available: False, used: False")
+"""
+
+
+def test_a_spawned_process_logs_as_the_command_and_the_sender_is_untouched(monkeypatch):
+    """trainer.strategy=ddp_spawn: Lightning pickles the module into processes that import
+    octvideo afresh; they get the command's logging at the sender's level, with Lightning's
+    noise left out. The sender, and a module never pickled, leave the logging as it is."""
+    root = logging.getLogger()
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(rank_zero, "filters", [])
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel: the loggers' caches of it are cleared
+    try:
+        sent = pickle.dumps(_CommandLogging())
+        _CommandLogging().apply()  # never pickled: nothing to apply
+        pickle.loads(sent).apply()  # in the process it was sent from: nothing to do
+        assert (root.handlers, rank_zero.filters) == ([], [])
+    finally:
+        root.setLevel(level)
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD], input=sent, capture_output=True, check=True
+    )
+    assert child.stderr.decode().splitlines() == [
+        "INFO octvideo.engine.module: an info line",
+        "GPU available: False, used: False",
+    ]
 
 
 class _SpoilGradients(L.Callback):
