@@ -23,10 +23,11 @@ A text input (a config, a list, a classes file) is read by ``read_utf8``: at mos
 a byte that is not UTF-8 named by its line, for the reader to word as its own error.
 
 A writer killed mid-write (SIGKILL, power loss) leaves its temporary file. The temporary's name
-holds the writer's pid (``.NAME.<pid>-<hex>.tmp.EXT``) and the writer holds a ``flock`` on it
-while it writes; each successful write of ``path`` removes the temporaries of ``path`` whose
-writer is gone (no process of that pid here, and no lock on the file: a writer on another host or
-in another pid namespace of a shared folder holds its lock). A writer still running, or a pid
+holds the writer's pid (``.NAME.<pid>-<hex>.tmp.EXT``, NAME cut so that it fits the file system's
+limit whenever the output's name does) and the writer holds a ``flock`` on it while it writes;
+each successful write of ``path`` removes the temporaries of ``path`` whose writer is gone (no
+process of that pid here, and no lock on the file: a writer on another host or in another pid
+namespace of a shared folder holds its lock). A writer still running, or a pid
 reused by another process, keeps its file. Temporaries of earlier versions, without a pid, are
 taken as a dead writer's. A process lists each folder once, at its first write there (listing a
 folder of 5000 files takes milliseconds, which a ``data synth`` of 100k clips would pay per clip):
@@ -44,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import pwd
@@ -530,11 +532,48 @@ def check_utf8(what: str, text: str, taker: str, advice: str) -> None:
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
+# the longest token of a temporary's name (``<pid>-<hex>``, a pid of up to 10 digits): its room
+# is kept whatever the token, so that a name and the pattern that finds it are cut alike
+_TOKEN_BYTES = 19
+
+
+def name_limit(folder: str | os.PathLike[str]) -> int:
+    """The longest file name, in bytes, that ``folder`` (or the folder it will be made in)
+    takes: 255 on most file systems, 143 on eCryptfs."""
+    try:
+        limit = os.pathconf(nearest_existing(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):  # not known here
+        return 255
+    return limit if limit > 0 else 255  # -1: no limit
+
+
+def _cut(text: str, room: int) -> str:
+    """The start of ``text`` that is at most ``room`` bytes (as a file name's bytes), cut
+    between characters: no UTF-8 sequence split."""
+    text = text[: max(room, 0)]  # a character is a byte or more
+    while len(os.fsencode(text)) > room:
+        text = text[:-1]
+    return text
+
+
+def fitted_name(stem: str, tail: str, limit: int) -> str:
+    """``stem + tail``, or where that is longer than ``limit`` bytes, the start of ``stem``, a
+    ``~``, and 8 hex digits of a hash of the whole ``stem`` before ``tail``: names that differ
+    only past the cut stay apart, and the start still says which file it was made for."""
+    name = stem + tail
+    if len(os.fsencode(name)) <= limit:
+        return name
+    tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8] + tail
+    return _cut(stem, limit - len(os.fsencode(tag))) + tag
+
+
 def _temporary_name(path: Path, token: str) -> str:
     # the destination's extension last: writers that choose a format by it (PyAV, matplotlib)
-    # write the right one; name and extension cut so the name stays within 255 bytes
-    suffix = path.suffix if len(path.suffix) <= 16 else ""
-    return f".{path.name[:120]}.{token}.tmp{suffix}"
+    # write the right one; name and extension cut so that the name fits the folder's limit
+    # whenever ``path``'s does (a 255-byte NAME: ``.NAME.<pid>-<hex>.tmp.EXT`` is 281 bytes)
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= 16 else ""
+    room = name_limit(path.parent) - len(os.fsencode(f"...tmp{suffix}")) - _TOKEN_BYTES
+    return f".{_cut(path.name[:120], room)}.{token}.tmp{suffix}"
 
 
 def _temporary_pattern(path: Path) -> re.Pattern[str]:

@@ -24,9 +24,11 @@ from octvideo.paths import (
     check_folder,
     check_output_file,
     check_outside_data,
+    fitted_name,
     hold_folder,
     is_missing,
     keep_unless_earlier,
+    name_limit,
     nearest_existing,
     read_utf8,
     temporaries,
@@ -114,6 +116,44 @@ def test_a_temporary_name_keeps_the_extension_and_is_found_again(tmp_path):
         assert tmp.name.startswith(f".clip.pred.mp4.{os.getpid()}-")  # its writer's pid
         assert temporaries(tmp_path / "clip.pred.mp4") == [tmp]
         assert temporaries(tmp_path / "clip.mp4") == []
+
+
+@pytest.mark.parametrize(
+    "stem", ["L" * 251, "日" * 83, "\udcff" * 251], ids=["ascii", "cjk", "bytes"]
+)
+def test_a_name_at_the_limit_has_a_temporary_that_fits_and_is_found_again(tmp_path, stem):
+    # ``.NAME.<pid>-<hex>.tmp.mp4`` cut NAME at 120 characters: 360 bytes of a 3-byte script
+    # (Japanese) failed with "File name too long" where the output's own name was legal
+    path = tmp_path / f"{stem}.mp4"
+    assert len(os.fsencode(path.name)) <= 255
+    with atomic_output(path) as tmp:
+        assert len(os.fsencode(tmp.name)) <= 255 and tmp.name.endswith(".tmp.mp4")
+        assert temporaries(path) == [tmp]
+        tmp.write_bytes(b"whole")
+    assert path.read_bytes() == b"whole" and os.listdir(tmp_path) == [path.name]
+
+
+def test_a_temporary_fits_a_smaller_limit_of_its_file_system(tmp_path, monkeypatch):
+    monkeypatch.setattr("octvideo.paths.name_limit", lambda folder: 143)  # eCryptfs
+    path = tmp_path / ("é" * 68 + ".mp4")  # 140 bytes
+    with atomic_output(path) as tmp:
+        assert len(os.fsencode(tmp.name)) <= 143
+        assert tmp.name.startswith(".é") and temporaries(path) == [tmp]
+    assert path.exists()
+
+
+def test_name_limit_is_the_file_systems_for_a_folder_not_made_yet(tmp_path):
+    assert name_limit(tmp_path / "not" / "made") == os.pathconf(tmp_path, "PC_NAME_MAX")
+
+
+def test_a_fitted_name_is_cut_between_characters_and_keeps_names_apart():
+    assert fitted_name("clip.webm", ".part.mp4", 255) == "clip.webm.part.mp4"  # fits: as is
+    long_a, long_b = "日" * 82 + "a.webm", "日" * 82 + "b.webm"
+    fitted = [fitted_name(stem, ".part.mp4", 255) for stem in (long_a, long_b)]
+    assert fitted[0] != fitted[1]
+    for name in fitted:
+        assert len(os.fsencode(name)) <= 255 and name.endswith(".part.mp4")
+        assert name.startswith("日" * 70) and os.fsencode(name).decode("utf-8")  # no split byte
 
 
 def _ended_pid() -> int:
