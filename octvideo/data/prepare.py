@@ -29,14 +29,15 @@ scaled to short side 256 or 320, which is what this writes:
   from octvideo's fork server (``octvideo.data.workers``), never as forks of the caller, which
   may hold decoders mid-use;
 - resumable: a file is written as ``<source name>.part.mp4`` (one name per source, so no two jobs
-  share it) and renamed when complete, so a finished output means a finished file and a rerun
-  skips it, provided it has the size this run writes (the source's displayed size at the short
-  side asked for) and is newer than its source (as make has it): a rerun with another
-  ``--short-side``, over a turned video an earlier octvideo wrote as stored (sideways), over an
-  output that cannot be probed, or over one whose source was modified since (re-downloaded)
-  encodes the video again, and says how many it did and why; an output whose source holds less
-  than its container lists (an earlier octvideo encoded a partial download) is not skipped but
-  a failure, in ``Video.check_whole``'s words, its packets read, none decoded;
+  share it; a name too long for DST's file system cut, with a hash of it added) and renamed when
+  complete, so a finished output means a finished file and a rerun skips it, provided it has the
+  size this run writes (the source's displayed size at the short side asked for) and is newer than
+  its source (as make has it): a rerun with another ``--short-side``, over a turned video an earlier
+  octvideo wrote as stored (sideways), over an output that cannot be probed, or over one whose
+  source was modified since (re-downloaded) encodes the video again, and says how many it did and
+  why; an output whose source holds less than its container lists (an earlier octvideo encoded a
+  partial download) is not skipped but a failure, in ``Video.check_whole``'s words, its packets
+  read, none decoded;
 - failures do not stop the run: they are listed in ``DST/prepare_errors.jsonl`` (JSON lines
   ``{"path": ..., "error": ...}``, the format of ``data check``'s report, which holds any file
   name); an encoding process that dies (a decoder crash, the OOM killer) is a failure of the video
@@ -66,8 +67,10 @@ scaled to short side 256 or 320, which is what this writes:
   ``--csv``, a SRC with no video at ``<split>/<class>/<video>`` (a plain ``SRC/<class>/<video>``
   tree would give no annotation file);
 - a source that is not a regular file (a pipe, which would block its encoder for ever, a
-  device, a broken link) and one whose name no list can hold (a line break, bytes that are not
-  UTF-8: lists are UTF-8 text) are failures in ``DST/prepare_errors.jsonl``, never opened;
+  device, a broken link), one whose name no list can hold (a line break, bytes that are not
+  UTF-8: lists are UTF-8 text) and one whose output name DST's file system cannot take (longer
+  than its limit, 143 bytes on eCryptfs) are failures in ``DST/prepare_errors.jsonl``, never
+  opened;
   list lines are written by ``annotations.list_line``, so ``data check`` and ``train`` read back
   every path written (commas and spaces in it, a leading ``#``);
 - annotation files: with ``--csv`` Kinetics CSVs, ``DST/<csv stem>.txt`` for each CSV (rows without
@@ -154,7 +157,9 @@ from octvideo.paths import (
     ReadFiles,
     check_folder,
     check_output_file,
+    fitted_name,
     hold_folder,
+    name_limit,
     printable,
     write_atomically,
     write_failure,
@@ -220,8 +225,11 @@ def transcode(src: str, dst: str, short_side: int) -> float:
 
 
 def part_path(src: str, dst: str) -> str:
-    """The file ``src`` is encoded into before it becomes ``dst``: one per source, never shared."""
-    return str(Path(dst).parent / f"{Path(src).name}.part.mp4")
+    """The file ``src`` is encoded into before it becomes ``dst``: one per source, never shared;
+    ``<source name>.part.mp4``, its name cut and a hash of it added where that is too long for
+    the folder (a 255-byte source name: ``paths.fitted_name``)."""
+    folder = Path(dst).parent
+    return str(folder / fitted_name(Path(src).name, ".part.mp4", name_limit(folder)))
 
 
 def _encode(src: str, part: str, short_side: int) -> tuple[int, float]:
@@ -749,6 +757,25 @@ def _not_listable(path: str, rel: Path) -> str | None:
     return f"{problem}; rename it" if problem else None
 
 
+def _name_too_long(rel: Path, dst: Path, limit: int) -> str | None:
+    """Why the output ``rel`` cannot be made in ``dst``, whose file system takes names of at most
+    ``limit`` bytes, or None: a name in it is longer (a smaller limit than SRC's, eCryptfs's 143
+    bytes)."""
+    size = len(os.fsencode(rel.name))
+    if size > limit:
+        return (
+            f"its output name would be {size} bytes, more than the {limit} a file name may have "
+            f"in DST {dst}; rename it to at most {limit - len('.mp4')} bytes before its extension"
+        )
+    folders = [name for name in rel.parent.parts if len(os.fsencode(name)) > limit]
+    if folders:
+        return (
+            f"its folder {printable(folders[0])} has a name longer than the {limit} bytes a "
+            f"folder name may have in DST {dst}; rename the folder"
+        )
+    return None
+
+
 def _list_problem(path: str) -> str | None:
     """Why ``path`` cannot be a line of a list (``annotations.list_path_problem``), bytes that
     are not UTF-8 included: a list is UTF-8 text, which ``data check`` and ``train`` read
@@ -984,6 +1011,7 @@ def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tup
     sources: dict[Path, list[str]] = defaultdict(list)
     errors: list[tuple[str, str]] = []
     hidden: list[str] = []  # no video, wherever it lies (``is_hidden_name``)
+    limit = name_limit(dst)
     for folder, files in walk_tree(src, exclude=dst, exclude_name="the output folder DST"):
         for name in sorted(files):
             if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
@@ -993,7 +1021,7 @@ def _find_sources(src: Path, dst: Path) -> tuple[dict[Path, list[str]], list[tup
                 hidden.append(path)
                 continue
             rel = Path(path).relative_to(src).with_suffix(".mp4")
-            problem = _not_listable(path, rel)
+            problem = _not_listable(path, rel) or _name_too_long(rel, dst, limit)
             if problem:
                 errors.append((path, problem))
             else:

@@ -181,9 +181,51 @@ def test_sources_with_the_same_output_are_failures_naming_each_other(tmp_path, m
     assert not list(dst.rglob("*.part.mp4"))
 
 
-def test_part_files_are_one_per_source():
+def test_part_files_are_one_per_source(tmp_path):
     assert part_path("raw/a/dup.webm", "out/a/dup.mp4") == "out/a/dup.webm.part.mp4"
     assert part_path("raw/a/dup.mkv", "out/a/dup.mp4") == "out/a/dup.mkv.part.mp4"
+    # names of 255 bytes: "<name>.part.mp4" would be 264, too long for the file system
+    long_webm, long_mkv = ("L" * 250 + ".webm", "L" * 251 + ".mkv")
+    parts = [
+        part_path(f"raw/a/{name}", str(tmp_path / "a" / "L.mp4")) for name in (long_webm, long_mkv)
+    ]
+    assert parts[0] != parts[1]
+    for part in parts:
+        assert len(os.fsencode(Path(part).name)) <= 255 and part.endswith(".part.mp4")
+
+
+def test_a_source_name_at_the_file_systems_limit_is_prepared(tmp_path, media):
+    # its part file "<name>.part.mp4" failed with a raw "OSError: [Errno 36] File name too long"
+    long_name = "L" * 250 + ".webm"  # 255 bytes, the limit; its output name is 254
+    src = raw_tree(
+        tmp_path, media, {f"train/a/{long_name}": "vp9.webm", "train/a/one.mp4": "h264.mp4"}
+    )
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=32, workers=1, progress=False)
+    assert counts == {"encoded": 2, "redone": 0, "changed": 0, "skipped": 0, "failed": 0}
+    assert probe(dst / "train" / "a" / ("L" * 250 + ".mp4")).height == 32
+    assert not list(dst.rglob("*.part.mp4"))
+
+
+def test_an_output_name_too_long_for_dsts_file_system_is_a_failure_naming_its_source(
+    tmp_path, media, monkeypatch
+):
+    # DST on a file system of shorter names than SRC's (eCryptfs takes 143 bytes)
+    monkeypatch.setattr(prepare_module, "name_limit", lambda folder: 40)
+    src = raw_tree(
+        tmp_path, media, {"train/a/" + "x" * 37 + ".mp4": "h264.mp4", "train/a/one.mp4": "h264.mp4"}
+    )
+    dst = tmp_path / "out"
+    counts = prepare_dataset(src, dst, short_side=32, workers=1, progress=False)
+    assert counts == {"encoded": 1, "redone": 0, "changed": 0, "skipped": 0, "failed": 1}
+    assert read_bad_videos(dst / "prepare_errors.jsonl") == [
+        (
+            str(src / "train" / "a" / ("x" * 37 + ".mp4")),
+            f"its output name would be 41 bytes, more than the 40 a file name may have in DST "
+            f"{dst}; rename it to at most 36 bytes before its extension",
+        )
+    ]
+    assert (dst / "train.txt").read_text() == "train/a/one.mp4 0\n"
 
 
 def test_an_encoder_that_dies_fails_its_own_video_and_the_run_goes_on(tmp_path, media, monkeypatch):
