@@ -6,8 +6,9 @@ out the renders ``predict --render`` writes there, hidden files such as macOS's 
 ``.Trash-1000``, ``__MACOSX``, ``@eaDir``; one warning counts them); a ``.txt`` file is a list
 of paths, or an annotation list whose ``path label`` lines are taken as their paths. Nothing here
 opens a video or knows a model: a path that does not exist, or a folder without videos, is kept,
-so that it is reported as a failed input rather than dropped. A file given by name is taken
-whatever its name (a hidden one, a render).
+so that it is reported as a failed input rather than dropped (a folder with the one line of
+``folder_input_error``). A file given by name is taken whatever its name (a hidden one, a
+render).
 """
 
 from __future__ import annotations
@@ -66,8 +67,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
             found, skipped = _videos_under(path)
             if skipped.files or skipped.folders:
                 _warn_skipped(path, skipped)
-            if not found:  # kept, so that it is reported as a failed input
-                logger.warning("no video files (%s) under %s", ", ".join(VIDEO_EXTENSIONS), path)
+            if not found:  # kept, so that it is reported as a failed input, in one line
                 found = [str(path)]
             out.extend(found)
         elif path.suffix.lower() == ".txt":
@@ -87,6 +87,24 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
         else:
             out.append(str(path))
     return out
+
+
+def folder_input_error(path: str) -> str | None:
+    """The error of a folder among the inputs ``expand_inputs`` returns, or None for any other
+    path: a folder that holds no video (given, or named like a video in a folder searched), or
+    a link to a folder of videos that a search of the folder above did not follow."""
+    folder = Path(path)
+    if not _quietly(folder.is_dir):
+        return None
+    if _quietly(folder.is_symlink) and _videos_under(folder)[0]:
+        return (
+            f"{path} links to a folder of videos, which a folder search does not follow; give "
+            "the link itself as an input"
+        )
+    return (
+        f"{path} is a folder that holds no video files ({', '.join(VIDEO_EXTENSIONS)}); give "
+        "a folder of videos, the videos themselves or a .txt list of them"
+    )
 
 
 def _list_entry(line: str, folder: Path) -> Path:

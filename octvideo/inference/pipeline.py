@@ -83,6 +83,7 @@ from octvideo.data.workers import (
     worker_context,
 )
 from octvideo.errors import RunStopped
+from octvideo.inference.inputs import folder_input_error
 from octvideo.inference.predictor import (
     InputHeader,
     Predictor,
@@ -213,8 +214,12 @@ def read_input(
 
     Anything raised while reading is the input's error (decoders raise many kinds); it is logged
     with its traceback at DEBUG level. Out of open files is no input's fault: "stop" with its
-    one line.
+    one line. A folder (one that holds no video) is "error" with the line that says so.
     """
+    folder_error = folder_input_error(path)
+    if folder_error is not None:
+        yield ERROR, folder_error
+        return
     try:
         opened = predictor.open_input(
             path, request.views, request.window, request.stride, decoder=request.decoder

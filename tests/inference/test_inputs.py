@@ -13,6 +13,7 @@ from octvideo.inference.inputs import (
     RENDER_EXTENSIONS,
     RENDER_SUFFIX,
     expand_inputs,
+    folder_input_error,
     is_render_name,
 )
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
@@ -153,3 +154,32 @@ def test_a_folder_search_skips_what_data_commands_skip_and_says_so_in_one_line(t
     hidden = [str(tmp_path / "._clip.mp4"), str(tmp_path / ".Trash-1000" / "files")]
     assert expand_inputs(hidden) == [hidden[0], str(tmp_path / ".Trash-1000/files/deleted.mp4")]
     assert not caplog.records
+
+
+def test_a_folder_without_videos_is_kept_to_fail_in_one_line_that_says_so(tmp_path, caplog):
+    # a warning "no video files under emp", then the record's "IsADirectoryError: emp is a
+    # directory, not a video file": two lines that contradicted each other
+    empty, holder = tmp_path / "emp", tmp_path / "holder"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "self").symlink_to(empty)  # a link back up, not followed
+    (holder / "named.mp4").mkdir(parents=True)  # named like a video, holding none
+    (holder / "videos").mkdir()
+    (holder / "videos" / "a.mp4").write_bytes(b"")
+    (holder / "link.mp4").symlink_to(holder / "videos")  # a link, not followed by the search
+    with caplog.at_level("WARNING", logger="octvideo.inference.inputs"):
+        found = expand_inputs([empty, holder])
+    assert not caplog.records
+    named, link = str(holder / "named.mp4"), str(holder / "link.mp4")
+    assert found == [str(empty), str(holder / "link.mp4"), named, str(holder / "videos/a.mp4")]
+    assert folder_input_error(str(empty)) == (
+        f"{empty} is a folder that holds no video files (.mp4, .webm, .mkv, .avi, .mov, .m4v, "
+        ".mpg, .mpeg, .ogv); give a folder of videos, the videos themselves or a .txt list of them"
+    )
+    assert folder_input_error(named).startswith(f"{named} is a folder that holds no video files")
+    assert folder_input_error(link) == (
+        f"{link} links to a folder of videos, which a folder search does not follow; give the "
+        "link itself as an input"
+    )
+    assert expand_inputs([link]) == [f"{link}/a.mp4"]  # as the line says
+    for path in (str(holder / "videos/a.mp4"), str(tmp_path / "missing.mp4")):
+        assert folder_input_error(path) is None  # a file's reason is its decoder's
