@@ -17,9 +17,14 @@ Every parser is a ``CommandParser``: a command's options, inputs and overrides c
 an argument that nothing takes is refused under the command's own usage, and ``--help`` gives
 every option's default. The argparse types the commands share are in ``octvideo.argtypes``.
 
-A command whose stdout's reader goes away (``octvideo predict ... | head -1``) ends quietly with
-status 1, and one started with stdout or stderr closed (``>&-``) writes what it would print there
-to /dev/null. Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
+A command whose output is files (every one but ``models`` and ``predict`` without ``--out`` or
+``--render``: ``STDOUT_OUTPUTS``) prints a view of its progress, which a reader of stdout or
+stderr that goes away (``octvideo predict --out F ... | head -1``) does not stop: the rest goes to
+/dev/null, and the command writes its files whole and ends with its own status. A command whose
+output is what it prints ends quietly with status 1 there, as Unix tools do. One started with
+stdout or stderr closed (``>&-``) writes what it would print there to /dev/null.
+
+Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
 (CMD is ``data check`` for a data subcommand), and status 130 or 143 (SIGHUP, the terminal
 closed, is taken as SIGTERM): the command unwinds, stopping its workers, committing the outputs
 it finished and removing those it had not. A command prints its last lines, its summary, with
@@ -43,8 +48,8 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Iterator, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn, TextIO
 
 from octvideo import signals
 from octvideo.allocator import keep_freed_memory
@@ -87,6 +92,15 @@ CFG_HELP = "config path, shipped name or short name"
 HEAVY_IMPORTS: dict[str, tuple[str, ...]] = {
     "train": ("octvideo.engine.run",),
     "test": ("octvideo.engine.run",),
+}
+
+
+# The commands whose output is what they print on stdout, for the arguments that make it so: a
+# reader that goes away (``| head -1``) has taken all it wants, and they end there (``_run``).
+# Every other command's output is files, and what it prints only a view of its progress.
+STDOUT_OUTPUTS: dict[str, Callable[[argparse.Namespace], bool]] = {
+    "models": lambda args: True,  # its table
+    "predict": lambda args: not (args.out or args.render),  # its records, as tables
 }
 
 
@@ -348,11 +362,13 @@ def _run(argv: Sequence[str] | None) -> int:
                 importlib.import_module(name)
         command_logging(logging.DEBUG if args.verbose else logging.INFO)
         keep_freed_memory()  # no page faults for tensors freed and allocated again each step
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        prints_output = STDOUT_OUTPUTS.get(args.command, lambda args: False)(args)
+        with contextlib.nullcontext() if prints_output else _progress_streams():
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return code
-    except BrokenPipeError:  # stdout's reader went away (``| head``): nobody reads the rest
-        _stdout_to_devnull()
+    except BrokenPipeError:  # the reader of its output went away (``| head``): it has all it wants
+        _to_devnull(sys.stdout)
         return 1
     except UsageError as err:  # an InputPathError too; any other FileNotFoundError is a bug's
         print(f"{prog}: error: {err}", file=sys.stderr)  # noqa: T201
@@ -362,7 +378,7 @@ def _run(argv: Sequence[str] | None) -> int:
         return 1
     except OSError as err:
         if err.filename is None and err.errno in _STREAM_ERRNOS:  # stdout or stderr is full
-            _stdout_to_devnull()
+            _to_devnull(sys.stdout)
             with contextlib.suppress(OSError):
                 print(  # noqa: T201
                     f"{prog}: stopped: cannot write to stdout or stderr "
@@ -439,10 +455,51 @@ def _open_closed_streams() -> None:
             setattr(sys, name, open(fd, "w", errors=TEXT_ERRORS, closefd=False))  # noqa: SIM115
 
 
-def _stdout_to_devnull() -> None:
-    """Points stdout at /dev/null, so that the interpreter's own flush at exit finds no closed
-    pipe to complain about in a traceback (the recipe of Python's ``signal`` documentation)."""
-    with contextlib.suppress(OSError, ValueError):  # a stdout without a file descriptor
+def _to_devnull(stream: TextIO) -> None:
+    """Points ``stream`` (stdout, stderr) at /dev/null, on its own file descriptor: the text it
+    still holds, and the interpreter's own flush at exit, find no closed pipe to fail on (the
+    recipe of Python's ``signal`` documentation)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a stream without a descriptor
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
+
+
+class _ProgressStream:
+    """stdout or stderr of a command whose output is files: what it prints there is a view of its
+    progress, so a reader that goes away (``| head -1``, ``| true``) stops the view, not the
+    work. The first write or flush that meets a closed pipe points the stream at /dev/null
+    (``_to_devnull``) and the command goes on, writing its files whole and ending with its own
+    status (a stop there would leave the records of the inputs done in place of an earlier
+    complete file). Anything else is the stream's own."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _to_devnull(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _to_devnull(self._stream)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _progress_streams() -> Iterator[None]:
+    """stdout and stderr as ``_ProgressStream``s while a command whose output is files runs; the
+    streams themselves are put back after, for a caller of ``main`` in-process."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (_ProgressStream(stream) for stream in streams)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = streams

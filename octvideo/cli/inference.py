@@ -391,7 +391,8 @@ def _report(
             if rendered or note:
                 tqdm.write(f"  rendered {out}" if rendered else f"  {note}")
             # each video's table as it is done, also into a pipe; a reader that went away
-            # (``| head``) stops the run here rather than after the last input
+            # (``| head``) stops a run whose records are these tables here, rather than after
+            # the last input, and one with --out or --render goes on (``octvideo.cli``)
             sys.stdout.flush()
         counts[outcome] += 1  # its records are written
         progress.input_done(number, result, outcome, note)

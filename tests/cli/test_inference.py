@@ -16,7 +16,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.inputs import expand_inputs
+from tests.cli.test_main import run_with_stdout_closed
 from tests.data.test_open_files import fake_open_file_limit
 from tests.inference.media_helpers import encode, faststart
 
@@ -336,31 +336,61 @@ def test_progress_is_a_bar_over_the_inputs_on_a_terminal(checkpoint, videos, cap
     assert "predict 1/2" not in err
 
 
-def _buffered_env() -> dict[str, str]:
-    """The environment with stdout block-buffered into a pipe, as in a user's shell (this one
-    may set PYTHONUNBUFFERED)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    return {**env, "OMP_NUM_THREADS": "1"}
-
-
 def test_predict_into_a_pipe_whose_reader_went_away_stops_quietly_at_the_first_video(
     checkpoint, videos
 ):
     # ``octvideo predict ... | head -1`` once head has exited: no traceback, status 1, and the
     # run ends at the first table it cannot write instead of predicting every input first
     inputs = [str(videos[n]) for n in ("short", "odd", "audio")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "octvideo.cli", "predict", "--ckpt", str(checkpoint), *inputs],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_buffered_env(),
-    )
-    proc.stdout.close()  # the reader is gone before the first line is written
-    _, err = proc.communicate(timeout=300)
+    code, err = run_with_stdout_closed("predict", "--ckpt", str(checkpoint), *inputs)
     stderr = err.decode()
-    assert proc.returncode == 1, stderr
+    assert code == 1, stderr
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
     assert "predict 1/3" not in stderr, stderr  # the first table's flush ended the run
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stdout and stderr"])
+def test_predict_out_into_a_pipe_whose_reader_went_away_writes_every_record(
+    checkpoint, videos, earlier, closed
+):
+    # ``octvideo predict --out F ... | true``: the records are the output and stdout a view of
+    # them; the run stopped at its first table with status 1, nothing said, and an earlier
+    # complete F replaced by the one record done
+    inputs = [str(videos[n]) for n in ("short", "odd", "audio")]
+    code, err = run_with_stdout_closed(
+        "predict",
+        "--ckpt",
+        str(checkpoint),
+        *inputs,
+        "--out",
+        str(earlier),
+        "--workers",
+        "0",
+        stderr=subprocess.STDOUT if closed == "stdout and stderr" else subprocess.PIPE,
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in earlier.read_text().splitlines()]
+    assert [r["path"] for r in rows if r["type"] == "video"] == inputs
+    if err is not None:  # stderr, a pipe still read: its progress lines, to the last input
+        stderr = err.decode()
+        assert "Traceback" not in stderr and "predict 3/3" in stderr, stderr
+
+
+def test_predict_of_a_folder_without_videos_is_one_failed_line_naming_it(
+    checkpoint, videos, tmp_path, capsys
+):
+    # a warning "no video files under emp" and a record "emp is a directory, not a video file"
+    empty, out = tmp_path / "emp", tmp_path / "preds.jsonl"
+    empty.mkdir()
+    code = _predict("--ckpt", checkpoint, empty, videos["short"], "--out", out, "-q")
+    assert code == 1
+    captured = capsys.readouterr()
+    error = f"{empty} is a folder that holds no video files (.mp4, "
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"predict 1/2 {empty}: FAILED: {error}"), lines
+    assert captured.out == f"1 of 2 inputs predicted, 1 failed; records in {out}\n"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["path"] == str(empty) and rows[0]["error"].startswith(error)
 
 
 def _predict_ckpt(checkpoint, *args: str) -> int:

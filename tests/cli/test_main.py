@@ -347,20 +347,42 @@ def _buffered_env() -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": "1"}
 
 
-def test_a_command_whose_stdout_reader_went_away_ends_quietly_with_status_1():
-    # ``octvideo models ... | head -1`` once head has exited: Python's default is a
-    # BrokenPipeError traceback at exit (status 120); every command ends quietly instead
-    args = ["models", "--frames", "4", "--size", "32", "--filter", "c2d_r18"]
+def run_with_stdout_closed(*args: str, stderr: int = subprocess.PIPE) -> tuple[int, bytes | None]:
+    """``octvideo ARGS | true``: the status and stderr of a command whose stdout's reader is gone
+    before its first line is written (``stderr=subprocess.STDOUT``: ``2>&1 | true``)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "octvideo.cli", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         env=_buffered_env(),
     )
-    proc.stdout.close()  # the reader is gone before the first line is written
+    proc.stdout.close()
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1, err.decode()
+    return proc.returncode, err
+
+
+def test_a_command_whose_stdout_reader_went_away_ends_quietly_with_status_1():
+    # ``octvideo models ... | head -1`` once head has exited: Python's default is a
+    # BrokenPipeError traceback at exit (status 120); a command whose output is what it prints
+    # ends quietly instead
+    code, err = run_with_stdout_closed(
+        "models", "--frames", "4", "--size", "32", "--filter", "c2d_r18"
+    )
+    assert code == 1, err.decode()
     assert err.decode() == ""
+
+
+def test_a_command_that_writes_files_goes_on_when_its_stdout_reader_went_away(tmp_path):
+    # ``octvideo data synth --out D | true``: what it prints is a view of its files, which it
+    # writes whole and ends with its own status; it ended with status 1, nothing said
+    out = tmp_path / "synth"
+    args = ["data", "synth", "--out", str(out), "--num-train", "2", "--num-val", "1"]
+    code, err = run_with_stdout_closed(*args, "--size", "16", "--frames", "2", "-q")
+    stderr = err.decode()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "wrote 2 train and 1 val clips" in stderr, stderr
+    assert len((out / "train.txt").read_text().splitlines()) == 2
+    assert len((out / "val.txt").read_text().splitlines()) == 1
 
 
 def _octvideo(*args: str) -> subprocess.CompletedProcess:
