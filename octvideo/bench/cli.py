@@ -7,7 +7,8 @@ docstring is the subcommand's description. Only the module of the subcommand bei
 imported: ``models`` needs torch and octvideo.models, not the data and inference stack that
 ``predict`` and ``data-loader`` import (a GPU machine may lack their decoders). ``main`` is
 parsing plus error reporting: a bad option or value is one line, ``tools/bench.py SUBCOMMAND:
-error: ...``, and exit status 2, as the octvideo commands do.
+error: ...``, and exit status 2, as the octvideo commands do; a stdout or stderr that is closed,
+goes away or is full is met as the octvideo commands meet it (``main``), with their helpers.
 
     python tools/bench.py --help
     python tools/bench.py models --model i3d_r50 --alpha 0.5 --threads 2
@@ -19,12 +20,14 @@ benchmarks measure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from octvideo.bench.record import check_append, command_line
+from octvideo.cli import _STREAM_ERRNOS, _open_closed_streams, _progress_streams, _to_devnull
 from octvideo.errors import RunStopped, UsageError
 from octvideo.models import list_models, unknown_model_hint
 
@@ -119,19 +122,45 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _say(subcommand: str, kind: str, err: Exception, status: int) -> int:
+def _say(subcommand: str, kind: str, err: Exception | str, status: int) -> int:
     """Prints why a run was refused (``error``) or stopped (``stopped``); returns ``status``."""
     print(f"{PROG} {subcommand}: {kind}: {err}", file=sys.stderr)  # noqa: T201
     return status
 
 
+def _writes_files(args: argparse.Namespace) -> bool:
+    """Whether the subcommand's output is a file (long-video's ``--out``, a table's
+    ``--append``), what it prints only a view of it; else its output is the table it prints."""
+    return args.subcommand == "long-video" or getattr(args, "append", None) is not None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the benchmark ``argv`` names; its streams as the octvideo commands have them
+    (``octvideo.cli``): one started with stdout or stderr closed (``>&-``) prints to /dev/null;
+    where its output is a file, a reader of stdout that goes away (``| head -1``) stops what it
+    prints, not the work; where its output is the table, the benchmark ends there, quietly, with
+    status 1; a full stdout or stderr (``> /dev/full``) stops it with one line, status 1."""
+    _open_closed_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     args.command_line = command_line(argv)
     try:
-        return int(args.run(args) or 0)
+        with _progress_streams() if _writes_files(args) else contextlib.nullcontext():
+            code = int(args.run(args) or 0)
+            sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # the reader of its table went away: it has all it wants
+        _to_devnull(sys.stdout)
+        return 1
     except UsageError as err:
         return _say(args.subcommand, "error", err, 2)
     except RunStopped as err:
         return _say(args.subcommand, "stopped", err, 1)
+    except OSError as err:
+        if err.filename is not None or err.errno not in _STREAM_ERRNOS:
+            raise
+        _to_devnull(sys.stdout)
+        stop = f"cannot write to stdout or stderr ({err.strerror}); the files written are kept"
+        with contextlib.suppress(OSError):
+            return _say(args.subcommand, "stopped", stop, 1)
+        return 1

@@ -3,8 +3,8 @@ sliding-window prediction.
 
 Takes the first validation clip of each class of an ``octvideo data synth`` folder, in the order of
 ``classes.txt``, and writes them one after another as a single H.264 file, printing which class
-occupies which seconds. ``make demo`` runs it to show ``octvideo predict --window``; it is also
-an input for timing sliding-window prediction.
+occupies which seconds once the video is written. ``make demo`` runs it to show ``octvideo
+predict --window``; it is also an input for timing sliding-window prediction.
 
     python tools/bench.py long-video data/synth --out runs/demo/long_video.mp4
 
@@ -86,15 +86,17 @@ def run(args: argparse.Namespace) -> int:
     check_output_file("--out", args.out, reads)
     what = f"a long video of this command (one it wrote, or the demo's <run>/{DEMO_NAME})"
     keep_unless_earlier("--out", args.out, is_long_video, what)
-    clips, fps, t = [], 0.0, 0.0
+    clips, lines, fps, t = [], [], 0.0, 0.0
     for name, path in zip(classes, picked, strict=True):
         info = probe(path)
         fps = info.fps
         clips.append(decode(path).numpy())  # (T, H, W, 3)
         duration = info.num_frames / info.fps
-        print(f"{t:5.1f}-{t + duration:5.1f} s  {name}")  # noqa: T201
+        lines.append(f"{t:5.1f}-{t + duration:5.1f} s  {name}")
         t += duration
     with atomic_output(args.out, "--out") as tmp:  # a stopped run leaves no half video
         write_video(tmp, np.concatenate(clips), fps=round(fps), comment=LONG_VIDEO_TAG)
-    print(f"wrote {args.out} ({t:.1f} s)")  # noqa: T201
+    # printed once the video is written: a stdout that fails (``| true``, a full disk) loses
+    # only the lines, never the video they describe
+    print(*lines, f"wrote {args.out} ({t:.1f} s)", sep="\n")  # noqa: T201
     return 0

@@ -5,6 +5,8 @@ under."""
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 
 import pytest
 
@@ -70,3 +72,61 @@ def test_what_a_run_raises_is_one_line(monkeypatch, capsys, error, status, line)
     assert capsys.readouterr().err == line + "\n"
     # the line a table is filed under runs the same benchmark again
     assert seen == ["python tools/bench.py conv-views --repeats 2"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "err"),
+    [
+        # the reader of its table went away (``| head -1``): it has all it wants, as ``head`` ends
+        (BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)), 1, ""),
+        (
+            OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),  # ``> /dev/full``
+            1,
+            "tools/bench.py conv-views: stopped: cannot write to stdout or stderr (No space left "
+            "on device); the files written are kept\n",
+        ),
+    ],
+)
+def test_a_stdout_that_fails_ends_every_subcommand_as_octvideos_commands(
+    monkeypatch, capsys, error, status, err
+) -> None:
+    # it was a traceback: main caught only UsageError and RunStopped
+    def run(args: argparse.Namespace) -> int:
+        raise error
+
+    monkeypatch.setattr("octvideo.bench.conv_views.run", run)
+    assert cli.main(["conv-views", "--repeats", "2"]) == status
+    assert capsys.readouterr().err == err
+
+
+def test_an_error_of_a_file_is_not_taken_for_a_stream_one(monkeypatch) -> None:
+    def run(args: argparse.Namespace) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "BENCHMARKS.md")
+
+    monkeypatch.setattr("octvideo.bench.conv_views.run", run)
+    with pytest.raises(OSError, match="BENCHMARKS.md"):
+        cli.main(["conv-views", "--repeats", "2"])
+
+
+def test_a_table_appended_to_a_record_is_kept_when_stdout_goes_away(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # --append makes the record the output: a reader of stdout that goes away stops the view
+    record = tmp_path / "BENCHMARKS.md"
+
+    class GoneReader:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+        def flush(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    def run(args: argparse.Namespace) -> int:
+        print("| table |")  # noqa: T201
+        record.write_text("| table |\n")  # as ``append_table`` after the print
+        return 0
+
+    monkeypatch.setattr("octvideo.bench.layouts.run", run)
+    monkeypatch.setattr("sys.stdout", GoneReader())
+    assert cli.main(["layouts", "--append", str(record)]) == 0
+    assert record.read_text() == "| table |\n"

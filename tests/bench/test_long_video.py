@@ -4,6 +4,8 @@ refused in one line, and so is a file at ``--out`` that is no earlier long video
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from octvideo.bench.long_video import LONG_VIDEO_TAG
 from octvideo.data.decoding import probe
 from octvideo.data.synth import generate_synthetic, video_comment
 from octvideo.paths import RUN_MARK
+
+BENCH = Path(__file__).resolve().parents[2] / "tools" / "bench.py"
 
 
 def test_one_clip_of_each_class_in_order(tmp_path: Path, capsys) -> None:
@@ -111,3 +115,26 @@ def test_the_demos_long_video_from_before_the_tag_is_replaced_in_a_run_folder_on
     assert main(["long-video", str(synth), "--out", str(other / "long_video.mp4")]) == 2
     assert "exists and is not a long video" in capsys.readouterr().err
     assert (other / "long_video.mp4").read_bytes() == untagged
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_stdout_whose_reader_is_gone_or_full_loses_only_the_lines(tmp_path: Path) -> None:
+    # ``| true`` and ``> /dev/full`` ended in a traceback with no video: the lines describing it
+    # were printed before it was written
+    synth = _synth(tmp_path)
+    gone = tmp_path / "gone.mp4"
+    command = [sys.executable, str(BENCH), "long-video", str(synth), "--out"]
+    proc = subprocess.Popen([*command, str(gone)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader went away before the first line
+    err = proc.stderr.read()
+    assert proc.wait() == 0 and err == b""  # the video is its output: the run went on
+    assert probe(gone).num_frames == 4 * 6
+    full = tmp_path / "full.mp4"
+    with open("/dev/full", "w") as stdout:
+        done = subprocess.run([*command, str(full)], stdout=stdout, stderr=subprocess.PIPE)
+    assert done.returncode == 1
+    assert done.stderr.decode() == (
+        "tools/bench.py long-video: stopped: cannot write to stdout or stderr (No space left on "
+        "device); the files written are kept\n"
+    )
+    assert probe(full).num_frames == 4 * 6
