@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import os
 import re
 import sys
 from collections.abc import Iterable
@@ -70,7 +68,13 @@ from octvideo.inference.predictor import (
     parse_views,
     window_seconds,
 )
-from octvideo.paths import ReadFiles, check_folder, check_output_file, nearest_existing
+from octvideo.paths import (
+    ReadFiles,
+    check_folder,
+    check_output_file,
+    fitted_name,
+    name_limit,
+)
 
 MAX_TOPK = 1000  # classes per record; more than any video dataset's (Kinetics-700)
 # clips (windows) of one input between its progress lines: a 2-hour video in 2 s windows gets a
@@ -151,47 +155,22 @@ def _workers(count: int) -> int:
         return check_worker_count("--workers", count, low=0, cap=MAX_WORKERS)
 
 
-def _name_limit(folder: Path) -> int:
-    """The longest file name, in bytes, that ``folder`` (or the folder it will be made in)
-    takes: 255 on most file systems, 143 on eCryptfs."""
-    try:
-        limit = os.pathconf(nearest_existing(folder), "PC_NAME_MAX")
-    except (OSError, ValueError):  # not known here
-        return 255
-    return limit if limit > 0 else 255  # -1: no limit
-
-
-def _fitted_name(stem: str, tail: str, limit: int) -> str:
-    """``stem + tail``, or where that is longer than ``limit`` bytes, the start of ``stem``, a
-    ``~``, and 8 hex digits of a hash of the whole ``stem`` before ``tail``: names that differ
-    only past the cut stay apart, and the start still says which input it was."""
-    name = stem + tail
-    if len(os.fsencode(name)) <= limit:
-        return name
-    tag = "~" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8] + tail
-    room = limit - len(os.fsencode(tag))
-    cut = stem
-    while cut and len(os.fsencode(cut)) > room:  # by characters: no UTF-8 sequence split
-        cut = cut[:-1]
-    return cut + tag
-
-
 def _render_paths(render: str, inputs: list[str]) -> list[Path]:
     """Where each input's video goes: ``render`` itself for one input unless it is a folder, else
     ``render/<stem>.pred.mp4``, numbered (``<stem>.2.pred.mp4``) when names repeat, so that two
     inputs of one name in different folders do not overwrite each other. A name past the file
-    system's limit (an input named near it) is cut to fit (``_fitted_name``)."""
+    system's limit (an input named near it) is cut to fit (``paths.fitted_name``)."""
     if len(inputs) == 1 and not Path(render).is_dir():
         return [Path(render)]
-    limit = _name_limit(Path(render))
+    limit = name_limit(Path(render))
     taken: set[str] = set()
     paths = []
     for source in inputs:
         stem = Path(source).stem
-        name, n = _fitted_name(stem, RENDER_SUFFIX, limit), 1
+        name, n = fitted_name(stem, RENDER_SUFFIX, limit), 1
         while name.lower() in taken:  # case-insensitive file systems too
             n += 1
-            name = _fitted_name(stem, f".{n}{RENDER_SUFFIX}", limit)
+            name = fitted_name(stem, f".{n}{RENDER_SUFFIX}", limit)
         taken.add(name.lower())
         paths.append(Path(render) / name)
     return paths
