@@ -188,9 +188,9 @@ def export(
         OutputWriteError: the export cannot be written (full disk); an earlier file is kept.
         ExportError: the checkpoint's own model gives NaN or infinite logits, or the exported
             model's logits differ from the checkpoint's by more than ``tol`` times the largest
-            logit (at least 1): float32 rounding grows with the logits, which reach 1e3-1e4 in
-            an untrained SlowFast; or torch cannot write the ONNX graph, or ONNX Runtime cannot
-            run it.
+            logit (at least 1): float32 rounding grows with the logits, which reach 1e3-1e5 in
+            a run that diverged; or torch cannot write the ONNX graph, or ONNX Runtime cannot run
+            it.
     """
     if fmt not in FORMATS:
         raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
