@@ -126,8 +126,9 @@ class OctConv3d(OctaveModule):
     Depthwise layers (``groups == in_channels == out_channels``) keep only H->H and L->L.
 
     The arguments are ``nn.Conv3d``'s, in its order, with ``bias`` False by default and these
-    differences: ``padding`` defaults to ``dilation * (kernel - 1) // 2`` at both ends (not 0);
-    ``padding="same"`` also takes a stride but needs an odd kernel; ``padding_mode`` is "zeros"
+    differences: ``padding`` defaults to "same", ``dilation * (kernel - 1) // 2`` at both ends
+    (not 0); "same" also takes a stride but needs an odd kernel (an even one, which would
+    shorten the output, is refused unless the padding is numeric); ``padding_mode`` is "zeros"
     only; the input is batched, (B, C, T, H, W). Each argument out of its bounds is one ValueError
     line naming it.
 
@@ -137,11 +138,12 @@ class OctConv3d(OctaveModule):
         kernel_size: (T, H, W) kernel.
         stride: (T, H, W) stride.
         padding: (T, H, W) zero padding, one number for all three, "valid" (0) or "same"; None
-            pads ``dilation * (kernel - 1) // 2`` at both ends: "same" for an odd kernel, and
-            the only padding that keeps the two groups aligned when an octave is present.
-            "same" takes a stride (each axis gives ceil(size / stride)), which ``nn.Conv3d``
-            refuses, and needs ``dilation * (kernel - 1)`` even along every axis, where
-            ``nn.Conv3d`` pads the end of an axis one more. ``self.padding`` holds the numbers.
+            is "same": ``dilation * (kernel - 1) // 2`` at both ends, the only padding that
+            keeps the two groups aligned when an octave is present. "same" takes a stride (each
+            axis gives ceil(size / stride)), which ``nn.Conv3d`` refuses, and needs
+            ``dilation * (kernel - 1)`` even along every axis (an odd kernel), where
+            ``nn.Conv3d`` pads the end of an axis one more; an even kernel needs numeric
+            padding. ``self.padding`` holds the numbers.
         dilation: (T, H, W) dilation.
         groups: convolution groups (a positive integer), applied on every path.
         bias: learnable bias on each output group (carried by H->H and by L->L, or H->L where
@@ -222,18 +224,19 @@ class OctConv3d(OctaveModule):
         self.depthwise = groups > 1 and groups == in_channels == out_channels
 
         even = any(s % 2 for s in span)  # "same" would pad one side more than the other
+        if even and (padding is None or text == "same"):  # the default is "same" too
+            raise ValueError(
+                f"OctConv3d pads 'same' (its default) only an odd kernel: got kernel "
+                f"{self.kernel_size}, dilation {self.dilation}, whose dilation * (kernel - 1) is "
+                f"odd along an axis, so the output would be shorter (nn.Conv3d pads such an axis "
+                f"one more at the end, OctConv3d pads both ends alike); give an odd kernel, or "
+                f"numeric padding without an octave"
+            )
         if self.has_octave and (even or self.padding != same):
             raise ValueError(
                 f"OctConv3d with an octave needs an odd kernel and 'same' padding {same} so "
                 f"both groups stay aligned; got kernel {self.kernel_size}, padding "
                 f"{self.padding}, dilation {self.dilation}"
-            )
-        if text == "same" and even:  # None keeps dilation * (kernel - 1) // 2 at both ends
-            raise ValueError(
-                f"padding 'same' needs an odd kernel along every axis (dilation * (kernel - 1) "
-                f"even); got kernel {self.kernel_size}, dilation {self.dilation}: nn.Conv3d pads "
-                f"such an axis one more at the end, OctConv3d pads both ends alike; give numeric "
-                f"padding"
             )
         if self.depthwise and self.in_low != self.out_low:
             raise ValueError(

@@ -265,7 +265,7 @@ def test_input_mismatch_and_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match=r"expects \(high, low\) channels \(4, 4\)"):
         layer(torch.randn(1, 8, 2, 8, 8))
     with pytest.raises(ValueError, match="odd kernel and 'same' padding"):
-        OctConv3d(8, 8, 2, alpha_in=0.5, alpha_out=0.5)
+        OctConv3d(8, 8, 2, padding=0, alpha_in=0.5, alpha_out=0.5)
     with pytest.raises(ValueError, match="odd kernel and 'same' padding"):
         OctConv3d(8, 8, 3, padding=0, alpha_in=0.5, alpha_out=0.5)
     with pytest.raises(ValueError, match=r"^alpha_in must be a number in \[0, 1\), got 1.0$"):
@@ -364,16 +364,31 @@ def test_from_conv_takes_a_conv_with_same_or_valid_padding(padding):
     torch.testing.assert_close(layer.to_conv()(x), conv(x), rtol=0, atol=1e-12)
 
 
-def test_same_padding_of_an_even_kernel_is_refused_naming_what_differs():
+@pytest.mark.parametrize("padding", [None, "same"])
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_same_padding_of_an_even_kernel_is_refused_rather_than_shortening_the_output(
+    padding, alpha
+):
+    """The default padding is "same" too: an even kernel gave a shorter output at alpha 0
+    (8 frames in, 7 out for a 4x6x6 stem) and was refused only with an octave."""
     with pytest.raises(ValueError) as caught:
-        OctConv3d(4, 4, (2, 3, 3), padding="same")
+        OctConv3d(4, 4, (2, 3, 3), padding=padding, alpha_in=alpha, alpha_out=alpha)
     assert str(caught.value) == (
-        "padding 'same' needs an odd kernel along every axis (dilation * (kernel - 1) even); got "
-        "kernel (2, 3, 3), dilation (1, 1, 1): nn.Conv3d pads such an axis one more at the end, "
-        "OctConv3d pads both ends alike; give numeric padding"
+        "OctConv3d pads 'same' (its default) only an odd kernel: got kernel (2, 3, 3), dilation "
+        "(1, 1, 1), whose dilation * (kernel - 1) is odd along an axis, so the output would be "
+        "shorter (nn.Conv3d pads such an axis one more at the end, OctConv3d pads both ends "
+        "alike); give an odd kernel, or numeric padding without an octave"
     )
-    # the default pads dilation * (kernel - 1) // 2 at both ends, as it always has
-    assert OctConv3d(4, 4, (2, 3, 3)).padding == (0, 1, 1)
+
+
+def test_an_even_kernel_with_numeric_padding_is_nn_conv3d_without_an_octave():
+    conv = nn.Conv3d(4, 6, (2, 3, 3), padding=(1, 1, 1), bias=False)
+    layer = OctConv3d(4, 6, (2, 3, 3), padding=(1, 1, 1))
+    layer.load_vanilla_weight(conv.weight)
+    x = torch.randn(1, 4, 8, 6, 6)
+    torch.testing.assert_close(layer(x), conv(x), rtol=0, atol=1e-12)  # (1, 6, 9, 6, 6)
+    # "same" needs dilation * (kernel - 1) even: a kernel of 2 at dilation 2 spans 3 frames
+    assert OctConv3d(4, 4, (2, 3, 3), dilation=(2, 1, 1)).padding == (1, 1, 1)
 
 
 def test_device_and_dtype_place_every_path_as_nn_conv3d_does():
