@@ -53,7 +53,7 @@ def create_model(
     *,
     num_classes: int = 400,
     alpha: float | Sequence[float] = 0.0,
-    octave: int | Sequence[int] = (1, 2, 2),
+    octave: Sequence[int] = (1, 2, 2),
     dropout: float = 0.5,
     **kwargs: object,
 ) -> nn.Module:
@@ -64,13 +64,19 @@ def create_model(
         num_classes: classifier outputs.
         alpha: low-frequency share, one value (res2-res4; res5 stays vanilla) or one per stage
             (res2, res3, res4, res5).
-        octave: (T, H, W) octave: (1, 2, 2) spatial (the paper), (2, 2, 2) spatio-temporal.
+        octave: (T, H, W) octave: (1, 2, 2) spatial (the paper), (2, 2, 2) spatio-temporal;
+            three factors, as the config's ``model.octave`` takes it (one number is refused).
         dropout: dropout before the classifier.
         **kwargs: passed to the model class (e.g. ``stride_in_1x1``, ``oct_stem``).
 
+    Every option is checked by the model class before any layer is built: a value no layer can
+    take (an even kernel, a SlowFast ``alpha`` that leaves a lateral no high channel) is one
+    ValueError line naming the option, the value and what it takes.
+
     Raises:
         TypeError: ``name`` is not a str.
-        ValueError: for an unknown name, naming the closest registered ones.
+        ValueError: for an unknown name, naming the closest registered ones; an option the
+            model cannot take, naming it.
 
     Warns:
         UserWarning: an alpha above 0 leaves no layer a low-frequency channel, so the network

@@ -7,11 +7,12 @@ The model constructors run the argument checks before any layer is built; their 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from octvideo.ops.pair import is_whole
+from octvideo.ops.pair import is_whole, normalize_octave
 
 # One rule for every number and switch of a model's constructor: a whole number is any
 # ``numbers.Integral`` (``np.int64`` from an array, not a bool) and a switch True, False or a numpy
@@ -37,16 +38,96 @@ def check_switches(**switches: object) -> tuple[bool, ...]:
     return tuple(bool(value) for value in switches.values())
 
 
-def check_whole(name: str, value: object, low: int = 1) -> int:
+def check_whole(
+    name: str, value: object, low: int = 1, high: int | None = None, why: str = ""
+) -> int:
     """``value`` as a Python int: a whole number (``ops.pair.is_whole``: any
-    ``numbers.Integral``, not a bool) of at least ``low``.
+    ``numbers.Integral``, not a bool) of at least ``low`` and, where ``high`` is given, at most
+    ``high``; ``why`` (e.g. " (...)") says what the bound comes from.
 
     Raises:
-        ValueError: ``{name} must be a whole number of at least {low}, got ...``.
+        ValueError: ``{name} must be a whole number of at least {low}, got ...``, or ``from
+            {low} to {high}`` where ``high`` is given.
     """
-    if not is_whole(value) or value < low:
-        raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
+    if not is_whole(value) or value < low or (high is not None and value > high):
+        bound = f"of at least {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be a whole number {bound}{why}, got {value!r}")
     return int(value)
+
+
+def _is_odd_whole(value: object) -> bool:
+    return is_whole(value) and value >= 1 and value % 2 == 1
+
+
+def check_odd(name: str, value: object, why: str) -> int:
+    """``value`` as a Python int: an odd whole number, as every kernel the models pad "same"
+    (``why`` says which); an even kernel has no "same" padding and would shorten the clip.
+
+    Raises:
+        ValueError: ``{name} must be an odd whole number ({why}), got ...``.
+    """
+    if not _is_odd_whole(value):
+        raise ValueError(f"{name} must be an odd whole number ({why}), got {value!r}")
+    return int(value)
+
+
+def check_kernel(name: str, value: object, example: str) -> tuple[int, int, int]:
+    """A (T, H, W) kernel the models pad "same": three odd whole numbers, or one for all three.
+
+    Raises:
+        ValueError: ``{name} must be three odd whole numbers (T, H, W) ..., got ...``.
+    """
+    items = (value,) * 3 if is_whole(value) else value
+    listed = isinstance(items, Sequence) and not isinstance(items, str)
+    if not listed or len(items) != 3 or not all(_is_odd_whole(k) for k in items):
+        raise ValueError(
+            f"{name} must be three odd whole numbers (T, H, W), e.g. {example}: an even kernel "
+            f"has no 'same' padding and would shorten the clip; got {value!r}"
+        )
+    return tuple(int(k) for k in items)  # type: ignore[return-value]
+
+
+def check_temporal_kernels(value: object) -> tuple[tuple[int, ...], ...]:
+    """``temporal_kernels``: per stage (res2..res5), a non-empty list of odd whole numbers,
+    conv_a's temporal kernels cycled over the stage's blocks.
+
+    Raises:
+        ValueError: one line naming ``temporal_kernels``, what it takes and the value.
+    """
+
+    def listed(v: object) -> bool:
+        return isinstance(v, Sequence) and not isinstance(v, str)
+
+    if not (
+        listed(value)
+        and len(value) == 4
+        and all(listed(s) and len(s) > 0 and all(_is_odd_whole(k) for k in s) for s in value)
+    ):
+        raise ValueError(
+            f"temporal_kernels must be one list per stage (res2..res5) of odd whole numbers, "
+            f"conv_a's temporal kernels cycled over the stage's blocks, e.g. ((3,), (3, 1), "
+            f"(3, 1), (1, 3)); got {value!r}"
+        )
+    return tuple(tuple(int(k) for k in s) for s in value)
+
+
+def check_octave(octave: object) -> tuple[int, int, int]:
+    """A model's ``octave``: three factors (T, H, W), as the config's ``model.octave`` takes it;
+    one number for all three axes is refused, so that Python and a config take the same values.
+
+    Raises:
+        ValueError: ``octave must be three factors (T, H, W) ..., got ...``.
+    """
+    listed = isinstance(octave, Sequence) and not isinstance(octave, str)
+    if listed and len(octave) == 3:
+        try:
+            return normalize_octave(octave)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"octave must be three factors (T, H, W), each 1 or 2: (1, 2, 2) for the spatial octave, "
+        f"(2, 2, 2) for the spatio-temporal one; got {octave!r}"
+    )
 
 
 def check_layer_classes(**factories: object) -> None:

@@ -41,8 +41,11 @@ from octvideo.models._registry import register_model
 from octvideo.models.checks import (
     check_clip_tensor,
     check_dropout,
+    check_kernel,
     check_layer_classes,
+    check_octave,
     check_switches,
+    check_temporal_kernels,
     check_whole,
 )
 from octvideo.models.layers import (
@@ -58,7 +61,7 @@ from octvideo.models.layers import (
     zero_init_last_norms,
 )
 from octvideo.models.non_local import NonLocal3d
-from octvideo.ops import OctPair, OctPool3d, normalize_octave
+from octvideo.ops import OctPair, OctPool3d
 from octvideo.ops.pair import is_whole
 
 # Temporal kernel of conv_a per stage (res2..res5), cycled over the stage's blocks.
@@ -183,12 +186,14 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
         depth: 18, 34, 50, 101 or 152.
         num_classes: classifier outputs.
         in_chans: input channels.
-        stem_kernel: (T, H, W) stem conv kernel: (1, 7, 7) C2D / Slow, (5, 7, 7) I3D.
-        temporal_kernels: per stage (res2..res5), conv_a temporal kernels cycled over the blocks.
+        stem_kernel: (T, H, W) stem conv kernel: (1, 7, 7) C2D / Slow, (5, 7, 7) I3D; odd
+            numbers (padded "same").
+        temporal_kernels: per stage (res2..res5), conv_a temporal kernels cycled over the
+            blocks; odd numbers (padded "same").
         temporal_pool: max-pool 2x1x1 after res2 (C2D, I3D) or not (Slow).
         nonlocal_blocks: per stage, the blocks (0-based) followed by a Non-local block.
         alpha: one low share (res2..res4, res5 vanilla) or one per stage (res2..res5).
-        octave: (T, H, W) octave: (1, 2, 2) spatial, (2, 2, 2) spatio-temporal.
+        octave: (T, H, W) octave: (1, 2, 2) spatial, (2, 2, 2) spatio-temporal (three factors).
         oct_stem: give the stem an octave (alpha of res2) instead of keeping it vanilla.
         stride_in_1x1: spatial stride on the 1x1 conv_a (Caffe2 MSRA style) instead of the 3x3
             conv_b (torchvision / PyTorchVideo). The default (conv_b) is the layout whose
@@ -223,7 +228,7 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
         temporal_pool: bool = True,
         nonlocal_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
         alpha: float | Sequence[float] = 0.0,
-        octave: int | Sequence[int] = (1, 2, 2),
+        octave: Sequence[int] = (1, 2, 2),
         oct_stem: bool = False,
         stride_in_1x1: bool = False,
         width: int = 64,
@@ -238,8 +243,10 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
         depth = check_whole("depth", depth)  # numbers and switches as Python's (``checks``)
         if depth not in STAGE_DEPTHS:
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
-        if len(temporal_kernels) != 4 or len(nonlocal_blocks) != 4:
-            raise ValueError("temporal_kernels and nonlocal_blocks need one entry per stage (4)")
+        stem_kernel = check_kernel("stem_kernel", stem_kernel, "(5, 7, 7) for I3D")
+        temporal_kernels = check_temporal_kernels(temporal_kernels)
+        if len(nonlocal_blocks) != 4:
+            raise ValueError("nonlocal_blocks needs one entry per stage (4)")
         num_classes = check_whole("num_classes", num_classes)
         in_chans, width = check_whole("in_chans", in_chans), check_whole("width", width)
         if channel_multiple is not None:
@@ -253,7 +260,7 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
         check_layer_classes(norm_layer=norm_layer, act_layer=act_layer)
         check_dropout(dropout)  # before any layer is built; ClassifierHead checks it again
         window = None if head_pool is None else check_window(head_pool)  # before building
-        self.octave = normalize_octave(octave)
+        self.octave = check_octave(octave)
         self.alphas = stage_alphas(alpha)
         self.depth = depth
         block = block_for_depth(depth)

@@ -29,6 +29,8 @@ stage's convolutions then see the usual split. The concatenated channel order is
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +42,8 @@ from octvideo.models.checks import (
     check_clip_tensor,
     check_dropout,
     check_layer_classes,
+    check_octave,
+    check_odd,
     check_switches,
     check_whole,
 )
@@ -70,12 +74,14 @@ from octvideo.ops import (
     as_pair,
     cat_pairs,
     low_channels,
-    normalize_octave,
 )
 
 # Temporal kernel of conv_a per stage (res2..res5) of the Fast pathway; the Slow pathway is
 # Slow-only's (SLOW_TEMPORAL).
 SLOWFAST_FAST_TEMPORAL: tuple[tuple[int, ...], ...] = ((3,), (3,), (3,), (3,))
+# Where the laterals join the Slow pathway: after its stem and after res2, res3, res4.
+_POINTS = ("stem", "res2", "res3", "res4")
+_LATERAL_PADS = "the lateral convolutions pad it 'same' in time"
 
 
 def lateral_alpha(
@@ -90,6 +96,73 @@ def lateral_alpha(
             f"cannot split a {fuse_chans}-channel lateral to give {n_low} low channels"
         )
     return n_low / fuse_chans
+
+
+def _lateral_low(slow_chans: int, fuse_chans: int, alpha: float, m: int | None) -> int | None:
+    """The low channels a lateral of ``fuse_chans`` gives a Slow pair of ``slow_chans`` split
+    as ``alpha`` (``lateral_alpha``), or None where no lateral can: all of them (a lateral keeps
+    a high channel) or a count its own ``channel_multiple`` split rounds away."""
+    n_low = low_channels(slow_chans + fuse_chans, alpha, m) - low_channels(slow_chans, alpha, m)
+    if not 0 <= n_low < fuse_chans:
+        return None
+    return n_low if low_channels(fuse_chans, n_low / fuse_chans, m) == n_low else None
+
+
+def check_lateral_splits(
+    slow_points: Sequence[int],
+    fuse_points: Sequence[int],
+    alpha: float | Sequence[float],
+    alphas: Sequence[float],
+    channel_multiple: int | None,
+) -> None:
+    """Refuses, before any layer is built, an ``alpha`` (or ``channel_multiple``) that leaves a
+    lateral no split: the lateral into res3..res5 gives the [Slow, lateral] concatenation the
+    low channels ``alpha`` asks of it, and cannot where that is all its channels (a high
+    ``alpha``: 0.992 of res2's 256 + 64) or a count its own rounding moves.
+
+    Args:
+        slow_points: Slow channels at the stem and after res2, res3, res4.
+        fuse_points: the laterals' output channels there.
+        alpha: ``alpha`` as given (one value, or one per stage), for the message.
+        alphas: the per-stage alphas it gives (res2..res5).
+        channel_multiple: the low groups' rounding, or None.
+
+    Raises:
+        ValueError: one line naming ``alpha`` (or ``alpha[i]``) and the value, the lateral, and
+            the largest alpha below it (to 4 decimals) that splits it; or ``channel_multiple``.
+    """
+    m, per_stage = channel_multiple, not isinstance(alpha, numbers.Real)
+    for i in range(1, 4):  # the stem's lateral meets a vanilla Slow stem
+        a, slow, fuse = alphas[i - 1], slow_points[i], fuse_points[i]
+        if _lateral_low(slow, fuse, a, m) is not None:
+            continue
+        name = f"alpha[{i - 1}]" if per_stage else "alpha"
+        reached = [i] if per_stage else [1, 2, 3]  # the laterals this one value splits
+
+        def splits(b: float, reached: list[int] = reached) -> bool:
+            return all(
+                _lateral_low(slow_points[j], fuse_points[j], b, m) is not None for j in reached
+            )
+
+        start = math.ceil(a * 10**4) - 1  # 4 decimals, below a; alpha 0 always splits
+        below = next(k / 10**4 for k in range(start, -1, -1) if splits(k / 10**4))
+        them = "it" if per_stage else "them"
+        largest = f"the largest {name} below {a} that splits {them} is {below}"
+        if m is None:  # int(b * (S + F)) - int(b * S) < F for every b <= 1 - 1/F
+            safe = math.floor((1 - 1 / min(fuse_points[j] for j in reached)) * 10**4) / 10**4
+            largest += f", and every {name} up to {safe} splits {them}"
+        n_low = low_channels(slow + fuse, a, m) - low_channels(slow, a, m)
+        where = f"SlowFast's {fuse}-channel lateral into res{i + 2} (fuse_{_POINTS[i]})"
+        if n_low >= fuse:
+            raise ValueError(
+                f"{name}={a} leaves {where} no high channel ({n_low} of the {slow + fuse} "
+                f"channels there would be low, {low_channels(slow, a, m)} of them the Slow "
+                f"pathway's {slow}); {largest}"
+            )
+        raise ValueError(
+            f"channel_multiple={m} cannot split {where} into the {n_low} low channels {name}={a} "
+            f"asks of it; choose another channel_multiple, or {name}: {largest}"
+        )
 
 
 def _pathway_windows(
@@ -117,7 +190,7 @@ class FuseFastToSlow(nn.Module):
         fast_chans: Fast pathway channels.
         slow_chans: Slow pathway channels at the same point.
         fusion_ratio: lateral output channels per Fast channel (2 in the paper).
-        kernel_t: temporal kernel (7 for SlowFast R50 in the model zoo, 5 for R101).
+        kernel_t: temporal kernel (7 for SlowFast R50 in the model zoo, 5 for R101); odd.
         speed: frame-rate ratio (the temporal stride).
         fast_alpha: low share of the Fast pair.
         slow_alpha: low share the Slow pair has (and the concatenation must have).
@@ -145,7 +218,10 @@ class FuseFastToSlow(nn.Module):
     ) -> None:
         super().__init__()
         fusion_ratio = check_whole("fusion_ratio", fusion_ratio)  # numpy's as Python's
-        kernel_t, speed = check_whole("kernel_t", kernel_t), check_whole("speed", speed)
+        kernel_t, speed = (
+            check_odd("kernel_t", kernel_t, _LATERAL_PADS),
+            check_whole("speed", speed),
+        )
         out = fast_chans * fusion_ratio
         m = channel_multiple
         alpha_out = lateral_alpha(slow_chans, out, slow_alpha, m)
@@ -229,12 +305,15 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         depth: 50, 101 or 152 (bottleneck ResNets).
         num_classes: classifier outputs.
         slowfast_alpha: speed ratio between the pathways' frame rates.
-        beta_inv: channel ratio 1/beta (Fast has 1/8 of Slow's channels).
+        beta_inv: channel ratio 1/beta (Fast has 1/8 of Slow's channels); 1 to 64 (the Fast
+            stem has 64 // beta_inv channels).
         fusion_ratio: lateral output channels per Fast channel.
-        fusion_kernel: temporal kernel of the lateral convs.
-        alpha: Slow pathway's low share: one value (res2..res4) or one per stage.
+        fusion_kernel: temporal kernel of the lateral convs; odd (padded "same").
+        alpha: Slow pathway's low share: one value (res2..res4) or one per stage. A lateral
+            keeps a high channel, so an alpha near 1 that would make one all low is refused
+            (``check_lateral_splits``: every alpha up to 1 - 1/64 splits the default widths).
         fast_alpha: Fast pathway's low share (same form); defaults to ``alpha``.
-        octave: (T, H, W) octave factor of both pathways.
+        octave: (T, H, W) octave factor of both pathways (three factors).
         stride_in_1x1: stride on conv_a instead of conv_b.
         dropout: dropout before the classifier.
         norm_layer: normalisation class.
@@ -265,7 +344,7 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         fusion_kernel: int = 7,
         alpha: float | Sequence[float] = 0.0,
         fast_alpha: float | Sequence[float] | None = None,
-        octave: int | Sequence[int] = (1, 2, 2),
+        octave: Sequence[int] = (1, 2, 2),
         stride_in_1x1: bool = False,
         dropout: float = 0.5,
         norm_layer: type[nn.Module] = nn.BatchNorm3d,
@@ -280,9 +359,10 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"SlowFast depth must be 50, 101 or 152, got {depth}")
         num_classes = check_whole("num_classes", num_classes)
         slowfast_alpha = check_whole("slowfast_alpha", slowfast_alpha)
-        beta_inv = check_whole("beta_inv", beta_inv)
+        why = " (the Fast stem has 64 // beta_inv channels)"
+        beta_inv = check_whole("beta_inv", beta_inv, high=64, why=why)
         fusion_ratio = check_whole("fusion_ratio", fusion_ratio)
-        fusion_kernel = check_whole("fusion_kernel", fusion_kernel)
+        fusion_kernel = check_odd("fusion_kernel", fusion_kernel, _LATERAL_PADS)
         if channel_multiple is not None:
             channel_multiple = check_whole("channel_multiple", channel_multiple)
         stride_in_1x1, zero_init_final_bn = check_switches(
@@ -292,7 +372,7 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         check_dropout(dropout)  # before any layer is built; ClassifierHead checks it again
         windows = _pathway_windows(head_pool)  # before building
         self.slowfast_alpha = slowfast_alpha
-        self.octave = normalize_octave(octave)
+        self.octave = check_octave(octave)
         self.alphas = stage_alphas(alpha)
         self.fast_alphas = self.alphas if fast_alpha is None else stage_alphas(fast_alpha)
         block = block_for_depth(depth)
@@ -314,6 +394,8 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         slow_points = (width, *outs[:3])
         slow_alpha_points = (0.0, *self.alphas[:3])
         fast_alpha_points = (0.0, *self.fast_alphas[:3])
+        fuse_points = tuple(c * fusion_ratio for c in fast_points)
+        check_lateral_splits(slow_points, fuse_points, alpha, self.alphas, channel_multiple)
         fuses = [
             FuseFastToSlow(
                 fast_points[i],

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from octvideo.models.checks import check_clip_tensor, check_dropout, check_switches, check_whole
+from octvideo.models.checks import (
+    check_clip_tensor,
+    check_dropout,
+    check_kernel,
+    check_octave,
+    check_odd,
+    check_switches,
+    check_temporal_kernels,
+    check_whole,
+)
 
 
 @pytest.mark.parametrize("p", [0, 0.5, np.float64(0.25)])
@@ -53,3 +62,28 @@ def test_a_clip_check_names_the_network_and_what_it_takes():
     assert (
         str(caught.value) == "Net takes (B, 8, T, H, W) clips, channels second; got (1, 3, 2, 4, 4)"
     )
+
+
+def test_a_whole_number_out_of_its_bounds_names_them_and_why():
+    assert check_whole("beta_inv", np.int64(64), high=64) == 64
+    with pytest.raises(ValueError) as caught:
+        check_whole("beta_inv", 65, high=64, why=" (a reason)")
+    assert str(caught.value) == "beta_inv must be a whole number from 1 to 64 (a reason), got 65"
+    with pytest.raises(ValueError, match=r"^k must be a whole number of at least 1, got 0$"):
+        check_whole("k", 0)
+
+
+@pytest.mark.parametrize("value", [2, 0, -3, 3.0, True, "5"])
+def test_an_odd_kernel_is_an_odd_whole_number(value):
+    with pytest.raises(ValueError) as caught:
+        check_odd("k", value, "padded 'same'")
+    assert str(caught.value) == f"k must be an odd whole number (padded 'same'), got {value!r}"
+    assert check_odd("k", np.int64(5), "padded 'same'") == 5
+
+
+def test_kernels_and_octaves_come_back_as_python_ints():
+    assert check_kernel("stem_kernel", (np.int64(5), 7, 7), "(5, 7, 7)") == (5, 7, 7)
+    assert check_kernel("stem_kernel", 3, "(5, 7, 7)") == (3, 3, 3)
+    assert check_temporal_kernels([[3], [3, 1], [1], [np.int64(3)]]) == ((3,), (3, 1), (1,), (3,))
+    assert check_octave([np.int64(2), 2, 2]) == (2, 2, 2)
+    assert type(check_octave((1, 2, 2))[0]) is int

@@ -290,3 +290,15 @@ def test_a_name_that_is_no_str_is_one_type_error_listing_the_models(name: object
         f"create_model takes a model name (a str), got {type(name).__name__} {name!r}; "
         f"known: {', '.join(list_models())}"
     )
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("octave", [2, 1, (2,), (2, 2), "122"])
+def test_octave_is_three_factors_as_the_config_takes_it(name, octave):
+    """``model.octave=2`` is refused by the config; create_model took 2 as (2, 2, 2)."""
+    with pytest.raises(ValueError) as caught:
+        create_model(name, alpha=0.25, octave=octave)
+    assert str(caught.value) == (
+        "octave must be three factors (T, H, W), each 1 or 2: (1, 2, 2) for the spatial octave, "
+        f"(2, 2, 2) for the spatio-temporal one; got {octave!r}"
+    )

@@ -415,3 +415,33 @@ def test_nonlocal_positions_may_be_numpy_whole_numbers():
     model = create_model("c2d_r18", width=8, nonlocal_blocks=((), (np.int64(1),), (), ()))
     names = dict(model.named_modules())
     assert "res3.nl1" in names and "res3.nl0" not in names
+
+
+@pytest.mark.parametrize("stem_kernel", [(4, 6, 6), (4, 7, 7), (1, 6, 7), 4, (5, 7), "577"])
+def test_a_stem_kernel_other_than_three_odd_numbers_is_refused_naming_it(stem_kernel):
+    """An even stem kernel was padded (k - 1) // 2 and turned 8 frames into 7 (or shifted the
+    frame half a pixel), with no word; with ``oct_stem`` OctConv3d refused it in its own words."""
+    for oct_stem in (False, True):
+        with pytest.raises(ValueError) as caught:
+            create_model("i3d_r18", width=8, alpha=0.25, oct_stem=oct_stem, stem_kernel=stem_kernel)
+        assert str(caught.value) == (
+            "stem_kernel must be three odd whole numbers (T, H, W), e.g. (5, 7, 7) for I3D: an "
+            f"even kernel has no 'same' padding and would shorten the clip; got {stem_kernel!r}"
+        )
+    model = create_model("i3d_r18", width=8, stem_kernel=(3, 5, 5))  # odd: kept in time
+    assert model.stem(torch.randn(1, 3, 8, 32, 32)).high.shape == (1, 8, 8, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "kernels", [((3,), (2,), (3,), (1,)), ((3,), (3,), (3,)), ((3,), (), (3,), (1,)), "3313"]
+)
+def test_temporal_kernels_other_than_odd_numbers_per_stage_are_refused_naming_them(kernels):
+    """An even entry was refused by OctConv3d in its words, or at alpha 0 shortened the clip."""
+    for alpha in (0.0, 0.25):
+        with pytest.raises(ValueError) as caught:
+            create_model("i3d_r18", width=8, alpha=alpha, temporal_kernels=kernels)
+        assert str(caught.value) == (
+            "temporal_kernels must be one list per stage (res2..res5) of odd whole numbers, "
+            "conv_a's temporal kernels cycled over the stage's blocks, e.g. ((3,), (3, 1), "
+            f"(3, 1), (1, 3)); got {kernels!r}"
+        )

@@ -140,7 +140,7 @@ def test_a_fast_clip_of_any_length_runs_or_is_refused_in_one_line(fast_frames):
     """Fast clips that are no multiple of the speed too: the check refuses exactly the clips that
     a lateral's time pool would fail on (a window longer than the frames it has)."""
     with torch.device("meta"):
-        model = create_model("slowfast_r50", num_classes=3, alpha=0.25, octave=2).eval()
+        model = create_model("slowfast_r50", num_classes=3, alpha=0.25, octave=(2, 2, 2)).eval()
     slow, fast = (1, 3, -(-fast_frames // 4), 9, 9), (1, 3, fast_frames, 9, 9)
     runs = fast_frames == 1 or fast_frames >= 7  # pools of 1 frame, or of whole windows of 4
     if runs:
@@ -256,7 +256,10 @@ def test_numpy_numbers_and_switches_are_taken_as_their_python_values():
     assert model.head.fc.out_features == 3 and type(model.slowfast_alpha) is int
     with pytest.raises(ValueError) as caught:
         create_model("slowfast_r50", beta_inv=8.0)
-    assert str(caught.value) == "beta_inv must be a whole number of at least 1, got 8.0"
+    assert str(caught.value) == (
+        "beta_inv must be a whole number from 1 to 64 (the Fast stem has 64 // beta_inv "
+        "channels), got 8.0"
+    )
 
 
 def test_a_layer_instance_or_a_bad_dropout_is_refused_before_building():
@@ -274,10 +277,68 @@ def test_a_lateral_refuses_other_than_whole_numbers_naming_the_argument(name, va
     """A float fusion_ratio was refused as "channels", a float kernel_t as "kernel_size"."""
     with pytest.raises(ValueError) as caught:
         FuseFastToSlow(8, 16, **{name: value})
-    assert str(caught.value) == f"{name} must be a whole number of at least 1, got {value!r}"
+    what = "an odd whole number (the lateral convolutions pad it 'same' in time)"
+    what = what if name == "kernel_t" else "a whole number of at least 1"
+    assert str(caught.value) == f"{name} must be {what}, got {value!r}"
 
 
 def test_a_lateral_takes_numpy_whole_numbers_as_python_ints():
     fuse = FuseFastToSlow(8, 16, fusion_ratio=np.int64(2), kernel_t=np.int64(5), speed=np.int32(4))
     assert type(fuse.out_chans) is int and fuse.out_chans == 16
     assert fuse.conv.kernel_size == (5, 1, 1) and fuse.conv.stride == (4, 1, 1)
+
+
+def test_an_alpha_that_leaves_a_lateral_all_low_is_refused_naming_alpha():
+    """0.992 is in [0, 1) but leaves fuse_res2 no high channel: it was refused as "cannot split
+    a 64-channel lateral to give 64 low channels", naming no option; 0.99 builds."""
+    with pytest.raises(ValueError) as caught:
+        create_model("slowfast_r50", alpha=0.992)
+    assert str(caught.value) == (
+        "alpha=0.992 leaves SlowFast's 64-channel lateral into res3 (fuse_res2) no high channel "
+        "(64 of the 320 channels there would be low, 253 of them the Slow pathway's 256); the "
+        "largest alpha below 0.992 that splits them is 0.9906, and every alpha up to 0.9843 "
+        "splits them"
+    )
+    with pytest.raises(ValueError, match=r"^alpha\[1\]=0.996 leaves SlowFast's 128-channel "):
+        create_model("slowfast_r50", alpha=(0.5, 0.996, 0.5, 0.0))
+    with torch.device("meta"):
+        for alpha in (0.9906, 0.9843, 0.99, (0.5, 0.9953, 0.5, 0.0)):
+            create_model("slowfast_r50", alpha=alpha)  # the bounds the messages give build
+
+
+@pytest.mark.parametrize("alpha", [0.98, 0.985, 0.99, 0.992, 0.995, 0.997, 0.999])
+def test_an_alpha_near_one_builds_or_is_refused_in_one_line_naming_alpha(alpha):
+    try:
+        with torch.device("meta"):
+            create_model("slowfast_r50", alpha=alpha)
+    except ValueError as caught:
+        assert str(caught).startswith(f"alpha={alpha} leaves SlowFast's ")
+        assert "\n" not in str(caught)
+
+
+def test_beta_inv_above_64_is_refused_naming_it():
+    """64 // beta_inv Fast stem channels: 65 gave a 0-channel stem and "cannot split a
+    0-channel lateral" (at alpha 0 too)."""
+    for alpha in (0.0, 0.25):
+        with pytest.raises(ValueError) as caught:
+            create_model("slowfast_r50", alpha=alpha, beta_inv=65)
+        assert str(caught.value) == (
+            "beta_inv must be a whole number from 1 to 64 (the Fast stem has 64 // beta_inv "
+            "channels), got 65"
+        )
+    with torch.device("meta"):
+        assert create_model("slowfast_r50", beta_inv=64).fast.stem.conv.out_channels == 1
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+def test_an_even_fusion_kernel_is_refused_naming_it(alpha):
+    """At alpha 0 a kernel of 4 was padded 1 and shifted the lateral half a frame; at 0.1
+    OctConv3d refused it naming its own kernel and padding."""
+    with pytest.raises(ValueError) as caught:
+        create_model("slowfast_r50", alpha=alpha, fusion_kernel=4)
+    assert str(caught.value) == (
+        "fusion_kernel must be an odd whole number (the lateral convolutions pad it 'same' in "
+        "time), got 4"
+    )
+    with pytest.raises(ValueError, match=r"^kernel_t must be an odd whole number \(the lateral"):
+        FuseFastToSlow(8, 16, kernel_t=4)
