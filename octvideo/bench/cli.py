@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from octvideo.bench.record import check_append, command_line
-from octvideo.cli import _STREAM_ERRNOS, _open_closed_streams, _progress_streams, _to_devnull
+from octvideo.cli import open_closed_streams, progress_streams, stream_stopped, to_devnull
 from octvideo.errors import RunStopped, UsageError
 from octvideo.models import list_models, unknown_model_hint
 
@@ -122,7 +122,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _say(subcommand: str, kind: str, err: Exception | str, status: int) -> int:
+def _say(subcommand: str, kind: str, err: Exception, status: int) -> int:
     """Prints why a run was refused (``error``) or stopped (``stopped``); returns ``status``."""
     print(f"{PROG} {subcommand}: {kind}: {err}", file=sys.stderr)  # noqa: T201
     return status
@@ -140,27 +140,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     where its output is a file, a reader of stdout that goes away (``| head -1``) stops what it
     prints, not the work; where its output is the table, the benchmark ends there, quietly, with
     status 1; a full stdout or stderr (``> /dev/full``) stops it with one line, status 1."""
-    _open_closed_streams()
+    open_closed_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     args.command_line = command_line(argv)
     try:
-        with _progress_streams() if _writes_files(args) else contextlib.nullcontext():
+        with progress_streams() if _writes_files(args) else contextlib.nullcontext():
             code = int(args.run(args) or 0)
             sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return code
     except BrokenPipeError:  # the reader of its table went away: it has all it wants
-        _to_devnull(sys.stdout)
+        to_devnull(sys.stdout)
         return 1
     except UsageError as err:
         return _say(args.subcommand, "error", err, 2)
     except RunStopped as err:
         return _say(args.subcommand, "stopped", err, 1)
     except OSError as err:
-        if err.filename is not None or err.errno not in _STREAM_ERRNOS:
+        stopped = stream_stopped(f"{PROG} {args.subcommand}", err)
+        if stopped is None:  # a file's error, or another of the stream's
             raise
-        _to_devnull(sys.stdout)
-        stop = f"cannot write to stdout or stderr ({err.strerror}); the files written are kept"
-        with contextlib.suppress(OSError):
-            return _say(args.subcommand, "stopped", stop, 1)
-        return 1
+        return stopped

@@ -349,7 +349,7 @@ def _run(argv: Sequence[str] | None) -> int:
     # the prefix of the lines below: until the command line is parsed, read from its words
     prog = command_name(sys.argv[1:] if argv is None else argv)
     try:
-        _open_closed_streams()
+        open_closed_streams()
         _check_current_folder()  # before torch, which dies with an unrelated line without one
         # the imports take seconds, during which a stop is likely; raised inside one, it left a
         # module half made (a traceback of the next import) or was caught by its code (the
@@ -363,12 +363,12 @@ def _run(argv: Sequence[str] | None) -> int:
         command_logging(logging.DEBUG if args.verbose else logging.INFO)
         keep_freed_memory()  # no page faults for tensors freed and allocated again each step
         prints_output = STDOUT_OUTPUTS.get(args.command, lambda args: False)(args)
-        with contextlib.nullcontext() if prints_output else _progress_streams():
+        with contextlib.nullcontext() if prints_output else progress_streams():
             code = int(args.func(args) or 0)
             sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return code
     except BrokenPipeError:  # the reader of its output went away (``| head``): it has all it wants
-        _to_devnull(sys.stdout)
+        to_devnull(sys.stdout)
         return 1
     except UsageError as err:  # an InputPathError too; any other FileNotFoundError is a bug's
         print(f"{prog}: error: {err}", file=sys.stderr)  # noqa: T201
@@ -377,16 +377,9 @@ def _run(argv: Sequence[str] | None) -> int:
         print(f"{prog}: stopped: {err}", file=sys.stderr)  # noqa: T201
         return 1
     except OSError as err:
-        if err.filename is None and err.errno in _STREAM_ERRNOS:  # stdout or stderr is full
-            _to_devnull(sys.stdout)
-            with contextlib.suppress(OSError):
-                print(  # noqa: T201
-                    f"{prog}: stopped: cannot write to stdout or stderr "
-                    f"({err.strerror}); the files written are kept",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            return 1
+        stopped = stream_stopped(prog, err)
+        if stopped is not None:
+            return stopped
         if err.errno not in _PATH_ERRNOS:
             raise
         name = f"{err.filename}: " if err.filename is not None else ""
@@ -439,7 +432,7 @@ def _check_current_folder() -> None:
         ) from None
 
 
-def _open_closed_streams() -> None:
+def open_closed_streams() -> None:
     """Gives a stdout or stderr that was closed (``>&-``; Python sets it to None) /dev/null, on
     its own file descriptor: so that the command runs and prints nowhere instead of failing at
     its first print, and no file the command opens takes descriptor 1 or 2, where a library's
@@ -455,7 +448,26 @@ def _open_closed_streams() -> None:
             setattr(sys, name, open(fd, "w", errors=TEXT_ERRORS, closefd=False))  # noqa: SIM115
 
 
-def _to_devnull(stream: TextIO) -> None:
+def stream_stopped(prog: str, err: OSError) -> int | None:
+    """The exit status, 1, of a command that ``err`` stopped because stdout or stderr is full
+    (``> /dev/full``), once it has said so in one line, ``PROG: stopped: cannot write to stdout
+    or stderr (...)``, where stderr still takes it; None where ``err`` is another error (one
+    that names a file is that file's), for the caller to report. stdout then points at
+    /dev/null, so that the interpreter's own flush at exit fails on nothing."""
+    if err.filename is not None or err.errno not in _STREAM_ERRNOS:
+        return None
+    to_devnull(sys.stdout)
+    with contextlib.suppress(OSError):
+        print(  # noqa: T201
+            f"{prog}: stopped: cannot write to stdout or stderr ({err.strerror}); the files "
+            "written are kept",
+            file=sys.stderr,
+            flush=True,
+        )
+    return 1
+
+
+def to_devnull(stream: TextIO) -> None:
     """Points ``stream`` (stdout, stderr) at /dev/null, on its own file descriptor: the text it
     still holds, and the interpreter's own flush at exit, find no closed pipe to fail on (the
     recipe of Python's ``signal`` documentation)."""
@@ -469,7 +481,7 @@ class _ProgressStream:
     """stdout or stderr of a command whose output is files: what it prints there is a view of its
     progress, so a reader that goes away (``| head -1``, ``| true``) stops the view, not the
     work. The first write or flush that meets a closed pipe points the stream at /dev/null
-    (``_to_devnull``) and the command goes on, writing its files whole and ending with its own
+    (``to_devnull``) and the command goes on, writing its files whole and ending with its own
     status (a stop there would leave the records of the inputs done in place of an earlier
     complete file). Anything else is the stream's own."""
 
@@ -480,21 +492,21 @@ class _ProgressStream:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
-            _to_devnull(self._stream)
+            to_devnull(self._stream)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
-            _to_devnull(self._stream)
+            to_devnull(self._stream)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
 
 
 @contextlib.contextmanager
-def _progress_streams() -> Iterator[None]:
+def progress_streams() -> Iterator[None]:
     """stdout and stderr as ``_ProgressStream``s while a command whose output is files runs; the
     streams themselves are put back after, for a caller of ``main`` in-process."""
     streams = sys.stdout, sys.stderr
