@@ -27,7 +27,7 @@ from octvideo import allocator
 from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
 from octvideo.bench.models import add_step_options, step_timer
-from octvideo.bench.record import append_table
+from octvideo.bench.record import file_and_print
 from octvideo.measure.timing import paired_ratios, per_round_line, time_interleaved
 from octvideo.models import create_model
 
@@ -105,7 +105,5 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     table = report(args, measure(args))
-    print(table)  # noqa: T201
-    if args.append:
-        append_table(args.append, args.command_line, table)
+    file_and_print(args, table)
     return 0

@@ -62,7 +62,7 @@ from torch import nn
 from octvideo import allocator
 from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
-from octvideo.bench.record import append_table
+from octvideo.bench.record import file_and_print
 from octvideo.errors import UsageError
 from octvideo.measure.steps import COMPILE_MODES, DTYPES, StepTimer
 from octvideo.measure.timing import (
@@ -595,7 +595,5 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     octm, van, *base = measure_pair(args)
     table = report(args, octm, van, base[0] if base else None, malloc)
-    print(table)  # noqa: T201
-    if args.append:
-        append_table(args.append, args.command_line, table)
+    file_and_print(args, table)
     return 0

@@ -43,7 +43,7 @@ import torch
 
 from octvideo.argtypes import bounded_int, number
 from octvideo.bench.cli import model_name
-from octvideo.bench.record import append_table
+from octvideo.bench.record import file_and_print
 from octvideo.checkpoint_meta import model_config
 from octvideo.data.workers import start_worker_server, worker_context
 from octvideo.engine.checkpoint import atomic_save
@@ -365,9 +365,10 @@ def run(args: argparse.Namespace) -> int:
             f"{args.batch_size} --device {args.device} --quiet"
             for w in (0, *args.workers)
         ]
-    print(table)  # noqa: T201
-    print("\nthe same runs from the command line (CKPT: a checkpoint of the model):")  # noqa: T201
-    print("\n".join(f"    {c}" for c in commands))  # noqa: T201
-    if args.append:
-        append_table(args.append, args.command_line, table)
+    file_and_print(
+        args,
+        table,
+        "\nthe same runs from the command line (CKPT: a checkpoint of the model):",
+        "\n".join(f"    {c}" for c in commands),
+    )
     return 0

@@ -7,6 +7,7 @@ measurements these records keep.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,3 +61,12 @@ def append_table(path: Path, command: str, table: str) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with path.open("a", encoding="utf-8") as f:
         f.write(f"\n`{command}`\n\n{stamp}, {machine()}\n\n{table}\n")
+
+
+def file_and_print(args: argparse.Namespace, table: str, *notes: str) -> None:
+    """Appends ``table`` to the ``--append`` file where one is given (``append_table``), then
+    prints it and ``notes``, one after another: the record first, so that a stdout that fails
+    (``| true``, ``> /dev/full``) loses only the lines printed, never the record."""
+    if args.append:
+        append_table(args.append, args.command_line, table)
+    print(table, *notes, sep="\n")  # noqa: T201

@@ -130,3 +130,24 @@ def test_a_table_appended_to_a_record_is_kept_when_stdout_goes_away(
     monkeypatch.setattr("sys.stdout", GoneReader())
     assert cli.main(["layouts", "--append", str(record)]) == 0
     assert record.read_text() == "| table |\n"
+
+
+class FullStream:
+    """A stream on a full disk (``> /dev/full``): each write fails, and so a flush, which
+    finds nothing held to write, does not (as one before a worker process starts)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def flush(self) -> None:
+        pass
+
+
+def run_into_a_full_stdout(monkeypatch, capsys, argv: list[str]) -> None:
+    """Runs ``tools/bench.py ARGV > /dev/full`` in-process: it stops with one line, status 1."""
+    monkeypatch.setattr("sys.stdout", FullStream())
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tools/bench.py {argv[0]}: stopped: cannot write to stdout or stderr (No space left on "
+        "device); the files written are kept"
+    )

@@ -9,6 +9,7 @@ import octvideo.bench.layouts as tool
 from octvideo.bench.cli import main, parse_args
 from octvideo.models import create_model
 from octvideo.ops import is_channels_last
+from tests.bench.test_cli import run_into_a_full_stdout
 
 
 def test_case_puts_weights_and_clips_in_its_layout() -> None:
@@ -124,3 +125,15 @@ def test_an_alpha_is_a_decimal_as_yaml_writes_it(alpha, capsys) -> None:
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line == f"tools/bench.py layouts: error: argument --alphas: {alpha!r} is not a number"
+
+
+def test_the_table_is_appended_before_a_full_stdout_stops_the_run(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # ``layouts --append F > /dev/full``: the table was printed first, and the failed print
+    # stopped the run before F had it
+    record = tmp_path / "bench.md"
+    monkeypatch.setattr(tool, "measure", lambda args: {})
+    monkeypatch.setattr(tool, "report", lambda *args: "| table |")
+    run_into_a_full_stdout(monkeypatch, capsys, ["layouts", "--append", str(record)])
+    assert record.read_text().endswith("\n| table |\n")

@@ -10,6 +10,7 @@ import torch
 
 import octvideo.bench.models as tool
 from octvideo.bench.cli import main, parse_args
+from tests.bench.test_cli import run_into_a_full_stdout
 
 
 def _appended(tmp_path: Path, argv: str) -> str:
@@ -178,3 +179,15 @@ def test_an_alpha_is_a_decimal_as_yaml_writes_it(alpha, capsys) -> None:
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line == f"tools/bench.py models: error: argument --alpha: {alpha!r} is not a number"
+
+
+def test_the_table_is_appended_before_a_full_stdout_stops_the_run(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # ``models --append F > /dev/full``: the table was printed first, and the failed print
+    # stopped the run before F had it
+    record = tmp_path / "bench.md"
+    monkeypatch.setattr(tool, "measure_pair", lambda args: (None, None))
+    monkeypatch.setattr(tool, "report", lambda *args: "| table |")
+    run_into_a_full_stdout(monkeypatch, capsys, ["models", "--append", str(record)])
+    assert record.read_text().endswith("\n| table |\n")

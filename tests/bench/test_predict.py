@@ -11,6 +11,7 @@ import pytest
 import octvideo.bench.predict as predict
 from octvideo.bench.cli import main, parse_args
 from octvideo.data.decoding import probe
+from tests.bench.test_cli import run_into_a_full_stdout
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +138,17 @@ def test_workers_zero_is_always_timed_and_options_out_of_bounds_are_one_line(cap
         assert capsys.readouterr().err == f"tools/bench.py predict: error: {message}\n"
 
 
-def test_tiny_run_end_to_end(tmp_path, capsys):
-    out = tmp_path / "bench.md"
-    argv = (
+def _tiny_argv(tmp_path) -> list[str]:
+    """A tiny run's options: two one-second clips, one round, workers 0 and 1."""
+    return (
         f"--clips 2 --seconds 1 --short-side 64 --model c2d_r18 --classes 3 --frames 4 --size 32 "
         f"--batch-size 2 --rounds 1 --workers 1 --threads 1 --folder {tmp_path / 'clips'}"
     ).split()
+
+
+def test_tiny_run_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    argv = _tiny_argv(tmp_path)
     assert main(["predict", *argv, "--append", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.split("\n\nthe same runs")[0].strip() in out.read_text()
@@ -152,3 +158,13 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     assert (
         f"octvideo predict --ckpt CKPT {tmp_path / 'clips'} --workers 1 --batch-size 2" in printed
     )
+
+
+def test_the_table_is_appended_before_a_full_stdout_stops_the_run(tmp_path, monkeypatch, capsys):
+    # ``predict --append F > /dev/full``: the table was printed first, and the failed print
+    # stopped the run before F had it
+    record = tmp_path / "bench.md"
+    run_into_a_full_stdout(
+        monkeypatch, capsys, ["predict", *_tiny_argv(tmp_path), "--append", str(record)]
+    )
+    assert "| workers 1 |" in record.read_text()
