@@ -317,7 +317,7 @@ class VideoDataModule(L.LightningDataModule):
             fmt=cfg.annotation_format,
             classes_file=cfg.classes_file or None,
             classes=classes,
-            classes_source=f"the first list, {self._first_list}",
+            classes_source=self._classes_from,
             extensions=tuple(cfg.video_extensions),
             allow_outside_root=cfg.allow_outside_root,
             # a class the first list lacks but the validation list has is named as such
@@ -342,6 +342,16 @@ class VideoDataModule(L.LightningDataModule):
     def _class_source(self) -> Annotations:
         """The annotations of ``_first_list``, which give the class list."""
         return self._read(self._first_list, None)
+
+    @cached_property
+    def _classes_from(self) -> str:
+        """Where the class list comes from, as the refusal of a label outside it names it:
+        ``data.classes_file`` where that file exists, else the first list (whose classes
+        ``load_annotations`` then writes to the file). Taken before the first list is read."""
+        file = self.cfg.classes_file
+        if file and os.path.isfile(file):
+            return f"data.classes_file, {file}"
+        return f"the first list, {self._first_list}"
 
     @property
     def classes(self) -> list[str]:

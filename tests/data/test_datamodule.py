@@ -96,6 +96,32 @@ def test_a_label_outside_the_first_lists_classes_names_that_list(tmp_path, media
     )
 
 
+@pytest.mark.parametrize("file_first", [True, False])
+def test_a_label_outside_the_classes_names_the_classes_file_where_it_gave_them(
+    tmp_path, media, file_first
+):
+    shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("a.mp4 2\n")
+    classes = tmp_path / "classes.txt"
+    if file_first:
+        classes.write_text("run\njump\n")
+    cfg = small_config(
+        train_list=str(tmp_path / "train.txt"),
+        val_list=str(tmp_path / "val.txt"),
+        classes_file=str(classes),
+    )
+    with pytest.raises(UsageError) as info:
+        VideoDataModule(cfg).setup("fit")
+    # without the file, the first list gives the classes (and they are written to the file)
+    source = (
+        f"data.classes_file, {classes}"
+        if file_first
+        else f"the first list, {tmp_path / 'train.txt'}"
+    )
+    assert f"label 2 is outside the 2 classes of {source};" in str(info.value)
+
+
 def test_each_list_is_read_once_the_first_for_its_classes_too(tmp_path, media, monkeypatch):
     shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
     (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
