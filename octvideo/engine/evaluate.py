@@ -114,6 +114,16 @@ class VideoScores:
         return ranked(self.probs, 1)[:, 0]
 
 
+def view_probs(logits: Tensor) -> Tensor:
+    """(N, K) logits of N views -> (N, K) float64 softmax, what every fusion of views averages:
+    ``test``'s per video (``aggregate_views``) and ``predict``'s per clip and per video
+    (``Predictor.view_probs``). One function, so the two commands cannot drift: float32 would
+    round two classes' means that differ in the 8th digit into an exact tie, which ``ranked``
+    gives to the lower index, where float64 keeps them apart.
+    """
+    return torch.softmax(logits.double(), dim=-1)
+
+
 def aggregate_views(views: ViewOutputs, *, advice: str = RUN_ADVICE) -> VideoScores:
     """Average the softmax of every view of a video; drop videos with any failed view.
 
@@ -127,7 +137,7 @@ def aggregate_views(views: ViewOutputs, *, advice: str = RUN_ADVICE) -> VideoSco
         keep &= ~torch.isin(views.video_index, torch.tensor(failed, dtype=torch.long))
     refuse_nonfinite_logits(views, keep, advice)
     video_index = views.video_index[keep]
-    probs = torch.softmax(views.logits[keep].double(), dim=1)  # (N', K)
+    probs = view_probs(views.logits[keep])  # (N', K) float64
     videos, inverse = torch.unique(video_index, sorted=True, return_inverse=True)
     num_classes = views.logits.shape[1]
     sums = torch.zeros(len(videos), num_classes, dtype=torch.float64)

@@ -58,7 +58,7 @@ from octvideo.engine.checkpoint import (
     load_checkpoint,
     model_state_dict,
 )
-from octvideo.engine.evaluate import ranked
+from octvideo.engine.evaluate import ranked, view_probs
 from octvideo.errors import (
     CheckpointError,
     DecodeError,
@@ -95,7 +95,7 @@ class Prediction:
     """Scores of one window or one whole video.
 
     Attributes:
-        probs: (K,) class probabilities.
+        probs: (K,) float64 class probabilities (``VideoResult.set_scores``).
         start: start time in seconds (windows; 0 for a whole video).
         end: end time in seconds.
     """
@@ -260,8 +260,11 @@ class VideoResult:
         crops averaged: a window's are its clip's, the video's are the mean of its clips, a clip
         that windows repeat (``header.repeats``) counted once) and its ``error`` (None: it was
         read whole). Probabilities that are not all finite are no prediction: the input gets
-        none, and fails with ``non_finite_scores``'s reason."""
+        none, and fails with ``non_finite_scores``'s reason. The means are taken in float64,
+        as ``test`` takes them (``Predictor.view_probs``): float32 would round two classes that
+        differ in the 8th digit into a tie."""
         self.num_frames, self.fps, self.duration = header.num_frames, header.fps, header.duration
+        probs = probs.double()  # (clips, K)
         bad = non_finite_scores(probs, header.broken_advice)
         self.error = bad or error
         if bad:
@@ -692,6 +695,11 @@ class Predictor:
             outputs.append(self.model(chunk).float().cpu())
         return torch.cat(outputs)
 
+    def view_probs(self, clips: Tensor) -> Tensor:
+        """(N, 3, T, S, S) normalised clips -> (N, K) float64 softmax, as ``test`` takes it
+        (``evaluate.view_probs``), so that both rank a near tie alike."""
+        return view_probs(self.logits(clips))
+
     def crop_positions(self, views: str | tuple[int, int], window: float | None) -> tuple[int, ...]:
         """Crop positions each clip runs at (0, 1, 2: left or top, centre, right or bottom): the
         centre with a ``window``, else those of ``views`` (``parse_views``; "multi": the
@@ -1103,7 +1111,7 @@ class Predictor:
         crops = len(opened.crops)
         out = []
         for views in self.read_views(opened, self.batch_size):
-            probs = self.logits(views).softmax(-1)  # (clips * crops, K)
+            probs = self.view_probs(views)  # (clips * crops, K) float64
             out.append(probs.reshape(len(views) // crops, crops, -1).mean(1))
             if on_batch is not None:
                 on_batch(len(views) // crops)

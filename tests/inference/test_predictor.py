@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from octvideo.data import decoding as decoding_module
 from octvideo.data.decoding import VideoInfo, decode, probe
 from octvideo.data.open_files import open_file_limit
 from octvideo.data.sampling import center_clip_indices, clip_indices
+from octvideo.engine.evaluate import ViewOutputs, aggregate_views
 from octvideo.errors import CheckpointError, DecodeError, RunStopped, TooManyWindows
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
@@ -487,7 +489,7 @@ def _expected_probs(predictor, path, indices, crop=1):
     frames = decode(path, indices)
     clip = predictor.preprocess(frames, crop)
     with torch.no_grad():
-        return predictor.model(clip[None]).softmax(-1)[0]
+        return predictor.model(clip[None]).double().softmax(-1)[0]  # as test takes it
 
 
 def test_centre_clip_prediction_equals_model_on_same_frames(predictor, videos):
@@ -1211,3 +1213,59 @@ def test_top_ranks_tied_classes_as_test_does():
     assert pred.top(list("abcdef"), 1)[0][0] == "abcdef"[int(scores.preds[0])]
     partly = Prediction(torch.tensor([0.1, 0.3, 0.3, 0.0, 0.3]), 0.0, 1.0)
     assert [name for name, _ in partly.top(list("vwxyz"), 4)] == ["w", "x", "z", "v"]
+
+
+class _LogitsByClip(nn.Module):
+    """Logits ``logits[0]`` for a clip whose first frame is black, ``logits[1]`` for a white one."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("logits", logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, T, S, S) -> (N, K)
+        white = x[:, 0, 0].mean(dim=(1, 2)) > 0  # (N,) normalised black is negative
+        return torch.where(white.unsqueeze(1), self.logits[1], self.logits[0])
+
+
+def test_predict_names_the_class_test_names_where_float32_would_tie_two():
+    # the softmax means of classes 0 and 1 differ in the 8th digit: float32 rounds them into
+    # one value (class 0 first), float64 keeps class 1 ahead, and both commands fuse in float64
+    logits = torch.tensor(
+        [
+            [
+                -0.9782823324203491,
+                1.1564147472381592,
+                -1.4223285913,
+                -0.0025716694,
+                0.4294094443,
+                -1.3259016275,
+            ],
+            [
+                1.1564147472381592,
+                -0.9782820343971252,
+                -1.4223285913,
+                -0.0025716694,
+                0.4294094443,
+                -1.3259016275,
+            ],
+        ]
+    )
+    float32 = logits.softmax(-1).mean(0)
+    assert float32[0] == float32[1]
+    classes = ["a", "b", "c", "d", "e", "f"]
+    predictor = Predictor(_LogitsByClip(logits), classes, META.clip)
+    frames = torch.zeros(27, 8, 8, 3, dtype=torch.uint8)  # span 7: clip 2 of 2 starts at 10
+    frames[10:] = 255
+    result = predictor.predict(frames, views=(2, 1))
+    views = ViewOutputs(
+        video_index=torch.zeros(2, dtype=torch.long),
+        temporal_index=torch.arange(2),
+        spatial_index=torch.zeros(2, dtype=torch.long),
+        labels=torch.ones(2, dtype=torch.long),
+        ok=torch.ones(2, dtype=torch.bool),
+        logits=logits,
+    )
+    scores = aggregate_views(views)
+    assert scores.preds.tolist() == [1]
+    assert [name for name, _ in result.video.top(classes, 2)] == ["b", "a"]
+    torch.testing.assert_close(result.video.probs, scores.probs[0], rtol=0, atol=1e-15)
