@@ -1129,16 +1129,23 @@ class _SigtermForLightning(L.Callback):
     a kept stop is sent again, to Lightning's handler, which stops at the first batch boundary.
     Lightning's handler calls this one too (it calls one it finds): that one is its own.
 
-    ``ctrl_c`` is the SIGINT handler, which raises ``KeyboardInterrupt`` until training ends
-    and from then on holds Ctrl-C (``held``): Lightning would end the fit at once, as a stop in
-    the loop, its logs and files unwritten. Set before the fit, so that Lightning puts it back
-    as it ends (it puts back every handler it found); the first callback, so that its
-    ``on_train_end`` comes before the others'."""
+    ``ctrl_c`` is the SIGINT handler, which raises ``KeyboardInterrupt`` until the run's last
+    training step has ended (``at_final_step``) and from then on holds Ctrl-C (``held``):
+    Lightning would end the fit at once, as a stop in the loop, its logs and files unwritten.
+    Set before the fit, so that Lightning puts it back as it ends (it puts back every handler it
+    found); the first callback, so that its hooks come before the others'.
 
-    def __init__(self) -> None:
+    With ``finishing``, SIGTERM is held from that step on as well: this one replaces
+    Lightning's handler, which would stop the last epoch's validation or end (that epoch's
+    last.ckpt written, so a resume has nothing to train and curves.png and replicas.json are
+    never written). Not where Lightning has already noted a SIGTERM: its stop in the
+    validation keeps the last.ckpt written as that starts, which a resume validates."""
+
+    def __init__(self, *, finishing: bool = False) -> None:
         self.pending = False
         self.trained = False
         self.held = False
+        self.finishing = finishing
 
     def __call__(self, signum: int, frame: object) -> None:
         if signal.getsignal(signal.SIGTERM) is self:  # not when Lightning's handler calls it
@@ -1156,6 +1163,20 @@ class _SigtermForLightning(L.Callback):
             signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
         self.held = True
 
+    def _trained(self, trainer: L.Trainer) -> None:
+        if self.trained or not at_final_step(trainer):
+            return
+        self.trained = True
+        if self.finishing and not trainer.received_sigterm:
+            signal.signal(signal.SIGTERM, self)  # Lightning puts its own found one back
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._trained(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._trained(trainer)  # also a run resumed to validate its last epoch
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.trained = True
 
@@ -1169,14 +1190,15 @@ def _lightning_loop(
     ``Interrupted``, ``stopped by SIGTERM <stopped()>``, ``stopped()`` saying where the loop
     stopped and what was kept. A SIGTERM before Lightning's loop starts stops it at its first
     batch boundary; one after the loop ended, as the command goes on (``Terminated``).
-    With ``finished``, a SIGTERM or Ctrl-C after the loop ended (Lightning's end of training,
-    its teardown, the rest of the block) is held until the block ends, its files written, and
-    then raises ``Terminated`` or ``Interrupted``: ``stopped by SIGTERM <finished()>``;
-    Lightning's own SIGTERM handler, still in place as training ends, only notes it
-    (``trainer.received_sigterm``). Lightning ignores Ctrl-C once it is stopping and leaves it
-    so: the SIGINT handler is put back."""
+    With ``finished``, a SIGTERM or Ctrl-C after the last training step (the last epoch's
+    validation and end, Lightning's end of training, its teardown, the rest of the block) is
+    held until the block ends, its files written, and then raises ``Terminated`` or
+    ``Interrupted``: ``stopped by SIGTERM <finished()>`` (``_SigtermForLightning`` holds it;
+    Lightning's own SIGTERM handler, where it noted one before, only notes it once training
+    has ended: ``trainer.received_sigterm``). Lightning ignores Ctrl-C once it is stopping and
+    leaves it so: the SIGINT handler is put back."""
     ours = signal.getsignal(signal.SIGTERM) is raise_terminated
-    keep = _SigtermForLightning()
+    keep = _SigtermForLightning(finishing=ours and finished is not None)
     # Lightning's handler alone in its loop, which lets the batch end; ours after
     sigterm = signals.handler(signal.SIGTERM, keep) if ours else contextlib.nullcontext()
     # Python's own Ctrl-C only: one ignored, or a caller's handler, is left as it is

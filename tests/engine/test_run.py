@@ -1812,26 +1812,58 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_same_weights(
 
 
 class SigtermAfterTraining(L.Callback):
-    """Sends this process SIGTERM (or ``signum``) after the run's last training step: as training
-    ends (under Lightning's own handler), as the fit ends or in its teardown (after Lightning took
-    its handler away, before the logs are finalised), or as the command computes its result."""
+    """Sends this process SIGTERM (or ``signum``) after the run's last training step: as that
+    step ends, during the last epoch's validation (as it starts, after its first batch, as it
+    ends) or at that epoch's end, as training ends (under Lightning's
+    own handler), as the fit ends or in its teardown (after Lightning took its handler away,
+    before the logs are finalised), or as the command computes its result."""
 
     def __init__(self, hook: str, signum: int = signal.SIGTERM) -> None:
         self.hook = hook
         self.signum = signum
+        self.sent = False
 
-    def _stop(self, hook: str) -> None:
-        if hook == self.hook:
+    def _stop(self, hook: str, trainer) -> None:
+        last = trainer.global_step >= trainer.estimated_stepping_batches
+        if hook == self.hook and last and not self.sent:
+            self.sent = True
             os.kill(os.getpid(), self.signum)
 
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self._stop("last_step", trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._stop("on_validation_start", trainer)
+
+    def on_validation_batch_end(self, trainer, *args) -> None:
+        self._stop("on_validation_batch_end", trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._stop("on_validation_end", trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._stop("on_train_epoch_end", trainer)
+
     def on_train_end(self, trainer, pl_module) -> None:
-        self._stop("on_train_end")
+        self._stop("on_train_end", trainer)
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        self._stop("on_fit_end")
+        self._stop("on_fit_end", trainer)
 
     def teardown(self, trainer, pl_module, stage) -> None:
-        self._stop("teardown")
+        self._stop("teardown", trainer)
+
+
+# from the last training step to the end of the last epoch's validation: SIGTERM ended the run in
+# its loop ("continue with --resume auto") without curves.png and replicas.json, last.ckpt at the
+# epoch's end, so the resume found nothing to train and wrote nothing; Ctrl-C left only last.ckpt
+FINAL_VALIDATION = (
+    "last_step",
+    "on_validation_start",
+    "on_validation_batch_end",
+    "on_validation_end",
+    "on_train_epoch_end",
+)
 
 
 @pytest.mark.parametrize(
@@ -1839,6 +1871,7 @@ class SigtermAfterTraining(L.Callback):
     [
         *((hook, signal.SIGTERM) for hook in ("on_train_end", "on_fit_end", "teardown", "result")),
         *((hook, signal.SIGINT) for hook in ("on_train_end", "teardown", "result")),
+        *((hook, sig) for hook in FINAL_VALIDATION for sig in (signal.SIGTERM, signal.SIGINT)),
     ],
 )
 def test_a_stop_after_the_last_step_lets_the_run_finish_and_says_so(
@@ -1966,7 +1999,8 @@ class Seen(L.Callback):
 
 @pytest.mark.parametrize(
     ("epoch", "how"),
-    [(1, "sigterm"), (2, "sigterm"), (0, "ctrl-c"), (1, "crash")],  # (2: the last epoch)
+    # (2: the last epoch, where a SIGTERM or Ctrl-C is held: FINAL_VALIDATION)
+    [(1, "sigterm"), (0, "ctrl-c"), (1, "crash"), (2, "crash")],
 )
 # the carried training metrics count as updated: torchmetrics warns of one computed without
 @pytest.mark.filterwarnings("error:The ``compute`` method of metric:UserWarning")
@@ -2092,6 +2126,11 @@ def test_ctrl_c_stops_in_one_line_naming_the_checkpoint_kept(tiny_synth, tmp_pat
         (InterruptAt(2), 130, "stopped by Ctrl-C"),
         (SigtermDuring(2), 143, "stopped by SIGTERM"),
         (SigtermAfterTraining("on_train_end"), 143, "stopped by SIGTERM after the run finished"),
+        (
+            SigtermAfterTraining("on_validation_batch_end"),
+            143,
+            "stopped by SIGTERM after the run finished",
+        ),
         (
             SigtermAfterTraining("teardown", signal.SIGHUP),
             143,
