@@ -18,11 +18,13 @@ an argument that nothing takes is refused under the command's own usage, and ``-
 every option's default. The argparse types the commands share are in ``octvideo.argtypes``.
 
 A command whose output is files (every one but ``models`` and ``predict`` without ``--out`` or
-``--render``: ``STDOUT_OUTPUTS``) prints a view of its progress, which a reader of stdout or
-stderr that goes away (``octvideo predict --out F ... | head -1``) does not stop: the rest goes to
-/dev/null, and the command writes its files whole and ends with its own status. A command whose
-output is what it prints ends quietly with status 1 there, as Unix tools do. One started with
-stdout or stderr closed (``>&-``) writes what it would print there to /dev/null.
+``--render``: ``STDOUT_OUTPUTS``) prints a view of its progress, which a stdout or stderr that
+cannot be written does not stop, its reader gone (``octvideo predict --out F ... | head -1``) or
+full (``> /dev/full``): the rest goes to /dev/null, and the command writes its files whole and
+ends with its own status, a full stdout named in one line on stderr at the end. A command whose
+output is what it prints ends there, quietly with status 1 at a reader gone, as Unix tools do,
+and with one line, status 1, at a full stream. One started with stdout or stderr closed (``>&-``)
+writes what it would print there to /dev/null.
 
 Ctrl-C and SIGTERM stop a command with one line, ``octvideo CMD: stopped by ...``
 (CMD is ``data check`` for a data subcommand), and status 130 or 143 (SIGHUP, the terminal
@@ -363,7 +365,7 @@ def _run(argv: Sequence[str] | None) -> int:
         command_logging(logging.DEBUG if args.verbose else logging.INFO)
         keep_freed_memory()  # no page faults for tensors freed and allocated again each step
         prints_output = STDOUT_OUTPUTS.get(args.command, lambda args: False)(args)
-        with contextlib.nullcontext() if prints_output else progress_streams():
+        with contextlib.nullcontext() if prints_output else progress_streams(prog):
             code = int(args.func(args) or 0)
             sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return code
@@ -479,39 +481,65 @@ def to_devnull(stream: TextIO) -> None:
 
 class _ProgressStream:
     """stdout or stderr of a command whose output is files: what it prints there is a view of its
-    progress, so a reader that goes away (``| head -1``, ``| true``) stops the view, not the
-    work. The first write or flush that meets a closed pipe points the stream at /dev/null
-    (``to_devnull``) and the command goes on, writing its files whole and ending with its own
-    status (a stop there would leave the records of the inputs done in place of an earlier
-    complete file). Anything else is the stream's own."""
+    progress, so a stream that cannot be written stops the view, not the work: a reader that goes
+    away (``| head -1``, ``| true``) and, where ``prog`` is given, a full one (``> /dev/full``,
+    a log on a full disk: ``_STREAM_ERRNOS``). The first write or flush that fails so points the
+    stream at /dev/null (``to_devnull``) and the command goes on, writing its files whole and
+    ending with its own status (a stop there would leave the records of the inputs done in place
+    of an earlier complete file); ``dropped`` keeps a full stream's error, which
+    ``progress_streams`` names at the end. Anything else is the stream's own."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, full_stops_view: bool) -> None:
         self._stream = stream
+        self._full_stops_view = full_stops_view
+        self.dropped: OSError | None = None
 
     def write(self, text: str) -> int:
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
-            to_devnull(self._stream)
+        except OSError as err:
+            self._stop_view(err)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            to_devnull(self._stream)
+        except OSError as err:
+            self._stop_view(err)
+
+    def _stop_view(self, err: OSError) -> None:
+        full = err.filename is None and err.errno in _STREAM_ERRNOS
+        if not (isinstance(err, BrokenPipeError) or (full and self._full_stops_view)):
+            raise err
+        to_devnull(self._stream)
+        if full and self.dropped is None:
+            self.dropped = err
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
 
 
 @contextlib.contextmanager
-def progress_streams() -> Iterator[None]:
+def progress_streams(prog: str | None = None) -> Iterator[None]:
     """stdout and stderr as ``_ProgressStream``s while a command whose output is files runs; the
-    streams themselves are put back after, for a caller of ``main`` in-process."""
+    streams themselves are put back after, for a caller of ``main`` in-process. With ``prog``
+    (the octvideo commands), a full stream stops the view too, and at the end one line on stderr,
+    where it can still be written, says so: ``PROG: the lines to stdout from the first that could
+    not be written on were dropped (No space left on device)``; without, its error stops the
+    command (``stream_stopped``)."""
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = (_ProgressStream(stream) for stream in streams)  # type: ignore[assignment]
+    views = [_ProgressStream(stream, full_stops_view=prog is not None) for stream in streams]
+    sys.stdout, sys.stderr = views  # type: ignore[assignment]
     try:
         yield
     finally:
         sys.stdout, sys.stderr = streams
+        out, err = views
+        if out.dropped is not None and err.dropped is None:
+            with contextlib.suppress(OSError, ValueError):  # stderr full or gone as well
+                print(  # noqa: T201
+                    f"{prog}: the lines to stdout from the first that could not be written on "
+                    f"were dropped ({out.dropped.strerror})",
+                    file=sys.stderr,
+                    flush=True,
+                )

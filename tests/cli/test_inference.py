@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import errno
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ from octvideo.errors import CheckpointError
 from octvideo.inference import Predictor, window_times
 from octvideo.inference import predictor as predictor_module
 from octvideo.inference.inputs import expand_inputs
-from tests.cli.test_main import run_with_stdout_closed
+from tests.cli.test_main import FullStream, run_with_stdout_closed
 from tests.data.test_open_files import fake_open_file_limit
 from tests.inference.media_helpers import encode, faststart
 
@@ -1029,16 +1028,28 @@ def test_a_stop_before_the_first_record_writes_no_out(
     assert os.listdir(tmp_path) == []
 
 
-def test_a_stdout_that_fails_keeps_the_record_of_the_input_it_was_showing(
-    checkpoint, videos, tmp_path, capsys, monkeypatch
+def test_predict_out_into_a_full_stdout_writes_every_record(
+    checkpoint, videos, earlier, capsys, monkeypatch
 ):
-    def full(text):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    # ``octvideo predict --out F ... > /dev/full``: it stopped at its first table with status 1
+    # and an earlier complete F replaced by the one record done; stdout is a view of the records
+    inputs = [str(videos[n]) for n in ("short", "odd", "audio")]
+    monkeypatch.setattr("sys.stdout", FullStream())
+    assert _predict("--ckpt", checkpoint, *inputs, "--out", earlier, "--workers", 0) == 0
+    rows = [json.loads(line) for line in earlier.read_text().splitlines()]
+    assert [r["path"] for r in rows if r["type"] == "video"] == inputs
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-2].startswith(f"predict 3/3 {inputs[-1]}: ok (")  # the progress on stderr
+    assert lines[-1] == (
+        "octvideo predict: the lines to stdout from the first that could not be written on were "
+        "dropped (No space left on device)"
+    )
 
-    monkeypatch.setattr(cli_inference.tqdm, "write", full)
-    out = tmp_path / "preds.jsonl"
-    assert _predict("--ckpt", checkpoint, videos["short"], "--out", out, "--workers", 0) == 1
-    assert [json.loads(line)["type"] for line in out.read_text().splitlines()] == ["video"]
+
+def test_predict_into_a_full_stdout_stops_with_one_line(checkpoint, videos, capsys, monkeypatch):
+    # its records are the tables it prints: nowhere to go, so it stops there
+    monkeypatch.setattr("sys.stdout", FullStream())
+    assert _predict("--ckpt", checkpoint, videos["short"], videos["odd"], "--workers", 0) == 1
     assert capsys.readouterr().err.splitlines()[-1] == (
         "octvideo predict: stopped: cannot write to stdout or stderr (No space left on device); "
         "the files written are kept"

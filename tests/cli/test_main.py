@@ -385,6 +385,69 @@ def test_a_command_that_writes_files_goes_on_when_its_stdout_reader_went_away(tm
     assert len((out / "val.txt").read_text().splitlines()) == 1
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_a_command_that_writes_files_goes_on_when_its_stdout_is_full(tmp_path):
+    # ``octvideo data synth --out D > /dev/full`` (a log on a full disk): it stopped at its first
+    # line with status 1; the view stops instead, the files are written whole, and one line at
+    # the end says what was dropped
+    out = tmp_path / "synth"
+    args = ["data", "synth", "--out", str(out), "--num-train", "2", "--num-val", "1"]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "octvideo.cli", *args, "--size", "16", "--frames", "2"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_buffered_env(),
+            timeout=300,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "wrote 2 train and 1 val clips" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "octvideo data synth: the lines to stdout from the first that could not be written on "
+        "were dropped (No space left on device)"
+    )
+    assert len((out / "train.txt").read_text().splitlines()) == 2
+    assert len((out / "val.txt").read_text().splitlines()) == 1
+
+
+class FullStream:
+    """A stream on a full disk: each write and flush fails as ``> /dev/full`` does."""
+
+    def __init__(self) -> None:
+        self.tried: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.tried.append(text)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_full_stderr_stops_its_view_and_leaves_nothing_to_say(monkeypatch, capsys):
+    # ``2> /dev/full`` (and ``> /dev/full 2>&1``): the view on both stops, the work goes on, and
+    # the line naming the dropped lines has nowhere to go
+    full = FullStream()
+    monkeypatch.setattr("sys.stdout", full)
+    monkeypatch.setattr("sys.stderr", full)
+    with cli.progress_streams("octvideo data synth"):
+        print("a line of the view")  # noqa: T201
+        print("another", file=sys.stderr)  # noqa: T201
+    assert (sys.stdout, sys.stderr) == (full, full)
+    assert not [text for text in full.tried if "dropped" in text]
+
+
+def test_without_a_command_name_a_full_stream_stops_the_command(monkeypatch):
+    # tools/bench.py: its caller stops there (``stream_stopped``); a closed pipe stops the view
+    monkeypatch.setattr("sys.stdout", FullStream())
+    with pytest.raises(OSError, match="No space left"), cli.progress_streams():
+        print("a line of the view")  # noqa: T201
+
+
 def _octvideo(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
     return subprocess.run(
