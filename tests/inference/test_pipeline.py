@@ -442,7 +442,9 @@ def test_the_model_side_runs_every_batch_on_the_predictors_device(predictor, vid
     seen = on_device.model.seen  # the predictor runs its own (fused) copy of the model
     assert {device for device, _ in seen} == {"meta"}
     assert sum(n for _, n in seen) == sum(len(r.windows) for r in results)
-    assert all(torch.equal(r.video.probs, torch.full((3,), 1 / 3)) for r in results)
+    assert all(
+        torch.equal(r.video.probs, torch.full((3,), 1 / 3, dtype=torch.float64)) for r in results
+    )
 
 
 @pytest.mark.parametrize(("batch", "crops"), [(8, 1), (8, 3), (2, 3), (1, 1), (64, 1)])
