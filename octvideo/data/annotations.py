@@ -98,6 +98,9 @@ VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".m
 # Classes a dataset may have (Kinetics-700 has 700, ImageNet-21k's largest release 21841): list
 # labels are below it, and classes files and Kinetics CSVs list at most this many.
 MAX_CLASSES = 100_000
+# how a refusal names classes read from data.classes_file (the datamodule's source), rather than
+# those a list numbered: the advice to use the classes file then does not apply
+CLASSES_FILE_SOURCE = "data.classes_file"
 # The largest time_start / time_end of a Kinetics CSV row: a video's name holds them as six
 # digits (``<youtube_id>_000010_000020``), over eleven days of video.
 MAX_CSV_SECONDS = 999_999
@@ -540,8 +543,14 @@ def _read_lines_annotations(
 
 
 def _classes_of(classes: list[str], source: str, fix: str) -> str:
-    """The end of the line that refuses a label outside ``classes``: which list set them, and
-    what to do (``fix``, the way out that this format offers)."""
+    """The end of the line that refuses a label outside ``classes``: which list or classes file
+    (a ``source`` that starts with ``CLASSES_FILE_SOURCE``) set them, and what to do (``fix``,
+    the way out that this format offers)."""
+    if source.startswith(CLASSES_FILE_SOURCE):
+        return (
+            f"the {len(classes)} classes of {source}; {fix}, or set data.classes_file to the "
+            "classes file the labels were numbered with"
+        )
     return (
         f"the {len(classes)} classes of {source}; use the classes file of this dataset "
         f"(data.classes_file), or {fix}"

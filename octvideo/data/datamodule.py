@@ -62,7 +62,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, DistributedSampler
 
 from octvideo import signals
-from octvideo.data.annotations import Annotations, load_annotations
+from octvideo.data.annotations import CLASSES_FILE_SOURCE, Annotations, load_annotations
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
 from octvideo.data.workers import KillingPopen, machine_worker_limit
@@ -350,7 +350,7 @@ class VideoDataModule(L.LightningDataModule):
         ``load_annotations`` then writes to the file). Taken before the first list is read."""
         file = self.cfg.classes_file
         if file and os.path.isfile(file):
-            return f"data.classes_file, {file}"
+            return f"{CLASSES_FILE_SOURCE}, {file}"
         return f"the first list, {self._first_list}"
 
     @property

@@ -120,6 +120,13 @@ def test_a_label_outside_the_classes_names_the_classes_file_where_it_gave_them(
         else f"the first list, {tmp_path / 'train.txt'}"
     )
     assert f"label 2 is outside the 2 classes of {source};" in str(info.value)
+    # the advice fits the source: a classes file is not told to use the classes file
+    assert ("use the classes file of this dataset" in str(info.value)) is not file_first
+    if file_first:
+        assert str(info.value).endswith(
+            "fix the labels, or set data.classes_file to the classes file the labels were "
+            "numbered with"
+        )
 
 
 def test_each_list_is_read_once_the_first_for_its_classes_too(tmp_path, media, monkeypatch):
