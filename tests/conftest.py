@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -29,6 +30,14 @@ from tests.inference.media_helpers import encode as encode_clip
 # aside. Commands that tests start as subprocesses get the same through the environment.
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
+
+# The tests of Ctrl-C send it to this process and expect Python's own handler, a terminal's: a test
+# run started as a shell's background job (``pytest ... &`` in a script, without job control)
+# starts with SIGINT ignored, in which every one of them saw its Ctrl-C do nothing (an ignored
+# Ctrl-C is left ignored, as octvideo's commands must). Set before collection, so that the tests
+# start with it and ``_stop_signals_restored`` puts it back after each.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 CLASSES = ["left", "right", "still"]

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -270,6 +271,29 @@ def test_the_next_test_starts_with_the_handlers_the_tests_were_collected_with():
     # the test before left Ctrl-C, SIGTERM and SIGHUP doing nothing; tests/conftest.py puts
     # them back, so no test runs with what an earlier one left (in the order the file gives)
     assert _process_state() == _AT_COLLECTION
+
+
+def test_ctrl_c_raises_keyboard_interrupt_in_a_test():
+    # what the tests that stop a command with Ctrl-C send this process
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def _background_job() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as ``cmd &`` in a script starts cmd
+
+
+def test_a_test_run_started_as_a_background_job_still_gets_ctrl_c():
+    # its tests of Ctrl-C saw it do nothing: "DID NOT RAISE Interrupted", status 0 for 130
+    test = f"{__file__}::test_ctrl_c_raises_keyboard_interrupt_in_a_test"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        preexec_fn=_background_job,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_a_stop_sent_to_a_worker_as_it_forks_waits_until_it_ignores_stops():
