@@ -50,7 +50,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("argtypes", ("octvideo.argtypes",)),
     ("signals", ("octvideo.signals",)),
     ("measure", ("octvideo.measure",)),
-    ("paths", ("octvideo.paths", "octvideo.allocator", "octvideo.lazy")),
+    ("paths", ("octvideo.paths", "octvideo.allocator", "octvideo.lazy", "octvideo.streams")),
     ("data", ("octvideo.data",)),
     ("config", ("octvideo.config",)),
     ("checkpoint_meta", ("octvideo.checkpoint_meta", "octvideo.network")),

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from octvideo.bench.record import check_append, command_line
-from octvideo.cli import open_closed_streams, progress_streams, stream_stopped, to_devnull
 from octvideo.errors import RunStopped, UsageError
 from octvideo.models import list_models, unknown_model_hint
+from octvideo.streams import open_closed_streams, progress_streams, stream_stopped, to_devnull
 
 PROG = "tools/bench.py"
 
