@@ -55,6 +55,11 @@ def check_whole(
     return int(value)
 
 
+def _is_listed(value: object) -> bool:
+    """A list or tuple of values (a sequence that is not text)."""
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _is_odd_whole(value: object) -> bool:
     return is_whole(value) and value >= 1 and value % 2 == 1
 
@@ -78,8 +83,7 @@ def check_kernel(name: str, value: object, example: str) -> tuple[int, int, int]
         ValueError: ``{name} must be three odd whole numbers (T, H, W) ..., got ...``.
     """
     items = (value,) * 3 if is_whole(value) else value
-    listed = isinstance(items, Sequence) and not isinstance(items, str)
-    if not listed or len(items) != 3 or not all(_is_odd_whole(k) for k in items):
+    if not _is_listed(items) or len(items) != 3 or not all(_is_odd_whole(k) for k in items):
         raise ValueError(
             f"{name} must be three odd whole numbers (T, H, W), e.g. {example}: an even kernel "
             f"has no 'same' padding and would shorten the clip; got {value!r}"
@@ -94,14 +98,10 @@ def check_temporal_kernels(value: object) -> tuple[tuple[int, ...], ...]:
     Raises:
         ValueError: one line naming ``temporal_kernels``, what it takes and the value.
     """
-
-    def listed(v: object) -> bool:
-        return isinstance(v, Sequence) and not isinstance(v, str)
-
     if not (
-        listed(value)
+        _is_listed(value)
         and len(value) == 4
-        and all(listed(s) and len(s) > 0 and all(_is_odd_whole(k) for k in s) for s in value)
+        and all(_is_listed(s) and len(s) > 0 and all(_is_odd_whole(k) for k in s) for s in value)
     ):
         raise ValueError(
             f"temporal_kernels must be one list per stage (res2..res5) of odd whole numbers, "
@@ -118,8 +118,7 @@ def check_octave(octave: object) -> tuple[int, int, int]:
     Raises:
         ValueError: ``octave must be three factors (T, H, W) ..., got ...``.
     """
-    listed = isinstance(octave, Sequence) and not isinstance(octave, str)
-    if listed and len(octave) == 3:
+    if _is_listed(octave) and len(octave) == 3:
         try:
             return normalize_octave(octave)
         except ValueError:
