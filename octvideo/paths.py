@@ -656,19 +656,6 @@ def _writer_gone(tmp: Path, pid: str | None) -> bool:
     return (pid is None or not _pid_running(int(pid))) and not _keep_temporary(tmp)
 
 
-def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """The temporary files of ``path`` whose writer is gone: its pid runs no process here and
-    nothing holds the file's lock (see the module docstring); those of earlier versions, which
-    have no pid in their name, too."""
-    path = Path(path)
-    pattern = _temporary_pattern(path)
-    return [
-        tmp
-        for tmp in temporaries(path)
-        if _writer_gone(tmp, pattern.fullmatch(tmp.name)["pid"])  # type: ignore[index]
-    ]
-
-
 # The names in each folder that may be another process's temporaries, from the one listing of
 # the folder this process makes (at its first write there); each write of an output takes its
 # own from them, removing those whose writer is gone and keeping a running writer's to look at
@@ -703,8 +690,8 @@ def _seen_in(folder: Path) -> set[str]:
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
-    """Removes the temporary files of ``path`` whose writer is gone (as ``stale_temporaries``)
-    and returns them; one that cannot be removed is logged and left. Its folder is listed once a
+    """Removes the temporary files of ``path`` whose writer is gone (``_writer_gone``) and
+    returns them; one that cannot be removed is logged and left. Its folder is listed once a
     process (see the module docstring): a temporary made there since is left to a later run."""
     path = Path(path)
     removed = []
