@@ -943,34 +943,56 @@ def _take_lock(folder: Path, command: str, name: str, advice: str) -> int:
         except OSError as err:
             raise _cannot_write(name, folder, err, advice) from err
         _HELD.add(fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _release(fd)
-            raise UsageError(
-                f"{name} is in use by {_holder(lock)}; wait for it to end, or {advice} (nothing "
-                "was changed)"
-            ) from None
-        except OSError as err:  # a file system without locks: nothing to tell two commands apart
-            logger.warning("cannot lock %s (%s): a second command there is not refused", lock, err)
-        except BaseException:
-            _release(fd)
-            raise
-        try:  # a holder that ended removes the file: the lock taken must be on the file there
-            here = os.stat(lock, follow_symlinks=False)
-        except FileNotFoundError:
-            here = None
-        held = os.fstat(fd)
-        if here is None or (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino):
+        _flock_or_refuse(fd, lock, name, advice)
+        if not _is_lock_there(lock, fd):  # a holder that ended removed it: lock the new one
             _release(fd)
             continue
-        with contextlib.suppress(OSError):  # another user's file: it names no holder
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {command}\n".encode())
+        _write_holder(fd, command)
         return fd
     if denied is not None:  # each time: no lock file to share, and none could be made
         raise _cannot_write(name, folder, denied, advice) from denied
     raise UsageError(f"{name}: cannot take {lock}, removed again and again; {advice}")
+
+
+def _flock_or_refuse(fd: int, lock: Path, name: str, advice: str) -> None:
+    """Takes the flock of ``fd``, the open ``lock`` file, without waiting; on a file system
+    without locks, logs that a second command there is not refused and goes on.
+
+    Raises:
+        UsageError: another process holds it; ``fd`` is then released.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _release(fd)
+        raise UsageError(
+            f"{name} is in use by {_holder(lock)}; wait for it to end, or {advice} (nothing "
+            "was changed)"
+        ) from None
+    except OSError as err:  # a file system without locks: nothing to tell two commands apart
+        logger.warning("cannot lock %s (%s): a second command there is not refused", lock, err)
+    except BaseException:
+        _release(fd)
+        raise
+
+
+def _is_lock_there(lock: Path, fd: int) -> bool:
+    """Whether ``fd`` is open on the file at ``lock`` now: a holder that ends removes its lock
+    file, so a lock taken on the file it removed guards nothing."""
+    try:
+        here = os.stat(lock, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _write_holder(fd: int, command: str) -> None:
+    """Writes this process's pid and ``command`` as the whole lock file ``fd``, for ``_holder``
+    to name in the message of a command refused."""
+    with contextlib.suppress(OSError):  # another user's file: it names no holder
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {command}\n".encode())
 
 
 def _cannot_write(name: str, folder: Path, err: OSError, advice: str) -> UsageError:
