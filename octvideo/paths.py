@@ -714,16 +714,23 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
             if not _writer_gone(tmp, pid):  # a running writer's: looked at again next time
                 continue
             seen.discard(name)
-            try:
-                tmp.unlink()
-            except FileNotFoundError:  # another writer of the same path removed it first
-                continue
-            except OSError as err:
-                logger.warning("cannot remove %s, left by an interrupted write (%s)", tmp, err)
-                continue
-            logger.info("removed %s, left by an interrupted write", tmp)
-            removed.append(tmp)
+            if _remove_left_temporary(tmp):
+                removed.append(tmp)
     return removed
+
+
+def _remove_left_temporary(tmp: Path) -> bool:
+    """Removes ``tmp``, a temporary whose writer is gone, and logs it; whether it was removed
+    (one that cannot be is logged and left)."""
+    try:
+        tmp.unlink()
+    except FileNotFoundError:  # another writer of the same path removed it first
+        return False
+    except OSError as err:
+        logger.warning("cannot remove %s, left by an interrupted write (%s)", tmp, err)
+        return False
+    logger.info("removed %s, left by an interrupted write", tmp)
+    return True
 
 
 def _fsync(path: Path) -> None:
