@@ -188,7 +188,9 @@ def check_folder(
         ) from err
 
 
-def _keys(path: str | os.PathLike[str]) -> list[tuple]:
+def _identity_keys(path: str | os.PathLike[str]) -> list[tuple]:
+    """The keys under which ``path`` is one file, whatever name reaches it: its real path, and
+    its ``(st_dev, st_ino)`` where it exists."""
     keys: list[tuple] = [("path", os.path.realpath(path))]  # a symlink loop is no error here
     with contextlib.suppress(OSError):
         st = os.stat(path)
@@ -203,12 +205,12 @@ class ReadFiles:
     def __init__(self, files: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
         self._by_key: dict[tuple, tuple[str, str | os.PathLike[str]]] = {}
         for what, path in files:
-            for key in _keys(path):
+            for key in _identity_keys(path):
                 self._by_key.setdefault(key, (what, path))
 
     def find(self, path: str | os.PathLike[str]) -> tuple[str, str | os.PathLike[str]] | None:
         """``(what, path)`` of the read file that ``path`` names, or None."""
-        for key in _keys(path):
+        for key in _identity_keys(path):
             if key in self._by_key:
                 return self._by_key[key]
         return None
@@ -568,9 +570,13 @@ def fitted_name(stem: str, tail: str, limit: int) -> str:
 
 
 def _temporary_name(path: Path, token: str) -> str:
-    # the destination's extension last: writers that choose a format by it (PyAV, matplotlib)
-    # write the right one; name and extension cut so that the name fits the folder's limit
-    # whenever ``path``'s does (a 255-byte NAME: ``.NAME.<pid>-<hex>.tmp.EXT`` is 281 bytes)
+    """The name of ``path``'s temporary with ``token``: ``.NAME.<token>.tmp.EXT``.
+
+    The destination's extension comes last, so writers that choose a format by it (PyAV,
+    matplotlib) write the right one; name and extension are cut so that the name fits the
+    folder's limit whenever ``path``'s does (uncut, a 255-byte NAME would make
+    ``.NAME.<pid>-<hex>.tmp.EXT`` 281 bytes).
+    """
     suffix = path.suffix if len(os.fsencode(path.suffix)) <= 16 else ""
     room = name_limit(path.parent) - len(os.fsencode(f"...tmp{suffix}")) - _TOKEN_BYTES
     return f".{_cut(path.name[:120], room)}.{token}.tmp{suffix}"
@@ -604,6 +610,7 @@ _HELD: set[int] = set()
 
 
 def _close_held_in_child() -> None:
+    """Closes a forked child's copies of ``_HELD``, so the parent's locks die with the parent."""
     for fd in _HELD:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -665,7 +672,8 @@ _SEEN_LOCK = threading.Lock()
 
 
 def _forget_seen_in_child() -> None:
-    # a forked child is a process of its own, and a thread of the parent may hold the lock
+    """Starts a forked child with no listing and a free lock: it is a process of its own, and
+    a thread of the parent may hold the lock."""
     global _SEEN_LOCK
     _SEEN_LOCK = threading.Lock()
     _SEEN.clear()
@@ -734,6 +742,7 @@ def _remove_left_temporary(tmp: Path) -> bool:
 
 
 def _fsync(path: Path) -> None:
+    """Flushes the file or folder ``path`` to disk."""
     fd = os.open(path, os.O_RDONLY)  # fsync needs no write access (Linux, macOS)
     try:
         os.fsync(fd)
@@ -852,6 +861,8 @@ class AtomicOutput:
                 folder.rmdir()
 
     def _unlock(self) -> None:
+        """Closes the descriptor that holds the temporary's lock, once (``commit`` and
+        ``discard`` may both come here)."""
         if self._lock is not None:
             _release(self._lock)
             self._lock = None
