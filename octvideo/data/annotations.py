@@ -415,16 +415,7 @@ def _lines_and_repeats(
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = split_line(line)
-        text = parts[1] if len(parts) == 2 else ""
-        if parts[0] and _LABEL.fullmatch(text):
-            name, label = parts[0].strip(), _label(path, number, text)
-        elif line.lower().endswith(VIDEO_EXTENSIONS):  # a path alone ("b.mp4 walking" is not)
-            name, label = line, -1
-        else:
-            raise AnnotationError(
-                f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}"
-            )
+        name, label = _path_and_label(path, number, raw)
         _check_labelled(f"{path}:{number}", line, label >= 0, need_label, first_of)
         first_of.setdefault(label >= 0, number)
         video = _resolve(name, base, allow_outside_root, f"{path}:{number}")
@@ -443,6 +434,24 @@ def _lines_and_repeats(
         first_line[key] = (number, label, video)
         records.append(VideoRecord(video, label))
     return records, repeats
+
+
+def _path_and_label(path: Path, number: int, raw: str) -> tuple[str, int]:
+    """The video path and label of ``raw``, line ``number`` of the list ``path`` (neither
+    blank nor a comment): the label -1 for a line that is a video path alone.
+
+    Raises:
+        AnnotationError: the line is neither ``path label`` nor a video path, or its label is
+            out of range (``_label``).
+    """
+    line = raw.strip()
+    parts = split_line(line)
+    text = parts[1] if len(parts) == 2 else ""
+    if parts[0] and _LABEL.fullmatch(text):
+        return parts[0].strip(), _label(path, number, text)
+    if line.lower().endswith(VIDEO_EXTENSIONS):  # a path alone ("b.mp4 walking" is not)
+        return line, -1
+    raise AnnotationError(f"{path}:{number}: expected 'path label' (label an integer), got {raw!r}")
 
 
 def _label(path: Path, number: int, text: str) -> int:
