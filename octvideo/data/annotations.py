@@ -788,16 +788,9 @@ def _kinetics_rows(
         for fields in reader:
             line, start = start, reader.line_num + 1
             where = f"{what} {path}:{line}"
-            fields = [value.strip() for value in fields]
-            if fields in ([], [""]):  # a blank line, or one of spaces
+            row = _kinetics_row(fields, line, header, column, where, need_label=not unlabelled)
+            if row is None:  # a blank line, or one of spaces
                 continue
-            if len(fields) != len(header):
-                raise AnnotationError(
-                    f"{where}: {len(fields)} fields where the header has {len(header)} "
-                    f"({', '.join(header)}); fix the row"
-                )
-            row = KineticsRow(line, *(nfc(fields[i]) if i is not None else "" for i in column))
-            _check_kinetics_row(row, where, need_label=not unlabelled)
             stem = kinetics_name(row.youtube_id, row.time_start, row.time_end)
             earlier = first_row.setdefault(stem, row)
             if earlier is not row:
@@ -811,18 +804,51 @@ def _kinetics_rows(
                 continue
             rows.append(row)
     except csv.Error as err:
-        problem = (
-            "a quoted field opened on this row is never closed"
-            if "end of data" in str(err)
-            else f"malformed CSV ({err})"
-        )
-        raise AnnotationError(f"{what} {path}:{start}: {problem}; fix the quotes") from None
+        raise AnnotationError(
+            f"{what} {path}:{start}: {_csv_problem(err)}; fix the quotes"
+        ) from None
     labels = {row.label for row in rows}
     if len(labels) > MAX_CLASSES:
         raise AnnotationError(
             f"{what} {path}: {len(labels)} labels; octvideo takes at most {MAX_CLASSES} classes"
         )
     return rows, repeats
+
+
+def _kinetics_row(
+    fields: list[str],
+    line: int,
+    header: list[str],
+    column: list[int | None],
+    where: str,
+    *,
+    need_label: bool,
+) -> KineticsRow | None:
+    """The ``KineticsRow`` of a CSV row's ``fields`` (read stripped and in NFC, at ``column``:
+    ``_kinetics_columns``), checked (``_check_kinetics_row``); None for a blank row.
+
+    Raises:
+        AnnotationError: the row has another number of fields than ``header``, or fails its
+            check; the message starts with ``where``.
+    """
+    fields = [value.strip() for value in fields]
+    if fields in ([], [""]):
+        return None
+    if len(fields) != len(header):
+        raise AnnotationError(
+            f"{where}: {len(fields)} fields where the header has {len(header)} "
+            f"({', '.join(header)}); fix the row"
+        )
+    row = KineticsRow(line, *(nfc(fields[i]) if i is not None else "" for i in column))
+    _check_kinetics_row(row, where, need_label=need_label)
+    return row
+
+
+def _csv_problem(err: csv.Error) -> str:
+    """What ``csv``'s error ``err`` means to the writer of the CSV."""
+    if "end of data" in str(err):
+        return "a quoted field opened on this row is never closed"
+    return f"malformed CSV ({err})"
 
 
 def _kinetics_columns(header: list[str], named: str, need_label: bool) -> list[int | None]:
