@@ -81,6 +81,25 @@ def _world() -> tuple[int, int]:
     return 1, 0
 
 
+# The variables a launcher gives each process before its process group is made: torchrun's
+# ``RANK`` (global), and the node's and the local rank (Lightning's ``ddp`` runs the command
+# again in each process of a node but the first, with ``LOCAL_RANK`` and ``NODE_RANK`` set)
+_GLOBAL_RANK = "RANK"
+_PART_RANKS = ("NODE_RANK", "GROUP_RANK", "LOCAL_RANK")
+
+
+def is_global_zero() -> bool:
+    """Whether this process is the global rank 0 of its run, which alone says the lines every
+    process would say alike (a list's video count): its rank in the initialised process group,
+    else as the launcher's variables say (``_PART_RANKS``: rank 0 on node 0); a process
+    without them is a run of its own."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    if os.environ.get(_GLOBAL_RANK, "").strip():
+        return os.environ[_GLOBAL_RANK].strip() == "0"
+    return all(os.environ.get(name, "").strip() in ("", "0") for name in _PART_RANKS)
+
+
 class EpochSampler(DistributedSampler):
     """Shuffles per epoch like ``DistributedSampler`` and yields ``(index, epoch)`` pairs.
 
@@ -221,7 +240,7 @@ def _warn_shared_videos(
         for record in val.records
         if os.path.normpath(record.path) in labels
     )
-    if shared:
+    if shared and is_global_zero():  # every rank reads both lists: said once
         path, label = shared[0]
         logger.warning(
             "data: %d videos of data.val_list=%s are in data.train_list=%s too (train/val "
@@ -372,7 +391,8 @@ class VideoDataModule(L.LightningDataModule):
                 f"data: {path} lists no video that exists; check the list's paths against "
                 "data.root, or the class folders' videos against data.video_extensions"
             )
-        logger.info("%s: %d videos from %s", mode, len(annotations.records), path)
+        if is_global_zero():  # every rank reads the whole list
+            logger.info("%s: %d videos from %s", mode, len(annotations.records), path)
         dataset = VideoDataset(annotations.records, self.cfg, mode)
         if self.cfg.num_workers > 0:
             if self._trail is None:
@@ -473,7 +493,8 @@ class VideoDataModule(L.LightningDataModule):
                 sampler.resume(epoch + 1, 0)
             else:
                 sampler.resume(epoch, done * self.cfg.batch_size)
-                logger.info("resuming epoch %d at batch %d of %d", epoch, done, per_epoch)
+                if is_global_zero():  # every rank resumes at the same batch
+                    logger.info("resuming epoch %d at batch %d of %d", epoch, done, per_epoch)
             self._resume_at = None
         return self._loader(dataset, sampler, drop_last=drop_last)
 

@@ -426,3 +426,38 @@ def test_a_stop_sent_to_the_process_group_of_a_run_with_workers_keeps_its_step(t
     ), err[-3000:]
     assert proc.returncode == 143
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("launcher", "said"),
+    [
+        ({}, True),  # a process of its own
+        ({"RANK": "0", "LOCAL_RANK": "0"}, True),  # torchrun's first
+        ({"RANK": "1", "LOCAL_RANK": "0"}, False),  # torchrun, second node
+        ({"LOCAL_RANK": "1"}, False),  # Lightning's ddp runs the command again with it
+        ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, False),  # its first on the second node
+    ],
+)
+def test_the_lists_lines_are_said_by_global_rank_zero_alone(
+    tmp_path, media, monkeypatch, caplog, launcher, said
+):
+    """Every process of a distributed run reads both lists alike: the counts and the leakage
+    warning are said once, by the process of global rank 0, before the process group exists."""
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in launcher.items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(media["h264.mp4"], tmp_path / "a.mp4")
+    shutil.copy(media["h264.mp4"], tmp_path / "b.mp4")
+    (tmp_path / "train.txt").write_text("a.mp4 0\nb.mp4 1\n")
+    (tmp_path / "val.txt").write_text("a.mp4 1\n")
+    cfg = small_config(train_list=str(tmp_path / "train.txt"), val_list=str(tmp_path / "val.txt"))
+    with caplog.at_level("INFO", logger="octvideo.data.datamodule"):
+        VideoDataModule(cfg).setup("fit")
+    lines = [r.getMessage() for r in caplog.records if r.name == "octvideo.data.datamodule"]
+    expected = [
+        f"train: 2 videos from {tmp_path / 'train.txt'}",
+        f"val: 1 videos from {tmp_path / 'val.txt'}",
+    ]
+    assert [line for line in lines if " videos from " in line] == (expected if said else [])
+    assert sum("train/val leakage" in line for line in lines) == (1 if said else 0)
