@@ -657,10 +657,9 @@ def walk_tree(
             is not walked (silently: the caller counts them).
     """
     top = os.fspath(root)
-    real_exclude = os.path.realpath(exclude) if exclude is not None else None
-    holds = [(os.path.realpath(top), top)]
-    if exclude is not None and real_exclude is not None:
-        holds.append((real_exclude, f"{exclude_name} {exclude}"))
+    # (real path, what it is) of the root and the excluded folder: no link to one holding them
+    excluded = None if exclude is None else (os.path.realpath(exclude), f"{exclude_name} {exclude}")
+    holds = [(os.path.realpath(top), top), *([excluded] if excluded else [])]
     unreadable: list[OSError] = []
     top_id = _folder_id(top, unreadable)
     # folder -> (the folders it lies in, its real path)
@@ -678,14 +677,7 @@ def walk_tree(
             folder_id = _folder_id(path, unreadable)
             if folder_id is None:
                 continue
-            why = None
-            if folder_id in chain:
-                why = "a folder it lies in (it would loop)"
-            elif real_exclude is not None and _lies_in(real, real_exclude):
-                why = f"{exclude_name} {exclude} or one in it"
-            elif link:
-                held = [what for inner, what in holds if _lies_in(inner, real)]
-                why = f"a folder that holds {held[0]}" if held else None
+            why = _why_not_walked(real, link, folder_id in chain, excluded, holds)
             if why:
                 said = f"a link to {real}, {why}; not followed" if link else f"{why}; not walked"
                 logger.warning("%s is %s", printable(path), said)
@@ -694,17 +686,45 @@ def walk_tree(
             kept.append(name)
         dirs[:] = kept
         yield folder, files
-    if unreadable:
-        first = unreadable[0]
-        logger.warning(
-            "%s: %d folder%s could not be read and %s stepped over (e.g. %s: %s)",
-            printable(top),
-            len(unreadable),
-            "" if len(unreadable) == 1 else "s",
-            "was" if len(unreadable) == 1 else "were",
-            printable(os.fspath(first.filename or top)),
-            first.strerror or first,
-        )
+    _warn_unreadable(top, unreadable)
+
+
+def _why_not_walked(
+    real: str,
+    link: bool,
+    loops: bool,
+    excluded: tuple[str, str] | None,
+    holds: list[tuple[str, str]],
+) -> str | None:
+    """Why ``walk_tree`` does not walk the sub-folder whose real path is ``real`` (reached
+    through a link: ``link``), in words for its warning, or None to walk it: it is a folder it
+    lies in (``loops``), it is or lies in ``excluded``, or it is a link to a folder that holds
+    one of ``holds``. ``excluded`` and ``holds`` are ``(real path, what it is)``."""
+    if loops:
+        return "a folder it lies in (it would loop)"
+    if excluded is not None and _lies_in(real, excluded[0]):
+        return f"{excluded[1]} or one in it"
+    if link:
+        held = [what for inner, what in holds if _lies_in(inner, real)]
+        return f"a folder that holds {held[0]}" if held else None
+    return None
+
+
+def _warn_unreadable(top: str, unreadable: list[OSError]) -> None:
+    """One warning counting the folders under ``top`` that ``walk_tree`` stepped over, unread,
+    with the first and its error."""
+    if not unreadable:
+        return
+    first = unreadable[0]
+    logger.warning(
+        "%s: %d folder%s could not be read and %s stepped over (e.g. %s: %s)",
+        printable(top),
+        len(unreadable),
+        "" if len(unreadable) == 1 else "s",
+        "was" if len(unreadable) == 1 else "were",
+        printable(os.fspath(first.filename or top)),
+        first.strerror or first,
+    )
 
 
 def _lies_in(path: str, folder: str) -> bool:
