@@ -1064,14 +1064,7 @@ def read_folders(
             "class-folder root, or another data.annotation_format"
         )
     folders, skipped = class_folders(root)
-    if skipped:
-        logger.warning(
-            "%s: skipped %d folder%s that cannot be a class (hidden, __MACOSX or @eaDir: %r)",
-            root,
-            len(skipped),
-            "" if len(skipped) == 1 else "s",
-            skipped[0],
-        )
+    _warn_not_classes(root, skipped)
     if classes is None:
         classes = sorted({nfc(name) for name in folders})
     label_of = label_index(classes)
@@ -1085,8 +1078,28 @@ def read_folders(
         entries = video_entries(root / name, extensions)
         hidden += [f for f in entries if is_hidden_name(f.name)]
         videos = [f for f in entries if not is_hidden_name(f.name)]
-        empty += [] if videos else [name]
+        if not videos:
+            empty.append(name)
         records.extend(VideoRecord(str(f), label_of[nfc(name)]) for f in videos)
+    _warn_hidden_and_empty(root, hidden, empty)
+    return Annotations(records, list(classes))
+
+
+def _warn_not_classes(root: Path, skipped: list[str]) -> None:
+    """One warning counting the folders of ``root`` skipped as no class (``class_folders``)."""
+    if skipped:
+        logger.warning(
+            "%s: skipped %d folder%s that cannot be a class (hidden, __MACOSX or @eaDir: %r)",
+            root,
+            len(skipped),
+            "" if len(skipped) == 1 else "s",
+            skipped[0],
+        )
+
+
+def _warn_hidden_and_empty(root: Path, hidden: list[Path], empty: list[str]) -> None:
+    """One warning counting the ``hidden`` files of ``root``'s class folders, left out, and one
+    naming the ``empty`` class folders, which hold no video."""
     if hidden:
         logger.warning("%s: skipped %s", root, hidden_files_skipped(hidden))
     if empty:
@@ -1097,7 +1110,6 @@ def read_folders(
             " holds" if len(empty) == 1 else "s hold",
             ", ".join(repr(name) for name in empty[:3]),
         )
-    return Annotations(records, list(classes))
 
 
 def is_class_folder_name(name: str) -> bool:
@@ -1132,9 +1144,9 @@ def class_folders(root: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     """The names of the folders of ``root`` that are classes (``is_class_folder_name``) and of
     those skipped, each sorted."""
     names = sorted(p.name for p in Path(root).iterdir() if p.is_dir())
-    return [n for n in names if is_class_folder_name(n)], [
-        n for n in names if not is_class_folder_name(n)
-    ]
+    classes = [name for name in names if is_class_folder_name(name)]
+    skipped = [name for name in names if not is_class_folder_name(name)]
+    return classes, skipped
 
 
 def _class_names_used(
