@@ -971,7 +971,8 @@ def read_kinetics_csv(
         stem = kinetics_name(row.youtube_id, row.time_start, row.time_end)
         if stem in index.paths:
             records.append(VideoRecord(index.paths[stem], label_of[row.label]))
-            copied += [stem] if stem in index.copies else []
+            if stem in index.copies:
+                copied.append(stem)
         else:
             missing.append(stem)
     _warn_found(path, where, index, copied, missing, len(rows))
@@ -1201,17 +1202,6 @@ def _warn_unused_classes(
             unused = [name for name in unused if name not in theirs]
     if not unused:
         return
-    if classes_file is not None and in_package(classes_file):  # a shipped list, never deleted
-        advice = (
-            "It ships with octvideo: for your own classes, set model.num_classes to their number "
-            "and point data.classes_file at a file of yours (written from the data when it does "
-            "not exist)"
-        )
-    else:
-        advice = (
-            "Point data.classes_file at this dataset's, or delete the file to have it written "
-            "from the data"
-        )
     logger.warning(
         "classes file %s: %d of its %d classes are used by no video of %s (e.g. %s); is it "
         "another dataset's? %s",
@@ -1220,7 +1210,22 @@ def _warn_unused_classes(
         len(found.classes),
         path,
         ", ".join(repr(name) for name in unused[:3]),
-        advice,
+        _unused_classes_advice(classes_file),
+    )
+
+
+def _unused_classes_advice(classes_file: str | os.PathLike[str] | None) -> str:
+    """The way out that ends the warning of a classes file with unused classes: a shipped list
+    is never deleted, so its advice is a file of the user's own."""
+    if classes_file is not None and in_package(classes_file):
+        return (
+            "It ships with octvideo: for your own classes, set model.num_classes to their number "
+            "and point data.classes_file at a file of yours (written from the data when it does "
+            "not exist)"
+        )
+    return (
+        "Point data.classes_file at this dataset's, or delete the file to have it written "
+        "from the data"
     )
 
 
