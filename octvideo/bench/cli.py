@@ -136,16 +136,20 @@ def _writes_files(args: argparse.Namespace) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmark ``argv`` names; its streams as the octvideo commands have them
-    (``octvideo.cli``): one started with stdout or stderr closed (``>&-``) prints to /dev/null;
-    where its output is a file, a reader of stdout that goes away (``| head -1``) stops what it
-    prints, not the work; where its output is the table, the benchmark ends there, quietly, with
-    status 1; a full stdout or stderr (``> /dev/full``) stops it with one line, status 1."""
+    (``octvideo.cli``): one started with stdout or stderr closed (``>&-``) prints to /dev/null.
+    Where its output is a file (``_writes_files``), what it prints is a view of the work: a
+    stdout or stderr that goes away (``| head -1``, ``| true``) or is full (``> /dev/full``)
+    stops the view, not the work, which writes its file whole and ends with its own status; a
+    full stdout is named at the end in one line on stderr (``progress_streams``). Where its
+    output is the table, a reader gone ends the benchmark there, quietly, status 1, and a full
+    stdout or stderr in one line, status 1 (``stream_stopped``)."""
     open_closed_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     args.command_line = command_line(argv)
+    prog = f"{PROG} {args.subcommand}"
     try:
-        with progress_streams() if _writes_files(args) else contextlib.nullcontext():
+        with progress_streams(prog) if _writes_files(args) else contextlib.nullcontext():
             code = int(args.run(args) or 0)
             sys.stdout.flush()  # a reader that went away shows here, not at the interpreter's exit
         return code
@@ -157,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunStopped as err:
         return _say(args.subcommand, "stopped", err, 1)
     except OSError as err:
-        stopped = stream_stopped(f"{PROG} {args.subcommand}", err)
+        stopped = stream_stopped(prog, err)
         if stopped is None:  # a file's error, or another of the stream's
             raise
         return stopped

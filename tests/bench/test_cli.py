@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import sys
 
 import pytest
 
@@ -144,10 +145,73 @@ class FullStream:
 
 
 def run_into_a_full_stdout(monkeypatch, capsys, argv: list[str]) -> None:
-    """Runs ``tools/bench.py ARGV > /dev/full`` in-process: it stops with one line, status 1."""
+    """Runs ``tools/bench.py ARGV > /dev/full`` in-process, ARGV a subcommand whose output is a
+    file: the run goes on to its own status, 0, and its last line on stderr names the lines
+    dropped."""
     monkeypatch.setattr("sys.stdout", FullStream())
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 0
     assert capsys.readouterr().err.splitlines()[-1] == (
-        f"tools/bench.py {argv[0]}: stopped: cannot write to stdout or stderr (No space left on "
-        "device); the files written are kept"
+        f"tools/bench.py {argv[0]}: the lines to stdout from the first that could not be written "
+        "on were dropped (No space left on device)"
+    )
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_full_stdout_stops_the_view_of_a_table_appended_not_the_run(
+    tmp_path, monkeypatch, capsys, status
+) -> None:
+    # ``layouts --append F > /dev/full``: it stopped at its first print, status 1, before the
+    # lines after it ran; now the run goes on to its end and its own status, and one line says
+    # what was dropped
+    record = tmp_path / "BENCHMARKS.md"
+
+    def run(args: argparse.Namespace) -> int:
+        print("| table |")  # noqa: T201
+        record.write_text("| table |\n")
+        print("a note after the record")  # noqa: T201
+        return status
+
+    monkeypatch.setattr("octvideo.bench.layouts.run", run)
+    monkeypatch.setattr("sys.stdout", FullStream())
+    assert cli.main(["layouts", "--append", str(record)]) == status
+    assert record.read_text() == "| table |\n"
+    assert capsys.readouterr().err == (
+        "tools/bench.py layouts: the lines to stdout from the first that could not be written on "
+        "were dropped (No space left on device)\n"
+    )
+
+
+def test_a_full_stderr_stops_only_its_view_of_a_file_output(tmp_path, monkeypatch, capsys):
+    # ``long-video ... 2> /dev/full``: a warning on stderr stopped the run before its video
+    out = tmp_path / "long.mp4"
+
+    def run(args: argparse.Namespace) -> int:
+        print("a warning", file=sys.stderr)  # noqa: T201
+        out.write_bytes(b"video")
+        print(f"wrote {out}")  # noqa: T201
+        return 0
+
+    monkeypatch.setattr("octvideo.bench.long_video.run", run)
+    monkeypatch.setattr("sys.stderr", FullStream())
+    assert cli.main(["long-video", str(tmp_path), "--out", str(out)]) == 0
+    assert out.read_bytes() == b"video"
+    assert capsys.readouterr().out == f"wrote {out}\n"
+
+
+def test_a_full_stdout_still_stops_a_table_that_is_the_output(monkeypatch, capsys) -> None:
+    # conv-views prints its table and writes no file: the table is lost, so the run stops there
+    ran = []
+
+    def run(args: argparse.Namespace) -> int:
+        print("| table |", flush=True)  # noqa: T201
+        ran.append("after the table")
+        return 0
+
+    monkeypatch.setattr("octvideo.bench.conv_views.run", run)
+    monkeypatch.setattr("sys.stdout", FullStream())
+    assert cli.main(["conv-views", "--repeats", "2"]) == 1
+    assert ran == []
+    assert capsys.readouterr().err == (
+        "tools/bench.py conv-views: stopped: cannot write to stdout or stderr (No space left on "
+        "device); the files written are kept\n"
     )

@@ -127,11 +127,11 @@ def test_an_alpha_is_a_decimal_as_yaml_writes_it(alpha, capsys) -> None:
     assert line == f"tools/bench.py layouts: error: argument --alphas: {alpha!r} is not a number"
 
 
-def test_the_table_is_appended_before_a_full_stdout_stops_the_run(
+def test_a_full_stdout_loses_only_the_lines_never_the_table_appended(
     tmp_path, monkeypatch, capsys
 ) -> None:
     # ``layouts --append F > /dev/full``: the table was printed first, and the failed print
-    # stopped the run before F had it
+    # stopped the run before F had it; now the view alone stops and the run ends with status 0
     record = tmp_path / "bench.md"
     monkeypatch.setattr(tool, "measure", lambda args: {})
     monkeypatch.setattr(tool, "report", lambda *args: "| table |")

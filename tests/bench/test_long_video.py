@@ -132,9 +132,9 @@ def test_a_stdout_whose_reader_is_gone_or_full_loses_only_the_lines(tmp_path: Pa
     full = tmp_path / "full.mp4"
     with open("/dev/full", "w") as stdout:
         done = subprocess.run([*command, str(full)], stdout=stdout, stderr=subprocess.PIPE)
-    assert done.returncode == 1
+    assert done.returncode == 0  # it stopped with status 1, its video written all the same
     assert done.stderr.decode() == (
-        "tools/bench.py long-video: stopped: cannot write to stdout or stderr (No space left on "
-        "device); the files written are kept\n"
+        "tools/bench.py long-video: the lines to stdout from the first that could not be written "
+        "on were dropped (No space left on device)\n"
     )
     assert probe(full).num_frames == 4 * 6

@@ -160,9 +160,9 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     )
 
 
-def test_the_table_is_appended_before_a_full_stdout_stops_the_run(tmp_path, monkeypatch, capsys):
+def test_a_full_stdout_loses_only_the_lines_never_the_table_appended(tmp_path, monkeypatch, capsys):
     # ``predict --append F > /dev/full``: the table was printed first, and the failed print
-    # stopped the run before F had it
+    # stopped the run before F had it; now the view alone stops and the run ends with status 0
     record = tmp_path / "bench.md"
     run_into_a_full_stdout(
         monkeypatch, capsys, ["predict", *_tiny_argv(tmp_path), "--append", str(record)]
