@@ -1048,15 +1048,16 @@ def hold_folder(
             made or written.
     """
     folder = Path(folder)
+    name = name or os.fspath(folder)
     made = _folders_to_make(folder)
-    fd = _take_lock(folder, command, name or os.fspath(folder), advice)
+    fd = _take_lock(folder, command, name, advice)
     try:
         # a lock file left by a killed command is taken in a folder that may since have become
         # read-only: found here, before the command's work, rather than at its first write
         _probe_write(folder)
     except OSError as err:
         _release(fd)
-        raise _cannot_write(name or os.fspath(folder), folder, err, advice) from err
+        raise _cannot_write(name, folder, err, advice) from err
     try:
         yield folder
     finally:
