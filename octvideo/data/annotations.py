@@ -541,12 +541,12 @@ def _read_lines_annotations(
         AnnotationError: as ``read_lines``, or a label is not below ``len(classes)``.
     """
     records = read_lines(path, root, allow_outside_root=allow_outside_root, need_label=need_label)
-    num = max((r.label for r in records), default=-1) + 1
+    largest = max((r.label for r in records), default=-1)
     if classes is None:
-        classes = [str(i) for i in range(num)]
-    if num > len(classes):
+        classes = [str(i) for i in range(largest + 1)]
+    if largest >= len(classes):
         raise AnnotationError(
-            f"{path}: label {num - 1} is outside {_classes_of(classes, source, 'fix the labels')}"
+            f"{path}: label {largest} is outside {_classes_of(classes, source, 'fix the labels')}"
         )
     return Annotations(records, classes)
 
@@ -1335,24 +1335,24 @@ def load_annotations(
         AnnotationError: unknown format, malformed line, a label outside the class list, a
             class folder not in it (a ``UsageError`` and a ``ValueError``).
     """
-    asked, fmt = fmt, _check_source(path, fmt, classes_file)
+    read_as = _check_source(path, fmt, classes_file)  # ``fmt``, or the one found for "auto"
     known = classes
     if known is None and classes_file and Path(classes_file).is_file():
         known = read_classes(classes_file)
     source = classes_source if classes is not None else f"classes file {classes_file}"
-    if fmt == "lines":
+    if read_as == "lines":
         result = _read_lines_annotations(path, root, known, source, allow_outside_root, need_labels)
-    elif fmt == "kinetics_csv":
+    elif read_as == "kinetics_csv":
         result = read_kinetics_csv(path, root, known, classes_source=source, need_label=need_labels)
-    elif fmt == "folders":
+    elif read_as == "folders":
         extensions = tuple(e.lower() for e in extensions)
         result = read_folders(path, known, extensions, classes_source=source)
     else:
         raise AnnotationError(
-            f"unknown annotation format {fmt!r}: use lines, kinetics_csv or folders"
+            f"unknown annotation format {read_as!r}: use lines, kinetics_csv or folders"
         )
     if classes is None and known is not None:
-        others = _classes_of_other_lists(other_lists, asked, root, result)
+        others = _classes_of_other_lists(other_lists, fmt, root, result)  # "auto": each its own
         _warn_unused_classes(classes_file, path, result, others)
     if classes_file and known is None:
         write_classes(classes_file, result.classes)
