@@ -315,15 +315,18 @@ def why_not_a_file(path: str | os.PathLike[str]) -> str | None:
     if stat.S_ISREG(mode):
         return None
     verb = "links to" if os.path.islink(path) else "is"
+    return f"{verb} {_special_kind(mode)}"
+
+
+def _special_kind(mode: int) -> str:
+    """What a file of ``mode`` (``st_mode``) that is not a regular file is, in words."""
     if stat.S_ISDIR(mode):
-        kind = "a directory"
-    elif stat.S_ISFIFO(mode):
-        kind = "a pipe"
-    elif stat.S_ISSOCK(mode):
-        kind = "a socket"
-    else:
-        kind = "a device"
-    return f"{verb} {kind}"
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def read_utf8(path: str | os.PathLike[str], limit: int) -> str:
