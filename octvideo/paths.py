@@ -776,7 +776,7 @@ class AtomicOutput:
         self.existed = self.path.exists()
         self._made = _folders_to_make(self.path.parent)  # removed again by ``discard``, if empty
         self.tmp, fd = self._create_temporary()
-        self._lock: int | None = fd  # None once released
+        self._lock_fd: int | None = fd  # holds the temporary's flock; None once released
         _HELD.add(fd)
         try:  # blocking: a cleaner's test holds the lock only for a moment
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -866,9 +866,9 @@ class AtomicOutput:
     def _unlock(self) -> None:
         """Closes the descriptor that holds the temporary's lock, once (``commit`` and
         ``discard`` may both come here)."""
-        if self._lock is not None:
-            _release(self._lock)
-            self._lock = None
+        if self._lock_fd is not None:
+            _release(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> AtomicOutput:
         return self
