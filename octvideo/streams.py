@@ -68,16 +68,15 @@ def to_devnull(stream: TextIO) -> None:
 class _ProgressStream:
     """stdout or stderr of a command whose output is files: what it prints there is a view of its
     progress, so a stream that cannot be written stops the view, not the work: a reader that goes
-    away (``| head -1``, ``| true``) and, where ``prog`` is given, a full one (``> /dev/full``,
-    a log on a full disk: ``_STREAM_ERRNOS``). The first write or flush that fails so points the
+    away (``| head -1``, ``| true``) and a full one (``> /dev/full``, a log on a full disk:
+    ``_STREAM_ERRNOS``). The first write or flush that fails so points the
     stream at /dev/null (``to_devnull``) and the command goes on, writing its files whole and
     ending with its own status (a stop there would leave the records of the inputs done in place
     of an earlier complete file); ``dropped`` keeps a full stream's error, which
     ``progress_streams`` names at the end. Anything else is the stream's own."""
 
-    def __init__(self, stream: TextIO, *, full_stops_view: bool) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._full_stops_view = full_stops_view
         self.dropped: OSError | None = None
 
     def write(self, text: str) -> int:
@@ -95,7 +94,7 @@ class _ProgressStream:
 
     def _stop_view(self, err: OSError) -> None:
         full = err.filename is None and err.errno in _STREAM_ERRNOS
-        if not (isinstance(err, BrokenPipeError) or (full and self._full_stops_view)):
+        if not (isinstance(err, BrokenPipeError) or full):
             raise err
         to_devnull(self._stream)
         if full and self.dropped is None:
@@ -106,15 +105,14 @@ class _ProgressStream:
 
 
 @contextlib.contextmanager
-def progress_streams(prog: str | None = None) -> Iterator[None]:
-    """stdout and stderr as ``_ProgressStream``s while a command whose output is files runs; the
-    streams themselves are put back after, for a caller of ``main`` in-process. With ``prog``
-    (the octvideo commands), a full stream stops the view too, and at the end one line on stderr,
-    where it can still be written, says so: ``PROG: the lines to stdout from the first that could
-    not be written on were dropped (No space left on device)``; without, its error stops the
-    command (``stream_stopped``)."""
+def progress_streams(prog: str) -> Iterator[None]:
+    """stdout and stderr as ``_ProgressStream``s while the command ``prog`` (``octvideo data
+    synth``, ``tools/bench.py long-video``), whose output is files, runs; the streams themselves
+    are put back after, for a caller of ``main`` in-process. When stdout was full, one line on
+    stderr at the end, where it can still be written, says so: ``PROG: the lines to stdout from
+    the first that could not be written on were dropped (No space left on device)``."""
     streams = sys.stdout, sys.stderr
-    views = [_ProgressStream(stream, full_stops_view=prog is not None) for stream in streams]
+    views = [_ProgressStream(stream) for stream in streams]
     sys.stdout, sys.stderr = views  # type: ignore[assignment]
     try:
         yield

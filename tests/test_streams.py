@@ -1,11 +1,10 @@
-"""stdout and stderr as views of a command's progress: a full one stops the view where the
-command is named, and stops the command where it is not (``tools/bench.py``)."""
+"""stdout and stderr as views of a command's progress: a full one stops the view, not the
+command."""
 
 from __future__ import annotations
 
+import io
 import sys
-
-import pytest
 
 from octvideo.streams import progress_streams
 from tests.cli.test_main import FullStream
@@ -24,8 +23,19 @@ def test_a_full_stderr_stops_its_view_and_leaves_nothing_to_say(monkeypatch, cap
     assert not [text for text in full.tried if "dropped" in text]
 
 
-def test_without_a_command_name_a_full_stream_stops_the_command(monkeypatch):
-    # tools/bench.py: its caller stops there (``stream_stopped``); a closed pipe stops the view
-    monkeypatch.setattr("sys.stdout", FullStream())
-    with pytest.raises(OSError, match="No space left"), progress_streams():
-        print("a line of the view")  # noqa: T201
+def test_a_full_stdout_stops_its_view_and_says_once_what_was_dropped(monkeypatch):
+    # ``> /dev/full``: the command goes on past the first line that could not be written, and
+    # stderr, which can be written, names the program and the stream's error once at the end
+    full, err = FullStream(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", full)
+    monkeypatch.setattr("sys.stderr", err)
+    done = []
+    with progress_streams("tools/bench.py long-video"):
+        for line in ("one", "two"):
+            print(line)  # noqa: T201
+            done.append(line)
+    assert done == ["one", "two"] and (sys.stdout, sys.stderr) == (full, err)
+    assert err.getvalue() == (
+        "tools/bench.py long-video: the lines to stdout from the first that could not be "
+        "written on were dropped (No space left on device)\n"
+    )
