@@ -415,17 +415,18 @@ def _lines_and_repeats(
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        where = f"{path}:{number}"
         name, label = _path_and_label(path, number, raw)
-        _check_labelled(f"{path}:{number}", line, label >= 0, need_label, first_of)
+        _check_labelled(where, line, label >= 0, need_label, first_of)
         first_of.setdefault(label >= 0, number)
-        video = _resolve(name, base, allow_outside_root, f"{path}:{number}")
+        video = _resolve(name, base, allow_outside_root, where)
         key = _video_id(video)  # "./a.mp4", "/data/a.mp4" and a link to a.mp4 are one video
         if key in first_line:
             earlier, earlier_label, earlier_video = first_line[key]
             if earlier_label != label:
                 same = "" if earlier_video == video else f" (as {earlier_video}: the same file)"
                 raise AnnotationError(
-                    f"{path}:{number}: {name} is labelled {label} here and "
+                    f"{where}: {name} is labelled {label} here and "
                     f"{earlier_label} at line {earlier}{same}; a video has one label: remove "
                     "one line"
                 )
