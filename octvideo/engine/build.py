@@ -17,6 +17,7 @@ from torch import nn
 from octvideo.checkpoint_meta import stored_meta
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
+from octvideo.data.datamodule import is_global_zero
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
 from octvideo.engine.zoo_recipes import lateral_kernel_problem, warn_other_speed
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
@@ -403,14 +404,15 @@ def on_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
+def resolve_precision(precision: str, accelerator: str, *, say: bool = True) -> str:
     """The precision a run of ``trainer.precision`` trains or tests in: ``"auto"`` is
     bf16-mixed on a GPU with bfloat16 arithmetic (compute capability 8 or more), 16-mixed on
     other GPUs (where bfloat16 would be emulated, slowly), 32-true on CPU; ``16-mixed`` on a
     CPU, where PyTorch has no float16 autocast, is bf16-mixed, said in one line (Lightning
-    would make the same change after a warning of its own, with a path into its code)."""
+    would make the same change after a warning of its own, with a path into its code) unless
+    ``say`` is false. A resolved precision resolves to itself, silently."""
     resolved = _resolved_precision(precision, accelerator)
-    if resolved != precision and precision != "auto":
+    if say and resolved != precision and precision != "auto" and is_global_zero():
         logger.warning(
             "trainer.precision=%s: float16 mixed precision needs a GPU; on a CPU the run uses "
             "bfloat16 mixed precision instead (trainer.precision=%s asks for it without this "

@@ -47,6 +47,7 @@ from octvideo.checkpoint_meta import (
 from octvideo.config import (
     ModelConfig,
     RunConfig,
+    dump_yaml,
     flatten,
     from_dict,
     load_config,
@@ -140,6 +141,7 @@ from octvideo.paths import (
     read_utf8,
     same_file,
     why_not_a_file,
+    write_atomically,
 )
 
 logger = logging.getLogger(__name__)
@@ -822,11 +824,12 @@ _UNSET = object()  # a key one side does not have
 def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
     """Refuses to resume a checkpoint with another model section (any key but those of
     ``RESUME_FREE``: a dropout, an octave whose weights have the same shapes) or another setting
-    of ``RESUME_KEEPS`` than its run's, which the checkpoint's metadata records: the weights
-    trained so far would go on as another network or on other clips, while config.yaml and every
-    checkpoint after it would call the whole run by the new settings. A checkpoint without
-    metadata (a bare state dict) is not compared, nor are the ``RESUME_KEEPS`` of one that stores
-    no run config.
+    of ``RESUME_KEEPS`` or another precision than its run's (``trainer.precision`` resolved:
+    ``auto`` or ``16-mixed`` that trains as it did passes), which the checkpoint's metadata
+    records: the weights trained so far would go on as another network or on other clips, while
+    config.yaml and every checkpoint after it would call the whole run by the new settings. A
+    checkpoint without metadata (a bare state dict) is not compared, nor are the
+    ``RESUME_KEEPS`` or the precision of one that stores no run config.
 
     Raises:
         UsageError: names each setting that differs, its run's value and this one, and the
@@ -841,6 +844,9 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     for key in RESUME_KEEPS:
         if key in stored:
             there[key], here[key] = stored[key], ours[key]
+    if "trainer.precision" in stored:  # what ran (older runs recorded what was asked)
+        there["trainer.precision"] = _precision_that_ran(stored)
+        here["trainer.precision"] = _precision_that_ran(ours)
     differ = _differing(there, here, meta)
     if not differ:
         return
@@ -853,6 +859,13 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
         f"weights would go on as another run; resume with {_fix(meta, there, differ)}, or start "
         f"a new run from its weights with model.pretrained={path} (nothing was changed)"
     )
+
+
+def _precision_that_ran(flat: dict[str, Any]) -> str:
+    """The precision a flattened run config trains in: its ``trainer.precision`` resolved for
+    its ``trainer.accelerator`` on this machine, silently (``resolve_precision``)."""
+    accelerator = str(flat.get("trainer.accelerator", "auto"))
+    return resolve_precision(str(flat["trainer.precision"]), accelerator, say=False)
 
 
 # model keys a test may differ in: those a resume may (RESUME_FREE), and those that act only in
@@ -1425,10 +1438,36 @@ def _train(
     # (the run folder's lock file, and the folders made for it, are removed).
     check_outside_data("run folder", run_dir, data_folders(cfg), "choose another --out")
     _check_training(cfg)
+    asked = cfg.trainer.precision
+    cfg = _with_precision_that_runs(cfg)
     _reserve_open_files(cfg)
     _output_folder(run_dir / "checkpoints", create=False)
     with hold_run_folder(run_dir):
-        return _train_in(cfg, cfg_file, run_dir, resume, callbacks)
+        return _train_in(cfg, cfg_file, run_dir, resume, callbacks, asked)
+
+
+def _with_precision_that_runs(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the precision its run trains in as ``trainer.precision``
+    (``resolve_precision``: ``auto`` for this machine, ``16-mixed`` on a CPU as bf16-mixed, said
+    in one line), so that config.yaml, Lightning's hparams.yaml and the checkpoints record what
+    ran, and a run resumed from them runs the same (``auto`` would resolve anew elsewhere)."""
+    t = cfg.trainer
+    ran = resolve_precision(t.precision, t.accelerator)
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(t, precision=ran))
+
+
+def _save_run_config(cfg: RunConfig, path: Path, asked: str) -> None:
+    """``save_config``, and where ``trainer.precision`` resolved to another precision than the
+    one asked for (``_with_precision_that_runs``), a first comment line that says both."""
+    ran = cfg.trainer.precision
+    if asked == ran:
+        save_config(cfg, path)
+        return
+    note = (
+        f"# trainer.precision={asked} was asked for; the run trains in {ran} on this machine, "
+        "as trainer.precision below records\n"
+    )
+    write_atomically(path, note + dump_yaml(to_dict(cfg), sort_keys=False))
 
 
 def _train_in(
@@ -1437,8 +1476,10 @@ def _train_in(
     run_dir: Path,
     resume: str | None,
     callbacks: Sequence[L.Callback],
+    asked: str,
 ) -> TrainResult:
-    """``_train`` once the run folder is held."""
+    """``_train`` once the run folder is held; ``asked``: the ``trainer.precision`` of the
+    config before ``_with_precision_that_runs``."""
     ckpt_dir = run_dir / "checkpoints"
     ckpt_path = resolve_resume(resume, run_dir)
     if ckpt_path is None or not in_run_folder(ckpt_path, ckpt_dir):  # a new run, or a branch
@@ -1482,7 +1523,7 @@ def _train_in(
         mark_folder(run_dir, RUN_MARK, "train")
     _output_folder(ckpt_dir, create=True)
     if trainer.is_global_zero:
-        save_config(cfg, run_dir / "config.yaml")
+        _save_run_config(cfg, run_dir / "config.yaml", asked)
     return _fit(trainer, module, datamodule, ckpt_path, run_dir)
 
 

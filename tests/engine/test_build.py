@@ -352,6 +352,12 @@ def test_16_mixed_on_a_cpu_trains_as_bf16_mixed_said_in_one_line(caplog) -> None
     with caplog.at_level(logging.WARNING, logger="octvideo.engine.build"):
         assert build_module.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
         assert build_module.resolve_precision("16-mixed", "gpu") == "16-mixed"
+        # silent where asked, and on every process of a distributed run but global rank 0
+        assert build_module.resolve_precision("16-mixed", "cpu", say=False) == "bf16-mixed"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("RANK", raising=False)
+            patch.setenv("LOCAL_RANK", "1")  # as Lightning's ddp runs the command again
+            assert build_module.resolve_precision("16-mixed", "cpu") == "bf16-mixed"
     assert not caplog.records
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -40,6 +40,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch._utils import ExceptionWrapper
 from torch.utils.data import get_worker_info
 
@@ -759,6 +760,57 @@ def trained(tiny_synth, tmp_path_factory) -> Path:
     return run
 
 
+def test_every_record_of_a_run_names_the_precision_it_trained_in(trained):
+    """trainer.precision=auto trains in 32-true on a CPU: config.yaml, Lightning's hparams.yaml
+    and the checkpoints record 32-true, config.yaml's first line what was asked for."""
+    lines = (trained / "config.yaml").read_text().splitlines()
+    assert lines[0] == (
+        "# trainer.precision=auto was asked for; the run trains in 32-true on this machine, as "
+        "trainer.precision below records"
+    )
+    assert load_config(trained / "config.yaml").trainer.precision == "32-true"
+    hparams = yaml.safe_load((trained / "logs" / "version_0" / "hparams.yaml").read_text())
+    assert hparams["meta"]["config"]["trainer"]["precision"] == "32-true"
+    for name in ("last.ckpt", "best.ckpt"):
+        meta = CheckpointMeta.from_checkpoint(load_checkpoint(trained / "checkpoints" / name))
+        assert meta.config["trainer"]["precision"] == "32-true"
+
+
+@pytest.mark.parametrize(("asked", "runs_as"), [("16-mixed", "bf16-mixed"), ("64-true", "64-true")])
+def test_resuming_in_another_precision_than_the_run_trained_in_is_refused(
+    trained, tiny_synth, tmp_path, asked, runs_as
+):
+    """16-mixed trains as bf16-mixed on a CPU: said by what it runs as, as 32-true's fix."""
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    overrides = tiny_overrides(tiny_synth, **{"trainer.precision": asked, "trainer.max_epochs": 3})
+    with pytest.raises(UsageError) as err:
+        run_train("oct_i3d_synth", overrides, out=str(tmp_path / "run"), resume=str(ckpt))
+    assert f'(trainer.precision "32-true" there, "{runs_as}" here)' in str(err.value)
+    assert 'resume with trainer.precision="32-true", or start a new run' in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_config_records_the_precision_that_runs_and_what_was_asked(tiny_synth, tmp_path):
+    cfg = load_config(
+        "oct_i3d_synth", tiny_overrides(tiny_synth, **{"trainer.precision": "16-mixed"})
+    )
+    ran = engine_run._with_precision_that_runs(cfg)
+    assert ran.trainer.precision == "bf16-mixed" and cfg.trainer.precision == "16-mixed"
+    engine_run._save_run_config(ran, tmp_path / "config.yaml", "16-mixed")
+    assert (
+        (tmp_path / "config.yaml")
+        .read_text()
+        .startswith(
+            "# trainer.precision=16-mixed was asked for; the run trains in bf16-mixed on this "
+            "machine, as trainer.precision below records\n"
+        )
+    )
+    assert load_config(tmp_path / "config.yaml").trainer == ran.trainer
+    engine_run._save_run_config(ran, tmp_path / "same.yaml", "bf16-mixed")
+    assert load_config(tmp_path / "same.yaml").trainer == ran.trainer
+    assert not (tmp_path / "same.yaml").read_text().startswith("#")
+
+
 def test_checkpoint_is_self_describing_and_weights_only(trained):
     ckpt = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
     meta = ckpt["hyper_parameters"]["meta"]
@@ -1309,6 +1361,12 @@ def test_two_process_cpu_ddp(tiny_synth, tmp_path):
     overrides += [f"data.train_list={train}", f"data.val_list={val}"]
     proc = _octvideo("train", "--cfg", "oct_i3d_synth", "--out", str(run), *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # both ranks read the lists alike: their counts said once, by rank 0
+    counts = [line for line in proc.stderr.splitlines() if " videos from " in line]
+    assert counts == [
+        f"INFO octvideo.data.datamodule: train: 12 videos from {train}",
+        f"INFO octvideo.data.datamodule: val: 3 videos from {val}",
+    ]
     replicas = json.loads((run / "replicas.json").read_text())
     assert replicas["world_size"] == 2
     assert len(set(replicas["param_sha256"])) == 1  # identical parameters on both ranks
