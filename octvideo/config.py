@@ -247,6 +247,127 @@ def check_extra(extra: dict[str, Any]) -> None:
             )
 
 
+def network_kwargs(model: ModelConfig) -> dict[str, Any]:
+    """``octvideo.models.create_model``'s keyword arguments for the section ``model`` (less its
+    name): the one place a section becomes them."""
+    alpha = list(model.alpha) if isinstance(model.alpha, list | tuple) else float(model.alpha)
+    return {
+        "num_classes": model.num_classes,
+        "alpha": alpha,
+        "octave": tuple(model.octave),
+        "dropout": model.dropout,
+        **model.extra,
+    }
+
+
+# Parameters of the networks check_network built (section -> count): a process checks a few
+# sections, and a sweep or the tests the same ones again, each build a fraction of a second.
+_COUNTED: dict[str, int] = {}
+_MAX_COUNTED = 256
+
+
+def check_network(model: ModelConfig) -> int:
+    """Builds the network of ``model`` on the meta device (shapes only, no memory) and refuses
+    what its model refuses, in the config's words, and a network over ``MAX_PARAMETERS``: so a
+    config that no model takes is one line when it loads, before a run writes anything.
+
+    The model's own checks decide (``octvideo.models.checks``): an argument it refuses
+    (``ArgumentError``) is named as the config's key that sets it (``model.extra.stem_kernel``,
+    ``model.alpha``, ``model.octave``).
+
+    Returns:
+        The network's parameter count.
+
+    Raises:
+        ValueError: one line naming the key, the value and what it takes; an unknown
+            ``model.name`` or ``model.extra`` key (``check_extra_keys``); a network over
+            ``MAX_PARAMETERS``.
+    """
+    import warnings
+
+    import torch
+
+    from octvideo.models import create_model, list_models
+    from octvideo.models.checks import ArgumentError
+
+    if model.name not in list_models():
+        try:
+            create_model(model.name)
+        except (TypeError, ValueError) as err:  # names the closest registered models
+            raise ValueError(f"model.name: {first_line(err)}") from err
+    check_extra_keys(model)
+    kwargs = network_kwargs(model)
+    key = repr((model.name, sorted(kwargs.items())))
+    count = _COUNTED.get(key)
+    if count is None:
+        try:
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the network built for the run warns, once
+                count = sum(p.numel() for p in create_model(model.name, **kwargs).parameters())
+        except ArgumentError as err:
+            settings = model_settings(model.name) or [*model.extra]
+            if err.argument in EXTRA_RESERVED or err.argument in settings:
+                option = EXTRA_RESERVED.get(err.argument, f"model.extra.{err.argument}")
+                raise ValueError(err.message(option)) from err
+            raise ValueError(f"model.name={model.name} cannot be built: {err}") from err
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"model.name={model.name} cannot be built: {first_line(err)}") from err
+        if len(_COUNTED) >= _MAX_COUNTED:
+            _COUNTED.clear()
+        _COUNTED[key] = count
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"{model.name} with model.extra={model.extra} has {count:,} parameters, over the "
+            f"limit of {MAX_PARAMETERS:,} (octvideo.config.MAX_PARAMETERS); use a smaller width "
+            "or depth"
+        )
+    return count
+
+
+def model_settings(name: str) -> list[str] | None:
+    """The ``model.extra`` keywords the registered model ``name`` takes: the keyword parameters of
+    the class its variant function returns, less those the model section sets
+    (``EXTRA_RESERVED``) and the layer classes (``norm_layer``, ...), which YAML cannot give.
+
+    Returns:
+        The names in signature order; None for an unknown name or a class that takes
+        ``**kwargs`` (anything then goes to the builder, which says what it refuses).
+    """
+    import inspect
+
+    from octvideo.models import model_class
+
+    cls = model_class(name)
+    if cls is None:
+        return None
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # less self
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name
+        for p in params
+        if p.kind in named and p.name not in EXTRA_RESERVED and not isinstance(p.default, type)
+    ]
+
+
+def check_extra_keys(model: ModelConfig) -> None:
+    """Refuses a ``model.extra`` key that ``model.name``'s model does not take, naming the ones it
+    does (the builder's own TypeError names a private function or ``__init__``).
+
+    Raises:
+        ValueError: one line: ``model.extra.KEY is not a setting of NAME; it takes: ...``.
+    """
+    takes = model_settings(model.name)
+    if takes is None:
+        return
+    for key in model.extra:
+        if key not in takes:
+            raise ValueError(
+                f"model.extra.{key} is not a setting of {model.name}; it takes: {', '.join(takes)}"
+            )
+
+
 @dataclass
 class OptimConfig:
     """SGD with momentum, warmup and decay; the loss and its regularisers."""
@@ -1280,7 +1401,9 @@ def _resolved(base: DictConfig) -> RunConfig:
     """
     values = canonical(OmegaConf.to_container(base, resolve=True, structured_config_mode=None))
     try:
-        return _to_dataclass(RunConfig, values)
+        cfg = _to_dataclass(RunConfig, values)
+        check_network(cfg.model)  # the sections' own checks first: their messages are plainer
+        return cfg
     except ValueError as err:
         raise ConfigError(str(err)) from err
 

@@ -248,9 +248,19 @@ def test_a_bad_override_is_one_line():
     assert "override 'model.extra'" in str(err.value)
 
 
+@pytest.fixture
+def unbuilt(monkeypatch):
+    """Loads configs without building their network (``check_network``): for the tests of the
+    text layer that carry values in ``model.extra`` keys no model takes."""
+    import octvideo.config as config_module
+
+    monkeypatch.setattr(config_module, "check_network", lambda model: 0)
+
+
 # -- ${...} is text ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("unbuilt")
 @pytest.mark.parametrize("value", ["a${b}", "${oc.env:HOME}", "x\\${y}", "${a}${b}/${"])
 def test_interpolation_syntax_is_kept_as_text_in_a_file(tmp_path, value):
     path = tmp_path / "interp.yaml"
@@ -450,6 +460,7 @@ def test_yaml_1_2_numbers_and_bools_load_in_number_and_bool_keys():
     assert cfg.trainer.deterministic is True and cfg.output.tensorboard is False
 
 
+@pytest.mark.usefixtures("unbuilt")
 @pytest.mark.parametrize("text", ["yes", "no", "on", "Off", "y", "2024-01-01", "="])
 def test_yaml_1_1_words_dates_and_equals_are_text(tmp_path, text):
     cfg = load_config(None, [f"output.name={text}", f"model.extra={{tag: {text}}}"])
@@ -1009,6 +1020,7 @@ def test_shipped_name_resolves_from_any_directory(tmp_path, monkeypatch):
         resolve_config_path("no_such_recipe.yaml")
 
 
+@pytest.mark.usefixtures("unbuilt")
 def test_model_extra_values_at_their_bounds_load():
     extra = "{width: 1024, channel_multiple: null, oct_stem: true, fusion_kernel: 64}"
     cfg = load_config(None, [f"model.extra={extra}", "model.extra.in_chans=1"])
@@ -1218,3 +1230,49 @@ def test_an_optional_text_keys_empty_text_is_read_as_null(tmp_path):
         "model": {"pretrained": "w.ckpt"},
         "x": "",  # a key the config does not know is kept as it is
     }
+
+
+# One setting of each kind the registered models refuse -> the config key the refusal names.
+_MODEL_REFUSED = [
+    (["model.extra={stem_kernel: [2, 7, 7]}"], "model.extra.stem_kernel must be three odd"),
+    (["model.extra={temporal_kernels: [[2], [3], [3], [3]]}"], "model.extra.temporal_kernels"),
+    (["model.name=slowfast_r50", "model.extra={fusion_kernel: 4}"], "model.extra.fusion_kernel"),
+    (["model.octave=[1, 3, 3]"], "model.octave must be three factors"),
+    (["model.alpha=[0.1, 0.1, 0.1, 0.1, 0.1]"], "model.alpha needs one number"),
+    (["model.name=slowfast_r50", "model.alpha=0.999"], "model.alpha=0.999 leaves"),
+    (["model.name=slowfast_r50", "model.alpha=[0.999, 0, 0, 0]"], "model.alpha[0]=0.999"),
+    (["model.name=slowfast_r50", "model.extra={fast_alpha: 2}"], "model.extra.fast_alpha"),
+    (["model.extra={nonlocal_blocks: [[9], [], [], []]}"], "model.extra.nonlocal_blocks"),
+    (["model.extra={head_pool: [0, 7, 7]}"], "model.extra.head_pool must be three"),
+    (["model.name=slowfast_r50", "model.extra={head_pool: [[1, 1, 1], [0, 1, 1]]}"],
+     "model.extra.head_pool[1] must be three"),
+    (["model.extra={bogus: 1}"], "model.extra.bogus is not a setting of i3d_r50"),
+    (["model.name=i3d_r5"], "model.name: unknown model 'i3d_r5'"),
+    (["model.extra={width: 1024}"], "parameters, over the limit of"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "start"), _MODEL_REFUSED)
+def test_a_model_setting_the_model_refuses_is_refused_when_the_config_loads(overrides, start):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    message = str(info.value)
+    assert start in message and "\n" not in message, message
+    assert message.startswith(("model.", "i3d_r50 with")), message
+
+
+def test_a_config_file_with_an_even_kernel_is_refused_naming_the_file_key(tmp_path):
+    path = tmp_path / "even.yaml"
+    path.write_text("model:\n  name: c2d_r18\n  extra:\n    stem_kernel: [2, 7, 7]\n")
+    with pytest.raises(ConfigError, match=r"^model\.extra\.stem_kernel .* got \[2, 7, 7\]$"):
+        load_config(path)
+
+
+def test_the_command_line_refuses_a_model_setting_in_one_line_with_status_2(tmp_path, capsys):
+    path = tmp_path / "even.yaml"
+    path.write_text("model:\n  name: c2d_r18\n  extra:\n    stem_kernel: [2, 7, 7]\n")
+    out = tmp_path / "runs"
+    assert cli.main(["train", "--cfg", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "model.extra.stem_kernel" in err, err
+    assert not out.exists()

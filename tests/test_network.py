@@ -14,9 +14,9 @@ from octvideo.network import build_network, model_settings
 
 
 def test_a_network_over_the_parameter_bound_is_refused_before_it_is_built(monkeypatch):
-    import octvideo.network as network
+    import octvideo.config as config
 
-    monkeypatch.setattr(network, "MAX_PARAMETERS", 1000)
+    monkeypatch.setattr(config, "MAX_PARAMETERS", 1000)
     with pytest.raises(ValueError, match=r"has [\d,]+ parameters, over the limit of 1,000"):
         build_network(ModelConfig(name="c2d_r18", num_classes=3, extra={"width": 8}))
 

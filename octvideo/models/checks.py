@@ -1,7 +1,9 @@
 """Argument and clip checks the model classes share.
 
 The model constructors run the argument checks before any layer is built; their ``forward`` runs
-``check_clip_tensor`` before the stem, except under ``torch.jit.trace``.
+``check_clip_tensor`` before the stem, except under ``torch.jit.trace``. An argument they refuse
+raises an ``ArgumentError``, which names the argument as a field, so that the config says the same
+of ``model.extra.stem_kernel``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,28 @@ import torch
 from torch import Tensor, nn
 
 from octvideo.ops.pair import is_whole, normalize_octave
+
+
+class ArgumentError(ValueError):
+    """A constructor argument a model refuses, with what the message says of it, so that a
+    caller that passes it under another name (the config's ``model.extra.stem_kernel``) says the
+    same in its own name (``message``).
+
+    Attributes:
+        argument: the keyword as the model takes it (``stem_kernel``, ``alpha``).
+        index: the item of a per-stage or per-pathway argument at fault (``alpha[0]``), or None.
+        problem: the rest of the message, after the name (`` must be ..., got ...``).
+    """
+
+    def __init__(self, argument: str, problem: str, *, index: int | None = None) -> None:
+        self.argument, self.problem, self.index = argument, problem, index
+        super().__init__(self.message(argument))
+
+    def message(self, name: str) -> str:
+        """The one-line refusal with the argument called ``name``."""
+        at = "" if self.index is None else f"[{self.index}]"
+        return f"{name}{at}{self.problem}"
+
 
 # One rule for every number and switch of a model's constructor: a whole number is any
 # ``numbers.Integral`` (``np.int64`` from an array, not a bool) and a switch True, False or a numpy
@@ -30,11 +54,11 @@ def check_switches(**switches: object) -> tuple[bool, ...]:
     or a numpy bool (a string "no" is truthy), as ``OctConv3d`` refuses ``bias``.
 
     Raises:
-        ValueError: ``{name} must be True or False, got ...``.
+        ArgumentError: ``{name} must be True or False, got ...``.
     """
     for name, value in switches.items():
         if not isinstance(value, bool) and not _numpy_bool(value):
-            raise ValueError(f"{name} must be True or False, got {value!r}")
+            raise ArgumentError(name, f" must be True or False, got {value!r}")
     return tuple(bool(value) for value in switches.values())
 
 
@@ -46,12 +70,12 @@ def check_whole(
     ``high``; ``why`` (e.g. " (...)") says what the bound comes from.
 
     Raises:
-        ValueError: ``{name} must be a whole number of at least {low}, got ...``, or ``from
+        ArgumentError: ``{name} must be a whole number of at least {low}, got ...``, or ``from
             {low} to {high}`` where ``high`` is given.
     """
     if not is_whole(value) or value < low or (high is not None and value > high):
         bound = f"of at least {low}" if high is None else f"from {low} to {high}"
-        raise ValueError(f"{name} must be a whole number {bound}{why}, got {value!r}")
+        raise ArgumentError(name, f" must be a whole number {bound}{why}, got {value!r}")
     return int(value)
 
 
@@ -69,10 +93,10 @@ def check_odd(name: str, value: object, why: str) -> int:
     (``why`` says which); an even kernel has no "same" padding and would shorten the clip.
 
     Raises:
-        ValueError: ``{name} must be an odd whole number ({why}), got ...``.
+        ArgumentError: ``{name} must be an odd whole number ({why}), got ...``.
     """
     if not _is_odd_whole(value):
-        raise ValueError(f"{name} must be an odd whole number ({why}), got {value!r}")
+        raise ArgumentError(name, f" must be an odd whole number ({why}), got {value!r}")
     return int(value)
 
 
@@ -80,13 +104,14 @@ def check_kernel(name: str, value: object, example: str) -> tuple[int, int, int]
     """A (T, H, W) kernel the models pad "same": three odd whole numbers, or one for all three.
 
     Raises:
-        ValueError: ``{name} must be three odd whole numbers (T, H, W) ..., got ...``.
+        ArgumentError: ``{name} must be three odd whole numbers (T, H, W) ..., got ...``.
     """
     items = (value,) * 3 if is_whole(value) else value
     if not _is_listed(items) or len(items) != 3 or not all(_is_odd_whole(k) for k in items):
-        raise ValueError(
-            f"{name} must be three odd whole numbers (T, H, W), e.g. {example}: an even kernel "
-            f"has no 'same' padding and would shorten the clip; got {value!r}"
+        raise ArgumentError(
+            name,
+            f" must be three odd whole numbers (T, H, W), e.g. {example}: an even kernel has no "
+            f"'same' padding and would shorten the clip; got {value!r}",
         )
     return tuple(int(k) for k in items)  # type: ignore[return-value]
 
@@ -96,17 +121,18 @@ def check_temporal_kernels(value: object) -> tuple[tuple[int, ...], ...]:
     conv_a's temporal kernels cycled over the stage's blocks.
 
     Raises:
-        ValueError: one line naming ``temporal_kernels``, what it takes and the value.
+        ArgumentError: one line naming ``temporal_kernels``, what it takes and the value.
     """
     if not (
         _is_listed(value)
         and len(value) == 4
         and all(_is_listed(s) and len(s) > 0 and all(_is_odd_whole(k) for k in s) for s in value)
     ):
-        raise ValueError(
-            f"temporal_kernels must be one list per stage (res2..res5) of odd whole numbers, "
-            f"conv_a's temporal kernels cycled over the stage's blocks, e.g. ((3,), (3, 1), "
-            f"(3, 1), (1, 3)); got {value!r}"
+        raise ArgumentError(
+            "temporal_kernels",
+            " must be one list per stage (res2..res5) of odd whole numbers, conv_a's temporal "
+            f"kernels cycled over the stage's blocks, e.g. ((3,), (3, 1), (3, 1), (1, 3)); got "
+            f"{value!r}",
         )
     return tuple(tuple(int(k) for k in s) for s in value)
 
@@ -116,16 +142,17 @@ def check_octave(octave: object) -> tuple[int, int, int]:
     one number for all three axes is refused, so that Python and a config take the same values.
 
     Raises:
-        ValueError: ``octave must be three factors (T, H, W) ..., got ...``.
+        ArgumentError: ``octave must be three factors (T, H, W) ..., got ...``.
     """
     if _is_listed(octave) and len(octave) == 3:
         try:
             return normalize_octave(octave)
         except ValueError:
             pass
-    raise ValueError(
-        f"octave must be three factors (T, H, W), each 1 or 2: (1, 2, 2) for the spatial octave, "
-        f"(2, 2, 2) for the spatio-temporal one; got {octave!r}"
+    raise ArgumentError(
+        "octave",
+        " must be three factors (T, H, W), each 1 or 2: (1, 2, 2) for the spatial octave, "
+        f"(2, 2, 2) for the spatio-temporal one; got {octave!r}",
     )
 
 
@@ -155,10 +182,10 @@ def check_dropout(p: object) -> float:
     """A dropout probability: a real number (not a bool or text) in [0, 1).
 
     Raises:
-        ValueError: ``dropout must be a number in [0, 1), got ...``.
+        ArgumentError: ``dropout must be a number in [0, 1), got ...``.
     """
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
-        raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
+        raise ArgumentError("dropout", f" must be a number in [0, 1), got {p!r}")
     return float(p)
 
 

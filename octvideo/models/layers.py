@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from octvideo.models.checks import check_dropout, check_whole
+from octvideo.models.checks import ArgumentError, check_dropout, check_whole
 from octvideo.ops import (
     OctAct,
     OctConv3d,
@@ -36,8 +36,11 @@ from octvideo.ops.pair import is_share, normalize_octave, whole_triple
 _Size3 = tuple[int, int, int]
 
 
-def stage_alphas(alpha: float | Sequence[float], num_stages: int = 4) -> tuple[float, ...]:
-    """Per-stage alphas (res2..res5) from one value or one per stage.
+def stage_alphas(
+    alpha: float | Sequence[float], num_stages: int = 4, name: str = "alpha"
+) -> tuple[float, ...]:
+    """Per-stage alphas (res2..res5) from one value or one per stage; ``name`` is the argument
+    it came as (``fast_alpha``), which a refusal names.
 
     One value covers res2..res4 and leaves res5 vanilla, as the official OctConv code does (a 3x3
     conv on the 3.5x3.5 low-frequency map of res5 at 224 does not make sense).
@@ -46,8 +49,8 @@ def stage_alphas(alpha: float | Sequence[float], num_stages: int = 4) -> tuple[f
         return (float(alpha),) * (num_stages - 1) + (0.0,)
     alphas = tuple(alpha) if isinstance(alpha, Sequence) and not isinstance(alpha, str) else ()
     if len(alphas) != num_stages or not all(is_share(a) for a in alphas):
-        raise ValueError(
-            f"alpha needs one number in [0, 1) or {num_stages} (one per stage), got {alpha!r}"
+        raise ArgumentError(
+            name, f" needs one number in [0, 1) or {num_stages} (one per stage), got {alpha!r}"
         )
     return tuple(float(a) for a in alphas)
 
@@ -325,24 +328,29 @@ class BasicBlock(nn.Module):
         return as_pair(conv_norm_act(self.conv_b, self.bn_b, self.act, y, shortcut))
 
 
-def check_window(window: Sequence[int], what: str = "head_pool") -> _Size3:
+def check_window(
+    window: Sequence[int], what: str = "head_pool", index: int | None = None
+) -> _Size3:
     """A (T, H, W) pooling window as Python ints: three whole numbers of 1 or more, each by
     ``check_whole``'s rule (``np.int64`` taken, a bool or a float refused).
 
+    ``index``: the pathway's item of ``what`` that ``window`` is (``head_pool[0]``), or None.
+
     Raises:
-        ValueError: ``{what} must be three whole numbers of 1 or more (T, H, W), got ...``.
+        ArgumentError: ``{what} must be three whole numbers of 1 or more (T, H, W), got ...``.
     """
-    refused = f"{what} must be three whole numbers of 1 or more (T, H, W), got {window!r}"
+    problem = f" must be three whole numbers of 1 or more (T, H, W), got {window!r}"
+    refused = ArgumentError(what, problem, index=index)
     try:
         size = tuple(window)
     except TypeError:
-        raise ValueError(refused) from None
+        raise refused from None
     if len(size) != 3:
-        raise ValueError(refused)
+        raise refused
     try:
         return tuple(check_whole(what, k) for k in size)  # type: ignore[return-value]
     except ValueError:
-        raise ValueError(refused) from None  # the whole window named, not one of its numbers
+        raise refused from None  # the whole window named, not one of its numbers
 
 
 def window_mean(x: Tensor, window: _Size3 | None) -> Tensor:

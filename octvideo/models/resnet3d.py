@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from octvideo.models._registry import register_model
 from octvideo.models.checks import (
+    ArgumentError,
     check_clip_tensor,
     check_dropout,
     check_kernel,
@@ -113,10 +114,10 @@ def make_stage(
     listed = isinstance(nonlocal_after, Sequence) and not isinstance(nonlocal_after, str)
     if not listed or not all(is_whole(i) and 0 <= i < depth for i in nonlocal_after):
         # a float or a bool would match a block (1.0 == 1) or none (1.5) without a word
-        raise ValueError(
-            f"nonlocal_blocks takes, per stage, the blocks that a Non-local block follows: "
-            f"whole numbers from 0 to {depth - 1} in a stage of {depth} blocks; got "
-            f"{nonlocal_after!r}"
+        raise ArgumentError(
+            "nonlocal_blocks",
+            f" takes, per stage, the blocks that a Non-local block follows: whole numbers from 0 "
+            f"to {depth - 1} in a stage of {depth} blocks; got {nonlocal_after!r}",
         )
     after = {int(i) for i in nonlocal_after}
     out_chans = mid_chans * block.expansion
@@ -245,8 +246,10 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
         stem_kernel = check_kernel("stem_kernel", stem_kernel, "(5, 7, 7) for I3D")
         temporal_kernels = check_temporal_kernels(temporal_kernels)
-        if len(nonlocal_blocks) != 4:
-            raise ValueError("nonlocal_blocks needs one entry per stage (4)")
+        if not isinstance(nonlocal_blocks, Sequence) or len(nonlocal_blocks) != 4:
+            raise ArgumentError(
+                "nonlocal_blocks", f" needs one entry per stage (4), got {nonlocal_blocks!r}"
+            )
         num_classes = check_whole("num_classes", num_classes)
         in_chans, width = check_whole("in_chans", in_chans), check_whole("width", width)
         if channel_multiple is not None:

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from octvideo.models._registry import register_model
 from octvideo.models.checks import (
+    ArgumentError,
     check_clip_tensor,
     check_dropout,
     check_layer_classes,
@@ -153,15 +154,19 @@ def check_lateral_splits(
             largest += f", and every {name} up to {safe} splits {them}"
         n_low = low_channels(slow + fuse, a, m) - low_channels(slow, a, m)
         where = f"SlowFast's {fuse}-channel lateral into res{i + 2} (fuse_{_POINTS[i]})"
+        index = i - 1 if per_stage else None
         if n_low >= fuse:
-            raise ValueError(
-                f"{name}={a} leaves {where} no high channel ({n_low} of the {slow + fuse} "
+            raise ArgumentError(
+                "alpha",
+                f"={a} leaves {where} no high channel ({n_low} of the {slow + fuse} "
                 f"channels there would be low, {low_channels(slow, a, m)} of them the Slow "
-                f"pathway's {slow}); {largest}"
+                f"pathway's {slow}); {largest}",
+                index=index,
             )
-        raise ValueError(
-            f"channel_multiple={m} cannot split {where} into the {n_low} low channels {name}={a} "
-            f"asks of it; choose another channel_multiple, or {name}: {largest}"
+        raise ArgumentError(
+            "channel_multiple",
+            f"={m} cannot split {where} into the {n_low} low channels {name}={a} asks of it; "
+            f"choose another channel_multiple, or {name}: {largest}",
         )
 
 
@@ -176,11 +181,12 @@ def _pathway_windows(
     except TypeError:
         pair = []
     if len(pair) != 2 or any(isinstance(w, int | str) for w in pair):
-        raise ValueError(
-            f"head_pool of SlowFast needs one (T, H, W) kernel per pathway, Slow first, e.g. "
-            f"((8, 7, 7), (32, 7, 7)); got {head_pool!r}"
+        raise ArgumentError(
+            "head_pool",
+            " of SlowFast needs one (T, H, W) kernel per pathway, Slow first, e.g. "
+            f"((8, 7, 7), (32, 7, 7)); got {head_pool!r}",
         )
-    return check_window(pair[0], "head_pool[0]"), check_window(pair[1], "head_pool[1]")
+    return check_window(pair[0], "head_pool", 0), check_window(pair[1], "head_pool", 1)
 
 
 class FuseFastToSlow(nn.Module):
@@ -238,9 +244,10 @@ class FuseFastToSlow(nn.Module):
         )
         want = round(alpha_out * out)
         if self.conv.out_low != want:  # the lateral's rounding must not move the split
-            raise ValueError(
-                f"channel_multiple={m} cannot split a {out}-channel lateral into {want} low "
-                f"channels; choose another channel_multiple"
+            raise ArgumentError(
+                "channel_multiple",
+                f"={m} cannot split a {out}-channel lateral into {want} low channels; choose "
+                "another channel_multiple",
             )
         self.bn = OctNorm(out, alpha=alpha_out, norm_layer=norm_layer, channel_multiple=m)
         self.act = OctAct(act_layer)
@@ -374,7 +381,9 @@ class SlowFast(ClassifierHeadMixin, nn.Module):
         self.slowfast_alpha = slowfast_alpha
         self.octave = check_octave(octave)
         self.alphas = stage_alphas(alpha)
-        self.fast_alphas = self.alphas if fast_alpha is None else stage_alphas(fast_alpha)
+        self.fast_alphas = (
+            self.alphas if fast_alpha is None else stage_alphas(fast_alpha, name="fast_alpha")
+        )
         block = block_for_depth(depth)
         depths = STAGE_DEPTHS[depth]
         width, fast_width = 64, 64 // beta_inv

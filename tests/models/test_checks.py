@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from octvideo.models.checks import (
+    ArgumentError,
     check_clip_tensor,
     check_dropout,
     check_kernel,
@@ -87,3 +88,21 @@ def test_kernels_and_octaves_come_back_as_python_ints():
     assert check_temporal_kernels([[3], [3, 1], [1], [np.int64(3)]]) == ((3,), (3, 1), (1,), (3,))
     assert check_octave([np.int64(2), 2, 2]) == (2, 2, 2)
     assert type(check_octave((1, 2, 2))[0]) is int
+
+
+@pytest.mark.parametrize(
+    ("check", "argument"),
+    [
+        (lambda: check_kernel("stem_kernel", (2, 7, 7), "(5, 7, 7)"), "stem_kernel"),
+        (lambda: check_odd("fusion_kernel", 4, "padded 'same'"), "fusion_kernel"),
+        (lambda: check_octave((1, 3, 3)), "octave"),
+        (lambda: check_whole("width", 0), "width"),
+        (lambda: check_switches(oct_stem="no"), "oct_stem"),
+    ],
+)
+def test_a_refused_argument_is_named_as_a_field_a_caller_can_rename(check, argument):
+    with pytest.raises(ArgumentError) as info:
+        check()
+    err = info.value
+    assert err.argument == argument and str(err).startswith(argument)
+    assert err.message("model.extra.x") == "model.extra.x" + str(err).removeprefix(argument)
