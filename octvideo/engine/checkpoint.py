@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import struct
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -66,8 +68,9 @@ WANTED: dict[str, str] = {
     "torchvision": _TORCHVISION,
     "imagenet2d": _TORCHVISION,  # model.pretrained_kind's name for it
 }
-# the lines of torch's weights_only error that are advice, not the cause
-_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+# the object torch's weights-only unpickler refused, as its messages name it ("Unsupported
+# global: GLOBAL pathlib.PosixPath", "Trying to load unsupported GLOBAL posix.system")
+_REFUSED_OBJECT = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -116,7 +119,8 @@ def check_torch_archive(
     before ``torch.load`` reads any member (it reads members whole into memory).
 
     torch writes every member stored, so a checkpoint's members together are never larger than
-    the file. Refused: a TorchScript model (``octvideo export``), a compressed member, a member
+    the file. Refused: a TorchScript model (``octvideo export``), a zip archive of something
+    else (no ``data.pkl``), a compressed member, a member
     or all members together declaring more bytes than the file has, a pickle over
     ``MAX_PICKLE_BYTES``, a zip directory that cannot be read. A file that is not a zip archive
     (torch's legacy format, or no checkpoint at all) is left to ``torch.load``. ``file`` is read
@@ -143,8 +147,8 @@ def check_torch_archive(
             members = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
         raise UsageError(
-            f"{what} is a damaged zip archive ({err}): a checkpoint cut short or corrupted; "
-            f"{advice}"
+            f"{what} is a damaged zip archive: a checkpoint cut short or corrupted (a copy that "
+            f"did not finish?); {advice}"
         ) from err
     finally:
         file.seek(start)
@@ -153,6 +157,11 @@ def check_torch_archive(
             f"{what} is a TorchScript model (what 'octvideo export --format torchscript' and "
             "torch.jit.save write), not a checkpoint: it holds no training state or metadata; "
             "pass the .ckpt it was exported from (a run's checkpoints/last.ckpt or best.ckpt)"
+        )
+    if not any(m.filename.rpartition("/")[2] == "data.pkl" for m in members):
+        raise UsageError(
+            f"{what} is a zip archive but not a torch checkpoint: it holds no data.pkl, which "
+            f"every archive of torch.save does; {advice}"
         )
     total = 0
     for member in members:
@@ -224,12 +233,13 @@ def load_checkpoint(
 
     Raises:
         UsageError: the file is missing, a directory, a pipe, a device, a broken symlink or
-            unreadable (``_open_checkpoint`` says which), is no torch checkpoint at
-            all (neither a zip archive nor torch's legacy format), is a zip archive whose
-            members declare more than the file holds (``check_torch_archive``), cannot be read
-            with ``weights_only=True`` (objects other than tensors and plain values, or not a
-            checkpoint at all), or holds something other than a dict (octvideo and Lightning
-            checkpoints and state dicts are dicts).
+            unreadable (``_open_checkpoint`` says which), is empty, is no torch checkpoint at
+            all (neither a zip archive nor torch's legacy format), is a zip archive that is not
+            torch's or whose members declare more than the file holds (``check_torch_archive``),
+            cannot be read with ``weights_only=True`` (objects other than tensors and plain
+            values, cut short, damaged: ``_load_failure`` words it without torch's words), or
+            holds something other than a dict (octvideo and Lightning checkpoints and state
+            dicts are dicts). Each is one line naming the file and what to pass instead.
         CheckpointError: its weights hold a NaN, an infinity or a negative variance
             (``check_weight_values``), where ``check_values``.
     """
@@ -239,7 +249,12 @@ def load_checkpoint(
         check_torch_archive(fh, path, wants=wants)
         head = fh.read(4)
         fh.seek(0)
-        if head and not head.startswith(_TORCH_MAGIC):
+        if not head:
+            raise UsageError(
+                f"checkpoint {str(path)!r} is an empty file (a copy or download that did not "
+                f"finish?); pass {WANTED[wants]}"
+            )
+        if not head.startswith(_TORCH_MAGIC):
             raise UsageError(
                 f"checkpoint {str(path)!r} is not a torch checkpoint: neither the zip archive "
                 "torch.save writes nor its legacy format (a video or another file given as the "
@@ -249,8 +264,7 @@ def load_checkpoint(
             checkpoint = torch.load(fh, map_location=map_location, weights_only=True)
         except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError here
             raise UsageError(
-                f"checkpoint {str(path)!r} cannot be loaded with weights_only=True: "
-                f"{type(err).__name__}: {_load_failure(err, path)}"
+                f"checkpoint {str(path)!r} {_load_failure(err)}; pass {WANTED[wants]}"
             ) from err
     if not isinstance(checkpoint, dict):
         raise UsageError(
@@ -325,25 +339,20 @@ def broken_advice(checkpoint: Mapping[str, Any]) -> str:
     return "get the file again"
 
 
-def _load_failure(err: Exception, path: Path) -> str:
-    """The cause of a failed ``torch.load`` in one line, without torch's advice to load the file
-    with ``weights_only=False`` (which would let it run code)."""
-    text = str(err)
-    if "WeightsUnpickler error:" in text:  # what the unpickler refused comes after the advice
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip() and "weights_only" not in line and not line.strip().startswith(_ADVICE)
-    ]
-    if lines:
-        return lines[0].split(". ")[0].rstrip(".")
-    if "Weights only load failed" in str(err):
-        return "it holds objects other than tensors and plain values"
-    if isinstance(err, EOFError):
-        empty = path.stat().st_size == 0
-        return "the file is empty" if empty else "the file ends before the checkpoint does"
-    return "no reason given"
+def _load_failure(err: Exception) -> str:
+    """What a failed ``torch.load`` says of the file, in a reader's words: never torch's advice
+    to load it with ``weights_only=False`` (which would let it run code), nor its exception's
+    name. Only the name of an object the unpickler refused is taken from torch's message."""
+    refused = _REFUSED_OBJECT.search(str(err))
+    if refused is not None:
+        return (
+            f"holds objects other than tensors and plain values ({refused.group(1)}), which no "
+            "checkpoint holds: a file made by other code, or an edited one, which could run code "
+            "as it loads"
+        )
+    if isinstance(err, (EOFError, struct.error)):  # a read past the end, or a number cut in two
+        return "ends before its data does: a checkpoint cut short (a copy that did not finish?)"
+    return "is damaged: its data cannot be read as a checkpoint's (a corrupted copy?)"
 
 
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
