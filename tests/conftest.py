@@ -6,6 +6,7 @@ odd-sized, with audio, variable frame rate, corrupt), and a loader for the scrip
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import signal
 import sys
@@ -145,3 +146,34 @@ def _stop_signals_restored():
     with restored(*STOPS):
         yield
     sys.excepthook, threading.excepthook = hooks
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    """Each logger's level, filters, propagation and disabling, and each named logger's handlers,
+    as a test found them, are put back after it: a level a test left on a library's logger
+    (fvcore's, set to ERROR by a count) hid that library's lines from a later test on the same
+    worker, in some orders only. A name that was only a parent of loggers (a placeholder, as
+    "fvcore" was) is put back to a new logger's state. The root logger's handlers are pytest's
+    own (one set per test phase) and are left to it."""
+
+    def state(logger: logging.Logger) -> tuple:
+        handlers = [] if logger is logging.root else list(logger.handlers)
+        return logger.level, list(logger.filters), handlers, logger.propagate, logger.disabled
+
+    def loggers() -> dict[str, logging.Logger | logging.PlaceHolder]:
+        return dict(logging.root.manager.loggerDict, **{"": logging.root})
+
+    fresh = (logging.NOTSET, [], [], True, False)
+    kept = {k: state(x) if isinstance(x, logging.Logger) else fresh for k, x in loggers().items()}
+    yield
+    now = loggers()
+    for name, was in kept.items():
+        logger = now[name]
+        if isinstance(logger, logging.Logger) and state(logger) != was:
+            level, filters, handlers, propagate, disabled = was
+            logger.setLevel(level)  # setLevel: the loggers' caches of it are cleared
+            logger.filters[:] = filters
+            if logger is not logging.root:
+                logger.handlers[:] = handlers
+            logger.propagate, logger.disabled = propagate, disabled
