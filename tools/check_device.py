@@ -20,11 +20,14 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import re
 import sys
 
 import torch
 from torch import nn
 
+from octvideo.argtypes import number, shown, whole
+from octvideo.bench.cli import OneLineParser
 from octvideo.models import create_model
 from octvideo.models.cost import example_input
 from octvideo.ops import fuse_for_inference
@@ -38,6 +41,36 @@ CASES = [
     ("i3d_r18", 0.5, (2, 2, 2)),
     ("slowfast_r50", 0.5, (1, 2, 2)),
 ]
+
+
+PROG = "tools/check_device.py"
+# Clip bounds. On smaller clips the last stages' train-mode batch norm normalises a handful of
+# values per channel (batch 2, 1 frame, 1 pixel: 2 values), whose backward amplifies rounding
+# past any rtol, so the CPU's own fast path "fails" on them: c2d_r18's weight gradients differ by
+# up to 3e+00 at 2 frames (2 to 35 pixels), and above 1e-9 at 4x16; 4x19 (the tests' clip) and
+# the default 4x35 pass. Above 64 frames or 256 pixels the float64 reference (slowfast_r50 at
+# full width, on the CPU) grows to many GB and minutes per model, and shows no rounding that a
+# small odd side does not.
+MIN_FRAMES, MAX_FRAMES = 4, 64
+MIN_SIDE, MAX_SIDE = 19, 256
+
+
+def _device(text: str) -> str:
+    """argparse type: ``cpu``, ``cuda`` or ``cuda:N`` (whether this machine has it is checked
+    in ``main``)."""
+    if not re.fullmatch(r"cpu|cuda(?::[0-9]{1,3})?", text):
+        raise argparse.ArgumentTypeError(f"{shown(text)}: give cpu, cuda or cuda:N")
+    return text
+
+
+def _rtol(text: str) -> float:
+    """argparse type: a relative difference, from 0 to 1."""
+    value = number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)}: give a relative difference from 0 to 1 (default 1e-9)"
+        )
+    return value
 
 
 def _model(name: str, alpha: float, octave: tuple[int, int, int]) -> nn.Module:
@@ -116,22 +149,48 @@ def check(device: torch.device, size: tuple[int, int], rtol: float) -> list[str]
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, each bounded: a value out of bounds is one line naming the option, the
+    bound and what to write, exit status 2, before any model is built."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", type=_device, default="cuda", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--size",
-        type=int,
+        type=whole,
         nargs=2,
         default=(4, 35),
         metavar=("FRAMES", "SIDE"),
-        help="clip frames and side (odd sides test the cropped upsampling)",
+        help=f"clip frames ({MIN_FRAMES}-{MAX_FRAMES}) and side ({MIN_SIDE}-{MAX_SIDE}; odd "
+        "sides test the cropped upsampling)",
     )
-    parser.add_argument("--rtol", type=float, default=1e-9, help="largest difference allowed")
+    parser.add_argument(
+        "--rtol", type=_rtol, default=1e-9, help="largest difference allowed, 0 to 1"
+    )
     args = parser.parse_args(argv)
+    frames, side = args.size
+    fits = f"--size {min(max(frames, MIN_FRAMES), MAX_FRAMES)} {min(max(side, MIN_SIDE), MAX_SIDE)}"
+    if not MIN_FRAMES <= frames <= MAX_FRAMES:
+        parser.error(
+            f"argument --size: FRAMES {frames}: give {MIN_FRAMES} to {MAX_FRAMES} frames ({fits})"
+        )
+    if not MIN_SIDE <= side <= MAX_SIDE:
+        parser.error(f"argument --size: SIDE {side}: give {MIN_SIDE} to {MAX_SIDE} pixels ({fits})")
+    if args.device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            parser.error(f"--device {args.device}: this torch sees no CUDA device; use cpu")
+        index = torch.device(args.device).index
+        if index is not None and index >= count:
+            parser.error(
+                f"--device {args.device}: this torch sees {count} CUDA device(s), cuda:0 to "
+                f"cuda:{count - 1}"
+            )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: this torch sees no CUDA device")
     frames, side = args.size
     head = (
         f"float64, {frames}x{side}x{side} clips, batch 2: {device} (channels-last) against the "

@@ -1,4 +1,5 @@
-"""tools/check_device.py: the float64 device check passes on equal paths and fails on unequal."""
+"""tools/check_device.py: the float64 device check passes on equal paths and fails on unequal;
+every option out of bounds is one line naming it, exit 2, before any model is built."""
 
 from __future__ import annotations
 
@@ -59,3 +60,59 @@ def test_missing_cuda_is_a_clear_error(tool, monkeypatch, capsys) -> None:
         tool.main(["--device", "cuda"])
     assert err.value.code == 2
     assert "--device cuda: this torch sees no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "refusal"),
+    [
+        (["--device", "nan"], "argument --device: 'nan': give cpu, cuda or cuda:N"),
+        (["--device", "cuda:x"], "argument --device: 'cuda:x': give cpu, cuda or cuda:N"),
+        (
+            ["--device", "cpu", "--size", "1000000000", "1000000000"],
+            "argument --size: FRAMES 1000000000: give 4 to 64 frames (--size 64 256)",
+        ),
+        (
+            ["--device", "cpu", "--size", "8", "1000000000"],
+            "argument --size: SIDE 1000000000: give 19 to 256 pixels (--size 8 256)",
+        ),
+        (["--size", "0", "0"], "argument --size: FRAMES 0: give 4 to 64 frames (--size 4 19)"),
+        (["--size", "4", "3"], "argument --size: SIDE 3: give 19 to 256 pixels (--size 4 19)"),
+        (["--size", "4", "x"], "argument --size: 'x' is not a whole number"),
+        (["--rtol", "nan"], "argument --rtol: 'nan' is not a number"),
+        (["--rtol", "-1"], "argument --rtol: '-1': give a relative difference from 0 to 1"),
+        (["--rtol", "2"], "argument --rtol: '2': give a relative difference from 0 to 1"),
+        (["--rtol", "1e400"], "argument --rtol: '1e400' is past the largest number a float"),
+    ],
+)
+def test_every_option_out_of_bounds_is_one_line_before_any_work(
+    tool, monkeypatch, capsys, argv, refusal
+) -> None:
+    def no_work(*args):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(tool, "check", no_work)
+    with pytest.raises(SystemExit) as err:
+        tool.main(argv)
+    assert err.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"tools/check_device.py: error: {refusal}"), line
+
+
+def test_a_cuda_index_the_machine_lacks_is_named(tool, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit) as err:
+        tool.main(["--device", "cuda:3"])
+    assert err.value.code == 2
+    assert capsys.readouterr().err == (
+        "tools/check_device.py: error: --device cuda:3: this torch sees 1 CUDA device(s), "
+        "cuda:0 to cuda:0\n"
+    )
+
+
+@pytest.mark.parametrize("argv", [["--rtol", "0"], ["--rtol", "1"], ["--size", "64", "256"]])
+def test_the_bounds_themselves_are_accepted(tool, argv) -> None:
+    args = tool.parse_args(["--device", "cpu", *argv])
+    assert args.rtol in (0.0, 1.0, 1e-9) and args.size in ([4, 35], [64, 256], (4, 35))
