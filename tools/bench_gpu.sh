@@ -37,6 +37,16 @@ cd "$(dirname "$0")/.."
 SITE=.gpu_site
 PACKAGES=(fvcore iopath yacs termcolor pytorchvideo parameterized)
 
+# A refusal is one line naming the argument or setting, its bound and what to write, exit
+# status 2, before any work (as tools/bench.py and tools/check_device.py refuse theirs).
+refuse() {
+    echo "tools/bench_gpu.sh: error: $*" >&2
+    exit 2
+}
+if (($# > 1)) || [[ $# == 1 && "$1" != --prepare ]]; then
+    refuse "unexpected argument(s) '$*': give none (run the benchmark) or --prepare (fill $SITE/)"
+fi
+
 if [[ "${1:-}" == "--prepare" ]]; then
     src=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
     rm -rf "$SITE" && mkdir -p "$SITE"
@@ -51,6 +61,24 @@ fi
 export PYTHONPATH="$PWD:$PWD/$SITE${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
+BUDGET_S=${BUDGET_S:-540}
+MIN_EAGER_S=${MIN_EAGER_S:-45}
+MIN_PREDICT_S=${MIN_PREDICT_S:-120}
+MIN_COMPILED_S=${MIN_COMPILED_S:-150}
+[[ "$DEVICE" =~ ^(cpu|cuda(:[0-9]{1,3})?)$ ]] || refuse "DEVICE=$DEVICE: give cpu, cuda or cuda:N"
+[[ "${QUICK:-0}" =~ ^[01]$ ]] || refuse "QUICK=$QUICK: give 1 (one tiny case per setting) or 0"
+# whole seconds, from $2 to a day: `seconds NAME LOW`
+seconds() {
+    local value=${!1}
+    if [[ ! "$value" =~ ^[0-9]{1,6}$ ]] || ((10#$value < $2 || 10#$value > 86400)); then
+        refuse "$1=$value: give a whole number of seconds from $2 to 86400"
+    fi
+    printf -v "$1" '%d' "$((10#$value))" # 010 is 10 s, not octal 8
+}
+seconds BUDGET_S 1
+seconds MIN_EAGER_S 0
+seconds MIN_PREDICT_S 0
+seconds MIN_COMPILED_S 0
 OUT_FILE="${OUT:-.}/BENCHMARKS-gpu.md"
 if [[ "${QUICK:-0}" == 1 ]]; then
     SHAPE=(--frames 8 --size 64 --batch 2 --train-batch 2 --repeats 2 --warmup 1)
@@ -70,10 +98,6 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
 EOF
 
 START=$SECONDS
-BUDGET_S=${BUDGET_S:-540}
-MIN_EAGER_S=${MIN_EAGER_S:-45}
-MIN_PREDICT_S=${MIN_PREDICT_S:-120}
-MIN_COMPILED_S=${MIN_COMPILED_S:-150}
 RAN=0 FAILED=0 SKIPPED=0
 
 # Float64 first: the timings mean something only if the device computes what the CPU computes.

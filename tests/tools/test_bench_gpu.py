@@ -1,7 +1,8 @@
 """tools/bench_gpu.sh: the order of its cases, its time budget and what it writes down for a case
 that fails, runs out of time or cannot start, with a stand-in interpreter that answers at once
 (eager), hangs (compiled) or fails (bfloat16 with the PyTorchVideo baseline, as on a CPU) instead
-of running the benchmark."""
+of running the benchmark; an argument or setting out of bounds is one line, exit 2, before any
+work."""
 
 from __future__ import annotations
 
@@ -118,3 +119,36 @@ def test_order_budget_and_records(tmp_path: Path) -> None:
     assert text.count("| table |") == 5 and text.count("| layouts table |") == 2
     assert text.count("| predict table |") == 1
     assert text.count("` not run: ") == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "refusal"),
+    [
+        (["x"], {}, "unexpected argument(s) 'x': give none (run the benchmark) or --prepare"),
+        (["--prepare", "x"], {}, "unexpected argument(s) '--prepare x': give none"),
+        ([], {"BUDGET_S": "abc"}, "BUDGET_S=abc: give a whole number of seconds from 1 to 86400"),
+        ([], {"BUDGET_S": "0"}, "BUDGET_S=0: give a whole number of seconds from 1 to 86400"),
+        ([], {"MIN_EAGER_S": "-1"}, "MIN_EAGER_S=-1: give a whole number of seconds from 0 to"),
+        ([], {"MIN_COMPILED_S": "1e9"}, "MIN_COMPILED_S=1e9: give a whole number of seconds"),
+        ([], {"MIN_PREDICT_S": "86401"}, "MIN_PREDICT_S=86401: give a whole number of seconds"),
+        ([], {"DEVICE": "nan"}, "DEVICE=nan: give cpu, cuda or cuda:N"),
+        ([], {"QUICK": "yes"}, "QUICK=yes: give 1 (one tiny case per setting) or 0"),
+    ],
+)
+def test_an_argument_or_setting_out_of_bounds_is_one_line_before_any_work(
+    tmp_path: Path, args: list[str], env: dict[str, str], refusal: str
+) -> None:
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    calls, out = tmp_path / "calls.txt", tmp_path / "out"
+    out.mkdir()
+    environ = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "OUT": str(out), **env}
+    run = subprocess.run(
+        ["bash", str(SCRIPT), *args], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    (line,) = run.stderr.splitlines()
+    assert line.startswith(f"tools/bench_gpu.sh: error: {refusal}"), line
+    assert not calls.exists() and list(out.iterdir()) == []
