@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from octvideo.checkpoint_meta import stored_meta
-from octvideo.config import LIMITS, ModelConfig
+from octvideo.checkpoint_meta import model_config, stored_meta
+from octvideo.config import LIMITS, ModelConfig, flatten, to_dict
 from octvideo.data.config import DataConfig
 from octvideo.data.datamodule import is_global_zero
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
@@ -92,19 +94,92 @@ def check_checkpoint_fits(
 ) -> None:
     """One-line error when a checkpoint's weights do not fit the configured network.
 
+    A checkpoint that records its model section is refused for the settings the config's
+    differs in (``model_differences``), with both values and the config or overrides that build
+    its network; the weights' shapes are named only where it records none, or where it records
+    the config's settings and still does not fit (a modified network or file).
+
     Raises:
-        UsageError: names the class counts when they differ, else the first mismatching weights.
+        UsageError: names the class counts when they alone differ, else each differing setting,
+            else the first mismatching weights.
     """
     problem = state_mismatch(model, model_state_dict(checkpoint))
     if problem is None:
         return
     meta = stored_meta(checkpoint, path)
-    if meta is not None and meta.model.num_classes != cfg.num_classes:
+    differ = {} if meta is None else model_differences(meta.model, cfg)
+    if meta is not None and list(differ) == ["model.num_classes"]:
         raise UsageError(
             f"checkpoint {path} has {meta.model.num_classes} classes but model.num_classes="
             f"{cfg.num_classes}; use the config and data it was trained with"
         )
-    raise UsageError(f"checkpoint {path} does not fit model {cfg.name}: {problem}")
+    if meta is not None and differ:
+        said = "; ".join(
+            f"{key} is {_shown(there)} in the checkpoint, {_shown(here)} in the config"
+            for key, (there, here) in differ.items()
+        )
+        if meta.source is None:
+            config = "its run folder's config.yaml"
+        else:  # imported: no run folder, but the run config its import wrote beside it
+            config = (
+                f"the config its import wrote beside it, {Path(path or '').with_suffix('.yaml')}"
+            )
+        raise UsageError(
+            f"checkpoint {path} was trained with other model settings than the config's ({said}): "
+            f"its weights do not fit model {cfg.name}; use {config}, or give the overrides "
+            f"{' '.join(refit_overrides(meta.model, differ))}"
+        )
+    raise UsageError(
+        f"checkpoint {path} does not fit model {cfg.name} ({problem}); use the config of the "
+        "network it was saved from"
+    )
+
+
+# model keys that shape no weights (model.dropout, the start the checkpoint's weights replace):
+# a checkpoint's run and a config may differ in them
+_NO_SHAPE = (
+    "model.pretrained",
+    "model.pretrained_kind",
+    "model.dropout",
+    "model.extra.zero_init_final_bn",
+)
+_UNSET = object()  # a key one side does not have
+
+
+def model_differences(trained: ModelConfig, cfg: ModelConfig) -> dict[str, tuple[Any, Any]]:
+    """The settings of the model section ``cfg`` that differ from ``trained`` (a checkpoint's),
+    by dotted key (``model.extra.width``), each as (the checkpoint's value, the config's;
+    ``_UNSET`` for a side without it); keys of ``_NO_SHAPE`` are left out. An absent
+    ``model.extra`` key and an empty ``model.extra`` are the same."""
+    there = dict(flatten({"model": to_dict(trained)}))
+    here = dict(flatten({"model": to_dict(model_config(to_dict(cfg)))}))  # as it reads back
+    nothing = (_UNSET, {})
+    differ = {}
+    for key in dict.fromkeys([*there, *here]):
+        a, b = there.get(key, _UNSET), here.get(key, _UNSET)
+        if key not in _NO_SHAPE and a != b and not (a in nothing and b in nothing):
+            differ[key] = (a, b)
+    return differ
+
+
+def refit_overrides(trained: ModelConfig, differ: dict[str, tuple[Any, Any]]) -> list[str]:
+    """The ``key=value`` overrides that set the ``differ`` keys (``model_differences``) back to
+    ``trained``'s values; a ``model.extra`` key the checkpoint does not set is taken away by
+    giving the whole mapping, which replaces the config's."""
+    extra = [key for key in differ if key.startswith("model.extra")]
+    whole = any(differ[key][0] is _UNSET for key in extra)
+    out = {}
+    for key, (there, _) in differ.items():
+        if whole and key in extra:
+            out["model.extra"] = to_dict(trained)["extra"]
+        else:
+            out[key] = there
+    return [f"{key}={_shown(value)}" for key, value in out.items()]
+
+
+def _shown(value: Any) -> str:
+    """A setting as an override writes it (``8``, ``[1,2,2]``, ``"c2d_r18"``); "unset" for none."""
+    return "unset" if value is _UNSET else json.dumps(value, separators=(",", ":"))
 
 
 def check_same_classes(

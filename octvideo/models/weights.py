@@ -296,8 +296,9 @@ class StateMismatch(NamedTuple):
     """How a state dict misses the one a model has: its keys whose shapes differ, each with
     (the dict's shape, the model's); the model's keys it lacks; its keys the model lacks.
 
-    ``str()`` is one line, a few keys of each kind then how many more:
-    ``shape differs: head.fc.weight (6, 512) here (400, 512); missing: ...; unexpected: ...``.
+    ``str()`` is one line, a few keys of each kind then how many more: ``shape differs:
+    head.fc.weight (6, 512) in the checkpoint, (400, 512) in the model; missing: ...;
+    unexpected: ...`` (missing from the checkpoint; unexpected by the model).
     """
 
     shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
@@ -313,7 +314,10 @@ class StateMismatch(NamedTuple):
         )
 
     def __str__(self) -> str:
-        shapes = [f"{k} {theirs} here {ours}" for k, (theirs, ours) in self.shapes.items()]
+        shapes = [
+            f"{k} {theirs} in the checkpoint, {ours} in the model"
+            for k, (theirs, ours) in self.shapes.items()
+        ]
         groups = (
             ("shape differs", shapes),
             ("missing", self.missing),

@@ -16,14 +16,15 @@ import pytest
 import torch
 
 from octvideo import cli
+from octvideo.checkpoint_meta import CheckpointMeta
 from octvideo.config import (
     MAX_PARAMETERS,
     ModelConfig,
     load_config,
 )
 from octvideo.engine import build as build_module
-from octvideo.engine.build import build_model, check_clip, fewest_frames
-from octvideo.errors import ConfigError
+from octvideo.engine.build import build_classifier, build_model, check_clip, fewest_frames
+from octvideo.errors import ConfigError, UsageError
 from octvideo.models import create_model
 from tests.engine.conftest import tiny_overrides
 
@@ -404,3 +405,85 @@ def test_the_advice_to_start_from_random_weights_loads_and_reads_no_file(tmp_pat
         assert loaded.model.pretrained is None
         model = build_model(dataclasses.replace(cfg, pretrained=loaded.model.pretrained))
         assert model(torch.zeros(1, 3, 4, 32, 32)).shape == (1, 6)
+
+
+def _run_checkpoint(model: ModelConfig, *, meta: bool = True) -> dict:
+    """A checkpoint as ``train`` writes it for a run of ``model`` on two classes (``meta``:
+    with the model settings it records; else a bare state dict)."""
+    cfg = dataclasses.replace(load_config(), model=model)
+    weights = {f"model.{k}": v for k, v in build_model(model).state_dict().items()}
+    checkpoint = {"state_dict": weights}
+    if meta:
+        info = CheckpointMeta.from_run(cfg, ["a", "b"]).to_dict()
+        checkpoint["hyper_parameters"] = {"meta": info}
+    return checkpoint
+
+
+_TRAINED = ModelConfig(name="i3d_r18", num_classes=2, alpha=0.25, extra={"width": 8})
+
+
+@pytest.mark.parametrize(
+    ("config", "said", "overrides"),
+    [
+        (
+            dataclasses.replace(_TRAINED, extra={"width": 16}),
+            "model.extra.width is 8 in the checkpoint, 16 in the config",
+            "model.extra.width=8",
+        ),
+        (
+            dataclasses.replace(_TRAINED, alpha=0.5),
+            "model.alpha is 0.25 in the checkpoint, 0.5 in the config",
+            "model.alpha=0.25",
+        ),
+        (  # a key the checkpoint's run did not set goes with the whole mapping
+            dataclasses.replace(_TRAINED, extra={"width": 16, "channel_multiple": 4}),
+            "model.extra.width is 8 in the checkpoint, 16 in the config; "
+            "model.extra.channel_multiple is unset in the checkpoint, 4 in the config",
+            'model.extra={"width":8}',
+        ),
+    ],
+)
+def test_a_checkpoint_of_other_model_settings_is_refused_naming_each_and_its_overrides(
+    config, said, overrides
+):
+    checkpoint = _run_checkpoint(_TRAINED)
+    with pytest.raises(UsageError) as err:
+        build_classifier(config, ["a", "b"], checkpoint, "runs/demo/checkpoints/best.ckpt")
+    assert str(err.value) == (
+        "checkpoint runs/demo/checkpoints/best.ckpt was trained with other model settings than "
+        f"the config's ({said}): its weights do not fit model i3d_r18; use its run folder's "
+        f"config.yaml, or give the overrides {overrides}"
+    )
+
+
+def test_a_checkpoint_of_other_settings_in_training_alone_loads_into_the_config():
+    checkpoint = _run_checkpoint(_TRAINED)
+    config = dataclasses.replace(
+        _TRAINED, dropout=0.1, extra={"width": 8, "zero_init_final_bn": True}
+    )
+    model = build_classifier(config, ["a", "b"], checkpoint, "best.ckpt")
+    assert torch.equal(
+        model.state_dict()["stem.conv.conv_hh.weight"],
+        checkpoint["state_dict"]["model.stem.conv.conv_hh.weight"],
+    )
+
+
+def test_a_checkpoint_that_records_no_settings_is_refused_naming_its_weights_shapes():
+    checkpoint = _run_checkpoint(_TRAINED, meta=False)
+    config = dataclasses.replace(_TRAINED, extra={"width": 16})
+    with pytest.raises(UsageError) as err:
+        build_classifier(config, ["a", "b"], checkpoint, "w.pt")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "checkpoint w.pt does not fit model i3d_r18 (shape differs: stem.conv.conv_hh.weight "
+        "(8, 3, 5, 7, 7) in the checkpoint, (16, 3, 5, 7, 7) in the model, "
+    )
+    assert message.endswith(" more); use the config of the network it was saved from")
+
+
+def test_a_checkpoint_of_another_class_count_alone_names_the_classes():
+    checkpoint = _run_checkpoint(_TRAINED)
+    config = dataclasses.replace(_TRAINED, num_classes=3)
+    with pytest.raises(UsageError, match="has 2 classes but model.num_classes=3; use the config"):
+        build_classifier(config, ["a", "b", "c"], checkpoint, "best.ckpt")

@@ -117,7 +117,8 @@ def test_state_mismatch_names_shapes_then_missing_then_unexpected_keys_in_one_li
     assert diff.shapes == {"head.fc.weight": ((6, 64), (400, 64)), "head.fc.bias": ((6,), (400,))}
     assert (diff.missing, diff.unexpected) == (lost, ["extra.weight"])
     assert str(diff) == (
-        "shape differs: head.fc.weight (6, 64) here (400, 64), head.fc.bias (6,) here (400,); "
+        "shape differs: head.fc.weight (6, 64) in the checkpoint, (400, 64) in the model, "
+        "head.fc.bias (6,) in the checkpoint, (400,) in the model; "
         f"missing: {', '.join(lost[:3])} and 2 more; unexpected: extra.weight"
     )
     assert state_mismatch(model, model.state_dict()) is None
@@ -350,7 +351,8 @@ def test_a_pytorchvideo_file_that_misses_weights_is_named_in_its_own_keys() -> N
         convert_pytorchvideo(state, model)
     assert str(err.value) == (
         "PyTorchVideo state dict does not fit ResNet3D: shape differs: "
-        "blocks.3.res_blocks.0.branch2.norm_b.weight (3,) here (128,); missing: "
+        "blocks.3.res_blocks.0.branch2.norm_b.weight (3,) in the checkpoint, (128,) in the "
+        "model; missing: "
         "blocks.1.res_blocks.0.branch2.conv_a.weight, blocks.1.res_blocks.0.branch1_conv.weight"
     )
 
@@ -370,5 +372,6 @@ def test_a_torchvision_resnet_that_misses_weights_is_named_in_its_own_keys_and_s
         inflate_resnet2d(state, create_model("i3d_r18", num_classes=5, alpha=0.25))
     assert str(err.value) == (
         "2D state dict does not fit ResNet3D: shape differs: layer1.0.conv2.weight (64, 64, 1, "
-        "3) here (64, 64, 3, 3); missing: conv1.weight, layer2.0.bn1.running_mean"
+        "3) in the checkpoint, (64, 64, 3, 3) in the model; missing: conv1.weight, "
+        "layer2.0.bn1.running_mean"
     )
