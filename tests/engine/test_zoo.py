@@ -946,8 +946,8 @@ def test_torchvision_weights_without_batch_counts_inflate(tmp_path: Path) -> Non
         ),
         (
             lambda d: d.update({"blocks.1.res_blocks.0.branch2.conv_a.weight": torch.zeros(1)}),
-            "(shape differs: blocks.1.res_blocks.0.branch2.conv_a.weight (1,) here "
-            "(8, 8, 1, 1, 1))",
+            "(shape differs: blocks.1.res_blocks.0.branch2.conv_a.weight (1,) in the "
+            "checkpoint, (8, 8, 1, 1, 1) in the model)",
         ),
     ],
 )
