@@ -107,22 +107,33 @@ def test_pretrained_weights_refused_get_advice_that_fits_what_is_there(tmp_path,
 
 
 def test_a_network_over_the_parameter_bound_is_refused_on_the_meta_device():
-    cfg = load_config(None, ["model.extra={width: 1000}"])
-    for build in (lambda: build_model(cfg.model), lambda: check_clip(cfg.model, cfg.data, (224,))):
+    with pytest.raises(ConfigError) as loaded:  # a loaded config: refused when it loads
+        load_config(None, ["model.extra={width: 1000}"])
+    model, data = ModelConfig(extra={"width": 1000}), load_config(None, []).data  # built in code
+    refusals = [loaded]
+    for build in (lambda: build_model(model), lambda: check_clip(model, data, (224,))):
         with pytest.raises(ConfigError) as err:
             build()
+        refusals.append(err)
+    for err in refusals:
         assert "model.extra={'width': 1000}" in str(err.value)
         assert f"over the limit of {MAX_PARAMETERS:,}" in str(err.value)
 
 
 def test_a_model_extra_key_the_model_does_not_take_is_one_line_naming_it():
-    cfg = load_config(None, ["model.name=i3d_r18", "model.extra.bogus=1"])
-    with pytest.raises(ConfigError) as err:
-        build_model(cfg.model)
-    assert str(err.value).startswith(
-        "model.extra.bogus is not a setting of i3d_r18; it takes: in_chans, stem_kernel, "
-    )
-    assert "width" in str(err.value) and "alpha" not in str(err.value)
+    refusals = []
+    for build in (
+        lambda: load_config(None, ["model.name=i3d_r18", "model.extra.bogus=1"]),
+        lambda: build_model(ModelConfig(name="i3d_r18", extra={"bogus": 1})),  # built in code
+    ):
+        with pytest.raises(ConfigError) as err:
+            build()
+        refusals.append(err)
+    for err in refusals:
+        assert str(err.value).startswith(
+            "model.extra.bogus is not a setting of i3d_r18; it takes: in_chans, stem_kernel, "
+        )
+        assert "width" in str(err.value) and "alpha" not in str(err.value)
 
 
 def test_an_alpha_0_checkpoint_initialises_an_octave_model(tmp_path):
