@@ -14,17 +14,18 @@ value. Each part of the program receives only its own section.
 folder, which an installed package carries as ``octvideo/configs``), or one of the short names in
 ``ALIASES`` (``i3d_oct.yaml``: the paper's Kinetics-400 Oct-I3D at alpha 0.1).
 
-Config text is data: YAML aliases (``*name``) are refused (nested ones expand exponentially, the
-"billion laughs"), so is a key given twice in one mapping; numbers and true/false are read as YAML
-1.2 reads them (``010`` is 10, ``1e-1`` is 0.1, ``1:20`` and ``yes`` are text, where PyYAML's YAML
-1.1 reads 8, text, 80 and true); a key that takes text refuses a value that reads as a number or
-true/false (quote it), and a key that takes a number or true/false refuses text, even text that
-Python reads as one (``6_0``, ``nan``, ``'6'``), naming how to write it;
-the file is at most ``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a
-value is kept as text, never resolved by OmegaConf. Every size and count has an upper bound in
-``LIMITS`` (and ``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``; the few whole numbers bounded otherwise
-are in ``OTHER_BOUNDS``: ``data.num_workers`` has this machine's cores, 4 processes a core),
-checked when the config loads, before a run writes anything.
+Config text is data: YAML anchors, aliases and merge keys (``&name``, ``*name``, ``<<``) are refused
+(nested aliases expand exponentially, the "billion laughs"; a merged mapping's keys are lost where
+the mapping gives the key too), so is a key given twice in one mapping; numbers and true/false are
+read as YAML 1.2 reads them (``010`` is 10, ``1e-1`` is 0.1, ``1:20`` and ``yes`` are text, where
+PyYAML's YAML 1.1 reads 8, text, 80 and true); a key that takes text refuses a value that reads as a
+number or true/false (quote it), and a key that takes a number or true/false refuses text, even text
+that Python reads as one (``6_0``, ``nan``, ``'6'``), naming how to write it; the file is at most
+``MAX_CONFIG_BYTES`` and ``MAX_YAML_DEPTH`` levels deep, and a ``${...}`` in a value is kept as
+text, never resolved by OmegaConf. Every size and count has an upper bound in ``LIMITS`` (and
+``MAX_CLIP_PIXELS``, ``MAX_BATCH_PIXELS``; the few whole numbers bounded otherwise are in
+``OTHER_BOUNDS``: ``data.num_workers`` has this machine's cores, 4 processes a core), checked when
+the config loads, before a run writes anything.
 """
 
 from __future__ import annotations
@@ -1093,7 +1094,20 @@ def _not_a_name(shown: str, key: Any, reads: str = "YAML reads it as") -> str:
     )
 
 
-class KeyNotText(yaml.constructor.ConstructorError):
+# What a config refuses of YAML's features, in every message that refuses one
+_NO_REFERENCES = "configs take no YAML anchors, aliases or << merge keys"
+
+
+class RefusedYaml(yaml.constructor.ConstructorError):
+    """Valid YAML that a config refuses (an anchor, an alias, a merge key, a key that is not
+    text): ``problem`` says what and where to look, ``problem_mark`` where it stands; its reader
+    adds the file (``file:line:column``) or the override."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(None, None, problem, mark)
+
+
+class KeyNotText(RefusedYaml):
     """A mapping key that YAML reads as a number, true/false, null or a collection: settings,
     sections and ``model.extra`` keywords are all names. ``problem`` says so in words
     (``_not_a_name``), naming the key as typed (``0x10``, not 16) when it is a scalar, for ``key``
@@ -1103,17 +1117,20 @@ class KeyNotText(yaml.constructor.ConstructorError):
         typed = node.value if isinstance(node, yaml.ScalarNode) else ""
         if not typed or len(typed) > _SHOWN_CHARS:  # ``_shown`` cuts a long one
             typed = _shown(key)
-        super().__init__(None, None, _not_a_name(typed, key), node.start_mark)
+        super().__init__(_not_a_name(typed, key), node.start_mark)
         self.key = key
 
 
 class _DataLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases, with a depth bound, with unique keys and with the
-    numbers and true/false of YAML 1.2.
+    """PyYAML's safe loader without anchors, aliases or merge keys, with a depth bound, with
+    unique keys and with the numbers and true/false of YAML 1.2.
 
     An alias (``*name``) inserts its anchor's node again; nested ones grow exponentially, so a
-    1 KB file can expand to gigabytes ("billion laughs"). Configs need neither aliases nor merge
-    keys (``<<: *name``), so both are refused where they appear. The composer recurses once per
+    1 KB file can expand to gigabytes ("billion laughs"). A merge key (``<<: {...}``, ``<<:
+    *name``) hides keys: a key the mapping also gives replaces the merged one whole, so a merged
+    section's other keys were silently lost. Configs need none of them, so an anchor (``&name``,
+    which only an alias or a merge reads), an alias and a merge key are each refused where they
+    appear (``RefusedYaml``). The composer recurses once per
     nesting level, so a deep ``[[[[...`` would exhaust the stack: more than ``MAX_YAML_DEPTH``
     levels are refused. A key given twice in one mapping is refused (PyYAML keeps the last one,
     so a second ``model:`` section would silently reset the first one's keys to their
@@ -1137,12 +1154,15 @@ class _DataLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def _check_keys(self, node: yaml.MappingNode) -> None:
-        """Refuses a key of the mapping ``node`` that is not text (``KeyNotText``) or that it
-        gives twice, naming the line of the first."""
+        """Refuses a merge key (``<<``), a key of the mapping ``node`` that is not text
+        (``KeyNotText``) or that it gives twice, naming the line of the first."""
         lines: dict[Any, int] = {}  # key -> the line it is first given on
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
+                raise RefusedYaml(
+                    f"found the merge key <<: {_NO_REFERENCES}; write the keys out",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 raise KeyNotText(key, key_node)
@@ -1180,13 +1200,15 @@ class _DataLoader(yaml.SafeLoader):
             ) from err
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"found the alias *{event.anchor}: configs take no YAML aliases (nor << merge "
-                "keys); write the value out",
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise RefusedYaml(
+                f"found the alias *{event.anchor}: {_NO_REFERENCES}; write the value out",
+                event.start_mark,
+            )
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise RefusedYaml(
+                f"found the anchor &{event.anchor}: {_NO_REFERENCES}; leave it out",
                 event.start_mark,
             )
         if self._depth >= MAX_YAML_DEPTH:
@@ -1250,7 +1272,7 @@ def read_config_file(path: Path) -> Any:
 
     Raises:
         ConfigError: one line naming the file: it cannot be read, is over ``MAX_CONFIG_BYTES``,
-            is not UTF-8, is not valid YAML or has a key that is not text
+            is not UTF-8, is not valid YAML or has what a config refuses of it (``RefusedYaml``)
             (``file:line:column: problem``).
     """
     try:
@@ -1268,7 +1290,7 @@ def read_config_file(path: Path) -> Any:
         ) from err
     try:
         return _parse_yaml(text)
-    except KeyNotText as err:
+    except RefusedYaml as err:
         where, problem = _yaml_problem(err)
         raise ConfigError(f"{path}:{where}: {problem}") from err
     except yaml.YAMLError as err:
@@ -1305,11 +1327,12 @@ def _repr(value: Any) -> str:
 
 def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
     """``key=value`` strings to (key, YAML-parsed value) pairs; YAML as in config files (no
-    aliases, bounded depth), and a ``${...}`` stays text.
+    anchors, aliases or merge keys, bounded depth), and a ``${...}`` stays text.
 
     Raises:
         ConfigError: ``overrides`` that is not a list of strings (``override_list``), an item
-            without ``=``, or a value that is not YAML or has a mapping key that is not text.
+            without ``=``, or a value that is not YAML or has what a config refuses of it
+            (``RefusedYaml``).
     """
     pairs = []
     for item in override_list(overrides):
@@ -1318,7 +1341,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
             raise ConfigError(f"override {item!r} is not key=value")
         try:
             value = _parse_yaml(text) if text else ""
-        except KeyNotText as err:
+        except RefusedYaml as err:
             raise ConfigError(f"override {key.strip()!r}: {err.problem} (in {text})") from err
         except yaml.YAMLError as err:
             where, problem = _yaml_problem(err)

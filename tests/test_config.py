@@ -72,28 +72,50 @@ def _one_line_cli_error(capsys, path) -> str:
 def test_yaml_alias_bomb_is_refused_naming_the_file(tmp_path, capsys):
     path = tmp_path / "bomb.yaml"
     path.write_text(BOMB)
-    with pytest.raises(ConfigError, match=r"bomb\.yaml:4:\d+: .*alias \*a"):
+    with pytest.raises(ConfigError, match=r"bomb\.yaml:3:\d+: found the anchor &a"):
         load_config(path)
     assert str(path) in _one_line_cli_error(capsys, path)
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "where", "found"),
     [
-        "model:\n  extra:\n    a: &x 1\n    b: *x\n",
-        "base: &base {lr: 0.1}\noptim:\n  <<: *base\n",  # merge keys are aliases too
+        ("model:\n  extra:\n    a: &x 1\n    b: *x\n", "3:8", "the anchor &x"),
+        ("base: &base {lr: 0.1}\noptim:\n  <<: *base\n", "1:7", "the anchor &base"),
+        ("optim: &o {lr: 0.2}\n", "1:8", "the anchor &o"),  # an anchor no alias reads
+        ("optim:\n  lr: 0.1\n  momentum: *m\n", "3:13", "the alias *m"),  # an unknown alias
+        # a merged mapping's keys are lost where the mapping gives the key too: momentum here
+        ("<<: {optim: {lr: 0.2, momentum: 0.5}}\noptim:\n  lr: 0.3\n", "1:1", "the merge key <<"),
+        ("optim: {<<: [{lr: 0.2}, {lr: 0.4}]}\n", "1:9", "the merge key <<"),
+        ("model:\n  extra:\n    <<: {width: 8}\n", "3:5", "the merge key <<"),
     ],
 )
-def test_any_alias_is_refused(tmp_path, text):
-    path = tmp_path / "alias.yaml"
+def test_any_anchor_alias_or_merge_key_is_refused_at_its_place(
+    tmp_path, capsys, text, where, found
+):
+    path = tmp_path / "refs.yaml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=r"no YAML aliases \(nor << merge keys\)"):
+    with pytest.raises(ConfigError) as err:
         load_config(path)
+    assert str(err.value).startswith(
+        f"{path}:{where}: found {found}: configs take no YAML anchors, aliases or << merge keys; "
+    )
+    assert str(path) in _one_line_cli_error(capsys, path)
 
 
-def test_alias_in_an_override_is_refused():
-    with pytest.raises(ConfigError, match=r"override 'model.extra'.*alias \*x"):
-        load_config(None, ["model.extra={a: &x [1, 2], b: *x}"])
+@pytest.mark.parametrize(
+    ("override", "found"),
+    [
+        ("model.extra={a: &x [1, 2], b: *x}", "override 'model.extra': found the anchor &x"),
+        ("optim.lr=*x", "override 'optim.lr': found the alias *x"),
+        ("optim={<<: {lr: 0.7}}", "override 'optim': found the merge key <<"),
+        ("model.extra={<<: {width: 8}}", "override 'model.extra': found the merge key <<"),
+    ],
+)
+def test_an_anchor_alias_or_merge_key_in_an_override_is_refused(override, found):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value).startswith(f"{found}: configs take no YAML anchors, aliases or << ")
 
 
 def test_nesting_past_the_depth_bound_is_refused(tmp_path):
