@@ -82,7 +82,7 @@ from octvideo.data.workers import (
     usable_cores,
     worker_context,
 )
-from octvideo.errors import RunStopped
+from octvideo.errors import RunStopped, failure_reason
 from octvideo.inference.inputs import folder_input_error
 from octvideo.inference.predictor import (
     InputHeader,
@@ -232,7 +232,7 @@ def read_input(
         if out_of_open_files(err):
             yield STOP, open_files_message(f"decoding {path}")
             return
-        yield ERROR, f"{type(err).__name__}: {err}"
+        yield ERROR, failure_reason(err)
         return
     if opened.cut is None:
         yield END, None
