@@ -1431,21 +1431,43 @@ def _resolved(base: DictConfig) -> RunConfig:
         raise ConfigError(str(err)) from err
 
 
-def canonical(data: dict[str, Any], schema: Any = RunConfig) -> dict[str, Any]:
+# The keys that name a file or folder. A leading ``~`` or ``~user`` in one is that home folder, as
+# in ``--cfg`` (``resolve_config_path``) and a shell: ``canonical`` expands it, so every reader of
+# the config (the lists, the weights, the run folder) and the config.yaml a run writes see the path
+# itself. ``$HOME`` is not expanded: config values are data (a ``${...}`` stays text too).
+PATH_KEYS = frozenset(
+    {
+        "model.pretrained",
+        "data.root",
+        "data.train_list",
+        "data.val_list",
+        "data.test_list",
+        "data.classes_file",
+        "test.out_dir",
+        "output.root",
+        "output.dir",
+    }
+)
+
+
+def canonical(data: dict[str, Any], schema: Any = RunConfig, prefix: str = "") -> dict[str, Any]:
     """``data``, a config as plain values (``to_dict``'s form), with one spelling for the values
     that mean the same: an optional text key's ``""`` is null (``model.pretrained``: both are
-    random init). Every config loaded goes through it, and a config stored by an earlier version
-    (a plan.json with ``pretrained: ""``) compares equal to today's once passed through it too.
-    Keys the schema does not know are kept as they are, for the caller to name.
+    random init), and a path key's leading ``~`` is the home folder (``PATH_KEYS``). Every config
+    loaded goes through it, and a config stored by an earlier version (a plan.json with
+    ``pretrained: ""``) compares equal to today's once passed through it too. Keys the schema does
+    not know are kept as they are, for the caller to name.
     """
     hints = typing.get_type_hints(schema)
     out = {}
     for key, value in data.items():
         hint = hints.get(key)
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = canonical(value, hint)
+            value = canonical(value, hint, f"{prefix}{key}.")
         elif value == "" and hint == (str | None):
             value = None
+        elif f"{prefix}{key}" in PATH_KEYS and isinstance(value, str):
+            value = os.path.expanduser(value)
         out[key] = value
     return out
 

@@ -28,9 +28,11 @@ from octvideo.config import (
     MAX_YAML_DEPTH,
     MONITORS,
     OTHER_BOUNDS,
+    PATH_KEYS,
     RUN_CONFIG,
     RunConfig,
     canonical,
+    dump_yaml,
     flatten,
     from_dict,
     load_config,
@@ -1252,6 +1254,52 @@ def test_an_optional_text_keys_empty_text_is_read_as_null(tmp_path):
         "model": {"pretrained": "w.ckpt"},
         "x": "",  # a key the config does not know is kept as it is
     }
+
+
+# the text keys that are no path: names and choices (a new text key is one or the other)
+_TEXT_KEYS_NOT_PATHS = {
+    "name",
+    "model.name",
+    "model.pretrained_kind",
+    "data.annotation_format",
+    "data.decoder",
+    "data.video_extensions",
+    "optim.schedule",
+    "optim.on_nonfinite_loss",
+    "trainer.accelerator",
+    "trainer.strategy",
+    "trainer.precision",
+    "trainer.memory_format",
+    "output.monitor",
+    "output.name",
+}
+
+
+def test_every_text_key_is_a_path_or_a_name():
+    from octvideo.config import _TEXT_KEYS
+
+    assert PATH_KEYS.isdisjoint(_TEXT_KEYS_NOT_PATHS)
+    assert PATH_KEYS | _TEXT_KEYS_NOT_PATHS == _TEXT_KEYS
+
+
+def test_a_leading_tilde_of_every_path_key_is_the_home_folder(tmp_path, monkeypatch):
+    """``~`` is the home folder in each path key, in a file and in an override, as in --cfg."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    home = tmp_path / "home"
+    path = tmp_path / "tilde.yaml"
+    sections: dict[str, dict[str, str]] = {}
+    for key in sorted(PATH_KEYS):
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = f"~/{name}"
+    path.write_text(dump_yaml(sections))
+    overrides = [f"{key}=~/{key.split('.')[1]}" for key in sorted(PATH_KEYS)]
+    for cfg in (load_config(path), load_config(None, overrides)):
+        got = dict(flatten(to_dict(cfg)))
+        for key in PATH_KEYS:
+            assert got[key] == str(home / key.split(".")[1]), key
+    # only a leading ~ (a folder named ~ inside a path is a name), and no other key
+    cfg = load_config(None, ["data.root=data/~/x", "output.name=~x"])
+    assert (cfg.data.root, cfg.output.name) == ("data/~/x", "~x")
 
 
 # One setting of each kind the registered models refuse -> the config key the refusal names.
