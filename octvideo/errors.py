@@ -107,14 +107,25 @@ class OutputWriteError(RunStopped):
         errno: the ``OSError``'s errno (None when it had none).
         reason: the ``OSError``'s text (``No space left on device``).
         existed: whether an earlier file of that name was there (and is kept).
+
+    ``kept`` replaces the message's "the earlier file is kept" (or "no part of it is left"): the
+    files written with it as one result say what is left of them all (``paths.AtomicOutputs``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], err: OSError, *, existed: bool) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        err: OSError,
+        *,
+        existed: bool,
+        kept: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.errno = err.errno
         self.reason = err.strerror or str(err) or type(err).__name__
         self.existed = existed
-        kept = "the earlier file is kept" if existed else "no part of it is left"
+        if kept is None:
+            kept = "the earlier file is kept" if existed else "no part of it is left"
         advice = _WRITE_ADVICE.get(
             err.errno, "check the folder and its permissions, or choose another"
         )
@@ -296,18 +307,6 @@ class ExportError(OctvideoError, RuntimeError):
 
 class RunFailed(OctvideoError):
     """One run of the study failed; the message is its one-line reason."""
-
-
-def failure_reason(err: BaseException) -> str:
-    """Why an input failed, for its record and line: ``Type: message`` (a ``DecodeError``, a
-    decoder's own error), but the message alone for an ``OSError`` about the path itself (it does
-    not exist, is a folder, a pipe or a device, cannot be read), whose message names the path and
-    what it is, where a class name (``FileNotFoundError`` for a pipe) would mislead."""
-    if isinstance(
-        err, FileNotFoundError | IsADirectoryError | NotADirectoryError | PermissionError
-    ):
-        return str(err) or type(err).__name__
-    return f"{type(err).__name__}: {err}"
 
 
 def first_line(err: BaseException, empty: str | None = None) -> str:

@@ -13,7 +13,9 @@ and renamed over the destination only when complete, so a failure never leaves h
 earlier file of that name stays as it was. A write failure (full disk, quota, read-only file
 system) becomes ``OutputWriteError``, one line naming the file, with the temporary file removed.
 Text is UTF-8, with a file name's bytes that are not UTF-8 as escapes (``TEXT_ERRORS``), so no
-write fails on a name after the work.
+write fails on a name after the work. Files that are one result (a model and its preprocessing
+file, a checkpoint and its run config) are written by ``AtomicOutputs``: all renamed in place
+together, or none, the earlier ones put back when a later one cannot be.
 A symbolic link at an output path is refused, never written through and never replaced: writing
 through it would overwrite the file it points to, which the command was not given.
 
@@ -917,6 +919,211 @@ def write_atomically(
     with AtomicOutput(path, option) as out:
         out.write(data)
     return out.path
+
+
+class AtomicOutputs:
+    """Files that are one result (a model and its preprocessing file, a checkpoint and its run
+    config), written so that all of them are new or all as they were: each part an
+    ``AtomicOutput`` (``add``), renamed in place together on a clean exit of the ``with`` block.
+
+    Every part is written to its temporary first. At the commit each earlier file is kept as a
+    backup (a hard link, or the file renamed where the file system links none) until every part
+    is in place; a part that cannot be renamed (an append-only earlier file, a full folder) puts
+    the earlier files back and removes the new ones. An exception in the block, or a part that
+    cannot be written, removes every temporary. Either way the ``OutputWriteError`` names the
+    failed part and says what is left of them all (``the earlier a.pt and a.pt.json are kept``).
+    A process killed between two renames (SIGKILL, power loss) can leave a new part beside an
+    earlier one, and backups that the next write of that part removes (see the module
+    docstring); no failure it sees does.
+
+    Raises:
+        UsageError: a part is a symbolic link, a pipe or a device, or a folder (from ``add``).
+        OutputWriteError: a part cannot be written; no part is changed and no temporary is left.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[AtomicOutput] = []
+
+    def add(self, path: str | os.PathLike[str], option: str | None = None) -> AtomicOutput:
+        """A new part, ``path``: an ``AtomicOutput`` to write (its ``write`` or ``tmp``), which
+        this group commits or discards (not the caller: ``AtomicOutputs`` is no nested ``with``).
+
+        Raises:
+            UsageError, OutputWriteError: as ``AtomicOutput``; the parts added so far are removed.
+        """
+        try:
+            part = AtomicOutput(path, option)
+        except BaseException:
+            self.discard()
+            raise
+        self.parts.append(part)
+        return part
+
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        data: bytes | bytearray | memoryview | str,
+        option: str | None = None,
+    ) -> Path:
+        """Adds ``path`` as a part whose content is ``data`` (see ``AtomicOutput.write``)."""
+        part = self.add(path, option)
+        part.write(data)
+        return part.path
+
+    def discard(self) -> None:
+        """Removes every part's temporary, and the folders made for them that are still empty
+        (the last part's first: the first part made them); no destination is touched."""
+        for part in reversed(self.parts):
+            part.discard()
+
+    def _kept(self, failed: AtomicOutput | None = None) -> str:
+        """What a failed write leaves of all parts, the files named as the message's reader finds
+        them (names, when all lie in one folder)."""
+        folders = {part.path.parent for part in self.parts}
+        name = {p.path: (p.path.name if len(folders) == 1 else str(p.path)) for p in self.parts}
+        old = [name[p.path] for p in self.parts if p.existed]
+        new = [name[p.path] for p in self.parts if not p.existed]
+        kept = []
+        if old:
+            verb = "is" if len(old) == 1 else "are"
+            kept.append(f"the earlier {_and(old)} {verb} kept")
+        if new:
+            kept.append(f"no part of {_and(new, 'or')} is left")
+        return " and ".join(kept)
+
+    def error(self, part: AtomicOutput, err: OSError) -> OutputWriteError:
+        """The ``OutputWriteError`` for ``err``, a failure to write ``part``, saying that no part
+        is changed."""
+        if len(self.parts) == 1:
+            return part.error(err)
+        return OutputWriteError(part.path, err, existed=part.existed, kept=self._kept())
+
+    def commit(self) -> list[Path]:
+        """Renames every part in place, or none (see the class docstring); the destinations.
+
+        Raises:
+            OutputWriteError: a part cannot be flushed, backed up or renamed; the earlier files
+                are back, no new part and no temporary is left.
+        """
+        part = self.parts[0] if self.parts else None
+        backups: dict[int, tuple[Path, bool]] = {}  # index: (backup, made by rename)
+        placed: list[int] = []
+        try:
+            try:
+                for part in self.parts:
+                    _fsync(part.tmp)
+                for i, part in enumerate(self.parts):
+                    if part.path.exists():
+                        backups[i] = _back_up(part.path)
+                for i, part in enumerate(self.parts):
+                    os.replace(part.tmp, part.path)
+                    placed.append(i)
+            except OSError as err:
+                unrestored = self._put_back(backups, placed)
+                self.discard()
+                if unrestored:
+                    raise OutputWriteError(
+                        part.path, err, existed=part.existed, kept=unrestored
+                    ) from err
+                raise self.error(part, err) from err
+            except BaseException:  # Ctrl-C: the earlier files back, no temporary left
+                self._put_back(backups, placed)
+                self.discard()
+                raise
+        finally:
+            for part in self.parts:
+                part._unlock()
+        for backup, _ in backups.values():
+            with contextlib.suppress(OSError):  # one left is removed by the next write's sweep
+                os.unlink(backup)
+        for folder in dict.fromkeys(part.path.parent for part in self.parts):
+            try:  # makes the renames durable
+                _fsync(folder)
+            except OSError as err:
+                if err.errno not in (errno.EINVAL, errno.ENOTSUP):
+                    raise self.error(self.parts[0], err) from err
+        for part in self.parts:
+            remove_stale_temporaries(part.path)
+        return [part.path for part in self.parts]
+
+    def _put_back(self, backups: dict[int, tuple[Path, bool]], placed: list[int]) -> str:
+        """Undoes a commit that failed: each earlier file back at its place, each new part that
+        had none removed. Returns "" when all is back, else what is where (a backup that cannot
+        be put back is left, and named)."""
+        left = []
+        for i, part in reversed(list(enumerate(self.parts))):
+            backup, renamed = backups.get(i, (None, False))
+            try:
+                if backup is not None and (renamed or i in placed):
+                    os.replace(backup, part.path)
+                elif backup is not None:
+                    os.unlink(backup)
+                elif i in placed:
+                    os.unlink(part.path)
+            except OSError as err:
+                logger.warning("cannot put back the earlier %s (%s)", part.path, err)
+                where = f"the earlier {part.path} is {backup}" if backup else f"{part.path} is new"
+                left.append(where)
+        if not left:
+            return ""
+        return f"the other files are as they were except: {'; '.join(left)}"
+
+    def __enter__(self) -> AtomicOutputs:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        err: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if err is None:
+            self.commit()
+            return
+        self.discard()
+        if isinstance(err, OutputWriteError):
+            part = next((p for p in self.parts if p.path == err.path), None)
+            if part is not None and len(self.parts) > 1:  # its message names this part alone
+                raise OutputWriteError(
+                    err.path, _as_oserror(err), existed=err.existed, kept=self._kept()
+                ) from err
+        elif isinstance(err, OSError) and err.errno in WRITE_ERRNOS and self.parts:
+            raise self.error(self.parts[-1], err) from err
+
+
+def _and(names: list[str], word: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {word} {names[-1]}"
+
+
+def _as_oserror(err: OutputWriteError) -> OSError:
+    """The ``OSError`` that ``err`` reports (its errno and text), to word it again."""
+    return OSError(err.errno, err.reason)
+
+
+def _back_up(path: Path) -> tuple[Path, bool]:
+    """Keeps the file ``path`` under a temporary name of its own beside it (which a later
+    write's sweep removes when its writer is gone): a hard link, or where the file system makes
+    none, ``path`` renamed. The backup and whether ``path`` was renamed.
+
+    Raises:
+        OSError: neither can be made (an append-only or immutable file).
+    """
+    for _ in range(100):
+        backup = path.with_name(_temporary_name(path, f"{os.getpid()}-{secrets.token_hex(4)}"))
+        if os.path.lexists(backup):
+            continue
+        try:
+            os.link(path, backup, follow_symlinks=False)
+            return backup, False
+        except FileExistsError:
+            continue
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+                raise
+        os.rename(path, backup)  # EPERM again for an append-only or immutable file
+        return backup, True
+    raise FileExistsError(errno.EEXIST, "no free temporary file name")
 
 
 def write_failure(err: OSError | OutputWriteError) -> str:

@@ -19,6 +19,7 @@ from octvideo.errors import OutputWriteError, RunStopped, TextFileError, UsageEr
 from octvideo.paths import (
     LOCK_NAME,
     AtomicOutput,
+    AtomicOutputs,
     ReadFolders,
     atomic_output,
     check_folder,
@@ -36,6 +37,7 @@ from octvideo.paths import (
     write_atomically,
     write_failure,
 )
+from tests.failing_writes import fail_output
 from tests.small_disk import fill, small_disk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +110,34 @@ def test_every_out_of_room_errno_becomes_one_line(tmp_path, code):
         raise OSError(code, os.strerror(code))
     assert str(info.value).startswith(f"cannot write {tmp_path / 'out.png'} ({os.strerror(code)})")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("earlier", [True, False], ids=["earlier", "none"])
+@pytest.mark.parametrize("how", ["write", "rename"])
+def test_files_written_as_one_result_are_all_new_or_all_as_they_were(
+    tmp_path, monkeypatch, how, earlier
+):
+    folder = tmp_path if earlier else tmp_path / "new"  # made for the pair, and removed again
+    model, notes = folder / "m.pt", folder / "m.pt.json"
+    if earlier:
+        model.write_bytes(b"old model")
+        notes.write_text("old notes")
+    fail_output(monkeypatch, how, notes)  # the second part, after the first is complete
+    with pytest.raises(OutputWriteError) as info, AtomicOutputs() as pair:
+        pair.write(model, b"new model")
+        pair.write(notes, "new notes")
+    reason = os.strerror(errno.ENOSPC if how == "write" else errno.EPERM)
+    kept = "the earlier m.pt and m.pt.json are kept" if earlier else "no part of m.pt or m.pt.json"
+    assert str(info.value).startswith(f"cannot write {notes} ({reason}); {kept}")
+    if earlier:  # the model renamed in place first is put back
+        assert (model.read_bytes(), notes.read_text()) == (b"old model", "old notes")
+    assert sorted(os.listdir(tmp_path)) == (["m.pt", "m.pt.json"] if earlier else [])
+    monkeypatch.undo()
+    with AtomicOutputs() as pair:
+        pair.write(model, b"new model")
+        pair.write(notes, "new notes")
+    assert (model.read_bytes(), notes.read_text()) == (b"new model", "new notes")
+    assert sorted(os.listdir(folder)) == ["m.pt", "m.pt.json"]  # no backup, no temporary
 
 
 def test_a_temporary_name_keeps_the_extension_and_is_found_again(tmp_path):
