@@ -309,6 +309,18 @@ class RunFailed(OctvideoError):
     """One run of the study failed; the message is its one-line reason."""
 
 
+def failure_reason(err: BaseException) -> str:
+    """Why an input failed, for its record and line: ``Type: message`` (a ``DecodeError``, a
+    decoder's own error), but the message alone for an ``OSError`` about the path itself (it does
+    not exist, is a folder, a pipe or a device, cannot be read), whose message names the path and
+    what it is, where a class name (``FileNotFoundError`` for a pipe) would mislead."""
+    if isinstance(
+        err, FileNotFoundError | IsADirectoryError | NotADirectoryError | PermissionError
+    ):
+        return str(err) or type(err).__name__
+    return f"{type(err).__name__}: {err}"
+
+
 def first_line(err: BaseException, empty: str | None = None) -> str:
     """The first line of ``err``'s message, for a one-line report of an error whose text goes on
     with detail (torch's shape errors, PyYAML's quote of the line); ``empty``, by default the
