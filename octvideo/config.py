@@ -484,11 +484,14 @@ class TrainerConfig:
             raise ValueError(
                 f"trainer.strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}"
             )
-        if self.max_epochs < 1 or self.num_nodes < 1 or self.accumulate_grad_batches < 1:
-            raise ValueError(
-                "trainer.max_epochs, trainer.num_nodes and trainer.accumulate_grad_batches "
-                "must be >= 1"
-            )
+        counts = {
+            "max_epochs": self.max_epochs,
+            "num_nodes": self.num_nodes,
+            "accumulate_grad_batches": self.accumulate_grad_batches,
+        }
+        for name, count in counts.items():
+            if count < 1:
+                raise ValueError(f"trainer.{name} must be >= 1, got {count}")
         if self.devices == 0 or self.devices < -1:
             raise ValueError(f"trainer.devices must be >= 1 or -1 (all), got {self.devices}")
         if not math.isfinite(self.gradient_clip_val) or self.gradient_clip_val < 0:

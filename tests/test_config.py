@@ -1256,6 +1256,13 @@ def test_an_optional_text_keys_empty_text_is_read_as_null(tmp_path):
     }
 
 
+@pytest.mark.parametrize("name", ["max_epochs", "num_nodes", "accumulate_grad_batches"])
+def test_a_count_below_one_names_its_own_key_and_value(name):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"trainer.{name}=0"])
+    assert str(err.value) == f"trainer.{name} must be >= 1, got 0"
+
+
 # the text keys that are no path: names and choices (a new text key is one or the other)
 _TEXT_KEYS_NOT_PATHS = {
     "name",
