@@ -19,7 +19,9 @@ channels-last clips, ``clip.contiguous(memory_format=torch.channels_last_3d)``, 
 ONNX by ``torch.onnx.export`` (TorchScript-based exporter, opset 17) and checked with onnxruntime.
 Both are serialised in memory and written by ``octvideo.paths.AtomicOutput``: torch's own file
 writer aborts the whole process on a full disk (``c10::Error``), a plain file write fails with an
-``OSError`` that becomes one line, with no temporary file left.
+``OSError`` that becomes one line, with no temporary file left. The model and its preprocessing
+file are one result (``octvideo.paths.AtomicOutputs``): both replace the earlier pair, or neither
+does.
 """
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ from octvideo.ops import guard_traced_size, memory_format_for, to_memory_format
 from octvideo.ops.capture import script_quietly
 from octvideo.paths import (
     AtomicOutput,
+    AtomicOutputs,
     ReadFiles,
     check_output_file,
     keep_unless_earlier,
-    write_atomically,
 )
 
 FORMATS = ("torchscript", "onnx")
@@ -185,7 +187,8 @@ def export(
         UsageError: the output is the checkpoint, a folder, a symbolic link, cannot be written,
             does not end in one of the format's ``EXTENSIONS``, or it or its preprocessing file
             exists and is no earlier export's, or is read-only.
-        OutputWriteError: the export cannot be written (full disk); an earlier file is kept.
+        OutputWriteError: the export or its preprocessing file cannot be written (full disk, an
+            append-only earlier file); both are as they were (``paths.AtomicOutputs``).
         ExportError: the checkpoint's own model gives NaN or infinite logits, or the exported
             model's logits differ from the checkpoint's by more than ``tol`` times the largest
             logit (at least 1): float32 rounding grows with the logits, which reach 1e3-1e5 in
@@ -220,10 +223,11 @@ def export(
     model: nn.Module = predictor.model.float().eval()
     if protocol.slowfast_alpha:
         model = _Pathways(model).eval()
-    with AtomicOutput(path, "--out") as out:
-        diff = _export_to(model, protocol, predictor.device, fmt, out, tol, predictor.broken_advice)
     notes = preprocessing(protocol, predictor.classes, _names(protocol))
-    write_atomically(sidecar, json.dumps(notes, indent=2, allow_nan=False), "--out")
+    with AtomicOutputs() as pair:  # the model and its notes: both new, or both as they were
+        out, notes_out = pair.add(path, "--out"), pair.add(sidecar, "--out")
+        notes_out.write(json.dumps(notes, indent=2, allow_nan=False))
+        diff = _export_to(model, protocol, predictor.device, fmt, out, tol, predictor.broken_advice)
     return ExportResult(path, sidecar, diff)
 
 

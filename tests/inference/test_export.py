@@ -31,6 +31,7 @@ from octvideo.inference.export import (
     logit_gap,
     run_exported,
 )
+from tests.failing_writes import fail_output
 from tests.small_disk import fill, small_disk
 
 
@@ -61,10 +62,33 @@ def test_a_real_full_disk_is_one_line_and_keeps_the_earlier_export(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == (
         f"octvideo export: stopped: cannot write {out} (No space left on device); the earlier "
-        "file is kept; free space there or choose another folder"
+        f"{name} and {name}.json are kept; free space there or choose another folder"
     )
     assert out.read_bytes() == earlier
     assert sorted(os.listdir(disk)) == ["ballast", name, f"{name}.json"]  # no temporary file
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"), [("write", "No space left on device"), ("rename", "Operation not permitted")]
+)
+def test_a_preprocessing_file_that_cannot_be_written_keeps_the_earlier_pair(
+    checkpoint, tmp_path, capsys, monkeypatch, how, reason
+):
+    # the model was renamed in place before its preprocessing file was written: a full disk or
+    # an append-only earlier .json left the new model beside another model's class names
+    out = tmp_path / "m.pt"
+    notes = out.with_name("m.pt.json")
+    earlier = (_earlier_export(out, "torchscript"), notes.read_bytes())
+    fail_output(monkeypatch, how, notes)
+    args = ["export", "--ckpt", str(checkpoint), "--format", "torchscript", "--out", str(out)]
+    assert main(args) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        f"octvideo export: stopped: cannot write {notes} ({reason}); the earlier m.pt and "
+        "m.pt.json are kept; "
+    )
+    assert (out.read_bytes(), notes.read_bytes()) == earlier
+    assert sorted(os.listdir(tmp_path)) == ["m.pt", "m.pt.json"]  # no temporary, no backup
 
 
 @pytest.mark.parametrize("sidecar", [False, True], ids=["model", "sidecar"])
