@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import hashlib
 import importlib.resources
+import io
 import logging
 import os
 import re
@@ -62,7 +63,7 @@ from octvideo.config import (
     to_dict,
 )
 from octvideo.data.config import DataConfig
-from octvideo.engine.checkpoint import atomic_save, load_checkpoint, model_state_dict
+from octvideo.engine.checkpoint import load_checkpoint, model_state_dict
 from octvideo.engine.zoo_recipes import (
     DEFAULT_CLIP,
     FAST_STRIDE,
@@ -80,7 +81,6 @@ from octvideo.errors import (
     AnnotationError,
     CheckpointError,
     ConfigError,
-    RunStopped,
     UsageError,
     first_line,
     usage_errors,
@@ -96,8 +96,8 @@ from octvideo.models.weights import (
 )
 from octvideo.network import build_network
 from octvideo.paths import (
+    AtomicOutputs,
     ReadFiles,
-    atomic_output,
     check_output_file,
     is_missing,
     keep_unless_earlier,
@@ -232,7 +232,8 @@ def import_checkpoint(
             than ``model`` (naming the one that fits, when one does), classes of another count
             than the classifier, or an output that is an input or cannot be written. Raised
             before anything is written.
-        RunStopped: the output could not be written (full disk); no file is left half written.
+        OutputWriteError: the checkpoint or its run config could not be written (full disk); both
+            are as they were (a RunStopped).
     """
     src, out = Path(src), Path(out)
     clip_tt = _check_arguments(source, model, alpha, clip, out)
@@ -1284,22 +1285,25 @@ def _write(
     meta: CheckpointMeta,
     run_cfg: RunConfig,
 ) -> None:
-    """The checkpoint (``octvideo train``'s layout) and its run config, each atomically."""
+    """The checkpoint (``octvideo train``'s layout) and its run config: one result, both new or
+    both as they were (``paths.AtomicOutputs``).
+
+    Raises:
+        OutputWriteError: either cannot be written (full disk, an append-only earlier file);
+            the earlier pair is kept, no temporary is left.
+    """
     checkpoint = {
         "state_dict": {f"model.{k}": v.contiguous() for k, v in state.items()},
         "hyper_parameters": {"meta": meta.to_dict()},
         "octvideo_version": __version__,
     }
     text = _config_text(run_cfg, meta)
-    try:
-        atomic_save(checkpoint, out)
-        with atomic_output(config_path) as tmp:
-            tmp.write_text(text)
-    except OSError as err:
-        raise RunStopped(
-            f"cannot write {out} ({err.strerror or err}); no half-written file is left. Free "
-            "space or choose another --out"
-        ) from err
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)  # in memory: the file write fails with a plain OSError
+    with AtomicOutputs() as pair, buffer.getbuffer() as data:
+        parts = pair.add(out, "--out"), pair.add(config_path, "--out")
+        for part, content in zip(parts, (data, text), strict=True):
+            part.write(content)
     logger.debug("wrote %s and %s", out, config_path)
 
 

@@ -31,11 +31,12 @@ from octvideo.engine.zoo import (
     import_checkpoint,
     kinetics400_classes,
 )
-from octvideo.errors import UsageError
+from octvideo.errors import OutputWriteError, UsageError
 from octvideo.inference.predictor import Predictor
 from octvideo.models.weights import convert_pytorchvideo_state_dict
 from octvideo.network import build_network
 from octvideo.ops import OctConv3d
+from tests.failing_writes import fail_output
 from tests.reliability.bad_input_matrix import NO_FILES, make_no_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -606,6 +607,31 @@ def test_octvideo_checkpoint_keeps_its_classes_and_protocol(
     assert meta["classes"] == ["a", "b", "c"]
     assert meta["clip"] == own["clip"] and meta["model"]["alpha"] == own["model"]["alpha"]
     assert all(torch.equal(v, source["state_dict"][k]) for k, v in written["state_dict"].items())
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"), [("write", "No space left on device"), ("rename", "Operation not permitted")]
+)
+def test_a_run_config_that_cannot_be_written_keeps_the_earlier_checkpoint_and_config(
+    checkpoint: Path, tmp_path: Path, monkeypatch, how: str, reason: str
+) -> None:
+    # the checkpoint was renamed in place before its run config was written: a full disk or an
+    # append-only earlier .yaml left the new checkpoint beside the run config of another
+    out, config = tmp_path / "m.ckpt", tmp_path / "m.yaml"
+    import_checkpoint(checkpoint, source="octvideo", model="c2d_r18", out=out)
+    earlier = (out.read_bytes(), config.read_bytes())
+    names = tmp_path / "names.txt"
+    names.write_text("a\nb\nc\n")
+    fail_output(monkeypatch, how, config)
+    with pytest.raises(OutputWriteError) as info:
+        import_checkpoint(
+            checkpoint, source="octvideo", model="c2d_r18", out=out, classes=str(names)
+        )
+    assert str(info.value).startswith(
+        f"cannot write {config} ({reason}); the earlier m.ckpt and m.yaml are kept; "
+    )
+    assert (out.read_bytes(), config.read_bytes()) == earlier
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt", "m.yaml", "names.txt"]
 
 
 def _edited_meta(checkpoint: Path, tmp_path: Path, edit) -> Path:
