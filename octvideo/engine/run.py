@@ -1872,15 +1872,24 @@ def _evaluate(
     if views is None:
         raise RuntimeError("the test loop produced no outputs")
     advice = broken_advice(checkpoint)  # for logits that overflow: what to do, by its origin
-    files = write_report(
-        out_dir,
-        views,
-        classes=datamodule.classes,
-        paths=[r.path for r in datamodule.test_dataset.records],
-        protocol=_test_protocol(cfg, ckpt, model),
-        confusion_png=cfg.test.confusion_matrix,
-        advice=advice,
-    )
+    try:
+        files = write_report(
+            out_dir,
+            views,
+            classes=datamodule.classes,
+            paths=[r.path for r in datamodule.test_dataset.records],
+            protocol=_test_protocol(cfg, ckpt, model),
+            confusion_png=cfg.test.confusion_matrix,
+            advice=advice,
+        )
+    except OutputWriteError as err:  # the report's files go (_test_in): say so, and of the earlier
+        earlier = " (the earlier one was removed as this test began)" if removed else ""
+        raise OutputWriteError(
+            err.path,
+            OSError(err.errno, err.reason),
+            existed=False,
+            kept=f"{out_dir} holds no report{earlier}",
+        ) from err
     metrics = summarize(views, advice=advice)
     logger.info(
         "video top-1 %.2f%%, top-%d %.2f%% (%d videos, %d failed); clip top-1 %.2f%%; "
