@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import numbers
+import os
 import re
 import sys
+import unicodedata
 from collections.abc import Callable
 
 # the numbers of the YAML 1.2 core schema, which octvideo.config reads config values with too:
@@ -31,9 +33,47 @@ def is_whole(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+# the bounds of every timeout a command takes (``predict``, ``data check`` and ``data prepare``
+# ``--timeout``, ``sweep --run-timeout``), in seconds. The floor: starting a worker process and
+# opening a file alone take a good part of a second on a busy machine, so a shorter timeout (a
+# slip like ``1e-3``, or ``1`` meant as minutes) fails every video, each reported as hung, though
+# each decodes; the ceiling: a day, past any one video's decode or one training run a sweep waits
+# for.
+MIN_TIMEOUT = 1.0
+MAX_TIMEOUT = 86_400.0
+
+
 def shown(text: str) -> str:
     """``text`` as a refusal quotes it: its repr, cut after 37 characters."""
     return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a command's line names it: as it is, or whole as its repr where it holds a
+    control character (a newline, a tab, an escape) or a line separator, so that the line stays
+    one line that names it exactly. A file name's bytes that are not UTF-8 are left to the
+    streams, which write them as escapes (``paths.TEXT_ERRORS``)."""
+    text = os.fspath(path)
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+        return repr(text)
+    return text
+
+
+def check_timeout(option: str, text: str, seconds: float) -> float:
+    """``seconds``, the value of timeout ``option`` given as ``text``, from ``MIN_TIMEOUT`` to
+    ``MAX_TIMEOUT`` (NaN refused too).
+
+    Raises:
+        ValueError: one line naming ``option``, ``text`` and the bound.
+    """
+    if not seconds >= MIN_TIMEOUT:
+        raise ValueError(
+            f"{option} {shown(text)}: give at least {MIN_TIMEOUT:g}s (a shorter one stops work "
+            "that would succeed)"
+        )
+    if seconds > MAX_TIMEOUT:
+        raise ValueError(f"{option} {shown(text)}: give at most {MAX_TIMEOUT:g}s (a day)")
+    return seconds
 
 
 def _longest() -> int:

@@ -11,7 +11,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from octvideo.argtypes import bounded_int, is_whole, number, whole
+from octvideo.argtypes import (
+    bounded_int,
+    check_timeout,
+    is_whole,
+    number,
+    shown_path,
+    whole,
+)
 from tests.scripts import run_code
 
 
@@ -122,3 +129,40 @@ def test_argtypes_imports_without_torch():
     done = run_code("import sys, octvideo.argtypes; print('torch' in sys.modules)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "message"),
+    [
+        (1e-300, "--timeout '1e-300': give at least 1s (a shorter one stops work that would "),
+        (0.999, "--timeout '0.999': give at least 1s"),
+        (0.0, "--timeout '0': give at least 1s"),
+        (-5.0, "--timeout '-5': give at least 1s"),
+        (float("nan"), "--timeout 'nan': give at least 1s"),
+        (86_400.5, "--timeout '86400.5': give at most 86400s (a day)"),
+    ],
+)
+def test_every_timeout_has_one_floor_and_ceiling(seconds, message):
+    # below a second every video that decodes was reported as hung, "timed out after 1e-300 s"
+    with pytest.raises(ValueError) as refused:
+        check_timeout("--timeout", f"{seconds:g}", seconds)
+    assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("seconds", [1.0, 60.0, 86_400.0])
+def test_a_timeout_within_the_bounds_is_taken_as_it_is(seconds):
+    assert check_timeout("--run-timeout", "x", seconds) == seconds
+
+
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("runs/a b/ü.ckpt", "runs/a b/ü.ckpt"),  # printable: as it is, however long
+        ("x" * 300, "x" * 300),
+        ("s\nyn", "'s\\nyn'"),  # a line break would split a one-line message
+        ("a\tb\x1b[2J", "'a\\tb\\x1b[2J'"),
+        ("p\u2028q", "'p\\u2028q'"),
+    ],
+)
+def test_a_path_is_named_whole_and_quoted_only_where_it_would_break_a_line(path, named):
+    assert shown_path(path) == named

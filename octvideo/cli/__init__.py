@@ -345,6 +345,20 @@ def _command_context() -> Iterator[None]:
         yield
 
 
+# what ``str.splitlines`` breaks a line at: in an error line, written as their escapes
+_LINE_BREAKS = {
+    ord(c): c.encode("unicode_escape").decode("ascii")
+    for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+}
+
+
+def one_line(message: object) -> str:
+    """``message`` with its line breaks written as escapes (``\\n``): an error that quotes a
+    value or path holding a newline is still one line, whichever layer worded it (the commands'
+    own messages quote values with ``argtypes.shown``)."""
+    return str(message).translate(_LINE_BREAKS)
+
+
 def _run(argv: Sequence[str] | None) -> int:
     """The command ``argv`` names, its errors reported as one line with its exit status."""
     # the prefix of the lines below: until the command line is parsed, read from its words
@@ -372,10 +386,10 @@ def _run(argv: Sequence[str] | None) -> int:
         to_devnull(sys.stdout)
         return 1
     except UsageError as err:  # an InputPathError too; any other FileNotFoundError is a bug's
-        print(f"{prog}: error: {err}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)  # noqa: T201
         return 2
     except RunStopped as err:
-        print(f"{prog}: stopped: {err}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: stopped: {one_line(err)}", file=sys.stderr)  # noqa: T201
         return 1
     except OSError as err:
         stopped = stream_stopped(prog, err)
@@ -385,7 +399,7 @@ def _run(argv: Sequence[str] | None) -> int:
             raise
         name = f"{err.filename}: " if err.filename is not None else ""
         print(  # noqa: T201
-            f"{prog}: error: {name}{err.strerror}; check the path",
+            f"{prog}: error: {one_line(name)}{err.strerror}; check the path",
             file=sys.stderr,
         )
         return 2

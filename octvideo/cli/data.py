@@ -12,11 +12,43 @@ import os
 import sys
 from pathlib import Path
 
-from octvideo.argtypes import number, whole
+from octvideo.argtypes import (
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    check_timeout,
+    number,
+    shown,
+    shown_path,
+    whole,
+)
 from octvideo.cli import print_last
 from octvideo.data.limits import MAX_WORKERS
 from octvideo.data.workers import WORKERS_PER_CORE
-from octvideo.errors import InputPathError, usage_errors
+from octvideo.errors import InputPathError, UsageError, usage_errors
+
+
+def _timeout(seconds: float) -> float:
+    """``--timeout`` within the bounds that every command's timeout shares
+    (``argtypes.check_timeout``)."""
+    with usage_errors(ValueError):
+        return check_timeout("--timeout", f"{seconds:g}", seconds)
+
+
+def check_input_folder(option: str, folder: str, advice: str) -> None:
+    """Refuses a folder to read from that is not one, or cannot be listed and read, in one line
+    naming ``option`` and ending with ``advice``: before any work, so that no video is reported
+    bad for a slip in the folder's name.
+
+    Raises:
+        InputPathError: ``folder`` does not exist (or is a broken link).
+        UsageError: it is something other than a folder, or cannot be read.
+    """
+    if not os.path.exists(folder):
+        raise InputPathError(f"{option} {shown(folder)} does not exist; {advice}")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {shown(folder)} is not a folder; {advice}")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UsageError(f"{option} {shown(folder)} cannot be read (no permission); {advice}")
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -34,7 +66,8 @@ def run_synth(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             preset=args.preset,
         )
-    print_last(f"wrote {out}/train.txt, {out}/val.txt, {out}/classes.txt")
+    folder = shown_path(out)
+    print_last(f"wrote {folder}/train.txt, {folder}/val.txt, {folder}/classes.txt")
     return 0
 
 
@@ -55,10 +88,13 @@ def run_check(args: argparse.Namespace) -> int:
     """Decode every listed video; exit status 1 when some are bad."""
     from octvideo.data.check import check_videos
 
+    timeout = _timeout(args.timeout)
+    if args.root is not None:
+        check_input_folder("--root", args.root, "give the folder the listed paths are relative to")
     if not os.path.lexists(args.annotations):  # a link, pipe or device: the reader names it
         raise InputPathError(
-            f"annotations {args.annotations} do not exist: pass a path/label list, a Kinetics "
-            "CSV or a class-folder root"
+            f"annotations {shown_path(args.annotations)} do not exist: pass a path/label list, "
+            "a Kinetics CSV or a class-folder root"
         )
     out = args.out or default_bad_list(args.annotations)
     # a malformed list, a bad --timeout or --out: refused before any decoding
@@ -71,11 +107,12 @@ def run_check(args: argparse.Namespace) -> int:
             default_out=not args.out,
             workers=args.workers,
             decoder=args.decoder,
-            timeout=args.timeout,
+            timeout=timeout,
             progress=not args.quiet,
         )
     print_last(
-        f"{report.ok} of {report.total} videos decode, {len(report.bad)} bad (listed in {out})"
+        f"{report.ok} of {report.total} videos decode, {len(report.bad)} bad "
+        f"(listed in {shown_path(out)})"
         + (f", {report.missing_rows} CSV rows without a file" if report.missing_rows else "")
     )
     return 1 if report.bad else 0
@@ -85,6 +122,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     """Re-encode a raw Kinetics tree; exit status 1 when some videos failed."""
     from octvideo.data.prepare import ERRORS_FILE, prepare_dataset, redone_note
 
+    timeout = _timeout(args.timeout)
     counts = prepare_dataset(
         args.src,
         args.dst,
@@ -92,17 +130,18 @@ def run_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         csvs=args.csv,
         progress=not args.quiet,
-        timeout=args.timeout,
+        timeout=timeout,
     )
     again = redone_note(counts["redone"], args.short_side, counts["changed"])
     print_last(
         f"{counts['encoded']} encoded{again}, "
         f"{counts['skipped']} already done, {counts['failed']} failed"
-        f" (see {Path(args.dst) / ERRORS_FILE})"
+        f" (see {shown_path(Path(args.dst) / ERRORS_FILE)})"
     )
     return 1 if counts["failed"] else 0
 
 
+_TIMEOUTS = f"{MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}, a day"
 # the bound of data check's and prepare's --workers (``check_worker_count``)
 _WORKERS = f"1 to {WORKERS_PER_CORE} per CPU core, at most {MAX_WORKERS}"
 
@@ -174,7 +213,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="auto: decord, then PyAV for a file decord cannot read",
     )
     check.add_argument(
-        "--timeout", type=number, default="300", help="seconds per video (at most a day)"
+        "--timeout", type=number, default="300", help=f"seconds per video ({_TIMEOUTS})"
     )
     check.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=run_check)
@@ -202,7 +241,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout",
         type=number,
         default="3600",
-        help="seconds one video may take to encode; past it the video fails (at most a day)",
+        help=f"seconds one video may take to encode; past it the video fails ({_TIMEOUTS})",
     )
     prepare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(func=run_prepare)

@@ -30,7 +30,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from octvideo.argtypes import bounded_int, whole
+from octvideo.argtypes import (
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    bounded_int,
+    check_timeout,
+    shown,
+    shown_path,
+    whole,
+)
 from octvideo.cli import print_last
 from octvideo.data.workers import (
     WORKERS_PER_CORE,
@@ -54,7 +62,6 @@ from octvideo.inference.output import (
 )
 from octvideo.inference.pipeline import (
     DEFAULT_TIMEOUT,
-    MAX_TIMEOUT,
     MAX_WORKERS,
     default_workers,
     predict_many,
@@ -93,14 +100,14 @@ def _views(text: str) -> str | tuple[int, int]:
     try:
         return parse_views(text)
     except ValueError as err:
-        raise UsageError(f"--views {text}: {err}") from err
+        raise UsageError(f"--views {shown(text)}: {err}") from err
 
 
 def _device(text: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` for a CUDA device this machine has."""
     match = re.fullmatch(r"cpu|cuda(?::(\d{1,3}))?", text)
     if not match:
-        raise UsageError(f"--device {text!r}: use cpu, cuda or cuda:N")
+        raise UsageError(f"--device {shown(text)}: use cpu, cuda or cuda:N")
     if text.startswith("cuda"):
         import torch
 
@@ -121,32 +128,34 @@ def _window(option: str, text: str | None) -> float | None:
     try:
         parse_seconds(text)
     except ValueError as err:
-        raise UsageError(f"{option} {text}: {err}; give at least {MIN_WINDOW_SECONDS:g}s") from None
+        raise UsageError(
+            f"{option} {shown(text)}: {err}; give at least {MIN_WINDOW_SECONDS:g}s"
+        ) from None
     with usage_errors(ValueError):
         seconds = window_seconds(text, option)
     if seconds is not None and seconds > MAX_WINDOW:
-        raise UsageError(f"{option} {text}: give at most {MAX_WINDOW:g}s (a day)")
+        raise UsageError(f"{option} {shown(text)}: give at most {MAX_WINDOW:g}s (a day)")
     return seconds
 
 
 def _timeout(text: str | None, workers: int) -> float:
-    """``--timeout`` in seconds (``60s``, ``90``, ``500ms``), above 0 and at most a day; only
-    with workers, since a decoder in this process cannot be stopped."""
+    """``--timeout`` in seconds (``60s``, ``90``, ``1500ms``), from ``MIN_TIMEOUT`` to
+    ``MAX_TIMEOUT`` (``argtypes.check_timeout``); only with workers, since a decoder in this
+    process cannot be stopped."""
     if text is None:
         return DEFAULT_TIMEOUT
     if workers == 0:
         raise UsageError(
-            f"--timeout {text} needs --workers 1 or more: a decoder in the model's own process "
-            f"cannot be stopped"
+            f"--timeout {shown(text)} needs --workers 1 or more: a decoder in the model's own "
+            "process cannot be stopped"
         )
     try:
         seconds = parse_seconds(text)
     except ValueError as err:
-        raise UsageError(f"--timeout {text}: {err}") from None
+        raise UsageError(f"--timeout {shown(text)}: {err}") from None
     assert seconds is not None
-    if seconds > MAX_TIMEOUT:
-        raise UsageError(f"--timeout {text}: give at most {MAX_TIMEOUT:g}s (a day)")
-    return seconds
+    with usage_errors(ValueError):
+        return check_timeout("--timeout", text, seconds)
 
 
 def _workers(count: int) -> int:
@@ -195,15 +204,15 @@ def _check_outputs(args: argparse.Namespace, inputs: list[str]) -> list[Path] | 
     if paths == [Path(args.render)]:  # one input, and no folder there: the video itself
         if paths[0].suffix.lower() not in RENDER_EXTENSIONS:
             raise UsageError(
-                f"--render {args.render}: use a {', '.join(RENDER_EXTENSIONS)} file name, or an "
-                "existing folder"
+                f"--render {shown_path(args.render)}: use a {', '.join(RENDER_EXTENSIONS)} file "
+                "name, or an existing folder"
             )
         check_output_file("--render", paths[0], reads)
     else:
         if Path(args.render).suffix.lower() in RENDER_EXTENSIONS and not Path(args.render).is_dir():
             raise UsageError(
-                f"--render {args.render} names a video file, but the inputs are {len(inputs)} "
-                "videos: give a folder, which gets one <name>.pred.mp4 each"
+                f"--render {shown_path(args.render)} names a video file, but the inputs are "
+                f"{len(inputs)} videos: give a folder, which gets one <name>.pred.mp4 each"
             )
         check_folder("--render", args.render, create=False)  # several inputs: a folder of videos
         for path in paths:
@@ -227,7 +236,7 @@ def _render(result: VideoResult, classes: list[str], out: Path, k: int) -> bool:
     # UsageError: a file put at ``out`` since ``_check_outputs``, which the render keeps
     except (av.FFmpegError, OSError, ValueError, RuntimeError, UsageError) as err:
         reason = first_line(err, empty="")
-        result.error = f"cannot render {out}: {type(err).__name__}: {reason}"
+        result.error = f"cannot render {shown_path(out)}: {type(err).__name__}: {reason}"
         return False
     return True
 
@@ -265,7 +274,8 @@ def _settings(args: argparse.Namespace) -> _Settings:
             raise UsageError(f"{option} is empty; give a path, or no {option}")
     if window is not None and args.views != "center":
         raise UsageError(
-            f"--views {args.views} does not apply with --window: each window is one centre clip"
+            f"--views {shown(args.views)} does not apply with --window: each window is one "
+            "centre clip"
         )
     with usage_errors(ValueError):
         if args.out:
@@ -330,7 +340,7 @@ class _Progress:
             state = "ok" if result.ok else f"{outcome.upper()}: {result.error}"
             state += f"; {note}" if note else ""
             print(  # noqa: T201
-                f"predict {number}/{len(self.inputs)} {result.path}: {state} "
+                f"predict {number}/{len(self.inputs)} {shown_path(result.path)}: {state} "
                 f"({result.seconds:.2f} s)",
                 file=sys.stderr,
                 flush=True,
@@ -362,13 +372,13 @@ def _report(
             rendered = _render(result, classes, out, k)
             outcome = PREDICTED if rendered else FAILED  # its error says why
         elif out is not None and outcome == CUT_SHORT:
-            note = f"{out} not rendered: only an input decoded to its end is rendered"
+            note = f"{shown_path(out)} not rendered: only an input decoded to its end is rendered"
         if writer is not None:  # kept before anything is printed, which may fail
             writer.write(records(result, classes, k))
         if not quiet:
             tqdm.write(format_result(result, classes, k, failure=outcome.upper()))
             if rendered or note:
-                tqdm.write(f"  rendered {out}" if rendered else f"  {note}")
+                tqdm.write(f"  rendered {shown_path(out)}" if rendered else f"  {note}")
             # each video's table as it is done, also into a pipe; a reader that went away
             # (``| head``) stops a run whose records are these tables here, rather than after
             # the last input, and one with --out or --render goes on (``octvideo.cli``)
@@ -448,7 +458,7 @@ def _summary(counts: dict[str, int], total: int, writer: RecordWriter | None) ->
     if writer is None:
         return summary
     if not writer.discarded:
-        return f"{summary}; records in {writer.path}"
+        return f"{summary}; records in {shown_path(writer.path)}"
     if writer.existed:
         return f"{summary}; {writer.path} is left as it was"
     return f"{summary}; no {writer.path} written"
@@ -508,7 +518,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout",
         default=None,
         help=f"seconds a worker may make no progress on an input before it fails, e.g. 90s "
-        f"(at most a day; needs workers) (default: {DEFAULT_TIMEOUT:g}s)",
+        f"({MIN_TIMEOUT:g}s to {MAX_TIMEOUT:g}s, a day; needs workers) "
+        f"(default: {DEFAULT_TIMEOUT:g}s)",
     )
     p.add_argument(
         "-q",
@@ -531,8 +542,9 @@ def export_command(args: argparse.Namespace) -> int:
     with usage_errors(ExportError):  # a CheckpointError is a UsageError already
         result = export(args.ckpt, args.format, args.out)
     print_last(
-        f"wrote {result.path} (logits within {result.max_abs_diff:.2e} of the checkpoint)\n"
-        f"preprocessing: {result.preprocessing}"
+        f"wrote {shown_path(result.path)} (logits within {result.max_abs_diff:.2e} of the "
+        "checkpoint)\n"
+        f"preprocessing: {shown_path(result.preprocessing)}"
     )
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from octvideo.argtypes import shown_path
 from octvideo.cli import CFG_HELP, print_last
 from octvideo.config import short_names
 from octvideo.errors import Interrupted
@@ -37,12 +38,12 @@ def train(args: argparse.Namespace) -> int:
     try:  # until print_last, after which a stop changes nothing: the run's files are written
         lines: list[str] = []
         if result.run_dir and _is_rank_zero():
-            lines.append(f"run directory: {result.run_dir.resolve()}")
+            lines.append(f"run directory: {shown_path(result.run_dir.resolve())}")
             # only files that are there: a run that trained nothing has no last.ckpt of its own
             if result.last_ckpt.is_file():
-                lines.append(f"last checkpoint: {result.last_ckpt.resolve()}")
+                lines.append(f"last checkpoint: {shown_path(result.last_ckpt.resolve())}")
             if result.best_ckpt and result.best_ckpt.is_file():
-                lines.append(f"best checkpoint: {result.best_ckpt.resolve()}")
+                lines.append(f"best checkpoint: {shown_path(result.best_ckpt.resolve())}")
         print_last(*lines)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM and SIGHUP (Terminated)
         kind = type(err) if isinstance(err, Interrupted) else Interrupted
@@ -62,7 +63,7 @@ def test(args: argparse.Namespace) -> int:
         f"clip top-1 {100 * m['clip_top1']:.2f}%  mean class acc "
         f"{100 * m['mean_class_accuracy']:.2f}%  ({m['num_videos']} videos, "
         f"{m['num_failed']} failed)",
-        f"report: {result.out_dir.resolve()}",
+        f"report: {shown_path(result.out_dir.resolve())}",
     )
     return 0
 

@@ -9,12 +9,12 @@ import sys
 from types import FrameType
 
 from octvideo import signals
-from octvideo.argtypes import number, whole
+from octvideo.argtypes import MAX_TIMEOUT, MIN_TIMEOUT, check_timeout, number, shown_path, whole
 from octvideo.cli import CFG_HELP, print_last
 from octvideo.data.workers import usable_cores
 from octvideo.engine.sweep import AGAIN, CHECKPOINTS, SubprocessRunner, run_study, split_groups
 from octvideo.engine.sweep_report import iter_rows
-from octvideo.errors import Interrupted, Terminated, UsageError
+from octvideo.errors import Interrupted, Terminated, UsageError, usage_errors
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -24,6 +24,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def sweep(args: argparse.Namespace) -> int:
+    if args.run_timeout is not None:  # the bounds that every command's timeout shares
+        with usage_errors(ValueError):
+            check_timeout("--run-timeout", f"{args.run_timeout:g}", args.run_timeout)
     cores = usable_cores()  # each run trains a network: one core a run at the least
     if args.jobs > cores:
         unit = "core" if cores == 1 else "cores"
@@ -51,7 +54,7 @@ def sweep(args: argparse.Namespace) -> int:
             if isinstance(err, Interrupted):  # the study's line, saying what it kept
                 raise
             raise Interrupted(f"stopped by Ctrl-C; {AGAIN}") from None
-    print_last(*iter_rows(result.rows), f"study: {result.files['md'].resolve()}")
+    print_last(*iter_rows(result.rows), f"study: {shown_path(result.files['md'].resolve())}")
     return 0
 
 
@@ -105,8 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=number,
         default=None,
         metavar="SECONDS",
-        help="stop a train or test command that runs longer (recorded as failed; a rerun "
-        "continues it from last.ckpt)",
+        help=f"stop a train or test command that runs longer ({MIN_TIMEOUT:g} to "
+        f"{MAX_TIMEOUT:g}, a day; recorded as failed; a rerun continues it from last.ckpt)",
     )
     p.add_argument(
         "--jobs",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from octvideo.argtypes import number
+from octvideo.argtypes import number, shown_path
 from octvideo.cli import print_last
 
 
@@ -32,12 +32,13 @@ def import_command(args: argparse.Namespace) -> int:
     views = f"{clip['test_num_clips']}x{clip['test_num_crops']} views of {clip['test_crop_size']}"
     fps = f" at {clip['target_fps']:g} fps" if clip.get("target_fps") else ""
     sf = f", SlowFast alpha {clip['slowfast_alpha']}" if clip.get("slowfast_alpha") else ""
+    checkpoint = shown_path(result.checkpoint)
     print_last(
-        f"wrote {result.checkpoint}: {model['name']} alpha {model['alpha']}, "
+        f"wrote {checkpoint}: {model['name']} alpha {model['alpha']}, "
         f"{len(meta['classes'])} classes, {clip['num_frames']} frames {clip['sampling_rate']} "
         f"apart{fps}{sf} (clip from {result.clip_source}), test {views}\n"
-        f"run config: {result.config} (--cfg of octvideo test and octvideo train, with "
-        f"--ckpt {result.checkpoint} or model.pretrained={result.checkpoint})"
+        f"run config: {shown_path(result.config)} (--cfg of octvideo test and octvideo train, with "
+        f"--ckpt {checkpoint} or model.pretrained={checkpoint})"
     )
     return 0
 

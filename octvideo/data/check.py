@@ -73,7 +73,7 @@ from octvideo.data.workers import (
     serve,
     worker_context,
 )
-from octvideo.errors import Interrupted, OutputWriteError, RunStopped
+from octvideo.errors import Interrupted, OutputWriteError, RunStopped, failure_reason
 from octvideo.paths import (
     ReadFiles,
     check_output_file,
@@ -155,7 +155,7 @@ def check_one(path: str, decoder: str) -> str:
     except Exception as err:  # any failure is the finding being reported, not swallowed
         if out_of_open_files(err):
             raise RunStopped(open_files_message(f"decoding {path}")) from err
-        return f"{type(err).__name__}: {err}"
+        return failure_reason(err)
     return ""
 
 

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from octvideo.argtypes import DECIMAL
+from octvideo.argtypes import DECIMAL, shown
 from octvideo.checkpoint_meta import CheckpointMeta, ClipProtocol
 from octvideo.config import TARGET_FPS_RANGE
 from octvideo.data.decoding import Video, VideoInfo, check_decoder
@@ -64,6 +64,7 @@ from octvideo.errors import (
     DecodeError,
     RunStopped,
     TooManyWindows,
+    failure_reason,
     first_line,
 )
 from octvideo.inference.fit import MisfitError, checkpoint_misfit, first_clip_misfit, misfit
@@ -352,11 +353,11 @@ def window_seconds(text: str | float | None, name: str = "window") -> float | No
     try:
         seconds = parse_seconds(text)
     except ValueError as err:
-        raise ValueError(f"{name} {text}: {err}") from None
+        raise ValueError(f"{name} {shown(str(text))}: {err}") from None
     if seconds is not None and seconds < MIN_WINDOW_SECONDS:
         raise ValueError(
-            f"{name} {text}: give at least {MIN_WINDOW_SECONDS:g}s (a shorter window or stride "
-            f"only repeats clips)"
+            f"{name} {shown(str(text))}: give at least {MIN_WINDOW_SECONDS:g}s (a shorter window "
+            "or stride only repeats clips)"
         )
     return seconds
 
@@ -959,7 +960,7 @@ class Predictor:
         except (DecodeError, OSError, TooManyWindows) as err:  # a result, not a crash
             if out_of_open_files(err):  # the file may be fine: the caller is to act, not skip it
                 raise RunStopped(open_files_message(f"decoding {name}")) from err
-            result.error = f"{type(err).__name__}: {err}"
+            result.error = failure_reason(err)
         else:  # the clips before a frame that cannot be decoded count
             result.set_scores(opened.header(), probs, opened.cut)
         result.seconds = time.perf_counter() - start_time

@@ -56,6 +56,10 @@ def test_a_list_file_loses_only_its_extension(tmp_path, monkeypatch):
         (["prepare", "src", "dst", "--workers", "-2"], "--workers -2: give 1 to "),
         (["synth", "--out", "s", "--frames", "1_6"], "argument --frames: '1_6' is not a whole"),
         (["check", "list.txt", "--timeout", "nan"], "argument --timeout: 'nan' is not a number"),
+        # below every command's timeout floor, each video that decodes was reported bad
+        (["check", "list.txt", "--timeout", "1e-300"], "--timeout '1e-300': give at least 1s"),
+        (["prepare", "src", "dst", "--timeout", "0.5"], "--timeout '0.5': give at least 1s"),
+        (["prepare", "src", "dst", "--timeout", "86401"], "--timeout '86401': give at most 86400s"),
     ],
 )
 def test_numbers_are_refused_in_one_line_before_any_work(argv, line, tmp_path, monkeypatch, capsys):
@@ -72,6 +76,48 @@ def test_numbers_are_refused_in_one_line_before_any_work(argv, line, tmp_path, m
     err = capsys.readouterr().err
     assert f"octvideo data {argv[0]}: error: {line}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt", "src"]
+
+
+@pytest.mark.parametrize(
+    ("root", "says"),
+    [
+        ("nonexistent", "does not exist"),
+        ("list.txt", "is not a folder"),
+        ("locked", "cannot be read (no permission)"),
+    ],
+)
+def test_a_root_that_is_no_readable_folder_is_refused_before_any_check(
+    tmp_path, media, monkeypatch, capsys, root, says
+):
+    # every video was reported bad, with FileNotFoundError in its record, and exit status 1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text(f"{media['h264.mp4'].name} 0\n")
+    (tmp_path / "locked").mkdir(mode=0)
+    # the superuser reads a mode-0 folder: what access() answers is set here
+    monkeypatch.setattr("os.access", lambda path, mode: path != root)
+    assert main(["data", "check", "list.txt", "--root", root, "-q"]) == 2
+    assert capsys.readouterr().err == (
+        f"octvideo data check: error: --root '{root}' {says}; give the folder the listed paths "
+        "are relative to\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt", "locked"]
+
+
+def test_paths_with_a_line_break_are_quoted_and_each_line_stays_one(
+    tmp_path, media, monkeypatch, capsys
+):
+    # "wrote s\nyn/train.txt, ..." and "error: l\nx.txt lists no videos" spanned two lines
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "l\nx.txt").write_text("")
+    assert main(["data", "check", "l\nx.txt", "-q"]) == 2
+    assert capsys.readouterr().err == (
+        "octvideo data check: error: l\\nx.txt lists no videos; nothing to check\n"
+    )
+    args = ["--out", "s\nyn", "--num-train", "2", "--num-val", "1", "--size", "16", "--frames", "2"]
+    assert main(["data", "synth", *args, "-q"]) == 0
+    assert capsys.readouterr().out == (
+        "wrote 's\\nyn'/train.txt, 's\\nyn'/val.txt, 's\\nyn'/classes.txt\n"
+    )
 
 
 @pytest.mark.parametrize("command", [["check", "list.txt"], ["prepare", "src", "dst"]])

@@ -284,9 +284,17 @@ def test_a_value_past_its_bound_or_not_a_choice_is_one_line(argv, line, capsys):
 @pytest.mark.parametrize(
     ("option", "value", "line"),
     [
-        ("--window", "-2s", "--window -2s: a duration must be positive, got '-2s'; give at least"),
-        ("--stride", "-1s", "--stride -1s: a duration must be positive, got '-1s'; give at least"),
-        ("--timeout", "-5s", "--timeout -5s: a duration must be positive, got '-5s'"),
+        (
+            "--window",
+            "-2s",
+            "--window '-2s': a duration must be positive, got '-2s'; give at least",
+        ),
+        (
+            "--stride",
+            "-1s",
+            "--stride '-1s': a duration must be positive, got '-1s'; give at least",
+        ),
+        ("--timeout", "-5s", "--timeout '-5s': a duration must be positive, got '-5s'"),
     ],
 )
 def test_a_value_that_begins_with_a_dash_and_a_digit_is_the_options_value(

@@ -40,6 +40,25 @@ def test_cli_refuses_more_jobs_than_cores_in_one_line(tmp_path, capsys, monkeypa
 
 
 @pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("1e-300", "--run-timeout '1e-300': give at least 1s (a shorter one stops work that "),
+        ("0.5", "--run-timeout '0.5': give at least 1s"),
+        ("86401", "--run-timeout '86401': give at most 86400s (a day)"),
+    ],
+)
+def test_a_run_timeout_past_the_bounds_of_every_timeout_is_refused_first(
+    tmp_path, capsys, value, line
+):
+    # 1e-300 was taken: each run stopped at once and was recorded as failed
+    args = ["sweep", "--cfg", CFG, "--out", str(tmp_path / "study"), "--grid", "model.alpha=0"]
+    assert main([*args, "--run-timeout", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"octvideo sweep: error: {line}") and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
     ("signum", "line", "status"),
     [
         (signal.SIGINT, "stopped by Ctrl-C", 130),

@@ -97,12 +97,19 @@ def test_durations_in_other_forms_are_refused(text):
 @pytest.mark.parametrize("text", ["1e-9s", "0.05", "99ms"])
 def test_windows_and_strides_under_a_tenth_of_a_second_are_refused(predictor, videos, text):
     assert window_seconds("100ms") == 0.1
-    with pytest.raises(ValueError, match=rf"^stride {text}: give at least 0.1s"):
+    with pytest.raises(ValueError, match=rf"^stride '{text}': give at least 0.1s"):
         window_seconds(text, "stride")
-    with pytest.raises(ValueError, match=rf"^window {text}: give at least 0.1s"):
+    with pytest.raises(ValueError, match=rf"^window '{text}': give at least 0.1s"):
         predictor.predict(videos["short"], window=text)
-    with pytest.raises(ValueError, match=rf"^stride {text}: give at least 0.1s"):
+    with pytest.raises(ValueError, match=rf"^stride '{text}': give at least 0.1s"):
         predictor.predict(videos["short"], window="1s", stride=text)
+
+
+def test_a_window_with_a_line_break_is_quoted_in_a_one_line_error():
+    # "window 1\n2: cannot read ..." broke the command's one-line error in two
+    with pytest.raises(ValueError) as refused:
+        window_seconds("1\n2")
+    assert str(refused.value).startswith("window '1\\n2': cannot read '1\\n2' as a duration")
 
 
 def test_window_count_is_bounded_before_any_window_is_made():
@@ -265,10 +272,10 @@ def test_windows_never_outnumber_the_frames_and_each_gets_its_own_clip(
 
 @pytest.mark.parametrize("seconds", [math.nan, math.inf, -math.inf, -1.0, 0.0])
 def test_windows_given_as_numbers_are_held_to_the_bounds_of_text(predictor, seconds):
-    with pytest.raises(ValueError, match=rf"^window {seconds}: a duration must be "):
+    with pytest.raises(ValueError, match=rf"^window '{seconds}': a duration must be "):
         window_seconds(seconds)
     frames = torch.zeros(6, 8, 8, 3, dtype=torch.uint8)
-    with pytest.raises(ValueError, match=rf"^stride {seconds}: a duration must be "):
+    with pytest.raises(ValueError, match=rf"^stride '{seconds}': a duration must be "):
         predictor.predict(frames, window=1.0, stride=seconds)
 
 
@@ -625,16 +632,20 @@ def test_every_kind_of_video_gets_windows_over_its_whole_length(predictor, video
 def test_an_input_whose_name_is_too_long_to_look_at_fails_alone(predictor, tmp_path):
     long = tmp_path / ("a" * 300 + ".mp4")
     result = predictor.predict(long)
-    assert not result.ok and "FileNotFoundError" in result.error
+    assert not result.ok and result.error.endswith("(File name too long), not a video file")
 
 
 def test_missing_and_directory_inputs_fail_cleanly(predictor, videos, tmp_path):
     missing = predictor.predict(tmp_path / "nope.mp4")
-    assert not missing.ok and "FileNotFoundError" in missing.error
+    # the reason alone: a class name ("FileNotFoundError" for a pipe too) only misled
+    assert not missing.ok and missing.error == f"video {tmp_path / 'nope.mp4'} does not exist"
     folder = tmp_path / "clip.mp4"
     folder.mkdir()
     result = predictor.predict(folder)
-    assert not result.ok and "directory" in result.error
+    assert not result.ok and result.error == f"{folder} is a directory, not a video file"
+    os.mkfifo(tmp_path / "fifo.mp4")
+    pipe = predictor.predict(tmp_path / "fifo.mp4")
+    assert not pipe.ok and pipe.error == f"{tmp_path / 'fifo.mp4'} is a pipe, not a video file"
 
 
 @pytest.mark.parametrize("decoder", ["decord", "pyav", "auto"])
