@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -16,11 +15,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from octvideo.checkpoint_meta import model_config, stored_meta
-from octvideo.config import LIMITS, ModelConfig, flatten, to_dict
+from octvideo.checkpoint_meta import stored_meta
+from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
 from octvideo.data.datamodule import is_global_zero
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
+from octvideo.engine.settings import NO_SHAPE, model_differences, refit_overrides, said
 from octvideo.engine.zoo_recipes import lateral_kernel_problem, warn_other_speed
 from octvideo.errors import ConfigError, UsageError, first_line, one_line
 from octvideo.models.cost import example_input
@@ -53,7 +53,7 @@ def build_model(cfg: ModelConfig, *, pretrained: bool = True) -> nn.Module:
     """
     model = _create(cfg)  # build_network counts the parameters on the meta device first
     if pretrained and cfg.pretrained:
-        load_pretrained(model, cfg.pretrained, cfg.pretrained_kind, name=cfg.name)
+        load_pretrained(model, cfg)
     return model
 
 
@@ -114,10 +114,6 @@ def check_checkpoint_fits(
             f"{cfg.num_classes}; use the config and data it was trained with"
         )
     if meta is not None and differ:
-        said = "; ".join(
-            f"{key} is {_shown(there)} in the checkpoint, {_shown(here)} in the config"
-            for key, (there, here) in differ.items()
-        )
         if meta.source is None:
             config = "its run folder's config.yaml"
         else:  # imported: no run folder, but the run config its import wrote beside it
@@ -125,61 +121,14 @@ def check_checkpoint_fits(
                 f"the config its import wrote beside it, {Path(path or '').with_suffix('.yaml')}"
             )
         raise UsageError(
-            f"checkpoint {path} was trained with other model settings than the config's ({said}): "
-            f"its weights do not fit model {cfg.name}; use {config}, or give the overrides "
-            f"{' '.join(refit_overrides(meta.model, differ))}"
+            f"checkpoint {path} was trained with other model settings than the config's "
+            f"({said(differ)}): its weights do not fit model {cfg.name}; use {config}, or give "
+            f"the overrides {refit_overrides(meta.model, differ)}"
         )
     raise UsageError(
         f"checkpoint {path} does not fit model {cfg.name} ({problem}); use the config of the "
         "network it was saved from"
     )
-
-
-# model keys that shape no weights (model.dropout, the start the checkpoint's weights replace):
-# a checkpoint's run and a config may differ in them
-_NO_SHAPE = (
-    "model.pretrained",
-    "model.pretrained_kind",
-    "model.dropout",
-    "model.extra.zero_init_final_bn",
-)
-_UNSET = object()  # a key one side does not have
-
-
-def model_differences(trained: ModelConfig, cfg: ModelConfig) -> dict[str, tuple[Any, Any]]:
-    """The settings of the model section ``cfg`` that differ from ``trained`` (a checkpoint's),
-    by dotted key (``model.extra.width``), each as (the checkpoint's value, the config's;
-    ``_UNSET`` for a side without it); keys of ``_NO_SHAPE`` are left out. An absent
-    ``model.extra`` key and an empty ``model.extra`` are the same."""
-    there = dict(flatten({"model": to_dict(trained)}))
-    here = dict(flatten({"model": to_dict(model_config(to_dict(cfg)))}))  # as it reads back
-    nothing = (_UNSET, {})
-    differ = {}
-    for key in dict.fromkeys([*there, *here]):
-        a, b = there.get(key, _UNSET), here.get(key, _UNSET)
-        if key not in _NO_SHAPE and a != b and not (a in nothing and b in nothing):
-            differ[key] = (a, b)
-    return differ
-
-
-def refit_overrides(trained: ModelConfig, differ: dict[str, tuple[Any, Any]]) -> list[str]:
-    """The ``key=value`` overrides that set the ``differ`` keys (``model_differences``) back to
-    ``trained``'s values; a ``model.extra`` key the checkpoint does not set is taken away by
-    giving the whole mapping, which replaces the config's."""
-    extra = [key for key in differ if key.startswith("model.extra")]
-    whole = any(differ[key][0] is _UNSET for key in extra)
-    out = {}
-    for key, (there, _) in differ.items():
-        if whole and key in extra:
-            out["model.extra"] = to_dict(trained)["extra"]
-        else:
-            out[key] = there
-    return [f"{key}={_shown(value)}" for key, value in out.items()]
-
-
-def _shown(value: Any) -> str:
-    """A setting as an override writes it (``8``, ``[1,2,2]``, ``"c2d_r18"``); "unset" for none."""
-    return "unset" if value is _UNSET else json.dumps(value, separators=(",", ":"))
 
 
 def check_same_classes(
@@ -342,27 +291,29 @@ def _create(cfg: ModelConfig) -> nn.Module:
         raise ConfigError(f"model.name={cfg.name!r}: {err}") from err
 
 
-def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None = None) -> None:
-    """Initialise ``model`` from a checkpoint; a classifier of another shape is left fresh.
+def load_pretrained(model: nn.Module, cfg: ModelConfig) -> None:
+    """Initialise ``model`` from ``cfg.pretrained``; a classifier of another shape is left fresh.
 
     Args:
-        model: the freshly built network.
-        path: the weights file.
-        kind: ``"octvideo"`` (an octvideo checkpoint or plain state dict of the same
+        model: the freshly built network of ``cfg``.
+        cfg: the model section: ``pretrained`` is the weights file, ``pretrained_kind`` its
+            kind: ``"octvideo"`` (an octvideo checkpoint or plain state dict of the same
             architecture, or of its alpha-0 twin, sliced into the octave blocks),
             ``"pytorchvideo"`` (a PyTorchVideo ResNet checkpoint) or ``"imagenet2d"`` (a
-            torchvision 2D ResNet, inflated to 3D).
-        name: the model's registered name (``model.name``): a PyTorchVideo SlowFast file's
-            lateral kernel is checked against it as ``octvideo import`` reads it (the zoo recipe
+            torchvision 2D ResNet, inflated to 3D). A PyTorchVideo SlowFast file's lateral
+            kernel is checked against ``name`` as ``octvideo import`` reads it (the zoo recipe
             the kernel shows, ``lateral_kernel_problem``).
 
     Raises:
         ConfigError: the file is missing or refused (``load_checkpoint``), a weight the model
             has no place for, a missing non-classifier weight, one besides the classifier's of
-            another shape, a weight of the file that no training writes (a negative variance),
-            or a weight loaded into the model holding a NaN or an infinity (a classifier of
-            another shape, which is dropped, may hold them).
+            another shape (named by the settings an octvideo checkpoint records, where they
+            differ from ``cfg``'s), a weight of the file that no training writes (a negative
+            variance), or a weight loaded into the model holding a NaN or an infinity (a
+            classifier of another shape, which is dropped, may hold them).
     """
+    path, kind, name = cfg.pretrained, cfg.pretrained_kind, cfg.name
+    octavised = False  # alpha-0 weights sliced into an octave network: its alpha may differ
     try:
         # the finite check is on the tensors loaded, below: not on a classifier that is dropped
         checkpoint = load_checkpoint(path, check_values=False, wants=kind)
@@ -373,7 +324,8 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     try:
         if kind == "octvideo":
             state = model_state_dict(checkpoint)
-            if is_alpha0_state(state) and not is_alpha0_state(model.state_dict()):
+            octavised = is_alpha0_state(state) and not is_alpha0_state(model.state_dict())
+            if octavised:
                 # an alpha-0 network's weights for an octave one: each convolution sliced into
                 # its four blocks, each norm into its two groups (same parameters, same order)
                 from octvideo.models.weights import octavise_state_dict
@@ -392,6 +344,8 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
                 warn_other_speed(path, name, raw, model)
             state = _converted_state(model, checkpoint, kind)
     except (ValueError, KeyError) as err:  # the converters name the layer or keys
+        if kind == "octvideo":  # an octvideo checkpoint may name the settings instead
+            _refuse_other_settings(model, checkpoint, cfg, octavised)
         reason = one_line(err)
         raise ConfigError(
             f"model.pretrained={path!r} ({kind}) does not fit {type(model).__name__}: "
@@ -404,6 +358,7 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     head = _classifier_keys(model)
     other = [k for k in fresh if k not in head]
     if other:  # another width, depth or alpha split: starting from random weights unnoticed
+        _refuse_other_settings(model, checkpoint, cfg, octavised)
         shapes = ", ".join(
             f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in other[:3]
         )
@@ -435,6 +390,35 @@ def load_pretrained(model: nn.Module, path: str, kind: str, *, name: str | None 
     if fresh:
         logger.info("pretrained %s: new weights for %s (shape differs)", path, ", ".join(fresh))
     logger.info("initialised from %s (%s): %d tensors", path, kind, len(state))
+
+
+def _refuse_other_settings(
+    model: nn.Module, checkpoint: dict[str, Any], cfg: ModelConfig, octavised: bool
+) -> None:
+    """Refuses pretrained weights whose checkpoint records model settings that build another
+    network than ``cfg`` (``model_differences``), naming each; returns where it records none or
+    the same ones. The class count (the classifier is left fresh) and, for alpha-0 weights sliced
+    into the octave blocks (``octavised``), ``model.alpha`` may differ.
+
+    Raises:
+        ConfigError: names each differing setting, both values and the overrides that build the
+            network the weights were trained in.
+    """
+    try:
+        meta = stored_meta(checkpoint, cfg.pretrained)
+    except UsageError as err:  # malformed metadata (CheckpointError): the file is refused
+        raise _pretrained_refused(cfg.pretrained, cfg.pretrained_kind, err) from err
+    if meta is None:
+        return
+    free = (*NO_SHAPE, "model.num_classes", *(["model.alpha"] if octavised else []))
+    differ = model_differences(meta.model, cfg, free)
+    if differ:
+        raise ConfigError(
+            f"model.pretrained={cfg.pretrained!r} ({cfg.pretrained_kind}) does not fit "
+            f"{type(model).__name__}: its weights were trained with other model settings "
+            f"({said(differ)}); use weights trained with the config's settings (only the "
+            f"classifier may differ), or give the overrides {refit_overrides(meta.model, differ)}"
+        )
 
 
 def _pretrained_refused(path: str, kind: str, err: UsageError) -> ConfigError:

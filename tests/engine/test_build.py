@@ -498,3 +498,31 @@ def test_a_checkpoint_of_another_class_count_alone_names_the_classes():
     config = dataclasses.replace(_TRAINED, num_classes=3)
     with pytest.raises(UsageError, match="has 2 classes but model.num_classes=3; use the config"):
         build_classifier(config, ["a", "b", "c"], checkpoint, "best.ckpt")
+
+
+def test_a_model_extra_key_set_to_its_models_default_is_not_named_as_a_setting():
+    # temporal_pool: true is how an I3D pools anyway: only the width builds another network
+    checkpoint = _run_checkpoint(_TRAINED)
+    config = dataclasses.replace(_TRAINED, extra={"width": 16, "temporal_pool": True})
+    with pytest.raises(UsageError) as err:
+        build_classifier(config, ["a", "b"], checkpoint, "best.ckpt")
+    assert "(model.extra.width is 8 in the checkpoint, 16 in the config): " in str(err.value)
+    assert str(err.value).endswith("give the overrides model.extra.width=8")
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.0])
+def test_pretrained_weights_of_other_recorded_settings_are_refused_naming_them(tmp_path, alpha):
+    """The settings the checkpoint records, as ``octvideo test`` names them, not the shapes; the
+    class count (the classifier is renewed) and the alpha of alpha-0 weights (sliced into the
+    octave blocks) may differ."""
+    path = tmp_path / "narrow.ckpt"
+    torch.save(_run_checkpoint(dataclasses.replace(_TRAINED, alpha=alpha)), path)
+    config = dataclasses.replace(_TRAINED, num_classes=6, extra={"width": 16}, pretrained=str(path))
+    with pytest.raises(ConfigError) as err:
+        build_model(config)
+    assert str(err.value) == (
+        f"model.pretrained={str(path)!r} (octvideo) does not fit ResNet3D: its weights were "
+        "trained with other model settings (model.extra.width is 8 in the checkpoint, 16 in the "
+        "config); use weights trained with the config's settings (only the classifier may "
+        "differ), or give the overrides model.extra.width=8"
+    )
