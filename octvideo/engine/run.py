@@ -41,11 +41,9 @@ from octvideo import signals
 from octvideo.checkpoint_meta import (
     CheckpointMeta,
     ClipProtocol,
-    model_config,
     stored_meta,
 )
 from octvideo.config import (
-    ModelConfig,
     RunConfig,
     dump_yaml,
     flatten,
@@ -106,6 +104,13 @@ from octvideo.engine.lightning_state import (
     validation_under_way,
 )
 from octvideo.engine.module import VALIDATION_SET, VideoClassifier, validation_set_like
+from octvideo.engine.settings import (
+    differences,
+    model_settings,
+    refit_overrides,
+    said,
+    shown,
+)
 from octvideo.errors import (
     AnnotationError,
     CheckpointWriteError,
@@ -122,7 +127,6 @@ from octvideo.errors import (
     raise_terminated,
 )
 from octvideo.models.cost import measure_cost
-from octvideo.network import build_network
 from octvideo.ops import fuse_for_inference
 from octvideo.paths import (
     RUN_MARK,
@@ -776,15 +780,15 @@ def check_same_validation(
         return
     meta = stored_meta(checkpoint, path)
     stored = ((meta.config if meta is not None else None) or {}).get("data") or {}
-    listed = f" of data.val_list={_json(stored['val_list'])}" if "val_list" in stored else ""
+    listed = f" of data.val_list={shown(stored['val_list'])}" if "val_list" in stored else ""
     other = "" if there.get("videos") != here["videos"] else ", other ones"
     fix = "its run's validation videos"
     if stored.get("val_list", cfg.data.val_list) != cfg.data.val_list:
-        fix = f"data.val_list={_json(stored['val_list'])}"
+        fix = f"data.val_list={shown(stored['val_list'])}"
     raise UsageError(
         f"cannot resume from {path} on other validation videos than its run's "
         f"({there.get('videos')} videos{listed} there, {here['videos']}{other} of "
-        f"data.val_list={_json(cfg.data.val_list)} here): its scores and best.ckpt's would be "
+        f"data.val_list={shown(cfg.data.val_list)} here): its scores and best.ckpt's would be "
         f"over another set; resume with {fix}, or start a new run from its weights with "
         f"model.pretrained={path} (nothing was changed)"
     )
@@ -818,8 +822,6 @@ RESUME_KEEPS = (
 # and the weights a new run starts from, which a resume takes from its checkpoint instead
 RESUME_FREE = ("model.num_classes", "model.pretrained", "model.pretrained_kind")
 
-_UNSET = object()  # a key one side does not have
-
 
 def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path) -> None:
     """Refuses to resume a checkpoint with another model section (any key but those of
@@ -838,7 +840,8 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     meta = stored_meta(checkpoint, path)
     if meta is None:
         return
-    there, here = _model_settings(meta, cfg, RESUME_FREE)
+    there = model_settings(meta.model, RESUME_FREE)
+    here = model_settings(cfg.model, RESUME_FREE)
     stored = dict(flatten(meta.config or {}))
     ours = dict(flatten(to_dict(cfg)))
     for key in RESUME_KEEPS:
@@ -847,17 +850,13 @@ def check_same_run(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Path)
     if "trainer.precision" in stored:  # what ran (older runs recorded what was asked)
         there["trainer.precision"] = _precision_that_ran(stored)
         here["trainer.precision"] = _precision_that_ran(ours)
-    differ = _differing(there, here, meta)
+    differ = differences(there, here, meta.model)
     if not differ:
         return
-    said = "; ".join(
-        f"{key} {_json(there.get(key, _UNSET))} there, {_json(here.get(key, _UNSET))} here"
-        for key in differ
-    )
     raise UsageError(
-        f"cannot resume from {path} with other settings than its run's ({said}): its "
-        f"weights would go on as another run; resume with {_fix(meta, there, differ)}, or start "
-        f"a new run from its weights with model.pretrained={path} (nothing was changed)"
+        f"cannot resume from {path} with other settings than its run's ({said(differ)}): its "
+        f"weights would go on as another run; resume with {refit_overrides(meta.model, differ)}, "
+        f"or start a new run from its weights with model.pretrained={path} (nothing was changed)"
     )
 
 
@@ -886,101 +885,20 @@ def check_same_model(checkpoint: dict[str, Any], cfg: RunConfig, path: str | Pat
     meta = stored_meta(checkpoint, path)
     if meta is None:
         return
-    there, here = _model_settings(meta, cfg, TEST_FREE)
-    differ = _differing(there, here, meta)
+    differ = differences(
+        model_settings(meta.model, TEST_FREE), model_settings(cfg.model, TEST_FREE), meta.model
+    )
     if not differ:
         return
-    said = "; ".join(
-        f"{key}={_json(here.get(key, _UNSET))} here, {_json(there.get(key, _UNSET))} in training"
-        for key in differ
-    )
     if meta.source is None:
         config = "the --cfg of its run folder (config.yaml)"
     else:  # imported: no run folder, but the run config its import wrote beside it
         config = f"the --cfg its import wrote beside it ({Path(path).with_suffix('.yaml')})"
     raise UsageError(
-        f"checkpoint {path} was trained as another network than the config builds ({said}): "
-        f"its weights would be scored in a network they were not trained in; test with "
-        f"{_fix(meta, there, differ)}, or with {config}"
+        f"checkpoint {path} was trained as another network than the config builds "
+        f"({said(differ)}): its weights would be scored in a network they were not trained in; "
+        f"test with {refit_overrides(meta.model, differ)}, or with {config}"
     )
-
-
-def _model_settings(
-    meta: CheckpointMeta, cfg: RunConfig, free: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The flattened model sections of the checkpoint's run and of ``cfg``, without ``free``."""
-    there = dict(flatten({"model": to_dict(meta.model)}))
-    here = dict(flatten({"model": to_dict(model_config(to_dict(cfg.model)))}))
-    for key in free:
-        there.pop(key, None)
-        here.pop(key, None)
-    return there, here
-
-
-def _differing(there: dict[str, Any], here: dict[str, Any], meta: CheckpointMeta) -> list[str]:
-    """The keys whose settings differ (``_same_setting``), in order, less the ``model.extra``
-    keys set on one side only that build the network of the checkpoint's model section
-    (``meta``) without them: a key set to its model's default (``temporal_pool: true`` of an
-    I3D; ``stride_in_1x1`` of basic blocks, which have no 1x1 convolution) is the same network.
-    """
-    differ = [
-        key
-        for key in dict.fromkeys([*there, *here])
-        if not _same_setting(there.get(key, _UNSET), here.get(key, _UNSET))
-    ]
-    one_sided = [k for k in differ if k.startswith("model.extra.") and (k in there) != (k in here)]
-    if not one_sided:
-        return differ
-    trained = _network_layout(meta.model)
-    if trained is None:
-        return differ
-    same = set()
-    for key in one_sided:
-        extra = {k: v for k, v in meta.model.extra.items() if f"model.extra.{k}" != key}
-        if key in here:
-            extra[key.removeprefix("model.extra.")] = here[key]
-        if _network_layout(dataclasses.replace(meta.model, extra=extra)) == trained:
-            same.add(key)
-    return [key for key in differ if key not in same]
-
-
-def _network_layout(model: ModelConfig) -> tuple[str, list[tuple[str, tuple[int, ...]]]] | None:
-    """The network a model section builds, as two networks are told apart: its modules (every
-    layer's channels, kernel, stride, pool and octave) and its weights' names and shapes. Built
-    on the meta device, which takes no memory; None where the section builds none."""
-    try:
-        with torch.device("meta"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an octave without low channels: said at its build
-            network = build_network(model)
-    except (ValueError, TypeError):  # a key the model does not take: another network
-        return None
-    return repr(network), [(k, tuple(v.shape)) for k, v in network.state_dict().items()]
-
-
-def _fix(meta: CheckpointMeta, there: dict[str, Any], differ: Sequence[str]) -> str:
-    """The overrides that set the ``differ`` keys back to the checkpoint's run's values."""
-    overrides: dict[str, Any] = {}  # each key once, in the order of the first that needs it
-    for key in differ:
-        if key.startswith("model.extra."):  # set on one side only: the whole mapping puts it back
-            overrides["model.extra"] = to_dict(meta.model)["extra"]
-        else:
-            overrides[key] = there[key]
-    return " ".join(f"{key}={_json(value)}" for key, value in overrides.items())
-
-
-def _same_setting(there: Any, here: Any) -> bool:
-    """Whether two values of a setting (``_UNSET`` for a side without the key) are the same.
-    An absent key and an empty mapping are: ``flatten`` keeps an empty mapping as a leaf of its
-    own (``model.extra: {}``), which a config that sets nothing in it has no key for."""
-    nothing = (_UNSET, {})
-    return there == here or (there in nothing and here in nothing)
-
-
-def _json(value: Any) -> str:
-    """A setting as an override writes it (``[1,2,2]``, ``"c2d_r18"``); "unset" for none."""
-    if value is _UNSET:
-        return "unset"
-    return json.dumps(value, separators=(",", ":"))
 
 
 def check_same_clips(
@@ -1006,7 +924,7 @@ def check_same_clips(
     said = "; ".join(
         f"data.{k}={here} here, {trained} in training" for k, (trained, here) in differ.items()
     )
-    fix = " ".join(f"data.{k}={_json(trained)}" for k, (trained, _) in differ.items())
+    fix = " ".join(f"data.{k}={shown(trained)}" for k, (trained, _) in differ.items())
     if allow:
         logger.warning(
             "checkpoint %s is tested on other clips than it was trained on: %s", path, said

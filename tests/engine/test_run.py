@@ -785,7 +785,8 @@ def test_resuming_in_another_precision_than_the_run_trained_in_is_refused(
     overrides = tiny_overrides(tiny_synth, **{"trainer.precision": asked, "trainer.max_epochs": 3})
     with pytest.raises(UsageError) as err:
         run_train("oct_i3d_synth", overrides, out=str(tmp_path / "run"), resume=str(ckpt))
-    assert f'(trainer.precision "32-true" there, "{runs_as}" here)' in str(err.value)
+    said = f'(trainer.precision is "32-true" in the checkpoint, "{runs_as}" in the config)'
+    assert said in str(err.value)
     assert 'resume with trainer.precision="32-true", or start a new run' in str(err.value)
     assert not (tmp_path / "run").exists()
 
@@ -1617,24 +1618,40 @@ def test_a_resume_from_a_file_that_is_no_checkpoint_asks_for_a_runs_checkpoint(
 @pytest.mark.parametrize(
     ("change", "said", "fix"),
     [
-        ("model.dropout=0.3", "model.dropout 0.5 there, 0.3 here", "model.dropout=0.5"),
+        (
+            "model.dropout=0.3",
+            "model.dropout is 0.5 in the checkpoint, 0.3 in the config",
+            "model.dropout=0.5",
+        ),
         (
             "model.octave=[2,2,2]",
-            "model.octave [1,2,2] there, [2,2,2] here",
+            "model.octave is [1,2,2] in the checkpoint, [2,2,2] in the config",
             "model.octave=[1,2,2]",
         ),
-        ("model.extra={width: 8}", "model.extra.width 4 there, 8 here", 'model.extra={"width":4}'),
-        ("data.seed=5", "data.seed 0 there, 5 here", "data.seed=0"),
-        ("data.num_frames=2", "data.num_frames 4 there, 2 here", "data.num_frames=4"),
-        ("trainer.seed=3", "trainer.seed 0 there, 3 here", "trainer.seed=0"),
+        (  # a key both set: that key alone puts it back
+            "model.extra={width: 8}",
+            "model.extra.width is 4 in the checkpoint, 8 in the config",
+            "model.extra.width=4",
+        ),
+        ("data.seed=5", "data.seed is 0 in the checkpoint, 5 in the config", "data.seed=0"),
+        (
+            "data.num_frames=2",
+            "data.num_frames is 4 in the checkpoint, 2 in the config",
+            "data.num_frames=4",
+        ),
+        (
+            "trainer.seed=3",
+            "trainer.seed is 0 in the checkpoint, 3 in the config",
+            "trainer.seed=0",
+        ),
         (
             "data.decode_short_side=40",
-            "data.decode_short_side null there, 40 here",
+            "data.decode_short_side is null in the checkpoint, 40 in the config",
             "data.decode_short_side=null",
         ),
         (
             "output.monitor=val/top5",
-            'output.monitor "val/top1" there, "val/top5" here',
+            'output.monitor is "val/top1" in the checkpoint, "val/top5" in the config',
             'output.monitor="val/top1"',
         ),
     ],
@@ -1737,9 +1754,9 @@ def test_a_resume_takes_an_empty_mapping_for_the_keys_it_does_not_set(tiny_synth
     with pytest.raises(UsageError) as err:
         check_same_run(checkpoint, cfg, "last.ckpt")
     assert str(err.value).startswith(
-        "cannot resume from last.ckpt with other settings than its run's (model.extra.width 4 "
-        "there, unset here): its weights would go on as another run; resume with model.extra="
-        '{"width":4}, or '
+        "cannot resume from last.ckpt with other settings than its run's (model.extra.width is "
+        "4 in the checkpoint, unset in the config): its weights would go on as another run; "
+        "resume with model.extra.width=4, or "
     )
 
 
@@ -2828,10 +2845,11 @@ def test_a_test_in_another_network_than_trained_is_refused_naming_the_keys(
         run_test(None, other, ckpt=str(ckpt), out=str(tmp_path / "refused"))
     assert str(caught.value) == (
         f"checkpoint {ckpt} was trained as another network than the config builds "
-        "(model.octave=[2,2,2] here, [1,2,2] in training; model.extra.temporal_pool=false here, "
-        "unset in training): its weights would be scored in a network they were not trained "
-        'in; test with model.octave=[1,2,2] model.extra={"width":4}, or with the --cfg of its '
-        "run folder (config.yaml)"
+        "(model.octave is [1,2,2] in the checkpoint, [2,2,2] in the config; "
+        "model.extra.temporal_pool is unset in the checkpoint, false in the config): its weights "
+        "would be scored in a network they were not trained in; test with model.octave=[1,2,2] "
+        'model.extra={"width":4}, or with the --cfg of its run folder '
+        "(config.yaml)"
     )
     assert not (tmp_path / "refused").exists()
     # an extra key set to its model's default builds the same network
