@@ -19,6 +19,13 @@ from octvideo.paths import TEXT_ERRORS
 # errors of a write to stdout or stderr (``> /dev/full``): the output has nowhere to go
 _STREAM_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG})
 
+# ``logger.info(..., extra=RESULT)``: the line that says what a library call made (a run's
+# folder, a test's accuracy, a dataset written or checked). A caller of the function gets it
+# from its own logging; a command prints that result on stdout, and its logging
+# (``octvideo.engine.logs``) leaves the line out of stderr, where it said the result twice.
+RESULT_KEY = "octvideo_result"
+RESULT = {RESULT_KEY: True}
+
 
 def open_closed_streams() -> None:
     """Gives a stdout or stderr that was closed (``>&-``; Python sets it to None) /dev/null, on

@@ -81,6 +81,7 @@ from octvideo.paths import (
     write_atomically,
     write_failure,
 )
+from octvideo.streams import RESULT
 
 logger = logging.getLogger(__name__)
 
@@ -403,6 +404,7 @@ def check_videos(
         report.total,
         len(report.bad),
         f" (listed in {out})" if out else "",
+        extra=RESULT,
     )
     return report
 

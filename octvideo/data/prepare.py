@@ -164,6 +164,7 @@ from octvideo.paths import (
     write_atomically,
     write_failure,
 )
+from octvideo.streams import RESULT
 
 logger = logging.getLogger(__name__)
 
@@ -1242,5 +1243,6 @@ def _prepare(
         skipped,
         len(errors),
         dst / ERRORS_FILE,
+        extra=RESULT,
     )
     return counts

@@ -73,6 +73,7 @@ from octvideo.paths import (
     write_atomically,
     write_failure,
 )
+from octvideo.streams import RESULT
 
 logger = logging.getLogger(__name__)
 
@@ -415,5 +416,5 @@ def _write_set(
             f"written{'' if done == len(jobs) else ', the lists not yet'}; free space in {out} "
             "and run again"
         ) from err
-    logger.info("wrote %d train and %d val clips to %s", num_train, num_val, out)
+    logger.info("wrote %d train and %d val clips to %s", num_train, num_val, out, extra=RESULT)
     return out

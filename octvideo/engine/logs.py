@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import logging
 
+from octvideo.streams import RESULT_KEY
+
 # ``INFO octvideo.engine.run: run directory: runs/x``
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
+def not_a_result(record: logging.LogRecord) -> bool:
+    """False for a record below WARNING logged with ``extra=RESULT`` (``octvideo.streams``),
+    which says what the command prints: the filter of the commands' handler."""
+    return record.levelno >= logging.WARNING or not getattr(record, RESULT_KEY, False)
+
+
 def command_logging(level: int) -> None:
-    """Lines of ``level`` and above to stderr in ``FORMAT``; nothing where the root logger has
-    handlers already (``logging.basicConfig``)."""
-    logging.basicConfig(level=level, format=FORMAT)
+    """Lines of ``level`` and above to stderr in ``FORMAT``, but for the result lines, which the
+    command prints on stdout (``not_a_result``); nothing where the root logger has handlers already
+    (``logging.basicConfig``)."""
+    handler = logging.StreamHandler()  # stderr
+    handler.addFilter(not_a_result)
+    logging.basicConfig(level=level, format=FORMAT, handlers=[handler])

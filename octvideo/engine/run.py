@@ -147,6 +147,7 @@ from octvideo.paths import (
     why_not_a_file,
     write_atomically,
 )
+from octvideo.streams import RESULT
 
 logger = logging.getLogger(__name__)
 
@@ -1481,7 +1482,7 @@ def _fit(
             # inside the loop's block: a SIGTERM from here on waits for it to end
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
             if trainer.is_global_zero:
-                logger.info("run directory: %s", run_dir.resolve())
+                logger.info("run directory: %s", run_dir.resolve(), extra=RESULT)
             result = _result(run_dir, trainer.global_step, metrics)
     except NonFiniteLoss as err:
         raise NonFiniteLoss(f"{err}; {last_good(last)}") from err
@@ -1819,5 +1820,6 @@ def _evaluate(
         metrics["num_failed"],
         100 * metrics["clip_top1"],
         100 * metrics["mean_class_accuracy"],
+        extra=RESULT,
     )
     return TestResult(out_dir=out_dir, metrics=metrics, files=files)
