@@ -421,8 +421,9 @@ _QUIET = _LightningNoise()
 
 
 def _quiet_lightning() -> None:
-    """Leaves out ``_LIGHTNING_NOISE`` and the pytree deprecation warning, and nothing else of
-    Lightning's: the loggers and the warning are named (each is added once)."""
+    """Leaves out ``_LIGHTNING_NOISE``, the pytree deprecation warning and the warning of an
+    epoch shorter than ``trainer.log_every_n_steps``, and nothing else of Lightning's: the loggers
+    and the warnings are named (each is added once)."""
     for name in _LIGHTNING_LOGGERS:
         logging.getLogger(name).addFilter(_QUIET)
     warnings.filterwarnings(
@@ -430,6 +431,14 @@ def _quiet_lightning() -> None:
         r"`?isinstance\(treespec, LeafSpec\)` is deprecated",
         FutureWarning,
         r"lightning\.pytorch\.utilities\._pytree",
+    )
+    # "The number of training batches (3) is smaller than the logging interval
+    # Trainer(log_every_n_steps=5)": the interval counts optimiser steps over the whole run, not
+    # within an epoch, so short epochs still log a step every N, and each epoch logs its means
+    warnings.filterwarnings(
+        "ignore",
+        r"The number of training batches \(\d+\) is smaller than the logging interval",
+        UserWarning,
     )
 
 

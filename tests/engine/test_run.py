@@ -3032,3 +3032,23 @@ def test_a_users_config_beside_run_like_folders_is_not_a_runs(tiny_synth, tmp_pa
     with pytest.raises(UsageError, match=r"holds config\.yaml, which a new run would replace"):
         run_train(None, tiny_overrides(tiny_synth), out=str(run))
     assert _files(tmp_path) == before
+
+
+def test_an_epoch_shorter_than_the_logging_interval_is_no_warning():
+    # "The number of training batches (3) is smaller than the logging interval
+    # Trainer(log_every_n_steps=5)" at every tiny run: the interval counts the run's steps, not
+    # an epoch's. Lightning's other warnings are left as they are.
+    from lightning.pytorch.utilities.warnings import PossibleUserWarning
+
+    short = (
+        "The number of training batches (3) is smaller than the logging interval "
+        "Trainer(log_every_n_steps=5). Set a lower value for log_every_n_steps if you want to "
+        "see logs for the training epoch."
+    )
+    other = "The 'train_dataloader' does not have many workers which may be a bottleneck."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        engine_run._quiet_lightning()
+        for message in (short, other):
+            warnings.warn(message, PossibleUserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == [other]
