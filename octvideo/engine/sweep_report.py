@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from octvideo.paths import atomic_output, write_atomically
+from octvideo.paths import AtomicOutputs
 
 # the accuracies of a run's test summary (test/summary.json) that the table shows
 METRICS = ("video_top1", "clip_top1", "mean_class_accuracy")
@@ -179,10 +179,12 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
-    """study.csv, study.json, study.md and study.png in ``out``, each whole or not at all.
+    """study.csv, study.json, study.md and study.png in ``out``: one result, all four new or all
+    as they were (``paths.AtomicOutputs``), so a table never sits beside another study's figure.
 
     Raises:
-        OutputWriteError: a file cannot be written (a full disk); an earlier one is kept.
+        OutputWriteError: a file cannot be written (a full disk, an append-only earlier file);
+            the earlier files are kept, no temporary is left.
     """
     files = {
         "csv": out / "study.csv",
@@ -195,14 +197,14 @@ def write_study(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any])
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_COLUMNS})
-    write_atomically(files["csv"], table.getvalue())
     clean = [{k: finite(v) for k, v in row.items()} for row in rows]
-    write_atomically(
-        files["json"], json.dumps({"meta": meta, "rows": clean}, indent=2, allow_nan=False) + "\n"
-    )
-    write_atomically(files["md"], markdown(rows, meta))
-    with atomic_output(files["png"]) as part:  # same extension: the figure's format
-        plot(rows, part)
+    study_json = json.dumps({"meta": meta, "rows": clean}, indent=2, allow_nan=False) + "\n"
+    with AtomicOutputs() as study:  # all four new, or all four as they were
+        parts = {key: study.add(path) for key, path in files.items()}  # a failure names all
+        parts["csv"].write(table.getvalue())
+        parts["json"].write(study_json)
+        parts["md"].write(markdown(rows, meta))
+        plot(rows, parts["png"].tmp)  # same extension: the figure's format
     return files
 
 

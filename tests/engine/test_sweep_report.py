@@ -17,6 +17,7 @@ import pytest
 from octvideo.engine import sweep_report
 from octvideo.engine.sweep_report import CSV_COLUMNS, iter_rows, markdown, write_study
 from octvideo.errors import OutputWriteError
+from tests.failing_writes import fail_output
 
 META = {
     "config": "oct_i3d_synth.yaml",
@@ -133,6 +134,33 @@ def test_study_files_are_whole_or_not_written(tmp_path, monkeypatch):
         "study.md",
         "study.png",
     ]
+
+
+@pytest.mark.parametrize(
+    ("how", "name", "reason"),
+    [
+        ("write", "study.json", "No space left on device"),
+        ("rename", "study.md", "Operation not permitted"),
+        ("rename", "study.png", "Operation not permitted"),
+    ],
+)
+def test_a_study_file_that_cannot_be_written_keeps_the_earlier_four(
+    tmp_path, monkeypatch, how, name, reason
+):
+    # the files were replaced one after another: a full disk or an append-only earlier file
+    # part-way left a new table beside the earlier study's figure
+    write_study(tmp_path, _rows(), META)
+    names = ["study.csv", "study.json", "study.md", "study.png"]
+    before = [(tmp_path / n).read_bytes() for n in names]
+    fail_output(monkeypatch, how, tmp_path / name)
+    with pytest.raises(OutputWriteError) as caught:
+        write_study(tmp_path, _rows()[:1], {**META, "seeds": 3})  # every file differs
+    assert str(caught.value).startswith(
+        f"cannot write {tmp_path / name} ({reason}); the earlier study.csv, study.json, study.md "
+        "and study.png are kept; "
+    )
+    assert [(tmp_path / n).read_bytes() for n in names] == before
+    assert sorted(os.listdir(tmp_path)) == names  # no temporary, no backup
 
 
 def test_the_report_needs_neither_the_study_nor_torch():
