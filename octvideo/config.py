@@ -72,6 +72,9 @@ SCHEDULES = ("cosine", "step")
 NONFINITE = ("stop", "skip")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
+# The devices a run trains and tests on (Lightning's names; "gpu" is "cuda"); "auto" picks CUDA,
+# then Apple's MPS, then the CPU. Lightning's "tpu" (torch_xla) is not among them: untested here.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # Metrics the training module logs where higher is better: best.ckpt keeps the maximum
 # (``mode="max"`` in run.py), so a loss or a failure count would keep the worst epoch.
 MONITORS = ("val/top1", "val/top5")
@@ -445,7 +448,7 @@ class TrainerConfig:
     """Where and how long to train: passed to ``lightning.Trainer``."""
 
     max_epochs: int = 196
-    accelerator: str = "auto"  # "auto" | "cpu" | "gpu" | ...
+    accelerator: str = "auto"  # "auto" | "cpu" | "gpu" | "cuda" | "mps" (ACCELERATORS)
     devices: int = 1  # per node; -1 = all visible
     num_nodes: int = 1
     strategy: str = "auto"  # "auto" is DDP when devices * num_nodes > 1
@@ -479,6 +482,10 @@ class TrainerConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"trainer.precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(
+                f"trainer.accelerator: {self.accelerator!r} is not one of {', '.join(ACCELERATORS)}"
             )
         if self.strategy not in STRATEGIES:
             raise ValueError(
@@ -1429,9 +1436,34 @@ def _resolved(base: DictConfig) -> RunConfig:
     try:
         cfg = _to_dataclass(RunConfig, values)
         check_network(cfg.model)  # the sections' own checks first: their messages are plainer
+        check_accelerator_here(cfg.trainer.accelerator)
         return cfg
     except ValueError as err:
         raise ConfigError(str(err)) from err
+
+
+def check_accelerator_here(accelerator: str) -> None:
+    """Refuses a ``trainer.accelerator`` whose device this machine lacks (``gpu`` or ``cuda``
+    where this PyTorch finds no CUDA GPU, ``mps`` where it finds no MPS), when the config loads:
+    Lightning refuses it only when the trainer is made, after the lists are read, in its own
+    words ("HINT: Try running pip install ...").
+
+    Raises:
+        ValueError: ``trainer.accelerator=gpu: no such device on this machine (...); ...``.
+    """
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        found = "no CUDA GPU"
+    elif accelerator == "mps" and not torch.backends.mps.is_available():
+        found = "no Apple MPS device"
+    else:
+        return
+    raise ValueError(
+        f"trainer.accelerator={accelerator}: no such device on this machine (PyTorch "
+        f"{torch.__version__} finds {found}); use trainer.accelerator=cpu, or auto to take "
+        "the device there is"
+    )
 
 
 # The keys that name a file or folder. A leading ``~`` or ``~user`` in one is that home folder, as

@@ -1263,6 +1263,39 @@ def test_a_count_below_one_names_its_own_key_and_value(name):
     assert str(err.value) == f"trainer.{name} must be >= 1, got 0"
 
 
+@pytest.mark.parametrize("name", ["gpux", "tpu", "GPU", ""])
+def test_an_accelerator_octvideo_does_not_run_on_is_refused_naming_the_choices(name):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"trainer.accelerator='{name}'"])
+    assert str(err.value) == (
+        f"trainer.accelerator: {name!r} is not one of auto, cpu, gpu, cuda, mps"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "found"), [("gpu", "no CUDA GPU"), ("cuda", "no CUDA GPU"), ("mps", "no Apple MPS")]
+)
+def test_an_accelerator_this_machine_lacks_is_one_line_when_the_config_loads(
+    name, found, monkeypatch
+):
+    import torch
+    import torch._dynamo  # noqa: F401  (it reads torch.cuda.is_available when first imported)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"trainer.accelerator={name}"])
+    assert str(err.value).startswith(
+        f"trainer.accelerator={name}: no such device on this machine (PyTorch "
+    )
+    assert found in str(err.value) and "use trainer.accelerator=cpu" in str(err.value)
+    for here in ("cpu", "auto"):  # the CPU is always there, and auto takes what is
+        assert load_config(None, [f"trainer.accelerator={here}"]).trainer.accelerator == here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert load_config(None, [f"trainer.accelerator={name}"]).trainer.accelerator == name
+
+
 # the text keys that are no path: names and choices (a new text key is one or the other)
 _TEXT_KEYS_NOT_PATHS = {
     "name",
