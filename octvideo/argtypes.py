@@ -48,6 +48,20 @@ def shown(text: str) -> str:
     return repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
 
 
+# what ``str.splitlines`` breaks a line at: written as their escapes where a line must stay one
+_LINE_BREAKS = {
+    ord(c): c.encode("unicode_escape").decode("ascii")
+    for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+}
+
+
+def breaks_escaped(text: str) -> str:
+    """``text`` with its line breaks written as escapes (``\\n``): an error or log line that
+    quotes a value or path holding a newline stays one line, whichever layer worded it (the
+    commands' own messages quote values with ``shown``)."""
+    return text.translate(_LINE_BREAKS)
+
+
 def shown_path(path: str | os.PathLike[str]) -> str:
     """``path`` as a command's line names it: as it is, or whole as its repr where it holds a
     control character (a newline, a tab, an escape) or a line separator, so that the line stays

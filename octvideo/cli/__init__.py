@@ -55,6 +55,7 @@ from typing import NoReturn
 
 from octvideo import signals
 from octvideo.allocator import keep_freed_memory
+from octvideo.argtypes import breaks_escaped
 from octvideo.engine.logs import command_logging
 from octvideo.errors import Interrupted, RunStopped, UsageError, raise_terminated
 from octvideo.paths import TEXT_ERRORS
@@ -345,20 +346,6 @@ def _command_context() -> Iterator[None]:
         yield
 
 
-# what ``str.splitlines`` breaks a line at: in an error line, written as their escapes
-_LINE_BREAKS = {
-    ord(c): c.encode("unicode_escape").decode("ascii")
-    for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-}
-
-
-def one_line(message: object) -> str:
-    """``message`` with its line breaks written as escapes (``\\n``): an error that quotes a
-    value or path holding a newline is still one line, whichever layer worded it (the commands'
-    own messages quote values with ``argtypes.shown``)."""
-    return str(message).translate(_LINE_BREAKS)
-
-
 def _run(argv: Sequence[str] | None) -> int:
     """The command ``argv`` names, its errors reported as one line with its exit status."""
     # the prefix of the lines below: until the command line is parsed, read from its words
@@ -386,10 +373,10 @@ def _run(argv: Sequence[str] | None) -> int:
         to_devnull(sys.stdout)
         return 1
     except UsageError as err:  # an InputPathError too; any other FileNotFoundError is a bug's
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: error: {breaks_escaped(str(err))}", file=sys.stderr)  # noqa: T201
         return 2
     except RunStopped as err:
-        print(f"{prog}: stopped: {one_line(err)}", file=sys.stderr)  # noqa: T201
+        print(f"{prog}: stopped: {breaks_escaped(str(err))}", file=sys.stderr)  # noqa: T201
         return 1
     except OSError as err:
         stopped = stream_stopped(prog, err)
@@ -399,7 +386,7 @@ def _run(argv: Sequence[str] | None) -> int:
             raise
         name = f"{err.filename}: " if err.filename is not None else ""
         print(  # noqa: T201
-            f"{prog}: error: {one_line(name)}{err.strerror}; check the path",
+            f"{prog}: error: {breaks_escaped(name)}{err.strerror}; check the path",
             file=sys.stderr,
         )
         return 2

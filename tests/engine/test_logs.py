@@ -74,3 +74,30 @@ def test_a_library_caller_still_gets_the_result_line(tmp_path, caplog):
     caplog.set_level(logging.INFO, "octvideo")
     generate_synthetic(tmp_path / "sy", num_train=2, num_val=1, size=32, progress=False)
     assert f"wrote 2 train and 1 val clips to {tmp_path / 'sy'}" in caplog.messages
+
+
+_LINES = """
+import logging
+from octvideo.engine.logs import command_logging
+command_logging(logging.INFO)
+logging.getLogger("octvideo.data.synth").info("wrote 2 clips to %s", "s\\nyn")
+logging.getLogger("lightning.pytorch").info("a table\\n  of two lines")
+try:
+    raise ValueError("from the\\ncode")
+except ValueError:
+    logging.getLogger("octvideo.engine.run").exception("failed on %s", "a\\rb")
+"""
+
+
+def test_octvideos_own_records_are_one_line_and_a_librarys_table_and_a_traceback_keep_theirs():
+    done = run_code(_LINES)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[:4] == [
+        "INFO octvideo.data.synth: wrote 2 clips to s\\nyn",
+        "INFO lightning.pytorch: a table",
+        "  of two lines",
+        "ERROR octvideo.engine.run: failed on a\\rb",
+    ]
+    assert lines[4] == "Traceback (most recent call last):"
+    assert lines[-2:] == ["ValueError: from the", "code"]
