@@ -107,6 +107,8 @@ class OutputWriteError(RunStopped):
         errno: the ``OSError``'s errno (None when it had none).
         reason: the ``OSError``'s text (``No space left on device``).
         existed: whether an earlier file of that name was there (and is kept).
+        kept: what is left of the files written with it as one result (``the earlier a.txt and
+            b.txt are kept``, ``paths.AtomicOutputs``); None for a file written alone.
 
     ``kept`` replaces the message's "the earlier file is kept" (or "no part of it is left"): the
     files written with it as one result say what is left of them all (``paths.AtomicOutputs``).
@@ -124,6 +126,7 @@ class OutputWriteError(RunStopped):
         self.errno = err.errno
         self.reason = err.strerror or str(err) or type(err).__name__
         self.existed = existed
+        self.kept = kept
         if kept is None:
             kept = "the earlier file is kept" if existed else "no part of it is left"
         advice = _WRITE_ADVICE.get(

@@ -292,6 +292,18 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
         UsageError: ``path`` lies in the installed octvideo package, or is a symbolic link.
         OutputWriteError: it cannot be written (a full disk); ``path`` is then left as it was.
     """
+    text = classes_text(path, classes)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, text)
+
+
+def classes_text(path: str | os.PathLike[str], classes: list[str]) -> str:
+    """The text ``write_classes`` writes to ``path``, for a caller writing it with other files as
+    one result (``paths.AtomicOutputs``).
+
+    Raises:
+        AnnotationError, UsageError: as ``write_classes``, before anything is written.
+    """
     if in_package(path):
         raise UsageError(
             f"classes file {path} is inside the installed octvideo package ({PACKAGE}), which "
@@ -306,8 +318,7 @@ def write_classes(path: str | os.PathLike[str], classes: list[str]) -> None:
                 "data (its label or folder)"
             )
         seen.add(nfc(name))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, "".join(f"{c}\n" for c in classes))
+    return "".join(f"{c}\n" for c in classes)
 
 
 def split_line(line: str) -> list[str]:

@@ -113,6 +113,7 @@ from octvideo.data.annotations import (
     VIDEO_EXTENSIONS,
     KineticsRow,
     class_name_problem,
+    classes_text,
     hidden_files_skipped,
     index_videos,
     is_class_folder_name,
@@ -126,7 +127,6 @@ from octvideo.data.annotations import (
     read_kinetics_csv,
     read_kinetics_rows,
     walk_tree,
-    write_classes,
 )
 from octvideo.data.check import write_bad_videos
 from octvideo.data.decoding import (
@@ -152,8 +152,16 @@ from octvideo.data.workers import (
     send_to_caller,
     worker_context,
 )
-from octvideo.errors import DecodeError, InputPathError, RunStopped, UsageError, usage_errors
+from octvideo.errors import (
+    DecodeError,
+    InputPathError,
+    OutputWriteError,
+    RunStopped,
+    UsageError,
+    usage_errors,
+)
 from octvideo.paths import (
+    AtomicOutputs,
     ReadFiles,
     check_folder,
     check_output_file,
@@ -161,7 +169,6 @@ from octvideo.paths import (
     hold_folder,
     name_limit,
     printable,
-    write_atomically,
     write_failure,
 )
 from octvideo.streams import RESULT
@@ -830,8 +837,16 @@ def write_annotations(
     without, one list per split of the ``<split>/<class>/<video>`` ``outputs`` of this run's
     sources (relative to ``dst``; those that are files), labelled by ``classes``, which
     ``classes.txt`` is written from (None: no labelled CSV, no ``classes.txt``). No list holds
-    the videos ``unlisted`` (``dst / <path>``: outputs of sources that failed, ``_unlisted``)."""
-    written = []
+    the videos ``unlisted`` (``dst / <path>``: outputs of sources that failed, ``_unlisted``).
+
+    The files are one result (``paths.AtomicOutputs``): all new, or all as they were, so no list
+    is read with another run's lists or classes.
+
+    Raises:
+        OutputWriteError: a file cannot be written (a full disk, an append-only earlier file);
+            the earlier files are kept, no temporary is left (``kept`` names them).
+    """
+    texts: dict[Path, str] = {}
     unlisted = unlisted or set()
     if csvs:
         for csv_path in csvs:
@@ -841,7 +856,7 @@ def write_annotations(
             videos = ((Path(r.path), r.label) for r in records)
             unlabelled = not found.classes
             text = _path_lines(videos, dst) if unlabelled else _lines(videos, dst)
-            write_atomically(target, "".join(text))
+            texts[target] = "".join(text)
             logger.info(
                 "%s: %d videos%s, %d rows without a file%s",
                 target,
@@ -854,7 +869,6 @@ def write_annotations(
                 if len(records) < len(found.records)
                 else "",
             )
-            written.append(target)
     else:
         label_of = label_index(classes or [])
         for split in sorted({rel.parts[0] for rel in outputs or []}):
@@ -863,12 +877,14 @@ def write_annotations(
                 for rel in sorted(outputs or [])
                 if rel.parts[0] == split and (dst / rel).is_file() and dst / rel not in unlisted
             )
-            write_atomically(dst / f"{split}.txt", "".join(_lines(videos, dst)))
-            written.append(dst / f"{split}.txt")
-    if classes is None:
-        return written
-    write_classes(dst / "classes.txt", classes)
-    return written + [dst / "classes.txt"]
+            texts[dst / f"{split}.txt"] = "".join(_lines(videos, dst))
+    if classes is not None:
+        texts[dst / "classes.txt"] = classes_text(dst / "classes.txt", classes)
+    with AtomicOutputs() as annotations:  # all added first: a failure names every file
+        parts = [(annotations.add(path), text) for path, text in texts.items()]
+        for part, text in parts:
+            part.write(text)
+    return list(texts)
 
 
 def _path_lines(videos: Iterable[tuple[Path, int]], dst: Path) -> list[str]:
@@ -1223,9 +1239,10 @@ def _prepare(
         write_bad_videos(dst / ERRORS_FILE, sorted(errors))
         write_annotations(dst, *annotations, unlisted=unlisted)
     except (OSError, RunStopped) as err:  # a full disk: encoded videos are complete, kept
+        kept = f"; {err.kept}" if isinstance(err, OutputWriteError) and err.kept else ""
         raise RunStopped(
-            f"writing in DST {dst} failed ({write_failure(err)}) after encoding; free space and "
-            "run again (finished videos are kept and skipped)"
+            f"writing in DST {dst} failed ({write_failure(err)}) after encoding{kept}; free space "
+            "and run again (finished videos are kept and skipped)"
         ) from err
     failed = {path for path, _ in encode_errors}
     counts = {

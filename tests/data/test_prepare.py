@@ -36,6 +36,7 @@ from tests.data.media_helpers import (
     TURNS,
     cut_recordings_in,
     data_error,
+    data_stopped,
     encode_turned,
     raw_tree,
     small_config,
@@ -43,6 +44,7 @@ from tests.data.media_helpers import (
 )
 from tests.data.test_decoding import cut_at, cut_between_frames, encode_seconds
 from tests.deadline import run_with_deadline
+from tests.failing_writes import fail_output
 from tests.inference.media_helpers import faststart
 
 
@@ -897,6 +899,39 @@ def test_a_video_dst_holds_without_a_source_in_src_is_not_listed(tmp_path, media
         f"there), so no list holds them (e.g. {dst}/train/abseiling/b.mp4); delete them, or put "
         "their sources back"
     ) in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("how", "name", "reason"),
+    [
+        ("write", "val.txt", "No space left on device"),
+        ("rename", "classes.txt", "Operation not permitted"),
+    ],
+)
+def test_an_annotation_file_that_cannot_be_written_keeps_the_earlier_ones(
+    tmp_path, media, capsys, monkeypatch, how, name, reason
+):
+    # the lists and classes.txt were replaced one after another: a full disk or an append-only
+    # earlier file part-way left a new train.txt beside the earlier val.txt and class list
+    src = raw_tree(tmp_path, media, {"train/jump/a.mp4": "h264.mp4", "val/walk/b.mp4": "h264.mp4"})
+    dst = tmp_path / "out"
+    args = [str(src), str(dst), "--short-side", "32", "--workers", "1"]
+    assert main(["data", "prepare", *args, "-q"]) == 0
+    names = ["train.txt", "val.txt", "classes.txt"]
+    before = [(dst / n).read_bytes() for n in names]
+    listing = sorted(os.listdir(dst))
+    for rel in ("train/jump/c.mp4", "val/yoga/d.mp4"):  # every file of the rerun differs
+        (src / rel).parent.mkdir(exist_ok=True)
+        shutil.copy(media["h264.mp4"], src / rel)
+    fail_output(monkeypatch, how, dst / name)
+    line = data_stopped(capsys, "prepare", *args)
+    assert line == (
+        f"octvideo data prepare: stopped: writing in DST {dst} failed ({reason}) after encoding; "
+        "the earlier train.txt, val.txt and classes.txt are kept; free space and run again "
+        "(finished videos are kept and skipped)"
+    )
+    assert [(dst / n).read_bytes() for n in names] == before
+    assert sorted(os.listdir(dst)) == listing  # no temporary, no backup
 
 
 def test_with_csvs_videos_in_folders_that_are_no_class_are_not_encoded(tmp_path, media, caplog):
