@@ -66,11 +66,11 @@ from octvideo.data.limits import check_range
 from octvideo.data.shapes import SHAPES
 from octvideo.errors import OutputWriteError, RunStopped
 from octvideo.paths import (
+    AtomicOutputs,
     atomic_output,
     check_output_file,
     hold_folder,
     temporaries,
-    write_atomically,
     write_failure,
 )
 from octvideo.streams import RESULT
@@ -406,15 +406,17 @@ def _write_set(
             with atomic_output(target) as part:
                 write_video(part, chosen.iter_clip(label, size, frames, rng), **chosen.encode)
             lines[split].append(f"{target.relative_to(out).as_posix()} {label}\n")
-        for split, rows in lines.items():
-            target = out / f"{split}.txt"
-            write_atomically(target, "".join(rows))
+        with AtomicOutputs() as lists:  # both new or neither: a list means a finished run
+            parts = {split: lists.add(out / f"{split}.txt") for split in lines}
+            for split, rows in lines.items():
+                target = parts[split].path
+                parts[split].write("".join(rows))
     except (OSError, OutputWriteError) as err:  # a full disk: the files there are whole
         done = len(lines["train"]) + len(lines["val"])
+        failed = err.path if isinstance(err, OutputWriteError) else target
         raise RunStopped(
-            f"writing {target} failed ({write_failure(err)}); {done} of {len(jobs)} clips were "
-            f"written{'' if done == len(jobs) else ', the lists not yet'}; free space in {out} "
-            "and run again"
+            f"writing {failed} failed ({write_failure(err)}); {done} of {len(jobs)} clips were "
+            f"written, the lists not yet; free space in {out} and run again"
         ) from err
     logger.info("wrote %d train and %d val clips to %s", num_train, num_val, out, extra=RESULT)
     return out

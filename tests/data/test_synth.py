@@ -27,6 +27,7 @@ from octvideo.data.synth import CLASSES, iter_clip
 from octvideo.errors import UsageError
 from octvideo.paths import LOCK_NAME, hold_folder
 from tests.data.media_helpers import data_error, data_stopped
+from tests.failing_writes import fail_output
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +267,43 @@ def test_a_full_disk_is_one_line_and_leaves_only_whole_files(tmp_path, monkeypat
     )
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["classes.txt", "train/move_left/00000.mp4", "train/move_right/00001.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"), [("write", "No space left on device"), ("rename", "Operation not permitted")]
+)
+def test_a_list_that_cannot_be_written_leaves_neither_list(
+    tmp_path, capsys, monkeypatch, how, reason
+):
+    # train.txt was written before val.txt: a full disk or an append-only val.txt left a
+    # train.txt alone, which reads as a finished run (the earlier set's lists are removed first)
+    out = tmp_path / "s"
+    args = [
+        "--out",
+        str(out),
+        "--num-train",
+        "2",
+        "--num-val",
+        "1",
+        "--size",
+        "16",
+        "--frames",
+        "2",
+    ]
+    assert main(["data", "synth", *args, "-q"]) == 0
+    fail_output(monkeypatch, how, out / "val.txt")
+    line = data_stopped(capsys, "synth", *args, "--seed", "1")
+    assert line == (
+        f"octvideo data synth: stopped: writing {out / 'val.txt'} failed ({reason}); 3 of 3 "
+        f"clips were written, the lists not yet; free space in {out} and run again"
+    )
+    assert sorted(os.listdir(out)) == ["classes.txt", "train", "val"]  # no list, no temporary
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "classes.txt",
+        "train/move_left/00000.mp4",
+        "train/move_right/00001.mp4",
+        "val/move_left/00000.mp4",
+    ]
 
 
 def test_a_real_full_disk_is_one_line_and_every_clip_left_decodes(tiny_disk, capsys):
