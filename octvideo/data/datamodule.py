@@ -65,6 +65,7 @@ from octvideo import signals
 from octvideo.data.annotations import CLASSES_FILE_SOURCE, Annotations, load_annotations
 from octvideo.data.config import DataConfig, check_data_config
 from octvideo.data.datasets import VideoDataset, worker_crash_report
+from octvideo.data.ranks import is_global_zero, world
 from octvideo.data.workers import KillingPopen, machine_worker_limit
 from octvideo.errors import AnnotationError, UsageError
 from octvideo.paths import printable
@@ -72,32 +73,6 @@ from octvideo.paths import printable
 logger = logging.getLogger(__name__)
 
 STAGES = ("fit", "validate", "test")  # the stages whose datasets ``setup`` builds
-
-
-def _world() -> tuple[int, int]:
-    """(num_replicas, rank) of the initialised process group, or (1, 0)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
-
-
-# The variables a launcher gives each process before its process group is made: torchrun's
-# ``RANK`` (global), and the node's and the local rank (Lightning's ``ddp`` runs the command
-# again in each process of a node but the first, with ``LOCAL_RANK`` and ``NODE_RANK`` set)
-_GLOBAL_RANK = "RANK"
-_PART_RANKS = ("NODE_RANK", "GROUP_RANK", "LOCAL_RANK")
-
-
-def is_global_zero() -> bool:
-    """Whether this process is the global rank 0 of its run, which alone says the lines every
-    process would say alike (a list's video count): its rank in the initialised process group,
-    else as the launcher's variables say (``_PART_RANKS``: rank 0 on node 0); a process
-    without them is a run of its own."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    if os.environ.get(_GLOBAL_RANK, "").strip():
-        return os.environ[_GLOBAL_RANK].strip() == "0"
-    return all(os.environ.get(name, "").strip() in ("", "0") for name in _PART_RANKS)
 
 
 class EpochSampler(DistributedSampler):
@@ -474,7 +449,7 @@ class VideoDataModule(L.LightningDataModule):
         """The training set, its sampler over this rank's share, and whether to drop the last
         partial batch."""
         dataset = self._require("fit")
-        replicas, rank = _world()
+        replicas, rank = world()
         sampler = EpochSampler(
             dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.cfg.seed
         )
@@ -508,7 +483,7 @@ class VideoDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         dataset = self._require("validate")
-        replicas, rank = _world()
+        replicas, rank = world()
         check_every_rank_has_one(len(dataset), replicas, "validation videos")
         sampler = UnrepeatedDistributedSampler(
             dataset, num_replicas=replicas, rank=rank, shuffle=False
@@ -517,5 +492,5 @@ class VideoDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         dataset = self._require("test")
-        replicas, rank = _world()
+        replicas, rank = world()
         return self._loader(dataset, ShareSampler(dataset, replicas, rank))

@@ -18,7 +18,7 @@ from torch import nn
 from octvideo.checkpoint_meta import stored_meta
 from octvideo.config import LIMITS, ModelConfig
 from octvideo.data.config import DataConfig
-from octvideo.data.datamodule import is_global_zero
+from octvideo.data.ranks import is_global_zero
 from octvideo.engine.checkpoint import load_checkpoint, model_state_dict, refuse_broken_weights
 from octvideo.engine.settings import NO_SHAPE, model_differences, refit_overrides, said
 from octvideo.engine.zoo_recipes import lateral_kernel_problem, warn_other_speed

@@ -222,7 +222,7 @@ def test_fewer_validation_videos_than_processes_is_refused(tmp_path, media, monk
     for i in range(2):
         (tmp_path / "val" / "jump").mkdir(parents=True, exist_ok=True)
         shutil.copy(media["h264.mp4"], tmp_path / "val" / "jump" / f"{i}.mp4")
-    monkeypatch.setattr(datamodule_module, "_world", lambda: (4, 1))
+    monkeypatch.setattr(datamodule_module, "world", lambda: (4, 1))
     dm = VideoDataModule(small_config(val_list=str(tmp_path / "val")))
     with pytest.raises(UsageError, match="data: 2 validation videos for 4 processes; evaluate"):
         dm.val_dataloader()
