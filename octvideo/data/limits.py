@@ -12,10 +12,11 @@ under ``MAX_WORKERS``.
 
 from __future__ import annotations
 
+from octvideo.argtypes import MAX_TIMEOUT  # seconds one video may take in check or prepare
+
 # worker processes of ``data check`` / ``data prepare`` and a run's ``data.num_workers`` (DataLoader
 # workers), whatever the machine: on 64 cores or more, this bound and not the cores' applies
 MAX_WORKERS = 256
-MAX_TIMEOUT = 86_400.0  # seconds one video may take in ``data check`` or ``prepare``: a day
 
 
 def check_range(option: str, value: float, low: float, high: float, unit: str = "") -> None:

@@ -69,6 +69,7 @@ import torch
 from torch import Tensor
 
 from octvideo.allocator import keep_freed_memory
+from octvideo.argtypes import MAX_TIMEOUT  # seconds one step of one input may take
 from octvideo.data import decoding
 from octvideo.data.open_files import (
     FORK_SERVER_OPEN_FILES,
@@ -95,7 +96,6 @@ from octvideo.inference.predictor import (
 logger = logging.getLogger(__name__)
 
 MAX_WORKERS = 64  # decoding processes; each holds up to one decoded chunk of clips
-MAX_TIMEOUT = 86_400.0  # seconds one step of one input may take: a day
 DEFAULT_TIMEOUT = 60.0  # opening a 2-hour file or decoding a batch of clips takes seconds
 POLL = 1.0  # seconds between looks at the workers when nothing arrives
 

@@ -762,11 +762,9 @@ def test_a_job_whose_caller_stopped_ends_without_a_traceback():
 
 def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
-    for value, message in (("0", "> 0, got 0"), ("1e9", "at most 86400 seconds (one day)")):
+    for value, bound in (("0", "give at least 1s"), ("1e9", "give at most 86400s (a day)")):
         line = prepare_error(capsys, str(src), str(tmp_path / "out"), "--timeout", value)
-        assert (
-            line.startswith("octvideo data prepare: error: --timeout must be ") and message in line
-        )
+        assert line.startswith("octvideo data prepare: error: --timeout '") and bound in line
 
 
 def test_a_pipe_at_an_output_name_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
