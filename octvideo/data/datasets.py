@@ -70,7 +70,7 @@ from octvideo.data.transforms import (
     train_transform,
     val_transform,
 )
-from octvideo.errors import DecodeError, TooManyBadVideos, first_line
+from octvideo.errors import DecodeError, TooManyBadVideos, failure_reason, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class VideoDataset(Dataset):
                 frames = self._eval_frames(video_index, temporal_index)
             except (DecodeError, OSError, IndexError) as err:
                 _stop_if_out_of_open_files(err)
-                error = self._failed[video_index] = f"{type(err).__name__}: {err}"
+                error = self._failed[video_index] = failure_reason(err)
                 logger.debug("failed: %s", error)
         if error is not None:
             return {**item, "video": self._pack(self._placeholder()), "ok": False, "error": error}

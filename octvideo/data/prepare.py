@@ -158,6 +158,7 @@ from octvideo.errors import (
     OutputWriteError,
     RunStopped,
     UsageError,
+    failure_reason,
     usage_errors,
 )
 from octvideo.paths import (
@@ -347,7 +348,7 @@ def _job(
     try:
         seconds = encode(src, dst, short_side)
     except Exception as err:  # reported per file in ERRORS_FILE, the run goes on
-        send_to_caller(conn, (f"{type(err).__name__}: {err}", None))
+        send_to_caller(conn, (failure_reason(err), None))
     else:
         send_to_caller(conn, ("", float(seconds)))
     conn.close()
@@ -760,7 +761,7 @@ def _not_listable(path: str, rel: Path) -> str | None:
     try:
         check_video_path(path)  # what data check and training say of such a file
     except OSError as err:
-        return f"{type(err).__name__}: {err}"
+        return failure_reason(err)
     problem = _list_problem(rel.as_posix())
     return f"{problem}; rename it" if problem else None
 
