@@ -292,7 +292,7 @@ def check_network(model: ModelConfig) -> int:
     import torch
 
     from octvideo.models import create_model, list_models
-    from octvideo.models.checks import ArgumentError
+    from octvideo.models.checks import ArgumentError, as_yaml
 
     if model.name not in list_models():
         try:
@@ -312,7 +312,7 @@ def check_network(model: ModelConfig) -> int:
             settings = model_settings(model.name) or [*model.extra]
             if err.argument in EXTRA_RESERVED or err.argument in settings:
                 option = EXTRA_RESERVED.get(err.argument, f"model.extra.{err.argument}")
-                raise ValueError(err.message(option)) from err
+                raise ValueError(err.message(option, as_yaml)) from err
             raise ValueError(f"model.name={model.name} cannot be built: {err}") from err
         except (TypeError, ValueError) as err:
             raise ValueError(f"model.name={model.name} cannot be built: {first_line(err)}") from err

@@ -1296,6 +1296,24 @@ def test_an_accelerator_this_machine_lacks_is_one_line_when_the_config_loads(
     assert load_config(None, [f"trainer.accelerator={name}"]).trainer.accelerator == name
 
 
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["model.extra.stem_kernel=[2, 7, 7]"], "e.g. [5, 7, 7] for I3D: "),
+        (["model.octave=[1, 3, 3]"], "[1, 2, 2] for the spatial octave, [2, 2, 2] for the "),
+        (["model.extra.temporal_kernels=[[2]]"], "e.g. [[3], [3, 1], [3, 1], [1, 3]]; got [[2]]"),
+        (["model.name=slowfast_r50", "model.extra.head_pool=[1, 2]"], "[[8, 7, 7], [32, 7, 7]]"),
+    ],
+)
+def test_a_model_refusal_writes_its_examples_and_values_as_yaml(overrides, says):
+    """A config's reader writes [5, 7, 7]: YAML reads (5, 7, 7) as text."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert says in str(err.value)
+    assert "(5, 7, 7)" not in str(err.value) and "((" not in str(err.value)
+    assert "got (" not in str(err.value)
+
+
 # the text keys that are no path: names and choices (a new text key is one or the other)
 _TEXT_KEYS_NOT_PATHS = {
     "name",

@@ -9,7 +9,7 @@ of ``model.extra.stem_kernel``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -17,25 +17,41 @@ from torch import Tensor, nn
 from octvideo.ops.pair import is_whole, normalize_octave
 
 
+def as_yaml(value: object) -> str:
+    """``value`` as YAML writes it in a config: a tuple or list as ``[5, 7, 7]`` (YAML reads
+    ``(5, 7, 7)`` as text), anything else as Python writes it."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(as_yaml(v) for v in value) + "]"
+    return repr(value)
+
+
+# A refusal's words after the argument's name, given how to write a value: ``repr`` for Python's
+# words, ``as_yaml`` for a config's
+Words = Callable[[Callable[[object], str]], str]
+
+
 class ArgumentError(ValueError):
     """A constructor argument a model refuses, with what the message says of it, so that a
     caller that passes it under another name (the config's ``model.extra.stem_kernel``) says the
-    same in its own name (``message``).
+    same in its own name and writes its values as its users do (``message``).
 
     Attributes:
         argument: the keyword as the model takes it (``stem_kernel``, ``alpha``).
         index: the item of a per-stage or per-pathway argument at fault (``alpha[0]``), or None.
-        problem: the rest of the message, after the name (`` must be ..., got ...``).
+        problem: the rest of the message, after the name (`` must be ..., got ...``), its values
+            as Python writes them.
     """
 
-    def __init__(self, argument: str, problem: str, *, index: int | None = None) -> None:
-        self.argument, self.problem, self.index = argument, problem, index
+    def __init__(self, argument: str, problem: str | Words, *, index: int | None = None) -> None:
+        self._words: Words = problem if callable(problem) else (lambda _show: problem)
+        self.argument, self.problem, self.index = argument, self._words(repr), index
         super().__init__(self.message(argument))
 
-    def message(self, name: str) -> str:
-        """The one-line refusal with the argument called ``name``."""
+    def message(self, name: str, show: Callable[[object], str] = repr) -> str:
+        """The one-line refusal with the argument called ``name``, its examples and the value
+        given written by ``show`` (``as_yaml`` for a config: ``[5, 7, 7]``)."""
         at = "" if self.index is None else f"[{self.index}]"
-        return f"{name}{at}{self.problem}"
+        return f"{name}{at}{self._words(show)}"
 
 
 # One rule for every number and switch of a model's constructor: a whole number is any
@@ -100,18 +116,22 @@ def check_odd(name: str, value: object, why: str) -> int:
     return int(value)
 
 
-def check_kernel(name: str, value: object, example: str) -> tuple[int, int, int]:
-    """A (T, H, W) kernel the models pad "same": three odd whole numbers, or one for all three.
+def check_kernel(name: str, value: object, example: object, of: str = "") -> tuple[int, int, int]:
+    """A (T, H, W) kernel the models pad "same": three odd whole numbers, or one for all three;
+    ``example`` is one the message shows (``(5, 7, 7)``), ``of`` what it is that of (``I3D``).
 
     Raises:
         ArgumentError: ``{name} must be three odd whole numbers (T, H, W) ..., got ...``.
     """
     items = (value,) * 3 if is_whole(value) else value
     if not _is_listed(items) or len(items) != 3 or not all(_is_odd_whole(k) for k in items):
+        for_ = f" for {of}" if of else ""
         raise ArgumentError(
             name,
-            f" must be three odd whole numbers (T, H, W), e.g. {example}: an even kernel has no "
-            f"'same' padding and would shorten the clip; got {value!r}",
+            lambda show: (
+                f" must be three odd whole numbers (T, H, W), e.g. {show(example)}{for_}: an even "
+                f"kernel has no 'same' padding and would shorten the clip; got {show(value)}"
+            ),
         )
     return tuple(int(k) for k in items)  # type: ignore[return-value]
 
@@ -130,9 +150,11 @@ def check_temporal_kernels(value: object) -> tuple[tuple[int, ...], ...]:
     ):
         raise ArgumentError(
             "temporal_kernels",
-            " must be one list per stage (res2..res5) of odd whole numbers, conv_a's temporal "
-            f"kernels cycled over the stage's blocks, e.g. ((3,), (3, 1), (3, 1), (1, 3)); got "
-            f"{value!r}",
+            lambda show: (
+                " must be one list per stage (res2..res5) of odd whole numbers, conv_a's temporal "
+                "kernels cycled over the stage's blocks, e.g. "
+                f"{show(((3,), (3, 1), (3, 1), (1, 3)))}; got {show(value)}"
+            ),
         )
     return tuple(tuple(int(k) for k in s) for s in value)
 
@@ -151,8 +173,10 @@ def check_octave(octave: object) -> tuple[int, int, int]:
             pass
     raise ArgumentError(
         "octave",
-        " must be three factors (T, H, W), each 1 or 2: (1, 2, 2) for the spatial octave, "
-        f"(2, 2, 2) for the spatio-temporal one; got {octave!r}",
+        lambda show: (
+            f" must be three factors (T, H, W), each 1 or 2: {show((1, 2, 2))} for the spatial "
+            f"octave, {show((2, 2, 2))} for the spatio-temporal one; got {show(octave)}"
+        ),
     )
 
 

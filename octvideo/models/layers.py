@@ -13,7 +13,7 @@ whether it carries an octave, only the low-group entries (``conv_hl``, ``conv_lh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -339,7 +339,10 @@ def check_window(
     Raises:
         ArgumentError: ``{what} must be three whole numbers of 1 or more (T, H, W), got ...``.
     """
-    problem = f" must be three whole numbers of 1 or more (T, H, W), got {window!r}"
+
+    def problem(show: Callable[[object], str]) -> str:
+        return f" must be three whole numbers of 1 or more (T, H, W), got {show(window)}"
+
     refused = ArgumentError(what, problem, index=index)
     try:
         size = tuple(window)

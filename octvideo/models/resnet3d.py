@@ -244,7 +244,7 @@ class ResNet3D(ClassifierHeadMixin, nn.Module):
         depth = check_whole("depth", depth)  # numbers and switches as Python's (``checks``)
         if depth not in STAGE_DEPTHS:
             raise ValueError(f"depth must be one of {sorted(STAGE_DEPTHS)}, got {depth}")
-        stem_kernel = check_kernel("stem_kernel", stem_kernel, "(5, 7, 7) for I3D")
+        stem_kernel = check_kernel("stem_kernel", stem_kernel, (5, 7, 7), "I3D")
         temporal_kernels = check_temporal_kernels(temporal_kernels)
         if not isinstance(nonlocal_blocks, Sequence) or len(nonlocal_blocks) != 4:
             raise ArgumentError(

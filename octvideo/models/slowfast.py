@@ -183,8 +183,10 @@ def _pathway_windows(
     if len(pair) != 2 or any(isinstance(w, int | str) for w in pair):
         raise ArgumentError(
             "head_pool",
-            " of SlowFast needs one (T, H, W) kernel per pathway, Slow first, e.g. "
-            f"((8, 7, 7), (32, 7, 7)); got {head_pool!r}",
+            lambda show: (
+                " of SlowFast needs one (T, H, W) kernel per pathway, Slow first, e.g. "
+                f"{show(((8, 7, 7), (32, 7, 7)))}; got {show(head_pool)}"
+            ),
         )
     return check_window(pair[0], "head_pool", 0), check_window(pair[1], "head_pool", 1)
 
