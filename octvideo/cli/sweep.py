@@ -55,6 +55,14 @@ def sweep(args: argparse.Namespace) -> int:
                 raise
             raise Interrupted(f"stopped by Ctrl-C; {AGAIN}") from None
     print_last(*iter_rows(result.rows), f"study: {shown_path(result.files['md'].resolve())}")
+    failed = sum(record.status == "failed" for record in result.records)
+    if failed:  # the study is written, but not whole: a script must be able to tell
+        print(  # noqa: T201
+            f"octvideo sweep: {failed} of {len(result.records)} runs failed; the study names "
+            "each one's reason",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

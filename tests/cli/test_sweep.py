@@ -11,6 +11,7 @@ import pytest
 
 from octvideo.cli import main
 from octvideo.cli import sweep as cli_sweep
+from octvideo.engine.sweep import RunRecord, StudyResult
 
 CFG = "oct_i3d_synth.yaml"
 
@@ -42,9 +43,9 @@ def test_cli_refuses_more_jobs_than_cores_in_one_line(tmp_path, capsys, monkeypa
 @pytest.mark.parametrize(
     ("value", "line"),
     [
-        ("1e-300", "--run-timeout '1e-300': give at least 1s (a shorter one stops work that "),
-        ("0.5", "--run-timeout '0.5': give at least 1s"),
-        ("86401", "--run-timeout '86401': give at most 86400s (a day)"),
+        ("1e-300", "--run-timeout '1e-300': give at least 1 second (a shorter one stops "),
+        ("0.5", "--run-timeout '0.5': give at least 1 second"),
+        ("86401", "--run-timeout '86401': give at most 86400 seconds (a day)"),
     ],
 )
 def test_a_run_timeout_past_the_bounds_of_every_timeout_is_refused_first(
@@ -104,3 +105,24 @@ def test_a_study_started_outside_the_main_thread_runs_and_keeps_the_handlers(
     assert capsys.readouterr().err == (
         "octvideo sweep: stopped by Ctrl-C; run the same command again to continue the study\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("statuses", "code"), [(["finished", "finished"], 0), (["finished", "failed"], 1)]
+)
+def test_a_study_with_a_failed_run_is_written_and_ends_with_status_one(
+    tmp_path, capsys, monkeypatch, statuses, code
+):
+    # every run past --run-timeout: the study was written and the command ended with status 0
+    md = tmp_path / "study.md"
+    records = [RunRecord("p", seed, status) for seed, status in enumerate(statuses)]
+
+    def run_study(*args, **kwargs):
+        return StudyResult(tmp_path, [], {"md": md}, records)
+
+    monkeypatch.setattr(cli_sweep, "run_study", run_study)
+    assert main(["sweep", "--cfg", CFG, "--out", str(tmp_path), "--grid", "model.alpha=0"]) == code
+    said = capsys.readouterr()
+    assert said.out.splitlines()[-1] == f"study: {md.resolve()}"
+    failed = "octvideo sweep: 1 of 2 runs failed; the study names each one's reason\n"
+    assert said.err == (failed if code else "")
