@@ -82,11 +82,11 @@ def check_timeout(option: str, text: str, seconds: float) -> float:
     """
     if not seconds >= MIN_TIMEOUT:
         raise ValueError(
-            f"{option} {shown(text)}: give at least {MIN_TIMEOUT:g}s (a shorter one stops work "
-            "that would succeed)"
+            f"{option} {shown(text)}: give at least {MIN_TIMEOUT:g} second (a shorter one stops "
+            "work that would succeed)"
         )
     if seconds > MAX_TIMEOUT:
-        raise ValueError(f"{option} {shown(text)}: give at most {MAX_TIMEOUT:g}s (a day)")
+        raise ValueError(f"{option} {shown(text)}: give at most {MAX_TIMEOUT:g} seconds (a day)")
     return seconds
 
 

@@ -134,12 +134,12 @@ def test_argtypes_imports_without_torch():
 @pytest.mark.parametrize(
     ("seconds", "message"),
     [
-        (1e-300, "--timeout '1e-300': give at least 1s (a shorter one stops work that would "),
-        (0.999, "--timeout '0.999': give at least 1s"),
-        (0.0, "--timeout '0': give at least 1s"),
-        (-5.0, "--timeout '-5': give at least 1s"),
-        (float("nan"), "--timeout 'nan': give at least 1s"),
-        (86_400.5, "--timeout '86400.5': give at most 86400s (a day)"),
+        (1e-300, "--timeout '1e-300': give at least 1 second (a shorter one stops work "),
+        (0.999, "--timeout '0.999': give at least 1 second"),
+        (0.0, "--timeout '0': give at least 1 second"),
+        (-5.0, "--timeout '-5': give at least 1 second"),
+        (float("nan"), "--timeout 'nan': give at least 1 second"),
+        (86_400.5, "--timeout '86400.5': give at most 86400 seconds (a day)"),
     ],
 )
 def test_every_timeout_has_one_floor_and_ceiling(seconds, message):

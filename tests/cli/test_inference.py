@@ -102,10 +102,10 @@ def earlier(tmp_path):
         (["--timeout", "nan"], "--timeout 'nan': a duration must be a finite number of seconds"),
         (["--timeout", "1e400s"], "--timeout '1e400s': a duration must be a finite number of "),
         (["--timeout", "soon"], "--timeout 'soon': cannot read 'soon' as a duration"),
-        (["--timeout", "86401"], "--timeout '86401': give at most 86400s (a day)"),
+        (["--timeout", "86401"], "--timeout '86401': give at most 86400 seconds (a day)"),
         # every command's timeout has one floor: below it every video failed as hung
-        (["--timeout", "1e-300"], "--timeout '1e-300': give at least 1s (a shorter one stops "),
-        (["--timeout", "999ms"], "--timeout '999ms': give at least 1s"),
+        (["--timeout", "1e-300"], "--timeout '1e-300': give at least 1 second (a shorter "),
+        (["--timeout", "999ms"], "--timeout '999ms': give at least 1 second"),
         # a value with a line break is quoted, so that the error stays one line
         (["--window", "1\n2"], "--window '1\\n2': cannot read '1\\n2' as a duration"),
         (["--window", "1s", "--stride", "1\n2"], "--stride '1\\n2': cannot read"),

@@ -76,12 +76,12 @@ def test_bad_files_with_tabs_and_newlines_in_their_names_are_reported_whole(
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--timeout", "86401", "--timeout '86401': give at most 86400s (a day)"),
-        ("--timeout", "1e9", "--timeout '1e+09': give at most 86400s (a day)"),
-        ("--timeout", "0", "--timeout '0': give at least 1s (a shorter one stops work that would "),
+        ("--timeout", "86401", "--timeout '86401': give at most 86400 seconds (a day)"),
+        ("--timeout", "1e9", "--timeout '1e+09': give at most 86400 seconds (a day)"),
+        ("--timeout", "0", "--timeout '0': give at least 1 second (a shorter one stops work "),
         # below the floor every video that decodes was reported bad, "timed out ..., twice"
-        ("--timeout", "1e-300", "--timeout '1e-300': give at least 1s (a shorter one stops "),
-        ("--timeout", "0.999", "--timeout '0.999': give at least 1s"),
+        ("--timeout", "1e-300", "--timeout '1e-300': give at least 1 second (a shorter one stops "),
+        ("--timeout", "0.999", "--timeout '0.999': give at least 1 second"),
     ],
 )
 def test_sizes_and_durations_past_their_bounds_are_refused_first(
@@ -463,7 +463,7 @@ def check_error(capsys, *args: str) -> str:
 def test_timeout_zero_is_refused(tmp_path, media, capsys):
     (tmp_path / "list.txt").write_text(f"{media['h264.mp4']} 0\n")
     line = check_error(capsys, str(tmp_path / "list.txt"), "--timeout", "0")
-    assert line.startswith("octvideo data check: error: --timeout '0': give at least 1s")
+    assert line.startswith("octvideo data check: error: --timeout '0': give at least 1 second")
     assert not (tmp_path / "list.bad.jsonl").exists()
 
 

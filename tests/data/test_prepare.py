@@ -762,7 +762,7 @@ def test_a_job_whose_caller_stopped_ends_without_a_traceback():
 
 def test_a_timeout_past_its_bound_is_refused_before_encoding(tmp_path, media, capsys, no_encoding):
     src = raw_tree(tmp_path, media, {"train/a/one.mp4": "h264.mp4"})
-    for value, bound in (("0", "give at least 1s"), ("1e9", "give at most 86400s (a day)")):
+    for value, bound in (("0", "at least 1 second"), ("1e9", "at most 86400 seconds (a day)")):
         line = prepare_error(capsys, str(src), str(tmp_path / "out"), "--timeout", value)
         assert line.startswith("octvideo data prepare: error: --timeout '") and bound in line
 
