@@ -28,7 +28,7 @@ def sweep(args: argparse.Namespace) -> int:
         with usage_errors(ValueError):
             check_timeout("--run-timeout", f"{args.run_timeout:g}", args.run_timeout)
     cores = usable_cores()  # each run trains a network: one core a run at the least
-    if args.jobs > cores:
+    if not 1 <= args.jobs <= cores:  # the machine's range, not only run_study's own bound
         unit = "core" if cores == 1 else "cores"
         raise UsageError(
             f"--jobs {args.jobs}: give 1 to {cores} (at most one run per CPU core; this machine "
