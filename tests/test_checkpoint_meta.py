@@ -30,7 +30,7 @@ TRAINED_BEFORE = {
     "model": {
         "name": "slowfast_r50",
         "num_classes": 2,
-        "alpha": [0.1, 0.1, 0.0],
+        "alpha": [0.1, 0.1, 0.1, 0.0],
         "octave": [1, 2, 2],
         "dropout": 0.5,
         "pretrained": "",
@@ -80,7 +80,7 @@ FIRST_FORMAT = {
 
 def _trained_meta() -> CheckpointMeta:
     cfg = load_config(
-        None, ["data.target_fps=30", "model.alpha=[0.1,0.1,0]", "model.num_classes=2"]
+        None, ["data.target_fps=30", "model.alpha=[0.1,0.1,0.1,0]", "model.num_classes=2"]
     )
     return CheckpointMeta.from_run(cfg, ["a", "b"])
 
@@ -107,7 +107,7 @@ def test_a_training_run_records_its_model_clips_config_and_version():
 
 def test_a_dict_written_before_the_dataclass_loads_unchanged():
     meta = CheckpointMeta.from_dict(copy.deepcopy(TRAINED_BEFORE))
-    assert meta.model.alpha == [0.1, 0.1, 0.0] and meta.model.extra == {"slowfast_alpha": 4}
+    assert meta.model.alpha == [0.1, 0.1, 0.1, 0.0] and meta.model.extra == {"slowfast_alpha": 4}
     assert (meta.clip.slowfast_alpha, meta.clip.target_fps, meta.clip.num_frames) == (4, 30.0, 32)
     assert meta.config == TRAINED_BEFORE["config"]
     assert meta.to_dict() == TRAINED_BEFORE  # the on-disk format is the one it was

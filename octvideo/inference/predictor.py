@@ -350,13 +350,14 @@ def window_seconds(text: str | float | None, name: str = "window") -> float | No
     Raises:
         ValueError: a message that starts with ``name`` and the text given.
     """
+    given = shown(text) if isinstance(text, str) else repr(text)  # text quoted, a number not
     try:
         seconds = parse_seconds(text)
     except ValueError as err:
-        raise ValueError(f"{name} {shown(str(text))}: {err}") from None
+        raise ValueError(f"{name} {given}: {err}") from None
     if seconds is not None and seconds < MIN_WINDOW_SECONDS:
         raise ValueError(
-            f"{name} {shown(str(text))}: give at least {MIN_WINDOW_SECONDS:g}s (a shorter window "
+            f"{name} {given}: give at least {MIN_WINDOW_SECONDS:g}s (a shorter window "
             "or stride only repeats clips)"
         )
     return seconds

@@ -388,7 +388,7 @@ def test_a_command_that_writes_files_goes_on_when_its_stdout_reader_went_away(tm
     code, err = run_with_stdout_closed(*args, "--size", "16", "--frames", "2", "-q")
     stderr = err.decode()
     assert code == 0, stderr
-    assert "Traceback" not in stderr and "wrote 2 train and 1 val clips" in stderr, stderr
+    assert "Traceback" not in stderr, stderr  # its result line is stdout's, gone with it
     assert len((out / "train.txt").read_text().splitlines()) == 2
     assert len((out / "val.txt").read_text().splitlines()) == 1
 
@@ -410,7 +410,7 @@ def test_a_command_that_writes_files_goes_on_when_its_stdout_is_full(tmp_path):
             timeout=300,
         )
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr and "wrote 2 train and 1 val clips" in proc.stderr
+    assert "Traceback" not in proc.stderr  # its result line was stdout's, the files below tell
     assert proc.stderr.splitlines()[-1] == (
         "octvideo data synth: the lines to stdout from the first that could not be written on "
         "were dropped (No space left on device)"

@@ -1200,7 +1200,7 @@ def test_test_without_checkpoint_is_an_error(tiny_synth, tmp_path, capsys):
 def test_checkpoint_with_code_is_refused(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "obj": Path("x")}, path)
-    with pytest.raises(UsageError, match="weights_only=True"):
+    with pytest.raises(UsageError, match="holds objects other than tensors and plain values"):
         load_checkpoint(path)
 
 

@@ -353,7 +353,7 @@ def test_a_slow_model_does_not_time_out_the_workers_waiting_for_it(predictor, vi
         ({"timeout": 0}, "timeout must be above 0 and at most 86400 s, got 0"),
         ({"timeout": float("nan")}, "timeout must be above 0 and at most 86400 s, got nan"),
         ({"timeout": 1e6}, "timeout must be above 0 and at most 86400 s, got 1000000.0"),
-        ({"window": "0.01s"}, "window 0.01s: give at least 0.1s"),
+        ({"window": "0.01s"}, "window '0.01s': give at least 0.1s"),
         ({"stride": "1s"}, "a stride needs a window"),
         ({"window": float("nan")}, "window nan: a duration must be a finite number of seconds"),
         ({"window": float("inf")}, "window inf: a duration must be a finite number of seconds"),
